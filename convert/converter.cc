@@ -14,6 +14,8 @@
 #include "convert/segment_rewrite.h"
 #include "convert/segmenter.h"
 #include "convert/summary.h"
+#include "frontend/onnx/graph_builder.h"
+#include "frontend/onnx/onnx_model.h"
 #include "frontend/tf/graph_builder.h"
 #include "frontend/tf/saved_model.h"
 #include "ir/passes/pass.h"
@@ -23,6 +25,28 @@
 #include "runtime/signature_io.h"
 
 namespace kiln {
+namespace {
+
+tfproto::TensorInfo TensorInfoOf(const TensorSpec& spec) {
+  tfproto::TensorInfo info;
+  info.set_name(spec.name);
+  info.set_dtype(static_cast<int32_t>(spec.dtype));
+  tfproto::TensorShapeProto* shape = info.mutable_tensor_shape();
+  if (!spec.rank_known) shape->set_unknown_rank(true);
+  for (int64_t d : spec.dims) shape->add_dim()->set_size(d);
+  return info;
+}
+
+// A serving SignatureDef for a model that has none (ONNX): keys are the graph's input and output names.
+tfproto::SignatureDef SignatureFromSpecs(const std::vector<TensorSpec>& inputs, const std::vector<TensorSpec>& outputs) {
+  tfproto::SignatureDef sig;
+  sig.set_method_name("tensorflow/serving/predict");
+  for (const TensorSpec& s : inputs) (*sig.mutable_inputs())[s.name] = TensorInfoOf(s);
+  for (const TensorSpec& s : outputs) (*sig.mutable_outputs())[s.name] = TensorInfoOf(s);
+  return sig;
+}
+
+}  // namespace
 
 struct Converter::Impl {
   std::string dir;
@@ -33,6 +57,7 @@ struct Converter::Impl {
   ProfileStrategy strategy = ProfileStrategy::kRange;
 
   tf::SavedModelBundle bundle;
+  tfproto::SignatureDef signature;  // the source signature (synthesized for ONNX models)
   std::shared_ptr<const backend::Backend> backend;
   std::shared_ptr<ir::Graph> graph;  // the converted graph
   std::vector<TensorSpec> input_specs, output_specs;
@@ -79,14 +104,23 @@ void Converter::convert(const InputFn& calibration_input_fn) {
                                                          "calibration is only used for INT8",
                                                          PrecisionName(m.precision)));
   const auto start = std::chrono::steady_clock::now();
-  m.bundle = tf::LoadSavedModel(m.dir, m.tags);
-  tf::VariableReader variables(m.dir);
-  tf::GraphBuilder builder(m.bundle, variables);
-  ir::Graph imported = builder.ImportSignature(m.signature_key);
+  ir::Graph imported;
+  if (onnxfe::IsOnnxFile(m.dir)) {
+    // ONNX has no signatures or tags: its one graph is saved as the signature under
+    // signature_key ("serving_default" by default), with the ONNX input/output names.
+    imported = onnxfe::ImportOnnxFile(m.dir);
+  } else {
+    m.bundle = tf::LoadSavedModel(m.dir, m.tags);
+    m.signature = tf::FindSignature(m.bundle, m.signature_key);
+    tf::VariableReader variables(m.dir);
+    tf::GraphBuilder builder(m.bundle, variables);
+    imported = builder.ImportSignature(m.signature_key);
+  }
   runtime::OptimizeImportedGraph(imported, /*verify=*/true);
   m.graph = std::make_shared<ir::Graph>(std::move(imported));
   m.input_specs = runtime::SpecsOf(*m.graph, m.graph->inputs(), m.graph->input_names());
   m.output_specs = runtime::SpecsOf(*m.graph, m.graph->outputs(), m.graph->output_names());
+  if (onnxfe::IsOnnxFile(m.dir)) m.signature = SignatureFromSpecs(m.input_specs, m.output_specs);
 
   convert::SegmenterOptions options;
   options.minimum_segment_size = m.params.minimum_segment_size;
@@ -150,7 +184,7 @@ void Converter::save(const std::string& output_saved_model_dir, bool save_gpu_sp
   convert::ConvertedModel model;
   model.tags = m.tags;
   model.signature_key = m.signature_key;
-  model.signature = tf::FindSignature(m.bundle, m.signature_key);
+  model.signature = m.signature;
   model.graph = m.graph->Clone();
   nlohmann::json conversion = {
       {"kiln_version", KILN_VERSION},

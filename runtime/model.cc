@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 
 #include "backend/reference/kernel.h"
+#include "frontend/onnx/graph_builder.h"
+#include "frontend/onnx/onnx_model.h"
 #include "frontend/tf/graph_builder.h"
 #include "frontend/tf/saved_model.h"
 #include "ir/passes/pass.h"
@@ -57,6 +59,30 @@ class SavedModelSignature final : public Signature {
   std::unique_ptr<ReferenceExecutor> executor_;
 };
 
+// An ONNX model: one signature, "serving_default", imported at load time (ONNX has no
+// signatures; its graph inputs and outputs keep their ONNX names and order).
+class OnnxModelFile final : public Model {
+ public:
+  OnnxModelFile(std::string path, const LoadOptions& options) : path_(std::move(path)) {
+    ir::Graph graph = onnxfe::ImportOnnxFile(path_);
+    OptimizeImportedGraph(graph, options.verify_ir);
+    signature_ = std::make_unique<SavedModelSignature>(kOnnxSignatureKey, std::move(graph));
+  }
+  const std::string& dir() const override { return path_; }
+  std::vector<std::string> signature_keys() const override { return {kOnnxSignatureKey}; }
+  const Signature& signature(const std::string& key) const override {
+    if (key != kOnnxSignatureKey)
+      throw Error(ErrorCode::kNotFound, fmt::format("ONNX model '{}' has no signature '{}'; its only signature is '{}'",
+                                                    path_, key, kOnnxSignatureKey));
+    return *signature_;
+  }
+
+ private:
+  static constexpr char kOnnxSignatureKey[] = "serving_default";
+  std::string path_;
+  std::unique_ptr<Signature> signature_;
+};
+
 class SavedModel final : public Model {
  public:
   SavedModel(std::string dir, const LoadOptions& options)
@@ -91,6 +117,7 @@ class SavedModel final : public Model {
 }  // namespace runtime
 
 std::unique_ptr<Model> LoadModel(const std::string& dir, const LoadOptions& options) {
+  if (onnxfe::IsOnnxFile(dir)) return std::make_unique<runtime::OnnxModelFile>(dir, options);
   if (convert::IsConvertedModel(dir)) return runtime::LoadConvertedModel(dir, options);
   return std::make_unique<runtime::SavedModel>(dir, options);
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages Kiln builds with. Safe to re-run: does nothing when all are present.
 set -euo pipefail
-packages=(build-essential cmake pkg-config protobuf-compiler libprotobuf-dev libfmt-dev nlohmann-json3-dev
+packages=(build-essential cmake pkg-config protobuf-compiler libprotobuf-dev libfmt-dev nlohmann-json3-dev libonnx-dev libonnx-testdata
           libcli11-dev libgtest-dev libgmock-dev libdnnl-dev libzstd-dev python3 python3-venv)
 missing=()
 for p in "${packages[@]}"; do

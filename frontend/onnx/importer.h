@@ -1,0 +1,142 @@
+// ONNX op importers: each turns one ONNX node into IR nodes. One file per op family under
+// frontend/onnx/ops/. As for TensorFlow (frontend/tf/importer.h), every importer has a
+// validate-only mode: the same checks, nothing emitted, so "is this node supported?" and
+// "import it" can never disagree.
+//
+// Importers read the model's default-domain opset (ctx.opset()) and implement each version
+// the ONNX spec defines from kMinOpset (13) on: e.g. Split's `split` is an attribute before
+// opset 18 and an input from 18.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "frontend/tf/importer.h"  // UnsupportedError, shared with the TF frontend
+#include "ir/graph.h"
+#include "kiln/tensor.h"
+
+namespace onnx {
+class AttributeProto;
+class GraphProto;
+class NodeProto;
+}  // namespace onnx
+
+namespace kiln::onnxfe {
+
+using UnsupportedError = tf::UnsupportedError;
+
+class GraphBuilder;  // frontend/onnx/graph_builder.cc
+
+// A subgraph (If branch, Loop body) imported as an IR graph: its IR inputs are the explicit
+// inputs first, then one input per outer value it reads (`captured`, in this order).
+struct ImportedSubgraph {
+  std::shared_ptr<ir::Graph> graph;
+  std::vector<ir::ValueId> captured;  // outer-scope values, in the order of the extra inputs
+};
+
+// One explicit input of a subgraph (e.g. Loop's iteration number and carried values).
+struct SubgraphInput {
+  DType dtype = DType::kInvalid;
+  ir::SymShape shape;
+};
+
+class ImportContext {
+ public:
+  ImportContext(GraphBuilder& builder, const onnx::NodeProto& node, std::string name, std::vector<ir::ValueId> inputs,
+                bool validate_only);
+
+  const std::string& name() const { return name_; }  // the node's name (or a generated one)
+  const std::string& op() const;                      // op_type
+  bool validate_only() const { return validate_only_; }
+  int64_t opset() const;  // default-domain opset of the model
+
+  // ---- inputs; an input given as "" (an omitted optional input) has no value ----
+  int num_inputs() const { return static_cast<int>(inputs_.size()); }
+  bool has_input(int i) const { return i < num_inputs() && inputs_[static_cast<size_t>(i)] != ir::kNoValue; }
+  ir::ValueId input(int i) const;  // fails (Invalid) when absent
+  DType input_dtype(int i) const;
+  ir::SymShape input_shape(int i) const;
+  const Tensor* constant_input(int i) const;  // nullptr unless known at import time
+  // A constant input read as int64 values (for shapes, axes, pads, ...); Unsupported naming
+  // `what` when it is not a constant.
+  std::vector<int64_t> constant_ints(int i, const std::string& what) const;
+  int num_outputs() const;  // outputs the node declares (including trailing "" ones)
+  bool has_output(int i) const;  // declared and named
+
+  // ---- attributes ----
+  bool has_attr(const std::string& name) const;
+  const onnx::AttributeProto* find_attr(const std::string& name) const;
+  int64_t attr_int(const std::string& name) const;  // Invalid when missing
+  int64_t attr_int(const std::string& name, int64_t fallback) const;
+  float attr_float(const std::string& name, float fallback) const;
+  float attr_float(const std::string& name) const;
+  std::string attr_string(const std::string& name, const std::string& fallback) const;
+  std::string attr_string(const std::string& name) const;
+  std::vector<int64_t> attr_ints(const std::string& name) const;  // empty when missing
+  std::optional<std::vector<int64_t>> attr_ints_opt(const std::string& name) const;
+  std::vector<float> attr_floats(const std::string& name) const;
+  std::vector<std::string> attr_strings(const std::string& name) const;
+  Tensor attr_tensor(const std::string& name) const;
+  const onnx::GraphProto& attr_graph(const std::string& name) const;
+
+  // ---- emitting IR (as in the TF frontend) ----
+  std::vector<ir::ValueId> Emit(const std::string& ir_op, std::vector<ir::ValueId> inputs, ir::AttrMap attrs = {},
+                                int num_outputs = 1, const std::string& suffix = "");
+  ir::ValueId Emit1(const std::string& ir_op, std::vector<ir::ValueId> inputs, ir::AttrMap attrs = {},
+                    const std::string& suffix = "") {
+    return Emit(ir_op, std::move(inputs), std::move(attrs), 1, suffix)[0];
+  }
+  ir::ValueId Constant(Tensor tensor, const std::string& suffix = "const");
+  // A scalar or 1-D int constant.
+  ir::ValueId ConstInt64(const std::vector<int64_t>& values, bool scalar = false, const std::string& suffix = "const");
+  ir::ValueId ConstInt32(const std::vector<int32_t>& values, bool scalar = false, const std::string& suffix = "const");
+  ir::Graph& graph();
+  void SetOutput(int i, ir::ValueId value);
+  const std::vector<ir::ValueId>& outputs() const { return outputs_; }
+
+  // Imports a subgraph attribute (If/Loop/Scan bodies). Outer values it reads become extra
+  // inputs; pass the same `captured_names` for sibling branches so they share one input list
+  // (see GraphBuilder::FreeNames).
+  ImportedSubgraph ImportSubgraph(const onnx::GraphProto& body, const std::vector<SubgraphInput>& explicit_inputs,
+                                  const std::vector<std::string>& captured_names);
+  // Outer-scope names read by `body` (and its nested subgraphs) that it does not define.
+  std::vector<std::string> FreeNames(const onnx::GraphProto& body) const;
+
+  // Errors naming this node and op.
+  [[noreturn]] void Unsupported(const std::string& reason) const;
+  [[noreturn]] void Invalid(const std::string& reason) const;
+
+ private:
+  GraphBuilder& builder_;
+  const onnx::NodeProto& node_;
+  std::string name_;
+  std::vector<ir::ValueId> inputs_;
+  bool validate_only_;
+  std::vector<ir::ValueId> outputs_;
+};
+
+using ImporterFn = void (*)(ImportContext& ctx);
+
+class ImporterTable {
+ public:
+  void Add(const std::string& op_type, ImporterFn fn);
+  ImporterFn Find(std::string_view op_type) const;
+  std::vector<std::string> Ops() const;
+
+ private:
+  std::map<std::string, ImporterFn, std::less<>> fns_;
+};
+
+// All ONNX importers (default domain); built once, immutable.
+const ImporterTable& OnnxImporters();
+
+void RegisterCoreImporters(ImporterTable& table);        // Identity, Constant, ConstantOfShape, Cast, If, Loop, ...
+void RegisterElementwiseImporters(ImporterTable& table);  // math, logic, activations, Clip, Where, ...
+void RegisterNnImporters(ImporterTable& table);           // Conv*, pooling, Gemm, MatMul, normalizations, Softmax, Resize ...
+void RegisterArrayImporters(ImporterTable& table);        // Reshape, Transpose, Concat, Slice, Gather, reductions, Shape ...
+
+}  // namespace kiln::onnxfe
