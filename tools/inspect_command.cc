@@ -1,8 +1,14 @@
 // kiln inspect: what a SavedModel contains and whether Kiln can import it.
 #include <algorithm>
+#include <map>
+#include <set>
 
 #include <fmt/format.h>
 
+#include <onnx/onnx_pb.h>
+
+#include "frontend/onnx/graph_builder.h"
+#include "frontend/onnx/onnx_model.h"
 #include "frontend/tf/bundle_reader.h"
 #include "frontend/tf/graph_builder.h"
 #include "frontend/tf/saved_model.h"
@@ -30,9 +36,61 @@ void PrintTensorInfos(const char* what, const google::protobuf::Map<std::string,
   }
 }
 
+std::string OnnxValueType(const onnx::ValueInfoProto& v) {
+  if (!v.type().has_tensor_type()) return "<not a tensor>";
+  const onnx::TypeProto::Tensor& t = v.type().tensor_type();
+  std::string type = onnxfe::OnnxTypeName(t.elem_type());
+  if (!t.has_shape()) return type + " <unknown rank>";
+  std::vector<std::string> dims;
+  for (const auto& d : t.shape().dim())
+    dims.push_back(d.has_dim_value() ? std::to_string(d.dim_value()) : d.has_dim_param() ? d.dim_param() : "?");
+  return fmt::format("{} [{}]", type, fmt::join(dims, ","));
+}
+
+int InspectOnnx(const InspectOptions& options) {
+  const onnxfe::OnnxModel model = onnxfe::LoadOnnxModel(options.dir);
+  const onnx::ModelProto& proto = *model.proto;
+  fmt::print("ONNX model: {}\n", options.dir);
+  fmt::print("IR version {}, producer {} {}\n", proto.ir_version(),
+             proto.producer_name().empty() ? "(unknown)" : proto.producer_name(), proto.producer_version());
+  fmt::print("Opsets:");
+  for (const auto& [domain, version] : model.opsets) fmt::print(" {}={}", domain.empty() ? "ai.onnx" : domain, version);
+  const onnx::GraphProto& g = proto.graph();
+  std::set<std::string> initializers;
+  size_t weight_bytes = 0;
+  for (const auto& t : g.initializer()) {
+    initializers.insert(t.name());
+    weight_bytes += t.raw_data().size() + static_cast<size_t>(t.float_data_size()) * 4 +
+                    static_cast<size_t>(t.int64_data_size()) * 8;
+  }
+  fmt::print("\n\nInputs:\n");
+  for (const auto& in : g.input())
+    if (!initializers.count(in.name())) fmt::print("    input  {}: {}\n", in.name(), OnnxValueType(in));
+  fmt::print("Outputs:\n");
+  for (const auto& out : g.output()) fmt::print("    output {}: {}\n", out.name(), OnnxValueType(out));
+  std::map<std::string, int> histogram;
+  for (const auto& node : g.node()) ++histogram[node.domain().empty() ? node.op_type() : node.domain() + "." + node.op_type()];
+  std::vector<std::pair<std::string, int>> ops(histogram.begin(), histogram.end());
+  std::stable_sort(ops.begin(), ops.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  fmt::print("\nOps ({} nodes, {} op types):\n", g.node_size(), ops.size());
+  for (const auto& [op, count] : ops) fmt::print("  {:<32} {}\n", op, count);
+  fmt::print("\nInitializers: {} ({:.2f} MB inline; external data not counted)\n", g.initializer_size(),
+             static_cast<double>(weight_bytes) / 1e6);
+  fmt::print("\nKiln import: ");
+  try {
+    auto loaded = LoadModel(options.dir);
+    fmt::print("OK, {} IR nodes after optimization\n", loaded->signature("serving_default").num_nodes());
+  } catch (const onnxfe::UnsupportedOpsError& e) {
+    fmt::print("not supported\n  {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int Inspect(const InspectOptions& options) {
+  if (onnxfe::IsOnnxFile(options.dir)) return InspectOnnx(options);
   const std::vector<std::string> tags = options.tags.empty() ? std::vector<std::string>{"serve"} : options.tags;
   tf::SavedModelBundle bundle = tf::LoadSavedModel(options.dir, tags);
   const tfproto::MetaGraphDef& meta = *bundle.meta_graph;

@@ -15,8 +15,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   kiln::cli::InspectOptions inspect;
-  CLI::App* inspect_cmd = app.add_subcommand("inspect", "Show a SavedModel's tags, signatures, ops and variables");
-  inspect_cmd->add_option("dir", inspect.dir, "SavedModel directory")->required();
+  CLI::App* inspect_cmd = app.add_subcommand("inspect", "Show a SavedModel's tags, signatures, ops and variables, or an ONNX model's inputs, outputs and ops");
+  inspect_cmd->add_option("dir", inspect.dir, "SavedModel directory or .onnx file")->required();
   inspect_cmd->add_option("--tag", inspect.tags, "MetaGraph tag set (repeatable; default: serve)");
   inspect_cmd->add_option("--signature-key", inspect.signature_key, "Signature to check for Kiln support");
 

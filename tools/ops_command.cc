@@ -1,8 +1,10 @@
-// kiln ops: the TensorFlow ops Kiln imports and the IR ops it has, as Markdown.
+// kiln ops: the TensorFlow and ONNX ops Kiln imports and the IR ops it has, as Markdown.
 #include <fmt/format.h>
 
 #include "backend/reference/kernel.h"
+#include "frontend/onnx/importer.h"
 #include "frontend/tf/importer.h"
+#include "frontend/onnx/onnx_model.h"
 #include "ir/op_schema.h"
 #include "tools/commands.h"
 
@@ -18,6 +20,11 @@ std::string SupportedOpsMarkdown() {
   for (const std::string& op : tf_ops) out += fmt::format("- `{}`\n", op);
   out += "\nAlso handled by the importer itself: `StatefulPartitionedCall`, `PartitionedCall` and direct\n"
          "function calls (inlined), `Placeholder` (signature inputs) and `VarHandleOp` (variables, frozen).\n";
+  const std::vector<std::string> onnx_ops = onnxfe::OnnxImporters().Ops();
+  out += fmt::format("\n## ONNX ops imported ({}; default domain, opsets {} and newer)\n\n", onnx_ops.size(),
+                     onnxfe::kMinOpset);
+  for (const std::string& op : onnx_ops) out += fmt::format("- `{}`\n", op);
+  out += "\nPer-op conformance with ONNX's backend node tests: `docs/onnx-conformance.md`.\n";
   const std::vector<std::string> ir_ops = ir::BuiltinOps().Names();
   out += fmt::format("\n## IR ops ({}), each with a reference CPU kernel\n\n", ir_ops.size());
   for (const std::string& op : ir_ops) out += fmt::format("- `{}`\n", op);
