@@ -1,0 +1,207 @@
+"""ONNX models end to end: the zoo's tf2onnx exports (tests/models/zoo.py, metadata "onnx")
+run through Kiln directly (`kiln run model.onnx`) and through the converter (`kiln convert
+model.onnx OUT` with engines, then `kiln run OUT`), compared with TensorFlow's outputs for
+the same inputs (FP32: the model's own bound, 1e-5 unless zoo.py documents more).
+Plus what users hit with ONNX files: corrupt or truncated files, an old opset, an op Kiln
+cannot import, external data files (present, missing, out of bounds).
+"""
+
+import shutil
+
+import numpy as np
+import pytest
+
+import zoo
+from conftest import run_kiln, seeded_rng, write_inputs
+from reference import load_meta, make_inputs, tf_outputs
+from test_zoo import _compare, _fail
+
+onnx = pytest.importorskip("onnx")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+
+def _safe(name):
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def _onnx_case(zoo_dir, model_name):
+    meta = load_meta(zoo_dir, model_name)
+    info = meta.get("onnx") or {}
+    if info.get("status") != "ok":
+        pytest.skip("no usable tf2onnx export of %s: %s" % (model_name, info.get("status") or "not exported"))
+    rng = seeded_rng(model_name + "/onnx")
+    inputs = make_inputs(meta, rng)
+    ref = tf_outputs(str(zoo_dir / model_name), meta, inputs)
+    onnx_inputs = {info["input_names"][k]: v for k, v in inputs.items()}
+    return meta, info, onnx_inputs, ref
+
+
+def _check_outputs(meta, info, out_dir, ref, proc, what):
+    rtol = float(meta.get("rtol", 1e-5))
+    problems = []
+    for name in meta["outputs"]:
+        path = out_dir / (_safe(info["output_names"][name]) + ".npy")
+        if not path.is_file():
+            problems.append("%s: output file %s not written" % (name, path))
+            continue
+        problems += _compare(name, np.load(path), ref[name], rtol)
+    if problems:
+        _fail("%s does not match TensorFlow:\n  %s" % (what, "\n  ".join(problems)), proc)
+
+
+@pytest.mark.parametrize("model_name", zoo.MODEL_NAMES)
+def test_onnx_export_matches_tensorflow(model_name, kiln_bin, zoo_dir, tmp_path):
+    meta, info, inputs, ref = _onnx_case(zoo_dir, model_name)
+    model = zoo_dir / model_name / info["file"]
+    out_dir = tmp_path / "out"
+    proc = run_kiln(kiln_bin, ["run", model] + write_inputs(inputs, tmp_path / "in") + ["--output-dir", out_dir])
+    if proc.returncode != 0:
+        _fail("kiln run failed on %s" % model, proc)
+    _check_outputs(meta, info, out_dir, ref, proc, str(model))
+
+
+@pytest.mark.parametrize("model_name", ["mlp_keras3", "cnn_keras3", "mobilenetv2", "bert_keras3"])
+def test_onnx_converted_with_engines_matches_tensorflow(model_name, kiln_bin, zoo_dir, tmp_path):
+    meta, info, inputs, ref = _onnx_case(zoo_dir, model_name)
+    model = zoo_dir / model_name / info["file"]
+    converted = tmp_path / "converted"
+    shapes = ",".join("%s:%s" % (k, "x".join(str(d) for d in v.shape)) for k, v in sorted(inputs.items()))
+    proc = run_kiln(kiln_bin, ["convert", model, converted, "--build-shapes", shapes])
+    if proc.returncode != 0:
+        _fail("kiln convert failed on %s" % model, proc)
+    summary = run_kiln(kiln_bin, ["summary", converted])
+    assert summary.returncode == 0, summary.stderr
+    assert "% of OPs Converted" in summary.stdout
+    out_dir = tmp_path / "out"
+    proc = run_kiln(kiln_bin, ["run", converted] + write_inputs(inputs, tmp_path / "in") + ["--output-dir", out_dir])
+    if proc.returncode != 0:
+        _fail("kiln run failed on the converted %s" % model, proc)
+    assert "0 built" in proc.stdout, "the converted model rebuilt its engines:\n" + proc.stdout
+    _check_outputs(meta, info, out_dir, ref, proc, "converted " + str(model))
+
+
+# ---- files users get wrong ----
+
+def _small_model(opset=17, op="Relu"):
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
+    w = numpy_helper.from_array(np.arange(16, dtype=np.float32).reshape(4, 4) / 10, "w")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["t"], name="mm"), helper.make_node(op, ["t"], ["y"], name="act")]
+    m = helper.make_model(helper.make_graph(nodes, "g", [x], [y], [w]), opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    return m
+
+
+def _run(kiln_bin, model, tmp_path, x=None):
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32) if x is None else x
+    return run_kiln(kiln_bin, ["run", model] + write_inputs({"x": x}, tmp_path / "in") + ["--output-dir", tmp_path / "out"])
+
+
+def test_small_model_runs(kiln_bin, tmp_path):
+    path = tmp_path / "m.onnx"
+    onnx.save(_small_model(), path)
+    x = np.random.default_rng(1).standard_normal((5, 4)).astype(np.float32)
+    proc = _run(kiln_bin, path, tmp_path, x)
+    if proc.returncode != 0:
+        _fail("kiln run failed", proc)
+    w = np.arange(16, dtype=np.float32).reshape(4, 4) / 10
+    assert np.allclose(np.load(tmp_path / "out" / "y.npy"), np.maximum(x @ w, 0), rtol=1e-6, atol=1e-6)
+
+
+def test_truncated_file_is_a_clear_error(kiln_bin, tmp_path):
+    data = _small_model().SerializeToString()
+    path = tmp_path / "m.onnx"
+    path.write_bytes(data[: len(data) // 2])
+    proc = _run(kiln_bin, path, tmp_path)
+    assert proc.returncode != 0
+    assert "does not parse as an ONNX model" in proc.stderr and str(path) in proc.stderr, proc.stderr
+
+
+def test_garbage_file_is_a_clear_error(kiln_bin, tmp_path):
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"\xff" * 64)
+    proc = _run(kiln_bin, path, tmp_path)
+    assert proc.returncode != 0 and "ONNX" in proc.stderr, proc.stderr
+
+
+def test_missing_file(kiln_bin, tmp_path):
+    proc = _run(kiln_bin, tmp_path / "nope.onnx", tmp_path)
+    assert proc.returncode != 0 and "nope.onnx" in proc.stderr, proc.stderr
+
+
+def test_old_opset_says_how_to_upgrade(kiln_bin, tmp_path):
+    path = tmp_path / "m.onnx"
+    onnx.save(_small_model(opset=11), path)
+    proc = _run(kiln_bin, path, tmp_path)
+    assert proc.returncode != 0
+    assert "opset 11" in proc.stderr and "version_converter" in proc.stderr, proc.stderr
+
+
+def test_unsupported_op_names_node_and_op(kiln_bin, tmp_path):
+    m = _small_model()
+    m.graph.node[1].op_type = "NoSuchOp"
+    path = tmp_path / "m.onnx"
+    onnx.save(m, path)
+    proc = run_kiln(kiln_bin, ["inspect", path])
+    assert proc.returncode != 0
+    assert "NoSuchOp x1" in proc.stdout and "'act'" in proc.stdout, proc.stdout
+
+
+def test_wrong_input_name_and_shape(kiln_bin, tmp_path):
+    path = tmp_path / "m.onnx"
+    onnx.save(_small_model(), path)
+    x = np.zeros((3, 4), np.float32)
+    proc = run_kiln(kiln_bin, ["run", path] + write_inputs({"xx": x}, tmp_path / "in"))
+    assert proc.returncode != 0 and "'xx'" in proc.stderr, proc.stderr
+    proc = run_kiln(kiln_bin, ["run", path] + write_inputs({"x": np.zeros((3, 5), np.float32)}, tmp_path / "in2"))
+    assert proc.returncode != 0 and "'x'" in proc.stderr and "[?,4]" in proc.stderr, proc.stderr
+
+
+def _external_model(tmp_path):
+    m = _small_model()
+    path = tmp_path / "ext.onnx"
+    onnx.save_model(m, path, save_as_external_data=True, all_tensors_to_one_file=True, location="weights.bin",
+                    size_threshold=0)
+    return path
+
+
+def test_external_data_is_read(kiln_bin, tmp_path):
+    path = _external_model(tmp_path)
+    assert (tmp_path / "weights.bin").is_file()
+    x = np.random.default_rng(2).standard_normal((2, 4)).astype(np.float32)
+    proc = _run(kiln_bin, path, tmp_path, x)
+    if proc.returncode != 0:
+        _fail("kiln run failed with external data", proc)
+    w = np.arange(16, dtype=np.float32).reshape(4, 4) / 10
+    assert np.allclose(np.load(tmp_path / "out" / "y.npy"), np.maximum(x @ w, 0), rtol=1e-6, atol=1e-6)
+
+
+def test_missing_external_data(kiln_bin, tmp_path):
+    path = _external_model(tmp_path)
+    (tmp_path / "weights.bin").unlink()
+    proc = _run(kiln_bin, path, tmp_path)
+    assert proc.returncode != 0 and "weights.bin" in proc.stderr and "missing" in proc.stderr, proc.stderr
+
+
+def test_short_external_data(kiln_bin, tmp_path):
+    path = _external_model(tmp_path)
+    data = (tmp_path / "weights.bin").read_bytes()
+    (tmp_path / "weights.bin").write_bytes(data[:10])
+    proc = _run(kiln_bin, path, tmp_path)
+    assert proc.returncode != 0 and "outside" in proc.stderr and "weights.bin" in proc.stderr, proc.stderr
+
+
+def test_external_data_outside_the_model_dir_is_refused(kiln_bin, tmp_path):
+    m = _small_model()
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    onnx.save_model(m, sub / "ext.onnx", save_as_external_data=True, location="w.bin", size_threshold=0)
+    m2 = onnx.load(sub / "ext.onnx", load_external_data=False)
+    for t in m2.graph.initializer:
+        for kv in t.external_data:
+            if kv.key == "location":
+                kv.value = "../w.bin"
+    shutil.copy(sub / "w.bin", tmp_path / "w.bin")
+    onnx.save(m2, sub / "ext.onnx")
+    proc = _run(kiln_bin, sub / "ext.onnx", tmp_path)
+    assert proc.returncode != 0 and "inside the model's directory" in proc.stderr, proc.stderr
