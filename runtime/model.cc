@@ -10,6 +10,7 @@
 #include "ir/passes/pass.h"
 #include "kiln/model.h"
 #include "convert/converted_model.h"
+#include "convert/kiln_file.h"
 #include "runtime/converted_model_loader.h"
 #include "runtime/executor.h"
 #include "runtime/pipeline.h"
@@ -91,7 +92,7 @@ class SavedModel final : public Model {
 }  // namespace runtime
 
 std::unique_ptr<Model> LoadModel(const std::string& dir, const LoadOptions& options) {
-  if (convert::IsConvertedModel(dir)) return runtime::LoadConvertedModel(dir, options);
+  if (convert::IsConvertedModel(dir) || convert::IsKilnFile(dir)) return runtime::LoadConvertedModel(dir, options);
   return std::make_unique<runtime::SavedModel>(dir, options);
 }
 
