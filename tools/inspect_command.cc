@@ -66,6 +66,10 @@ int InspectKilnFile(const InspectOptions& options, const std::vector<std::string
         fmt::print("  {} #{}: {} {} profile {} ({} bytes; {}, Kiln {})\n", name, i, file.header.backend,
                    PrecisionName(file.header.precision), file.header.profile.ToString(), files[i].size(), file.header.device,
                    file.header.kiln_version);
+        for (size_t k = 0; k < file.header.profile.inputs.size(); ++k) {
+          const auto& r = file.header.profile.inputs[k];
+          fmt::print("      input {}: min {} opt {} max {}\n", k, ShapeToString(r.min), ShapeToString(r.opt), ShapeToString(r.max));
+        }
       } catch (const Error& e) {
         fmt::print("  {} #{}: cannot be used: {}\n", name, i, e.what());
       }
