@@ -284,8 +284,14 @@ void Converter::build_profiles(const std::vector<InputShapeProfile>& profiles) {
       }
       const auto start = std::chrono::steady_clock::now();
       m.runner->RunRecordingShapes(runtime::BindInputs(m.signature_key, m.input_specs, named), seen[k]);
+      std::string which = kWhich[k];
+      for (int j = k + 1; j < 3; ++j) {
+        bool equal = true;
+        for (const TensorSpec& spec : m.input_specs) equal = equal && shape_of(spec.name, j) == shape_of(spec.name, k);
+        if (equal) which += fmt::format(" = {}", kWhich[j]);
+      }
       Impl::Log(fmt::format("kiln: profile {}/{}: ran the graph natively at the {} shapes ({}) in {:.2f} s", p + 1,
-                            profiles.size(), kWhich[k], fmt::join(described, ", "),
+                            profiles.size(), which, fmt::join(described, ", "),
                             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()));
     }
     for (const auto& node : m.runner->engine_nodes()) {

@@ -8,7 +8,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <system_error>
 
 #include <fmt/format.h>
@@ -301,12 +300,14 @@ void WriteKilnFile(const std::string& path, const ConvertedModel& model) {
 }
 
 ConvertedModel ReadKilnFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw Error(ErrorCode::kNotFound, fmt::format("{}: cannot open for reading", path));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw Error(ErrorCode::kDataLoss, fmt::format("{}: read error", path));
-  const std::string bytes = ss.str();
+  const std::streamoff size = in.tellg();
+  if (size < 0) throw Error(ErrorCode::kDataLoss, fmt::format("{}: cannot tell the file's size", path));
+  std::string bytes(static_cast<size_t>(size), '\0');
+  in.seekg(0);
+  in.read(bytes.data(), size);
+  if (in.gcount() != size) throw Error(ErrorCode::kDataLoss, fmt::format("{}: read error", path));
   return DecodeKilnFile(bytes, path);
 }
 
