@@ -194,6 +194,30 @@ TEST(KilnBuild, CorruptKilnFileFailsToLoadWithDataLoss) {
   fs::remove_all(dir);
 }
 
+TEST(KilnBuild, SeveralProfilesGiveSeveralEngines) {
+  const fs::path dir = TempDir("several");
+  const std::string path = (dir / "demo.kiln").string();
+  ConversionParams params;
+  params.use_dynamic_shape = true;
+  Converter converter(DemoDir(), {"serve"}, "serving_default", params);  // maximum_cached_engines = 1
+  converter.convert();
+  converter.build_profiles({BatchRange(1, 1, 2), BatchRange(4, 6, 8), BatchRange(1, 1, 2)});  // the repeat is dropped
+  converter.save_kiln_file(path);
+  const convert::ConvertedModel file = convert::ReadKilnFile(path);
+  ASSERT_EQ(file.engine_files.size(), 1u);
+  EXPECT_EQ(file.engine_files.begin()->second.size(), 2u);
+  auto original = LoadModel(DemoDir());
+  auto model = LoadModel(path);
+  for (int batch : {1, 2, 4, 8}) {
+    const Tensor image = Image(batch, 40 + static_cast<uint64_t>(batch));
+    EXPECT_LE(RelativeError(RunOnce(*model, image), RunOnce(*original, image)), 1e-5) << "batch " << batch;
+  }
+  EXPECT_EQ(model->signature().stats().engines_loaded, 2);
+  EXPECT_EQ(model->signature().stats().engines_built, 0);
+  EXPECT_EQ(model->signature().stats().engine_runs, 4);
+  fs::remove_all(dir);
+}
+
 TEST(KilnBuild, BuildProfilesErrors) {
   ConversionParams dynamic;
   dynamic.use_dynamic_shape = true;
