@@ -92,7 +92,8 @@ class SavedModel final : public Model {
 }  // namespace runtime
 
 std::unique_ptr<Model> LoadModel(const std::string& dir, const LoadOptions& options) {
-  if (convert::IsConvertedModel(dir) || convert::IsKilnFile(dir)) return runtime::LoadConvertedModel(dir, options);
+  if (convert::IsConvertedModel(dir)) return runtime::LoadConvertedModel(dir, options);
+  if (convert::IsKilnFile(dir)) return runtime::LoadConvertedModel(dir, options);  // by magic bytes, or the .kiln extension
   return std::make_unique<runtime::SavedModel>(dir, options);
 }
 
