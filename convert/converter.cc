@@ -1,14 +1,17 @@
 // kiln::Converter: TF-TRT's convert() / build() / save() / summary() on Kiln's IR.
 #include "kiln/converter.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <random>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "convert/converted_model.h"
 #include "convert/engine_file.h"
+#include "convert/kiln_file.h"
 #include "convert/profiles.h"
 #include "convert/report.h"
 #include "convert/segment_rewrite.h"
@@ -19,6 +22,7 @@
 #include "frontend/tf/graph_builder.h"
 #include "frontend/tf/saved_model.h"
 #include "ir/passes/pass.h"
+#include "kiln/half.h"
 #include "kiln/version.h"
 #include "runtime/converted_graph.h"
 #include "runtime/pipeline.h"
@@ -78,6 +82,9 @@ struct Converter::Impl {
     s.use_dynamic_shape = params.use_dynamic_shape;
     return s;
   }
+
+  // The converted model as save() and save_kiln_file() write it; `files` counts its engine files.
+  convert::ConvertedModel Assemble(bool save_gpu_specific_engines, size_t& files) const;
 };
 
 Converter::Converter(std::string input_saved_model_dir, std::vector<std::string> input_saved_model_tags,
@@ -178,9 +185,179 @@ void Converter::build(const InputFn& input_fn) {
   }
 }
 
-void Converter::save(const std::string& output_saved_model_dir, bool save_gpu_specific_engines) {
+namespace {
+
+// Inputs for build_profiles' native runs: random floats, zeros for integers and bools (valid token
+// ids and indices), empty strings.
+Tensor ProfileInput(DType dtype, const Shape& shape, std::mt19937_64& rng) {
+  Tensor t(dtype, shape);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const int64_t n = t.num_elements();
+  switch (dtype) {
+    case DType::kFloat32: for (int64_t i = 0; i < n; ++i) t.data<float>()[i] = normal(rng); break;
+    case DType::kFloat64: for (int64_t i = 0; i < n; ++i) t.data<double>()[i] = normal(rng); break;
+    case DType::kFloat16: for (int64_t i = 0; i < n; ++i) t.data<Half>()[i] = Half(normal(rng)); break;
+    case DType::kBFloat16: for (int64_t i = 0; i < n; ++i) t.data<BFloat16>()[i] = BFloat16(normal(rng)); break;
+    default: break;  // zero-filled
+  }
+  return t;
+}
+
+// kInvalidArgument unless `profile` gives every signature input a valid range the signature accepts.
+void CheckShapeProfile(const InputShapeProfile& profile, size_t index, const std::vector<TensorSpec>& specs) {
+  auto fail = [&](const std::string& input, const std::string& what) {
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("build_profiles: profile {}: input '{}': {}", index, input, what));
+  };
+  for (const auto& [name, range] : profile) {
+    const TensorSpec* spec = nullptr;
+    for (const TensorSpec& s : specs)
+      if (s.name == name) spec = &s;
+    if (!spec) fail(name, fmt::format("the signature has no input of that name (its inputs: {})", convert::SpecNames(specs)));
+    const std::pair<const char*, const Shape*> shapes[] = {{"min", &range.min}, {"opt", &range.opt}, {"max", &range.max}};
+    for (const auto& [which, shape] : shapes) {
+      if (shape->size() != range.min.size())
+        fail(name, fmt::format("min {} and {} {} have different ranks", ShapeToString(range.min), which, ShapeToString(*shape)));
+      if (spec->rank_known && shape->size() != spec->dims.size())
+        fail(name, fmt::format("{} shape {} has rank {}, the signature's input is {}", which, ShapeToString(*shape), shape->size(),
+                               spec->ShapeString()));
+      for (size_t d = 0; d < shape->size(); ++d) {
+        if ((*shape)[d] < 0) fail(name, fmt::format("{} shape {} has a negative dim", which, ShapeToString(*shape)));
+        if (spec->rank_known && spec->dims[d] >= 0 && spec->dims[d] != (*shape)[d])
+          fail(name, fmt::format("{} shape {}: dim {} must be {} (the signature's input is {})", which, ShapeToString(*shape), d,
+                                 spec->dims[d], spec->ShapeString()));
+      }
+    }
+    for (size_t d = 0; d < range.min.size(); ++d)
+      if (range.min[d] > range.opt[d] || range.opt[d] > range.max[d])
+        fail(name, fmt::format("dim {} violates min <= opt <= max (min {}, opt {}, max {})", d, ShapeToString(range.min),
+                               ShapeToString(range.opt), ShapeToString(range.max)));
+  }
+  for (const TensorSpec& s : specs)
+    if (!profile.count(s.name)) fail(s.name, "no shape range given (every signature input needs one)");
+}
+
+// One engine profile from the input shapes an engine node saw in the min, opt and max runs:
+// min/max per dim over every run (an engine node may run several times per run, in a loop, and
+// not every dim grows with the signature's), opt from the opt run clamped to [min, max].
+backend::Profile EngineProfile(const std::string& engine, const std::vector<std::vector<Shape>>* runs[3]) {
+  std::optional<std::vector<Shape>> min, max, opt;
+  for (int k = 0; k < 3; ++k) {
+    if (!runs[k]) continue;
+    for (const std::vector<Shape>& record : *runs[k]) {
+      if (!min) min = max = record;
+      if (record.size() != min->size())
+        throw Error(ErrorCode::kInvalidArgument, fmt::format("build_profiles: engine {} saw {} inputs in one run and {} in another",
+                                                             engine, min->size(), record.size()));
+      for (size_t i = 0; i < record.size(); ++i) {
+        if (record[i].size() != (*min)[i].size())
+          throw Error(ErrorCode::kInvalidArgument,
+                      fmt::format("build_profiles: engine {} input {} changes rank between runs ({} and {}): no single "
+                                  "profile covers it",
+                                  engine, i, ShapeToString((*min)[i]), ShapeToString(record[i])));
+        for (size_t d = 0; d < record[i].size(); ++d) {
+          (*min)[i][d] = std::min((*min)[i][d], record[i][d]);
+          (*max)[i][d] = std::max((*max)[i][d], record[i][d]);
+        }
+        if (k == 1) {
+          if (!opt) opt = record;
+          for (size_t d = 0; d < record[i].size(); ++d) (*opt)[i][d] = std::max((*opt)[i][d], record[i][d]);
+        }
+      }
+    }
+  }
+  if (!opt) opt = max;
+  backend::Profile profile;
+  for (size_t i = 0; i < min->size(); ++i) {
+    Shape o = (*opt)[i];
+    for (size_t d = 0; d < o.size(); ++d) o[d] = std::clamp(o[d], (*min)[i][d], (*max)[i][d]);
+    profile.inputs.push_back({(*min)[i], std::move(o), (*max)[i]});
+  }
+  return profile;
+}
+
+}  // namespace
+
+void Converter::build_profiles(const std::vector<InputShapeProfile>& profiles) {
   Impl& m = *impl_;
-  if (!m.converted) throw Error(ErrorCode::kFailedPrecondition, "save() needs convert() first");
+  if (!m.converted) throw Error(ErrorCode::kFailedPrecondition, "build_profiles() needs convert() first");
+  if (m.built)
+    throw Error(ErrorCode::kFailedPrecondition, "engines were already built (build() or build_profiles() can be called once)");
+  if (!m.params.use_dynamic_shape)
+    throw Error(ErrorCode::kFailedPrecondition,
+                "build_profiles() builds engines for shape ranges: it needs ConversionParams::use_dynamic_shape = true");
+  if (profiles.empty()) throw Error(ErrorCode::kInvalidArgument, "build_profiles() needs at least one profile");
+  for (size_t p = 0; p < profiles.size(); ++p) CheckShapeProfile(profiles[p], p, m.input_specs);
+  m.built = true;
+
+  std::mt19937_64 rng(0);
+  std::map<std::string, std::vector<backend::Profile>> engine_profiles;  // engine name -> profiles to build
+  for (size_t p = 0; p < profiles.size(); ++p) {
+    std::map<std::string, std::vector<std::vector<Shape>>> seen[3];
+    static constexpr const char* kWhich[3] = {"min", "opt", "max"};
+    auto shape_of = [&](const std::string& input, int k) -> const Shape& {
+      const ShapeRange& range = profiles[p].at(input);
+      return k == 0 ? range.min : k == 1 ? range.opt : range.max;
+    };
+    for (int k = 0; k < 3; ++k) {
+      int same = -1;  // an earlier run at the same shapes (fixed shapes: min = opt = max) is reused
+      for (int j = 0; j < k && same < 0; ++j) {
+        bool equal = true;
+        for (const TensorSpec& spec : m.input_specs) equal = equal && shape_of(spec.name, j) == shape_of(spec.name, k);
+        if (equal) same = j;
+      }
+      if (same >= 0) {
+        seen[k] = seen[same];
+        continue;
+      }
+      std::map<std::string, Tensor> named;
+      std::vector<std::string> described;
+      for (const TensorSpec& spec : m.input_specs) {
+        const Shape& shape = shape_of(spec.name, k);
+        named[spec.name] = ProfileInput(spec.dtype, shape, rng);
+        described.push_back(fmt::format("{}:{}", spec.name, ShapeToString(shape)));
+      }
+      const auto start = std::chrono::steady_clock::now();
+      m.runner->RunRecordingShapes(runtime::BindInputs(m.signature_key, m.input_specs, named), seen[k]);
+      std::string which = kWhich[k];
+      for (int j = k + 1; j < 3; ++j) {
+        bool equal = true;
+        for (const TensorSpec& spec : m.input_specs) equal = equal && shape_of(spec.name, j) == shape_of(spec.name, k);
+        if (equal) which += fmt::format(" = {}", kWhich[j]);
+      }
+      Impl::Log(fmt::format("kiln: profile {}/{}: ran the graph natively at the {} shapes ({}) in {:.2f} s", p + 1,
+                            profiles.size(), which, fmt::join(described, ", "),
+                            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()));
+    }
+    for (const auto& node : m.runner->engine_nodes()) {
+      const std::vector<std::vector<Shape>>* runs[3] = {};
+      for (int k = 0; k < 3; ++k)
+        if (auto it = seen[k].find(node->name()); it != seen[k].end()) runs[k] = &it->second;
+      if (!runs[0] && !runs[1] && !runs[2]) continue;  // not reached (e.g. inside an untaken branch)
+      backend::Profile profile = EngineProfile(node->name(), runs);
+      std::vector<backend::Profile>& list = engine_profiles[node->name()];
+      bool duplicate = false;
+      for (const backend::Profile& q : list) duplicate = duplicate || convert::SameProfile(q, profile);
+      if (!duplicate) list.push_back(std::move(profile));
+    }
+  }
+  for (const auto& node : m.runner->engine_nodes()) {
+    auto it = engine_profiles.find(node->name());
+    if (it == engine_profiles.end()) {
+      Impl::Log(fmt::format("kiln: engine {} was not reached by the profiles' runs; it is built at first use", node->name()));
+      continue;
+    }
+    const std::vector<backend::Profile>& list = it->second;
+    node->Reserve(std::max<size_t>(static_cast<size_t>(m.params.maximum_cached_engines), list.size()));
+    for (size_t i = 0; i < list.size(); ++i) {
+      Impl::Log(fmt::format("kiln: building engine {} ({} nodes), profile {}/{}: {}", node->name(),
+                            node->segment().NumLiveNodes(), i + 1, list.size(), list[i].ToString()));
+      node->Build(list[i]);
+    }
+  }
+}
+
+convert::ConvertedModel Converter::Impl::Assemble(bool save_gpu_specific_engines, size_t& files) const {
+  const Impl& m = *this;
   convert::ConvertedModel model;
   model.tags = m.tags;
   model.signature_key = m.signature_key;
@@ -208,7 +385,7 @@ void Converter::save(const std::string& output_saved_model_dir, bool save_gpu_sp
     rejections.push_back({{"node", r.node}, {"op", r.op}, {"source_op", r.source_op}, {"reason", r.reason}});
   conversion["rejections"] = std::move(rejections);
   model.conversion_json = conversion.dump(2);
-  size_t files = 0;
+  files = 0;
   if (save_gpu_specific_engines) {
     for (const auto& node : m.runner->engine_nodes()) {
       for (const auto& engine : node->Engines()) {
@@ -224,8 +401,26 @@ void Converter::save(const std::string& output_saved_model_dir, bool save_gpu_sp
       }
     }
   }
+  return model;
+}
+
+void Converter::save(const std::string& output_saved_model_dir, bool save_gpu_specific_engines) {
+  Impl& m = *impl_;
+  if (!m.converted) throw Error(ErrorCode::kFailedPrecondition, "save() needs convert() first");
+  size_t files = 0;
+  const convert::ConvertedModel model = m.Assemble(save_gpu_specific_engines, files);
   convert::WriteConvertedModel(output_saved_model_dir, model);
   Impl::Log(fmt::format("kiln: saved the converted model to {} ({} engine file(s){})", output_saved_model_dir, files,
+                        save_gpu_specific_engines ? "" : "; device-specific engines not saved"));
+}
+
+void Converter::save_kiln_file(const std::string& path, bool save_gpu_specific_engines) {
+  Impl& m = *impl_;
+  if (!m.converted) throw Error(ErrorCode::kFailedPrecondition, "save_kiln_file() needs convert() first");
+  size_t files = 0;
+  const convert::ConvertedModel model = m.Assemble(save_gpu_specific_engines, files);
+  convert::WriteKilnFile(path, model);
+  Impl::Log(fmt::format("kiln: saved the converted model to {} ({} engine(s){})", path, files,
                         save_gpu_specific_engines ? "" : "; device-specific engines not saved"));
 }
 

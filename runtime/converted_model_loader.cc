@@ -1,4 +1,5 @@
-// Loading a converted SavedModel: the converted graph, its engine files (checked: format,
+// Loading a converted model (a converted SavedModel directory or a .kiln file; both are read into
+// a convert::ConvertedModel and loaded by the same code): the converted graph, its engine files (checked: format,
 // Kiln version, backend, device, checksum) and a ConvertedGraph to run it. An engine file that
 // cannot be used is reported once with the reason; its engine is rebuilt at first use when
 // allow_build_at_runtime is set, otherwise the segment runs natively.
@@ -9,6 +10,7 @@
 
 #include "convert/converted_model.h"
 #include "convert/engine_file.h"
+#include "convert/kiln_file.h"
 #include "kiln/model.h"
 #include "kiln/version.h"
 #include "runtime/converted_graph.h"
@@ -81,18 +83,21 @@ struct LoadedParts {
   nlohmann::json conversion;
 };
 
-LoadedParts LoadParts(const std::string& dir, const LoadOptions& options) {
-  convert::ConvertedModel model = convert::ReadConvertedModel(dir);
+// `dir` names the source in messages: a converted SavedModel directory or a .kiln file.
+LoadedParts LoadParts(convert::ConvertedModel model, const std::string& dir, const LoadOptions& options) {
+  const bool kiln_file = convert::IsKilnFile(dir);
   std::set<std::string> want(options.tags.begin(), options.tags.end()), have(model.tags.begin(), model.tags.end());
   if (want != have)
-    throw Error(ErrorCode::kNotFound, fmt::format("{}/saved_model.pb: no MetaGraph with tags {{{}}}; the converted model has: {{{}}}",
-                                                  dir, fmt::join(options.tags, ","), fmt::join(model.tags, ",")));
+    throw Error(ErrorCode::kNotFound, fmt::format("{}: no MetaGraph with tags {{{}}}; the converted model has: {{{}}}",
+                                                  kiln_file ? dir : dir + "/saved_model.pb", fmt::join(options.tags, ","),
+                                                  fmt::join(model.tags, ",")));
   LogFn log = options.log ? options.log : LogFn([](const std::string& m) { std::fprintf(stderr, "%s\n", m.c_str()); });
   nlohmann::json conversion;
   try {
     conversion = nlohmann::json::parse(model.conversion_json);
   } catch (const std::exception& e) {
-    throw Error(ErrorCode::kDataLoss, fmt::format("{}/assets/kiln/conversion.json does not parse: {}", dir, e.what()));
+    throw Error(ErrorCode::kDataLoss, fmt::format("{}{} does not parse: {}", dir,
+                                                  kiln_file ? ": conversion section" : "/assets/kiln/conversion.json", e.what()));
   }
   EngineSettings settings;
   settings.compile.precision = ParsePrecision(JsonOr<std::string>(conversion, "precision_mode", "FP32"));
@@ -116,7 +121,8 @@ LoadedParts LoadParts(const std::string& dir, const LoadOptions& options) {
     }
     node->Reserve(std::max(settings.maximum_cached_engines, files.size()));
     for (size_t i = 0; i < files.size(); ++i) {
-      const std::string what = fmt::format("{}/assets/kiln/engines/{}_{}.kiln-engine", dir, engine_name, i);
+      const std::string what = kiln_file ? fmt::format("{}: engine '{}' #{}", dir, engine_name, i)
+                                         : fmt::format("{}/assets/kiln/engines/{}_{}.kiln-engine", dir, engine_name, i);
       try {
         convert::EngineFile file = convert::ReadEngineFile(files[i], what);
         const convert::EngineHeader& h = file.header;
@@ -140,6 +146,20 @@ LoadedParts LoadParts(const std::string& dir, const LoadOptions& options) {
     }
   }
   return {model.signature_key, graph, std::move(runner), std::move(conversion)};
+}
+
+LoadedParts LoadParts(const std::string& dir, const LoadOptions& options) {
+  return LoadParts(ReadConvertedModelOrKilnFile(dir), dir, options);
+}
+
+convert::ConvertedModel ReadConvertedModelOrKilnFile(const std::string& path) {
+  return convert::IsKilnFile(path) ? convert::ReadKilnFile(path) : convert::ReadConvertedModel(path);
+}
+
+std::unique_ptr<Model> LoadConvertedModel(convert::ConvertedModel model, const std::string& source, const LoadOptions& options) {
+  LoadedParts parts = LoadParts(std::move(model), source, options);
+  auto signature = std::make_unique<ConvertedSignature>(parts.key, parts.graph, std::move(parts.runner));
+  return std::make_unique<ConvertedModelImpl>(source, parts.key, std::move(signature));
 }
 
 std::unique_ptr<Model> LoadConvertedModel(const std::string& dir, const LoadOptions& options) {

@@ -12,6 +12,7 @@
 #include "ir/passes/pass.h"
 #include "kiln/model.h"
 #include "convert/converted_model.h"
+#include "convert/kiln_file.h"
 #include "runtime/converted_model_loader.h"
 #include "runtime/executor.h"
 #include "runtime/pipeline.h"
@@ -119,6 +120,7 @@ class SavedModel final : public Model {
 std::unique_ptr<Model> LoadModel(const std::string& dir, const LoadOptions& options) {
   if (onnxfe::IsOnnxFile(dir)) return std::make_unique<runtime::OnnxModelFile>(dir, options);
   if (convert::IsConvertedModel(dir)) return runtime::LoadConvertedModel(dir, options);
+  if (convert::IsKilnFile(dir)) return runtime::LoadConvertedModel(dir, options);  // by magic bytes, or the .kiln extension
   return std::make_unique<runtime::SavedModel>(dir, options);
 }
 

@@ -1,8 +1,11 @@
 // The kiln CLI's subcommands.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
+
+#include "kiln/tensor.h"
 
 namespace kiln::cli {
 
@@ -43,6 +46,26 @@ struct ConvertOptions {
   std::string report_csv;
 };
 int Convert(const ConvertOptions& options);
+
+// "x:8x128,y:8x128;x:4x384,y:4x384" -> one map (input name -> shape) per ';'-separated group;
+// kInvalidArgument naming `flag` for a malformed item.
+std::vector<std::map<std::string, Shape>> ParseBuildShapes(const std::string& text, const std::string& flag);
+
+struct BuildOptions {
+  std::string input;   // SavedModel directory (or a model file the Converter accepts)
+  std::string output;  // the .kiln file to write
+  std::vector<std::string> tags;
+  std::string signature_key = "serving_default";
+  std::string precision = "FP32";
+  int minimum_segment_size = 3;
+  int maximum_cached_engines = 1;
+  std::string min_shapes, opt_shapes, max_shapes;  // "name:1x3x224x224,..."
+  std::string shapes;                              // fixed: min = opt = max
+  bool no_build_at_runtime = false;
+  std::vector<std::string> denylist;
+  std::string device = "cpu";
+};
+int Build(const BuildOptions& options);
 
 struct SummaryOptions {
   std::string dir;

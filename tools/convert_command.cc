@@ -11,10 +11,9 @@
 #include "tools/commands.h"
 
 namespace kiln::cli {
-namespace {
 
 // "x:8x128,y:8x128;x:4x384,y:4x384" -> one map (input name -> shape) per build run.
-std::vector<std::map<std::string, Shape>> ParseBuildShapes(const std::string& text) {
+std::vector<std::map<std::string, Shape>> ParseBuildShapes(const std::string& text, const std::string& flag) {
   std::vector<std::map<std::string, Shape>> runs;
   size_t start = 0;
   while (start <= text.size()) {
@@ -27,7 +26,7 @@ std::vector<std::map<std::string, Shape>> ParseBuildShapes(const std::string& te
       std::string item = run.substr(p, comma == std::string::npos ? std::string::npos : comma - p);
       size_t colon = item.rfind(':');
       if (colon == std::string::npos || colon == 0 || colon + 1 == item.size())
-        throw Error(ErrorCode::kInvalidArgument, fmt::format("--build-shapes: '{}' is not NAME:DIMxDIM...", item));
+        throw Error(ErrorCode::kInvalidArgument, fmt::format("{}: '{}' is not NAME:DIMxDIM...", flag, item));
       Shape shape;
       std::string dims = item.substr(colon + 1);
       size_t q = 0;
@@ -40,7 +39,7 @@ std::vector<std::map<std::string, Shape>> ParseBuildShapes(const std::string& te
           if (used != d.size() || v < 0) throw std::invalid_argument(d);
           shape.push_back(v);
         } catch (const std::exception&) {
-          throw Error(ErrorCode::kInvalidArgument, fmt::format("--build-shapes: '{}' in '{}' is not a dimension", d, item));
+          throw Error(ErrorCode::kInvalidArgument, fmt::format("{}: '{}' in '{}' is not a dimension", flag, d, item));
         }
         if (x == std::string::npos) break;
         q = x + 1;
@@ -55,6 +54,8 @@ std::vector<std::map<std::string, Shape>> ParseBuildShapes(const std::string& te
   }
   return runs;
 }
+
+namespace {
 
 Tensor RandomTensor(DType dtype, const Shape& shape, std::mt19937_64& rng) {
   Tensor t(dtype, shape);
@@ -97,7 +98,7 @@ int Convert(const ConvertOptions& options) {
     load.tags = options.tags.empty() ? std::vector<std::string>{"serve"} : options.tags;
     auto model = LoadModel(options.input_dir, load);
     const Signature& sig = model->signature(options.signature_key);
-    std::vector<std::map<std::string, Shape>> runs = ParseBuildShapes(options.build_shapes);
+    std::vector<std::map<std::string, Shape>> runs = ParseBuildShapes(options.build_shapes, "--build-shapes");
     std::mt19937_64 rng(0);
     size_t next = 0;
     converter.build([&]() -> std::optional<std::vector<Tensor>> {

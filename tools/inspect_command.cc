@@ -9,6 +9,12 @@
 
 #include "frontend/onnx/graph_builder.h"
 #include "frontend/onnx/onnx_model.h"
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "convert/engine_file.h"
+#include "convert/kiln_file.h"
 #include "frontend/tf/bundle_reader.h"
 #include "frontend/tf/graph_builder.h"
 #include "frontend/tf/saved_model.h"
@@ -87,11 +93,58 @@ int InspectOnnx(const InspectOptions& options) {
   return 0;
 }
 
+// A .kiln file: what it holds (signature, conversion parameters, engines) and whether it loads.
+int InspectKilnFile(const InspectOptions& options, const std::vector<std::string>& tags) {
+  const convert::ConvertedModel model = convert::ReadKilnFile(options.dir);  // verifies every checksum
+  fmt::print(".kiln file: {} ({:.2f} MB, format version {}; checksums OK)\n", options.dir,
+             static_cast<double>(std::filesystem::file_size(options.dir)) / 1e6, convert::kKilnFileFormatVersion);
+  fmt::print("Tags: {{{}}}\n", fmt::join(model.tags, ","));
+  fmt::print("\nSignature:\n  {}:\n", model.signature_key);
+  PrintTensorInfos("input ", model.signature.inputs());
+  PrintTensorInfos("output", model.signature.outputs());
+  const nlohmann::json conversion = nlohmann::json::parse(model.conversion_json, nullptr, /*allow_exceptions=*/false);
+  if (conversion.is_object()) {
+    fmt::print("\nConverted by Kiln {} from {}: precision {}, device {}, {}/{} ops converted, dynamic shapes {}, "
+               "build at run time {}\n",
+               conversion.value("kiln_version", "?"), conversion.value("source_dir", "?"), conversion.value("precision_mode", "?"),
+               conversion.value("device", "?"), conversion.value("ops_converted", 0), conversion.value("ops_total", 0),
+               conversion.value("use_dynamic_shape", false) ? "on" : "off",
+               conversion.value("allow_build_at_runtime", true) ? "on" : "off");
+  }
+  fmt::print("\nGraph: {} IR nodes\n", model.graph.NumLiveNodes());
+  size_t engines = 0;
+  for (const auto& [name, files] : model.engine_files) engines += files.size();
+  fmt::print("\nEngines: {}\n", engines);
+  for (const auto& [name, files] : model.engine_files)
+    for (size_t i = 0; i < files.size(); ++i) {
+      const std::string what = fmt::format("{}: engine '{}' #{}", options.dir, name, i);
+      try {
+        const convert::EngineFile file = convert::ReadEngineFile(files[i], what);
+        fmt::print("  {} #{}: {} {} profile {} ({} bytes; {}, Kiln {})\n", name, i, file.header.backend,
+                   PrecisionName(file.header.precision), file.header.profile.ToString(), files[i].size(), file.header.device,
+                   file.header.kiln_version);
+        for (size_t k = 0; k < file.header.profile.inputs.size(); ++k) {
+          const auto& r = file.header.profile.inputs[k];
+          fmt::print("      input {}: min {} opt {} max {}\n", k, ShapeToString(r.min), ShapeToString(r.opt), ShapeToString(r.max));
+        }
+      } catch (const Error& e) {
+        fmt::print("  {} #{}: cannot be used: {}\n", name, i, e.what());
+      }
+    }
+  LoadOptions load;
+  load.tags = tags;
+  auto loaded = LoadModel(options.dir, load);
+  const Signature& sig = loaded->signature(model.signature_key);
+  fmt::print("\nKiln load of signature '{}': OK, {} IR nodes\n", sig.key(), sig.num_nodes());
+  return 0;
+}
+
 }  // namespace
 
 int Inspect(const InspectOptions& options) {
   if (onnxfe::IsOnnxFile(options.dir)) return InspectOnnx(options);
   const std::vector<std::string> tags = options.tags.empty() ? std::vector<std::string>{"serve"} : options.tags;
+  if (convert::IsKilnFile(options.dir)) return InspectKilnFile(options, tags);
   tf::SavedModelBundle bundle = tf::LoadSavedModel(options.dir, tags);
   const tfproto::MetaGraphDef& meta = *bundle.meta_graph;
   fmt::print("SavedModel: {}\n", options.dir);

@@ -50,9 +50,26 @@ int main(int argc, char** argv) {
   convert_cmd->add_option("--device", convert.device, "Engine backend")->capture_default_str();
   convert_cmd->add_option("--report-csv", convert.report_csv, "Write the non-conversion report as CSV here");
 
+  kiln::cli::BuildOptions build;
+  CLI::App* build_cmd = app.add_subcommand("build", "Convert a model and build its engines into one self-contained .kiln file");
+  build_cmd->add_option("input", build.input, "SavedModel directory")->required();
+  build_cmd->add_option("-o,--output", build.output, "The .kiln file to write")->required();
+  build_cmd->add_option("--tag", build.tags, "MetaGraph tag set (repeatable; default: serve)");
+  build_cmd->add_option("--signature,--signature-key", build.signature_key, "Signature to convert")->capture_default_str();
+  build_cmd->add_option("--precision", build.precision, "FP32, FP16, BF16 (INT8 not yet)")->capture_default_str();
+  build_cmd->add_option("--min-shapes", build.min_shapes, "Smallest input shapes of the profile: 'x:1x3x224x224,...'");
+  build_cmd->add_option("--opt-shapes", build.opt_shapes, "Shapes to tune for (default: the max shapes)");
+  build_cmd->add_option("--max-shapes", build.max_shapes, "Largest input shapes of the profile");
+  build_cmd->add_option("--shapes", build.shapes, "Fixed input shapes (min = opt = max): 'x:8x128,...'");
+  build_cmd->add_option("--minimum-segment-size", build.minimum_segment_size, "Smallest engine, in effective nodes (-1: none)")->capture_default_str();
+  build_cmd->add_option("--maximum-cached-engines", build.maximum_cached_engines, "Engines cached per engine node")->capture_default_str();
+  build_cmd->add_flag("--no-build-at-runtime", build.no_build_at_runtime, "Shapes outside the built profiles run natively instead of building engines");
+  build_cmd->add_option("--denylist", build.denylist, "Op types never converted (comma-separated)")->delimiter(',');
+  build_cmd->add_option("--device", build.device, "Engine backend")->capture_default_str();
+
   kiln::cli::SummaryOptions summary;
-  CLI::App* summary_cmd = app.add_subcommand("summary", "Show the engines and conversion report of a converted SavedModel");
-  summary_cmd->add_option("dir", summary.dir, "Converted SavedModel directory")->required();
+  CLI::App* summary_cmd = app.add_subcommand("summary", "Show the engines and conversion report of a converted SavedModel or .kiln file");
+  summary_cmd->add_option("dir", summary.dir, "Converted SavedModel directory or .kiln file")->required();
   summary_cmd->add_option("--tag", summary.tags, "MetaGraph tag set (repeatable; default: serve)");
   summary_cmd->add_option("--line-length", summary.line_length, "Table width")->capture_default_str();
 
@@ -65,6 +82,7 @@ int main(int argc, char** argv) {
     if (*ops_cmd) return kiln::cli::Ops();
     if (*convert_cmd) return kiln::cli::Convert(convert);
     if (*summary_cmd) return kiln::cli::Summary(summary);
+    if (*build_cmd) return kiln::cli::Build(build);
   } catch (const kiln::Error& e) {
     std::fprintf(stderr, "kiln: error: %s\n", e.what());
     return 1;

@@ -9,10 +9,17 @@
 //   converter.save("/models/bert_kiln");
 //   std::cout << converter.summary();
 //
-// The converted model is still a SavedModel; load it with kiln::LoadModel.
+// The converted model is still a SavedModel; load it with kiln::LoadModel. save_kiln_file writes
+// the same content as one self-contained .kiln file (convert/kiln_file.h), which LoadModel also
+// loads. build_profiles builds engines for explicit min/opt/max input shapes (trtexec style):
+//
+//   kiln::InputShapeProfile profile{{"input_ids", {{1, 16}, {8, 128}, {8, 384}}}};
+//   converter.build_profiles({profile});   // needs params.use_dynamic_shape = true
+//   converter.save_kiln_file("/models/bert.kiln");
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -45,6 +52,13 @@ struct ConversionParams {
 // order), or nullopt when exhausted.
 using InputFn = std::function<std::optional<std::vector<Tensor>>()>;
 
+// The shapes one signature input may take in an explicit profile: every dim min <= opt <= max.
+struct ShapeRange {
+  Shape min, opt, max;
+};
+// One explicit optimization profile: signature input name -> its range (every input given).
+using InputShapeProfile = std::map<std::string, ShapeRange>;
+
 class Converter {
  public:
   Converter(std::string input_saved_model_dir, std::vector<std::string> input_saved_model_tags = {"serve"},
@@ -58,9 +72,23 @@ class Converter {
   // Runs the converted graph on each input set to build engines (or collect dynamic-shape profiles).
   // kFailedPrecondition if called twice or before convert(); kInvalidArgument if input_fn is empty.
   void build(const InputFn& input_fn);
+  // Builds engines for explicit signature-input shape ranges (TensorRT / trtexec style), one engine
+  // per engine node and profile. The converted graph runs natively at each profile's min, opt and
+  // max shapes (random floats for floating inputs, zeros for integer and bool inputs, so token ids
+  // and indices are valid) to learn each engine node's input shapes; its engine profile spans
+  // what it saw (min from the min run, opt from the opt run, max from the max run; where an
+  // engine's input dim does not grow with the signature's, the range covers all three runs).
+  // Needs params.use_dynamic_shape (kFailedPrecondition otherwise, or when build() or
+  // build_profiles() was already called, or before convert()); kInvalidArgument naming the input
+  // for a missing or unknown input, a rank or static dim the signature does not accept, a
+  // negative dim or min <= opt <= max violated.
+  void build_profiles(const std::vector<InputShapeProfile>& profiles);
   // Writes the converted SavedModel; with save_gpu_specific_engines=false, no device-specific
   // engine is written (they are rebuilt where the model is loaded).
   void save(const std::string& output_saved_model_dir, bool save_gpu_specific_engines = true);
+  // Writes the same content as save() as one .kiln file (written to a temporary name next to it,
+  // then renamed into place). Load it with kiln::LoadModel.
+  void save_kiln_file(const std::string& path, bool save_gpu_specific_engines = true);
   // TF-TRT's summary table plus the non-conversion report.
   std::string summary(int line_length = 160, bool detailed = true) const;
   // The non-conversion report as CSV: op,reason,count,example_nodes.

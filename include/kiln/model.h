@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,30 @@ struct RunStats {
   int64_t native_runs = 0;     // engine-node executions that fell back to the native segment
 };
 
+// Caller-owned memory for one signature input or output (Signature::RunWithBuffers).
+//
+//   std::vector<float> image(1 * 224 * 224 * 3), logits(1000);
+//   kiln::BufferBinding in{"input_1", kiln::DType::kFloat32, {1, 224, 224, 3}, image.data(),
+//                          image.size() * sizeof(float)};
+//   kiln::BufferBinding out{"predictions", kiln::DType::kFloat32, {}, logits.data(),
+//                           logits.size() * sizeof(float)};
+//   sig.RunWithBuffers({&in, 1}, {&out, 1});   // out.shape is now {1, 1000}
+//
+// Inputs: `shape` is the input's shape; `data` points at `size_bytes` bytes, C order, aligned to
+// the element size. The input memory is used in place (never copied) and never written; it must
+// stay valid and unchanged until RunWithBuffers returns. Outputs: `shape` is ignored on entry and
+// set to the output's actual shape; the result is written to `data` (at most size_bytes bytes).
+// DT_STRING is not supported. `device` says where `data` lives; kCuda is refused (kUnimplemented)
+// until the CUDA backend exists.
+struct BufferBinding {
+  std::string name;
+  DType dtype = DType::kInvalid;
+  Shape shape;
+  void* data = nullptr;
+  size_t size_bytes = 0;
+  Device device{};
+};
+
 class Signature {
  public:
   virtual ~Signature() = default;
@@ -44,6 +69,15 @@ class Signature {
   // Runs the signature. Every input must be given, by name, with the signature's dtype and a
   // compatible shape; errors (kInvalidArgument) name the input and what was expected.
   virtual std::map<std::string, Tensor> Run(const std::map<std::string, Tensor>& inputs) const = 0;
+  // Runs the signature on caller-owned memory (see BufferBinding). Every input must be bound
+  // once; outputs may be any subset of the signature's outputs (each at most once; the others are
+  // computed and dropped). Thread-safe like Run. kInvalidArgument naming the binding for: an
+  // unknown, missing or repeated name; a dtype other than the signature's; a null `data`; an input
+  // `shape` the signature does not accept or `size_bytes` smaller than it needs; an output buffer
+  // smaller than the result (the message says how many bytes are needed, and the binding's
+  // `shape` is set to the output's shape, so the caller can grow the buffer and retry); data not
+  // aligned to the element size. kUnimplemented for kCuda bindings and DT_STRING.
+  void RunWithBuffers(std::span<const BufferBinding> inputs, std::span<BufferBinding> outputs) const;
   // Number of IR nodes the signature runs (after optimization passes).
   virtual size_t num_nodes() const = 0;
   virtual RunStats stats() const { return {}; }
@@ -66,7 +100,9 @@ class Model {
 };
 
 // Reads DIR/saved_model.pb for the meta graph tagged `options.tags`. Variables are read when a
-// signature that uses them is imported.
+// signature that uses them is imported. A converted SavedModel (Converter::save) or a .kiln file
+// (Converter::save_kiln_file, `kiln build`; recognised by its magic bytes or the .kiln extension)
+// loads its saved engines instead of rebuilding them.
 std::unique_ptr<Model> LoadModel(const std::string& dir, const LoadOptions& options = {});
 
 }  // namespace kiln

@@ -1,0 +1,341 @@
+// The .kiln file format: round trip, and every truncation and every flipped byte is an error
+// naming what is wrong (never a crash, never a silently different model).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
+#include "convert/engine_file.h"
+#include "convert/kiln_file.h"
+#include "frontend/tf/ir_codec.h"
+#include "ir/op_schema.h"
+#include "ir/passes/pass.h"
+#include "kiln/version.h"
+#include "runtime/executor.h"
+
+namespace kiln::convert {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Bytes(const tfproto::GraphDef& gd) {
+  std::string out;
+  google::protobuf::io::StringOutputStream stream(&out);
+  google::protobuf::io::CodedOutputStream coded(&stream);
+  coded.SetSerializationDeterministic(true);
+  gd.SerializeToCodedStream(&coded);
+  return out;
+}
+
+template <typename Fn>
+void ExpectError(Fn&& fn, ErrorCode code, const std::vector<std::string>& words, const std::string& context = "") {
+  try {
+    fn();
+    ADD_FAILURE() << "expected an error (" << ErrorCodeName(code) << ") " << context;
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), code) << e.what() << " " << context;
+    for (const auto& w : words)
+      EXPECT_NE(std::string(e.what()).find(w), std::string::npos) << "'" << w << "' not in: " << e.what() << " " << context;
+  }
+}
+
+ir::NodeId AddInferred(ir::Graph& g, const std::string& op, const std::string& name, std::vector<ir::ValueId> in,
+                       ir::AttrMap attrs = {}) {
+  ir::Node& n = g.AddNode(op, name, std::move(in), 1);
+  n.attrs = std::move(attrs);
+  const ir::NodeId id = n.id;
+  ir::InferNode(g, id);
+  return id;
+}
+ir::ValueId Out(const ir::Graph& g, ir::NodeId id) { return g.node(id).outputs[0]; }
+
+// x:[batch,3] float, flag: bool scalar. logits = Engine(x) (segment: Relu(x * 2)); probs = If(flag,
+// logits) (then: logits + 1, else: logits).
+ir::Graph SampleGraph() {
+  ir::Graph g;
+  const ir::Dim batch = g.NewSymbol("x.0");
+  const ir::ValueId x = g.AddInput("x", DType::kFloat32, ir::SymShape::Of({batch, 3}));
+  const ir::ValueId flag = g.AddInput("flag", DType::kBool, ir::SymShape::Scalar());
+  auto segment = std::make_shared<ir::Graph>();
+  {
+    const ir::Dim b = segment->NewSymbol("x.0");
+    const ir::ValueId in = segment->AddInput("x", DType::kFloat32, ir::SymShape::Of({b, 3}));
+    const ir::ValueId two = segment->AddConstant("model/two", Tensor::Scalar<float>(DType::kFloat32, 2.0f));
+    const ir::NodeId mul = AddInferred(*segment, "Mul", "model/mul", {in, two});
+    segment->AddOutput("model/relu", Out(*segment, AddInferred(*segment, "Relu", "model/relu", {Out(*segment, mul)})));
+  }
+  ir::AttrMap engine_attrs;
+  engine_attrs.Set("segment", segment);
+  engine_attrs.Set("engine_name", std::string("KilnEngineOp_000"));
+  ir::Node& e = g.AddNode("Engine", "model/KilnEngineOp_000", {x}, 1);
+  e.attrs = engine_attrs;
+  const ir::NodeId engine = e.id;
+  g.value(e.outputs[0]).shape = ir::SymShape::Of({batch, 3});
+  ir::InferNode(g, engine);
+  auto then_g = std::make_shared<ir::Graph>();
+  {
+    const ir::ValueId a = then_g->AddInput("a", DType::kFloat32, ir::SymShape::Of({batch, 3}));
+    const ir::ValueId one = then_g->AddConstant("one", Tensor::Scalar<float>(DType::kFloat32, 1.0f));
+    then_g->AddOutput("r", Out(*then_g, AddInferred(*then_g, "Add", "add", {a, one})));
+  }
+  auto else_g = std::make_shared<ir::Graph>();
+  else_g->AddOutput("r", else_g->AddInput("a", DType::kFloat32, ir::SymShape::Of({batch, 3})));
+  ir::AttrMap if_attrs;
+  if_attrs.Set("then_branch", then_g);
+  if_attrs.Set("else_branch", else_g);
+  const ir::NodeId cond = AddInferred(g, "If", "model/cond", {flag, Out(g, engine)}, if_attrs);
+  g.AddOutput("logits", Out(g, engine));
+  g.AddOutput("probs", Out(g, cond));
+  return g;
+}
+
+tfproto::TensorInfo Info(const std::string& name, int dtype, std::vector<int64_t> dims) {
+  tfproto::TensorInfo info;
+  info.set_name(name);
+  info.set_dtype(dtype);
+  for (int64_t d : dims) info.mutable_tensor_shape()->add_dim()->set_size(d);
+  return info;
+}
+
+ConvertedModel SampleModel() {
+  ConvertedModel m;
+  m.tags = {"serve", "gpu"};
+  m.signature_key = "serving_default";
+  (*m.signature.mutable_inputs())["x"] = Info("serving_default_x:0", 1, {-1, 3});
+  (*m.signature.mutable_inputs())["flag"] = Info("serving_default_flag:0", 10, {});
+  (*m.signature.mutable_outputs())["logits"] = Info("StatefulPartitionedCall:0", 1, {-1, 3});
+  tfproto::TensorInfo probs = Info("StatefulPartitionedCall:1", 1, {});
+  probs.mutable_tensor_shape()->set_unknown_rank(true);
+  (*m.signature.mutable_outputs())["probs"] = probs;
+  m.graph = SampleGraph();
+  m.conversion_json = R"({"precision_mode": "FP32", "ops_converted": 3})";
+  EngineHeader h;
+  h.kiln_version = KILN_VERSION;
+  h.backend = "cpu";
+  h.device = "x86-64 avx2";
+  h.profile.inputs.push_back({{1, 3}, {4, 3}, {8, 3}});
+  h.engine_name = "model/KilnEngineOp_000";
+  m.engine_files["model/KilnEngineOp_000"] = {WriteEngineFile(h, "payload-0"), WriteEngineFile(h, std::string("p\0\1", 3))};
+  m.engine_files["plain_engine"] = {WriteEngineFile(h, "other")};
+  return m;
+}
+
+uint64_t U64At(const std::string& s, size_t at) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(s[at + static_cast<size_t>(i)])) << (8 * i);
+  return v;
+}
+uint32_t U32At(const std::string& s, size_t at) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(s[at + static_cast<size_t>(i)])) << (8 * i);
+  return v;
+}
+
+// Offsets of: the end of the fixed prefix, the end of the header, the end of the header CRC, and
+// the start of each section and of its payload, from the documented layout.
+struct Layout {
+  size_t header_end = 0;                          // 16 + H
+  std::vector<size_t> section_starts, payload_starts, section_ends;
+};
+Layout LayoutOf(const std::string& file) {
+  Layout l;
+  l.header_end = 16 + U32At(file, 12);
+  size_t at = l.header_end + 4;
+  while (at < file.size()) {
+    l.section_starts.push_back(at);
+    const uint64_t size = U64At(file, at);
+    l.payload_starts.push_back(at + 12);
+    at += 12 + size;
+    l.section_ends.push_back(at);
+  }
+  return l;
+}
+
+TEST(KilnFile, RoundTrip) {
+  const ConvertedModel model = SampleModel();
+  ir::Verify(model.graph);
+  const std::string bytes = EncodeKilnFile(model);
+  ASSERT_GE(bytes.size(), 16u);
+  EXPECT_EQ(bytes.substr(0, 8), "KILNFILE");
+  EXPECT_EQ(U32At(bytes, 8), kKilnFileFormatVersion);
+  EXPECT_EQ(EncodeKilnFile(model), bytes) << "encoding is deterministic";
+
+  const ConvertedModel back = DecodeKilnFile(bytes, "sample.kiln");
+  EXPECT_EQ(back.tags, model.tags);
+  EXPECT_EQ(back.signature_key, "serving_default");
+  EXPECT_EQ(back.conversion_json, model.conversion_json);
+  EXPECT_EQ(back.engine_files, model.engine_files);
+  EXPECT_EQ(Bytes(tf::EncodeIrGraph(back.graph)), Bytes(tf::EncodeIrGraph(model.graph)));
+  ir::Verify(back.graph);
+  // The signature: same keys, dtypes and shapes; tensor names point at the encoded graph.
+  const tfproto::GraphDef gd = tf::EncodeIrGraph(back.graph);
+  ASSERT_EQ(back.signature.inputs().size(), 2u);
+  ASSERT_EQ(back.signature.outputs().size(), 2u);
+  EXPECT_EQ(back.signature.inputs().at("x").dtype(), 1);
+  EXPECT_EQ(back.signature.inputs().at("x").tensor_shape().dim_size(), 2);
+  EXPECT_EQ(back.signature.inputs().at("x").tensor_shape().dim(0).size(), -1);
+  EXPECT_EQ(back.signature.inputs().at("x").tensor_shape().dim(1).size(), 3);
+  EXPECT_EQ(back.signature.inputs().at("flag").dtype(), 10);
+  EXPECT_EQ(back.signature.inputs().at("flag").tensor_shape().dim_size(), 0);
+  EXPECT_FALSE(back.signature.inputs().at("flag").tensor_shape().unknown_rank());
+  EXPECT_TRUE(back.signature.outputs().at("probs").tensor_shape().unknown_rank());
+  EXPECT_EQ(back.signature.inputs().at("x").name(), tf::EncodedInputTensors(gd)[0]);
+  EXPECT_EQ(back.signature.outputs().at("probs").name(), tf::EncodedOutputTensors(gd)[1]);
+
+  // The decoded graph runs the same.
+  auto a = std::make_shared<ir::Graph>(model.graph.Clone());
+  auto b = std::make_shared<ir::Graph>(back.graph.Clone());
+  runtime::ReferenceExecutor ea(a), eb(b);
+  const std::vector<Tensor> in = {Tensor::FromVector<float>(DType::kFloat32, {2, 3}, {1, -2, 3, -4, 5, -6}),
+                                  Tensor::Scalar<bool>(DType::kBool, true)};
+  const auto ra = ea.Run(in), rb = eb.Run(in);
+  ASSERT_EQ(ra.size(), rb.size());
+  for (size_t i = 0; i < ra.size(); ++i)
+    for (int64_t k = 0; k < ra[i].num_elements(); ++k) EXPECT_EQ(ra[i].data<float>()[k], rb[i].data<float>()[k]);
+}
+
+TEST(KilnFile, NoSignatureAndNoEngines) {
+  ConvertedModel model = SampleModel();
+  model.signature_key.clear();
+  model.signature = {};
+  model.engine_files.clear();
+  const ConvertedModel back = DecodeKilnFile(EncodeKilnFile(model), "x.kiln");
+  EXPECT_TRUE(back.signature_key.empty());
+  EXPECT_TRUE(back.engine_files.empty());
+  EXPECT_EQ(back.conversion_json, model.conversion_json);
+}
+
+TEST(KilnFile, SignatureNamingNoGraphInputIsRefusedOnWrite) {
+  ConvertedModel model = SampleModel();
+  (*model.signature.mutable_inputs())["nope"] = Info("nope:0", 1, {});
+  ExpectError([&] { EncodeKilnFile(model); }, ErrorCode::kInvalidArgument, {"'nope'"});
+}
+
+TEST(KilnFile, WriteReadFileAndDetection) {
+  const fs::path dir = fs::temp_directory_path() / ("kiln_file_test_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const ConvertedModel model = SampleModel();
+  const std::string path = (dir / "model.kiln").string();
+  WriteKilnFile(path, model);
+  for (const auto& entry : fs::directory_iterator(dir))
+    EXPECT_EQ(entry.path().filename().string().find(".tmp-"), std::string::npos) << entry.path();
+  EXPECT_TRUE(IsKilnFile(path));
+  EXPECT_EQ(ReadKilnFile(path).engine_files, model.engine_files);
+  // Detected by its magic under any name; a directory or a missing path is not a .kiln file.
+  const std::string other = (dir / "model.bin").string();
+  fs::copy_file(path, other);
+  EXPECT_TRUE(IsKilnFile(other));
+  EXPECT_FALSE(IsKilnFile(dir.string()));
+  EXPECT_FALSE(IsKilnFile((dir / "missing").string()));
+  {
+    std::ofstream out(dir / "not_kiln.txt");
+    out << "hello world";
+  }
+  EXPECT_FALSE(IsKilnFile((dir / "not_kiln.txt").string()));
+  // A damaged file with the .kiln extension is still taken as one, so the error says what is wrong.
+  {
+    std::ofstream out(dir / "damaged.kiln");
+    out << "garbage";
+  }
+  EXPECT_TRUE(IsKilnFile((dir / "damaged.kiln").string()));
+  ExpectError([&] { ReadKilnFile((dir / "damaged.kiln").string()); }, ErrorCode::kDataLoss, {"damaged.kiln", "bad magic"});
+  ExpectError([&] { ReadKilnFile((dir / "missing.kiln").string()); }, ErrorCode::kNotFound, {"missing.kiln"});
+  // Writing over a directory fails cleanly.
+  ExpectError([&] { WriteKilnFile(dir.string(), model); }, ErrorCode::kInvalidArgument, {"cannot write"});
+  fs::remove_all(dir);
+}
+
+TEST(KilnFile, TruncationAnywhereIsDataLoss) {
+  const std::string bytes = EncodeKilnFile(SampleModel());
+  const Layout l = LayoutOf(bytes);
+  ASSERT_EQ(l.section_starts.size(), 5u);  // graph, conversion, 3 engine files
+  EXPECT_EQ(l.section_ends.back(), bytes.size());
+  ExpectError([&] { DecodeKilnFile("", "t.kiln"); }, ErrorCode::kDataLoss, {"t.kiln", "empty"});
+  // Every section boundary, named.
+  for (size_t i = 0; i < l.section_starts.size(); ++i) {
+    ExpectError([&] { DecodeKilnFile(std::string_view(bytes).substr(0, l.section_starts[i]), "t.kiln"); }, ErrorCode::kDataLoss,
+                {"t.kiln", "truncated", fmt::format("section {}", i), "missing"}, fmt::format("cut before section {}", i));
+    ExpectError([&] { DecodeKilnFile(std::string_view(bytes).substr(0, l.payload_starts[i]), "t.kiln"); }, ErrorCode::kDataLoss,
+                {"truncated", fmt::format("section {}", i)}, fmt::format("cut before payload {}", i));
+  }
+  ExpectError([&] { DecodeKilnFile(std::string_view(bytes).substr(0, l.header_end), "t.kiln"); }, ErrorCode::kDataLoss,
+              {"truncated"});
+  // And every other length.
+  for (size_t n = 1; n < bytes.size(); ++n)
+    ExpectError([&] { DecodeKilnFile(std::string_view(bytes).substr(0, n), "t.kiln"); }, ErrorCode::kDataLoss,
+                {"t.kiln", "truncated"}, fmt::format("cut at {} of {}", n, bytes.size()));
+  // Extra bytes at the end.
+  ExpectError([&] { DecodeKilnFile(bytes + "x", "t.kiln"); }, ErrorCode::kDataLoss, {"unexpected bytes"});
+}
+
+TEST(KilnFile, EveryFlippedByteIsAnError) {
+  const std::string bytes = EncodeKilnFile(SampleModel());
+  const Layout l = LayoutOf(bytes);
+  // A flipped payload byte: a checksum error naming the section.
+  const std::vector<std::string> names = {"section 0 (graph)", "section 1 (conversion)", "section 2 (engine",
+                                          "section 3 (engine", "section 4 (engine"};
+  for (size_t i = 0; i < l.payload_starts.size(); ++i) {
+    for (size_t at : {l.payload_starts[i], (l.payload_starts[i] + l.section_ends[i]) / 2, l.section_ends[i] - 1}) {
+      std::string bad = bytes;
+      bad[at] = static_cast<char>(bad[at] ^ 0x20);
+      ExpectError([&] { DecodeKilnFile(bad, "f.kiln"); }, ErrorCode::kDataLoss, {"f.kiln", "checksum", names[i]},
+                  fmt::format("byte {}", at));
+    }
+  }
+  // A flipped header byte: the header checksum.
+  {
+    std::string bad = bytes;
+    bad[20] = static_cast<char>(bad[20] ^ 1);
+    ExpectError([&] { DecodeKilnFile(bad, "f.kiln"); }, ErrorCode::kDataLoss, {"header checksum"});
+  }
+  // Magic.
+  {
+    std::string bad = bytes;
+    bad[3] = 'X';
+    ExpectError([&] { DecodeKilnFile(bad, "f.kiln"); }, ErrorCode::kDataLoss, {"bad magic"});
+  }
+  // Every byte, every bit: always an error (a newer version number is kInvalidArgument), never a
+  // crash, never a model.
+  for (size_t at = 0; at < bytes.size(); ++at) {
+    for (int bit : {0, 7}) {
+      std::string bad = bytes;
+      bad[at] = static_cast<char>(bad[at] ^ (1 << bit));
+      try {
+        DecodeKilnFile(bad, "f.kiln");
+        ADD_FAILURE() << "flipping bit " << bit << " of byte " << at << " was not detected";
+      } catch (const Error& e) {
+        if (at >= 8 && at < 12 && e.code() == ErrorCode::kInvalidArgument) continue;  // the version field
+        EXPECT_EQ(e.code(), ErrorCode::kDataLoss) << "byte " << at << ": " << e.what();
+      }
+    }
+  }
+}
+
+TEST(KilnFile, VersionsAndSectionMismatch) {
+  const std::string bytes = EncodeKilnFile(SampleModel());
+  std::string newer = bytes;
+  newer[8] = static_cast<char>(kKilnFileFormatVersion + 1);
+  ExpectError([&] { DecodeKilnFile(newer, "n.kiln"); }, ErrorCode::kInvalidArgument, {"n.kiln", "newer Kiln", "format version 2"});
+  std::string zero = bytes;
+  zero[8] = 0;
+  ExpectError([&] { DecodeKilnFile(zero, "z.kiln"); }, ErrorCode::kDataLoss, {"version 0"});
+  // A section length that disagrees with the header's listing.
+  const Layout l = LayoutOf(bytes);
+  std::string bad = bytes;
+  bad[l.section_starts[1]] = static_cast<char>(bad[l.section_starts[1]] + 1);
+  ExpectError([&] { DecodeKilnFile(bad, "s.kiln"); }, ErrorCode::kDataLoss, {"section 1", "header lists"});
+  // A flipped section checksum field.
+  bad = bytes;
+  bad[l.section_starts[2] + 9] = static_cast<char>(bad[l.section_starts[2] + 9] ^ 4);
+  ExpectError([&] { DecodeKilnFile(bad, "s.kiln"); }, ErrorCode::kDataLoss, {"section 2", "checksum"});
+}
+
+}  // namespace
+}  // namespace kiln::convert
