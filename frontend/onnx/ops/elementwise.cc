@@ -158,7 +158,6 @@ constexpr Mapping kMappings[] = {
     {"Acosh", "Acosh", kFloat, 1},
     {"Atanh", "Atanh", kFloat, 1},
     {"Tanh", "Tanh", kFloat, 1},
-    {"Erf", "Erf", kFloat, 1},  // ONNX also allows integer inputs: reported unsupported
     {"Sigmoid", "Sigmoid", kFloat, 1},
     {"Softplus", "Softplus", kFloat, 1},  // ln(exp(x) + 1), computed in the stable form
     {"Softsign", "Softsign", kFloat, 1},
@@ -178,6 +177,11 @@ constexpr Mapping kMappings[] = {
     {"And", "LogicalAnd", kBoolT, 2},
     {"Or", "LogicalOr", kBoolT, 2},
     {"Xor", "NotEqual", kBoolT, 2},
+    // opset 18
+    {"BitwiseNot", "Invert", kInt, 1},
+    {"BitwiseAnd", "BitwiseAnd", kInt, 2},
+    {"BitwiseOr", "BitwiseOr", kInt, 2},
+    {"BitwiseXor", "BitwiseXor", kInt, 2},
 };
 
 const Mapping& FindMapping(ImportContext& ctx) {
@@ -197,33 +201,83 @@ void ImportMapped(ImportContext& ctx) {
 
 // ---- activations with attributes ----
 
-// LeakyRelu(alpha = 0.01): x >= 0 ? x : alpha * x.
+ir::AttrMap CastAttrs(DType to) {
+  ir::AttrMap attrs;
+  attrs.Set("to", to);
+  attrs.Set("truncate", false);
+  return attrs;
+}
+
+ir::ValueId EmitCast(ImportContext& ctx, ir::ValueId x, DType to, const std::string& suffix) {
+  return ctx.Emit1("Cast", {x}, CastAttrs(to), suffix);
+}
+
+bool IsHalfWidth(DType dt) { return dt == DType::kFloat16 || dt == DType::kBFloat16; }
+
+// Activations composed of several IR ops, or comparing against a float attribute, compute
+// float16/bfloat16 inputs in float32 and round once at the end (rounding every step, or the
+// attribute, to 16 bits could exceed ONNX's tolerance or flip a comparison). Other dtypes
+// compute in their own type.
+struct Work {
+  DType in;  // the input's dtype (and the output's)
+  DType dt;  // the dtype computed in
+  ir::ValueId x;
+};
+
+Work Widen(ImportContext& ctx, DType in) {
+  const DType dt = IsHalfWidth(in) ? DType::kFloat32 : in;
+  const ir::ValueId x = dt == in ? ctx.input(0) : EmitCast(ctx, ctx.input(0), dt, "to_f32");
+  return {in, dt, x};
+}
+
+void Finish(ImportContext& ctx, const Work& w, ir::ValueId y) {
+  ctx.SetOutput(0, w.dt == w.in ? y : ctx.Emit1("Cast", {y}, CastAttrs(w.in)));
+}
+
+bool ExactIn(DType dt, float v) {
+  if (dt == DType::kFloat16) return Half::ToFloat(Half::FromFloat(v)) == v;
+  if (dt == DType::kBFloat16) return BFloat16::ToFloat(BFloat16::FromFloat(v)) == v;
+  return true;
+}
+
+// LeakyRelu(alpha = 0.01): x >= 0 ? x : alpha * x. The IR LeakyRelu rounds alpha to the
+// input dtype first, so 16-bit inputs with an alpha they cannot hold run in float32.
 void ImportLeakyRelu(ImportContext& ctx) {
   CheckArity(ctx, 1);
   const float alpha = ctx.attr_float("alpha", 0.01f);
   if (ctx.validate_only()) return;
-  CheckInputType(ctx, 0, kFloat);
+  const DType in = CheckInputType(ctx, 0, kFloat);
   ir::AttrMap attrs;
   attrs.Set("alpha", static_cast<double>(alpha));
-  ctx.SetOutput(0, ctx.Emit1("LeakyRelu", {ctx.input(0)}, std::move(attrs)));
+  if (ExactIn(in, alpha)) {
+    ctx.SetOutput(0, ctx.Emit1("LeakyRelu", {ctx.input(0)}, std::move(attrs)));
+    return;
+  }
+  const Work w = Widen(ctx, in);
+  Finish(ctx, w, ctx.Emit1("LeakyRelu", {w.x}, std::move(attrs), "leaky_relu"));
 }
 
 // x < 0 ? alpha * (exp(x) - 1) : x, from the IR Elu (alpha 1).
-ir::ValueId EmitElu(ImportContext& ctx, ir::ValueId x, DType dt, float alpha) {
-  const ir::ValueId elu = ctx.Emit1("Elu", {x}, {}, "elu");
+ir::ValueId EmitElu(ImportContext& ctx, const Work& w, float alpha) {
+  const ir::ValueId elu = ctx.Emit1("Elu", {w.x}, {}, "elu");
   if (alpha == 1.0f) return elu;
-  const ir::ValueId neg = ctx.Emit1("Less", {x, Scalar(ctx, dt, 0.0, "zero")}, {}, "negative");
-  const ir::ValueId scaled = ctx.Emit1("Mul", {elu, Scalar(ctx, dt, alpha, "alpha")}, {}, "scaled");
-  return ctx.Emit1("Select", {neg, scaled, x}, {}, "select");
+  const ir::ValueId neg = ctx.Emit1("Less", {w.x, Scalar(ctx, w.dt, 0.0, "zero")}, {}, "negative");
+  const ir::ValueId scaled = ctx.Emit1("Mul", {elu, Scalar(ctx, w.dt, alpha, "alpha")}, {}, "scaled");
+  return ctx.Emit1("Select", {neg, scaled, w.x}, {}, "select");
 }
 
-// Elu(alpha = 1): x < 0 ? alpha * (exp(x) - 1) : x.
+// Elu(alpha = 1): x < 0 ? alpha * (exp(x) - 1) : x. alpha 1 is the IR Elu.
 void ImportElu(ImportContext& ctx) {
   CheckArity(ctx, 1);
   const float alpha = ctx.attr_float("alpha", 1.0f);
   if (ctx.validate_only()) return;
-  const DType dt = CheckInputType(ctx, 0, kFloat);
-  ctx.SetOutput(0, EmitElu(ctx, ctx.input(0), dt, alpha));
+  const DType in = CheckInputType(ctx, 0, kFloat);
+  if (alpha == 1.0f) {
+    ctx.SetOutput(0, ctx.Emit1("Elu", {ctx.input(0)}));
+    return;
+  }
+  const Work w = Widen(ctx, in);
+  Finish(ctx, w, EmitElu(ctx, w, alpha));
 }
 
 // Selu(alpha = 1.67326..., gamma = 1.05070...): gamma * (x <= 0 ? alpha * (exp(x) - 1) : x).
@@ -235,40 +289,43 @@ void ImportSelu(ImportContext& ctx) {
   const float alpha = ctx.attr_float("alpha", kAlpha);
   const float gamma = ctx.attr_float("gamma", kGamma);
   if (ctx.validate_only()) return;
-  const DType dt = CheckInputType(ctx, 0, kFloat);
+  const DType in = CheckInputType(ctx, 0, kFloat);
   if (alpha == kAlpha && gamma == kGamma) {
     ctx.SetOutput(0, ctx.Emit1("Selu", {ctx.input(0)}));
     return;
   }
-  const ir::ValueId elu = EmitElu(ctx, ctx.input(0), dt, alpha);
-  ctx.SetOutput(0, ctx.Emit1("Mul", {elu, Scalar(ctx, dt, gamma, "gamma")}));
+  const Work w = Widen(ctx, in);
+  const ir::ValueId elu = EmitElu(ctx, w, alpha);
+  Finish(ctx, w, ctx.Emit1("Mul", {elu, Scalar(ctx, w.dt, gamma, "gamma")}, {}, "selu"));
 }
 
-// Celu(alpha = 1): max(0, x) + min(0, alpha * (exp(x / alpha) - 1)), as the spec writes it.
+// Celu(alpha = 1): max(0, x) + min(0, alpha * (exp(x / alpha) - 1)), as the spec writes it
+// (alpha 1 is the IR Elu).
 void ImportCelu(ImportContext& ctx) {
   CheckArity(ctx, 1);
   const float alpha = ctx.attr_float("alpha", 1.0f);
   if (ctx.validate_only()) return;
-  const DType dt = CheckInputType(ctx, 0, kFloat);
-  const ir::ValueId x = ctx.input(0);
-  if (alpha == 1.0f) {  // max(0, x) + min(0, exp(x) - 1) == Elu(x)
-    ctx.SetOutput(0, ctx.Emit1("Elu", {x}));
+  const DType in = CheckInputType(ctx, 0, kFloat);
+  if (alpha == 1.0f) {
+    ctx.SetOutput(0, ctx.Emit1("Elu", {ctx.input(0)}));
     return;
   }
+  const Work w = Widen(ctx, in);
+  const DType dt = w.dt;
   const ir::ValueId a = Scalar(ctx, dt, alpha, "alpha");
   const ir::ValueId zero = Scalar(ctx, dt, 0.0, "zero");
-  const ir::ValueId e = ctx.Emit1("Exp", {ctx.Emit1("Div", {x, a}, {}, "x_over_alpha")}, {}, "exp");
+  const ir::ValueId e = ctx.Emit1("Exp", {ctx.Emit1("Div", {w.x, a}, {}, "x_over_alpha")}, {}, "exp");
   const ir::ValueId em1 = ctx.Emit1("Sub", {e, Scalar(ctx, dt, 1.0, "one")}, {}, "exp_minus_1");
   const ir::ValueId neg = ctx.Emit1("Minimum", {zero, ctx.Emit1("Mul", {a, em1}, {}, "scaled")}, {}, "neg_part");
-  const ir::ValueId pos = ctx.Emit1("Maximum", {zero, x}, {}, "pos_part");
-  ctx.SetOutput(0, ctx.Emit1("Add", {pos, neg}));
+  const ir::ValueId pos = ctx.Emit1("Maximum", {zero, w.x}, {}, "pos_part");
+  Finish(ctx, w, ctx.Emit1("Add", {pos, neg}, {}, "celu"));
 }
 
 // max(0, min(1, alpha * x + beta)).
-ir::ValueId EmitHardSigmoid(ImportContext& ctx, ir::ValueId x, DType dt, float alpha, float beta) {
-  const ir::ValueId ax = ctx.Emit1("Mul", {x, Scalar(ctx, dt, alpha, "alpha")}, {}, "ax");
-  const ir::ValueId axb = ctx.Emit1("Add", {ax, Scalar(ctx, dt, beta, "beta")}, {}, "ax_plus_b");
-  return ctx.Emit1("Clip", {axb, Scalar(ctx, dt, 0.0, "zero"), Scalar(ctx, dt, 1.0, "one")}, {}, "clip");
+ir::ValueId EmitHardSigmoid(ImportContext& ctx, const Work& w, float alpha, float beta) {
+  const ir::ValueId ax = ctx.Emit1("Mul", {w.x, Scalar(ctx, w.dt, alpha, "alpha")}, {}, "ax");
+  const ir::ValueId axb = ctx.Emit1("Add", {ax, Scalar(ctx, w.dt, beta, "beta")}, {}, "ax_plus_b");
+  return ctx.Emit1("Clip", {axb, Scalar(ctx, w.dt, 0.0, "zero"), Scalar(ctx, w.dt, 1.0, "one")}, {}, "clip");
 }
 
 // HardSigmoid(alpha = 0.2, beta = 0.5).
@@ -277,18 +334,17 @@ void ImportHardSigmoid(ImportContext& ctx) {
   const float alpha = ctx.attr_float("alpha", 0.2f);
   const float beta = ctx.attr_float("beta", 0.5f);
   if (ctx.validate_only()) return;
-  const DType dt = CheckInputType(ctx, 0, kFloat);
-  ctx.SetOutput(0, EmitHardSigmoid(ctx, ctx.input(0), dt, alpha, beta));
+  const Work w = Widen(ctx, CheckInputType(ctx, 0, kFloat));
+  Finish(ctx, w, EmitHardSigmoid(ctx, w, alpha, beta));
 }
 
 // HardSwish: x * HardSigmoid(x) with alpha = 1/6, beta = 0.5.
 void ImportHardSwish(ImportContext& ctx) {
   CheckArity(ctx, 1);
   if (ctx.validate_only()) return;
-  const DType dt = CheckInputType(ctx, 0, kFloat);
-  const ir::ValueId x = ctx.input(0);
-  const ir::ValueId hs = EmitHardSigmoid(ctx, x, dt, 1.0f / 6.0f, 0.5f);
-  ctx.SetOutput(0, ctx.Emit1("Mul", {x, hs}));
+  const Work w = Widen(ctx, CheckInputType(ctx, 0, kFloat));
+  const ir::ValueId hs = EmitHardSigmoid(ctx, w, 1.0f / 6.0f, 0.5f);
+  Finish(ctx, w, ctx.Emit1("Mul", {w.x, hs}, {}, "hard_swish"));
 }
 
 // ThresholdedRelu(alpha = 1): x > alpha ? x : 0.
@@ -296,27 +352,79 @@ void ImportThresholdedRelu(ImportContext& ctx) {
   CheckArity(ctx, 1);
   const float alpha = ctx.attr_float("alpha", 1.0f);
   if (ctx.validate_only()) return;
-  const DType dt = CheckInputType(ctx, 0, kFloat);
-  const ir::ValueId x = ctx.input(0);
-  const ir::ValueId above = ctx.Emit1("Greater", {x, Scalar(ctx, dt, alpha, "alpha")}, {}, "above");
-  ctx.SetOutput(0, ctx.Emit1("Select", {above, x, Scalar(ctx, dt, 0.0, "zero")}));
+  const Work w = Widen(ctx, CheckInputType(ctx, 0, kFloat));
+  const ir::ValueId above = ctx.Emit1("Greater", {w.x, Scalar(ctx, w.dt, alpha, "alpha")}, {}, "above");
+  Finish(ctx, w, ctx.Emit1("Select", {above, w.x, Scalar(ctx, w.dt, 0.0, "zero")}, {}, "select"));
+}
+
+// Erf: floats directly. Integer inputs (allowed by ONNX) as ONNX's reference computes them:
+// erf in float64, then converted back to the integer type (truncating, so only 0 and +-1).
+void ImportErf(ImportContext& ctx) {
+  CheckArity(ctx, 1);
+  if (ctx.validate_only()) return;
+  const DType dt = CheckInputType(ctx, 0, kNumeric);
+  if (IsFloating(dt)) {
+    ctx.SetOutput(0, ctx.Emit1("Erf", {ctx.input(0)}));
+    return;
+  }
+  const ir::ValueId e = ctx.Emit1("Erf", {EmitCast(ctx, ctx.input(0), DType::kFloat64, "to_f64")}, {}, "erf");
+  ctx.SetOutput(0, ctx.Emit1("Cast", {e}, CastAttrs(dt)));
 }
 
 // Shrink(lambd = 0.5, bias = 0): x < -lambd ? x + bias : x > lambd ? x - bias : 0.
+// Integer inputs (allowed by ONNX) compute in float64 against the float attributes and are
+// converted back (truncating), as ONNX's reference does.
 void ImportShrink(ImportContext& ctx) {
   CheckArity(ctx, 1);
   const float lambd = ctx.attr_float("lambd", 0.5f);
   const float bias = ctx.attr_float("bias", 0.0f);
   if (ctx.validate_only()) return;
-  // Integer inputs compare against the float attributes in ONNX; not expressed exactly here.
-  const DType dt = CheckInputType(ctx, 0, kFloat);
-  const ir::ValueId x = ctx.input(0);
+  const DType in = CheckInputType(ctx, 0, kNumeric);
+  Work w = Widen(ctx, in);
+  if (!IsFloating(in)) w = {in, DType::kFloat64, EmitCast(ctx, ctx.input(0), DType::kFloat64, "to_f64")};
+  const DType dt = w.dt;
+  const ir::ValueId x = w.x;
   const ir::ValueId b = Scalar(ctx, dt, bias, "bias");
   const ir::ValueId below = ctx.Emit1("Less", {x, Scalar(ctx, dt, -static_cast<double>(lambd), "neg_lambd")}, {}, "below");
   const ir::ValueId above = ctx.Emit1("Greater", {x, Scalar(ctx, dt, lambd, "lambd")}, {}, "above");
   const ir::ValueId hi = ctx.Emit1("Select", {above, ctx.Emit1("Sub", {x, b}, {}, "x_minus_bias"),
                                               Scalar(ctx, dt, 0.0, "zero")}, {}, "upper");
-  ctx.SetOutput(0, ctx.Emit1("Select", {below, ctx.Emit1("Add", {x, b}, {}, "x_plus_bias"), hi}));
+  Finish(ctx, w, ctx.Emit1("Select", {below, ctx.Emit1("Add", {x, b}, {}, "x_plus_bias"), hi}, {}, "select"));
+}
+
+// Mish (opset 18): x * tanh(softplus(x)).
+void ImportMish(ImportContext& ctx) {
+  CheckArity(ctx, 1);
+  if (ctx.validate_only()) return;
+  const Work w = Widen(ctx, CheckInputType(ctx, 0, kFloat));
+  const ir::ValueId t = ctx.Emit1("Tanh", {ctx.Emit1("Softplus", {w.x}, {}, "softplus")}, {}, "tanh");
+  Finish(ctx, w, ctx.Emit1("Mul", {w.x, t}, {}, "mish"));
+}
+
+// Gelu (opset 20), approximate = "none": 0.5 * x * (1 + erf(x / sqrt(2)));
+// "tanh": 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3))).
+void ImportGelu(ImportContext& ctx) {
+  CheckArity(ctx, 1);
+  const std::string approx = ctx.attr_string("approximate", "none");
+  if (approx != "none" && approx != "tanh")
+    ctx.Invalid(fmt::format("attribute 'approximate' must be \"none\" or \"tanh\", got \"{}\"", approx));
+  if (ctx.validate_only()) return;
+  const Work w = Widen(ctx, CheckInputType(ctx, 0, kFloat));
+  const DType dt = w.dt;
+  const ir::ValueId x = w.x;
+  ir::ValueId inner;
+  if (approx == "none") {
+    const ir::ValueId scaled = ctx.Emit1("Mul", {x, Scalar(ctx, dt, M_SQRT1_2, "rsqrt2")}, {}, "x_over_sqrt2");
+    inner = ctx.Emit1("Erf", {scaled}, {}, "erf");
+  } else {
+    const ir::ValueId x3 = ctx.Emit1("Mul", {ctx.Emit1("Square", {x}, {}, "x2"), x}, {}, "x3");
+    const ir::ValueId poly = ctx.Emit1("Add", {x, ctx.Emit1("Mul", {x3, Scalar(ctx, dt, 0.044715, "c")}, {}, "cx3")}, {}, "poly");
+    const ir::ValueId arg = ctx.Emit1("Mul", {poly, Scalar(ctx, dt, std::sqrt(2.0 / M_PI), "k")}, {}, "arg");
+    inner = ctx.Emit1("Tanh", {arg}, {}, "tanh");
+  }
+  const ir::ValueId one_plus = ctx.Emit1("Add", {inner, Scalar(ctx, dt, 1.0, "one")}, {}, "one_plus");
+  const ir::ValueId half_x = ctx.Emit1("Mul", {x, Scalar(ctx, dt, 0.5, "half")}, {}, "half_x");
+  Finish(ctx, w, ctx.Emit1("Mul", {half_x, one_plus}, {}, "gelu"));
 }
 
 // PRelu(X, slope): slope broadcasts to X; X < 0 ? slope * X : X. (ONNX allows float,
@@ -351,13 +459,6 @@ void ImportIsInf(ImportContext& ctx) {
     const ir::ValueId shape = ctx.Emit1("Shape", {x}, std::move(a), "shape");
     ctx.SetOutput(0, ctx.Emit1("Fill", {shape, Scalar(ctx, DType::kBool, 0.0, "false")}));
   }
-}
-
-ir::ValueId EmitCast(ImportContext& ctx, ir::ValueId x, DType to, const std::string& suffix) {
-  ir::AttrMap attrs;
-  attrs.Set("to", to);
-  attrs.Set("truncate", false);
-  return ctx.Emit1("Cast", {x}, std::move(attrs), suffix);
 }
 
 // Pow(X: T, Y: T1). Same dtypes: the IR Pow. Otherwise, as ONNX's reference (numpy's type
@@ -489,6 +590,9 @@ void RegisterElementwiseImporters(ImporterTable& table) {
   table.Add("HardSwish", ImportHardSwish);
   table.Add("ThresholdedRelu", ImportThresholdedRelu);
   table.Add("Shrink", ImportShrink);
+  table.Add("Erf", ImportErf);
+  table.Add("Mish", ImportMish);
+  table.Add("Gelu", ImportGelu);
   table.Add("PRelu", ImportPRelu);
   table.Add("IsInf", ImportIsInf);
   table.Add("Pow", ImportPow);
