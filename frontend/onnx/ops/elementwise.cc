@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <numbers>
 #include <string>
 #include <vector>
 
@@ -414,12 +415,12 @@ void ImportGelu(ImportContext& ctx) {
   const ir::ValueId x = w.x;
   ir::ValueId inner;
   if (approx == "none") {
-    const ir::ValueId scaled = ctx.Emit1("Mul", {x, Scalar(ctx, dt, M_SQRT1_2, "rsqrt2")}, {}, "x_over_sqrt2");
+    const ir::ValueId scaled = ctx.Emit1("Mul", {x, Scalar(ctx, dt, 1.0 / std::numbers::sqrt2, "rsqrt2")}, {}, "x_over_sqrt2");
     inner = ctx.Emit1("Erf", {scaled}, {}, "erf");
   } else {
     const ir::ValueId x3 = ctx.Emit1("Mul", {ctx.Emit1("Square", {x}, {}, "x2"), x}, {}, "x3");
     const ir::ValueId poly = ctx.Emit1("Add", {x, ctx.Emit1("Mul", {x3, Scalar(ctx, dt, 0.044715, "c")}, {}, "cx3")}, {}, "poly");
-    const ir::ValueId arg = ctx.Emit1("Mul", {poly, Scalar(ctx, dt, std::sqrt(2.0 / M_PI), "k")}, {}, "arg");
+    const ir::ValueId arg = ctx.Emit1("Mul", {poly, Scalar(ctx, dt, std::sqrt(2.0 / std::numbers::pi), "k")}, {}, "arg");
     inner = ctx.Emit1("Tanh", {arg}, {}, "tanh");
   }
   const ir::ValueId one_plus = ctx.Emit1("Add", {inner, Scalar(ctx, dt, 1.0, "one")}, {}, "one_plus");
