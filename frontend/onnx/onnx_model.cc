@@ -183,7 +183,7 @@ Tensor DecodeOnnxTensor(const onnx::TensorProto& proto, const std::string& base_
     if (proto.string_data_size() != n)
       throw Error(ErrorCode::kDataLoss, fmt::format("{}: string_data has {} values, but the shape {} needs {}", what,
                                                     proto.string_data_size(), ShapeToString(shape), n));
-    for (int64_t i = 0; i < n; ++i) t.data<std::string>()[i] = proto.string_data(static_cast<int>(i));
+    for (int64_t i = 0; i < n; ++i) t.strings()[static_cast<size_t>(i)] = proto.string_data(static_cast<int>(i));
     return t;
   }
 

@@ -94,7 +94,7 @@ std::string Compare(const kiln::Tensor& out, const kiln::Tensor& ref) {
   }
   if (ref.dtype() == kiln::DType::kString) {
     for (int64_t i = 0; i < n; ++i)
-      if (out.data<std::string>()[i] != ref.data<std::string>()[i]) return fmt::format("string element {} differs", i);
+      if (out.strings()[static_cast<size_t>(i)] != ref.strings()[static_cast<size_t>(i)]) return fmt::format("string element {} differs", i);
     return "";
   }
   const size_t bytes = static_cast<size_t>(n) * kiln::DTypeSize(ref.dtype());

@@ -42,11 +42,11 @@ void ImportConstant(ImportContext& ctx) {
     t = Tensor::FromVector(DType::kInt64, {static_cast<int64_t>(v.size())}, v);
   } else if (kind == "value_string") {
     t = Tensor(DType::kString, {});
-    t.data<std::string>()[0] = ctx.attr_string("value_string");
+    t.strings()[0] = ctx.attr_string("value_string");
   } else {
     std::vector<std::string> v = ctx.attr_strings("value_strings");
     t = Tensor(DType::kString, {static_cast<int64_t>(v.size())});
-    for (size_t i = 0; i < v.size(); ++i) t.data<std::string>()[i] = v[i];
+    for (size_t i = 0; i < v.size(); ++i) t.strings()[i] = v[i];
   }
   if (ctx.validate_only()) return;
   ctx.SetOutput(0, ctx.Constant(std::move(t), ""));

@@ -1,8 +1,607 @@
-// ONNX importers of the elementwise family (being written).
+// ONNX importers of the elementwise family: unary math, activations, broadcasting binary ops,
+// comparisons, logical and bit-shift ops, the variadic Sum/Mean/Max/Min, Clip and Where.
+// Everything maps onto existing IR ops (docs/ops/elementwise.md); the ONNX op -> IR mapping,
+// the dtypes and what is reported unsupported are listed in docs/onnx/elementwise.md.
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <numbers>
+#include <string>
+#include <vector>
+
 #include "frontend/onnx/importer.h"
+#include "kiln/half.h"
 
 namespace kiln::onnxfe {
+namespace {
 
-void RegisterElementwiseImporters(ImporterTable& table) { (void)table; }
+enum TypeMask : unsigned {
+  kFloat = 1,
+  kSigned = 2,
+  kUnsigned = 4,
+  kBoolT = 8,
+  kStringT = 16,
+  kInt = kSigned | kUnsigned,
+  kNumeric = kFloat | kInt,
+};
+
+bool InMask(DType dtype, unsigned mask) {
+  if (IsFloating(dtype)) return mask & kFloat;
+  if (IsSignedInteger(dtype)) return mask & kSigned;
+  if (IsInteger(dtype)) return mask & kUnsigned;
+  if (dtype == DType::kBool) return mask & kBoolT;
+  if (dtype == DType::kString) return mask & kStringT;
+  return false;
+}
+
+std::string MaskName(unsigned mask) {
+  std::vector<std::string> parts;
+  if ((mask & kFloat) != 0) parts.push_back("floating-point");
+  if ((mask & kInt) == kInt) {
+    parts.push_back("integer");
+  } else {
+    if ((mask & kSigned) != 0) parts.push_back("signed integer");
+    if ((mask & kUnsigned) != 0) parts.push_back("unsigned integer");
+  }
+  if ((mask & kBoolT) != 0) parts.push_back("bool");
+  if ((mask & kStringT) != 0) parts.push_back("string");
+  return fmt::format("{}", fmt::join(parts, ", "));
+}
+
+// Input i's dtype must be in `mask` (only called when not validating: dtypes are known).
+DType CheckInputType(ImportContext& ctx, int i, unsigned mask) {
+  const DType dt = ctx.input_dtype(i);
+  if (!InMask(dt, mask))
+    ctx.Unsupported(fmt::format("input {} has dtype {}; {} is imported for {} inputs only", i, DTypeName(dt), ctx.op(),
+                                MaskName(mask)));
+  return dt;
+}
+
+// Every present data input has input 0's dtype (ONNX's single type variable T).
+void CheckSameTypes(ImportContext& ctx, int first, int last) {
+  const DType dt = ctx.input_dtype(first);
+  for (int i = first + 1; i <= last; ++i)
+    if (ctx.has_input(i) && ctx.input_dtype(i) != dt)
+      ctx.Invalid(fmt::format("inputs {} and {} must have the same dtype, got {} and {}", first, i, DTypeName(dt),
+                              DTypeName(ctx.input_dtype(i))));
+}
+
+void CheckArity(ImportContext& ctx, int n) {
+  if (ctx.num_inputs() != n) ctx.Invalid(fmt::format("expected {} inputs, got {}", n, ctx.num_inputs()));
+  for (int i = 0; i < n; ++i)
+    if (!ctx.has_input(i)) ctx.Invalid(fmt::format("input {} is required", i));
+}
+
+std::vector<ir::ValueId> AllInputs(ImportContext& ctx) {
+  std::vector<ir::ValueId> ins;
+  for (int i = 0; i < ctx.num_inputs(); ++i) ins.push_back(ctx.input(i));
+  return ins;
+}
+
+// A scalar of `dtype` holding `value` (rounded to nearest for float16/bfloat16/float32,
+// truncated toward zero for integers; callers only pass values the dtype holds exactly).
+Tensor ScalarTensor(DType dtype, double value) {
+  Tensor t(dtype, {});
+  switch (dtype) {
+    case DType::kFloat32: *t.data<float>() = static_cast<float>(value); break;
+    case DType::kFloat64: *t.data<double>() = value; break;
+    case DType::kFloat16: *t.data<uint16_t>() = Half::FromFloat(static_cast<float>(value)); break;
+    case DType::kBFloat16: *t.data<uint16_t>() = BFloat16::FromFloat(static_cast<float>(value)); break;
+    case DType::kInt8: *t.data<int8_t>() = static_cast<int8_t>(value); break;
+    case DType::kInt16: *t.data<int16_t>() = static_cast<int16_t>(value); break;
+    case DType::kInt32: *t.data<int32_t>() = static_cast<int32_t>(value); break;
+    case DType::kInt64: *t.data<int64_t>() = static_cast<int64_t>(value); break;
+    case DType::kUInt8: *t.data<uint8_t>() = static_cast<uint8_t>(value); break;
+    case DType::kUInt16: *t.data<uint16_t>() = static_cast<uint16_t>(value); break;
+    case DType::kUInt32: *t.data<uint32_t>() = static_cast<uint32_t>(value); break;
+    case DType::kUInt64: *t.data<uint64_t>() = static_cast<uint64_t>(value); break;
+    case DType::kBool: *t.data<bool>() = value != 0; break;
+    default: throw Error(ErrorCode::kInternal, fmt::format("ScalarTensor: unexpected dtype {}", DTypeName(dtype)));
+  }
+  return t;
+}
+
+ir::ValueId Scalar(ImportContext& ctx, DType dtype, double value, const std::string& suffix) {
+  return ctx.Constant(ScalarTensor(dtype, value), suffix);
+}
+
+// Element 0 of a one-element numeric tensor, as a double.
+double FirstAsDouble(const Tensor& t) {
+  switch (t.dtype()) {
+    case DType::kFloat32: return t.data<float>()[0];
+    case DType::kFloat64: return t.data<double>()[0];
+    case DType::kFloat16: return Half::ToFloat(t.data<uint16_t>()[0]);
+    case DType::kBFloat16: return BFloat16::ToFloat(t.data<uint16_t>()[0]);
+    case DType::kInt8: return t.data<int8_t>()[0];
+    case DType::kInt16: return t.data<int16_t>()[0];
+    case DType::kInt32: return t.data<int32_t>()[0];
+    case DType::kInt64: return static_cast<double>(t.data<int64_t>()[0]);
+    case DType::kUInt8: return t.data<uint8_t>()[0];
+    case DType::kUInt16: return t.data<uint16_t>()[0];
+    case DType::kUInt32: return t.data<uint32_t>()[0];
+    case DType::kUInt64: return static_cast<double>(t.data<uint64_t>()[0]);
+    default: return std::numeric_limits<double>::quiet_NaN();
+  }
+}
+
+// ---- one ONNX op -> one attribute-free IR op ----
+struct Mapping {
+  const char* onnx_op;
+  const char* ir_op;
+  unsigned types;  // dtypes of input 0 imported (ONNX's constraint intersected with the IR op's)
+  int arity;
+};
+
+constexpr Mapping kMappings[] = {
+    // unary
+    {"Abs", "Abs", kNumeric, 1},
+    {"Neg", "Neg", kFloat | kSigned, 1},
+    {"Exp", "Exp", kFloat, 1},
+    {"Log", "Log", kFloat, 1},
+    {"Sqrt", "Sqrt", kFloat, 1},
+    {"Reciprocal", "Reciprocal", kFloat, 1},
+    {"Floor", "Floor", kFloat, 1},
+    {"Ceil", "Ceil", kFloat, 1},
+    {"Round", "Round", kFloat, 1},  // both round half to even
+    {"Sign", "Sign", kNumeric, 1},
+    {"Sin", "Sin", kFloat, 1},
+    {"Cos", "Cos", kFloat, 1},
+    {"Tan", "Tan", kFloat, 1},
+    {"Asin", "Asin", kFloat, 1},
+    {"Acos", "Acos", kFloat, 1},
+    {"Atan", "Atan", kFloat, 1},
+    {"Sinh", "Sinh", kFloat, 1},
+    {"Cosh", "Cosh", kFloat, 1},
+    {"Asinh", "Asinh", kFloat, 1},
+    {"Acosh", "Acosh", kFloat, 1},
+    {"Atanh", "Atanh", kFloat, 1},
+    {"Tanh", "Tanh", kFloat, 1},
+    {"Sigmoid", "Sigmoid", kFloat, 1},
+    {"Softplus", "Softplus", kFloat, 1},  // ln(exp(x) + 1), computed in the stable form
+    {"Softsign", "Softsign", kFloat, 1},
+    {"Relu", "Relu", kFloat | kSigned, 1},
+    {"IsNaN", "IsNan", kFloat, 1},
+    {"Not", "LogicalNot", kBoolT, 1},
+    // binary, numpy broadcasting
+    {"Add", "Add", kNumeric, 2},
+    {"Sub", "Sub", kNumeric, 2},
+    {"Mul", "Mul", kNumeric, 2},
+    {"Div", "Div", kNumeric, 2},  // integers truncate toward zero, as ONNX's reference
+    {"Less", "Less", kNumeric, 2},
+    {"LessOrEqual", "LessEqual", kNumeric, 2},
+    {"Greater", "Greater", kNumeric, 2},
+    {"GreaterOrEqual", "GreaterEqual", kNumeric, 2},
+    {"Equal", "Equal", kNumeric | kBoolT | kStringT, 2},  // string from opset 19
+    {"And", "LogicalAnd", kBoolT, 2},
+    {"Or", "LogicalOr", kBoolT, 2},
+    {"Xor", "NotEqual", kBoolT, 2},
+    // opset 18
+    {"BitwiseNot", "Invert", kInt, 1},
+    {"BitwiseAnd", "BitwiseAnd", kInt, 2},
+    {"BitwiseOr", "BitwiseOr", kInt, 2},
+    {"BitwiseXor", "BitwiseXor", kInt, 2},
+};
+
+const Mapping& FindMapping(ImportContext& ctx) {
+  for (const Mapping& m : kMappings)
+    if (ctx.op() == m.onnx_op) return m;
+  throw Error(ErrorCode::kInternal, "elementwise importer registered for unknown op " + ctx.op());
+}
+
+void ImportMapped(ImportContext& ctx) {
+  const Mapping& m = FindMapping(ctx);
+  CheckArity(ctx, m.arity);
+  if (ctx.validate_only()) return;
+  CheckInputType(ctx, 0, m.types);
+  CheckSameTypes(ctx, 0, m.arity - 1);
+  ctx.SetOutput(0, ctx.Emit1(m.ir_op, AllInputs(ctx)));
+}
+
+// ---- activations with attributes ----
+
+ir::AttrMap CastAttrs(DType to) {
+  ir::AttrMap attrs;
+  attrs.Set("to", to);
+  attrs.Set("truncate", false);
+  return attrs;
+}
+
+ir::ValueId EmitCast(ImportContext& ctx, ir::ValueId x, DType to, const std::string& suffix) {
+  return ctx.Emit1("Cast", {x}, CastAttrs(to), suffix);
+}
+
+bool IsHalfWidth(DType dt) { return dt == DType::kFloat16 || dt == DType::kBFloat16; }
+
+// Activations composed of several IR ops, or comparing against a float attribute, compute
+// float16/bfloat16 inputs in float32 and round once at the end (rounding every step, or the
+// attribute, to 16 bits could exceed ONNX's tolerance or flip a comparison). Other dtypes
+// compute in their own type.
+struct Work {
+  DType in;  // the input's dtype (and the output's)
+  DType dt;  // the dtype computed in
+  ir::ValueId x;
+};
+
+Work Widen(ImportContext& ctx, DType in) {
+  const DType dt = IsHalfWidth(in) ? DType::kFloat32 : in;
+  const ir::ValueId x = dt == in ? ctx.input(0) : EmitCast(ctx, ctx.input(0), dt, "to_f32");
+  return {in, dt, x};
+}
+
+void Finish(ImportContext& ctx, const Work& w, ir::ValueId y) {
+  ctx.SetOutput(0, w.dt == w.in ? y : ctx.Emit1("Cast", {y}, CastAttrs(w.in)));
+}
+
+bool ExactIn(DType dt, float v) {
+  if (dt == DType::kFloat16) return Half::ToFloat(Half::FromFloat(v)) == v;
+  if (dt == DType::kBFloat16) return BFloat16::ToFloat(BFloat16::FromFloat(v)) == v;
+  return true;
+}
+
+// LeakyRelu(alpha = 0.01): x >= 0 ? x : alpha * x. The IR LeakyRelu rounds alpha to the
+// input dtype first, so 16-bit inputs with an alpha they cannot hold run in float32.
+void ImportLeakyRelu(ImportContext& ctx) {
+  CheckArity(ctx, 1);
+  const float alpha = ctx.attr_float("alpha", 0.01f);
+  if (ctx.validate_only()) return;
+  const DType in = CheckInputType(ctx, 0, kFloat);
+  ir::AttrMap attrs;
+  attrs.Set("alpha", static_cast<double>(alpha));
+  if (ExactIn(in, alpha)) {
+    ctx.SetOutput(0, ctx.Emit1("LeakyRelu", {ctx.input(0)}, std::move(attrs)));
+    return;
+  }
+  const Work w = Widen(ctx, in);
+  Finish(ctx, w, ctx.Emit1("LeakyRelu", {w.x}, std::move(attrs), "leaky_relu"));
+}
+
+// x < 0 ? alpha * (exp(x) - 1) : x, from the IR Elu (alpha 1).
+ir::ValueId EmitElu(ImportContext& ctx, const Work& w, float alpha) {
+  const ir::ValueId elu = ctx.Emit1("Elu", {w.x}, {}, "elu");
+  if (alpha == 1.0f) return elu;
+  const ir::ValueId neg = ctx.Emit1("Less", {w.x, Scalar(ctx, w.dt, 0.0, "zero")}, {}, "negative");
+  const ir::ValueId scaled = ctx.Emit1("Mul", {elu, Scalar(ctx, w.dt, alpha, "alpha")}, {}, "scaled");
+  return ctx.Emit1("Select", {neg, scaled, w.x}, {}, "select");
+}
+
+// Elu(alpha = 1): x < 0 ? alpha * (exp(x) - 1) : x. alpha 1 is the IR Elu.
+void ImportElu(ImportContext& ctx) {
+  CheckArity(ctx, 1);
+  const float alpha = ctx.attr_float("alpha", 1.0f);
+  if (ctx.validate_only()) return;
+  const DType in = CheckInputType(ctx, 0, kFloat);
+  if (alpha == 1.0f) {
+    ctx.SetOutput(0, ctx.Emit1("Elu", {ctx.input(0)}));
+    return;
+  }
+  const Work w = Widen(ctx, in);
+  Finish(ctx, w, EmitElu(ctx, w, alpha));
+}
+
+// Selu(alpha = 1.67326..., gamma = 1.05070...): gamma * (x <= 0 ? alpha * (exp(x) - 1) : x).
+// The defaults are the IR Selu; other values compose gamma * Elu_alpha(x).
+void ImportSelu(ImportContext& ctx) {
+  CheckArity(ctx, 1);
+  constexpr float kAlpha = 1.67326319217681884765625f;
+  constexpr float kGamma = 1.05070102214813232421875f;
+  const float alpha = ctx.attr_float("alpha", kAlpha);
+  const float gamma = ctx.attr_float("gamma", kGamma);
+  if (ctx.validate_only()) return;
+  const DType in = CheckInputType(ctx, 0, kFloat);
+  if (alpha == kAlpha && gamma == kGamma) {
+    ctx.SetOutput(0, ctx.Emit1("Selu", {ctx.input(0)}));
+    return;
+  }
+  const Work w = Widen(ctx, in);
+  const ir::ValueId elu = EmitElu(ctx, w, alpha);
+  Finish(ctx, w, ctx.Emit1("Mul", {elu, Scalar(ctx, w.dt, gamma, "gamma")}, {}, "selu"));
+}
+
+// Celu(alpha = 1): max(0, x) + min(0, alpha * (exp(x / alpha) - 1)), as the spec writes it
+// (alpha 1 is the IR Elu).
+void ImportCelu(ImportContext& ctx) {
+  CheckArity(ctx, 1);
+  const float alpha = ctx.attr_float("alpha", 1.0f);
+  if (ctx.validate_only()) return;
+  const DType in = CheckInputType(ctx, 0, kFloat);
+  if (alpha == 1.0f) {
+    ctx.SetOutput(0, ctx.Emit1("Elu", {ctx.input(0)}));
+    return;
+  }
+  const Work w = Widen(ctx, in);
+  const DType dt = w.dt;
+  const ir::ValueId a = Scalar(ctx, dt, alpha, "alpha");
+  const ir::ValueId zero = Scalar(ctx, dt, 0.0, "zero");
+  const ir::ValueId e = ctx.Emit1("Exp", {ctx.Emit1("Div", {w.x, a}, {}, "x_over_alpha")}, {}, "exp");
+  const ir::ValueId em1 = ctx.Emit1("Sub", {e, Scalar(ctx, dt, 1.0, "one")}, {}, "exp_minus_1");
+  const ir::ValueId neg = ctx.Emit1("Minimum", {zero, ctx.Emit1("Mul", {a, em1}, {}, "scaled")}, {}, "neg_part");
+  const ir::ValueId pos = ctx.Emit1("Maximum", {zero, w.x}, {}, "pos_part");
+  Finish(ctx, w, ctx.Emit1("Add", {pos, neg}, {}, "celu"));
+}
+
+// max(0, min(1, alpha * x + beta)).
+ir::ValueId EmitHardSigmoid(ImportContext& ctx, const Work& w, float alpha, float beta) {
+  const ir::ValueId ax = ctx.Emit1("Mul", {w.x, Scalar(ctx, w.dt, alpha, "alpha")}, {}, "ax");
+  const ir::ValueId axb = ctx.Emit1("Add", {ax, Scalar(ctx, w.dt, beta, "beta")}, {}, "ax_plus_b");
+  return ctx.Emit1("Clip", {axb, Scalar(ctx, w.dt, 0.0, "zero"), Scalar(ctx, w.dt, 1.0, "one")}, {}, "clip");
+}
+
+// HardSigmoid(alpha = 0.2, beta = 0.5).
+void ImportHardSigmoid(ImportContext& ctx) {
+  CheckArity(ctx, 1);
+  const float alpha = ctx.attr_float("alpha", 0.2f);
+  const float beta = ctx.attr_float("beta", 0.5f);
+  if (ctx.validate_only()) return;
+  const Work w = Widen(ctx, CheckInputType(ctx, 0, kFloat));
+  Finish(ctx, w, EmitHardSigmoid(ctx, w, alpha, beta));
+}
+
+// HardSwish: x * HardSigmoid(x) with alpha = 1/6, beta = 0.5.
+void ImportHardSwish(ImportContext& ctx) {
+  CheckArity(ctx, 1);
+  if (ctx.validate_only()) return;
+  const Work w = Widen(ctx, CheckInputType(ctx, 0, kFloat));
+  const ir::ValueId hs = EmitHardSigmoid(ctx, w, 1.0f / 6.0f, 0.5f);
+  Finish(ctx, w, ctx.Emit1("Mul", {w.x, hs}, {}, "hard_swish"));
+}
+
+// ThresholdedRelu(alpha = 1): x > alpha ? x : 0.
+void ImportThresholdedRelu(ImportContext& ctx) {
+  CheckArity(ctx, 1);
+  const float alpha = ctx.attr_float("alpha", 1.0f);
+  if (ctx.validate_only()) return;
+  const Work w = Widen(ctx, CheckInputType(ctx, 0, kFloat));
+  const ir::ValueId above = ctx.Emit1("Greater", {w.x, Scalar(ctx, w.dt, alpha, "alpha")}, {}, "above");
+  Finish(ctx, w, ctx.Emit1("Select", {above, w.x, Scalar(ctx, w.dt, 0.0, "zero")}, {}, "select"));
+}
+
+// Erf: floats directly. Integer inputs (allowed by ONNX) as ONNX's reference computes them:
+// erf in float64, then converted back to the integer type (truncating, so only 0 and +-1).
+void ImportErf(ImportContext& ctx) {
+  CheckArity(ctx, 1);
+  if (ctx.validate_only()) return;
+  const DType dt = CheckInputType(ctx, 0, kNumeric);
+  if (IsFloating(dt)) {
+    ctx.SetOutput(0, ctx.Emit1("Erf", {ctx.input(0)}));
+    return;
+  }
+  const ir::ValueId e = ctx.Emit1("Erf", {EmitCast(ctx, ctx.input(0), DType::kFloat64, "to_f64")}, {}, "erf");
+  ctx.SetOutput(0, ctx.Emit1("Cast", {e}, CastAttrs(dt)));
+}
+
+// Shrink(lambd = 0.5, bias = 0): x < -lambd ? x + bias : x > lambd ? x - bias : 0.
+// Integer inputs (allowed by ONNX) compute in float64 against the float attributes and are
+// converted back (truncating), as ONNX's reference does.
+void ImportShrink(ImportContext& ctx) {
+  CheckArity(ctx, 1);
+  const float lambd = ctx.attr_float("lambd", 0.5f);
+  const float bias = ctx.attr_float("bias", 0.0f);
+  if (ctx.validate_only()) return;
+  const DType in = CheckInputType(ctx, 0, kNumeric);
+  Work w = Widen(ctx, in);
+  if (!IsFloating(in)) w = {in, DType::kFloat64, EmitCast(ctx, ctx.input(0), DType::kFloat64, "to_f64")};
+  const DType dt = w.dt;
+  const ir::ValueId x = w.x;
+  const ir::ValueId b = Scalar(ctx, dt, bias, "bias");
+  const ir::ValueId below = ctx.Emit1("Less", {x, Scalar(ctx, dt, -static_cast<double>(lambd), "neg_lambd")}, {}, "below");
+  const ir::ValueId above = ctx.Emit1("Greater", {x, Scalar(ctx, dt, lambd, "lambd")}, {}, "above");
+  const ir::ValueId hi = ctx.Emit1("Select", {above, ctx.Emit1("Sub", {x, b}, {}, "x_minus_bias"),
+                                              Scalar(ctx, dt, 0.0, "zero")}, {}, "upper");
+  Finish(ctx, w, ctx.Emit1("Select", {below, ctx.Emit1("Add", {x, b}, {}, "x_plus_bias"), hi}, {}, "select"));
+}
+
+// Mish (opset 18): x * tanh(softplus(x)).
+void ImportMish(ImportContext& ctx) {
+  CheckArity(ctx, 1);
+  if (ctx.validate_only()) return;
+  const Work w = Widen(ctx, CheckInputType(ctx, 0, kFloat));
+  const ir::ValueId t = ctx.Emit1("Tanh", {ctx.Emit1("Softplus", {w.x}, {}, "softplus")}, {}, "tanh");
+  Finish(ctx, w, ctx.Emit1("Mul", {w.x, t}, {}, "mish"));
+}
+
+// Gelu (opset 20), approximate = "none": 0.5 * x * (1 + erf(x / sqrt(2)));
+// "tanh": 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3))).
+void ImportGelu(ImportContext& ctx) {
+  CheckArity(ctx, 1);
+  const std::string approx = ctx.attr_string("approximate", "none");
+  if (approx != "none" && approx != "tanh")
+    ctx.Invalid(fmt::format("attribute 'approximate' must be \"none\" or \"tanh\", got \"{}\"", approx));
+  if (ctx.validate_only()) return;
+  const Work w = Widen(ctx, CheckInputType(ctx, 0, kFloat));
+  const DType dt = w.dt;
+  const ir::ValueId x = w.x;
+  ir::ValueId inner;
+  if (approx == "none") {
+    const ir::ValueId scaled = ctx.Emit1("Mul", {x, Scalar(ctx, dt, 1.0 / std::numbers::sqrt2, "rsqrt2")}, {}, "x_over_sqrt2");
+    inner = ctx.Emit1("Erf", {scaled}, {}, "erf");
+  } else {
+    const ir::ValueId x3 = ctx.Emit1("Mul", {ctx.Emit1("Square", {x}, {}, "x2"), x}, {}, "x3");
+    const ir::ValueId poly = ctx.Emit1("Add", {x, ctx.Emit1("Mul", {x3, Scalar(ctx, dt, 0.044715, "c")}, {}, "cx3")}, {}, "poly");
+    const ir::ValueId arg = ctx.Emit1("Mul", {poly, Scalar(ctx, dt, std::sqrt(2.0 / std::numbers::pi), "k")}, {}, "arg");
+    inner = ctx.Emit1("Tanh", {arg}, {}, "tanh");
+  }
+  const ir::ValueId one_plus = ctx.Emit1("Add", {inner, Scalar(ctx, dt, 1.0, "one")}, {}, "one_plus");
+  const ir::ValueId half_x = ctx.Emit1("Mul", {x, Scalar(ctx, dt, 0.5, "half")}, {}, "half_x");
+  Finish(ctx, w, ctx.Emit1("Mul", {half_x, one_plus}, {}, "gelu"));
+}
+
+// PRelu(X, slope): slope broadcasts to X; X < 0 ? slope * X : X. (ONNX allows float,
+// int32/64, uint32/64; other integer widths compute the same formula.)
+void ImportPRelu(ImportContext& ctx) {
+  CheckArity(ctx, 2);
+  if (ctx.validate_only()) return;
+  const DType dt = CheckInputType(ctx, 0, kNumeric);
+  CheckSameTypes(ctx, 0, 1);
+  const ir::ValueId x = ctx.input(0);
+  const ir::ValueId neg = ctx.Emit1("Less", {x, Scalar(ctx, dt, 0.0, "zero")}, {}, "negative");
+  const ir::ValueId scaled = ctx.Emit1("Mul", {x, ctx.input(1)}, {}, "scaled");
+  ctx.SetOutput(0, ctx.Emit1("Select", {neg, scaled, x}));
+}
+
+// IsInf(detect_negative = 1, detect_positive = 1).
+void ImportIsInf(ImportContext& ctx) {
+  CheckArity(ctx, 1);
+  const int64_t neg = ctx.attr_int("detect_negative", 1);
+  const int64_t pos = ctx.attr_int("detect_positive", 1);
+  if (ctx.validate_only()) return;
+  const DType dt = CheckInputType(ctx, 0, kFloat);
+  const ir::ValueId x = ctx.input(0);
+  if (neg != 0 && pos != 0) {
+    ctx.SetOutput(0, ctx.Emit1("IsInf", {x}));
+  } else if (neg != 0 || pos != 0) {
+    const double inf = std::numeric_limits<double>::infinity();
+    ctx.SetOutput(0, ctx.Emit1("Equal", {x, Scalar(ctx, dt, pos != 0 ? inf : -inf, "inf")}));
+  } else {  // detects nothing: all false
+    ir::AttrMap a;
+    a.Set("out_type", DType::kInt64);
+    const ir::ValueId shape = ctx.Emit1("Shape", {x}, std::move(a), "shape");
+    ctx.SetOutput(0, ctx.Emit1("Fill", {shape, Scalar(ctx, DType::kBool, 0.0, "false")}));
+  }
+}
+
+// Pow(X: T, Y: T1). Same dtypes: the IR Pow. Otherwise, as ONNX's reference (numpy's type
+// promotion, then a cast to T): a floating or mixed pair computes in float64; two integer
+// types compute in int64 (wrapping, as the IR Pow does; a negative integer exponent is a
+// run-time error there, as in numpy).
+void ImportPow(ImportContext& ctx) {
+  CheckArity(ctx, 2);
+  if (ctx.validate_only()) return;
+  const DType t = CheckInputType(ctx, 0, kFloat | kInt);
+  const DType t1 = CheckInputType(ctx, 1, kFloat | kInt);
+  if (t == t1) {
+    ctx.SetOutput(0, ctx.Emit1("Pow", {ctx.input(0), ctx.input(1)}));
+    return;
+  }
+  const DType wide = (IsFloating(t) || IsFloating(t1)) ? DType::kFloat64 : DType::kInt64;
+  ir::ValueId x = ctx.input(0);
+  ir::ValueId y = ctx.input(1);
+  if (t != wide) x = EmitCast(ctx, x, wide, "x_wide");
+  if (t1 != wide) y = EmitCast(ctx, y, wide, "y_wide");
+  const ir::ValueId p = ctx.Emit1("Pow", {x, y}, {}, "pow");
+  ctx.SetOutput(0, t == wide ? p : EmitCast(ctx, p, t, "cast"));
+}
+
+// Mod(fmod = 0): fmod 0 is the integer remainder with the divisor's sign (IR FloorMod);
+// fmod 1 is C's fmod, the dividend's sign (IR TruncateMod). Floats require fmod 1.
+void ImportMod(ImportContext& ctx) {
+  CheckArity(ctx, 2);
+  const int64_t fmod = ctx.attr_int("fmod", 0);
+  if (fmod != 0 && fmod != 1) ctx.Invalid(fmt::format("attribute 'fmod' must be 0 or 1, got {}", fmod));
+  if (ctx.validate_only()) return;
+  const DType dt = CheckInputType(ctx, 0, kNumeric);
+  CheckSameTypes(ctx, 0, 1);
+  if (IsFloating(dt) && fmod == 0) ctx.Invalid("fmod must be 1 for floating-point inputs");
+  ctx.SetOutput(0, ctx.Emit1(fmod == 1 ? "TruncateMod" : "FloorMod", {ctx.input(0), ctx.input(1)}));
+}
+
+// BitShift(direction): unsigned integers; a shift by the bit width or more gives 0 (the IR
+// shifts clamp the amount, so those elements are selected to 0).
+void ImportBitShift(ImportContext& ctx) {
+  CheckArity(ctx, 2);
+  const std::string dir = ctx.attr_string("direction");
+  if (dir != "LEFT" && dir != "RIGHT")
+    ctx.Invalid(fmt::format("attribute 'direction' must be \"LEFT\" or \"RIGHT\", got \"{}\"", dir));
+  if (ctx.validate_only()) return;
+  const DType dt = CheckInputType(ctx, 0, kUnsigned);
+  CheckSameTypes(ctx, 0, 1);
+  const ir::ValueId x = ctx.input(0);
+  const ir::ValueId y = ctx.input(1);
+  const double bits = 8.0 * static_cast<double>(DTypeSize(dt));
+  const ir::ValueId shifted = ctx.Emit1(dir == "LEFT" ? "LeftShift" : "RightShift", {x, y}, {}, "shift");
+  const ir::ValueId in_range = ctx.Emit1("Less", {y, Scalar(ctx, dt, bits, "bits")}, {}, "in_range");
+  ctx.SetOutput(0, ctx.Emit1("Select", {in_range, shifted, Scalar(ctx, dt, 0.0, "zero")}));
+}
+
+// Sum / Mean / Max / Min: one or more inputs with numpy broadcasting, folded left to right.
+void ImportVariadic(ImportContext& ctx) {
+  const std::string& op = ctx.op();
+  if (ctx.num_inputs() < 1) ctx.Invalid("needs at least one input");
+  for (int i = 0; i < ctx.num_inputs(); ++i)
+    if (!ctx.has_input(i)) ctx.Invalid(fmt::format("input {} is required", i));
+  if (ctx.validate_only()) return;
+  const bool minmax = op == "Max" || op == "Min";
+  const DType dt = CheckInputType(ctx, 0, minmax ? kNumeric : kFloat);
+  CheckSameTypes(ctx, 0, ctx.num_inputs() - 1);
+  const char* ir_op = op == "Max" ? "Maximum" : op == "Min" ? "Minimum" : "Add";
+  ir::ValueId acc = ctx.input(0);
+  if (ctx.num_inputs() == 1 && op != "Mean") {
+    ctx.SetOutput(0, ctx.Emit1("Identity", {acc}));
+    return;
+  }
+  const int n = ctx.num_inputs();
+  for (int i = 1; i < n; ++i)
+    acc = ctx.Emit1(ir_op, {acc, ctx.input(i)}, {}, i == n - 1 && op != "Mean" ? "" : fmt::format("acc{}", i));
+  if (op == "Mean") acc = ctx.Emit1("Div", {acc, Scalar(ctx, dt, n, "count")});
+  ctx.SetOutput(0, acc);
+}
+
+// Clip(input, min?, max?) (opset 11+ form): min(max(x, min), max); an omitted bound is no
+// bound. Constant scalar bounds with min <= max are the IR Clip; otherwise Maximum/Minimum
+// (which also gives max when min > max, and propagates NaN bounds, like numpy's clip).
+void ImportClip(ImportContext& ctx) {
+  if (ctx.num_inputs() < 1 || ctx.num_inputs() > 3) ctx.Invalid(fmt::format("expected 1 to 3 inputs, got {}", ctx.num_inputs()));
+  if (ctx.validate_only()) return;
+  CheckInputType(ctx, 0, kNumeric);
+  CheckSameTypes(ctx, 0, 2);
+  ir::ValueId x = ctx.input(0);
+  const bool has_lo = ctx.has_input(1), has_hi = ctx.has_input(2);
+  if (has_lo && has_hi) {
+    const Tensor* lo = ctx.constant_input(1);
+    const Tensor* hi = ctx.constant_input(2);
+    if (lo && hi && lo->num_elements() == 1 && hi->num_elements() == 1 && lo->rank() == 0 && hi->rank() == 0) {
+      const double l = FirstAsDouble(*lo), h = FirstAsDouble(*hi);
+      if (l <= h) {  // false for NaN
+        ctx.SetOutput(0, ctx.Emit1("Clip", {x, ctx.input(1), ctx.input(2)}));
+        return;
+      }
+    }
+  }
+  if (!has_lo && !has_hi) {
+    ctx.SetOutput(0, ctx.Emit1("Identity", {x}));
+    return;
+  }
+  if (has_lo) x = ctx.Emit1("Maximum", {x, ctx.input(1)}, {}, has_hi ? "lower" : "");
+  if (has_hi) x = ctx.Emit1("Minimum", {x, ctx.input(2)});
+  ctx.SetOutput(0, x);
+}
+
+// Where(condition, X, Y): the IR Select.
+void ImportWhere(ImportContext& ctx) {
+  CheckArity(ctx, 3);
+  if (ctx.validate_only()) return;
+  if (ctx.input_dtype(0) != DType::kBool)
+    ctx.Invalid(fmt::format("input 0 (condition) must be bool, got {}", DTypeName(ctx.input_dtype(0))));
+  CheckInputType(ctx, 1, kNumeric | kBoolT | kStringT);
+  CheckSameTypes(ctx, 1, 2);
+  ctx.SetOutput(0, ctx.Emit1("Select", {ctx.input(0), ctx.input(1), ctx.input(2)}));
+}
+
+}  // namespace
+
+void RegisterElementwiseImporters(ImporterTable& table) {
+  for (const Mapping& m : kMappings) table.Add(m.onnx_op, ImportMapped);
+  table.Add("LeakyRelu", ImportLeakyRelu);
+  table.Add("Elu", ImportElu);
+  table.Add("Selu", ImportSelu);
+  table.Add("Celu", ImportCelu);
+  table.Add("HardSigmoid", ImportHardSigmoid);
+  table.Add("HardSwish", ImportHardSwish);
+  table.Add("ThresholdedRelu", ImportThresholdedRelu);
+  table.Add("Shrink", ImportShrink);
+  table.Add("Erf", ImportErf);
+  table.Add("Mish", ImportMish);
+  table.Add("Gelu", ImportGelu);
+  table.Add("PRelu", ImportPRelu);
+  table.Add("IsInf", ImportIsInf);
+  table.Add("Pow", ImportPow);
+  table.Add("Mod", ImportMod);
+  table.Add("BitShift", ImportBitShift);
+  for (const char* op : {"Sum", "Mean", "Max", "Min"}) table.Add(op, ImportVariadic);
+  table.Add("Clip", ImportClip);
+  table.Add("Where", ImportWhere);
+}
 
 }  // namespace kiln::onnxfe
