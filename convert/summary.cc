@@ -77,7 +77,7 @@ std::string FormatSummary(const runtime::ConvertedGraph& graph, const Conversion
   out += rule + "\n";
 
   const ir::Graph& g = graph.graph();
-  std::vector<std::string> fell_back;
+  std::vector<std::string> fell_back, partly;
   for (const auto& node_runtime : graph.engine_nodes()) {
     const ir::Graph& seg = node_runtime->segment();
     int effective = 0;
@@ -102,10 +102,12 @@ std::string FormatSummary(const runtime::ConvertedGraph& graph, const Conversion
       for (const auto& engine : node_runtime->Engines())
         out += fmt::format("  engine for profile {} ({}{})\n", engine->profile().ToString(),
                            PrecisionName(engine->precision()),
-                           engine->precision() != requested ? ", " + engine->precision_note() : "");
+                           engine->precision() != requested || !engine->precision_note().empty() ? ", " + engine->precision_note() : "");
     }
-    for (const auto& engine : node_runtime->Engines())
+    for (const auto& engine : node_runtime->Engines()) {
       if (engine->precision() != requested) fell_back.push_back(node_runtime->name());
+      else if (!engine->precision_note().empty()) partly.push_back(node_runtime->name());  // e.g. some BF16 steps run FP32
+    }
   }
   out += rule + "\n";
   out += fmt::format("[*] Total number of engines: {}\n", graph.engine_nodes().size());
@@ -115,6 +117,13 @@ std::string FormatSummary(const runtime::ConvertedGraph& graph, const Conversion
     fell_back.erase(std::unique(fell_back.begin(), fell_back.end()), fell_back.end());
     out += fmt::format("[*] Precision {} was not honoured by {} engine(s), which run at a higher precision: {}\n",
                        PrecisionName(requested), fell_back.size(), fmt::join(fell_back, ", "));
+  }
+  if (!partly.empty()) {
+    std::sort(partly.begin(), partly.end());
+    partly.erase(std::unique(partly.begin(), partly.end()), partly.end());
+    out += fmt::format("[*] Precision {} was honoured only in part by {} engine(s), some of whose steps run at a higher precision "
+                       "(the detailed summary names the steps): {}\n",
+                       PrecisionName(requested), partly.size(), fmt::join(partly, ", "));
   }
   if (!rejections.empty()) {
     NonConversionReport report;

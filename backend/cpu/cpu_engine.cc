@@ -83,11 +83,11 @@ class CpuEngine::Lease {
 };
 
 CpuEngine::CpuEngine(std::shared_ptr<const ir::Graph> graph, Profile profile, const CompileOptions& options,
-                     std::vector<PassStat> pass_stats, uint64_t segment_hash)
+                     std::vector<PassStat> pass_stats, uint64_t segment_hash, const CpuFeatures& cpu)
     : graph_(std::move(graph)),
       profile_(std::move(profile)),
       num_threads_(options.num_threads),
-      precision_(ChoosePrecision(options.precision, HostCpu())),
+      precision_(ChoosePrecision(options.precision, cpu)),
       pass_stats_(std::move(pass_stats)),
       segment_hash_(segment_hash),
       env_(std::make_shared<KernelEnv>()) {
@@ -138,6 +138,7 @@ CpuEngine::CpuEngine(std::shared_ptr<const ir::Graph> graph, Profile profile, co
     }
     max_scratch_ = std::max(max_scratch_, s.kernel->scratchpad_bytes());
   }
+  if (precision_.bf16_math) SettleBf16(DeviceString(cpu));
   if (max_scratch_ > options.max_workspace_bytes)
     throw Error(ErrorCode::kInvalidArgument,
                 fmt::format("the CPU engine needs {} bytes of oneDNN workspace (scratchpad and layout buffers), more than "
@@ -187,6 +188,37 @@ CpuEngine::CpuEngine(std::shared_ptr<const ir::Graph> graph, Profile profile, co
 }
 
 CpuEngine::~CpuEngine() = default;
+
+void CpuEngine::SettleBf16(const std::string& device) {
+  std::vector<std::string> f32_steps;
+  int unprepared = 0;
+  for (const Step& s : steps_) {
+    if (!s.kernel) continue;
+    const auto p = s.kernel->primitive_precision();
+    if (!p) continue;  // not a oneDNN kernel
+    if (p->f32 > 0) f32_steps.push_back(s.node->name);
+    else if (p->bf16 > 0) bf16_steps_.push_back(s.node->name);
+    else ++unprepared;
+  }
+  const int total = static_cast<int>(bf16_steps_.size() + f32_steps.size()) + unprepared;
+  if (bf16_steps_.empty()) {
+    // Nothing computes in BF16: say so, and keep primitives made later (other shapes) f32 too.
+    precision_.precision = Precision::kFP32;
+    precision_.bf16_math = false;
+    env_->bf16_math = false;
+    if (total == 0)
+      precision_.note = "BF16 requested; the engine has no convolution or matrix product (the steps that run BF16), engine runs FP32";
+    else if (f32_steps.empty())
+      precision_.note = "BF16 requested; no convolution / matrix-product primitive could be created for the profile's shapes, engine runs FP32";
+    else
+      precision_.note = fmt::format("BF16 requested; oneDNN has no BF16 kernel on this CPU ({}) for the engine's convolutions / matrix "
+                                    "products ({}), engine runs FP32", device, fmt::join(f32_steps, ", "));
+    return;
+  }
+  if (!f32_steps.empty())
+    precision_.note = fmt::format("BF16 requested; {} of {} convolution / matrix-product steps run FP32 (oneDNN has no BF16 kernel on "
+                                  "this CPU for their shapes): {}", f32_steps.size(), total, fmt::join(f32_steps, ", "));
+}
 
 std::unique_ptr<ExecContext> CpuEngine::NewContext() const {
   auto ctx = std::make_unique<ExecContext>(env_->engine);

@@ -27,9 +27,10 @@ namespace kiln::backend::cpu {
 class CpuEngine final : public Engine {
  public:
   // `graph`: the optimized plan (may contain the backend's internal ops). kInvalidArgument when
-  // the profile does not fit the graph's inputs.
+  // the profile does not fit the graph's inputs. `cpu`: the features the precision is chosen
+  // for (the host's; tests pass others to exercise a precision's fallbacks).
   CpuEngine(std::shared_ptr<const ir::Graph> graph, Profile profile, const CompileOptions& options,
-            std::vector<PassStat> pass_stats, uint64_t segment_hash);
+            std::vector<PassStat> pass_stats, uint64_t segment_hash, const CpuFeatures& cpu = HostCpu());
   ~CpuEngine() override;
 
   const Profile& profile() const override { return profile_; }
@@ -51,6 +52,8 @@ class CpuEngine final : public Engine {
   struct StepInfo {
     std::string node, op, kernel;
   };
+  // Steps whose oneDNN primitives compute with bf16 src / weights (BF16 engines; empty otherwise).
+  const std::vector<std::string>& bf16_steps() const { return bf16_steps_; }
   std::vector<StepInfo> steps() const;
   // A multi-line report: passes and their rewrite counts, kernels per step, the memory plan.
   std::string Summary() const;
@@ -64,6 +67,9 @@ class CpuEngine final : public Engine {
   };
   class Lease;
 
+  // BF16 engines: which oneDNN steps got bf16 primitives for the prepared shapes; sets the
+  // precision (FP32 when none did) and the note naming the steps that run f32.
+  void SettleBf16(const std::string& device);
   std::unique_ptr<ExecContext> NewContext() const;
   Tensor OutputTensor(ir::ValueId value, DType dtype, Shape shape, ExecContext& ctx) const;
 
@@ -71,6 +77,7 @@ class CpuEngine final : public Engine {
   Profile profile_;
   int num_threads_ = 0;
   PrecisionChoice precision_;
+  std::vector<std::string> bf16_steps_;
   std::vector<PassStat> pass_stats_;
   uint64_t segment_hash_ = 0;
   std::shared_ptr<KernelEnv> env_;

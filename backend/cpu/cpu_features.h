@@ -21,7 +21,7 @@ std::string DeviceString(const CpuFeatures& cpu);
 struct PrecisionChoice {
   Precision precision = Precision::kFP32;  // what the engine computes in
   std::string note;                        // why the request was not honoured ("" when it was)
-  bool bf16_math = false;                  // oneDNN convolutions/matmuls may use bf16 arithmetic
+  bool bf16_math = false;                  // try bf16 oneDNN convolutions/matmuls (the engine settles per step)
 };
 PrecisionChoice ChoosePrecision(Precision requested, const CpuFeatures& cpu);
 

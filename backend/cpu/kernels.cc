@@ -1,13 +1,15 @@
 // oneDNN kernels for the fused nodes and the elementwise-chain kernel wrapper.
 //
 // Each oneDNN kernel keeps a cache of primitives keyed by its non-constant input shapes (a
-// dynamic profile sees several); constant weights are reordered once per weights layout the
-// primitives ask for. Primitives use a user-managed scratchpad (the per-call ExecContext owns
+// dynamic profile sees several); constant weights are reordered once per weights layout (and
+// data type: bf16 in BF16 engines) the primitives ask for. Primitives use a user-managed scratchpad (the per-call ExecContext owns
 // it), so concurrent calls never share one. When oneDNN has no implementation for a shape (or
 // a dim is 0) the kernel falls back to the reference kernel of the original op plus the post-ops.
 #include <algorithm>
 #include <map>
 #include <mutex>
+#include <string_view>
+#include <tuple>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -24,6 +26,7 @@ using dnnl::memory;
 using Dims = memory::dims;
 using Tag = memory::format_tag;
 constexpr auto kF32 = memory::data_type::f32;
+constexpr auto kBF16 = memory::data_type::bf16;
 
 void* Ptr(const Tensor& t) { return const_cast<void*>(t.raw_data()); }
 
@@ -51,6 +54,16 @@ void ApplyPostOpsReference(const std::vector<PostOp>& post_ops, std::span<const 
   }
 }
 
+// Fails a bf16 primitive descriptor whose src / weights are not really bf16, or whose only
+// implementation is oneDNN's reference one (much slower than an f32 JIT kernel): the step then
+// runs f32.
+template <typename PD>
+void RequireBf16(const PD& pd) {
+  if (pd.src_desc().data_type() != kBF16 || pd.weights_desc().data_type() != kBF16)
+    throw dnnl::error(dnnl_unimplemented, "the primitive's src / weights are not bf16");
+  if (std::string_view(pd.impl_info_str()).starts_with("ref")) throw dnnl::error(dnnl_unimplemented, "oneDNN's only bf16 kernel for it is the reference one");
+}
+
 class DnnlKernel : public Kernel {
  public:
   DnnlKernel(const ir::Graph& graph, const ir::Node& node, std::shared_ptr<const KernelEnv> env)
@@ -66,12 +79,15 @@ class DnnlKernel : public Kernel {
   }
 
   // "onednn:<impl>" per distinct implementation of the primitives created so far, and
-  // "reference-fallback" when some shape had no oneDNN implementation.
+  // "reference-fallback" when some shape had no oneDNN implementation. In an engine that tries
+  // BF16, "[bf16]" marks bf16 primitives and "[f32: why]" the ones that could not be bf16.
   std::string Describe() const override {
     std::lock_guard<std::mutex> lock(mu_);
     std::vector<std::string> parts;
     for (const auto& [key, prim] : cache_) {
       std::string d = prim ? "onednn:" + prim->impl : std::string("reference-fallback");
+      if (prim && prim->bf16) d += " [bf16]";
+      else if (prim && prim->bf16_tried) d += " [f32: " + prim->bf16_failure + "]";
       if (std::find(parts.begin(), parts.end(), d) == parts.end()) parts.push_back(d);
     }
     return parts.empty() ? std::string("onednn (no primitive yet)") : fmt::format("{}", fmt::join(parts, ","));
@@ -89,6 +105,13 @@ class DnnlKernel : public Kernel {
     return max_scratch_;
   }
 
+  std::optional<PrimitivePrecision> primitive_precision() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    PrimitivePrecision p;
+    for (const auto& [key, prim] : cache_) ++(prim && prim->bf16 ? p.bf16 : p.f32);
+    return p;
+  }
+
   void Run(std::span<const Tensor> in, Tensor& out, ExecContext& ctx) const override {
     if (out.num_elements() == 0) return;
     std::shared_ptr<const Prim> prim;
@@ -100,8 +123,9 @@ class DnnlKernel : public Kernel {
       return;
     }
     const dnnl::engine& eng = env_->engine;
-    // Scratch layout: [oneDNN scratchpad][blocked src][blocked dst] (the last two only when the
-    // primitive computes in a blocked layout and the plain tensors are reordered in and out).
+    // Scratch layout: [oneDNN scratchpad][src][weights][dst], the last three only when the
+    // primitive computes on other tensors than the plain f32 ones: a blocked layout (NCHW
+    // convolutions), or bf16 src / weights (BF16 engines), reordered in (and dst out).
     char* scratch = static_cast<char*>(ctx.Scratch(prim->scratch_total));
     const memory src_user(prim->user_src_md, eng, Ptr(in[0]));
     const memory dst_user(prim->user_dst_md, eng, out.raw_data());
@@ -110,10 +134,19 @@ class DnnlKernel : public Kernel {
       src = memory(prim->src_md, eng, scratch + prim->src_offset);
       prim->src_reorder.execute(ctx.stream, const_cast<memory&>(src_user), src);
     }
+    memory wei = prim->weights;
+    if (prim->runtime_weights) {
+      wei = memory(prim->user_wei_md, eng, Ptr(in[1]));
+      if (prim->reorder_wei) {
+        memory w(prim->wei_md, eng, scratch + prim->wei_offset);
+        prim->wei_reorder.execute(ctx.stream, wei, w);
+        wei = w;
+      }
+    }
     if (prim->reorder_dst) dst = memory(prim->dst_md, eng, scratch + prim->dst_offset);
     std::unordered_map<int, memory> args;
     args.emplace(DNNL_ARG_SRC, src);
-    args.emplace(DNNL_ARG_WEIGHTS, prim->runtime_weights ? memory(prim->wei_md, eng, Ptr(in[1])) : prim->weights);
+    args.emplace(DNNL_ARG_WEIGHTS, wei);
     if (prim->bias) args.emplace(DNNL_ARG_BIAS, prim->bias);
     args.emplace(DNNL_ARG_DST, dst);
     int next_add = first_add_;
@@ -135,26 +168,30 @@ class DnnlKernel : public Kernel {
   struct Prim {
     dnnl::primitive prim;
     memory::desc src_md, wei_md, dst_md, scratch_md;  // what the primitive computes on
-    memory::desc user_src_md, user_dst_md;              // the plain tensors
-    bool reorder_src = false, reorder_dst = false;
-    dnnl::reorder src_reorder, dst_reorder;
-    size_t src_offset = 0, dst_offset = 0, scratch_total = 0;
-    memory weights;  // constant weights in the primitive's layout
+    memory::desc user_src_md, user_wei_md, user_dst_md;  // the plain f32 tensors (user_wei_md: runtime weights only)
+    bool reorder_src = false, reorder_wei = false, reorder_dst = false;
+    dnnl::reorder src_reorder, wei_reorder, dst_reorder;
+    size_t src_offset = 0, wei_offset = 0, dst_offset = 0, scratch_total = 0;
+    memory weights;  // constant weights in the primitive's layout and data type
     memory bias;
     bool runtime_weights = false;
     size_t scratch_bytes = 0;
-    std::string impl;  // oneDNN's implementation name, e.g. "jit:avx2"
+    bool bf16 = false;         // src and weights are bf16
+    bool bf16_tried = false;   // an f32 primitive after a bf16 one could not be made
+    std::string bf16_failure;  // why (oneDNN's message)
+    std::string impl;          // oneDNN's implementation name, e.g. "jit:avx2"
   };
 
-  // Builds a primitive for (input 0, input 1) shapes; throws dnnl::error when unsupported.
-  virtual std::shared_ptr<Prim> Create(const Shape& a, const Shape& b) const = 0;
+  // Builds a primitive for (input 0, input 1) shapes, with bf16 src / weights when `bf16`;
+  // throws dnnl::error when unsupported. Sets the user_*_md (plain f32 tensors) and the
+  // primitive's own descs; Get() adds the reorders between them.
+  virtual std::shared_ptr<Prim> Create(const Shape& a, const Shape& b, bool bf16) const = 0;
   // The original op on the reference kernels (without post-ops).
   virtual Tensor RunOriginal(std::span<const Tensor> in) const = 0;
 
   dnnl::primitive_attr MakeAttr(const memory::desc& dst_md) const {
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    if (env_->bf16_math) attr.set_fpmath_mode(dnnl::fpmath_mode::bf16);
     dnnl::post_ops po;
     for (const PostOp& p : post_ops_) {
       const float a = static_cast<float>(p.alpha), b = static_cast<float>(p.beta);
@@ -174,17 +211,50 @@ class DnnlKernel : public Kernel {
     return attr;
   }
 
-  // Constant weights in the layout `want`, reordered from `user` once per layout.
-  memory WeightsFor(const memory::desc& want, const memory::desc& user, const Tensor& data) const {
-    for (const auto& [desc, mem] : weights_)
-      if (desc == want) return mem;
-    memory src(user, env_->engine, Ptr(data));
+  // Constant input `input` in the layout and data type `want`, reordered (converted) from its
+  // f32 description `user` once per (input, desc).
+  memory ConstantAs(size_t input, const memory::desc& want, const memory::desc& user) const {
+    for (const auto& [i, desc, mem] : converted_)
+      if (i == input && desc == want) return mem;
+    memory src(user, env_->engine, Ptr(Constant(input)));
     memory dst(want, env_->engine);
     dnnl::stream s(env_->engine);
     dnnl::reorder(src, dst).execute(s, src, dst);
     s.wait();
-    weights_.emplace_back(want, dst);
+    converted_.emplace_back(input, want, dst);
     return dst;
+  }
+
+  // The bias constant (input `input`) as `want` (f32: the constant itself; bf16: converted).
+  memory BiasAs(size_t input, const memory::desc& want, const memory::desc& user_f32) const {
+    if (want == user_f32) return memory(user_f32, env_->engine, Ptr(Constant(input)));
+    return ConstantAs(input, want, user_f32);
+  }
+
+  // The reorders between the plain f32 tensors and what the primitive computes on, and where
+  // their buffers go in the scratch area (after the oneDNN scratchpad).
+  void AddReorders(Prim& p) const {
+    auto aligned = [](size_t b) { return (b + 63) / 64 * 64; };
+    size_t end = aligned(p.scratch_bytes);
+    p.reorder_src = p.src_md != p.user_src_md;
+    if (p.reorder_src) {
+      p.src_reorder = dnnl::reorder(dnnl::reorder::primitive_desc(env_->engine, p.user_src_md, env_->engine, p.src_md));
+      p.src_offset = end;
+      end += aligned(p.src_md.get_size());
+    }
+    p.reorder_wei = p.runtime_weights && p.wei_md != p.user_wei_md;
+    if (p.reorder_wei) {
+      p.wei_reorder = dnnl::reorder(dnnl::reorder::primitive_desc(env_->engine, p.user_wei_md, env_->engine, p.wei_md));
+      p.wei_offset = end;
+      end += aligned(p.wei_md.get_size());
+    }
+    p.reorder_dst = p.dst_md != p.user_dst_md;
+    if (p.reorder_dst) {
+      p.dst_reorder = dnnl::reorder(dnnl::reorder::primitive_desc(env_->engine, p.dst_md, env_->engine, p.user_dst_md));
+      p.dst_offset = end;
+      end += aligned(p.dst_md.get_size());
+    }
+    p.scratch_total = p.reorder_src || p.reorder_wei || p.reorder_dst ? end : p.scratch_bytes;
   }
 
   std::shared_ptr<const Prim> Get(const std::vector<Shape>& key) const {
@@ -192,19 +262,31 @@ class DnnlKernel : public Kernel {
     auto it = cache_.find(key);
     if (it != cache_.end()) return it->second;
     std::shared_ptr<Prim> p;
-    try {
-      p = Create(key.at(0), key.at(1));
-    } catch (const dnnl::error&) {
-      p = nullptr;  // no oneDNN implementation: reference fallback for this shape
-    }
-    if (p) {
-      if (!p->reorder_src && !p->reorder_dst) {
-        p->user_src_md = p->src_md;
-        p->user_dst_md = p->dst_md;
-        p->scratch_total = p->scratch_bytes;
+    std::string bf16_failure;
+    if (env_->bf16_math) {
+      try {
+        p = Create(key.at(0), key.at(1), /*bf16=*/true);
+        p->bf16 = true;
+        AddReorders(*p);
+      } catch (const dnnl::error& e) {
+        p = nullptr;  // no bf16 primitive for this shape: f32
+        bf16_failure = e.what();
+        if (bf16_failure.empty()) bf16_failure = "no bf16 kernel";
       }
-      max_scratch_ = std::max(max_scratch_, p->scratch_total);
     }
+    if (!p) {
+      try {
+        p = Create(key.at(0), key.at(1), /*bf16=*/false);
+        AddReorders(*p);
+        if (env_->bf16_math) {
+          p->bf16_tried = true;
+          p->bf16_failure = bf16_failure;
+        }
+      } catch (const dnnl::error&) {
+        p = nullptr;  // no oneDNN implementation: reference fallback for this shape
+      }
+    }
+    if (p) max_scratch_ = std::max(max_scratch_, p->scratch_total);
     cache_.emplace(key, p);
     return p;
   }
@@ -230,7 +312,7 @@ class DnnlKernel : public Kernel {
   int first_add_ = 0;
   mutable std::mutex mu_;
   mutable std::map<std::vector<Shape>, std::shared_ptr<Prim>> cache_;
-  mutable std::vector<std::pair<memory::desc, memory>> weights_;
+  mutable std::vector<std::tuple<size_t, memory::desc, memory>> converted_;  // constants in primitive layouts / types
   mutable size_t max_scratch_ = 0;
 };
 
@@ -260,19 +342,23 @@ class ConvKernel final : public DnnlKernel {
   // NCHW: oneDNN's fast AVX2/AVX-512 convolutions want blocked layouts (nChw8c / nChw16c),
   // so channels-first convolutions first try letting oneDNN pick the activation layout and
   // reorder the plain tensors in and out; they fall back to plain NCHW (im2col + GEMM).
-  std::shared_ptr<Prim> Create(const Shape& x, const Shape& f) const override {
+  std::shared_ptr<Prim> Create(const Shape& x, const Shape& f, bool bf16) const override {
     const ConvGeometry g = ComputeConvGeometry(node_, x, f);
     if (!g.channels_last) {
       try {
-        return CreateConv(g, /*blocked=*/true);
+        return CreateConv(g, /*blocked=*/true, bf16);
       } catch (const dnnl::error&) {
       }
     }
-    return CreateConv(g, /*blocked=*/false);
+    return CreateConv(g, /*blocked=*/false, bf16);
   }
 
-  std::shared_ptr<Prim> CreateConv(const ConvGeometry& g, bool blocked) const {
+  // f32: on the plain tensors, or (blocked) on the layouts oneDNN picks for src and dst.
+  // bf16: src converted to bf16 in the layout oneDNN picks, bf16 weights, f32 bias (bf16 when
+  // oneDNN wants that), f32 dst (plain, or blocked and reordered back).
+  std::shared_ptr<Prim> CreateConv(const ConvGeometry& g, bool blocked, bool bf16) const {
     const Tag tag = g.channels_last ? Tag::nhwc : Tag::nchw;
+    const memory::data_type dt = bf16 ? kBF16 : kF32;
     const memory::desc src_md({g.n, g.c, g.h, g.w}, kF32, tag);
     const memory::desc dst_md({g.n, g.oc, g.oh, g.ow}, kF32, tag);
     // HWIO filter viewed as OIHW (or GOIHW) through strides.
@@ -286,44 +372,43 @@ class ConvKernel final : public DnnlKernel {
       wstrides = {og, 1, g.oc, g.kw * g.ic * g.oc, g.ic * g.oc};
     }
     const memory::desc wei_user(wdims, kF32, wstrides);
-    const memory::desc wei_any(wdims, kF32, Tag::any);
+    const memory::desc wei_any(wdims, dt, Tag::any);
     const memory::desc bias_md({g.oc}, kF32, Tag::a);
-    const memory::desc src_req = blocked ? memory::desc({g.n, g.c, g.h, g.w}, kF32, Tag::any) : src_md;
+    const memory::desc src_req = blocked || bf16 ? memory::desc({g.n, g.c, g.h, g.w}, dt, Tag::any) : src_md;
     const memory::desc dst_req = blocked ? memory::desc({g.n, g.oc, g.oh, g.ow}, kF32, Tag::any) : dst_md;
-    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_req, wei_any,
-                                      bias_md, dst_req, {g.stride_h, g.stride_w}, {g.dil_h - 1, g.dil_w - 1},
-                                      {g.pad_top, g.pad_left}, {g.pad_bottom, g.pad_right});
-    dnnl::convolution_forward::primitive_desc pd(d, MakeAttr(dst_md), env_->engine);
+    auto make_pd = [&](const memory::desc& bias) {
+      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_req, wei_any, bias,
+                                        dst_req, {g.stride_h, g.stride_w}, {g.dil_h - 1, g.dil_w - 1}, {g.pad_top, g.pad_left},
+                                        {g.pad_bottom, g.pad_right});
+      return dnnl::convolution_forward::primitive_desc(d, MakeAttr(dst_md), env_->engine);
+    };
+    memory::desc bias_req = bias_md;
+    dnnl::convolution_forward::primitive_desc pd;
+    if (!bf16) {
+      pd = make_pd(bias_md);
+    } else {
+      try {
+        pd = make_pd(bias_md);
+      } catch (const dnnl::error&) {
+        bias_req = memory::desc({g.oc}, kBF16, Tag::a);
+        pd = make_pd(bias_req);
+      }
+      RequireBf16(pd);
+    }
     auto p = std::make_shared<Prim>();
+    p->user_src_md = src_md;
+    p->user_dst_md = dst_md;
     p->src_md = pd.src_desc();
     p->dst_md = pd.dst_desc();
     p->scratch_md = pd.scratchpad_desc();
     p->scratch_bytes = p->scratch_md.get_size();
-    p->reorder_src = p->src_md != src_md;
-    p->reorder_dst = p->dst_md != dst_md;
-    if (p->reorder_src || p->reorder_dst) {
-      if (!blocked) throw dnnl::error(dnnl_unimplemented, "conv chose a non-plain layout");
-      p->user_src_md = src_md;
-      p->user_dst_md = dst_md;
-      auto aligned = [](size_t b) { return (b + 63) / 64 * 64; };
-      size_t end = aligned(p->scratch_bytes);
-      if (p->reorder_src) {
-        p->src_reorder = dnnl::reorder(dnnl::reorder::primitive_desc(env_->engine, src_md, env_->engine, p->src_md));
-        p->src_offset = end;
-        end += aligned(p->src_md.get_size());
-      }
-      if (p->reorder_dst) {
-        p->dst_reorder = dnnl::reorder(dnnl::reorder::primitive_desc(env_->engine, p->dst_md, env_->engine, dst_md));
-        p->dst_offset = end;
-        end += aligned(p->dst_md.get_size());
-      }
-      p->scratch_total = end;
-    }
-    p->weights = WeightsFor(pd.weights_desc(), wei_user, Constant(1));
-    p->bias = memory(bias_md, env_->engine, Ptr(Constant(2)));
+    if (!blocked && (p->dst_md != dst_md || (!bf16 && p->src_md != src_md)))
+      throw dnnl::error(dnnl_unimplemented, "conv chose a non-plain layout");
+    p->weights = ConstantAs(1, pd.weights_desc(), wei_user);
+    p->bias = BiasAs(2, bias_req, bias_md);
     p->prim = dnnl::convolution_forward(pd);
     p->impl = pd.impl_info_str();
-    if (p->reorder_src || p->reorder_dst)
+    if (blocked && (p->src_md != src_md || p->dst_md != dst_md))
       p->impl += fmt::format(" ({} -> {})", FormatName(p->src_md), FormatName(p->dst_md));
     return p;
   }
@@ -355,29 +440,52 @@ class MatMulKernel final : public DnnlKernel {
   }
 
  protected:
-  std::shared_ptr<Prim> Create(const Shape& a, const Shape& b) const override {
+  // f32: on the plain tensors (transposes are strides). bf16: a (and a non-constant b) are
+  // converted to row-major bf16 in scratch, a constant b to bf16 in the primitive's layout once;
+  // f32 bias (bf16 when oneDNN wants that) and dst.
+  std::shared_ptr<Prim> Create(const Shape& a, const Shape& b, bool bf16) const override {
     const Shape out = FindCpuOp(node_.op)->infer(node_, {a, b})[0];
     const int64_t m = out[0], n = out[1], k = a[ta_ ? 0 : 1];
     const memory::desc src_md({m, k}, kF32, ta_ ? Dims{1, m} : Dims{k, 1});
     const memory::desc wei_user({k, n}, kF32, tb_ ? Dims{1, k} : Dims{n, 1});
     const bool const_b = constants_[1].has_value();
-    const memory::desc wei_md = const_b ? memory::desc({k, n}, kF32, Tag::any) : wei_user;
+    const memory::desc src_req = bf16 ? memory::desc({m, k}, kBF16, Tag::ab) : src_md;
+    const memory::desc wei_req = const_b ? memory::desc({k, n}, bf16 ? kBF16 : kF32, Tag::any)
+                                         : (bf16 ? memory::desc({k, n}, kBF16, Tag::ab) : wei_user);
     const memory::desc bias_md({1, n}, kF32, Tag::ab);
     const memory::desc dst_md({m, n}, kF32, Tag::ab);
-    dnnl::matmul::desc d(src_md, wei_md, bias_md, dst_md);
-    dnnl::matmul::primitive_desc pd(d, MakeAttr(dst_md), env_->engine);
+    auto make_pd = [&](const memory::desc& bias) {
+      dnnl::matmul::desc d(src_req, wei_req, bias, dst_md);
+      return dnnl::matmul::primitive_desc(d, MakeAttr(dst_md), env_->engine);
+    };
+    memory::desc bias_req = bias_md;
+    dnnl::matmul::primitive_desc pd;
+    if (!bf16) {
+      pd = make_pd(bias_md);
+    } else {
+      try {
+        pd = make_pd(bias_md);
+      } catch (const dnnl::error&) {
+        bias_req = memory::desc({1, n}, kBF16, Tag::ab);
+        pd = make_pd(bias_req);
+      }
+      RequireBf16(pd);
+    }
     auto p = std::make_shared<Prim>();
+    p->user_src_md = src_md;
+    p->user_dst_md = dst_md;
     p->src_md = pd.src_desc();
     p->dst_md = pd.dst_desc();
-    if (p->src_md != src_md || p->dst_md != dst_md) throw dnnl::error(dnnl_unimplemented, "matmul chose a non-plain layout");
+    if (p->src_md != src_req || p->dst_md != dst_md) throw dnnl::error(dnnl_unimplemented, "matmul chose a non-plain layout");
     if (const_b) {
-      p->weights = WeightsFor(pd.weights_desc(), wei_user, Constant(1));
+      p->weights = ConstantAs(1, pd.weights_desc(), wei_user);
     } else {
       p->runtime_weights = true;
+      p->user_wei_md = wei_user;
       p->wei_md = pd.weights_desc();
-      if (p->wei_md != wei_user) throw dnnl::error(dnnl_unimplemented, "matmul chose a non-plain weights layout");
+      if (p->wei_md != wei_req) throw dnnl::error(dnnl_unimplemented, "matmul chose a non-plain weights layout");
     }
-    p->bias = memory(bias_md, env_->engine, Ptr(Constant(2)));
+    p->bias = BiasAs(2, bias_req, bias_md);
     p->scratch_md = pd.scratchpad_desc();
     p->scratch_bytes = p->scratch_md.get_size();
     p->prim = dnnl::matmul(pd);
@@ -417,7 +525,9 @@ class BatchMatMulKernel final : public DnnlKernel {
     *strides = st;
   }
 
-  std::shared_ptr<Prim> Create(const Shape& x, const Shape& y) const override {
+  // f32: on the plain tensors (adjoints are strides). bf16: both operands converted to
+  // row-major bf16 in scratch; f32 dst.
+  std::shared_ptr<Prim> Create(const Shape& x, const Shape& y, bool bf16) const override {
     const Shape out = FindCpuOp(node_.op)->infer(node_, {x, y})[0];
     const size_t rank = out.size();
     if (rank > DNNL_MAX_NDIMS) throw dnnl::error(dnnl_unimplemented, "rank too large");
@@ -426,13 +536,19 @@ class BatchMatMulKernel final : public DnnlKernel {
     Operand(y, rank, ay_, &yd, &ys);
     const Dims od(out.begin(), out.end());
     const memory::desc src_md(xd, kF32, xs), wei_md(yd, kF32, ys), dst_md(od, kF32, Contiguous(od));
-    dnnl::matmul::desc d(src_md, wei_md, dst_md);
+    const memory::desc src_req = bf16 ? memory::desc(xd, kBF16, Contiguous(xd)) : src_md;
+    const memory::desc wei_req = bf16 ? memory::desc(yd, kBF16, Contiguous(yd)) : wei_md;
+    dnnl::matmul::desc d(src_req, wei_req, dst_md);
     dnnl::matmul::primitive_desc pd(d, MakeAttr(dst_md), env_->engine);
+    if (bf16) RequireBf16(pd);
     auto p = std::make_shared<Prim>();
+    p->user_src_md = src_md;
+    p->user_wei_md = wei_md;
+    p->user_dst_md = dst_md;
     p->src_md = pd.src_desc();
     p->wei_md = pd.weights_desc();
     p->dst_md = pd.dst_desc();
-    if (p->src_md != src_md || p->wei_md != wei_md || p->dst_md != dst_md)
+    if (p->src_md != src_req || p->wei_md != wei_req || p->dst_md != dst_md)
       throw dnnl::error(dnnl_unimplemented, "batch matmul chose a non-plain layout");
     p->runtime_weights = true;
     p->scratch_md = pd.scratchpad_desc();

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -17,7 +18,18 @@ namespace kiln::backend::cpu {
 // Shared by every kernel of one engine.
 struct KernelEnv {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
-  bool bf16_math = false;  // oneDNN fpmath_mode bf16 (only on CPUs with native BF16)
+  // Build convolution / matmul primitives with bf16 src and weights (f32 bias and dst) where
+  // oneDNN has a non-reference kernel for them; the others stay f32. Only set on CPUs with
+  // native BF16 (ChoosePrecision). The engine clears it after Prepare when no step got a bf16
+  // primitive (the engine then reports FP32), so later shapes stay f32 too.
+  bool bf16_math = false;
+};
+
+// The compute precision of the primitives a oneDNN kernel has created so far (one per input
+// shape it has seen); a shape without a oneDNN implementation (reference fallback) counts as f32.
+struct PrimitivePrecision {
+  int bf16 = 0;
+  int f32 = 0;
 };
 
 // Per-call state: one per concurrent Execute, reused across calls (never allocated per call).
@@ -44,6 +56,8 @@ class Kernel {
   virtual void Prepare(const std::vector<Shape>& input_shapes) {}
   // The largest scratchpad any prepared primitive needs.
   virtual size_t scratchpad_bytes() const { return 0; }
+  // oneDNN kernels: the precision of the primitives created so far; nullopt for other kernels.
+  virtual std::optional<PrimitivePrecision> primitive_precision() const { return std::nullopt; }
   // Computes the node's output into `out` (already shaped and allocated).
   virtual void Run(std::span<const Tensor> inputs, Tensor& out, ExecContext& ctx) const = 0;
 };
