@@ -127,14 +127,33 @@ std::optional<std::vector<int64_t>> AxesArg(ImportContext& ctx, int input, const
   if (!ctx.has_input(input)) return std::nullopt;
   if (ctx.validate_only()) return std::vector<int64_t>{};
   CheckIndexDtype(ctx, input, what);
-  auto v = KnownInts(ctx, input);
-  if (!v) ctx.Unsupported(fmt::format("{} (input {}) must be a constant", what, input));
-  return v;
+  return KnownInts(ctx, input);  // nullopt: a run-time input (callers check)
+}
+
+// Squeeze with a run-time axes input: Reshape to Shape(x) without the listed dims. (A listed
+// dim that is not 1 makes the element count differ, so the Reshape fails as ONNX requires.)
+void SqueezeRuntimeAxes(ImportContext& ctx) {
+  const int64_t r = RankOf(ctx, 0);
+  if (r < 0) ctx.Unsupported("a run-time axes input needs data of known rank");
+  const ValueId x = ctx.input(0);
+  const ValueId axes = FixNegativeIndices(ctx, CastTo(ctx, ctx.input(1), DType::kInt64, "axes_i64"), I64(ctx, r, "rank"), "axes");
+  const ValueId coords = ctx.Emit1("ExpandDims", {axes, I64(ctx, -1, "coords_axis")}, {}, "coords");
+  const ValueId ones = ctx.Emit1("Fill", {ShapeOf(ctx, axes, "axes_shape"), ctx.Constant(Tensor::Scalar<bool>(DType::kBool, true), "true")}, {}, "ones");
+  const ValueId listed = ctx.Emit1("ScatterNd", {coords, ones, ctx.ConstInt64({r}, false, "rank_vec")}, {}, "listed");
+  const ValueId kept = ctx.Emit1("LogicalNot", {listed}, {}, "kept");
+  AttrMap sq;
+  sq.Set("axes", std::vector<int64_t>{1});
+  const ValueId pos = ctx.Emit1("Squeeze", {ctx.Emit1("Where", {kept}, {}, "kept_where")}, std::move(sq), "kept_dims");
+  AttrMap g;
+  g.Set("batch_dims", int64_t{0});
+  const ValueId target = ctx.Emit1("Gather", {ShapeOf(ctx, x, "input_shape"), pos, I64(ctx, 0, "gaxis")}, std::move(g), "target");
+  ctx.SetOutput(0, ctx.Emit1("Reshape", {x, target}));
 }
 
 void ImportSqueeze(ImportContext& ctx) {
   auto axes = AxesArg(ctx, 1, "axes");
   if (ctx.validate_only()) return;
+  if (!axes && ctx.has_input(1)) return SqueezeRuntimeAxes(ctx);
   std::vector<int64_t> norm;
   if (axes) {
     const int64_t r = RankOf(ctx, 0);
@@ -157,6 +176,7 @@ void ImportSqueeze(ImportContext& ctx) {
 void ImportUnsqueeze(ImportContext& ctx) {
   auto axes = AxesArg(ctx, 1, "axes");
   if (ctx.validate_only()) return;
+  if (!axes && ctx.has_input(1)) ctx.Unsupported("axes (input 1) must be a constant");
   if (!axes) ctx.Invalid("axes (input 1) is required");
   const int64_t r = RankOf(ctx, 0);
   const int64_t out_rank = r + static_cast<int64_t>(axes->size());
@@ -300,16 +320,28 @@ void ImportPad(ImportContext& ctx) {
       if (p < 0) ctx.Unsupported("negative pads (cropping) are not supported");
   }
   if (mode == "edge") {
-    if (!pads) ctx.Unsupported("mode 'edge' needs constant pads");
-    const int64_t r = static_cast<int64_t>(pads->size()) / 2;
+    // One Gather per axis with indices clamp(range(-b, dim + e), 0, dim - 1); run-time pads
+    // are read as scalars.
+    int64_t r = pads ? static_cast<int64_t>(pads->size()) / 2 : RankOf(ctx, 0);
+    if (r < 0) ctx.Unsupported("mode 'edge' with run-time pads needs an input of known rank");
+    const ValueId pv = pads ? ir::kNoValue : CastTo(ctx, ctx.input(1), DType::kInt64, "pads_i64");
     ValueId y = x;
     for (int64_t d = 0; d < r; ++d) {
-      const int64_t b = (*pads)[static_cast<size_t>(d)], e = (*pads)[static_cast<size_t>(d + r)];
-      if (b == 0 && e == 0) continue;
       const std::string sfx = fmt::format("edge_{}", d);
+      ValueId b, e;
+      if (pads) {
+        const int64_t bv = (*pads)[static_cast<size_t>(d)], ev = (*pads)[static_cast<size_t>(d + r)];
+        if (bv == 0 && ev == 0) continue;
+        b = I64(ctx, bv, sfx + "_b");
+        e = I64(ctx, ev, sfx + "_e");
+      } else {
+        b = SliceVec(ctx, pv, d, std::nullopt, true, sfx + "_b");
+        e = SliceVec(ctx, pv, d + r, std::nullopt, true, sfx + "_e");
+      }
       const ValueId dim = DimOf(ctx, y, d, sfx + "_dim");
-      const ValueId limit = Binary(ctx, "Add", dim, I64(ctx, e, sfx + "_e"), sfx + "_limit");
-      const ValueId range = ctx.Emit1("Range", {I64(ctx, -b, sfx + "_start"), limit, I64(ctx, 1, sfx + "_delta")}, {}, sfx + "_range");
+      const ValueId limit = Binary(ctx, "Add", dim, e, sfx + "_limit");
+      const ValueId start = ctx.Emit1("Neg", {b}, {}, sfx + "_start");
+      const ValueId range = ctx.Emit1("Range", {start, limit, I64(ctx, 1, sfx + "_delta")}, {}, sfx + "_range");
       const ValueId hi = Binary(ctx, "Sub", dim, I64(ctx, 1, sfx + "_one"), sfx + "_hi");
       const ValueId idx = ctx.Emit1("Clip", {range, I64(ctx, 0, sfx + "_lo"), hi}, {}, sfx + "_idx");
       AttrMap a;

@@ -3,6 +3,7 @@
 // ONNX indices may be negative (counting from the end of the dim): they are wrapped with
 // Select(idx < 0, idx + dim, idx) because the IR gathers reject out-of-range indices.
 #include <algorithm>
+#include <limits>
 #include <set>
 
 #include "frontend/onnx/ops/array_util.h"
@@ -11,6 +12,30 @@ namespace kiln::onnxfe {
 namespace {
 
 using namespace arr;
+
+// Slice with a run-time axes input (input of known rank r): dense begin/end/strides of length r
+// scattered at the (wrapped) axes; the other dims take [0, INT64_MAX) with stride 1, which
+// StridedSlice clamps to the whole dim.
+void SliceRuntimeAxes(ImportContext& ctx) {
+  const int64_t r = RankOf(ctx, 0);
+  if (r < 0) ctx.Unsupported("a run-time axes input needs data of known rank");
+  const ValueId axes = FixNegativeIndices(ctx, CastTo(ctx, ctx.input(3), DType::kInt64, "axes_i64"), I64(ctx, r, "rank"), "axes");
+  const ValueId coords = ctx.Emit1("ExpandDims", {axes, I64(ctx, -1, "coords_axis")}, {}, "coords");
+  const ValueId shape = ctx.ConstInt64({r}, false, "dense_shape");
+  const ValueId ones = ctx.Emit1("Fill", {ShapeOf(ctx, axes, "axes_shape"), ctx.Constant(Tensor::Scalar<bool>(DType::kBool, true), "true")}, {}, "ones");
+  const ValueId mask = ctx.Emit1("ScatterNd", {coords, ones, shape}, {}, "sliced");
+  auto dense = [&](int input, int64_t fill, const char* name) {
+    const ValueId fill_v = ctx.ConstInt64(std::vector<int64_t>(static_cast<size_t>(r), fill), false, std::string(name) + "_fill");
+    if (!ctx.has_input(input)) return fill_v;
+    const ValueId v = CastTo(ctx, ctx.input(input), DType::kInt64, std::string(name) + "_i64");
+    const ValueId scattered = ctx.Emit1("ScatterNd", {coords, v, shape}, {}, std::string(name) + "_scattered");
+    return ctx.Emit1("Select", {mask, scattered, fill_v}, {}, name);
+  };
+  const ValueId b = dense(1, 0, "begin");
+  const ValueId e = dense(2, std::numeric_limits<int64_t>::max(), "end");
+  const ValueId s = dense(4, 1, "strides");
+  ctx.SetOutput(0, ctx.Emit1("StridedSlice", {ctx.input(0), b, e, s}, SliceMasks(0, 0)));
+}
 
 // Slice(data, starts, ends[, axes[, steps]]) -> one StridedSlice over dims [0, max axis]
 // (begin/end masks on the dims not sliced). starts/ends/steps may be run-time tensors; they
@@ -32,7 +57,7 @@ void ImportSlice(ImportContext& ctx) {
   std::vector<int64_t> axes;
   if (ctx.has_input(3)) {
     auto a = KnownInts(ctx, 3);
-    if (!a) ctx.Unsupported("axes (input 3) must be a constant");
+    if (!a) return SliceRuntimeAxes(ctx);
     axes = *a;
     if (k >= 0 && static_cast<int64_t>(axes.size()) != k)
       ctx.Invalid(fmt::format("axes has {} entries, starts has {}", axes.size(), k));
