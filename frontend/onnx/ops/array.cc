@@ -74,13 +74,10 @@ void ImportReshape(ImportContext& ctx) {
       return ctx.SetOutput(0, ctx.Emit1("Reshape", {x, target}));
     }
   }
-  // Run-time replacement of zeros.
-  const ir::SymShape ss = ctx.input_shape(1);
-  if (!ss.rank_known || ss.rank() != 1 || !ir::IsStatic(ss.dims[0]))
-    ctx.Unsupported("a run-time shape of unknown length needs allowzero=1 (its zeros must be replaced by input dims)");
-  const int64_t n = ss.dims[0];
-  const ValueId padded = ctx.Emit1("Concat", {ShapeOf(ctx, x, "input_shape"), ctx.ConstInt64(std::vector<int64_t>(static_cast<size_t>(n), 0), false, "pad"), I64(ctx, 0, "axis")}, {}, "input_shape_padded");
-  const ValueId dims = SliceVec(ctx, padded, 0, n, false, "input_dims");
+  // Run-time replacement of zeros: Select(shape == 0, (Shape(x) ++ zeros)[:len(shape)], shape).
+  const ValueId zeros = ctx.Emit1("ZerosLike", {shape}, {}, "pad");
+  const ValueId padded = ctx.Emit1("Concat", {ShapeOf(ctx, x, "input_shape"), zeros, I64(ctx, 0, "axis")}, {}, "input_shape_padded");
+  const ValueId dims = ctx.Emit1("Slice", {padded, ctx.ConstInt64({0}, false, "begin"), ShapeOf(ctx, shape, "target_len")}, {}, "input_dims");
   const ValueId is_zero = Binary(ctx, "Equal", shape, I64(ctx, 0, "zero"), "is_zero");
   const ValueId target = ctx.Emit1("Select", {is_zero, dims, shape}, {}, "target");
   ctx.SetOutput(0, ctx.Emit1("Reshape", {x, target}));
@@ -317,7 +314,7 @@ void ImportPad(ImportContext& ctx) {
     if (r >= 0 && static_cast<int64_t>(pads->size()) != 2 * r)
       ctx.Invalid(fmt::format("pads must have 2 * rank = {} entries, got {}", 2 * r, pads->size()));
     for (int64_t p : *pads)
-      if (p < 0) ctx.Unsupported("negative pads (cropping) are not supported");
+      if (p < 0 && mode != "edge") ctx.Unsupported("negative pads (cropping) are not supported in modes constant and reflect");
   }
   if (mode == "edge") {
     // One Gather per axis with indices clamp(range(-b, dim + e), 0, dim - 1); run-time pads

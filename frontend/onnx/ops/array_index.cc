@@ -162,15 +162,22 @@ void ImportGatherElements(ImportContext& ctx) {
 // data dims [b, b + K), and batch coordinates prepended when batch_dims > 0.
 ValueId NdCoords(ImportContext& ctx, ValueId data, ValueId indices, int64_t batch_dims) {
   const ir::SymShape is = ctx.graph().value(indices).shape;
-  if (!is.rank_known || is.rank() < 1) ctx.Unsupported("indices must have a known rank >= 1");
-  const int64_t q = is.rank();
-  const ir::Dim kd = is.dims.back();
-  if (!ir::IsStatic(kd)) ctx.Unsupported("the last dim of indices must be static");
-  const int64_t k = kd;
+  if (is.rank_known && is.rank() < 1) ctx.Invalid("indices must have rank >= 1");
   const ValueId ds = ShapeOf(ctx, data, "data_shape");
   ValueId idx = CastTo(ctx, indices, DType::kInt64, "indices_i64");
-  if (k > 0) idx = FixNegativeIndices(ctx, idx, SliceVec(ctx, ds, batch_dims, batch_dims + k, false, "index_dims"), "wrapped");
+  // The data dims [b, b + K) that the index rows address (K = the last dim of indices).
+  ValueId index_dims;
+  if (is.rank_known && ir::IsStatic(is.dims.back())) {
+    if (is.dims.back() == 0) index_dims = ir::kNoValue;
+    else index_dims = SliceVec(ctx, ds, batch_dims, batch_dims + is.dims.back(), false, "index_dims");
+  } else {
+    const ValueId k = SliceVec(ctx, ShapeOf(ctx, indices, "indices_shape_k"), -1, std::nullopt, false, "k");
+    index_dims = ctx.Emit1("Slice", {ds, ctx.ConstInt64({batch_dims}, false, "dims_begin"), k}, {}, "index_dims");
+  }
+  if (index_dims != ir::kNoValue) idx = FixNegativeIndices(ctx, idx, index_dims, "wrapped");
   if (batch_dims == 0) return idx;
+  if (!is.rank_known) ctx.Unsupported("batch_dims > 0 needs indices of known rank");
+  const int64_t q = is.rank();
   if (batch_dims >= q) ctx.Invalid(fmt::format("batch_dims {} must be less than the rank of indices {}", batch_dims, q));
   const ValueId ishape = ShapeOf(ctx, indices, "indices_shape");
   const ValueId bshape = ctx.Emit1("Concat", {SliceVec(ctx, ishape, 0, q - 1, false, "outer"), ctx.ConstInt64({1}, false, "one"), I64(ctx, 0, "axis")}, {},
@@ -233,8 +240,9 @@ void ImportScatterElements(ImportContext& ctx) {
   EmitScatter(ctx, ctx.input(0), coords, ctx.input(2), red);
 }
 
-// OneHot(indices, depth, values) attr axis: negative indices wrap by depth; float indices and
-// depth are truncated to int64 (as onnxruntime does).
+// OneHot(indices, depth, values) attr axis: negative indices wrap by depth (once: indices
+// outside [-depth, depth) give all off_value, as the spec says); integral float indices are
+// converted to int64, fractional ones match nothing; a float depth is truncated.
 void ImportOneHot(ImportContext& ctx) {
   const int64_t axis = ctx.attr_int("axis", -1);
   if (ctx.validate_only()) return;
@@ -253,7 +261,14 @@ void ImportOneHot(ImportContext& ctx) {
     ctx.Invalid(fmt::format("axis {} is out of range [{}, {}]", axis, -r - 1, r));
   }
   const ValueId depth = CastTo(ctx, ToScalar(ctx, ctx.input(1), "depth"), DType::kInt64, "depth_i64");
-  const ValueId idx = CastTo(ctx, ctx.input(0), DType::kInt64, "indices_i64");
+  ValueId idx = CastTo(ctx, ctx.input(0), DType::kInt64, "indices_i64");
+  if (IsFloating(ctx.input_dtype(0))) {
+    // A fractional index matches no position (onnxruntime and the ONNX reference compare
+    // values): it becomes `depth`, which is out of range.
+    const ValueId f = ctx.input(0);
+    const ValueId integral = Binary(ctx, "Equal", ctx.Emit1("Floor", {f}, {}, "floor"), f, "integral");
+    idx = ctx.Emit1("Select", {integral, idx, depth}, {}, "indices_checked");
+  }
   const ValueId wrapped = FixNegativeIndices(ctx, idx, depth, "wrapped");
   AttrMap g;
   g.Set("batch_dims", int64_t{0});

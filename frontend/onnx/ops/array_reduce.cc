@@ -58,9 +58,21 @@ void ImportReduce(ImportContext& ctx) {
     // A run-time axes tensor: the IR agrees with ONNX unless it is empty and noop_with_empty_axes=0.
     const ir::SymShape s = ctx.input_shape(1);
     const bool nonempty = s.rank_known && s.rank() == 1 && ir::IsStatic(s.dims[0]) && s.dims[0] > 0;
-    if (!noop && !nonempty)
-      ctx.Unsupported("a run-time axes input must have a static non-zero length (an empty one reduces every dim)");
-    axes_v = ctx.input(1);
+    axes_v = CastTo(ctx, ctx.input(1), DType::kInt64, "axes_i64");
+    if (!noop && !nonempty) {
+      // Empty at run time means every dim: append Range(0, rank)[:n] with n = rank when the
+      // axes are empty, else 0 (repeated axes are allowed by the IR reductions).
+      const ValueId rank = CastTo(ctx, ctx.Emit1("Rank", {x}, {}, "rank"), DType::kInt64, "rank_i64");
+      const ValueId all = ctx.Emit1("Range", {I64(ctx, 0, "all_start"), rank, I64(ctx, 1, "all_delta")}, {}, "all_axes");
+      AttrMap sa;
+      sa.Set("out_type", DType::kInt64);
+      const ValueId count = ctx.Emit1("Size", {axes_v}, std::move(sa), "axes_count");
+      const ValueId empty = Binary(ctx, "Equal", count, I64(ctx, 0, "zero"), "axes_empty");
+      const ValueId n = ctx.Emit1("Select", {empty, rank, I64(ctx, 0, "none")}, {}, "extra_count");
+      const ValueId n1 = ctx.Emit1("Reshape", {n, ctx.ConstInt64({1}, false, "n_shape")}, {}, "extra_count_1d");
+      const ValueId extra = ctx.Emit1("Slice", {all, ctx.ConstInt64({0}, false, "extra_begin"), n1}, {}, "extra_axes");
+      axes_v = ctx.Emit1("Concat", {axes_v, extra, I64(ctx, 0, "concat_axis")}, {}, "axes");
+    }
   }
   AttrMap a;
   a.Set("keep_dims", keep);
