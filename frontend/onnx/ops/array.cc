@@ -170,10 +170,31 @@ void ImportSqueeze(ImportContext& ctx) {
   ctx.SetOutput(0, ctx.Emit1("Squeeze", {ctx.input(0)}, std::move(a)));
 }
 
+// Unsqueeze with a run-time axes input (static length n, input of known rank r): Reshape to
+// the output shape of rank R = r + n: 1 at the (wrapped) axes, the input dims in order elsewhere.
+void UnsqueezeRuntimeAxes(ImportContext& ctx) {
+  const int64_t r = RankOf(ctx, 0);
+  const ir::SymShape as = ctx.input_shape(1);
+  if (r < 0 || !as.rank_known || as.rank() != 1 || !ir::IsStatic(as.dims[0]))
+    ctx.Unsupported("a run-time axes input needs data of known rank and axes of static length");
+  const int64_t out_rank = r + as.dims[0];
+  const ValueId x = ctx.input(0);
+  const ValueId axes = FixNegativeIndices(ctx, CastTo(ctx, ctx.input(1), DType::kInt64, "axes_i64"), I64(ctx, out_rank, "out_rank"), "axes");
+  const ValueId coords = ctx.Emit1("ExpandDims", {axes, I64(ctx, -1, "coords_axis")}, {}, "coords");
+  const ValueId rank_vec = ctx.ConstInt64({out_rank}, false, "rank_vec");
+  const ValueId ones = ctx.Emit1("Fill", {ShapeOf(ctx, axes, "axes_shape"), I64(ctx, 1, "one")}, {}, "ones");
+  const ValueId new_dims = ctx.Emit1("ScatterNd", {coords, ones, rank_vec}, {}, "new_dims");
+  const ValueId is_new = Binary(ctx, "Equal", new_dims, I64(ctx, 1, "one_cmp"), "is_new");
+  const ValueId kept = ctx.Emit1("Where", {ctx.Emit1("LogicalNot", {is_new}, {}, "is_old")}, {}, "old_positions");
+  const ValueId old_dims = ctx.Emit1("ScatterNd", {kept, ShapeOf(ctx, x, "input_shape"), rank_vec}, {}, "old_dims");
+  const ValueId target = Binary(ctx, "Add", new_dims, old_dims, "target");
+  ctx.SetOutput(0, ctx.Emit1("Reshape", {x, target}));
+}
+
 void ImportUnsqueeze(ImportContext& ctx) {
   auto axes = AxesArg(ctx, 1, "axes");
   if (ctx.validate_only()) return;
-  if (!axes && ctx.has_input(1)) ctx.Unsupported("axes (input 1) must be a constant");
+  if (!axes && ctx.has_input(1)) return UnsqueezeRuntimeAxes(ctx);
   if (!axes) ctx.Invalid("axes (input 1) is required");
   const int64_t r = RankOf(ctx, 0);
   const int64_t out_rank = r + static_cast<int64_t>(axes->size());

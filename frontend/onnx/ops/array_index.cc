@@ -341,6 +341,12 @@ void ImportReverseSequence(ImportContext& ctx) {
   ctx.SetOutput(0, ctx.Emit1("GatherNd", {x, coords}));
 }
 
+// Unique: expressible (IR Unique on the flattened input, TopK to sort, InvertPermutation,
+// ScatterNd for counts) but not written yet; axis != none would need row-wise uniqueness.
+void ImportUnique(ImportContext& ctx) {
+  ctx.Unsupported("Unique is not imported yet (no IR op matches its sorted / axis / counts outputs directly)");
+}
+
 }  // namespace
 
 void RegisterArrayIndexImporters(ImporterTable& t) {
@@ -354,6 +360,7 @@ void RegisterArrayIndexImporters(ImporterTable& t) {
   t.Add("NonZero", ImportNonZero);
   t.Add("Compress", ImportCompress);
   t.Add("ReverseSequence", ImportReverseSequence);
+  t.Add("Unique", ImportUnique);
 }
 
 }  // namespace kiln::onnxfe
