@@ -42,6 +42,12 @@ def main():
     (out / "lib").mkdir(parents=True)
     (out / "bin").mkdir()
     shutil.copy2(args.kiln, out / "bin" / "kiln")
+    # The unit tests too, so the BF16 kernel tests that skip on CPUs without BF16 run there
+    # (run them with KILN_SOURCE_DIR=<bundle>/src: some load models/demo).
+    unit_tests = Path(args.kiln).parents[1] / "kiln_unit_tests"
+    if unit_tests.is_file():
+        shutil.copy2(unit_tests, out / "bin" / "kiln_unit_tests")
+        shutil.copytree(ROOT / "models" / "demo", out / "src" / "models" / "demo")
     ldd = subprocess.run(["ldd", args.kiln], capture_output=True, text=True, check=True).stdout
     for line in ldd.splitlines():
         parts = line.split()
