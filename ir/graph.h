@@ -82,6 +82,11 @@ class Graph {
   // Adds a Constant node for `tensor` and returns its value.
   ValueId AddConstant(const std::string& name, Tensor tensor);
   void AddOutput(const std::string& name, ValueId value);
+  // Drops every graph output (values and nodes stay), e.g. to re-declare a subgraph's outputs.
+  void ClearOutputs() {
+    outputs_.clear();
+    output_names_.clear();
+  }
 
   Node& node(NodeId id) { return nodes_.at(static_cast<size_t>(id)); }
   const Node& node(NodeId id) const { return nodes_.at(static_cast<size_t>(id)); }

@@ -1,5 +1,5 @@
 // ONNX importers of the core family: Identity, Constant, ConstantOfShape, Cast, CastLike,
-// Dropout (inference), If. Loop is in control_flow.cc when present.
+// Dropout (inference), If. Loop is in control_flow.cc.
 #include <onnx/onnx_pb.h>
 
 #include <fmt/format.h>
@@ -142,7 +142,10 @@ void ImportIf(ImportContext& ctx) {
 
 }  // namespace
 
+void RegisterControlFlowImporters(ImporterTable& table);  // control_flow.cc: Loop
+
 void RegisterCoreImporters(ImporterTable& table) {
+  RegisterControlFlowImporters(table);
   table.Add("Identity", ImportIdentity);
   table.Add("Constant", ImportConstant);
   table.Add("ConstantOfShape", ImportConstantOfShape);
