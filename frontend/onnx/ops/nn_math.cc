@@ -339,8 +339,6 @@ void ImportResize(ImportContext& ctx) {
     ctx.Invalid(fmt::format("unknown coordinate_transformation_mode '{}'", ctm));
   if (ctm == "tf_crop_and_resize" || ctm == "half_pixel_symmetric")
     ctx.Unsupported(fmt::format("coordinate_transformation_mode '{}' is not supported", ctm));
-  if (mode == "linear" && ctm == "tf_half_pixel_for_nn")
-    ctx.Unsupported("linear mode with coordinate_transformation_mode 'tf_half_pixel_for_nn' is not supported");
   if (nearest != "round_prefer_floor" && nearest != "round_prefer_ceil" && nearest != "floor" && nearest != "ceil")
     ctx.Invalid(fmt::format("unknown nearest_mode '{}'", nearest));
   if (ctx.attr_int("antialias", 0) != 0) ctx.Unsupported("antialias = 1 is not supported");
@@ -352,7 +350,7 @@ void ImportResize(ImportContext& ctx) {
   if (mode == "linear" && !IsFloating(t)) ctx.Unsupported(fmt::format("linear resize of {} is not supported", DTypeName(t)));
   if (!IsFloating(t) && !IsInteger(t)) ctx.Unsupported(fmt::format("dtype {} is not supported", DTypeName(t)));
   const std::vector<int64_t> in = StaticDims(ctx, 0, 0, "Resize's output size is computed at import");
-  if (in.size() != 4) ctx.Unsupported(fmt::format("only 4-D (NCHW) inputs are supported, got rank {}", in.size()));
+  const size_t rank = in.size();
   std::vector<int64_t> out;
   std::vector<float> scales;  // given scales (empty with sizes)
   const Tensor* sizes_t = ctx.has_input(3) ? ctx.constant_input(3) : nullptr;
@@ -360,56 +358,72 @@ void ImportResize(ImportContext& ctx) {
   if (ctx.has_input(3) && !sizes_t) ctx.Unsupported("sizes (input 3) must be a constant");
   if (sizes_t && sizes_t->num_elements() > 0) {
     out = ctx.constant_ints(3, "sizes");
-    if (out.size() != 4) ctx.Invalid(fmt::format("sizes {} must have 4 values", Join(out)));
+    if (out.size() != rank) ctx.Invalid(fmt::format("sizes {} must have {} values", Join(out), rank));
   } else {
     if (ctx.has_input(2) && !scales_t) ctx.Unsupported("scales (input 2) must be a constant");
     if (!scales_t || scales_t->num_elements() == 0) ctx.Invalid("one of scales and sizes must be given");
-    if (scales_t->dtype() != DType::kFloat32 || scales_t->num_elements() != 4)
-      ctx.Invalid("scales must be 4 float32 values");
-    for (int i = 0; i < 4; ++i) {
-      const float s = scales_t->data<float>()[i];
-      if (!(s > 0)) ctx.Invalid(fmt::format("scales must be positive, got {}", s));
-      scales.push_back(s);
-      out.push_back(static_cast<int64_t>(std::floor(static_cast<double>(in[static_cast<size_t>(i)]) * static_cast<double>(s))));
+    if (scales_t->dtype() != DType::kFloat32 || scales_t->num_elements() != static_cast<int64_t>(rank))
+      ctx.Invalid(fmt::format("scales must be {} float32 values", rank));
+    for (size_t i = 0; i < rank; ++i) {
+      const float sc = scales_t->data<float>()[i];
+      if (!(sc > 0)) ctx.Invalid(fmt::format("scales must be positive, got {}", sc));
+      scales.push_back(sc);
+      out.push_back(static_cast<int64_t>(std::floor(static_cast<double>(in[i]) * static_cast<double>(sc))));
+      // align_corners divides by the resized length: ONNX's reference uses in * scale, onnxruntime
+      // the integer output size; they only agree when in * scale is an integer.
+      if (ctm == "align_corners" && static_cast<double>(out[i]) != static_cast<double>(in[i]) * static_cast<double>(sc))
+        ctx.Unsupported(fmt::format("align_corners with scale {} on a dim of {} (a fractional output length) is not supported",
+                                    sc, in[i]));
     }
   }
-  if (out[0] != in[0] || out[1] != in[1])
-    ctx.Unsupported(fmt::format("resizing the batch or channel dim ({} -> {}) is not supported", Join(in), Join(out)));
-  for (int i = 2; i < 4; ++i)
-    if (out[static_cast<size_t>(i)] <= 0) ctx.Unsupported(fmt::format("an empty output {} is not supported", Join(out)));
-  const int64_t oh = out[2], ow = out[3];
+  for (size_t i = 0; i < rank; ++i)
+    if (out[i] <= 0) ctx.Unsupported(fmt::format("an empty output {} is not supported", Join(out)));
+  // ONNX's (onnxruntime's) source coordinates per dim, in float; `scale` = the given one or out/in.
+  auto scale_f = [&](size_t d) { return scales.empty() ? static_cast<float>(out[d]) / static_cast<float>(in[d]) : scales[d]; };
+  auto scale_d = [&](size_t d) {
+    return scales.empty() ? static_cast<double>(out[d]) / static_cast<double>(in[d]) : static_cast<double>(scales[d]);
+  };
+  auto onnx_nearest = [&](size_t d, bool* agree) {
+    const std::vector<int64_t> f = OnnxNearest<float>(ctm, nearest, in[d], out[d], scale_f(d));
+    *agree = f == OnnxNearest<double>(ctm, nearest, in[d], out[d], scale_d(d));
+    return f;
+  };
+  auto identity_dim = [&](size_t d) {
+    if (in[d] != out[d]) return false;
+    if (mode == "nearest") {
+      bool agree = false;
+      const std::vector<int64_t> idx = onnx_nearest(d, &agree);
+      for (int64_t i = 0; i < out[d]; ++i)
+        if (idx[static_cast<size_t>(i)] != i) return false;
+      return agree;
+    }
+    for (int64_t i = 0; i < out[d]; ++i)
+      if (OnnxCoord<float>(ctm, i, scale_f(d), in[d], out[d]) != static_cast<float>(i)) return false;
+    return true;
+  };
+
+  // 1) The IR resizes (NHWC 2-D): when only H and W change and the IR picks the same pixels.
+  bool use_ir = rank == 4 && identity_dim(0) && identity_dim(1);
   bool align_corners = false, half_pixel = false;
-  if (mode == "linear") {
-    if (ctm == "pytorch_half_pixel" && (oh == 1 || ow == 1))
-      ctx.Unsupported("pytorch_half_pixel with an output length of 1 is not supported");
+  if (use_ir && mode == "linear") {
     align_corners = ctm == "align_corners";
     half_pixel = ctm == "half_pixel" || ctm == "pytorch_half_pixel";
-    // The IR scales by in/out; a given scale must agree (ONNX divides by it).
+    if (ctm == "pytorch_half_pixel" && (out[2] == 1 || out[3] == 1)) use_ir = false;
+    if (ctm == "tf_half_pixel_for_nn") use_ir = false;
+    // The IR scales by in/out; ONNX divides by the given scale: they must agree.
     if (!scales.empty() && !align_corners)
-      for (int i = 2; i < 4; ++i) {
-        const double ratio = static_cast<double>(out[static_cast<size_t>(i)]) / static_cast<double>(in[static_cast<size_t>(i)]);
-        if (std::fabs(ratio - scales[static_cast<size_t>(i)]) > 1e-6 * ratio)
-          ctx.Unsupported(fmt::format("scale {} on a dim of {} (output {}) is not supported: the IR resize scales by in/out",
-                                      scales[static_cast<size_t>(i)], in[static_cast<size_t>(i)], out[static_cast<size_t>(i)]));
+      for (size_t d = 2; d < 4; ++d) {
+        const double ratio = static_cast<double>(out[d]) / static_cast<double>(in[d]);
+        if (std::fabs(ratio - scales[d]) > 1e-7 * ratio) use_ir = false;
       }
-  } else {
-    // Find an IR configuration that picks exactly ONNX's source indices (checked in float and double).
-    auto onnx_idx = [&](int d, bool dbl) {
-      const int64_t i = in[static_cast<size_t>(d)], o = out[static_cast<size_t>(d)];
-      if (dbl) {
-        const double s = scales.empty() ? static_cast<double>(o) / static_cast<double>(i) : static_cast<double>(scales[static_cast<size_t>(d)]);
-        return OnnxNearest<double>(ctm, nearest, i, o, s);
-      }
-      const float s = scales.empty() ? static_cast<float>(o) / static_cast<float>(i) : scales[static_cast<size_t>(d)];
-      return OnnxNearest<float>(ctm, nearest, i, o, s);
-    };
+  } else if (use_ir) {
     bool found = false;
     const std::pair<bool, bool> configs[] = {{false, false}, {true, false}, {false, true}};
     for (const auto& [ac, hp] : configs) {
       bool ok = true;
-      for (int d = 2; d < 4 && ok; ++d) {
-        const std::vector<int64_t> ir = IrNearest(in[static_cast<size_t>(d)], out[static_cast<size_t>(d)], ac, hp);
-        ok = ir == onnx_idx(d, false) && ir == onnx_idx(d, true);
+      for (size_t d = 2; d < 4 && ok; ++d) {
+        bool agree = false;
+        ok = IrNearest(in[d], out[d], ac, hp) == onnx_nearest(d, &agree) && agree;
       }
       if (ok) {
         align_corners = ac;
@@ -418,17 +432,54 @@ void ImportResize(ImportContext& ctx) {
         break;
       }
     }
-    if (!found)
-      ctx.Unsupported(fmt::format("nearest resize {} -> {} with coordinate_transformation_mode '{}' and nearest_mode '{}' "
-                                  "selects source pixels that no IR resize reproduces",
-                                  Join(in), Join(out), ctm, nearest));
+    use_ir = found;
   }
-  const ir::ValueId nhwc = TransposeOf(ctx, ctx.input(0), {0, 2, 3, 1}, "nhwc");
-  ir::ValueId y = ctx.Emit1(mode == "linear" ? "ResizeBilinear" : "ResizeNearestNeighbor",
-                            {nhwc, ctx.ConstInt32({static_cast<int32_t>(oh), static_cast<int32_t>(ow)}, false, "size")},
-                            Attrs({{"align_corners", align_corners}, {"half_pixel_centers", half_pixel}}), "resize");
-  y = Cast(ctx, y, t, "cast");
-  ctx.SetOutput(0, TransposeOf(ctx, y, {0, 3, 1, 2}, "nchw"));
+  if (use_ir) {
+    const ir::ValueId nhwc = TransposeOf(ctx, ctx.input(0), {0, 2, 3, 1}, "nhwc");
+    ir::ValueId y = ctx.Emit1(mode == "linear" ? "ResizeBilinear" : "ResizeNearestNeighbor",
+                              {nhwc, ctx.ConstInt32({static_cast<int32_t>(out[2]), static_cast<int32_t>(out[3])}, false, "size")},
+                              Attrs({{"align_corners", align_corners}, {"half_pixel_centers", half_pixel}}), "resize");
+    y = Cast(ctx, y, t, "cast");
+    return ctx.SetOutput(0, TransposeOf(ctx, y, {0, 3, 1, 2}, "nchw"));
+  }
+
+  // 2) Separable composition, one dim at a time: nearest = Gather of the source indices;
+  //    linear = lo + (hi - lo) * w with Gathers of the two neighbours (onnxruntime's clamping).
+  ir::ValueId y = ctx.input(0);
+  for (size_t d = 0; d < rank; ++d) {
+    if (identity_dim(d)) continue;
+    const std::string sfx = fmt::format("dim{}", d);
+    const ir::ValueId axis = ctx.ConstInt64({static_cast<int64_t>(d)}, true, sfx + "_axis");
+    if (mode == "nearest") {
+      bool agree = false;
+      const std::vector<int64_t> idx = onnx_nearest(d, &agree);
+      if (!agree)
+        ctx.Unsupported(fmt::format("nearest resize of dim {} ({} -> {}) rounds differently in float and double", d, in[d], out[d]));
+      y = ctx.Emit1("Gather", {y, ctx.ConstInt64(idx, false, sfx + "_idx"), axis}, {}, sfx + "_nearest");
+      continue;
+    }
+    std::vector<int64_t> lo, hi;
+    std::vector<double> w;
+    for (int64_t i = 0; i < out[d]; ++i) {
+      float f = OnnxCoord<float>(ctm, i, scale_f(d), in[d], out[d]);
+      f = std::clamp(f, 0.0f, static_cast<float>(in[d] - 1));
+      const int64_t l = std::min<int64_t>(static_cast<int64_t>(f), in[d] - 1);
+      lo.push_back(l);
+      hi.push_back(std::min<int64_t>(l + 1, in[d] - 1));
+      w.push_back(static_cast<double>(f) - static_cast<double>(l));
+    }
+    Shape wshape = {out[d]};
+    for (size_t k = d + 1; k < rank; ++k) wshape.push_back(1);
+    Tensor wt(DType::kFloat64, wshape);
+    std::copy(w.begin(), w.end(), wt.data<double>());
+    ir::ValueId wv = Cast(ctx, ctx.Constant(std::move(wt), sfx + "_w64"), t, sfx + "_w");
+    const ir::ValueId a = ctx.Emit1("Gather", {y, ctx.ConstInt64(lo, false, sfx + "_lo_idx"), axis}, {}, sfx + "_lo");
+    const ir::ValueId b = ctx.Emit1("Gather", {y, ctx.ConstInt64(hi, false, sfx + "_hi_idx"), axis}, {}, sfx + "_hi");
+    const ir::ValueId diff = ctx.Emit1("Sub", {b, a}, {}, sfx + "_diff");
+    y = ctx.Emit1("Add", {a, ctx.Emit1("Mul", {diff, wv}, {}, sfx + "_scaled")}, {}, sfx + "_lerp");
+  }
+  if (y == ctx.input(0)) y = ctx.Emit1("Identity", {y});
+  ctx.SetOutput(0, y);
 }
 
 // ---- depth / space ----
