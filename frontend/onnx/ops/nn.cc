@@ -1,8 +1,518 @@
-// ONNX importers of the nn family (being written).
-#include "frontend/onnx/importer.h"
+// ONNX importers of the nn family, part 1: Conv, ConvTranspose, MaxPool, AveragePool,
+// GlobalAveragePool, GlobalMaxPool (this file); the rest is in nn_math.cc. See docs/onnx/nn.md.
+//
+// ONNX is channels-first (NCHW / NCDHW) with OIHW weights; the IR convolutions take
+// data_format NCHW/NCDHW and HWIO / DHWIO filters, so constant weights are transposed at import
+// (an IR Transpose when they are not constant). 1-D convolutions run as 2-D ones with H = 1.
+#include <onnx/onnx_pb.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "frontend/onnx/ops/nn_common.h"
+#include "kiln/half.h"
 
 namespace kiln::onnxfe {
+namespace nn {
 
-void RegisterNnImporters(ImporterTable& table) { (void)table; }
+std::string Join(const std::vector<int64_t>& v) { return fmt::format("[{}]", fmt::join(v, ",")); }
+
+ir::AttrMap Attrs(std::initializer_list<std::pair<const char*, ir::AttrValue>> list) {
+  ir::AttrMap a;
+  for (const auto& [k, v] : list) a.Set(k, v);
+  return a;
+}
+
+ir::ValueId ScalarOf(ImportContext& ctx, DType dtype, double value, const std::string& suffix) {
+  Tensor t(dtype, {});
+  switch (dtype) {
+    case DType::kFloat32: *t.data<float>() = static_cast<float>(value); break;
+    case DType::kFloat64: *t.data<double>() = value; break;
+    case DType::kFloat16: *t.data<uint16_t>() = Half::FromFloat(static_cast<float>(value)); break;
+    case DType::kBFloat16: *t.data<uint16_t>() = BFloat16::FromFloat(static_cast<float>(value)); break;
+    case DType::kInt8: *t.data<int8_t>() = static_cast<int8_t>(value); break;
+    case DType::kInt16: *t.data<int16_t>() = static_cast<int16_t>(value); break;
+    case DType::kInt32: *t.data<int32_t>() = static_cast<int32_t>(value); break;
+    case DType::kInt64: *t.data<int64_t>() = static_cast<int64_t>(value); break;
+    case DType::kUInt8: *t.data<uint8_t>() = static_cast<uint8_t>(value); break;
+    case DType::kUInt16: *t.data<uint16_t>() = static_cast<uint16_t>(value); break;
+    case DType::kUInt32: *t.data<uint32_t>() = static_cast<uint32_t>(value); break;
+    case DType::kUInt64: *t.data<uint64_t>() = static_cast<uint64_t>(value); break;
+    case DType::kBool: *t.data<bool>() = value != 0; break;
+    default: ctx.Unsupported(fmt::format("dtype {} is not supported here", DTypeName(dtype)));
+  }
+  return ctx.Constant(std::move(t), suffix);
+}
+
+Tensor HostTranspose(const Tensor& t, const std::vector<int64_t>& perm) {
+  const int r = t.rank();
+  Shape out_shape(static_cast<size_t>(r));
+  for (int i = 0; i < r; ++i) out_shape[static_cast<size_t>(i)] = t.dim(static_cast<int>(perm[static_cast<size_t>(i)]));
+  Tensor out(t.dtype(), out_shape);
+  const size_t es = DTypeSize(t.dtype());
+  std::vector<int64_t> in_strides(static_cast<size_t>(r), 1);
+  for (int i = r - 2; i >= 0; --i) in_strides[static_cast<size_t>(i)] = in_strides[static_cast<size_t>(i + 1)] * t.dim(i + 1);
+  const int64_t n = out.num_elements();
+  std::vector<int64_t> idx(static_cast<size_t>(r), 0);
+  const char* src = static_cast<const char*>(t.raw_data());
+  char* dst = static_cast<char*>(out.raw_data());
+  for (int64_t o = 0; o < n; ++o) {
+    int64_t off = 0;
+    for (int i = 0; i < r; ++i) off += idx[static_cast<size_t>(i)] * in_strides[static_cast<size_t>(perm[static_cast<size_t>(i)])];
+    std::memcpy(dst + static_cast<size_t>(o) * es, src + static_cast<size_t>(off) * es, es);
+    for (int i = r - 1; i >= 0; --i) {
+      if (++idx[static_cast<size_t>(i)] < out_shape[static_cast<size_t>(i)]) break;
+      idx[static_cast<size_t>(i)] = 0;
+    }
+  }
+  return out;
+}
+
+ir::ValueId TransposeOf(ImportContext& ctx, ir::ValueId x, const std::vector<int64_t>& perm, const std::string& suffix) {
+  if (const Tensor* c = ctx.graph().ConstantOf(x); c && c->dtype() != DType::kString && c->rank() == static_cast<int>(perm.size()))
+    return ctx.Constant(HostTranspose(*c, perm), suffix);
+  return ctx.Emit1("Transpose", {x, ctx.ConstInt64(perm, false, suffix + "_perm")}, {}, suffix);
+}
+
+int RequireRank(ImportContext& ctx, int i, const std::string& what) {
+  const ir::SymShape s = ctx.input_shape(i);
+  if (!s.rank_known) ctx.Unsupported(fmt::format("{} (input {}) must have a known rank", what, i));
+  return s.rank();
+}
+
+std::vector<int64_t> StaticDims(ImportContext& ctx, int i, int first, const std::string& why) {
+  const ir::SymShape s = ctx.input_shape(i);
+  if (!s.rank_known) ctx.Unsupported(fmt::format("input {} must have a known shape ({})", i, why));
+  std::vector<int64_t> out;
+  for (int d = first; d < s.rank(); ++d) {
+    if (!ir::IsStatic(s.dims[static_cast<size_t>(d)]))
+      ctx.Unsupported(fmt::format("dim {} of input {} must be static ({}), got shape {}", d, i, why,
+                                  ctx.graph().ShapeToString(s)));
+    out.push_back(s.dims[static_cast<size_t>(d)]);
+  }
+  return out;
+}
+
+ir::ValueId Cast(ImportContext& ctx, ir::ValueId x, DType to, const std::string& suffix) {
+  if (ctx.graph().value(x).dtype == to) return x;
+  return ctx.Emit1("Cast", {x}, Attrs({{"to", to}, {"truncate", false}}), suffix);
+}
+
+}  // namespace nn
+
+namespace {
+
+using nn::Attrs;
+using nn::Join;
+
+// ---- window attributes shared by Conv, ConvTranspose and the pools ----
+
+struct Window {
+  int spatial = -1;  // -1: not known from the attributes (validate-only mode)
+  std::string auto_pad;
+  std::vector<int64_t> kernel, strides, dilations, pads;  // pads: ONNX order [b0, b1, ..., e0, e1, ...]
+};
+
+void CheckLen(ImportContext& ctx, Window& w, const std::vector<int64_t>& v, size_t per_dim, const char* name) {
+  if (v.empty()) return;
+  if (v.size() % per_dim != 0) ctx.Invalid(fmt::format("{} {} must have {} values per spatial dim", name, Join(v), per_dim));
+  const int n = static_cast<int>(v.size() / per_dim);
+  if (w.spatial >= 0 && w.spatial != n)
+    ctx.Invalid(fmt::format("{} {} does not match {} spatial dims", name, Join(v), w.spatial));
+  w.spatial = n;
+}
+
+// Reads auto_pad, kernel_shape, strides, dilations (when `has_dilations`) and pads.
+Window ReadWindow(ImportContext& ctx, bool has_dilations, bool kernel_required) {
+  Window w;
+  w.auto_pad = ctx.attr_string("auto_pad", "NOTSET");
+  if (w.auto_pad != "NOTSET" && w.auto_pad != "SAME_UPPER" && w.auto_pad != "SAME_LOWER" && w.auto_pad != "VALID")
+    ctx.Invalid(fmt::format("auto_pad '{}' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID", w.auto_pad));
+  if (kernel_required && !ctx.has_attr("kernel_shape")) ctx.Invalid("attribute 'kernel_shape' is required");
+  w.kernel = ctx.attr_ints("kernel_shape");
+  w.strides = ctx.attr_ints("strides");
+  w.dilations = has_dilations ? ctx.attr_ints("dilations") : std::vector<int64_t>{};
+  w.pads = ctx.attr_ints("pads");
+  CheckLen(ctx, w, w.kernel, 1, "kernel_shape");
+  CheckLen(ctx, w, w.strides, 1, "strides");
+  CheckLen(ctx, w, w.dilations, 1, "dilations");
+  CheckLen(ctx, w, w.pads, 2, "pads");
+  for (int64_t k : w.kernel)
+    if (k <= 0) ctx.Invalid(fmt::format("kernel_shape {} must be positive", Join(w.kernel)));
+  for (int64_t s : w.strides)
+    if (s <= 0) ctx.Invalid(fmt::format("strides {} must be positive", Join(w.strides)));
+  for (int64_t d : w.dilations)
+    if (d <= 0) ctx.Invalid(fmt::format("dilations {} must be positive", Join(w.dilations)));
+  for (int64_t p : w.pads)
+    if (p < 0) ctx.Unsupported(fmt::format("negative pads {} are not supported", Join(w.pads)));
+  if (w.spatial == 0 || w.spatial > 3)
+    ctx.Unsupported(fmt::format("{} spatial dims are not supported (1 to 3)", w.spatial));
+  return w;
+}
+
+// Fills defaults once the number of spatial dims is known.
+void CompleteWindow(ImportContext& ctx, Window& w, int spatial) {
+  if (w.spatial >= 0 && w.spatial != spatial)
+    ctx.Invalid(fmt::format("the attributes describe {} spatial dims; the input has {}", w.spatial, spatial));
+  if (spatial < 1 || spatial > 3) ctx.Unsupported(fmt::format("{} spatial dims are not supported (1 to 3)", spatial));
+  w.spatial = spatial;
+  const size_t s = static_cast<size_t>(spatial);
+  if (w.strides.empty()) w.strides.assign(s, 1);
+  if (w.dilations.empty()) w.dilations.assign(s, 1);
+  if (w.pads.empty()) w.pads.assign(2 * s, 0);
+}
+
+bool AllZero(const std::vector<int64_t>& v) {
+  return std::all_of(v.begin(), v.end(), [](int64_t x) { return x == 0; });
+}
+
+// ONNX pads [b0, b1, ..., e0, e1, ...] -> IR pads [b0, e0, b1, e1, ...].
+std::vector<int64_t> IrPads(const std::vector<int64_t>& begin, const std::vector<int64_t>& end) {
+  std::vector<int64_t> out;
+  for (size_t i = 0; i < begin.size(); ++i) {
+    out.push_back(begin[i]);
+    out.push_back(end[i]);
+  }
+  return out;
+}
+
+// SAME_UPPER / SAME_LOWER pads for static sizes: out = ceil(in / stride).
+void SamePads(const Window& w, const std::vector<int64_t>& in, const std::vector<int64_t>& kernel, bool upper,
+              std::vector<int64_t>* begin, std::vector<int64_t>* end) {
+  begin->clear();
+  end->clear();
+  for (int i = 0; i < w.spatial; ++i) {
+    const size_t d = static_cast<size_t>(i);
+    const int64_t ek = (kernel[d] - 1) * w.dilations[d] + 1;
+    const int64_t out = (in[d] + w.strides[d] - 1) / w.strides[d];
+    const int64_t total = std::max<int64_t>((out - 1) * w.strides[d] + ek - in[d], 0);
+    const int64_t small = total / 2;
+    begin->push_back(upper ? small : total - small);
+    end->push_back(upper ? total - small : small);
+  }
+}
+
+const char* Format(int spatial) { return spatial == 3 ? "NCDHW" : spatial == 2 ? "NCHW" : "NCW"; }
+
+void CheckFloat(ImportContext& ctx, int i, const char* what) {
+  const DType t = ctx.input_dtype(i);
+  if (!IsFloating(t)) ctx.Unsupported(fmt::format("{} of dtype {} is not supported (expected a floating type)", what, DTypeName(t)));
+}
+
+void CheckSameDtype(ImportContext& ctx, int a, int b) {
+  if (ctx.input_dtype(a) != ctx.input_dtype(b))
+    ctx.Invalid(fmt::format("inputs {} and {} must have the same dtype, got {} and {}", a, b, DTypeName(ctx.input_dtype(a)),
+                            DTypeName(ctx.input_dtype(b))));
+}
+
+// ExpandDims of x at `axis` (folded for constants).
+ir::ValueId ExpandDims(ImportContext& ctx, ir::ValueId x, int64_t axis, const std::string& suffix) {
+  if (const Tensor* c = ctx.graph().ConstantOf(x); c && c->dtype() != DType::kString) {
+    Shape s = c->shape();
+    s.insert(s.begin() + axis, 1);
+    return ctx.Constant(c->Clone().Reshaped(s), suffix);
+  }
+  return ctx.Emit1("ExpandDims", {x, ctx.ConstInt64({axis}, true, suffix + "_axis")}, {}, suffix);
+}
+
+// Filter spatial dims (static) of input 1 (the weights), from the weights or kernel_shape.
+std::vector<int64_t> KernelDims(ImportContext& ctx, const Window& w, int wrank) {
+  const ir::SymShape ws = ctx.input_shape(1);
+  if (ws.rank_known && ws.rank() != wrank)
+    ctx.Invalid(fmt::format("weights must have rank {}, got {}", wrank, ctx.graph().ShapeToString(ws)));
+  std::vector<int64_t> k;
+  for (int i = 0; i < w.spatial; ++i) {
+    const ir::Dim d = ws.rank_known ? ws.dims[static_cast<size_t>(2 + i)] : ir::kUnknownDim;
+    if (!w.kernel.empty() && ir::IsStatic(d) && d != w.kernel[static_cast<size_t>(i)])
+      ctx.Invalid(fmt::format("kernel_shape {} does not match the weights' shape {}", Join(w.kernel), ctx.graph().ShapeToString(ws)));
+    k.push_back(ir::IsStatic(d) ? d : w.kernel.empty() ? -1 : w.kernel[static_cast<size_t>(i)]);
+  }
+  return k;
+}
+
+// ---- Conv ----
+
+void ImportConv(ImportContext& ctx) {
+  Window w = ReadWindow(ctx, true, false);
+  const int64_t group = ctx.attr_int("group", 1);
+  if (group < 1) ctx.Invalid(fmt::format("group must be positive, got {}", group));
+  if (ctx.num_inputs() < 2 || ctx.num_inputs() > 3) ctx.Invalid(fmt::format("expected 2 or 3 inputs, got {}", ctx.num_inputs()));
+  if (ctx.validate_only()) return;
+  CheckFloat(ctx, 0, "input X");
+  CheckSameDtype(ctx, 0, 1);
+  const int rank = nn::RequireRank(ctx, 0, "X");
+  CompleteWindow(ctx, w, rank - 2);
+  const int sp = w.spatial;
+  const std::vector<int64_t> kernel = KernelDims(ctx, w, rank);
+  // Channel check (the IR infers groups from C / I; make sure that matches `group`).
+  const ir::SymShape xs = ctx.input_shape(0), ws = ctx.input_shape(1);
+  if (ir::IsStatic(xs.dims[1]) && ws.rank_known && ir::IsStatic(ws.dims[1]) && xs.dims[1] != ws.dims[1] * group)
+    ctx.Invalid(fmt::format("X has {} channels; weights {} with group {} expect {}", xs.dims[1], ctx.graph().ShapeToString(ws),
+                            group, ws.dims[1] * group));
+  if (group > 1 && !(ir::IsStatic(xs.dims[1]) && ws.rank_known && ir::IsStatic(ws.dims[1])))
+    ctx.Unsupported("a grouped convolution needs static channel counts (X dim 1 and weights dim 1)");
+
+  std::string padding = "VALID";
+  std::vector<int64_t> begin(w.pads.begin(), w.pads.begin() + sp), end(w.pads.begin() + sp, w.pads.end());
+  if (w.auto_pad == "NOTSET") {
+    padding = AllZero(w.pads) ? "VALID" : "EXPLICIT";
+  } else if (w.auto_pad == "VALID") {
+    std::fill(begin.begin(), begin.end(), 0);
+    std::fill(end.begin(), end.end(), 0);
+  } else if (w.auto_pad == "SAME_UPPER") {
+    padding = "SAME";
+  } else {  // SAME_LOWER: the extra pad goes first; needs the sizes
+    for (int64_t k : kernel)
+      if (k < 0) ctx.Unsupported("auto_pad SAME_LOWER needs a static kernel size");
+    SamePads(w, nn::StaticDims(ctx, 0, 2, "auto_pad SAME_LOWER"), kernel, false, &begin, &end);
+    padding = "EXPLICIT";
+  }
+  std::vector<int64_t> strides = w.strides, dilations = w.dilations;
+  ir::ValueId x = ctx.input(0), filter = ctx.input(1);
+  if (sp == 1) {  // [N,C,L] -> [N,C,1,L]; weights [M,C/g,K] -> [M,C/g,1,K]
+    x = ExpandDims(ctx, x, 2, "x_2d");
+    filter = ExpandDims(ctx, filter, 2, "w_2d");
+    strides.insert(strides.begin(), 1);
+    dilations.insert(dilations.begin(), 1);
+    begin.insert(begin.begin(), 0);
+    end.insert(end.begin(), 0);
+  }
+  const int isp = std::max(sp, 2);
+  std::vector<int64_t> perm;
+  for (int i = 0; i < isp; ++i) perm.push_back(2 + i);
+  perm.push_back(1);
+  perm.push_back(0);
+  filter = nn::TransposeOf(ctx, filter, perm, "filter");
+  ir::AttrMap attrs = Attrs({{"data_format", std::string(isp == 3 ? "NCDHW" : "NCHW")},
+                             {"strides", strides},
+                             {"dilations", dilations},
+                             {"padding", padding}});
+  if (padding == "EXPLICIT") attrs.Set("pads", IrPads(begin, end));
+  std::vector<ir::ValueId> inputs = {x, filter};
+  if (ctx.has_input(2)) {
+    CheckSameDtype(ctx, 0, 2);
+    inputs.push_back(ctx.input(2));
+  }
+  ir::ValueId y = ctx.Emit1(isp == 3 ? "Conv3D" : "Conv2D", std::move(inputs), std::move(attrs), sp == 1 ? "conv2d" : "");
+  if (sp == 1) y = ctx.Emit1("Squeeze", {y}, Attrs({{"axes", std::vector<int64_t>{2}}}));
+  ctx.SetOutput(0, y);
+}
+
+// ---- ConvTranspose: IR Conv2DBackpropInput / Conv3DBackpropInput (groups = 1) ----
+
+void ImportConvTranspose(ImportContext& ctx) {
+  Window w = ReadWindow(ctx, true, false);
+  const int64_t group = ctx.attr_int("group", 1);
+  if (group != 1) ctx.Unsupported(fmt::format("group = {} is not supported (only 1)", group));
+  const std::vector<int64_t> output_padding = ctx.attr_ints("output_padding");
+  const std::vector<int64_t> output_shape = ctx.attr_ints("output_shape");
+  CheckLen(ctx, w, output_padding, 1, "output_padding");
+  if (ctx.num_inputs() < 2 || ctx.num_inputs() > 3) ctx.Invalid(fmt::format("expected 2 or 3 inputs, got {}", ctx.num_inputs()));
+  if (ctx.validate_only()) return;
+  CheckFloat(ctx, 0, "input X");
+  CheckSameDtype(ctx, 0, 1);
+  const int rank = nn::RequireRank(ctx, 0, "X");
+  CompleteWindow(ctx, w, rank - 2);
+  const int sp = w.spatial;
+  const size_t s = static_cast<size_t>(sp);
+  const std::vector<int64_t> kernel = KernelDims(ctx, w, rank);
+  for (int64_t k : kernel)
+    if (k < 0) ctx.Unsupported("ConvTranspose needs a static kernel size");
+  std::vector<int64_t> op = output_padding.empty() ? std::vector<int64_t>(s, 0) : output_padding;
+  const std::vector<int64_t> in = nn::StaticDims(ctx, 0, 2, "the output size of ConvTranspose is computed at import");
+  std::vector<int64_t> oshape;  // output_shape's spatial part, if given
+  if (!output_shape.empty()) {
+    if (output_shape.size() == s) oshape = output_shape;
+    else if (output_shape.size() == s + 2) oshape.assign(output_shape.begin() + 2, output_shape.end());
+    else ctx.Invalid(fmt::format("output_shape {} must have {} (or {}) values", Join(output_shape), s, s + 2));
+  }
+  std::vector<int64_t> begin(s), end(s), out(s), grow(s, 0);
+  for (size_t d = 0; d < s; ++d) {
+    if (op[d] < 0 || (op[d] >= w.strides[d] && op[d] >= w.dilations[d]))
+      ctx.Invalid(fmt::format("output_padding {} must be smaller than the stride or the dilation", Join(op)));
+    const int64_t ek = (kernel[d] - 1) * w.dilations[d] + 1;
+    const int64_t full = w.strides[d] * (in[d] - 1) + op[d] + ek;  // output size without padding
+    if (!oshape.empty() || w.auto_pad == "SAME_UPPER" || w.auto_pad == "SAME_LOWER") {
+      const int64_t target = !oshape.empty() ? oshape[d] : in[d] * w.strides[d];
+      const int64_t total = full - target;
+      if (total < 0) {
+        // A larger output than the full transposed convolution: zeros after it (as ONNX's
+        // reference and onnxruntime compute it).
+        begin[d] = end[d] = 0;
+        grow[d] = -total;
+        out[d] = full;
+      } else {
+        // The ONNX spec: SAME_UPPER puts the odd pad at the end, otherwise at the beginning.
+        begin[d] = w.auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+        end[d] = total - begin[d];
+        out[d] = target;
+      }
+    } else if (w.auto_pad == "VALID") {
+      begin[d] = end[d] = 0;
+      out[d] = full;
+    } else {
+      begin[d] = w.pads[d];
+      end[d] = w.pads[s + d];
+      out[d] = full - begin[d] - end[d];
+    }
+    if (out[d] <= 0) ctx.Invalid(fmt::format("the output size would be {}", out[d]));
+    // Conv2DBackpropInput requires the forward conv of the result to have X's size exactly.
+    const int64_t fwd = (out[d] + begin[d] + end[d] - ek) / w.strides[d] + 1;
+    if (fwd != in[d])
+      ctx.Unsupported(fmt::format("spatial dim {}: output size {} with pads {}/{} does not invert to the input size {}", d,
+                                  out[d], begin[d], end[d], in[d]));
+  }
+  std::vector<int64_t> strides = w.strides, dilations = w.dilations, sizes = out;
+  ir::ValueId x = ctx.input(0), filter = ctx.input(1);
+  if (sp == 1) {
+    x = ExpandDims(ctx, x, 2, "x_2d");
+    filter = ExpandDims(ctx, filter, 2, "w_2d");
+    strides.insert(strides.begin(), 1);
+    dilations.insert(dilations.begin(), 1);
+    begin.insert(begin.begin(), 0);
+    end.insert(end.begin(), 0);
+    sizes.insert(sizes.begin(), 1);
+  }
+  const int isp = std::max(sp, 2);
+  // ONNX weights [C_in, C_out, k...] -> IR [k..., C_out (result channels), C_in (out_backprop channels)].
+  std::vector<int64_t> perm;
+  for (int i = 0; i < isp; ++i) perm.push_back(2 + i);
+  perm.push_back(1);
+  perm.push_back(0);
+  filter = nn::TransposeOf(ctx, filter, perm, "filter");
+  ir::AttrMap attrs = Attrs({{"data_format", std::string(isp == 3 ? "NCDHW" : "NCHW")},
+                             {"strides", strides},
+                             {"dilations", dilations},
+                             {"padding", std::string("EXPLICIT")},
+                             {"pads", IrPads(begin, end)}});
+  ir::ValueId y = ctx.Emit1(isp == 3 ? "Conv3DBackpropInput" : "Conv2DBackpropInput",
+                            {ctx.ConstInt64(sizes, false, "sizes"), filter, x}, std::move(attrs), sp == 1 ? "conv2d" : "");
+  if (sp == 1) y = ctx.Emit1("Squeeze", {y}, Attrs({{"axes", std::vector<int64_t>{2}}}), "squeeze");
+  if (!AllZero(grow)) {
+    std::vector<int64_t> paddings(4, 0);
+    for (size_t d = 0; d < s; ++d) {
+      paddings.push_back(0);
+      paddings.push_back(grow[d]);
+    }
+    y = ctx.Emit1("Pad", {y, ctx.Constant(Tensor::FromVector(DType::kInt64, {rank, 2}, paddings), "grow_paddings")}, {}, "grow");
+  }
+  if (ctx.has_input(2)) {
+    CheckSameDtype(ctx, 0, 2);
+    ir::ValueId b = ctx.input(2);
+    // [M] -> [M, 1, ..., 1] to broadcast over the spatial dims.
+    std::vector<int64_t> shape = {-1};
+    for (int i = 0; i < sp; ++i) shape.push_back(1);
+    if (const Tensor* c = ctx.graph().ConstantOf(b)) {
+      Shape sh = {c->num_elements()};
+      for (int i = 0; i < sp; ++i) sh.push_back(1);
+      b = ctx.Constant(c->Clone().Reshaped(sh), "bias");
+    } else {
+      b = ctx.Emit1("Reshape", {b, ctx.ConstInt64(shape, false, "bias_shape")}, {}, "bias");
+    }
+    y = ctx.Emit1("Add", {y, b}, {}, "add_bias");
+  }
+  ctx.SetOutput(0, y);
+}
+
+// ---- MaxPool / AveragePool ----
+
+template <bool kMax>
+void ImportPool(ImportContext& ctx) {
+  Window w = ReadWindow(ctx, kMax, true);
+  const int64_t ceil_mode = ctx.attr_int("ceil_mode", 0);
+  if (ceil_mode != 0 && ceil_mode != 1) ctx.Invalid(fmt::format("ceil_mode must be 0 or 1, got {}", ceil_mode));
+  const int64_t count_include_pad = kMax ? 0 : ctx.attr_int("count_include_pad", 0);
+  if (count_include_pad != 0 && count_include_pad != 1)
+    ctx.Invalid(fmt::format("count_include_pad must be 0 or 1, got {}", count_include_pad));
+  if (kMax) {
+    if (ctx.has_output(1)) ctx.Unsupported("the Indices output is not supported");
+    if (std::any_of(w.dilations.begin(), w.dilations.end(), [](int64_t d) { return d != 1; }))
+      ctx.Unsupported(fmt::format("dilations {} are not supported (only 1: the IR MaxPool has no dilations)", Join(w.dilations)));
+  }
+  if (ctx.validate_only()) return;
+  const DType dt = ctx.input_dtype(0);
+  if (kMax ? !(IsFloating(dt) || dt == DType::kInt8 || dt == DType::kUInt8) : !IsFloating(dt))
+    ctx.Unsupported(fmt::format("input dtype {} is not supported", DTypeName(dt)));
+  const int rank = nn::RequireRank(ctx, 0, "X");
+  CompleteWindow(ctx, w, rank - 2);
+  const int sp = w.spatial;
+  const size_t s = static_cast<size_t>(sp);
+  std::vector<int64_t> begin(w.pads.begin(), w.pads.begin() + sp), end(w.pads.begin() + sp, w.pads.end());
+  std::string padding;  // "VALID" / "SAME" for the direct forms; "" = explicit pads (begin, end)
+  if (w.auto_pad == "VALID") {
+    padding = "VALID";
+  } else if (w.auto_pad == "SAME_UPPER" && count_include_pad == 0) {
+    padding = "SAME";
+  } else if (w.auto_pad != "NOTSET") {
+    SamePads(w, nn::StaticDims(ctx, 0, 2, "auto_pad " + w.auto_pad + " with these attributes"), w.kernel,
+             w.auto_pad == "SAME_UPPER", &begin, &end);
+  }
+  std::vector<int64_t> extra(s, 0);  // ceil_mode: extra end padding, never counted
+  if (padding.empty() && w.auto_pad == "NOTSET" && ceil_mode == 1) {
+    const std::vector<int64_t> in = nn::StaticDims(ctx, 0, 2, "ceil_mode = 1");
+    for (size_t d = 0; d < s; ++d) {
+      const int64_t ek = w.kernel[d];
+      const int64_t span = in[d] + begin[d] + end[d] - ek;
+      if (span < 0) ctx.Invalid(fmt::format("the kernel {} is larger than the padded input", Join(w.kernel)));
+      const int64_t out = (span + w.strides[d] - 1) / w.strides[d] + 1;
+      if ((out - 1) * w.strides[d] >= in[d] + begin[d])
+        ctx.Unsupported(fmt::format("ceil_mode: the last window of spatial dim {} starts in the end padding (runtimes "
+                                    "disagree on whether it exists)",
+                                    d));
+      extra[d] = std::max<int64_t>((out - 1) * w.strides[d] + ek - (in[d] + begin[d] + end[d]), 0);
+    }
+  }
+  ir::ValueId x = ctx.input(0);
+  if (padding.empty() && !kMax && count_include_pad == 1 && !(AllZero(begin) && AllZero(end))) {
+    // Zero-pad explicitly so the padding counts in the mean; only the ceil_mode extra stays uncounted.
+    std::vector<int64_t> paddings(static_cast<size_t>(4), 0);
+    for (size_t d = 0; d < s; ++d) {
+      paddings.push_back(begin[d]);
+      paddings.push_back(end[d]);
+    }
+    x = ctx.Emit1("Pad", {x, ctx.Constant(Tensor::FromVector(DType::kInt64, {rank, 2}, paddings), "paddings")}, {}, "pad");
+    std::fill(begin.begin(), begin.end(), 0);
+    std::fill(end.begin(), end.end(), 0);
+  }
+  if (padding.empty()) {
+    for (size_t d = 0; d < s; ++d) end[d] += extra[d];
+    padding = AllZero(begin) && AllZero(end) ? "VALID" : "EXPLICIT";
+  }
+  ir::AttrMap attrs = Attrs({{"data_format", std::string(Format(sp))},
+                             {"ksize", w.kernel},
+                             {"strides", w.strides},
+                             {"padding", padding}});
+  if (padding == "EXPLICIT") attrs.Set("pads", IrPads(begin, end));
+  ctx.SetOutput(0, ctx.Emit1(kMax ? "MaxPool" : "AvgPool", {x}, std::move(attrs)));
+}
+
+template <bool kMax>
+void ImportGlobalPool(ImportContext& ctx) {
+  if (ctx.validate_only()) return;
+  const DType dt = ctx.input_dtype(0);
+  if (!IsFloating(dt)) ctx.Unsupported(fmt::format("input dtype {} is not supported", DTypeName(dt)));
+  const int rank = nn::RequireRank(ctx, 0, "X");
+  if (rank < 2) ctx.Invalid(fmt::format("X must have rank >= 2, got {}", rank));
+  std::vector<int64_t> axes;
+  for (int i = 2; i < rank; ++i) axes.push_back(i);
+  ctx.SetOutput(0, ctx.Emit1(kMax ? "ReduceMax" : "ReduceMean", {ctx.input(0), ctx.ConstInt64(axes, false, "axes")},
+                             Attrs({{"keep_dims", true}})));
+}
+
+}  // namespace
+
+void RegisterNnImporters(ImporterTable& table) {
+  table.Add("Conv", ImportConv);
+  table.Add("ConvTranspose", ImportConvTranspose);
+  table.Add("MaxPool", ImportPool<true>);
+  table.Add("AveragePool", ImportPool<false>);
+  table.Add("GlobalAveragePool", ImportGlobalPool<false>);
+  table.Add("GlobalMaxPool", ImportGlobalPool<true>);
+  nn::RegisterNnMathImporters(table);
+}
 
 }  // namespace kiln::onnxfe

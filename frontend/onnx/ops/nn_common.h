@@ -1,0 +1,38 @@
+// Helpers shared by the ONNX nn-family importers (nn.cc: convolutions and pooling; nn_math.cc:
+// matrix products, normalizations, softmax, LRN, resizes, depth/space, Einsum).
+#pragma once
+
+#include <initializer_list>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "frontend/onnx/importer.h"
+
+namespace kiln::onnxfe::nn {
+
+std::string Join(const std::vector<int64_t>& v);
+
+// An AttrMap from {name, value} pairs.
+ir::AttrMap Attrs(std::initializer_list<std::pair<const char*, ir::AttrValue>> list);
+
+// A scalar constant of `dtype` (float or integer) holding `value`.
+ir::ValueId ScalarOf(ImportContext& ctx, DType dtype, double value, const std::string& suffix);
+
+// Host transpose of a constant (any fixed-size dtype).
+Tensor HostTranspose(const Tensor& t, const std::vector<int64_t>& perm);
+
+// Transpose of `x`: folded into a new constant when x is a constant, else an IR Transpose.
+ir::ValueId TransposeOf(ImportContext& ctx, ir::ValueId x, const std::vector<int64_t>& perm, const std::string& suffix);
+
+// The known rank of input i, or Unsupported naming `what`.
+int RequireRank(ImportContext& ctx, int i, const std::string& what);
+
+// Static dims of input i from `first` on, or Unsupported naming `why`.
+std::vector<int64_t> StaticDims(ImportContext& ctx, int i, int first, const std::string& why);
+
+ir::ValueId Cast(ImportContext& ctx, ir::ValueId x, DType to, const std::string& suffix);
+
+void RegisterNnMathImporters(ImporterTable& table);  // nn_math.cc
+
+}  // namespace kiln::onnxfe::nn
