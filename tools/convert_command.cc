@@ -11,10 +11,9 @@
 #include "tools/commands.h"
 
 namespace kiln::cli {
-namespace {
 
 // "x:8x128,y:8x128;x:4x384,y:4x384" -> one map (input name -> shape) per build run.
-std::vector<std::map<std::string, Shape>> ParseBuildShapes(const std::string& text) {
+std::vector<std::map<std::string, Shape>> ParseBuildShapes(const std::string& text, const std::string& flag) {
   std::vector<std::map<std::string, Shape>> runs;
   size_t start = 0;
   while (start <= text.size()) {
@@ -27,7 +26,7 @@ std::vector<std::map<std::string, Shape>> ParseBuildShapes(const std::string& te
       std::string item = run.substr(p, comma == std::string::npos ? std::string::npos : comma - p);
       size_t colon = item.rfind(':');
       if (colon == std::string::npos || colon == 0 || colon + 1 == item.size())
-        throw Error(ErrorCode::kInvalidArgument, fmt::format("--build-shapes: '{}' is not NAME:DIMxDIM...", item));
+        throw Error(ErrorCode::kInvalidArgument, fmt::format("{}: '{}' is not NAME:DIMxDIM...", flag, item));
       Shape shape;
       std::string dims = item.substr(colon + 1);
       size_t q = 0;
@@ -40,7 +39,7 @@ std::vector<std::map<std::string, Shape>> ParseBuildShapes(const std::string& te
           if (used != d.size() || v < 0) throw std::invalid_argument(d);
           shape.push_back(v);
         } catch (const std::exception&) {
-          throw Error(ErrorCode::kInvalidArgument, fmt::format("--build-shapes: '{}' in '{}' is not a dimension", d, item));
+          throw Error(ErrorCode::kInvalidArgument, fmt::format("{}: '{}' in '{}' is not a dimension", flag, d, item));
         }
         if (x == std::string::npos) break;
         q = x + 1;
@@ -68,15 +67,15 @@ Tensor RandomTensor(DType dtype, const Shape& shape, std::mt19937_64& rng) {
       case DType::kBFloat16: t.data<BFloat16>()[i] = BFloat16(normal(rng)); break;
       case DType::kInt32: t.data<int32_t>()[i] = small(rng); break;
       case DType::kInt64: t.data<int64_t>()[i] = small(rng); break;
+      case DType::kInt8: t.data<int8_t>()[i] = static_cast<int8_t>(small(rng)); break;
+      case DType::kUInt8: t.data<uint8_t>()[i] = static_cast<uint8_t>(small(rng)); break;
       case DType::kBool: t.data<bool>()[i] = small(rng) >= 5; break;
       default:
-        throw Error(ErrorCode::kUnimplemented, fmt::format("--build-shapes: cannot make {} inputs", DTypeName(dtype)));
+        throw Error(ErrorCode::kUnimplemented, fmt::format("cannot make random {} inputs", DTypeName(dtype)));
     }
   }
   return t;
 }
-
-}  // namespace
 
 int Convert(const ConvertOptions& options) {
   ConversionParams params;
