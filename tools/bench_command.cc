@@ -230,7 +230,7 @@ int Bench(const BenchOptions& options) {
   const Signature& sig = model->signature(options.signature_key);
   const double load_ms = MsSince(t0);
   const RunStats after_load = sig.stats();
-  say("kiln bench: loaded {} '{}' in {:.1f} ms ({} IR nodes)\n", KindName(kind), sig.key(), load_ms, sig.num_nodes());
+  say("kiln bench: loaded {} (signature '{}') in {:.1f} ms ({} IR nodes)\n", bench_path, sig.key(), load_ms, sig.num_nodes());
 
   if (!convert) {
     shapes = ResolveShapes(sig.inputs(), options);
