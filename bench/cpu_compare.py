@@ -12,6 +12,9 @@ For each zoo model (tests/models/zoo.py: resnet50, mobilenetv2, bert_keras3) and
          threads T, inter-op threads 1 (oneDNN on, TF's default on x86).
   ORT    the zoo's tf2onnx export (model.onnx, opset 17), CPU execution provider,
          ORT_ENABLE_ALL, intra-op threads T, inter-op threads 1, sequential execution.
+--no-spin: Kiln runs with OMP_WAIT_POLICY=passive and ORT with allow_spinning=0 (TF has no
+such knob). On a loaded machine libgomp's spin-waiting OpenMP workers take the core that the
+single-threaded kernels between oneDNN calls need (see docs/benchmarks.md).
 Protocol, the same for all three: W warmup iterations, then back-to-back calls for D seconds
 from one thread; throughput = calls / elapsed wall time (samples/s = batch x calls/s).
 The three outputs on one identical input are compared (relative L2 against TF; Kiln's
@@ -186,6 +189,8 @@ def ort_bench(onnx_path, onnx_meta, meta, inputs, args):
     so.intra_op_num_threads = args.threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if args.no_spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     sess = ort.InferenceSession(onnx_path, so, providers=["CPUExecutionProvider"])
     in_names = onnx_meta.get("input_names") or {k: k for k in inputs}
     out_names = onnx_meta.get("output_names") or {k: k for k in meta["outputs"]}
@@ -218,6 +223,9 @@ def main(argv=None):
     ap.add_argument("--kiln", default=os.path.join(REPO, "build", "tools", "kiln"))
     ap.add_argument("--models-dir", default=os.environ.get("KILN_TEST_MODELS") or os.path.join(REPO, "build", "test_models"))
     ap.add_argument("--json-out", help="also write all results as JSON here")
+    ap.add_argument("--no-spin", action="store_true",
+                    help="idle threads sleep instead of spinning: Kiln OMP_WAIT_POLICY=passive, ORT "
+                         "session.intra_op.allow_spinning=0 (TF has no such knob); helps on a loaded machine")
     ap.add_argument("--no-kiln-onnx", action="store_true", help="skip the Kiln-on-.onnx hook")
     args = ap.parse_args(argv)
     if args.warmup is None:
@@ -236,6 +244,8 @@ def main(argv=None):
 
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = str(args.threads)
+    if args.no_spin:
+        env["OMP_WAIT_POLICY"] = "passive"
     load_before = os.getloadavg()
     started = datetime.datetime.now()
     rows = []
@@ -310,8 +320,9 @@ def main(argv=None):
         % (started.strftime("%Y-%m-%d %H:%M"), cpu_model_name(), os.cpu_count(), load_before[0], load_after[0]),
         "threads: %d (TF intra-op %d / inter-op 1; ORT intra-op %d / inter-op 1; Kiln OMP_NUM_THREADS=%d, one caller)"
         % (args.threads, args.threads, args.threads, args.threads),
-        "protocol: %d warmup iterations, then %.1f s of back-to-back calls, one calling thread"
-        % (args.warmup, args.duration),
+        "protocol: %d warmup iterations, then %.1f s of back-to-back calls, one calling thread; idle threads %s"
+        % (args.warmup, args.duration, "sleep (--no-spin: Kiln OMP_WAIT_POLICY=passive, ORT allow_spinning=0)"
+           if args.no_spin else "as each runtime defaults (libgomp, ORT and Eigen spin-wait)"),
         "TensorFlow %s, onnxruntime %s" % (tf.__version__, onnxruntime.__version__),
         "command: %s" % " ".join([os.path.relpath(sys.argv[0], REPO) if sys.argv else "bench/cpu_compare.py"]
                                   + (argv if argv is not None else sys.argv[1:])),
