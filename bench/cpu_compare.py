@@ -17,6 +17,8 @@ such knob). On a loaded machine libgomp's spin-waiting OpenMP workers take the c
 single-threaded kernels between oneDNN calls need (see docs/benchmarks.md).
 Protocol, the same for all three: W warmup iterations, then back-to-back calls for D seconds
 from one thread; throughput = calls / elapsed wall time (samples/s = batch x calls/s).
+--repeat R interleaves R such rounds (Kiln, TF, ORT, Kiln, ...) and reports the best of each,
+which makes a comparison on a shared machine less a comparison of moments of load.
 The three outputs on one identical input are compared (relative L2 against TF; Kiln's
 through `kiln run --input`). The hook `kiln_onnx_bench()` also times Kiln on model.onnx:
 until Kiln's ONNX frontend lands it prints 'n/a' with the reason.
@@ -120,7 +122,7 @@ def kiln_bench(kiln, model_path, inputs, args, env):
     return json.loads(proc.stdout), None
 
 
-def kiln_convert_and_bench(kiln, model_dir, inputs, args, env, work):
+def kiln_convert(kiln, model_dir, inputs, args, env, work):
     out = os.path.join(work, "converted")
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.time()
@@ -143,10 +145,7 @@ def kiln_convert_and_bench(kiln, model_dir, inputs, args, env, work):
     outputs = {}
     for f in os.listdir(out_dir):
         outputs[f[:-4]] = np.load(os.path.join(out_dir, f))
-    res, err = kiln_bench(kiln, out, inputs, args, env)
-    if res is not None:
-        res["convert_wall_s"] = convert_s
-    return res, outputs, err
+    return out, outputs, None
 
 
 def kiln_onnx_bench(kiln, onnx_path, inputs, args, env):
@@ -164,7 +163,7 @@ def kiln_onnx_bench(kiln, onnx_path, inputs, args, env):
 _TF_CONFIGURED = False
 
 
-def tf_bench(model_dir, meta, inputs, args):
+def tf_prepare(model_dir, meta, inputs, args):
     global _TF_CONFIGURED
     import tensorflow as tf
     if not _TF_CONFIGURED:
@@ -178,11 +177,10 @@ def tf_bench(model_dir, meta, inputs, args):
     def call():
         return {k: v.numpy() for k, v in fn(**feeds).items()}
     outputs = call()
-    res = timed_loop(call, args.warmup, args.duration)
-    return res, outputs
+    return (lambda: timed_loop(call, args.warmup, args.duration)), outputs
 
 
-def ort_bench(onnx_path, onnx_meta, meta, inputs, args):
+def ort_prepare(onnx_path, onnx_meta, meta, inputs, args):
     import onnxruntime as ort
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -200,8 +198,7 @@ def ort_bench(onnx_path, onnx_meta, meta, inputs, args):
     def call():
         return sess.run(names, feeds)
     outputs = dict(zip(meta["outputs"], call()))
-    res = timed_loop(call, args.warmup, args.duration)
-    return res, outputs
+    return (lambda: timed_loop(call, args.warmup, args.duration)), outputs
 
 
 # ---------------------------------------------------------------------------- main
@@ -222,6 +219,8 @@ def main(argv=None):
     ap.add_argument("--duration", type=float, default=None, help="seconds per measurement (default 10; --quick 2)")
     ap.add_argument("--kiln", default=os.path.join(REPO, "build", "tools", "kiln"))
     ap.add_argument("--models-dir", default=os.environ.get("KILN_TEST_MODELS") or os.path.join(REPO, "build", "test_models"))
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="interleaved measurement rounds per framework; the best round is reported")
     ap.add_argument("--json-out", help="also write all results as JSON here")
     ap.add_argument("--no-spin", action="store_true",
                     help="idle threads sleep instead of spinning: Kiln OMP_WAIT_POLICY=passive, ORT "
@@ -266,31 +265,55 @@ def main(argv=None):
                 log("%s batch %d: %s" % (name, batch, shapes_arg(inputs)))
                 work = os.path.join(work_root, "%s_b%d" % (name, batch))
                 os.makedirs(work)
-                k, k_out, k_err = kiln_convert_and_bench(args.kiln, model_dir, inputs, args, env, work)
-                row["kiln"] = k
-                row["kiln_error"] = k_err
-                t, t_out = tf_bench(model_dir, meta, inputs, args)
-                row["tf"] = t
+                converted, k_out, k_err = kiln_convert(args.kiln, model_dir, inputs, args, env, work)
+                tf_run, t_out = tf_prepare(model_dir, meta, inputs, args)
                 if onnx_path:
-                    o, o_out = ort_bench(onnx_path, onnx_meta, meta, inputs, args)
-                    row["ort"], row["ort_error"] = o, None
+                    ort_run, o_out = ort_prepare(onnx_path, onnx_meta, meta, inputs, args)
+                    row["ort_error"] = None
                 else:
-                    o, o_out = None, None
-                    row["ort"], row["ort_error"] = None, onnx_meta.get("error") or "no ONNX export"
-                if args.no_kiln_onnx:
-                    row["kiln_onnx"], row["kiln_onnx_error"] = None, "skipped"
-                else:
-                    ko, ko_err = kiln_onnx_bench(args.kiln, onnx_path, inputs, args, env)
-                    row["kiln_onnx"], row["kiln_onnx_error"] = ko, ko_err
+                    ort_run, o_out = None, None
+                    row["ort_error"] = onnx_meta.get("error") or "no ONNX export"
+                # Interleaved rounds (Kiln, TF, ORT, Kiln on .onnx); the best round of each counts.
+                rounds = {"kiln": [], "tf": [], "ort": [], "kiln_onnx": []}
+                ko_err = "skipped" if args.no_kiln_onnx else None
+                for rnd in range(args.repeat):
+                    if converted:
+                        res, err = kiln_bench(args.kiln, converted, inputs, args, env)
+                        if res is None:
+                            k_err = err
+                        else:
+                            rounds["kiln"].append(res)
+                    rounds["tf"].append(tf_run())
+                    if ort_run:
+                        rounds["ort"].append(ort_run())
+                    if not args.no_kiln_onnx and ko_err is None:
+                        res, err = kiln_onnx_bench(args.kiln, onnx_path, inputs, args, env)
+                        if res is None:
+                            ko_err = err  # HOOK: n/a until Kiln loads .onnx; not retried
+                        else:
+                            rounds["kiln_onnx"].append(res)
+                    log("%s batch %d round %d/%d: kiln %s, tf %.2f, ort %s inferences/s" % (
+                        name, batch, rnd + 1, args.repeat,
+                        fmt_num(rounds["kiln"][-1]["throughput"]["inferences_per_s"] if rounds["kiln"] else None, "%.2f"),
+                        rounds["tf"][-1]["inferences_per_s"],
+                        fmt_num(rounds["ort"][-1]["inferences_per_s"] if rounds["ort"] else None, "%.2f")))
+                best_k = max(rounds["kiln"], key=lambda r: r["throughput"]["inferences_per_s"], default=None)
+                best_ko = max(rounds["kiln_onnx"], key=lambda r: r["throughput"]["inferences_per_s"], default=None)
+                row["kiln"], row["kiln_error"] = best_k, (None if best_k else k_err)
+                row["tf"] = max(rounds["tf"], key=lambda r: r["inferences_per_s"])
+                row["ort"] = max(rounds["ort"], key=lambda r: r["inferences_per_s"], default=None)
+                row["kiln_onnx"], row["kiln_onnx_error"] = best_ko, (None if best_ko else ko_err)
+                row["rounds_inferences_per_s"] = {
+                    "kiln": [r["throughput"]["inferences_per_s"] for r in rounds["kiln"]],
+                    "tf": [r["inferences_per_s"] for r in rounds["tf"]],
+                    "ort": [r["inferences_per_s"] for r in rounds["ort"]],
+                    "kiln_onnx": [r["throughput"]["inferences_per_s"] for r in rounds["kiln_onnx"]]}
                 # Output agreement on the same input (max over outputs of rel L2 against TF).
                 row["rel_l2_kiln_tf"] = (max(rel_l2(k_out[o], t_out[o]) for o in meta["outputs"])
                                          if k_out else None)
                 row["rel_l2_ort_tf"] = (max(rel_l2(o_out[o], t_out[o]) for o in meta["outputs"])
                                         if o_out else None)
                 rows.append(row)
-                log("%s batch %d: kiln %s, tf %.2f, ort %s inferences/s" % (
-                    name, batch, fmt_num(k and k["throughput"]["inferences_per_s"], "%.2f"),
-                    t["inferences_per_s"], fmt_num(o and o["inferences_per_s"], "%.2f")))
     finally:
         shutil.rmtree(work_root, ignore_errors=True)
     load_after = os.getloadavg()
@@ -300,6 +323,13 @@ def main(argv=None):
     header = ("| model | batch | Kiln samples/s | TF samples/s | ORT samples/s | Kiln/TF | Kiln/ORT | "
               "Kiln (.onnx) samples/s | median ms Kiln / TF / ORT | rel L2 Kiln-TF | rel L2 ORT-TF |")
     lines = [header, "|" + "---|" * 11]
+    notes = []
+
+    def na(reason):
+        reason = " ".join(str(reason).split())
+        if reason not in notes:
+            notes.append(reason)
+        return "n/a [%d]" % (notes.index(reason) + 1)
     for r in rows:
         b = r["batch"]
         ks = r["kiln"]["throughput"]["samples_per_s"] if r["kiln"] else None
@@ -309,19 +339,27 @@ def main(argv=None):
         med = "%s / %.2f / %s" % (fmt_num(r["kiln"] and r["kiln"]["latency_ms"]["median"], "%.2f"),
                                   r["tf"]["median_ms"], fmt_num(r["ort"] and r["ort"]["median_ms"], "%.2f"))
         lines.append("| %s | %d | %s | %.1f | %s | %s | %s | %s | %s | %s | %s |" % (
-            r["model"], b, fmt_num(ks) if ks is not None else "n/a (%s)" % r["kiln_error"], ts,
-            fmt_num(os_) if os_ is not None else "n/a (%s)" % r["ort_error"],
+            r["model"], b, fmt_num(ks) if ks is not None else na(r["kiln_error"]), ts,
+            fmt_num(os_) if os_ is not None else na(r["ort_error"]),
             fmt_num(ks / ts if ks else None, "%.2fx"),
             fmt_num(ks / os_ if ks and os_ else None, "%.2fx"),
-            fmt_num(kos) if kos is not None else "n/a (%s)" % r["kiln_onnx_error"], med,
+            fmt_num(kos) if kos is not None else na(r["kiln_onnx_error"]), med,
             fmt_num(r["rel_l2_kiln_tf"], "%.1e"), fmt_num(r["rel_l2_ort_tf"], "%.1e")))
+    lines += [""] + ["[%d] %s" % (i + 1, n) for i, n in enumerate(notes)]
+    if args.repeat > 1:
+        lines += ["", "rounds (inferences/s, in order; best used above):"]
+        for r in rows:
+            lines.append("  %s b%d: %s" % (r["model"], r["batch"], "; ".join(
+                "%s %s" % (fw, " ".join("%.2f" % v for v in vals))
+                for fw, vals in r["rounds_inferences_per_s"].items() if vals)))
     info = [
         "date: %s; machine: %s, %d logical cores; load average before %.2f, after %.2f (1 min)"
         % (started.strftime("%Y-%m-%d %H:%M"), cpu_model_name(), os.cpu_count(), load_before[0], load_after[0]),
         "threads: %d (TF intra-op %d / inter-op 1; ORT intra-op %d / inter-op 1; Kiln OMP_NUM_THREADS=%d, one caller)"
         % (args.threads, args.threads, args.threads, args.threads),
-        "protocol: %d warmup iterations, then %.1f s of back-to-back calls, one calling thread; idle threads %s"
-        % (args.warmup, args.duration, "sleep (--no-spin: Kiln OMP_WAIT_POLICY=passive, ORT allow_spinning=0)"
+        "protocol: %d warmup iterations, then %.1f s of back-to-back calls, one calling thread, %d interleaved "
+        "round(s), best round reported; idle threads %s"
+        % (args.warmup, args.duration, args.repeat, "sleep (--no-spin: Kiln OMP_WAIT_POLICY=passive, ORT allow_spinning=0)"
            if args.no_spin else "as each runtime defaults (libgomp, ORT and Eigen spin-wait)"),
         "TensorFlow %s, onnxruntime %s" % (tf.__version__, onnxruntime.__version__),
         "command: %s" % " ".join([os.path.relpath(sys.argv[0], REPO) if sys.argv else "bench/cpu_compare.py"]
