@@ -2,6 +2,7 @@
 #pragma once
 
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -46,10 +47,29 @@ struct ConvertOptions {
   std::string report_csv;
 };
 int Convert(const ConvertOptions& options);
+// Shared by convert and bench (convert_command.cc). "x:8x128,y:8x128;x:4x384" -> one map per ';'
+// run; errors name `flag`. RandomTensor: normal floats, integers in [0, 9] (valid token ids / masks).
+std::vector<std::map<std::string, Shape>> ParseBuildShapes(const std::string& text,
+                                                           const std::string& flag = "--build-shapes");
+Tensor RandomTensor(DType dtype, const Shape& shape, std::mt19937_64& rng);
 
-// "x:8x128,y:8x128;x:4x384,y:4x384" -> one map (input name -> shape) per ';'-separated group;
-// kInvalidArgument naming `flag` for a malformed item.
-std::vector<std::map<std::string, Shape>> ParseBuildShapes(const std::string& text, const std::string& flag);
+struct BenchOptions {
+  std::string model;  // anything LoadModel loads
+  std::vector<std::string> tags;
+  std::string signature_key = "serving_default";
+  int64_t batch_size = 1;
+  std::string shapes;           // "x:8x224x224x3,y:8x10"
+  int warmup = 10;              // iterations (all threads together)
+  double duration_s = 10.0;     // measure this long unless iterations > 0
+  int64_t iterations = 0;       // measure exactly this many inferences (all threads together)
+  int threads = 1;              // concurrent callers of Signature::Run
+  bool native = false;          // do not convert an unconverted SavedModel
+  std::string precision = "FP32";
+  uint64_t seed = 0;
+  bool json = false;
+};
+int Bench(const BenchOptions& options);
+
 
 struct BuildOptions {
   std::string input;   // SavedModel directory (or a model file the Converter accepts)

@@ -55,8 +55,6 @@ std::vector<std::map<std::string, Shape>> ParseBuildShapes(const std::string& te
   return runs;
 }
 
-namespace {
-
 Tensor RandomTensor(DType dtype, const Shape& shape, std::mt19937_64& rng) {
   Tensor t(dtype, shape);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -69,15 +67,15 @@ Tensor RandomTensor(DType dtype, const Shape& shape, std::mt19937_64& rng) {
       case DType::kBFloat16: t.data<BFloat16>()[i] = BFloat16(normal(rng)); break;
       case DType::kInt32: t.data<int32_t>()[i] = small(rng); break;
       case DType::kInt64: t.data<int64_t>()[i] = small(rng); break;
+      case DType::kInt8: t.data<int8_t>()[i] = static_cast<int8_t>(small(rng)); break;
+      case DType::kUInt8: t.data<uint8_t>()[i] = static_cast<uint8_t>(small(rng)); break;
       case DType::kBool: t.data<bool>()[i] = small(rng) >= 5; break;
       default:
-        throw Error(ErrorCode::kUnimplemented, fmt::format("--build-shapes: cannot make {} inputs", DTypeName(dtype)));
+        throw Error(ErrorCode::kUnimplemented, fmt::format("cannot make random {} inputs", DTypeName(dtype)));
     }
   }
   return t;
 }
-
-}  // namespace
 
 int Convert(const ConvertOptions& options) {
   ConversionParams params;

@@ -73,6 +73,23 @@ int main(int argc, char** argv) {
   summary_cmd->add_option("--tag", summary.tags, "MetaGraph tag set (repeatable; default: serve)");
   summary_cmd->add_option("--line-length", summary.line_length, "Table width")->capture_default_str();
 
+  kiln::cli::BenchOptions bench;
+  CLI::App* bench_cmd = app.add_subcommand("bench", "Measure throughput and latency (trtexec-style summary)");
+  bench_cmd->add_option("model", bench.model, "SavedModel dir, converted SavedModel dir, .onnx or .kiln file")->required();
+  bench_cmd->add_option("--tag", bench.tags, "MetaGraph tag set (repeatable; default: serve)");
+  bench_cmd->add_option("--signature", bench.signature_key, "Signature to run")->capture_default_str();
+  bench_cmd->add_option("--batch-size", bench.batch_size, "Size of unknown dim 0 of every input")->capture_default_str();
+  bench_cmd->add_option("--shapes", bench.shapes, "Input shapes: 'x:1x128,mask:1x128' (other unknown dims need it)");
+  bench_cmd->add_option("--warmup", bench.warmup, "Warmup iterations (all threads together)")->capture_default_str();
+  auto* bench_duration = bench_cmd->add_option("--duration", bench.duration_s, "Measure for S seconds")->capture_default_str();
+  bench_cmd->add_option("--iterations", bench.iterations, "Measure exactly N inferences instead of --duration")
+      ->excludes(bench_duration);
+  bench_cmd->add_option("--threads", bench.threads, "Concurrent callers of Signature::Run on one model")->capture_default_str();
+  bench_cmd->add_flag("--native", bench.native, "Unconverted SavedModel: bench the reference executor, do not convert");
+  bench_cmd->add_option("--precision", bench.precision, "Precision of the in-memory conversion")->capture_default_str();
+  bench_cmd->add_option("--seed", bench.seed, "Seed for random inputs")->capture_default_str();
+  bench_cmd->add_flag("--json", bench.json, "JSON summary on stdout (progress on stderr)");
+
   CLI::App* ops_cmd = app.add_subcommand("ops", "List the TensorFlow ops Kiln imports and its IR ops (Markdown)");
 
   CLI11_PARSE(app, argc, argv);
@@ -83,6 +100,7 @@ int main(int argc, char** argv) {
     if (*convert_cmd) return kiln::cli::Convert(convert);
     if (*summary_cmd) return kiln::cli::Summary(summary);
     if (*build_cmd) return kiln::cli::Build(build);
+    if (*bench_cmd) return kiln::cli::Bench(bench);
   } catch (const kiln::Error& e) {
     std::fprintf(stderr, "kiln: error: %s\n", e.what());
     return 1;

@@ -9,8 +9,10 @@ For every model NAME this writes
     DIR/NAME/        the SavedModel
     DIR/NAME.json    metadata (signature input/output names as read back from
                      the saved signature, dtypes, shapes, how to draw inputs)
-    DIR/NAME.stamp   hash of this script's source + TF/Keras versions; a model
-                     whose stamp matches is skipped on the next run.
+    DIR/NAME/model.onnx  the SavedModel exported by tf2onnx (opset 17), when
+                     the export works (metadata "onnx" below says if it did)
+    DIR/NAME.stamp   hash of this script's source + TF/Keras/tf2onnx/onnxruntime
+                     versions; a model whose stamp matches is skipped on the next run.
 
 --inventory FILE writes a per-model histogram of the TF op types found in each
 saved_model.pb (outer graph and every library function body).
@@ -27,7 +29,25 @@ Metadata format (one JSON object per model):
      "test_batch": 2, "test_dims": {"batch": 2, ...},
      "rtol": 1e-5 (relative L2 tolerance for float outputs; larger only where
              measured float32 noise requires it),
-     "tf_version": ..., "keras_version": ..., "tf_keras_version": ...}
+     "tf_version": ..., "keras_version": ..., "tf_keras_version": ...,
+     "onnx": {                       # the tf2onnx export (see export_onnx())
+        "file": "model.onnx" (relative to DIR/NAME/) or null when there is none,
+        "status": "ok" | "export_failed" | "mismatch" | "check_failed" | "unavailable",
+        "error": null or why the export / check failed (last lines of tf2onnx's log),
+        "opset": 17, "ir_version": <ONNX IR version of the file>,
+        "tf2onnx_version": ..., "onnx_version": ...,
+        "rewrites": [what was changed in tf2onnx's output to make it valid ONNX,
+                     e.g. "Erfc -> Sub(1, Erf) x2"],
+        "onnxruntime_version": ...,
+        "input_names": {"<signature input name>": "<ONNX graph input name>"},
+        "output_names": {"<signature output name>": "<ONNX graph output name>"},
+        "check": {"rel_l2": {"<output>": float}, "rtol": float, "passed": bool,
+                  "dims": {"batch": 2, ...}}   # onnxruntime (CPU EP) vs TensorFlow
+                                              # on make_inputs(meta, seed 0)
+     }}
+"status" is "ok" only when the export exists and onnxruntime matches TensorFlow
+within check.rtol (max(1e-5, the model's rtol)) on every output; "mismatch"
+keeps the file but it must not be used as a reference.
 A null entry in "shape" is an unknown dimension. "dim_names" (same length as
 shape) names the symbol of each unknown dimension; its value for tests is
 test_dims[symbol] ("batch" -> test_batch). Index 0 defaults to "batch".
@@ -471,8 +491,8 @@ def _stamp_text():
     h = hashlib.sha256()
     with open(_ME, "rb") as f:
         h.update(f.read())
-    versions = "tf=%s keras=%s tf_keras=%s" % (tf.__version__, keras.__version__,
-                                               tf_keras.__version__)
+    versions = "tf=%s keras=%s tf_keras=%s %s" % (tf.__version__, keras.__version__,
+                                                  tf_keras.__version__, _onnx_versions_text())
     h.update(versions.encode())
     return "%s %s\n" % (h.hexdigest(), versions)
 
@@ -565,12 +585,176 @@ def generate(name, out_root, force=False):
         "keras_version": keras.__version__,
         "tf_keras_version": tf_keras.__version__,
     }
+    meta["onnx"] = export_onnx(model_dir, meta)
     with open(meta_path, "w") as f:
         json.dump(meta, f, indent=2, sort_keys=False)
         f.write("\n")
     with open(stamp_path, "w") as f:
         f.write(stamp)
     return "generated", time.time() - t0
+
+
+# ----------------------------------------------------------------------------
+# ONNX export (tf2onnx) and its check against TensorFlow (onnxruntime)
+# ----------------------------------------------------------------------------
+
+ONNX_OPSET = 17      # Kiln's ONNX schema is Debian's onnx 1.12 (opset <= 17)
+ONNX_FILE = "model.onnx"
+
+
+def _onnx_versions():
+    out = {}
+    for mod in ("tf2onnx", "onnx", "onnxruntime"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except Exception:  # not installed (old venv): the export is recorded as unavailable
+            out[mod] = None
+    return out
+
+
+def _onnx_versions_text():
+    return " ".join("%s=%s" % kv for kv in sorted(_onnx_versions().items()))
+
+
+def _match_names(sig_names, onnx_names):
+    """{signature name: ONNX name}: tf2onnx names graph inputs/outputs after the
+    signature's tensors ("x:0") or keys ("x"); unmatched names are left out."""
+    out = {}
+    for s in sig_names:
+        for cand in (s, s + ":0"):
+            if cand in onnx_names:
+                out[s] = cand
+                break
+    return out
+
+
+def _rewrite_onnx(path):
+    """Make tf2onnx's output a valid ONNX model; returns notes on what was rewritten.
+
+    tf2onnx 1.17 passes TF's Erfc (Keras 3's exact GELU) through as an `Erfc` node, which
+    no ONNX opset has; it becomes `Sub(1, Erf(x))` (same value: the GELU multiplies it by
+    x/2, so the cancellation for large |x| stays below float32 noise; checked against TF
+    below). Then onnx.checker validates the whole model (raises if still invalid)."""
+    import onnx
+    from onnx import helper, numpy_helper
+    import numpy as np
+    model = onnx.load(path)
+    notes = []
+    n_erfc = 0
+    nodes = []
+    for node in model.graph.node:
+        if node.op_type == "Erfc" and node.domain in ("", "ai.onnx"):
+            n_erfc += 1
+            one = node.name + "__one"
+            erf = node.name + "__erf"
+            model.graph.initializer.append(numpy_helper.from_array(np.array(1.0, np.float32), one))
+            nodes.append(helper.make_node("Erf", [node.input[0]], [erf], name=node.name + "__Erf"))
+            nodes.append(helper.make_node("Sub", [one, erf], list(node.output), name=node.name + "__Sub"))
+        else:
+            nodes.append(node)
+    if n_erfc:
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
+        notes.append("Erfc -> Sub(1, Erf) x%d (Erfc is no ONNX op)" % n_erfc)
+        onnx.save(model, path)
+    onnx.checker.check_model(path, full_check=True)
+    return notes
+
+
+def export_onnx(model_dir, meta):
+    """Export DIR/NAME to DIR/NAME/model.onnx with tf2onnx (a subprocess running
+    `python -m tf2onnx.convert --saved-model DIR --opset 17`) and compare
+    onnxruntime with TensorFlow on one random input set. Never raises: returns
+    the metadata "onnx" dict (module docstring) saying what worked and why not."""
+    import subprocess
+    versions = _onnx_versions()
+    info = {"file": None, "status": "unavailable", "error": None, "opset": ONNX_OPSET,
+            "tf2onnx_version": versions["tf2onnx"], "onnx_version": versions["onnx"],
+            "onnxruntime_version": versions["onnxruntime"],
+            "rewrites": [], "ir_version": None,
+            "input_names": {}, "output_names": {}, "check": None}
+    missing = [m for m, v in versions.items() if v is None]
+    if missing:
+        info["error"] = "not installed: " + ", ".join(missing)
+        return info
+    out_path = os.path.join(model_dir, ONNX_FILE)
+    tmp_path = out_path + ".tmp"
+    cmd = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", model_dir,
+           "--tag", ",".join(meta["tags"]), "--signature_def", meta["signature_key"],
+           "--opset", str(ONNX_OPSET), "--output", tmp_path]
+    try:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, errors="replace", timeout=1200)
+        log, rc = proc.stdout, proc.returncode
+    except subprocess.TimeoutExpired as e:
+        log, rc = "timed out after %ss" % e.timeout, -1
+    if rc != 0 or not os.path.isfile(tmp_path):
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        lines = [l for l in log.splitlines() if l.strip()]
+        errs = [l for l in lines if "Error" in l or "error" in l or "failed" in l.lower()]
+        info["status"] = "export_failed"
+        info["error"] = "tf2onnx exit %d: %s" % (rc, " | ".join((errs or lines)[-4:])[-1500:])
+        return info
+    try:
+        info["rewrites"] = _rewrite_onnx(tmp_path)
+    except Exception as e:  # noqa: BLE001
+        os.remove(tmp_path)
+        info["status"] = "export_failed"
+        info["error"] = "tf2onnx wrote an invalid ONNX model: %s: %s" % (type(e).__name__, str(e)[-1500:])
+        return info
+    os.rename(tmp_path, out_path)
+    info["file"] = ONNX_FILE
+    try:
+        import onnx
+        info["ir_version"] = int(onnx.load(out_path, load_external_data=False).ir_version)
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        import numpy as np
+        import onnxruntime as ort
+        sys.path.insert(0, os.path.dirname(_ME))
+        import reference
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        sess = ort.InferenceSession(out_path, so, providers=["CPUExecutionProvider"])
+        onnx_in = [i.name for i in sess.get_inputs()]
+        onnx_out = [o.name for o in sess.get_outputs()]
+        info["input_names"] = _match_names(sorted(meta["inputs"]), onnx_in)
+        info["output_names"] = _match_names(meta["outputs"], onnx_out)
+        if (len(info["input_names"]) != len(meta["inputs"]) or len(onnx_in) != len(meta["inputs"])
+                or len(info["output_names"]) != len(meta["outputs"])):
+            raise RuntimeError("cannot match ONNX inputs %r / outputs %r to the signature's %r / %r"
+                               % (onnx_in, onnx_out, sorted(meta["inputs"]), meta["outputs"]))
+        inputs = reference.make_inputs(meta, np.random.default_rng(0))
+        ref = reference.tf_outputs(model_dir, meta, inputs)
+        got = sess.run([info["output_names"][o] for o in meta["outputs"]],
+                       {info["input_names"][k]: v for k, v in inputs.items()})
+        rtol = max(1e-5, float(meta.get("rtol", DEFAULT_RTOL)))
+        rel = {}
+        for name, g in zip(meta["outputs"], got):
+            r = ref[name]
+            if g.shape != r.shape:
+                raise RuntimeError("output %s: onnxruntime shape %s, TensorFlow %s"
+                                   % (name, g.shape, r.shape))
+            if np.issubdtype(r.dtype, np.floating):
+                den = float(np.linalg.norm(r.astype(np.float64)))
+                num = float(np.linalg.norm(g.astype(np.float64) - r.astype(np.float64)))
+                rel[name] = num / den if den > 0 else num
+                if not np.isfinite(g).all():
+                    rel[name] = float("inf")
+            else:
+                rel[name] = 0.0 if np.array_equal(g, r) else float("inf")
+        dims = dict(meta.get("test_dims") or {})
+        passed = all(v <= rtol for v in rel.values())
+        info["check"] = {"rel_l2": rel, "rtol": rtol, "passed": passed, "dims": dims}
+        info["status"] = "ok" if passed else "mismatch"
+        if not passed:
+            info["error"] = "onnxruntime differs from TensorFlow: rel L2 %r > %g" % (rel, rtol)
+    except Exception as e:  # noqa: BLE001  (recorded, not fatal)
+        info["status"] = "check_failed"
+        info["error"] = "%s: %s" % (type(e).__name__, str(e)[-1500:])
+    return info
 
 
 # ----------------------------------------------------------------------------

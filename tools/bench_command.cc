@@ -1,0 +1,362 @@
+// kiln bench: a trtexec-style performance summary for anything kiln::LoadModel loads.
+//
+// An unconverted SavedModel (or ONNX file) is converted in memory first (FP32 unless --precision,
+// engines built for the bench shapes, saved to a temporary directory and loaded back), unless
+// --native asks for the reference executor. A converted SavedModel or a .kiln engine file is
+// loaded as is. Then: --warmup iterations, then --iterations N (or --duration S seconds) with
+// --threads concurrent callers of Signature::Run, then the summary (--json: one JSON object on
+// stdout; progress always goes to stderr in that mode).
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <thread>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include "convert/converted_model.h"
+#include "kiln/converter.h"
+#include "kiln/model.h"
+#include "kiln/version.h"
+#include "tools/commands.h"
+
+namespace kiln::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double MsSince(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+
+enum class Kind { kSavedModel, kConvertedSavedModel, kOnnx, kKilnEngineFile, kOther };
+
+const char* KindName(Kind k) {
+  switch (k) {
+    case Kind::kSavedModel: return "SavedModel";
+    case Kind::kConvertedSavedModel: return "converted SavedModel";
+    case Kind::kOnnx: return "ONNX";
+    case Kind::kKilnEngineFile: return "Kiln engine file";
+    case Kind::kOther: break;
+  }
+  return "unknown";
+}
+
+Kind ModelKind(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec))
+    throw Error(ErrorCode::kNotFound, fmt::format("model '{}' does not exist (expected a SavedModel directory, "
+                                                  "a converted SavedModel, an .onnx or a .kiln file)", path));
+  if (fs::is_directory(path, ec)) {
+    if (convert::IsConvertedModel(path)) return Kind::kConvertedSavedModel;
+    return Kind::kSavedModel;  // LoadModel says what is missing if it is not one
+  }
+  const std::string ext = fs::path(path).extension().string();
+  if (ext == ".onnx") return Kind::kOnnx;
+  if (ext == ".kiln") return Kind::kKilnEngineFile;
+  return Kind::kOther;
+}
+
+// Where the human-readable lines go: stdout, or stderr when stdout carries the JSON.
+struct Printer {
+  bool to_stderr;
+  template <typename... Args>
+  void operator()(fmt::format_string<Args...> f, Args&&... args) const {
+    fmt::print(to_stderr ? stderr : stdout, f, std::forward<Args>(args)...);
+    std::fflush(to_stderr ? stderr : stdout);
+  }
+};
+
+// The shape of every signature input: --shapes if given, else static dims with unknown dim 0 =
+// --batch-size. Errors name the input and what to pass.
+std::map<std::string, Shape> ResolveShapes(const std::vector<TensorSpec>& specs, const BenchOptions& options) {
+  std::map<std::string, Shape> given;
+  if (!options.shapes.empty()) {
+    auto runs = ParseBuildShapes(options.shapes, "--shapes");
+    if (runs.size() > 1) throw Error(ErrorCode::kInvalidArgument, "--shapes takes one set of shapes (no ';')");
+    if (!runs.empty()) given = runs[0];
+  }
+  std::string names;
+  for (const TensorSpec& s : specs) names += fmt::format("{}{} {}", names.empty() ? "" : ", ", s.name, s.ShapeString());
+  for (const auto& [name, shape] : given) {
+    bool known = false;
+    for (const TensorSpec& s : specs) known = known || s.name == name;
+    if (!known)
+      throw Error(ErrorCode::kInvalidArgument,
+                  fmt::format("--shapes names input '{}', which the signature does not have (inputs: {})", name, names));
+  }
+  std::map<std::string, Shape> out;
+  for (const TensorSpec& s : specs) {
+    auto it = given.find(s.name);
+    if (it != given.end()) {
+      const Shape& shape = it->second;
+      if (s.rank_known) {
+        bool ok = shape.size() == s.dims.size();
+        for (size_t d = 0; ok && d < shape.size(); ++d) ok = s.dims[d] < 0 || s.dims[d] == shape[d];
+        if (!ok)
+          throw Error(ErrorCode::kInvalidArgument, fmt::format("--shapes gives input '{}' shape {}, which does not "
+                                                               "match its signature shape {}",
+                                                               s.name, ShapeToString(shape), s.ShapeString()));
+      }
+      out[s.name] = shape;
+      continue;
+    }
+    if (!s.rank_known)
+      throw Error(ErrorCode::kInvalidArgument,
+                  fmt::format("input '{}' has unknown rank: give its shape with --shapes {}:DIMxDIM...", s.name, s.name));
+    Shape shape;
+    for (size_t d = 0; d < s.dims.size(); ++d) {
+      if (s.dims[d] >= 0) {
+        shape.push_back(s.dims[d]);
+      } else if (d == 0) {
+        shape.push_back(options.batch_size);
+      } else {
+        std::vector<int64_t> example;  // the message suggests the static dims, --batch-size and 128
+        for (size_t k = 0; k < s.dims.size(); ++k)
+          example.push_back(s.dims[k] >= 0 ? s.dims[k] : k == 0 ? options.batch_size : 128);
+        throw Error(ErrorCode::kInvalidArgument,
+                    fmt::format("input '{}' {} has unknown dim {}: give its shape with --shapes, e.g. --shapes {}:{}",
+                                s.name, s.ShapeString(), d, s.name, fmt::join(example, "x")));
+      }
+    }
+    out[s.name] = shape;
+  }
+  return out;
+}
+
+// Removes the temporary converted model when the bench ends.
+struct TempDir {
+  std::string path;
+  ~TempDir() {
+    if (path.empty()) return;
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+std::string MakeTempDir() {
+  std::string templ = (fs::temp_directory_path() / "kiln-bench-XXXXXX").string();
+  if (!mkdtemp(templ.data())) throw Error(ErrorCode::kNotFound, fmt::format("cannot create a temporary directory {}", templ));
+  return templ;
+}
+
+double Percentile(const std::vector<double>& sorted, double p) {  // nearest rank
+  if (sorted.empty()) return 0.0;
+  size_t rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
+  return sorted[std::clamp<size_t>(rank, 1, sorted.size()) - 1];
+}
+
+}  // namespace
+
+int Bench(const BenchOptions& options) {
+  if (options.threads < 1) throw Error(ErrorCode::kInvalidArgument, "--threads must be at least 1");
+  if (options.warmup < 0) throw Error(ErrorCode::kInvalidArgument, "--warmup must be >= 0");
+  if (options.iterations < 0) throw Error(ErrorCode::kInvalidArgument, "--iterations must be >= 0");
+  if (options.iterations == 0 && !(options.duration_s > 0))
+    throw Error(ErrorCode::kInvalidArgument, "--duration must be > 0 seconds");
+  if (options.batch_size < 1) throw Error(ErrorCode::kInvalidArgument, "--batch-size must be at least 1");
+  const Printer say{options.json};
+  const Kind kind = ModelKind(options.model);
+  LoadOptions load;
+  load.tags = options.tags.empty() ? std::vector<std::string>{"serve"} : options.tags;
+  load.log = [](const std::string& m) { fmt::print(stderr, "{}\n", m); };
+
+  // The model is converted first when it is not already (engines for the bench shapes).
+  const bool convert = !options.native && (kind == Kind::kSavedModel || kind == Kind::kOnnx);
+  nlohmann::json report;
+  report["kiln_version"] = KILN_VERSION;
+  report["model"] = options.model;
+  report["model_kind"] = KindName(kind);
+  report["signature"] = options.signature_key;
+  report["mode"] = convert ? "converted in memory"
+                 : (kind == Kind::kConvertedSavedModel || kind == Kind::kKilnEngineFile)
+                     ? "engines as loaded"
+                     : "native (reference executor)";
+
+  TempDir temp;
+  std::string bench_path = options.model;
+  std::mt19937_64 rng(options.seed);
+  std::map<std::string, Tensor> inputs;
+  std::map<std::string, Shape> shapes;
+  std::optional<double> convert_ms, build_ms, save_ms;
+
+  if (convert) {
+    say("kiln bench: converting {} ({}, precision {}) in memory\n", options.model, KindName(kind), options.precision);
+    // Source signature: input order, dtypes and shapes.
+    std::vector<TensorSpec> specs;
+    {
+      auto source = LoadModel(options.model, load);
+      specs = source->signature(options.signature_key).inputs();
+    }
+    shapes = ResolveShapes(specs, options);
+    for (const TensorSpec& s : specs) inputs[s.name] = RandomTensor(s.dtype, shapes.at(s.name), rng);
+    ConversionParams params;
+    params.precision_mode = options.precision;
+    auto t0 = Clock::now();
+    Converter converter(options.model, load.tags, options.signature_key, params);
+    converter.convert();
+    convert_ms = MsSince(t0);
+    t0 = Clock::now();
+    bool given = false;
+    converter.build([&]() -> std::optional<std::vector<Tensor>> {
+      if (given) return std::nullopt;
+      given = true;
+      std::vector<Tensor> v;
+      for (const TensorSpec& s : specs) v.push_back(inputs.at(s.name));
+      return v;
+    });
+    build_ms = MsSince(t0);
+    temp.path = MakeTempDir();
+    bench_path = (fs::path(temp.path) / "converted").string();
+    t0 = Clock::now();
+    converter.save(bench_path);
+    save_ms = MsSince(t0);
+    say("kiln bench: converted in {:.1f} ms, engines built in {:.1f} ms, saved in {:.1f} ms\n", *convert_ms, *build_ms,
+        *save_ms);
+  } else if (!options.native && kind == Kind::kOther) {
+    say("kiln bench: {} is not a directory, .onnx or .kiln file; loading it as is\n", options.model);
+  }
+
+  // Load what is benched (load time includes importing the signature and loading engine files).
+  auto t0 = Clock::now();
+  std::unique_ptr<Model> model = LoadModel(bench_path, load);
+  const Signature& sig = model->signature(options.signature_key);
+  const double load_ms = MsSince(t0);
+  const RunStats after_load = sig.stats();
+  say("kiln bench: loaded {} (signature '{}') in {:.1f} ms ({} IR nodes)\n", bench_path, sig.key(), load_ms, sig.num_nodes());
+
+  if (!convert) {
+    shapes = ResolveShapes(sig.inputs(), options);
+    for (const TensorSpec& s : sig.inputs()) inputs[s.name] = RandomTensor(s.dtype, shapes.at(s.name), rng);
+  }
+  int64_t batch = options.batch_size;
+  if (!sig.inputs().empty()) {
+    const Shape& first = shapes.at(sig.inputs().front().name);
+    if (!first.empty()) batch = first[0];
+  }
+  for (const TensorSpec& s : sig.inputs())
+    say("kiln bench: input {}: {} {}\n", s.name, DTypeName(s.dtype), ShapeToString(shapes.at(s.name)));
+
+  // One first run on its own: it may build engines (unconverted dims) and shows errors early.
+  t0 = Clock::now();
+  sig.Run(inputs);
+  const double first_ms = MsSince(t0);
+
+  // Warmup and measurement share one driver: T threads take iterations from a counter.
+  auto drive = [&](int64_t count, double seconds, std::vector<double>* latencies) -> double {
+    std::atomic<int64_t> next{0};
+    std::mutex mu;
+    std::exception_ptr error;
+    const auto start = Clock::now();
+    const auto deadline = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+    auto worker = [&]() {
+      std::vector<double> mine;
+      try {
+        for (;;) {
+          if (count > 0) {
+            if (next.fetch_add(1) >= count) break;
+          } else if (Clock::now() >= deadline) {
+            break;
+          }
+          const auto s = Clock::now();
+          sig.Run(inputs);
+          mine.push_back(MsSince(s));
+        }
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(mu);
+        if (!error) error = std::current_exception();
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      if (latencies) latencies->insert(latencies->end(), mine.begin(), mine.end());
+    };
+    std::vector<std::thread> pool;
+    for (int i = 1; i < options.threads; ++i) pool.emplace_back(worker);
+    worker();
+    for (auto& t : pool) t.join();
+    if (error) std::rethrow_exception(error);
+    return std::chrono::duration<double>(Clock::now() - start).count();
+  };
+
+  if (options.warmup > 0) {
+    say("kiln bench: warmup {} iteration(s), {} thread(s)\n", options.warmup, options.threads);
+    drive(options.warmup, 0.0, nullptr);
+  }
+  if (options.iterations > 0)
+    say("kiln bench: measuring {} iteration(s), {} thread(s)\n", options.iterations, options.threads);
+  else
+    say("kiln bench: measuring for {:.1f} s, {} thread(s)\n", options.duration_s, options.threads);
+  const RunStats before = sig.stats();
+  std::vector<double> lat;
+  const double wall_s = drive(options.iterations, options.duration_s, &lat);
+  const RunStats stats = sig.stats();
+  std::sort(lat.begin(), lat.end());
+  const int64_t n = static_cast<int64_t>(lat.size());
+  double sum = 0;
+  for (double v : lat) sum += v;
+  const double ips = n > 0 && wall_s > 0 ? static_cast<double>(n) / wall_s : 0.0;
+
+  report["batch"] = batch;
+  nlohmann::json jin = nlohmann::json::object();
+  for (const TensorSpec& s : sig.inputs()) jin[s.name] = {{"dtype", DTypeName(s.dtype)}, {"shape", shapes.at(s.name)}};
+  report["inputs"] = jin;
+  report["threads"] = options.threads;
+  report["precision"] = convert ? nlohmann::json(options.precision) : nlohmann::json(nullptr);
+  report["load_ms"] = load_ms;
+  report["convert_ms"] = convert_ms ? nlohmann::json(*convert_ms) : nlohmann::json(nullptr);
+  report["engine_build_ms"] = build_ms ? nlohmann::json(*build_ms) : nlohmann::json(nullptr);
+  report["save_ms"] = save_ms ? nlohmann::json(*save_ms) : nlohmann::json(nullptr);
+  report["first_run_ms"] = first_ms;
+  report["engines"] = {{"loaded", stats.engines_loaded},
+                       {"built_at_load", after_load.engines_built},
+                       {"built_at_run_time", stats.engines_built - after_load.engines_built},
+                       {"built_in_conversion", convert ? nlohmann::json(true) : nlohmann::json(false)}};
+  report["runs"] = {{"engine_runs", stats.engine_runs - before.engine_runs},
+                    {"native_fallbacks", stats.native_runs - before.native_runs},
+                    {"engine_runs_total", stats.engine_runs},
+                    {"native_fallbacks_total", stats.native_runs}};
+  report["warmup_iterations"] = options.warmup;
+  report["iterations"] = n;
+  report["wall_s"] = wall_s;
+  report["throughput"] = {{"inferences_per_s", ips}, {"samples_per_s", ips * static_cast<double>(batch)}};
+  report["latency_ms"] = {{"min", n ? lat.front() : 0.0},  {"mean", n ? sum / n : 0.0},
+                          {"median", Percentile(lat, 50)}, {"p90", Percentile(lat, 90)},
+                          {"p95", Percentile(lat, 95)},    {"p99", Percentile(lat, 99)},
+                          {"max", n ? lat.back() : 0.0}};
+  // Host<->device copies: separate H2D / D2H timings once a backend has device buffers.
+  report["host_device_copies"] = {{"h2d_ms", nullptr}, {"d2h_ms", nullptr}, {"note", "none: CPU engines"}};
+
+  if (options.json) {
+    fmt::print("{}\n", report.dump(2));
+    return 0;
+  }
+  auto opt_ms = [](const std::optional<double>& v) { return v ? fmt::format("{:.1f} ms", *v) : std::string("-"); };
+  fmt::print("=== kiln bench: {} ===\n", options.model);
+  fmt::print("model kind:          {} ({})\n", KindName(kind), report["mode"].get<std::string>());
+  fmt::print("signature:           {}; batch {}; {} thread(s)\n", sig.key(), batch, options.threads);
+  fmt::print("load time:           {:.1f} ms\n", load_ms);
+  if (convert) {
+    fmt::print("conversion:          {} (precision {})\n", opt_ms(convert_ms), options.precision);
+    fmt::print("engine build time:   {} (save {})\n", opt_ms(build_ms), opt_ms(save_ms));
+  }
+  fmt::print("first run:           {:.1f} ms\n", first_ms);
+  fmt::print("engines:             {} loaded, {} built at load, {} built at run time\n", stats.engines_loaded,
+             after_load.engines_built, stats.engines_built - after_load.engines_built);
+  fmt::print("engine runs:         {} (native fallbacks: {}) during the measurement\n",
+             stats.engine_runs - before.engine_runs, stats.native_runs - before.native_runs);
+  fmt::print("iterations:          {} in {:.3f} s (after {} warmup)\n", n, wall_s, options.warmup);
+  fmt::print("throughput:          {:.2f} inferences/s, {:.2f} samples/s\n", ips, ips * static_cast<double>(batch));
+  fmt::print("latency (ms):        min {:.3f}, mean {:.3f}, median {:.3f}, p90 {:.3f}, p95 {:.3f}, p99 {:.3f}, max {:.3f}\n",
+             n ? lat.front() : 0.0, n ? sum / n : 0.0, Percentile(lat, 50), Percentile(lat, 90), Percentile(lat, 95),
+             Percentile(lat, 99), n ? lat.back() : 0.0);
+  fmt::print("host<->device copies: none: CPU engines\n");
+  return 0;
+}
+
+}  // namespace kiln::cli
