@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "convert/byte_io.h"
 #include "frontend/tf/crc32c.h"
 
 namespace kiln::convert {
@@ -19,22 +20,6 @@ constexpr size_t kMagicSize = sizeof(kEngineFileMagic);
 constexpr size_t kPrefixSize = kMagicSize + 4 + 4;  // magic, version, header length
 constexpr size_t kTrailerSize = 8 + 4 + 4;          // payload size, payload CRC, header CRC
 
-void PutU32(std::string& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-void PutU64(std::string& out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
-uint32_t GetU32(std::string_view bytes, size_t at) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(bytes[at + static_cast<size_t>(i)])) << (8 * i);
-  return v;
-}
-uint64_t GetU64(std::string_view bytes, size_t at) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(bytes[at + static_cast<size_t>(i)])) << (8 * i);
-  return v;
-}
 
 json ProfileToJson(const backend::Profile& profile) {
   json inputs = json::array();

@@ -7,6 +7,7 @@
 #include "frontend/onnx/importer.h"
 #include "ir/op_schema.h"
 #include "kiln/error.h"
+#include "kiln/half.h"
 
 namespace kiln::onnxfe {
 
@@ -201,6 +202,29 @@ void ImportContext::Unsupported(const std::string& reason) const {
 
 void ImportContext::Invalid(const std::string& reason) const {
   throw Error(ErrorCode::kInvalidArgument, fmt::format("node '{}' ({}): {}", name_, op(), reason));
+}
+
+// A scalar of `dtype` holding `value` (rounded to nearest for float16/bfloat16/float32,
+// truncated toward zero for integers; callers only pass values the dtype holds exactly).
+Tensor ScalarTensor(DType dtype, double value) {
+  Tensor t(dtype, {});
+  switch (dtype) {
+    case DType::kFloat32: *t.data<float>() = static_cast<float>(value); break;
+    case DType::kFloat64: *t.data<double>() = value; break;
+    case DType::kFloat16: *t.data<uint16_t>() = Half::FromFloat(static_cast<float>(value)); break;
+    case DType::kBFloat16: *t.data<uint16_t>() = BFloat16::FromFloat(static_cast<float>(value)); break;
+    case DType::kInt8: *t.data<int8_t>() = static_cast<int8_t>(value); break;
+    case DType::kInt16: *t.data<int16_t>() = static_cast<int16_t>(value); break;
+    case DType::kInt32: *t.data<int32_t>() = static_cast<int32_t>(value); break;
+    case DType::kInt64: *t.data<int64_t>() = static_cast<int64_t>(value); break;
+    case DType::kUInt8: *t.data<uint8_t>() = static_cast<uint8_t>(value); break;
+    case DType::kUInt16: *t.data<uint16_t>() = static_cast<uint16_t>(value); break;
+    case DType::kUInt32: *t.data<uint32_t>() = static_cast<uint32_t>(value); break;
+    case DType::kUInt64: *t.data<uint64_t>() = static_cast<uint64_t>(value); break;
+    case DType::kBool: *t.data<bool>() = value != 0; break;
+    default: throw Error(ErrorCode::kInternal, fmt::format("ScalarTensor: unexpected dtype {}", DTypeName(dtype)));
+  }
+  return t;
 }
 
 void ImporterTable::Add(const std::string& op_type, ImporterFn fn) {

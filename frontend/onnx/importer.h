@@ -119,6 +119,10 @@ class ImportContext {
   std::vector<ir::ValueId> outputs_;
 };
 
+// A scalar of `dtype` holding `value` (rounded to nearest for float16/bfloat16/float32,
+// truncated toward zero for integers); kInternal for a dtype that is not numeric or bool.
+Tensor ScalarTensor(DType dtype, double value);
+
 using ImporterFn = void (*)(ImportContext& ctx);
 
 class ImporterTable {
