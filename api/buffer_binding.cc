@@ -1,5 +1,6 @@
 // Signature::RunWithBuffers: runs a signature on caller-owned memory. Inputs are wrapped in
-// non-owning host buffers (no copy); outputs are copied into the caller's memory.
+// non-owning host buffers (no copy); outputs are computed in the caller's memory where the
+// signature can (engine outputs), else copied there once.
 #include <cstdint>
 #include <cstring>
 #include <set>
@@ -66,6 +67,23 @@ const TensorSpec& CheckBinding(const std::string& key, const char* kind, const B
   return *spec;
 }
 
+// Engines write outputs while reading inputs, so no output may share memory with an input or
+// another output.
+void CheckNoOverlap(const std::string& key, std::span<const BufferBinding> inputs, std::span<const BufferBinding> outputs) {
+  auto overlap = [](const BufferBinding& a, const BufferBinding& b) {
+    const auto a0 = reinterpret_cast<uintptr_t>(a.data), b0 = reinterpret_cast<uintptr_t>(b.data);
+    return a.size_bytes > 0 && b.size_bytes > 0 && a0 < b0 + b.size_bytes && b0 < a0 + a.size_bytes;
+  };
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    for (const BufferBinding& in : inputs)
+      if (overlap(outputs[i], in))
+        Invalid(key, "output", outputs[i].name, fmt::format("its memory overlaps input '{}'; outputs need memory of their own", in.name));
+    for (size_t j = 0; j < i; ++j)
+      if (overlap(outputs[i], outputs[j]))
+        Invalid(key, "output", outputs[i].name, fmt::format("its memory overlaps output '{}'", outputs[j].name));
+  }
+}
+
 }  // namespace
 
 void Signature::RunWithBuffers(std::span<const BufferBinding> inputs, std::span<BufferBinding> outputs) const {
@@ -86,11 +104,15 @@ void Signature::RunWithBuffers(std::span<const BufferBinding> inputs, std::span<
   for (const TensorSpec& spec : this->inputs())
     if (!seen_inputs.count(spec.name))
       Invalid(sig_key, "input", spec.name, fmt::format("missing: every input must be bound (inputs: {})", Names(this->inputs())));
-  for (const BufferBinding& b : outputs) CheckBinding(sig_key, "output", b, this->outputs(), seen_outputs);
+  std::map<std::string, std::shared_ptr<Buffer>> output_buffers;
+  for (const BufferBinding& b : outputs) {
+    CheckBinding(sig_key, "output", b, this->outputs(), seen_outputs);
+    output_buffers[b.name] = std::make_shared<BorrowedBuffer>(b.data, b.size_bytes);
+  }
+  CheckNoOverlap(sig_key, inputs, outputs);
 
-  std::map<std::string, Tensor> results = Run(tensors);  // checks input shapes against the signature
+  std::map<std::string, Tensor> results = RunInto(tensors, output_buffers);  // checks input shapes against the signature
 
-  // Every output must fit before any is written.
   for (BufferBinding& b : outputs) {
     const Tensor& t = results.at(b.name);
     b.shape = t.shape();
@@ -103,7 +125,7 @@ void Signature::RunWithBuffers(std::span<const BufferBinding> inputs, std::span<
     const Tensor& t = results.at(b.name);
     if (!t.is_host())
       throw Error(ErrorCode::kInternal, fmt::format("RunWithBuffers: output '{}' is not a host tensor", b.name));
-    if (t.byte_size() > 0) std::memmove(b.data, t.raw_data(), t.byte_size());  // may alias an input buffer
+    if (t.byte_size() > 0 && t.raw_data() != b.data) std::memcpy(b.data, t.raw_data(), t.byte_size());
   }
 }
 

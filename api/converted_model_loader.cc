@@ -14,12 +14,18 @@
 #include "kiln/model.h"
 #include "kiln/version.h"
 #include "runtime/converted_graph.h"
-#include "runtime/converted_model_loader.h"
-#include "runtime/signature_io.h"
-#include "convert/summary.h"
+#include "api/converted_model_loader.h"
+#include "api/signature_io.h"
+#include "api/summary.h"
 
-namespace kiln::runtime {
+namespace kiln::api {
 namespace {
+
+using runtime::ConvertedGraph;
+using runtime::EngineNodeRuntime;
+using runtime::LogFn;
+using runtime::EngineSettings;
+using runtime::EngineStats;
 
 class ConvertedSignature final : public Signature {
  public:
@@ -36,8 +42,18 @@ class ConvertedSignature final : public Signature {
     const EngineStats& s = runner_->stats();
     return {s.engines_built.load(), s.engines_loaded.load(), s.engine_runs.load(), s.native_runs.load()};
   }
-  std::map<std::string, Tensor> Run(const std::map<std::string, Tensor>& inputs) const override {
-    std::vector<Tensor> outs = runner_->Run(BindInputs(key_, inputs_, inputs));
+  std::map<std::string, Tensor> Run(const std::map<std::string, Tensor>& inputs) const override { return RunInto(inputs, {}); }
+
+ protected:
+  std::map<std::string, Tensor> RunInto(const std::map<std::string, Tensor>& inputs,
+                                        const std::map<std::string, std::shared_ptr<Buffer>>& output_buffers) const override {
+    std::vector<std::shared_ptr<Buffer>> buffers;
+    if (!output_buffers.empty())
+      for (const TensorSpec& spec : outputs_) {
+        auto it = output_buffers.find(spec.name);
+        buffers.push_back(it == output_buffers.end() ? nullptr : it->second);
+      }
+    std::vector<Tensor> outs = runner_->Run(BindInputs(key_, inputs_, inputs), buffers);
     std::map<std::string, Tensor> named;
     for (size_t i = 0; i < outs.size(); ++i) named[outputs_[i].name] = std::move(outs[i]);
     return named;
@@ -170,7 +186,7 @@ std::unique_ptr<Model> LoadConvertedModel(const std::string& dir, const LoadOpti
 
 std::string ConvertedModelSummary(const std::string& dir, const LoadOptions& options, int line_length, bool detailed) {
   LoadedParts parts = LoadParts(dir, options);
-  convert::ConversionCounts counts;
+  api::ConversionCounts counts;
   counts.converted = JsonOr<int>(parts.conversion, "ops_converted", 0);
   counts.total = JsonOr<int>(parts.conversion, "ops_total", 0);
   std::vector<convert::Rejection> rejections;
@@ -178,7 +194,7 @@ std::string ConvertedModelSummary(const std::string& dir, const LoadOptions& opt
     for (const auto& r : *it)
       rejections.push_back({r.value("node", ""), r.value("op", ""), r.value("source_op", ""), r.value("reason", "")});
   const Precision requested = ParsePrecision(JsonOr<std::string>(parts.conversion, "precision_mode", "FP32"));
-  return convert::FormatSummary(*parts.runner, counts, rejections, requested, line_length, detailed);
+  return api::FormatSummary(*parts.runner, counts, rejections, requested, line_length, detailed);
 }
 
-}  // namespace kiln::runtime
+}  // namespace kiln::api

@@ -6,7 +6,7 @@
 #include "convert/converted_model.h"
 #include "kiln/model.h"
 
-namespace kiln::runtime {
+namespace kiln::api {
 
 // A converted SavedModel directory (convert::ReadConvertedModel) or a .kiln file
 // (convert::ReadKilnFile, chosen when convert::IsKilnFile(path)), read into the same struct.
@@ -20,4 +20,4 @@ std::unique_ptr<Model> LoadConvertedModel(const std::string& dir, const LoadOpti
 // The converter's summary of a converted SavedModel or .kiln file (engines as loaded from its engine files).
 std::string ConvertedModelSummary(const std::string& dir, const LoadOptions& options, int line_length, bool detailed);
 
-}  // namespace kiln::runtime
+}  // namespace kiln::api

@@ -16,17 +16,14 @@
 #include "convert/report.h"
 #include "convert/segment_rewrite.h"
 #include "convert/segmenter.h"
-#include "convert/summary.h"
-#include "frontend/onnx/graph_builder.h"
-#include "frontend/onnx/onnx_model.h"
-#include "frontend/tf/graph_builder.h"
-#include "frontend/tf/saved_model.h"
+#include "api/summary.h"
+#include "api/model_format.h"
 #include "ir/passes/pass.h"
 #include "kiln/half.h"
 #include "kiln/version.h"
 #include "runtime/converted_graph.h"
-#include "runtime/pipeline.h"
-#include "runtime/signature_io.h"
+#include "api/import_pipeline.h"
+#include "api/signature_io.h"
 
 namespace kiln {
 namespace {
@@ -41,10 +38,12 @@ tfproto::TensorInfo TensorInfoOf(const TensorSpec& spec) {
   return info;
 }
 
-// A serving SignatureDef for a model that has none (ONNX): keys are the graph's input and output names.
-tfproto::SignatureDef SignatureFromSpecs(const std::vector<TensorSpec>& inputs, const std::vector<TensorSpec>& outputs) {
+// The SignatureDef a converted SavedModel is saved with: keys are the signature's input and output
+// names (the graph's), tensor names are rewritten to the converted graph's on write.
+tfproto::SignatureDef SignatureFromSpecs(const std::vector<TensorSpec>& inputs, const std::vector<TensorSpec>& outputs,
+                                         const std::string& method_name) {
   tfproto::SignatureDef sig;
-  sig.set_method_name("tensorflow/serving/predict");
+  sig.set_method_name(method_name);
   for (const TensorSpec& s : inputs) (*sig.mutable_inputs())[s.name] = TensorInfoOf(s);
   for (const TensorSpec& s : outputs) (*sig.mutable_outputs())[s.name] = TensorInfoOf(s);
   return sig;
@@ -60,14 +59,13 @@ struct Converter::Impl {
   Precision precision = Precision::kFP32;
   ProfileStrategy strategy = ProfileStrategy::kRange;
 
-  tf::SavedModelBundle bundle;
-  tfproto::SignatureDef signature;  // the source signature (synthesized for ONNX models)
+  tfproto::SignatureDef signature;  // what the converted SavedModel's signature says
   std::shared_ptr<const backend::Backend> backend;
   std::shared_ptr<ir::Graph> graph;  // the converted graph
   std::vector<TensorSpec> input_specs, output_specs;
   std::unique_ptr<runtime::ConvertedGraph> runner;
   std::vector<convert::Rejection> rejections;
-  convert::ConversionCounts counts;
+  api::ConversionCounts counts;
   bool converted = false;
   bool built = false;
 
@@ -111,23 +109,13 @@ void Converter::convert(const InputFn& calibration_input_fn) {
                                                          "calibration is only used for INT8",
                                                          PrecisionName(m.precision)));
   const auto start = std::chrono::steady_clock::now();
-  ir::Graph imported;
-  if (onnxfe::IsOnnxFile(m.dir)) {
-    // ONNX has no signatures or tags: its one graph is saved as the signature under
-    // signature_key ("serving_default" by default), with the ONNX input/output names.
-    imported = onnxfe::ImportOnnxFile(m.dir);
-  } else {
-    m.bundle = tf::LoadSavedModel(m.dir, m.tags);
-    m.signature = tf::FindSignature(m.bundle, m.signature_key);
-    tf::VariableReader variables(m.dir);
-    tf::GraphBuilder builder(m.bundle, variables);
-    imported = builder.ImportSignature(m.signature_key);
-  }
-  runtime::OptimizeImportedGraph(imported, /*verify=*/true);
+  frontend::ImportedSignature source = api::OpenSource(m.dir, m.tags)->Import(m.signature_key);
+  ir::Graph imported = std::move(source.graph);
+  api::OptimizeImportedGraph(imported, /*verify=*/true);
   m.graph = std::make_shared<ir::Graph>(std::move(imported));
-  m.input_specs = runtime::SpecsOf(*m.graph, m.graph->inputs(), m.graph->input_names());
-  m.output_specs = runtime::SpecsOf(*m.graph, m.graph->outputs(), m.graph->output_names());
-  if (onnxfe::IsOnnxFile(m.dir)) m.signature = SignatureFromSpecs(m.input_specs, m.output_specs);
+  m.input_specs = api::SpecsOf(*m.graph, m.graph->inputs(), m.graph->input_names());
+  m.output_specs = api::SpecsOf(*m.graph, m.graph->outputs(), m.graph->output_names());
+  m.signature = SignatureFromSpecs(m.input_specs, m.output_specs, source.method_name);
 
   convert::SegmenterOptions options;
   options.minimum_segment_size = m.params.minimum_segment_size;
@@ -135,7 +123,7 @@ void Converter::convert(const InputFn& calibration_input_fn) {
   const backend::Backend& backend = *m.backend;
   options.unsupported = [&backend](const ir::Graph& g, const ir::Node& n) { return backend.Unsupported(g, n); };
   convert::SegmentationResult result = convert::FindSegments(*m.graph, options);
-  m.counts = convert::CountConversion(*m.graph, result);
+  m.counts = api::CountConversion(*m.graph, result);
   m.rejections = std::move(result.rejections);
   convert::ReplaceSegments(*m.graph, result.segments);
   ir::Verify(*m.graph);
@@ -161,10 +149,10 @@ void Converter::build(const InputFn& input_fn) {
     if (inputs->size() != m.input_specs.size())
       throw Error(ErrorCode::kInvalidArgument,
                   fmt::format("input_fn set {} has {} tensors; the signature takes {} (in this order: {})", sets,
-                              inputs->size(), m.input_specs.size(), convert::SpecNames(m.input_specs)));
+                              inputs->size(), m.input_specs.size(), api::SpecNames(m.input_specs)));
     std::map<std::string, Tensor> named;
     for (size_t i = 0; i < inputs->size(); ++i) named[m.input_specs[i].name] = (*inputs)[i];
-    std::vector<Tensor> ordered = runtime::BindInputs(m.signature_key, m.input_specs, named);
+    std::vector<Tensor> ordered = api::BindInputs(m.signature_key, m.input_specs, named);
     m.runner->RunRecordingShapes(std::move(ordered), shapes);
   }
   if (sets == 0) throw Error(ErrorCode::kInvalidArgument, "build(): input_fn yielded no input sets");
@@ -212,7 +200,7 @@ void CheckShapeProfile(const InputShapeProfile& profile, size_t index, const std
     const TensorSpec* spec = nullptr;
     for (const TensorSpec& s : specs)
       if (s.name == name) spec = &s;
-    if (!spec) fail(name, fmt::format("the signature has no input of that name (its inputs: {})", convert::SpecNames(specs)));
+    if (!spec) fail(name, fmt::format("the signature has no input of that name (its inputs: {})", api::SpecNames(specs)));
     const std::pair<const char*, const Shape*> shapes[] = {{"min", &range.min}, {"opt", &range.opt}, {"max", &range.max}};
     for (const auto& [which, shape] : shapes) {
       if (shape->size() != range.min.size())
@@ -317,7 +305,7 @@ void Converter::build_profiles(const std::vector<InputShapeProfile>& profiles) {
         described.push_back(fmt::format("{}:{}", spec.name, ShapeToString(shape)));
       }
       const auto start = std::chrono::steady_clock::now();
-      m.runner->RunRecordingShapes(runtime::BindInputs(m.signature_key, m.input_specs, named), seen[k]);
+      m.runner->RunRecordingShapes(api::BindInputs(m.signature_key, m.input_specs, named), seen[k]);
       std::string which = kWhich[k];
       for (int j = k + 1; j < 3; ++j) {
         bool equal = true;
@@ -427,7 +415,7 @@ void Converter::save_kiln_file(const std::string& path, bool save_gpu_specific_e
 std::string Converter::summary(int line_length, bool detailed) const {
   const Impl& m = *impl_;
   if (!m.converted) throw Error(ErrorCode::kFailedPrecondition, "summary() needs convert() first");
-  return convert::FormatSummary(*m.runner, m.counts, m.rejections, m.precision, line_length, detailed);
+  return api::FormatSummary(*m.runner, m.counts, m.rejections, m.precision, line_length, detailed);
 }
 
 std::string Converter::non_conversion_report_csv() const {

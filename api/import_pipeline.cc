@@ -1,9 +1,9 @@
-#include "runtime/pipeline.h"
+#include "api/import_pipeline.h"
 
 #include "backend/reference/kernel.h"
 #include "ir/passes/pass.h"
 
-namespace kiln::runtime {
+namespace kiln::api {
 
 void OptimizeImportedGraph(ir::Graph& graph, bool verify) {
   ir::PassPipeline pipeline;
@@ -17,4 +17,4 @@ void OptimizeImportedGraph(ir::Graph& graph, bool verify) {
   pipeline.Run(graph, options);
 }
 
-}  // namespace kiln::runtime
+}  // namespace kiln::api

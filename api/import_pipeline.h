@@ -3,10 +3,10 @@
 
 #include "ir/graph.h"
 
-namespace kiln::runtime {
+namespace kiln::api {
 
 // Identity elimination, constant folding (with the reference kernels), dead-code elimination;
 // the verifier after each pass when `verify`.
 void OptimizeImportedGraph(ir::Graph& graph, bool verify);
 
-}  // namespace kiln::runtime
+}  // namespace kiln::api

@@ -1,22 +1,17 @@
-// LoadModel: a SavedModel whose signatures are imported into the IR on first use, optimized
-// by the pass pipeline and run by the reference executor.
+// LoadModel: a source model (through its frontend) whose signatures are imported into the IR on
+// first use, optimized by the pass pipeline and run by the reference executor; or a converted
+// model (converted SavedModel, .kiln file) with its engines.
 #include <mutex>
 
 #include <fmt/format.h>
 
-#include "backend/reference/kernel.h"
-#include "frontend/onnx/graph_builder.h"
-#include "frontend/onnx/onnx_model.h"
-#include "frontend/tf/graph_builder.h"
-#include "frontend/tf/saved_model.h"
-#include "ir/passes/pass.h"
+#include "api/converted_model_loader.h"
+#include "api/import_pipeline.h"
+#include "api/model_format.h"
+#include "api/signature_io.h"
+#include "frontend/frontend.h"
 #include "kiln/model.h"
-#include "convert/converted_model.h"
-#include "convert/kiln_file.h"
-#include "runtime/converted_model_loader.h"
 #include "runtime/executor.h"
-#include "runtime/pipeline.h"
-#include "runtime/signature_io.h"
 
 namespace kiln {
 
@@ -27,8 +22,10 @@ std::string TensorSpec::ShapeString() const {
   return fmt::format("[{}]", fmt::join(parts, ","));
 }
 
-namespace runtime {
+namespace api {
 namespace {
+
+using runtime::ReferenceExecutor;
 
 class SavedModelSignature final : public Signature {
  public:
@@ -60,47 +57,22 @@ class SavedModelSignature final : public Signature {
   std::unique_ptr<ReferenceExecutor> executor_;
 };
 
-// An ONNX model: one signature, "serving_default", imported at load time (ONNX has no
-// signatures; its graph inputs and outputs keep their ONNX names and order).
-class OnnxModelFile final : public Model {
+// A source model (SavedModel, ONNX): signatures imported through its frontend on first use.
+class SourceModel final : public Model {
  public:
-  OnnxModelFile(std::string path, const LoadOptions& options) : path_(std::move(path)) {
-    ir::Graph graph = onnxfe::ImportOnnxFile(path_);
-    OptimizeImportedGraph(graph, options.verify_ir);
-    signature_ = std::make_unique<SavedModelSignature>(kOnnxSignatureKey, std::move(graph));
-  }
-  const std::string& dir() const override { return path_; }
-  std::vector<std::string> signature_keys() const override { return {kOnnxSignatureKey}; }
-  const Signature& signature(const std::string& key) const override {
-    if (key != kOnnxSignatureKey)
-      throw Error(ErrorCode::kNotFound, fmt::format("ONNX model '{}' has no signature '{}'; its only signature is '{}'",
-                                                    path_, key, kOnnxSignatureKey));
-    return *signature_;
-  }
+  SourceModel(std::unique_ptr<frontend::ModelSource> source, const LoadOptions& options)
+      : options_(options), source_(std::move(source)) {}
 
- private:
-  static constexpr char kOnnxSignatureKey[] = "serving_default";
-  std::string path_;
-  std::unique_ptr<Signature> signature_;
-};
-
-class SavedModel final : public Model {
- public:
-  SavedModel(std::string dir, const LoadOptions& options)
-      : options_(options), bundle_(tf::LoadSavedModel(dir, options.tags)), variables_(dir) {}
-
-  const std::string& dir() const override { return bundle_.dir; }
-  std::vector<std::string> signature_keys() const override { return tf::SignatureKeys(bundle_); }
+  const std::string& dir() const override { return source_->path(); }
+  std::vector<std::string> signature_keys() const override { return source_->signature_keys(); }
 
   const Signature& signature(const std::string& key) const override {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = signatures_.find(key);
     if (it != signatures_.end()) return *it->second;
-    tf::FindSignature(bundle_, key);  // kNotFound listing the keys
-    tf::GraphBuilder builder(bundle_, variables_);
-    ir::Graph graph = builder.ImportSignature(key);
-    OptimizeImportedGraph(graph, options_.verify_ir);
-    auto sig = std::make_unique<SavedModelSignature>(key, std::move(graph));
+    frontend::ImportedSignature imported = source_->Import(key);  // kNotFound listing the keys
+    OptimizeImportedGraph(imported.graph, options_.verify_ir);
+    auto sig = std::make_unique<SavedModelSignature>(key, std::move(imported.graph));
     const Signature& ref = *sig;
     signatures_[key] = std::move(sig);
     return ref;
@@ -108,20 +80,20 @@ class SavedModel final : public Model {
 
  private:
   LoadOptions options_;
-  tf::SavedModelBundle bundle_;
-  mutable tf::VariableReader variables_;
+  std::unique_ptr<frontend::ModelSource> source_;
   mutable std::mutex mutex_;
   mutable std::map<std::string, std::unique_ptr<Signature>> signatures_;
 };
 
 }  // namespace
-}  // namespace runtime
+}  // namespace api
 
 std::unique_ptr<Model> LoadModel(const std::string& dir, const LoadOptions& options) {
-  if (onnxfe::IsOnnxFile(dir)) return std::make_unique<runtime::OnnxModelFile>(dir, options);
-  if (convert::IsConvertedModel(dir)) return runtime::LoadConvertedModel(dir, options);
-  if (convert::IsKilnFile(dir)) return runtime::LoadConvertedModel(dir, options);  // by magic bytes, or the .kiln extension
-  return std::make_unique<runtime::SavedModel>(dir, options);
+  const api::DetectedModel detected = api::DetectModel(dir);
+  if (detected.format != api::ModelFormat::kSource) return api::LoadConvertedModel(dir, options);
+  frontend::OpenOptions open;
+  open.tags = options.tags;
+  return std::make_unique<api::SourceModel>(detected.frontend->Open(dir, open), options);
 }
 
 }  // namespace kiln

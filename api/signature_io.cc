@@ -1,8 +1,8 @@
-#include "runtime/signature_io.h"
+#include "api/signature_io.h"
 
 #include <fmt/format.h>
 
-namespace kiln::runtime {
+namespace kiln::api {
 
 std::vector<TensorSpec> SpecsOf(const ir::Graph& graph, const std::vector<ir::ValueId>& values,
                                 const std::vector<std::string>& names) {
@@ -60,4 +60,4 @@ std::vector<Tensor> BindInputs(const std::string& signature_key, const std::vect
   return ordered;
 }
 
-}  // namespace kiln::runtime
+}  // namespace kiln::api

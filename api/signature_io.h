@@ -8,7 +8,7 @@
 #include "ir/graph.h"
 #include "kiln/model.h"
 
-namespace kiln::runtime {
+namespace kiln::api {
 
 std::vector<TensorSpec> SpecsOf(const ir::Graph& graph, const std::vector<ir::ValueId>& values,
                                 const std::vector<std::string>& names);
@@ -18,4 +18,4 @@ std::vector<TensorSpec> SpecsOf(const ir::Graph& graph, const std::vector<ir::Va
 std::vector<Tensor> BindInputs(const std::string& signature_key, const std::vector<TensorSpec>& specs,
                                const std::map<std::string, Tensor>& inputs);
 
-}  // namespace kiln::runtime
+}  // namespace kiln::api

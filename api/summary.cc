@@ -1,4 +1,4 @@
-#include "convert/summary.h"
+#include "api/summary.h"
 
 #include <algorithm>
 #include <map>
@@ -8,7 +8,9 @@
 #include "convert/profiles.h"
 #include "convert/report.h"
 
-namespace kiln::convert {
+namespace kiln::api {
+
+using convert::NonConversionReport;
 namespace {
 
 bool IsEffective(const ir::Node& node) { return node.op != "Constant" && node.op != "Identity"; }
@@ -133,4 +135,4 @@ std::string FormatSummary(const runtime::ConvertedGraph& graph, const Conversion
   return out;
 }
 
-}  // namespace kiln::convert
+}  // namespace kiln::api

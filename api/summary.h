@@ -10,7 +10,11 @@
 #include "kiln/precision.h"
 #include "runtime/converted_graph.h"
 
-namespace kiln::convert {
+namespace kiln::api {
+
+using convert::Rejection;
+using convert::Segment;
+using convert::SegmentationResult;
 
 // Ops converted: effective nodes (not Constant, not Identity) placed in engines, of all
 // effective nodes of the optimized graph.
@@ -29,4 +33,4 @@ std::string SpecNames(const std::vector<TensorSpec>& specs);  // "'a', 'b'"
 std::string FormatSummary(const runtime::ConvertedGraph& graph, const ConversionCounts& counts,
                           const std::vector<Rejection>& rejections, Precision requested, int line_length, bool detailed);
 
-}  // namespace kiln::convert
+}  // namespace kiln::api

@@ -1,9 +1,11 @@
 // The engine backend interface. A backend says which IR nodes it supports, compiles a segment
 // (an IR subgraph) for an optimization profile into an Engine, and serializes / deserializes
-// engines. CPU is the first backend; CUDA implements the same interface (device buffers,
-// streams and async copies live behind Engine::Execute).
+// engines. Engines read inputs and write caller-owned outputs on their backend's device, in
+// the order of a Stream; the runtime moves tensors between devices with the backend's
+// DeviceServices. Backends register themselves by name (RegisterBackend).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -11,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "backend/device.h"
 #include "ir/graph.h"
 #include "kiln/precision.h"
 #include "kiln/tensor.h"
@@ -47,9 +50,21 @@ class Engine {
   virtual Precision precision() const = 0;
   // Why the requested precision was not honoured; empty when it was.
   virtual std::string precision_note() const = 0;
-  // Runs the engine. Inputs must be covered by profile(). Thread-safe: concurrent calls use
-  // separate execution contexts.
-  virtual std::vector<Tensor> Execute(std::span<const Tensor> inputs) const = 0;
+  // The device whose memory the engine reads its inputs from and writes its outputs to.
+  virtual Device device() const { return {}; }
+  // One dtype per segment output.
+  virtual std::vector<DType> output_dtypes() const = 0;
+  // The output shapes for input shapes covered by profile(); kInvalidArgument for shapes the
+  // profile does not cover or that do not fit the segment.
+  virtual std::vector<Shape> OutputShapes(std::span<const Shape> input_shapes) const = 0;
+  // Queues the engine on `stream` (a stream of device()): reads `inputs`, writes `outputs`,
+  // which the caller owns and allocated on device() with output_dtypes() and the shapes
+  // OutputShapes gives. Outputs must not overlap inputs or each other. Inputs and outputs must
+  // stay alive until the stream is synchronized. Thread-safe: concurrent calls use separate
+  // execution contexts.
+  virtual void Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outputs, Stream& stream) const = 0;
+  // Allocates the outputs with `services` (the engine's device) and runs synchronously.
+  std::vector<Tensor> Execute(std::span<const Tensor> inputs, const DeviceServices& services = HostServices()) const;
   // Backend-specific payload (the engine file header is added by convert/engine_file).
   virtual std::string Serialize() const = 0;
 };
@@ -68,9 +83,18 @@ class Backend {
   // kDataLoss / kInvalidArgument for a payload this backend cannot load.
   virtual std::unique_ptr<Engine> Deserialize(const ir::Graph& segment, const Profile& profile,
                                               const CompileOptions& options, std::string_view payload) const = 0;
+  // The services of the device the engines run on (the host's unless overridden).
+  virtual const DeviceServices& device_services() const { return HostServices(); }
 };
 
-// The backend for a device name ("cpu"; "cuda" once it exists). kInvalidArgument otherwise.
+using BackendFactory = std::function<std::unique_ptr<Backend>()>;
+
+// Called once per backend from a static initialiser in the backend's library.
+void RegisterBackend(std::string name, BackendFactory factory);
+// The registered backends' names, sorted.
+std::vector<std::string> BackendNames();
+// The backend registered under `device` ("cpu", ...). kInvalidArgument naming the registered
+// backends otherwise.
 std::unique_ptr<Backend> MakeBackend(std::string_view device);
 
 }  // namespace kiln::backend

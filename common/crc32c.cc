@@ -1,4 +1,4 @@
-#include "frontend/tf/crc32c.h"
+#include "common/crc32c.h"
 
 #include <array>
 #include <cstring>
@@ -7,7 +7,7 @@
 #include <nmmintrin.h>
 #endif
 
-namespace kiln::tf::crc32c {
+namespace kiln::crc32c {
 namespace {
 
 constexpr uint32_t kPoly = 0x82F63B78u;  // reflected Castagnoli polynomial
@@ -129,4 +129,4 @@ uint32_t Extend(uint32_t crc, const void* data, size_t n) {
   return ExtendTable(crc ^ 0xffffffffu, p, n) ^ 0xffffffffu;
 }
 
-}  // namespace kiln::tf::crc32c
+}  // namespace kiln::crc32c

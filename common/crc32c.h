@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string_view>
 
-namespace kiln::tf::crc32c {
+namespace kiln::crc32c {
 
 // Returns the CRC32C of concat(A, data[0, n)) where `crc` is the CRC32C of some string A.
 // Extend(0, data, n) is the CRC32C of data. Uses the SSE4.2 crc32 instruction when the CPU
@@ -29,4 +29,4 @@ inline uint32_t Unmask(uint32_t masked) {
   return (rot >> 17) | (rot << 15);
 }
 
-}  // namespace kiln::tf::crc32c
+}  // namespace kiln::crc32c

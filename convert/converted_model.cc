@@ -17,7 +17,7 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
 #include "convert/engine_file.h"
-#include "frontend/tf/ir_codec.h"
+#include "convert/ir_codec.h"
 
 namespace kiln::convert {
 namespace {
@@ -177,12 +177,12 @@ void WriteConvertedModel(const std::string& dir, const ConvertedModel& model) {
   tfproto::MetaInfoDef* info = meta->mutable_meta_info_def();
   info->set_meta_graph_version(kConvertedMetaGraphVersion);
   for (const std::string& tag : model.tags) info->add_tags(tag);
-  *meta->mutable_graph_def() = tf::EncodeIrGraph(model.graph);
+  *meta->mutable_graph_def() = convert::EncodeIrGraph(model.graph);
   if (!model.signature_key.empty()) {
     tfproto::SignatureDef& sig = (*meta->mutable_signature_def())[model.signature_key];
     sig = model.signature;
-    RewriteNames(*sig.mutable_inputs(), model.graph.input_names(), tf::EncodedInputTensors(meta->graph_def()), "input");
-    RewriteNames(*sig.mutable_outputs(), model.graph.output_names(), tf::EncodedOutputTensors(meta->graph_def()), "output");
+    RewriteNames(*sig.mutable_inputs(), model.graph.input_names(), convert::EncodedInputTensors(meta->graph_def()), "input");
+    RewriteNames(*sig.mutable_outputs(), model.graph.output_names(), convert::EncodedOutputTensors(meta->graph_def()), "output");
   }
   const std::string pb_bytes = Serialize(saved, pb_path);
 
@@ -260,7 +260,7 @@ ConvertedModel ReadConvertedModel(const std::string& dir) {
     model.signature = meta.signature_def().begin()->second;
   }
   try {
-    model.graph = tf::DecodeIrGraph(meta.graph_def());
+    model.graph = convert::DecodeIrGraph(meta.graph_def());
   } catch (const Error& e) {
     throw Error(e.code(), fmt::format("{}: {}", pb_path.string(), e.what()));
   }

@@ -4,7 +4,7 @@
 //   saved_model.pb                      a SavedModel (schema version 1) with one MetaGraphDef:
 //                                       the original tags; meta_info_def.meta_graph_version
 //                                       "kiln-converted-1" (the marker); tensorflow_version empty;
-//                                       graph_def = tf::EncodeIrGraph(graph); the signature under
+//                                       graph_def = convert::EncodeIrGraph(graph); the signature under
 //                                       its key, each TensorInfo `name` rewritten to the encoded
 //                                       graph's tensor: inputs "<placeholder>:0", outputs the
 //                                       tensor the graph output reads ("<node>:<i>"), matched to
@@ -25,7 +25,7 @@
 #include <string>
 #include <vector>
 
-#include "frontend/tf/proto/tf.pb.h"
+#include "common/proto/tf.pb.h"
 #include "ir/graph.h"
 
 namespace kiln::convert {

@@ -8,13 +8,12 @@
 #include <nlohmann/json.hpp>
 
 #include "convert/byte_io.h"
-#include "frontend/tf/crc32c.h"
+#include "common/crc32c.h"
 
 namespace kiln::convert {
 namespace {
 
 using nlohmann::json;
-namespace crc32c = tf::crc32c;
 
 constexpr size_t kMagicSize = sizeof(kEngineFileMagic);
 constexpr size_t kPrefixSize = kMagicSize + 4 + 4;  // magic, version, header length

@@ -1,5 +1,5 @@
 // IR <-> GraphDef codec (the encoding is described in ir_codec.h).
-#include "frontend/tf/ir_codec.h"
+#include "convert/ir_codec.h"
 
 #include <algorithm>
 #include <cstring>
@@ -13,9 +13,9 @@
 
 #include <fmt/format.h>
 
-#include "frontend/tf/importer.h"
+#include "common/proto/tensor_proto.h"
 
-namespace kiln::tf {
+namespace kiln::convert {
 namespace {
 
 using google::protobuf::RepeatedPtrField;
@@ -783,4 +783,4 @@ std::vector<std::string> EncodedOutputTensors(const tfproto::GraphDef& graph_def
   });
 }
 
-}  // namespace kiln::tf
+}  // namespace kiln::convert

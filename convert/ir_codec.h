@@ -46,10 +46,10 @@
 #include <string>
 #include <vector>
 
-#include "frontend/tf/proto/tf.pb.h"
+#include "common/proto/tf.pb.h"
 #include "ir/graph.h"
 
-namespace kiln::tf {
+namespace kiln::convert {
 
 inline constexpr char kEngineNodeDefOp[] = "KilnEngineOp";
 inline constexpr char kOutputNodeDefOp[] = "KilnOutput";
@@ -72,4 +72,4 @@ ir::Graph DecodeIrGraph(const tfproto::GraphDef& graph_def);
 std::vector<std::string> EncodedInputTensors(const tfproto::GraphDef& graph_def);
 std::vector<std::string> EncodedOutputTensors(const tfproto::GraphDef& graph_def);
 
-}  // namespace kiln::tf
+}  // namespace kiln::convert

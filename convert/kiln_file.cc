@@ -16,15 +16,14 @@
 #include <nlohmann/json.hpp>
 
 #include "convert/byte_io.h"
-#include "frontend/tf/crc32c.h"
-#include "frontend/tf/ir_codec.h"
+#include "common/crc32c.h"
+#include "convert/ir_codec.h"
 #include "kiln/version.h"
 
 namespace kiln::convert {
 namespace {
 
 using nlohmann::json;
-namespace crc32c = tf::crc32c;
 namespace fs = std::filesystem;
 
 constexpr size_t kMagicSize = sizeof(kKilnFileMagic);
@@ -115,7 +114,7 @@ std::string SectionName(const json& section, size_t i) {
 }  // namespace
 
 std::string EncodeKilnFile(const ConvertedModel& model) {
-  const tfproto::GraphDef graph_def = tf::EncodeIrGraph(model.graph);
+  const tfproto::GraphDef graph_def = convert::EncodeIrGraph(model.graph);
   json signature = {{"key", model.signature_key}, {"inputs", json::array()}, {"outputs", json::array()}};
   if (!model.signature_key.empty()) {
     signature["inputs"] = TensorInfosToJson(model.signature.inputs(), model.graph.input_names(), "input");
@@ -239,7 +238,7 @@ ConvertedModel DecodeKilnFile(std::string_view bytes, const std::string& what) {
       Corrupt(what, ".kiln file graph section does not parse as a GraphDef");
   }
   try {
-    model.graph = tf::DecodeIrGraph(graph_def);
+    model.graph = convert::DecodeIrGraph(graph_def);
   } catch (const Error& e) {
     throw Error(e.code(), fmt::format("{}: graph section: {}", what, e.what()));
   }
@@ -248,9 +247,9 @@ ConvertedModel DecodeKilnFile(std::string_view bytes, const std::string& what) {
     const json& sig = header.at("signature");
     model.signature_key = sig.at("key").get<std::string>();
     if (!model.signature_key.empty()) {
-      TensorInfosFromJson(sig.at("inputs"), model.graph.input_names(), tf::EncodedInputTensors(graph_def),
+      TensorInfosFromJson(sig.at("inputs"), model.graph.input_names(), convert::EncodedInputTensors(graph_def),
                           *model.signature.mutable_inputs(), what, "input");
-      TensorInfosFromJson(sig.at("outputs"), model.graph.output_names(), tf::EncodedOutputTensors(graph_def),
+      TensorInfosFromJson(sig.at("outputs"), model.graph.output_names(), convert::EncodedOutputTensors(graph_def),
                           *model.signature.mutable_outputs(), what, "output");
     }
   } catch (const json::exception& e) {

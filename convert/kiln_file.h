@@ -28,7 +28,7 @@
 //                 {"kind": "engine", "engine": "<engine node name>", "index": i, "size": N}, ...]}
 //   Section kinds (exactly one "graph" and one "conversion"; any number of "engine"):
 //     graph       the converted graph: a GraphDef (binary protobuf, deterministic) from
-//                 tf::EncodeIrGraph (frontend/tf/ir_codec.h)
+//                 convert::EncodeIrGraph (convert/ir_codec.h)
 //     conversion  conversion.json, verbatim (parameters and the non-conversion report)
 //     engine      one engine file (convert/engine_file.h: its own versioned, checksummed header),
 //                 verbatim; "index" orders the engine files of one engine node (0, 1, ...)

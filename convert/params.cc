@@ -1,4 +1,5 @@
 // ConversionParams::Validate: one rule per invalid value or combination, checked in field order.
+#include <algorithm>
 #include <cctype>
 #include <optional>
 #include <string>
@@ -6,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "backend/backend.h"
 #include "kiln/converter.h"
 #include "kiln/error.h"
 #include "kiln/precision.h"
@@ -75,13 +77,14 @@ Problem CheckMaxBatchSize(const ConversionParams& p) {
 }
 
 Problem CheckDevice(const ConversionParams& p) {
-  if (p.device == "cpu") return std::nullopt;
+  const std::vector<std::string> names = backend::BackendNames();
+  if (std::find(names.begin(), names.end(), p.device) != names.end()) return std::nullopt;
   std::string lower = p.device;
   for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (lower.starts_with("cuda") || lower.starts_with("gpu"))
-    return fmt::format("device '{}': the CUDA backend is not available yet in this Kiln version; use 'cpu'",
-                       p.device);
-  return fmt::format("device '{}' is not one of cpu", p.device);
+    return fmt::format("device '{}': this build of Kiln has no CUDA engine backend; use one of {}", p.device,
+                       fmt::join(names, ", "));
+  return fmt::format("device '{}' is not one of {}", p.device, fmt::join(names, ", "));
 }
 
 // In ConversionParams field order, so the first problem reported is the first field at fault.

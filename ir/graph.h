@@ -50,6 +50,7 @@ struct Value {
   NodeId producer = kNoNode;  // kNoNode for a graph input
   int output_index = 0;
   std::shared_ptr<const Tensor> constant;  // set when the value is a known constant
+  Device device{};                          // where the value lives when the graph runs (placement)
 };
 
 struct Node {

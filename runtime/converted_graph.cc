@@ -4,11 +4,41 @@
 
 #include <fmt/format.h>
 
+#include "convert/placement.h"
+
 namespace kiln::runtime {
+namespace {
+
+std::shared_ptr<const ir::Graph> Placed(const std::shared_ptr<const ir::Graph>& graph, Device device) {
+  if (device.kind == DeviceKind::kCpu) return graph;  // every value on the host: nothing to insert
+  auto placed = std::make_shared<ir::Graph>(graph->Clone());
+  convert::PlaceOnDevices(*placed, device);
+  return placed;
+}
+
+// One run's device state: the stream every engine and copy is queued on, and the host tensors
+// queued copies still read (alive until the next synchronization).
+struct RunState {
+  const backend::DeviceServices& services;
+  std::unique_ptr<backend::Stream> stream;
+  std::vector<Tensor> pending_sources;
+
+  explicit RunState(const backend::DeviceServices& s) : services(s), stream(s.CreateStream()) {}
+  void Synchronize() {
+    stream->Synchronize();
+    pending_sources.clear();
+  }
+};
+
+}  // namespace
 
 ConvertedGraph::ConvertedGraph(std::shared_ptr<const ir::Graph> graph, std::shared_ptr<const backend::Backend> backend,
                                EngineSettings settings, LogFn log)
-    : graph_(std::move(graph)), backend_(std::move(backend)), stats_(std::make_unique<EngineStats>()), executor_(graph_) {
+    : graph_(std::move(graph)),
+      placed_(Placed(graph_, backend->device_services().device())),
+      backend_(std::move(backend)),
+      stats_(std::make_unique<EngineStats>()),
+      executor_(placed_) {
   for (ir::NodeId id : graph_->TopologicalOrder()) {
     const ir::Node& node = graph_->node(id);
     if (node.op != "Engine") continue;
@@ -25,13 +55,54 @@ EngineNodeRuntime& ConvertedGraph::engine_node(const std::string& name) const {
   return *it->second;
 }
 
-std::vector<Tensor> ConvertedGraph::Run(std::vector<Tensor> inputs) const {
-  const NodeHook hook = [this](const ir::Node& node, std::span<const Tensor> in, std::vector<Tensor>& out) {
-    if (node.op != "Engine") return false;
-    out = by_node_name_.at(node.name)->Run(in);
-    return true;
+std::vector<Tensor> ConvertedGraph::Run(std::vector<Tensor> inputs, std::span<const std::shared_ptr<Buffer>> output_buffers) const {
+  const ir::Graph& g = *placed_;
+  RunState run(backend_->device_services());
+  // Values that are graph outputs with a caller buffer (the first output naming the value).
+  std::map<ir::ValueId, const std::shared_ptr<Buffer>*> bound;
+  for (size_t i = 0; i < output_buffers.size() && i < g.outputs().size(); ++i)
+    if (output_buffers[i]) bound.try_emplace(g.outputs()[i], &output_buffers[i]);
+  // Memory for a value on `services`' device: its caller buffer when it fits there.
+  auto allocate = [&](ir::ValueId value, const backend::DeviceServices& services, DType dtype, const Shape& shape) {
+    auto it = bound.find(value);
+    if (it != bound.end()) {
+      const std::shared_ptr<Buffer>& buffer = *it->second;
+      if (buffer->device() == services.device() && static_cast<size_t>(NumElements(shape)) * DTypeSize(dtype) <= buffer->size())
+        return Tensor(dtype, shape, buffer);
+    }
+    return services.allocator().AllocateTensor(dtype, shape);
   };
-  return executor_.Run(std::move(inputs), &hook);
+
+  const NodeHook hook = [&](const ir::Node& node, std::span<const Tensor> in, std::vector<Tensor>& out) {
+    if (node.op == "Engine") {
+      EngineNodeRuntime& runtime = *by_node_name_.at(node.name);
+      const OutputAllocator engine_output = [&](size_t i, DType dtype, const Shape& shape) {
+        return allocate(node.outputs[i], run.services, dtype, shape);
+      };
+      out = runtime.Run(in, *run.stream, engine_output);
+      // The native executor reads engine outputs only through MemcpyToHost (which synchronizes)
+      // or, on the host, directly: a host engine's stream is synchronous.
+      return true;
+    }
+    if (node.op == "MemcpyFromHost") {
+      Tensor device = allocate(node.outputs[0], run.services, in[0].dtype(), in[0].shape());
+      run.services.transfer().CopyTensor(in[0], device, *run.stream);
+      run.pending_sources.push_back(in[0]);
+      out = {std::move(device)};
+      return true;
+    }
+    if (node.op == "MemcpyToHost") {
+      Tensor host = allocate(node.outputs[0], backend::HostServices(), in[0].dtype(), in[0].shape());
+      run.services.transfer().CopyTensor(in[0], host, *run.stream);
+      run.Synchronize();  // the host reader runs next
+      out = {std::move(host)};
+      return true;
+    }
+    return false;
+  };
+  std::vector<Tensor> outputs = executor_.Run(std::move(inputs), &hook);
+  run.Synchronize();
+  return outputs;
 }
 
 std::vector<Tensor> ConvertedGraph::RunRecordingShapes(std::vector<Tensor> inputs,
@@ -46,10 +117,12 @@ std::vector<Tensor> ConvertedGraph::RunRecordingShapes(std::vector<Tensor> input
       std::lock_guard<std::mutex> lock(mutex);
       shapes[runtime.name()].push_back(std::move(seen));
     }
-    out = runtime.RunNative(in);
+    out = runtime.RunNativeOnHost(in);
     return true;
   };
-  return executor_.Run(std::move(inputs), &hook);
+  // Recording runs every segment natively, so values never leave the host: the graph as saved
+  // (no copies) runs as it is.
+  return ReferenceExecutor(graph_).Run(std::move(inputs), &hook);
 }
 
 }  // namespace kiln::runtime

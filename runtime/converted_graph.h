@@ -1,8 +1,11 @@
 // A converted graph ready to run: the reference executor for the native parts and one
-// EngineNodeRuntime per engine node.
+// EngineNodeRuntime per engine node. Values live where placement put them (convert/placement):
+// engine outputs on the engine device, native values on the host, with the copies between them
+// run on the run's stream by the backend's DataTransfer.
 #pragma once
 
 #include <map>
+#include <span>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,8 +20,14 @@ class ConvertedGraph {
                  EngineSettings settings, LogFn log);
 
   const ir::Graph& graph() const { return *graph_; }
-  // Runs the graph; engine nodes go through their caches. Thread-safe.
-  std::vector<Tensor> Run(std::vector<Tensor> inputs) const;
+  // The graph as it runs: `graph()` with devices placed and copies inserted.
+  const ir::Graph& placed_graph() const { return *placed_; }
+  // Runs the graph; engine nodes go through their caches. Thread-safe. `output_buffers` (graph
+  // output order, nullptr for none; may be shorter) are caller-owned buffers: an output whose
+  // producer can write into its buffer (it fits, and is on the buffer's device) is computed
+  // there in place, and the returned tensor then views that buffer. Other outputs are returned in
+  // fresh memory; the caller copies them.
+  std::vector<Tensor> Run(std::vector<Tensor> inputs, std::span<const std::shared_ptr<Buffer>> output_buffers = {}) const;
   // Runs every engine node natively and records the input shapes each one saw (for build()).
   std::vector<Tensor> RunRecordingShapes(std::vector<Tensor> inputs,
                                          std::map<std::string, std::vector<std::vector<Shape>>>& shapes) const;
@@ -31,6 +40,7 @@ class ConvertedGraph {
 
  private:
   std::shared_ptr<const ir::Graph> graph_;
+  std::shared_ptr<const ir::Graph> placed_;
   std::shared_ptr<const backend::Backend> backend_;
   std::unique_ptr<EngineStats> stats_;
   ReferenceExecutor executor_;

@@ -36,9 +36,33 @@ void EngineNodeRuntime::LogOnce(const std::string& key, const std::string& messa
   if (log_) log_(message);
 }
 
-std::vector<Tensor> EngineNodeRuntime::RunNative(std::span<const Tensor> inputs) {
+std::vector<Tensor> EngineNodeRuntime::RunNativeOnHost(std::span<const Tensor> inputs) {
   ++stats_.native_runs;
   return native_.Run(std::vector<Tensor>(inputs.begin(), inputs.end()));
+}
+
+std::vector<Tensor> EngineNodeRuntime::RunNative(std::span<const Tensor> inputs, backend::Stream& stream) {
+  const backend::DeviceServices& services = backend_->device_services();
+  if (services.device().kind == DeviceKind::kCpu) return RunNativeOnHost(inputs);
+  std::vector<Tensor> host;
+  for (const Tensor& t : inputs) {
+    if (t.is_host()) {
+      host.push_back(t);
+      continue;
+    }
+    Tensor h = backend::HostServices().allocator().AllocateTensor(t.dtype(), t.shape());
+    services.transfer().CopyTensor(t, h, stream);
+    host.push_back(std::move(h));
+  }
+  stream.Synchronize();
+  std::vector<Tensor> outputs = RunNativeOnHost(host);
+  for (Tensor& t : outputs) {
+    Tensor d = services.allocator().AllocateTensor(t.dtype(), t.shape());
+    services.transfer().CopyTensor(t, d, stream);
+    t = std::move(d);
+  }
+  stream.Synchronize();  // the host outputs die here
+  return outputs;
 }
 
 std::shared_ptr<const backend::Engine> EngineNodeRuntime::Build(const backend::Profile& profile) {
@@ -77,7 +101,8 @@ std::vector<std::shared_ptr<const backend::Engine>> EngineNodeRuntime::Engines()
   return cache_->Engines();
 }
 
-std::vector<Tensor> EngineNodeRuntime::Run(std::span<const Tensor> inputs) {
+std::vector<Tensor> EngineNodeRuntime::Run(std::span<const Tensor> inputs, backend::Stream& stream,
+                                           const OutputAllocator& allocate) {
   std::vector<Shape> shapes;
   for (const Tensor& t : inputs) shapes.push_back(t.shape());
   std::shared_ptr<const backend::Engine> engine;
@@ -91,7 +116,7 @@ std::vector<Tensor> EngineNodeRuntime::Run(std::span<const Tensor> inputs) {
               fmt::format("kiln: engine {}: no cached engine covers input shapes {} and allow_build_at_runtime is "
                           "false; running its native segment",
                           name_, ShapesToString(shapes)));
-      return RunNative(inputs);
+      return RunNative(inputs, stream);
     }
     std::lock_guard<std::mutex> build_lock(build_mutex_);
     {
@@ -102,7 +127,7 @@ std::vector<Tensor> EngineNodeRuntime::Run(std::span<const Tensor> inputs) {
       const backend::Profile profile =
           settings_.use_dynamic_shape ? convert::ExactProfile(shapes) : convert::ImplicitBatchProfile(shapes);
       const std::string key = profile.ToString();
-      if (failed_profiles_.count(key)) return RunNative(inputs);
+      if (failed_profiles_.count(key)) return RunNative(inputs, stream);
       try {
         engine = Build(profile);
       } catch (const Error& e) {
@@ -110,19 +135,24 @@ std::vector<Tensor> EngineNodeRuntime::Run(std::span<const Tensor> inputs) {
         LogOnce("build:" + key, fmt::format("kiln: engine {} failed to build for profile {}: {}; running its native "
                                             "segment for these shapes",
                                             name_, key, e.what()));
-        return RunNative(inputs);
+        return RunNative(inputs, stream);
       }
     }
   }
   try {
-    std::vector<Tensor> outputs = engine->Execute(inputs);
+    const std::vector<Shape> out_shapes = engine->OutputShapes(shapes);
+    const std::vector<DType> dtypes = engine->output_dtypes();
+    std::vector<Tensor> outputs;
+    outputs.reserve(out_shapes.size());
+    for (size_t i = 0; i < out_shapes.size(); ++i) outputs.push_back(allocate(i, dtypes.at(i), out_shapes[i]));
+    engine->Enqueue(inputs, outputs, stream);
     ++stats_.engine_runs;
     return outputs;
   } catch (const Error& e) {
     LogOnce("run:" + engine->profile().ToString(),
             fmt::format("kiln: engine {} (profile {}) failed to run: {}; falling back to its native segment", name_,
                         engine->profile().ToString(), e.what()));
-    return RunNative(inputs);
+    return RunNative(inputs, stream);
   }
 }
 

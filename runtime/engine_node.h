@@ -22,6 +22,10 @@ namespace kiln::runtime {
 
 using LogFn = std::function<void(const std::string&)>;
 
+// Where output `index` of an engine node goes: a tensor of `dtype` and `shape` on the engine's
+// device (a caller's buffer when one is bound to it, else fresh memory).
+using OutputAllocator = std::function<Tensor(size_t index, DType dtype, const Shape& shape)>;
+
 struct EngineSettings {
   backend::CompileOptions compile;
   size_t maximum_cached_engines = 1;
@@ -46,10 +50,17 @@ class EngineNodeRuntime {
   const ir::Graph& segment() const { return *segment_; }
   std::shared_ptr<const ir::Graph> segment_ptr() const { return segment_; }
 
-  // Runs the node: a cached engine covering the input shapes, else a new one (if allowed),
-  // else the native segment. Thread-safe.
-  std::vector<Tensor> Run(std::span<const Tensor> inputs);
-  std::vector<Tensor> RunNative(std::span<const Tensor> inputs);
+  // Runs the node on `stream`: a cached engine covering the input shapes, else a new one (if
+  // allowed), else the native segment. Inputs are on the engine device, and so are the
+  // outputs (the native segment's are copied there). Outputs are complete once the stream is
+  // synchronized. Thread-safe.
+  std::vector<Tensor> Run(std::span<const Tensor> inputs, backend::Stream& stream, const OutputAllocator& allocate);
+  // The native segment on the host; inputs and outputs cross to and from the engine device.
+  std::vector<Tensor> RunNative(std::span<const Tensor> inputs, backend::Stream& stream);
+  // The native segment on host inputs, giving host outputs.
+  std::vector<Tensor> RunNativeOnHost(std::span<const Tensor> inputs);
+  // The device engine inputs and outputs live on.
+  Device device() const { return backend_->device_services().device(); }
 
   // Compiles an engine for `profile` and caches it (counts as built). Throws on failure.
   std::shared_ptr<const backend::Engine> Build(const backend::Profile& profile);

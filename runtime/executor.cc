@@ -45,7 +45,14 @@ std::vector<Tensor> ReferenceExecutor::RunGraph(const ir::Graph& graph, std::vec
     node_inputs.clear();
     for (ir::ValueId in : node.inputs) node_inputs.push_back(values[static_cast<size_t>(in)]);
     std::vector<Tensor> outs;
-    if (!hook || !(*hook)(node, node_inputs, outs)) outs = reference::RunReferenceKernel(node, node_inputs, &run_subgraph);
+    if (!hook || !(*hook)(node, node_inputs, outs)) {
+      for (size_t i = 0; i < node_inputs.size(); ++i)
+        if (node_inputs[i].defined() && !node_inputs[i].is_host())
+          throw Error(ErrorCode::kInternal,
+                      fmt::format("node '{}' ({}) runs on the host but input {} is on {}: placement inserted no copy", node.name,
+                                  node.op, i, node_inputs[i].device().ToString()));
+      outs = reference::RunReferenceKernel(node, node_inputs, &run_subgraph);
+    }
     if (outs.size() != node.outputs.size())
       throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}) produced {} outputs, expected {}", node.name, node.op,
                                                     outs.size(), node.outputs.size()));

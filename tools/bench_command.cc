@@ -22,7 +22,7 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
-#include "convert/converted_model.h"
+#include "api/model_format.h"
 #include "kiln/converter.h"
 #include "kiln/model.h"
 #include "kiln/version.h"
@@ -35,34 +35,6 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 double MsSince(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
-
-enum class Kind { kSavedModel, kConvertedSavedModel, kOnnx, kKilnEngineFile, kOther };
-
-const char* KindName(Kind k) {
-  switch (k) {
-    case Kind::kSavedModel: return "SavedModel";
-    case Kind::kConvertedSavedModel: return "converted SavedModel";
-    case Kind::kOnnx: return "ONNX";
-    case Kind::kKilnEngineFile: return "Kiln engine file";
-    case Kind::kOther: break;
-  }
-  return "unknown";
-}
-
-Kind ModelKind(const std::string& path) {
-  std::error_code ec;
-  if (!fs::exists(path, ec))
-    throw Error(ErrorCode::kNotFound, fmt::format("model '{}' does not exist (expected a SavedModel directory, "
-                                                  "a converted SavedModel, an .onnx or a .kiln file)", path));
-  if (fs::is_directory(path, ec)) {
-    if (convert::IsConvertedModel(path)) return Kind::kConvertedSavedModel;
-    return Kind::kSavedModel;  // LoadModel says what is missing if it is not one
-  }
-  const std::string ext = fs::path(path).extension().string();
-  if (ext == ".onnx") return Kind::kOnnx;
-  if (ext == ".kiln") return Kind::kKilnEngineFile;
-  return Kind::kOther;
-}
 
 // Where the human-readable lines go: stdout, or stderr when stdout carries the JSON.
 struct Printer {
@@ -163,21 +135,20 @@ int Bench(const BenchOptions& options) {
     throw Error(ErrorCode::kInvalidArgument, "--duration must be > 0 seconds");
   if (options.batch_size < 1) throw Error(ErrorCode::kInvalidArgument, "--batch-size must be at least 1");
   const Printer say{options.json};
-  const Kind kind = ModelKind(options.model);
+  const api::DetectedModel kind = api::DetectModel(options.model);
   LoadOptions load;
   load.tags = options.tags.empty() ? std::vector<std::string>{"serve"} : options.tags;
   load.log = [](const std::string& m) { fmt::print(stderr, "{}\n", m); };
 
   // The model is converted first when it is not already (engines for the bench shapes).
-  const bool convert = !options.native && (kind == Kind::kSavedModel || kind == Kind::kOnnx);
+  const bool convert = !options.native && kind.format == api::ModelFormat::kSource;
   nlohmann::json report;
   report["kiln_version"] = KILN_VERSION;
   report["model"] = options.model;
-  report["model_kind"] = KindName(kind);
+  report["model_kind"] = kind.Describe();
   report["signature"] = options.signature_key;
   report["mode"] = convert ? "converted in memory"
-                 : (kind == Kind::kConvertedSavedModel || kind == Kind::kKilnEngineFile)
-                     ? "engines as loaded"
+                 : kind.format != api::ModelFormat::kSource ? "engines as loaded"
                      : "native (reference executor)";
 
   TempDir temp;
@@ -188,7 +159,7 @@ int Bench(const BenchOptions& options) {
   std::optional<double> convert_ms, build_ms, save_ms;
 
   if (convert) {
-    say("kiln bench: converting {} ({}, precision {}) in memory\n", options.model, KindName(kind), options.precision);
+    say("kiln bench: converting {} ({}, precision {}) in memory\n", options.model, kind.Describe(), options.precision);
     // Source signature: input order, dtypes and shapes.
     std::vector<TensorSpec> specs;
     {
@@ -220,8 +191,6 @@ int Bench(const BenchOptions& options) {
     save_ms = MsSince(t0);
     say("kiln bench: converted in {:.1f} ms, engines built in {:.1f} ms, saved in {:.1f} ms\n", *convert_ms, *build_ms,
         *save_ms);
-  } else if (!options.native && kind == Kind::kOther) {
-    say("kiln bench: {} is not a directory, .onnx or .kiln file; loading it as is\n", options.model);
   }
 
   // Load what is benched (load time includes importing the signature and loading engine files).
@@ -338,7 +307,7 @@ int Bench(const BenchOptions& options) {
   }
   auto opt_ms = [](const std::optional<double>& v) { return v ? fmt::format("{:.1f} ms", *v) : std::string("-"); };
   fmt::print("=== kiln bench: {} ===\n", options.model);
-  fmt::print("model kind:          {} ({})\n", KindName(kind), report["mode"].get<std::string>());
+  fmt::print("model kind:          {} ({})\n", kind.Describe(), report["mode"].get<std::string>());
   fmt::print("signature:           {}; batch {}; {} thread(s)\n", sig.key(), batch, options.threads);
   fmt::print("load time:           {:.1f} ms\n", load_ms);
   if (convert) {

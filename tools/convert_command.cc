@@ -7,7 +7,7 @@
 #include "kiln/converter.h"
 #include "kiln/half.h"
 #include "kiln/model.h"
-#include "runtime/converted_model_loader.h"
+#include "api/converted_model_loader.h"
 #include "tools/commands.h"
 
 namespace kiln::cli {
@@ -135,7 +135,7 @@ int Convert(const ConvertOptions& options) {
 int Summary(const SummaryOptions& options) {
   LoadOptions load;
   load.tags = options.tags.empty() ? std::vector<std::string>{"serve"} : options.tags;
-  fmt::print("{}", runtime::ConvertedModelSummary(options.dir, load, options.line_length, true));
+  fmt::print("{}", api::ConvertedModelSummary(options.dir, load, options.line_length, true));
   return 0;
 }
 

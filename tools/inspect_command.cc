@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/model_format.h"
 #include "convert/engine_file.h"
 #include "convert/kiln_file.h"
 #include "frontend/tf/bundle_reader.h"
@@ -142,9 +143,10 @@ int InspectKilnFile(const InspectOptions& options, const std::vector<std::string
 }  // namespace
 
 int Inspect(const InspectOptions& options) {
-  if (onnxfe::IsOnnxFile(options.dir)) return InspectOnnx(options);
+  const api::DetectedModel detected = api::DetectModel(options.dir);
+  if (detected.frontend && detected.frontend->name() == "onnx") return InspectOnnx(options);
   const std::vector<std::string> tags = options.tags.empty() ? std::vector<std::string>{"serve"} : options.tags;
-  if (convert::IsKilnFile(options.dir)) return InspectKilnFile(options, tags);
+  if (detected.format == api::ModelFormat::kKilnFile) return InspectKilnFile(options, tags);
   tf::SavedModelBundle bundle = tf::LoadSavedModel(options.dir, tags);
   const tfproto::MetaGraphDef& meta = *bundle.meta_graph;
   fmt::print("SavedModel: {}\n", options.dir);

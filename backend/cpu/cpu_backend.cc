@@ -114,3 +114,14 @@ std::unique_ptr<Engine> CpuBackend::Deserialize(const ir::Graph& segment, const 
 }
 
 }  // namespace kiln::backend::cpu
+
+namespace kiln::backend::cpu {
+namespace {
+
+const bool registered = [] {
+  RegisterBackend("cpu", [] { return std::make_unique<CpuBackend>(); });
+  return true;
+}();
+
+}  // namespace
+}  // namespace kiln::backend::cpu

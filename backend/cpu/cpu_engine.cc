@@ -183,6 +183,8 @@ CpuEngine::CpuEngine(std::shared_ptr<const ir::Graph> graph, Profile profile, co
   arena_ = PlanArena(requests_);
   for (size_t v = 0; v < num_values; ++v)
     if (last_read[v] >= 0 && !is_output[v]) steps_[static_cast<size_t>(last_read[v])].release.push_back(static_cast<ir::ValueId>(v));
+  output_index_.assign(num_values, -1);
+  for (size_t i = g.outputs().size(); i-- > 0;) output_index_[static_cast<size_t>(g.outputs()[i])] = static_cast<int>(i);
 
   pool_.push_back(NewContext());
 }
@@ -240,7 +242,7 @@ Tensor CpuEngine::OutputTensor(ir::ValueId value, DType dtype, Shape shape, Exec
   return Tensor(dtype, std::move(shape));
 }
 
-std::vector<Tensor> CpuEngine::Execute(std::span<const Tensor> inputs) const {
+void CpuEngine::CheckInputs(std::span<const Tensor> inputs) const {
   const ir::Graph& g = *graph_;
   if (inputs.size() != g.inputs().size())
     throw Error(ErrorCode::kInvalidArgument, fmt::format("the engine takes {} inputs, got {}", g.inputs().size(), inputs.size()));
@@ -261,6 +263,54 @@ std::vector<Tensor> CpuEngine::Execute(std::span<const Tensor> inputs) const {
     throw Error(ErrorCode::kInvalidArgument, fmt::format("input shapes {} are outside the engine's profile {}", fmt::join(s, ";"),
                                                          profile_.ToString()));
   }
+}
+
+std::vector<DType> CpuEngine::output_dtypes() const {
+  std::vector<DType> dtypes;
+  for (ir::ValueId v : graph_->outputs()) dtypes.push_back(graph_->value(v).dtype);
+  return dtypes;
+}
+
+std::vector<Shape> CpuEngine::OutputShapes(std::span<const Shape> input_shapes) const {
+  std::vector<Shape> key(input_shapes.begin(), input_shapes.end());
+  {
+    std::lock_guard<std::mutex> lock(shapes_mu_);
+    auto it = output_shapes_.find(key);
+    if (it != output_shapes_.end()) return it->second;
+  }
+  if (!profile_.Covers(key))
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("input shapes {} are outside the engine's profile {}", [&] {
+                  std::vector<std::string> s;
+                  for (const Shape& sh : key) s.push_back(ShapeToString(sh));
+                  return fmt::format("{}", fmt::join(s, ";"));
+                }(), profile_.ToString()));
+  const std::vector<std::optional<Shape>> all = SpecializeShapes(*graph_, key);
+  std::vector<Shape> shapes;
+  for (size_t i = 0; i < graph_->outputs().size(); ++i) {
+    const auto& s = all[static_cast<size_t>(graph_->outputs()[i])];
+    if (!s)
+      throw Error(ErrorCode::kInvalidArgument, fmt::format("engine output {} ('{}') has a data-dependent shape", i,
+                                                           graph_->output_names()[i]));
+    shapes.push_back(*s);
+  }
+  std::lock_guard<std::mutex> lock(shapes_mu_);
+  if (output_shapes_.size() >= 64) output_shapes_.clear();  // bounded: shapes seen by one engine are few
+  output_shapes_.emplace(std::move(key), shapes);
+  return shapes;
+}
+
+void CpuEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outputs, Stream& stream) const {
+  const ir::Graph& g = *graph_;
+  if (stream.device().kind != DeviceKind::kCpu)
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("the CPU engine runs on a host stream, not {}", stream.device().ToString()));
+  CheckInputs(inputs);
+  if (outputs.size() != g.outputs().size())
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("the engine has {} outputs, {} given", g.outputs().size(), outputs.size()));
+  for (size_t i = 0; i < outputs.size(); ++i)
+    if (!outputs[i].is_host() || outputs[i].dtype() != g.value(g.outputs()[i]).dtype)
+      throw Error(ErrorCode::kInvalidArgument, fmt::format("engine output {} ('{}') must be a host {} tensor", i, g.output_names()[i],
+                                                           DTypeName(g.value(g.outputs()[i]).dtype)));
 
   Lease lease(*this);
   ExecContext& ctx = lease.ctx();
@@ -281,24 +331,27 @@ std::vector<Tensor> CpuEngine::Execute(std::span<const Tensor> inputs) const {
       in_shapes.reserve(ctx.args.size());
       for (const Tensor& a : ctx.args) in_shapes.push_back(a.shape());
       const ir::ValueId out_id = s.node->outputs[0];
-      Tensor out = OutputTensor(out_id, g.value(out_id).dtype, s.def->infer(*s.node, in_shapes)[0], ctx);
+      Shape shape = s.def->infer(*s.node, in_shapes)[0];
+      // A graph output is written straight into the caller's tensor.
+      const int out_index = output_index_[static_cast<size_t>(out_id)];
+      Tensor out = out_index >= 0 && outputs[static_cast<size_t>(out_index)].shape() == shape
+                       ? outputs[static_cast<size_t>(out_index)]
+                       : OutputTensor(out_id, g.value(out_id).dtype, std::move(shape), ctx);
       s.kernel->Run(ctx.args, out, ctx);
       vals[static_cast<size_t>(out_id)] = std::move(out);
     }
     for (ir::ValueId v : s.release) vals[static_cast<size_t>(v)] = Tensor();
   }
 
-  std::vector<Tensor> outputs;
-  const char* arena_begin = static_cast<const char*>(ctx.arena->data());
-  const char* arena_end = arena_begin ? arena_begin + ctx.arena->size() : nullptr;
-  for (ir::ValueId out : g.outputs()) {
-    Tensor t = vals[static_cast<size_t>(out)];
-    const char* p = static_cast<const char*>(t.raw_data());
-    // A view of the reused arena, or the plan's own constant: hand out a copy.
-    if (p && ((arena_begin && p >= arena_begin && p < arena_end) || g.ConstantOf(out))) t = t.Clone();
-    outputs.push_back(std::move(t));
+  // Outputs not written in place (reference steps, constants, inputs, repeated outputs).
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const Tensor& t = vals[static_cast<size_t>(g.outputs()[i])];
+    if (t.shape() != outputs[i].shape())
+      throw Error(ErrorCode::kInternal, fmt::format("engine output {} ('{}') has shape {}, the caller allocated {}", i,
+                                                    g.output_names()[i], ShapeToString(t.shape()),
+                                                    ShapeToString(outputs[i].shape())));
+    HostServices().transfer().CopyTensor(t, outputs[i], stream);
   }
-  return outputs;
 }
 
 std::string CpuEngine::Serialize() const { return EncodePlan(*graph_, segment_hash_, DeviceString(HostCpu()), pass_stats_); }

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -36,7 +37,9 @@ class CpuEngine final : public Engine {
   const Profile& profile() const override { return profile_; }
   Precision precision() const override { return precision_.precision; }
   std::string precision_note() const override { return precision_.note; }
-  std::vector<Tensor> Execute(std::span<const Tensor> inputs) const override;
+  std::vector<DType> output_dtypes() const override;
+  std::vector<Shape> OutputShapes(std::span<const Shape> input_shapes) const override;
+  void Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outputs, Stream& stream) const override;
   std::string Serialize() const override;
 
   // ---- introspection (compile log, tests) ----
@@ -71,6 +74,9 @@ class CpuEngine final : public Engine {
   // precision (FP32 when none did) and the note naming the steps that run f32.
   void SettleBf16(const std::string& device);
   std::unique_ptr<ExecContext> NewContext() const;
+  // kInvalidArgument unless the inputs have the segment's dtypes, live on the host and are
+  // covered by the profile.
+  void CheckInputs(std::span<const Tensor> inputs) const;
   Tensor OutputTensor(ir::ValueId value, DType dtype, Shape shape, ExecContext& ctx) const;
 
   std::shared_ptr<const ir::Graph> graph_;
@@ -84,9 +90,14 @@ class CpuEngine final : public Engine {
   std::vector<std::pair<ir::ValueId, Tensor>> constants_;
   std::vector<Step> steps_;
   std::vector<int> slot_;  // per value: arena request index or -1
+  std::vector<int> output_index_;  // per value: its first position among the graph outputs, or -1
   std::vector<BufferRequest> requests_;
   ArenaPlan arena_;
   size_t max_scratch_ = 0;
+
+  // OutputShapes specialises the graph's shapes; the result is kept per input shapes.
+  mutable std::mutex shapes_mu_;
+  mutable std::map<std::vector<Shape>, std::vector<Shape>> output_shapes_;
 
   mutable std::mutex pool_mu_;
   mutable std::vector<std::unique_ptr<ExecContext>> pool_;

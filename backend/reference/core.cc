@@ -10,6 +10,14 @@ void ConstantKernel(KernelContext& ctx) { ctx.SetOutput(0, ctx.attrs().Get<Tenso
 
 void IdentityKernel(KernelContext& ctx) { ctx.SetOutput(0, ctx.input(0)); }
 
+// Copies between host and device run in the converted-graph executor with the device's
+// DataTransfer; on the host alone (every value placed on the host) a copy is the identity.
+void HostCopyKernel(KernelContext& ctx) {
+  if (!ctx.input(0).is_host()) ctx.Fail(fmt::format("input is on {}; device copies run in the converted-graph executor",
+                                                    ctx.input(0).device().ToString()));
+  ctx.SetOutput(0, ctx.input(0));
+}
+
 // TensorFlow's predicate rule: a scalar is converted to bool (non-zero / non-empty string);
 // a non-scalar is true when it has elements.
 bool Truth(const KernelContext& ctx, const Tensor& t) {
@@ -50,6 +58,8 @@ void WhileKernel(KernelContext& ctx) {
 void RegisterCoreKernels(KernelTable& table) {
   table.Add("Constant", ConstantKernel);
   table.Add("Identity", IdentityKernel);
+  table.Add("MemcpyFromHost", HostCopyKernel);
+  table.Add("MemcpyToHost", HostCopyKernel);
   table.Add("If", IfKernel);
   table.Add("While", WhileKernel);
 }

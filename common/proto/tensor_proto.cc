@@ -6,11 +6,10 @@
 
 #include <fmt/format.h>
 
-#include "frontend/tf/importer.h"
-#include "frontend/tf/proto/tf.pb.h"
+#include "common/proto/tensor_proto.h"
 #include "kiln/half.h"
 
-namespace kiln::tf {
+namespace kiln::tfproto {
 namespace {
 
 // Upper bound on the bytes one decoded constant may take; protects against a corrupt shape
@@ -21,8 +20,8 @@ constexpr uint64_t kMaxConstantBytes = uint64_t{1} << 40;
   throw Error(code, fmt::format("{}: {}", what, reason));
 }
 
-Shape ShapeOf(const tfproto::TensorProto& proto, const std::string& what) {
-  const tfproto::TensorShapeProto& sp = proto.tensor_shape();
+Shape ShapeOf(const TensorProto& proto, const std::string& what) {
+  const TensorShapeProto& sp = proto.tensor_shape();
   if (sp.unknown_rank()) Fail(ErrorCode::kDataLoss, what, "TensorProto shape has unknown rank");
   Shape shape;
   shape.reserve(static_cast<size_t>(sp.dim_size()));
@@ -78,7 +77,7 @@ void FillComplex(Tensor& t, const Field& field, const std::string& what) {
 
 }  // namespace
 
-Tensor DecodeTensorProto(const tfproto::TensorProto& proto, const std::string& what) {
+Tensor DecodeTensorProto(const TensorProto& proto, const std::string& what) {
   const DType dtype = DTypeFromTf(proto.dtype());
   if (dtype == DType::kInvalid)
     Fail(ErrorCode::kUnimplemented, what, fmt::format("TensorProto has unsupported dtype {}", proto.dtype()));
@@ -150,4 +149,4 @@ Tensor DecodeTensorProto(const tfproto::TensorProto& proto, const std::string& w
   return t;
 }
 
-}  // namespace kiln::tf
+}  // namespace kiln::tfproto

@@ -11,13 +11,13 @@
 
 #include "frontend/onnx/importer.h"
 #include "frontend/onnx/onnx_model.h"
-#include "frontend/tf/graph_builder.h"  // UnsupportedOpsError, shared with the TF frontend
+#include "frontend/import_errors.h"
 #include "ir/graph.h"
 
 namespace kiln::onnxfe {
 
-using UnsupportedNode = tf::UnsupportedNode;
-using UnsupportedOpsError = tf::UnsupportedOpsError;
+using UnsupportedNode = frontend::UnsupportedNode;
+using UnsupportedOpsError = frontend::UnsupportedOpsError;
 
 class GraphBuilder {
  public:

@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include "frontend/tf/importer.h"  // UnsupportedError, shared with the TF frontend
+#include "frontend/import_errors.h"
 #include "ir/graph.h"
 #include "kiln/tensor.h"
 
@@ -27,7 +27,7 @@ class NodeProto;
 
 namespace kiln::onnxfe {
 
-using UnsupportedError = tf::UnsupportedError;
+using UnsupportedError = frontend::UnsupportedError;
 
 class GraphBuilder;  // frontend/onnx/graph_builder.cc
 

@@ -14,8 +14,8 @@
 
 #include <fmt/format.h>
 
-#include "frontend/tf/crc32c.h"
-#include "frontend/tf/proto/tf.pb.h"
+#include "common/crc32c.h"
+#include "common/proto/tf.pb.h"
 
 namespace kiln::tf {
 namespace {

@@ -4,13 +4,12 @@
 
 #include <fmt/format.h>
 
-#include "frontend/tf/proto/tf.pb.h"
+#include "common/proto/tf.pb.h"
 #include "ir/op_schema.h"
 
 namespace kiln::tf {
 namespace {
 
-constexpr size_t kMaxNodesListed = 3;
 
 bool IsCallOp(const std::string& op) { return op == "StatefulPartitionedCall" || op == "PartitionedCall"; }
 
@@ -54,25 +53,7 @@ tfproto::AttrValue ToAttrValue(const TfAttrDefault& value) {
   return attr;
 }
 
-std::string DescribeUnsupported(const std::vector<UnsupportedNode>& nodes) {
-  // Group by op type, keeping first-seen order of node names and the first reason.
-  std::map<std::string, std::vector<const UnsupportedNode*>> by_op;
-  for (const UnsupportedNode& n : nodes) by_op[n.op].push_back(&n);
-  std::string msg = fmt::format("the model uses {} unsupported op type{} ({} node{}):", by_op.size(),
-                                by_op.size() == 1 ? "" : "s", nodes.size(), nodes.size() == 1 ? "" : "s");
-  for (const auto& [op, list] : by_op) {
-    std::vector<std::string> names;
-    for (size_t i = 0; i < list.size() && i < kMaxNodesListed; ++i) names.push_back("'" + list[i]->node + "'");
-    msg += fmt::format("\n  {} x{}: {}{} ({})", op, list.size(), fmt::join(names, ", "),
-                       list.size() > kMaxNodesListed ? ", ..." : "", list[0]->reason);
-  }
-  return msg;
-}
-
 }  // namespace
-
-UnsupportedOpsError::UnsupportedOpsError(std::vector<UnsupportedNode> nodes)
-    : Error(ErrorCode::kUnimplemented, DescribeUnsupported(nodes)), nodes_(std::move(nodes)) {}
 
 struct GraphBuilder::Scope {
   ir::Graph* graph = nullptr;

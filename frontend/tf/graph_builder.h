@@ -12,27 +12,14 @@
 
 #include "frontend/tf/importer.h"
 #include "frontend/tf/saved_model.h"
+#include "frontend/import_errors.h"
 #include "ir/graph.h"
 
 namespace kiln::tf {
 
 // One unsupported TF node found while importing.
-struct UnsupportedNode {
-  std::string node;
-  std::string op;
-  std::string reason;
-};
-
-// Thrown when a signature uses ops Kiln cannot import; the message lists each op type with its
-// count and first node names; `nodes()` has every one.
-class UnsupportedOpsError : public Error {
- public:
-  explicit UnsupportedOpsError(std::vector<UnsupportedNode> nodes);
-  const std::vector<UnsupportedNode>& nodes() const { return nodes_; }
-
- private:
-  std::vector<UnsupportedNode> nodes_;
-};
+using frontend::UnsupportedNode;
+using frontend::UnsupportedOpsError;
 
 class GraphBuilder {
  public:

@@ -2,7 +2,7 @@
 
 #include "frontend/tf/graph_builder.h"
 #include "frontend/tf/importer.h"
-#include "frontend/tf/proto/tf.pb.h"
+#include "common/proto/tf.pb.h"
 #include "ir/op_schema.h"
 
 namespace kiln::tf {

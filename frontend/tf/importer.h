@@ -12,6 +12,8 @@
 #include <variant>
 #include <vector>
 
+#include "common/proto/tensor_proto.h"
+#include "frontend/import_errors.h"
 #include "ir/graph.h"
 #include "kiln/tensor.h"
 
@@ -23,12 +25,7 @@ class TensorProto;
 
 namespace kiln::tf {
 
-// Thrown by importers for a valid TF node that Kiln cannot import (unsupported dtype,
-// attribute value, ...). Collected into the model-wide unsupported-ops report.
-class UnsupportedError : public Error {
- public:
-  explicit UnsupportedError(const std::string& reason) : Error(ErrorCode::kUnimplemented, reason) {}
-};
+using frontend::UnsupportedError;
 
 // The value a TF tensor reference resolves to during import: an IR value, or a resource
 // (a frozen variable's tensor) that only ReadVariableOp-like ops may consume.
@@ -160,7 +157,6 @@ void RegisterElementwiseImporters(ImporterTable& table);  // unary, binary, comp
 void RegisterNnImporters(ImporterTable& table);           // Conv*, pooling, MatMul, BatchMatMul, Einsum, FusedBatchNorm, Softmax ...
 void RegisterArrayImporters(ImporterTable& table);        // Reshape, Transpose, Concat, slicing, gather, reductions, Shape ...
 
-// Decodes a TensorProto (Const values, tensor attrs), including the fill rule.
-Tensor DecodeTensorProto(const tfproto::TensorProto& proto, const std::string& what);
+using tfproto::DecodeTensorProto;
 
 }  // namespace kiln::tf

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "frontend/tf/bundle_reader.h"
-#include "frontend/tf/proto/tf.pb.h"
+#include "common/proto/tf.pb.h"
 #include "kiln/tensor.h"
 
 namespace kiln::tf {

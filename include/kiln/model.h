@@ -49,8 +49,10 @@ struct RunStats {
 // the element size. The input memory is used in place (never copied) and never written; it must
 // stay valid and unchanged until RunWithBuffers returns. Outputs: `shape` is ignored on entry and
 // set to the output's actual shape; the result is written to `data` (at most size_bytes bytes).
-// DT_STRING is not supported. `device` says where `data` lives; kCuda is refused (kUnimplemented)
-// until the CUDA backend exists.
+// An output computed by an engine is written there directly (no copy); others are copied once.
+// Output memory must not overlap any input's or another output's. DT_STRING is not supported.
+// `device` says where `data` lives; only host memory is accepted until a device backend is
+// built in (kUnimplemented otherwise).
 struct BufferBinding {
   std::string name;
   DType dtype = DType::kInvalid;
@@ -75,12 +77,22 @@ class Signature {
   // unknown, missing or repeated name; a dtype other than the signature's; a null `data`; an input
   // `shape` the signature does not accept or `size_bytes` smaller than it needs; an output buffer
   // smaller than the result (the message says how many bytes are needed, and the binding's
-  // `shape` is set to the output's shape, so the caller can grow the buffer and retry); data not
-  // aligned to the element size. kUnimplemented for kCuda bindings and DT_STRING.
+  // `shape` is set to the output's shape, so the caller can grow the buffer and retry; the other
+  // outputs' memory may have been written); data not aligned to the element size; output memory
+  // overlapping an input's or another output's. kUnimplemented for kCuda bindings and DT_STRING.
   void RunWithBuffers(std::span<const BufferBinding> inputs, std::span<BufferBinding> outputs) const;
   // Number of IR nodes the signature runs (after optimization passes).
   virtual size_t num_nodes() const = 0;
   virtual RunStats stats() const { return {}; }
+
+ protected:
+  // Run with caller memory for some outputs (by output name): an output the signature can
+  // compute in place is returned as a tensor viewing its buffer; the others as fresh tensors
+  // that RunWithBuffers copies. The default computes everything in fresh memory.
+  virtual std::map<std::string, Tensor> RunInto(const std::map<std::string, Tensor>& inputs,
+                                                const std::map<std::string, std::shared_ptr<Buffer>>& output_buffers) const {
+    return Run(inputs);
+  }
 };
 
 struct LoadOptions {

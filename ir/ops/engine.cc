@@ -1,5 +1,7 @@
-// The Engine IR op: one converted segment. Its `segment` attribute holds the native subgraph
-// (the fallback, and what a backend compiles); `engine_name` names it ("KilnEngineOp_000").
+// The ops of converted graphs. Engine: one converted segment; its `segment` attribute holds the
+// native subgraph (the fallback, and what a backend compiles), `engine_name` names it
+// ("KilnEngineOp_000"). MemcpyFromHost / MemcpyToHost: the copies device placement inserts
+// where host and device values meet (`device`: the device side, e.g. "cuda:0").
 #include <fmt/format.h>
 
 #include "ir/op_schema.h"
@@ -38,8 +40,17 @@ void InferEngine(InferContext& ctx) {
   }
 }
 
+void InferCopy(InferContext& ctx) {
+  if (!ctx.attrs().Has("device")) ctx.Fail("attribute 'device' (the device side of the copy) is missing");
+  ctx.SetOutput(0, ctx.input_dtype(0), ctx.input_shape(0));
+}
+
 }  // namespace
 
-void RegisterEngineOps(OpRegistry& registry) { registry.Add({"Engine", 0, -1, InferEngine, false}); }
+void RegisterEngineOps(OpRegistry& registry) {
+  registry.Add({"Engine", 0, -1, InferEngine, false});
+  registry.Add({"MemcpyFromHost", 1, 1, InferCopy, false});
+  registry.Add({"MemcpyToHost", 1, 1, InferCopy, false});
+}
 
 }  // namespace kiln::ir

@@ -159,13 +159,15 @@ std::pair<Outcome, std::string> RunCase(const fs::path& dir) {
     if (!IsTensorValue(out)) return {Outcome::kUnsupported, fmt::format("output '{}' is not a tensor (sequence/optional/map values are not supported)", out.name())};
 
   std::unique_ptr<kiln::Model> model;
+  const kiln::Signature* signature = nullptr;
   try {
     model = kiln::LoadModel(model_path);
+    signature = &model->signature("serving_default");  // imports the graph
   } catch (const kiln::Error& e) {
     if (e.code() == kiln::ErrorCode::kUnimplemented) return {Outcome::kUnsupported, e.what()};
     return {Outcome::kFail, fmt::format("load failed: {}", e.what())};
   }
-  const kiln::Signature& sig = model->signature("serving_default");
+  const kiln::Signature& sig = *signature;
 
   std::vector<fs::path> sets;
   for (const auto& entry : fs::directory_iterator(dir))

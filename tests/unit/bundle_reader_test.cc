@@ -16,7 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "frontend/tf/bundle_reader.h"
-#include "frontend/tf/crc32c.h"
+#include "common/crc32c.h"
 #include "kiln/half.h"
 
 namespace kiln::tf {

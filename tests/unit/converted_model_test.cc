@@ -12,7 +12,7 @@
 
 #include "convert/converted_model.h"
 #include "convert/engine_file.h"
-#include "frontend/tf/ir_codec.h"
+#include "convert/ir_codec.h"
 #include "frontend/tf/saved_model.h"
 #include "ir/op_schema.h"
 #include "ir/passes/pass.h"
@@ -183,7 +183,7 @@ TEST_F(ConvertedModelTest, WriteReadRoundTrip) {
   for (const auto& [name, files] : back.engine_files)
     for (const auto& bytes : files) EXPECT_EQ(ReadEngineFile(bytes, name).header.engine_name, "model/KilnEngineOp_000");
   // The graph comes back exactly (its encoding is byte-identical), verifies and runs the same.
-  EXPECT_EQ(Bytes(tf::EncodeIrGraph(back.graph)), Bytes(tf::EncodeIrGraph(model.graph)));
+  EXPECT_EQ(Bytes(convert::EncodeIrGraph(back.graph)), Bytes(convert::EncodeIrGraph(model.graph)));
   ir::Verify(back.graph);
   EXPECT_EQ(back.graph.input_names(), model.graph.input_names());
   EXPECT_EQ(back.graph.output_names(), model.graph.output_names());

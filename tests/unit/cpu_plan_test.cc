@@ -5,7 +5,7 @@
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/memory_plan.h"
 #include "backend/cpu/plan_serialization.h"
-#include "frontend/tf/ir_codec.h"
+#include "convert/ir_codec.h"
 #include "tests/unit/cpu_test_util.h"
 
 namespace kiln {
@@ -141,7 +141,7 @@ TEST(CpuPayload, SegmentHashSurvivesTheIrCodec) {
   leaky.Set("alpha", 0.25);
   y = b.Op("LeakyRelu", "act", {y}, leaky);
   b.Output("y", y);
-  const ir::Graph decoded = tf::DecodeIrGraph(tf::EncodeIrGraph(*b.g));
+  const ir::Graph decoded = convert::DecodeIrGraph(convert::EncodeIrGraph(*b.g));
   EXPECT_EQ(backend::cpu::HashSegment(decoded), backend::cpu::HashSegment(*b.g));
   // And a payload built from the original loads for the decoded segment.
   CpuBackend cpu;
@@ -181,18 +181,11 @@ TEST(CpuBackendApi, MakeBackend) {
   EXPECT_EQ(cpu->name(), "cpu");
   EXPECT_EQ(cpu->device().rfind(backend::cpu::HostCpu().arch, 0), 0u) << cpu->device();
   try {
-    backend::MakeBackend("cuda");
-    ADD_FAILURE();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kUnimplemented);
-    EXPECT_STREQ(e.what(), "the CUDA backend is not built yet");
-  }
-  try {
     backend::MakeBackend("tpu");
     ADD_FAILURE();
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
-    EXPECT_NE(std::string(e.what()).find("cpu, cuda"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("this build of Kiln has: cpu"), std::string::npos) << e.what();
   }
 }
 

@@ -25,7 +25,9 @@ class FakeEngine : public Engine {
   const Profile& profile() const override { return profile_; }
   Precision precision() const override { return Precision::kFP32; }
   std::string precision_note() const override { return ""; }
-  std::vector<Tensor> Execute(std::span<const Tensor>) const override { return {}; }
+  std::vector<DType> output_dtypes() const override { return {}; }
+  std::vector<Shape> OutputShapes(std::span<const Shape>) const override { return {}; }
+  void Enqueue(std::span<const Tensor>, std::span<Tensor>, backend::Stream&) const override {}
   std::string Serialize() const override { return name_; }
   const std::string& name() const { return name_; }
 

@@ -115,7 +115,9 @@ class FailingEngine final : public backend::Engine {
   const backend::Profile& profile() const override { return profile_; }
   Precision precision() const override { return Precision::kFP32; }
   std::string precision_note() const override { return ""; }
-  std::vector<Tensor> Execute(std::span<const Tensor>) const override {
+  std::vector<DType> output_dtypes() const override { return {DType::kFloat32}; }
+  std::vector<Shape> OutputShapes(std::span<const Shape> inputs) const override { return {inputs[0]}; }
+  void Enqueue(std::span<const Tensor>, std::span<Tensor>, backend::Stream&) const override {
     throw Error(ErrorCode::kInternal, "simulated execution failure");
   }
   std::string Serialize() const override { return ""; }

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "convert/engine_file.h"
-#include "frontend/tf/crc32c.h"
+#include "common/crc32c.h"
 #include "kiln/version.h"
 
 namespace kiln::convert {
@@ -69,8 +69,8 @@ std::string FileWithHeader(const std::string& header, const std::string& payload
   const size_t trailer = out.size();
   out.append(16, '\0');
   for (int i = 0; i < 8; ++i) out[trailer + static_cast<size_t>(i)] = static_cast<char>((payload.size() >> (8 * i)) & 0xff);
-  PutU32(out, trailer + 8, tf::crc32c::Mask(tf::crc32c::Value(payload)));
-  PutU32(out, trailer + 12, tf::crc32c::Mask(tf::crc32c::Value(out.data(), trailer + 12)));
+  PutU32(out, trailer + 8, crc32c::Mask(crc32c::Value(payload)));
+  PutU32(out, trailer + 12, crc32c::Mask(crc32c::Value(out.data(), trailer + 12)));
   return out + payload;
 }
 

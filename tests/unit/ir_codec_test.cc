@@ -12,13 +12,13 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/stubs/logging.h>
 
-#include "frontend/tf/ir_codec.h"
+#include "convert/ir_codec.h"
 #include "ir/op_schema.h"
 #include "ir/passes/pass.h"
 #include "kiln/half.h"
 #include "runtime/executor.h"
 
-namespace kiln::tf {
+namespace kiln::convert {
 namespace {
 
 std::string Bytes(const tfproto::GraphDef& gd) {
@@ -590,4 +590,4 @@ TEST(IrCodec, CorruptBytesNeverCrash) {
 }
 
 }  // namespace
-}  // namespace kiln::tf
+}  // namespace kiln::convert

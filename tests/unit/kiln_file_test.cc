@@ -13,7 +13,7 @@
 
 #include "convert/engine_file.h"
 #include "convert/kiln_file.h"
-#include "frontend/tf/ir_codec.h"
+#include "convert/ir_codec.h"
 #include "ir/op_schema.h"
 #include "ir/passes/pass.h"
 #include "kiln/version.h"
@@ -171,10 +171,10 @@ TEST(KilnFile, RoundTrip) {
   EXPECT_EQ(back.signature_key, "serving_default");
   EXPECT_EQ(back.conversion_json, model.conversion_json);
   EXPECT_EQ(back.engine_files, model.engine_files);
-  EXPECT_EQ(Bytes(tf::EncodeIrGraph(back.graph)), Bytes(tf::EncodeIrGraph(model.graph)));
+  EXPECT_EQ(Bytes(convert::EncodeIrGraph(back.graph)), Bytes(convert::EncodeIrGraph(model.graph)));
   ir::Verify(back.graph);
   // The signature: same keys, dtypes and shapes; tensor names point at the encoded graph.
-  const tfproto::GraphDef gd = tf::EncodeIrGraph(back.graph);
+  const tfproto::GraphDef gd = convert::EncodeIrGraph(back.graph);
   ASSERT_EQ(back.signature.inputs().size(), 2u);
   ASSERT_EQ(back.signature.outputs().size(), 2u);
   EXPECT_EQ(back.signature.inputs().at("x").dtype(), 1);
@@ -185,8 +185,8 @@ TEST(KilnFile, RoundTrip) {
   EXPECT_EQ(back.signature.inputs().at("flag").tensor_shape().dim_size(), 0);
   EXPECT_FALSE(back.signature.inputs().at("flag").tensor_shape().unknown_rank());
   EXPECT_TRUE(back.signature.outputs().at("probs").tensor_shape().unknown_rank());
-  EXPECT_EQ(back.signature.inputs().at("x").name(), tf::EncodedInputTensors(gd)[0]);
-  EXPECT_EQ(back.signature.outputs().at("probs").name(), tf::EncodedOutputTensors(gd)[1]);
+  EXPECT_EQ(back.signature.inputs().at("x").name(), convert::EncodedInputTensors(gd)[0]);
+  EXPECT_EQ(back.signature.outputs().at("probs").name(), convert::EncodedOutputTensors(gd)[1]);
 
   // The decoded graph runs the same.
   auto a = std::make_shared<ir::Graph>(model.graph.Clone());

@@ -121,8 +121,8 @@ TEST(ConversionParams, EachInvalidValueNamesTheField) {
       {"static op", [](auto& p) { p.is_dynamic_op = false; },
        {"is_dynamic_op", "is_dynamic_op=False is not supported in V2: engines are built at run time or by build()"}},
       {"batch 0", [](auto& p) { p.max_batch_size = 0; }, {"max_batch_size", ">= 1"}},
-      {"cuda", [](auto& p) { p.device = "cuda"; }, {"device", "CUDA backend is not available yet"}},
-      {"cuda:0", [](auto& p) { p.device = "cuda:0"; }, {"device", "CUDA backend is not available yet"}},
+      {"cuda", [](auto& p) { p.device = "cuda"; }, {"device", "no CUDA engine backend"}},
+      {"cuda:0", [](auto& p) { p.device = "cuda:0"; }, {"device", "no CUDA engine backend"}},
       {"unknown device", [](auto& p) { p.device = "tpu"; }, {"device", "'tpu' is not one of cpu"}},
   };
   for (const Case& c : cases) {

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "frontend/tf/importer.h"
-#include "frontend/tf/proto/tf.pb.h"
+#include "common/proto/tf.pb.h"
 #include "kiln/half.h"
 
 namespace kiln::tf {

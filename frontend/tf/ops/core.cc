@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "frontend/tf/importer.h"
-#include "frontend/tf/proto/tf.pb.h"
+#include "common/proto/tf.pb.h"
 
 namespace kiln::tf {
 namespace {
