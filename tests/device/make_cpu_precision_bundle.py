@@ -22,7 +22,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "models"))
-from reference import load_meta, make_inputs, tf_outputs  # noqa: E402
+from reference import load_meta, make_inputs, precision_rtol, tf_outputs  # noqa: E402
 
 LIBS = ["libdnnl.so.2", "libprotobuf.so.32", "libfmt.so.9", "libonnx_proto.so", "libgomp.so.1"]
 
@@ -67,7 +67,8 @@ def main():
             np.save(mdir / ("ref_%s.npy" % k), np.asarray(v))
         manifest.append({"name": name, "inputs": sorted(inputs), "outputs": sorted(ref),
                          "shapes": {k: list(v.shape) for k, v in inputs.items()},
-                         "fp32_rtol": meta.get("rtol", 1e-5)})
+                         "fp32_rtol": meta.get("rtol", 1e-5),
+                         "rtol": {p: precision_rtol(meta, p) for p in ("FP32", "FP16", "BF16")}})
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     print("wrote %s (%.1f MB)" % (out, size / 1e6))

@@ -5,6 +5,8 @@ Accuracy bounds by requested precision (relative L2 error per output, see docs/t
   FP32: the model's own bound (1e-5; ResNet50 1e-4, TF's own float32 noise on it is 2e-5)
   FP16: 2e-2 -- 11-bit significand: each rounding is <= 4.9e-4 relative and errors grow with depth
   BF16: 5e-2 -- 8-bit significand: each rounding is <= 3.9e-3 relative
+  (reference.MODEL_PRECISION_RTOL: larger for models that amplify rounding past these even in an
+  ideal reduced-precision engine, as measured: ResNet50 BF16 0.25)
 On a CPU without native FP16/BF16 arithmetic the engines run FP32 (and the summary says so),
 so there the FP32 bound is what they actually meet; the looser bounds are what the precision allows.
 """
@@ -16,10 +18,9 @@ import pytest
 
 import zoo
 from conftest import run_kiln, seeded_rng, write_inputs
-from reference import load_meta, make_inputs, tf_outputs
+from reference import load_meta, make_inputs, precision_rtol, tf_outputs
 from test_zoo import _compare, _fail
 
-PRECISION_RTOL = {"FP16": 2e-2, "BF16": 5e-2}
 STATS = re.compile(r"engines: (\d+) loaded, (\d+) built; engine runs: (\d+), native fallbacks: (\d+)")
 
 
@@ -66,7 +67,7 @@ def test_converted_model_matches_tensorflow(model_name, precision, kiln_bin, zoo
     converted = tmp_path / "converted"
     conv = _convert(kiln_bin, zoo_dir / model_name, converted, inputs, "--precision", precision)
     assert "% of OPs Converted" in conv.stdout and "Total number of engines" in conv.stdout
-    rtol = float(meta.get("rtol", 1e-5)) if precision == "FP32" else PRECISION_RTOL[precision]
+    rtol = precision_rtol(meta, precision)
     proc = _run_and_compare(kiln_bin, converted, inputs, ref, meta, rtol, tmp_path)
     stats = _stats(proc)
     engines = int(re.search(r"Total number of engines: (\d+)", conv.stdout).group(1))

@@ -35,10 +35,10 @@ def _compare(name, out, ref, rtol):
         err = float(np.linalg.norm((o - r).ravel()))
         ref_norm = float(np.linalg.norm(r.ravel()))
         rel = err / ref_norm if ref_norm > 0 else (0.0 if err == 0 else float("inf"))
-        print("%s: shape %s relative L2 error %.3g (rtol %.1g), max abs diff %.3g"
+        print("%s: shape %s relative L2 error %.3g (rtol %.2g), max abs diff %.3g"
               % (name, out.shape, rel, rtol, float(np.max(np.abs(o - r))) if o.size else 0.0))
         if not rel <= rtol:
-            problems.append("%s: relative L2 error %.3g > %.1g (max abs diff %.3g, |ref| %.3g)"
+            problems.append("%s: relative L2 error %.3g > %.2g (max abs diff %.3g, |ref| %.3g)"
                             % (name, rel, rtol, float(np.max(np.abs(o - r))), ref_norm))
     else:
         bad = int(np.sum(out != ref))
