@@ -1,40 +1,11 @@
-// Small IR helpers used by the CPU backend's passes, planner and payload codec.
+// The CPU engine (cpu_engine.cc) reaches CloneGraph through this header; the graph helpers
+// themselves live in ir/graph_util.h.
 #pragma once
 
-#include <set>
-#include <string>
-
-#include "ir/graph.h"
+#include "ir/graph_util.h"
 
 namespace kiln::backend::cpu {
 
-// A deep copy of the live part of `graph` (node ids renumbered in topological order; removed
-// nodes dropped; constants and subgraph attributes shared). Symbols are copied by name. With
-// `value_map`, (*value_map)[old value id] is the new id (kNoValue for values of removed nodes).
-ir::Graph CloneGraph(const ir::Graph& graph, std::vector<ir::ValueId>* value_map = nullptr);
-
-// The graph's symbol names in symbol order.
-std::vector<std::string> SymbolNames(const ir::Graph& graph);
-
-// True when both shapes have a known rank and every dim is the same known size or the same
-// named symbol (so the two values have equal shapes at run time).
-bool SameShape(const ir::SymShape& a, const ir::SymShape& b);
-
-// True when `operand` broadcasts to `target` without enlarging it: rank <= target's rank and,
-// right-aligned, each operand dim is 1 or provably equal to the target dim.
-bool BroadcastsInto(const ir::SymShape& operand, const ir::SymShape& target);
-
-// True when `value` is an output of the graph.
-bool IsGraphOutput(const ir::Graph& graph, ir::ValueId value);
-
-// Hands out node names unique within a graph.
-class NameGen {
- public:
-  explicit NameGen(const ir::Graph& graph);
-  std::string Make(const std::string& base);
-
- private:
-  std::set<std::string> used_;
-};
+using ir::CloneGraph;
 
 }  // namespace kiln::backend::cpu

@@ -1,15 +1,15 @@
-#include "backend/cpu/graph_util.h"
+#include "ir/graph_util.h"
 
 #include <algorithm>
 #include <stdexcept>
 
 #include <fmt/format.h>
 
-namespace kiln::backend::cpu {
+namespace kiln::ir {
 
-std::vector<std::string> SymbolNames(const ir::Graph& graph) {
+std::vector<std::string> SymbolNames(const Graph& graph) {
   std::vector<std::string> names;
-  for (ir::Dim d = ir::kFirstSymbol;; --d) {
+  for (Dim d = kFirstSymbol;; --d) {
     try {
       names.push_back(graph.SymbolName(d));
     } catch (const std::out_of_range&) {
@@ -19,29 +19,29 @@ std::vector<std::string> SymbolNames(const ir::Graph& graph) {
   return names;
 }
 
-ir::Graph CloneGraph(const ir::Graph& graph, std::vector<ir::ValueId>* value_map) {
-  ir::Graph out;
+Graph CloneGraph(const Graph& graph, std::vector<ValueId>* value_map) {
+  Graph out;
   for (const std::string& s : SymbolNames(graph)) out.NewSymbol(s);
-  std::vector<ir::ValueId> map(graph.num_values(), ir::kNoValue);
+  std::vector<ValueId> map(graph.num_values(), kNoValue);
   for (size_t i = 0; i < graph.inputs().size(); ++i) {
-    const ir::Value& v = graph.value(graph.inputs()[i]);
+    const Value& v = graph.value(graph.inputs()[i]);
     map[static_cast<size_t>(v.id)] = out.AddInput(graph.input_names()[i], v.dtype, v.shape);
   }
-  for (ir::NodeId id : graph.TopologicalOrder()) {
-    const ir::Node& n = graph.node(id);
-    std::vector<ir::ValueId> ins;
-    for (ir::ValueId in : n.inputs) {
-      const ir::ValueId m = map[static_cast<size_t>(in)];
-      if (m == ir::kNoValue) throw Error(ErrorCode::kInternal, fmt::format("CloneGraph: node '{}' reads an unknown value", n.name));
+  for (NodeId id : graph.TopologicalOrder()) {
+    const Node& n = graph.node(id);
+    std::vector<ValueId> ins;
+    for (ValueId in : n.inputs) {
+      const ValueId m = map[static_cast<size_t>(in)];
+      if (m == kNoValue) throw Error(ErrorCode::kInternal, fmt::format("CloneGraph: node '{}' reads an unknown value", n.name));
       ins.push_back(m);
     }
-    ir::Node& c = out.AddNode(n.op, n.name, std::move(ins), static_cast<int>(n.outputs.size()));
+    Node& c = out.AddNode(n.op, n.name, std::move(ins), static_cast<int>(n.outputs.size()));
     c.source_op = n.source_op;
     c.attrs = n.attrs;
-    const std::vector<ir::ValueId> outs = c.outputs;
+    const std::vector<ValueId> outs = c.outputs;
     for (size_t i = 0; i < outs.size(); ++i) {
-      const ir::Value& src = graph.value(n.outputs[i]);
-      ir::Value& dst = out.value(outs[i]);
+      const Value& src = graph.value(n.outputs[i]);
+      Value& dst = out.value(outs[i]);
       dst.name = src.name;
       dst.dtype = src.dtype;
       dst.shape = src.shape;
@@ -50,8 +50,8 @@ ir::Graph CloneGraph(const ir::Graph& graph, std::vector<ir::ValueId>* value_map
     }
   }
   for (size_t i = 0; i < graph.outputs().size(); ++i) {
-    const ir::ValueId m = map[static_cast<size_t>(graph.outputs()[i])];
-    if (m == ir::kNoValue) throw Error(ErrorCode::kInternal, "CloneGraph: a graph output is not produced");
+    const ValueId m = map[static_cast<size_t>(graph.outputs()[i])];
+    if (m == kNoValue) throw Error(ErrorCode::kInternal, "CloneGraph: a graph output is not produced");
     out.AddOutput(graph.output_names()[i], m);
   }
   if (value_map) *value_map = std::move(map);
@@ -59,17 +59,17 @@ ir::Graph CloneGraph(const ir::Graph& graph, std::vector<ir::ValueId>* value_map
 }
 
 namespace {
-bool SameDim(ir::Dim a, ir::Dim b) { return a == b && a != ir::kUnknownDim; }
+bool SameDim(Dim a, Dim b) { return a == b && a != kUnknownDim; }
 }  // namespace
 
-bool SameShape(const ir::SymShape& a, const ir::SymShape& b) {
+bool SameShape(const SymShape& a, const SymShape& b) {
   if (!a.rank_known || !b.rank_known || a.rank() != b.rank()) return false;
   for (size_t i = 0; i < a.dims.size(); ++i)
     if (!SameDim(a.dims[i], b.dims[i])) return false;
   return true;
 }
 
-bool BroadcastsInto(const ir::SymShape& operand, const ir::SymShape& target) {
+bool BroadcastsInto(const SymShape& operand, const SymShape& target) {
   if (!operand.rank_known || !target.rank_known || operand.rank() > target.rank()) return false;
   const size_t off = target.dims.size() - operand.dims.size();
   for (size_t i = 0; i < operand.dims.size(); ++i)
@@ -77,12 +77,12 @@ bool BroadcastsInto(const ir::SymShape& operand, const ir::SymShape& target) {
   return true;
 }
 
-bool IsGraphOutput(const ir::Graph& graph, ir::ValueId value) {
+bool IsGraphOutput(const Graph& graph, ValueId value) {
   return std::find(graph.outputs().begin(), graph.outputs().end(), value) != graph.outputs().end();
 }
 
-NameGen::NameGen(const ir::Graph& graph) {
-  for (const ir::Node& n : graph.nodes()) used_.insert(n.name);
+NameGen::NameGen(const Graph& graph) {
+  for (const Node& n : graph.nodes()) used_.insert(n.name);
 }
 
 std::string NameGen::Make(const std::string& base) {
@@ -92,4 +92,4 @@ std::string NameGen::Make(const std::string& base) {
   return name;
 }
 
-}  // namespace kiln::backend::cpu
+}  // namespace kiln::ir

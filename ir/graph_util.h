@@ -1,0 +1,41 @@
+// Graph helpers for passes and codecs: compacting copies, shape equality, unique node names.
+#pragma once
+
+#include <set>
+#include <vector>
+#include <string>
+
+#include "ir/graph.h"
+
+namespace kiln::ir {
+
+// A deep copy of the live part of `graph` (node ids renumbered in topological order; removed
+// nodes dropped; constants and subgraph attributes shared). Symbols are copied by name. With
+// `value_map`, (*value_map)[old value id] is the new id (kNoValue for values of removed nodes).
+Graph CloneGraph(const Graph& graph, std::vector<ValueId>* value_map = nullptr);
+
+// The graph's symbol names in symbol order.
+std::vector<std::string> SymbolNames(const Graph& graph);
+
+// True when both shapes have a known rank and every dim is the same known size or the same
+// named symbol (so the two values have equal shapes at run time).
+bool SameShape(const SymShape& a, const SymShape& b);
+
+// True when `operand` broadcasts to `target` without enlarging it: rank <= target's rank and,
+// right-aligned, each operand dim is 1 or provably equal to the target dim.
+bool BroadcastsInto(const SymShape& operand, const SymShape& target);
+
+// True when `value` is an output of the graph.
+bool IsGraphOutput(const Graph& graph, ValueId value);
+
+// Hands out node names unique within a graph.
+class NameGen {
+ public:
+  explicit NameGen(const Graph& graph);
+  std::string Make(const std::string& base);
+
+ private:
+  std::set<std::string> used_;
+};
+
+}  // namespace kiln::ir
