@@ -81,6 +81,18 @@ bool IsGraphOutput(const Graph& graph, ValueId value) {
   return std::find(graph.outputs().begin(), graph.outputs().end(), value) != graph.outputs().end();
 }
 
+Node& AddReplacementNode(Graph& graph, const std::string& op, const std::string& name, std::vector<ValueId> inputs,
+                         ValueId replaced) {
+  const Value old = graph.value(replaced);  // a copy: AddNode may move the values
+  Node& node = graph.AddNode(op, name, std::move(inputs), 1);
+  Value& v = graph.value(node.outputs[0]);
+  v.dtype = old.dtype;
+  v.shape = old.shape;
+  v.name = old.name;
+  graph.ReplaceAllUses(replaced, v.id);
+  return node;
+}
+
 NameGen::NameGen(const Graph& graph) {
   for (const Node& n : graph.nodes()) used_.insert(n.name);
 }

@@ -28,6 +28,12 @@ bool BroadcastsInto(const SymShape& operand, const SymShape& target);
 // True when `value` is an output of the graph.
 bool IsGraphOutput(const Graph& graph, ValueId value);
 
+// Adds a one-output node that takes the place of value `replaced`: its output gets the dtype,
+// shape and name of `replaced`, and every use of `replaced` reads it instead. The returned
+// reference is valid until the graph's next AddNode.
+Node& AddReplacementNode(Graph& graph, const std::string& op, const std::string& name, std::vector<ValueId> inputs,
+                         ValueId replaced);
+
 // Hands out node names unique within a graph.
 class NameGen {
  public:

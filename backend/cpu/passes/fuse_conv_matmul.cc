@@ -147,16 +147,9 @@ class FuseConvMatMulPass final : public CountingPass {
       for (ir::NodeId a : absorbed) sources.push_back(g.node(a).op);
       attrs.Set("source_ops", sources);
 
-      const ir::Value final_value = g.value(cur);
-      ir::Node& fused = g.AddNode(std::string(fused_op), node_name, inputs, 1);
+      ir::Node& fused = ir::AddReplacementNode(g, std::string(fused_op), node_name, inputs, cur);
       fused.source_op = original_op;
       fused.attrs = std::move(attrs);
-      const ir::ValueId out = fused.outputs[0];
-      ir::Value& v = g.value(out);
-      v.dtype = DType::kFloat32;
-      v.shape = final_value.shape;
-      v.name = final_value.name;
-      g.ReplaceAllUses(cur, out);
       for (ir::NodeId a : absorbed) g.node(a).removed = true;
       consumers = g.Consumers();
       ++rewrites_;

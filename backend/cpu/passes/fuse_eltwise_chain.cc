@@ -102,19 +102,12 @@ class FuseEltwiseChainPass final : public CountingPass {
         operands.push_back(it - inputs.begin());
       }
       const std::string name = g.node(head).name;
-      const ir::Value final_value = g.value(cur);
-      ir::Node& chain = g.AddNode(std::string(kEltwiseChain), name, inputs, 1);
+      ir::Node& chain = ir::AddReplacementNode(g, std::string(kEltwiseChain), name, inputs, cur);
       chain.source_op = ops.size() == 1 ? ops[0] : "elementwise chain";
       chain.attrs.Set("steps", ops);
       chain.attrs.Set("operands", operands);
       chain.attrs.Set("swapped", swapped);
       chain.attrs.Set("alphas", alphas);
-      const ir::ValueId out = chain.outputs[0];
-      ir::Value& v = g.value(out);
-      v.dtype = DType::kFloat32;
-      v.shape = final_value.shape;
-      v.name = final_value.name;
-      g.ReplaceAllUses(cur, out);
       for (const Step& s : steps) g.node(s.node).removed = true;
       consumers = g.Consumers();
       ++rewrites_;
