@@ -4,12 +4,13 @@
 // from a registry is deterministic.
 #pragma once
 
+#include <fmt/format.h>
+
+#include <initializer_list>
 #include <map>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "kiln/error.h"
 
@@ -44,5 +45,13 @@ class NameRegistry {
   std::string what_;
   std::map<std::string, T, std::less<>> entries_;
 };
+
+// A registry built by running each registration function (one per op family) on it, in order.
+template <typename Registry>
+Registry BuildRegistry(std::initializer_list<void (*)(Registry&)> families) {
+  Registry registry;
+  for (auto add : families) add(registry);
+  return registry;
+}
 
 }  // namespace kiln

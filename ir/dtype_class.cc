@@ -1,8 +1,8 @@
 #include "ir/dtype_class.h"
 
-#include <vector>
-
 #include <fmt/format.h>
+
+#include <vector>
 
 namespace kiln::ir {
 

@@ -1,9 +1,9 @@
 #include "ir/graph_util.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <stdexcept>
-
-#include <fmt/format.h>
 
 namespace kiln::ir {
 
@@ -32,7 +32,8 @@ Graph CloneGraph(const Graph& graph, std::vector<ValueId>* value_map) {
     std::vector<ValueId> ins;
     for (ValueId in : n.inputs) {
       const ValueId m = map[static_cast<size_t>(in)];
-      if (m == kNoValue) throw Error(ErrorCode::kInternal, fmt::format("CloneGraph: node '{}' reads an unknown value", n.name));
+      if (m == kNoValue)
+        throw Error(ErrorCode::kInternal, fmt::format("CloneGraph: node '{}' reads an unknown value", n.name));
       ins.push_back(m);
     }
     Node& c = out.AddNode(n.op, n.name, std::move(ins), static_cast<int>(n.outputs.size()));

@@ -2,8 +2,8 @@
 #pragma once
 
 #include <set>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include "ir/graph.h"
 

@@ -32,15 +32,8 @@ void OpRegistry::Add(OpSchema schema) {
 }
 
 const OpRegistry& BuiltinOps() {
-  static const OpRegistry registry = [] {
-    OpRegistry r;
-    RegisterCoreOps(r);
-    RegisterElementwiseOps(r);
-    RegisterNnOps(r);
-    RegisterArrayOps(r);
-    RegisterEngineOps(r);
-    return r;
-  }();
+  static const OpRegistry registry = BuildRegistry<OpRegistry>(
+      {RegisterCoreOps, RegisterElementwiseOps, RegisterNnOps, RegisterArrayOps, RegisterEngineOps});
   return registry;
 }
 

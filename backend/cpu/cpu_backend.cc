@@ -4,10 +4,10 @@
 
 #include "backend/cpu/cpu_engine.h"
 #include "backend/cpu/cpu_features.h"
-#include "ir/graph_util.h"
 #include "backend/cpu/passes/passes.h"
 #include "backend/cpu/plan_serialization.h"
 #include "backend/reference/kernel.h"
+#include "ir/graph_util.h"
 
 namespace kiln::backend::cpu {
 namespace {

@@ -1,9 +1,9 @@
 #include "backend/cpu/cpu_ops.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
-
-#include <fmt/format.h>
 
 #include "common/name_registry.h"
 #include "ir/op_schema.h"
@@ -166,13 +166,21 @@ float ApplyPostOp(const PostOp& op, float x) {
   namespace ew = ir::elementwise;
   ew::State st;
   switch (op.kind) {
-    case PostOpKind::kRelu: return ew::Relu::Apply<float>(x, st);
-    case PostOpKind::kLeakyRelu: st.param = op.alpha; return ew::LeakyRelu::Apply<float>(x, st);
-    case PostOpKind::kRelu6: return ew::Relu6::Apply<float>(x, st);
-    case PostOpKind::kSigmoid: return ew::Sigmoid::Apply<float>(x, st);
-    case PostOpKind::kTanh: return ew::Tanh::Apply<float>(x, st);
-    case PostOpKind::kElu: return ew::Elu::Apply<float>(x, st);
-    case PostOpKind::kSwish: return x * ew::Sigmoid::Apply<float>(static_cast<float>(op.alpha) * x, st);
+    case PostOpKind::kRelu:
+      return ew::Relu::Apply<float>(x, st);
+    case PostOpKind::kLeakyRelu:
+      st.param = op.alpha;
+      return ew::LeakyRelu::Apply<float>(x, st);
+    case PostOpKind::kRelu6:
+      return ew::Relu6::Apply<float>(x, st);
+    case PostOpKind::kSigmoid:
+      return ew::Sigmoid::Apply<float>(x, st);
+    case PostOpKind::kTanh:
+      return ew::Tanh::Apply<float>(x, st);
+    case PostOpKind::kElu:
+      return ew::Elu::Apply<float>(x, st);
+    case PostOpKind::kSwish:
+      return x * ew::Sigmoid::Apply<float>(static_cast<float>(op.alpha) * x, st);
     case PostOpKind::kLinear: return static_cast<float>(op.alpha) * x + static_cast<float>(op.beta);
     case PostOpKind::kAdd: break;
   }

@@ -1,8 +1,8 @@
 #include "backend/cpu/eltwise_chain.h"
 
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "common/name_registry.h"
 #include "ir/ops/elementwise_ops.h"
@@ -42,8 +42,10 @@ const NameRegistry<StepDef>& Steps() {
     NameRegistry<StepDef> r("eltwise chain step");
     ir::elementwise::ForEachOp([&]<typename Op>() {
       if constexpr (Op::kInfo.fusible) {
-        if constexpr (Op::kInfo.pattern == ir::elementwise::Pattern::kUnary) r.Add(Op::kInfo.name, {&UnaryStep<Op>, false});
-        else r.Add(Op::kInfo.name, {&BinaryStep<Op>, true});
+        if constexpr (Op::kInfo.pattern == ir::elementwise::Pattern::kUnary)
+          r.Add(Op::kInfo.name, {&UnaryStep<Op>, false});
+        else
+          r.Add(Op::kInfo.name, {&BinaryStep<Op>, true});
       }
     });
     return r;

@@ -17,7 +17,8 @@ namespace kiln::backend::cpu {
 
 // One step over a tile of n floats: b[i] = f(b[i]) for unary steps; f(b[i], o[i * os]) for
 // binary ones (f(o[i * os], b[i]) when swapped; os == 0: o is a broadcast scalar).
-using ChainStepFn = void (*)(float* b, const float* o, int64_t os, int64_t n, bool swapped, ir::elementwise::State state);
+using ChainStepFn = void (*)(float* b, const float* o, int64_t os, int64_t n, bool swapped,
+                             ir::elementwise::State state);
 
 struct ChainStep {
   ChainStepFn apply = nullptr;

@@ -205,6 +205,25 @@ class DnnlKernel : public Kernel {
     return std::move(reference::RunReferenceKernel(original_, in.subspan(0, original_.inputs.size()), nullptr)[0]);
   }
 
+  // The primitive desc make_pd(bias) for an f32 bias. A bf16 primitive (bf16 src and weights
+  // are required) falls back to `bf16_bias` when oneDNN has none with an f32 bias. *bias_req is
+  // the bias desc used.
+  template <typename MakePd>
+  static auto MakeWithBias(bool bf16, const memory::desc& bias_md, const memory::desc& bf16_bias,
+                           memory::desc* bias_req, const MakePd& make_pd) {
+    *bias_req = bias_md;
+    if (!bf16) return make_pd(bias_md);
+    decltype(make_pd(bias_md)) pd;
+    try {
+      pd = make_pd(bias_md);
+    } catch (const dnnl::error&) {
+      *bias_req = bf16_bias;
+      pd = make_pd(bf16_bias);
+    }
+    RequireBf16(pd);
+    return pd;
+  }
+
   // Stores the primitive of `pd`, its scratchpad size and oneDNN's implementation name in `p`.
   template <typename Primitive, typename PrimitiveDesc>
   static void SetPrimitive(Prim& p, const PrimitiveDesc& pd) {
@@ -345,7 +364,8 @@ class DnnlKernel : public Kernel {
 class ConvKernel final : public DnnlKernel {
  public:
   ConvKernel(const ir::Graph& g, const ir::Node& node, std::shared_ptr<const KernelEnv> env)
-      : DnnlKernel(g, node, std::move(env), ReferenceNode(node, "Conv2D", 3, {"data_format", "strides", "dilations", "padding", "pads"})) {
+      : DnnlKernel(g, node, std::move(env),
+                   ReferenceNode(node, "Conv2D", 3, {"data_format", "strides", "dilations", "padding", "pads"})) {
     Constant(1);
     Constant(2);
   }
@@ -394,19 +414,8 @@ class ConvKernel final : public DnnlKernel {
                                         {g.pad_bottom, g.pad_right});
       return dnnl::convolution_forward::primitive_desc(d, MakeAttr(dst_md), env_->engine);
     };
-    memory::desc bias_req = bias_md;
-    dnnl::convolution_forward::primitive_desc pd;
-    if (!bf16) {
-      pd = make_pd(bias_md);
-    } else {
-      try {
-        pd = make_pd(bias_md);
-      } catch (const dnnl::error&) {
-        bias_req = memory::desc({g.oc}, kBF16, Tag::a);
-        pd = make_pd(bias_req);
-      }
-      RequireBf16(pd);
-    }
+    memory::desc bias_req;
+    const auto pd = MakeWithBias(bf16, bias_md, memory::desc({g.oc}, kBF16, Tag::a), &bias_req, make_pd);
     auto p = std::make_shared<Prim>();
     p->user_src_md = src_md;
     p->user_dst_md = dst_md;
@@ -460,19 +469,8 @@ class MatMulKernel final : public DnnlKernel {
       dnnl::matmul::desc d(src_req, wei_req, bias, dst_md);
       return dnnl::matmul::primitive_desc(d, MakeAttr(dst_md), env_->engine);
     };
-    memory::desc bias_req = bias_md;
-    dnnl::matmul::primitive_desc pd;
-    if (!bf16) {
-      pd = make_pd(bias_md);
-    } else {
-      try {
-        pd = make_pd(bias_md);
-      } catch (const dnnl::error&) {
-        bias_req = memory::desc({1, n}, kBF16, Tag::ab);
-        pd = make_pd(bias_req);
-      }
-      RequireBf16(pd);
-    }
+    memory::desc bias_req;
+    const auto pd = MakeWithBias(bf16, bias_md, memory::desc({1, n}, kBF16, Tag::ab), &bias_req, make_pd);
     auto p = std::make_shared<Prim>();
     p->user_src_md = src_md;
     p->user_dst_md = dst_md;

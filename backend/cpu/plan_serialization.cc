@@ -1,11 +1,11 @@
 #include "backend/cpu/plan_serialization.h"
 
+#include <fmt/format.h>
+
 #include <cstring>
 #include <limits>
 #include <map>
 #include <memory>
-
-#include <fmt/format.h>
 
 #include "backend/cpu/cpu_ops.h"
 #include "ir/graph_util.h"

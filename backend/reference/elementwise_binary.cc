@@ -14,7 +14,9 @@ void CheckSameDType(const KernelContext& ctx, const Tensor& a, const Tensor& b) 
 
 // Ops with a string form (Add: concatenation).
 template <typename Op>
-concept HasStringForm = requires(const std::string& s) { Op::ApplyString(s, s); };
+concept HasStringForm = requires(const std::string& s) {
+  Op::ApplyString(s, s);
+};
 
 // The string form on two string tensors.
 template <typename Op>
@@ -25,10 +27,10 @@ void StringKernel(KernelContext& ctx) {
   auto& out = ctx.AllocateOutput(0, DType::kString, plan.out_shape).strings();
   const auto& sa = a.strings();
   const auto& sb = b.strings();
-  ForEachBroadcast<2>(plan.out_shape, {&plan.strides[0], &plan.strides[1]},
-                      [&](int64_t o, const std::array<int64_t, 2>& off) {
-                        out[static_cast<size_t>(o)] = Op::ApplyString(sa[static_cast<size_t>(off[0])], sb[static_cast<size_t>(off[1])]);
-                      });
+  ForEachBroadcast<2>(
+      plan.out_shape, {&plan.strides[0], &plan.strides[1]}, [&](int64_t o, const std::array<int64_t, 2>& off) {
+        out[static_cast<size_t>(o)] = Op::ApplyString(sa[static_cast<size_t>(off[0])], sb[static_cast<size_t>(off[1])]);
+      });
 }
 
 template <typename Op>

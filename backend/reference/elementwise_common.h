@@ -3,12 +3,12 @@
 // scalar helpers (ir/ops/elementwise_scalar.h).
 #pragma once
 
+#include <fmt/format.h>
+
 #include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "backend/reference/dispatch.h"
 #include "backend/reference/kernel.h"

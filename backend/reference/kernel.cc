@@ -14,15 +14,9 @@ void KernelContext::Fail(const std::string& what) const {
 }
 
 const KernelTable& ReferenceKernels() {
-  static const KernelTable table = [] {
-    KernelTable t;
-    RegisterCoreKernels(t);
-    RegisterElementwiseKernels(t);
-    RegisterNnKernels(t);
-    RegisterArrayKernels(t);
-    RegisterEngineKernels(t);
-    return t;
-  }();
+  static const KernelTable table =
+      BuildRegistry<KernelTable>({RegisterCoreKernels, RegisterElementwiseKernels, RegisterNnKernels,
+                                  RegisterArrayKernels, RegisterEngineKernels});
   return table;
 }
 

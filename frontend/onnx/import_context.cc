@@ -228,14 +228,8 @@ Tensor ScalarTensor(DType dtype, double value) {
 }
 
 const ImporterTable& OnnxImporters() {
-  static const ImporterTable table = [] {
-    ImporterTable t;
-    RegisterCoreImporters(t);
-    RegisterElementwiseImporters(t);
-    RegisterNnImporters(t);
-    RegisterArrayImporters(t);
-    return t;
-  }();
+  static const ImporterTable table = BuildRegistry<ImporterTable>(
+      {RegisterCoreImporters, RegisterElementwiseImporters, RegisterNnImporters, RegisterArrayImporters});
   return table;
 }
 

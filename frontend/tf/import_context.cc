@@ -173,14 +173,8 @@ void ImporterTable::Add(TfOpSpec spec) {
 }
 
 const ImporterTable& TfImporters() {
-  static const ImporterTable table = [] {
-    ImporterTable t;
-    RegisterCoreImporters(t);
-    RegisterElementwiseImporters(t);
-    RegisterNnImporters(t);
-    RegisterArrayImporters(t);
-    return t;
-  }();
+  static const ImporterTable table = BuildRegistry<ImporterTable>(
+      {RegisterCoreImporters, RegisterElementwiseImporters, RegisterNnImporters, RegisterArrayImporters});
   return table;
 }
 

@@ -16,7 +16,8 @@ namespace {
 void CheckDType(InferContext& ctx, int i, unsigned mask) {
   const DType dt = ctx.input_dtype(i);
   if (!InClass(dt, mask))
-    ctx.Fail(fmt::format("input {} ('{}'): expected {}, got {}", i, ctx.input(i).name, DTypeClassName(mask), DTypeName(dt)));
+    ctx.Fail(
+        fmt::format("input {} ('{}'): expected {}, got {}", i, ctx.input(i).name, DTypeClassName(mask), DTypeName(dt)));
 }
 
 void CheckSameDType(InferContext& ctx, int a, int b) {
@@ -31,8 +32,10 @@ void InferTableOp(InferContext& ctx) {
   if (elementwise::Arity(op.pattern) == 2) CheckSameDType(ctx, 0, 1);
   CheckDType(ctx, 0, op.types);
   const DType out = elementwise::ReturnsBool(op.pattern) ? DType::kBool : ctx.input_dtype(0);
-  if (elementwise::Arity(op.pattern) == 1) ctx.SetOutput(0, out, ctx.input_shape(0));
-  else ctx.SetOutput(0, out, BroadcastShapes(ctx, ctx.input_shape(0), ctx.input_shape(1)));
+  if (elementwise::Arity(op.pattern) == 1)
+    ctx.SetOutput(0, out, ctx.input_shape(0));
+  else
+    ctx.SetOutput(0, out, BroadcastShapes(ctx, ctx.input_shape(0), ctx.input_shape(1)));
 }
 
 // Whether two shapes are guaranteed to broadcast (every dim pair equal or one of them 1).

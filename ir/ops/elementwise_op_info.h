@@ -53,7 +53,8 @@ constexpr bool ValidFusible(const OpInfo& op) {
 // A compile-time list of op structs: ForEach calls fn.template operator()<Op>() for each.
 template <typename... Ops>
 struct OpList {
-  static_assert((ValidFusible(Ops::kInfo) && ...), "a fusible op must be unary or binary and accept floating-point inputs");
+  static_assert((ValidFusible(Ops::kInfo) && ...),
+                "a fusible op must be unary or binary and accept floating-point inputs");
 
   template <typename Fn>
   static void ForEach(Fn&& fn) {

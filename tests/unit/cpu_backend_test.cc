@@ -1,9 +1,9 @@
 // CPU engine backend: differential tests against the reference executor on hand-built graphs
 // (fused convolutions, BN folding, matmuls, elementwise chains, dynamic profiles), plus
 // serialization round trips and concurrent execution.
-#include <thread>
-
 #include <fmt/format.h>
+
+#include <thread>
 
 #include "backend/cpu/cpu_ops.h"
 #include "ir/ops/elementwise_ops.h"

@@ -4,13 +4,13 @@
 // BF16 request runs FP32 with a note. Engines for a BF16 CPU are also built here with the
 // features of one (CpuEngine takes the CPU features): where oneDNN cannot make bf16 primitives
 // (no AVX-512) every step falls back to f32 and the engine says so.
-#include <cmath>
-
 #include <fmt/format.h>
 
-#include "ir/graph_util.h"
+#include <cmath>
+
 #include "backend/cpu/passes/passes.h"
 #include "backend/cpu/plan_serialization.h"
+#include "ir/graph_util.h"
 #include "tests/unit/cpu_test_util.h"
 
 namespace kiln {
@@ -184,7 +184,8 @@ TEST(CpuBf16, EngineWithoutConvOrMatMulRunsFp32) {
   auto stats = backend::cpu::OptimizeForCpu(work);
   backend::CompileOptions options;
   options.precision = Precision::kBF16;
-  CpuEngine engine(std::make_shared<const ir::Graph>(ir::CloneGraph(work)), ExactProfile({{4, 8}}), options, stats, 0, cpu);
+  CpuEngine engine(std::make_shared<const ir::Graph>(ir::CloneGraph(work)), ExactProfile({{4, 8}}), options, stats, 0,
+                   cpu);
   EXPECT_EQ(engine.precision(), Precision::kFP32);
   EXPECT_EQ(engine.precision_note(),
             "BF16 requested; the engine has no convolution or matrix product (the steps that run BF16), engine runs FP32");

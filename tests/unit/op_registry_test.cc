@@ -11,8 +11,8 @@
 #include "frontend/onnx/importer.h"
 #include "frontend/tf/importer.h"
 #include "ir/op_schema.h"
-#include "ir/passes/pass.h"
 #include "ir/ops/elementwise_ops.h"
+#include "ir/passes/pass.h"
 
 namespace kiln {
 namespace {
@@ -102,10 +102,14 @@ TEST(ElementwiseTable, DrivesSchemasKernelsAndImporters) {
     EXPECT_EQ(schema->max_inputs, ir::elementwise::Arity(op.pattern)) << op.name;
     EXPECT_NE(reference::ReferenceKernels().Find(op.name), nullptr) << op.name;
     for (const auto& tf : op.tf) {
-      if (tf.name) EXPECT_TRUE(has(tf_ops, tf.name)) << tf.name;
+      if (tf.name) {
+        EXPECT_TRUE(has(tf_ops, tf.name)) << tf.name;
+      }
     }
     for (const auto& onnx : op.onnx) {
-      if (onnx.name) EXPECT_TRUE(has(onnx_ops, onnx.name)) << onnx.name;
+      if (onnx.name) {
+        EXPECT_TRUE(has(onnx_ops, onnx.name)) << onnx.name;
+      }
     }
   }
   EXPECT_EQ(ir::elementwise::FindOp("Select"), nullptr);  // registered by hand

@@ -10,8 +10,8 @@
 #include <cmath>
 #include <optional>
 
-#include "ir/graph_util.h"
 #include "backend/cpu/passes/passes.h"
+#include "ir/graph_util.h"
 #include "ir/ops/nn_util.h"
 
 namespace kiln::backend::cpu {
@@ -83,7 +83,8 @@ std::optional<Affine> ConsumerAffine(const ir::Graph& g, const std::vector<std::
   if (c.op == "BatchNorm") {
     if (c.inputs.size() != 5 || c.inputs[0] != y || c.attrs.GetOr<bool>("training", false)) return std::nullopt;
     for (size_t i = 1; i < c.outputs.size(); ++i)
-      if (!consumers[static_cast<size_t>(c.outputs[i])].empty() || ir::IsGraphOutput(g, c.outputs[i])) return std::nullopt;
+      if (!consumers[static_cast<size_t>(c.outputs[i])].empty() || ir::IsGraphOutput(g, c.outputs[i]))
+        return std::nullopt;
     int64_t axis = c.attrs.GetOr<int64_t>("axis", -1);
     if (axis < 0) axis += t.out_rank;
     if (axis != t.channel_axis) return std::nullopt;

@@ -10,8 +10,8 @@
 #include <optional>
 
 #include "backend/cpu/cpu_ops.h"
-#include "ir/graph_util.h"
 #include "backend/cpu/passes/passes.h"
+#include "ir/graph_util.h"
 
 namespace kiln::backend::cpu {
 namespace {
@@ -77,7 +77,9 @@ class FuseConvMatMulPass final : public CountingPass {
           if (s->op != "Sigmoid" || m->op != "Mul" || s->inputs.size() != 1 || m->inputs.size() != 2) break;
           const ir::ValueId sv = s->outputs[0];
           const bool pair = (m->inputs[0] == cur && m->inputs[1] == sv) || (m->inputs[1] == cur && m->inputs[0] == sv);
-          if (!pair || consumers[static_cast<size_t>(sv)].size() != 1 || ir::IsGraphOutput(g, sv) || !IsF32(g, m->outputs[0])) break;
+          if (!pair || consumers[static_cast<size_t>(sv)].size() != 1 || ir::IsGraphOutput(g, sv) ||
+              !IsF32(g, m->outputs[0]))
+            break;
           post_ops.push_back({PostOpKind::kSwish, 1.0, 0.0});
           absorbed.push_back(s->id);
           absorbed.push_back(m->id);

@@ -9,8 +9,8 @@
 #include <algorithm>
 
 #include "backend/cpu/cpu_ops.h"
-#include "ir/graph_util.h"
 #include "backend/cpu/passes/passes.h"
+#include "ir/graph_util.h"
 #include "ir/ops/elementwise_ops.h"
 
 namespace kiln::backend::cpu {

@@ -25,7 +25,8 @@ using ir::kStringT;
 void CheckType(ImportContext& ctx, const std::string& attr, unsigned mask) {
   if (!ctx.has_attr(attr)) return;
   const DType dt = ctx.attr_type(attr);
-  if (!ir::InClass(dt, mask)) ctx.Unsupported(fmt::format("{} with {} = {} is not supported", ctx.op(), attr, DTypeName(dt)));
+  if (!ir::InClass(dt, mask))
+    ctx.Unsupported(fmt::format("{} with {} = {} is not supported", ctx.op(), attr, DTypeName(dt)));
 }
 
 void CheckArity(ImportContext& ctx, int n) {
