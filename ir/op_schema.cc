@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <map>
+#include <memory>
+#include <mutex>
+
 namespace kiln::ir {
 
 void InferContext::SetOutput(int i, DType dtype, SymShape shape) {
@@ -23,38 +27,64 @@ void InferContext::Fail(const std::string& what) const {
 
 void OpRegistry::Add(OpSchema schema) {
   if (!schema.infer) throw Error(ErrorCode::kInternal, "IR op " + schema.name + " has no shape function");
-  std::string name = schema.name;
-  if (!schemas_.emplace(name, std::move(schema)).second)
-    throw Error(ErrorCode::kInternal, "IR op registered twice: " + name);
-}
-
-const OpSchema* OpRegistry::Find(std::string_view name) const {
-  auto it = schemas_.find(name);
-  return it == schemas_.end() ? nullptr : &it->second;
-}
-
-std::vector<std::string> OpRegistry::Names() const {
-  std::vector<std::string> names;
-  for (const auto& [name, schema] : schemas_) names.push_back(name);
-  return names;
+  const std::string name = schema.name;
+  schemas_.Add(name, std::move(schema));
 }
 
 const OpRegistry& BuiltinOps() {
-  static const OpRegistry registry = [] {
-    OpRegistry r;
-    RegisterCoreOps(r);
-    RegisterElementwiseOps(r);
-    RegisterNnOps(r);
-    RegisterArrayOps(r);
-    RegisterEngineOps(r);
-    return r;
-  }();
+  static const OpRegistry registry = BuildRegistry<OpRegistry>(
+      {RegisterCoreOps, RegisterElementwiseOps, RegisterNnOps, RegisterArrayOps, RegisterEngineOps});
   return registry;
+}
+
+namespace {
+
+// The registered backends' op registries by prefix. Each registry is complete before it is
+// published and never changes afterwards, so lookups only lock to find it.
+struct BackendRegistries {
+  std::mutex mu;
+  std::map<std::string, std::unique_ptr<const OpRegistry>, std::less<>> by_prefix;
+};
+
+BackendRegistries& Backends() {
+  static BackendRegistries backends;
+  return backends;
+}
+
+}  // namespace
+
+void RegisterBackendOps(std::string_view prefix, void (*add)(OpRegistry& registry)) {
+  if (prefix.empty() || prefix.find('.') != std::string_view::npos)
+    throw Error(ErrorCode::kInternal, fmt::format("invalid backend op prefix '{}'", prefix));
+  BackendRegistries& backends = Backends();
+  std::lock_guard<std::mutex> lock(backends.mu);
+  if (backends.by_prefix.find(prefix) != backends.by_prefix.end()) return;
+  auto registry = std::make_unique<OpRegistry>();
+  add(*registry);
+  const std::string want = fmt::format("{}.", prefix);
+  for (const std::string& name : registry->Names())
+    if (!name.starts_with(want) || name.size() == want.size())
+      throw Error(ErrorCode::kInternal, fmt::format("backend op '{}' is not named '{}<Op>'", name, want));
+  backends.by_prefix.emplace(std::string(prefix), std::move(registry));
+}
+
+const OpSchema* FindOp(std::string_view name) {
+  const size_t dot = name.find('.');
+  if (dot == std::string_view::npos) return BuiltinOps().Find(name);
+  BackendRegistries& backends = Backends();
+  const OpRegistry* registry = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(backends.mu);
+    auto it = backends.by_prefix.find(name.substr(0, dot));
+    if (it == backends.by_prefix.end()) return nullptr;
+    registry = it->second.get();
+  }
+  return registry->Find(name);
 }
 
 void InferNode(Graph& graph, NodeId id) {
   const Node& node = graph.node(id);
-  const OpSchema* schema = BuiltinOps().Find(node.op);
+  const OpSchema* schema = FindOp(node.op);
   if (!schema) throw Error(ErrorCode::kInternal, fmt::format("node '{}': unknown IR op '{}'", node.name, node.op));
   const int n = static_cast<int>(node.inputs.size());
   if (n < schema->min_inputs || (schema->max_inputs >= 0 && n > schema->max_inputs))

@@ -1,12 +1,13 @@
 // Declarative description of each IR op: arity, whether it may be constant-folded, and its
-// shape/dtype inference function. One registration function per op family (ir/ops/*.cc).
+// shape/dtype inference function. One registration function per op family (ir/ops/*.cc);
+// backends add their internal ops under a prefix (RegisterBackendOps).
 #pragma once
 
-#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "common/name_registry.h"
 #include "ir/graph.h"
 
 namespace kiln::ir {
@@ -49,15 +50,27 @@ struct OpSchema {
 class OpRegistry {
  public:
   void Add(OpSchema schema);
-  const OpSchema* Find(std::string_view name) const;
-  std::vector<std::string> Names() const;
+  const OpSchema* Find(std::string_view name) const { return schemas_.Find(name); }
+  std::vector<std::string> Names() const { return schemas_.Names(); }
 
  private:
-  std::map<std::string, OpSchema, std::less<>> schemas_;
+  NameRegistry<OpSchema> schemas_{"IR op"};
 };
 
-// All built-in IR ops. Built once on first use and immutable afterwards.
+// The built-in IR ops: Kiln's canonical ops, which importers produce. Built once on first use
+// and immutable afterwards.
 const OpRegistry& BuiltinOps();
+
+// Adds a backend's internal ops (the fused nodes its passes create), named "<prefix>.<Op>",
+// e.g. "cpu.FusedConv2D". A backend calls this before it creates or reads graphs with such
+// nodes. The first call for a prefix runs `add` on an empty registry, checks that every name
+// carries the prefix and publishes the registry; later calls for the prefix do nothing. `add`
+// must only add schemas. Thread-safe; lookups never see a partly built registry.
+void RegisterBackendOps(std::string_view prefix, void (*add)(OpRegistry& registry));
+
+// The schema of a built-in op or of a registered backend op; nullptr for an unknown op. The
+// verifier, shape inference and constant folding look ops up here.
+const OpSchema* FindOp(std::string_view name);
 
 // Runs the op's shape function for one node (throws for unknown ops or bad arity).
 void InferNode(Graph& graph, NodeId node);

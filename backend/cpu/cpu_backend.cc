@@ -4,10 +4,10 @@
 
 #include "backend/cpu/cpu_engine.h"
 #include "backend/cpu/cpu_features.h"
-#include "backend/cpu/graph_util.h"
 #include "backend/cpu/passes/passes.h"
 #include "backend/cpu/plan_serialization.h"
 #include "backend/reference/kernel.h"
+#include "ir/graph_util.h"
 
 namespace kiln::backend::cpu {
 namespace {
@@ -77,9 +77,9 @@ std::unique_ptr<Engine> CpuBackend::Compile(const ir::Graph& segment, const Prof
       throw Error(ErrorCode::kInvalidArgument, fmt::format("node '{}' ({}) cannot run in a CPU engine: {}", node.name, node.op, *why));
   }
   const uint64_t hash = HashSegment(segment);
-  ir::Graph work = CloneGraph(segment);
+  ir::Graph work = ir::CloneGraph(segment);
   std::vector<PassStat> stats = OptimizeForCpu(work);
-  auto plan = std::make_shared<const ir::Graph>(CloneGraph(work));  // compact: removed nodes dropped
+  auto plan = std::make_shared<const ir::Graph>(ir::CloneGraph(work));  // compact: removed nodes dropped
   auto engine = std::make_unique<CpuEngine>(std::move(plan), profile, options, std::move(stats), hash);
   ++compiled_;
   return engine;

@@ -5,7 +5,7 @@
 
 #include <fmt/format.h>
 
-#include "backend/cpu/graph_util.h"
+#include "ir/graph_util.h"
 #include "backend/cpu/plan_serialization.h"
 #include "backend/reference/kernel.h"
 #include "ir/op_schema.h"
@@ -14,7 +14,7 @@ namespace kiln::backend::cpu {
 
 std::vector<std::optional<Shape>> SpecializeShapes(const ir::Graph& graph, const std::vector<Shape>& inputs) {
   std::vector<ir::ValueId> map;
-  ir::Graph g = CloneGraph(graph, &map);
+  ir::Graph g = ir::CloneGraph(graph, &map);
   if (inputs.size() != g.inputs().size())
     throw Error(ErrorCode::kInvalidArgument, fmt::format("{} input shapes for a graph of {} inputs", inputs.size(), g.inputs().size()));
   for (size_t i = 0; i < inputs.size(); ++i) g.value(g.inputs()[i]).shape = ir::SymShape::Of(std::vector<ir::Dim>(inputs[i].begin(), inputs[i].end()));

@@ -1,11 +1,13 @@
 #include "backend/cpu/cpu_ops.h"
 
-#include <algorithm>
-#include <cmath>
-#include <map>
-
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cmath>
+
+#include "common/name_registry.h"
+#include "ir/op_schema.h"
+#include "ir/ops/elementwise_unary_ops.h"
 #include "ir/ops/nn_util.h"
 
 namespace kiln::backend::cpu {
@@ -66,17 +68,50 @@ std::vector<Shape> InferEltwiseChain(const ir::Node& node, const std::vector<Sha
   return {x};
 }
 
-const std::map<std::string, CpuOpDef, std::less<>>& Table() {
-  static const auto* table = [] {
-    auto* t = new std::map<std::string, CpuOpDef, std::less<>>;
-    auto add = [&](CpuOpDef def) { t->emplace(def.name, std::move(def)); };
+const NameRegistry<CpuOpDef>& Table() {
+  static const NameRegistry<CpuOpDef> table = [] {
+    NameRegistry<CpuOpDef> t("CPU backend op");
+    auto add = [&](CpuOpDef def) {
+      const std::string name = def.name;
+      t.Add(name, std::move(def));
+    };
     add({std::string(kFusedConv2D), 3, -1, InferFusedConv});
     add({std::string(kFusedMatMul), 3, -1, InferFusedMatMul});
     add({std::string(kFusedBatchMatMul), 2, -1, InferFusedBatchMatMul});
-    add({std::string(kEltwiseChain), 1, -1, InferEltwiseChain});
+    add({std::string(kEltwiseChain), 1, -1, InferEltwiseChain, /*keeps_input_shape=*/true});
     return t;
   }();
-  return *table;
+  return table;
+}
+
+// The IR shape function of every op above: its concrete shape function when all input shapes
+// are static; otherwise input 0's shape for ops that keep it, else unknown shapes.
+void InferCpuOp(ir::InferContext& ctx) {
+  const CpuOpDef& def = *FindCpuOp(ctx.node().op);
+  const DType dtype = ctx.input_dtype(0);
+  std::vector<Shape> shapes;
+  for (int i = 0; i < ctx.num_inputs(); ++i) {
+    std::optional<Shape> s = ctx.input_shape(i).ToStatic();
+    if (!s) break;
+    shapes.push_back(std::move(*s));
+  }
+  if (static_cast<int>(shapes.size()) == ctx.num_inputs()) {
+    const std::vector<Shape> outs = def.infer(ctx.node(), shapes);
+    for (int i = 0; i < ctx.num_outputs(); ++i) {
+      const Shape& o = outs.at(static_cast<size_t>(i));
+      ctx.SetOutput(i, dtype, ir::SymShape::Of(std::vector<ir::Dim>(o.begin(), o.end())));
+    }
+    return;
+  }
+  for (int i = 0; i < ctx.num_outputs(); ++i)
+    ctx.SetOutput(i, dtype, def.keeps_input_shape ? ctx.input_shape(0) : ir::SymShape::Unknown());
+}
+
+void AddCpuOps(ir::OpRegistry& registry) {
+  for (const std::string& name : Table().Names()) {
+    const CpuOpDef& def = *Table().Find(name);
+    registry.Add(ir::OpSchema{name, def.min_inputs, def.max_inputs, &InferCpuOp, /*foldable=*/false});
+  }
 }
 
 constexpr std::pair<PostOpKind, std::string_view> kPostOpNames[] = {
@@ -128,18 +163,24 @@ void WritePostOps(ir::AttrMap& attrs, const std::vector<PostOp>& post_ops) {
 }
 
 float ApplyPostOp(const PostOp& op, float x) {
+  namespace ew = ir::elementwise;
+  ew::State st;
   switch (op.kind) {
-    case PostOpKind::kRelu: return std::isnan(x) ? x : (x > 0.f ? x : 0.f);
-    case PostOpKind::kLeakyRelu: return x > 0.f ? x : x * static_cast<float>(op.alpha);
-    case PostOpKind::kRelu6: return std::isnan(x) ? x : (x > 0.f ? (x < 6.f ? x : 6.f) : 0.f);
-    case PostOpKind::kSigmoid: return x >= 0.f ? 1.f / (1.f + std::exp(-x)) : std::exp(x) / (1.f + std::exp(x));
-    case PostOpKind::kTanh: return std::tanh(x);
-    case PostOpKind::kElu: return x < 0.f ? std::exp(x) - 1.f : x;
-    case PostOpKind::kSwish: {
-      const float a = static_cast<float>(op.alpha) * x;
-      const float s = a >= 0.f ? 1.f / (1.f + std::exp(-a)) : std::exp(a) / (1.f + std::exp(a));
-      return x * s;
-    }
+    case PostOpKind::kRelu:
+      return ew::Relu::Apply<float>(x, st);
+    case PostOpKind::kLeakyRelu:
+      st.param = op.alpha;
+      return ew::LeakyRelu::Apply<float>(x, st);
+    case PostOpKind::kRelu6:
+      return ew::Relu6::Apply<float>(x, st);
+    case PostOpKind::kSigmoid:
+      return ew::Sigmoid::Apply<float>(x, st);
+    case PostOpKind::kTanh:
+      return ew::Tanh::Apply<float>(x, st);
+    case PostOpKind::kElu:
+      return ew::Elu::Apply<float>(x, st);
+    case PostOpKind::kSwish:
+      return x * ew::Sigmoid::Apply<float>(static_cast<float>(op.alpha) * x, st);
     case PostOpKind::kLinear: return static_cast<float>(op.alpha) * x + static_cast<float>(op.beta);
     case PostOpKind::kAdd: break;
   }
@@ -148,17 +189,9 @@ float ApplyPostOp(const PostOp& op, float x) {
 
 int FirstAddInput(const ir::Node& node) { return node.op == kFusedBatchMatMul ? 2 : 3; }
 
-const CpuOpDef* FindCpuOp(std::string_view name) {
-  const auto& t = Table();
-  auto it = t.find(name);
-  return it == t.end() ? nullptr : &it->second;
-}
+const CpuOpDef* FindCpuOp(std::string_view name) { return Table().Find(name); }
 
-std::vector<std::string> CpuOpNames() {
-  std::vector<std::string> names;
-  for (const auto& [name, def] : Table()) names.push_back(name);
-  return names;
-}
+void RegisterCpuOps() { ir::RegisterBackendOps("cpu", &AddCpuOps); }
 
 Shape ConvGeometry::OutputShape() const { return channels_last ? Shape{n, oh, ow, oc} : Shape{n, oc, oh, ow}; }
 

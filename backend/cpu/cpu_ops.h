@@ -1,15 +1,15 @@
-// The CPU backend's internal ops: fused nodes produced by its passes. They live only in the
-// backend's own table (never in the global IR registry), so graphs containing them are run by
-// the CPU engine alone; the engine payload stores them like any other node.
+// The CPU backend's internal ops: fused nodes produced by its passes. RegisterCpuOps adds them
+// to the IR op registry under the prefix "cpu." (so the IR verifier checks the rewritten
+// graphs); only the CPU engine runs them. The engine payload stores them like any other node.
 //
-//   CpuFusedConv2D      inputs (x, filter HWIO [KH,KW,C/groups,O], bias [O], add_0, ...)
+//   cpu.FusedConv2D     inputs (x, filter HWIO [KH,KW,C/groups,O], bias [O], add_0, ...)
 //                       attrs data_format, strides, dilations, padding, pads (as Conv2D),
 //                       post-op attrs (below). DepthwiseConv2D is rewritten to this op with its
 //                       filter viewed as [KH,KW,1,C*M] (groups = C).
-//   CpuFusedMatMul      inputs (a, b, bias [N], add_0, ...); attrs transpose_a, transpose_b,
+//   cpu.FusedMatMul     inputs (a, b, bias [N], add_0, ...); attrs transpose_a, transpose_b,
 //                       post-op attrs. `b` may be a constant (weights reordered once) or not.
-//   CpuFusedBatchMatMul inputs (x, y, add_0, ...); attrs adj_x, adj_y, post-op attrs.
-//   CpuEltwiseChain     inputs (x, operand_1, ...); attrs steps (op names), operands (input
+//   cpu.FusedBatchMatMul inputs (x, y, add_0, ...); attrs adj_x, adj_y, post-op attrs.
+//   cpu.EltwiseChain    inputs (x, operand_1, ...); attrs steps (op names), operands (input
 //                       index per step, -1 for unary steps), swapped (1 when the operand is the
 //                       left-hand side), alphas (LeakyRelu's alpha per step). Output: x's shape.
 //
@@ -29,10 +29,14 @@
 
 namespace kiln::backend::cpu {
 
-inline constexpr std::string_view kFusedConv2D = "CpuFusedConv2D";
-inline constexpr std::string_view kFusedMatMul = "CpuFusedMatMul";
-inline constexpr std::string_view kFusedBatchMatMul = "CpuFusedBatchMatMul";
-inline constexpr std::string_view kEltwiseChain = "CpuEltwiseChain";
+inline constexpr std::string_view kFusedConv2D = "cpu.FusedConv2D";
+inline constexpr std::string_view kFusedMatMul = "cpu.FusedMatMul";
+inline constexpr std::string_view kFusedBatchMatMul = "cpu.FusedBatchMatMul";
+inline constexpr std::string_view kEltwiseChain = "cpu.EltwiseChain";
+
+// Adds the ops above to the IR op registry (ir::RegisterBackendOps); idempotent and
+// thread-safe. Called before the backend creates or decodes graphs that hold them.
+void RegisterCpuOps();
 
 enum class PostOpKind { kRelu, kLeakyRelu, kRelu6, kSigmoid, kTanh, kElu, kSwish, kLinear, kAdd };
 
@@ -58,11 +62,12 @@ struct CpuOpDef {
   int max_inputs = -1;  // -1: variadic
   // Output shapes for concrete input shapes; throws kInvalidArgument naming the node.
   std::vector<Shape> (*infer)(const ir::Node& node, const std::vector<Shape>& inputs) = nullptr;
+  // The output has input 0's shape (used for symbolic shapes, which `infer` cannot take).
+  bool keeps_input_shape = false;
 };
 
 // The backend's own op table; nullptr for ops that are not internal.
 const CpuOpDef* FindCpuOp(std::string_view name);
-std::vector<std::string> CpuOpNames();
 
 // Fused-conv geometry for concrete shapes (shared by shape inference and the kernels).
 struct ConvGeometry {

@@ -1,45 +1,23 @@
 #include "backend/cpu/eltwise_chain.h"
 
-#include <algorithm>
-#include <cfloat>
-#include <cmath>
-#include <map>
-
 #include <fmt/format.h>
+
+#include <algorithm>
+
+#include "common/name_registry.h"
+#include "ir/ops/elementwise_ops.h"
 
 namespace kiln::backend::cpu {
 namespace {
 
-const std::map<std::string, ChainOp>& OpNames() {
-  static const std::map<std::string, ChainOp> names = {
-      {"Relu", ChainOp::kRelu},       {"Relu6", ChainOp::kRelu6},     {"Sigmoid", ChainOp::kSigmoid},
-      {"Tanh", ChainOp::kTanh},       {"Elu", ChainOp::kElu},         {"Selu", ChainOp::kSelu},
-      {"LeakyRelu", ChainOp::kLeakyRelu}, {"Exp", ChainOp::kExp},     {"Expm1", ChainOp::kExpm1},
-      {"Log", ChainOp::kLog},         {"Log1p", ChainOp::kLog1p},     {"Sqrt", ChainOp::kSqrt},
-      {"Rsqrt", ChainOp::kRsqrt},     {"Neg", ChainOp::kNeg},         {"Abs", ChainOp::kAbs},
-      {"Square", ChainOp::kSquare},   {"Reciprocal", ChainOp::kReciprocal}, {"Erf", ChainOp::kErf},
-      {"Erfc", ChainOp::kErfc},       {"Softsign", ChainOp::kSoftsign}, {"Softplus", ChainOp::kSoftplus},
-      {"Floor", ChainOp::kFloor},     {"Ceil", ChainOp::kCeil},       {"Round", ChainOp::kRound},
-      {"Sin", ChainOp::kSin},         {"Cos", ChainOp::kCos},         {"Add", ChainOp::kAdd},
-      {"Sub", ChainOp::kSub},         {"Mul", ChainOp::kMul},         {"Div", ChainOp::kDiv},
-      {"Maximum", ChainOp::kMaximum}, {"Minimum", ChainOp::kMinimum}, {"SquaredDifference", ChainOp::kSquaredDifference},
-      {"Pow", ChainOp::kPow},         {"DivNoNan", ChainOp::kDivNoNan}, {"MulNoNan", ChainOp::kMulNoNan},
-  };
-  return names;
+template <typename Op>
+void UnaryStep(float* b, const float*, int64_t, int64_t n, bool, ir::elementwise::State st) {
+  for (int64_t i = 0; i < n; ++i) b[i] = Op::template Apply<float>(b[i], st);
 }
 
-bool IsBinary(ChainOp op) { return op >= ChainOp::kAdd; }
-
-inline float Sigmoid(float x) { return x >= 0.f ? 1.f / (1.f + std::exp(-x)) : std::exp(x) / (1.f + std::exp(x)); }
-
-template <typename F>
-inline void Unary(float* b, int64_t n, F f) {
-  for (int64_t i = 0; i < n; ++i) b[i] = f(b[i]);
-}
-
-// b = f(b, o) (or f(o, b) when swapped); o advances by `os` elements (0: a broadcast scalar).
-template <typename F>
-inline void Binary(float* b, const float* o, int64_t os, int64_t n, bool swapped, F f) {
+template <typename Op>
+void BinaryStep(float* b, const float* o, int64_t os, int64_t n, bool swapped, ir::elementwise::State st) {
+  auto f = [&st](float x, float y) { return Op::template Apply<float>(x, y, st); };
   if (os == 0) {
     const float v = *o;
     if (swapped) for (int64_t i = 0; i < n; ++i) b[i] = f(v, b[i]);
@@ -53,63 +31,26 @@ inline void Binary(float* b, const float* o, int64_t os, int64_t n, bool swapped
   }
 }
 
-void ApplyStep(const ChainStep& s, float* b, const float* o, int64_t os, int64_t n) {
-  const bool sw = s.swapped;
-  switch (s.op) {
-    case ChainOp::kRelu: return Unary(b, n, [](float x) { return std::isnan(x) ? x : (x > 0.f ? x : 0.f); });
-    case ChainOp::kRelu6: return Unary(b, n, [](float x) { return std::isnan(x) ? x : (x > 0.f ? (x < 6.f ? x : 6.f) : 0.f); });
-    case ChainOp::kSigmoid: return Unary(b, n, Sigmoid);
-    case ChainOp::kTanh: return Unary(b, n, [](float x) { return std::tanh(x); });
-    case ChainOp::kElu: return Unary(b, n, [](float x) { return x < 0.f ? std::exp(x) - 1.f : x; });
-    case ChainOp::kSelu:
-      return Unary(b, n, [](float x) {
-        return x < 0.f ? static_cast<float>(1.7580993408473768599402175208123) * (std::exp(x) - 1.f)
-                       : static_cast<float>(1.0507009873554804934193349852946) * x;
-      });
-    case ChainOp::kLeakyRelu: {
-      const float a = s.alpha;
-      return Unary(b, n, [a](float x) { return x > 0.f ? x : x * a; });
-    }
-    case ChainOp::kExp: return Unary(b, n, [](float x) { return std::exp(x); });
-    case ChainOp::kExpm1: return Unary(b, n, [](float x) { return std::expm1(x); });
-    case ChainOp::kLog: return Unary(b, n, [](float x) { return std::log(x); });
-    case ChainOp::kLog1p: return Unary(b, n, [](float x) { return std::log1p(x); });
-    case ChainOp::kSqrt: return Unary(b, n, [](float x) { return std::sqrt(x); });
-    case ChainOp::kRsqrt: return Unary(b, n, [](float x) { return 1.f / std::sqrt(x); });
-    case ChainOp::kNeg: return Unary(b, n, [](float x) { return -x; });
-    case ChainOp::kAbs: return Unary(b, n, [](float x) { return std::abs(x); });
-    case ChainOp::kSquare: return Unary(b, n, [](float x) { return x * x; });
-    case ChainOp::kReciprocal: return Unary(b, n, [](float x) { return 1.f / x; });
-    case ChainOp::kErf: return Unary(b, n, [](float x) { return std::erf(x); });
-    case ChainOp::kErfc: return Unary(b, n, [](float x) { return std::erfc(x); });
-    case ChainOp::kSoftsign: return Unary(b, n, [](float x) { return x / (1.f + std::abs(x)); });
-    case ChainOp::kSoftplus: {
-      static const float threshold = static_cast<float>(std::log(static_cast<double>(FLT_EPSILON)) + 2.0);
-      return Unary(b, n, [](float x) {
-        if (x > -threshold) return x;
-        if (x < threshold) return std::exp(x);
-        return std::log1p(std::exp(x));
-      });
-    }
-    case ChainOp::kFloor: return Unary(b, n, [](float x) { return std::floor(x); });
-    case ChainOp::kCeil: return Unary(b, n, [](float x) { return std::ceil(x); });
-    case ChainOp::kRound: return Unary(b, n, [](float x) { return std::nearbyint(x); });
-    case ChainOp::kSin: return Unary(b, n, [](float x) { return std::sin(x); });
-    case ChainOp::kCos: return Unary(b, n, [](float x) { return std::cos(x); });
-    case ChainOp::kAdd: return Binary(b, o, os, n, sw, [](float x, float y) { return x + y; });
-    case ChainOp::kSub: return Binary(b, o, os, n, sw, [](float x, float y) { return x - y; });
-    case ChainOp::kMul: return Binary(b, o, os, n, sw, [](float x, float y) { return x * y; });
-    case ChainOp::kDiv: return Binary(b, o, os, n, sw, [](float x, float y) { return x / y; });
-    case ChainOp::kMaximum:
-      return Binary(b, o, os, n, sw, [](float x, float y) { return std::isnan(x) ? x : std::isnan(y) ? y : (x < y ? y : x); });
-    case ChainOp::kMinimum:
-      return Binary(b, o, os, n, sw, [](float x, float y) { return std::isnan(x) ? x : std::isnan(y) ? y : (y < x ? y : x); });
-    case ChainOp::kSquaredDifference:
-      return Binary(b, o, os, n, sw, [](float x, float y) { const float d = x - y; return d * d; });
-    case ChainOp::kPow: return Binary(b, o, os, n, sw, [](float x, float y) { return std::pow(x, y); });
-    case ChainOp::kDivNoNan: return Binary(b, o, os, n, sw, [](float x, float y) { return y == 0.f ? 0.f : x / y; });
-    case ChainOp::kMulNoNan: return Binary(b, o, os, n, sw, [](float x, float y) { return y == 0.f ? 0.f : x * y; });
-  }
+struct StepDef {
+  ChainStepFn apply = nullptr;
+  bool binary = false;
+};
+
+// The fusible ops of the elementwise table, by IR op name.
+const NameRegistry<StepDef>& Steps() {
+  static const NameRegistry<StepDef> steps = [] {
+    NameRegistry<StepDef> r("eltwise chain step");
+    ir::elementwise::ForEachOp([&]<typename Op>() {
+      if constexpr (Op::kInfo.fusible) {
+        if constexpr (Op::kInfo.pattern == ir::elementwise::Pattern::kUnary)
+          r.Add(Op::kInfo.name, {&UnaryStep<Op>, false});
+        else
+          r.Add(Op::kInfo.name, {&BinaryStep<Op>, true});
+      }
+    });
+    return r;
+  }();
+  return steps;
 }
 
 }  // namespace
@@ -123,15 +64,15 @@ ChainSpec ReadChainSpec(const ir::Node& node) {
     throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): chain attributes have different lengths", node.name, node.op));
   ChainSpec spec;
   for (size_t i = 0; i < steps.size(); ++i) {
-    auto it = OpNames().find(steps[i]);
-    if (it == OpNames().end())
+    const StepDef* def = Steps().Find(steps[i]);
+    if (!def)
       throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): unknown chain step '{}'", node.name, node.op, steps[i]));
     ChainStep s;
-    s.op = it->second;
+    s.apply = def->apply;
     s.operand = static_cast<int>(operands[i]);
     s.swapped = swapped[i] != 0;
-    s.alpha = static_cast<float>(alphas[i]);
-    if (IsBinary(s.op) != (s.operand >= 0) || s.operand >= static_cast<int>(node.inputs.size()))
+    s.state.param = alphas[i];
+    if (def->binary != (s.operand >= 0) || s.operand >= static_cast<int>(node.inputs.size()))
       throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): step {} has a bad operand", node.name, node.op, i));
     spec.steps.push_back(s);
   }
@@ -205,7 +146,7 @@ void RunEltwiseChain(const ChainSpec& spec, std::span<const Tensor> in, float* o
           os = cs[j].back();
           o = base[j] + offset[j] + t * os;
         }
-        ApplyStep(s, buf, o, os, len);
+        s.apply(buf, o, os, len, s.swapped, s.state);
       }
       std::copy(buf, buf + len, orow + t);
     }

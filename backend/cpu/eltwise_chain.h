@@ -1,6 +1,7 @@
-// The CpuEltwiseChain kernel: applies a list of float32 elementwise steps in one pass over the
-// data, a tile at a time (the tile stays in L1 between steps). Steps use the reference kernels'
-// float32 formulas, so results match them exactly (up to libm).
+// The cpu.EltwiseChain kernel: applies a list of float32 elementwise steps in one pass over the
+// data, a tile at a time (the tile stays in L1 between steps). The steps are the fusible ops of
+// the elementwise table (ir/ops/elementwise_ops.h) and evaluate the same formulas as the
+// reference kernels, so results match them exactly.
 #pragma once
 
 #include <cstdint>
@@ -9,30 +10,28 @@
 #include <vector>
 
 #include "ir/graph.h"
+#include "ir/ops/elementwise_scalar.h"
 #include "kiln/tensor.h"
 
 namespace kiln::backend::cpu {
 
-enum class ChainOp : uint8_t {
-  // unary
-  kRelu, kRelu6, kSigmoid, kTanh, kElu, kSelu, kLeakyRelu, kExp, kExpm1, kLog, kLog1p, kSqrt, kRsqrt,
-  kNeg, kAbs, kSquare, kReciprocal, kErf, kErfc, kSoftsign, kSoftplus, kFloor, kCeil, kRound, kSin, kCos,
-  // binary
-  kAdd, kSub, kMul, kDiv, kMaximum, kMinimum, kSquaredDifference, kPow, kDivNoNan, kMulNoNan,
-};
+// One step over a tile of n floats: b[i] = f(b[i]) for unary steps; f(b[i], o[i * os]) for
+// binary ones (f(o[i * os], b[i]) when swapped; os == 0: o is a broadcast scalar).
+using ChainStepFn = void (*)(float* b, const float* o, int64_t os, int64_t n, bool swapped,
+                             ir::elementwise::State state);
 
 struct ChainStep {
-  ChainOp op = ChainOp::kRelu;
+  ChainStepFn apply = nullptr;
   int operand = -1;      // node input index of the other operand (binary steps)
   bool swapped = false;  // the operand is the left-hand side
-  float alpha = 0.f;     // LeakyRelu
+  ir::elementwise::State state;  // the op's scalar attribute (LeakyRelu's alpha)
 };
 
 struct ChainSpec {
   std::vector<ChainStep> steps;
 };
 
-// Reads the steps of a CpuEltwiseChain node (kInternal for unknown ops or bad attributes).
+// Reads the steps of a cpu.EltwiseChain node (kInternal for unknown ops or bad attributes).
 ChainSpec ReadChainSpec(const ir::Node& node);
 
 // Runs the chain: inputs[0] is the chain input (its shape is the output's), the others the

@@ -64,10 +64,24 @@ void RequireBf16(const PD& pd) {
   if (std::string_view(pd.impl_info_str()).starts_with("ref")) throw dnnl::error(dnnl_unimplemented, "oneDNN's only bf16 kernel for it is the reference one");
 }
 
+// A reference node for the original op (inputs are positional; ids are not used by kernels).
+ir::Node ReferenceNode(const ir::Node& fused, const std::string& op, int num_inputs,
+                       std::initializer_list<const char*> attrs) {
+  ir::Node n;
+  n.name = fused.name;
+  n.op = op;
+  for (int i = 0; i < num_inputs; ++i) n.inputs.push_back(i);
+  n.outputs.push_back(0);
+  for (const char* key : attrs)
+    if (auto it = fused.attrs.all().find(key); it != fused.attrs.all().end()) n.attrs.Set(key, it->second);
+  return n;
+}
+
 class DnnlKernel : public Kernel {
  public:
-  DnnlKernel(const ir::Graph& graph, const ir::Node& node, std::shared_ptr<const KernelEnv> env)
-      : node_(node), env_(std::move(env)), post_ops_(ReadPostOps(node)) {
+  // `original`: the op the node fused (ReferenceNode), run by the reference fallback.
+  DnnlKernel(const ir::Graph& graph, const ir::Node& node, std::shared_ptr<const KernelEnv> env, ir::Node original)
+      : node_(node), original_(std::move(original)), env_(std::move(env)), post_ops_(ReadPostOps(node)) {
     for (size_t i = 0; i < node.inputs.size(); ++i) {
       const Tensor* c = graph.ConstantOf(node.inputs[i]);
       constants_.push_back(c ? std::optional<Tensor>(*c) : std::nullopt);
@@ -187,7 +201,37 @@ class DnnlKernel : public Kernel {
   // primitive's own descs; Get() adds the reorders between them.
   virtual std::shared_ptr<Prim> Create(const Shape& a, const Shape& b, bool bf16) const = 0;
   // The original op on the reference kernels (without post-ops).
-  virtual Tensor RunOriginal(std::span<const Tensor> in) const = 0;
+  Tensor RunOriginal(std::span<const Tensor> in) const {
+    return std::move(reference::RunReferenceKernel(original_, in.subspan(0, original_.inputs.size()), nullptr)[0]);
+  }
+
+  // The primitive desc make_pd(bias) for an f32 bias. A bf16 primitive (bf16 src and weights
+  // are required) falls back to `bf16_bias` when oneDNN has none with an f32 bias. *bias_req is
+  // the bias desc used.
+  template <typename MakePd>
+  static auto MakeWithBias(bool bf16, const memory::desc& bias_md, const memory::desc& bf16_bias,
+                           memory::desc* bias_req, const MakePd& make_pd) {
+    *bias_req = bias_md;
+    if (!bf16) return make_pd(bias_md);
+    decltype(make_pd(bias_md)) pd;
+    try {
+      pd = make_pd(bias_md);
+    } catch (const dnnl::error&) {
+      *bias_req = bf16_bias;
+      pd = make_pd(bf16_bias);
+    }
+    RequireBf16(pd);
+    return pd;
+  }
+
+  // Stores the primitive of `pd`, its scratchpad size and oneDNN's implementation name in `p`.
+  template <typename Primitive, typename PrimitiveDesc>
+  static void SetPrimitive(Prim& p, const PrimitiveDesc& pd) {
+    p.scratch_md = pd.scratchpad_desc();
+    p.scratch_bytes = p.scratch_md.get_size();
+    p.prim = Primitive(pd);
+    p.impl = pd.impl_info_str();
+  }
 
   dnnl::primitive_attr MakeAttr(const memory::desc& dst_md) const {
     dnnl::primitive_attr attr;
@@ -306,6 +350,7 @@ class DnnlKernel : public Kernel {
   }
 
   ir::Node node_;
+  ir::Node original_;
   std::shared_ptr<const KernelEnv> env_;
   std::vector<PostOp> post_ops_;
   std::vector<std::optional<Tensor>> constants_;
@@ -316,24 +361,11 @@ class DnnlKernel : public Kernel {
   mutable size_t max_scratch_ = 0;
 };
 
-// A reference node for the original op (inputs are positional; ids are not used by kernels).
-ir::Node ReferenceNode(const ir::Node& fused, const std::string& op, int num_inputs,
-                       std::initializer_list<const char*> attrs) {
-  ir::Node n;
-  n.name = fused.name;
-  n.op = op;
-  for (int i = 0; i < num_inputs; ++i) n.inputs.push_back(i);
-  n.outputs.push_back(0);
-  for (const char* key : attrs)
-    if (auto it = fused.attrs.all().find(key); it != fused.attrs.all().end()) n.attrs.Set(key, it->second);
-  return n;
-}
-
 class ConvKernel final : public DnnlKernel {
  public:
   ConvKernel(const ir::Graph& g, const ir::Node& node, std::shared_ptr<const KernelEnv> env)
-      : DnnlKernel(g, node, std::move(env)),
-        ref_(ReferenceNode(node, "Conv2D", 3, {"data_format", "strides", "dilations", "padding", "pads"})) {
+      : DnnlKernel(g, node, std::move(env),
+                   ReferenceNode(node, "Conv2D", 3, {"data_format", "strides", "dilations", "padding", "pads"})) {
     Constant(1);
     Constant(2);
   }
@@ -382,32 +414,18 @@ class ConvKernel final : public DnnlKernel {
                                         {g.pad_bottom, g.pad_right});
       return dnnl::convolution_forward::primitive_desc(d, MakeAttr(dst_md), env_->engine);
     };
-    memory::desc bias_req = bias_md;
-    dnnl::convolution_forward::primitive_desc pd;
-    if (!bf16) {
-      pd = make_pd(bias_md);
-    } else {
-      try {
-        pd = make_pd(bias_md);
-      } catch (const dnnl::error&) {
-        bias_req = memory::desc({g.oc}, kBF16, Tag::a);
-        pd = make_pd(bias_req);
-      }
-      RequireBf16(pd);
-    }
+    memory::desc bias_req;
+    const auto pd = MakeWithBias(bf16, bias_md, memory::desc({g.oc}, kBF16, Tag::a), &bias_req, make_pd);
     auto p = std::make_shared<Prim>();
     p->user_src_md = src_md;
     p->user_dst_md = dst_md;
     p->src_md = pd.src_desc();
     p->dst_md = pd.dst_desc();
-    p->scratch_md = pd.scratchpad_desc();
-    p->scratch_bytes = p->scratch_md.get_size();
     if (!blocked && (p->dst_md != dst_md || (!bf16 && p->src_md != src_md)))
       throw dnnl::error(dnnl_unimplemented, "conv chose a non-plain layout");
     p->weights = ConstantAs(1, pd.weights_desc(), wei_user);
     p->bias = BiasAs(2, bias_req, bias_md);
-    p->prim = dnnl::convolution_forward(pd);
-    p->impl = pd.impl_info_str();
+    SetPrimitive<dnnl::convolution_forward>(*p, pd);
     if (blocked && (p->src_md != src_md || p->dst_md != dst_md))
       p->impl += fmt::format(" ({} -> {})", FormatName(p->src_md), FormatName(p->dst_md));
     return p;
@@ -421,19 +439,12 @@ class ConvKernel final : public DnnlKernel {
     if (blk.inner_nblks == 1 && blk.inner_idxs[0] == 1) return fmt::format("nChw{}c", blk.inner_blks[0]);
     return "blocked";
   }
-
-  Tensor RunOriginal(std::span<const Tensor> in) const override {
-    return std::move(reference::RunReferenceKernel(ref_, in.subspan(0, 3), nullptr)[0]);
-  }
-
- private:
-  ir::Node ref_;
 };
 
 class MatMulKernel final : public DnnlKernel {
  public:
   MatMulKernel(const ir::Graph& g, const ir::Node& node, std::shared_ptr<const KernelEnv> env)
-      : DnnlKernel(g, node, std::move(env)), ref_(ReferenceNode(node, "MatMul", 3, {"transpose_a", "transpose_b"})) {
+      : DnnlKernel(g, node, std::move(env), ReferenceNode(node, "MatMul", 3, {"transpose_a", "transpose_b"})) {
     Constant(2);
     ta_ = node.attrs.GetOr<bool>("transpose_a", false);
     tb_ = node.attrs.GetOr<bool>("transpose_b", false);
@@ -458,19 +469,8 @@ class MatMulKernel final : public DnnlKernel {
       dnnl::matmul::desc d(src_req, wei_req, bias, dst_md);
       return dnnl::matmul::primitive_desc(d, MakeAttr(dst_md), env_->engine);
     };
-    memory::desc bias_req = bias_md;
-    dnnl::matmul::primitive_desc pd;
-    if (!bf16) {
-      pd = make_pd(bias_md);
-    } else {
-      try {
-        pd = make_pd(bias_md);
-      } catch (const dnnl::error&) {
-        bias_req = memory::desc({1, n}, kBF16, Tag::ab);
-        pd = make_pd(bias_req);
-      }
-      RequireBf16(pd);
-    }
+    memory::desc bias_req;
+    const auto pd = MakeWithBias(bf16, bias_md, memory::desc({1, n}, kBF16, Tag::ab), &bias_req, make_pd);
     auto p = std::make_shared<Prim>();
     p->user_src_md = src_md;
     p->user_dst_md = dst_md;
@@ -486,26 +486,18 @@ class MatMulKernel final : public DnnlKernel {
       if (p->wei_md != wei_req) throw dnnl::error(dnnl_unimplemented, "matmul chose a non-plain weights layout");
     }
     p->bias = BiasAs(2, bias_req, bias_md);
-    p->scratch_md = pd.scratchpad_desc();
-    p->scratch_bytes = p->scratch_md.get_size();
-    p->prim = dnnl::matmul(pd);
-    p->impl = pd.impl_info_str();
+    SetPrimitive<dnnl::matmul>(*p, pd);
     return p;
   }
 
-  Tensor RunOriginal(std::span<const Tensor> in) const override {
-    return std::move(reference::RunReferenceKernel(ref_, in.subspan(0, 3), nullptr)[0]);
-  }
-
  private:
-  ir::Node ref_;
   bool ta_ = false, tb_ = false;
 };
 
 class BatchMatMulKernel final : public DnnlKernel {
  public:
   BatchMatMulKernel(const ir::Graph& g, const ir::Node& node, std::shared_ptr<const KernelEnv> env)
-      : DnnlKernel(g, node, std::move(env)), ref_(ReferenceNode(node, "BatchMatMul", 2, {"adj_x", "adj_y"})) {
+      : DnnlKernel(g, node, std::move(env), ReferenceNode(node, "BatchMatMul", 2, {"adj_x", "adj_y"})) {
     ax_ = node.attrs.GetOr<bool>("adj_x", false);
     ay_ = node.attrs.GetOr<bool>("adj_y", false);
   }
@@ -551,19 +543,11 @@ class BatchMatMulKernel final : public DnnlKernel {
     if (p->src_md != src_req || p->wei_md != wei_req || p->dst_md != dst_md)
       throw dnnl::error(dnnl_unimplemented, "batch matmul chose a non-plain layout");
     p->runtime_weights = true;
-    p->scratch_md = pd.scratchpad_desc();
-    p->scratch_bytes = p->scratch_md.get_size();
-    p->prim = dnnl::matmul(pd);
-    p->impl = pd.impl_info_str();
+    SetPrimitive<dnnl::matmul>(*p, pd);
     return p;
   }
 
-  Tensor RunOriginal(std::span<const Tensor> in) const override {
-    return std::move(reference::RunReferenceKernel(ref_, in.subspan(0, 2), nullptr)[0]);
-  }
-
  private:
-  ir::Node ref_;
   bool ax_ = false, ay_ = false;
 };
 

@@ -1,14 +1,14 @@
 #include "backend/cpu/plan_serialization.h"
 
+#include <fmt/format.h>
+
 #include <cstring>
 #include <limits>
 #include <map>
 #include <memory>
 
-#include <fmt/format.h>
-
 #include "backend/cpu/cpu_ops.h"
-#include "backend/cpu/graph_util.h"
+#include "ir/graph_util.h"
 #include "ir/op_schema.h"
 
 namespace kiln::backend::cpu {
@@ -18,6 +18,19 @@ constexpr char kMagic[8] = {'K', 'I', 'L', 'N', 'C', 'P', 'U', 'P'};
 constexpr uint32_t kVersion = 1;
 constexpr size_t kHeaderBytes = 8 + 4 + 8 + 8;
 constexpr int kMaxGraphDepth = 16;
+
+// Payloads written before the backend's ops were registered as IR ops name them without the
+// "cpu." prefix; the format is otherwise unchanged, so they decode with the names mapped.
+std::string CurrentOpName(std::string name) {
+  static const std::map<std::string, std::string, std::less<>> kRenamed = {
+      {"CpuFusedConv2D", std::string(kFusedConv2D)},
+      {"CpuFusedMatMul", std::string(kFusedMatMul)},
+      {"CpuFusedBatchMatMul", std::string(kFusedBatchMatMul)},
+      {"CpuEltwiseChain", std::string(kEltwiseChain)},
+  };
+  auto it = kRenamed.find(name);
+  return it == kRenamed.end() ? name : it->second;
+}
 
 enum AttrTag : uint8_t {
   kInt = 0, kDouble, kBool, kString, kDType, kInts, kDoubles, kStrings, kDTypes, kTensor, kSubgraph, kNullSubgraph,
@@ -166,7 +179,7 @@ class Writer {
 
   void Graph(const ir::Graph& g, int depth = 0) {
     if (depth > kMaxGraphDepth) throw Error(ErrorCode::kInternal, "CPU engine payload: subgraphs nested too deeply");
-    const auto symbols = SymbolNames(g);
+    const auto symbols = ir::SymbolNames(g);
     if (!hasher_) {
       Count(symbols.size());
       for (const auto& s : symbols) Str(s);
@@ -355,19 +368,12 @@ class Reader {
     }
     const size_t num_nodes = Count(12);
     for (size_t k = 0; k < num_nodes; ++k) {
-      std::string op = Str();
+      const std::string op = CurrentOpName(Str());
       std::string name = Str();
       std::string source_op = Str();
-      int min_in = 0, max_in = -1;
-      if (const ir::OpSchema* schema = ir::BuiltinOps().Find(op)) {
-        min_in = schema->min_inputs;
-        max_in = schema->max_inputs;
-      } else if (const CpuOpDef* def = FindCpuOp(op)) {
-        min_in = def->min_inputs;
-        max_in = def->max_inputs;
-      } else {
-        Fail(fmt::format("unknown op '{}'", op));
-      }
+      const ir::OpSchema* schema = ir::FindOp(op);
+      if (!schema) Fail(fmt::format("unknown op '{}'", op));
+      const int min_in = schema->min_inputs, max_in = schema->max_inputs;
       const size_t num_in = Count(4);
       if (static_cast<int>(num_in) < min_in || (max_in >= 0 && static_cast<int>(num_in) > max_in))
         Fail(fmt::format("node '{}' ({}) has {} inputs", name, op, num_in));
@@ -463,6 +469,7 @@ std::string EncodePlan(const ir::Graph& graph, uint64_t segment_hash, const std:
 }
 
 DecodedPlan DecodePlan(std::string_view payload) {
+  RegisterCpuOps();
   if (payload.size() < kHeaderBytes || std::memcmp(payload.data(), kMagic, sizeof kMagic) != 0)
     Reader::Fail("not a Kiln CPU engine payload (bad magic)");
   Reader header(payload.substr(sizeof kMagic, kHeaderBytes - sizeof kMagic));

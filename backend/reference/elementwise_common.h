@@ -1,32 +1,36 @@
-// Shared helpers of the elementwise reference kernels (elementwise*.cc): dtype-class dispatch,
-// half/bfloat16 compute types, wrap-around integer arithmetic and N-d numpy broadcasting.
+// Shared helpers of the elementwise reference kernels (elementwise*.cc): dtype-class dispatch and
+// N-d numpy broadcasting. Compute types and wrap-around arithmetic come from the op table's
+// scalar helpers (ir/ops/elementwise_scalar.h).
 #pragma once
-
-#include <array>
-#include <cstdint>
-#include <limits>
-#include <string>
-#include <type_traits>
-#include <vector>
 
 #include <fmt/format.h>
 
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
 #include "backend/reference/dispatch.h"
 #include "backend/reference/kernel.h"
+#include "ir/dtype_class.h"
+#include "ir/ops/elementwise_scalar.h"
 #include "kiln/half.h"
 
 namespace kiln::reference::elementwise {
 
-// ---- dtype classes ----
-enum TypeMask : unsigned {
-  kFloat = 1,     // float16, bfloat16, float32, float64
-  kSigned = 2,    // int8..int64
-  kUnsigned = 4,  // uint8..uint64
-  kBoolT = 8,
-  kInt = kSigned | kUnsigned,
-  kNumeric = kFloat | kInt,
-  kAll = kNumeric | kBoolT,
-};
+using ir::kAll;
+using ir::kBoolT;
+using ir::kFloat;
+using ir::kInt;
+using ir::kNumeric;
+using ir::kSigned;
+using ir::kUnsigned;
+using ir::elementwise::ComputeT;
+using ir::elementwise::kIsHalfLike;
+using ir::elementwise::kIsInt;
+using ir::elementwise::Load;
+using ir::elementwise::Store;
+using ir::elementwise::WrapAdd;
 
 // Calls fn.template operator()<T>() for dtype if its class is in Mask (only those types are
 // instantiated); throws kUnimplemented otherwise.
@@ -58,59 +62,6 @@ void DispatchMask(DType dtype, const std::string& what, Fn&& fn) {
       break;
   }
   throw Error(ErrorCode::kUnimplemented, fmt::format("{}: dtype {} is not supported", what, DTypeName(dtype)));
-}
-
-// ---- compute types: half and bfloat16 compute in float ----
-template <typename T>
-inline constexpr bool kIsHalfLike = std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>;
-template <typename T>
-using ComputeT = std::conditional_t<kIsHalfLike<T>, float, T>;
-
-template <typename T>
-inline ComputeT<T> Load(T v) {
-  if constexpr (kIsHalfLike<T>) return static_cast<float>(v);
-  else return v;
-}
-template <typename T>
-inline T Store(ComputeT<T> v) {
-  if constexpr (kIsHalfLike<T>) return T(v);
-  else return v;
-}
-
-template <typename C>
-inline constexpr bool kIsInt = std::is_integral_v<C> && !std::is_same_v<C, bool>;
-
-// Machine epsilon of a storage type (half/bfloat16 included).
-template <typename T>
-constexpr double Epsilon() {
-  if constexpr (std::is_same_v<T, Half>) return 0.0009765625;  // 2^-10
-  else if constexpr (std::is_same_v<T, BFloat16>) return 0.0078125;  // 2^-7
-  else return static_cast<double>(std::numeric_limits<T>::epsilon());
-}
-
-// ---- wrap-around integer arithmetic (two's complement, no UB) ----
-template <typename C>
-using WideUnsigned = std::conditional_t<(sizeof(C) < 4), uint32_t, std::make_unsigned_t<C>>;
-
-template <typename C>
-inline C WrapAdd(C a, C b) {
-  if constexpr (kIsInt<C>) return static_cast<C>(static_cast<WideUnsigned<C>>(a) + static_cast<WideUnsigned<C>>(b));
-  else return a + b;
-}
-template <typename C>
-inline C WrapSub(C a, C b) {
-  if constexpr (kIsInt<C>) return static_cast<C>(static_cast<WideUnsigned<C>>(a) - static_cast<WideUnsigned<C>>(b));
-  else return a - b;
-}
-template <typename C>
-inline C WrapMul(C a, C b) {
-  if constexpr (kIsInt<C>) return static_cast<C>(static_cast<WideUnsigned<C>>(a) * static_cast<WideUnsigned<C>>(b));
-  else return a * b;
-}
-template <typename C>
-inline C WrapNeg(C a) {
-  if constexpr (kIsInt<C>) return static_cast<C>(WideUnsigned<C>(0) - static_cast<WideUnsigned<C>>(a));
-  else return -a;
 }
 
 // ---- broadcasting ----
@@ -158,13 +109,6 @@ void ForEachBroadcast(const Shape& out_shape, const std::array<const std::vector
     }
   }
 }
-
-// Per-element op state: attribute values and an error flag set by ops that can fail.
-struct OpState {
-  double alpha = 0;  // LeakyRelu
-  double tolerance = 0;  // ApproximateEqual
-  bool error = false;
-};
 
 // Registration of the kernel groups (one per file).
 void RegisterUnaryKernels(KernelTable& table);

@@ -62,21 +62,15 @@ D FloatToInt(double x) {
   }
 }
 
-// Zeroes the n low mantissa bits of a non-NaN value (TensorFlow's Truncate=true casts).
-inline float ZeroLowBits(float v, int n) {
+// Zeroes the n low mantissa bits of a non-NaN float or double (TensorFlow's Truncate=true casts).
+template <typename F>
+F ZeroLowBits(F v, int n) {
+  using Bits = std::conditional_t<sizeof(F) == 4, uint32_t, uint64_t>;
   if (std::isnan(v)) return v;
-  uint32_t u;
-  std::memcpy(&u, &v, 4);
-  u &= 0xFFFFFFFFu << n;
-  std::memcpy(&v, &u, 4);
-  return v;
-}
-inline double ZeroLowBits(double v, int n) {
-  if (std::isnan(v)) return v;
-  uint64_t u;
-  std::memcpy(&u, &v, 8);
-  u &= 0xFFFFFFFFFFFFFFFFull << n;
-  std::memcpy(&v, &u, 8);
+  Bits u;
+  std::memcpy(&u, &v, sizeof u);
+  u &= ~Bits{0} << n;
+  std::memcpy(&v, &u, sizeof u);
   return v;
 }
 

@@ -13,31 +13,10 @@ void KernelContext::Fail(const std::string& what) const {
   throw Error(ErrorCode::kInvalidArgument, fmt::format("node '{}' ({}): {}", node_.name, node_.op, what));
 }
 
-void KernelTable::Add(const std::string& op, KernelFn fn) {
-  if (!kernels_.emplace(op, fn).second) throw Error(ErrorCode::kInternal, "reference kernel registered twice: " + op);
-}
-
-KernelFn KernelTable::Find(std::string_view op) const {
-  auto it = kernels_.find(op);
-  return it == kernels_.end() ? nullptr : it->second;
-}
-
-std::vector<std::string> KernelTable::Names() const {
-  std::vector<std::string> names;
-  for (const auto& [name, fn] : kernels_) names.push_back(name);
-  return names;
-}
-
 const KernelTable& ReferenceKernels() {
-  static const KernelTable table = [] {
-    KernelTable t;
-    RegisterCoreKernels(t);
-    RegisterElementwiseKernels(t);
-    RegisterNnKernels(t);
-    RegisterArrayKernels(t);
-    RegisterEngineKernels(t);
-    return t;
-  }();
+  static const KernelTable table =
+      BuildRegistry<KernelTable>({RegisterCoreKernels, RegisterElementwiseKernels, RegisterNnKernels,
+                                  RegisterArrayKernels, RegisterEngineKernels});
   return table;
 }
 

@@ -4,12 +4,12 @@
 #pragma once
 
 #include <functional>
-#include <map>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "common/name_registry.h"
 #include "ir/graph.h"
 #include "kiln/tensor.h"
 
@@ -53,12 +53,16 @@ using KernelFn = void (*)(KernelContext&);
 
 class KernelTable {
  public:
-  void Add(const std::string& op, KernelFn fn);
-  KernelFn Find(std::string_view op) const;
-  std::vector<std::string> Names() const;
+  void Add(const std::string& op, KernelFn fn) { kernels_.Add(op, fn); }
+  // nullptr when the op has no kernel.
+  KernelFn Find(std::string_view op) const {
+    const KernelFn* fn = kernels_.Find(op);
+    return fn ? *fn : nullptr;
+  }
+  std::vector<std::string> Names() const { return kernels_.Names(); }
 
  private:
-  std::map<std::string, KernelFn, std::less<>> kernels_;
+  NameRegistry<KernelFn> kernels_{"reference kernel"};
 };
 
 // All reference kernels; built once on first use and immutable afterwards.

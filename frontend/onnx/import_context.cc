@@ -227,31 +227,9 @@ Tensor ScalarTensor(DType dtype, double value) {
   return t;
 }
 
-void ImporterTable::Add(const std::string& op_type, ImporterFn fn) {
-  if (!fns_.emplace(op_type, fn).second)
-    throw Error(ErrorCode::kInternal, fmt::format("ONNX importer for '{}' registered twice", op_type));
-}
-
-ImporterFn ImporterTable::Find(std::string_view op_type) const {
-  auto it = fns_.find(op_type);
-  return it == fns_.end() ? nullptr : it->second;
-}
-
-std::vector<std::string> ImporterTable::Ops() const {
-  std::vector<std::string> ops;
-  for (const auto& [name, fn] : fns_) ops.push_back(name);
-  return ops;
-}
-
 const ImporterTable& OnnxImporters() {
-  static const ImporterTable table = [] {
-    ImporterTable t;
-    RegisterCoreImporters(t);
-    RegisterElementwiseImporters(t);
-    RegisterNnImporters(t);
-    RegisterArrayImporters(t);
-    return t;
-  }();
+  static const ImporterTable table = BuildRegistry<ImporterTable>(
+      {RegisterCoreImporters, RegisterElementwiseImporters, RegisterNnImporters, RegisterArrayImporters});
   return table;
 }
 

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/name_registry.h"
 #include "frontend/import_errors.h"
 #include "ir/graph.h"
 #include "kiln/tensor.h"
@@ -127,12 +128,16 @@ using ImporterFn = void (*)(ImportContext& ctx);
 
 class ImporterTable {
  public:
-  void Add(const std::string& op_type, ImporterFn fn);
-  ImporterFn Find(std::string_view op_type) const;
-  std::vector<std::string> Ops() const;
+  void Add(const std::string& op_type, ImporterFn fn) { fns_.Add(op_type, fn); }
+  // nullptr when the op type has no importer.
+  ImporterFn Find(std::string_view op_type) const {
+    const ImporterFn* fn = fns_.Find(op_type);
+    return fn ? *fn : nullptr;
+  }
+  std::vector<std::string> Ops() const { return fns_.Names(); }
 
  private:
-  std::map<std::string, ImporterFn, std::less<>> fns_;
+  NameRegistry<ImporterFn> fns_{"ONNX importer"};
 };
 
 // All ONNX importers (default domain); built once, immutable.

@@ -167,31 +167,14 @@ void ImportContext::Invalid(const std::string& reason) const {
 }
 
 void ImporterTable::Add(TfOpSpec spec) {
-  std::string op = spec.op;
-  if (!spec.import) throw Error(ErrorCode::kInternal, "TF importer without a function: " + op);
-  if (!specs_.emplace(op, std::move(spec)).second) throw Error(ErrorCode::kInternal, "TF importer registered twice: " + op);
-}
-
-const TfOpSpec* ImporterTable::Find(std::string_view op) const {
-  auto it = specs_.find(op);
-  return it == specs_.end() ? nullptr : &it->second;
-}
-
-std::vector<std::string> ImporterTable::Ops() const {
-  std::vector<std::string> ops;
-  for (const auto& [op, spec] : specs_) ops.push_back(op);
-  return ops;
+  if (!spec.import) throw Error(ErrorCode::kInternal, "TF importer without a function: " + spec.op);
+  const std::string op = spec.op;
+  specs_.Add(op, std::move(spec));
 }
 
 const ImporterTable& TfImporters() {
-  static const ImporterTable table = [] {
-    ImporterTable t;
-    RegisterCoreImporters(t);
-    RegisterElementwiseImporters(t);
-    RegisterNnImporters(t);
-    RegisterArrayImporters(t);
-    return t;
-  }();
+  static const ImporterTable table = BuildRegistry<ImporterTable>(
+      {RegisterCoreImporters, RegisterElementwiseImporters, RegisterNnImporters, RegisterArrayImporters});
   return table;
 }
 

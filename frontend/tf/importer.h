@@ -12,6 +12,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/name_registry.h"
 #include "common/proto/tensor_proto.h"
 #include "frontend/import_errors.h"
 #include "ir/graph.h"
@@ -142,11 +143,11 @@ struct TfOpSpec {
 class ImporterTable {
  public:
   void Add(TfOpSpec spec);
-  const TfOpSpec* Find(std::string_view op) const;
-  std::vector<std::string> Ops() const;
+  const TfOpSpec* Find(std::string_view op) const { return specs_.Find(op); }
+  std::vector<std::string> Ops() const { return specs_.Names(); }
 
  private:
-  std::map<std::string, TfOpSpec, std::less<>> specs_;
+  NameRegistry<TfOpSpec> specs_{"TF importer"};
 };
 
 // All TF importers; built once, immutable.

@@ -6,48 +6,18 @@
 #include <algorithm>
 #include <string>
 
+#include "ir/dtype_class.h"
 #include "ir/op_schema.h"
+#include "ir/ops/elementwise_ops.h"
 
 namespace kiln::ir {
 namespace {
 
-// Dtype classes an op accepts.
-enum TypeMask : unsigned {
-  kFloat = 1,     // float16, bfloat16, float32, float64
-  kSigned = 2,    // int8..int64
-  kUnsigned = 4,  // uint8..uint64
-  kBoolT = 8,
-  kStringT = 16,
-  kInt = kSigned | kUnsigned,
-  kNumeric = kFloat | kInt,
-  kAll = kNumeric | kBoolT,
-};
-
-bool InMask(DType dtype, unsigned mask) {
-  if (IsFloating(dtype)) return mask & kFloat;
-  if (IsSignedInteger(dtype)) return mask & kSigned;
-  if (IsInteger(dtype)) return mask & kUnsigned;
-  if (dtype == DType::kBool) return mask & kBoolT;
-  if (dtype == DType::kString) return mask & kStringT;
-  return false;
-}
-
-std::string MaskName(unsigned mask) {
-  if (mask == kFloat) return "a floating-point dtype";
-  if (mask == kInt) return "an integer dtype";
-  if (mask == kBoolT) return "bool";
-  if (mask == kNumeric) return "a numeric (floating-point or integer) dtype";
-  if (mask == (kFloat | kSigned)) return "a floating-point or signed integer dtype";
-  if (mask == kAll) return "a numeric or bool dtype";
-  if (mask == (kAll | kStringT)) return "a numeric, bool or string dtype";
-  if (mask == (kNumeric | kStringT)) return "a numeric or string dtype";
-  return "a supported dtype";
-}
-
 void CheckDType(InferContext& ctx, int i, unsigned mask) {
   const DType dt = ctx.input_dtype(i);
-  if (!InMask(dt, mask))
-    ctx.Fail(fmt::format("input {} ('{}'): expected {}, got {}", i, ctx.input(i).name, MaskName(mask), DTypeName(dt)));
+  if (!InClass(dt, mask))
+    ctx.Fail(
+        fmt::format("input {} ('{}'): expected {}, got {}", i, ctx.input(i).name, DTypeClassName(mask), DTypeName(dt)));
 }
 
 void CheckSameDType(InferContext& ctx, int a, int b) {
@@ -56,32 +26,16 @@ void CheckSameDType(InferContext& ctx, int a, int b) {
                          DTypeName(ctx.input_dtype(a)), DTypeName(ctx.input_dtype(b))));
 }
 
-// ---- unary ----
-template <unsigned Mask>
-void InferUnary(InferContext& ctx) {
-  CheckDType(ctx, 0, Mask);
-  ctx.SetOutput(0, ctx.input_dtype(0), ctx.input_shape(0));
-}
-
-template <unsigned Mask>
-void InferUnaryToBool(InferContext& ctx) {
-  CheckDType(ctx, 0, Mask);
-  ctx.SetOutput(0, DType::kBool, ctx.input_shape(0));
-}
-
-// ---- binary ----
-template <unsigned Mask>
-void InferBinary(InferContext& ctx) {
-  CheckSameDType(ctx, 0, 1);
-  CheckDType(ctx, 0, Mask);
-  ctx.SetOutput(0, ctx.input_dtype(0), BroadcastShapes(ctx, ctx.input_shape(0), ctx.input_shape(1)));
-}
-
-template <unsigned Mask>
-void InferCompare(InferContext& ctx) {
-  CheckSameDType(ctx, 0, 1);
-  CheckDType(ctx, 0, Mask);
-  ctx.SetOutput(0, DType::kBool, BroadcastShapes(ctx, ctx.input_shape(0), ctx.input_shape(1)));
+// The ops of the elementwise table (ir/ops/elementwise_ops.h): dtype class and shape by pattern.
+void InferTableOp(InferContext& ctx) {
+  const elementwise::OpInfo& op = *elementwise::FindOp(ctx.node().op);
+  if (elementwise::Arity(op.pattern) == 2) CheckSameDType(ctx, 0, 1);
+  CheckDType(ctx, 0, op.types);
+  const DType out = elementwise::ReturnsBool(op.pattern) ? DType::kBool : ctx.input_dtype(0);
+  if (elementwise::Arity(op.pattern) == 1)
+    ctx.SetOutput(0, out, ctx.input_shape(0));
+  else
+    ctx.SetOutput(0, out, BroadcastShapes(ctx, ctx.input_shape(0), ctx.input_shape(1)));
 }
 
 // Whether two shapes are guaranteed to broadcast (every dim pair equal or one of them 1).
@@ -125,12 +79,6 @@ void InferEquality(InferContext& ctx) {
   else ctx.SetOutput(0, DType::kBool, SymShape::Unknown());
 }
 
-void InferApproximateEqual(InferContext& ctx) {
-  CheckSameDType(ctx, 0, 1);
-  CheckDType(ctx, 0, kNumeric);
-  ctx.SetOutput(0, DType::kBool, BroadcastShapes(ctx, ctx.input_shape(0), ctx.input_shape(1)));
-}
-
 // ---- others ----
 void InferSelect(InferContext& ctx) {
   if (ctx.input_dtype(0) != DType::kBool)
@@ -144,7 +92,7 @@ void InferSelect(InferContext& ctx) {
 void InferCast(InferContext& ctx) {
   CheckDType(ctx, 0, kAll);
   const DType to = ctx.attrs().Type("to");
-  if (!InMask(to, kAll)) ctx.Fail(fmt::format("cannot cast to {}: expected a numeric or bool dtype", DTypeName(to)));
+  if (!InClass(to, kAll)) ctx.Fail(fmt::format("cannot cast to {}: expected a numeric or bool dtype", DTypeName(to)));
   ctx.SetOutput(0, to, ctx.input_shape(0));
 }
 
@@ -223,34 +171,12 @@ void AddOp(OpRegistry& r, const char* name, int min_in, int max_in, InferFn fn) 
 }  // namespace
 
 void RegisterElementwiseOps(OpRegistry& registry) {
-  // Unary, same dtype out.
-  for (const char* name : {"Exp", "Expm1", "Log", "Log1p", "Sqrt", "Rsqrt", "Sin", "Cos", "Tan", "Asin", "Acos",
-                           "Atan", "Sinh", "Cosh", "Tanh", "Asinh", "Acosh", "Atanh", "Ceil", "Floor", "Erf",
-                           "Erfc", "Sigmoid", "Elu", "Selu", "Softplus", "Softsign", "LeakyRelu"})
-    AddOp(registry, name, 1, 1, &InferUnary<kFloat>);
-  for (const char* name : {"Abs", "Neg", "Reciprocal", "Square", "Sign", "Round", "Relu", "Relu6"})
-    AddOp(registry, name, 1, 1, &InferUnary<kNumeric>);
-  AddOp(registry, "Invert", 1, 1, &InferUnary<kInt>);
-  AddOp(registry, "LogicalNot", 1, 1, &InferUnary<kBoolT>);
-  for (const char* name : {"IsNan", "IsInf", "IsFinite"}) AddOp(registry, name, 1, 1, &InferUnaryToBool<kFloat>);
-
-  // Binary, broadcasting, same dtype out.
-  AddOp(registry, "Add", 2, 2, &InferBinary<kNumeric | kStringT>);
-  for (const char* name : {"Sub", "Mul", "Div", "FloorDiv", "FloorMod", "TruncateMod", "Pow", "Maximum", "Minimum",
-                           "SquaredDifference"})
-    AddOp(registry, name, 2, 2, &InferBinary<kNumeric>);
-  for (const char* name : {"Atan2", "DivNoNan", "MulNoNan", "Xdivy", "Xlogy"})
-    AddOp(registry, name, 2, 2, &InferBinary<kFloat>);
-  for (const char* name : {"BitwiseAnd", "BitwiseOr", "BitwiseXor", "LeftShift", "RightShift"})
-    AddOp(registry, name, 2, 2, &InferBinary<kInt>);
-  for (const char* name : {"LogicalAnd", "LogicalOr"}) AddOp(registry, name, 2, 2, &InferBinary<kBoolT>);
-
-  // Comparisons -> bool.
-  for (const char* name : {"Less", "LessEqual", "Greater", "GreaterEqual"})
-    AddOp(registry, name, 2, 2, &InferCompare<kNumeric>);
+  for (const elementwise::OpInfo& op : elementwise::AllOps()) {
+    const int arity = elementwise::Arity(op.pattern);
+    AddOp(registry, op.name, arity, arity, &InferTableOp);
+  }
   AddOp(registry, "Equal", 2, 2, &InferEquality);
   AddOp(registry, "NotEqual", 2, 2, &InferEquality);
-  AddOp(registry, "ApproximateEqual", 2, 2, &InferApproximateEqual);
 
   AddOp(registry, "Select", 3, 3, &InferSelect);
   AddOp(registry, "Cast", 1, 1, &InferCast);

@@ -21,6 +21,20 @@ struct WindowAttrs {
   Padding padding = Padding::kValid;
 };
 
+// Reads padding and pads (2 per spatial dim for EXPLICIT padding, else zeros).
+void ReadPadding(const InferContext& ctx, int spatial, WindowAttrs* w) {
+  const AttrMap& a = ctx.attrs();
+  const std::string padding = a.GetOr<std::string>("padding", "VALID");
+  if (!nn::ParsePadding(padding, &w->padding)) ctx.Fail(fmt::format("unknown padding '{}'", padding));
+  if (w->padding == Padding::kExplicit) {
+    w->pads = a.GetOr<std::vector<int64_t>>("pads", {});
+    if (static_cast<int>(w->pads.size()) != 2 * spatial)
+      ctx.Fail(fmt::format("EXPLICIT padding needs {} pads, got {}", 2 * spatial, VecToString(w->pads)));
+  } else {
+    w->pads.assign(static_cast<size_t>(2 * spatial), 0);
+  }
+}
+
 // Reads data_format / strides / dilations / padding / pads for `spatial` spatial dims.
 WindowAttrs ReadWindowAttrs(const InferContext& ctx, int spatial, bool has_dilations) {
   WindowAttrs w;
@@ -38,15 +52,7 @@ WindowAttrs ReadWindowAttrs(const InferContext& ctx, int spatial, bool has_dilat
   for (int i = 0; i < spatial; ++i)
     if (w.strides[static_cast<size_t>(i)] <= 0 || w.dilations[static_cast<size_t>(i)] <= 0)
       ctx.Fail(fmt::format("strides and dilations must be positive, got {} and {}", VecToString(w.strides), VecToString(w.dilations)));
-  const std::string padding = a.GetOr<std::string>("padding", "VALID");
-  if (!nn::ParsePadding(padding, &w.padding)) ctx.Fail(fmt::format("unknown padding '{}'", padding));
-  if (w.padding == Padding::kExplicit) {
-    w.pads = a.GetOr<std::vector<int64_t>>("pads", {});
-    if (static_cast<int>(w.pads.size()) != 2 * spatial)
-      ctx.Fail(fmt::format("EXPLICIT padding needs {} pads, got {}", 2 * spatial, VecToString(w.pads)));
-  } else {
-    w.pads.assign(static_cast<size_t>(2 * spatial), 0);
-  }
+  ReadPadding(ctx, spatial, &w);
   return w;
 }
 
@@ -199,15 +205,7 @@ void InferPool(InferContext& ctx) {
       if (ksize[static_cast<size_t>(i)] <= 0 || w.strides[static_cast<size_t>(i)] <= 0)
         ctx.Fail(fmt::format("ksize and strides must be positive, got {} and {}", VecToString(ksize), VecToString(w.strides)));
     w.dilations.assign(static_cast<size_t>(spatial), 1);
-    const std::string padding = a.GetOr<std::string>("padding", "VALID");
-    if (!nn::ParsePadding(padding, &w.padding)) ctx.Fail(fmt::format("unknown padding '{}'", padding));
-    if (w.padding == Padding::kExplicit) {
-      w.pads = a.GetOr<std::vector<int64_t>>("pads", {});
-      if (static_cast<int>(w.pads.size()) != 2 * spatial)
-        ctx.Fail(fmt::format("EXPLICIT padding needs {} pads, got {}", 2 * spatial, VecToString(w.pads)));
-    } else {
-      w.pads.assign(static_cast<size_t>(2 * spatial), 0);
-    }
+    ReadPadding(ctx, spatial, &w);
     if (x.rank_known)
       for (int i = 0; i < spatial; ++i) {
         const size_t ax = static_cast<size_t>(nn::SpatialAxis(w.channels_last, i));

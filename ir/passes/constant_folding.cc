@@ -20,7 +20,7 @@ class ConstantFolding final : public Pass {
     for (NodeId id : graph.TopologicalOrder()) {
       Node& node = graph.node(id);
       if (node.op == "Constant") continue;
-      const OpSchema* schema = BuiltinOps().Find(node.op);
+      const OpSchema* schema = FindOp(node.op);
       if (!schema || !schema->foldable) continue;
       std::vector<Tensor> values;
       if (!Evaluate(graph, node, values)) continue;

@@ -16,7 +16,7 @@ void Verify(const Graph& graph) {
   for (const Node& node : graph.nodes()) {
     if (node.removed) continue;
     if (!names.insert(node.name).second) fail(fmt::format("two nodes are named '{}'", node.name));
-    const OpSchema* schema = BuiltinOps().Find(node.op);
+    const OpSchema* schema = FindOp(node.op);
     if (!schema) fail(fmt::format("node '{}' has unknown op '{}'", node.name, node.op));
     const int n = static_cast<int>(node.inputs.size());
     if (n < schema->min_inputs || (schema->max_inputs >= 0 && n > schema->max_inputs))

@@ -1,11 +1,12 @@
 // CPU engine backend: differential tests against the reference executor on hand-built graphs
 // (fused convolutions, BN folding, matmuls, elementwise chains, dynamic profiles), plus
 // serialization round trips and concurrent execution.
-#include <thread>
-
 #include <fmt/format.h>
 
+#include <thread>
+
 #include "backend/cpu/cpu_ops.h"
+#include "ir/ops/elementwise_ops.h"
 #include "tests/unit/cpu_test_util.h"
 
 namespace kiln {
@@ -66,12 +67,12 @@ TEST_P(CpuConv, FusedMatchesReference) {
   const Shape shape = ConvInputShape(cc, cc.n, cc.h, cc.w);
   auto engine = CheckAgainstReference(b, ExactProfile({shape}), {{RandF32(shape, 1)}, {RandF32(shape, 2)}});
   // One fused node, nothing left over.
-  EXPECT_EQ(CountOps(*engine, "CpuFusedConv2D"), 1);
+  EXPECT_EQ(CountOps(*engine, "cpu.FusedConv2D"), 1);
   EXPECT_EQ(CountOps(*engine, "Add"), 0);
   if (!cc.act.empty()) {
     EXPECT_EQ(CountOps(*engine, cc.act), 0);
   }
-  EXPECT_EQ(CountOps(*engine, "CpuEltwiseChain"), 0);
+  EXPECT_EQ(CountOps(*engine, "cpu.EltwiseChain"), 0);
   const auto steps = dynamic_cast<const CpuEngine&>(*engine).steps();
   ASSERT_EQ(steps.size(), 1u);
   EXPECT_EQ(steps[0].kernel.rfind("onednn:", 0), 0u) << steps[0].kernel;
@@ -139,7 +140,7 @@ TEST(CpuBackend, RandomConvSweep) {
     SCOPED_TRACE(fmt::format("trial {}: {} {} stride {} dilation {} {} act '{}' input {} k {} o {}", trial, cc.format, cc.padding,
                              cc.stride, cc.dilation, cc.kind, cc.act, ShapeToString(shape), cc.k, cc.o));
     auto engine = CheckAgainstReference(b, ExactProfile({shape}), {{RandF32(shape, static_cast<uint32_t>(trial))}});
-    EXPECT_EQ(CountOps(*engine, "CpuFusedConv2D"), 1);
+    EXPECT_EQ(CountOps(*engine, "cpu.FusedConv2D"), 1);
     ++ran;
   }
   EXPECT_GT(ran, 40);
@@ -165,7 +166,7 @@ TEST(CpuBackend, BatchNormFoldsIntoConv) {
     b.Output("y", y);
     auto engine = CheckAgainstReference(b, ExactProfile({shape}), {{RandF32(shape, 1)}});
     EXPECT_EQ(CountOps(*engine, "BatchNorm"), 0) << format;
-    EXPECT_EQ(CountOps(*engine, "CpuFusedConv2D"), 1) << format;
+    EXPECT_EQ(CountOps(*engine, "cpu.FusedConv2D"), 1) << format;
     EXPECT_EQ(PassRewrites(*engine, "cpu-fold-batchnorm"), 1) << format;
   }
 }
@@ -183,7 +184,7 @@ TEST(CpuBackend, MulAddChainFoldsIntoConv) {
   b.Output("y", y);
   auto engine = CheckAgainstReference(b, ExactProfile({shape}), {{RandF32(shape, 1)}});
   EXPECT_EQ(PassRewrites(*engine, "cpu-fold-batchnorm"), 3);
-  EXPECT_EQ(CountOps(*engine, "CpuFusedConv2D"), 1);
+  EXPECT_EQ(CountOps(*engine, "cpu.FusedConv2D"), 1);
   EXPECT_EQ(dynamic_cast<const CpuEngine&>(*engine).steps().size(), 1u);
 }
 
@@ -201,7 +202,7 @@ TEST(CpuBackend, ResidualAddAndSwishFuse) {
     c = b.Op("Relu", "relu", {c});
     b.Output("y", c);
     auto engine = CheckAgainstReference(b, ExactProfile({shape}), {{RandF32(shape, 1)}});
-    EXPECT_EQ(CountOps(*engine, "CpuFusedConv2D"), 2) << format;
+    EXPECT_EQ(CountOps(*engine, "cpu.FusedConv2D"), 2) << format;
     EXPECT_EQ(dynamic_cast<const CpuEngine&>(*engine).steps().size(), 2u) << format;
   }
 }
@@ -216,11 +217,11 @@ TEST(CpuBackend, MatMulBiasTanh) {
       attrs.Set("transpose_a", ta);
       attrs.Set("transpose_b", tb);
       ir::ValueId y = b.Op("MatMul", "mm", {a, b.Const("w", RandF32(tb ? Shape{11, 13} : Shape{13, 11}, 2))}, attrs);
-      y = b.Op("Add", "bias", {y, b.Const("bias", RandF32({11}, 3))});
+      y = b.Op("Add", "add_bias", {y, b.Const("bias", RandF32({11}, 3))});
       y = b.Op("Tanh", "tanh", {y});
       b.Output("y", y);
       auto engine = CheckAgainstReference(b, ExactProfile({ashape}), {{RandF32(ashape, 1)}});
-      EXPECT_EQ(CountOps(*engine, "CpuFusedMatMul"), 1) << ta << tb;
+      EXPECT_EQ(CountOps(*engine, "cpu.FusedMatMul"), 1) << ta << tb;
       EXPECT_EQ(CountOps(*engine, "Tanh"), 0);
       EXPECT_EQ(CountOps(*engine, "Add"), 0);
     }
@@ -243,7 +244,7 @@ TEST(CpuBackend, MatMulBatchNormAndRuntimeWeights) {
   b.Output("z", z);
   auto engine = CheckAgainstReference(b, ExactProfile({{6, 10}, {10, 4}}), {{RandF32({6, 10}, 1), RandF32({10, 4}, 3)}});
   EXPECT_EQ(CountOps(*engine, "BatchNorm"), 0);
-  EXPECT_EQ(CountOps(*engine, "CpuFusedMatMul"), 2);
+  EXPECT_EQ(CountOps(*engine, "cpu.FusedMatMul"), 2);
 }
 
 TEST(CpuBackend, BatchMatMul) {
@@ -270,7 +271,7 @@ TEST(CpuBackend, BatchMatMul) {
     b.Output("z", s);
     const Shape xs(c.x.begin(), c.x.end()), ys(c.y.begin(), c.y.end());
     auto engine = CheckAgainstReference(b, ExactProfile({xs, ys}), {{RandF32(xs, 1), RandF32(ys, 2)}});
-    EXPECT_EQ(CountOps(*engine, "CpuFusedBatchMatMul"), 1);
+    EXPECT_EQ(CountOps(*engine, "cpu.FusedBatchMatMul"), 1);
     EXPECT_EQ(CountOps(*engine, "Mul"), 0);
   }
 }
@@ -289,7 +290,7 @@ TEST(CpuBackend, ElementwiseChain) {
   y = b.Op("Square", "sq", {y});
   b.Output("y", y);
   auto engine = CheckAgainstReference(b, ExactProfile({shape}), {{RandF32(shape, 1)}}, 1e-6);
-  EXPECT_EQ(CountOps(*engine, "CpuEltwiseChain"), 1);
+  EXPECT_EQ(CountOps(*engine, "cpu.EltwiseChain"), 1);
   EXPECT_EQ(dynamic_cast<const CpuEngine&>(*engine).steps().size(), 1u);
   EXPECT_EQ(PassRewrites(*engine, "cpu-fuse-eltwise-chain"), 1);
 }
@@ -317,9 +318,38 @@ TEST(CpuBackend, ElementwiseChainBroadcasts) {
       }
       SCOPED_TRACE(fmt::format("case {}: operand {} {}", i++, ShapeToString(os), constant ? "constant" : "input"));
       auto engine = CheckAgainstReference(b, p, {inputs}, 1e-6);
-      EXPECT_EQ(CountOps(*engine, "CpuEltwiseChain"), 1);
+      EXPECT_EQ(CountOps(*engine, "cpu.EltwiseChain"), 1);
       EXPECT_EQ(dynamic_cast<const CpuEngine&>(*engine).steps().size(), 1u);
     }
+}
+
+// Every fusible op of the elementwise table runs as a chain step, with the reference kernel's
+// float32 formula: results are bit-identical.
+TEST(CpuBackend, EveryFusibleOpChainsExactly) {
+  const Shape shape{3, 4, 5};
+  Tensor x = RandF32(shape, 1);
+  for (int64_t i = 0; i < x.num_elements(); ++i) x.data<float>()[i] = std::abs(x.data<float>()[i]) * 2.f + 0.125f;
+  Tensor signed_x = RandF32(shape, 2);
+  for (const ir::elementwise::OpInfo& op : ir::elementwise::AllOps()) {
+    if (!op.fusible) continue;
+    SCOPED_TRACE(op.name);
+    Builder b;
+    const ir::ValueId in = b.Input("x", {3, 4, 5});
+    ir::AttrMap attrs;
+    if (op.param) attrs.Set(op.param, 0.3);
+    std::vector<ir::ValueId> args{in};
+    if (ir::elementwise::Arity(op.pattern) == 2) args.push_back(b.Const("o", RandF32({5}, 3)));
+    b.Output("y", b.Op(op.name, "op", args, attrs));
+    CpuBackend cpu;
+    auto engine = cpu.Compile(*b.g, ExactProfile({shape}), {});
+    EXPECT_EQ(CountOps(*engine, "cpu.EltwiseChain"), 1);
+    runtime::ReferenceExecutor ref(b.g);
+    // Positive inputs keep Log, Sqrt, Pow, ... finite; signed ones reach the other branches.
+    for (const Tensor& input : {x, signed_x}) {
+      const std::vector<Tensor> inputs{input};
+      EXPECT_TRUE(BitwiseEqual(engine->Execute(inputs).at(0), ref.Run(inputs).at(0)));
+    }
+  }
 }
 
 TEST(CpuBackend, RandomBatchMatMulSweep) {
@@ -353,7 +383,7 @@ TEST(CpuBackend, RandomBatchMatMulSweep) {
     const Shape xsh(xs.begin(), xs.end()), ysh(ys.begin(), ys.end());
     SCOPED_TRACE(fmt::format("trial {}: {} x {} adj {} {}", trial, ShapeToString(xsh), ShapeToString(ysh), ax, ay));
     auto engine = CheckAgainstReference(b, ExactProfile({xsh, ysh}), {{RandF32(xsh, 1), RandF32(ysh, 2)}});
-    EXPECT_EQ(CountOps(*engine, "CpuFusedBatchMatMul"), 1);
+    EXPECT_EQ(CountOps(*engine, "cpu.FusedBatchMatMul"), 1);
   }
 }
 
@@ -478,7 +508,7 @@ TEST(CpuBackend, SerializeDeserializeRoundTrip) {
   ASSERT_EQ(a.size(), l.size());
   EXPECT_TRUE(BitwiseEqual(a[0], l[0]));
   // The loaded engine's plan is the optimized one (the passes did not run again).
-  EXPECT_EQ(CountOps(*loaded, "CpuFusedConv2D"), 1);
+  EXPECT_EQ(CountOps(*loaded, "cpu.FusedConv2D"), 1);
   EXPECT_EQ(dynamic_cast<const CpuEngine&>(*loaded).pass_stats(), dynamic_cast<const CpuEngine&>(*engine).pass_stats());
   // Serializing the loaded engine gives the same payload.
   EXPECT_EQ(loaded->Serialize(), payload);
@@ -570,7 +600,7 @@ TEST(CpuBackend, DoubleAndIntegerGraphsRunReferenceKernels) {
     ii.data<int32_t>()[k] = k * 1000;
   }
   auto engine = CheckAgainstReference(b, ExactProfile({{3, 4}, {3, 4}}), {{xi, ii}}, 0);
-  EXPECT_EQ(CountOps(*engine, "CpuEltwiseChain"), 0);
+  EXPECT_EQ(CountOps(*engine, "cpu.EltwiseChain"), 0);
 }
 
 }  // namespace

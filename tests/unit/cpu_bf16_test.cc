@@ -4,13 +4,13 @@
 // BF16 request runs FP32 with a note. Engines for a BF16 CPU are also built here with the
 // features of one (CpuEngine takes the CPU features): where oneDNN cannot make bf16 primitives
 // (no AVX-512) every step falls back to f32 and the engine says so.
-#include <cmath>
-
 #include <fmt/format.h>
 
-#include "backend/cpu/graph_util.h"
+#include <cmath>
+
 #include "backend/cpu/passes/passes.h"
 #include "backend/cpu/plan_serialization.h"
+#include "ir/graph_util.h"
 #include "tests/unit/cpu_test_util.h"
 
 namespace kiln {
@@ -63,11 +63,11 @@ double RelL2(const Tensor& got, const Tensor& want) {
 
 // An engine built for `cpu` (the passes as CpuBackend::Compile runs them).
 std::unique_ptr<CpuEngine> EngineFor(const Builder& b, Precision precision, const CpuFeatures& cpu) {
-  ir::Graph work = backend::cpu::CloneGraph(*b.g);
+  ir::Graph work = ir::CloneGraph(*b.g);
   auto stats = backend::cpu::OptimizeForCpu(work);
   backend::CompileOptions options;
   options.precision = precision;
-  return std::make_unique<CpuEngine>(std::make_shared<const ir::Graph>(backend::cpu::CloneGraph(work)), ProfileOf(), options,
+  return std::make_unique<CpuEngine>(std::make_shared<const ir::Graph>(ir::CloneGraph(work)), ProfileOf(), options,
                                      std::move(stats), backend::cpu::HashSegment(*b.g), cpu);
 }
 
@@ -180,11 +180,12 @@ TEST(CpuBf16, EngineWithoutConvOrMatMulRunsFp32) {
   const ir::ValueId x = b.Input("x", {4, 8});
   b.Output("y", b.Op("Sigmoid", "sig", {b.Op("Mul", "scale", {x, b.Const("s", RandF32({8}, 3))})}));
   const CpuFeatures cpu = HostCpu().native_bf16() ? HostCpu() : FakeSapphireRapids();
-  ir::Graph work = backend::cpu::CloneGraph(*b.g);
+  ir::Graph work = ir::CloneGraph(*b.g);
   auto stats = backend::cpu::OptimizeForCpu(work);
   backend::CompileOptions options;
   options.precision = Precision::kBF16;
-  CpuEngine engine(std::make_shared<const ir::Graph>(backend::cpu::CloneGraph(work)), ExactProfile({{4, 8}}), options, stats, 0, cpu);
+  CpuEngine engine(std::make_shared<const ir::Graph>(ir::CloneGraph(work)), ExactProfile({{4, 8}}), options, stats, 0,
+                   cpu);
   EXPECT_EQ(engine.precision(), Precision::kFP32);
   EXPECT_EQ(engine.precision_note(),
             "BF16 requested; the engine has no convolution or matrix product (the steps that run BF16), engine runs FP32");

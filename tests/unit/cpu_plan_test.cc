@@ -116,6 +116,40 @@ TEST(CpuPayload, DecodedGraphMatchesEncoded) {
   EXPECT_EQ(backend::cpu::HashSegment(plan.graph), backend::cpu::HashSegment(*b.g));
 }
 
+// Payloads written before the backend's ops were IR ops name them CpuFusedConv2D,
+// CpuEltwiseChain, ...: they load with the names mapped to the cpu.* ops.
+TEST(CpuPayload, OldOpNamesLoad) {
+  Builder b = SmallGraph();
+  const auto profile = ExactProfile({{1, 5, 5, 3}});
+  CpuBackend cpu;
+  const std::string payload = cpu.Compile(*b.g, profile, {})->Serialize();
+  auto plan = backend::cpu::DecodePlan(payload);
+  std::vector<std::string> renamed;
+  for (ir::Node& n : plan.graph.nodes())
+    if (n.op.starts_with("cpu.")) {
+      n.op = "Cpu" + n.op.substr(4);
+      renamed.push_back(n.op);
+    }
+  EXPECT_EQ(renamed, (std::vector<std::string>{"CpuFusedConv2D", "CpuEltwiseChain"}));
+  const std::string old = backend::cpu::EncodePlan(plan.graph, plan.segment_hash, plan.device, plan.pass_stats);
+  ASSERT_NE(old, payload);
+  auto loaded = cpu.Deserialize(*b.g, profile, {}, old);
+  EXPECT_EQ(CountOps(*loaded, "cpu.FusedConv2D"), 1);
+  EXPECT_EQ(CountOps(*loaded, "cpu.EltwiseChain"), 1);
+  EXPECT_EQ(loaded->Serialize(), payload);
+
+  // An op this build does not know is reported by name.
+  for (ir::Node& n : plan.graph.nodes())
+    if (n.op == "CpuEltwiseChain") n.op = "cpu.FutureOp";
+  try {
+    backend::cpu::DecodePlan(backend::cpu::EncodePlan(plan.graph, plan.segment_hash, plan.device, plan.pass_stats));
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kDataLoss);
+    EXPECT_NE(std::string(e.what()).find("unknown op 'cpu.FutureOp'"), std::string::npos) << e.what();
+  }
+}
+
 TEST(CpuPayload, SegmentHashSeesWeightsAndStructure) {
   const Builder a = SmallGraph(), b = SmallGraph();
   EXPECT_EQ(backend::cpu::HashSegment(*a.g), backend::cpu::HashSegment(*b.g));

@@ -10,8 +10,8 @@
 #include <cmath>
 #include <optional>
 
-#include "backend/cpu/graph_util.h"
 #include "backend/cpu/passes/passes.h"
+#include "ir/graph_util.h"
 #include "ir/ops/nn_util.h"
 
 namespace kiln::backend::cpu {
@@ -83,7 +83,8 @@ std::optional<Affine> ConsumerAffine(const ir::Graph& g, const std::vector<std::
   if (c.op == "BatchNorm") {
     if (c.inputs.size() != 5 || c.inputs[0] != y || c.attrs.GetOr<bool>("training", false)) return std::nullopt;
     for (size_t i = 1; i < c.outputs.size(); ++i)
-      if (!consumers[static_cast<size_t>(c.outputs[i])].empty() || IsGraphOutput(g, c.outputs[i])) return std::nullopt;
+      if (!consumers[static_cast<size_t>(c.outputs[i])].empty() || ir::IsGraphOutput(g, c.outputs[i]))
+        return std::nullopt;
     int64_t axis = c.attrs.GetOr<int64_t>("axis", -1);
     if (axis < 0) axis += t.out_rank;
     if (axis != t.channel_axis) return std::nullopt;
@@ -139,7 +140,7 @@ class FoldBatchNormPass final : public CountingPass {
 
   bool Run(ir::Graph& g) override {
     auto consumers = g.Consumers();
-    NameGen names(g);
+    ir::NameGen names(g);
     bool changed = false;
     const size_t num_nodes = g.nodes().size();  // nodes added below are constants
     for (size_t id = 0; id < num_nodes; ++id) {
@@ -150,7 +151,7 @@ class FoldBatchNormPass final : public CountingPass {
         if (!target) break;
         const ir::ValueId y = n.outputs[0];
         const auto& users = consumers[static_cast<size_t>(y)];
-        if (users.size() != 1 || IsGraphOutput(g, y)) break;
+        if (users.size() != 1 || ir::IsGraphOutput(g, y)) break;
         const ir::Node& c = g.node(users[0]);
         const auto affine = ConsumerAffine(g, consumers, c, y, *target);
         if (!affine) break;

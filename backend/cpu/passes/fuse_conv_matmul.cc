@@ -10,8 +10,8 @@
 #include <optional>
 
 #include "backend/cpu/cpu_ops.h"
-#include "backend/cpu/graph_util.h"
 #include "backend/cpu/passes/passes.h"
+#include "ir/graph_util.h"
 
 namespace kiln::backend::cpu {
 namespace {
@@ -54,7 +54,7 @@ class FuseConvMatMulPass final : public CountingPass {
 
   bool Run(ir::Graph& g) override {
     bool changed = false;
-    NameGen names(g);
+    ir::NameGen names(g);
     auto consumers = g.Consumers();
     const size_t num_nodes = g.nodes().size();
     for (size_t id = 0; id < num_nodes; ++id) {
@@ -68,7 +68,7 @@ class FuseConvMatMulPass final : public CountingPass {
       std::vector<ir::ValueId> adds;
       std::vector<ir::NodeId> absorbed{nid};
       ir::ValueId cur = g.node(nid).outputs[0];
-      while (!IsGraphOutput(g, cur)) {
+      while (!ir::IsGraphOutput(g, cur)) {
         const auto& users = consumers[static_cast<size_t>(cur)];
         if (users.size() == 2) {  // y * sigmoid(y)
           const ir::Node* s = &g.node(users[0]);
@@ -77,7 +77,9 @@ class FuseConvMatMulPass final : public CountingPass {
           if (s->op != "Sigmoid" || m->op != "Mul" || s->inputs.size() != 1 || m->inputs.size() != 2) break;
           const ir::ValueId sv = s->outputs[0];
           const bool pair = (m->inputs[0] == cur && m->inputs[1] == sv) || (m->inputs[1] == cur && m->inputs[0] == sv);
-          if (!pair || consumers[static_cast<size_t>(sv)].size() != 1 || IsGraphOutput(g, sv) || !IsF32(g, m->outputs[0])) break;
+          if (!pair || consumers[static_cast<size_t>(sv)].size() != 1 || ir::IsGraphOutput(g, sv) ||
+              !IsF32(g, m->outputs[0]))
+            break;
           post_ops.push_back({PostOpKind::kSwish, 1.0, 0.0});
           absorbed.push_back(s->id);
           absorbed.push_back(m->id);
@@ -100,7 +102,7 @@ class FuseConvMatMulPass final : public CountingPass {
             if (u.op == "Add") post_ops.push_back({PostOpKind::kLinear, 1.0, v});
             else if (u.op == "Mul") post_ops.push_back({PostOpKind::kLinear, v, 0.0});
             else post_ops.push_back(y_first ? PostOp{PostOpKind::kLinear, 1.0, -v} : PostOp{PostOpKind::kLinear, -1.0, v});
-          } else if (u.op == "Add" && IsF32(g, other) && SameShape(g.value(other).shape, cur_shape)) {
+          } else if (u.op == "Add" && IsF32(g, other) && ir::SameShape(g.value(other).shape, cur_shape)) {
             post_ops.push_back({PostOpKind::kAdd, 0.0, 0.0});
             adds.push_back(other);
           } else {
@@ -147,16 +149,9 @@ class FuseConvMatMulPass final : public CountingPass {
       for (ir::NodeId a : absorbed) sources.push_back(g.node(a).op);
       attrs.Set("source_ops", sources);
 
-      const ir::Value final_value = g.value(cur);
-      ir::Node& fused = g.AddNode(std::string(fused_op), node_name, inputs, 1);
+      ir::Node& fused = ir::AddReplacementNode(g, std::string(fused_op), node_name, inputs, cur);
       fused.source_op = original_op;
       fused.attrs = std::move(attrs);
-      const ir::ValueId out = fused.outputs[0];
-      ir::Value& v = g.value(out);
-      v.dtype = DType::kFloat32;
-      v.shape = final_value.shape;
-      v.name = final_value.name;
-      g.ReplaceAllUses(cur, out);
       for (ir::NodeId a : absorbed) g.node(a).removed = true;
       consumers = g.Consumers();
       ++rewrites_;

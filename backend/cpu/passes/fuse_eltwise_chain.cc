@@ -1,36 +1,28 @@
-// cpu-fuse-eltwise-chain: maximal chains of float32 elementwise ops become one CpuEltwiseChain
-// node. A chain starts at an elementwise node and follows the running value while it has exactly
-// one reader (and is not a graph output) that is again a chain op. Binary steps take their other
-// operand from outside the chain (a constant, the chain's input, or another tensor) provided it
-// broadcasts into the running value without enlarging it; the chain's output has the shape of
-// its input. The kernel (backend/cpu/eltwise_chain.cc) applies every step to a cache-sized tile
-// before moving on, so the data is read and written once.
+// cpu-fuse-eltwise-chain: maximal chains of float32 elementwise ops (the fusible ops of the
+// elementwise table, ir/ops/elementwise_ops.h) become one cpu.EltwiseChain node. A chain starts
+// at an elementwise node and follows the running value while it has exactly one reader (and is
+// not a graph output) that is again a chain op. Binary steps take their other operand from
+// outside the chain (a constant, the chain's input, or another tensor) provided it broadcasts
+// into the running value without enlarging it; the chain's output has the shape of its input.
+// The kernel (backend/cpu/eltwise_chain.cc) applies every step to a cache-sized tile before
+// moving on, so the data is read and written once.
 #include <algorithm>
-#include <set>
 
 #include "backend/cpu/cpu_ops.h"
-#include "backend/cpu/graph_util.h"
 #include "backend/cpu/passes/passes.h"
+#include "ir/graph_util.h"
+#include "ir/ops/elementwise_ops.h"
 
 namespace kiln::backend::cpu {
-
-bool IsChainUnaryOp(const std::string& op) {
-  static const std::set<std::string> ops = {"Relu", "Relu6", "Sigmoid", "Tanh",  "Elu",  "Selu",     "LeakyRelu",
-                                            "Exp",  "Expm1", "Log",     "Log1p", "Sqrt", "Rsqrt",    "Neg",
-                                            "Abs",  "Square", "Reciprocal", "Erf", "Erfc", "Softsign", "Softplus",
-                                            "Floor", "Ceil", "Round",   "Sin",   "Cos"};
-  return ops.count(op) != 0;
-}
-
-bool IsChainBinaryOp(const std::string& op) {
-  static const std::set<std::string> ops = {"Add",     "Sub",     "Mul",     "Div",      "Maximum", "Minimum",
-                                            "SquaredDifference", "Pow", "DivNoNan", "MulNoNan"};
-  return ops.count(op) != 0;
-}
-
 namespace {
 
 bool IsFloat32Value(const ir::Graph& g, ir::ValueId v) { return g.value(v).dtype == DType::kFloat32; }
+
+// The elementwise-table description of a node the chain kernel can run, or nullptr.
+const ir::elementwise::OpInfo* FusibleOp(const ir::Node& n) {
+  const ir::elementwise::OpInfo* op = ir::elementwise::FindOp(n.op);
+  return op && op->fusible ? op : nullptr;
+}
 
 struct Step {
   ir::NodeId node;
@@ -44,12 +36,14 @@ bool AsStep(const ir::Graph& g, const ir::Node& n, ir::ValueId main, Step* step)
   for (ir::ValueId in : n.inputs)
     if (!IsFloat32Value(g, in)) return false;
   step->node = n.id;
-  if (IsChainUnaryOp(n.op)) return n.inputs.size() == 1 && n.inputs[0] == main;
-  if (!IsChainBinaryOp(n.op) || n.inputs.size() != 2) return false;
+  const ir::elementwise::OpInfo* op = FusibleOp(n);
+  if (!op) return false;
+  if (op->pattern == ir::elementwise::Pattern::kUnary) return n.inputs.size() == 1 && n.inputs[0] == main;
+  if (n.inputs.size() != 2) return false;
   const int side = n.inputs[0] == main ? 0 : n.inputs[1] == main ? 1 : -1;
   if (side < 0) return false;
   const ir::ValueId other = n.inputs[static_cast<size_t>(1 - side)];
-  if (!BroadcastsInto(g.value(other).shape, g.value(main).shape)) return false;
+  if (!ir::BroadcastsInto(g.value(other).shape, g.value(main).shape)) return false;
   step->operand = other;
   step->swapped = side == 1;
   return true;
@@ -81,7 +75,7 @@ class FuseEltwiseChainPass final : public CountingPass {
       if (input == ir::kNoValue) continue;
       std::vector<Step> steps{first};
       ir::ValueId cur = h.outputs[0];
-      while (!IsGraphOutput(g, cur) && consumers[static_cast<size_t>(cur)].size() == 1) {
+      while (!ir::IsGraphOutput(g, cur) && consumers[static_cast<size_t>(cur)].size() == 1) {
         Step s;
         if (!AsStep(g, g.node(consumers[static_cast<size_t>(cur)][0]), cur, &s)) break;
         if (s.operand == cur) break;  // x op x inside the chain: the intermediate is not kept
@@ -97,7 +91,7 @@ class FuseEltwiseChainPass final : public CountingPass {
       for (const Step& s : steps) {
         const ir::Node& n = g.node(s.node);
         ops.push_back(n.op);
-        alphas.push_back(n.op == "LeakyRelu" ? n.attrs.GetOr<double>("alpha", 0.2) : 0.0);
+        alphas.push_back(ir::elementwise::ParamOf(*FusibleOp(n), n.attrs));
         swapped.push_back(s.swapped ? 1 : 0);
         if (s.operand == ir::kNoValue) {
           operands.push_back(-1);
@@ -108,19 +102,12 @@ class FuseEltwiseChainPass final : public CountingPass {
         operands.push_back(it - inputs.begin());
       }
       const std::string name = g.node(head).name;
-      const ir::Value final_value = g.value(cur);
-      ir::Node& chain = g.AddNode(std::string(kEltwiseChain), name, inputs, 1);
+      ir::Node& chain = ir::AddReplacementNode(g, std::string(kEltwiseChain), name, inputs, cur);
       chain.source_op = ops.size() == 1 ? ops[0] : "elementwise chain";
       chain.attrs.Set("steps", ops);
       chain.attrs.Set("operands", operands);
       chain.attrs.Set("swapped", swapped);
       chain.attrs.Set("alphas", alphas);
-      const ir::ValueId out = chain.outputs[0];
-      ir::Value& v = g.value(out);
-      v.dtype = DType::kFloat32;
-      v.shape = final_value.shape;
-      v.name = final_value.name;
-      g.ReplaceAllUses(cur, out);
       for (const Step& s : steps) g.node(s.node).removed = true;
       consumers = g.Consumers();
       ++rewrites_;

@@ -27,14 +27,14 @@ class CountingPass : public ir::Pass {
 std::unique_ptr<CountingPass> MakeFoldBatchNormPass();
 
 // cpu-fuse-conv-matmul: Conv2D / DepthwiseConv2D (constant filter), MatMul and BatchMatMul in
-// float32 become CpuFusedConv2D / CpuFusedMatMul / CpuFusedBatchMatMul and absorb what follows
+// float32 become cpu.FusedConv2D / cpu.FusedMatMul / cpu.FusedBatchMatMul and absorb what follows
 // into oneDNN post-ops: activations (Relu, Relu6, Sigmoid, Tanh, Elu, LeakyRelu, x*sigmoid(x)),
 // Add of a same-shaped tensor (residual), and Mul / Add / Sub by a scalar constant.
 std::unique_ptr<CountingPass> MakeFuseConvMatMulPass();
 
 // cpu-fuse-eltwise-chain: maximal chains of float32 unary ops and binary ops whose other operand
 // broadcasts into the running value (constants, the chain's input, other tensors) become one
-// CpuEltwiseChain node that makes one pass over the data.
+// cpu.EltwiseChain node that makes one pass over the data.
 std::unique_ptr<CountingPass> MakeFuseEltwiseChainPass();
 
 struct PassStat {
@@ -45,11 +45,8 @@ struct PassStat {
 
 // The whole optimization pipeline on a segment clone: identity elimination, constant folding
 // (reference kernels), dead-code elimination, then the three passes above and a final
-// dead-code elimination. Returns one entry per pass, in order.
+// dead-code elimination, as an ir::PassPipeline that verifies the graph after each pass.
+// Returns one entry per pass, in order.
 std::vector<PassStat> OptimizeForCpu(ir::Graph& graph);
-
-// Elementwise ops the chain kernel implements (float32).
-bool IsChainUnaryOp(const std::string& op);
-bool IsChainBinaryOp(const std::string& op);
 
 }  // namespace kiln::backend::cpu

@@ -1,4 +1,6 @@
-// The CPU backend's optimization pipeline (see passes.h).
+// The CPU backend's optimization pipeline (see passes.h): an ir::PassPipeline, so the IR
+// verifier checks the graph after every pass.
+#include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/passes/passes.h"
 #include "backend/reference/kernel.h"
 
@@ -25,6 +27,7 @@ class Counted final : public CountingPass {
 }  // namespace
 
 std::vector<PassStat> OptimizeForCpu(ir::Graph& graph) {
+  RegisterCpuOps();
   std::vector<std::unique_ptr<CountingPass>> passes;
   passes.push_back(std::make_unique<Counted>(ir::MakeIdentityElimination()));
   passes.push_back(std::make_unique<Counted>(ir::MakeConstantFolding(
@@ -34,11 +37,16 @@ std::vector<PassStat> OptimizeForCpu(ir::Graph& graph) {
   passes.push_back(MakeFuseConvMatMulPass());
   passes.push_back(MakeFuseEltwiseChainPass());
   passes.push_back(std::make_unique<Counted>(ir::MakeDeadCodeElimination()));
-  std::vector<PassStat> stats;
+  // The pipeline owns the passes; their counts are read back through these pointers.
+  std::vector<const CountingPass*> counted;
+  ir::PassPipeline pipeline;
   for (auto& pass : passes) {
-    pass->Run(graph);
-    stats.push_back({pass->name(), pass->rewrites()});
+    counted.push_back(pass.get());
+    pipeline.Add(std::move(pass));
   }
+  pipeline.Run(graph);
+  std::vector<PassStat> stats;
+  for (const CountingPass* pass : counted) stats.push_back({pass->name(), pass->rewrites()});
   return stats;
 }
 

@@ -13,50 +13,27 @@
 #include <vector>
 
 #include "frontend/onnx/importer.h"
+#include "ir/dtype_class.h"
+#include "ir/ops/elementwise_ops.h"
 #include "kiln/half.h"
 
 namespace kiln::onnxfe {
 namespace {
 
-enum TypeMask : unsigned {
-  kFloat = 1,
-  kSigned = 2,
-  kUnsigned = 4,
-  kBoolT = 8,
-  kStringT = 16,
-  kInt = kSigned | kUnsigned,
-  kNumeric = kFloat | kInt,
-};
-
-bool InMask(DType dtype, unsigned mask) {
-  if (IsFloating(dtype)) return mask & kFloat;
-  if (IsSignedInteger(dtype)) return mask & kSigned;
-  if (IsInteger(dtype)) return mask & kUnsigned;
-  if (dtype == DType::kBool) return mask & kBoolT;
-  if (dtype == DType::kString) return mask & kStringT;
-  return false;
-}
-
-std::string MaskName(unsigned mask) {
-  std::vector<std::string> parts;
-  if ((mask & kFloat) != 0) parts.push_back("floating-point");
-  if ((mask & kInt) == kInt) {
-    parts.push_back("integer");
-  } else {
-    if ((mask & kSigned) != 0) parts.push_back("signed integer");
-    if ((mask & kUnsigned) != 0) parts.push_back("unsigned integer");
-  }
-  if ((mask & kBoolT) != 0) parts.push_back("bool");
-  if ((mask & kStringT) != 0) parts.push_back("string");
-  return fmt::format("{}", fmt::join(parts, ", "));
-}
+using ir::kBoolT;
+using ir::kFloat;
+using ir::kInt;
+using ir::kNumeric;
+using ir::kSigned;
+using ir::kStringT;
+using ir::kUnsigned;
 
 // Input i's dtype must be in `mask` (only called when not validating: dtypes are known).
 DType CheckInputType(ImportContext& ctx, int i, unsigned mask) {
   const DType dt = ctx.input_dtype(i);
-  if (!InMask(dt, mask))
+  if (!ir::InClass(dt, mask))
     ctx.Unsupported(fmt::format("input {} has dtype {}; {} is imported for {} inputs only", i, DTypeName(dt), ctx.op(),
-                                MaskName(mask)));
+                                ir::DTypeClassList(mask)));
   return dt;
 }
 
@@ -112,58 +89,22 @@ struct Mapping {
   int arity;
 };
 
-constexpr Mapping kMappings[] = {
-    // unary
-    {"Abs", "Abs", kNumeric, 1},
-    {"Neg", "Neg", kFloat | kSigned, 1},
-    {"Exp", "Exp", kFloat, 1},
-    {"Log", "Log", kFloat, 1},
-    {"Sqrt", "Sqrt", kFloat, 1},
-    {"Reciprocal", "Reciprocal", kFloat, 1},
-    {"Floor", "Floor", kFloat, 1},
-    {"Ceil", "Ceil", kFloat, 1},
-    {"Round", "Round", kFloat, 1},  // both round half to even
-    {"Sign", "Sign", kNumeric, 1},
-    {"Sin", "Sin", kFloat, 1},
-    {"Cos", "Cos", kFloat, 1},
-    {"Tan", "Tan", kFloat, 1},
-    {"Asin", "Asin", kFloat, 1},
-    {"Acos", "Acos", kFloat, 1},
-    {"Atan", "Atan", kFloat, 1},
-    {"Sinh", "Sinh", kFloat, 1},
-    {"Cosh", "Cosh", kFloat, 1},
-    {"Asinh", "Asinh", kFloat, 1},
-    {"Acosh", "Acosh", kFloat, 1},
-    {"Atanh", "Atanh", kFloat, 1},
-    {"Tanh", "Tanh", kFloat, 1},
-    {"Sigmoid", "Sigmoid", kFloat, 1},
-    {"Softplus", "Softplus", kFloat, 1},  // ln(exp(x) + 1), computed in the stable form
-    {"Softsign", "Softsign", kFloat, 1},
-    {"Relu", "Relu", kFloat | kSigned, 1},
-    {"IsNaN", "IsNan", kFloat, 1},
-    {"Not", "LogicalNot", kBoolT, 1},
-    // binary, numpy broadcasting
-    {"Add", "Add", kNumeric, 2},
-    {"Sub", "Sub", kNumeric, 2},
-    {"Mul", "Mul", kNumeric, 2},
-    {"Div", "Div", kNumeric, 2},  // integers truncate toward zero, as ONNX's reference
-    {"Less", "Less", kNumeric, 2},
-    {"LessOrEqual", "LessEqual", kNumeric, 2},
-    {"Greater", "Greater", kNumeric, 2},
-    {"GreaterOrEqual", "GreaterEqual", kNumeric, 2},
-    {"Equal", "Equal", kNumeric | kBoolT | kStringT, 2},  // string from opset 19
-    {"And", "LogicalAnd", kBoolT, 2},
-    {"Or", "LogicalOr", kBoolT, 2},
-    {"Xor", "NotEqual", kBoolT, 2},
-    // opset 18
-    {"BitwiseNot", "Invert", kInt, 1},
-    {"BitwiseAnd", "BitwiseAnd", kInt, 2},
-    {"BitwiseOr", "BitwiseOr", kInt, 2},
-    {"BitwiseXor", "BitwiseXor", kInt, 2},
-};
+// The ONNX names of the elementwise table's ops (ir/ops/elementwise_ops.h), and two more.
+const std::vector<Mapping>& Mappings() {
+  static const std::vector<Mapping> mappings = [] {
+    std::vector<Mapping> all;
+    for (const ir::elementwise::OpInfo& op : ir::elementwise::AllOps())
+      for (const ir::elementwise::ForeignOp& onnx : op.onnx)
+        if (onnx.name) all.push_back({onnx.name, op.name, onnx.types, ir::elementwise::Arity(op.pattern)});
+    all.push_back({"Equal", "Equal", kNumeric | kBoolT | kStringT, 2});  // string from opset 19
+    all.push_back({"Xor", "NotEqual", kBoolT, 2});
+    return all;
+  }();
+  return mappings;
+}
 
 const Mapping& FindMapping(ImportContext& ctx) {
-  for (const Mapping& m : kMappings)
+  for (const Mapping& m : Mappings())
     if (ctx.op() == m.onnx_op) return m;
   throw Error(ErrorCode::kInternal, "elementwise importer registered for unknown op " + ctx.op());
 }
@@ -559,7 +500,7 @@ void ImportWhere(ImportContext& ctx) {
 }  // namespace
 
 void RegisterElementwiseImporters(ImporterTable& table) {
-  for (const Mapping& m : kMappings) table.Add(m.onnx_op, ImportMapped);
+  for (const Mapping& m : Mappings()) table.Add(m.onnx_op, ImportMapped);
   table.Add("LeakyRelu", ImportLeakyRelu);
   table.Add("Elu", ImportElu);
   table.Add("Selu", ImportSelu);

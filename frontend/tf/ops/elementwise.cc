@@ -8,35 +8,25 @@
 #include <vector>
 
 #include "frontend/tf/importer.h"
+#include "ir/dtype_class.h"
+#include "ir/ops/elementwise_ops.h"
 
 namespace kiln::tf {
 namespace {
 
-enum TypeMask : unsigned {
-  kFloat = 1,
-  kSigned = 2,
-  kUnsigned = 4,
-  kBoolT = 8,
-  kStringT = 16,
-  kInt = kSigned | kUnsigned,
-  kNumeric = kFloat | kInt,
-  kAll = kNumeric | kBoolT,
-};
-
-bool InMask(DType dtype, unsigned mask) {
-  if (IsFloating(dtype)) return mask & kFloat;
-  if (IsSignedInteger(dtype)) return mask & kSigned;
-  if (IsInteger(dtype)) return mask & kUnsigned;
-  if (dtype == DType::kBool) return mask & kBoolT;
-  if (dtype == DType::kString) return mask & kStringT;
-  return false;
-}
+using ir::kAll;
+using ir::kBoolT;
+using ir::kFloat;
+using ir::kInt;
+using ir::kNumeric;
+using ir::kStringT;
 
 // Checks the dtype attribute `attr` (when present) against what Kiln supports for the op.
 void CheckType(ImportContext& ctx, const std::string& attr, unsigned mask) {
   if (!ctx.has_attr(attr)) return;
   const DType dt = ctx.attr_type(attr);
-  if (!InMask(dt, mask)) ctx.Unsupported(fmt::format("{} with {} = {} is not supported", ctx.op(), attr, DTypeName(dt)));
+  if (!ir::InClass(dt, mask))
+    ctx.Unsupported(fmt::format("{} with {} = {} is not supported", ctx.op(), attr, DTypeName(dt)));
 }
 
 void CheckArity(ImportContext& ctx, int n) {
@@ -57,88 +47,22 @@ struct Mapping {
   int arity;
 };
 
-constexpr Mapping kMappings[] = {
-    // unary
-    {"Abs", "Abs", kFloat | kSigned, 1},
-    {"Neg", "Neg", kFloat | kSigned, 1},
-    {"Exp", "Exp", kFloat, 1},
-    {"Expm1", "Expm1", kFloat, 1},
-    {"Log", "Log", kFloat, 1},
-    {"Log1p", "Log1p", kFloat, 1},
-    {"Sqrt", "Sqrt", kFloat, 1},
-    {"Rsqrt", "Rsqrt", kFloat, 1},
-    {"Reciprocal", "Reciprocal", kFloat | kSigned, 1},
-    {"Inv", "Reciprocal", kFloat | kSigned, 1},
-    {"Square", "Square", kNumeric, 1},
-    {"Sin", "Sin", kFloat, 1},
-    {"Cos", "Cos", kFloat, 1},
-    {"Tan", "Tan", kFloat, 1},
-    {"Asin", "Asin", kFloat, 1},
-    {"Acos", "Acos", kFloat, 1},
-    {"Atan", "Atan", kFloat, 1},
-    {"Sinh", "Sinh", kFloat, 1},
-    {"Cosh", "Cosh", kFloat, 1},
-    {"Tanh", "Tanh", kFloat, 1},
-    {"Asinh", "Asinh", kFloat, 1},
-    {"Acosh", "Acosh", kFloat, 1},
-    {"Atanh", "Atanh", kFloat, 1},
-    {"Ceil", "Ceil", kFloat, 1},
-    {"Floor", "Floor", kFloat, 1},
-    {"Round", "Round", kFloat | kSigned, 1},
-    {"Rint", "Round", kFloat, 1},
-    {"Sign", "Sign", kFloat | kSigned, 1},
-    {"Erf", "Erf", kFloat, 1},
-    {"Erfc", "Erfc", kFloat, 1},
-    {"Sigmoid", "Sigmoid", kFloat, 1},
-    {"Relu", "Relu", kNumeric, 1},
-    {"Relu6", "Relu6", kNumeric, 1},
-    {"Elu", "Elu", kFloat, 1},
-    {"Selu", "Selu", kFloat, 1},
-    {"Softplus", "Softplus", kFloat, 1},
-    {"Softsign", "Softsign", kFloat, 1},
-    {"IsNan", "IsNan", kFloat, 1},
-    {"IsInf", "IsInf", kFloat, 1},
-    {"IsFinite", "IsFinite", kFloat, 1},
-    {"LogicalNot", "LogicalNot", kBoolT, 1},
-    {"Invert", "Invert", kInt, 1},
-    // binary
-    {"Add", "Add", kNumeric | kStringT, 2},
-    {"AddV2", "Add", kNumeric, 2},
-    {"Sub", "Sub", kNumeric, 2},
-    {"Mul", "Mul", kNumeric, 2},
-    {"Div", "Div", kNumeric, 2},
-    {"RealDiv", "Div", kFloat, 2},
-    {"FloorDiv", "FloorDiv", kNumeric, 2},
-    {"FloorMod", "FloorMod", kNumeric, 2},
-    {"TruncateMod", "TruncateMod", kNumeric, 2},
-    {"Mod", "TruncateMod", kNumeric, 2},
-    {"Pow", "Pow", kNumeric, 2},
-    {"Maximum", "Maximum", kNumeric, 2},
-    {"Minimum", "Minimum", kNumeric, 2},
-    {"SquaredDifference", "SquaredDifference", kNumeric, 2},
-    {"Atan2", "Atan2", kFloat, 2},
-    {"DivNoNan", "DivNoNan", kFloat, 2},
-    {"MulNoNan", "MulNoNan", kFloat, 2},
-    {"Xdivy", "Xdivy", kFloat, 2},
-    {"Xlogy", "Xlogy", kFloat, 2},
-    {"Less", "Less", kNumeric, 2},
-    {"LessEqual", "LessEqual", kNumeric, 2},
-    {"Greater", "Greater", kNumeric, 2},
-    {"GreaterEqual", "GreaterEqual", kNumeric, 2},
-    {"LogicalAnd", "LogicalAnd", kBoolT, 2},
-    {"LogicalOr", "LogicalOr", kBoolT, 2},
-    {"BitwiseAnd", "BitwiseAnd", kInt, 2},
-    {"BitwiseOr", "BitwiseOr", kInt, 2},
-    {"BitwiseXor", "BitwiseXor", kInt, 2},
-    {"LeftShift", "LeftShift", kInt, 2},
-    {"RightShift", "RightShift", kInt, 2},
-    // three inputs
-    {"ClipByValue", "Clip", kNumeric, 3},
-    {"SelectV2", "Select", kAll | kStringT, 3},
-};
+// The TF names of the elementwise table's ops (ir/ops/elementwise_ops.h), and two more.
+const std::vector<Mapping>& Mappings() {
+  static const std::vector<Mapping> mappings = [] {
+    std::vector<Mapping> all;
+    for (const ir::elementwise::OpInfo& op : ir::elementwise::AllOps())
+      for (const ir::elementwise::ForeignOp& tf : op.tf)
+        if (tf.name) all.push_back({tf.name, op.name, tf.types, ir::elementwise::Arity(op.pattern)});
+    all.push_back({"ClipByValue", "Clip", kNumeric, 3});
+    all.push_back({"SelectV2", "Select", kAll | kStringT, 3});
+    return all;
+  }();
+  return mappings;
+}
 
 const Mapping& FindMapping(ImportContext& ctx) {
-  for (const Mapping& m : kMappings)
+  for (const Mapping& m : Mappings())
     if (ctx.op() == m.tf_op) return m;
   throw Error(ErrorCode::kInternal, "elementwise importer registered for unknown op " + ctx.op());
 }
@@ -338,7 +262,7 @@ void ImportFakeQuant(ImportContext& ctx) {
 }  // namespace
 
 void RegisterElementwiseImporters(ImporterTable& table) {
-  for (const Mapping& m : kMappings) table.Add(TfOpSpec{m.tf_op, &ImportMapped, {}, {}});
+  for (const Mapping& m : Mappings()) table.Add(TfOpSpec{m.tf_op, &ImportMapped, {}, {}});
   table.Add(TfOpSpec{"LeakyRelu", &ImportLeakyRelu, {}, {{"alpha", 0.2f}}});
   table.Add(TfOpSpec{"Equal", &ImportEquality, {}, {{"incompatible_shape_error", true}}});
   table.Add(TfOpSpec{"NotEqual", &ImportEquality, {}, {{"incompatible_shape_error", true}}});

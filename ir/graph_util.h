@@ -1,40 +1,47 @@
-// Small IR helpers used by the CPU backend's passes, planner and payload codec.
+// Graph helpers for passes and codecs: compacting copies, shape equality, unique node names.
 #pragma once
 
 #include <set>
 #include <string>
+#include <vector>
 
 #include "ir/graph.h"
 
-namespace kiln::backend::cpu {
+namespace kiln::ir {
 
 // A deep copy of the live part of `graph` (node ids renumbered in topological order; removed
 // nodes dropped; constants and subgraph attributes shared). Symbols are copied by name. With
 // `value_map`, (*value_map)[old value id] is the new id (kNoValue for values of removed nodes).
-ir::Graph CloneGraph(const ir::Graph& graph, std::vector<ir::ValueId>* value_map = nullptr);
+Graph CloneGraph(const Graph& graph, std::vector<ValueId>* value_map = nullptr);
 
 // The graph's symbol names in symbol order.
-std::vector<std::string> SymbolNames(const ir::Graph& graph);
+std::vector<std::string> SymbolNames(const Graph& graph);
 
 // True when both shapes have a known rank and every dim is the same known size or the same
 // named symbol (so the two values have equal shapes at run time).
-bool SameShape(const ir::SymShape& a, const ir::SymShape& b);
+bool SameShape(const SymShape& a, const SymShape& b);
 
 // True when `operand` broadcasts to `target` without enlarging it: rank <= target's rank and,
 // right-aligned, each operand dim is 1 or provably equal to the target dim.
-bool BroadcastsInto(const ir::SymShape& operand, const ir::SymShape& target);
+bool BroadcastsInto(const SymShape& operand, const SymShape& target);
 
 // True when `value` is an output of the graph.
-bool IsGraphOutput(const ir::Graph& graph, ir::ValueId value);
+bool IsGraphOutput(const Graph& graph, ValueId value);
+
+// Adds a one-output node that takes the place of value `replaced`: its output gets the dtype,
+// shape and name of `replaced`, and every use of `replaced` reads it instead. The returned
+// reference is valid until the graph's next AddNode.
+Node& AddReplacementNode(Graph& graph, const std::string& op, const std::string& name, std::vector<ValueId> inputs,
+                         ValueId replaced);
 
 // Hands out node names unique within a graph.
 class NameGen {
  public:
-  explicit NameGen(const ir::Graph& graph);
+  explicit NameGen(const Graph& graph);
   std::string Make(const std::string& base);
 
  private:
   std::set<std::string> used_;
 };
 
-}  // namespace kiln::backend::cpu
+}  // namespace kiln::ir

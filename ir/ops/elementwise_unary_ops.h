@@ -1,0 +1,559 @@
+// The unary elementwise IR ops: one struct per op holding its description (kInfo) and its
+// formula (Apply), which the reference kernels and fused loops evaluate. Float32 math runs in
+// float (std:: float overloads), float64 in double, half/bfloat16 in float with one rounding at
+// the end. Composite activations follow TensorFlow's formulas. Adding an op: write its struct
+// here and list it in UnaryOps at the end (docs/adding-ops.md).
+#pragma once
+
+#include <cmath>
+#include <type_traits>
+
+#include "ir/ops/elementwise_op_info.h"
+
+namespace kiln::ir::elementwise {
+
+// ---- float math ----
+struct Exp {
+  static constexpr OpInfo kInfo{.name = "Exp",
+                                .pattern = Pattern::kUnary,
+                                .types = kFloat,
+                                .fusible = true,
+                                .tf = {ForeignOp{"Exp", kFloat}},
+                                .onnx = {ForeignOp{"Exp", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return std::exp(x);
+  }
+};
+
+struct Expm1 {
+  static constexpr OpInfo kInfo{.name = "Expm1",
+                                .pattern = Pattern::kUnary,
+                                .types = kFloat,
+                                .fusible = true,
+                                .tf = {ForeignOp{"Expm1", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return std::expm1(x);
+  }
+};
+
+struct Log {
+  static constexpr OpInfo kInfo{.name = "Log",
+                                .pattern = Pattern::kUnary,
+                                .types = kFloat,
+                                .fusible = true,
+                                .tf = {ForeignOp{"Log", kFloat}},
+                                .onnx = {ForeignOp{"Log", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return std::log(x);
+  }
+};
+
+struct Log1p {
+  static constexpr OpInfo kInfo{.name = "Log1p",
+                                .pattern = Pattern::kUnary,
+                                .types = kFloat,
+                                .fusible = true,
+                                .tf = {ForeignOp{"Log1p", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return std::log1p(x);
+  }
+};
+
+struct Sqrt {
+  static constexpr OpInfo kInfo{.name = "Sqrt",
+                                .pattern = Pattern::kUnary,
+                                .types = kFloat,
+                                .fusible = true,
+                                .tf = {ForeignOp{"Sqrt", kFloat}},
+                                .onnx = {ForeignOp{"Sqrt", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return std::sqrt(x);
+  }
+};
+
+struct Rsqrt {
+  static constexpr OpInfo kInfo{.name = "Rsqrt",
+                                .pattern = Pattern::kUnary,
+                                .types = kFloat,
+                                .fusible = true,
+                                .tf = {ForeignOp{"Rsqrt", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return C(1) / std::sqrt(x);
+  }
+};
+
+struct Sin {
+  static constexpr OpInfo kInfo{.name = "Sin",
+                                .pattern = Pattern::kUnary,
+                                .types = kFloat,
+                                .fusible = true,
+                                .tf = {ForeignOp{"Sin", kFloat}},
+                                .onnx = {ForeignOp{"Sin", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return std::sin(x);
+  }
+};
+
+struct Cos {
+  static constexpr OpInfo kInfo{.name = "Cos",
+                                .pattern = Pattern::kUnary,
+                                .types = kFloat,
+                                .fusible = true,
+                                .tf = {ForeignOp{"Cos", kFloat}},
+                                .onnx = {ForeignOp{"Cos", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return std::cos(x);
+  }
+};
+
+struct Tan {
+  static constexpr OpInfo kInfo{.name = "Tan",
+                                .pattern = Pattern::kUnary,
+                                .types = kFloat,
+                                .tf = {ForeignOp{"Tan", kFloat}},
+                                .onnx = {ForeignOp{"Tan", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return std::tan(x);
+  }
+};
+
+struct Asin {
+  static constexpr OpInfo kInfo{.name = "Asin",
+                                .pattern = Pattern::kUnary,
+                                .types = kFloat,
+                                .tf = {ForeignOp{"Asin", kFloat}},
+                                .onnx = {ForeignOp{"Asin", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return std::asin(x);
+  }
+};
+
+struct Acos {
+  static constexpr OpInfo kInfo{.name = "Acos",
+                                .pattern = Pattern::kUnary,
+                                .types = kFloat,
+                                .tf = {ForeignOp{"Acos", kFloat}},
+                                .onnx = {ForeignOp{"Acos", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return std::acos(x);
+  }
+};
+
+struct Atan {
+  static constexpr OpInfo kInfo{.name = "Atan",
+                                .pattern = Pattern::kUnary,
+                                .types = kFloat,
+                                .tf = {ForeignOp{"Atan", kFloat}},
+                                .onnx = {ForeignOp{"Atan", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return std::atan(x);
+  }
+};
+
+struct Sinh {
+  static constexpr OpInfo kInfo{.name = "Sinh",
+                                .pattern = Pattern::kUnary,
+                                .types = kFloat,
+                                .tf = {ForeignOp{"Sinh", kFloat}},
+                                .onnx = {ForeignOp{"Sinh", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return std::sinh(x);
+  }
+};
+
+struct Cosh {
+  static constexpr OpInfo kInfo{.name = "Cosh",
+                                .pattern = Pattern::kUnary,
+                                .types = kFloat,
+                                .tf = {ForeignOp{"Cosh", kFloat}},
+                                .onnx = {ForeignOp{"Cosh", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return std::cosh(x);
+  }
+};
+
+struct Tanh {
+  static constexpr OpInfo kInfo{.name = "Tanh",
+                                .pattern = Pattern::kUnary,
+                                .types = kFloat,
+                                .fusible = true,
+                                .tf = {ForeignOp{"Tanh", kFloat}},
+                                .onnx = {ForeignOp{"Tanh", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return std::tanh(x);
+  }
+};
+
+struct Asinh {
+  static constexpr OpInfo kInfo{.name = "Asinh",
+                                .pattern = Pattern::kUnary,
+                                .types = kFloat,
+                                .tf = {ForeignOp{"Asinh", kFloat}},
+                                .onnx = {ForeignOp{"Asinh", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return std::asinh(x);
+  }
+};
+
+struct Acosh {
+  static constexpr OpInfo kInfo{.name = "Acosh",
+                                .pattern = Pattern::kUnary,
+                                .types = kFloat,
+                                .tf = {ForeignOp{"Acosh", kFloat}},
+                                .onnx = {ForeignOp{"Acosh", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return std::acosh(x);
+  }
+};
+
+struct Atanh {
+  static constexpr OpInfo kInfo{.name = "Atanh",
+                                .pattern = Pattern::kUnary,
+                                .types = kFloat,
+                                .tf = {ForeignOp{"Atanh", kFloat}},
+                                .onnx = {ForeignOp{"Atanh", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return std::atanh(x);
+  }
+};
+
+struct Ceil {
+  static constexpr OpInfo kInfo{.name = "Ceil",
+                                .pattern = Pattern::kUnary,
+                                .types = kFloat,
+                                .fusible = true,
+                                .tf = {ForeignOp{"Ceil", kFloat}},
+                                .onnx = {ForeignOp{"Ceil", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return std::ceil(x);
+  }
+};
+
+struct Floor {
+  static constexpr OpInfo kInfo{.name = "Floor",
+                                .pattern = Pattern::kUnary,
+                                .types = kFloat,
+                                .fusible = true,
+                                .tf = {ForeignOp{"Floor", kFloat}},
+                                .onnx = {ForeignOp{"Floor", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return std::floor(x);
+  }
+};
+
+// ONNX's Erf also takes integers (imported through a float64 cast), so it has its own importer.
+struct Erf {
+  static constexpr OpInfo kInfo{
+      .name = "Erf", .pattern = Pattern::kUnary, .types = kFloat, .fusible = true, .tf = {ForeignOp{"Erf", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return std::erf(x);
+  }
+};
+
+struct Erfc {
+  static constexpr OpInfo kInfo{
+      .name = "Erfc", .pattern = Pattern::kUnary, .types = kFloat, .fusible = true, .tf = {ForeignOp{"Erfc", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return std::erfc(x);
+  }
+};
+
+// ---- activations ----
+// Numerically stable logistic: never evaluates exp of a large positive number.
+struct Sigmoid {
+  static constexpr OpInfo kInfo{.name = "Sigmoid",
+                                .pattern = Pattern::kUnary,
+                                .types = kFloat,
+                                .fusible = true,
+                                .tf = {ForeignOp{"Sigmoid", kFloat}},
+                                .onnx = {ForeignOp{"Sigmoid", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return x >= C(0) ? C(1) / (C(1) + std::exp(-x)) : std::exp(x) / (C(1) + std::exp(x));
+  }
+};
+
+// TensorFlow: x < 0 ? exp(x) - 1 : x. (ONNX's Elu has an alpha attribute: own importer.)
+struct Elu {
+  static constexpr OpInfo kInfo{
+      .name = "Elu", .pattern = Pattern::kUnary, .types = kFloat, .fusible = true, .tf = {ForeignOp{"Elu", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return x < C(0) ? std::exp(x) - C(1) : x;
+  }
+};
+
+// TensorFlow: x < 0 ? scale * alpha * (exp(x) - 1) : scale * x.
+struct Selu {
+  static constexpr OpInfo kInfo{
+      .name = "Selu", .pattern = Pattern::kUnary, .types = kFloat, .fusible = true, .tf = {ForeignOp{"Selu", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return x < C(0) ? C(1.7580993408473768599402175208123) * (std::exp(x) - C(1))
+                    : C(1.0507009873554804934193349852946) * x;
+  }
+};
+
+// TensorFlow's stable softplus: with t = log(epsilon) + 2 of the storage type,
+// x > -t: x;  x < t: exp(x);  else log1p(exp(x)).
+struct Softplus {
+  static constexpr OpInfo kInfo{.name = "Softplus",
+                                .pattern = Pattern::kUnary,
+                                .types = kFloat,
+                                .fusible = true,
+                                .tf = {ForeignOp{"Softplus", kFloat}},
+                                .onnx = {ForeignOp{"Softplus", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    const C threshold = static_cast<C>(std::log(Epsilon<T>()) + 2.0);
+    if (x > -threshold) return x;
+    if (x < threshold) return std::exp(x);
+    return std::log1p(std::exp(x));
+  }
+};
+
+struct Softsign {
+  static constexpr OpInfo kInfo{.name = "Softsign",
+                                .pattern = Pattern::kUnary,
+                                .types = kFloat,
+                                .fusible = true,
+                                .tf = {ForeignOp{"Softsign", kFloat}},
+                                .onnx = {ForeignOp{"Softsign", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return x / (C(1) + std::abs(x));
+  }
+};
+
+// x > 0 ? x : alpha * x, alpha rounded to the storage type like TensorFlow's static_cast<T>(alpha).
+// The frameworks' defaults for alpha differ, so each has its own importer.
+struct LeakyRelu {
+  static constexpr OpInfo kInfo{.name = "LeakyRelu",
+                                .pattern = Pattern::kUnary,
+                                .types = kFloat,
+                                .fusible = true,
+                                .param = "alpha",
+                                .param_default = 0.2};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State& s) {
+    const C alpha = Load<T>(Store<T>(static_cast<C>(static_cast<float>(s.param))));
+    return x > C(0) ? x : x * alpha;
+  }
+};
+
+struct Relu {
+  static constexpr OpInfo kInfo{.name = "Relu",
+                                .pattern = Pattern::kUnary,
+                                .types = kNumeric,
+                                .fusible = true,
+                                .tf = {ForeignOp{"Relu", kNumeric}},
+                                .onnx = {ForeignOp{"Relu", kFloat | kSigned}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    if constexpr (!kIsInt<C>)
+      if (std::isnan(x)) return x;
+    return x > C(0) ? x : C(0);
+  }
+};
+
+struct Relu6 {
+  static constexpr OpInfo kInfo{.name = "Relu6",
+                                .pattern = Pattern::kUnary,
+                                .types = kNumeric,
+                                .fusible = true,
+                                .tf = {ForeignOp{"Relu6", kNumeric}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    if constexpr (!kIsInt<C>)
+      if (std::isnan(x)) return x;
+    return x > C(0) ? (x < C(6) ? x : C(6)) : C(0);
+  }
+};
+
+// ---- numeric ----
+struct Abs {
+  static constexpr OpInfo kInfo{.name = "Abs",
+                                .pattern = Pattern::kUnary,
+                                .types = kNumeric,
+                                .fusible = true,
+                                .tf = {ForeignOp{"Abs", kFloat | kSigned}},
+                                .onnx = {ForeignOp{"Abs", kNumeric}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    if constexpr (std::is_unsigned_v<C>)
+      return x;
+    else if constexpr (kIsInt<C>)
+      return x < 0 ? WrapNeg(x) : x;  // abs(INT_MIN) == INT_MIN
+    else
+      return std::abs(x);
+  }
+};
+
+struct Neg {
+  static constexpr OpInfo kInfo{.name = "Neg",
+                                .pattern = Pattern::kUnary,
+                                .types = kNumeric,
+                                .fusible = true,
+                                .tf = {ForeignOp{"Neg", kFloat | kSigned}},
+                                .onnx = {ForeignOp{"Neg", kFloat | kSigned}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return WrapNeg(x);
+  }
+};
+
+struct Reciprocal {
+  static constexpr OpInfo kInfo{.name = "Reciprocal",
+                                .pattern = Pattern::kUnary,
+                                .types = kNumeric,
+                                .fusible = true,
+                                .error = "integer division by zero",
+                                .tf = {ForeignOp{"Reciprocal", kFloat | kSigned}, ForeignOp{"Inv", kFloat | kSigned}},
+                                .onnx = {ForeignOp{"Reciprocal", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State& s) {
+    if constexpr (kIsInt<C>) {
+      if (x == 0) {
+        s.error = true;
+        return 0;
+      }
+      if constexpr (std::is_signed_v<C>)
+        return x == C(-1) ? C(-1) : C(C(1) / x);
+      else
+        return C(C(1) / x);
+    } else {
+      return C(1) / x;
+    }
+  }
+};
+
+struct Square {
+  static constexpr OpInfo kInfo{.name = "Square",
+                                .pattern = Pattern::kUnary,
+                                .types = kNumeric,
+                                .fusible = true,
+                                .tf = {ForeignOp{"Square", kNumeric}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return WrapMul(x, x);
+  }
+};
+
+struct Sign {
+  static constexpr OpInfo kInfo{.name = "Sign",
+                                .pattern = Pattern::kUnary,
+                                .types = kNumeric,
+                                .tf = {ForeignOp{"Sign", kFloat | kSigned}},
+                                .onnx = {ForeignOp{"Sign", kNumeric}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    if constexpr (std::is_unsigned_v<C>)
+      return x > 0 ? C(1) : C(0);
+    else if constexpr (kIsInt<C>)
+      return static_cast<C>((x > 0) - (x < 0));
+    else
+      return std::isnan(x) ? x : static_cast<C>((x > C(0)) - (x < C(0)));
+  }
+};
+
+// Round half to even (TensorFlow Round and Rint, ONNX Round); identity on integers.
+struct Round {
+  static constexpr OpInfo kInfo{.name = "Round",
+                                .pattern = Pattern::kUnary,
+                                .types = kNumeric,
+                                .fusible = true,
+                                .tf = {ForeignOp{"Round", kFloat | kSigned}, ForeignOp{"Rint", kFloat}},
+                                .onnx = {ForeignOp{"Round", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    if constexpr (kIsInt<C>)
+      return x;
+    else
+      return std::nearbyint(x);
+  }
+};
+
+// ---- integer and bool ----
+struct Invert {
+  static constexpr OpInfo kInfo{.name = "Invert",
+                                .pattern = Pattern::kUnary,
+                                .types = kInt,
+                                .tf = {ForeignOp{"Invert", kInt}},
+                                .onnx = {ForeignOp{"BitwiseNot", kInt}}};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return static_cast<C>(~x);
+  }
+};
+
+struct LogicalNot {
+  static constexpr OpInfo kInfo{.name = "LogicalNot",
+                                .pattern = Pattern::kUnary,
+                                .types = kBoolT,
+                                .tf = {ForeignOp{"LogicalNot", kBoolT}},
+                                .onnx = {ForeignOp{"Not", kBoolT}}};
+  template <typename T, typename C = ComputeT<T>>
+  static bool Apply(C x, State&) {
+    return !x;
+  }
+};
+
+// ---- predicates ----
+struct IsNan {
+  static constexpr OpInfo kInfo{.name = "IsNan",
+                                .pattern = Pattern::kPredicate,
+                                .types = kFloat,
+                                .tf = {ForeignOp{"IsNan", kFloat}},
+                                .onnx = {ForeignOp{"IsNaN", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static bool Apply(C x, State&) {
+    return std::isnan(x);
+  }
+};
+
+// ONNX's IsInf has detect_negative/detect_positive attributes: own importer.
+struct IsInf {
+  static constexpr OpInfo kInfo{
+      .name = "IsInf", .pattern = Pattern::kPredicate, .types = kFloat, .tf = {ForeignOp{"IsInf", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static bool Apply(C x, State&) {
+    return std::isinf(x);
+  }
+};
+
+struct IsFinite {
+  static constexpr OpInfo kInfo{
+      .name = "IsFinite", .pattern = Pattern::kPredicate, .types = kFloat, .tf = {ForeignOp{"IsFinite", kFloat}}};
+  template <typename T, typename C = ComputeT<T>>
+  static bool Apply(C x, State&) {
+    return std::isfinite(x);
+  }
+};
+
+using UnaryOps = OpList<Exp, Expm1, Log, Log1p, Sqrt, Rsqrt, Sin, Cos, Tan, Asin, Acos, Atan, Sinh, Cosh, Tanh, Asinh,
+                        Acosh, Atanh, Ceil, Floor, Erf, Erfc, Sigmoid, Elu, Selu, Softplus, Softsign, LeakyRelu, Relu,
+                        Relu6, Abs, Neg, Reciprocal, Square, Sign, Round, Invert, LogicalNot, IsNan, IsInf, IsFinite>;
+
+}  // namespace kiln::ir::elementwise
