@@ -1,28 +1,29 @@
 // Engine file writing and verified reading (the layout is described in engine_file.h).
 #include "convert/engine_file.h"
 
-#include <algorithm>
-#include <cstring>
-
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "convert/byte_io.h"
-#include "common/crc32c.h"
+#include "convert/container.h"
 
 namespace kiln::convert {
 namespace {
 
 using nlohmann::json;
 
-constexpr size_t kMagicSize = sizeof(kEngineFileMagic);
-constexpr size_t kPrefixSize = kMagicSize + 4 + 4;  // magic, version, header length
-constexpr size_t kTrailerSize = 8 + 4 + 4;          // payload size, payload CRC, header CRC
+constexpr char kPayloadSection[] = "payload";
 
+constexpr ContainerFormat kEngineFileFormat = {
+    .magic = std::string_view(kEngineFileMagic, sizeof(kEngineFileMagic)),
+    .version = kEngineFormatVersion,
+    .file_noun = "engine file",
+    .when_older = "the engine must be rebuilt (`kiln convert` and `kiln build` write current engine files)",
+};
 
 json ProfileToJson(const backend::Profile& profile) {
   json inputs = json::array();
-  for (const backend::InputRange& r : profile.inputs) inputs.push_back({{"min", r.min}, {"opt", r.opt}, {"max", r.max}});
+  for (const backend::InputRange& r : profile.inputs)
+    inputs.push_back({{"min", r.min}, {"opt", r.opt}, {"max", r.max}});
   return inputs;
 }
 
@@ -38,8 +39,15 @@ backend::Profile ProfileFromJson(const json& j) {
   return profile;
 }
 
-[[noreturn]] void Corrupt(const std::string& what, const std::string& reason) {
-  throw Error(ErrorCode::kDataLoss, fmt::format("{}: {}", what, reason));
+EngineHeader HeaderFromJson(const json& j) {
+  EngineHeader h;
+  h.kiln_version = j.at("kiln_version").get<std::string>();
+  h.backend = j.at("backend").get<std::string>();
+  h.device = j.at("device").get<std::string>();
+  h.precision = ParsePrecision(j.at("precision").get<std::string>());
+  h.profile = ProfileFromJson(j);
+  h.engine_name = j.at("engine_name").get<std::string>();
+  return h;
 }
 
 }  // namespace
@@ -53,75 +61,22 @@ std::string WriteEngineFile(const EngineHeader& header, std::string_view payload
       {"profile", ProfileToJson(header.profile)},
       {"engine_name", header.engine_name},
   };
-  // Invalid UTF-8 (say, in a device string) is replaced rather than thrown on.
-  const std::string header_bytes = h.dump(2, ' ', false, json::error_handler_t::replace);
-  if (header_bytes.size() > UINT32_MAX)
-    throw Error(ErrorCode::kInvalidArgument, fmt::format("engine '{}': the engine file header is too large", header.engine_name));
-  std::string out;
-  out.reserve(kPrefixSize + header_bytes.size() + kTrailerSize + payload.size());
-  out.append(kEngineFileMagic, kMagicSize);
-  PutU32(out, kEngineFormatVersion);
-  PutU32(out, static_cast<uint32_t>(header_bytes.size()));
-  out += header_bytes;
-  PutU64(out, payload.size());
-  PutU32(out, crc32c::Mask(crc32c::Value(payload)));
-  PutU32(out, crc32c::Mask(crc32c::Value(out)));
-  out.append(payload.data(), payload.size());
-  return out;
+  return WriteContainer(kEngineFileFormat, h, {{kPayloadSection, payload}});
 }
 
 EngineFile ReadEngineFile(std::string_view bytes, const std::string& what) {
-  const size_t magic_bytes = std::min(bytes.size(), kMagicSize);
-  if (magic_bytes > 0 && std::memcmp(bytes.data(), kEngineFileMagic, magic_bytes) != 0)
-    Corrupt(what, "not a Kiln engine file (bad magic)");
-  if (bytes.size() < kMagicSize)
-    Corrupt(what, fmt::format("engine file is truncated ({} bytes, shorter than its magic)", bytes.size()));
-  if (bytes.size() < kPrefixSize)
-    Corrupt(what, fmt::format("engine file is truncated ({} bytes, the fixed header needs {})", bytes.size(), kPrefixSize));
-  const uint32_t version = GetU32(bytes, kMagicSize);
-  if (version > kEngineFormatVersion)
-    throw Error(ErrorCode::kInvalidArgument,
-                fmt::format("{}: the engine was written by a newer Kiln (engine format version {}; this build reads "
-                            "versions up to {}); rebuild the engine or upgrade Kiln",
-                            what, version, kEngineFormatVersion));
-  if (version == 0) Corrupt(what, "engine file has format version 0");
-  const uint64_t header_size = GetU32(bytes, kMagicSize + 4);
-  if (bytes.size() - kPrefixSize < header_size + kTrailerSize)
-    Corrupt(what, fmt::format("engine file is truncated ({} bytes; its {}-byte header and trailer need {})", bytes.size(),
-                              header_size, kPrefixSize + header_size + kTrailerSize));
-  const size_t trailer = kPrefixSize + static_cast<size_t>(header_size);
-  const uint64_t payload_size = GetU64(bytes, trailer);
-  const uint32_t payload_crc = crc32c::Unmask(GetU32(bytes, trailer + 8));
-  const uint32_t header_crc = crc32c::Unmask(GetU32(bytes, trailer + 12));
-  const size_t payload_at = trailer + kTrailerSize;
-  const uint64_t available = bytes.size() - payload_at;
-  if (payload_size > available)
-    Corrupt(what, fmt::format("engine file is truncated (payload of {} bytes, {} present)", payload_size, available));
-  if (payload_size < available)
-    Corrupt(what, fmt::format("engine file has {} unexpected bytes after its {}-byte payload", available - payload_size,
-                              payload_size));
-  if (crc32c::Value(bytes.data(), trailer + 12) != header_crc)
-    Corrupt(what, "engine file header checksum mismatch (the header is corrupt)");
-  const std::string_view payload = bytes.substr(payload_at);
-  if (crc32c::Value(payload) != payload_crc) Corrupt(what, "engine payload checksum mismatch (the payload is corrupt)");
-
+  const Container c = ReadContainer(kEngineFileFormat, bytes, what);
+  const ContainerSection* payload = c.Find(kPayloadSection);
+  if (!payload) ThrowDataLoss(what, fmt::format("the engine file has no '{}' section", kPayloadSection));
   EngineFile file;
-  EngineHeader& h = file.header;
-  h.format_version = version;
   try {
-    const json j = json::parse(bytes.substr(kPrefixSize, static_cast<size_t>(header_size)));
-    h.kiln_version = j.at("kiln_version").get<std::string>();
-    h.backend = j.at("backend").get<std::string>();
-    h.device = j.at("device").get<std::string>();
-    h.precision = ParsePrecision(j.at("precision").get<std::string>());
-    h.profile = ProfileFromJson(j);
-    h.engine_name = j.at("engine_name").get<std::string>();
+    file.header = HeaderFromJson(c.header);
   } catch (const json::exception& e) {
-    Corrupt(what, fmt::format("engine file header does not parse: {}", e.what()));
+    ThrowDataLoss(what, fmt::format("engine file header does not parse: {}", e.what()));
   } catch (const Error& e) {
-    Corrupt(what, fmt::format("engine file header does not parse: {}", e.what()));
+    ThrowDataLoss(what, fmt::format("engine file header does not parse: {}", e.what()));
   }
-  file.payload.assign(payload.data(), payload.size());
+  file.payload.assign(payload->payload.data(), payload->payload.size());
   return file;
 }
 

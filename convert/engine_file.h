@@ -1,19 +1,13 @@
-// The engine file: one serialized engine with a versioned, checksummed header.
+// The engine file: one serialized engine in Kiln's container (convert/container.h) with magic
+// "KILNENG\0" and one section, "payload" (Backend::Engine::Serialize output).
 //
-// Layout (integers little-endian):
-//   offset 0   8 bytes  magic "KILNENG\0"
-//          8   u32      format version (kEngineFormatVersion)
-//         12   u32      header length H
-//         16   H bytes  header: UTF-8 JSON object (keys sorted), see below
-//     16 + H   u64      payload size P
-//     24 + H   u32      masked CRC32C (crc32c::Mask) of the payload
-//     28 + H   u32      masked CRC32C of bytes [0, 28 + H): magic, version, header length, header,
-//                       payload size and payload CRC (everything before this field)
-//     32 + H   P bytes  payload (Backend::Engine::Serialize output); the file ends there
 // Header JSON: {"backend": "cpu", "device": "...", "engine_name": "...", "kiln_version": "0.1.0",
 //   "precision": "FP32", "profile": [{"min": [..], "opt": [..], "max": [..]}, ...]}. Readers ignore
-//   keys they do not know (a same-version writer may add some); the format version lives only in
-//   the binary field.
+//   keys and sections they do not know (a same-version writer may add some); the format version
+//   lives only in the container's binary field.
+//
+// Format version 1 (before the container) had the same magic and version field; it is refused
+// with a message saying the engine must be rebuilt (the loader then rebuilds it).
 #pragma once
 
 #include <cstdint>
@@ -25,7 +19,7 @@
 
 namespace kiln::convert {
 
-inline constexpr uint32_t kEngineFormatVersion = 1;
+inline constexpr uint32_t kEngineFormatVersion = 2;
 inline constexpr char kEngineFileMagic[8] = {'K', 'I', 'L', 'N', 'E', 'N', 'G', '\0'};
 inline constexpr char kEngineFileExtension[] = ".kiln-engine";
 
@@ -48,9 +42,10 @@ struct EngineFile {
 };
 
 // Parses and verifies an engine file. kDataLoss naming `what` (e.g. the file path) for a bad
-// magic, a truncated or over-long file, a header that does not parse, or a CRC32C mismatch (the
-// message says "checksum"); kInvalidArgument when the file was written by a newer Kiln (format
-// version above kEngineFormatVersion). Never reads out of bounds.
+// magic, a truncated or over-long file, a header that does not parse, a missing payload section,
+// or a CRC32C mismatch (the message says "checksum" and names the header or the section);
+// kInvalidArgument when the file was written by another Kiln format version (newer or older than
+// kEngineFormatVersion). Never reads out of bounds.
 EngineFile ReadEngineFile(std::string_view bytes, const std::string& what);
 
 }  // namespace kiln::convert

@@ -4,10 +4,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <climits>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <system_error>
 
 #include <fmt/format.h>
@@ -15,8 +17,7 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <nlohmann/json.hpp>
 
-#include "convert/byte_io.h"
-#include "common/crc32c.h"
+#include "convert/container.h"
 #include "convert/ir_codec.h"
 #include "kiln/version.h"
 
@@ -27,13 +28,39 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 constexpr size_t kMagicSize = sizeof(kKilnFileMagic);
-constexpr size_t kPrefixSize = kMagicSize + 4 + 4;  // magic, version, header length
-constexpr size_t kHeaderCrcSize = 4;
-constexpr size_t kSectionPrefixSize = 8 + 4;  // payload length, payload CRC
 
+constexpr ContainerFormat kKilnFileFormat = {
+    .magic = std::string_view(kKilnFileMagic, sizeof(kKilnFileMagic)),
+    .version = kKilnFileFormatVersion,
+    .file_noun = ".kiln file",
+    .when_older = "rebuild it with `kiln build`",
+};
 
-[[noreturn]] void Corrupt(const std::string& what, const std::string& reason) {
-  throw Error(ErrorCode::kDataLoss, fmt::format("{}: {}", what, reason));
+constexpr char kGraphSection[] = "graph";
+constexpr char kConversionSection[] = "conversion";
+constexpr std::string_view kEnginePrefix = "engine:";
+
+std::string EngineSectionName(const std::string& engine, size_t index) {
+  return fmt::format("{}{}#{}", kEnginePrefix, engine, index);
+}
+
+struct EngineSection {
+  std::string engine;
+  size_t index = 0;
+};
+
+// "engine:NAME#I" -> {NAME, I}; nullopt for a section of another kind. kDataLoss for an engine
+// section whose name does not end in "#<index>".
+std::optional<EngineSection> ParseEngineSectionName(std::string_view name, const std::string& what,
+                                                    const std::string& label) {
+  if (!name.starts_with(kEnginePrefix)) return std::nullopt;
+  const size_t hash = name.rfind('#');
+  const std::string_view digits = hash == std::string_view::npos ? std::string_view() : name.substr(hash + 1);
+  size_t index = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), index);
+  if (hash < kEnginePrefix.size() || digits.empty() || ec != std::errc() || end != digits.data() + digits.size())
+    ThrowDataLoss(what, fmt::format(".kiln file {}: an engine section's name must end in #<index>", label));
+  return EngineSection{std::string(name.substr(kEnginePrefix.size(), hash - kEnginePrefix.size())), index};
 }
 
 // The signature's tensors in graph order: {"name", "dtype", "shape"}.
@@ -66,10 +93,11 @@ void TensorInfosFromJson(const json& list, const std::vector<std::string>& graph
     const std::string name = entry.at("name").get<std::string>();
     auto it = std::find(graph_names.begin(), graph_names.end(), name);
     if (it == graph_names.end())
-      Corrupt(what, fmt::format("the signature {} '{}' is not an {} of the graph", kind, name, kind));
+      ThrowDataLoss(what, fmt::format("the signature {} '{}' is not an {} of the graph", kind, name, kind));
     const DType dtype = DTypeFromName(entry.at("dtype").get<std::string>());
     if (dtype == DType::kInvalid)
-      Corrupt(what, fmt::format("the signature {} '{}' has an unknown dtype '{}'", kind, name, entry.at("dtype").get<std::string>()));
+      ThrowDataLoss(what, fmt::format("the signature {} '{}' has an unknown dtype '{}'", kind, name,
+                                      entry.at("dtype").get<std::string>()));
     tfproto::TensorInfo& info = infos[name];
     info.set_name(tensors[static_cast<size_t>(it - graph_names.begin())]);
     info.set_dtype(static_cast<int>(dtype));
@@ -98,19 +126,6 @@ std::string SerializeGraphDef(const tfproto::GraphDef& graph_def) {
   return bytes;
 }
 
-void AppendSection(std::string& out, std::string_view payload) {
-  PutU64(out, payload.size());
-  PutU32(out, crc32c::Mask(crc32c::Value(payload)));
-  out.append(payload.data(), payload.size());
-}
-
-std::string SectionName(const json& section, size_t i) {
-  const std::string kind = section.value("kind", std::string("?"));
-  if (kind == "engine")
-    return fmt::format("section {} (engine '{}' #{})", i, section.value("engine", std::string("?")), section.value("index", -1));
-  return fmt::format("section {} ({})", i, kind);
-}
-
 }  // namespace
 
 std::string EncodeKilnFile(const ConvertedModel& model) {
@@ -121,113 +136,33 @@ std::string EncodeKilnFile(const ConvertedModel& model) {
     signature["outputs"] = TensorInfosToJson(model.signature.outputs(), model.graph.output_names(), "output");
   }
   const std::string graph_bytes = SerializeGraphDef(graph_def);
-
-  std::vector<std::string_view> payloads = {graph_bytes, model.conversion_json};
-  json sections = json::array();
-  sections.push_back({{"kind", "graph"}, {"size", graph_bytes.size()}});
-  sections.push_back({{"kind", "conversion"}, {"size", model.conversion_json.size()}});
+  std::vector<ContainerSection> sections = {{kGraphSection, graph_bytes}, {kConversionSection, model.conversion_json}};
   for (const auto& [name, files] : model.engine_files)
-    for (size_t i = 0; i < files.size(); ++i) {
-      sections.push_back({{"kind", "engine"}, {"engine", name}, {"index", i}, {"size", files[i].size()}});
-      payloads.push_back(files[i]);
-    }
-  const json header = {{"kiln_version", KILN_VERSION}, {"tags", model.tags}, {"signature", signature}, {"sections", sections}};
-  const std::string header_bytes = header.dump(2, ' ', false, json::error_handler_t::replace);
-  if (header_bytes.size() > UINT32_MAX) throw Error(ErrorCode::kInvalidArgument, "the .kiln file header is too large");
-
-  size_t total = kPrefixSize + header_bytes.size() + kHeaderCrcSize;
-  for (std::string_view p : payloads) total += kSectionPrefixSize + p.size();
-  std::string out;
-  out.reserve(total);
-  out.append(kKilnFileMagic, kMagicSize);
-  PutU32(out, kKilnFileFormatVersion);
-  PutU32(out, static_cast<uint32_t>(header_bytes.size()));
-  out += header_bytes;
-  PutU32(out, crc32c::Mask(crc32c::Value(out)));
-  for (std::string_view p : payloads) AppendSection(out, p);
-  return out;
+    for (size_t i = 0; i < files.size(); ++i) sections.push_back({EngineSectionName(name, i), files[i]});
+  const json header = {{"kiln_version", KILN_VERSION}, {"tags", model.tags}, {"signature", signature}};
+  return WriteContainer(kKilnFileFormat, header, sections);
 }
 
 ConvertedModel DecodeKilnFile(std::string_view bytes, const std::string& what) {
-  const size_t magic_bytes = std::min(bytes.size(), kMagicSize);
-  if (bytes.empty()) Corrupt(what, "the .kiln file is empty");
-  if (std::memcmp(bytes.data(), kKilnFileMagic, magic_bytes) != 0) Corrupt(what, "not a .kiln file (bad magic)");
-  if (bytes.size() < kPrefixSize)
-    Corrupt(what, fmt::format(".kiln file is truncated ({} bytes; the fixed header needs {})", bytes.size(), kPrefixSize));
-  const uint32_t version = GetU32(bytes, kMagicSize);
-  if (version > kKilnFileFormatVersion)
-    throw Error(ErrorCode::kInvalidArgument,
-                fmt::format("{}: the .kiln file was written by a newer Kiln (format version {}; this build reads versions up "
-                            "to {}); rebuild it with this Kiln or upgrade Kiln",
-                            what, version, kKilnFileFormatVersion));
-  if (version == 0) Corrupt(what, ".kiln file has format version 0");
-  const uint64_t header_size = GetU32(bytes, kMagicSize + 4);
-  if (bytes.size() - kPrefixSize < header_size + kHeaderCrcSize)
-    Corrupt(what, fmt::format(".kiln file is truncated ({} bytes; its {}-byte header needs {})", bytes.size(), header_size,
-                              kPrefixSize + header_size + kHeaderCrcSize));
-  const size_t header_end = kPrefixSize + static_cast<size_t>(header_size);
-  if (crc32c::Value(bytes.data(), header_end) != crc32c::Unmask(GetU32(bytes, header_end)))
-    Corrupt(what, ".kiln file header checksum mismatch (the header is corrupt)");
-
-  json header;
-  try {
-    header = json::parse(bytes.substr(kPrefixSize, static_cast<size_t>(header_size)));
-    if (!header.is_object() || !header.at("sections").is_array()) Corrupt(what, ".kiln file header is not a valid header object");
-  } catch (const json::exception& e) {
-    Corrupt(what, fmt::format(".kiln file header does not parse: {}", e.what()));
-  }
-
+  const Container c = ReadContainer(kKilnFileFormat, bytes, what);
   ConvertedModel model;
-  std::string_view graph_bytes;
-  bool have_graph = false, have_conversion = false;
-  size_t at = header_end + kHeaderCrcSize;
-  try {
-    const json& sections = header.at("sections");
-    for (size_t i = 0; i < sections.size(); ++i) {
-      const json& section = sections[i];
-      const std::string name = SectionName(section, i);
-      const uint64_t listed = section.at("size").get<uint64_t>();
-      const size_t left = bytes.size() - at;
-      if (left < kSectionPrefixSize)
-        Corrupt(what, fmt::format(".kiln file is truncated: {} is missing ({} bytes left, its length and checksum need {})",
-                                  name, left, kSectionPrefixSize));
-      const uint64_t size = GetU64(bytes, at);
-      if (size != listed)
-        Corrupt(what, fmt::format(".kiln file is corrupt: {} is {} bytes long but the header lists {}", name, size, listed));
-      const uint32_t crc = crc32c::Unmask(GetU32(bytes, at + 8));
-      at += kSectionPrefixSize;
-      if (size > bytes.size() - at)
-        Corrupt(what, fmt::format(".kiln file is truncated: {} has {} of its {} bytes", name, bytes.size() - at, size));
-      const std::string_view payload = bytes.substr(at, static_cast<size_t>(size));
-      at += static_cast<size_t>(size);
-      if (crc32c::Value(payload) != crc) Corrupt(what, fmt::format(".kiln file {} checksum mismatch (the section is corrupt)", name));
-      const std::string kind = section.at("kind").get<std::string>();
-      if (kind == "graph") {
-        if (have_graph) Corrupt(what, fmt::format(".kiln file has a second graph section ({})", name));
-        graph_bytes = payload;
-        have_graph = true;
-      } else if (kind == "conversion") {
-        if (have_conversion) Corrupt(what, fmt::format(".kiln file has a second conversion section ({})", name));
-        model.conversion_json.assign(payload.data(), payload.size());
-        have_conversion = true;
-      } else if (kind == "engine") {
-        const std::string engine = section.at("engine").get<std::string>();
-        const size_t index = section.at("index").get<size_t>();
-        std::vector<std::string>& files = model.engine_files[engine];
-        if (index != files.size())
-          Corrupt(what, fmt::format(".kiln file {}: engine files of '{}' are out of order (expected index {})", name, engine,
-                                    files.size()));
-        files.emplace_back(payload.data(), payload.size());
-      }  // other kinds: written by a same-version writer that knows more; skipped
-    }
-  } catch (const json::exception& e) {
-    Corrupt(what, fmt::format(".kiln file header is malformed: {}", e.what()));
+  const ContainerSection* graph = c.Find(kGraphSection);
+  const ContainerSection* conversion = c.Find(kConversionSection);
+  if (!graph) ThrowDataLoss(what, ".kiln file has no graph section");
+  if (!conversion) ThrowDataLoss(what, ".kiln file has no conversion section");
+  model.conversion_json.assign(conversion->payload.data(), conversion->payload.size());
+  for (size_t i = 0; i < c.sections.size(); ++i) {
+    const std::string label = SectionLabel(i, c.sections[i].name);
+    const auto engine = ParseEngineSectionName(c.sections[i].name, what, label);
+    if (!engine) continue;  // graph, conversion, or a kind a same-version writer added: skipped
+    std::vector<std::string>& files = model.engine_files[engine->engine];
+    if (engine->index != files.size())
+      ThrowDataLoss(what, fmt::format(".kiln file {}: engine files of '{}' are out of order (expected #{})", label,
+                                      engine->engine, files.size()));
+    files.emplace_back(c.sections[i].payload);
   }
-  if (at != bytes.size())
-    Corrupt(what, fmt::format(".kiln file has {} unexpected bytes after its last section", bytes.size() - at));
-  if (!have_graph) Corrupt(what, ".kiln file has no graph section");
-  if (!have_conversion) Corrupt(what, ".kiln file has no conversion section");
 
+  const std::string_view graph_bytes = graph->payload;
   tfproto::GraphDef graph_def;
   {
     google::protobuf::io::ArrayInputStream stream(graph_bytes.data(), static_cast<int>(graph_bytes.size()));
@@ -235,7 +170,7 @@ ConvertedModel DecodeKilnFile(std::string_view bytes, const std::string& what) {
     coded.SetTotalBytesLimit(INT_MAX);
     if (graph_bytes.size() > static_cast<size_t>(INT_MAX) || !graph_def.ParseFromCodedStream(&coded) ||
         !coded.ConsumedEntireMessage())
-      Corrupt(what, ".kiln file graph section does not parse as a GraphDef");
+      ThrowDataLoss(what, ".kiln file graph section does not parse as a GraphDef");
   }
   try {
     model.graph = convert::DecodeIrGraph(graph_def);
@@ -243,6 +178,7 @@ ConvertedModel DecodeKilnFile(std::string_view bytes, const std::string& what) {
     throw Error(e.code(), fmt::format("{}: graph section: {}", what, e.what()));
   }
   try {
+    const json& header = c.header;
     for (const json& tag : header.at("tags")) model.tags.push_back(tag.get<std::string>());
     const json& sig = header.at("signature");
     model.signature_key = sig.at("key").get<std::string>();
@@ -253,7 +189,7 @@ ConvertedModel DecodeKilnFile(std::string_view bytes, const std::string& what) {
                           *model.signature.mutable_outputs(), what, "output");
     }
   } catch (const json::exception& e) {
-    Corrupt(what, fmt::format(".kiln file header is malformed: {}", e.what()));
+    ThrowDataLoss(what, fmt::format(".kiln file header is malformed: {}", e.what()));
   }
   return model;
 }

@@ -3,36 +3,26 @@
 // nodes with their native segments, frozen weights), the signature, conversion.json and every
 // engine file.
 //
-// Layout (integers little-endian):
-//   offset 0   8 bytes  magic "KILNFILE"
-//          8   u32      format version (kKilnFileFormatVersion)
-//         12   u32      header length H
-//         16   H bytes  header: UTF-8 JSON object, see below
-//     16 + H   u32      masked CRC32C (crc32c::Mask) of bytes [0, 16 + H): magic, version, header
-//                       length and header
-//     20 + H   sections, back to back, in the order the header's "sections" lists them. Each:
-//                u64      payload length L (must equal the header's "size" for it)
-//                u32      masked CRC32C of the payload
-//                L bytes  payload
-//              The file ends right after the last section (trailing bytes are an error).
+// Stored in Kiln's container (convert/container.h) with magic "KILNFILE".
 // Header JSON:
 //   {"kiln_version": "0.1.0",                    the writer's KILN_VERSION (informational)
 //    "tags": ["serve"],                          the source meta graph's tags
 //    "signature": {"key": "serving_default",     "" when the model has no signature
 //                  "inputs":  [{"name": "x", "dtype": "float32", "shape": [-1, 28]}, ...],
-//                  "outputs": [{"name": "y", "dtype": "float32", "shape": null}, ...]},
+//                  "outputs": [{"name": "y", "dtype": "float32", "shape": null}, ...]}}
 //                                                shape null = unknown rank, -1 = unknown dim;
 //                                                names are signature keys (graph input/output names)
-//    "sections": [{"kind": "graph", "size": N},
-//                 {"kind": "conversion", "size": N},
-//                 {"kind": "engine", "engine": "<engine node name>", "index": i, "size": N}, ...]}
-//   Section kinds (exactly one "graph" and one "conversion"; any number of "engine"):
-//     graph       the converted graph: a GraphDef (binary protobuf, deterministic) from
-//                 convert::EncodeIrGraph (convert/ir_codec.h)
-//     conversion  conversion.json, verbatim (parameters and the non-conversion report)
-//     engine      one engine file (convert/engine_file.h: its own versioned, checksummed header),
-//                 verbatim; "index" orders the engine files of one engine node (0, 1, ...)
-//   Readers ignore header keys they do not know; the format version lives only in the binary field.
+// Sections:
+//   "graph"            the converted graph: a GraphDef (binary protobuf, deterministic) from
+//                      convert::EncodeIrGraph (convert/ir_codec.h); exactly one
+//   "conversion"       conversion.json, verbatim (parameters and the non-conversion report); exactly one
+//   "engine:NAME#I"    one engine file (convert/engine_file.h, with its own header and checksums),
+//                      verbatim: file I (0, 1, ... in file order) of the engine node NAME
+//   Readers ignore header keys and sections they do not know; the format version lives only in the
+//   container's binary field.
+//
+// Format version 1 (before the container) had the same magic and version field; it is refused
+// with a message saying to rebuild the file with `kiln build`.
 #pragma once
 
 #include <cstdint>
@@ -43,7 +33,7 @@
 
 namespace kiln::convert {
 
-inline constexpr uint32_t kKilnFileFormatVersion = 1;
+inline constexpr uint32_t kKilnFileFormatVersion = 2;
 inline constexpr char kKilnFileMagic[8] = {'K', 'I', 'L', 'N', 'F', 'I', 'L', 'E'};
 inline constexpr char kKilnFileExtension[] = ".kiln";
 
@@ -54,7 +44,7 @@ std::string EncodeKilnFile(const ConvertedModel& model);
 // Parses and verifies a .kiln file's bytes; `what` (the path) starts every error message.
 // kDataLoss for a bad magic, a truncated file, trailing bytes, a header or section that does not
 // parse, or a CRC32C mismatch (the message says "checksum" and names the header or section);
-// kInvalidArgument for a file written by a newer Kiln (format version above
+// kInvalidArgument for a file written by another Kiln format version (newer or older than
 // kKilnFileFormatVersion). Engine sections are returned verbatim (checked by the loader). Never
 // reads out of bounds. The signature is returned with its TensorInfo names pointing at the
 // encoded graph's tensors, as ReadConvertedModel does.

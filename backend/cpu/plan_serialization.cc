@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "backend/cpu/cpu_ops.h"
+#include "common/crc32c.h"
 #include "ir/graph_util.h"
 #include "ir/op_schema.h"
 
@@ -15,8 +16,9 @@ namespace kiln::backend::cpu {
 namespace {
 
 constexpr char kMagic[8] = {'K', 'I', 'L', 'N', 'C', 'P', 'U', 'P'};
-constexpr uint32_t kVersion = 1;
-constexpr size_t kHeaderBytes = 8 + 4 + 8 + 8;
+// Version 2 dropped the body checksum: the engine file's CRC32C covers the payload.
+constexpr uint32_t kVersion = 2;
+constexpr size_t kHeaderBytes = 8 + 4 + 8;
 constexpr int kMaxGraphDepth = 16;
 
 // Payloads written before the backend's ops were registered as IR ops name them without the
@@ -36,78 +38,35 @@ enum AttrTag : uint8_t {
   kInt = 0, kDouble, kBool, kString, kDType, kInts, kDoubles, kStrings, kDTypes, kTensor, kSubgraph, kNullSubgraph,
 };
 
-// ---- a streaming 64-bit hash (for the checksum and the segment hash) ----
+// ---- the segment fingerprint ----
 
-inline uint64_t Rotl(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
-inline uint64_t Fmix(uint64_t k) {
-  k ^= k >> 33;
-  k *= 0xff51afd7ed558ccdULL;
-  k ^= k >> 33;
-  k *= 0xc4ceb9fe1a85ec53ULL;
-  k ^= k >> 33;
-  return k;
-}
-
-class Hasher {
+// CRC32C of the segment's structure in the low 32 bits, its length in bytes in the high 32. It
+// tells a payload paired with another segment apart; integrity is the engine file's CRC32C.
+class SegmentFingerprint {
  public:
   void Put(const void* data, size_t n) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    total_ += n;
-    while (n > 0 && fill_ > 0) {
-      Byte(*p++);
-      --n;
-    }
-    while (n >= 8) {
-      uint64_t w;
-      std::memcpy(&w, p, 8);
-      Mix(w);
-      p += 8;
-      n -= 8;
-    }
-    while (n-- > 0) Byte(*p++);
+    crc_ = crc32c::Extend(crc_, data, n);
+    size_ += n;
   }
-  uint64_t Digest() const {
-    uint64_t h = h_;
-    if (fill_ > 0) {
-      uint64_t w = pending_ * 0x87c37b91114253d5ULL;
-      h ^= Rotl(w, 31) * 0x4cf5ad432745937fULL;
-    }
-    return Fmix(h ^ total_);
-  }
+  uint64_t Value() const { return (static_cast<uint64_t>(static_cast<uint32_t>(size_)) << 32) | crc_; }
 
  private:
-  void Byte(unsigned char b) {
-    pending_ |= static_cast<uint64_t>(b) << (8 * fill_);
-    if (++fill_ == 8) {
-      Mix(pending_);
-      pending_ = 0;
-      fill_ = 0;
-    }
-  }
-  void Mix(uint64_t w) {
-    w *= 0x87c37b91114253d5ULL;
-    w = Rotl(w, 31);
-    w *= 0x4cf5ad432745937fULL;
-    h_ ^= w;
-    h_ = Rotl(h_, 27) * 5 + 0x52dce729;
-  }
-  uint64_t h_ = 0x9e3779b97f4a7c15ULL;
-  uint64_t pending_ = 0;
-  int fill_ = 0;
-  uint64_t total_ = 0;
+  uint32_t crc_ = 0;
+  uint64_t size_ = 0;
 };
 
 // ---- writing ----
 
 class Writer {
  public:
-  // With `hasher`, bytes go to the hash and names are left out (the segment hash).
+  // With `fingerprint`, bytes go to the fingerprint and names are left out (the segment hash).
   explicit Writer(std::string* out) : out_(out) {}
-  explicit Writer(Hasher* hasher) : hasher_(hasher) {}
+  explicit Writer(SegmentFingerprint* fingerprint) : fingerprint_(fingerprint) {}
 
   void Raw(const void* p, size_t n) {
     if (out_) out_->append(static_cast<const char*>(p), n);
-    else hasher_->Put(p, n);
+    else
+      fingerprint_->Put(p, n);
   }
   template <typename T>
   void Pod(T v) { Raw(&v, sizeof v); }
@@ -125,7 +84,7 @@ class Writer {
     Raw(s.data(), s.size());
   }
   void Name(std::string_view s) {
-    if (!hasher_) Str(s);
+    if (!fingerprint_) Str(s);
   }
   void Type(DType d) { Pod(static_cast<int32_t>(d)); }
 
@@ -135,7 +94,8 @@ class Writer {
     for (ir::Dim d : s.dims) {
       // The segment hash numbers symbols by first appearance: a graph rebuilt from a file may
       // hold the same symbols under other ids.
-      if (hasher_ && d <= ir::kFirstSymbol) d = ir::kFirstSymbol - symbols_.emplace(d, static_cast<ir::Dim>(symbols_.size())).first->second;
+      if (fingerprint_ && d <= ir::kFirstSymbol)
+        d = ir::kFirstSymbol - symbols_.emplace(d, static_cast<ir::Dim>(symbols_.size())).first->second;
       I64(d);
     }
   }
@@ -180,7 +140,7 @@ class Writer {
   void Graph(const ir::Graph& g, int depth = 0) {
     if (depth > kMaxGraphDepth) throw Error(ErrorCode::kInternal, "CPU engine payload: subgraphs nested too deeply");
     const auto symbols = ir::SymbolNames(g);
-    if (!hasher_) {
+    if (!fingerprint_) {
       Count(symbols.size());
       for (const auto& s : symbols) Str(s);
     }
@@ -228,8 +188,8 @@ class Writer {
 
  private:
   std::string* out_ = nullptr;
-  Hasher* hasher_ = nullptr;
-  std::map<ir::Dim, ir::Dim> symbols_;  // hashing: symbol -> order of first appearance
+  SegmentFingerprint* fingerprint_ = nullptr;
+  std::map<ir::Dim, ir::Dim> symbols_;  // fingerprinting: symbol -> order of first appearance
 };
 
 // ---- reading ----
@@ -456,14 +416,11 @@ std::string EncodePlan(const ir::Graph& graph, uint64_t segment_hash, const std:
     w.I64(s.rewrites);
   }
   w.Graph(graph);
-  Hasher h;
-  h.Put(body.data(), body.size());
   std::string out;
   Writer header(&out);
   header.Raw(kMagic, sizeof kMagic);
   header.U32(kVersion);
   header.U64(body.size());
-  header.U64(h.Digest());
   out += body;
   return out;
 }
@@ -476,14 +433,9 @@ DecodedPlan DecodePlan(std::string_view payload) {
   const uint32_t version = header.U32();
   if (version != kVersion) Reader::Fail(fmt::format("unsupported payload version {} (this build reads {})", version, kVersion));
   const uint64_t body_size = header.U64();
-  const uint64_t checksum = header.U64();
   if (body_size != payload.size() - kHeaderBytes)
     Reader::Fail(fmt::format("body size {} does not match the payload ({} bytes)", body_size, payload.size() - kHeaderBytes));
-  const std::string_view body = payload.substr(kHeaderBytes);
-  Hasher h;
-  h.Put(body.data(), body.size());
-  if (h.Digest() != checksum) Reader::Fail("checksum mismatch");
-  Reader r(body);
+  Reader r(payload.substr(kHeaderBytes));
   DecodedPlan plan;
   plan.segment_hash = r.U64();
   plan.device = r.Str();
@@ -500,10 +452,10 @@ DecodedPlan DecodePlan(std::string_view payload) {
 }
 
 uint64_t HashSegment(const ir::Graph& segment) {
-  Hasher h;
-  Writer w(&h);
+  SegmentFingerprint fingerprint;
+  Writer w(&fingerprint);
   w.Graph(segment);
-  return h.Digest();
+  return fingerprint.Value();
 }
 
 }  // namespace kiln::backend::cpu

@@ -2,10 +2,11 @@
 // CPU passes, weights included) so that Deserialize rebuilds an engine without re-running the
 // passes. Layout (little-endian, see docs/cpu-backend.md):
 //
-//   "KILNCPUP"  u32 version  u64 body_size  u64 body_checksum  body
+//   "KILNCPUP"  u32 version (2)  u64 body_size  body
 //   body: u64 segment_hash, str device, u32 n + n * (str pass, i64 rewrites), graph
 //
-// Reading is bounds-checked throughout; a truncated, corrupted or foreign payload is kDataLoss.
+// The payload has no checksum of its own: it travels in an engine file, whose CRC32C covers it.
+// Reading is bounds-checked throughout; a truncated or foreign payload is kDataLoss.
 #pragma once
 
 #include <cstdint>
@@ -29,8 +30,9 @@ std::string EncodePlan(const ir::Graph& graph, uint64_t segment_hash, const std:
                        const std::vector<PassStat>& pass_stats);
 DecodedPlan DecodePlan(std::string_view payload);
 
-// A hash of a segment's structure: input dtypes and shapes, ops, wiring, attributes and constant
-// values, outputs (names are left out). Deserialize compares it with the payload's.
+// A fingerprint of a segment's structure (input dtypes and shapes, ops, wiring, attributes and
+// constant values, outputs; names are left out): CRC32C of that structure and its length.
+// Deserialize compares it with the payload's.
 uint64_t HashSegment(const ir::Graph& segment);
 
 }  // namespace kiln::backend::cpu

@@ -5,6 +5,7 @@
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/memory_plan.h"
 #include "backend/cpu/plan_serialization.h"
+#include "convert/engine_file.h"
 #include "convert/ir_codec.h"
 #include "tests/unit/cpu_test_util.h"
 
@@ -93,15 +94,42 @@ TEST(CpuPayload, GarbageGivesDataLoss) {
   ExpectDataLoss(cpu, b, profile, with_magic, "random bytes after the magic");
   for (size_t len = 0; len < payload.size(); len += std::max<size_t>(1, payload.size() / 97))
     ExpectDataLoss(cpu, b, profile, std::string_view(payload).substr(0, len), "truncated to " + std::to_string(len));
-  for (size_t pos = 8; pos < payload.size(); pos += std::max<size_t>(1, payload.size() / 61)) {
-    std::string flipped = payload;
-    flipped[pos] = static_cast<char>(flipped[pos] ^ 0x5a);
-    ExpectDataLoss(cpu, b, profile, flipped, "byte " + std::to_string(pos) + " flipped");
-  }
   ExpectDataLoss(cpu, b, profile, payload + "x", "trailing byte");
   EXPECT_EQ(cpu.deserialized_count(), 0);
   // The intact payload still loads.
   EXPECT_NO_THROW(cpu.Deserialize(*b.g, profile, {}, payload));
+}
+
+// The payload has no checksum of its own: a flipped byte may decode (a weight changes) or not,
+// but never crashes; inside an engine file, the file's CRC32C reports it, naming the section.
+TEST(CpuPayload, FlippedBytesAreCaughtByTheEngineFile) {
+  const Builder b = SmallGraph();
+  const auto profile = ExactProfile({{1, 5, 5, 3}});
+  CpuBackend cpu;
+  const std::string payload = cpu.Compile(*b.g, profile, {})->Serialize();
+  convert::EngineHeader header;
+  header.engine_name = "e";
+  const std::string file = convert::WriteEngineFile(header, payload);
+  const size_t payload_at = file.size() - payload.size();
+  for (size_t pos = 8; pos < payload.size(); pos += std::max<size_t>(1, payload.size() / 61)) {
+    std::string flipped = payload;
+    flipped[pos] = static_cast<char>(flipped[pos] ^ 0x5a);
+    try {
+      cpu.Deserialize(*b.g, profile, {}, flipped);
+    } catch (const Error& e) {
+      EXPECT_TRUE(e.code() == ErrorCode::kDataLoss || e.code() == ErrorCode::kInvalidArgument)
+          << pos << ": " << e.what();
+    }
+    std::string flipped_file = file;
+    flipped_file[payload_at + pos] = static_cast<char>(flipped_file[payload_at + pos] ^ 0x5a);
+    try {
+      convert::ReadEngineFile(flipped_file, "e.kiln-engine");
+      ADD_FAILURE() << "byte " << pos << " flipped in the engine file was accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kDataLoss) << e.what();
+      EXPECT_NE(std::string(e.what()).find("section 0 'payload' checksum mismatch"), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(CpuPayload, DecodedGraphMatchesEncoded) {
@@ -161,6 +189,11 @@ TEST(CpuPayload, SegmentHashSeesWeightsAndStructure) {
       c.g->value(n.outputs[0]).constant = std::make_shared<const Tensor>(t);
     }
   EXPECT_NE(backend::cpu::HashSegment(*a.g), backend::cpu::HashSegment(*c.g));
+  // One changed attribute changes it too.
+  Builder d = SmallGraph();
+  for (ir::Node& n : d.g->nodes())
+    if (n.op == "Conv2D") n.attrs.Set("padding", std::string("VALID"));
+  EXPECT_NE(backend::cpu::HashSegment(*a.g), backend::cpu::HashSegment(*d.g));
 }
 
 TEST(CpuPayload, SegmentHashSurvivesTheIrCodec) {

@@ -1,16 +1,18 @@
 // Engine files that do not match this build or device, and engines that fail to build or
 // run: each falls back (rebuild or native segment) with a message, never silently.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <fstream>
 #include <random>
-
-#include <gtest/gtest.h>
 
 #include "convert/engine_file.h"
 #include "ir/op_schema.h"
 #include "kiln/converter.h"
 #include "kiln/model.h"
 #include "runtime/converted_graph.h"
+#include "tests/unit/container_test_util.h"
 
 namespace kiln {
 namespace {
@@ -105,6 +107,29 @@ TEST(EngineFallback, EngineFromAnotherKilnVersionRunsNativelyWhenBuildingIsOff) 
   EXPECT_EQ(l.model->signature().stats().engines_built, 0);
   EXPECT_EQ(l.model->signature().stats().native_runs, 1);
   EXPECT_NE(l.AllLog().find("allow_build_at_runtime is false"), std::string::npos) << l.AllLog();
+  std::filesystem::remove_all(dir);
+}
+
+// An engine file of format version 1 (real old bytes, tests/unit/data/) in place of the saved
+// one: the log says which version and why, and the engine is rebuilt.
+TEST(EngineFallback, EngineFileOfAnOlderFormatIsRebuilt) {
+  const std::string dir = ConvertDemo("format_v1", true);
+  const std::filesystem::path engine_file = OnlyEngineFile(dir);
+  const std::string old = convert::testing::ReadTestData("sample_v1.kiln-engine");
+  ASSERT_FALSE(old.empty());
+  std::ofstream(engine_file, std::ios::binary | std::ios::trunc) << old;
+  Loaded l = Load(dir);
+  EXPECT_NE(l.AllLog().find(
+                fmt::format("kiln: engine file {} cannot be used: {}: the engine file was written by an older Kiln "
+                            "(format version 1; this build reads version 2)",
+                            engine_file.string(), engine_file.string())),
+            std::string::npos)
+      << l.AllLog();
+  EXPECT_NE(l.AllLog().find("it will be rebuilt at first use"), std::string::npos) << l.AllLog();
+  auto out = l.model->signature().Run({{"image", Image(2)}});
+  EXPECT_EQ(out.at("output_0").shape(), (Shape{2, 10}));
+  EXPECT_EQ(l.model->signature().stats().engines_loaded, 0);
+  EXPECT_EQ(l.model->signature().stats().engines_built, 1);
   std::filesystem::remove_all(dir);
 }
 

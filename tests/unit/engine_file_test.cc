@@ -1,12 +1,13 @@
 // The engine file format: round trip, and corruption of every kind is kDataLoss (or
 // kInvalidArgument for a newer format), never a crash or an out-of-bounds read.
+#include "convert/engine_file.h"
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
-#include "convert/engine_file.h"
-#include "common/crc32c.h"
 #include "kiln/version.h"
+#include "tests/unit/container_test_util.h"
 
 namespace kiln::convert {
 namespace {
@@ -55,23 +56,12 @@ void ExpectError(Fn&& fn, ErrorCode code, const std::vector<std::string>& words)
   }
 }
 
-void PutU32(std::string& s, size_t at, uint32_t v) {
-  for (int i = 0; i < 4; ++i) s[at + static_cast<size_t>(i)] = static_cast<char>((v >> (8 * i)) & 0xff);
-}
+using testing::SetU32At;
 
 // A file with the given header bytes and valid checksums (to test header parsing itself).
 std::string FileWithHeader(const std::string& header, const std::string& payload) {
-  std::string out(kEngineFileMagic, 8);
-  out.append(8, '\0');
-  PutU32(out, 8, kEngineFormatVersion);
-  PutU32(out, 12, static_cast<uint32_t>(header.size()));
-  out += header;
-  const size_t trailer = out.size();
-  out.append(16, '\0');
-  for (int i = 0; i < 8; ++i) out[trailer + static_cast<size_t>(i)] = static_cast<char>((payload.size() >> (8 * i)) & 0xff);
-  PutU32(out, trailer + 8, crc32c::Mask(crc32c::Value(payload)));
-  PutU32(out, trailer + 12, crc32c::Mask(crc32c::Value(out.data(), trailer + 12)));
-  return out + payload;
+  return testing::ContainerBytes(std::string_view(kEngineFileMagic, 8), kEngineFormatVersion, header,
+                                 {{"payload", payload}});
 }
 
 TEST(EngineFile, RoundTrip) {
@@ -92,11 +82,13 @@ TEST(EngineFile, RoundTrip) {
   EXPECT_TRUE(g.payload.empty());
 }
 
-TEST(EngineFile, HeaderIsReadableJson) {
+TEST(EngineFile, IsAContainerWithOnePayloadSection) {
   const std::string bytes = WriteEngineFile(SampleHeader(), SamplePayload());
-  uint32_t len = 0;
-  for (int i = 0; i < 4; ++i) len |= static_cast<uint32_t>(static_cast<uint8_t>(bytes[12 + static_cast<size_t>(i)])) << (8 * i);
-  const auto j = nlohmann::json::parse(bytes.substr(16, len));
+  const testing::ContainerLayout l = testing::LayoutOf(bytes);
+  EXPECT_EQ(testing::U32At(bytes, 8), 2u);
+  EXPECT_EQ(l.names, std::vector<std::string>{"payload"});
+  EXPECT_EQ(bytes.substr(l.payload_starts.at(0)), SamplePayload());
+  const auto j = nlohmann::json::parse(bytes.substr(16, l.header_end - 16));
   EXPECT_EQ(j.at("backend"), "cpu");
   EXPECT_EQ(j.at("precision"), "FP16");
   EXPECT_EQ(j.at("profile").size(), 2u);
@@ -104,6 +96,11 @@ TEST(EngineFile, HeaderIsReadableJson) {
 
 TEST(EngineFile, TruncationAtEveryOffsetIsDataLoss) {
   const std::string bytes = WriteEngineFile(SampleHeader(), SamplePayload());
+  const testing::ContainerLayout l = testing::LayoutOf(bytes);
+  ExpectError([&] { ReadEngineFile(bytes.substr(0, l.payload_starts[0]), "cut"); }, ErrorCode::kDataLoss,
+              {"cut", "engine file is truncated", "section 0 'payload' is missing"});
+  ExpectError([&] { ReadEngineFile(bytes.substr(0, l.payload_starts[0] + 100), "cut"); }, ErrorCode::kDataLoss,
+              {"cut", "section 0 'payload' has 100 of its 300 bytes"});
   for (size_t n = 0; n < bytes.size(); ++n) {
     // A copy of exactly n bytes, so that a read past the end is caught by sanitizers.
     const std::string cut = bytes.substr(0, n);
@@ -122,7 +119,12 @@ TEST(EngineFile, FlippedPayloadByteIsAChecksumError) {
   std::string bytes = WriteEngineFile(SampleHeader(), SamplePayload());
   bytes[bytes.size() - 10] ^= 0x20;
   ExpectError([&] { ReadEngineFile(bytes, "/models/m/assets/kiln/engines/e_0.kiln-engine"); }, ErrorCode::kDataLoss,
-              {"checksum", "e_0.kiln-engine"});
+              {"e_0.kiln-engine", "section 0 'payload' checksum mismatch"});
+  // In the header: the header checksum.
+  bytes = WriteEngineFile(SampleHeader(), SamplePayload());
+  bytes[30] ^= 0x20;
+  ExpectError([&] { ReadEngineFile(bytes, "e.kiln-engine"); }, ErrorCode::kDataLoss,
+              {"e.kiln-engine", "header checksum mismatch"});
 }
 
 TEST(EngineFile, EveryFlippedByteIsDetected) {
@@ -135,7 +137,7 @@ TEST(EngineFile, EveryFlippedByteIsDetected) {
         ReadEngineFile(b, "flip");
         ADD_FAILURE() << "a flip of byte " << i << " was accepted";
       } catch (const Error& e) {
-        // Only the version field can read as "newer"; everything else is corruption.
+        // Only the version field can read as another version; everything else is corruption.
         if (i >= 8 && i < 12 && e.code() == ErrorCode::kInvalidArgument) continue;
         ASSERT_EQ(e.code(), ErrorCode::kDataLoss) << i << ": " << e.what();
       }
@@ -153,15 +155,43 @@ TEST(EngineFile, BadMagic) {
 
 TEST(EngineFile, NewerFormatVersionIsRejected) {
   std::string bytes = WriteEngineFile(SampleHeader(), SamplePayload());
-  PutU32(bytes, 8, kEngineFormatVersion + 1);
+  SetU32At(bytes, 8, kEngineFormatVersion + 1);
   ExpectError([&] { ReadEngineFile(bytes, "new.kiln-engine"); }, ErrorCode::kInvalidArgument, {"new.kiln-engine", "newer Kiln"});
   // Whatever follows the version in a newer format is not looked at.
   std::string tiny = bytes.substr(0, 12);
   ExpectError([&] { ReadEngineFile(tiny, "tiny"); }, ErrorCode::kDataLoss, {"truncated"});
   tiny.append(4, '\xff');
   ExpectError([&] { ReadEngineFile(tiny, "tiny"); }, ErrorCode::kInvalidArgument, {"newer Kiln"});
-  PutU32(bytes, 8, 0);
+  SetU32At(bytes, 8, 0);
   ExpectError([&] { ReadEngineFile(bytes, "zero"); }, ErrorCode::kDataLoss, {"version 0"});
+}
+
+// An engine file written by the format version 1 writer (checked in, see tests/unit/data/README.md).
+TEST(EngineFile, Version1FileIsRefusedSayingToRebuild) {
+  const std::string old = testing::ReadTestData("sample_v1.kiln-engine");
+  ASSERT_GT(old.size(), 16u);
+  ASSERT_EQ(old.substr(0, 8), std::string(kEngineFileMagic, 8));
+  ASSERT_EQ(testing::U32At(old, 8), 1u);
+  ExpectError(
+      [&] { ReadEngineFile(old, "old.kiln-engine"); }, ErrorCode::kInvalidArgument,
+      {"old.kiln-engine: the engine file was written by an older Kiln (format version 1; this build reads version 2); "
+       "the engine must be rebuilt"});
+}
+
+TEST(EngineFile, MissingPayloadSectionIsDataLoss) {
+  const nlohmann::json ok = {{"kiln_version", "0.1.0"},
+                             {"backend", "cpu"},
+                             {"device", "d"},
+                             {"precision", "FP32"},
+                             {"profile", nlohmann::json::array()},
+                             {"engine_name", "e"}};
+  const std::string magic(kEngineFileMagic, 8);
+  ExpectError([&] { ReadEngineFile(testing::ContainerBytes(magic, kEngineFormatVersion, ok.dump(), {}), "np"); },
+              ErrorCode::kDataLoss, {"np", "no 'payload' section"});
+  // Sections it does not know are ignored.
+  const std::string extra =
+      testing::ContainerBytes(magic, kEngineFormatVersion, ok.dump(), {{"future", "x"}, {"payload", "p"}});
+  EXPECT_EQ(ReadEngineFile(extra, "extra").payload, "p");
 }
 
 TEST(EngineFile, HeaderThatDoesNotParseIsDataLoss) {

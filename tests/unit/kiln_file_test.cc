@@ -1,5 +1,10 @@
 // The .kiln file format: round trip, and every truncation and every flipped byte is an error
 // naming what is wrong (never a crash, never a silently different model).
+#include "convert/kiln_file.h"
+
+#include <fmt/format.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -7,17 +12,13 @@
 #include <filesystem>
 #include <fstream>
 
-#include <fmt/format.h>
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
-
 #include "convert/engine_file.h"
-#include "convert/kiln_file.h"
 #include "convert/ir_codec.h"
 #include "ir/op_schema.h"
 #include "ir/passes/pass.h"
 #include "kiln/version.h"
 #include "runtime/executor.h"
+#include "tests/unit/container_test_util.h"
 
 namespace kiln::convert {
 namespace {
@@ -126,36 +127,8 @@ ConvertedModel SampleModel() {
   return m;
 }
 
-uint64_t U64At(const std::string& s, size_t at) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<uint8_t>(s[at + static_cast<size_t>(i)])) << (8 * i);
-  return v;
-}
-uint32_t U32At(const std::string& s, size_t at) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<uint8_t>(s[at + static_cast<size_t>(i)])) << (8 * i);
-  return v;
-}
-
-// Offsets of: the end of the fixed prefix, the end of the header, the end of the header CRC, and
-// the start of each section and of its payload, from the documented layout.
-struct Layout {
-  size_t header_end = 0;                          // 16 + H
-  std::vector<size_t> section_starts, payload_starts, section_ends;
-};
-Layout LayoutOf(const std::string& file) {
-  Layout l;
-  l.header_end = 16 + U32At(file, 12);
-  size_t at = l.header_end + 4;
-  while (at < file.size()) {
-    l.section_starts.push_back(at);
-    const uint64_t size = U64At(file, at);
-    l.payload_starts.push_back(at + 12);
-    at += 12 + size;
-    l.section_ends.push_back(at);
-  }
-  return l;
-}
+using testing::LayoutOf;
+using testing::U32At;
 
 TEST(KilnFile, RoundTrip) {
   const ConvertedModel model = SampleModel();
@@ -165,6 +138,9 @@ TEST(KilnFile, RoundTrip) {
   EXPECT_EQ(bytes.substr(0, 8), "KILNFILE");
   EXPECT_EQ(U32At(bytes, 8), kKilnFileFormatVersion);
   EXPECT_EQ(EncodeKilnFile(model), bytes) << "encoding is deterministic";
+  EXPECT_EQ(LayoutOf(bytes).names,
+            (std::vector<std::string>{"graph", "conversion", "engine:model/KilnEngineOp_000#0",
+                                      "engine:model/KilnEngineOp_000#1", "engine:plain_engine#0"}));
 
   const ConvertedModel back = DecodeKilnFile(bytes, "sample.kiln");
   EXPECT_EQ(back.tags, model.tags);
@@ -254,46 +230,48 @@ TEST(KilnFile, WriteReadFileAndDetection) {
 
 TEST(KilnFile, TruncationAnywhereIsDataLoss) {
   const std::string bytes = EncodeKilnFile(SampleModel());
-  const Layout l = LayoutOf(bytes);
-  ASSERT_EQ(l.section_starts.size(), 5u);  // graph, conversion, 3 engine files
-  EXPECT_EQ(l.section_ends.back(), bytes.size());
+  const testing::ContainerLayout l = LayoutOf(bytes);
+  ASSERT_EQ(l.names.size(), 5u);  // graph, conversion, 3 engine files
+  EXPECT_EQ(l.payload_ends.back(), bytes.size());
   ExpectError([&] { DecodeKilnFile("", "t.kiln"); }, ErrorCode::kDataLoss, {"t.kiln", "empty"});
-  // Every section boundary, named.
-  for (size_t i = 0; i < l.section_starts.size(); ++i) {
-    ExpectError([&] { DecodeKilnFile(std::string_view(bytes).substr(0, l.section_starts[i]), "t.kiln"); }, ErrorCode::kDataLoss,
-                {"t.kiln", "truncated", fmt::format("section {}", i), "missing"}, fmt::format("cut before section {}", i));
-    ExpectError([&] { DecodeKilnFile(std::string_view(bytes).substr(0, l.payload_starts[i]), "t.kiln"); }, ErrorCode::kDataLoss,
-                {"truncated", fmt::format("section {}", i)}, fmt::format("cut before payload {}", i));
+  // Every section boundary, the section named.
+  for (size_t i = 0; i < l.names.size(); ++i) {
+    const std::string label = fmt::format("section {} '{}'", i, l.names[i]);
+    ExpectError([&] { DecodeKilnFile(bytes.substr(0, l.payload_starts[i]), "t.kiln"); }, ErrorCode::kDataLoss,
+                {"t.kiln", "truncated", label + " is missing"}, fmt::format("cut before section {}", i));
+    ExpectError([&] { DecodeKilnFile(bytes.substr(0, l.payload_ends[i] - 1), "t.kiln"); }, ErrorCode::kDataLoss,
+                {"t.kiln", "truncated", label + " has"}, fmt::format("cut inside section {}", i));
   }
-  ExpectError([&] { DecodeKilnFile(std::string_view(bytes).substr(0, l.header_end), "t.kiln"); }, ErrorCode::kDataLoss,
-              {"truncated"});
-  // And every other length.
-  for (size_t n = 1; n < bytes.size(); ++n)
-    ExpectError([&] { DecodeKilnFile(std::string_view(bytes).substr(0, n), "t.kiln"); }, ErrorCode::kDataLoss,
-                {"t.kiln", "truncated"}, fmt::format("cut at {} of {}", n, bytes.size()));
+  ExpectError([&] { DecodeKilnFile(bytes.substr(0, l.header_end), "t.kiln"); }, ErrorCode::kDataLoss, {"truncated"});
+  // And every other length (a copy of exactly n bytes, so that sanitizers see a read past it).
+  for (size_t n = 1; n < bytes.size(); ++n) {
+    const std::string cut = bytes.substr(0, n);
+    ExpectError([&] { DecodeKilnFile(cut, "t.kiln"); }, ErrorCode::kDataLoss, {"t.kiln", "truncated"},
+                fmt::format("cut at {} of {}", n, bytes.size()));
+  }
   // Extra bytes at the end.
   ExpectError([&] { DecodeKilnFile(bytes + "x", "t.kiln"); }, ErrorCode::kDataLoss, {"unexpected bytes"});
 }
 
 TEST(KilnFile, EveryFlippedByteIsAnError) {
   const std::string bytes = EncodeKilnFile(SampleModel());
-  const Layout l = LayoutOf(bytes);
+  const testing::ContainerLayout l = LayoutOf(bytes);
   // A flipped payload byte: a checksum error naming the section.
-  const std::vector<std::string> names = {"section 0 (graph)", "section 1 (conversion)", "section 2 (engine",
-                                          "section 3 (engine", "section 4 (engine"};
   for (size_t i = 0; i < l.payload_starts.size(); ++i) {
-    for (size_t at : {l.payload_starts[i], (l.payload_starts[i] + l.section_ends[i]) / 2, l.section_ends[i] - 1}) {
+    for (size_t at : {l.payload_starts[i], (l.payload_starts[i] + l.payload_ends[i]) / 2, l.payload_ends[i] - 1}) {
       std::string bad = bytes;
       bad[at] = static_cast<char>(bad[at] ^ 0x20);
-      ExpectError([&] { DecodeKilnFile(bad, "f.kiln"); }, ErrorCode::kDataLoss, {"f.kiln", "checksum", names[i]},
+      ExpectError([&] { DecodeKilnFile(bad, "f.kiln"); }, ErrorCode::kDataLoss,
+                  {"f.kiln", fmt::format(".kiln file section {} '{}' checksum mismatch", i, l.names[i])},
                   fmt::format("byte {}", at));
     }
   }
-  // A flipped header byte: the header checksum.
-  {
+  // A flipped header or section table byte: the header checksum.
+  for (size_t at : {size_t{20}, l.entry_starts[2] + 6, l.checksum_at}) {
     std::string bad = bytes;
-    bad[20] = static_cast<char>(bad[20] ^ 1);
-    ExpectError([&] { DecodeKilnFile(bad, "f.kiln"); }, ErrorCode::kDataLoss, {"header checksum"});
+    bad[at] = static_cast<char>(bad[at] ^ 1);
+    ExpectError([&] { DecodeKilnFile(bad, "f.kiln"); }, ErrorCode::kDataLoss, {"header checksum"},
+                fmt::format("byte {}", at));
   }
   // Magic.
   {
@@ -301,7 +279,7 @@ TEST(KilnFile, EveryFlippedByteIsAnError) {
     bad[3] = 'X';
     ExpectError([&] { DecodeKilnFile(bad, "f.kiln"); }, ErrorCode::kDataLoss, {"bad magic"});
   }
-  // Every byte, every bit: always an error (a newer version number is kInvalidArgument), never a
+  // Every byte, every bit: always an error (another version number is kInvalidArgument), never a
   // crash, never a model.
   for (size_t at = 0; at < bytes.size(); ++at) {
     for (int bit : {0, 7}) {
@@ -318,23 +296,74 @@ TEST(KilnFile, EveryFlippedByteIsAnError) {
   }
 }
 
-TEST(KilnFile, VersionsAndSectionMismatch) {
+TEST(KilnFile, NewerAndZeroVersions) {
   const std::string bytes = EncodeKilnFile(SampleModel());
   std::string newer = bytes;
   newer[8] = static_cast<char>(kKilnFileFormatVersion + 1);
-  ExpectError([&] { DecodeKilnFile(newer, "n.kiln"); }, ErrorCode::kInvalidArgument, {"n.kiln", "newer Kiln", "format version 2"});
+  ExpectError([&] { DecodeKilnFile(newer, "n.kiln"); }, ErrorCode::kInvalidArgument,
+              {"n.kiln", "newer Kiln", "format version 3"});
   std::string zero = bytes;
   zero[8] = 0;
   ExpectError([&] { DecodeKilnFile(zero, "z.kiln"); }, ErrorCode::kDataLoss, {"version 0"});
-  // A section length that disagrees with the header's listing.
-  const Layout l = LayoutOf(bytes);
-  std::string bad = bytes;
-  bad[l.section_starts[1]] = static_cast<char>(bad[l.section_starts[1]] + 1);
-  ExpectError([&] { DecodeKilnFile(bad, "s.kiln"); }, ErrorCode::kDataLoss, {"section 1", "header lists"});
-  // A flipped section checksum field.
-  bad = bytes;
-  bad[l.section_starts[2] + 9] = static_cast<char>(bad[l.section_starts[2] + 9] ^ 4);
-  ExpectError([&] { DecodeKilnFile(bad, "s.kiln"); }, ErrorCode::kDataLoss, {"section 2", "checksum"});
+}
+
+// A .kiln file written by the format version 1 writer (checked in, see tests/unit/data/README.md).
+TEST(KilnFile, Version1FileIsRefusedSayingToRebuild) {
+  const std::string old = testing::ReadTestData("sample_v1.kiln");
+  ASSERT_GT(old.size(), 16u);
+  ASSERT_EQ(old.substr(0, 8), "KILNFILE");
+  ASSERT_EQ(U32At(old, 8), 1u);
+  ExpectError([&] { DecodeKilnFile(old, "old.kiln"); }, ErrorCode::kInvalidArgument,
+              {"old.kiln: the .kiln file was written by an older Kiln (format version 1; this build reads version 2); "
+               "rebuild it with `kiln build`"});
+  // Also when read from disk, as `kiln run` and LoadModel do.
+  const fs::path path = fs::temp_directory_path() / ("kiln_v1_" + std::to_string(::getpid()) + ".kiln");
+  std::ofstream(path, std::ios::binary) << old;
+  EXPECT_TRUE(IsKilnFile(path.string()));
+  ExpectError([&] { ReadKilnFile(path.string()); }, ErrorCode::kInvalidArgument,
+              {path.string(), "format version 1", "kiln build"});
+  fs::remove(path);
+}
+
+TEST(KilnFile, SectionsAreCheckedByKind) {
+  const std::string bytes = EncodeKilnFile(SampleModel());
+  const testing::ContainerLayout l = LayoutOf(bytes);
+  const std::string header = bytes.substr(16, l.header_end - 16);
+  std::vector<testing::RawSection> sections;
+  for (size_t i = 0; i < l.names.size(); ++i)
+    sections.push_back({l.names[i], bytes.substr(l.payload_starts[i], l.payload_ends[i] - l.payload_starts[i])});
+  auto file_with = [&](const std::vector<testing::RawSection>& s) {
+    return testing::ContainerBytes("KILNFILE", 2, header, s);
+  };
+  EXPECT_EQ(file_with(sections), bytes);
+  // Unknown sections are skipped.
+  auto extra = sections;
+  extra.push_back({"future", "x"});
+  EXPECT_EQ(DecodeKilnFile(file_with(extra), "e.kiln").engine_files, SampleModel().engine_files);
+  // No graph / no conversion.
+  ExpectError(
+      [&] {
+        DecodeKilnFile(file_with({sections.begin() + 1, sections.end()}), "g.kiln");
+      },
+      ErrorCode::kDataLoss, {"g.kiln", "no graph section"});
+  auto no_conversion = sections;
+  no_conversion.erase(no_conversion.begin() + 1);
+  ExpectError([&] { DecodeKilnFile(file_with(no_conversion), "c.kiln"); }, ErrorCode::kDataLoss,
+              {"no conversion section"});
+  // Engine files out of order, or an engine section without its index.
+  auto swapped = sections;
+  std::swap(swapped[2], swapped[3]);
+  ExpectError([&] { DecodeKilnFile(file_with(swapped), "o.kiln"); }, ErrorCode::kDataLoss,
+              {"section 2 'engine:model/KilnEngineOp_000#1'", "out of order"});
+  auto unnumbered = sections;
+  unnumbered[4].name = "engine:plain_engine";
+  ExpectError([&] { DecodeKilnFile(file_with(unnumbered), "u.kiln"); }, ErrorCode::kDataLoss,
+              {"section 4 'engine:plain_engine'", "#<index>"});
+  // A graph section that is not a GraphDef.
+  auto bad_graph = sections;
+  bad_graph[0].payload = "\xff\xff\xff";
+  ExpectError([&] { DecodeKilnFile(file_with(bad_graph), "p.kiln"); }, ErrorCode::kDataLoss,
+              {"graph section", "GraphDef"});
 }
 
 }  // namespace
