@@ -18,6 +18,7 @@
 #include "ir/passes/pass.h"
 #include "kiln/version.h"
 #include "runtime/executor.h"
+#include "tests/unit/container_test_util.h"
 
 namespace kiln::convert {
 namespace {
@@ -278,6 +279,34 @@ TEST_F(ConvertedModelTest, SavingAgainReplacesEnginesAndIsDeterministic) {
   EXPECT_TRUE(bare_back.engine_files.empty());
   EXPECT_TRUE(bare_back.signature_key.empty());
   EXPECT_TRUE(bare_back.conversion_json.empty());
+}
+
+// Engine files are read verbatim and checked by the loader: a damaged one, or one of format
+// version 1, reads back as it is on disk, and ReadEngineFile says what is wrong with it.
+TEST_F(ConvertedModelTest, DamagedAndOldEngineFilesAreReportedByPathAndSection) {
+  const fs::path dir = tmp_ / "converted";
+  WriteConvertedModel(dir.string(), SampleModel());
+  const fs::path engine_dir = dir / "assets/kiln/engines";
+  const fs::path first = engine_dir / "model%2FKilnEngineOp_000_0.kiln-engine";
+  const std::string good = ReadAll(first);
+  const testing::ContainerLayout l = testing::LayoutOf(good);
+  ASSERT_EQ(l.names, std::vector<std::string>{"payload"});
+
+  std::string flipped = good;
+  flipped[l.payload_starts[0] + 3] ^= 0x04;
+  WriteAll(first, flipped);
+  WriteAll(engine_dir / "model%2FKilnEngineOp_000_1.kiln-engine", good.substr(0, l.payload_starts[0]));
+  WriteAll(engine_dir / "plain_engine_0.kiln-engine", testing::ReadTestData("sample_v1.kiln-engine"));
+  const ConvertedModel back = ReadConvertedModel(dir.string());
+  const auto& files = back.engine_files.at("model/KilnEngineOp_000");
+  ASSERT_EQ(files.size(), 2u);
+  EXPECT_EQ(files[0], flipped);
+  ExpectError([&] { ReadEngineFile(files[0], first.string()); }, ErrorCode::kDataLoss,
+              {first.string(), "section 0 'payload' checksum mismatch"});
+  ExpectError([&] { ReadEngineFile(files[1], "e_1"); }, ErrorCode::kDataLoss,
+              {"e_1", "truncated", "section 0 'payload' is missing"});
+  ExpectError([&] { ReadEngineFile(back.engine_files.at("plain_engine").at(0), "plain"); }, ErrorCode::kInvalidArgument,
+              {"plain", "older Kiln (format version 1", "rebuilt"});
 }
 
 TEST_F(ConvertedModelTest, AFailedSaveLeavesThePreviousSavedModel) {
