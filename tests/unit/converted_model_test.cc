@@ -1,5 +1,9 @@
 // Writing and reading a converted SavedModel: layout, signature rewriting, engine files,
 // atomicity and errors.
+#include "convert/converted_model.h"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -7,10 +11,6 @@
 #include <filesystem>
 #include <fstream>
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
-
-#include "convert/converted_model.h"
 #include "convert/engine_file.h"
 #include "convert/ir_codec.h"
 #include "frontend/tf/saved_model.h"
