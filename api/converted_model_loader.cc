@@ -157,7 +157,10 @@ LoadedParts LoadParts(convert::ConvertedModel model, const std::string& dir, con
         compile.precision = h.precision;
         node->AddLoadedEngine(backend->Deserialize(node->segment(), h.profile, compile, file.payload));
       } catch (const Error& e) {
-        log(fmt::format("kiln: engine file {} cannot be used: {}; {}", what, e.what(), fallback));
+        // Errors from reading the file start with `what`, which the line already names.
+        std::string_view reason = e.what();
+        if (reason.starts_with(what + ": ")) reason.remove_prefix(what.size() + 2);
+        log(fmt::format("kiln: engine file {} cannot be used: {}; {}", what, reason, fallback));
       }
     }
   }

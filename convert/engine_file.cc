@@ -17,7 +17,7 @@ constexpr ContainerFormat kEngineFileFormat = {
     .magic = std::string_view(kEngineFileMagic, sizeof(kEngineFileMagic)),
     .version = kEngineFormatVersion,
     .file_noun = "engine file",
-    .when_older = "the engine must be rebuilt (`kiln convert` and `kiln build` write current engine files)",
+    .when_older = "reconvert the model (`kiln convert` or `kiln build`) to save a current engine file",
 };
 
 json ProfileToJson(const backend::Profile& profile) {

@@ -7,7 +7,7 @@
 //   lives only in the container's binary field.
 //
 // Format version 1 (before the container) had the same magic and version field; it is refused
-// with a message saying the engine must be rebuilt (the loader then rebuilds it).
+// with a message saying to reconvert the model (the loader rebuilds the engine meanwhile).
 #pragma once
 
 #include <cstdint>

@@ -306,7 +306,7 @@ TEST_F(ConvertedModelTest, DamagedAndOldEngineFilesAreReportedByPathAndSection) 
   ExpectError([&] { ReadEngineFile(files[1], "e_1"); }, ErrorCode::kDataLoss,
               {"e_1", "truncated", "section 0 'payload' is missing"});
   ExpectError([&] { ReadEngineFile(back.engine_files.at("plain_engine").at(0), "plain"); }, ErrorCode::kInvalidArgument,
-              {"plain", "older Kiln (format version 1", "rebuilt"});
+              {"plain", "older Kiln (format version 1", "reconvert the model"});
 }
 
 TEST_F(ConvertedModelTest, AFailedSaveLeavesThePreviousSavedModel) {

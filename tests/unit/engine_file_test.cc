@@ -175,7 +175,7 @@ TEST(EngineFile, Version1FileIsRefusedSayingToRebuild) {
   ExpectError(
       [&] { ReadEngineFile(old, "old.kiln-engine"); }, ErrorCode::kInvalidArgument,
       {"old.kiln-engine: the engine file was written by an older Kiln (format version 1; this build reads version 2); "
-       "the engine must be rebuilt"});
+       "reconvert the model (`kiln convert` or `kiln build`) to save a current engine file"});
 }
 
 TEST(EngineFile, MissingPayloadSectionIsDataLoss) {
