@@ -1,10 +1,10 @@
 // Kiln's file container: the documented layout, and every truncation, flipped byte or foreign
 // version is an error naming the file and what is wrong (never a crash or a read out of bounds).
-#include <gtest/gtest.h>
+#include "convert/container.h"
 
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
-#include "convert/container.h"
 #include "kiln/error.h"
 #include "tests/unit/container_test_util.h"
 
@@ -12,23 +12,11 @@ namespace kiln::convert {
 namespace {
 
 using testing::ContainerBytes;
+using testing::ExpectError;
 using testing::LayoutOf;
 
 constexpr ContainerFormat kFormat = {
     .magic = "TESTFILE", .version = 3, .file_noun = "test file", .when_older = "write it again"};
-
-template <typename Fn>
-void ExpectError(Fn&& fn, ErrorCode code, const std::vector<std::string>& words, const std::string& context = "") {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an error (" << ErrorCodeName(code) << ") " << context;
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what() << " " << context;
-    for (const auto& w : words)
-      EXPECT_NE(std::string(e.what()).find(w), std::string::npos)
-          << "'" << w << "' not in: " << e.what() << " " << context;
-  }
-}
 
 const std::string kBinary("b\0\x01\xff\x80 binary", 12);
 

@@ -2,6 +2,8 @@
 // convert/container.h, so that tests check the documented layout rather than the code under test.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "common/crc32c.h"
+#include "kiln/error.h"
 
 namespace kiln::convert::testing {
 
@@ -33,6 +36,20 @@ inline void AppendU64(std::string& s, uint64_t v) {
 }
 inline void SetU32At(std::string& s, size_t at, uint32_t v) {
   for (size_t i = 0; i < 4; ++i) s.at(at + i) = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+// Expects `fn` to throw an Error with `code` whose message holds every one of `words`.
+template <typename Fn>
+void ExpectError(Fn&& fn, ErrorCode code, const std::vector<std::string>& words, const std::string& context = "") {
+  try {
+    fn();
+    ADD_FAILURE() << "expected an error (" << ErrorCodeName(code) << ") " << context;
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), code) << e.what() << " " << context;
+    for (const auto& w : words)
+      EXPECT_NE(std::string(e.what()).find(w), std::string::npos)
+          << "'" << w << "' not in: " << e.what() << " " << context;
+  }
 }
 
 struct RawSection {

@@ -49,16 +49,7 @@ void WriteAll(const fs::path& p, const std::string& bytes) {
   out << bytes;
 }
 
-template <typename Fn>
-void ExpectError(Fn&& fn, ErrorCode code, const std::vector<std::string>& words) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an error (" << ErrorCodeName(code) << ")";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    for (const auto& w : words) EXPECT_NE(std::string(e.what()).find(w), std::string::npos) << "'" << w << "' not in: " << e.what();
-  }
-}
+using testing::ExpectError;
 
 ir::NodeId AddInferred(ir::Graph& g, const std::string& op, const std::string& name, std::vector<ir::ValueId> in,
                        ir::AttrMap attrs = {}) {

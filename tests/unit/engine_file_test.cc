@@ -45,17 +45,7 @@ void ExpectSameHeader(const EngineHeader& a, const EngineHeader& b) {
   EXPECT_EQ(a.engine_name, b.engine_name);
 }
 
-template <typename Fn>
-void ExpectError(Fn&& fn, ErrorCode code, const std::vector<std::string>& words) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an error (" << ErrorCodeName(code) << ")";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    for (const auto& w : words) EXPECT_NE(std::string(e.what()).find(w), std::string::npos) << "'" << w << "' not in: " << e.what();
-  }
-}
-
+using testing::ExpectError;
 using testing::SetU32At;
 
 // A file with the given header bytes and valid checksums (to test header parsing itself).

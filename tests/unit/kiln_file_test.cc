@@ -34,18 +34,6 @@ std::string Bytes(const tfproto::GraphDef& gd) {
   return out;
 }
 
-template <typename Fn>
-void ExpectError(Fn&& fn, ErrorCode code, const std::vector<std::string>& words, const std::string& context = "") {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an error (" << ErrorCodeName(code) << ") " << context;
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what() << " " << context;
-    for (const auto& w : words)
-      EXPECT_NE(std::string(e.what()).find(w), std::string::npos) << "'" << w << "' not in: " << e.what() << " " << context;
-  }
-}
-
 ir::NodeId AddInferred(ir::Graph& g, const std::string& op, const std::string& name, std::vector<ir::ValueId> in,
                        ir::AttrMap attrs = {}) {
   ir::Node& n = g.AddNode(op, name, std::move(in), 1);
@@ -127,6 +115,7 @@ ConvertedModel SampleModel() {
   return m;
 }
 
+using testing::ExpectError;
 using testing::LayoutOf;
 using testing::U32At;
 
