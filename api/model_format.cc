@@ -25,13 +25,13 @@ DetectedModel DetectModel(const std::string& path) {
   for (const frontend::Frontend* f : frontend::Frontends()) formats.push_back(f->format());
   std::error_code ec;
   if (!fs::exists(path, ec))
-    throw Error(ErrorCode::kNotFound, fmt::format("model '{}' does not exist (expected a {}, a converted SavedModel or a .kiln file)",
+    throw Error(ErrorCode::kNotFound, fmt::format("model '{}' does not exist (Kiln reads {} models, converted SavedModels and .kiln files)",
                                                   path, fmt::join(formats, ", ")));
   if (convert::IsConvertedModel(path)) return {ModelFormat::kConvertedSavedModel};
   if (convert::IsKilnFile(path)) return {ModelFormat::kKilnFile};  // by magic bytes, or the .kiln extension
   if (const frontend::Frontend* f = frontend::DetectFrontend(path)) return {ModelFormat::kSource, f};
-  throw Error(ErrorCode::kInvalidArgument, fmt::format("'{}' is not a model Kiln reads (expected a {}, a converted SavedModel or a "
-                                                       ".kiln file)",
+  throw Error(ErrorCode::kInvalidArgument, fmt::format("'{}' is not a model Kiln reads (Kiln reads {} models, converted SavedModels and "
+                                                       ".kiln files)",
                                                        path, fmt::join(formats, ", ")));
 }
 

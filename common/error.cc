@@ -9,6 +9,8 @@ const char* ErrorCodeName(ErrorCode code) {
     case ErrorCode::kDataLoss: return "data loss";
     case ErrorCode::kUnimplemented: return "unimplemented";
     case ErrorCode::kFailedPrecondition: return "failed precondition";
+    case ErrorCode::kResourceExhausted: return "resource exhausted";
+    case ErrorCode::kUnavailable: return "unavailable";
     case ErrorCode::kInternal: return "internal error";
   }
   return "error";

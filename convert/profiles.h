@@ -1,5 +1,5 @@
 // Optimization profiles from the input shapes seen by build(), per TF-TRT's
-// dynamic_shape_profile_strategy (seed 002). For build() inputs [8,128] and [4,384]:
+// dynamic_shape_profile_strategy. For build() inputs [8,128] and [4,384]:
 //   Range                        -> [4-8,128-384]
 //   Optimal                      -> [8,128], [4,384]
 //   Range+Optimal                -> [8,128], [4,384], [4-8,128-384]

@@ -16,7 +16,7 @@ class TensorProto;
 
 namespace kiln::onnxfe {
 
-// The oldest default-domain opset Kiln imports (issue 4: opsets 13 and newer).
+// The oldest default-domain opset Kiln imports; older models are refused with a hint to upgrade them.
 inline constexpr int64_t kMinOpset = 13;
 
 struct OnnxModel {

@@ -13,6 +13,8 @@ enum class ErrorCode {
   kDataLoss,           // a file is truncated or its checksum does not match
   kUnimplemented,      // valid input that Kiln does not support (yet)
   kFailedPrecondition, // an API called in the wrong order
+  kResourceExhausted,  // out of memory (host or device) or another limit reached
+  kUnavailable,        // a device or driver that cannot be used right now
   kInternal,           // a bug in Kiln
 };
 

@@ -1,4 +1,4 @@
-// Optimization profiles by strategy (seed 002's table), Profile::Covers and Profile::ToString.
+// Optimization profiles by strategy (TF-TRT's table for build() inputs [8,128] and [4,384]), Profile::Covers and Profile::ToString.
 #include <string>
 #include <vector>
 

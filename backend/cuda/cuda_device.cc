@@ -1,0 +1,148 @@
+#include "backend/cuda/cuda_device.h"
+
+#include <cuda_runtime.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+
+#include <fmt/format.h>
+
+namespace kiln::backend::cuda {
+namespace {
+
+void Check(cudaError_t status, const char* what) {
+  if (status == cudaSuccess) return;
+  const ErrorCode code = status == cudaErrorMemoryAllocation ? ErrorCode::kResourceExhausted : ErrorCode::kUnavailable;
+  throw Error(code, fmt::format("CUDA {}: {} ({})", what, cudaGetErrorString(status), cudaGetErrorName(status)));
+}
+
+// Makes `device` current for the calling thread while alive (CUDA's current device is per thread).
+class DeviceScope {
+ public:
+  explicit DeviceScope(int device) {
+    Check(cudaGetDevice(&previous_), "cudaGetDevice");
+    if (previous_ != device) Check(cudaSetDevice(device), "cudaSetDevice");
+  }
+  ~DeviceScope() { cudaSetDevice(previous_); }
+
+ private:
+  int previous_ = 0;
+};
+
+class CudaStream final : public Stream {
+ public:
+  explicit CudaStream(int device) : device_(device) {
+    DeviceScope scope(device);
+    Check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+  }
+  ~CudaStream() override {
+    cudaStreamSynchronize(stream_);
+    cudaStreamDestroy(stream_);
+  }
+  Device device() const override { return {DeviceKind::kCuda, device_}; }
+  void Synchronize() override { Check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize"); }
+  void* native_handle() const override { return stream_; }
+
+ private:
+  int device_;
+  cudaStream_t stream_ = nullptr;
+};
+
+// Device memory from the device's stream-ordered pool. Freed with cudaFreeAsync on the legacy
+// default stream, which orders after work already queued on blocking streams; engines'
+// non-blocking streams are synchronized by the runtime before their tensors are released.
+class CudaBuffer final : public Buffer {
+ public:
+  CudaBuffer(int device, size_t bytes) : device_(device), size_(bytes) {
+    if (bytes == 0) return;
+    DeviceScope scope(device);
+    Check(cudaMallocAsync(&data_, bytes, cudaStreamLegacy), "cudaMallocAsync");
+    Check(cudaStreamSynchronize(cudaStreamLegacy), "cudaStreamSynchronize");
+  }
+  ~CudaBuffer() override {
+    if (!data_) return;
+    DeviceScope scope(device_);
+    cudaFreeAsync(data_, cudaStreamLegacy);
+  }
+  void* data() override { return data_; }
+  size_t size() const override { return size_; }
+  Device device() const override { return {DeviceKind::kCuda, device_}; }
+
+ private:
+  int device_;
+  size_t size_;
+  void* data_ = nullptr;
+};
+
+class CudaAllocator final : public Allocator {
+ public:
+  explicit CudaAllocator(int device) : device_(device) {}
+  Device device() const override { return {DeviceKind::kCuda, device_}; }
+  std::shared_ptr<Buffer> Allocate(size_t bytes) const override { return std::make_shared<CudaBuffer>(device_, bytes); }
+
+ private:
+  int device_;
+};
+
+class CudaTransfer final : public DataTransfer {
+ public:
+  explicit CudaTransfer(int device) : device_(device) {}
+  bool CanCopy(Device src, Device dst) const override { return Handles(src) && Handles(dst); }
+  void CopyTensor(const Tensor& src, Tensor& dst, Stream& stream) const override {
+    CheckCopyable(src, dst);
+    if (!CanCopy(src.device(), dst.device()))
+      throw Error(ErrorCode::kInvalidArgument, fmt::format("cuda:{} cannot copy from {} to {}", device_, src.device().ToString(),
+                                                           dst.device().ToString()));
+    if (stream.device() != Device{DeviceKind::kCuda, device_})
+      throw Error(ErrorCode::kInvalidArgument, fmt::format("a cuda:{} copy was queued on a {} stream", device_, stream.device().ToString()));
+    if (src.byte_size() == 0) return;
+    DeviceScope scope(device_);
+    Check(cudaMemcpyAsync(dst.raw_data(), src.raw_data(), src.byte_size(), cudaMemcpyDefault,
+                          static_cast<cudaStream_t>(stream.native_handle())),
+          "cudaMemcpyAsync");
+  }
+
+ private:
+  bool Handles(Device d) const { return d.kind == DeviceKind::kCpu || d == Device{DeviceKind::kCuda, device_}; }
+  int device_;
+};
+
+class CudaServices final : public DeviceServices {
+ public:
+  explicit CudaServices(int device) : device_(device), allocator_(device), transfer_(device) {}
+  Device device() const override { return {DeviceKind::kCuda, device_}; }
+  const Allocator& allocator() const override { return allocator_; }
+  const DataTransfer& transfer() const override { return transfer_; }
+  std::unique_ptr<Stream> CreateStream() const override { return std::make_unique<CudaStream>(device_); }
+
+ private:
+  int device_;
+  CudaAllocator allocator_;
+  CudaTransfer transfer_;
+};
+
+}  // namespace
+
+int DeviceCount() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no driver" error
+    return 0;
+  }
+  return count;
+}
+
+const DeviceServices& Services(int index) {
+  static std::mutex mutex;
+  static std::map<int, std::unique_ptr<CudaServices>> services;
+  const int count = DeviceCount();
+  if (index < 0 || index >= count)
+    throw Error(ErrorCode::kNotFound, fmt::format("CUDA device {} does not exist ({} CUDA device(s) visible)", index, count));
+  std::lock_guard<std::mutex> lock(mutex);
+  auto& s = services[index];
+  if (!s) s = std::make_unique<CudaServices>(index);
+  return *s;
+}
+
+}  // namespace kiln::backend::cuda

@@ -1,0 +1,17 @@
+// The CUDA device's services: device memory (cudaMallocAsync on the device's default memory
+// pool, freed stream-ordered), CUDA streams, and copies with cudaMemcpyAsync. Engines of the
+// CUDA backend run on these streams; the runtime copies between host and device with them.
+#pragma once
+
+#include "backend/device.h"
+
+namespace kiln::backend::cuda {
+
+// Number of CUDA devices visible to this process (0 when there is no driver or GPU).
+int DeviceCount();
+
+// The services of CUDA device `index`. kNotFound naming the count when it does not exist;
+// kUnavailable with the CUDA error when the driver cannot be used.
+const DeviceServices& Services(int index = 0);
+
+}  // namespace kiln::backend::cuda
