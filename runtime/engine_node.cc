@@ -140,7 +140,18 @@ std::vector<Tensor> EngineNodeRuntime::Run(std::span<const Tensor> inputs, backe
     }
   }
   try {
-    const std::vector<Shape> out_shapes = engine->OutputShapes(shapes);
+    std::vector<Shape> out_shapes;
+    try {
+      out_shapes = engine->OutputShapes(shapes);
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::kUnimplemented) throw;
+      // Output shapes only the run determines: the engine allocates the outputs it is handed
+      // undefined.
+      std::vector<Tensor> outputs(engine->output_dtypes().size());
+      engine->Enqueue(inputs, outputs, stream);
+      ++stats_.engine_runs;
+      return outputs;
+    }
     const std::vector<DType> dtypes = engine->output_dtypes();
     std::vector<Tensor> outputs;
     outputs.reserve(out_shapes.size());

@@ -290,7 +290,7 @@ std::vector<Shape> CpuEngine::OutputShapes(std::span<const Shape> input_shapes) 
   for (size_t i = 0; i < graph_->outputs().size(); ++i) {
     const auto& s = all[static_cast<size_t>(graph_->outputs()[i])];
     if (!s)
-      throw Error(ErrorCode::kInvalidArgument, fmt::format("engine output {} ('{}') has a data-dependent shape", i,
+      throw Error(ErrorCode::kUnimplemented, fmt::format("engine output {} ('{}') has a shape only the run determines", i,
                                                            graph_->output_names()[i]));
     shapes.push_back(*s);
   }
@@ -308,7 +308,7 @@ void CpuEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> output
   if (outputs.size() != g.outputs().size())
     throw Error(ErrorCode::kInvalidArgument, fmt::format("the engine has {} outputs, {} given", g.outputs().size(), outputs.size()));
   for (size_t i = 0; i < outputs.size(); ++i)
-    if (!outputs[i].is_host() || outputs[i].dtype() != g.value(g.outputs()[i]).dtype)
+    if (outputs[i].defined() && (!outputs[i].is_host() || outputs[i].dtype() != g.value(g.outputs()[i]).dtype))
       throw Error(ErrorCode::kInvalidArgument, fmt::format("engine output {} ('{}') must be a host {} tensor", i, g.output_names()[i],
                                                            DTypeName(g.value(g.outputs()[i]).dtype)));
 
@@ -334,7 +334,8 @@ void CpuEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> output
       Shape shape = s.def->infer(*s.node, in_shapes)[0];
       // A graph output is written straight into the caller's tensor.
       const int out_index = output_index_[static_cast<size_t>(out_id)];
-      Tensor out = out_index >= 0 && outputs[static_cast<size_t>(out_index)].shape() == shape
+      Tensor out = out_index >= 0 && outputs[static_cast<size_t>(out_index)].defined() &&
+                           outputs[static_cast<size_t>(out_index)].shape() == shape
                        ? outputs[static_cast<size_t>(out_index)]
                        : OutputTensor(out_id, g.value(out_id).dtype, std::move(shape), ctx);
       s.kernel->Run(ctx.args, out, ctx);
@@ -344,8 +345,18 @@ void CpuEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> output
   }
 
   // Outputs not written in place (reference steps, constants, inputs, repeated outputs).
+  const char* arena_begin = static_cast<const char*>(ctx.arena->data());
+  const char* arena_end = arena_begin ? arena_begin + ctx.arena->size() : nullptr;
   for (size_t i = 0; i < outputs.size(); ++i) {
     const Tensor& t = vals[static_cast<size_t>(g.outputs()[i])];
+    if (!outputs[i].defined()) {
+      // Unallocated (Execute): hand out the value, copied when it views the reused arena or the
+      // plan's own constant.
+      const char* p = static_cast<const char*>(t.raw_data());
+      const bool shared = p && ((arena_begin && p >= arena_begin && p < arena_end) || g.ConstantOf(g.outputs()[i]));
+      outputs[i] = shared ? t.Clone() : t;
+      continue;
+    }
     if (t.shape() != outputs[i].shape())
       throw Error(ErrorCode::kInternal, fmt::format("engine output {} ('{}') has shape {}, the caller allocated {}", i,
                                                     g.output_names()[i], ShapeToString(t.shape()),

@@ -39,6 +39,8 @@ class CpuEngine final : public Engine {
   std::string precision_note() const override { return precision_.note; }
   std::vector<DType> output_dtypes() const override;
   std::vector<Shape> OutputShapes(std::span<const Shape> input_shapes) const override;
+  // An undefined output tensor is allocated by the step that produces it: OutputShapes answers
+  // kUnimplemented for outputs whose shapes only the run determines (computed Reshape targets).
   void Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outputs, Stream& stream) const override;
   std::string Serialize() const override;
 
