@@ -53,10 +53,7 @@ class ConvertedSignature final : public Signature {
         auto it = output_buffers.find(spec.name);
         buffers.push_back(it == output_buffers.end() ? nullptr : it->second);
       }
-    std::vector<Tensor> outs = runner_->Run(BindInputs(key_, inputs_, inputs), buffers);
-    std::map<std::string, Tensor> named;
-    for (size_t i = 0; i < outs.size(); ++i) named[outputs_[i].name] = std::move(outs[i]);
-    return named;
+    return NameOutputs(outputs_, runner_->Run(BindInputs(key_, inputs_, inputs), buffers));
   }
 
  private:

@@ -42,11 +42,7 @@ class SavedModelSignature final : public Signature {
   size_t num_nodes() const override { return num_nodes_; }
 
   std::map<std::string, Tensor> Run(const std::map<std::string, Tensor>& inputs) const override {
-    std::vector<Tensor> ordered = BindInputs(key_, inputs_, inputs);
-    std::vector<Tensor> outs = executor_->Run(std::move(ordered));
-    std::map<std::string, Tensor> named;
-    for (size_t i = 0; i < outs.size(); ++i) named[outputs_[i].name] = std::move(outs[i]);
-    return named;
+    return NameOutputs(outputs_, executor_->Run(BindInputs(key_, inputs_, inputs)));
   }
 
  private:

@@ -60,4 +60,10 @@ std::vector<Tensor> BindInputs(const std::string& signature_key, const std::vect
   return ordered;
 }
 
+std::map<std::string, Tensor> NameOutputs(const std::vector<TensorSpec>& specs, std::vector<Tensor> outputs) {
+  std::map<std::string, Tensor> named;
+  for (size_t i = 0; i < outputs.size(); ++i) named[specs.at(i).name] = std::move(outputs[i]);
+  return named;
+}
+
 }  // namespace kiln::api

@@ -18,4 +18,7 @@ std::vector<TensorSpec> SpecsOf(const ir::Graph& graph, const std::vector<ir::Va
 std::vector<Tensor> BindInputs(const std::string& signature_key, const std::vector<TensorSpec>& specs,
                                const std::map<std::string, Tensor>& inputs);
 
+// Outputs in `specs` order, keyed by the specs' names.
+std::map<std::string, Tensor> NameOutputs(const std::vector<TensorSpec>& specs, std::vector<Tensor> outputs);
+
 }  // namespace kiln::api

@@ -273,31 +273,40 @@ std::vector<DType> CpuEngine::output_dtypes() const {
 
 std::vector<Shape> CpuEngine::OutputShapes(std::span<const Shape> input_shapes) const {
   std::vector<Shape> key(input_shapes.begin(), input_shapes.end());
+  std::optional<std::vector<Shape>> shapes;
+  bool cached = false;
   {
     std::lock_guard<std::mutex> lock(shapes_mu_);
     auto it = output_shapes_.find(key);
-    if (it != output_shapes_.end()) return it->second;
+    if (it != output_shapes_.end()) {
+      shapes = it->second;
+      cached = true;
+    }
   }
-  if (!profile_.Covers(key))
-    throw Error(ErrorCode::kInvalidArgument,
-                fmt::format("input shapes {} are outside the engine's profile {}", [&] {
-                  std::vector<std::string> s;
-                  for (const Shape& sh : key) s.push_back(ShapeToString(sh));
-                  return fmt::format("{}", fmt::join(s, ";"));
-                }(), profile_.ToString()));
-  const std::vector<std::optional<Shape>> all = SpecializeShapes(*graph_, key);
-  std::vector<Shape> shapes;
-  for (size_t i = 0; i < graph_->outputs().size(); ++i) {
-    const auto& s = all[static_cast<size_t>(graph_->outputs()[i])];
-    if (!s)
-      throw Error(ErrorCode::kUnimplemented, fmt::format("engine output {} ('{}') has a shape only the run determines", i,
-                                                           graph_->output_names()[i]));
-    shapes.push_back(*s);
+  if (!cached) {
+    if (!profile_.Covers(key)) {
+      std::vector<std::string> s;
+      for (const Shape& sh : key) s.push_back(ShapeToString(sh));
+      throw Error(ErrorCode::kInvalidArgument,
+                  fmt::format("input shapes {} are outside the engine's profile {}", fmt::join(s, ";"), profile_.ToString()));
+    }
+    // Specialising clones the graph: the answer, known or not, is kept per input shapes.
+    const std::vector<std::optional<Shape>> all = SpecializeShapes(*graph_, key);
+    shapes.emplace();
+    for (ir::ValueId out : graph_->outputs()) {
+      if (!all[static_cast<size_t>(out)]) {
+        shapes.reset();
+        break;
+      }
+      shapes->push_back(*all[static_cast<size_t>(out)]);
+    }
+    std::lock_guard<std::mutex> lock(shapes_mu_);
+    if (output_shapes_.size() >= 64) output_shapes_.clear();  // bounded: shapes seen by one engine are few
+    output_shapes_.emplace(std::move(key), shapes);
   }
-  std::lock_guard<std::mutex> lock(shapes_mu_);
-  if (output_shapes_.size() >= 64) output_shapes_.clear();  // bounded: shapes seen by one engine are few
-  output_shapes_.emplace(std::move(key), shapes);
-  return shapes;
+  if (!shapes)
+    throw Error(ErrorCode::kUnimplemented, "the engine's output shapes are determined only by running it");
+  return *shapes;
 }
 
 void CpuEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outputs, Stream& stream) const {

@@ -99,7 +99,8 @@ class CpuEngine final : public Engine {
 
   // OutputShapes specialises the graph's shapes; the result is kept per input shapes.
   mutable std::mutex shapes_mu_;
-  mutable std::map<std::vector<Shape>, std::vector<Shape>> output_shapes_;
+  // nullopt: some output's shape only the run determines.
+  mutable std::map<std::vector<Shape>, std::optional<std::vector<Shape>>> output_shapes_;
 
   mutable std::mutex pool_mu_;
   mutable std::vector<std::unique_ptr<ExecContext>> pool_;
