@@ -46,6 +46,18 @@ class NameRegistry {
   std::map<std::string, T, std::less<>> entries_;
 };
 
+// Registers entries during static initialisation, next to the code they name, the way TensorFlow's
+// REGISTER_KERNEL_BUILDER and ONNX Runtime's kernel macros keep an op's registration with its kernel:
+//   KILN_STATIC_REGISTRATION(ReferenceKernelRegistry().Add("Gather", Gather));
+// The registry must be a function-local static (constructed on first use, so the order in which
+// translation units initialise does not matter), and the library holding the registrations must
+// be linked whole (CMake: $<LINK_LIBRARY:WHOLE_ARCHIVE,lib>), or the linker drops them.
+#define KILN_REGISTRATION_CONCAT_(a, b) a##b
+#define KILN_REGISTRATION_CONCAT(a, b) KILN_REGISTRATION_CONCAT_(a, b)
+#define KILN_STATIC_REGISTRATION(registration)                                           \
+  [[maybe_unused]] static const bool KILN_REGISTRATION_CONCAT(kiln_registration_, __COUNTER__) = \
+      ((registration), true)
+
 // A registry built by running each registration function (one per op family) on it, in order.
 template <typename Registry>
 Registry BuildRegistry(std::initializer_list<void (*)(Registry&)> families) {
