@@ -1,25 +1,9 @@
-// Reference kernels of the array family. The kernels live in array_shape.cc, array_pad.cc,
-// array_slice.cc, array_gather.cc, array_select.cc and array_reduce.cc; this file registers
-// them and holds the shared helpers declared in array_common.h.
+// Shared helpers of the array-family reference kernels (declared in array_common.h). The kernels
+// live in array_shape.cc, array_pad.cc, array_slice.cc, array_gather.cc, array_select.cc and
+// array_reduce.cc, each registered next to its definition.
 #include "backend/reference/array_common.h"
 
 namespace kiln::reference {
-
-void RegisterArrayShapeKernels(KernelTable& table);   // array_shape.cc
-void RegisterArrayPadKernels(KernelTable& table);     // array_pad.cc
-void RegisterArraySliceKernels(KernelTable& table);   // array_slice.cc
-void RegisterArrayGatherKernels(KernelTable& table);  // array_gather.cc
-void RegisterArraySelectKernels(KernelTable& table);  // array_select.cc
-void RegisterArrayReduceKernels(KernelTable& table);  // array_reduce.cc
-
-void RegisterArrayKernels(KernelTable& table) {
-  RegisterArrayShapeKernels(table);
-  RegisterArrayPadKernels(table);
-  RegisterArraySliceKernels(table);
-  RegisterArrayGatherKernels(table);
-  RegisterArraySelectKernels(table);
-  RegisterArrayReduceKernels(table);
-}
 
 namespace array {
 

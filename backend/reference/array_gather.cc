@@ -69,6 +69,7 @@ void Gather(KernelContext& ctx) {
         }
   });
 }
+KILN_REFERENCE_KERNEL("Gather", Gather);
 
 // Flat slice offsets (in units of `slice` elements) of every index row of an [..., K] tensor
 // into `shape`; fails naming the first row out of range.
@@ -114,6 +115,7 @@ void GatherNd(KernelContext& ctx) {
       std::copy_n(Elems<T>(params) + offsets[r] * slice, slice, Elems<T>(out) + static_cast<int64_t>(r) * slice);
   });
 }
+KILN_REFERENCE_KERNEL("GatherNd", GatherNd);
 
 void ScatterNd(KernelContext& ctx) {
   const Tensor& indices = ctx.input(0);
@@ -154,6 +156,7 @@ void ScatterNd(KernelContext& ctx) {
       }
   });
 }
+KILN_REFERENCE_KERNEL("ScatterNd", ScatterNd);
 
 void OneHot(KernelContext& ctx) {
   const Tensor& indices = ctx.input(0);
@@ -181,14 +184,8 @@ void OneHot(KernelContext& ctx) {
         for (int64_t s = 0; s < suffix; ++s) o[(p * depth + d) * suffix + s] = idx[static_cast<size_t>(p * suffix + s)] == d ? on_v : off_v;
   });
 }
+KILN_REFERENCE_KERNEL("OneHot", OneHot);
 
 }  // namespace
-
-void RegisterArrayGatherKernels(KernelTable& t) {
-  t.Add("Gather", Gather);
-  t.Add("GatherNd", GatherNd);
-  t.Add("ScatterNd", ScatterNd);
-  t.Add("OneHot", OneHot);
-}
 
 }  // namespace kiln::reference

@@ -69,6 +69,7 @@ void Pad(KernelContext& ctx) {
   Tensor& out = ctx.AllocateOutput(0, x.dtype(), out_shape);
   array::MapCopyTensor(ctx, x, out, maps, fill);
 }
+KILN_REFERENCE_KERNEL("Pad", Pad);
 
 // Shared by SpaceToBatchND (to_batch) and BatchToSpaceND. `space` is the tensor with the large
 // spatial dims ([B] + padded/cropped spatial + rest), `batch` the one with the blocks in the batch
@@ -164,13 +165,9 @@ void SpaceBatch(KernelContext& ctx) {
     SpaceBatchCopy<T>(space, batch, block, pads, Elems<T>(x), Elems<T>(out), kToBatch);
   });
 }
+KILN_REFERENCE_KERNEL("SpaceToBatchND", SpaceBatch<true>);
+KILN_REFERENCE_KERNEL("BatchToSpaceND", SpaceBatch<false>);
 
 }  // namespace
-
-void RegisterArrayPadKernels(KernelTable& t) {
-  t.Add("Pad", Pad);
-  t.Add("SpaceToBatchND", SpaceBatch<true>);
-  t.Add("BatchToSpaceND", SpaceBatch<false>);
-}
 
 }  // namespace kiln::reference

@@ -143,6 +143,14 @@ void Reduce(KernelContext& ctx) {
     });
   }
 }
+KILN_REFERENCE_KERNEL("ReduceSum", Reduce<Kind::kSum>);
+KILN_REFERENCE_KERNEL("ReduceMean", Reduce<Kind::kMean>);
+KILN_REFERENCE_KERNEL("ReduceProd", Reduce<Kind::kProd>);
+KILN_REFERENCE_KERNEL("ReduceMax", Reduce<Kind::kMax>);
+KILN_REFERENCE_KERNEL("ReduceMin", Reduce<Kind::kMin>);
+KILN_REFERENCE_KERNEL("ReduceEuclideanNorm", Reduce<Kind::kEuclideanNorm>);
+KILN_REFERENCE_KERNEL("ReduceAll", Reduce<Kind::kAll>);
+KILN_REFERENCE_KERNEL("ReduceAny", Reduce<Kind::kAny>);
 
 template <bool kMax>
 void Arg(KernelContext& ctx) {
@@ -179,6 +187,8 @@ void Arg(KernelContext& ctx) {
     for (size_t j = 0; j < best.size(); ++j) out.data<I>()[j] = static_cast<I>(best[j]);
   });
 }
+KILN_REFERENCE_KERNEL("ArgMax", Arg<true>);
+KILN_REFERENCE_KERNEL("ArgMin", Arg<false>);
 
 template <bool kProd>
 void Cumulative(KernelContext& ctx) {
@@ -213,22 +223,9 @@ void Cumulative(KernelContext& ctx) {
       }
   });
 }
+KILN_REFERENCE_KERNEL("Cumsum", Cumulative<false>);
+KILN_REFERENCE_KERNEL("Cumprod", Cumulative<true>);
 
 }  // namespace
-
-void RegisterArrayReduceKernels(KernelTable& t) {
-  t.Add("ReduceSum", Reduce<Kind::kSum>);
-  t.Add("ReduceMean", Reduce<Kind::kMean>);
-  t.Add("ReduceProd", Reduce<Kind::kProd>);
-  t.Add("ReduceMax", Reduce<Kind::kMax>);
-  t.Add("ReduceMin", Reduce<Kind::kMin>);
-  t.Add("ReduceEuclideanNorm", Reduce<Kind::kEuclideanNorm>);
-  t.Add("ReduceAll", Reduce<Kind::kAll>);
-  t.Add("ReduceAny", Reduce<Kind::kAny>);
-  t.Add("ArgMax", Arg<true>);
-  t.Add("ArgMin", Arg<false>);
-  t.Add("Cumsum", Cumulative<false>);
-  t.Add("Cumprod", Cumulative<true>);
-}
 
 }  // namespace kiln::reference

@@ -40,6 +40,7 @@ void Where(KernelContext& ctx) {
     }
   }
 }
+KILN_REFERENCE_KERNEL("Where", Where);
 
 template <typename K, typename T, typename Get>
 void UniqueImpl(KernelContext& ctx, const Tensor& x, DType idx_type, Get get) {
@@ -75,6 +76,7 @@ void Unique(KernelContext& ctx) {
     UniqueImpl<K, T>(ctx, x, idx_type, [&](int64_t i) { return Key(x.data<T>()[i]); });
   });
 }
+KILN_REFERENCE_KERNEL("Unique", Unique);
 
 // A strict weak order for sorting descending: NaN sorts before every number.
 template <typename K>
@@ -116,13 +118,8 @@ void TopK(KernelContext& ctx) {
     }
   });
 }
+KILN_REFERENCE_KERNEL("TopK", TopK);
 
 }  // namespace
-
-void RegisterArraySelectKernels(KernelTable& t) {
-  t.Add("Where", Where);
-  t.Add("Unique", Unique);
-  t.Add("TopK", TopK);
-}
 
 }  // namespace kiln::reference

@@ -27,6 +27,7 @@ void Reshape(KernelContext& ctx) {
   if (!err.empty()) ctx.Fail(err);
   ctx.SetOutput(0, x.Reshaped(out));
 }
+KILN_REFERENCE_KERNEL("Reshape", Reshape);
 
 void Transpose(KernelContext& ctx) {
   CheckVector(ctx, 1, "perm");
@@ -56,6 +57,7 @@ void Transpose(KernelContext& ctx) {
   Tensor& out = ctx.AllocateOutput(0, x.dtype(), out_shape);
   array::MapCopyTensor(ctx, x, out, maps, nullptr);
 }
+KILN_REFERENCE_KERNEL("Transpose", Transpose);
 
 // Copies `parts` (each [outer, part_inner]) into `out` ([outer, sum part_inner]) or back.
 template <typename T>
@@ -105,6 +107,7 @@ void Concat(KernelContext& ctx) {
   for (const Tensor* p : parts) part_inner.push_back(p->dim(static_cast<int>(axis)) * inner);
   DispatchMove(x0.dtype(), "Concat", [&]<typename T>() { Interleave<T>(parts, out, outer, part_inner, false, {}); });
 }
+KILN_REFERENCE_KERNEL("Concat", Concat);
 
 void Pack(KernelContext& ctx) {
   const int n = ctx.num_inputs();
@@ -128,6 +131,7 @@ void Pack(KernelContext& ctx) {
     Interleave<T>(parts, out, outer, std::vector<int64_t>(static_cast<size_t>(n), inner), false, {});
   });
 }
+KILN_REFERENCE_KERNEL("Pack", Pack);
 
 // Splits x along `axis` into pieces of the given sizes (outputs 0..n-1), reshaping each piece to
 // `drop_axis` ? without the axis : with the axis of its size.
@@ -158,6 +162,7 @@ void Unpack(KernelContext& ctx) {
   if (num == 0) return;
   SplitInto(ctx, x, axis, std::vector<int64_t>(static_cast<size_t>(num), 1), true);
 }
+KILN_REFERENCE_KERNEL("Unpack", Unpack);
 
 void Split(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
@@ -191,6 +196,7 @@ void Split(KernelContext& ctx) {
   if (num == 0) return;
   SplitInto(ctx, x, axis, sizes, false);
 }
+KILN_REFERENCE_KERNEL("Split", Split);
 
 void Squeeze(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
@@ -207,6 +213,7 @@ void Squeeze(KernelContext& ctx) {
     if (!(axes.empty() ? x.dim(d) == 1 : drop[static_cast<size_t>(d)])) out.push_back(x.dim(d));
   ctx.SetOutput(0, x.Reshaped(out));
 }
+KILN_REFERENCE_KERNEL("Squeeze", Squeeze);
 
 void ExpandDims(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
@@ -215,6 +222,7 @@ void ExpandDims(KernelContext& ctx) {
   out.insert(out.begin() + axis, 1);
   ctx.SetOutput(0, x.Reshaped(out));
 }
+KILN_REFERENCE_KERNEL("ExpandDims", ExpandDims);
 
 void Tile(KernelContext& ctx) {
   CheckVector(ctx, 1, "multiples");
@@ -236,6 +244,7 @@ void Tile(KernelContext& ctx) {
   Tensor& out = ctx.AllocateOutput(0, x.dtype(), out_shape);
   array::MapCopyTensor(ctx, x, out, maps, nullptr);
 }
+KILN_REFERENCE_KERNEL("Tile", Tile);
 
 void BroadcastTo(KernelContext& ctx) {
   CheckVector(ctx, 1, "shape");
@@ -258,6 +267,7 @@ void BroadcastTo(KernelContext& ctx) {
   Tensor& out = ctx.AllocateOutput(0, x.dtype(), target);
   array::MapCopyTensor(ctx, x, out, maps, nullptr);
 }
+KILN_REFERENCE_KERNEL("BroadcastTo", BroadcastTo);
 
 Tensor IntTensor(DType dtype, Shape shape, const std::vector<int64_t>& values) {
   Tensor t(dtype, std::move(shape));
@@ -276,6 +286,7 @@ void BroadcastArgs(KernelContext& ctx) {
     ctx.Fail(fmt::format("incompatible shapes: {} vs. {}", ShapeToString(a), ShapeToString(b)));
   ctx.SetOutput(0, IntTensor(ctx.input(0).dtype(), {static_cast<int64_t>(out.size())}, out));
 }
+KILN_REFERENCE_KERNEL("BroadcastArgs", BroadcastArgs);
 
 DType OutType(const KernelContext& ctx) { return ctx.attrs().GetOr<DType>("out_type", DType::kInt32); }
 
@@ -289,14 +300,17 @@ void ShapeKernel(KernelContext& ctx) {
   CheckFits(ctx, OutType(ctx), s);
   ctx.SetOutput(0, IntTensor(OutType(ctx), {static_cast<int64_t>(s.size())}, s));
 }
+KILN_REFERENCE_KERNEL("Shape", ShapeKernel);
 
 void Size(KernelContext& ctx) {
   const int64_t n = ctx.input(0).num_elements();
   CheckFits(ctx, OutType(ctx), {n});
   ctx.SetOutput(0, IntTensor(OutType(ctx), {}, {n}));
 }
+KILN_REFERENCE_KERNEL("Size", Size);
 
 void Rank(KernelContext& ctx) { ctx.SetOutput(0, IntTensor(DType::kInt32, {}, {ctx.input(0).rank()})); }
+KILN_REFERENCE_KERNEL("Rank", Rank);
 
 void Fill(KernelContext& ctx) {
   CheckVector(ctx, 0, "dims");
@@ -308,6 +322,7 @@ void Fill(KernelContext& ctx) {
   Tensor& out = ctx.AllocateOutput(0, v.dtype(), dims);
   DispatchMove(v.dtype(), "Fill", [&]<typename T>() { std::fill_n(Elems<T>(out), out.num_elements(), Elems<T>(v)[0]); });
 }
+KILN_REFERENCE_KERNEL("Fill", Fill);
 
 void Range(KernelContext& ctx) {
   const Tensor& s = ctx.input(0);
@@ -330,8 +345,10 @@ void Range(KernelContext& ctx) {
     }
   });
 }
+KILN_REFERENCE_KERNEL("Range", Range);
 
 void ZerosLike(KernelContext& ctx) { ctx.AllocateOutput(0, ctx.input(0).dtype(), ctx.input(0).shape()); }
+KILN_REFERENCE_KERNEL("ZerosLike", ZerosLike);
 
 void OnesLike(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
@@ -341,6 +358,7 @@ void OnesLike(KernelContext& ctx) {
   else if (x.dtype() == DType::kComplex128) std::fill_n(out.data<std::complex<double>>(), n, std::complex<double>(1, 0));
   else DispatchAll(x.dtype(), "OnesLike", [&]<typename T>() { std::fill_n(out.data<T>(), n, FromDouble<T>(1.0)); });
 }
+KILN_REFERENCE_KERNEL("OnesLike", OnesLike);
 
 void InvertPermutation(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
@@ -356,29 +374,8 @@ void InvertPermutation(KernelContext& ctx) {
   }
   ctx.SetOutput(0, IntTensor(x.dtype(), x.shape(), inv));
 }
+KILN_REFERENCE_KERNEL("InvertPermutation", InvertPermutation);
 
 }  // namespace
-
-void RegisterArrayShapeKernels(KernelTable& t) {
-  t.Add("Reshape", Reshape);
-  t.Add("Transpose", Transpose);
-  t.Add("Concat", Concat);
-  t.Add("Pack", Pack);
-  t.Add("Unpack", Unpack);
-  t.Add("Split", Split);
-  t.Add("Squeeze", Squeeze);
-  t.Add("ExpandDims", ExpandDims);
-  t.Add("Tile", Tile);
-  t.Add("BroadcastTo", BroadcastTo);
-  t.Add("BroadcastArgs", BroadcastArgs);
-  t.Add("Shape", ShapeKernel);
-  t.Add("Size", Size);
-  t.Add("Rank", Rank);
-  t.Add("Fill", Fill);
-  t.Add("Range", Range);
-  t.Add("ZerosLike", ZerosLike);
-  t.Add("OnesLike", OnesLike);
-  t.Add("InvertPermutation", InvertPermutation);
-}
 
 }  // namespace kiln::reference

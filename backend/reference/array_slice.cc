@@ -42,6 +42,7 @@ void Slice(KernelContext& ctx) {
   }
   StridedCopy(ctx, x, begin, std::vector<int64_t>(begin.size(), 1), size, size);
 }
+KILN_REFERENCE_KERNEL("Slice", Slice);
 
 void StridedSlice(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
@@ -64,6 +65,7 @@ void StridedSlice(KernelContext& ctx) {
   const Shape out_shape(r.final_shape.begin(), r.final_shape.end());
   StridedCopy(ctx, x, r.begin, r.strides, sizes, out_shape);
 }
+KILN_REFERENCE_KERNEL("StridedSlice", StridedSlice);
 
 void Reverse(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
@@ -82,13 +84,8 @@ void Reverse(KernelContext& ctx) {
   }
   StridedCopy(ctx, x, begin, step, x.shape(), x.shape());
 }
+KILN_REFERENCE_KERNEL("Reverse", Reverse);
 
 }  // namespace
-
-void RegisterArraySliceKernels(KernelTable& t) {
-  t.Add("Slice", Slice);
-  t.Add("StridedSlice", StridedSlice);
-  t.Add("Reverse", Reverse);
-}
 
 }  // namespace kiln::reference

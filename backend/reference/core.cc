@@ -7,8 +7,10 @@ namespace kiln::reference {
 namespace {
 
 void ConstantKernel(KernelContext& ctx) { ctx.SetOutput(0, ctx.attrs().Get<Tensor>("value")); }
+KILN_REFERENCE_KERNEL("Constant", ConstantKernel);
 
 void IdentityKernel(KernelContext& ctx) { ctx.SetOutput(0, ctx.input(0)); }
+KILN_REFERENCE_KERNEL("Identity", IdentityKernel);
 
 // Copies between host and device run in the converted-graph executor with the device's
 // DataTransfer; on the host alone (every value placed on the host) a copy is the identity.
@@ -17,6 +19,8 @@ void HostCopyKernel(KernelContext& ctx) {
                                                     ctx.input(0).device().ToString()));
   ctx.SetOutput(0, ctx.input(0));
 }
+KILN_REFERENCE_KERNEL("MemcpyFromHost", HostCopyKernel);
+KILN_REFERENCE_KERNEL("MemcpyToHost", HostCopyKernel);
 
 // TensorFlow's predicate rule: a scalar is converted to bool (non-zero / non-empty string);
 // a non-scalar is true when it has elements.
@@ -37,6 +41,7 @@ void IfKernel(KernelContext& ctx) {
   std::vector<Tensor> outs = ctx.RunSubgraph(Subgraph(ctx, take_then ? "then_branch" : "else_branch"), std::move(args));
   for (int i = 0; i < ctx.num_outputs(); ++i) ctx.SetOutput(i, std::move(outs.at(static_cast<size_t>(i))));
 }
+KILN_REFERENCE_KERNEL("If", IfKernel);
 
 void WhileKernel(KernelContext& ctx) {
   const ir::Graph& cond = Subgraph(ctx, "cond");
@@ -52,16 +57,8 @@ void WhileKernel(KernelContext& ctx) {
   }
   for (int i = 0; i < ctx.num_outputs(); ++i) ctx.SetOutput(i, std::move(vars[static_cast<size_t>(i)]));
 }
+KILN_REFERENCE_KERNEL("While", WhileKernel);
 
 }  // namespace
-
-void RegisterCoreKernels(KernelTable& table) {
-  table.Add("Constant", ConstantKernel);
-  table.Add("Identity", IdentityKernel);
-  table.Add("MemcpyFromHost", HostCopyKernel);
-  table.Add("MemcpyToHost", HostCopyKernel);
-  table.Add("If", IfKernel);
-  table.Add("While", WhileKernel);
-}
 
 }  // namespace kiln::reference

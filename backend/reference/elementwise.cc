@@ -1,4 +1,4 @@
-// Elementwise reference kernels: registration and the shared broadcasting helper. The kernels
+// Elementwise reference kernels: the shared broadcasting helper. The kernels
 // live in elementwise_unary.cc, elementwise_binary.cc, elementwise_other.cc and
 // elementwise_quant.cc.
 #include "backend/reference/elementwise_common.h"
@@ -54,12 +54,5 @@ BroadcastPlan BroadcastOrFail(const KernelContext& ctx, const std::vector<Shape>
 }
 
 }  // namespace elementwise
-
-void RegisterElementwiseKernels(KernelTable& table) {
-  elementwise::RegisterUnaryKernels(table);
-  elementwise::RegisterBinaryKernels(table);
-  elementwise::RegisterOtherKernels(table);
-  elementwise::RegisterQuantKernels(table);
-}
 
 }  // namespace kiln::reference

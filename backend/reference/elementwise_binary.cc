@@ -99,13 +99,13 @@ void EqualityKernel(KernelContext& ctx) {
     });
   });
 }
+KILN_REFERENCE_KERNEL("Equal", EqualityKernel<false>);
+KILN_REFERENCE_KERNEL("NotEqual", EqualityKernel<true>);
 
 }  // namespace
 
-void RegisterBinaryKernels(KernelTable& t) {
-  ir::elementwise::BinaryOps::ForEach([&]<typename Op>() { t.Add(Op::kInfo.name, &BinaryKernel<Op>); });
-  t.Add("Equal", &EqualityKernel<false>);
-  t.Add("NotEqual", &EqualityKernel<true>);
-}
+// One kernel per binary op description (ir/ops/elementwise_binary_ops.h).
+KILN_STATIC_REGISTRATION(ir::elementwise::BinaryOps::ForEach(
+    []<typename Op>() { ReferenceKernelRegistry().Add(Op::kInfo.name, &BinaryKernel<Op>); }));
 
 }  // namespace kiln::reference::elementwise

@@ -110,10 +110,4 @@ void ForEachBroadcast(const Shape& out_shape, const std::array<const std::vector
   }
 }
 
-// Registration of the kernel groups (one per file).
-void RegisterUnaryKernels(KernelTable& table);
-void RegisterBinaryKernels(KernelTable& table);
-void RegisterOtherKernels(KernelTable& table);
-void RegisterQuantKernels(KernelTable& table);
-
 }  // namespace kiln::reference::elementwise

@@ -36,6 +36,7 @@ void SelectKernel(KernelContext& ctx) {
     });
   });
 }
+KILN_REFERENCE_KERNEL("Select", SelectKernel);
 
 // ---- Cast ----
 
@@ -117,6 +118,7 @@ void CastKernel(KernelContext& ctx) {
     });
   });
 }
+KILN_REFERENCE_KERNEL("Cast", CastKernel);
 
 // ---- Clip: min(max(x, lo), hi) evaluated as TensorFlow's x.cwiseMin(hi).cwiseMax(lo) ----
 void ClipKernel(KernelContext& ctx) {
@@ -141,6 +143,7 @@ void ClipKernel(KernelContext& ctx) {
                         });
   });
 }
+KILN_REFERENCE_KERNEL("Clip", ClipKernel);
 
 // ---- AddN: floats accumulate in double, integers wrap ----
 void AddNKernel(KernelContext& ctx) {
@@ -169,14 +172,8 @@ void AddNKernel(KernelContext& ctx) {
     for (size_t i = 0; i < acc.size(); ++i) out[i] = Store<T>(static_cast<C>(acc[i]));
   });
 }
+KILN_REFERENCE_KERNEL("AddN", AddNKernel);
 
 }  // namespace
-
-void RegisterOtherKernels(KernelTable& t) {
-  t.Add("Select", &SelectKernel);
-  t.Add("Cast", &CastKernel);
-  t.Add("Clip", &ClipKernel);
-  t.Add("AddN", &AddNKernel);
-}
 
 }  // namespace kiln::reference::elementwise

@@ -107,6 +107,7 @@ void QuantizeAndDequantizeKernel(KernelContext& ctx) {
     }
   });
 }
+KILN_REFERENCE_KERNEL("QuantizeAndDequantize", QuantizeAndDequantizeKernel);
 
 // ---- FakeQuant ----
 // inputs: x (float32), min, max (float32 scalars, or [d] vectors for the last dimension)
@@ -178,12 +179,8 @@ void FakeQuantKernel(KernelContext& ctx) {
     out[i] = std::floor(scaled - q.quant_zero + 0.5f) * q.scale;
   }
 }
+KILN_REFERENCE_KERNEL("FakeQuant", FakeQuantKernel);
 
 }  // namespace
-
-void RegisterQuantKernels(KernelTable& t) {
-  t.Add("QuantizeAndDequantize", &QuantizeAndDequantizeKernel);
-  t.Add("FakeQuant", &FakeQuantKernel);
-}
 
 }  // namespace kiln::reference::elementwise

@@ -31,8 +31,8 @@ void UnaryKernel(KernelContext& ctx) {
 
 }  // namespace
 
-void RegisterUnaryKernels(KernelTable& t) {
-  ir::elementwise::UnaryOps::ForEach([&]<typename Op>() { t.Add(Op::kInfo.name, &UnaryKernel<Op>); });
-}
+// One kernel per unary op description (ir/ops/elementwise_unary_ops.h).
+KILN_STATIC_REGISTRATION(ir::elementwise::UnaryOps::ForEach(
+    []<typename Op>() { ReferenceKernelRegistry().Add(Op::kInfo.name, &UnaryKernel<Op>); }));
 
 }  // namespace kiln::reference::elementwise

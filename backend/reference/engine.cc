@@ -15,9 +15,8 @@ void EngineKernel(KernelContext& ctx) {
     ctx.Fail(fmt::format("segment returned {} values, expected {}", outs.size(), ctx.num_outputs()));
   for (int i = 0; i < ctx.num_outputs(); ++i) ctx.SetOutput(i, std::move(outs[static_cast<size_t>(i)]));
 }
+KILN_REFERENCE_KERNEL("Engine", EngineKernel);
 
 }  // namespace
-
-void RegisterEngineKernels(KernelTable& table) { table.Add("Engine", EngineKernel); }
 
 }  // namespace kiln::reference

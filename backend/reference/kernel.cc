@@ -13,12 +13,12 @@ void KernelContext::Fail(const std::string& what) const {
   throw Error(ErrorCode::kInvalidArgument, fmt::format("node '{}' ({}): {}", node_.name, node_.op, what));
 }
 
-const KernelTable& ReferenceKernels() {
-  static const KernelTable table =
-      BuildRegistry<KernelTable>({RegisterCoreKernels, RegisterElementwiseKernels, RegisterNnKernels,
-                                  RegisterArrayKernels, RegisterEngineKernels});
+KernelTable& ReferenceKernelRegistry() {
+  static KernelTable table;
   return table;
 }
+
+const KernelTable& ReferenceKernels() { return ReferenceKernelRegistry(); }
 
 std::vector<Tensor> RunReferenceKernel(const ir::Node& node, std::span<const Tensor> inputs,
                                        const SubgraphRunner* run_subgraph) {

@@ -65,17 +65,20 @@ class KernelTable {
   NameRegistry<KernelFn> kernels_{"reference kernel"};
 };
 
-// All reference kernels; built once on first use and immutable afterwards.
+// The table every reference kernel adds itself to, next to its definition
+// (KILN_REFERENCE_KERNEL); complete once static initialisation is over.
+KernelTable& ReferenceKernelRegistry();
+
+// All reference kernels, read-only.
 const KernelTable& ReferenceKernels();
+
+// Registers `fn` as the reference kernel of IR op `op`. Variadic so template kernels with
+// several arguments (ConvKernel<2, false>) need no parentheses.
+#define KILN_REFERENCE_KERNEL(op, ...) \
+  KILN_STATIC_REGISTRATION(::kiln::reference::ReferenceKernelRegistry().Add(op, __VA_ARGS__))
 
 // Runs the reference kernel of one node (throws kUnimplemented if there is none).
 std::vector<Tensor> RunReferenceKernel(const ir::Node& node, std::span<const Tensor> inputs,
                                        const SubgraphRunner* run_subgraph);
-
-void RegisterCoreKernels(KernelTable& table);
-void RegisterElementwiseKernels(KernelTable& table);
-void RegisterNnKernels(KernelTable& table);
-void RegisterArrayKernels(KernelTable& table);
-void RegisterEngineKernels(KernelTable& table);
 
 }  // namespace kiln::reference

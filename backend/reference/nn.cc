@@ -1,5 +1,5 @@
-// nn family reference kernels: registration and shared window helpers. The kernels live in
-// nn_conv.cc, nn_pool.cc, nn_matmul.cc, nn_einsum.cc, nn_norm.cc and nn_image.cc.
+// Shared window helpers of the nn-family reference kernels. The kernels live in nn_conv.cc,
+// nn_pool.cc, nn_matmul.cc, nn_einsum.cc, nn_norm.cc and nn_image.cc.
 #include <fmt/format.h>
 
 #include "backend/reference/kernel.h"
@@ -9,13 +9,6 @@
 namespace kiln::reference {
 
 namespace nn {
-
-void RegisterConvKernels(KernelTable& table);    // nn_conv.cc
-void RegisterPoolKernels(KernelTable& table);    // nn_pool.cc
-void RegisterMatMulKernels(KernelTable& table);  // nn_matmul.cc
-void RegisterEinsumKernels(KernelTable& table);  // nn_einsum.cc
-void RegisterNormKernels(KernelTable& table);    // nn_norm.cc
-void RegisterImageKernels(KernelTable& table);   // nn_image.cc
 
 std::string ShapeStr(const Shape& s) { return ShapeToString(s); }
 
@@ -104,14 +97,5 @@ WindowGeom BuildWindow(const KernelContext& ctx, const WindowAttrs& w, const std
 }
 
 }  // namespace nn
-
-void RegisterNnKernels(KernelTable& table) {
-  nn::RegisterConvKernels(table);
-  nn::RegisterPoolKernels(table);
-  nn::RegisterMatMulKernels(table);
-  nn::RegisterEinsumKernels(table);
-  nn::RegisterNormKernels(table);
-  nn::RegisterImageKernels(table);
-}
 
 }  // namespace kiln::reference

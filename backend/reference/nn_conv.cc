@@ -134,6 +134,9 @@ void ConvKernel(KernelContext& ctx) {
     StoreFrom(out.data(), y, "Conv");
   });
 }
+KILN_REFERENCE_KERNEL("Conv2D", ConvKernel<2, false>);
+KILN_REFERENCE_KERNEL("Conv3D", ConvKernel<3, false>);
+KILN_REFERENCE_KERNEL("DepthwiseConv2D", ConvKernel<2, true>);
 
 // Gradient of a convolution with respect to its input (transposed convolution).
 template <int kSpatial>
@@ -213,15 +216,9 @@ void ConvBackpropInputKernel(KernelContext& ctx) {
     StoreFrom(res.data(), y, "ConvBackpropInput");
   });
 }
+KILN_REFERENCE_KERNEL("Conv2DBackpropInput", ConvBackpropInputKernel<2>);
+KILN_REFERENCE_KERNEL("Conv3DBackpropInput", ConvBackpropInputKernel<3>);
 
 }  // namespace
-
-void RegisterConvKernels(KernelTable& table) {
-  table.Add("Conv2D", ConvKernel<2, false>);
-  table.Add("Conv3D", ConvKernel<3, false>);
-  table.Add("DepthwiseConv2D", ConvKernel<2, true>);
-  table.Add("Conv2DBackpropInput", ConvBackpropInputKernel<2>);
-  table.Add("Conv3DBackpropInput", ConvBackpropInputKernel<3>);
-}
 
 }  // namespace kiln::reference::nn

@@ -204,9 +204,8 @@ void EinsumKernel(KernelContext& ctx) {
   if (IsFloating(dtype)) EinsumImpl<double>(ctx, spec, ops, size, out);
   else EinsumImpl<int64_t>(ctx, spec, ops, size, out);
 }
+KILN_REFERENCE_KERNEL("Einsum", EinsumKernel);
 
 }  // namespace
-
-void RegisterEinsumKernels(KernelTable& table) { table.Add("Einsum", EinsumKernel); }
 
 }  // namespace kiln::reference::nn

@@ -96,6 +96,7 @@ void ResizeBilinearKernel(KernelContext& ctx) {
       }
   });
 }
+KILN_REFERENCE_KERNEL("ResizeBilinear", ResizeBilinearKernel);
 
 std::vector<int64_t> NearestIndices(int64_t out, int64_t in, float scale, bool align_corners, bool half_pixel) {
   std::vector<int64_t> v(static_cast<size_t>(out));
@@ -127,6 +128,7 @@ void ResizeNearestKernel(KernelContext& ctx) {
         std::memcpy(out + static_cast<size_t>(dst) * row, in + static_cast<size_t>(src) * row, row);
       }
 }
+KILN_REFERENCE_KERNEL("ResizeNearestNeighbor", ResizeNearestKernel);
 
 // DepthToSpace (kD2S) and SpaceToDepth: with depth index (i*bs + j)*C_small + c.
 template <bool kD2S>
@@ -186,14 +188,9 @@ void DepthSpaceKernel(KernelContext& ctx) {
               }
   });
 }
+KILN_REFERENCE_KERNEL("DepthToSpace", DepthSpaceKernel<true>);
+KILN_REFERENCE_KERNEL("SpaceToDepth", DepthSpaceKernel<false>);
 
 }  // namespace
-
-void RegisterImageKernels(KernelTable& table) {
-  table.Add("ResizeBilinear", ResizeBilinearKernel);
-  table.Add("ResizeNearestNeighbor", ResizeNearestKernel);
-  table.Add("DepthToSpace", DepthSpaceKernel<true>);
-  table.Add("SpaceToDepth", DepthSpaceKernel<false>);
-}
 
 }  // namespace kiln::reference::nn

@@ -57,6 +57,7 @@ void MatMulKernel(KernelContext& ctx) {
   if (IsFloating(a.dtype())) MatMulImpl<double>(ctx, out);
   else MatMulImpl<int64_t>(ctx, out);
 }
+KILN_REFERENCE_KERNEL("MatMul", MatMulKernel);
 
 template <typename Acc>
 void BatchMatMulImpl(KernelContext& ctx, const Shape& bx, const Shape& by, const Shape& bout, int64_t M, int64_t K,
@@ -134,12 +135,8 @@ void BatchMatMulKernel(KernelContext& ctx) {
   if (IsFloating(x.dtype()) || IsFloating(y.dtype())) BatchMatMulImpl<double>(ctx, bx, by, bout, M, K, N, out);
   else BatchMatMulImpl<int64_t>(ctx, bx, by, bout, M, K, N, out);
 }
+KILN_REFERENCE_KERNEL("BatchMatMul", BatchMatMulKernel);
 
 }  // namespace
-
-void RegisterMatMulKernels(KernelTable& table) {
-  table.Add("MatMul", MatMulKernel);
-  table.Add("BatchMatMul", BatchMatMulKernel);
-}
 
 }  // namespace kiln::reference::nn

@@ -89,6 +89,7 @@ void BatchNormKernel(KernelContext& ctx) {
   for (int i = 1; i < ctx.num_outputs() && i <= 4; ++i)
     StoreFrom(extra[i - 1]->data(), ctx.AllocateOutput(i, pdtype, {C}), "BatchNorm");
 }
+KILN_REFERENCE_KERNEL("BatchNorm", BatchNormKernel);
 
 template <bool kLog>
 void SoftmaxKernel(KernelContext& ctx) {
@@ -119,6 +120,8 @@ void SoftmaxKernel(KernelContext& ctx) {
     }
   StoreFrom(ys.data(), ctx.AllocateOutput(0, x.dtype(), x.shape()), "Softmax");
 }
+KILN_REFERENCE_KERNEL("Softmax", SoftmaxKernel<false>);
+KILN_REFERENCE_KERNEL("LogSoftmax", SoftmaxKernel<true>);
 
 // out = x / (bias + alpha * sum_{|j-d| <= r} x_j^2) ^ beta over the last axis.
 void LRNKernel(KernelContext& ctx) {
@@ -142,14 +145,8 @@ void LRNKernel(KernelContext& ctx) {
   }
   StoreFrom(ys.data(), ctx.AllocateOutput(0, x.dtype(), x.shape()), "LRN");
 }
+KILN_REFERENCE_KERNEL("LRN", LRNKernel);
 
 }  // namespace
-
-void RegisterNormKernels(KernelTable& table) {
-  table.Add("BatchNorm", BatchNormKernel);
-  table.Add("Softmax", SoftmaxKernel<false>);
-  table.Add("LogSoftmax", SoftmaxKernel<true>);
-  table.Add("LRN", LRNKernel);
-}
 
 }  // namespace kiln::reference::nn

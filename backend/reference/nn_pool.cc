@@ -96,12 +96,9 @@ void PoolKernel(KernelContext& ctx) {
     ctx.Fail(fmt::format("dtype {} is not supported", DTypeName(x.dtype())));
   }
 }
+KILN_REFERENCE_KERNEL("MaxPool", PoolKernel<true>);
+KILN_REFERENCE_KERNEL("AvgPool", PoolKernel<false>);
 
 }  // namespace
-
-void RegisterPoolKernels(KernelTable& table) {
-  table.Add("MaxPool", PoolKernel<true>);
-  table.Add("AvgPool", PoolKernel<false>);
-}
 
 }  // namespace kiln::reference::nn
