@@ -12,6 +12,7 @@
 #include "backend/cpu/plan_serialization.h"
 #include "ir/graph_util.h"
 #include "tests/unit/cpu_test_util.h"
+#include "tests/unit/test_util.h"
 
 namespace kiln {
 namespace {
@@ -50,16 +51,6 @@ Builder BuildConvMatMul() {
 std::vector<Tensor> Inputs() { return {RandF32(kX, 1), RandF32({1, 16, 12, 12}, 2)}; }
 
 backend::Profile ProfileOf() { return ExactProfile({kX, {1, 16, 12, 12}}); }
-
-double RelL2(const Tensor& got, const Tensor& want) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < want.num_elements(); ++i) {
-    const double d = got.DoubleAt(i) - want.DoubleAt(i);
-    num += d * d;
-    den += want.DoubleAt(i) * want.DoubleAt(i);
-  }
-  return std::sqrt(num / std::max(den, 1e-300));
-}
 
 // An engine built for `cpu` (the passes as CpuBackend::Compile runs them).
 std::unique_ptr<CpuEngine> EngineFor(const Builder& b, Precision precision, const CpuFeatures& cpu) {
@@ -123,7 +114,7 @@ TEST(CpuBf16, ComputesInBf16) {
   ASSERT_EQ(got.size(), 3u);
   for (size_t i = 0; i < got.size(); ++i) {
     ExpectClose(f[i], want[i], 1e-5, "fp32 output " + std::to_string(i));
-    const double err = RelL2(got[i], f[i]);
+    const double err = testutil::RelativeL2Error(got[i], f[i]);
     std::cout << fmt::format("output {}: rel L2 BF16 vs FP32 engine {:.3e}\n", i, err);
     EXPECT_GT(err, 1e-6) << "output " << i << ": bit-identical to FP32 (no bf16 arithmetic happened)";  // (b)
     EXPECT_LT(err, 2e-2) << "output " << i;                                                              // (c)
