@@ -5,7 +5,6 @@
 // reference kernels.
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <map>
 #include <string>
 
@@ -15,7 +14,6 @@
 namespace kiln {
 namespace {
 
-namespace fs = std::filesystem;
 using namespace array_test;
 
 // An int32 Const node of the given shape.

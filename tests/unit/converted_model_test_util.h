@@ -41,6 +41,21 @@ inline ir::ValueId Out(const ir::Graph& g, ir::NodeId id, int i = 0) {
   return g.node(id).outputs.at(static_cast<size_t>(i));
 }
 
+// Adds an Engine node named `name` that runs `segment` on `input`; its one output has `shape` (set
+// before the shape function runs, which keeps it).
+inline ir::NodeId AddEngineNode(ir::Graph& g, const std::string& name, const std::string& engine_name, ir::ValueId input,
+                                std::shared_ptr<ir::Graph> segment, const ir::SymShape& shape) {
+  ir::AttrMap attrs;
+  attrs.Set("segment", std::move(segment));
+  attrs.Set("engine_name", engine_name);
+  ir::Node& e = g.AddNode("Engine", name, {input}, 1);
+  e.attrs = attrs;
+  const ir::NodeId id = e.id;
+  g.value(e.outputs[0]).shape = shape;
+  ir::InferNode(g, id);
+  return id;
+}
+
 // x:[batch,3] float, flag: bool scalar. logits = Engine(x) (segment: Relu(x * 2)); probs = If(flag,
 // logits) (then: logits + 1, else: logits).
 inline ir::Graph SampleConvertedGraph() {
@@ -57,14 +72,8 @@ inline ir::Graph SampleConvertedGraph() {
     const ir::NodeId mul = AddInferred(*segment, "Mul", "model/mul", {in, two});
     segment->AddOutput("model/relu", Out(*segment, AddInferred(*segment, "Relu", "model/relu", {Out(*segment, mul)})));
   }
-  ir::AttrMap engine_attrs;
-  engine_attrs.Set("segment", segment);
-  engine_attrs.Set("engine_name", std::string("KilnEngineOp_000"));
-  ir::Node& e = g.AddNode("Engine", "model/KilnEngineOp_000", {x}, 1);
-  e.attrs = engine_attrs;
-  const ir::NodeId engine = e.id;
-  g.value(e.outputs[0]).shape = ir::SymShape::Of({batch, 3});
-  ir::InferNode(g, engine);
+  const ir::NodeId engine =
+      AddEngineNode(g, "model/KilnEngineOp_000", "KilnEngineOp_000", x, segment, ir::SymShape::Of({batch, 3}));
 
   auto then_g = std::make_shared<ir::Graph>();
   {

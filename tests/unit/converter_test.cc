@@ -15,6 +15,7 @@ namespace kiln {
 namespace {
 
 using demo_test::DemoDir;
+using demo_test::ExpectRunStats;
 using demo_test::Image;
 using demo_test::RunOnce;
 using testutil::RelativeL2Error;
@@ -48,11 +49,8 @@ TEST(Converter, ConvertBuildSaveLoadRunsWithoutRebuilding) {
   auto converted = LoadModel(out);
   const Tensor image = Image(3, 1);  // batch 3 <= 4: served by the implicit-batch engine
   EXPECT_LE(RelativeL2Error(RunOnce(*converted, image), RunOnce(*original, image)), 1e-5);
-  const RunStats stats = converted->signature().stats();
-  EXPECT_EQ(stats.engines_built, 0);
-  EXPECT_EQ(stats.engines_loaded, 1);
-  EXPECT_EQ(stats.engine_runs, 1);
-  EXPECT_EQ(stats.native_runs, 0);
+  ExpectRunStats(converted->signature().stats(),
+                 {.engines_built = 0, .engines_loaded = 1, .engine_runs = 1, .native_runs = 0});
   std::filesystem::remove_all(out);
 }
 

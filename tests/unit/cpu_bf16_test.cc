@@ -52,13 +52,18 @@ std::vector<Tensor> Inputs() { return {RandF32(kX, 1), RandF32({1, 16, 12, 12}, 
 
 backend::Profile ProfileOf() { return ExactProfile({kX, {1, 16, 12, 12}}); }
 
+backend::CompileOptions WithPrecision(Precision precision) {
+  backend::CompileOptions options;
+  options.precision = precision;
+  return options;
+}
+
 // An engine built for `cpu` (the passes as CpuBackend::Compile runs them).
 std::unique_ptr<CpuEngine> EngineFor(const Builder& b, Precision precision, const CpuFeatures& cpu) {
   ir::Graph work = ir::CloneGraph(*b.g);
   auto stats = backend::cpu::OptimizeForCpu(work);
-  backend::CompileOptions options;
-  options.precision = precision;
-  return std::make_unique<CpuEngine>(std::make_shared<const ir::Graph>(ir::CloneGraph(work)), ProfileOf(), options,
+  return std::make_unique<CpuEngine>(std::make_shared<const ir::Graph>(ir::CloneGraph(work)), ProfileOf(),
+                                     WithPrecision(precision),
                                      std::move(stats), backend::cpu::HashSegment(*b.g), cpu);
 }
 
@@ -74,9 +79,7 @@ TEST(CpuBf16, NoNativeBf16RunsFp32WithNote) {
   if (HostCpu().native_bf16()) GTEST_SKIP() << "this CPU has native BF16 (CpuBf16.ComputesInBf16 covers it)";
   const Builder b = BuildConvMatMul();
   CpuBackend cpu;
-  backend::CompileOptions options;
-  options.precision = Precision::kBF16;
-  auto bf16 = cpu.Compile(*b.g, ProfileOf(), options);
+  auto bf16 = cpu.Compile(*b.g, ProfileOf(), WithPrecision(Precision::kBF16));
   auto fp32 = cpu.Compile(*b.g, ProfileOf(), {});
   EXPECT_EQ(bf16->precision(), Precision::kFP32);
   EXPECT_EQ(bf16->precision_note(), "BF16 requested; this CPU (" + cpu.device() + ") has no native BF16 arithmetic, engine runs FP32");
@@ -91,9 +94,7 @@ TEST(CpuBf16, ComputesInBf16) {
   if (!HostCpu().native_bf16()) GTEST_SKIP() << "this CPU (" << backend::cpu::DeviceString(HostCpu()) << ") has no native BF16";
   const Builder b = BuildConvMatMul();
   CpuBackend cpu;
-  backend::CompileOptions options;
-  options.precision = Precision::kBF16;
-  auto bf16 = cpu.Compile(*b.g, ProfileOf(), options);
+  auto bf16 = cpu.Compile(*b.g, ProfileOf(), WithPrecision(Precision::kBF16));
   auto fp32 = cpu.Compile(*b.g, ProfileOf(), {});
   const auto& e = dynamic_cast<const CpuEngine&>(*bf16);
   std::cout << e.Summary();
@@ -121,7 +122,7 @@ TEST(CpuBf16, ComputesInBf16) {
   }
   // Saved and reloaded (the engine file passes the engine's precision back): the same steps
   // run bf16 and the results are the same bits.
-  auto loaded = cpu.Deserialize(*b.g, ProfileOf(), options, bf16->Serialize());
+  auto loaded = cpu.Deserialize(*b.g, ProfileOf(), WithPrecision(Precision::kBF16), bf16->Serialize());
   EXPECT_EQ(loaded->precision(), Precision::kBF16);
   EXPECT_EQ(loaded->precision_note(), "");
   EXPECT_EQ(dynamic_cast<const CpuEngine&>(*loaded).bf16_steps(), e.bf16_steps());
@@ -154,11 +155,10 @@ TEST(CpuBf16, EveryStepFallsBackToF32WhereOneDnnHasNoBf16Kernel) {
   const auto got = engine->Execute(in), want = fp32->Execute(in);
   for (size_t i = 0; i < got.size(); ++i) EXPECT_TRUE(BitwiseEqual(got[i], want[i])) << "output " << i;
   // Reloaded: the same decisions and note.
-  backend::CompileOptions options;
-  options.precision = Precision::kBF16;
   {
     auto plan = backend::cpu::DecodePlan(engine->Serialize());
-    CpuEngine loaded(std::make_shared<const ir::Graph>(std::move(plan.graph)), ProfileOf(), options, plan.pass_stats,
+    CpuEngine loaded(std::make_shared<const ir::Graph>(std::move(plan.graph)), ProfileOf(), WithPrecision(Precision::kBF16),
+                     plan.pass_stats,
                      plan.segment_hash, spr);
     EXPECT_EQ(loaded.precision(), engine->precision());
     EXPECT_EQ(loaded.precision_note(), engine->precision_note());
@@ -173,9 +173,8 @@ TEST(CpuBf16, EngineWithoutConvOrMatMulRunsFp32) {
   const CpuFeatures cpu = HostCpu().native_bf16() ? HostCpu() : FakeSapphireRapids();
   ir::Graph work = ir::CloneGraph(*b.g);
   auto stats = backend::cpu::OptimizeForCpu(work);
-  backend::CompileOptions options;
-  options.precision = Precision::kBF16;
-  CpuEngine engine(std::make_shared<const ir::Graph>(ir::CloneGraph(work)), ExactProfile({{4, 8}}), options, stats, 0,
+  CpuEngine engine(std::make_shared<const ir::Graph>(ir::CloneGraph(work)), ExactProfile({{4, 8}}),
+                   WithPrecision(Precision::kBF16), stats, 0,
                    cpu);
   EXPECT_EQ(engine.precision(), Precision::kFP32);
   EXPECT_EQ(engine.precision_note(),

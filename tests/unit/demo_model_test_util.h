@@ -2,6 +2,8 @@
 // output `output_0`) as the converter and model API tests use it.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <random>
 #include <string>
@@ -25,6 +27,14 @@ inline Tensor Image(int batch, uint64_t seed) {
 
 inline Tensor RunOnce(const Model& model, const Tensor& image) {
   return model.signature().Run({{"image", image}}).at("output_0");
+}
+
+// Expects every counter of `got` to be `want`'s.
+inline void ExpectRunStats(const RunStats& got, const RunStats& want) {
+  EXPECT_EQ(got.engines_built, want.engines_built);
+  EXPECT_EQ(got.engines_loaded, want.engines_loaded);
+  EXPECT_EQ(got.engine_runs, want.engine_runs);
+  EXPECT_EQ(got.native_runs, want.native_runs);
 }
 
 }  // namespace kiln::demo_test

@@ -3,7 +3,6 @@
 // graph is then evaluated with the reference kernels.
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <map>
 #include <string>
 
@@ -13,7 +12,6 @@
 namespace kiln::ew_test {
 namespace {
 
-namespace fs = std::filesystem;
 
 const char* kConsts = R"pb(
       node { name: "x" op: "Placeholder" attr { key: "dtype" value { type: 1 } } }

@@ -21,6 +21,7 @@
 namespace kiln::convert {
 namespace {
 
+using testing::AddEngineNode;
 using testing::AddInferred;
 using testing::Out;
 using testutil::ExpectError;
@@ -349,15 +350,8 @@ std::shared_ptr<ir::Graph> ControlFlowGraph() {
     const ir::ValueId one = segment->AddConstant("one", Tensor::Scalar<float>(DType::kFloat32, 1.0f));
     const ir::NodeId sub = AddInferred(*segment, "Sub", "sub", {s_in, one});
     segment->AddOutput("r", Out(*segment, AddInferred(*segment, "Relu", "relu", {Out(*segment, sub)})));
-    ir::AttrMap attrs;
-    attrs.Set("segment", segment);
-    attrs.Set("engine_name", std::string("KilnEngineOp_000"));
-    ir::Node& e = else_g->AddNode("Engine", "engine", {a}, 1);
-    e.attrs = attrs;
-    e.source_op = "KilnEngineOp";
-    const ir::NodeId eid = e.id;
-    else_g->value(e.outputs[0]).shape = ir::SymShape::Of({n});
-    ir::InferNode(*else_g, eid);
+    const ir::NodeId eid = AddEngineNode(*else_g, "engine", "KilnEngineOp_000", a, segment, ir::SymShape::Of({n}));
+    else_g->node(eid).source_op = "KilnEngineOp";
     else_g->AddOutput("r", Out(*else_g, eid));
   }
   ir::AttrMap attrs;

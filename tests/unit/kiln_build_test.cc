@@ -21,6 +21,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using demo_test::DemoDir;
+using demo_test::ExpectRunStats;
 using demo_test::Image;
 using demo_test::RunOnce;
 using testutil::ExpectError;
@@ -71,15 +72,12 @@ TEST(KilnBuild, ProfilesSavedToAKilnFileLoadWithoutRebuilding) {
     const Tensor image = Image(batch, static_cast<uint64_t>(batch));
     EXPECT_LE(RelativeL2Error(RunOnce(*model, image), RunOnce(*original, image)), 1e-5) << "batch " << batch;
   }
-  RunStats stats = model->signature().stats();
-  EXPECT_EQ(stats.engines_loaded, 1);
-  EXPECT_EQ(stats.engines_built, 0);
-  EXPECT_EQ(stats.engine_runs, 3);
-  EXPECT_EQ(stats.native_runs, 0);
+  ExpectRunStats(model->signature().stats(),
+                 {.engines_built = 0, .engines_loaded = 1, .engine_runs = 3, .native_runs = 0});
   // Outside the range: built at run time (exact profile), still right.
   const Tensor big = Image(9, 9);
   EXPECT_LE(RelativeL2Error(RunOnce(*model, big), RunOnce(*original, big)), 1e-5);
-  stats = model->signature().stats();
+  const RunStats stats = model->signature().stats();
   EXPECT_EQ(stats.engines_built, 1);
   EXPECT_EQ(stats.native_runs, 0);
 
@@ -102,11 +100,8 @@ TEST(KilnBuild, OutsideTheRangeRunsNativelyWithoutBuildAtRuntime) {
   const Tensor small = Image(1, 1), inside = Image(3, 3);
   EXPECT_LE(RelativeL2Error(RunOnce(*model, small), RunOnce(*original, small)), 1e-5);
   EXPECT_LE(RelativeL2Error(RunOnce(*model, inside), RunOnce(*original, inside)), 1e-5);
-  const RunStats stats = model->signature().stats();
-  EXPECT_EQ(stats.engines_built, 0);
-  EXPECT_EQ(stats.engines_loaded, 1);
-  EXPECT_EQ(stats.engine_runs, 1);
-  EXPECT_EQ(stats.native_runs, 1);
+  ExpectRunStats(model->signature().stats(),
+                 {.engines_built = 0, .engines_loaded = 1, .engine_runs = 1, .native_runs = 1});
   bool said = false;
   for (const auto& m : logged) said = said || m.find("allow_build_at_runtime is false") != std::string::npos;
   EXPECT_TRUE(said);

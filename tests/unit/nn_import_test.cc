@@ -3,7 +3,6 @@
 // ksize, BatchMatMulV3 / Einsum, resizes; the IR graph is evaluated with the reference kernels.
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <map>
 #include <string>
 
@@ -13,7 +12,6 @@
 namespace kiln {
 namespace {
 
-namespace fs = std::filesystem;
 using namespace nntest;
 
 std::string ConstNode(const std::string& name, const Shape& shape, const std::vector<float>& v) {
