@@ -36,9 +36,7 @@ ConvertedModel SampleModel() {
 
 class ConvertedModelTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    tmp_ = testutil::FreshTempDir("kiln_converted_model_test");
-  }
+  void SetUp() override { tmp_ = testutil::FreshTempDir("kiln_converted_model_test"); }
   void TearDown() override { fs::remove_all(tmp_); }
   fs::path tmp_;
 };
@@ -68,7 +66,8 @@ TEST_F(ConvertedModelTest, WriteReadRoundTrip) {
   for (const auto& [name, files] : back.engine_files)
     for (const auto& bytes : files) EXPECT_EQ(ReadEngineFile(bytes, name).header.engine_name, "model/KilnEngineOp_000");
   // The graph comes back exactly (its encoding is byte-identical), verifies and runs the same.
-  EXPECT_EQ(testing::DeterministicBytes(convert::EncodeIrGraph(back.graph)), testing::DeterministicBytes(convert::EncodeIrGraph(model.graph)));
+  EXPECT_EQ(testing::DeterministicBytes(convert::EncodeIrGraph(back.graph)),
+            testing::DeterministicBytes(convert::EncodeIrGraph(model.graph)));
   ir::Verify(back.graph);
   EXPECT_EQ(back.graph.input_names(), model.graph.input_names());
   EXPECT_EQ(back.graph.output_names(), model.graph.output_names());

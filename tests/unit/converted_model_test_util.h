@@ -43,8 +43,8 @@ inline ir::ValueId Out(const ir::Graph& g, ir::NodeId id, int i = 0) {
 
 // Adds an Engine node named `name` that runs `segment` on `input`; its one output has `shape` (set
 // before the shape function runs, which keeps it).
-inline ir::NodeId AddEngineNode(ir::Graph& g, const std::string& name, const std::string& engine_name, ir::ValueId input,
-                                std::shared_ptr<ir::Graph> segment, const ir::SymShape& shape) {
+inline ir::NodeId AddEngineNode(ir::Graph& g, const std::string& name, const std::string& engine_name,
+                                ir::ValueId input, std::shared_ptr<ir::Graph> segment, const ir::SymShape& shape) {
   ir::AttrMap attrs;
   attrs.Set("segment", std::move(segment));
   attrs.Set("engine_name", engine_name);

@@ -1,13 +1,14 @@
 // The converter API on the bundled demo model (models/demo: a small Keras 3 CNN, input
 // `image` [?,28,28,1] float32): workflow, errors, engine cache behaviour, threads.
+#include "kiln/converter.h"
+
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <filesystem>
 #include <random>
 #include <thread>
 
-#include <gtest/gtest.h>
-
-#include "kiln/converter.h"
 #include "kiln/model.h"
 #include "tests/unit/demo_model_test_util.h"
 

@@ -433,8 +433,12 @@ TEST(CpuBackend, DynamicProfile) {
   EXPECT_EQ(e.spilled_allocations(), 0);
   EXPECT_GT(e.arena_bytes(), 0u);
   // Outside the profile, and a wrong dtype: kInvalidArgument.
-  ExpectError([&] { engine->Execute(std::vector<Tensor>{RandF32({4, 8, 9, 6}, 1)}); }, ErrorCode::kInvalidArgument, {"outside the engine's profile [1-3,8-12,9-13,6]"});
-  ExpectError([&] { engine->Execute(std::vector<Tensor>{Tensor(DType::kFloat64, {1, 8, 9, 6})}); }, ErrorCode::kInvalidArgument, {"expected dtype float32, got float64"});
+  const std::vector<Tensor> outside_profile = {RandF32({4, 8, 9, 6}, 1)};
+  ExpectError([&] { engine->Execute(outside_profile); }, ErrorCode::kInvalidArgument,
+              {"outside the engine's profile [1-3,8-12,9-13,6]"});
+  const std::vector<Tensor> float64_input = {Tensor(DType::kFloat64, {1, 8, 9, 6})};
+  ExpectError([&] { engine->Execute(float64_input); }, ErrorCode::kInvalidArgument,
+              {"expected dtype float32, got float64"});
 }
 
 TEST(CpuBackend, ArenaReusesMemory) {
@@ -507,7 +511,8 @@ TEST(CpuBackend, SerializeDeserializeRoundTrip) {
   ConvCase other = cc;
   other.act = "Relu";
   const Builder b2 = BuildConv(other, 2, 9, 11);
-  ExpectError([&] { cpu.Deserialize(*b2.g, profile, {}, payload); }, ErrorCode::kInvalidArgument, {"different segment"});
+  ExpectError([&] { cpu.Deserialize(*b2.g, profile, {}, payload); }, ErrorCode::kInvalidArgument,
+              {"different segment"});
   EXPECT_EQ(cpu.deserialized_count(), 1);
 }
 
@@ -560,7 +565,9 @@ TEST(CpuBackend, WorkspaceLimit) {
   const Builder b = BuildConv(cc, 1, 16, 16);
   backend::CompileOptions options;
   options.max_workspace_bytes = 1024;
-  ExpectError([&] { CpuBackend().Compile(*b.g, ExactProfile({{1, 16, 16, 16}}), options); }, ErrorCode::kInvalidArgument, {"max_workspace_bytes (1024)"});
+  const backend::Profile exact = ExactProfile({{1, 16, 16, 16}});
+  ExpectError([&] { CpuBackend().Compile(*b.g, exact, options); }, ErrorCode::kInvalidArgument,
+              {"max_workspace_bytes (1024)"});
 }
 
 TEST(CpuBackend, DoubleAndIntegerGraphsRunReferenceKernels) {

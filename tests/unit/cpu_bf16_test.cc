@@ -63,8 +63,7 @@ std::unique_ptr<CpuEngine> EngineFor(const Builder& b, Precision precision, cons
   ir::Graph work = ir::CloneGraph(*b.g);
   auto stats = backend::cpu::OptimizeForCpu(work);
   return std::make_unique<CpuEngine>(std::make_shared<const ir::Graph>(ir::CloneGraph(work)), ProfileOf(),
-                                     WithPrecision(precision),
-                                     std::move(stats), backend::cpu::HashSegment(*b.g), cpu);
+                                     WithPrecision(precision), std::move(stats), backend::cpu::HashSegment(*b.g), cpu);
 }
 
 CpuFeatures FakeSapphireRapids() {
@@ -157,9 +156,8 @@ TEST(CpuBf16, EveryStepFallsBackToF32WhereOneDnnHasNoBf16Kernel) {
   // Reloaded: the same decisions and note.
   {
     auto plan = backend::cpu::DecodePlan(engine->Serialize());
-    CpuEngine loaded(std::make_shared<const ir::Graph>(std::move(plan.graph)), ProfileOf(), WithPrecision(Precision::kBF16),
-                     plan.pass_stats,
-                     plan.segment_hash, spr);
+    CpuEngine loaded(std::make_shared<const ir::Graph>(std::move(plan.graph)), ProfileOf(),
+                     WithPrecision(Precision::kBF16), plan.pass_stats, plan.segment_hash, spr);
     EXPECT_EQ(loaded.precision(), engine->precision());
     EXPECT_EQ(loaded.precision_note(), engine->precision_note());
   }
@@ -174,8 +172,7 @@ TEST(CpuBf16, EngineWithoutConvOrMatMulRunsFp32) {
   ir::Graph work = ir::CloneGraph(*b.g);
   auto stats = backend::cpu::OptimizeForCpu(work);
   CpuEngine engine(std::make_shared<const ir::Graph>(ir::CloneGraph(work)), ExactProfile({{4, 8}}),
-                   WithPrecision(Precision::kBF16), stats, 0,
-                   cpu);
+                   WithPrecision(Precision::kBF16), stats, 0, cpu);
   EXPECT_EQ(engine.precision(), Precision::kFP32);
   EXPECT_EQ(engine.precision_note(),
             "BF16 requested; the engine has no convolution or matrix product (the steps that run BF16), engine runs FP32");

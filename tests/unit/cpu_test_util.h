@@ -42,7 +42,6 @@ struct Builder {
   void Output(const std::string& name, ir::ValueId v) { g->AddOutput(name, v); }
 };
 
-
 // Deterministic values in [-scale, scale) (keeps activations O(1) through deep stacks).
 inline Tensor RandScaled(Shape shape, uint32_t seed, float scale) {
   Tensor t = RandF32(std::move(shape), seed);

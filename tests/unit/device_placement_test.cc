@@ -1,10 +1,10 @@
 // Device placement and the device-aware converted-graph executor, with a stand-in device whose
 // memory is host memory tagged as another device: engines there must only ever see that
 // device's tensors, native nodes only host tensors, and every crossing is a counted copy.
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <cstring>
-
-#include <gtest/gtest.h>
 
 #include "backend/backend.h"
 #include "convert/placement.h"
@@ -222,7 +222,8 @@ TEST(DevicePlacement, NativeNodesRefuseDeviceTensors) {
     out = {services.allocator().AllocateTensor(DType::kFloat32, in[0].shape())};
     return true;
   };
-  ExpectError([&] { executor.Run({Tensor::FromVector<float>(DType::kFloat32, {3}, {1, 2, 3})}, &hook); }, ErrorCode::kInternal, {"'neg' (Neg)", "cuda:3"});
+  const std::vector<Tensor> x = {Tensor::FromVector<float>(DType::kFloat32, {3}, {1, 2, 3})};
+  ExpectError([&] { executor.Run(x, &hook); }, ErrorCode::kInternal, {"'neg' (Neg)", "cuda:3"});
 }
 
 TEST(DevicePlacement, EngineOutputsAreWrittenIntoCallerBuffers) {

@@ -12,7 +12,6 @@
 namespace kiln::ew_test {
 namespace {
 
-
 const char* kConsts = R"pb(
       node { name: "x" op: "Placeholder" attr { key: "dtype" value { type: 1 } } }
       node {

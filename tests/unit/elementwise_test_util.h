@@ -45,7 +45,6 @@ inline Tensor Str(Shape s, const std::vector<std::string>& v) {
 using testutil::Doubles;
 using testutil::Ints;
 
-
 // Infers the node's output over inputs of the given dtypes/shapes; returns the output value.
 inline ir::Value Infer(const std::string& op, const std::vector<std::pair<DType, ir::SymShape>>& inputs,
                        ir::AttrMap attrs = {}, ir::Graph* graph_out = nullptr) {

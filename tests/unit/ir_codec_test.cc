@@ -1,6 +1,9 @@
 // The IR <-> GraphDef codec: exact round trips of graphs with every attribute kind, constants,
 // symbolic shapes and (nested, shared) subgraphs; decoded graphs verify and run identically;
 // malformed GraphDefs are kDataLoss naming the node, never a crash.
+#include "convert/ir_codec.h"
+
+#include <google/protobuf/stubs/logging.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,9 +11,6 @@
 #include <limits>
 #include <random>
 
-#include <google/protobuf/stubs/logging.h>
-
-#include "convert/ir_codec.h"
 #include "ir/op_schema.h"
 #include "ir/passes/pass.h"
 #include "kiln/half.h"

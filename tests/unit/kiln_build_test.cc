@@ -1,13 +1,13 @@
 // Converter::build_profiles + save_kiln_file + LoadModel(.kiln) on the bundled demo model
 // (models/demo: input `image` [?,28,28,1] float32, output `output_0`), and
 // Signature::RunWithBuffers (happy path and every error).
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
-
-#include <gtest/gtest.h>
 
 #include "convert/engine_file.h"
 #include "convert/kiln_file.h"

@@ -53,7 +53,8 @@ TEST(KilnFile, RoundTrip) {
   EXPECT_EQ(back.signature_key, "serving_default");
   EXPECT_EQ(back.conversion_json, model.conversion_json);
   EXPECT_EQ(back.engine_files, model.engine_files);
-  EXPECT_EQ(DeterministicBytes(convert::EncodeIrGraph(back.graph)), DeterministicBytes(convert::EncodeIrGraph(model.graph)));
+  EXPECT_EQ(DeterministicBytes(convert::EncodeIrGraph(back.graph)),
+            DeterministicBytes(convert::EncodeIrGraph(model.graph)));
   ir::Verify(back.graph);
   // The signature: same keys, dtypes and shapes; tensor names point at the encoded graph.
   const tfproto::GraphDef gd = convert::EncodeIrGraph(back.graph);

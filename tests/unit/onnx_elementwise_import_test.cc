@@ -130,7 +130,8 @@ TEST(OnnxElementwiseImport, BitShiftDirection) {
   ModelMaker m;
   m.Input({"a", kU8, {3}}).Input({"b", kU8, {3}});
   SetAttr(m.Node("BitShift", {"a", "b"}), "direction", std::string("UP"));
-  ExpectErrorMessage([&] { m.Import(); }, {"node 'BitShift_0' (BitShift): attribute 'direction' must be \"LEFT\" or \"RIGHT\""});
+  ExpectErrorMessage([&] { m.Import(); },
+                     {"node 'BitShift_0' (BitShift): attribute 'direction' must be \"LEFT\" or \"RIGHT\""});
 }
 
 TEST(OnnxElementwiseImport, BitShiftMasksWideShifts) {

@@ -1,12 +1,13 @@
 // Optimization profiles by strategy (TF-TRT's table for build() inputs [8,128] and [4,384]), Profile::Covers and Profile::ToString.
+#include "convert/profiles.h"
+
+#include <gtest/gtest.h>
+
 #include <ostream>
 #include <string>
 #include <vector>
 
-#include <gtest/gtest.h>
-
 #include "backend/backend.h"
-#include "convert/profiles.h"
 #include "kiln/error.h"
 #include "tests/unit/test_util.h"
 
@@ -118,8 +119,9 @@ TEST(Profiles, RankMismatchNamesInputIndex) {
 }
 
 TEST(Profiles, InputCountMismatchAndNegativeDims) {
-  ExpectError([] { MakeProfiles(ProfileStrategy::kRange, {{{8, 128}}, {{8, 128}, {8, 128}}}); },
-              ErrorCode::kInvalidArgument, {"run 1 has 2 inputs"});
+  const std::vector<std::vector<Shape>> runs = {{{8, 128}}, {{8, 128}, {8, 128}}};
+  ExpectError([&] { MakeProfiles(ProfileStrategy::kRange, runs); }, ErrorCode::kInvalidArgument,
+              {"run 1 has 2 inputs"});
   ExpectError([] { MakeProfiles(ProfileStrategy::kOptimal, {{{-1, 128}}}); }, ErrorCode::kInvalidArgument, {"input 0"});
 }
 

@@ -1,18 +1,18 @@
 // SavedModel loading, signatures and captured values, against a tiny SavedModel written by
 // TensorFlow (tests/data/bundle_fixture/tiny_saved_model, from tests/data/make_bundle_fixture.py).
+#include "frontend/tf/saved_model.h"
+
+#include <google/protobuf/text_format.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
 
-#include <google/protobuf/text_format.h>
-#include <nlohmann/json.hpp>
-
-#include "frontend/tf/saved_model.h"
 #include "tests/unit/tf_import_test_util.h"
 
 namespace kiln::tf {
@@ -46,9 +46,7 @@ std::string SignatureFunction(const SavedModelBundle& bundle, const std::string&
 
 class SavedModelTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    tmp_ = testutil::FreshTempDir("kiln_saved_model_test");
-  }
+  void SetUp() override { tmp_ = testutil::FreshTempDir("kiln_saved_model_test"); }
   void TearDown() override { fs::remove_all(tmp_); }
   // A writable copy of the tiny model.
   fs::path CopyModel() {
@@ -196,7 +194,7 @@ TEST_F(SavedModelTest, TextFormatRoundTripAndErrors) {
   ExpectError([&] { LoadSavedModel(dir.string(), {"serve"}); }, ErrorCode::kDataLoss, {"saved_model.pbtxt", "line 1"});
   // A DT_ name inside a string stays a string.
   WriteFileBytes(dir / "saved_model.pbtxt",
-            "meta_graphs { meta_info_def { tags: \"DT_FLOAT\" } }  # DT_FLOAT in a comment\n");
+                 "meta_graphs { meta_info_def { tags: \"DT_FLOAT\" } }  # DT_FLOAT in a comment\n");
   EXPECT_EQ(LoadSavedModel(dir.string(), {"DT_FLOAT"}).tags, (std::vector<std::string>{"DT_FLOAT"}));
 }
 

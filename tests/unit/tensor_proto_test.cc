@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "frontend/tf/importer.h"
 #include "common/proto/tf.pb.h"
+#include "frontend/tf/importer.h"
 #include "kiln/half.h"
 #include "tests/unit/test_util.h"
 
