@@ -6,11 +6,7 @@ namespace {
 
 using namespace array_test;
 
-ir::AttrMap BatchDims(int64_t b) {
-  ir::AttrMap a;
-  a.Set("batch_dims", b);
-  return a;
-}
+ir::AttrMap BatchDims(int64_t b) { return Attrs({{"batch_dims", b}}); }
 
 // ---- Gather ----
 

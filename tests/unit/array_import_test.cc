@@ -4,23 +4,16 @@
 // output-arg name inside a function (Split, TopKV2, Unpack). The IR is evaluated with the
 // reference kernels.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <string>
 
-#include "backend/reference/kernel.h"
-#include "frontend/tf/bundle_reader.h"
-#include "frontend/tf/graph_builder.h"
-#include "frontend/tf/saved_model.h"
 #include "tests/unit/array_test_util.h"
+#include "tests/unit/tf_import_test_util.h"
 
 namespace kiln {
 namespace {
 
-namespace fs = std::filesystem;
 using namespace array_test;
 
 // An int32 Const node of the given shape.
@@ -90,34 +83,10 @@ std::string SavedModelText() {
          outs + "  method_name: \"tensorflow/serving/predict\" } }\n}\n";
 }
 
-std::map<std::string, Tensor> Evaluate(const ir::Graph& g, const Tensor& x) {
-  std::map<ir::ValueId, Tensor> values;
-  values[g.inputs().at(0)] = x;
-  for (ir::NodeId id : g.TopologicalOrder()) {
-    const ir::Node& n = g.node(id);
-    if (const Tensor* c = n.outputs.size() == 1 ? g.ConstantOf(n.outputs[0]) : nullptr) {
-      values[n.outputs[0]] = *c;
-      continue;
-    }
-    std::vector<Tensor> ins;
-    for (ir::ValueId v : n.inputs) ins.push_back(values.at(v));
-    std::vector<Tensor> outs = reference::RunReferenceKernel(n, ins, nullptr);
-    for (size_t i = 0; i < outs.size(); ++i) values[n.outputs[i]] = outs[i];
-  }
-  std::map<std::string, Tensor> result;
-  for (size_t i = 0; i < g.outputs().size(); ++i) result[g.output_names()[i]] = values.at(g.outputs()[i]);
-  return result;
-}
+using ArrayImport = tf_test::SavedModelTextImport;
 
-TEST(ArrayImport, DefaultsAndMultiOutputOps) {
-  const fs::path dir = fs::temp_directory_path() / ("kiln_array_import_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  std::ofstream(dir / "saved_model.pbtxt") << SavedModelText();
-  tf::SavedModelBundle bundle = tf::LoadSavedModel(dir.string(), {"serve"});
-  tf::VariableReader variables(dir.string());
-  tf::GraphBuilder builder(bundle, variables);
-  const ir::Graph g = builder.ImportSignature("serving_default");
-  fs::remove_all(dir);
+TEST_F(ArrayImport, DefaultsAndMultiOutputOps) {
+  const ir::Graph g = ImportSavedModelText(SavedModelText());
 
   // Static shapes flow through Shape -> StridedSlice -> Pack -> Reshape.
   for (size_t i = 0; i < g.outputs().size(); ++i)

@@ -9,11 +9,7 @@ namespace {
 
 using namespace array_test;
 
-ir::AttrMap Keep(bool keep) {
-  ir::AttrMap a;
-  a.Set("keep_dims", keep);
-  return a;
-}
+ir::AttrMap Keep(bool keep) { return Attrs({{"keep_dims", keep}}); }
 
 // x = [[0,1,2],[3,4,5]]
 TEST(ArrayReduce, SumAxesAndKeepDims) {

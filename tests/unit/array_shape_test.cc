@@ -7,12 +7,6 @@ namespace {
 using namespace array_test;
 using ir::SymShape;
 
-ir::AttrMap Attrs(std::initializer_list<std::pair<const char*, ir::AttrValue>> kv) {
-  ir::AttrMap a;
-  for (const auto& [k, v] : kv) a.Set(k, v);
-  return a;
-}
-
 // ---- Reshape ----
 
 TEST(ArrayReshape, MinusOne) {

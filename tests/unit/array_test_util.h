@@ -11,6 +11,7 @@
 #include "ir/graph.h"
 #include "ir/op_schema.h"
 #include "kiln/tensor.h"
+#include "tests/unit/test_util.h"
 
 namespace kiln::array_test {
 
@@ -87,13 +88,9 @@ inline std::unique_ptr<OpRun> RunOp(const std::string& op, std::vector<Tensor> i
   return r;
 }
 
-// The values of a tensor as doubles / int64s, for EXPECT_EQ on vectors.
-inline std::vector<double> Doubles(const Tensor& t) {
-  std::vector<double> v;
-  for (int64_t i = 0; i < t.num_elements(); ++i) v.push_back(t.DoubleAt(i));
-  return v;
-}
-inline std::vector<int64_t> Ints(const Tensor& t) { return t.ToInt64Vector(); }
+using testutil::Attrs;
+using testutil::Doubles;
+using testutil::Ints;
 
 inline void ExpectTensor(const Tensor& t, DType dtype, const Shape& shape, const std::vector<double>& values) {
   EXPECT_EQ(DTypeName(t.dtype()), DTypeName(dtype));
@@ -104,12 +101,7 @@ inline void ExpectTensor(const Tensor& t, DType dtype, const Shape& shape, const
 // Expects `fn` to throw a kiln::Error whose message contains `needle`.
 template <typename Fn>
 void ExpectError(Fn&& fn, const std::string& needle) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an error containing: " << needle;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << "message: " << e.what() << "\nexpected to contain: " << needle;
-  }
+  testutil::ExpectErrorMessage(std::forward<Fn>(fn), {needle});
 }
 
 inline std::string ShapeOf(const OpRun& r, int i = 0) { return r.graph.ShapeToString(r.out(i).shape); }

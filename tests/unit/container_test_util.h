@@ -5,16 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/crc32c.h"
 #include "kiln/error.h"
+#include "tests/unit/test_util.h"
 
 namespace kiln::convert::testing {
 
@@ -38,19 +35,7 @@ inline void SetU32At(std::string& s, size_t at, uint32_t v) {
   for (size_t i = 0; i < 4; ++i) s.at(at + i) = static_cast<char>((v >> (8 * i)) & 0xff);
 }
 
-// Expects `fn` to throw an Error with `code` whose message holds every one of `words`.
-template <typename Fn>
-void ExpectError(Fn&& fn, ErrorCode code, const std::vector<std::string>& words, const std::string& context = "") {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an error (" << ErrorCodeName(code) << ") " << context;
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what() << " " << context;
-    for (const auto& w : words)
-      EXPECT_NE(std::string(e.what()).find(w), std::string::npos)
-          << "'" << w << "' not in: " << e.what() << " " << context;
-  }
-}
+using testutil::ExpectError;
 
 struct RawSection {
   std::string name;
@@ -116,11 +101,7 @@ inline void ResealHeader(std::string& file) {
 
 // A file under tests/unit/data/ (written by an earlier Kiln; see the README there).
 inline std::string ReadTestData(const std::string& name) {
-  const char* env = std::getenv("KILN_SOURCE_DIR");
-  const std::filesystem::path root =
-      env ? std::filesystem::path(env) : std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
-  std::ifstream in(root / "tests" / "unit" / "data" / name, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
+  return testutil::ReadFileBytes(testutil::SourceDir() / "tests" / "unit" / "data" / name);
 }
 
 }  // namespace kiln::convert::testing

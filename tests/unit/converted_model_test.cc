@@ -2,150 +2,41 @@
 // atomicity and errors.
 #include "convert/converted_model.h"
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
 
 #include "convert/engine_file.h"
 #include "convert/ir_codec.h"
 #include "frontend/tf/saved_model.h"
-#include "ir/op_schema.h"
 #include "ir/passes/pass.h"
-#include "kiln/version.h"
-#include "runtime/executor.h"
 #include "tests/unit/container_test_util.h"
+#include "tests/unit/converted_model_test_util.h"
+#include "tests/unit/test_util.h"
 
 namespace kiln::convert {
 namespace {
 
 namespace fs = std::filesystem;
 
-fs::path SourceDir() {
-  if (const char* env = std::getenv("KILN_SOURCE_DIR"); env && *env) return env;
-  return fs::path(__FILE__).parent_path().parent_path().parent_path();
-}
-
-std::string Bytes(const tfproto::GraphDef& gd) {
-  std::string out;
-  google::protobuf::io::StringOutputStream stream(&out);
-  google::protobuf::io::CodedOutputStream coded(&stream);
-  coded.SetSerializationDeterministic(true);
-  gd.SerializeToCodedStream(&coded);
-  return out;
-}
-
-std::string ReadAll(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-void WriteAll(const fs::path& p, const std::string& bytes) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out << bytes;
-}
-
 using testing::ExpectError;
+using testing::ExpectSameResults;
+using testing::SampleConvertedGraph;
+using testing::TensorInfoOf;
+using testutil::ReadFileBytes;
+using testutil::SourceDir;
+using testutil::WriteFileBytes;
 
-ir::NodeId AddInferred(ir::Graph& g, const std::string& op, const std::string& name, std::vector<ir::ValueId> in,
-                       ir::AttrMap attrs = {}) {
-  ir::Node& n = g.AddNode(op, name, std::move(in), 1);
-  n.attrs = std::move(attrs);
-  const ir::NodeId id = n.id;
-  ir::InferNode(g, id);
-  return id;
-}
-ir::ValueId Out(const ir::Graph& g, ir::NodeId id) { return g.node(id).outputs[0]; }
-
-// x:[batch,3] float, flag: bool scalar. logits = Engine(x) (segment: Relu(x * 2)); probs = If(flag,
-// logits) (then: logits + 1, else: logits).
-ir::Graph ConvertedGraph() {
-  ir::Graph g;
-  const ir::Dim batch = g.NewSymbol("x.0");
-  const ir::ValueId x = g.AddInput("x", DType::kFloat32, ir::SymShape::Of({batch, 3}));
-  const ir::ValueId flag = g.AddInput("flag", DType::kBool, ir::SymShape::Scalar());
-
-  auto segment = std::make_shared<ir::Graph>();
-  {
-    const ir::Dim b = segment->NewSymbol("x.0");
-    const ir::ValueId in = segment->AddInput("x", DType::kFloat32, ir::SymShape::Of({b, 3}));
-    const ir::ValueId two = segment->AddConstant("model/two", Tensor::Scalar<float>(DType::kFloat32, 2.0f));
-    const ir::NodeId mul = AddInferred(*segment, "Mul", "model/mul", {in, two});
-    segment->AddOutput("model/relu", Out(*segment, AddInferred(*segment, "Relu", "model/relu", {Out(*segment, mul)})));
-  }
-  ir::AttrMap engine_attrs;
-  engine_attrs.Set("segment", segment);
-  engine_attrs.Set("engine_name", std::string("KilnEngineOp_000"));
-  ir::Node& e = g.AddNode("Engine", "model/KilnEngineOp_000", {x}, 1);
-  e.attrs = engine_attrs;
-  const ir::NodeId engine = e.id;
-  g.value(e.outputs[0]).shape = ir::SymShape::Of({batch, 3});
-  ir::InferNode(g, engine);
-
-  auto then_g = std::make_shared<ir::Graph>();
-  {
-    const ir::ValueId a = then_g->AddInput("a", DType::kFloat32, ir::SymShape::Of({batch, 3}));
-    const ir::ValueId one = then_g->AddConstant("one", Tensor::Scalar<float>(DType::kFloat32, 1.0f));
-    then_g->AddOutput("r", Out(*then_g, AddInferred(*then_g, "Add", "add", {a, one})));
-  }
-  auto else_g = std::make_shared<ir::Graph>();
-  else_g->AddOutput("r", else_g->AddInput("a", DType::kFloat32, ir::SymShape::Of({batch, 3})));
-  ir::AttrMap if_attrs;
-  if_attrs.Set("then_branch", then_g);
-  if_attrs.Set("else_branch", else_g);
-  const ir::NodeId cond = AddInferred(g, "If", "model/cond", {flag, Out(g, engine)}, if_attrs);
-  // Output keys sorted, as the frontend adds them.
-  g.AddOutput("logits", Out(g, engine));
-  g.AddOutput("probs", Out(g, cond));
-  return g;
-}
-
-tfproto::TensorInfo Info(const std::string& name, int dtype, std::vector<int64_t> dims) {
-  tfproto::TensorInfo info;
-  info.set_name(name);
-  info.set_dtype(dtype);
-  for (int64_t d : dims) info.mutable_tensor_shape()->add_dim()->set_size(d);
-  return info;
-}
-
+// The sample model as a converted SavedModel carries it: with the signature's method name.
 ConvertedModel SampleModel() {
-  ConvertedModel m;
-  m.tags = {"serve", "gpu"};
-  m.signature_key = "serving_default";
+  ConvertedModel m = testing::SampleConvertedModel();
   m.signature.set_method_name("tensorflow/serving/predict");
-  (*m.signature.mutable_inputs())["x"] = Info("serving_default_x:0", 1, {-1, 3});
-  (*m.signature.mutable_inputs())["flag"] = Info("serving_default_flag:0", 10, {});
-  (*m.signature.mutable_outputs())["logits"] = Info("StatefulPartitionedCall:0", 1, {-1, 3});
-  (*m.signature.mutable_outputs())["probs"] = Info("StatefulPartitionedCall:1", 1, {-1, 3});
-  m.graph = ConvertedGraph();
-  m.conversion_json = R"({"precision_mode": "FP32", "ops_converted": 3})";
-  EngineHeader h;
-  h.kiln_version = KILN_VERSION;
-  h.backend = "cpu";
-  h.device = "x86-64 avx2";
-  h.profile.inputs.push_back({{1, 3}, {4, 3}, {8, 3}});
-  h.engine_name = "model/KilnEngineOp_000";
-  m.engine_files["model/KilnEngineOp_000"] = {WriteEngineFile(h, "payload-0"), WriteEngineFile(h, std::string("p\0\1", 3))};
-  m.engine_files["plain_engine"] = {WriteEngineFile(h, "other")};
   return m;
-}
-
-std::vector<Tensor> SampleInputs(bool flag) {
-  return {Tensor::FromVector<float>(DType::kFloat32, {2, 3}, {1, -2, 3, -4, 5, -6}), Tensor::Scalar<bool>(DType::kBool, flag)};
 }
 
 class ConvertedModelTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    static int counter = 0;
-    tmp_ = fs::temp_directory_path() / ("kiln_converted_model_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(tmp_);
-    fs::create_directories(tmp_);
-  }
+  void SetUp() override { tmp_ = testutil::FreshTempDir("kiln_converted_model_test"); }
   void TearDown() override { fs::remove_all(tmp_); }
   fs::path tmp_;
 };
@@ -157,7 +48,7 @@ TEST_F(ConvertedModelTest, WriteReadRoundTrip) {
   WriteConvertedModel(dir.string(), model);
 
   EXPECT_TRUE(fs::is_regular_file(dir / "saved_model.pb"));
-  EXPECT_EQ(ReadAll(dir / "assets/kiln/conversion.json"), model.conversion_json);
+  EXPECT_EQ(ReadFileBytes(dir / "assets/kiln/conversion.json"), model.conversion_json);
   EXPECT_TRUE(fs::is_regular_file(dir / "assets/kiln/engines/model%2FKilnEngineOp_000_0.kiln-engine"));
   EXPECT_TRUE(fs::is_regular_file(dir / "assets/kiln/engines/model%2FKilnEngineOp_000_1.kiln-engine"));
   EXPECT_TRUE(fs::is_regular_file(dir / "assets/kiln/engines/plain_engine_0.kiln-engine"));
@@ -175,21 +66,12 @@ TEST_F(ConvertedModelTest, WriteReadRoundTrip) {
   for (const auto& [name, files] : back.engine_files)
     for (const auto& bytes : files) EXPECT_EQ(ReadEngineFile(bytes, name).header.engine_name, "model/KilnEngineOp_000");
   // The graph comes back exactly (its encoding is byte-identical), verifies and runs the same.
-  EXPECT_EQ(Bytes(convert::EncodeIrGraph(back.graph)), Bytes(convert::EncodeIrGraph(model.graph)));
+  EXPECT_EQ(testing::DeterministicBytes(convert::EncodeIrGraph(back.graph)),
+            testing::DeterministicBytes(convert::EncodeIrGraph(model.graph)));
   ir::Verify(back.graph);
   EXPECT_EQ(back.graph.input_names(), model.graph.input_names());
   EXPECT_EQ(back.graph.output_names(), model.graph.output_names());
-  auto original = std::make_shared<ir::Graph>(model.graph.Clone());
-  auto decoded = std::make_shared<ir::Graph>(back.graph.Clone());
-  runtime::ReferenceExecutor ea(original), eb(decoded);
-  for (bool flag : {true, false}) {
-    const auto ra = ea.Run(SampleInputs(flag)), rb = eb.Run(SampleInputs(flag));
-    ASSERT_EQ(ra.size(), rb.size());
-    for (size_t i = 0; i < ra.size(); ++i) {
-      ASSERT_EQ(ra[i].shape(), rb[i].shape());
-      for (int64_t k = 0; k < ra[i].num_elements(); ++k) EXPECT_EQ(ra[i].data<float>()[k], rb[i].data<float>()[k]);
-    }
-  }
+  for (bool flag : {true, false}) ExpectSameResults(model.graph, back.graph, flag);
 }
 
 TEST_F(ConvertedModelTest, IsARealSavedModelWhoseSignatureNamesResolve) {
@@ -251,12 +133,12 @@ TEST_F(ConvertedModelTest, IsARealSavedModelWhoseSignatureNamesResolve) {
 TEST_F(ConvertedModelTest, SavingAgainReplacesEnginesAndIsDeterministic) {
   const fs::path dir = tmp_ / "converted";
   WriteConvertedModel(dir.string(), SampleModel());
-  const std::string first = ReadAll(dir / "saved_model.pb");
+  const std::string first = ReadFileBytes(dir / "saved_model.pb");
   ConvertedModel fewer = SampleModel();
   fewer.engine_files.erase("plain_engine");
   fewer.engine_files["model/KilnEngineOp_000"].pop_back();
   WriteConvertedModel(dir.string(), fewer);
-  EXPECT_EQ(ReadAll(dir / "saved_model.pb"), first);
+  EXPECT_EQ(ReadFileBytes(dir / "saved_model.pb"), first);
   EXPECT_FALSE(fs::exists(dir / "assets/kiln/engines/plain_engine_0.kiln-engine"));
   EXPECT_FALSE(fs::exists(dir / "assets/kiln/engines/model%2FKilnEngineOp_000_1.kiln-engine"));
   const ConvertedModel back = ReadConvertedModel(dir.string());
@@ -264,7 +146,7 @@ TEST_F(ConvertedModelTest, SavingAgainReplacesEnginesAndIsDeterministic) {
   // A model without engines or a signature.
   ConvertedModel bare;
   bare.tags = {"serve"};
-  bare.graph = ConvertedGraph();
+  bare.graph = SampleConvertedGraph();
   WriteConvertedModel((tmp_ / "bare").string(), bare);
   const ConvertedModel bare_back = ReadConvertedModel((tmp_ / "bare").string());
   EXPECT_TRUE(bare_back.engine_files.empty());
@@ -279,15 +161,15 @@ TEST_F(ConvertedModelTest, DamagedAndOldEngineFilesAreReportedByPathAndSection) 
   WriteConvertedModel(dir.string(), SampleModel());
   const fs::path engine_dir = dir / "assets/kiln/engines";
   const fs::path first = engine_dir / "model%2FKilnEngineOp_000_0.kiln-engine";
-  const std::string good = ReadAll(first);
+  const std::string good = ReadFileBytes(first);
   const testing::ContainerLayout l = testing::LayoutOf(good);
   ASSERT_EQ(l.names, std::vector<std::string>{"payload"});
 
   std::string flipped = good;
   flipped[l.payload_starts[0] + 3] ^= 0x04;
-  WriteAll(first, flipped);
-  WriteAll(engine_dir / "model%2FKilnEngineOp_000_1.kiln-engine", good.substr(0, l.payload_starts[0]));
-  WriteAll(engine_dir / "plain_engine_0.kiln-engine", testing::ReadTestData("sample_v1.kiln-engine"));
+  WriteFileBytes(first, flipped);
+  WriteFileBytes(engine_dir / "model%2FKilnEngineOp_000_1.kiln-engine", good.substr(0, l.payload_starts[0]));
+  WriteFileBytes(engine_dir / "plain_engine_0.kiln-engine", testing::ReadTestData("sample_v1.kiln-engine"));
   const ConvertedModel back = ReadConvertedModel(dir.string());
   const auto& files = back.engine_files.at("model/KilnEngineOp_000");
   ASSERT_EQ(files.size(), 2u);
@@ -303,17 +185,17 @@ TEST_F(ConvertedModelTest, DamagedAndOldEngineFilesAreReportedByPathAndSection) 
 TEST_F(ConvertedModelTest, AFailedSaveLeavesThePreviousSavedModel) {
   const fs::path dir = tmp_ / "converted";
   WriteConvertedModel(dir.string(), SampleModel());
-  const std::string before = ReadAll(dir / "saved_model.pb");
+  const std::string before = ReadFileBytes(dir / "saved_model.pb");
   ConvertedModel bad = SampleModel();
-  (*bad.signature.mutable_outputs())["no_such_output"] = Info("x:0", 1, {});
+  (*bad.signature.mutable_outputs())["no_such_output"] = TensorInfoOf("x:0", 1, {});
   ExpectError([&] { WriteConvertedModel(dir.string(), bad); }, ErrorCode::kInvalidArgument, {"no_such_output"});
-  EXPECT_EQ(ReadAll(dir / "saved_model.pb"), before);
+  EXPECT_EQ(ReadFileBytes(dir / "saved_model.pb"), before);
   ConvertedModel bad_input = SampleModel();
-  (*bad_input.signature.mutable_inputs())["extra"] = Info("e:0", 1, {});
+  (*bad_input.signature.mutable_inputs())["extra"] = TensorInfoOf("e:0", 1, {});
   ExpectError([&] { WriteConvertedModel((tmp_ / "never").string(), bad_input); }, ErrorCode::kInvalidArgument, {"extra"});
   EXPECT_FALSE(fs::exists(tmp_ / "never" / "saved_model.pb"));
   // An unwritable destination names the path.
-  WriteAll(tmp_ / "a_file", "x");
+  WriteFileBytes(tmp_ / "a_file", "x");
   try {
     WriteConvertedModel((tmp_ / "a_file" / "sub").string(), SampleModel());
     ADD_FAILURE() << "expected an error";
@@ -328,7 +210,7 @@ TEST_F(ConvertedModelTest, RecognisesOnlyConvertedModels) {
 
   const fs::path garbage = tmp_ / "garbage";
   fs::create_directories(garbage);
-  WriteAll(garbage / "saved_model.pb", "\xff\xff\xff\xff not a protobuf");
+  WriteFileBytes(garbage / "saved_model.pb", "\xff\xff\xff\xff not a protobuf");
   EXPECT_FALSE(IsConvertedModel(garbage.string()));
   ExpectError([&] { ReadConvertedModel(garbage.string()); }, ErrorCode::kDataLoss, {"garbage"});
 
@@ -342,10 +224,10 @@ TEST_F(ConvertedModelTest, RecognisesOnlyConvertedModels) {
   const fs::path dir = tmp_ / "damaged";
   WriteConvertedModel(dir.string(), SampleModel());
   tfproto::SavedModel saved;
-  ASSERT_TRUE(saved.ParseFromString(ReadAll(dir / "saved_model.pb")));
+  ASSERT_TRUE(saved.ParseFromString(ReadFileBytes(dir / "saved_model.pb")));
   for (auto& n : *saved.mutable_meta_graphs(0)->mutable_graph_def()->mutable_node())
     if (n.name() == "model/cond") n.mutable_attr()->erase("_kiln_output_dtypes");
-  WriteAll(dir / "saved_model.pb", saved.SerializeAsString());
+  WriteFileBytes(dir / "saved_model.pb", saved.SerializeAsString());
   EXPECT_TRUE(IsConvertedModel(dir.string()));
   ExpectError([&] { ReadConvertedModel(dir.string()); }, ErrorCode::kDataLoss, {"saved_model.pb", "model/cond"});
 

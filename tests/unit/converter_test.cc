@@ -1,36 +1,30 @@
 // The converter API on the bundled demo model (models/demo: a small Keras 3 CNN, input
 // `image` [?,28,28,1] float32): workflow, errors, engine cache behaviour, threads.
+#include "kiln/converter.h"
+
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <filesystem>
 #include <random>
 #include <thread>
 
-#include <gtest/gtest.h>
-
-#include "kiln/converter.h"
 #include "kiln/model.h"
+#include "tests/unit/demo_model_test_util.h"
 
 namespace kiln {
 namespace {
 
-std::string DemoDir() {
-  const char* env = std::getenv("KILN_SOURCE_DIR");
-  std::filesystem::path root = env ? std::filesystem::path(env) : std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
-  return (root / "models" / "demo").string();
-}
+using demo_test::DemoDir;
+using demo_test::ExpectRunStats;
+using demo_test::Image;
+using demo_test::RunOnce;
+using testutil::RelativeL2Error;
 
 std::string TempDir(const std::string& name) {
   auto dir = std::filesystem::temp_directory_path() / ("kiln_converter_test_" + name + "_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   return dir.string();
-}
-
-Tensor Image(int batch, uint64_t seed) {
-  Tensor t(DType::kFloat32, {batch, 28, 28, 1});
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal;
-  for (int64_t i = 0; i < t.num_elements(); ++i) t.data<float>()[i] = normal(rng);
-  return t;
 }
 
 InputFn Batches(std::vector<int> batches) {
@@ -40,18 +34,6 @@ InputFn Batches(std::vector<int> batches) {
     return std::vector<Tensor>{Image(batches[(*next)++], 7)};
   };
 }
-
-double RelativeError(const Tensor& a, const Tensor& b) {
-  double err = 0, norm = 0;
-  for (int64_t i = 0; i < a.num_elements(); ++i) {
-    const double d = a.DoubleAt(i) - b.DoubleAt(i);
-    err += d * d;
-    norm += b.DoubleAt(i) * b.DoubleAt(i);
-  }
-  return std::sqrt(err / norm);
-}
-
-Tensor RunOnce(const Model& model, const Tensor& image) { return model.signature().Run({{"image", image}}).at("output_0"); }
 
 TEST(Converter, ConvertBuildSaveLoadRunsWithoutRebuilding) {
   const std::string out = TempDir("build");
@@ -67,12 +49,9 @@ TEST(Converter, ConvertBuildSaveLoadRunsWithoutRebuilding) {
   auto original = LoadModel(DemoDir());
   auto converted = LoadModel(out);
   const Tensor image = Image(3, 1);  // batch 3 <= 4: served by the implicit-batch engine
-  EXPECT_LE(RelativeError(RunOnce(*converted, image), RunOnce(*original, image)), 1e-5);
-  const RunStats stats = converted->signature().stats();
-  EXPECT_EQ(stats.engines_built, 0);
-  EXPECT_EQ(stats.engines_loaded, 1);
-  EXPECT_EQ(stats.engine_runs, 1);
-  EXPECT_EQ(stats.native_runs, 0);
+  EXPECT_LE(RelativeL2Error(RunOnce(*converted, image), RunOnce(*original, image)), 1e-5);
+  ExpectRunStats(converted->signature().stats(),
+                 {.engines_built = 0, .engines_loaded = 1, .engine_runs = 1, .native_runs = 0});
   std::filesystem::remove_all(out);
 }
 

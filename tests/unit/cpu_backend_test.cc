@@ -8,6 +8,7 @@
 #include "backend/cpu/cpu_ops.h"
 #include "ir/ops/elementwise_ops.h"
 #include "tests/unit/cpu_test_util.h"
+#include "tests/unit/test_util.h"
 
 namespace kiln {
 namespace {
@@ -15,6 +16,7 @@ namespace {
 using namespace cputest;
 using backend::cpu::CpuBackend;
 using backend::cpu::CpuEngine;
+using testutil::ExpectError;
 
 struct ConvCase {
   std::string name;
@@ -431,20 +433,12 @@ TEST(CpuBackend, DynamicProfile) {
   EXPECT_EQ(e.spilled_allocations(), 0);
   EXPECT_GT(e.arena_bytes(), 0u);
   // Outside the profile, and a wrong dtype: kInvalidArgument.
-  try {
-    engine->Execute(std::vector<Tensor>{RandF32({4, 8, 9, 6}, 1)});
-    ADD_FAILURE() << "expected an error";
-  } catch (const Error& err) {
-    EXPECT_EQ(err.code(), ErrorCode::kInvalidArgument);
-    EXPECT_NE(std::string(err.what()).find("outside the engine's profile [1-3,8-12,9-13,6]"), std::string::npos) << err.what();
-  }
-  try {
-    engine->Execute(std::vector<Tensor>{Tensor(DType::kFloat64, {1, 8, 9, 6})});
-    ADD_FAILURE() << "expected an error";
-  } catch (const Error& err) {
-    EXPECT_EQ(err.code(), ErrorCode::kInvalidArgument);
-    EXPECT_NE(std::string(err.what()).find("expected dtype float32, got float64"), std::string::npos) << err.what();
-  }
+  const std::vector<Tensor> outside_profile = {RandF32({4, 8, 9, 6}, 1)};
+  ExpectError([&] { engine->Execute(outside_profile); }, ErrorCode::kInvalidArgument,
+              {"outside the engine's profile [1-3,8-12,9-13,6]"});
+  const std::vector<Tensor> float64_input = {Tensor(DType::kFloat64, {1, 8, 9, 6})};
+  ExpectError([&] { engine->Execute(float64_input); }, ErrorCode::kInvalidArgument,
+              {"expected dtype float32, got float64"});
 }
 
 TEST(CpuBackend, ArenaReusesMemory) {
@@ -517,13 +511,8 @@ TEST(CpuBackend, SerializeDeserializeRoundTrip) {
   ConvCase other = cc;
   other.act = "Relu";
   const Builder b2 = BuildConv(other, 2, 9, 11);
-  try {
-    cpu.Deserialize(*b2.g, profile, {}, payload);
-    ADD_FAILURE() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
-    EXPECT_NE(std::string(e.what()).find("different segment"), std::string::npos) << e.what();
-  }
+  ExpectError([&] { cpu.Deserialize(*b2.g, profile, {}, payload); }, ErrorCode::kInvalidArgument,
+              {"different segment"});
   EXPECT_EQ(cpu.deserialized_count(), 1);
 }
 
@@ -576,13 +565,9 @@ TEST(CpuBackend, WorkspaceLimit) {
   const Builder b = BuildConv(cc, 1, 16, 16);
   backend::CompileOptions options;
   options.max_workspace_bytes = 1024;
-  try {
-    CpuBackend().Compile(*b.g, ExactProfile({{1, 16, 16, 16}}), options);
-    ADD_FAILURE() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
-    EXPECT_NE(std::string(e.what()).find("max_workspace_bytes (1024)"), std::string::npos) << e.what();
-  }
+  const backend::Profile exact = ExactProfile({{1, 16, 16, 16}});
+  ExpectError([&] { CpuBackend().Compile(*b.g, exact, options); }, ErrorCode::kInvalidArgument,
+              {"max_workspace_bytes (1024)"});
 }
 
 TEST(CpuBackend, DoubleAndIntegerGraphsRunReferenceKernels) {

@@ -12,6 +12,7 @@
 #include "backend/cpu/plan_serialization.h"
 #include "ir/graph_util.h"
 #include "tests/unit/cpu_test_util.h"
+#include "tests/unit/test_util.h"
 
 namespace kiln {
 namespace {
@@ -51,24 +52,18 @@ std::vector<Tensor> Inputs() { return {RandF32(kX, 1), RandF32({1, 16, 12, 12}, 
 
 backend::Profile ProfileOf() { return ExactProfile({kX, {1, 16, 12, 12}}); }
 
-double RelL2(const Tensor& got, const Tensor& want) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < want.num_elements(); ++i) {
-    const double d = got.DoubleAt(i) - want.DoubleAt(i);
-    num += d * d;
-    den += want.DoubleAt(i) * want.DoubleAt(i);
-  }
-  return std::sqrt(num / std::max(den, 1e-300));
+backend::CompileOptions WithPrecision(Precision precision) {
+  backend::CompileOptions options;
+  options.precision = precision;
+  return options;
 }
 
 // An engine built for `cpu` (the passes as CpuBackend::Compile runs them).
 std::unique_ptr<CpuEngine> EngineFor(const Builder& b, Precision precision, const CpuFeatures& cpu) {
   ir::Graph work = ir::CloneGraph(*b.g);
   auto stats = backend::cpu::OptimizeForCpu(work);
-  backend::CompileOptions options;
-  options.precision = precision;
-  return std::make_unique<CpuEngine>(std::make_shared<const ir::Graph>(ir::CloneGraph(work)), ProfileOf(), options,
-                                     std::move(stats), backend::cpu::HashSegment(*b.g), cpu);
+  return std::make_unique<CpuEngine>(std::make_shared<const ir::Graph>(ir::CloneGraph(work)), ProfileOf(),
+                                     WithPrecision(precision), std::move(stats), backend::cpu::HashSegment(*b.g), cpu);
 }
 
 CpuFeatures FakeSapphireRapids() {
@@ -83,9 +78,7 @@ TEST(CpuBf16, NoNativeBf16RunsFp32WithNote) {
   if (HostCpu().native_bf16()) GTEST_SKIP() << "this CPU has native BF16 (CpuBf16.ComputesInBf16 covers it)";
   const Builder b = BuildConvMatMul();
   CpuBackend cpu;
-  backend::CompileOptions options;
-  options.precision = Precision::kBF16;
-  auto bf16 = cpu.Compile(*b.g, ProfileOf(), options);
+  auto bf16 = cpu.Compile(*b.g, ProfileOf(), WithPrecision(Precision::kBF16));
   auto fp32 = cpu.Compile(*b.g, ProfileOf(), {});
   EXPECT_EQ(bf16->precision(), Precision::kFP32);
   EXPECT_EQ(bf16->precision_note(), "BF16 requested; this CPU (" + cpu.device() + ") has no native BF16 arithmetic, engine runs FP32");
@@ -100,9 +93,7 @@ TEST(CpuBf16, ComputesInBf16) {
   if (!HostCpu().native_bf16()) GTEST_SKIP() << "this CPU (" << backend::cpu::DeviceString(HostCpu()) << ") has no native BF16";
   const Builder b = BuildConvMatMul();
   CpuBackend cpu;
-  backend::CompileOptions options;
-  options.precision = Precision::kBF16;
-  auto bf16 = cpu.Compile(*b.g, ProfileOf(), options);
+  auto bf16 = cpu.Compile(*b.g, ProfileOf(), WithPrecision(Precision::kBF16));
   auto fp32 = cpu.Compile(*b.g, ProfileOf(), {});
   const auto& e = dynamic_cast<const CpuEngine&>(*bf16);
   std::cout << e.Summary();
@@ -123,14 +114,14 @@ TEST(CpuBf16, ComputesInBf16) {
   ASSERT_EQ(got.size(), 3u);
   for (size_t i = 0; i < got.size(); ++i) {
     ExpectClose(f[i], want[i], 1e-5, "fp32 output " + std::to_string(i));
-    const double err = RelL2(got[i], f[i]);
+    const double err = testutil::RelativeL2Error(got[i], f[i]);
     std::cout << fmt::format("output {}: rel L2 BF16 vs FP32 engine {:.3e}\n", i, err);
     EXPECT_GT(err, 1e-6) << "output " << i << ": bit-identical to FP32 (no bf16 arithmetic happened)";  // (b)
     EXPECT_LT(err, 2e-2) << "output " << i;                                                              // (c)
   }
   // Saved and reloaded (the engine file passes the engine's precision back): the same steps
   // run bf16 and the results are the same bits.
-  auto loaded = cpu.Deserialize(*b.g, ProfileOf(), options, bf16->Serialize());
+  auto loaded = cpu.Deserialize(*b.g, ProfileOf(), WithPrecision(Precision::kBF16), bf16->Serialize());
   EXPECT_EQ(loaded->precision(), Precision::kBF16);
   EXPECT_EQ(loaded->precision_note(), "");
   EXPECT_EQ(dynamic_cast<const CpuEngine&>(*loaded).bf16_steps(), e.bf16_steps());
@@ -163,12 +154,10 @@ TEST(CpuBf16, EveryStepFallsBackToF32WhereOneDnnHasNoBf16Kernel) {
   const auto got = engine->Execute(in), want = fp32->Execute(in);
   for (size_t i = 0; i < got.size(); ++i) EXPECT_TRUE(BitwiseEqual(got[i], want[i])) << "output " << i;
   // Reloaded: the same decisions and note.
-  backend::CompileOptions options;
-  options.precision = Precision::kBF16;
   {
     auto plan = backend::cpu::DecodePlan(engine->Serialize());
-    CpuEngine loaded(std::make_shared<const ir::Graph>(std::move(plan.graph)), ProfileOf(), options, plan.pass_stats,
-                     plan.segment_hash, spr);
+    CpuEngine loaded(std::make_shared<const ir::Graph>(std::move(plan.graph)), ProfileOf(),
+                     WithPrecision(Precision::kBF16), plan.pass_stats, plan.segment_hash, spr);
     EXPECT_EQ(loaded.precision(), engine->precision());
     EXPECT_EQ(loaded.precision_note(), engine->precision_note());
   }
@@ -182,10 +171,8 @@ TEST(CpuBf16, EngineWithoutConvOrMatMulRunsFp32) {
   const CpuFeatures cpu = HostCpu().native_bf16() ? HostCpu() : FakeSapphireRapids();
   ir::Graph work = ir::CloneGraph(*b.g);
   auto stats = backend::cpu::OptimizeForCpu(work);
-  backend::CompileOptions options;
-  options.precision = Precision::kBF16;
-  CpuEngine engine(std::make_shared<const ir::Graph>(ir::CloneGraph(work)), ExactProfile({{4, 8}}), options, stats, 0,
-                   cpu);
+  CpuEngine engine(std::make_shared<const ir::Graph>(ir::CloneGraph(work)), ExactProfile({{4, 8}}),
+                   WithPrecision(Precision::kBF16), stats, 0, cpu);
   EXPECT_EQ(engine.precision(), Precision::kFP32);
   EXPECT_EQ(engine.precision_note(),
             "BF16 requested; the engine has no convolution or matrix product (the steps that run BF16), engine runs FP32");

@@ -21,6 +21,7 @@
 
 namespace kiln::cputest {
 
+using nntest::ConvAttrs;
 using nntest::RandF32;
 
 struct Builder {
@@ -40,17 +41,6 @@ struct Builder {
   }
   void Output(const std::string& name, ir::ValueId v) { g->AddOutput(name, v); }
 };
-
-inline ir::AttrMap ConvAttrs(const std::string& format, const std::string& padding, std::vector<int64_t> strides = {1, 1},
-                             std::vector<int64_t> dilations = {1, 1}, std::vector<int64_t> pads = {}) {
-  ir::AttrMap a;
-  a.Set("data_format", format);
-  a.Set("padding", padding);
-  a.Set("strides", strides);
-  a.Set("dilations", dilations);
-  if (!pads.empty()) a.Set("pads", pads);
-  return a;
-}
 
 // Deterministic values in [-scale, scale) (keeps activations O(1) through deep stacks).
 inline Tensor RandScaled(Shape shape, uint32_t seed, float scale) {

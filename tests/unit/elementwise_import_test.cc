@@ -2,23 +2,15 @@
 // defaults, BiasAdd NCHW, Select v1 with a rank-1 condition, Cast, FakeQuant, QDQ V3; the IR
 // graph is then evaluated with the reference kernels.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <string>
 
-#include "backend/reference/kernel.h"
-#include "frontend/tf/bundle_reader.h"
-#include "frontend/tf/graph_builder.h"
-#include "frontend/tf/saved_model.h"
 #include "tests/unit/elementwise_test_util.h"
+#include "tests/unit/tf_import_test_util.h"
 
 namespace kiln::ew_test {
 namespace {
-
-namespace fs = std::filesystem;
 
 const char* kConsts = R"pb(
       node { name: "x" op: "Placeholder" attr { key: "dtype" value { type: 1 } } }
@@ -74,41 +66,10 @@ meta_graphs {
 )pb";
 }
 
-class ElementwiseImport : public ::testing::Test {
+class ElementwiseImport : public tf_test::SavedModelTextImport {
  protected:
-  void SetUp() override {
-    static int counter = 0;
-    dir_ = fs::temp_directory_path() / ("kiln_ew_import_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   ir::Graph Import(const std::string& nodes, const std::map<std::string, std::string>& outputs) {
-    std::ofstream(dir_ / "saved_model.pbtxt") << SavedModelText(nodes, outputs);
-    bundle_ = tf::LoadSavedModel(dir_.string(), {"serve"});
-    variables_ = std::make_unique<tf::VariableReader>(dir_.string());
-    tf::GraphBuilder builder(bundle_, *variables_);
-    return builder.ImportSignature("serving_default");
-  }
-
-  // Evaluates every node with the reference kernels; returns the graph outputs by name.
-  static std::map<std::string, Tensor> Evaluate(const ir::Graph& g, const Tensor& x) {
-    std::map<ir::ValueId, Tensor> values;
-    values[g.inputs().at(0)] = x;
-    for (ir::NodeId id : g.TopologicalOrder()) {
-      const ir::Node& n = g.node(id);
-      if (n.op == "Constant") {
-        values[n.outputs[0]] = *g.ConstantOf(n.outputs[0]);
-        continue;
-      }
-      std::vector<Tensor> ins;
-      for (ir::ValueId v : n.inputs) ins.push_back(values.at(v));
-      std::vector<Tensor> outs = reference::RunReferenceKernel(n, ins, nullptr);
-      for (size_t i = 0; i < outs.size(); ++i) values[n.outputs[i]] = outs[i];
-    }
-    std::map<std::string, Tensor> result;
-    for (size_t i = 0; i < g.outputs().size(); ++i) result[g.output_names()[i]] = values.at(g.outputs()[i]);
-    return result;
+    return ImportSavedModelText(SavedModelText(nodes, outputs));
   }
 
   static int Count(const ir::Graph& g, const std::string& op) {
@@ -117,10 +78,6 @@ class ElementwiseImport : public ::testing::Test {
       if (!node.removed && node.op == op) ++n;
     return n;
   }
-
-  fs::path dir_;
-  tf::SavedModelBundle bundle_;
-  std::unique_ptr<tf::VariableReader> variables_;
 };
 
 TEST_F(ElementwiseImport, OpsWithDefaultsAndRewrites) {

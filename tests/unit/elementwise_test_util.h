@@ -13,6 +13,7 @@
 #include "ir/op_schema.h"
 #include "kiln/half.h"
 #include "kiln/tensor.h"
+#include "tests/unit/test_util.h"
 
 namespace kiln::ew_test {
 
@@ -41,13 +42,8 @@ inline Tensor Str(Shape s, const std::vector<std::string>& v) {
   return t;
 }
 
-inline std::vector<double> Doubles(const Tensor& t) {
-  std::vector<double> out;
-  for (int64_t i = 0; i < t.num_elements(); ++i) out.push_back(t.DoubleAt(i));
-  return out;
-}
-inline std::vector<int64_t> Ints(const Tensor& t) { return t.ToInt64Vector(); }
-
+using testutil::Doubles;
+using testutil::Ints;
 
 // Infers the node's output over inputs of the given dtypes/shapes; returns the output value.
 inline ir::Value Infer(const std::string& op, const std::vector<std::pair<DType, ir::SymShape>>& inputs,
@@ -109,11 +105,7 @@ inline std::string KernelError(const std::string& op, std::vector<Tensor> inputs
   return "";
 }
 
-inline ir::AttrMap Attrs(std::initializer_list<std::pair<std::string, ir::AttrValue>> list) {
-  ir::AttrMap m;
-  for (const auto& [k, v] : list) m.Set(k, v);
-  return m;
-}
+using testutil::Attrs;
 
 inline ir::SymShape S(std::vector<ir::Dim> dims) { return ir::SymShape::Of(std::move(dims)); }
 

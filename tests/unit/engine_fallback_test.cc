@@ -13,23 +13,15 @@
 #include "kiln/model.h"
 #include "runtime/converted_graph.h"
 #include "tests/unit/container_test_util.h"
+#include "tests/unit/demo_model_test_util.h"
 
 namespace kiln {
 namespace {
 
-std::string DemoDir() {
-  const char* env = std::getenv("KILN_SOURCE_DIR");
-  std::filesystem::path root = env ? std::filesystem::path(env) : std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
-  return (root / "models" / "demo").string();
-}
+using demo_test::DemoDir;
 
-Tensor Image(int batch) {
-  Tensor t(DType::kFloat32, {batch, 28, 28, 1});
-  std::mt19937_64 rng(3);
-  std::normal_distribution<float> normal;
-  for (int64_t i = 0; i < t.num_elements(); ++i) t.data<float>()[i] = normal(rng);
-  return t;
-}
+// Every test runs the same images.
+Tensor Image(int batch) { return demo_test::Image(batch, /*seed=*/3); }
 
 // Converts the demo model with an engine built for batch 2 and returns the saved dir.
 std::string ConvertDemo(const std::string& name, bool allow_build_at_runtime) {

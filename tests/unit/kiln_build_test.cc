@@ -1,66 +1,37 @@
 // Converter::build_profiles + save_kiln_file + LoadModel(.kiln) on the bundled demo model
 // (models/demo: input `image` [?,28,28,1] float32, output `output_0`), and
 // Signature::RunWithBuffers (happy path and every error).
+#include <gtest/gtest.h>
+
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
 
-#include <gtest/gtest.h>
-
 #include "convert/engine_file.h"
 #include "convert/kiln_file.h"
 #include "kiln/converter.h"
 #include "kiln/model.h"
+#include "tests/unit/demo_model_test_util.h"
+#include "tests/unit/test_util.h"
 
 namespace kiln {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string DemoDir() {
-  const char* env = std::getenv("KILN_SOURCE_DIR");
-  fs::path root = env ? fs::path(env) : fs::path(__FILE__).parent_path().parent_path().parent_path();
-  return (root / "models" / "demo").string();
-}
+using demo_test::DemoDir;
+using demo_test::ExpectRunStats;
+using demo_test::Image;
+using demo_test::RunOnce;
+using testutil::ExpectError;
+using testutil::RelativeL2Error;
 
 fs::path TempDir(const std::string& name) {
   auto dir = fs::temp_directory_path() / ("kiln_build_test_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   return dir;
-}
-
-Tensor Image(int batch, uint64_t seed) {
-  Tensor t(DType::kFloat32, {batch, 28, 28, 1});
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> normal;
-  for (int64_t i = 0; i < t.num_elements(); ++i) t.data<float>()[i] = normal(rng);
-  return t;
-}
-
-double RelativeError(const Tensor& a, const Tensor& b) {
-  double err = 0, norm = 0;
-  for (int64_t i = 0; i < a.num_elements(); ++i) {
-    const double d = a.DoubleAt(i) - b.DoubleAt(i);
-    err += d * d;
-    norm += b.DoubleAt(i) * b.DoubleAt(i);
-  }
-  return std::sqrt(err / norm);
-}
-
-Tensor RunOnce(const Model& model, const Tensor& image) { return model.signature().Run({{"image", image}}).at("output_0"); }
-
-template <typename Fn>
-void ExpectError(Fn&& fn, ErrorCode code, const std::vector<std::string>& words) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an error (" << ErrorCodeName(code) << ")";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    for (const auto& w : words) EXPECT_NE(std::string(e.what()).find(w), std::string::npos) << "'" << w << "' not in: " << e.what();
-  }
 }
 
 InputShapeProfile BatchRange(int64_t lo, int64_t opt, int64_t hi) {
@@ -99,17 +70,14 @@ TEST(KilnBuild, ProfilesSavedToAKilnFileLoadWithoutRebuilding) {
   EXPECT_EQ(model->signature_keys(), std::vector<std::string>{"serving_default"});
   for (int batch : {2, 5, 6}) {
     const Tensor image = Image(batch, static_cast<uint64_t>(batch));
-    EXPECT_LE(RelativeError(RunOnce(*model, image), RunOnce(*original, image)), 1e-5) << "batch " << batch;
+    EXPECT_LE(RelativeL2Error(RunOnce(*model, image), RunOnce(*original, image)), 1e-5) << "batch " << batch;
   }
-  RunStats stats = model->signature().stats();
-  EXPECT_EQ(stats.engines_loaded, 1);
-  EXPECT_EQ(stats.engines_built, 0);
-  EXPECT_EQ(stats.engine_runs, 3);
-  EXPECT_EQ(stats.native_runs, 0);
+  ExpectRunStats(model->signature().stats(),
+                 {.engines_built = 0, .engines_loaded = 1, .engine_runs = 3, .native_runs = 0});
   // Outside the range: built at run time (exact profile), still right.
   const Tensor big = Image(9, 9);
-  EXPECT_LE(RelativeError(RunOnce(*model, big), RunOnce(*original, big)), 1e-5);
-  stats = model->signature().stats();
+  EXPECT_LE(RelativeL2Error(RunOnce(*model, big), RunOnce(*original, big)), 1e-5);
+  const RunStats stats = model->signature().stats();
   EXPECT_EQ(stats.engines_built, 1);
   EXPECT_EQ(stats.native_runs, 0);
 
@@ -130,13 +98,10 @@ TEST(KilnBuild, OutsideTheRangeRunsNativelyWithoutBuildAtRuntime) {
   options.log = [&](const std::string& m) { logged.push_back(m); };
   auto model = LoadModel(path, options);
   const Tensor small = Image(1, 1), inside = Image(3, 3);
-  EXPECT_LE(RelativeError(RunOnce(*model, small), RunOnce(*original, small)), 1e-5);
-  EXPECT_LE(RelativeError(RunOnce(*model, inside), RunOnce(*original, inside)), 1e-5);
-  const RunStats stats = model->signature().stats();
-  EXPECT_EQ(stats.engines_built, 0);
-  EXPECT_EQ(stats.engines_loaded, 1);
-  EXPECT_EQ(stats.engine_runs, 1);
-  EXPECT_EQ(stats.native_runs, 1);
+  EXPECT_LE(RelativeL2Error(RunOnce(*model, small), RunOnce(*original, small)), 1e-5);
+  EXPECT_LE(RelativeL2Error(RunOnce(*model, inside), RunOnce(*original, inside)), 1e-5);
+  ExpectRunStats(model->signature().stats(),
+                 {.engines_built = 0, .engines_loaded = 1, .engine_runs = 1, .native_runs = 1});
   bool said = false;
   for (const auto& m : logged) said = said || m.find("allow_build_at_runtime is false") != std::string::npos;
   EXPECT_TRUE(said);
@@ -165,7 +130,7 @@ TEST(KilnBuild, EngineForAnotherDeviceIsReportedAndRebuilt) {
   EXPECT_TRUE(said) << (logged.empty() ? "nothing logged" : logged.front());
   auto original = LoadModel(DemoDir());
   const Tensor image = Image(3, 3);
-  EXPECT_LE(RelativeError(RunOnce(*loaded, image), RunOnce(*original, image)), 1e-5);
+  EXPECT_LE(RelativeL2Error(RunOnce(*loaded, image), RunOnce(*original, image)), 1e-5);
   EXPECT_EQ(loaded->signature().stats().engines_loaded, 0);
   EXPECT_EQ(loaded->signature().stats().engines_built, 1);
   fs::remove_all(dir);
@@ -210,7 +175,7 @@ TEST(KilnBuild, SeveralProfilesGiveSeveralEngines) {
   auto model = LoadModel(path);
   for (int batch : {1, 2, 4, 8}) {
     const Tensor image = Image(batch, 40 + static_cast<uint64_t>(batch));
-    EXPECT_LE(RelativeError(RunOnce(*model, image), RunOnce(*original, image)), 1e-5) << "batch " << batch;
+    EXPECT_LE(RelativeL2Error(RunOnce(*model, image), RunOnce(*original, image)), 1e-5) << "batch " << batch;
   }
   EXPECT_EQ(model->signature().stats().engines_loaded, 2);
   EXPECT_EQ(model->signature().stats().engines_built, 0);

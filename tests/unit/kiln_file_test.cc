@@ -3,121 +3,38 @@
 #include "convert/kiln_file.h"
 
 #include <fmt/format.h>
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
 #include "convert/engine_file.h"
 #include "convert/ir_codec.h"
-#include "ir/op_schema.h"
 #include "ir/passes/pass.h"
-#include "kiln/version.h"
-#include "runtime/executor.h"
 #include "tests/unit/container_test_util.h"
+#include "tests/unit/converted_model_test_util.h"
 
 namespace kiln::convert {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string Bytes(const tfproto::GraphDef& gd) {
-  std::string out;
-  google::protobuf::io::StringOutputStream stream(&out);
-  google::protobuf::io::CodedOutputStream coded(&stream);
-  coded.SetSerializationDeterministic(true);
-  gd.SerializeToCodedStream(&coded);
-  return out;
-}
+using testing::DeterministicBytes;
+using testing::ExpectError;
+using testing::ExpectSameResults;
+using testing::LayoutOf;
+using testing::TensorInfoOf;
+using testing::U32At;
 
-ir::NodeId AddInferred(ir::Graph& g, const std::string& op, const std::string& name, std::vector<ir::ValueId> in,
-                       ir::AttrMap attrs = {}) {
-  ir::Node& n = g.AddNode(op, name, std::move(in), 1);
-  n.attrs = std::move(attrs);
-  const ir::NodeId id = n.id;
-  ir::InferNode(g, id);
-  return id;
-}
-ir::ValueId Out(const ir::Graph& g, ir::NodeId id) { return g.node(id).outputs[0]; }
-
-// x:[batch,3] float, flag: bool scalar. logits = Engine(x) (segment: Relu(x * 2)); probs = If(flag,
-// logits) (then: logits + 1, else: logits).
-ir::Graph SampleGraph() {
-  ir::Graph g;
-  const ir::Dim batch = g.NewSymbol("x.0");
-  const ir::ValueId x = g.AddInput("x", DType::kFloat32, ir::SymShape::Of({batch, 3}));
-  const ir::ValueId flag = g.AddInput("flag", DType::kBool, ir::SymShape::Scalar());
-  auto segment = std::make_shared<ir::Graph>();
-  {
-    const ir::Dim b = segment->NewSymbol("x.0");
-    const ir::ValueId in = segment->AddInput("x", DType::kFloat32, ir::SymShape::Of({b, 3}));
-    const ir::ValueId two = segment->AddConstant("model/two", Tensor::Scalar<float>(DType::kFloat32, 2.0f));
-    const ir::NodeId mul = AddInferred(*segment, "Mul", "model/mul", {in, two});
-    segment->AddOutput("model/relu", Out(*segment, AddInferred(*segment, "Relu", "model/relu", {Out(*segment, mul)})));
-  }
-  ir::AttrMap engine_attrs;
-  engine_attrs.Set("segment", segment);
-  engine_attrs.Set("engine_name", std::string("KilnEngineOp_000"));
-  ir::Node& e = g.AddNode("Engine", "model/KilnEngineOp_000", {x}, 1);
-  e.attrs = engine_attrs;
-  const ir::NodeId engine = e.id;
-  g.value(e.outputs[0]).shape = ir::SymShape::Of({batch, 3});
-  ir::InferNode(g, engine);
-  auto then_g = std::make_shared<ir::Graph>();
-  {
-    const ir::ValueId a = then_g->AddInput("a", DType::kFloat32, ir::SymShape::Of({batch, 3}));
-    const ir::ValueId one = then_g->AddConstant("one", Tensor::Scalar<float>(DType::kFloat32, 1.0f));
-    then_g->AddOutput("r", Out(*then_g, AddInferred(*then_g, "Add", "add", {a, one})));
-  }
-  auto else_g = std::make_shared<ir::Graph>();
-  else_g->AddOutput("r", else_g->AddInput("a", DType::kFloat32, ir::SymShape::Of({batch, 3})));
-  ir::AttrMap if_attrs;
-  if_attrs.Set("then_branch", then_g);
-  if_attrs.Set("else_branch", else_g);
-  const ir::NodeId cond = AddInferred(g, "If", "model/cond", {flag, Out(g, engine)}, if_attrs);
-  g.AddOutput("logits", Out(g, engine));
-  g.AddOutput("probs", Out(g, cond));
-  return g;
-}
-
-tfproto::TensorInfo Info(const std::string& name, int dtype, std::vector<int64_t> dims) {
-  tfproto::TensorInfo info;
-  info.set_name(name);
-  info.set_dtype(dtype);
-  for (int64_t d : dims) info.mutable_tensor_shape()->add_dim()->set_size(d);
-  return info;
-}
-
+// The sample model as a .kiln file carries it: the "probs" output of unknown rank.
 ConvertedModel SampleModel() {
-  ConvertedModel m;
-  m.tags = {"serve", "gpu"};
-  m.signature_key = "serving_default";
-  (*m.signature.mutable_inputs())["x"] = Info("serving_default_x:0", 1, {-1, 3});
-  (*m.signature.mutable_inputs())["flag"] = Info("serving_default_flag:0", 10, {});
-  (*m.signature.mutable_outputs())["logits"] = Info("StatefulPartitionedCall:0", 1, {-1, 3});
-  tfproto::TensorInfo probs = Info("StatefulPartitionedCall:1", 1, {});
+  ConvertedModel m = testing::SampleConvertedModel();
+  tfproto::TensorInfo probs = TensorInfoOf("StatefulPartitionedCall:1", 1, {});
   probs.mutable_tensor_shape()->set_unknown_rank(true);
   (*m.signature.mutable_outputs())["probs"] = probs;
-  m.graph = SampleGraph();
-  m.conversion_json = R"({"precision_mode": "FP32", "ops_converted": 3})";
-  EngineHeader h;
-  h.kiln_version = KILN_VERSION;
-  h.backend = "cpu";
-  h.device = "x86-64 avx2";
-  h.profile.inputs.push_back({{1, 3}, {4, 3}, {8, 3}});
-  h.engine_name = "model/KilnEngineOp_000";
-  m.engine_files["model/KilnEngineOp_000"] = {WriteEngineFile(h, "payload-0"), WriteEngineFile(h, std::string("p\0\1", 3))};
-  m.engine_files["plain_engine"] = {WriteEngineFile(h, "other")};
   return m;
 }
-
-using testing::ExpectError;
-using testing::LayoutOf;
-using testing::U32At;
 
 TEST(KilnFile, RoundTrip) {
   const ConvertedModel model = SampleModel();
@@ -136,7 +53,8 @@ TEST(KilnFile, RoundTrip) {
   EXPECT_EQ(back.signature_key, "serving_default");
   EXPECT_EQ(back.conversion_json, model.conversion_json);
   EXPECT_EQ(back.engine_files, model.engine_files);
-  EXPECT_EQ(Bytes(convert::EncodeIrGraph(back.graph)), Bytes(convert::EncodeIrGraph(model.graph)));
+  EXPECT_EQ(DeterministicBytes(convert::EncodeIrGraph(back.graph)),
+            DeterministicBytes(convert::EncodeIrGraph(model.graph)));
   ir::Verify(back.graph);
   // The signature: same keys, dtypes and shapes; tensor names point at the encoded graph.
   const tfproto::GraphDef gd = convert::EncodeIrGraph(back.graph);
@@ -154,15 +72,7 @@ TEST(KilnFile, RoundTrip) {
   EXPECT_EQ(back.signature.outputs().at("probs").name(), convert::EncodedOutputTensors(gd)[1]);
 
   // The decoded graph runs the same.
-  auto a = std::make_shared<ir::Graph>(model.graph.Clone());
-  auto b = std::make_shared<ir::Graph>(back.graph.Clone());
-  runtime::ReferenceExecutor ea(a), eb(b);
-  const std::vector<Tensor> in = {Tensor::FromVector<float>(DType::kFloat32, {2, 3}, {1, -2, 3, -4, 5, -6}),
-                                  Tensor::Scalar<bool>(DType::kBool, true)};
-  const auto ra = ea.Run(in), rb = eb.Run(in);
-  ASSERT_EQ(ra.size(), rb.size());
-  for (size_t i = 0; i < ra.size(); ++i)
-    for (int64_t k = 0; k < ra[i].num_elements(); ++k) EXPECT_EQ(ra[i].data<float>()[k], rb[i].data<float>()[k]);
+  ExpectSameResults(model.graph, back.graph, /*flag=*/true);
 }
 
 TEST(KilnFile, NoSignatureAndNoEngines) {
@@ -178,7 +88,7 @@ TEST(KilnFile, NoSignatureAndNoEngines) {
 
 TEST(KilnFile, SignatureNamingNoGraphInputIsRefusedOnWrite) {
   ConvertedModel model = SampleModel();
-  (*model.signature.mutable_inputs())["nope"] = Info("nope:0", 1, {});
+  (*model.signature.mutable_inputs())["nope"] = TensorInfoOf("nope:0", 1, {});
   ExpectError([&] { EncodeKilnFile(model); }, ErrorCode::kInvalidArgument, {"'nope'"});
 }
 

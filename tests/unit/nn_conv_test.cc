@@ -48,13 +48,7 @@ std::vector<double> NaiveConv2D(const Tensor& x, const Tensor& w, int64_t sh, in
 
 ir::AttrMap ConvAttrs(std::vector<int64_t> strides, std::vector<int64_t> dilations, const std::string& padding,
                       const std::string& format = "NHWC", std::vector<int64_t> pads = {}) {
-  ir::AttrMap a;
-  a.Set("strides", strides);
-  a.Set("dilations", dilations);
-  a.Set("padding", padding);
-  a.Set("data_format", format);
-  if (!pads.empty()) a.Set("pads", pads);
-  return a;
+  return nntest::ConvAttrs(format, padding, std::move(strides), std::move(dilations), std::move(pads));
 }
 
 TEST(NnConv, HandComputedValid) {

@@ -2,23 +2,16 @@
 // defaults, padding/strides/format mapping, FusedBatchNormV3 outputs, MaxPoolV2 with constant
 // ksize, BatchMatMulV3 / Einsum, resizes; the IR graph is evaluated with the reference kernels.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <string>
 
-#include "backend/reference/kernel.h"
-#include "frontend/tf/bundle_reader.h"
-#include "frontend/tf/graph_builder.h"
-#include "frontend/tf/saved_model.h"
 #include "tests/unit/nn_test_util.h"
+#include "tests/unit/tf_import_test_util.h"
 
 namespace kiln {
 namespace {
 
-namespace fs = std::filesystem;
 using namespace nntest;
 
 std::string ConstNode(const std::string& name, const Shape& shape, const std::vector<float>& v) {
@@ -35,15 +28,8 @@ std::string IntConstNode(const std::string& name, const std::vector<int>& v) {
          std::to_string(v.size()) + " } } " + vals + "} } } }\n";
 }
 
-class NnImport : public ::testing::Test {
+class NnImport : public tf_test::SavedModelTextImport {
  protected:
-  void SetUp() override {
-    static int counter = 0;
-    dir_ = fs::temp_directory_path() / ("kiln_nn_import_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   // x: [1,4,4,2] float32.
   ir::Graph Import(const std::string& nodes, const std::vector<std::string>& outputs) {
     std::string outs;
@@ -68,30 +54,7 @@ meta_graphs {
   }
 }
 )pb";
-    std::ofstream(dir_ / "saved_model.pbtxt") << text;
-    bundle_ = tf::LoadSavedModel(dir_.string(), {"serve"});
-    variables_ = std::make_unique<tf::VariableReader>(dir_.string());
-    tf::GraphBuilder builder(bundle_, *variables_);
-    return builder.ImportSignature("serving_default");
-  }
-
-  static std::map<std::string, Tensor> Evaluate(const ir::Graph& g, const Tensor& x) {
-    std::map<ir::ValueId, Tensor> values;
-    values[g.inputs().at(0)] = x;
-    for (ir::NodeId id : g.TopologicalOrder()) {
-      const ir::Node& n = g.node(id);
-      if (n.op == "Constant") {
-        values[n.outputs[0]] = *g.ConstantOf(n.outputs[0]);
-        continue;
-      }
-      std::vector<Tensor> ins;
-      for (ir::ValueId v : n.inputs) ins.push_back(values.at(v));
-      std::vector<Tensor> outs = reference::RunReferenceKernel(n, ins, nullptr);
-      for (size_t i = 0; i < outs.size(); ++i) values[n.outputs[i]] = outs[i];
-    }
-    std::map<std::string, Tensor> result;
-    for (size_t i = 0; i < g.outputs().size(); ++i) result[g.output_names()[i]] = values.at(g.outputs()[i]);
-    return result;
+    return ImportSavedModelText(text);
   }
 
   static const ir::Node* Find(const ir::Graph& g, const std::string& op) {
@@ -99,10 +62,6 @@ meta_graphs {
       if (!n.removed && n.op == op) return &n;
     return nullptr;
   }
-
-  fs::path dir_;
-  tf::SavedModelBundle bundle_;
-  std::unique_ptr<tf::VariableReader> variables_;
 };
 
 const char* kT = R"(attr { key: "T" value { type: 1 } })";

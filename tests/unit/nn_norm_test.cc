@@ -7,12 +7,7 @@ namespace {
 using namespace nntest;
 
 ir::AttrMap BnAttrs(double eps, int64_t axis, bool training = false, double factor = 1.0) {
-  ir::AttrMap a;
-  a.Set("epsilon", eps);
-  a.Set("axis", axis);
-  a.Set("training", training);
-  a.Set("exponential_avg_factor", factor);
-  return a;
+  return Attrs({{"epsilon", eps}, {"axis", axis}, {"training", training}, {"exponential_avg_factor", factor}});
 }
 
 TEST(NnNorm, BatchNormInferenceNhwcAndNchw) {

@@ -11,12 +11,7 @@ using namespace nntest;
 
 ir::AttrMap PoolAttrs(std::vector<int64_t> ksize, std::vector<int64_t> strides, const std::string& padding,
                       const std::string& format = "NHWC") {
-  ir::AttrMap a;
-  a.Set("ksize", ksize);
-  a.Set("strides", strides);
-  a.Set("padding", padding);
-  a.Set("data_format", format);
-  return a;
+  return Attrs({{"ksize", ksize}, {"strides", strides}, {"padding", padding}, {"data_format", format}});
 }
 
 TEST(NnPool, MaxPoolHandComputed) {

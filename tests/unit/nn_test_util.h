@@ -15,6 +15,7 @@
 #include "ir/op_schema.h"
 #include "kiln/half.h"
 #include "kiln/tensor.h"
+#include "tests/unit/test_util.h"
 
 namespace kiln::nntest {
 
@@ -95,26 +96,42 @@ inline void ExpectNear(const Tensor& t, const std::vector<double>& expected, dou
   EXPECT_EQ(bad, 0);
 }
 
-inline std::vector<double> ToDoubles(const Tensor& t) {
-  std::vector<double> v(static_cast<size_t>(t.num_elements()));
-  for (size_t i = 0; i < v.size(); ++i) v[i] = t.DoubleAt(static_cast<int64_t>(i));
-  return v;
+inline std::vector<double> ToDoubles(const Tensor& t) { return testutil::Doubles(t); }
+
+using testutil::Attrs;
+
+// Conv2D / DepthwiseConv2D attributes.
+inline ir::AttrMap ConvAttrs(const std::string& format, const std::string& padding,
+                             std::vector<int64_t> strides = {1, 1}, std::vector<int64_t> dilations = {1, 1},
+                             std::vector<int64_t> pads = {}) {
+  ir::AttrMap a =
+      Attrs({{"data_format", format}, {"padding", padding}, {"strides", strides}, {"dilations", dilations}});
+  if (!pads.empty()) a.Set("pads", pads);
+  return a;
 }
 
-// Transposes a [N, C, S...] tensor (as doubles) to [N, S..., C] and back.
-inline std::vector<double> NCHWtoNHWC(const std::vector<double>& x, int64_t n, int64_t c, int64_t s) {
+// Moves the channel axis of a batch of n images with c channels and s pixels each (as doubles):
+// [N, C, S...] to [N, S..., C] where `to_channels_last`, else back.
+inline std::vector<double> MoveChannels(const std::vector<double>& x, int64_t n, int64_t c, int64_t s,
+                                        bool to_channels_last) {
   std::vector<double> y(x.size());
   for (int64_t b = 0; b < n; ++b)
     for (int64_t ch = 0; ch < c; ++ch)
-      for (int64_t i = 0; i < s; ++i) y[static_cast<size_t>((b * s + i) * c + ch)] = x[static_cast<size_t>((b * c + ch) * s + i)];
+      for (int64_t i = 0; i < s; ++i) {
+        const auto channels_first = static_cast<size_t>((b * c + ch) * s + i);
+        const auto channels_last = static_cast<size_t>((b * s + i) * c + ch);
+        if (to_channels_last)
+          y[channels_last] = x[channels_first];
+        else
+          y[channels_first] = x[channels_last];
+      }
   return y;
 }
+inline std::vector<double> NCHWtoNHWC(const std::vector<double>& x, int64_t n, int64_t c, int64_t s) {
+  return MoveChannels(x, n, c, s, /*to_channels_last=*/true);
+}
 inline std::vector<double> NHWCtoNCHW(const std::vector<double>& x, int64_t n, int64_t c, int64_t s) {
-  std::vector<double> y(x.size());
-  for (int64_t b = 0; b < n; ++b)
-    for (int64_t ch = 0; ch < c; ++ch)
-      for (int64_t i = 0; i < s; ++i) y[static_cast<size_t>((b * c + ch) * s + i)] = x[static_cast<size_t>((b * s + i) * c + ch)];
-  return y;
+  return MoveChannels(x, n, c, s, /*to_channels_last=*/false);
 }
 
 }  // namespace kiln::nntest

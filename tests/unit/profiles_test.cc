@@ -1,18 +1,22 @@
 // Optimization profiles by strategy (TF-TRT's table for build() inputs [8,128] and [4,384]), Profile::Covers and Profile::ToString.
-#include <string>
-#include <vector>
+#include "convert/profiles.h"
 
 #include <gtest/gtest.h>
 
+#include <ostream>
+#include <string>
+#include <vector>
+
 #include "backend/backend.h"
-#include "convert/profiles.h"
 #include "kiln/error.h"
+#include "tests/unit/test_util.h"
 
 namespace kiln::convert {
 namespace {
 
 using backend::InputRange;
 using backend::Profile;
+using testutil::ExpectError;
 
 std::vector<std::string> Strings(const std::vector<Profile>& profiles) {
   std::vector<std::string> out;
@@ -23,49 +27,51 @@ std::vector<std::string> Strings(const std::vector<Profile>& profiles) {
 // Seed 002: build() inputs [8,128] then [4,384].
 const std::vector<std::vector<Shape>> kSeedRuns = {{{8, 128}}, {{4, 384}}};
 
-TEST(Profiles, SeedTableRange) {
-  auto profiles = MakeProfiles(ProfileStrategy::kRange, kSeedRuns);
-  EXPECT_EQ(Strings(profiles), (std::vector<std::string>{"[4-8,128-384]"}));
-  ASSERT_EQ(profiles.size(), 1u);
-  ASSERT_EQ(profiles[0].inputs.size(), 1u);
-  EXPECT_EQ(profiles[0].inputs[0].min, (Shape{4, 128}));
-  EXPECT_EQ(profiles[0].inputs[0].max, (Shape{8, 384}));
-  EXPECT_EQ(profiles[0].inputs[0].opt, (Shape{8, 384}));  // opt = max, as TF-TRT
+// One row of TF-TRT's table: the profiles a strategy makes from the seed runs, in order.
+struct SeedTableRow {
+  std::string strategy_name;
+  ProfileStrategy strategy;
+  std::vector<std::string> strings;
+  std::vector<InputRange> ranges;  // each profile's one input
+};
+
+// Names the row in test output (gtest would print its bytes).
+void PrintTo(const SeedTableRow& row, std::ostream* os) { *os << row.strategy_name; }
+
+class SeedTable : public ::testing::TestWithParam<SeedTableRow> {};
+
+TEST_P(SeedTable, MakesTheTableRow) {
+  const SeedTableRow& row = GetParam();
+  const std::vector<Profile> profiles = MakeProfiles(row.strategy, kSeedRuns);
+  EXPECT_EQ(Strings(profiles), row.strings);
+  ASSERT_EQ(profiles.size(), row.ranges.size());
+  for (size_t i = 0; i < profiles.size(); ++i) {
+    SCOPED_TRACE("profile " + std::to_string(i));
+    ASSERT_EQ(profiles[i].inputs.size(), 1u);
+    EXPECT_EQ(profiles[i].inputs[0].min, row.ranges[i].min);
+    EXPECT_EQ(profiles[i].inputs[0].opt, row.ranges[i].opt);
+    EXPECT_EQ(profiles[i].inputs[0].max, row.ranges[i].max);
+  }
 }
 
-TEST(Profiles, SeedTableOptimal) {
-  auto profiles = MakeProfiles(ProfileStrategy::kOptimal, kSeedRuns);
-  EXPECT_EQ(Strings(profiles), (std::vector<std::string>{"[8,128]", "[4,384]"}));
-  ASSERT_EQ(profiles.size(), 2u);
-  EXPECT_EQ(profiles[0].inputs[0].min, (Shape{8, 128}));
-  EXPECT_EQ(profiles[0].inputs[0].opt, (Shape{8, 128}));
-  EXPECT_EQ(profiles[0].inputs[0].max, (Shape{8, 128}));
-  EXPECT_EQ(profiles[1].inputs[0].min, (Shape{4, 384}));
-  EXPECT_EQ(profiles[1].inputs[0].max, (Shape{4, 384}));
-}
-
-TEST(Profiles, SeedTableRangeOptimal) {
-  auto profiles = MakeProfiles(ProfileStrategy::kRangeOptimal, kSeedRuns);
-  EXPECT_EQ(Strings(profiles), (std::vector<std::string>{"[8,128]", "[4,384]", "[4-8,128-384]"}));
-  ASSERT_EQ(profiles.size(), 3u);
-  EXPECT_EQ(profiles[0].inputs[0].min, (Shape{8, 128}));
-  EXPECT_EQ(profiles[0].inputs[0].max, (Shape{8, 128}));
-  EXPECT_EQ(profiles[1].inputs[0].min, (Shape{4, 384}));
-  EXPECT_EQ(profiles[1].inputs[0].max, (Shape{4, 384}));
-  EXPECT_EQ(profiles[2].inputs[0].min, (Shape{4, 128}));
-  EXPECT_EQ(profiles[2].inputs[0].max, (Shape{8, 384}));
-}
-
-TEST(Profiles, SeedTableImplicitBatchModeCompatible) {
-  auto profiles = MakeProfiles(ProfileStrategy::kImplicitBatchModeCompatible, kSeedRuns);
-  EXPECT_EQ(Strings(profiles), (std::vector<std::string>{"[1-8,128]", "[1-4,384]"}));
-  ASSERT_EQ(profiles.size(), 2u);
-  EXPECT_EQ(profiles[0].inputs[0].min, (Shape{1, 128}));
-  EXPECT_EQ(profiles[0].inputs[0].opt, (Shape{8, 128}));
-  EXPECT_EQ(profiles[0].inputs[0].max, (Shape{8, 128}));
-  EXPECT_EQ(profiles[1].inputs[0].min, (Shape{1, 384}));
-  EXPECT_EQ(profiles[1].inputs[0].max, (Shape{4, 384}));
-}
+// Ranges are {min, opt, max}; a range profile's opt is its max, as in TF-TRT.
+INSTANTIATE_TEST_SUITE_P(
+    Profiles, SeedTable,
+    ::testing::Values(
+        SeedTableRow{"Range", ProfileStrategy::kRange, {"[4-8,128-384]"}, {{{4, 128}, {8, 384}, {8, 384}}}},
+        SeedTableRow{"Optimal",
+                     ProfileStrategy::kOptimal,
+                     {"[8,128]", "[4,384]"},
+                     {{{8, 128}, {8, 128}, {8, 128}}, {{4, 384}, {4, 384}, {4, 384}}}},
+        SeedTableRow{"RangeOptimal",
+                     ProfileStrategy::kRangeOptimal,
+                     {"[8,128]", "[4,384]", "[4-8,128-384]"},
+                     {{{8, 128}, {8, 128}, {8, 128}}, {{4, 384}, {4, 384}, {4, 384}}, {{4, 128}, {8, 384}, {8, 384}}}},
+        SeedTableRow{"ImplicitBatchModeCompatible",
+                     ProfileStrategy::kImplicitBatchModeCompatible,
+                     {"[1-8,128]", "[1-4,384]"},
+                     {{{1, 128}, {8, 128}, {8, 128}}, {{1, 384}, {4, 384}, {4, 384}}}}),
+    [](const ::testing::TestParamInfo<SeedTableRow>& info) { return info.param.strategy_name; });
 
 TEST(Profiles, SeedTableWithThreeBertInputs) {
   // The doc's BERT example: three inputs per run, all the same shape.
@@ -108,32 +114,15 @@ TEST(Profiles, RankMismatchNamesInputIndex) {
   std::vector<std::vector<Shape>> runs = {{{8, 128}, {8}}, {{4, 384}, {4, 2}}};
   for (auto strategy : {ProfileStrategy::kRange, ProfileStrategy::kOptimal, ProfileStrategy::kRangeOptimal,
                         ProfileStrategy::kImplicitBatchModeCompatible}) {
-    try {
-      MakeProfiles(strategy, runs);
-      FAIL() << "expected an error";
-    } catch (const Error& e) {
-      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
-      EXPECT_NE(std::string(e.what()).find("input 1"), std::string::npos) << e.what();
-      EXPECT_NE(std::string(e.what()).find("rank"), std::string::npos) << e.what();
-    }
+    ExpectError([&] { MakeProfiles(strategy, runs); }, ErrorCode::kInvalidArgument, {"input 1", "rank"});
   }
 }
 
 TEST(Profiles, InputCountMismatchAndNegativeDims) {
-  try {
-    MakeProfiles(ProfileStrategy::kRange, {{{8, 128}}, {{8, 128}, {8, 128}}});
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
-    EXPECT_NE(std::string(e.what()).find("run 1 has 2 inputs"), std::string::npos) << e.what();
-  }
-  try {
-    MakeProfiles(ProfileStrategy::kOptimal, {{{-1, 128}}});
-    FAIL();
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
-    EXPECT_NE(std::string(e.what()).find("input 0"), std::string::npos) << e.what();
-  }
+  const std::vector<std::vector<Shape>> runs = {{{8, 128}}, {{8, 128}, {8, 128}}};
+  ExpectError([&] { MakeProfiles(ProfileStrategy::kRange, runs); }, ErrorCode::kInvalidArgument,
+              {"run 1 has 2 inputs"});
+  ExpectError([] { MakeProfiles(ProfileStrategy::kOptimal, {{{-1, 128}}}); }, ErrorCode::kInvalidArgument, {"input 0"});
 }
 
 TEST(ProfileCovers, InclusiveBounds) {

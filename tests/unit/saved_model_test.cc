@@ -1,19 +1,19 @@
 // SavedModel loading, signatures and captured values, against a tiny SavedModel written by
 // TensorFlow (tests/data/bundle_fixture/tiny_saved_model, from tests/data/make_bundle_fixture.py).
-#include <gtest/gtest.h>
-#include <unistd.h>
+#include "frontend/tf/saved_model.h"
 
-#include <cstdlib>
+#include <google/protobuf/text_format.h>
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <vector>
 
-#include <google/protobuf/text_format.h>
-#include <nlohmann/json.hpp>
-
-#include "frontend/tf/saved_model.h"
+#include "tests/unit/tf_import_test_util.h"
 
 namespace kiln::tf {
 namespace {
@@ -21,33 +21,16 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-fs::path SourceDir() {
-  if (const char* env = std::getenv("KILN_SOURCE_DIR"); env && *env) return env;
-  return fs::path(__FILE__).parent_path().parent_path().parent_path();
-}
-fs::path FixtureDir() { return SourceDir() / "tests" / "data" / "bundle_fixture"; }
+using testutil::ExpectError;
+using testutil::WriteFileBytes;
+
+fs::path FixtureDir() { return tf_test::BundleFixtureDir(); }
 fs::path TinyModel() { return FixtureDir() / "tiny_saved_model"; }
 
 json TinyExpected() {
   std::ifstream in(FixtureDir() / "tiny_expected.json");
   if (!in) throw std::runtime_error("missing fixture tiny_expected.json");
   return json::parse(in);
-}
-
-void WriteFile(const fs::path& p, const std::string& bytes) {
-  std::ofstream out(p, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-template <typename Fn>
-void ExpectError(Fn&& fn, ErrorCode code, const std::vector<std::string>& words) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an error (" << ErrorCodeName(code) << ")";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    for (const auto& w : words) EXPECT_NE(std::string(e.what()).find(w), std::string::npos) << "'" << w << "' not in: " << e.what();
-  }
 }
 
 // The function a signature calls: its outputs are "StatefulPartitionedCall:k" in the outer
@@ -63,18 +46,22 @@ std::string SignatureFunction(const SavedModelBundle& bundle, const std::string&
 
 class SavedModelTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    static int counter = 0;
-    tmp_ = fs::temp_directory_path() / ("kiln_saved_model_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(tmp_);
-    fs::create_directories(tmp_);
-  }
+  void SetUp() override { tmp_ = testutil::FreshTempDir("kiln_saved_model_test"); }
   void TearDown() override { fs::remove_all(tmp_); }
   // A writable copy of the tiny model.
   fs::path CopyModel() {
     const fs::path dir = tmp_ / "model";
     fs::copy(TinyModel(), dir, fs::copy_options::recursive);
     return dir;
+  }
+  // The tiny model as loaded, with `edit` applied to (a copy of) its SavedObjectGraph.
+  static SavedModelBundle TinyModelWithObjectGraph(const std::function<void(tfproto::SavedObjectGraph&)>& edit) {
+    SavedModelBundle bundle = LoadSavedModel(TinyModel().string(), {"serve"});
+    auto proto = std::make_shared<tfproto::SavedModel>(*bundle.proto);
+    edit(*proto->mutable_meta_graphs(0)->mutable_object_graph_def());
+    bundle.proto = proto;
+    bundle.meta_graph = &proto->meta_graphs(0);
+    return bundle;
   }
   fs::path tmp_;
 };
@@ -143,7 +130,7 @@ TEST_F(SavedModelTest, RandomBytesSavedModelPb) {
   std::mt19937 rng(1);
   std::string junk(4096, '\0');
   for (auto& ch : junk) ch = static_cast<char>(rng());
-  WriteFile(dir / "saved_model.pb", junk);
+  WriteFileBytes(dir / "saved_model.pb", junk);
   ExpectError([&] { LoadSavedModel(dir.string(), {"serve"}); }, ErrorCode::kDataLoss, {"saved_model.pb"});
 }
 
@@ -197,17 +184,17 @@ TEST_F(SavedModelTest, TextFormatRoundTripAndErrors) {
   // Kiln's own text output (unknown fields appear as field numbers).
   std::string text;
   ASSERT_TRUE(google::protobuf::TextFormat::PrintToString(*binary.proto, &text));
-  WriteFile(dir / "saved_model.pbtxt", text);
+  WriteFileBytes(dir / "saved_model.pbtxt", text);
   const SavedModelBundle bundle = LoadSavedModel(dir.string(), {"serve"});
   EXPECT_EQ(SignatureKeys(bundle), SignatureKeys(binary));
   VariableReader vars(dir.string());
   EXPECT_EQ(ResolveCaptures(bundle, vars, SignatureFunction(bundle, "serving_default")).size(), 2u);
 
-  WriteFile(dir / "saved_model.pbtxt", "meta_graphs { this is not text format");
+  WriteFileBytes(dir / "saved_model.pbtxt", "meta_graphs { this is not text format");
   ExpectError([&] { LoadSavedModel(dir.string(), {"serve"}); }, ErrorCode::kDataLoss, {"saved_model.pbtxt", "line 1"});
   // A DT_ name inside a string stays a string.
-  WriteFile(dir / "saved_model.pbtxt",
-            "meta_graphs { meta_info_def { tags: \"DT_FLOAT\" } }  # DT_FLOAT in a comment\n");
+  WriteFileBytes(dir / "saved_model.pbtxt",
+                 "meta_graphs { meta_info_def { tags: \"DT_FLOAT\" } }  # DT_FLOAT in a comment\n");
   EXPECT_EQ(LoadSavedModel(dir.string(), {"DT_FLOAT"}).tags, (std::vector<std::string>{"DT_FLOAT"}));
 }
 
@@ -224,16 +211,14 @@ TEST_F(SavedModelTest, CorruptVariableData) {
   const fs::path dir = CopyModel();
   // Overwrite the float 1.0f (first element of w) in the data file with 7.0f.
   const fs::path data = dir / "variables" / "variables.data-00000-of-00001";
-  std::ifstream in(data, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), {});
-  in.close();
+  std::string bytes = testutil::ReadFileBytes(data);
   const float one = 1.0f, two = 2.0f, seven = 7.0f;
   std::string needle(reinterpret_cast<const char*>(&one), 4);
   needle.append(reinterpret_cast<const char*>(&two), 4);
   const size_t pos = bytes.find(needle);
   ASSERT_NE(pos, std::string::npos);
   bytes.replace(pos, 4, std::string(reinterpret_cast<const char*>(&seven), 4));
-  WriteFile(data, bytes);
+  WriteFileBytes(data, bytes);
   const SavedModelBundle bundle = LoadSavedModel(dir.string(), {"serve"});
   VariableReader vars(dir.string());
   ExpectError([&] { ResolveCaptures(bundle, vars, SignatureFunction(bundle, "serving_default")); },
@@ -242,27 +227,21 @@ TEST_F(SavedModelTest, CorruptVariableData) {
 
 TEST_F(SavedModelTest, VariableWithoutCheckpointKey) {
   // Rename the root's child "w" in the SavedObjectGraph so the walk no longer reaches it.
-  SavedModelBundle bundle = LoadSavedModel(TinyModel().string(), {"serve"});
-  auto proto = std::make_shared<tfproto::SavedModel>(*bundle.proto);
-  auto* graph = proto->mutable_meta_graphs(0)->mutable_object_graph_def();
-  for (auto& child : *graph->mutable_nodes(0)->mutable_children())
-    if (child.local_name() == "w") child.set_local_name("renamed");
-  bundle.proto = proto;
-  bundle.meta_graph = &proto->meta_graphs(0);
+  const SavedModelBundle bundle = TinyModelWithObjectGraph([](tfproto::SavedObjectGraph& graph) {
+    for (auto& child : *graph.mutable_nodes(0)->mutable_children())
+      if (child.local_name() == "w") child.set_local_name("renamed");
+  });
   VariableReader vars(TinyModel().string());
   ExpectError([&] { ResolveCaptures(bundle, vars, SignatureFunction(bundle, "serving_default")); },
               ErrorCode::kNotFound, {"variable 'w'", "checkpoint key"});
 }
 
 TEST_F(SavedModelTest, UnsupportedCaptureKinds) {
-  SavedModelBundle bundle = LoadSavedModel(TinyModel().string(), {"serve"});
-  auto proto = std::make_shared<tfproto::SavedModel>(*bundle.proto);
-  auto* graph = proto->mutable_meta_graphs(0)->mutable_object_graph_def();
   // Turn the captured constant into a resource (as a lookup table would be).
-  for (auto& node : *graph->mutable_nodes())
-    if (node.has_constant()) node.mutable_resource()->set_device("/cpu:0");
-  bundle.proto = proto;
-  bundle.meta_graph = &proto->meta_graphs(0);
+  const SavedModelBundle bundle = TinyModelWithObjectGraph([](tfproto::SavedObjectGraph& graph) {
+    for (auto& node : *graph.mutable_nodes())
+      if (node.has_constant()) node.mutable_resource()->set_device("/cpu:0");
+  });
   VariableReader vars(TinyModel().string());
   const auto caps = ResolveCaptures(bundle, vars, SignatureFunction(bundle, "serving_default"));
   ASSERT_EQ(caps.size(), 2u);
@@ -273,13 +252,9 @@ TEST_F(SavedModelTest, UnsupportedCaptureKinds) {
 }
 
 TEST_F(SavedModelTest, BadBoundInput) {
-  SavedModelBundle bundle = LoadSavedModel(TinyModel().string(), {"serve"});
-  auto proto = std::make_shared<tfproto::SavedModel>(*bundle.proto);
-  const std::string fn = SignatureFunction(bundle, "serving_default");
-  auto* graph = proto->mutable_meta_graphs(0)->mutable_object_graph_def();
-  (*graph->mutable_concrete_functions())[fn].add_bound_inputs(1000);
-  bundle.proto = proto;
-  bundle.meta_graph = &proto->meta_graphs(0);
+  const std::string fn = SignatureFunction(LoadSavedModel(TinyModel().string(), {"serve"}), "serving_default");
+  const SavedModelBundle bundle = TinyModelWithObjectGraph(
+      [&](tfproto::SavedObjectGraph& graph) { (*graph.mutable_concrete_functions())[fn].add_bound_inputs(1000); });
   VariableReader vars(TinyModel().string());
   ExpectError([&] { ResolveCaptures(bundle, vars, fn); }, ErrorCode::kDataLoss, {"1000", fn});
 }

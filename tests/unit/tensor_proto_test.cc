@@ -5,12 +5,15 @@
 #include <string>
 #include <vector>
 
-#include "frontend/tf/importer.h"
 #include "common/proto/tf.pb.h"
+#include "frontend/tf/importer.h"
 #include "kiln/half.h"
+#include "tests/unit/test_util.h"
 
 namespace kiln::tf {
 namespace {
+
+using testutil::ExpectError;
 
 tfproto::TensorProto Proto(DType dtype, const Shape& shape) {
   tfproto::TensorProto p;
@@ -22,17 +25,6 @@ tfproto::TensorProto Proto(DType dtype, const Shape& shape) {
 template <typename T>
 std::vector<T> Values(const Tensor& t) {
   return std::vector<T>(t.data<T>(), t.data<T>() + t.num_elements());
-}
-
-template <typename Fn>
-void ExpectError(Fn&& fn, ErrorCode code, const std::vector<std::string>& words) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected an error (" << ErrorCodeName(code) << ")";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), code) << e.what();
-    for (const auto& w : words) EXPECT_NE(std::string(e.what()).find(w), std::string::npos) << "'" << w << "' not in: " << e.what();
-  }
 }
 
 TEST(TensorProto, FloatValues) {
