@@ -100,23 +100,14 @@ def build(name):
     import tf_keras
     rng = zoo._seed_all(name)
     if name == "resnet50":
-        m = keras.applications.ResNet50(weights=None)
-        zoo._randomize_bn(m, rng, stats=False)
-        zoo._calibrate_bn(m, rng, (4, 224, 224, 3))
+        m = zoo._application(keras.applications.ResNet50, rng)
     elif name == "mobilenetv2":
-        m = tf_keras.applications.MobileNetV2(weights=None)
-        zoo._randomize_bn(m, rng, stats=False)
-        zoo._calibrate_bn(m, rng, (4, 224, 224, 3))
+        m = zoo._application(tf_keras.applications.MobileNetV2, rng)
     elif name == "cnn_keras3":
         m = zoo._cnn(keras, "cnn_keras3")
         zoo._randomize_bn(m, rng)
     elif name == "mlp_keras3":
-        m = keras.Sequential([
-            keras.Input(shape=(32,), name="features"),
-            keras.layers.Dense(64, activation="relu"),
-            keras.layers.Dense(32, activation="tanh"),
-            keras.layers.Dense(10, activation="softmax"),
-        ], name="mlp_keras3")
+        m = zoo._mlp_keras3()
     else:
         raise SystemExit("no builder for %r here" % name)
     return m

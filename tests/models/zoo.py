@@ -168,15 +168,18 @@ def _normal(_name):
     return {"kind": "normal"}
 
 
-def build_mlp_keras3(out_dir, rng):
+def _mlp_keras3():
     import keras
-    model = keras.Sequential([
+    return keras.Sequential([
         keras.Input(shape=(32,), name="features"),
         keras.layers.Dense(64, activation="relu"),
         keras.layers.Dense(32, activation="tanh"),
         keras.layers.Dense(10, activation="softmax"),
     ], name="mlp_keras3")
-    _keras3_export(model, out_dir)
+
+
+def build_mlp_keras3(out_dir, rng):
+    _keras3_export(_mlp_keras3(), out_dir)
     return "keras3-export", _normal, {}
 
 
@@ -229,12 +232,18 @@ def build_cnn_keras3(out_dir, rng):
     return "keras3-export", _normal, {}
 
 
-def build_resnet50(out_dir, rng):
-    import keras
-    model = keras.applications.ResNet50(weights=None)
+def _application(constructor, rng):
+    """A keras.applications (or tf_keras.applications) ImageNet model with random weights,
+    random BatchNorm gamma/beta and BatchNorm statistics calibrated on a random batch."""
+    model = constructor(weights=None)
     _randomize_bn(model, rng, stats=False)
     _calibrate_bn(model, rng, (4, 224, 224, 3))
-    _keras3_export(model, out_dir)
+    return model
+
+
+def build_resnet50(out_dir, rng):
+    import keras
+    _keras3_export(_application(keras.applications.ResNet50, rng), out_dir)
     # Measured: TF's own float32 output differs from a float64 run of the same
     # weights by 1.5e-5..2.2e-5 (relative L2), and TF with oneDNN on vs off by
     # 1.2e-5, so 1e-5 is below float32 noise for this model.
@@ -243,19 +252,13 @@ def build_resnet50(out_dir, rng):
 
 def build_mobilenetv2(out_dir, rng):
     import tf_keras
-    model = tf_keras.applications.MobileNetV2(weights=None)
-    _randomize_bn(model, rng, stats=False)
-    _calibrate_bn(model, rng, (4, 224, 224, 3))
-    model.save(out_dir, save_format="tf")
+    _application(tf_keras.applications.MobileNetV2, rng).save(out_dir, save_format="tf")
     return "tf-keras-save", _normal, {}
 
 
 def build_efficientnetb0(out_dir, rng):
     import keras
-    model = keras.applications.EfficientNetB0(weights=None)
-    _randomize_bn(model, rng, stats=False)
-    _calibrate_bn(model, rng, (4, 224, 224, 3))
-    _keras3_export(model, out_dir)
+    _keras3_export(_application(keras.applications.EfficientNetB0, rng), out_dir)
     return "keras3-export", _normal, {}
 
 

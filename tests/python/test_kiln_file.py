@@ -6,42 +6,27 @@ damaged file is a clear error. Outputs are compared with TensorFlow (FP32: the m
 
 import re
 
-import numpy as np
 import pytest
 
-from conftest import run_kiln, seeded_rng, write_inputs
+from conftest import run_kiln, seeded_rng
+from kiln_checks import fail, run_and_compare, shapes_arg, stats, tf_case
 from reference import load_meta, make_inputs, tf_outputs
-from test_convert import _stats
-from test_zoo import _compare, _fail
 
 SUMMARY = re.compile(r"kiln build: wrote (\S+) \(([\d.]+) MB\): (\d+) engine\(s\) for (\d+) profile\(s\)")
 
 
-def _shapes(**inputs):
-    return ",".join("%s:%s" % (name, "x".join(str(d) for d in shape)) for name, shape in sorted(inputs.items()))
+def _shapes(**shapes):
+    return shapes_arg(shapes)
 
 
 def _build(kiln_bin, model_dir, out, *flags):
     proc = run_kiln(kiln_bin, ["build", model_dir, "-o", out] + list(flags))
     if proc.returncode != 0:
-        _fail("kiln build failed on %s" % model_dir, proc)
+        fail("kiln build failed on %s" % model_dir, proc)
     m = SUMMARY.search(proc.stdout)
     assert m, "no summary line:\n" + proc.stdout
     assert out.is_file()
     return proc, int(m.group(3)), int(m.group(4))
-
-
-def _run_and_compare(kiln_bin, kiln_file, inputs, ref, meta, tmp_path, rtol=None):
-    out_dir = tmp_path / "out"
-    proc = run_kiln(kiln_bin, ["run", kiln_file] + write_inputs(inputs, tmp_path / "in") + ["--output-dir", out_dir])
-    if proc.returncode != 0:
-        _fail("kiln run failed on %s" % kiln_file, proc)
-    problems = []
-    for name in meta["outputs"]:
-        problems += _compare(name, np.load(out_dir / (name + ".npy")), ref[name], rtol or float(meta.get("rtol", 1e-5)))
-    if problems:
-        _fail("%s does not match TensorFlow:\n  %s" % (kiln_file, "\n  ".join(problems)), proc)
-    return proc
 
 
 # model, build flags (shapes), the shapes it is run at (batch, other dims)
@@ -58,15 +43,13 @@ CASES = {
 @pytest.mark.parametrize("model_name", sorted(CASES))
 def test_kiln_file_matches_tensorflow_without_rebuilding(model_name, kiln_bin, zoo_dir, tmp_path):
     flags, dims = CASES[model_name]
-    meta = load_meta(zoo_dir, model_name)
-    inputs = make_inputs(meta, seeded_rng(model_name), dims=dims)
-    ref = tf_outputs(str(zoo_dir / model_name), meta, inputs)
+    meta, inputs, ref = tf_case(zoo_dir, model_name, dims=dims)
     kiln_file = tmp_path / (model_name + ".kiln")
     build, engines, profiles = _build(kiln_bin, zoo_dir / model_name, kiln_file, *flags)
     assert profiles == 1 and engines >= 1, build.stdout
     assert "building engine" in build.stderr, build.stderr  # progress while building
-    proc = _run_and_compare(kiln_bin, kiln_file, inputs, ref, meta, tmp_path)
-    loaded, built, engine_runs, native = _stats(proc)
+    proc = run_and_compare(kiln_bin, kiln_file, inputs, ref, meta, tmp_path)
+    loaded, built, engine_runs, native = stats(proc)
     assert built == 0 and loaded == engines and engine_runs >= 1 and native == 0, proc.stdout + proc.stderr
 
 
@@ -82,10 +65,10 @@ def test_shapes_outside_the_profile_build_or_run_natively(kiln_bin, zoo_dir, tmp
     for extra, expect_built in (([], True), (["--no-build-at-runtime"], False)):
         kiln_file = tmp_path / ("bert%s.kiln" % "".join(extra))
         _, engines, _ = _build(kiln_bin, zoo_dir / "bert_keras3", kiln_file, *(flags + extra))
-        proc = _run_and_compare(kiln_bin, kiln_file, inside, ref_inside, meta, tmp_path / ("in" + kiln_file.stem))
-        assert _stats(proc) == (engines, 0, _stats(proc)[2], 0), proc.stdout
-        proc = _run_and_compare(kiln_bin, kiln_file, outside, ref_outside, meta, tmp_path / ("out" + kiln_file.stem))
-        loaded, built, engine_runs, native = _stats(proc)
+        proc = run_and_compare(kiln_bin, kiln_file, inside, ref_inside, meta, tmp_path / ("in" + kiln_file.stem))
+        assert stats(proc) == (engines, 0, stats(proc)[2], 0), proc.stdout
+        proc = run_and_compare(kiln_bin, kiln_file, outside, ref_outside, meta, tmp_path / ("out" + kiln_file.stem))
+        loaded, built, engine_runs, native = stats(proc)
         if expect_built:
             assert built >= 1 and native == 0, proc.stdout + proc.stderr
         else:
@@ -105,19 +88,17 @@ def test_inspect_summary_and_run_without_inputs(kiln_bin, zoo_dir, tmp_path):
     assert "[*] Total number of engines: %d" % engines in proc.stdout, proc.stdout
     proc = run_kiln(kiln_bin, ["run", kiln_file, "--batch-size", "2"])
     assert proc.returncode == 0, proc.stderr
-    assert _stats(proc)[:2] == (engines, 0), proc.stdout
+    assert stats(proc)[:2] == (engines, 0), proc.stdout
 
 
 @pytest.mark.zoo_models("mlp_keras3")
 def test_without_shapes_engines_are_built_at_first_run(kiln_bin, zoo_dir, tmp_path):
-    meta = load_meta(zoo_dir, "mlp_keras3")
-    inputs = make_inputs(meta, seeded_rng("mlp_keras3"))
-    ref = tf_outputs(str(zoo_dir / "mlp_keras3"), meta, inputs)
+    meta, inputs, ref = tf_case(zoo_dir, "mlp_keras3")
     kiln_file = tmp_path / "mlp.kiln"
     build, engines, profiles = _build(kiln_bin, zoo_dir / "mlp_keras3", kiln_file)
     assert engines == 0 and profiles == 0 and "built at first run" in build.stdout, build.stdout
-    proc = _run_and_compare(kiln_bin, kiln_file, inputs, ref, meta, tmp_path)
-    loaded, built, engine_runs, native = _stats(proc)
+    proc = run_and_compare(kiln_bin, kiln_file, inputs, ref, meta, tmp_path)
+    loaded, built, engine_runs, native = stats(proc)
     assert loaded == 0 and built >= 1 and native == 0, proc.stdout
 
 

@@ -13,8 +13,8 @@ import pytest
 
 import zoo
 from conftest import run_kiln, seeded_rng, write_inputs
-from reference import load_meta, make_inputs, tf_outputs
-from test_zoo import _compare, _fail
+from kiln_checks import fail, run_and_compare, shapes_arg, tf_case
+from reference import load_meta
 
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
@@ -25,67 +25,49 @@ def _safe(name):
 
 
 def _onnx_case(zoo_dir, model_name):
+    """The zoo model's ONNX export: (model file, meta, TF's outputs, inputs by ONNX input name,
+    ONNX output file names by signature output name)."""
     meta = load_meta(zoo_dir, model_name)
     info = meta.get("onnx") or {}
     if info.get("status") != "ok":
         pytest.skip("no usable tf2onnx export of %s: %s" % (model_name, info.get("status") or "not exported"))
-    rng = seeded_rng(model_name + "/onnx")
-    inputs = make_inputs(meta, rng)
-    ref = tf_outputs(str(zoo_dir / model_name), meta, inputs)
+    _, inputs, ref = tf_case(zoo_dir, model_name, seeded_rng(model_name + "/onnx"))
     onnx_inputs = {info["input_names"][k]: v for k, v in inputs.items()}
-    return meta, info, onnx_inputs, ref
-
-
-def _check_outputs(meta, info, out_dir, ref, proc, what):
-    rtol = float(meta.get("rtol", 1e-5))
-    problems = []
-    for name in meta["outputs"]:
-        path = out_dir / (_safe(info["output_names"][name]) + ".npy")
-        if not path.is_file():
-            problems.append("%s: output file %s not written" % (name, path))
-            continue
-        problems += _compare(name, np.load(path), ref[name], rtol)
-    if problems:
-        _fail("%s does not match TensorFlow:\n  %s" % (what, "\n  ".join(problems)), proc)
+    file_names = {k: _safe(v) for k, v in info["output_names"].items()}
+    return zoo_dir / model_name / info["file"], meta, ref, onnx_inputs, file_names
 
 
 @pytest.mark.parametrize("model_name", zoo.MODEL_NAMES)
 def test_onnx_export_matches_tensorflow(model_name, kiln_bin, zoo_dir, tmp_path):
-    meta, info, inputs, ref = _onnx_case(zoo_dir, model_name)
-    model = zoo_dir / model_name / info["file"]
-    out_dir = tmp_path / "out"
-    proc = run_kiln(kiln_bin, ["run", model] + write_inputs(inputs, tmp_path / "in") + ["--output-dir", out_dir])
-    if proc.returncode != 0:
-        _fail("kiln run failed on %s" % model, proc)
-    _check_outputs(meta, info, out_dir, ref, proc, str(model))
+    model, meta, ref, inputs, file_names = _onnx_case(zoo_dir, model_name)
+    run_and_compare(kiln_bin, model, inputs, ref, meta, tmp_path, file_names=file_names)
 
 
 @pytest.mark.parametrize("model_name", ["mlp_keras3", "cnn_keras3", "mobilenetv2", "bert_keras3"])
 def test_onnx_converted_with_engines_matches_tensorflow(model_name, kiln_bin, zoo_dir, tmp_path):
-    meta, info, inputs, ref = _onnx_case(zoo_dir, model_name)
-    model = zoo_dir / model_name / info["file"]
+    model, meta, ref, inputs, file_names = _onnx_case(zoo_dir, model_name)
     converted = tmp_path / "converted"
-    shapes = ",".join("%s:%s" % (k, "x".join(str(d) for d in v.shape)) for k, v in sorted(inputs.items()))
+    shapes = shapes_arg({k: v.shape for k, v in inputs.items()})
     proc = run_kiln(kiln_bin, ["convert", model, converted, "--build-shapes", shapes])
     if proc.returncode != 0:
-        _fail("kiln convert failed on %s" % model, proc)
+        fail("kiln convert failed on %s" % model, proc)
     summary = run_kiln(kiln_bin, ["summary", converted])
     assert summary.returncode == 0, summary.stderr
     assert "% of OPs Converted" in summary.stdout
-    out_dir = tmp_path / "out"
-    proc = run_kiln(kiln_bin, ["run", converted] + write_inputs(inputs, tmp_path / "in") + ["--output-dir", out_dir])
-    if proc.returncode != 0:
-        _fail("kiln run failed on the converted %s" % model, proc)
+    proc = run_and_compare(kiln_bin, converted, inputs, ref, meta, tmp_path, file_names=file_names,
+                           what="the converted " + str(model))
     assert "0 built" in proc.stdout, "the converted model rebuilt its engines:\n" + proc.stdout
-    _check_outputs(meta, info, out_dir, ref, proc, "converted " + str(model))
 
 
 # ---- files users get wrong ----
 
+SMALL_W = np.arange(16, dtype=np.float32).reshape(4, 4) / 10  # the small model's MatMul weights
+
+
 def _small_model(opset=17, op="Relu"):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
-    w = numpy_helper.from_array(np.arange(16, dtype=np.float32).reshape(4, 4) / 10, "w")
+    w = numpy_helper.from_array(SMALL_W, "w")
     nodes = [helper.make_node("MatMul", ["x", "w"], ["t"], name="mm"), helper.make_node(op, ["t"], ["y"], name="act")]
     m = helper.make_model(helper.make_graph(nodes, "g", [x], [y], [w]), opset_imports=[helper.make_opsetid("", opset)])
     m.ir_version = 8
@@ -97,15 +79,19 @@ def _run(kiln_bin, model, tmp_path, x=None):
     return run_kiln(kiln_bin, ["run", model] + write_inputs({"x": x}, tmp_path / "in") + ["--output-dir", tmp_path / "out"])
 
 
+def _check_small_model_runs(kiln_bin, path, tmp_path, x):
+    """`kiln run` of the small model at `path` on `x` computes relu(x @ SMALL_W)."""
+    proc = _run(kiln_bin, path, tmp_path, x)
+    if proc.returncode != 0:
+        fail("kiln run failed on %s" % path, proc)
+    assert np.allclose(np.load(tmp_path / "out" / "y.npy"), np.maximum(x @ SMALL_W, 0), rtol=1e-6, atol=1e-6)
+
+
 def test_small_model_runs(kiln_bin, tmp_path):
     path = tmp_path / "m.onnx"
     onnx.save(_small_model(), path)
     x = np.random.default_rng(1).standard_normal((5, 4)).astype(np.float32)
-    proc = _run(kiln_bin, path, tmp_path, x)
-    if proc.returncode != 0:
-        _fail("kiln run failed", proc)
-    w = np.arange(16, dtype=np.float32).reshape(4, 4) / 10
-    assert np.allclose(np.load(tmp_path / "out" / "y.npy"), np.maximum(x @ w, 0), rtol=1e-6, atol=1e-6)
+    _check_small_model_runs(kiln_bin, path, tmp_path, x)
 
 
 def test_truncated_file_is_a_clear_error(kiln_bin, tmp_path):
@@ -169,11 +155,7 @@ def test_external_data_is_read(kiln_bin, tmp_path):
     path = _external_model(tmp_path)
     assert (tmp_path / "weights.bin").is_file()
     x = np.random.default_rng(2).standard_normal((2, 4)).astype(np.float32)
-    proc = _run(kiln_bin, path, tmp_path, x)
-    if proc.returncode != 0:
-        _fail("kiln run failed with external data", proc)
-    w = np.arange(16, dtype=np.float32).reshape(4, 4) / 10
-    assert np.allclose(np.load(tmp_path / "out" / "y.npy"), np.maximum(x @ w, 0), rtol=1e-6, atol=1e-6)
+    _check_small_model_runs(kiln_bin, path, tmp_path, x)
 
 
 def test_missing_external_data(kiln_bin, tmp_path):
