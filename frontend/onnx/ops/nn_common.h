@@ -33,6 +33,4 @@ std::vector<int64_t> StaticDims(ImportContext& ctx, int i, int first, const std:
 
 ir::ValueId Cast(ImportContext& ctx, ir::ValueId x, DType to, const std::string& suffix);
 
-void RegisterNnMathImporters(ImporterTable& table);  // nn_math.cc
-
 }  // namespace kiln::onnxfe::nn

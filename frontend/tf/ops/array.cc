@@ -56,9 +56,7 @@ void ImportSimple(ImportContext& ctx) {
   if constexpr (kReal) CheckReal(ctx);
   else CheckMovable(ctx);
   if (ctx.validate_only()) return;
-  std::vector<ValueId> in;
-  for (int i = 0; i < kInputs; ++i) in.push_back(ctx.input(i));
-  ctx.SetOutput(0, ctx.Emit1(kIrOp, std::move(in)));
+  ctx.SetOutput(0, ctx.Emit1(kIrOp, ctx.input_values()));
 }
 
 constexpr char kReshape[] = "Reshape", kTranspose[] = "Transpose", kSlice[] = "Slice", kExpandDims[] = "ExpandDims",
@@ -71,9 +69,7 @@ void ImportConcatV2(ImportContext& ctx) {
   CheckMovable(ctx);
   if (ctx.num_inputs() < 2) ctx.Invalid(fmt::format("expected at least 2 inputs (values, axis), got {}", ctx.num_inputs()));
   if (ctx.validate_only()) return;
-  std::vector<ValueId> in;
-  for (int i = 0; i < ctx.num_inputs(); ++i) in.push_back(ctx.input(i));
-  ctx.SetOutput(0, ctx.Emit1("Concat", std::move(in)));
+  ctx.SetOutput(0, ctx.Emit1("Concat", ctx.input_values()));
 }
 
 // Concat: the axis comes first.
@@ -81,8 +77,7 @@ void ImportConcat(ImportContext& ctx) {
   CheckMovable(ctx);
   if (ctx.num_inputs() < 2) ctx.Invalid(fmt::format("expected at least 2 inputs (concat_dim, values), got {}", ctx.num_inputs()));
   if (ctx.validate_only()) return;
-  std::vector<ValueId> in;
-  for (int i = 1; i < ctx.num_inputs(); ++i) in.push_back(ctx.input(i));
+  std::vector<ValueId> in = ctx.input_values(1);
   in.push_back(ctx.input(0));
   ctx.SetOutput(0, ctx.Emit1("Concat", std::move(in)));
 }
@@ -92,11 +87,9 @@ void ImportPack(ImportContext& ctx) {
   if (ctx.num_inputs() < 1) ctx.Invalid("expected at least one input");
   const int64_t axis = ctx.attr_int("axis");
   if (ctx.validate_only()) return;
-  std::vector<ValueId> in;
-  for (int i = 0; i < ctx.num_inputs(); ++i) in.push_back(ctx.input(i));
   AttrMap a;
   a.Set("axis", axis);
-  ctx.SetOutput(0, ctx.Emit1("Pack", std::move(in), std::move(a)));
+  ctx.SetOutput(0, ctx.Emit1("Pack", ctx.input_values(), std::move(a)));
 }
 
 void ImportUnpack(ImportContext& ctx) {
@@ -110,25 +103,24 @@ void ImportUnpack(ImportContext& ctx) {
   ctx.SetOutputs(ctx.Emit("Unpack", {ctx.input(0)}, std::move(a), static_cast<int>(num)));
 }
 
-// Split(split_dim, value) -> Split(value, axis)
-void ImportSplit(ImportContext& ctx) {
+// Split and SplitV -> the IR Split with num_split outputs; `ir_inputs` lists the TF input
+// positions of its inputs, in order.
+void ImportSplitAs(ImportContext& ctx, const std::vector<int>& ir_inputs) {
   CheckMovable(ctx);
-  CheckInputs(ctx, 2);
+  CheckInputs(ctx, static_cast<int>(ir_inputs.size()));
   const int64_t num = ctx.attr_int("num_split");
   if (num < 1) ctx.Invalid(fmt::format("num_split must be >= 1, got {}", num));
   if (ctx.validate_only()) return;
-  ctx.SetOutputs(ctx.Emit("Split", {ctx.input(1), ctx.input(0)}, {}, static_cast<int>(num)));
+  std::vector<ValueId> in;
+  for (int i : ir_inputs) in.push_back(ctx.input(i));
+  ctx.SetOutputs(ctx.Emit("Split", std::move(in), {}, static_cast<int>(num)));
 }
 
+// Split(split_dim, value) -> Split(value, axis)
+void ImportSplit(ImportContext& ctx) { ImportSplitAs(ctx, {1, 0}); }
+
 // SplitV(value, size_splits, split_dim) -> Split(value, axis, size_splits)
-void ImportSplitV(ImportContext& ctx) {
-  CheckMovable(ctx);
-  CheckInputs(ctx, 3);
-  const int64_t num = ctx.attr_int("num_split");
-  if (num < 1) ctx.Invalid(fmt::format("num_split must be >= 1, got {}", num));
-  if (ctx.validate_only()) return;
-  ctx.SetOutputs(ctx.Emit("Split", {ctx.input(0), ctx.input(2), ctx.input(1)}, {}, static_cast<int>(num)));
-}
+void ImportSplitV(ImportContext& ctx) { ImportSplitAs(ctx, {0, 2, 1}); }
 
 void ImportStridedSlice(ImportContext& ctx) {
   CheckMovable(ctx);
