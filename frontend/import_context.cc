@@ -8,6 +8,12 @@
 
 namespace kiln::frontend {
 
+ir::AttrMap Attrs(std::initializer_list<std::pair<const char*, ir::AttrValue>> list) {
+  ir::AttrMap attrs;
+  for (const auto& [name, value] : list) attrs.Set(name, value);
+  return attrs;
+}
+
 std::string UniqueNames::Claim(const ir::Graph& graph, const std::string& base) {
   std::set<std::string>& used = used_[&graph];
   std::string name = base.empty() ? "node" : base;

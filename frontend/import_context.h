@@ -4,15 +4,20 @@
 // add their own inputs, attributes and subgraphs; their GraphBuilders are ImportTargets.
 #pragma once
 
+#include <initializer_list>
 #include <map>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ir/graph.h"
 #include "kiln/tensor.h"
 
 namespace kiln::frontend {
+
+// An IR attribute map written inline: Attrs({{"axis", axis}, {"keep_dims", true}}).
+ir::AttrMap Attrs(std::initializer_list<std::pair<const char*, ir::AttrValue>> list);
 
 // The graph a frontend's GraphBuilder is importing into right now (the main graph, or a
 // subgraph while one is imported) and node names unique within it.

@@ -21,12 +21,6 @@ namespace nn {
 
 std::string Join(const std::vector<int64_t>& v) { return fmt::format("[{}]", fmt::join(v, ",")); }
 
-ir::AttrMap Attrs(std::initializer_list<std::pair<const char*, ir::AttrValue>> list) {
-  ir::AttrMap a;
-  for (const auto& [k, v] : list) a.Set(k, v);
-  return a;
-}
-
 ir::ValueId ScalarOf(ImportContext& ctx, DType dtype, double value, const std::string& suffix) {
   if (!IsNumeric(dtype)) ctx.Unsupported(fmt::format("dtype {} is not supported here", DTypeName(dtype)));
   return ctx.Constant(ScalarTensor(dtype, value), suffix);
