@@ -160,8 +160,7 @@ void ImportGatherV2(ImportContext& ctx) {
   CheckInputs(ctx, 3);
   const int64_t batch_dims = ctx.attr_int("batch_dims");
   if (ctx.validate_only()) return;
-  ctx.SetOutput(0,
-                ctx.Emit1("Gather", {ctx.input(0), ctx.input(1), ctx.input(2)}, Attrs({{"batch_dims", batch_dims}})));
+  ctx.SetOutput(0, ctx.Emit1("Gather", ctx.input_values(), Attrs({{"batch_dims", batch_dims}})));
 }
 
 // Gather (v1): axis 0.
@@ -245,8 +244,7 @@ void ImportOneHot(ImportContext& ctx) {
   const int64_t axis = ctx.attr_int("axis");
   if (axis < -1) ctx.Invalid(fmt::format("axis must be >= -1, got {}", axis));
   if (ctx.validate_only()) return;
-  ctx.SetOutput(0,
-                ctx.Emit1("OneHot", {ctx.input(0), ctx.input(1), ctx.input(2), ctx.input(3)}, Attrs({{"axis", axis}})));
+  ctx.SetOutput(0, ctx.Emit1("OneHot", ctx.input_values(), Attrs({{"axis", axis}})));
 }
 
 void ImportCumulative(ImportContext& ctx) {
