@@ -3,6 +3,8 @@
 #include <array>
 #include <cstring>
 
+#include "common/little_endian.h"
+
 #if defined(__SSE4_2__)
 #include <nmmintrin.h>
 #endif
@@ -28,15 +30,6 @@ constexpr Tables MakeTables() {
 
 constexpr Tables kTables = MakeTables();
 
-inline uint64_t LoadLE64(const uint8_t* p) {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-  v = __builtin_bswap64(v);
-#endif
-  return v;
-}
-
 // `l` is the raw (pre-inverted) register.
 uint32_t ExtendTable(uint32_t l, const uint8_t* p, size_t n) {
   while (n > 0 && (reinterpret_cast<uintptr_t>(p) & 7u) != 0) {
@@ -44,7 +37,7 @@ uint32_t ExtendTable(uint32_t l, const uint8_t* p, size_t n) {
     --n;
   }
   while (n >= 8) {
-    const uint64_t v = LoadLE64(p) ^ l;
+    const uint64_t v = LoadLittleEndian<uint64_t>(p) ^ l;
     l = kTables[7][v & 0xff] ^ kTables[6][(v >> 8) & 0xff] ^ kTables[5][(v >> 16) & 0xff] ^
         kTables[4][(v >> 24) & 0xff] ^ kTables[3][(v >> 32) & 0xff] ^ kTables[2][(v >> 40) & 0xff] ^
         kTables[1][(v >> 48) & 0xff] ^ kTables[0][v >> 56];

@@ -3,6 +3,8 @@
 
 #include <onnx/onnx_pb.h>
 
+#include <set>
+
 #include <fmt/format.h>
 
 #include "kiln/error.h"
@@ -33,13 +35,7 @@ ir::Graph& GraphBuilder::current_graph() {
   return *scopes_.back()->graph;
 }
 
-std::string GraphBuilder::UniqueNodeName(const std::string& base) {
-  std::set<std::string>& used = used_names_[&current_graph()];
-  std::string name = base.empty() ? "node" : base;
-  for (int i = 1; used.count(name); ++i) name = fmt::format("{}_{}", base, i);
-  used.insert(name);
-  return name;
-}
+std::string GraphBuilder::UniqueNodeName(const std::string& base) { return node_names_.Claim(current_graph(), base); }
 
 ir::ValueId GraphBuilder::Lookup(Scope& scope, const std::string& name) const {
   auto it = scope.values.find(name);
@@ -117,10 +113,7 @@ void GraphBuilder::ImportGraphBody(Scope& scope, const onnx::GraphProto& g) {
                                                        model_.path, scope.label));
   for (const onnx::TensorProto& t : g.initializer()) {
     Tensor tensor = DecodeOnnxTensor(t, model_.base_dir, fmt::format("initializer '{}'", t.name()));
-    std::set<std::string>& used = used_names_[scope.graph];
-    std::string name = t.name();
-    for (int i = 1; used.count(name); ++i) name = fmt::format("{}_{}", t.name(), i);
-    used.insert(name);
+    const std::string name = node_names_.Claim(*scope.graph, t.name());
     scope.values[t.name()] = scope.graph->AddConstant(name, std::move(tensor));
   }
   for (int i = 0; i < g.node_size(); ++i) ImportNode(scope, g.node(i), i);

@@ -5,10 +5,10 @@
 #pragma once
 
 #include <map>
-#include <set>
 #include <string>
 #include <vector>
 
+#include "frontend/import_context.h"
 #include "frontend/onnx/importer.h"
 #include "frontend/onnx/onnx_model.h"
 #include "frontend/import_errors.h"
@@ -19,7 +19,7 @@ namespace kiln::onnxfe {
 using UnsupportedNode = frontend::UnsupportedNode;
 using UnsupportedOpsError = frontend::UnsupportedOpsError;
 
-class GraphBuilder {
+class GraphBuilder : public frontend::ImportTarget {
  public:
   explicit GraphBuilder(const OnnxModel& model);
   ~GraphBuilder();
@@ -30,8 +30,8 @@ class GraphBuilder {
 
   // ---- used by ImportContext ----
   const OnnxModel& model() const { return model_; }
-  ir::Graph& current_graph();
-  std::string UniqueNodeName(const std::string& base);
+  ir::Graph& current_graph() override;
+  std::string UniqueNodeName(const std::string& base) override;
   ImportedSubgraph ImportSubgraph(const onnx::GraphProto& body, const std::vector<SubgraphInput>& explicit_inputs,
                                   const std::vector<std::string>& captured_names);
   std::vector<std::string> FreeNames(const onnx::GraphProto& body) const;
@@ -44,7 +44,7 @@ class GraphBuilder {
 
   const OnnxModel& model_;
   std::vector<Scope*> scopes_;
-  std::map<const ir::Graph*, std::set<std::string>> used_names_;
+  frontend::UniqueNames node_names_;
   std::map<std::string, ir::Dim> symbols_;  // dim_param -> symbol of the main graph
   std::vector<UnsupportedNode> unsupported_;
 };

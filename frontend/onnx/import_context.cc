@@ -1,11 +1,10 @@
-// ImportContext and the importer table of the ONNX frontend.
+// ImportContext and the importer registry of the ONNX frontend.
 #include <onnx/onnx_pb.h>
 
 #include <fmt/format.h>
 
 #include "frontend/onnx/graph_builder.h"
 #include "frontend/onnx/importer.h"
-#include "ir/op_schema.h"
 #include "kiln/error.h"
 #include "kiln/half.h"
 
@@ -13,38 +12,35 @@ namespace kiln::onnxfe {
 
 ImportContext::ImportContext(GraphBuilder& builder, const onnx::NodeProto& node, std::string name,
                              std::vector<ir::ValueId> inputs, bool validate_only)
-    : builder_(builder), node_(node), name_(std::move(name)), inputs_(std::move(inputs)), validate_only_(validate_only) {
+    : ImportContextBase(builder, std::move(name), node.op_type(), validate_only),
+      builder_(builder),
+      node_(node),
+      inputs_(std::move(inputs)) {
   outputs_.assign(static_cast<size_t>(node.output_size()), ir::kNoValue);
 }
 
-const std::string& ImportContext::op() const { return node_.op_type(); }
 int64_t ImportContext::opset() const { return builder_.model().opset; }
-ir::Graph& ImportContext::graph() { return builder_.current_graph(); }
 
 ir::ValueId ImportContext::input(int i) const {
   if (!has_input(i)) Invalid(fmt::format("input {} is required", i));
   return inputs_[static_cast<size_t>(i)];
 }
 
-DType ImportContext::input_dtype(int i) const {
-  if (!has_input(i) || validate_only_) return DType::kInvalid;
-  return builder_.current_graph().value(inputs_[static_cast<size_t>(i)]).dtype;
+std::vector<ir::ValueId> ImportContext::input_values(int first) const {
+  std::vector<ir::ValueId> values;
+  for (int i = first; i < num_inputs(); ++i) values.push_back(input(i));
+  return values;
 }
 
-ir::SymShape ImportContext::input_shape(int i) const {
-  if (!has_input(i) || validate_only_) return ir::SymShape::Unknown();
-  return builder_.current_graph().value(inputs_[static_cast<size_t>(i)]).shape;
-}
-
-const Tensor* ImportContext::constant_input(int i) const {
-  if (!has_input(i) || validate_only_) return nullptr;
-  return builder_.current_graph().ConstantOf(inputs_[static_cast<size_t>(i)]);
+ir::ValueId ImportContext::KnownInput(int i) const {
+  if (!has_input(i) || validate_only()) return ir::kNoValue;
+  return inputs_[static_cast<size_t>(i)];
 }
 
 std::vector<int64_t> ImportContext::constant_ints(int i, const std::string& what) const {
   const Tensor* t = constant_input(i);
   if (!t) {
-    if (validate_only_) return {};
+    if (validate_only()) return {};
     Unsupported(fmt::format("{} (input {}) must be a constant", what, i));
   }
   std::vector<int64_t> out;
@@ -69,69 +65,72 @@ const onnx::AttributeProto* ImportContext::find_attr(const std::string& name) co
 bool ImportContext::has_attr(const std::string& name) const { return find_attr(name) != nullptr; }
 
 namespace {
-const onnx::AttributeProto& Require(const ImportContext& ctx, const std::string& name) {
-  const onnx::AttributeProto* a = ctx.find_attr(name);
-  if (!a) ctx.Invalid(fmt::format("attribute '{}' is required", name));
-  return *a;
-}
-void CheckType(const ImportContext& ctx, const onnx::AttributeProto& a, onnx::AttributeProto::AttributeType type) {
+
+using AttributeType = onnx::AttributeProto::AttributeType;
+
+void CheckType(const ImportContext& ctx, const onnx::AttributeProto& a, AttributeType type) {
   // Producers sometimes leave `type` unset (UNDEFINED); accept those when the field is there.
   if (a.type() != onnx::AttributeProto::UNDEFINED && a.type() != type)
     ctx.Invalid(fmt::format("attribute '{}' has type {}, expected {}", a.name(),
                             onnx::AttributeProto::AttributeType_Name(a.type()),
                             onnx::AttributeProto::AttributeType_Name(type)));
 }
+
+// Attribute `name`, which must be present and of `type`.
+const onnx::AttributeProto& Require(const ImportContext& ctx, const std::string& name, AttributeType type) {
+  const onnx::AttributeProto* a = ctx.find_attr(name);
+  if (!a) ctx.Invalid(fmt::format("attribute '{}' is required", name));
+  CheckType(ctx, *a, type);
+  return *a;
+}
+
+// Attribute `name` when present (checked to be of `type`), else nullptr.
+const onnx::AttributeProto* FindOptional(const ImportContext& ctx, const std::string& name, AttributeType type) {
+  const onnx::AttributeProto* a = ctx.find_attr(name);
+  if (a) CheckType(ctx, *a, type);
+  return a;
+}
+
 }  // namespace
 
 int64_t ImportContext::attr_int(const std::string& name) const {
-  const onnx::AttributeProto& a = Require(*this, name);
-  CheckType(*this, a, onnx::AttributeProto::INT);
-  return a.i();
-}
-int64_t ImportContext::attr_int(const std::string& name, int64_t fallback) const {
-  return has_attr(name) ? attr_int(name) : fallback;
+  return Require(*this, name, onnx::AttributeProto::INT).i();
 }
 float ImportContext::attr_float(const std::string& name) const {
-  const onnx::AttributeProto& a = Require(*this, name);
-  CheckType(*this, a, onnx::AttributeProto::FLOAT);
-  return a.f();
+  return Require(*this, name, onnx::AttributeProto::FLOAT).f();
+}
+std::string ImportContext::attr_string(const std::string& name) const {
+  return Require(*this, name, onnx::AttributeProto::STRING).s();
+}
+
+int64_t ImportContext::attr_int(const std::string& name, int64_t fallback) const {
+  return has_attr(name) ? attr_int(name) : fallback;
 }
 float ImportContext::attr_float(const std::string& name, float fallback) const {
   return has_attr(name) ? attr_float(name) : fallback;
 }
-std::string ImportContext::attr_string(const std::string& name) const {
-  const onnx::AttributeProto& a = Require(*this, name);
-  CheckType(*this, a, onnx::AttributeProto::STRING);
-  return a.s();
-}
 std::string ImportContext::attr_string(const std::string& name, const std::string& fallback) const {
   return has_attr(name) ? attr_string(name) : fallback;
 }
+
 std::vector<int64_t> ImportContext::attr_ints(const std::string& name) const {
-  const onnx::AttributeProto* a = find_attr(name);
-  if (!a) return {};
-  CheckType(*this, *a, onnx::AttributeProto::INTS);
-  return {a->ints().begin(), a->ints().end()};
+  const onnx::AttributeProto* a = FindOptional(*this, name, onnx::AttributeProto::INTS);
+  return a ? std::vector<int64_t>(a->ints().begin(), a->ints().end()) : std::vector<int64_t>{};
 }
 std::optional<std::vector<int64_t>> ImportContext::attr_ints_opt(const std::string& name) const {
   if (!has_attr(name)) return std::nullopt;
   return attr_ints(name);
 }
 std::vector<float> ImportContext::attr_floats(const std::string& name) const {
-  const onnx::AttributeProto* a = find_attr(name);
-  if (!a) return {};
-  CheckType(*this, *a, onnx::AttributeProto::FLOATS);
-  return {a->floats().begin(), a->floats().end()};
+  const onnx::AttributeProto* a = FindOptional(*this, name, onnx::AttributeProto::FLOATS);
+  return a ? std::vector<float>(a->floats().begin(), a->floats().end()) : std::vector<float>{};
 }
 std::vector<std::string> ImportContext::attr_strings(const std::string& name) const {
-  const onnx::AttributeProto* a = find_attr(name);
-  if (!a) return {};
-  CheckType(*this, *a, onnx::AttributeProto::STRINGS);
-  return {a->strings().begin(), a->strings().end()};
+  const onnx::AttributeProto* a = FindOptional(*this, name, onnx::AttributeProto::STRINGS);
+  return a ? std::vector<std::string>(a->strings().begin(), a->strings().end()) : std::vector<std::string>{};
 }
 Tensor ImportContext::attr_tensor(const std::string& name) const {
-  const onnx::AttributeProto& a = Require(*this, name);
-  CheckType(*this, a, onnx::AttributeProto::TENSOR);
+  const onnx::AttributeProto& a = Require(*this, name, onnx::AttributeProto::TENSOR);
   try {
     return DecodeOnnxTensor(a.t(), builder_.model().base_dir, fmt::format("attribute '{}'", name));
   } catch (const Error& e) {
@@ -140,35 +139,7 @@ Tensor ImportContext::attr_tensor(const std::string& name) const {
   }
 }
 const onnx::GraphProto& ImportContext::attr_graph(const std::string& name) const {
-  const onnx::AttributeProto& a = Require(*this, name);
-  CheckType(*this, a, onnx::AttributeProto::GRAPH);
-  return a.g();
-}
-
-std::vector<ir::ValueId> ImportContext::Emit(const std::string& ir_op, std::vector<ir::ValueId> inputs, ir::AttrMap attrs,
-                                             int num_outputs, const std::string& suffix) {
-  if (validate_only_) throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): Emit in validate-only mode", name_, op()));
-  ir::Graph& g = graph();
-  const std::string base = suffix.empty() ? name_ : name_ + "/" + suffix;
-  ir::Node& n = g.AddNode(ir_op, builder_.UniqueNodeName(base), std::move(inputs), num_outputs);
-  n.source_op = op();
-  n.attrs = std::move(attrs);
-  const ir::NodeId id = n.id;
-  std::vector<ir::ValueId> outs = n.outputs;
-  try {
-    ir::InferNode(g, id);
-  } catch (const Error& e) {
-    throw Error(e.code(), fmt::format("while importing node '{}' ({}): {}", name_, op(), e.what()));
-  }
-  return outs;
-}
-
-ir::ValueId ImportContext::Constant(Tensor tensor, const std::string& suffix) {
-  if (validate_only_) throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): Constant in validate-only mode", name_, op()));
-  const std::string base = suffix.empty() ? name_ : name_ + "/" + suffix;
-  ir::ValueId v = graph().AddConstant(builder_.UniqueNodeName(base), std::move(tensor));
-  graph().node(graph().value(v).producer).source_op = op();
-  return v;
+  return Require(*this, name, onnx::AttributeProto::GRAPH).g();
 }
 
 ir::ValueId ImportContext::ConstInt64(const std::vector<int64_t>& values, bool scalar, const std::string& suffix) {
@@ -185,7 +156,7 @@ ir::ValueId ImportContext::ConstInt32(const std::vector<int32_t>& values, bool s
 
 void ImportContext::SetOutput(int i, ir::ValueId value) {
   if (i < 0 || i >= static_cast<int>(outputs_.size()))
-    throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): output {} out of range", name_, op(), i));
+    throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): output {} out of range", name(), op(), i));
   outputs_[static_cast<size_t>(i)] = value;
 }
 
@@ -195,14 +166,6 @@ ImportedSubgraph ImportContext::ImportSubgraph(const onnx::GraphProto& body, con
 }
 
 std::vector<std::string> ImportContext::FreeNames(const onnx::GraphProto& body) const { return builder_.FreeNames(body); }
-
-void ImportContext::Unsupported(const std::string& reason) const {
-  throw UnsupportedError(fmt::format("node '{}' ({}): {}", name_, op(), reason));
-}
-
-void ImportContext::Invalid(const std::string& reason) const {
-  throw Error(ErrorCode::kInvalidArgument, fmt::format("node '{}' ({}): {}", name_, op(), reason));
-}
 
 // A scalar of `dtype` holding `value` (rounded to nearest for float16/bfloat16/float32,
 // truncated toward zero for integers; callers only pass values the dtype holds exactly).
@@ -227,9 +190,8 @@ Tensor ScalarTensor(DType dtype, double value) {
   return t;
 }
 
-const ImporterTable& OnnxImporters() {
-  static const ImporterTable table = BuildRegistry<ImporterTable>(
-      {RegisterCoreImporters, RegisterElementwiseImporters, RegisterNnImporters, RegisterArrayImporters});
+ImporterTable& OnnxImporterRegistry() {
+  static ImporterTable table;
   return table;
 }
 

@@ -8,6 +8,7 @@
 // opset 18 and an input from 18.
 #pragma once
 
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "common/name_registry.h"
+#include "frontend/import_context.h"
 #include "frontend/import_errors.h"
 #include "ir/graph.h"
 #include "kiln/tensor.h"
@@ -45,23 +47,24 @@ struct SubgraphInput {
   ir::SymShape shape;
 };
 
-class ImportContext {
+class ImportContext : public frontend::ImportContextBase {
  public:
+  // `name` is the node's name, or a generated one when it has none.
   ImportContext(GraphBuilder& builder, const onnx::NodeProto& node, std::string name, std::vector<ir::ValueId> inputs,
                 bool validate_only);
 
-  const std::string& name() const { return name_; }  // the node's name (or a generated one)
-  const std::string& op() const;                      // op_type
-  bool validate_only() const { return validate_only_; }
   int64_t opset() const;  // default-domain opset of the model
 
   // ---- inputs; an input given as "" (an omitted optional input) has no value ----
   int num_inputs() const { return static_cast<int>(inputs_.size()); }
   bool has_input(int i) const { return i < num_inputs() && inputs_[static_cast<size_t>(i)] != ir::kNoValue; }
   ir::ValueId input(int i) const;  // fails (Invalid) when absent
-  DType input_dtype(int i) const;
-  ir::SymShape input_shape(int i) const;
-  const Tensor* constant_input(int i) const;  // nullptr unless known at import time
+  std::vector<ir::ValueId> input_values(int first = 0) const;  // input(i) for i = first, ..., num_inputs() - 1
+  // dtype / shape / constant of input i: kInvalid / unknown / nullptr when absent and in
+  // validate-only mode (nullptr also when not known at import time).
+  DType input_dtype(int i) const { return ValueDType(KnownInput(i)); }
+  ir::SymShape input_shape(int i) const { return ValueShape(KnownInput(i)); }
+  const Tensor* constant_input(int i) const { return ValueConstant(KnownInput(i)); }
   // A constant input read as int64 values (for shapes, axes, pads, ...); Unsupported naming
   // `what` when it is not a constant.
   std::vector<int64_t> constant_ints(int i, const std::string& what) const;
@@ -84,18 +87,10 @@ class ImportContext {
   Tensor attr_tensor(const std::string& name) const;
   const onnx::GraphProto& attr_graph(const std::string& name) const;
 
-  // ---- emitting IR (as in the TF frontend) ----
-  std::vector<ir::ValueId> Emit(const std::string& ir_op, std::vector<ir::ValueId> inputs, ir::AttrMap attrs = {},
-                                int num_outputs = 1, const std::string& suffix = "");
-  ir::ValueId Emit1(const std::string& ir_op, std::vector<ir::ValueId> inputs, ir::AttrMap attrs = {},
-                    const std::string& suffix = "") {
-    return Emit(ir_op, std::move(inputs), std::move(attrs), 1, suffix)[0];
-  }
-  ir::ValueId Constant(Tensor tensor, const std::string& suffix = "const");
+  // ---- emitting IR (Emit, Emit1, Constant: see frontend/import_context.h) ----
   // A scalar or 1-D int constant.
   ir::ValueId ConstInt64(const std::vector<int64_t>& values, bool scalar = false, const std::string& suffix = "const");
   ir::ValueId ConstInt32(const std::vector<int32_t>& values, bool scalar = false, const std::string& suffix = "const");
-  ir::Graph& graph();
   void SetOutput(int i, ir::ValueId value);
   const std::vector<ir::ValueId>& outputs() const { return outputs_; }
 
@@ -107,16 +102,13 @@ class ImportContext {
   // Outer-scope names read by `body` (and its nested subgraphs) that it does not define.
   std::vector<std::string> FreeNames(const onnx::GraphProto& body) const;
 
-  // Errors naming this node and op.
-  [[noreturn]] void Unsupported(const std::string& reason) const;
-  [[noreturn]] void Invalid(const std::string& reason) const;
-
  private:
+  // Input i's value when it is present and known (not in validate-only mode), else kNoValue.
+  ir::ValueId KnownInput(int i) const;
+
   GraphBuilder& builder_;
   const onnx::NodeProto& node_;
-  std::string name_;
   std::vector<ir::ValueId> inputs_;
-  bool validate_only_;
   std::vector<ir::ValueId> outputs_;
 };
 
@@ -129,6 +121,10 @@ using ImporterFn = void (*)(ImportContext& ctx);
 class ImporterTable {
  public:
   void Add(const std::string& op_type, ImporterFn fn) { fns_.Add(op_type, fn); }
+  // One importer for several op types (e.g. every Reduce* op).
+  void Add(std::initializer_list<const char*> op_types, ImporterFn fn) {
+    for (const char* op_type : op_types) Add(op_type, fn);
+  }
   // nullptr when the op type has no importer.
   ImporterFn Find(std::string_view op_type) const {
     const ImporterFn* fn = fns_.Find(op_type);
@@ -140,12 +136,16 @@ class ImporterTable {
   NameRegistry<ImporterFn> fns_{"ONNX importer"};
 };
 
-// All ONNX importers (default domain); built once, immutable.
-const ImporterTable& OnnxImporters();
+// The table the importers add themselves to while the program initialises (KILN_ONNX_IMPORTER).
+ImporterTable& OnnxImporterRegistry();
 
-void RegisterCoreImporters(ImporterTable& table);        // Identity, Constant, ConstantOfShape, Cast, If, Loop, ...
-void RegisterElementwiseImporters(ImporterTable& table);  // math, logic, activations, Clip, Where, ...
-void RegisterNnImporters(ImporterTable& table);           // Conv*, pooling, Gemm, MatMul, normalizations, Softmax, Resize ...
-void RegisterArrayImporters(ImporterTable& table);        // Reshape, Transpose, Concat, Slice, Gather, reductions, Shape ...
+// All ONNX importers (default domain): OnnxImporterRegistry(), complete once main() runs.
+inline const ImporterTable& OnnxImporters() { return OnnxImporterRegistry(); }
+
+// Registers `fn` as the importer of ONNX op type `op`, right after the importer's definition
+// (see KILN_STATIC_REGISTRATION); KILN_ONNX_IMPORTERS(fn, "ArgMax", "ArgMin") for several ops.
+#define KILN_ONNX_IMPORTER(op, fn) KILN_STATIC_REGISTRATION(::kiln::onnxfe::OnnxImporterRegistry().Add(op, fn))
+#define KILN_ONNX_IMPORTERS(fn, ...) \
+  KILN_STATIC_REGISTRATION(::kiln::onnxfe::OnnxImporterRegistry().Add({__VA_ARGS__}, fn))
 
 }  // namespace kiln::onnxfe

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "common/crc32c.h"
+#include "common/little_endian.h"
 #include "common/proto/tf.pb.h"
 
 namespace kiln::tf {
@@ -77,23 +78,6 @@ class File {
   uint64_t size_ = 0;
 };
 
-uint32_t LoadLE32(const char* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-  v = __builtin_bswap32(v);
-#endif
-  return v;
-}
-uint64_t LoadLE64(const char* p) {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-  v = __builtin_bswap64(v);
-#endif
-  return v;
-}
-
 // Bounds-checked varint decoding over [p, end). Returns false on truncation / overlong.
 bool GetVarint64(const char*& p, const char* end, uint64_t* value) {
   uint64_t result = 0;
@@ -137,7 +121,7 @@ std::string ReadBlock(const File& file, const std::string& path, const BlockHand
   std::string buf(static_cast<size_t>(h.size + kBlockTrailerSize), '\0');
   file.ReadAt(h.offset, buf.size(), buf.data(), what);
   const char* trailer = buf.data() + h.size;
-  const uint32_t stored = crc32c::Unmask(LoadLE32(trailer + 1));
+  const uint32_t stored = crc32c::Unmask(LoadLittleEndian<uint32_t>(trailer + 1));
   const uint32_t actual = crc32c::Value(buf.data(), static_cast<size_t>(h.size) + 1);  // contents + type byte
   if (stored != actual)
     throw Error(ErrorCode::kDataLoss,
@@ -159,7 +143,7 @@ void ForEachEntry(const std::string& block, const std::string& path, const std::
     return Error(ErrorCode::kDataLoss, fmt::format("{}: {} is corrupt: {}", path, what, reason));
   };
   if (block.size() < 4) throw corrupt("shorter than its restart count");
-  const uint64_t num_restarts = LoadLE32(block.data() + block.size() - 4);
+  const uint64_t num_restarts = LoadLittleEndian<uint32_t>(block.data() + block.size() - 4);
   if (num_restarts == 0 || num_restarts > (block.size() - 4) / 4)
     throw corrupt(fmt::format("bad restart count {} for a block of {} bytes", num_restarts, block.size()));
   const size_t limit = block.size() - 4 - static_cast<size_t>(num_restarts) * 4;
@@ -213,7 +197,7 @@ BundleReader::BundleReader(const std::string& prefix) : impl_(std::make_unique<I
                                                   path, file.size(), kFooterSize));
   char footer[kFooterSize];
   file.ReadAt(file.size() - kFooterSize, kFooterSize, footer, "table footer");
-  const uint64_t magic = LoadLE64(footer + kFooterSize - 8);
+  const uint64_t magic = LoadLittleEndian<uint64_t>(footer + kFooterSize - 8);
   if (magic != kTableMagic)
     throw Error(ErrorCode::kDataLoss,
                 fmt::format("{}: bad table magic 0x{:016x} (expected 0x{:016x}); the index is truncated or not a "
@@ -392,7 +376,7 @@ Tensor BundleReader::Read(const std::string& key) const {
     total += len;
   }
   if (end - p < 4) throw fail(ErrorCode::kDataLoss, "is truncated before its string-length checksum");
-  const uint32_t stored_len_crc = crc32c::Unmask(LoadLE32(p));
+  const uint32_t stored_len_crc = crc32c::Unmask(LoadLittleEndian<uint32_t>(p));
   if (stored_len_crc != crc)
     throw fail(ErrorCode::kDataLoss,
                fmt::format("fails its string-length CRC32C check (stored 0x{:08x}, computed 0x{:08x})", stored_len_crc, crc));

@@ -1,6 +1,7 @@
 #include "frontend/tf/graph_builder.h"
 
 #include <algorithm>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -113,14 +114,7 @@ std::string GraphBuilder::NodeOfRef(const std::string& ref) const {
 
 ir::Graph& GraphBuilder::current_graph() { return *scopes_.back()->graph; }
 
-std::string GraphBuilder::UniqueNodeName(const std::string& base) {
-  std::set<std::string>& used = used_names_[&current_graph()];
-  if (used.insert(base).second) return base;
-  for (int i = 1;; ++i) {
-    std::string name = fmt::format("{}_{}", base, i);
-    if (used.insert(name).second) return name;
-  }
-}
+std::string GraphBuilder::UniqueNodeName(const std::string& base) { return node_names_.Claim(current_graph(), base); }
 
 const tfproto::AttrValue* GraphBuilder::FindAttr(const tfproto::NodeDef& node, const std::string& name) {
   auto it = node.attr().find(name);

@@ -6,10 +6,10 @@
 
 #include <map>
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
+#include "frontend/import_context.h"
 #include "frontend/tf/importer.h"
 #include "frontend/tf/saved_model.h"
 #include "frontend/import_errors.h"
@@ -21,7 +21,7 @@ namespace kiln::tf {
 using frontend::UnsupportedNode;
 using frontend::UnsupportedOpsError;
 
-class GraphBuilder {
+class GraphBuilder : public frontend::ImportTarget {
  public:
   GraphBuilder(const SavedModelBundle& bundle, VariableReader& variables);
   ~GraphBuilder();
@@ -32,8 +32,8 @@ class GraphBuilder {
 
   // ---- used by ImportContext ----
   struct Scope;
-  ir::Graph& current_graph();
-  std::string UniqueNodeName(const std::string& base);
+  ir::Graph& current_graph() override;
+  std::string UniqueNodeName(const std::string& base) override;
   const tfproto::AttrValue* FindAttr(const tfproto::NodeDef& node, const std::string& name);
   std::shared_ptr<ir::Graph> ImportFunction(const std::string& name, const std::vector<FunctionArg>& args,
                                             std::vector<TfValue>* resource_outputs = nullptr);
@@ -57,7 +57,7 @@ class GraphBuilder {
   std::map<std::string, TfValue> outer_resources_;         // outer VarHandleOp name -> variable
   std::map<std::string, std::map<std::string, tfproto::AttrValue>> default_attrs_;
   std::vector<Scope*> scopes_;
-  std::map<const ir::Graph*, std::set<std::string>> used_names_;
+  frontend::UniqueNames node_names_;
   std::vector<UnsupportedNode> unsupported_;
 };
 

@@ -3,16 +3,15 @@
 #include "frontend/tf/graph_builder.h"
 #include "frontend/tf/importer.h"
 #include "common/proto/tf.pb.h"
-#include "ir/op_schema.h"
 
 namespace kiln::tf {
 
 ImportContext::ImportContext(GraphBuilder& builder, const tfproto::NodeDef& node, std::vector<TfValue> inputs,
                              bool validate_only)
-    : builder_(builder), node_(node), inputs_(std::move(inputs)), validate_only_(validate_only) {}
-
-const std::string& ImportContext::name() const { return node_.name(); }
-const std::string& ImportContext::op() const { return node_.op(); }
+    : ImportContextBase(builder, node.name(), node.op(), validate_only),
+      builder_(builder),
+      node_(node),
+      inputs_(std::move(inputs)) {}
 
 ir::ValueId ImportContext::input(int i) const {
   if (i < 0 || i >= num_inputs()) Invalid(fmt::format("expected at least {} inputs, got {}", i + 1, num_inputs()));
@@ -21,26 +20,21 @@ ir::ValueId ImportContext::input(int i) const {
   return v.value;
 }
 
+std::vector<ir::ValueId> ImportContext::input_values(int first) const {
+  std::vector<ir::ValueId> values;
+  for (int i = first; i < num_inputs(); ++i) values.push_back(input(i));
+  return values;
+}
+
+ir::ValueId ImportContext::TensorInput(int i) const {
+  if (i < 0 || i >= num_inputs()) return ir::kNoValue;
+  const TfValue& v = inputs_[static_cast<size_t>(i)];
+  return v.is_resource() ? ir::kNoValue : v.value;
+}
+
 DType ImportContext::input_dtype(int i) const {
-  if (i < 0 || i >= num_inputs()) return DType::kInvalid;
-  const TfValue& v = inputs_[static_cast<size_t>(i)];
-  if (v.is_resource()) return DType::kResource;
-  if (v.value == ir::kNoValue) return DType::kInvalid;
-  return builder_.current_graph().value(v.value).dtype;
-}
-
-ir::SymShape ImportContext::input_shape(int i) const {
-  if (i < 0 || i >= num_inputs()) return ir::SymShape::Unknown();
-  const TfValue& v = inputs_[static_cast<size_t>(i)];
-  if (v.is_resource() || v.value == ir::kNoValue) return ir::SymShape::Unknown();
-  return builder_.current_graph().value(v.value).shape;
-}
-
-const Tensor* ImportContext::constant_input(int i) const {
-  if (i < 0 || i >= num_inputs()) return nullptr;
-  const TfValue& v = inputs_[static_cast<size_t>(i)];
-  if (v.is_resource() || v.value == ir::kNoValue) return nullptr;
-  return builder_.current_graph().ConstantOf(v.value);
+  if (i >= 0 && i < num_inputs() && inputs_[static_cast<size_t>(i)].is_resource()) return DType::kResource;
+  return ValueDType(TensorInput(i));
 }
 
 const TfValue& ImportContext::resource_input(int i) const {
@@ -109,35 +103,6 @@ std::string ImportContext::attr_string(const std::string& name, const std::strin
   return has_attr(name) ? attr_string(name) : fallback;
 }
 
-ir::Graph& ImportContext::graph() { return builder_.current_graph(); }
-
-std::vector<ir::ValueId> ImportContext::Emit(const std::string& ir_op, std::vector<ir::ValueId> inputs, ir::AttrMap attrs,
-                                             int num_outputs, const std::string& suffix) {
-  if (validate_only_) throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): Emit in validate-only mode", name(), op()));
-  ir::Graph& g = graph();
-  const std::string base = suffix.empty() ? node_.name() : node_.name() + "/" + suffix;
-  ir::Node& n = g.AddNode(ir_op, builder_.UniqueNodeName(base), std::move(inputs), num_outputs);
-  n.source_op = node_.op();
-  n.attrs = std::move(attrs);
-  const ir::NodeId id = n.id;
-  std::vector<ir::ValueId> outs = n.outputs;
-  try {
-    ir::InferNode(g, id);
-  } catch (const Error& e) {
-    // Name the TF node too: the IR node may be one of several it became.
-    throw Error(e.code(), fmt::format("while importing node '{}' ({}): {}", node_.name(), node_.op(), e.what()));
-  }
-  return outs;
-}
-
-ir::ValueId ImportContext::Constant(Tensor tensor, const std::string& suffix) {
-  if (validate_only_) throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): Constant in validate-only mode", name(), op()));
-  const std::string base = suffix.empty() ? node_.name() : node_.name() + "/" + suffix;
-  ir::ValueId v = graph().AddConstant(builder_.UniqueNodeName(base), std::move(tensor));
-  graph().node(graph().value(v).producer).source_op = node_.op();
-  return v;
-}
-
 void ImportContext::SetOutput(int i, ir::ValueId value) {
   TfValue v;
   v.value = value;
@@ -156,14 +121,6 @@ void ImportContext::SetOutputs(const std::vector<ir::ValueId>& values) {
 
 std::shared_ptr<ir::Graph> ImportContext::ImportFunction(const std::string& function_name, const std::vector<FunctionArg>& args) {
   return builder_.ImportFunction(function_name, args);
-}
-
-void ImportContext::Unsupported(const std::string& reason) const {
-  throw UnsupportedError(fmt::format("node '{}' ({}): {}", node_.name(), node_.op(), reason));
-}
-
-void ImportContext::Invalid(const std::string& reason) const {
-  throw Error(ErrorCode::kInvalidArgument, fmt::format("node '{}' ({}): {}", node_.name(), node_.op(), reason));
 }
 
 void ImporterTable::Add(TfOpSpec spec) {

@@ -14,6 +14,7 @@
 
 #include "common/name_registry.h"
 #include "common/proto/tensor_proto.h"
+#include "frontend/import_context.h"
 #include "frontend/import_errors.h"
 #include "ir/graph.h"
 #include "kiln/tensor.h"
@@ -48,23 +49,20 @@ struct FunctionArg {
 
 class GraphBuilder;  // implemented by the frontend (frontend/tf/graph_builder.cc)
 
-class ImportContext {
+class ImportContext : public frontend::ImportContextBase {
  public:
   ImportContext(GraphBuilder& builder, const tfproto::NodeDef& node, std::vector<TfValue> inputs, bool validate_only);
-
-  const std::string& name() const;
-  const std::string& op() const;
-  bool validate_only() const { return validate_only_; }
 
   // ---- inputs (data inputs only; control inputs are dropped) ----
   int num_inputs() const { return static_cast<int>(inputs_.size()); }
   // IR value of input i. Fails for resource inputs.
   ir::ValueId input(int i) const;
+  std::vector<ir::ValueId> input_values(int first = 0) const;  // input(i) for i = first, ..., num_inputs() - 1
   // dtype / shape / constant of input i when known (kInvalid / unknown / nullptr otherwise;
   // in validate-only mode they may all be unknown).
   DType input_dtype(int i) const;
-  ir::SymShape input_shape(int i) const;
-  const Tensor* constant_input(int i) const;
+  ir::SymShape input_shape(int i) const { return ValueShape(TensorInput(i)); }
+  const Tensor* constant_input(int i) const { return ValueConstant(TensorInput(i)); }
   // The variable tensor behind resource input i (fails if input i is not a bound resource).
   const TfValue& resource_input(int i) const;
   const TfValue& raw_input(int i) const { return inputs_.at(static_cast<size_t>(i)); }
@@ -88,17 +86,7 @@ class ImportContext {
   bool attr_bool(const std::string& name, bool fallback) const;
   std::string attr_string(const std::string& name, const std::string& fallback) const;
 
-  // ---- emitting IR ----
-  // Adds an IR node named after this TF node (plus `suffix` when one TF node becomes several),
-  // runs shape inference on it and returns its outputs.
-  std::vector<ir::ValueId> Emit(const std::string& ir_op, std::vector<ir::ValueId> inputs, ir::AttrMap attrs = {},
-                                int num_outputs = 1, const std::string& suffix = "");
-  ir::ValueId Emit1(const std::string& ir_op, std::vector<ir::ValueId> inputs, ir::AttrMap attrs = {},
-                    const std::string& suffix = "") {
-    return Emit(ir_op, std::move(inputs), std::move(attrs), 1, suffix)[0];
-  }
-  ir::ValueId Constant(Tensor tensor, const std::string& suffix = "const");
-  ir::Graph& graph();
+  // ---- emitting IR (Emit, Emit1, Constant: see frontend/import_context.h) ----
   // Sets TF flat output i of this node.
   void SetOutput(int i, ir::ValueId value);
   void SetOutput(int i, TfValue value);
@@ -109,15 +97,13 @@ class ImportContext {
   // resource are not graph inputs of the subgraph.
   std::shared_ptr<ir::Graph> ImportFunction(const std::string& function_name, const std::vector<FunctionArg>& args);
 
-  // Errors naming this node and op.
-  [[noreturn]] void Unsupported(const std::string& reason) const;  // UnsupportedError
-  [[noreturn]] void Invalid(const std::string& reason) const;      // kInvalidArgument
-
  private:
+  // The IR value of input i, or kNoValue when there is no such input or it is a resource.
+  ir::ValueId TensorInput(int i) const;
+
   GraphBuilder& builder_;
   const tfproto::NodeDef& node_;
   std::vector<TfValue> inputs_;
-  bool validate_only_;
   std::vector<TfValue> outputs_;
 };
 

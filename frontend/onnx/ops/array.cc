@@ -82,6 +82,7 @@ void ImportReshape(ImportContext& ctx) {
   const ValueId target = ctx.Emit1("Select", {is_zero, dims, shape}, {}, "target");
   ctx.SetOutput(0, ctx.Emit1("Reshape", {x, target}));
 }
+KILN_ONNX_IMPORTER("Reshape", ImportReshape);
 
 // Flatten(x) attr axis (default 1, in [-r, r]) -> Reshape to [prod(d[:axis]), prod(d[axis:])].
 void ImportFlatten(ImportContext& ctx) {
@@ -117,6 +118,7 @@ void ImportFlatten(ImportContext& ctx) {
   const ValueId target = ctx.Emit1("Concat", {head, tail, I64(ctx, 0, "axis")}, {}, "target");
   ctx.SetOutput(0, ctx.Emit1("Reshape", {x, target}));
 }
+KILN_ONNX_IMPORTER("Flatten", ImportFlatten);
 
 // axes: an input from opset 13 (an attribute before).
 std::optional<std::vector<int64_t>> AxesArg(ImportContext& ctx, int input, const char* what) {
@@ -169,6 +171,7 @@ void ImportSqueeze(ImportContext& ctx) {
   a.Set("axes", norm);
   ctx.SetOutput(0, ctx.Emit1("Squeeze", {ctx.input(0)}, std::move(a)));
 }
+KILN_ONNX_IMPORTER("Squeeze", ImportSqueeze);
 
 // Unsqueeze with a run-time axes input (static length n, input of known rank r): Reshape to
 // the output shape of rank R = r + n: 1 at the (wrapped) axes, the input dims in order elsewhere.
@@ -212,6 +215,7 @@ void ImportUnsqueeze(ImportContext& ctx) {
   if (norm.empty()) y = ctx.Emit1("Identity", {y});
   ctx.SetOutput(0, y);
 }
+KILN_ONNX_IMPORTER("Unsqueeze", ImportUnsqueeze);
 
 void ImportTranspose(ImportContext& ctx) {
   auto perm = ctx.attr_ints_opt("perm");
@@ -237,16 +241,17 @@ void ImportTranspose(ImportContext& ctx) {
   }
   ctx.SetOutput(0, ctx.Emit1("Transpose", {ctx.input(0), p}));
 }
+KILN_ONNX_IMPORTER("Transpose", ImportTranspose);
 
 void ImportConcat(ImportContext& ctx) {
   const int64_t axis = ctx.attr_int("axis");
   if (ctx.num_inputs() < 1) ctx.Invalid("expected at least one input");
   if (ctx.validate_only()) return;
-  std::vector<ValueId> in;
-  for (int i = 0; i < ctx.num_inputs(); ++i) in.push_back(ctx.input(i));
+  std::vector<ValueId> in = ctx.input_values();
   in.push_back(I64(ctx, axis, "axis"));
   ctx.SetOutput(0, ctx.Emit1("Concat", std::move(in)));
 }
+KILN_ONNX_IMPORTER("Concat", ImportConcat);
 
 // Split(input[, split]) attr axis; `split` is an attribute before opset 13, an input from 13.
 void ImportSplit(ImportContext& ctx) {
@@ -281,6 +286,7 @@ void ImportSplit(ImportContext& ctx) {
   std::vector<ValueId> outs = ctx.Emit("Split", std::move(in), {}, n);
   for (int i = 0; i < n; ++i) ctx.SetOutput(i, outs[static_cast<size_t>(i)]);
 }
+KILN_ONNX_IMPORTER("Split", ImportSplit);
 
 // Expand(input, shape): bidirectional (numpy) broadcast of input and shape. When the target
 // surely dominates the input's shape, BroadcastTo(x, shape); else BroadcastTo(x,
@@ -309,12 +315,14 @@ void ImportExpand(ImportContext& ctx) {
   if (!dominates) target = ctx.Emit1("BroadcastArgs", {ShapeOf(ctx, x, "input_shape"), shape}, {}, "target");
   ctx.SetOutput(0, ctx.Emit1("BroadcastTo", {x, target}));
 }
+KILN_ONNX_IMPORTER("Expand", ImportExpand);
 
 void ImportTile(ImportContext& ctx) {
   if (ctx.validate_only()) return;
   CheckIndexDtype(ctx, 1, "repeats");
   ctx.SetOutput(0, ctx.Emit1("Tile", {ctx.input(0), ctx.input(1)}));
 }
+KILN_ONNX_IMPORTER("Tile", ImportTile);
 
 // Pad(data, pads[, constant_value]) attr mode constant/reflect/edge. ONNX pads are
 // [b0, b1, ..., e0, e1, ...]; IR paddings are [[b0, e0], [b1, e1], ...]. edge becomes one
@@ -389,6 +397,7 @@ void ImportPad(ImportContext& ctx) {
   if (mode == "constant" && ctx.has_input(2)) in.push_back(ToScalar(ctx, ctx.input(2), "constant_value"));
   ctx.SetOutput(0, ctx.Emit1("Pad", std::move(in), std::move(a)));
 }
+KILN_ONNX_IMPORTER("Pad", ImportPad);
 
 // Shape(data) attrs start/end (15+): Shape(x)[start:end] with Python clamping.
 void ImportShape(ImportContext& ctx) {
@@ -407,6 +416,7 @@ void ImportShape(ImportContext& ctx) {
   }
   ctx.SetOutput(0, SliceVec(ctx, s, start, has_end ? std::optional<int64_t>(end) : std::nullopt, false, ""));
 }
+KILN_ONNX_IMPORTER("Shape", ImportShape);
 
 void ImportSize(ImportContext& ctx) {
   if (ctx.validate_only()) return;
@@ -414,6 +424,7 @@ void ImportSize(ImportContext& ctx) {
   a.Set("out_type", DType::kInt64);
   ctx.SetOutput(0, ctx.Emit1("Size", {ctx.input(0)}, std::move(a)));
 }
+KILN_ONNX_IMPORTER("Size", ImportSize);
 
 // Range(start, limit, delta): ONNX gives max(ceil((limit - start) / delta), 0) elements; the IR
 // Range (TF) fails on a sign mismatch, so the limit is first moved to start where the range is
@@ -432,6 +443,7 @@ void ImportRange(ImportContext& ctx) {
   const ValueId lim = ctx.Emit1("Select", {positive, up, down}, {}, "limit_clamped");
   ctx.SetOutput(0, ctx.Emit1("Range", {start, lim, delta}));
 }
+KILN_ONNX_IMPORTER("Range", ImportRange);
 
 // [N, M] int64 grids of row and column coordinates (for EyeLike, Trilu): col - row.
 ValueId ColMinusRow(ImportContext& ctx, ValueId n, ValueId m) {
@@ -462,6 +474,7 @@ void ImportEyeLike(ImportContext& ctx) {
   const ValueId eq = Binary(ctx, "Equal", diag, I64(ctx, k, "k"), out == DType::kBool ? "" : "mask");
   ctx.SetOutput(0, out == DType::kBool ? eq : CastTo(ctx, eq, out, ""));
 }
+KILN_ONNX_IMPORTER("EyeLike", ImportEyeLike);
 
 // Trilu(input[, k]) attr upper: keeps col - row >= k (upper) or <= k (lower), zeros elsewhere.
 void ImportTrilu(ImportContext& ctx) {
@@ -480,27 +493,8 @@ void ImportTrilu(ImportContext& ctx) {
   const ValueId zeros = ctx.Emit1("ZerosLike", {x}, {}, "zeros");
   ctx.SetOutput(0, ctx.Emit1("Select", {keep, x, zeros}));
 }
+KILN_ONNX_IMPORTER("Trilu", ImportTrilu);
 
 }  // namespace
-
-void RegisterArrayImporters(ImporterTable& t) {
-  t.Add("Reshape", ImportReshape);
-  t.Add("Flatten", ImportFlatten);
-  t.Add("Squeeze", ImportSqueeze);
-  t.Add("Unsqueeze", ImportUnsqueeze);
-  t.Add("Transpose", ImportTranspose);
-  t.Add("Concat", ImportConcat);
-  t.Add("Split", ImportSplit);
-  t.Add("Expand", ImportExpand);
-  t.Add("Tile", ImportTile);
-  t.Add("Pad", ImportPad);
-  t.Add("Shape", ImportShape);
-  t.Add("Size", ImportSize);
-  t.Add("Range", ImportRange);
-  t.Add("EyeLike", ImportEyeLike);
-  t.Add("Trilu", ImportTrilu);
-  RegisterArrayIndexImporters(t);
-  RegisterArrayReduceImporters(t);
-}
 
 }  // namespace kiln::onnxfe

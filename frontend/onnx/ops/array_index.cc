@@ -116,6 +116,7 @@ void ImportSlice(ImportContext& ctx) {
   const ValueId s = dense(steps, 4, 1, "strides");
   ctx.SetOutput(0, ctx.Emit1("StridedSlice", {x, b, e, s}, SliceMasks(mask, mask)));
 }
+KILN_ONNX_IMPORTER("Slice", ImportSlice);
 
 void ImportGather(ImportContext& ctx) {
   const int64_t axis = ctx.attr_int("axis", 0);
@@ -129,6 +130,7 @@ void ImportGather(ImportContext& ctx) {
   a.Set("batch_dims", int64_t{0});
   ctx.SetOutput(0, ctx.Emit1("Gather", {x, idx, I64(ctx, axis, "axis")}, std::move(a)));
 }
+KILN_ONNX_IMPORTER("Gather", ImportGather);
 
 // Full coordinates [..., r] for an element-wise gather/scatter along `axis`: the (wrapped)
 // indices on `axis`, each element's own coordinate on the other dims.
@@ -157,6 +159,7 @@ void ImportGatherElements(ImportContext& ctx) {
   const ValueId coords = ElementCoords(ctx, ctx.input(0), ctx.input(1), axis, r);
   ctx.SetOutput(0, ctx.Emit1("GatherNd", {ctx.input(0), coords}));
 }
+KILN_ONNX_IMPORTER("GatherElements", ImportGatherElements);
 
 // ONNX GatherND / ScatterND indices [..., K] (after batch_dims) with negatives wrapped by the
 // data dims [b, b + K), and batch coordinates prepended when batch_dims > 0.
@@ -197,6 +200,7 @@ void ImportGatherND(ImportContext& ctx) {
   const ValueId coords = NdCoords(ctx, ctx.input(0), ctx.input(1), batch_dims);
   ctx.SetOutput(0, ctx.Emit1("GatherNd", {ctx.input(0), coords}));
 }
+KILN_ONNX_IMPORTER("GatherND", ImportGatherND);
 
 std::string Reduction(ImportContext& ctx) {
   const std::string red = ctx.attr_string("reduction", "none");
@@ -227,6 +231,7 @@ void ImportScatterND(ImportContext& ctx) {
   const ValueId coords = NdCoords(ctx, ctx.input(0), ctx.input(1), 0);
   EmitScatter(ctx, ctx.input(0), coords, ctx.input(2), red);
 }
+KILN_ONNX_IMPORTER("ScatterND", ImportScatterND);
 
 void ImportScatterElements(ImportContext& ctx) {
   int64_t axis = ctx.attr_int("axis", 0);
@@ -239,6 +244,7 @@ void ImportScatterElements(ImportContext& ctx) {
   const ValueId coords = ElementCoords(ctx, ctx.input(0), ctx.input(1), axis, r);
   EmitScatter(ctx, ctx.input(0), coords, ctx.input(2), red);
 }
+KILN_ONNX_IMPORTER("ScatterElements", ImportScatterElements);
 
 // OneHot(indices, depth, values) attr axis: negative indices wrap by depth (once: indices
 // outside [-depth, depth) give all off_value, as the spec says); integral float indices are
@@ -279,6 +285,7 @@ void ImportOneHot(ImportContext& ctx) {
   a.Set("axis", ir_axis);
   ctx.SetOutput(0, ctx.Emit1("OneHot", {wrapped, depth, on, off}, std::move(a)));
 }
+KILN_ONNX_IMPORTER("OneHot", ImportOneHot);
 
 // NonZero(x) -> Transpose(Where(x)): ONNX gives [rank, n], the IR [n, rank].
 void ImportNonZero(ImportContext& ctx) {
@@ -288,6 +295,7 @@ void ImportNonZero(ImportContext& ctx) {
   const ValueId w = ctx.Emit1("Where", {ctx.input(0)}, {}, "coords");
   ctx.SetOutput(0, ctx.Emit1("Transpose", {w, ctx.ConstInt64({1, 0}, false, "perm")}));
 }
+KILN_ONNX_IMPORTER("NonZero", ImportNonZero);
 
 // Compress(input, condition) attr axis: Gather of the positions where condition is true
 // (the input flattened when axis is absent).
@@ -313,6 +321,7 @@ void ImportCompress(ImportContext& ctx) {
   a.Set("batch_dims", int64_t{0});
   ctx.SetOutput(0, ctx.Emit1("Gather", {x, idx, I64(ctx, ax, "axis")}, std::move(a)));
 }
+KILN_ONNX_IMPORTER("Compress", ImportCompress);
 
 // ReverseSequence(input, sequence_lens) attrs time_axis, batch_axis (0/1):
 // out[t, b] = t < len[b] ? x[len[b] - 1 - t, b] : x[t, b], as a GatherNd over the first two dims.
@@ -340,27 +349,15 @@ void ImportReverseSequence(ImportContext& ctx) {
   const ValueId coords = ctx.Emit1("Pack", {time_axis == 0 ? src : b, time_axis == 0 ? b : src}, std::move(a), "coords");
   ctx.SetOutput(0, ctx.Emit1("GatherNd", {x, coords}));
 }
+KILN_ONNX_IMPORTER("ReverseSequence", ImportReverseSequence);
 
 // Unique: expressible (IR Unique on the flattened input, TopK to sort, InvertPermutation,
 // ScatterNd for counts) but not written yet; axis != none would need row-wise uniqueness.
 void ImportUnique(ImportContext& ctx) {
   ctx.Unsupported("Unique is not imported yet (no IR op matches its sorted / axis / counts outputs directly)");
 }
+KILN_ONNX_IMPORTER("Unique", ImportUnique);
 
 }  // namespace
-
-void RegisterArrayIndexImporters(ImporterTable& t) {
-  t.Add("Slice", ImportSlice);
-  t.Add("Gather", ImportGather);
-  t.Add("GatherElements", ImportGatherElements);
-  t.Add("GatherND", ImportGatherND);
-  t.Add("ScatterND", ImportScatterND);
-  t.Add("ScatterElements", ImportScatterElements);
-  t.Add("OneHot", ImportOneHot);
-  t.Add("NonZero", ImportNonZero);
-  t.Add("Compress", ImportCompress);
-  t.Add("ReverseSequence", ImportReverseSequence);
-  t.Add("Unique", ImportUnique);
-}
 
 }  // namespace kiln::onnxfe

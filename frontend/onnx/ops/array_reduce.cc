@@ -99,6 +99,8 @@ void ImportReduce(ImportContext& ctx) {
   const ValueId shift = keep ? mz : reduce("ReduceMax", mz, false, "shift_squeezed");
   ctx.SetOutput(0, Binary(ctx, "Add", s, shift, ""));
 }
+KILN_ONNX_IMPORTERS(ImportReduce, "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
+                    "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare");
 
 // ArgMax/ArgMin(data) attrs axis (0), keepdims (1), select_last_index (0). The last index is
 // found on the input reversed along axis: dim - 1 - argmax(reversed).
@@ -122,6 +124,7 @@ void ImportArg(ImportContext& ctx) {
   if (keep) y = ctx.Emit1("ExpandDims", {y, I64(ctx, axis, "keep_axis")});
   ctx.SetOutput(0, y);
 }
+KILN_ONNX_IMPORTERS(ImportArg, "ArgMax", "ArgMin");
 
 // TopK(X, K) attrs axis (-1), largest (1), sorted (1). The IR TopK works on the last dim and
 // finds the largest, lower index first on ties (as ONNX): other axes are transposed to the
@@ -166,6 +169,7 @@ void ImportTopK(ImportContext& ctx) {
   ctx.SetOutput(0, values);
   ctx.SetOutput(1, indices);
 }
+KILN_ONNX_IMPORTER("TopK", ImportTopK);
 
 // CumSum(x, axis) attrs exclusive, reverse -> IR Cumsum.
 void ImportCumSum(ImportContext& ctx) {
@@ -178,17 +182,8 @@ void ImportCumSum(ImportContext& ctx) {
   a.Set("reverse", reverse);
   ctx.SetOutput(0, ctx.Emit1("Cumsum", {ctx.input(0), ToScalar(ctx, ctx.input(1), "axis")}, std::move(a)));
 }
+KILN_ONNX_IMPORTER("CumSum", ImportCumSum);
 
 }  // namespace
-
-void RegisterArrayReduceImporters(ImporterTable& t) {
-  for (const char* op : {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
-                         "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"})
-    t.Add(op, ImportReduce);
-  t.Add("ArgMax", ImportArg);
-  t.Add("ArgMin", ImportArg);
-  t.Add("TopK", ImportTopK);
-  t.Add("CumSum", ImportCumSum);
-}
 
 }  // namespace kiln::onnxfe

@@ -160,8 +160,3 @@ inline ValueId Iota(ImportContext& ctx, ValueId shape, int64_t d, int64_t rank, 
 }
 
 }  // namespace kiln::onnxfe::arr
-
-namespace kiln::onnxfe {
-void RegisterArrayIndexImporters(ImporterTable& table);   // array_index.cc
-void RegisterArrayReduceImporters(ImporterTable& table);  // array_reduce.cc
-}  // namespace kiln::onnxfe

@@ -103,9 +103,8 @@ void ImportLoop(ImportContext& ctx) {
   std::vector<ir::ValueId> outs = ctx.Emit("While", std::move(inputs), std::move(attrs), vars);
   for (int k = 0; k < n; ++k) ctx.SetOutput(k, outs[static_cast<size_t>(2 + k)]);
 }
+KILN_ONNX_IMPORTER("Loop", ImportLoop);
 
 }  // namespace
-
-void RegisterControlFlowImporters(ImporterTable& table) { table.Add("Loop", ImportLoop); }
 
 }  // namespace kiln::onnxfe

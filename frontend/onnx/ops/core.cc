@@ -14,6 +14,7 @@ void ImportIdentity(ImportContext& ctx) {
   if (ctx.validate_only()) return;
   ctx.SetOutput(0, ctx.Emit1("Identity", {ctx.input(0)}));
 }
+KILN_ONNX_IMPORTER("Identity", ImportIdentity);
 
 // Constant: exactly one of value, value_float(s), value_int(s), value_string(s), sparse_value.
 void ImportConstant(ImportContext& ctx) {
@@ -51,6 +52,7 @@ void ImportConstant(ImportContext& ctx) {
   if (ctx.validate_only()) return;
   ctx.SetOutput(0, ctx.Constant(std::move(t), ""));
 }
+KILN_ONNX_IMPORTER("Constant", ImportConstant);
 
 // ConstantOfShape(shape) with attr value (a one-element tensor, default float 0).
 void ImportConstantOfShape(ImportContext& ctx) {
@@ -65,6 +67,7 @@ void ImportConstantOfShape(ImportContext& ctx) {
     ctx.Invalid(fmt::format("input 'input' must be int64, got {}", DTypeName(ctx.input_dtype(0))));
   ctx.SetOutput(0, ctx.Emit1("Fill", {dims, v}));
 }
+KILN_ONNX_IMPORTER("ConstantOfShape", ImportConstantOfShape);
 
 DType CastTarget(ImportContext& ctx, int32_t onnx_type) {
   const DType to = DTypeFromOnnx(onnx_type);
@@ -87,6 +90,7 @@ void ImportCast(ImportContext& ctx) {
   if (ctx.validate_only()) return;
   EmitCast(ctx, to);
 }
+KILN_ONNX_IMPORTER("Cast", ImportCast);
 
 void ImportCastLike(ImportContext& ctx) {
   if (ctx.validate_only()) return;
@@ -94,6 +98,7 @@ void ImportCastLike(ImportContext& ctx) {
   if (to == DType::kString) ctx.Unsupported("casting to STRING is not supported");
   EmitCast(ctx, to);
 }
+KILN_ONNX_IMPORTER("CastLike", ImportCastLike);
 
 // Dropout in inference: the identity; the optional mask output is all true. A training_mode
 // input that is not a constant false is unsupported.
@@ -115,6 +120,7 @@ void ImportDropout(ImportContext& ctx) {
     ctx.SetOutput(1, ctx.Emit1("Fill", {shape, ctx.Constant(std::move(t), "true")}, {}, "mask"));
   }
 }
+KILN_ONNX_IMPORTER("Dropout", ImportDropout);
 
 // If(cond) with then_branch / else_branch: the IR If takes the outer values both branches read
 // as explicit arguments.
@@ -139,20 +145,8 @@ void ImportIf(ImportContext& ctx) {
   std::vector<ir::ValueId> outs = ctx.Emit("If", std::move(inputs), std::move(attrs), ctx.num_outputs());
   for (int i = 0; i < ctx.num_outputs(); ++i) ctx.SetOutput(i, outs[static_cast<size_t>(i)]);
 }
+KILN_ONNX_IMPORTER("If", ImportIf);
 
 }  // namespace
-
-void RegisterControlFlowImporters(ImporterTable& table);  // control_flow.cc: Loop
-
-void RegisterCoreImporters(ImporterTable& table) {
-  RegisterControlFlowImporters(table);
-  table.Add("Identity", ImportIdentity);
-  table.Add("Constant", ImportConstant);
-  table.Add("ConstantOfShape", ImportConstantOfShape);
-  table.Add("Cast", ImportCast);
-  table.Add("CastLike", ImportCastLike);
-  table.Add("Dropout", ImportDropout);
-  table.Add("If", ImportIf);
-}
 
 }  // namespace kiln::onnxfe

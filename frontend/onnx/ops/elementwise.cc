@@ -9,9 +9,11 @@
 #include <cstring>
 #include <limits>
 #include <numbers>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "frontend/elementwise_mapping.h"
 #include "frontend/onnx/importer.h"
 #include "ir/dtype_class.h"
 #include "ir/ops/elementwise_ops.h"
@@ -52,12 +54,6 @@ void CheckArity(ImportContext& ctx, int n) {
     if (!ctx.has_input(i)) ctx.Invalid(fmt::format("input {} is required", i));
 }
 
-std::vector<ir::ValueId> AllInputs(ImportContext& ctx) {
-  std::vector<ir::ValueId> ins;
-  for (int i = 0; i < ctx.num_inputs(); ++i) ins.push_back(ctx.input(i));
-  return ins;
-}
-
 ir::ValueId Scalar(ImportContext& ctx, DType dtype, double value, const std::string& suffix) {
   return ctx.Constant(ScalarTensor(dtype, value), suffix);
 }
@@ -82,17 +78,12 @@ double FirstAsDouble(const Tensor& t) {
 }
 
 // ---- one ONNX op -> one attribute-free IR op ----
-struct Mapping {
-  const char* onnx_op;
-  const char* ir_op;
-  unsigned types;  // dtypes of input 0 imported (ONNX's constraint intersected with the IR op's)
-  int arity;
-};
+using frontend::ElementwiseMapping;
 
 // The ONNX names of the elementwise table's ops (ir/ops/elementwise_ops.h), and two more.
-const std::vector<Mapping>& Mappings() {
-  static const std::vector<Mapping> mappings = [] {
-    std::vector<Mapping> all;
+const std::vector<ElementwiseMapping>& Mappings() {
+  static const std::vector<ElementwiseMapping> mappings = [] {
+    std::vector<ElementwiseMapping> all;
     for (const ir::elementwise::OpInfo& op : ir::elementwise::AllOps())
       for (const ir::elementwise::ForeignOp& onnx : op.onnx)
         if (onnx.name) all.push_back({onnx.name, op.name, onnx.types, ir::elementwise::Arity(op.pattern)});
@@ -103,20 +94,20 @@ const std::vector<Mapping>& Mappings() {
   return mappings;
 }
 
-const Mapping& FindMapping(ImportContext& ctx) {
-  for (const Mapping& m : Mappings())
-    if (ctx.op() == m.onnx_op) return m;
-  throw Error(ErrorCode::kInternal, "elementwise importer registered for unknown op " + ctx.op());
-}
-
 void ImportMapped(ImportContext& ctx) {
-  const Mapping& m = FindMapping(ctx);
+  const ElementwiseMapping& m = frontend::FindElementwiseMapping(Mappings(), ctx.op());
   CheckArity(ctx, m.arity);
   if (ctx.validate_only()) return;
   CheckInputType(ctx, 0, m.types);
   CheckSameTypes(ctx, 0, m.arity - 1);
-  ctx.SetOutput(0, ctx.Emit1(m.ir_op, AllInputs(ctx)));
+  ctx.SetOutput(0, ctx.Emit1(m.ir_op, ctx.input_values()));
 }
+
+// ImportMapped is the importer of every op in Mappings().
+void RegisterMappedImporters() {
+  for (const ElementwiseMapping& m : Mappings()) OnnxImporterRegistry().Add(m.source_op, ImportMapped);
+}
+KILN_STATIC_REGISTRATION(RegisterMappedImporters());
 
 // ---- activations with attributes ----
 
@@ -175,6 +166,7 @@ void ImportLeakyRelu(ImportContext& ctx) {
   const Work w = Widen(ctx, in);
   Finish(ctx, w, ctx.Emit1("LeakyRelu", {w.x}, std::move(attrs), "leaky_relu"));
 }
+KILN_ONNX_IMPORTER("LeakyRelu", ImportLeakyRelu);
 
 // x < 0 ? alpha * (exp(x) - 1) : x, from the IR Elu (alpha 1).
 ir::ValueId EmitElu(ImportContext& ctx, const Work& w, float alpha) {
@@ -185,19 +177,27 @@ ir::ValueId EmitElu(ImportContext& ctx, const Work& w, float alpha) {
   return ctx.Emit1("Select", {neg, scaled, w.x}, {}, "select");
 }
 
-// Elu(alpha = 1): x < 0 ? alpha * (exp(x) - 1) : x. alpha 1 is the IR Elu.
-void ImportElu(ImportContext& ctx) {
+// What Elu and Celu share: one float input and attribute alpha (default 1), with which both
+// are the IR Elu. Returns the alpha when the node is left to compose, or nullopt when it is
+// done (validated only, or imported as the IR Elu).
+std::optional<float> EluAlphaToCompose(ImportContext& ctx) {
   CheckArity(ctx, 1);
   const float alpha = ctx.attr_float("alpha", 1.0f);
-  if (ctx.validate_only()) return;
-  const DType in = CheckInputType(ctx, 0, kFloat);
-  if (alpha == 1.0f) {
-    ctx.SetOutput(0, ctx.Emit1("Elu", {ctx.input(0)}));
-    return;
-  }
-  const Work w = Widen(ctx, in);
-  Finish(ctx, w, EmitElu(ctx, w, alpha));
+  if (ctx.validate_only()) return std::nullopt;
+  CheckInputType(ctx, 0, kFloat);
+  if (alpha != 1.0f) return alpha;
+  ctx.SetOutput(0, ctx.Emit1("Elu", {ctx.input(0)}));
+  return std::nullopt;
 }
+
+// Elu(alpha = 1): x < 0 ? alpha * (exp(x) - 1) : x. alpha 1 is the IR Elu.
+void ImportElu(ImportContext& ctx) {
+  const std::optional<float> alpha = EluAlphaToCompose(ctx);
+  if (!alpha) return;
+  const Work w = Widen(ctx, ctx.input_dtype(0));
+  Finish(ctx, w, EmitElu(ctx, w, *alpha));
+}
+KILN_ONNX_IMPORTER("Elu", ImportElu);
 
 // Selu(alpha = 1.67326..., gamma = 1.05070...): gamma * (x <= 0 ? alpha * (exp(x) - 1) : x).
 // The defaults are the IR Selu; other values compose gamma * Elu_alpha(x).
@@ -217,21 +217,16 @@ void ImportSelu(ImportContext& ctx) {
   const ir::ValueId elu = EmitElu(ctx, w, alpha);
   Finish(ctx, w, ctx.Emit1("Mul", {elu, Scalar(ctx, w.dt, gamma, "gamma")}, {}, "selu"));
 }
+KILN_ONNX_IMPORTER("Selu", ImportSelu);
 
 // Celu(alpha = 1): max(0, x) + min(0, alpha * (exp(x / alpha) - 1)), as the spec writes it
 // (alpha 1 is the IR Elu).
 void ImportCelu(ImportContext& ctx) {
-  CheckArity(ctx, 1);
-  const float alpha = ctx.attr_float("alpha", 1.0f);
-  if (ctx.validate_only()) return;
-  const DType in = CheckInputType(ctx, 0, kFloat);
-  if (alpha == 1.0f) {
-    ctx.SetOutput(0, ctx.Emit1("Elu", {ctx.input(0)}));
-    return;
-  }
-  const Work w = Widen(ctx, in);
+  const std::optional<float> alpha = EluAlphaToCompose(ctx);
+  if (!alpha) return;
+  const Work w = Widen(ctx, ctx.input_dtype(0));
   const DType dt = w.dt;
-  const ir::ValueId a = Scalar(ctx, dt, alpha, "alpha");
+  const ir::ValueId a = Scalar(ctx, dt, *alpha, "alpha");
   const ir::ValueId zero = Scalar(ctx, dt, 0.0, "zero");
   const ir::ValueId e = ctx.Emit1("Exp", {ctx.Emit1("Div", {w.x, a}, {}, "x_over_alpha")}, {}, "exp");
   const ir::ValueId em1 = ctx.Emit1("Sub", {e, Scalar(ctx, dt, 1.0, "one")}, {}, "exp_minus_1");
@@ -239,6 +234,7 @@ void ImportCelu(ImportContext& ctx) {
   const ir::ValueId pos = ctx.Emit1("Maximum", {zero, w.x}, {}, "pos_part");
   Finish(ctx, w, ctx.Emit1("Add", {pos, neg}, {}, "celu"));
 }
+KILN_ONNX_IMPORTER("Celu", ImportCelu);
 
 // max(0, min(1, alpha * x + beta)).
 ir::ValueId EmitHardSigmoid(ImportContext& ctx, const Work& w, float alpha, float beta) {
@@ -256,6 +252,7 @@ void ImportHardSigmoid(ImportContext& ctx) {
   const Work w = Widen(ctx, CheckInputType(ctx, 0, kFloat));
   Finish(ctx, w, EmitHardSigmoid(ctx, w, alpha, beta));
 }
+KILN_ONNX_IMPORTER("HardSigmoid", ImportHardSigmoid);
 
 // HardSwish: x * HardSigmoid(x) with alpha = 1/6, beta = 0.5.
 void ImportHardSwish(ImportContext& ctx) {
@@ -265,6 +262,7 @@ void ImportHardSwish(ImportContext& ctx) {
   const ir::ValueId hs = EmitHardSigmoid(ctx, w, 1.0f / 6.0f, 0.5f);
   Finish(ctx, w, ctx.Emit1("Mul", {w.x, hs}, {}, "hard_swish"));
 }
+KILN_ONNX_IMPORTER("HardSwish", ImportHardSwish);
 
 // ThresholdedRelu(alpha = 1): x > alpha ? x : 0.
 void ImportThresholdedRelu(ImportContext& ctx) {
@@ -275,6 +273,7 @@ void ImportThresholdedRelu(ImportContext& ctx) {
   const ir::ValueId above = ctx.Emit1("Greater", {w.x, Scalar(ctx, w.dt, alpha, "alpha")}, {}, "above");
   Finish(ctx, w, ctx.Emit1("Select", {above, w.x, Scalar(ctx, w.dt, 0.0, "zero")}, {}, "select"));
 }
+KILN_ONNX_IMPORTER("ThresholdedRelu", ImportThresholdedRelu);
 
 // Erf: floats directly. Integer inputs (allowed by ONNX) as ONNX's reference computes them:
 // erf in float64, then converted back to the integer type (truncating, so only 0 and +-1).
@@ -289,6 +288,7 @@ void ImportErf(ImportContext& ctx) {
   const ir::ValueId e = ctx.Emit1("Erf", {EmitCast(ctx, ctx.input(0), DType::kFloat64, "to_f64")}, {}, "erf");
   ctx.SetOutput(0, ctx.Emit1("Cast", {e}, CastAttrs(dt)));
 }
+KILN_ONNX_IMPORTER("Erf", ImportErf);
 
 // Shrink(lambd = 0.5, bias = 0): x < -lambd ? x + bias : x > lambd ? x - bias : 0.
 // Integer inputs (allowed by ONNX) compute in float64 against the float attributes and are
@@ -310,6 +310,7 @@ void ImportShrink(ImportContext& ctx) {
                                               Scalar(ctx, dt, 0.0, "zero")}, {}, "upper");
   Finish(ctx, w, ctx.Emit1("Select", {below, ctx.Emit1("Add", {x, b}, {}, "x_plus_bias"), hi}, {}, "select"));
 }
+KILN_ONNX_IMPORTER("Shrink", ImportShrink);
 
 // Mish (opset 18): x * tanh(softplus(x)).
 void ImportMish(ImportContext& ctx) {
@@ -319,6 +320,7 @@ void ImportMish(ImportContext& ctx) {
   const ir::ValueId t = ctx.Emit1("Tanh", {ctx.Emit1("Softplus", {w.x}, {}, "softplus")}, {}, "tanh");
   Finish(ctx, w, ctx.Emit1("Mul", {w.x, t}, {}, "mish"));
 }
+KILN_ONNX_IMPORTER("Mish", ImportMish);
 
 // Gelu (opset 20), approximate = "none": 0.5 * x * (1 + erf(x / sqrt(2)));
 // "tanh": 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3))).
@@ -345,6 +347,7 @@ void ImportGelu(ImportContext& ctx) {
   const ir::ValueId half_x = ctx.Emit1("Mul", {x, Scalar(ctx, dt, 0.5, "half")}, {}, "half_x");
   Finish(ctx, w, ctx.Emit1("Mul", {half_x, one_plus}, {}, "gelu"));
 }
+KILN_ONNX_IMPORTER("Gelu", ImportGelu);
 
 // PRelu(X, slope): slope broadcasts to X; X < 0 ? slope * X : X. (ONNX allows float,
 // int32/64, uint32/64; other integer widths compute the same formula.)
@@ -358,6 +361,7 @@ void ImportPRelu(ImportContext& ctx) {
   const ir::ValueId scaled = ctx.Emit1("Mul", {x, ctx.input(1)}, {}, "scaled");
   ctx.SetOutput(0, ctx.Emit1("Select", {neg, scaled, x}));
 }
+KILN_ONNX_IMPORTER("PRelu", ImportPRelu);
 
 // IsInf(detect_negative = 1, detect_positive = 1).
 void ImportIsInf(ImportContext& ctx) {
@@ -379,6 +383,7 @@ void ImportIsInf(ImportContext& ctx) {
     ctx.SetOutput(0, ctx.Emit1("Fill", {shape, Scalar(ctx, DType::kBool, 0.0, "false")}));
   }
 }
+KILN_ONNX_IMPORTER("IsInf", ImportIsInf);
 
 // Pow(X: T, Y: T1). Same dtypes: the IR Pow. Otherwise, as ONNX's reference (numpy's type
 // promotion, then a cast to T): a floating or mixed pair computes in float64; two integer
@@ -401,6 +406,7 @@ void ImportPow(ImportContext& ctx) {
   const ir::ValueId p = ctx.Emit1("Pow", {x, y}, {}, "pow");
   ctx.SetOutput(0, t == wide ? p : EmitCast(ctx, p, t, "cast"));
 }
+KILN_ONNX_IMPORTER("Pow", ImportPow);
 
 // Mod(fmod = 0): fmod 0 is the integer remainder with the divisor's sign (IR FloorMod);
 // fmod 1 is C's fmod, the dividend's sign (IR TruncateMod). Floats require fmod 1.
@@ -414,6 +420,7 @@ void ImportMod(ImportContext& ctx) {
   if (IsFloating(dt) && fmod == 0) ctx.Invalid("fmod must be 1 for floating-point inputs");
   ctx.SetOutput(0, ctx.Emit1(fmod == 1 ? "TruncateMod" : "FloorMod", {ctx.input(0), ctx.input(1)}));
 }
+KILN_ONNX_IMPORTER("Mod", ImportMod);
 
 // BitShift(direction): unsigned integers; a shift by the bit width or more gives 0 (the IR
 // shifts clamp the amount, so those elements are selected to 0).
@@ -432,6 +439,7 @@ void ImportBitShift(ImportContext& ctx) {
   const ir::ValueId in_range = ctx.Emit1("Less", {y, Scalar(ctx, dt, bits, "bits")}, {}, "in_range");
   ctx.SetOutput(0, ctx.Emit1("Select", {in_range, shifted, Scalar(ctx, dt, 0.0, "zero")}));
 }
+KILN_ONNX_IMPORTER("BitShift", ImportBitShift);
 
 // Sum / Mean / Max / Min: one or more inputs with numpy broadcasting, folded left to right.
 void ImportVariadic(ImportContext& ctx) {
@@ -455,6 +463,7 @@ void ImportVariadic(ImportContext& ctx) {
   if (op == "Mean") acc = ctx.Emit1("Div", {acc, Scalar(ctx, dt, n, "count")});
   ctx.SetOutput(0, acc);
 }
+KILN_ONNX_IMPORTERS(ImportVariadic, "Sum", "Mean", "Max", "Min");
 
 // Clip(input, min?, max?) (opset 11+ form): min(max(x, min), max); an omitted bound is no
 // bound. Constant scalar bounds with min <= max are the IR Clip; otherwise Maximum/Minimum
@@ -485,6 +494,7 @@ void ImportClip(ImportContext& ctx) {
   if (has_hi) x = ctx.Emit1("Minimum", {x, ctx.input(2)});
   ctx.SetOutput(0, x);
 }
+KILN_ONNX_IMPORTER("Clip", ImportClip);
 
 // Where(condition, X, Y): the IR Select.
 void ImportWhere(ImportContext& ctx) {
@@ -496,30 +506,8 @@ void ImportWhere(ImportContext& ctx) {
   CheckSameTypes(ctx, 1, 2);
   ctx.SetOutput(0, ctx.Emit1("Select", {ctx.input(0), ctx.input(1), ctx.input(2)}));
 }
+KILN_ONNX_IMPORTER("Where", ImportWhere);
 
 }  // namespace
-
-void RegisterElementwiseImporters(ImporterTable& table) {
-  for (const Mapping& m : Mappings()) table.Add(m.onnx_op, ImportMapped);
-  table.Add("LeakyRelu", ImportLeakyRelu);
-  table.Add("Elu", ImportElu);
-  table.Add("Selu", ImportSelu);
-  table.Add("Celu", ImportCelu);
-  table.Add("HardSigmoid", ImportHardSigmoid);
-  table.Add("HardSwish", ImportHardSwish);
-  table.Add("ThresholdedRelu", ImportThresholdedRelu);
-  table.Add("Shrink", ImportShrink);
-  table.Add("Erf", ImportErf);
-  table.Add("Mish", ImportMish);
-  table.Add("Gelu", ImportGelu);
-  table.Add("PRelu", ImportPRelu);
-  table.Add("IsInf", ImportIsInf);
-  table.Add("Pow", ImportPow);
-  table.Add("Mod", ImportMod);
-  table.Add("BitShift", ImportBitShift);
-  for (const char* op : {"Sum", "Mean", "Max", "Min"}) table.Add(op, ImportVariadic);
-  table.Add("Clip", ImportClip);
-  table.Add("Where", ImportWhere);
-}
 
 }  // namespace kiln::onnxfe

@@ -21,12 +21,6 @@ namespace nn {
 
 std::string Join(const std::vector<int64_t>& v) { return fmt::format("[{}]", fmt::join(v, ",")); }
 
-ir::AttrMap Attrs(std::initializer_list<std::pair<const char*, ir::AttrValue>> list) {
-  ir::AttrMap a;
-  for (const auto& [k, v] : list) a.Set(k, v);
-  return a;
-}
-
 ir::ValueId ScalarOf(ImportContext& ctx, DType dtype, double value, const std::string& suffix) {
   if (!IsNumeric(dtype)) ctx.Unsupported(fmt::format("dtype {} is not supported here", DTypeName(dtype)));
   return ctx.Constant(ScalarTensor(dtype, value), suffix);
@@ -218,6 +212,61 @@ std::vector<int64_t> KernelDims(ImportContext& ctx, const Window& w, int wrank) 
   return k;
 }
 
+// What Conv and ConvTranspose check past validation: a float X of known rank and weights of
+// its dtype; completes `w` for X's spatial dims. Returns X's rank.
+int CheckConvInputs(ImportContext& ctx, Window& w) {
+  CheckFloat(ctx, 0, "input X");
+  CheckSameDtype(ctx, 0, 1);
+  const int rank = nn::RequireRank(ctx, 0, "X");
+  CompleteWindow(ctx, w, rank - 2);
+  return rank;
+}
+
+// A Conv or ConvTranspose as the IR convolutions take it: x and the weights (input 1) in the
+// IR's layout, and per spatial dim the strides, dilations and pads.
+struct IrConv {
+  ir::ValueId x, filter;
+  int spatial;  // 2 or 3: a 1-D convolution runs as a 2-D one of height 1
+  std::vector<int64_t> strides, dilations, pads_begin, pads_end;
+};
+
+// For 1-D: x [N,C,L] -> [N,C,1,L] and the weights [M,C/g,K] -> [M,C/g,1,K], with a unit
+// stride and dilation and no pads for the added dim. Then the ONNX weights [M, C/g, k...]
+// (ConvTranspose: [C_in, C_out, k...]) become the IR's [k..., C/g, M] ([k..., C_out, C_in]).
+IrConv ToIrConv(ImportContext& ctx, const Window& w, std::vector<int64_t> pads_begin, std::vector<int64_t> pads_end) {
+  IrConv conv{.x = ctx.input(0),
+              .filter = ctx.input(1),
+              .spatial = std::max(w.spatial, 2),
+              .strides = w.strides,
+              .dilations = w.dilations,
+              .pads_begin = std::move(pads_begin),
+              .pads_end = std::move(pads_end)};
+  if (w.spatial == 1) {
+    conv.x = ExpandDims(ctx, conv.x, 2, "x_2d");
+    conv.filter = ExpandDims(ctx, conv.filter, 2, "w_2d");
+    conv.strides.insert(conv.strides.begin(), 1);
+    conv.dilations.insert(conv.dilations.begin(), 1);
+    conv.pads_begin.insert(conv.pads_begin.begin(), 0);
+    conv.pads_end.insert(conv.pads_end.begin(), 0);
+  }
+  std::vector<int64_t> perm;
+  for (int i = 0; i < conv.spatial; ++i) perm.push_back(2 + i);
+  perm.push_back(1);
+  perm.push_back(0);
+  conv.filter = nn::TransposeOf(ctx, conv.filter, perm, "filter");
+  return conv;
+}
+
+// The IR convolution's attributes; `padding` is VALID, SAME or EXPLICIT (with the pads).
+ir::AttrMap IrConvAttrs(const IrConv& conv, const std::string& padding) {
+  ir::AttrMap attrs = Attrs({{"data_format", std::string(conv.spatial == 3 ? "NCDHW" : "NCHW")},
+                             {"strides", conv.strides},
+                             {"dilations", conv.dilations},
+                             {"padding", padding}});
+  if (padding == "EXPLICIT") attrs.Set("pads", IrPads(conv.pads_begin, conv.pads_end));
+  return attrs;
+}
+
 // ---- Conv ----
 
 void ImportConv(ImportContext& ctx) {
@@ -226,10 +275,7 @@ void ImportConv(ImportContext& ctx) {
   if (group < 1) ctx.Invalid(fmt::format("group must be positive, got {}", group));
   if (ctx.num_inputs() < 2 || ctx.num_inputs() > 3) ctx.Invalid(fmt::format("expected 2 or 3 inputs, got {}", ctx.num_inputs()));
   if (ctx.validate_only()) return;
-  CheckFloat(ctx, 0, "input X");
-  CheckSameDtype(ctx, 0, 1);
-  const int rank = nn::RequireRank(ctx, 0, "X");
-  CompleteWindow(ctx, w, rank - 2);
+  const int rank = CheckConvInputs(ctx, w);
   const int sp = w.spatial;
   const std::vector<int64_t> kernel = KernelDims(ctx, w, rank);
   // Channel check (the IR infers groups from C / I; make sure that matches `group`).
@@ -255,36 +301,18 @@ void ImportConv(ImportContext& ctx) {
     SamePads(w, nn::StaticDims(ctx, 0, 2, "auto_pad SAME_LOWER"), kernel, false, &begin, &end);
     padding = "EXPLICIT";
   }
-  std::vector<int64_t> strides = w.strides, dilations = w.dilations;
-  ir::ValueId x = ctx.input(0), filter = ctx.input(1);
-  if (sp == 1) {  // [N,C,L] -> [N,C,1,L]; weights [M,C/g,K] -> [M,C/g,1,K]
-    x = ExpandDims(ctx, x, 2, "x_2d");
-    filter = ExpandDims(ctx, filter, 2, "w_2d");
-    strides.insert(strides.begin(), 1);
-    dilations.insert(dilations.begin(), 1);
-    begin.insert(begin.begin(), 0);
-    end.insert(end.begin(), 0);
-  }
-  const int isp = std::max(sp, 2);
-  std::vector<int64_t> perm;
-  for (int i = 0; i < isp; ++i) perm.push_back(2 + i);
-  perm.push_back(1);
-  perm.push_back(0);
-  filter = nn::TransposeOf(ctx, filter, perm, "filter");
-  ir::AttrMap attrs = Attrs({{"data_format", std::string(isp == 3 ? "NCDHW" : "NCHW")},
-                             {"strides", strides},
-                             {"dilations", dilations},
-                             {"padding", padding}});
-  if (padding == "EXPLICIT") attrs.Set("pads", IrPads(begin, end));
-  std::vector<ir::ValueId> inputs = {x, filter};
+  const IrConv conv = ToIrConv(ctx, w, std::move(begin), std::move(end));
+  std::vector<ir::ValueId> inputs = {conv.x, conv.filter};
   if (ctx.has_input(2)) {
     CheckSameDtype(ctx, 0, 2);
     inputs.push_back(ctx.input(2));
   }
-  ir::ValueId y = ctx.Emit1(isp == 3 ? "Conv3D" : "Conv2D", std::move(inputs), std::move(attrs), sp == 1 ? "conv2d" : "");
+  ir::ValueId y = ctx.Emit1(conv.spatial == 3 ? "Conv3D" : "Conv2D", std::move(inputs), IrConvAttrs(conv, padding),
+                            sp == 1 ? "conv2d" : "");
   if (sp == 1) y = ctx.Emit1("Squeeze", {y}, Attrs({{"axes", std::vector<int64_t>{2}}}));
   ctx.SetOutput(0, y);
 }
+KILN_ONNX_IMPORTER("Conv", ImportConv);
 
 // ---- ConvTranspose: IR Conv2DBackpropInput / Conv3DBackpropInput (groups = 1) ----
 
@@ -297,10 +325,7 @@ void ImportConvTranspose(ImportContext& ctx) {
   CheckLen(ctx, w, output_padding, 1, "output_padding");
   if (ctx.num_inputs() < 2 || ctx.num_inputs() > 3) ctx.Invalid(fmt::format("expected 2 or 3 inputs, got {}", ctx.num_inputs()));
   if (ctx.validate_only()) return;
-  CheckFloat(ctx, 0, "input X");
-  CheckSameDtype(ctx, 0, 1);
-  const int rank = nn::RequireRank(ctx, 0, "X");
-  CompleteWindow(ctx, w, rank - 2);
+  const int rank = CheckConvInputs(ctx, w);
   const int sp = w.spatial;
   const size_t s = static_cast<size_t>(sp);
   const std::vector<int64_t> kernel = KernelDims(ctx, w, rank);
@@ -350,31 +375,13 @@ void ImportConvTranspose(ImportContext& ctx) {
       ctx.Unsupported(fmt::format("spatial dim {}: output size {} with pads {}/{} does not invert to the input size {}", d,
                                   out[d], begin[d], end[d], in[d]));
   }
-  std::vector<int64_t> strides = w.strides, dilations = w.dilations, sizes = out;
-  ir::ValueId x = ctx.input(0), filter = ctx.input(1);
-  if (sp == 1) {
-    x = ExpandDims(ctx, x, 2, "x_2d");
-    filter = ExpandDims(ctx, filter, 2, "w_2d");
-    strides.insert(strides.begin(), 1);
-    dilations.insert(dilations.begin(), 1);
-    begin.insert(begin.begin(), 0);
-    end.insert(end.begin(), 0);
-    sizes.insert(sizes.begin(), 1);
-  }
-  const int isp = std::max(sp, 2);
-  // ONNX weights [C_in, C_out, k...] -> IR [k..., C_out (result channels), C_in (out_backprop channels)].
-  std::vector<int64_t> perm;
-  for (int i = 0; i < isp; ++i) perm.push_back(2 + i);
-  perm.push_back(1);
-  perm.push_back(0);
-  filter = nn::TransposeOf(ctx, filter, perm, "filter");
-  ir::AttrMap attrs = Attrs({{"data_format", std::string(isp == 3 ? "NCDHW" : "NCHW")},
-                             {"strides", strides},
-                             {"dilations", dilations},
-                             {"padding", std::string("EXPLICIT")},
-                             {"pads", IrPads(begin, end)}});
-  ir::ValueId y = ctx.Emit1(isp == 3 ? "Conv3DBackpropInput" : "Conv2DBackpropInput",
-                            {ctx.ConstInt64(sizes, false, "sizes"), filter, x}, std::move(attrs), sp == 1 ? "conv2d" : "");
+  // The IR filter is [k..., C_out (result channels), C_in (out_backprop channels)].
+  const IrConv conv = ToIrConv(ctx, w, std::move(begin), std::move(end));
+  std::vector<int64_t> sizes = out;
+  if (sp == 1) sizes.insert(sizes.begin(), 1);
+  ir::ValueId y = ctx.Emit1(conv.spatial == 3 ? "Conv3DBackpropInput" : "Conv2DBackpropInput",
+                            {ctx.ConstInt64(sizes, false, "sizes"), conv.filter, conv.x}, IrConvAttrs(conv, "EXPLICIT"),
+                            sp == 1 ? "conv2d" : "");
   if (sp == 1) y = ctx.Emit1("Squeeze", {y}, Attrs({{"axes", std::vector<int64_t>{2}}}), "squeeze");
   if (!AllZero(grow)) {
     std::vector<int64_t> paddings(4, 0);
@@ -401,6 +408,7 @@ void ImportConvTranspose(ImportContext& ctx) {
   }
   ctx.SetOutput(0, y);
 }
+KILN_ONNX_IMPORTER("ConvTranspose", ImportConvTranspose);
 
 // ---- MaxPool / AveragePool ----
 
@@ -473,6 +481,8 @@ void ImportPool(ImportContext& ctx) {
   if (padding == "EXPLICIT") attrs.Set("pads", IrPads(begin, end));
   ctx.SetOutput(0, ctx.Emit1(kMax ? "MaxPool" : "AvgPool", {x}, std::move(attrs)));
 }
+KILN_ONNX_IMPORTER("MaxPool", ImportPool<true>);
+KILN_ONNX_IMPORTER("AveragePool", ImportPool<false>);
 
 template <bool kMax>
 void ImportGlobalPool(ImportContext& ctx) {
@@ -486,17 +496,9 @@ void ImportGlobalPool(ImportContext& ctx) {
   ctx.SetOutput(0, ctx.Emit1(kMax ? "ReduceMax" : "ReduceMean", {ctx.input(0), ctx.ConstInt64(axes, false, "axes")},
                              Attrs({{"keep_dims", true}})));
 }
+KILN_ONNX_IMPORTER("GlobalAveragePool", ImportGlobalPool<false>);
+KILN_ONNX_IMPORTER("GlobalMaxPool", ImportGlobalPool<true>);
 
 }  // namespace
-
-void RegisterNnImporters(ImporterTable& table) {
-  table.Add("Conv", ImportConv);
-  table.Add("ConvTranspose", ImportConvTranspose);
-  table.Add("MaxPool", ImportPool<true>);
-  table.Add("AveragePool", ImportPool<false>);
-  table.Add("GlobalAveragePool", ImportGlobalPool<false>);
-  table.Add("GlobalMaxPool", ImportGlobalPool<true>);
-  nn::RegisterNnMathImporters(table);
-}
 
 }  // namespace kiln::onnxfe

@@ -13,8 +13,8 @@ namespace kiln::onnxfe::nn {
 
 std::string Join(const std::vector<int64_t>& v);
 
-// An AttrMap from {name, value} pairs.
-ir::AttrMap Attrs(std::initializer_list<std::pair<const char*, ir::AttrValue>> list);
+// An AttrMap from {name, value} pairs (frontend/import_context.h).
+using frontend::Attrs;
 
 // A scalar constant of `dtype` (float or integer) holding `value`.
 ir::ValueId ScalarOf(ImportContext& ctx, DType dtype, double value, const std::string& suffix);
@@ -32,7 +32,5 @@ int RequireRank(ImportContext& ctx, int i, const std::string& what);
 std::vector<int64_t> StaticDims(ImportContext& ctx, int i, int first, const std::string& why);
 
 ir::ValueId Cast(ImportContext& ctx, ir::ValueId x, DType to, const std::string& suffix);
-
-void RegisterNnMathImporters(ImporterTable& table);  // nn_math.cc
 
 }  // namespace kiln::onnxfe::nn

@@ -77,6 +77,7 @@ void ImportMatMul(ImportContext& ctx) {
   if (ra < 1 || rb < 1) ctx.Invalid("MatMul operands must have rank >= 1");
   ctx.SetOutput(0, NumpyMatMul(ctx, ctx.input(0), ctx.input(1), ra, rb));
 }
+KILN_ONNX_IMPORTER("MatMul", ImportMatMul);
 
 // MatMulInteger: (A - a_zero_point) @ (B - b_zero_point) in int32.
 void ImportMatMulInteger(ImportContext& ctx) {
@@ -108,6 +109,7 @@ void ImportMatMulInteger(ImportContext& ctx) {
   }
   ctx.SetOutput(0, NumpyMatMul(ctx, a, b, ra, rb));
 }
+KILN_ONNX_IMPORTER("MatMulInteger", ImportMatMulInteger);
 
 void ImportGemm(ImportContext& ctx) {
   const float alpha = ctx.attr_float("alpha", 1.0f), beta = ctx.attr_float("beta", 1.0f);
@@ -130,6 +132,7 @@ void ImportGemm(ImportContext& ctx) {
   }
   ctx.SetOutput(0, y);
 }
+KILN_ONNX_IMPORTER("Gemm", ImportGemm);
 
 // ---- normalizations ----
 
@@ -148,6 +151,7 @@ void ImportBatchNorm(ImportContext& ctx) {
   ctx.SetOutput(0, ctx.Emit1("BatchNorm", {ctx.input(0), ctx.input(1), ctx.input(2), ctx.input(3), ctx.input(4)},
                              Attrs({{"epsilon", static_cast<double>(epsilon)}, {"axis", int64_t{1}}, {"training", false}})));
 }
+KILN_ONNX_IMPORTER("BatchNormalization", ImportBatchNorm);
 
 // The compute dtype for a normalization of `t`: float32 for 16-bit floats.
 DType ComputeType(DType t) { return (t == DType::kFloat16 || t == DType::kBFloat16) ? DType::kFloat32 : t; }
@@ -175,6 +179,7 @@ void ImportInstanceNorm(ImportContext& ctx) {
   y = ctx.Emit1("Add", {y, bias}, {}, ct == t ? "" : "biased");
   ctx.SetOutput(0, Cast(ctx, y, t, "cast"));
 }
+KILN_ONNX_IMPORTER("InstanceNormalization", ImportInstanceNorm);
 
 // LayerNormalization (opset 17): the ONNX function body, with a two-pass variance.
 void ImportLayerNorm(ImportContext& ctx) {
@@ -205,6 +210,7 @@ void ImportLayerNorm(ImportContext& ctx) {
   if (ctx.has_output(1)) ctx.SetOutput(1, mean);
   if (ctx.has_output(2)) ctx.SetOutput(2, inv);
 }
+KILN_ONNX_IMPORTER("LayerNormalization", ImportLayerNorm);
 
 void ImportLpNorm(ImportContext& ctx) {
   const int64_t axis_attr = ctx.attr_int("axis", -1);
@@ -219,6 +225,7 @@ void ImportLpNorm(ImportContext& ctx) {
                                   : Reduce(ctx, "ReduceSum", ctx.Emit1("Abs", {x}, {}, "abs"), {axis}, "norm");
   ctx.SetOutput(0, ctx.Emit1("Div", {x, norm}));
 }
+KILN_ONNX_IMPORTER("LpNormalization", ImportLpNorm);
 
 // ---- softmax family ----
 
@@ -237,6 +244,8 @@ void ImportSoftmax(ImportContext& ctx) {
 }
 constexpr char kSoftmax[] = "Softmax";
 constexpr char kLogSoftmax[] = "LogSoftmax";
+KILN_ONNX_IMPORTER("Softmax", ImportSoftmax<kSoftmax>);
+KILN_ONNX_IMPORTER("LogSoftmax", ImportSoftmax<kLogSoftmax>);
 
 // Hardmax: OneHot(ArgMax(x, axis), dim(axis), 1, 0, axis).
 void ImportHardmax(ImportContext& ctx) {
@@ -263,6 +272,7 @@ void ImportHardmax(ImportContext& ctx) {
   ctx.SetOutput(0, ctx.Emit1("OneHot", {idx, depth, ScalarOf(ctx, t, 1.0, "one"), ScalarOf(ctx, t, 0.0, "zero")},
                              Attrs({{"axis", axis}})));
 }
+KILN_ONNX_IMPORTER("Hardmax", ImportHardmax);
 
 // LRN: ONNX's window over channels [c - (size-1)/2, c + size/2 (rounded up)], alpha / size.
 // An odd size is TF's symmetric window (IR LRN over the last axis of NHWC).
@@ -284,6 +294,7 @@ void ImportLRN(ImportContext& ctx) {
                                   "lrn");
   ctx.SetOutput(0, TransposeOf(ctx, y, {0, 3, 1, 2}, "nchw"));
 }
+KILN_ONNX_IMPORTER("LRN", ImportLRN);
 
 // ---- Resize ----
 
@@ -481,6 +492,7 @@ void ImportResize(ImportContext& ctx) {
   if (y == ctx.input(0)) y = ctx.Emit1("Identity", {y});
   ctx.SetOutput(0, y);
 }
+KILN_ONNX_IMPORTER("Resize", ImportResize);
 
 // ---- depth / space ----
 
@@ -508,6 +520,7 @@ void ImportDepthToSpace(ImportContext& ctx) {
   }
   ctx.SetOutput(0, ctx.Emit1("DepthToSpace", {x}, Attrs({{"block_size", bs}, {"data_format", std::string("NCHW")}})));
 }
+KILN_ONNX_IMPORTER("DepthToSpace", ImportDepthToSpace);
 
 void ImportSpaceToDepth(ImportContext& ctx) {
   const int64_t bs = ctx.attr_int("blocksize");
@@ -518,6 +531,7 @@ void ImportSpaceToDepth(ImportContext& ctx) {
   if (bs == 1) return ctx.SetOutput(0, ctx.Emit1("Identity", {ctx.input(0)}));
   ctx.SetOutput(0, ctx.Emit1("SpaceToDepth", {ctx.input(0)}, Attrs({{"block_size", bs}, {"data_format", std::string("NCHW")}})));
 }
+KILN_ONNX_IMPORTER("SpaceToDepth", ImportSpaceToDepth);
 
 // ---- Einsum ----
 
@@ -545,29 +559,10 @@ void ImportEinsum(ImportContext& ctx) {
   if (ctx.validate_only()) return;
   const DType t = ctx.input_dtype(0);
   if (!IsFloating(t) && !IsInteger(t)) ctx.Unsupported(fmt::format("dtype {} is not supported", DTypeName(t)));
-  std::vector<ir::ValueId> ins;
-  for (int i = 0; i < ctx.num_inputs(); ++i) ins.push_back(ctx.input(i));
-  ctx.SetOutput(0, ctx.Emit1("Einsum", std::move(ins), Attrs({{"equation", eq}})));
+  ctx.SetOutput(0, ctx.Emit1("Einsum", ctx.input_values(), Attrs({{"equation", eq}})));
 }
+KILN_ONNX_IMPORTER("Einsum", ImportEinsum);
 
 }  // namespace
-
-void RegisterNnMathImporters(ImporterTable& table) {
-  table.Add("MatMul", ImportMatMul);
-  table.Add("MatMulInteger", ImportMatMulInteger);
-  table.Add("Gemm", ImportGemm);
-  table.Add("BatchNormalization", ImportBatchNorm);
-  table.Add("InstanceNormalization", ImportInstanceNorm);
-  table.Add("LayerNormalization", ImportLayerNorm);
-  table.Add("LpNormalization", ImportLpNorm);
-  table.Add("Softmax", ImportSoftmax<kSoftmax>);
-  table.Add("LogSoftmax", ImportSoftmax<kLogSoftmax>);
-  table.Add("Hardmax", ImportHardmax);
-  table.Add("LRN", ImportLRN);
-  table.Add("Resize", ImportResize);
-  table.Add("DepthToSpace", ImportDepthToSpace);
-  table.Add("SpaceToDepth", ImportSpaceToDepth);
-  table.Add("Einsum", ImportEinsum);
-}
 
 }  // namespace kiln::onnxfe::nn

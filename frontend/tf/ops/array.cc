@@ -8,6 +8,7 @@
 namespace kiln::tf {
 namespace {
 
+using frontend::Attrs;
 using ir::AttrMap;
 using ir::ValueId;
 
@@ -56,9 +57,7 @@ void ImportSimple(ImportContext& ctx) {
   if constexpr (kReal) CheckReal(ctx);
   else CheckMovable(ctx);
   if (ctx.validate_only()) return;
-  std::vector<ValueId> in;
-  for (int i = 0; i < kInputs; ++i) in.push_back(ctx.input(i));
-  ctx.SetOutput(0, ctx.Emit1(kIrOp, std::move(in)));
+  ctx.SetOutput(0, ctx.Emit1(kIrOp, ctx.input_values()));
 }
 
 constexpr char kReshape[] = "Reshape", kTranspose[] = "Transpose", kSlice[] = "Slice", kExpandDims[] = "ExpandDims",
@@ -71,9 +70,7 @@ void ImportConcatV2(ImportContext& ctx) {
   CheckMovable(ctx);
   if (ctx.num_inputs() < 2) ctx.Invalid(fmt::format("expected at least 2 inputs (values, axis), got {}", ctx.num_inputs()));
   if (ctx.validate_only()) return;
-  std::vector<ValueId> in;
-  for (int i = 0; i < ctx.num_inputs(); ++i) in.push_back(ctx.input(i));
-  ctx.SetOutput(0, ctx.Emit1("Concat", std::move(in)));
+  ctx.SetOutput(0, ctx.Emit1("Concat", ctx.input_values()));
 }
 
 // Concat: the axis comes first.
@@ -81,8 +78,7 @@ void ImportConcat(ImportContext& ctx) {
   CheckMovable(ctx);
   if (ctx.num_inputs() < 2) ctx.Invalid(fmt::format("expected at least 2 inputs (concat_dim, values), got {}", ctx.num_inputs()));
   if (ctx.validate_only()) return;
-  std::vector<ValueId> in;
-  for (int i = 1; i < ctx.num_inputs(); ++i) in.push_back(ctx.input(i));
+  std::vector<ValueId> in = ctx.input_values(1);
   in.push_back(ctx.input(0));
   ctx.SetOutput(0, ctx.Emit1("Concat", std::move(in)));
 }
@@ -92,11 +88,7 @@ void ImportPack(ImportContext& ctx) {
   if (ctx.num_inputs() < 1) ctx.Invalid("expected at least one input");
   const int64_t axis = ctx.attr_int("axis");
   if (ctx.validate_only()) return;
-  std::vector<ValueId> in;
-  for (int i = 0; i < ctx.num_inputs(); ++i) in.push_back(ctx.input(i));
-  AttrMap a;
-  a.Set("axis", axis);
-  ctx.SetOutput(0, ctx.Emit1("Pack", std::move(in), std::move(a)));
+  ctx.SetOutput(0, ctx.Emit1("Pack", ctx.input_values(), Attrs({{"axis", axis}})));
 }
 
 void ImportUnpack(ImportContext& ctx) {
@@ -105,30 +97,27 @@ void ImportUnpack(ImportContext& ctx) {
   const int64_t num = ctx.attr_int("num"), axis = ctx.attr_int("axis");
   if (num < 0) ctx.Invalid(fmt::format("num must be non-negative, got {}", num));
   if (ctx.validate_only()) return;
-  AttrMap a;
-  a.Set("axis", axis);
-  ctx.SetOutputs(ctx.Emit("Unpack", {ctx.input(0)}, std::move(a), static_cast<int>(num)));
+  ctx.SetOutputs(ctx.Emit("Unpack", {ctx.input(0)}, Attrs({{"axis", axis}}), static_cast<int>(num)));
+}
+
+// Split and SplitV -> the IR Split with num_split outputs; `ir_inputs` lists the TF input
+// positions of its inputs, in order.
+void ImportSplitAs(ImportContext& ctx, const std::vector<int>& ir_inputs) {
+  CheckMovable(ctx);
+  CheckInputs(ctx, static_cast<int>(ir_inputs.size()));
+  const int64_t num = ctx.attr_int("num_split");
+  if (num < 1) ctx.Invalid(fmt::format("num_split must be >= 1, got {}", num));
+  if (ctx.validate_only()) return;
+  std::vector<ValueId> in;
+  for (int i : ir_inputs) in.push_back(ctx.input(i));
+  ctx.SetOutputs(ctx.Emit("Split", std::move(in), {}, static_cast<int>(num)));
 }
 
 // Split(split_dim, value) -> Split(value, axis)
-void ImportSplit(ImportContext& ctx) {
-  CheckMovable(ctx);
-  CheckInputs(ctx, 2);
-  const int64_t num = ctx.attr_int("num_split");
-  if (num < 1) ctx.Invalid(fmt::format("num_split must be >= 1, got {}", num));
-  if (ctx.validate_only()) return;
-  ctx.SetOutputs(ctx.Emit("Split", {ctx.input(1), ctx.input(0)}, {}, static_cast<int>(num)));
-}
+void ImportSplit(ImportContext& ctx) { ImportSplitAs(ctx, {1, 0}); }
 
 // SplitV(value, size_splits, split_dim) -> Split(value, axis, size_splits)
-void ImportSplitV(ImportContext& ctx) {
-  CheckMovable(ctx);
-  CheckInputs(ctx, 3);
-  const int64_t num = ctx.attr_int("num_split");
-  if (num < 1) ctx.Invalid(fmt::format("num_split must be >= 1, got {}", num));
-  if (ctx.validate_only()) return;
-  ctx.SetOutputs(ctx.Emit("Split", {ctx.input(0), ctx.input(2), ctx.input(1)}, {}, static_cast<int>(num)));
-}
+void ImportSplitV(ImportContext& ctx) { ImportSplitAs(ctx, {0, 2, 1}); }
 
 void ImportStridedSlice(ImportContext& ctx) {
   CheckMovable(ctx);
@@ -161,9 +150,7 @@ void ImportSqueeze(ImportContext& ctx) {
   CheckInputs(ctx, 1);
   const auto axes = ctx.attr_ints("squeeze_dims");
   if (ctx.validate_only()) return;
-  AttrMap a;
-  a.Set("axes", axes);
-  ctx.SetOutput(0, ctx.Emit1("Squeeze", {ctx.input(0)}, std::move(a)));
+  ctx.SetOutput(0, ctx.Emit1("Squeeze", {ctx.input(0)}, Attrs({{"axes", axes}})));
 }
 
 void ImportGatherV2(ImportContext& ctx) {
@@ -173,9 +160,7 @@ void ImportGatherV2(ImportContext& ctx) {
   CheckInputs(ctx, 3);
   const int64_t batch_dims = ctx.attr_int("batch_dims");
   if (ctx.validate_only()) return;
-  AttrMap a;
-  a.Set("batch_dims", batch_dims);
-  ctx.SetOutput(0, ctx.Emit1("Gather", {ctx.input(0), ctx.input(1), ctx.input(2)}, std::move(a)));
+  ctx.SetOutput(0, ctx.Emit1("Gather", ctx.input_values(), Attrs({{"batch_dims", batch_dims}})));
 }
 
 // Gather (v1): axis 0.
@@ -241,18 +226,14 @@ void ImportShape(ImportContext& ctx) {
   CheckInputs(ctx, 1);
   const DType t = OutType(ctx, "out_type");
   if (ctx.validate_only()) return;
-  AttrMap a;
-  a.Set("out_type", t);
-  ctx.SetOutput(0, ctx.Emit1(ctx.op() == "Size" ? "Size" : "Shape", {ctx.input(0)}, std::move(a)));
+  ctx.SetOutput(0, ctx.Emit1(ctx.op() == "Size" ? "Size" : "Shape", {ctx.input(0)}, Attrs({{"out_type", t}})));
 }
 
 void ImportShapeN(ImportContext& ctx) {
   const DType t = OutType(ctx, "out_type");
   if (ctx.validate_only()) return;
   for (int i = 0; i < ctx.num_inputs(); ++i) {
-    AttrMap a;
-    a.Set("out_type", t);
-    ctx.SetOutput(i, ctx.Emit1("Shape", {ctx.input(i)}, std::move(a), fmt::format("shape_{}", i)));
+    ctx.SetOutput(i, ctx.Emit1("Shape", {ctx.input(i)}, Attrs({{"out_type", t}}), fmt::format("shape_{}", i)));
   }
 }
 
@@ -263,9 +244,7 @@ void ImportOneHot(ImportContext& ctx) {
   const int64_t axis = ctx.attr_int("axis");
   if (axis < -1) ctx.Invalid(fmt::format("axis must be >= -1, got {}", axis));
   if (ctx.validate_only()) return;
-  AttrMap a;
-  a.Set("axis", axis);
-  ctx.SetOutput(0, ctx.Emit1("OneHot", {ctx.input(0), ctx.input(1), ctx.input(2), ctx.input(3)}, std::move(a)));
+  ctx.SetOutput(0, ctx.Emit1("OneHot", ctx.input_values(), Attrs({{"axis", axis}})));
 }
 
 void ImportCumulative(ImportContext& ctx) {
@@ -298,9 +277,7 @@ void ImportArg(ImportContext& ctx) {
   if (out != DType::kInt16 && out != DType::kUInt16 && out != DType::kInt32 && out != DType::kInt64)
     ctx.Invalid(fmt::format("output_type must be int16, uint16, int32 or int64, got {}", DTypeName(out)));
   if (ctx.validate_only()) return;
-  AttrMap a;
-  a.Set("output_type", out);
-  ctx.SetOutput(0, ctx.Emit1(ctx.op(), {ctx.input(0), ctx.input(1)}, std::move(a)));
+  ctx.SetOutput(0, ctx.Emit1(ctx.op(), {ctx.input(0), ctx.input(1)}, Attrs({{"output_type", out}})));
 }
 
 // Sum/Mean/Prod/Max/Min/EuclideanNorm/All/Any(input, reduction_indices) attr keep_dims.
@@ -310,9 +287,7 @@ void ImportReduce(ImportContext& ctx) {
   CheckInputs(ctx, 2);
   const bool keep = ctx.attr_bool("keep_dims");
   if (ctx.validate_only()) return;
-  AttrMap a;
-  a.Set("keep_dims", keep);
-  ctx.SetOutput(0, ctx.Emit1("Reduce" + op, {ctx.input(0), ctx.input(1)}, std::move(a)));
+  ctx.SetOutput(0, ctx.Emit1("Reduce" + op, {ctx.input(0), ctx.input(1)}, Attrs({{"keep_dims", keep}})));
 }
 
 void ImportUnique(ImportContext& ctx) {
@@ -323,9 +298,7 @@ void ImportUnique(ImportContext& ctx) {
   }
   const DType idx = OutType(ctx, "out_idx");
   if (ctx.validate_only()) return;
-  AttrMap a;
-  a.Set("out_idx", idx);
-  ctx.SetOutputs(ctx.Emit("Unique", {ctx.input(0)}, std::move(a), 2));
+  ctx.SetOutputs(ctx.Emit("Unique", {ctx.input(0)}, Attrs({{"out_idx", idx}}), 2));
 }
 
 void ImportWhere(ImportContext& ctx) {

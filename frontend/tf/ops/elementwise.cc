@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "frontend/elementwise_mapping.h"
 #include "frontend/tf/importer.h"
 #include "ir/dtype_class.h"
 #include "ir/ops/elementwise_ops.h"
@@ -33,24 +34,14 @@ void CheckArity(ImportContext& ctx, int n) {
   if (ctx.num_inputs() != n) ctx.Invalid(fmt::format("expected {} inputs, got {}", n, ctx.num_inputs()));
 }
 
-std::vector<ir::ValueId> AllInputs(ImportContext& ctx) {
-  std::vector<ir::ValueId> ins;
-  for (int i = 0; i < ctx.num_inputs(); ++i) ins.push_back(ctx.input(i));
-  return ins;
-}
-
 // ---- one TF op -> one attribute-free IR op ----
-struct Mapping {
-  const char* tf_op;
-  const char* ir_op;
-  unsigned types;  // allowed values of attr T (TensorFlow's list minus complex types)
-  int arity;
-};
+using frontend::ElementwiseMapping;
 
-// The TF names of the elementwise table's ops (ir/ops/elementwise_ops.h), and two more.
-const std::vector<Mapping>& Mappings() {
-  static const std::vector<Mapping> mappings = [] {
-    std::vector<Mapping> all;
+// The TF names of the elementwise table's ops (ir/ops/elementwise_ops.h), and two more. Their
+// `types` are the allowed values of attr T (TensorFlow's list minus complex types).
+const std::vector<ElementwiseMapping>& Mappings() {
+  static const std::vector<ElementwiseMapping> mappings = [] {
+    std::vector<ElementwiseMapping> all;
     for (const ir::elementwise::OpInfo& op : ir::elementwise::AllOps())
       for (const ir::elementwise::ForeignOp& tf : op.tf)
         if (tf.name) all.push_back({tf.name, op.name, tf.types, ir::elementwise::Arity(op.pattern)});
@@ -61,18 +52,12 @@ const std::vector<Mapping>& Mappings() {
   return mappings;
 }
 
-const Mapping& FindMapping(ImportContext& ctx) {
-  for (const Mapping& m : Mappings())
-    if (ctx.op() == m.tf_op) return m;
-  throw Error(ErrorCode::kInternal, "elementwise importer registered for unknown op " + ctx.op());
-}
-
 void ImportMapped(ImportContext& ctx) {
-  const Mapping& m = FindMapping(ctx);
+  const ElementwiseMapping& m = frontend::FindElementwiseMapping(Mappings(), ctx.op());
   CheckType(ctx, "T", m.types);
   CheckArity(ctx, m.arity);
   if (ctx.validate_only()) return;
-  ctx.SetOutput(0, ctx.Emit1(m.ir_op, AllInputs(ctx)));
+  ctx.SetOutput(0, ctx.Emit1(m.ir_op, ctx.input_values()));
 }
 
 // ---- ops with attributes or several IR nodes ----
@@ -118,7 +103,7 @@ void ImportAddN(ImportContext& ctx) {
   CheckType(ctx, "T", kNumeric);
   if (ctx.num_inputs() < 1) ctx.Invalid("AddN needs at least one input");
   if (ctx.validate_only()) return;
-  ctx.SetOutput(0, ctx.Emit1("AddN", AllInputs(ctx)));
+  ctx.SetOutput(0, ctx.Emit1("AddN", ctx.input_values()));
 }
 
 void ImportCast(ImportContext& ctx) {
@@ -262,7 +247,7 @@ void ImportFakeQuant(ImportContext& ctx) {
 }  // namespace
 
 void RegisterElementwiseImporters(ImporterTable& table) {
-  for (const Mapping& m : Mappings()) table.Add(TfOpSpec{m.tf_op, &ImportMapped, {}, {}});
+  for (const ElementwiseMapping& m : Mappings()) table.Add(TfOpSpec{m.source_op, &ImportMapped, {}, {}});
   table.Add(TfOpSpec{"LeakyRelu", &ImportLeakyRelu, {}, {{"alpha", 0.2f}}});
   table.Add(TfOpSpec{"Equal", &ImportEquality, {}, {{"incompatible_shape_error", true}}});
   table.Add(TfOpSpec{"NotEqual", &ImportEquality, {}, {{"incompatible_shape_error", true}}});

@@ -93,31 +93,26 @@ ir::AttrMap ConvAttrs(ImportContext& ctx, int spatial, bool allow_explicit) {
   return attrs;
 }
 
-template <int kSpatial>
-void ImportConv(ImportContext& ctx) {
-  CheckArity(ctx, 2);
+// A convolution whose `arity` TF inputs are, in order, the inputs of IR op `ir_op`, with the
+// attributes ConvAttrs reads (explicit padding only in 2-D).
+void ImportConvAs(ImportContext& ctx, const char* ir_op, int spatial, int arity) {
+  CheckArity(ctx, arity);
   CheckFloatType(ctx, "T");
-  ir::AttrMap attrs = ConvAttrs(ctx, kSpatial, kSpatial == 2);
+  ir::AttrMap attrs = ConvAttrs(ctx, spatial, spatial == 2);
   if (ctx.validate_only()) return;
-  ctx.SetOutput(0, ctx.Emit1(kSpatial == 2 ? "Conv2D" : "Conv3D", {ctx.input(0), ctx.input(1)}, std::move(attrs)));
+  ctx.SetOutput(0, ctx.Emit1(ir_op, ctx.input_values(), std::move(attrs)));
 }
 
-void ImportDepthwiseConv(ImportContext& ctx) {
-  CheckArity(ctx, 2);
-  CheckFloatType(ctx, "T");
-  ir::AttrMap attrs = ConvAttrs(ctx, 2, true);
-  if (ctx.validate_only()) return;
-  ctx.SetOutput(0, ctx.Emit1("DepthwiseConv2D", {ctx.input(0), ctx.input(1)}, std::move(attrs)));
+template <int kSpatial>
+void ImportConv(ImportContext& ctx) {
+  ImportConvAs(ctx, kSpatial == 2 ? "Conv2D" : "Conv3D", kSpatial, 2);
 }
+
+void ImportDepthwiseConv(ImportContext& ctx) { ImportConvAs(ctx, "DepthwiseConv2D", 2, 2); }
 
 template <int kSpatial>
 void ImportConvBackpropInput(ImportContext& ctx) {
-  CheckArity(ctx, 3);
-  CheckFloatType(ctx, "T");
-  ir::AttrMap attrs = ConvAttrs(ctx, kSpatial, kSpatial == 2);
-  if (ctx.validate_only()) return;
-  ctx.SetOutput(0, ctx.Emit1(kSpatial == 2 ? "Conv2DBackpropInput" : "Conv3DBackpropInput",
-                             {ctx.input(0), ctx.input(1), ctx.input(2)}, std::move(attrs)));
+  ImportConvAs(ctx, kSpatial == 2 ? "Conv2DBackpropInput" : "Conv3DBackpropInput", kSpatial, 3);
 }
 
 // MaxPool, AvgPool, MaxPool3D, AvgPool3D (attrs) and MaxPoolV2 (ksize/strides inputs).
