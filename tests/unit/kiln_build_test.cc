@@ -303,6 +303,9 @@ TEST_F(RunWithBuffersTest, Errors) {
   BufferBinding cuda_out = good_out;
   cuda_out.device = {DeviceKind::kCuda, 1};
   ExpectError([&] { run({good_in}, {cuda_out}); }, ErrorCode::kUnimplemented, {"'output_0'", "cuda:1"});
+  // An output in the input's memory would be overwritten while it is read.
+  ExpectError([&] { run({good_in}, {{"output_0", DType::kFloat32, {}, in.data() + 16, out_bytes}}); },
+              ErrorCode::kInvalidArgument, {"'output_0'", "overlaps input 'image'"});
   // Too small an output: says how many bytes, writes nothing, and reports the shape.
   std::vector<float> tiny(4, -3.0f);
   BufferBinding small[] = {{"output_0", DType::kFloat32, {}, tiny.data(), tiny.size() * sizeof(float)}};
