@@ -54,9 +54,8 @@ class NameRegistry {
 // be linked whole (CMake: $<LINK_LIBRARY:WHOLE_ARCHIVE,lib>), or the linker drops them.
 #define KILN_REGISTRATION_CONCAT_(a, b) a##b
 #define KILN_REGISTRATION_CONCAT(a, b) KILN_REGISTRATION_CONCAT_(a, b)
-#define KILN_STATIC_REGISTRATION(registration)                                           \
-  [[maybe_unused]] static const bool KILN_REGISTRATION_CONCAT(kiln_registration_, __COUNTER__) = \
-      ((registration), true)
+#define KILN_STATIC_REGISTRATION(registration) \
+  [[maybe_unused]] static const bool KILN_REGISTRATION_CONCAT(kiln_registration_, __COUNTER__) = ((registration), true)
 
 // A registry built by running each registration function (one per op family) on it, in order.
 template <typename Registry>

@@ -105,7 +105,8 @@ KILN_REFERENCE_KERNEL("NotEqual", EqualityKernel<true>);
 }  // namespace
 
 // One kernel per binary op description (ir/ops/elementwise_binary_ops.h).
-KILN_STATIC_REGISTRATION(ir::elementwise::BinaryOps::ForEach(
-    []<typename Op>() { ReferenceKernelRegistry().Add(Op::kInfo.name, &BinaryKernel<Op>); }));
+KILN_STATIC_REGISTRATION(ir::elementwise::BinaryOps::ForEach([]<typename Op>() {
+  ReferenceKernelRegistry().Add(Op::kInfo.name, &BinaryKernel<Op>);
+}));
 
 }  // namespace kiln::reference::elementwise

@@ -32,7 +32,8 @@ void UnaryKernel(KernelContext& ctx) {
 }  // namespace
 
 // One kernel per unary op description (ir/ops/elementwise_unary_ops.h).
-KILN_STATIC_REGISTRATION(ir::elementwise::UnaryOps::ForEach(
-    []<typename Op>() { ReferenceKernelRegistry().Add(Op::kInfo.name, &UnaryKernel<Op>); }));
+KILN_STATIC_REGISTRATION(ir::elementwise::UnaryOps::ForEach([]<typename Op>() {
+  ReferenceKernelRegistry().Add(Op::kInfo.name, &UnaryKernel<Op>);
+}));
 
 }  // namespace kiln::reference::elementwise
