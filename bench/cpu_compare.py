@@ -19,6 +19,9 @@ Protocol, the same for all three: W warmup iterations, then back-to-back calls f
 from one thread; throughput = calls / elapsed wall time (samples/s = batch x calls/s).
 --repeat R interleaves R such rounds (Kiln, TF, ORT, Kiln, ...) and reports the best of each,
 which makes a comparison on a shared machine less a comparison of moments of load.
+--kiln-baseline OTHER_KILN also converts and times each model with another kiln binary (an
+older build, say), interleaved with the first in every round, and reports new/baseline: the
+check that a change made nothing slower, measured under the same load.
 The three outputs on one identical input are compared (relative L2 against TF; Kiln's
 through `kiln run --input`). The hook `kiln_onnx_bench()` also times Kiln on model.onnx:
 until Kiln's ONNX frontend lands it prints 'n/a' with the reason.
@@ -226,6 +229,8 @@ def main(argv=None):
                     help="idle threads sleep instead of spinning: Kiln OMP_WAIT_POLICY=passive, ORT "
                          "session.intra_op.allow_spinning=0 (TF has no such knob); helps on a loaded machine")
     ap.add_argument("--no-kiln-onnx", action="store_true", help="skip the Kiln-on-.onnx hook")
+    ap.add_argument("--kiln-baseline", help="another kiln binary (an older build) timed in the same rounds; "
+                                            "adds the ratio Kiln/baseline")
     args = ap.parse_args(argv)
     if args.warmup is None:
         args.warmup = 2 if args.quick else 5
@@ -234,6 +239,8 @@ def main(argv=None):
     batches = [int(b) for b in args.batches.split(",")]
     if not os.path.isfile(args.kiln):
         ap.error("kiln not found at %s (build it or pass --kiln)" % args.kiln)
+    if args.kiln_baseline and not os.path.isfile(args.kiln_baseline):
+        ap.error("baseline kiln not found at %s" % args.kiln_baseline)
 
     # The test models and their ONNX exports (cheap when the stamps are up to date).
     cmd = [sys.executable, os.path.join(REPO, "tests", "models", "zoo.py"), "--out", args.models_dir,
@@ -266,6 +273,12 @@ def main(argv=None):
                 work = os.path.join(work_root, "%s_b%d" % (name, batch))
                 os.makedirs(work)
                 converted, k_out, k_err = kiln_convert(args.kiln, model_dir, inputs, args, env, work)
+                base_converted, b_out, b_err = None, None, None
+                if args.kiln_baseline:
+                    base_work = os.path.join(work, "baseline")
+                    os.makedirs(base_work)
+                    base_converted, b_out, b_err = kiln_convert(args.kiln_baseline, model_dir, inputs, args, env,
+                                                                base_work)
                 tf_run, t_out = tf_prepare(model_dir, meta, inputs, args)
                 if onnx_path:
                     ort_run, o_out = ort_prepare(onnx_path, onnx_meta, meta, inputs, args)
@@ -274,7 +287,7 @@ def main(argv=None):
                     ort_run, o_out = None, None
                     row["ort_error"] = onnx_meta.get("error") or "no ONNX export"
                 # Interleaved rounds (Kiln, TF, ORT, Kiln on .onnx); the best round of each counts.
-                rounds = {"kiln": [], "tf": [], "ort": [], "kiln_onnx": []}
+                rounds = {"kiln": [], "kiln_base": [], "tf": [], "ort": [], "kiln_onnx": []}
                 ko_err = "skipped" if args.no_kiln_onnx else None
                 for rnd in range(args.repeat):
                     if converted:
@@ -283,6 +296,12 @@ def main(argv=None):
                             k_err = err
                         else:
                             rounds["kiln"].append(res)
+                    if base_converted:
+                        res, err = kiln_bench(args.kiln_baseline, base_converted, inputs, args, env)
+                        if res is None:
+                            b_err = err
+                        else:
+                            rounds["kiln_base"].append(res)
                     rounds["tf"].append(tf_run())
                     if ort_run:
                         rounds["ort"].append(ort_run())
@@ -300,11 +319,16 @@ def main(argv=None):
                 best_k = max(rounds["kiln"], key=lambda r: r["throughput"]["inferences_per_s"], default=None)
                 best_ko = max(rounds["kiln_onnx"], key=lambda r: r["throughput"]["inferences_per_s"], default=None)
                 row["kiln"], row["kiln_error"] = best_k, (None if best_k else k_err)
+                best_b = max(rounds["kiln_base"], key=lambda r: r["throughput"]["inferences_per_s"], default=None)
+                row["kiln_base"], row["kiln_base_error"] = best_b, (None if best_b else b_err)
+                row["rel_l2_kiln_base"] = (max(rel_l2(k_out[o], b_out[o]) for o in meta["outputs"])
+                                           if k_out and b_out else None)
                 row["tf"] = max(rounds["tf"], key=lambda r: r["inferences_per_s"])
                 row["ort"] = max(rounds["ort"], key=lambda r: r["inferences_per_s"], default=None)
                 row["kiln_onnx"], row["kiln_onnx_error"] = best_ko, (None if best_ko else ko_err)
                 row["rounds_inferences_per_s"] = {
                     "kiln": [r["throughput"]["inferences_per_s"] for r in rounds["kiln"]],
+                    "kiln_base": [r["throughput"]["inferences_per_s"] for r in rounds["kiln_base"]],
                     "tf": [r["inferences_per_s"] for r in rounds["tf"]],
                     "ort": [r["inferences_per_s"] for r in rounds["ort"]],
                     "kiln_onnx": [r["throughput"]["inferences_per_s"] for r in rounds["kiln_onnx"]]}
@@ -345,6 +369,20 @@ def main(argv=None):
             fmt_num(ks / os_ if ks and os_ else None, "%.2fx"),
             fmt_num(kos) if kos is not None else na(r["kiln_onnx_error"]), med,
             fmt_num(r["rel_l2_kiln_tf"], "%.1e"), fmt_num(r["rel_l2_ort_tf"], "%.1e")))
+    if args.kiln_baseline:
+        lines += ["", "Kiln against the baseline build %s (same rounds, same load):" % args.kiln_baseline,
+                  "| model | batch | Kiln samples/s | baseline samples/s | Kiln/baseline | median ms Kiln / baseline "
+                  "| rel L2 Kiln-baseline |", "|" + "---|" * 7]
+        for r in rows:
+            ks = r["kiln"]["throughput"]["samples_per_s"] if r["kiln"] else None
+            bs = r["kiln_base"]["throughput"]["samples_per_s"] if r["kiln_base"] else None
+            lines.append("| %s | %d | %s | %s | %s | %s / %s | %s |" % (
+                r["model"], r["batch"], fmt_num(ks) if ks is not None else na(r["kiln_error"]),
+                fmt_num(bs) if bs is not None else na(r["kiln_base_error"]),
+                fmt_num(ks / bs if ks and bs else None, "%.3fx"),
+                fmt_num(r["kiln"] and r["kiln"]["latency_ms"]["median"], "%.2f"),
+                fmt_num(r["kiln_base"] and r["kiln_base"]["latency_ms"]["median"], "%.2f"),
+                fmt_num(r["rel_l2_kiln_base"], "%.1e")))
     lines += [""] + ["[%d] %s" % (i + 1, n) for i, n in enumerate(notes)]
     if args.repeat > 1:
         lines += ["", "rounds (inferences/s, in order; best used above):"]
