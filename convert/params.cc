@@ -81,8 +81,12 @@ Problem CheckDevice(const ConversionParams& p) {
   if (std::find(names.begin(), names.end(), p.device) != names.end()) return std::nullopt;
   std::string lower = p.device;
   for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (lower.starts_with("cuda") || lower.starts_with("gpu"))
+  const bool have_cuda = std::find(names.begin(), names.end(), "cuda") != names.end();
+  if ((lower.starts_with("cuda") || lower.starts_with("gpu")) && !have_cuda)
     return fmt::format("device '{}': this build of Kiln has no CUDA engine backend; use one of {}", p.device,
+                       fmt::join(names, ", "));
+  if (lower.starts_with("cuda") || lower.starts_with("gpu"))
+    return fmt::format("device '{}' is not one of {} (engines run on GPU 0 of those CUDA_VISIBLE_DEVICES shows)", p.device,
                        fmt::join(names, ", "));
   return fmt::format("device '{}' is not one of {}", p.device, fmt::join(names, ", "));
 }

@@ -1,5 +1,7 @@
 #include "ir/graph_util.h"
 
+#include "ir/op_schema.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -103,6 +105,21 @@ std::string NameGen::Make(const std::string& base) {
   for (int i = 1; used_.count(name); ++i) name = fmt::format("{}_{}", base, i);
   used_.insert(name);
   return name;
+}
+
+std::vector<std::optional<kiln::Shape>> SpecializeShapes(const Graph& graph, const std::vector<kiln::Shape>& inputs) {
+  std::vector<ValueId> map;
+  Graph g = CloneGraph(graph, &map);
+  if (inputs.size() != g.inputs().size())
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("{} input shapes for a graph of {} inputs", inputs.size(), g.inputs().size()));
+  for (size_t i = 0; i < inputs.size(); ++i)
+    g.value(g.inputs()[i]).shape = SymShape::Of(std::vector<Dim>(inputs[i].begin(), inputs[i].end()));
+  for (NodeId id : g.TopologicalOrder())
+    if (g.node(id).op != "Constant") InferNode(g, id);
+  std::vector<std::optional<kiln::Shape>> result(graph.num_values());
+  for (size_t v = 0; v < map.size(); ++v)
+    if (map[v] != kNoValue) result[v] = g.value(map[v]).shape.ToStatic();
+  return result;
 }
 
 }  // namespace kiln::ir

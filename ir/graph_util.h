@@ -1,6 +1,7 @@
 // Graph helpers for passes and codecs: compacting copies, shape equality, unique node names.
 #pragma once
 
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -13,6 +14,11 @@ namespace kiln::ir {
 // nodes dropped; constants and subgraph attributes shared). Symbols are copied by name. With
 // `value_map`, (*value_map)[old value id] is the new id (kNoValue for values of removed nodes).
 Graph CloneGraph(const Graph& graph, std::vector<ValueId>* value_map = nullptr);
+
+// Static shapes of every value of `graph` for concrete input shapes, by running each op's shape
+// function (nullopt where shape inference cannot tell). kInvalidArgument when the shapes do not
+// fit the graph. Engines use it to size buffers for the shapes of one run.
+std::vector<std::optional<kiln::Shape>> SpecializeShapes(const Graph& graph, const std::vector<kiln::Shape>& inputs);
 
 // The graph's symbol names in symbol order.
 std::vector<std::string> SymbolNames(const Graph& graph);

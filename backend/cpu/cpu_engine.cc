@@ -12,40 +12,6 @@
 
 namespace kiln::backend::cpu {
 
-std::vector<std::optional<Shape>> SpecializeShapes(const ir::Graph& graph, const std::vector<Shape>& inputs) {
-  std::vector<ir::ValueId> map;
-  ir::Graph g = ir::CloneGraph(graph, &map);
-  if (inputs.size() != g.inputs().size())
-    throw Error(ErrorCode::kInvalidArgument, fmt::format("{} input shapes for a graph of {} inputs", inputs.size(), g.inputs().size()));
-  for (size_t i = 0; i < inputs.size(); ++i) g.value(g.inputs()[i]).shape = ir::SymShape::Of(std::vector<ir::Dim>(inputs[i].begin(), inputs[i].end()));
-  for (ir::NodeId id : g.TopologicalOrder()) {
-    ir::Node& n = g.node(id);
-    if (n.op == "Constant") continue;
-    if (const CpuOpDef* def = FindCpuOp(n.op)) {
-      std::vector<Shape> shapes;
-      bool known = true;
-      for (ir::ValueId in : n.inputs) {
-        auto s = g.value(in).shape.ToStatic();
-        known = known && s.has_value();
-        if (s) shapes.push_back(*s);
-      }
-      if (!known) {
-        for (ir::ValueId out : n.outputs) g.value(out).shape = ir::SymShape::Unknown();
-        continue;
-      }
-      const auto outs = def->infer(n, shapes);
-      for (size_t i = 0; i < n.outputs.size(); ++i)
-        g.value(n.outputs[i]).shape = ir::SymShape::Of(std::vector<ir::Dim>(outs[i].begin(), outs[i].end()));
-    } else {
-      ir::InferNode(g, id);
-    }
-  }
-  std::vector<std::optional<Shape>> result(graph.num_values());
-  for (size_t v = 0; v < map.size(); ++v)
-    if (map[v] != ir::kNoValue) result[v] = g.value(map[v]).shape.ToStatic();
-  return result;
-}
-
 namespace {
 
 std::vector<Shape> ProfileShapes(const Profile& p, bool max) {
@@ -122,9 +88,9 @@ CpuEngine::CpuEngine(std::shared_ptr<const ir::Graph> graph, Profile profile, co
   // Shapes at the profile's max (the plan) and opt (primitives created ahead too).
   std::vector<std::optional<Shape>> max_shapes, opt_shapes;
   try {
-    max_shapes = SpecializeShapes(g, ProfileShapes(profile_, true));
+    max_shapes = ir::SpecializeShapes(g, ProfileShapes(profile_, true));
     opt_shapes = ProfileShapes(profile_, false) == ProfileShapes(profile_, true) ? max_shapes
-                                                                               : SpecializeShapes(g, ProfileShapes(profile_, false));
+                                                                               : ir::SpecializeShapes(g, ProfileShapes(profile_, false));
   } catch (const Error& e) {
     throw Error(ErrorCode::kInvalidArgument, fmt::format("the profile {} does not fit the segment: {}", profile_.ToString(), e.what()));
   }
@@ -291,7 +257,7 @@ std::vector<Shape> CpuEngine::OutputShapes(std::span<const Shape> input_shapes) 
                   fmt::format("input shapes {} are outside the engine's profile {}", fmt::join(s, ";"), profile_.ToString()));
     }
     // Specialising clones the graph: the answer, known or not, is kept per input shapes.
-    const std::vector<std::optional<Shape>> all = SpecializeShapes(*graph_, key);
+    const std::vector<std::optional<Shape>> all = ir::SpecializeShapes(*graph_, key);
     shapes.emplace();
     for (ir::ValueId out : graph_->outputs()) {
       if (!all[static_cast<size_t>(out)]) {

@@ -108,8 +108,4 @@ class CpuEngine final : public Engine {
   mutable std::atomic<int64_t> spilled_{0};
 };
 
-// Static shapes of every value for concrete input shapes (nullopt where shape inference cannot
-// tell). kInvalidArgument when the shapes do not fit the graph.
-std::vector<std::optional<Shape>> SpecializeShapes(const ir::Graph& graph, const std::vector<Shape>& inputs);
-
 }  // namespace kiln::backend::cpu

@@ -1,5 +1,7 @@
 #include "backend/cuda/cuda_device.h"
 
+#include "backend/cuda/cuda_check.h"
+
 #include <cuda_runtime.h>
 
 #include <map>
@@ -10,25 +12,6 @@
 
 namespace kiln::backend::cuda {
 namespace {
-
-void Check(cudaError_t status, const char* what) {
-  if (status == cudaSuccess) return;
-  const ErrorCode code = status == cudaErrorMemoryAllocation ? ErrorCode::kResourceExhausted : ErrorCode::kUnavailable;
-  throw Error(code, fmt::format("CUDA {}: {} ({})", what, cudaGetErrorString(status), cudaGetErrorName(status)));
-}
-
-// Makes `device` current for the calling thread while alive (CUDA's current device is per thread).
-class DeviceScope {
- public:
-  explicit DeviceScope(int device) {
-    Check(cudaGetDevice(&previous_), "cudaGetDevice");
-    if (previous_ != device) Check(cudaSetDevice(device), "cudaSetDevice");
-  }
-  ~DeviceScope() { cudaSetDevice(previous_); }
-
- private:
-  int previous_ = 0;
-};
 
 class CudaStream final : public Stream {
  public:

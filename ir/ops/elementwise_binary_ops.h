@@ -29,7 +29,11 @@ struct Add {
   static C Apply(C a, C b, State&) {
     return WrapAdd(a, b);
   }
-  static std::string ApplyString(const std::string& a, const std::string& b) { return a + b; }
+  // A template so that device compilers, which have no std::string, never instantiate it.
+  template <typename S>
+  static S ApplyString(const S& a, const S& b) {
+    return a + b;
+  }
 };
 
 struct Sub {

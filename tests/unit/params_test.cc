@@ -121,8 +121,13 @@ TEST(ConversionParams, EachInvalidValueNamesTheField) {
       {"static op", [](auto& p) { p.is_dynamic_op = false; },
        {"is_dynamic_op", "is_dynamic_op=False is not supported in V2: engines are built at run time or by build()"}},
       {"batch 0", [](auto& p) { p.max_batch_size = 0; }, {"max_batch_size", ">= 1"}},
+#ifndef KILN_WITH_CUDA
       {"cuda", [](auto& p) { p.device = "cuda"; }, {"device", "no CUDA engine backend"}},
       {"cuda:0", [](auto& p) { p.device = "cuda:0"; }, {"device", "no CUDA engine backend"}},
+#else
+      {"cuda:0", [](auto& p) { p.device = "cuda:0"; }, {"device 'cuda:0' is not one of cpu, cuda", "GPU 0"}},
+      {"gpu", [](auto& p) { p.device = "gpu"; }, {"device 'gpu' is not one of cpu, cuda"}},
+#endif
       {"unknown device", [](auto& p) { p.device = "tpu"; }, {"device", "'tpu' is not one of cpu"}},
   };
   for (const Case& c : cases) {

@@ -1,0 +1,111 @@
+#include "backend/cuda/cuda_backend.h"
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+#include <nvrtc.h>
+
+#include <fmt/format.h>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_device.h"
+#include "backend/cuda/cuda_engine.h"
+#include "backend/cuda/matmul_kernel.h"
+#include "backend/cuda/nvrtc_compiler.h"
+#include "ir/ops/elementwise_ops.h"
+
+namespace kiln::backend::cuda {
+namespace {
+
+// The dtypes generated elementwise kernels load and store.
+bool EltwiseDType(DType d) {
+  switch (d) {
+    case DType::kFloat32:
+    case DType::kFloat64:
+    case DType::kFloat16:
+    case DType::kBFloat16:
+    case DType::kInt8:
+    case DType::kInt16:
+    case DType::kInt32:
+    case DType::kInt64:
+    case DType::kUInt8:
+    case DType::kUInt16:
+    case DType::kUInt32:
+    case DType::kUInt64:
+    case DType::kBool:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string VersionString(int v) { return fmt::format("{}.{}", v / 1000, (v % 1000) / 10); }
+
+std::string DescribeDevice(int index) {
+  cudaDeviceProp prop{};
+  Check(cudaGetDeviceProperties(&prop, index), "cudaGetDeviceProperties");
+  int driver = 0, runtime = 0, nvrtc_major = 0, nvrtc_minor = 0;
+  Check(cudaDriverGetVersion(&driver), "cudaDriverGetVersion");
+  Check(cudaRuntimeGetVersion(&runtime), "cudaRuntimeGetVersion");
+  Check(nvrtcVersion(&nvrtc_major, &nvrtc_minor), "nvrtcVersion");
+  return fmt::format("{} sm_{}{}, driver {}, CUDA runtime {}, cuBLASLt {}, NVRTC {}.{}", prop.name, prop.major, prop.minor,
+                     VersionString(driver), VersionString(runtime), cublasLtGetVersion(), nvrtc_major, nvrtc_minor);
+}
+
+}  // namespace
+
+CudaBackend::CudaBackend() {
+  if (DeviceCount() == 0)
+    throw Error(ErrorCode::kUnavailable, "device 'cuda' was requested but no CUDA GPU is visible on this machine (no driver or no GPU)");
+  device_ = DescribeDevice(device_index_);
+}
+
+const DeviceServices& CudaBackend::device_services() const { return Services(device_index_); }
+
+std::optional<std::string> CudaBackend::Unsupported(const ir::Graph& graph, const ir::Node& node) const {
+  for (const auto* ids : {&node.inputs, &node.outputs})
+    for (ir::ValueId v : *ids)
+      if (!EltwiseDType(graph.value(v).dtype))
+        return fmt::format("dtype {} is not supported by the CUDA backend", DTypeName(graph.value(v).dtype));
+  if (const ir::elementwise::OpInfo* info = ir::elementwise::FindOp(node.op)) {
+    // The GPU kernels cannot report a failing element (integer division by zero).
+    if (info->error) return fmt::format("{} can fail per element ({}); it runs natively", node.op, info->error);
+    return std::nullopt;
+  }
+  if (node.op == "MatMul" || node.op == "BatchMatMul") return MatMulUnsupported(graph, node);
+  if (IsViewOp(node.op)) {
+    // The output shape must follow from the input shape alone (a constant target shape or axis).
+    if (node.inputs.size() > 1 && !graph.ConstantOf(node.inputs[1])) return fmt::format("{} with a computed shape runs natively", node.op);
+    return std::nullopt;
+  }
+  return fmt::format("the CUDA backend has no kernel for op {}", node.op);
+}
+
+std::unique_ptr<Engine> CudaBackend::Compile(const ir::Graph& segment, const Profile& profile, const CompileOptions& options) const {
+  for (const ir::Node& node : segment.nodes()) {
+    if (node.removed || node.op == "Constant") continue;
+    if (auto why = Unsupported(segment, node))
+      throw Error(ErrorCode::kInvalidArgument, fmt::format("node '{}' ({}) cannot run in a CUDA engine: {}", node.name, node.op, *why));
+  }
+  return std::make_unique<CudaEngine>(segment, profile, options, device_index_);
+}
+
+std::unique_ptr<Engine> CudaBackend::Deserialize(const ir::Graph& segment, const Profile& profile, const CompileOptions& options,
+                                                 std::string_view payload) const {
+  // The payload holds no compiled code yet: loading rebuilds the kernels from the segment.
+  if (payload != "kiln-cuda-engine 1")
+    throw Error(ErrorCode::kDataLoss, "the CUDA engine payload is not one this version of Kiln wrote; rebuild the engine");
+  return Compile(segment, profile, options);
+}
+
+}  // namespace kiln::backend::cuda
+
+namespace kiln::backend::cuda {
+namespace {
+
+const bool registered = [] {
+  RegisterBackend("cuda", [] { return std::make_unique<CudaBackend>(); });
+  return true;
+}();
+
+}  // namespace
+}  // namespace kiln::backend::cuda

@@ -1,0 +1,300 @@
+#include "backend/cuda/cuda_engine.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_device.h"
+#include "ir/graph_util.h"
+#include "ir/ops/elementwise_ops.h"
+
+namespace kiln::backend::cuda {
+namespace {
+
+constexpr size_t kMaxFusedSteps = 64;
+constexpr size_t kMaxFusedInputs = 16;
+constexpr const char* kPayloadMagic = "kiln-cuda-engine 1";
+
+// Device memory for one value of one run: taken from the device's stream-ordered pool on the
+// run's stream and given back on the same stream, after the work queued before the release.
+class StreamBuffer final : public Buffer {
+ public:
+  StreamBuffer(int device, size_t bytes, cudaStream_t stream) : device_(device), size_(bytes), stream_(stream) {
+    if (bytes > 0) Check(cudaMallocAsync(&data_, bytes, stream), "cudaMallocAsync");
+  }
+  ~StreamBuffer() override {
+    if (data_) cudaFreeAsync(data_, stream_);
+  }
+  void* data() override { return data_; }
+  size_t size() const override { return size_; }
+  Device device() const override { return {DeviceKind::kCuda, device_}; }
+
+ private:
+  int device_;
+  size_t size_;
+  cudaStream_t stream_;
+  void* data_ = nullptr;
+};
+
+std::vector<Shape> ProfileShapes(const Profile& p) {
+  std::vector<Shape> s;
+  for (const InputRange& r : p.inputs) s.push_back(r.max);
+  return s;
+}
+
+std::string Join(const std::vector<std::string>& parts, const char* sep) {
+  std::string s;
+  for (const std::string& p : parts) s += (s.empty() ? "" : sep) + p;
+  return s;
+}
+
+}  // namespace
+
+bool IsViewOp(const std::string& op) { return op == "Reshape" || op == "Squeeze" || op == "ExpandDims" || op == "Identity"; }
+
+CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileOptions& options, int device)
+    : graph_(ir::CloneGraph(segment)), profile_(std::move(profile)), device_(device) {
+  if (profile_.inputs.size() != graph_.inputs().size())
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("the profile has {} inputs, the segment {}", profile_.inputs.size(), graph_.inputs().size()));
+  if (options.precision != Precision::kFP32)
+    precision_note_ = fmt::format("{} was requested; the CUDA backend builds FP32 kernels only so far", PrecisionName(options.precision));
+  DeviceScope scope(device_);
+  BuildSteps(ArchOf(device_));
+  // The profile's largest shapes must fit the segment (and give every value a shape).
+  const auto shapes = ShapesFor(ProfileShapes(profile_));
+  for (const Step& s : steps_)
+    if (!(*shapes)[static_cast<size_t>(s.output)])
+      throw Error(ErrorCode::kInvalidArgument,
+                  fmt::format("node '{}': its output shape is not known for the profile {}", s.nodes.back(), profile_.ToString()));
+}
+
+void CudaEngine::BuildSteps(GpuArch arch) {
+  const ir::Graph& g = graph_;
+  const auto consumers = g.Consumers();
+  const auto& services = Services(device_);
+
+  struct Group {
+    EltwiseProgram program;
+    std::vector<ir::ValueId> inputs;
+    std::map<ir::ValueId, int> local;  // graph value -> program value
+    ir::ValueId output = ir::kNoValue;
+    std::vector<std::string> nodes;
+  };
+  std::vector<std::pair<size_t, Step>> placed;  // (topological position, step)
+  std::vector<Group> groups;
+  std::vector<int> group_step(g.num_values(), -1);  // value -> index in placed of the group producing it
+  std::vector<int> step_group;                      // placed index -> group index or -1
+
+  const std::vector<ir::NodeId> order = g.TopologicalOrder();
+  for (size_t pos = 0; pos < order.size(); ++pos) {
+    const ir::Node& n = g.node(order[pos]);
+    if (n.op == "Constant") {
+      const Tensor& host = n.attrs.Get<Tensor>("value");
+      Tensor dev = services.allocator().AllocateTensor(host.dtype(), host.shape());
+      if (host.byte_size() > 0) Check(cudaMemcpy(dev.raw_data(), host.raw_data(), host.byte_size(), cudaMemcpyHostToDevice), "cudaMemcpy (constant)");
+      constants_.emplace_back(n.outputs[0], std::move(dev));
+      continue;
+    }
+    if (const ir::elementwise::OpInfo* info = ir::elementwise::FindOp(n.op)) {
+      // Join the group producing one of the inputs when this node is that value's only reader.
+      int joined = -1;
+      for (ir::ValueId v : n.inputs) {
+        const int at = group_step[static_cast<size_t>(v)];
+        if (at < 0 || consumers[static_cast<size_t>(v)].size() != 1 || ir::IsGraphOutput(g, v)) continue;
+        const Group& grp = groups[static_cast<size_t>(step_group[static_cast<size_t>(at)])];
+        if (grp.output == v && grp.program.steps.size() < kMaxFusedSteps && grp.inputs.size() + n.inputs.size() <= kMaxFusedInputs) {
+          joined = at;
+          break;
+        }
+      }
+      if (joined < 0) {
+        placed.emplace_back(pos, Step{});
+        step_group.push_back(static_cast<int>(groups.size()));
+        groups.emplace_back();
+        joined = static_cast<int>(placed.size()) - 1;
+      }
+      Group& grp = groups[static_cast<size_t>(step_group[static_cast<size_t>(joined)])];
+      EltwiseStep es;
+      es.op = info;
+      es.param = ir::elementwise::ParamOf(*info, n.attrs);
+      for (ir::ValueId v : n.inputs) {
+        auto it = grp.local.find(v);
+        if (it == grp.local.end()) {
+          // Inputs are numbered before step results: renumber the step results after it.
+          const int index = static_cast<int>(grp.inputs.size());
+          for (auto& [value, local] : grp.local)
+            if (local >= index) ++local;
+          for (EltwiseStep& s : grp.program.steps)
+            for (int& a : s.args)
+              if (a >= index) ++a;
+          grp.inputs.push_back(v);
+          grp.program.inputs.push_back(g.value(v).dtype);
+          it = grp.local.emplace(v, index).first;
+        }
+        es.args.push_back(it->second);
+      }
+      grp.program.steps.push_back(std::move(es));
+      grp.local[n.outputs[0]] = static_cast<int>(grp.inputs.size() + grp.program.steps.size()) - 1;
+      grp.output = n.outputs[0];
+      grp.nodes.push_back(n.name);
+      placed[static_cast<size_t>(joined)].first = pos;  // the group runs where its last node is
+      group_step[static_cast<size_t>(n.outputs[0])] = joined;
+      continue;
+    }
+    Step s;
+    s.inputs = n.inputs;
+    s.output = n.outputs.at(0);
+    s.nodes = {n.name};
+    if (n.op == "MatMul" || n.op == "BatchMatMul") {
+      s.kind = Step::Kind::kMatMul;
+      s.matmul = std::make_unique<MatMulKernel>(n, g.value(n.inputs[0]).dtype);
+    } else if (IsViewOp(n.op)) {
+      s.kind = Step::Kind::kView;
+      s.inputs.resize(1);
+    } else {
+      throw Error(ErrorCode::kInvalidArgument, fmt::format("node '{}' ({}) has no CUDA kernel", n.name, n.op));
+    }
+    placed.emplace_back(pos, std::move(s));
+    step_group.push_back(-1);
+  }
+  for (size_t i = 0; i < placed.size(); ++i) {
+    if (step_group[i] < 0) continue;
+    Group& grp = groups[static_cast<size_t>(step_group[i])];
+    Step& s = placed[i].second;
+    s.kind = Step::Kind::kEltwise;
+    s.inputs = grp.inputs;
+    s.output = grp.output;
+    s.nodes = grp.nodes;
+    s.eltwise = std::make_unique<EltwiseKernel>(std::move(grp.program), arch);
+  }
+  std::stable_sort(placed.begin(), placed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& p : placed) steps_.push_back(std::move(p.second));
+
+  // Intermediates are released after their last reader (graph outputs are kept).
+  std::vector<int> last_reader(g.num_values(), -1);
+  for (size_t i = 0; i < steps_.size(); ++i)
+    for (ir::ValueId v : steps_[i].inputs) last_reader[static_cast<size_t>(v)] = static_cast<int>(i);
+  for (size_t i = 0; i < steps_.size(); ++i) {
+    const ir::ValueId v = steps_[i].output;
+    if (ir::IsGraphOutput(g, v) || last_reader[static_cast<size_t>(v)] < 0) continue;
+    steps_[static_cast<size_t>(last_reader[static_cast<size_t>(v)])].release.push_back(v);
+  }
+}
+
+std::shared_ptr<const std::vector<std::optional<Shape>>> CudaEngine::ShapesFor(const std::vector<Shape>& input_shapes) const {
+  {
+    std::lock_guard<std::mutex> lock(shapes_mu_);
+    auto it = shapes_.find(input_shapes);
+    if (it != shapes_.end()) return it->second;
+  }
+  auto shapes = std::make_shared<const std::vector<std::optional<Shape>>>(ir::SpecializeShapes(graph_, input_shapes));
+  std::lock_guard<std::mutex> lock(shapes_mu_);
+  if (shapes_.size() > 64) shapes_.clear();  // many distinct shapes: keep the cache bounded
+  return shapes_.emplace(input_shapes, std::move(shapes)).first->second;
+}
+
+std::vector<DType> CudaEngine::output_dtypes() const {
+  std::vector<DType> d;
+  for (ir::ValueId v : graph_.outputs()) d.push_back(graph_.value(v).dtype);
+  return d;
+}
+
+std::vector<Shape> CudaEngine::OutputShapes(std::span<const Shape> input_shapes) const {
+  std::vector<Shape> in(input_shapes.begin(), input_shapes.end());
+  if (!profile_.Covers(in)) {
+    std::string got;
+    for (const Shape& s : in) got += (got.empty() ? "" : ";") + ShapeToString(s);
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("input shapes {} are outside the engine's profile {}", got, profile_.ToString()));
+  }
+  const auto shapes = ShapesFor(in);
+  std::vector<Shape> out;
+  for (size_t i = 0; i < graph_.outputs().size(); ++i) {
+    const auto& s = (*shapes)[static_cast<size_t>(graph_.outputs()[i])];
+    if (!s) throw Error(ErrorCode::kUnimplemented, fmt::format("the shape of output '{}' is not known before the run", graph_.output_names()[i]));
+    out.push_back(*s);
+  }
+  return out;
+}
+
+void CudaEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outputs, Stream& stream) const {
+  const Device dev{DeviceKind::kCuda, device_};
+  if (stream.device() != dev)
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("a {} engine was queued on a {} stream", dev.ToString(), stream.device().ToString()));
+  if (inputs.size() != graph_.inputs().size() || outputs.size() != graph_.outputs().size())
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("the engine takes {} inputs and {} outputs, got {} and {}", graph_.inputs().size(),
+                                                         graph_.outputs().size(), inputs.size(), outputs.size()));
+  std::vector<Shape> in_shapes;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Tensor& t = inputs[i];
+    const DType want = graph_.value(graph_.inputs()[i]).dtype;
+    if (t.dtype() != want || t.device() != dev)
+      throw Error(ErrorCode::kInvalidArgument, fmt::format("input '{}': expected {} on {}, got {} on {}", graph_.input_names()[i],
+                                                           DTypeName(want), dev.ToString(), DTypeName(t.dtype()), t.device().ToString()));
+    in_shapes.push_back(t.shape());
+  }
+  const std::vector<Shape> out_shapes = OutputShapes(in_shapes);
+  for (size_t i = 0; i < outputs.size(); ++i)
+    if (outputs[i].device() != dev || outputs[i].shape() != out_shapes[i] || outputs[i].dtype() != graph_.value(graph_.outputs()[i]).dtype)
+      throw Error(ErrorCode::kInvalidArgument, fmt::format("output '{}': expected {} {} on {}", graph_.output_names()[i],
+                                                           DTypeName(graph_.value(graph_.outputs()[i]).dtype), ShapeToString(out_shapes[i]),
+                                                           dev.ToString()));
+  const auto shapes = ShapesFor(in_shapes);
+  DeviceScope scope(device_);
+  auto s = static_cast<cudaStream_t>(stream.native_handle());
+
+  std::vector<Tensor> values(graph_.num_values());
+  for (size_t i = 0; i < inputs.size(); ++i) values[static_cast<size_t>(graph_.inputs()[i])] = inputs[i];
+  for (const auto& [v, t] : constants_) values[static_cast<size_t>(v)] = t;
+  std::map<ir::ValueId, size_t> output_at;  // the first output naming each value is written in place
+  for (size_t i = 0; i < graph_.outputs().size(); ++i) output_at.try_emplace(graph_.outputs()[i], i);
+
+  for (const Step& step : steps_) {
+    const Shape& shape = *(*shapes)[static_cast<size_t>(step.output)];
+    const DType dtype = graph_.value(step.output).dtype;
+    std::vector<Tensor> in;
+    for (ir::ValueId v : step.inputs) in.push_back(values[static_cast<size_t>(v)]);
+    Tensor out;
+    if (step.kind == Step::Kind::kView) {
+      out = in[0].Reshaped(shape);
+    } else {
+      auto at = output_at.find(step.output);
+      if (at != output_at.end())
+        out = outputs[at->second];
+      else
+        out = Tensor(dtype, shape, std::make_shared<StreamBuffer>(device_, static_cast<size_t>(NumElements(shape)) * DTypeSize(dtype), s));
+      if (step.kind == Step::Kind::kEltwise)
+        step.eltwise->Launch(in, out, s);
+      else
+        step.matmul->Launch(in, out, s);
+    }
+    values[static_cast<size_t>(step.output)] = std::move(out);
+    for (ir::ValueId v : step.release) values[static_cast<size_t>(v)] = Tensor();
+  }
+  // Outputs not written in place: graph inputs, constants, views, repeated outputs.
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const Tensor& v = values[static_cast<size_t>(graph_.outputs()[i])];
+    if (v.raw_data() == outputs[i].raw_data() || outputs[i].byte_size() == 0) continue;
+    Check(cudaMemcpyAsync(outputs[i].raw_data(), v.raw_data(), outputs[i].byte_size(), cudaMemcpyDeviceToDevice, s), "cudaMemcpyAsync (output)");
+  }
+  Check(cudaGetLastError(), "kernel launch");
+}
+
+std::string CudaEngine::Serialize() const { return kPayloadMagic; }
+
+std::vector<CudaEngine::StepInfo> CudaEngine::steps() const {
+  std::vector<StepInfo> info;
+  for (const Step& s : steps_) {
+    std::string kernel;
+    switch (s.kind) {
+      case Step::Kind::kEltwise: kernel = fmt::format("nvrtc elementwise ({} ops)", s.nodes.size()); break;
+      case Step::Kind::kMatMul: kernel = "cublasLt"; break;
+      case Step::Kind::kView: kernel = "view"; break;
+    }
+    info.push_back({Join(s.nodes, "+"), kernel});
+  }
+  return info;
+}
+
+}  // namespace kiln::backend::cuda

@@ -1,0 +1,69 @@
+// The CUDA engine: one segment compiled for one GPU and one profile. Built once: constants are
+// uploaded to device memory, chains of elementwise ops become one generated kernel each
+// (NVRTC), matrix products cuBLASLt calls, and shape-only ops (Reshape, Squeeze, ExpandDims,
+// Identity) views of their input. Enqueue only queues work on the caller's CUDA stream;
+// intermediates come from the device's stream-ordered memory pool and go back to it after
+// their last reader is queued.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "backend/cuda/eltwise_kernel.h"
+#include "backend/cuda/matmul_kernel.h"
+
+namespace kiln::backend::cuda {
+
+// Ops that only reshape: their output is a view of input 0.
+bool IsViewOp(const std::string& op);
+
+class CudaEngine final : public Engine {
+ public:
+  CudaEngine(const ir::Graph& segment, Profile profile, const CompileOptions& options, int device);
+  const Profile& profile() const override { return profile_; }
+  Precision precision() const override { return Precision::kFP32; }
+  std::string precision_note() const override { return precision_note_; }
+  Device device() const override { return {DeviceKind::kCuda, device_}; }
+  std::vector<DType> output_dtypes() const override;
+  std::vector<Shape> OutputShapes(std::span<const Shape> input_shapes) const override;
+  void Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outputs, Stream& stream) const override;
+  std::string Serialize() const override;
+
+  struct StepInfo {
+    std::string nodes;  // the IR nodes the step runs, "a+b+c" for a fused chain
+    std::string kernel;  // "nvrtc eltwise (3 ops)", "cublasLt MatMul", "view"
+  };
+  std::vector<StepInfo> steps() const;
+
+ private:
+  struct Step {
+    enum class Kind { kEltwise, kMatMul, kView } kind = Kind::kView;
+    std::vector<ir::ValueId> inputs;
+    ir::ValueId output = ir::kNoValue;
+    std::vector<std::string> nodes;
+    std::unique_ptr<EltwiseKernel> eltwise;
+    std::unique_ptr<MatMulKernel> matmul;
+    std::vector<ir::ValueId> release;  // values last read by this step
+  };
+
+  void BuildSteps(GpuArch arch);
+  // Every value's shape for these input shapes (kept per input shapes).
+  std::shared_ptr<const std::vector<std::optional<Shape>>> ShapesFor(const std::vector<Shape>& input_shapes) const;
+
+  ir::Graph graph_;
+  Profile profile_;
+  int device_ = 0;
+  std::string precision_note_;
+  std::vector<std::pair<ir::ValueId, Tensor>> constants_;  // on the device
+  std::vector<Step> steps_;
+
+  mutable std::mutex shapes_mu_;
+  mutable std::map<std::vector<Shape>, std::shared_ptr<const std::vector<std::optional<Shape>>>> shapes_;
+};
+
+}  // namespace kiln::backend::cuda

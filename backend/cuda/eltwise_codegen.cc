@@ -1,0 +1,141 @@
+#include "backend/cuda/eltwise_codegen.h"
+
+#include <fmt/format.h>
+
+#include "ir/dtype_class.h"
+#include "kiln/error.h"
+
+namespace kiln::backend::cuda {
+namespace {
+
+using ir::elementwise::Pattern;
+
+// The storage type of a dtype in generated code (the op formulas' T).
+const char* StorageType(DType d) {
+  switch (d) {
+    case DType::kFloat32: return "float";
+    case DType::kFloat64: return "double";
+    case DType::kFloat16: return "kiln::Half";
+    case DType::kBFloat16: return "kiln::BFloat16";
+    case DType::kInt8: return "int8_t";
+    case DType::kInt16: return "int16_t";
+    case DType::kInt32: return "int32_t";
+    case DType::kInt64: return "int64_t";
+    case DType::kUInt8: return "uint8_t";
+    case DType::kUInt16: return "uint16_t";
+    case DType::kUInt32: return "uint32_t";
+    case DType::kUInt64: return "uint64_t";
+    case DType::kBool: return "bool";
+    default:
+      throw Error(ErrorCode::kInvalidArgument, fmt::format("dtype {} has no GPU elementwise kernels", DTypeName(d)));
+  }
+}
+
+// Device definitions of the float16 conversions that kiln/half.h declares (the host ones are
+// software; the GPU converts in one instruction, with the same round-to-nearest-even).
+constexpr const char* kPrologue = R"(#include "ir/ops/elementwise_unary_ops.h"
+#include "ir/ops/elementwise_binary_ops.h"
+
+namespace kiln {
+uint16_t Half::FromFloat(float value) {
+  unsigned short bits;
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(bits) : "f"(value));
+  return bits;
+}
+float Half::ToFloat(uint16_t bits) {
+  float value;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(value) : "h"(bits));
+  return value;
+}
+}  // namespace kiln
+
+namespace ew = kiln::ir::elementwise;
+
+struct KilnEltwiseDims {
+  long long n;
+  int rank;
+  long long dims[8];
+};
+)";
+
+}  // namespace
+
+DType EltwiseProgram::ValueDType(int v) const {
+  const int num_inputs = static_cast<int>(inputs.size());
+  if (v < 0 || v >= num_inputs + static_cast<int>(steps.size()))
+    throw Error(ErrorCode::kInternal, fmt::format("elementwise program: value {} does not exist", v));
+  if (v < num_inputs) return inputs[static_cast<size_t>(v)];
+  const EltwiseStep& s = steps[static_cast<size_t>(v - num_inputs)];
+  const DType in = ValueDType(s.args.at(0));
+  if (!ir::InClass(in, s.op->types))
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("{} does not accept {}", s.op->name, DTypeName(in)));
+  return ir::elementwise::ReturnsBool(s.op->pattern) ? DType::kBool : in;
+}
+
+std::string GenerateEltwiseSource(const EltwiseProgram& program) {
+  const size_t num_inputs = program.inputs.size();
+  if (num_inputs == 0 || program.steps.empty())
+    throw Error(ErrorCode::kInternal, "an elementwise program needs inputs and steps");
+  for (size_t i = 0; i < program.steps.size(); ++i) {
+    const EltwiseStep& s = program.steps[i];
+    if (!s.op || static_cast<int>(s.args.size()) != ir::elementwise::Arity(s.op->pattern))
+      throw Error(ErrorCode::kInternal, fmt::format("elementwise program: step {} has the wrong number of arguments", i));
+    for (int a : s.args)
+      if (a < 0 || a >= static_cast<int>(num_inputs + i))
+        throw Error(ErrorCode::kInternal, fmt::format("elementwise program: step {} reads value {} before it exists", i, a));
+  }
+  const DType out_dtype = program.OutputDType();
+
+  std::string body;
+  // Each input's element offset from the output index, one dim at a time (innermost last).
+  for (size_t i = 0; i < num_inputs; ++i) body += fmt::format("    Index o{} = 0;\n", i);
+  body += "    {\n      Index rest = i;\n      for (int d = p.rank - 1; d >= 0; --d) {\n";
+  body += "        const Index q = rest / Index(p.dims[d]);\n        const Index c = rest - q * Index(p.dims[d]);\n";
+  body += "        rest = q;\n";
+  for (size_t i = 0; i < num_inputs; ++i) body += fmt::format("        o{0} += c * Index(strides[{0}][d]);\n", i);
+  body += "      }\n    }\n";
+  for (size_t i = 0; i < num_inputs; ++i)
+    body += fmt::format("    const auto v{0} = ew::Load<{1}>(in{0}[o{0}]);\n", i, StorageType(program.inputs[i]));
+  for (size_t i = 0; i < program.steps.size(); ++i) {
+    const EltwiseStep& s = program.steps[i];
+    const int v = static_cast<int>(num_inputs + i);
+    const char* t = StorageType(program.ValueDType(s.args[0]));
+    std::string args;
+    for (int a : s.args) args += fmt::format("v{}, ", a);
+    body += fmt::format("    ew::State s{0};\n    s{0}.param = {1:.17g};\n", v, s.param);
+    body += fmt::format("    const auto v{0} = ew::{1}::Apply<{2}>({3}s{0});\n", v, s.op->name, t, args);
+  }
+  const int last = static_cast<int>(num_inputs + program.steps.size()) - 1;
+  body += fmt::format("    out[i] = ew::Store<{}>(v{});\n", StorageType(out_dtype), last);
+
+  std::string params;
+  for (size_t i = 0; i < num_inputs; ++i)
+    params += fmt::format(", const {}* __restrict__ in{}", StorageType(program.inputs[i]), i);
+  params += fmt::format(", {}* __restrict__ out", StorageType(out_dtype));
+
+  std::string source = kPrologue;
+  source += fmt::format(R"(
+template <typename Index>
+__device__ __forceinline__ void KilnEltwise(const KilnEltwiseDims& p, const long long (&strides)[{0}][8]{1}) {{
+  const Index n = Index(p.n);
+  for (Index i = Index(blockIdx.x) * Index(blockDim.x) + Index(threadIdx.x); i < n; i += Index(gridDim.x) * Index(blockDim.x)) {{
+{2}  }}
+}}
+
+struct KilnEltwiseStrides {{
+  long long s[{0}][8];
+}};
+)",
+                        num_inputs, params, body);
+  std::string args;
+  for (size_t i = 0; i < num_inputs; ++i) args += fmt::format(", in{}", i);
+  args += ", out";
+  for (const char* kernel : {kEltwiseKernel32, kEltwiseKernel64})
+    source += fmt::format(
+        "extern \"C\" __global__ void {0}(const KilnEltwiseDims p, const KilnEltwiseStrides strides{1}) {{\n"
+        "  KilnEltwise<{2}>(p, strides.s{3});\n}}\n",
+        kernel, params, kernel == kEltwiseKernel32 ? "unsigned int" : "long long", args);
+  return source;
+}
+
+}  // namespace kiln::backend::cuda

@@ -1,0 +1,49 @@
+// CUDA source for fused elementwise kernels. A program is a DAG of ops from the elementwise op
+// table (ir/ops/elementwise_*_ops.h) over broadcast inputs; the generated kernel evaluates it per
+// output element in registers, calling the ops' own formulas (the same functions the reference
+// kernels and the CPU chains call), so it needs one read per input element and one write.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "ir/ops/elementwise_op_info.h"
+#include "kiln/dtype.h"
+
+namespace kiln::backend::cuda {
+
+struct EltwiseStep {
+  const ir::elementwise::OpInfo* op = nullptr;
+  std::vector<int> args;  // value indices: program inputs first, then step results in order
+  double param = 0;       // the op's scalar attribute (OpInfo::param)
+};
+
+struct EltwiseProgram {
+  std::vector<DType> inputs;
+  std::vector<EltwiseStep> steps;  // the last step's result is the output
+  // The dtype of value `v` (inputs, then step results). kInvalidArgument for an op that does not
+  // accept its arguments' dtypes.
+  DType ValueDType(int v) const;
+  DType OutputDType() const { return ValueDType(static_cast<int>(inputs.size() + steps.size()) - 1); }
+};
+
+// The most dims a (collapsed) broadcast shape may have in a generated kernel.
+inline constexpr int kMaxEltwiseRank = 8;
+
+// The kernel's parameter block for `num_inputs` inputs, as the generated code declares it.
+struct EltwiseDims {
+  long long n = 0;
+  int rank = 0;
+  long long dims[kMaxEltwiseRank] = {};
+};
+
+// Names of the two kernels in the generated source: 32-bit and 64-bit element indices.
+inline constexpr const char* kEltwiseKernel32 = "kiln_eltwise_i32";
+inline constexpr const char* kEltwiseKernel64 = "kiln_eltwise_i64";
+
+// The CUDA C++ source of `program`'s kernels. Their parameters: a struct of the output's
+// collapsed dims (EltwiseDims layout) followed by long long strides[num_inputs][8] (elements,
+// 0 where an input broadcasts), then one pointer per input and the output pointer.
+std::string GenerateEltwiseSource(const EltwiseProgram& program);
+
+}  // namespace kiln::backend::cuda

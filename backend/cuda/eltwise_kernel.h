@@ -1,0 +1,38 @@
+// A compiled elementwise program (eltwise_codegen.h) and its launches: broadcast strides are
+// worked out per call from the actual shapes, with dims that every input walks the same way
+// merged, so the common cases (same shapes, a per-channel operand) index with one or two dims.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <memory>
+#include <span>
+#include <string>
+
+#include "backend/cuda/eltwise_codegen.h"
+#include "backend/cuda/nvrtc_compiler.h"
+#include "kiln/tensor.h"
+
+namespace kiln::backend::cuda {
+
+class EltwiseKernel {
+ public:
+  // Generates and compiles the program for `arch` (compiled modules are shared between kernels
+  // of the same source).
+  EltwiseKernel(EltwiseProgram program, GpuArch arch);
+  const EltwiseProgram& program() const { return program_; }
+  const std::string& source() const { return source_; }
+  // Queues the kernel: `inputs` (device tensors, each broadcasting into `out`'s shape), `out`
+  // a device tensor of the program's output dtype. kInvalidArgument for shapes that do not
+  // broadcast; kUnimplemented beyond kMaxEltwiseRank dims after merging.
+  void Launch(std::span<const Tensor> inputs, Tensor& out, cudaStream_t stream) const;
+
+ private:
+  EltwiseProgram program_;
+  std::string source_;
+  std::shared_ptr<const CudaModule> module_;
+  cudaKernel_t kernel32_ = nullptr;
+  cudaKernel_t kernel64_ = nullptr;
+};
+
+}  // namespace kiln::backend::cuda

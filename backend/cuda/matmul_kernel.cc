@@ -1,0 +1,205 @@
+#include "backend/cuda/matmul_kernel.h"
+
+#include <algorithm>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "backend/cuda/cuda_check.h"
+
+namespace kiln::backend::cuda {
+namespace {
+
+constexpr size_t kWorkspaceBytes = size_t{32} << 20;
+
+bool GpuMatMulDType(DType d) {
+  return d == DType::kFloat32 || d == DType::kFloat16 || d == DType::kBFloat16 || d == DType::kFloat64;
+}
+
+cudaDataType_t DataType(DType d) {
+  switch (d) {
+    case DType::kFloat32: return CUDA_R_32F;
+    case DType::kFloat16: return CUDA_R_16F;
+    case DType::kBFloat16: return CUDA_R_16BF;
+    case DType::kFloat64: return CUDA_R_64F;
+    default: throw Error(ErrorCode::kInternal, fmt::format("cuBLASLt: no data type for {}", DTypeName(d)));
+  }
+}
+
+// The largest power of two (up to 256) dividing the address: what cuBLASLt may assume.
+uint32_t Alignment(const void* p) {
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  uint32_t align = 256;
+  while (align > 1 && a % align != 0) align /= 2;
+  return align;
+}
+
+template <typename T, typename Destroy>
+struct LtObject {
+  T object = nullptr;
+  Destroy destroy;
+  explicit LtObject(Destroy d) : destroy(d) {}
+  ~LtObject() {
+    if (object) destroy(object);
+  }
+  LtObject(const LtObject&) = delete;
+  LtObject& operator=(const LtObject&) = delete;
+};
+using Layout = LtObject<cublasLtMatrixLayout_t, decltype(&cublasLtMatrixLayoutDestroy)>;
+using OpDesc = LtObject<cublasLtMatmulDesc_t, decltype(&cublasLtMatmulDescDestroy)>;
+using Preference = LtObject<cublasLtMatmulPreference_t, decltype(&cublasLtMatmulPreferenceDestroy)>;
+
+std::optional<Shape> StaticShape(const ir::Graph& g, ir::ValueId v) { return g.value(v).shape.ToStatic(); }
+
+}  // namespace
+
+std::optional<std::string> MatMulUnsupported(const ir::Graph& graph, const ir::Node& node) {
+  const DType dtype = graph.value(node.inputs[0]).dtype;
+  if (!GpuMatMulDType(dtype)) return fmt::format("cuBLASLt matrix products take float32/float16/bfloat16/float64, not {}", DTypeName(dtype));
+  if (graph.value(node.outputs[0]).dtype != dtype) return "the product's dtype differs from its operands'";
+  if (node.op == "BatchMatMul") {
+    const ir::SymShape& x = graph.value(node.inputs[0]).shape;
+    const ir::SymShape& y = graph.value(node.inputs[1]).shape;
+    if (!x.rank_known || !y.rank_known) return "operand ranks are unknown";
+    // One batch layout for cuBLASLt's strided batches: equal batch dims, or one side without batch.
+    std::vector<ir::Dim> bx(x.dims.begin(), x.dims.end() - 2), by(y.dims.begin(), y.dims.end() - 2);
+    auto all_ones = [](const std::vector<ir::Dim>& b) {
+      return std::all_of(b.begin(), b.end(), [](ir::Dim d) { return d == 1; });
+    };
+    if (!(bx == by || all_ones(bx) || all_ones(by))) return "batch dims that are neither equal nor absent on one side";
+  }
+  return std::nullopt;
+}
+
+struct MatMulKernel::Plan {
+  Layout a{&cublasLtMatrixLayoutDestroy}, b{&cublasLtMatrixLayoutDestroy}, d{&cublasLtMatrixLayoutDestroy};
+  cublasLtMatmulAlgo_t algo{};
+  size_t workspace = 0;
+};
+
+MatMulKernel::MatMulKernel(const ir::Node& node, DType dtype) : dtype_(dtype) {
+  if (node.op == "MatMul") {
+    transpose_a_ = node.attrs.GetOr<bool>("transpose_a", false);
+    transpose_b_ = node.attrs.GetOr<bool>("transpose_b", false);
+    has_bias_ = node.inputs.size() > 2;
+  } else {
+    transpose_a_ = node.attrs.GetOr<bool>("adj_x", false);
+    transpose_b_ = node.attrs.GetOr<bool>("adj_y", false);
+  }
+  Check(cublasLtCreate(&handle_), "cublasLtCreate");
+}
+
+MatMulKernel::~MatMulKernel() {
+  if (handle_) cublasLtDestroy(handle_);
+}
+
+namespace {
+
+void MakeOpDesc(OpDesc& desc, DType dtype, bool transpose_a, bool transpose_b, bool bias) {
+  const bool f64 = dtype == DType::kFloat64;
+  Check(cublasLtMatmulDescCreate(&desc.object, f64 ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F, f64 ? CUDA_R_64F : CUDA_R_32F),
+        "cublasLtMatmulDescCreate");
+  // Column-major view: D^T (n x m) = op(b) op(a); cuBLASLt's A is our b.
+  const cublasOperation_t ta = transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t tb = transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  Check(cublasLtMatmulDescSetAttribute(desc.object, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)), "set TRANSA");
+  Check(cublasLtMatmulDescSetAttribute(desc.object, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)), "set TRANSB");
+  if (bias) {
+    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+    Check(cublasLtMatmulDescSetAttribute(desc.object, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)), "set EPILOGUE");
+  }
+}
+
+void MakeLayout(Layout& layout, DType dtype, int64_t rows, int64_t cols, int64_t batch, int64_t stride) {
+  Check(cublasLtMatrixLayoutCreate(&layout.object, DataType(dtype), static_cast<uint64_t>(rows), static_cast<uint64_t>(cols), rows),
+        "cublasLtMatrixLayoutCreate");
+  if (batch > 1) {
+    const int32_t count = static_cast<int32_t>(batch);
+    Check(cublasLtMatrixLayoutSetAttribute(layout.object, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)), "set BATCH_COUNT");
+    Check(cublasLtMatrixLayoutSetAttribute(layout.object, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)),
+          "set STRIDED_BATCH_OFFSET");
+  }
+}
+
+}  // namespace
+
+const MatMulKernel::Plan& MatMulKernel::PlanFor(const Problem& p) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& slot = plans_[p];
+  if (slot) return *slot;
+  auto plan = std::make_unique<Plan>();
+  // Row-major [rows, cols] is column-major [cols, rows] with leading dim cols.
+  if (transpose_b_)
+    MakeLayout(plan->b, dtype_, p.k, p.n, p.batch, p.stride_b);
+  else
+    MakeLayout(plan->b, dtype_, p.n, p.k, p.batch, p.stride_b);
+  if (transpose_a_)
+    MakeLayout(plan->a, dtype_, p.m, p.k, p.batch, p.stride_a);
+  else
+    MakeLayout(plan->a, dtype_, p.k, p.m, p.batch, p.stride_a);
+  MakeLayout(plan->d, dtype_, p.n, p.m, p.batch, p.n * p.m);
+  OpDesc desc(&cublasLtMatmulDescDestroy);
+  MakeOpDesc(desc, dtype_, transpose_a_, transpose_b_, has_bias_);
+  Preference pref(&cublasLtMatmulPreferenceDestroy);
+  Check(cublasLtMatmulPreferenceCreate(&pref.object), "cublasLtMatmulPreferenceCreate");
+  Check(cublasLtMatmulPreferenceSetAttribute(pref.object, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &kWorkspaceBytes,
+                                             sizeof(kWorkspaceBytes)),
+        "set MAX_WORKSPACE_BYTES");
+  const uint32_t align = 16;  // Launch checks the operands' alignment
+  for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                    CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
+    Check(cublasLtMatmulPreferenceSetAttribute(pref.object, attr, &align, sizeof(align)), "set MIN_ALIGNMENT");
+  cublasLtMatmulHeuristicResult_t result{};
+  int found = 0;
+  Check(cublasLtMatmulAlgoGetHeuristic(handle_, desc.object, plan->b.object, plan->a.object, plan->d.object, plan->d.object,
+                                       pref.object, 1, &result, &found),
+        "cublasLtMatmulAlgoGetHeuristic");
+  if (found == 0)
+    throw Error(ErrorCode::kUnimplemented, fmt::format("cuBLASLt has no algorithm for a {} product [{}x{}]x[{}x{}] (batch {})",
+                                                       DTypeName(dtype_), p.m, p.k, p.k, p.n, p.batch));
+  plan->algo = result.algo;
+  plan->workspace = result.workspaceSize;
+  slot = std::move(plan);
+  return *slot;
+}
+
+void MatMulKernel::Launch(std::span<const Tensor> inputs, Tensor& out, cudaStream_t stream) const {
+  const Tensor& a = inputs[0];
+  const Tensor& b = inputs[1];
+  const int ra = a.rank(), rb = b.rank();
+  Problem p{};
+  p.m = out.dim(out.rank() - 2);
+  p.n = out.dim(out.rank() - 1);
+  p.k = transpose_a_ ? a.dim(ra - 2) : a.dim(ra - 1);
+  const int64_t batch_a = a.num_elements() / std::max<int64_t>(1, a.dim(ra - 2) * a.dim(ra - 1));
+  const int64_t batch_b = b.num_elements() / std::max<int64_t>(1, b.dim(rb - 2) * b.dim(rb - 1));
+  p.batch = std::max(batch_a, batch_b);
+  p.stride_a = batch_a > 1 ? p.m * p.k : 0;
+  p.stride_b = batch_b > 1 ? p.k * p.n : 0;
+  if (out.num_elements() == 0) return;
+  for (const Tensor* t : {&a, &b, static_cast<const Tensor*>(&out)})
+    if (Alignment(t->raw_data()) < 16)
+      throw Error(ErrorCode::kInternal, "cuBLASLt operands must be 16-byte aligned");
+  const Plan& plan = PlanFor(p);
+
+  OpDesc desc(&cublasLtMatmulDescDestroy);
+  MakeOpDesc(desc, dtype_, transpose_a_, transpose_b_, has_bias_);
+  if (has_bias_) {
+    const void* bias = inputs[2].raw_data();
+    Check(cublasLtMatmulDescSetAttribute(desc.object, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)), "set BIAS_POINTER");
+  }
+  void* workspace = nullptr;
+  if (plan.workspace > 0) Check(cudaMallocAsync(&workspace, plan.workspace, stream), "cudaMallocAsync (cuBLASLt workspace)");
+  const float alpha32 = 1.0f, beta32 = 0.0f;
+  const double alpha64 = 1.0, beta64 = 0.0;
+  const bool f64 = dtype_ == DType::kFloat64;
+  const void* alpha = f64 ? static_cast<const void*>(&alpha64) : &alpha32;
+  const void* beta = f64 ? static_cast<const void*>(&beta64) : &beta32;
+  const cublasStatus_t status =
+      cublasLtMatmul(handle_, desc.object, alpha, b.raw_data(), plan.b.object, a.raw_data(), plan.a.object, beta, out.raw_data(),
+                     plan.d.object, out.raw_data(), plan.d.object, &plan.algo, workspace, plan.workspace, stream);
+  if (workspace) cudaFreeAsync(workspace, stream);
+  Check(status, "cublasLtMatmul");
+}
+
+}  // namespace kiln::backend::cuda

@@ -1,0 +1,49 @@
+// Matrix products on the GPU through cuBLASLt: MatMul (rank 2, optional transposes, optional
+// bias fused as cuBLASLt's bias epilogue) and BatchMatMul (batched, one side's batch may be 1).
+// FP32 runs exact FP32 (no TF32); FP16 and BF16 accumulate in FP32; FP64 in FP64. The algorithm
+// for each shape is cuBLASLt's heuristic choice, kept per shape.
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <map>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <tuple>
+
+#include "ir/graph.h"
+#include "kiln/tensor.h"
+
+namespace kiln::backend::cuda {
+
+// Why the GPU cannot run this MatMul/BatchMatMul node, or nullopt.
+std::optional<std::string> MatMulUnsupported(const ir::Graph& graph, const ir::Node& node);
+
+class MatMulKernel {
+ public:
+  explicit MatMulKernel(const ir::Node& node, DType dtype);
+  ~MatMulKernel();
+  MatMulKernel(const MatMulKernel&) = delete;
+  MatMulKernel& operator=(const MatMulKernel&) = delete;
+  // inputs: a, b[, bias] on the device; out: the product's shape.
+  void Launch(std::span<const Tensor> inputs, Tensor& out, cudaStream_t stream) const;
+
+ private:
+  struct Problem {
+    int64_t m, n, k, batch, stride_a, stride_b;
+    auto operator<=>(const Problem&) const = default;
+  };
+  struct Plan;
+  const Plan& PlanFor(const Problem& p) const;
+
+  DType dtype_;
+  bool transpose_a_ = false, transpose_b_ = false, has_bias_ = false;
+  cublasLtHandle_t handle_ = nullptr;
+  mutable std::mutex mu_;
+  mutable std::map<Problem, std::unique_ptr<Plan>> plans_;
+};
+
+}  // namespace kiln::backend::cuda

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Kiln's GPU checks, in one call on the GPU machine: what the machine has (GPU, driver, CUDA
+# libraries), then the unit tests that need a GPU. The bundle comes from
+# tests/device/make_gpu_bundle.py. Logs go to $OUT when it is set.
+#   bash tests/device/gpu_suite.sh .device/gpu.tar.gz
+set -uo pipefail
+archive=${1:-.device/gpu.tar.gz}
+out=${OUT:-/tmp/kiln-gpu-suite}
+mkdir -p "$out"
+unpack=$(mktemp -d)
+tar -xzf "$archive" -C "$unpack" || { echo "cannot unpack $archive"; exit 1; }
+bundle="$unpack/gpu"
+
+# The CUDA libraries: the toolkit's and the ones Python wheels carry (cuDNN, cuBLAS, NVRTC).
+libdirs="$bundle/lib"
+for d in /usr/local/cuda/lib64 /usr/local/cuda/lib; do [ -d "$d" ] && libdirs="$libdirs:$d"; done
+for py in python3 /opt/torch/.venv/bin/python3; do
+  site=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' 2>/dev/null) || continue
+  for d in "$site"/nvidia/*/lib "$site"/nvidia/cu13/lib; do [ -d "$d" ] && libdirs="$libdirs:$d"; done
+  break
+done
+export LD_LIBRARY_PATH="$libdirs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export KILN_SOURCE_DIR="$bundle/src"
+
+echo "== machine"
+nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader
+for lib in libcudart.so.13 libcublasLt.so.13 libcudnn.so.9 libnvrtc.so.13; do
+  found=$(ldconfig -p 2>/dev/null | grep -m1 "$lib" | awk '{print $NF}')
+  for d in ${libdirs//:/ }; do [ -z "$found" ] && [ -e "$d/$lib" ] && found="$d/$lib"; done
+  echo "$lib: ${found:-NOT FOUND}"
+done
+
+python3 -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda, "cuDNN", torch.backends.cudnn.version())' 2>&1 | tail -1
+echo "nvcc: $(nvcc --version 2>/dev/null | tail -1)"
+echo "host: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2) ($(nproc) cores)"
+
+status=0
+echo "== unit tests that need a GPU"
+"$bundle/bin/kiln_unit_tests" --gtest_filter='*Cuda*' --gtest_brief=0 2>&1 | tee "$out/gpu_unit_tests.log" || status=1
+if grep -q "SKIPPED" "$out/gpu_unit_tests.log"; then
+  echo "GPU unit tests were skipped on a GPU machine: failing"; status=1
+fi
+echo "== the demo model converted for the GPU against the CPU"
+work=$(mktemp -d)
+kiln="$bundle/bin/kiln"
+demo="$bundle/src/models/demo"
+if "$kiln" run "$demo" --batch-size 4 --seed 7 --output-dir "$work/cpu" > "$work/cpu.log" 2>&1 &&
+   "$kiln" convert "$demo" "$work/gpu_model" --device cuda --build-shapes image:4x28x28x1 2>&1 | tail -3 &&
+   "$kiln" run "$work/gpu_model" --batch-size 4 --seed 7 --output-dir "$work/gpu" 2>&1 | tail -2; then
+  "$kiln" summary "$work/gpu_model" 2>&1 | head -40
+  python3 - "$work/cpu" "$work/gpu" <<'PY' || status=1
+import sys, os, numpy as np
+cpu, gpu = sys.argv[1], sys.argv[2]
+worst = 0.0
+for f in sorted(os.listdir(cpu)):
+    a, b = np.load(os.path.join(cpu, f)).astype(np.float64), np.load(os.path.join(gpu, f)).astype(np.float64)
+    err = np.linalg.norm(b - a) / max(np.linalg.norm(a), 1e-30)
+    worst = max(worst, err)
+    print("%s: shape %s, relative L2 GPU vs CPU %.2e" % (f, a.shape, err))
+sys.exit(0 if worst <= 1e-5 else 1)
+PY
+else
+  echo "demo model on the GPU: FAILED"; cat "$work/cpu.log"; status=1
+fi
+
+echo "== gpu_suite: $([ $status = 0 ] && echo PASSED || echo FAILED)"
+exit $status

@@ -1,0 +1,78 @@
+"""Packs what the GPU machine needs to run Kiln's GPU tests: the kiln binary and unit tests, the
+shared libraries they need that a CUDA image lacks (oneDNN, protobuf, fmt, ...; the CUDA
+libraries themselves come from the machine, matched to its driver), and the demo models.
+
+    python3 tests/device/make_gpu_bundle.py [--build build] [--out .device/gpu.tar.gz]
+
+It writes one gzip'd tar (about 20 MB: the device tool carries at most 64 MiB a call). Carry it
+and, on the GPU machine, from the repository root:
+    bash tests/device/gpu_suite.sh .device/gpu.tar.gz
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Present on any glibc system, or provided by the GPU machine's CUDA installation.
+SYSTEM_PREFIXES = ("linux-vdso", "ld-linux", "libc.so", "libm.so", "libdl.so", "libpthread.so", "librt.so",
+                   "libgcc_s.so", "libstdc++.so", "libz.so", "libcuda.so", "libcudart.so", "libcublas",
+                   "libcudnn", "libnvrtc", "libnvJitLink")
+
+
+def needed_libs(binary):
+    """(name, resolved path) of each shared library `binary` needs that is not a system one."""
+    out = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=True).stdout
+    libs = []
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[1] == "=>" and not parts[0].startswith(SYSTEM_PREFIXES):
+            if parts[2] == "not":
+                raise SystemExit("%s: %s is not found here" % (binary, parts[0]))
+            libs.append((parts[0], os.path.realpath(parts[2])))
+    return libs
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default=str(ROOT / "build"))
+    ap.add_argument("--out", default=str(ROOT / ".device" / "gpu.tar.gz"))
+    args = ap.parse_args()
+    build, out = Path(args.build), Path(args.out)
+    binaries = [build / "tools" / "kiln", build / "kiln_unit_tests"]
+    for b in binaries:
+        if not b.is_file():
+            raise SystemExit("%s is missing: build first (scripts/build.sh)" % b)
+    with tempfile.TemporaryDirectory() as tmp:
+        stage = Path(tmp) / "gpu"
+        libs = stage_bundle(binaries, stage)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = out.with_name(out.name + ".partial")
+        with tarfile.open(partial, "w:gz", compresslevel=6) as tar:
+            tar.add(stage, arcname="gpu")
+        os.replace(partial, out)
+    print("wrote %s (%.1f MB): %s; libs: %s" % (out, out.stat().st_size / 1e6, ", ".join(b.name for b in binaries),
+                                               ", ".join(sorted(libs))))
+
+
+def stage_bundle(binaries, out):
+    (out / "bin").mkdir(parents=True)
+    (out / "lib").mkdir()
+    libs = {}
+    for b in binaries:
+        shutil.copy2(b, out / "bin" / b.name)
+        libs.update(needed_libs(b))
+    for name, path in sorted(libs.items()):
+        shutil.copy2(path, out / "lib" / name)
+    # The unit tests read models/demo through KILN_SOURCE_DIR.
+    shutil.copytree(ROOT / "models" / "demo", out / "src" / "models" / "demo")
+    return libs
+
+
+if __name__ == "__main__":
+    main()

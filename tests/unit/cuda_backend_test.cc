@@ -1,0 +1,333 @@
+// The CUDA backend. Without a GPU: every elementwise op's formula compiles for the GPU through
+// NVRTC for every dtype it accepts (the op headers must stay device-compilable). With a GPU:
+// every elementwise op, fused chains and matrix products against the reference executor, and
+// the engine contract (dynamic shapes, outputs written in place, refusals). GPU tests skip,
+// saying so, where no GPU is visible.
+#ifdef KILN_WITH_CUDA
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_device.h"
+#include "backend/cuda/cuda_engine.h"
+#include "backend/cuda/eltwise_codegen.h"
+#include "backend/cuda/nvrtc_compiler.h"
+#include "ir/dtype_class.h"
+#include "ir/ops/elementwise_ops.h"
+#include "kiln/half.h"
+#include "tests/unit/cpu_test_util.h"
+#include "tests/unit/test_util.h"
+
+namespace kiln {
+namespace {
+
+using backend::cuda::CudaBackend;
+using backend::cuda::CudaEngine;
+using cputest::Builder;
+using cputest::ExactProfile;
+namespace ew = ir::elementwise;
+
+#define SKIP_WITHOUT_GPU() \
+  if (backend::cuda::DeviceCount() == 0) GTEST_SKIP() << "no CUDA GPU visible on this machine: CUDA backend tests skipped"
+
+const std::vector<DType> kGpuDTypes = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16, DType::kInt8,
+                                       DType::kInt16,   DType::kInt32,   DType::kInt64,   DType::kUInt8,    DType::kUInt16,
+                                       DType::kUInt32,  DType::kUInt64,  DType::kBool};
+
+// Every op of the table that accepts `dtype` and cannot fail per element, applied to the
+// program's inputs (0, or 0 and 1) in one program, so one compilation covers them all.
+backend::cuda::EltwiseProgram AllOpsProgram(DType dtype) {
+  backend::cuda::EltwiseProgram p;
+  p.inputs = {dtype, dtype};
+  for (const ew::OpInfo& op : ew::AllOps()) {
+    if (!ir::InClass(dtype, op.types) || op.error) continue;
+    backend::cuda::EltwiseStep s;
+    s.op = &op;
+    s.args = ew::Arity(op.pattern) == 1 ? std::vector<int>{0} : std::vector<int>{0, 1};
+    s.param = op.param_default;
+    p.steps.push_back(s);
+  }
+  return p;
+}
+
+TEST(CudaCodegen, EveryElementwiseOpCompilesForEveryDType) {
+  int programs = 0, ops = 0;
+  for (DType dtype : kGpuDTypes) {
+    const auto program = AllOpsProgram(dtype);
+    if (program.steps.empty()) continue;
+    const std::string source = backend::cuda::GenerateEltwiseSource(program);
+    for (backend::cuda::GpuArch arch : {backend::cuda::GpuArch{8, 0}, backend::cuda::GpuArch{9, 0}}) {
+      try {
+        EXPECT_FALSE(backend::cuda::CompileToCubin(source, "all_ops", arch).empty());
+      } catch (const Error& e) {
+        ADD_FAILURE() << DTypeName(dtype) << " for " << arch.Name() << ": " << e.what();
+      }
+    }
+    ++programs;
+    ops += static_cast<int>(program.steps.size());
+  }
+  EXPECT_EQ(programs, static_cast<int>(kGpuDTypes.size()));
+  EXPECT_GT(ops, 150);  // the table has ~70 ops; most accept several dtypes
+}
+
+TEST(CudaCodegen, RefusesMalformedPrograms) {
+  backend::cuda::EltwiseProgram p;
+  p.inputs = {DType::kFloat32};
+  testutil::ExpectError([&] { backend::cuda::GenerateEltwiseSource(p); }, ErrorCode::kInternal, {"needs inputs and steps"});
+  p.steps.push_back({ew::FindOp("Add"), {0, 1}, 0});
+  testutil::ExpectError([&] { backend::cuda::GenerateEltwiseSource(p); }, ErrorCode::kInternal, {"step 0 reads value 1"});
+  p.steps[0] = {ew::FindOp("Exp"), {0}, 0};
+  p.inputs = {DType::kInt32};
+  testutil::ExpectError([&] { backend::cuda::GenerateEltwiseSource(p); }, ErrorCode::kInvalidArgument, {"Exp does not accept int32"});
+}
+
+// ---- on a GPU ----
+
+Tensor RandomTensor(DType dtype, const Shape& shape, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> real(-2.0, 2.0);
+  std::uniform_int_distribution<int> small(-4, 4), unsigned_small(0, 8), coin(0, 1);
+  Tensor t(dtype, shape);
+  for (int64_t i = 0; i < t.num_elements(); ++i) {
+    switch (dtype) {
+      case DType::kFloat32: t.data<float>()[i] = static_cast<float>(real(rng)); break;
+      case DType::kFloat64: t.data<double>()[i] = real(rng); break;
+      case DType::kFloat16: t.data<Half>()[i] = Half(static_cast<float>(real(rng))); break;
+      case DType::kBFloat16: t.data<BFloat16>()[i] = BFloat16(static_cast<float>(real(rng))); break;
+      case DType::kInt8: t.data<int8_t>()[i] = static_cast<int8_t>(small(rng)); break;
+      case DType::kInt16: t.data<int16_t>()[i] = static_cast<int16_t>(small(rng)); break;
+      case DType::kInt32: t.data<int32_t>()[i] = small(rng); break;
+      case DType::kInt64: t.data<int64_t>()[i] = small(rng); break;
+      case DType::kUInt8: t.data<uint8_t>()[i] = static_cast<uint8_t>(unsigned_small(rng)); break;
+      case DType::kUInt16: t.data<uint16_t>()[i] = static_cast<uint16_t>(unsigned_small(rng)); break;
+      case DType::kUInt32: t.data<uint32_t>()[i] = static_cast<uint32_t>(unsigned_small(rng)); break;
+      case DType::kUInt64: t.data<uint64_t>()[i] = static_cast<uint64_t>(unsigned_small(rng)); break;
+      case DType::kBool: t.data<bool>()[i] = coin(rng) != 0; break;
+      default: throw Error(ErrorCode::kInternal, "RandomTensor: dtype");
+    }
+  }
+  return t;
+}
+
+// Element-wise tolerance by the precision the values are stored in: the GPU computes the same
+// formula in the same compute type; libm and CUDA's math differ by an ulp or two.
+double Tolerance(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32: return 1e-5;
+    case DType::kFloat64: return 1e-12;
+    case DType::kFloat16: return 1e-3;  // one half ulp near 1 (the float results round apart)
+    case DType::kBFloat16: return 8e-3;  // one bfloat16 ulp near 1
+    default: return 0;
+  }
+}
+
+void ExpectMatches(const Tensor& got, const Tensor& want, const std::string& what) {
+  ASSERT_EQ(got.dtype(), want.dtype()) << what;
+  ASSERT_EQ(got.shape(), want.shape()) << what;
+  const double tol = Tolerance(want.dtype());
+  int bad = 0;
+  for (int64_t i = 0; i < want.num_elements(); ++i) {
+    const double g = got.DoubleAt(i), w = want.DoubleAt(i);
+    bool ok = std::isnan(w) ? std::isnan(g) : std::isinf(w) ? g == w : std::abs(g - w) <= tol * (1 + std::abs(w));
+    if (!ok && ++bad <= 3) ADD_FAILURE() << what << ": element " << i << ": got " << g << ", want " << w;
+  }
+  EXPECT_EQ(bad, 0) << what;
+}
+
+Tensor ToDevice(const Tensor& host) {
+  const auto& gpu = backend::cuda::Services(0);
+  Tensor d = gpu.allocator().AllocateTensor(host.dtype(), host.shape());
+  auto stream = gpu.CreateStream();
+  gpu.transfer().CopyTensor(host, d, *stream);
+  stream->Synchronize();
+  return d;
+}
+
+Tensor ToHost(const Tensor& device) {
+  const auto& gpu = backend::cuda::Services(0);
+  Tensor h(device.dtype(), device.shape());
+  auto stream = gpu.CreateStream();
+  gpu.transfer().CopyTensor(device, h, *stream);
+  stream->Synchronize();
+  return h;
+}
+
+// Runs host inputs through a CUDA engine (copies both ways) and returns host outputs.
+std::vector<Tensor> RunOnGpu(const backend::Engine& engine, const std::vector<Tensor>& inputs) {
+  std::vector<Tensor> dev;
+  for (const Tensor& t : inputs) dev.push_back(ToDevice(t));
+  std::vector<Tensor> out = engine.Execute(dev, backend::cuda::Services(0));
+  std::vector<Tensor> host;
+  for (const Tensor& t : out) host.push_back(ToHost(t));
+  return host;
+}
+
+std::unique_ptr<backend::Engine> CheckOnGpu(const Builder& b, const std::vector<Tensor>& inputs, const std::string& what) {
+  std::vector<Shape> shapes;
+  for (const Tensor& t : inputs) shapes.push_back(t.shape());
+  CudaBackend cuda;
+  for (const ir::Node& n : b.g->nodes())
+    if (n.op != "Constant") {
+      auto why = cuda.Unsupported(*b.g, n);
+      EXPECT_FALSE(why.has_value()) << what << ": " << *why;
+      if (why) return nullptr;
+    }
+  auto engine = cuda.Compile(*b.g, ExactProfile(shapes), {});
+  const auto want = runtime::ReferenceExecutor(b.g).Run(inputs);
+  const auto got = RunOnGpu(*engine, inputs);
+  EXPECT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < std::min(got.size(), want.size()); ++i) ExpectMatches(got[i], want[i], what);
+  return engine;
+}
+
+TEST(CudaBackendGpu, EveryElementwiseOpMatchesTheReference) {
+  SKIP_WITHOUT_GPU();
+  int checked = 0;
+  for (const ew::OpInfo& op : ew::AllOps()) {
+    if (op.error) continue;
+    for (DType dtype : kGpuDTypes) {
+      if (!ir::InClass(dtype, op.types)) continue;
+      Builder b;
+      const bool binary = ew::Arity(op.pattern) == 2;
+      const ir::ValueId x = b.Input("x", {3, 5, 7}, dtype);
+      std::vector<ir::ValueId> args = {x};
+      std::vector<Tensor> inputs = {RandomTensor(dtype, {3, 5, 7}, 11)};
+      if (binary) {
+        args.push_back(b.Input("y", {5, 1}, dtype));  // broadcasts along two dims
+        inputs.push_back(RandomTensor(dtype, {5, 1}, 12));
+      }
+      b.Output("z", b.Op(op.name, "op", args));
+      CheckOnGpu(b, inputs, fmt::format("{} {}", op.name, DTypeName(dtype)));
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 150);
+}
+
+TEST(CudaBackendGpu, ElementwiseChainIsOneKernel) {
+  SKIP_WITHOUT_GPU();
+  Builder b;
+  const ir::ValueId x = b.Input("x", {4, 33, 65});
+  ir::ValueId y = b.Op("Mul", "scale", {x, b.Const("s", cputest::RandScaled({65}, 3, 1.0f))});
+  y = b.Op("Add", "shift", {y, b.Const("t", cputest::RandScaled({33, 1}, 4, 1.0f))});
+  y = b.Op("Sigmoid", "act", {y});
+  y = b.Op("Mul", "gate", {y, x});  // x again: one program input read twice
+  ir::AttrMap alpha;
+  alpha.Set("alpha", 0.2);
+  y = b.Op("LeakyRelu", "leaky", {y}, alpha);
+  b.Output("y", y);
+  auto engine = CheckOnGpu(b, {cputest::RandScaled({4, 33, 65}, 5, 3.0f)}, "chain");
+  ASSERT_TRUE(engine);
+  const auto steps = dynamic_cast<const CudaEngine&>(*engine).steps();
+  ASSERT_EQ(steps.size(), 1u);
+  EXPECT_EQ(steps[0].nodes, "scale+shift+act+gate+leaky");
+}
+
+TEST(CudaBackendGpu, BranchesAndSharedValuesStaySeparateKernels) {
+  SKIP_WITHOUT_GPU();
+  Builder b;
+  const ir::ValueId x = b.Input("x", {8, 16});
+  const ir::ValueId e = b.Op("Exp", "e", {x});
+  const ir::ValueId s = b.Op("Sin", "s", {e});  // e has two readers: it is materialised
+  const ir::ValueId c = b.Op("Cos", "c", {e});
+  b.Output("sum", b.Op("Add", "sum", {s, c}));
+  b.Output("e", e);
+  auto engine = CheckOnGpu(b, {cputest::RandScaled({8, 16}, 6, 1.0f)}, "branches");
+  ASSERT_TRUE(engine);
+  EXPECT_EQ(dynamic_cast<const CudaEngine&>(*engine).steps().size(), 3u);  // e, s+..., c... fused into sum
+}
+
+struct MatMulCase {
+  std::string name;
+  Shape a, b;
+  bool ta = false, tb = false, bias = false, batch = false;
+  DType dtype = DType::kFloat32;
+};
+
+void PrintTo(const MatMulCase& c, std::ostream* os) { *os << c.name; }
+
+class CudaMatMul : public ::testing::TestWithParam<MatMulCase> {};
+
+TEST_P(CudaMatMul, MatchesReference) {
+  SKIP_WITHOUT_GPU();
+  const MatMulCase& mc = GetParam();
+  Builder b;
+  const ir::ValueId a = b.Input("a", std::vector<ir::Dim>(mc.a.begin(), mc.a.end()), mc.dtype);
+  const ir::ValueId w = b.Const("w", RandomTensor(mc.dtype, mc.b, 21));
+  ir::AttrMap attrs;
+  std::vector<ir::ValueId> args = {a, w};
+  if (mc.batch) {
+    attrs.Set("adj_x", mc.ta);
+    attrs.Set("adj_y", mc.tb);
+  } else {
+    attrs.Set("transpose_a", mc.ta);
+    attrs.Set("transpose_b", mc.tb);
+    if (mc.bias) args.push_back(b.Const("bias", RandomTensor(mc.dtype, {mc.tb ? mc.b[0] : mc.b[1]}, 22)));
+  }
+  b.Output("y", b.Op(mc.batch ? "BatchMatMul" : "MatMul", "mm", args, attrs));
+  auto engine = CheckOnGpu(b, {RandomTensor(mc.dtype, mc.a, 23)}, mc.name);
+  ASSERT_TRUE(engine);
+  EXPECT_EQ(dynamic_cast<const CudaEngine&>(*engine).steps().at(0).kernel, "cublasLt");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, CudaMatMul,
+    ::testing::Values(MatMulCase{"plain", {17, 64}, {64, 33}}, MatMulCase{"transpose_a", {64, 17}, {64, 33}, true},
+                      MatMulCase{"transpose_b_bias", {17, 64}, {33, 64}, false, true, true},
+                      MatMulCase{"bias", {5, 128}, {128, 256}, false, false, true},
+                      MatMulCase{"batched", {3, 4, 9, 32}, {3, 4, 32, 8}, false, false, false, true},
+                      MatMulCase{"batched_shared_rhs", {6, 9, 32}, {32, 8}, false, false, false, true},
+                      MatMulCase{"batched_adj", {6, 32, 9}, {6, 8, 32}, true, true, false, true},
+                      MatMulCase{"fp64", {7, 16}, {16, 5}, false, false, false, false, DType::kFloat64}),
+    [](const ::testing::TestParamInfo<MatMulCase>& info) { return info.param.name; });
+
+TEST(CudaBackendGpu, ViewsAndDynamicShapesAndInPlaceOutputs) {
+  SKIP_WITHOUT_GPU();
+  Builder b;
+  const ir::Dim n = b.Symbol("n");
+  const ir::ValueId x = b.Input("x", {n, 6, 4});
+  const ir::ValueId r = b.Op("Reshape", "flat", {x, b.Const("shape", Tensor::FromVector<int64_t>(DType::kInt64, {2}, {-1, 24}))});
+  const ir::ValueId y = b.Op("MatMul", "mm", {r, b.Const("w", cputest::RandScaled({24, 10}, 31, 1.0f))});
+  b.Output("y", b.Op("Relu", "relu", {y}));
+  b.Output("flat", r);  // a view as an output: copied into the caller's buffer
+  CudaBackend cuda;
+  backend::Profile profile;
+  profile.inputs.push_back({{1, 6, 4}, {4, 6, 4}, {16, 6, 4}});
+  auto engine = cuda.Compile(*b.g, profile, {});
+  runtime::ReferenceExecutor ref(b.g);
+  for (int64_t batch : {1, 5, 16}) {
+    const Tensor in = cputest::RandScaled({batch, 6, 4}, static_cast<uint32_t>(40 + batch), 1.0f);
+    const auto want = ref.Run({in});
+    const auto got = RunOnGpu(*engine, {in});
+    ASSERT_EQ(got.size(), 2u);
+    ExpectMatches(got[0], want[0], fmt::format("y at batch {}", batch));
+    ExpectMatches(got[1], want[1], fmt::format("flat at batch {}", batch));
+  }
+  testutil::ExpectError([&] { engine->OutputShapes(std::vector<Shape>{{17, 6, 4}}); }, ErrorCode::kInvalidArgument,
+                        {"outside the engine's profile"});
+  // Host inputs are refused: engines read device memory.
+  const std::vector<Tensor> host_inputs = {cputest::RandScaled({2, 6, 4}, 1, 1.0f)};
+  testutil::ExpectError([&] { engine->Execute(host_inputs, backend::cuda::Services(0)); },
+                        ErrorCode::kInvalidArgument, {"input 'x'", "on cuda:0"});
+}
+
+TEST(CudaBackendGpu, ClaimsOnlyWhatItRuns) {
+  SKIP_WITHOUT_GPU();
+  Builder b;
+  const ir::ValueId x = b.Input("x", {4, 4}, DType::kInt32);
+  const ir::ValueId q = b.Op("FloorDiv", "div", {x, x});
+  b.Output("q", q);
+  CudaBackend cuda;
+  auto why = cuda.Unsupported(*b.g, *b.g->Producer(q));
+  ASSERT_TRUE(why.has_value());
+  EXPECT_NE(why->find("runs natively"), std::string::npos) << *why;
+  EXPECT_NE(cuda.device().find("sm_"), std::string::npos) << cuda.device();
+}
+
+}  // namespace
+}  // namespace kiln
+
+#endif  // KILN_WITH_CUDA
