@@ -11,6 +11,7 @@
 #include "backend/cuda/cuda_engine.h"
 #include "backend/cuda/matmul_kernel.h"
 #include "backend/cuda/nvrtc_compiler.h"
+#include "backend/cuda/row_kernel.h"
 #include "ir/ops/elementwise_ops.h"
 
 namespace kiln::backend::cuda {
@@ -72,6 +73,12 @@ std::optional<std::string> CudaBackend::Unsupported(const ir::Graph& graph, cons
     return std::nullopt;
   }
   if (node.op == "MatMul" || node.op == "BatchMatMul") return MatMulUnsupported(graph, node);
+  if (IsRowOp(node.op)) return RowOpUnsupported(graph, node);
+  if (IsLayoutOp(node.op)) {
+    const ir::ValueId param = node.op == "Transpose" ? node.inputs.at(1) : node.inputs.back();
+    if (!graph.ConstantOf(param)) return fmt::format("{} with a computed {} runs natively", node.op, node.op == "Transpose" ? "permutation" : "axis");
+    return std::nullopt;
+  }
   if (IsViewOp(node.op)) {
     // The output shape must follow from the input shape alone (a constant target shape or axis).
     if (node.inputs.size() > 1 && !graph.ConstantOf(node.inputs[1])) return fmt::format("{} with a computed shape runs natively", node.op);

@@ -43,6 +43,28 @@ std::vector<Shape> ProfileShapes(const Profile& p) {
   return s;
 }
 
+// Concat along `axis`: each input is `outer` blocks of its extent along the axis times the inner
+// size; one strided 2-D copy per input places them in the output.
+void LaunchConcat(std::span<const Tensor> inputs, int64_t axis, Tensor& out, cudaStream_t stream) {
+  const int rank = out.rank();
+  if (axis < 0) axis += rank;
+  int64_t outer = 1, inner = DTypeSize(out.dtype());
+  for (int d = 0; d < rank; ++d) {
+    if (d < axis) outer *= out.dim(d);
+    if (d > axis) inner *= out.dim(d);
+  }
+  const size_t out_pitch = static_cast<size_t>(out.dim(static_cast<int>(axis)) * inner);
+  size_t offset = 0;
+  for (const Tensor& in : inputs) {
+    const size_t width = static_cast<size_t>(in.dim(static_cast<int>(axis)) * inner);
+    if (width > 0 && outer > 0)
+      Check(cudaMemcpy2DAsync(static_cast<char*>(out.raw_data()) + offset, out_pitch, in.raw_data(), width, width,
+                              static_cast<size_t>(outer), cudaMemcpyDeviceToDevice, stream),
+            "cudaMemcpy2DAsync (Concat)");
+    offset += width;
+  }
+}
+
 std::string Join(const std::vector<std::string>& parts, const char* sep) {
   std::string s;
   for (const std::string& p : parts) s += (s.empty() ? "" : sep) + p;
@@ -52,6 +74,7 @@ std::string Join(const std::vector<std::string>& parts, const char* sep) {
 }  // namespace
 
 bool IsViewOp(const std::string& op) { return op == "Reshape" || op == "Squeeze" || op == "ExpandDims" || op == "Identity"; }
+bool IsLayoutOp(const std::string& op) { return op == "Transpose" || op == "Concat"; }
 
 CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileOptions& options, int device)
     : graph_(ir::CloneGraph(segment)), profile_(std::move(profile)), device_(device) {
@@ -120,21 +143,19 @@ void CudaEngine::BuildSteps(GpuArch arch) {
       es.op = info;
       es.param = ir::elementwise::ParamOf(*info, n.attrs);
       for (ir::ValueId v : n.inputs) {
-        auto it = grp.local.find(v);
-        if (it == grp.local.end()) {
-          // Inputs are numbered before step results: renumber the step results after it.
-          const int index = static_cast<int>(grp.inputs.size());
-          for (auto& [value, local] : grp.local)
-            if (local >= index) ++local;
-          for (EltwiseStep& s : grp.program.steps)
-            for (int& a : s.args)
-              if (a >= index) ++a;
-          grp.inputs.push_back(v);
-          grp.program.inputs.push_back(g.value(v).dtype);
-          it = grp.local.emplace(v, index).first;
-        }
-        es.args.push_back(it->second);
+        if (grp.local.count(v)) continue;
+        // A new program input: inputs are numbered before step results, which move up by one.
+        const int index = static_cast<int>(grp.inputs.size());
+        for (auto& [value, local] : grp.local)
+          if (local >= index) ++local;
+        for (EltwiseStep& s : grp.program.steps)
+          for (int& a : s.args)
+            if (a >= index) ++a;
+        grp.inputs.push_back(v);
+        grp.program.inputs.push_back(g.value(v).dtype);
+        grp.local.emplace(v, index);
       }
+      for (ir::ValueId v : n.inputs) es.args.push_back(grp.local.at(v));
       grp.program.steps.push_back(std::move(es));
       grp.local[n.outputs[0]] = static_cast<int>(grp.inputs.size() + grp.program.steps.size()) - 1;
       grp.output = n.outputs[0];
@@ -153,6 +174,23 @@ void CudaEngine::BuildSteps(GpuArch arch) {
     } else if (IsViewOp(n.op)) {
       s.kind = Step::Kind::kView;
       s.inputs.resize(1);
+    } else if (IsRowOp(n.op)) {
+      s.kind = Step::Kind::kRow;
+      s.row = std::make_unique<RowKernel>(g, n, arch);
+      s.inputs.resize(1);
+    } else if (n.op == "Transpose") {
+      s.kind = Step::Kind::kTranspose;
+      s.perm = g.ConstantOf(n.inputs[1])->ToInt64Vector();
+      const int64_t rank = static_cast<int64_t>(s.perm.size());
+      for (int64_t& p : s.perm) p = p < 0 ? p + rank : p;
+      EltwiseProgram copy;
+      copy.inputs = {g.value(n.inputs[0]).dtype};
+      s.eltwise = std::make_unique<EltwiseKernel>(std::move(copy), arch);
+      s.inputs.resize(1);
+    } else if (n.op == "Concat") {
+      s.kind = Step::Kind::kConcat;
+      s.axis = g.ConstantOf(n.inputs.back())->IntAt(0);
+      s.inputs.pop_back();
     } else {
       throw Error(ErrorCode::kInvalidArgument, fmt::format("node '{}' ({}) has no CUDA kernel", n.name, n.op));
     }
@@ -264,10 +302,14 @@ void CudaEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outpu
         out = outputs[at->second];
       else
         out = Tensor(dtype, shape, std::make_shared<StreamBuffer>(device_, static_cast<size_t>(NumElements(shape)) * DTypeSize(dtype), s));
-      if (step.kind == Step::Kind::kEltwise)
-        step.eltwise->Launch(in, out, s);
-      else
-        step.matmul->Launch(in, out, s);
+      switch (step.kind) {
+        case Step::Kind::kEltwise: step.eltwise->Launch(in, out, s); break;
+        case Step::Kind::kMatMul: step.matmul->Launch(in, out, s); break;
+        case Step::Kind::kRow: step.row->Launch(in[0], out, s); break;
+        case Step::Kind::kTranspose: step.eltwise->LaunchPermuted(in[0], step.perm, out, s); break;
+        case Step::Kind::kConcat: LaunchConcat(in, step.axis, out, s); break;
+        case Step::Kind::kView: break;
+      }
     }
     values[static_cast<size_t>(step.output)] = std::move(out);
     for (ir::ValueId v : step.release) values[static_cast<size_t>(v)] = Tensor();
@@ -291,6 +333,9 @@ std::vector<CudaEngine::StepInfo> CudaEngine::steps() const {
       case Step::Kind::kEltwise: kernel = fmt::format("nvrtc elementwise ({} ops)", s.nodes.size()); break;
       case Step::Kind::kMatMul: kernel = "cublasLt"; break;
       case Step::Kind::kView: kernel = "view"; break;
+      case Step::Kind::kRow: kernel = "nvrtc row"; break;
+      case Step::Kind::kTranspose: kernel = "nvrtc transpose"; break;
+      case Step::Kind::kConcat: kernel = "copies"; break;
     }
     info.push_back({Join(s.nodes, "+"), kernel});
   }

@@ -16,11 +16,14 @@
 #include "backend/backend.h"
 #include "backend/cuda/eltwise_kernel.h"
 #include "backend/cuda/matmul_kernel.h"
+#include "backend/cuda/row_kernel.h"
 
 namespace kiln::backend::cuda {
 
 // Ops that only reshape: their output is a view of input 0.
 bool IsViewOp(const std::string& op);
+// Transpose and Concat, whose permutation or axis must be constant.
+bool IsLayoutOp(const std::string& op);
 
 class CudaEngine final : public Engine {
  public:
@@ -42,12 +45,15 @@ class CudaEngine final : public Engine {
 
  private:
   struct Step {
-    enum class Kind { kEltwise, kMatMul, kView } kind = Kind::kView;
+    enum class Kind { kEltwise, kMatMul, kView, kRow, kTranspose, kConcat } kind = Kind::kView;
     std::vector<ir::ValueId> inputs;
     ir::ValueId output = ir::kNoValue;
     std::vector<std::string> nodes;
     std::unique_ptr<EltwiseKernel> eltwise;
     std::unique_ptr<MatMulKernel> matmul;
+    std::unique_ptr<RowKernel> row;
+    std::vector<int64_t> perm;  // Transpose
+    int64_t axis = 0;           // Concat (may be negative)
     std::vector<ir::ValueId> release;  // values last read by this step
   };
 

@@ -6,12 +6,8 @@
 #include "kiln/error.h"
 
 namespace kiln::backend::cuda {
-namespace {
 
-using ir::elementwise::Pattern;
-
-// The storage type of a dtype in generated code (the op formulas' T).
-const char* StorageType(DType d) {
+const char* CudaTypeName(DType d) {
   switch (d) {
     case DType::kFloat32: return "float";
     case DType::kFloat64: return "double";
@@ -27,9 +23,11 @@ const char* StorageType(DType d) {
     case DType::kUInt64: return "uint64_t";
     case DType::kBool: return "bool";
     default:
-      throw Error(ErrorCode::kInvalidArgument, fmt::format("dtype {} has no GPU elementwise kernels", DTypeName(d)));
+      throw Error(ErrorCode::kInvalidArgument, fmt::format("dtype {} has no GPU kernels", DTypeName(d)));
   }
 }
+
+namespace {
 
 // Device definitions of the float16 conversions that kiln/half.h declares (the host ones are
 // software; the GPU converts in one instruction, with the same round-to-nearest-even).
@@ -51,20 +49,17 @@ float Half::ToFloat(uint16_t bits) {
 
 namespace ew = kiln::ir::elementwise;
 
-struct KilnEltwiseDims {
-  long long n;
-  int rank;
-  long long dims[8];
-};
 )";
 
 }  // namespace
+
+const char* KernelPrologue() { return kPrologue; }
 
 DType EltwiseProgram::ValueDType(int v) const {
   const int num_inputs = static_cast<int>(inputs.size());
   if (v < 0 || v >= num_inputs + static_cast<int>(steps.size()))
     throw Error(ErrorCode::kInternal, fmt::format("elementwise program: value {} does not exist", v));
-  if (v < num_inputs) return inputs[static_cast<size_t>(v)];
+  if (v < num_inputs) return inputs[static_cast<size_t>(v)];  // also the output of a copy (no steps)
   const EltwiseStep& s = steps[static_cast<size_t>(v - num_inputs)];
   const DType in = ValueDType(s.args.at(0));
   if (!ir::InClass(in, s.op->types))
@@ -74,8 +69,8 @@ DType EltwiseProgram::ValueDType(int v) const {
 
 std::string GenerateEltwiseSource(const EltwiseProgram& program) {
   const size_t num_inputs = program.inputs.size();
-  if (num_inputs == 0 || program.steps.empty())
-    throw Error(ErrorCode::kInternal, "an elementwise program needs inputs and steps");
+  if (num_inputs == 0 || (program.steps.empty() && num_inputs != 1))
+    throw Error(ErrorCode::kInternal, "an elementwise program needs inputs, and steps unless it copies one input");
   for (size_t i = 0; i < program.steps.size(); ++i) {
     const EltwiseStep& s = program.steps[i];
     if (!s.op || static_cast<int>(s.args.size()) != ir::elementwise::Arity(s.op->pattern))
@@ -95,26 +90,32 @@ std::string GenerateEltwiseSource(const EltwiseProgram& program) {
   for (size_t i = 0; i < num_inputs; ++i) body += fmt::format("        o{0} += c * Index(strides[{0}][d]);\n", i);
   body += "      }\n    }\n";
   for (size_t i = 0; i < num_inputs; ++i)
-    body += fmt::format("    const auto v{0} = ew::Load<{1}>(in{0}[o{0}]);\n", i, StorageType(program.inputs[i]));
+    body += fmt::format("    const auto v{0} = ew::Load<{1}>(in{0}[o{0}]);\n", i, CudaTypeName(program.inputs[i]));
   for (size_t i = 0; i < program.steps.size(); ++i) {
     const EltwiseStep& s = program.steps[i];
     const int v = static_cast<int>(num_inputs + i);
-    const char* t = StorageType(program.ValueDType(s.args[0]));
+    const char* t = CudaTypeName(program.ValueDType(s.args[0]));
     std::string args;
     for (int a : s.args) args += fmt::format("v{}, ", a);
     body += fmt::format("    ew::State s{0};\n    s{0}.param = {1:.17g};\n", v, s.param);
     body += fmt::format("    const auto v{0} = ew::{1}::Apply<{2}>({3}s{0});\n", v, s.op->name, t, args);
   }
   const int last = static_cast<int>(num_inputs + program.steps.size()) - 1;
-  body += fmt::format("    out[i] = ew::Store<{}>(v{});\n", StorageType(out_dtype), last);
+  body += fmt::format("    out[i] = ew::Store<{}>(v{});\n", CudaTypeName(out_dtype), last);
 
   std::string params;
   for (size_t i = 0; i < num_inputs; ++i)
-    params += fmt::format(", const {}* __restrict__ in{}", StorageType(program.inputs[i]), i);
-  params += fmt::format(", {}* __restrict__ out", StorageType(out_dtype));
+    params += fmt::format(", const {}* __restrict__ in{}", CudaTypeName(program.inputs[i]), i);
+  params += fmt::format(", {}* __restrict__ out", CudaTypeName(out_dtype));
 
   std::string source = kPrologue;
   source += fmt::format(R"(
+struct KilnEltwiseDims {{
+  long long n;
+  int rank;
+  long long dims[8];
+}};
+
 template <typename Index>
 __device__ __forceinline__ void KilnEltwise(const KilnEltwiseDims& p, const long long (&strides)[{0}][8]{1}) {{
   const Index n = Index(p.n);

@@ -41,6 +41,14 @@ struct EltwiseDims {
 inline constexpr const char* kEltwiseKernel32 = "kiln_eltwise_i32";
 inline constexpr const char* kEltwiseKernel64 = "kiln_eltwise_i64";
 
+// The type generated code stores `dtype` as (the op formulas' T): "float", "kiln::Half", ...
+// kInvalidArgument for dtypes without GPU kernels (strings, complex).
+const char* CudaTypeName(DType dtype);
+
+// What every generated source starts with: the op formulas (ir/ops/elementwise_*_ops.h), the
+// device float16 conversions, `namespace ew = kiln::ir::elementwise`.
+const char* KernelPrologue();
+
 // The CUDA C++ source of `program`'s kernels. Their parameters: a struct of the output's
 // collapsed dims (EltwiseDims layout) followed by long long strides[num_inputs][8] (elements,
 // 0 where an input broadcasts), then one pointer per input and the output pointer.

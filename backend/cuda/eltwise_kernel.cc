@@ -1,7 +1,5 @@
 #include "backend/cuda/eltwise_kernel.h"
 
-#include <map>
-#include <mutex>
 #include <vector>
 
 #include <fmt/format.h>
@@ -11,29 +9,38 @@
 namespace kiln::backend::cuda {
 namespace {
 
-// One compiled module per (source, architecture) in the process: models repeat the same
-// elementwise pattern (every residual block's Add + Relu).
-std::shared_ptr<const CudaModule> CompiledModule(const std::string& source, GpuArch arch) {
-  static std::mutex mutex;
-  static std::map<std::string, std::weak_ptr<const CudaModule>> cache;
-  const std::string key = arch.Name() + "\n" + source;
-  std::lock_guard<std::mutex> lock(mutex);
-  if (auto module = cache[key].lock()) return module;
-  auto module = std::make_shared<const CudaModule>(CompileToCubin(source, "kiln_eltwise", arch));
-  cache[key] = module;
-  return module;
+using Walk = EltwiseWalk;
+
+// Drops dims of size 1 and merges neighbouring dims that every input walks contiguously
+// together, so the common cases index with one or two dims.
+Walk Merge(const Walk& full) {
+  const size_t k = full.strides.size();
+  Walk w;
+  w.strides.resize(k);
+  for (size_t d = 0; d < full.dims.size(); ++d) {
+    if (full.dims[d] == 1) continue;
+    bool merge = !w.dims.empty();
+    for (size_t i = 0; merge && i < k; ++i) merge = w.strides[i].back() == full.strides[i][d] * full.dims[d];
+    if (merge) {
+      w.dims.back() *= full.dims[d];
+      for (size_t i = 0; i < k; ++i) w.strides[i].back() = full.strides[i][d];
+    } else {
+      w.dims.push_back(full.dims[d]);
+      for (size_t i = 0; i < k; ++i) w.strides[i].push_back(full.strides[i][d]);
+    }
+  }
+  if (w.dims.empty()) {
+    w.dims.push_back(1);
+    for (size_t i = 0; i < k; ++i) w.strides[i].push_back(0);
+  }
+  return w;
 }
 
-// Output dims and per-input element strides (0 where an input broadcasts), with dims of size 1
-// dropped and neighbouring dims merged where every input walks them contiguously together.
-struct Walk {
-  std::vector<long long> dims;
-  std::vector<std::vector<long long>> strides;  // [input][dim]
-};
-
-Walk Collapse(std::span<const Tensor> inputs, const Shape& out) {
+Walk Broadcast(std::span<const Tensor> inputs, const Shape& out) {
   const size_t k = inputs.size(), r = out.size();
-  std::vector<std::vector<int64_t>> full(k, std::vector<int64_t>(r, 0));
+  Walk full;
+  full.dims.assign(out.begin(), out.end());
+  full.strides.assign(k, std::vector<long long>(r, 0));
   for (size_t i = 0; i < k; ++i) {
     const Shape& s = inputs[i].shape();
     if (s.size() > r)
@@ -46,30 +53,12 @@ Walk Collapse(std::span<const Tensor> inputs, const Shape& out) {
         if (s[d] != out[offset + d])
           throw Error(ErrorCode::kInvalidArgument, fmt::format("elementwise input {} of shape {} does not broadcast into {}", i,
                                                                ShapeToString(s), ShapeToString(out)));
-        full[i][offset + d] = stride;
+        full.strides[i][offset + d] = stride;
       }
       stride *= s[d];
     }
   }
-  Walk w;
-  w.strides.resize(k);
-  for (size_t d = 0; d < r; ++d) {
-    if (out[d] == 1) continue;
-    bool merge = !w.dims.empty();
-    for (size_t i = 0; merge && i < k; ++i) merge = w.strides[i].back() == full[i][d] * out[d];
-    if (merge) {
-      w.dims.back() *= out[d];
-      for (size_t i = 0; i < k; ++i) w.strides[i].back() = full[i][d];
-    } else {
-      w.dims.push_back(out[d]);
-      for (size_t i = 0; i < k; ++i) w.strides[i].push_back(full[i][d]);
-    }
-  }
-  if (w.dims.empty()) {
-    w.dims.push_back(1);
-    for (size_t i = 0; i < k; ++i) w.strides[i].push_back(0);
-  }
-  return w;
+  return Merge(full);
 }
 
 int MultiprocessorCount() {
@@ -82,20 +71,39 @@ int MultiprocessorCount() {
 }  // namespace
 
 EltwiseKernel::EltwiseKernel(EltwiseProgram program, GpuArch arch)
-    : program_(std::move(program)), source_(GenerateEltwiseSource(program_)), module_(CompiledModule(source_, arch)) {
+    : program_(std::move(program)), source_(GenerateEltwiseSource(program_)), module_(CompiledModule(source_, "kiln_eltwise", arch)) {
   kernel32_ = module_->Kernel(kEltwiseKernel32);
   kernel64_ = module_->Kernel(kEltwiseKernel64);
 }
 
 void EltwiseKernel::Launch(std::span<const Tensor> inputs, Tensor& out, cudaStream_t stream) const {
+  if (inputs.size() != program_.inputs.size())
+    throw Error(ErrorCode::kInternal, fmt::format("elementwise kernel: {} inputs for a program of {}", inputs.size(), program_.inputs.size()));
+  if (out.num_elements() == 0) return;
+  std::vector<const void*> pointers;
+  for (const Tensor& t : inputs) pointers.push_back(t.raw_data());
+  Run(Broadcast(inputs, out.shape()), pointers, out, stream);
+}
+
+void EltwiseKernel::LaunchPermuted(const Tensor& in, std::span<const int64_t> perm, Tensor& out, cudaStream_t stream) const {
+  if (program_.inputs.size() != 1 || perm.size() != static_cast<size_t>(in.rank()) || out.rank() != in.rank())
+    throw Error(ErrorCode::kInternal, "elementwise kernel: a permuted launch needs one input and a full permutation");
+  if (out.num_elements() == 0) return;
+  std::vector<long long> in_strides(static_cast<size_t>(in.rank()), 1);
+  for (int d = in.rank() - 1; d > 0; --d) in_strides[static_cast<size_t>(d - 1)] = in_strides[static_cast<size_t>(d)] * in.dim(d);
+  Walk full;
+  full.dims.assign(out.shape().begin(), out.shape().end());
+  full.strides.resize(1);
+  for (int64_t p : perm) full.strides[0].push_back(in_strides.at(static_cast<size_t>(p)));
+  const void* pointer = in.raw_data();
+  Run(Merge(full), {&pointer, 1}, out, stream);
+}
+
+void EltwiseKernel::Run(const Walk& w, std::span<const void* const> inputs, Tensor& out, cudaStream_t stream) const {
   const size_t k = program_.inputs.size();
-  if (inputs.size() != k)
-    throw Error(ErrorCode::kInternal, fmt::format("elementwise kernel: {} inputs for a program of {}", inputs.size(), k));
   const int64_t n = out.num_elements();
-  if (n == 0) return;
-  const Walk w = Collapse(inputs, out.shape());
   if (w.dims.size() > static_cast<size_t>(kMaxEltwiseRank))
-    throw Error(ErrorCode::kUnimplemented, fmt::format("elementwise kernel: {} broadcast dims after merging (at most {})",
+    throw Error(ErrorCode::kUnimplemented, fmt::format("elementwise kernel: {} dims after merging (at most {})",
                                                        w.dims.size(), kMaxEltwiseRank));
   EltwiseDims dims;
   dims.n = n;
@@ -104,9 +112,8 @@ void EltwiseKernel::Launch(std::span<const Tensor> inputs, Tensor& out, cudaStre
   std::vector<long long> strides(k * kMaxEltwiseRank, 0);
   for (size_t i = 0; i < k; ++i)
     for (size_t d = 0; d < w.dims.size(); ++d) strides[i * kMaxEltwiseRank + d] = w.strides[i][d];
-  std::vector<const void*> pointers(k + 1);
-  for (size_t i = 0; i < k; ++i) pointers[i] = inputs[i].raw_data();
-  pointers[k] = out.raw_data();
+  std::vector<const void*> pointers(inputs.begin(), inputs.end());
+  pointers.push_back(out.raw_data());
   std::vector<void*> args = {&dims, strides.data()};
   for (const void*& p : pointers) args.push_back(&p);
 

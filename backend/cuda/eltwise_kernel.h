@@ -8,12 +8,19 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "backend/cuda/eltwise_codegen.h"
 #include "backend/cuda/nvrtc_compiler.h"
 #include "kiln/tensor.h"
 
 namespace kiln::backend::cuda {
+
+// The output's dims and each input's element stride along them (0 where it broadcasts).
+struct EltwiseWalk {
+  std::vector<long long> dims;
+  std::vector<std::vector<long long>> strides;  // [input][dim]
+};
 
 class EltwiseKernel {
  public:
@@ -26,8 +33,13 @@ class EltwiseKernel {
   // a device tensor of the program's output dtype. kInvalidArgument for shapes that do not
   // broadcast; kUnimplemented beyond kMaxEltwiseRank dims after merging.
   void Launch(std::span<const Tensor> inputs, Tensor& out, cudaStream_t stream) const;
+  // One-input programs: out[i_0, ..., i_r] = f(in[j]) where input dim perm[d] is output dim d
+  // (Transpose, with the identity program).
+  void LaunchPermuted(const Tensor& in, std::span<const int64_t> perm, Tensor& out, cudaStream_t stream) const;
 
  private:
+  void Run(const EltwiseWalk& walk, std::span<const void* const> inputs, Tensor& out, cudaStream_t stream) const;
+
   EltwiseProgram program_;
   std::string source_;
   std::shared_ptr<const CudaModule> module_;

@@ -2,7 +2,9 @@
 
 #include <nvrtc.h>
 
+#include <map>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include <fmt/format.h>
@@ -92,6 +94,17 @@ cudaKernel_t CudaModule::Kernel(const char* name) const {
     throw Error(ErrorCode::kInternal, fmt::format("the compiled module has no kernel '{}': {}", name, cudaGetErrorString(status)));
   }
   return kernel;
+}
+
+std::shared_ptr<const CudaModule> CompiledModule(const std::string& source, const std::string& name, GpuArch arch) {
+  static std::mutex mutex;
+  static std::map<std::string, std::weak_ptr<const CudaModule>> cache;
+  const std::string key = arch.Name() + "\n" + source;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (auto module = cache[key].lock()) return module;
+  auto module = std::make_shared<const CudaModule>(CompileToCubin(source, name, arch));
+  cache[key] = module;
+  return module;
 }
 
 }  // namespace kiln::backend::cuda

@@ -5,6 +5,7 @@
 
 #include <cuda_runtime.h>
 
+#include <memory>
 #include <string>
 
 namespace kiln::backend::cuda {
@@ -35,5 +36,13 @@ class CudaModule {
  private:
   cudaLibrary_t library_ = nullptr;
 };
+
+}  // namespace kiln::backend::cuda
+
+namespace kiln::backend::cuda {
+
+// CompileToCubin + CudaModule, once per (source, architecture) in the process: models repeat the
+// same kernels (every residual block's Add + Relu).
+std::shared_ptr<const CudaModule> CompiledModule(const std::string& source, const std::string& name, GpuArch arch);
 
 }  // namespace kiln::backend::cuda

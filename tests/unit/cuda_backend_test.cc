@@ -15,6 +15,7 @@
 #include "backend/cuda/cuda_engine.h"
 #include "backend/cuda/eltwise_codegen.h"
 #include "backend/cuda/nvrtc_compiler.h"
+#include "backend/cuda/row_kernel.h"
 #include "ir/dtype_class.h"
 #include "ir/ops/elementwise_ops.h"
 #include "kiln/half.h"
@@ -73,10 +74,25 @@ TEST(CudaCodegen, EveryElementwiseOpCompilesForEveryDType) {
   EXPECT_GT(ops, 150);  // the table has ~70 ops; most accept several dtypes
 }
 
+TEST(CudaCodegen, RowKernelsCompileForEveryFloatDType) {
+  int compiled = 0;
+  for (const char* op : {"ReduceSum", "ReduceMean", "ReduceProd", "ReduceMax", "ReduceMin", "ReduceEuclideanNorm", "Softmax", "LogSoftmax"})
+    for (DType dtype : {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kFloat64}) {
+      try {
+        EXPECT_FALSE(backend::cuda::CompileToCubin(backend::cuda::RowKernelSource(op, dtype), op, {9, 0}).empty());
+        ++compiled;
+      } catch (const Error& e) {
+        ADD_FAILURE() << op << " " << DTypeName(dtype) << ": " << e.what();
+      }
+    }
+  EXPECT_EQ(compiled, 32);
+}
+
 TEST(CudaCodegen, RefusesMalformedPrograms) {
   backend::cuda::EltwiseProgram p;
+  testutil::ExpectError([&] { backend::cuda::GenerateEltwiseSource(p); }, ErrorCode::kInternal, {"needs inputs"});
   p.inputs = {DType::kFloat32};
-  testutil::ExpectError([&] { backend::cuda::GenerateEltwiseSource(p); }, ErrorCode::kInternal, {"needs inputs and steps"});
+  EXPECT_NO_THROW(backend::cuda::GenerateEltwiseSource(p));  // a copy
   p.steps.push_back({ew::FindOp("Add"), {0, 1}, 0});
   testutil::ExpectError([&] { backend::cuda::GenerateEltwiseSource(p); }, ErrorCode::kInternal, {"step 0 reads value 1"});
   p.steps[0] = {ew::FindOp("Exp"), {0}, 0};
@@ -283,6 +299,69 @@ INSTANTIATE_TEST_SUITE_P(
                       MatMulCase{"batched_adj", {6, 32, 9}, {6, 8, 32}, true, true, false, true},
                       MatMulCase{"fp64", {7, 16}, {16, 5}, false, false, false, false, DType::kFloat64}),
     [](const ::testing::TestParamInfo<MatMulCase>& info) { return info.param.name; });
+
+struct RowCase {
+  std::string name, op;
+  Shape shape;
+  std::vector<int64_t> axes;  // Softmax: {axis}
+  bool keep_dims = false;
+  DType dtype = DType::kFloat32;
+};
+
+void PrintTo(const RowCase& c, std::ostream* os) { *os << c.name; }
+
+class CudaRows : public ::testing::TestWithParam<RowCase> {};
+
+TEST_P(CudaRows, MatchesReference) {
+  SKIP_WITHOUT_GPU();
+  const RowCase& rc = GetParam();
+  Builder b;
+  const ir::ValueId x = b.Input("x", std::vector<ir::Dim>(rc.shape.begin(), rc.shape.end()), rc.dtype);
+  ir::ValueId y;
+  if (rc.op == "Softmax" || rc.op == "LogSoftmax") {
+    ir::AttrMap a;
+    a.Set("axis", rc.axes.at(0));
+    y = b.Op(rc.op, "row", {x}, a);
+  } else {
+    ir::AttrMap a;
+    a.Set("keep_dims", rc.keep_dims);
+    const Tensor axes = Tensor::FromVector<int64_t>(DType::kInt64, {static_cast<int64_t>(rc.axes.size())}, rc.axes);
+    y = b.Op(rc.op, "row", {x, b.Const("axes", axes)}, a);
+  }
+  b.Output("y", y);
+  auto engine = CheckOnGpu(b, {RandomTensor(rc.dtype, rc.shape, 51)}, rc.name);
+  ASSERT_TRUE(engine);
+  EXPECT_EQ(dynamic_cast<const CudaEngine&>(*engine).steps().at(0).kernel, "nvrtc row");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, CudaRows,
+    ::testing::Values(RowCase{"softmax_last", "Softmax", {6, 3, 77}, {-1}}, RowCase{"softmax_long_rows", "Softmax", {4, 5000}, {1}},
+                      RowCase{"softmax_middle", "Softmax", {2, 9, 13}, {1}}, RowCase{"log_softmax", "LogSoftmax", {5, 33}, {-1}},
+                      RowCase{"softmax_f16", "Softmax", {8, 130}, {-1}, false, DType::kFloat16},
+                      RowCase{"mean_spatial_nhwc", "ReduceMean", {2, 7, 7, 64}, {1, 2}},
+                      RowCase{"mean_last_keep", "ReduceMean", {3, 4, 300}, {-1}, true},
+                      RowCase{"sum_all", "ReduceSum", {5, 6, 7}, {0, 1, 2}}, RowCase{"max_first", "ReduceMax", {9, 5, 4}, {0}},
+                      RowCase{"min_middle", "ReduceMin", {3, 8, 5}, {1}}, RowCase{"prod_last", "ReduceProd", {4, 6}, {1}},
+                      RowCase{"norm_last", "ReduceEuclideanNorm", {4, 50}, {1}},
+                      RowCase{"mean_bf16", "ReduceMean", {16, 256}, {1}, false, DType::kBFloat16},
+                      RowCase{"sum_f64", "ReduceSum", {16, 100}, {1}, false, DType::kFloat64}),
+    [](const ::testing::TestParamInfo<RowCase>& info) { return info.param.name; });
+
+TEST(CudaBackendGpu, TransposeAndConcat) {
+  SKIP_WITHOUT_GPU();
+  for (DType dtype : {DType::kFloat32, DType::kFloat16, DType::kInt64, DType::kBool}) {
+    Builder b;
+    const ir::ValueId x = b.Input("x", {2, 3, 4, 5}, dtype);
+    const ir::ValueId z = b.Input("z", {2, 3, 1, 5}, dtype);
+    const ir::ValueId t = b.Op("Transpose", "t", {x, b.Const("perm", Tensor::FromVector<int64_t>(DType::kInt64, {4}, {0, 2, 3, 1}))});
+    b.Output("t", t);
+    b.Output("c", b.Op("Concat", "c", {x, z, x, b.Const("axis", Tensor::Scalar<int32_t>(DType::kInt32, -2))}));
+    auto engine = CheckOnGpu(b, {RandomTensor(dtype, {2, 3, 4, 5}, 61), RandomTensor(dtype, {2, 3, 1, 5}, 62)},
+                             fmt::format("transpose/concat {}", DTypeName(dtype)));
+    ASSERT_TRUE(engine);
+  }
+}
 
 TEST(CudaBackendGpu, ViewsAndDynamicShapesAndInPlaceOutputs) {
   SKIP_WITHOUT_GPU();

@@ -1,0 +1,214 @@
+#include "backend/cuda/row_kernel.h"
+
+#include <algorithm>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/eltwise_codegen.h"
+
+namespace kiln::backend::cuda {
+namespace {
+
+// Kernel kinds, as the generated source numbers them.
+int KindOf(const std::string& op) {
+  static const std::vector<std::string> kinds = {"ReduceSum", "ReduceMean", "ReduceProd",  "ReduceMax",
+                                                 "ReduceMin", "ReduceEuclideanNorm", "Softmax", "LogSoftmax"};
+  auto it = std::find(kinds.begin(), kinds.end(), op);
+  return it == kinds.end() ? -1 : static_cast<int>(it - kinds.begin());
+}
+
+bool FloatDType(DType d) { return d == DType::kFloat32 || d == DType::kFloat16 || d == DType::kBFloat16 || d == DType::kFloat64; }
+
+// Body shared by both kernels: T (storage), A (accumulation), kKind; Init/Step/Finish reduce.
+constexpr const char* kRowSource = R"(
+typedef __KILN_T__ T;
+typedef __KILN_A__ A;
+constexpr int kKind = __KILN_KIND__;
+constexpr bool kSoftmax = kKind >= 6;
+
+__device__ __forceinline__ A Inf() {
+  if (sizeof(A) == 8) return A(__longlong_as_double(0x7ff0000000000000LL));
+  return A(__int_as_float(0x7f800000));
+}
+__device__ __forceinline__ A LoadA(const T& v) { return A(ew::Load<T>(v)); }
+__device__ __forceinline__ T StoreA(A v) { return ew::Store<T>(static_cast<ew::ComputeT<T>>(v)); }
+
+__device__ __forceinline__ A Init() {
+  if (kKind == 2) return A(1);
+  if (kKind == 3) return -Inf();
+  if (kKind == 4) return Inf();
+  return A(0);
+}
+__device__ __forceinline__ A Combine(A a, A v) {
+  switch (kKind) {
+    case 2: return a * v;
+    case 3: return (v != v || a != a) ? (a != a ? a : v) : (v > a ? v : a);  // NaN propagates
+    case 4: return (v != v || a != a) ? (a != a ? a : v) : (v < a ? v : a);
+    case 5: return a + v * v;
+    default: return a + v;
+  }
+}
+__device__ __forceinline__ A Finish(A a, long long n) {
+  if (kKind == 1) return a / A(n);
+  if (kKind == 5) return sqrt(a);
+  return a;
+}
+__device__ __forceinline__ A CombineMax(A a, A v) { return (v != v || a != a) ? (a != a ? a : v) : (v > a ? v : a); }
+
+// Reduces `v` across the block (blockDim.x a multiple of 32, at most 1024) with `op`.
+template <typename Op>
+__device__ A BlockReduce(A v, Op op) {
+  __shared__ A partial[32];
+  for (int o = 16; o > 0; o /= 2) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  __syncthreads();
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  const int warps = blockDim.x / 32;
+  v = threadIdx.x < warps ? partial[threadIdx.x] : partial[0];
+  if (warp == 0)
+    for (int o = 16; o > 0; o /= 2) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
+  if (threadIdx.x == 0) partial[0] = v;
+  __syncthreads();
+  return partial[0];
+}
+
+// inner == 1: one block per row of n contiguous elements.
+extern "C" __global__ void kiln_rows(const T* __restrict__ in, T* __restrict__ out, long long outer, long long n) {
+  for (long long r = blockIdx.x; r < outer; r += gridDim.x) {
+    const T* x = in + r * n;
+    if (!kSoftmax) {
+      A a = Init();
+      for (long long j = threadIdx.x; j < n; j += blockDim.x) a = Combine(a, LoadA(x[j]));
+      a = BlockReduce(a, [](A p, A q) { return Combine(p, q); });
+      if (threadIdx.x == 0) out[r] = StoreA(Finish(a, n));
+    } else {
+      A m = -Inf();
+      for (long long j = threadIdx.x; j < n; j += blockDim.x) m = CombineMax(m, LoadA(x[j]));
+      m = BlockReduce(m, [](A p, A q) { return CombineMax(p, q); });
+      A s = A(0);
+      for (long long j = threadIdx.x; j < n; j += blockDim.x) s += exp(LoadA(x[j]) - m);
+      s = BlockReduce(s, [](A p, A q) { return p + q; });
+      T* y = out + r * n;
+      if (kKind == 6) {
+        for (long long j = threadIdx.x; j < n; j += blockDim.x) y[j] = StoreA(exp(LoadA(x[j]) - m) / s);
+      } else {
+        const A ls = log(s);
+        for (long long j = threadIdx.x; j < n; j += blockDim.x) y[j] = StoreA(LoadA(x[j]) - m - ls);
+      }
+    }
+  }
+}
+
+// inner > 1: one thread per (outer, inner) column, walking n with stride inner.
+extern "C" __global__ void kiln_columns(const T* __restrict__ in, T* __restrict__ out, long long outer, long long n,
+                                        long long inner) {
+  const long long columns = outer * inner;
+  for (long long c = blockIdx.x * (long long)blockDim.x + threadIdx.x; c < columns; c += (long long)gridDim.x * blockDim.x) {
+    const long long o = c / inner, i = c - o * inner;
+    const T* x = in + o * n * inner + i;
+    if (!kSoftmax) {
+      A a = Init();
+      for (long long j = 0; j < n; ++j) a = Combine(a, LoadA(x[j * inner]));
+      out[c] = StoreA(Finish(a, n));
+    } else {
+      A m = -Inf();
+      for (long long j = 0; j < n; ++j) m = CombineMax(m, LoadA(x[j * inner]));
+      A s = A(0);
+      for (long long j = 0; j < n; ++j) s += exp(LoadA(x[j * inner]) - m);
+      T* y = out + o * n * inner + i;
+      const A ls = log(s);
+      for (long long j = 0; j < n; ++j)
+        y[j * inner] = kKind == 6 ? StoreA(exp(LoadA(x[j * inner]) - m) / s) : StoreA(LoadA(x[j * inner]) - m - ls);
+    }
+  }
+}
+)";
+
+std::string Replace(std::string s, const std::string& from, const std::string& to) {
+  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) s.replace(at, from.size(), to);
+  return s;
+}
+
+// The reduced axes of a node, normalized to [0, rank): kInvalidArgument when out of range.
+std::vector<int64_t> ReducedAxes(const std::string& op, const std::vector<int64_t>& axes, int rank) {
+  std::set<int64_t> set;
+  for (int64_t a : axes) {
+    const int64_t n = a < 0 ? a + rank : a;
+    if (n < 0 || n >= rank) throw Error(ErrorCode::kInvalidArgument, fmt::format("{}: axis {} is out of range for rank {}", op, a, rank));
+    set.insert(n);
+  }
+  return {set.begin(), set.end()};
+}
+
+std::vector<int64_t> NodeAxes(const ir::Graph& graph, const ir::Node& node) {
+  if (node.op == "Softmax" || node.op == "LogSoftmax") return {node.attrs.GetOr<int64_t>("axis", -1)};
+  const Tensor* axes = graph.ConstantOf(node.inputs.at(1));
+  if (!axes) throw Error(ErrorCode::kInvalidArgument, fmt::format("node '{}' ({}): the axes are not constant", node.name, node.op));
+  return axes->ToInt64Vector();
+}
+
+}  // namespace
+
+bool IsRowOp(const std::string& op) { return KindOf(op) >= 0; }
+
+std::optional<std::string> RowOpUnsupported(const ir::Graph& graph, const ir::Node& node) {
+  const DType dtype = graph.value(node.inputs[0]).dtype;
+  if (!FloatDType(dtype)) return fmt::format("GPU reductions take floating-point dtypes, not {}", DTypeName(dtype));
+  const ir::SymShape& shape = graph.value(node.inputs[0]).shape;
+  if (!shape.rank_known) return "the input rank is unknown";
+  if (node.inputs.size() > 1 && !graph.ConstantOf(node.inputs[1])) return "the reduction axes are computed";
+  std::vector<int64_t> axes;
+  try {
+    axes = ReducedAxes(node.op, NodeAxes(graph, node), shape.rank());
+  } catch (const Error& e) {
+    return e.what();
+  }
+  if (axes.empty()) return "no reduction axes";
+  if (axes.back() - axes.front() + 1 != static_cast<int64_t>(axes.size())) return "the reduced axes are not one contiguous range";
+  return std::nullopt;
+}
+
+std::string RowKernelSource(const std::string& op, DType dtype) {
+  if (!IsRowOp(op) || !FloatDType(dtype))
+    throw Error(ErrorCode::kInternal, fmt::format("no row kernel for {} on {}", op, DTypeName(dtype)));
+  std::string body = Replace(kRowSource, "__KILN_T__", CudaTypeName(dtype));
+  body = Replace(body, "__KILN_A__", dtype == DType::kFloat64 ? "double" : "float");
+  body = Replace(body, "__KILN_KIND__", std::to_string(KindOf(op)));
+  return KernelPrologue() + body;
+}
+
+RowKernel::RowKernel(const ir::Graph& graph, const ir::Node& node, GpuArch arch) : op_(node.op), axes_(NodeAxes(graph, node)) {
+  module_ = CompiledModule(RowKernelSource(op_, graph.value(node.inputs[0]).dtype), "kiln_" + op_, arch);
+  rows_ = module_->Kernel("kiln_rows");
+  columns_ = module_->Kernel("kiln_columns");
+}
+
+void RowKernel::Launch(const Tensor& in, Tensor& out, cudaStream_t stream) const {
+  const std::vector<int64_t> axes = ReducedAxes(op_, axes_, in.rank());
+  long long outer = 1, n = 1, inner = 1;
+  for (int d = 0; d < in.rank(); ++d) {
+    if (d < axes.front()) outer *= in.dim(d);
+    else if (d <= axes.back()) n *= in.dim(d);
+    else inner *= in.dim(d);
+  }
+  if (out.num_elements() == 0) return;
+  const void* x = in.raw_data();
+  void* y = out.raw_data();
+  if (inner == 1) {
+    void* args[] = {&x, &y, &outer, &n};
+    const unsigned blocks = static_cast<unsigned>(std::min<long long>(outer, 65535LL * 32));
+    const unsigned threads = n >= 1024 ? 1024 : n > 256 ? 256 : 128;
+    Check(cudaLaunchKernel(reinterpret_cast<const void*>(rows_), dim3(blocks), dim3(threads), args, 0, stream), "cudaLaunchKernel (rows)");
+  } else {
+    void* args[] = {&x, &y, &outer, &n, &inner};
+    const long long columns = outer * inner;
+    const unsigned blocks = static_cast<unsigned>(std::min<long long>((columns + 255) / 256, 65535LL * 32));
+    Check(cudaLaunchKernel(reinterpret_cast<const void*>(columns_), dim3(blocks), dim3(256), args, 0, stream),
+          "cudaLaunchKernel (columns)");
+  }
+}
+
+}  // namespace kiln::backend::cuda
