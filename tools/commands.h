@@ -65,6 +65,7 @@ struct BenchOptions {
   int threads = 1;              // concurrent callers of Signature::Run
   bool native = false;          // do not convert an unconverted SavedModel
   std::string precision = "FP32";
+  std::string device = "cpu";   // engine backend of the in-memory conversion
   uint64_t seed = 0;
   bool json = false;
 };

@@ -87,6 +87,7 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--threads", bench.threads, "Concurrent callers of Signature::Run on one model")->capture_default_str();
   bench_cmd->add_flag("--native", bench.native, "Unconverted SavedModel: bench the reference executor, do not convert");
   bench_cmd->add_option("--precision", bench.precision, "Precision of the in-memory conversion")->capture_default_str();
+  bench_cmd->add_option("--device", bench.device, "Engine backend of the in-memory conversion (cpu, cuda)")->capture_default_str();
   bench_cmd->add_option("--seed", bench.seed, "Seed for random inputs")->capture_default_str();
   bench_cmd->add_flag("--json", bench.json, "JSON summary on stdout (progress on stderr)");
 

@@ -40,14 +40,20 @@ echo "== unit tests that need a GPU"
 if grep -q "SKIPPED" "$out/gpu_unit_tests.log"; then
   echo "GPU unit tests were skipped on a GPU machine: failing"; status=1
 fi
-echo "== the demo model converted for the GPU against the CPU"
-work=$(mktemp -d)
-kiln="$bundle/bin/kiln"
-demo="$bundle/src/models/demo"
-if "$kiln" run "$demo" --batch-size 4 --seed 7 --output-dir "$work/cpu" > "$work/cpu.log" 2>&1 &&
-   "$kiln" convert "$demo" "$work/gpu_model" --device cuda --build-shapes image:4x28x28x1 2>&1 | tail -3 &&
-   "$kiln" run "$work/gpu_model" --batch-size 4 --seed 7 --output-dir "$work/gpu" 2>&1 | tail -2; then
-  "$kiln" summary "$work/gpu_model" 2>&1 | head -40
+# Each model: random inputs (same seed) through the CPU and through a conversion for the GPU;
+# the outputs must agree to FP32 precision; then what ran where, and a short timing of each.
+check_model() {  # name, dir, run args...
+  local name=$1 dir=$2; shift 2
+  local work; work=$(mktemp -d)
+  echo "== $name: converted for the GPU against the CPU"
+  if ! "$kiln" run "$dir" "$@" --seed 7 --output-dir "$work/cpu" > "$work/cpu.log" 2>&1; then
+    echo "$name: CPU run FAILED"; tail -5 "$work/cpu.log"; status=1; return
+  fi
+  if ! "$kiln" convert "$dir" "$work/gpu_model" --device cuda > "$work/convert.log" 2>&1 ||
+     ! "$kiln" run "$work/gpu_model" "$@" --seed 7 --output-dir "$work/gpu" > "$work/gpu.log" 2>&1; then
+    echo "$name: GPU conversion or run FAILED"; tail -5 "$work/convert.log" "$work/gpu.log"; status=1; return
+  fi
+  "$kiln" summary "$work/gpu_model" 2>&1 | grep -E "^\[\*\]|^ +[0-9]+ +[A-Za-z]" | head -20
   python3 - "$work/cpu" "$work/gpu" <<'PY' || status=1
 import sys, os, numpy as np
 cpu, gpu = sys.argv[1], sys.argv[2]
@@ -56,12 +62,22 @@ for f in sorted(os.listdir(cpu)):
     a, b = np.load(os.path.join(cpu, f)).astype(np.float64), np.load(os.path.join(gpu, f)).astype(np.float64)
     err = np.linalg.norm(b - a) / max(np.linalg.norm(a), 1e-30)
     worst = max(worst, err)
-    print("%s: shape %s, relative L2 GPU vs CPU %.2e" % (f, a.shape, err))
+    print("  %s: shape %s, relative L2 GPU vs CPU %.2e" % (f, a.shape, err))
+print("  %s" % ("agree" if worst <= 1e-5 else "DISAGREE (bound 1e-5)"))
 sys.exit(0 if worst <= 1e-5 else 1)
 PY
-else
-  echo "demo model on the GPU: FAILED"; cat "$work/cpu.log"; status=1
-fi
+  for device in cuda cpu; do
+    "$kiln" bench "$dir" --device $device "$@" --warmup 5 --duration 3 2>/dev/null |
+      grep -E "throughput|latency|engine runs" | sed "s/^/  [$device] /"
+  done
+}
+
+kiln="$bundle/bin/kiln"
+check_model demo "$bundle/src/models/demo" --batch-size 4
+for m in "$bundle"/models/*/; do
+  [ -d "$m" ] || continue
+  check_model "$(basename "$m")" "$m" --batch-size 8
+done
 
 echo "== gpu_suite: $([ $status = 0 ] && echo PASSED || echo FAILED)"
 exit $status

@@ -42,6 +42,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default=str(ROOT / "build"))
     ap.add_argument("--out", default=str(ROOT / ".device" / "gpu.tar.gz"))
+    ap.add_argument("--models", nargs="*", default=["mlp_keras3", "cnn_keras3", "bert_keras3"],
+                    help="test-zoo SavedModels (build/test_models) to check end to end on the GPU")
+    ap.add_argument("--zoo", default=str(ROOT / "build" / "test_models"))
     args = ap.parse_args()
     build, out = Path(args.build), Path(args.out)
     binaries = [build / "tools" / "kiln", build / "kiln_unit_tests"]
@@ -51,6 +54,11 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         stage = Path(tmp) / "gpu"
         libs = stage_bundle(binaries, stage)
+        for name in args.models:
+            src = Path(args.zoo) / name
+            if not src.is_dir():
+                raise SystemExit("%s is missing: generate the test zoo first (tests/models/zoo.py)" % src)
+            shutil.copytree(src, stage / "models" / name)
         out.parent.mkdir(parents=True, exist_ok=True)
         partial = out.with_name(out.name + ".partial")
         with tarfile.open(partial, "w:gz", compresslevel=6) as tar:
