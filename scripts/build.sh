@@ -3,6 +3,15 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/scripts/install_deps.sh"
-cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=Release > "$root/build.cmake.log" 2>&1 || { cat "$root/build.cmake.log"; exit 1; }
+# With the CUDA toolkit: the cuDNN frontend headers for the CUDA backend's convolutions.
+extra=()
+if command -v nvcc > /dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
+  if frontend="$("$root/scripts/fetch_cudnn_frontend.sh")"; then
+    extra+=("-DKILN_CUDNN_FRONTEND_INCLUDE=$frontend")
+  else
+    echo "kiln: could not fetch the cuDNN frontend; CUDA convolutions will run natively" >&2
+  fi
+fi
+cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=Release "${extra[@]}" > "$root/build.cmake.log" 2>&1 || { cat "$root/build.cmake.log"; exit 1; }
 rm -f "$root/build.cmake.log"
 cmake --build "$root/build" -j "$(nproc)"

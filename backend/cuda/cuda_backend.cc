@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "backend/cuda/conv_kernel.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cuda_engine.h"
@@ -48,8 +49,8 @@ std::string DescribeDevice(int index) {
   Check(cudaDriverGetVersion(&driver), "cudaDriverGetVersion");
   Check(cudaRuntimeGetVersion(&runtime), "cudaRuntimeGetVersion");
   Check(nvrtcVersion(&nvrtc_major, &nvrtc_minor), "nvrtcVersion");
-  return fmt::format("{} sm_{}{}, driver {}, CUDA runtime {}, cuBLASLt {}, NVRTC {}.{}", prop.name, prop.major, prop.minor,
-                     VersionString(driver), VersionString(runtime), cublasLtGetVersion(), nvrtc_major, nvrtc_minor);
+  return fmt::format("{} sm_{}{}, driver {}, CUDA runtime {}, cuBLASLt {}, cuDNN {}, NVRTC {}.{}", prop.name, prop.major, prop.minor,
+                     VersionString(driver), VersionString(runtime), cublasLtGetVersion(), CudnnVersion(), nvrtc_major, nvrtc_minor);
 }
 
 }  // namespace
@@ -74,6 +75,7 @@ std::optional<std::string> CudaBackend::Unsupported(const ir::Graph& graph, cons
   }
   if (node.op == "MatMul" || node.op == "BatchMatMul") return MatMulUnsupported(graph, node);
   if (IsRowOp(node.op)) return RowOpUnsupported(graph, node);
+  if (node.op == "Conv2D" || node.op == "DepthwiseConv2D") return ConvUnsupported(graph, node);
   if (IsLayoutOp(node.op)) {
     const ir::ValueId param = node.op == "Transpose" ? node.inputs.at(1) : node.inputs.back();
     if (!graph.ConstantOf(param)) return fmt::format("{} with a computed {} runs natively", node.op, node.op == "Transpose" ? "permutation" : "axis");

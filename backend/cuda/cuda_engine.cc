@@ -174,6 +174,10 @@ void CudaEngine::BuildSteps(GpuArch arch) {
     } else if (IsViewOp(n.op)) {
       s.kind = Step::Kind::kView;
       s.inputs.resize(1);
+    } else if (n.op == "Conv2D" || n.op == "DepthwiseConv2D") {
+      s.kind = Step::Kind::kConv;
+      s.conv = std::make_unique<ConvKernel>(g, n, device_);
+      s.inputs.resize(1);
     } else if (IsRowOp(n.op)) {
       s.kind = Step::Kind::kRow;
       s.row = std::make_unique<RowKernel>(g, n, arch);
@@ -308,6 +312,7 @@ void CudaEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outpu
         case Step::Kind::kRow: step.row->Launch(in[0], out, s); break;
         case Step::Kind::kTranspose: step.eltwise->LaunchPermuted(in[0], step.perm, out, s); break;
         case Step::Kind::kConcat: LaunchConcat(in, step.axis, out, s); break;
+        case Step::Kind::kConv: step.conv->Launch(in[0], out, s); break;
         case Step::Kind::kView: break;
       }
     }
@@ -336,6 +341,7 @@ std::vector<CudaEngine::StepInfo> CudaEngine::steps() const {
       case Step::Kind::kRow: kernel = "nvrtc row"; break;
       case Step::Kind::kTranspose: kernel = "nvrtc transpose"; break;
       case Step::Kind::kConcat: kernel = "copies"; break;
+      case Step::Kind::kConv: kernel = "cudnn"; break;
     }
     info.push_back({Join(s.nodes, "+"), kernel});
   }

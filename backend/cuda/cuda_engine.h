@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cuda/conv_kernel.h"
 #include "backend/cuda/eltwise_kernel.h"
 #include "backend/cuda/matmul_kernel.h"
 #include "backend/cuda/row_kernel.h"
@@ -45,13 +46,14 @@ class CudaEngine final : public Engine {
 
  private:
   struct Step {
-    enum class Kind { kEltwise, kMatMul, kView, kRow, kTranspose, kConcat } kind = Kind::kView;
+    enum class Kind { kEltwise, kMatMul, kView, kRow, kTranspose, kConcat, kConv } kind = Kind::kView;
     std::vector<ir::ValueId> inputs;
     ir::ValueId output = ir::kNoValue;
     std::vector<std::string> nodes;
     std::unique_ptr<EltwiseKernel> eltwise;
     std::unique_ptr<MatMulKernel> matmul;
     std::unique_ptr<RowKernel> row;
+    std::unique_ptr<ConvKernel> conv;
     std::vector<int64_t> perm;  // Transpose
     int64_t axis = 0;           // Concat (may be negative)
     std::vector<ir::ValueId> release;  // values last read by this step

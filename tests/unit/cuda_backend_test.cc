@@ -10,6 +10,7 @@
 #include <cmath>
 #include <random>
 
+#include "backend/cuda/conv_kernel.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cuda_engine.h"
@@ -347,6 +348,49 @@ INSTANTIATE_TEST_SUITE_P(
                       RowCase{"mean_bf16", "ReduceMean", {16, 256}, {1}, false, DType::kBFloat16},
                       RowCase{"sum_f64", "ReduceSum", {16, 100}, {1}, false, DType::kFloat64}),
     [](const ::testing::TestParamInfo<RowCase>& info) { return info.param.name; });
+
+struct GpuConvCase {
+  std::string name;
+  std::string format = "NHWC", padding = "SAME", op = "Conv2D";
+  int64_t stride = 1, dilation = 1;
+  bool bias = false;
+  DType dtype = DType::kFloat32;
+  int64_t n = 2, h = 11, w = 9, c = 8, k = 3, o = 16;
+};
+
+void PrintTo(const GpuConvCase& c, std::ostream* os) { *os << c.name; }
+
+class CudaConv : public ::testing::TestWithParam<GpuConvCase> {};
+
+TEST_P(CudaConv, MatchesReference) {
+  SKIP_WITHOUT_GPU();
+  if (!backend::cuda::HaveCudnn()) GTEST_FAIL() << "this build has no cuDNN: the GPU suite needs a build with it";
+  const GpuConvCase& cc = GetParam();
+  const bool nhwc = cc.format == "NHWC";
+  const Shape xs = nhwc ? Shape{cc.n, cc.h, cc.w, cc.c} : Shape{cc.n, cc.c, cc.h, cc.w};
+  const bool depthwise = cc.op == "DepthwiseConv2D";
+  const Shape fs = depthwise ? Shape{cc.k, cc.k, cc.c, 2} : Shape{cc.k, cc.k, cc.c, cc.o};
+  Builder b;
+  const ir::ValueId x = b.Input("x", std::vector<ir::Dim>(xs.begin(), xs.end()), cc.dtype);
+  ir::AttrMap attrs = nntest::ConvAttrs(cc.format, cc.padding, {cc.stride, cc.stride}, {cc.dilation, cc.dilation}, {});
+  std::vector<ir::ValueId> args = {x, b.Const("f", RandomTensor(cc.dtype, fs, 71))};
+  if (cc.bias) args.push_back(b.Const("bias", RandomTensor(cc.dtype, {depthwise ? cc.c * 2 : cc.o}, 72)));
+  b.Output("y", b.Op(cc.op, "conv", args, attrs));
+  auto engine = CheckOnGpu(b, {RandomTensor(cc.dtype, xs, 73)}, cc.name);
+  ASSERT_TRUE(engine);
+  EXPECT_EQ(dynamic_cast<const CudaEngine&>(*engine).steps().at(0).kernel, "cudnn");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, CudaConv,
+    ::testing::Values(GpuConvCase{"nhwc_same"}, GpuConvCase{"nhwc_valid_stride2_bias", "NHWC", "VALID", "Conv2D", 2, 1, true},
+                      GpuConvCase{"nchw_same_bias", "NCHW", "SAME", "Conv2D", 1, 1, true},
+                      GpuConvCase{"nhwc_dilation2", "NHWC", "SAME", "Conv2D", 1, 2},
+                      GpuConvCase{"nhwc_same_stride2_odd", "NHWC", "SAME", "Conv2D", 2, 1, true, DType::kFloat32, 1, 15, 13, 3, 7, 24},
+                      GpuConvCase{"depthwise", "NHWC", "SAME", "DepthwiseConv2D", 1, 1, true},
+                      GpuConvCase{"pointwise_1x1", "NHWC", "VALID", "Conv2D", 1, 1, true, DType::kFloat32, 4, 7, 7, 64, 1, 32},
+                      GpuConvCase{"nhwc_f16", "NHWC", "SAME", "Conv2D", 1, 1, true, DType::kFloat16}),
+    [](const ::testing::TestParamInfo<GpuConvCase>& info) { return info.param.name; });
 
 TEST(CudaBackendGpu, TransposeAndConcat) {
   SKIP_WITHOUT_GPU();

@@ -1,0 +1,255 @@
+#include "backend/cuda/conv_kernel.h"
+
+#include <fmt/format.h>
+
+#include "ir/ops/nn_util.h"
+#include "kiln/error.h"
+
+#ifdef KILN_WITH_CUDNN
+
+#include <cudnn.h>
+
+#include <cudnn_frontend.h>
+
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_device.h"
+
+namespace kiln::backend::cuda {
+namespace {
+
+namespace fe = cudnn_frontend;
+
+void CheckFe(fe::error_t status, const std::string& what) {
+  if (status.is_good()) return;
+  throw Error(ErrorCode::kUnavailable, fmt::format("cuDNN {}: {}", what, status.get_message()));
+}
+
+std::optional<fe::DataType_t> FeType(DType d) {
+  switch (d) {
+    case DType::kFloat32: return fe::DataType_t::FLOAT;
+    case DType::kFloat16: return fe::DataType_t::HALF;
+    case DType::kBFloat16: return fe::DataType_t::BFLOAT16;
+    default: return std::nullopt;
+  }
+}
+
+struct ConvAttrs {
+  bool channels_last = true;
+  std::vector<int64_t> strides{1, 1}, dilations{1, 1}, pads{0, 0, 0, 0};
+  ir::nn::Padding padding = ir::nn::Padding::kValid;
+};
+
+ConvAttrs ReadAttrs(const ir::Node& node) {
+  ConvAttrs a;
+  const std::string format = node.attrs.GetOr<std::string>("data_format", "NHWC");
+  if (!ir::nn::ChannelsLast(format, &a.channels_last) || format.size() != 4)
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("node '{}' ({}): data_format '{}' is not a 2-D format", node.name, node.op, format));
+  a.strides = node.attrs.GetOr<std::vector<int64_t>>("strides", {1, 1});
+  a.dilations = node.attrs.GetOr<std::vector<int64_t>>("dilations", {1, 1});
+  a.pads = node.attrs.GetOr<std::vector<int64_t>>("pads", {0, 0, 0, 0});
+  const std::string padding = node.attrs.GetOr<std::string>("padding", "VALID");
+  if (!ir::nn::ParsePadding(padding, &a.padding) || a.strides.size() != 2 || a.dilations.size() != 2 || a.pads.size() != 4)
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("node '{}' ({}): unsupported window attributes", node.name, node.op));
+  return a;
+}
+
+// Strides of a 4-D tensor given as dims {N, C, H, W}, stored NHWC or NCHW.
+std::vector<int64_t> Strides(const std::vector<int64_t>& nchw, bool channels_last) {
+  const int64_t c = nchw[1], h = nchw[2], w = nchw[3];
+  if (channels_last) return {h * w * c, 1, w * c, c};
+  return {c * h * w, h * w, w, 1};
+}
+
+cudnnHandle_t NewHandle(int device) {
+  DeviceScope scope(device);
+  cudnnHandle_t handle = nullptr;
+  const cudnnStatus_t status = cudnnCreate(&handle);
+  if (status != CUDNN_STATUS_SUCCESS)
+    throw Error(ErrorCode::kUnavailable, fmt::format("cuDNN cudnnCreate: {}", cudnnGetErrorString(status)));
+  return handle;
+}
+
+}  // namespace
+
+bool HaveCudnn() { return true; }
+
+std::string CudnnVersion() {
+  const size_t v = cudnnGetVersion();
+  return fmt::format("{}.{}.{}", v / 10000, (v % 10000) / 100, v % 100);
+}
+
+std::optional<std::string> ConvUnsupported(const ir::Graph& graph, const ir::Node& node) {
+  const DType dtype = graph.value(node.inputs[0]).dtype;
+  if (!FeType(dtype)) return fmt::format("cuDNN convolutions take float32/float16/bfloat16, not {}", DTypeName(dtype));
+  if (!graph.ConstantOf(node.inputs[1])) return "the filter is not a constant";
+  if (node.inputs.size() > 2 && !graph.ConstantOf(node.inputs[2])) return "the bias is not a constant";
+  try {
+    ReadAttrs(node);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return std::nullopt;
+}
+
+struct ConvKernel::Impl {
+  int device = 0;
+  DType dtype = DType::kFloat32;
+  ConvAttrs attrs;
+  int64_t out_c = 0, in_c_per_group = 0, kh = 0, kw = 0;
+  Tensor filter;  // device, KRSC
+  Tensor bias;    // device, [K], or undefined
+  std::string name;
+
+  struct Plan {
+    std::shared_ptr<fe::graph::Graph> graph;
+    std::shared_ptr<fe::graph::Tensor_attributes> x, w, b, y;
+    int64_t workspace = 0;
+  };
+  mutable std::mutex mu;  // plans and the handle (one stream at a time)
+  mutable std::map<Shape, std::unique_ptr<Plan>> plans;
+  cudnnHandle_t handle = nullptr;
+
+  Plan& PlanFor(const Shape& x_shape, const Shape& y_shape) const;
+};
+
+ConvKernel::ConvKernel(const ir::Graph& graph, const ir::Node& node, int device) : impl_(std::make_unique<Impl>()) {
+  Impl& k = *impl_;
+  k.device = device;
+  k.name = node.name;
+  k.dtype = graph.value(node.inputs[0]).dtype;
+  k.attrs = ReadAttrs(node);
+  const Tensor& f = *graph.ConstantOf(node.inputs[1]);  // HWIO: [R, S, C/groups, K] (depthwise: [R, S, C, M])
+  if (f.rank() != 4 || f.dtype() != k.dtype)
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("node '{}' ({}): expected a 4-D {} filter", node.name, node.op, DTypeName(k.dtype)));
+  const int64_t R = f.dim(0), S = f.dim(1), C = f.dim(2), M = f.dim(3);
+  const bool depthwise = node.op == "DepthwiseConv2D";
+  k.kh = R;
+  k.kw = S;
+  k.out_c = depthwise ? C * M : M;
+  k.in_c_per_group = depthwise ? 1 : C;
+  // KRSC: filter[k][r][s][c].
+  const size_t elem = DTypeSize(k.dtype);
+  Tensor krsc(k.dtype, {k.out_c, R, S, k.in_c_per_group});
+  const auto* src = static_cast<const char*>(f.raw_data());
+  auto* dst = static_cast<char*>(krsc.raw_data());
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t s = 0; s < S; ++s)
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t m = 0; m < M; ++m) {
+          const int64_t out_k = depthwise ? c * M + m : m;
+          const int64_t in_c = depthwise ? 0 : c;
+          const int64_t from = ((r * S + s) * C + c) * M + m;
+          const int64_t to = ((out_k * R + r) * S + s) * k.in_c_per_group + in_c;
+          std::memcpy(dst + to * elem, src + from * elem, elem);
+        }
+  const DeviceServices& services = Services(device);
+  auto upload = [&](const Tensor& host) {
+    Tensor d = services.allocator().AllocateTensor(host.dtype(), host.shape());
+    Check(cudaMemcpy(d.raw_data(), host.raw_data(), host.byte_size(), cudaMemcpyHostToDevice), "cudaMemcpy (filter)");
+    return d;
+  };
+  k.filter = upload(krsc);
+  if (node.inputs.size() > 2) k.bias = upload(*graph.ConstantOf(node.inputs[2]));
+  k.handle = NewHandle(device);
+}
+
+ConvKernel::~ConvKernel() {
+  if (impl_ && impl_->handle) cudnnDestroy(impl_->handle);
+}
+
+ConvKernel::Impl::Plan& ConvKernel::Impl::PlanFor(const Shape& x_shape, const Shape& y_shape) const {
+  auto& slot = plans[x_shape];
+  if (slot) return *slot;
+  const bool cl = attrs.channels_last;
+  const int64_t n = x_shape[0], c = x_shape[cl ? 3 : 1], h = x_shape[cl ? 1 : 2], w = x_shape[cl ? 2 : 3];
+  const int64_t oh = y_shape[cl ? 1 : 2], ow = y_shape[cl ? 2 : 3];
+  std::vector<int64_t> pre(2), post(2);
+  const int64_t in[2] = {h, w}, kernel[2] = {kh, kw};
+  for (int i = 0; i < 2; ++i) {
+    ir::nn::WindowDim wd;
+    std::string error;
+    if (!ir::nn::ComputeWindow(in[i], kernel[i], attrs.strides[static_cast<size_t>(i)], attrs.dilations[static_cast<size_t>(i)],
+                               attrs.padding, attrs.pads[static_cast<size_t>(2 * i)], attrs.pads[static_cast<size_t>(2 * i + 1)], &wd,
+                               &error))
+      throw Error(ErrorCode::kInvalidArgument, fmt::format("node '{}': {}", name, error));
+    pre[static_cast<size_t>(i)] = wd.pad_before;
+    post[static_cast<size_t>(i)] = wd.pad_after;
+  }
+  auto plan = std::make_unique<Plan>();
+  auto g = std::make_shared<fe::graph::Graph>();
+  const fe::DataType_t io = *FeType(dtype);
+  g->set_io_data_type(io).set_intermediate_data_type(fe::DataType_t::FLOAT).set_compute_data_type(fe::DataType_t::FLOAT);
+  plan->x = g->tensor(fe::graph::Tensor_attributes().set_name("x").set_dim({n, c, h, w}).set_stride(Strides({n, c, h, w}, cl)));
+  const std::vector<int64_t> wdims = {out_c, in_c_per_group, kh, kw};
+  plan->w = g->tensor(fe::graph::Tensor_attributes().set_name("w").set_dim(wdims).set_stride(Strides(wdims, true)));
+  auto conv = fe::graph::Conv_fprop_attributes()
+                  .set_pre_padding(pre)
+                  .set_post_padding(post)
+                  .set_stride(attrs.strides)
+                  .set_dilation(attrs.dilations);
+  auto y = g->conv_fprop(plan->x, plan->w, conv);
+  if (bias.defined()) {
+    const std::vector<int64_t> bdims = {1, out_c, 1, 1};
+    plan->b = g->tensor(fe::graph::Tensor_attributes().set_name("b").set_dim(bdims).set_stride({out_c, 1, out_c, out_c}));
+    y = g->pointwise(y, plan->b, fe::graph::Pointwise_attributes().set_mode(fe::PointwiseMode_t::ADD));
+  }
+  y->set_output(true).set_data_type(io).set_dim({n, out_c, oh, ow}).set_stride(Strides({n, out_c, oh, ow}, cl));
+  plan->y = y;
+  CheckFe(g->validate(), fmt::format("validate (node '{}')", name));
+  CheckFe(g->build_operation_graph(handle), fmt::format("build_operation_graph (node '{}')", name));
+  CheckFe(g->create_execution_plans({fe::HeurMode_t::A, fe::HeurMode_t::FALLBACK}), fmt::format("create_execution_plans (node '{}')", name));
+  if (dtype == DType::kFloat32)
+    g->deselect_numeric_notes({fe::NumericalNote_t::TENSOR_CORE, fe::NumericalNote_t::DOWN_CONVERT_INPUTS,
+                               fe::NumericalNote_t::REDUCED_PRECISION_REDUCTION, fe::NumericalNote_t::FFT,
+                               fe::NumericalNote_t::WINOGRAD});
+  CheckFe(g->check_support(handle), fmt::format("check_support (node '{}', input {})", name, ShapeToString(x_shape)));
+  CheckFe(g->build_plans(fe::BuildPlanPolicy_t::HEURISTICS_CHOICE), fmt::format("build_plans (node '{}')", name));
+  CheckFe(g->get_workspace_size(plan->workspace), "get_workspace_size");
+  plan->graph = g;
+  slot = std::move(plan);
+  return *slot;
+}
+
+void ConvKernel::Launch(const Tensor& x, Tensor& out, cudaStream_t stream) const {
+  Impl& k = *impl_;
+  if (out.num_elements() == 0) return;
+  std::lock_guard<std::mutex> lock(k.mu);
+  Impl::Plan& plan = k.PlanFor(x.shape(), out.shape());
+  const cudnnStatus_t st = cudnnSetStream(k.handle, stream);
+  if (st != CUDNN_STATUS_SUCCESS) throw Error(ErrorCode::kUnavailable, fmt::format("cuDNN cudnnSetStream: {}", cudnnGetErrorString(st)));
+  std::unordered_map<std::shared_ptr<fe::graph::Tensor_attributes>, void*> pack = {
+      {plan.x, const_cast<void*>(x.raw_data())}, {plan.w, k.filter.raw_data()}, {plan.y, out.raw_data()}};
+  if (plan.b) pack[plan.b] = k.bias.raw_data();
+  void* workspace = nullptr;
+  if (plan.workspace > 0) Check(cudaMallocAsync(&workspace, static_cast<size_t>(plan.workspace), stream), "cudaMallocAsync (cuDNN workspace)");
+  const fe::error_t status = plan.graph->execute(k.handle, pack, workspace);
+  if (workspace) cudaFreeAsync(workspace, stream);
+  CheckFe(status, fmt::format("execute (node '{}')", k.name));
+}
+
+}  // namespace kiln::backend::cuda
+
+#else  // no cuDNN in this build
+
+namespace kiln::backend::cuda {
+
+bool HaveCudnn() { return false; }
+std::string CudnnVersion() { return "none"; }
+std::optional<std::string> ConvUnsupported(const ir::Graph&, const ir::Node&) {
+  return "this build of Kiln has no cuDNN (scripts/fetch_cudnn_frontend.sh; see docs/cuda-backend.md)";
+}
+struct ConvKernel::Impl {};
+ConvKernel::ConvKernel(const ir::Graph&, const ir::Node& node, int) {
+  throw Error(ErrorCode::kUnimplemented, fmt::format("node '{}': this build of Kiln has no cuDNN", node.name));
+}
+ConvKernel::~ConvKernel() = default;
+void ConvKernel::Launch(const Tensor&, Tensor&, cudaStream_t) const {}
+
+}  // namespace kiln::backend::cuda
+
+#endif
