@@ -50,6 +50,15 @@ __device__ __forceinline__ A Combine(A a, A v) {
     default: return a + v;
   }
 }
+// Merges two partial accumulators (EuclideanNorm's partial sums of squares add).
+__device__ __forceinline__ A Merge(A a, A b) {
+  switch (kKind) {
+    case 2: return a * b;
+    case 3:
+    case 4: return Combine(a, b);
+    default: return a + b;
+  }
+}
 __device__ __forceinline__ A Finish(A a, long long n) {
   if (kKind == 1) return a / A(n);
   if (kKind == 5) return sqrt(a);
@@ -57,9 +66,10 @@ __device__ __forceinline__ A Finish(A a, long long n) {
 }
 __device__ __forceinline__ A CombineMax(A a, A v) { return (v != v || a != a) ? (a != a ? a : v) : (v > a ? v : a); }
 
-// Reduces `v` across the block (blockDim.x a multiple of 32, at most 1024) with `op`.
+// Reduces `v` across the block (blockDim.x a multiple of 32, at most 1024) with `op`, whose
+// identity is `identity` (it fills the lanes of warp 0 beyond the number of warps).
 template <typename Op>
-__device__ A BlockReduce(A v, Op op) {
+__device__ A BlockReduce(A v, Op op, A identity) {
   __shared__ A partial[32];
   for (int o = 16; o > 0; o /= 2) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -67,7 +77,7 @@ __device__ A BlockReduce(A v, Op op) {
   if (lane == 0) partial[warp] = v;
   __syncthreads();
   const int warps = blockDim.x / 32;
-  v = threadIdx.x < warps ? partial[threadIdx.x] : partial[0];
+  v = threadIdx.x < warps ? partial[threadIdx.x] : identity;
   if (warp == 0)
     for (int o = 16; o > 0; o /= 2) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
   if (threadIdx.x == 0) partial[0] = v;
@@ -82,15 +92,15 @@ extern "C" __global__ void kiln_rows(const T* __restrict__ in, T* __restrict__ o
     if (!kSoftmax) {
       A a = Init();
       for (long long j = threadIdx.x; j < n; j += blockDim.x) a = Combine(a, LoadA(x[j]));
-      a = BlockReduce(a, [](A p, A q) { return Combine(p, q); });
+      a = BlockReduce(a, [](A p, A q) { return Merge(p, q); }, Init());
       if (threadIdx.x == 0) out[r] = StoreA(Finish(a, n));
     } else {
       A m = -Inf();
       for (long long j = threadIdx.x; j < n; j += blockDim.x) m = CombineMax(m, LoadA(x[j]));
-      m = BlockReduce(m, [](A p, A q) { return CombineMax(p, q); });
+      m = BlockReduce(m, [](A p, A q) { return CombineMax(p, q); }, -Inf());
       A s = A(0);
       for (long long j = threadIdx.x; j < n; j += blockDim.x) s += exp(LoadA(x[j]) - m);
-      s = BlockReduce(s, [](A p, A q) { return p + q; });
+      s = BlockReduce(s, [](A p, A q) { return p + q; }, A(0));
       T* y = out + r * n;
       if (kKind == 6) {
         for (long long j = threadIdx.x; j < n; j += blockDim.x) y[j] = StoreA(exp(LoadA(x[j]) - m) / s);
