@@ -178,6 +178,9 @@ void CudaEngine::BuildSteps(GpuArch arch) {
       s.kind = Step::Kind::kConv;
       s.conv = std::make_unique<ConvKernel>(g, n, device_);
       s.inputs.resize(1);
+    } else if (n.op == "MaxPool" || n.op == "AvgPool") {
+      s.kind = Step::Kind::kPool;
+      s.pool = std::make_unique<PoolKernel>(g, n, arch);
     } else if (IsRowOp(n.op)) {
       s.kind = Step::Kind::kRow;
       s.row = std::make_unique<RowKernel>(g, n, arch);
@@ -313,6 +316,7 @@ void CudaEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outpu
         case Step::Kind::kTranspose: step.eltwise->LaunchPermuted(in[0], step.perm, out, s); break;
         case Step::Kind::kConcat: LaunchConcat(in, step.axis, out, s); break;
         case Step::Kind::kConv: step.conv->Launch(in[0], out, s); break;
+        case Step::Kind::kPool: step.pool->Launch(in[0], out, s); break;
         case Step::Kind::kView: break;
       }
     }
@@ -342,6 +346,7 @@ std::vector<CudaEngine::StepInfo> CudaEngine::steps() const {
       case Step::Kind::kTranspose: kernel = "nvrtc transpose"; break;
       case Step::Kind::kConcat: kernel = "copies"; break;
       case Step::Kind::kConv: kernel = "cudnn"; break;
+      case Step::Kind::kPool: kernel = "nvrtc pool"; break;
     }
     info.push_back({Join(s.nodes, "+"), kernel});
   }

@@ -17,6 +17,7 @@
 #include "backend/cuda/conv_kernel.h"
 #include "backend/cuda/eltwise_kernel.h"
 #include "backend/cuda/matmul_kernel.h"
+#include "backend/cuda/pool_kernel.h"
 #include "backend/cuda/row_kernel.h"
 
 namespace kiln::backend::cuda {
@@ -46,7 +47,7 @@ class CudaEngine final : public Engine {
 
  private:
   struct Step {
-    enum class Kind { kEltwise, kMatMul, kView, kRow, kTranspose, kConcat, kConv } kind = Kind::kView;
+    enum class Kind { kEltwise, kMatMul, kView, kRow, kTranspose, kConcat, kConv, kPool } kind = Kind::kView;
     std::vector<ir::ValueId> inputs;
     ir::ValueId output = ir::kNoValue;
     std::vector<std::string> nodes;
@@ -54,6 +55,7 @@ class CudaEngine final : public Engine {
     std::unique_ptr<MatMulKernel> matmul;
     std::unique_ptr<RowKernel> row;
     std::unique_ptr<ConvKernel> conv;
+    std::unique_ptr<PoolKernel> pool;
     std::vector<int64_t> perm;  // Transpose
     int64_t axis = 0;           // Concat (may be negative)
     std::vector<ir::ValueId> release;  // values last read by this step

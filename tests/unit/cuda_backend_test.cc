@@ -16,6 +16,7 @@
 #include "backend/cuda/cuda_engine.h"
 #include "backend/cuda/eltwise_codegen.h"
 #include "backend/cuda/nvrtc_compiler.h"
+#include "backend/cuda/pool_kernel.h"
 #include "backend/cuda/row_kernel.h"
 #include "ir/dtype_class.h"
 #include "ir/ops/elementwise_ops.h"
@@ -87,6 +88,17 @@ TEST(CudaCodegen, RowKernelsCompileForEveryFloatDType) {
       }
     }
   EXPECT_EQ(compiled, 32);
+}
+
+TEST(CudaCodegen, PoolKernelsCompile) {
+  for (const char* op : {"MaxPool", "AvgPool"})
+    for (DType dtype : {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kFloat64}) {
+      try {
+        EXPECT_FALSE(backend::cuda::CompileToCubin(backend::cuda::PoolKernelSource(op, dtype), op, {9, 0}).empty());
+      } catch (const Error& e) {
+        ADD_FAILURE() << op << " " << DTypeName(dtype) << ": " << e.what();
+      }
+    }
 }
 
 TEST(CudaCodegen, RefusesMalformedPrograms) {
@@ -391,6 +403,45 @@ INSTANTIATE_TEST_SUITE_P(
                       GpuConvCase{"pointwise_1x1", "NHWC", "VALID", "Conv2D", 1, 1, true, DType::kFloat32, 4, 7, 7, 64, 1, 32},
                       GpuConvCase{"nhwc_f16", "NHWC", "SAME", "Conv2D", 1, 1, true, DType::kFloat16}),
     [](const ::testing::TestParamInfo<GpuConvCase>& info) { return info.param.name; });
+
+TEST(CudaBackendGpu, PoolingMatchesReference) {
+  SKIP_WITHOUT_GPU();
+  struct Case {
+    std::string op, format, padding;
+    std::vector<int64_t> ksize, strides;
+    DType dtype;
+  };
+  const std::vector<Case> cases = {{"MaxPool", "NHWC", "SAME", {3, 3}, {2, 2}, DType::kFloat32},
+                                   {"MaxPool", "NCHW", "VALID", {2, 2}, {2, 2}, DType::kFloat32},
+                                   {"AvgPool", "NHWC", "SAME", {3, 3}, {1, 1}, DType::kFloat32},  // padded taps not counted
+                                   {"AvgPool", "NCHW", "SAME", {2, 3}, {2, 1}, DType::kFloat32},
+                                   {"AvgPool", "NHWC", "VALID", {7, 7}, {1, 1}, DType::kFloat16},
+                                   {"MaxPool", "NHWC", "SAME", {3, 3}, {2, 2}, DType::kBFloat16}};
+  for (const Case& c : cases) {
+    const Shape xs = c.format == "NHWC" ? Shape{2, 9, 7, 5} : Shape{2, 5, 9, 7};
+    Builder b;
+    const ir::ValueId x = b.Input("x", std::vector<ir::Dim>(xs.begin(), xs.end()), c.dtype);
+    ir::AttrMap a;
+    a.Set("ksize", c.ksize);
+    a.Set("strides", c.strides);
+    a.Set("padding", c.padding);
+    a.Set("data_format", c.format);
+    b.Output("y", b.Op(c.op, "pool", {x}, a));
+    const std::string what = fmt::format("{} {} {} {}", c.op, c.format, c.padding, DTypeName(c.dtype));
+    if (c.padding == "VALID" && c.ksize[0] == 7) continue;  // 7x7 VALID needs a 7x7 input: below
+    auto engine = CheckOnGpu(b, {RandomTensor(c.dtype, xs, 81)}, what);
+    ASSERT_TRUE(engine) << what;
+    EXPECT_EQ(dynamic_cast<const CudaEngine&>(*engine).steps().at(0).kernel, "nvrtc pool") << what;
+  }
+  Builder b;  // global 7x7 average, as at the end of ResNet
+  const ir::ValueId x = b.Input("x", {2, 7, 7, 64}, DType::kFloat16);
+  ir::AttrMap a;
+  a.Set("ksize", std::vector<int64_t>{7, 7});
+  a.Set("strides", std::vector<int64_t>{1, 1});
+  a.Set("padding", std::string("VALID"));
+  b.Output("y", b.Op("AvgPool", "pool", {x}, a));
+  EXPECT_TRUE(CheckOnGpu(b, {RandomTensor(DType::kFloat16, {2, 7, 7, 64}, 82)}, "global average pool"));
+}
 
 TEST(CudaBackendGpu, TransposeAndConcat) {
   SKIP_WITHOUT_GPU();

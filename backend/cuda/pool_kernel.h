@@ -1,0 +1,38 @@
+// 2-D MaxPool and AvgPool on the GPU (generated kernel, one thread per output element) with
+// TensorFlow's padding rules: padding never wins a max, and an average counts only the window's
+// taps inside the input. NHWC or NCHW; float32/float16/bfloat16/float64.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/nvrtc_compiler.h"
+#include "ir/graph.h"
+#include "ir/ops/nn_util.h"
+#include "kiln/tensor.h"
+
+namespace kiln::backend::cuda {
+
+std::optional<std::string> PoolUnsupported(const ir::Graph& graph, const ir::Node& node);
+// The generated source for `op` ("MaxPool", "AvgPool") on `dtype` (kernel kiln_pool).
+std::string PoolKernelSource(const std::string& op, DType dtype);
+
+class PoolKernel {
+ public:
+  PoolKernel(const ir::Graph& graph, const ir::Node& node, GpuArch arch);
+  void Launch(const Tensor& x, Tensor& out, cudaStream_t stream) const;
+
+ private:
+  std::string name_;
+  bool channels_last_ = true;
+  std::vector<int64_t> ksize_, strides_, pads_;
+  ir::nn::Padding padding_ = ir::nn::Padding::kValid;
+  std::shared_ptr<const CudaModule> module_;
+  cudaKernel_t kernel_ = nullptr;
+};
+
+}  // namespace kiln::backend::cuda
