@@ -8,7 +8,6 @@
 #ifdef KILN_WITH_CUDNN
 
 #include <cudnn.h>
-
 #include <cudnn_frontend.h>
 
 #include <cstring>
@@ -31,10 +30,14 @@ void CheckFe(fe::error_t status, const std::string& what) {
 
 std::optional<fe::DataType_t> FeType(DType d) {
   switch (d) {
-    case DType::kFloat32: return fe::DataType_t::FLOAT;
-    case DType::kFloat16: return fe::DataType_t::HALF;
-    case DType::kBFloat16: return fe::DataType_t::BFLOAT16;
-    default: return std::nullopt;
+    case DType::kFloat32:
+      return fe::DataType_t::FLOAT;
+    case DType::kFloat16:
+      return fe::DataType_t::HALF;
+    case DType::kBFloat16:
+      return fe::DataType_t::BFLOAT16;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -48,13 +51,16 @@ ConvAttrs ReadAttrs(const ir::Node& node) {
   ConvAttrs a;
   const std::string format = node.attrs.GetOr<std::string>("data_format", "NHWC");
   if (!ir::nn::ChannelsLast(format, &a.channels_last) || format.size() != 4)
-    throw Error(ErrorCode::kInvalidArgument, fmt::format("node '{}' ({}): data_format '{}' is not a 2-D format", node.name, node.op, format));
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("node '{}' ({}): data_format '{}' is not a 2-D format", node.name, node.op, format));
   a.strides = node.attrs.GetOr<std::vector<int64_t>>("strides", {1, 1});
   a.dilations = node.attrs.GetOr<std::vector<int64_t>>("dilations", {1, 1});
   a.pads = node.attrs.GetOr<std::vector<int64_t>>("pads", {0, 0, 0, 0});
   const std::string padding = node.attrs.GetOr<std::string>("padding", "VALID");
-  if (!ir::nn::ParsePadding(padding, &a.padding) || a.strides.size() != 2 || a.dilations.size() != 2 || a.pads.size() != 4)
-    throw Error(ErrorCode::kInvalidArgument, fmt::format("node '{}' ({}): unsupported window attributes", node.name, node.op));
+  if (!ir::nn::ParsePadding(padding, &a.padding) || a.strides.size() != 2 || a.dilations.size() != 2 ||
+      a.pads.size() != 4)
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("node '{}' ({}): unsupported window attributes", node.name, node.op));
   return a;
 }
 
@@ -125,7 +131,8 @@ ConvKernel::ConvKernel(const ir::Graph& graph, const ir::Node& node, int device)
   k.attrs = ReadAttrs(node);
   const Tensor& f = *graph.ConstantOf(node.inputs[1]);  // HWIO: [R, S, C/groups, K] (depthwise: [R, S, C, M])
   if (f.rank() != 4 || f.dtype() != k.dtype)
-    throw Error(ErrorCode::kInvalidArgument, fmt::format("node '{}' ({}): expected a 4-D {} filter", node.name, node.op, DTypeName(k.dtype)));
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("node '{}' ({}): expected a 4-D {} filter", node.name, node.op, DTypeName(k.dtype)));
   const int64_t R = f.dim(0), S = f.dim(1), C = f.dim(2), M = f.dim(3);
   const bool depthwise = node.op == "DepthwiseConv2D";
   k.kh = R;
@@ -173,8 +180,9 @@ ConvKernel::Impl::Plan& ConvKernel::Impl::PlanFor(const Shape& x_shape, const Sh
   for (int i = 0; i < 2; ++i) {
     ir::nn::WindowDim wd;
     std::string error;
-    if (!ir::nn::ComputeWindow(in[i], kernel[i], attrs.strides[static_cast<size_t>(i)], attrs.dilations[static_cast<size_t>(i)],
-                               attrs.padding, attrs.pads[static_cast<size_t>(2 * i)], attrs.pads[static_cast<size_t>(2 * i + 1)], &wd,
+    if (!ir::nn::ComputeWindow(in[i], kernel[i], attrs.strides[static_cast<size_t>(i)],
+                               attrs.dilations[static_cast<size_t>(i)], attrs.padding,
+                               attrs.pads[static_cast<size_t>(2 * i)], attrs.pads[static_cast<size_t>(2 * i + 1)], &wd,
                                &error))
       throw Error(ErrorCode::kInvalidArgument, fmt::format("node '{}': {}", name, error));
     pre[static_cast<size_t>(i)] = wd.pad_before;
@@ -183,8 +191,11 @@ ConvKernel::Impl::Plan& ConvKernel::Impl::PlanFor(const Shape& x_shape, const Sh
   auto plan = std::make_unique<Plan>();
   auto g = std::make_shared<fe::graph::Graph>();
   const fe::DataType_t io = *FeType(dtype);
-  g->set_io_data_type(io).set_intermediate_data_type(fe::DataType_t::FLOAT).set_compute_data_type(fe::DataType_t::FLOAT);
-  plan->x = g->tensor(fe::graph::Tensor_attributes().set_name("x").set_dim({n, c, h, w}).set_stride(Strides({n, c, h, w}, cl)));
+  g->set_io_data_type(io)
+      .set_intermediate_data_type(fe::DataType_t::FLOAT)
+      .set_compute_data_type(fe::DataType_t::FLOAT);
+  plan->x = g->tensor(
+      fe::graph::Tensor_attributes().set_name("x").set_dim({n, c, h, w}).set_stride(Strides({n, c, h, w}, cl)));
   const std::vector<int64_t> wdims = {out_c, in_c_per_group, kh, kw};
   plan->w = g->tensor(fe::graph::Tensor_attributes().set_name("w").set_dim(wdims).set_stride(Strides(wdims, true)));
   auto conv = fe::graph::Conv_fprop_attributes()
@@ -195,14 +206,16 @@ ConvKernel::Impl::Plan& ConvKernel::Impl::PlanFor(const Shape& x_shape, const Sh
   auto y = g->conv_fprop(plan->x, plan->w, conv);
   if (bias.defined()) {
     const std::vector<int64_t> bdims = {1, out_c, 1, 1};
-    plan->b = g->tensor(fe::graph::Tensor_attributes().set_name("b").set_dim(bdims).set_stride({out_c, 1, out_c, out_c}));
+    plan->b =
+        g->tensor(fe::graph::Tensor_attributes().set_name("b").set_dim(bdims).set_stride({out_c, 1, out_c, out_c}));
     y = g->pointwise(y, plan->b, fe::graph::Pointwise_attributes().set_mode(fe::PointwiseMode_t::ADD));
   }
   y->set_output(true).set_data_type(io).set_dim({n, out_c, oh, ow}).set_stride(Strides({n, out_c, oh, ow}, cl));
   plan->y = y;
   CheckFe(g->validate(), fmt::format("validate (node '{}')", name));
   CheckFe(g->build_operation_graph(handle), fmt::format("build_operation_graph (node '{}')", name));
-  CheckFe(g->create_execution_plans({fe::HeurMode_t::A, fe::HeurMode_t::FALLBACK}), fmt::format("create_execution_plans (node '{}')", name));
+  CheckFe(g->create_execution_plans({fe::HeurMode_t::A, fe::HeurMode_t::FALLBACK}),
+          fmt::format("create_execution_plans (node '{}')", name));
   if (dtype == DType::kFloat32)
     g->deselect_numeric_notes({fe::NumericalNote_t::TENSOR_CORE, fe::NumericalNote_t::DOWN_CONVERT_INPUTS,
                                fe::NumericalNote_t::REDUCED_PRECISION_REDUCTION, fe::NumericalNote_t::FFT,
@@ -221,12 +234,15 @@ void ConvKernel::Launch(const Tensor& x, Tensor& out, cudaStream_t stream) const
   std::lock_guard<std::mutex> lock(k.mu);
   Impl::Plan& plan = k.PlanFor(x.shape(), out.shape());
   const cudnnStatus_t st = cudnnSetStream(k.handle, stream);
-  if (st != CUDNN_STATUS_SUCCESS) throw Error(ErrorCode::kUnavailable, fmt::format("cuDNN cudnnSetStream: {}", cudnnGetErrorString(st)));
+  if (st != CUDNN_STATUS_SUCCESS)
+    throw Error(ErrorCode::kUnavailable, fmt::format("cuDNN cudnnSetStream: {}", cudnnGetErrorString(st)));
   std::unordered_map<std::shared_ptr<fe::graph::Tensor_attributes>, void*> pack = {
       {plan.x, const_cast<void*>(x.raw_data())}, {plan.w, k.filter.raw_data()}, {plan.y, out.raw_data()}};
   if (plan.b) pack[plan.b] = k.bias.raw_data();
   void* workspace = nullptr;
-  if (plan.workspace > 0) Check(cudaMallocAsync(&workspace, static_cast<size_t>(plan.workspace), stream), "cudaMallocAsync (cuDNN workspace)");
+  if (plan.workspace > 0)
+    Check(cudaMallocAsync(&workspace, static_cast<size_t>(plan.workspace), stream),
+          "cudaMallocAsync (cuDNN workspace)");
   const fe::error_t status = plan.graph->execute(k.handle, pack, workspace);
   if (workspace) cudaFreeAsync(workspace, stream);
   CheckFe(status, fmt::format("execute (node '{}')", k.name));

@@ -2,9 +2,8 @@
 
 #include <cublasLt.h>
 #include <cuda_runtime.h>
-#include <nvrtc.h>
-
 #include <fmt/format.h>
+#include <nvrtc.h>
 
 #include "backend/cuda/conv_kernel.h"
 #include "backend/cuda/cuda_check.h"
@@ -50,15 +49,17 @@ std::string DescribeDevice(int index) {
   Check(cudaDriverGetVersion(&driver), "cudaDriverGetVersion");
   Check(cudaRuntimeGetVersion(&runtime), "cudaRuntimeGetVersion");
   Check(nvrtcVersion(&nvrtc_major, &nvrtc_minor), "nvrtcVersion");
-  return fmt::format("{} sm_{}{}, driver {}, CUDA runtime {}, cuBLASLt {}, cuDNN {}, NVRTC {}.{}", prop.name, prop.major, prop.minor,
-                     VersionString(driver), VersionString(runtime), cublasLtGetVersion(), CudnnVersion(), nvrtc_major, nvrtc_minor);
+  return fmt::format("{} sm_{}{}, driver {}, CUDA runtime {}, cuBLASLt {}, cuDNN {}, NVRTC {}.{}", prop.name,
+                     prop.major, prop.minor, VersionString(driver), VersionString(runtime), cublasLtGetVersion(),
+                     CudnnVersion(), nvrtc_major, nvrtc_minor);
 }
 
 }  // namespace
 
 CudaBackend::CudaBackend() {
   if (DeviceCount() == 0)
-    throw Error(ErrorCode::kUnavailable, "device 'cuda' was requested but no CUDA GPU is visible on this machine (no driver or no GPU)");
+    throw Error(ErrorCode::kUnavailable,
+                "device 'cuda' was requested but no CUDA GPU is visible on this machine (no driver or no GPU)");
   device_ = DescribeDevice(device_index_);
 }
 
@@ -80,31 +81,37 @@ std::optional<std::string> CudaBackend::Unsupported(const ir::Graph& graph, cons
   if (node.op == "MaxPool" || node.op == "AvgPool") return PoolUnsupported(graph, node);
   if (IsLayoutOp(node.op)) {
     const ir::ValueId param = node.op == "Transpose" ? node.inputs.at(1) : node.inputs.back();
-    if (!graph.ConstantOf(param)) return fmt::format("{} with a computed {} runs natively", node.op, node.op == "Transpose" ? "permutation" : "axis");
+    if (!graph.ConstantOf(param))
+      return fmt::format("{} with a computed {} runs natively", node.op,
+                         node.op == "Transpose" ? "permutation" : "axis");
     return std::nullopt;
   }
   if (IsViewOp(node.op)) {
     // The output shape must follow from the input shape alone (a constant target shape or axis).
-    if (node.inputs.size() > 1 && !graph.ConstantOf(node.inputs[1])) return fmt::format("{} with a computed shape runs natively", node.op);
+    if (node.inputs.size() > 1 && !graph.ConstantOf(node.inputs[1]))
+      return fmt::format("{} with a computed shape runs natively", node.op);
     return std::nullopt;
   }
   return fmt::format("the CUDA backend has no kernel for op {}", node.op);
 }
 
-std::unique_ptr<Engine> CudaBackend::Compile(const ir::Graph& segment, const Profile& profile, const CompileOptions& options) const {
+std::unique_ptr<Engine> CudaBackend::Compile(const ir::Graph& segment, const Profile& profile,
+                                             const CompileOptions& options) const {
   for (const ir::Node& node : segment.nodes()) {
     if (node.removed || node.op == "Constant") continue;
     if (auto why = Unsupported(segment, node))
-      throw Error(ErrorCode::kInvalidArgument, fmt::format("node '{}' ({}) cannot run in a CUDA engine: {}", node.name, node.op, *why));
+      throw Error(ErrorCode::kInvalidArgument,
+                  fmt::format("node '{}' ({}) cannot run in a CUDA engine: {}", node.name, node.op, *why));
   }
   return std::make_unique<CudaEngine>(segment, profile, options, device_index_);
 }
 
-std::unique_ptr<Engine> CudaBackend::Deserialize(const ir::Graph& segment, const Profile& profile, const CompileOptions& options,
-                                                 std::string_view payload) const {
+std::unique_ptr<Engine> CudaBackend::Deserialize(const ir::Graph& segment, const Profile& profile,
+                                                 const CompileOptions& options, std::string_view payload) const {
   // The payload holds no compiled code yet: loading rebuilds the kernels from the segment.
   if (payload != "kiln-cuda-engine 1")
-    throw Error(ErrorCode::kDataLoss, "the CUDA engine payload is not one this version of Kiln wrote; rebuild the engine");
+    throw Error(ErrorCode::kDataLoss,
+                "the CUDA engine payload is not one this version of Kiln wrote; rebuild the engine");
   return Compile(segment, profile, options);
 }
 

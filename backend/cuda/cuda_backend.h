@@ -15,7 +15,8 @@ class CudaBackend final : public Backend {
   // "NVIDIA H200 sm_90, driver 13.0, CUDA runtime 13.0, cuBLASLt 130100, NVRTC 13.0".
   std::string device() const override { return device_; }
   std::optional<std::string> Unsupported(const ir::Graph& graph, const ir::Node& node) const override;
-  std::unique_ptr<Engine> Compile(const ir::Graph& segment, const Profile& profile, const CompileOptions& options) const override;
+  std::unique_ptr<Engine> Compile(const ir::Graph& segment, const Profile& profile,
+                                  const CompileOptions& options) const override;
   std::unique_ptr<Engine> Deserialize(const ir::Graph& segment, const Profile& profile, const CompileOptions& options,
                                       std::string_view payload) const override;
   const DeviceServices& device_services() const override;

@@ -15,7 +15,8 @@ void Check(cudaError_t status, const char* what) {
 void Check(cublasStatus_t status, const char* what) {
   if (status == CUBLAS_STATUS_SUCCESS) return;
   const ErrorCode code = status == CUBLAS_STATUS_ALLOC_FAILED ? ErrorCode::kResourceExhausted : ErrorCode::kUnavailable;
-  throw Error(code, fmt::format("cuBLASLt {}: {} ({})", what, cublasLtGetStatusString(status), cublasLtGetStatusName(status)));
+  throw Error(
+      code, fmt::format("cuBLASLt {}: {} ({})", what, cublasLtGetStatusString(status), cublasLtGetStatusName(status)));
 }
 
 void Check(nvrtcResult status, const char* what) {

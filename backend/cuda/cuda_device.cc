@@ -1,14 +1,13 @@
 #include "backend/cuda/cuda_device.h"
 
-#include "backend/cuda/cuda_check.h"
-
 #include <cuda_runtime.h>
+#include <fmt/format.h>
 
 #include <map>
 #include <memory>
 #include <mutex>
 
-#include <fmt/format.h>
+#include "backend/cuda/cuda_check.h"
 
 namespace kiln::backend::cuda {
 namespace {
@@ -75,10 +74,11 @@ class CudaTransfer final : public DataTransfer {
   void CopyTensor(const Tensor& src, Tensor& dst, Stream& stream) const override {
     CheckCopyable(src, dst);
     if (!CanCopy(src.device(), dst.device()))
-      throw Error(ErrorCode::kInvalidArgument, fmt::format("cuda:{} cannot copy from {} to {}", device_, src.device().ToString(),
-                                                           dst.device().ToString()));
+      throw Error(ErrorCode::kInvalidArgument, fmt::format("cuda:{} cannot copy from {} to {}", device_,
+                                                           src.device().ToString(), dst.device().ToString()));
     if (stream.device() != Device{DeviceKind::kCuda, device_})
-      throw Error(ErrorCode::kInvalidArgument, fmt::format("a cuda:{} copy was queued on a {} stream", device_, stream.device().ToString()));
+      throw Error(ErrorCode::kInvalidArgument,
+                  fmt::format("a cuda:{} copy was queued on a {} stream", device_, stream.device().ToString()));
     if (src.byte_size() == 0) return;
     DeviceScope scope(device_);
     Check(cudaMemcpyAsync(dst.raw_data(), src.raw_data(), src.byte_size(), cudaMemcpyDefault,
@@ -121,7 +121,8 @@ const DeviceServices& Services(int index) {
   static std::map<int, std::unique_ptr<CudaServices>> services;
   const int count = DeviceCount();
   if (index < 0 || index >= count)
-    throw Error(ErrorCode::kNotFound, fmt::format("CUDA device {} does not exist ({} CUDA device(s) visible)", index, count));
+    throw Error(ErrorCode::kNotFound,
+                fmt::format("CUDA device {} does not exist ({} CUDA device(s) visible)", index, count));
   std::lock_guard<std::mutex> lock(mutex);
   auto& s = services[index];
   if (!s) s = std::make_unique<CudaServices>(index);

@@ -1,8 +1,8 @@
 #include "backend/cuda/cuda_engine.h"
 
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_device.h"
@@ -73,16 +73,19 @@ std::string Join(const std::vector<std::string>& parts, const char* sep) {
 
 }  // namespace
 
-bool IsViewOp(const std::string& op) { return op == "Reshape" || op == "Squeeze" || op == "ExpandDims" || op == "Identity"; }
+bool IsViewOp(const std::string& op) {
+  return op == "Reshape" || op == "Squeeze" || op == "ExpandDims" || op == "Identity";
+}
 bool IsLayoutOp(const std::string& op) { return op == "Transpose" || op == "Concat"; }
 
 CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileOptions& options, int device)
     : graph_(ir::CloneGraph(segment)), profile_(std::move(profile)), device_(device) {
   if (profile_.inputs.size() != graph_.inputs().size())
-    throw Error(ErrorCode::kInvalidArgument,
-                fmt::format("the profile has {} inputs, the segment {}", profile_.inputs.size(), graph_.inputs().size()));
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("the profile has {} inputs, the segment {}",
+                                                         profile_.inputs.size(), graph_.inputs().size()));
   if (options.precision != Precision::kFP32)
-    precision_note_ = fmt::format("{} was requested; the CUDA backend builds FP32 kernels only so far", PrecisionName(options.precision));
+    precision_note_ = fmt::format("{} was requested; the CUDA backend builds FP32 kernels only so far",
+                                  PrecisionName(options.precision));
   DeviceScope scope(device_);
   BuildSteps(ArchOf(device_));
   // The profile's largest shapes must fit the segment (and give every value a shape).
@@ -90,7 +93,8 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
   for (const Step& s : steps_)
     if (!(*shapes)[static_cast<size_t>(s.output)])
       throw Error(ErrorCode::kInvalidArgument,
-                  fmt::format("node '{}': its output shape is not known for the profile {}", s.nodes.back(), profile_.ToString()));
+                  fmt::format("node '{}': its output shape is not known for the profile {}", s.nodes.back(),
+                              profile_.ToString()));
 }
 
 void CudaEngine::BuildSteps(GpuArch arch) {
@@ -116,7 +120,9 @@ void CudaEngine::BuildSteps(GpuArch arch) {
     if (n.op == "Constant") {
       const Tensor& host = n.attrs.Get<Tensor>("value");
       Tensor dev = services.allocator().AllocateTensor(host.dtype(), host.shape());
-      if (host.byte_size() > 0) Check(cudaMemcpy(dev.raw_data(), host.raw_data(), host.byte_size(), cudaMemcpyHostToDevice), "cudaMemcpy (constant)");
+      if (host.byte_size() > 0)
+        Check(cudaMemcpy(dev.raw_data(), host.raw_data(), host.byte_size(), cudaMemcpyHostToDevice),
+              "cudaMemcpy (constant)");
       constants_.emplace_back(n.outputs[0], std::move(dev));
       continue;
     }
@@ -127,7 +133,8 @@ void CudaEngine::BuildSteps(GpuArch arch) {
         const int at = group_step[static_cast<size_t>(v)];
         if (at < 0 || consumers[static_cast<size_t>(v)].size() != 1 || ir::IsGraphOutput(g, v)) continue;
         const Group& grp = groups[static_cast<size_t>(step_group[static_cast<size_t>(at)])];
-        if (grp.output == v && grp.program.steps.size() < kMaxFusedSteps && grp.inputs.size() + n.inputs.size() <= kMaxFusedInputs) {
+        if (grp.output == v && grp.program.steps.size() < kMaxFusedSteps &&
+            grp.inputs.size() + n.inputs.size() <= kMaxFusedInputs) {
           joined = at;
           break;
         }
@@ -228,7 +235,8 @@ void CudaEngine::BuildSteps(GpuArch arch) {
   }
 }
 
-std::shared_ptr<const std::vector<std::optional<Shape>>> CudaEngine::ShapesFor(const std::vector<Shape>& input_shapes) const {
+std::shared_ptr<const std::vector<std::optional<Shape>>> CudaEngine::ShapesFor(
+    const std::vector<Shape>& input_shapes) const {
   {
     std::lock_guard<std::mutex> lock(shapes_mu_);
     auto it = shapes_.find(input_shapes);
@@ -251,13 +259,16 @@ std::vector<Shape> CudaEngine::OutputShapes(std::span<const Shape> input_shapes)
   if (!profile_.Covers(in)) {
     std::string got;
     for (const Shape& s : in) got += (got.empty() ? "" : ";") + ShapeToString(s);
-    throw Error(ErrorCode::kInvalidArgument, fmt::format("input shapes {} are outside the engine's profile {}", got, profile_.ToString()));
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("input shapes {} are outside the engine's profile {}", got, profile_.ToString()));
   }
   const auto shapes = ShapesFor(in);
   std::vector<Shape> out;
   for (size_t i = 0; i < graph_.outputs().size(); ++i) {
     const auto& s = (*shapes)[static_cast<size_t>(graph_.outputs()[i])];
-    if (!s) throw Error(ErrorCode::kUnimplemented, fmt::format("the shape of output '{}' is not known before the run", graph_.output_names()[i]));
+    if (!s)
+      throw Error(ErrorCode::kUnimplemented,
+                  fmt::format("the shape of output '{}' is not known before the run", graph_.output_names()[i]));
     out.push_back(*s);
   }
   return out;
@@ -266,25 +277,30 @@ std::vector<Shape> CudaEngine::OutputShapes(std::span<const Shape> input_shapes)
 void CudaEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outputs, Stream& stream) const {
   const Device dev{DeviceKind::kCuda, device_};
   if (stream.device() != dev)
-    throw Error(ErrorCode::kInvalidArgument, fmt::format("a {} engine was queued on a {} stream", dev.ToString(), stream.device().ToString()));
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("a {} engine was queued on a {} stream", dev.ToString(), stream.device().ToString()));
   if (inputs.size() != graph_.inputs().size() || outputs.size() != graph_.outputs().size())
-    throw Error(ErrorCode::kInvalidArgument, fmt::format("the engine takes {} inputs and {} outputs, got {} and {}", graph_.inputs().size(),
-                                                         graph_.outputs().size(), inputs.size(), outputs.size()));
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("the engine takes {} inputs and {} outputs, got {} and {}", graph_.inputs().size(),
+                            graph_.outputs().size(), inputs.size(), outputs.size()));
   std::vector<Shape> in_shapes;
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Tensor& t = inputs[i];
     const DType want = graph_.value(graph_.inputs()[i]).dtype;
     if (t.dtype() != want || t.device() != dev)
-      throw Error(ErrorCode::kInvalidArgument, fmt::format("input '{}': expected {} on {}, got {} on {}", graph_.input_names()[i],
-                                                           DTypeName(want), dev.ToString(), DTypeName(t.dtype()), t.device().ToString()));
+      throw Error(ErrorCode::kInvalidArgument,
+                  fmt::format("input '{}': expected {} on {}, got {} on {}", graph_.input_names()[i], DTypeName(want),
+                              dev.ToString(), DTypeName(t.dtype()), t.device().ToString()));
     in_shapes.push_back(t.shape());
   }
   const std::vector<Shape> out_shapes = OutputShapes(in_shapes);
   for (size_t i = 0; i < outputs.size(); ++i)
-    if (outputs[i].device() != dev || outputs[i].shape() != out_shapes[i] || outputs[i].dtype() != graph_.value(graph_.outputs()[i]).dtype)
-      throw Error(ErrorCode::kInvalidArgument, fmt::format("output '{}': expected {} {} on {}", graph_.output_names()[i],
-                                                           DTypeName(graph_.value(graph_.outputs()[i]).dtype), ShapeToString(out_shapes[i]),
-                                                           dev.ToString()));
+    if (outputs[i].device() != dev || outputs[i].shape() != out_shapes[i] ||
+        outputs[i].dtype() != graph_.value(graph_.outputs()[i]).dtype)
+      throw Error(ErrorCode::kInvalidArgument,
+                  fmt::format("output '{}': expected {} {} on {}", graph_.output_names()[i],
+                              DTypeName(graph_.value(graph_.outputs()[i]).dtype), ShapeToString(out_shapes[i]),
+                              dev.ToString()));
   const auto shapes = ShapesFor(in_shapes);
   DeviceScope scope(device_);
   auto s = static_cast<cudaStream_t>(stream.native_handle());
@@ -308,16 +324,33 @@ void CudaEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outpu
       if (at != output_at.end())
         out = outputs[at->second];
       else
-        out = Tensor(dtype, shape, std::make_shared<StreamBuffer>(device_, static_cast<size_t>(NumElements(shape)) * DTypeSize(dtype), s));
+        out = Tensor(
+            dtype, shape,
+            std::make_shared<StreamBuffer>(device_, static_cast<size_t>(NumElements(shape)) * DTypeSize(dtype), s));
       switch (step.kind) {
-        case Step::Kind::kEltwise: step.eltwise->Launch(in, out, s); break;
-        case Step::Kind::kMatMul: step.matmul->Launch(in, out, s); break;
-        case Step::Kind::kRow: step.row->Launch(in[0], out, s); break;
-        case Step::Kind::kTranspose: step.eltwise->LaunchPermuted(in[0], step.perm, out, s); break;
-        case Step::Kind::kConcat: LaunchConcat(in, step.axis, out, s); break;
-        case Step::Kind::kConv: step.conv->Launch(in[0], out, s); break;
-        case Step::Kind::kPool: step.pool->Launch(in[0], out, s); break;
-        case Step::Kind::kView: break;
+        case Step::Kind::kEltwise:
+          step.eltwise->Launch(in, out, s);
+          break;
+        case Step::Kind::kMatMul:
+          step.matmul->Launch(in, out, s);
+          break;
+        case Step::Kind::kRow:
+          step.row->Launch(in[0], out, s);
+          break;
+        case Step::Kind::kTranspose:
+          step.eltwise->LaunchPermuted(in[0], step.perm, out, s);
+          break;
+        case Step::Kind::kConcat:
+          LaunchConcat(in, step.axis, out, s);
+          break;
+        case Step::Kind::kConv:
+          step.conv->Launch(in[0], out, s);
+          break;
+        case Step::Kind::kPool:
+          step.pool->Launch(in[0], out, s);
+          break;
+        case Step::Kind::kView:
+          break;
       }
     }
     values[static_cast<size_t>(step.output)] = std::move(out);
@@ -327,7 +360,8 @@ void CudaEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outpu
   for (size_t i = 0; i < outputs.size(); ++i) {
     const Tensor& v = values[static_cast<size_t>(graph_.outputs()[i])];
     if (v.raw_data() == outputs[i].raw_data() || outputs[i].byte_size() == 0) continue;
-    Check(cudaMemcpyAsync(outputs[i].raw_data(), v.raw_data(), outputs[i].byte_size(), cudaMemcpyDeviceToDevice, s), "cudaMemcpyAsync (output)");
+    Check(cudaMemcpyAsync(outputs[i].raw_data(), v.raw_data(), outputs[i].byte_size(), cudaMemcpyDeviceToDevice, s),
+          "cudaMemcpyAsync (output)");
   }
   Check(cudaGetLastError(), "kernel launch");
 }
@@ -339,14 +373,30 @@ std::vector<CudaEngine::StepInfo> CudaEngine::steps() const {
   for (const Step& s : steps_) {
     std::string kernel;
     switch (s.kind) {
-      case Step::Kind::kEltwise: kernel = fmt::format("nvrtc elementwise ({} ops)", s.nodes.size()); break;
-      case Step::Kind::kMatMul: kernel = "cublasLt"; break;
-      case Step::Kind::kView: kernel = "view"; break;
-      case Step::Kind::kRow: kernel = "nvrtc row"; break;
-      case Step::Kind::kTranspose: kernel = "nvrtc transpose"; break;
-      case Step::Kind::kConcat: kernel = "copies"; break;
-      case Step::Kind::kConv: kernel = "cudnn"; break;
-      case Step::Kind::kPool: kernel = "nvrtc pool"; break;
+      case Step::Kind::kEltwise:
+        kernel = fmt::format("nvrtc elementwise ({} ops)", s.nodes.size());
+        break;
+      case Step::Kind::kMatMul:
+        kernel = "cublasLt";
+        break;
+      case Step::Kind::kView:
+        kernel = "view";
+        break;
+      case Step::Kind::kRow:
+        kernel = "nvrtc row";
+        break;
+      case Step::Kind::kTranspose:
+        kernel = "nvrtc transpose";
+        break;
+      case Step::Kind::kConcat:
+        kernel = "copies";
+        break;
+      case Step::Kind::kConv:
+        kernel = "cudnn";
+        break;
+      case Step::Kind::kPool:
+        kernel = "nvrtc pool";
+        break;
     }
     info.push_back({Join(s.nodes, "+"), kernel});
   }

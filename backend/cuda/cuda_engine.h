@@ -40,7 +40,7 @@ class CudaEngine final : public Engine {
   std::string Serialize() const override;
 
   struct StepInfo {
-    std::string nodes;  // the IR nodes the step runs, "a+b+c" for a fused chain
+    std::string nodes;   // the IR nodes the step runs, "a+b+c" for a fused chain
     std::string kernel;  // "nvrtc eltwise (3 ops)", "cublasLt MatMul", "view"
   };
   std::vector<StepInfo> steps() const;
@@ -56,8 +56,8 @@ class CudaEngine final : public Engine {
     std::unique_ptr<RowKernel> row;
     std::unique_ptr<ConvKernel> conv;
     std::unique_ptr<PoolKernel> pool;
-    std::vector<int64_t> perm;  // Transpose
-    int64_t axis = 0;           // Concat (may be negative)
+    std::vector<int64_t> perm;         // Transpose
+    int64_t axis = 0;                  // Concat (may be negative)
     std::vector<ir::ValueId> release;  // values last read by this step
   };
 

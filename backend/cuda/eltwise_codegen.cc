@@ -9,19 +9,32 @@ namespace kiln::backend::cuda {
 
 const char* CudaTypeName(DType d) {
   switch (d) {
-    case DType::kFloat32: return "float";
-    case DType::kFloat64: return "double";
-    case DType::kFloat16: return "kiln::Half";
-    case DType::kBFloat16: return "kiln::BFloat16";
-    case DType::kInt8: return "int8_t";
-    case DType::kInt16: return "int16_t";
-    case DType::kInt32: return "int32_t";
-    case DType::kInt64: return "int64_t";
-    case DType::kUInt8: return "uint8_t";
-    case DType::kUInt16: return "uint16_t";
-    case DType::kUInt32: return "uint32_t";
-    case DType::kUInt64: return "uint64_t";
-    case DType::kBool: return "bool";
+    case DType::kFloat32:
+      return "float";
+    case DType::kFloat64:
+      return "double";
+    case DType::kFloat16:
+      return "kiln::Half";
+    case DType::kBFloat16:
+      return "kiln::BFloat16";
+    case DType::kInt8:
+      return "int8_t";
+    case DType::kInt16:
+      return "int16_t";
+    case DType::kInt32:
+      return "int32_t";
+    case DType::kInt64:
+      return "int64_t";
+    case DType::kUInt8:
+      return "uint8_t";
+    case DType::kUInt16:
+      return "uint16_t";
+    case DType::kUInt32:
+      return "uint32_t";
+    case DType::kUInt64:
+      return "uint64_t";
+    case DType::kBool:
+      return "bool";
     default:
       throw Error(ErrorCode::kInvalidArgument, fmt::format("dtype {} has no GPU kernels", DTypeName(d)));
   }
@@ -74,10 +87,12 @@ std::string GenerateEltwiseSource(const EltwiseProgram& program) {
   for (size_t i = 0; i < program.steps.size(); ++i) {
     const EltwiseStep& s = program.steps[i];
     if (!s.op || static_cast<int>(s.args.size()) != ir::elementwise::Arity(s.op->pattern))
-      throw Error(ErrorCode::kInternal, fmt::format("elementwise program: step {} has the wrong number of arguments", i));
+      throw Error(ErrorCode::kInternal,
+                  fmt::format("elementwise program: step {} has the wrong number of arguments", i));
     for (int a : s.args)
       if (a < 0 || a >= static_cast<int>(num_inputs + i))
-        throw Error(ErrorCode::kInternal, fmt::format("elementwise program: step {} reads value {} before it exists", i, a));
+        throw Error(ErrorCode::kInternal,
+                    fmt::format("elementwise program: step {} reads value {} before it exists", i, a));
   }
   const DType out_dtype = program.OutputDType();
 

@@ -1,8 +1,8 @@
 #include "backend/cuda/eltwise_kernel.h"
 
-#include <vector>
-
 #include <fmt/format.h>
+
+#include <vector>
 
 #include "backend/cuda/cuda_check.h"
 
@@ -45,14 +45,16 @@ Walk Broadcast(std::span<const Tensor> inputs, const Shape& out) {
     const Shape& s = inputs[i].shape();
     if (s.size() > r)
       throw Error(ErrorCode::kInvalidArgument,
-                  fmt::format("elementwise input {} of shape {} has more dims than the output {}", i, ShapeToString(s), ShapeToString(out)));
+                  fmt::format("elementwise input {} of shape {} has more dims than the output {}", i, ShapeToString(s),
+                              ShapeToString(out)));
     const size_t offset = r - s.size();
     int64_t stride = 1;
     for (size_t d = s.size(); d-- > 0;) {
       if (s[d] != 1) {
         if (s[d] != out[offset + d])
-          throw Error(ErrorCode::kInvalidArgument, fmt::format("elementwise input {} of shape {} does not broadcast into {}", i,
-                                                               ShapeToString(s), ShapeToString(out)));
+          throw Error(ErrorCode::kInvalidArgument,
+                      fmt::format("elementwise input {} of shape {} does not broadcast into {}", i, ShapeToString(s),
+                                  ShapeToString(out)));
         full.strides[i][offset + d] = stride;
       }
       stride *= s[d];
@@ -71,26 +73,31 @@ int MultiprocessorCount() {
 }  // namespace
 
 EltwiseKernel::EltwiseKernel(EltwiseProgram program, GpuArch arch)
-    : program_(std::move(program)), source_(GenerateEltwiseSource(program_)), module_(CompiledModule(source_, "kiln_eltwise", arch)) {
+    : program_(std::move(program)),
+      source_(GenerateEltwiseSource(program_)),
+      module_(CompiledModule(source_, "kiln_eltwise", arch)) {
   kernel32_ = module_->Kernel(kEltwiseKernel32);
   kernel64_ = module_->Kernel(kEltwiseKernel64);
 }
 
 void EltwiseKernel::Launch(std::span<const Tensor> inputs, Tensor& out, cudaStream_t stream) const {
   if (inputs.size() != program_.inputs.size())
-    throw Error(ErrorCode::kInternal, fmt::format("elementwise kernel: {} inputs for a program of {}", inputs.size(), program_.inputs.size()));
+    throw Error(ErrorCode::kInternal, fmt::format("elementwise kernel: {} inputs for a program of {}", inputs.size(),
+                                                  program_.inputs.size()));
   if (out.num_elements() == 0) return;
   std::vector<const void*> pointers;
   for (const Tensor& t : inputs) pointers.push_back(t.raw_data());
   Run(Broadcast(inputs, out.shape()), pointers, out, stream);
 }
 
-void EltwiseKernel::LaunchPermuted(const Tensor& in, std::span<const int64_t> perm, Tensor& out, cudaStream_t stream) const {
+void EltwiseKernel::LaunchPermuted(const Tensor& in, std::span<const int64_t> perm, Tensor& out,
+                                   cudaStream_t stream) const {
   if (program_.inputs.size() != 1 || perm.size() != static_cast<size_t>(in.rank()) || out.rank() != in.rank())
     throw Error(ErrorCode::kInternal, "elementwise kernel: a permuted launch needs one input and a full permutation");
   if (out.num_elements() == 0) return;
   std::vector<long long> in_strides(static_cast<size_t>(in.rank()), 1);
-  for (int d = in.rank() - 1; d > 0; --d) in_strides[static_cast<size_t>(d - 1)] = in_strides[static_cast<size_t>(d)] * in.dim(d);
+  for (int d = in.rank() - 1; d > 0; --d)
+    in_strides[static_cast<size_t>(d - 1)] = in_strides[static_cast<size_t>(d)] * in.dim(d);
   Walk full;
   full.dims.assign(out.shape().begin(), out.shape().end());
   full.strides.resize(1);
@@ -103,8 +110,8 @@ void EltwiseKernel::Run(const Walk& w, std::span<const void* const> inputs, Tens
   const size_t k = program_.inputs.size();
   const int64_t n = out.num_elements();
   if (w.dims.size() > static_cast<size_t>(kMaxEltwiseRank))
-    throw Error(ErrorCode::kUnimplemented, fmt::format("elementwise kernel: {} dims after merging (at most {})",
-                                                       w.dims.size(), kMaxEltwiseRank));
+    throw Error(ErrorCode::kUnimplemented,
+                fmt::format("elementwise kernel: {} dims after merging (at most {})", w.dims.size(), kMaxEltwiseRank));
   EltwiseDims dims;
   dims.n = n;
   dims.rank = static_cast<int>(w.dims.size());
@@ -122,8 +129,8 @@ void EltwiseKernel::Run(const Walk& w, std::span<const void* const> inputs, Tens
   const int64_t blocks = std::min<int64_t>((n + kBlock - 1) / kBlock, int64_t{sms} * 16);
   // 32-bit indices while i + the grid's stride cannot overflow them.
   const bool small = n + blocks * kBlock < (int64_t{1} << 31);
-  Check(cudaLaunchKernel(reinterpret_cast<const void*>(small ? kernel32_ : kernel64_), dim3(static_cast<unsigned>(blocks)),
-                         dim3(kBlock), args.data(), 0, stream),
+  Check(cudaLaunchKernel(reinterpret_cast<const void*>(small ? kernel32_ : kernel64_),
+                         dim3(static_cast<unsigned>(blocks)), dim3(kBlock), args.data(), 0, stream),
         "cudaLaunchKernel (elementwise)");
 }
 

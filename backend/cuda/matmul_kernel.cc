@@ -1,9 +1,9 @@
 #include "backend/cuda/matmul_kernel.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <memory>
-
-#include <fmt/format.h>
 
 #include "backend/cuda/cuda_check.h"
 
@@ -18,11 +18,16 @@ bool GpuMatMulDType(DType d) {
 
 cudaDataType_t DataType(DType d) {
   switch (d) {
-    case DType::kFloat32: return CUDA_R_32F;
-    case DType::kFloat16: return CUDA_R_16F;
-    case DType::kBFloat16: return CUDA_R_16BF;
-    case DType::kFloat64: return CUDA_R_64F;
-    default: throw Error(ErrorCode::kInternal, fmt::format("cuBLASLt: no data type for {}", DTypeName(d)));
+    case DType::kFloat32:
+      return CUDA_R_32F;
+    case DType::kFloat16:
+      return CUDA_R_16F;
+    case DType::kBFloat16:
+      return CUDA_R_16BF;
+    case DType::kFloat64:
+      return CUDA_R_64F;
+    default:
+      throw Error(ErrorCode::kInternal, fmt::format("cuBLASLt: no data type for {}", DTypeName(d)));
   }
 }
 
@@ -55,7 +60,8 @@ std::optional<Shape> StaticShape(const ir::Graph& g, ir::ValueId v) { return g.v
 
 std::optional<std::string> MatMulUnsupported(const ir::Graph& graph, const ir::Node& node) {
   const DType dtype = graph.value(node.inputs[0]).dtype;
-  if (!GpuMatMulDType(dtype)) return fmt::format("cuBLASLt matrix products take float32/float16/bfloat16/float64, not {}", DTypeName(dtype));
+  if (!GpuMatMulDType(dtype))
+    return fmt::format("cuBLASLt matrix products take float32/float16/bfloat16/float64, not {}", DTypeName(dtype));
   if (graph.value(node.outputs[0]).dtype != dtype) return "the product's dtype differs from its operands'";
   if (node.op == "BatchMatMul") {
     const ir::SymShape& x = graph.value(node.inputs[0]).shape;
@@ -97,7 +103,8 @@ namespace {
 
 void MakeOpDesc(OpDesc& desc, DType dtype, bool transpose_a, bool transpose_b, bool bias) {
   const bool f64 = dtype == DType::kFloat64;
-  Check(cublasLtMatmulDescCreate(&desc.object, f64 ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F, f64 ? CUDA_R_64F : CUDA_R_32F),
+  Check(cublasLtMatmulDescCreate(&desc.object, f64 ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F,
+                                 f64 ? CUDA_R_64F : CUDA_R_32F),
         "cublasLtMatmulDescCreate");
   // Column-major view: D^T (n x m) = op(b) op(a); cuBLASLt's A is our b.
   const cublasOperation_t ta = transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -106,17 +113,21 @@ void MakeOpDesc(OpDesc& desc, DType dtype, bool transpose_a, bool transpose_b, b
   Check(cublasLtMatmulDescSetAttribute(desc.object, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)), "set TRANSB");
   if (bias) {
     const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
-    Check(cublasLtMatmulDescSetAttribute(desc.object, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)), "set EPILOGUE");
+    Check(cublasLtMatmulDescSetAttribute(desc.object, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)),
+          "set EPILOGUE");
   }
 }
 
 void MakeLayout(Layout& layout, DType dtype, int64_t rows, int64_t cols, int64_t batch, int64_t stride) {
-  Check(cublasLtMatrixLayoutCreate(&layout.object, DataType(dtype), static_cast<uint64_t>(rows), static_cast<uint64_t>(cols), rows),
+  Check(cublasLtMatrixLayoutCreate(&layout.object, DataType(dtype), static_cast<uint64_t>(rows),
+                                   static_cast<uint64_t>(cols), rows),
         "cublasLtMatrixLayoutCreate");
   if (batch > 1) {
     const int32_t count = static_cast<int32_t>(batch);
-    Check(cublasLtMatrixLayoutSetAttribute(layout.object, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)), "set BATCH_COUNT");
-    Check(cublasLtMatrixLayoutSetAttribute(layout.object, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof(stride)),
+    Check(cublasLtMatrixLayoutSetAttribute(layout.object, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof(count)),
+          "set BATCH_COUNT");
+    Check(cublasLtMatrixLayoutSetAttribute(layout.object, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride,
+                                           sizeof(stride)),
           "set STRIDED_BATCH_OFFSET");
   }
 }
@@ -151,12 +162,13 @@ const MatMulKernel::Plan& MatMulKernel::PlanFor(const Problem& p) const {
     Check(cublasLtMatmulPreferenceSetAttribute(pref.object, attr, &align, sizeof(align)), "set MIN_ALIGNMENT");
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
-  Check(cublasLtMatmulAlgoGetHeuristic(handle_, desc.object, plan->b.object, plan->a.object, plan->d.object, plan->d.object,
-                                       pref.object, 1, &result, &found),
+  Check(cublasLtMatmulAlgoGetHeuristic(handle_, desc.object, plan->b.object, plan->a.object, plan->d.object,
+                                       plan->d.object, pref.object, 1, &result, &found),
         "cublasLtMatmulAlgoGetHeuristic");
   if (found == 0)
-    throw Error(ErrorCode::kUnimplemented, fmt::format("cuBLASLt has no algorithm for a {} product [{}x{}]x[{}x{}] (batch {})",
-                                                       DTypeName(dtype_), p.m, p.k, p.k, p.n, p.batch));
+    throw Error(ErrorCode::kUnimplemented,
+                fmt::format("cuBLASLt has no algorithm for a {} product [{}x{}]x[{}x{}] (batch {})", DTypeName(dtype_),
+                            p.m, p.k, p.k, p.n, p.batch));
   plan->algo = result.algo;
   plan->workspace = result.workspaceSize;
   slot = std::move(plan);
@@ -178,26 +190,27 @@ void MatMulKernel::Launch(std::span<const Tensor> inputs, Tensor& out, cudaStrea
   p.stride_b = batch_b > 1 ? p.k * p.n : 0;
   if (out.num_elements() == 0) return;
   for (const Tensor* t : {&a, &b, static_cast<const Tensor*>(&out)})
-    if (Alignment(t->raw_data()) < 16)
-      throw Error(ErrorCode::kInternal, "cuBLASLt operands must be 16-byte aligned");
+    if (Alignment(t->raw_data()) < 16) throw Error(ErrorCode::kInternal, "cuBLASLt operands must be 16-byte aligned");
   const Plan& plan = PlanFor(p);
 
   OpDesc desc(&cublasLtMatmulDescDestroy);
   MakeOpDesc(desc, dtype_, transpose_a_, transpose_b_, has_bias_);
   if (has_bias_) {
     const void* bias = inputs[2].raw_data();
-    Check(cublasLtMatmulDescSetAttribute(desc.object, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)), "set BIAS_POINTER");
+    Check(cublasLtMatmulDescSetAttribute(desc.object, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)),
+          "set BIAS_POINTER");
   }
   void* workspace = nullptr;
-  if (plan.workspace > 0) Check(cudaMallocAsync(&workspace, plan.workspace, stream), "cudaMallocAsync (cuBLASLt workspace)");
+  if (plan.workspace > 0)
+    Check(cudaMallocAsync(&workspace, plan.workspace, stream), "cudaMallocAsync (cuBLASLt workspace)");
   const float alpha32 = 1.0f, beta32 = 0.0f;
   const double alpha64 = 1.0, beta64 = 0.0;
   const bool f64 = dtype_ == DType::kFloat64;
   const void* alpha = f64 ? static_cast<const void*>(&alpha64) : &alpha32;
   const void* beta = f64 ? static_cast<const void*>(&beta64) : &beta32;
-  const cublasStatus_t status =
-      cublasLtMatmul(handle_, desc.object, alpha, b.raw_data(), plan.b.object, a.raw_data(), plan.a.object, beta, out.raw_data(),
-                     plan.d.object, out.raw_data(), plan.d.object, &plan.algo, workspace, plan.workspace, stream);
+  const cublasStatus_t status = cublasLtMatmul(handle_, desc.object, alpha, b.raw_data(), plan.b.object, a.raw_data(),
+                                               plan.a.object, beta, out.raw_data(), plan.d.object, out.raw_data(),
+                                               plan.d.object, &plan.algo, workspace, plan.workspace, stream);
   if (workspace) cudaFreeAsync(workspace, stream);
   Check(status, "cublasLtMatmul");
 }

@@ -1,13 +1,12 @@
 #include "backend/cuda/nvrtc_compiler.h"
 
+#include <fmt/format.h>
 #include <nvrtc.h>
 
 #include <map>
 #include <memory>
 #include <mutex>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/embedded_headers.h"
@@ -17,8 +16,8 @@ namespace kiln::backend::cuda {
 namespace {
 
 // The standard headers the op formulas include, all answered by nvrtc_std.h.
-constexpr const char* kStdHeaders[] = {"cmath",  "type_traits", "limits",      "array",  "cstdint", "cstring",
-                                       "climits", "string",     "string_view", "cstddef"};
+constexpr const char* kStdHeaders[] = {"cmath",   "type_traits", "limits", "array",       "cstdint",
+                                       "cstring", "climits",     "string", "string_view", "cstddef"};
 
 struct ProgramDeleter {
   void operator()(nvrtcProgram* p) const {
@@ -69,8 +68,9 @@ std::string CompileToCubin(const std::string& source, const std::string& name, G
   const char* options[] = {"--std=c++20", arch_option.c_str(), "-default-device", "--extra-device-vectorization"};
   const nvrtcResult result = nvrtcCompileProgram(*program, static_cast<int>(std::size(options)), options);
   if (result != NVRTC_SUCCESS)
-    throw Error(ErrorCode::kInternal, fmt::format("NVRTC could not compile the generated kernel '{}' for {}: {}\n{}", name,
-                                                  arch.Name(), nvrtcGetErrorString(result), ProgramLog(*program)));
+    throw Error(ErrorCode::kInternal,
+                fmt::format("NVRTC could not compile the generated kernel '{}' for {}: {}\n{}", name, arch.Name(),
+                            nvrtcGetErrorString(result), ProgramLog(*program)));
   size_t size = 0;
   Check(nvrtcGetCUBINSize(*program, &size), "nvrtcGetCUBINSize");
   std::string cubin(size, '\0');
@@ -91,7 +91,8 @@ cudaKernel_t CudaModule::Kernel(const char* name) const {
   const cudaError_t status = cudaLibraryGetKernel(&kernel, library_, name);
   if (status != cudaSuccess) {
     cudaGetLastError();
-    throw Error(ErrorCode::kInternal, fmt::format("the compiled module has no kernel '{}': {}", name, cudaGetErrorString(status)));
+    throw Error(ErrorCode::kInternal,
+                fmt::format("the compiled module has no kernel '{}': {}", name, cudaGetErrorString(status)));
   }
   return kernel;
 }

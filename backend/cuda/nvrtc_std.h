@@ -22,15 +22,15 @@ typedef long ptrdiff_t;
 
 namespace std {
 
-using ::size_t;
-using ::int8_t;
 using ::int16_t;
 using ::int32_t;
 using ::int64_t;
-using ::uint8_t;
+using ::int8_t;
+using ::size_t;
 using ::uint16_t;
 using ::uint32_t;
 using ::uint64_t;
+using ::uint8_t;
 
 // <cmath>: CUDA's device overloads live in the global namespace.
 using ::abs;
@@ -55,6 +55,7 @@ using ::isinf;
 using ::isnan;
 using ::log;
 using ::log1p;
+using ::memcpy;
 using ::nearbyint;
 using ::pow;
 using ::sin;
@@ -63,7 +64,6 @@ using ::sqrt;
 using ::tan;
 using ::tanh;
 using ::trunc;
-using ::memcpy;
 
 // <type_traits>
 template <typename T, T v>
@@ -91,24 +91,88 @@ struct conditional<false, T, F> {
 template <bool B, typename T, typename F>
 using conditional_t = typename conditional<B, T, F>::type;
 
-template <typename T> struct remove_cv { using type = T; };
-template <typename T> struct remove_cv<const T> { using type = T; };
-template <typename T> struct remove_cv<volatile T> { using type = T; };
-template <typename T> struct remove_cv<const volatile T> { using type = T; };
+template <typename T>
+struct remove_cv {
+  using type = T;
+};
+template <typename T>
+struct remove_cv<const T> {
+  using type = T;
+};
+template <typename T>
+struct remove_cv<volatile T> {
+  using type = T;
+};
+template <typename T>
+struct remove_cv<const volatile T> {
+  using type = T;
+};
 
-template <typename T> struct integral_info { static constexpr bool integral = false, is_signed = false; using unsigned_type = void; };
-template <> struct integral_info<bool> { static constexpr bool integral = true, is_signed = false; using unsigned_type = bool; };
-template <> struct integral_info<char> { static constexpr bool integral = true, is_signed = (char(-1) < 0); using unsigned_type = unsigned char; };
-template <> struct integral_info<signed char> { static constexpr bool integral = true, is_signed = true; using unsigned_type = unsigned char; };
-template <> struct integral_info<unsigned char> { static constexpr bool integral = true, is_signed = false; using unsigned_type = unsigned char; };
-template <> struct integral_info<short> { static constexpr bool integral = true, is_signed = true; using unsigned_type = unsigned short; };
-template <> struct integral_info<unsigned short> { static constexpr bool integral = true, is_signed = false; using unsigned_type = unsigned short; };
-template <> struct integral_info<int> { static constexpr bool integral = true, is_signed = true; using unsigned_type = unsigned int; };
-template <> struct integral_info<unsigned int> { static constexpr bool integral = true, is_signed = false; using unsigned_type = unsigned int; };
-template <> struct integral_info<long> { static constexpr bool integral = true, is_signed = true; using unsigned_type = unsigned long; };
-template <> struct integral_info<unsigned long> { static constexpr bool integral = true, is_signed = false; using unsigned_type = unsigned long; };
-template <> struct integral_info<long long> { static constexpr bool integral = true, is_signed = true; using unsigned_type = unsigned long long; };
-template <> struct integral_info<unsigned long long> { static constexpr bool integral = true, is_signed = false; using unsigned_type = unsigned long long; };
+template <typename T>
+struct integral_info {
+  static constexpr bool integral = false, is_signed = false;
+  using unsigned_type = void;
+};
+template <>
+struct integral_info<bool> {
+  static constexpr bool integral = true, is_signed = false;
+  using unsigned_type = bool;
+};
+template <>
+struct integral_info<char> {
+  static constexpr bool integral = true, is_signed = (char(-1) < 0);
+  using unsigned_type = unsigned char;
+};
+template <>
+struct integral_info<signed char> {
+  static constexpr bool integral = true, is_signed = true;
+  using unsigned_type = unsigned char;
+};
+template <>
+struct integral_info<unsigned char> {
+  static constexpr bool integral = true, is_signed = false;
+  using unsigned_type = unsigned char;
+};
+template <>
+struct integral_info<short> {
+  static constexpr bool integral = true, is_signed = true;
+  using unsigned_type = unsigned short;
+};
+template <>
+struct integral_info<unsigned short> {
+  static constexpr bool integral = true, is_signed = false;
+  using unsigned_type = unsigned short;
+};
+template <>
+struct integral_info<int> {
+  static constexpr bool integral = true, is_signed = true;
+  using unsigned_type = unsigned int;
+};
+template <>
+struct integral_info<unsigned int> {
+  static constexpr bool integral = true, is_signed = false;
+  using unsigned_type = unsigned int;
+};
+template <>
+struct integral_info<long> {
+  static constexpr bool integral = true, is_signed = true;
+  using unsigned_type = unsigned long;
+};
+template <>
+struct integral_info<unsigned long> {
+  static constexpr bool integral = true, is_signed = false;
+  using unsigned_type = unsigned long;
+};
+template <>
+struct integral_info<long long> {
+  static constexpr bool integral = true, is_signed = true;
+  using unsigned_type = unsigned long long;
+};
+template <>
+struct integral_info<unsigned long long> {
+  static constexpr bool integral = true, is_signed = false;
+  using unsigned_type = unsigned long long;
+};
 
 template <typename T>
 inline constexpr bool is_integral_v = integral_info<typename remove_cv<T>::type>::integral;

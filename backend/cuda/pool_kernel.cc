@@ -1,8 +1,8 @@
 #include "backend/cuda/pool_kernel.h"
 
-#include <algorithm>
-
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/eltwise_codegen.h"
@@ -10,7 +10,9 @@
 namespace kiln::backend::cuda {
 namespace {
 
-bool FloatDType(DType d) { return d == DType::kFloat32 || d == DType::kFloat16 || d == DType::kBFloat16 || d == DType::kFloat64; }
+bool FloatDType(DType d) {
+  return d == DType::kFloat32 || d == DType::kFloat16 || d == DType::kBFloat16 || d == DType::kFloat64;
+}
 
 struct PoolGeometry {
   long long n, c, h, w, oh, ow, kh, kw, sh, sw, pad_top, pad_left;
@@ -61,7 +63,8 @@ extern "C" __global__ void kiln_pool(const PoolGeometry g, const T* __restrict__
 )";
 
 std::string Replace(std::string s, const std::string& from, const std::string& to) {
-  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) s.replace(at, from.size(), to);
+  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+    s.replace(at, from.size(), to);
   return s;
 }
 
@@ -75,7 +78,8 @@ std::optional<std::string> PoolUnsupported(const ir::Graph& graph, const ir::Nod
   if (!s.rank_known || s.rank() != 4) return "GPU pooling is 2-D (rank-4 inputs)";
   const std::string format = node.attrs.GetOr<std::string>("data_format", "NHWC");
   bool channels_last = true;
-  if (!ir::nn::ChannelsLast(format, &channels_last) || format.size() != 4) return fmt::format("data_format '{}'", format);
+  if (!ir::nn::ChannelsLast(format, &channels_last) || format.size() != 4)
+    return fmt::format("data_format '{}'", format);
   ir::nn::Padding padding;
   if (!ir::nn::ParsePadding(node.attrs.GetOr<std::string>("padding", "VALID"), &padding)) return "unknown padding";
   if (!node.attrs.Has("ksize") || node.attrs.Ints("ksize").size() != 2) return "ksize must have 2 values";
@@ -97,7 +101,8 @@ PoolKernel::PoolKernel(const ir::Graph& graph, const ir::Node& node, GpuArch arc
   pads_ = node.attrs.GetOr<std::vector<int64_t>>("pads", {0, 0, 0, 0});
   ir::nn::ParsePadding(node.attrs.GetOr<std::string>("padding", "VALID"), &padding_);
   if (strides_.size() != 2 || pads_.size() != 4)
-    throw Error(ErrorCode::kInvalidArgument, fmt::format("node '{}' ({}): expected 2 strides and 4 pads", node.name, node.op));
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("node '{}' ({}): expected 2 strides and 4 pads", node.name, node.op));
   module_ = CompiledModule(PoolKernelSource(node.op, graph.value(node.inputs[0]).dtype), "kiln_" + node.op, arch);
   kernel_ = module_->Kernel("kiln_pool");
 }
@@ -131,7 +136,8 @@ void PoolKernel::Launch(const Tensor& x, Tensor& out, cudaStream_t stream) const
   void* yp = out.raw_data();
   void* args[] = {&g, &xp, &yp};
   const unsigned blocks = static_cast<unsigned>(std::min<long long>((total + 255) / 256, 65535LL * 32));
-  Check(cudaLaunchKernel(reinterpret_cast<const void*>(kernel_), dim3(blocks), dim3(256), args, 0, stream), "cudaLaunchKernel (pool)");
+  Check(cudaLaunchKernel(reinterpret_cast<const void*>(kernel_), dim3(blocks), dim3(256), args, 0, stream),
+        "cudaLaunchKernel (pool)");
 }
 
 }  // namespace kiln::backend::cuda

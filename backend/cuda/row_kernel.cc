@@ -1,9 +1,9 @@
 #include "backend/cuda/row_kernel.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <set>
-
-#include <fmt/format.h>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/eltwise_codegen.h"
@@ -13,13 +13,15 @@ namespace {
 
 // Kernel kinds, as the generated source numbers them.
 int KindOf(const std::string& op) {
-  static const std::vector<std::string> kinds = {"ReduceSum", "ReduceMean", "ReduceProd",  "ReduceMax",
-                                                 "ReduceMin", "ReduceEuclideanNorm", "Softmax", "LogSoftmax"};
+  static const std::vector<std::string> kinds = {"ReduceSum", "ReduceMean",          "ReduceProd", "ReduceMax",
+                                                 "ReduceMin", "ReduceEuclideanNorm", "Softmax",    "LogSoftmax"};
   auto it = std::find(kinds.begin(), kinds.end(), op);
   return it == kinds.end() ? -1 : static_cast<int>(it - kinds.begin());
 }
 
-bool FloatDType(DType d) { return d == DType::kFloat32 || d == DType::kFloat16 || d == DType::kBFloat16 || d == DType::kFloat64; }
+bool FloatDType(DType d) {
+  return d == DType::kFloat32 || d == DType::kFloat16 || d == DType::kBFloat16 || d == DType::kFloat64;
+}
 
 // Body shared by both kernels: T (storage), A (accumulation), kKind; Init/Step/Finish reduce.
 constexpr const char* kRowSource = R"(
@@ -138,7 +140,8 @@ extern "C" __global__ void kiln_columns(const T* __restrict__ in, T* __restrict_
 )";
 
 std::string Replace(std::string s, const std::string& from, const std::string& to) {
-  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size())) s.replace(at, from.size(), to);
+  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+    s.replace(at, from.size(), to);
   return s;
 }
 
@@ -147,7 +150,8 @@ std::vector<int64_t> ReducedAxes(const std::string& op, const std::vector<int64_
   std::set<int64_t> set;
   for (int64_t a : axes) {
     const int64_t n = a < 0 ? a + rank : a;
-    if (n < 0 || n >= rank) throw Error(ErrorCode::kInvalidArgument, fmt::format("{}: axis {} is out of range for rank {}", op, a, rank));
+    if (n < 0 || n >= rank)
+      throw Error(ErrorCode::kInvalidArgument, fmt::format("{}: axis {} is out of range for rank {}", op, a, rank));
     set.insert(n);
   }
   return {set.begin(), set.end()};
@@ -156,7 +160,9 @@ std::vector<int64_t> ReducedAxes(const std::string& op, const std::vector<int64_
 std::vector<int64_t> NodeAxes(const ir::Graph& graph, const ir::Node& node) {
   if (node.op == "Softmax" || node.op == "LogSoftmax") return {node.attrs.GetOr<int64_t>("axis", -1)};
   const Tensor* axes = graph.ConstantOf(node.inputs.at(1));
-  if (!axes) throw Error(ErrorCode::kInvalidArgument, fmt::format("node '{}' ({}): the axes are not constant", node.name, node.op));
+  if (!axes)
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("node '{}' ({}): the axes are not constant", node.name, node.op));
   return axes->ToInt64Vector();
 }
 
@@ -177,7 +183,8 @@ std::optional<std::string> RowOpUnsupported(const ir::Graph& graph, const ir::No
     return e.what();
   }
   if (axes.empty()) return "no reduction axes";
-  if (axes.back() - axes.front() + 1 != static_cast<int64_t>(axes.size())) return "the reduced axes are not one contiguous range";
+  if (axes.back() - axes.front() + 1 != static_cast<int64_t>(axes.size()))
+    return "the reduced axes are not one contiguous range";
   return std::nullopt;
 }
 
@@ -190,7 +197,8 @@ std::string RowKernelSource(const std::string& op, DType dtype) {
   return KernelPrologue() + body;
 }
 
-RowKernel::RowKernel(const ir::Graph& graph, const ir::Node& node, GpuArch arch) : op_(node.op), axes_(NodeAxes(graph, node)) {
+RowKernel::RowKernel(const ir::Graph& graph, const ir::Node& node, GpuArch arch)
+    : op_(node.op), axes_(NodeAxes(graph, node)) {
   module_ = CompiledModule(RowKernelSource(op_, graph.value(node.inputs[0]).dtype), "kiln_" + op_, arch);
   rows_ = module_->Kernel("kiln_rows");
   columns_ = module_->Kernel("kiln_columns");
@@ -200,9 +208,12 @@ void RowKernel::Launch(const Tensor& in, Tensor& out, cudaStream_t stream) const
   const std::vector<int64_t> axes = ReducedAxes(op_, axes_, in.rank());
   long long outer = 1, n = 1, inner = 1;
   for (int d = 0; d < in.rank(); ++d) {
-    if (d < axes.front()) outer *= in.dim(d);
-    else if (d <= axes.back()) n *= in.dim(d);
-    else inner *= in.dim(d);
+    if (d < axes.front())
+      outer *= in.dim(d);
+    else if (d <= axes.back())
+      n *= in.dim(d);
+    else
+      inner *= in.dim(d);
   }
   if (out.num_elements() == 0) return;
   const void* x = in.raw_data();
@@ -211,7 +222,8 @@ void RowKernel::Launch(const Tensor& in, Tensor& out, cudaStream_t stream) const
     void* args[] = {&x, &y, &outer, &n};
     const unsigned blocks = static_cast<unsigned>(std::min<long long>(outer, 65535LL * 32));
     const unsigned threads = n >= 1024 ? 1024 : n > 256 ? 256 : 128;
-    Check(cudaLaunchKernel(reinterpret_cast<const void*>(rows_), dim3(blocks), dim3(threads), args, 0, stream), "cudaLaunchKernel (rows)");
+    Check(cudaLaunchKernel(reinterpret_cast<const void*>(rows_), dim3(blocks), dim3(threads), args, 0, stream),
+          "cudaLaunchKernel (rows)");
   } else {
     void* args[] = {&x, &y, &outer, &n, &inner};
     const long long columns = outer * inner;

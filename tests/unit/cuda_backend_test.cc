@@ -5,13 +5,14 @@
 // saying so, where no GPU is visible.
 #ifdef KILN_WITH_CUDA
 
+#include "backend/cuda/cuda_backend.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
 
 #include "backend/cuda/conv_kernel.h"
-#include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cuda_engine.h"
 #include "backend/cuda/eltwise_codegen.h"
@@ -33,12 +34,13 @@ using cputest::Builder;
 using cputest::ExactProfile;
 namespace ew = ir::elementwise;
 
-#define SKIP_WITHOUT_GPU() \
-  if (backend::cuda::DeviceCount() == 0) GTEST_SKIP() << "no CUDA GPU visible on this machine: CUDA backend tests skipped"
+#define SKIP_WITHOUT_GPU()               \
+  if (backend::cuda::DeviceCount() == 0) \
+  GTEST_SKIP() << "no CUDA GPU visible on this machine: CUDA backend tests skipped"
 
-const std::vector<DType> kGpuDTypes = {DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16, DType::kInt8,
-                                       DType::kInt16,   DType::kInt32,   DType::kInt64,   DType::kUInt8,    DType::kUInt16,
-                                       DType::kUInt32,  DType::kUInt64,  DType::kBool};
+const std::vector<DType> kGpuDTypes = {
+    DType::kFloat32, DType::kFloat64, DType::kFloat16, DType::kBFloat16, DType::kInt8,   DType::kInt16, DType::kInt32,
+    DType::kInt64,   DType::kUInt8,   DType::kUInt16,  DType::kUInt32,   DType::kUInt64, DType::kBool};
 
 // Every op of the table that accepts `dtype` and cannot fail per element, applied to the
 // program's inputs (0, or 0 and 1) in one program, so one compilation covers them all.
@@ -78,7 +80,8 @@ TEST(CudaCodegen, EveryElementwiseOpCompilesForEveryDType) {
 
 TEST(CudaCodegen, RowKernelsCompileForEveryFloatDType) {
   int compiled = 0;
-  for (const char* op : {"ReduceSum", "ReduceMean", "ReduceProd", "ReduceMax", "ReduceMin", "ReduceEuclideanNorm", "Softmax", "LogSoftmax"})
+  for (const char* op : {"ReduceSum", "ReduceMean", "ReduceProd", "ReduceMax", "ReduceMin", "ReduceEuclideanNorm",
+                         "Softmax", "LogSoftmax"})
     for (DType dtype : {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kFloat64}) {
       try {
         EXPECT_FALSE(backend::cuda::CompileToCubin(backend::cuda::RowKernelSource(op, dtype), op, {9, 0}).empty());
@@ -107,10 +110,12 @@ TEST(CudaCodegen, RefusesMalformedPrograms) {
   p.inputs = {DType::kFloat32};
   EXPECT_NO_THROW(backend::cuda::GenerateEltwiseSource(p));  // a copy
   p.steps.push_back({ew::FindOp("Add"), {0, 1}, 0});
-  testutil::ExpectError([&] { backend::cuda::GenerateEltwiseSource(p); }, ErrorCode::kInternal, {"step 0 reads value 1"});
+  testutil::ExpectError([&] { backend::cuda::GenerateEltwiseSource(p); }, ErrorCode::kInternal,
+                        {"step 0 reads value 1"});
   p.steps[0] = {ew::FindOp("Exp"), {0}, 0};
   p.inputs = {DType::kInt32};
-  testutil::ExpectError([&] { backend::cuda::GenerateEltwiseSource(p); }, ErrorCode::kInvalidArgument, {"Exp does not accept int32"});
+  testutil::ExpectError([&] { backend::cuda::GenerateEltwiseSource(p); }, ErrorCode::kInvalidArgument,
+                        {"Exp does not accept int32"});
 }
 
 // ---- on a GPU ----
@@ -122,20 +127,47 @@ Tensor RandomTensor(DType dtype, const Shape& shape, uint32_t seed) {
   Tensor t(dtype, shape);
   for (int64_t i = 0; i < t.num_elements(); ++i) {
     switch (dtype) {
-      case DType::kFloat32: t.data<float>()[i] = static_cast<float>(real(rng)); break;
-      case DType::kFloat64: t.data<double>()[i] = real(rng); break;
-      case DType::kFloat16: t.data<Half>()[i] = Half(static_cast<float>(real(rng))); break;
-      case DType::kBFloat16: t.data<BFloat16>()[i] = BFloat16(static_cast<float>(real(rng))); break;
-      case DType::kInt8: t.data<int8_t>()[i] = static_cast<int8_t>(small(rng)); break;
-      case DType::kInt16: t.data<int16_t>()[i] = static_cast<int16_t>(small(rng)); break;
-      case DType::kInt32: t.data<int32_t>()[i] = small(rng); break;
-      case DType::kInt64: t.data<int64_t>()[i] = small(rng); break;
-      case DType::kUInt8: t.data<uint8_t>()[i] = static_cast<uint8_t>(unsigned_small(rng)); break;
-      case DType::kUInt16: t.data<uint16_t>()[i] = static_cast<uint16_t>(unsigned_small(rng)); break;
-      case DType::kUInt32: t.data<uint32_t>()[i] = static_cast<uint32_t>(unsigned_small(rng)); break;
-      case DType::kUInt64: t.data<uint64_t>()[i] = static_cast<uint64_t>(unsigned_small(rng)); break;
-      case DType::kBool: t.data<bool>()[i] = coin(rng) != 0; break;
-      default: throw Error(ErrorCode::kInternal, "RandomTensor: dtype");
+      case DType::kFloat32:
+        t.data<float>()[i] = static_cast<float>(real(rng));
+        break;
+      case DType::kFloat64:
+        t.data<double>()[i] = real(rng);
+        break;
+      case DType::kFloat16:
+        t.data<Half>()[i] = Half(static_cast<float>(real(rng)));
+        break;
+      case DType::kBFloat16:
+        t.data<BFloat16>()[i] = BFloat16(static_cast<float>(real(rng)));
+        break;
+      case DType::kInt8:
+        t.data<int8_t>()[i] = static_cast<int8_t>(small(rng));
+        break;
+      case DType::kInt16:
+        t.data<int16_t>()[i] = static_cast<int16_t>(small(rng));
+        break;
+      case DType::kInt32:
+        t.data<int32_t>()[i] = small(rng);
+        break;
+      case DType::kInt64:
+        t.data<int64_t>()[i] = small(rng);
+        break;
+      case DType::kUInt8:
+        t.data<uint8_t>()[i] = static_cast<uint8_t>(unsigned_small(rng));
+        break;
+      case DType::kUInt16:
+        t.data<uint16_t>()[i] = static_cast<uint16_t>(unsigned_small(rng));
+        break;
+      case DType::kUInt32:
+        t.data<uint32_t>()[i] = static_cast<uint32_t>(unsigned_small(rng));
+        break;
+      case DType::kUInt64:
+        t.data<uint64_t>()[i] = static_cast<uint64_t>(unsigned_small(rng));
+        break;
+      case DType::kBool:
+        t.data<bool>()[i] = coin(rng) != 0;
+        break;
+      default:
+        throw Error(ErrorCode::kInternal, "RandomTensor: dtype");
     }
   }
   return t;
@@ -145,11 +177,16 @@ Tensor RandomTensor(DType dtype, const Shape& shape, uint32_t seed) {
 // formula in the same compute type; libm and CUDA's math differ by an ulp or two.
 double Tolerance(DType dtype) {
   switch (dtype) {
-    case DType::kFloat32: return 1e-5;
-    case DType::kFloat64: return 1e-12;
-    case DType::kFloat16: return 1e-3;  // one half ulp near 1 (the float results round apart)
-    case DType::kBFloat16: return 8e-3;  // one bfloat16 ulp near 1
-    default: return 0;
+    case DType::kFloat32:
+      return 1e-5;
+    case DType::kFloat64:
+      return 1e-12;
+    case DType::kFloat16:
+      return 1e-3;  // one half ulp near 1 (the float results round apart)
+    case DType::kBFloat16:
+      return 8e-3;  // one bfloat16 ulp near 1
+    default:
+      return 0;
   }
 }
 
@@ -194,7 +231,8 @@ std::vector<Tensor> RunOnGpu(const backend::Engine& engine, const std::vector<Te
   return host;
 }
 
-std::unique_ptr<backend::Engine> CheckOnGpu(const Builder& b, const std::vector<Tensor>& inputs, const std::string& what) {
+std::unique_ptr<backend::Engine> CheckOnGpu(const Builder& b, const std::vector<Tensor>& inputs,
+                                            const std::string& what) {
   std::vector<Shape> shapes;
   for (const Tensor& t : inputs) shapes.push_back(t.shape());
   CudaBackend cuda;
@@ -347,19 +385,22 @@ TEST_P(CudaRows, MatchesReference) {
   EXPECT_EQ(dynamic_cast<const CudaEngine&>(*engine).steps().at(0).kernel, "nvrtc row");
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Cases, CudaRows,
-    ::testing::Values(RowCase{"softmax_last", "Softmax", {6, 3, 77}, {-1}}, RowCase{"softmax_long_rows", "Softmax", {4, 5000}, {1}},
-                      RowCase{"softmax_middle", "Softmax", {2, 9, 13}, {1}}, RowCase{"log_softmax", "LogSoftmax", {5, 33}, {-1}},
-                      RowCase{"softmax_f16", "Softmax", {8, 130}, {-1}, false, DType::kFloat16},
-                      RowCase{"mean_spatial_nhwc", "ReduceMean", {2, 7, 7, 64}, {1, 2}},
-                      RowCase{"mean_last_keep", "ReduceMean", {3, 4, 300}, {-1}, true},
-                      RowCase{"sum_all", "ReduceSum", {5, 6, 7}, {0, 1, 2}}, RowCase{"max_first", "ReduceMax", {9, 5, 4}, {0}},
-                      RowCase{"min_middle", "ReduceMin", {3, 8, 5}, {1}}, RowCase{"prod_last", "ReduceProd", {4, 6}, {1}},
-                      RowCase{"norm_last", "ReduceEuclideanNorm", {4, 50}, {1}},
-                      RowCase{"mean_bf16", "ReduceMean", {16, 256}, {1}, false, DType::kBFloat16},
-                      RowCase{"sum_f64", "ReduceSum", {16, 100}, {1}, false, DType::kFloat64}),
-    [](const ::testing::TestParamInfo<RowCase>& info) { return info.param.name; });
+INSTANTIATE_TEST_SUITE_P(Cases, CudaRows,
+                         ::testing::Values(RowCase{"softmax_last", "Softmax", {6, 3, 77}, {-1}},
+                                           RowCase{"softmax_long_rows", "Softmax", {4, 5000}, {1}},
+                                           RowCase{"softmax_middle", "Softmax", {2, 9, 13}, {1}},
+                                           RowCase{"log_softmax", "LogSoftmax", {5, 33}, {-1}},
+                                           RowCase{"softmax_f16", "Softmax", {8, 130}, {-1}, false, DType::kFloat16},
+                                           RowCase{"mean_spatial_nhwc", "ReduceMean", {2, 7, 7, 64}, {1, 2}},
+                                           RowCase{"mean_last_keep", "ReduceMean", {3, 4, 300}, {-1}, true},
+                                           RowCase{"sum_all", "ReduceSum", {5, 6, 7}, {0, 1, 2}},
+                                           RowCase{"max_first", "ReduceMax", {9, 5, 4}, {0}},
+                                           RowCase{"min_middle", "ReduceMin", {3, 8, 5}, {1}},
+                                           RowCase{"prod_last", "ReduceProd", {4, 6}, {1}},
+                                           RowCase{"norm_last", "ReduceEuclideanNorm", {4, 50}, {1}},
+                                           RowCase{"mean_bf16", "ReduceMean", {16, 256}, {1}, false, DType::kBFloat16},
+                                           RowCase{"sum_f64", "ReduceSum", {16, 100}, {1}, false, DType::kFloat64}),
+                         [](const ::testing::TestParamInfo<RowCase>& info) { return info.param.name; });
 
 struct GpuConvCase {
   std::string name;
@@ -395,12 +436,15 @@ TEST_P(CudaConv, MatchesReference) {
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, CudaConv,
-    ::testing::Values(GpuConvCase{"nhwc_same"}, GpuConvCase{"nhwc_valid_stride2_bias", "NHWC", "VALID", "Conv2D", 2, 1, true},
+    ::testing::Values(GpuConvCase{"nhwc_same"},
+                      GpuConvCase{"nhwc_valid_stride2_bias", "NHWC", "VALID", "Conv2D", 2, 1, true},
                       GpuConvCase{"nchw_same_bias", "NCHW", "SAME", "Conv2D", 1, 1, true},
                       GpuConvCase{"nhwc_dilation2", "NHWC", "SAME", "Conv2D", 1, 2},
-                      GpuConvCase{"nhwc_same_stride2_odd", "NHWC", "SAME", "Conv2D", 2, 1, true, DType::kFloat32, 1, 15, 13, 3, 7, 24},
+                      GpuConvCase{"nhwc_same_stride2_odd", "NHWC", "SAME", "Conv2D", 2, 1, true, DType::kFloat32, 1, 15,
+                                  13, 3, 7, 24},
                       GpuConvCase{"depthwise", "NHWC", "SAME", "DepthwiseConv2D", 1, 1, true},
-                      GpuConvCase{"pointwise_1x1", "NHWC", "VALID", "Conv2D", 1, 1, true, DType::kFloat32, 4, 7, 7, 64, 1, 32},
+                      GpuConvCase{"pointwise_1x1", "NHWC", "VALID", "Conv2D", 1, 1, true, DType::kFloat32, 4, 7, 7, 64,
+                                  1, 32},
                       GpuConvCase{"nhwc_f16", "NHWC", "SAME", "Conv2D", 1, 1, true, DType::kFloat16}),
     [](const ::testing::TestParamInfo<GpuConvCase>& info) { return info.param.name; });
 
@@ -411,12 +455,13 @@ TEST(CudaBackendGpu, PoolingMatchesReference) {
     std::vector<int64_t> ksize, strides;
     DType dtype;
   };
-  const std::vector<Case> cases = {{"MaxPool", "NHWC", "SAME", {3, 3}, {2, 2}, DType::kFloat32},
-                                   {"MaxPool", "NCHW", "VALID", {2, 2}, {2, 2}, DType::kFloat32},
-                                   {"AvgPool", "NHWC", "SAME", {3, 3}, {1, 1}, DType::kFloat32},  // padded taps not counted
-                                   {"AvgPool", "NCHW", "SAME", {2, 3}, {2, 1}, DType::kFloat32},
-                                   {"AvgPool", "NHWC", "VALID", {7, 7}, {1, 1}, DType::kFloat16},
-                                   {"MaxPool", "NHWC", "SAME", {3, 3}, {2, 2}, DType::kBFloat16}};
+  const std::vector<Case> cases = {
+      {"MaxPool", "NHWC", "SAME", {3, 3}, {2, 2}, DType::kFloat32},
+      {"MaxPool", "NCHW", "VALID", {2, 2}, {2, 2}, DType::kFloat32},
+      {"AvgPool", "NHWC", "SAME", {3, 3}, {1, 1}, DType::kFloat32},  // padded taps not counted
+      {"AvgPool", "NCHW", "SAME", {2, 3}, {2, 1}, DType::kFloat32},
+      {"AvgPool", "NHWC", "VALID", {7, 7}, {1, 1}, DType::kFloat16},
+      {"MaxPool", "NHWC", "SAME", {3, 3}, {2, 2}, DType::kBFloat16}};
   for (const Case& c : cases) {
     const Shape xs = c.format == "NHWC" ? Shape{2, 9, 7, 5} : Shape{2, 5, 9, 7};
     Builder b;
@@ -449,7 +494,8 @@ TEST(CudaBackendGpu, TransposeAndConcat) {
     Builder b;
     const ir::ValueId x = b.Input("x", {2, 3, 4, 5}, dtype);
     const ir::ValueId z = b.Input("z", {2, 3, 1, 5}, dtype);
-    const ir::ValueId t = b.Op("Transpose", "t", {x, b.Const("perm", Tensor::FromVector<int64_t>(DType::kInt64, {4}, {0, 2, 3, 1}))});
+    const ir::ValueId t =
+        b.Op("Transpose", "t", {x, b.Const("perm", Tensor::FromVector<int64_t>(DType::kInt64, {4}, {0, 2, 3, 1}))});
     b.Output("t", t);
     b.Output("c", b.Op("Concat", "c", {x, z, x, b.Const("axis", Tensor::Scalar<int32_t>(DType::kInt32, -2))}));
     auto engine = CheckOnGpu(b, {RandomTensor(dtype, {2, 3, 4, 5}, 61), RandomTensor(dtype, {2, 3, 1, 5}, 62)},
@@ -463,7 +509,8 @@ TEST(CudaBackendGpu, ViewsAndDynamicShapesAndInPlaceOutputs) {
   Builder b;
   const ir::Dim n = b.Symbol("n");
   const ir::ValueId x = b.Input("x", {n, 6, 4});
-  const ir::ValueId r = b.Op("Reshape", "flat", {x, b.Const("shape", Tensor::FromVector<int64_t>(DType::kInt64, {2}, {-1, 24}))});
+  const ir::ValueId r =
+      b.Op("Reshape", "flat", {x, b.Const("shape", Tensor::FromVector<int64_t>(DType::kInt64, {2}, {-1, 24}))});
   const ir::ValueId y = b.Op("MatMul", "mm", {r, b.Const("w", cputest::RandScaled({24, 10}, 31, 1.0f))});
   b.Output("y", b.Op("Relu", "relu", {y}));
   b.Output("flat", r);  // a view as an output: copied into the caller's buffer
@@ -480,12 +527,15 @@ TEST(CudaBackendGpu, ViewsAndDynamicShapesAndInPlaceOutputs) {
     ExpectMatches(got[0], want[0], fmt::format("y at batch {}", batch));
     ExpectMatches(got[1], want[1], fmt::format("flat at batch {}", batch));
   }
-  testutil::ExpectError([&] { engine->OutputShapes(std::vector<Shape>{{17, 6, 4}}); }, ErrorCode::kInvalidArgument,
-                        {"outside the engine's profile"});
+  testutil::ExpectError(
+      [&] {
+        engine->OutputShapes(std::vector<Shape>{{17, 6, 4}});
+      },
+      ErrorCode::kInvalidArgument, {"outside the engine's profile"});
   // Host inputs are refused: engines read device memory.
   const std::vector<Tensor> host_inputs = {cputest::RandScaled({2, 6, 4}, 1, 1.0f)};
-  testutil::ExpectError([&] { engine->Execute(host_inputs, backend::cuda::Services(0)); },
-                        ErrorCode::kInvalidArgument, {"input 'x'", "on cuda:0"});
+  testutil::ExpectError([&] { engine->Execute(host_inputs, backend::cuda::Services(0)); }, ErrorCode::kInvalidArgument,
+                        {"input 'x'", "on cuda:0"});
 }
 
 TEST(CudaBackendGpu, ClaimsOnlyWhatItRuns) {
