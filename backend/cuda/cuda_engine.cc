@@ -126,7 +126,8 @@ void CudaEngine::BuildSteps(GpuArch arch) {
       constants_.emplace_back(n.outputs[0], std::move(dev));
       continue;
     }
-    if (const ir::elementwise::OpInfo* info = ir::elementwise::FindOp(n.op)) {
+    const ir::elementwise::OpInfo* info = ir::elementwise::FindOp(n.op);
+    if (info || n.op == "Cast") {
       // Join the group producing one of the inputs when this node is that value's only reader.
       int joined = -1;
       for (ir::ValueId v : n.inputs) {
@@ -148,7 +149,12 @@ void CudaEngine::BuildSteps(GpuArch arch) {
       Group& grp = groups[static_cast<size_t>(step_group[static_cast<size_t>(joined)])];
       EltwiseStep es;
       es.op = info;
-      es.param = ir::elementwise::ParamOf(*info, n.attrs);
+      if (info) {
+        es.param = ir::elementwise::ParamOf(*info, n.attrs);
+      } else {
+        es.cast_to = n.attrs.Type("to");
+        es.truncate = n.attrs.GetOr<bool>("truncate", false);
+      }
       for (ir::ValueId v : n.inputs) {
         if (grp.local.count(v)) continue;
         // A new program input: inputs are numbered before step results, which move up by one.

@@ -46,6 +46,7 @@ namespace {
 // software; the GPU converts in one instruction, with the same round-to-nearest-even).
 constexpr const char* kPrologue = R"(#include "ir/ops/elementwise_unary_ops.h"
 #include "ir/ops/elementwise_binary_ops.h"
+#include "ir/ops/elementwise_cast.h"
 
 namespace kiln {
 uint16_t Half::FromFloat(float value) {
@@ -75,6 +76,10 @@ DType EltwiseProgram::ValueDType(int v) const {
   if (v < num_inputs) return inputs[static_cast<size_t>(v)];  // also the output of a copy (no steps)
   const EltwiseStep& s = steps[static_cast<size_t>(v - num_inputs)];
   const DType in = ValueDType(s.args.at(0));
+  if (!s.op) {
+    CudaTypeName(s.cast_to);  // a dtype the kernels can store
+    return s.cast_to;
+  }
   if (!ir::InClass(in, s.op->types))
     throw Error(ErrorCode::kInvalidArgument, fmt::format("{} does not accept {}", s.op->name, DTypeName(in)));
   return ir::elementwise::ReturnsBool(s.op->pattern) ? DType::kBool : in;
@@ -86,7 +91,7 @@ std::string GenerateEltwiseSource(const EltwiseProgram& program) {
     throw Error(ErrorCode::kInternal, "an elementwise program needs inputs, and steps unless it copies one input");
   for (size_t i = 0; i < program.steps.size(); ++i) {
     const EltwiseStep& s = program.steps[i];
-    if (!s.op || static_cast<int>(s.args.size()) != ir::elementwise::Arity(s.op->pattern))
+    if (static_cast<int>(s.args.size()) != (s.op ? ir::elementwise::Arity(s.op->pattern) : 1))
       throw Error(ErrorCode::kInternal,
                   fmt::format("elementwise program: step {} has the wrong number of arguments", i));
     for (int a : s.args)
@@ -110,6 +115,12 @@ std::string GenerateEltwiseSource(const EltwiseProgram& program) {
     const EltwiseStep& s = program.steps[i];
     const int v = static_cast<int>(num_inputs + i);
     const char* t = CudaTypeName(program.ValueDType(s.args[0]));
+    if (!s.op) {
+      const char* to = CudaTypeName(s.cast_to);
+      body += fmt::format("    const auto v{0} = ew::Load<{1}>(ew::CastValue<{1}, {2}>(ew::Store<{2}>(v{3}), {4}));\n", v, to, t, s.args[0],
+                          s.truncate ? "true" : "false");
+      continue;
+    }
     std::string args;
     for (int a : s.args) args += fmt::format("v{}, ", a);
     body += fmt::format("    ew::State s{0};\n    s{0}.param = {1:.17g};\n", v, s.param);

@@ -13,9 +13,12 @@
 namespace kiln::backend::cuda {
 
 struct EltwiseStep {
+  // An op of the table, or nullptr for a Cast to `cast_to` (ir/ops/elementwise_cast.h).
   const ir::elementwise::OpInfo* op = nullptr;
   std::vector<int> args;  // value indices: program inputs first, then step results in order
   double param = 0;       // the op's scalar attribute (OpInfo::param)
+  DType cast_to = DType::kInvalid;
+  bool truncate = false;  // Cast: TensorFlow's Truncate attribute
 };
 
 struct EltwiseProgram {

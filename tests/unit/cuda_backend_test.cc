@@ -78,6 +78,19 @@ TEST(CudaCodegen, EveryElementwiseOpCompilesForEveryDType) {
   EXPECT_GT(ops, 150);  // the table has ~70 ops; most accept several dtypes
 }
 
+TEST(CudaCodegen, CastsBetweenEveryPairOfDTypesCompile) {
+  for (DType from : kGpuDTypes) {
+    backend::cuda::EltwiseProgram p;
+    p.inputs = {from};
+    for (DType to : kGpuDTypes) p.steps.push_back({nullptr, {0}, 0, to, to == DType::kFloat16});
+    try {
+      EXPECT_FALSE(backend::cuda::CompileToCubin(backend::cuda::GenerateEltwiseSource(p), "casts", {9, 0}).empty());
+    } catch (const Error& e) {
+      ADD_FAILURE() << "casts from " << DTypeName(from) << ": " << e.what();
+    }
+  }
+}
+
 TEST(CudaCodegen, RowKernelsCompileForEveryFloatDType) {
   int compiled = 0;
   for (const char* op : {"ReduceSum", "ReduceMean", "ReduceProd", "ReduceMax", "ReduceMin", "ReduceEuclideanNorm",
@@ -272,6 +285,26 @@ TEST(CudaBackendGpu, EveryElementwiseOpMatchesTheReference) {
     }
   }
   EXPECT_GT(checked, 150);
+}
+
+TEST(CudaBackendGpu, CastsMatchTheReference) {
+  SKIP_WITHOUT_GPU();
+  for (DType from : kGpuDTypes)
+    for (DType to : kGpuDTypes) {
+      Builder b;
+      const ir::ValueId x = b.Input("x", {4, 33}, from);
+      ir::AttrMap a;
+      a.Set("to", to);
+      b.Output("y", b.Op("Cast", "cast", {x}, a));
+      Tensor in = RandomTensor(from, {4, 33}, 91);
+      if (from == DType::kFloat32) {  // NaN, infinities and out-of-range values: TensorFlow's x86 conversions
+        in.data<float>()[0] = std::nanf("");
+        in.data<float>()[1] = INFINITY;
+        in.data<float>()[2] = -3e10f;
+        in.data<float>()[3] = 300.7f;
+      }
+      CheckOnGpu(b, {in}, fmt::format("Cast {} -> {}", DTypeName(from), DTypeName(to)));
+    }
 }
 
 TEST(CudaBackendGpu, ElementwiseChainIsOneKernel) {
