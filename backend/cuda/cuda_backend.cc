@@ -70,7 +70,7 @@ std::optional<std::string> CudaBackend::Unsupported(const ir::Graph& graph, cons
     for (ir::ValueId v : *ids)
       if (!EltwiseDType(graph.value(v).dtype))
         return fmt::format("dtype {} is not supported by the CUDA backend", DTypeName(graph.value(v).dtype));
-  if (node.op == "Cast") return std::nullopt;  // every pair of the dtypes above
+  if (node.op == "Cast" || node.op == "Select") return std::nullopt;  // every dtype above
   if (const ir::elementwise::OpInfo* info = ir::elementwise::FindOp(node.op)) {
     // The GPU kernels cannot report a failing element (integer division by zero).
     if (info->error) return fmt::format("{} can fail per element ({}); it runs natively", node.op, info->error);

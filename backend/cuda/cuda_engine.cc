@@ -127,7 +127,7 @@ void CudaEngine::BuildSteps(GpuArch arch) {
       continue;
     }
     const ir::elementwise::OpInfo* info = ir::elementwise::FindOp(n.op);
-    if (info || n.op == "Cast") {
+    if (info || n.op == "Cast" || n.op == "Select") {
       // Join the group producing one of the inputs when this node is that value's only reader.
       int joined = -1;
       for (ir::ValueId v : n.inputs) {
@@ -151,7 +151,7 @@ void CudaEngine::BuildSteps(GpuArch arch) {
       es.op = info;
       if (info) {
         es.param = ir::elementwise::ParamOf(*info, n.attrs);
-      } else {
+      } else if (n.op == "Cast") {
         es.cast_to = n.attrs.Type("to");
         es.truncate = n.attrs.GetOr<bool>("truncate", false);
       }

@@ -76,9 +76,17 @@ DType EltwiseProgram::ValueDType(int v) const {
   if (v < num_inputs) return inputs[static_cast<size_t>(v)];  // also the output of a copy (no steps)
   const EltwiseStep& s = steps[static_cast<size_t>(v - num_inputs)];
   const DType in = ValueDType(s.args.at(0));
-  if (!s.op) {
+  if (!s.op && s.cast_to != DType::kInvalid) {
     CudaTypeName(s.cast_to);  // a dtype the kernels can store
     return s.cast_to;
+  }
+  if (!s.op) {  // Select(cond, x, y)
+    const DType x = ValueDType(s.args.at(1)), y = ValueDType(s.args.at(2));
+    if (in != DType::kBool || x != y)
+      throw Error(ErrorCode::kInvalidArgument,
+                  fmt::format("Select needs a bool condition and two values of one dtype, got {}, {}, {}",
+                              DTypeName(in), DTypeName(x), DTypeName(y)));
+    return x;
   }
   if (!ir::InClass(in, s.op->types))
     throw Error(ErrorCode::kInvalidArgument, fmt::format("{} does not accept {}", s.op->name, DTypeName(in)));
@@ -91,7 +99,8 @@ std::string GenerateEltwiseSource(const EltwiseProgram& program) {
     throw Error(ErrorCode::kInternal, "an elementwise program needs inputs, and steps unless it copies one input");
   for (size_t i = 0; i < program.steps.size(); ++i) {
     const EltwiseStep& s = program.steps[i];
-    if (static_cast<int>(s.args.size()) != (s.op ? ir::elementwise::Arity(s.op->pattern) : 1))
+    const int arity = s.op ? ir::elementwise::Arity(s.op->pattern) : s.cast_to != DType::kInvalid ? 1 : 3;
+    if (static_cast<int>(s.args.size()) != arity)
       throw Error(ErrorCode::kInternal,
                   fmt::format("elementwise program: step {} has the wrong number of arguments", i));
     for (int a : s.args)
@@ -115,10 +124,14 @@ std::string GenerateEltwiseSource(const EltwiseProgram& program) {
     const EltwiseStep& s = program.steps[i];
     const int v = static_cast<int>(num_inputs + i);
     const char* t = CudaTypeName(program.ValueDType(s.args[0]));
+    if (!s.op && s.cast_to == DType::kInvalid) {
+      body += fmt::format("    const auto v{0} = v{1} ? v{2} : v{3};\n", v, s.args[0], s.args[1], s.args[2]);
+      continue;
+    }
     if (!s.op) {
       const char* to = CudaTypeName(s.cast_to);
-      body += fmt::format("    const auto v{0} = ew::Load<{1}>(ew::CastValue<{1}, {2}>(ew::Store<{2}>(v{3}), {4}));\n", v, to, t, s.args[0],
-                          s.truncate ? "true" : "false");
+      body += fmt::format("    const auto v{0} = ew::Load<{1}>(ew::CastValue<{1}, {2}>(ew::Store<{2}>(v{3}), {4}));\n",
+                          v, to, t, s.args[0], s.truncate ? "true" : "false");
       continue;
     }
     std::string args;

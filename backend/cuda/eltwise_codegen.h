@@ -13,7 +13,8 @@
 namespace kiln::backend::cuda {
 
 struct EltwiseStep {
-  // An op of the table, or nullptr for a Cast to `cast_to` (ir/ops/elementwise_cast.h).
+  // An op of the table; nullptr for the two elementwise ops with their own rules: a Cast to
+  // `cast_to` (ir/ops/elementwise_cast.h) when cast_to is set, else Select(cond, x, y).
   const ir::elementwise::OpInfo* op = nullptr;
   std::vector<int> args;  // value indices: program inputs first, then step results in order
   double param = 0;       // the op's scalar attribute (OpInfo::param)

@@ -52,11 +52,15 @@ D CastValue(S v, bool truncate) {
   if constexpr (std::is_same_v<D, S>) {
     return v;
   } else if constexpr (std::is_same_v<D, bool>) {
-    if constexpr (kIsHalfLike<S>) return static_cast<float>(v) != 0.0f;
-    else return v != S(0);
+    if constexpr (kIsHalfLike<S>)
+      return static_cast<float>(v) != 0.0f;
+    else
+      return v != S(0);
   } else if constexpr (std::is_same_v<S, bool>) {
-    if constexpr (kIsHalfLike<D>) return D(v ? 1.0f : 0.0f);
-    else return static_cast<D>(v ? 1 : 0);
+    if constexpr (kIsHalfLike<D>)
+      return D(v ? 1.0f : 0.0f);
+    else
+      return static_cast<D>(v ? 1 : 0);
   } else if constexpr (kIsHalfLike<S>) {
     return CastValue<D, float>(static_cast<float>(v), false);  // widening to float is exact
   } else if constexpr (kIsHalfLike<D>) {

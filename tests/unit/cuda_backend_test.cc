@@ -83,6 +83,12 @@ TEST(CudaCodegen, CastsBetweenEveryPairOfDTypesCompile) {
     backend::cuda::EltwiseProgram p;
     p.inputs = {from};
     for (DType to : kGpuDTypes) p.steps.push_back({nullptr, {0}, 0, to, to == DType::kFloat16});
+    p.steps.push_back({nullptr, {0, 0, 0}, 0});  // Select: not with a non-bool condition
+    if (from != DType::kBool) {
+      testutil::ExpectError([&] { backend::cuda::GenerateEltwiseSource(p); }, ErrorCode::kInvalidArgument,
+                            {"Select needs a bool condition"});
+      p.steps.pop_back();
+    }
     try {
       EXPECT_FALSE(backend::cuda::CompileToCubin(backend::cuda::GenerateEltwiseSource(p), "casts", {9, 0}).empty());
     } catch (const Error& e) {
@@ -305,6 +311,23 @@ TEST(CudaBackendGpu, CastsMatchTheReference) {
       }
       CheckOnGpu(b, {in}, fmt::format("Cast {} -> {}", DTypeName(from), DTypeName(to)));
     }
+}
+
+TEST(CudaBackendGpu, SelectBroadcastsThreeWays) {
+  SKIP_WITHOUT_GPU();
+  for (DType dtype : {DType::kFloat32, DType::kInt64, DType::kFloat16}) {
+    Builder b;
+    const ir::ValueId cond = b.Input("cond", {5, 1}, DType::kBool);
+    const ir::ValueId x = b.Input("x", {3, 5, 7}, dtype);
+    const ir::ValueId y = b.Input("y", {7}, dtype);
+    const ir::ValueId s = b.Op("Select", "select", {cond, x, y});
+    b.Output("z", b.Op("Neg", "neg", {s}));  // fused after the Select
+    auto engine = CheckOnGpu(
+        b, {RandomTensor(DType::kBool, {5, 1}, 92), RandomTensor(dtype, {3, 5, 7}, 93), RandomTensor(dtype, {7}, 94)},
+        fmt::format("Select {}", DTypeName(dtype)));
+    ASSERT_TRUE(engine);
+    EXPECT_EQ(dynamic_cast<const CudaEngine&>(*engine).steps().size(), 1u);
+  }
 }
 
 TEST(CudaBackendGpu, ElementwiseChainIsOneKernel) {
