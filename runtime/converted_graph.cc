@@ -16,14 +16,36 @@ std::shared_ptr<const ir::Graph> Placed(const std::shared_ptr<const ir::Graph>& 
   return placed;
 }
 
-// One run's device state: the stream every engine and copy is queued on, and the host tensors
-// queued copies still read (alive until the next synchronization).
+// One run's device state: the stream every engine and copy is queued on (taken from the idle
+// streams, given back synchronized), and the host tensors queued copies still read (alive until
+// the next synchronization).
 struct RunState {
   const backend::DeviceServices& services;
+  std::mutex& pool_mu;
+  std::vector<std::unique_ptr<backend::Stream>>& pool;
   std::unique_ptr<backend::Stream> stream;
   std::vector<Tensor> pending_sources;
 
-  explicit RunState(const backend::DeviceServices& s) : services(s), stream(s.CreateStream()) {}
+  RunState(const backend::DeviceServices& s, std::mutex& mu, std::vector<std::unique_ptr<backend::Stream>>& idle)
+      : services(s), pool_mu(mu), pool(idle) {
+    {
+      std::lock_guard<std::mutex> lock(pool_mu);
+      if (!pool.empty()) {
+        stream = std::move(pool.back());
+        pool.pop_back();
+      }
+    }
+    if (!stream) stream = s.CreateStream();
+  }
+  ~RunState() {
+    try {
+      stream->Synchronize();
+    } catch (...) {
+      return;  // a failed stream is not reused
+    }
+    std::lock_guard<std::mutex> lock(pool_mu);
+    pool.push_back(std::move(stream));
+  }
   void Synchronize() {
     stream->Synchronize();
     pending_sources.clear();
@@ -57,7 +79,7 @@ EngineNodeRuntime& ConvertedGraph::engine_node(const std::string& name) const {
 
 std::vector<Tensor> ConvertedGraph::Run(std::vector<Tensor> inputs, std::span<const std::shared_ptr<Buffer>> output_buffers) const {
   const ir::Graph& g = *placed_;
-  RunState run(backend_->device_services());
+  RunState run(backend_->device_services(), streams_mu_, idle_streams_);
   // Values that are graph outputs with a caller buffer (the first output naming the value).
   std::map<ir::ValueId, const std::shared_ptr<Buffer>*> bound;
   for (size_t i = 0; i < output_buffers.size() && i < g.outputs().size(); ++i)

@@ -5,8 +5,9 @@
 #pragma once
 
 #include <map>
-#include <span>
 #include <memory>
+#include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,10 @@ class ConvertedGraph {
   std::vector<std::unique_ptr<EngineNodeRuntime>> engine_nodes_;
   std::map<std::string, EngineNodeRuntime*> by_node_name_;  // IR node name -> runtime
   std::map<std::string, EngineNodeRuntime*> by_engine_name_;
+  // Streams of finished runs, reused by the next ones (creating a device stream per run costs
+  // more than a small model's inference).
+  mutable std::mutex streams_mu_;
+  mutable std::vector<std::unique_ptr<backend::Stream>> idle_streams_;
 };
 
 }  // namespace kiln::runtime
