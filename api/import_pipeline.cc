@@ -11,6 +11,7 @@ void OptimizeImportedGraph(ir::Graph& graph, bool verify) {
   pipeline.Add(ir::MakeConstantFolding([](const ir::Node& node, std::span<const Tensor> inputs) {
     return reference::RunReferenceKernel(node, inputs, nullptr);
   }));
+  pipeline.Add(ir::MakeReshapeTargetFolding());
   pipeline.Add(ir::MakeDeadCodeElimination());
   ir::PipelineOptions options;
   options.verify_each = verify;

@@ -43,6 +43,8 @@ std::unique_ptr<Pass> MakeIdentityElimination();
 std::unique_ptr<Pass> MakeConstantFolding(NodeEvaluator evaluate, size_t max_output_bytes = size_t{256} << 20);
 std::unique_ptr<Pass> MakeDeadCodeElimination();
 std::unique_ptr<Pass> MakeShapeInference();
+// Constant targets for Reshapes computed from the input's own shape (see simplify.cc).
+std::unique_ptr<Pass> MakeReshapeTargetFolding();
 
 // Structural checks; throws kInternal describing the first problem found.
 void Verify(const Graph& graph);

@@ -1,6 +1,8 @@
 // IR graph, verifier and pass tests on small hand-built graphs.
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "backend/reference/kernel.h"
 #include "ir/op_schema.h"
 #include "ir/passes/pass.h"
@@ -63,6 +65,52 @@ TEST(IrPasses, ConstantFoldingReplacesConstantSubgraphs) {
   EXPECT_EQ(folded->data<float>()[1], -2.0f);
 }
 
+// x: [n, 7, 7, 64] or [n, m, 64]; y = Reshape(x, Pack(Shape(x)[0], -1)) (Keras Flatten).
+ir::Graph FlattenGraph(bool two_symbols) {
+  ir::Graph g;
+  const ir::Dim n = g.NewSymbol("n");
+  const ir::SymShape shape =
+      two_symbols ? ir::SymShape::Of({n, g.NewSymbol("m"), 64}) : ir::SymShape::Of({n, 7, 7, 64});
+  const ir::ValueId x = g.AddInput("x", DType::kFloat32, shape);
+  const ir::ValueId s = Add1(g, "Shape", "shape", {x});
+  const ir::ValueId zero = g.AddConstant("zero", Tensor::Scalar<int32_t>(DType::kInt32, 0));
+  const ir::ValueId batch = Add1(g, "Gather", "batch", {s, zero, zero});
+  const ir::ValueId minus_one = g.AddConstant("minus_one", Tensor::Scalar<int32_t>(DType::kInt32, -1));
+  const ir::ValueId target = Add1(g, "Pack", "target", {batch, minus_one});
+  g.AddOutput("y", Add1(g, "Reshape", "flatten", {x, target}));
+  return g;
+}
+
+TEST(IrPasses, ReshapeTargetFoldingMakesFlattenConstant) {
+  ir::Graph g = FlattenGraph(false);
+  auto original = std::make_shared<const ir::Graph>(g.Clone());
+  ir::PassPipeline p;
+  p.Add(ir::MakeReshapeTargetFolding());
+  p.Add(ir::MakeDeadCodeElimination());
+  p.Run(g);
+  const ir::Node* reshape = g.Producer(g.outputs()[0]);
+  ASSERT_NE(reshape, nullptr);
+  const Tensor* target = g.ConstantOf(reshape->inputs[1]);
+  ASSERT_NE(target, nullptr) << "the target was not folded";
+  EXPECT_EQ(target->ToInt64Vector(), (std::vector<int64_t>{-1, 7 * 7 * 64}));
+  EXPECT_EQ(g.NumLiveNodes(), 2u);  // the folded target and the Reshape: Shape, Gather, Pack are gone
+  ir::Verify(g);
+  Tensor x(DType::kFloat32, {3, 7, 7, 64});
+  for (int64_t i = 0; i < x.num_elements(); ++i) x.data<float>()[i] = static_cast<float>(i % 97) - 40.0f;
+  const auto want = runtime::ReferenceExecutor(original).Run({x});
+  const auto got = runtime::ReferenceExecutor(std::make_shared<const ir::Graph>(g.Clone())).Run({x});
+  EXPECT_EQ(got[0].shape(), want[0].shape());
+  EXPECT_EQ(std::memcmp(got[0].raw_data(), want[0].raw_data(), want[0].byte_size()), 0);
+}
+
+TEST(IrPasses, ReshapeTargetFoldingLeavesWhatItCannotProve) {
+  ir::Graph g = FlattenGraph(true);  // two unknown dims: the target's -1 is not a constant
+  ir::PassPipeline p;
+  p.Add(ir::MakeReshapeTargetFolding());
+  p.Run(g);
+  EXPECT_EQ(g.ConstantOf(g.Producer(g.outputs()[0])->inputs[1]), nullptr);
+}
+
 TEST(IrVerifier, RejectsReadsOfRemovedNodes) {
   ir::Graph g;
   ir::ValueId x = g.AddInput("x", DType::kFloat32, ir::SymShape::Of({1}));
@@ -116,7 +164,8 @@ TEST(ReferenceExecutor, ReportsMissingKernelsByNodeName) {
 TEST(Registries, EveryIrOpHasAReferenceKernel) {
   std::vector<std::string> ops = ir::BuiltinOps().Names();
   std::vector<std::string> kernels = reference::ReferenceKernels().Names();
-  for (const std::string& op : ops) EXPECT_NE(reference::ReferenceKernels().Find(op), nullptr) << "no kernel for IR op " << op;
+  for (const std::string& op : ops)
+    EXPECT_NE(reference::ReferenceKernels().Find(op), nullptr) << "no kernel for IR op " << op;
   for (const std::string& k : kernels) EXPECT_NE(ir::BuiltinOps().Find(k), nullptr) << "kernel for unknown IR op " << k;
 }
 
