@@ -6,6 +6,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_device.h"
+#include "backend/cuda/precision_rewrite.h"
 #include "ir/graph_util.h"
 #include "ir/ops/elementwise_ops.h"
 
@@ -83,9 +84,13 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
   if (profile_.inputs.size() != graph_.inputs().size())
     throw Error(ErrorCode::kInvalidArgument, fmt::format("the profile has {} inputs, the segment {}",
                                                          profile_.inputs.size(), graph_.inputs().size()));
-  if (options.precision != Precision::kFP32)
-    precision_note_ = fmt::format("{} was requested; the CUDA backend builds FP32 kernels only so far",
-                                  PrecisionName(options.precision));
+  if (options.precision == Precision::kFP16 || options.precision == Precision::kBF16) {
+    NarrowFloat32(graph_, options.precision == Precision::kFP16 ? DType::kFloat16 : DType::kBFloat16);
+    precision_ = options.precision;
+  } else if (options.precision != Precision::kFP32) {
+    precision_note_ = fmt::format("{} was requested; the CUDA backend has no {} kernels yet, so the engine runs FP32",
+                                  PrecisionName(options.precision), PrecisionName(options.precision));
+  }
   DeviceScope scope(device_);
   BuildSteps(ArchOf(device_));
   // The profile's largest shapes must fit the segment (and give every value a shape).

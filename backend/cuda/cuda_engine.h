@@ -31,7 +31,7 @@ class CudaEngine final : public Engine {
  public:
   CudaEngine(const ir::Graph& segment, Profile profile, const CompileOptions& options, int device);
   const Profile& profile() const override { return profile_; }
-  Precision precision() const override { return Precision::kFP32; }
+  Precision precision() const override { return precision_; }
   std::string precision_note() const override { return precision_note_; }
   Device device() const override { return {DeviceKind::kCuda, device_}; }
   std::vector<DType> output_dtypes() const override;
@@ -68,6 +68,7 @@ class CudaEngine final : public Engine {
   ir::Graph graph_;
   Profile profile_;
   int device_ = 0;
+  Precision precision_ = Precision::kFP32;
   std::string precision_note_;
   std::vector<std::pair<ir::ValueId, Tensor>> constants_;  // on the device
   std::vector<Step> steps_;

@@ -18,6 +18,7 @@
 #include "backend/cuda/eltwise_codegen.h"
 #include "backend/cuda/nvrtc_compiler.h"
 #include "backend/cuda/pool_kernel.h"
+#include "backend/cuda/precision_rewrite.h"
 #include "backend/cuda/row_kernel.h"
 #include "ir/dtype_class.h"
 #include "ir/ops/elementwise_ops.h"
@@ -135,6 +136,53 @@ TEST(CudaCodegen, RefusesMalformedPrograms) {
   p.inputs = {DType::kInt32};
   testutil::ExpectError([&] { backend::cuda::GenerateEltwiseSource(p); }, ErrorCode::kInvalidArgument,
                         {"Exp does not accept int32"});
+}
+
+// A small MLP ending in softmax, float32 in and out.
+Builder SmallMlp() {
+  Builder b;
+  const ir::ValueId x = b.Input("x", {b.Symbol("n"), 32});
+  ir::ValueId h = b.Op("MatMul", "fc1",
+                       {x, b.Const("w1", cputest::RandScaled({32, 64}, 101, 0.3f)),
+                        b.Const("b1", cputest::RandScaled({64}, 102, 0.1f))});
+  h = b.Op("Relu", "relu", {h});
+  h = b.Op("MatMul", "fc2", {h, b.Const("w2", cputest::RandScaled({64, 10}, 103, 0.3f))});
+  ir::AttrMap a;
+  a.Set("axis", int64_t{-1});
+  b.Output("probs", b.Op("Softmax", "softmax", {h}, a));
+  b.Output("logits", h);
+  return b;
+}
+
+double RelL2(const Tensor& got, const Tensor& want) {
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < want.num_elements(); ++i) {
+    const double d = got.DoubleAt(i) - want.DoubleAt(i);
+    num += d * d;
+    den += want.DoubleAt(i) * want.DoubleAt(i);
+  }
+  return std::sqrt(num / std::max(den, 1e-300));
+}
+
+TEST(CudaPrecision, NarrowingKeepsTheInterfaceAndTheFunction) {
+  for (DType low : {DType::kFloat16, DType::kBFloat16}) {
+    const Builder b = SmallMlp();
+    auto narrowed = std::make_shared<ir::Graph>(b.g->Clone());
+    EXPECT_GT(backend::cuda::NarrowFloat32(*narrowed, low), 5);
+    ir::Verify(*narrowed);
+    // The interface is unchanged; inside, every float value is `low`.
+    EXPECT_EQ(narrowed->value(narrowed->inputs()[0]).dtype, DType::kFloat32);
+    for (ir::ValueId out : narrowed->outputs()) EXPECT_EQ(narrowed->value(out).dtype, DType::kFloat32);
+    for (const ir::Node& n : narrowed->nodes())
+      if (!n.removed && n.op == "MatMul") EXPECT_EQ(narrowed->value(n.outputs[0]).dtype, low);
+    const Tensor x = cputest::RandScaled({8, 32}, 104, 1.0f);
+    const auto want = runtime::ReferenceExecutor(b.g).Run({x});
+    const auto got = runtime::ReferenceExecutor(narrowed).Run({x});
+    // One rounding per stored value: about the storage type's epsilon.
+    const double bound = low == DType::kFloat16 ? 5e-3 : 4e-2;
+    for (size_t i = 0; i < want.size(); ++i)
+      EXPECT_LT(RelL2(got[i], want[i]), bound) << DTypeName(low) << " output " << i;
+  }
 }
 
 // ---- on a GPU ----
@@ -592,6 +640,30 @@ TEST(CudaBackendGpu, ViewsAndDynamicShapesAndInPlaceOutputs) {
   const std::vector<Tensor> host_inputs = {cputest::RandScaled({2, 6, 4}, 1, 1.0f)};
   testutil::ExpectError([&] { engine->Execute(host_inputs, backend::cuda::Services(0)); }, ErrorCode::kInvalidArgument,
                         {"input 'x'", "on cuda:0"});
+}
+
+TEST(CudaBackendGpu, Fp16AndBf16EnginesNarrowInsideOnly) {
+  SKIP_WITHOUT_GPU();
+  const Builder b = SmallMlp();
+  CudaBackend cuda;
+  backend::Profile profile;
+  profile.inputs.push_back({{1, 32}, {8, 32}, {64, 32}});
+  const Tensor x = cputest::RandScaled({16, 32}, 105, 1.0f);
+  const auto want = runtime::ReferenceExecutor(b.g).Run({x});
+  for (Precision p : {Precision::kFP16, Precision::kBF16}) {
+    backend::CompileOptions options;
+    options.precision = p;
+    auto engine = cuda.Compile(*b.g, profile, options);
+    EXPECT_EQ(engine->precision(), p);
+    EXPECT_EQ(engine->precision_note(), "");
+    const auto got = RunOnGpu(*engine, {x});
+    ASSERT_EQ(got.size(), 2u);
+    const double bound = p == Precision::kFP16 ? 5e-3 : 4e-2;  // docs/testing.md
+    for (size_t i = 0; i < 2; ++i) {
+      EXPECT_EQ(got[i].dtype(), DType::kFloat32);
+      EXPECT_LT(RelL2(got[i], want[i]), bound) << PrecisionName(p) << " output " << i;
+    }
+  }
 }
 
 TEST(CudaBackendGpu, ClaimsOnlyWhatItRuns) {
