@@ -66,6 +66,18 @@ for f in sorted(os.listdir(cpu)):
 print("  %s" % ("agree" if worst <= 1e-5 else "DISAGREE (bound 1e-5)"))
 sys.exit(0 if worst <= 1e-5 else 1)
 PY
+  # FP16 engines on the same inputs: reported, not judged here (the bounds are in the unit tests).
+  if "$kiln" convert "$dir" "$work/gpu16" --device cuda --precision FP16 > "$work/convert16.log" 2>&1 &&
+     "$kiln" run "$work/gpu16" "$@" --seed 7 --output-dir "$work/gpu16_out" > "$work/gpu16.log" 2>&1; then
+    python3 - "$work/cpu" "$work/gpu16_out" <<'PY'
+import sys, os, numpy as np
+for f in sorted(os.listdir(sys.argv[1])):
+    a, b = np.load(os.path.join(sys.argv[1], f)).astype(np.float64), np.load(os.path.join(sys.argv[2], f)).astype(np.float64)
+    print("  FP16 %s: relative L2 vs CPU FP32 %.2e" % (f, np.linalg.norm(b - a) / max(np.linalg.norm(a), 1e-30)))
+PY
+  else
+    echo "  FP16 conversion or run FAILED"; tail -3 "$work/convert16.log" "$work/gpu16.log"; status=1
+  fi
   for device in cuda cpu; do
     "$kiln" bench "$dir" --device $device "$@" --warmup 5 --duration 3 2>/dev/null |
       grep -E "throughput|latency|engine runs" | sed "s/^/  [$device] /"
