@@ -31,21 +31,23 @@ class CudaStream final : public Stream {
   cudaStream_t stream_ = nullptr;
 };
 
-// Device memory from the device's stream-ordered pool. Freed with cudaFreeAsync on the legacy
-// default stream, which orders after work already queued on blocking streams; engines'
-// non-blocking streams are synchronized by the runtime before their tensors are released.
+// Device memory from the device's stream-ordered pool, taken and given back in the order of one
+// stream. The allocator's buffers use the legacy default stream, which orders after work already
+// queued on blocking streams, and wait for the allocation; engines' non-blocking streams are
+// synchronized by the runtime before their tensors are released. Engines take intermediates on
+// their run's stream and release them there, after the work that reads them.
 class CudaBuffer final : public Buffer {
  public:
-  CudaBuffer(int device, size_t bytes) : device_(device), size_(bytes) {
+  CudaBuffer(int device, size_t bytes, cudaStream_t stream) : device_(device), size_(bytes), stream_(stream) {
     if (bytes == 0) return;
     DeviceScope scope(device);
-    Check(cudaMallocAsync(&data_, bytes, cudaStreamLegacy), "cudaMallocAsync");
-    Check(cudaStreamSynchronize(cudaStreamLegacy), "cudaStreamSynchronize");
+    Check(cudaMallocAsync(&data_, bytes, stream), "cudaMallocAsync");
+    if (stream == cudaStreamLegacy) Check(cudaStreamSynchronize(cudaStreamLegacy), "cudaStreamSynchronize");
   }
   ~CudaBuffer() override {
     if (!data_) return;
     DeviceScope scope(device_);
-    cudaFreeAsync(data_, cudaStreamLegacy);
+    cudaFreeAsync(data_, stream_);
   }
   void* data() override { return data_; }
   size_t size() const override { return size_; }
@@ -54,6 +56,7 @@ class CudaBuffer final : public Buffer {
  private:
   int device_;
   size_t size_;
+  cudaStream_t stream_;
   void* data_ = nullptr;
 };
 
@@ -61,7 +64,9 @@ class CudaAllocator final : public Allocator {
  public:
   explicit CudaAllocator(int device) : device_(device) {}
   Device device() const override { return {DeviceKind::kCuda, device_}; }
-  std::shared_ptr<Buffer> Allocate(size_t bytes) const override { return std::make_shared<CudaBuffer>(device_, bytes); }
+  std::shared_ptr<Buffer> Allocate(size_t bytes) const override {
+    return std::make_shared<CudaBuffer>(device_, bytes, cudaStreamLegacy);
+  }
 
  private:
   int device_;
@@ -127,6 +132,10 @@ const DeviceServices& Services(int index) {
   auto& s = services[index];
   if (!s) s = std::make_unique<CudaServices>(index);
   return *s;
+}
+
+std::shared_ptr<Buffer> AllocateOnStream(int device, size_t bytes, void* stream) {
+  return std::make_shared<CudaBuffer>(device, bytes, static_cast<cudaStream_t>(stream));
 }
 
 }  // namespace kiln::backend::cuda

@@ -17,27 +17,6 @@ constexpr size_t kMaxFusedSteps = 64;
 constexpr size_t kMaxFusedInputs = 16;
 constexpr const char* kPayloadMagic = "kiln-cuda-engine 1";
 
-// Device memory for one value of one run: taken from the device's stream-ordered pool on the
-// run's stream and given back on the same stream, after the work queued before the release.
-class StreamBuffer final : public Buffer {
- public:
-  StreamBuffer(int device, size_t bytes, cudaStream_t stream) : device_(device), size_(bytes), stream_(stream) {
-    if (bytes > 0) Check(cudaMallocAsync(&data_, bytes, stream), "cudaMallocAsync");
-  }
-  ~StreamBuffer() override {
-    if (data_) cudaFreeAsync(data_, stream_);
-  }
-  void* data() override { return data_; }
-  size_t size() const override { return size_; }
-  Device device() const override { return {DeviceKind::kCuda, device_}; }
-
- private:
-  int device_;
-  size_t size_;
-  cudaStream_t stream_;
-  void* data_ = nullptr;
-};
-
 std::vector<Shape> ProfileShapes(const Profile& p) {
   std::vector<Shape> s;
   for (const InputRange& r : p.inputs) s.push_back(r.max);
@@ -335,9 +314,8 @@ void CudaEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outpu
       if (at != output_at.end())
         out = outputs[at->second];
       else
-        out = Tensor(
-            dtype, shape,
-            std::make_shared<StreamBuffer>(device_, static_cast<size_t>(NumElements(shape)) * DTypeSize(dtype), s));
+        out = Tensor(dtype, shape,
+                     AllocateOnStream(device_, static_cast<size_t>(NumElements(shape)) * DTypeSize(dtype), s));
       switch (step.kind) {
         case Step::Kind::kEltwise:
           step.eltwise->Launch(in, out, s);

@@ -69,6 +69,16 @@ namespace ew = kiln::ir::elementwise;
 
 const char* KernelPrologue() { return kPrologue; }
 
+bool IsGpuFloat(DType d) {
+  return d == DType::kFloat32 || d == DType::kFloat16 || d == DType::kBFloat16 || d == DType::kFloat64;
+}
+
+std::string ReplaceAll(std::string text, const std::string& from, const std::string& to) {
+  for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+    text.replace(at, from.size(), to);
+  return text;
+}
+
 DType EltwiseProgram::ValueDType(int v) const {
   const int num_inputs = static_cast<int>(inputs.size());
   if (v < 0 || v >= num_inputs + static_cast<int>(steps.size()))

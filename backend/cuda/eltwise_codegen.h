@@ -49,6 +49,13 @@ inline constexpr const char* kEltwiseKernel64 = "kiln_eltwise_i64";
 // kInvalidArgument for dtypes without GPU kernels (strings, complex).
 const char* CudaTypeName(DType dtype);
 
+// Float32, float16, bfloat16 or float64: the dtypes of the floating-point kernels (reductions,
+// softmax, pooling).
+bool IsGpuFloat(DType dtype);
+
+// `text` with every `from` replaced by `to` (filling the placeholders of kernel templates).
+std::string ReplaceAll(std::string text, const std::string& from, const std::string& to);
+
 // What every generated source starts with: the op formulas (ir/ops/elementwise_*_ops.h), the
 // device float16 conversions, `namespace ew = kiln::ir::elementwise`.
 const char* KernelPrologue();

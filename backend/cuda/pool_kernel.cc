@@ -10,10 +10,6 @@
 namespace kiln::backend::cuda {
 namespace {
 
-bool FloatDType(DType d) {
-  return d == DType::kFloat32 || d == DType::kFloat16 || d == DType::kBFloat16 || d == DType::kFloat64;
-}
-
 struct PoolGeometry {
   long long n, c, h, w, oh, ow, kh, kw, sh, sw, pad_top, pad_left;
   int channels_last;
@@ -62,17 +58,11 @@ extern "C" __global__ void kiln_pool(const PoolGeometry g, const T* __restrict__
 }
 )";
 
-std::string Replace(std::string s, const std::string& from, const std::string& to) {
-  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
-    s.replace(at, from.size(), to);
-  return s;
-}
-
 }  // namespace
 
 std::optional<std::string> PoolUnsupported(const ir::Graph& graph, const ir::Node& node) {
   const DType dtype = graph.value(node.inputs[0]).dtype;
-  if (!FloatDType(dtype)) return fmt::format("GPU pooling takes floating-point dtypes, not {}", DTypeName(dtype));
+  if (!IsGpuFloat(dtype)) return fmt::format("GPU pooling takes floating-point dtypes, not {}", DTypeName(dtype));
   if (node.inputs.size() != 1) return "pooling with ksize/strides as inputs runs natively";
   const ir::SymShape& s = graph.value(node.inputs[0]).shape;
   if (!s.rank_known || s.rank() != 4) return "GPU pooling is 2-D (rank-4 inputs)";
@@ -87,9 +77,9 @@ std::optional<std::string> PoolUnsupported(const ir::Graph& graph, const ir::Nod
 }
 
 std::string PoolKernelSource(const std::string& op, DType dtype) {
-  std::string body = Replace(kPoolSource, "__KILN_T__", CudaTypeName(dtype));
-  body = Replace(body, "__KILN_A__", dtype == DType::kFloat64 ? "double" : "float");
-  body = Replace(body, "__KILN_MAX__", op == "MaxPool" ? "true" : "false");
+  std::string body = ReplaceAll(kPoolSource, "__KILN_T__", CudaTypeName(dtype));
+  body = ReplaceAll(body, "__KILN_A__", dtype == DType::kFloat64 ? "double" : "float");
+  body = ReplaceAll(body, "__KILN_MAX__", op == "MaxPool" ? "true" : "false");
   return std::string(KernelPrologue()) + body;
 }
 

@@ -19,10 +19,6 @@ int KindOf(const std::string& op) {
   return it == kinds.end() ? -1 : static_cast<int>(it - kinds.begin());
 }
 
-bool FloatDType(DType d) {
-  return d == DType::kFloat32 || d == DType::kFloat16 || d == DType::kBFloat16 || d == DType::kFloat64;
-}
-
 // Body shared by both kernels: T (storage), A (accumulation), kKind; Init/Step/Finish reduce.
 constexpr const char* kRowSource = R"(
 typedef __KILN_T__ T;
@@ -139,12 +135,6 @@ extern "C" __global__ void kiln_columns(const T* __restrict__ in, T* __restrict_
 }
 )";
 
-std::string Replace(std::string s, const std::string& from, const std::string& to) {
-  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
-    s.replace(at, from.size(), to);
-  return s;
-}
-
 // The reduced axes of a node, normalized to [0, rank): kInvalidArgument when out of range.
 std::vector<int64_t> ReducedAxes(const std::string& op, const std::vector<int64_t>& axes, int rank) {
   std::set<int64_t> set;
@@ -172,7 +162,7 @@ bool IsRowOp(const std::string& op) { return KindOf(op) >= 0; }
 
 std::optional<std::string> RowOpUnsupported(const ir::Graph& graph, const ir::Node& node) {
   const DType dtype = graph.value(node.inputs[0]).dtype;
-  if (!FloatDType(dtype)) return fmt::format("GPU reductions take floating-point dtypes, not {}", DTypeName(dtype));
+  if (!IsGpuFloat(dtype)) return fmt::format("GPU reductions take floating-point dtypes, not {}", DTypeName(dtype));
   const ir::SymShape& shape = graph.value(node.inputs[0]).shape;
   if (!shape.rank_known) return "the input rank is unknown";
   if (node.inputs.size() > 1 && !graph.ConstantOf(node.inputs[1])) return "the reduction axes are computed";
@@ -189,11 +179,11 @@ std::optional<std::string> RowOpUnsupported(const ir::Graph& graph, const ir::No
 }
 
 std::string RowKernelSource(const std::string& op, DType dtype) {
-  if (!IsRowOp(op) || !FloatDType(dtype))
+  if (!IsRowOp(op) || !IsGpuFloat(dtype))
     throw Error(ErrorCode::kInternal, fmt::format("no row kernel for {} on {}", op, DTypeName(dtype)));
-  std::string body = Replace(kRowSource, "__KILN_T__", CudaTypeName(dtype));
-  body = Replace(body, "__KILN_A__", dtype == DType::kFloat64 ? "double" : "float");
-  body = Replace(body, "__KILN_KIND__", std::to_string(KindOf(op)));
+  std::string body = ReplaceAll(kRowSource, "__KILN_T__", CudaTypeName(dtype));
+  body = ReplaceAll(body, "__KILN_A__", dtype == DType::kFloat64 ? "double" : "float");
+  body = ReplaceAll(body, "__KILN_KIND__", std::to_string(KindOf(op)));
   return KernelPrologue() + body;
 }
 
