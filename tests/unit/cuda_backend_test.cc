@@ -154,15 +154,7 @@ Builder SmallMlp() {
   return b;
 }
 
-double RelL2(const Tensor& got, const Tensor& want) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < want.num_elements(); ++i) {
-    const double d = got.DoubleAt(i) - want.DoubleAt(i);
-    num += d * d;
-    den += want.DoubleAt(i) * want.DoubleAt(i);
-  }
-  return std::sqrt(num / std::max(den, 1e-300));
-}
+using testutil::RelativeL2Error;
 
 TEST(CudaPrecision, NarrowingKeepsTheInterfaceAndTheFunction) {
   for (DType low : {DType::kFloat16, DType::kBFloat16}) {
@@ -181,7 +173,7 @@ TEST(CudaPrecision, NarrowingKeepsTheInterfaceAndTheFunction) {
     // One rounding per stored value: about the storage type's epsilon.
     const double bound = low == DType::kFloat16 ? 5e-3 : 4e-2;
     for (size_t i = 0; i < want.size(); ++i)
-      EXPECT_LT(RelL2(got[i], want[i]), bound) << DTypeName(low) << " output " << i;
+      EXPECT_LT(RelativeL2Error(got[i], want[i]), bound) << DTypeName(low) << " output " << i;
   }
 }
 
@@ -661,7 +653,7 @@ TEST(CudaBackendGpu, Fp16AndBf16EnginesNarrowInsideOnly) {
     const double bound = p == Precision::kFP16 ? 5e-3 : 4e-2;  // docs/testing.md
     for (size_t i = 0; i < 2; ++i) {
       EXPECT_EQ(got[i].dtype(), DType::kFloat32);
-      EXPECT_LT(RelL2(got[i], want[i]), bound) << PrecisionName(p) << " output " << i;
+      EXPECT_LT(RelativeL2Error(got[i], want[i]), bound) << PrecisionName(p) << " output " << i;
     }
   }
 }
