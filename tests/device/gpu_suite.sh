@@ -51,7 +51,7 @@ check_model() {  # name, dir, run args...
   fi
   if ! "$kiln" convert "$dir" "$work/gpu_model" --device cuda > "$work/convert.log" 2>&1 ||
      ! "$kiln" run "$work/gpu_model" "$@" --seed 7 --output-dir "$work/gpu" > "$work/gpu.log" 2>&1; then
-    echo "$name: GPU conversion or run FAILED"; tail -5 "$work/convert.log" "$work/gpu.log"; status=1; return
+    echo "$name: GPU conversion or run FAILED"; tail -n 5 "$work/convert.log" "$work/gpu.log"; status=1; return
   fi
   "$kiln" summary "$work/gpu_model" 2>&1 | grep -E "^\[\*\]|^ +[0-9]+ +[A-Za-z]" | head -20
   python3 - "$work/cpu" "$work/gpu" <<'PY' || status=1
@@ -76,7 +76,7 @@ for f in sorted(os.listdir(sys.argv[1])):
     print("  FP16 %s: relative L2 vs CPU FP32 %.2e" % (f, np.linalg.norm(b - a) / max(np.linalg.norm(a), 1e-30)))
 PY
   else
-    echo "  FP16 conversion or run FAILED"; tail -3 "$work/convert16.log" "$work/gpu16.log"; status=1
+    echo "  FP16 conversion or run FAILED"; tail -n 8 "$work/convert16.log" "$work/gpu16.log"; status=1
   fi
   for device in cuda cpu; do
     "$kiln" bench "$dir" --device $device "$@" --warmup 5 --duration 3 2>/dev/null |
