@@ -1,8 +1,8 @@
 #include "ir/graph.h"
 
-#include <queue>
-
 #include <fmt/format.h>
+
+#include <queue>
 
 namespace kiln::ir {
 
@@ -42,8 +42,7 @@ ValueId Graph::AddInput(const std::string& name, DType dtype, SymShape shape) {
   return values_.back().id;
 }
 
-Node& Graph::AddNode(const std::string& op, const std::string& name, std::vector<ValueId> inputs,
-                     int num_outputs) {
+Node& Graph::AddNode(const std::string& op, const std::string& name, std::vector<ValueId> inputs, int num_outputs) {
   for (ValueId in : inputs)
     if (in < 0 || static_cast<size_t>(in) >= values_.size())
       throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): input value {} does not exist", name, op, in));
@@ -97,7 +96,8 @@ std::vector<NodeId> Graph::TopologicalOrder() const {
       const NodeId p = value(in).producer;
       if (p == kNoNode) continue;
       if (node(p).removed)
-        throw Error(ErrorCode::kInternal, fmt::format("node '{}' reads a value of removed node '{}'", n.name, node(p).name));
+        throw Error(ErrorCode::kInternal,
+                    fmt::format("node '{}' reads a value of removed node '{}'", n.name, node(p).name));
       ++pending[static_cast<size_t>(n.id)];
       users[static_cast<size_t>(p)].push_back(n.id);
     }
@@ -155,7 +155,10 @@ const std::string& Graph::SymbolName(Dim symbol) const {
 std::string Graph::DimToString(Dim d) const {
   if (IsStatic(d)) return std::to_string(d);
   if (d == kUnknownDim) return "?";
-  return SymbolName(d);
+  // A symbol this graph does not name (a dim carried over from another graph) prints like an
+  // unknown dim: formatting a message must never fail.
+  const size_t index = static_cast<size_t>(kFirstSymbol - d);
+  return index < symbols_.size() ? symbols_[index] : "?";
 }
 
 std::string Graph::ShapeToString(const SymShape& shape) const {

@@ -35,6 +35,13 @@ TEST(IrGraph, TopologicalOrderIsDeterministicAndDetectsCycles) {
   EXPECT_THROW(g.TopologicalOrder(), Error);
 }
 
+TEST(IrGraph, ShapesWithSymbolsTheGraphDoesNotNamePrintAsUnknown) {
+  ir::Graph g;
+  const ir::Dim n = g.NewSymbol("n");
+  EXPECT_EQ(g.ShapeToString(ir::SymShape::Of({n, 3})), "[n,3]");
+  EXPECT_EQ(g.ShapeToString(ir::SymShape::Of({n - 5, 3})), "[?,3]");  // a dim from another graph
+}
+
 TEST(IrPasses, IdentityEliminationAndDeadCode) {
   ir::Graph g;
   ir::ValueId x = g.AddInput("x", DType::kFloat32, ir::SymShape::Of({ir::kUnknownDim, 3}));
