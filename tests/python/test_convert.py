@@ -131,3 +131,18 @@ def test_convert_rejects_bad_parameters(kiln_bin, zoo_dir, tmp_path, args, words
     assert proc.returncode == 1, proc.stdout + proc.stderr
     for w in words:
         assert w.lower() in proc.stderr.lower(), proc.stderr
+
+
+def test_device_cuda_without_a_gpu_is_a_clear_error(kiln_bin, tmp_path):
+    """--device cuda on a machine (or build) without a GPU: exit 1 naming why, nothing written.
+    With a GPU the conversion succeeds; either way the outcome is checked."""
+    from conftest import REPO_ROOT
+    out = tmp_path / "out"
+    proc = run_kiln(kiln_bin, ["convert", REPO_ROOT / "models" / "demo", out, "--device", "cuda"])
+    if proc.returncode == 0:
+        assert (out / "saved_model.pb").is_file()
+        return
+    if proc.returncode != 1:
+        fail("expected exit 1 (or success on a GPU machine)", proc)
+    assert ("no CUDA GPU is visible" in proc.stderr or "no CUDA engine backend" in proc.stderr), proc.stderr
+    assert not out.exists()

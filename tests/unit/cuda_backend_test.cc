@@ -177,6 +177,14 @@ TEST(CudaPrecision, NarrowingKeepsTheInterfaceAndTheFunction) {
   }
 }
 
+TEST(CudaBackend, MachinesWithoutAGpuGetAClearError) {
+  if (backend::cuda::DeviceCount() > 0) {
+    EXPECT_EQ(backend::MakeBackend("cuda")->name(), "cuda");  // a GPU machine: the backend starts
+    return;
+  }
+  testutil::ExpectError([] { backend::MakeBackend("cuda"); }, ErrorCode::kUnavailable, {"no CUDA GPU is visible"});
+}
+
 // ---- on a GPU ----
 
 Tensor RandomTensor(DType dtype, const Shape& shape, uint32_t seed) {
