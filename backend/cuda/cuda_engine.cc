@@ -244,24 +244,31 @@ std::vector<DType> CudaEngine::output_dtypes() const {
   return d;
 }
 
-std::vector<Shape> CudaEngine::OutputShapes(std::span<const Shape> input_shapes) const {
-  std::vector<Shape> in(input_shapes.begin(), input_shapes.end());
-  if (!profile_.Covers(in)) {
+std::shared_ptr<const std::vector<std::optional<Shape>>> CudaEngine::CoveredShapes(
+    const std::vector<Shape>& input_shapes) const {
+  if (!profile_.Covers(input_shapes)) {
     std::string got;
-    for (const Shape& s : in) got += (got.empty() ? "" : ";") + ShapeToString(s);
+    for (const Shape& s : input_shapes) got += (got.empty() ? "" : ";") + ShapeToString(s);
     throw Error(ErrorCode::kInvalidArgument,
                 fmt::format("input shapes {} are outside the engine's profile {}", got, profile_.ToString()));
   }
-  const auto shapes = ShapesFor(in);
+  return ShapesFor(input_shapes);
+}
+
+std::vector<Shape> CudaEngine::OutputShapesOf(const std::vector<std::optional<Shape>>& shapes) const {
   std::vector<Shape> out;
   for (size_t i = 0; i < graph_.outputs().size(); ++i) {
-    const auto& s = (*shapes)[static_cast<size_t>(graph_.outputs()[i])];
+    const auto& s = shapes[static_cast<size_t>(graph_.outputs()[i])];
     if (!s)
       throw Error(ErrorCode::kUnimplemented,
                   fmt::format("the shape of output '{}' is not known before the run", graph_.output_names()[i]));
     out.push_back(*s);
   }
   return out;
+}
+
+std::vector<Shape> CudaEngine::OutputShapes(std::span<const Shape> input_shapes) const {
+  return OutputShapesOf(*CoveredShapes(std::vector<Shape>(input_shapes.begin(), input_shapes.end())));
 }
 
 void CudaEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outputs, Stream& stream) const {
@@ -283,7 +290,8 @@ void CudaEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outpu
                               dev.ToString(), DTypeName(t.dtype()), t.device().ToString()));
     in_shapes.push_back(t.shape());
   }
-  const std::vector<Shape> out_shapes = OutputShapes(in_shapes);
+  const auto shapes = CoveredShapes(in_shapes);
+  const std::vector<Shape> out_shapes = OutputShapesOf(*shapes);
   for (size_t i = 0; i < outputs.size(); ++i)
     if (outputs[i].device() != dev || outputs[i].shape() != out_shapes[i] ||
         outputs[i].dtype() != graph_.value(graph_.outputs()[i]).dtype)
@@ -291,7 +299,6 @@ void CudaEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outpu
                   fmt::format("output '{}': expected {} {} on {}", graph_.output_names()[i],
                               DTypeName(graph_.value(graph_.outputs()[i]).dtype), ShapeToString(out_shapes[i]),
                               dev.ToString()));
-  const auto shapes = ShapesFor(in_shapes);
   DeviceScope scope(device_);
   auto s = static_cast<cudaStream_t>(stream.native_handle());
 

@@ -64,6 +64,10 @@ class CudaEngine final : public Engine {
   void BuildSteps(GpuArch arch);
   // Every value's shape for these input shapes (kept per input shapes).
   std::shared_ptr<const std::vector<std::optional<Shape>>> ShapesFor(const std::vector<Shape>& input_shapes) const;
+  // ShapesFor, after checking that the profile covers the input shapes (kInvalidArgument).
+  std::shared_ptr<const std::vector<std::optional<Shape>>> CoveredShapes(const std::vector<Shape>& input_shapes) const;
+  // The outputs' shapes among `shapes` (kUnimplemented where only the run can tell).
+  std::vector<Shape> OutputShapesOf(const std::vector<std::optional<Shape>>& shapes) const;
 
   ir::Graph graph_;
   Profile profile_;

@@ -76,6 +76,7 @@ EltwiseKernel::EltwiseKernel(EltwiseProgram program, GpuArch arch)
     : program_(std::move(program)),
       source_(GenerateEltwiseSource(program_)),
       module_(CompiledModule(source_, "kiln_eltwise", arch)) {
+  multiprocessors_ = MultiprocessorCount();
   kernel32_ = module_->Kernel(kEltwiseKernel32);
   kernel64_ = module_->Kernel(kEltwiseKernel64);
 }
@@ -124,9 +125,8 @@ void EltwiseKernel::Run(const Walk& w, std::span<const void* const> inputs, Tens
   std::vector<void*> args = {&dims, strides.data()};
   for (const void*& p : pointers) args.push_back(&p);
 
-  static const int sms = MultiprocessorCount();
   constexpr int kBlock = 256;
-  const int64_t blocks = std::min<int64_t>((n + kBlock - 1) / kBlock, int64_t{sms} * 16);
+  const int64_t blocks = std::min<int64_t>((n + kBlock - 1) / kBlock, int64_t{multiprocessors_} * 16);
   // 32-bit indices while i + the grid's stride cannot overflow them.
   const bool small = n + blocks * kBlock < (int64_t{1} << 31);
   Check(cudaLaunchKernel(reinterpret_cast<const void*>(small ? kernel32_ : kernel64_),

@@ -45,6 +45,7 @@ class EltwiseKernel {
   std::shared_ptr<const CudaModule> module_;
   cudaKernel_t kernel32_ = nullptr;
   cudaKernel_t kernel64_ = nullptr;
+  int multiprocessors_ = 0;  // of the device the kernel was built on (sizes the grid)
 };
 
 }  // namespace kiln::backend::cuda

@@ -54,7 +54,18 @@ using Layout = LtObject<cublasLtMatrixLayout_t, decltype(&cublasLtMatrixLayoutDe
 using OpDesc = LtObject<cublasLtMatmulDesc_t, decltype(&cublasLtMatmulDescDestroy)>;
 using Preference = LtObject<cublasLtMatmulPreference_t, decltype(&cublasLtMatmulPreferenceDestroy)>;
 
-std::optional<Shape> StaticShape(const ir::Graph& g, ir::ValueId v) { return g.value(v).shape.ToStatic(); }
+// One cuBLASLt handle per device for the process (handles are thread-safe; creating one per
+// node would cost each engine build a handle per matrix product).
+cublasLtHandle_t LtHandle() {
+  static std::mutex mutex;
+  static std::map<int, cublasLtHandle_t> handles;
+  int device = 0;
+  Check(cudaGetDevice(&device), "cudaGetDevice");
+  std::lock_guard<std::mutex> lock(mutex);
+  cublasLtHandle_t& handle = handles[device];
+  if (!handle) Check(cublasLtCreate(&handle), "cublasLtCreate");
+  return handle;
+}
 
 }  // namespace
 
@@ -92,12 +103,10 @@ MatMulKernel::MatMulKernel(const ir::Node& node, DType dtype) : dtype_(dtype) {
     transpose_a_ = node.attrs.GetOr<bool>("adj_x", false);
     transpose_b_ = node.attrs.GetOr<bool>("adj_y", false);
   }
-  Check(cublasLtCreate(&handle_), "cublasLtCreate");
+  handle_ = LtHandle();
 }
 
-MatMulKernel::~MatMulKernel() {
-  if (handle_) cublasLtDestroy(handle_);
-}
+MatMulKernel::~MatMulKernel() = default;
 
 namespace {
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <nvrtc.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -95,6 +96,10 @@ cudaKernel_t CudaModule::Kernel(const char* name) const {
                 fmt::format("the compiled module has no kernel '{}': {}", name, cudaGetErrorString(status)));
   }
   return kernel;
+}
+
+unsigned GridFor(long long items, unsigned block) {
+  return static_cast<unsigned>(std::max(1LL, std::min<long long>((items + block - 1) / block, 65535LL * 32)));
 }
 
 std::shared_ptr<const CudaModule> CompiledModule(const std::string& source, const std::string& name, GpuArch arch) {

@@ -41,6 +41,10 @@ class CudaModule {
 
 namespace kiln::backend::cuda {
 
+// Blocks of `block` threads for one thread per item in a grid-stride loop (capped: the loop
+// covers the rest).
+unsigned GridFor(long long items, unsigned block);
+
 // CompileToCubin + CudaModule, once per (source, architecture) in the process: models repeat the
 // same kernels (every residual block's Add + Relu).
 std::shared_ptr<const CudaModule> CompiledModule(const std::string& source, const std::string& name, GpuArch arch);

@@ -125,7 +125,7 @@ void PoolKernel::Launch(const Tensor& x, Tensor& out, cudaStream_t stream) const
   const void* xp = x.raw_data();
   void* yp = out.raw_data();
   void* args[] = {&g, &xp, &yp};
-  const unsigned blocks = static_cast<unsigned>(std::min<long long>((total + 255) / 256, 65535LL * 32));
+  const unsigned blocks = GridFor(total, 256);
   Check(cudaLaunchKernel(reinterpret_cast<const void*>(kernel_), dim3(blocks), dim3(256), args, 0, stream),
         "cudaLaunchKernel (pool)");
 }

@@ -210,14 +210,14 @@ void RowKernel::Launch(const Tensor& in, Tensor& out, cudaStream_t stream) const
   void* y = out.raw_data();
   if (inner == 1) {
     void* args[] = {&x, &y, &outer, &n};
-    const unsigned blocks = static_cast<unsigned>(std::min<long long>(outer, 65535LL * 32));
+    const unsigned blocks = GridFor(outer, 1);
     const unsigned threads = n >= 1024 ? 1024 : n > 256 ? 256 : 128;
     Check(cudaLaunchKernel(reinterpret_cast<const void*>(rows_), dim3(blocks), dim3(threads), args, 0, stream),
           "cudaLaunchKernel (rows)");
   } else {
     void* args[] = {&x, &y, &outer, &n, &inner};
     const long long columns = outer * inner;
-    const unsigned blocks = static_cast<unsigned>(std::min<long long>((columns + 255) / 256, 65535LL * 32));
+    const unsigned blocks = GridFor(columns, 256);
     Check(cudaLaunchKernel(reinterpret_cast<const void*>(columns_), dim3(blocks), dim3(256), args, 0, stream),
           "cudaLaunchKernel (columns)");
   }
