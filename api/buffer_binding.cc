@@ -1,29 +1,42 @@
-// Signature::RunWithBuffers: runs a signature on caller-owned memory. Inputs are wrapped in
-// non-owning host buffers (no copy); outputs are computed in the caller's memory where the
-// signature can (engine outputs), else copied there once.
+// Signature::RunWithBuffers: runs a signature on caller-owned memory, on the host or on a device.
+// Inputs are wrapped in non-owning buffers (no copy) where the signature reads them on their
+// device; outputs are computed in the caller's memory where the signature can (engine outputs
+// on the binding's device), else copied there once.
 #include <cstdint>
 #include <cstring>
 #include <set>
 
 #include <fmt/format.h>
 
+#include "backend/backend.h"
+#include "kiln/device.h"
 #include "kiln/model.h"
 
 namespace kiln {
 namespace {
 
-// Host memory the caller owns; the Tensor that wraps it never frees it.
+// Memory the caller owns, on the host or a device; the Tensor that wraps it never frees it.
 class BorrowedBuffer final : public Buffer {
  public:
-  BorrowedBuffer(void* data, size_t size) : data_(data), size_(size) {}
+  BorrowedBuffer(void* data, size_t size, Device device) : data_(data), size_(size), device_(device) {}
   void* data() override { return data_; }
   size_t size() const override { return size_; }
-  Device device() const override { return {}; }
+  Device device() const override { return device_; }
 
  private:
   void* data_;
   size_t size_;
+  Device device_;
 };
+
+// Copies `src` into `dst` (either may be on a device) and waits for the copy.
+void CopyAndWait(const Tensor& src, Tensor& dst) {
+  const Device side = src.is_host() ? dst.device() : src.device();
+  const backend::DeviceServices& services = backend::ServicesOf(side);
+  std::unique_ptr<backend::Stream> stream = services.CreateStream();
+  services.transfer().CopyTensor(src, dst, *stream);
+  stream->Synchronize();
+}
 
 [[noreturn]] void Invalid(const std::string& key, const char* kind, const std::string& name, const std::string& what) {
   throw Error(ErrorCode::kInvalidArgument, fmt::format("RunWithBuffers on signature '{}': {} binding '{}': {}", key, kind, name, what));
@@ -47,11 +60,14 @@ const TensorSpec& CheckBinding(const std::string& key, const char* kind, const B
   const TensorSpec* spec = FindSpec(specs, b.name);
   if (!spec) Invalid(key, kind, b.name, fmt::format("the signature has no {} of that name (its {}s: {})", kind, kind, Names(specs)));
   if (!seen.insert(b.name).second) Invalid(key, kind, b.name, "bound more than once");
-  if (b.device.kind == DeviceKind::kCuda)
-    throw Error(ErrorCode::kUnimplemented,
-                fmt::format("RunWithBuffers on signature '{}': {} binding '{}' is on device {}: CUDA buffers need the CUDA "
-                            "backend, which this build of Kiln does not have yet; pass host memory",
-                            key, kind, b.name, b.device.ToString()));
+  if (b.device.kind != DeviceKind::kCpu) {
+    try {
+      backend::ServicesOf(b.device);
+    } catch (const Error& e) {
+      throw Error(e.code(), fmt::format("RunWithBuffers on signature '{}': {} binding '{}' is on {}: {}", key, kind, b.name,
+                                        b.device.ToString(), e.what()));
+    }
+  }
   if (b.dtype != spec->dtype)
     Invalid(key, kind, b.name, fmt::format("dtype {} given, the signature's {} has dtype {}", DTypeName(b.dtype), kind,
                                            DTypeName(spec->dtype)));
@@ -98,8 +114,11 @@ void Signature::RunWithBuffers(std::span<const BufferBinding> inputs, std::span<
     if (b.size_bytes < needed)
       Invalid(sig_key, "input", b.name, fmt::format("size_bytes is {}, but shape {} of {} needs {} bytes", b.size_bytes,
                                                     ShapeToString(b.shape), DTypeName(b.dtype), needed));
-    // The executor and kernels only read their inputs, so the caller's memory is used in place.
-    tensors[b.name] = Tensor(b.dtype, b.shape, std::make_shared<BorrowedBuffer>(b.data, b.size_bytes));
+    // The executor and kernels only read their inputs, so the caller's memory is used in place
+    // where the signature reads inputs on its device; device memory elsewhere is copied to the host.
+    Tensor t(b.dtype, b.shape, std::make_shared<BorrowedBuffer>(b.data, b.size_bytes, b.device));
+    if (b.device.kind != DeviceKind::kCpu && b.device != input_device()) t = CopyTensorTo(t, Device{});
+    tensors[b.name] = std::move(t);
   }
   for (const TensorSpec& spec : this->inputs())
     if (!seen_inputs.count(spec.name))
@@ -107,7 +126,7 @@ void Signature::RunWithBuffers(std::span<const BufferBinding> inputs, std::span<
   std::map<std::string, std::shared_ptr<Buffer>> output_buffers;
   for (const BufferBinding& b : outputs) {
     CheckBinding(sig_key, "output", b, this->outputs(), seen_outputs);
-    output_buffers[b.name] = std::make_shared<BorrowedBuffer>(b.data, b.size_bytes);
+    output_buffers[b.name] = std::make_shared<BorrowedBuffer>(b.data, b.size_bytes, b.device);
   }
   CheckNoOverlap(sig_key, inputs, outputs);
 
@@ -123,9 +142,13 @@ void Signature::RunWithBuffers(std::span<const BufferBinding> inputs, std::span<
   }
   for (BufferBinding& b : outputs) {
     const Tensor& t = results.at(b.name);
-    if (!t.is_host())
-      throw Error(ErrorCode::kInternal, fmt::format("RunWithBuffers: output '{}' is not a host tensor", b.name));
-    if (t.byte_size() > 0 && t.raw_data() != b.data) std::memcpy(b.data, t.raw_data(), t.byte_size());
+    if (t.byte_size() == 0 || (t.raw_data() == b.data && t.device() == b.device)) continue;
+    if (t.is_host() && b.device.kind == DeviceKind::kCpu) {
+      std::memcpy(b.data, t.raw_data(), t.byte_size());
+    } else {
+      Tensor dst(t.dtype(), t.shape(), std::make_shared<BorrowedBuffer>(b.data, b.size_bytes, b.device));
+      CopyAndWait(t, dst);
+    }
   }
 }
 

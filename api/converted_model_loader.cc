@@ -53,8 +53,9 @@ class ConvertedSignature final : public Signature {
         auto it = output_buffers.find(spec.name);
         buffers.push_back(it == output_buffers.end() ? nullptr : it->second);
       }
-    return NameOutputs(outputs_, runner_->Run(BindInputs(key_, inputs_, inputs), buffers));
+    return NameOutputs(outputs_, runner_->Run(BindInputs(key_, inputs_, inputs, input_device()), buffers));
   }
+  Device input_device() const override { return runner_->backend().device_services().device(); }
 
  private:
   std::string key_;

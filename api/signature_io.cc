@@ -20,7 +20,7 @@ std::vector<TensorSpec> SpecsOf(const ir::Graph& graph, const std::vector<ir::Va
 }
 
 std::vector<Tensor> BindInputs(const std::string& signature_key, const std::vector<TensorSpec>& specs,
-                               const std::map<std::string, Tensor>& inputs) {
+                               const std::map<std::string, Tensor>& inputs, Device device) {
   std::vector<std::string> expected;
   for (const TensorSpec& s : specs) expected.push_back(fmt::format("'{}'", s.name));
   for (const auto& [name, tensor] : inputs) {
@@ -41,9 +41,10 @@ std::vector<Tensor> BindInputs(const std::string& signature_key, const std::vect
     if (t.dtype() != s.dtype)
       throw Error(ErrorCode::kInvalidArgument, fmt::format("input '{}': expected dtype {}, got {}", s.name,
                                                            DTypeName(s.dtype), DTypeName(t.dtype())));
-    if (!t.is_host())
-      throw Error(ErrorCode::kInvalidArgument, fmt::format("input '{}': expected a host tensor, got one on {}", s.name,
-                                                           t.device().ToString()));
+    if (!t.is_host() && t.device() != device)
+      throw Error(ErrorCode::kInvalidArgument,
+                  fmt::format("input '{}': expected a tensor on the host{}, got one on {}", s.name,
+                              device.kind == DeviceKind::kCpu ? "" : " or " + device.ToString(), t.device().ToString()));
     if (s.rank_known) {
       if (t.rank() != static_cast<int>(s.dims.size()))
         throw Error(ErrorCode::kInvalidArgument, fmt::format("input '{}': expected rank {} (shape {}), got rank {} (shape {})",

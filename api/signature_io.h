@@ -14,9 +14,10 @@ std::vector<TensorSpec> SpecsOf(const ir::Graph& graph, const std::vector<ir::Va
                                 const std::vector<std::string>& names);
 
 // Returns the inputs in `specs` order. kInvalidArgument naming the input for an unknown or
-// missing name, a wrong dtype, rank or static dimension, or a non-host tensor.
+// missing name, a wrong dtype, rank or static dimension, or a tensor neither on the host nor on
+// `device` (the engines' device of a converted signature).
 std::vector<Tensor> BindInputs(const std::string& signature_key, const std::vector<TensorSpec>& specs,
-                               const std::map<std::string, Tensor>& inputs);
+                               const std::map<std::string, Tensor>& inputs, Device device = {});
 
 // Outputs in `specs` order, keyed by the specs' names.
 std::map<std::string, Tensor> NameOutputs(const std::vector<TensorSpec>& specs, std::vector<Tensor> outputs);

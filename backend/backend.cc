@@ -12,6 +12,7 @@ namespace {
 struct Registry {
   std::mutex mutex;
   std::map<std::string, BackendFactory, std::less<>> factories;
+  std::map<DeviceKind, DeviceServicesLookup> services;
 };
 
 Registry& TheRegistry() {
@@ -65,6 +66,28 @@ std::unique_ptr<Backend> MakeBackend(std::string_view device) {
     throw Error(ErrorCode::kInvalidArgument,
                 fmt::format("unknown engine device '{}' (this build of Kiln has: {})", device, fmt::join(BackendNames(), ", ")));
   return factory();
+}
+
+void RegisterDeviceServices(DeviceKind kind, DeviceServicesLookup lookup) {
+  Registry& r = TheRegistry();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  r.services[kind] = std::move(lookup);
+}
+
+const DeviceServices& ServicesOf(Device device) {
+  if (device.kind == DeviceKind::kCpu) return HostServices();
+  Registry& r = TheRegistry();
+  DeviceServicesLookup lookup;
+  {
+    std::lock_guard<std::mutex> lock(r.mutex);
+    auto it = r.services.find(device.kind);
+    if (it != r.services.end()) lookup = it->second;
+  }
+  if (!lookup)
+    throw Error(ErrorCode::kUnavailable,
+                fmt::format("device {} was named but this build of Kiln has no backend for it (backends: {})",
+                            device.ToString(), fmt::join(BackendNames(), ", ")));
+  return lookup(device.index);
 }
 
 }  // namespace kiln::backend

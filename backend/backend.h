@@ -97,4 +97,14 @@ std::vector<std::string> BackendNames();
 // backends otherwise.
 std::unique_ptr<Backend> MakeBackend(std::string_view device);
 
+// Device services by device, for code that holds a tensor and must reach its device (copies,
+// allocations) without naming a backend. A backend whose engines run on a device kind registers
+// the lookup of that kind's services once, next to RegisterBackend.
+using DeviceServicesLookup = std::function<const DeviceServices&(int index)>;
+void RegisterDeviceServices(DeviceKind kind, DeviceServicesLookup lookup);
+// HostServices() for the host; the registered lookup's answer otherwise (its errors, e.g.
+// kNotFound for an index past the device count). kUnavailable when this build has no backend
+// for that kind of device.
+const DeviceServices& ServicesOf(Device device);
+
 }  // namespace kiln::backend

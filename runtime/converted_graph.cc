@@ -61,6 +61,13 @@ ConvertedGraph::ConvertedGraph(std::shared_ptr<const ir::Graph> graph, std::shar
       backend_(std::move(backend)),
       stats_(std::make_unique<EngineStats>()),
       executor_(placed_) {
+  // A graph input that only feeds copies to the device can be taken on the device as it is.
+  const auto consumers = placed_->Consumers();
+  for (ir::ValueId in : placed_->inputs()) {
+    bool only_copies = true;
+    for (ir::NodeId c : consumers[static_cast<size_t>(in)]) only_copies = only_copies && placed_->node(c).op == "MemcpyFromHost";
+    input_read_on_device_.push_back(only_copies);
+  }
   for (ir::NodeId id : graph_->TopologicalOrder()) {
     const ir::Node& node = graph_->node(id);
     if (node.op != "Engine") continue;
@@ -80,6 +87,14 @@ EngineNodeRuntime& ConvertedGraph::engine_node(const std::string& name) const {
 std::vector<Tensor> ConvertedGraph::Run(std::vector<Tensor> inputs, std::span<const std::shared_ptr<Buffer>> output_buffers) const {
   const ir::Graph& g = *placed_;
   RunState run(backend_->device_services(), streams_mu_, idle_streams_);
+  // Inputs on the device that native nodes read as well come to the host first.
+  for (size_t i = 0; i < inputs.size() && i < input_read_on_device_.size(); ++i) {
+    if (inputs[i].is_host() || input_read_on_device_[i]) continue;
+    Tensor host = backend::HostServices().allocator().AllocateTensor(inputs[i].dtype(), inputs[i].shape());
+    run.services.transfer().CopyTensor(inputs[i], host, *run.stream);
+    run.Synchronize();
+    inputs[i] = std::move(host);
+  }
   // Values that are graph outputs with a caller buffer (the first output naming the value).
   std::map<ir::ValueId, const std::shared_ptr<Buffer>*> bound;
   for (size_t i = 0; i < output_buffers.size() && i < g.outputs().size(); ++i)
@@ -107,6 +122,10 @@ std::vector<Tensor> ConvertedGraph::Run(std::vector<Tensor> inputs, std::span<co
       return true;
     }
     if (node.op == "MemcpyFromHost") {
+      if (in[0].device() == run.services.device()) {  // a graph input the caller put on the device
+        out = {in[0]};
+        return true;
+      }
       Tensor device = allocate(node.outputs[0], run.services, in[0].dtype(), in[0].shape());
       run.services.transfer().CopyTensor(in[0], device, *run.stream);
       run.pending_sources.push_back(in[0]);
@@ -114,6 +133,14 @@ std::vector<Tensor> ConvertedGraph::Run(std::vector<Tensor> inputs, std::span<co
       return true;
     }
     if (node.op == "MemcpyToHost") {
+      auto it = bound.find(node.outputs[0]);
+      if (it != bound.end() && (*it->second)->device() == run.services.device()) {
+        // A graph output the caller wants on the device: a copy within the device, and no wait.
+        Tensor device = allocate(node.outputs[0], run.services, in[0].dtype(), in[0].shape());
+        run.services.transfer().CopyTensor(in[0], device, *run.stream);
+        out = {std::move(device)};
+        return true;
+      }
       Tensor host = allocate(node.outputs[0], backend::HostServices(), in[0].dtype(), in[0].shape());
       run.services.transfer().CopyTensor(in[0], host, *run.stream);
       run.Synchronize();  // the host reader runs next

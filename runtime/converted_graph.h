@@ -27,7 +27,8 @@ class ConvertedGraph {
   // output order, nullptr for none; may be shorter) are caller-owned buffers: an output whose
   // producer can write into its buffer (it fits, and is on the buffer's device) is computed
   // there in place, and the returned tensor then views that buffer. Other outputs are returned in
-  // fresh memory; the caller copies them.
+  // fresh memory; the caller copies them. Inputs may be on the engines' device: those that only
+  // engines read are used in place, the others are copied to the host first.
   std::vector<Tensor> Run(std::vector<Tensor> inputs, std::span<const std::shared_ptr<Buffer>> output_buffers = {}) const;
   // Runs every engine node natively and records the input shapes each one saw (for build()).
   std::vector<Tensor> RunRecordingShapes(std::vector<Tensor> inputs,
@@ -48,6 +49,7 @@ class ConvertedGraph {
   std::vector<std::unique_ptr<EngineNodeRuntime>> engine_nodes_;
   std::map<std::string, EngineNodeRuntime*> by_node_name_;  // IR node name -> runtime
   std::map<std::string, EngineNodeRuntime*> by_engine_name_;
+  std::vector<bool> input_read_on_device_;  // per graph input: only copies to the device read it
   // Streams of finished runs, reused by the next ones (creating a device stream per run costs
   // more than a small model's inference).
   mutable std::mutex streams_mu_;

@@ -5,7 +5,9 @@
 // --native asks for the reference executor. A converted SavedModel or a .kiln engine file is
 // loaded as is. Then: --warmup iterations, then --iterations N (or --duration S seconds) with
 // --threads concurrent callers of Signature::Run, then the summary (--json: one JSON object on
-// stdout; progress always goes to stderr in that mode).
+// stdout; progress always goes to stderr in that mode). For GPU engines, --io device keeps
+// inputs and outputs in GPU memory (RunWithBuffers, as a caller holding GPU tensors would) and
+// the host<->device copies of the same tensors are timed apart.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -13,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <random>
@@ -24,6 +27,7 @@
 
 #include "api/model_format.h"
 #include "kiln/converter.h"
+#include "kiln/device.h"
 #include "kiln/model.h"
 #include "kiln/version.h"
 #include "tools/commands.h"
@@ -217,8 +221,61 @@ int Bench(const BenchOptions& options) {
 
   // One first run on its own: it may build engines (unconverted dims) and shows errors early.
   t0 = Clock::now();
-  sig.Run(inputs);
+  const std::map<std::string, Tensor> first_outputs = sig.Run(inputs);
   const double first_ms = MsSince(t0);
+
+  // Device-resident inputs and outputs (--io device), and the copies they save, timed apart.
+  const Device engine_device = sig.input_device();
+  const bool io_device = options.io == "device";
+  if (io_device && engine_device.kind == DeviceKind::kCpu)
+    throw Error(ErrorCode::kInvalidArgument,
+                "--io device needs engines on a GPU (convert with --device cuda, or bench a model converted for one)");
+  std::vector<Tensor> device_inputs;
+  std::vector<BufferBinding> input_bindings;
+  std::optional<double> h2d_ms, d2h_ms;
+  if (engine_device.kind != DeviceKind::kCpu) {
+    auto median_ms = [](const std::function<void()>& fn) {
+      std::vector<double> v;
+      for (int i = 0; i < 11; ++i) {
+        const auto s = Clock::now();
+        fn();
+        v.push_back(MsSince(s));
+      }
+      std::sort(v.begin(), v.end());
+      return v[v.size() / 2];
+    };
+    h2d_ms = median_ms([&] {
+      for (const TensorSpec& s : sig.inputs()) CopyTensorTo(inputs.at(s.name), engine_device);
+    });
+    std::vector<Tensor> on_device;
+    for (const auto& [name, t] : first_outputs) on_device.push_back(CopyTensorTo(t, engine_device));
+    d2h_ms = median_ms([&] {
+      for (const Tensor& t : on_device) CopyTensorTo(t, Device{});
+    });
+    if (io_device)
+      for (const TensorSpec& s : sig.inputs()) {
+        Tensor& d = device_inputs.emplace_back(CopyTensorTo(inputs.at(s.name), engine_device));
+        input_bindings.push_back({s.name, d.dtype(), d.shape(), d.raw_data(), d.byte_size(), engine_device});
+      }
+  }
+  // One inference: host tensors through Run, or device buffers through RunWithBuffers (each
+  // caller thread has output buffers of its own).
+  auto run_once = [&](std::vector<Tensor>& my_outputs) {
+    if (!io_device) {
+      sig.Run(inputs);
+      return;
+    }
+    if (my_outputs.empty())
+      for (const TensorSpec& s : sig.outputs()) {
+        const Tensor& host = first_outputs.at(s.name);
+        my_outputs.push_back(AllocateTensorOn(engine_device, host.dtype(), host.shape()));
+      }
+    std::vector<BufferBinding> out;
+    for (size_t i = 0; i < my_outputs.size(); ++i)
+      out.push_back({sig.outputs()[i].name, my_outputs[i].dtype(), {}, my_outputs[i].raw_data(),
+                     my_outputs[i].byte_size(), engine_device});
+    sig.RunWithBuffers(input_bindings, out);
+  };
 
   // Warmup and measurement share one driver: T threads take iterations from a counter.
   auto drive = [&](int64_t count, double seconds, std::vector<double>* latencies) -> double {
@@ -229,6 +286,7 @@ int Bench(const BenchOptions& options) {
     const auto deadline = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
     auto worker = [&]() {
       std::vector<double> mine;
+      std::vector<Tensor> my_outputs;
       try {
         for (;;) {
           if (count > 0) {
@@ -237,7 +295,7 @@ int Bench(const BenchOptions& options) {
             break;
           }
           const auto s = Clock::now();
-          sig.Run(inputs);
+          run_once(my_outputs);
           mine.push_back(MsSince(s));
         }
       } catch (...) {
@@ -301,11 +359,18 @@ int Bench(const BenchOptions& options) {
                           {"median", Percentile(lat, 50)}, {"p90", Percentile(lat, 90)},
                           {"p95", Percentile(lat, 95)},    {"p99", Percentile(lat, 99)},
                           {"max", n ? lat.back() : 0.0}};
-  // Host<->device copies: inputs and outputs are host tensors, so a GPU run's latency includes its
-  // copies; they are not timed apart yet.
-  const std::string copies_note = options.device == "cpu" || !convert ? "none: CPU engines"
-                                                                       : "included in the latency (host inputs and outputs), not timed apart";
-  report["host_device_copies"] = {{"h2d_ms", nullptr}, {"d2h_ms", nullptr}, {"note", copies_note}};
+  // Host<->device copies of the inputs and outputs: part of each run's latency with --io host,
+  // none with --io device; timed apart (median of 11, pageable host memory) either way.
+  const std::string copies_note =
+      engine_device.kind == DeviceKind::kCpu
+          ? "none: CPU engines"
+          : fmt::format("{}; on their own: inputs to {} {:.3f} ms, outputs back {:.3f} ms",
+                        io_device ? "none in the runs (inputs and outputs on the device)" : "included in each run's latency",
+                        engine_device.ToString(), *h2d_ms, *d2h_ms);
+  auto json_ms = [](const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
+  report["io"] = options.io;
+  report["engine_device"] = engine_device.ToString();
+  report["host_device_copies"] = {{"h2d_ms", json_ms(h2d_ms)}, {"d2h_ms", json_ms(d2h_ms)}, {"note", copies_note}};
 
   if (options.json) {
     fmt::print("{}\n", report.dump(2));
@@ -314,7 +379,8 @@ int Bench(const BenchOptions& options) {
   auto opt_ms = [](const std::optional<double>& v) { return v ? fmt::format("{:.1f} ms", *v) : std::string("-"); };
   fmt::print("=== kiln bench: {} ===\n", options.model);
   fmt::print("model kind:          {} ({})\n", kind.Describe(), report["mode"].get<std::string>());
-  fmt::print("signature:           {}; batch {}; {} thread(s)\n", sig.key(), batch, options.threads);
+  fmt::print("signature:           {}; batch {}; {} thread(s); inputs and outputs on {}\n", sig.key(), batch,
+             options.threads, io_device ? engine_device.ToString() : "the host");
   fmt::print("load time:           {:.1f} ms\n", load_ms);
   if (convert) {
     fmt::print("conversion:          {} (precision {}, device {})\n", opt_ms(convert_ms), options.precision, options.device);

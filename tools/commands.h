@@ -66,6 +66,7 @@ struct BenchOptions {
   bool native = false;          // do not convert an unconverted SavedModel
   std::string precision = "FP32";
   std::string device = "cpu";   // engine backend of the in-memory conversion
+  std::string io = "host";      // where inputs and outputs live: host, or device (the engines' GPU)
   uint64_t seed = 0;
   bool json = false;
 };

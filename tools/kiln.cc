@@ -88,6 +88,11 @@ int main(int argc, char** argv) {
   bench_cmd->add_flag("--native", bench.native, "Unconverted SavedModel: bench the reference executor, do not convert");
   bench_cmd->add_option("--precision", bench.precision, "Precision of the in-memory conversion")->capture_default_str();
   bench_cmd->add_option("--device", bench.device, "Engine backend of the in-memory conversion (cpu, cuda)")->capture_default_str();
+  bench_cmd->add_option("--io", bench.io,
+                        "Where inputs and outputs live: host (copies timed in each run) or device (on the engines' GPU, "
+                        "RunWithBuffers, no copies)")
+      ->check(CLI::IsMember({"host", "device"}))
+      ->capture_default_str();
   bench_cmd->add_option("--seed", bench.seed, "Seed for random inputs")->capture_default_str();
   bench_cmd->add_flag("--json", bench.json, "JSON summary on stdout (progress on stderr)");
 

@@ -107,6 +107,7 @@ struct ConvKernel::Impl {
   DType dtype = DType::kFloat32;
   ConvAttrs attrs;
   int64_t out_c = 0, in_c_per_group = 0, kh = 0, kw = 0;
+  bool relu = false;  // a fused ReLU epilogue
   Tensor filter;  // device, KRSC
   Tensor bias;    // device, [K], or undefined
   std::string name;
@@ -123,9 +124,11 @@ struct ConvKernel::Impl {
   Plan& PlanFor(const Shape& x_shape, const Shape& y_shape) const;
 };
 
-ConvKernel::ConvKernel(const ir::Graph& graph, const ir::Node& node, int device) : impl_(std::make_unique<Impl>()) {
+ConvKernel::ConvKernel(const ir::Graph& graph, const ir::Node& node, int device, bool relu)
+    : impl_(std::make_unique<Impl>()) {
   Impl& k = *impl_;
   k.device = device;
+  k.relu = relu;
   k.name = node.name;
   k.dtype = graph.value(node.inputs[0]).dtype;
   k.attrs = ReadAttrs(node);
@@ -210,6 +213,7 @@ ConvKernel::Impl::Plan& ConvKernel::Impl::PlanFor(const Shape& x_shape, const Sh
         g->tensor(fe::graph::Tensor_attributes().set_name("b").set_dim(bdims).set_stride({out_c, 1, out_c, out_c}));
     y = g->pointwise(y, plan->b, fe::graph::Pointwise_attributes().set_mode(fe::PointwiseMode_t::ADD));
   }
+  if (relu) y = g->pointwise(y, fe::graph::Pointwise_attributes().set_mode(fe::PointwiseMode_t::RELU_FWD));
   y->set_output(true).set_data_type(io).set_dim({n, out_c, oh, ow}).set_stride(Strides({n, out_c, oh, ow}, cl));
   plan->y = y;
   CheckFe(g->validate(), fmt::format("validate (node '{}')", name));
@@ -260,7 +264,7 @@ std::optional<std::string> ConvUnsupported(const ir::Graph&, const ir::Node&) {
   return "this build of Kiln has no cuDNN (scripts/fetch_cudnn_frontend.sh; see docs/cuda-backend.md)";
 }
 struct ConvKernel::Impl {};
-ConvKernel::ConvKernel(const ir::Graph&, const ir::Node& node, int) {
+ConvKernel::ConvKernel(const ir::Graph&, const ir::Node& node, int, bool) {
   throw Error(ErrorCode::kUnimplemented, fmt::format("node '{}': this build of Kiln has no cuDNN", node.name));
 }
 ConvKernel::~ConvKernel() = default;

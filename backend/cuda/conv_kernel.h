@@ -26,7 +26,8 @@ std::string CudnnVersion();
 
 class ConvKernel {
  public:
-  ConvKernel(const ir::Graph& graph, const ir::Node& node, int device);
+  // With `relu`, the ReLU that follows the convolution (and its bias) runs in the same cuDNN graph.
+  ConvKernel(const ir::Graph& graph, const ir::Node& node, int device, bool relu = false);
   ~ConvKernel();
   // x: the input activations (device); out: the output's shape.
   void Launch(const Tensor& x, Tensor& out, cudaStream_t stream) const;

@@ -123,6 +123,7 @@ namespace {
 
 const bool registered = [] {
   RegisterBackend("cuda", [] { return std::make_unique<CudaBackend>(); });
+  RegisterDeviceServices(DeviceKind::kCuda, [](int index) -> const DeviceServices& { return Services(index); });
   return true;
 }();
 

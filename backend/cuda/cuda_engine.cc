@@ -3,12 +3,14 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <set>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/precision_rewrite.h"
 #include "ir/graph_util.h"
 #include "ir/ops/elementwise_ops.h"
+#include "ir/passes/pass.h"
 
 namespace kiln::backend::cuda {
 namespace {
@@ -70,6 +72,13 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
     precision_note_ = fmt::format("{} was requested; the CUDA backend has no {} kernels yet, so the engine runs FP32",
                                   PrecisionName(options.precision), PrecisionName(options.precision));
   }
+  // Convolutions and pooling run channels-last (tensor cores want NHWC); layout changes sink
+  // and cancel so that a channels-first model changes layout only at the segment's edges.
+  ir::PassPipeline layout;
+  layout.Add(ir::MakeChannelsLast());
+  layout.Add(ir::MakeTransposeSinking());
+  layout.Add(ir::MakeDeadCodeElimination());
+  layout.Run(graph_);
   DeviceScope scope(device_);
   BuildSteps(ArchOf(device_));
   // The profile's largest shapes must fit the segment (and give every value a shape).
@@ -98,8 +107,10 @@ void CudaEngine::BuildSteps(GpuArch arch) {
   std::vector<int> group_step(g.num_values(), -1);  // value -> index in placed of the group producing it
   std::vector<int> step_group;                      // placed index -> group index or -1
 
+  std::set<ir::NodeId> absorbed;  // nodes another step runs (a ReLU after a convolution)
   const std::vector<ir::NodeId> order = g.TopologicalOrder();
   for (size_t pos = 0; pos < order.size(); ++pos) {
+    if (absorbed.count(order[pos])) continue;
     const ir::Node& n = g.node(order[pos]);
     if (n.op == "Constant") {
       const Tensor& host = n.attrs.Get<Tensor>("value");
@@ -172,9 +183,17 @@ void CudaEngine::BuildSteps(GpuArch arch) {
       s.kind = Step::Kind::kView;
       s.inputs.resize(1);
     } else if (n.op == "Conv2D" || n.op == "DepthwiseConv2D") {
+      // A Relu that is the convolution's only reader runs inside the cuDNN graph.
+      const auto& readers = consumers[static_cast<size_t>(s.output)];
+      const bool relu = readers.size() == 1 && g.node(readers[0]).op == "Relu" && !ir::IsGraphOutput(g, s.output);
       s.kind = Step::Kind::kConv;
-      s.conv = std::make_unique<ConvKernel>(g, n, device_);
+      s.conv = std::make_unique<ConvKernel>(g, n, device_, relu);
       s.inputs.resize(1);
+      if (relu) {
+        s.output = g.node(readers[0]).outputs[0];
+        s.nodes.push_back(g.node(readers[0]).name);
+        absorbed.insert(readers[0]);
+      }
     } else if (n.op == "MaxPool" || n.op == "AvgPool") {
       s.kind = Step::Kind::kPool;
       s.pool = std::make_unique<PoolKernel>(g, n, arch);

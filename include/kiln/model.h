@@ -51,8 +51,10 @@ struct RunStats {
 // set to the output's actual shape; the result is written to `data` (at most size_bytes bytes).
 // An output computed by an engine is written there directly (no copy); others are copied once.
 // Output memory must not overlap any input's or another output's. DT_STRING is not supported.
-// `device` says where `data` lives; only host memory is accepted until a device backend is
-// built in (kUnimplemented otherwise).
+// `device` says where `data` lives: the host, or a GPU (kiln/device.h allocates there). A
+// signature converted for that device reads device inputs in place and its engines write device
+// outputs in place (zero-copy); otherwise device memory is copied to or from the host once.
+// kNotFound / kUnavailable naming the binding for a device this machine or build does not have.
 struct BufferBinding {
   std::string name;
   DType dtype = DType::kInvalid;
@@ -79,11 +81,15 @@ class Signature {
   // smaller than the result (the message says how many bytes are needed, and the binding's
   // `shape` is set to the output's shape, so the caller can grow the buffer and retry; the other
   // outputs' memory may have been written); data not aligned to the element size; output memory
-  // overlapping an input's or another output's. kUnimplemented for kCuda bindings and DT_STRING.
+  // overlapping an input's or another output's. kUnimplemented for DT_STRING.
   void RunWithBuffers(std::span<const BufferBinding> inputs, std::span<BufferBinding> outputs) const;
   // Number of IR nodes the signature runs (after optimization passes).
   virtual size_t num_nodes() const = 0;
   virtual RunStats stats() const { return {}; }
+  // Where the signature's engines run (the host unless it was converted for a GPU): inputs there
+  // are read in place by Run and RunWithBuffers, and outputs bound there are written in place;
+  // memory on other devices is copied to or from the host.
+  virtual Device input_device() const { return {}; }
 
  protected:
   // Run with caller memory for some outputs (by output name): an output the signature can

@@ -46,6 +46,12 @@ std::unique_ptr<Pass> MakeShapeInference();
 // Constant targets for Reshapes computed from the input's own shape (see simplify.cc).
 std::unique_ptr<Pass> MakeReshapeTargetFolding();
 
+// Layout passes (layout.cc) for backends that prefer channels-last: NCHW Conv2D,
+// DepthwiseConv2D, MaxPool and AvgPool run NHWC between Transposes; then Transposes sink through
+// elementwise ops and keep_dims reductions, merge, cancel, or become Reshapes when they move no data.
+std::unique_ptr<Pass> MakeChannelsLast();
+std::unique_ptr<Pass> MakeTransposeSinking();
+
 // Structural checks; throws kInternal describing the first problem found.
 void Verify(const Graph& graph);
 

@@ -3,6 +3,8 @@
 # libraries), then the unit tests that need a GPU. The bundle comes from
 # tests/device/make_gpu_bundle.py. Logs go to $OUT when it is set.
 #   bash tests/device/gpu_suite.sh .device/gpu.tar.gz
+# KILN_GPU_TEST_FILTER narrows the unit tests; KILN_GPU_MODELS=0 skips the model checks;
+# KILN_GPU_COMPARE_ARGS runs bench/gpu_compare.py with those arguments ("-" for its defaults).
 set -uo pipefail
 archive=${1:-.device/gpu.tar.gz}
 out=${OUT:-/tmp/kiln-gpu-suite}
@@ -85,11 +87,23 @@ PY
 }
 
 kiln="$bundle/bin/kiln"
+[ "${KILN_GPU_MODELS:-1}" = 0 ] || {
 check_model demo "$bundle/src/models/demo" --batch-size 4
 for m in "$bundle"/models/*/; do
   [ -d "$m" ] || continue
   check_model "$(basename "$m")" "$m" --batch-size 8
 done
+}
+
+# The PyTorch comparison (bench/gpu_compare.py) when KILN_GPU_COMPARE_ARGS is set ("-" for its
+# defaults); its table goes to the log and its JSON to $out/gpu_compare.json.
+if [ -n "${KILN_GPU_COMPARE_ARGS:-}" ]; then
+  echo "== bench/gpu_compare.py"
+  args=$KILN_GPU_COMPARE_ARGS; [ "$args" = - ] && args=
+  # shellcheck disable=SC2086
+  python3 "$(dirname "$0")/../../bench/gpu_compare.py" --kiln "$kiln" --json "$out/gpu_compare.json" $args 2>&1 |
+    grep -vE "Warning|warn\(|^ +(return|is_causal|torch\.)" || status=1
+fi
 
 echo "== gpu_suite: $([ $status = 0 ] && echo PASSED || echo FAILED)"
 exit $status

@@ -94,11 +94,17 @@ void ImportFlatten(ImportContext& ctx) {
     const int64_t r = xs.rank();
     if (axis < -r || axis > r) ctx.Invalid(fmt::format("axis {} is out of range [{}, {}]", axis, -r, r));
     if (axis < 0) axis += r;
-    if (xs.IsFullyStatic()) {
-      int64_t a = 1, b = 1;
-      for (int64_t i = 0; i < r; ++i) (i < axis ? a : b) *= xs.dims[static_cast<size_t>(i)];
-      return ctx.SetOutput(0, ctx.Emit1("Reshape", {x, ctx.ConstInt64({a, b}, false, "target")}));
+    // A side whose dims are all static is a constant; when the other side is not, it is the
+    // Reshape's -1 (unambiguous while the static side is not 0).
+    std::optional<int64_t> outer = 1, inner = 1;
+    for (int64_t i = 0; i < r; ++i) {
+      std::optional<int64_t>& side = i < axis ? outer : inner;
+      const ir::Dim d = xs.dims[static_cast<size_t>(i)];
+      side = side && ir::IsStatic(d) ? std::optional<int64_t>(*side * d) : std::nullopt;
     }
+    if (outer && inner) return ctx.SetOutput(0, ctx.Emit1("Reshape", {x, ctx.ConstInt64({*outer, *inner}, false, "target")}));
+    if (outer && *outer > 0) return ctx.SetOutput(0, ctx.Emit1("Reshape", {x, ctx.ConstInt64({*outer, -1}, false, "target")}));
+    if (inner && *inner > 0) return ctx.SetOutput(0, ctx.Emit1("Reshape", {x, ctx.ConstInt64({-1, *inner}, false, "target")}));
   }
   const ValueId s = ShapeOf(ctx, x, "input_shape");
   AttrMap keep;

@@ -1,0 +1,257 @@
+#!/usr/bin/env python3
+"""Kiln on the GPU side by side with PyTorch eager and torch.compile, same weights, same GPU.
+
+For each model (torchvision ResNet-50; BERT-base from transformers, random init, seq 128):
+  1. build the PyTorch model (seeded random weights), export it to ONNX (FP32, dynamic batch);
+  2. Kiln: `kiln bench MODEL.onnx --device cuda --precision P --io device` per batch size (inputs
+     and outputs in GPU memory, one synchronous RunWithBuffers per inference; conversion and
+     engine build time reported), and the accuracy of Kiln's engines on one real batch against
+     PyTorch FP32 on the GPU (`kiln convert` + `kiln run` on the same inputs);
+  3. PyTorch eager in the same precision (model.half() / bfloat16), and torch.compile(mode=...),
+     each timed per inference with CUDA events around a synchronous call, median of --runs after
+     --warmup.
+Prints a table and writes --json. Needs torch, torchvision, transformers and onnx (the GPU
+machine has them). Example (the GPU machine, kiln from tests/device/make_gpu_bundle.py):
+  python3 bench/gpu_compare.py --kiln BUNDLE/bin/kiln --json $OUT/gpu_compare.json
+--export-only writes the ONNX files and stops (to check Kiln's import on a machine without a GPU).
+"""
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+# ---- the models ----
+
+def make_resnet50(torch):
+    import torchvision
+    torch.manual_seed(0)
+    return torchvision.models.resnet50(weights=None).eval()
+
+
+def make_bert_base(torch):
+    import transformers
+    torch.manual_seed(0)
+    config = transformers.BertConfig()  # bert-base-uncased's architecture
+    config.attn_implementation = "eager"
+    model = transformers.BertModel(config, add_pooling_layer=False).eval()
+
+    class LastHidden(torch.nn.Module):  # one tensor output, for ONNX and compile alike
+        def __init__(self, bert):
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids, attention_mask):
+            return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    return LastHidden(model).eval()
+
+
+def resnet_inputs(torch, batch, seq):
+    g = torch.Generator().manual_seed(batch)
+    return {"input": torch.randn(batch, 3, 224, 224, generator=g)}
+
+
+def bert_inputs(torch, batch, seq):
+    g = torch.Generator().manual_seed(batch)
+    ids = torch.randint(0, 30522, (batch, seq), generator=g, dtype=torch.int64)
+    mask = torch.ones(batch, seq, dtype=torch.int64)
+    mask[:, seq - seq // 8:] = 0  # padding at the end of every sequence
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+MODELS = {
+    "resnet50": (make_resnet50, resnet_inputs, "img/s"),
+    "bert_base": (make_bert_base, bert_inputs, "seq/s"),
+}
+
+
+def export_onnx(torch, model, inputs, path):
+    names = list(inputs)
+    dynamic = {n: {0: "batch"} for n in names}
+    dynamic["output"] = {0: "batch"}
+    torch.onnx.export(model, tuple(inputs.values()), path, input_names=names, output_names=["output"],
+                      dynamic_axes=dynamic, opset_version=17, do_constant_folding=True, dynamo=False)
+
+
+# ---- timing ----
+
+def time_torch(torch, fn, inputs, warmup, runs):
+    """Per-inference times (ms): CUDA events around each synchronous call."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    with torch.inference_mode():
+        for _ in range(warmup):
+            fn(*inputs.values())
+        torch.cuda.synchronize()
+        times = []
+        for _ in range(runs):
+            start.record()
+            fn(*inputs.values())
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+    return times
+
+
+def kiln_bench(kiln, onnx_path, inputs, precision, warmup, runs):
+    shapes = ",".join("%s:%s" % (n, "x".join(str(d) for d in t.shape)) for n, t in inputs.items())
+    cmd = [kiln, "bench", onnx_path, "--device", "cuda", "--precision", precision, "--io", "device", "--shapes", shapes,
+           "--warmup", str(warmup), "--iterations", str(runs), "--json"]
+    t0 = time.time()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError("kiln bench failed (%s):\n%s" % (" ".join(cmd), p.stderr[-3000:]))
+    report = json.loads(p.stdout)
+    report["command"] = " ".join(cmd)
+    report["process_s"] = time.time() - t0
+    return report
+
+
+def kiln_accuracy(kiln, onnx_path, inputs, precision, reference, workdir):
+    """Kiln's engines on `inputs` against PyTorch FP32's `reference`: relative L2."""
+    conv = os.path.join(workdir, "converted_%s" % precision)
+    subprocess.run([kiln, "convert", onnx_path, conv, "--device", "cuda", "--precision", precision], check=True,
+                   capture_output=True, text=True)
+    args = [kiln, "run", conv, "--output-dir", os.path.join(workdir, "out")]
+    for n, t in inputs.items():
+        f = os.path.join(workdir, n + ".npy")
+        np.save(f, t.numpy())
+        args += ["--input", "%s=%s" % (n, f)]
+    p = subprocess.run(args, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise RuntimeError("kiln run failed:\n" + p.stderr[-3000:])
+    got = np.load(os.path.join(workdir, "out", "output.npy")).astype(np.float64)
+    ref = reference.astype(np.float64)
+    summary = subprocess.run([kiln, "summary", conv], capture_output=True, text=True).stdout
+    return float(np.linalg.norm(got - ref) / max(np.linalg.norm(ref), 1e-30)), summary
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kiln", default=os.environ.get("KILN_BIN", "build/tools/kiln"))
+    ap.add_argument("--models", default="resnet50,bert_base")
+    ap.add_argument("--resnet50-batches", default="1,32,128")
+    ap.add_argument("--bert_base-batches", dest="bert_base_batches", default="1,32")
+    ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--precision", default="FP16", choices=["FP16", "BF16", "FP32"])
+    ap.add_argument("--compile-mode", default="max-autotune",
+                    help="torch.compile mode; 'none' skips torch.compile")
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--runs", type=int, default=50)
+    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--export-only", action="store_true")
+    ap.add_argument("--skip-torch", action="store_true", help="time Kiln only")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+
+    import torch
+    workdir = args.workdir or tempfile.mkdtemp(prefix="kiln-gpu-compare-")
+    os.makedirs(workdir, exist_ok=True)
+    have_gpu = torch.cuda.is_available()
+    dtype = {"FP16": torch.float16, "BF16": torch.bfloat16, "FP32": torch.float32}[args.precision]
+    results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+               "command": " ".join(sys.argv), "torch": torch.__version__, "precision": args.precision,
+               "compile_mode": args.compile_mode, "warmup": args.warmup, "runs": args.runs, "rows": []}
+    if have_gpu:
+        results["gpu"] = torch.cuda.get_device_name(0)
+        log("GPU: %s; torch %s (CUDA %s, cuDNN %s)" % (results["gpu"], torch.__version__, torch.version.cuda,
+                                                      torch.backends.cudnn.version()))
+    elif not args.export_only:
+        sys.exit("no CUDA GPU visible: only --export-only works here")
+    torch.backends.cuda.matmul.allow_tf32 = False  # FP32 reference outputs in exact FP32
+    torch.backends.cudnn.allow_tf32 = False
+
+    for name in args.models.split(","):
+        make, make_inputs, unit = MODELS[name]
+        batches = [int(b) for b in getattr(args, name + "_batches").split(",")]
+        model = make(torch)
+        onnx_path = os.path.join(workdir, name + ".onnx")
+        t0 = time.time()
+        export_onnx(torch, model, make_inputs(torch, 2, args.seq), onnx_path)
+        log("%s: exported to %s in %.1f s" % (name, onnx_path, time.time() - t0))
+        if args.export_only:
+            continue
+        gpu_model = model.cuda()
+        # Accuracy of Kiln's engines: one batch against PyTorch FP32 on the GPU.
+        acc_inputs = make_inputs(torch, 2, args.seq)
+        with torch.inference_mode():
+            ref = gpu_model(*[v.cuda() for v in acc_inputs.values()]).float().cpu().numpy()
+        acc_dir = os.path.join(workdir, name + "_acc")
+        os.makedirs(acc_dir, exist_ok=True)
+        try:
+            rel, summary = kiln_accuracy(args.kiln, onnx_path, acc_inputs, args.precision, ref, acc_dir)
+            log("%s: Kiln %s vs PyTorch FP32, relative L2 %.2e" % (name, args.precision, rel))
+            log("\n".join(l for l in summary.splitlines()[:40]))
+        except Exception as e:  # reported, and timing still runs
+            rel = None
+            log("%s: Kiln accuracy check FAILED: %s" % (name, e))
+
+        half = model.to(dtype) if dtype != torch.float32 else model
+        compiled = None
+        if not args.skip_torch and args.compile_mode != "none":
+            compiled = torch.compile(half, mode=args.compile_mode)
+        for batch in batches:
+            inputs = make_inputs(torch, batch, args.seq)
+            row = {"model": name, "batch": batch, "unit": unit, "kiln_rel_l2_vs_torch_fp32": rel}
+            try:
+                rep = kiln_bench(args.kiln, onnx_path, inputs, args.precision, args.warmup, args.runs)
+                row["kiln_ms"] = rep["latency_ms"]["median"]
+                row["kiln_build_s"] = (rep.get("engine_build_ms") or 0) / 1000.0
+                row["kiln_convert_s"] = (rep.get("convert_ms") or 0) / 1000.0
+                row["kiln_native_fallbacks"] = rep["runs"]["native_fallbacks"]
+                row["kiln_command"] = rep["command"]
+                row["kiln_h2d_ms"] = rep["host_device_copies"]["h2d_ms"]
+            except Exception as e:
+                row["kiln_error"] = str(e)[-2000:]
+                log("%s b%d: Kiln FAILED: %s" % (name, batch, str(e)[-1500:]))
+            if not args.skip_torch:
+                gin = {k: (v.cuda().to(dtype) if v.is_floating_point() else v.cuda()) for k, v in inputs.items()}
+                row["eager_ms"] = statistics.median(time_torch(torch, half, gin, args.warmup, args.runs))
+                if compiled is not None:
+                    t0 = time.time()
+                    with torch.inference_mode():
+                        compiled(*gin.values())  # compiles (and autotunes) for this shape
+                    torch.cuda.synchronize()
+                    row["compile_s"] = time.time() - t0
+                    row["compile_ms"] = statistics.median(time_torch(torch, compiled, gin, args.warmup, args.runs))
+            for k in ("kiln_ms", "eager_ms", "compile_ms"):
+                if k in row:
+                    row[k.replace("_ms", "_per_s")] = batch * 1000.0 / row[k]
+            if "kiln_ms" in row:
+                for peer in ("eager", "compile"):
+                    if peer + "_ms" in row:
+                        row["speedup_vs_" + peer] = row[peer + "_ms"] / row["kiln_ms"]
+            results["rows"].append(row)
+            log("%-10s b%-4d kiln %s  eager %s  compile %s  (kiln/eager %s, kiln/compile %s; kiln build %s)" % (
+                name, batch, fmt_ms(row.get("kiln_ms")), fmt_ms(row.get("eager_ms")), fmt_ms(row.get("compile_ms")),
+                fmt_x(row.get("speedup_vs_eager")), fmt_x(row.get("speedup_vs_compile")),
+                "%.1f s" % row["kiln_build_s"] if "kiln_build_s" in row else "-"))
+        del gpu_model, half, compiled
+        torch.cuda.empty_cache() if have_gpu else None
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return 0
+
+
+def fmt_ms(v):
+    return "%.3f ms" % v if v is not None else "-"
+
+
+def fmt_x(v):
+    return "%.2fx" % v if v is not None else "-"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,331 @@
+// Layout passes for backends whose convolutions and pooling are fastest channels-last (NHWC),
+// as the GPU's tensor-core convolutions are:
+// - channels-last puts each NCHW Conv2D / DepthwiseConv2D / MaxPool / AvgPool between a Transpose
+//   to NHWC and one back, and runs it NHWC;
+// - transpose-sinking then moves Transposes down through elementwise ops and reductions, merges
+//   adjacent ones and drops those that cancel, and turns a Transpose that only moves size-1 dims
+//   into a Reshape. A chain of channels-first layers then changes layout only at its edges.
+// Both are exact (they only move data), so outputs are bit-identical.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
+
+#include "ir/graph_util.h"
+#include "ir/op_schema.h"
+#include "ir/ops/elementwise_ops.h"
+#include "ir/passes/pass.h"
+
+namespace kiln::ir {
+namespace {
+
+const std::vector<int64_t> kToChannelsLast{0, 2, 3, 1};
+const std::vector<int64_t> kToChannelsFirst{0, 3, 1, 2};
+
+bool IsIdentity(const std::vector<int64_t>& perm) {
+  for (size_t i = 0; i < perm.size(); ++i)
+    if (perm[i] != static_cast<int64_t>(i)) return false;
+  return true;
+}
+
+// The constant permutation of a Transpose node (normalized), or nullopt.
+std::optional<std::vector<int64_t>> PermOf(const Graph& g, const Node& n) {
+  if (n.removed || n.op != "Transpose" || n.inputs.size() != 2) return std::nullopt;
+  const Tensor* p = g.ConstantOf(n.inputs[1]);
+  if (!p) return std::nullopt;
+  std::vector<int64_t> perm = p->ToInt64Vector();
+  const int64_t rank = static_cast<int64_t>(perm.size());
+  std::vector<bool> seen(perm.size(), false);
+  for (int64_t& a : perm) {
+    if (a < 0) a += rank;
+    if (a < 0 || a >= rank || seen[static_cast<size_t>(a)]) return std::nullopt;
+    seen[static_cast<size_t>(a)] = true;
+  }
+  return perm;
+}
+
+std::vector<int64_t> Inverse(const std::vector<int64_t>& perm) {
+  std::vector<int64_t> inv(perm.size());
+  for (size_t i = 0; i < perm.size(); ++i) inv[static_cast<size_t>(perm[i])] = static_cast<int64_t>(i);
+  return inv;
+}
+
+// `t` transposed on the host: out.shape[k] = t.shape[perm[k]].
+Tensor HostTranspose(const Tensor& t, const std::vector<int64_t>& perm) {
+  const int rank = t.rank();
+  Shape out_shape(static_cast<size_t>(rank));
+  for (int k = 0; k < rank; ++k) out_shape[static_cast<size_t>(k)] = t.dim(static_cast<int>(perm[static_cast<size_t>(k)]));
+  Tensor out(t.dtype(), out_shape);
+  const size_t elem = DTypeSize(t.dtype());
+  std::vector<int64_t> in_strides(static_cast<size_t>(rank), 1);
+  for (int d = rank - 2; d >= 0; --d) in_strides[static_cast<size_t>(d)] = in_strides[static_cast<size_t>(d + 1)] * t.dim(d + 1);
+  std::vector<int64_t> index(static_cast<size_t>(rank), 0);
+  const auto* src = static_cast<const char*>(t.raw_data());
+  auto* dst = static_cast<char*>(out.raw_data());
+  for (int64_t i = 0; i < out.num_elements(); ++i) {
+    int64_t from = 0;
+    for (int k = 0; k < rank; ++k)
+      from += index[static_cast<size_t>(k)] * in_strides[static_cast<size_t>(perm[static_cast<size_t>(k)])];
+    std::memcpy(dst + i * static_cast<int64_t>(elem), src + from * static_cast<int64_t>(elem), elem);
+    for (int k = rank - 1; k >= 0; --k) {
+      if (++index[static_cast<size_t>(k)] < out_shape[static_cast<size_t>(k)]) break;
+      index[static_cast<size_t>(k)] = 0;
+    }
+  }
+  return out;
+}
+
+ValueId AddTranspose(Graph& g, NameGen& names, ValueId x, const std::vector<int64_t>& perm, const std::string& base) {
+  const ValueId p = g.AddConstant(names.Make(base + "/perm"),
+                                  Tensor::FromVector(DType::kInt64, {static_cast<int64_t>(perm.size())}, perm));
+  const NodeId id = g.AddNode("Transpose", names.Make(base), {x, p}).id;
+  InferNode(g, id);
+  return g.node(id).outputs[0];
+}
+
+// Every reader of `from` except node `except` (and the graph outputs) reads `to` instead.
+void RedirectUses(Graph& g, ValueId from, ValueId to, NodeId except) {
+  for (Node& n : g.nodes())
+    if (!n.removed && n.id != except)
+      for (ValueId& in : n.inputs)
+        if (in == from) in = to;
+  for (ValueId& out : g.mutable_outputs())
+    if (out == from) out = to;
+}
+
+// The node now computes in the layout of its untransposed inputs: re-infer it and give its old
+// readers the output transposed by `perm`.
+void TransposeOutputAfter(Graph& g, NameGen& names, NodeId id, const std::vector<int64_t>& perm) {
+  InferNode(g, id);
+  const ValueId y = g.node(id).outputs[0];
+  const ValueId back = AddTranspose(g, names, y, perm, g.node(id).name + "/transpose");
+  RedirectUses(g, y, back, g.Producer(back)->id);
+}
+
+bool IsChannelsFirst2D(const Graph& g, const Node& n) {
+  static const std::vector<std::string> kOps = {"Conv2D", "DepthwiseConv2D", "MaxPool", "AvgPool"};
+  if (std::find(kOps.begin(), kOps.end(), n.op) == kOps.end()) return false;
+  if (n.attrs.GetOr<std::string>("data_format", "NHWC") != "NCHW") return false;
+  const SymShape& s = g.value(n.inputs[0]).shape;
+  if (!s.rank_known || s.rank() != 4) return false;
+  // Window attributes must be spatial only (the layout-free form the importers write).
+  for (const char* attr : {"strides", "dilations", "ksize"})
+    if (n.attrs.Has(attr) && n.attrs.Ints(attr).size() != 2) return false;
+  if (n.attrs.Has("pads") && n.attrs.Ints("pads").size() != 4) return false;
+  if ((n.op == "MaxPool" || n.op == "AvgPool") && n.inputs.size() != 1) return false;
+  return true;
+}
+
+class ChannelsLast final : public Pass {
+ public:
+  std::string name() const override { return "channels-last"; }
+  bool Run(Graph& g) override {
+    std::optional<NameGen> names;
+    bool changed = false;
+    for (NodeId id : g.TopologicalOrder()) {
+      if (g.node(id).removed || !IsChannelsFirst2D(g, g.node(id))) continue;
+      if (!names) names.emplace(g);
+      const std::string base = g.node(id).name;
+      const ValueId x = AddTranspose(g, *names, g.node(id).inputs[0], kToChannelsLast, base + "/to_nhwc");
+      Node& n = g.node(id);
+      n.inputs[0] = x;
+      n.attrs.Set("data_format", std::string("NHWC"));
+      TransposeOutputAfter(g, *names, id, kToChannelsFirst);
+      changed = true;
+    }
+    return changed;
+  }
+};
+
+bool SinksThrough(const Node& n) {
+  if (n.outputs.size() != 1) return false;
+  return n.op == "Cast" || n.op == "Select" || elementwise::FindOp(n.op) != nullptr;
+}
+
+class TransposeSinking final : public Pass {
+ public:
+  std::string name() const override { return "transpose-sinking"; }
+  bool Run(Graph& g) override {
+    bool changed_any = false;
+    // Each rewrite moves a Transpose strictly later or removes one, so this ends; the bound only
+    // guards against a bug turning into a hang.
+    for (size_t round = 0; round < 4 * g.nodes().size() + 4; ++round) {
+      bool changed = false;
+      const auto consumers = g.Consumers();
+      for (NodeId id : g.TopologicalOrder()) {
+        if (g.node(id).removed) continue;
+        if (Merge(g, id) || Sink(g, id, consumers) || SinkReduction(g, id, consumers) || ToReshape(g, id)) {
+          changed = true;
+          break;  // the consumer lists are stale: start a new round
+        }
+      }
+      if (!changed) break;
+      changed_any = true;
+    }
+    return changed_any;
+  }
+
+ private:
+  NameGen& Names(const Graph& g) {
+    if (!names_) names_.emplace(g);
+    return *names_;
+  }
+
+  // Transpose(Transpose(x, p1), p2) = Transpose(x, p1 o p2), or x when that is the identity.
+  bool Merge(Graph& g, NodeId id) {
+    const auto p2 = PermOf(g, g.node(id));
+    if (!p2) return false;
+    const Node* inner = g.Producer(g.node(id).inputs[0]);
+    if (!inner) return false;
+    const auto p1 = PermOf(g, *inner);
+    if (!p1 || p1->size() != p2->size()) return false;
+    std::vector<int64_t> q(p2->size());
+    for (size_t k = 0; k < q.size(); ++k) q[k] = (*p1)[static_cast<size_t>((*p2)[k])];
+    const ValueId x = inner->inputs[0];
+    if (IsIdentity(q)) {
+      RedirectUses(g, g.node(id).outputs[0], x, id);
+      g.node(id).removed = true;
+      return true;
+    }
+    const ValueId perm = g.AddConstant(Names(g).Make(g.node(id).name + "/perm"),
+                                       Tensor::FromVector(DType::kInt64, {static_cast<int64_t>(q.size())}, q));
+    Node& n = g.node(id);
+    n.inputs = {x, perm};
+    InferNode(g, id);
+    return true;
+  }
+
+  // An elementwise op whose inputs are Transposes by one perm (and constants or scalars) runs
+  // before the Transpose instead.
+  bool Sink(Graph& g, NodeId id, const std::vector<std::vector<NodeId>>& consumers) {
+    if (!SinksThrough(g.node(id))) return false;
+    const std::vector<ValueId> inputs = g.node(id).inputs;  // node references die with AddConstant
+    const SymShape& out_shape = g.value(g.node(id).outputs[0]).shape;
+    if (!out_shape.rank_known || out_shape.rank() == 0) return false;
+    const int rank = out_shape.rank();
+    std::optional<std::vector<int64_t>> perm;
+    bool frees_one = false;
+    for (ValueId v : inputs) {
+      const Node* p = g.Producer(v);
+      const auto pp = p ? PermOf(g, *p) : std::nullopt;
+      if (!pp) continue;
+      if (perm && *perm != *pp) return false;
+      perm = pp;
+      frees_one = frees_one || (consumers[static_cast<size_t>(v)].size() == 1 && !IsGraphOutput(g, v));
+    }
+    if (!perm || !frees_one || static_cast<int>(perm->size()) != rank) return false;
+    // Every other input must be a constant, a scalar, or a value that is also transposed by the
+    // inverse perm elsewhere (that Transpose's output is the input in the untransposed layout).
+    const std::vector<int64_t> inverse = Inverse(*perm);
+    auto already_untransposed = [&](ValueId v) -> std::optional<ValueId> {
+      for (NodeId c : consumers[static_cast<size_t>(v)])
+        if (g.node(c).inputs[0] == v && PermOf(g, g.node(c)) == inverse) return g.node(c).outputs[0];
+      return std::nullopt;
+    };
+    for (ValueId v : inputs) {
+      const Node* p = g.Producer(v);
+      if (p && PermOf(g, *p)) continue;
+      const Tensor* c = g.ConstantOf(v);
+      const SymShape& s = g.value(v).shape;
+      if (c ? (c->rank() > rank || c->dtype() == DType::kString)
+            : !(s.rank_known && s.rank() == 0) && !already_untransposed(v))
+        return false;
+    }
+    std::vector<ValueId> new_inputs;
+    for (ValueId v : inputs) {
+      const Node* p = g.Producer(v);
+      if (p && PermOf(g, *p)) {
+        new_inputs.push_back(p->inputs[0]);
+      } else if (auto moved = g.ConstantOf(v) ? std::nullopt : already_untransposed(v)) {
+        new_inputs.push_back(*moved);
+      } else if (const Tensor* c = g.ConstantOf(v)) {
+        if (c->rank() == 0) {
+          new_inputs.push_back(v);
+          continue;
+        }
+        // Broadcast to the full rank (leading 1s), then into the untransposed layout.
+        Shape full(static_cast<size_t>(rank - c->rank()), 1);
+        full.insert(full.end(), c->shape().begin(), c->shape().end());
+        const Tensor moved = HostTranspose(c->Reshaped(full), Inverse(*perm));
+        const std::string name = Names(g).Make(g.value(v).name + "/untransposed");
+        new_inputs.push_back(g.AddConstant(name, moved));
+      } else {
+        new_inputs.push_back(v);  // a scalar
+      }
+    }
+    g.node(id).inputs = std::move(new_inputs);
+    TransposeOutputAfter(g, Names(g), id, *perm);
+    return true;
+  }
+
+  // Reduce<Kind>(Transpose(x, p), axes, keep_dims) = Transpose(Reduce(x, p[axes]), p).
+  bool SinkReduction(Graph& g, NodeId id, const std::vector<std::vector<NodeId>>& consumers) {
+    const Node& n = g.node(id);
+    if (n.op.rfind("Reduce", 0) != 0 || n.inputs.size() != 2 || !n.attrs.GetOr<bool>("keep_dims", false)) return false;
+    const Node* p = g.Producer(n.inputs[0]);
+    const auto perm = p ? PermOf(g, *p) : std::nullopt;
+    const Tensor* axes = g.ConstantOf(n.inputs[1]);
+    if (!perm || !axes || consumers[static_cast<size_t>(n.inputs[0])].size() != 1 || IsGraphOutput(g, n.inputs[0]))
+      return false;
+    const int64_t rank = static_cast<int64_t>(perm->size());
+    std::vector<int64_t> moved;
+    for (int64_t a : axes->ToInt64Vector()) {
+      if (a < -rank || a >= rank) return false;
+      moved.push_back((*perm)[static_cast<size_t>(a < 0 ? a + rank : a)]);
+    }
+    std::sort(moved.begin(), moved.end());
+    const ValueId x = p->inputs[0];
+    const ValueId new_axes = g.AddConstant(Names(g).Make(n.name + "/axes"),
+                                           Tensor::FromVector(DType::kInt64, {static_cast<int64_t>(moved.size())}, moved));
+    g.node(id).inputs = {x, new_axes};
+    TransposeOutputAfter(g, Names(g), id, *perm);
+    return true;
+  }
+
+  // A Transpose that keeps the order of every dim not of size 1 moves no data: a Reshape to a
+  // constant target (-1 for the one dim not known statically, when there is one).
+  bool ToReshape(Graph& g, NodeId id) {
+    const auto perm = PermOf(g, g.node(id));
+    if (!perm || IsIdentity(*perm)) return false;
+    const SymShape& in = g.value(g.node(id).inputs[0]).shape;
+    const SymShape& out = g.value(g.node(id).outputs[0]).shape;
+    if (!in.rank_known || !out.rank_known) return false;
+    int64_t last = -1, symbolic = 0;
+    for (int64_t a : *perm) {
+      const Dim d = in.dims[static_cast<size_t>(a)];
+      if (IsStatic(d) && d == 1) continue;
+      if (a < last) return false;
+      last = a;
+    }
+    std::vector<int64_t> target;
+    int64_t known = 1;
+    for (Dim d : out.dims) {
+      if (IsStatic(d)) {
+        target.push_back(d);
+        known *= d;
+      } else {
+        target.push_back(-1);
+        ++symbolic;
+      }
+    }
+    if (symbolic > 1 || (symbolic == 1 && known == 0)) return false;
+    const ValueId shape = g.AddConstant(Names(g).Make(g.node(id).name + "/shape"),
+                                        Tensor::FromVector(DType::kInt64, {static_cast<int64_t>(target.size())}, target));
+    Node& n = g.node(id);
+    n.op = "Reshape";
+    n.inputs = {n.inputs[0], shape};
+    n.attrs = AttrMap();
+    InferNode(g, id);
+    return true;
+  }
+
+  std::optional<NameGen> names_;
+};
+
+}  // namespace
+
+std::unique_ptr<Pass> MakeChannelsLast() { return std::make_unique<ChannelsLast>(); }
+std::unique_ptr<Pass> MakeTransposeSinking() { return std::make_unique<TransposeSinking>(); }
+
+}  // namespace kiln::ir
