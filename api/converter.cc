@@ -153,7 +153,9 @@ void Converter::build(const InputFn& input_fn) {
     std::map<std::string, Tensor> named;
     for (size_t i = 0; i < inputs->size(); ++i) named[m.input_specs[i].name] = (*inputs)[i];
     std::vector<Tensor> ordered = api::BindInputs(m.signature_key, m.input_specs, named);
-    m.runner->RunRecordingShapes(std::move(ordered), shapes);
+    // Shape inference tells the engines' input shapes without running the model; a graph whose
+    // shapes depend on values runs natively once to record them.
+    if (!m.runner->InferEngineShapes(ordered, shapes)) m.runner->RunRecordingShapes(std::move(ordered), shapes);
   }
   if (sets == 0) throw Error(ErrorCode::kInvalidArgument, "build(): input_fn yielded no input sets");
 
@@ -305,15 +307,18 @@ void Converter::build_profiles(const std::vector<InputShapeProfile>& profiles) {
         described.push_back(fmt::format("{}:{}", spec.name, ShapeToString(shape)));
       }
       const auto start = std::chrono::steady_clock::now();
-      m.runner->RunRecordingShapes(api::BindInputs(m.signature_key, m.input_specs, named), seen[k]);
+      std::vector<Tensor> ordered = api::BindInputs(m.signature_key, m.input_specs, named);
+      const bool inferred = m.runner->InferEngineShapes(ordered, seen[k]);
+      if (!inferred) m.runner->RunRecordingShapes(std::move(ordered), seen[k]);
       std::string which = kWhich[k];
       for (int j = k + 1; j < 3; ++j) {
         bool equal = true;
         for (const TensorSpec& spec : m.input_specs) equal = equal && shape_of(spec.name, j) == shape_of(spec.name, k);
         if (equal) which += fmt::format(" = {}", kWhich[j]);
       }
-      Impl::Log(fmt::format("kiln: profile {}/{}: ran the graph natively at the {} shapes ({}) in {:.2f} s", p + 1,
-                            profiles.size(), which, fmt::join(described, ", "),
+      Impl::Log(fmt::format("kiln: profile {}/{}: {} at the {} shapes ({}) in {:.2f} s", p + 1, profiles.size(),
+                            inferred ? "inferred the engines' shapes" : "ran the graph natively", which,
+                            fmt::join(described, ", "),
                             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()));
     }
     for (const auto& node : m.runner->engine_nodes()) {

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "convert/placement.h"
+#include "ir/graph_util.h"
 
 namespace kiln::runtime {
 namespace {
@@ -152,6 +153,29 @@ std::vector<Tensor> ConvertedGraph::Run(std::vector<Tensor> inputs, std::span<co
   std::vector<Tensor> outputs = executor_.Run(std::move(inputs), &hook);
   run.Synchronize();
   return outputs;
+}
+
+bool ConvertedGraph::InferEngineShapes(const std::vector<Tensor>& inputs,
+                                       std::map<std::string, std::vector<std::vector<Shape>>>& shapes) const {
+  std::vector<Shape> input_shapes;
+  for (const Tensor& t : inputs) input_shapes.push_back(t.shape());
+  std::vector<std::optional<Shape>> known;
+  try {
+    known = ir::SpecializeShapes(*graph_, input_shapes);
+  } catch (const Error&) {
+    return false;  // the run reports what is wrong
+  }
+  std::map<std::string, std::vector<Shape>> found;
+  for (const ir::Node& node : graph_->nodes()) {
+    if (node.removed || node.op != "Engine") continue;
+    std::vector<Shape>& list = found[by_node_name_.at(node.name)->name()];
+    for (ir::ValueId v : node.inputs) {
+      if (!known[static_cast<size_t>(v)]) return false;
+      list.push_back(*known[static_cast<size_t>(v)]);
+    }
+  }
+  for (auto& [name, list] : found) shapes[name].push_back(std::move(list));
+  return true;
 }
 
 std::vector<Tensor> ConvertedGraph::RunRecordingShapes(std::vector<Tensor> inputs,

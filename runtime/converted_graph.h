@@ -30,6 +30,10 @@ class ConvertedGraph {
   // fresh memory; the caller copies them. Inputs may be on the engines' device: those that only
   // engines read are used in place, the others are copied to the host first.
   std::vector<Tensor> Run(std::vector<Tensor> inputs, std::span<const std::shared_ptr<Buffer>> output_buffers = {}) const;
+  // The input shapes every engine node sees for these graph inputs, from shape inference alone
+  // (no run); false when some engine input's shape depends on values (then RunRecordingShapes).
+  bool InferEngineShapes(const std::vector<Tensor>& inputs,
+                         std::map<std::string, std::vector<std::vector<Shape>>>& shapes) const;
   // Runs every engine node natively and records the input shapes each one saw (for build()).
   std::vector<Tensor> RunRecordingShapes(std::vector<Tensor> inputs,
                                          std::map<std::string, std::vector<std::vector<Shape>>>& shapes) const;
