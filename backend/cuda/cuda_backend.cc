@@ -72,8 +72,10 @@ std::optional<std::string> CudaBackend::Unsupported(const ir::Graph& graph, cons
         return fmt::format("dtype {} is not supported by the CUDA backend", DTypeName(graph.value(v).dtype));
   if (node.op == "Cast" || node.op == "Select") return std::nullopt;  // every dtype above
   if (const ir::elementwise::OpInfo* info = ir::elementwise::FindOp(node.op)) {
-    // The GPU kernels cannot report a failing element (integer division by zero).
-    if (info->error) return fmt::format("{} can fail per element ({}); it runs natively", node.op, info->error);
+    // The GPU kernels cannot report a failing element; only integer inputs can fail (division by
+    // zero, negative powers), floating-point ones give inf / NaN as IEEE says.
+    if (info->error && !IsFloating(graph.value(node.inputs[0]).dtype))
+      return fmt::format("{} can fail per element ({}); it runs natively", node.op, info->error);
     return std::nullopt;
   }
   if (node.op == "MatMul" || node.op == "BatchMatMul") return MatMulUnsupported(graph, node);
