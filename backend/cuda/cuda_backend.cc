@@ -9,6 +9,8 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cuda_engine.h"
+#include "backend/cuda/gather_kernel.h"
+#include "backend/cuda/host_values.h"
 #include "backend/cuda/matmul_kernel.h"
 #include "backend/cuda/nvrtc_compiler.h"
 #include "backend/cuda/pool_kernel.h"
@@ -70,6 +72,9 @@ std::optional<std::string> CudaBackend::Unsupported(const ir::Graph& graph, cons
     for (ir::ValueId v : *ids)
       if (!EltwiseDType(graph.value(v).dtype))
         return fmt::format("dtype {} is not supported by the CUDA backend", DTypeName(graph.value(v).dtype));
+  // Shapes and what small integer arithmetic makes of them are computed on the host per input
+  // shapes (host_values.h): Reshape targets, Range limits, broadcast shapes.
+  if (HostComputable(graph, node)) return std::nullopt;
   if (node.op == "Cast" || node.op == "Select") return std::nullopt;  // every dtype above
   if (const ir::elementwise::OpInfo* info = ir::elementwise::FindOp(node.op)) {
     // The GPU kernels cannot report a failing element; only integer inputs can fail (division by
@@ -89,12 +94,22 @@ std::optional<std::string> CudaBackend::Unsupported(const ir::Graph& graph, cons
                          node.op == "Transpose" ? "permutation" : "axis");
     return std::nullopt;
   }
+  // The output shape must follow from the input shapes alone: a constant target shape or axis,
+  // or one computed from shapes on the host.
+  auto known_before_run = [&](ir::ValueId v) {
+    const ir::Node* p = graph.Producer(v);
+    return graph.ConstantOf(v) || (p && HostComputable(graph, *p));
+  };
   if (IsViewOp(node.op)) {
-    // The output shape must follow from the input shape alone (a constant target shape or axis).
-    if (node.inputs.size() > 1 && !graph.ConstantOf(node.inputs[1]))
-      return fmt::format("{} with a computed shape runs natively", node.op);
+    if (node.inputs.size() > 1 && !known_before_run(node.inputs[1]))
+      return fmt::format("{} with a shape computed from values runs natively", node.op);
     return std::nullopt;
   }
+  if (node.op == "BroadcastTo") {
+    if (!known_before_run(node.inputs[1])) return "BroadcastTo with a shape computed from values runs natively";
+    return std::nullopt;
+  }
+  if (node.op == "Gather") return GatherUnsupported(graph, node);
   return fmt::format("the CUDA backend has no kernel for op {}", node.op);
 }
 

@@ -82,9 +82,10 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
   DeviceScope scope(device_);
   BuildSteps(ArchOf(device_));
   // The profile's largest shapes must fit the segment (and give every value a shape).
-  const auto shapes = ShapesFor(ProfileShapes(profile_));
+  const auto specialized = SpecializedFor(ProfileShapes(profile_));
+  const auto& shapes = specialized->spec.shapes;
   for (const Step& s : steps_)
-    if (!(*shapes)[static_cast<size_t>(s.output)])
+    if (!shapes[static_cast<size_t>(s.output)])
       throw Error(ErrorCode::kInvalidArgument,
                   fmt::format("node '{}': its output shape is not known for the profile {}", s.nodes.back(),
                               profile_.ToString()));
@@ -108,10 +109,16 @@ void CudaEngine::BuildSteps(GpuArch arch) {
   std::vector<int> step_group;                      // placed index -> group index or -1
 
   std::set<ir::NodeId> absorbed;  // nodes another step runs (a ReLU after a convolution)
+  host_nodes_ = HostNodes(g);
+  std::vector<bool> host_value(g.num_values(), false);
   const std::vector<ir::NodeId> order = g.TopologicalOrder();
   for (size_t pos = 0; pos < order.size(); ++pos) {
     if (absorbed.count(order[pos])) continue;
     const ir::Node& n = g.node(order[pos]);
+    if (host_nodes_[static_cast<size_t>(n.id)]) {  // computed per input shapes, no step
+      for (ir::ValueId v : n.outputs) host_value[static_cast<size_t>(v)] = true;
+      continue;
+    }
     if (n.op == "Constant") {
       const Tensor& host = n.attrs.Get<Tensor>("value");
       Tensor dev = services.allocator().AllocateTensor(host.dtype(), host.shape());
@@ -210,6 +217,16 @@ void CudaEngine::BuildSteps(GpuArch arch) {
       copy.inputs = {g.value(n.inputs[0]).dtype};
       s.eltwise = std::make_unique<EltwiseKernel>(std::move(copy), arch);
       s.inputs.resize(1);
+    } else if (n.op == "Gather") {
+      s.kind = Step::Kind::kGather;
+      s.gather = std::make_unique<GatherKernel>(g, n, arch);
+      s.inputs.resize(2);
+    } else if (n.op == "BroadcastTo") {
+      s.kind = Step::Kind::kBroadcast;
+      EltwiseProgram copy;
+      copy.inputs = {g.value(n.inputs[0]).dtype};
+      s.eltwise = std::make_unique<EltwiseKernel>(std::move(copy), arch);
+      s.inputs.resize(1);
     } else if (n.op == "Concat") {
       s.kind = Step::Kind::kConcat;
       s.axis = g.ConstantOf(n.inputs.back())->IntAt(0);
@@ -233,6 +250,15 @@ void CudaEngine::BuildSteps(GpuArch arch) {
   std::stable_sort(placed.begin(), placed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   for (auto& p : placed) steps_.push_back(std::move(p.second));
 
+  // Host values that kernels read, or that are outputs, get device copies per input shapes.
+  std::set<ir::ValueId> uploaded;
+  for (const Step& step : steps_)
+    for (ir::ValueId v : step.inputs)
+      if (host_value[static_cast<size_t>(v)]) uploaded.insert(v);
+  for (ir::ValueId v : g.outputs())
+    if (host_value[static_cast<size_t>(v)]) uploaded.insert(v);
+  uploaded_.assign(uploaded.begin(), uploaded.end());
+
   // Intermediates are released after their last reader (graph outputs are kept).
   std::vector<int> last_reader(g.num_values(), -1);
   for (size_t i = 0; i < steps_.size(); ++i)
@@ -244,17 +270,39 @@ void CudaEngine::BuildSteps(GpuArch arch) {
   }
 }
 
-std::shared_ptr<const std::vector<std::optional<Shape>>> CudaEngine::ShapesFor(
-    const std::vector<Shape>& input_shapes) const {
-  {
-    std::lock_guard<std::mutex> lock(shapes_mu_);
-    auto it = shapes_.find(input_shapes);
-    if (it != shapes_.end()) return it->second;
+std::shared_ptr<const CudaEngine::Specialized> CudaEngine::MakeSpecialized(const std::vector<Shape>& input_shapes,
+                                                                           cudaStream_t stream) const {
+  auto made = std::make_shared<Specialized>();
+  made->spec = Specialize(graph_, host_nodes_, input_shapes);
+  for (ir::ValueId v : uploaded_) {
+    const Tensor& host = made->spec.host_values[static_cast<size_t>(v)];
+    // Kept by the cache for the engine's lifetime, so a synchronous copy into pool memory; an
+    // uncached one is stream-ordered (pageable host memory is staged before the call returns).
+    Tensor dev = stream ? Tensor(host.dtype(), host.shape(), AllocateOnStream(device_, host.byte_size(), stream))
+                        : Services(device_).allocator().AllocateTensor(host.dtype(), host.shape());
+    if (host.byte_size() > 0) {
+      if (stream)
+        Check(cudaMemcpyAsync(dev.raw_data(), host.raw_data(), host.byte_size(), cudaMemcpyHostToDevice, stream),
+              "cudaMemcpyAsync (host value)");
+      else
+        Check(cudaMemcpy(dev.raw_data(), host.raw_data(), host.byte_size(), cudaMemcpyHostToDevice),
+              "cudaMemcpy (host value)");
+    }
+    made->device_values.emplace_back(v, std::move(dev));
   }
-  auto shapes = std::make_shared<const std::vector<std::optional<Shape>>>(ir::SpecializeShapes(graph_, input_shapes));
-  std::lock_guard<std::mutex> lock(shapes_mu_);
-  if (shapes_.size() > 64) shapes_.clear();  // many distinct shapes: keep the cache bounded
-  return shapes_.emplace(input_shapes, std::move(shapes)).first->second;
+  return made;
+}
+
+std::shared_ptr<const CudaEngine::Specialized> CudaEngine::SpecializedFor(const std::vector<Shape>& input_shapes,
+                                                                          cudaStream_t stream) const {
+  // Entries are never dropped: in-flight kernels may read their device copies.
+  constexpr size_t kMaxSpecializations = 256;
+  std::lock_guard<std::mutex> lock(specialized_mu_);
+  auto it = specialized_.find(input_shapes);
+  if (it != specialized_.end()) return it->second;
+  if (specialized_.size() >= kMaxSpecializations && stream) return MakeSpecialized(input_shapes, stream);
+  DeviceScope scope(device_);
+  return specialized_.emplace(input_shapes, MakeSpecialized(input_shapes, nullptr)).first->second;
 }
 
 std::vector<DType> CudaEngine::output_dtypes() const {
@@ -263,15 +311,15 @@ std::vector<DType> CudaEngine::output_dtypes() const {
   return d;
 }
 
-std::shared_ptr<const std::vector<std::optional<Shape>>> CudaEngine::CoveredShapes(
-    const std::vector<Shape>& input_shapes) const {
+std::shared_ptr<const CudaEngine::Specialized> CudaEngine::Covered(const std::vector<Shape>& input_shapes,
+                                                                   cudaStream_t stream) const {
   if (!profile_.Covers(input_shapes)) {
     std::string got;
     for (const Shape& s : input_shapes) got += (got.empty() ? "" : ";") + ShapeToString(s);
     throw Error(ErrorCode::kInvalidArgument,
                 fmt::format("input shapes {} are outside the engine's profile {}", got, profile_.ToString()));
   }
-  return ShapesFor(input_shapes);
+  return SpecializedFor(input_shapes, stream);
 }
 
 std::vector<Shape> CudaEngine::OutputShapesOf(const std::vector<std::optional<Shape>>& shapes) const {
@@ -287,7 +335,7 @@ std::vector<Shape> CudaEngine::OutputShapesOf(const std::vector<std::optional<Sh
 }
 
 std::vector<Shape> CudaEngine::OutputShapes(std::span<const Shape> input_shapes) const {
-  return OutputShapesOf(*CoveredShapes(std::vector<Shape>(input_shapes.begin(), input_shapes.end())));
+  return OutputShapesOf(Covered(std::vector<Shape>(input_shapes.begin(), input_shapes.end()))->spec.shapes);
 }
 
 void CudaEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outputs, Stream& stream) const {
@@ -309,8 +357,11 @@ void CudaEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outpu
                               dev.ToString(), DTypeName(t.dtype()), t.device().ToString()));
     in_shapes.push_back(t.shape());
   }
-  const auto shapes = CoveredShapes(in_shapes);
-  const std::vector<Shape> out_shapes = OutputShapesOf(*shapes);
+  DeviceScope scope(device_);
+  auto s = static_cast<cudaStream_t>(stream.native_handle());
+  const auto specialized = Covered(in_shapes, s);
+  const std::vector<std::optional<Shape>>& shapes = specialized->spec.shapes;
+  const std::vector<Shape> out_shapes = OutputShapesOf(shapes);
   for (size_t i = 0; i < outputs.size(); ++i)
     if (outputs[i].device() != dev || outputs[i].shape() != out_shapes[i] ||
         outputs[i].dtype() != graph_.value(graph_.outputs()[i]).dtype)
@@ -318,17 +369,16 @@ void CudaEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outpu
                   fmt::format("output '{}': expected {} {} on {}", graph_.output_names()[i],
                               DTypeName(graph_.value(graph_.outputs()[i]).dtype), ShapeToString(out_shapes[i]),
                               dev.ToString()));
-  DeviceScope scope(device_);
-  auto s = static_cast<cudaStream_t>(stream.native_handle());
 
   std::vector<Tensor> values(graph_.num_values());
+  for (const auto& [v, t] : specialized->device_values) values[static_cast<size_t>(v)] = t;
   for (size_t i = 0; i < inputs.size(); ++i) values[static_cast<size_t>(graph_.inputs()[i])] = inputs[i];
   for (const auto& [v, t] : constants_) values[static_cast<size_t>(v)] = t;
   std::map<ir::ValueId, size_t> output_at;  // the first output naming each value is written in place
   for (size_t i = 0; i < graph_.outputs().size(); ++i) output_at.try_emplace(graph_.outputs()[i], i);
 
   for (const Step& step : steps_) {
-    const Shape& shape = *(*shapes)[static_cast<size_t>(step.output)];
+    const Shape& shape = *shapes[static_cast<size_t>(step.output)];
     const DType dtype = graph_.value(step.output).dtype;
     std::vector<Tensor> in;
     for (ir::ValueId v : step.inputs) in.push_back(values[static_cast<size_t>(v)]);
@@ -363,6 +413,12 @@ void CudaEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outpu
           break;
         case Step::Kind::kPool:
           step.pool->Launch(in[0], out, s);
+          break;
+        case Step::Kind::kGather:
+          step.gather->Launch(in[0], in[1], out, s);
+          break;
+        case Step::Kind::kBroadcast:
+          step.eltwise->Launch(in, out, s);
           break;
         case Step::Kind::kView:
           break;
@@ -411,6 +467,12 @@ std::vector<CudaEngine::StepInfo> CudaEngine::steps() const {
         break;
       case Step::Kind::kPool:
         kernel = "nvrtc pool";
+        break;
+      case Step::Kind::kGather:
+        kernel = "nvrtc gather";
+        break;
+      case Step::Kind::kBroadcast:
+        kernel = "nvrtc broadcast";
         break;
     }
     info.push_back({Join(s.nodes, "+"), kernel});

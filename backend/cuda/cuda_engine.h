@@ -16,13 +16,16 @@
 #include "backend/backend.h"
 #include "backend/cuda/conv_kernel.h"
 #include "backend/cuda/eltwise_kernel.h"
+#include "backend/cuda/gather_kernel.h"
+#include "backend/cuda/host_values.h"
 #include "backend/cuda/matmul_kernel.h"
 #include "backend/cuda/pool_kernel.h"
 #include "backend/cuda/row_kernel.h"
 
 namespace kiln::backend::cuda {
 
-// Ops that only reshape: their output is a view of input 0.
+// Ops that only reshape: their output is a view of input 0. Their target may be computed on the
+// host (host_values.h).
 bool IsViewOp(const std::string& op);
 // Transpose and Concat, whose permutation or axis must be constant.
 bool IsLayoutOp(const std::string& op);
@@ -47,7 +50,8 @@ class CudaEngine final : public Engine {
 
  private:
   struct Step {
-    enum class Kind { kEltwise, kMatMul, kView, kRow, kTranspose, kConcat, kConv, kPool } kind = Kind::kView;
+    enum class Kind { kEltwise, kMatMul, kView, kRow, kTranspose, kConcat, kConv, kPool, kGather, kBroadcast } kind =
+        Kind::kView;
     std::vector<ir::ValueId> inputs;
     ir::ValueId output = ir::kNoValue;
     std::vector<std::string> nodes;
@@ -56,18 +60,29 @@ class CudaEngine final : public Engine {
     std::unique_ptr<RowKernel> row;
     std::unique_ptr<ConvKernel> conv;
     std::unique_ptr<PoolKernel> pool;
+    std::unique_ptr<GatherKernel> gather;
     std::vector<int64_t> perm;         // Transpose
     int64_t axis = 0;                  // Concat (may be negative)
     std::vector<ir::ValueId> release;  // values last read by this step
   };
 
+  // The engine for one set of input shapes: every value's shape, the values computed on the
+  // host, and device copies of those that kernels or outputs read.
+  struct Specialized {
+    Specialization spec;
+    std::vector<std::pair<ir::ValueId, Tensor>> device_values;
+  };
+
   void BuildSteps(GpuArch arch);
-  // Every value's shape for these input shapes (kept per input shapes).
-  std::shared_ptr<const std::vector<std::optional<Shape>>> ShapesFor(const std::vector<Shape>& input_shapes) const;
-  // ShapesFor, after checking that the profile covers the input shapes (kInvalidArgument).
-  std::shared_ptr<const std::vector<std::optional<Shape>>> CoveredShapes(const std::vector<Shape>& input_shapes) const;
+  // The specialization for these input shapes (cached for the first kMaxSpecializations sets of
+  // shapes; later ones are computed per call, their device copies made on `stream`).
+  std::shared_ptr<const Specialized> SpecializedFor(const std::vector<Shape>& input_shapes,
+                                                    cudaStream_t stream = nullptr) const;
+  // SpecializedFor, after checking that the profile covers the input shapes (kInvalidArgument).
+  std::shared_ptr<const Specialized> Covered(const std::vector<Shape>& input_shapes, cudaStream_t stream = nullptr) const;
   // The outputs' shapes among `shapes` (kUnimplemented where only the run can tell).
   std::vector<Shape> OutputShapesOf(const std::vector<std::optional<Shape>>& shapes) const;
+  std::shared_ptr<const Specialized> MakeSpecialized(const std::vector<Shape>& input_shapes, cudaStream_t stream) const;
 
   ir::Graph graph_;
   Profile profile_;
@@ -76,9 +91,11 @@ class CudaEngine final : public Engine {
   std::string precision_note_;
   std::vector<std::pair<ir::ValueId, Tensor>> constants_;  // on the device
   std::vector<Step> steps_;
+  std::vector<bool> host_nodes_;          // by node id: computed on the host (host_values.h)
+  std::vector<ir::ValueId> uploaded_;     // host values that kernels or the outputs read
 
-  mutable std::mutex shapes_mu_;
-  mutable std::map<std::vector<Shape>, std::shared_ptr<const std::vector<std::optional<Shape>>>> shapes_;
+  mutable std::mutex specialized_mu_;
+  mutable std::map<std::vector<Shape>, std::shared_ptr<const Specialized>> specialized_;
 };
 
 }  // namespace kiln::backend::cuda

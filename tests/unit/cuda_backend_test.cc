@@ -15,6 +15,8 @@
 #include "backend/cuda/conv_kernel.h"
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cuda_engine.h"
+#include "backend/cuda/gather_kernel.h"
+#include "backend/cuda/host_values.h"
 #include "backend/cuda/eltwise_codegen.h"
 #include "backend/cuda/nvrtc_compiler.h"
 #include "backend/cuda/pool_kernel.h"
@@ -183,6 +185,68 @@ TEST(CudaBackend, MachinesWithoutAGpuGetAClearError) {
     return;
   }
   testutil::ExpectError([] { backend::MakeBackend("cuda"); }, ErrorCode::kUnavailable, {"no CUDA GPU is visible"});
+}
+
+// x [batch, 8] float and ids [batch] int64, as ONNX exporters write dynamic shapes: y = Reshape(x,
+// Concat(ExpandDims(Shape(x)[0]), [2, 4])) + Cast(Range(0, Shape(x)[1] / 2, 1)) broadcast, and
+// Gather(table, ids) of a [5, 3] table.
+Builder DynamicShapeGraph() {
+  Builder b;
+  const ir::Dim batch = b.Symbol("batch");
+  const ir::ValueId x = b.Input("x", {batch, 8});
+  const ir::ValueId ids = b.Input("ids", {batch}, DType::kInt64);
+  auto i64 = [&](const std::string& name, std::vector<int64_t> v, bool scalar = false) {
+    const Shape shape = scalar ? Shape{} : Shape{static_cast<int64_t>(v.size())};
+    return b.Const(name, Tensor::FromVector<int64_t>(DType::kInt64, shape, v));
+  };
+  const ir::ValueId shape = b.Op("Shape", "shape", {x}, testutil::Attrs({{"out_type", DType::kInt64}}));
+  const ir::ValueId n = b.Op("Gather", "n", {shape, i64("zero", {0}, true), i64("axis0", {0}, true)});
+  const ir::ValueId n1 = b.Op("ExpandDims", "n1", {n, i64("axis0b", {0}, true)});
+  const ir::ValueId target = b.Op("Concat", "target", {n1, i64("rest", {2, 4}), i64("axis0c", {0}, true)});
+  const ir::ValueId y = b.Op("Reshape", "y", {x, target});
+  const ir::ValueId width = b.Op("Gather", "width", {shape, i64("one", {1}, true), i64("axis0d", {0}, true)});
+  const ir::ValueId half = b.Op("FloorDiv", "half", {width, i64("two", {2}, true)});
+  const ir::ValueId range = b.Op("Range", "range", {i64("start", {0}, true), half, i64("step", {1}, true)});
+  const ir::ValueId positions = b.Op("Cast", "positions", {range}, testutil::Attrs({{"to", DType::kFloat32}}));
+  b.Output("y", b.Op("Add", "add", {y, positions}));
+  Tensor table(DType::kFloat32, {5, 3});
+  for (int64_t i = 0; i < 15; ++i) table.data<float>()[i] = static_cast<float>(i);
+  b.Output("rows", b.Op("Gather", "rows", {b.Const("table", table), ids, i64("axis0e", {0}, true)}));
+  return b;
+}
+
+TEST(CudaHostValues, ShapeArithmeticIsComputedOnTheHostPerInputShapes) {
+  Builder b = DynamicShapeGraph();
+  const ir::Graph& g = *b.g;
+  const std::vector<bool> host = backend::cuda::HostNodes(g);
+  auto node = [&](const std::string& name) -> const ir::Node& {
+    for (const ir::Node& n : g.nodes())
+      if (n.name == name) return n;
+    throw std::runtime_error(name);
+  };
+  for (const char* name : {"shape", "n", "n1", "target", "width", "half", "range"}) {
+    EXPECT_TRUE(host[static_cast<size_t>(node(name).id)]) << name;
+    EXPECT_TRUE(backend::cuda::HostComputable(g, node(name))) << name;
+  }
+  for (const char* name : {"y", "positions", "add", "rows"}) {
+    EXPECT_FALSE(host[static_cast<size_t>(node(name).id)]) << name;
+    EXPECT_FALSE(backend::cuda::HostComputable(g, node(name))) << name;
+  }
+  const backend::cuda::Specialization s = backend::cuda::Specialize(g, host, {{3, 8}, {3}});
+  EXPECT_EQ(s.host_values[static_cast<size_t>(node("target").outputs[0])].ToInt64Vector(), (std::vector<int64_t>{3, 2, 4}));
+  EXPECT_EQ(s.host_values[static_cast<size_t>(node("range").outputs[0])].ToInt64Vector(),
+            (std::vector<int64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(*s.shapes[static_cast<size_t>(g.outputs()[0])], (Shape{3, 2, 4}));
+  EXPECT_EQ(*s.shapes[static_cast<size_t>(g.outputs()[1])], (Shape{3, 3}));
+  EXPECT_FALSE(s.host_values[static_cast<size_t>(node("y").outputs[0])].defined());
+}
+
+TEST(CudaCodegen, GatherKernelsCompile) {
+  const backend::cuda::GpuArch arch{9, 0};
+  for (size_t bytes : {1, 2, 4, 8})
+    for (DType index : {DType::kInt32, DType::kInt64})
+      EXPECT_NO_THROW(backend::cuda::CompileToCubin(backend::cuda::GatherKernelSource(bytes, index), "gather", arch))
+          << bytes << " " << DTypeName(index);
 }
 
 // ---- on a GPU ----
@@ -667,6 +731,19 @@ TEST(CudaBackendGpu, Fp16AndBf16EnginesNarrowInsideOnly) {
       EXPECT_LT(RelativeL2Error(got[i], want[i]), bound) << PrecisionName(p) << " output " << i;
     }
   }
+}
+
+TEST(CudaBackendGpu, ShapeComputationsAndGathersRunInOneEngine) {
+  SKIP_WITHOUT_GPU();
+  Builder b = DynamicShapeGraph();
+  Tensor ids(DType::kInt64, {3});
+  ids.data<int64_t>()[0] = 4;
+  ids.data<int64_t>()[1] = -1;  // counts from the end: row 4
+  ids.data<int64_t>()[2] = 0;
+  auto engine = CheckOnGpu(b, {RandomTensor(DType::kFloat32, {3, 8}, 5), ids}, "dynamic shapes");
+  ASSERT_TRUE(engine);
+  for (const auto& step : dynamic_cast<const CudaEngine&>(*engine).steps())
+    EXPECT_EQ(step.nodes.find("shape"), std::string::npos) << "Shape ran as a device step: " << step.nodes;
 }
 
 TEST(CudaBackendGpu, ClaimsOnlyWhatItRuns) {
