@@ -104,7 +104,8 @@ Specialization Specialize(const ir::Graph& graph, const std::vector<bool>& host_
     throw Error(ErrorCode::kInvalidArgument,
                 fmt::format("{} input shapes for a graph of {} inputs", input_shapes.size(), g.inputs().size()));
   for (size_t i = 0; i < input_shapes.size(); ++i)
-    g.value(g.inputs()[i]).shape = ir::SymShape::Of(std::vector<ir::Dim>(input_shapes[i].begin(), input_shapes[i].end()));
+    g.value(g.inputs()[i]).shape =
+        ir::SymShape::Of(std::vector<ir::Dim>(input_shapes[i].begin(), input_shapes[i].end()));
   Specialization s;
   s.host_values.resize(graph.num_values());
   for (ir::NodeId id : graph.TopologicalOrder()) {

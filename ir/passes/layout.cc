@@ -55,11 +55,13 @@ std::vector<int64_t> Inverse(const std::vector<int64_t>& perm) {
 Tensor HostTranspose(const Tensor& t, const std::vector<int64_t>& perm) {
   const int rank = t.rank();
   Shape out_shape(static_cast<size_t>(rank));
-  for (int k = 0; k < rank; ++k) out_shape[static_cast<size_t>(k)] = t.dim(static_cast<int>(perm[static_cast<size_t>(k)]));
+  for (int k = 0; k < rank; ++k)
+    out_shape[static_cast<size_t>(k)] = t.dim(static_cast<int>(perm[static_cast<size_t>(k)]));
   Tensor out(t.dtype(), out_shape);
   const size_t elem = DTypeSize(t.dtype());
   std::vector<int64_t> in_strides(static_cast<size_t>(rank), 1);
-  for (int d = rank - 2; d >= 0; --d) in_strides[static_cast<size_t>(d)] = in_strides[static_cast<size_t>(d + 1)] * t.dim(d + 1);
+  for (int d = rank - 2; d >= 0; --d)
+    in_strides[static_cast<size_t>(d)] = in_strides[static_cast<size_t>(d + 1)] * t.dim(d + 1);
   std::vector<int64_t> index(static_cast<size_t>(rank), 0);
   const auto* src = static_cast<const char*>(t.raw_data());
   auto* dst = static_cast<char*>(out.raw_data());
@@ -276,8 +278,9 @@ class TransposeSinking final : public Pass {
     }
     std::sort(moved.begin(), moved.end());
     const ValueId x = p->inputs[0];
-    const ValueId new_axes = g.AddConstant(Names(g).Make(n.name + "/axes"),
-                                           Tensor::FromVector(DType::kInt64, {static_cast<int64_t>(moved.size())}, moved));
+    const ValueId new_axes =
+        g.AddConstant(Names(g).Make(n.name + "/axes"),
+                      Tensor::FromVector(DType::kInt64, {static_cast<int64_t>(moved.size())}, moved));
     g.node(id).inputs = {x, new_axes};
     TransposeOutputAfter(g, Names(g), id, *perm);
     return true;
@@ -310,8 +313,9 @@ class TransposeSinking final : public Pass {
       }
     }
     if (symbolic > 1 || (symbolic == 1 && known == 0)) return false;
-    const ValueId shape = g.AddConstant(Names(g).Make(g.node(id).name + "/shape"),
-                                        Tensor::FromVector(DType::kInt64, {static_cast<int64_t>(target.size())}, target));
+    const ValueId shape =
+        g.AddConstant(Names(g).Make(g.node(id).name + "/shape"),
+                      Tensor::FromVector(DType::kInt64, {static_cast<int64_t>(target.size())}, target));
     Node& n = g.node(id);
     n.op = "Reshape";
     n.inputs = {n.inputs[0], shape};

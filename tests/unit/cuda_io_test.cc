@@ -52,22 +52,30 @@ TEST(CudaIo, DeviceBindingsGiveTheHostResultsInPlace) {
   Tensor gpu_out = AllocateTensorOn(kGpu, DType::kFloat32, {3, 10});
   std::vector<float> host_out(30, -1.0f);
   std::vector<float> host_in(image.data<float>(), image.data<float>() + image.num_elements());
-  const BufferBinding in_gpu{"image", DType::kFloat32, image.shape(), gpu_image.raw_data(), gpu_image.byte_size(), kGpu};
+  const BufferBinding in_gpu{"image", DType::kFloat32, image.shape(), gpu_image.raw_data(), gpu_image.byte_size(),
+                             kGpu};
   const BufferBinding in_host{"image", DType::kFloat32, image.shape(), host_in.data(), host_in.size() * sizeof(float)};
   for (const bool input_on_gpu : {true, false})
     for (const bool output_on_gpu : {true, false}) {
-      BufferBinding out = output_on_gpu ? BufferBinding{"output_0", DType::kFloat32, {}, gpu_out.raw_data(), gpu_out.byte_size(), kGpu}
-                                        : BufferBinding{"output_0", DType::kFloat32, {}, host_out.data(), host_out.size() * sizeof(float)};
+      BufferBinding out =
+          output_on_gpu
+              ? BufferBinding{"output_0", DType::kFloat32, {}, gpu_out.raw_data(), gpu_out.byte_size(), kGpu}
+              : BufferBinding{"output_0", DType::kFloat32, {}, host_out.data(), host_out.size() * sizeof(float)};
       sig.RunWithBuffers({input_on_gpu ? &in_gpu : &in_host, 1}, {&out, 1});
       EXPECT_EQ(out.shape, (Shape{3, 10}));
-      const Tensor got = output_on_gpu ? CopyTensorTo(gpu_out, Device{}) : Tensor::FromVector(DType::kFloat32, {3, 10}, host_out);
-      EXPECT_EQ(testutil::RelativeL2Error(got, want), 0.0) << "input on GPU " << input_on_gpu << ", output on GPU " << output_on_gpu;
+      const Tensor got =
+          output_on_gpu ? CopyTensorTo(gpu_out, Device{}) : Tensor::FromVector(DType::kFloat32, {3, 10}, host_out);
+      EXPECT_EQ(testutil::RelativeL2Error(got, want), 0.0)
+          << "input on GPU " << input_on_gpu << ", output on GPU " << output_on_gpu;
     }
   // A device output buffer too small: the shape comes back with the error.
   Tensor small = AllocateTensorOn(kGpu, DType::kFloat32, {2});
   BufferBinding out{"output_0", DType::kFloat32, {}, small.raw_data(), small.byte_size(), kGpu};
-  testutil::ExpectError([&] { sig.RunWithBuffers({&in_gpu, 1}, {&out, 1}); }, ErrorCode::kInvalidArgument,
-                        {"'output_0'", "needs 120 bytes"});
+  testutil::ExpectError(
+      [&] {
+        sig.RunWithBuffers({&in_gpu, 1}, {&out, 1});
+      },
+      ErrorCode::kInvalidArgument, {"'output_0'", "needs 120 bytes"});
   EXPECT_EQ(out.shape, (Shape{3, 10}));
 }
 

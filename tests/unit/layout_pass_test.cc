@@ -61,7 +61,8 @@ ir::Graph ResidualBlock() {
   y = Emit(g, "Mul", "scale", {y, g.AddConstant("s", Random(DType::kFloat32, {4, 1, 1}, 4))});
   y = Emit(g, "ReduceMean", "mean", {y, g.AddConstant("axes", Tensor::FromVector<int64_t>(DType::kInt64, {2}, {2, 3}))},
            testutil::Attrs({{"keep_dims", true}}));
-  y = Emit(g, "Reshape", "flatten", {y, g.AddConstant("target", Tensor::FromVector<int64_t>(DType::kInt64, {2}, {-1, 4}))});
+  y = Emit(g, "Reshape", "flatten",
+           {y, g.AddConstant("target", Tensor::FromVector<int64_t>(DType::kInt64, {2}, {-1, 4}))});
   g.AddOutput("y", y);
   return g;
 }
@@ -97,7 +98,9 @@ TEST(LayoutPasses, TransposesThatDoNotMeetStay) {
   // A Transpose feeding a MatMul cannot sink; a pair that is not inverse merges into one.
   ir::Graph g;
   const ir::ValueId x = g.AddInput("x", DType::kFloat32, ir::SymShape::Of({2, 3, 5}));
-  auto perm = [&](std::vector<int64_t> p) { return g.AddConstant("p" + std::to_string(g.nodes().size()), Tensor::FromVector<int64_t>(DType::kInt64, {3}, p)); };
+  auto perm = [&](std::vector<int64_t> p) {
+    return g.AddConstant("p" + std::to_string(g.nodes().size()), Tensor::FromVector<int64_t>(DType::kInt64, {3}, p));
+  };
   ir::ValueId y = Emit(g, "Transpose", "t1", {x, perm({0, 2, 1})});
   y = Emit(g, "Transpose", "t2", {y, perm({1, 0, 2})});
   y = Emit(g, "Neg", "neg", {y});
