@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 
 namespace kiln::ir {
@@ -120,6 +121,32 @@ std::vector<std::optional<kiln::Shape>> SpecializeShapes(const Graph& graph, con
   for (size_t v = 0; v < map.size(); ++v)
     if (map[v] != kNoValue) result[v] = g.value(map[v]).shape.ToStatic();
   return result;
+}
+
+Tensor HostTranspose(const Tensor& t, const std::vector<int64_t>& perm) {
+  const int rank = t.rank();
+  Shape out_shape(static_cast<size_t>(rank));
+  for (int k = 0; k < rank; ++k)
+    out_shape[static_cast<size_t>(k)] = t.dim(static_cast<int>(perm[static_cast<size_t>(k)]));
+  Tensor out(t.dtype(), out_shape);
+  const size_t elem = DTypeSize(t.dtype());
+  std::vector<int64_t> in_strides(static_cast<size_t>(rank), 1);
+  for (int d = rank - 2; d >= 0; --d)
+    in_strides[static_cast<size_t>(d)] = in_strides[static_cast<size_t>(d + 1)] * t.dim(d + 1);
+  std::vector<int64_t> index(static_cast<size_t>(rank), 0);
+  const auto* src = static_cast<const char*>(t.raw_data());
+  auto* dst = static_cast<char*>(out.raw_data());
+  for (int64_t i = 0; i < out.num_elements(); ++i) {
+    int64_t from = 0;
+    for (int k = 0; k < rank; ++k)
+      from += index[static_cast<size_t>(k)] * in_strides[static_cast<size_t>(perm[static_cast<size_t>(k)])];
+    std::memcpy(dst + i * static_cast<int64_t>(elem), src + from * static_cast<int64_t>(elem), elem);
+    for (int k = rank - 1; k >= 0; --k) {
+      if (++index[static_cast<size_t>(k)] < out_shape[static_cast<size_t>(k)]) break;
+      index[static_cast<size_t>(k)] = 0;
+    }
+  }
+  return out;
 }
 
 }  // namespace kiln::ir

@@ -40,6 +40,10 @@ bool IsGraphOutput(const Graph& graph, ValueId value);
 Node& AddReplacementNode(Graph& graph, const std::string& op, const std::string& name, std::vector<ValueId> inputs,
                          ValueId replaced);
 
+// `t` transposed on the host (constant folding, importers, layout passes): out.shape[k] =
+// t.shape[perm[k]]; `perm` must be a permutation of t's dims.
+kiln::Tensor HostTranspose(const kiln::Tensor& t, const std::vector<int64_t>& perm);
+
 // Hands out node names unique within a graph.
 class NameGen {
  public:

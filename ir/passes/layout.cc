@@ -51,33 +51,6 @@ std::vector<int64_t> Inverse(const std::vector<int64_t>& perm) {
   return inv;
 }
 
-// `t` transposed on the host: out.shape[k] = t.shape[perm[k]].
-Tensor HostTranspose(const Tensor& t, const std::vector<int64_t>& perm) {
-  const int rank = t.rank();
-  Shape out_shape(static_cast<size_t>(rank));
-  for (int k = 0; k < rank; ++k)
-    out_shape[static_cast<size_t>(k)] = t.dim(static_cast<int>(perm[static_cast<size_t>(k)]));
-  Tensor out(t.dtype(), out_shape);
-  const size_t elem = DTypeSize(t.dtype());
-  std::vector<int64_t> in_strides(static_cast<size_t>(rank), 1);
-  for (int d = rank - 2; d >= 0; --d)
-    in_strides[static_cast<size_t>(d)] = in_strides[static_cast<size_t>(d + 1)] * t.dim(d + 1);
-  std::vector<int64_t> index(static_cast<size_t>(rank), 0);
-  const auto* src = static_cast<const char*>(t.raw_data());
-  auto* dst = static_cast<char*>(out.raw_data());
-  for (int64_t i = 0; i < out.num_elements(); ++i) {
-    int64_t from = 0;
-    for (int k = 0; k < rank; ++k)
-      from += index[static_cast<size_t>(k)] * in_strides[static_cast<size_t>(perm[static_cast<size_t>(k)])];
-    std::memcpy(dst + i * static_cast<int64_t>(elem), src + from * static_cast<int64_t>(elem), elem);
-    for (int k = rank - 1; k >= 0; --k) {
-      if (++index[static_cast<size_t>(k)] < out_shape[static_cast<size_t>(k)]) break;
-      index[static_cast<size_t>(k)] = 0;
-    }
-  }
-  return out;
-}
-
 ValueId AddTranspose(Graph& g, NameGen& names, ValueId x, const std::vector<int64_t>& perm, const std::string& base) {
   const ValueId p = g.AddConstant(names.Make(base + "/perm"),
                                   Tensor::FromVector(DType::kInt64, {static_cast<int64_t>(perm.size())}, perm));

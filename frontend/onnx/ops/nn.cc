@@ -6,6 +6,8 @@
 // (an IR Transpose when they are not constant). 1-D convolutions run as 2-D ones with H = 1.
 #include <onnx/onnx_pb.h>
 
+#include "ir/graph_util.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -26,33 +28,9 @@ ir::ValueId ScalarOf(ImportContext& ctx, DType dtype, double value, const std::s
   return ctx.Constant(ScalarTensor(dtype, value), suffix);
 }
 
-Tensor HostTranspose(const Tensor& t, const std::vector<int64_t>& perm) {
-  const int r = t.rank();
-  Shape out_shape(static_cast<size_t>(r));
-  for (int i = 0; i < r; ++i) out_shape[static_cast<size_t>(i)] = t.dim(static_cast<int>(perm[static_cast<size_t>(i)]));
-  Tensor out(t.dtype(), out_shape);
-  const size_t es = DTypeSize(t.dtype());
-  std::vector<int64_t> in_strides(static_cast<size_t>(r), 1);
-  for (int i = r - 2; i >= 0; --i) in_strides[static_cast<size_t>(i)] = in_strides[static_cast<size_t>(i + 1)] * t.dim(i + 1);
-  const int64_t n = out.num_elements();
-  std::vector<int64_t> idx(static_cast<size_t>(r), 0);
-  const char* src = static_cast<const char*>(t.raw_data());
-  char* dst = static_cast<char*>(out.raw_data());
-  for (int64_t o = 0; o < n; ++o) {
-    int64_t off = 0;
-    for (int i = 0; i < r; ++i) off += idx[static_cast<size_t>(i)] * in_strides[static_cast<size_t>(perm[static_cast<size_t>(i)])];
-    std::memcpy(dst + static_cast<size_t>(o) * es, src + static_cast<size_t>(off) * es, es);
-    for (int i = r - 1; i >= 0; --i) {
-      if (++idx[static_cast<size_t>(i)] < out_shape[static_cast<size_t>(i)]) break;
-      idx[static_cast<size_t>(i)] = 0;
-    }
-  }
-  return out;
-}
-
 ir::ValueId TransposeOf(ImportContext& ctx, ir::ValueId x, const std::vector<int64_t>& perm, const std::string& suffix) {
   if (const Tensor* c = ctx.graph().ConstantOf(x); c && c->dtype() != DType::kString && c->rank() == static_cast<int>(perm.size()))
-    return ctx.Constant(HostTranspose(*c, perm), suffix);
+    return ctx.Constant(ir::HostTranspose(*c, perm), suffix);
   return ctx.Emit1("Transpose", {x, ctx.ConstInt64(perm, false, suffix + "_perm")}, {}, suffix);
 }
 

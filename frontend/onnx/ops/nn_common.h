@@ -19,9 +19,6 @@ using frontend::Attrs;
 // A scalar constant of `dtype` (float or integer) holding `value`.
 ir::ValueId ScalarOf(ImportContext& ctx, DType dtype, double value, const std::string& suffix);
 
-// Host transpose of a constant (any fixed-size dtype).
-Tensor HostTranspose(const Tensor& t, const std::vector<int64_t>& perm);
-
 // Transpose of `x`: folded into a new constant when x is a constant, else an IR Transpose.
 ir::ValueId TransposeOf(ImportContext& ctx, ir::ValueId x, const std::vector<int64_t>& perm, const std::string& suffix);
 
