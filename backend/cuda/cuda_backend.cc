@@ -6,6 +6,7 @@
 #include <nvrtc.h>
 
 #include "backend/cuda/conv_kernel.h"
+#include "backend/cuda/cubin_cache.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cuda_engine.h"
@@ -126,10 +127,16 @@ std::unique_ptr<Engine> CudaBackend::Compile(const ir::Graph& segment, const Pro
 
 std::unique_ptr<Engine> CudaBackend::Deserialize(const ir::Graph& segment, const Profile& profile,
                                                  const CompileOptions& options, std::string_view payload) const {
-  // The payload holds no compiled code yet: loading rebuilds the kernels from the segment.
-  if (payload != "kiln-cuda-engine 1")
+  // Version 2 carries the generated kernels' cubins: they go into the process cache, so building
+  // the engine from the segment compiles nothing (cuBLASLt and cuDNN plans are made again).
+  // Version 1 carried none: everything compiles.
+  constexpr std::string_view kV1 = "kiln-cuda-engine 1", kV2 = "kiln-cuda-engine 2\n";
+  if (payload.substr(0, kV2.size()) == kV2) {
+    for (const CubinEntry& e : DecodeCubins(payload.substr(kV2.size()))) AddCubin(e);
+  } else if (payload != kV1) {
     throw Error(ErrorCode::kDataLoss,
                 "the CUDA engine payload is not one this version of Kiln wrote; rebuild the engine");
+  }
   return Compile(segment, profile, options);
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 
+#include "backend/cuda/cubin_cache.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/precision_rewrite.h"
@@ -17,7 +18,7 @@ namespace {
 
 constexpr size_t kMaxFusedSteps = 64;
 constexpr size_t kMaxFusedInputs = 16;
-constexpr const char* kPayloadMagic = "kiln-cuda-engine 1";
+constexpr const char* kPayloadMagic = "kiln-cuda-engine 2";
 
 std::vector<Shape> ProfileShapes(const Profile& p) {
   std::vector<Shape> s;
@@ -80,7 +81,11 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
   layout.Add(ir::MakeDeadCodeElimination());
   layout.Run(graph_);
   DeviceScope scope(device_);
-  BuildSteps(ArchOf(device_));
+  {
+    CubinRecorder recorder;  // the kernels this engine uses, for Serialize
+    BuildSteps(ArchOf(device_));
+    cubins_ = recorder.Take();
+  }
   // The profile's largest shapes must fit the segment (and give every value a shape).
   const auto specialized = SpecializedFor(ProfileShapes(profile_));
   const auto& shapes = specialized->spec.shapes;
@@ -437,7 +442,7 @@ void CudaEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outpu
   Check(cudaGetLastError(), "kernel launch");
 }
 
-std::string CudaEngine::Serialize() const { return kPayloadMagic; }
+std::string CudaEngine::Serialize() const { return std::string(kPayloadMagic) + "\n" + EncodeCubins(cubins_); }
 
 std::vector<CudaEngine::StepInfo> CudaEngine::steps() const {
   std::vector<StepInfo> info;

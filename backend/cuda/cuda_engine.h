@@ -15,6 +15,7 @@
 
 #include "backend/backend.h"
 #include "backend/cuda/conv_kernel.h"
+#include "backend/cuda/cubin_cache.h"
 #include "backend/cuda/eltwise_kernel.h"
 #include "backend/cuda/gather_kernel.h"
 #include "backend/cuda/host_values.h"
@@ -40,6 +41,7 @@ class CudaEngine final : public Engine {
   std::vector<DType> output_dtypes() const override;
   std::vector<Shape> OutputShapes(std::span<const Shape> input_shapes) const override;
   void Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outputs, Stream& stream) const override;
+  // "kiln-cuda-engine 2", a newline, and the engine's compiled kernels (EncodeCubins).
   std::string Serialize() const override;
 
   struct StepInfo {
@@ -91,6 +93,7 @@ class CudaEngine final : public Engine {
   std::string precision_note_;
   std::vector<std::pair<ir::ValueId, Tensor>> constants_;  // on the device
   std::vector<Step> steps_;
+  std::vector<CubinEntry> cubins_;        // every generated kernel's cubin (Serialize)
   std::vector<bool> host_nodes_;          // by node id: computed on the host (host_values.h)
   std::vector<ir::ValueId> uploaded_;     // host values that kernels or the outputs read
 

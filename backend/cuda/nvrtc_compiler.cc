@@ -1,5 +1,7 @@
 #include "backend/cuda/nvrtc_compiler.h"
 
+#include "backend/cuda/cubin_cache.h"
+
 #include <fmt/format.h>
 #include <nvrtc.h>
 
@@ -107,8 +109,11 @@ std::shared_ptr<const CudaModule> CompiledModule(const std::string& source, cons
   static std::map<std::string, std::weak_ptr<const CudaModule>> cache;
   const std::string key = arch.Name() + "\n" + source;
   std::lock_guard<std::mutex> lock(mutex);
-  if (auto module = cache[key].lock()) return module;
-  auto module = std::make_shared<const CudaModule>(CompileToCubin(source, name, arch));
+  if (auto module = cache[key].lock()) {
+    CubinFor(source, name, arch);  // cached: records it for the engine being built
+    return module;
+  }
+  auto module = std::make_shared<const CudaModule>(CubinFor(source, name, arch));
   cache[key] = module;
   return module;
 }

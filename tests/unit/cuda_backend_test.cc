@@ -13,6 +13,7 @@
 #include <random>
 
 #include "backend/cuda/conv_kernel.h"
+#include "backend/cuda/cubin_cache.h"
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cuda_engine.h"
 #include "backend/cuda/gather_kernel.h"
@@ -247,6 +248,47 @@ TEST(CudaCodegen, GatherKernelsCompile) {
     for (DType index : {DType::kInt32, DType::kInt64})
       EXPECT_NO_THROW(backend::cuda::CompileToCubin(backend::cuda::GatherKernelSource(bytes, index), "gather", arch))
           << bytes << " " << DTypeName(index);
+}
+
+TEST(CudaCubins, CachedRecordedAndCarried) {
+  const backend::cuda::GpuArch arch{9, 0};
+  const std::string source =
+      std::string(backend::cuda::KernelPrologue()) + "extern \"C\" __global__ void kiln_cubin_test(int* x) { *x = 7; }\n";
+  const int64_t before = backend::cuda::NvrtcCompileCount();
+  std::vector<backend::cuda::CubinEntry> recorded;
+  {
+    backend::cuda::CubinRecorder recorder;
+    const std::string cubin = backend::cuda::CubinFor(source, "cubin_test", arch);
+    EXPECT_FALSE(cubin.empty());
+    EXPECT_EQ(backend::cuda::CubinFor(source, "cubin_test", arch), cubin);  // cached
+    recorded = recorder.Take();
+  }
+  EXPECT_EQ(backend::cuda::NvrtcCompileCount(), before + 1);
+  ASSERT_EQ(recorded.size(), 1u);  // recorded once
+  EXPECT_EQ(recorded[0].source, source);
+
+  // An engine file's cubins are used as they are: a primed source compiles nothing.
+  const std::string other = source + "// another kernel\n";
+  const std::vector<backend::cuda::CubinEntry> carried = {{arch, other, "not really a cubin"}};
+  const std::string encoded = backend::cuda::EncodeCubins(carried);
+  const auto decoded = backend::cuda::DecodeCubins(encoded);
+  ASSERT_EQ(decoded.size(), 1u);
+  EXPECT_EQ(decoded[0].source, other);
+  EXPECT_EQ(decoded[0].arch.Name(), "sm_90");
+  backend::cuda::AddCubin(decoded[0]);
+  EXPECT_EQ(backend::cuda::CubinFor(other, "carried", arch), "not really a cubin");
+  EXPECT_EQ(backend::cuda::NvrtcCompileCount(), before + 1);
+  // ... for that architecture only.
+  EXPECT_NE(backend::cuda::CubinFor(other, "carried", {8, 0}), "not really a cubin");
+
+  // Every truncation and a trailing byte are data loss.
+  for (size_t n = 0; n < encoded.size(); ++n)
+    testutil::ExpectError([&] { backend::cuda::DecodeCubins(std::string_view(encoded).substr(0, n)); },
+                          ErrorCode::kDataLoss, {"CUDA engine"});
+  testutil::ExpectError([&] { backend::cuda::DecodeCubins(encoded + "x"); }, ErrorCode::kDataLoss, {"unexpected bytes"});
+  std::string huge = encoded;
+  huge[7] = '\x7f';  // a kernel count near 2^63
+  testutil::ExpectError([&] { backend::cuda::DecodeCubins(huge); }, ErrorCode::kDataLoss, {"compiled kernels"});
 }
 
 // ---- on a GPU ----
@@ -744,6 +786,25 @@ TEST(CudaBackendGpu, ShapeComputationsAndGathersRunInOneEngine) {
   ASSERT_TRUE(engine);
   for (const auto& step : dynamic_cast<const CudaEngine&>(*engine).steps())
     EXPECT_EQ(step.nodes.find("shape"), std::string::npos) << "Shape ran as a device step: " << step.nodes;
+}
+
+TEST(CudaBackendGpu, SavedEnginesLoadWithoutCompiling) {
+  SKIP_WITHOUT_GPU();
+  Builder b = DynamicShapeGraph();
+  CudaBackend cuda;
+  const backend::Profile profile = ExactProfile({{2, 8}, {2}});
+  auto engine = cuda.Compile(*b.g, profile, {});
+  const std::string payload = engine->Serialize();
+  ASSERT_EQ(payload.rfind("kiln-cuda-engine 2\n", 0), 0u);
+  // A fresh process has only the file's cubins; here the cache already holds them, so priming it
+  // from the payload and loading must compile nothing either way.
+  const int64_t before = backend::cuda::NvrtcCompileCount();
+  auto loaded = cuda.Deserialize(*b.g, profile, {}, payload);
+  EXPECT_EQ(backend::cuda::NvrtcCompileCount(), before);
+  const auto decoded = backend::cuda::DecodeCubins(std::string_view(payload).substr(std::string("kiln-cuda-engine 2\n").size()));
+  EXPECT_GE(decoded.size(), 3u);  // the elementwise chain, the gather, the broadcast add
+  testutil::ExpectError([&] { cuda.Deserialize(*b.g, profile, {}, payload.substr(0, payload.size() - 3)); },
+                        ErrorCode::kDataLoss, {"truncated"});
 }
 
 TEST(CudaBackendGpu, ClaimsOnlyWhatItRuns) {
