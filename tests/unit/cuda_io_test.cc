@@ -3,7 +3,10 @@
 // with a message on machines without a CUDA GPU.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
+#include <optional>
+#include <thread>
 
 #include "kiln/converter.h"
 #include "kiln/device.h"
@@ -77,6 +80,41 @@ TEST(CudaIo, DeviceBindingsGiveTheHostResultsInPlace) {
       },
       ErrorCode::kInvalidArgument, {"'output_0'", "needs 120 bytes"});
   EXPECT_EQ(out.shape, (Shape{3, 10}));
+}
+
+TEST(CudaIo, SavedGpuModelReloadsWithoutRebuildingAndServesEightThreads) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA GPU visible on this machine (or no CUDA backend in this build): skipped";
+  const std::filesystem::path dir = testutil::FreshTempDir("cuda_threads");
+  ConversionParams params;
+  params.device = "cuda";
+  Converter converter(DemoDir(), {"serve"}, "serving_default", params);
+  converter.convert();
+  const Tensor image = Image(4, 21);
+  bool given = false;
+  converter.build([&]() -> std::optional<std::vector<Tensor>> {
+    if (given) return std::nullopt;
+    given = true;
+    return std::vector<Tensor>{image};
+  });
+  converter.save((dir / "converted").string());
+  auto model = LoadModel((dir / "converted").string());
+  const Signature& sig = model->signature();
+  const Tensor want = sig.Run({{"image", image}}).at("output_0");
+  RunStats stats = sig.stats();
+  EXPECT_EQ(stats.engines_built, 0);
+  EXPECT_GE(stats.engines_loaded, 1);
+  EXPECT_EQ(stats.native_runs, 0);
+  // Eight threads on the one loaded model, each many times: the single-thread outputs, exactly.
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0};
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 25; ++i)
+        if (testutil::RelativeL2Error(sig.Run({{"image", image}}).at("output_0"), want) != 0.0) ++mismatches;
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches.load(), 0);
+  EXPECT_EQ(sig.stats().engines_built, 0);
 }
 
 TEST(CudaIo, AnUnconvertedModelTakesDeviceBindingsThroughTheHost) {
