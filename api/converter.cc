@@ -7,6 +7,8 @@
 #include <random>
 
 #include <fmt/format.h>
+
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "convert/converted_model.h"
@@ -397,9 +399,43 @@ convert::ConvertedModel Converter::Impl::Assemble(bool save_gpu_specific_engines
   return model;
 }
 
+namespace {
+
+// `inner` is `outer` or lies inside it (both as they resolve on disk, symlinks followed).
+bool SameOrInside(const std::filesystem::path& inner, const std::filesystem::path& outer) {
+  auto in = inner.begin(), out = outer.begin();
+  for (; out != outer.end(); ++in, ++out) {
+    if (out->empty() && std::next(out) == outer.end()) return true;  // a trailing separator
+    if (in == inner.end() || *in != *out) return false;
+  }
+  return true;
+}
+
+// Saving replaces `output` as a whole, so it must be neither the input model, nor inside it,
+// nor around it.
+void RefuseOverwritingTheInput(const std::string& input, const std::string& output) {
+  std::error_code ec_in, ec_out;
+  const std::filesystem::path in = std::filesystem::weakly_canonical(input, ec_in);
+  const std::filesystem::path out = std::filesystem::weakly_canonical(output, ec_out);
+  if (ec_in || ec_out) return;  // the write reports a path it cannot use
+  if (SameOrInside(out, in))
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("the output '{}' is the input model '{}' or inside it; saving there would overwrite the "
+                            "model being converted: choose an output outside it",
+                            output, input));
+  if (SameOrInside(in, out))
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("the output '{}' contains the input model '{}'; saving replaces the output as a whole and "
+                            "would delete the input: choose another output",
+                            output, input));
+}
+
+}  // namespace
+
 void Converter::save(const std::string& output_saved_model_dir, bool save_gpu_specific_engines) {
   Impl& m = *impl_;
   if (!m.converted) throw Error(ErrorCode::kFailedPrecondition, "save() needs convert() first");
+  RefuseOverwritingTheInput(m.dir, output_saved_model_dir);
   size_t files = 0;
   const convert::ConvertedModel model = m.Assemble(save_gpu_specific_engines, files);
   convert::WriteConvertedModel(output_saved_model_dir, model);
@@ -410,6 +446,7 @@ void Converter::save(const std::string& output_saved_model_dir, bool save_gpu_sp
 void Converter::save_kiln_file(const std::string& path, bool save_gpu_specific_engines) {
   Impl& m = *impl_;
   if (!m.converted) throw Error(ErrorCode::kFailedPrecondition, "save_kiln_file() needs convert() first");
+  RefuseOverwritingTheInput(m.dir, path);
   size_t files = 0;
   const convert::ConvertedModel model = m.Assemble(save_gpu_specific_engines, files);
   convert::WriteKilnFile(path, model);

@@ -6,6 +6,8 @@
 
 #include <cmath>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <thread>
 
@@ -110,6 +112,33 @@ TEST(Converter, ApiErrors) {
   static_op.is_dynamic_op = false;
   EXPECT_THROW(Converter(DemoDir(), {"serve"}, "serving_default", static_op), Error);
   EXPECT_THROW(Converter(DemoDir(), {"serve"}, "no_such_signature", params).convert(), Error);
+}
+
+TEST(Converter, NeverSavesOverOrAroundTheInputModel) {
+  namespace fs = std::filesystem;
+  const fs::path root = testutil::FreshTempDir("save_over_input");
+  const fs::path input = root / "models" / "demo";
+  fs::create_directories(input.parent_path());
+  fs::copy(DemoDir(), input, fs::copy_options::recursive);
+  auto bytes = [](const fs::path& p) {
+    std::ifstream f(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), {});
+  };
+  const std::string pb = bytes(input / "saved_model.pb");
+  fs::create_directory_symlink(input, root / "link_to_input");
+  Converter converter(input.string(), {"serve"}, "serving_default", ConversionParams{});
+  converter.convert();
+  for (const fs::path& out : {input, input / "", input / "converted", input.parent_path(), root / "link_to_input",
+                              root / "models" / ".." / "models" / "demo"}) {
+    testutil::ExpectError([&] { converter.save(out.string()); }, ErrorCode::kInvalidArgument, {"input model"},
+                          out.string());
+    testutil::ExpectError([&] { converter.save_kiln_file(out.string()); }, ErrorCode::kInvalidArgument,
+                          {"input model"}, out.string());
+  }
+  EXPECT_EQ(bytes(input / "saved_model.pb"), pb);
+  EXPECT_FALSE(fs::exists(input / "converted"));
+  converter.save((root / "models" / "demo_converted").string());  // a sibling is fine
+  EXPECT_TRUE(fs::exists(root / "models" / "demo_converted" / "saved_model.pb"));
 }
 
 TEST(Converter, ManyThreadsGetTheSameOutputsAsOne) {
