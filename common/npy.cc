@@ -2,7 +2,10 @@
 
 #include <cstring>
 #include <fstream>
-#include <regex>
+#include <cctype>
+#include <cstdint>
+#include <limits>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -23,6 +26,106 @@ constexpr NpyType kTypes[] = {
 [[noreturn]] void Bad(const std::string& path, const std::string& what) {
   throw Error(ErrorCode::kInvalidArgument, fmt::format("{}: not a valid .npy file: {}", path, what));
 }
+
+struct NpyHeader {
+  std::string descr;
+  bool fortran_order = false;
+  Shape shape;
+};
+
+// The header is a Python dict literal with exactly the keys 'descr' (a string), 'fortran_order'
+// (True/False) and 'shape' (a tuple of non-negative ints), each once, as numpy requires.
+class HeaderParser {
+ public:
+  HeaderParser(const std::string& path, const std::string& text) : path_(path), text_(text) {}
+
+  NpyHeader Parse() {
+    NpyHeader h;
+    bool seen[3] = {false, false, false};
+    Expect('{');
+    for (;;) {
+      Skip();
+      if (Peek() == '}') break;
+      const std::string key = String();
+      Expect(':');
+      int which = key == "descr" ? 0 : key == "fortran_order" ? 1 : key == "shape" ? 2 : -1;
+      if (which < 0) Fail(fmt::format("unexpected key '{}'", key));
+      if (seen[which]) Fail(fmt::format("key '{}' appears twice", key));
+      seen[which] = true;
+      if (which == 0) h.descr = String();
+      if (which == 1) h.fortran_order = Bool();
+      if (which == 2) h.shape = Tuple();
+      Skip();
+      if (Peek() == ',') ++at_;
+    }
+    Expect('}');
+    Skip();
+    if (at_ != text_.size()) Fail("unexpected text after the header dict");
+    for (int i = 0; i < 3; ++i)
+      if (!seen[i]) Fail(fmt::format("no '{}' in header", i == 0 ? "descr" : i == 1 ? "fortran_order" : "shape"));
+    return h;
+  }
+
+ private:
+  [[noreturn]] void Fail(const std::string& what) const { Bad(path_, fmt::format("{} (header byte {})", what, at_)); }
+  void Skip() {
+    while (at_ < text_.size() && (text_[at_] == ' ' || text_[at_] == '\n' || text_[at_] == '\t')) ++at_;
+  }
+  char Peek() {
+    Skip();
+    return at_ < text_.size() ? text_[at_] : '\0';
+  }
+  void Expect(char c) {
+    if (Peek() != c) Fail(fmt::format("expected '{}'", c));
+    ++at_;
+  }
+  std::string String() {
+    const char quote = Peek();
+    if (quote != '\'' && quote != '"') Fail("expected a quoted string");
+    const size_t end = text_.find(quote, ++at_);
+    if (end == std::string::npos) Fail("unterminated string");
+    std::string s = text_.substr(at_, end - at_);
+    at_ = end + 1;
+    return s;
+  }
+  bool Bool() {
+    Skip();
+    for (const auto& [word, value] : {std::pair<const char*, bool>{"True", true}, {"False", false}})
+      if (text_.compare(at_, std::strlen(word), word) == 0) {
+        at_ += std::strlen(word);
+        return value;
+      }
+    Fail("expected True or False");
+  }
+  Shape Tuple() {
+    constexpr int64_t kMaxDim = int64_t{1} << 62;
+    constexpr size_t kMaxRank = 64;
+    Shape shape;
+    Expect('(');
+    for (;;) {
+      if (Peek() == ')') break;
+      if (!std::isdigit(static_cast<unsigned char>(Peek()))) Fail("expected a non-negative integer dim");
+      int64_t d = 0;
+      while (at_ < text_.size() && std::isdigit(static_cast<unsigned char>(text_[at_]))) {
+        d = d * 10 + (text_[at_++] - '0');
+        if (d > kMaxDim) Fail("a dim is too large");
+      }
+      if (at_ < text_.size() && text_[at_] == 'L') ++at_;  // Python 2 long
+      shape.push_back(d);
+      if (shape.size() > kMaxRank) Fail(fmt::format("more than {} dims", kMaxRank));
+      if (Peek() == ',') ++at_;
+      else if (Peek() != ')') Fail("expected ',' or ')' in the shape");
+    }
+    Expect(')');
+    return shape;
+  }
+
+  const std::string& path_;
+  const std::string& text_;
+  size_t at_ = 0;
+};
+
+NpyHeader ParseHeader(const std::string& path, const std::string& header) { return HeaderParser(path, header).Parse(); }
 
 }  // namespace
 
@@ -48,20 +151,28 @@ Tensor ReadNpy(const std::string& path) {
   std::string header(header_len, '\0');
   if (!in.read(header.data(), header_len)) Bad(path, "truncated header");
 
-  std::smatch m;
-  if (!std::regex_search(header, m, std::regex(R"('descr'\s*:\s*'([^']*)')"))) Bad(path, "no 'descr' in header");
-  const std::string descr = m[1];
+  const NpyHeader h = ParseHeader(path, header);
   DType dtype = DType::kInvalid;
   for (const NpyType& t : kTypes)
-    if (descr == t.descr) dtype = t.dtype;
-  if (dtype == DType::kInvalid) Bad(path, fmt::format("unsupported dtype '{}' (expected a little-endian numeric type)", descr));
-  if (std::regex_search(header, m, std::regex(R"('fortran_order'\s*:\s*True)"))) Bad(path, "Fortran-order arrays are not supported");
-  if (!std::regex_search(header, m, std::regex(R"('shape'\s*:\s*\(([^)]*)\))"))) Bad(path, "no 'shape' in header");
-  Shape shape;
-  const std::string dims = m[1];
-  std::regex num(R"(\d+)");
-  for (auto it = std::sregex_iterator(dims.begin(), dims.end(), num); it != std::sregex_iterator(); ++it)
-    shape.push_back(std::stoll(it->str()));
+    if (h.descr == t.descr) dtype = t.dtype;
+  if (dtype == DType::kInvalid)
+    Bad(path, fmt::format("unsupported dtype '{}' (expected a little-endian numeric type)", h.descr));
+  if (h.fortran_order) Bad(path, "Fortran-order arrays are not supported");
+  const Shape& shape = h.shape;
+  // The data must be in the file before anything is allocated for it.
+  uint64_t bytes = DTypeSize(dtype);
+  for (int64_t d : shape)
+    if (d != 0 && bytes > std::numeric_limits<uint64_t>::max() / static_cast<uint64_t>(d))
+      Bad(path, fmt::format("shape {} is too large", ShapeToString(shape)));
+    else
+      bytes *= static_cast<uint64_t>(d);
+  const std::streampos data_start = in.tellg();
+  in.seekg(0, std::ios::end);
+  const uint64_t available = static_cast<uint64_t>(in.tellg() - data_start);
+  in.seekg(data_start);
+  if (bytes > available)
+    Bad(path, fmt::format("data is truncated: expected {} bytes for {} {}, the file has {}", bytes, DTypeName(dtype),
+                          ShapeToString(shape), available));
 
   Tensor t(dtype, shape);
   if (t.byte_size() > 0 && !in.read(static_cast<char*>(t.raw_data()), static_cast<std::streamsize>(t.byte_size())))

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <string>
 
 #include <gtest/gtest.h>
 
@@ -70,6 +71,58 @@ TEST(Npy, RoundTripsAndRejectsBadFiles) {
   std::ofstream(path) << "not numpy";
   EXPECT_THROW(ReadNpy(path), Error);
   EXPECT_THROW(ReadNpy((dir / "missing.npy").string()), Error);
+}
+
+// A version 1.0 .npy file with this header text (padded as numpy pads it) and `data` after it.
+std::string NpyBytes(const std::string& header_text, const std::string& data) {
+  std::string header = header_text;
+  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+  header += '\n';
+  std::string out = std::string("\x93NUMPY\x01\x00", 8);
+  out += static_cast<char>(header.size() & 0xff);
+  out += static_cast<char>(header.size() >> 8);
+  return out + header + data;
+}
+
+TEST(Npy, HeadersAreParsedStrictly) {
+  const auto dir = std::filesystem::temp_directory_path() / "kiln_npy_header_test";
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "h.npy").string();
+  auto read = [&](const std::string& header, const std::string& data) {
+    std::ofstream(path, std::ios::binary) << NpyBytes(header, data);
+    return ReadNpy(path);
+  };
+  const std::string eight_bytes(8, '\0');
+  // Both quote styles, any key order, a trailing comma, Python 2 longs.
+  EXPECT_EQ(read("{'shape': (2,), \"fortran_order\": False, 'descr': '<f4', }", eight_bytes).shape(), (Shape{2}));
+  EXPECT_EQ(read("{'descr': '<i4', 'fortran_order': False, 'shape': (1L, 2L)}", eight_bytes).shape(), (Shape{1, 2}));
+  EXPECT_EQ(read("{'descr': '<f8', 'fortran_order': False, 'shape': ()}", eight_bytes).shape(), (Shape{}));
+  struct Bad {
+    std::string header, data, why;
+  };
+  const Bad bad[] = {
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (-4,)}", eight_bytes, "non-negative"},
+      {"{'descr': '<f4', 'descr': '<i4', 'fortran_order': False, 'shape': (2,)}", eight_bytes, "twice"},
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'extra': 1}", eight_bytes, "unexpected key"},
+      {"{'descr': '<f4', 'shape': (2,)}", eight_bytes, "fortran_order"},
+      {"{'descr': '<f4', 'fortran_order': True, 'shape': (2,)}", eight_bytes, "Fortran"},
+      // Sizes are checked against the file before anything is allocated, without overflow.
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (576460752303423488, 32)}", eight_bytes, "too large"},
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (1073741824,)}", eight_bytes, "truncated"},
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,)}", eight_bytes, "too large"},
+      {"{'descr': '" + std::string(60000, 'x') + "', 'fortran_order': False, 'shape': (2,)}", eight_bytes, "dtype"},
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (2,)} trailing", eight_bytes, "after the header"},
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (2,", eight_bytes, "expected"},
+  };
+  for (const Bad& b : bad) {
+    try {
+      read(b.header, b.data);
+      ADD_FAILURE() << "accepted: " << b.header.substr(0, 100);
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument) << e.what();
+      EXPECT_NE(std::string(e.what()).find(b.why), std::string::npos) << e.what();
+    }
+  }
 }
 
 }  // namespace
