@@ -1,5 +1,7 @@
 // The kiln command-line tool.
 #include <cstdio>
+#include <filesystem>
+#include <new>
 #include <exception>
 
 #include <CLI/CLI.hpp>
@@ -109,6 +111,12 @@ int main(int argc, char** argv) {
     if (*bench_cmd) return kiln::cli::Bench(bench);
   } catch (const kiln::Error& e) {
     std::fprintf(stderr, "kiln: error: %s\n", e.what());
+    return 1;
+  } catch (const std::filesystem::filesystem_error& e) {  // a path that cannot be read or written
+    std::fprintf(stderr, "kiln: error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "kiln: error: out of memory\n");
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "kiln: internal error: %s\n", e.what());
