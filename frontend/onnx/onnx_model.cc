@@ -6,6 +6,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <system_error>
+#include <optional>
+#include <charconv>
 #include <limits>
 #include <sstream>
 
@@ -129,17 +132,29 @@ void CopyTyped(const Field& field, Tensor& t, const std::string& what, const cha
   }
 }
 
+// A whole non-negative decimal number ("12abc", "-5" and "" are not).
+std::optional<int64_t> ParseSize(const std::string& text) {
+  int64_t v = 0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, v);
+  if (ec != std::errc() || ptr != end || v < 0) return std::nullopt;
+  return v;
+}
+
 std::string ReadExternalData(const onnx::TensorProto& proto, const std::string& base_dir, const std::string& what) {
   std::string location;
-  int64_t offset = 0, length = -1;
+  std::optional<int64_t> offset = 0, length;
   for (const onnx::StringStringEntryProto& kv : proto.external_data()) {
-    try {
-      if (kv.key() == "location") location = kv.value();
-      else if (kv.key() == "offset") offset = std::stoll(kv.value());
-      else if (kv.key() == "length") length = std::stoll(kv.value());
-    } catch (const std::exception&) {
-      throw Error(ErrorCode::kDataLoss, fmt::format("{}: external data '{}' is not a number: '{}'", what, kv.key(), kv.value()));
+    if (kv.key() == "location") {
+      location = kv.value();
+      continue;
     }
+    if (kv.key() != "offset" && kv.key() != "length") continue;
+    const std::optional<int64_t> v = ParseSize(kv.value());
+    if (!v)
+      throw Error(ErrorCode::kDataLoss, fmt::format("{}: external data '{}' is not a non-negative number: '{}'", what,
+                                                    kv.key(), kv.value()));
+    (kv.key() == "offset" ? offset : length) = v;
   }
   if (location.empty()) throw Error(ErrorCode::kDataLoss, fmt::format("{}: external data without a 'location'", what));
   const fs::path rel(location);
@@ -148,17 +163,32 @@ std::string ReadExternalData(const onnx::TensorProto& proto, const std::string& 
                 fmt::format("{}: external data location '{}' must be a relative path inside the model's directory", what,
                             location));
   const std::string file = (fs::path(base_dir) / rel).string();
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw Error(ErrorCode::kNotFound, fmt::format("{}: external data file '{}' is missing", what, file));
+  // Symlinks are followed, but what they resolve to must still be a regular file inside the
+  // model's directory.
+  std::error_code ec;
+  const fs::path resolved = fs::canonical(file, ec);
+  if (ec) throw Error(ErrorCode::kNotFound, fmt::format("{}: external data file '{}' is missing", what, file));
+  const fs::path dir = fs::canonical(base_dir.empty() ? fs::path(".") : fs::path(base_dir), ec);
+  const auto rel_to_dir = resolved.lexically_relative(dir);
+  if (ec || rel_to_dir.empty() || *rel_to_dir.begin() == "..")
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("{}: external data '{}' resolves to '{}', outside the model's directory", what, location,
+                            resolved.string()));
+  if (!fs::is_regular_file(resolved, ec))
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("{}: external data '{}' is not a regular file", what, resolved.string()));
+  std::ifstream in(resolved, std::ios::binary);
+  if (!in) throw Error(ErrorCode::kNotFound, fmt::format("{}: external data file '{}' cannot be opened", what, file));
   in.seekg(0, std::ios::end);
   const int64_t size = static_cast<int64_t>(in.tellg());
-  if (offset < 0 || offset > size || (length >= 0 && offset + length > size))
-    throw Error(ErrorCode::kDataLoss, fmt::format("{}: external data [{}, {}) lies outside '{}' ({} bytes)", what, offset,
-                                                  length < 0 ? size : offset + length, file, size));
-  if (length < 0) length = size - offset;
-  std::string data(static_cast<size_t>(length), '\0');
-  in.seekg(offset);
-  in.read(data.data(), length);
+  if (*offset > size || (length && *length > size - *offset))
+    throw Error(ErrorCode::kDataLoss,
+                fmt::format("{}: external data at offset {} of length {} lies outside '{}' ({} bytes)", what, *offset,
+                            length ? std::to_string(*length) : "(to the end)", file, size));
+  const int64_t n = length ? *length : size - *offset;
+  std::string data(static_cast<size_t>(n), '\0');
+  in.seekg(*offset);
+  in.read(data.data(), n);
   if (!in) throw Error(ErrorCode::kDataLoss, fmt::format("{}: cannot read external data from '{}'", what, file));
   return data;
 }

@@ -6,6 +6,7 @@ Plus what users hit with ONNX files: corrupt or truncated files, an old opset, a
 cannot import, external data files (present, missing, out of bounds).
 """
 
+import os
 import shutil
 
 import numpy as np
@@ -187,3 +188,37 @@ def test_external_data_outside_the_model_dir_is_refused(kiln_bin, tmp_path):
     onnx.save(m2, sub / "ext.onnx")
     proc = _run(kiln_bin, sub / "ext.onnx", tmp_path)
     assert proc.returncode != 0 and "inside the model's directory" in proc.stderr, proc.stderr
+
+
+def test_external_data_symlink_out_of_the_model_dir_is_refused(kiln_bin, tmp_path):
+    # A symlink inside the model's directory that resolves outside it is an escape too.
+    m = _small_model()
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    onnx.save_model(m, sub / "ext.onnx", save_as_external_data=True, location="w.bin", size_threshold=0)
+    (sub / "w.bin").rename(tmp_path / "secret.bin")
+    os.symlink(tmp_path / "secret.bin", sub / "w.bin")
+    proc = _run(kiln_bin, sub / "ext.onnx", tmp_path)
+    assert proc.returncode != 0 and "outside the model's directory" in proc.stderr, proc.stderr
+    # A symlink that stays inside is followed.
+    (tmp_path / "secret.bin").rename(sub / "real.bin")
+    (sub / "w.bin").unlink()
+    os.symlink("real.bin", sub / "w.bin")
+    x = np.random.default_rng(3).standard_normal((2, 4)).astype(np.float32)
+    _check_small_model_runs(kiln_bin, sub / "ext.onnx", tmp_path, x)
+
+
+@pytest.mark.parametrize("key,value,why", [("length", "-5", "non-negative"), ("offset", "12abc", "non-negative"),
+                                           ("offset", "9223372036854775807", "outside")])
+def test_external_data_numbers_are_checked(kiln_bin, tmp_path, key, value, why):
+    path = _external_model(tmp_path)
+    m = onnx.load(path, load_external_data=False)
+    for t in m.graph.initializer:
+        entries = {kv.key: kv for kv in t.external_data}
+        if key in entries:
+            entries[key].value = value
+        else:
+            t.external_data.add(key=key, value=value)
+    onnx.save(m, path)
+    proc = _run(kiln_bin, path, tmp_path)
+    assert proc.returncode != 0 and why in proc.stderr, proc.stderr
