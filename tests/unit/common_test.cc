@@ -70,6 +70,12 @@ TEST(Npy, RoundTripsAndRejectsBadFiles) {
   }
   std::ofstream(path) << "not numpy";
   EXPECT_THROW(ReadNpy(path), Error);
+  // Writes land whole under the final name, with nothing else left in the directory.
+  WriteNpy(path, t);
+  EXPECT_EQ(ReadNpy(path).data<float>()[3], 4.0f);
+  for (const auto& entry : std::filesystem::directory_iterator(dir))
+    EXPECT_EQ(entry.path().filename().string().find(".tmp-"), std::string::npos) << entry.path();
+  EXPECT_THROW(WriteNpy((dir / "no_such_dir" / "b.npy").string(), t), Error);
   EXPECT_THROW(ReadNpy((dir / "missing.npy").string()), Error);
 }
 
