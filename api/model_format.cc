@@ -27,6 +27,11 @@ DetectedModel DetectModel(const std::string& path) {
   if (!fs::exists(path, ec))
     throw Error(ErrorCode::kNotFound, fmt::format("model '{}' does not exist (Kiln reads {} models, converted SavedModels and .kiln files)",
                                                   path, fmt::join(formats, ", ")));
+  // A model is a directory or a regular file (symlinks followed): reading a FIFO or a device
+  // would block or never end.
+  if (!fs::is_directory(path, ec) && !fs::is_regular_file(path, ec))
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("model '{}' is neither a regular file nor a directory (a pipe, socket or device?)", path));
   if (convert::IsConvertedModel(path)) return {ModelFormat::kConvertedSavedModel};
   if (convert::IsKilnFile(path)) return {ModelFormat::kKilnFile};  // by magic bytes, or the .kiln extension
   if (const frontend::Frontend* f = frontend::DetectFrontend(path)) return {ModelFormat::kSource, f};

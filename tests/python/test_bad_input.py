@@ -11,6 +11,7 @@ CLI flags (as declared in tools/kiln.cc; change TAG_FLAG / SIGNATURE_FLAG if the
   kiln run DIR [--tag TAG] [--signature-key KEY] --input NAME=FILE.npy ... --output-dir OUT
 """
 
+import os
 import shutil
 import struct
 
@@ -259,3 +260,12 @@ def test_unsupported_ops_are_listed_once(kiln_bin, zoo_dir, tmp_path):
     proc = run_kiln(kiln_bin, ["inspect", zoo_dir / "unsupported_ops"], timeout=120)
     assert proc.returncode == 1
     assert "MatrixDeterminant" in proc.stdout and "Signatures" in proc.stdout
+
+
+def test_a_fifo_as_the_model_is_refused_without_hanging(kiln_bin, tmp_path):
+    # Opening a FIFO for reading blocks until a writer comes: Kiln must not open it at all.
+    fifo = tmp_path / "model.onnx"
+    os.mkfifo(fifo)
+    proc = run_kiln(kiln_bin, ["run", str(fifo)], timeout=30)
+    assert proc.returncode == 1, proc.stderr
+    assert "neither a regular file nor a directory" in proc.stderr, proc.stderr
