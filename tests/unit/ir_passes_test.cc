@@ -57,6 +57,26 @@ TEST(IrPasses, IdentityEliminationAndDeadCode) {
   ir::Verify(g);
 }
 
+TEST(IrPasses, IdentityEliminationIsLinearOnLongChains) {
+  // 100k Identities in a chain: the pass rewrites each reader once (it used to rescan the whole
+  // graph per Identity, 10^10 steps here).
+  ir::Graph g;
+  const ir::ValueId x = g.AddInput("x", DType::kFloat32, ir::SymShape::Of({2}));
+  ir::ValueId v = x;
+  for (int i = 0; i < 100000; ++i) v = Add1(g, "Identity", "i" + std::to_string(i), {v});
+  const ir::ValueId y = Add1(g, "Neg", "neg", {v});
+  g.AddOutput("y", y);
+  g.AddOutput("chain", v);
+  ir::PassPipeline p;
+  p.Add(ir::MakeIdentityElimination());
+  p.Add(ir::MakeDeadCodeElimination());
+  p.Run(g, {.verify_each = false});
+  EXPECT_EQ(g.NumLiveNodes(), 1u);
+  EXPECT_EQ(g.Producer(g.outputs()[0])->inputs[0], x);
+  EXPECT_EQ(g.outputs()[1], x);
+  ir::Verify(g);
+}
+
 TEST(IrPasses, ConstantFoldingReplacesConstantSubgraphs) {
   ir::Graph g;
   ir::ValueId c = g.AddConstant("c", Tensor::FromVector<float>(DType::kFloat32, {2}, {1.5f, -2.0f}));
