@@ -1,5 +1,10 @@
 #include "kiln/tensor.h"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <limits>
+
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
@@ -43,9 +48,25 @@ std::shared_ptr<Buffer> AllocateHostBuffer(size_t bytes) { return std::make_shar
 
 int64_t NumElements(const Shape& shape) {
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape)
+    if (__builtin_mul_overflow(n, d, &n))
+      throw Error(ErrorCode::kInvalidArgument, fmt::format("shape {} has more than 2^63 elements", ShapeToString(shape)));
   return n;
 }
+
+namespace {
+
+// The most one host tensor may take: the machine's physical memory. A bigger request (from a
+// hostile or broken model file) fails here, before anything is allocated or zeroed.
+size_t MaxTensorBytes() {
+  static const size_t limit = [] {
+    const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : size_t{1} << 40;
+  }();
+  return limit;
+}
+
+}  // namespace
 
 std::string ShapeToString(const Shape& shape) { return fmt::format("[{}]", fmt::join(shape, ",")); }
 
@@ -58,12 +79,23 @@ Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape
   }
   if (DTypeSize(dtype_) == 0)
     throw Error(ErrorCode::kUnimplemented, fmt::format("cannot allocate a tensor of dtype {}", DTypeName(dtype_)));
+  const uint64_t elements = static_cast<uint64_t>(num_elements());  // checked
+  if (elements > MaxTensorBytes() / DTypeSize(dtype_))
+    throw Error(ErrorCode::kResourceExhausted,
+                fmt::format("a {} tensor of shape {} would need {} elements of {} bytes, more than this machine's "
+                            "{} bytes of memory",
+                            DTypeName(dtype_), ShapeToString(shape_), elements, DTypeSize(dtype_), MaxTensorBytes()));
   buffer_ = AllocateHostBuffer(byte_size());
 }
 
 Tensor::Tensor(DType dtype, Shape shape, std::shared_ptr<Buffer> buffer, size_t offset)
     : dtype_(dtype), shape_(std::move(shape)), buffer_(std::move(buffer)), offset_(offset) {
-  if (!buffer_ || offset_ + byte_size() > buffer_->size())
+  for (int64_t d : shape_)
+    if (d < 0) throw Error(ErrorCode::kInternal, fmt::format("tensor shape {} has a negative dim", ShapeToString(shape_)));
+  const uint64_t elements = static_cast<uint64_t>(num_elements());  // checked
+  if (dtype_ != DType::kString && elements > std::numeric_limits<size_t>::max() / std::max<size_t>(1, DTypeSize(dtype_)))
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("tensor shape {} is too large", ShapeToString(shape_)));
+  if (!buffer_ || offset_ > buffer_->size() || byte_size() > buffer_->size() - offset_)
     throw Error(ErrorCode::kInternal, "Tensor: buffer too small for shape " + ShapeToString(shape_));
 }
 

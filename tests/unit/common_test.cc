@@ -51,6 +51,27 @@ TEST(Tensor, ReshapeSharesStorage) {
   EXPECT_EQ(t.ToInt64Vector()[5], 6);
 }
 
+TEST(Tensor, SizesAreCheckedBeforeAllocating) {
+  // Element counts never wrap around, and no tensor may ask for more than the machine's memory.
+  try {
+    Tensor(DType::kFloat32, {int64_t{1} << 59, 32});
+    ADD_FAILURE() << "2^64 elements accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument) << e.what();
+  }
+  try {
+    Tensor(DType::kFloat32, {int64_t{1} << 50});
+    ADD_FAILURE() << "4 PiB accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kResourceExhausted) << e.what();
+    EXPECT_NE(std::string(e.what()).find("memory"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(NumElements({int64_t{1} << 32, int64_t{1} << 32}), Error);
+  // A view claiming more than its buffer holds, with a size that would wrap around.
+  EXPECT_THROW(Tensor(DType::kFloat32, {int64_t{1} << 62, 4}, AllocateHostBuffer(64)), Error);
+  EXPECT_THROW(Tensor(DType::kFloat32, {4}, AllocateHostBuffer(64), ~size_t{0} - 8), Error);
+}
+
 TEST(Npy, RoundTripsAndRejectsBadFiles) {
   const auto dir = std::filesystem::temp_directory_path() / "kiln_npy_test";
   std::filesystem::create_directories(dir);
