@@ -19,8 +19,7 @@ extern "C" __global__ void kiln_gather(const E* params, const I* indices, E* out
     const long long n = k % inner;
     const long long i = (k / inner) % count;
     const long long o = k / (inner * count);
-    long long index = (long long)indices[i];
-    if (index < 0) index += dim;
+    const long long index = (long long)indices[i];
     out[k] = index >= 0 && index < dim ? params[(o * dim + index) * inner + n] : E();
   }
 }

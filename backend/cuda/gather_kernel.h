@@ -1,8 +1,9 @@
 // Gather (batch_dims 0, constant axis) on the GPU: out[o, i, n] = params[o, indices[i], n] for
 // params viewed as [outer, axis dim, inner], as a generated kernel that copies elements by their
-// byte width, so every dtype works; int32 or int64 indices, negative ones counted from the end.
-// An index outside [-dim, dim) gives zeros, as TensorFlow's GPU kernel does (the reference
-// executor reports an error): a GPU kernel cannot raise one.
+// byte width, so every dtype works; int32 or int64 indices. An index outside [0, dim) (the IR's
+// Gather has TensorFlow's semantics: importers turn ONNX's negative indices into these) gives
+// zeros, as TensorFlow's GPU kernel does, where the reference executor reports an error: a GPU
+// kernel cannot raise one.
 #pragma once
 
 #include <cuda_runtime.h>
