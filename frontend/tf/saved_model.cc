@@ -134,6 +134,9 @@ void ParseText(const std::string& path, tfproto::SavedModel& proto) {
   parser.AllowUnknownField(true);
   parser.AllowUnknownExtension(true);
   parser.AllowFieldNumber(true);
+  // SavedModels nest a few dozen messages deep; a file nested thousands deep is hostile and
+  // would exhaust the stack.
+  parser.SetRecursionLimit(200);
   if (!parser.ParseFromString(NumberEnums(ss.str()), &proto))
     throw Error(ErrorCode::kDataLoss,
                 fmt::format("{}: cannot parse as a text-format SavedModel: {}", path,

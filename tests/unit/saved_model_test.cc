@@ -196,6 +196,13 @@ TEST_F(SavedModelTest, TextFormatRoundTripAndErrors) {
   WriteFileBytes(dir / "saved_model.pbtxt",
                  "meta_graphs { meta_info_def { tags: \"DT_FLOAT\" } }  # DT_FLOAT in a comment\n");
   EXPECT_EQ(LoadSavedModel(dir.string(), {"DT_FLOAT"}).tags, (std::vector<std::string>{"DT_FLOAT"}));
+  // Nesting 100k deep (known or unknown fields) is an error, not a stack overflow.
+  const int depth = 100000;
+  std::string deep = "meta_graphs { graph_def { ";
+  for (int i = 0; i < depth; ++i) deep += "unknown_field { ";
+  deep += std::string(static_cast<size_t>(depth), '}') + " } }";
+  WriteFileBytes(dir / "saved_model.pbtxt", deep);
+  ExpectError([&] { LoadSavedModel(dir.string(), {"serve"}); }, ErrorCode::kDataLoss, {"saved_model.pbtxt", "too deep"});
 }
 
 TEST_F(SavedModelTest, MissingVariablesData) {
