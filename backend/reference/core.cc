@@ -47,7 +47,12 @@ void WhileKernel(KernelContext& ctx) {
   const ir::Graph& cond = Subgraph(ctx, "cond");
   const ir::Graph& body = Subgraph(ctx, "body");
   std::vector<Tensor> vars(ctx.inputs().begin(), ctx.inputs().end());
-  while (true) {
+  // A loop that never ends (a hostile or broken model) stops with an error instead of hanging.
+  const int64_t max_iterations = MaxLoopIterations();
+  for (int64_t iteration = 0;; ++iteration) {
+    if (iteration == max_iterations)
+      ctx.Fail(fmt::format("the loop ran {} iterations without its condition becoming false; Kiln stops loops there",
+                           max_iterations));
     std::vector<Tensor> c = ctx.RunSubgraph(cond, vars);
     if (c.size() != 1) ctx.Fail(fmt::format("loop condition returned {} values, expected 1", c.size()));
     if (!Truth(ctx, c[0])) break;

@@ -1,5 +1,7 @@
 #include "backend/reference/kernel.h"
 
+#include <atomic>
+
 #include <fmt/format.h>
 
 namespace kiln::reference {
@@ -19,6 +21,13 @@ KernelTable& ReferenceKernelRegistry() {
 }
 
 const KernelTable& ReferenceKernels() { return ReferenceKernelRegistry(); }
+
+namespace {
+std::atomic<int64_t> max_loop_iterations{10'000'000};
+}  // namespace
+
+int64_t MaxLoopIterations() { return max_loop_iterations.load(); }
+void SetMaxLoopIterations(int64_t n) { max_loop_iterations = n; }
 
 std::vector<Tensor> RunReferenceKernel(const ir::Node& node, std::span<const Tensor> inputs,
                                        const SubgraphRunner* run_subgraph) {

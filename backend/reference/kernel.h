@@ -77,6 +77,11 @@ const KernelTable& ReferenceKernels();
 #define KILN_REFERENCE_KERNEL(op, ...) \
   KILN_STATIC_REGISTRATION(::kiln::reference::ReferenceKernelRegistry().Add(op, __VA_ARGS__))
 
+// The most iterations one While loop may run before it fails (default ten million: far beyond
+// any recurrent model's sequence length, and a bound on a loop that never ends).
+int64_t MaxLoopIterations();
+void SetMaxLoopIterations(int64_t n);
+
 // Runs the reference kernel of one node (throws kUnimplemented if there is none).
 std::vector<Tensor> RunReferenceKernel(const ir::Node& node, std::span<const Tensor> inputs,
                                        const SubgraphRunner* run_subgraph);

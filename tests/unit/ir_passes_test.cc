@@ -174,6 +174,34 @@ TEST(ReferenceExecutor, RunsIfBranches) {
   EXPECT_EQ(no[0].data<float>()[1], 8.0f);
 }
 
+// While(true): stops at the iteration cap with an error naming the loop, instead of hanging.
+TEST(ReferenceExecutor, EndlessLoopsStopAtTheIterationCap) {
+  auto cond = std::make_shared<ir::Graph>();
+  cond->AddInput("v", DType::kFloat32, ir::SymShape::Of({2}));
+  cond->AddOutput("c", cond->AddConstant("yes", Tensor::Scalar<bool>(DType::kBool, true)));
+  auto body = std::make_shared<ir::Graph>();
+  const ir::ValueId b_in = body->AddInput("v", DType::kFloat32, ir::SymShape::Of({2}));
+  body->AddOutput("v", b_in);
+  auto g = std::make_shared<ir::Graph>();
+  const ir::ValueId v = g->AddInput("v", DType::kFloat32, ir::SymShape::Of({2}));
+  ir::Node& n = g->AddNode("While", "forever", {v}, 1);
+  n.attrs.Set("cond", cond);
+  n.attrs.Set("body", body);
+  ir::InferNode(*g, n.id);
+  g->AddOutput("y", g->node(0).outputs[0]);
+  const int64_t saved = reference::MaxLoopIterations();
+  reference::SetMaxLoopIterations(1000);
+  runtime::ReferenceExecutor exec(g);
+  try {
+    exec.Run({Tensor::FromVector<float>(DType::kFloat32, {2}, {1.0f, 2.0f})});
+    ADD_FAILURE() << "the endless loop returned";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("forever"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("1000 iterations"), std::string::npos) << e.what();
+  }
+  reference::SetMaxLoopIterations(saved);
+}
+
 TEST(ReferenceExecutor, ReportsMissingKernelsByNodeName) {
   ir::Node node;
   node.name = "mystery";
