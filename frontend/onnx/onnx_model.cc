@@ -206,13 +206,15 @@ Tensor DecodeOnnxTensor(const onnx::TensorProto& proto, const std::string& base_
     shape.push_back(d);
   }
   if (proto.has_segment()) throw Error(ErrorCode::kUnimplemented, fmt::format("{}: segmented tensors are not supported", what));
-  Tensor t(dtype, shape);
-  const int64_t n = t.num_elements();
+  // The data must be there before anything is allocated for it: a few bytes of file may declare
+  // gigabytes.
+  const int64_t n = NumElements(shape);  // checked: never wraps
 
   if (dtype == DType::kString) {
     if (proto.string_data_size() != n)
       throw Error(ErrorCode::kDataLoss, fmt::format("{}: string_data has {} values, but the shape {} needs {}", what,
                                                     proto.string_data_size(), ShapeToString(shape), n));
+    Tensor t(dtype, shape);
     for (int64_t i = 0; i < n; ++i) t.strings()[static_cast<size_t>(i)] = proto.string_data(static_cast<int>(i));
     return t;
   }
@@ -221,11 +223,13 @@ Tensor DecodeOnnxTensor(const onnx::TensorProto& proto, const std::string& base_
   if (external || proto.has_raw_data()) {
     const std::string external_bytes = external ? ReadExternalData(proto, base_dir, what) : std::string();
     const std::string& raw = external ? external_bytes : proto.raw_data();
-    const size_t want = static_cast<size_t>(n) * DTypeSize(dtype);
-    if (raw.size() != want)
-      throw Error(ErrorCode::kDataLoss, fmt::format("{}: {} holds {} bytes, but {} {} needs {}", what,
+    const uint64_t elem = DTypeSize(dtype);
+    if (static_cast<uint64_t>(n) != raw.size() / elem || raw.size() % elem != 0)
+      throw Error(ErrorCode::kDataLoss, fmt::format("{}: {} holds {} bytes, but {} {} needs {} elements of {} bytes", what,
                                                     external ? "external data" : "raw_data", raw.size(),
-                                                    DTypeName(dtype), ShapeToString(shape), want));
+                                                    DTypeName(dtype), ShapeToString(shape), n, elem));
+    const size_t want = raw.size();
+    Tensor t(dtype, shape);
     // ONNX raw data is little-endian, as is every machine Kiln runs on.
     if (want > 0) std::memcpy(t.raw_data(), raw.data(), want);
     if (dtype == DType::kBool)  // normalize to 0/1
@@ -233,6 +237,15 @@ Tensor DecodeOnnxTensor(const onnx::TensorProto& proto, const std::string& base_
     return t;
   }
 
+  const int typed_count = dtype == DType::kFloat32   ? proto.float_data_size()
+                          : dtype == DType::kFloat64 ? proto.double_data_size()
+                          : dtype == DType::kInt64   ? proto.int64_data_size()
+                          : dtype == DType::kUInt32 || dtype == DType::kUInt64 ? proto.uint64_data_size()
+                                                                               : proto.int32_data_size();
+  if (typed_count != n)
+    throw Error(ErrorCode::kDataLoss, fmt::format("{}: the tensor holds {} values, but the shape {} needs {}", what,
+                                                  typed_count, ShapeToString(shape), n));
+  Tensor t(dtype, shape);
   switch (dtype) {
     case DType::kFloat32: CopyTyped(proto.float_data(), t, what, "float_data"); break;
     case DType::kFloat64: CopyTyped(proto.double_data(), t, what, "double_data"); break;

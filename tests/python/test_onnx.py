@@ -222,3 +222,18 @@ def test_external_data_numbers_are_checked(kiln_bin, tmp_path, key, value, why):
     onnx.save(m, path)
     proc = _run(kiln_bin, path, tmp_path)
     assert proc.returncode != 0 and why in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("dims,why", [([4, 2 ** 28], "holds 0 values"), ([2 ** 32, 2 ** 32], "2^63")])
+def test_initializers_declaring_more_than_they_hold(kiln_bin, tmp_path, dims, why):
+    # A few bytes of model declaring gigabytes (or a size that wraps around): a clear error before
+    # anything is allocated for it.
+    m = _small_model()
+    liar = TensorProto(name="w", data_type=TensorProto.FLOAT)
+    liar.dims.extend(dims)
+    m.graph.initializer[0].CopyFrom(liar)
+    path = tmp_path / "liar.onnx"
+    onnx.save(m, path)
+    assert path.stat().st_size < 200
+    proc = _run(kiln_bin, path, tmp_path)
+    assert proc.returncode == 1 and why in proc.stderr, proc.stderr
