@@ -344,7 +344,7 @@ std::vector<TfValue> GraphBuilder::ImportCall(Scope& caller, const tfproto::Node
                 fmt::format("node '{}' calls function '{}' with {} inputs; it takes {}", node.name(), function_name,
                             inputs.size(), sig.input_arg_size()));
   if (scopes_.size() > 64)
-    throw Error(ErrorCode::kInvalidArgument, fmt::format("function calls nest more than 64 deep at '{}'", function_name));
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("functions (calls, branches, loop bodies) nest more than 64 deep at '{}'", function_name));
   Scope scope;
   scope.graph = caller.graph;
   scope.function = &fdef;
@@ -370,6 +370,11 @@ std::shared_ptr<ir::Graph> GraphBuilder::ImportFunction(const std::string& name,
   const auto& sig = fdef.signature();
   if (static_cast<int>(args.size()) != sig.input_arg_size())
     throw Error(ErrorCode::kInvalidArgument, fmt::format("function '{}' takes {} arguments, got {}", name, sig.input_arg_size(), args.size()));
+  // Branch and loop bodies nest like calls (and share their limit): a hostile model nesting
+  // them thousands deep must not exhaust the stack.
+  if (scopes_.size() > 64)
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("functions (calls, branches, loop bodies) nest more than 64 deep at '{}'", name));
   auto graph = std::make_shared<ir::Graph>();
   Scope scope;
   scope.graph = graph.get();
@@ -388,7 +393,13 @@ std::shared_ptr<ir::Graph> GraphBuilder::ImportFunction(const std::string& name,
     scope.args[sig.input_arg(i).name()] = v;
   }
   std::vector<std::string> wanted;
-  for (const auto& arg : sig.output_arg()) wanted.push_back(fdef.ret().at(arg.name()));
+  for (const auto& arg : sig.output_arg()) {
+    auto ret = fdef.ret().find(arg.name());
+    if (ret == fdef.ret().end())
+      throw Error(ErrorCode::kInvalidArgument,
+                  fmt::format("function '{}' has no return value for output '{}'", name, arg.name()));
+    wanted.push_back(ret->second);
+  }
   std::vector<TfValue> outs = ImportInScope(scope, wanted);
   for (size_t i = 0; i < outs.size(); ++i) {
     const TfValue& v = outs[i];
