@@ -17,6 +17,7 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
 #include "convert/engine_file.h"
+#include "common/crc32c.h"
 #include "convert/ir_codec.h"
 
 namespace kiln::convert {
@@ -26,6 +27,8 @@ namespace fs = std::filesystem;
 
 constexpr char kSavedModelFile[] = "saved_model.pb";
 constexpr char kConversionJson[] = "conversion.json";
+// The masked CRC32C of saved_model.pb (which holds the frozen weights), as 8 hex digits.
+constexpr char kSavedModelChecksum[] = "saved_model.pb.crc32c";
 
 fs::path KilnAssets(const fs::path& dir) { return dir / "assets" / "kiln"; }
 fs::path EnginesDir(const fs::path& dir) { return KilnAssets(dir) / "engines"; }
@@ -215,6 +218,8 @@ void WriteConvertedModel(const std::string& dir, const ConvertedModel& model) {
   }
   if (ec) WriteFailed(engines_dir, ec.message());
   WriteFileAtomically(KilnAssets(root) / kConversionJson, model.conversion_json);
+  WriteFileAtomically(KilnAssets(root) / kSavedModelChecksum,
+                      fmt::format("{:08x}\n", crc32c::Mask(crc32c::Value(pb_bytes))));
   WriteFileAtomically(pb_path, pb_bytes);
 }
 
@@ -236,8 +241,21 @@ ConvertedModel ReadConvertedModel(const std::string& dir) {
   if (!fs::exists(pb_path, ec))
     throw Error(ErrorCode::kNotFound, fmt::format("{}: not found{}", pb_path.string(),
                                                   fs::is_directory(root, ec) ? "" : fmt::format(" ({} is not a directory)", dir)));
+  // The graph and its frozen weights are checked against the checksum written with them (models
+  // converted before Kiln wrote one have none).
+  const std::string pb_bytes = ReadFile(pb_path);
+  const fs::path checksum_path = KilnAssets(root) / kSavedModelChecksum;
+  if (fs::exists(checksum_path, ec)) {
+    const std::string text = ReadFile(checksum_path);
+    const uint32_t actual = crc32c::Mask(crc32c::Value(pb_bytes));
+    if (text != fmt::format("{:08x}\n", actual))
+      throw Error(ErrorCode::kDataLoss,
+                  fmt::format("{}: checksum mismatch (the file is corrupt or was changed after conversion; {} says {}, "
+                              "the file's is {:08x})",
+                              pb_path.string(), checksum_path.string(), text.substr(0, 8), actual));
+  }
   tfproto::SavedModel saved;
-  if (!ParseSavedModel(pb_path, saved))
+  if (!saved.ParseFromString(pb_bytes))
     throw Error(ErrorCode::kDataLoss, fmt::format("{}: cannot parse as a SavedModel protobuf (corrupt or truncated)", pb_path.string()));
   bool marked = false;
   for (const auto& m : saved.meta_graphs()) marked = marked || m.meta_info_def().meta_graph_version() == kConvertedMetaGraphVersion;

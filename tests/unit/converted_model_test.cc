@@ -204,6 +204,26 @@ TEST_F(ConvertedModelTest, AFailedSaveLeavesThePreviousSavedModel) {
   }
 }
 
+TEST_F(ConvertedModelTest, EveryByteOfSavedModelPbIsChecksummed) {
+  const fs::path dir = tmp_ / "checked";
+  WriteConvertedModel(dir.string(), SampleModel());
+  const std::string good = ReadFileBytes(dir / "saved_model.pb");
+  EXPECT_NO_THROW(ReadConvertedModel(dir.string()));
+  // One changed byte anywhere (a weight, a name, a shape) is data loss, even where the protobuf
+  // still parses.
+  for (size_t at : {size_t{0}, good.size() / 3, good.size() / 2, good.size() - 1}) {
+    std::string bad = good;
+    bad[at] = static_cast<char>(bad[at] ^ 0x01);
+    WriteFileBytes(dir / "saved_model.pb", bad);
+    ExpectError([&] { ReadConvertedModel(dir.string()); }, ErrorCode::kDataLoss, {"saved_model.pb", "checksum"},
+                fmt::format("byte {}", at));
+  }
+  // A model written before the checksum existed (no checksum file) still loads.
+  WriteFileBytes(dir / "saved_model.pb", good);
+  fs::remove(dir / "assets" / "kiln" / "saved_model.pb.crc32c");
+  EXPECT_NO_THROW(ReadConvertedModel(dir.string()));
+}
+
 TEST_F(ConvertedModelTest, RecognisesOnlyConvertedModels) {
   EXPECT_FALSE(IsConvertedModel((tmp_ / "missing").string()));
   ExpectError([&] { ReadConvertedModel((tmp_ / "missing").string()); }, ErrorCode::kNotFound, {"saved_model.pb"});
@@ -229,6 +249,9 @@ TEST_F(ConvertedModelTest, RecognisesOnlyConvertedModels) {
     if (n.name() == "model/cond") n.mutable_attr()->erase("_kiln_output_dtypes");
   WriteFileBytes(dir / "saved_model.pb", saved.SerializeAsString());
   EXPECT_TRUE(IsConvertedModel(dir.string()));
+  ExpectError([&] { ReadConvertedModel(dir.string()); }, ErrorCode::kDataLoss, {"saved_model.pb", "checksum"});
+  // Without the checksum (a model from before it existed) the decoder still names the node.
+  fs::remove(dir / "assets" / "kiln" / "saved_model.pb.crc32c");
   ExpectError([&] { ReadConvertedModel(dir.string()); }, ErrorCode::kDataLoss, {"saved_model.pb", "model/cond"});
 
   const fs::path no_json = tmp_ / "no_json";
