@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "convert/converted_model.h"
@@ -85,6 +86,10 @@ struct Converter::Impl {
 
   // The converted model as save() and save_kiln_file() write it; `files` counts its engine files.
   convert::ConvertedModel Assemble(bool save_gpu_specific_engines, size_t& files) const;
+  // save() and save_kiln_file(): checks, assembles, writes with `write` and logs (`call` and
+  // `unit` name the call and what it counts in messages).
+  void Save(const char* call, const std::string& path, bool save_gpu_specific_engines, const char* unit,
+            const std::function<void(const std::string&, const convert::ConvertedModel&)>& write) const;
 };
 
 Converter::Converter(std::string input_saved_model_dir, std::vector<std::string> input_saved_model_tags,
@@ -432,26 +437,22 @@ void RefuseOverwritingTheInput(const std::string& input, const std::string& outp
 
 }  // namespace
 
-void Converter::save(const std::string& output_saved_model_dir, bool save_gpu_specific_engines) {
-  Impl& m = *impl_;
-  if (!m.converted) throw Error(ErrorCode::kFailedPrecondition, "save() needs convert() first");
-  RefuseOverwritingTheInput(m.dir, output_saved_model_dir);
+void Converter::Impl::Save(const char* call, const std::string& path, bool save_gpu_specific_engines, const char* unit,
+                           const std::function<void(const std::string&, const convert::ConvertedModel&)>& write) const {
+  if (!converted) throw Error(ErrorCode::kFailedPrecondition, fmt::format("{}() needs convert() first", call));
+  RefuseOverwritingTheInput(dir, path);
   size_t files = 0;
-  const convert::ConvertedModel model = m.Assemble(save_gpu_specific_engines, files);
-  convert::WriteConvertedModel(output_saved_model_dir, model);
-  Impl::Log(fmt::format("kiln: saved the converted model to {} ({} engine file(s){})", output_saved_model_dir, files,
-                        save_gpu_specific_engines ? "" : "; device-specific engines not saved"));
+  write(path, Assemble(save_gpu_specific_engines, files));
+  Log(fmt::format("kiln: saved the converted model to {} ({} {}{})", path, files, unit,
+                  save_gpu_specific_engines ? "" : "; device-specific engines not saved"));
+}
+
+void Converter::save(const std::string& output_saved_model_dir, bool save_gpu_specific_engines) {
+  impl_->Save("save", output_saved_model_dir, save_gpu_specific_engines, "engine file(s)", convert::WriteConvertedModel);
 }
 
 void Converter::save_kiln_file(const std::string& path, bool save_gpu_specific_engines) {
-  Impl& m = *impl_;
-  if (!m.converted) throw Error(ErrorCode::kFailedPrecondition, "save_kiln_file() needs convert() first");
-  RefuseOverwritingTheInput(m.dir, path);
-  size_t files = 0;
-  const convert::ConvertedModel model = m.Assemble(save_gpu_specific_engines, files);
-  convert::WriteKilnFile(path, model);
-  Impl::Log(fmt::format("kiln: saved the converted model to {} ({} engine(s){})", path, files,
-                        save_gpu_specific_engines ? "" : "; device-specific engines not saved"));
+  impl_->Save("save_kiln_file", path, save_gpu_specific_engines, "engine(s)", convert::WriteKilnFile);
 }
 
 std::string Converter::summary(int line_length, bool detailed) const {
