@@ -231,17 +231,24 @@ void Tile(KernelContext& ctx) {
   if (static_cast<int>(m.size()) != x.rank())
     ctx.Fail(fmt::format("multiples [{}] has {} entries, expected {} for input shape {}", fmt::join(m, ","), m.size(), x.rank(), ShapeToString(x.shape())));
   const auto strides = array::Strides(x.shape());
+  // The output's size is checked (and the output allocated) before the per-dim index maps.
   Shape out_shape;
-  std::vector<std::vector<int64_t>> maps;
   for (int d = 0; d < x.rank(); ++d) {
     const int64_t k = m[static_cast<size_t>(d)], n = x.dim(d);
+    int64_t size = 0;
     if (k < 0) ctx.Fail(fmt::format("multiples [{}] must be non-negative", fmt::join(m, ",")));
-    out_shape.push_back(n * k);
-    std::vector<int64_t> map(static_cast<size_t>(n * k));
-    for (int64_t i = 0; i < n * k; ++i) map[static_cast<size_t>(i)] = (i % n) * strides[static_cast<size_t>(d)];
-    maps.push_back(std::move(map));
+    if (__builtin_mul_overflow(n, k, &size))
+      ctx.Fail(fmt::format("multiples [{}] make dim {} ({} x {}) overflow", fmt::join(m, ","), d, n, k));
+    out_shape.push_back(size);
   }
   Tensor& out = ctx.AllocateOutput(0, x.dtype(), out_shape);
+  std::vector<std::vector<int64_t>> maps;
+  for (int d = 0; d < x.rank(); ++d) {
+    const int64_t n = x.dim(d), size = out_shape[static_cast<size_t>(d)];
+    std::vector<int64_t> map(static_cast<size_t>(size));
+    for (int64_t i = 0; i < size; ++i) map[static_cast<size_t>(i)] = (i % n) * strides[static_cast<size_t>(d)];
+    maps.push_back(std::move(map));
+  }
   array::MapCopyTensor(ctx, x, out, maps, nullptr);
 }
 KILN_REFERENCE_KERNEL("Tile", Tile);

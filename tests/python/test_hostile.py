@@ -46,3 +46,36 @@ def test_branches_nested_within_the_limit_run(kiln_bin, tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = np.load(next((tmp_path / "out").glob("*.npy")))
     np.testing.assert_allclose(out, x + 1.0)
+
+
+def _onnx_model(path, node, inputs, output_type):
+    import onnx
+    from onnx import helper
+    graph = helper.make_graph([node], "g", inputs, [helper.make_tensor_value_info("y", output_type, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
+@pytest.mark.parametrize("case", ["range", "tile"])
+def test_sizes_a_run_computes_are_checked(kiln_bin, tmp_path, case):
+    # Sizes computed at run time from input values (Range's limit, Tile's repeats) that wrap around
+    # or exceed memory are clear errors, not a segfault or an impossible shape with exit 0.
+    pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+    if case == "range":
+        _onnx_model(tmp_path / "m.onnx", helper.make_node("Range", ["start", "limit", "delta"], ["y"]),
+                    [helper.make_tensor_value_info(n, TensorProto.INT64, []) for n in ("start", "limit", "delta")],
+                    TensorProto.INT64)
+        inputs = {"start": np.array(0, np.int64), "limit": np.array(2 ** 62, np.int64), "delta": np.array(1, np.int64)}
+        why = "memory"
+    else:
+        _onnx_model(tmp_path / "m.onnx", helper.make_node("Tile", ["x", "r"], ["y"]),
+                    [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2]),
+                     helper.make_tensor_value_info("r", TensorProto.INT64, [2])], TensorProto.FLOAT)
+        inputs = {"x": np.ones((2, 2), np.float32), "r": np.array([2 ** 62, 4], np.int64)}
+        why = "overflow"
+    proc = run_kiln(kiln_bin, ["run", tmp_path / "m.onnx"] + write_inputs(inputs, tmp_path / "in") +
+                    ["--output-dir", tmp_path / "out"])
+    assert proc.returncode == 1, proc.stderr
+    assert why in proc.stderr, proc.stderr
