@@ -103,6 +103,8 @@ def test_bench_human_summary(kiln_bin, zoo_dir):
     (["--shapes", "features"], "--shapes: 'features' is not NAME:DIMxDIM"),
     (["--shapes", "features:4x31"], "does not match its signature shape"),
     (["--threads", "0"], "--threads must be at least 1"),
+    (["--io", "device"], "--io device needs engines on a GPU"),
+    (["--io", "gpu"], "--io"),
 ])
 def test_bench_bad_options(kiln_bin, zoo_dir, args, message):
     proc = run_kiln(kiln_bin, ["bench", zoo_dir / "mlp_keras3", "--native"] + BENCH_FAST + args)
