@@ -31,7 +31,10 @@ int ParseIndex(const std::string& s, const std::string& ref) {
   try {
     size_t used = 0;
     int v = std::stoi(s, &used);
-    if (used == s.size() && v >= 0) return v;
+    // Output indices index a node's outputs; none has anywhere near this many, and a larger one
+    // would size per-node tables from the file.
+    constexpr int kMaxOutputIndex = 1 << 16;
+    if (used == s.size() && v >= 0 && v <= kMaxOutputIndex) return v;
   } catch (const std::exception&) {
   }
   throw Error(ErrorCode::kInvalidArgument, fmt::format("malformed tensor reference '{}'", ref));

@@ -269,3 +269,18 @@ def test_a_fifo_as_the_model_is_refused_without_hanging(kiln_bin, tmp_path):
     proc = run_kiln(kiln_bin, ["run", str(fifo)], timeout=30)
     assert proc.returncode == 1, proc.stderr
     assert "neither a regular file nor a directory" in proc.stderr, proc.stderr
+
+
+def test_signature_tensor_with_an_absurd_output_index(kiln_bin, meta, model_copy, tmp_path):
+    # "name:999999999" would size a table of a billion outputs: refused as malformed.
+    from tensorflow.core.protobuf import saved_model_pb2
+    pb = model_copy / "saved_model.pb"
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString(pb.read_bytes())
+    sig = saved.meta_graphs[0].signature_def["serving_default"]
+    name = next(iter(sig.inputs))
+    sig.inputs[name].name = sig.inputs[name].name.split(":")[0] + ":999999999"
+    pb.write_bytes(saved.SerializeToString())
+    proc = run_kiln(kiln_bin, ["run", model_copy])
+    assert proc.returncode == 1, proc.stderr
+    assert "malformed tensor reference" in proc.stderr, proc.stderr
