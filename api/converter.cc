@@ -408,12 +408,8 @@ namespace {
 
 // `inner` is `outer` or lies inside it (both as they resolve on disk, symlinks followed).
 bool SameOrInside(const std::filesystem::path& inner, const std::filesystem::path& outer) {
-  auto in = inner.begin(), out = outer.begin();
-  for (; out != outer.end(); ++in, ++out) {
-    if (out->empty() && std::next(out) == outer.end()) return true;  // a trailing separator
-    if (in == inner.end() || *in != *out) return false;
-  }
-  return true;
+  const std::filesystem::path rel = inner.lexically_relative(outer);
+  return !rel.empty() && *rel.begin() != "..";
 }
 
 // Saving replaces `output` as a whole, so it must be neither the input model, nor inside it,

@@ -130,10 +130,9 @@ std::unique_ptr<Engine> CudaBackend::Deserialize(const ir::Graph& segment, const
   // Version 2 carries the generated kernels' cubins: they go into the process cache, so building
   // the engine from the segment compiles nothing (cuBLASLt and cuDNN plans are made again).
   // Version 1 carried none: everything compiles.
-  constexpr std::string_view kV1 = "kiln-cuda-engine 1", kV2 = "kiln-cuda-engine 2\n";
-  if (payload.substr(0, kV2.size()) == kV2) {
-    for (const CubinEntry& e : DecodeCubins(payload.substr(kV2.size()))) AddCubin(e);
-  } else if (payload != kV1) {
+  if (payload.substr(0, kEnginePayloadMagic.size()) == kEnginePayloadMagic) {
+    for (const CubinEntry& e : DecodeCubins(payload.substr(kEnginePayloadMagic.size()))) AddCubin(e);
+  } else if (payload != "kiln-cuda-engine 1") {
     throw Error(ErrorCode::kDataLoss,
                 "the CUDA engine payload is not one this version of Kiln wrote; rebuild the engine");
   }

@@ -18,7 +18,6 @@ namespace {
 
 constexpr size_t kMaxFusedSteps = 64;
 constexpr size_t kMaxFusedInputs = 16;
-constexpr const char* kPayloadMagic = "kiln-cuda-engine 2";
 
 std::vector<Shape> ProfileShapes(const Profile& p) {
   std::vector<Shape> s;
@@ -442,46 +441,26 @@ void CudaEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outpu
   Check(cudaGetLastError(), "kernel launch");
 }
 
-std::string CudaEngine::Serialize() const { return std::string(kPayloadMagic) + "\n" + EncodeCubins(cubins_); }
+std::string CudaEngine::Serialize() const { return std::string(kEnginePayloadMagic) + EncodeCubins(cubins_); }
 
 std::vector<CudaEngine::StepInfo> CudaEngine::steps() const {
-  std::vector<StepInfo> info;
-  for (const Step& s : steps_) {
-    std::string kernel;
+  auto kernel_of = [](const Step& s) -> std::string {
     switch (s.kind) {
-      case Step::Kind::kEltwise:
-        kernel = fmt::format("nvrtc elementwise ({} ops)", s.nodes.size());
-        break;
-      case Step::Kind::kMatMul:
-        kernel = "cublasLt";
-        break;
-      case Step::Kind::kView:
-        kernel = "view";
-        break;
-      case Step::Kind::kRow:
-        kernel = "nvrtc row";
-        break;
-      case Step::Kind::kTranspose:
-        kernel = "nvrtc transpose";
-        break;
-      case Step::Kind::kConcat:
-        kernel = "copies";
-        break;
-      case Step::Kind::kConv:
-        kernel = "cudnn";
-        break;
-      case Step::Kind::kPool:
-        kernel = "nvrtc pool";
-        break;
-      case Step::Kind::kGather:
-        kernel = "nvrtc gather";
-        break;
-      case Step::Kind::kBroadcast:
-        kernel = "nvrtc broadcast";
-        break;
+      case Step::Kind::kEltwise: return fmt::format("nvrtc elementwise ({} ops)", s.nodes.size());
+      case Step::Kind::kMatMul: return "cublasLt";
+      case Step::Kind::kView: return "view";
+      case Step::Kind::kRow: return "nvrtc row";
+      case Step::Kind::kTranspose: return "nvrtc transpose";
+      case Step::Kind::kConcat: return "copies";
+      case Step::Kind::kConv: return "cudnn";
+      case Step::Kind::kPool: return "nvrtc pool";
+      case Step::Kind::kGather: return "nvrtc gather";
+      case Step::Kind::kBroadcast: return "nvrtc broadcast";
     }
-    info.push_back({Join(s.nodes, "+"), kernel});
-  }
+    return "?";
+  };
+  std::vector<StepInfo> info;
+  for (const Step& s : steps_) info.push_back({Join(s.nodes, "+"), kernel_of(s)});
   return info;
 }
 

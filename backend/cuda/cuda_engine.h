@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "backend/backend.h"
@@ -30,6 +31,9 @@ namespace kiln::backend::cuda {
 bool IsViewOp(const std::string& op);
 // Transpose and Concat, whose permutation or axis must be constant.
 bool IsLayoutOp(const std::string& op);
+
+// The first line of a serialized CUDA engine (Serialize); the cubins follow it.
+inline constexpr std::string_view kEnginePayloadMagic = "kiln-cuda-engine 2\n";
 
 class CudaEngine final : public Engine {
  public:
