@@ -104,10 +104,12 @@ def time_torch(torch, fn, inputs, warmup, runs):
     return times
 
 
-def kiln_bench(kiln, onnx_path, inputs, precision, warmup, runs):
+def kiln_bench(kiln, onnx_path, inputs, precision, warmup, runs, profile_runs=0):
     shapes = ",".join("%s:%s" % (n, "x".join(str(d) for d in t.shape)) for n, t in inputs.items())
     cmd = [kiln, "bench", onnx_path, "--device", "cuda", "--precision", precision, "--io", "device", "--shapes", shapes,
            "--warmup", str(warmup), "--iterations", str(runs), "--json"]
+    if profile_runs > 0:
+        cmd += ["--profile-layers", str(profile_runs)]
     t0 = time.time()
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
@@ -153,6 +155,8 @@ def main():
     ap.add_argument("--export-only", action="store_true")
     ap.add_argument("--skip-torch", action="store_true", help="time Kiln only")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--profile-layers", type=int, default=0,
+                    help="after timing, N runs of kiln bench --profile-layers: per-layer times in the log and JSON")
     args = ap.parse_args()
 
     import torch
@@ -205,7 +209,18 @@ def main():
             inputs = make_inputs(torch, batch, args.seq)
             row = {"model": name, "batch": batch, "unit": unit, "kiln_rel_l2_vs_torch_fp32": rel}
             try:
-                rep = kiln_bench(args.kiln, onnx_path, inputs, args.precision, args.warmup, args.runs)
+                rep = kiln_bench(args.kiln, onnx_path, inputs, args.precision, args.warmup, args.runs,
+                                 args.profile_layers)
+                if "layer_profile" in rep:
+                    prof = rep["layer_profile"]
+                    row["kiln_layer_profile"] = {"layer_ms_per_run": prof["layer_ms_per_run"],
+                                                 "by_kernel": prof["by_kernel"], "top_layers": prof["layers"][:60]}
+                    log("%s b%d: Kiln layers %.3f ms per run (timed one by one); by kernel:" % (
+                        name, batch, prof["layer_ms_per_run"]))
+                    for k, v in sorted(prof["by_kernel"].items(), key=lambda kv: -kv[1]["ms_per_run"]):
+                        log("  %9.4f ms  %6.1f calls  %s" % (v["ms_per_run"], v["calls_per_run"], k))
+                    for l in prof["layers"][:25]:
+                        log("  %9.4f ms  %-26s %-24s %s" % (l["ms_per_run"], l["kernel"], l["detail"], l["layer"][-80:]))
                 row["kiln_ms"] = rep["latency_ms"]["median"]
                 row["kiln_build_s"] = (rep.get("engine_build_ms") or 0) / 1000.0
                 row["kiln_convert_s"] = (rep.get("convert_ms") or 0) / 1000.0

@@ -26,6 +26,7 @@
 #include <nlohmann/json.hpp>
 
 #include "api/model_format.h"
+#include "backend/layer_profiler.h"
 #include "kiln/converter.h"
 #include "kiln/device.h"
 #include "kiln/model.h"
@@ -123,6 +124,62 @@ std::string MakeTempDir() {
   return templ;
 }
 
+// The per-layer profile of `runs` runs: JSON (every layer) and the text table (the `top` slowest
+// layers, then the time by kernel kind).
+struct LayerReport {
+  nlohmann::json json;
+  std::string text;
+};
+
+LayerReport ReportLayers(const std::vector<backend::LayerProfiler::Entry>& entries, int runs, int top) {
+  LayerReport r;
+  double total = 0;
+  for (const auto& e : entries) total += e.total_ms;
+  std::vector<const backend::LayerProfiler::Entry*> order;
+  for (const auto& e : entries) order.push_back(&e);
+  std::stable_sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->total_ms > b->total_ms; });
+  std::map<std::string, std::pair<double, int64_t>> by_kernel;
+  for (const auto& e : entries) {
+    auto& k = by_kernel[e.kernel];
+    k.first += e.total_ms;
+    k.second += e.calls;
+  }
+  const double per_run = runs > 0 ? total / runs : 0.0;
+  r.json["runs"] = runs;
+  r.json["layer_ms_per_run"] = per_run;
+  r.json["layers"] = nlohmann::json::array();
+  for (const auto* e : order)
+    r.json["layers"].push_back({{"layer", e->layer},
+                                {"kernel", e->kernel},
+                                {"detail", e->detail},
+                                {"ms_per_run", e->total_ms / runs},
+                                {"calls_per_run", static_cast<double>(e->calls) / runs}});
+  r.json["by_kernel"] = nlohmann::json::object();
+  for (const auto& [k, v] : by_kernel)
+    r.json["by_kernel"][k] = {{"ms_per_run", v.first / runs}, {"calls_per_run", static_cast<double>(v.second) / runs}};
+  if (entries.empty()) {
+    r.text = "layer profile:       no layer timings (only CUDA engines time their layers; CPU engines and native ops do not)\n";
+    return r;
+  }
+  r.text = fmt::format("layer profile:       {} runs; the engines' layers took {:.3f} ms per run (timed one by one)\n", runs,
+                       per_run);
+  r.text += fmt::format("  {:>9} {:>6}  {:<28} {:<22} {}\n", "ms/run", "%", "kernel", "output", "layer");
+  for (size_t i = 0; i < order.size() && i < static_cast<size_t>(std::max(top, 0)); ++i) {
+    const auto* e = order[i];
+    std::string layer = e->layer;
+    if (layer.size() > 90) layer = layer.substr(0, 40) + " ... " + layer.substr(layer.size() - 45);
+    r.text += fmt::format("  {:>9.4f} {:>5.1f}%  {:<28} {:<22} {}\n", e->total_ms / runs,
+                          total > 0 ? 100.0 * e->total_ms / total : 0.0, e->kernel, e->detail, layer);
+  }
+  std::vector<std::pair<std::string, std::pair<double, int64_t>>> kinds(by_kernel.begin(), by_kernel.end());
+  std::stable_sort(kinds.begin(), kinds.end(), [](auto& a, auto& b) { return a.second.first > b.second.first; });
+  r.text += "  by kernel:\n";
+  for (const auto& [k, v] : kinds)
+    r.text += fmt::format("  {:>9.4f} {:>5.1f}%  {} ({} per run)\n", v.first / runs, total > 0 ? 100.0 * v.first / total : 0.0,
+                          k, static_cast<double>(v.second) / runs);
+  return r;
+}
+
 double Percentile(const std::vector<double>& sorted, double p) {  // nearest rank
   if (sorted.empty()) return 0.0;
   size_t rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
@@ -138,6 +195,7 @@ int Bench(const BenchOptions& options) {
   if (options.iterations == 0 && !(options.duration_s > 0))
     throw Error(ErrorCode::kInvalidArgument, "--duration must be > 0 seconds");
   if (options.batch_size < 1) throw Error(ErrorCode::kInvalidArgument, "--batch-size must be at least 1");
+  if (options.profile_runs < 0) throw Error(ErrorCode::kInvalidArgument, "--profile-layers must be >= 0");
   const Printer say{options.json};
   const api::DetectedModel kind = api::DetectModel(options.model);
   LoadOptions load;
@@ -372,6 +430,24 @@ int Bench(const BenchOptions& options) {
   report["engine_device"] = engine_device.ToString();
   report["host_device_copies"] = {{"h2d_ms", json_ms(h2d_ms)}, {"d2h_ms", json_ms(d2h_ms)}, {"note", copies_note}};
 
+  // Per-layer timing, after the measurement so that it does not slow the measured runs.
+  std::optional<LayerReport> layers;
+  if (options.profile_runs > 0) {
+    say("kiln bench: profiling layers over {} run(s)\n", options.profile_runs);
+    backend::LayerProfiler profiler;
+    backend::SetActiveLayerProfiler(&profiler);
+    try {
+      std::vector<Tensor> my_outputs;
+      for (int i = 0; i < options.profile_runs; ++i) run_once(my_outputs);
+    } catch (...) {
+      backend::SetActiveLayerProfiler(nullptr);
+      throw;
+    }
+    backend::SetActiveLayerProfiler(nullptr);
+    layers = ReportLayers(profiler.Entries(), options.profile_runs, options.profile_top);
+    report["layer_profile"] = layers->json;
+  }
+
   if (options.json) {
     fmt::print("{}\n", report.dump(2));
     return 0;
@@ -397,6 +473,7 @@ int Bench(const BenchOptions& options) {
              n ? lat.front() : 0.0, n ? sum / n : 0.0, Percentile(lat, 50), Percentile(lat, 90), Percentile(lat, 95),
              Percentile(lat, 99), n ? lat.back() : 0.0);
   fmt::print("host<->device copies: {}\n", copies_note);
+  if (layers) fmt::print("{}", layers->text);
   return 0;
 }
 

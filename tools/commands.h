@@ -69,6 +69,8 @@ struct BenchOptions {
   std::string io = "host";      // where inputs and outputs live: host, or device (the engines' GPU)
   uint64_t seed = 0;
   bool json = false;
+  int profile_runs = 0;         // > 0: that many more runs with per-layer timing, then the profile
+  int profile_top = 25;         // layers listed in the profile
 };
 int Bench(const BenchOptions& options);
 

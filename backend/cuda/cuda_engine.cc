@@ -9,6 +9,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/precision_rewrite.h"
+#include "backend/layer_profiler.h"
 #include "ir/graph_util.h"
 #include "ir/ops/elementwise_ops.h"
 #include "ir/passes/pass.h"
@@ -46,6 +47,37 @@ void LaunchConcat(std::span<const Tensor> inputs, int64_t axis, Tensor& out, cud
     offset += width;
   }
 }
+
+// CUDA events around every step of one run, for the active LayerProfiler.
+class StepTimer {
+ public:
+  StepTimer(size_t steps, cudaStream_t stream) : stream_(stream), marks_(steps + 1, nullptr) {
+    for (cudaEvent_t& e : marks_) Check(cudaEventCreate(&e), "cudaEventCreate (profile)");
+    Check(cudaEventRecord(marks_[0], stream_), "cudaEventRecord (profile)");
+  }
+  ~StepTimer() {
+    for (cudaEvent_t e : marks_)
+      if (e) cudaEventDestroy(e);
+  }
+  StepTimer(const StepTimer&) = delete;
+  StepTimer& operator=(const StepTimer&) = delete;
+  void Done(size_t step) { Check(cudaEventRecord(marks_[step + 1], stream_), "cudaEventRecord (profile)"); }
+  // Waits for the run and gives step i's milliseconds.
+  std::vector<double> Milliseconds() {
+    Check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize (profile)");
+    std::vector<double> ms;
+    for (size_t i = 0; i + 1 < marks_.size(); ++i) {
+      float t = 0;
+      Check(cudaEventElapsedTime(&t, marks_[i], marks_[i + 1]), "cudaEventElapsedTime (profile)");
+      ms.push_back(t);
+    }
+    return ms;
+  }
+
+ private:
+  cudaStream_t stream_;
+  std::vector<cudaEvent_t> marks_;
+};
 
 std::string Join(const std::vector<std::string>& parts, const char* sep) {
   std::string s;
@@ -381,7 +413,11 @@ void CudaEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outpu
   std::map<ir::ValueId, size_t> output_at;  // the first output naming each value is written in place
   for (size_t i = 0; i < graph_.outputs().size(); ++i) output_at.try_emplace(graph_.outputs()[i], i);
 
-  for (const Step& step : steps_) {
+  LayerProfiler* profiler = ActiveLayerProfiler();
+  std::optional<StepTimer> timer;
+  if (profiler) timer.emplace(steps_.size(), s);
+  for (size_t index = 0; index < steps_.size(); ++index) {
+    const Step& step = steps_[index];
     const Shape& shape = *shapes[static_cast<size_t>(step.output)];
     const DType dtype = graph_.value(step.output).dtype;
     std::vector<Tensor> in;
@@ -430,6 +466,7 @@ void CudaEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outpu
     }
     values[static_cast<size_t>(step.output)] = std::move(out);
     for (ir::ValueId v : step.release) values[static_cast<size_t>(v)] = Tensor();
+    if (timer) timer->Done(index);
   }
   // Outputs not written in place: graph inputs, constants, views, repeated outputs.
   for (size_t i = 0; i < outputs.size(); ++i) {
@@ -439,28 +476,38 @@ void CudaEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outpu
           "cudaMemcpyAsync (output)");
   }
   Check(cudaGetLastError(), "kernel launch");
+  if (timer) {
+    const std::vector<double> ms = timer->Milliseconds();
+    for (size_t i = 0; i < steps_.size(); ++i)
+      if (steps_[i].kind != Step::Kind::kView)
+        profiler->Add(Join(steps_[i].nodes, "+"), KernelName(steps_[i]),
+                      fmt::format("{} {}", DTypeName(graph_.value(steps_[i].output).dtype),
+                                  ShapeToString(*shapes[static_cast<size_t>(steps_[i].output)])),
+                      ms[i]);
+  }
 }
 
 std::string CudaEngine::Serialize() const { return std::string(kEnginePayloadMagic) + EncodeCubins(cubins_); }
 
+std::string CudaEngine::KernelName(const Step& s) {
+  switch (s.kind) {
+    case Step::Kind::kEltwise: return fmt::format("nvrtc elementwise ({} ops)", s.nodes.size());
+    case Step::Kind::kMatMul: return "cublasLt";
+    case Step::Kind::kView: return "view";
+    case Step::Kind::kRow: return "nvrtc row";
+    case Step::Kind::kTranspose: return "nvrtc transpose";
+    case Step::Kind::kConcat: return "copies";
+    case Step::Kind::kConv: return "cudnn";
+    case Step::Kind::kPool: return "nvrtc pool";
+    case Step::Kind::kGather: return "nvrtc gather";
+    case Step::Kind::kBroadcast: return "nvrtc broadcast";
+  }
+  return "?";
+}
+
 std::vector<CudaEngine::StepInfo> CudaEngine::steps() const {
-  auto kernel_of = [](const Step& s) -> std::string {
-    switch (s.kind) {
-      case Step::Kind::kEltwise: return fmt::format("nvrtc elementwise ({} ops)", s.nodes.size());
-      case Step::Kind::kMatMul: return "cublasLt";
-      case Step::Kind::kView: return "view";
-      case Step::Kind::kRow: return "nvrtc row";
-      case Step::Kind::kTranspose: return "nvrtc transpose";
-      case Step::Kind::kConcat: return "copies";
-      case Step::Kind::kConv: return "cudnn";
-      case Step::Kind::kPool: return "nvrtc pool";
-      case Step::Kind::kGather: return "nvrtc gather";
-      case Step::Kind::kBroadcast: return "nvrtc broadcast";
-    }
-    return "?";
-  };
   std::vector<StepInfo> info;
-  for (const Step& s : steps_) info.push_back({Join(s.nodes, "+"), kernel_of(s)});
+  for (const Step& s : steps_) info.push_back({Join(s.nodes, "+"), KernelName(s)});
   return info;
 }
 

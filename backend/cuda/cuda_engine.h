@@ -79,6 +79,8 @@ class CudaEngine final : public Engine {
     std::vector<std::pair<ir::ValueId, Tensor>> device_values;
   };
 
+  // What runs a step, as steps() and the layer profile name it.
+  static std::string KernelName(const Step& s);
   void BuildSteps(GpuArch arch);
   // The specialization for these input shapes (cached for the first kMaxSpecializations sets of
   // shapes; later ones are computed per call, their device copies made on `stream`).

@@ -105,11 +105,24 @@ def test_bench_human_summary(kiln_bin, zoo_dir):
     (["--threads", "0"], "--threads must be at least 1"),
     (["--io", "device"], "--io device needs engines on a GPU"),
     (["--io", "gpu"], "--io"),
+    (["--profile-layers", "-1"], "--profile-layers must be >= 0"),
 ])
 def test_bench_bad_options(kiln_bin, zoo_dir, args, message):
     proc = run_kiln(kiln_bin, ["bench", zoo_dir / "mlp_keras3", "--native"] + BENCH_FAST + args)
     assert proc.returncode != 0
     assert message in proc.stderr, proc.stderr
+
+
+def test_bench_layer_profile_without_gpu_engines_says_so(kiln_bin, zoo_dir):
+    # Only CUDA engines time their layers; on CPU engines the profile is empty and says why,
+    # in the text summary and in the JSON.
+    proc = run_kiln(kiln_bin, ["bench", zoo_dir / "mlp_keras3", "--profile-layers", "2"] + BENCH_FAST)
+    assert proc.returncode == 0, proc.stderr
+    assert "layer profile:       no layer timings (only CUDA engines" in proc.stdout, proc.stdout
+    r, _ = _bench_json(kiln_bin, zoo_dir / "mlp_keras3", "--profile-layers", "2")
+    assert r["layer_profile"] == {"runs": 2, "layer_ms_per_run": 0.0, "layers": [], "by_kernel": {}}
+    r, _ = _bench_json(kiln_bin, zoo_dir / "mlp_keras3")
+    assert "layer_profile" not in r
 
 
 def test_bench_unknown_dim_needs_shapes(kiln_bin, zoo_dir):

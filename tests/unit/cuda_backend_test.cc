@@ -23,6 +23,7 @@
 #include "backend/cuda/pool_kernel.h"
 #include "backend/cuda/precision_rewrite.h"
 #include "backend/cuda/row_kernel.h"
+#include "backend/layer_profiler.h"
 #include "ir/dtype_class.h"
 #include "ir/ops/elementwise_ops.h"
 #include "kiln/half.h"
@@ -501,6 +502,33 @@ TEST(CudaBackendGpu, ElementwiseChainIsOneKernel) {
   const auto steps = dynamic_cast<const CudaEngine&>(*engine).steps();
   ASSERT_EQ(steps.size(), 1u);
   EXPECT_EQ(steps[0].nodes, "scale+shift+act+gate+leaky");
+}
+
+TEST(CudaBackendGpu, ActiveLayerProfilerTimesEveryKernelStep) {
+  SKIP_WITHOUT_GPU();
+  Builder b;
+  const ir::ValueId x = b.Input("x", {64, 256});
+  const ir::ValueId w = b.Const("w", cputest::RandScaled({256, 128}, 7, 0.1f));
+  const ir::ValueId m = b.Op("MatMul", "proj", {x, w});
+  const ir::ValueId r = b.Op("Relu", "act", {m});
+  b.Output("y", b.Op("Reshape", "flat", {r, b.Const("shape", Tensor::FromVector<int64_t>(DType::kInt64, {1}, {64 * 128}))}));
+  auto engine = CheckOnGpu(b, {cputest::RandScaled({64, 256}, 8, 1.0f)}, "profiled");
+  ASSERT_TRUE(engine);
+  backend::LayerProfiler profiler;
+  backend::SetActiveLayerProfiler(&profiler);
+  for (int i = 0; i < 3; ++i) RunOnGpu(*engine, {cputest::RandScaled({64, 256}, 8, 1.0f)});
+  backend::SetActiveLayerProfiler(nullptr);
+  RunOnGpu(*engine, {cputest::RandScaled({64, 256}, 8, 1.0f)});  // not profiled
+  const auto entries = profiler.Entries();
+  ASSERT_EQ(entries.size(), 2u);  // the matrix product and the ReLU; the reshape is a view
+  EXPECT_EQ(entries[0].layer, "proj");
+  EXPECT_EQ(entries[0].kernel, "cublasLt");
+  EXPECT_EQ(entries[0].detail, "float32 [64,128]");
+  EXPECT_EQ(entries[1].layer, "act");
+  for (const auto& e : entries) {
+    EXPECT_EQ(e.calls, 3);
+    EXPECT_GT(e.total_ms, 0.0);
+  }
 }
 
 TEST(CudaBackendGpu, BranchesAndSharedValuesStaySeparateKernels) {
