@@ -119,6 +119,7 @@ LoadedParts LoadParts(convert::ConvertedModel model, const std::string& dir, con
   settings.maximum_cached_engines = JsonOr<size_t>(conversion, "maximum_cached_engines", 1);
   settings.allow_build_at_runtime = JsonOr<bool>(conversion, "allow_build_at_runtime", true);
   settings.use_dynamic_shape = JsonOr<bool>(conversion, "use_dynamic_shape", false);
+  settings.compile.cuda_graphs = options.cuda_graphs;
   std::shared_ptr<const backend::Backend> backend = backend::MakeBackend(JsonOr<std::string>(conversion, "device", "cpu"));
 
   auto graph = std::make_shared<ir::Graph>(std::move(model.graph));

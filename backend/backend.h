@@ -39,6 +39,9 @@ struct CompileOptions {
   Precision precision = Precision::kFP32;
   size_t max_workspace_bytes = size_t{1} << 30;
   int num_threads = 0;  // 0: all hardware threads
+  // GPU engines capture a run into a CUDA graph once they have seen the same input and output
+  // buffers and shapes twice, and replay it from then on (one launch instead of one per kernel).
+  bool cuda_graphs = true;
 };
 
 class Engine {

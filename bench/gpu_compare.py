@@ -104,10 +104,10 @@ def time_torch(torch, fn, inputs, warmup, runs):
     return times
 
 
-def kiln_bench(kiln, onnx_path, inputs, precision, warmup, runs, profile_runs=0):
+def kiln_bench(kiln, onnx_path, inputs, precision, warmup, runs, profile_runs=0, cuda_graph="on"):
     shapes = ",".join("%s:%s" % (n, "x".join(str(d) for d in t.shape)) for n, t in inputs.items())
     cmd = [kiln, "bench", onnx_path, "--device", "cuda", "--precision", precision, "--io", "device", "--shapes", shapes,
-           "--warmup", str(warmup), "--iterations", str(runs), "--json"]
+           "--warmup", str(warmup), "--iterations", str(runs), "--cuda-graph", cuda_graph, "--json"]
     if profile_runs > 0:
         cmd += ["--profile-layers", str(profile_runs)]
     t0 = time.time()
@@ -155,6 +155,8 @@ def main():
     ap.add_argument("--export-only", action="store_true")
     ap.add_argument("--skip-torch", action="store_true", help="time Kiln only")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--also-without-cuda-graphs", action="store_true",
+                    help="time Kiln a second time with --cuda-graph off (kiln_no_graph_ms)")
     ap.add_argument("--profile-layers", type=int, default=0,
                     help="after timing, N runs of kiln bench --profile-layers: per-layer times in the log and JSON")
     args = ap.parse_args()
@@ -227,6 +229,11 @@ def main():
                 row["kiln_native_fallbacks"] = rep["runs"]["native_fallbacks"]
                 row["kiln_command"] = rep["command"]
                 row["kiln_h2d_ms"] = rep["host_device_copies"]["h2d_ms"]
+                if args.also_without_cuda_graphs:
+                    off = kiln_bench(args.kiln, onnx_path, inputs, args.precision, args.warmup, args.runs,
+                                     cuda_graph="off")
+                    row["kiln_no_graph_ms"] = off["latency_ms"]["median"]
+                    log("%s b%d: Kiln without CUDA graphs %.3f ms" % (name, batch, row["kiln_no_graph_ms"]))
             except Exception as e:
                 row["kiln_error"] = str(e)[-2000:]
                 log("%s b%d: Kiln FAILED: %s" % (name, batch, str(e)[-1500:]))

@@ -201,6 +201,7 @@ int Bench(const BenchOptions& options) {
   LoadOptions load;
   load.tags = options.tags.empty() ? std::vector<std::string>{"serve"} : options.tags;
   load.log = [](const std::string& m) { fmt::print(stderr, "{}\n", m); };
+  load.cuda_graphs = options.cuda_graph == "on";
 
   // The model is converted first when it is not already (engines for the bench shapes).
   const bool convert = !options.native && kind.format == api::ModelFormat::kSource;
@@ -427,6 +428,7 @@ int Bench(const BenchOptions& options) {
                         engine_device.ToString(), *h2d_ms, *d2h_ms);
   auto json_ms = [](const std::optional<double>& v) { return v ? nlohmann::json(*v) : nlohmann::json(nullptr); };
   report["io"] = options.io;
+  report["cuda_graph"] = options.cuda_graph;
   report["engine_device"] = engine_device.ToString();
   report["host_device_copies"] = {{"h2d_ms", json_ms(h2d_ms)}, {"d2h_ms", json_ms(d2h_ms)}, {"note", copies_note}};
 
@@ -455,8 +457,9 @@ int Bench(const BenchOptions& options) {
   auto opt_ms = [](const std::optional<double>& v) { return v ? fmt::format("{:.1f} ms", *v) : std::string("-"); };
   fmt::print("=== kiln bench: {} ===\n", options.model);
   fmt::print("model kind:          {} ({})\n", kind.Describe(), report["mode"].get<std::string>());
-  fmt::print("signature:           {}; batch {}; {} thread(s); inputs and outputs on {}\n", sig.key(), batch,
-             options.threads, io_device ? engine_device.ToString() : "the host");
+  fmt::print("signature:           {}; batch {}; {} thread(s); inputs and outputs on {}{}\n", sig.key(), batch,
+             options.threads, io_device ? engine_device.ToString() : "the host",
+             engine_device.kind == DeviceKind::kCpu ? "" : fmt::format("; CUDA graphs {}", options.cuda_graph));
   fmt::print("load time:           {:.1f} ms\n", load_ms);
   if (convert) {
     fmt::print("conversion:          {} (precision {}, device {})\n", opt_ms(convert_ms), options.precision, options.device);

@@ -69,6 +69,7 @@ struct BenchOptions {
   std::string io = "host";      // where inputs and outputs live: host, or device (the engines' GPU)
   uint64_t seed = 0;
   bool json = false;
+  std::string cuda_graph = "on";  // GPU engines replay CUDA graphs of repeated runs (on/off)
   int profile_runs = 0;         // > 0: that many more runs with per-layer timing, then the profile
   int profile_top = 25;         // layers listed in the profile
 };

@@ -97,6 +97,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   bench_cmd->add_option("--seed", bench.seed, "Seed for random inputs")->capture_default_str();
   bench_cmd->add_flag("--json", bench.json, "JSON summary on stdout (progress on stderr)");
+  bench_cmd->add_option("--cuda-graph", bench.cuda_graph, "GPU engines replay CUDA graphs of repeated runs")
+      ->check(CLI::IsMember({"on", "off"}))
+      ->capture_default_str();
   bench_cmd->add_option("--profile-layers", bench.profile_runs,
                         "After measuring, N more runs timing each engine layer (CUDA events; slower), then the profile");
   bench_cmd->add_option("--profile-top", bench.profile_top, "Layers listed by --profile-layers")->capture_default_str();

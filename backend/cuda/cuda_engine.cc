@@ -48,6 +48,14 @@ void LaunchConcat(std::span<const Tensor> inputs, int64_t axis, Tensor& out, cud
   }
 }
 
+std::string Join(const std::vector<std::string>& parts, const char* sep) {
+  std::string s;
+  for (const std::string& p : parts) s += (s.empty() ? "" : sep) + p;
+  return s;
+}
+
+}  // namespace
+
 // CUDA events around every step of one run, for the active LayerProfiler.
 class StepTimer {
  public:
@@ -79,21 +87,13 @@ class StepTimer {
   std::vector<cudaEvent_t> marks_;
 };
 
-std::string Join(const std::vector<std::string>& parts, const char* sep) {
-  std::string s;
-  for (const std::string& p : parts) s += (s.empty() ? "" : sep) + p;
-  return s;
-}
-
-}  // namespace
-
 bool IsViewOp(const std::string& op) {
   return op == "Reshape" || op == "Squeeze" || op == "ExpandDims" || op == "Identity";
 }
 bool IsLayoutOp(const std::string& op) { return op == "Transpose" || op == "Concat"; }
 
 CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileOptions& options, int device)
-    : graph_(ir::CloneGraph(segment)), profile_(std::move(profile)), device_(device) {
+    : graph_(ir::CloneGraph(segment)), profile_(std::move(profile)), device_(device), use_graphs_(options.cuda_graphs) {
   if (profile_.inputs.size() != graph_.inputs().size())
     throw Error(ErrorCode::kInvalidArgument, fmt::format("the profile has {} inputs, the segment {}",
                                                          profile_.inputs.size(), graph_.inputs().size()));
@@ -338,7 +338,9 @@ std::shared_ptr<const CudaEngine::Specialized> CudaEngine::SpecializedFor(const 
   if (it != specialized_.end()) return it->second;
   if (specialized_.size() >= kMaxSpecializations && stream) return MakeSpecialized(input_shapes, stream);
   DeviceScope scope(device_);
-  return specialized_.emplace(input_shapes, MakeSpecialized(input_shapes, nullptr)).first->second;
+  auto made = MakeSpecialized(input_shapes, nullptr);
+  std::const_pointer_cast<Specialized>(made)->cached = true;
+  return specialized_.emplace(input_shapes, std::move(made)).first->second;
 }
 
 std::vector<DType> CudaEngine::output_dtypes() const {
@@ -396,8 +398,7 @@ void CudaEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outpu
   DeviceScope scope(device_);
   auto s = static_cast<cudaStream_t>(stream.native_handle());
   const auto specialized = Covered(in_shapes, s);
-  const std::vector<std::optional<Shape>>& shapes = specialized->spec.shapes;
-  const std::vector<Shape> out_shapes = OutputShapesOf(shapes);
+  const std::vector<Shape> out_shapes = OutputShapesOf(specialized->spec.shapes);
   for (size_t i = 0; i < outputs.size(); ++i)
     if (outputs[i].device() != dev || outputs[i].shape() != out_shapes[i] ||
         outputs[i].dtype() != graph_.value(graph_.outputs()[i]).dtype)
@@ -406,16 +407,124 @@ void CudaEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outpu
                               DTypeName(graph_.value(graph_.outputs()[i]).dtype), ShapeToString(out_shapes[i]),
                               dev.ToString()));
 
+  LayerProfiler* profiler = ActiveLayerProfiler();
+  // Graph replay for runs seen before (not while profiling: the profile times steps one by one).
+  const bool default_stream = s == nullptr || s == cudaStreamLegacy || s == cudaStreamPerThread;
+  std::shared_ptr<CapturedGraph> graph;
+  if (use_graphs_ && !profiler && !default_stream && specialized->cached) {
+    GraphKey key;
+    for (const Tensor& t : inputs) key.buffers.push_back(t.raw_data());
+    for (const Tensor& t : outputs) key.buffers.push_back(t.raw_data());
+    key.shapes = std::move(in_shapes);
+    constexpr size_t kMaxGraphs = 16;
+    std::unique_lock<std::mutex> lock(graphs_mu_);
+    auto it = graphs_.find(key);
+    if (it == graphs_.end() && graphs_.size() < kMaxGraphs)
+      it = graphs_.emplace(std::move(key), std::make_shared<CapturedGraph>()).first;
+    if (it != graphs_.end()) {
+      CapturedGraph& g = *it->second;
+      if (g.exec) {
+        const cudaGraphExec_t exec = g.exec;
+        lock.unlock();
+        Check(cudaGraphLaunch(exec, s), "cudaGraphLaunch");
+        return;
+      }
+      // The first run of these buffers runs launch by launch: it creates the libraries' plans
+      // and workspaces, which must not happen during a capture.
+      if (!g.uncapturable && !g.capturing && ++g.eager_runs > 1) {
+        g.capturing = true;
+        graph = it->second;
+      }
+    }
+  }
+  if (graph) {
+    bool captured = false;
+    try {
+      captured = CaptureAndLaunch(*graph, *specialized, inputs, outputs, s);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(graphs_mu_);
+      graph->capturing = false;
+      graph->uncapturable = true;
+      throw;
+    }
+    std::lock_guard<std::mutex> lock(graphs_mu_);
+    graph->capturing = false;
+    graph->uncapturable = !captured;
+    if (captured) return;
+  }
+  if (!profiler) {
+    EnqueueSteps(*specialized, inputs, outputs, s);
+    return;
+  }
+  StepTimer timer(steps_.size(), s);
+  EnqueueSteps(*specialized, inputs, outputs, s, &timer);
+  const std::vector<double> ms = timer.Milliseconds();
+  const auto& shapes = specialized->spec.shapes;
+  for (size_t i = 0; i < steps_.size(); ++i)
+    if (steps_[i].kind != Step::Kind::kView)
+      profiler->Add(Join(steps_[i].nodes, "+"), KernelName(steps_[i]),
+                    fmt::format("{} {}", DTypeName(graph_.value(steps_[i].output).dtype),
+                                ShapeToString(*shapes[static_cast<size_t>(steps_[i].output)])),
+                    ms[i]);
+}
+
+CudaEngine::CapturedGraph::~CapturedGraph() {
+  if (exec) cudaGraphExecDestroy(exec);
+}
+
+bool CudaEngine::CaptureAndLaunch(CapturedGraph& captured, const Specialized& specialized,
+                                  std::span<const Tensor> inputs, std::span<Tensor> outputs, cudaStream_t s) const {
+  // Thread-local mode: other threads' unrelated CUDA calls do not invalidate this capture.
+  Check(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+  cudaGraph_t graph = nullptr;
+  try {
+    EnqueueSteps(specialized, inputs, outputs, s);
+  } catch (...) {
+    cudaStreamEndCapture(s, &graph);
+    if (graph) cudaGraphDestroy(graph);
+    cudaGetLastError();
+    throw;
+  }
+  const cudaError_t ended = cudaStreamEndCapture(s, &graph);
+  if (ended != cudaSuccess || !graph) {
+    cudaGetLastError();  // an invalidated capture: the caller runs launch by launch
+    if (graph) cudaGraphDestroy(graph);
+    return false;
+  }
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t made = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);
+  if (made != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  const cudaError_t launched = cudaGraphLaunch(exec, s);
+  if (launched != cudaSuccess) {
+    cudaGraphExecDestroy(exec);
+    Check(launched, "cudaGraphLaunch");
+  }
+  std::lock_guard<std::mutex> lock(graphs_mu_);
+  captured.exec = exec;
+  return true;
+}
+
+size_t CudaEngine::graphs_captured() const {
+  std::lock_guard<std::mutex> lock(graphs_mu_);
+  size_t n = 0;
+  for (const auto& [key, g] : graphs_) n += g->exec != nullptr;
+  return n;
+}
+
+void CudaEngine::EnqueueSteps(const Specialized& specialized, std::span<const Tensor> inputs,
+                              std::span<Tensor> outputs, cudaStream_t s, StepTimer* timer) const {
+  const std::vector<std::optional<Shape>>& shapes = specialized.spec.shapes;
   std::vector<Tensor> values(graph_.num_values());
-  for (const auto& [v, t] : specialized->device_values) values[static_cast<size_t>(v)] = t;
+  for (const auto& [v, t] : specialized.device_values) values[static_cast<size_t>(v)] = t;
   for (size_t i = 0; i < inputs.size(); ++i) values[static_cast<size_t>(graph_.inputs()[i])] = inputs[i];
   for (const auto& [v, t] : constants_) values[static_cast<size_t>(v)] = t;
   std::map<ir::ValueId, size_t> output_at;  // the first output naming each value is written in place
   for (size_t i = 0; i < graph_.outputs().size(); ++i) output_at.try_emplace(graph_.outputs()[i], i);
 
-  LayerProfiler* profiler = ActiveLayerProfiler();
-  std::optional<StepTimer> timer;
-  if (profiler) timer.emplace(steps_.size(), s);
   for (size_t index = 0; index < steps_.size(); ++index) {
     const Step& step = steps_[index];
     const Shape& shape = *shapes[static_cast<size_t>(step.output)];
@@ -476,15 +585,6 @@ void CudaEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outpu
           "cudaMemcpyAsync (output)");
   }
   Check(cudaGetLastError(), "kernel launch");
-  if (timer) {
-    const std::vector<double> ms = timer->Milliseconds();
-    for (size_t i = 0; i < steps_.size(); ++i)
-      if (steps_[i].kind != Step::Kind::kView)
-        profiler->Add(Join(steps_[i].nodes, "+"), KernelName(steps_[i]),
-                      fmt::format("{} {}", DTypeName(graph_.value(steps_[i].output).dtype),
-                                  ShapeToString(*shapes[static_cast<size_t>(steps_[i].output)])),
-                      ms[i]);
-  }
 }
 
 std::string CudaEngine::Serialize() const { return std::string(kEnginePayloadMagic) + EncodeCubins(cubins_); }

@@ -35,6 +35,8 @@ bool IsLayoutOp(const std::string& op);
 // The first line of a serialized CUDA engine (Serialize); the cubins follow it.
 inline constexpr std::string_view kEnginePayloadMagic = "kiln-cuda-engine 2\n";
 
+class StepTimer;  // CUDA events around each step, for the layer profile (cuda_engine.cc)
+
 class CudaEngine final : public Engine {
  public:
   CudaEngine(const ir::Graph& segment, Profile profile, const CompileOptions& options, int device);
@@ -53,6 +55,8 @@ class CudaEngine final : public Engine {
     std::string kernel;  // "nvrtc eltwise (3 ops)", "cublasLt MatMul", "view"
   };
   std::vector<StepInfo> steps() const;
+  // CUDA graphs captured so far (one per set of buffers and shapes seen twice).
+  size_t graphs_captured() const;
 
  private:
   struct Step {
@@ -77,6 +81,21 @@ class CudaEngine final : public Engine {
   struct Specialized {
     Specialization spec;
     std::vector<std::pair<ir::ValueId, Tensor>> device_values;
+    bool cached = false;  // kept for the engine's lifetime (a transient one's copies die with the run)
+  };
+
+  // A run's buffers and shapes, which a captured graph replays exactly.
+  struct GraphKey {
+    std::vector<const void*> buffers;  // inputs, then outputs
+    std::vector<Shape> shapes;         // inputs
+    auto operator<=>(const GraphKey&) const = default;
+  };
+  struct CapturedGraph {
+    int eager_runs = 0;      // runs before capture
+    bool capturing = false;  // one thread captures; the others run launch by launch meanwhile
+    bool uncapturable = false;
+    cudaGraphExec_t exec = nullptr;
+    ~CapturedGraph();
   };
 
   // What runs a step, as steps() and the layer profile name it.
@@ -91,6 +110,13 @@ class CudaEngine final : public Engine {
   // The outputs' shapes among `shapes` (kUnimplemented where only the run can tell).
   std::vector<Shape> OutputShapesOf(const std::vector<std::optional<Shape>>& shapes) const;
   std::shared_ptr<const Specialized> MakeSpecialized(const std::vector<Shape>& input_shapes, cudaStream_t stream) const;
+  // Queues every step (launch by launch) and the copies of outputs not written in place.
+  void EnqueueSteps(const Specialized& specialized, std::span<const Tensor> inputs, std::span<Tensor> outputs,
+                    cudaStream_t stream, StepTimer* timer = nullptr) const;
+  // Captures EnqueueSteps into a graph and launches it; false (nothing queued) when the stream
+  // cannot be captured, e.g. because another library synchronized during the capture.
+  bool CaptureAndLaunch(CapturedGraph& graph, const Specialized& specialized, std::span<const Tensor> inputs,
+                        std::span<Tensor> outputs, cudaStream_t stream) const;
 
   ir::Graph graph_;
   Profile profile_;
@@ -102,6 +128,10 @@ class CudaEngine final : public Engine {
   std::vector<CubinEntry> cubins_;        // every generated kernel's cubin (Serialize)
   std::vector<bool> host_nodes_;          // by node id: computed on the host (host_values.h)
   std::vector<ir::ValueId> uploaded_;     // host values that kernels or the outputs read
+
+  bool use_graphs_ = true;
+  mutable std::mutex graphs_mu_;
+  mutable std::map<GraphKey, std::shared_ptr<CapturedGraph>> graphs_;
 
   mutable std::mutex specialized_mu_;
   mutable std::map<std::vector<Shape>, std::shared_ptr<const Specialized>> specialized_;

@@ -197,6 +197,13 @@ void MatMulKernel::Launch(std::span<const Tensor> inputs, Tensor& out, cudaStrea
   p.batch = std::max(batch_a, batch_b);
   p.stride_a = batch_a > 1 ? p.m * p.k : 0;
   p.stride_b = batch_b > 1 ? p.k * p.n : 0;
+  if (batch_b == 1 && batch_a > 1 && !transpose_a_) {
+    // A shared right operand (a weight): the batches of a stack into one taller product, which
+    // runs far better than many short ones ([batch*m, k] x [k, n]; both layouts are contiguous).
+    p.m *= batch_a;
+    p.batch = 1;
+    p.stride_a = 0;
+  }
   if (out.num_elements() == 0) return;
   for (const Tensor* t : {&a, &b, static_cast<const Tensor*>(&out)})
     if (Alignment(t->raw_data()) < 16) throw Error(ErrorCode::kInternal, "cuBLASLt operands must be 16-byte aligned");

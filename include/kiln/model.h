@@ -106,6 +106,9 @@ struct LoadOptions {
   bool verify_ir = true;  // run the IR verifier after every pass
   // Where engine messages go (fallbacks, rebuilds, engine files that cannot be used); stderr when unset.
   std::function<void(const std::string&)> log;
+  // GPU engines replay CUDA graphs of repeated runs (same buffers and shapes): far fewer kernel
+  // launches per run. False runs every kernel launch by launch (kiln bench --cuda-graph off).
+  bool cuda_graphs = true;
 };
 
 class Model {

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "backend/cuda/conv_kernel.h"
@@ -585,6 +586,8 @@ INSTANTIATE_TEST_SUITE_P(
                       MatMulCase{"bias", {5, 128}, {128, 256}, false, false, true},
                       MatMulCase{"batched", {3, 4, 9, 32}, {3, 4, 32, 8}, false, false, false, true},
                       MatMulCase{"batched_shared_rhs", {6, 9, 32}, {32, 8}, false, false, false, true},
+                      MatMulCase{"batched_shared_rhs_adj_y", {2, 3, 9, 32}, {8, 32}, false, true, false, true},
+                      MatMulCase{"batched_shared_rhs_adj_x", {6, 32, 9}, {32, 8}, true, false, false, true},
                       MatMulCase{"batched_adj", {6, 32, 9}, {6, 8, 32}, true, true, false, true},
                       MatMulCase{"fp64", {7, 16}, {16, 5}, false, false, false, false, DType::kFloat64}),
     [](const ::testing::TestParamInfo<MatMulCase>& info) { return info.param.name; });
@@ -780,6 +783,66 @@ TEST(CudaBackendGpu, ViewsAndDynamicShapesAndInPlaceOutputs) {
   const std::vector<Tensor> host_inputs = {cputest::RandScaled({2, 6, 4}, 1, 1.0f)};
   testutil::ExpectError([&] { engine->Execute(host_inputs, backend::cuda::Services(0)); }, ErrorCode::kInvalidArgument,
                         {"input 'x'", "on cuda:0"});
+}
+
+TEST(CudaBackendGpu, RepeatedRunsReplayOneCapturedGraph) {
+  SKIP_WITHOUT_GPU();
+  const Builder b = SmallMlp();
+  CudaBackend cuda;
+  backend::Profile profile;
+  profile.inputs.push_back({{1, 32}, {8, 32}, {64, 32}});
+  backend::CompileOptions with_graphs, without;
+  without.cuda_graphs = false;
+  auto graphed = cuda.Compile(*b.g, profile, with_graphs);
+  auto eager = cuda.Compile(*b.g, profile, without);
+  const auto& gpu = backend::cuda::Services(0);
+  auto stream = gpu.CreateStream();
+  const Tensor in = gpu.allocator().AllocateTensor(DType::kFloat32, {16, 32});
+  const std::vector<Shape> out_shapes = graphed->OutputShapes(std::vector<Shape>{{16, 32}});
+  Tensor out = gpu.allocator().AllocateTensor(graphed->output_dtypes()[0], out_shapes[0]);
+  // Only the first output is compared here; the engine writes all of them.
+  std::vector<Tensor> all_outs;
+  for (size_t i = 0; i < out_shapes.size(); ++i)
+    all_outs.push_back(i == 0 ? out : gpu.allocator().AllocateTensor(graphed->output_dtypes()[i], out_shapes[i]));
+  runtime::ReferenceExecutor ref(b.g);
+  auto run = [&](const backend::Engine& e, const Tensor& x, int runs) {
+    gpu.transfer().CopyTensor(x, const_cast<Tensor&>(in), *stream);
+    for (int i = 0; i < runs; ++i) e.Enqueue(std::span<const Tensor>(&in, 1), all_outs, *stream);
+    Tensor host(out.dtype(), out.shape());
+    gpu.transfer().CopyTensor(out, host, *stream);
+    stream->Synchronize();
+    return host;
+  };
+  auto& graphed_engine = dynamic_cast<const CudaEngine&>(*graphed);
+  for (uint32_t seed : {1u, 2u, 3u}) {  // new data in the same buffers: the replay reads it
+    const Tensor x = cputest::RandScaled({16, 32}, 200 + seed, 1.0f);
+    const Tensor want = ref.Run({x})[0];
+    const Tensor got = run(*graphed, x, 3);
+    ExpectMatches(got, want, fmt::format("graph replay, data {}", seed));
+    const Tensor launch_by_launch = run(*eager, x, 1);
+    ASSERT_EQ(got.byte_size(), launch_by_launch.byte_size());
+    EXPECT_EQ(std::memcmp(got.raw_data(), launch_by_launch.raw_data(), got.byte_size()), 0)
+        << "a replayed graph computes exactly what the launches compute";
+  }
+  EXPECT_EQ(graphed_engine.graphs_captured(), 1u);
+  EXPECT_EQ(dynamic_cast<const CudaEngine&>(*eager).graphs_captured(), 0u);
+  // Another batch (another shape, other buffers) is another graph, captured on its second run.
+  const Tensor in8 = gpu.allocator().AllocateTensor(DType::kFloat32, {8, 32});
+  std::vector<Tensor> outs8;
+  for (const Shape& sh : graphed->OutputShapes(std::vector<Shape>{{8, 32}}))
+    outs8.push_back(gpu.allocator().AllocateTensor(graphed->output_dtypes()[outs8.size()], sh));
+  graphed->Enqueue(std::span<const Tensor>(&in8, 1), outs8, *stream);
+  stream->Synchronize();
+  EXPECT_EQ(graphed_engine.graphs_captured(), 1u);
+  graphed->Enqueue(std::span<const Tensor>(&in8, 1), outs8, *stream);
+  stream->Synchronize();
+  EXPECT_EQ(graphed_engine.graphs_captured(), 2u);
+  // While a layer profile is active, runs are launch by launch (each step timed).
+  backend::LayerProfiler profiler;
+  backend::SetActiveLayerProfiler(&profiler);
+  run(*graphed, cputest::RandScaled({16, 32}, 9, 1.0f), 1);
+  backend::SetActiveLayerProfiler(nullptr);
+  EXPECT_FALSE(profiler.Entries().empty());
 }
 
 TEST(CudaBackendGpu, Fp16AndBf16EnginesNarrowInsideOnly) {
