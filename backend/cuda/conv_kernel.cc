@@ -107,28 +107,31 @@ struct ConvKernel::Impl {
   DType dtype = DType::kFloat32;
   ConvAttrs attrs;
   int64_t out_c = 0, in_c_per_group = 0, kh = 0, kw = 0;
-  bool relu = false;  // a fused ReLU epilogue
+  ConvEpilogue epilogue;
   Tensor filter;  // device, KRSC
   Tensor bias;    // device, [K], or undefined
   std::string name;
 
   struct Plan {
     std::shared_ptr<fe::graph::Graph> graph;
-    std::shared_ptr<fe::graph::Tensor_attributes> x, w, b, y;
+    std::shared_ptr<fe::graph::Tensor_attributes> x, w, b, z, y;
     int64_t workspace = 0;
   };
+  mutable int plans_tuned = 0;
   mutable std::mutex mu;  // plans and the handle (one stream at a time)
   mutable std::map<Shape, std::unique_ptr<Plan>> plans;
   cudnnHandle_t handle = nullptr;
 
   Plan& PlanFor(const Shape& x_shape, const Shape& y_shape) const;
+  // Times the built candidates of `g` on scratch activations and makes the fastest its plan.
+  void Tune(fe::graph::Graph& g, const Plan& plan, int64_t x_elements, int64_t y_elements) const;
 };
 
-ConvKernel::ConvKernel(const ir::Graph& graph, const ir::Node& node, int device, bool relu)
+ConvKernel::ConvKernel(const ir::Graph& graph, const ir::Node& node, int device, ConvEpilogue epilogue)
     : impl_(std::make_unique<Impl>()) {
   Impl& k = *impl_;
   k.device = device;
-  k.relu = relu;
+  k.epilogue = epilogue;
   k.name = node.name;
   k.dtype = graph.value(node.inputs[0]).dtype;
   k.attrs = ReadAttrs(node);
@@ -213,7 +216,14 @@ ConvKernel::Impl::Plan& ConvKernel::Impl::PlanFor(const Shape& x_shape, const Sh
         g->tensor(fe::graph::Tensor_attributes().set_name("b").set_dim(bdims).set_stride({out_c, 1, out_c, out_c}));
     y = g->pointwise(y, plan->b, fe::graph::Pointwise_attributes().set_mode(fe::PointwiseMode_t::ADD));
   }
-  if (relu) y = g->pointwise(y, fe::graph::Pointwise_attributes().set_mode(fe::PointwiseMode_t::RELU_FWD));
+  if (epilogue.residual) {
+    plan->z = g->tensor(fe::graph::Tensor_attributes()
+                            .set_name("z")
+                            .set_dim({n, out_c, oh, ow})
+                            .set_stride(Strides({n, out_c, oh, ow}, cl)));
+    y = g->pointwise(y, plan->z, fe::graph::Pointwise_attributes().set_mode(fe::PointwiseMode_t::ADD));
+  }
+  if (epilogue.relu) y = g->pointwise(y, fe::graph::Pointwise_attributes().set_mode(fe::PointwiseMode_t::RELU_FWD));
   y->set_output(true).set_data_type(io).set_dim({n, out_c, oh, ow}).set_stride(Strides({n, out_c, oh, ow}, cl));
   plan->y = y;
   CheckFe(g->validate(), fmt::format("validate (node '{}')", name));
@@ -225,15 +235,65 @@ ConvKernel::Impl::Plan& ConvKernel::Impl::PlanFor(const Shape& x_shape, const Sh
                                fe::NumericalNote_t::REDUCED_PRECISION_REDUCTION, fe::NumericalNote_t::FFT,
                                fe::NumericalNote_t::WINOGRAD});
   CheckFe(g->check_support(handle), fmt::format("check_support (node '{}', input {})", name, ShapeToString(x_shape)));
+  // The first candidates that build are timed on the device and the fastest kept: cuDNN's first
+  // heuristic choice is often not its fastest plan for the shape at hand.
+  const int64_t candidates = std::min<int64_t>(g->get_execution_plan_count(), kTunedCandidates);
+  int built = 0;
+  for (int64_t i = 0; i < candidates; ++i) built += g->build_plan_at_index(i).is_good() ? 1 : 0;
+  // Selects the heuristics' first plan that builds (the choice when there is nothing to time).
   CheckFe(g->build_plans(fe::BuildPlanPolicy_t::HEURISTICS_CHOICE), fmt::format("build_plans (node '{}')", name));
+  if (built > 1) Tune(*g, *plan, n * c * h * w, n * out_c * oh * ow);
   CheckFe(g->get_workspace_size(plan->workspace), "get_workspace_size");
   plan->graph = g;
   slot = std::move(plan);
   return *slot;
 }
 
-void ConvKernel::Launch(const Tensor& x, Tensor& out, cudaStream_t stream) const {
+void ConvKernel::Impl::Tune(fe::graph::Graph& g, const Plan& plan, int64_t x_elements, int64_t y_elements) const {
+  // Scratch activations (zeros: timing must not meet denormals or NaNs); the real weights.
+  const size_t elem = DTypeSize(dtype);
+  struct Scratch {
+    void* p = nullptr;
+    ~Scratch() {
+      if (p) cudaFree(p);
+    }
+  } x, y, z, workspace;
+  auto alloc = [&](Scratch& s, size_t bytes) {
+    Check(cudaMalloc(&s.p, std::max<size_t>(bytes, 1)), "cudaMalloc (cuDNN tuning)");
+    Check(cudaMemset(s.p, 0, std::max<size_t>(bytes, 1)), "cudaMemset (cuDNN tuning)");
+  };
+  alloc(x, static_cast<size_t>(x_elements) * elem);
+  alloc(y, static_cast<size_t>(y_elements) * elem);
+  std::unordered_map<std::shared_ptr<fe::graph::Tensor_attributes>, void*> pack = {
+      {plan.x, x.p}, {plan.w, const_cast<void*>(filter.raw_data())}, {plan.y, y.p}};
+  if (plan.b) pack[plan.b] = const_cast<void*>(bias.raw_data());
+  if (plan.z) {
+    alloc(z, static_cast<size_t>(y_elements) * elem);
+    pack[plan.z] = z.p;
+  }
+  alloc(workspace, static_cast<size_t>(g.get_autotune_workspace_size()));
+  const cudnnStatus_t st = cudnnSetStream(handle, nullptr);  // autotune synchronizes the device
+  if (st != CUDNN_STATUS_SUCCESS)
+    throw Error(ErrorCode::kUnavailable, fmt::format("cuDNN cudnnSetStream: {}", cudnnGetErrorString(st)));
+  CheckFe(g.autotune(handle, pack, workspace.p), fmt::format("autotune (node '{}')", name));
+  ++plans_tuned;
+}
+
+int ConvKernel::plans_tuned() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->plans_tuned;
+}
+
+void ConvKernel::Prepare(const Shape& x_shape, const Shape& y_shape) const {
+  DeviceScope scope(impl_->device);
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->PlanFor(x_shape, y_shape);
+}
+
+void ConvKernel::Launch(const Tensor& x, const Tensor* residual, Tensor& out, cudaStream_t stream) const {
   Impl& k = *impl_;
+  if (k.epilogue.residual != (residual != nullptr))
+    throw Error(ErrorCode::kInternal, fmt::format("node '{}': the residual input does not match the plan", k.name));
   if (out.num_elements() == 0) return;
   std::lock_guard<std::mutex> lock(k.mu);
   Impl::Plan& plan = k.PlanFor(x.shape(), out.shape());
@@ -243,6 +303,12 @@ void ConvKernel::Launch(const Tensor& x, Tensor& out, cudaStream_t stream) const
   std::unordered_map<std::shared_ptr<fe::graph::Tensor_attributes>, void*> pack = {
       {plan.x, const_cast<void*>(x.raw_data())}, {plan.w, k.filter.raw_data()}, {plan.y, out.raw_data()}};
   if (plan.b) pack[plan.b] = k.bias.raw_data();
+  if (plan.z) {
+    if (residual->shape() != out.shape())
+      throw Error(ErrorCode::kInternal, fmt::format("node '{}': the residual {} does not match the output {}", k.name,
+                                                    ShapeToString(residual->shape()), ShapeToString(out.shape())));
+    pack[plan.z] = const_cast<void*>(residual->raw_data());
+  }
   void* workspace = nullptr;
   if (plan.workspace > 0)
     Check(cudaMallocAsync(&workspace, static_cast<size_t>(plan.workspace), stream),
@@ -264,11 +330,13 @@ std::optional<std::string> ConvUnsupported(const ir::Graph&, const ir::Node&) {
   return "this build of Kiln has no cuDNN (scripts/fetch_cudnn_frontend.sh; see docs/cuda-backend.md)";
 }
 struct ConvKernel::Impl {};
-ConvKernel::ConvKernel(const ir::Graph&, const ir::Node& node, int, bool) {
+ConvKernel::ConvKernel(const ir::Graph&, const ir::Node& node, int, ConvEpilogue) {
   throw Error(ErrorCode::kUnimplemented, fmt::format("node '{}': this build of Kiln has no cuDNN", node.name));
 }
 ConvKernel::~ConvKernel() = default;
-void ConvKernel::Launch(const Tensor&, Tensor&, cudaStream_t) const {}
+void ConvKernel::Prepare(const Shape&, const Shape&) const {}
+void ConvKernel::Launch(const Tensor&, const Tensor*, Tensor&, cudaStream_t) const {}
+int ConvKernel::plans_tuned() const { return 0; }
 
 }  // namespace kiln::backend::cuda
 

@@ -1,8 +1,10 @@
 // Convolutions on the GPU through cuDNN's graph API (the header-only cuDNN frontend): Conv2D and
 // DepthwiseConv2D in NHWC or NCHW with TensorFlow's padding rules, float32/float16/bfloat16, the
-// node's bias fused into the same cuDNN graph. Weights are constant: they are reordered once to
-// cuDNN's KRSC layout and kept on the device. One cuDNN execution plan per input shape, chosen by
-// cuDNN's heuristics; FP32 engines exclude TF32, Winograd and FFT (exact FP32 by default).
+// node's bias, a residual tensor added after it and a ReLU fused into the same cuDNN graph.
+// Weights are constant: they are reordered once to cuDNN's KRSC layout and kept on the device.
+// One cuDNN execution plan per input shape: cuDNN's heuristics propose candidates, and the first
+// kTunedCandidates that build are timed on the device (the fastest is kept); FP32 engines exclude
+// TF32, Winograd and FFT (exact FP32 by default).
 // Built only with cuDNN (KILN_WITH_CUDNN); without it convolutions run natively.
 #pragma once
 
@@ -24,13 +26,28 @@ std::optional<std::string> ConvUnsupported(const ir::Graph& graph, const ir::Nod
 // cuDNN's version ("9.19.0"), or "none".
 std::string CudnnVersion();
 
+// What runs after the convolution and its bias, inside the same cuDNN graph:
+// y = relu?(conv(x) + bias + residual?).
+struct ConvEpilogue {
+  bool residual = false;  // add a tensor of the output's shape and layout
+  bool relu = false;
+};
+
+// Candidate plans timed per convolution and input shape.
+inline constexpr int kTunedCandidates = 8;
+
 class ConvKernel {
  public:
-  // With `relu`, the ReLU that follows the convolution (and its bias) runs in the same cuDNN graph.
-  ConvKernel(const ir::Graph& graph, const ir::Node& node, int device, bool relu = false);
+  ConvKernel(const ir::Graph& graph, const ir::Node& node, int device, ConvEpilogue epilogue = {});
   ~ConvKernel();
-  // x: the input activations (device); out: the output's shape.
-  void Launch(const Tensor& x, Tensor& out, cudaStream_t stream) const;
+  // Builds and tunes the plan for these shapes now (the engine does so at build time for its
+  // profile); kUnavailable when cuDNN cannot run the fused graph.
+  void Prepare(const Shape& x_shape, const Shape& y_shape) const;
+  // x: the input activations (device); residual: the tensor added (ConvEpilogue::residual), else
+  // null; out: the output.
+  void Launch(const Tensor& x, const Tensor* residual, Tensor& out, cudaStream_t stream) const;
+  // Plans timed so far, and the candidates they timed (tests, the engine's build log).
+  int plans_tuned() const;
 
  private:
   struct Impl;

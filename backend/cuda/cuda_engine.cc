@@ -114,20 +114,39 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
   DeviceScope scope(device_);
   {
     CubinRecorder recorder;  // the kernels this engine uses, for Serialize
-    BuildSteps(ArchOf(device_));
+    BuildSteps(ArchOf(device_), /*fuse_residual=*/true);
+    // The profile's largest shapes must fit the segment (and give every value a shape).
+    const auto specialized = SpecializedFor(ProfileShapes(profile_));
+    const auto& shapes = specialized->spec.shapes;
+    for (const Step& s : steps_)
+      if (!shapes[static_cast<size_t>(s.output)])
+        throw Error(ErrorCode::kInvalidArgument,
+                    fmt::format("node '{}': its output shape is not known for the profile {}", s.nodes.back(),
+                                profile_.ToString()));
+    // Convolution plans are built and timed now, for the profile's largest shapes. Where cuDNN
+    // cannot run a convolution with its residual Add fused, the steps are built again without.
+    try {
+      PrepareConvolutions(shapes);
+    } catch (const Error&) {
+      const bool fused = std::any_of(steps_.begin(), steps_.end(),
+                                     [](const Step& s) { return s.kind == Step::Kind::kConv && s.inputs.size() > 1; });
+      if (!fused) throw;
+      steps_.clear();
+      constants_.clear();
+      BuildSteps(ArchOf(device_), /*fuse_residual=*/false);
+      PrepareConvolutions(shapes);
+    }
     cubins_ = recorder.Take();
   }
-  // The profile's largest shapes must fit the segment (and give every value a shape).
-  const auto specialized = SpecializedFor(ProfileShapes(profile_));
-  const auto& shapes = specialized->spec.shapes;
-  for (const Step& s : steps_)
-    if (!shapes[static_cast<size_t>(s.output)])
-      throw Error(ErrorCode::kInvalidArgument,
-                  fmt::format("node '{}': its output shape is not known for the profile {}", s.nodes.back(),
-                              profile_.ToString()));
 }
 
-void CudaEngine::BuildSteps(GpuArch arch) {
+void CudaEngine::PrepareConvolutions(const std::vector<std::optional<Shape>>& shapes) const {
+  for (const Step& s : steps_)
+    if (s.kind == Step::Kind::kConv)
+      s.conv->Prepare(*shapes[static_cast<size_t>(s.inputs[0])], *shapes[static_cast<size_t>(s.output)]);
+}
+
+void CudaEngine::BuildSteps(GpuArch arch, bool fuse_residual) {
   const ir::Graph& g = graph_;
   const auto consumers = g.Consumers();
   const auto& services = Services(device_);
@@ -148,6 +167,8 @@ void CudaEngine::BuildSteps(GpuArch arch) {
   host_nodes_ = HostNodes(g);
   std::vector<bool> host_value(g.num_values(), false);
   const std::vector<ir::NodeId> order = g.TopologicalOrder();
+  std::vector<size_t> position(g.nodes().size(), 0);  // node id -> index in `order`
+  for (size_t pos = 0; pos < order.size(); ++pos) position[static_cast<size_t>(order[pos])] = pos;
   for (size_t pos = 0; pos < order.size(); ++pos) {
     if (absorbed.count(order[pos])) continue;
     const ir::Node& n = g.node(order[pos]);
@@ -219,6 +240,7 @@ void CudaEngine::BuildSteps(GpuArch arch) {
     s.inputs = n.inputs;
     s.output = n.outputs.at(0);
     s.nodes = {n.name};
+    size_t step_pos = pos;  // where the step runs: after the last node it absorbs
     if (n.op == "MatMul" || n.op == "BatchMatMul") {
       s.kind = Step::Kind::kMatMul;
       s.matmul = std::make_unique<MatMulKernel>(n, g.value(n.inputs[0]).dtype);
@@ -226,17 +248,42 @@ void CudaEngine::BuildSteps(GpuArch arch) {
       s.kind = Step::Kind::kView;
       s.inputs.resize(1);
     } else if (n.op == "Conv2D" || n.op == "DepthwiseConv2D") {
-      // A Relu that is the convolution's only reader runs inside the cuDNN graph.
-      const auto& readers = consumers[static_cast<size_t>(s.output)];
-      const bool relu = readers.size() == 1 && g.node(readers[0]).op == "Relu" && !ir::IsGraphOutput(g, s.output);
-      s.kind = Step::Kind::kConv;
-      s.conv = std::make_unique<ConvKernel>(g, n, device_, relu);
-      s.inputs.resize(1);
-      if (relu) {
-        s.output = g.node(readers[0]).outputs[0];
-        s.nodes.push_back(g.node(readers[0]).name);
-        absorbed.insert(readers[0]);
+      // What follows the convolution runs inside its cuDNN graph when it is the only reader: an
+      // Add of another tensor of the same shape (a residual), then a Relu.
+      auto sole_reader = [&](ir::ValueId v) -> const ir::Node* {
+        const auto& readers = consumers[static_cast<size_t>(v)];
+        if (readers.size() != 1 || ir::IsGraphOutput(g, v)) return nullptr;
+        return &g.node(readers[0]);
+      };
+      ConvEpilogue epilogue;
+      ir::ValueId residual = ir::kNoValue;
+      const ir::Node* next = sole_reader(s.output);
+      if (fuse_residual && next && next->op == "Add" && next->inputs.size() == 2) {
+        const ir::ValueId other = next->inputs[0] == s.output ? next->inputs[1] : next->inputs[0];
+        if (other != s.output && ir::SameShape(g.value(other).shape, g.value(s.output).shape) &&
+            g.value(other).dtype == g.value(s.output).dtype && !g.ConstantOf(other)) {
+          residual = other;
+          epilogue.residual = true;
+        }
       }
+      const auto absorb = [&](const ir::Node* reader) {
+        s.output = reader->outputs[0];
+        s.nodes.push_back(reader->name);
+        absorbed.insert(reader->id);
+        step_pos = std::max(step_pos, position[static_cast<size_t>(reader->id)]);
+      };
+      if (epilogue.residual) {
+        absorb(next);
+        next = sole_reader(s.output);
+      }
+      if (next && next->op == "Relu") {
+        epilogue.relu = true;
+        absorb(next);
+      }
+      s.kind = Step::Kind::kConv;
+      s.conv = std::make_unique<ConvKernel>(g, n, device_, epilogue);
+      s.inputs.resize(1);
+      if (epilogue.residual) s.inputs.push_back(residual);
     } else if (n.op == "MaxPool" || n.op == "AvgPool") {
       s.kind = Step::Kind::kPool;
       s.pool = std::make_unique<PoolKernel>(g, n, arch);
@@ -270,7 +317,7 @@ void CudaEngine::BuildSteps(GpuArch arch) {
     } else {
       throw Error(ErrorCode::kInvalidArgument, fmt::format("node '{}' ({}) has no CUDA kernel", n.name, n.op));
     }
-    placed.emplace_back(pos, std::move(s));
+    placed.emplace_back(step_pos, std::move(s));
     step_group.push_back(-1);
   }
   for (size_t i = 0; i < placed.size(); ++i) {
@@ -558,7 +605,7 @@ void CudaEngine::EnqueueSteps(const Specialized& specialized, std::span<const Te
           LaunchConcat(in, step.axis, out, s);
           break;
         case Step::Kind::kConv:
-          step.conv->Launch(in[0], out, s);
+          step.conv->Launch(in[0], in.size() > 1 ? &in[1] : nullptr, out, s);
           break;
         case Step::Kind::kPool:
           step.pool->Launch(in[0], out, s);

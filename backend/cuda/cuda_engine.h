@@ -100,7 +100,10 @@ class CudaEngine final : public Engine {
 
   // What runs a step, as steps() and the layer profile name it.
   static std::string KernelName(const Step& s);
-  void BuildSteps(GpuArch arch);
+  // fuse_residual: a convolution absorbs the Add of a residual tensor (cuDNN may refuse the
+  // fused graph; the engine then builds its steps again without).
+  void BuildSteps(GpuArch arch, bool fuse_residual);
+  void PrepareConvolutions(const std::vector<std::optional<Shape>>& shapes) const;
   // The specialization for these input shapes (cached for the first kMaxSpecializations sets of
   // shapes; later ones are computed per call, their device copies made on `stream`).
   std::shared_ptr<const Specialized> SpecializedFor(const std::vector<Shape>& input_shapes,

@@ -692,6 +692,33 @@ INSTANTIATE_TEST_SUITE_P(
                       GpuConvCase{"nhwc_f16", "NHWC", "SAME", "Conv2D", 1, 1, true, DType::kFloat16}),
     [](const ::testing::TestParamInfo<GpuConvCase>& info) { return info.param.name; });
 
+// A residual block as ResNets have it: the main branch's last convolution, the shortcut (here a
+// 1x1 convolution computed after it in topological order), Add, Relu. The Add and the Relu run
+// inside the main convolution's cuDNN graph, at the Add's place in the order.
+TEST(CudaBackendGpu, ResidualAddAndReluFuseIntoTheConvolution) {
+  SKIP_WITHOUT_GPU();
+  if (!backend::cuda::HaveCudnn()) GTEST_FAIL() << "this build has no cuDNN: the GPU suite needs a build with it";
+  for (DType dtype : {DType::kFloat32, DType::kFloat16}) {
+    Builder b;
+    const ir::ValueId x = b.Input("x", {2, 10, 12, 16}, dtype);
+    ir::AttrMap same = nntest::ConvAttrs("NHWC", "SAME", {1, 1}, {1, 1}, {});
+    const ir::ValueId main = b.Op("Conv2D", "main", {x, b.Const("f", RandomTensor(dtype, {3, 3, 16, 24}, 81)),
+                                                     b.Const("bias", RandomTensor(dtype, {24}, 82))},
+                                  same);
+    const ir::ValueId shortcut =
+        b.Op("Conv2D", "shortcut", {x, b.Const("f1", RandomTensor(dtype, {1, 1, 16, 24}, 83))}, same);
+    const ir::ValueId sum = b.Op("Add", "add", {main, shortcut});
+    b.Output("y", b.Op("Relu", "relu", {sum}));
+    auto engine = CheckOnGpu(b, {RandomTensor(dtype, {2, 10, 12, 16}, 84)}, fmt::format("residual {}", DTypeName(dtype)));
+    ASSERT_TRUE(engine);
+    const auto steps = dynamic_cast<const CudaEngine&>(*engine).steps();
+    ASSERT_EQ(steps.size(), 2u);
+    EXPECT_EQ(steps[0].nodes, "shortcut");
+    EXPECT_EQ(steps[1].nodes, "main+add+relu");
+    EXPECT_EQ(steps[1].kernel, "cudnn");
+  }
+}
+
 TEST(CudaBackendGpu, PoolingMatchesReference) {
   SKIP_WITHOUT_GPU();
   struct Case {
