@@ -110,6 +110,59 @@ extern "C" __global__ void kiln_rows(const T* __restrict__ in, T* __restrict__ o
   }
 }
 
+template <typename Op>
+__device__ __forceinline__ A WarpReduce(A v, Op op) {
+  for (int o = 16; o > 0; o /= 2) v = op(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// inner == 1 and n <= 32 * kPerLane: one warp per row. A softmax keeps its row in registers
+// between the passes, so the row is read once and written once.
+template <int kPerLane>
+__device__ __forceinline__ void WarpRows(const T* __restrict__ in, T* __restrict__ out, long long outer, long long n) {
+  const int lane = threadIdx.x % 32;
+  const long long warps = blockDim.x / 32;
+  for (long long r = blockIdx.x * warps + threadIdx.x / 32; r < outer; r += (long long)gridDim.x * warps) {
+    const T* x = in + r * n;
+    if (!kSoftmax) {
+      A a = Init();
+      for (long long j = lane; j < n; j += 32) a = Combine(a, LoadA(x[j]));
+      a = WarpReduce(a, [](A p, A q) { return Merge(p, q); });
+      if (lane == 0) out[r] = StoreA(Finish(a, n));
+      continue;
+    }
+    A v[kPerLane];
+    A m = -Inf();
+#pragma unroll
+    for (int k = 0; k < kPerLane; ++k) {
+      const long long j = k * 32 + lane;
+      v[k] = j < n ? LoadA(x[j]) : -Inf();
+      m = CombineMax(m, v[k]);
+    }
+    m = WarpReduce(m, [](A p, A q) { return CombineMax(p, q); });
+    A s = A(0);
+#pragma unroll
+    for (int k = 0; k < kPerLane; ++k) {
+      v[k] -= m;
+      if (k * 32 + lane < n) s += exp(v[k]);
+    }
+    s = WarpReduce(s, [](A p, A q) { return p + q; });
+    T* y = out + r * n;
+    const A ls = log(s);
+#pragma unroll
+    for (int k = 0; k < kPerLane; ++k) {
+      const long long j = k * 32 + lane;
+      if (j < n) y[j] = StoreA(kKind == 6 ? exp(v[k]) / s : v[k] - ls);
+    }
+  }
+}
+extern "C" __global__ void kiln_rows_warp4(const T* __restrict__ in, T* __restrict__ out, long long outer, long long n) {
+  WarpRows<4>(in, out, outer, n);
+}
+extern "C" __global__ void kiln_rows_warp32(const T* __restrict__ in, T* __restrict__ out, long long outer, long long n) {
+  WarpRows<32>(in, out, outer, n);
+}
+
 // inner > 1: one thread per (outer, inner) column, walking n with stride inner.
 extern "C" __global__ void kiln_columns(const T* __restrict__ in, T* __restrict__ out, long long outer, long long n,
                                         long long inner) {
@@ -191,6 +244,8 @@ RowKernel::RowKernel(const ir::Graph& graph, const ir::Node& node, GpuArch arch)
     : op_(node.op), axes_(NodeAxes(graph, node)) {
   module_ = CompiledModule(RowKernelSource(op_, graph.value(node.inputs[0]).dtype), "kiln_" + op_, arch);
   rows_ = module_->Kernel("kiln_rows");
+  rows_warp4_ = module_->Kernel("kiln_rows_warp4");
+  rows_warp32_ = module_->Kernel("kiln_rows_warp32");
   columns_ = module_->Kernel("kiln_columns");
 }
 
@@ -208,10 +263,16 @@ void RowKernel::Launch(const Tensor& in, Tensor& out, cudaStream_t stream) const
   if (out.num_elements() == 0) return;
   const void* x = in.raw_data();
   void* y = out.raw_data();
-  if (inner == 1) {
+  if (inner == 1 && n <= 1024) {
+    // A warp per row, eight rows per block.
+    void* args[] = {&x, &y, &outer, &n};
+    const cudaKernel_t kernel = n <= 128 ? rows_warp4_ : rows_warp32_;
+    Check(cudaLaunchKernel(reinterpret_cast<const void*>(kernel), dim3(GridFor(outer, 8)), dim3(256), args, 0, stream),
+          "cudaLaunchKernel (rows, a warp each)");
+  } else if (inner == 1) {
     void* args[] = {&x, &y, &outer, &n};
     const unsigned blocks = GridFor(outer, 1);
-    const unsigned threads = n >= 1024 ? 1024 : n > 256 ? 256 : 128;
+    const unsigned threads = 1024;  // rows longer than 1024
     Check(cudaLaunchKernel(reinterpret_cast<const void*>(rows_), dim3(blocks), dim3(threads), args, 0, stream),
           "cudaLaunchKernel (rows)");
   } else {

@@ -1,8 +1,9 @@
 // Reductions and softmax along one contiguous range of axes, on tensors viewed as
 // [outer, n, inner] (n: the reduced extent). ReduceSum/Mean/Prod/Max/Min/EuclideanNorm,
 // Softmax and LogSoftmax, for floating-point dtypes; float16/bfloat16 accumulate in float,
-// float64 in double, float32 in float. Rows of contiguous elements (inner == 1) take one thread
-// block each; otherwise each thread walks one column (coalesced across the inner dim).
+// float64 in double, float32 in float. Rows of contiguous elements (inner == 1) take one warp
+// each up to 1024 elements (a softmax row stays in registers) and one thread block each beyond;
+// otherwise each thread walks one column (coalesced across the inner dim).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -34,7 +35,7 @@ class RowKernel {
   std::string op_;
   std::vector<int64_t> axes_;  // as written on the node (may be negative)
   std::shared_ptr<const CudaModule> module_;
-  cudaKernel_t rows_ = nullptr, columns_ = nullptr;
+  cudaKernel_t rows_ = nullptr, rows_warp4_ = nullptr, rows_warp32_ = nullptr, columns_ = nullptr;
 };
 
 }  // namespace kiln::backend::cuda
