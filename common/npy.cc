@@ -1,5 +1,7 @@
 #include "kiln/npy.h"
 
+#include "common/atomic_file.h"
+
 #include <cstring>
 #include <fstream>
 #include <unistd.h>
@@ -204,32 +206,11 @@ void WriteNpy(const std::string& path, const Tensor& tensor) {
   const size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
   header.push_back('\n');
-  // Written next to `path` and renamed over it once complete: a failed write (a full disk) never
-  // leaves a truncated file under the final name.
-  static std::atomic<uint64_t> counter{0};
-  const std::string temp = fmt::format("{}.tmp-{}-{}", path, static_cast<long>(::getpid()), counter++);
-  {
-    std::ofstream out(temp, std::ios::binary);
-    if (!out) throw Error(ErrorCode::kNotFound, fmt::format("{}: cannot create file", path));
-    out.write("\x93NUMPY\x01\x00", 8);
-    const uint16_t len = static_cast<uint16_t>(header.size());
-    const char len_bytes[2] = {static_cast<char>(len & 0xff), static_cast<char>(len >> 8)};
-    out.write(len_bytes, 2);
-    out.write(header.data(), static_cast<std::streamsize>(header.size()));
-    out.write(static_cast<const char*>(host.raw_data()), static_cast<std::streamsize>(host.byte_size()));
-    out.close();
-    if (!out) {
-      std::error_code ignored;
-      std::filesystem::remove(temp, ignored);
-      throw Error(ErrorCode::kUnavailable, fmt::format("{}: write failed (is the disk full?)", path));
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(temp, path, ec);
-  if (ec) {
-    std::filesystem::remove(temp, ec);
-    throw Error(ErrorCode::kUnavailable, fmt::format("{}: cannot move the written file into place", path));
-  }
+  const uint16_t len = static_cast<uint16_t>(header.size());
+  const char len_bytes[2] = {static_cast<char>(len & 0xff), static_cast<char>(len >> 8)};
+  // Never a truncated file under the final name (a full disk mid-write).
+  WriteFileAtomically(path, {std::string_view("\x93NUMPY\x01\x00", 8), std::string_view(len_bytes, 2), header,
+                             std::string_view(static_cast<const char*>(host.raw_data()), host.byte_size())});
 }
 
 }  // namespace kiln

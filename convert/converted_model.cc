@@ -16,8 +16,9 @@
 #include <google/protobuf/io/zero_copy_stream_impl.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
-#include "convert/engine_file.h"
+#include "common/atomic_file.h"
 #include "common/crc32c.h"
+#include "convert/engine_file.h"
 #include "convert/ir_codec.h"
 
 namespace kiln::convert {
@@ -92,29 +93,6 @@ std::optional<std::pair<std::string, size_t>> ParseEngineFileName(const std::str
 
 [[noreturn]] void WriteFailed(const fs::path& path, const std::string& reason) {
   throw Error(ErrorCode::kInvalidArgument, fmt::format("{}: cannot write: {}", path.string(), reason));
-}
-
-// Writes `bytes` to a temporary file next to `path` and renames it into place.
-void WriteFileAtomically(const fs::path& path, std::string_view bytes) {
-  const fs::path tmp = path.parent_path() / fmt::format(".{}.tmp-{}", path.filename().string(), ::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) WriteFailed(path, fmt::format("cannot create '{}'", tmp.string()));
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.close();
-    if (!out) {
-      std::error_code ignored;
-      fs::remove(tmp, ignored);
-      WriteFailed(path, fmt::format("writing '{}' failed (disk full?)", tmp.string()));
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
-    WriteFailed(path, ec.message());
-  }
 }
 
 std::string ReadFile(const fs::path& path) {
@@ -206,7 +184,7 @@ void WriteConvertedModel(const std::string& dir, const ConvertedModel& model) {
   std::error_code ec;
   fs::create_directories(engines_dir, ec);
   if (ec) WriteFailed(engines_dir, ec.message());
-  for (const auto& [file, bytes] : engines) WriteFileAtomically(engines_dir / file, *bytes);
+  for (const auto& [file, bytes] : engines) WriteFileAtomically(engines_dir / file, {*bytes});
   // Engine files of an earlier save into the same directory would be picked up on load.
   for (const auto& entry : fs::directory_iterator(engines_dir, ec)) {
     const std::string file = entry.path().filename().string();
@@ -217,10 +195,10 @@ void WriteConvertedModel(const std::string& dir, const ConvertedModel& model) {
     }
   }
   if (ec) WriteFailed(engines_dir, ec.message());
-  WriteFileAtomically(KilnAssets(root) / kConversionJson, model.conversion_json);
+  WriteFileAtomically(KilnAssets(root) / kConversionJson, {model.conversion_json});
   WriteFileAtomically(KilnAssets(root) / kSavedModelChecksum,
-                      fmt::format("{:08x}\n", crc32c::Mask(crc32c::Value(pb_bytes))));
-  WriteFileAtomically(pb_path, pb_bytes);
+                      {fmt::format("{:08x}\n", crc32c::Mask(crc32c::Value(pb_bytes)))});
+  WriteFileAtomically(pb_path, {pb_bytes});
 }
 
 bool IsConvertedModel(const std::string& dir) {

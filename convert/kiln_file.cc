@@ -1,6 +1,8 @@
 // .kiln file writing and verified reading (the layout is described in kiln_file.h).
 #include "convert/kiln_file.h"
 
+#include "common/atomic_file.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -198,25 +200,14 @@ void WriteKilnFile(const std::string& path, const ConvertedModel& model) {
   const std::string bytes = EncodeKilnFile(model);
   const fs::path target(path);
   const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  const fs::path tmp = dir / fmt::format(".{}.tmp-{}", target.filename().string(), ::getpid());
   auto fail = [&](const std::string& reason) {
-    std::error_code ignored;
-    fs::remove(tmp, ignored);
     throw Error(ErrorCode::kInvalidArgument, fmt::format("{}: cannot write: {}", path, reason));
   };
   std::error_code ec;
   if (fs::is_directory(target, ec)) fail("it is a directory");
   fs::create_directories(dir, ec);
   if (ec) fail(fmt::format("cannot create the directory '{}': {}", dir.string(), ec.message()));
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) fail(fmt::format("cannot create '{}'", tmp.string()));
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.close();
-    if (!out) fail(fmt::format("writing '{}' failed (disk full?)", tmp.string()));
-  }
-  fs::rename(tmp, target, ec);
-  if (ec) fail(ec.message());
+  WriteFileAtomically(target, {bytes});
 }
 
 ConvertedModel ReadKilnFile(const std::string& path) {

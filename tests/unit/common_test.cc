@@ -1,4 +1,6 @@
 // Tensors, dtypes, 16-bit floats and .npy files.
+#include <unistd.h>
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -7,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "common/atomic_file.h"
 #include "kiln/half.h"
 #include "kiln/npy.h"
 #include "kiln/tensor.h"
@@ -98,6 +101,34 @@ TEST(Npy, RoundTripsAndRejectsBadFiles) {
     EXPECT_EQ(entry.path().filename().string().find(".tmp-"), std::string::npos) << entry.path();
   EXPECT_THROW(WriteNpy((dir / "no_such_dir" / "b.npy").string(), t), Error);
   EXPECT_THROW(ReadNpy((dir / "missing.npy").string()), Error);
+}
+
+TEST(AtomicFile, WritesThePartsWholeOrNothing) {
+  const auto dir = std::filesystem::temp_directory_path() / ("kiln_atomic_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const auto path = dir / "f.bin";
+  WriteFileAtomically(path, {"ab", "", "cde"});
+  std::ifstream in(path, std::ios::binary);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "abcde");
+  WriteFileAtomically(path, {"xy"});  // replaces
+  std::ifstream again(path, std::ios::binary);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(again), {}), "xy");
+  try {
+    WriteFileAtomically(dir / "missing" / "g.bin", {"z"});
+    FAIL() << "a missing directory must be an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kUnavailable);
+    EXPECT_NE(std::string(e.what()).find("cannot write"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(WriteFileAtomically(dir, {"z"}), Error);  // a directory is never replaced
+  size_t entries = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    ++entries;
+    EXPECT_EQ(entry.path().filename().string().find(".tmp-"), std::string::npos) << entry.path();
+  }
+  EXPECT_EQ(entries, 1u);
+  std::filesystem::remove_all(dir);
 }
 
 // A version 1.0 .npy file with this header text (padded as numpy pads it) and `data` after it.
