@@ -30,6 +30,7 @@ constexpr char kSavedModelFile[] = "saved_model.pb";
 constexpr char kConversionJson[] = "conversion.json";
 // The masked CRC32C of saved_model.pb (which holds the frozen weights), as 8 hex digits.
 constexpr char kSavedModelChecksum[] = "saved_model.pb.crc32c";
+constexpr char kConversionJsonChecksum[] = "conversion.json.crc32c";
 
 fs::path KilnAssets(const fs::path& dir) { return dir / "assets" / "kiln"; }
 fs::path EnginesDir(const fs::path& dir) { return KilnAssets(dir) / "engines"; }
@@ -93,6 +94,25 @@ std::optional<std::pair<std::string, size_t>> ParseEngineFileName(const std::str
 
 [[noreturn]] void WriteFailed(const fs::path& path, const std::string& reason) {
   throw Error(ErrorCode::kInvalidArgument, fmt::format("{}: cannot write: {}", path.string(), reason));
+}
+
+// The text of a checksum file: the masked CRC32C of `bytes` in hex and a newline.
+std::string ChecksumText(std::string_view bytes) { return fmt::format("{:08x}\n", crc32c::Mask(crc32c::Value(bytes))); }
+
+std::string ReadFile(const fs::path& path);
+
+// kDataLoss unless `bytes` (read from `file`) match the checksum written with them. Models
+// converted before Kiln wrote a checksum have none, and are not checked.
+void VerifyChecksum(const fs::path& file, const std::string& bytes, const fs::path& checksum_path) {
+  std::error_code ec;
+  if (!fs::exists(checksum_path, ec)) return;
+  const std::string text = ReadFile(checksum_path);
+  const std::string actual = ChecksumText(bytes);
+  if (text != actual)
+    throw Error(ErrorCode::kDataLoss,
+                fmt::format("{}: checksum mismatch (the file is corrupt or was changed after conversion; {} says {}, "
+                            "the file's is {})",
+                            file.string(), checksum_path.string(), text.substr(0, 8), actual.substr(0, 8)));
 }
 
 std::string ReadFile(const fs::path& path) {
@@ -196,8 +216,8 @@ void WriteConvertedModel(const std::string& dir, const ConvertedModel& model) {
   }
   if (ec) WriteFailed(engines_dir, ec.message());
   WriteFileAtomically(KilnAssets(root) / kConversionJson, {model.conversion_json});
-  WriteFileAtomically(KilnAssets(root) / kSavedModelChecksum,
-                      {fmt::format("{:08x}\n", crc32c::Mask(crc32c::Value(pb_bytes)))});
+  WriteFileAtomically(KilnAssets(root) / kConversionJsonChecksum, {ChecksumText(model.conversion_json)});
+  WriteFileAtomically(KilnAssets(root) / kSavedModelChecksum, {ChecksumText(pb_bytes)});
   WriteFileAtomically(pb_path, {pb_bytes});
 }
 
@@ -222,16 +242,7 @@ ConvertedModel ReadConvertedModel(const std::string& dir) {
   // The graph and its frozen weights are checked against the checksum written with them (models
   // converted before Kiln wrote one have none).
   const std::string pb_bytes = ReadFile(pb_path);
-  const fs::path checksum_path = KilnAssets(root) / kSavedModelChecksum;
-  if (fs::exists(checksum_path, ec)) {
-    const std::string text = ReadFile(checksum_path);
-    const uint32_t actual = crc32c::Mask(crc32c::Value(pb_bytes));
-    if (text != fmt::format("{:08x}\n", actual))
-      throw Error(ErrorCode::kDataLoss,
-                  fmt::format("{}: checksum mismatch (the file is corrupt or was changed after conversion; {} says {}, "
-                              "the file's is {:08x})",
-                              pb_path.string(), checksum_path.string(), text.substr(0, 8), actual));
-  }
+  VerifyChecksum(pb_path, pb_bytes, KilnAssets(root) / kSavedModelChecksum);
   tfproto::SavedModel saved;
   if (!saved.ParseFromString(pb_bytes))
     throw Error(ErrorCode::kDataLoss, fmt::format("{}: cannot parse as a SavedModel protobuf (corrupt or truncated)", pb_path.string()));
@@ -261,6 +272,7 @@ ConvertedModel ReadConvertedModel(const std::string& dir) {
     throw Error(e.code(), fmt::format("{}: {}", pb_path.string(), e.what()));
   }
   model.conversion_json = ReadFile(KilnAssets(root) / kConversionJson);
+  VerifyChecksum(KilnAssets(root) / kConversionJson, model.conversion_json, KilnAssets(root) / kConversionJsonChecksum);
 
   const fs::path engines_dir = EnginesDir(root);
   if (fs::is_directory(engines_dir, ec)) {

@@ -224,6 +224,22 @@ TEST_F(ConvertedModelTest, EveryByteOfSavedModelPbIsChecksummed) {
   EXPECT_NO_THROW(ReadConvertedModel(dir.string()));
 }
 
+TEST_F(ConvertedModelTest, ConversionJsonIsChecksummed) {
+  // conversion.json decides the device, precision and engine settings a model loads with: an
+  // edit that still parses (FP32 -> FP16) must not change how the model runs without a word.
+  const fs::path dir = tmp_ / "checked_json";
+  WriteConvertedModel(dir.string(), SampleModel());
+  const fs::path json = dir / "assets" / "kiln" / "conversion.json";
+  const std::string good = ReadFileBytes(json);
+  ASSERT_FALSE(good.empty());
+  std::string bad = good;
+  bad[bad.size() / 2] = static_cast<char>(bad[bad.size() / 2] ^ 0x01);
+  WriteFileBytes(json, bad);
+  ExpectError([&] { ReadConvertedModel(dir.string()); }, ErrorCode::kDataLoss, {"conversion.json", "checksum"});
+  WriteFileBytes(json, good);
+  EXPECT_NO_THROW(ReadConvertedModel(dir.string()));
+}
+
 TEST_F(ConvertedModelTest, RecognisesOnlyConvertedModels) {
   EXPECT_FALSE(IsConvertedModel((tmp_ / "missing").string()));
   ExpectError([&] { ReadConvertedModel((tmp_ / "missing").string()); }, ErrorCode::kNotFound, {"saved_model.pb"});
