@@ -12,6 +12,8 @@
 #include "kiln/device.h"
 #include "kiln/model.h"
 
+#include "common/cancellation.h"
+
 namespace kiln {
 namespace {
 
@@ -101,6 +103,18 @@ void CheckNoOverlap(const std::string& key, std::span<const BufferBinding> input
 }
 
 }  // namespace
+
+std::map<std::string, Tensor> Signature::Run(const std::map<std::string, Tensor>& inputs,
+                                             const RunOptions& options) const {
+  CancellationScope scope(options.cancel);
+  return Run(inputs);
+}
+
+void Signature::RunWithBuffers(std::span<const BufferBinding> inputs, std::span<BufferBinding> outputs,
+                               const RunOptions& options) const {
+  CancellationScope scope(options.cancel);
+  RunWithBuffers(inputs, outputs);
+}
 
 void Signature::RunWithBuffers(std::span<const BufferBinding> inputs, std::span<BufferBinding> outputs) const {
   const std::string& sig_key = key();

@@ -28,6 +28,9 @@ import time
 import numpy as np
 
 
+KILN_TIMEOUT_S = 300  # one kiln process; a hang is reported and the comparison goes on
+
+
 def log(msg):
     print(msg, flush=True)
 
@@ -111,7 +114,7 @@ def kiln_bench(kiln, onnx_path, inputs, precision, warmup, runs, profile_runs=0,
     if profile_runs > 0:
         cmd += ["--profile-layers", str(profile_runs)]
     t0 = time.time()
-    p = subprocess.run(cmd, capture_output=True, text=True)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=KILN_TIMEOUT_S)
     if p.returncode != 0:
         raise RuntimeError("kiln bench failed (%s):\n%s" % (" ".join(cmd), p.stderr[-3000:]))
     report = json.loads(p.stdout)
@@ -124,13 +127,13 @@ def kiln_accuracy(kiln, onnx_path, inputs, precision, reference, workdir):
     """Kiln's engines on `inputs` against PyTorch FP32's `reference`: relative L2."""
     conv = os.path.join(workdir, "converted_%s" % precision)
     subprocess.run([kiln, "convert", onnx_path, conv, "--device", "cuda", "--precision", precision], check=True,
-                   capture_output=True, text=True)
+                   capture_output=True, text=True, timeout=KILN_TIMEOUT_S)
     args = [kiln, "run", conv, "--output-dir", os.path.join(workdir, "out")]
     for n, t in inputs.items():
         f = os.path.join(workdir, n + ".npy")
         np.save(f, t.numpy())
         args += ["--input", "%s=%s" % (n, f)]
-    p = subprocess.run(args, capture_output=True, text=True)
+    p = subprocess.run(args, capture_output=True, text=True, timeout=KILN_TIMEOUT_S)
     if p.returncode != 0:
         raise RuntimeError("kiln run failed:\n" + p.stderr[-3000:])
     got = np.load(os.path.join(workdir, "out", "output.npy")).astype(np.float64)
@@ -195,9 +198,11 @@ def main():
             ref = gpu_model(*[v.cuda() for v in acc_inputs.values()]).float().cpu().numpy()
         acc_dir = os.path.join(workdir, name + "_acc")
         os.makedirs(acc_dir, exist_ok=True)
+        t0 = time.time()
         try:
             rel, summary = kiln_accuracy(args.kiln, onnx_path, acc_inputs, args.precision, ref, acc_dir)
-            log("%s: Kiln %s vs PyTorch FP32, relative L2 %.2e" % (name, args.precision, rel))
+            log("%s: Kiln %s vs PyTorch FP32, relative L2 %.2e (convert and run %.1f s)" % (
+                name, args.precision, rel, time.time() - t0))
             log("\n".join(l for l in summary.splitlines()[:40]))
         except Exception as e:  # reported, and timing still runs
             rel = None
@@ -224,6 +229,9 @@ def main():
                     for l in prof["layers"][:25]:
                         log("  %9.4f ms  %-26s %-24s %s" % (l["ms_per_run"], l["kernel"], l["detail"], l["layer"][-80:]))
                 row["kiln_ms"] = rep["latency_ms"]["median"]
+                log("%s b%d: kiln bench took %.1f s (convert %.1f s, build %.1f s)" % (
+                    name, batch, rep["process_s"], (rep.get("convert_ms") or 0) / 1000.0,
+                    (rep.get("engine_build_ms") or 0) / 1000.0))
                 row["kiln_build_s"] = (rep.get("engine_build_ms") or 0) / 1000.0
                 row["kiln_convert_s"] = (rep.get("convert_ms") or 0) / 1000.0
                 row["kiln_native_fallbacks"] = rep["runs"]["native_fallbacks"]

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "backend/reference/kernel.h"
+#include "common/cancellation.h"
 
 namespace kiln::runtime {
 
@@ -42,6 +43,7 @@ std::vector<Tensor> ReferenceExecutor::RunGraph(const ir::Graph& graph, std::vec
   std::vector<Tensor> node_inputs;
   for (size_t pos = 0; pos < plan.order.size(); ++pos) {
     const ir::Node& node = graph.node(plan.order[pos]);
+    if (CancellationRequested()) ThrowCancelled(fmt::format("node '{}' ({})", node.name, node.op));
     node_inputs.clear();
     for (ir::ValueId in : node.inputs) node_inputs.push_back(values[static_cast<size_t>(in)]);
     std::vector<Tensor> outs;

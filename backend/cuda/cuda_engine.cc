@@ -252,7 +252,9 @@ void CudaEngine::BuildSteps(GpuArch arch, bool fuse_residual) {
       // Add of another tensor of the same shape (a residual), then a Relu.
       auto sole_reader = [&](ir::ValueId v) -> const ir::Node* {
         const auto& readers = consumers[static_cast<size_t>(v)];
-        if (readers.size() != 1 || ir::IsGraphOutput(g, v)) return nullptr;
+        // A node another step already runs (both convolutions of a residual block read the Add)
+        // is not taken twice.
+        if (readers.size() != 1 || ir::IsGraphOutput(g, v) || absorbed.count(readers[0])) return nullptr;
         return &g.node(readers[0]);
       };
       ConvEpilogue epilogue;

@@ -16,6 +16,7 @@ enum class ErrorCode {
   kResourceExhausted,  // out of memory (host or device) or another limit reached
   kUnavailable,        // a device or driver that cannot be used right now
   kInternal,           // a bug in Kiln
+  kCancelled,          // the caller cancelled the run (RunOptions::cancel)
 };
 
 const char* ErrorCodeName(ErrorCode code);

@@ -8,6 +8,7 @@
 // threads at once.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -64,6 +65,13 @@ struct BufferBinding {
   Device device{};
 };
 
+// Per-call options of Signature::Run and RunWithBuffers.
+struct RunOptions {
+  // Set to true (from any thread) to stop the run: it ends with kCancelled at the next node it
+  // starts (a loop checks before each iteration; an engine already running finishes first).
+  const std::atomic<bool>* cancel = nullptr;
+};
+
 class Signature {
  public:
   virtual ~Signature() = default;
@@ -73,6 +81,7 @@ class Signature {
   // Runs the signature. Every input must be given, by name, with the signature's dtype and a
   // compatible shape; errors (kInvalidArgument) name the input and what was expected.
   virtual std::map<std::string, Tensor> Run(const std::map<std::string, Tensor>& inputs) const = 0;
+  std::map<std::string, Tensor> Run(const std::map<std::string, Tensor>& inputs, const RunOptions& options) const;
   // Runs the signature on caller-owned memory (see BufferBinding). Every input must be bound
   // once; outputs may be any subset of the signature's outputs (each at most once; the others are
   // computed and dropped). Thread-safe like Run. kInvalidArgument naming the binding for: an
@@ -83,6 +92,8 @@ class Signature {
   // outputs' memory may have been written); data not aligned to the element size; output memory
   // overlapping an input's or another output's. kUnimplemented for DT_STRING.
   void RunWithBuffers(std::span<const BufferBinding> inputs, std::span<BufferBinding> outputs) const;
+  void RunWithBuffers(std::span<const BufferBinding> inputs, std::span<BufferBinding> outputs,
+                      const RunOptions& options) const;
   // Number of IR nodes the signature runs (after optimization passes).
   virtual size_t num_nodes() const = 0;
   virtual RunStats stats() const { return {}; }

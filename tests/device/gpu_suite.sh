@@ -102,7 +102,7 @@ if [ -n "${KILN_GPU_COMPARE_ARGS:-}" ]; then
   args=$KILN_GPU_COMPARE_ARGS; [ "$args" = - ] && args=
   # shellcheck disable=SC2086
   python3 "$(dirname "$0")/../../bench/gpu_compare.py" --kiln "$kiln" --json "$out/gpu_compare.json" $args 2>&1 |
-    grep -vE "Warning|warn\(|^ +(return|is_causal|torch\.)" || status=1
+    grep --line-buffered -vE "Warning|warn\(|^ +(return|is_causal|torch\.)" || status=1
 fi
 
 echo "== gpu_suite: $([ $status = 0 ] && echo PASSED || echo FAILED)"
