@@ -48,6 +48,22 @@ void LaunchConcat(std::span<const Tensor> inputs, int64_t axis, Tensor& out, cud
   }
 }
 
+// A constant `bias` that adds one value per column of `product` ([n], or [1, ..., 1, n]), in a
+// dtype cuBLASLt's bias epilogue takes.
+bool IsColumnBias(const ir::Graph& g, ir::ValueId bias, ir::ValueId product) {
+  const Tensor* c = g.ConstantOf(bias);
+  const ir::SymShape& out = g.value(product).shape;
+  const DType dtype = g.value(product).dtype;
+  if (!c || c->dtype() != dtype || !out.rank_known || out.rank() < 2 || c->rank() < 1 || c->rank() > out.rank())
+    return false;
+  if (dtype != DType::kFloat32 && dtype != DType::kFloat16 && dtype != DType::kBFloat16) return false;
+  const ir::Dim n = out.dims.back();
+  if (!ir::IsStatic(n) || c->dim(c->rank() - 1) != n) return false;
+  for (int d = 0; d + 1 < c->rank(); ++d)
+    if (c->dim(d) != 1) return false;
+  return true;
+}
+
 std::string Join(const std::vector<std::string>& parts, const char* sep) {
   std::string s;
   for (const std::string& p : parts) s += (s.empty() ? "" : sep) + p;
@@ -243,7 +259,28 @@ void CudaEngine::BuildSteps(GpuArch arch, bool fuse_residual) {
     size_t step_pos = pos;  // where the step runs: after the last node it absorbs
     if (n.op == "MatMul" || n.op == "BatchMatMul") {
       s.kind = Step::Kind::kMatMul;
-      s.matmul = std::make_unique<MatMulKernel>(n, g.value(n.inputs[0]).dtype);
+      // An Add of a constant vector along the product's columns (a layer's bias) that is the
+      // product's only reader runs in cuBLASLt's epilogue.
+      const ir::Node* add = nullptr;
+      if (n.inputs.size() == 2) {
+        const auto& readers = consumers[static_cast<size_t>(s.output)];
+        if (readers.size() == 1 && !ir::IsGraphOutput(g, s.output) && !absorbed.count(readers[0]) &&
+            g.node(readers[0]).op == "Add") {
+          const ir::Node& candidate = g.node(readers[0]);
+          const ir::ValueId other = candidate.inputs[0] == s.output ? candidate.inputs[1] : candidate.inputs[0];
+          if (IsColumnBias(g, other, s.output)) {
+            add = &candidate;
+            s.inputs.push_back(other);
+          }
+        }
+      }
+      s.matmul = std::make_unique<MatMulKernel>(n, g.value(n.inputs[0]).dtype, add != nullptr);
+      if (add) {
+        s.output = add->outputs[0];
+        s.nodes.push_back(add->name);
+        absorbed.insert(add->id);
+        step_pos = std::max(step_pos, position[static_cast<size_t>(add->id)]);
+      }
     } else if (IsViewOp(n.op)) {
       s.kind = Step::Kind::kView;
       s.inputs.resize(1);

@@ -69,6 +69,20 @@ namespace ew = kiln::ir::elementwise;
 
 const char* KernelPrologue() { return kPrologue; }
 
+void EltwiseDims::SetDim(int d, long long size) {
+  dims[d] = size;
+  magic[d] = 0;
+  shift[d] = 0;
+  if (size < 1 || size >= (1LL << 31)) return;  // the 64-bit kernel divides these
+  unsigned s = 0;
+  while ((1ULL << s) < static_cast<unsigned long long>(size)) ++s;
+  const unsigned long long m = ((1ULL << 32) * ((1ULL << s) - static_cast<unsigned long long>(size))) /
+                                   static_cast<unsigned long long>(size) +
+                               1;
+  magic[d] = static_cast<unsigned int>(m);
+  shift[d] = s;
+}
+
 bool IsGpuFloat(DType d) {
   return d == DType::kFloat32 || d == DType::kFloat16 || d == DType::kBFloat16 || d == DType::kFloat64;
 }
@@ -120,42 +134,46 @@ std::string GenerateEltwiseSource(const EltwiseProgram& program) {
   }
   const DType out_dtype = program.OutputDType();
 
+  // The loads, the steps and the store of element i, given each input's element offset o<k>.
   std::string body;
-  // Each input's element offset from the output index, one dim at a time (innermost last).
-  for (size_t i = 0; i < num_inputs; ++i) body += fmt::format("    Index o{} = 0;\n", i);
-  body += "    {\n      Index rest = i;\n      for (int d = p.rank - 1; d >= 0; --d) {\n";
-  body += "        const Index q = rest / Index(p.dims[d]);\n        const Index c = rest - q * Index(p.dims[d]);\n";
-  body += "        rest = q;\n";
-  for (size_t i = 0; i < num_inputs; ++i) body += fmt::format("        o{0} += c * Index(strides[{0}][d]);\n", i);
-  body += "      }\n    }\n";
   for (size_t i = 0; i < num_inputs; ++i)
-    body += fmt::format("    const auto v{0} = ew::Load<{1}>(in{0}[o{0}]);\n", i, CudaTypeName(program.inputs[i]));
+    body += fmt::format("  const auto v{0} = ew::Load<{1}>(in{0}[o{0}]);\n", i, CudaTypeName(program.inputs[i]));
   for (size_t i = 0; i < program.steps.size(); ++i) {
     const EltwiseStep& s = program.steps[i];
     const int v = static_cast<int>(num_inputs + i);
     const char* t = CudaTypeName(program.ValueDType(s.args[0]));
     if (!s.op && s.cast_to == DType::kInvalid) {
-      body += fmt::format("    const auto v{0} = v{1} ? v{2} : v{3};\n", v, s.args[0], s.args[1], s.args[2]);
+      body += fmt::format("  const auto v{0} = v{1} ? v{2} : v{3};\n", v, s.args[0], s.args[1], s.args[2]);
       continue;
     }
     if (!s.op) {
       const char* to = CudaTypeName(s.cast_to);
-      body += fmt::format("    const auto v{0} = ew::Load<{1}>(ew::CastValue<{1}, {2}>(ew::Store<{2}>(v{3}), {4}));\n",
+      body += fmt::format("  const auto v{0} = ew::Load<{1}>(ew::CastValue<{1}, {2}>(ew::Store<{2}>(v{3}), {4}));\n",
                           v, to, t, s.args[0], s.truncate ? "true" : "false");
       continue;
     }
     std::string args;
     for (int a : s.args) args += fmt::format("v{}, ", a);
-    body += fmt::format("    ew::State s{0};\n    s{0}.param = {1:.17g};\n", v, s.param);
-    body += fmt::format("    const auto v{0} = ew::{1}::Apply<{2}>({3}s{0});\n", v, s.op->name, t, args);
+    body += fmt::format("  ew::State s{0};\n  s{0}.param = {1:.17g};\n", v, s.param);
+    body += fmt::format("  const auto v{0} = ew::{1}::Apply<{2}>({3}s{0});\n", v, s.op->name, t, args);
   }
   const int last = static_cast<int>(num_inputs + program.steps.size()) - 1;
-  body += fmt::format("    out[i] = ew::Store<{}>(v{});\n", CudaTypeName(out_dtype), last);
+  body += fmt::format("  out[i] = ew::Store<{}>(v{});\n", CudaTypeName(out_dtype), last);
 
-  std::string params;
-  for (size_t i = 0; i < num_inputs; ++i)
+  std::string params, offsets, offset_args, flat_offsets, walk;
+  for (size_t i = 0; i < num_inputs; ++i) {
     params += fmt::format(", const {}* __restrict__ in{}", CudaTypeName(program.inputs[i]), i);
+    offsets += fmt::format(", Index o{}", i);
+    offset_args += fmt::format(", o{}", i);
+    flat_offsets += fmt::format(", i * Index(strides[{}][0])", i);
+    walk += fmt::format("        o{0} += c * Index(strides[{0}][d]);\n", i);
+  }
   params += fmt::format(", {}* __restrict__ out", CudaTypeName(out_dtype));
+  std::string zero;
+  for (size_t i = 0; i < num_inputs; ++i) zero += fmt::format("      Index o{} = 0;\n", i);
+  std::string pass;  // the pointers, passed on
+  for (size_t i = 0; i < num_inputs; ++i) pass += fmt::format(", in{}", i);
+  pass += ", out";
 
   std::string source = kPrologue;
   source += fmt::format(R"(
@@ -163,23 +181,51 @@ struct KilnEltwiseDims {{
   long long n;
   int rank;
   long long dims[8];
+  unsigned int magic[8];
+  unsigned int shift[8];
 }};
+
+template <typename Index>
+__device__ __forceinline__ Index KilnDiv(Index x, const KilnEltwiseDims& p, int d) {{
+  if constexpr (sizeof(Index) == 4) {{
+    return (__umulhi(x, p.magic[d]) + x) >> p.shift[d];
+  }} else {{
+    return x / Index(p.dims[d]);
+  }}
+}}
+
+template <typename Index>
+__device__ __forceinline__ void KilnElement(Index i{3}{1}) {{
+{2}}}
 
 template <typename Index>
 __device__ __forceinline__ void KilnEltwise(const KilnEltwiseDims& p, const long long (&strides)[{0}][8]{1}) {{
   const Index n = Index(p.n);
-  for (Index i = Index(blockIdx.x) * Index(blockDim.x) + Index(threadIdx.x); i < n; i += Index(gridDim.x) * Index(blockDim.x)) {{
-{2}  }}
+  const Index step = Index(gridDim.x) * Index(blockDim.x);
+  Index i = Index(blockIdx.x) * Index(blockDim.x) + Index(threadIdx.x);
+  if (p.rank == 1) {{  // every input contiguous or a scalar: no index arithmetic
+    for (; i < n; i += step) KilnElement<Index>(i{4}{5});
+    return;
+  }}
+  for (; i < n; i += step) {{
+{6}    {{
+      Index rest = i;
+      for (int d = p.rank - 1; d >= 0; --d) {{
+        const Index q = KilnDiv<Index>(rest, p, d);
+        const Index c = rest - q * Index(p.dims[d]);
+        rest = q;
+{7}      }}
+    }}
+    KilnElement<Index>(i{8}{5});
+  }}
 }}
 
 struct KilnEltwiseStrides {{
   long long s[{0}][8];
 }};
 )",
-                        num_inputs, params, body);
-  std::string args;
-  for (size_t i = 0; i < num_inputs; ++i) args += fmt::format(", in{}", i);
-  args += ", out";
+                        num_inputs, params, body, offsets, flat_offsets, pass, zero, walk, offset_args);
+  std::string args = pass;
   for (const char* kernel : {kEltwiseKernel32, kEltwiseKernel64})
     source += fmt::format(
         "extern \"C\" __global__ void {0}(const KilnEltwiseDims p, const KilnEltwiseStrides strides{1}) {{\n"

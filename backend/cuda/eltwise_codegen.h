@@ -34,11 +34,18 @@ struct EltwiseProgram {
 // The most dims a (collapsed) broadcast shape may have in a generated kernel.
 inline constexpr int kMaxEltwiseRank = 8;
 
-// The kernel's parameter block for `num_inputs` inputs, as the generated code declares it.
+// The kernel's parameter block for `num_inputs` inputs, as the generated code declares it. The
+// 32-bit kernel divides by dims[d] as (umulhi(x, magic[d]) + x) >> shift[d] (exact for
+// x < 2^31, dims[d] < 2^31: Granlund and Montgomery's division by invariant integers), since a
+// hardware-less integer division per dim and element would dominate a memory-bound kernel.
 struct EltwiseDims {
   long long n = 0;
   int rank = 0;
   long long dims[kMaxEltwiseRank] = {};
+  unsigned int magic[kMaxEltwiseRank] = {};
+  unsigned int shift[kMaxEltwiseRank] = {};
+  // Sets dims[d] and its magic and shift (for divisors below 2^31).
+  void SetDim(int d, long long size);
 };
 
 // Names of the two kernels in the generated source: 32-bit and 64-bit element indices.

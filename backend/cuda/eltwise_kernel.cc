@@ -116,7 +116,7 @@ void EltwiseKernel::Run(const Walk& w, std::span<const void* const> inputs, Tens
   EltwiseDims dims;
   dims.n = n;
   dims.rank = static_cast<int>(w.dims.size());
-  for (size_t d = 0; d < w.dims.size(); ++d) dims.dims[d] = w.dims[d];
+  for (size_t d = 0; d < w.dims.size(); ++d) dims.SetDim(static_cast<int>(d), w.dims[d]);
   std::vector<long long> strides(k * kMaxEltwiseRank, 0);
   for (size_t i = 0; i < k; ++i)
     for (size_t d = 0; d < w.dims.size(); ++d) strides[i * kMaxEltwiseRank + d] = w.strides[i][d];

@@ -94,7 +94,7 @@ struct MatMulKernel::Plan {
   size_t workspace = 0;
 };
 
-MatMulKernel::MatMulKernel(const ir::Node& node, DType dtype) : dtype_(dtype) {
+MatMulKernel::MatMulKernel(const ir::Node& node, DType dtype, bool fused_bias) : dtype_(dtype) {
   if (node.op == "MatMul") {
     transpose_a_ = node.attrs.GetOr<bool>("transpose_a", false);
     transpose_b_ = node.attrs.GetOr<bool>("transpose_b", false);
@@ -103,6 +103,7 @@ MatMulKernel::MatMulKernel(const ir::Node& node, DType dtype) : dtype_(dtype) {
     transpose_a_ = node.attrs.GetOr<bool>("adj_x", false);
     transpose_b_ = node.attrs.GetOr<bool>("adj_y", false);
   }
+  has_bias_ = has_bias_ || fused_bias;
   handle_ = LtHandle();
 }
 

@@ -24,7 +24,9 @@ std::optional<std::string> MatMulUnsupported(const ir::Graph& graph, const ir::N
 
 class MatMulKernel {
  public:
-  explicit MatMulKernel(const ir::Node& node, DType dtype);
+  // fused_bias: an Add of a per-column vector after the product runs in cuBLASLt's epilogue
+  // (the vector is the last input; a MatMul node's own third input is one already).
+  MatMulKernel(const ir::Node& node, DType dtype, bool fused_bias = false);
   ~MatMulKernel();
   MatMulKernel(const MatMulKernel&) = delete;
   MatMulKernel& operator=(const MatMulKernel&) = delete;

@@ -84,6 +84,26 @@ TEST(CudaCodegen, EveryElementwiseOpCompilesForEveryDType) {
   EXPECT_GT(ops, 150);  // the table has ~70 ops; most accept several dtypes
 }
 
+// The 32-bit kernel's division by a dim, emulated on the host: exact for every x < 2^31.
+TEST(CudaCodegen, MagicDivisionIsExact) {
+  std::mt19937_64 rng(5);
+  std::vector<long long> divisors = {1, 2, 3, 5, 7, 12, 64, 127, 768, 3072, 50257, 65535, 65536, 1000003,
+                                     (1LL << 30) + 1, (1LL << 31) - 1};
+  for (int i = 0; i < 200; ++i) divisors.push_back(1 + static_cast<long long>(rng() % ((1ULL << 31) - 1)));
+  for (long long d : divisors) {
+    backend::cuda::EltwiseDims dims;
+    dims.SetDim(0, d);
+    std::vector<uint32_t> xs = {0, 1, static_cast<uint32_t>(d - 1), static_cast<uint32_t>(d),
+                                static_cast<uint32_t>(std::min<long long>(d + 1, (1LL << 31) - 1)), (1U << 31) - 1};
+    for (int k = 0; k < 200; ++k) xs.push_back(static_cast<uint32_t>(rng() % (1ULL << 31)));
+    for (uint32_t x : xs) {
+      const uint32_t hi = static_cast<uint32_t>((static_cast<uint64_t>(x) * dims.magic[0]) >> 32);
+      const uint32_t q = static_cast<uint32_t>((static_cast<uint64_t>(hi) + x) >> dims.shift[0]);
+      ASSERT_EQ(q, x / static_cast<uint64_t>(d)) << x << " / " << d;
+    }
+  }
+}
+
 TEST(CudaCodegen, CastsBetweenEveryPairOfDTypesCompile) {
   for (DType from : kGpuDTypes) {
     backend::cuda::EltwiseProgram p;
@@ -406,6 +426,17 @@ std::vector<Tensor> RunOnGpu(const backend::Engine& engine, const std::vector<Te
   return host;
 }
 
+// Relative L2 of got against want, for fused float16 steps that round once where the reference
+// rounds after each op (the intermediate's half ulp, not the result's, bounds the difference).
+double RelativeL2(const Tensor& got, const Tensor& want) {
+  double diff = 0, norm = 0;
+  for (int64_t i = 0; i < want.num_elements(); ++i) {
+    diff += (got.DoubleAt(i) - want.DoubleAt(i)) * (got.DoubleAt(i) - want.DoubleAt(i));
+    norm += want.DoubleAt(i) * want.DoubleAt(i);
+  }
+  return std::sqrt(diff / std::max(norm, 1e-300));
+}
+
 std::unique_ptr<backend::Engine> CheckOnGpu(const Builder& b, const std::vector<Tensor>& inputs,
                                             const std::string& what) {
   std::vector<Shape> shapes;
@@ -592,6 +623,39 @@ INSTANTIATE_TEST_SUITE_P(
                       MatMulCase{"fp64", {7, 16}, {16, 5}, false, false, false, false, DType::kFloat64}),
     [](const ::testing::TestParamInfo<MatMulCase>& info) { return info.param.name; });
 
+// A bias Add after a matrix product runs in cuBLASLt's epilogue: one step, for plain, folded
+// (shared right operand) and truly batched products.
+TEST(CudaBackendGpu, BiasAddAfterAProductRunsInTheEpilogue) {
+  SKIP_WITHOUT_GPU();
+  struct Case {
+    std::string op;
+    Shape a, b, bias;
+  };
+  for (const Case& c : {Case{"MatMul", {17, 64}, {64, 33}, {33}}, Case{"BatchMatMul", {2, 3, 9, 32}, {32, 8}, {8}},
+                        Case{"BatchMatMul", {4, 9, 32}, {4, 32, 8}, {1, 1, 8}}}) {
+    for (DType dtype : {DType::kFloat32, DType::kFloat16}) {
+      Builder b;
+      const ir::ValueId x = b.Input("x", std::vector<ir::Dim>(c.a.begin(), c.a.end()), dtype);
+      const ir::ValueId p = b.Op(c.op, "mm", {x, b.Const("w", RandomTensor(dtype, c.b, 91))});
+      b.Output("y", b.Op("Add", "bias", {p, b.Const("bias_value", RandomTensor(dtype, c.bias, 92))}));
+      const std::string what = fmt::format("{} {} {}", c.op, ShapeToString(c.a), DTypeName(dtype));
+      const Tensor input = RandomTensor(dtype, c.a, 93);
+      std::unique_ptr<backend::Engine> engine;
+      if (dtype == DType::kFloat32) {
+        engine = CheckOnGpu(b, {input}, what);
+      } else {  // one rounding where the reference rounds the product, then the sum
+        engine = CudaBackend().Compile(*b.g, ExactProfile({input.shape()}), {});
+        EXPECT_LE(RelativeL2(RunOnGpu(*engine, {input})[0], runtime::ReferenceExecutor(b.g).Run({input})[0]), 1e-3)
+            << what;
+      }
+      ASSERT_TRUE(engine) << what;
+      const auto steps = dynamic_cast<const CudaEngine&>(*engine).steps();
+      ASSERT_EQ(steps.size(), 1u) << what;
+      EXPECT_EQ(steps[0].nodes, "mm+bias") << what;
+    }
+  }
+}
+
 struct RowCase {
   std::string name, op;
   Shape shape;
@@ -724,12 +788,7 @@ TEST(CudaBackendGpu, ResidualAddAndReluFuseIntoTheConvolution) {
       engine = CudaBackend().Compile(*b.g, ExactProfile({input.shape()}), {});
       const Tensor got = RunOnGpu(*engine, {input})[0];
       const Tensor want = runtime::ReferenceExecutor(b.g).Run({input})[0];
-      double diff = 0, norm = 0;
-      for (int64_t i = 0; i < want.num_elements(); ++i) {
-        diff += (got.DoubleAt(i) - want.DoubleAt(i)) * (got.DoubleAt(i) - want.DoubleAt(i));
-        norm += want.DoubleAt(i) * want.DoubleAt(i);
-      }
-      EXPECT_LE(std::sqrt(diff / norm), 1e-3) << "residual float16";
+      EXPECT_LE(RelativeL2(got, want), 1e-3) << "residual float16";
     }
     ASSERT_TRUE(engine);
     const auto steps = dynamic_cast<const CudaEngine&>(*engine).steps();
