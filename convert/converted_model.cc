@@ -1,9 +1,13 @@
 // Converted SavedModel writing and reading (the layout is described in converted_model.h).
 #include "convert/converted_model.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <climits>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -31,6 +35,7 @@ constexpr char kConversionJson[] = "conversion.json";
 // The masked CRC32C of saved_model.pb (which holds the frozen weights), as 8 hex digits.
 constexpr char kSavedModelChecksum[] = "saved_model.pb.crc32c";
 constexpr char kConversionJsonChecksum[] = "conversion.json.crc32c";
+constexpr char kWriteLock[] = ".write-lock";  // held (flock) while a save writes the directory
 
 fs::path KilnAssets(const fs::path& dir) { return dir / "assets" / "kiln"; }
 fs::path EnginesDir(const fs::path& dir) { return KilnAssets(dir) / "engines"; }
@@ -95,6 +100,27 @@ std::optional<std::pair<std::string, size_t>> ParseEngineFileName(const std::str
 [[noreturn]] void WriteFailed(const fs::path& path, const std::string& reason) {
   throw Error(ErrorCode::kInvalidArgument, fmt::format("{}: cannot write: {}", path.string(), reason));
 }
+
+// An exclusive advisory lock on `path` (created if missing) for the object's lifetime; waits for
+// another holder (another process, or another save in this one) to finish.
+class WriteLock {
+ public:
+  explicit WriteLock(const fs::path& path) : fd_(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644)) {
+    if (fd_ < 0) WriteFailed(path, fmt::format("cannot create the lock file: {}", std::strerror(errno)));
+    while (::flock(fd_, LOCK_EX) != 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd_);
+      WriteFailed(path, fmt::format("cannot lock: {}", std::strerror(err)));
+    }
+  }
+  ~WriteLock() { ::close(fd_); }  // closing releases the lock
+  WriteLock(const WriteLock&) = delete;
+  WriteLock& operator=(const WriteLock&) = delete;
+
+ private:
+  int fd_;
+};
 
 // The text of a checksum file: the masked CRC32C of `bytes` in hex and a newline.
 std::string ChecksumText(std::string_view bytes) { return fmt::format("{:08x}\n", crc32c::Mask(crc32c::Value(bytes))); }
@@ -204,6 +230,9 @@ void WriteConvertedModel(const std::string& dir, const ConvertedModel& model) {
   std::error_code ec;
   fs::create_directories(engines_dir, ec);
   if (ec) WriteFailed(engines_dir, ec.message());
+  // Two saves into one directory (two `kiln convert` runs) take turns: each writes its whole
+  // model under the lock, so the directory ends up holding one of them, never a mix.
+  const WriteLock lock(KilnAssets(root) / kWriteLock);
   for (const auto& [file, bytes] : engines) WriteFileAtomically(engines_dir / file, {*bytes});
   // Engine files of an earlier save into the same directory would be picked up on load.
   for (const auto& entry : fs::directory_iterator(engines_dir, ec)) {

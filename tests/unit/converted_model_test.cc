@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <thread>
 
 #include "convert/engine_file.h"
 #include "convert/ir_codec.h"
@@ -201,6 +202,31 @@ TEST_F(ConvertedModelTest, AFailedSaveLeavesThePreviousSavedModel) {
     ADD_FAILURE() << "expected an error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("a_file"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(ConvertedModelTest, ConcurrentSavesIntoOneDirectoryLeaveOneWholeModel) {
+  // Two models with different settings and different engine files, saved into one directory by
+  // two threads at once, again and again: what is left is always exactly one of them.
+  ConvertedModel a = SampleModel(), b = SampleModel();
+  a.conversion_json = R"({"precision_mode": "FP32", "which": "a"})";
+  b.conversion_json = R"({"precision_mode": "FP16", "which": "b"})";
+  b.engine_files.erase("plain_engine");
+  b.engine_files["model/KilnEngineOp_000"].pop_back();
+  const fs::path dir = tmp_ / "shared";
+  for (int round = 0; round < 20; ++round) {
+    std::thread ta([&] { WriteConvertedModel(dir.string(), a); });
+    std::thread tb([&] { WriteConvertedModel(dir.string(), b); });
+    ta.join();
+    tb.join();
+    const ConvertedModel got = ReadConvertedModel(dir.string());  // checksums agree
+    const ConvertedModel& want = got.conversion_json == a.conversion_json ? a : b;
+    ASSERT_EQ(got.conversion_json, want.conversion_json) << "round " << round;
+    ASSERT_EQ(got.engine_files.size(), want.engine_files.size()) << "round " << round;
+    for (const auto& [name, files] : want.engine_files) {
+      ASSERT_TRUE(got.engine_files.count(name)) << name << ", round " << round;
+      EXPECT_EQ(got.engine_files.at(name), files) << name << ", round " << round;
+    }
   }
 }
 
