@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <limits>
 
 #include <cstdlib>
@@ -56,17 +57,24 @@ int64_t NumElements(const Shape& shape) {
 
 namespace {
 
-// The most one host tensor may take: the machine's physical memory. A bigger request (from a
-// hostile or broken model file) fails here, before anything is allocated or zeroed.
-size_t MaxTensorBytes() {
-  static const size_t limit = [] {
+size_t PhysicalMemoryBytes() {
+  static const size_t bytes = [] {
     const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
     return pages > 0 && page > 0 ? static_cast<size_t>(pages) * static_cast<size_t>(page) : size_t{1} << 40;
   }();
-  return limit;
+  return bytes;
 }
 
+std::atomic<size_t> g_max_tensor_bytes{0};  // 0: physical memory
+
 }  // namespace
+
+size_t MaxTensorBytes() {
+  const size_t set = g_max_tensor_bytes.load(std::memory_order_relaxed);
+  return set > 0 ? set : PhysicalMemoryBytes();
+}
+
+void SetMaxTensorBytes(size_t bytes) { g_max_tensor_bytes.store(bytes); }
 
 std::string ShapeToString(const Shape& shape) { return fmt::format("[{}]", fmt::join(shape, ",")); }
 
@@ -82,8 +90,8 @@ Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape
   const uint64_t elements = static_cast<uint64_t>(num_elements());  // checked
   if (elements > MaxTensorBytes() / DTypeSize(dtype_))
     throw Error(ErrorCode::kResourceExhausted,
-                fmt::format("a {} tensor of shape {} would need {} elements of {} bytes, more than this machine's "
-                            "{} bytes of memory",
+                fmt::format("a {} tensor of shape {} would need {} elements of {} bytes, more than the {} bytes one "
+                            "tensor may take (kiln::MaxTensorBytes: physical memory unless set)",
                             DTypeName(dtype_), ShapeToString(shape_), elements, DTypeSize(dtype_), MaxTensorBytes()));
   buffer_ = AllocateHostBuffer(byte_size());
 }

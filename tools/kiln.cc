@@ -1,5 +1,7 @@
 // The kiln command-line tool.
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <new>
 #include <exception>
@@ -8,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "kiln/error.h"
+#include "kiln/tensor.h"
 #include "kiln/version.h"
 #include "tools/commands.h"
 
@@ -108,6 +111,16 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   try {
+    // A limit on any one tensor a model asks for (for models from untrusted sources).
+    if (const char* limit = std::getenv("KILN_MAX_TENSOR_BYTES"); limit && *limit) {
+      char* end = nullptr;
+      errno = 0;
+      const unsigned long long bytes = std::strtoull(limit, &end, 10);
+      if (errno != 0 || *end != '\0' || bytes == 0 || limit[0] == '-')
+        throw kiln::Error(kiln::ErrorCode::kInvalidArgument,
+                          fmt::format("KILN_MAX_TENSOR_BYTES must be a positive number of bytes, not '{}'", limit));
+      kiln::SetMaxTensorBytes(static_cast<size_t>(bytes));
+    }
     if (*inspect_cmd) return kiln::cli::Inspect(inspect);
     if (*run_cmd) return kiln::cli::Run(run);
     if (*ops_cmd) return kiln::cli::Ops();

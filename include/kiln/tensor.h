@@ -37,6 +37,13 @@ std::shared_ptr<Buffer> AllocateHostBuffer(size_t bytes);
 
 using Shape = std::vector<int64_t>;
 
+// The most bytes one host tensor may take, whatever asks for it (a weight in a model file, a shape
+// a model computes at run time): a larger request fails with kResourceExhausted before anything
+// is allocated. The default is the machine's physical memory; a service loading models it does not
+// trust may set less (the `kiln` CLI reads KILN_MAX_TENSOR_BYTES). 0 restores the default.
+size_t MaxTensorBytes();
+void SetMaxTensorBytes(size_t bytes);
+
 int64_t NumElements(const Shape& shape);  // 1 for a scalar
 std::string ShapeToString(const Shape& shape);  // "[2,3]", "[]" for a scalar
 

@@ -79,3 +79,33 @@ def test_sizes_a_run_computes_are_checked(kiln_bin, tmp_path, case):
                     ["--output-dir", tmp_path / "out"])
     assert proc.returncode == 1, proc.stderr
     assert why in proc.stderr, proc.stderr
+
+
+def _kiln_with_env(kiln_bin, args, env_extra):
+    import os
+    import subprocess
+    env = dict(os.environ, **env_extra)
+    return subprocess.run([str(kiln_bin)] + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, errors="replace", timeout=300, env=env)
+
+
+def test_max_tensor_bytes_bounds_what_a_model_may_ask_for(kiln_bin, tmp_path):
+    # A 4 MB weight under a 1 MB limit (KILN_MAX_TENSOR_BYTES): a clear error before allocating,
+    # and the same model runs without the limit.
+    import onnx
+    from onnx import helper, numpy_helper
+    w = numpy_helper.from_array(np.ones((1024, 1024), np.float32), "w")
+    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 1024])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 1024])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "big_weight.onnx"
+    onnx.save(model, path)
+    args = ["run", path] + write_inputs({"x": np.ones((1, 1024), np.float32)}, tmp_path / "in")
+    limited = _kiln_with_env(kiln_bin, args, {"KILN_MAX_TENSOR_BYTES": "1000000"})
+    assert limited.returncode == 1, limited.stderr
+    assert "1000000 bytes one tensor may take" in limited.stderr, limited.stderr
+    assert _kiln_with_env(kiln_bin, args, {}).returncode == 0
+    bad = _kiln_with_env(kiln_bin, args, {"KILN_MAX_TENSOR_BYTES": "12abc"})
+    assert bad.returncode == 1 and "KILN_MAX_TENSOR_BYTES must be a positive number of bytes" in bad.stderr, bad.stderr

@@ -54,6 +54,24 @@ TEST(Tensor, ReshapeSharesStorage) {
   EXPECT_EQ(t.ToInt64Vector()[5], 6);
 }
 
+TEST(Tensor, TheLimitOnOneTensorIsConfigurable) {
+  const size_t physical = MaxTensorBytes();
+  EXPECT_GT(physical, size_t{1} << 20);
+  SetMaxTensorBytes(4096);
+  EXPECT_EQ(MaxTensorBytes(), 4096u);
+  EXPECT_NO_THROW(Tensor(DType::kFloat32, {1024}));  // exactly the limit
+  try {
+    Tensor(DType::kFloat32, {1025});
+    ADD_FAILURE() << "4100 bytes accepted under a 4096-byte limit";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kResourceExhausted) << e.what();
+    EXPECT_NE(std::string(e.what()).find("4096 bytes one tensor may take"), std::string::npos) << e.what();
+  }
+  SetMaxTensorBytes(0);  // back to the machine's memory
+  EXPECT_EQ(MaxTensorBytes(), physical);
+  EXPECT_NO_THROW(Tensor(DType::kFloat32, {1025}));
+}
+
 TEST(Tensor, SizesAreCheckedBeforeAllocating) {
   // Element counts never wrap around, and no tensor may ask for more than the machine's memory.
   try {
