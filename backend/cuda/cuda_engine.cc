@@ -64,6 +64,14 @@ bool IsColumnBias(const ir::Graph& g, ir::ValueId bias, ir::ValueId product) {
   return true;
 }
 
+// The elementwise kernel of no ops: copies its input, walked with any strides (a transpose) or
+// broadcast (BroadcastTo).
+std::unique_ptr<EltwiseKernel> CopyKernel(DType dtype, GpuArch arch) {
+  EltwiseProgram copy;
+  copy.inputs = {dtype};
+  return std::make_unique<EltwiseKernel>(std::move(copy), arch);
+}
+
 std::string Join(const std::vector<std::string>& parts, const char* sep) {
   std::string s;
   for (const std::string& p : parts) s += (s.empty() ? "" : sep) + p;
@@ -335,9 +343,7 @@ void CudaEngine::BuildSteps(GpuArch arch, bool fuse_residual) {
       s.perm = g.ConstantOf(n.inputs[1])->ToInt64Vector();
       const int64_t rank = static_cast<int64_t>(s.perm.size());
       for (int64_t& p : s.perm) p = p < 0 ? p + rank : p;
-      EltwiseProgram copy;
-      copy.inputs = {g.value(n.inputs[0]).dtype};
-      s.eltwise = std::make_unique<EltwiseKernel>(std::move(copy), arch);
+      s.eltwise = CopyKernel(g.value(n.inputs[0]).dtype, arch);
       s.inputs.resize(1);
     } else if (n.op == "Gather") {
       s.kind = Step::Kind::kGather;
@@ -345,9 +351,7 @@ void CudaEngine::BuildSteps(GpuArch arch, bool fuse_residual) {
       s.inputs.resize(2);
     } else if (n.op == "BroadcastTo") {
       s.kind = Step::Kind::kBroadcast;
-      EltwiseProgram copy;
-      copy.inputs = {g.value(n.inputs[0]).dtype};
-      s.eltwise = std::make_unique<EltwiseKernel>(std::move(copy), arch);
+      s.eltwise = CopyKernel(g.value(n.inputs[0]).dtype, arch);
       s.inputs.resize(1);
     } else if (n.op == "Concat") {
       s.kind = Step::Kind::kConcat;
