@@ -114,8 +114,9 @@ class HeaderParser {
       if (!std::isdigit(static_cast<unsigned char>(Peek()))) Fail("expected a non-negative integer dim");
       int64_t d = 0;
       while (at_ < text_.size() && std::isdigit(static_cast<unsigned char>(text_[at_]))) {
-        d = d * 10 + (text_[at_++] - '0');
-        if (d > kMaxDim) Fail("a dim is too large");
+        const int digit = text_[at_++] - '0';
+        if (d > (kMaxDim - digit) / 10) Fail("a dim is too large");  // checked before it could overflow
+        d = d * 10 + digit;
       }
       if (at_ < text_.size() && text_[at_] == 'L') ++at_;  // Python 2 long
       shape.push_back(d);

@@ -186,6 +186,9 @@ TEST(Npy, HeadersAreParsedStrictly) {
       {"{'descr': '<f4', 'fortran_order': False, 'shape': (576460752303423488, 32)}", eight_bytes, "too large"},
       {"{'descr': '<f4', 'fortran_order': False, 'shape': (1073741824,)}", eight_bytes, "truncated"},
       {"{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,)}", eight_bytes, "too large"},
+      // Found by the npy fuzzer: a dim whose next digit would overflow int64 while it is parsed.
+      {"{'descr': '<u4', 'fortran_order': False, 'shape': (000014933100000001493318093, 32)}", eight_bytes, "too large"},
+      {"{'descr': '<u1', 'fortran_order': False, 'shape': (46116860184273879040,)}", eight_bytes, "too large"},
       {"{'descr': '" + std::string(60000, 'x') + "', 'fortran_order': False, 'shape': (2,)}", eight_bytes, "dtype"},
       {"{'descr': '<f4', 'fortran_order': False, 'shape': (2,)} trailing", eight_bytes, "after the header"},
       {"{'descr': '<f4', 'fortran_order': False, 'shape': (2,", eight_bytes, "expected"},
