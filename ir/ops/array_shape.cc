@@ -314,7 +314,10 @@ void InferTile(InferContext& ctx) {
     const int64_t k = (*m)[d];
     if (k < 0) ctx.Fail(fmt::format("multiples[{}] is negative: {}", d, k));
     const Dim x = in.rank_known ? in.dims[d] : kUnknownDim;
-    dims.push_back(IsStatic(x) ? x * k : k == 1 ? x : k == 0 ? 0 : kUnknownDim);
+    Dim tiled = 0;
+    if (IsStatic(x) && __builtin_mul_overflow(x, k, &tiled))
+      ctx.Fail(fmt::format("dim {} of {} tiled {} times overflows int64", d, x, k));
+    dims.push_back(IsStatic(x) ? tiled : k == 1 ? x : k == 0 ? 0 : kUnknownDim);
   }
   ctx.SetOutput(0, ctx.input_dtype(0), SymShape::Of(std::move(dims)));
 }

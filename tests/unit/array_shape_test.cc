@@ -173,6 +173,9 @@ TEST(ArrayTile, Multiples) {
   ExpectTensor(r->outputs[0], DType::kInt32, {2, 4}, {1, 2, 1, 2, 3, 4, 3, 4});
   r = RunOp("Tile", {I32({2, 2}, {1, 2, 3, 4}), Vec({2, 1})}, {}, 1, Mode::kDynamic);
   ExpectTensor(r->outputs[0], DType::kInt32, {4, 2}, {1, 2, 3, 4, 1, 2, 3, 4});
+  // Found by the ONNX fuzzer under UBSan: shape inference multiplied a dim by its multiple
+  // without checking, so 2 * 2^62 overflowed before the kernel's own check.
+  ExpectError([] { RunOp("Tile", {I32({2, 2}, {1, 2, 3, 4}), I64({2}, {int64_t{1} << 62, 4})}); }, "overflows int64");
 }
 
 TEST(ArrayBroadcast, ToAndArgs) {
