@@ -59,7 +59,11 @@ void InferReshape(InferContext& ctx) {
     for (size_t d = 0; d < target->size() && ok; ++d) {
       if (static_cast<int>(d) == minus_one) continue;
       const SymElem& e = (*target)[d];
-      if (e.is_const) { target_product *= e.value; continue; }
+      if (e.is_const) {
+        if (__builtin_mul_overflow(target_product, e.value, &target_product))
+          ctx.Fail("the product of the target shape's dims overflows int64");
+        continue;
+      }
       auto it = e.dim == kUnknownDim ? rest.end() : std::find(rest.begin(), rest.end(), e.dim);
       if (it == rest.end()) ok = false;
       else rest.erase(it);
@@ -68,8 +72,11 @@ void InferReshape(InferContext& ctx) {
       int64_t in_product = 1;
       std::vector<Dim> non_static;
       for (Dim d : rest) {
-        if (IsStatic(d)) in_product *= d;
-        else non_static.push_back(d);
+        if (!IsStatic(d)) {
+          non_static.push_back(d);
+        } else if (__builtin_mul_overflow(in_product, d, &in_product)) {
+          ctx.Fail("the product of the input's dims overflows int64");
+        }
       }
       if (non_static.empty() && in_product % target_product == 0) dims[static_cast<size_t>(minus_one)] = in_product / target_product;
       else if (non_static.size() == 1 && in_product == target_product) dims[static_cast<size_t>(minus_one)] = non_static[0];
