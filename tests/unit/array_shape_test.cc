@@ -1,5 +1,6 @@
 // Array family: reshapes, permutes, joins/splits, tiles, broadcasts, shape queries, generators.
 #include "tests/unit/array_test_util.h"
+#include "tests/unit/cpu_test_util.h"
 
 namespace kiln {
 namespace {
@@ -176,6 +177,20 @@ TEST(ArrayTile, Multiples) {
   // Found by the ONNX fuzzer under UBSan: shape inference multiplied a dim by its multiple
   // without checking, so 2 * 2^62 overflowed before the kernel's own check.
   ExpectError([] { RunOp("Tile", {I32({2, 2}, {1, 2, 3, 4}), I64({2}, {int64_t{1} << 62, 4})}); }, "overflows int64");
+}
+
+TEST(ArrayReshape, ATargetWhoseDimsOverflowIsAnError) {
+  // Found by the ONNX fuzzer under UBSan: with a -1 and a symbolic input, shape inference
+  // multiplied the target's dims without checking.
+  cputest::Builder b;
+  const ir::ValueId x = b.Input("x", {b.Symbol("n"), 4});
+  const ir::ValueId target = b.Const("t", I64({3}, {-1, int64_t{1} << 62, 4}));
+  try {
+    b.Op("Reshape", "r", {x, target});
+    ADD_FAILURE() << "an overflowing target shape was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("overflows int64"), std::string::npos) << e.what();
+  }
 }
 
 TEST(ArrayBroadcast, ToAndArgs) {

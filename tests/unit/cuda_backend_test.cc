@@ -179,6 +179,13 @@ Builder SmallMlp() {
   return b;
 }
 
+// Batches 1 to 64 of SmallMlp's input, optimized for 8.
+backend::Profile SmallMlpProfile() {
+  backend::Profile profile;
+  profile.inputs.push_back({{1, 32}, {8, 32}, {64, 32}});
+  return profile;
+}
+
 using testutil::RelativeL2Error;
 
 TEST(CudaPrecision, NarrowingKeepsTheInterfaceAndTheFunction) {
@@ -896,8 +903,7 @@ TEST(CudaBackendGpu, RepeatedRunsReplayOneCapturedGraph) {
   SKIP_WITHOUT_GPU();
   const Builder b = SmallMlp();
   CudaBackend cuda;
-  backend::Profile profile;
-  profile.inputs.push_back({{1, 32}, {8, 32}, {64, 32}});
+  const backend::Profile profile = SmallMlpProfile();
   backend::CompileOptions with_graphs, without;
   without.cuda_graphs = false;
   auto graphed = cuda.Compile(*b.g, profile, with_graphs);
@@ -956,8 +962,7 @@ TEST(CudaBackendGpu, Fp16AndBf16EnginesNarrowInsideOnly) {
   SKIP_WITHOUT_GPU();
   const Builder b = SmallMlp();
   CudaBackend cuda;
-  backend::Profile profile;
-  profile.inputs.push_back({{1, 32}, {8, 32}, {64, 32}});
+  const backend::Profile profile = SmallMlpProfile();
   const Tensor x = cputest::RandScaled({16, 32}, 105, 1.0f);
   const auto want = runtime::ReferenceExecutor(b.g).Run({x});
   for (Precision p : {Precision::kFP16, Precision::kBF16}) {
