@@ -106,6 +106,7 @@ def test_bench_human_summary(kiln_bin, zoo_dir):
     (["--io", "device"], "--io device needs engines on a GPU"),
     (["--io", "gpu"], "--io"),
     (["--profile-layers", "-1"], "--profile-layers must be >= 0"),
+    (["--cuda-graph", "maybe"], "--cuda-graph"),
 ])
 def test_bench_bad_options(kiln_bin, zoo_dir, args, message):
     proc = run_kiln(kiln_bin, ["bench", zoo_dir / "mlp_keras3", "--native"] + BENCH_FAST + args)
