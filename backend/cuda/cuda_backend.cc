@@ -15,6 +15,7 @@
 #include "backend/cuda/matmul_kernel.h"
 #include "backend/cuda/nvrtc_compiler.h"
 #include "backend/cuda/pool_kernel.h"
+#include "backend/cuda/norm_kernel.h"
 #include "backend/cuda/row_kernel.h"
 #include "ir/ops/elementwise_ops.h"
 
@@ -86,6 +87,7 @@ std::optional<std::string> CudaBackend::Unsupported(const ir::Graph& graph, cons
   }
   if (node.op == "MatMul" || node.op == "BatchMatMul") return MatMulUnsupported(graph, node);
   if (IsRowOp(node.op)) return RowOpUnsupported(graph, node);
+  if (node.op == "LayerNorm") return LayerNormUnsupported(graph, node);
   if (node.op == "Conv2D" || node.op == "DepthwiseConv2D") return ConvUnsupported(graph, node);
   if (node.op == "MaxPool" || node.op == "AvgPool") return PoolUnsupported(graph, node);
   if (IsLayoutOp(node.op)) {

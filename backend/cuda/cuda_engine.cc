@@ -121,6 +121,12 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
   if (profile_.inputs.size() != graph_.inputs().size())
     throw Error(ErrorCode::kInvalidArgument, fmt::format("the profile has {} inputs, the segment {}",
                                                          profile_.inputs.size(), graph_.inputs().size()));
+  // Layer norms fuse before narrowing, so that their epsilon keeps its float32 value (BERT's
+  // 1e-12 is 0 in float16) and their statistics are computed in float32 whatever the storage.
+  ir::PassPipeline fusion;
+  fusion.Add(ir::MakeLayerNormFusion());
+  fusion.Add(ir::MakeDeadCodeElimination());
+  fusion.Run(graph_);
   if (options.precision == Precision::kFP16 || options.precision == Precision::kBF16) {
     NarrowFloat32(graph_, options.precision == Precision::kFP16 ? DType::kFloat16 : DType::kBFloat16);
     precision_ = options.precision;
@@ -193,6 +199,24 @@ void CudaEngine::BuildSteps(GpuArch arch, bool fuse_residual) {
   const std::vector<ir::NodeId> order = g.TopologicalOrder();
   std::vector<size_t> position(g.nodes().size(), 0);  // node id -> index in `order`
   for (size_t pos = 0; pos < order.size(); ++pos) position[static_cast<size_t>(order[pos])] = pos;
+  // A LayerNorm reading the sum of two same-shape tensors, which nothing else reads, adds them
+  // itself (the transformer's "add & norm"): the Add runs inside the LayerNorm step.
+  std::map<ir::NodeId, const ir::Node*> norm_residual;  // LayerNorm -> the Add it runs
+  for (ir::NodeId id : order) {
+    const ir::Node& n = g.node(id);
+    if (n.op != "LayerNorm" || host_nodes_[static_cast<size_t>(id)]) continue;
+    const ir::Node* add = g.Producer(n.inputs[0]);
+    if (!add || add->op != "Add" || add->inputs.size() != 2 || host_nodes_[static_cast<size_t>(add->id)] ||
+        consumers[static_cast<size_t>(n.inputs[0])].size() != 1 || ir::IsGraphOutput(g, n.inputs[0]))
+      continue;
+    const ir::Value& a = g.value(add->inputs[0]);
+    const ir::Value& b = g.value(add->inputs[1]);
+    if (a.dtype != b.dtype || a.dtype != g.value(n.inputs[0]).dtype || !ir::SameShape(a.shape, b.shape) ||
+        !ir::SameShape(a.shape, g.value(n.inputs[0]).shape) || a.constant || b.constant)
+      continue;
+    norm_residual.emplace(id, add);
+    absorbed.insert(add->id);
+  }
   for (size_t pos = 0; pos < order.size(); ++pos) {
     if (absorbed.count(order[pos])) continue;
     const ir::Node& n = g.node(order[pos]);
@@ -338,6 +362,15 @@ void CudaEngine::BuildSteps(GpuArch arch, bool fuse_residual) {
       s.kind = Step::Kind::kRow;
       s.row = std::make_unique<RowKernel>(g, n, arch);
       s.inputs.resize(1);
+    } else if (n.op == "LayerNorm") {
+      s.kind = Step::Kind::kNorm;
+      auto residual = norm_residual.find(n.id);
+      s.norm = std::make_unique<LayerNormKernel>(g, n, residual != norm_residual.end(), arch);
+      if (residual != norm_residual.end()) {
+        s.inputs.erase(s.inputs.begin());
+        s.inputs.insert(s.inputs.begin(), residual->second->inputs.begin(), residual->second->inputs.end());
+        s.nodes.insert(s.nodes.begin(), residual->second->name);
+      }
     } else if (n.op == "Transpose") {
       s.kind = Step::Kind::kTranspose;
       s.perm = g.ConstantOf(n.inputs[1])->ToInt64Vector();
@@ -659,6 +692,13 @@ void CudaEngine::EnqueueSteps(const Specialized& specialized, std::span<const Te
         case Step::Kind::kBroadcast:
           step.eltwise->Launch(in, out, s);
           break;
+        case Step::Kind::kNorm: {
+          const size_t params = step.norm->residual() ? 2 : 1;
+          step.norm->Launch(in[0], step.norm->residual() ? &in[1] : nullptr,
+                            in.size() > params ? &in[params] : nullptr, in.size() > params + 1 ? &in[params + 1] : nullptr,
+                            out, s);
+          break;
+        }
         case Step::Kind::kView:
           break;
       }
@@ -691,6 +731,7 @@ std::string CudaEngine::KernelName(const Step& s) {
     case Step::Kind::kPool: return "nvrtc pool";
     case Step::Kind::kGather: return "nvrtc gather";
     case Step::Kind::kBroadcast: return "nvrtc broadcast";
+    case Step::Kind::kNorm: return s.norm->residual() ? "nvrtc add+layernorm" : "nvrtc layernorm";
   }
   return "?";
 }

@@ -21,6 +21,7 @@
 #include "backend/cuda/gather_kernel.h"
 #include "backend/cuda/host_values.h"
 #include "backend/cuda/matmul_kernel.h"
+#include "backend/cuda/norm_kernel.h"
 #include "backend/cuda/pool_kernel.h"
 #include "backend/cuda/row_kernel.h"
 
@@ -60,8 +61,8 @@ class CudaEngine final : public Engine {
 
  private:
   struct Step {
-    enum class Kind { kEltwise, kMatMul, kView, kRow, kTranspose, kConcat, kConv, kPool, kGather, kBroadcast } kind =
-        Kind::kView;
+    enum class Kind { kEltwise, kMatMul, kView, kRow, kTranspose, kConcat, kConv, kPool, kGather, kBroadcast, kNorm };
+    Kind kind = Kind::kView;
     std::vector<ir::ValueId> inputs;
     ir::ValueId output = ir::kNoValue;
     std::vector<std::string> nodes;
@@ -71,6 +72,7 @@ class CudaEngine final : public Engine {
     std::unique_ptr<ConvKernel> conv;
     std::unique_ptr<PoolKernel> pool;
     std::unique_ptr<GatherKernel> gather;
+    std::unique_ptr<LayerNormKernel> norm;  // inputs: x, [residual], [scale, [bias]]
     std::vector<int64_t> perm;         // Transpose
     int64_t axis = 0;                  // Concat (may be negative)
     std::vector<ir::ValueId> release;  // values last read by this step

@@ -1,6 +1,8 @@
-// Reference kernels: BatchNorm (inference and training statistics), Softmax, LogSoftmax, LRN.
+// Reference kernels: BatchNorm (inference and training statistics), LayerNorm, Softmax,
+// LogSoftmax, LRN.
 #include <cmath>
 #include <limits>
+#include <span>
 
 #include <fmt/format.h>
 
@@ -90,6 +92,79 @@ void BatchNormKernel(KernelContext& ctx) {
     StoreFrom(extra[i - 1]->data(), ctx.AllocateOutput(i, pdtype, {C}), "BatchNorm");
 }
 KILN_REFERENCE_KERNEL("BatchNorm", BatchNormKernel);
+
+// `param` (right-aligned, broadcasting) expanded to one value per element of `dims`.
+std::vector<double> ExpandInto(const Tensor& param, std::span<const int64_t> dims, const char* what) {
+  int64_t n = 1;
+  for (int64_t d : dims) n *= d;
+  const std::vector<double> p = LoadAs<double>(param, what);
+  std::vector<double> out(static_cast<size_t>(n));
+  const int offset = static_cast<int>(dims.size()) - param.rank();
+  for (int64_t flat = 0; flat < n; ++flat) {
+    int64_t rest = flat, index = 0, stride = 1;
+    for (int d = static_cast<int>(dims.size()) - 1; d >= 0; --d) {
+      const int64_t i = rest % dims[static_cast<size_t>(d)];
+      rest /= dims[static_cast<size_t>(d)];
+      if (d < offset) continue;
+      const int64_t pd = param.dim(d - offset);
+      index += (pd == 1 ? 0 : i) * stride;
+      stride *= pd;
+    }
+    out[static_cast<size_t>(flat)] = p[static_cast<size_t>(index)];
+  }
+  return out;
+}
+
+// LayerNorm: each slice over dims [axis, rank) normalized with a two-pass mean and variance in
+// double, then scaled and shifted.
+void LayerNormKernel(KernelContext& ctx) {
+  const Tensor& x = ctx.input(0);
+  if (x.rank() < 1) ctx.Fail(fmt::format("expected an input of rank >= 1, got {}", ShapeStr(x.shape())));
+  if (!IsFloating(x.dtype())) ctx.Fail(fmt::format("dtype {} is not supported (expected a floating type)", DTypeName(x.dtype())));
+  const int64_t axis_attr = ctx.attrs().GetOr<int64_t>("axis", -1);
+  const int64_t axis = axis_attr < 0 ? axis_attr + x.rank() : axis_attr;
+  if (axis < 0 || axis >= x.rank()) ctx.Fail(fmt::format("axis {} is out of range for input {}", axis_attr, ShapeStr(x.shape())));
+  const double eps = ctx.attrs().GetOr<double>("epsilon", 1e-5);
+  const std::span<const int64_t> dims(x.shape().data() + axis, x.shape().size() - static_cast<size_t>(axis));
+  int64_t outer = 1, n = 1;
+  for (int i = 0; i < axis; ++i) outer *= x.dim(i);
+  for (int64_t d : dims) n *= d;
+  for (int i = 1; i < ctx.num_inputs(); ++i) {
+    const Tensor& p = ctx.input(i);
+    bool fits = p.rank() <= static_cast<int>(dims.size()) && p.dtype() == x.dtype();
+    for (int d = 0; fits && d < p.rank(); ++d) {
+      const int64_t want = dims[dims.size() - static_cast<size_t>(p.rank()) + static_cast<size_t>(d)];
+      fits = p.dim(d) == 1 || p.dim(d) == want;
+    }
+    if (!fits)
+      ctx.Fail(fmt::format("input {} ({} {}) does not broadcast into the normalized dims of {} {}", i,
+                           DTypeName(p.dtype()), ShapeStr(p.shape()), DTypeName(x.dtype()), ShapeStr(x.shape())));
+  }
+  const std::vector<double> scale = ctx.num_inputs() > 1 ? ExpandInto(ctx.input(1), dims, "LayerNorm") : std::vector<double>();
+  const std::vector<double> bias = ctx.num_inputs() > 2 ? ExpandInto(ctx.input(2), dims, "LayerNorm") : std::vector<double>();
+  const std::vector<double> xs = LoadAs<double>(x, "LayerNorm");
+  std::vector<double> ys(xs.size());
+  for (int64_t o = 0; o < outer; ++o) {
+    const size_t base = static_cast<size_t>(o * n);
+    double mean = 0, var = 0;
+    for (int64_t j = 0; j < n; ++j) mean += xs[base + static_cast<size_t>(j)];
+    mean /= static_cast<double>(n);
+    for (int64_t j = 0; j < n; ++j) {
+      const double d = xs[base + static_cast<size_t>(j)] - mean;
+      var += d * d;
+    }
+    const double inv = 1.0 / std::sqrt(var / static_cast<double>(n) + eps);
+    for (int64_t j = 0; j < n; ++j) {
+      const size_t k = base + static_cast<size_t>(j);
+      double y = (xs[k] - mean) * inv;
+      if (!scale.empty()) y *= scale[static_cast<size_t>(j)];
+      if (!bias.empty()) y += bias[static_cast<size_t>(j)];
+      ys[k] = y;
+    }
+  }
+  StoreFrom(ys.data(), ctx.AllocateOutput(0, x.dtype(), x.shape()), "LayerNorm");
+}
+KILN_REFERENCE_KERNEL("LayerNorm", LayerNormKernel);
 
 template <bool kLog>
 void SoftmaxKernel(KernelContext& ctx) {

@@ -2,6 +2,7 @@
 // ResizeBilinear, ResizeNearestNeighbor, DepthToSpace, SpaceToDepth. See docs/ops/nn.md.
 #include <fmt/format.h>
 
+#include "ir/graph_util.h"
 #include "ir/op_schema.h"
 #include "ir/ops/nn_util.h"
 
@@ -157,6 +158,31 @@ void InferSoftmax(InferContext& ctx) {
   ctx.SetOutput(0, ctx.input_dtype(0), x);
 }
 
+// LayerNorm(x, scale?, bias?): attrs axis (the first normalized dim, default -1) and epsilon.
+// Each slice over dims [axis, rank) is normalized to mean 0 and variance 1 (accumulated in at
+// least float32), then multiplied by scale and shifted by bias, which broadcast into those dims.
+// Passes form it from the decomposed pattern importers emit; it is not a source op.
+void InferLayerNorm(InferContext& ctx) {
+  const SymShape& x = ctx.input_shape(0);
+  const DType t = ctx.input_dtype(0);
+  if (!IsFloating(t)) ctx.Fail(fmt::format("expected a floating-point input, got {}", DTypeName(t)));
+  for (int i = 1; i < ctx.num_inputs(); ++i)
+    if (ctx.input_dtype(i) != t)
+      ctx.Fail(fmt::format("input {} is {}, expected the input's dtype {}", i, DTypeName(ctx.input_dtype(i)), DTypeName(t)));
+  if (x.rank_known) {
+    const int64_t axis = ctx.attrs().GetOr<int64_t>("axis", -1);
+    if (x.rank() == 0 || axis < -x.rank() || axis >= x.rank())
+      ctx.Fail(fmt::format("axis {} is out of range for an input of shape {}", axis, S(ctx, x)));
+    const size_t first = static_cast<size_t>(axis < 0 ? axis + x.rank() : axis);
+    const SymShape normalized = SymShape::Of(std::vector<Dim>(x.dims.begin() + static_cast<std::ptrdiff_t>(first), x.dims.end()));
+    for (int i = 1; i < ctx.num_inputs(); ++i)
+      if (!BroadcastsInto(ctx.input_shape(i), normalized))
+        ctx.Fail(fmt::format("input {} of shape {} does not broadcast into the normalized dims {}", i,
+                             S(ctx, ctx.input_shape(i)), S(ctx, normalized)));
+  }
+  ctx.SetOutput(0, t, x);
+}
+
 // LRN: 4-D input, normalized over the last axis.
 void InferLRN(InferContext& ctx) {
   const SymShape& x = ctx.input_shape(0);
@@ -227,6 +253,7 @@ void RegisterNnMathOps(OpRegistry& registry) {
   registry.Add({"BatchNorm", 5, 5, InferBatchNorm});
   registry.Add({"Softmax", 1, 1, InferSoftmax});
   registry.Add({"LogSoftmax", 1, 1, InferSoftmax});
+  registry.Add({"LayerNorm", 1, 3, InferLayerNorm});
   registry.Add({"LRN", 1, 1, InferLRN});
   registry.Add({"ResizeBilinear", 2, 2, InferResize<true>});
   registry.Add({"ResizeNearestNeighbor", 2, 2, InferResize<false>});

@@ -52,6 +52,10 @@ std::unique_ptr<Pass> MakeReshapeTargetFolding();
 std::unique_ptr<Pass> MakeChannelsLast();
 std::unique_ptr<Pass> MakeTransposeSinking();
 
+// Decomposed layer normalizations (ReduceMean, Sub, squared mean, Rsqrt or Sqrt, then scale and
+// bias) become LayerNorm nodes, for backends with a layer-norm kernel (layer_norm_fusion.cc).
+std::unique_ptr<Pass> MakeLayerNormFusion();
+
 // Structural checks; throws kInternal describing the first problem found.
 void Verify(const Graph& graph);
 

@@ -20,6 +20,7 @@
 #include "backend/cuda/gather_kernel.h"
 #include "backend/cuda/host_values.h"
 #include "backend/cuda/eltwise_codegen.h"
+#include "backend/cuda/norm_kernel.h"
 #include "backend/cuda/nvrtc_compiler.h"
 #include "backend/cuda/pool_kernel.h"
 #include "backend/cuda/precision_rewrite.h"
@@ -136,6 +137,17 @@ TEST(CudaCodegen, RowKernelsCompileForEveryFloatDType) {
       }
     }
   EXPECT_EQ(compiled, 32);
+}
+
+TEST(CudaCodegen, LayerNormKernelsCompileForEveryFloatDType) {
+  for (DType dtype : {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kFloat64}) {
+    try {
+      EXPECT_FALSE(
+          backend::cuda::CompileToCubin(backend::cuda::LayerNormKernelSource(dtype), "kiln_layer_norm", {9, 0}).empty());
+    } catch (const Error& e) {
+      ADD_FAILURE() << DTypeName(dtype) << ": " << e.what();
+    }
+  }
 }
 
 TEST(CudaCodegen, PoolKernelsCompile) {
@@ -717,6 +729,64 @@ INSTANTIATE_TEST_SUITE_P(Cases, CudaRows,
                                            RowCase{"mean_bf16", "ReduceMean", {16, 256}, {1}, false, DType::kBFloat16},
                                            RowCase{"sum_f64", "ReduceSum", {16, 100}, {1}, false, DType::kFloat64}),
                          [](const ::testing::TestParamInfo<RowCase>& info) { return info.param.name; });
+
+// x (+ r when `residual`), normalized over the last dim in ONNX LayerNormalization's decomposed
+// form, scaled and shifted: the engine fuses it into one layer-norm step.
+Builder LayerNormGraph(const Shape& shape, DType dtype, bool residual, bool sum_is_output) {
+  Builder b;
+  const std::vector<ir::Dim> dims(shape.begin(), shape.end());
+  ir::ValueId x = b.Input("x", dims, dtype);
+  if (residual) {
+    x = b.Op("Add", "residual", {x, b.Input("r", dims, dtype)});
+    if (sum_is_output) b.Output("sum", x);
+  }
+  ir::AttrMap keep;
+  keep.Set("keep_dims", true);
+  const Tensor last = Tensor::FromVector<int64_t>(DType::kInt64, {1}, {-1});
+  const ir::ValueId mean = b.Op("ReduceMean", "mean", {x, b.Const("axes", last)}, keep);
+  const ir::ValueId d = b.Op("Sub", "centered", {x, mean});
+  const ir::ValueId var = b.Op("ReduceMean", "var", {b.Op("Mul", "sq", {d, d}), b.Const("axes2", last)}, keep);
+  Tensor eps = RandomTensor(dtype, {}, 1);
+  if (dtype == DType::kFloat16) eps.data<Half>()[0] = Half(1e-5f);
+  if (dtype == DType::kFloat32) eps.data<float>()[0] = 1e-5f;
+  const ir::ValueId inv = b.Op("Rsqrt", "inv_std", {b.Op("Add", "var_eps", {var, b.Const("eps", eps)})});
+  const Shape row = {shape.back()};
+  const ir::ValueId scaled =
+      b.Op("Mul", "scaled", {b.Op("Mul", "normalized", {d, inv}), b.Const("gamma", RandomTensor(dtype, row, 2))});
+  b.Output("y", b.Op("Add", "biased", {scaled, b.Const("beta", RandomTensor(dtype, row, 3))}));
+  return b;
+}
+
+TEST(CudaBackendGpu, LayerNormsFuseIntoOneStepAndMatchTheReference) {
+  SKIP_WITHOUT_GPU();
+  // Row lengths for the warp kernels (4, 8, 16 and 32 values per lane) and the block kernel.
+  for (const Shape& shape : {Shape{7, 100}, Shape{3, 5, 256}, Shape{2, 9, 768}, Shape{4, 1024}, Shape{3, 3000}})
+    for (DType dtype : {DType::kFloat32, DType::kFloat16})
+      for (const auto& [residual, sum_is_output] : {std::pair{false, false}, {true, false}, {true, true}}) {
+        const std::string what = fmt::format("{} {} residual {} sum read elsewhere {}", ShapeToString(shape),
+                                             DTypeName(dtype), residual, sum_is_output);
+        const Builder b = LayerNormGraph(shape, dtype, residual, sum_is_output);
+        std::vector<Tensor> inputs = {RandomTensor(dtype, shape, 11)};
+        if (residual) inputs.push_back(RandomTensor(dtype, shape, 12));
+        std::unique_ptr<backend::Engine> engine;
+        if (dtype == DType::kFloat32) {
+          engine = CheckOnGpu(b, inputs, what);
+        } else {
+          // The reference rounds each of the nine ops' results to float16; the kernel rounds once.
+          std::vector<Shape> shapes;
+          for (const Tensor& t : inputs) shapes.push_back(t.shape());
+          engine = CudaBackend().Compile(*b.g, ExactProfile(shapes), {});
+          const auto got = RunOnGpu(*engine, inputs);
+          const auto want = runtime::ReferenceExecutor(b.g).Run(inputs);
+          for (size_t i = 0; i < want.size(); ++i) EXPECT_LE(RelativeL2(got[i], want[i]), 2e-3) << what;
+        }
+        ASSERT_TRUE(engine) << what;
+        const auto steps = dynamic_cast<const CudaEngine&>(*engine).steps();
+        const bool fused_add = residual && !sum_is_output;
+        ASSERT_EQ(steps.size(), residual && sum_is_output ? 2u : 1u) << what;
+        EXPECT_EQ(steps.back().kernel, fused_add ? "nvrtc add+layernorm" : "nvrtc layernorm") << what;
+      }
+}
 
 struct GpuConvCase {
   std::string name;
