@@ -144,39 +144,52 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
   DeviceScope scope(device_);
   {
     CubinRecorder recorder;  // the kernels this engine uses, for Serialize
-    BuildSteps(ArchOf(device_), /*fuse_residual=*/true);
-    // The profile's largest shapes must fit the segment (and give every value a shape).
-    const auto specialized = SpecializedFor(ProfileShapes(profile_));
-    const auto& shapes = specialized->spec.shapes;
-    for (const Step& s : steps_)
-      if (!shapes[static_cast<size_t>(s.output)])
-        throw Error(ErrorCode::kInvalidArgument,
-                    fmt::format("node '{}': its output shape is not known for the profile {}", s.nodes.back(),
-                                profile_.ToString()));
-    // Convolution plans are built and timed now, for the profile's largest shapes. Where cuDNN
-    // cannot run a convolution with its residual Add fused, the steps are built again without.
-    try {
-      PrepareConvolutions(shapes);
-    } catch (const Error&) {
-      const bool fused = std::any_of(steps_.begin(), steps_.end(),
-                                     [](const Step& s) { return s.kind == Step::Kind::kConv && s.inputs.size() > 1; });
-      if (!fused) throw;
+    // cuDNN may refuse a fused graph for the profile's shapes: then the steps are built again
+    // with fewer fusions (attention first, then residual Adds).
+    const LibraryFusions choices[] = {{true, true}, {true, false}, {false, false}};
+    for (size_t i = 0; i < std::size(choices); ++i) {
       steps_.clear();
       constants_.clear();
-      BuildSteps(ArchOf(device_), /*fuse_residual=*/false);
-      PrepareConvolutions(shapes);
+      BuildSteps(ArchOf(device_), choices[i]);
+      const bool last = i + 1 == std::size(choices) || !UsesLibraryFusions(steps_);
+      // The profile's largest shapes must fit the segment (and give every value a shape).
+      const auto specialized = SpecializedFor(ProfileShapes(profile_));
+      const auto& shapes = specialized->spec.shapes;
+      for (const Step& s : steps_)
+        if (!shapes[static_cast<size_t>(s.output)])
+          throw Error(ErrorCode::kInvalidArgument,
+                      fmt::format("node '{}': its output shape is not known for the profile {}", s.nodes.back(),
+                                  profile_.ToString()));
+      // Convolution and attention plans are built and timed now, for the profile's largest shapes.
+      try {
+        PrepareLibraryPlans(shapes);
+        break;
+      } catch (const Error&) {
+        if (last) throw;
+      }
     }
     cubins_ = recorder.Take();
   }
 }
 
-void CudaEngine::PrepareConvolutions(const std::vector<std::optional<Shape>>& shapes) const {
-  for (const Step& s : steps_)
-    if (s.kind == Step::Kind::kConv)
-      s.conv->Prepare(*shapes[static_cast<size_t>(s.inputs[0])], *shapes[static_cast<size_t>(s.output)]);
+bool CudaEngine::UsesLibraryFusions(const std::vector<Step>& steps) {
+  return std::any_of(steps.begin(), steps.end(), [](const Step& s) {
+    return s.kind == Step::Kind::kAttention || (s.kind == Step::Kind::kConv && s.inputs.size() > 1);
+  });
 }
 
-void CudaEngine::BuildSteps(GpuArch arch, bool fuse_residual) {
+void CudaEngine::PrepareLibraryPlans(const std::vector<std::optional<Shape>>& shapes) const {
+  auto shape = [&](ir::ValueId v) -> const Shape& { return *shapes[static_cast<size_t>(v)]; };
+  for (const Step& s : steps_) {
+    if (s.kind == Step::Kind::kConv) s.conv->Prepare(shape(s.inputs[0]), shape(s.output));
+    if (s.kind == Step::Kind::kAttention) s.attention->CheckShapes(shapes);
+    if (s.kind == Step::Kind::kAttention)
+      s.attention->Prepare(shape(s.inputs[0]), shape(s.inputs[1]), shape(s.inputs[2]),
+                           s.inputs.size() > 3 ? &shape(s.inputs[3]) : nullptr, shape(s.output));
+  }
+}
+
+void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
   const ir::Graph& g = graph_;
   const auto consumers = g.Consumers();
   const auto& services = Services(device_);
@@ -217,11 +230,43 @@ void CudaEngine::BuildSteps(GpuArch arch, bool fuse_residual) {
     norm_residual.emplace(id, add);
     absorbed.insert(add->id);
   }
+  // Attention patterns run as one cuDNN SDPA step, placed at the pattern's last node.
+  std::map<ir::NodeId, AttentionMatch> attention_at;
+  if (fusions.attention && HaveCudnn()) {
+    for (AttentionMatch& m : FindAttention(g, consumers)) {
+      const bool on_host = std::any_of(m.nodes.begin(), m.nodes.end(),
+                                       [&](ir::NodeId id) { return host_nodes_[static_cast<size_t>(id)]; });
+      if (on_host) continue;
+      ir::NodeId last = m.nodes.front();
+      for (ir::NodeId id : m.nodes)
+        if (position[static_cast<size_t>(id)] > position[static_cast<size_t>(last)]) last = id;
+      for (ir::NodeId id : m.nodes)
+        if (id != last) absorbed.insert(id);
+      attention_at.emplace(last, std::move(m));
+    }
+  }
   for (size_t pos = 0; pos < order.size(); ++pos) {
     if (absorbed.count(order[pos])) continue;
     const ir::Node& n = g.node(order[pos]);
     if (host_nodes_[static_cast<size_t>(n.id)]) {  // computed per input shapes, no step
       for (ir::ValueId v : n.outputs) host_value[static_cast<size_t>(v)] = true;
+      continue;
+    }
+    if (auto at = attention_at.find(n.id); at != attention_at.end()) {
+      const AttentionMatch& m = at->second;
+      Step s;
+      s.kind = Step::Kind::kAttention;
+      s.inputs = {m.q.value, m.k.value, m.v.value};
+      if (m.bias != ir::kNoValue) s.inputs.push_back(m.bias);
+      s.output = m.out.value;
+      std::vector<ir::NodeId> in_order = m.nodes;
+      std::sort(in_order.begin(), in_order.end(), [&](ir::NodeId a, ir::NodeId b) {
+        return position[static_cast<size_t>(a)] < position[static_cast<size_t>(b)];
+      });
+      for (ir::NodeId id : in_order) s.nodes.push_back(g.node(id).name);
+      s.attention = std::make_unique<AttentionKernel>(m, g.value(m.q.value).dtype, n.name, device_);
+      placed.emplace_back(pos, std::move(s));
+      step_group.push_back(-1);
       continue;
     }
     if (n.op == "Constant") {
@@ -329,7 +374,7 @@ void CudaEngine::BuildSteps(GpuArch arch, bool fuse_residual) {
       ConvEpilogue epilogue;
       ir::ValueId residual = ir::kNoValue;
       const ir::Node* next = sole_reader(s.output);
-      if (fuse_residual && next && next->op == "Add" && next->inputs.size() == 2) {
+      if (fusions.residual && next && next->op == "Add" && next->inputs.size() == 2) {
         const ir::ValueId other = next->inputs[0] == s.output ? next->inputs[1] : next->inputs[0];
         if (other != s.output && ir::SameShape(g.value(other).shape, g.value(s.output).shape) &&
             g.value(other).dtype == g.value(s.output).dtype && !g.ConstantOf(other)) {
@@ -692,6 +737,10 @@ void CudaEngine::EnqueueSteps(const Specialized& specialized, std::span<const Te
         case Step::Kind::kBroadcast:
           step.eltwise->Launch(in, out, s);
           break;
+        case Step::Kind::kAttention:
+          step.attention->CheckShapes(shapes);
+          step.attention->Launch(in[0], in[1], in[2], in.size() > 3 ? &in[3] : nullptr, out, s);
+          break;
         case Step::Kind::kNorm: {
           const size_t params = step.norm->residual() ? 2 : 1;
           step.norm->Launch(in[0], step.norm->residual() ? &in[1] : nullptr,
@@ -731,6 +780,7 @@ std::string CudaEngine::KernelName(const Step& s) {
     case Step::Kind::kPool: return "nvrtc pool";
     case Step::Kind::kGather: return "nvrtc gather";
     case Step::Kind::kBroadcast: return "nvrtc broadcast";
+    case Step::Kind::kAttention: return "cudnn attention";
     case Step::Kind::kNorm: return s.norm->residual() ? "nvrtc add+layernorm" : "nvrtc layernorm";
   }
   return "?";

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cuda/attention_kernel.h"
 #include "backend/cuda/conv_kernel.h"
 #include "backend/cuda/cubin_cache.h"
 #include "backend/cuda/eltwise_kernel.h"
@@ -61,7 +62,7 @@ class CudaEngine final : public Engine {
 
  private:
   struct Step {
-    enum class Kind { kEltwise, kMatMul, kView, kRow, kTranspose, kConcat, kConv, kPool, kGather, kBroadcast, kNorm };
+    enum class Kind { kEltwise, kMatMul, kView, kRow, kTranspose, kConcat, kConv, kPool, kGather, kBroadcast, kNorm, kAttention };
     Kind kind = Kind::kView;
     std::vector<ir::ValueId> inputs;
     ir::ValueId output = ir::kNoValue;
@@ -73,6 +74,7 @@ class CudaEngine final : public Engine {
     std::unique_ptr<PoolKernel> pool;
     std::unique_ptr<GatherKernel> gather;
     std::unique_ptr<LayerNormKernel> norm;  // inputs: x, [residual], [scale, [bias]]
+    std::unique_ptr<AttentionKernel> attention;  // inputs: q, k, v, [bias]
     std::vector<int64_t> perm;         // Transpose
     int64_t axis = 0;                  // Concat (may be negative)
     std::vector<ir::ValueId> release;  // values last read by this step
@@ -102,10 +104,17 @@ class CudaEngine final : public Engine {
 
   // What runs a step, as steps() and the layer profile name it.
   static std::string KernelName(const Step& s);
-  // fuse_residual: a convolution absorbs the Add of a residual tensor (cuDNN may refuse the
-  // fused graph; the engine then builds its steps again without).
-  void BuildSteps(GpuArch arch, bool fuse_residual);
-  void PrepareConvolutions(const std::vector<std::optional<Shape>>& shapes) const;
+  // Fusions that run in cuDNN graphs, which cuDNN may refuse for a shape: the engine then builds
+  // its steps again without them.
+  struct LibraryFusions {
+    bool residual = true;   // a convolution absorbs the Add of a residual tensor
+    bool attention = true;  // attention patterns run as one fused SDPA (attention_match.h)
+  };
+  void BuildSteps(GpuArch arch, LibraryFusions fusions);
+  // Whether any step runs a fusion of LibraryFusions.
+  static bool UsesLibraryFusions(const std::vector<Step>& steps);
+  // Builds (and times) the cuDNN plans of the convolution and attention steps for these shapes.
+  void PrepareLibraryPlans(const std::vector<std::optional<Shape>>& shapes) const;
   // The specialization for these input shapes (cached for the first kMaxSpecializations sets of
   // shapes; later ones are computed per call, their device copies made on `stream`).
   std::shared_ptr<const Specialized> SpecializedFor(const std::vector<Shape>& input_shapes,

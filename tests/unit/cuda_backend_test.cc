@@ -13,6 +13,7 @@
 #include <cstring>
 #include <random>
 
+#include "backend/cuda/attention_match.h"
 #include "backend/cuda/conv_kernel.h"
 #include "backend/cuda/cubin_cache.h"
 #include "backend/cuda/cuda_device.h"
@@ -330,6 +331,80 @@ TEST(CudaCubins, CachedRecordedAndCarried) {
   std::string huge = encoded;
   huge[7] = '\x7f';  // a kernel count near 2^63
   testutil::ExpectError([&] { backend::cuda::DecodeCubins(huge); }, ErrorCode::kDataLoss, {"compiled kernels"});
+}
+
+// Multi-head self-attention as PyTorch's exporter writes it (scaled_dot_product_attention at
+// opset 17): projections [b, s, h*d] viewed as [b, s, h, d], Transposes to [b, h, s, d] (K to
+// [b, h, d, s]), both scaled by d^-1/4, an additive mask [b, 1, s, s], the NaN guard, the
+// context transposed back to [b, s, h, d]. `score_div`: the older form, scores divided by sqrt(d)
+// and K transposed by adj_y.
+Builder AttentionGraph(int64_t b, int64_t s, int64_t h, int64_t d, DType dtype, bool score_div = false) {
+  Builder g;
+  auto transpose = [&](ir::ValueId x, std::vector<int64_t> perm, const std::string& name) {
+    return g.Op("Transpose", name, {x, g.Const(name + "_perm", Tensor::FromVector<int64_t>(DType::kInt64, {4}, perm))});
+  };
+  auto scalar = [&](const std::string& name, float v) {
+    Tensor t(dtype, {});
+    if (dtype == DType::kFloat16) t.data<Half>()[0] = Half(v);
+    else if (dtype == DType::kBFloat16) t.data<BFloat16>()[0] = BFloat16(v);
+    else t.data<float>()[0] = v;
+    return g.Const(name, t);
+  };
+  const ir::ValueId q = g.Input("q", {b, s, h, d}, dtype);
+  const ir::ValueId k = g.Input("k", {b, s, h, d}, dtype);
+  const ir::ValueId v = g.Input("v", {b, s, h, d}, dtype);
+  const ir::ValueId mask = g.Input("mask", {b, 1, s, s}, dtype);
+  ir::ValueId scores;
+  if (score_div) {
+    ir::AttrMap adj;
+    adj.Set("adj_y", true);
+    scores = g.Op("BatchMatMul", "qk", {transpose(q, {0, 2, 1, 3}, "tq"), transpose(k, {0, 2, 1, 3}, "tk")}, adj);
+    scores = g.Op("Div", "scaled", {scores, scalar("sqrt_d", std::sqrt(static_cast<float>(d)))});
+  } else {
+    const float f = std::pow(static_cast<float>(d), -0.25f);
+    const ir::ValueId qs = g.Op("Mul", "q_scaled", {transpose(q, {0, 2, 1, 3}, "tq"), scalar("fq", f)});
+    const ir::ValueId ks = g.Op("Mul", "k_scaled", {transpose(k, {0, 2, 3, 1}, "tk"), scalar("fk", f)});
+    scores = g.Op("BatchMatMul", "qk", {qs, ks});
+  }
+  ir::AttrMap last;
+  last.Set("axis", int64_t{-1});
+  const ir::ValueId probs = g.Op("Softmax", "softmax", {g.Op("Add", "masked", {scores, mask})}, last);
+  const ir::ValueId guarded = g.Op("Select", "guard", {g.Op("IsNan", "is_nan", {probs}), scalar("zero", 0.0f), probs});
+  const ir::ValueId context = g.Op("BatchMatMul", "pv", {guarded, transpose(v, {0, 2, 1, 3}, "tv")});
+  g.Output("context", transpose(context, {0, 2, 1, 3}, "to"));
+  return g;
+}
+
+TEST(CudaAttention, TheExportedPatternsAreFoundWithTheirLayoutsAndScale) {
+  for (bool score_div : {false, true}) {
+    const Builder b = AttentionGraph(2, 16, 4, 32, DType::kFloat16, score_div);
+    const auto found = backend::cuda::FindAttention(*b.g, b.g->Consumers());
+    ASSERT_EQ(found.size(), 1u) << "score_div " << score_div;
+    const backend::cuda::AttentionMatch& m = found[0];
+    EXPECT_EQ(b.g->value(m.q.value).name, "q");
+    EXPECT_EQ(b.g->value(m.k.value).name, "k");
+    EXPECT_EQ(b.g->value(m.v.value).name, "v");
+    EXPECT_EQ(b.g->value(m.bias).name, "mask");
+    // [b, s, h, d] read as [b, h, s, d]: dims 0, 2, 1, 3; the output likewise.
+    const std::array<int, 4> bshd = {0, 2, 1, 3};
+    EXPECT_EQ(m.q.dims, bshd);
+    EXPECT_EQ(m.k.dims, bshd);
+    EXPECT_EQ(m.v.dims, bshd);
+    EXPECT_EQ(m.out.dims, bshd);
+    EXPECT_EQ(m.out.value, b.g->outputs()[0]);
+    EXPECT_NEAR(m.scale, 1.0 / std::sqrt(32.0), 1e-3);
+    EXPECT_TRUE(m.nan_guard);
+    EXPECT_EQ(m.nodes.size(), score_div ? 11u : 12u);
+  }
+  // float32 attention stays unfused (cuDNN's SDPA is float16/bfloat16), as does a pattern whose
+  // probabilities are also read elsewhere.
+  EXPECT_TRUE(backend::cuda::FindAttention(*AttentionGraph(2, 16, 4, 32, DType::kFloat32).g,
+                                           AttentionGraph(2, 16, 4, 32, DType::kFloat32).g->Consumers())
+                  .empty());
+  Builder shared = AttentionGraph(2, 16, 4, 32, DType::kFloat16);
+  for (const ir::Node& n : shared.g->nodes())
+    if (n.op == "Softmax") shared.Output("probs", n.outputs[0]);
+  EXPECT_TRUE(backend::cuda::FindAttention(*shared.g, shared.g->Consumers()).empty());
 }
 
 // ---- on a GPU ----
@@ -786,6 +861,36 @@ TEST(CudaBackendGpu, LayerNormsFuseIntoOneStepAndMatchTheReference) {
         ASSERT_EQ(steps.size(), residual && sum_is_output ? 2u : 1u) << what;
         EXPECT_EQ(steps.back().kernel, fused_add ? "nvrtc add+layernorm" : "nvrtc layernorm") << what;
       }
+}
+
+TEST(CudaBackendGpu, AttentionRunsAsOneFusedStepAndMatchesTheReference) {
+  SKIP_WITHOUT_GPU();
+  if (!backend::cuda::HaveCudnn()) GTEST_FAIL() << "this build has no cuDNN: the GPU suite needs a build with it";
+  for (DType dtype : {DType::kFloat16, DType::kBFloat16})
+    for (bool score_div : {false, true}) {
+      const std::string what = fmt::format("{} score_div {}", DTypeName(dtype), score_div);
+      const int64_t b = 2, s = 64, h = 4, d = 64;
+      const Builder g = AttentionGraph(b, s, h, d, dtype, score_div);
+      // The mask hides the last 10 keys of the second sequence (a padded batch).
+      Tensor mask(dtype, {b, 1, s, s});
+      for (int64_t i = 0; i < mask.num_elements(); ++i) {
+        const int64_t key = i % s, batch = i / (s * s);
+        const float value = batch == 1 && key >= s - 10 ? -10000.0f : 0.0f;
+        if (dtype == DType::kFloat16) mask.data<Half>()[i] = Half(value);
+        else mask.data<BFloat16>()[i] = BFloat16(value);
+      }
+      const std::vector<Tensor> inputs = {RandomTensor(dtype, {b, s, h, d}, 61), RandomTensor(dtype, {b, s, h, d}, 62),
+                                          RandomTensor(dtype, {b, s, h, d}, 63), mask};
+      auto engine = CudaBackend().Compile(*g.g, ExactProfile({{b, s, h, d}, {b, s, h, d}, {b, s, h, d}, {b, 1, s, s}}), {});
+      const auto steps = dynamic_cast<const CudaEngine&>(*engine).steps();
+      ASSERT_EQ(steps.size(), 1u) << what;
+      EXPECT_EQ(steps[0].kernel, "cudnn attention") << what;
+      const Tensor got = RunOnGpu(*engine, inputs)[0];
+      const Tensor want = runtime::ReferenceExecutor(g.g).Run(inputs)[0];
+      // The reference rounds the scores and probabilities to the storage type; the fused kernel
+      // keeps them in float32, so the bound is that of one rounding of each (relative L2).
+      EXPECT_LE(RelativeL2(got, want), dtype == DType::kFloat16 ? 2e-3 : 1.6e-2) << what;
+    }
 }
 
 struct GpuConvCase {
