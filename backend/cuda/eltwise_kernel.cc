@@ -127,8 +127,8 @@ void EltwiseKernel::Run(const Walk& w, std::span<const void* const> inputs, Tens
 
   constexpr int kBlock = 256;
   const int64_t blocks = std::min<int64_t>((n + kBlock - 1) / kBlock, int64_t{multiprocessors_} * 16);
-  // 32-bit indices while i + the grid's stride cannot overflow them.
-  const bool small = n + blocks * kBlock < (int64_t{1} << 31);
+  // 32-bit indices while i + four times the grid's stride cannot overflow them.
+  const bool small = n + 4 * blocks * kBlock < (int64_t{1} << 31);
   Check(cudaLaunchKernel(reinterpret_cast<const void*>(small ? kernel32_ : kernel64_),
                          dim3(static_cast<unsigned>(blocks)), dim3(kBlock), args.data(), 0, stream),
         "cudaLaunchKernel (elementwise)");
