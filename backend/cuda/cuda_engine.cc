@@ -121,9 +121,11 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
   if (profile_.inputs.size() != graph_.inputs().size())
     throw Error(ErrorCode::kInvalidArgument, fmt::format("the profile has {} inputs, the segment {}",
                                                          profile_.inputs.size(), graph_.inputs().size()));
+  // Repeated computations (an exporter's per-layer copies of the attention mask) are merged.
   // Layer norms fuse before narrowing, so that their epsilon keeps its float32 value (BERT's
   // 1e-12 is 0 in float16) and their statistics are computed in float32 whatever the storage.
   ir::PassPipeline fusion;
+  fusion.Add(ir::MakeCommonSubexpressionElimination());
   fusion.Add(ir::MakeLayerNormFusion());
   fusion.Add(ir::MakeDeadCodeElimination());
   fusion.Run(graph_);
@@ -212,8 +214,8 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
   const std::vector<ir::NodeId> order = g.TopologicalOrder();
   std::vector<size_t> position(g.nodes().size(), 0);  // node id -> index in `order`
   for (size_t pos = 0; pos < order.size(); ++pos) position[static_cast<size_t>(order[pos])] = pos;
-  // A LayerNorm reading the sum of two same-shape tensors, which nothing else reads, adds them
-  // itself (the transformer's "add & norm"): the Add runs inside the LayerNorm step.
+  // A LayerNorm reading the sum of two tensors, which nothing else reads, adds them itself (the
+  // transformer's "add & norm"): the Add runs inside the LayerNorm step.
   std::map<ir::NodeId, const ir::Node*> norm_residual;  // LayerNorm -> the Add it runs
   for (ir::NodeId id : order) {
     const ir::Node& n = g.node(id);
@@ -222,11 +224,11 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
     if (!add || add->op != "Add" || add->inputs.size() != 2 || host_nodes_[static_cast<size_t>(add->id)] ||
         consumers[static_cast<size_t>(n.inputs[0])].size() != 1 || ir::IsGraphOutput(g, n.inputs[0]))
       continue;
+    // The operands' shapes need not be provably equal: the step adds broadcasting operands on
+    // its own when their shapes differ at run time.
     const ir::Value& a = g.value(add->inputs[0]);
     const ir::Value& b = g.value(add->inputs[1]);
-    if (a.dtype != b.dtype || a.dtype != g.value(n.inputs[0]).dtype || !ir::SameShape(a.shape, b.shape) ||
-        !ir::SameShape(a.shape, g.value(n.inputs[0]).shape) || a.constant || b.constant)
-      continue;
+    if (a.dtype != b.dtype || a.dtype != g.value(n.inputs[0]).dtype || a.constant || b.constant) continue;
     norm_residual.emplace(id, add);
     absorbed.insert(add->id);
   }
@@ -410,7 +412,7 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
     } else if (n.op == "LayerNorm") {
       s.kind = Step::Kind::kNorm;
       auto residual = norm_residual.find(n.id);
-      s.norm = std::make_unique<LayerNormKernel>(g, n, residual != norm_residual.end(), arch);
+      s.norm = std::make_unique<LayerNormKernel>(g, n, residual != norm_residual.end(), device_, arch);
       if (residual != norm_residual.end()) {
         s.inputs.erase(s.inputs.begin());
         s.inputs.insert(s.inputs.begin(), residual->second->inputs.begin(), residual->second->inputs.end());

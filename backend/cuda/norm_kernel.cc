@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_device.h"
 #include "backend/cuda/eltwise_codegen.h"
+#include "ir/ops/elementwise_ops.h"
 
 namespace kiln::backend::cuda {
 namespace {
@@ -146,11 +148,13 @@ std::string LayerNormKernelSource(DType dtype) {
   return KernelPrologue() + body;
 }
 
-LayerNormKernel::LayerNormKernel(const ir::Graph& graph, const ir::Node& node, bool residual, GpuArch arch)
+LayerNormKernel::LayerNormKernel(const ir::Graph& graph, const ir::Node& node, bool residual, int device,
+                                 GpuArch arch)
     : name_(node.name),
       axis_(node.attrs.GetOr<int64_t>("axis", -1)),
       epsilon_(node.attrs.GetOr<double>("epsilon", 1e-5)),
-      residual_(residual) {
+      residual_(residual),
+      device_(device) {
   if (auto why = LayerNormUnsupported(graph, node))
     throw Error(ErrorCode::kInvalidArgument, fmt::format("node '{}' (LayerNorm): {}", node.name, *why));
   const DType dtype = graph.value(node.inputs[0]).dtype;
@@ -160,15 +164,34 @@ LayerNormKernel::LayerNormKernel(const ir::Graph& graph, const ir::Node& node, b
   warp16_ = module_->Kernel("kiln_layer_norm_warp16");
   warp32_ = module_->Kernel("kiln_layer_norm_warp32");
   block_ = module_->Kernel("kiln_layer_norm_block");
+  if (residual) {
+    EltwiseProgram add;
+    add.inputs = {dtype, dtype};
+    add.steps.push_back(EltwiseStep{.op = ir::elementwise::FindOp("Add"), .args = {0, 1}});
+    add_ = std::make_unique<EltwiseKernel>(std::move(add), arch);
+  }
 }
 
 void LayerNormKernel::Launch(const Tensor& x, const Tensor* residual, const Tensor* scale, const Tensor* bias,
                              Tensor& out, cudaStream_t stream) const {
-  const int64_t first = FirstNormalizedDim(name_, axis_, x.rank());
+  if (residual_ != (residual != nullptr))
+    throw Error(ErrorCode::kInternal, fmt::format("node '{}' (LayerNorm): the residual does not match the plan", name_));
+  if (residual && (x.shape() != out.shape() || residual->shape() != out.shape())) {
+    // A broadcasting sum: written out first, then normalized.
+    Tensor sum(out.dtype(), out.shape(), AllocateOnStream(device_, out.byte_size(), stream));
+    const Tensor operands[] = {x, *residual};
+    add_->Launch(operands, sum, stream);
+    LaunchRows(sum, nullptr, scale, bias, out, stream);
+    return;
+  }
+  LaunchRows(x, residual, scale, bias, out, stream);
+}
+
+void LayerNormKernel::LaunchRows(const Tensor& x, const Tensor* residual, const Tensor* scale, const Tensor* bias,
+                                 Tensor& out, cudaStream_t stream) const {
+  const int64_t first = FirstNormalizedDim(name_, axis_, out.rank());
   long long rows = 1, n = 1;
-  for (int d = 0; d < x.rank(); ++d) (d < first ? rows : n) *= x.dim(d);
-  if (residual_ != (residual != nullptr) || (residual && residual->shape() != x.shape()))
-    throw Error(ErrorCode::kInternal, fmt::format("node '{}' (LayerNorm): the residual does not match the input", name_));
+  for (int d = 0; d < out.rank(); ++d) (d < first ? rows : n) *= out.dim(d);
   for (const Tensor* p : {scale, bias})
     if (p && p->num_elements() != n)
       throw Error(ErrorCode::kInvalidArgument,

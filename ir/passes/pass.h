@@ -52,6 +52,9 @@ std::unique_ptr<Pass> MakeReshapeTargetFolding();
 std::unique_ptr<Pass> MakeChannelsLast();
 std::unique_ptr<Pass> MakeTransposeSinking();
 
+// Small equal constants, then equal nodes (same op, inputs and attributes), become one (cse.cc).
+std::unique_ptr<Pass> MakeCommonSubexpressionElimination();
+
 // Decomposed layer normalizations (ReduceMean, Sub, squared mean, Rsqrt or Sqrt, then scale and
 // bias) become LayerNorm nodes, for backends with a layer-norm kernel (layer_norm_fusion.cc).
 std::unique_ptr<Pass> MakeLayerNormFusion();

@@ -807,12 +807,14 @@ INSTANTIATE_TEST_SUITE_P(Cases, CudaRows,
 
 // x (+ r when `residual`), normalized over the last dim in ONNX LayerNormalization's decomposed
 // form, scaled and shifted: the engine fuses it into one layer-norm step.
-Builder LayerNormGraph(const Shape& shape, DType dtype, bool residual, bool sum_is_output) {
+Builder LayerNormGraph(const Shape& shape, DType dtype, bool residual, bool sum_is_output,
+                       const Shape& residual_shape = {}) {
   Builder b;
   const std::vector<ir::Dim> dims(shape.begin(), shape.end());
   ir::ValueId x = b.Input("x", dims, dtype);
   if (residual) {
-    x = b.Op("Add", "residual", {x, b.Input("r", dims, dtype)});
+    const Shape& r = residual_shape.empty() ? shape : residual_shape;
+    x = b.Op("Add", "residual", {x, b.Input("r", std::vector<ir::Dim>(r.begin(), r.end()), dtype)});
     if (sum_is_output) b.Output("sum", x);
   }
   ir::AttrMap keep;
@@ -861,6 +863,12 @@ TEST(CudaBackendGpu, LayerNormsFuseIntoOneStepAndMatchTheReference) {
         ASSERT_EQ(steps.size(), residual && sum_is_output ? 2u : 1u) << what;
         EXPECT_EQ(steps.back().kernel, fused_add ? "nvrtc add+layernorm" : "nvrtc layernorm") << what;
       }
+  // A residual that broadcasts (a position table added to every sequence) is added first.
+  const Builder b = LayerNormGraph({3, 9, 768}, DType::kFloat32, true, false, {1, 9, 768});
+  auto engine = CheckOnGpu(b, {RandomTensor(DType::kFloat32, {3, 9, 768}, 13), RandomTensor(DType::kFloat32, {1, 9, 768}, 14)},
+                           "broadcast residual");
+  ASSERT_TRUE(engine);
+  EXPECT_EQ(dynamic_cast<const CudaEngine&>(*engine).steps().back().kernel, "nvrtc add+layernorm");
 }
 
 TEST(CudaBackendGpu, AttentionRunsAsOneFusedStepAndMatchesTheReference) {
