@@ -184,6 +184,7 @@ void CudaEngine::PrepareLibraryPlans(const std::vector<std::optional<Shape>>& sh
   auto shape = [&](ir::ValueId v) -> const Shape& { return *shapes[static_cast<size_t>(v)]; };
   for (const Step& s : steps_) {
     if (s.kind == Step::Kind::kConv) s.conv->Prepare(shape(s.inputs[0]), shape(s.output));
+    if (s.kind == Step::Kind::kMatMul) s.matmul->Prepare(shape(s.inputs[0]), shape(s.inputs[1]), shape(s.output));
     if (s.kind == Step::Kind::kAttention) s.attention->CheckShapes(shapes);
     if (s.kind == Step::Kind::kAttention)
       s.attention->Prepare(shape(s.inputs[0]), shape(s.inputs[1]), shape(s.inputs[2]),

@@ -113,7 +113,8 @@ class CudaEngine final : public Engine {
   void BuildSteps(GpuArch arch, LibraryFusions fusions);
   // Whether any step runs a fusion of LibraryFusions.
   static bool UsesLibraryFusions(const std::vector<Step>& steps);
-  // Builds (and times) the cuDNN plans of the convolution and attention steps for these shapes.
+  // Builds (and times) the plans of the convolution, attention and matrix product steps for
+  // these shapes.
   void PrepareLibraryPlans(const std::vector<std::optional<Shape>>& shapes) const;
   // The specialization for these input shapes (cached for the first kMaxSpecializations sets of
   // shapes; later ones are computed per call, their device copies made on `stream`).

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <vector>
 
 #include "backend/cuda/cuda_check.h"
 
@@ -170,31 +171,109 @@ const MatMulKernel::Plan& MatMulKernel::PlanFor(const Problem& p) const {
   for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
                     CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
     Check(cublasLtMatmulPreferenceSetAttribute(pref.object, attr, &align, sizeof(align)), "set MIN_ALIGNMENT");
-  cublasLtMatmulHeuristicResult_t result{};
+  std::vector<cublasLtMatmulHeuristicResult_t> results(kTunedMatMulCandidates);
   int found = 0;
   Check(cublasLtMatmulAlgoGetHeuristic(handle_, desc.object, plan->b.object, plan->a.object, plan->d.object,
-                                       plan->d.object, pref.object, 1, &result, &found),
+                                       plan->d.object, pref.object, kTunedMatMulCandidates, results.data(), &found),
         "cublasLtMatmulAlgoGetHeuristic");
   if (found == 0)
     throw Error(ErrorCode::kUnimplemented,
                 fmt::format("cuBLASLt has no algorithm for a {} product [{}x{}]x[{}x{}] (batch {})", DTypeName(dtype_),
                             p.m, p.k, p.k, p.n, p.batch));
-  plan->algo = result.algo;
-  plan->workspace = result.workspaceSize;
+  results.resize(static_cast<size_t>(found));
+  const size_t best = found > 1 ? Fastest(p, *plan, desc.object, results) : 0;
+  plan->algo = results[best].algo;
+  plan->workspace = results[best].workspaceSize;
+  ++plans_tuned_;
   slot = std::move(plan);
   return *slot;
 }
 
-void MatMulKernel::Launch(std::span<const Tensor> inputs, Tensor& out, cudaStream_t stream) const {
-  const Tensor& a = inputs[0];
-  const Tensor& b = inputs[1];
-  const int ra = a.rank(), rb = b.rank();
+size_t MatMulKernel::Fastest(const Problem& p, const Plan& plan, cublasLtMatmulDesc_t desc,
+                             const std::vector<cublasLtMatmulHeuristicResult_t>& candidates) const {
+  // Scratch operands of the problem's sizes (zeros: timing must not meet denormals or NaNs), on a
+  // stream of its own; each candidate runs once to warm up, then kTimedRuns times between events.
+  struct Scratch {
+    void* p = nullptr;
+    ~Scratch() {
+      if (p) cudaFree(p);
+    }
+  } a, b, d, bias, workspace;
+  const size_t elem = DTypeSize(dtype_);
+  const int64_t batch_a = p.stride_a > 0 ? p.batch : 1, batch_b = p.stride_b > 0 ? p.batch : 1;
+  auto alloc = [&](Scratch& s, size_t bytes) {
+    Check(cudaMalloc(&s.p, std::max<size_t>(bytes, 16)), "cudaMalloc (cuBLASLt tuning)");
+    Check(cudaMemset(s.p, 0, std::max<size_t>(bytes, 16)), "cudaMemset (cuBLASLt tuning)");
+  };
+  alloc(a, static_cast<size_t>(p.m * p.k * batch_a) * elem);
+  alloc(b, static_cast<size_t>(p.k * p.n * batch_b) * elem);
+  alloc(d, static_cast<size_t>(p.m * p.n * p.batch) * elem);
+  size_t most = 0;
+  for (const auto& c : candidates) most = std::max(most, c.workspaceSize);
+  if (most > 0) alloc(workspace, most);
+  if (has_bias_) {
+    alloc(bias, static_cast<size_t>(p.n) * elem);
+    const void* pointer = bias.p;
+    Check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &pointer, sizeof(pointer)),
+          "set BIAS_POINTER (tuning)");
+  }
+  cudaStream_t stream = nullptr;
+  Check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate (cuBLASLt tuning)");
+  cudaEvent_t start = nullptr, stop = nullptr;
+  Check(cudaEventCreate(&start), "cudaEventCreate (cuBLASLt tuning)");
+  Check(cudaEventCreate(&stop), "cudaEventCreate (cuBLASLt tuning)");
+  const float one32 = 1.0f, zero32 = 0.0f;
+  const double one64 = 1.0, zero64 = 0.0;
+  const bool f64 = dtype_ == DType::kFloat64;
+  const void* alpha = f64 ? static_cast<const void*>(&one64) : &one32;
+  const void* beta = f64 ? static_cast<const void*>(&zero64) : &zero32;
+  constexpr int kTimedRuns = 5;
+  size_t best = 0;
+  float best_ms = 0;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    auto run = [&] {
+      return cublasLtMatmul(handle_, desc, alpha, b.p, plan.b.object, a.p, plan.a.object, beta, d.p,
+                            plan.d.object, d.p, plan.d.object, &candidates[i].algo, workspace.p,
+                            candidates[i].workspaceSize, stream);
+    };
+    if (run() != CUBLAS_STATUS_SUCCESS) continue;  // a candidate that cannot run is skipped
+    Check(cudaEventRecord(start, stream), "cudaEventRecord (cuBLASLt tuning)");
+    bool ok = true;
+    for (int r = 0; r < kTimedRuns && ok; ++r) ok = run() == CUBLAS_STATUS_SUCCESS;
+    Check(cudaEventRecord(stop, stream), "cudaEventRecord (cuBLASLt tuning)");
+    Check(cudaEventSynchronize(stop), "cudaEventSynchronize (cuBLASLt tuning)");
+    float ms = 0;
+    Check(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime (cuBLASLt tuning)");
+    if (ok && (i == 0 || ms < best_ms)) {
+      best = i;
+      best_ms = ms;
+    }
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  cudaStreamDestroy(stream);
+  return best;
+}
+
+void MatMulKernel::Prepare(const Shape& a, const Shape& b, const Shape& out) const {
+  const Problem p = ProblemFor(a, b, out);
+  if (p.m * p.n * p.batch > 0) PlanFor(p);
+}
+
+int MatMulKernel::plans_tuned() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return plans_tuned_;
+}
+
+MatMulKernel::Problem MatMulKernel::ProblemFor(const Shape& a, const Shape& b, const Shape& out) const {
+  const int ra = static_cast<int>(a.size()), rb = static_cast<int>(b.size()), ro = static_cast<int>(out.size());
+  auto at = [](const Shape& s, int i) { return s[static_cast<size_t>(i)]; };
   Problem p{};
-  p.m = out.dim(out.rank() - 2);
-  p.n = out.dim(out.rank() - 1);
-  p.k = transpose_a_ ? a.dim(ra - 2) : a.dim(ra - 1);
-  const int64_t batch_a = a.num_elements() / std::max<int64_t>(1, a.dim(ra - 2) * a.dim(ra - 1));
-  const int64_t batch_b = b.num_elements() / std::max<int64_t>(1, b.dim(rb - 2) * b.dim(rb - 1));
+  p.m = at(out, ro - 2);
+  p.n = at(out, ro - 1);
+  p.k = transpose_a_ ? at(a, ra - 2) : at(a, ra - 1);
+  const int64_t batch_a = NumElements(a) / std::max<int64_t>(1, at(a, ra - 2) * at(a, ra - 1));
+  const int64_t batch_b = NumElements(b) / std::max<int64_t>(1, at(b, rb - 2) * at(b, rb - 1));
   p.batch = std::max(batch_a, batch_b);
   p.stride_a = batch_a > 1 ? p.m * p.k : 0;
   p.stride_b = batch_b > 1 ? p.k * p.n : 0;
@@ -205,6 +284,13 @@ void MatMulKernel::Launch(std::span<const Tensor> inputs, Tensor& out, cudaStrea
     p.batch = 1;
     p.stride_a = 0;
   }
+  return p;
+}
+
+void MatMulKernel::Launch(std::span<const Tensor> inputs, Tensor& out, cudaStream_t stream) const {
+  const Tensor& a = inputs[0];
+  const Tensor& b = inputs[1];
+  const Problem p = ProblemFor(a.shape(), b.shape(), out.shape());
   if (out.num_elements() == 0) return;
   for (const Tensor* t : {&a, &b, static_cast<const Tensor*>(&out)})
     if (Alignment(t->raw_data()) < 16) throw Error(ErrorCode::kInternal, "cuBLASLt operands must be 16-byte aligned");

@@ -1,7 +1,8 @@
 // Matrix products on the GPU through cuBLASLt: MatMul (rank 2, optional transposes, optional
 // bias fused as cuBLASLt's bias epilogue) and BatchMatMul (batched, one side's batch may be 1).
-// FP32 runs exact FP32 (no TF32); FP16 and BF16 accumulate in FP32; FP64 in FP64. The algorithm
-// for each shape is cuBLASLt's heuristic choice, kept per shape.
+// FP32 runs exact FP32 (no TF32); FP16 and BF16 accumulate in FP32; FP64 in FP64. For each shape
+// the first kTunedMatMulCandidates of cuBLASLt's heuristic are timed on the device (scratch
+// operands) and the fastest is kept.
 #pragma once
 
 #include <cublasLt.h>
@@ -13,11 +14,14 @@
 #include <span>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "ir/graph.h"
 #include "kiln/tensor.h"
 
 namespace kiln::backend::cuda {
+
+inline constexpr int kTunedMatMulCandidates = 8;
 
 // Why the GPU cannot run this MatMul/BatchMatMul node, or nullopt.
 std::optional<std::string> MatMulUnsupported(const ir::Graph& graph, const ir::Node& node);
@@ -32,6 +36,11 @@ class MatMulKernel {
   MatMulKernel& operator=(const MatMulKernel&) = delete;
   // inputs: a, b[, bias] on the device; out: the product's shape.
   void Launch(std::span<const Tensor> inputs, Tensor& out, cudaStream_t stream) const;
+  // Chooses (times) the algorithm for these shapes now (the engine does so at build time for its
+  // profile's largest shapes; other shapes when first launched).
+  void Prepare(const Shape& a, const Shape& b, const Shape& out) const;
+  // Shapes whose candidates were chosen so far.
+  int plans_tuned() const;
 
  private:
   struct Problem {
@@ -39,13 +48,18 @@ class MatMulKernel {
     auto operator<=>(const Problem&) const = default;
   };
   struct Plan;
+  Problem ProblemFor(const Shape& a, const Shape& b, const Shape& out) const;
   const Plan& PlanFor(const Problem& p) const;
+  // The index of the fastest candidate, timed on scratch operands.
+  size_t Fastest(const Problem& p, const Plan& plan, cublasLtMatmulDesc_t desc,
+                 const std::vector<cublasLtMatmulHeuristicResult_t>& candidates) const;
 
   DType dtype_;
   bool transpose_a_ = false, transpose_b_ = false, has_bias_ = false;
   cublasLtHandle_t handle_ = nullptr;
   mutable std::mutex mu_;
   mutable std::map<Problem, std::unique_ptr<Plan>> plans_;
+  mutable int plans_tuned_ = 0;
 };
 
 }  // namespace kiln::backend::cuda

@@ -21,6 +21,7 @@
 #include "backend/cuda/gather_kernel.h"
 #include "backend/cuda/host_values.h"
 #include "backend/cuda/eltwise_codegen.h"
+#include "backend/cuda/matmul_kernel.h"
 #include "backend/cuda/norm_kernel.h"
 #include "backend/cuda/nvrtc_compiler.h"
 #include "backend/cuda/pool_kernel.h"
@@ -748,6 +749,26 @@ TEST(CudaBackendGpu, BiasAddAfterAProductRunsInTheEpilogue) {
       EXPECT_EQ(steps[0].nodes, "mm+bias") << what;
     }
   }
+}
+
+TEST(CudaBackendGpu, MatMulCandidatesAreTimedOncePerShapeAndTheChoiceIsCorrect) {
+  SKIP_WITHOUT_GPU();
+  Builder b;
+  const ir::ValueId x = b.Input("x", {64, 128});
+  b.Output("y", b.Op("MatMul", "mm", {x, b.Const("w", RandomTensor(DType::kFloat32, {128, 96}, 71))}));
+  const ir::Node& node = b.g->node(b.g->Producer(b.g->outputs()[0])->id);
+  backend::cuda::MatMulKernel kernel(node, DType::kFloat32);
+  kernel.Prepare({64, 128}, {128, 96}, {64, 96});
+  kernel.Prepare({64, 128}, {128, 96}, {64, 96});
+  EXPECT_EQ(kernel.plans_tuned(), 1);
+  const Tensor input = RandomTensor(DType::kFloat32, {64, 128}, 72);
+  std::vector<Tensor> operands = {ToDevice(input), ToDevice(*b.g->ConstantOf(node.inputs[1]))};
+  Tensor out = backend::cuda::Services(0).allocator().AllocateTensor(DType::kFloat32, {64, 96});
+  auto stream = backend::cuda::Services(0).CreateStream();
+  kernel.Launch(operands, out, static_cast<cudaStream_t>(stream->native_handle()));
+  stream->Synchronize();
+  EXPECT_EQ(kernel.plans_tuned(), 1);  // the launch used the prepared plan
+  ExpectMatches(ToHost(out), runtime::ReferenceExecutor(b.g).Run({input})[0], "timed MatMul");
 }
 
 struct RowCase {
