@@ -321,6 +321,8 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
             if (a >= index) ++a;
         grp.inputs.push_back(v);
         grp.program.inputs.push_back(g.value(v).dtype);
+        const Tensor* scalar = g.ConstantOf(v);
+        grp.program.uniform.push_back(scalar && scalar->num_elements() == 1);  // read once per thread
         grp.local.emplace(v, index);
       }
       for (ir::ValueId v : n.inputs) es.args.push_back(grp.local.at(v));

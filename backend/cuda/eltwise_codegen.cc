@@ -147,9 +147,12 @@ std::string GenerateEltwiseSource(const EltwiseProgram& program) {
   const DType out_dtype = program.OutputDType();
 
   // The loads, the steps and the store of element i, given each input's element offset o<k>.
+  auto uniform = [&](size_t i) { return i < program.uniform.size() && program.uniform[i]; };
   std::string body;
   for (size_t i = 0; i < num_inputs; ++i)
-    body += fmt::format("  const auto v{0} = ew::Load<{1}>(in{0}[o{0}]);\n", i, CudaTypeName(program.inputs[i]));
+    body += fmt::format(fmt::runtime(uniform(i) ? "  const auto v{0} = ew::Load<{1}>(u{0});\n"
+                                                : "  const auto v{0} = ew::Load<{1}>(in{0}[o{0}]);\n"),
+                        i, CudaTypeName(program.inputs[i]));
   for (size_t i = 0; i < program.steps.size(); ++i) {
     const EltwiseStep& s = program.steps[i];
     const int v = static_cast<int>(num_inputs + i);
@@ -186,6 +189,15 @@ std::string GenerateEltwiseSource(const EltwiseProgram& program) {
   std::string pass;  // the pointers, passed on
   for (size_t i = 0; i < num_inputs; ++i) pass += fmt::format(", in{}", i);
   pass += ", out";
+  std::string element_pass = pass;  // and the uniform values, to each element
+  // Uniform inputs: loaded once at the kernel's start, passed to every element by value.
+  std::string uniform_loads, uniform_params;
+  for (size_t i = 0; i < num_inputs; ++i) {
+    if (!uniform(i)) continue;
+    uniform_loads += fmt::format("  const {0} u{1} = in{1}[0];\n", CudaTypeName(program.inputs[i]), i);
+    uniform_params += fmt::format(", const {} u{}", CudaTypeName(program.inputs[i]), i);
+    element_pass += fmt::format(", u{}", i);
+  }
 
   std::string source = kPrologue;
   source += fmt::format(R"(
@@ -207,7 +219,7 @@ __device__ __forceinline__ Index KilnDiv(Index x, const KilnEltwiseDims& p, int 
 }}
 
 template <typename Index>
-__device__ __forceinline__ void KilnElement(Index i{3}{1}) {{
+__device__ __forceinline__ void KilnElement(Index i{3}{1}{14}) {{
 {2}}}
 
 template <typename Index>
@@ -215,7 +227,7 @@ __device__ __forceinline__ void KilnEltwise(const KilnEltwiseDims& p, const long
   const Index n = Index(p.n);
   const Index step = Index(gridDim.x) * Index(blockDim.x);
   Index i = Index(blockIdx.x) * Index(blockDim.x) + Index(threadIdx.x);
-  if (p.rank == 1) {{  // every input contiguous or a scalar: no index arithmetic
+{13}  if (p.rank == 1) {{  // every input contiguous or a scalar: no index arithmetic
     // Four elements a grid's stride apart per iteration: four independent loads per input in
     // flight, each still coalesced across the warp.
     for (; i + 3 * step < n; i += 4 * step) {{
@@ -244,9 +256,9 @@ struct KilnEltwiseStrides {{
   long long s[{0}][8];
 }};
 )",
-                        num_inputs, params, body, offsets, flat_offsets, pass, zero, walk, offset_args, "",
+                        num_inputs, params, body, offsets, flat_offsets, element_pass, zero, walk, offset_args, "",
                         FlatOffsets(num_inputs, "i + step"), FlatOffsets(num_inputs, "i + 2 * step"),
-                        FlatOffsets(num_inputs, "i + 3 * step"));
+                        FlatOffsets(num_inputs, "i + 3 * step"), uniform_loads, uniform_params);
   std::string args = pass;
   for (const char* kernel : {kEltwiseKernel32, kEltwiseKernel64})
     source += fmt::format(

@@ -24,6 +24,9 @@ struct EltwiseStep {
 
 struct EltwiseProgram {
   std::vector<DType> inputs;
+  // uniform[i]: input i always has one element (a scalar constant), read once per thread rather
+  // than per element. Shorter than `inputs` means false for the rest.
+  std::vector<bool> uniform;
   std::vector<EltwiseStep> steps;  // the last step's result is the output
   // The dtype of value `v` (inputs, then step results). kInvalidArgument for an op that does not
   // accept its arguments' dtypes.

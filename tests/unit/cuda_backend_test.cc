@@ -141,6 +141,21 @@ TEST(CudaCodegen, RowKernelsCompileForEveryFloatDType) {
   EXPECT_EQ(compiled, 32);
 }
 
+TEST(CudaCodegen, UniformInputsCompileAndAreLoadedOnce) {
+  backend::cuda::EltwiseProgram program;
+  program.inputs = {DType::kFloat16, DType::kFloat16, DType::kFloat32};
+  program.uniform = {false, true, true};
+  program.steps.push_back({.op = ew::FindOp("Mul"), .args = {0, 1}});
+  program.steps.push_back({.op = nullptr, .args = {3}, .cast_to = DType::kFloat32});
+  program.steps.push_back({.op = ew::FindOp("Add"), .args = {4, 2}});
+  const std::string source = backend::cuda::GenerateEltwiseSource(program);
+  EXPECT_NE(source.find("u1 = in1[0]"), std::string::npos);
+  EXPECT_NE(source.find("u2 = in2[0]"), std::string::npos);
+  EXPECT_EQ(source.find("in1[o1]"), std::string::npos);
+  EXPECT_NE(source.find("in0[o0]"), std::string::npos);
+  EXPECT_FALSE(backend::cuda::CompileToCubin(source, "uniform", {9, 0}).empty());
+}
+
 TEST(CudaCodegen, LayerNormKernelsCompileForEveryFloatDType) {
   for (DType dtype : {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kFloat64}) {
     try {
@@ -629,6 +644,42 @@ TEST(CudaBackendGpu, ElementwiseChainIsOneKernel) {
   const auto steps = dynamic_cast<const CudaEngine&>(*engine).steps();
   ASSERT_EQ(steps.size(), 1u);
   EXPECT_EQ(steps[0].nodes, "scale+shift+act+gate+leaky");
+}
+
+TEST(CudaBackendGpu, ScalarConstantsInAChainAreReadOnceAndGiveTheSameValues) {
+  SKIP_WITHOUT_GPU();
+  // GELU as exported: x * 0.5 * (1 + erf(x / sqrt(2))), three one-element constants; on a
+  // flat tensor (the unrolled path, with a remainder) and on a broadcast one (the indexed path).
+  for (const Shape& shape : {Shape{3, 1000, 7}, Shape{5, 4, 3}}) {
+    for (DType dtype : {DType::kFloat32, DType::kFloat16}) {
+      auto scalar = [&](const std::string& name, float v) {
+        Tensor t(dtype, {});
+        if (dtype == DType::kFloat16) t.data<Half>()[0] = Half(v);
+        else t.data<float>()[0] = v;
+        return t;
+      };
+      Builder b;
+      const ir::ValueId x = b.Input("x", std::vector<ir::Dim>(shape.begin(), shape.end()), dtype);
+      ir::ValueId y = b.Op("Div", "div", {x, b.Const("sqrt2", scalar("sqrt2", 1.4142135f))});
+      y = b.Op("Erf", "erf", {y});
+      y = b.Op("Add", "one_plus", {y, b.Const("one", scalar("one", 1.0f))});
+      y = b.Op("Mul", "times_x", {x, y});
+      y = b.Op("Mul", "half", {y, b.Const("half_value", scalar("half", 0.5f))});
+      if (shape.size() == 3 && shape[0] == 5)  // a broadcast operand as well: the indexed walk
+        y = b.Op("Add", "bias", {y, b.Const("b", RandomTensor(dtype, {4, 1}, 7))});
+      b.Output("y", y);
+      const std::string what = fmt::format("{} {}", ShapeToString(shape), DTypeName(dtype));
+      const Tensor input = RandomTensor(dtype, shape, 8);
+      auto engine = CudaBackend().Compile(*b.g, ExactProfile({shape}), {});
+      ASSERT_EQ(dynamic_cast<const CudaEngine&>(*engine).steps().size(), 1u) << what;
+      const Tensor got = RunOnGpu(*engine, {input})[0];
+      const Tensor want = runtime::ReferenceExecutor(b.g).Run({input})[0];
+      if (dtype == DType::kFloat32)
+        ExpectMatches(got, want, what);
+      else  // the reference rounds after every op, the chain once
+        EXPECT_LE(RelativeL2(got, want), 1e-3) << what;
+    }
+  }
 }
 
 TEST(CudaBackendGpu, ActiveLayerProfilerTimesEveryKernelStep) {
