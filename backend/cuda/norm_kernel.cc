@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <iterator>
+
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/eltwise_codegen.h"
@@ -72,6 +76,74 @@ KILN_WARP_ROWS(4)
 KILN_WARP_ROWS(8)
 KILN_WARP_ROWS(16)
 KILN_WARP_ROWS(32)
+
+// The same with 16-byte loads and stores: n == 32 * kVecs * kV (kV elements per vector), every
+// pointer 16-byte aligned. Lane l reads vectors l, l + 32, ... of the row.
+constexpr int kV = 16 / int(sizeof(T));
+struct alignas(16) Vec {
+  T e[kV];
+};
+template <int kVecs>
+__device__ __forceinline__ void WarpRowsVec(const T* __restrict__ x, const T* __restrict__ res,
+                                            const T* __restrict__ scale, const T* __restrict__ bias,
+                                            T* __restrict__ y, long long rows, long long n, A eps) {
+  const int lane = threadIdx.x % 32;
+  const long long warps = blockDim.x / 32;
+  for (long long r = blockIdx.x * warps + threadIdx.x / 32; r < rows; r += (long long)gridDim.x * warps) {
+    const long long base = r * n;
+    A v[kVecs * kV];
+    A sum = A(0);
+#pragma unroll
+    for (int k = 0; k < kVecs; ++k) {
+      const long long j0 = (long long)(k * 32 + lane) * kV;
+      const Vec a = *reinterpret_cast<const Vec*>(x + base + j0);
+      Vec b;
+      if (res) b = *reinterpret_cast<const Vec*>(res + base + j0);
+#pragma unroll
+      for (int e = 0; e < kV; ++e) {
+        v[k * kV + e] = res ? LoadA(a.e[e]) + LoadA(b.e[e]) : LoadA(a.e[e]);
+        sum += v[k * kV + e];
+      }
+    }
+    const A mean = WarpSum(sum) / A(n);
+    A sq = A(0);
+#pragma unroll
+    for (int i = 0; i < kVecs * kV; ++i) {
+      v[i] -= mean;
+      sq += v[i] * v[i];
+    }
+    const A inv = A(1) / sqrt(WarpSum(sq) / A(n) + eps);
+#pragma unroll
+    for (int k = 0; k < kVecs; ++k) {
+      const long long j0 = (long long)(k * 32 + lane) * kV;
+      Vec s, t, o;
+      if (scale) s = *reinterpret_cast<const Vec*>(scale + j0);
+      if (bias) t = *reinterpret_cast<const Vec*>(bias + j0);
+#pragma unroll
+      for (int e = 0; e < kV; ++e) {
+        A value = v[k * kV + e] * inv;
+        if (scale) value *= LoadA(s.e[e]);
+        if (bias) value += LoadA(t.e[e]);
+        o.e[e] = StoreA(value);
+      }
+      *reinterpret_cast<Vec*>(y + base + j0) = o;
+    }
+  }
+}
+#define KILN_WARP_ROWS_VEC(K)                                                                                     \
+  extern "C" __global__ void kiln_layer_norm_vec##K(const T* __restrict__ x, const T* __restrict__ res,         \
+                                                    const T* __restrict__ scale, const T* __restrict__ bias,    \
+                                                    T* __restrict__ y, long long rows, long long n, A eps) {    \
+    WarpRowsVec<K>(x, res, scale, bias, y, rows, n, eps);                                                       \
+  }
+KILN_WARP_ROWS_VEC(1)
+KILN_WARP_ROWS_VEC(2)
+KILN_WARP_ROWS_VEC(3)
+KILN_WARP_ROWS_VEC(4)
+KILN_WARP_ROWS_VEC(5)
+KILN_WARP_ROWS_VEC(6)
+KILN_WARP_ROWS_VEC(7)
+KILN_WARP_ROWS_VEC(8)
 
 __device__ A BlockSum(A v) {
   __shared__ A partial[32];
@@ -164,6 +236,8 @@ LayerNormKernel::LayerNormKernel(const ir::Graph& graph, const ir::Node& node, b
   warp16_ = module_->Kernel("kiln_layer_norm_warp16");
   warp32_ = module_->Kernel("kiln_layer_norm_warp32");
   block_ = module_->Kernel("kiln_layer_norm_block");
+  for (int k = 1; k <= kMaxVectorsPerLane; ++k)
+    vec_[static_cast<size_t>(k - 1)] = module_->Kernel(fmt::format("kiln_layer_norm_vec{}", k).c_str());
   if (residual) {
     EltwiseProgram add;
     add.inputs = {dtype, dtype};
@@ -208,7 +282,18 @@ void LayerNormKernel::LaunchRows(const Tensor& x, const Tensor* residual, const 
   float eps_float = static_cast<float>(epsilon_);
   void* eps = wide ? static_cast<void*>(&eps_double) : static_cast<void*>(&eps_float);
   void* args[] = {&xp, &rp, &sp, &bp, &yp, &rows, &n, eps};
-  if (n <= 1024) {  // a warp per row, eight rows per block
+  // 16-byte vectors when every row is a whole number of a warp's vectors and every pointer is
+  // aligned for them.
+  const long long per_vector = 16 / static_cast<long long>(DTypeSize(x.dtype()));
+  const void* pointers[] = {xp, rp, sp, bp, yp};
+  const bool aligned = std::all_of(std::begin(pointers), std::end(pointers),
+                                   [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; });
+  const long long vectors = n / (32 * per_vector);
+  if (aligned && n % (32 * per_vector) == 0 && vectors >= 1 && vectors <= kMaxVectorsPerLane) {
+    Check(cudaLaunchKernel(reinterpret_cast<const void*>(vec_[static_cast<size_t>(vectors - 1)]),
+                           dim3(GridFor(rows, 8)), dim3(256), args, 0, stream),
+          "cudaLaunchKernel (layer norm, 16-byte vectors)");
+  } else if (n <= 1024) {  // a warp per row, eight rows per block
     const cudaKernel_t kernel = n <= 128 ? warp4_ : n <= 256 ? warp8_ : n <= 512 ? warp16_ : warp32_;
     Check(cudaLaunchKernel(reinterpret_cast<const void*>(kernel), dim3(GridFor(rows, 8)), dim3(256), args, 0, stream),
           "cudaLaunchKernel (layer norm, a warp per row)");

@@ -2,12 +2,14 @@
 // of two tensors (a residual Add folded in, as a transformer block's "add & norm" does; when the
 // two are not of one shape, a broadcasting Add kernel writes the sum first). Rows of
 // up to 1024 elements take one warp each and stay in registers, so a row is read once and
-// written once; longer rows take a thread block each. Mean and variance are two-pass in float32
+// written once (with 16-byte loads and stores when the row is a whole number of a warp's vectors);
+// longer rows take a thread block each. Mean and variance are two-pass in float32
 // (float64 for float64 tensors) whatever the storage dtype.
 #pragma once
 
 #include <cuda_runtime.h>
 
+#include <array>
 #include <memory>
 #include <optional>
 #include <string>
@@ -47,6 +49,8 @@ class LayerNormKernel {
   std::unique_ptr<EltwiseKernel> add_;  // the residual Add on its own, for inputs of two shapes
   std::shared_ptr<const CudaModule> module_;
   cudaKernel_t warp4_ = nullptr, warp8_ = nullptr, warp16_ = nullptr, warp32_ = nullptr, block_ = nullptr;
+  static constexpr int kMaxVectorsPerLane = 8;
+  std::array<cudaKernel_t, kMaxVectorsPerLane> vec_{};  // 16-byte vectors, 1..8 per lane
 };
 
 }  // namespace kiln::backend::cuda
