@@ -93,8 +93,8 @@ void AttentionKernel::CheckShapes(const std::vector<std::optional<Shape>>& shape
   const auto& to = shapes[static_cast<size_t>(m.reshaped)];
   if (!from || !to || *from != *to)
     throw Error(ErrorCode::kUnavailable,
-                fmt::format("fused attention '{}': the Reshape after the product changes its shape {} to {}", impl_->name,
-                            from ? ShapeToString(*from) : "?", to ? ShapeToString(*to) : "?"));
+                fmt::format("fused attention '{}': the Reshape after the product changes its shape {} to {}",
+                            impl_->name, from ? ShapeToString(*from) : "?", to ? ShapeToString(*to) : "?"));
 }
 
 AttentionKernel::Impl::Plan& AttentionKernel::Impl::PlanFor(const Shape& q_shape, const Shape& k_shape,
@@ -107,7 +107,9 @@ AttentionKernel::Impl::Plan& AttentionKernel::Impl::PlanFor(const Shape& q_shape
   auto plan = std::make_unique<Plan>();
   auto g = std::make_shared<fe::graph::Graph>();
   const fe::DataType_t io = dtype == DType::kFloat16 ? fe::DataType_t::HALF : fe::DataType_t::BFLOAT16;
-  g->set_io_data_type(io).set_intermediate_data_type(fe::DataType_t::FLOAT).set_compute_data_type(fe::DataType_t::FLOAT);
+  g->set_io_data_type(io)
+      .set_intermediate_data_type(fe::DataType_t::FLOAT)
+      .set_compute_data_type(fe::DataType_t::FLOAT);
   std::vector<int64_t> d, s;
   auto tensor = [&](const char* label, const Shape& stored, const std::array<int, 4>& dims) {
     Logical(stored, dims, &d, &s);
@@ -138,8 +140,8 @@ AttentionKernel::Impl::Plan& AttentionKernel::Impl::PlanFor(const Shape& q_shape
   Logical(out_shape, match.out.dims, &d, &s);
   o->set_output(true).set_dim(d).set_stride(s).set_data_type(io);
   plan->o = o;
-  const std::string what = fmt::format("'{}', Q {} K {} V {}", name, ShapeToString(q_shape), ShapeToString(k_shape),
-                                       ShapeToString(v_shape));
+  const std::string what =
+      fmt::format("'{}', Q {} K {} V {}", name, ShapeToString(q_shape), ShapeToString(k_shape), ShapeToString(v_shape));
   CheckFe(g->validate(), "validate (fused attention " + what + ")");
   CheckFe(g->build_operation_graph(handle), "build_operation_graph (fused attention " + what + ")");
   CheckFe(g->create_execution_plans({fe::HeurMode_t::A, fe::HeurMode_t::FALLBACK}),
@@ -152,7 +154,8 @@ AttentionKernel::Impl::Plan& AttentionKernel::Impl::PlanFor(const Shape& q_shape
   return *slot;
 }
 
-void AttentionKernel::Prepare(const Shape& q, const Shape& k, const Shape& v, const Shape* bias, const Shape& out) const {
+void AttentionKernel::Prepare(const Shape& q, const Shape& k, const Shape& v, const Shape* bias,
+                              const Shape& out) const {
   DeviceScope scope(impl_->device);
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->PlanFor(q, k, v, bias, out);

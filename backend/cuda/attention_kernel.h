@@ -9,8 +9,8 @@
 
 #include <memory>
 #include <optional>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include "backend/cuda/attention_match.h"
 #include "kiln/tensor.h"

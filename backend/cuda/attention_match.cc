@@ -169,7 +169,8 @@ class Matcher {
   }
   // Back from a product's operand through Transposes (and scalar factors when `scales`), each
   // read only by the next: the stored tensor and how its dims map to the operand's.
-  std::optional<AttentionOperand> Trace(ir::ValueId v, bool scales, double* scale, std::vector<ir::NodeId>* nodes) const {
+  std::optional<AttentionOperand> Trace(ir::ValueId v, bool scales, double* scale,
+                                        std::vector<ir::NodeId>* nodes) const {
     if (Rank(v) != 4) return std::nullopt;
     AttentionOperand op;
     op.value = v;
@@ -196,7 +197,8 @@ class Matcher {
 
 }  // namespace
 
-std::vector<AttentionMatch> FindAttention(const ir::Graph& graph, const std::vector<std::vector<ir::NodeId>>& consumers) {
+std::vector<AttentionMatch> FindAttention(const ir::Graph& graph,
+                                          const std::vector<std::vector<ir::NodeId>>& consumers) {
   std::vector<AttentionMatch> found;
   const Matcher matcher(graph, consumers);
   for (ir::NodeId id : graph.TopologicalOrder()) {

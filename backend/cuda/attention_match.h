@@ -28,15 +28,16 @@ struct AttentionMatch {
   AttentionOperand q, k, v;         // k as [b, h, s_kv, d] (the transposed K of the product)
   ir::ValueId bias = ir::kNoValue;  // added to the scores, broadcasting to [b, h, s_q, s_kv]
   float scale = 1.0f;
-  AttentionOperand out;             // the output value, written through `dims` as [b, h, s_q, d_v]
-  bool nan_guard = false;           // probs that are NaN (a fully masked row) are read as 0
+  AttentionOperand out;    // the output value, written through `dims` as [b, h, s_q, d_v]
+  bool nan_guard = false;  // probs that are NaN (a fully masked row) are read as 0
   // A Reshape between the product and the output Transpose that must leave the shape as it is
   // (PyTorch's exporter writes one); checked per input shapes. kNoValue when there is none.
   ir::ValueId product = ir::kNoValue, reshaped = ir::kNoValue;
-  std::vector<ir::NodeId> nodes;    // every node the fused step runs; the last is where it runs
+  std::vector<ir::NodeId> nodes;  // every node the fused step runs; the last is where it runs
 };
 
 // Every attention pattern in `graph` over float16/bfloat16 values, none sharing a node.
-std::vector<AttentionMatch> FindAttention(const ir::Graph& graph, const std::vector<std::vector<ir::NodeId>>& consumers);
+std::vector<AttentionMatch> FindAttention(const ir::Graph& graph,
+                                          const std::vector<std::vector<ir::NodeId>>& consumers);
 
 }  // namespace kiln::backend::cuda

@@ -191,7 +191,8 @@ int64_t FirstNormalizedDim(const std::string& node, int64_t axis, int rank) {
 
 std::optional<std::string> LayerNormUnsupported(const ir::Graph& graph, const ir::Node& node) {
   const DType dtype = graph.value(node.inputs[0]).dtype;
-  if (!IsGpuFloat(dtype)) return fmt::format("GPU layer normalization takes floating-point dtypes, not {}", DTypeName(dtype));
+  if (!IsGpuFloat(dtype))
+    return fmt::format("GPU layer normalization takes floating-point dtypes, not {}", DTypeName(dtype));
   const ir::SymShape& shape = graph.value(node.inputs[0]).shape;
   if (!shape.rank_known) return "the input rank is unknown";
   // Scale and bias hold one value per row element (the fusion pass broadcasts them so).
@@ -220,8 +221,7 @@ std::string LayerNormKernelSource(DType dtype) {
   return KernelPrologue() + body;
 }
 
-LayerNormKernel::LayerNormKernel(const ir::Graph& graph, const ir::Node& node, bool residual, int device,
-                                 GpuArch arch)
+LayerNormKernel::LayerNormKernel(const ir::Graph& graph, const ir::Node& node, bool residual, int device, GpuArch arch)
     : name_(node.name),
       axis_(node.attrs.GetOr<int64_t>("axis", -1)),
       epsilon_(node.attrs.GetOr<double>("epsilon", 1e-5)),
@@ -249,7 +249,8 @@ LayerNormKernel::LayerNormKernel(const ir::Graph& graph, const ir::Node& node, b
 void LayerNormKernel::Launch(const Tensor& x, const Tensor* residual, const Tensor* scale, const Tensor* bias,
                              Tensor& out, cudaStream_t stream) const {
   if (residual_ != (residual != nullptr))
-    throw Error(ErrorCode::kInternal, fmt::format("node '{}' (LayerNorm): the residual does not match the plan", name_));
+    throw Error(ErrorCode::kInternal,
+                fmt::format("node '{}' (LayerNorm): the residual does not match the plan", name_));
   if (residual && (x.shape() != out.shape() || residual->shape() != out.shape())) {
     // A broadcasting sum: written out first, then normalized.
     Tensor sum(out.dtype(), out.shape(), AllocateOnStream(device_, out.byte_size(), stream));

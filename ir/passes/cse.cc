@@ -111,6 +111,8 @@ class CommonSubexpressionElimination final : public Pass {
 
 }  // namespace
 
-std::unique_ptr<Pass> MakeCommonSubexpressionElimination() { return std::make_unique<CommonSubexpressionElimination>(); }
+std::unique_ptr<Pass> MakeCommonSubexpressionElimination() {
+  return std::make_unique<CommonSubexpressionElimination>();
+}
 
 }  // namespace kiln::ir

@@ -22,10 +22,10 @@ namespace kiln::ir {
 namespace {
 
 struct LayerNormMatch {
-  ValueId x = kNoValue;       // what the LayerNorm reads
-  int64_t axis = 0;           // first normalized dim
+  ValueId x = kNoValue;  // what the LayerNorm reads
+  int64_t axis = 0;      // first normalized dim
   double epsilon = 0;
-  ValueId scale = kNoValue;   // constants, or kNoValue
+  ValueId scale = kNoValue;  // constants, or kNoValue
   ValueId bias = kNoValue;
   ValueId result = kNoValue;  // the value the LayerNorm replaces
   std::vector<NodeId> nodes;  // pattern nodes that become dead
@@ -109,8 +109,7 @@ class Matcher {
     const DType out_dtype = g_.value(y).dtype;
     const int rank = shape.rank();
     std::vector<Dim> normalized(shape.dims.begin() + static_cast<std::ptrdiff_t>(m.axis), shape.dims.end());
-    const bool static_rows =
-        std::all_of(normalized.begin(), normalized.end(), [](Dim dim) { return IsStatic(dim); });
+    const bool static_rows = std::all_of(normalized.begin(), normalized.end(), [](Dim dim) { return IsStatic(dim); });
     if (const Node* mul = SoleReader(y); static_rows && mul && mul->op == "Mul") {
       const ValueId c = mul->inputs[0] == y ? mul->inputs[1] : mul->inputs[0];
       if (c != y && RowConstant(c, rank, m.axis, out_dtype)) {

@@ -42,8 +42,8 @@ TEST(CommonSubexpressionElimination, PerLayerCopiesOfAMaskBecomeOne) {
   ir::ValueId h = x;
   for (int layer = 0; layer < 3; ++layer) {
     const std::string l = std::to_string(layer);
-    const ir::ValueId mask = b.Op("Select", "mask" + l, {keep, b.Const("zero" + l, Filled({}, 0.0f)),
-                                                         b.Const("lowest" + l, Filled({}, -1e30f))});
+    const ir::ValueId mask = b.Op(
+        "Select", "mask" + l, {keep, b.Const("zero" + l, Filled({}, 0.0f)), b.Const("lowest" + l, Filled({}, -1e30f))});
     h = b.Op("Add", "masked" + l, {h, mask});
     h = b.Op("Mul", "scaled" + l, {h, b.Const("half" + l, Filled({}, 0.5f))});
   }

@@ -1,9 +1,8 @@
 // LayerNorm fusion (ir/passes/layer_norm_fusion.cc) and the LayerNorm op's reference kernel:
 // each decomposed form importers emit becomes one LayerNorm node computing the same values, and
 // patterns whose intermediates are read elsewhere, or that normalize other dims, stay as they are.
-#include <gtest/gtest.h>
-
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <cmath>
 
@@ -47,7 +46,8 @@ Pattern Normalize(Builder& b, ir::ValueId x, Form form, std::vector<int64_t> axe
   const ir::ValueId d = b.Op("Sub", "centered", {x, p.mean});
   ir::ValueId sq;
   if (form == Form::kOnnxFunction) sq = b.Op("Mul", "sq", {d, d});
-  if (form == Form::kTorchOpset12) sq = b.Op("Pow", "sq", {d, b.Const("two", Tensor::Scalar<float>(DType::kFloat32, 2.0f))});
+  if (form == Form::kTorchOpset12)
+    sq = b.Op("Pow", "sq", {d, b.Const("two", Tensor::Scalar<float>(DType::kFloat32, 2.0f))});
   if (form == Form::kSquaredDifference) sq = b.Op("SquaredDifference", "sq", {x, p.mean});
   const ir::ValueId var = b.Op("ReduceMean", "var", {sq, Axes(b, "var_axes", axes)}, KeepDims());
   const Tensor eps = dtype == DType::kFloat16 ? Tensor::Scalar<Half>(dtype, Half(1e-3f))
@@ -57,8 +57,8 @@ Pattern Normalize(Builder& b, ir::ValueId x, Form form, std::vector<int64_t> axe
     p.normalized = b.Op("Div", "normalized", {d, b.Op("Sqrt", "std", {var_eps})});
   } else {
     const ir::ValueId inv = b.Op("Rsqrt", "inv_std", {var_eps});
-    p.normalized = form == Form::kSquaredDifference ? b.Op("Mul", "normalized", {inv, d})
-                                                    : b.Op("Mul", "normalized", {d, inv});
+    p.normalized =
+        form == Form::kSquaredDifference ? b.Op("Mul", "normalized", {inv, d}) : b.Op("Mul", "normalized", {d, inv});
   }
   return p;
 }
