@@ -53,9 +53,20 @@ WindowGeom BuildWindow(const KernelContext& ctx, const WindowAttrs& w, const std
     g.out[d] = wd.out;
     g.pad_before[d] = wd.pad_before;
     g.in_pixels *= in[d];
-    g.out_pixels *= wd.out;
-    g.taps_per_pixel *= kernel[d];
+    if (__builtin_mul_overflow(g.out_pixels, wd.out, &g.out_pixels) ||
+        __builtin_mul_overflow(g.taps_per_pixel, kernel[d], &g.taps_per_pixel))
+      ctx.Fail(fmt::format("spatial dim {}: the output ({} pixels) is too large", d, wd.out));
   }
+  if (g.out_pixels == 0) return g;  // nothing to compute (and no tables to build)
+  // The tap table holds an index per output pixel and kernel tap: bounded like a tensor of that
+  // size before anything is allocated (pads of 2^40 ask for 2^82 of them).
+  int64_t taps = 0;
+  if (__builtin_mul_overflow(g.out_pixels, g.taps_per_pixel, &taps) ||
+      static_cast<uint64_t>(taps) > MaxTensorBytes() / sizeof(int64_t))
+    throw Error(ErrorCode::kResourceExhausted,
+                fmt::format("node '{}' ({}): the window's {} output pixels x {} kernel taps exceed the tensor size "
+                            "limit of {} bytes",
+                            ctx.node().name, ctx.node().op, g.out_pixels, g.taps_per_pixel, MaxTensorBytes()));
   // Per-dim tables (flattened): input coordinate for (output coordinate, kernel coordinate), or -1.
   std::vector<int64_t> table, table_off(S);
   for (size_t d = 0; d < S; ++d) {

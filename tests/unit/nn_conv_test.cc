@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "tests/unit/nn_test_util.h"
+#include "tests/unit/test_util.h"
 
 namespace kiln {
 namespace {
@@ -100,6 +101,17 @@ TEST(NnConv, ExplicitPaddingAndBias) {
   std::vector<double> want = NaiveConv2D(x, w, 2, 1, 1, 1, 1, 0, OH, OW);
   for (size_t i = 0; i < want.size(); ++i) want[i] += b.DoubleAt(static_cast<int64_t>(i % 4));
   ExpectNear(out[0], want);
+}
+
+TEST(NnConv, HugePaddingFailsFastBeforeAllocating) {
+  const Tensor x = RandF32({1, 4, 4, 1}, 1), w = RandF32({3, 3, 1, 1}, 2);
+  const int64_t big = int64_t{1} << 40;
+  // Both spatial dims 2^41 + 2: the output's pixel count overflows.
+  testutil::ExpectError([&] { RunOp("Conv2D", {x, w}, ConvAttrs({1, 1}, {1, 1}, "EXPLICIT", "NHWC", {big, big, big, big})); },
+                        ErrorCode::kInvalidArgument, {"Conv2D", "too large"});
+  // One dim 2^41 + 2 rows of 4 pixels: the tap table alone would exceed the tensor size limit.
+  testutil::ExpectError([&] { RunOp("Conv2D", {x, w}, ConvAttrs({1, 1}, {1, 1}, "EXPLICIT", "NHWC", {big, big, 0, 0})); },
+                        ErrorCode::kResourceExhausted, {"Conv2D", "kernel taps", "tensor size limit"});
 }
 
 TEST(NnConv, NchwAgreesWithNhwc) {
