@@ -6,6 +6,9 @@
 //   y    = Mul(d, Rsqrt(Add(var, eps)))  |  Div(d, Sqrt(Add(var, eps)))
 //   then optionally Cast back to x's source dtype, Mul by a constant scale, Add a constant bias.
 //
+// or, as Keras and tf.nn.batch_normalization write it (the scale folded into the inverse):
+//   s = Rsqrt(Add(var, eps)) [* scale];  y = x * s + (Neg(mean) * s + bias)  |  x * s + (bias - mean * s)
+//
 // x may be a Cast of a narrower float (the float32 stash of ONNX's LayerNormalization): the
 // LayerNorm then reads the narrow tensor and accumulates in float32 itself. Every intermediate
 // must have no reader outside the pattern.
@@ -36,6 +39,13 @@ class Matcher {
   Matcher(const Graph& g, const std::vector<std::vector<NodeId>>& consumers) : g_(g), consumers_(consumers) {}
 
   std::optional<LayerNormMatch> Match(const Node& mean_node) const {
+    if (auto m = MatchCentered(mean_node)) return m;
+    return MatchFoldedScale(mean_node);
+  }
+
+ private:
+  // y = (x - mean) * rsqrt(var + eps) [* scale] [+ bias] (ONNX, PyTorch).
+  std::optional<LayerNormMatch> MatchCentered(const Node& mean_node) const {
     LayerNormMatch m;
     const ValueId xs = mean_node.inputs[0];
     const SymShape& shape = g_.value(xs).shape;
@@ -128,6 +138,113 @@ class Matcher {
       }
     }
     m.result = y;
+    return m;
+  }
+
+  // Keras and tf.nn.batch_normalization: s = rsqrt(var + eps) [* scale];
+  // y = x * s + (bias - mean * s)  or  x * s + (-mean * s + bias)  (without bias: x * s - mean * s).
+  std::optional<LayerNormMatch> MatchFoldedScale(const Node& mean_node) const {
+    LayerNormMatch m;
+    const ValueId xs = mean_node.inputs[0];
+    const SymShape& shape = g_.value(xs).shape;
+    const DType dtype = g_.value(xs).dtype;
+    if (!shape.rank_known || shape.rank() == 0 || !IsFloating(dtype)) return std::nullopt;
+    const auto axes = TrailingAxes(mean_node, shape.rank());
+    if (!axes) return std::nullopt;
+    m.axis = *axes;
+    m.x = xs;
+    const ValueId mean = mean_node.outputs[0];
+    const Node* square = nullptr;
+    const Node* mean_user = nullptr;  // Neg(mean), or Mul(mean, s)
+    for (const Node* r : Readers(mean)) {
+      if (!square && r->op == "SquaredDifference" && Operands(*r, xs, mean))
+        square = r;
+      else if (!mean_user && (r->op == "Neg" || r->op == "Mul"))
+        mean_user = r;
+      else
+        return std::nullopt;
+    }
+    if (!square || !mean_user) return std::nullopt;
+    const Node* var_node = SoleReader(square->outputs[0]);
+    if (!var_node || TrailingAxes(*var_node, shape.rank()) != m.axis || var_node->inputs[0] != square->outputs[0])
+      return std::nullopt;
+    const Node* add_eps = SoleReader(var_node->outputs[0]);
+    if (!add_eps || add_eps->op != "Add") return std::nullopt;
+    const ValueId eps = add_eps->inputs[0] == var_node->outputs[0] ? add_eps->inputs[1] : add_eps->inputs[0];
+    const Tensor* eps_value = g_.ConstantOf(eps);
+    if (!eps_value || eps_value->num_elements() != 1 || eps == var_node->outputs[0]) return std::nullopt;
+    m.epsilon = eps_value->DoubleAt(0);
+    const Node* rsqrt = SoleReader(add_eps->outputs[0]);
+    if (!rsqrt || rsqrt->op != "Rsqrt") return std::nullopt;
+    m.nodes = {mean_node.id, square->id, var_node->id, add_eps->id, rsqrt->id};
+    ValueId s = rsqrt->outputs[0];
+    std::vector<Dim> normalized(shape.dims.begin() + static_cast<std::ptrdiff_t>(m.axis), shape.dims.end());
+    const bool static_rows = std::all_of(normalized.begin(), normalized.end(), [](Dim d) { return IsStatic(d); });
+    if (const Node* mul = SoleReader(s); mul && mul->op == "Mul") {  // s = rsqrt * scale
+      const ValueId c = mul->inputs[0] == s ? mul->inputs[1] : mul->inputs[0];
+      if (!static_rows || !RowConstant(c, shape.rank(), m.axis, dtype)) return std::nullopt;
+      m.scale = c;
+      m.nodes.push_back(mul->id);
+      s = mul->outputs[0];
+    }
+    // s's two readers: x * s and the mean's product with s.
+    const auto s_readers = Readers(s);
+    if (s_readers.size() != 2) return std::nullopt;
+    const Node* x_times_s = nullptr;
+    const Node* mean_times_s = nullptr;
+    for (const Node* r : s_readers) {
+      if (r->op != "Mul") return std::nullopt;
+      const ValueId other = r->inputs[0] == s ? r->inputs[1] : r->inputs[0];
+      if (other == xs && !x_times_s)
+        x_times_s = r;
+      else if (other == mean_user->outputs[0] && mean_user->op == "Neg" && !mean_times_s)
+        mean_times_s = r;
+      else if (r == mean_user && Operands(*r, mean, s) && !mean_times_s)
+        mean_times_s = r;
+      else
+        return std::nullopt;
+    }
+    if (!x_times_s || !mean_times_s) return std::nullopt;
+    const bool negated = mean_user->op == "Neg";
+    if (negated) {
+      if (SoleReader(mean_user->outputs[0]) != mean_times_s || mean_user->inputs[0] != mean) return std::nullopt;
+      m.nodes.push_back(mean_user->id);
+    }
+    m.nodes.push_back(x_times_s->id);
+    m.nodes.push_back(mean_times_s->id);
+    // The shift: -mean*s + bias, or bias - mean*s, or (no bias) -mean*s itself / x*s - mean*s.
+    ValueId shift = mean_times_s->outputs[0];
+    const Node* shift_node = SoleReader(shift);
+    if (!shift_node) return std::nullopt;
+    if (negated && shift_node->op == "Add" && shift_node->inputs.size() == 2) {
+      const ValueId c = shift_node->inputs[0] == shift ? shift_node->inputs[1] : shift_node->inputs[0];
+      if (c != x_times_s->outputs[0]) {  // an Add of a bias, not already the final Add
+        if (!static_rows || m.scale == kNoValue || !RowConstant(c, shape.rank(), m.axis, dtype)) return std::nullopt;
+        m.bias = c;
+        m.nodes.push_back(shift_node->id);
+        shift = shift_node->outputs[0];
+      }
+    } else if (!negated && shift_node->op == "Sub" && shift_node->inputs[1] == shift) {
+      const ValueId c = shift_node->inputs[0];
+      if (!static_rows || m.scale == kNoValue || !RowConstant(c, shape.rank(), m.axis, dtype)) return std::nullopt;
+      m.bias = c;
+      m.nodes.push_back(shift_node->id);
+      shift = shift_node->outputs[0];
+    } else if (!negated) {
+      // x*s - mean*s without a bias
+      const Node* sub = shift_node;
+      if (sub->op != "Sub" || sub->inputs[0] != x_times_s->outputs[0] || sub->inputs[1] != shift) return std::nullopt;
+      if (SoleReader(x_times_s->outputs[0]) != sub) return std::nullopt;
+      m.nodes.push_back(sub->id);
+      m.result = sub->outputs[0];
+      return m;
+    }
+    const Node* final_add = SoleReader(shift);
+    if (!final_add || final_add->op != "Add" || !Operands(*final_add, x_times_s->outputs[0], shift) ||
+        SoleReader(x_times_s->outputs[0]) != final_add)
+      return std::nullopt;
+    m.nodes.push_back(final_add->id);
+    m.result = final_add->outputs[0];
     return m;
   }
 

@@ -131,6 +131,35 @@ TEST(LayerNormFusion, EachDecomposedFormBecomesOneNodeWithTheSameValues) {
   }
 }
 
+TEST(LayerNormFusion, KerasAndBatchNormalizationFormsFoldTheScaleIntoTheInverse) {
+  // Keras: s = rsqrt(var + eps) * gamma; y = x * s + (-mean * s + beta).
+  // tf.nn.batch_normalization: the same with beta - mean * s.
+  for (bool keras : {true, false}) {
+    Builder b;
+    const ir::ValueId x = b.Input("x", {b.Symbol("batch"), 5, 48});
+    const ir::ValueId mean = b.Op("ReduceMean", "mean", {x, Axes(b, "axes", {-1})}, KeepDims());
+    const ir::ValueId var = b.Op("ReduceMean", "variance",
+                                 {b.Op("SquaredDifference", "sq", {x, mean}), Axes(b, "axes2", {-1})}, KeepDims());
+    const ir::ValueId inv =
+        b.Op("Rsqrt", "rsqrt",
+             {b.Op("Add", "var_eps", {var, b.Const("eps", Tensor::Scalar<float>(DType::kFloat32, 1e-3f))})});
+    const ir::ValueId s = b.Op("Mul", "s", {inv, b.Const("gamma", Values(DType::kFloat32, {48}, 21, 1.0f))});
+    const ir::ValueId beta = b.Const("beta", Values(DType::kFloat32, {48}, 22, 0.0f));
+    const ir::ValueId xs = b.Op("Mul", "x_s", {x, s});
+    ir::ValueId shift;
+    if (keras)
+      shift = b.Op("Add", "shift", {b.Op("Mul", "neg_mean_s", {b.Op("Neg", "neg_mean", {mean}), s}), beta});
+    else
+      shift = b.Op("Sub", "shift", {beta, b.Op("Mul", "mean_s", {mean, s})});
+    b.Output("y", b.Op("Add", "y", {xs, shift}));
+    const auto fused = Fused(*b.g);
+    EXPECT_EQ(CountOps(*fused, "LayerNorm"), 1u) << (keras ? "keras" : "batch_normalization") << "\n"
+                                                 << ir::GraphToText(*fused);
+    EXPECT_EQ(fused->NumLiveNodes(), 3u) << ir::GraphToText(*fused);
+    ExpectSameOutputs(b, *fused, {Values(DType::kFloat32, {4, 5, 48}, 23, 2.0f)}, 2e-6, keras ? "keras" : "tf.nn");
+  }
+}
+
 TEST(LayerNormFusion, TheFloat32StashOfAFloat16NormIsReadFromTheFloat16Tensor) {
   // ONNX LayerNormalization on float16 with stash_type float: Cast up, normalize, Cast back.
   Builder b;
