@@ -16,16 +16,12 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_device.h"
+#include "backend/cuda/cudnn_util.h"
 
 namespace kiln::backend::cuda {
 namespace {
 
 namespace fe = cudnn_frontend;
-
-void CheckFe(fe::error_t status, const std::string& what) {
-  if (status.is_good()) return;
-  throw Error(ErrorCode::kUnavailable, fmt::format("cuDNN {}: {}", what, status.get_message()));
-}
 
 std::vector<int64_t> ContiguousStrides(const Shape& shape) {
   std::vector<int64_t> s(shape.size(), 1);
@@ -74,10 +70,7 @@ AttentionKernel::AttentionKernel(const AttentionMatch& match, DType dtype, std::
   if (dtype != DType::kFloat16 && dtype != DType::kBFloat16)
     throw Error(ErrorCode::kInvalidArgument,
                 fmt::format("'{}': fused attention takes float16/bfloat16, not {}", impl_->name, DTypeName(dtype)));
-  DeviceScope scope(device);
-  const cudnnStatus_t status = cudnnCreate(&impl_->handle);
-  if (status != CUDNN_STATUS_SUCCESS)
-    throw Error(ErrorCode::kUnavailable, fmt::format("cuDNN cudnnCreate: {}", cudnnGetErrorString(status)));
+  impl_->handle = NewCudnnHandle(device);
 }
 
 AttentionKernel::~AttentionKernel() {

@@ -17,16 +17,12 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_device.h"
+#include "backend/cuda/cudnn_util.h"
 
 namespace kiln::backend::cuda {
 namespace {
 
 namespace fe = cudnn_frontend;
-
-void CheckFe(fe::error_t status, const std::string& what) {
-  if (status.is_good()) return;
-  throw Error(ErrorCode::kUnavailable, fmt::format("cuDNN {}: {}", what, status.get_message()));
-}
 
 std::optional<fe::DataType_t> FeType(DType d) {
   switch (d) {
@@ -69,15 +65,6 @@ std::vector<int64_t> Strides(const std::vector<int64_t>& nchw, bool channels_las
   const int64_t c = nchw[1], h = nchw[2], w = nchw[3];
   if (channels_last) return {h * w * c, 1, w * c, c};
   return {c * h * w, h * w, w, 1};
-}
-
-cudnnHandle_t NewHandle(int device) {
-  DeviceScope scope(device);
-  cudnnHandle_t handle = nullptr;
-  const cudnnStatus_t status = cudnnCreate(&handle);
-  if (status != CUDNN_STATUS_SUCCESS)
-    throw Error(ErrorCode::kUnavailable, fmt::format("cuDNN cudnnCreate: {}", cudnnGetErrorString(status)));
-  return handle;
 }
 
 }  // namespace
@@ -168,7 +155,7 @@ ConvKernel::ConvKernel(const ir::Graph& graph, const ir::Node& node, int device,
   };
   k.filter = upload(krsc);
   if (node.inputs.size() > 2) k.bias = upload(*graph.ConstantOf(node.inputs[2]));
-  k.handle = NewHandle(device);
+  k.handle = NewCudnnHandle(device);
 }
 
 ConvKernel::~ConvKernel() {

@@ -50,10 +50,7 @@ class Matcher {
     const ValueId xs = mean_node.inputs[0];
     const SymShape& shape = g_.value(xs).shape;
     const DType dtype = g_.value(xs).dtype;
-    if (!shape.rank_known || shape.rank() == 0 || !IsFloating(dtype)) return std::nullopt;
-    const auto axes = TrailingAxes(mean_node, shape.rank());
-    if (!axes) return std::nullopt;
-    m.axis = *axes;
+    if (!Start(mean_node, &m)) return std::nullopt;
     const ValueId mean = mean_node.outputs[0];
     // The mean's readers: Sub(x, mean), and SquaredDifference(x, mean) in TensorFlow's form.
     const Node* sub = nullptr;
@@ -86,11 +83,7 @@ class Matcher {
         TrailingAxes(*var_node, shape.rank()) != m.axis)
       return std::nullopt;
     const Node* add_eps = SoleReader(var_node->outputs[0]);
-    if (!add_eps || add_eps->op != "Add") return std::nullopt;
-    const ValueId eps = add_eps->inputs[0] == var_node->outputs[0] ? add_eps->inputs[1] : add_eps->inputs[0];
-    const Tensor* eps_value = g_.ConstantOf(eps);
-    if (!eps_value || eps_value->num_elements() != 1 || eps == var_node->outputs[0]) return std::nullopt;
-    m.epsilon = eps_value->DoubleAt(0);
+    if (!Epsilon(add_eps, var_node->outputs[0], &m)) return std::nullopt;
     const Node* root = SoleReader(add_eps->outputs[0]);
     if (!root) return std::nullopt;
     const ValueId other = normalize->inputs[0] == d ? normalize->inputs[1] : normalize->inputs[0];
@@ -148,10 +141,7 @@ class Matcher {
     const ValueId xs = mean_node.inputs[0];
     const SymShape& shape = g_.value(xs).shape;
     const DType dtype = g_.value(xs).dtype;
-    if (!shape.rank_known || shape.rank() == 0 || !IsFloating(dtype)) return std::nullopt;
-    const auto axes = TrailingAxes(mean_node, shape.rank());
-    if (!axes) return std::nullopt;
-    m.axis = *axes;
+    if (!Start(mean_node, &m)) return std::nullopt;
     m.x = xs;
     const ValueId mean = mean_node.outputs[0];
     const Node* square = nullptr;
@@ -169,11 +159,7 @@ class Matcher {
     if (!var_node || TrailingAxes(*var_node, shape.rank()) != m.axis || var_node->inputs[0] != square->outputs[0])
       return std::nullopt;
     const Node* add_eps = SoleReader(var_node->outputs[0]);
-    if (!add_eps || add_eps->op != "Add") return std::nullopt;
-    const ValueId eps = add_eps->inputs[0] == var_node->outputs[0] ? add_eps->inputs[1] : add_eps->inputs[0];
-    const Tensor* eps_value = g_.ConstantOf(eps);
-    if (!eps_value || eps_value->num_elements() != 1 || eps == var_node->outputs[0]) return std::nullopt;
-    m.epsilon = eps_value->DoubleAt(0);
+    if (!Epsilon(add_eps, var_node->outputs[0], &m)) return std::nullopt;
     const Node* rsqrt = SoleReader(add_eps->outputs[0]);
     if (!rsqrt || rsqrt->op != "Rsqrt") return std::nullopt;
     m.nodes = {mean_node.id, square->id, var_node->id, add_eps->id, rsqrt->id};
@@ -249,6 +235,23 @@ class Matcher {
   }
 
  private:
+  // A float mean over trailing dims: sets m->axis.
+  bool Start(const Node& mean_node, LayerNormMatch* m) const {
+    const SymShape& shape = g_.value(mean_node.inputs[0]).shape;
+    if (!shape.rank_known || shape.rank() == 0 || !IsFloating(g_.value(mean_node.inputs[0]).dtype)) return false;
+    const auto axes = TrailingAxes(mean_node, shape.rank());
+    if (axes) m->axis = *axes;
+    return axes.has_value();
+  }
+  // Add(var, eps) with a one-element constant eps: sets m->epsilon.
+  bool Epsilon(const Node* add_eps, ValueId var, LayerNormMatch* m) const {
+    if (!add_eps || add_eps->op != "Add") return false;
+    const ValueId eps = add_eps->inputs[0] == var ? add_eps->inputs[1] : add_eps->inputs[0];
+    const Tensor* value = g_.ConstantOf(eps);
+    if (!value || value->num_elements() != 1 || eps == var) return false;
+    m->epsilon = value->DoubleAt(0);
+    return true;
+  }
   // The ReduceMean's axes when they are the trailing dims [a, rank) with keep_dims; returns a.
   std::optional<int64_t> TrailingAxes(const Node& n, int rank) const {
     if (n.op != "ReduceMean" || n.inputs.size() != 2 || !n.attrs.GetOr<bool>("keep_dims", false)) return std::nullopt;
