@@ -163,22 +163,12 @@ void AttentionKernel::Launch(const Tensor& q, const Tensor& k, const Tensor& v, 
   std::lock_guard<std::mutex> lock(a.mu);
   const Shape bias_shape = bias ? bias->shape() : Shape{};
   Impl::Plan& plan = a.PlanFor(q.shape(), k.shape(), v.shape(), bias ? &bias_shape : nullptr, out.shape());
-  const cudnnStatus_t st = cudnnSetStream(a.handle, stream);
-  if (st != CUDNN_STATUS_SUCCESS)
-    throw Error(ErrorCode::kUnavailable, fmt::format("cuDNN cudnnSetStream: {}", cudnnGetErrorString(st)));
-  std::unordered_map<std::shared_ptr<fe::graph::Tensor_attributes>, void*> pack = {
-      {plan.q, const_cast<void*>(q.raw_data())},
-      {plan.k, const_cast<void*>(k.raw_data())},
-      {plan.v, const_cast<void*>(v.raw_data())},
-      {plan.o, out.raw_data()}};
+  CudnnVariantPack pack = {{plan.q, const_cast<void*>(q.raw_data())},
+                           {plan.k, const_cast<void*>(k.raw_data())},
+                           {plan.v, const_cast<void*>(v.raw_data())},
+                           {plan.o, out.raw_data()}};
   if (plan.bias) pack[plan.bias] = const_cast<void*>(bias->raw_data());
-  void* workspace = nullptr;
-  if (plan.workspace > 0)
-    Check(cudaMallocAsync(&workspace, static_cast<size_t>(plan.workspace), stream),
-          "cudaMallocAsync (cuDNN attention workspace)");
-  const fe::error_t status = plan.graph->execute(a.handle, pack, workspace);
-  if (workspace) cudaFreeAsync(workspace, stream);
-  CheckFe(status, fmt::format("execute (fused attention '{}')", a.name));
+  ExecuteOnStream(a.handle, *plan.graph, pack, plan.workspace, stream, fmt::format("fused attention '{}'", a.name));
 }
 
 }  // namespace kiln::backend::cuda

@@ -284,10 +284,7 @@ void ConvKernel::Launch(const Tensor& x, const Tensor* residual, Tensor& out, cu
   if (out.num_elements() == 0) return;
   std::lock_guard<std::mutex> lock(k.mu);
   Impl::Plan& plan = k.PlanFor(x.shape(), out.shape());
-  const cudnnStatus_t st = cudnnSetStream(k.handle, stream);
-  if (st != CUDNN_STATUS_SUCCESS)
-    throw Error(ErrorCode::kUnavailable, fmt::format("cuDNN cudnnSetStream: {}", cudnnGetErrorString(st)));
-  std::unordered_map<std::shared_ptr<fe::graph::Tensor_attributes>, void*> pack = {
+  CudnnVariantPack pack = {
       {plan.x, const_cast<void*>(x.raw_data())}, {plan.w, k.filter.raw_data()}, {plan.y, out.raw_data()}};
   if (plan.b) pack[plan.b] = k.bias.raw_data();
   if (plan.z) {
@@ -296,13 +293,7 @@ void ConvKernel::Launch(const Tensor& x, const Tensor* residual, Tensor& out, cu
                                                     ShapeToString(residual->shape()), ShapeToString(out.shape())));
     pack[plan.z] = const_cast<void*>(residual->raw_data());
   }
-  void* workspace = nullptr;
-  if (plan.workspace > 0)
-    Check(cudaMallocAsync(&workspace, static_cast<size_t>(plan.workspace), stream),
-          "cudaMallocAsync (cuDNN workspace)");
-  const fe::error_t status = plan.graph->execute(k.handle, pack, workspace);
-  if (workspace) cudaFreeAsync(workspace, stream);
-  CheckFe(status, fmt::format("execute (node '{}')", k.name));
+  ExecuteOnStream(k.handle, *plan.graph, pack, plan.workspace, stream, fmt::format("node '{}'", k.name));
 }
 
 }  // namespace kiln::backend::cuda

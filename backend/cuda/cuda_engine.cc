@@ -185,10 +185,11 @@ void CudaEngine::PrepareLibraryPlans(const std::vector<std::optional<Shape>>& sh
   for (const Step& s : steps_) {
     if (s.kind == Step::Kind::kConv) s.conv->Prepare(shape(s.inputs[0]), shape(s.output));
     if (s.kind == Step::Kind::kMatMul) s.matmul->Prepare(shape(s.inputs[0]), shape(s.inputs[1]), shape(s.output));
-    if (s.kind == Step::Kind::kAttention) s.attention->CheckShapes(shapes);
-    if (s.kind == Step::Kind::kAttention)
+    if (s.kind == Step::Kind::kAttention) {
+      s.attention->CheckShapes(shapes);
       s.attention->Prepare(shape(s.inputs[0]), shape(s.inputs[1]), shape(s.inputs[2]),
                            s.inputs.size() > 3 ? &shape(s.inputs[3]) : nullptr, shape(s.output));
+    }
   }
 }
 

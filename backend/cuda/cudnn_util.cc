@@ -23,6 +23,20 @@ cudnnHandle_t NewCudnnHandle(int device) {
   return handle;
 }
 
+void ExecuteOnStream(cudnnHandle_t handle, const cudnn_frontend::graph::Graph& graph, CudnnVariantPack& pack,
+                     int64_t workspace_bytes, cudaStream_t stream, const std::string& what) {
+  const cudnnStatus_t st = cudnnSetStream(handle, stream);
+  if (st != CUDNN_STATUS_SUCCESS)
+    throw Error(ErrorCode::kUnavailable, fmt::format("cuDNN cudnnSetStream: {}", cudnnGetErrorString(st)));
+  void* workspace = nullptr;
+  if (workspace_bytes > 0)
+    Check(cudaMallocAsync(&workspace, static_cast<size_t>(workspace_bytes), stream),
+          "cudaMallocAsync (cuDNN workspace)");
+  const cudnn_frontend::error_t status = graph.execute(handle, pack, workspace);
+  if (workspace) cudaFreeAsync(workspace, stream);
+  CheckFe(status, "execute (" + what + ")");
+}
+
 }  // namespace kiln::backend::cuda
 
 #endif
