@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "ir/dtype_class.h"
 #include "kiln/error.h"
 
@@ -150,9 +152,7 @@ std::string GenerateEltwiseSource(const EltwiseProgram& program) {
   auto uniform = [&](size_t i) { return i < program.uniform.size() && program.uniform[i]; };
   std::string body;
   for (size_t i = 0; i < num_inputs; ++i)
-    body += fmt::format(fmt::runtime(uniform(i) ? "  const auto v{0} = ew::Load<{1}>(u{0});\n"
-                                                : "  const auto v{0} = ew::Load<{1}>(in{0}[o{0}]);\n"),
-                        i, CudaTypeName(program.inputs[i]));
+    body += fmt::format("  const auto v{0} = ew::Load<{1}>(x{0});\n", i, CudaTypeName(program.inputs[i]));
   for (size_t i = 0; i < program.steps.size(); ++i) {
     const EltwiseStep& s = program.steps[i];
     const int v = static_cast<int>(num_inputs + i);
@@ -173,31 +173,48 @@ std::string GenerateEltwiseSource(const EltwiseProgram& program) {
     body += fmt::format("  const auto v{0} = ew::{1}::Apply<{2}>({3}s{0});\n", v, s.op->name, t, args);
   }
   const int last = static_cast<int>(num_inputs + program.steps.size()) - 1;
-  body += fmt::format("  out[i] = ew::Store<{}>(v{});\n", CudaTypeName(out_dtype), last);
+  body += fmt::format("  return ew::Store<{}>(v{});\n", CudaTypeName(out_dtype), last);
 
-  std::string params, offsets, offset_args, flat_offsets, walk;
+  const char* out_type = CudaTypeName(out_dtype);
+  // params: the kernel's pointers; pass: the same, passed on; element_args and vector_args: the
+  // raw input values of one element for KilnCompute, read from memory or from the uniform
+  // registers (u<k>), in the scalar and the vector loops.
+  std::string params, offsets, offset_args, walk, zero, pass, compute_params, element_args, vector_args;
+  std::string uniform_loads, uniform_params, uniform_pass, vector_loads;
   for (size_t i = 0; i < num_inputs; ++i) {
-    params += fmt::format(", const {}* __restrict__ in{}", CudaTypeName(program.inputs[i]), i);
+    const char* t = CudaTypeName(program.inputs[i]);
+    params += fmt::format(", const {}* __restrict__ in{}", t, i);
     offsets += fmt::format(", Index o{}", i);
     offset_args += fmt::format(", o{}", i);
-    flat_offsets += fmt::format(", i * Index(strides[{}][0])", i);
     walk += fmt::format("        o{0} += c * Index(strides[{0}][d]);\n", i);
+    zero += fmt::format("      Index o{} = 0;\n", i);
+    pass += fmt::format(", in{}", i);
+    compute_params += fmt::format("{}const {} x{}", i ? ", " : "", t, i);
+    if (uniform(i)) {
+      uniform_loads += fmt::format("  const {0} u{1} = in{1}[0];\n", t, i);
+      uniform_params += fmt::format(", const {} u{}", t, i);
+      uniform_pass += fmt::format(", u{}", i);
+      element_args += fmt::format(", u{}", i);
+      vector_args += fmt::format(", u{}", i);
+      continue;
+    }
+    element_args += fmt::format(", in{0}[o{0}]", i);
+    vector_args += fmt::format(", a{}.v[j]", i);
+    // An input that broadcasts along the innermost dim has one value per vector.
+    vector_loads += fmt::format(
+        "    KilnVec<{0}, kKilnVec> a{1};\n"
+        "    if (strides[{1}][p.rank - 1] == 0) {{\n"
+        "#pragma unroll\n"
+        "      for (int j = 0; j < kKilnVec; ++j) a{1}.v[j] = in{1}[o{1}];\n"
+        "    }} else {{\n"
+        "      a{1} = *reinterpret_cast<const KilnVec<{0}, kKilnVec>*>(in{1} + o{1});\n"
+        "    }}\n",
+        t, i);
   }
-  params += fmt::format(", {}* __restrict__ out", CudaTypeName(out_dtype));
-  std::string zero;
-  for (size_t i = 0; i < num_inputs; ++i) zero += fmt::format("      Index o{} = 0;\n", i);
-  std::string pass;  // the pointers, passed on
-  for (size_t i = 0; i < num_inputs; ++i) pass += fmt::format(", in{}", i);
+  params += fmt::format(", {}* __restrict__ out", out_type);
   pass += ", out";
-  std::string element_pass = pass;  // and the uniform values, to each element
-  // Uniform inputs: loaded once at the kernel's start, passed to every element by value.
-  std::string uniform_loads, uniform_params;
-  for (size_t i = 0; i < num_inputs; ++i) {
-    if (!uniform(i)) continue;
-    uniform_loads += fmt::format("  const {0} u{1} = in{1}[0];\n", CudaTypeName(program.inputs[i]), i);
-    uniform_params += fmt::format(", const {} u{}", CudaTypeName(program.inputs[i]), i);
-    element_pass += fmt::format(", u{}", i);
-  }
+  element_args.erase(0, 2);
+  vector_args.erase(0, 2);
 
   std::string source = kPrologue;
   source += fmt::format(R"(
@@ -218,54 +235,108 @@ __device__ __forceinline__ Index KilnDiv(Index x, const KilnEltwiseDims& p, int 
   }}
 }}
 
-template <typename Index>
-__device__ __forceinline__ void KilnElement(Index i{3}{1}{14}) {{
-{2}}}
+// One element's value from its inputs' stored values.
+__device__ __forceinline__ {out_type} KilnCompute({compute_params}) {{
+{body}}}
 
 template <typename Index>
-__device__ __forceinline__ void KilnEltwise(const KilnEltwiseDims& p, const long long (&strides)[{0}][8]{1}) {{
+__device__ __forceinline__ void KilnElement(Index i{offsets}{params}{uniform_params}) {{
+  out[i] = KilnCompute({element_args});
+}}
+
+template <typename Index>
+__device__ __forceinline__ void KilnEltwise(const KilnEltwiseDims& p, const long long (&strides)[{k}][8]{params}) {{
   const Index n = Index(p.n);
   const Index step = Index(gridDim.x) * Index(blockDim.x);
   Index i = Index(blockIdx.x) * Index(blockDim.x) + Index(threadIdx.x);
-{13}  if (p.rank == 1) {{  // every input contiguous or a scalar: no index arithmetic
+{uniform_loads}  if (p.rank == 1) {{  // every input contiguous or a scalar: no index arithmetic
     // Four elements a grid's stride apart per iteration: four independent loads per input in
     // flight, each still coalesced across the warp.
     for (; i + 3 * step < n; i += 4 * step) {{
-      KilnElement<Index>(i{4}{5});
-      KilnElement<Index>(i + step{10}{5});
-      KilnElement<Index>(i + 2 * step{11}{5});
-      KilnElement<Index>(i + 3 * step{12}{5});
+      KilnElement<Index>(i{flat0}{pass}{uniform_pass});
+      KilnElement<Index>(i + step{flat1}{pass}{uniform_pass});
+      KilnElement<Index>(i + 2 * step{flat2}{pass}{uniform_pass});
+      KilnElement<Index>(i + 3 * step{flat3}{pass}{uniform_pass});
     }}
-    for (; i < n; i += step) KilnElement<Index>(i{4}{5});
+    for (; i < n; i += step) KilnElement<Index>(i{flat0}{pass}{uniform_pass});
     return;
   }}
   for (; i < n; i += step) {{
-{6}    {{
+{zero}    {{
       Index rest = i;
       for (int d = p.rank - 1; d >= 0; --d) {{
         const Index q = KilnDiv<Index>(rest, p, d);
         const Index c = rest - q * Index(p.dims[d]);
         rest = q;
-{7}      }}
+{walk}      }}
     }}
-    KilnElement<Index>(i{8}{5});
+    KilnElement<Index>(i{offset_args}{pass}{uniform_pass});
+  }}
+}}
+
+// The vector loop: kKilnVec elements of one innermost row per thread and step, each input read
+// with one aligned load of kKilnVec values (or one value where it broadcasts along that row) and
+// the output written with one store. The host launches it only when every input's innermost
+// stride is 0 or 1, the innermost dim and the other strides are multiples of kKilnVec, and the
+// pointers are aligned, so that a vector never crosses a row.
+constexpr int kKilnVec = {vec};
+template <typename T, int N>
+struct alignas(sizeof(T) * N) KilnVec {{
+  T v[N];
+}};
+
+__device__ __forceinline__ void KilnEltwiseVec(const KilnEltwiseDims& p, const long long (&strides)[{k}][8]{params}) {{
+  using Index = unsigned int;
+  const Index vectors = Index(p.n) / kKilnVec;
+  const Index step = Index(gridDim.x) * Index(blockDim.x);
+{uniform_loads}  for (Index v = Index(blockIdx.x) * Index(blockDim.x) + Index(threadIdx.x); v < vectors; v += step) {{
+    const Index i = v * kKilnVec;
+{zero}    {{
+      Index rest = i;
+      for (int d = p.rank - 1; d >= 0; --d) {{
+        const Index q = KilnDiv<Index>(rest, p, d);
+        const Index c = rest - q * Index(p.dims[d]);
+        rest = q;
+{walk}      }}
+    }}
+{vector_loads}    KilnVec<{out_type}, kKilnVec> r;
+#pragma unroll
+    for (int j = 0; j < kKilnVec; ++j) r.v[j] = KilnCompute({vector_args});
+    *reinterpret_cast<KilnVec<{out_type}, kKilnVec>*>(out + i) = r;
   }}
 }}
 
 struct KilnEltwiseStrides {{
-  long long s[{0}][8];
+  long long s[{k}][8];
 }};
 )",
-                        num_inputs, params, body, offsets, flat_offsets, element_pass, zero, walk, offset_args, "",
-                        FlatOffsets(num_inputs, "i + step"), FlatOffsets(num_inputs, "i + 2 * step"),
-                        FlatOffsets(num_inputs, "i + 3 * step"), uniform_loads, uniform_params);
-  std::string args = pass;
-  for (const char* kernel : {kEltwiseKernel32, kEltwiseKernel64})
+                        fmt::arg("k", num_inputs), fmt::arg("params", params), fmt::arg("body", body),
+                        fmt::arg("out_type", out_type), fmt::arg("compute_params", compute_params),
+                        fmt::arg("offsets", offsets), fmt::arg("uniform_params", uniform_params),
+                        fmt::arg("element_args", element_args), fmt::arg("uniform_loads", uniform_loads),
+                        fmt::arg("flat0", FlatOffsets(num_inputs, "i")), fmt::arg("flat1", FlatOffsets(num_inputs, "i + step")),
+                        fmt::arg("flat2", FlatOffsets(num_inputs, "i + 2 * step")),
+                        fmt::arg("flat3", FlatOffsets(num_inputs, "i + 3 * step")), fmt::arg("pass", pass),
+                        fmt::arg("uniform_pass", uniform_pass), fmt::arg("zero", zero), fmt::arg("walk", walk),
+                        fmt::arg("offset_args", offset_args), fmt::arg("vec", EltwiseVectorWidth(program)),
+                        fmt::arg("vector_loads", vector_loads), fmt::arg("vector_args", vector_args));
+  for (const char* kernel : {kEltwiseKernel32, kEltwiseKernel64, kEltwiseKernelVector}) {
+    const std::string call = kernel == kEltwiseKernelVector ? "KilnEltwiseVec"
+                             : kernel == kEltwiseKernel32   ? "KilnEltwise<unsigned int>"
+                                                            : "KilnEltwise<long long>";
     source += fmt::format(
         "extern \"C\" __global__ void {0}(const KilnEltwiseDims p, const KilnEltwiseStrides strides{1}) {{\n"
-        "  KilnEltwise<{2}>(p, strides.s{3});\n}}\n",
-        kernel, params, kernel == kEltwiseKernel32 ? "unsigned int" : "long long", args);
+        "  {2}(p, strides.s{3});\n}}\n",
+        kernel, params, call, pass);
+  }
   return source;
+}
+
+int EltwiseVectorWidth(const EltwiseProgram& program) {
+  size_t widest = DTypeSize(program.OutputDType());
+  for (size_t i = 0; i < program.inputs.size(); ++i)
+    if (i >= program.uniform.size() || !program.uniform[i]) widest = std::max(widest, DTypeSize(program.inputs[i]));
+  return static_cast<int>(16 / std::max<size_t>(widest, 1));
 }
 
 }  // namespace kiln::backend::cuda

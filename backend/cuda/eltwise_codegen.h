@@ -51,9 +51,15 @@ struct EltwiseDims {
   void SetDim(int d, long long size);
 };
 
-// Names of the two kernels in the generated source: 32-bit and 64-bit element indices.
+// Names of the kernels in the generated source: 32-bit and 64-bit element indices, and the
+// vector loop (32-bit indices, EltwiseVectorWidth(program) elements per load and store).
 inline constexpr const char* kEltwiseKernel32 = "kiln_eltwise_i32";
 inline constexpr const char* kEltwiseKernel64 = "kiln_eltwise_i64";
+inline constexpr const char* kEltwiseKernelVector = "kiln_eltwise_vec";
+
+// Elements per vector in the vector kernel: 16 bytes of the widest dtype it loads or stores
+// (uniform inputs are not loaded per element).
+int EltwiseVectorWidth(const EltwiseProgram& program);
 
 // The type generated code stores `dtype` as (the op formulas' T): "float", "kiln::Half", ...
 // kInvalidArgument for dtypes without GPU kernels (strings, complex).

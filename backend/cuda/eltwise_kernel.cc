@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
@@ -79,6 +81,8 @@ EltwiseKernel::EltwiseKernel(EltwiseProgram program, GpuArch arch)
   multiprocessors_ = MultiprocessorCount();
   kernel32_ = module_->Kernel(kEltwiseKernel32);
   kernel64_ = module_->Kernel(kEltwiseKernel64);
+  kernel_vector_ = module_->Kernel(kEltwiseKernelVector);
+  vector_width_ = EltwiseVectorWidth(program_);
 }
 
 void EltwiseKernel::Launch(std::span<const Tensor> inputs, Tensor& out, cudaStream_t stream) const {
@@ -89,6 +93,12 @@ void EltwiseKernel::Launch(std::span<const Tensor> inputs, Tensor& out, cudaStre
   std::vector<const void*> pointers;
   for (const Tensor& t : inputs) pointers.push_back(t.raw_data());
   Run(Broadcast(inputs, out.shape()), pointers, out, stream);
+}
+
+bool EltwiseKernel::UsesVectorLoop(std::span<const Tensor> inputs, const Tensor& out) const {
+  std::vector<const void*> pointers;
+  for (const Tensor& t : inputs) pointers.push_back(t.raw_data());
+  return out.num_elements() > 0 && CanVectorize(Broadcast(inputs, out.shape()), pointers, out);
 }
 
 void EltwiseKernel::LaunchPermuted(const Tensor& in, std::span<const int64_t> perm, Tensor& out,
@@ -126,12 +136,40 @@ void EltwiseKernel::Run(const Walk& w, std::span<const void* const> inputs, Tens
   for (const void*& p : pointers) args.push_back(&p);
 
   constexpr int kBlock = 256;
-  const int64_t blocks = std::min<int64_t>((n + kBlock - 1) / kBlock, int64_t{multiprocessors_} * 16);
-  // 32-bit indices while i + four times the grid's stride cannot overflow them.
-  const bool small = n + 4 * blocks * kBlock < (int64_t{1} << 31);
-  Check(cudaLaunchKernel(reinterpret_cast<const void*>(small ? kernel32_ : kernel64_),
-                         dim3(static_cast<unsigned>(blocks)), dim3(kBlock), args.data(), 0, stream),
+  const int64_t max_blocks = int64_t{multiprocessors_} * 16;
+  const void* kernel = nullptr;
+  int64_t blocks = 0;
+  if (CanVectorize(w, inputs, out)) {
+    const int64_t vectors = n / vector_width_;
+    blocks = std::min<int64_t>((vectors + kBlock - 1) / kBlock, max_blocks);
+    kernel = reinterpret_cast<const void*>(kernel_vector_);
+  } else {
+    blocks = std::min<int64_t>((n + kBlock - 1) / kBlock, max_blocks);
+    // 32-bit indices while i + four times the grid's stride cannot overflow them.
+    const bool small = n + 4 * blocks * kBlock < (int64_t{1} << 31);
+    kernel = reinterpret_cast<const void*>(small ? kernel32_ : kernel64_);
+  }
+  Check(cudaLaunchKernel(kernel, dim3(static_cast<unsigned>(blocks)), dim3(kBlock), args.data(), 0, stream),
         "cudaLaunchKernel (elementwise)");
+}
+
+bool EltwiseKernel::CanVectorize(const Walk& w, std::span<const void* const> inputs, const Tensor& out) const {
+  const int64_t vec = vector_width_;
+  // 32-bit indices: the vector kernel's v + grid stride stays below 2^31 since v < n / vec.
+  if (vec < 2 || out.num_elements() >= (int64_t{1} << 30) || w.dims.back() % vec != 0) return false;
+  auto aligned = [&](const void* p, DType d) {
+    return reinterpret_cast<uintptr_t>(p) % (DTypeSize(d) * static_cast<size_t>(vec)) == 0;
+  };
+  if (!aligned(out.raw_data(), out.dtype())) return false;
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    if (k < program_.uniform.size() && program_.uniform[k]) continue;
+    const std::vector<long long>& s = w.strides[k];
+    if (s.back() == 0) continue;  // one value per vector
+    if (s.back() != 1 || !aligned(inputs[k], program_.inputs[k])) return false;
+    for (size_t d = 0; d + 1 < s.size(); ++d)
+      if (s[d] % vec != 0) return false;
+  }
+  return true;
 }
 
 }  // namespace kiln::backend::cuda

@@ -36,15 +36,23 @@ class EltwiseKernel {
   // One-input programs: out[i_0, ..., i_r] = f(in[j]) where input dim perm[d] is output dim d
   // (Transpose, with the identity program).
   void LaunchPermuted(const Tensor& in, std::span<const int64_t> perm, Tensor& out, cudaStream_t stream) const;
+  // Whether Launch with these tensors runs the vector loop (EltwiseVectorWidth elements per
+  // load and store) rather than one element per load.
+  bool UsesVectorLoop(std::span<const Tensor> inputs, const Tensor& out) const;
 
  private:
   void Run(const EltwiseWalk& walk, std::span<const void* const> inputs, Tensor& out, cudaStream_t stream) const;
+  // Whether the vector kernel can walk `walk`: every loaded input's innermost stride 0 or 1,
+  // rows and strides in whole vectors, pointers aligned to a vector.
+  bool CanVectorize(const EltwiseWalk& walk, std::span<const void* const> inputs, const Tensor& out) const;
 
   EltwiseProgram program_;
   std::string source_;
   std::shared_ptr<const CudaModule> module_;
   cudaKernel_t kernel32_ = nullptr;
   cudaKernel_t kernel64_ = nullptr;
+  cudaKernel_t kernel_vector_ = nullptr;
+  int vector_width_ = 1;  // elements per load and store in kernel_vector_
   int multiprocessors_ = 0;  // of the device the kernel was built on (sizes the grid)
 };
 

@@ -649,8 +649,9 @@ TEST(CudaBackendGpu, ElementwiseChainIsOneKernel) {
 TEST(CudaBackendGpu, ScalarConstantsInAChainAreReadOnceAndGiveTheSameValues) {
   SKIP_WITHOUT_GPU();
   // GELU as exported: x * 0.5 * (1 + erf(x / sqrt(2))), three one-element constants; on a
-  // flat tensor (the unrolled path, with a remainder) and on a broadcast one (the indexed path).
-  for (const Shape& shape : {Shape{3, 1000, 7}, Shape{5, 4, 3}}) {
+  // flat tensor of an odd size (the unrolled path, with a remainder), on one of whole vectors
+  // (the vector loop) and on a broadcast one (the indexed path).
+  for (const Shape& shape : {Shape{3, 999, 7}, Shape{3, 1000, 8}, Shape{5, 4, 3}}) {
     for (DType dtype : {DType::kFloat32, DType::kFloat16}) {
       auto scalar = [&](const std::string& name, float v) {
         Tensor t(dtype, {});
@@ -678,6 +679,53 @@ TEST(CudaBackendGpu, ScalarConstantsInAChainAreReadOnceAndGiveTheSameValues) {
         ExpectMatches(got, want, what);
       else  // the reference rounds after every op, the chain once
         EXPECT_LE(RelativeL2(got, want), 1e-3) << what;
+    }
+  }
+}
+
+TEST(CudaBackendGpu, VectorLoopsMatchTheReferenceAndAreTakenOnlyWhereAligned) {
+  SKIP_WITHOUT_GPU();
+  // Select(cond, x * y, x): one bool and two `dtype` inputs. Each case: the three input shapes
+  // broadcasting into out, and the innermost dim after merging: the vector loop runs when it
+  // is whole vectors (16 bytes of `dtype`), every innermost stride being 0 or 1 here.
+  struct Case {
+    Shape cond, x, y, out;
+    int64_t row;
+  };
+  const std::vector<Case> cases = {
+      {{6, 64}, {6, 64}, {6, 64}, {6, 64}, 384},       // all contiguous: one dim
+      {{6, 64}, {6, 64}, {64}, {6, 64}, 64},           // a bias row: outer stride 0
+      {{6, 1}, {6, 64}, {6, 1}, {6, 64}, 64},          // per-row values: innermost stride 0
+      {{1}, {2, 3, 32}, {3, 1}, {2, 3, 32}, 32},       // three dims, a scalar condition
+      {{1}, {4, 3, 20}, {20}, {4, 3, 20}, 20},         // 20: whole vectors of 4 and 2, not of 8
+      {{5, 13}, {5, 13}, {5, 13}, {5, 13}, 65},        // odd: never
+  };
+  const auto arch = backend::cuda::ArchOf(0);
+  auto stream = backend::cuda::Services(0).CreateStream();
+  for (DType dtype : {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kInt64, DType::kFloat64}) {
+    backend::cuda::EltwiseProgram program;
+    program.inputs = {DType::kBool, dtype, dtype};
+    program.steps.push_back({.op = ew::FindOp("Mul"), .args = {1, 2}});
+    program.steps.push_back({.op = nullptr, .args = {0, 3, 1}});
+    const backend::cuda::EltwiseKernel kernel(program, arch);
+    for (const Case& c : cases) {
+      const std::string what = fmt::format("{} cond {} x {} y {}", DTypeName(dtype), ShapeToString(c.cond),
+                                           ShapeToString(c.x), ShapeToString(c.y));
+      const std::vector<Tensor> host = {RandomTensor(DType::kBool, c.cond, 61), RandomTensor(dtype, c.x, 62),
+                                        RandomTensor(dtype, c.y, 63)};
+      std::vector<Tensor> device;
+      for (const Tensor& t : host) device.push_back(ToDevice(t));
+      Tensor out = backend::cuda::Services(0).allocator().AllocateTensor(dtype, c.out);
+      const int64_t vec = 16 / static_cast<int64_t>(DTypeSize(dtype));
+      EXPECT_EQ(kernel.UsesVectorLoop(device, out), c.row % vec == 0) << what;
+      kernel.Launch(device, out, static_cast<cudaStream_t>(stream->native_handle()));
+      stream->Synchronize();
+      Builder b;
+      const ir::ValueId cond = b.Input("cond", std::vector<ir::Dim>(c.cond.begin(), c.cond.end()), DType::kBool);
+      const ir::ValueId x = b.Input("x", std::vector<ir::Dim>(c.x.begin(), c.x.end()), dtype);
+      const ir::ValueId y = b.Input("y", std::vector<ir::Dim>(c.y.begin(), c.y.end()), dtype);
+      b.Output("z", b.Op("Select", "select", {cond, b.Op("Mul", "mul", {x, y}), x}));
+      ExpectMatches(ToHost(out), runtime::ReferenceExecutor(b.g).Run(host)[0], what);
     }
   }
 }
