@@ -8,6 +8,7 @@
 #include "backend/cuda/cubin_cache.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_device.h"
+#include "backend/cuda/matmul_siblings.h"
 #include "backend/cuda/precision_rewrite.h"
 #include "backend/layer_profiler.h"
 #include "ir/graph_util.h"
@@ -50,20 +51,6 @@ void LaunchConcat(std::span<const Tensor> inputs, int64_t axis, Tensor& out, cud
 
 // A constant `bias` that adds one value per column of `product` ([n], or [1, ..., 1, n]), in a
 // dtype cuBLASLt's bias epilogue takes.
-bool IsColumnBias(const ir::Graph& g, ir::ValueId bias, ir::ValueId product) {
-  const Tensor* c = g.ConstantOf(bias);
-  const ir::SymShape& out = g.value(product).shape;
-  const DType dtype = g.value(product).dtype;
-  if (!c || c->dtype() != dtype || !out.rank_known || out.rank() < 2 || c->rank() < 1 || c->rank() > out.rank())
-    return false;
-  if (dtype != DType::kFloat32 && dtype != DType::kFloat16 && dtype != DType::kBFloat16) return false;
-  const ir::Dim n = out.dims.back();
-  if (!ir::IsStatic(n) || c->dim(c->rank() - 1) != n) return false;
-  for (int d = 0; d + 1 < c->rank(); ++d)
-    if (c->dim(d) != 1) return false;
-  return true;
-}
-
 // The elementwise kernel of no ops: copies its input, walked with any strides (a transpose) or
 // broadcast (BroadcastTo).
 std::unique_ptr<EltwiseKernel> CopyKernel(DType dtype, GpuArch arch) {
@@ -146,9 +133,10 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
   DeviceScope scope(device_);
   {
     CubinRecorder recorder;  // the kernels this engine uses, for Serialize
-    // cuDNN may refuse a fused graph for the profile's shapes: then the steps are built again
-    // with fewer fusions (attention first, then residual Adds).
-    const LibraryFusions choices[] = {{true, true}, {true, false}, {false, false}};
+    // cuDNN (or cuBLASLt, for sibling products) may refuse a fused graph for the profile's
+    // shapes: then the steps are built again with fewer fusions (sibling products first, then
+    // attention, then residual Adds).
+    const LibraryFusions choices[] = {{true, true, true}, {true, true, false}, {true, false, false}, {false, false, false}};
     for (size_t i = 0; i < std::size(choices); ++i) {
       steps_.clear();
       constants_.clear();
@@ -176,7 +164,8 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
 
 bool CudaEngine::UsesLibraryFusions(const std::vector<Step>& steps) {
   return std::any_of(steps.begin(), steps.end(), [](const Step& s) {
-    return s.kind == Step::Kind::kAttention || (s.kind == Step::Kind::kConv && s.inputs.size() > 1);
+    return s.kind == Step::Kind::kAttention || (s.kind == Step::Kind::kConv && s.inputs.size() > 1) ||
+           !s.group_outputs.empty();
   });
 }
 
@@ -184,7 +173,12 @@ void CudaEngine::PrepareLibraryPlans(const std::vector<std::optional<Shape>>& sh
   auto shape = [&](ir::ValueId v) -> const Shape& { return *shapes[static_cast<size_t>(v)]; };
   for (const Step& s : steps_) {
     if (s.kind == Step::Kind::kConv) s.conv->Prepare(shape(s.inputs[0]), shape(s.output));
-    if (s.kind == Step::Kind::kMatMul) s.matmul->Prepare(shape(s.inputs[0]), shape(s.inputs[1]), shape(s.output));
+    if (s.kind == Step::Kind::kMatMul && !s.group_outputs.empty()) {
+      const auto [a, out] = SiblingShapes(s, shape(s.inputs[0]), shape(s.output));
+      s.matmul->Prepare(a, s.group_weights.shape(), out);
+    } else if (s.kind == Step::Kind::kMatMul) {
+      s.matmul->Prepare(shape(s.inputs[0]), shape(s.inputs[1]), shape(s.output));
+    }
     if (s.kind == Step::Kind::kAttention) {
       s.attention->CheckShapes(shapes);
       s.attention->Prepare(shape(s.inputs[0]), shape(s.inputs[1]), shape(s.inputs[2]),
@@ -249,6 +243,42 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
       attention_at.emplace(last, std::move(m));
     }
   }
+  auto upload = [&](const Tensor& host) {
+    Tensor dev = services.allocator().AllocateTensor(host.dtype(), host.shape());
+    if (host.byte_size() > 0)
+      Check(cudaMemcpy(dev.raw_data(), host.raw_data(), host.byte_size(), cudaMemcpyHostToDevice),
+            "cudaMemcpy (constant)");
+    return dev;
+  };
+  // Sibling products run as one batched product, placed at the first of them (their inputs, the
+  // shared left operand and constants, are ready there).
+  if (fusions.siblings) {
+    auto eligible = [&](ir::NodeId id) { return !host_nodes_[static_cast<size_t>(id)] && !absorbed.count(id); };
+    for (MatMulSiblings& group : FindMatMulSiblings(g, consumers, eligible)) {
+      Step s;
+      s.kind = Step::Kind::kMatMul;
+      s.inputs = {group.left};
+      s.group_outputs = group.outputs;
+      s.output = group.outputs.front();
+      size_t first = order.size();
+      for (size_t i = 0; i < group.products.size(); ++i) {
+        const ir::Node* product = group.products[i];
+        first = std::min(first, position[static_cast<size_t>(product->id)]);
+        s.nodes.push_back(product->name);
+        absorbed.insert(product->id);
+        if (!group.biases.empty()) {
+          s.nodes.push_back(group.biases[i]->name);
+          absorbed.insert(group.biases[i]->id);
+        }
+      }
+      s.matmul = std::make_unique<MatMulKernel>(*group.products[0], g.value(group.left).dtype, !group.biases.empty(),
+                                                /*bias_per_batch=*/true);
+      s.group_weights = upload(group.weights);
+      if (!group.biases.empty()) s.group_bias = upload(group.bias);
+      placed.emplace_back(first, std::move(s));
+      step_group.push_back(-1);
+    }
+  }
   for (size_t pos = 0; pos < order.size(); ++pos) {
     if (absorbed.count(order[pos])) continue;
     const ir::Node& n = g.node(order[pos]);
@@ -274,12 +304,7 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
       continue;
     }
     if (n.op == "Constant") {
-      const Tensor& host = n.attrs.Get<Tensor>("value");
-      Tensor dev = services.allocator().AllocateTensor(host.dtype(), host.shape());
-      if (host.byte_size() > 0)
-        Check(cudaMemcpy(dev.raw_data(), host.raw_data(), host.byte_size(), cudaMemcpyHostToDevice),
-              "cudaMemcpy (constant)");
-      constants_.emplace_back(n.outputs[0], std::move(dev));
+      constants_.emplace_back(n.outputs[0], upload(n.attrs.Get<Tensor>("value")));
       continue;
     }
     const ir::elementwise::OpInfo* info = ir::elementwise::FindOp(n.op);
@@ -474,9 +499,12 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
   for (size_t i = 0; i < steps_.size(); ++i)
     for (ir::ValueId v : steps_[i].inputs) last_reader[static_cast<size_t>(v)] = static_cast<int>(i);
   for (size_t i = 0; i < steps_.size(); ++i) {
-    const ir::ValueId v = steps_[i].output;
-    if (ir::IsGraphOutput(g, v) || last_reader[static_cast<size_t>(v)] < 0) continue;
-    steps_[static_cast<size_t>(last_reader[static_cast<size_t>(v)])].release.push_back(v);
+    const std::vector<ir::ValueId> written =
+        steps_[i].group_outputs.empty() ? std::vector<ir::ValueId>{steps_[i].output} : steps_[i].group_outputs;
+    for (ir::ValueId v : written) {
+      if (ir::IsGraphOutput(g, v) || last_reader[static_cast<size_t>(v)] < 0) continue;
+      steps_[static_cast<size_t>(last_reader[static_cast<size_t>(v)])].release.push_back(v);
+    }
   }
 }
 
@@ -706,6 +734,21 @@ void CudaEngine::EnqueueSteps(const Specialized& specialized, std::span<const Te
     std::vector<Tensor> in;
     for (ir::ValueId v : step.inputs) in.push_back(values[static_cast<size_t>(v)]);
     Tensor out;
+    if (!step.group_outputs.empty()) {
+      // Sibling products: one batched product into one buffer, each result a view of its part.
+      const auto [a_shape, all_shape] = SiblingShapes(step, in[0].shape(), shape);
+      const size_t bytes = static_cast<size_t>(NumElements(shape)) * DTypeSize(dtype);
+      auto buffer = AllocateOnStream(device_, bytes * step.group_outputs.size(), s);
+      Tensor all(dtype, all_shape, buffer);
+      std::vector<Tensor> args = {in[0].Reshaped(a_shape), step.group_weights};
+      if (step.group_bias.num_elements() > 0) args.push_back(step.group_bias);
+      step.matmul->Launch(args, all, s);
+      for (size_t i = 0; i < step.group_outputs.size(); ++i)
+        values[static_cast<size_t>(step.group_outputs[i])] = Tensor(dtype, shape, buffer, i * bytes);
+      for (ir::ValueId v : step.release) values[static_cast<size_t>(v)] = Tensor();
+      if (timer) timer->Done(index);
+      continue;
+    }
     if (step.kind == Step::Kind::kView) {
       out = in[0].Reshaped(shape);
     } else {
@@ -774,10 +817,17 @@ void CudaEngine::EnqueueSteps(const Specialized& specialized, std::span<const Te
 
 std::string CudaEngine::Serialize() const { return std::string(kEnginePayloadMagic) + EncodeCubins(cubins_); }
 
+std::pair<Shape, Shape> CudaEngine::SiblingShapes(const Step& step, const Shape& left, const Shape& result) {
+  const int64_t k = left.back(), n = result.back();
+  const int64_t rows = k > 0 ? NumElements(left) / k : 0;
+  return {Shape{1, rows, k}, Shape{static_cast<int64_t>(step.group_outputs.size()), rows, n}};
+}
+
 std::string CudaEngine::KernelName(const Step& s) {
   switch (s.kind) {
     case Step::Kind::kEltwise: return fmt::format("nvrtc elementwise ({} ops)", s.nodes.size());
-    case Step::Kind::kMatMul: return "cublasLt";
+    case Step::Kind::kMatMul:
+      return s.group_outputs.empty() ? std::string("cublasLt") : fmt::format("cublasLt ({} products)", s.group_outputs.size());
     case Step::Kind::kView: return "view";
     case Step::Kind::kRow: return "nvrtc row";
     case Step::Kind::kTranspose: return "nvrtc transpose";

@@ -75,6 +75,12 @@ class CudaEngine final : public Engine {
     std::unique_ptr<GatherKernel> gather;
     std::unique_ptr<LayerNormKernel> norm;  // inputs: x, [residual], [scale, [bias]]
     std::unique_ptr<AttentionKernel> attention;  // inputs: q, k, v, [bias]
+    // Sibling products (matmul_siblings.h) run as one strided-batched product writing one
+    // buffer: group_outputs[i] is product i's value (after its bias), stored at offset
+    // i * its size; inputs[0] is the shared left operand; group_weights [G, k, n] and
+    // group_bias [G, n] are the stacked constants.
+    std::vector<ir::ValueId> group_outputs;
+    Tensor group_weights, group_bias;
     std::vector<int64_t> perm;         // Transpose
     int64_t axis = 0;                  // Concat (may be negative)
     std::vector<ir::ValueId> release;  // values last read by this step
@@ -102,6 +108,9 @@ class CudaEngine final : public Engine {
     ~CapturedGraph();
   };
 
+  // A sibling-product step's operand shapes for the batched product: the left operand as
+  // [1, rows, k] and the result as [G, rows, n], given the left operand's and one result's shape.
+  static std::pair<Shape, Shape> SiblingShapes(const Step& step, const Shape& left, const Shape& result);
   // What runs a step, as steps() and the layer profile name it.
   static std::string KernelName(const Step& s);
   // Fusions that run in cuDNN graphs, which cuDNN may refuse for a shape: the engine then builds
@@ -109,6 +118,7 @@ class CudaEngine final : public Engine {
   struct LibraryFusions {
     bool residual = true;   // a convolution absorbs the Add of a residual tensor
     bool attention = true;  // attention patterns run as one fused SDPA (attention_match.h)
+    bool siblings = true;   // sibling products run as one batched product (matmul_siblings.h)
   };
   void BuildSteps(GpuArch arch, LibraryFusions fusions);
   // Whether any step runs a fusion of LibraryFusions.

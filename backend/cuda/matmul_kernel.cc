@@ -95,7 +95,8 @@ struct MatMulKernel::Plan {
   size_t workspace = 0;
 };
 
-MatMulKernel::MatMulKernel(const ir::Node& node, DType dtype, bool fused_bias) : dtype_(dtype) {
+MatMulKernel::MatMulKernel(const ir::Node& node, DType dtype, bool fused_bias, bool bias_per_batch)
+    : dtype_(dtype), bias_per_batch_(bias_per_batch) {
   if (node.op == "MatMul") {
     transpose_a_ = node.attrs.GetOr<bool>("transpose_a", false);
     transpose_b_ = node.attrs.GetOr<bool>("transpose_b", false);
@@ -112,7 +113,8 @@ MatMulKernel::~MatMulKernel() = default;
 
 namespace {
 
-void MakeOpDesc(OpDesc& desc, DType dtype, bool transpose_a, bool transpose_b, bool bias) {
+// bias_batch_stride: elements between the bias vectors of consecutive batches (0: one for all).
+void MakeOpDesc(OpDesc& desc, DType dtype, bool transpose_a, bool transpose_b, bool bias, int64_t bias_batch_stride) {
   const bool f64 = dtype == DType::kFloat64;
   Check(cublasLtMatmulDescCreate(&desc.object, f64 ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F,
                                  f64 ? CUDA_R_64F : CUDA_R_32F),
@@ -126,6 +128,10 @@ void MakeOpDesc(OpDesc& desc, DType dtype, bool transpose_a, bool transpose_b, b
     const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
     Check(cublasLtMatmulDescSetAttribute(desc.object, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)),
           "set EPILOGUE");
+    if (bias_batch_stride > 0)
+      Check(cublasLtMatmulDescSetAttribute(desc.object, CUBLASLT_MATMUL_DESC_BIAS_BATCH_STRIDE, &bias_batch_stride,
+                                           sizeof(bias_batch_stride)),
+            "set BIAS_BATCH_STRIDE");
   }
 }
 
@@ -161,7 +167,7 @@ const MatMulKernel::Plan& MatMulKernel::PlanFor(const Problem& p) const {
     MakeLayout(plan->a, dtype_, p.k, p.m, p.batch, p.stride_a);
   MakeLayout(plan->d, dtype_, p.n, p.m, p.batch, p.n * p.m);
   OpDesc desc(&cublasLtMatmulDescDestroy);
-  MakeOpDesc(desc, dtype_, transpose_a_, transpose_b_, has_bias_);
+  MakeOpDesc(desc, dtype_, transpose_a_, transpose_b_, has_bias_, BiasBatchStride(p));
   Preference pref(&cublasLtMatmulPreferenceDestroy);
   Check(cublasLtMatmulPreferenceCreate(&pref.object), "cublasLtMatmulPreferenceCreate");
   Check(cublasLtMatmulPreferenceSetAttribute(pref.object, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &kWorkspaceBytes,
@@ -212,7 +218,7 @@ size_t MatMulKernel::Fastest(const Problem& p, const Plan& plan, cublasLtMatmulD
   for (const auto& c : candidates) most = std::max(most, c.workspaceSize);
   if (most > 0) alloc(workspace, most);
   if (has_bias_) {
-    alloc(bias, static_cast<size_t>(p.n) * elem);
+    alloc(bias, static_cast<size_t>(p.n * (bias_per_batch_ ? p.batch : 1)) * elem);
     const void* pointer = bias.p;
     Check(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &pointer, sizeof(pointer)),
           "set BIAS_POINTER (tuning)");
@@ -297,8 +303,10 @@ void MatMulKernel::Launch(std::span<const Tensor> inputs, Tensor& out, cudaStrea
   const Plan& plan = PlanFor(p);
 
   OpDesc desc(&cublasLtMatmulDescDestroy);
-  MakeOpDesc(desc, dtype_, transpose_a_, transpose_b_, has_bias_);
+  MakeOpDesc(desc, dtype_, transpose_a_, transpose_b_, has_bias_, BiasBatchStride(p));
   if (has_bias_) {
+    if (inputs.size() < 3 || inputs[2].num_elements() < p.n * (bias_per_batch_ ? p.batch : 1))
+      throw Error(ErrorCode::kInternal, "matrix product: the bias has fewer elements than the epilogue reads");
     const void* bias = inputs[2].raw_data();
     Check(cublasLtMatmulDescSetAttribute(desc.object, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)),
           "set BIAS_POINTER");

@@ -30,7 +30,9 @@ class MatMulKernel {
  public:
   // fused_bias: an Add of a per-column vector after the product runs in cuBLASLt's epilogue
   // (the vector is the last input; a MatMul node's own third input is one already).
-  MatMulKernel(const ir::Node& node, DType dtype, bool fused_bias = false);
+  // bias_per_batch: a batched product's bias holds one vector per batch ([batch, n]), not one
+  // for all.
+  MatMulKernel(const ir::Node& node, DType dtype, bool fused_bias = false, bool bias_per_batch = false);
   ~MatMulKernel();
   MatMulKernel(const MatMulKernel&) = delete;
   MatMulKernel& operator=(const MatMulKernel&) = delete;
@@ -49,13 +51,14 @@ class MatMulKernel {
   };
   struct Plan;
   Problem ProblemFor(const Shape& a, const Shape& b, const Shape& out) const;
+  int64_t BiasBatchStride(const Problem& p) const { return bias_per_batch_ && p.batch > 1 ? p.n : 0; }
   const Plan& PlanFor(const Problem& p) const;
   // The index of the fastest candidate, timed on scratch operands.
   size_t Fastest(const Problem& p, const Plan& plan, cublasLtMatmulDesc_t desc,
                  const std::vector<cublasLtMatmulHeuristicResult_t>& candidates) const;
 
   DType dtype_;
-  bool transpose_a_ = false, transpose_b_ = false, has_bias_ = false;
+  bool transpose_a_ = false, transpose_b_ = false, has_bias_ = false, bias_per_batch_ = false;
   cublasLtHandle_t handle_ = nullptr;
   mutable std::mutex mu_;
   mutable std::map<Problem, std::unique_ptr<Plan>> plans_;

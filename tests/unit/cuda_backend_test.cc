@@ -23,6 +23,7 @@
 #include "backend/cuda/eltwise_codegen.h"
 #include "backend/cuda/matmul_kernel.h"
 #include "backend/cuda/norm_kernel.h"
+#include "backend/cuda/matmul_siblings.h"
 #include "backend/cuda/nvrtc_compiler.h"
 #include "backend/cuda/pool_kernel.h"
 #include "backend/cuda/precision_rewrite.h"
@@ -389,6 +390,64 @@ Builder AttentionGraph(int64_t b, int64_t s, int64_t h, int64_t d, DType dtype, 
   const ir::ValueId context = g.Op("BatchMatMul", "pv", {guarded, transpose(v, {0, 2, 1, 3}, "tv")});
   g.Output("context", transpose(context, {0, 2, 1, 3}, "to"));
   return g;
+}
+
+// Query, key and value projections of x ([10, 16] for MatMul, [2, 5, 16] for BatchMatMul;
+// weights [16, 8], biases [8]), a fourth product of another width, and a fifth whose sum is a
+// graph output.
+Builder SiblingGraph(const std::string& op, DType dtype, bool transposed, bool with_bias) {
+  Builder b;
+  const ir::ValueId x = b.Input("x", op == "MatMul" ? std::vector<ir::Dim>{10, 16} : std::vector<ir::Dim>{2, 5, 16}, dtype);
+  ir::AttrMap attrs;
+  if (transposed) attrs.Set(op == "MatMul" ? "transpose_b" : "adj_y", true);
+  auto project = [&](const std::string& name, int64_t cols, uint32_t seed) {
+    const Shape w = transposed ? Shape{cols, 16} : Shape{16, cols};
+    ir::ValueId p = b.Op(op, name, {x, b.Const(name + "_w", cputest::RandScaled(w, seed, 0.5f))}, attrs);
+    if (with_bias) p = b.Op("Add", name + "_bias", {p, b.Const(name + "_b", cputest::RandScaled({cols}, seed + 1, 1.0f))});
+    return p;
+  };
+  if (dtype != DType::kFloat32) throw Error(ErrorCode::kInternal, "SiblingGraph: float32 only");
+  const ir::ValueId q = project("q", 8, 10), k = project("k", 8, 20), v = project("v", 8, 30);
+  const ir::ValueId wide = project("wide", 12, 40), out = project("out", 8, 50);
+  b.Output("qk", b.Op("Mul", "qk", {q, k}));
+  b.Output("v2", b.Op("Add", "v2", {v, v}));
+  b.Output("wide", b.Op("Neg", "neg", {wide}));
+  b.Output("out", out);  // a graph output: not grouped
+  return b;
+}
+
+TEST(CudaSiblings, ProductsOfOneOperandAndOneWeightShapeAreGroupedWithStackedConstants) {
+  for (const std::string op : {"MatMul", "BatchMatMul"})
+  for (bool transposed : {false, true}) {
+    for (bool with_bias : {true, false}) {
+      const Builder b = SiblingGraph(op, DType::kFloat32, transposed, with_bias);
+      const ir::Graph& g = *b.g;
+      const auto consumers = g.Consumers();
+      const auto groups = backend::cuda::FindMatMulSiblings(g, consumers, [](ir::NodeId) { return true; });
+      ASSERT_EQ(groups.size(), 1u);
+      const auto& s = groups[0];
+      ASSERT_EQ(s.products.size(), 3u);
+      EXPECT_EQ(s.products[0]->name, "q");
+      EXPECT_EQ(s.products[2]->name, "v");
+      EXPECT_EQ(s.biases.size(), with_bias ? 3u : 0u);
+      EXPECT_EQ(s.weights.shape(), transposed ? (Shape{3, 8, 16}) : (Shape{3, 16, 8}));
+      for (int i = 0; i < 3; ++i) {
+        const Tensor* w = g.ConstantOf(s.products[static_cast<size_t>(i)]->inputs[1]);
+        for (int64_t e = 0; e < w->num_elements(); ++e)
+          ASSERT_EQ(s.weights.data<float>()[i * w->num_elements() + e], w->data<float>()[e]);
+        if (with_bias) {
+          const ir::Node* add = s.biases[static_cast<size_t>(i)];
+          EXPECT_EQ(s.outputs[static_cast<size_t>(i)], add->outputs[0]);
+          const Tensor* bias = g.ConstantOf(add->inputs[1]);
+          for (int64_t e = 0; e < 8; ++e) ASSERT_EQ(s.bias.data<float>()[i * 8 + e], bias->data<float>()[e]);
+        }
+      }
+      // What the caller does not accept is left out, and fewer than two is no group.
+      const auto without_v = backend::cuda::FindMatMulSiblings(
+          g, consumers, [&](ir::NodeId id) { return g.node(id).name != "v" && g.node(id).name != "k"; });
+      EXPECT_TRUE(without_v.empty());
+    }
+  }
 }
 
 TEST(CudaAttention, TheExportedPatternsAreFoundWithTheirLayoutsAndScale) {
@@ -846,6 +905,27 @@ TEST(CudaBackendGpu, BiasAddAfterAProductRunsInTheEpilogue) {
       const auto steps = dynamic_cast<const CudaEngine&>(*engine).steps();
       ASSERT_EQ(steps.size(), 1u) << what;
       EXPECT_EQ(steps[0].nodes, "mm+bias") << what;
+    }
+  }
+}
+
+TEST(CudaBackendGpu, SiblingProductsRunAsOneBatchedProduct) {
+  SKIP_WITHOUT_GPU();
+  for (const std::string op : {"MatMul", "BatchMatMul"})
+  for (bool transposed : {false, true}) {
+    for (bool with_bias : {true, false}) {
+      const Builder b = SiblingGraph(op, DType::kFloat32, transposed, with_bias);
+      const std::string what = fmt::format("{} transposed {} bias {}", op, transposed, with_bias);
+      const Shape x = op == "MatMul" ? Shape{10, 16} : Shape{2, 5, 16};
+      auto engine = CheckOnGpu(b, {cputest::RandScaled(x, 60, 1.0f)}, what);
+      ASSERT_TRUE(engine) << what;
+      int grouped = 0;
+      for (const auto& step : dynamic_cast<const CudaEngine&>(*engine).steps())
+        if (step.kernel == "cublasLt (3 products)") {
+          ++grouped;
+          EXPECT_EQ(step.nodes, with_bias ? "q+q_bias+k+k_bias+v+v_bias" : "q+k+v") << what;
+        }
+      EXPECT_EQ(grouped, 1) << what;
     }
   }
 }
