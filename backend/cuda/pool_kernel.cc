@@ -15,6 +15,9 @@ struct PoolGeometry {
   int channels_last;
 };
 
+// One thread per output vector: V channels of one output pixel (V = 16 bytes of T, channels
+// last) or one element (V = 1). Index is the type of element offsets: 32-bit where the tensors
+// allow, since a 64-bit division per coordinate would dominate the kernel.
 constexpr const char* kPoolSource = R"(
 typedef __KILN_T__ T;
 typedef __KILN_A__ A;
@@ -25,36 +28,67 @@ struct PoolGeometry {
   int channels_last;
 };
 
-extern "C" __global__ void kiln_pool(const PoolGeometry g, const T* __restrict__ x, T* __restrict__ y) {
-  const long long total = g.n * g.c * g.oh * g.ow;
-  for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
-    long long n, c, oy, ox;
+template <int V>
+struct alignas(sizeof(T) * V) PoolVec {
+  T v[V];
+};
+
+template <typename Index, int V>
+__device__ __forceinline__ void Pool(const PoolGeometry& g, const T* __restrict__ x, T* __restrict__ y) {
+  const Index c = Index(g.c) / V, h = Index(g.h), w = Index(g.w), oh = Index(g.oh), ow = Index(g.ow);
+  const Index total = Index(g.n) * oh * ow * c;
+  const Index step = Index(gridDim.x) * Index(blockDim.x);
+  for (Index i = Index(blockIdx.x) * Index(blockDim.x) + Index(threadIdx.x); i < total; i += step) {
+    Index n, cv, oy, ox;
     if (g.channels_last) {
-      c = i % g.c; long long r = i / g.c; ox = r % g.ow; r /= g.ow; oy = r % g.oh; n = r / g.oh;
+      cv = i % c; Index r = i / c; ox = r % ow; r /= ow; oy = r % oh; n = r / oh;
     } else {
-      ox = i % g.ow; long long r = i / g.ow; oy = r % g.oh; r /= g.oh; c = r % g.c; n = r / g.c;
+      ox = i % ow; Index r = i / ow; oy = r % oh; r /= oh; cv = r % c; n = r / c;
     }
-    A acc = kMax ? -A(__int_as_float(0x7f800000)) : A(0);
-    long long count = 0;
+    A acc[V];
+#pragma unroll
+    for (int j = 0; j < V; ++j) acc[j] = kMax ? -A(__int_as_float(0x7f800000)) : A(0);
+    int count = 0;
+    const long long y0 = (long long)oy * g.sh - g.pad_top, x0 = (long long)ox * g.sw - g.pad_left;
     for (long long ky = 0; ky < g.kh; ++ky) {
-      const long long iy = oy * g.sh - g.pad_top + ky;
+      const long long iy = y0 + ky;
       if (iy < 0 || iy >= g.h) continue;
       for (long long kx = 0; kx < g.kw; ++kx) {
-        const long long ix = ox * g.sw - g.pad_left + kx;
+        const long long ix = x0 + kx;
         if (ix < 0 || ix >= g.w) continue;
-        const long long at = g.channels_last ? ((n * g.h + iy) * g.w + ix) * g.c + c : ((n * g.c + c) * g.h + iy) * g.w + ix;
-        const A v = A(ew::Load<T>(x[at]));
+        const Index at = g.channels_last ? ((n * h + Index(iy)) * w + Index(ix)) * (c * V) + cv * V
+                                         : ((n * c + cv) * h + Index(iy)) * w + Index(ix);
+        const PoolVec<V> in = *reinterpret_cast<const PoolVec<V>*>(x + at);
         ++count;
-        if (kMax) {
-          if (v > acc || v != v) acc = v;  // NaN propagates
-        } else {
-          acc += v;
+#pragma unroll
+        for (int j = 0; j < V; ++j) {
+          const A v = A(ew::Load<T>(in.v[j]));
+          if (kMax) {
+            if (v > acc[j] || v != v) acc[j] = v;  // NaN propagates
+          } else {
+            acc[j] += v;
+          }
         }
       }
     }
-    if (!kMax) acc = count > 0 ? acc / A(count) : A(0);
-    y[i] = ew::Store<T>(static_cast<ew::ComputeT<T>>(acc));
+    PoolVec<V> out;
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+      const A r = kMax ? acc[j] : count > 0 ? acc[j] / A(count) : A(0);
+      out.v[j] = ew::Store<T>(static_cast<ew::ComputeT<T>>(r));
+    }
+    *reinterpret_cast<PoolVec<V>*>(y + (g.channels_last ? i * V : i)) = out;
   }
+}
+
+extern "C" __global__ void kiln_pool_i64(const PoolGeometry g, const T* __restrict__ x, T* __restrict__ y) {
+  Pool<long long, 1>(g, x, y);
+}
+extern "C" __global__ void kiln_pool_i32(const PoolGeometry g, const T* __restrict__ x, T* __restrict__ y) {
+  Pool<unsigned int, 1>(g, x, y);
+}
+extern "C" __global__ void kiln_pool_i32_vec(const PoolGeometry g, const T* __restrict__ x, T* __restrict__ y) {
+  Pool<unsigned int, 16 / sizeof(T)>(g, x, y);
 }
 )";
 
@@ -94,7 +128,9 @@ PoolKernel::PoolKernel(const ir::Graph& graph, const ir::Node& node, GpuArch arc
     throw Error(ErrorCode::kInvalidArgument,
                 fmt::format("node '{}' ({}): expected 2 strides and 4 pads", node.name, node.op));
   module_ = CompiledModule(PoolKernelSource(node.op, graph.value(node.inputs[0]).dtype), "kiln_" + node.op, arch);
-  kernel_ = module_->Kernel("kiln_pool");
+  kernel64_ = module_->Kernel("kiln_pool_i64");
+  kernel32_ = module_->Kernel("kiln_pool_i32");
+  kernel_vector_ = module_->Kernel("kiln_pool_i32_vec");
 }
 
 void PoolKernel::Launch(const Tensor& x, Tensor& out, cudaStream_t stream) const {
@@ -125,9 +161,28 @@ void PoolKernel::Launch(const Tensor& x, Tensor& out, cudaStream_t stream) const
   const void* xp = x.raw_data();
   void* yp = out.raw_data();
   void* args[] = {&g, &xp, &yp};
-  const unsigned blocks = GridFor(total, 256);
-  Check(cudaLaunchKernel(reinterpret_cast<const void*>(kernel_), dim3(blocks), dim3(256), args, 0, stream),
+  cudaKernel_t kernel = nullptr;
+  long long items = total;
+  if (UsesVectorLoop(x, out)) {
+    kernel = kernel_vector_;
+    items = total / static_cast<long long>(16 / DTypeSize(x.dtype()));
+  } else {
+    // 32-bit offsets while every offset and the grid-stride index (at most 2^29 threads, GridFor)
+    // stay below 2^31.
+    const bool small = std::max<long long>(x.num_elements(), total) < (1LL << 30);
+    kernel = small ? kernel32_ : kernel64_;
+  }
+  const unsigned blocks = GridFor(items, 256);
+  Check(cudaLaunchKernel(reinterpret_cast<const void*>(kernel), dim3(blocks), dim3(256), args, 0, stream),
         "cudaLaunchKernel (pool)");
+}
+
+bool PoolKernel::UsesVectorLoop(const Tensor& x, const Tensor& out) const {
+  const size_t bytes = DTypeSize(x.dtype());
+  if (!channels_last_ || x.rank() != 4 || (static_cast<size_t>(x.dim(3)) * bytes) % 16 != 0) return false;
+  auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
+  return aligned(x.raw_data()) && aligned(out.raw_data()) &&
+         std::max<long long>(x.num_elements(), out.num_elements()) < (1LL << 30);
 }
 
 }  // namespace kiln::backend::cuda

@@ -1,4 +1,5 @@
-// 2-D MaxPool and AvgPool on the GPU (generated kernel, one thread per output element) with
+// 2-D MaxPool and AvgPool on the GPU (generated kernel, one thread per output element, or per
+// 16 bytes of an output pixel's channels when channels are last) with
 // TensorFlow's padding rules: padding never wins a max, and an average counts only the window's
 // taps inside the input. NHWC or NCHW; float32/float16/bfloat16/float64.
 #pragma once
@@ -18,13 +19,17 @@
 namespace kiln::backend::cuda {
 
 std::optional<std::string> PoolUnsupported(const ir::Graph& graph, const ir::Node& node);
-// The generated source for `op` ("MaxPool", "AvgPool") on `dtype` (kernel kiln_pool).
+// The generated source for `op` ("MaxPool", "AvgPool") on `dtype` (kernels kiln_pool_i64,
+// kiln_pool_i32 and kiln_pool_i32_vec).
 std::string PoolKernelSource(const std::string& op, DType dtype);
 
 class PoolKernel {
  public:
   PoolKernel(const ir::Graph& graph, const ir::Node& node, GpuArch arch);
   void Launch(const Tensor& x, Tensor& out, cudaStream_t stream) const;
+  // Whether Launch runs the vector loop: channels last, a pixel's channels a whole number of
+  // 16-byte vectors, aligned tensors (then each thread pools 16 bytes of channels).
+  bool UsesVectorLoop(const Tensor& x, const Tensor& out) const;
 
  private:
   std::string name_;
@@ -32,7 +37,7 @@ class PoolKernel {
   std::vector<int64_t> ksize_, strides_, pads_;
   ir::nn::Padding padding_ = ir::nn::Padding::kValid;
   std::shared_ptr<const CudaModule> module_;
-  cudaKernel_t kernel_ = nullptr;
+  cudaKernel_t kernel64_ = nullptr, kernel32_ = nullptr, kernel_vector_ = nullptr;
 };
 
 }  // namespace kiln::backend::cuda

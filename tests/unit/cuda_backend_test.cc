@@ -1203,8 +1203,11 @@ TEST(CudaBackendGpu, PoolingMatchesReference) {
       {"AvgPool", "NCHW", "SAME", {2, 3}, {2, 1}, DType::kFloat32},
       {"AvgPool", "NHWC", "VALID", {7, 7}, {1, 1}, DType::kFloat16},
       {"MaxPool", "NHWC", "SAME", {3, 3}, {2, 2}, DType::kBFloat16}};
-  for (const Case& c : cases) {
-    const Shape xs = c.format == "NHWC" ? Shape{2, 9, 7, 5} : Shape{2, 5, 9, 7};
+  // 5 channels: one element per thread; 16: NHWC runs the vector loop (16 bytes of channels per
+  // thread), NCHW (pooled as NHWC between transposes) too.
+  for (const Case& c : cases)
+  for (int64_t channels : {5, 16}) {
+    const Shape xs = c.format == "NHWC" ? Shape{2, 9, 7, channels} : Shape{2, channels, 9, 7};
     Builder b;
     const ir::ValueId x = b.Input("x", std::vector<ir::Dim>(xs.begin(), xs.end()), c.dtype);
     ir::AttrMap a;
@@ -1213,7 +1216,8 @@ TEST(CudaBackendGpu, PoolingMatchesReference) {
     a.Set("padding", c.padding);
     a.Set("data_format", c.format);
     b.Output("y", b.Op(c.op, "pool", {x}, a));
-    const std::string what = fmt::format("{} {} {} {}", c.op, c.format, c.padding, DTypeName(c.dtype));
+    const std::string what =
+        fmt::format("{} {} {} {} channels {}", c.op, c.format, c.padding, DTypeName(c.dtype), channels);
     if (c.padding == "VALID" && c.ksize[0] == 7) continue;  // 7x7 VALID needs a 7x7 input: below
     auto engine = CheckOnGpu(b, {RandomTensor(c.dtype, xs, 81)}, what);
     ASSERT_TRUE(engine) << what;
@@ -1221,6 +1225,13 @@ TEST(CudaBackendGpu, PoolingMatchesReference) {
     bool pooled = false;
     for (const auto& step : dynamic_cast<const CudaEngine&>(*engine).steps()) pooled = pooled || step.kernel == "nvrtc pool";
     EXPECT_TRUE(pooled) << what;
+    if (c.format == "NHWC") {  // which loop the kernel takes for these tensors
+      const backend::cuda::PoolKernel kernel(*b.g, b.g->node(b.g->Producer(b.g->outputs()[0])->id),
+                                             backend::cuda::ArchOf(0));
+      const Tensor in = ToDevice(RandomTensor(c.dtype, xs, 81));
+      const Tensor out = backend::cuda::Services(0).allocator().AllocateTensor(c.dtype, {2, 5, 4, channels});
+      EXPECT_EQ(kernel.UsesVectorLoop(in, out), channels == 16) << what;
+    }
   }
   Builder b;  // global 7x7 average, as at the end of ResNet
   const ir::ValueId x = b.Input("x", {2, 7, 7, 64}, DType::kFloat16);
