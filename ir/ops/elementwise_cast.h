@@ -3,6 +3,7 @@
 // with TensorFlow's optional mantissa truncation for narrowing float casts.
 #pragma once
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -39,12 +40,9 @@ D FloatToInt(double x) {
 template <typename F>
 F ZeroLowBits(F v, int n) {
   using Bits = std::conditional_t<sizeof(F) == 4, uint32_t, uint64_t>;
-  if (std::isnan(v)) return v;
-  Bits u;
-  std::memcpy(&u, &v, sizeof u);
-  u &= ~Bits{0} << n;
-  std::memcpy(&v, &u, sizeof u);
-  return v;
+  if (v != v) return v;  // NaN
+  const Bits all_ones = static_cast<Bits>(~Bits{0});
+  return std::bit_cast<F>(static_cast<Bits>(std::bit_cast<Bits>(v) & static_cast<Bits>(all_ones << n)));
 }
 
 template <typename D, typename S>
@@ -64,7 +62,15 @@ D CastValue(S v, bool truncate) {
   } else if constexpr (kIsHalfLike<S>) {
     return CastValue<D, float>(static_cast<float>(v), false);  // widening to float is exact
   } else if constexpr (kIsHalfLike<D>) {
-    if constexpr (std::is_same_v<S, float>) {
+    if constexpr (std::is_same_v<S, float> && std::is_same_v<D, BFloat16>) {
+      // Truncation to bfloat16 keeps the float's upper 16 bits. Done on the bits directly: GCC 12
+      // at -O2 folds ZeroLowBits followed by BFloat16's rounding into the rounding alone.
+      if (truncate && v == v) {
+        D out;
+        out.bits = static_cast<uint16_t>(std::bit_cast<uint32_t>(v) >> 16);
+        return out;
+      }
+    } else if constexpr (std::is_same_v<S, float>) {
       if (truncate) v = ZeroLowBits(v, std::is_same_v<D, Half> ? 13 : 16);
     } else if constexpr (std::is_same_v<S, double> && std::is_same_v<D, Half>) {
       if (truncate) v = ZeroLowBits(v, 42);

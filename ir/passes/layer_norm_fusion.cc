@@ -321,7 +321,9 @@ ValueId RowShaped(Graph& g, NameGen& names, ValueId v, const Shape& dims, const 
   auto* dst = static_cast<char*>(out.raw_data());
   for (int64_t flat = 0; flat < out.num_elements(); ++flat) {
     int64_t rest = flat, index = 0, stride = 1;
-    for (int d = static_cast<int>(dims.size()) - 1; d >= offset; --d) {
+    // Dims of `dims` before the constant's are broadcast; the constant's own leading dims beyond
+    // `dims` (offset < 0) are 1s and add nothing to the index.
+    for (int d = static_cast<int>(dims.size()) - 1; d >= std::max(offset, 0); --d) {
       const int64_t i = rest % dims[static_cast<size_t>(d)];
       rest /= dims[static_cast<size_t>(d)];
       const int64_t td = t.dim(d - offset);

@@ -33,7 +33,8 @@ TEST(Container, WritesTheDocumentedLayout) {
 }
 
 TEST(Container, RoundTrip) {
-  const Container c = ReadContainer(kFormat, Sample(), "t.bin");
+  const std::string bytes = Sample();  // the sections view these bytes
+  const Container c = ReadContainer(kFormat, bytes, "t.bin");
   EXPECT_EQ(c.header.at("answer"), 42);
   ASSERT_EQ(c.sections.size(), 3u);
   EXPECT_EQ(c.sections[0].name, "first");
