@@ -216,6 +216,18 @@ std::string GenerateEltwiseSource(const EltwiseProgram& program) {
   element_args.erase(0, 2);
   vector_args.erase(0, 2);
 
+  // Each input's offset o<k> of element i (an Index), walking the output's dims.
+  const std::string index_walk = fmt::format(R"({zero}    {{
+      Index rest = i;
+      for (int d = p.rank - 1; d >= 0; --d) {{
+        const Index q = KilnDiv<Index>(rest, p, d);
+        const Index c = rest - q * Index(p.dims[d]);
+        rest = q;
+{walk}      }}
+    }}
+)",
+                                             fmt::arg("zero", zero), fmt::arg("walk", walk));
+
   std::string source = kPrologue;
   source += fmt::format(R"(
 struct KilnEltwiseDims {{
@@ -262,15 +274,7 @@ __device__ __forceinline__ void KilnEltwise(const KilnEltwiseDims& p, const long
     return;
   }}
   for (; i < n; i += step) {{
-{zero}    {{
-      Index rest = i;
-      for (int d = p.rank - 1; d >= 0; --d) {{
-        const Index q = KilnDiv<Index>(rest, p, d);
-        const Index c = rest - q * Index(p.dims[d]);
-        rest = q;
-{walk}      }}
-    }}
-    KilnElement<Index>(i{offset_args}{pass}{uniform_pass});
+{index_walk}    KilnElement<Index>(i{offset_args}{pass}{uniform_pass});
   }}
 }}
 
@@ -291,15 +295,7 @@ __device__ __forceinline__ void KilnEltwiseVec(const KilnEltwiseDims& p, const l
   const Index step = Index(gridDim.x) * Index(blockDim.x);
 {uniform_loads}  for (Index v = Index(blockIdx.x) * Index(blockDim.x) + Index(threadIdx.x); v < vectors; v += step) {{
     const Index i = v * kKilnVec;
-{zero}    {{
-      Index rest = i;
-      for (int d = p.rank - 1; d >= 0; --d) {{
-        const Index q = KilnDiv<Index>(rest, p, d);
-        const Index c = rest - q * Index(p.dims[d]);
-        rest = q;
-{walk}      }}
-    }}
-{vector_loads}    KilnVec<{out_type}, kKilnVec> r;
+{index_walk}{vector_loads}    KilnVec<{out_type}, kKilnVec> r;
 #pragma unroll
     for (int j = 0; j < kKilnVec; ++j) r.v[j] = KilnCompute({vector_args});
     *reinterpret_cast<KilnVec<{out_type}, kKilnVec>*>(out + i) = r;
@@ -317,7 +313,7 @@ struct KilnEltwiseStrides {{
                         fmt::arg("flat0", FlatOffsets(num_inputs, "i")), fmt::arg("flat1", FlatOffsets(num_inputs, "i + step")),
                         fmt::arg("flat2", FlatOffsets(num_inputs, "i + 2 * step")),
                         fmt::arg("flat3", FlatOffsets(num_inputs, "i + 3 * step")), fmt::arg("pass", pass),
-                        fmt::arg("uniform_pass", uniform_pass), fmt::arg("zero", zero), fmt::arg("walk", walk),
+                        fmt::arg("uniform_pass", uniform_pass), fmt::arg("index_walk", index_walk),
                         fmt::arg("offset_args", offset_args), fmt::arg("vec", EltwiseVectorWidth(program)),
                         fmt::arg("vector_loads", vector_loads), fmt::arg("vector_args", vector_args));
   for (const char* kernel : {kEltwiseKernel32, kEltwiseKernel64, kEltwiseKernelVector}) {

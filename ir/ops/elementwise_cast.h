@@ -3,7 +3,6 @@
 // with TensorFlow's optional mantissa truncation for narrowing float casts.
 #pragma once
 
-#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -40,9 +39,12 @@ D FloatToInt(double x) {
 template <typename F>
 F ZeroLowBits(F v, int n) {
   using Bits = std::conditional_t<sizeof(F) == 4, uint32_t, uint64_t>;
-  if (v != v) return v;  // NaN
-  const Bits all_ones = static_cast<Bits>(~Bits{0});
-  return std::bit_cast<F>(static_cast<Bits>(std::bit_cast<Bits>(v) & static_cast<Bits>(all_ones << n)));
+  if (std::isnan(v)) return v;
+  Bits u;
+  std::memcpy(&u, &v, sizeof u);
+  u &= static_cast<Bits>(static_cast<Bits>(~Bits{0}) << n);
+  std::memcpy(&v, &u, sizeof u);
+  return v;
 }
 
 template <typename D, typename S>
@@ -66,8 +68,10 @@ D CastValue(S v, bool truncate) {
       // Truncation to bfloat16 keeps the float's upper 16 bits. Done on the bits directly: GCC 12
       // at -O2 folds ZeroLowBits followed by BFloat16's rounding into the rounding alone.
       if (truncate && v == v) {
+        uint32_t u;
+        std::memcpy(&u, &v, sizeof u);
         D out;
-        out.bits = static_cast<uint16_t>(std::bit_cast<uint32_t>(v) >> 16);
+        out.bits = static_cast<uint16_t>(u >> 16);
         return out;
       }
     } else if constexpr (std::is_same_v<S, float>) {
