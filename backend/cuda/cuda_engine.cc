@@ -49,8 +49,6 @@ void LaunchConcat(std::span<const Tensor> inputs, int64_t axis, Tensor& out, cud
   }
 }
 
-// A constant `bias` that adds one value per column of `product` ([n], or [1, ..., 1, n]), in a
-// dtype cuBLASLt's bias epilogue takes.
 // The elementwise kernel of no ops: copies its input, walked with any strides (a transpose) or
 // broadcast (BroadcastTo).
 std::unique_ptr<EltwiseKernel> CopyKernel(DType dtype, GpuArch arch) {

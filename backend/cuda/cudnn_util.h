@@ -1,6 +1,6 @@
 // What the cuDNN-frontend kernels (convolutions, fused attention) share: a cudnn-frontend status
-// as a Kiln error, a cuDNN handle for a device, and running a built graph on a stream. Only in builds with cuDNN
-// (KILN_WITH_CUDNN).
+// as a Kiln error, a cuDNN handle for a device, and running a built graph on a stream. Only in
+// builds with cuDNN (KILN_WITH_CUDNN).
 #pragma once
 
 #ifdef KILN_WITH_CUDNN
