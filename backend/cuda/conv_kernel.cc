@@ -1,6 +1,7 @@
 #include "backend/cuda/conv_kernel.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "ir/ops/nn_util.h"
 #include "kiln/error.h"
@@ -18,6 +19,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cudnn_util.h"
+#include "backend/cuda/timing_cache.h"
 
 namespace kiln::backend::cuda {
 namespace {
@@ -222,14 +224,33 @@ ConvKernel::Impl::Plan& ConvKernel::Impl::PlanFor(const Shape& x_shape, const Sh
                                fe::NumericalNote_t::REDUCED_PRECISION_REDUCTION, fe::NumericalNote_t::FFT,
                                fe::NumericalNote_t::WINOGRAD});
   CheckFe(g->check_support(handle), fmt::format("check_support (node '{}', input {})", name, ShapeToString(x_shape)));
-  // The first candidates that build are timed on the device and the fastest kept: cuDNN's first
-  // heuristic choice is often not its fastest plan for the shape at hand.
-  const int64_t candidates = std::min<int64_t>(g->get_execution_plan_count(), kTunedCandidates);
-  int built = 0;
-  for (int64_t i = 0; i < candidates; ++i) built += g->build_plan_at_index(i).is_good() ? 1 : 0;
-  // Selects the heuristics' first plan that builds (the choice when there is nothing to time).
-  CheckFe(g->build_plans(fe::BuildPlanPolicy_t::HEURISTICS_CHOICE), fmt::format("build_plans (node '{}')", name));
-  if (built > 1) Tune(*g, *plan, n * c * h * w, n * out_c * oh * ow);
+  // A plan the timing cache names is built alone, if the heuristics still propose it.
+  TimingCache& cache = ProcessTimingCache();
+  const std::string key = fmt::format(
+      "cudnn {} frontend {} | {} | conv {} {} x{} w[{},{},{},{}] stride{} dilation{} pad{}/{} bias{} residual{} "
+      "relu{}",
+      cudnnGetVersion(), CUDNN_FRONTEND_VERSION, TacticDeviceKey(), DTypeName(dtype), cl ? "NHWC" : "NCHW",
+      fmt::join(std::vector<int64_t>{n, c, h, w}, ","), out_c, in_c_per_group, kh, kw, fmt::join(attrs.strides, ","),
+      fmt::join(attrs.dilations, ","), fmt::join(pre, ","), fmt::join(post, ","), bias.defined(), epilogue.residual,
+      epilogue.relu);
+  bool from_cache = false;
+  if (const auto choice = cache.Find(key))
+    for (int64_t i = 0; i < g->get_execution_plan_count() && !from_cache; ++i) {
+      std::string candidate;
+      from_cache = g->get_plan_name_at_index(i, candidate).is_good() && candidate == *choice &&
+                   g->build_plan_at_index(i).is_good();  // also makes it the plan that executes
+    }
+  if (!from_cache) {
+    // The first candidates that build are timed on the device and the fastest kept: cuDNN's
+    // first heuristic choice is often not its fastest plan for the shape at hand.
+    const int64_t candidates = std::min<int64_t>(g->get_execution_plan_count(), kTunedCandidates);
+    int built = 0;
+    for (int64_t i = 0; i < candidates; ++i) built += g->build_plan_at_index(i).is_good() ? 1 : 0;
+    // Selects the heuristics' first plan that builds (the choice when there is nothing to time).
+    CheckFe(g->build_plans(fe::BuildPlanPolicy_t::HEURISTICS_CHOICE), fmt::format("build_plans (node '{}')", name));
+    if (built > 1) Tune(*g, *plan, n * c * h * w, n * out_c * oh * ow);
+    if (std::string chosen; g->get_plan_name(chosen).is_good()) cache.Record(key, chosen);
+  }
   CheckFe(g->get_workspace_size(plan->workspace), "get_workspace_size");
   plan->graph = g;
   slot = std::move(plan);

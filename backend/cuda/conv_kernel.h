@@ -3,8 +3,8 @@
 // node's bias, a residual tensor added after it and a ReLU fused into the same cuDNN graph.
 // Weights are constant: they are reordered once to cuDNN's KRSC layout and kept on the device.
 // One cuDNN execution plan per input shape: cuDNN's heuristics propose candidates, and the first
-// kTunedCandidates that build are timed on the device (the fastest is kept); FP32 engines exclude
-// TF32, Winograd and FFT (exact FP32 by default).
+// kTunedCandidates that build are timed on the device (the fastest is kept, and remembered in the
+// timing cache, timing_cache.h); FP32 engines exclude TF32, Winograd and FFT (exact FP32 by default).
 // Built only with cuDNN (KILN_WITH_CUDNN); without it convolutions run natively.
 #pragma once
 
@@ -46,7 +46,7 @@ class ConvKernel {
   // x: the input activations (device); residual: the tensor added (ConvEpilogue::residual), else
   // null; out: the output.
   void Launch(const Tensor& x, const Tensor* residual, Tensor& out, cudaStream_t stream) const;
-  // Plans timed so far, and the candidates they timed (tests, the engine's build log).
+  // Plans made so far (one per input shape; timed, or chosen by the timing cache).
   int plans_tuned() const;
 
  private:

@@ -8,6 +8,7 @@
 #include "backend/cuda/cubin_cache.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_device.h"
+#include "backend/cuda/timing_cache.h"
 #include "backend/cuda/matmul_siblings.h"
 #include "backend/cuda/precision_rewrite.h"
 #include "backend/layer_profiler.h"
@@ -158,6 +159,7 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
     }
     cubins_ = recorder.Take();
   }
+  ProcessTimingCache().Flush();  // the tactics this build chose, for the next build of these shapes
 }
 
 bool CudaEngine::UsesLibraryFusions(const std::vector<Step>& steps) {

@@ -2,7 +2,7 @@
 // bias fused as cuBLASLt's bias epilogue) and BatchMatMul (batched, one side's batch may be 1).
 // FP32 runs exact FP32 (no TF32); FP16 and BF16 accumulate in FP32; FP64 in FP64. For each shape
 // the first kTunedMatMulCandidates of cuBLASLt's heuristic are timed on the device (scratch
-// operands) and the fastest is kept.
+// operands) and the fastest is kept, and remembered in the timing cache (timing_cache.h).
 #pragma once
 
 #include <cublasLt.h>
@@ -53,6 +53,8 @@ class MatMulKernel {
   Problem ProblemFor(const Shape& a, const Shape& b, const Shape& out) const;
   int64_t BiasBatchStride(const Problem& p) const { return bias_per_batch_ && p.batch > 1 ? p.n : 0; }
   const Plan& PlanFor(const Problem& p) const;
+  // The problem as the timing cache knows it.
+  std::string TacticKey(const Problem& p) const;
   // The index of the fastest candidate, timed on scratch operands.
   size_t Fastest(const Problem& p, const Plan& plan, cublasLtMatmulDesc_t desc,
                  const std::vector<cublasLtMatmulHeuristicResult_t>& candidates) const;

@@ -28,6 +28,7 @@
 #include "backend/cuda/pool_kernel.h"
 #include "backend/cuda/precision_rewrite.h"
 #include "backend/cuda/row_kernel.h"
+#include "backend/cuda/timing_cache.h"
 #include "backend/layer_profiler.h"
 #include "ir/dtype_class.h"
 #include "ir/ops/elementwise_ops.h"
@@ -1187,6 +1188,33 @@ TEST(CudaBackendGpu, ResidualAddAndReluFuseIntoTheConvolution) {
     EXPECT_EQ(steps[1].nodes, "main+add+relu");
     EXPECT_EQ(steps[1].kernel, "cudnn");
   }
+}
+
+// The second build of one segment for one shape times nothing: every convolution plan and
+// matrix product algorithm comes from the timing cache, and the engine computes the same bits.
+TEST(CudaBackendGpu, SecondBuildTakesEveryTacticFromTheTimingCache) {
+  SKIP_WITHOUT_GPU();
+  if (!backend::cuda::HaveCudnn()) GTEST_FAIL() << "this build has no cuDNN: the GPU suite needs a build with it";
+  Builder b;
+  const DType dtype = DType::kFloat16;
+  const ir::ValueId x = b.Input("x", {3, 9, 7, 16}, dtype);
+  ir::AttrMap same = nntest::ConvAttrs("NHWC", "SAME", {1, 1}, {1, 1}, {});
+  const ir::ValueId conv = b.Op("Conv2D", "conv", {x, b.Const("f", RandomTensor(dtype, {3, 3, 16, 32}, 91))}, same);
+  const ir::ValueId flat = b.Op("Reshape", "flat", {conv, b.Const("shape", Tensor::FromVector<int64_t>(DType::kInt64, {2}, {189, 32}))});
+  b.Output("y", b.Op("MatMul", "mm", {flat, b.Const("w", RandomTensor(dtype, {32, 24}, 92))}));
+  const Tensor input = RandomTensor(dtype, {3, 9, 7, 16}, 93);
+  backend::cuda::TimingCache& cache = backend::cuda::ProcessTimingCache();
+  auto first = CudaBackend().Compile(*b.g, ExactProfile({input.shape()}), {});
+  const int64_t hits = cache.hits(), misses = cache.misses();
+  auto second = CudaBackend().Compile(*b.g, ExactProfile({input.shape()}), {});
+  EXPECT_EQ(cache.misses(), misses) << "the second build looked up a tactic it had not recorded";
+  // The convolution always asks; the product asks when cuBLASLt offers more than one algorithm.
+  EXPECT_GE(cache.hits(), hits + 1);
+  EXPECT_LE(cache.hits(), hits + 2);
+  const Tensor a = RunOnGpu(*first, {input})[0], c = RunOnGpu(*second, {input})[0];
+  ASSERT_EQ(a.byte_size(), c.byte_size());
+  EXPECT_EQ(std::memcmp(a.raw_data(), c.raw_data(), a.byte_size()), 0) << "the two builds chose different kernels";
+  EXPECT_LE(RelativeL2(a, runtime::ReferenceExecutor(b.g).Run({input})[0]), 2e-3);
 }
 
 TEST(CudaBackendGpu, PoolingMatchesReference) {
