@@ -154,6 +154,7 @@ LoadedParts LoadParts(convert::ConvertedModel model, const std::string& dir, con
         }
         backend::CompileOptions compile = settings.compile;
         compile.precision = h.precision;
+        compile.progress = [&](const std::string& step) { log(fmt::format("kiln: loading engine file {}: {}", what, step)); };
         node->AddLoadedEngine(backend->Deserialize(node->segment(), h.profile, compile, file.payload));
       } catch (const Error& e) {
         // Errors from reading the file start with `what`, which the line already names.

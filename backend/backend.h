@@ -42,6 +42,9 @@ struct CompileOptions {
   // GPU engines capture a run into a CUDA graph once they have seen the same input and output
   // buffers and shapes twice, and replay it from then on (one launch instead of one per kernel).
   bool cuda_graphs = true;
+  // Where a long build says what it is doing (a line at a time, a few seconds apart); empty:
+  // silent. Backends report only builds that take more than a second or so.
+  std::function<void(const std::string&)> progress;
 };
 
 class Engine {

@@ -67,7 +67,12 @@ std::vector<Tensor> EngineNodeRuntime::RunNative(std::span<const Tensor> inputs,
 
 std::shared_ptr<const backend::Engine> EngineNodeRuntime::Build(const backend::Profile& profile) {
   const auto start = std::chrono::steady_clock::now();
-  std::shared_ptr<const backend::Engine> engine = backend_->Compile(*segment_, profile, settings_.compile);
+  backend::CompileOptions options = settings_.compile;
+  if (log_)
+    options.progress = [&](const std::string& what) {
+      log_(fmt::format("kiln: building engine {} for profile {}: {}", name_, profile.ToString(), what));
+    };
+  std::shared_ptr<const backend::Engine> engine = backend_->Compile(*segment_, profile, options);
   ++stats_.engines_built;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!engine->precision_note().empty())

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <set>
 
 #include "backend/cuda/cubin_cache.h"
@@ -130,6 +131,21 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
   layout.Add(ir::MakeDeadCodeElimination());
   layout.Run(graph_);
   DeviceScope scope(device_);
+  // Long builds (tactic timing: seconds per convolution network) say where they are, every few
+  // seconds once the first second has passed.
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point start = Clock::now();
+  Clock::time_point last_report = start;
+  bool reported = false;
+  const int64_t cache_hits = ProcessTimingCache().hits(), cache_misses = ProcessTimingCache().misses();
+  auto report = [&](const std::string& what) {
+    const Clock::time_point now = Clock::now();
+    if (!options.progress || now - start < std::chrono::seconds(1) || (reported && now - last_report < std::chrono::seconds(3)))
+      return;
+    last_report = now;
+    reported = true;
+    options.progress(fmt::format("{} ({:.0f} s)", what, std::chrono::duration<double>(now - start).count()));
+  };
   {
     CubinRecorder recorder;  // the kernels this engine uses, for Serialize
     // cuDNN (or cuBLASLt, for sibling products) may refuse a fused graph for the profile's
@@ -151,7 +167,7 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
                                   profile_.ToString()));
       // Convolution and attention plans are built and timed now, for the profile's largest shapes.
       try {
-        PrepareLibraryPlans(shapes);
+        PrepareLibraryPlans(shapes, report);
         break;
       } catch (const Error&) {
         if (last) throw;
@@ -160,6 +176,11 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
     cubins_ = recorder.Take();
   }
   ProcessTimingCache().Flush();  // the tactics this build chose, for the next build of these shapes
+  if (reported)
+    options.progress(fmt::format("kernels chosen in {:.1f} s: {} tactic problems timed, {} from the timing cache {}",
+                                 std::chrono::duration<double>(Clock::now() - start).count(),
+                                 ProcessTimingCache().misses() - cache_misses, ProcessTimingCache().hits() - cache_hits,
+                                 ProcessTimingCache().file().empty() ? "(in memory)" : ProcessTimingCache().file().string()));
 }
 
 bool CudaEngine::UsesLibraryFusions(const std::vector<Step>& steps) {
@@ -169,9 +190,17 @@ bool CudaEngine::UsesLibraryFusions(const std::vector<Step>& steps) {
   });
 }
 
-void CudaEngine::PrepareLibraryPlans(const std::vector<std::optional<Shape>>& shapes) const {
+void CudaEngine::PrepareLibraryPlans(const std::vector<std::optional<Shape>>& shapes,
+                                     const std::function<void(const std::string&)>& report) const {
   auto shape = [&](ir::ValueId v) -> const Shape& { return *shapes[static_cast<size_t>(v)]; };
+  const auto library_steps = std::count_if(steps_.begin(), steps_.end(), [](const Step& s) {
+    return s.kind == Step::Kind::kConv || s.kind == Step::Kind::kMatMul || s.kind == Step::Kind::kAttention;
+  });
+  int64_t prepared = 0;
   for (const Step& s : steps_) {
+    if (s.kind == Step::Kind::kConv || s.kind == Step::Kind::kMatMul || s.kind == Step::Kind::kAttention)
+      report(fmt::format("choosing library kernels: step {}/{} ({}, '{}')", ++prepared, library_steps, KernelName(s),
+                         s.nodes.back()));
     if (s.kind == Step::Kind::kConv) s.conv->Prepare(shape(s.inputs[0]), shape(s.output));
     if (s.kind == Step::Kind::kMatMul && !s.group_outputs.empty()) {
       const auto [a, out] = SiblingShapes(s, shape(s.inputs[0]), shape(s.output));

@@ -6,6 +6,7 @@
 // their last reader is queued.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -124,8 +125,9 @@ class CudaEngine final : public Engine {
   // Whether any step runs a fusion of LibraryFusions.
   static bool UsesLibraryFusions(const std::vector<Step>& steps);
   // Builds (and times) the plans of the convolution, attention and matrix product steps for
-  // these shapes.
-  void PrepareLibraryPlans(const std::vector<std::optional<Shape>>& shapes) const;
+  // these shapes; `report` hears which step is being prepared.
+  void PrepareLibraryPlans(const std::vector<std::optional<Shape>>& shapes,
+                           const std::function<void(const std::string&)>& report) const;
   // The specialization for these input shapes (cached for the first kMaxSpecializations sets of
   // shapes; later ones are computed per call, their device copies made on `stream`).
   std::shared_ptr<const Specialized> SpecializedFor(const std::vector<Shape>& input_shapes,
