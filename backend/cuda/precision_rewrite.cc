@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include "ir/graph_util.h"
 #include "ir/op_schema.h"
 #include "kiln/half.h"
@@ -21,12 +23,37 @@ Tensor Narrow(const Tensor& t, DType low) {
   return out;
 }
 
+// Div(x, c) for a float32 constant c of one element (finite, not zero) becomes Mul(x, 1/c): a
+// multiplication instead of an IEEE division per element (GELU's x / sqrt(2), attention's
+// scaling). The two differ by at most an ulp of float32 before the result is stored in 16 bits,
+// where an ulp is 8192 (float16) or 65536 (bfloat16) times larger; 1/c itself is rounded to the
+// low type as c would have been.
+void DivisionsByConstantsAsProducts(ir::Graph& graph, ir::NameGen& names) {
+  for (ir::NodeId id : graph.TopologicalOrder()) {
+    ir::Node& n = graph.node(id);
+    if (n.op != "Div" || n.inputs.size() != 2) continue;
+    const Tensor* c = graph.ConstantOf(n.inputs[1]);
+    if (!c || c->dtype() != DType::kFloat32 || c->num_elements() != 1 ||
+        graph.value(n.inputs[0]).dtype != DType::kFloat32)
+      continue;
+    const float divisor = c->data<float>()[0];
+    if (!std::isfinite(divisor) || divisor == 0.0f || !std::isfinite(1.0f / divisor)) continue;
+    Tensor reciprocal(DType::kFloat32, c->shape());
+    reciprocal.data<float>()[0] = 1.0f / divisor;
+    const ir::ValueId r = graph.AddConstant(names.Make(n.name + "/reciprocal"), std::move(reciprocal));
+    ir::Node& node = graph.node(id);  // AddConstant may have moved the node table
+    node.op = "Mul";
+    node.inputs[1] = r;
+  }
+}
+
 }  // namespace
 
 int NarrowFloat32(ir::Graph& graph, DType low) {
   if (low != DType::kFloat16 && low != DType::kBFloat16)
     throw Error(ErrorCode::kInternal, fmt::format("NarrowFloat32: {} is not a 16-bit float type", DTypeName(low)));
   ir::NameGen names(graph);
+  DivisionsByConstantsAsProducts(graph, names);
   int changed = 0;
   std::vector<bool> float32_output;
   for (ir::ValueId out : graph.outputs()) float32_output.push_back(graph.value(out).dtype == DType::kFloat32);

@@ -3,7 +3,9 @@
 // ends (the engine's interface keeps the segment's dtypes), float32 constants are converted once,
 // and Casts to float32 inside become casts to the low type. Matrix products, convolutions,
 // reductions and softmax still accumulate in float32 (their kernels do), so only storage
-// between kernels is narrowed, as TensorRT's FP16 mode does.
+// between kernels is narrowed, as TensorRT's FP16 mode does. Divisions by a one-element float32
+// constant become products with its reciprocal (exact to an ulp of float32, far below the
+// storage's rounding).
 #pragma once
 
 #include "ir/graph.h"

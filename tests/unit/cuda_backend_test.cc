@@ -240,6 +240,31 @@ TEST(CudaPrecision, NarrowingKeepsTheInterfaceAndTheFunction) {
   }
 }
 
+TEST(CudaPrecision, DivisionsByOneElementConstantsBecomeProducts) {
+  Builder b;
+  const ir::ValueId x = b.Input("x", {4, 6});
+  b.Output("gelu_scaled", b.Op("Div", "by_sqrt2", {x, b.Const("sqrt2", Tensor::Scalar(DType::kFloat32, 1.41421356f))}));
+  b.Output("by_zero", b.Op("Div", "by_zero", {x, b.Const("zero", Tensor::Scalar(DType::kFloat32, 0.0f))}));
+  b.Output("by_row", b.Op("Div", "by_row", {x, b.Const("row", cputest::RandScaled({6}, 105, 1.0f))}));
+  b.Output("by_input", b.Op("Div", "by_input", {x, x}));
+  for (DType low : {DType::kFloat16, DType::kBFloat16}) {
+    auto narrowed = std::make_shared<ir::Graph>(b.g->Clone());
+    backend::cuda::NarrowFloat32(*narrowed, low);
+    ir::Verify(*narrowed);
+    std::map<std::string, std::string> ops;
+    for (const ir::Node& n : narrowed->nodes())
+      if (!n.removed && n.name.starts_with("by_")) ops[n.name] = n.op;
+    EXPECT_EQ(ops["by_sqrt2"], "Mul") << DTypeName(low);
+    EXPECT_EQ(ops["by_zero"], "Div") << DTypeName(low);   // x / 0 keeps its infinities and NaNs
+    EXPECT_EQ(ops["by_row"], "Div") << DTypeName(low);    // more than one element
+    EXPECT_EQ(ops["by_input"], "Div") << DTypeName(low);  // not a constant
+    const Tensor in = cputest::RandScaled({4, 6}, 106, 3.0f);
+    const auto want = runtime::ReferenceExecutor(b.g).Run({in});
+    const auto got = runtime::ReferenceExecutor(narrowed).Run({in});
+    EXPECT_LT(RelativeL2Error(got[0], want[0]), low == DType::kFloat16 ? 1e-3 : 8e-3) << DTypeName(low);
+  }
+}
+
 TEST(CudaBackend, MachinesWithoutAGpuGetAClearError) {
   if (backend::cuda::DeviceCount() > 0) {
     EXPECT_EQ(backend::MakeBackend("cuda")->name(), "cuda");  // a GPU machine: the backend starts
