@@ -23,6 +23,9 @@ namespace {
 
 namespace fe = cudnn_frontend;
 
+// Candidate plans timed per attention shape.
+constexpr int64_t kTunedAttentionCandidates = 8;
+
 std::vector<int64_t> ContiguousStrides(const Shape& shape) {
   std::vector<int64_t> s(shape.size(), 1);
   for (size_t i = shape.size(); i-- > 1;) s[i - 1] = s[i] * std::max<int64_t>(shape[i], 1);
@@ -140,7 +143,28 @@ AttentionKernel::Impl::Plan& AttentionKernel::Impl::PlanFor(const Shape& q_shape
   CheckFe(g->create_execution_plans({fe::HeurMode_t::A, fe::HeurMode_t::FALLBACK}),
           "create_execution_plans (fused attention " + what + ")");
   CheckFe(g->check_support(handle), "check_support (fused attention " + what + ")");
-  CheckFe(g->build_plans(fe::BuildPlanPolicy_t::HEURISTICS_CHOICE), "build_plans (fused attention " + what + ")");
+  auto count = [](const Shape& shape) {
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    return n;
+  };
+  std::string problem = fmt::format("sdpa {} q[{}]/{} k[{}]/{} v[{}]/{} o[{}]/{} scale {:.9g}", DTypeName(dtype),
+                                    fmt::join(q_shape, ","), fmt::join(match.q.dims, ""), fmt::join(k_shape, ","),
+                                    fmt::join(match.k.dims, ""), fmt::join(v_shape, ","), fmt::join(match.v.dims, ""),
+                                    fmt::join(out_shape, ","), fmt::join(match.out.dims, ""), match.scale);
+  if (bias_shape) problem += fmt::format(" bias[{}]", fmt::join(*bias_shape, ","));
+  const size_t elem = DTypeSize(dtype);
+  BuildTunedPlan(
+      *g, handle, problem, kTunedAttentionCandidates,
+      [&](CudnnScratch& scratch) {
+        CudnnVariantPack pack = {{plan->q, scratch.Add(static_cast<size_t>(count(q_shape)) * elem)},
+                                 {plan->k, scratch.Add(static_cast<size_t>(count(k_shape)) * elem)},
+                                 {plan->v, scratch.Add(static_cast<size_t>(count(v_shape)) * elem)},
+                                 {plan->o, scratch.Add(static_cast<size_t>(count(out_shape)) * elem)}};
+        if (plan->bias) pack[plan->bias] = scratch.Add(static_cast<size_t>(count(*bias_shape)) * elem);
+        return pack;
+      },
+      "fused attention " + what);
   CheckFe(g->get_workspace_size(plan->workspace), "get_workspace_size");
   plan->graph = g;
   slot = std::move(plan);

@@ -2,7 +2,8 @@
 // Hopper): softmax(scale * Q K^T + bias) V in one kernel, float16/bfloat16 with float32
 // accumulation, Q, K, V and the output read and written in place through strides (a
 // [batch, seq, heads, dim] projection needs no transpose). One cuDNN plan per set of input
-// shapes. Built only with cuDNN (KILN_WITH_CUDNN).
+// shapes: the heuristics' first candidates that build are timed and the fastest kept (and
+// remembered in the timing cache). Built only with cuDNN (KILN_WITH_CUDNN).
 #pragma once
 
 #include <cuda_runtime.h>

@@ -19,7 +19,6 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cudnn_util.h"
-#include "backend/cuda/timing_cache.h"
 
 namespace kiln::backend::cuda {
 namespace {
@@ -112,8 +111,6 @@ struct ConvKernel::Impl {
   cudnnHandle_t handle = nullptr;
 
   Plan& PlanFor(const Shape& x_shape, const Shape& y_shape) const;
-  // Times the built candidates of `g` on scratch activations and makes the fastest its plan.
-  void Tune(fe::graph::Graph& g, const Plan& plan, int64_t x_elements, int64_t y_elements) const;
 };
 
 ConvKernel::ConvKernel(const ir::Graph& graph, const ir::Node& node, int device, ConvEpilogue epilogue)
@@ -224,67 +221,30 @@ ConvKernel::Impl::Plan& ConvKernel::Impl::PlanFor(const Shape& x_shape, const Sh
                                fe::NumericalNote_t::REDUCED_PRECISION_REDUCTION, fe::NumericalNote_t::FFT,
                                fe::NumericalNote_t::WINOGRAD});
   CheckFe(g->check_support(handle), fmt::format("check_support (node '{}', input {})", name, ShapeToString(x_shape)));
-  // A plan the timing cache names is built alone, if the heuristics still propose it.
-  TimingCache& cache = ProcessTimingCache();
-  const std::string key = fmt::format(
-      "cudnn {} frontend {} | {} | conv {} {} x{} w[{},{},{},{}] stride{} dilation{} pad{}/{} bias{} residual{} "
-      "relu{}",
-      cudnnGetVersion(), CUDNN_FRONTEND_VERSION, TacticDeviceKey(), DTypeName(dtype), cl ? "NHWC" : "NCHW",
-      fmt::join(std::vector<int64_t>{n, c, h, w}, ","), out_c, in_c_per_group, kh, kw, fmt::join(attrs.strides, ","),
-      fmt::join(attrs.dilations, ","), fmt::join(pre, ","), fmt::join(post, ","), bias.defined(), epilogue.residual,
-      epilogue.relu);
-  bool from_cache = false;
-  if (const auto choice = cache.Find(key))
-    for (int64_t i = 0; i < g->get_execution_plan_count() && !from_cache; ++i) {
-      std::string candidate;
-      from_cache = g->get_plan_name_at_index(i, candidate).is_good() && candidate == *choice &&
-                   g->build_plan_at_index(i).is_good();  // also makes it the plan that executes
-    }
-  if (!from_cache) {
-    // The first candidates that build are timed on the device and the fastest kept: cuDNN's
-    // first heuristic choice is often not its fastest plan for the shape at hand.
-    const int64_t candidates = std::min<int64_t>(g->get_execution_plan_count(), kTunedCandidates);
-    int built = 0;
-    for (int64_t i = 0; i < candidates; ++i) built += g->build_plan_at_index(i).is_good() ? 1 : 0;
-    // Selects the heuristics' first plan that builds (the choice when there is nothing to time).
-    CheckFe(g->build_plans(fe::BuildPlanPolicy_t::HEURISTICS_CHOICE), fmt::format("build_plans (node '{}')", name));
-    if (built > 1) Tune(*g, *plan, n * c * h * w, n * out_c * oh * ow);
-    if (std::string chosen; g->get_plan_name(chosen).is_good()) cache.Record(key, chosen);
-  }
+  const std::string problem = fmt::format(
+      "conv {} {} x{} w[{},{},{},{}] stride{} dilation{} pad{}/{} bias{} residual{} relu{}", DTypeName(dtype),
+      cl ? "NHWC" : "NCHW", fmt::join(std::vector<int64_t>{n, c, h, w}, ","), out_c, in_c_per_group, kh, kw,
+      fmt::join(attrs.strides, ","), fmt::join(attrs.dilations, ","), fmt::join(pre, ","), fmt::join(post, ","),
+      bias.defined(), epilogue.residual, epilogue.relu);
+  const size_t elem = DTypeSize(dtype);
+  const size_t x_bytes = static_cast<size_t>(n * c * h * w) * elem, y_bytes = static_cast<size_t>(n * out_c * oh * ow) * elem;
+  BuildTunedPlan(
+      *g, handle, problem, kTunedCandidates,
+      [&](CudnnScratch& scratch) {
+        // Scratch activations; the real weights.
+        CudnnVariantPack pack = {{plan->x, scratch.Add(x_bytes)},
+                                 {plan->w, const_cast<void*>(filter.raw_data())},
+                                 {plan->y, scratch.Add(y_bytes)}};
+        if (plan->b) pack[plan->b] = const_cast<void*>(bias.raw_data());
+        if (plan->z) pack[plan->z] = scratch.Add(y_bytes);
+        return pack;
+      },
+      fmt::format("node '{}'", name));
+  ++plans_tuned;
   CheckFe(g->get_workspace_size(plan->workspace), "get_workspace_size");
   plan->graph = g;
   slot = std::move(plan);
   return *slot;
-}
-
-void ConvKernel::Impl::Tune(fe::graph::Graph& g, const Plan& plan, int64_t x_elements, int64_t y_elements) const {
-  // Scratch activations (zeros: timing must not meet denormals or NaNs); the real weights.
-  const size_t elem = DTypeSize(dtype);
-  struct Scratch {
-    void* p = nullptr;
-    ~Scratch() {
-      if (p) cudaFree(p);
-    }
-  } x, y, z, workspace;
-  auto alloc = [&](Scratch& s, size_t bytes) {
-    Check(cudaMalloc(&s.p, std::max<size_t>(bytes, 1)), "cudaMalloc (cuDNN tuning)");
-    Check(cudaMemset(s.p, 0, std::max<size_t>(bytes, 1)), "cudaMemset (cuDNN tuning)");
-  };
-  alloc(x, static_cast<size_t>(x_elements) * elem);
-  alloc(y, static_cast<size_t>(y_elements) * elem);
-  std::unordered_map<std::shared_ptr<fe::graph::Tensor_attributes>, void*> pack = {
-      {plan.x, x.p}, {plan.w, const_cast<void*>(filter.raw_data())}, {plan.y, y.p}};
-  if (plan.b) pack[plan.b] = const_cast<void*>(bias.raw_data());
-  if (plan.z) {
-    alloc(z, static_cast<size_t>(y_elements) * elem);
-    pack[plan.z] = z.p;
-  }
-  alloc(workspace, static_cast<size_t>(g.get_autotune_workspace_size()));
-  const cudnnStatus_t st = cudnnSetStream(handle, nullptr);  // autotune synchronizes the device
-  if (st != CUDNN_STATUS_SUCCESS)
-    throw Error(ErrorCode::kUnavailable, fmt::format("cuDNN cudnnSetStream: {}", cudnnGetErrorString(st)));
-  CheckFe(g.autotune(handle, pack, workspace.p), fmt::format("autotune (node '{}')", name));
-  ++plans_tuned;
 }
 
 int ConvKernel::plans_tuned() const {

@@ -1,13 +1,12 @@
 #include "backend/cuda/timing_cache.h"
 
+#include <cuda_runtime.h>
 #include <fmt/format.h>
 
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <system_error>
-
-#include <cuda_runtime.h>
 
 #include "backend/cuda/cuda_check.h"
 #include "common/atomic_file.h"
@@ -94,9 +93,10 @@ void TimingCache::Flush() {
     unsaved_.clear();
   } catch (const Error& e) {
     writable_ = false;
-    std::cerr << fmt::format("kiln: warning: the CUDA timing cache is not saved ({}); set KILN_TIMING_CACHE to "
-                             "another file, or to 'off'\n",
-                             e.what());
+    std::cerr << fmt::format(
+        "kiln: warning: the CUDA timing cache is not saved ({}); set KILN_TIMING_CACHE to "
+        "another file, or to 'off'\n",
+        e.what());
   }
 }
 

@@ -4,13 +4,12 @@
 // (cuda_backend_test.cc, SecondBuildTakesEveryTacticFromTheTimingCache).
 #ifdef KILN_WITH_CUDA
 
-#include "backend/cuda/timing_cache.h"
-
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <fstream>
 
+#include "backend/cuda/timing_cache.h"
 #include "tests/unit/test_util.h"
 
 namespace kiln {
@@ -78,14 +77,14 @@ TEST(CudaTimingCache, TabsAndLineBreaksInKeysOrChoicesCannotForgeEntries) {
 TEST(CudaTimingCache, MalformedLinesAreSkipped) {
   const auto dir = FreshTempDir("kiln_timing_cache");
   const auto file = dir / "cache";
-  WriteText(file, "# comment\n"
-                  "good\tchoice\n"
-                  "no tab here\n"
-                  "\tempty key\n"
-                  "empty choice\t\n"
-                  "two\ttabs\there\n" +
-                      std::string(backend::cuda::kMaxTimingCacheLine + 1, 'k') + "\tlong\n" +
-                      "last\twithout newline");
+  WriteText(file,
+            "# comment\n"
+            "good\tchoice\n"
+            "no tab here\n"
+            "\tempty key\n"
+            "empty choice\t\n"
+            "two\ttabs\there\n" +
+                std::string(backend::cuda::kMaxTimingCacheLine + 1, 'k') + "\tlong\n" + "last\twithout newline");
   TimingCache cache(file);
   EXPECT_EQ(cache.Find("good"), "choice");
   EXPECT_EQ(cache.Find("last"), "without newline");
