@@ -21,7 +21,7 @@
 
 namespace kiln::backend::cuda {
 
-inline constexpr int kTunedMatMulCandidates = 8;
+inline constexpr int kTunedMatMulCandidates = 16;
 
 // Why the GPU cannot run this MatMul/BatchMatMul node, or nullopt.
 std::optional<std::string> MatMulUnsupported(const ir::Graph& graph, const ir::Node& node);
