@@ -114,6 +114,7 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
   ir::PassPipeline fusion;
   fusion.Add(ir::MakeCommonSubexpressionElimination());
   fusion.Add(ir::MakeLayerNormFusion());
+  fusion.Add(ir::MakeGeluFusion());
   fusion.Add(ir::MakeDeadCodeElimination());
   fusion.Run(graph_);
   if (options.precision == Precision::kFP16 || options.precision == Precision::kBF16) {
@@ -149,9 +150,13 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
   {
     CubinRecorder recorder;  // the kernels this engine uses, for Serialize
     // cuDNN (or cuBLASLt, for sibling products) may refuse a fused graph for the profile's
-    // shapes: then the steps are built again with fewer fusions (sibling products first, then
-    // attention, then residual Adds).
-    const LibraryFusions choices[] = {{true, true, true}, {true, true, false}, {true, false, false}, {false, false, false}};
+    // shapes: then the steps are built again with fewer fusions (GELU epilogues first, then
+    // sibling products, attention and residual Adds).
+    const LibraryFusions choices[] = {{true, true, true, true},
+                                      {true, true, true, false},
+                                      {true, true, false, false},
+                                      {true, false, false, false},
+                                      {false, false, false, false}};
     for (size_t i = 0; i < std::size(choices); ++i) {
       steps_.clear();
       constants_.clear();
@@ -185,8 +190,8 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
 
 bool CudaEngine::UsesLibraryFusions(const std::vector<Step>& steps) {
   return std::any_of(steps.begin(), steps.end(), [](const Step& s) {
-    return s.kind == Step::Kind::kAttention || (s.kind == Step::Kind::kConv && s.inputs.size() > 1) ||
-           !s.group_outputs.empty();
+    return s.kind == Step::Kind::kAttention || s.kind == Step::Kind::kMatMulGelu ||
+           (s.kind == Step::Kind::kConv && s.inputs.size() > 1) || !s.group_outputs.empty();
   });
 }
 
@@ -194,11 +199,13 @@ void CudaEngine::PrepareLibraryPlans(const std::vector<std::optional<Shape>>& sh
                                      const std::function<void(const std::string&)>& report) const {
   auto shape = [&](ir::ValueId v) -> const Shape& { return *shapes[static_cast<size_t>(v)]; };
   const auto library_steps = std::count_if(steps_.begin(), steps_.end(), [](const Step& s) {
-    return s.kind == Step::Kind::kConv || s.kind == Step::Kind::kMatMul || s.kind == Step::Kind::kAttention;
+    return s.kind == Step::Kind::kConv || s.kind == Step::Kind::kMatMul || s.kind == Step::Kind::kAttention ||
+           s.kind == Step::Kind::kMatMulGelu;
   });
   int64_t prepared = 0;
   for (const Step& s : steps_) {
-    if (s.kind == Step::Kind::kConv || s.kind == Step::Kind::kMatMul || s.kind == Step::Kind::kAttention)
+    if (s.kind == Step::Kind::kConv || s.kind == Step::Kind::kMatMul || s.kind == Step::Kind::kAttention ||
+        s.kind == Step::Kind::kMatMulGelu)
       report(fmt::format("choosing library kernels: step {}/{} ({}, '{}')", ++prepared, library_steps, KernelName(s),
                          s.nodes.back()));
     if (s.kind == Step::Kind::kConv) s.conv->Prepare(shape(s.inputs[0]), shape(s.output));
@@ -208,6 +215,7 @@ void CudaEngine::PrepareLibraryPlans(const std::vector<std::optional<Shape>>& sh
     } else if (s.kind == Step::Kind::kMatMul) {
       s.matmul->Prepare(shape(s.inputs[0]), shape(s.inputs[1]), shape(s.output));
     }
+    if (s.kind == Step::Kind::kMatMulGelu) s.matmul_gelu->Prepare(shape(s.inputs[0]));
     if (s.kind == Step::Kind::kAttention) {
       s.attention->CheckShapes(shapes);
       s.attention->Prepare(shape(s.inputs[0]), shape(s.inputs[1]), shape(s.inputs[2]),
@@ -411,12 +419,32 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
           }
         }
       }
-      s.matmul = std::make_unique<MatMulKernel>(n, g.value(n.inputs[0]).dtype, add != nullptr);
       if (add) {
         s.output = add->outputs[0];
         s.nodes.push_back(add->name);
         absorbed.insert(add->id);
         step_pos = std::max(step_pos, position[static_cast<size_t>(add->id)]);
+      }
+      // A Gelu that is the only reader of the product (and its bias) runs in a cuDNN product's
+      // epilogue: the activated result is written once.
+      const ir::Node* gelu = nullptr;
+      if (fusions.gelu && HaveCudnn() && !ir::IsGraphOutput(g, s.output)) {
+        const auto& readers = consumers[static_cast<size_t>(s.output)];
+        const ir::ValueId bias = add ? s.inputs.back() : ir::kNoValue;
+        if (readers.size() == 1 && !absorbed.count(readers[0]) && g.node(readers[0]).op == "Gelu" &&
+            !MatMulGeluUnsupported(g, n, bias))
+          gelu = &g.node(readers[0]);
+      }
+      if (gelu) {
+        s.kind = Step::Kind::kMatMulGelu;
+        s.matmul_gelu = std::make_unique<MatMulGeluKernel>(g, n, add ? s.inputs.back() : ir::kNoValue, device_);
+        s.inputs.resize(1);
+        s.output = gelu->outputs[0];
+        s.nodes.push_back(gelu->name);
+        absorbed.insert(gelu->id);
+        step_pos = std::max(step_pos, position[static_cast<size_t>(gelu->id)]);
+      } else {
+        s.matmul = std::make_unique<MatMulKernel>(n, g.value(n.inputs[0]).dtype, add != nullptr);
       }
     } else if (IsViewOp(n.op)) {
       s.kind = Step::Kind::kView;
@@ -815,6 +843,9 @@ void CudaEngine::EnqueueSteps(const Specialized& specialized, std::span<const Te
         case Step::Kind::kBroadcast:
           step.eltwise->Launch(in, out, s);
           break;
+        case Step::Kind::kMatMulGelu:
+          step.matmul_gelu->Launch(in[0], out, s);
+          break;
         case Step::Kind::kAttention:
           step.attention->CheckShapes(shapes);
           step.attention->Launch(in[0], in[1], in[2], in.size() > 3 ? &in[3] : nullptr, out, s);
@@ -866,6 +897,7 @@ std::string CudaEngine::KernelName(const Step& s) {
     case Step::Kind::kGather: return "nvrtc gather";
     case Step::Kind::kBroadcast: return "nvrtc broadcast";
     case Step::Kind::kAttention: return "cudnn attention";
+    case Step::Kind::kMatMulGelu: return "cudnn matmul+gelu";
     case Step::Kind::kNorm: return s.norm->residual() ? "nvrtc add+layernorm" : "nvrtc layernorm";
   }
   return "?";

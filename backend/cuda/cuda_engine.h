@@ -22,6 +22,7 @@
 #include "backend/cuda/eltwise_kernel.h"
 #include "backend/cuda/gather_kernel.h"
 #include "backend/cuda/host_values.h"
+#include "backend/cuda/matmul_act_kernel.h"
 #include "backend/cuda/matmul_kernel.h"
 #include "backend/cuda/norm_kernel.h"
 #include "backend/cuda/pool_kernel.h"
@@ -63,7 +64,7 @@ class CudaEngine final : public Engine {
 
  private:
   struct Step {
-    enum class Kind { kEltwise, kMatMul, kView, kRow, kTranspose, kConcat, kConv, kPool, kGather, kBroadcast, kNorm, kAttention };
+    enum class Kind { kEltwise, kMatMul, kView, kRow, kTranspose, kConcat, kConv, kPool, kGather, kBroadcast, kNorm, kAttention, kMatMulGelu };
     Kind kind = Kind::kView;
     std::vector<ir::ValueId> inputs;
     ir::ValueId output = ir::kNoValue;
@@ -76,6 +77,7 @@ class CudaEngine final : public Engine {
     std::unique_ptr<GatherKernel> gather;
     std::unique_ptr<LayerNormKernel> norm;  // inputs: x, [residual], [scale, [bias]]
     std::unique_ptr<AttentionKernel> attention;  // inputs: q, k, v, [bias]
+    std::unique_ptr<MatMulGeluKernel> matmul_gelu;  // inputs: x (weights and bias are the kernel's)
     // Sibling products (matmul_siblings.h) run as one strided-batched product writing one
     // buffer: group_outputs[i] is product i's value (after its bias), stored at offset
     // i * its size; inputs[0] is the shared left operand; group_weights [G, k, n] and
@@ -120,6 +122,7 @@ class CudaEngine final : public Engine {
     bool residual = true;   // a convolution absorbs the Add of a residual tensor
     bool attention = true;  // attention patterns run as one fused SDPA (attention_match.h)
     bool siblings = true;   // sibling products run as one batched product (matmul_siblings.h)
+    bool gelu = true;       // a product followed by a Gelu runs as one cuDNN graph (matmul_act_kernel.h)
   };
   void BuildSteps(GpuArch arch, LibraryFusions fusions);
   // Whether any step runs a fusion of LibraryFusions.

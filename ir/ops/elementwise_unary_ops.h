@@ -271,6 +271,16 @@ struct Erf {
   }
 };
 
+// The exact GELU (ONNX Gelu's default): x * Phi(x) = 0.5 * x * (1 + erf(x / sqrt(2))). Importers
+// write it decomposed; the GELU fusion pass (ir/passes/gelu_fusion.cc) makes this op of it.
+struct Gelu {
+  static constexpr OpInfo kInfo{.name = "Gelu", .pattern = Pattern::kUnary, .types = kFloat, .fusible = true};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    return C(0.5) * x * (C(1) + std::erf(x * C(0.70710678118654752440)));
+  }
+};
+
 struct Erfc {
   static constexpr OpInfo kInfo{
       .name = "Erfc", .pattern = Pattern::kUnary, .types = kFloat, .fusible = true, .tf = {ForeignOp{"Erfc", kFloat}}};
@@ -553,7 +563,7 @@ struct IsFinite {
 };
 
 using UnaryOps = OpList<Exp, Expm1, Log, Log1p, Sqrt, Rsqrt, Sin, Cos, Tan, Asin, Acos, Atan, Sinh, Cosh, Tanh, Asinh,
-                        Acosh, Atanh, Ceil, Floor, Erf, Erfc, Sigmoid, Elu, Selu, Softplus, Softsign, LeakyRelu, Relu,
+                        Acosh, Atanh, Ceil, Floor, Erf, Erfc, Gelu, Sigmoid, Elu, Selu, Softplus, Softsign, LeakyRelu, Relu,
                         Relu6, Abs, Neg, Reciprocal, Square, Sign, Round, Invert, LogicalNot, IsNan, IsInf, IsFinite>;
 
 }  // namespace kiln::ir::elementwise

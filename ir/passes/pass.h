@@ -59,6 +59,10 @@ std::unique_ptr<Pass> MakeCommonSubexpressionElimination();
 // bias) become LayerNorm nodes, for backends with a layer-norm kernel (layer_norm_fusion.cc).
 std::unique_ptr<Pass> MakeLayerNormFusion();
 
+// Decomposed exact GELUs (x * 0.5 * (1 + erf(x / sqrt(2))), in the orders exporters write) become
+// Gelu nodes (gelu_fusion.cc).
+std::unique_ptr<Pass> MakeGeluFusion();
+
 // Structural checks; throws kInternal describing the first problem found.
 void Verify(const Graph& graph);
 

@@ -1242,6 +1242,42 @@ TEST(CudaBackendGpu, SecondBuildTakesEveryTacticFromTheTimingCache) {
   EXPECT_LE(RelativeL2(a, runtime::ReferenceExecutor(b.g).Run({input})[0]), 2e-3);
 }
 
+// A dense layer followed by the exact GELU as PyTorch exports it (x * (1 + erf(x / sqrt(2))) *
+// 0.5) runs in FP16/BF16 engines as one cuDNN product with the bias and GELU in its epilogue,
+// with weights stored [k, n] or transposed, with and without a bias.
+TEST(CudaBackendGpu, ProductsFollowedByGeluRunAsOneCudnnGraph) {
+  SKIP_WITHOUT_GPU();
+  if (!backend::cuda::HaveCudnn()) GTEST_FAIL() << "this build has no cuDNN: the GPU suite needs a build with it";
+  for (Precision precision : {Precision::kFP16, Precision::kBF16})
+    for (bool transposed : {false, true})
+      for (bool with_bias : {true, false}) {
+        const std::string what = fmt::format("{} transposed {} bias {}", PrecisionName(precision), transposed, with_bias);
+        Builder b;
+        const ir::ValueId x = b.Input("x", {b.Symbol("batch"), 24, 64});
+        ir::AttrMap attrs;
+        attrs.Set("transpose_b", transposed);
+        const Shape w = transposed ? Shape{48, 64} : Shape{64, 48};
+        ir::ValueId h = b.Op("MatMul", "dense", {x, b.Const("w", cputest::RandScaled(w, 111, 0.2f))}, attrs);
+        if (with_bias) h = b.Op("Add", "dense_bias", {h, b.Const("b", cputest::RandScaled({48}, 112, 0.5f))});
+        const ir::ValueId u = b.Op("Div", "u", {h, b.Const("sqrt2", Tensor::Scalar(DType::kFloat32, 1.41421356f))});
+        const ir::ValueId a = b.Op("Add", "a", {b.Op("Erf", "erf", {u}), b.Const("one", Tensor::Scalar(DType::kFloat32, 1.0f))});
+        b.Output("y", b.Op("Mul", "gelu", {b.Op("Mul", "xa", {h, a}), b.Const("half", Tensor::Scalar(DType::kFloat32, 0.5f))}));
+        backend::CompileOptions options;
+        options.precision = precision;
+        const Tensor input = cputest::RandScaled({3, 24, 64}, 113, 1.0f);
+        auto engine = CudaBackend().Compile(*b.g, ExactProfile({input.shape()}), options);
+        const auto steps = dynamic_cast<const CudaEngine&>(*engine).steps();
+        // The input's cast to 16 bits, the product with its epilogue, the cast back to float32.
+        ASSERT_EQ(steps.size(), 3u) << what;
+        EXPECT_EQ(steps[1].kernel, "cudnn matmul+gelu") << what;
+        EXPECT_EQ(steps[1].nodes, with_bias ? "dense+dense_bias+gelu/gelu" : "dense+gelu/gelu") << what;
+        const Tensor got = RunOnGpu(*engine, {input})[0];
+        const Tensor want = runtime::ReferenceExecutor(b.g).Run({input})[0];
+        // One rounding of the inputs, weights and result to 16 bits (float32 accumulation).
+        EXPECT_LE(RelativeL2(got, want), precision == Precision::kFP16 ? 2e-3 : 1.6e-2) << what;
+      }
+}
+
 TEST(CudaBackendGpu, PoolingMatchesReference) {
   SKIP_WITHOUT_GPU();
   struct Case {
