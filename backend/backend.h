@@ -42,6 +42,10 @@ struct CompileOptions {
   // GPU engines capture a run into a CUDA graph once they have seen the same input and output
   // buffers and shapes twice, and replay it from then on (one launch instead of one per kernel).
   bool cuda_graphs = true;
+  // GPU engines run a product followed by an exact GELU as one cuDNN graph (matmul_act_kernel.h).
+  // Off by default: on an H200 it measured slower than cuBLASLt plus the elementwise GELU kernel
+  // for BERT-base at batch 32 (docs/benchmarks.md).
+  bool cuda_gelu_epilogue = false;
   // Where a long build says what it is doing (a line at a time, a few seconds apart); empty:
   // silent. Backends report only builds that take more than a second or so.
   std::function<void(const std::string&)> progress;

@@ -157,7 +157,7 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
                                       {true, true, false, false},
                                       {true, false, false, false},
                                       {false, false, false, false}};
-    for (size_t i = 0; i < std::size(choices); ++i) {
+    for (size_t i = options.cuda_gelu_epilogue ? 0 : 1; i < std::size(choices); ++i) {
       steps_.clear();
       constants_.clear();
       BuildSteps(ArchOf(device_), choices[i]);
@@ -174,8 +174,9 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
       try {
         PrepareLibraryPlans(shapes, report);
         break;
-      } catch (const Error&) {
+      } catch (const Error& e) {
         if (last) throw;
+        if (options.progress) options.progress(fmt::format("a library refused a fused step ({}); building with fewer fusions", e.what()));
       }
     }
     cubins_ = recorder.Take();
@@ -430,14 +431,15 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
       const ir::Node* gelu = nullptr;
       if (fusions.gelu && HaveCudnn() && !ir::IsGraphOutput(g, s.output)) {
         const auto& readers = consumers[static_cast<size_t>(s.output)];
-        const ir::ValueId bias = add ? s.inputs.back() : ir::kNoValue;
+        const ir::ValueId bias = add || n.inputs.size() > 2 ? s.inputs.back() : ir::kNoValue;
         if (readers.size() == 1 && !absorbed.count(readers[0]) && g.node(readers[0]).op == "Gelu" &&
             !MatMulGeluUnsupported(g, n, bias))
           gelu = &g.node(readers[0]);
       }
       if (gelu) {
         s.kind = Step::Kind::kMatMulGelu;
-        s.matmul_gelu = std::make_unique<MatMulGeluKernel>(g, n, add ? s.inputs.back() : ir::kNoValue, device_);
+        s.matmul_gelu =
+            std::make_unique<MatMulGeluKernel>(g, n, add || n.inputs.size() > 2 ? s.inputs.back() : ir::kNoValue, device_);
         s.inputs.resize(1);
         s.output = gelu->outputs[0];
         s.nodes.push_back(gelu->name);

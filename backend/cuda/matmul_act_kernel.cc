@@ -23,19 +23,29 @@ namespace fe = cudnn_frontend;
 
 constexpr int64_t kTunedCandidates = 8;
 
+// Whether the right operand (the weights) is stored transposed: MatMul's transpose_b,
+// BatchMatMul's adj_y.
+bool TransposedB(const ir::Node& product) {
+  return product.attrs.GetOr<bool>(product.op == "BatchMatMul" ? "adj_y" : "transpose_b", false);
+}
+
 }  // namespace
 
 std::optional<std::string> MatMulGeluUnsupported(const ir::Graph& graph, const ir::Node& product, ir::ValueId bias) {
   const DType dtype = graph.value(product.inputs[0]).dtype;
   if (dtype != DType::kFloat16 && dtype != DType::kBFloat16)
     return fmt::format("the cuDNN product with a GELU epilogue takes float16/bfloat16, not {}", DTypeName(dtype));
-  if (product.op != "MatMul" || product.inputs.size() != 2) return "not a two-input MatMul";
-  if (product.attrs.GetOr<bool>("transpose_a", false)) return "the left operand is transposed";
+  const bool batched = product.op == "BatchMatMul";
+  if ((product.op != "MatMul" && !batched) || product.inputs.size() < 2 || product.inputs.size() > 3 ||
+      (batched && product.inputs.size() != 2))
+    return "not a MatMul or BatchMatMul of two operands (and a bias)";
+  if (product.inputs.size() == 3 && bias != product.inputs[2]) return "the MatMul's own bias is not the one given";
+  if (product.attrs.GetOr<bool>(batched ? "adj_x" : "transpose_a", false)) return "the left operand is transposed";
   const Tensor* w = graph.ConstantOf(product.inputs[1]);
   if (!w || w->rank() != 2 || w->dtype() != dtype) return "the right operand is not a 2-D constant of the same dtype";
   if (bias != ir::kNoValue) {
     const Tensor* b = graph.ConstantOf(bias);
-    const int64_t n = product.attrs.GetOr<bool>("transpose_b", false) ? w->dim(0) : w->dim(1);
+    const int64_t n = TransposedB(product) ? w->dim(0) : w->dim(1);
     if (!b || b->dtype() != dtype || b->num_elements() != n) return "the bias is not a constant vector of n values";
   }
   return std::nullopt;
@@ -70,7 +80,7 @@ MatMulGeluKernel::MatMulGeluKernel(const ir::Graph& graph, const ir::Node& produ
   k.device = device;
   k.name = product.name;
   k.dtype = graph.value(product.inputs[0]).dtype;
-  k.transpose_b = product.attrs.GetOr<bool>("transpose_b", false);
+  k.transpose_b = TransposedB(product);
   const Tensor& w = *graph.ConstantOf(product.inputs[1]);
   k.k = k.transpose_b ? w.dim(1) : w.dim(0);
   k.n = k.transpose_b ? w.dim(0) : w.dim(1);

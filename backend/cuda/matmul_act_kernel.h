@@ -18,8 +18,9 @@
 
 namespace kiln::backend::cuda {
 
-// Why `product` (a MatMul, with an optional column bias constant `bias`, kNoValue if none)
-// followed by a Gelu cannot run as one cuDNN product, or nullopt.
+// Why `product` (a MatMul, or a BatchMatMul whose weights have no batch, with an optional column bias constant `bias`: the node's own third
+// input, or the constant an Add after it adds; kNoValue if none) followed by a Gelu cannot run as
+// one cuDNN product, or nullopt.
 std::optional<std::string> MatMulGeluUnsupported(const ir::Graph& graph, const ir::Node& product, ir::ValueId bias);
 
 class MatMulGeluKernel {

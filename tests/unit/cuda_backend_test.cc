@@ -21,6 +21,7 @@
 #include "backend/cuda/gather_kernel.h"
 #include "backend/cuda/host_values.h"
 #include "backend/cuda/eltwise_codegen.h"
+#include "backend/cuda/matmul_act_kernel.h"
 #include "backend/cuda/matmul_kernel.h"
 #include "backend/cuda/norm_kernel.h"
 #include "backend/cuda/matmul_siblings.h"
@@ -1253,7 +1254,7 @@ TEST(CudaBackendGpu, ProductsFollowedByGeluRunAsOneCudnnGraph) {
       for (bool with_bias : {true, false}) {
         const std::string what = fmt::format("{} transposed {} bias {}", PrecisionName(precision), transposed, with_bias);
         Builder b;
-        const ir::ValueId x = b.Input("x", {b.Symbol("batch"), 24, 64});
+        const ir::ValueId x = b.Input("x", {b.Symbol("rows"), 64});
         ir::AttrMap attrs;
         attrs.Set("transpose_b", transposed);
         const Shape w = transposed ? Shape{48, 64} : Shape{64, 48};
@@ -1264,7 +1265,25 @@ TEST(CudaBackendGpu, ProductsFollowedByGeluRunAsOneCudnnGraph) {
         b.Output("y", b.Op("Mul", "gelu", {b.Op("Mul", "xa", {h, a}), b.Const("half", Tensor::Scalar(DType::kFloat32, 0.5f))}));
         backend::CompileOptions options;
         options.precision = precision;
-        const Tensor input = cputest::RandScaled({3, 24, 64}, 113, 1.0f);
+        options.cuda_gelu_epilogue = true;
+        const Tensor input = cputest::RandScaled({72, 64}, 113, 1.0f);
+        {  // cuDNN's own verdict on the fused graph (the engine would fall back without a word)
+          ir::Graph narrowed = b.g->Clone();
+          backend::cuda::NarrowFloat32(narrowed, precision == Precision::kFP16 ? DType::kFloat16 : DType::kBFloat16);
+          const ir::Node* product = nullptr;
+          ir::ValueId bias = ir::kNoValue;
+          for (const ir::Node& n : narrowed.nodes()) {
+            if (!n.removed && n.name == "dense") product = &n;
+            if (!n.removed && n.name == "dense_bias") bias = n.inputs[1];
+          }
+          ASSERT_TRUE(product) << what;
+          try {
+            backend::cuda::MatMulGeluKernel kernel(narrowed, *product, bias, 0);
+            kernel.Prepare({72, 64});
+          } catch (const Error& e) {
+            ADD_FAILURE() << what << ": " << e.what();
+          }
+        }
         auto engine = CudaBackend().Compile(*b.g, ExactProfile({input.shape()}), options);
         const auto steps = dynamic_cast<const CudaEngine&>(*engine).steps();
         // The input's cast to 16 bits, the product with its epilogue, the cast back to float32.
@@ -1276,6 +1295,28 @@ TEST(CudaBackendGpu, ProductsFollowedByGeluRunAsOneCudnnGraph) {
         // One rounding of the inputs, weights and result to 16 bits (float32 accumulation).
         EXPECT_LE(RelativeL2(got, want), precision == Precision::kFP16 ? 2e-3 : 1.6e-2) << what;
       }
+}
+
+// BERT-base's FFN up-projection ([4096, 768] x [768, 3072] + bias, then GELU): cuDNN must take
+// the fused graph at that size too, or say why.
+TEST(CudaBackendGpu, BertSizedProductWithGeluEpilogueBuilds) {
+  SKIP_WITHOUT_GPU();
+  if (!backend::cuda::HaveCudnn()) GTEST_FAIL() << "this build has no cuDNN: the GPU suite needs a build with it";
+  Builder b;
+  const ir::ValueId x = b.Input("x", {4096, 768}, DType::kFloat16);
+  const ir::ValueId h = b.Op("MatMul", "dense", {x, b.Const("w", RandomTensor(DType::kFloat16, {768, 3072}, 121))});
+  const ir::ValueId bias = b.Const("b", RandomTensor(DType::kFloat16, {3072}, 122));
+  b.Output("y", b.Op("Gelu", "gelu", {b.Op("Add", "dense_bias", {h, bias})}));
+  const ir::Node* product = nullptr;
+  for (const ir::Node& n : b.g->nodes())
+    if (n.name == "dense") product = &n;
+  ASSERT_TRUE(product);
+  try {
+    backend::cuda::MatMulGeluKernel kernel(*b.g, *product, bias, 0);
+    kernel.Prepare({4096, 768});
+  } catch (const Error& e) {
+    ADD_FAILURE() << e.what();
+  }
 }
 
 TEST(CudaBackendGpu, PoolingMatchesReference) {
