@@ -199,14 +199,14 @@ bool CudaEngine::UsesLibraryFusions(const std::vector<Step>& steps) {
 void CudaEngine::PrepareLibraryPlans(const std::vector<std::optional<Shape>>& shapes,
                                      const std::function<void(const std::string&)>& report) const {
   auto shape = [&](ir::ValueId v) -> const Shape& { return *shapes[static_cast<size_t>(v)]; };
-  const auto library_steps = std::count_if(steps_.begin(), steps_.end(), [](const Step& s) {
+  auto library = [](const Step& s) {
     return s.kind == Step::Kind::kConv || s.kind == Step::Kind::kMatMul || s.kind == Step::Kind::kAttention ||
            s.kind == Step::Kind::kMatMulGelu;
-  });
+  };
+  const auto library_steps = std::count_if(steps_.begin(), steps_.end(), library);
   int64_t prepared = 0;
   for (const Step& s : steps_) {
-    if (s.kind == Step::Kind::kConv || s.kind == Step::Kind::kMatMul || s.kind == Step::Kind::kAttention ||
-        s.kind == Step::Kind::kMatMulGelu)
+    if (library(s))
       report(fmt::format("choosing library kernels: step {}/{} ({}, '{}')", ++prepared, library_steps, KernelName(s),
                          s.nodes.back()));
     if (s.kind == Step::Kind::kConv) s.conv->Prepare(shape(s.inputs[0]), shape(s.output));

@@ -13,6 +13,7 @@
 #include <numbers>
 #include <optional>
 
+#include "ir/dtype_class.h"
 #include "ir/graph_util.h"
 #include "ir/passes/pass.h"
 
@@ -41,8 +42,7 @@ class GeluMatcher {
     else
       return std::nullopt;
     const DType dtype = g_.value(m.x).dtype;
-    if (dtype != DType::kFloat32 && dtype != DType::kFloat16 && dtype != DType::kBFloat16 && dtype != DType::kFloat64)
-      return std::nullopt;
+    if (!InClass(dtype, kFloat)) return std::nullopt;
     const Node* add = SoleReader(erf.outputs[0]);
     if (!add || add->op != "Add" || Other(*add, erf.outputs[0]) == kNoValue || !Near(Other(*add, erf.outputs[0]), 1.0))
       return std::nullopt;
@@ -99,13 +99,9 @@ class GeluMatcher {
   // A one-element float constant within 4 float32 ulps (relative 5e-7) of `value`.
   bool Near(ValueId v, double value) const {
     const Tensor* t = g_.ConstantOf(v);
-    if (!t || t->num_elements() != 1 || !IsFloating(t->dtype()) || t->dtype() == DType::kFloat16 ||
-        t->dtype() == DType::kBFloat16)
+    if (!t || t->num_elements() != 1 || (t->dtype() != DType::kFloat32 && t->dtype() != DType::kFloat64))
       return false;
     return std::abs(t->DoubleAt(0) - value) <= 5e-7 * std::abs(value);
-  }
-  static bool IsFloating(DType d) {
-    return d == DType::kFloat32 || d == DType::kFloat64 || d == DType::kFloat16 || d == DType::kBFloat16;
   }
 
   const Graph& g_;
@@ -124,7 +120,7 @@ class GeluFusion final : public Pass {
       if (n.removed || n.op != "Erf") continue;
       const auto m = GeluMatcher(graph, consumers).FromErf(n);
       if (!m) continue;
-      const std::string name = names.Make(graph.node(graph.Producer(m->result)->id).name + "/gelu");
+      const std::string name = names.Make(graph.Producer(m->result)->name + "/gelu");
       AddReplacementNode(graph, "Gelu", name, {m->x}, m->result);
       for (NodeId dead : m->nodes) graph.node(dead).removed = true;
       consumers = graph.Consumers();
