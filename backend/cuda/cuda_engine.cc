@@ -429,17 +429,16 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
       // A Gelu that is the only reader of the product (and its bias) runs in a cuDNN product's
       // epilogue: the activated result is written once.
       const ir::Node* gelu = nullptr;
+      const ir::ValueId bias = add || n.inputs.size() > 2 ? s.inputs.back() : ir::kNoValue;
       if (fusions.gelu && HaveCudnn() && !ir::IsGraphOutput(g, s.output)) {
         const auto& readers = consumers[static_cast<size_t>(s.output)];
-        const ir::ValueId bias = add || n.inputs.size() > 2 ? s.inputs.back() : ir::kNoValue;
         if (readers.size() == 1 && !absorbed.count(readers[0]) && g.node(readers[0]).op == "Gelu" &&
             !MatMulGeluUnsupported(g, n, bias))
           gelu = &g.node(readers[0]);
       }
       if (gelu) {
         s.kind = Step::Kind::kMatMulGelu;
-        s.matmul_gelu =
-            std::make_unique<MatMulGeluKernel>(g, n, add || n.inputs.size() > 2 ? s.inputs.back() : ir::kNoValue, device_);
+        s.matmul_gelu = std::make_unique<MatMulGeluKernel>(g, n, bias, device_);
         s.inputs.resize(1);
         s.output = gelu->outputs[0];
         s.nodes.push_back(gelu->name);
