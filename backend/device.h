@@ -53,6 +53,10 @@ class DeviceServices {
   // Copies host <-> device() and within device().
   virtual const DataTransfer& transfer() const = 0;
   virtual std::unique_ptr<Stream> CreateStream() const = 0;
+  // Starts (true) or stops (false) the part of the program that a profiler of this device
+  // captures when told to wait for it (Nsight Compute's --profile-from-start off, Nsight
+  // Systems' --capture-range=cudaProfilerApi). Nothing where the device has no such profiler.
+  virtual void SetProfilerCapture(bool /*on*/) const {}
 };
 
 // The host: 64-byte aligned memory, synchronous streams, memcpy.

@@ -26,6 +26,8 @@
 #include <nlohmann/json.hpp>
 
 #include "api/model_format.h"
+#include "backend/backend.h"
+#include "backend/device.h"
 #include "backend/layer_profiler.h"
 #include "kiln/converter.h"
 #include "kiln/device.h"
@@ -382,7 +384,21 @@ int Bench(const BenchOptions& options) {
     say("kiln bench: measuring for {:.1f} s, {} thread(s)\n", options.duration_s, options.threads);
   const RunStats before = sig.stats();
   std::vector<double> lat;
-  const double wall_s = drive(options.iterations, options.duration_s, &lat);
+  // Only the measured runs are what a device profiler started with "wait for the program"
+  // (ncu --profile-from-start off, nsys --capture-range=cudaProfilerApi) captures, as with trtexec.
+  const backend::DeviceServices* profiled = nullptr;
+  if (engine_device.kind != DeviceKind::kCpu) {
+    profiled = &backend::ServicesOf(engine_device);
+    profiled->SetProfilerCapture(true);
+  }
+  double wall_s = 0;
+  try {
+    wall_s = drive(options.iterations, options.duration_s, &lat);
+  } catch (...) {
+    if (profiled) profiled->SetProfilerCapture(false);
+    throw;
+  }
+  if (profiled) profiled->SetProfilerCapture(false);
   const RunStats stats = sig.stats();
   std::sort(lat.begin(), lat.end());
   const int64_t n = static_cast<int64_t>(lat.size());

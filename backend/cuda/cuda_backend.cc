@@ -108,6 +108,16 @@ std::optional<std::string> CudaBackend::Unsupported(const ir::Graph& graph, cons
       return fmt::format("{} with a shape computed from values runs natively", node.op);
     return std::nullopt;
   }
+  if (node.op == "Slice" || node.op == "StridedSlice" || node.op == "Reverse") {
+    const ir::SymShape& x = graph.value(node.inputs[0]).shape;
+    if (!x.rank_known || x.rank() > kMaxEltwiseRank)
+      return fmt::format("{} needs an input of known rank up to {}", node.op, kMaxEltwiseRank);
+    for (size_t i = 1; i < node.inputs.size(); ++i)
+      if (!known_before_run(node.inputs[i]))
+        return fmt::format("{} with {} computed from tensor values runs natively", node.op,
+                           node.op == "Reverse" ? "axes" : "bounds");
+    return std::nullopt;
+  }
   if (node.op == "BroadcastTo") {
     if (!known_before_run(node.inputs[1])) return "BroadcastTo with a shape computed from values runs natively";
     return std::nullopt;

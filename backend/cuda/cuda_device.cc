@@ -1,5 +1,6 @@
 #include "backend/cuda/cuda_device.h"
 
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 #include <fmt/format.h>
 
@@ -103,6 +104,10 @@ class CudaServices final : public DeviceServices {
   const Allocator& allocator() const override { return allocator_; }
   const DataTransfer& transfer() const override { return transfer_; }
   std::unique_ptr<Stream> CreateStream() const override { return std::make_unique<CudaStream>(device_); }
+  void SetProfilerCapture(bool on) const override {
+    DeviceScope scope(device_);
+    Check(on ? cudaProfilerStart() : cudaProfilerStop(), on ? "cudaProfilerStart" : "cudaProfilerStop");
+  }
 
  private:
   int device_;

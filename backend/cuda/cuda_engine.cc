@@ -512,6 +512,18 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
       for (int64_t& p : s.perm) p = p < 0 ? p + rank : p;
       s.eltwise = CopyKernel(g.value(n.inputs[0]).dtype, arch);
       s.inputs.resize(1);
+    } else if (n.op == "Slice" || n.op == "StridedSlice" || n.op == "Reverse") {
+      s.kind = Step::Kind::kSlice;
+      s.slice_op = n.op;
+      s.slice_params.assign(n.inputs.begin() + 1, n.inputs.end());
+      for (ir::ValueId v : s.slice_params)
+        if (!g.ConstantOf(v) && !host_value[static_cast<size_t>(v)])
+          throw Error(ErrorCode::kInvalidArgument,
+                      fmt::format("node '{}' ({}): input '{}' is neither a constant nor computed from shapes", n.name,
+                                  n.op, g.value(v).name));
+      if (n.op == "StridedSlice") s.slice_masks = ir::array::StridedSliceMasksOf(n.attrs);
+      s.eltwise = CopyKernel(g.value(n.inputs[0]).dtype, arch);
+      s.inputs.resize(1);
     } else if (n.op == "Gather") {
       s.kind = Step::Kind::kGather;
       s.gather = std::make_unique<GatherKernel>(g, n, arch);
@@ -832,6 +844,16 @@ void CudaEngine::EnqueueSteps(const Specialized& specialized, std::span<const Te
         case Step::Kind::kConcat:
           LaunchConcat(in, step.axis, out, s);
           break;
+        case Step::Kind::kSlice: {
+          const ir::array::StridedCopyGeometry g = SliceGeometryOf(step, in[0].shape(), specialized.spec);
+          int64_t first = 0, stride = 1;
+          for (size_t d = g.begin.size(); d-- > 0;) {
+            first += g.begin[d] * stride;
+            stride *= in[0].dim(static_cast<int>(d));
+          }
+          step.eltwise->LaunchStrided(in[0], first, g.step, g.sizes, out, s);
+          break;
+        }
         case Step::Kind::kConv:
           step.conv->Launch(in[0], in.size() > 1 ? &in[1] : nullptr, out, s);
           break;
@@ -892,6 +914,7 @@ std::string CudaEngine::KernelName(const Step& s) {
     case Step::Kind::kView: return "view";
     case Step::Kind::kRow: return "nvrtc row";
     case Step::Kind::kTranspose: return "nvrtc transpose";
+    case Step::Kind::kSlice: return "nvrtc slice";
     case Step::Kind::kConcat: return "copies";
     case Step::Kind::kConv: return "cudnn";
     case Step::Kind::kPool: return "nvrtc pool";
@@ -902,6 +925,26 @@ std::string CudaEngine::KernelName(const Step& s) {
     case Step::Kind::kNorm: return s.norm->residual() ? "nvrtc add+layernorm" : "nvrtc layernorm";
   }
   return "?";
+}
+
+ir::array::StridedCopyGeometry CudaEngine::SliceGeometryOf(const Step& step, const Shape& x,
+                                                           const Specialization& spec) const {
+  std::vector<std::vector<int64_t>> params;
+  for (ir::ValueId v : step.slice_params) {
+    const Tensor* c = graph_.ConstantOf(v);
+    params.push_back(c ? c->ToInt64Vector() : spec.host_values[static_cast<size_t>(v)].ToInt64Vector());
+  }
+  ir::array::StridedCopyGeometry g;
+  std::string err;
+  if (step.slice_op == "Slice")
+    err = ir::array::SliceGeometry(x, params.at(0), params.at(1), &g);
+  else if (step.slice_op == "StridedSlice")
+    err = ir::array::StridedSliceGeometry(x, params.at(0), params.at(1), params.at(2), step.slice_masks, &g);
+  else
+    err = ir::array::ReverseGeometry(x, params.at(0), &g);
+  if (!err.empty())
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("node '{}' ({}): {}", step.nodes.at(0), step.slice_op, err));
+  return g;
 }
 
 std::vector<CudaEngine::StepInfo> CudaEngine::steps() const {

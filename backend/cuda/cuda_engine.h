@@ -27,6 +27,7 @@
 #include "backend/cuda/norm_kernel.h"
 #include "backend/cuda/pool_kernel.h"
 #include "backend/cuda/row_kernel.h"
+#include "ir/ops/array_common.h"
 
 namespace kiln::backend::cuda {
 
@@ -64,7 +65,7 @@ class CudaEngine final : public Engine {
 
  private:
   struct Step {
-    enum class Kind { kEltwise, kMatMul, kView, kRow, kTranspose, kConcat, kConv, kPool, kGather, kBroadcast, kNorm, kAttention, kMatMulGelu };
+    enum class Kind { kEltwise, kMatMul, kView, kRow, kTranspose, kConcat, kConv, kPool, kGather, kBroadcast, kNorm, kAttention, kMatMulGelu, kSlice };
     Kind kind = Kind::kView;
     std::vector<ir::ValueId> inputs;
     ir::ValueId output = ir::kNoValue;
@@ -85,6 +86,11 @@ class CudaEngine final : public Engine {
     std::vector<ir::ValueId> group_outputs;
     Tensor group_weights, group_bias;
     std::vector<int64_t> perm;         // Transpose
+    // Slice, StridedSlice, Reverse: the op, its begin/size/end/strides/axis inputs (constants or
+    // host values) and StridedSlice's masks; inputs[0] is the sliced tensor.
+    std::string slice_op;
+    std::vector<ir::ValueId> slice_params;
+    ir::array::StridedSliceMasks slice_masks;
     int64_t axis = 0;                  // Concat (may be negative)
     std::vector<ir::ValueId> release;  // values last read by this step
   };
@@ -116,6 +122,8 @@ class CudaEngine final : public Engine {
   static std::pair<Shape, Shape> SiblingShapes(const Step& step, const Shape& left, const Shape& result);
   // What runs a step, as steps() and the layer profile name it.
   static std::string KernelName(const Step& s);
+  // What a slice step copies out of an input of shape `x`, for the specialization's host values.
+  ir::array::StridedCopyGeometry SliceGeometryOf(const Step& step, const Shape& x, const Specialization& spec) const;
   // Fusions that run in cuDNN graphs, which cuDNN may refuse for a shape: the engine then builds
   // its steps again without them.
   struct LibraryFusions {

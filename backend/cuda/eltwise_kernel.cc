@@ -117,6 +117,24 @@ void EltwiseKernel::LaunchPermuted(const Tensor& in, std::span<const int64_t> pe
   Run(Merge(full), {&pointer, 1}, out, stream);
 }
 
+void EltwiseKernel::LaunchStrided(const Tensor& in, int64_t first, std::span<const int64_t> steps, const Shape& sizes,
+                                  Tensor& out, cudaStream_t stream) const {
+  if (program_.inputs.size() != 1 || steps.size() != sizes.size() || NumElements(sizes) != out.num_elements())
+    throw Error(ErrorCode::kInternal, "elementwise kernel: a strided launch needs one input and a step per dim");
+  if (out.num_elements() == 0) return;
+  std::vector<long long> in_strides(static_cast<size_t>(in.rank()), 1);
+  for (int d = in.rank() - 1; d > 0; --d)
+    in_strides[static_cast<size_t>(d - 1)] = in_strides[static_cast<size_t>(d)] * in.dim(d);
+  if (in_strides.size() != sizes.size())
+    throw Error(ErrorCode::kInternal, "elementwise kernel: a strided launch needs a step per input dim");
+  Walk full;
+  full.dims.assign(sizes.begin(), sizes.end());
+  full.strides.resize(1);
+  for (size_t d = 0; d < sizes.size(); ++d) full.strides[0].push_back(steps[d] * in_strides[d]);
+  const void* pointer = static_cast<const char*>(in.raw_data()) + first * static_cast<int64_t>(DTypeSize(in.dtype()));
+  Run(Merge(full), {&pointer, 1}, out, stream);
+}
+
 void EltwiseKernel::Run(const Walk& w, std::span<const void* const> inputs, Tensor& out, cudaStream_t stream) const {
   const size_t k = program_.inputs.size();
   const int64_t n = out.num_elements();
@@ -139,14 +157,25 @@ void EltwiseKernel::Run(const Walk& w, std::span<const void* const> inputs, Tens
   const int64_t max_blocks = int64_t{multiprocessors_} * 16;
   const void* kernel = nullptr;
   int64_t blocks = 0;
-  if (CanVectorize(w, inputs, out)) {
+  // The 32-bit kernels index with unsigned offsets: every input's offsets must be non-negative
+  // and below 2^31 (a slice can walk backwards, or read far into a larger input).
+  bool offsets32 = true;
+  for (const std::vector<long long>& s : w.strides) {
+    long long reach = 0;
+    for (size_t d = 0; d < s.size(); ++d) {
+      if (s[d] < 0) offsets32 = false;
+      reach += (w.dims[d] - 1) * (s[d] < 0 ? -s[d] : s[d]);
+    }
+    if (reach >= (int64_t{1} << 31)) offsets32 = false;
+  }
+  if (offsets32 && CanVectorize(w, inputs, out)) {
     const int64_t vectors = n / vector_width_;
     blocks = std::min<int64_t>((vectors + kBlock - 1) / kBlock, max_blocks);
     kernel = reinterpret_cast<const void*>(kernel_vector_);
   } else {
     blocks = std::min<int64_t>((n + kBlock - 1) / kBlock, max_blocks);
     // 32-bit indices while i + four times the grid's stride cannot overflow them.
-    const bool small = n + 4 * blocks * kBlock < (int64_t{1} << 31);
+    const bool small = offsets32 && n + 4 * blocks * kBlock < (int64_t{1} << 31);
     kernel = reinterpret_cast<const void*>(small ? kernel32_ : kernel64_);
   }
   Check(cudaLaunchKernel(kernel, dim3(static_cast<unsigned>(blocks)), dim3(kBlock), args.data(), 0, stream),

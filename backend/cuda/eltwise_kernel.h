@@ -36,6 +36,11 @@ class EltwiseKernel {
   // One-input programs: out[i_0, ..., i_r] = f(in[j]) where input dim perm[d] is output dim d
   // (Transpose, with the identity program).
   void LaunchPermuted(const Tensor& in, std::span<const int64_t> perm, Tensor& out, cudaStream_t stream) const;
+  // One-input programs: out's element k (its index (k_0, ..., k_r) in `sizes`, which has out's
+  // element count) is f(in's flat element first + sum_d k_d * steps[d]); steps may be negative
+  // (Slice, StridedSlice and Reverse, with the identity program).
+  void LaunchStrided(const Tensor& in, int64_t first, std::span<const int64_t> steps, const Shape& sizes, Tensor& out,
+                     cudaStream_t stream) const;
   // Whether Launch with these tensors runs the vector loop (EltwiseVectorWidth elements per
   // load and store) rather than one element per load.
   bool UsesVectorLoop(std::span<const Tensor> inputs, const Tensor& out) const;

@@ -11,17 +11,27 @@ namespace {
 constexpr const char* kGatherSource = R"(
 typedef __KILN_E__ E;
 typedef __KILN_I__ I;
-extern "C" __global__ void kiln_gather(const E* params, const I* indices, E* out, long long outer, long long dim,
-                                       long long count, long long inner) {
+// out[o, i, n] = params[o, indices[i], n] in units U: elements, or 16 bytes of a row.
+template <typename U>
+__device__ __forceinline__ void KilnGather(const U* params, const I* indices, U* out, long long outer, long long dim,
+                                           long long count, long long inner) {
   const long long total = outer * count * inner;
   for (long long k = blockIdx.x * (long long)blockDim.x + threadIdx.x; k < total;
        k += (long long)gridDim.x * blockDim.x) {
-    const long long n = k % inner;
-    const long long i = (k / inner) % count;
-    const long long o = k / (inner * count);
-    const long long index = (long long)indices[i];
-    out[k] = index >= 0 && index < dim ? params[(o * dim + index) * inner + n] : E();
+    const long long row = k / inner;
+    const long long n = k - row * inner;
+    const long long o = row / count;
+    const long long index = (long long)indices[row - o * count];
+    out[k] = index >= 0 && index < dim ? params[(o * dim + index) * inner + n] : U();
   }
+}
+extern "C" __global__ void kiln_gather(const E* params, const I* indices, E* out, long long outer, long long dim,
+                                       long long count, long long inner) {
+  KilnGather<E>(params, indices, out, outer, dim, count, inner);
+}
+extern "C" __global__ void kiln_gather_vec(const uint4* params, const I* indices, uint4* out, long long outer,
+                                           long long dim, long long count, long long inner) {
+  KilnGather<uint4>(params, indices, out, outer, dim, count, inner);
 }
 )";
 
@@ -75,6 +85,8 @@ GatherKernel::GatherKernel(const ir::Graph& graph, const ir::Node& node, GpuArch
       GatherKernelSource(DTypeSize(graph.value(node.inputs[0]).dtype), graph.value(node.inputs[1]).dtype),
       "kiln_gather", arch);
   kernel_ = module_->Kernel("kiln_gather");
+  kernel_vec_ = module_->Kernel("kiln_gather_vec");
+  element_bytes_ = static_cast<int64_t>(DTypeSize(graph.value(node.inputs[0]).dtype));
 }
 
 void GatherKernel::Launch(const Tensor& params, const Tensor& indices, Tensor& out, cudaStream_t stream) const {
@@ -89,8 +101,16 @@ void GatherKernel::Launch(const Tensor& params, const Tensor& indices, Tensor& o
   const void* p = params.raw_data();
   const void* i = indices.raw_data();
   void* y = out.raw_data();
+  // Rows of whole 16-byte units at 16-byte aligned addresses (embedding rows of 8 float16s and
+  // more) are copied 16 bytes per thread and step.
+  const long long row_bytes = inner * element_bytes_;
+  const bool vector = row_bytes % 16 == 0 && reinterpret_cast<uintptr_t>(p) % 16 == 0 &&
+                      reinterpret_cast<uintptr_t>(y) % 16 == 0;
+  if (vector) inner = row_bytes / 16;
+  const long long units = vector ? total * element_bytes_ / 16 : total;
   void* args[] = {&p, &i, &y, &outer, &dim, &count, &inner};
-  Check(cudaLaunchKernel(reinterpret_cast<const void*>(kernel_), dim3(GridFor(total, 256)), dim3(256), args, 0, stream),
+  Check(cudaLaunchKernel(reinterpret_cast<const void*>(vector ? kernel_vec_ : kernel_), dim3(GridFor(units, 256)),
+                         dim3(256), args, 0, stream),
         "cudaLaunchKernel (gather)");
 }
 

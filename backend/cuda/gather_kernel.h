@@ -1,9 +1,9 @@
 // Gather (batch_dims 0, constant axis) on the GPU: out[o, i, n] = params[o, indices[i], n] for
 // params viewed as [outer, axis dim, inner], as a generated kernel that copies elements by their
-// byte width, so every dtype works; int32 or int64 indices. An index outside [0, dim) (the IR's
-// Gather has TensorFlow's semantics: importers turn ONNX's negative indices into these) gives
-// zeros, as TensorFlow's GPU kernel does, where the reference executor reports an error: a GPU
-// kernel cannot raise one.
+// byte width, or 16 bytes at a time where rows are whole 16-byte units, so every dtype works;
+// int32 or int64 indices. An index outside [0, dim) (the IR's Gather has TensorFlow's
+// semantics: importers turn ONNX's negative indices into these) gives zeros, as TensorFlow's GPU
+// kernel does, where the reference executor reports an error: a GPU kernel cannot raise one.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -31,6 +31,8 @@ class GatherKernel {
   int64_t axis_ = 0;
   std::shared_ptr<const CudaModule> module_;
   cudaKernel_t kernel_ = nullptr;
+  cudaKernel_t kernel_vec_ = nullptr;  // 16 bytes per thread and step (kiln_gather_vec)
+  int64_t element_bytes_ = 0;
 };
 
 }  // namespace kiln::backend::cuda

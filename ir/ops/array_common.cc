@@ -24,6 +24,16 @@ std::vector<int64_t> IntValues(const Tensor& t) { return t.ToInt64Vector(); }
 
 // ---------------------------------------------------------------------------------------------
 
+StridedSliceMasks StridedSliceMasksOf(const AttrMap& attrs) {
+  StridedSliceMasks m;
+  m.begin_mask = attrs.GetOr<int64_t>("begin_mask", 0);
+  m.end_mask = attrs.GetOr<int64_t>("end_mask", 0);
+  m.ellipsis_mask = attrs.GetOr<int64_t>("ellipsis_mask", 0);
+  m.new_axis_mask = attrs.GetOr<int64_t>("new_axis_mask", 0);
+  m.shrink_axis_mask = attrs.GetOr<int64_t>("shrink_axis_mask", 0);
+  return m;
+}
+
 std::string ComputeStridedSlice(const std::vector<Dim>& input_dims, int64_t spec_len, const std::vector<int64_t>* begin,
                                 const std::vector<int64_t>* end, const std::vector<int64_t>* strides,
                                 const StridedSliceMasks& masks, StridedSliceResult* out) {
@@ -341,12 +351,7 @@ std::optional<SymVector> EvalNode(const Graph& g, const Value& v, const Node& n,
       const Tensor *b = ConstOf(g, n, 1), *e = ConstOf(g, n, 2), *s = ConstOf(g, n, 3);
       if (!b || !e || !s) return std::nullopt;
       const auto bv = IntValues(*b), ev = IntValues(*e), sv = IntValues(*s);
-      StridedSliceMasks m;
-      m.begin_mask = n.attrs.GetOr<int64_t>("begin_mask", 0);
-      m.end_mask = n.attrs.GetOr<int64_t>("end_mask", 0);
-      m.ellipsis_mask = n.attrs.GetOr<int64_t>("ellipsis_mask", 0);
-      m.new_axis_mask = n.attrs.GetOr<int64_t>("new_axis_mask", 0);
-      m.shrink_axis_mask = n.attrs.GetOr<int64_t>("shrink_axis_mask", 0);
+      const StridedSliceMasks m = StridedSliceMasksOf(n.attrs);
       StridedSliceResult r;
       if (!ComputeStridedSlice(dims, static_cast<int64_t>(sv.size()), &bv, &ev, &sv, m, &r).empty()) return std::nullopt;
       if (r.final_shape.size() > 1) return std::nullopt;
@@ -504,6 +509,63 @@ Dim MergeDim(const InferContext& ctx, Dim a, Dim b, const std::string& what) {
   if (a == kUnknownDim) return b;
   if (b == kUnknownDim) return a;
   return a;  // two different symbols: keep the first
+}
+
+std::string SliceGeometry(const Shape& x, const std::vector<int64_t>& begin, const std::vector<int64_t>& size,
+                          StridedCopyGeometry* out) {
+  const size_t rank = x.size();
+  if (begin.size() != rank || size.size() != rank)
+    return fmt::format("begin and size must have {} entries (the rank of input shape {}), got {} and {}", rank,
+                       ShapeToString(x), begin.size(), size.size());
+  out->begin = begin;
+  out->step.assign(rank, 1);
+  out->sizes.assign(rank, 0);
+  for (size_t d = 0; d < rank; ++d) {
+    const int64_t n = x[d];
+    if (begin[d] < 0 || begin[d] > n)
+      return fmt::format("expected begin[{}] in [0, {}], got {} (input shape {})", d, n, begin[d], ShapeToString(x));
+    const int64_t taken = size[d] == -1 ? n - begin[d] : size[d];
+    if (taken < 0 || taken > n - begin[d])
+      return fmt::format("expected size[{}] in [0, {}], got {} (begin[{}] = {}, input shape {})", d, n - begin[d], size[d], d,
+                         begin[d], ShapeToString(x));
+    out->sizes[d] = taken;
+  }
+  out->out_shape = out->sizes;
+  return "";
+}
+
+std::string StridedSliceGeometry(const Shape& x, const std::vector<int64_t>& begin, const std::vector<int64_t>& end,
+                                 const std::vector<int64_t>& strides, const StridedSliceMasks& masks,
+                                 StridedCopyGeometry* out) {
+  StridedSliceResult r;
+  std::string err = ComputeStridedSlice(std::vector<Dim>(x.begin(), x.end()), static_cast<int64_t>(strides.size()), &begin,
+                                        &end, &strides, masks, &r);
+  if (!err.empty()) return fmt::format("{} (input shape {})", err, ShapeToString(x));
+  out->begin = r.begin;
+  out->step = r.strides;
+  out->sizes.assign(r.processing_shape.begin(), r.processing_shape.end());
+  out->out_shape.assign(r.final_shape.begin(), r.final_shape.end());
+  return "";
+}
+
+std::string ReverseGeometry(const Shape& x, const std::vector<int64_t>& axes, StridedCopyGeometry* out) {
+  const int64_t rank = static_cast<int64_t>(x.size());
+  std::vector<bool> reversed(x.size(), false);
+  for (int64_t a : axes) {
+    const std::optional<int64_t> axis = NormalizeAxis(a, rank);
+    if (!axis) return fmt::format("axis {} is out of range [{}, {}) for shape {}", a, -rank, rank, ShapeToString(x));
+    if (reversed[static_cast<size_t>(*axis)]) return fmt::format("axis {} is specified more than once", *axis);
+    reversed[static_cast<size_t>(*axis)] = true;
+  }
+  out->begin.clear();
+  out->step.clear();
+  for (size_t d = 0; d < x.size(); ++d) {
+    out->begin.push_back(reversed[d] ? x[d] - 1 : 0);
+    out->step.push_back(reversed[d] ? -1 : 1);
+  }
+  out->sizes = x;
+  out->out_shape = x;
+  return "";
 }
 
 }  // namespace kiln::ir::array

@@ -27,6 +27,9 @@ struct StridedSliceMasks {
   int64_t begin_mask = 0, end_mask = 0, ellipsis_mask = 0, new_axis_mask = 0, shrink_axis_mask = 0;
 };
 
+// The masks of a StridedSlice node (absent attributes are 0).
+StridedSliceMasks StridedSliceMasksOf(const AttrMap& attrs);
+
 struct StridedSliceResult {
   // Per input dimension (dense spec): canonical begin/end/stride. Valid only where known.
   std::vector<int64_t> begin, end, strides;
@@ -39,6 +42,24 @@ struct StridedSliceResult {
 std::string ComputeStridedSlice(const std::vector<Dim>& input_dims, int64_t spec_len, const std::vector<int64_t>* begin,
                                 const std::vector<int64_t>* end, const std::vector<int64_t>* strides,
                                 const StridedSliceMasks& masks, StridedSliceResult* out);
+
+// The elements Slice, StridedSlice and Reverse copy out of a static input shape: output
+// element (k_0, ..., k_r) of `sizes` is input element (begin_d + k_d * step_d)_d, and the result
+// has the shape `out_shape` (the same element count; StridedSlice's shrunk and new axes). One
+// definition for the reference kernels and the device kernels. Each returns an error message, or
+// "" on success.
+struct StridedCopyGeometry {
+  std::vector<int64_t> begin, step;
+  Shape sizes, out_shape;
+};
+// Slice(x, begin, size), TensorFlow's rules: begin in [0, dim], size -1 for the rest of the dim.
+std::string SliceGeometry(const Shape& x, const std::vector<int64_t>& begin, const std::vector<int64_t>& size,
+                          StridedCopyGeometry* out);
+std::string StridedSliceGeometry(const Shape& x, const std::vector<int64_t>& begin, const std::vector<int64_t>& end,
+                                 const std::vector<int64_t>& strides, const StridedSliceMasks& masks,
+                                 StridedCopyGeometry* out);
+// Reverse(x, axes): each axis in [-rank, rank), at most once.
+std::string ReverseGeometry(const Shape& x, const std::vector<int64_t>& axes, StridedCopyGeometry* out);
 
 // ---------------------------------------------------------------------------------------------
 // Reshape: resolves a target shape (with at most one -1) against a static input shape,

@@ -66,12 +66,7 @@ void InferStridedSlice(InferContext& ctx) {
   std::optional<int64_t> len;
   for (int i = 1; i <= 3 && !len; ++i) len = array::StaticLength(ctx, i);
   if (!in.rank_known || !len) return ctx.SetOutput(0, ctx.input_dtype(0), SymShape::Unknown());
-  array::StridedSliceMasks m;
-  m.begin_mask = ctx.attrs().GetOr<int64_t>("begin_mask", 0);
-  m.end_mask = ctx.attrs().GetOr<int64_t>("end_mask", 0);
-  m.ellipsis_mask = ctx.attrs().GetOr<int64_t>("ellipsis_mask", 0);
-  m.new_axis_mask = ctx.attrs().GetOr<int64_t>("new_axis_mask", 0);
-  m.shrink_axis_mask = ctx.attrs().GetOr<int64_t>("shrink_axis_mask", 0);
+  const array::StridedSliceMasks m = array::StridedSliceMasksOf(ctx.attrs());
   array::StridedSliceResult r;
   std::string err = array::ComputeStridedSlice(in.dims, *len, begin ? &*begin : nullptr, end ? &*end : nullptr,
                                                strides ? &*strides : nullptr, m, &r);

@@ -5,6 +5,7 @@
 #   bash tests/device/gpu_suite.sh .device/gpu.tar.gz
 # KILN_GPU_TEST_FILTER narrows the unit tests; KILN_GPU_MODELS=0 skips the model checks;
 # KILN_GPU_COMPARE_ARGS runs bench/gpu_compare.py with those arguments ("-" for its defaults).
+# KILN_GPU_KERNEL_PROFILE_ARGS runs bench/gpu_kernel_profile.py (Nsight Compute, Kiln against torch.compile).
 set -uo pipefail
 archive=${1:-.device/gpu.tar.gz}
 out=${OUT:-/tmp/kiln-gpu-suite}
@@ -102,6 +103,16 @@ if [ -n "${KILN_GPU_COMPARE_ARGS:-}" ]; then
   args=$KILN_GPU_COMPARE_ARGS; [ "$args" = - ] && args=
   # shellcheck disable=SC2086
   python3 "$(dirname "$0")/../../bench/gpu_compare.py" --kiln "$kiln" --json "$out/gpu_compare.json" $args 2>&1 |
+    grep --line-buffered -vE "Warning|warn\(|^ +(return|is_causal|torch\.)" || status=1
+fi
+
+# Kernel-by-kernel time of one inference, Kiln against torch.compile (bench/gpu_kernel_profile.py,
+# Nsight Compute) when KILN_GPU_KERNEL_PROFILE_ARGS is set ("-" for its defaults).
+if [ -n "${KILN_GPU_KERNEL_PROFILE_ARGS:-}" ]; then
+  echo "== bench/gpu_kernel_profile.py"
+  args=$KILN_GPU_KERNEL_PROFILE_ARGS; [ "$args" = - ] && args=
+  # shellcheck disable=SC2086
+  python3 "$(dirname "$0")/../../bench/gpu_kernel_profile.py" --kiln "$kiln" --json "$out/gpu_kernel_profile.json" $args 2>&1 |
     grep --line-buffered -vE "Warning|warn\(|^ +(return|is_causal|torch\.)" || status=1
 fi
 

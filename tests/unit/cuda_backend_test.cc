@@ -1389,6 +1389,80 @@ TEST(CudaBackendGpu, TransposeAndConcat) {
   }
 }
 
+// Slices copy on the device with the reference's geometry (ir::array::StridedSliceGeometry):
+// every StridedSlice mask, negative strides (backwards walks take the 64-bit kernel), Reverse,
+// Slice with size -1, and bounds computed on the host from the input's shape.
+TEST(CudaBackendGpu, SlicesMatchTheReference) {
+  SKIP_WITHOUT_GPU();
+  auto i64 = [](Builder& b, const std::string& name, std::vector<int64_t> v) {
+    return b.Const(name, Tensor::FromVector<int64_t>(DType::kInt64, {static_cast<int64_t>(v.size())}, v));
+  };
+  struct Case {
+    const char* name;
+    std::vector<int64_t> begin, end, strides;
+    ir::array::StridedSliceMasks masks;
+  };
+  const std::vector<Case> cases = {
+      {"rows", {1, 0, 0}, {3, 6, 16}, {1, 1, 1}, {}},
+      {"step2", {0, 1, 0}, {4, 6, 16}, {1, 2, 3}, {}},
+      {"backwards", {-1, 0, 15}, {0, 6, 0}, {-1, 1, -2}, {.begin_mask = 1, .end_mask = 5}},
+      {"shrink", {0, 2, 0}, {4, 3, 16}, {1, 1, 1}, {.shrink_axis_mask = 2}},
+      {"ellipsis+newaxis", {0, 0, 8}, {0, 0, 16}, {1, 1, 1}, {.ellipsis_mask = 1, .new_axis_mask = 2}},
+      {"last", {0, -1}, {0, 0}, {1, 1}, {.begin_mask = 1, .end_mask = 1, .shrink_axis_mask = 2}},
+  };
+  for (DType dtype : {DType::kFloat32, DType::kFloat16, DType::kInt64, DType::kBool}) {
+    Builder b;
+    const ir::ValueId x = b.Input("x", {4, 6, 16}, dtype);
+    for (const Case& c : cases) {
+      auto attrs = testutil::Attrs({{"begin_mask", c.masks.begin_mask},
+                                    {"end_mask", c.masks.end_mask},
+                                    {"ellipsis_mask", c.masks.ellipsis_mask},
+                                    {"new_axis_mask", c.masks.new_axis_mask},
+                                    {"shrink_axis_mask", c.masks.shrink_axis_mask}});
+      const std::string n = c.name;
+      b.Output(n, b.Op("StridedSlice", n,
+                       {x, i64(b, n + "_b", c.begin), i64(b, n + "_e", c.end), i64(b, n + "_s", c.strides)}, attrs));
+    }
+    b.Output("slice", b.Op("Slice", "slice", {x, i64(b, "sb", {1, 2, 3}), i64(b, "ss", {2, -1, 8})}));
+    b.Output("reverse", b.Op("Reverse", "reverse", {x, i64(b, "axes", {0, -1})}));
+    auto engine = CheckOnGpu(b, {RandomTensor(dtype, {4, 6, 16}, 71)}, fmt::format("slices {}", DTypeName(dtype)));
+    ASSERT_TRUE(engine);
+    for (const auto& step : dynamic_cast<const CudaEngine&>(*engine).steps())
+      EXPECT_EQ(step.kernel, "nvrtc slice") << step.nodes;
+  }
+  // Bounds from the input's shape (x[:, : width / 2]): computed on the host per input shapes.
+  Builder d;
+  const ir::ValueId x = d.Input("x", {d.Symbol("n"), d.Symbol("w")});
+  const ir::ValueId shape = d.Op("Shape", "shape", {x}, testutil::Attrs({{"out_type", DType::kInt64}}));
+  const ir::ValueId half = d.Op("FloorDiv", "half", {shape, i64(d, "two", {2, 2})});
+  const ir::ValueId y = d.Op("StridedSlice", "left", {x, i64(d, "zero", {0, 0}), half, i64(d, "ones", {1, 1})},
+                             testutil::Attrs({{"begin_mask", int64_t{1}}, {"end_mask", int64_t{1}}}));
+  d.Output("y", y);
+  CudaBackend cuda;
+  for (const ir::Node& n : d.g->nodes()) {
+    if (n.op != "Constant") {
+      EXPECT_EQ(cuda.Unsupported(*d.g, n), std::nullopt) << n.name;
+    }
+  }
+  backend::Profile profile;
+  profile.inputs.push_back({{1, 2}, {3, 10}, {8, 64}});
+  auto engine = cuda.Compile(*d.g, profile, {});
+  runtime::ReferenceExecutor ref(d.g);
+  for (Shape s : {Shape{3, 10}, Shape{8, 63}, Shape{1, 2}}) {
+    const Tensor in = RandomTensor(DType::kFloat32, s, 72);
+    ExpectMatches(RunOnGpu(*engine, {in}).at(0), ref.Run({in}).at(0), "x[:, :w/2] at " + ShapeToString(s));
+  }
+  // Bounds computed from tensor values stay native.
+  Builder v;
+  const ir::ValueId vx = v.Input("x", {8});
+  const ir::ValueId vb = v.Input("b", {1}, DType::kInt64);
+  const ir::ValueId vy = v.Op("Slice", "s", {vx, vb, i64(v, "size", {2})});
+  v.Output("y", vy);
+  auto why = cuda.Unsupported(*v.g, *v.g->Producer(vy));
+  ASSERT_TRUE(why.has_value());
+  EXPECT_NE(why->find("computed from tensor values"), std::string::npos) << *why;
+}
+
 TEST(CudaBackendGpu, ViewsAndDynamicShapesAndInPlaceOutputs) {
   SKIP_WITHOUT_GPU();
   Builder b;
@@ -1523,6 +1597,40 @@ TEST(CudaBackendGpu, ShapeComputationsAndGathersRunInOneEngine) {
   ASSERT_TRUE(engine);
   for (const auto& step : dynamic_cast<const CudaEngine&>(*engine).steps())
     EXPECT_EQ(step.nodes.find("shape"), std::string::npos) << "Shape ran as a device step: " << step.nodes;
+}
+
+// Rows of whole 16-byte units (embedding rows) are copied 16 bytes at a time, others element by
+// element; both against the reference, on every axis position and index dtype.
+TEST(CudaBackendGpu, GathersOfWholeRowsAndOfSingleElementsMatchTheReference) {
+  SKIP_WITHOUT_GPU();
+  struct Case {
+    DType dtype;
+    Shape params;
+    int64_t axis;
+    DType index;
+  };
+  const std::vector<Case> cases = {{DType::kFloat16, {50, 768}, 0, DType::kInt64},
+                                   {DType::kFloat32, {3, 10, 16}, 1, DType::kInt32},
+                                   {DType::kFloat16, {10, 12}, 0, DType::kInt32},
+                                   {DType::kBool, {10, 3}, 0, DType::kInt64},
+                                   {DType::kInt64, {4, 10}, 1, DType::kInt64}};
+  for (const Case& c : cases) {
+    Builder b;
+    const ir::ValueId p = b.Input("p", c.params, c.dtype);
+    const ir::ValueId ids = b.Input("ids", {2, 3}, c.index);
+    b.Output("y", b.Op("Gather", "g", {p, ids, b.Const("axis", Tensor::Scalar<int64_t>(DType::kInt64, c.axis))}));
+    Tensor idx(c.index, {2, 3});
+    const int64_t dim = c.params[static_cast<size_t>(c.axis)];
+    for (int64_t k = 0; k < 6; ++k) {
+      const int64_t v = (k * 7 + 3) % dim;
+      if (c.index == DType::kInt32)
+        idx.data<int32_t>()[k] = static_cast<int32_t>(v);
+      else
+        idx.data<int64_t>()[k] = v;
+    }
+    ASSERT_TRUE(CheckOnGpu(b, {RandomTensor(c.dtype, c.params, 81), idx},
+                           fmt::format("gather {} {} axis {}", DTypeName(c.dtype), ShapeToString(c.params), c.axis)));
+  }
 }
 
 TEST(CudaBackendGpu, SavedEnginesLoadWithoutCompiling) {
