@@ -1,14 +1,12 @@
-#!/ usr / bin / env python3
-""
-    "Where one inference's GPU time goes, kernel by kernel: Kiln against torch.compile, same model.
+#!/usr/bin/env python3
+"""Where one inference's GPU time goes, kernel by kernel: Kiln against torch.compile, same model.
 
-    Runs Nsight
-    Compute(ncu) on one measured inference of each side, with only the kernel duration
+Runs Nsight Compute (ncu) on one measured inference of each side, with only the kernel duration
 metric (gpu__time_duration.sum) and the clocks left alone (--clock-control none), and prints both
 kernel lists grouped by kind (matrix products, attention, Triton, Kiln's generated kernels, ...),
 so a row that misses its goal says which kernels differ. Kernels are timed one by one (ncu
-serializes them), so the sums leave out launch gaps and overlap: compare kinds, not totals, with
-bench/gpu_compare.py's end-to-end figures.
+serializes them and, by default, flushes the caches before each), so the sums leave out launch
+gaps and overlap: compare kinds, not totals, with bench/gpu_compare.py's end-to-end figures.
 
   Kiln:  ncu --profile-from-start off ... kiln bench MODEL.onnx --device cuda --iterations 1
          (kiln bench starts the profiler's capture around its measured runs only);
@@ -58,7 +56,7 @@ def kernel_kind(name):
     if n.startswith("triton"):
         parts = n.split("_")
         return "triton " + (parts[1] if len(parts) > 1 else "")
-    if "gemm" in n or "xmma" in n or "cutlass" in n or "gemv" in n or n.startswith("sm90_") or n.startswith("sm80_"):
+    if "gemm" in n or "xmma" in n or "cutlass" in n or "gemv" in n or "nvjet" in n or n.startswith(("sm90_", "sm80_")):
         return "matrix product"
     if "conv" in n or "implicit" in n:
         return "convolution"
@@ -99,13 +97,9 @@ def summarize(label, rows, top):
     print("  slowest kernels (sum over calls):")
     for name, (count, us) in sorted(by_name.items(), key=lambda kv: -kv[1][1])[:top]:
         print("  %9.1f us  %4d  %s" % (us, count, name[:110]))
-    return {
-  "total_us" : total, "kernels" : len(rows), "by_kind" : {
-  k : { "count" : c, "us" : u } for
-      k, (c, u)in kinds.items()
-  },
-            "launches": [{
-    "kernel" : n, "us" : u} for n, u in rows]}
+    return {"total_us": total, "kernels": len(rows),
+            "by_kind": {k: {"count": c, "us": u} for k, (c, u) in kinds.items()},
+            "launches": [{"kernel": n, "us": u} for n, u in rows]}
 
 
 def run_ncu(ncu, cmd, env=None):
