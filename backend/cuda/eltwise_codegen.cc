@@ -180,7 +180,7 @@ std::string GenerateEltwiseSource(const EltwiseProgram& program) {
   // raw input values of one element for KilnCompute, read from memory or from the uniform
   // registers (u<k>), in the scalar and the vector loops.
   std::string params, offsets, offset_args, walk, zero, pass, compute_params, element_args, vector_args;
-  std::string uniform_loads, uniform_params, uniform_pass, vector_loads;
+  std::string uniform_loads, uniform_params, uniform_pass, vector_setup, vector_loads, flat_vector_walk;
   for (size_t i = 0; i < num_inputs; ++i) {
     const char* t = CudaTypeName(program.inputs[i]);
     params += fmt::format(", const {}* __restrict__ in{}", t, i);
@@ -199,34 +199,50 @@ std::string GenerateEltwiseSource(const EltwiseProgram& program) {
       continue;
     }
     element_args += fmt::format(", in{0}[o{0}]", i);
-    vector_args += fmt::format(", a{}.v[j]", i);
-    // An input that broadcasts along the innermost dim has one value per vector.
-    vector_loads += fmt::format(
-        "    KilnVec<{0}, kKilnVec> a{1};\n"
-        "    if (strides[{1}][p.rank - 1] == 0) {{\n"
+    // An input that broadcasts along the innermost dim has one value per vector. Whether it does
+    // is read once per thread (unrolled, as the walk below), and the vector and the single value
+    // are loaded whole: filling the vector value by value would put it on the stack (measured:
+    // a quarter of a GELU kernel's time).
+    vector_setup += fmt::format(
+        "  bool broadcast{0} = false;\n"
         "#pragma unroll\n"
-        "      for (int j = 0; j < kKilnVec; ++j) a{1}.v[j] = in{1}[o{1}];\n"
-        "    }} else {{\n"
-        "      a{1} = *reinterpret_cast<const KilnVec<{0}, kKilnVec>*>(in{1} + o{1});\n"
-        "    }}\n",
+        "  for (int d = 0; d < {1}; ++d)\n"
+        "    if (d == p.rank - 1) broadcast{0} = strides[{0}][d] == 0;\n",
+        i, kMaxEltwiseRank);
+    vector_loads += fmt::format(
+        "    KilnVec<{0}, kKilnVec> a{1} = {{}};\n"
+        "    {0} b{1} = {{}};\n"
+        "    if (broadcast{1})\n"
+        "      b{1} = in{1}[o{1}];\n"
+        "    else\n"
+        "      a{1} = *reinterpret_cast<const KilnVec<{0}, kKilnVec>*>(in{1} + o{1});\n",
         t, i);
+    vector_args += fmt::format(", broadcast{0} ? b{0} : a{0}.v[j]", i);
+    flat_vector_walk += fmt::format("      o{0} = broadcast{0} ? 0 : i;\n", i);
   }
   params += fmt::format(", {}* __restrict__ out", out_type);
   pass += ", out";
   element_args.erase(0, 2);
   vector_args.erase(0, 2);
 
-  // Each input's offset o<k> of element i (an Index), walking the output's dims.
-  const std::string index_walk = fmt::format(R"({zero}    {{
+  // Each input's offset o<k> of element i (an Index), walking the output's dims. The loop runs
+  // over every possible dim so that it unrolls and reads the parameter arrays at constant
+  // indices (a run-time index makes the compiler copy them to local memory).
+  const std::string walk_block = fmt::format(R"({{
       Index rest = i;
-      for (int d = p.rank - 1; d >= 0; --d) {{
+#pragma unroll
+      for (int d = {max_rank} - 1; d >= 0; --d) {{
+        if (d >= p.rank) continue;
         const Index q = KilnDiv<Index>(rest, p, d);
         const Index c = rest - q * Index(p.dims[d]);
         rest = q;
 {walk}      }}
     }}
 )",
-                                             fmt::arg("zero", zero), fmt::arg("walk", walk));
+                                             fmt::arg("walk", walk), fmt::arg("max_rank", kMaxEltwiseRank));
+  const std::string index_walk = zero + "    " + walk_block;
+  // The vector loop's: one dim (the common case, same-shape inputs) needs no walk.
+  const std::string vector_walk = zero + "    if (p.rank == 1) {\n" + flat_vector_walk + "    } else " + walk_block;
 
   std::string source = kPrologue;
   source += fmt::format(R"(
@@ -293,9 +309,9 @@ __device__ __forceinline__ void KilnEltwiseVec(const KilnEltwiseDims& p, const l
   using Index = unsigned int;
   const Index vectors = Index(p.n) / kKilnVec;
   const Index step = Index(gridDim.x) * Index(blockDim.x);
-{uniform_loads}  for (Index v = Index(blockIdx.x) * Index(blockDim.x) + Index(threadIdx.x); v < vectors; v += step) {{
+{uniform_loads}{vector_setup}  for (Index v = Index(blockIdx.x) * Index(blockDim.x) + Index(threadIdx.x); v < vectors; v += step) {{
     const Index i = v * kKilnVec;
-{index_walk}{vector_loads}    KilnVec<{out_type}, kKilnVec> r;
+{vector_walk}{vector_loads}    KilnVec<{out_type}, kKilnVec> r;
 #pragma unroll
     for (int j = 0; j < kKilnVec; ++j) r.v[j] = KilnCompute({vector_args});
     *reinterpret_cast<KilnVec<{out_type}, kKilnVec>*>(out + i) = r;
@@ -313,9 +329,9 @@ struct KilnEltwiseStrides {{
                         fmt::arg("flat0", FlatOffsets(num_inputs, "i")), fmt::arg("flat1", FlatOffsets(num_inputs, "i + step")),
                         fmt::arg("flat2", FlatOffsets(num_inputs, "i + 2 * step")),
                         fmt::arg("flat3", FlatOffsets(num_inputs, "i + 3 * step")), fmt::arg("pass", pass),
-                        fmt::arg("uniform_pass", uniform_pass), fmt::arg("index_walk", index_walk),
+                        fmt::arg("uniform_pass", uniform_pass), fmt::arg("index_walk", index_walk), fmt::arg("vector_walk", vector_walk),
                         fmt::arg("offset_args", offset_args), fmt::arg("vec", EltwiseVectorWidth(program)),
-                        fmt::arg("vector_loads", vector_loads), fmt::arg("vector_args", vector_args));
+                        fmt::arg("vector_setup", vector_setup), fmt::arg("vector_loads", vector_loads), fmt::arg("vector_args", vector_args));
   for (const char* kernel : {kEltwiseKernel32, kEltwiseKernel64, kEltwiseKernelVector}) {
     const std::string call = kernel == kEltwiseKernelVector ? "KilnEltwiseVec"
                              : kernel == kEltwiseKernel32   ? "KilnEltwise<unsigned int>"
