@@ -385,7 +385,7 @@ int Bench(const BenchOptions& options) {
   const RunStats before = sig.stats();
   std::vector<double> lat;
   // Only the measured runs are what a device profiler started with "wait for the program"
-  // (ncu --profile-from-start off, nsys --capture-range=cudaProfilerApi) captures, as with trtexec.
+  // (ncu --profile-from-start off, nsys --capture-range=cudaProfilerApi) captures.
   const backend::DeviceServices* profiled = nullptr;
   if (engine_device.kind != DeviceKind::kCpu) {
     profiled = &backend::ServicesOf(engine_device);

@@ -199,16 +199,10 @@ std::string GenerateEltwiseSource(const EltwiseProgram& program) {
       continue;
     }
     element_args += fmt::format(", in{0}[o{0}]", i);
-    // An input that broadcasts along the innermost dim has one value per vector. Whether it does
-    // is read once per thread (unrolled, as the walk below), and the vector and the single value
-    // are loaded whole: filling the vector value by value would put it on the stack (measured:
-    // a quarter of a GELU kernel's time).
-    vector_setup += fmt::format(
-        "  bool broadcast{0} = false;\n"
-        "#pragma unroll\n"
-        "  for (int d = 0; d < {1}; ++d)\n"
-        "    if (d == p.rank - 1) broadcast{0} = strides[{0}][d] == 0;\n",
-        i, kMaxEltwiseRank);
+    // An input that broadcasts along the innermost dim has one value per vector (the host says
+    // which do); the vector and the single value are each loaded whole.
+    vector_setup += i < 64 ? fmt::format("  const bool broadcast{0} = (p.inner_broadcast >> {0}) & 1;\n", i)
+                           : fmt::format("  const bool broadcast{0} = false;  // never launched\n", i);
     vector_loads += fmt::format(
         "    KilnVec<{0}, kKilnVec> a{1} = {{}};\n"
         "    {0} b{1} = {{}};\n"
@@ -252,6 +246,7 @@ struct KilnEltwiseDims {{
   long long dims[8];
   unsigned int magic[8];
   unsigned int shift[8];
+  unsigned long long inner_broadcast;
 }};
 
 template <typename Index>

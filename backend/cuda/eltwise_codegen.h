@@ -47,6 +47,10 @@ struct EltwiseDims {
   long long dims[kMaxEltwiseRank] = {};
   unsigned int magic[kMaxEltwiseRank] = {};
   unsigned int shift[kMaxEltwiseRank] = {};
+  // Bit k: input k's innermost stride is 0 (one value per vector in the vector kernel). Set by
+  // the host: choosing strides[k][rank - 1] in the kernel indexes the parameters at run time,
+  // which copies them to local memory in every thread.
+  unsigned long long inner_broadcast = 0;
   // Sets dims[d] and its magic and shift (for divisors below 2^31).
   void SetDim(int d, long long size);
 };

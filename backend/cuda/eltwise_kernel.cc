@@ -95,6 +95,16 @@ void EltwiseKernel::Launch(std::span<const Tensor> inputs, Tensor& out, cudaStre
   Run(Broadcast(inputs, out.shape()), pointers, out, stream);
 }
 
+int64_t EltwiseKernel::LocalMemoryBytes() const {
+  int64_t most = 0;
+  for (cudaKernel_t k : {kernel32_, kernel64_, kernel_vector_}) {
+    cudaFuncAttributes attributes{};
+    Check(cudaFuncGetAttributes(&attributes, reinterpret_cast<const void*>(k)), "cudaFuncGetAttributes");
+    most = std::max<int64_t>(most, static_cast<int64_t>(attributes.localSizeBytes));
+  }
+  return most;
+}
+
 bool EltwiseKernel::UsesVectorLoop(std::span<const Tensor> inputs, const Tensor& out) const {
   std::vector<const void*> pointers;
   for (const Tensor& t : inputs) pointers.push_back(t.raw_data());
@@ -145,6 +155,8 @@ void EltwiseKernel::Run(const Walk& w, std::span<const void* const> inputs, Tens
   dims.n = n;
   dims.rank = static_cast<int>(w.dims.size());
   for (size_t d = 0; d < w.dims.size(); ++d) dims.SetDim(static_cast<int>(d), w.dims[d]);
+  for (size_t i = 0; i < k && i < 64; ++i)
+    if (w.strides[i].back() == 0) dims.inner_broadcast |= 1ULL << i;
   std::vector<long long> strides(k * kMaxEltwiseRank, 0);
   for (size_t i = 0; i < k; ++i)
     for (size_t d = 0; d < w.dims.size(); ++d) strides[i * kMaxEltwiseRank + d] = w.strides[i][d];
@@ -185,7 +197,8 @@ void EltwiseKernel::Run(const Walk& w, std::span<const void* const> inputs, Tens
 bool EltwiseKernel::CanVectorize(const Walk& w, std::span<const void* const> inputs, const Tensor& out) const {
   const int64_t vec = vector_width_;
   // 32-bit indices: the vector kernel's v + grid stride stays below 2^31 since v < n / vec.
-  if (vec < 2 || out.num_elements() >= (int64_t{1} << 30) || w.dims.back() % vec != 0) return false;
+  if (vec < 2 || out.num_elements() >= (int64_t{1} << 30) || w.dims.back() % vec != 0 || inputs.size() > 64)
+    return false;  // (EltwiseDims::inner_broadcast has a bit for each of 64 inputs)
   auto aligned = [&](const void* p, DType d) {
     return reinterpret_cast<uintptr_t>(p) % (DTypeSize(d) * static_cast<size_t>(vec)) == 0;
   };

@@ -44,6 +44,9 @@ class EltwiseKernel {
   // Whether Launch with these tensors runs the vector loop (EltwiseVectorWidth elements per
   // load and store) rather than one element per load.
   bool UsesVectorLoop(std::span<const Tensor> inputs, const Tensor& out) const;
+  // The most local memory (bytes per thread) any of the program's kernels uses; 0 unless the
+  // generated code indexes its parameter arrays at run time, which costs every thread copies.
+  int64_t LocalMemoryBytes() const;
 
  private:
   void Run(const EltwiseWalk& walk, std::span<const void* const> inputs, Tensor& out, cudaStream_t stream) const;

@@ -794,6 +794,8 @@ TEST(CudaBackendGpu, VectorLoopsMatchTheReferenceAndAreTakenOnlyWhereAligned) {
     program.steps.push_back({.op = ew::FindOp("Mul"), .args = {1, 2}});
     program.steps.push_back({.op = nullptr, .args = {0, 3, 1}});
     const backend::cuda::EltwiseKernel kernel(program, arch);
+    // Indexing the parameter arrays at run time would copy them to local memory in every thread.
+    EXPECT_EQ(kernel.LocalMemoryBytes(), 0) << DTypeName(dtype);
     for (const Case& c : cases) {
       const std::string what = fmt::format("{} cond {} x {} y {}", DTypeName(dtype), ShapeToString(c.cond),
                                            ShapeToString(c.x), ShapeToString(c.y));
