@@ -66,6 +66,7 @@ size_t PhysicalMemoryBytes() {
 }
 
 std::atomic<size_t> g_max_tensor_bytes{0};  // 0: physical memory
+std::atomic<size_t> g_max_model_bytes{0};   // 0: three quarters of physical memory
 
 }  // namespace
 
@@ -75,6 +76,13 @@ size_t MaxTensorBytes() {
 }
 
 void SetMaxTensorBytes(size_t bytes) { g_max_tensor_bytes.store(bytes); }
+
+size_t MaxModelBytes() {
+  const size_t set = g_max_model_bytes.load(std::memory_order_relaxed);
+  return set > 0 ? set : PhysicalMemoryBytes() / 4 * 3;
+}
+
+void SetMaxModelBytes(size_t bytes) { g_max_model_bytes.store(bytes); }
 
 std::string ShapeToString(const Shape& shape) { return fmt::format("[{}]", fmt::join(shape, ",")); }
 

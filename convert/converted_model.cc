@@ -22,6 +22,7 @@
 
 #include "common/atomic_file.h"
 #include "common/crc32c.h"
+#include "common/model_budget.h"
 #include "convert/engine_file.h"
 #include "convert/ir_codec.h"
 
@@ -262,6 +263,7 @@ bool IsConvertedModel(const std::string& dir) {
 }
 
 ConvertedModel ReadConvertedModel(const std::string& dir) {
+  ModelReadScope budget(dir);
   const fs::path root(dir);
   const fs::path pb_path = root / kSavedModelFile;
   std::error_code ec;

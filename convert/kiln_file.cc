@@ -2,6 +2,7 @@
 #include "convert/kiln_file.h"
 
 #include "common/atomic_file.h"
+#include "common/model_budget.h"
 
 #include <unistd.h>
 
@@ -211,6 +212,7 @@ void WriteKilnFile(const std::string& path, const ConvertedModel& model) {
 }
 
 ConvertedModel ReadKilnFile(const std::string& path) {
+  ModelReadScope budget(path);
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw Error(ErrorCode::kNotFound, fmt::format("{}: cannot open for reading", path));
   const std::streamoff size = in.tellg();

@@ -111,16 +111,21 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
   try {
-    // A limit on any one tensor a model asks for (for models from untrusted sources).
-    if (const char* limit = std::getenv("KILN_MAX_TENSOR_BYTES"); limit && *limit) {
+    // Limits on what a model may ask for (for models from untrusted sources): any one tensor, and
+    // all the tensor data one model read.
+    auto byte_limit = [](const char* name) -> size_t {
+      const char* limit = std::getenv(name);
+      if (!limit || !*limit) return 0;
       char* end = nullptr;
       errno = 0;
       const unsigned long long bytes = std::strtoull(limit, &end, 10);
       if (errno != 0 || *end != '\0' || bytes == 0 || limit[0] == '-')
         throw kiln::Error(kiln::ErrorCode::kInvalidArgument,
-                          fmt::format("KILN_MAX_TENSOR_BYTES must be a positive number of bytes, not '{}'", limit));
-      kiln::SetMaxTensorBytes(static_cast<size_t>(bytes));
-    }
+                          fmt::format("{} must be a positive number of bytes, not '{}'", name, limit));
+      return static_cast<size_t>(bytes);
+    };
+    if (const size_t bytes = byte_limit("KILN_MAX_TENSOR_BYTES")) kiln::SetMaxTensorBytes(bytes);
+    if (const size_t bytes = byte_limit("KILN_MAX_MODEL_BYTES")) kiln::SetMaxModelBytes(bytes);
     if (*inspect_cmd) return kiln::cli::Inspect(inspect);
     if (*run_cmd) return kiln::cli::Run(run);
     if (*ops_cmd) return kiln::cli::Ops();

@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "common/model_budget.h"
 #include "common/proto/tensor_proto.h"
 #include "kiln/half.h"
 
@@ -85,6 +86,7 @@ Tensor DecodeTensorProto(const TensorProto& proto, const std::string& what) {
     Fail(ErrorCode::kUnimplemented, what,
          fmt::format("TensorProto of dtype {} cannot be decoded as a constant", DTypeName(dtype)));
   Shape shape = ShapeOf(proto, what);
+  ChargeModelTensor(dtype, shape, what);
   Tensor t(dtype, shape);
   const int64_t n = t.num_elements();
 

@@ -2,6 +2,7 @@
 // "serving_default", with the ONNX graph's input and output names and order.
 #include <fmt/format.h>
 
+#include "common/model_budget.h"
 #include "frontend/frontend.h"
 #include "frontend/onnx/graph_builder.h"
 #include "frontend/onnx/onnx_model.h"
@@ -20,6 +21,7 @@ class OnnxSource final : public frontend::ModelSource {
     if (key != kSignatureKey)
       throw Error(ErrorCode::kNotFound, fmt::format("ONNX model '{}' has no signature '{}'; its only signature is '{}'",
                                                     path_, key, kSignatureKey));
+    ModelReadScope budget(path_);
     GraphBuilder builder(model_);
     return {key, builder.Import()};
   }

@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "common/model_budget.h"
 #include "kiln/error.h"
 #include "kiln/half.h"
 
@@ -209,6 +210,7 @@ Tensor DecodeOnnxTensor(const onnx::TensorProto& proto, const std::string& base_
   // The data must be there before anything is allocated for it: a few bytes of file may declare
   // gigabytes.
   const int64_t n = NumElements(shape);  // checked: never wraps
+  ChargeModelTensor(dtype, shape, what);
 
   if (dtype == DType::kString) {
     if (proto.string_data_size() != n)

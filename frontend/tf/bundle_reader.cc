@@ -16,6 +16,7 @@
 
 #include "common/crc32c.h"
 #include "common/little_endian.h"
+#include "common/model_budget.h"
 #include "common/proto/tf.pb.h"
 
 namespace kiln::tf {
@@ -329,6 +330,7 @@ Tensor BundleReader::Read(const std::string& key) const {
                                                   which, stored_crc, computed));
   };
 
+  ChargeModelBytes(size, fmt::format("variable '{}'", key));
   if (dtype != DType::kString) {
     Tensor t(dtype, shape);
     if (size > 0) {

@@ -20,6 +20,7 @@
 #include <google/protobuf/io/zero_copy_stream_impl.h>
 #include <google/protobuf/text_format.h>
 
+#include "common/model_budget.h"
 #include "frontend/tf/importer.h"
 
 namespace kiln::tf {
@@ -192,6 +193,7 @@ const char* KindName(tfproto::SavedObject::KindCase kind) {
 }  // namespace
 
 SavedModelBundle LoadSavedModel(const std::string& dir, const std::vector<std::string>& tags) {
+  ModelReadScope budget(dir);
   std::error_code ec;
   if (!fs::exists(dir, ec))
     throw Error(ErrorCode::kNotFound, fmt::format("SavedModel directory '{}' does not exist", dir));

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <mutex>
 
+#include "common/model_budget.h"
 #include "frontend/frontend.h"
 #include "frontend/tf/graph_builder.h"
 #include "frontend/tf/saved_model.h"
@@ -22,6 +23,7 @@ class SavedModelSource final : public frontend::ModelSource {
   frontend::ImportedSignature Import(const std::string& key) const override {
     const tfproto::SignatureDef& def = FindSignature(bundle_, key);  // kNotFound listing the keys
     std::lock_guard<std::mutex> lock(mutex_);  // the variable reader caches what it read
+    ModelReadScope budget(bundle_.dir);
     GraphBuilder builder(bundle_, variables_);
     frontend::ImportedSignature sig{key, builder.ImportSignature(key)};
     if (!def.method_name().empty()) sig.method_name = def.method_name();

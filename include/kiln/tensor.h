@@ -44,6 +44,14 @@ using Shape = std::vector<int64_t>;
 size_t MaxTensorBytes();
 void SetMaxTensorBytes(size_t bytes);
 
+// The most bytes of tensor data one model may ask for while it is read (weights, constants,
+// variables, external data, a converted model's constants, in all): a model asking for more fails
+// with kResourceExhausted before the tensor that passes the limit is allocated. The default is
+// three quarters of the machine's physical memory (the `kiln` CLI reads KILN_MAX_MODEL_BYTES). 0
+// restores the default.
+size_t MaxModelBytes();
+void SetMaxModelBytes(size_t bytes);
+
 int64_t NumElements(const Shape& shape);  // 1 for a scalar
 std::string ShapeToString(const Shape& shape);  // "[2,3]", "[]" for a scalar
 

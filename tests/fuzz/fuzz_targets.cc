@@ -142,6 +142,7 @@ const Target* FindTarget(std::string_view name) {
 
 void SetFuzzingLimits() {
   SetMaxTensorBytes(size_t{64} << 20);
+  SetMaxModelBytes(size_t{256} << 20);
   reference::SetMaxLoopIterations(10000);
 }
 

@@ -109,3 +109,27 @@ def test_max_tensor_bytes_bounds_what_a_model_may_ask_for(kiln_bin, tmp_path):
     assert _kiln_with_env(kiln_bin, args, {}).returncode == 0
     bad = _kiln_with_env(kiln_bin, args, {"KILN_MAX_TENSOR_BYTES": "12abc"})
     assert bad.returncode == 1 and "KILN_MAX_TENSOR_BYTES must be a positive number of bytes" in bad.stderr, bad.stderr
+
+
+def test_max_model_bytes_bounds_all_the_tensors_of_one_model(kiln_bin, tmp_path):
+    # Three 400 KB weights, each within KILN_MAX_TENSOR_BYTES, under a 1 MB limit on the whole
+    # model (KILN_MAX_MODEL_BYTES): the third one is refused, by name, before it is allocated.
+    import onnx
+    from onnx import helper, numpy_helper
+    weights = [numpy_helper.from_array(np.full((320, 320), i + 1, np.float32), "w%d" % i) for i in range(3)]
+    nodes = [helper.make_node("MatMul", ["x", "w0"], ["h0"]), helper.make_node("MatMul", ["h0", "w1"], ["h1"]),
+             helper.make_node("MatMul", ["h1", "w2"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 320])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 320])], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "three_weights.onnx"
+    onnx.save(model, path)
+    args = ["run", path] + write_inputs({"x": np.ones((1, 320), np.float32) * 1e-3}, tmp_path / "in")
+    limited = _kiln_with_env(kiln_bin, args, {"KILN_MAX_MODEL_BYTES": "1000000", "KILN_MAX_TENSOR_BYTES": "500000"})
+    assert limited.returncode == 1, limited.stderr
+    assert "initializer 'w2' needs 409600 bytes" in limited.stderr, limited.stderr
+    assert "to 1228800 bytes, more than one model may take (1000000 bytes" in limited.stderr, limited.stderr
+    assert _kiln_with_env(kiln_bin, args, {"KILN_MAX_MODEL_BYTES": "1300000"}).returncode == 0
+    bad = _kiln_with_env(kiln_bin, args, {"KILN_MAX_MODEL_BYTES": "-5"})
+    assert bad.returncode == 1 and "KILN_MAX_MODEL_BYTES must be a positive number of bytes" in bad.stderr, bad.stderr

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "common/model_budget.h"
+#include "common/proto/tensor_proto.h"
 #include "common/proto/tf.pb.h"
 #include "frontend/tf/importer.h"
 #include "kiln/half.h"
@@ -193,3 +195,39 @@ TEST(TensorProto, Malformed) {
 
 }  // namespace
 }  // namespace kiln::tf
+
+namespace kiln {
+namespace {
+
+// A constant that stores one value for 2^20 elements asks for 4 MiB: counted at its full size
+// against the model's budget before it is allocated, together with what the model read before.
+TEST(ModelBudget, ConstantsCountAtTheirFullSizeAgainstTheModelsLimit) {
+  tfproto::TensorProto splat;
+  splat.set_dtype(static_cast<int>(DType::kFloat32));  // TensorFlow's DT_FLOAT
+  splat.mutable_tensor_shape()->add_dim()->set_size(int64_t{1} << 20);
+  splat.add_float_val(1.5f);
+  SetMaxModelBytes(size_t{6} << 20);
+  {
+    ModelReadScope scope("model_a");
+    EXPECT_EQ(tfproto::DecodeTensorProto(splat, "first").num_elements(), int64_t{1} << 20);
+    testutil::ExpectError([&] { tfproto::DecodeTensorProto(splat, "node 'second' attribute 'value'"); },
+                          ErrorCode::kResourceExhausted,
+                          {"node 'second' attribute 'value' needs 4194304 bytes", "model 'model_a' to 8388608 bytes",
+                           "6291456 bytes"});
+    ModelReadScope inner("model_a again");  // a nested scope adds to the outer one
+    testutil::ExpectError([&] { tfproto::DecodeTensorProto(splat, "third"); }, ErrorCode::kResourceExhausted, {"'model_a'"});
+  }
+  {
+    ModelReadScope scope("model_b");  // a new read starts from zero
+    EXPECT_NO_THROW(tfproto::DecodeTensorProto(splat, "first"));
+  }
+  // Outside a read only the per-tensor limit applies.
+  EXPECT_NO_THROW(tfproto::DecodeTensorProto(splat, "a"));
+  EXPECT_NO_THROW(tfproto::DecodeTensorProto(splat, "b"));
+  SetMaxModelBytes(0);
+  EXPECT_GT(MaxModelBytes(), size_t{1} << 20);
+  EXPECT_LT(MaxModelBytes(), MaxTensorBytes());  // three quarters of physical memory
+}
+
+}  // namespace
+}  // namespace kiln
