@@ -10,7 +10,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(npy onnx saved_model_pb tensor_bundle_index kiln_file engine_file)
+[ ${#targets[@]} -gt 0 ] || targets=(npy onnx saved_model_pb tensor_bundle_index kiln_file engine_file kiln_file_resealed engine_file_resealed)
 
 "$root/scripts/install_deps.sh"
 build="$root/build-fuzz"
@@ -34,6 +34,8 @@ seed saved_model_pb $(find "$root/models" "$root/build/test_models" -name saved_
 seed tensor_bundle_index $(find "$root/models" "$root/build/test_models" -name 'variables.index' 2>/dev/null | head -20)
 seed kiln_file $(find "$root/tests" "$root/build/test_models" -name '*.kiln' -size -4M 2>/dev/null | head -10)
 seed engine_file $(find "$root/build/test_models" -name '*.kiln-engine' -size -1M 2>/dev/null | head -20)
+seed kiln_file_resealed $(find "$root/tests" "$root/build/test_models" -name '*.kiln' -size -4M 2>/dev/null | head -10)
+seed engine_file_resealed $(find "$root/build/test_models" -name '*.kiln-engine' -size -1M 2>/dev/null | head -20)
 
 found=0
 for t in "${targets[@]}"; do

@@ -7,8 +7,12 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "backend/reference/kernel.h"
+#include "common/crc32c.h"
+#include "common/little_endian.h"
 #include "convert/engine_file.h"
 #include "convert/kiln_file.h"
 #include "frontend/tf/bundle_reader.h"
@@ -18,6 +22,40 @@
 #include "kiln/tensor.h"
 
 namespace kiln::fuzz {
+
+std::vector<uint8_t> ResealContainer(std::span<const uint8_t> data) {
+  std::vector<uint8_t> b(data.begin(), data.end());
+  const uint64_t size = b.size();
+  auto u32 = [&](uint64_t at) { return LoadLittleEndian<uint32_t>(reinterpret_cast<const char*>(b.data() + at)); };
+  auto put32 = [&](uint64_t at, uint32_t v) {
+    for (int k = 0; k < 4; ++k) b[at + static_cast<uint64_t>(k)] = static_cast<uint8_t>(v >> (8 * k));
+  };
+  if (size < 16) return b;
+  uint64_t at = 16 + uint64_t{u32(12)};  // past the header
+  if (at + 4 > size) return b;
+  const uint32_t count = u32(at);
+  at += 4;
+  std::vector<std::pair<uint64_t, uint64_t>> sections;  // (where its checksum is, payload length)
+  for (uint32_t i = 0; i < count; ++i) {
+    if (at + 4 > size) return b;
+    at += 4 + uint64_t{u32(at)};  // the name
+    if (at + 12 > size) return b;
+    const uint64_t length = LoadLittleEndian<uint64_t>(reinterpret_cast<const char*>(b.data() + at));
+    sections.emplace_back(at + 8, length);
+    at += 12;
+  }
+  const uint64_t table_end = at;
+  if (table_end + 4 > size) return b;
+  uint64_t payload = table_end + 4;
+  for (const auto& [crc_at, length] : sections) {
+    if (length > size - payload) break;
+    put32(crc_at, crc32c::Mask(crc32c::Value(b.data() + payload, static_cast<size_t>(length))));
+    payload += length;
+  }
+  put32(table_end, crc32c::Mask(crc32c::Value(b.data(), static_cast<size_t>(table_end))));
+  return b;
+}
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -114,11 +152,15 @@ void KilnFile(std::span<const uint8_t> data) {
   Clean([&] { LoadAndRun(path.string()); });
 }
 
+void KilnFileResealed(std::span<const uint8_t> data) { KilnFile(ResealContainer(data)); }
+
 void EngineFile(std::span<const uint8_t> data) {
   Clean([&] {
     convert::ReadEngineFile(std::string_view(reinterpret_cast<const char*>(data.data()), data.size()), "fuzz input");
   });
 }
+
+void EngineFileResealed(std::span<const uint8_t> data) { EngineFile(ResealContainer(data)); }
 
 }  // namespace
 
@@ -130,6 +172,8 @@ const std::vector<Target>& Targets() {
       {"tensor_bundle_index", TensorBundleIndex},
       {"kiln_file", KilnFile},
       {"engine_file", EngineFile},
+      {"kiln_file_resealed", KilnFileResealed},
+      {"engine_file_resealed", EngineFileResealed},
   };
   return targets;
 }

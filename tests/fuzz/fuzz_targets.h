@@ -17,9 +17,17 @@ struct Target {
   void (*run)(std::span<const uint8_t> data);
 };
 
-// npy, onnx, saved_model_pb, tensor_bundle_index, kiln_file, engine_file.
+// npy, onnx, saved_model_pb, tensor_bundle_index, kiln_file, engine_file, and kiln_file_resealed
+// and engine_file_resealed: the same readers on the input with its container checksums recomputed
+// (so that mutations reach what the checksums guard).
 const std::vector<Target>& Targets();
 const Target* FindTarget(std::string_view name);
+
+// The bytes with every checksum of Kiln's container layout (convert/container.h) recomputed, as
+// far as the lengths in the bytes let the layout be followed. Byte-level mutations of a .kiln or
+// engine file almost never survive the checksums, so the readers behind them (the header's JSON,
+// the IR codec, engine payloads) would go unfuzzed; resealed, every mutation reaches them.
+std::vector<uint8_t> ResealContainer(std::span<const uint8_t> data);
 
 // Tighter limits than a user's defaults, so that one input cannot take the fuzzer's memory or
 // time: at most 64 MiB per tensor, 10,000 loop iterations.

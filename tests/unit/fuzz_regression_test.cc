@@ -6,7 +6,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <span>
+#include <string>
+#include <vector>
 
+#include "convert/kiln_file.h"
 #include "kiln/tensor.h"
 #include "tests/fuzz/fuzz_targets.h"
 #include "tests/unit/test_util.h"
@@ -39,6 +43,34 @@ TEST(FuzzRegression, EveryCorpusInputEndsInAResultOrAKilnError) {
   SetMaxTensorBytes(0);
   SetMaxModelBytes(0);
   EXPECT_GT(inputs, 0) << "the regression corpus is empty";
+}
+
+// Resealing recomputes what a mutation broke and nothing else: a valid file comes back unchanged,
+// and a file with a flipped payload byte is refused for its checksum before and not after.
+TEST(FuzzRegression, ResealingGetsMutationsPastTheChecksums) {
+  const fs::path file = testutil::SourceDir() / "tests" / "fuzz" / "regression" / "kiln_file_resealed" / "demo.kiln";
+  std::ifstream in(file, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_GT(bytes.size(), 1000u) << file;
+  auto span = [](const std::string& s) {
+    return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+  };
+  const std::vector<uint8_t> same = fuzz::ResealContainer(span(bytes));
+  EXPECT_EQ(std::string(same.begin(), same.end()), bytes);
+  bytes[bytes.size() * 6 / 10] ^= 0x5a;
+  const fs::path dir = testutil::FreshTempDir("reseal");
+  const fs::path raw = dir / "raw.kiln", resealed = dir / "resealed.kiln";
+  std::ofstream(raw, std::ios::binary) << bytes;
+  const std::vector<uint8_t> fixed = fuzz::ResealContainer(span(bytes));
+  std::ofstream(resealed, std::ios::binary)
+      .write(reinterpret_cast<const char*>(fixed.data()), static_cast<std::streamsize>(fixed.size()));
+  testutil::ExpectError([&] { convert::ReadKilnFile(raw.string()); }, ErrorCode::kDataLoss, {"checksum"});
+  try {
+    convert::ReadKilnFile(resealed.string());
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).find("checksum"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
 }
 
 }  // namespace
