@@ -237,3 +237,47 @@ def test_initializers_declaring_more_than_they_hold(kiln_bin, tmp_path, dims, wh
     assert path.stat().st_size < 200
     proc = _run(kiln_bin, path, tmp_path)
     assert proc.returncode == 1 and why in proc.stderr, proc.stderr
+
+
+# ---- ops of newer opsets ----
+
+@pytest.mark.parametrize("dims,axis,n,dynamic", [
+    ((2, 7), 1, 3, False),   # uneven: chunks of 3, 3 and 1
+    ((6, 4), 0, 3, False),   # even
+    ((2, 10), -1, 4, True),  # uneven, the dim unknown at import: sizes computed from the shape
+    ((8, 3), 0, 2, True),
+])
+def test_split_num_outputs_opset18_matches_onnxruntime(kiln_bin, tmp_path, dims, axis, n, dynamic):
+    ort = pytest.importorskip("onnxruntime")
+    shape = ["a", "b"] if dynamic else list(dims)
+    outs = ["y%d" % i for i in range(n)]
+    node = helper.make_node("Split", ["x"], outs, axis=axis, num_outputs=n)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outs])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    path = tmp_path / "split18.onnx"
+    onnx.save(model, path)
+    x = np.arange(np.prod(dims), dtype=np.float32).reshape(dims)
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    proc = run_kiln(kiln_bin, ["run", path] + write_inputs({"x": x}, tmp_path / "in") + ["--output-dir", tmp_path / "out"])
+    if proc.returncode != 0:
+        fail("kiln run failed on Split-18", proc)
+    for name, w in zip(outs, want):
+        got = np.load(tmp_path / "out" / (name + ".npy"))
+        assert got.shape == w.shape and np.array_equal(got, w), (name, got.shape, w.shape)
+
+
+def test_split_num_outputs_that_leaves_nothing_for_the_last_is_invalid(kiln_bin, tmp_path):
+    # ONNX's rule: chunks of ceil(5 / 4) = 2 leave -1 for the fourth output.
+    outs = ["y%d" % i for i in range(4)]
+    graph = helper.make_graph([helper.make_node("Split", ["x"], outs, axis=0, num_outputs=4)], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [5])],
+                              [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outs])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    path = tmp_path / "split18_bad.onnx"
+    onnx.save(model, path)
+    proc = run_kiln(kiln_bin, ["run", path] + write_inputs({"x": np.zeros(5, np.float32)}, tmp_path / "in"))
+    assert proc.returncode == 1, proc.stderr
+    assert "num_outputs 4 cannot split dim 0 of size 5" in proc.stderr, proc.stderr

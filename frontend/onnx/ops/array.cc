@@ -259,12 +259,54 @@ void ImportConcat(ImportContext& ctx) {
 }
 KILN_ONNX_IMPORTER("Concat", ImportConcat);
 
-// Split(input[, split]) attr axis; `split` is an attribute before opset 13, an input from 13.
+// Split-18's num_outputs without `split`: chunks of ceil(dim / n), the last one taking the rest
+// (ONNX's reference: a dim that leaves the last chunk empty or negative is an invalid model).
+// The sizes are constants when the dim is static, else computed from the input's shape.
+ValueId NumOutputsSplitSizes(ImportContext& ctx, int64_t axis, int n) {
+  const ir::SymShape s = ctx.input_shape(0);
+  if (s.rank_known) {
+    const int64_t r = s.rank();
+    const int64_t a = axis < 0 ? axis + r : axis;
+    if (a < 0 || a >= r) ctx.Invalid(fmt::format("axis {} is out of range for rank {}", axis, r));
+    const ir::Dim d = s.dims[static_cast<size_t>(a)];
+    if (ir::IsStatic(d)) {
+      const int64_t chunk = d / n + (d % n != 0 ? 1 : 0);
+      std::vector<int64_t> sizes(static_cast<size_t>(n), chunk);
+      sizes.back() = d - chunk * (n - 1);
+      if (sizes.back() < 0)
+        ctx.Invalid(fmt::format("num_outputs {} cannot split dim {} of size {} (chunks of {} leave {} for the last)", n,
+                                a, d, chunk, sizes.back()));
+      return ctx.ConstInt64(sizes, false, "split");
+    }
+  }
+  const ValueId dim = DimOf(ctx, ctx.input(0), axis, "split_dim");
+  const ValueId parts = I64(ctx, n, "num_outputs");
+  // ceil(d / n) = (d + n - 1) floordiv n; the last size d - (n - 1) * chunk.
+  const ValueId chunk =
+      Binary(ctx, "FloorDiv", Binary(ctx, "Add", dim, I64(ctx, n - 1, "n_minus_1"), "split_dim_up"), parts, "chunk");
+  const ValueId last = Binary(ctx, "Sub", dim, Binary(ctx, "Mul", chunk, I64(ctx, n - 1, "n_minus_1b"), "head"), "last");
+  std::vector<ValueId> pieces;
+  const ValueId axis0 = I64(ctx, 0, "pack_axis");
+  const ValueId chunk1 = ctx.Emit1("ExpandDims", {chunk, axis0}, {}, "chunk1");
+  for (int i = 0; i + 1 < n; ++i) pieces.push_back(chunk1);
+  pieces.push_back(ctx.Emit1("ExpandDims", {last, axis0}, {}, "last1"));
+  pieces.push_back(I64(ctx, 0, "concat_axis"));
+  return ctx.Emit1("Concat", std::move(pieces), {}, "split");
+}
+
+// Split(input[, split]) attr axis; `split` is an attribute before opset 13, an input from 13;
+// from opset 18 the attribute num_outputs may stand instead of `split`.
 void ImportSplit(ImportContext& ctx) {
   const int64_t axis = ctx.attr_int("axis", 0);
-  if (ctx.has_attr("num_outputs")) ctx.Unsupported("num_outputs (opset 18) is not supported");
   const int n = ctx.num_outputs();
   if (n < 1) ctx.Invalid("expected at least one output");
+  std::optional<int64_t> num_outputs;
+  if (ctx.has_attr("num_outputs")) {
+    num_outputs = ctx.attr_int("num_outputs", 0);
+    if (*num_outputs != n)
+      ctx.Invalid(fmt::format("num_outputs is {}, but the node has {} outputs", *num_outputs, n));
+    if (ctx.has_input(1)) ctx.Invalid("num_outputs and the split input are both given (at most one may be)");
+  }
   auto split_attr = ctx.attr_ints_opt("split");
   if (split_attr) {
     if (static_cast<int>(split_attr->size()) != n)
@@ -276,6 +318,8 @@ void ImportSplit(ImportContext& ctx) {
   std::vector<ValueId> in{ctx.input(0), I64(ctx, axis, "axis")};
   if (split_attr) {
     in.push_back(ctx.ConstInt64(*split_attr, false, "split"));
+  } else if (num_outputs) {
+    in.push_back(NumOutputsSplitSizes(ctx, axis, n));
   } else if (ctx.has_input(1)) {
     CheckIndexDtype(ctx, 1, "split");
     if (auto known = KnownInts(ctx, 1)) {
