@@ -12,7 +12,8 @@
 
 namespace kiln::cli {
 
-// "x:8x128,y:8x128;x:4x384,y:4x384" -> one map (input name -> shape) per build run.
+// "x:8x128,y:8x128;x:4x384,y:4x384" -> one map (input name -> shape) per build run; a scalar
+// input is "name:" or "name:scalar".
 std::vector<std::map<std::string, Shape>> ParseBuildShapes(const std::string& text, const std::string& flag) {
   std::vector<std::map<std::string, Shape>> runs;
   size_t start = 0;
@@ -25,12 +26,14 @@ std::vector<std::map<std::string, Shape>> ParseBuildShapes(const std::string& te
       size_t comma = run.find(',', p);
       std::string item = run.substr(p, comma == std::string::npos ? std::string::npos : comma - p);
       size_t colon = item.rfind(':');
-      if (colon == std::string::npos || colon == 0 || colon + 1 == item.size())
-        throw Error(ErrorCode::kInvalidArgument, fmt::format("{}: '{}' is not NAME:DIMxDIM...", flag, item));
+      if (colon == std::string::npos || colon == 0)
+        throw Error(ErrorCode::kInvalidArgument,
+                    fmt::format("{}: '{}' is not NAME:DIMxDIM... (or NAME:scalar)", flag, item));
       Shape shape;
       std::string dims = item.substr(colon + 1);
+      const bool scalar = dims.empty() || dims == "scalar";
       size_t q = 0;
-      while (q <= dims.size()) {
+      while (!scalar && q <= dims.size()) {
         size_t x = dims.find('x', q);
         std::string d = dims.substr(q, x == std::string::npos ? std::string::npos : x - q);
         try {

@@ -281,3 +281,32 @@ def test_split_num_outputs_that_leaves_nothing_for_the_last_is_invalid(kiln_bin,
     proc = run_kiln(kiln_bin, ["run", path] + write_inputs({"x": np.zeros(5, np.float32)}, tmp_path / "in"))
     assert proc.returncode == 1, proc.stderr
     assert "num_outputs 4 cannot split dim 0 of size 5" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("scalar_spec", ["s:", "s:scalar"])
+def test_build_shapes_names_a_scalar_input(kiln_bin, tmp_path, scalar_spec):
+    # y = relu(x @ w) * s with a scalar input s: engines are built for the given shapes.
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+    s = helper.make_tensor_value_info("s", TensorProto.FLOAT, [])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["t"]), helper.make_node("Relu", ["t"], ["r"]),
+             helper.make_node("Mul", ["r", "s"], ["y"])]
+    m = helper.make_model(helper.make_graph(nodes, "g", [x, s], [y], [numpy_helper.from_array(SMALL_W, "w")]),
+                          opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    path = tmp_path / "scalar_input.onnx"
+    onnx.save(m, path)
+    out = tmp_path / "converted"
+    proc = run_kiln(kiln_bin, ["convert", path, out, "--build-shapes", "x:2x4," + scalar_spec])
+    if proc.returncode != 0:
+        fail("kiln convert with a scalar in --build-shapes failed", proc)
+    assert "engine for profile" in proc.stdout, proc.stdout
+    xv = np.random.default_rng(3).standard_normal((2, 4)).astype(np.float32)
+    sv = np.array(1.5, np.float32)
+    proc = run_kiln(kiln_bin, ["run", out] + write_inputs({"x": xv, "s": sv}, tmp_path / "in") +
+                    ["--output-dir", tmp_path / "out"])
+    if proc.returncode != 0:
+        fail("kiln run of the converted model failed", proc)
+    assert np.allclose(np.load(tmp_path / "out" / "y.npy"), np.maximum(xv @ SMALL_W, 0) * 1.5, rtol=1e-6, atol=1e-6)
+    bad = run_kiln(kiln_bin, ["convert", path, tmp_path / "bad", "--build-shapes", "x:2x4,s"])
+    assert bad.returncode == 1 and "'s' is not NAME:DIMxDIM... (or NAME:scalar)" in bad.stderr, bad.stderr
