@@ -2,10 +2,58 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <set>
+
 namespace kiln::api {
+
+namespace {
+
+// The smallest table that `v`'s values index, following the values through ops that keep them
+// (casts, reshapes, slices; the importers' wrap of negative indices, Select(i < 0, i + n, i)) to
+// the indices of Gathers with a constant axis and a static table dim.
+int64_t IndexLimit(const ir::Graph& graph, const std::vector<std::vector<ir::NodeId>>& consumers, ir::ValueId v) {
+  if (!IsInteger(graph.value(v).dtype)) return -1;
+  int64_t limit = -1;
+  std::vector<ir::ValueId> todo = {v};
+  std::set<ir::ValueId> seen = {v};
+  while (!todo.empty()) {
+    const ir::ValueId value = todo.back();
+    todo.pop_back();
+    for (ir::NodeId id : consumers[static_cast<size_t>(value)]) {
+      const ir::Node& n = graph.node(id);
+      if (n.removed || n.outputs.empty()) continue;
+      const bool first = n.inputs.at(0) == value;
+      bool keeps = false;
+      if (n.op == "Identity" || n.op == "StopGradient") keeps = true;
+      if (n.op == "Cast") keeps = IsInteger(graph.value(n.outputs[0]).dtype);
+      if (n.op == "Reshape" || n.op == "ExpandDims" || n.op == "Squeeze" || n.op == "Transpose" ||
+          n.op == "StridedSlice" || n.op == "Slice")
+        keeps = first;
+      if (n.op == "Select") keeps = n.inputs.size() == 3 && n.inputs[2] == value;
+      if (keeps) {
+        if (seen.insert(n.outputs[0]).second) todo.push_back(n.outputs[0]);
+        continue;
+      }
+      if (n.op != "Gather" || n.inputs.size() < 3 || n.inputs[1] != value) continue;
+      const Tensor* axis = graph.ConstantOf(n.inputs[2]);
+      const ir::SymShape& table = graph.value(n.inputs[0]).shape;
+      if (!axis || axis->num_elements() != 1 || !table.rank_known) continue;
+      int64_t a = axis->IntAt(0);
+      if (a < 0) a += table.rank();
+      if (a < 0 || a >= table.rank() || !ir::IsStatic(table.dims[static_cast<size_t>(a)])) continue;
+      const int64_t rows = table.dims[static_cast<size_t>(a)];
+      limit = limit < 0 ? rows : std::min(limit, rows);
+    }
+  }
+  return limit;
+}
+
+}  // namespace
 
 std::vector<TensorSpec> SpecsOf(const ir::Graph& graph, const std::vector<ir::ValueId>& values,
                                 const std::vector<std::string>& names) {
+  const std::vector<std::vector<ir::NodeId>> consumers = graph.Consumers();
   std::vector<TensorSpec> specs;
   for (size_t i = 0; i < values.size(); ++i) {
     const ir::Value& v = graph.value(values[i]);
@@ -14,6 +62,7 @@ std::vector<TensorSpec> SpecsOf(const ir::Graph& graph, const std::vector<ir::Va
     s.dtype = v.dtype;
     s.rank_known = v.shape.rank_known;
     for (ir::Dim d : v.shape.dims) s.dims.push_back(ir::IsStatic(d) ? d : -1);
+    s.index_limit = IndexLimit(graph, consumers, values[i]);
     specs.push_back(std::move(s));
   }
   return specs;

@@ -233,7 +233,7 @@ int Bench(const BenchOptions& options) {
       specs = source->signature(options.signature_key).inputs();
     }
     shapes = ResolveShapes(specs, options);
-    for (const TensorSpec& s : specs) inputs[s.name] = RandomTensor(s.dtype, shapes.at(s.name), rng);
+    for (const TensorSpec& s : specs) inputs[s.name] = RandomTensor(s, shapes.at(s.name), rng);
     ConversionParams params;
     params.precision_mode = options.precision;
     params.device = options.device;
@@ -270,7 +270,7 @@ int Bench(const BenchOptions& options) {
 
   if (!convert) {
     shapes = ResolveShapes(sig.inputs(), options);
-    for (const TensorSpec& s : sig.inputs()) inputs[s.name] = RandomTensor(s.dtype, shapes.at(s.name), rng);
+    for (const TensorSpec& s : sig.inputs()) inputs[s.name] = RandomTensor(s, shapes.at(s.name), rng);
   }
   int64_t batch = options.batch_size;
   if (!sig.inputs().empty()) {

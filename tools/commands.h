@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "kiln/model.h"
 #include "kiln/tensor.h"
 
 namespace kiln::cli {
@@ -48,10 +49,13 @@ struct ConvertOptions {
 };
 int Convert(const ConvertOptions& options);
 // Shared by convert and bench (convert_command.cc). "x:8x128,y:8x128;x:4x384" -> one map per ';'
-// run; errors name `flag`. RandomTensor: normal floats, integers in [0, 9] (valid token ids / masks).
+// run; errors name `flag`.
 std::vector<std::map<std::string, Shape>> ParseBuildShapes(const std::string& text,
                                                            const std::string& flag = "--build-shapes");
-Tensor RandomTensor(DType dtype, const Shape& shape, std::mt19937_64& rng);
+// Random values for input `spec` of `shape`: normal floats; integers in [0, 9] (valid token ids
+// and masks), below the input's index_limit where it indexes a smaller table; bools. Errors name
+// the input.
+Tensor RandomTensor(const TensorSpec& spec, const Shape& shape, std::mt19937_64& rng);
 
 struct BenchOptions {
   std::string model;  // anything LoadModel loads

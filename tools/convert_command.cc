@@ -58,10 +58,14 @@ std::vector<std::map<std::string, Shape>> ParseBuildShapes(const std::string& te
   return runs;
 }
 
-Tensor RandomTensor(DType dtype, const Shape& shape, std::mt19937_64& rng) {
+Tensor RandomTensor(const TensorSpec& spec, const Shape& shape, std::mt19937_64& rng) {
+  const DType dtype = spec.dtype;
+  if (spec.index_limit == 0)
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("input '{}' indexes an empty table, so no value is valid for it", spec.name));
   Tensor t(dtype, shape);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::uniform_int_distribution<int> small(0, 9);
+  std::uniform_int_distribution<int> small(0, spec.index_limit > 0 ? static_cast<int>(std::min<int64_t>(9, spec.index_limit - 1)) : 9);
   for (int64_t i = 0; i < t.num_elements(); ++i) {
     switch (dtype) {
       case DType::kFloat32: t.data<float>()[i] = normal(rng); break;
@@ -74,7 +78,9 @@ Tensor RandomTensor(DType dtype, const Shape& shape, std::mt19937_64& rng) {
       case DType::kUInt8: t.data<uint8_t>()[i] = static_cast<uint8_t>(small(rng)); break;
       case DType::kBool: t.data<bool>()[i] = small(rng) >= 5; break;
       default:
-        throw Error(ErrorCode::kUnimplemented, fmt::format("cannot make random {} inputs", DTypeName(dtype)));
+        throw Error(ErrorCode::kUnimplemented, fmt::format("cannot make random values of dtype {} for input '{}': give it "
+                                                           "with --input",
+                                                           DTypeName(dtype), spec.name));
     }
   }
   return t;
@@ -111,7 +117,7 @@ int Convert(const ConvertOptions& options) {
         if (it == shapes.end())
           throw Error(ErrorCode::kInvalidArgument, fmt::format("--build-shapes run {} gives no shape for input '{}'", next,
                                                                spec.name));
-        inputs.push_back(RandomTensor(spec.dtype, it->second, rng));
+        inputs.push_back(RandomTensor(spec, it->second, rng));
       }
       for (const auto& [name, shape] : shapes) {
         bool known = false;

@@ -25,25 +25,7 @@ Tensor RandomInput(const TensorSpec& spec, const RunOptions& options, std::mt199
   Shape shape;
   for (size_t d = 0; d < spec.dims.size(); ++d)
     shape.push_back(spec.dims[d] >= 0 ? spec.dims[d] : (d == 0 ? options.batch_size : options.input_size));
-  Tensor t(spec.dtype, shape);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::uniform_int_distribution<int> small(0, 9);
-  const int64_t n = t.num_elements();
-  switch (spec.dtype) {
-    case DType::kFloat32: for (int64_t i = 0; i < n; ++i) t.data<float>()[i] = normal(rng); break;
-    case DType::kFloat64: for (int64_t i = 0; i < n; ++i) t.data<double>()[i] = normal(rng); break;
-    case DType::kFloat16: for (int64_t i = 0; i < n; ++i) t.data<Half>()[i] = Half(normal(rng)); break;
-    case DType::kBFloat16: for (int64_t i = 0; i < n; ++i) t.data<BFloat16>()[i] = BFloat16(normal(rng)); break;
-    case DType::kInt32: for (int64_t i = 0; i < n; ++i) t.data<int32_t>()[i] = small(rng); break;
-    case DType::kInt64: for (int64_t i = 0; i < n; ++i) t.data<int64_t>()[i] = small(rng); break;
-    case DType::kInt8: for (int64_t i = 0; i < n; ++i) t.data<int8_t>()[i] = static_cast<int8_t>(small(rng)); break;
-    case DType::kUInt8: for (int64_t i = 0; i < n; ++i) t.data<uint8_t>()[i] = static_cast<uint8_t>(small(rng)); break;
-    case DType::kBool: for (int64_t i = 0; i < n; ++i) t.data<bool>()[i] = small(rng) >= 5; break;
-    default:
-      throw Error(ErrorCode::kUnimplemented, fmt::format("cannot make random values of dtype {} for input '{}': give it with --input",
-                                                         DTypeName(spec.dtype), spec.name));
-  }
-  return t;
+  return RandomTensor(spec, shape, rng);
 }
 
 std::string SafeFileName(const std::string& name) {

@@ -26,6 +26,10 @@ struct TensorSpec {
   DType dtype = DType::kInvalid;
   bool rank_known = false;
   std::vector<int64_t> dims;
+  // For an integer input whose values index a table (a Gather's indices, such as token ids into
+  // an embedding): every value must be below this, the smallest such table's size. -1 where
+  // Kiln sees no such use (for a converted model, uses inside engines are not seen).
+  int64_t index_limit = -1;
   std::string ShapeString() const;  // "[?,224,224,3]" or "<unknown rank>"
 };
 

@@ -310,3 +310,24 @@ def test_build_shapes_names_a_scalar_input(kiln_bin, tmp_path, scalar_spec):
     assert np.allclose(np.load(tmp_path / "out" / "y.npy"), np.maximum(xv @ SMALL_W, 0) * 1.5, rtol=1e-6, atol=1e-6)
     bad = run_kiln(kiln_bin, ["convert", path, tmp_path / "bad", "--build-shapes", "x:2x4,s"])
     assert bad.returncode == 1 and "'s' is not NAME:DIMxDIM... (or NAME:scalar)" in bad.stderr, bad.stderr
+
+
+def test_random_values_for_an_input_that_indexes_a_small_table(kiln_bin, tmp_path):
+    # A token-type input indexing a table of 2 rows: the random build and run inputs (integers in
+    # [0, 9] otherwise) stay below 2, so `--build-shapes` and `kiln run` without data work.
+    tt = helper.make_tensor_value_info("token_type", TensorProto.INT64, ["batch", 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 3, 4])
+    table = numpy_helper.from_array(np.arange(8, dtype=np.float32).reshape(2, 4), "table")
+    m = helper.make_model(helper.make_graph([helper.make_node("Gather", ["table", "token_type"], ["y"], axis=0)], "g",
+                                            [tt], [y], [table]), opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    path = tmp_path / "token_types.onnx"
+    onnx.save(m, path)
+    proc = run_kiln(kiln_bin, ["convert", path, tmp_path / "converted", "--build-shapes", "token_type:2x3"])
+    if proc.returncode != 0:
+        fail("kiln convert with random token types failed", proc)
+    proc = run_kiln(kiln_bin, ["run", path, "--batch-size", "4", "--output-dir", tmp_path / "out"])
+    if proc.returncode != 0:
+        fail("kiln run with random token types failed", proc)
+    got = np.load(tmp_path / "out" / "y.npy")
+    assert got.shape == (4, 3, 4) and set(np.unique(got[:, :, 0])) <= {0.0, 4.0}, got
