@@ -41,6 +41,7 @@ struct ConvertOptions {
   bool use_dynamic_shape = false;
   std::string profile_strategy = "Range";
   std::string build_shapes;  // "x:8x128,y:8x128;x:4x384,y:4x384"
+  std::string build_data;    // a directory of .npy inputs (ReadBuildData)
   bool no_build_at_runtime = false;
   bool no_save_engines = false;
   std::vector<std::string> denylist;
@@ -56,6 +57,14 @@ std::vector<std::map<std::string, Shape>> ParseBuildShapes(const std::string& te
 // and masks), below the input's index_limit where it indexes a smaller table; bools. Errors name
 // the input.
 Tensor RandomTensor(const TensorSpec& spec, const Shape& shape, std::mt19937_64& rng);
+// A tensor name as a file name: characters other than letters, digits, '_', '-' and '.' become
+// '_' (how `kiln run` names its .npy outputs, and how --build-data finds inputs).
+std::string SafeFileName(const std::string& name);
+// --build-data DIR: the build runs' inputs from .npy files, DIR/NAME.npy for one run or
+// DIR/RUN/NAME.npy for several (runs in RUN name order); NAME is an input's name or its
+// SafeFileName. kInvalidArgument naming the run and the input for a missing input, an .npy file
+// that names no input, or a directory mixing both layouts.
+std::vector<std::vector<Tensor>> ReadBuildData(const std::string& dir, const std::vector<TensorSpec>& inputs);
 
 struct BenchOptions {
   std::string model;  // anything LoadModel loads

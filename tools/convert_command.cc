@@ -1,6 +1,10 @@
 // kiln convert / kiln summary.
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <random>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -8,6 +12,8 @@
 #include "kiln/half.h"
 #include "kiln/model.h"
 #include "api/converted_model_loader.h"
+#include "api/summary.h"
+#include "kiln/npy.h"
 #include "tools/commands.h"
 
 namespace kiln::cli {
@@ -86,7 +92,69 @@ Tensor RandomTensor(const TensorSpec& spec, const Shape& shape, std::mt19937_64&
   return t;
 }
 
+std::string SafeFileName(const std::string& name) {
+  std::string out = name;
+  for (char& c : out)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) c = '_';
+  return out;
+}
+
+namespace {
+
+// One run's inputs from the .npy files directly in `dir` (subdirectories are not looked at).
+std::vector<Tensor> ReadRun(const std::filesystem::path& dir, const std::vector<TensorSpec>& inputs) {
+  std::map<std::string, std::filesystem::path> files;  // file stem -> path
+  for (const auto& entry : std::filesystem::directory_iterator(dir))
+    if (entry.is_regular_file() && entry.path().extension() == ".npy") files[entry.path().stem().string()] = entry.path();
+  std::vector<Tensor> run;
+  std::set<std::string> used;
+  for (const TensorSpec& spec : inputs) {
+    auto it = files.find(spec.name);
+    if (it == files.end()) it = files.find(SafeFileName(spec.name));
+    if (it == files.end())
+      throw Error(ErrorCode::kInvalidArgument, fmt::format("--build-data: {} has no {}.npy for input '{}'", dir.string(),
+                                                           SafeFileName(spec.name), spec.name));
+    used.insert(it->first);
+    run.push_back(ReadNpy(it->second.string()));
+  }
+  for (const auto& [stem, path] : files)
+    if (!used.count(stem))
+      throw Error(ErrorCode::kInvalidArgument,
+                  fmt::format("--build-data: {} names no input of the signature (its inputs: {})", path.string(),
+                              api::SpecNames(inputs)));
+  return run;
+}
+
+}  // namespace
+
+std::vector<std::vector<Tensor>> ReadBuildData(const std::string& dir, const std::vector<TensorSpec>& inputs) {
+  const std::filesystem::path root(dir);
+  std::error_code ec;
+  if (!std::filesystem::is_directory(root, ec))
+    throw Error(ErrorCode::kNotFound, fmt::format("--build-data: '{}' is not a directory", dir));
+  std::vector<std::filesystem::path> runs;
+  bool files = false;
+  for (const auto& entry : std::filesystem::directory_iterator(root)) {
+    if (entry.is_directory()) runs.push_back(entry.path());
+    if (entry.is_regular_file() && entry.path().extension() == ".npy") files = true;
+  }
+  if (files && !runs.empty())
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("--build-data: '{}' holds both .npy files (one run) and directories (one run each); "
+                            "use one layout",
+                            dir));
+  if (files) return {ReadRun(root, inputs)};
+  if (runs.empty())
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("--build-data: '{}' holds no .npy files or run directories", dir));
+  std::sort(runs.begin(), runs.end());
+  std::vector<std::vector<Tensor>> out;
+  for (const auto& run : runs) out.push_back(ReadRun(run, inputs));
+  return out;
+}
+
 int Convert(const ConvertOptions& options) {
+  if (!options.build_shapes.empty() && !options.build_data.empty())
+    throw Error(ErrorCode::kInvalidArgument, "--build-shapes and --build-data both give the build runs: use one");
   ConversionParams params;
   params.precision_mode = options.precision;
   params.minimum_segment_size = options.minimum_segment_size;
@@ -99,7 +167,18 @@ int Convert(const ConvertOptions& options) {
   Converter converter(options.input_dir, options.tags, options.signature_key, params);
   converter.convert();
 
-  if (!options.build_shapes.empty()) {
+  if (!options.build_data.empty()) {
+    // Real inputs: the engines are built for their shapes, and the values are the user's.
+    LoadOptions load;
+    load.tags = options.tags.empty() ? std::vector<std::string>{"serve"} : options.tags;
+    const std::vector<TensorSpec> specs = LoadModel(options.input_dir, load)->signature(options.signature_key).inputs();
+    std::vector<std::vector<Tensor>> runs = ReadBuildData(options.build_data, specs);
+    size_t next = 0;
+    converter.build([&]() -> std::optional<std::vector<Tensor>> {
+      if (next == runs.size()) return std::nullopt;
+      return std::move(runs[next++]);
+    });
+  } else if (!options.build_shapes.empty()) {
     // The signature's input order and dtypes, from the source model.
     LoadOptions load;
     load.tags = options.tags.empty() ? std::vector<std::string>{"serve"} : options.tags;

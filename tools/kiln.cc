@@ -49,6 +49,8 @@ int main(int argc, char** argv) {
   convert_cmd->add_flag("--use-dynamic-shape", convert.use_dynamic_shape, "Build engines for shape ranges (profiles)");
   convert_cmd->add_option("--profile-strategy", convert.profile_strategy, "Range, Optimal, Range+Optimal, ImplicitBatchModeCompatible")->capture_default_str();
   convert_cmd->add_option("--build-shapes", convert.build_shapes, "Build engines now for these input shapes: 'x:8x128,y:8x128;x:4x384,y:4x384'");
+  convert_cmd->add_option("--build-data", convert.build_data,
+                          "Build engines now for real inputs: DIR/NAME.npy (one run) or DIR/RUN/NAME.npy (one run each)");
   convert_cmd->add_flag("--no-build-at-runtime", convert.no_build_at_runtime, "Never build engines at run time: run natively instead");
   convert_cmd->add_flag("--no-save-engines", convert.no_save_engines, "Do not write device-specific engines");
   convert_cmd->add_option("--denylist", convert.denylist, "Op types never converted (comma-separated)")->delimiter(',');

@@ -28,12 +28,6 @@ Tensor RandomInput(const TensorSpec& spec, const RunOptions& options, std::mt199
   return RandomTensor(spec, shape, rng);
 }
 
-std::string SafeFileName(const std::string& name) {
-  std::string out = name;
-  for (char& c : out)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) c = '_';
-  return out;
-}
 
 }  // namespace
 

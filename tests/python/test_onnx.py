@@ -331,3 +331,31 @@ def test_random_values_for_an_input_that_indexes_a_small_table(kiln_bin, tmp_pat
         fail("kiln run with random token types failed", proc)
     got = np.load(tmp_path / "out" / "y.npy")
     assert got.shape == (4, 3, 4) and set(np.unique(got[:, :, 0])) <= {0.0, 4.0}, got
+
+
+def test_build_data_builds_engines_for_real_inputs(kiln_bin, tmp_path):
+    # --build-data DIR/RUN/NAME.npy: one build run per directory; the engine's profile covers both
+    # runs' batches (2 and 5), then the converted model runs it.
+    path = tmp_path / "m.onnx"
+    onnx.save(_small_model(), path)
+    data = tmp_path / "data"
+    for run, batch in (("a", 2), ("b", 5)):
+        (data / run).mkdir(parents=True)
+        np.save(data / run / "x.npy", np.random.default_rng(batch).standard_normal((batch, 4)).astype(np.float32))
+    out = tmp_path / "converted"
+    proc = run_kiln(kiln_bin, ["convert", path, out, "--build-data", data, "--minimum-segment-size", "1"])
+    if proc.returncode != 0:
+        fail("kiln convert --build-data failed", proc)
+    assert "engine for profile [1-5,4]" in proc.stdout, proc.stdout
+    x = np.random.default_rng(9).standard_normal((5, 4)).astype(np.float32)
+    _check_small_model_runs(kiln_bin, out, tmp_path, x)
+    # Errors name what is wrong.
+    np.save(data / "b" / "extra.npy", np.zeros(1, np.float32))
+    bad = run_kiln(kiln_bin, ["convert", path, tmp_path / "bad", "--build-data", data])
+    assert bad.returncode == 1 and "extra.npy names no input of the signature" in bad.stderr, bad.stderr
+    (data / "b" / "extra.npy").unlink()
+    (data / "a" / "x.npy").unlink()
+    bad = run_kiln(kiln_bin, ["convert", path, tmp_path / "bad2", "--build-data", data])
+    assert bad.returncode == 1 and "has no x.npy for input 'x'" in bad.stderr, bad.stderr
+    both = run_kiln(kiln_bin, ["convert", path, tmp_path / "bad3", "--build-data", data, "--build-shapes", "x:2x4"])
+    assert both.returncode == 1 and "use one" in both.stderr, both.stderr
