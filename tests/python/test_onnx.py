@@ -359,3 +359,49 @@ def test_build_data_builds_engines_for_real_inputs(kiln_bin, tmp_path):
     assert bad.returncode == 1 and "has no x.npy for input 'x'" in bad.stderr, bad.stderr
     both = run_kiln(kiln_bin, ["convert", path, tmp_path / "bad3", "--build-data", data, "--build-shapes", "x:2x4"])
     assert both.returncode == 1 and "use one" in both.stderr, both.stderr
+
+
+@pytest.mark.parametrize("mode,ctm,nearest", [
+    ("nearest", "asymmetric", "floor"),
+    ("nearest", "half_pixel", "round_prefer_floor"),
+    ("linear", "half_pixel", "round_prefer_floor"),
+    ("linear", "align_corners", "round_prefer_floor"),
+])
+def test_resize_with_a_dynamic_batch_and_channels_matches_onnxruntime(kiln_bin, tmp_path, mode, ctm, nearest):
+    # Segmentation and detection exports: batch and channels unknown at import, scale 1 on them.
+    ort = pytest.importorskip("onnxruntime")
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 1.5], np.float32), "scales")
+    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode=mode, coordinate_transformation_mode=ctm,
+                            nearest_mode=nearest)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", "c", 4, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [scales])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "resize.onnx"
+    onnx.save(model, path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for n, c in ((2, 3), (1, 5)):
+        x = np.random.default_rng(n * 10 + c).standard_normal((n, c, 4, 6)).astype(np.float32)
+        want = session.run(None, {"x": x})[0]
+        out = tmp_path / ("out%d%d" % (n, c))
+        proc = run_kiln(kiln_bin, ["run", path] + write_inputs({"x": x}, tmp_path / ("in%d%d" % (n, c))) +
+                        ["--output-dir", out])
+        if proc.returncode != 0:
+            fail("kiln run of a Resize with dynamic dims failed", proc)
+        got = np.load(out / "y.npy")
+        assert got.shape == want.shape, (got.shape, want.shape)
+        assert np.allclose(got, want, rtol=1e-5, atol=1e-6), np.abs(got - want).max()
+
+
+def test_resize_with_a_dynamic_dim_it_would_change_is_refused(kiln_bin, tmp_path):
+    scales = numpy_helper.from_array(np.array([2, 1, 1, 1], np.float32), "scales")
+    node = helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="nearest")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 4, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [scales])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "resize_bad.onnx"
+    onnx.save(model, path)
+    proc = run_kiln(kiln_bin, ["run", path, "--batch-size", "2"])
+    assert proc.returncode == 1, proc.stderr
+    assert "dim 0 of the input is unknown at import, so its scale must be 1, got 2" in proc.stderr, proc.stderr

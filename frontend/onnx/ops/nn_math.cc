@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <functional>
 #include <cmath>
 #include <map>
 #include <string>
@@ -360,7 +361,13 @@ void ImportResize(ImportContext& ctx) {
   const DType t = ctx.input_dtype(0);
   if (mode == "linear" && !IsFloating(t)) ctx.Unsupported(fmt::format("linear resize of {} is not supported", DTypeName(t)));
   if (!IsFloating(t) && !IsInteger(t)) ctx.Unsupported(fmt::format("dtype {} is not supported", DTypeName(t)));
-  const std::vector<int64_t> in = StaticDims(ctx, 0, 0, "Resize's output size is computed at import");
+  // Dims unknown at import (a dynamic batch or channel count) are allowed where the given scale is
+  // exactly 1 and that leaves the dim unchanged at every length (checked below); their entries in
+  // `in` and `out` are -1. Every other dim's output length is computed here.
+  const ir::SymShape shape = ctx.input_shape(0);
+  if (!shape.rank_known) ctx.Unsupported("the input's rank must be known");
+  std::vector<int64_t> in;
+  for (ir::Dim d : shape.dims) in.push_back(ir::IsStatic(d) ? d : -1);
   const size_t rank = in.size();
   std::vector<int64_t> out;
   std::vector<float> scales;  // given scales (empty with sizes)
@@ -370,6 +377,11 @@ void ImportResize(ImportContext& ctx) {
   if (sizes_t && sizes_t->num_elements() > 0) {
     out = ctx.constant_ints(3, "sizes");
     if (out.size() != rank) ctx.Invalid(fmt::format("sizes {} must have {} values", Join(out), rank));
+    for (size_t i = 0; i < rank; ++i)
+      if (in[i] < 0)
+        ctx.Unsupported(fmt::format("dim {} of the input is unknown at import and `sizes` gives its length: give scales "
+                                    "(1 for that dim) instead",
+                                    i));
   } else {
     if (ctx.has_input(2) && !scales_t) ctx.Unsupported("scales (input 2) must be a constant");
     if (!scales_t || scales_t->num_elements() == 0) ctx.Invalid("one of scales and sizes must be given");
@@ -379,6 +391,12 @@ void ImportResize(ImportContext& ctx) {
       const float sc = scales_t->data<float>()[i];
       if (!(sc > 0)) ctx.Invalid(fmt::format("scales must be positive, got {}", sc));
       scales.push_back(sc);
+      if (in[i] < 0) {
+        if (sc != 1.0f)
+          ctx.Unsupported(fmt::format("dim {} of the input is unknown at import, so its scale must be 1, got {}", i, sc));
+        out.push_back(-1);
+        continue;
+      }
       out.push_back(static_cast<int64_t>(std::floor(static_cast<double>(in[i]) * static_cast<double>(sc))));
       // align_corners divides by the resized length: ONNX's reference uses in * scale, onnxruntime
       // the integer output size; they only agree when in * scale is an integer.
@@ -388,7 +406,7 @@ void ImportResize(ImportContext& ctx) {
     }
   }
   for (size_t i = 0; i < rank; ++i)
-    if (out[i] <= 0) ctx.Unsupported(fmt::format("an empty output {} is not supported", Join(out)));
+    if (in[i] >= 0 && out[i] <= 0) ctx.Unsupported(fmt::format("an empty output {} is not supported", Join(out)));
   // ONNX's (onnxruntime's) source coordinates per dim, in float; `scale` = the given one or out/in.
   auto scale_f = [&](size_t d) { return scales.empty() ? static_cast<float>(out[d]) / static_cast<float>(in[d]) : scales[d]; };
   auto scale_d = [&](size_t d) {
@@ -399,7 +417,18 @@ void ImportResize(ImportContext& ctx) {
     *agree = f == OnnxNearest<double>(ctm, nearest, in[d], out[d], scale_d(d));
     return f;
   };
-  auto identity_dim = [&](size_t d) {
+  std::function<bool(size_t)> identity_dim = [&](size_t d) {
+    if (in[d] < 0) {
+      // A dim of unknown length with scale 1: each coordinate mode maps output i to i plus a
+      // constant, so the dim is unchanged at every length if it is at these.
+      for (int64_t n : {1, 2, 3, 7, 64, 1000}) {
+        in[d] = out[d] = n;
+        const bool same = identity_dim(d);
+        in[d] = out[d] = -1;
+        if (!same) return false;
+      }
+      return true;
+    }
     if (in[d] != out[d]) return false;
     if (mode == "nearest") {
       bool agree = false;
@@ -414,7 +443,12 @@ void ImportResize(ImportContext& ctx) {
   };
 
   // 1) The IR resizes (NHWC 2-D): when only H and W change and the IR picks the same pixels.
-  bool use_ir = rank == 4 && identity_dim(0) && identity_dim(1);
+  for (size_t d = 0; d < rank; ++d)
+    if (in[d] < 0 && !identity_dim(d))
+      ctx.Unsupported(fmt::format("dim {} of the input is unknown at import and this coordinate_transformation_mode and "
+                                  "nearest_mode would change it",
+                                  d));
+  bool use_ir = rank == 4 && in[2] >= 0 && in[3] >= 0 && identity_dim(0) && identity_dim(1);
   bool align_corners = false, half_pixel = false;
   if (use_ir && mode == "linear") {
     align_corners = ctm == "align_corners";
