@@ -3,8 +3,9 @@
 
 #include "backend/reference/kernel.h"
 #include "frontend/onnx/importer.h"
-#include "frontend/tf/importer.h"
 #include "frontend/onnx/onnx_model.h"
+#include "frontend/onnx/op_versions.h"
+#include "frontend/tf/importer.h"
 #include "ir/op_schema.h"
 #include "tools/commands.h"
 
@@ -21,9 +22,11 @@ std::string SupportedOpsMarkdown() {
   out += "\nAlso handled by the importer itself: `StatefulPartitionedCall`, `PartitionedCall` and direct\n"
          "function calls (inlined), `Placeholder` (signature inputs) and `VarHandleOp` (variables, frozen).\n";
   const std::vector<std::string> onnx_ops = onnxfe::OnnxImporters().Ops();
-  out += fmt::format("\n## ONNX ops imported ({}; default domain, opsets {} and newer)\n\n", onnx_ops.size(),
-                     onnxfe::kMinOpset);
-  for (const std::string& op : onnx_ops) out += fmt::format("- `{}`\n", op);
+  out += fmt::format("\n## ONNX ops imported ({}; default domain, models of opset {} and newer; each op from the "
+                     "opset given)\n\n",
+                     onnx_ops.size(), onnxfe::kOldestOpset);
+  for (const std::string& op : onnx_ops)
+    out += fmt::format("- `{}` (opset {}+)\n", op, onnxfe::OldestExactOpset(op));
   out += "\nPer-op conformance with ONNX's backend node tests: `docs/onnx-conformance.md`.\n";
   const std::vector<std::string> ir_ops = ir::BuiltinOps().Names();
   out += fmt::format("\n## IR ops ({}), each with a reference CPU kernel\n\n", ir_ops.size());

@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "frontend/onnx/op_versions.h"
 #include "kiln/error.h"
 
 namespace kiln::onnxfe {
@@ -142,6 +143,10 @@ void GraphBuilder::ImportNode(Scope& scope, const onnx::NodeProto& node, int ind
     inputs.push_back(v);
   }
   if (!import) return poison("no importer for this op");
+  if (const int64_t oldest = OldestExactOpset(node.op_type()); model_.opset < oldest)
+    return poison(fmt::format("{} at opset {}: Kiln imports this op from opset {} on (its meaning or inputs differ "
+                              "before); upgrade the model with onnx.version_converter",
+                              node.op_type(), model_.opset, oldest));
   if (any_poisoned) {
     // Still report this node if it is unsupported itself, so one error lists every op type.
     try {

@@ -4,8 +4,9 @@
 // "import it" can never disagree.
 //
 // Importers read the model's default-domain opset (ctx.opset()) and implement each version
-// the ONNX spec defines from kMinOpset (13) on: e.g. Split's `split` is an attribute before
-// opset 18 and an input from 18.
+// the ONNX spec defines from the op's entry in op_versions.h on (kMinOpset, 13, unless listed
+// there; models older than kOldestOpset, 7, are refused): e.g. Split's `split` is an attribute
+// before opset 13 and an input from 13.
 #pragma once
 
 #include <initializer_list>

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "common/model_budget.h"
+#include "frontend/onnx/op_versions.h"
 #include "kiln/error.h"
 #include "kiln/half.h"
 
@@ -66,12 +67,12 @@ OnnxModel LoadOnnxModel(const std::string& path) {
   }
   // IR version 3 and older models without opset_import use opset 1.
   model.opset = model.opsets.count("") ? model.opsets.at("") : 1;
-  if (model.opset < kMinOpset)
+  if (model.opset < kOldestOpset)
     throw Error(ErrorCode::kUnimplemented,
                 fmt::format("ONNX model '{}' uses opset {}; Kiln imports opset {} and newer. Upgrade it first, e.g. "
                             "python -c \"import onnx, onnx.version_converter as vc; "
                             "onnx.save(vc.convert_version(onnx.load('{}'), 17), 'model17.onnx')\"",
-                            path, model.opset, kMinOpset, path));
+                            path, model.opset, kOldestOpset, path));
   model.proto = std::move(proto);
   return model;
 }
