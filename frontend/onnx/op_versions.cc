@@ -45,7 +45,12 @@ const std::map<std::string, int64_t, std::less<>>& Table() {
       {"LRN", 7}, {"LpNormalization", 7},
       // Dropout in inference is the identity (and an all-true mask): the ratio attribute of 7-11
       // and the ratio / training_mode inputs of 12 only matter in training, which is refused.
-      {"Dropout", 7}, {"If", 11}, {"Loop", 11}, {"Resize", 13},
+      {"Dropout", 7},
+      // Before 13 these coerce the input to 2-D at `axis`; the importers read the opset and take
+      // the one case that is the same over one axis (the last), refusing the others themselves.
+      {"Softmax", 7}, {"LogSoftmax", 7}, {"Hardmax", 7},
+      // Ops that first appear after opset 13.
+      {"HardSwish", 14}, {"Trilu", 14}, {"Mish", 18}, {"Gelu", 20}, {"If", 11}, {"Loop", 11}, {"Resize", 13},
   };
   return table;
 }
