@@ -49,6 +49,8 @@ const std::map<std::string, int64_t, std::less<>>& Table() {
       // Before 13 these coerce the input to 2-D at `axis`; the importers read the opset and take
       // the one case that is the same over one axis (the last), refusing the others themselves.
       {"Softmax", 7}, {"LogSoftmax", 7}, {"Hardmax", 7},
+      // Losses (introduced in 12; 13 added types).
+      {"NegativeLogLikelihoodLoss", 12}, {"SoftmaxCrossEntropyLoss", 12},
       // Ops that first appear after opset 13.
       {"HardSwish", 14}, {"Trilu", 14}, {"Mish", 18}, {"Gelu", 20}, {"If", 11}, {"Loop", 11}, {"Resize", 13},
   };
