@@ -5,8 +5,7 @@
 //
 // Importers read the model's default-domain opset (ctx.opset()) and implement each version
 // the ONNX spec defines from the op's entry in op_versions.h on (kMinOpset, 13, unless listed
-// there; models older than kOldestOpset, 7, are refused): e.g. Split's `split` is an attribute
-// before opset 13 and an input from 13.
+// there): e.g. Split's `split` is an attribute before opset 13 and an input from 13.
 #pragma once
 
 #include <initializer_list>

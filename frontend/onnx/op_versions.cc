@@ -9,46 +9,47 @@ namespace kiln::onnxfe {
 namespace {
 
 // Each entry: the version of the op (ONNX's Changelog.md) from which nothing the importer relies
-// on changed; comments name what later versions changed. Ops of opset 7 or older that only gained
-// types since are listed at 7.
+// on changed; comments name what later versions changed. Versions before 6 of the elementwise ops
+// carried `consumed_inputs` (an in-place hint with no effect on values); the binary arithmetic
+// and comparison ops before 7 had a legacy `broadcast` / `axis` form, so they start at 7.
 const std::map<std::string, int64_t, std::less<>>& Table() {
   static const std::map<std::string, int64_t, std::less<>> table = {
       // Elementwise math: versions 6/7 ended the legacy `consumed_inputs` / `broadcast`
       // attributes (numpy broadcasting from 7); later versions added types.
-      {"Abs", 7}, {"Neg", 7}, {"Floor", 7}, {"Ceil", 7}, {"Sqrt", 7}, {"Reciprocal", 7}, {"Exp", 7}, {"Log", 7},
-      {"Relu", 7}, {"Sigmoid", 7}, {"Tanh", 7}, {"Add", 7}, {"Sub", 7}, {"Mul", 7}, {"Div", 7}, {"Pow", 7},
+      {"Abs", 6}, {"Neg", 6}, {"Floor", 6}, {"Ceil", 6}, {"Sqrt", 6}, {"Reciprocal", 6}, {"Exp", 6}, {"Log", 6},
+      {"Relu", 6}, {"Sigmoid", 6}, {"Tanh", 6}, {"Add", 7}, {"Sub", 7}, {"Mul", 7}, {"Div", 7}, {"Pow", 7},
       {"Sin", 7}, {"Cos", 7}, {"Tan", 7}, {"Asin", 7}, {"Acos", 7}, {"Atan", 7},
       {"Sinh", 9}, {"Cosh", 9}, {"Asinh", 9}, {"Acosh", 9}, {"Atanh", 9},
       {"Erf", 9}, {"Sign", 9}, {"IsNaN", 9}, {"IsInf", 10}, {"Round", 11}, {"Mod", 10}, {"BitShift", 11},
-      {"Not", 7}, {"And", 7}, {"Or", 7}, {"Xor", 7}, {"Equal", 7}, {"Greater", 7}, {"Less", 7},
+      {"Not", 1}, {"And", 7}, {"Or", 7}, {"Xor", 7}, {"Equal", 7}, {"Greater", 7}, {"Less", 7},
       {"GreaterOrEqual", 12}, {"LessOrEqual", 12},
       // Variadic ops broadcast from 8 (before: same shapes only).
       {"Max", 8}, {"Min", 8}, {"Sum", 8}, {"Mean", 8},
       // Activations with attributes unchanged since version 6 (1 for Softsign / Softplus).
-      {"Selu", 7}, {"Elu", 7}, {"LeakyRelu", 7}, {"HardSigmoid", 7}, {"Softsign", 7}, {"Softplus", 7},
+      {"Selu", 6}, {"Elu", 6}, {"LeakyRelu", 6}, {"HardSigmoid", 6}, {"Softsign", 1}, {"Softplus", 1},
       {"PRelu", 7}, {"ThresholdedRelu", 10}, {"Shrink", 9}, {"Celu", 12},
       // Structure: unchanged semantics, later versions added types or defined negative axes and
       // indices (which were invalid before).
-      {"Identity", 7}, {"Shape", 7}, {"Size", 7}, {"Transpose", 7}, {"Reshape", 7}, {"Concat", 7}, {"Gather", 7},
-      {"Flatten", 9}, {"Tile", 7}, {"Expand", 8}, {"Where", 9}, {"ConstantOfShape", 9}, {"NonZero", 9},
-      {"Range", 11}, {"Cast", 7}, {"Squeeze", 7}, {"Unsqueeze", 7}, {"Split", 7}, {"Slice", 10},
-      {"DepthToSpace", 7}, {"SpaceToDepth", 7}, {"OneHot", 9}, {"Compress", 9}, {"CumSum", 11},
+      {"Identity", 1}, {"Shape", 1}, {"Size", 1}, {"Transpose", 1}, {"Reshape", 5}, {"Concat", 4}, {"Gather", 1},
+      {"Flatten", 1}, {"Tile", 6}, {"Expand", 8}, {"Where", 9}, {"ConstantOfShape", 9}, {"NonZero", 9},
+      {"Range", 11}, {"Cast", 6}, {"Squeeze", 1}, {"Unsqueeze", 1}, {"Split", 2}, {"Slice", 10},
+      {"DepthToSpace", 1}, {"SpaceToDepth", 1}, {"OneHot", 9}, {"Compress", 9}, {"CumSum", 11},
       {"GatherElements", 11}, {"GatherND", 11}, {"ScatterND", 11}, {"ScatterElements", 11}, {"EyeLike", 9},
       {"ReverseSequence", 10}, {"Unique", 11}, {"Einsum", 12}, {"TopK", 11}, {"Pad", 11}, {"Clip", 11},
-      {"Constant", 9},
+      {"Constant", 1},
       // Reductions: attribute `axes` (read by the importer) until the input form; negative axes 11.
       {"ReduceSum", 11}, {"ReduceMean", 11}, {"ReduceMax", 11}, {"ReduceMin", 11}, {"ReduceProd", 11},
       {"ArgMax", 11}, {"ArgMin", 11},
       // Neural network ops.
-      {"MatMul", 7}, {"Gemm", 7}, {"Conv", 11}, {"ConvTranspose", 11}, {"MaxPool", 12}, {"AveragePool", 11},
-      {"GlobalAveragePool", 7}, {"GlobalMaxPool", 7}, {"BatchNormalization", 9}, {"InstanceNormalization", 7},
-      {"LRN", 7}, {"LpNormalization", 7},
+      {"MatMul", 1}, {"Gemm", 7}, {"Conv", 11}, {"ConvTranspose", 11}, {"MaxPool", 12}, {"AveragePool", 11},
+      {"GlobalAveragePool", 1}, {"GlobalMaxPool", 1}, {"BatchNormalization", 9}, {"InstanceNormalization", 6},
+      {"LRN", 1}, {"LpNormalization", 1},
       // Dropout in inference is the identity (and an all-true mask): the ratio attribute of 7-11
       // and the ratio / training_mode inputs of 12 only matter in training, which is refused.
       {"Dropout", 7},
       // Before 13 these coerce the input to 2-D at `axis`; the importers read the opset and take
       // the one case that is the same over one axis (the last), refusing the others themselves.
-      {"Softmax", 7}, {"LogSoftmax", 7}, {"Hardmax", 7},
+      {"Softmax", 1}, {"LogSoftmax", 1}, {"Hardmax", 1},
       // Losses (introduced in 12; 13 added types).
       {"NegativeLogLikelihoodLoss", 12}, {"SoftmaxCrossEntropyLoss", 12},
       // Ops that first appear after opset 13.

@@ -1,5 +1,5 @@
 // The oldest default-domain opset from which each ONNX importer is exact. Kiln reads models of
-// opset kOldestOpset (7) and newer without ONNX's version converter: an op is imported when the
+// every opset without ONNX's version converter: an op is imported when the
 // model's opset is at least its entry here, since every version of the op from there to the newest
 // the importer knows has the semantics the importer implements (later versions only added types,
 // optional attributes with the old behaviour as default, or defined what was invalid before, such
@@ -14,7 +14,7 @@
 
 namespace kiln::onnxfe {
 
-inline constexpr int64_t kOldestOpset = 7;
+inline constexpr int64_t kOldestOpset = 1;
 
 // The op's oldest exact opset; kMinOpset (13) for ops not listed.
 int64_t OldestExactOpset(std::string_view op_type);

@@ -117,13 +117,22 @@ def test_missing_file(kiln_bin, tmp_path):
 
 
 def test_old_opset_says_how_to_upgrade(kiln_bin, tmp_path):
-    # Models older than opset 7 are refused as a whole; from 7 on, each op from the opset its
-    # importer implements (docs/supported-ops.md).
+    # Each op is imported from the opset its importer implements (docs/supported-ops.md): an
+    # opset-6 Add (legacy `broadcast` form) is refused with both opsets and the converter hint.
     path = tmp_path / "m.onnx"
-    onnx.save(_small_model(opset=6), path)
-    proc = _run(kiln_bin, path, tmp_path)
+    onnx.save(_small_model(opset=6, op="Relu"), path)  # MatMul (1+) and Relu (6+): imported
+    x = np.random.default_rng(6).standard_normal((3, 4)).astype(np.float32)
+    _check_small_model_runs(kiln_bin, path, tmp_path, x)
+    add = helper.make_graph([helper.make_node("Add", ["x", "x"], ["y"])], "g",
+                            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    old = helper.make_model(add, opset_imports=[helper.make_opsetid("", 6)])
+    old.ir_version = 8
+    onnx.save(old, path)
+    proc = run_kiln(kiln_bin, ["run", path] + write_inputs({"x": np.ones(2, np.float32)}, tmp_path / "in_add"))
     assert proc.returncode != 0
-    assert "opset 6" in proc.stderr and "version_converter" in proc.stderr, proc.stderr
+    assert "Add at opset 6: Kiln imports this op from opset 7" in proc.stderr, proc.stderr
+    assert "version_converter" in proc.stderr, proc.stderr
     onnx.save(_small_model(opset=12, op="HardSwish"), path)  # an op of opset 14 in an opset-12 model
     proc = _run(kiln_bin, path, tmp_path)
     assert proc.returncode != 0
