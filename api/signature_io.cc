@@ -13,7 +13,7 @@ namespace {
 // (casts, reshapes, slices; the importers' wrap of negative indices, Select(i < 0, i + n, i)) to
 // the indices of Gathers with a constant axis and a static table dim.
 int64_t IndexLimit(const ir::Graph& graph, const std::vector<std::vector<ir::NodeId>>& consumers, ir::ValueId v) {
-  if (!IsInteger(graph.value(v).dtype)) return -1;
+  if (!IsInteger(graph.value(v).dtype) || graph.value(v).producer != ir::kNoNode) return -1;  // integer inputs only
   int64_t limit = -1;
   std::vector<ir::ValueId> todo = {v};
   std::set<ir::ValueId> seen = {v};

@@ -14,7 +14,7 @@ thread_local ModelReadScope* t_outermost = nullptr;
 
 }  // namespace
 
-ModelReadScope::ModelReadScope(std::string_view model) : outer_(t_outermost), model_(model) {
+ModelReadScope::ModelReadScope(std::string_view model) : model_(model) {
   if (!t_outermost) t_outermost = this;
 }
 

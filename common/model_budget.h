@@ -25,7 +25,6 @@ class ModelReadScope {
   ModelReadScope& operator=(const ModelReadScope&) = delete;
 
  private:
-  ModelReadScope* outer_;
   std::string model_;
   uint64_t bytes_ = 0;
   friend void ChargeModelBytes(uint64_t bytes, std::string_view what);

@@ -437,3 +437,51 @@ def test_resize_with_a_dynamic_dim_it_would_change_is_refused(kiln_bin, tmp_path
     proc = run_kiln(kiln_bin, ["run", path, "--batch-size", "2"])
     assert proc.returncode == 1, proc.stderr
     assert "dim 0 of the input is unknown at import, so its scale must be 1, got 2" in proc.stderr, proc.stderr
+
+
+def test_new_import_and_cli_errors_name_what_is_wrong(kiln_bin, tmp_path):
+    # Each: a clean exit 1 with a message naming the node, input or directory; nothing crashes.
+    def save(nodes, inputs, outputs, opset=18, inits=()):
+        m = helper.make_model(helper.make_graph(nodes, "g", inputs, outputs, list(inits)),
+                              opset_imports=[helper.make_opsetid("", opset)])
+        m.ir_version = 8
+        path = tmp_path / ("m%d.onnx" % len(list(tmp_path.glob("m*.onnx"))))
+        onnx.save(m, path)
+        return path
+
+    f = TensorProto.FLOAT
+    # Split-18 whose num_outputs disagrees with its outputs.
+    split = save([helper.make_node("Split", ["x"], ["a", "b"], axis=0, num_outputs=3)],
+                 [helper.make_tensor_value_info("x", f, [6])],
+                 [helper.make_tensor_value_info(o, f, None) for o in ("a", "b")])
+    proc = run_kiln(kiln_bin, ["run", split] + write_inputs({"x": np.zeros(6, np.float32)}, tmp_path / "in_split"))
+    assert proc.returncode == 1 and "num_outputs is 3, but the node has 2 outputs" in proc.stderr, proc.stderr
+    # A loss with an unknown reduction.
+    nll = save([helper.make_node("NegativeLogLikelihoodLoss", ["x", "t"], ["y"], reduction="average")],
+               [helper.make_tensor_value_info("x", f, [2, 3]), helper.make_tensor_value_info("t", TensorProto.INT64, [2])],
+               [helper.make_tensor_value_info("y", f, None)], opset=13)
+    proc = run_kiln(kiln_bin, ["run", nll] + write_inputs({"x": np.zeros((2, 3), np.float32),
+                                                           "t": np.zeros(2, np.int64)}, tmp_path / "in_nll"))
+    assert proc.returncode == 1 and "reduction must be none, sum or mean, got 'average'" in proc.stderr, proc.stderr
+    # Random values for an integer input that indexes an empty table cannot exist.
+    empty = save([helper.make_node("Gather", ["table", "ids"], ["y"], axis=0)],
+                 [helper.make_tensor_value_info("ids", TensorProto.INT64, [2])],
+                 [helper.make_tensor_value_info("y", f, None)], opset=13,
+                 inits=[numpy_helper.from_array(np.zeros((0, 4), np.float32), "table")])
+    proc = run_kiln(kiln_bin, ["run", empty])
+    assert proc.returncode == 1 and "input 'ids' indexes an empty table" in proc.stderr, proc.stderr
+    # --build-data: not a directory, nothing in it, both layouts at once.
+    small = tmp_path / "small.onnx"
+    onnx.save(_small_model(), small)
+    proc = run_kiln(kiln_bin, ["convert", small, tmp_path / "c1", "--build-data", tmp_path / "missing"])
+    assert proc.returncode == 1 and "is not a directory" in proc.stderr, proc.stderr
+    (tmp_path / "empty_data").mkdir()
+    proc = run_kiln(kiln_bin, ["convert", small, tmp_path / "c2", "--build-data", tmp_path / "empty_data"])
+    assert proc.returncode == 1 and "holds no .npy files or run directories" in proc.stderr, proc.stderr
+    mixed = tmp_path / "mixed"
+    (mixed / "run1").mkdir(parents=True)
+    np.save(mixed / "x.npy", np.zeros((2, 4), np.float32))
+    proc = run_kiln(kiln_bin, ["convert", small, tmp_path / "c3", "--build-data", mixed])
+    assert proc.returncode == 1 and "use one layout" in proc.stderr, proc.stderr
+    for p in (split, nll, empty):
+        assert "internal error" not in run_kiln(kiln_bin, ["inspect", p]).stderr

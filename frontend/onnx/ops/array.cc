@@ -281,10 +281,10 @@ ValueId NumOutputsSplitSizes(ImportContext& ctx, int64_t axis, int n) {
   }
   const ValueId dim = DimOf(ctx, ctx.input(0), axis, "split_dim");
   const ValueId parts = I64(ctx, n, "num_outputs");
+  const ValueId n_minus_1 = I64(ctx, n - 1, "n_minus_1");
   // ceil(d / n) = (d + n - 1) floordiv n; the last size d - (n - 1) * chunk.
-  const ValueId chunk =
-      Binary(ctx, "FloorDiv", Binary(ctx, "Add", dim, I64(ctx, n - 1, "n_minus_1"), "split_dim_up"), parts, "chunk");
-  const ValueId last = Binary(ctx, "Sub", dim, Binary(ctx, "Mul", chunk, I64(ctx, n - 1, "n_minus_1b"), "head"), "last");
+  const ValueId chunk = Binary(ctx, "FloorDiv", Binary(ctx, "Add", dim, n_minus_1, "split_dim_up"), parts, "chunk");
+  const ValueId last = Binary(ctx, "Sub", dim, Binary(ctx, "Mul", chunk, n_minus_1, "head"), "last");
   std::vector<ValueId> pieces;
   const ValueId axis0 = I64(ctx, 0, "pack_axis");
   const ValueId chunk1 = ctx.Emit1("ExpandDims", {chunk, axis0}, {}, "chunk1");
