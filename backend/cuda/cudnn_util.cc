@@ -5,6 +5,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <unordered_map>
+#include <vector>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/timing_cache.h"
@@ -38,12 +40,75 @@ void* CudnnScratch::Add(size_t bytes) {
   return p;
 }
 
+namespace {
+
+// Times each built plan on zeroed scratch operands: one warm-up run, then kTimedRuns back to back
+// between two events (one run of a small kernel is too short for events to rank plans a few
+// percent apart), on a stream of its own. Returns the fastest plan's index.
+int64_t FastestPlan(cudnn_frontend::graph::Graph& g, cudnnHandle_t handle, const std::string& key,
+                    const std::vector<int64_t>& built, const std::function<CudnnVariantPack(CudnnScratch&)>& scratch,
+                    const std::string& what) {
+  constexpr int kTimedRuns = 10;
+  CudnnScratch buffers;
+  std::unordered_map<int64_t, void*> pack;  // by uid: no conversion in the timed runs
+  for (const auto& [tensor, pointer] : scratch(buffers)) pack.emplace(tensor->get_uid(), pointer);
+  int64_t most = 0;
+  for (int64_t i : built) {
+    int64_t bytes = 0;
+    if (g.get_workspace_size_plan_at_index(i, bytes).is_good()) most = std::max(most, bytes);
+  }
+  void* workspace = buffers.Add(static_cast<size_t>(most));
+  struct Resources {
+    cudaStream_t stream = nullptr;
+    cudaEvent_t start = nullptr, stop = nullptr;
+    cudnnHandle_t handle = nullptr;
+    ~Resources() {
+      if (handle) cudnnSetStream(handle, nullptr);
+      if (start) cudaEventDestroy(start);
+      if (stop) cudaEventDestroy(stop);
+      if (stream) cudaStreamDestroy(stream);
+    }
+  } r;
+  Check(cudaStreamCreateWithFlags(&r.stream, cudaStreamNonBlocking), "cudaStreamCreate (cuDNN tuning)");
+  Check(cudaEventCreate(&r.start), "cudaEventCreate (cuDNN tuning)");
+  Check(cudaEventCreate(&r.stop), "cudaEventCreate (cuDNN tuning)");
+  const cudnnStatus_t st = cudnnSetStream(handle, r.stream);
+  if (st != CUDNN_STATUS_SUCCESS)
+    throw Error(ErrorCode::kUnavailable, fmt::format("cuDNN cudnnSetStream: {}", cudnnGetErrorString(st)));
+  r.handle = handle;
+  std::vector<TacticTiming> timings;
+  size_t best = 0;
+  for (int64_t i : built) {
+    TacticTiming t;
+    if (!g.get_plan_name_at_index(i, t.candidate).is_good()) t.candidate = fmt::format("plan {}", i);
+    bool ok = g.execute_plan_at_index(handle, pack, workspace, i).is_good();
+    Check(cudaEventRecord(r.start, r.stream), "cudaEventRecord (cuDNN tuning)");
+    for (int run = 0; run < kTimedRuns && ok; ++run) ok = g.execute_plan_at_index(handle, pack, workspace, i).is_good();
+    Check(cudaEventRecord(r.stop, r.stream), "cudaEventRecord (cuDNN tuning)");
+    Check(cudaEventSynchronize(r.stop), "cudaEventSynchronize (cuDNN tuning)");
+    float ms = 0;
+    Check(cudaEventElapsedTime(&ms, r.start, r.stop), "cudaEventElapsedTime (cuDNN tuning)");
+    if (ok) t.microseconds = 1000.0 * ms / kTimedRuns;
+    timings.push_back(std::move(t));
+    const TacticTiming& fastest = timings[best];
+    if (ok && (fastest.microseconds < 0 || timings.back().microseconds < fastest.microseconds))
+      best = timings.size() - 1;
+  }
+  if (timings[best].microseconds < 0)
+    throw Error(ErrorCode::kUnavailable,
+                fmt::format("cuDNN: none of the {} plans built for {} ran", built.size(), what));
+  LogTacticTimings(key, timings, best);
+  return built[best];
+}
+
+}  // namespace
+
 void BuildTunedPlan(cudnn_frontend::graph::Graph& g, cudnnHandle_t handle, const std::string& problem,
                     int64_t max_candidates, const std::function<CudnnVariantPack(CudnnScratch&)>& scratch,
                     const std::string& what) {
   TimingCache& cache = ProcessTimingCache();
-  const std::string key =
-      fmt::format("cudnn {} frontend {} | {} | {}", cudnnGetVersion(), CUDNN_FRONTEND_VERSION, TacticDeviceKey(), problem);
+  const std::string key = fmt::format("cudnn {} frontend {} | {} | {}", cudnnGetVersion(), CUDNN_FRONTEND_VERSION,
+                                      TacticDeviceKey(), problem);
   if (const auto choice = cache.Find(key))
     for (int64_t i = 0; i < g.get_execution_plan_count(); ++i) {
       std::string name;
@@ -52,18 +117,14 @@ void BuildTunedPlan(cudnn_frontend::graph::Graph& g, cudnnHandle_t handle, const
     }
   // cuDNN's first heuristic choice is often not its fastest plan for the shape at hand.
   const int64_t candidates = std::min<int64_t>(g.get_execution_plan_count(), max_candidates);
-  int built = 0;
-  for (int64_t i = 0; i < candidates; ++i) built += g.build_plan_at_index(i).is_good() ? 1 : 0;
+  std::vector<int64_t> built;
+  for (int64_t i = 0; i < candidates; ++i)
+    if (g.build_plan_at_index(i).is_good()) built.push_back(i);
   // Selects the heuristics' first plan that builds (the choice when there is nothing to time).
   CheckFe(g.build_plans(cudnn_frontend::BuildPlanPolicy_t::HEURISTICS_CHOICE), fmt::format("build_plans ({})", what));
-  if (built > 1) {
-    CudnnScratch buffers;
-    CudnnVariantPack pack = scratch(buffers);
-    void* workspace = buffers.Add(static_cast<size_t>(g.get_autotune_workspace_size()));
-    const cudnnStatus_t st = cudnnSetStream(handle, nullptr);  // autotune synchronizes the device
-    if (st != CUDNN_STATUS_SUCCESS)
-      throw Error(ErrorCode::kUnavailable, fmt::format("cuDNN cudnnSetStream: {}", cudnnGetErrorString(st)));
-    CheckFe(g.autotune(handle, pack, workspace), fmt::format("autotune ({})", what));
+  if (built.size() > 1) {
+    const int64_t fastest = FastestPlan(g, handle, key, built, scratch, what);
+    CheckFe(g.build_plan_at_index(fastest), fmt::format("build_plan_at_index ({})", what));  // makes it execute
   }
   if (std::string chosen; g.get_plan_name(chosen).is_good()) cache.Record(key, chosen);
 }

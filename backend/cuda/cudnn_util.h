@@ -40,8 +40,8 @@ class CudnnScratch {
 // Builds the execution plan of `graph` (after check_support) and makes it the one that executes:
 // the plan the timing cache (timing_cache.h) names for `problem` on this device and cuDNN
 // version, when the heuristics still propose it; else the first `max_candidates` that build,
-// timed by cudnn-frontend's autotune on the pack `scratch` returns when more than one built, and
-// the fastest kept and recorded. `what` names the node in errors.
+// timed on the pack `scratch` returns when more than one built (each logged when
+// $KILN_TACTIC_LOG is set), and the fastest kept and recorded. `what` names the node in errors.
 void BuildTunedPlan(cudnn_frontend::graph::Graph& graph, cudnnHandle_t handle, const std::string& problem,
                     int64_t max_candidates, const std::function<CudnnVariantPack(CudnnScratch&)>& scratch,
                     const std::string& what);

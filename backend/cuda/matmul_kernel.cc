@@ -76,6 +76,20 @@ std::string AlgoHex(const cublasLtMatmulAlgo_t& algo) {
   return hex;
 }
 
+// An algorithm as the tactic log names it: cuBLASLt's algorithm id, tile, stages and split.
+std::string AlgoName(const cublasLtMatmulAlgo_t& algo) {
+  auto attr = [&](cublasLtMatmulAlgoConfigAttributes_t which) {
+    uint32_t value = 0;  // every attribute read here is a 32-bit integer (or an enum of that size)
+    size_t written = 0;
+    if (cublasLtMatmulAlgoConfigGetAttribute(&algo, which, &value, sizeof(value), &written) != CUBLAS_STATUS_SUCCESS)
+      return int64_t{-1};
+    return static_cast<int64_t>(value);
+  };
+  return fmt::format("algo {} tile {} stages {} split-k {} swizzle {}", attr(CUBLASLT_ALGO_CONFIG_ID),
+                     attr(CUBLASLT_ALGO_CONFIG_TILE_ID), attr(CUBLASLT_ALGO_CONFIG_STAGES_ID),
+                     attr(CUBLASLT_ALGO_CONFIG_SPLITK_NUM), attr(CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING));
+}
+
 }  // namespace
 
 std::optional<std::string> MatMulUnsupported(const ir::Graph& graph, const ir::Node& node) {
@@ -257,11 +271,12 @@ size_t MatMulKernel::Fastest(const Problem& p, const Plan& plan, cublasLtMatmulD
   size_t best = 0;
   float best_ms = 0;
   bool timed_one = false;
+  std::vector<TacticTiming> timings(candidates.size());
   for (size_t i = 0; i < candidates.size(); ++i) {
+    timings[i].candidate = AlgoName(candidates[i].algo);
     auto run = [&] {
-      return cublasLtMatmul(handle_, desc, alpha, b.p, plan.b.object, a.p, plan.a.object, beta, d.p,
-                            plan.d.object, d.p, plan.d.object, &candidates[i].algo, workspace.p,
-                            candidates[i].workspaceSize, stream);
+      return cublasLtMatmul(handle_, desc, alpha, b.p, plan.b.object, a.p, plan.a.object, beta, d.p, plan.d.object, d.p,
+                            plan.d.object, &candidates[i].algo, workspace.p, candidates[i].workspaceSize, stream);
     };
     if (run() != CUBLAS_STATUS_SUCCESS) continue;  // a candidate that cannot run is skipped
     Check(cudaEventRecord(start, stream), "cudaEventRecord (cuBLASLt tuning)");
@@ -271,6 +286,7 @@ size_t MatMulKernel::Fastest(const Problem& p, const Plan& plan, cublasLtMatmulD
     Check(cudaEventSynchronize(stop), "cudaEventSynchronize (cuBLASLt tuning)");
     float ms = 0;
     Check(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime (cuBLASLt tuning)");
+    if (ok) timings[i].microseconds = 1000.0 * ms / kTimedRuns;
     if (ok && (!timed_one || ms < best_ms)) {
       best = i;
       best_ms = ms;
@@ -280,6 +296,7 @@ size_t MatMulKernel::Fastest(const Problem& p, const Plan& plan, cublasLtMatmulD
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
   cudaStreamDestroy(stream);
+  LogTacticTimings(TacticKey(p), timings, best);
   return best;
 }
 

@@ -3,9 +3,11 @@
 #include <cuda_runtime.h>
 #include <fmt/format.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <string_view>
 #include <system_error>
 
 #include "backend/cuda/cuda_check.h"
@@ -141,6 +143,28 @@ std::string TacticDeviceKey() {
 TimingCache& ProcessTimingCache() {
   static TimingCache cache(DefaultTimingCachePath());
   return cache;
+}
+
+void LogTacticTimings(const std::string& key, const std::vector<TacticTiming>& timings, size_t chosen) {
+  const char* env = std::getenv("KILN_TACTIC_LOG");
+  if (!env || !*env) return;
+  std::string text = fmt::format("tactic {}\n", key);
+  for (size_t i = 0; i < timings.size(); ++i) {
+    const TacticTiming& t = timings[i];
+    text += t.microseconds < 0
+                ? fmt::format("  {}   (did not run) {}\n", i == chosen ? '*' : ' ', t.candidate)
+                : fmt::format("  {} {:10.2f} us  {}\n", i == chosen ? '*' : ' ', t.microseconds, t.candidate);
+  }
+  static std::mutex mu;  // whole entries, even from engines built on several threads
+  std::lock_guard<std::mutex> lock(mu);
+  if (std::string_view(env) == "-") {
+    std::fputs(text.c_str(), stderr);
+    return;
+  }
+  if (std::FILE* f = std::fopen(env, "a")) {
+    std::fputs(text.c_str(), f);
+    std::fclose(f);
+  }
 }
 
 }  // namespace kiln::backend::cuda

@@ -20,6 +20,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 namespace kiln::backend::cuda {
 
@@ -65,5 +66,16 @@ std::string TacticDeviceKey();
 
 // The cache every kernel of this process uses (DefaultTimingCachePath, read once).
 TimingCache& ProcessTimingCache();
+
+// One timed tactic candidate, as the tactic log shows it.
+struct TacticTiming {
+  std::string candidate;     // the library's name for it (a cuDNN plan, a cuBLASLt algorithm)
+  double microseconds = -1;  // per run; negative: it did not run
+};
+
+// When $KILN_TACTIC_LOG names a file ("-": stderr), appends the timings of one tactic choice to
+// it: the problem's key, then one line per candidate with its time, the chosen one marked. This
+// is how a user (or a benchmark) sees why a kernel was picked and how close the others were.
+void LogTacticTimings(const std::string& key, const std::vector<TacticTiming>& timings, size_t chosen);
 
 }  // namespace kiln::backend::cuda

@@ -11,7 +11,10 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <random>
+#include <sstream>
 
 #include "backend/cuda/attention_match.h"
 #include "backend/cuda/conv_kernel.h"
@@ -1243,6 +1246,35 @@ TEST(CudaBackendGpu, SecondBuildTakesEveryTacticFromTheTimingCache) {
   ASSERT_EQ(a.byte_size(), c.byte_size());
   EXPECT_EQ(std::memcmp(a.raw_data(), c.raw_data(), a.byte_size()), 0) << "the two builds chose different kernels";
   EXPECT_LE(RelativeL2(a, runtime::ReferenceExecutor(b.g).Run({input})[0]), 2e-3);
+}
+
+// With KILN_TACTIC_LOG set, a build that times tactics writes each choice's candidates and times
+// to the log, the chosen one marked: for the convolution's cuDNN plans and the product's cuBLASLt
+// algorithms (shapes no other test builds, so nothing comes from the timing cache).
+TEST(CudaBackendGpu, TacticLogListsTheTimedCandidatesAndTheChoice) {
+  SKIP_WITHOUT_GPU();
+  if (!backend::cuda::HaveCudnn()) GTEST_FAIL() << "this build has no cuDNN: the GPU suite needs a build with it";
+  Builder b;
+  const DType dtype = DType::kFloat16;
+  const ir::ValueId x = b.Input("x", {5, 11, 13, 32}, dtype);
+  ir::AttrMap same = nntest::ConvAttrs("NHWC", "SAME", {1, 1}, {1, 1}, {});
+  const ir::ValueId conv = b.Op("Conv2D", "conv", {x, b.Const("f", RandomTensor(dtype, {3, 3, 32, 40}, 95))}, same);
+  const ir::ValueId flat = b.Op("Reshape", "flat", {conv, b.Const("shape", Tensor::FromVector<int64_t>(DType::kInt64, {2}, {715, 40}))});
+  b.Output("y", b.Op("MatMul", "mm", {flat, b.Const("w", RandomTensor(dtype, {40, 56}, 96))}));
+  const std::filesystem::path log = std::filesystem::temp_directory_path() / "kiln_tactic_log_test.txt";
+  std::filesystem::remove(log);
+  ::setenv("KILN_TACTIC_LOG", log.c_str(), 1);
+  auto engine = CudaBackend().Compile(*b.g, ExactProfile({{5, 11, 13, 32}}), {});
+  ::unsetenv("KILN_TACTIC_LOG");
+  std::ifstream in(log);
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string s = text.str();
+  EXPECT_NE(s.find("tactic cudnn"), std::string::npos) << s;
+  EXPECT_NE(s.find("tactic cublasLt"), std::string::npos) << s;
+  EXPECT_NE(s.find("  * "), std::string::npos) << "no candidate marked as chosen:\n" << s;
+  EXPECT_NE(s.find(" us  "), std::string::npos) << "no timed candidate:\n" << s;
+  std::filesystem::remove(log);
 }
 
 // A dense layer followed by the exact GELU as PyTorch exports it (x * (1 + erf(x / sqrt(2))) *
