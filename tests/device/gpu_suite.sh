@@ -3,7 +3,9 @@
 # libraries), then the unit tests that need a GPU. The bundle comes from
 # tests/device/make_gpu_bundle.py. Logs go to $OUT when it is set.
 #   bash tests/device/gpu_suite.sh .device/gpu.tar.gz
-# KILN_GPU_TEST_FILTER narrows the unit tests; KILN_GPU_MODELS=0 skips the model checks;
+# KILN_GPU_TEST_FILTER narrows the unit tests ("none": none); KILN_GPU_MODELS=0 skips the model checks;
+# the bundle's zoo cases (make_gpu_bundle.py --zoo-cases) run through tests/device/gpu_zoo_check.py
+# (KILN_GPU_ZOO_ARGS: more arguments for it; KILN_GPU_ZOO=0 skips them);
 # KILN_GPU_COMPARE_ARGS runs bench/gpu_compare.py with those arguments ("-" for its defaults).
 # KILN_GPU_KERNEL_PROFILE_ARGS runs bench/gpu_kernel_profile.py (Nsight Compute, Kiln against torch.compile).
 set -uo pipefail
@@ -38,10 +40,12 @@ echo "nvcc: $(nvcc --version 2>/dev/null | tail -1)"
 echo "host: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2) ($(nproc) cores)"
 
 status=0
-echo "== unit tests that need a GPU"
-"$bundle/bin/kiln_unit_tests" --gtest_filter="${KILN_GPU_TEST_FILTER:-*Cuda*}" --gtest_brief=0 2>&1 | tee "$out/gpu_unit_tests.log" || status=1
-if grep -q "SKIPPED" "$out/gpu_unit_tests.log"; then
-  echo "GPU unit tests were skipped on a GPU machine: failing"; status=1
+if [ "${KILN_GPU_TEST_FILTER:-}" != none ]; then
+  echo "== unit tests that need a GPU"
+  "$bundle/bin/kiln_unit_tests" --gtest_filter="${KILN_GPU_TEST_FILTER:-*Cuda*}" --gtest_brief=0 2>&1 | tee "$out/gpu_unit_tests.log" || status=1
+  if grep -q "SKIPPED" "$out/gpu_unit_tests.log"; then
+    echo "GPU unit tests were skipped on a GPU machine: failing"; status=1
+  fi
 fi
 # Each model: random inputs (same seed) through the CPU and through a conversion for the GPU;
 # the outputs must agree to FP32 precision; then what ran where, and a short timing of each.
@@ -88,6 +92,13 @@ PY
 }
 
 kiln="$bundle/bin/kiln"
+# The test zoo against TensorFlow's outputs, FP32/FP16/BF16, SavedModels and ONNX exports.
+if [ -d "$bundle/zoo" ] && [ "${KILN_GPU_ZOO:-1}" != 0 ]; then
+  echo "== tests/device/gpu_zoo_check.py"
+  # shellcheck disable=SC2086
+  python3 "$(dirname "$0")/gpu_zoo_check.py" --kiln "$kiln" --cases "$bundle/zoo" ${KILN_GPU_ZOO_ARGS:-} 2>&1 |
+    tee "$out/gpu_zoo_check.log" || status=1
+fi
 [ "${KILN_GPU_MODELS:-1}" = 0 ] || {
 check_model demo "$bundle/src/models/demo" --batch-size 4
 for m in "$bundle"/models/*/; do

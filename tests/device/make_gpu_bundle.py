@@ -45,6 +45,11 @@ def main():
     ap.add_argument("--models", nargs="*", default=["mlp_keras3", "cnn_keras3", "bert_keras3"],
                     help="test-zoo SavedModels (build/test_models) to check end to end on the GPU")
     ap.add_argument("--zoo", default=str(ROOT / "build" / "test_models"))
+    ap.add_argument("--zoo-cases", nargs="*", metavar="NAME",
+                    help="also pack these zoo models with TensorFlow's outputs (tests/device/make_zoo_cases.py, "
+                         "run with --python) for tests/device/gpu_zoo_check.py; no names: every model")
+    ap.add_argument("--python", default=str(Path.home() / ".cache" / "kiln" / "venv" / "bin" / "python"),
+                    help="a Python with TensorFlow, for --zoo-cases")
     args = ap.parse_args()
     build, out = Path(args.build), Path(args.out)
     binaries = [build / "tools" / "kiln", build / "kiln_unit_tests"]
@@ -59,6 +64,10 @@ def main():
             if not src.is_dir():
                 raise SystemExit("%s is missing: generate the test zoo first (tests/models/zoo.py)" % src)
             shutil.copytree(src, stage / "models" / name)
+        if args.zoo_cases is not None:
+            subprocess.run([args.python, str(ROOT / "tests" / "device" / "make_zoo_cases.py"), "--zoo", args.zoo,
+                            "--out", str(stage / "zoo")] + (["--models"] + args.zoo_cases if args.zoo_cases else []),
+                           check=True)
         out.parent.mkdir(parents=True, exist_ok=True)
         partial = out.with_name(out.name + ".partial")
         with tarfile.open(partial, "w:gz", compresslevel=6) as tar:
