@@ -31,7 +31,7 @@ def relative_l2(out, ref):
     return err / norm if norm > 0 else (0.0 if err == 0 else float("inf"))
 
 
-def check(kiln, case_dir, case, fmt, precision, work):
+def check(kiln, device, case_dir, case, fmt, precision, work):
     """One row: (model, format, precision, worst error, bound, stats, problems)."""
     if fmt == "onnx":
         model = case_dir / case["onnx"]["file"]
@@ -46,7 +46,7 @@ def check(kiln, case_dir, case, fmt, precision, work):
     bound = case["rtol"][precision]
     converted = work / "converted"
     problems = []
-    conv = subprocess.run([kiln, "convert", str(model), str(converted), "--device", "cuda", "--precision", precision,
+    conv = subprocess.run([kiln, "convert", str(model), str(converted), "--device", device, "--precision", precision,
                            "--build-shapes", shapes], capture_output=True, text=True, errors="replace")
     if conv.returncode != 0:
         return None, bound, None, ["convert failed: " + conv.stderr.strip()[-600:]]
@@ -58,7 +58,12 @@ def check(kiln, case_dir, case, fmt, precision, work):
         return None, bound, None, ["run failed: " + run.stderr.strip()[-600:]]
     m = STATS.search(run.stdout)
     stats = tuple(int(g) for g in m.groups()) if m else None
-    if stats is None:
+    engines = re.search(r"Total number of engines: (\d+)", conv.stdout)
+    if not engines:
+        problems.append("no engine count in kiln convert's summary")
+    elif int(engines.group(1)) == 0:
+        pass  # nothing to compile (every op native): nothing to reload
+    elif stats is None:
         problems.append("no engine statistics in kiln run's output")
     elif stats[1] != 0 or stats[0] < 1:
         problems.append("the saved model loaded %d engines and built %d (expected >= 1 loaded, 0 built)" % stats[:2])
@@ -93,6 +98,7 @@ def main():
     ap.add_argument("--cases", required=True)
     ap.add_argument("--precisions", nargs="*", default=["FP32", "FP16", "BF16"])
     ap.add_argument("--jobs", type=int, default=4)
+    ap.add_argument("--device", default="cuda", help="the engines' device (cpu: to try the script without a GPU)")
     args = ap.parse_args()
     cases = sorted(p.parent for p in Path(args.cases).glob("*/case.json"))
     if not cases:
@@ -107,7 +113,7 @@ def main():
     def run(task):
         case_dir, case, fmt, precision = task
         with tempfile.TemporaryDirectory() as work:
-            return task, check(args.kiln, case_dir, case, fmt, precision, Path(work))
+            return task, check(args.kiln, args.device, case_dir, case, fmt, precision, Path(work))
 
     failed = 0
     print("%-14s %-10s %-5s %10s %8s  %-22s %s" % ("model", "format", "prec", "rel L2", "bound", "engines", "result"))
