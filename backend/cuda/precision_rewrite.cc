@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "ir/graph_util.h"
@@ -11,12 +12,21 @@
 namespace kiln::backend::cuda {
 namespace {
 
+// Finite float32 constants beyond float16's range saturate to its largest finite value instead of
+// rounding to infinity (as TensorRT clamps such weights): graphs written for float32 use -1e9 as
+// "minus infinity" in attention masks, (1 - mask) * -1e9, where an infinite constant gives
+// 0 * inf = NaN for every kept position. Infinities and NaNs stay what they are.
+float SaturatedToFloat16Range(float x) {
+  constexpr float kMax = 65504.0f;
+  return std::isfinite(x) ? std::clamp(x, -kMax, kMax) : x;
+}
+
 Tensor Narrow(const Tensor& t, DType low) {
   Tensor out(low, t.shape());
   const float* src = t.data<float>();
   for (int64_t i = 0; i < t.num_elements(); ++i) {
     if (low == DType::kFloat16)
-      out.data<Half>()[i] = Half(src[i]);
+      out.data<Half>()[i] = Half(SaturatedToFloat16Range(src[i]));
     else
       out.data<BFloat16>()[i] = BFloat16(src[i]);
   }

@@ -251,6 +251,39 @@ TEST(CudaPrecision, NarrowingKeepsTheInterfaceAndTheFunction) {
   }
 }
 
+// A float32 graph's "minus infinity" mask, (1 - mask) * -1e9 added to the scores before a
+// softmax (Keras attention exported to ONNX): in float16 the constant saturates to -65504, so kept
+// positions add 0 (not 0 * -inf = NaN) and masked ones still vanish from the softmax.
+TEST(CudaPrecision, Float16SaturatesConstantsBeyondItsRange) {
+  Builder b;
+  const ir::ValueId x = b.Input("scores", {2, 5});
+  const ir::ValueId mask = b.Input("mask", {2, 5});
+  const ir::ValueId kept = b.Op("Sub", "kept", {b.Const("one", Tensor::Scalar(DType::kFloat32, 1.0f)), mask});
+  const ir::ValueId adder =
+      b.Op("Mul", "adder", {kept, b.Const("minus_big", Tensor::Scalar(DType::kFloat32, -1e9f))});
+  ir::AttrMap a;
+  a.Set("axis", int64_t{-1});
+  b.Output("probs", b.Op("Softmax", "softmax", {b.Op("Add", "masked", {x, adder})}, a));
+  b.Output("limits", b.Op("Mul", "limits", {x, b.Const("big", Tensor::FromVector<float>(DType::kFloat32, {5},
+                                                                                        {1e9f, -7e4f, 3.0f, INFINITY, -INFINITY}))}));
+  auto narrowed = std::make_shared<ir::Graph>(b.g->Clone());
+  backend::cuda::NarrowFloat32(*narrowed, DType::kFloat16);
+  const Tensor scores = cputest::RandScaled({2, 5}, 106, 2.0f);
+  const Tensor ones = Tensor::FromVector<float>(DType::kFloat32, {2, 5}, {1, 1, 1, 0, 0, 1, 0, 1, 1, 1});
+  const auto want = runtime::ReferenceExecutor(b.g).Run({scores, ones});
+  const auto got = runtime::ReferenceExecutor(narrowed).Run({scores, ones});
+  const float* p = got[0].data<float>();
+  for (int64_t i = 0; i < got[0].num_elements(); ++i) ASSERT_TRUE(std::isfinite(p[i])) << "probability " << i;
+  EXPECT_LT(RelativeL2Error(got[0], want[0]), 5e-3);
+  // The stored constant: {65504, -65504, 3, inf, -inf}.
+  const Tensor* big = nullptr;
+  for (const ir::Node& n : narrowed->nodes())
+    if (!n.removed && n.name == "big") big = narrowed->ConstantOf(n.outputs[0]);
+  ASSERT_TRUE(big && big->dtype() == DType::kFloat16);
+  const std::vector<float> stored = {65504.0f, -65504.0f, 3.0f, INFINITY, -INFINITY};
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(static_cast<float>(big->data<Half>()[i]), stored[i]) << "element " << i;
+}
+
 TEST(CudaPrecision, DivisionsByOneElementConstantsBecomeProducts) {
   Builder b;
   const ir::ValueId x = b.Input("x", {4, 6});
