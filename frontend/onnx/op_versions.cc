@@ -52,6 +52,10 @@ const std::map<std::string, int64_t, std::less<>>& Table() {
       {"Softmax", 1}, {"LogSoftmax", 1}, {"Hardmax", 1},
       // Losses (introduced in 12; 13 added types).
       {"NegativeLogLikelihoodLoss", 12}, {"SoftmaxCrossEntropyLoss", 12},
+      // Quantization (introduced in 10; 13 added `axis` for per-axis parameters, 19 float16 and
+      // float8 scales, 21 blocks and 16-bit and 4-bit types: what the importers do not take they refuse).
+      {"QuantizeLinear", 10}, {"DequantizeLinear", 10}, {"DynamicQuantizeLinear", 11}, {"MatMulInteger", 10},
+      {"ConvInteger", 10}, {"QLinearConv", 10}, {"QLinearMatMul", 10},
       // Ops that first appear after opset 13.
       {"HardSwish", 14}, {"Trilu", 14}, {"Mish", 18}, {"Gelu", 20}, {"If", 11}, {"Loop", 11}, {"Resize", 13},
   };

@@ -485,3 +485,65 @@ def test_new_import_and_cli_errors_name_what_is_wrong(kiln_bin, tmp_path):
     assert proc.returncode == 1 and "use one layout" in proc.stderr, proc.stderr
     for p in (split, nll, empty):
         assert "internal error" not in run_kiln(kiln_bin, ["inspect", p]).stderr
+
+
+# ---- quantized models, as onnxruntime's static quantization writes them ----
+
+def _float_cnn(path):
+    """Conv 3x3 (8 channels) -> Relu -> Flatten -> MatMul [8*6*6, 10]: a small float model to quantize."""
+    rng = np.random.default_rng(5)
+    w1 = numpy_helper.from_array((rng.standard_normal((8, 3, 3, 3)) * 0.3).astype(np.float32), "w1")
+    b1 = numpy_helper.from_array((rng.standard_normal(8) * 0.1).astype(np.float32), "b1")
+    w2 = numpy_helper.from_array((rng.standard_normal((8 * 6 * 6, 10)) * 0.05).astype(np.float32), "w2")
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c"], name="conv", kernel_shape=[3, 3]),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("Flatten", ["r"], ["f"], name="flatten", axis=1),
+             helper.make_node("MatMul", ["f", "w2"], ["y"], name="fc")]
+    g = helper.make_graph(nodes, "cnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 3, 8, 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 10])], [w1, b1, w2])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.save(m, path)
+
+
+@pytest.mark.parametrize("fmt,per_channel", [("QDQ", False), ("QDQ", True), ("QOperator", False), ("QOperator", True)])
+def test_models_quantized_by_onnxruntime_match_it(kiln_bin, tmp_path, fmt, per_channel):
+    """quantize_static (QDQ: QuantizeLinear/DequantizeLinear around float ops; QOperator:
+    QLinearConv, QLinearMatMul) on real calibration batches; Kiln runs the result through the
+    decomposed quantization ops. onnxruntime runs the quantized model unoptimized (the QDQ ops as
+    written, float convolutions in between), so the two differ only where a float sum rounds to
+    the other side of a quantization step: at most one step of the output's scale, rarely."""
+    ort = pytest.importorskip("onnxruntime")
+    from onnxruntime import quantization as q
+    fp32, quantized = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
+    _float_cnn(fp32)
+    rng = np.random.default_rng(6)
+
+    class Batches(q.CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"x": rng.standard_normal((2, 3, 8, 8)).astype(np.float32)} for _ in range(8)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    q.quantize_static(str(fp32), str(quantized), Batches(), quant_format=getattr(q.QuantFormat, fmt),
+                      per_channel=per_channel, activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8)
+    ops = {n.op_type for n in onnx.load(str(quantized)).graph.node}
+    assert ("QLinearConv" in ops) == (fmt == "QOperator") and "QuantizeLinear" in ops, ops
+    x = rng.standard_normal((3, 3, 8, 8)).astype(np.float32)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    want = ort.InferenceSession(str(quantized), options, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    proc = run_kiln(kiln_bin, ["run", quantized] + write_inputs({"x": x}, tmp_path / "in") +
+                    ["--output-dir", tmp_path / "out"])
+    if proc.returncode != 0:
+        fail("kiln run failed on the %s model" % fmt, proc)
+    got = np.load(tmp_path / "out" / "y.npy")
+    assert got.shape == want.shape and got.dtype == want.dtype
+    # The output is dequantized: its values are multiples of one scale; find it from the data.
+    step = np.min(np.diff(np.unique(want))) if np.unique(want).size > 1 else 1.0
+    off = np.abs(got - want)
+    assert np.all(off <= step * 1.01 + 1e-7), (fmt, float(off.max()), float(step))
+    print("%s per_channel=%s: %d of %d outputs one step off (step %.3g, |y| up to %.3g)" % (
+        fmt, per_channel, int(np.sum(off > 1e-7)), off.size, step, float(np.abs(want).max())))
+    assert np.mean(off > 1e-7) <= 0.02, (fmt, float(np.mean(off > 1e-7)))

@@ -176,8 +176,8 @@ ir::ValueId ExpandDims(ImportContext& ctx, ir::ValueId x, int64_t axis, const st
 }
 
 // Filter spatial dims (static) of input 1 (the weights), from the weights or kernel_shape.
-std::vector<int64_t> KernelDims(ImportContext& ctx, const Window& w, int wrank) {
-  const ir::SymShape ws = ctx.input_shape(1);
+std::vector<int64_t> KernelDims(ImportContext& ctx, const Window& w, int wrank, int w_index = 1) {
+  const ir::SymShape ws = ctx.input_shape(w_index);
   if (ws.rank_known && ws.rank() != wrank)
     ctx.Invalid(fmt::format("weights must have rank {}, got {}", wrank, ctx.graph().ShapeToString(ws)));
   std::vector<int64_t> k;
@@ -211,9 +211,10 @@ struct IrConv {
 // For 1-D: x [N,C,L] -> [N,C,1,L] and the weights [M,C/g,K] -> [M,C/g,1,K], with a unit
 // stride and dilation and no pads for the added dim. Then the ONNX weights [M, C/g, k...]
 // (ConvTranspose: [C_in, C_out, k...]) become the IR's [k..., C/g, M] ([k..., C_out, C_in]).
-IrConv ToIrConv(ImportContext& ctx, const Window& w, std::vector<int64_t> pads_begin, std::vector<int64_t> pads_end) {
-  IrConv conv{.x = ctx.input(0),
-              .filter = ctx.input(1),
+IrConv ToIrConv(ImportContext& ctx, const Window& w, std::vector<int64_t> pads_begin, std::vector<int64_t> pads_end,
+                ir::ValueId x, ir::ValueId filter) {
+  IrConv conv{.x = x,
+              .filter = filter,
               .spatial = std::max(w.spatial, 2),
               .strides = w.strides,
               .dilations = w.dilations,
@@ -247,17 +248,15 @@ ir::AttrMap IrConvAttrs(const IrConv& conv, const std::string& padding) {
 
 // ---- Conv ----
 
-void ImportConv(ImportContext& ctx) {
-  Window w = ReadWindow(ctx, true, false);
+// The convolution of x (ONNX input 0) with `filter` (ONNX input w_index) and an optional bias
+// [M], as the attributes of the node describe it; `w` is complete (CompleteWindow).
+ir::ValueId ConvOf(ImportContext& ctx, Window& w, ir::ValueId x, ir::ValueId filter, int w_index, ir::ValueId bias) {
   const int64_t group = ctx.attr_int("group", 1);
   if (group < 1) ctx.Invalid(fmt::format("group must be positive, got {}", group));
-  if (ctx.num_inputs() < 2 || ctx.num_inputs() > 3) ctx.Invalid(fmt::format("expected 2 or 3 inputs, got {}", ctx.num_inputs()));
-  if (ctx.validate_only()) return;
-  const int rank = CheckConvInputs(ctx, w);
   const int sp = w.spatial;
-  const std::vector<int64_t> kernel = KernelDims(ctx, w, rank);
+  const std::vector<int64_t> kernel = KernelDims(ctx, w, sp + 2, w_index);
   // Channel check (the IR infers groups from C / I; make sure that matches `group`).
-  const ir::SymShape xs = ctx.input_shape(0), ws = ctx.input_shape(1);
+  const ir::SymShape xs = ctx.graph().value(x).shape, ws = ctx.graph().value(filter).shape;
   if (ir::IsStatic(xs.dims[1]) && ws.rank_known && ir::IsStatic(ws.dims[1]) && xs.dims[1] != ws.dims[1] * group)
     ctx.Invalid(fmt::format("X has {} channels; weights {} with group {} expect {}", xs.dims[1], ctx.graph().ShapeToString(ws),
                             group, ws.dims[1] * group));
@@ -279,18 +278,93 @@ void ImportConv(ImportContext& ctx) {
     SamePads(w, nn::StaticDims(ctx, 0, 2, "auto_pad SAME_LOWER"), kernel, false, &begin, &end);
     padding = "EXPLICIT";
   }
-  const IrConv conv = ToIrConv(ctx, w, std::move(begin), std::move(end));
+  const IrConv conv = ToIrConv(ctx, w, std::move(begin), std::move(end), x, filter);
   std::vector<ir::ValueId> inputs = {conv.x, conv.filter};
-  if (ctx.has_input(2)) {
-    CheckSameDtype(ctx, 0, 2);
-    inputs.push_back(ctx.input(2));
-  }
+  if (bias != ir::kNoValue) inputs.push_back(bias);
   ir::ValueId y = ctx.Emit1(conv.spatial == 3 ? "Conv3D" : "Conv2D", std::move(inputs), IrConvAttrs(conv, padding),
                             sp == 1 ? "conv2d" : "");
   if (sp == 1) y = ctx.Emit1("Squeeze", {y}, Attrs({{"axes", std::vector<int64_t>{2}}}));
-  ctx.SetOutput(0, y);
+  return y;
+}
+
+void ImportConv(ImportContext& ctx) {
+  Window w = ReadWindow(ctx, true, false);
+  if (ctx.attr_int("group", 1) < 1) ctx.Invalid(fmt::format("group must be positive, got {}", ctx.attr_int("group", 1)));
+  if (ctx.num_inputs() < 2 || ctx.num_inputs() > 3) ctx.Invalid(fmt::format("expected 2 or 3 inputs, got {}", ctx.num_inputs()));
+  if (ctx.validate_only()) return;
+  CheckConvInputs(ctx, w);
+  ir::ValueId bias = ir::kNoValue;
+  if (ctx.has_input(2)) {
+    CheckSameDtype(ctx, 0, 2);
+    bias = ctx.input(2);
+  }
+  ctx.SetOutput(0, ConvOf(ctx, w, ctx.input(0), ctx.input(1), 1, bias));
 }
 KILN_ONNX_IMPORTER("Conv", ImportConv);
+
+// ---- ConvInteger, QLinearConv: integer convolutions, computed exactly in float64 ----
+
+void CheckQuantized(ImportContext& ctx, std::initializer_list<int> inputs) {
+  for (int i : inputs) {
+    if (!ctx.has_input(i)) continue;
+    const DType t = ctx.input_dtype(i);
+    if (t != DType::kInt8 && t != DType::kUInt8)
+      ctx.Unsupported(fmt::format("input {} has dtype {} (expected int8 or uint8)", i, DTypeName(t)));
+  }
+}
+
+// x - zero point in int32, then float64 (int8 sums of products are exact there). The weights'
+// zero point may be per output channel ([M] -> [M, 1, ..., 1]).
+ir::ValueId CenteredF64(ImportContext& ctx, int value, int zero_point, int rank, const std::string& suffix) {
+  ir::ValueId v = nn::Cast(ctx, ctx.input(value), DType::kInt32, suffix + "_i32");
+  if (ctx.has_input(zero_point)) {
+    const ir::ValueId zp = nn::ScaleAlongAxis(ctx, nn::Cast(ctx, ctx.input(zero_point), DType::kInt32, suffix + "_zp_i32"), 0,
+                                              rank, suffix + "_zero_point");
+    v = ctx.Emit1("Sub", {v, zp}, {}, suffix + "_centered");
+  }
+  return nn::Cast(ctx, v, DType::kFloat64, suffix + "_f64");
+}
+
+// ConvInteger: (x - x_zero_point) * (w - w_zero_point) in int32.
+void ImportConvInteger(ImportContext& ctx) {
+  Window w = ReadWindow(ctx, true, false);
+  CheckQuantized(ctx, {0, 1, 2, 3});
+  if (ctx.validate_only()) return;
+  const int rank = nn::RequireRank(ctx, 0, "x");
+  CompleteWindow(ctx, w, rank - 2);
+  const ir::ValueId y =
+      ConvOf(ctx, w, CenteredF64(ctx, 0, 2, rank, "x"), CenteredF64(ctx, 1, 3, rank, "w"), 1, ir::kNoValue);
+  ctx.SetOutput(0, nn::Cast(ctx, y, DType::kInt32, "y"));
+}
+KILN_ONNX_IMPORTER("ConvInteger", ImportConvInteger);
+
+// QLinearConv: the integer convolution (plus the int32 bias B), times x_scale * w_scale / y_scale
+// (float32; w_scale may be per output channel), offset by y_zero_point, rounded and saturated.
+void ImportQLinearConv(ImportContext& ctx) {
+  Window w = ReadWindow(ctx, true, false);
+  CheckQuantized(ctx, {0, 2, 3, 5, 7});
+  if (ctx.has_input(8) && ctx.input_dtype(8) != DType::kInt32)
+    ctx.Invalid(fmt::format("B has dtype {} (expected int32)", DTypeName(ctx.input_dtype(8))));
+  if (ctx.validate_only()) return;
+  const int rank = nn::RequireRank(ctx, 0, "x");
+  CompleteWindow(ctx, w, rank - 2);
+  const ir::ValueId bias = ctx.has_input(8) ? nn::Cast(ctx, ctx.input(8), DType::kFloat64, "bias_f64") : ir::kNoValue;
+  const ir::ValueId acc =
+      ConvOf(ctx, w, CenteredF64(ctx, 0, 2, rank, "x"), CenteredF64(ctx, 3, 5, rank, "w"), 3, bias);
+  // Scales per output channel apply along dim 1 of the NC... result.
+  const ir::ValueId w_scale =
+      nn::ScaleAlongAxis(ctx, nn::Cast(ctx, ctx.input(4), DType::kFloat32, "w_scale_f32"), 1, rank, "w_scale");
+  const ir::ValueId multiplier =
+      ctx.Emit1("Div",
+                {ctx.Emit1("Mul", {nn::Cast(ctx, ctx.input(1), DType::kFloat32, "x_scale_f32"), w_scale}, {}, "xw_scale"),
+                 nn::Cast(ctx, ctx.input(6), DType::kFloat32, "y_scale_f32")},
+                {}, "multiplier");
+  const ir::ValueId scaled = ctx.Emit1("Mul", {acc, nn::Cast(ctx, multiplier, DType::kFloat64, "multiplier_f64")}, {}, "scaled");
+  const DType qtype = ctx.has_input(7) ? ctx.input_dtype(7) : ctx.input_dtype(0);
+  ctx.SetOutput(0, nn::Saturated(ctx, scaled, ctx.has_input(7) ? ctx.input(7) : ir::kNoValue, qtype,
+                                 /*offset_first=*/true, "y"));
+}
+KILN_ONNX_IMPORTER("QLinearConv", ImportQLinearConv);
 
 // ---- ConvTranspose: IR Conv2DBackpropInput / Conv3DBackpropInput (groups = 1) ----
 
@@ -354,7 +428,7 @@ void ImportConvTranspose(ImportContext& ctx) {
                                   out[d], begin[d], end[d], in[d]));
   }
   // The IR filter is [k..., C_out (result channels), C_in (out_backprop channels)].
-  const IrConv conv = ToIrConv(ctx, w, std::move(begin), std::move(end));
+  const IrConv conv = ToIrConv(ctx, w, std::move(begin), std::move(end), ctx.input(0), ctx.input(1));
   std::vector<int64_t> sizes = out;
   if (sp == 1) sizes.insert(sizes.begin(), 1);
   ir::ValueId y = ctx.Emit1(conv.spatial == 3 ? "Conv3DBackpropInput" : "Conv2DBackpropInput",

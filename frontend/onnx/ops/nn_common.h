@@ -30,4 +30,20 @@ std::vector<int64_t> StaticDims(ImportContext& ctx, int i, int first, const std:
 
 ir::ValueId Cast(ImportContext& ctx, ir::ValueId x, DType to, const std::string& suffix);
 
+// ---- quantization (quantize.cc) ----
+
+// int8, uint8, int16, uint16: the types the quantization ops produce and read.
+bool IsQuantizedType(DType t);
+// The quantized type's [min, max].
+std::pair<double, double> QuantizedRange(DType t);
+// A quantization parameter (scale or zero point) for an input of rank `rank`: one element
+// broadcasts as it is; a 1-D parameter of C elements applies along `axis` (reshaped to
+// [C, 1, ..., 1]). Higher ranks (blocked quantization) are Unsupported, naming `what`.
+ir::ValueId ScaleAlongAxis(ImportContext& ctx, ir::ValueId v, int64_t axis, int rank, const std::string& what);
+// `value` (float32 or float64) rounded half to even, offset by the zero point (if any; before
+// rounding when offset_first, as QLinearMatMul and QLinearConv do, else after), saturated to
+// qtype's range and cast to qtype.
+ir::ValueId Saturated(ImportContext& ctx, ir::ValueId value, ir::ValueId zero_point, DType qtype, bool offset_first,
+                      const std::string& suffix);
+
 }  // namespace kiln::onnxfe::nn
