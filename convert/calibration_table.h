@@ -1,0 +1,70 @@
+// INT8 calibration tables and the quantization they describe. A table gives each tensor that
+// INT8 kernels read (the float activation inputs of matrix products and convolutions) a
+// symmetric range [-amax, amax] (scale = amax / 127), chosen by one of TensorRT's calibrators
+// from the FP32 model's values on calibration data (runtime/calibration.h):
+//   entropy     the threshold whose 128-level quantization of the |x| histogram loses the least
+//               information (KL divergence), TensorRT's default;
+//   minmax      amax = max |x| seen;
+//   percentile  amax = the given percentile of |x| (99.99 by default).
+// The table is saved with the converted model as human-readable JSON (assets/kiln/
+// calibration.json) and reused for other shapes and devices; users may supply or edit one.
+// InsertInt8QuantDequant applies a table to a graph: each quantized activation goes through
+// quantize-dequantize (round(clip(x / scale, -127, 127)) * scale) before its readers, and each
+// constant weight of those ops is quantized per output channel, so that float kernels compute
+// exactly what INT8 kernels with int32 accumulation compute (up to float32 summation order).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+
+namespace kiln::convert {
+
+inline constexpr int kCalibrationBins = 2048;
+inline constexpr int kInt8Levels = 128;  // symmetric int8: 0..127 on each side
+
+enum class Calibrator { kEntropy, kMinMax, kPercentile };
+// "entropy", "minmax", "percentile" (case-insensitive); kInvalidArgument otherwise.
+Calibrator ParseCalibrator(const std::string& name);
+std::string CalibratorName(Calibrator c);
+
+struct TensorRange {
+  double amax = 0;          // the symmetric range chosen: scale = amax / 127
+  double min = 0, max = 0;  // what the calibration data held
+  int64_t elements = 0;     // values seen
+};
+
+struct CalibrationTable {
+  std::string calibrator;  // CalibratorName
+  double percentile = 0;   // for the percentile calibrator
+  int64_t batches = 0;
+  std::map<std::string, TensorRange> tensors;  // by IR value name
+
+  // {"format": "kiln-calibration-table", "version": 1, "calibrator": ..., "tensors": {NAME: {...}}}
+  std::string ToJson() const;
+  // kInvalidArgument naming `source` and what is wrong (not JSON, wrong format or version, a
+  // tensor without a finite non-negative amax).
+  static CalibrationTable FromJson(const std::string& text, const std::string& source);
+};
+
+// The values INT8 kernels would read: float32 non-constant operands of MatMul, BatchMatMul,
+// Conv2D, DepthwiseConv2D and Conv3D (constant weights are quantized per output channel from
+// their own values instead).
+std::vector<ir::ValueId> QuantizableActivations(const ir::Graph& graph);
+
+// The amax each calibrator picks from a histogram of |x| over [0, max_abs] (bins of equal width).
+double EntropyThreshold(const std::vector<int64_t>& histogram, double max_abs);
+double PercentileThreshold(const std::vector<int64_t>& histogram, double max_abs, double percentile);
+
+struct Int8Quantization {
+  int activations = 0;  // tensors quantized per tensor
+  int weights = 0;      // constant weights quantized per output channel
+};
+// Rewrites `graph` as described above. kInvalidArgument naming the tensor and its reader when
+// the table has no range for a quantizable activation.
+Int8Quantization InsertInt8QuantDequant(ir::Graph& graph, const CalibrationTable& table);
+
+}  // namespace kiln::convert

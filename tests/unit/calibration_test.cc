@@ -1,0 +1,167 @@
+// INT8 calibration: the calibrators' thresholds on hand-made histograms, the table's JSON form
+// and its refusals, calibration of a small graph, and the quantize-dequantize rewrite against a
+// hand computation.
+#include "runtime/calibration.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "convert/calibration_table.h"
+#include "kiln/error.h"
+#include "runtime/executor.h"
+#include "tests/unit/cpu_test_util.h"
+
+namespace kiln {
+namespace {
+
+using convert::CalibrationTable;
+using cputest::Builder;
+
+TEST(Calibration, PercentileThresholdIsWhereTheCumulativeCountReachesIt) {
+  // 100 values: 90 in bin 0, 9 in bin 4, 1 in bin 9, bins 0.1 wide.
+  std::vector<int64_t> h(10, 0);
+  h[0] = 90;
+  h[4] = 9;
+  h[9] = 1;
+  EXPECT_DOUBLE_EQ(convert::PercentileThreshold(h, 1.0, 90), 0.1);
+  EXPECT_DOUBLE_EQ(convert::PercentileThreshold(h, 1.0, 99), 0.5);
+  EXPECT_DOUBLE_EQ(convert::PercentileThreshold(h, 1.0, 100), 1.0);
+  EXPECT_DOUBLE_EQ(convert::PercentileThreshold(std::vector<int64_t>(10, 0), 1.0, 99), 0.0);
+}
+
+TEST(Calibration, EntropyThresholdClipsARareTailButNotTheBulk) {
+  // A Gaussian-like bulk over the first quarter of the range and a handful of far outliers:
+  // the KL-optimal threshold keeps the bulk and clips the tail.
+  std::vector<int64_t> h(convert::kCalibrationBins, 0);
+  for (int i = 0; i < 512; ++i)
+    h[static_cast<size_t>(i)] = static_cast<int64_t>(100000 * std::exp(-0.5 * std::pow(i / 170.0, 2)));
+  h[2040] = 3;
+  const double t = convert::EntropyThreshold(h, 2048.0);
+  EXPECT_GT(t, 300.0);
+  EXPECT_LT(t, 1000.0);
+  // Values spread evenly over the whole range: nothing to clip.
+  const std::vector<int64_t> flat(convert::kCalibrationBins, 50);
+  EXPECT_GT(convert::EntropyThreshold(flat, 1.0), 0.9);
+}
+
+TEST(Calibration, TableRoundTripsThroughJsonAndRefusesWhatIsNotOne) {
+  CalibrationTable t;
+  t.calibrator = "percentile";
+  t.percentile = 99.9;
+  t.batches = 3;
+  t.tensors["dense/x"] = {.amax = 2.5, .min = -1.0, .max = 2.75, .elements = 96};
+  const CalibrationTable back = CalibrationTable::FromJson(t.ToJson(), "t.json");
+  EXPECT_EQ(back.calibrator, "percentile");
+  EXPECT_EQ(back.batches, 3);
+  ASSERT_EQ(back.tensors.count("dense/x"), 1u);
+  EXPECT_DOUBLE_EQ(back.tensors.at("dense/x").amax, 2.5);
+  EXPECT_EQ(back.tensors.at("dense/x").elements, 96);
+  auto refused = [](const std::string& text, const std::string& why) {
+    try {
+      CalibrationTable::FromJson(text, "bad.json");
+      ADD_FAILURE() << "accepted: " << text;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("bad.json"), std::string::npos) << e.what();
+    }
+  };
+  refused("{", "not a JSON object");
+  refused(R"({"format": "other", "version": 1, "tensors": {}})", "format");
+  refused(R"({"format": "kiln-calibration-table", "version": 2, "tensors": {}})", "version 1");
+  refused(R"({"format": "kiln-calibration-table", "version": 1, "tensors": {"x": {"amax": -1}}})", "'x'");
+  refused(R"({"format": "kiln-calibration-table", "version": 1, "tensors": {"x": {"min": 0}}})", "amax");
+  refused(std::string(1000, '[') + std::string(1000, ']'), "nested");
+}
+
+// x [n, 4] -> MatMul(w [4, 3]) -> Relu -> MatMul(h, h^T): three quantizable activations (x, h used
+// twice by the last product, counted once).
+Builder SmallGraph() {
+  Builder b;
+  const ir::ValueId x = b.Input("x", {b.Symbol("n"), 4});
+  const ir::ValueId w = b.Const("w", cputest::RandScaled({4, 3}, 7, 1.0f));
+  const ir::ValueId h = b.Op("Relu", "relu", {b.Op("MatMul", "fc", {x, w})});
+  ir::AttrMap t;
+  t.Set("transpose_b", true);
+  b.Output("y", b.Op("MatMul", "gram", {h, h}, t));
+  return b;
+}
+
+TEST(Calibration, MinMaxCalibrationFindsTheLargestMagnitudeOfEachActivation) {
+  const Builder b = SmallGraph();
+  EXPECT_EQ(convert::QuantizableActivations(*b.g).size(), 2u);  // x and the Relu's output
+  std::vector<std::vector<Tensor>> batches;
+  for (uint32_t s = 0; s < 3; ++s) batches.push_back({cputest::RandScaled({5, 4}, 20 + s, 3.0f)});
+  double max_abs = 0;
+  for (const auto& batch : batches)
+    for (int64_t i = 0; i < batch[0].num_elements(); ++i)
+      max_abs = std::max(max_abs, std::fabs(static_cast<double>(batch[0].data<float>()[i])));
+  runtime::CalibrationOptions options;
+  options.calibrator = convert::Calibrator::kMinMax;
+  std::vector<std::string> progress;
+  options.progress = [&](const std::string& line) { progress.push_back(line); };
+  const CalibrationTable table = runtime::Calibrate(b.g, batches, options);
+  ASSERT_EQ(table.tensors.size(), 2u);
+  EXPECT_DOUBLE_EQ(table.tensors.at("x").amax, max_abs);
+  EXPECT_EQ(table.tensors.at("x").elements, 60);
+  EXPECT_EQ(table.batches, 3);
+  EXPECT_EQ(progress.size(), 6u);  // two passes of three batches
+  for (const auto& [name, r] : table.tensors) EXPECT_GT(r.amax, 0) << name;
+  // Entropy and percentile thresholds never exceed what was seen.
+  for (convert::Calibrator c : {convert::Calibrator::kEntropy, convert::Calibrator::kPercentile}) {
+    options.calibrator = c;
+    const CalibrationTable other = runtime::Calibrate(b.g, batches, options);
+    for (const auto& [name, r] : other.tensors) EXPECT_LE(r.amax, table.tensors.at(name).amax * (1 + 1e-9)) << name;
+  }
+}
+
+float QuantDequant(float x, float amax) {
+  const float scale = amax / 127.0f;
+  return std::nearbyint(std::clamp(x * (1.0f / scale), -127.0f, 127.0f)) * scale;
+}
+
+TEST(Calibration, QuantDequantRewriteComputesWhatInt8KernelsWould) {
+  Builder b;
+  const ir::ValueId x = b.Input("x", {2, 3});
+  const Tensor w = Tensor::FromVector<float>(DType::kFloat32, {3, 2}, {0.5f, -2.0f, 0.25f, 1.0f, -0.125f, 0.3f});
+  b.Output("y", b.Op("MatMul", "fc", {x, b.Const("w", w)}));
+  CalibrationTable table;
+  table.tensors["x"] = {.amax = 1.0};
+  ir::Graph g = b.g->Clone();
+  const convert::Int8Quantization q = convert::InsertInt8QuantDequant(g, table);
+  EXPECT_EQ(q.activations, 1);
+  EXPECT_EQ(q.weights, 1);
+  const Tensor input = Tensor::FromVector<float>(DType::kFloat32, {2, 3}, {0.3f, -1.7f, 0.011f, 0.9f, 0.004f, -0.5f});
+  const Tensor got = runtime::ReferenceExecutor(std::make_shared<ir::Graph>(std::move(g))).Run({input})[0];
+  // By hand: x clipped to [-1, 1] in steps of 1/127; w per column, amax 0.5 and 2.0.
+  const float col_amax[2] = {0.5f, 2.0f};
+  for (int r = 0; r < 2; ++r)
+    for (int c = 0; c < 2; ++c) {
+      double want = 0;
+      for (int k = 0; k < 3; ++k)
+        want += static_cast<double>(QuantDequant(input.data<float>()[r * 3 + k], 1.0f)) *
+                QuantDequant(w.data<float>()[k * 2 + c], col_amax[c]);
+      EXPECT_NEAR(got.data<float>()[r * 2 + c], want, 1e-6) << r << "," << c;
+    }
+}
+
+TEST(Calibration, AnActivationWithoutARangeIsAnErrorNamingIt) {
+  const Builder b = SmallGraph();
+  CalibrationTable table;
+  table.tensors["x"] = {.amax = 1.0};
+  ir::Graph g = b.g->Clone();
+  try {
+    convert::InsertInt8QuantDequant(g, table);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("gram"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("no range for tensor"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace kiln
