@@ -9,9 +9,11 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 
+#include "convert/calibration_table.h"
 #include "convert/converted_model.h"
 #include "convert/engine_file.h"
 #include "convert/kiln_file.h"
@@ -24,6 +26,7 @@
 #include "ir/passes/pass.h"
 #include "kiln/half.h"
 #include "kiln/version.h"
+#include "runtime/calibration.h"
 #include "runtime/converted_graph.h"
 #include "api/import_pipeline.h"
 #include "api/signature_io.h"
@@ -71,6 +74,12 @@ struct Converter::Impl {
   api::ConversionCounts counts;
   bool converted = false;
   bool built = false;
+  std::optional<convert::CalibrationTable> calibration;  // INT8 with use_calibration
+  convert::Int8Quantization int8;
+
+  // INT8 with calibration: the table (read from params.calibration_table, or computed from the
+  // batches `fn` yields) becomes quantize-dequantize steps in `graph`.
+  void QuantizeInt8(ir::Graph& graph, const InputFn& fn);
 
   static void Log(const std::string& message) { std::fprintf(stderr, "%s\n", message.c_str()); }
 
@@ -107,18 +116,85 @@ Converter::Converter(std::string input_saved_model_dir, std::vector<std::string>
 
 Converter::~Converter() = default;
 
+namespace {
+
+// A calibration table file: a regular file of at most 64 MiB (a table holds one line per tensor).
+std::string ReadCalibrationTableFile(const std::string& path) {
+  constexpr uintmax_t kMaxBytes = uintmax_t{64} << 20;
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw Error(ErrorCode::kNotFound, fmt::format("calibration table '{}' is not a regular file", path));
+  const uintmax_t size = std::filesystem::file_size(path, ec);
+  if (ec || size > kMaxBytes)
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("calibration table '{}' is larger than {} bytes (or its size cannot be read)", path, kMaxBytes));
+  std::ifstream in(path, std::ios::binary);
+  std::string text(static_cast<size_t>(size), '\0');
+  if (!in.read(text.data(), static_cast<std::streamsize>(size)))
+    throw Error(ErrorCode::kDataLoss, fmt::format("calibration table '{}': read error", path));
+  return text;
+}
+
+}  // namespace
+
+void Converter::Impl::QuantizeInt8(ir::Graph& graph, const InputFn& fn) {
+  const auto start = std::chrono::steady_clock::now();
+  if (!params.calibration_table.empty()) {
+    calibration = convert::CalibrationTable::FromJson(ReadCalibrationTableFile(params.calibration_table),
+                                                      params.calibration_table);
+  } else {
+    std::vector<std::vector<Tensor>> batches;
+    while (std::optional<std::vector<Tensor>> batch = fn()) batches.push_back(std::move(*batch));
+    if (batches.empty()) throw Error(ErrorCode::kInvalidArgument, "calibration_input_fn yielded no batches");
+    runtime::CalibrationOptions options;
+    options.calibrator = convert::ParseCalibrator(params.calibrator);
+    options.percentile = params.calibration_percentile;
+    auto last = std::chrono::steady_clock::now() - std::chrono::seconds(10);
+    options.progress = [&last](const std::string& line) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last < std::chrono::seconds(2)) return;  // a line every two seconds at most
+      last = now;
+      Log("kiln: " + line);
+    };
+    calibration = runtime::Calibrate(std::make_shared<const ir::Graph>(graph.Clone()), batches, options);
+  }
+  int8 = convert::InsertInt8QuantDequant(graph, *calibration);
+  ir::Verify(graph);
+  Log(fmt::format("kiln: INT8: {} activation tensor(s) quantized per tensor and {} weight(s) per output channel "
+                  "({} calibration{}, {:.2f} s)",
+                  int8.activations, int8.weights, calibration->calibrator.empty() ? "given" : calibration->calibrator,
+                  params.calibration_table.empty() ? fmt::format(" over {} batch(es)", calibration->batches)
+                                                   : fmt::format(" table {}", params.calibration_table),
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()));
+}
+
+std::string Converter::calibration_table_json() const {
+  return impl_->calibration ? impl_->calibration->ToJson() : std::string();
+}
+
 void Converter::convert(const InputFn& calibration_input_fn) {
   Impl& m = *impl_;
   if (m.converted) throw Error(ErrorCode::kFailedPrecondition, "convert() was already called");
-  // INT8 is refused by ConversionParams::Validate until calibration lands; the remaining rule:
-  if (calibration_input_fn && m.precision != Precision::kINT8)
-    throw Error(ErrorCode::kInvalidArgument, fmt::format("calibration_input_fn was given, but precision_mode is {}: "
-                                                         "calibration is only used for INT8",
-                                                         PrecisionName(m.precision)));
+  const bool calibrate = m.precision == Precision::kINT8 && m.params.use_calibration;
+  if (calibration_input_fn && !calibrate)
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("calibration_input_fn was given, but precision_mode is {}{}: calibration is only used "
+                            "for INT8 with use_calibration=true",
+                            PrecisionName(m.precision), m.precision == Precision::kINT8 ? " with use_calibration=false" : ""));
+  if (calibrate && !calibration_input_fn && m.params.calibration_table.empty())
+    throw Error(ErrorCode::kInvalidArgument,
+                "precision_mode INT8 with use_calibration=true needs calibration data: pass calibration_input_fn to "
+                "convert() (CLI: --calibration-data DIR) or a calibration table (calibration_table, CLI: "
+                "--calibration-table FILE); or set use_calibration=false for a model that carries its own quantization");
+  if (calibrate && calibration_input_fn && !m.params.calibration_table.empty())
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("both calibration_input_fn and calibration_table '{}' were given: use one",
+                            m.params.calibration_table));
   const auto start = std::chrono::steady_clock::now();
   frontend::ImportedSignature source = api::OpenSource(m.dir, m.tags)->Import(m.signature_key);
   ir::Graph imported = std::move(source.graph);
   api::OptimizeImportedGraph(imported, /*verify=*/true);
+  if (calibrate) m.QuantizeInt8(imported, calibration_input_fn);
   m.graph = std::make_shared<ir::Graph>(std::move(imported));
   m.input_specs = api::SpecsOf(*m.graph, m.graph->inputs(), m.graph->input_names());
   m.output_specs = api::SpecsOf(*m.graph, m.graph->outputs(), m.graph->output_names());
@@ -380,6 +456,16 @@ convert::ConvertedModel Converter::Impl::Assemble(bool save_gpu_specific_engines
       {"ops_converted", m.counts.converted},
       {"ops_total", m.counts.total},
   };
+  if (m.precision == Precision::kINT8) {
+    // What INT8 did to the graph, and the table it used (the graph already holds the
+    // quantization, so the table is for reuse: --calibration-table).
+    nlohmann::json int8 = {{"use_calibration", m.params.use_calibration},
+                           {"activations_quantized", m.int8.activations},
+                           {"weights_quantized", m.int8.weights},
+                           {"kernels", "quantize-dequantize steps in FP32 kernels (no INT8 kernels yet)"}};
+    if (m.calibration) int8["calibration_table"] = nlohmann::json::parse(m.calibration->ToJson());
+    conversion["int8"] = std::move(int8);
+  }
   nlohmann::json rejections = nlohmann::json::array();
   for (const convert::Rejection& r : m.rejections)
     rejections.push_back({{"node", r.node}, {"op", r.op}, {"source_op", r.source_op}, {"reason", r.reason}});

@@ -121,7 +121,12 @@ double PercentileThreshold(const std::vector<int64_t>& histogram, double max_abs
   return max_abs;
 }
 
-double EntropyThreshold(const std::vector<int64_t>& histogram, double max_abs) {
+double EntropyThreshold(const std::vector<int64_t>& counts, double max_abs) {
+  // The zero bin (ReLU outputs, image background) is set to its neighbour's count, as NVIDIA's
+  // pytorch-quantization does: a spike there would make the best 128-level fit the one that
+  // spends its levels near zero and clips the informative large values.
+  std::vector<int64_t> histogram = counts;
+  if (histogram.size() > 1) histogram[0] = histogram[1];
   const int bins = static_cast<int>(histogram.size());
   if (bins <= kInt8Levels) return max_abs;
   int64_t total = 0;
@@ -164,7 +169,9 @@ double EntropyThreshold(const std::vector<int64_t>& histogram, double max_abs) {
       if (pk <= 0) continue;
       kl = qk <= 0 ? std::numeric_limits<double>::infinity() : kl + pk * std::log(pk / qk);
     }
-    if (kl < best_kl) {
+    // Ties go to the larger threshold: data of a few discrete values (images of 17 grey levels)
+    // fit perfectly at many thresholds, and only the largest of those clips nothing.
+    if (kl <= best_kl) {
       best_kl = kl;
       best = i;
     }

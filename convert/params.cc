@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "backend/backend.h"
+#include "convert/calibration_table.h"
 #include "kiln/converter.h"
 #include "kiln/error.h"
 #include "kiln/precision.h"
@@ -31,10 +32,21 @@ Problem ParseProblem(Parse parse) {
 
 Problem CheckPrecision(const ConversionParams& p) {
   if (auto problem = ParseProblem([&] { ParsePrecision(p.precision_mode); })) return problem;
-  if (ParsePrecision(p.precision_mode) == Precision::kINT8)
-    return fmt::format("precision_mode {}: INT8 calibration is not implemented yet in this Kiln version; "
-                       "use FP32, FP16 or BF16",
-                       p.precision_mode);
+  return std::nullopt;
+}
+
+Problem CheckCalibration(const ConversionParams& p) {
+  if (auto problem = ParseProblem([&] { convert::ParseCalibrator(p.calibrator); })) return problem;
+  if (!(p.calibration_percentile > 0 && p.calibration_percentile <= 100))
+    return fmt::format("calibration_percentile must be in (0, 100], got {}", p.calibration_percentile);
+  bool int8 = false;
+  try {
+    int8 = ParsePrecision(p.precision_mode) == Precision::kINT8;
+  } catch (const Error&) {  // CheckPrecision reports it
+  }
+  if (!p.calibration_table.empty() && !(int8 && p.use_calibration))
+    return fmt::format("calibration_table '{}' is only used with precision_mode INT8 and use_calibration=true",
+                       p.calibration_table);
   return std::nullopt;
 }
 
@@ -93,8 +105,9 @@ Problem CheckDevice(const ConversionParams& p) {
 
 // In ConversionParams field order, so the first problem reported is the first field at fault.
 constexpr Problem (*kRules[])(const ConversionParams&) = {
-    CheckPrecision,     CheckWorkspace, CheckMinimumSegmentSize, CheckMaximumCachedEngines,
+    CheckPrecision,       CheckWorkspace, CheckMinimumSegmentSize, CheckMaximumCachedEngines,
     CheckProfileStrategy, CheckDynamicOp, CheckMaxBatchSize,       CheckDevice,
+    CheckCalibration,
 };
 
 }  // namespace

@@ -47,6 +47,12 @@ struct ConvertOptions {
   std::vector<std::string> denylist;
   std::string device = "cpu";
   std::string report_csv;
+  std::string calibration_data;        // INT8: a directory of .npy batches (ReadBuildData's layout)
+  std::string calibrator = "entropy";  // INT8
+  double calibration_percentile = 99.99;
+  std::string calibration_table;       // INT8: a table file to use instead of calibrating
+  std::string save_calibration_table;  // INT8: where to write the table used
+  bool no_calibration = false;         // INT8: use_calibration=false
 };
 int Convert(const ConvertOptions& options);
 // Shared by convert and bench (convert_command.cc). "x:8x128,y:8x128;x:4x384" -> one map per ';'
@@ -64,7 +70,8 @@ std::string SafeFileName(const std::string& name);
 // DIR/RUN/NAME.npy for several (runs in RUN name order); NAME is an input's name or its
 // SafeFileName. kInvalidArgument naming the run and the input for a missing input, an .npy file
 // that names no input, or a directory mixing both layouts.
-std::vector<std::vector<Tensor>> ReadBuildData(const std::string& dir, const std::vector<TensorSpec>& inputs);
+std::vector<std::vector<Tensor>> ReadBuildData(const std::string& dir, const std::vector<TensorSpec>& inputs,
+                                               const std::string& flag = "--build-data");
 
 struct BenchOptions {
   std::string model;  // anything LoadModel loads

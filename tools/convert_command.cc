@@ -14,6 +14,7 @@
 #include "api/converted_model_loader.h"
 #include "api/summary.h"
 #include "kiln/npy.h"
+#include "common/atomic_file.h"
 #include "tools/commands.h"
 
 namespace kiln::cli {
@@ -102,7 +103,8 @@ std::string SafeFileName(const std::string& name) {
 namespace {
 
 // One run's inputs from the .npy files directly in `dir` (subdirectories are not looked at).
-std::vector<Tensor> ReadRun(const std::filesystem::path& dir, const std::vector<TensorSpec>& inputs) {
+std::vector<Tensor> ReadRun(const std::filesystem::path& dir, const std::vector<TensorSpec>& inputs,
+                            const std::string& flag) {
   std::map<std::string, std::filesystem::path> files;  // file stem -> path
   for (const auto& entry : std::filesystem::directory_iterator(dir))
     if (entry.is_regular_file() && entry.path().extension() == ".npy") files[entry.path().stem().string()] = entry.path();
@@ -112,7 +114,7 @@ std::vector<Tensor> ReadRun(const std::filesystem::path& dir, const std::vector<
     auto it = files.find(spec.name);
     if (it == files.end()) it = files.find(SafeFileName(spec.name));
     if (it == files.end())
-      throw Error(ErrorCode::kInvalidArgument, fmt::format("--build-data: {} has no {}.npy for input '{}'", dir.string(),
+      throw Error(ErrorCode::kInvalidArgument, fmt::format("{}: {} has no {}.npy for input '{}'", flag, dir.string(),
                                                            SafeFileName(spec.name), spec.name));
     used.insert(it->first);
     run.push_back(ReadNpy(it->second.string()));
@@ -120,18 +122,19 @@ std::vector<Tensor> ReadRun(const std::filesystem::path& dir, const std::vector<
   for (const auto& [stem, path] : files)
     if (!used.count(stem))
       throw Error(ErrorCode::kInvalidArgument,
-                  fmt::format("--build-data: {} names no input of the signature (its inputs: {})", path.string(),
+                  fmt::format("{}: {} names no input of the signature (its inputs: {})", flag, path.string(),
                               api::SpecNames(inputs)));
   return run;
 }
 
 }  // namespace
 
-std::vector<std::vector<Tensor>> ReadBuildData(const std::string& dir, const std::vector<TensorSpec>& inputs) {
+std::vector<std::vector<Tensor>> ReadBuildData(const std::string& dir, const std::vector<TensorSpec>& inputs,
+                                               const std::string& flag) {
   const std::filesystem::path root(dir);
   std::error_code ec;
   if (!std::filesystem::is_directory(root, ec))
-    throw Error(ErrorCode::kNotFound, fmt::format("--build-data: '{}' is not a directory", dir));
+    throw Error(ErrorCode::kNotFound, fmt::format("{}: '{}' is not a directory", flag, dir));
   std::vector<std::filesystem::path> runs;
   bool files = false;
   for (const auto& entry : std::filesystem::directory_iterator(root)) {
@@ -140,15 +143,15 @@ std::vector<std::vector<Tensor>> ReadBuildData(const std::string& dir, const std
   }
   if (files && !runs.empty())
     throw Error(ErrorCode::kInvalidArgument,
-                fmt::format("--build-data: '{}' holds both .npy files (one run) and directories (one run each); "
+                fmt::format("{}: '{}' holds both .npy files (one run) and directories (one run each); "
                             "use one layout",
-                            dir));
-  if (files) return {ReadRun(root, inputs)};
+                            flag, dir));
+  if (files) return {ReadRun(root, inputs, flag)};
   if (runs.empty())
-    throw Error(ErrorCode::kInvalidArgument, fmt::format("--build-data: '{}' holds no .npy files or run directories", dir));
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("{}: '{}' holds no .npy files or run directories", flag, dir));
   std::sort(runs.begin(), runs.end());
   std::vector<std::vector<Tensor>> out;
-  for (const auto& run : runs) out.push_back(ReadRun(run, inputs));
+  for (const auto& run : runs) out.push_back(ReadRun(run, inputs, flag));
   return out;
 }
 
@@ -164,8 +167,33 @@ int Convert(const ConvertOptions& options) {
   params.allow_build_at_runtime = !options.no_build_at_runtime;
   params.denylist = options.denylist;
   params.device = options.device;
+  params.calibrator = options.calibrator;
+  params.calibration_percentile = options.calibration_percentile;
+  params.calibration_table = options.calibration_table;
+  params.use_calibration = !options.no_calibration;
   Converter converter(options.input_dir, options.tags, options.signature_key, params);
-  converter.convert();
+  if (!options.calibration_data.empty()) {
+    LoadOptions load;
+    load.tags = options.tags.empty() ? std::vector<std::string>{"serve"} : options.tags;
+    const std::vector<TensorSpec> specs = LoadModel(options.input_dir, load)->signature(options.signature_key).inputs();
+    std::vector<std::vector<Tensor>> batches = ReadBuildData(options.calibration_data, specs, "--calibration-data");
+    size_t next = 0;
+    converter.convert([&]() -> std::optional<std::vector<Tensor>> {
+      if (next == batches.size()) return std::nullopt;
+      return std::move(batches[next++]);
+    });
+  } else {
+    converter.convert();
+  }
+  if (!options.save_calibration_table.empty()) {
+    const std::string table = converter.calibration_table_json();
+    if (table.empty())
+      throw Error(ErrorCode::kInvalidArgument,
+                  "--save-calibration-table: no calibration table was used (it needs --precision INT8 with "
+                  "--calibration-data or --calibration-table)");
+    WriteFileAtomically(options.save_calibration_table, {table});
+    fmt::print("wrote the calibration table to {}\n", options.save_calibration_table);
+  }
 
   if (!options.build_data.empty()) {
     // Real inputs: the engines are built for their shapes, and the values are the user's.

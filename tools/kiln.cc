@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
   convert_cmd->add_option("output", convert.output_dir, "Where to write the converted SavedModel")->required();
   convert_cmd->add_option("--tag", convert.tags, "MetaGraph tag set (repeatable; default: serve)");
   convert_cmd->add_option("--signature-key", convert.signature_key, "Signature to convert")->capture_default_str();
-  convert_cmd->add_option("--precision", convert.precision, "FP32, FP16, BF16 (INT8 not yet)")->capture_default_str();
+  convert_cmd->add_option("--precision", convert.precision, "FP32, FP16, BF16, INT8")->capture_default_str();
   convert_cmd->add_option("--minimum-segment-size", convert.minimum_segment_size, "Smallest engine, in effective nodes (-1: none)")->capture_default_str();
   convert_cmd->add_option("--maximum-cached-engines", convert.maximum_cached_engines, "Engines cached per engine node")->capture_default_str();
   convert_cmd->add_flag("--use-dynamic-shape", convert.use_dynamic_shape, "Build engines for shape ranges (profiles)");
@@ -56,6 +56,16 @@ int main(int argc, char** argv) {
   convert_cmd->add_option("--denylist", convert.denylist, "Op types never converted (comma-separated)")->delimiter(',');
   convert_cmd->add_option("--device", convert.device, "Engine backend")->capture_default_str();
   convert_cmd->add_option("--report-csv", convert.report_csv, "Write the non-conversion report as CSV here");
+  convert_cmd->add_option("--calibration-data", convert.calibration_data,
+                          "INT8: calibration batches, DIR/NAME.npy (one batch) or DIR/BATCH/NAME.npy (one batch each)");
+  convert_cmd->add_option("--calibrator", convert.calibrator, "INT8: entropy, minmax or percentile")->capture_default_str();
+  convert_cmd->add_option("--calibration-percentile", convert.calibration_percentile, "INT8: the percentile calibrator's percentile")
+      ->capture_default_str();
+  convert_cmd->add_option("--calibration-table", convert.calibration_table, "INT8: use this calibration table instead of calibrating");
+  convert_cmd->add_option("--save-calibration-table", convert.save_calibration_table,
+                          "INT8: write the calibration table used to this file (for --calibration-table)");
+  convert_cmd->add_flag("--no-calibration", convert.no_calibration,
+                        "INT8: use the quantization the model carries (QuantizeLinear/DequantizeLinear, FakeQuant)");
 
   kiln::cli::BuildOptions build;
   CLI::App* build_cmd = app.add_subcommand("build", "Convert a model and build its engines into one self-contained .kiln file");

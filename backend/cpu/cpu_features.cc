@@ -66,7 +66,8 @@ PrecisionChoice ChoosePrecision(Precision requested, const CpuFeatures& cpu) {
                    : fmt::format("FP16 requested; this CPU ({}) has no native FP16 arithmetic, engine runs FP32", device);
       break;
     case Precision::kINT8:
-      c.note = "INT8 requested; the CPU backend has no INT8 calibration or kernels yet, engine runs FP32";
+      c.note = "INT8 requested; the CPU backend has no INT8 kernels yet: the graph's quantize-dequantize steps run in FP32 "
+               "kernels (INT8 accuracy, FP32 speed)";
       break;
   }
   return c;

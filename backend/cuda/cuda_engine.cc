@@ -121,7 +121,8 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
     NarrowFloat32(graph_, options.precision == Precision::kFP16 ? DType::kFloat16 : DType::kBFloat16);
     precision_ = options.precision;
   } else if (options.precision != Precision::kFP32) {
-    precision_note_ = fmt::format("{} was requested; the CUDA backend has no {} kernels yet, so the engine runs FP32",
+    precision_note_ = fmt::format("{} was requested; the CUDA backend has no {} kernels yet, so the engine runs FP32 "
+                                  "(an INT8 graph's quantize-dequantize steps included)",
                                   PrecisionName(options.precision), PrecisionName(options.precision));
   }
   // Convolutions and pooling run channels-last (tensor cores want NHWC); layout changes sink

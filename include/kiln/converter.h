@@ -43,6 +43,13 @@ struct ConversionParams {
   int max_batch_size = 1;                           // implicit batch only
   std::vector<std::string> denylist;                // op types (TF or IR names) never converted
   std::string device = "cpu";                       // engine backend
+  // INT8 with use_calibration (Kiln's additions to TF-TRT's parameters): the calibrator
+  // (entropy, minmax, percentile), its percentile, and a calibration table file to use instead
+  // of calibrating (a table a previous conversion saved, or one a user wrote; see
+  // docs/converter.md, "INT8").
+  std::string calibrator = "entropy";
+  double calibration_percentile = 99.99;
+  std::string calibration_table;
 
   // kInvalidArgument naming the field and why, for invalid values and combinations.
   void Validate() const;
@@ -67,8 +74,15 @@ class Converter {
   Converter(const Converter&) = delete;
   Converter& operator=(const Converter&) = delete;
 
-  // Freezes, segments and rewrites the graph. INT8 with calibration needs calibration_input_fn.
+  // Freezes, segments and rewrites the graph. INT8 with use_calibration needs calibration_input_fn
+  // (batches of representative inputs; the FP32 graph runs on each twice, with progress on
+  // stderr) or params.calibration_table; the calibrated ranges become quantize-dequantize steps
+  // in the graph (convert/calibration_table.h). INT8 without use_calibration runs the
+  // quantization the model itself carries (ONNX QuantizeLinear/DequantizeLinear, TF FakeQuant).
   void convert(const InputFn& calibration_input_fn = nullptr);
+  // The INT8 calibration table convert() computed or read, as JSON (empty unless INT8 with
+  // use_calibration): save it to reuse with params.calibration_table.
+  std::string calibration_table_json() const;
   // Runs the converted graph on each input set to build engines (or collect dynamic-shape profiles).
   // kFailedPrecondition if called twice or before convert(); kInvalidArgument if input_fn is empty.
   void build(const InputFn& input_fn);

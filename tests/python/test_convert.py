@@ -121,7 +121,10 @@ def test_summary_and_report(kiln_bin, zoo_dir, tmp_path):
 @pytest.mark.zoo_models("mlp_keras3")
 @pytest.mark.parametrize("args,words", [
     (["--precision", "FP64"], ["precision_mode", "FP64", "FP16"]),
-    (["--precision", "int8"], ["INT8", "calibration", "not implemented"]),
+    (["--precision", "int8"], ["INT8", "calibration", "--calibration-data", "use_calibration=false"]),
+    (["--calibrator", "kl"], ["calibrator", "kl", "entropy, minmax, percentile"]),
+    (["--precision", "INT8", "--calibration-percentile", "0"], ["calibration_percentile"]),
+    (["--calibration-table", "t.json"], ["calibration_table", "INT8"]),
     (["--maximum-cached-engines", "0"], ["maximum_cached_engines"]),
     (["--profile-strategy", "Optimal"], ["dynamic_shape_profile_strategy", "use_dynamic_shape"]),
     (["--device", "tpu"], ["device", "tpu"]),

@@ -45,6 +45,12 @@ TEST(Calibration, EntropyThresholdClipsARareTailButNotTheBulk) {
   // Values spread evenly over the whole range: nothing to clip.
   const std::vector<int64_t> flat(convert::kCalibrationBins, 50);
   EXPECT_GT(convert::EntropyThreshold(flat, 1.0), 0.9);
+  // Seventeen grey levels (k / 16, mostly background zeros): every threshold at a level fits
+  // perfectly; the largest, which clips nothing, is the one taken.
+  std::vector<int64_t> levels(convert::kCalibrationBins, 0);
+  levels[0] = 5000;
+  for (int k = 1; k <= 16; ++k) levels[static_cast<size_t>(std::min(k * 128, convert::kCalibrationBins - 1))] = 40 + k;
+  EXPECT_DOUBLE_EQ(convert::EntropyThreshold(levels, 1.0), 1.0);
 }
 
 TEST(Calibration, TableRoundTripsThroughJsonAndRefusesWhatIsNotOne) {

@@ -103,10 +103,17 @@ TEST(Converter, ApiErrors) {
   ConversionParams int8;
   int8.precision_mode = "int8";
   try {
-    Converter c(DemoDir(), {"serve"}, "serving_default", int8);
-    FAIL() << "INT8 is refused until calibration exists";
+    Converter(DemoDir(), {"serve"}, "serving_default", int8).convert();
+    FAIL() << "INT8 with use_calibration needs calibration data";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("INT8"), std::string::npos) << e.what();
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("calibration_input_fn"), std::string::npos) << e.what();
+  }
+  {
+    // Calibrated on two batches, the demo model converts and runs.
+    Converter c(DemoDir(), {"serve"}, "serving_default", int8);
+    c.convert(Batches({2, 3}));
+    EXPECT_NE(c.calibration_table_json().find("kiln-calibration-table"), std::string::npos);
   }
   ConversionParams static_op;
   static_op.is_dynamic_op = false;

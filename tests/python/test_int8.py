@@ -1,0 +1,142 @@
+"""INT8 on trained weights and real data: a small CNN trained with TensorFlow on scikit-learn's
+bundled digits (8x8 images, offline) is converted with --precision INT8 and calibrated on
+training images; its top-1 accuracy on held-out images must stay within 1 point of FP32 (the
+bound of docs/testing.md), for each calibrator. Plus the calibration table's reuse and the
+INT8 parameter errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import run_kiln, write_inputs
+from kiln_checks import fail
+
+tf = pytest.importorskip("tensorflow")
+datasets = pytest.importorskip("sklearn.datasets")
+
+
+@pytest.fixture(scope="module")
+def digits_model(tmp_path_factory):
+    """(SavedModel dir, calibration images, held-out images, held-out labels, TF's held-out logits)."""
+    d = datasets.load_digits()
+    x = (d.images / 16.0).astype(np.float32)[..., None]  # [1797, 8, 8, 1] in [0, 1]
+    y = d.target.astype(np.int64)
+    order = np.random.default_rng(0).permutation(len(x))
+    x, y = x[order], y[order]
+    train_x, train_y, test_x, test_y = x[:1200], y[:1200], x[1200:], y[1200:]
+    tf.keras.utils.set_random_seed(0)
+    model = tf.keras.Sequential([
+        tf.keras.Input((8, 8, 1)),
+        tf.keras.layers.Conv2D(16, 3, activation="relu"),
+        tf.keras.layers.Conv2D(32, 3, activation="relu"),
+        tf.keras.layers.Flatten(),
+        tf.keras.layers.Dense(64, activation="relu"),
+        tf.keras.layers.Dense(10),
+    ])
+    model.compile(optimizer=tf.keras.optimizers.Adam(3e-3),
+                  loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(train_x, train_y, epochs=12, batch_size=32, verbose=0)
+    out = tmp_path_factory.mktemp("digits") / "cnn"
+
+    class Serving(tf.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 8, 8, 1], tf.float32, name="x")])
+        def serve(self, x):
+            return {"logits": self.m(x, training=False)}
+
+    module = Serving(model)
+    tf.saved_model.save(module, str(out), signatures={"serving_default": module.serve})
+    logits = model.predict(test_x, verbose=0)
+    return out, train_x[:200], test_x, test_y, logits
+
+
+def _accuracy(kiln_bin, model, images, labels, tmp_path):
+    proc = run_kiln(kiln_bin, ["run", model] + write_inputs({"x": images}, tmp_path / "in") +
+                    ["--output-dir", tmp_path / "out"])
+    if proc.returncode != 0:
+        fail("kiln run failed on %s" % model, proc)
+    logits = np.load(tmp_path / "out" / "logits.npy")
+    return float(np.mean(np.argmax(logits, axis=1) == labels)), logits
+
+
+def _calibration_dir(images, path, batch=25):
+    """DIR/BATCH/x.npy, one directory per batch (the --calibration-data layout)."""
+    for i in range(0, len(images), batch):
+        d = path / ("b%03d" % (i // batch))
+        d.mkdir(parents=True)
+        np.save(d / "x.npy", images[i:i + batch])
+    return path
+
+
+@pytest.mark.parametrize("calibrator", ["entropy", "minmax", "percentile"])
+def test_int8_accuracy_on_held_out_digits_stays_within_one_point_of_fp32(kiln_bin, digits_model, tmp_path, calibrator):
+    model, calib, test_x, test_y, tf_logits = digits_model
+    tf_accuracy = float(np.mean(np.argmax(tf_logits, axis=1) == test_y))
+    assert tf_accuracy > 0.9, "the digits CNN did not train (%.3f)" % tf_accuracy
+    fp32 = tmp_path / "fp32"
+    proc = run_kiln(kiln_bin, ["convert", model, fp32, "--build-shapes", "x:597x8x8x1"])
+    if proc.returncode != 0:
+        fail("FP32 conversion failed", proc)
+    fp32_accuracy, fp32_logits = _accuracy(kiln_bin, fp32, test_x, test_y, tmp_path / "run32")
+    assert np.linalg.norm(fp32_logits - tf_logits) / np.linalg.norm(tf_logits) <= 1e-5
+    int8 = tmp_path / "int8"
+    table = tmp_path / "table.json"
+    proc = run_kiln(kiln_bin, ["convert", model, int8, "--precision", "INT8", "--calibrator", calibrator,
+                               "--calibration-data", _calibration_dir(calib, tmp_path / "calib"),
+                               "--build-shapes", "x:597x8x8x1", "--save-calibration-table", table])
+    if proc.returncode != 0:
+        fail("INT8 conversion failed", proc)
+    assert "INT8: 4 activation tensor(s) quantized per tensor and 4 weight(s) per output channel" in proc.stderr, proc.stderr
+    int8_accuracy, int8_logits = _accuracy(kiln_bin, int8, test_x, test_y, tmp_path / "run8")
+    rel = np.linalg.norm(int8_logits - fp32_logits) / np.linalg.norm(fp32_logits)
+    print("%s: FP32 top-1 %.4f, INT8 top-1 %.4f, logits relative L2 %.3g" % (calibrator, fp32_accuracy, int8_accuracy, rel))
+    assert abs(int8_accuracy - fp32_accuracy) <= 0.01, (fp32_accuracy, int8_accuracy)
+    assert 0 < rel < 0.1, rel  # quantized (not FP32), and not broken
+    saved = json.loads(table.read_text())
+    assert saved["format"] == "kiln-calibration-table" and saved["calibrator"] == calibrator
+    assert len(saved["tensors"]) == 4 and all(t["amax"] > 0 for t in saved["tensors"].values())
+    conversion = json.loads((int8 / "assets" / "kiln" / "conversion.json").read_text())
+    assert conversion["precision_mode"] == "INT8" and conversion["int8"]["calibration_table"] == saved
+
+
+def test_a_saved_calibration_table_reproduces_the_int8_model(kiln_bin, digits_model, tmp_path):
+    model, calib, test_x, test_y, _ = digits_model
+    table = tmp_path / "table.json"
+    first = tmp_path / "first"
+    proc = run_kiln(kiln_bin, ["convert", model, first, "--precision", "INT8", "--calibration-data",
+                               _calibration_dir(calib, tmp_path / "calib"), "--save-calibration-table", table])
+    if proc.returncode != 0:
+        fail("INT8 conversion failed", proc)
+    second = tmp_path / "second"
+    proc = run_kiln(kiln_bin, ["convert", model, second, "--precision", "INT8", "--calibration-table", table])
+    if proc.returncode != 0:
+        fail("INT8 conversion from a table failed", proc)
+    _, a = _accuracy(kiln_bin, first, test_x[:50], test_y[:50], tmp_path / "a")
+    _, b = _accuracy(kiln_bin, second, test_x[:50], test_y[:50], tmp_path / "b")
+    assert np.array_equal(a, b)
+    # An edited table without a tensor the model needs is refused, naming the tensor.
+    saved = json.loads(table.read_text())
+    missing = sorted(saved["tensors"])[0]
+    del saved["tensors"][missing]
+    table.write_text(json.dumps(saved))
+    proc = run_kiln(kiln_bin, ["convert", model, tmp_path / "third", "--precision", "INT8", "--calibration-table", table])
+    assert proc.returncode != 0 and "no range for tensor '%s'" % missing in proc.stderr, proc.stderr
+
+
+def test_int8_parameter_errors(kiln_bin, digits_model, tmp_path):
+    model, calib, _, _, _ = digits_model
+    data = _calibration_dir(calib[:10], tmp_path / "calib")
+    proc = run_kiln(kiln_bin, ["convert", model, tmp_path / "a", "--calibration-data", data])
+    assert proc.returncode != 0 and "calibration is only used for INT8" in proc.stderr, proc.stderr
+    proc = run_kiln(kiln_bin, ["convert", model, tmp_path / "b", "--precision", "INT8", "--calibration-data", data,
+                               "--calibration-table", tmp_path / "t.json"])
+    assert proc.returncode != 0 and "use one" in proc.stderr, proc.stderr
+    proc = run_kiln(kiln_bin, ["convert", model, tmp_path / "c", "--precision", "INT8", "--calibration-table",
+                               tmp_path / "missing.json"])
+    assert proc.returncode != 0 and "missing.json" in proc.stderr and "not a regular file" in proc.stderr, proc.stderr
+    proc = run_kiln(kiln_bin, ["convert", model, tmp_path / "d", "--save-calibration-table", tmp_path / "t.json"])
+    assert proc.returncode != 0 and "no calibration table was used" in proc.stderr, proc.stderr
