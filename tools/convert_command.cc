@@ -155,6 +155,25 @@ std::vector<std::vector<Tensor>> ReadBuildData(const std::string& dir, const std
   return out;
 }
 
+namespace {
+
+// The source model's signature inputs (order, names, dtypes), for reading .npy runs.
+std::vector<TensorSpec> SourceInputs(const ConvertOptions& options) {
+  LoadOptions load;
+  load.tags = options.tags.empty() ? std::vector<std::string>{"serve"} : options.tags;
+  return LoadModel(options.input_dir, load)->signature(options.signature_key).inputs();
+}
+
+// An InputFn yielding `runs` in order, once each.
+InputFn Yield(std::vector<std::vector<Tensor>>& runs) {
+  return [&runs, next = size_t{0}]() mutable -> std::optional<std::vector<Tensor>> {
+    if (next == runs.size()) return std::nullopt;
+    return std::move(runs[next++]);
+  };
+}
+
+}  // namespace
+
 int Convert(const ConvertOptions& options) {
   if (!options.build_shapes.empty() && !options.build_data.empty())
     throw Error(ErrorCode::kInvalidArgument, "--build-shapes and --build-data both give the build runs: use one");
@@ -173,15 +192,8 @@ int Convert(const ConvertOptions& options) {
   params.use_calibration = !options.no_calibration;
   Converter converter(options.input_dir, options.tags, options.signature_key, params);
   if (!options.calibration_data.empty()) {
-    LoadOptions load;
-    load.tags = options.tags.empty() ? std::vector<std::string>{"serve"} : options.tags;
-    const std::vector<TensorSpec> specs = LoadModel(options.input_dir, load)->signature(options.signature_key).inputs();
-    std::vector<std::vector<Tensor>> batches = ReadBuildData(options.calibration_data, specs, "--calibration-data");
-    size_t next = 0;
-    converter.convert([&]() -> std::optional<std::vector<Tensor>> {
-      if (next == batches.size()) return std::nullopt;
-      return std::move(batches[next++]);
-    });
+    std::vector<std::vector<Tensor>> batches = ReadBuildData(options.calibration_data, SourceInputs(options), "--calibration-data");
+    converter.convert(Yield(batches));
   } else {
     converter.convert();
   }
@@ -197,15 +209,8 @@ int Convert(const ConvertOptions& options) {
 
   if (!options.build_data.empty()) {
     // Real inputs: the engines are built for their shapes, and the values are the user's.
-    LoadOptions load;
-    load.tags = options.tags.empty() ? std::vector<std::string>{"serve"} : options.tags;
-    const std::vector<TensorSpec> specs = LoadModel(options.input_dir, load)->signature(options.signature_key).inputs();
-    std::vector<std::vector<Tensor>> runs = ReadBuildData(options.build_data, specs);
-    size_t next = 0;
-    converter.build([&]() -> std::optional<std::vector<Tensor>> {
-      if (next == runs.size()) return std::nullopt;
-      return std::move(runs[next++]);
-    });
+    std::vector<std::vector<Tensor>> runs = ReadBuildData(options.build_data, SourceInputs(options));
+    converter.build(Yield(runs));
   } else if (!options.build_shapes.empty()) {
     // The signature's input order and dtypes, from the source model.
     LoadOptions load;
