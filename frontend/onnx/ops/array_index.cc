@@ -245,6 +245,8 @@ void ImportScatterElements(ImportContext& ctx) {
   EmitScatter(ctx, ctx.input(0), coords, ctx.input(2), red);
 }
 KILN_ONNX_IMPORTER("ScatterElements", ImportScatterElements);
+// Scatter (opsets 9 and 10) is ScatterElements under its old name.
+KILN_ONNX_IMPORTER("Scatter", ImportScatterElements);
 
 // OneHot(indices, depth, values) attr axis: negative indices wrap by depth (once: indices
 // outside [-depth, depth) give all off_value, as the spec says); integral float indices are
