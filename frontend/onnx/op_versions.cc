@@ -34,7 +34,7 @@ const std::map<std::string, int64_t, std::less<>>& Table() {
       {"Flatten", 1}, {"Tile", 6}, {"Expand", 8}, {"Where", 9}, {"ConstantOfShape", 9}, {"NonZero", 9},
       {"Range", 11}, {"Cast", 6}, {"Squeeze", 1}, {"Unsqueeze", 1}, {"Split", 2}, {"Slice", 10},
       {"DepthToSpace", 1}, {"SpaceToDepth", 1}, {"OneHot", 9}, {"Compress", 9}, {"CumSum", 11},
-      {"GatherElements", 11}, {"GatherND", 11}, {"ScatterND", 11}, {"ScatterElements", 11}, {"Scatter", 9}, {"EyeLike", 9},
+      {"GatherElements", 11}, {"GatherND", 11}, {"ScatterND", 11}, {"ScatterElements", 11}, {"Scatter", 9}, {"Det", 11}, {"EyeLike", 9},
       {"ReverseSequence", 10}, {"Unique", 11}, {"Einsum", 12}, {"TopK", 11}, {"Pad", 11}, {"Clip", 11},
       {"Constant", 1},
       // Reductions: attribute `axes` (read by the importer) until the input form; negative axes 11.

@@ -112,6 +112,14 @@ void ImportMatMulInteger(ImportContext& ctx) {
 }
 KILN_ONNX_IMPORTER("MatMulInteger", ImportMatMulInteger);
 
+// Det: the determinant of each innermost square matrix.
+void ImportDet(ImportContext& ctx) {
+  CheckFloatInput(ctx, 0, "X");
+  if (ctx.validate_only()) return;
+  ctx.SetOutput(0, ctx.Emit1("MatrixDeterminant", {ctx.input(0)}));
+}
+KILN_ONNX_IMPORTER("Det", ImportDet);
+
 void ImportGemm(ImportContext& ctx) {
   const float alpha = ctx.attr_float("alpha", 1.0f), beta = ctx.attr_float("beta", 1.0f);
   const int64_t ta = ctx.attr_int("transA", 0), tb = ctx.attr_int("transB", 0);

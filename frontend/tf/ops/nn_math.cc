@@ -170,9 +170,18 @@ void ImportDepthSpace(ImportContext& ctx) {
   ctx.SetOutput(0, ctx.Emit1(kD2S ? "DepthToSpace" : "SpaceToDepth", {ctx.input(0)}, std::move(attrs)));
 }
 
+// MatrixDeterminant: float types (complex ones are not held by Kiln).
+void ImportMatrixDeterminant(ImportContext& ctx) {
+  const DType t = ctx.attr_type("T");
+  if (!IsFloating(t)) ctx.Unsupported(fmt::format("T = {} is not supported (float types)", DTypeName(t)));
+  if (ctx.validate_only()) return;
+  ctx.SetOutput(0, ctx.Emit1("MatrixDeterminant", {ctx.input(0)}));
+}
+
 }  // namespace
 
 void RegisterNnMathImporters(ImporterTable& table) {
+  table.Add({"MatrixDeterminant", ImportMatrixDeterminant, {}, {}});
   table.Add({"MatMul", ImportMatMul, {}, {{"transpose_a", false}, {"transpose_b", false}}});
   for (const char* op : {"BatchMatMul", "BatchMatMulV2", "BatchMatMulV3"})
     table.Add({op, ImportBatchMatMul, {}, {{"adj_x", false}, {"adj_y", false}}});
