@@ -1,3 +1,4 @@
+#include "common/file_checks.h"
 #include "kiln/npy.h"
 
 #include "common/atomic_file.h"
@@ -138,6 +139,7 @@ NpyHeader ParseHeader(const std::string& path, const std::string& header) { retu
 }  // namespace
 
 Tensor ReadNpy(const std::string& path) {
+  RequireRegularFile(path, ".npy file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(ErrorCode::kNotFound, fmt::format("{}: cannot open file", path));
   char magic[8];

@@ -1,4 +1,5 @@
 // Converted SavedModel writing and reading (the layout is described in converted_model.h).
+#include "common/file_checks.h"
 #include "convert/converted_model.h"
 
 #include <fcntl.h>
@@ -143,6 +144,7 @@ void VerifyChecksum(const fs::path& file, const std::string& bytes, const fs::pa
 }
 
 std::string ReadFile(const fs::path& path) {
+  RequireRegularFile(path, "converted model file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(ErrorCode::kNotFound, fmt::format("{}: cannot open for reading", path.string()));
   std::ostringstream ss;
@@ -170,6 +172,8 @@ std::string Serialize(const tfproto::SavedModel& proto, const fs::path& path) {
 
 // Parses DIR/saved_model.pb; false when it cannot be opened or parsed.
 bool ParseSavedModel(const fs::path& path, tfproto::SavedModel& proto) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return false;  // a FIFO would block the read
   std::ifstream in(path, std::ios::binary);
   if (!in) return false;
   google::protobuf::io::IstreamInputStream zero_copy(&in);

@@ -1,4 +1,5 @@
 // .kiln file writing and verified reading (the layout is described in kiln_file.h).
+#include "common/file_checks.h"
 #include "convert/kiln_file.h"
 
 #include "common/atomic_file.h"
@@ -213,6 +214,7 @@ void WriteKilnFile(const std::string& path, const ConvertedModel& model) {
 
 ConvertedModel ReadKilnFile(const std::string& path) {
   ModelReadScope budget(path);
+  RequireRegularFile(path, ".kiln file");
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) throw Error(ErrorCode::kNotFound, fmt::format("{}: cannot open for reading", path));
   const std::streamoff size = in.tellg();

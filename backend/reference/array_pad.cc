@@ -39,8 +39,9 @@ void Pad(KernelContext& ctx) {
                            ShapeToString(fill->shape())));
   }
   const auto strides = array::Strides(x.shape());
+  // The output's size is checked (and the output allocated) before the per-dim index maps, which
+  // are as long as the output's dims.
   Shape out_shape;
-  std::vector<std::vector<int64_t>> maps;
   for (int d = 0; d < x.rank(); ++d) {
     const int64_t n = x.dim(d);
     const auto [before, after] = pads[static_cast<size_t>(d)];
@@ -50,8 +51,18 @@ void Pad(KernelContext& ctx) {
         ctx.Fail(fmt::format("{} paddings[{}] = [{},{}] must be at most {} for dimension {} of input shape {}", mode, d, before, after,
                              std::max<int64_t>(limit, 0), d, ShapeToString(x.shape())));
     }
-    const int64_t m = n + before + after;
+    int64_t m = 0;
+    if (__builtin_add_overflow(n, before, &m) || __builtin_add_overflow(m, after, &m) || m < 0)
+      ctx.Fail(fmt::format("paddings[{}] = [{},{}] give dimension {} of input shape {} an impossible size", d, before,
+                           after, d, ShapeToString(x.shape())));
     out_shape.push_back(m);
+  }
+  Tensor& out = ctx.AllocateOutput(0, x.dtype(), out_shape);
+  if (out.num_elements() == 0) return;
+  std::vector<std::vector<int64_t>> maps;
+  for (int d = 0; d < x.rank(); ++d) {
+    const int64_t n = x.dim(d), m = out_shape[static_cast<size_t>(d)];
+    const int64_t before = pads[static_cast<size_t>(d)].first;
     std::vector<int64_t> map(static_cast<size_t>(m));
     for (int64_t i = 0; i < m; ++i) {
       int64_t src = i - before;
@@ -66,7 +77,6 @@ void Pad(KernelContext& ctx) {
     }
     maps.push_back(std::move(map));
   }
-  Tensor& out = ctx.AllocateOutput(0, x.dtype(), out_shape);
   array::MapCopyTensor(ctx, x, out, maps, fill);
 }
 KILN_REFERENCE_KERNEL("Pad", Pad);

@@ -242,6 +242,7 @@ void Tile(KernelContext& ctx) {
     out_shape.push_back(size);
   }
   Tensor& out = ctx.AllocateOutput(0, x.dtype(), out_shape);
+  if (out.num_elements() == 0) return;  // a dim of 2^62 next to a 0 allocates nothing; its map would
   std::vector<std::vector<int64_t>> maps;
   for (int d = 0; d < x.rank(); ++d) {
     const int64_t n = x.dim(d), size = out_shape[static_cast<size_t>(d)];
@@ -264,6 +265,9 @@ void BroadcastTo(KernelContext& ctx) {
     ctx.Fail(fmt::format("cannot broadcast a tensor of shape {} to shape {}", ShapeToString(x.shape()), ShapeToString(target)));
   const auto strides = array::Strides(x.shape());
   const size_t off = target.size() - x.shape().size();
+  // The output's size is checked (and the output allocated) before the per-dim index maps.
+  Tensor& out = ctx.AllocateOutput(0, x.dtype(), target);
+  if (out.num_elements() == 0) return;
   std::vector<std::vector<int64_t>> maps;
   for (size_t d = 0; d < target.size(); ++d) {
     std::vector<int64_t> map(static_cast<size_t>(target[d]), 0);
@@ -271,7 +275,6 @@ void BroadcastTo(KernelContext& ctx) {
       for (int64_t i = 0; i < target[d]; ++i) map[static_cast<size_t>(i)] = i * strides[d - off];
     maps.push_back(std::move(map));
   }
-  Tensor& out = ctx.AllocateOutput(0, x.dtype(), target);
   array::MapCopyTensor(ctx, x, out, maps, nullptr);
 }
 KILN_REFERENCE_KERNEL("BroadcastTo", BroadcastTo);

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "backend/reference/nn_common.h"
+#include "ir/ops/nn_util.h"
 
 namespace kiln::reference::nn {
 namespace {
@@ -140,6 +141,7 @@ void DepthSpaceKernel(KernelContext& ctx) {
   if (format == "NCHW") channels_last = false;
   else if (format != "NHWC") ctx.Fail(fmt::format("unsupported data_format '{}'", format));
   if (bs < 2) ctx.Fail(fmt::format("block_size must be at least 2, got {}", bs));
+  if (bs > ir::nn::kMaxBlockSize) ctx.Fail(fmt::format("block_size {} is larger than {}", bs, ir::nn::kMaxBlockSize));
   if (x.rank() != 4) ctx.Fail(fmt::format("expected a 4-D input, got {}", ShapeStr(x.shape())));
   const int ca = channels_last ? 3 : 1, ha = channels_last ? 1 : 2, wa = ha + 1;
   const int64_t N = x.dim(0);
@@ -160,9 +162,13 @@ void DepthSpaceKernel(KernelContext& ctx) {
   }
   Shape out_shape(4);
   out_shape[0] = N;
-  out_shape[static_cast<size_t>(ca)] = kD2S ? Cs : Cs * bs * bs;
-  out_shape[static_cast<size_t>(ha)] = kD2S ? H * bs : H;
-  out_shape[static_cast<size_t>(wa)] = kD2S ? W * bs : W;
+  int64_t big_c = Cs, big_h = H, big_w = W;  // the depth side's channels, the space side's dims
+  if (__builtin_mul_overflow(Cs, bs * bs, &big_c) || __builtin_mul_overflow(H, bs, &big_h) ||
+      __builtin_mul_overflow(W, bs, &big_w))
+    ctx.Fail(fmt::format("block_size {} makes the output of input {} overflow", bs, ShapeStr(x.shape())));
+  out_shape[static_cast<size_t>(ca)] = kD2S ? Cs : big_c;
+  out_shape[static_cast<size_t>(ha)] = kD2S ? big_h : H;
+  out_shape[static_cast<size_t>(wa)] = kD2S ? big_w : W;
   Tensor& y = ctx.AllocateOutput(0, x.dtype(), out_shape);
   if (y.num_elements() == 0) return;
   const int64_t Cd = Cs * bs * bs, Hs = H * bs, Ws = W * bs;

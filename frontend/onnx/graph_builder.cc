@@ -16,6 +16,18 @@ struct GraphBuilder::Scope {
   ir::Graph* graph = nullptr;
   std::string label;  // for messages: "the main graph" or "subgraph 'then_branch' of node 'x'"
   std::map<std::string, ir::ValueId> values;  // ONNX value name -> IR value (kNoValue: poisoned)
+  // Names this graph itself defines (its inputs, initializers and node outputs): ONNX graphs are
+  // in single static assignment form, so a second definition is an invalid model, not a value
+  // that silently replaces the first.
+  std::map<std::string, std::string> defined_by;  // name -> what defined it, for messages
+
+  void Define(const std::string& name, const std::string& what) {
+    auto [it, added] = defined_by.emplace(name, what);
+    if (!added)
+      throw Error(ErrorCode::kInvalidArgument,
+                  fmt::format("{}: value '{}' is defined twice, by {} and by {} (ONNX graphs assign each name once)",
+                              label, name, it->second, what));
+  }
 };
 
 namespace {
@@ -99,6 +111,7 @@ ir::Graph GraphBuilder::Import() {
       if (it != symbols_.end()) return it->second;
       return symbols_[param] = graph.NewSymbol(param);
     });
+    scope.Define(in.name(), "a graph input");
     scope.values[in.name()] = graph.AddInput(in.name(), dtype, shape);
   }
   ImportGraphBody(scope, g);
@@ -115,6 +128,7 @@ void GraphBuilder::ImportGraphBody(Scope& scope, const onnx::GraphProto& g) {
   for (const onnx::TensorProto& t : g.initializer()) {
     Tensor tensor = DecodeOnnxTensor(t, model_.base_dir, fmt::format("initializer '{}'", t.name()));
     const std::string name = node_names_.Claim(*scope.graph, t.name());
+    scope.Define(t.name(), "an initializer");
     scope.values[t.name()] = scope.graph->AddConstant(name, std::move(tensor));
   }
   for (int i = 0; i < g.node_size(); ++i) ImportNode(scope, g.node(i), i);
@@ -122,6 +136,8 @@ void GraphBuilder::ImportGraphBody(Scope& scope, const onnx::GraphProto& g) {
 
 void GraphBuilder::ImportNode(Scope& scope, const onnx::NodeProto& node, int index) {
   const std::string label = NodeLabel(node, index);
+  for (const std::string& out : node.output())
+    if (!out.empty()) scope.Define(out, fmt::format("node '{}' ({})", label, node.op_type()));
   auto poison = [&](const std::string& reason) {
     if (!reason.empty()) unsupported_.push_back({label, node.op_type(), reason});
     for (const std::string& out : node.output())
@@ -212,6 +228,7 @@ ImportedSubgraph GraphBuilder::ImportSubgraph(const onnx::GraphProto& body, cons
   scope.label = fmt::format("subgraph '{}'", body.name());
   for (size_t i = 0; i < explicit_inputs.size(); ++i) {
     const std::string& name = body.input(static_cast<int>(i)).name();
+    scope.Define(name, "a subgraph input");
     scope.values[name] = result.graph->AddInput(name, explicit_inputs[i].dtype, explicit_inputs[i].shape);
   }
   for (const std::string& name : captured_names) {

@@ -16,6 +16,7 @@
 
 #include "common/model_budget.h"
 #include "frontend/onnx/op_versions.h"
+#include "common/file_checks.h"
 #include "kiln/error.h"
 #include "kiln/half.h"
 
@@ -25,6 +26,7 @@ namespace fs = std::filesystem;
 namespace {
 
 std::string ReadWholeFile(const std::string& path, const std::string& what) {
+  RequireRegularFile(path, what);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(ErrorCode::kNotFound, fmt::format("{}: cannot open '{}'", what, path));
   std::ostringstream ss;

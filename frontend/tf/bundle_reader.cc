@@ -14,6 +14,8 @@
 
 #include <fmt/format.h>
 
+#include "common/file_checks.h"
+
 #include "common/crc32c.h"
 #include "common/little_endian.h"
 #include "common/model_budget.h"
@@ -31,7 +33,7 @@ constexpr char kObjectGraphKey[] = "_CHECKPOINTABLE_OBJECT_GRAPH";
 class File {
  public:
   explicit File(const std::string& path) : path_(path) {
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // a FIFO must not block
     if (fd_ < 0) {
       const int err = errno;
       if (err == ENOENT)
@@ -181,7 +183,7 @@ struct BundleReader::Impl {
   std::string DataPath(int shard) const { return DataFileName(prefix, shard, num_shards); }
 };
 
-BundleReader::BundleReader(const std::string& prefix) : impl_(std::make_unique<Impl>()) {
+BundleReader::BundleReader(const std::string& prefix, const std::string& confine_to) : impl_(std::make_unique<Impl>()) {
   Impl& im = *impl_;
   im.prefix = prefix;
   im.index_path = prefix + ".index";
@@ -189,6 +191,7 @@ BundleReader::BundleReader(const std::string& prefix) : impl_(std::make_unique<I
   std::error_code ec;
   if (!std::filesystem::exists(path, ec))
     throw Error(ErrorCode::kNotFound, fmt::format("{}: checkpoint index file does not exist", path));
+  if (!confine_to.empty()) RequireInsideDirectory(path, confine_to, "the checkpoint index");
   File file(path);
 
   // Footer: metaindex handle, index handle, padding, magic.
@@ -255,9 +258,11 @@ BundleReader::BundleReader(const std::string& prefix) : impl_(std::make_unique<I
   im.num_shards = header.num_shards();
   for (int s = 0; s < im.num_shards; ++s) {
     const std::string data = im.DataPath(s);
-    if (!std::filesystem::is_regular_file(data, ec))
+    if (!std::filesystem::exists(data, ec))
       throw Error(ErrorCode::kNotFound,
                   fmt::format("{}: data shard {} of {} is missing (expected file {})", path, s, im.num_shards, data));
+    RequireRegularFile(data, fmt::format("data shard {} of the checkpoint", s));
+    if (!confine_to.empty()) RequireInsideDirectory(data, confine_to, fmt::format("data shard {} of the checkpoint", s));
   }
   for (const auto& [key, entry] : im.entries)
     if (entry.shard_id() < 0 || entry.shard_id() >= im.num_shards)
@@ -414,7 +419,7 @@ BundleReader& VariableReader::OpenLocked() {
     if (!std::filesystem::exists(prefix + ".index", ec))
       throw Error(ErrorCode::kNotFound,
                   fmt::format("SavedModel '{}' has no variables (expected variables/variables.index)", dir_));
-    reader_ = std::make_unique<BundleReader>(prefix);
+    reader_ = std::make_unique<BundleReader>(prefix, dir_);
   }
   return *reader_;
 }

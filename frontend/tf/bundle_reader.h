@@ -17,7 +17,9 @@ class BundleReader {
  public:
   // Opens PREFIX.index and checks its footer, blocks and header. kNotFound if the index
   // file is missing, kDataLoss for truncation / bad magic / CRC mismatch (naming the file).
-  explicit BundleReader(const std::string& prefix);
+  // With `confine_to` (a SavedModel's directory), the index and every data shard must resolve,
+  // symlinks followed, inside it (kInvalidArgument otherwise).
+  explicit BundleReader(const std::string& prefix, const std::string& confine_to = "");
   ~BundleReader();
   BundleReader(const BundleReader&) = delete;
   BundleReader& operator=(const BundleReader&) = delete;

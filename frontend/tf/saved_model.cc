@@ -1,5 +1,6 @@
 // SavedModel directory loading: saved_model.pb / .pbtxt, tag-set selection, signatures, and the
 // values bound to concrete functions' captured inputs (variables and constants).
+#include "common/file_checks.h"
 #include "frontend/tf/saved_model.h"
 
 #include <algorithm>
@@ -35,6 +36,7 @@ std::string TagSetString(std::vector<std::string> tags) {
 std::set<std::string> TagSet(const std::vector<std::string>& tags) { return {tags.begin(), tags.end()}; }
 
 void ParseBinary(const std::string& path, tfproto::SavedModel& proto) {
+  RequireRegularFile(path, "SavedModel file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(ErrorCode::kNotFound, fmt::format("{}: cannot open for reading", path));
   google::protobuf::io::IstreamInputStream zero_copy(&in);
@@ -118,6 +120,7 @@ std::string NumberEnums(const std::string& text) {
 }
 
 void ParseText(const std::string& path, tfproto::SavedModel& proto) {
+  RequireRegularFile(path, "SavedModel file");
   std::ifstream in(path);
   if (!in) throw Error(ErrorCode::kNotFound, fmt::format("{}: cannot open for reading", path));
   std::stringstream ss;

@@ -234,6 +234,14 @@ void InferDepthSpace(InferContext& ctx) {
   const SymShape& x = ctx.input_shape(0);
   const int64_t bs = ctx.attrs().Int("block_size");
   if (bs < 2) ctx.Fail(fmt::format("block_size must be at least 2, got {}", bs));
+  // block_size^2 must fit in int64 (and divide or multiply a dim of a tensor that exists).
+  if (bs > nn::kMaxBlockSize) ctx.Fail(fmt::format("block_size {} is larger than {}", bs, nn::kMaxBlockSize));
+  auto times = [&](Dim d, int64_t k) -> Dim {
+    int64_t r = 0;
+    if (!IsStatic(d)) return kUnknownDim;
+    if (__builtin_mul_overflow(d, k, &r)) ctx.Fail(fmt::format("dim {} times {} overflows", d, k));
+    return r;
+  };
   bool channels_last = true;
   const std::string format = ctx.attrs().GetOr<std::string>("data_format", "NHWC");
   if (!nn::ChannelsLast(format, &channels_last) || format.size() != 4) ctx.Fail(fmt::format("unsupported data_format '{}'", format));
@@ -247,12 +255,12 @@ void InferDepthSpace(InferContext& ctx) {
       if (IsStatic(dc) && dc % (bs * bs) != 0)
         ctx.Fail(fmt::format("input depth {} is not divisible by block_size^2 = {}", dc, bs * bs));
       out[c] = IsStatic(dc) ? dc / (bs * bs) : kUnknownDim;
-      out[h] = IsStatic(dh) ? dh * bs : kUnknownDim;
-      out[w] = IsStatic(dw) ? dw * bs : kUnknownDim;
+      out[h] = times(dh, bs);
+      out[w] = times(dw, bs);
     } else {
       if ((IsStatic(dh) && dh % bs != 0) || (IsStatic(dw) && dw % bs != 0))
         ctx.Fail(fmt::format("spatial dims {} must be divisible by block_size {}", S(ctx, x), bs));
-      out[c] = IsStatic(dc) ? dc * bs * bs : kUnknownDim;
+      out[c] = times(dc, bs * bs);
       out[h] = IsStatic(dh) ? dh / bs : kUnknownDim;
       out[w] = IsStatic(dw) ? dw / bs : kUnknownDim;
     }

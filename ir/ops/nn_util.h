@@ -9,6 +9,9 @@
 
 namespace kiln::ir::nn {
 
+// DepthToSpace / SpaceToDepth: the largest block size (its square fits in int64 many times over).
+inline constexpr int64_t kMaxBlockSize = int64_t{1} << 20;
+
 // ---- windows (convolution, pooling) ----
 
 enum class Padding { kSame, kValid, kExplicit };

@@ -133,3 +133,134 @@ def test_max_model_bytes_bounds_all_the_tensors_of_one_model(kiln_bin, tmp_path)
     assert _kiln_with_env(kiln_bin, args, {"KILN_MAX_MODEL_BYTES": "1300000"}).returncode == 0
     bad = _kiln_with_env(kiln_bin, args, {"KILN_MAX_MODEL_BYTES": "-5"})
     assert bad.returncode == 1 and "KILN_MAX_MODEL_BYTES must be a positive number of bytes" in bad.stderr, bad.stderr
+
+
+# ---- found by the hostile-input campaign of 2026-12-04 (scripts/hostile_campaign.py) ----
+
+def _onnx_with_constant_input(path, op, x_shape, const_name, const_value, attrs=None):
+    from onnx import TensorProto, helper, numpy_helper
+    node = helper.make_node(op, ["x", const_name] if const_name else ["x"], ["y"], **(attrs or {}))
+    inits = [numpy_helper.from_array(const_value, const_name)] if const_name else []
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    import onnx
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
+@pytest.mark.parametrize("case", ["expand", "expand_empty", "pad", "depth_to_space", "resize"])
+def test_sizes_from_attributes_and_constants_are_checked_before_index_tables(kiln_bin, tmp_path, case):
+    # Each once ended in "internal error" (std::vector larger than max_size), a SIGFPE or an
+    # out-of-memory kill: index tables as long as the output's dims were made before its size
+    # was checked.
+    pytest.importorskip("onnx")
+    big = 2 ** 62
+    x = np.ones((1, 4, 2, 2), np.float32)
+    if case == "expand":
+        _onnx_with_constant_input(tmp_path / "m.onnx", "Expand", [1, 4, 2, 2], "s", np.array([big, 4, 2, 2], np.int64))
+    elif case == "expand_empty":  # 2^62 next to a 0: nothing to allocate, but no 2^62-long table either
+        x = np.ones((1, 1, 2, 2), np.float32)
+        _onnx_with_constant_input(tmp_path / "m.onnx", "Expand", [1, 1, 2, 2], "s", np.array([big, 0, 2, 2], np.int64))
+    elif case == "pad":
+        _onnx_with_constant_input(tmp_path / "m.onnx", "Pad", [1, 4, 2, 2], "p", np.array([big, 0, 0, 0, 0, 0, 0, 0], np.int64))
+    elif case == "depth_to_space":
+        _onnx_with_constant_input(tmp_path / "m.onnx", "DepthToSpace", [1, 4, 2, 2], None, None, {"blocksize": big})
+    else:
+        from onnx import TensorProto, helper, numpy_helper
+        import onnx
+        node = helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="nearest")
+        graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 2, 2])],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                                  [numpy_helper.from_array(np.array([1, 4, big, 2], np.int64), "sizes")])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        model.ir_version = 8
+        onnx.save(model, tmp_path / "m.onnx")
+    proc = run_kiln(kiln_bin, ["run", tmp_path / "m.onnx"] + write_inputs({"x": x}, tmp_path / "in") +
+                    ["--output-dir", tmp_path / "out"], timeout=60)
+    if case == "expand_empty":
+        assert proc.returncode == 0, proc.stderr
+        with open(tmp_path / "out" / "y.npy", "rb") as f:  # numpy's np.load refuses a 2^62 dim even when empty
+            np.lib.format.read_magic(f)
+            shape, _, _ = np.lib.format.read_array_header_1_0(f)
+        assert shape == (big, 0, 2, 2)
+        return
+    assert proc.returncode == 1, proc.stderr
+    assert "internal error" not in proc.stderr and "kiln: error" in proc.stderr, proc.stderr
+
+
+def _fifo(path):
+    import os
+    if path.exists():
+        path.unlink()
+    os.mkfifo(path)
+
+
+@pytest.mark.parametrize("which", ["input_npy", "saved_model_pb", "variables_index", "data_shard"])
+def test_fifos_in_place_of_files_are_refused_without_blocking(kiln_bin, tmp_path, which):
+    # open() of a FIFO waits for a writer: each of these once hung until killed.
+    import shutil
+    from conftest import REPO_ROOT
+    model = tmp_path / "m"
+    shutil.copytree(REPO_ROOT / "models" / "demo", model)
+    args = []
+    if which == "input_npy":
+        _fifo(tmp_path / "x.npy")
+        args = ["--input", "x=%s" % (tmp_path / "x.npy")]
+    elif which == "saved_model_pb":
+        _fifo(model / "saved_model.pb")
+    elif which == "variables_index":
+        _fifo(model / "variables" / "variables.index")
+    else:
+        _fifo(next((model / "variables").glob("variables.data-*")))
+    proc = run_kiln(kiln_bin, ["run", model] + args, timeout=30)
+    assert proc.returncode != 0 and "internal error" not in proc.stderr, proc.stderr
+    assert "not a regular file" in proc.stderr or "FIFO" in proc.stderr, proc.stderr
+
+
+def test_a_weights_shard_linked_outside_the_model_is_not_read(kiln_bin, tmp_path):
+    # The canary's bytes once came back in the outputs: the data shard may be a symlink, but only
+    # to a file inside the model's directory.
+    import os
+    import shutil
+    from conftest import REPO_ROOT
+    model = tmp_path / "m"
+    shutil.copytree(REPO_ROOT / "models" / "demo", model)
+    shard = next((model / "variables").glob("variables.data-*"))
+    canary = tmp_path / "canary"
+    canary.write_bytes(shard.read_bytes())  # same bytes: only the location is wrong
+    shard.unlink()
+    os.symlink(canary, shard)
+    proc = run_kiln(kiln_bin, ["run", model], timeout=60)
+    assert proc.returncode == 1 and "outside the model's directory" in proc.stderr, proc.stderr
+    # A link inside the directory is fine.
+    inside = model / "variables" / "real_shard"
+    shutil.move(str(canary), inside)
+    shard.unlink()
+    os.symlink(inside, shard)
+    proc = run_kiln(kiln_bin, ["run", model], timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("case", ["two_producers", "shadows_input", "shadows_initializer"])
+def test_onnx_names_defined_twice_are_invalid(kiln_bin, tmp_path, case):
+    # ONNX graphs are in SSA form; Kiln once took the last definition silently.
+    pytest.importorskip("onnx")
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    nodes = [helper.make_node("Relu", ["x"], ["t"], name="a"), helper.make_node("Neg", ["t"], ["y"], name="b")]
+    inits = [numpy_helper.from_array(np.ones(4, np.float32), "w")]
+    if case == "two_producers":
+        nodes.insert(1, helper.make_node("Abs", ["x"], ["t"], name="c"))
+    elif case == "shadows_input":
+        nodes.insert(0, helper.make_node("Abs", ["t"], ["x"], name="c"))
+    else:
+        nodes.insert(0, helper.make_node("Abs", ["x"], ["w"], name="c"))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "m.onnx")
+    proc = run_kiln(kiln_bin, ["run", tmp_path / "m.onnx"] + write_inputs({"x": np.ones(4, np.float32)}, tmp_path / "in"),
+                    timeout=60)
+    assert proc.returncode == 1 and "defined twice" in proc.stderr, proc.stderr

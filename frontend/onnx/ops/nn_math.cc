@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "frontend/onnx/ops/nn_common.h"
+#include "ir/ops/nn_util.h"
 
 namespace kiln::onnxfe::nn {
 namespace {
@@ -405,7 +406,9 @@ void ImportResize(ImportContext& ctx) {
         out.push_back(-1);
         continue;
       }
-      out.push_back(static_cast<int64_t>(std::floor(static_cast<double>(in[i]) * static_cast<double>(sc))));
+      const double length = std::floor(static_cast<double>(in[i]) * static_cast<double>(sc));
+      if (!(length < 9.2e18)) ctx.Invalid(fmt::format("scale {} makes dim {} of length {} impossibly long", sc, i, in[i]));
+      out.push_back(static_cast<int64_t>(length));
       // align_corners divides by the resized length: ONNX's reference uses in * scale, onnxruntime
       // the integer output size; they only agree when in * scale is an integer.
       if (ctm == "align_corners" && static_cast<double>(out[i]) != static_cast<double>(in[i]) * static_cast<double>(sc))
@@ -415,6 +418,15 @@ void ImportResize(ImportContext& ctx) {
   }
   for (size_t i = 0; i < rank; ++i)
     if (in[i] >= 0 && out[i] <= 0) ctx.Unsupported(fmt::format("an empty output {} is not supported", Join(out)));
+  // The importer builds index tables as long as the output's dims: the output must be a tensor
+  // Kiln could hold before any of them is made.
+  uint64_t bytes = DTypeSize(ctx.input_dtype(0));
+  for (size_t i = 0; i < rank; ++i)
+    if (out[i] > 0 && __builtin_mul_overflow(bytes, static_cast<uint64_t>(out[i]), &bytes)) bytes = UINT64_MAX;
+  if (bytes > MaxTensorBytes())
+    ctx.Invalid(fmt::format("the resized output [{}] would take {} bytes, more than one tensor may ({}; KILN_MAX_TENSOR_BYTES)",
+                            Join(out), bytes == UINT64_MAX ? std::string("over 2^64") : std::to_string(bytes),
+                            MaxTensorBytes()));
   // ONNX's (onnxruntime's) source coordinates per dim, in float; `scale` = the given one or out/in.
   auto scale_f = [&](size_t d) { return scales.empty() ? static_cast<float>(out[d]) / static_cast<float>(in[d]) : scales[d]; };
   auto scale_d = [&](size_t d) {
@@ -542,6 +554,7 @@ void ImportDepthToSpace(ImportContext& ctx) {
   const int64_t bs = ctx.attr_int("blocksize");
   const std::string mode = ctx.attr_string("mode", "DCR");
   if (bs < 1) ctx.Invalid(fmt::format("blocksize must be positive, got {}", bs));
+  if (bs > ir::nn::kMaxBlockSize) ctx.Invalid(fmt::format("blocksize {} is larger than {}", bs, ir::nn::kMaxBlockSize));
   if (mode != "DCR" && mode != "CRD") ctx.Invalid(fmt::format("mode must be DCR or CRD, got '{}'", mode));
   if (ctx.validate_only()) return;
   if (RequireRank(ctx, 0, "input") != 4) ctx.Invalid("input must be 4-D");
@@ -567,6 +580,7 @@ KILN_ONNX_IMPORTER("DepthToSpace", ImportDepthToSpace);
 void ImportSpaceToDepth(ImportContext& ctx) {
   const int64_t bs = ctx.attr_int("blocksize");
   if (bs < 1) ctx.Invalid(fmt::format("blocksize must be positive, got {}", bs));
+  if (bs > ir::nn::kMaxBlockSize) ctx.Invalid(fmt::format("blocksize {} is larger than {}", bs, ir::nn::kMaxBlockSize));
   if (ctx.validate_only()) return;
   if (RequireRank(ctx, 0, "input") != 4) ctx.Invalid("input must be 4-D");
   if (ctx.input_dtype(0) == DType::kString) ctx.Unsupported("string tensors are not supported");

@@ -159,6 +159,7 @@ void ImportDepthSpace(ImportContext& ctx) {
   if (format != "NHWC" && format != "NCHW") ctx.Unsupported(fmt::format("data_format '{}' is not supported", format));
   const int64_t bs = ctx.attr_int("block_size");
   if (bs < 2) ctx.Invalid(fmt::format("block_size must be at least 2, got {}", bs));
+  if (bs > ir::nn::kMaxBlockSize) ctx.Invalid(fmt::format("block_size {} is larger than {}", bs, ir::nn::kMaxBlockSize));
   if (ctx.has_attr("T")) {
     const DType t = ctx.attr_type("T");
     if (DTypeSize(t) == 0) ctx.Unsupported(fmt::format("T = {} is not supported", DTypeName(t)));
