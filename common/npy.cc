@@ -1,7 +1,7 @@
-#include "common/file_checks.h"
 #include "kiln/npy.h"
 
 #include "common/atomic_file.h"
+#include "common/file_checks.h"
 
 #include <cstring>
 #include <fstream>

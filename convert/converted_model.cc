@@ -1,5 +1,4 @@
 // Converted SavedModel writing and reading (the layout is described in converted_model.h).
-#include "common/file_checks.h"
 #include "convert/converted_model.h"
 
 #include <fcntl.h>
@@ -21,6 +20,7 @@
 #include <google/protobuf/io/zero_copy_stream_impl.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
+#include "common/file_checks.h"
 #include "common/atomic_file.h"
 #include "common/crc32c.h"
 #include "common/model_budget.h"
@@ -127,14 +127,24 @@ class WriteLock {
 // The text of a checksum file: the masked CRC32C of `bytes` in hex and a newline.
 std::string ChecksumText(std::string_view bytes) { return fmt::format("{:08x}\n", crc32c::Mask(crc32c::Value(bytes))); }
 
-std::string ReadFile(const fs::path& path);
+// The largest checksum file (eight hex digits and a newline) and conversion.json a converted
+// model may hold; the graph and engine files are bounded by the model's read budget instead.
+constexpr uintmax_t kMaxChecksumFileBytes = 64;
+constexpr uintmax_t kMaxConversionJsonBytes = uintmax_t{64} << 20;
 
-// kDataLoss unless `bytes` (read from `file`) match the checksum written with them. Models
-// converted before Kiln wrote a checksum have none, and are not checked.
+std::string ReadFile(const fs::path& path, uintmax_t max_bytes);
+
+// kDataLoss unless `bytes` (read from `file`) match the checksum written with them. A missing
+// checksum file is data loss too: without it any byte of the file could have been changed.
 void VerifyChecksum(const fs::path& file, const std::string& bytes, const fs::path& checksum_path) {
   std::error_code ec;
-  if (!fs::exists(checksum_path, ec)) return;
-  const std::string text = ReadFile(checksum_path);
+  const fs::file_status status = fs::symlink_status(checksum_path, ec);
+  if (ec || !fs::exists(status))
+    throw Error(ErrorCode::kDataLoss,
+                fmt::format("{}: its checksum file {} is missing, so the file cannot be verified (was it removed, or "
+                            "was the model converted by a Kiln older than 2026-12? convert the model again)",
+                            file.string(), checksum_path.string()));
+  const std::string text = ReadFile(checksum_path, kMaxChecksumFileBytes);
   const std::string actual = ChecksumText(bytes);
   if (text != actual)
     throw Error(ErrorCode::kDataLoss,
@@ -143,8 +153,17 @@ void VerifyChecksum(const fs::path& file, const std::string& bytes, const fs::pa
                             file.string(), checksum_path.string(), text.substr(0, 8), actual.substr(0, 8)));
 }
 
-std::string ReadFile(const fs::path& path) {
+// The whole file, if it is a regular file of at most `max_bytes` (checked before reading: a
+// sparse file of gigabytes must not be read into memory to be refused).
+std::string ReadFile(const fs::path& path, uintmax_t max_bytes) {
   RequireRegularFile(path, "converted model file");
+  std::error_code ec;
+  const uintmax_t size = fs::file_size(path, ec);
+  if (ec) throw Error(ErrorCode::kNotFound, fmt::format("{}: cannot read its size: {}", path.string(), ec.message()));
+  if (size > max_bytes)
+    throw Error(ErrorCode::kResourceExhausted, fmt::format("{}: {} bytes, more than this file of a converted model may "
+                                                           "hold ({} bytes)",
+                                                           path.string(), size, max_bytes));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(ErrorCode::kNotFound, fmt::format("{}: cannot open for reading", path.string()));
   std::ostringstream ss;
@@ -274,10 +293,14 @@ ConvertedModel ReadConvertedModel(const std::string& dir) {
   if (!fs::exists(pb_path, ec))
     throw Error(ErrorCode::kNotFound, fmt::format("{}: not found{}", pb_path.string(),
                                                   fs::is_directory(root, ec) ? "" : fmt::format(" ({} is not a directory)", dir)));
-  // The graph and its frozen weights are checked against the checksum written with them (models
-  // converted before Kiln wrote one have none).
-  const std::string pb_bytes = ReadFile(pb_path);
-  VerifyChecksum(pb_path, pb_bytes, KilnAssets(root) / kSavedModelChecksum);
+  // The graph and its frozen weights are checked against the checksum written with them.
+  const std::string pb_bytes = ReadFile(pb_path, MaxModelBytes());
+  // The graph and its frozen weights must match the checksum written with them, checked before
+  // anything is parsed from them. Without a checksum file the marker decides the message: a
+  // SavedModel Kiln did not convert, or a converted one whose checksum is gone.
+  const fs::path pb_checksum = KilnAssets(root) / kSavedModelChecksum;
+  const bool have_checksum = fs::exists(fs::symlink_status(pb_checksum, ec));
+  if (have_checksum) VerifyChecksum(pb_path, pb_bytes, pb_checksum);
   tfproto::SavedModel saved;
   if (!saved.ParseFromString(pb_bytes))
     throw Error(ErrorCode::kDataLoss, fmt::format("{}: cannot parse as a SavedModel protobuf (corrupt or truncated)", pb_path.string()));
@@ -287,6 +310,7 @@ ConvertedModel ReadConvertedModel(const std::string& dir) {
     throw Error(ErrorCode::kInvalidArgument,
                 fmt::format("{}: not a Kiln-converted model (no meta graph has meta_graph_version '{}')", pb_path.string(),
                             kConvertedMetaGraphVersion));
+  if (!have_checksum) VerifyChecksum(pb_path, pb_bytes, pb_checksum);  // reports the missing file
   if (saved.meta_graphs_size() != 1)
     throw Error(ErrorCode::kDataLoss,
                 fmt::format("{}: a converted model has one meta graph; this one has {}", pb_path.string(), saved.meta_graphs_size()));
@@ -306,7 +330,7 @@ ConvertedModel ReadConvertedModel(const std::string& dir) {
   } catch (const Error& e) {
     throw Error(e.code(), fmt::format("{}: {}", pb_path.string(), e.what()));
   }
-  model.conversion_json = ReadFile(KilnAssets(root) / kConversionJson);
+  model.conversion_json = ReadFile(KilnAssets(root) / kConversionJson, kMaxConversionJsonBytes);
   VerifyChecksum(KilnAssets(root) / kConversionJson, model.conversion_json, KilnAssets(root) / kConversionJsonChecksum);
 
   const fs::path engines_dir = EnginesDir(root);
@@ -316,7 +340,7 @@ ConvertedModel ReadConvertedModel(const std::string& dir) {
       if (!entry.is_regular_file()) continue;
       auto parsed = ParseEngineFileName(entry.path().filename().string());
       if (!parsed) continue;
-      found[parsed->first][parsed->second] = ReadFile(entry.path());
+      found[parsed->first][parsed->second] = ReadFile(entry.path(), MaxModelBytes());
     }
     if (ec) throw Error(ErrorCode::kDataLoss, fmt::format("{}: cannot list: {}", engines_dir.string(), ec.message()));
     for (auto& [name, files] : found)

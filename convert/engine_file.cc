@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <string_view>
+
 #include "convert/container.h"
 
 namespace kiln::convert {
@@ -72,7 +74,11 @@ EngineFile ReadEngineFile(std::string_view bytes, const std::string& what) {
   try {
     file.header = HeaderFromJson(c.header);
   } catch (const json::exception& e) {
-    ThrowDataLoss(what, fmt::format("engine file header does not parse: {}", e.what()));
+    // The library's message without its "[json.exception.type.N] " prefix: "key 'device' not found".
+    std::string_view message = e.what();
+    if (message.starts_with("[json.exception.") && message.find("] ") != std::string_view::npos)
+      message.remove_prefix(message.find("] ") + 2);
+    ThrowDataLoss(what, fmt::format("engine file header does not parse: {}", message));
   } catch (const Error& e) {
     ThrowDataLoss(what, fmt::format("engine file header does not parse: {}", e.what()));
   }

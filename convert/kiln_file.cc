@@ -1,5 +1,4 @@
 // .kiln file writing and verified reading (the layout is described in kiln_file.h).
-#include "common/file_checks.h"
 #include "convert/kiln_file.h"
 
 #include "common/atomic_file.h"
@@ -21,6 +20,7 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <nlohmann/json.hpp>
 
+#include "common/file_checks.h"
 #include "convert/container.h"
 #include "convert/ir_codec.h"
 #include "kiln/version.h"
@@ -219,6 +219,10 @@ ConvertedModel ReadKilnFile(const std::string& path) {
   if (!in) throw Error(ErrorCode::kNotFound, fmt::format("{}: cannot open for reading", path));
   const std::streamoff size = in.tellg();
   if (size < 0) throw Error(ErrorCode::kDataLoss, fmt::format("{}: cannot tell the file's size", path));
+  if (static_cast<uintmax_t>(size) > MaxModelBytes())
+    throw Error(ErrorCode::kResourceExhausted,
+                fmt::format("{}: {} bytes, more than one model may take ({} bytes; KILN_MAX_MODEL_BYTES)", path, size,
+                            MaxModelBytes()));
   std::string bytes(static_cast<size_t>(size), '\0');
   in.seekg(0);
   in.read(bytes.data(), size);

@@ -116,7 +116,13 @@ ir::Graph GraphBuilder::Import() {
   }
   ImportGraphBody(scope, g);
   if (!unsupported_.empty()) throw UnsupportedOpsError(unsupported_);
-  for (const onnx::ValueInfoProto& out : g.output()) graph.AddOutput(out.name(), Lookup(scope, out.name()));
+  std::set<std::string> output_names;
+  for (const onnx::ValueInfoProto& out : g.output()) {
+    if (!output_names.insert(out.name()).second)
+      throw Error(ErrorCode::kInvalidArgument,
+                  fmt::format("ONNX model '{}': the graph output '{}' is listed twice", model_.path, out.name()));
+    graph.AddOutput(out.name(), Lookup(scope, out.name()));
+  }
   return graph;
 }
 

@@ -1,6 +1,5 @@
 // SavedModel directory loading: saved_model.pb / .pbtxt, tag-set selection, signatures, and the
 // values bound to concrete functions' captured inputs (variables and constants).
-#include "common/file_checks.h"
 #include "frontend/tf/saved_model.h"
 
 #include <algorithm>
@@ -21,6 +20,7 @@
 #include <google/protobuf/io/zero_copy_stream_impl.h>
 #include <google/protobuf/text_format.h>
 
+#include "common/file_checks.h"
 #include "common/model_budget.h"
 #include "frontend/tf/importer.h"
 

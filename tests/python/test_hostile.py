@@ -242,7 +242,7 @@ def test_a_weights_shard_linked_outside_the_model_is_not_read(kiln_bin, tmp_path
     assert proc.returncode == 0, proc.stderr
 
 
-@pytest.mark.parametrize("case", ["two_producers", "shadows_input", "shadows_initializer"])
+@pytest.mark.parametrize("case", ["two_producers", "shadows_input", "shadows_initializer", "output_twice"])
 def test_onnx_names_defined_twice_are_invalid(kiln_bin, tmp_path, case):
     # ONNX graphs are in SSA form; Kiln once took the last definition silently.
     pytest.importorskip("onnx")
@@ -254,13 +254,14 @@ def test_onnx_names_defined_twice_are_invalid(kiln_bin, tmp_path, case):
         nodes.insert(1, helper.make_node("Abs", ["x"], ["t"], name="c"))
     elif case == "shadows_input":
         nodes.insert(0, helper.make_node("Abs", ["t"], ["x"], name="c"))
-    else:
+    elif case == "shadows_initializer":
         nodes.insert(0, helper.make_node("Abs", ["x"], ["w"], name="c"))
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])], inits)
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])] * (2 if case == "output_twice" else 1)
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])], outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     onnx.save(model, tmp_path / "m.onnx")
     proc = run_kiln(kiln_bin, ["run", tmp_path / "m.onnx"] + write_inputs({"x": np.ones(4, np.float32)}, tmp_path / "in"),
                     timeout=60)
-    assert proc.returncode == 1 and "defined twice" in proc.stderr, proc.stderr
+    why = "listed twice" if case == "output_twice" else "defined twice"
+    assert proc.returncode == 1 and why in proc.stderr, proc.stderr

@@ -4,9 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <filesystem>
 #include <thread>
 
+#include "common/crc32c.h"
 #include "convert/engine_file.h"
 #include "convert/ir_codec.h"
 #include "frontend/tf/saved_model.h"
@@ -244,9 +247,25 @@ TEST_F(ConvertedModelTest, EveryByteOfSavedModelPbIsChecksummed) {
     ExpectError([&] { ReadConvertedModel(dir.string()); }, ErrorCode::kDataLoss, {"saved_model.pb", "checksum"},
                 fmt::format("byte {}", at));
   }
-  // A model written before the checksum existed (no checksum file) still loads.
+  // Without its checksum file nothing could be verified: refused, naming the missing file (also
+  // when the checksum is a symlink loop, which once counted as absent).
   WriteFileBytes(dir / "saved_model.pb", good);
-  fs::remove(dir / "assets" / "kiln" / "saved_model.pb.crc32c");
+  const fs::path crc = dir / "assets" / "kiln" / "saved_model.pb.crc32c";
+  const std::string crc_text = ReadFileBytes(crc);
+  fs::remove(crc);
+  ExpectError([&] { ReadConvertedModel(dir.string()); }, ErrorCode::kDataLoss, {"saved_model.pb.crc32c", "missing"});
+  fs::create_symlink(crc, crc);
+  EXPECT_THROW(ReadConvertedModel(dir.string()), Error);
+  fs::remove(crc);
+  WriteFileBytes(crc, crc_text);
+  EXPECT_NO_THROW(ReadConvertedModel(dir.string()));
+  // A file far larger than it may be (a sparse 3 GiB conversion.json) is refused from its size,
+  // before any of it is read.
+  const fs::path json = dir / "assets" / "kiln" / "conversion.json";
+  const std::string json_text = ReadFileBytes(json);
+  fs::resize_file(json, uintmax_t{3} << 30);
+  ExpectError([&] { ReadConvertedModel(dir.string()); }, ErrorCode::kResourceExhausted, {"conversion.json", "bytes"});
+  WriteFileBytes(json, json_text);
   EXPECT_NO_THROW(ReadConvertedModel(dir.string()));
 }
 
@@ -292,8 +311,10 @@ TEST_F(ConvertedModelTest, RecognisesOnlyConvertedModels) {
   WriteFileBytes(dir / "saved_model.pb", saved.SerializeAsString());
   EXPECT_TRUE(IsConvertedModel(dir.string()));
   ExpectError([&] { ReadConvertedModel(dir.string()); }, ErrorCode::kDataLoss, {"saved_model.pb", "checksum"});
-  // Without the checksum (a model from before it existed) the decoder still names the node.
-  fs::remove(dir / "assets" / "kiln" / "saved_model.pb.crc32c");
+  // With a checksum that matches the damaged graph, the decoder still names the node.
+  const std::string damaged = ReadFileBytes(dir / "saved_model.pb");
+  WriteFileBytes(dir / "assets" / "kiln" / "saved_model.pb.crc32c",
+                 fmt::format("{:08x}\n", crc32c::Mask(crc32c::Value(damaged))));
   ExpectError([&] { ReadConvertedModel(dir.string()); }, ErrorCode::kDataLoss, {"saved_model.pb", "model/cond"});
 
   const fs::path no_json = tmp_ / "no_json";
