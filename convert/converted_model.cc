@@ -132,11 +132,11 @@ std::string ChecksumText(std::string_view bytes) { return fmt::format("{:08x}\n"
 constexpr uintmax_t kMaxChecksumFileBytes = 64;
 constexpr uintmax_t kMaxConversionJsonBytes = uintmax_t{64} << 20;
 
-std::string ReadFile(const fs::path& path, uintmax_t max_bytes);
+std::string ReadFile(const fs::path& path, uintmax_t max_bytes, const fs::path& root);
 
 // kDataLoss unless `bytes` (read from `file`) match the checksum written with them. A missing
 // checksum file is data loss too: without it any byte of the file could have been changed.
-void VerifyChecksum(const fs::path& file, const std::string& bytes, const fs::path& checksum_path) {
+void VerifyChecksum(const fs::path& file, const std::string& bytes, const fs::path& checksum_path, const fs::path& root) {
   std::error_code ec;
   const fs::file_status status = fs::symlink_status(checksum_path, ec);
   if (ec || !fs::exists(status))
@@ -144,7 +144,7 @@ void VerifyChecksum(const fs::path& file, const std::string& bytes, const fs::pa
                 fmt::format("{}: its checksum file {} is missing, so the file cannot be verified (was it removed, or "
                             "was the model converted by a Kiln older than 2026-12? convert the model again)",
                             file.string(), checksum_path.string()));
-  const std::string text = ReadFile(checksum_path, kMaxChecksumFileBytes);
+  const std::string text = ReadFile(checksum_path, kMaxChecksumFileBytes, root);
   const std::string actual = ChecksumText(bytes);
   if (text != actual)
     throw Error(ErrorCode::kDataLoss,
@@ -153,10 +153,12 @@ void VerifyChecksum(const fs::path& file, const std::string& bytes, const fs::pa
                             file.string(), checksum_path.string(), text.substr(0, 8), actual.substr(0, 8)));
 }
 
-// The whole file, if it is a regular file of at most `max_bytes` (checked before reading: a
-// sparse file of gigabytes must not be read into memory to be refused).
-std::string ReadFile(const fs::path& path, uintmax_t max_bytes) {
+// The whole file, if it is a regular file inside the model's directory `root` (symlinks
+// followed) of at most `max_bytes` (checked before reading: a sparse file of gigabytes must not
+// be read into memory to be refused).
+std::string ReadFile(const fs::path& path, uintmax_t max_bytes, const fs::path& root) {
   RequireRegularFile(path, "converted model file");
+  RequireInsideDirectory(path, root, "converted model file");
   std::error_code ec;
   const uintmax_t size = fs::file_size(path, ec);
   if (ec) throw Error(ErrorCode::kNotFound, fmt::format("{}: cannot read its size: {}", path.string(), ec.message()));
@@ -294,13 +296,13 @@ ConvertedModel ReadConvertedModel(const std::string& dir) {
     throw Error(ErrorCode::kNotFound, fmt::format("{}: not found{}", pb_path.string(),
                                                   fs::is_directory(root, ec) ? "" : fmt::format(" ({} is not a directory)", dir)));
   // The graph and its frozen weights are checked against the checksum written with them.
-  const std::string pb_bytes = ReadFile(pb_path, MaxModelBytes());
+  const std::string pb_bytes = ReadFile(pb_path, MaxModelBytes(), root);
   // The graph and its frozen weights must match the checksum written with them, checked before
   // anything is parsed from them. Without a checksum file the marker decides the message: a
   // SavedModel Kiln did not convert, or a converted one whose checksum is gone.
   const fs::path pb_checksum = KilnAssets(root) / kSavedModelChecksum;
   const bool have_checksum = fs::exists(fs::symlink_status(pb_checksum, ec));
-  if (have_checksum) VerifyChecksum(pb_path, pb_bytes, pb_checksum);
+  if (have_checksum) VerifyChecksum(pb_path, pb_bytes, pb_checksum, root);
   tfproto::SavedModel saved;
   if (!saved.ParseFromString(pb_bytes))
     throw Error(ErrorCode::kDataLoss, fmt::format("{}: cannot parse as a SavedModel protobuf (corrupt or truncated)", pb_path.string()));
@@ -310,7 +312,7 @@ ConvertedModel ReadConvertedModel(const std::string& dir) {
     throw Error(ErrorCode::kInvalidArgument,
                 fmt::format("{}: not a Kiln-converted model (no meta graph has meta_graph_version '{}')", pb_path.string(),
                             kConvertedMetaGraphVersion));
-  if (!have_checksum) VerifyChecksum(pb_path, pb_bytes, pb_checksum);  // reports the missing file
+  if (!have_checksum) VerifyChecksum(pb_path, pb_bytes, pb_checksum, root);  // reports the missing file
   if (saved.meta_graphs_size() != 1)
     throw Error(ErrorCode::kDataLoss,
                 fmt::format("{}: a converted model has one meta graph; this one has {}", pb_path.string(), saved.meta_graphs_size()));
@@ -330,8 +332,8 @@ ConvertedModel ReadConvertedModel(const std::string& dir) {
   } catch (const Error& e) {
     throw Error(e.code(), fmt::format("{}: {}", pb_path.string(), e.what()));
   }
-  model.conversion_json = ReadFile(KilnAssets(root) / kConversionJson, kMaxConversionJsonBytes);
-  VerifyChecksum(KilnAssets(root) / kConversionJson, model.conversion_json, KilnAssets(root) / kConversionJsonChecksum);
+  model.conversion_json = ReadFile(KilnAssets(root) / kConversionJson, kMaxConversionJsonBytes, root);
+  VerifyChecksum(KilnAssets(root) / kConversionJson, model.conversion_json, KilnAssets(root) / kConversionJsonChecksum, root);
 
   const fs::path engines_dir = EnginesDir(root);
   if (fs::is_directory(engines_dir, ec)) {
@@ -340,7 +342,7 @@ ConvertedModel ReadConvertedModel(const std::string& dir) {
       if (!entry.is_regular_file()) continue;
       auto parsed = ParseEngineFileName(entry.path().filename().string());
       if (!parsed) continue;
-      found[parsed->first][parsed->second] = ReadFile(entry.path(), MaxModelBytes());
+      found[parsed->first][parsed->second] = ReadFile(entry.path(), MaxModelBytes(), root);
     }
     if (ec) throw Error(ErrorCode::kDataLoss, fmt::format("{}: cannot list: {}", engines_dir.string(), ec.message()));
     for (auto& [name, files] : found)
