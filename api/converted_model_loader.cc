@@ -197,7 +197,20 @@ std::string ConvertedModelSummary(const std::string& dir, const LoadOptions& opt
     for (const auto& r : *it)
       rejections.push_back({r.value("node", ""), r.value("op", ""), r.value("source_op", ""), r.value("reason", "")});
   const Precision requested = ParsePrecision(JsonOr<std::string>(parts.conversion, "precision_mode", "FP32"));
-  return api::FormatSummary(*parts.runner, counts, rejections, requested, line_length, detailed);
+  std::string summary = api::FormatSummary(*parts.runner, counts, rejections, requested, line_length, detailed);
+  // What INT8 did to the graph (conversion.json's "int8" section).
+  if (auto it = parts.conversion.find("int8"); it != parts.conversion.end() && it->is_object()) {
+    const nlohmann::json& int8 = *it;
+    std::string calibration = "the model's own quantization";
+    if (auto t = int8.find("calibration_table"); t != int8.end() && t->is_object())
+      calibration = fmt::format("{} calibration over {} batch(es)", t->value("calibrator", std::string("?")),
+                                t->value("batches", int64_t{0}));
+    summary += fmt::format(
+        "[*] INT8: {} activation tensor(s) quantized per tensor, {} weight(s) per output channel ({}); they run as "
+        "quantize-dequantize steps in FP32 kernels (no INT8 kernels yet)\n",
+        int8.value("activations_quantized", 0), int8.value("weights_quantized", 0), calibration);
+  }
+  return summary;
 }
 
 }  // namespace kiln::api

@@ -99,6 +99,10 @@ def test_int8_accuracy_on_held_out_digits_stays_within_one_point_of_fp32(kiln_bi
     saved = json.loads(table.read_text())
     assert saved["format"] == "kiln-calibration-table" and saved["calibrator"] == calibrator
     assert len(saved["tensors"]) == 4 and all(t["amax"] > 0 for t in saved["tensors"].values())
+    summary = run_kiln(kiln_bin, ["summary", int8])
+    assert summary.returncode == 0, summary.stderr
+    assert ("[*] INT8: 4 activation tensor(s) quantized per tensor, 4 weight(s) per output channel (%s calibration "
+            "over 8 batch(es))" % calibrator) in summary.stdout, summary.stdout
     conversion = json.loads((int8 / "assets" / "kiln" / "conversion.json").read_text())
     assert conversion["precision_mode"] == "INT8" and conversion["int8"]["calibration_table"] == saved
 
