@@ -9,7 +9,6 @@
 #include <fmt/format.h>
 
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 
@@ -30,6 +29,7 @@
 #include "runtime/converted_graph.h"
 #include "api/import_pipeline.h"
 #include "api/signature_io.h"
+#include "common/file_checks.h"
 
 namespace kiln {
 namespace {
@@ -124,15 +124,7 @@ std::string ReadCalibrationTableFile(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
     throw Error(ErrorCode::kNotFound, fmt::format("calibration table '{}' is not a regular file", path));
-  const uintmax_t size = std::filesystem::file_size(path, ec);
-  if (ec || size > kMaxBytes)
-    throw Error(ErrorCode::kInvalidArgument,
-                fmt::format("calibration table '{}' is larger than {} bytes (or its size cannot be read)", path, kMaxBytes));
-  std::ifstream in(path, std::ios::binary);
-  std::string text(static_cast<size_t>(size), '\0');
-  if (!in.read(text.data(), static_cast<std::streamsize>(size)))
-    throw Error(ErrorCode::kDataLoss, fmt::format("calibration table '{}': read error", path));
-  return text;
+  return ReadRegularFile(path, kMaxBytes, "calibration table");
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 
 #include "kiln/error.h"
 
@@ -42,6 +43,23 @@ void RequireRegularFile(const fs::path& path, const std::string& what) {
   if (!S_ISREG(st.st_mode))
     throw Error(ErrorCode::kInvalidArgument,
                 fmt::format("{} '{}' is not a regular file ({})", what, path.string(), KindOf(st.st_mode)));
+}
+
+std::string ReadRegularFile(const fs::path& path, uintmax_t max_bytes, const std::string& what) {
+  RequireRegularFile(path, what);
+  std::error_code ec;
+  const uintmax_t size = fs::file_size(path, ec);
+  if (ec)
+    throw Error(ErrorCode::kNotFound,
+                fmt::format("{} '{}': cannot read its size: {}", what, path.string(), ec.message()));
+  if (size > max_bytes)
+    throw Error(ErrorCode::kResourceExhausted, fmt::format("{} '{}' is {} bytes, more than it may hold ({} bytes)",
+                                                           what, path.string(), size, max_bytes));
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes(static_cast<size_t>(size), '\0');
+  if (!in || !in.read(bytes.data(), static_cast<std::streamsize>(size)))
+    throw Error(ErrorCode::kDataLoss, fmt::format("{} '{}': read error", what, path.string()));
+  return bytes;
 }
 
 void RequireInsideDirectory(const fs::path& path, const fs::path& dir, const std::string& what) {

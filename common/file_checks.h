@@ -7,6 +7,7 @@
 //   make Kiln read (and return in its outputs) a file elsewhere on the machine.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 
@@ -15,6 +16,11 @@ namespace kiln {
 // kNotFound "WHAT 'PATH' does not exist" / "cannot be opened: REASON"; kInvalidArgument
 // "WHAT 'PATH' is not a regular file (a FIFO, ...)".
 void RequireRegularFile(const std::filesystem::path& path, const std::string& what);
+
+// The whole of a regular file (RequireRegularFile) of at most `max_bytes`, checked from its size
+// before anything is read (a sparse file of gigabytes is refused, not read). kResourceExhausted
+// "WHAT 'PATH' is N bytes, more than it may hold (M bytes)"; kDataLoss for a read error.
+std::string ReadRegularFile(const std::filesystem::path& path, uintmax_t max_bytes, const std::string& what);
 
 // kInvalidArgument "WHAT 'PATH' resolves to 'REAL', outside the model's directory 'DIR'";
 // kNotFound when either cannot be resolved.

@@ -157,21 +157,8 @@ void VerifyChecksum(const fs::path& file, const std::string& bytes, const fs::pa
 // followed) of at most `max_bytes` (checked before reading: a sparse file of gigabytes must not
 // be read into memory to be refused).
 std::string ReadFile(const fs::path& path, uintmax_t max_bytes, const fs::path& root) {
-  RequireRegularFile(path, "converted model file");
   RequireInsideDirectory(path, root, "converted model file");
-  std::error_code ec;
-  const uintmax_t size = fs::file_size(path, ec);
-  if (ec) throw Error(ErrorCode::kNotFound, fmt::format("{}: cannot read its size: {}", path.string(), ec.message()));
-  if (size > max_bytes)
-    throw Error(ErrorCode::kResourceExhausted, fmt::format("{}: {} bytes, more than this file of a converted model may "
-                                                           "hold ({} bytes)",
-                                                           path.string(), size, max_bytes));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(ErrorCode::kNotFound, fmt::format("{}: cannot open for reading", path.string()));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw Error(ErrorCode::kDataLoss, fmt::format("{}: read error", path.string()));
-  return ss.str();
+  return ReadRegularFile(path, max_bytes, "converted model file");
 }
 
 std::string Serialize(const tfproto::SavedModel& proto, const fs::path& path) {

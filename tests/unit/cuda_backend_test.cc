@@ -1261,19 +1261,27 @@ TEST(CudaBackendGpu, ResidualAddAndReluFuseIntoTheConvolution) {
   }
 }
 
+// x [n, h, w, c] (float16) -> a SAME 3x3 convolution to `oc` channels -> flattened to
+// [n*h*w, oc] -> a product with [oc, cols]: one cuDNN and one cuBLASLt tactic problem.
+Builder ConvThenProduct(const Shape& x_shape, int64_t oc, int64_t cols, uint32_t seed) {
+  Builder b;
+  const DType dtype = DType::kFloat16;
+  const ir::ValueId x = b.Input("x", {x_shape[0], x_shape[1], x_shape[2], x_shape[3]}, dtype);
+  ir::AttrMap same = nntest::ConvAttrs("NHWC", "SAME", {1, 1}, {1, 1}, {});
+  const ir::ValueId conv = b.Op("Conv2D", "conv", {x, b.Const("f", RandomTensor(dtype, {3, 3, x_shape[3], oc}, seed))}, same);
+  const int64_t rows = x_shape[0] * x_shape[1] * x_shape[2];
+  const ir::ValueId flat = b.Op("Reshape", "flat", {conv, b.Const("shape", Tensor::FromVector<int64_t>(DType::kInt64, {2}, {rows, oc}))});
+  b.Output("y", b.Op("MatMul", "mm", {flat, b.Const("w", RandomTensor(dtype, {oc, cols}, seed + 1))}));
+  return b;
+}
+
 // The second build of one segment for one shape times nothing: every convolution plan and
 // matrix product algorithm comes from the timing cache, and the engine computes the same bits.
 TEST(CudaBackendGpu, SecondBuildTakesEveryTacticFromTheTimingCache) {
   SKIP_WITHOUT_GPU();
   if (!backend::cuda::HaveCudnn()) GTEST_FAIL() << "this build has no cuDNN: the GPU suite needs a build with it";
-  Builder b;
-  const DType dtype = DType::kFloat16;
-  const ir::ValueId x = b.Input("x", {3, 9, 7, 16}, dtype);
-  ir::AttrMap same = nntest::ConvAttrs("NHWC", "SAME", {1, 1}, {1, 1}, {});
-  const ir::ValueId conv = b.Op("Conv2D", "conv", {x, b.Const("f", RandomTensor(dtype, {3, 3, 16, 32}, 91))}, same);
-  const ir::ValueId flat = b.Op("Reshape", "flat", {conv, b.Const("shape", Tensor::FromVector<int64_t>(DType::kInt64, {2}, {189, 32}))});
-  b.Output("y", b.Op("MatMul", "mm", {flat, b.Const("w", RandomTensor(dtype, {32, 24}, 92))}));
-  const Tensor input = RandomTensor(dtype, {3, 9, 7, 16}, 93);
+  const Builder b = ConvThenProduct({3, 9, 7, 16}, 32, 24, 91);
+  const Tensor input = RandomTensor(DType::kFloat16, {3, 9, 7, 16}, 93);
   backend::cuda::TimingCache& cache = backend::cuda::ProcessTimingCache();
   auto first = CudaBackend().Compile(*b.g, ExactProfile({input.shape()}), {});
   const int64_t hits = cache.hits(), misses = cache.misses();
@@ -1294,13 +1302,7 @@ TEST(CudaBackendGpu, SecondBuildTakesEveryTacticFromTheTimingCache) {
 TEST(CudaBackendGpu, TacticLogListsTheTimedCandidatesAndTheChoice) {
   SKIP_WITHOUT_GPU();
   if (!backend::cuda::HaveCudnn()) GTEST_FAIL() << "this build has no cuDNN: the GPU suite needs a build with it";
-  Builder b;
-  const DType dtype = DType::kFloat16;
-  const ir::ValueId x = b.Input("x", {5, 11, 13, 32}, dtype);
-  ir::AttrMap same = nntest::ConvAttrs("NHWC", "SAME", {1, 1}, {1, 1}, {});
-  const ir::ValueId conv = b.Op("Conv2D", "conv", {x, b.Const("f", RandomTensor(dtype, {3, 3, 32, 40}, 95))}, same);
-  const ir::ValueId flat = b.Op("Reshape", "flat", {conv, b.Const("shape", Tensor::FromVector<int64_t>(DType::kInt64, {2}, {715, 40}))});
-  b.Output("y", b.Op("MatMul", "mm", {flat, b.Const("w", RandomTensor(dtype, {40, 56}, 96))}));
+  const Builder b = ConvThenProduct({5, 11, 13, 32}, 40, 56, 95);
   const std::filesystem::path log = std::filesystem::temp_directory_path() / "kiln_tactic_log_test.txt";
   std::filesystem::remove(log);
   ::setenv("KILN_TACTIC_LOG", log.c_str(), 1);

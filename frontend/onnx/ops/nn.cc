@@ -318,7 +318,7 @@ void CheckQuantized(ImportContext& ctx, std::initializer_list<int> inputs) {
 ir::ValueId CenteredF64(ImportContext& ctx, int value, int zero_point, int rank, const std::string& suffix) {
   ir::ValueId v = nn::Cast(ctx, ctx.input(value), DType::kInt32, suffix + "_i32");
   if (ctx.has_input(zero_point)) {
-    const ir::ValueId zp = nn::ScaleAlongAxis(ctx, nn::Cast(ctx, ctx.input(zero_point), DType::kInt32, suffix + "_zp_i32"), 0,
+    const ir::ValueId zp = nn::ParamAlongAxis(ctx, nn::Cast(ctx, ctx.input(zero_point), DType::kInt32, suffix + "_zp_i32"), 0,
                                               rank, suffix + "_zero_point");
     v = ctx.Emit1("Sub", {v, zp}, {}, suffix + "_centered");
   }
@@ -353,7 +353,7 @@ void ImportQLinearConv(ImportContext& ctx) {
       ConvOf(ctx, w, CenteredF64(ctx, 0, 2, rank, "x"), CenteredF64(ctx, 3, 5, rank, "w"), 3, bias);
   // Scales per output channel apply along dim 1 of the NC... result.
   const ir::ValueId w_scale =
-      nn::ScaleAlongAxis(ctx, nn::Cast(ctx, ctx.input(4), DType::kFloat32, "w_scale_f32"), 1, rank, "w_scale");
+      nn::ParamAlongAxis(ctx, nn::Cast(ctx, ctx.input(4), DType::kFloat32, "w_scale_f32"), 1, rank, "w_scale");
   const ir::ValueId multiplier =
       ctx.Emit1("Div",
                 {ctx.Emit1("Mul", {nn::Cast(ctx, ctx.input(1), DType::kFloat32, "x_scale_f32"), w_scale}, {}, "xw_scale"),

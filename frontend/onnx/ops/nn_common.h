@@ -39,7 +39,7 @@ std::pair<double, double> QuantizedRange(DType t);
 // A quantization parameter (scale or zero point) for an input of rank `rank`: one element
 // broadcasts as it is; a 1-D parameter of C elements applies along `axis` (reshaped to
 // [C, 1, ..., 1]). Higher ranks (blocked quantization) are Unsupported, naming `what`.
-ir::ValueId ScaleAlongAxis(ImportContext& ctx, ir::ValueId v, int64_t axis, int rank, const std::string& what);
+ir::ValueId ParamAlongAxis(ImportContext& ctx, ir::ValueId v, int64_t axis, int rank, const std::string& what);
 // `value` (float32 or float64) rounded half to even, offset by the zero point (if any; before
 // rounding when offset_first, as QLinearMatMul and QLinearConv do, else after), saturated to
 // qtype's range and cast to qtype.

@@ -33,7 +33,7 @@ std::pair<double, double> QuantizedRange(DType t) {
   }
 }
 
-ir::ValueId ScaleAlongAxis(ImportContext& ctx, ir::ValueId v, int64_t axis, int rank, const std::string& what) {
+ir::ValueId ParamAlongAxis(ImportContext& ctx, ir::ValueId v, int64_t axis, int rank, const std::string& what) {
   const ir::SymShape s = ctx.graph().value(v).shape;
   if (!s.rank_known) ctx.Unsupported(fmt::format("{} must have a known rank", what));
   if (s.rank() == 0) return v;
@@ -102,9 +102,9 @@ void ImportQuantizeLinear(ImportContext& ctx) {
   const int64_t axis = ctx.attr_int("axis", 1);
   const ir::ValueId x = Cast(ctx, ctx.input(0), DType::kFloat32, "x_f32");
   const ir::ValueId scale =
-      ScaleAlongAxis(ctx, Cast(ctx, ctx.input(1), DType::kFloat32, "scale_f32"), axis, rank, "y_scale");
+      ParamAlongAxis(ctx, Cast(ctx, ctx.input(1), DType::kFloat32, "scale_f32"), axis, rank, "y_scale");
   ir::ValueId zp = ir::kNoValue;
-  if (ctx.has_input(2)) zp = ScaleAlongAxis(ctx, ctx.input(2), axis, rank, "y_zero_point");
+  if (ctx.has_input(2)) zp = ParamAlongAxis(ctx, ctx.input(2), axis, rank, "y_zero_point");
   const ir::ValueId scaled = ctx.Emit1("Div", {x, scale}, {}, "scaled");
   ctx.SetOutput(0, Saturated(ctx, scaled, zp, qtype, /*offset_first=*/false, "quantized"));
 }
@@ -125,11 +125,11 @@ void ImportDequantizeLinear(ImportContext& ctx) {
   ir::ValueId x = Cast(ctx, ctx.input(0), DType::kFloat32, "x_f32");
   if (ctx.has_input(2)) {
     const ir::ValueId zp =
-        ScaleAlongAxis(ctx, Cast(ctx, ctx.input(2), DType::kFloat32, "zp_f32"), axis, rank, "x_zero_point");
+        ParamAlongAxis(ctx, Cast(ctx, ctx.input(2), DType::kFloat32, "zp_f32"), axis, rank, "x_zero_point");
     x = ctx.Emit1("Sub", {x, zp}, {}, "centered");
   }
   const ir::ValueId scale =
-      ScaleAlongAxis(ctx, Cast(ctx, ctx.input(1), DType::kFloat32, "scale_f32"), axis, rank, "x_scale");
+      ParamAlongAxis(ctx, Cast(ctx, ctx.input(1), DType::kFloat32, "scale_f32"), axis, rank, "x_scale");
   const ir::ValueId y = ctx.Emit1("Mul", {x, scale}, {}, "dequantized");
   ctx.SetOutput(0, Cast(ctx, y, ctx.input_dtype(1), "dequantized_out"));
 }
