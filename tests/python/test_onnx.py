@@ -547,3 +547,33 @@ def test_models_quantized_by_onnxruntime_match_it(kiln_bin, tmp_path, fmt, per_c
     print("%s per_channel=%s: %d of %d outputs one step off (step %.3g, |y| up to %.3g)" % (
         fmt, per_channel, int(np.sum(off > 1e-7)), off.size, step, float(np.abs(want).max())))
     assert np.mean(off > 1e-7) <= 0.02, (fmt, float(np.mean(off > 1e-7)))
+
+
+@pytest.mark.parametrize("case,why", [
+    ("block_size", "blocked quantization is not supported"),
+    ("zero_point_dtype", "x_zero_point has dtype int8, x uint8"),
+    ("string_window", "output_datatype 8 is not supported"),
+])
+def test_quantization_and_window_refusals_name_what_is_wrong(kiln_bin, tmp_path, case, why):
+    if case == "block_size":
+        node = helper.make_node("QuantizeLinear", ["x", "s"], ["y"], block_size=2)
+        inits = [numpy_helper.from_array(np.ones((2, 2), np.float32), "s")]
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])
+        opset = 21
+    elif case == "zero_point_dtype":
+        node = helper.make_node("DequantizeLinear", ["x", "s", "z"], ["y"])
+        inits = [numpy_helper.from_array(np.array(0.5, np.float32), "s"), numpy_helper.from_array(np.array(1, np.int8), "z")]
+        x = helper.make_tensor_value_info("x", TensorProto.UINT8, [4])
+        opset = 13
+    else:
+        node = helper.make_node("HannWindow", ["x"], ["y"], output_datatype=TensorProto.STRING)
+        inits = []
+        x = helper.make_tensor_value_info("x", TensorProto.INT64, [])
+        opset = 17
+    graph = helper.make_graph([node], "g", [x], [helper.make_tensor_value_info("y", TensorProto.UNDEFINED, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 10
+    onnx.save(model, tmp_path / "m.onnx")
+    proc = run_kiln(kiln_bin, ["inspect", tmp_path / "m.onnx"])
+    out = proc.stdout + proc.stderr
+    assert proc.returncode in (0, 1) and "internal error" not in out and why in out, out
