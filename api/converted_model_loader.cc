@@ -206,8 +206,9 @@ std::string ConvertedModelSummary(const std::string& dir, const LoadOptions& opt
       calibration = fmt::format("{} calibration over {} batch(es)", t->value("calibrator", std::string("?")),
                                 t->value("batches", int64_t{0}));
     summary += fmt::format(
-        "[*] INT8: {} activation tensor(s) quantized per tensor, {} weight(s) per output channel ({}); they run as "
-        "quantize-dequantize steps in FP32 kernels (no INT8 kernels yet)\n",
+        "[*] INT8: {} activation tensor(s) quantized per tensor, {} weight(s) per output channel ({}); engines "
+        "run the quantized convolutions and matrix products with int8 kernels where the device has them (each engine's "
+        "precision says; the detailed summary lists its INT8 layers)\n",
         int8.value("activations_quantized", 0), int8.value("weights_quantized", 0), calibration);
   }
   return summary;

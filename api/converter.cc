@@ -453,8 +453,7 @@ convert::ConvertedModel Converter::Impl::Assemble(bool save_gpu_specific_engines
     // quantization, so the table is for reuse: --calibration-table).
     nlohmann::json int8 = {{"use_calibration", m.params.use_calibration},
                            {"activations_quantized", m.int8.activations},
-                           {"weights_quantized", m.int8.weights},
-                           {"kernels", "quantize-dequantize steps in FP32 kernels (no INT8 kernels yet)"}};
+                           {"weights_quantized", m.int8.weights}};
     if (m.calibration) int8["calibration_table"] = nlohmann::json::parse(m.calibration->ToJson());
     conversion["int8"] = std::move(int8);
   }

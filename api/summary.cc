@@ -101,10 +101,13 @@ std::string FormatSummary(const runtime::ConvertedGraph& graph, const Conversion
       std::vector<std::pair<std::string, int>> sorted(ops.begin(), ops.end());
       std::stable_sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
       for (const auto& [op, count] : sorted) out += fmt::format("  - {}: {}x\n", op, count);
-      for (const auto& engine : node_runtime->Engines())
+      for (const auto& engine : node_runtime->Engines()) {
         out += fmt::format("  engine for profile {} ({}{})\n", engine->profile().ToString(),
                            PrecisionName(engine->precision()),
                            engine->precision() != requested || !engine->precision_note().empty() ? ", " + engine->precision_note() : "");
+        if (const auto layers = engine->int8_layers(); !layers.empty())
+          out += fmt::format("    INT8 layers ({}): {}\n", layers.size(), fmt::join(layers, ", "));
+      }
     }
     for (const auto& engine : node_runtime->Engines()) {
       if (engine->precision() != requested) fell_back.push_back(node_runtime->name());

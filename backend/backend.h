@@ -60,6 +60,8 @@ class Engine {
   virtual Precision precision() const = 0;
   // Why the requested precision was not honoured; empty when it was.
   virtual std::string precision_note() const = 0;
+  // The layers (node names) that compute with int8 operands; empty when none do.
+  virtual std::vector<std::string> int8_layers() const { return {}; }
   // The device whose memory the engine reads its inputs from and writes its outputs to.
   virtual Device device() const { return {}; }
   // One dtype per segment output.

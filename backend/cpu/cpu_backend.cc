@@ -78,7 +78,7 @@ std::unique_ptr<Engine> CpuBackend::Compile(const ir::Graph& segment, const Prof
   }
   const uint64_t hash = HashSegment(segment);
   ir::Graph work = ir::CloneGraph(segment);
-  std::vector<PassStat> stats = OptimizeForCpu(work);
+  std::vector<PassStat> stats = OptimizeForCpu(work, HostCpu().int8_dot_product);
   auto plan = std::make_shared<const ir::Graph>(ir::CloneGraph(work));  // compact: removed nodes dropped
   auto engine = std::make_unique<CpuEngine>(std::move(plan), profile, options, std::move(stats), hash);
   ++compiled_;

@@ -105,6 +105,7 @@ CpuEngine::CpuEngine(std::shared_ptr<const ir::Graph> graph, Profile profile, co
     max_scratch_ = std::max(max_scratch_, s.kernel->scratchpad_bytes());
   }
   if (precision_.bf16_math) SettleBf16(DeviceString(cpu));
+  SettleInt8(options.precision, cpu);
   if (max_scratch_ > options.max_workspace_bytes)
     throw Error(ErrorCode::kInvalidArgument,
                 fmt::format("the CPU engine needs {} bytes of oneDNN workspace (scratchpad and layout buffers), more than "
@@ -186,6 +187,31 @@ void CpuEngine::SettleBf16(const std::string& device) {
   if (!f32_steps.empty())
     precision_.note = fmt::format("BF16 requested; {} of {} convolution / matrix-product steps run FP32 (oneDNN has no BF16 kernel on "
                                   "this CPU for their shapes): {}", f32_steps.size(), total, fmt::join(f32_steps, ", "));
+}
+
+void CpuEngine::SettleInt8(Precision requested, const CpuFeatures& cpu) {
+  std::vector<std::string> float_steps;
+  for (const Step& s : steps_) {
+    if (!s.kernel) continue;
+    const auto p = s.kernel->primitive_precision();
+    if (!p) continue;
+    if (p->int8 > 0) int8_steps_.push_back(s.node->name);
+    else if (p->f32 > 0 || p->bf16 > 0) float_steps.push_back(s.node->name);
+  }
+  if (!int8_steps_.empty()) {
+    precision_.precision = Precision::kINT8;
+    precision_.note = float_steps.empty() ? ""
+                                          : fmt::format("{} convolution / matrix-product steps run INT8, {} in floating point (operands "
+                                                        "without quantization ranges or off the int8 grid): {}",
+                                                        int8_steps_.size(), float_steps.size(), fmt::join(float_steps, ", "));
+  } else if (requested == Precision::kINT8 && !cpu.int8_dot_product) {
+    precision_.note = fmt::format("INT8 requested; this CPU ({}) has no int8 dot-product instructions (VNNI / AMX), where oneDNN's "
+                                  "int8 kernels lose precision: the quantize-dequantize steps run in FP32 kernels (INT8 accuracy, FP32 "
+                                  "speed)", DeviceString(cpu));
+  } else if (requested == Precision::kINT8) {
+    precision_.note = float_steps.empty() ? "INT8 requested; the engine has no convolution or matrix product (the steps that run INT8), engine runs FP32"
+                                       : "INT8 requested; no convolution / matrix product of the engine has quantized operands, engine runs FP32";
+  }
 }
 
 std::unique_ptr<ExecContext> CpuEngine::NewContext() const {

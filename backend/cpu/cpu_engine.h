@@ -37,6 +37,7 @@ class CpuEngine final : public Engine {
   const Profile& profile() const override { return profile_; }
   Precision precision() const override { return precision_.precision; }
   std::string precision_note() const override { return precision_.note; }
+  std::vector<std::string> int8_layers() const override { return int8_steps_; }
   std::vector<DType> output_dtypes() const override;
   std::vector<Shape> OutputShapes(std::span<const Shape> input_shapes) const override;
   // An undefined output tensor is allocated by the step that produces it: OutputShapes answers
@@ -59,6 +60,7 @@ class CpuEngine final : public Engine {
   };
   // Steps whose oneDNN primitives compute with bf16 src / weights (BF16 engines; empty otherwise).
   const std::vector<std::string>& bf16_steps() const { return bf16_steps_; }
+  const std::vector<std::string>& int8_steps() const { return int8_steps_; }
   std::vector<StepInfo> steps() const;
   // A multi-line report: passes and their rewrite counts, kernels per step, the memory plan.
   std::string Summary() const;
@@ -75,6 +77,9 @@ class CpuEngine final : public Engine {
   // BF16 engines: which oneDNN steps got bf16 primitives for the prepared shapes; sets the
   // precision (FP32 when none did) and the note naming the steps that run f32.
   void SettleBf16(const std::string& device);
+  // Sets the precision to INT8 when some step runs int8 primitives (the cpu-int8 pass found
+  // quantized operands), with a note naming how many steps stay in floating point.
+  void SettleInt8(Precision requested, const CpuFeatures& cpu);
   std::unique_ptr<ExecContext> NewContext() const;
   // kInvalidArgument unless the inputs have the segment's dtypes, live on the host and are
   // covered by the profile.
@@ -86,6 +91,7 @@ class CpuEngine final : public Engine {
   int num_threads_ = 0;
   PrecisionChoice precision_;
   std::vector<std::string> bf16_steps_;
+  std::vector<std::string> int8_steps_;
   std::vector<PassStat> pass_stats_;
   uint64_t segment_hash_ = 0;
   std::shared_ptr<KernelEnv> env_;

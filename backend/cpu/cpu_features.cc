@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include <dnnl.hpp>
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
@@ -25,6 +27,9 @@ const CpuFeatures& HostCpu() {
       f.avx512_fp16 = f.avx512f && ((edx >> 23) & 1);
       f.amx_bf16 = (edx >> 22) & 1;
     }
+    const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
+    f.int8_dot_product = isa == dnnl::cpu_isa::avx512_core_vnni || isa == dnnl::cpu_isa::avx512_core_bf16 ||
+                         isa == dnnl::cpu_isa::avx512_core_amx || isa == dnnl::cpu_isa::avx2_vnni;
 #elif defined(__aarch64__)
     f.arch = "aarch64";
 #else
@@ -43,6 +48,7 @@ std::string DeviceString(const CpuFeatures& cpu) {
   if (cpu.avx512_bf16) s += " avx512_bf16";
   if (cpu.avx512_fp16) s += " avx512_fp16";
   if (cpu.amx_bf16) s += " amx_bf16";
+  if (cpu.int8_dot_product) s += " int8_dot";
   return s;
 }
 
@@ -66,9 +72,7 @@ PrecisionChoice ChoosePrecision(Precision requested, const CpuFeatures& cpu) {
                    : fmt::format("FP16 requested; this CPU ({}) has no native FP16 arithmetic, engine runs FP32", device);
       break;
     case Precision::kINT8:
-      c.note = "INT8 requested; the CPU backend has no INT8 kernels yet: the graph's quantize-dequantize steps run in FP32 "
-               "kernels (INT8 accuracy, FP32 speed)";
-      break;
+      break;  // the engine settles it: INT8 where its steps have quantized operands (CpuEngine::SettleInt8)
   }
   return c;
 }

@@ -11,11 +11,16 @@ namespace kiln::backend::cpu {
 struct CpuFeatures {
   std::string arch;  // "x86-64", "aarch64", ...
   bool avx2 = false, fma = false, avx512f = false, avx512_bf16 = false, avx512_fp16 = false, amx_bf16 = false;
+  // int8 dot-product instructions that oneDNN uses (AVX-512 VNNI, AVX-VNNI or AMX, within
+  // ONEDNN_MAX_CPU_ISA): without them oneDNN's int8 kernels halve the weights against int16
+  // saturation, so Kiln keeps INT8 models' arithmetic in FP32 there.
+  bool int8_dot_product = false;
   bool native_bf16() const { return avx512_bf16 || amx_bf16; }
 };
 
 const CpuFeatures& HostCpu();
-// "x86-64 avx2 fma" (+ " avx512f", " avx512_bf16", " avx512_fp16", " amx_bf16" when present).
+// "x86-64 avx2 fma" (+ " avx512f", " avx512_bf16", " avx512_fp16", " amx_bf16", " int8_dot" when
+// present).
 std::string DeviceString(const CpuFeatures& cpu);
 
 struct PrecisionChoice {

@@ -68,6 +68,8 @@ std::vector<Shape> InferEltwiseChain(const ir::Node& node, const std::vector<Sha
   return {x};
 }
 
+std::vector<Shape> InferSameShape(const ir::Node&, const std::vector<Shape>& in) { return {in.at(0)}; }
+
 const NameRegistry<CpuOpDef>& Table() {
   static const NameRegistry<CpuOpDef> table = [] {
     NameRegistry<CpuOpDef> t("CPU backend op");
@@ -75,10 +77,11 @@ const NameRegistry<CpuOpDef>& Table() {
       const std::string name = def.name;
       t.Add(name, std::move(def));
     };
-    add({std::string(kFusedConv2D), 3, -1, InferFusedConv});
-    add({std::string(kFusedMatMul), 3, -1, InferFusedMatMul});
-    add({std::string(kFusedBatchMatMul), 2, -1, InferFusedBatchMatMul});
+    add({std::string(kFusedConv2D), 3, -1, InferFusedConv, false, DType::kFloat32});
+    add({std::string(kFusedMatMul), 3, -1, InferFusedMatMul, false, DType::kFloat32});
+    add({std::string(kFusedBatchMatMul), 2, -1, InferFusedBatchMatMul, false, DType::kFloat32});
     add({std::string(kEltwiseChain), 1, -1, InferEltwiseChain, /*keeps_input_shape=*/true});
+    add({std::string(kQuantizeS8), 1, 1, InferSameShape, /*keeps_input_shape=*/true, DType::kInt8});
     return t;
   }();
   return table;
@@ -88,7 +91,7 @@ const NameRegistry<CpuOpDef>& Table() {
 // are static; otherwise input 0's shape for ops that keep it, else unknown shapes.
 void InferCpuOp(ir::InferContext& ctx) {
   const CpuOpDef& def = *FindCpuOp(ctx.node().op);
-  const DType dtype = ctx.input_dtype(0);
+  const DType dtype = def.output_dtype == DType::kInvalid ? ctx.input_dtype(0) : def.output_dtype;
   std::vector<Shape> shapes;
   for (int i = 0; i < ctx.num_inputs(); ++i) {
     std::optional<Shape> s = ctx.input_shape(i).ToStatic();

@@ -9,9 +9,17 @@
 //   cpu.FusedMatMul     inputs (a, b, bias [N], add_0, ...); attrs transpose_a, transpose_b,
 //                       post-op attrs. `b` may be a constant (weights reordered once) or not.
 //   cpu.FusedBatchMatMul inputs (x, y, add_0, ...); attrs adj_x, adj_y, post-op attrs.
+//   cpu.QuantizeS8      input x (float32); attrs inv_scale, qmin, qmax (doubles). Output int8 of x's
+//                       shape: round_half_even(clamp(x * inv_scale, qmin, qmax)) (backend/cpu/int8.h).
 //   cpu.EltwiseChain    inputs (x, operand_1, ...); attrs steps (op names), operands (input
 //                       index per step, -1 for unary steps), swapped (1 when the operand is the
 //                       left-hand side), alphas (LeakyRelu's alpha per step). Output: x's shape.
+//
+// INT8 (the cpu-int8 pass): the conv / matmul ops may take int8 operands instead of float32 ones:
+// `x` / `a` from a cpu.QuantizeS8 with attr int8_scale_a (double: one int8 step of the operand),
+// and `filter` / `b` as int8 (constant, with attr int8_scale_b: doubles, one per output channel
+// or one) or, for matrix products, from a cpu.QuantizeS8 (int8_scale_b of one element). Their
+// result is float32, exactly the float op on the dequantized operands with int32 accumulation.
 //
 // Post-ops (applied in order to the conv/matmul result, after the bias): attr post_ops (names:
 // relu, leaky_relu, relu6, sigmoid, tanh, elu, swish, linear, add), post_op_alpha and
@@ -33,6 +41,7 @@ inline constexpr std::string_view kFusedConv2D = "cpu.FusedConv2D";
 inline constexpr std::string_view kFusedMatMul = "cpu.FusedMatMul";
 inline constexpr std::string_view kFusedBatchMatMul = "cpu.FusedBatchMatMul";
 inline constexpr std::string_view kEltwiseChain = "cpu.EltwiseChain";
+inline constexpr std::string_view kQuantizeS8 = "cpu.QuantizeS8";
 
 // Adds the ops above to the IR op registry (ir::RegisterBackendOps); idempotent and
 // thread-safe. Called before the backend creates or decodes graphs that hold them.
@@ -64,6 +73,8 @@ struct CpuOpDef {
   std::vector<Shape> (*infer)(const ir::Node& node, const std::vector<Shape>& inputs) = nullptr;
   // The output has input 0's shape (used for symbolic shapes, which `infer` cannot take).
   bool keeps_input_shape = false;
+  // The output dtype; kInvalid: input 0's.
+  DType output_dtype = DType::kInvalid;
 };
 
 // The backend's own op table; nullptr for ops that are not internal.

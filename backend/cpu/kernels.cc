@@ -16,6 +16,7 @@
 
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/eltwise_chain.h"
+#include "backend/cpu/int8.h"
 #include "backend/cpu/kernels.h"
 #include "backend/reference/kernel.h"
 
@@ -27,6 +28,7 @@ using Dims = memory::dims;
 using Tag = memory::format_tag;
 constexpr auto kF32 = memory::data_type::f32;
 constexpr auto kBF16 = memory::data_type::bf16;
+constexpr auto kS8 = memory::data_type::s8;
 
 void* Ptr(const Tensor& t) { return const_cast<void*>(t.raw_data()); }
 
@@ -87,6 +89,13 @@ class DnnlKernel : public Kernel {
       constants_.push_back(c ? std::optional<Tensor>(*c) : std::nullopt);
     }
     first_add_ = FirstAddInput(node);
+    int8_ = graph.value(node.inputs[0]).dtype == DType::kInt8;
+    if (int8_) {
+      scale_a_ = static_cast<float>(node.attrs.Get<double>("int8_scale_a"));
+      for (double s : node.attrs.Get<std::vector<double>>("int8_scale_b")) scale_b_.push_back(static_cast<float>(s));
+      if (graph.value(node.inputs[1]).dtype != DType::kInt8 || scale_b_.empty())
+        throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): an int8 operand a needs an int8 operand b and its scales", node.name, node.op));
+    }
     const size_t num_adds = static_cast<size_t>(std::count_if(post_ops_.begin(), post_ops_.end(), [](const PostOp& p) { return p.kind == PostOpKind::kAdd; }));
     if (node.inputs.size() != static_cast<size_t>(first_add_) + num_adds)
       throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): {} inputs for {} add post-ops", node.name, node.op, node.inputs.size(), num_adds));
@@ -101,6 +110,7 @@ class DnnlKernel : public Kernel {
     for (const auto& [key, prim] : cache_) {
       std::string d = prim ? "onednn:" + prim->impl : std::string("reference-fallback");
       if (prim && prim->bf16) d += " [bf16]";
+      else if (prim && prim->int8) d += " [int8]";
       else if (prim && prim->bf16_tried) d += " [f32: " + prim->bf16_failure + "]";
       if (std::find(parts.begin(), parts.end(), d) == parts.end()) parts.push_back(d);
     }
@@ -122,7 +132,7 @@ class DnnlKernel : public Kernel {
   std::optional<PrimitivePrecision> primitive_precision() const override {
     std::lock_guard<std::mutex> lock(mu_);
     PrimitivePrecision p;
-    for (const auto& [key, prim] : cache_) ++(prim && prim->bf16 ? p.bf16 : p.f32);
+    for (const auto& [key, prim] : cache_) ++(prim && prim->bf16 ? p.bf16 : prim && prim->int8 ? p.int8 : p.f32);
     return p;
   }
 
@@ -191,6 +201,7 @@ class DnnlKernel : public Kernel {
     bool runtime_weights = false;
     size_t scratch_bytes = 0;
     bool bf16 = false;         // src and weights are bf16
+    bool int8 = false;         // src and weights are int8
     bool bf16_tried = false;   // an f32 primitive after a bf16 one could not be made
     std::string bf16_failure;  // why (oneDNN's message)
     std::string impl;          // oneDNN's implementation name, e.g. "jit:avx2"
@@ -233,9 +244,14 @@ class DnnlKernel : public Kernel {
     p.impl = pd.impl_info_str();
   }
 
-  dnnl::primitive_attr MakeAttr(const memory::desc& dst_md) const {
+  // `channels`: the output channels the int8 output scales run along (int8 kernels only).
+  dnnl::primitive_attr MakeAttr(const memory::desc& dst_md, int64_t channels = 0) const {
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    if (int8_) {
+      const std::vector<float> scales = OutputScales(channels);
+      attr.set_output_scales(scales.size() == 1 ? 0 : 1 << 1, scales);
+    }
     dnnl::post_ops po;
     for (const PostOp& p : post_ops_) {
       const float a = static_cast<float>(p.alpha), b = static_cast<float>(p.beta);
@@ -307,6 +323,18 @@ class DnnlKernel : public Kernel {
     if (it != cache_.end()) return it->second;
     std::shared_ptr<Prim> p;
     std::string bf16_failure;
+    if (int8_) {
+      try {
+        p = Create(key.at(0), key.at(1), /*bf16=*/false);
+        p->int8 = true;
+        AddReorders(*p);
+      } catch (const dnnl::error&) {
+        p = nullptr;  // no int8 implementation: reference fallback on the dequantized operands
+      }
+      if (p) max_scratch_ = std::max(max_scratch_, p->scratch_total);
+      cache_.emplace(key, p);
+      return p;
+    }
     if (env_->bf16_math) {
       try {
         p = Create(key.at(0), key.at(1), /*bf16=*/true);
@@ -336,7 +364,16 @@ class DnnlKernel : public Kernel {
   }
 
   void RunFallback(std::span<const Tensor> in, Tensor& out) const {
-    Tensor r = RunOriginal(in);
+    Tensor r;
+    if (int8_) {
+      std::vector<Tensor> f(in.begin(), in.end());
+      f[0] = Dequantized(in[0], true, 1, 1);
+      const auto [channels, inner] = WeightChannels(in[1].shape());
+      f[1] = Dequantized(in[1], false, channels, inner);
+      r = RunOriginal(f);
+    } else {
+      r = RunOriginal(in);
+    }
     if (r.shape() != out.shape())
       throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): fallback produced shape {}, expected {}", node_.name, node_.op,
                                                     ShapeToString(r.shape()), ShapeToString(out.shape())));
@@ -349,12 +386,62 @@ class DnnlKernel : public Kernel {
     return *constants_[i];
   }
 
+  // int8: the factor from the int32 accumulator to the float result per output channel,
+  // scale_a * scale_b[c] (one value for a per-tensor b). An all-zero channel (scale 0) gets 1, so
+  // its result is its bias.
+  std::vector<float> OutputScales(int64_t channels) const {
+    if (scale_b_.size() == 1) return {scale_a_ * scale_b_[0] == 0 ? 1.0f : scale_a_ * scale_b_[0]};
+    if (static_cast<int64_t>(scale_b_.size()) != channels)
+      throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): {} weight scales for {} output channels", node_.name, node_.op,
+                                                    scale_b_.size(), channels));
+    std::vector<float> s;
+    for (float b : scale_b_) s.push_back(scale_a_ * b == 0 ? 1.0f : scale_a_ * b);
+    return s;
+  }
+
+  // int8: oneDNN adds the bias to the int32 accumulator before the output scale, so the bias is
+  // given in accumulator units: bias[c] / OutputScales[c].
+  memory Int8Bias(size_t input, int64_t channels, const memory::desc& md) const {
+    std::lock_guard<std::mutex> lock(int8_bias_mu_);
+    if (!int8_bias_) {
+      const Tensor& bias = Constant(input);
+      if (bias.num_elements() != channels)
+        throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): bias of {} elements for {} output channels", node_.name, node_.op,
+                                                      bias.num_elements(), channels));
+      const std::vector<float> scales = OutputScales(channels);
+      int8_bias_ = Tensor(DType::kFloat32, {channels});
+      for (int64_t c = 0; c < channels; ++c)
+        int8_bias_->data<float>()[c] = bias.data<float>()[c] / scales[scales.size() == 1 ? 0 : static_cast<size_t>(c)];
+    }
+    return memory(md, env_->engine, Ptr(*int8_bias_));
+  }
+
+  // The float32 value of an int8 operand (the reference fallback): q * scale, per output channel
+  // `channels` (inner stride `inner`) for per-channel scales.
+  Tensor Dequantized(const Tensor& q, bool operand_a, int64_t channels, int64_t inner) const {
+    Tensor f(DType::kFloat32, q.shape());
+    const int8_t* s = q.data<int8_t>();
+    float* d = f.data<float>();
+    for (int64_t e = 0; e < q.num_elements(); ++e) {
+      const float scale = operand_a ? scale_a_ : scale_b_.size() == 1 ? scale_b_[0] : scale_b_[static_cast<size_t>((e / inner) % channels)];
+      d[e] = static_cast<float>(s[e]) * scale;
+    }
+    return f;
+  }
+  // The output channels of the constant int8 operand b: (count, inner stride).
+  virtual std::pair<int64_t, int64_t> WeightChannels(const Shape& b) const { return {1, 1}; }
+
   ir::Node node_;
   ir::Node original_;
   std::shared_ptr<const KernelEnv> env_;
   std::vector<PostOp> post_ops_;
   std::vector<std::optional<Tensor>> constants_;
   int first_add_ = 0;
+  bool int8_ = false;         // operands a and b are int8 (see cpu_ops.h)
+  float scale_a_ = 0;         // int8: one step of a
+  std::vector<float> scale_b_;  // int8: one step of b, per output channel or one
+  mutable std::mutex int8_bias_mu_;
+  mutable std::optional<Tensor> int8_bias_;  // int8: the bias in accumulator units
   mutable std::mutex mu_;
   mutable std::map<std::vector<Shape>, std::shared_ptr<Prim>> cache_;
   mutable std::vector<std::tuple<size_t, memory::desc, memory>> converted_;  // constants in primitive layouts / types
@@ -390,8 +477,9 @@ class ConvKernel final : public DnnlKernel {
   // oneDNN wants that), f32 dst (plain, or blocked and reordered back).
   std::shared_ptr<Prim> CreateConv(const ConvGeometry& g, bool blocked, bool bf16) const {
     const Tag tag = g.channels_last ? Tag::nhwc : Tag::nchw;
-    const memory::data_type dt = bf16 ? kBF16 : kF32;
-    const memory::desc src_md({g.n, g.c, g.h, g.w}, kF32, tag);
+    const memory::data_type dt = int8_ ? kS8 : bf16 ? kBF16 : kF32;
+    const memory::data_type user_dt = int8_ ? kS8 : kF32;  // of the src and weights tensors
+    const memory::desc src_md({g.n, g.c, g.h, g.w}, user_dt, tag);
     const memory::desc dst_md({g.n, g.oc, g.oh, g.ow}, kF32, tag);
     // HWIO filter viewed as OIHW (or GOIHW) through strides.
     const int64_t og = g.oc / g.groups;
@@ -403,16 +491,16 @@ class ConvKernel final : public DnnlKernel {
       wdims = {g.groups, og, g.ic, g.kh, g.kw};
       wstrides = {og, 1, g.oc, g.kw * g.ic * g.oc, g.ic * g.oc};
     }
-    const memory::desc wei_user(wdims, kF32, wstrides);
+    const memory::desc wei_user(wdims, user_dt, wstrides);
     const memory::desc wei_any(wdims, dt, Tag::any);
     const memory::desc bias_md({g.oc}, kF32, Tag::a);
-    const memory::desc src_req = blocked || bf16 ? memory::desc({g.n, g.c, g.h, g.w}, dt, Tag::any) : src_md;
+    const memory::desc src_req = blocked || bf16 || int8_ ? memory::desc({g.n, g.c, g.h, g.w}, dt, Tag::any) : src_md;
     const memory::desc dst_req = blocked ? memory::desc({g.n, g.oc, g.oh, g.ow}, kF32, Tag::any) : dst_md;
     auto make_pd = [&](const memory::desc& bias) {
       dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_req, wei_any, bias,
                                         dst_req, {g.stride_h, g.stride_w}, {g.dil_h - 1, g.dil_w - 1}, {g.pad_top, g.pad_left},
                                         {g.pad_bottom, g.pad_right});
-      return dnnl::convolution_forward::primitive_desc(d, MakeAttr(dst_md), env_->engine);
+      return dnnl::convolution_forward::primitive_desc(d, MakeAttr(dst_md, g.oc), env_->engine);
     };
     memory::desc bias_req;
     const auto pd = MakeWithBias(bf16, bias_md, memory::desc({g.oc}, kBF16, Tag::a), &bias_req, make_pd);
@@ -421,15 +509,17 @@ class ConvKernel final : public DnnlKernel {
     p->user_dst_md = dst_md;
     p->src_md = pd.src_desc();
     p->dst_md = pd.dst_desc();
-    if (!blocked && (p->dst_md != dst_md || (!bf16 && p->src_md != src_md)))
+    if (!blocked && (p->dst_md != dst_md || (!bf16 && !int8_ && p->src_md != src_md)))
       throw dnnl::error(dnnl_unimplemented, "conv chose a non-plain layout");
     p->weights = ConstantAs(1, pd.weights_desc(), wei_user);
-    p->bias = BiasAs(2, bias_req, bias_md);
+    p->bias = int8_ ? Int8Bias(2, g.oc, bias_md) : BiasAs(2, bias_req, bias_md);
     SetPrimitive<dnnl::convolution_forward>(*p, pd);
     if (blocked && (p->src_md != src_md || p->dst_md != dst_md))
       p->impl += fmt::format(" ({} -> {})", FormatName(p->src_md), FormatName(p->dst_md));
     return p;
   }
+
+  std::pair<int64_t, int64_t> WeightChannels(const Shape& b) const override { return {b.at(3), 1}; }
 
   // "nchw" or "nChw8c" style names of 4-D activation layouts (for logs).
   static std::string FormatName(const memory::desc& md) {
@@ -457,17 +547,18 @@ class MatMulKernel final : public DnnlKernel {
   std::shared_ptr<Prim> Create(const Shape& a, const Shape& b, bool bf16) const override {
     const Shape out = FindCpuOp(node_.op)->infer(node_, {a, b})[0];
     const int64_t m = out[0], n = out[1], k = a[ta_ ? 0 : 1];
-    const memory::desc src_md({m, k}, kF32, ta_ ? Dims{1, m} : Dims{k, 1});
-    const memory::desc wei_user({k, n}, kF32, tb_ ? Dims{1, k} : Dims{n, 1});
+    const memory::data_type user_dt = int8_ ? kS8 : kF32;  // of the a and b tensors
+    const memory::desc src_md({m, k}, user_dt, ta_ ? Dims{1, m} : Dims{k, 1});
+    const memory::desc wei_user({k, n}, user_dt, tb_ ? Dims{1, k} : Dims{n, 1});
     const bool const_b = constants_[1].has_value();
     const memory::desc src_req = bf16 ? memory::desc({m, k}, kBF16, Tag::ab) : src_md;
-    const memory::desc wei_req = const_b ? memory::desc({k, n}, bf16 ? kBF16 : kF32, Tag::any)
+    const memory::desc wei_req = const_b ? memory::desc({k, n}, bf16 ? kBF16 : user_dt, Tag::any)
                                          : (bf16 ? memory::desc({k, n}, kBF16, Tag::ab) : wei_user);
     const memory::desc bias_md({1, n}, kF32, Tag::ab);
     const memory::desc dst_md({m, n}, kF32, Tag::ab);
     auto make_pd = [&](const memory::desc& bias) {
       dnnl::matmul::desc d(src_req, wei_req, bias, dst_md);
-      return dnnl::matmul::primitive_desc(d, MakeAttr(dst_md), env_->engine);
+      return dnnl::matmul::primitive_desc(d, MakeAttr(dst_md, n), env_->engine);
     };
     memory::desc bias_req;
     const auto pd = MakeWithBias(bf16, bias_md, memory::desc({1, n}, kBF16, Tag::ab), &bias_req, make_pd);
@@ -485,9 +576,13 @@ class MatMulKernel final : public DnnlKernel {
       p->wei_md = pd.weights_desc();
       if (p->wei_md != wei_req) throw dnnl::error(dnnl_unimplemented, "matmul chose a non-plain weights layout");
     }
-    p->bias = BiasAs(2, bias_req, bias_md);
+    p->bias = int8_ ? Int8Bias(2, n, bias_md) : BiasAs(2, bias_req, bias_md);
     SetPrimitive<dnnl::matmul>(*p, pd);
     return p;
+  }
+
+  std::pair<int64_t, int64_t> WeightChannels(const Shape& b) const override {
+    return tb_ ? std::pair{b.at(0), b.at(1)} : std::pair{b.at(1), int64_t{1}};
   }
 
  private:
@@ -527,7 +622,8 @@ class BatchMatMulKernel final : public DnnlKernel {
     Operand(x, rank, ax_, &xd, &xs);
     Operand(y, rank, ay_, &yd, &ys);
     const Dims od(out.begin(), out.end());
-    const memory::desc src_md(xd, kF32, xs), wei_md(yd, kF32, ys), dst_md(od, kF32, Contiguous(od));
+    const memory::data_type user_dt = int8_ ? kS8 : kF32;  // of the x and y tensors
+    const memory::desc src_md(xd, user_dt, xs), wei_md(yd, user_dt, ys), dst_md(od, kF32, Contiguous(od));
     const memory::desc src_req = bf16 ? memory::desc(xd, kBF16, Contiguous(xd)) : src_md;
     const memory::desc wei_req = bf16 ? memory::desc(yd, kBF16, Contiguous(yd)) : wei_md;
     dnnl::matmul::desc d(src_req, wei_req, dst_md);
@@ -563,6 +659,22 @@ class ChainKernel final : public Kernel {
   ChainSpec spec_;
 };
 
+// cpu.QuantizeS8: float32 to int8 (backend/cpu/int8.h).
+class QuantizeKernel final : public Kernel {
+ public:
+  explicit QuantizeKernel(const ir::Node& node)
+      : inv_scale_(static_cast<float>(node.attrs.Get<double>("inv_scale"))),
+        qmin_(static_cast<float>(node.attrs.Get<double>("qmin"))),
+        qmax_(static_cast<float>(node.attrs.Get<double>("qmax"))) {}
+  std::string Describe() const override { return fmt::format("quantize-s8(x * {:g}, [{:g}, {:g}])", inv_scale_, qmin_, qmax_); }
+  void Run(std::span<const Tensor> in, Tensor& out, ExecContext&) const override {
+    QuantizeToS8(in[0].data<float>(), out.data<int8_t>(), out.num_elements(), inv_scale_, qmin_, qmax_);
+  }
+
+ private:
+  float inv_scale_, qmin_, qmax_;
+};
+
 }  // namespace
 
 std::unique_ptr<Kernel> MakeKernel(const ir::Graph& graph, const ir::Node& node, std::shared_ptr<const KernelEnv> env) {
@@ -570,6 +682,7 @@ std::unique_ptr<Kernel> MakeKernel(const ir::Graph& graph, const ir::Node& node,
   if (node.op == kFusedMatMul) return std::make_unique<MatMulKernel>(graph, node, std::move(env));
   if (node.op == kFusedBatchMatMul) return std::make_unique<BatchMatMulKernel>(graph, node, std::move(env));
   if (node.op == kEltwiseChain) return std::make_unique<ChainKernel>(node);
+  if (node.op == kQuantizeS8) return std::make_unique<QuantizeKernel>(node);
   throw Error(ErrorCode::kInternal, fmt::format("node '{}': no CPU kernel for op '{}'", node.name, node.op));
 }
 

@@ -30,6 +30,7 @@ struct KernelEnv {
 struct PrimitivePrecision {
   int bf16 = 0;
   int f32 = 0;
+  int int8 = 0;
 };
 
 // Per-call state: one per concurrent Execute, reused across calls (never allocated per call).

@@ -32,6 +32,11 @@ std::unique_ptr<CountingPass> MakeFoldBatchNormPass();
 // Add of a same-shaped tensor (residual), and Mul / Add / Sub by a scalar constant.
 std::unique_ptr<CountingPass> MakeFuseConvMatMulPass();
 
+// cpu-int8: fused convolutions / matrix products whose operands are quantize-dequantize chains
+// or constants on a per-output-channel int8 grid read int8 operands instead (cpu.QuantizeS8 steps
+// and int8 constants) and run as int8 oneDNN primitives (see passes/int8_conv_matmul.cc).
+std::unique_ptr<CountingPass> MakeInt8Pass();
+
 // cpu-fuse-eltwise-chain: maximal chains of float32 unary ops and binary ops whose other operand
 // broadcasts into the running value (constants, the chain's input, other tensors) become one
 // cpu.EltwiseChain node that makes one pass over the data.
@@ -44,9 +49,12 @@ struct PassStat {
 };
 
 // The whole optimization pipeline on a segment clone: identity elimination, constant folding
-// (reference kernels), dead-code elimination, then the three passes above and a final
-// dead-code elimination, as an ir::PassPipeline that verifies the graph after each pass.
+// (reference kernels), dead-code elimination, batch-norm folding, conv/matmul fusion, INT8 (then
+// dead-code elimination, so the quantize-dequantize chains it replaced do not become elementwise
+// chains), elementwise-chain fusion and a final dead-code elimination, as an ir::PassPipeline that verifies the graph after each pass.
 // Returns one entry per pass, in order.
-std::vector<PassStat> OptimizeForCpu(ir::Graph& graph);
+// `int8_kernels`: run cpu-int8 (CPUs with int8 dot-product instructions, CpuFeatures); without it
+// quantize-dequantize chains stay float ops.
+std::vector<PassStat> OptimizeForCpu(ir::Graph& graph, bool int8_kernels = true);
 
 }  // namespace kiln::backend::cpu

@@ -26,7 +26,7 @@ class Counted final : public CountingPass {
 
 }  // namespace
 
-std::vector<PassStat> OptimizeForCpu(ir::Graph& graph) {
+std::vector<PassStat> OptimizeForCpu(ir::Graph& graph, bool int8_kernels) {
   RegisterCpuOps();
   std::vector<std::unique_ptr<CountingPass>> passes;
   passes.push_back(std::make_unique<Counted>(ir::MakeIdentityElimination()));
@@ -35,6 +35,10 @@ std::vector<PassStat> OptimizeForCpu(ir::Graph& graph) {
   passes.push_back(std::make_unique<Counted>(ir::MakeDeadCodeElimination()));
   passes.push_back(MakeFoldBatchNormPass());
   passes.push_back(MakeFuseConvMatMulPass());
+  if (int8_kernels) {
+    passes.push_back(MakeInt8Pass());
+    passes.push_back(std::make_unique<Counted>(ir::MakeDeadCodeElimination()));
+  }
   passes.push_back(MakeFuseEltwiseChainPass());
   passes.push_back(std::make_unique<Counted>(ir::MakeDeadCodeElimination()));
   // The pipeline owns the passes; their counts are read back through these pointers.

@@ -1,0 +1,153 @@
+#include "backend/cpu/int8.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace kiln::backend::cpu {
+namespace {
+
+// The node producing `v`, or nullptr for graph inputs and constants.
+const ir::Node* Producer(const ir::Graph& g, ir::ValueId v) {
+  const ir::NodeId p = g.value(v).producer;
+  if (p == ir::kNoNode) return nullptr;
+  const ir::Node& n = g.node(p);
+  return n.removed || n.op == "Constant" ? nullptr : &n;
+}
+
+// The one-element float constant among a binary node's inputs and the other input.
+struct ScalarOperand {
+  double value = 0;
+  ir::ValueId other = ir::kNoValue;
+  bool constant_first = false;
+};
+std::optional<ScalarOperand> ScalarAndOther(const ir::Graph& g, const ir::Node& n) {
+  if (n.inputs.size() != 2) return std::nullopt;
+  for (int side = 0; side < 2; ++side) {
+    const Tensor* c = g.ConstantOf(n.inputs[static_cast<size_t>(side)]);
+    if (c && c->num_elements() == 1 && IsFloating(c->dtype()))
+      return ScalarOperand{c->DoubleAt(0), n.inputs[static_cast<size_t>(1 - side)], side == 0};
+  }
+  return std::nullopt;
+}
+
+bool IsF32(const ir::Graph& g, ir::ValueId v) { return g.value(v).dtype == DType::kFloat32; }
+
+}  // namespace
+
+std::optional<QuantDequant> MatchQuantDequant(const ir::Graph& g, ir::ValueId value) {
+  QuantDequant q;
+  // The dequantizing Mul by a positive scale.
+  const ir::Node* n = Producer(g, value);
+  if (!n || n->op != "Mul" || !IsF32(g, value)) return std::nullopt;
+  auto s = ScalarAndOther(g, *n);
+  if (!s || !(s->value > 0) || !std::isfinite(s->value)) return std::nullopt;
+  q.scale = static_cast<float>(s->value);
+  q.nodes.push_back(n->id);
+  ir::ValueId cur = s->other;
+  // Backwards over rounding, clipping, lossless int8 round trips and zero offsets.
+  bool rounded = false, low = false, high = false;
+  double qmin = -1e30, qmax = 1e30;
+  for (int steps = 0; steps < 8; ++steps) {
+    n = Producer(g, cur);
+    if (!n) break;
+    if (n->op == "Round" && n->inputs.size() == 1 && !rounded) {
+      rounded = true;
+    } else if (n->op == "Cast" && n->inputs.size() == 1 &&
+               (g.value(n->inputs[0]).dtype == DType::kInt8 || g.value(n->outputs[0]).dtype == DType::kInt8)) {
+      // float -> int8 -> float keeps integers within [-128, 127]; the clip is checked below.
+    } else if ((n->op == "Maximum" || n->op == "Minimum") && ScalarAndOther(g, *n)) {
+      const auto bound = ScalarAndOther(g, *n);
+      if (n->op == "Maximum") {
+        qmin = std::max(qmin, bound->value);
+        low = true;
+      } else {
+        qmax = std::min(qmax, bound->value);
+        high = true;
+      }
+      cur = bound->other;
+      q.nodes.push_back(n->id);
+      continue;
+    } else if (n->op == "Clip" && n->inputs.size() == 3 && g.ConstantOf(n->inputs[1]) && g.ConstantOf(n->inputs[2]) &&
+               g.ConstantOf(n->inputs[1])->num_elements() == 1 && g.ConstantOf(n->inputs[2])->num_elements() == 1) {
+      qmin = std::max(qmin, g.ConstantOf(n->inputs[1])->DoubleAt(0));
+      qmax = std::min(qmax, g.ConstantOf(n->inputs[2])->DoubleAt(0));
+      low = high = true;
+    } else if ((n->op == "Add" || n->op == "Sub") && ScalarAndOther(g, *n) && ScalarAndOther(g, *n)->value == 0 &&
+               !(n->op == "Sub" && ScalarAndOther(g, *n)->constant_first)) {
+      cur = ScalarAndOther(g, *n)->other;
+      q.nodes.push_back(n->id);
+      continue;
+    } else {
+      break;
+    }
+    q.nodes.push_back(n->id);
+    cur = n->inputs[0];
+  }
+  if (!rounded || !low || !high || !IsF32(g, cur)) return std::nullopt;
+  if (qmin != std::round(qmin) || qmax != std::round(qmax) || qmin < -128 || qmax > 127 || qmin >= 0 || qmax <= 0)
+    return std::nullopt;
+  q.qmin = static_cast<float>(qmin);
+  q.qmax = static_cast<float>(qmax);
+  // The scaling into int8 units: Mul by inv_scale or Div by scale (taken as Mul by 1 / scale).
+  if (const ir::Node* m = Producer(g, cur); m && (m->op == "Mul" || m->op == "Div") && ScalarAndOther(g, *m)) {
+    const auto f = ScalarAndOther(g, *m);
+    const bool ok = f->value > 0 && std::isfinite(f->value) && !(m->op == "Div" && f->constant_first);
+    if (ok) {
+      q.inv_scale = static_cast<float>(m->op == "Mul" ? f->value : 1.0 / f->value);
+      q.nodes.push_back(m->id);
+      cur = f->other;
+    }
+  }
+  q.source = cur;
+  return q;
+}
+
+std::optional<GridWeights> RecoverInt8Grid(const Tensor& w, int64_t channels, int64_t inner) {
+  if (w.dtype() != DType::kFloat32 || channels <= 0 || inner <= 0) return std::nullopt;
+  const int64_t total = w.num_elements();
+  if (total % (channels * inner) != 0) return std::nullopt;
+  const float* src = w.data<float>();
+  auto channel = [&](int64_t e) { return static_cast<size_t>((e / inner) % channels); };
+  GridWeights out;
+  out.scales.assign(static_cast<size_t>(channels), 0.0f);
+  for (int64_t e = 0; e < total; ++e) {
+    if (!std::isfinite(src[e])) return std::nullopt;
+    float& a = out.scales[channel(e)];
+    a = std::max(a, std::fabs(src[e]));
+  }
+  for (float& s : out.scales) s /= 127.0f;
+  out.values = Tensor(DType::kInt8, w.shape());
+  int8_t* dst = out.values.data<int8_t>();
+  for (int64_t e = 0; e < total; ++e) {
+    const float s = out.scales[channel(e)];
+    if (s == 0) {
+      dst[e] = 0;
+      continue;
+    }
+    const float k = src[e] / s;
+    const float r = std::nearbyint(k);
+    // Off the grid by more than float rounding of k * s (and of a folded per-channel factor).
+    if (std::fabs(k - r) > 1e-3f * std::max(1.0f, std::fabs(r)) || r < -127 || r > 127) return std::nullopt;
+    dst[e] = static_cast<int8_t>(r);
+  }
+  return out;
+}
+
+// Adding and subtracting 1.5 * 2^23 rounds a float of magnitude below 2^22 to an integer, half to
+// even (the default rounding mode), and vectorises where std::nearbyint does not; the clamp keeps
+// the magnitude small. Compiled for AVX-512 and AVX2 too, chosen at load time.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void QuantizeToS8(const float* src, int8_t* dst, int64_t n,
+                                                                               float inv_scale, float qmin,
+                                                                               float qmax) {
+  constexpr float kMagic = 12582912.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    float v = src[i] * inv_scale;
+    v = v == v ? v : 0.0f;  // NaN has no int8 value
+    v = v < qmin ? qmin : v;
+    v = v > qmax ? qmax : v;
+    v = (v + kMagic) - kMagic;
+    dst[i] = static_cast<int8_t>(static_cast<int32_t>(v));
+  }
+}
+
+}  // namespace kiln::backend::cpu

@@ -1,0 +1,111 @@
+// cpu-int8: fused convolutions and matrix products whose float32 operands are quantize-dequantize
+// chains (activations) or constants on a per-output-channel int8 grid (weights) take the int8
+// values instead, so oneDNN computes them with int8 primitives (see cpu_ops.h, backend/cpu/int8.h):
+//   conv(dq(q(x)), W)         -> cpu.FusedConv2D(cpu.QuantizeS8(x), W_int8)   int8_scale_a, int8_scale_b
+//   matmul(dq(q(a)), W)       -> cpu.FusedMatMul(cpu.QuantizeS8(a), W_int8)
+//   matmul(dq(q(a)), dq(q(b))) -> cpu.FusedMatMul / cpu.FusedBatchMatMul(QuantizeS8(a), QuantizeS8(b))
+// A node changes only when every one of its two operands qualifies; readers of one quantized
+// tensor share one cpu.QuantizeS8. The chains left without readers go to dead-code elimination.
+#include <fmt/format.h>
+
+#include <map>
+#include <tuple>
+
+#include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/int8.h"
+#include "backend/cpu/passes/passes.h"
+#include "ir/graph_util.h"
+#include "ir/op_schema.h"
+
+namespace kiln::backend::cpu {
+namespace {
+
+// How one operand of a fused node becomes int8.
+struct Int8Operand {
+  std::optional<QuantDequant> activation;  // quantized at run time
+  std::optional<GridWeights> weights;      // a constant on an int8 grid
+};
+
+// The output channels of a constant operand: (count, inner) as RecoverInt8Grid takes them.
+std::pair<int64_t, int64_t> WeightChannels(const ir::Node& n, const Tensor& w) {
+  if (n.op == kFusedConv2D) return {w.dim(3), 1};  // HWIO (grouped filters too)
+  if (w.rank() != 2) return {0, 0};
+  if (n.attrs.GetOr<bool>("transpose_b", false)) return {w.dim(0), w.dim(1)};
+  return {w.dim(1), 1};
+}
+
+std::optional<Int8Operand> AsInt8(const ir::Graph& g, const ir::Node& n, size_t input) {
+  const ir::ValueId v = n.inputs[input];
+  if (g.value(v).dtype != DType::kFloat32) return std::nullopt;
+  Int8Operand op;
+  if (const Tensor* c = g.ConstantOf(v)) {
+    if (input != 1 || n.op == kFusedBatchMatMul) return std::nullopt;
+    const auto [channels, inner] = WeightChannels(n, *c);
+    if (channels <= 0) return std::nullopt;
+    op.weights = RecoverInt8Grid(*c, channels, inner);
+    if (!op.weights) return std::nullopt;
+    return op;
+  }
+  if (input == 1 && n.op == kFusedConv2D) return std::nullopt;
+  op.activation = MatchQuantDequant(g, v);
+  if (!op.activation) return std::nullopt;
+  return op;
+}
+
+class Int8Pass final : public CountingPass {
+ public:
+  std::string name() const override { return "cpu-int8"; }
+
+  bool Run(ir::Graph& g) override {
+    bool changed = false;
+    ir::NameGen names(g);
+    // One cpu.QuantizeS8 per (source, inv_scale, qmin, qmax).
+    std::map<std::tuple<ir::ValueId, float, float, float>, ir::ValueId> quantized;
+    auto quantize = [&](const QuantDequant& q) {
+      const auto key = std::make_tuple(q.source, q.inv_scale, q.qmin, q.qmax);
+      if (auto it = quantized.find(key); it != quantized.end()) return it->second;
+      ir::Node& node = g.AddNode(std::string(kQuantizeS8), names.Make(g.value(q.source).name + "/s8"), {q.source}, 1);
+      node.attrs.Set("inv_scale", static_cast<double>(q.inv_scale));
+      node.attrs.Set("qmin", static_cast<double>(q.qmin));
+      node.attrs.Set("qmax", static_cast<double>(q.qmax));
+      const ir::NodeId id = node.id;
+      ir::InferNode(g, id);
+      const ir::ValueId out = g.node(id).outputs[0];
+      quantized.emplace(key, out);
+      return out;
+    };
+    const size_t num_nodes = g.nodes().size();
+    for (size_t i = 0; i < num_nodes; ++i) {
+      const ir::NodeId id = static_cast<ir::NodeId>(i);
+      const ir::Node& n = g.node(id);
+      if (n.removed || (n.op != kFusedConv2D && n.op != kFusedMatMul && n.op != kFusedBatchMatMul)) continue;
+      if (n.inputs.size() < 2) continue;
+      const auto a = AsInt8(g, n, 0), b = AsInt8(g, n, 1);
+      if (!a || !b || !a->activation) continue;
+      const ir::ValueId qa = quantize(*a->activation);
+      ir::ValueId qb;
+      std::vector<double> scale_b;
+      if (b->activation) {
+        qb = quantize(*b->activation);
+        scale_b.push_back(b->activation->scale);
+      } else {
+        qb = g.AddConstant(names.Make(g.node(id).name + "/weights_s8"), b->weights->values);
+        scale_b.assign(b->weights->scales.begin(), b->weights->scales.end());
+      }
+      ir::Node& fused = g.node(id);
+      fused.inputs[0] = qa;
+      fused.inputs[1] = qb;
+      fused.attrs.Set("int8_scale_a", static_cast<double>(a->activation->scale));
+      fused.attrs.Set("int8_scale_b", scale_b);
+      ++rewrites_;
+      changed = true;
+    }
+    return changed;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<CountingPass> MakeInt8Pass() { return std::make_unique<Int8Pass>(); }
+
+}  // namespace kiln::backend::cpu

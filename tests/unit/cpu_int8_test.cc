@@ -1,0 +1,274 @@
+// INT8 CPU engines: graphs rewritten by Kiln's INT8 conversion (quantize-dequantize chains before
+// convolutions and matrix products, weights on per-channel int8 grids) run as int8 oneDNN
+// primitives and compute what the reference executor computes on the rewritten float graph, up
+// to float32 summation order (the int8 primitives accumulate exactly in int32). Plus the pieces:
+// the quantize kernel's rounding, grid recovery, and the chain matcher on ONNX's QDQ form.
+#include <fmt/format.h>
+
+#include <cmath>
+#include <limits>
+
+#include "backend/cpu/int8.h"
+#include "backend/cpu/passes/passes.h"
+#include "backend/cpu/plan_serialization.h"
+#include "convert/calibration_table.h"
+#include "ir/graph_util.h"
+#include "runtime/calibration.h"
+#include "tests/unit/cpu_test_util.h"
+#include "tests/unit/test_util.h"
+
+namespace kiln {
+namespace {
+
+using namespace cputest;
+using backend::cpu::CpuBackend;
+using backend::cpu::CpuEngine;
+using backend::cpu::CpuFeatures;
+using backend::cpu::HostCpu;
+
+#define REQUIRE_INT8_DOT_PRODUCT()                                                                              \
+  if (!HostCpu().int8_dot_product)                                                                              \
+  GTEST_SKIP()                                                                                                  \
+      << "this CPU (" << backend::cpu::DeviceString(HostCpu())                                                  \
+      << ") has no int8 dot-product instructions (or ONEDNN_MAX_CPU_ISA excludes them): INT8 engines run FP32 " \
+         "here, CpuInt8.WithoutDotProductInstructionsQuantizeDequantizeRunsInFloat covers that"
+
+// NHWC conv (bias, Relu) -> depthwise conv -> Reshape -> MatMul (+bias, Relu) -> MatMul with
+// transpose_b -> output "fc"; BatchMatMul of two activations -> output "bmm"; NCHW conv of a
+// second input -> output "nchw" (blocked layouts).
+Builder BuildNetwork() {
+  Builder b;
+  const ir::ValueId x = b.Input("x", {2, 12, 12, 8});
+  ir::ValueId c =
+      b.Op("Conv2D", "conv", {x, b.Const("w", RandScaled({3, 3, 8, 16}, 7, 0.3f))}, ConvAttrs("NHWC", "SAME"));
+  c = b.Op("Add", "conv_bias", {c, b.Const("cb", RandScaled({16}, 8, 0.1f))});
+  c = b.Op("Relu", "conv_relu", {c});
+  ir::AttrMap dw = ConvAttrs("NHWC", "VALID");
+  c = b.Op("DepthwiseConv2D", "dw", {c, b.Const("dww", RandScaled({3, 3, 16, 1}, 12, 0.4f))}, dw);
+  const ir::ValueId r = b.Op("Reshape", "rows", {c, b.Const("rows_shape", nntest::I32({2}, {200, 16}))});
+  ir::ValueId m = b.Op("MatMul", "fc1", {r, b.Const("k1", RandScaled({16, 32}, 9, 0.3f))});
+  m = b.Op("Add", "fc1_bias", {m, b.Const("kb1", RandScaled({32}, 10, 0.1f))});
+  m = b.Op("Relu", "fc1_relu", {m});
+  ir::AttrMap tb;
+  tb.Set("transpose_b", true);
+  m = b.Op("MatMul", "fc2", {m, b.Const("k2", RandScaled({24, 32}, 13, 0.3f))}, tb);
+  b.Output("fc", m);
+  const ir::ValueId h = b.Op("Reshape", "heads", {m, b.Const("heads_shape", nntest::I32({3}, {8, 25, 24}))});
+  ir::AttrMap adj;
+  adj.Set("adj_y", true);
+  b.Output("bmm", b.Op("BatchMatMul", "bmm",
+                       {h, b.Op("Mul", "h2", {h, b.Const("half", Tensor::Scalar(DType::kFloat32, 0.5f))})}, adj));
+  const ir::ValueId z = b.Input("z", {1, 16, 10, 10});
+  const ir::ValueId n =
+      b.Op("Conv2D", "conv_nchw", {z, b.Const("wn", RandScaled({3, 3, 16, 16}, 11, 0.2f))}, ConvAttrs("NCHW", "SAME"));
+  b.Output("nchw", b.Op("Relu", "nchw_relu", {n}));
+  return b;
+}
+
+const Shape kX{2, 12, 12, 8}, kZ{1, 16, 10, 10};
+std::vector<Tensor> Inputs(uint32_t seed) { return {RandF32(kX, seed), RandF32(kZ, seed + 1)}; }
+backend::Profile ProfileOf() { return ExactProfile({kX, kZ}); }
+
+// The network rewritten as Kiln's INT8 conversion does (percentile calibration on 4 batches, so
+// some values are clipped).
+std::shared_ptr<ir::Graph> QuantizedNetwork() {
+  const Builder b = BuildNetwork();
+  std::vector<std::vector<Tensor>> batches;
+  for (uint32_t s = 0; s < 4; ++s) batches.push_back(Inputs(100 + 2 * s));
+  runtime::CalibrationOptions options;
+  options.calibrator = convert::Calibrator::kPercentile;
+  options.percentile = 99.0;
+  const convert::CalibrationTable table = runtime::Calibrate(b.g, batches, options);
+  auto g = std::make_shared<ir::Graph>(ir::CloneGraph(*b.g));
+  const convert::Int8Quantization q = convert::InsertInt8QuantDequant(*g, table);
+  EXPECT_EQ(q.weights, 5);      // conv, dw, fc1, fc2, conv_nchw
+  EXPECT_EQ(q.activations, 7);  // their inputs and both bmm operands
+  return g;
+}
+
+backend::CompileOptions Int8Options() {
+  backend::CompileOptions options;
+  options.precision = Precision::kINT8;
+  return options;
+}
+
+const char* kInt8Steps[] = {"conv", "dw", "fc1", "fc2", "bmm", "conv_nchw"};
+
+TEST(CpuInt8, QuantizedGraphRunsInt8PrimitivesAndMatchesTheReference) {
+  REQUIRE_INT8_DOT_PRODUCT();
+  const auto g = QuantizedNetwork();
+  CpuBackend cpu;
+  auto engine = cpu.Compile(*g, ProfileOf(), Int8Options());
+  const auto& e = dynamic_cast<const CpuEngine&>(*engine);
+  if (std::getenv("KILN_TEST_VERBOSE")) std::cout << e.Summary();
+  EXPECT_EQ(engine->precision(), Precision::kINT8);
+  EXPECT_EQ(engine->precision_note(), "");
+  std::vector<std::string> want_steps(std::begin(kInt8Steps), std::end(kInt8Steps));
+  std::vector<std::string> got_steps = e.int8_steps();
+  std::sort(want_steps.begin(), want_steps.end());
+  std::sort(got_steps.begin(), got_steps.end());
+  EXPECT_EQ(got_steps, want_steps);
+  for (const auto& s : e.steps())
+    if (s.op.starts_with("cpu.Fused"))
+      EXPECT_NE(s.kernel.find("[int8]"), std::string::npos) << s.node << ": " << s.kernel;
+  // No quantize-dequantize chain is left as float ops: the activations are quantized once each.
+  EXPECT_EQ(CountOps(*engine, "cpu.QuantizeS8"), 7);
+  EXPECT_EQ(CountOps(*engine, "Round"), 0);
+  ExpectNoFallback(*engine);
+
+  runtime::ReferenceExecutor ref(g);
+  for (uint32_t seed : {1u, 50u}) {
+    const auto in = Inputs(seed);
+    const auto want = ref.Run(in);
+    const auto got = engine->Execute(in);
+    ASSERT_EQ(got.size(), 3u);
+    for (size_t i = 0; i < got.size(); ++i) {
+      // Float32 summation order in the reference against exact int32 accumulation: a value near a
+      // rounding boundary of a later quantization may land one int8 step apart, which moves a
+      // few elements of the following layers by a fraction of a step (docs/testing.md).
+      const double err = testutil::RelativeL2Error(got[i], want[i]);
+      std::cout << fmt::format("seed {} output {}: rel L2 INT8 engine vs reference {:.3e}\n", seed, i, err);
+      EXPECT_LT(err, 1e-4) << "output " << i;
+    }
+  }
+
+  // Saved and reloaded: the same steps run int8, the same bits come out.
+  auto loaded = cpu.Deserialize(*g, ProfileOf(), Int8Options(), engine->Serialize());
+  EXPECT_EQ(loaded->precision(), Precision::kINT8);
+  EXPECT_EQ(dynamic_cast<const CpuEngine&>(*loaded).int8_steps(), e.int8_steps());
+  const auto in = Inputs(3);
+  const auto a = engine->Execute(in), b = loaded->Execute(in);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(BitwiseEqual(a[i], b[i])) << "output " << i;
+}
+
+TEST(CpuInt8, FloatGraphRequestedAsInt8RunsFp32AndSaysWhy) {
+  const Builder b = BuildNetwork();
+  auto engine = CpuBackend().Compile(*b.g, ProfileOf(), Int8Options());
+  EXPECT_EQ(engine->precision(), Precision::kFP32);
+  if (HostCpu().int8_dot_product)
+    EXPECT_EQ(engine->precision_note(),
+              "INT8 requested; no convolution / matrix product of the engine has quantized operands, engine runs FP32");
+  else
+    EXPECT_NE(engine->precision_note().find("has no int8 dot-product instructions"), std::string::npos)
+        << engine->precision_note();
+  EXPECT_TRUE(dynamic_cast<const CpuEngine&>(*engine).int8_steps().empty());
+}
+
+TEST(CpuInt8, WeightsOffTheGridKeepTheirNodeInFloat) {
+  REQUIRE_INT8_DOT_PRODUCT();
+  // The quantized graph with fc1's weights replaced by unquantized ones: fc1 stays float (its
+  // activation's quantize-dequantize runs as float ops before it), every other step is int8.
+  const auto g = QuantizedNetwork();
+  for (ir::Node& n : g->nodes())
+    if (n.name == "fc1") n.inputs[1] = g->AddConstant("k1_float", RandScaled({16, 32}, 9, 0.3f));
+  auto engine = CpuBackend().Compile(*g, ProfileOf(), Int8Options());
+  const auto& e = dynamic_cast<const CpuEngine&>(*engine);
+  EXPECT_EQ(engine->precision(), Precision::kINT8);
+  EXPECT_EQ(e.int8_steps().size(), std::size(kInt8Steps) - 1);
+  EXPECT_EQ(std::count(e.int8_steps().begin(), e.int8_steps().end(), "fc1"), 0);
+  EXPECT_EQ(
+      engine->precision_note(),
+      "5 convolution / matrix-product steps run INT8, 1 in floating point (operands without quantization ranges or off "
+      "the int8 grid): fc1");
+  runtime::ReferenceExecutor ref(g);
+  const auto in = Inputs(7);
+  const auto want = ref.Run(in), got = engine->Execute(in);
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_LT(testutil::RelativeL2Error(got[i], want[i]), 1e-4) << "output " << i;
+}
+
+// Engines for a CPU without VNNI / AMX (built here with such a CPU's features, as CpuBackend
+// would build them there): the quantize-dequantize chains run as float ops, the engine says why.
+TEST(CpuInt8, WithoutDotProductInstructionsQuantizeDequantizeRunsInFloat) {
+  const auto g = QuantizedNetwork();
+  CpuFeatures avx2 = HostCpu();
+  avx2.int8_dot_product = false;
+  ir::Graph work = ir::CloneGraph(*g);
+  auto stats = backend::cpu::OptimizeForCpu(work, avx2.int8_dot_product);
+  CpuEngine engine(std::make_shared<const ir::Graph>(std::move(work)), ProfileOf(), Int8Options(), std::move(stats),
+                   backend::cpu::HashSegment(*g), avx2);
+  EXPECT_EQ(engine.precision(), Precision::kFP32);
+  EXPECT_EQ(engine.precision_note(),
+            "INT8 requested; this CPU (" + backend::cpu::DeviceString(avx2) +
+                ") has no int8 dot-product instructions (VNNI / AMX), where oneDNN's int8 kernels lose "
+                "precision: the quantize-dequantize steps run in FP32 kernels (INT8 accuracy, FP32 speed)");
+  EXPECT_TRUE(engine.int8_steps().empty());
+  EXPECT_EQ(CountOps(engine, "cpu.QuantizeS8"), 0);
+  runtime::ReferenceExecutor ref(g);
+  const auto in = Inputs(1);
+  const auto want = ref.Run(in), got = engine.Execute(in);
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_LT(testutil::RelativeL2Error(got[i], want[i]), 1e-5) << "output " << i;
+}
+
+TEST(CpuInt8, QuantizeRoundsHalfToEvenClampsAndMapsNanToZero) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<float> src = {0.5f, 1.5f, 2.5f, -0.5f, -2.5f, 0.49f, 300.f, -300.f, nan, 126.6f, -127.4f, 3.0f};
+  std::vector<int8_t> dst(src.size());
+  backend::cpu::QuantizeToS8(src.data(), dst.data(), static_cast<int64_t>(src.size()), 1.0f, -127, 127);
+  EXPECT_EQ(dst, (std::vector<int8_t>{0, 2, 2, 0, -2, 0, 127, -127, 0, 127, -127, 3}));
+  backend::cpu::QuantizeToS8(src.data(), dst.data(), static_cast<int64_t>(src.size()), 2.0f, -128, 127);
+  EXPECT_EQ(dst, (std::vector<int8_t>{1, 3, 5, -1, -5, 1, 127, -128, 0, 127, -128, 6}));
+  // Long enough for the vectorised loop, with a tail.
+  std::vector<float> many(1000);
+  for (size_t i = 0; i < many.size(); ++i) many[i] = (static_cast<float>(i) - 500.f) * 0.25f;
+  std::vector<int8_t> q(many.size());
+  backend::cpu::QuantizeToS8(many.data(), q.data(), static_cast<int64_t>(many.size()), 1.0f, -127, 127);
+  for (size_t i = 0; i < many.size(); ++i)
+    ASSERT_EQ(q[i], static_cast<int8_t>(std::clamp(std::nearbyint(many[i]), -127.f, 127.f))) << many[i];
+}
+
+TEST(CpuInt8, GridRecoveryFindsPerChannelScalesAndRefusesOffGridValues) {
+  // [k=3, n=2], per column: column 0 = {-127, 5, 60} * 0.01, column 1 = {2, 127, 0} * 0.5.
+  Tensor w(DType::kFloat32, {3, 2});
+  const float v[] = {-1.27f, 1.0f, 0.05f, 63.5f, 0.6f, 0.0f};
+  std::copy(std::begin(v), std::end(v), w.data<float>());
+  auto grid = backend::cpu::RecoverInt8Grid(w, 2, 1);
+  ASSERT_TRUE(grid.has_value());
+  EXPECT_FLOAT_EQ(grid->scales[0], 0.01f);
+  EXPECT_FLOAT_EQ(grid->scales[1], 0.5f);
+  const int8_t* q = grid->values.data<int8_t>();
+  EXPECT_EQ((std::vector<int8_t>(q, q + 6)), (std::vector<int8_t>{-127, 2, 5, 127, 60, 0}));
+  // Scaled per channel (a folded batch norm) it is still a grid; a value between steps is not.
+  for (int i = 0; i < 6; i += 2) w.data<float>()[i] *= 3.7f;
+  EXPECT_TRUE(backend::cpu::RecoverInt8Grid(w, 2, 1).has_value());
+  w.data<float>()[2] = 0.123f;
+  EXPECT_FALSE(backend::cpu::RecoverInt8Grid(w, 2, 1).has_value());
+  w.data<float>()[2] = std::numeric_limits<float>::infinity();
+  EXPECT_FALSE(backend::cpu::RecoverInt8Grid(w, 2, 1).has_value());
+}
+
+TEST(CpuInt8, MatcherReadsOnnxQuantizeDequantizeLinearChains) {
+  // ONNX QuantizeLinear / DequantizeLinear (int8, zero point 0) as Kiln's importer emits them.
+  Builder b;
+  const ir::ValueId x = b.Input("x", {4, 8});
+  auto scalar = [&](const std::string& name, float value) {
+    return b.Const(name, Tensor::Scalar(DType::kFloat32, value));
+  };
+  ir::ValueId t = b.Op("Div", "scaled", {x, scalar("s", 0.05f)});
+  t = b.Op("Round", "rounded", {t});
+  t = b.Op("Add", "offset", {t, scalar("zp", 0.0f)});
+  t = b.Op("Clip", "saturated", {t, scalar("lo", -128.f), scalar("hi", 127.f)});
+  ir::AttrMap to_int8, to_float;
+  to_int8.Set("to", DType::kInt8);
+  to_float.Set("to", DType::kFloat32);
+  t = b.Op("Cast", "q", {t}, to_int8);
+  t = b.Op("Cast", "q_f32", {t}, to_float);
+  t = b.Op("Sub", "centered", {t, scalar("zp_f", 0.0f)});
+  t = b.Op("Mul", "dequantized", {t, scalar("s2", 0.05f)});
+  const auto m = backend::cpu::MatchQuantDequant(*b.g, t);
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->source, x);
+  EXPECT_FLOAT_EQ(m->inv_scale, 20.0f);
+  EXPECT_FLOAT_EQ(m->scale, 0.05f);
+  EXPECT_EQ(m->qmin, -128);
+  EXPECT_EQ(m->qmax, 127);
+  // Without the rounding it is not a quantization.
+  Builder c;
+  const ir::ValueId y = c.Input("y", {4, 8});
+  ir::ValueId u = c.Op("Maximum", "lo", {y, c.Const("a", Tensor::Scalar(DType::kFloat32, -127.f))});
+  u = c.Op("Minimum", "hi", {u, c.Const("b", Tensor::Scalar(DType::kFloat32, 127.f))});
+  u = c.Op("Mul", "dq", {u, c.Const("s", Tensor::Scalar(DType::kFloat32, 0.1f))});
+  EXPECT_FALSE(backend::cpu::MatchQuantDequant(*c.g, u).has_value());
+}
+
+}  // namespace
+}  // namespace kiln
