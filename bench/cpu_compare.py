@@ -22,6 +22,12 @@ which makes a comparison on a shared machine less a comparison of moments of loa
 --kiln-baseline OTHER_KILN also converts and times each model with another kiln binary (an
 older build, say), interleaved with the first in every round, and reports new/baseline: the
 check that a change made nothing slower, measured under the same load.
+--int8 adds INT8 rows: the same calibration batches (--int8-batches N of --int8-batch-size
+random inputs, drawn like the measured ones) feed Kiln's INT8 conversion (`kiln convert
+--precision INT8 --calibration-data DIR --calibrator C`, of the SavedModel and of model.onnx) and
+ONNX Runtime's quantize_static (QDQ, per-channel int8 weights, uint8 activations, calibration
+method C) of model.onnx; both are timed in the same rounds as the FP32 runs and compared with
+TF's FP32 outputs (quantization error, not a pass/fail bound).
 The three outputs on one identical input are compared (relative L2 against TF; Kiln's
 through `kiln run --input`). The hook `kiln_onnx_bench()` also times Kiln on model.onnx:
 until Kiln's ONNX frontend lands it prints 'n/a' with the reason.
@@ -125,11 +131,11 @@ def kiln_bench(kiln, model_path, inputs, args, env):
     return json.loads(proc.stdout), None
 
 
-def kiln_convert(kiln, model_dir, inputs, args, env, work):
+def kiln_convert(kiln, model_dir, inputs, args, env, work, extra=()):
     out = os.path.join(work, "converted")
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.time()
-    proc = run_kiln([kiln, "convert", model_dir, out, "--build-shapes", shapes_arg(inputs)], env)
+    proc = run_kiln([kiln, "convert", model_dir, out, "--build-shapes", shapes_arg(inputs)] + list(extra), env)
     if proc.returncode != 0:
         return None, None, "convert: " + first_error_line(proc)
     convert_s = time.time() - t0
@@ -159,6 +165,46 @@ def kiln_onnx_bench(kiln, onnx_path, inputs, args, env):
     if not onnx_path or not os.path.isfile(onnx_path):
         return None, "no ONNX export"
     return kiln_bench(kiln, onnx_path, inputs, args, env)
+
+
+def calibration_batches(meta, args, dims):
+    """--int8-batches batches of --int8-batch-size inputs, drawn like the measured ones (other seeds)."""
+    return [reference.make_inputs(meta, np.random.default_rng(1000 + i), batch=args.int8_batch_size, dims=dims)
+            for i in range(args.int8_batches)]
+
+
+def write_calibration_dir(batches, path):
+    """DIR/bNNN/<input>.npy: the layout of kiln's --calibration-data."""
+    for i, batch in enumerate(batches):
+        d = os.path.join(path, "b%03d" % i)
+        os.makedirs(d)
+        for name, arr in batch.items():
+            np.save(os.path.join(d, name + ".npy"), arr)
+    return path
+
+
+def kiln_int8_extra(calib_dir, args):
+    return ["--precision", "INT8", "--calibration-data", calib_dir, "--calibrator", args.int8_calibrator]
+
+
+def ort_quantize(onnx_path, onnx_meta, batches, args, out_path):
+    """ONNX Runtime's own INT8: quantize_static (QDQ, per-channel int8 weights, uint8 activations)."""
+    from onnxruntime import quantization as q
+    in_names = onnx_meta.get("input_names") or {k: k for k in batches[0]}
+
+    class Reader(q.CalibrationDataReader):
+        def __init__(self):
+            self.it = iter([{in_names[k]: v for k, v in b.items()} for b in batches])
+
+        def get_next(self):
+            return next(self.it, None)
+    method = {"minmax": q.CalibrationMethod.MinMax, "entropy": q.CalibrationMethod.Entropy,
+              "percentile": q.CalibrationMethod.Percentile}[args.int8_calibrator]
+    t0 = time.time()
+    q.quantize_static(onnx_path, out_path, Reader(), quant_format=q.QuantFormat.QDQ, per_channel=True,
+                      activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8, calibrate_method=method)
+    log("ORT quantize_static: %.1f s" % (time.time() - t0))
+    return out_path
 
 
 # ---------------------------------------------------------------------------- TF, ORT
@@ -231,6 +277,11 @@ def main(argv=None):
     ap.add_argument("--no-kiln-onnx", action="store_true", help="skip the Kiln-on-.onnx hook")
     ap.add_argument("--kiln-baseline", help="another kiln binary (an older build) timed in the same rounds; "
                                             "adds the ratio Kiln/baseline")
+    ap.add_argument("--int8", action="store_true", help="add INT8 rows: Kiln INT8 vs Kiln FP32 vs ORT quantize_static")
+    ap.add_argument("--int8-batches", type=int, default=4, help="calibration batches (default %(default)s)")
+    ap.add_argument("--int8-batch-size", type=int, default=4, help="inputs per calibration batch (default %(default)s)")
+    ap.add_argument("--int8-calibrator", default="minmax", choices=["minmax", "entropy", "percentile"],
+                    help="calibration method for both Kiln and ORT (default %(default)s)")
     args = ap.parse_args(argv)
     if args.warmup is None:
         args.warmup = 2 if args.quick else 5
@@ -279,6 +330,25 @@ def main(argv=None):
                     os.makedirs(base_work)
                     base_converted, b_out, b_err = kiln_convert(args.kiln_baseline, model_dir, inputs, args, env,
                                                                 base_work)
+                int8 = {}
+                if args.int8:
+                    cal = calibration_batches(meta, args, dims)
+                    cal_dir = write_calibration_dir(cal, os.path.join(work, "calibration"))
+                    for key, src in (("kiln_int8", model_dir), ("kiln_int8_onnx", onnx_path)):
+                        if not src:
+                            int8[key] = (None, None, "no ONNX export")
+                            continue
+                        w = os.path.join(work, key)
+                        os.makedirs(w)
+                        int8[key] = kiln_convert(args.kiln, src, inputs, args, env, w, kiln_int8_extra(cal_dir, args))
+                    if onnx_path:
+                        try:
+                            q_path = ort_quantize(onnx_path, onnx_meta, cal, args, os.path.join(work, "ort_int8.onnx"))
+                            int8["ort_int8"] = ort_prepare(q_path, onnx_meta, meta, inputs, args) + (None,)
+                        except Exception as e:  # noqa: BLE001 - reported in the table
+                            int8["ort_int8"] = (None, None, "quantize_static: %s" % str(e).splitlines()[0][:160])
+                    else:
+                        int8["ort_int8"] = (None, None, "no ONNX export")
                 tf_run, t_out = tf_prepare(model_dir, meta, inputs, args)
                 if onnx_path:
                     ort_run, o_out = ort_prepare(onnx_path, onnx_meta, meta, inputs, args)
@@ -287,7 +357,9 @@ def main(argv=None):
                     ort_run, o_out = None, None
                     row["ort_error"] = onnx_meta.get("error") or "no ONNX export"
                 # Interleaved rounds (Kiln, TF, ORT, Kiln on .onnx); the best round of each counts.
-                rounds = {"kiln": [], "kiln_base": [], "tf": [], "ort": [], "kiln_onnx": []}
+                rounds = {"kiln": [], "kiln_base": [], "tf": [], "ort": [], "kiln_onnx": [],
+                          "kiln_int8": [], "kiln_int8_onnx": [], "ort_int8": []}
+                int8_err = {k: v[2] for k, v in int8.items()}
                 ko_err = "skipped" if args.no_kiln_onnx else None
                 for rnd in range(args.repeat):
                     if converted:
@@ -302,6 +374,15 @@ def main(argv=None):
                             b_err = err
                         else:
                             rounds["kiln_base"].append(res)
+                    for key in ("kiln_int8", "kiln_int8_onnx"):
+                        if key in int8 and int8[key][0]:
+                            res, err = kiln_bench(args.kiln, int8[key][0], inputs, args, env)
+                            if res is None:
+                                int8_err[key] = err
+                            else:
+                                rounds[key].append(res)
+                    if "ort_int8" in int8 and int8["ort_int8"][0]:
+                        rounds["ort_int8"].append(int8["ort_int8"][0]())
                     rounds["tf"].append(tf_run())
                     if ort_run:
                         rounds["ort"].append(ort_run())
@@ -324,6 +405,17 @@ def main(argv=None):
                 row["rel_l2_kiln_base"] = (max(rel_l2(k_out[o], b_out[o]) for o in meta["outputs"])
                                            if k_out and b_out else None)
                 row["tf"] = max(rounds["tf"], key=lambda r: r["inferences_per_s"])
+                if args.int8:
+                    for key in ("kiln_int8", "kiln_int8_onnx"):
+                        best = max(rounds[key], key=lambda r: r["throughput"]["inferences_per_s"], default=None)
+                        row[key], row[key + "_error"] = best, (None if best else int8_err.get(key))
+                        outs = int8[key][1]
+                        row["rel_l2_%s_tf" % key] = (max(rel_l2(outs[o], t_out[o]) for o in meta["outputs"])
+                                                     if outs else None)
+                    row["ort_int8"] = max(rounds["ort_int8"], key=lambda r: r["inferences_per_s"], default=None)
+                    row["ort_int8_error"] = None if row["ort_int8"] else int8_err.get("ort_int8")
+                    o8 = int8["ort_int8"][1]
+                    row["rel_l2_ort_int8_tf"] = (max(rel_l2(o8[o], t_out[o]) for o in meta["outputs"]) if o8 else None)
                 row["ort"] = max(rounds["ort"], key=lambda r: r["inferences_per_s"], default=None)
                 row["kiln_onnx"], row["kiln_onnx_error"] = best_ko, (None if best_ko else ko_err)
                 row["rounds_inferences_per_s"] = {
@@ -331,7 +423,10 @@ def main(argv=None):
                     "kiln_base": [r["throughput"]["inferences_per_s"] for r in rounds["kiln_base"]],
                     "tf": [r["inferences_per_s"] for r in rounds["tf"]],
                     "ort": [r["inferences_per_s"] for r in rounds["ort"]],
-                    "kiln_onnx": [r["throughput"]["inferences_per_s"] for r in rounds["kiln_onnx"]]}
+                    "kiln_onnx": [r["throughput"]["inferences_per_s"] for r in rounds["kiln_onnx"]],
+                    "kiln_int8": [r["throughput"]["inferences_per_s"] for r in rounds["kiln_int8"]],
+                    "kiln_int8_onnx": [r["throughput"]["inferences_per_s"] for r in rounds["kiln_int8_onnx"]],
+                    "ort_int8": [r["inferences_per_s"] for r in rounds["ort_int8"]]}
                 # Output agreement on the same input (max over outputs of rel L2 against TF).
                 row["rel_l2_kiln_tf"] = (max(rel_l2(k_out[o], t_out[o]) for o in meta["outputs"])
                                          if k_out else None)
@@ -383,6 +478,26 @@ def main(argv=None):
                 fmt_num(r["kiln"] and r["kiln"]["latency_ms"]["median"], "%.2f"),
                 fmt_num(r["kiln_base"] and r["kiln_base"]["latency_ms"]["median"], "%.2f"),
                 fmt_num(r["rel_l2_kiln_base"], "%.1e")))
+    if args.int8:
+        lines += ["", "INT8 (%s calibration, %d batches of %d; same rounds and load as above):"
+                  % (args.int8_calibrator, args.int8_batches, args.int8_batch_size),
+                  "| model | batch | Kiln FP32 samples/s | Kiln INT8 samples/s | Kiln INT8/FP32 | ORT INT8 samples/s "
+                  "| Kiln INT8/ORT INT8 | Kiln INT8 (.onnx) samples/s | (.onnx)/ORT INT8 | rel L2 vs TF FP32: Kiln INT8 / "
+                  "Kiln INT8 (.onnx) / ORT INT8 |", "|" + "---|" * 10]
+        for r in rows:
+            b = r["batch"]
+            kf = r["kiln"]["throughput"]["samples_per_s"] if r["kiln"] else None
+            k8 = r["kiln_int8"]["throughput"]["samples_per_s"] if r.get("kiln_int8") else None
+            ko8 = r["kiln_int8_onnx"]["throughput"]["samples_per_s"] if r.get("kiln_int8_onnx") else None
+            o8 = r["ort_int8"]["inferences_per_s"] * b if r.get("ort_int8") else None
+            lines.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s |" % (
+                r["model"], b, fmt_num(kf) if kf else na(r["kiln_error"]),
+                fmt_num(k8) if k8 else na(r.get("kiln_int8_error")), fmt_num(k8 / kf if k8 and kf else None, "%.2fx"),
+                fmt_num(o8) if o8 else na(r.get("ort_int8_error")), fmt_num(k8 / o8 if k8 and o8 else None, "%.2fx"),
+                fmt_num(ko8) if ko8 else na(r.get("kiln_int8_onnx_error")),
+                fmt_num(ko8 / o8 if ko8 and o8 else None, "%.2fx"),
+                fmt_num(r.get("rel_l2_kiln_int8_tf"), "%.1e"), fmt_num(r.get("rel_l2_kiln_int8_onnx_tf"), "%.1e"),
+                fmt_num(r.get("rel_l2_ort_int8_tf"), "%.1e")))
     lines += [""] + ["[%d] %s" % (i + 1, n) for i, n in enumerate(notes)]
     if args.repeat > 1:
         lines += ["", "rounds (inferences/s, in order; best used above):"]

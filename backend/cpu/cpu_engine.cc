@@ -194,9 +194,9 @@ void CpuEngine::SettleInt8(Precision requested, const CpuFeatures& cpu) {
   for (const Step& s : steps_) {
     if (!s.kernel) continue;
     const auto p = s.kernel->primitive_precision();
-    if (!p) continue;
-    if (p->int8 > 0) int8_steps_.push_back(s.node->name);
-    else if (p->f32 > 0 || p->bf16 > 0) float_steps.push_back(s.node->name);
+    if (!p) continue;  // not a convolution / matrix product
+    if (s.kernel->int8()) int8_steps_.push_back(s.node->name);
+    else float_steps.push_back(s.node->name);
   }
   if (!int8_steps_.empty()) {
     precision_.precision = Precision::kINT8;

@@ -121,6 +121,7 @@ constexpr std::pair<PostOpKind, std::string_view> kPostOpNames[] = {
     {PostOpKind::kRelu, "relu"},       {PostOpKind::kLeakyRelu, "leaky_relu"}, {PostOpKind::kRelu6, "relu6"},
     {PostOpKind::kSigmoid, "sigmoid"}, {PostOpKind::kTanh, "tanh"},            {PostOpKind::kElu, "elu"},
     {PostOpKind::kSwish, "swish"},     {PostOpKind::kLinear, "linear"},        {PostOpKind::kAdd, "add"},
+    {PostOpKind::kClip, "clip"},
 };
 
 }  // namespace
@@ -185,6 +186,11 @@ float ApplyPostOp(const PostOp& op, float x) {
     case PostOpKind::kSwish:
       return x * ew::Sigmoid::Apply<float>(static_cast<float>(op.alpha) * x, st);
     case PostOpKind::kLinear: return static_cast<float>(op.alpha) * x + static_cast<float>(op.beta);
+    case PostOpKind::kClip: {  // as the Clip reference kernel: min with the upper bound first
+      const float lo = static_cast<float>(op.alpha), hi = static_cast<float>(op.beta);
+      const float m = hi < x ? hi : x;
+      return m < lo ? lo : m;
+    }
     case PostOpKind::kAdd: break;
   }
   throw Error(ErrorCode::kInternal, "ApplyPostOp: the add post-op is not elementwise");

@@ -24,7 +24,8 @@
 // Post-ops (applied in order to the conv/matmul result, after the bias): attr post_ops (names:
 // relu, leaky_relu, relu6, sigmoid, tanh, elu, swish, linear, add), post_op_alpha and
 // post_op_beta (doubles, one per post-op). `linear` is alpha*x + beta; `leaky_relu` uses alpha;
-// `add` adds the next extra input (same shape as the result).
+// `add` adds the next extra input (same shape as the result); `clip` is min(max(x, alpha), beta)
+// (Clip with constant bounds, alpha <= beta).
 #pragma once
 
 #include <optional>
@@ -47,7 +48,7 @@ inline constexpr std::string_view kQuantizeS8 = "cpu.QuantizeS8";
 // thread-safe. Called before the backend creates or decodes graphs that hold them.
 void RegisterCpuOps();
 
-enum class PostOpKind { kRelu, kLeakyRelu, kRelu6, kSigmoid, kTanh, kElu, kSwish, kLinear, kAdd };
+enum class PostOpKind { kRelu, kLeakyRelu, kRelu6, kSigmoid, kTanh, kElu, kSwish, kLinear, kAdd, kClip };
 
 struct PostOp {
   PostOpKind kind = PostOpKind::kRelu;

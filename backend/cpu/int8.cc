@@ -133,12 +133,13 @@ std::optional<GridWeights> RecoverInt8Grid(const Tensor& w, int64_t channels, in
   return out;
 }
 
+namespace {
+
 // Adding and subtracting 1.5 * 2^23 rounds a float of magnitude below 2^22 to an integer, half to
 // even (the default rounding mode), and vectorises where std::nearbyint does not; the clamp keeps
 // the magnitude small. Compiled for AVX-512 and AVX2 too, chosen at load time.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void QuantizeToS8(const float* src, int8_t* dst, int64_t n,
-                                                                               float inv_scale, float qmin,
-                                                                               float qmax) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void QuantizeBlock(const float* src, int8_t* dst, int64_t n,
+                                                                               float inv_scale, float qmin, float qmax) {
   constexpr float kMagic = 12582912.0f;
   for (int64_t i = 0; i < n; ++i) {
     float v = src[i] * inv_scale;
@@ -147,6 +148,22 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void QuantizeToS8(c
     v = v > qmax ? qmax : v;
     v = (v + kMagic) - kMagic;
     dst[i] = static_cast<int8_t>(static_cast<int32_t>(v));
+  }
+}
+
+}  // namespace
+
+// Blocks of 16 Ki elements on the OpenMP team oneDNN uses (its threads are idle between oneDNN
+// calls), when the build has OpenMP; small tensors stay on the calling thread.
+void QuantizeToS8(const float* src, int8_t* dst, int64_t n, float inv_scale, float qmin, float qmax) {
+  constexpr int64_t kBlock = 16384;
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) if (blocks > 2)
+#endif
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t begin = b * kBlock;
+    QuantizeBlock(src + begin, dst + begin, std::min(kBlock, n - begin), inv_scale, qmin, qmax);
   }
 }
 

@@ -124,6 +124,8 @@ class DnnlKernel : public Kernel {
     Get({shapes[0], shapes[1]});
   }
 
+  bool int8() const override { return int8_; }
+
   size_t scratchpad_bytes() const override {
     std::lock_guard<std::mutex> lock(mu_);
     return max_scratch_;
@@ -180,7 +182,13 @@ class DnnlKernel : public Kernel {
       if (a.shape() != out.shape())
         throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): add operand of shape {} for a result of shape {}", node_.name,
                                                       node_.op, ShapeToString(a.shape()), ShapeToString(out.shape())));
-      args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(static_cast<int>(i)) | DNNL_ARG_SRC_1, memory(prim->user_dst_md, eng, Ptr(a)));
+      memory add(prim->user_dst_md, eng, Ptr(a));
+      if (prim->reorder_add) {
+        memory in_layout(prim->add_md, eng, scratch + prim->add_offsets.at(static_cast<size_t>(next_add - 1 - first_add_)));
+        prim->add_reorder.execute(ctx.stream, add, in_layout);
+        add = in_layout;
+      }
+      args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(static_cast<int>(i)) | DNNL_ARG_SRC_1, add);
     }
     if (prim->scratch_bytes > 0) args.emplace(DNNL_ARG_SCRATCHPAD, memory(prim->scratch_md, eng, scratch));
     prim->prim.execute(ctx.stream, args);
@@ -199,6 +207,12 @@ class DnnlKernel : public Kernel {
     memory weights;  // constant weights in the primitive's layout and data type
     memory bias;
     bool runtime_weights = false;
+    // Residual operands of add post-ops in the primitive's dst layout (when it is not the plain
+    // one): reordered into scratch, one buffer per add.
+    memory::desc add_md;
+    bool reorder_add = false;
+    dnnl::reorder add_reorder;
+    std::vector<size_t> add_offsets;
     size_t scratch_bytes = 0;
     bool bf16 = false;         // src and weights are bf16
     bool int8 = false;         // src and weights are int8
@@ -244,7 +258,8 @@ class DnnlKernel : public Kernel {
     p.impl = pd.impl_info_str();
   }
 
-  // `channels`: the output channels the int8 output scales run along (int8 kernels only).
+  // `channels`: the output channels the int8 output scales run along (int8 kernels only);
+  // `dst_md`: also the layout of the add post-ops' operands.
   dnnl::primitive_attr MakeAttr(const memory::desc& dst_md, int64_t channels = 0) const {
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -259,6 +274,7 @@ class DnnlKernel : public Kernel {
         case PostOpKind::kRelu: po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f); break;
         case PostOpKind::kLeakyRelu: po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, a, 0.f); break;
         case PostOpKind::kRelu6: po.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, 0.f, 6.f); break;
+        case PostOpKind::kClip: po.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, a, b); break;
         case PostOpKind::kSigmoid: po.append_eltwise(1.f, dnnl::algorithm::eltwise_logistic, 0.f, 0.f); break;
         case PostOpKind::kTanh: po.append_eltwise(1.f, dnnl::algorithm::eltwise_tanh, 0.f, 0.f); break;
         case PostOpKind::kElu: po.append_eltwise(1.f, dnnl::algorithm::eltwise_elu, 1.f, 0.f); break;
@@ -314,7 +330,16 @@ class DnnlKernel : public Kernel {
       p.dst_offset = end;
       end += aligned(p.dst_md.get_size());
     }
-    p.scratch_total = p.reorder_src || p.reorder_wei || p.reorder_dst ? end : p.scratch_bytes;
+    p.reorder_add = p.add_md && p.add_md != p.user_dst_md;
+    if (p.reorder_add) {
+      p.add_reorder = dnnl::reorder(dnnl::reorder::primitive_desc(env_->engine, p.user_dst_md, env_->engine, p.add_md));
+      for (const PostOp& op : post_ops_) {
+        if (op.kind != PostOpKind::kAdd) continue;
+        p.add_offsets.push_back(end);
+        end += aligned(p.add_md.get_size());
+      }
+    }
+    p.scratch_total = p.reorder_src || p.reorder_wei || p.reorder_dst || p.reorder_add ? end : p.scratch_bytes;
   }
 
   std::shared_ptr<const Prim> Get(const std::vector<Shape>& key) const {
@@ -496,15 +521,29 @@ class ConvKernel final : public DnnlKernel {
     const memory::desc bias_md({g.oc}, kF32, Tag::a);
     const memory::desc src_req = blocked || bf16 || int8_ ? memory::desc({g.n, g.c, g.h, g.w}, dt, Tag::any) : src_md;
     const memory::desc dst_req = blocked ? memory::desc({g.n, g.oc, g.oh, g.ow}, kF32, Tag::any) : dst_md;
+    memory::desc add_md = dst_md;  // the layout of residual operands (add post-ops)
     auto make_pd = [&](const memory::desc& bias) {
       dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_req, wei_any, bias,
                                         dst_req, {g.stride_h, g.stride_w}, {g.dil_h - 1, g.dil_w - 1}, {g.pad_top, g.pad_left},
                                         {g.pad_bottom, g.pad_right});
-      return dnnl::convolution_forward::primitive_desc(d, MakeAttr(dst_md, g.oc), env_->engine);
+      return dnnl::convolution_forward::primitive_desc(d, MakeAttr(add_md, g.oc), env_->engine);
     };
     memory::desc bias_req;
-    const auto pd = MakeWithBias(bf16, bias_md, memory::desc({g.oc}, kBF16, Tag::a), &bias_req, make_pd);
+    auto pd = MakeWithBias(bf16, bias_md, memory::desc({g.oc}, kBF16, Tag::a), &bias_req, make_pd);
+    // A residual operand in another layout than the dst oneDNN picked leaves only its reference
+    // kernel: ask again with the operands in the dst's layout (reordered in at run time).
+    const bool has_add = std::any_of(post_ops_.begin(), post_ops_.end(), [](const PostOp& o) { return o.kind == PostOpKind::kAdd; });
+    if (has_add && pd.dst_desc() != dst_md && std::string_view(pd.impl_info_str()).starts_with("ref")) {
+      add_md = pd.dst_desc();
+      try {
+        pd = MakeWithBias(bf16, bias_md, memory::desc({g.oc}, kBF16, Tag::a), &bias_req, make_pd);
+      } catch (const dnnl::error&) {
+        add_md = dst_md;
+        pd = MakeWithBias(bf16, bias_md, memory::desc({g.oc}, kBF16, Tag::a), &bias_req, make_pd);
+      }
+    }
     auto p = std::make_shared<Prim>();
+    if (has_add) p->add_md = add_md;
     p->user_src_md = src_md;
     p->user_dst_md = dst_md;
     p->src_md = pd.src_desc();

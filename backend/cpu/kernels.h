@@ -57,6 +57,9 @@ class Kernel {
   virtual void Prepare(const std::vector<Shape>& input_shapes) {}
   // The largest scratchpad any prepared primitive needs.
   virtual size_t scratchpad_bytes() const { return 0; }
+  // True when the kernel computes on int8 operands (cpu-int8 rewrote its node), whatever the
+  // shapes its primitives are made for.
+  virtual bool int8() const { return false; }
   // oneDNN kernels: the precision of the primitives created so far; nullopt for other kernels.
   virtual std::optional<PrimitivePrecision> primitive_precision() const { return std::nullopt; }
   // Computes the node's output into `out` (already shaped and allocated).

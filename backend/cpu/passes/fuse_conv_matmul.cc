@@ -2,6 +2,7 @@
 // bias), MatMul (constant or no bias) and BatchMatMul become the backend's fused ops, absorbing
 // the chain of ops that follows them as oneDNN post-ops:
 //   Relu, Relu6, Sigmoid, Tanh, Elu, LeakyRelu      -> eltwise post-op
+//   Clip with scalar constant bounds (lo <= hi)      -> clip
 //   y * Sigmoid(y) (either operand order)           -> swish
 //   Add(y, z) with z of exactly y's shape            -> binary add (z becomes an extra input)
 //   Add / Mul / Sub with a scalar constant           -> linear (alpha * y + beta)
@@ -89,8 +90,13 @@ class FuseConvMatMulPass final : public CountingPass {
         if (users.size() != 1) break;
         const ir::Node& u = g.node(users[0]);
         if (u.outputs.size() != 1 || !IsF32(g, u.outputs[0])) break;
+        const Tensor* lo = u.op == "Clip" && u.inputs.size() == 3 && u.inputs[0] == cur ? g.ConstantOf(u.inputs[1]) : nullptr;
+        const Tensor* hi = lo ? g.ConstantOf(u.inputs[2]) : nullptr;
         if (auto act = ActivationKind(u.op); act && u.inputs.size() == 1) {
           post_ops.push_back({*act, *act == PostOpKind::kLeakyRelu ? u.attrs.GetOr<double>("alpha", 0.2) : 0.0, 0.0});
+        } else if (lo && hi && lo->num_elements() == 1 && hi->num_elements() == 1 && lo->dtype() == DType::kFloat32 &&
+                   hi->dtype() == DType::kFloat32 && lo->DoubleAt(0) <= hi->DoubleAt(0)) {
+          post_ops.push_back({PostOpKind::kClip, lo->DoubleAt(0), hi->DoubleAt(0)});
         } else if ((u.op == "Add" || u.op == "Mul" || u.op == "Sub") && u.inputs.size() == 2 &&
                    (u.inputs[0] == cur) != (u.inputs[1] == cur)) {
           const bool y_first = u.inputs[0] == cur;
