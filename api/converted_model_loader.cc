@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "convert/calibration_table.h"
 #include "convert/converted_model.h"
 #include "convert/engine_file.h"
 #include "convert/kiln_file.h"
@@ -210,6 +211,22 @@ std::string ConvertedModelSummary(const std::string& dir, const LoadOptions& opt
         "run the quantized convolutions and matrix products with int8 kernels where the device has them (each engine's "
         "precision says; the detailed summary lists its INT8 layers)\n",
         int8.value("activations_quantized", 0), int8.value("weights_quantized", 0), calibration);
+    if (auto k = int8.find("kept_in_float"); k != int8.end() && k->is_array() && !k->empty()) {
+      std::vector<std::string> kept;
+      for (const auto& name : *k)
+        if (name.is_string()) kept.push_back(name.get<std::string>());
+      summary += fmt::format("[*] INT8: {} layer(s) kept in floating point (keep_precision): {}\n", kept.size(), fmt::join(kept, ", "));
+    }
+    if (auto t = int8.find("calibration_table"); t != int8.end() && t->is_object()) {
+      try {
+        const convert::CalibrationTable table = convert::CalibrationTable::FromJson(t->dump(), "conversion.json");
+        if (const std::string worst = convert::WorstQuantizationErrors(table, 10); !worst.empty())
+          summary += "[*] INT8 quantization error on the calibration data (relative RMS; the layers reading a tensor can be kept "
+                     "in floating point with --keep-precision TENSOR), worst first:\n" + worst;
+      } catch (const Error&) {
+        summary += "[*] INT8: the calibration table in conversion.json is not readable\n";
+      }
+    }
   }
   return summary;
 }

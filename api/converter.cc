@@ -150,7 +150,7 @@ void Converter::Impl::QuantizeInt8(ir::Graph& graph, const InputFn& fn) {
     };
     calibration = runtime::Calibrate(std::make_shared<const ir::Graph>(graph.Clone()), batches, options);
   }
-  int8 = convert::InsertInt8QuantDequant(graph, *calibration);
+  int8 = convert::InsertInt8QuantDequant(graph, *calibration, params.keep_precision);
   ir::Verify(graph);
   Log(fmt::format("kiln: INT8: {} activation tensor(s) quantized per tensor and {} weight(s) per output channel "
                   "({} calibration{}, {:.2f} s)",
@@ -158,6 +158,10 @@ void Converter::Impl::QuantizeInt8(ir::Graph& graph, const InputFn& fn) {
                   params.calibration_table.empty() ? fmt::format(" over {} batch(es)", calibration->batches)
                                                    : fmt::format(" table {}", params.calibration_table),
                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()));
+  if (!int8.kept.empty())
+    Log(fmt::format("kiln: INT8: {} layer(s) kept in floating point (keep_precision): {}", int8.kept.size(), fmt::join(int8.kept, ", ")));
+  if (const std::string worst = convert::WorstQuantizationErrors(*calibration, 5); !worst.empty())
+    Log("kiln: INT8 quantization error on the calibration data (relative RMS), worst first:\n" + worst);
 }
 
 std::string Converter::calibration_table_json() const {
@@ -453,7 +457,8 @@ convert::ConvertedModel Converter::Impl::Assemble(bool save_gpu_specific_engines
     // quantization, so the table is for reuse: --calibration-table).
     nlohmann::json int8 = {{"use_calibration", m.params.use_calibration},
                            {"activations_quantized", m.int8.activations},
-                           {"weights_quantized", m.int8.weights}};
+                           {"weights_quantized", m.int8.weights},
+                           {"kept_in_float", m.int8.kept}};
     if (m.calibration) int8["calibration_table"] = nlohmann::json::parse(m.calibration->ToJson());
     conversion["int8"] = std::move(int8);
   }

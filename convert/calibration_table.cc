@@ -44,10 +44,13 @@ std::string CalibrationTable::ToJson() const {
   j["calibrator"] = calibrator;
   if (calibrator == "percentile") j["percentile"] = percentile;
   j["batches"] = batches;
-  j["note"] = "symmetric int8 per tensor: scale = amax / 127; min/max/elements describe the calibration data";
+  j["note"] = "symmetric int8 per tensor: scale = amax / 127; min/max/elements describe the calibration data; error: "
+              "the relative RMS error quantization introduces on it (estimated from histograms)";
   nlohmann::ordered_json t = nlohmann::ordered_json::object();
-  for (const auto& [name, r] : tensors)
+  for (const auto& [name, r] : tensors) {
     t[name] = {{"amax", r.amax}, {"min", r.min}, {"max", r.max}, {"elements", r.elements}};
+    if (r.error >= 0) t[name]["error"] = r.error;
+  }
   j["tensors"] = std::move(t);
   return j.dump(1) + "\n";
 }
@@ -85,9 +88,46 @@ CalibrationTable CalibrationTable::FromJson(const std::string& text, const std::
     if (r.contains("min") && r["min"].is_number()) range.min = r["min"].get<double>();
     if (r.contains("max") && r["max"].is_number()) range.max = r["max"].get<double>();
     if (r.contains("elements") && r["elements"].is_number_integer()) range.elements = r["elements"].get<int64_t>();
+    if (r.contains("error") && r["error"].is_number() && std::isfinite(r["error"].get<double>()))
+      range.error = r["error"].get<double>();
     table.tensors[name] = range;
   }
   return table;
+}
+
+std::string WorstQuantizationErrors(const CalibrationTable& table, size_t n) {
+  std::vector<std::pair<double, const std::string*>> known;
+  for (const auto& [name, r] : table.tensors)
+    if (r.error >= 0) known.emplace_back(r.error, &name);
+  std::stable_sort(known.begin(), known.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::string out;
+  for (size_t i = 0; i < known.size() && i < n; ++i) {
+    const TensorRange& r = table.tensors.at(*known[i].second);
+    out += fmt::format("  {}: {:.2e} (amax {:.4g}, |x| up to {:.4g})\n", *known[i].second, known[i].first, r.amax,
+                       std::max(std::fabs(r.min), std::fabs(r.max)));
+  }
+  return out;
+}
+
+double QuantizationError(const std::vector<int64_t>& histogram, double max_abs, double amax) {
+  if (histogram.empty() || !(max_abs > 0)) return 0;
+  const double width = max_abs / static_cast<double>(histogram.size());
+  const double step = amax / 127.0;
+  constexpr int kSamples = 16;  // points per bin (midpoints of equal parts)
+  double err = 0, total = 0;
+  for (size_t b = 0; b < histogram.size(); ++b) {
+    if (histogram[b] == 0) continue;
+    double e = 0, t = 0;
+    for (int k = 0; k < kSamples; ++k) {
+      const double x = (static_cast<double>(b) + (k + 0.5) / kSamples) * width;
+      const double q = amax <= 0 ? 0 : x >= amax ? amax : std::nearbyint(x / step) * step;
+      e += (x - q) * (x - q);
+      t += x * x;
+    }
+    err += e * static_cast<double>(histogram[b]);
+    total += t * static_cast<double>(histogram[b]);
+  }
+  return total > 0 ? std::sqrt(err / total) : 0;
 }
 
 std::vector<ir::ValueId> QuantizableActivations(const ir::Graph& graph) {
@@ -238,8 +278,28 @@ Tensor QuantDequantWeights(const ir::Node& n, const Tensor& w) {
 
 }  // namespace
 
-Int8Quantization InsertInt8QuantDequant(ir::Graph& graph, const CalibrationTable& table) {
+namespace {
+
+bool Matches(const std::string& pattern, const std::string& name) {
+  if (!pattern.empty() && pattern.back() == '*') return name.compare(0, pattern.size() - 1, pattern, 0, pattern.size() - 1) == 0;
+  return pattern == name;
+}
+
+// The pattern of `keep` that names node `n` (its name, op, source op or a float input), or null.
+const std::string* KeptBy(const ir::Graph& graph, const ir::Node& n, const std::vector<std::string>& keep) {
+  for (const std::string& p : keep) {
+    if (Matches(p, n.name) || Matches(p, n.op) || (!n.source_op.empty() && Matches(p, n.source_op))) return &p;
+    for (size_t i = 0; i < 2 && i < n.inputs.size(); ++i)
+      if (!graph.ConstantOf(n.inputs[i]) && Matches(p, graph.value(n.inputs[i]).name)) return &p;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+Int8Quantization InsertInt8QuantDequant(ir::Graph& graph, const CalibrationTable& table, const std::vector<std::string>& keep) {
   Int8Quantization done;
+  std::set<std::string> used;  // patterns of `keep` that matched a layer
   ir::NameGen names(graph);
   std::map<ir::ValueId, ir::ValueId> quantized;  // activation -> its quantize-dequantize
   auto scalar = [&](const std::string& name, float value) {
@@ -254,6 +314,11 @@ Int8Quantization InsertInt8QuantDequant(ir::Graph& graph, const CalibrationTable
   const std::vector<ir::NodeId> order = graph.TopologicalOrder();
   for (ir::NodeId id : order) {
     if (!IsQuantizedOp(graph.node(id).op)) continue;
+    if (const std::string* p = KeptBy(graph, graph.node(id), keep)) {
+      used.insert(*p);
+      done.kept.push_back(graph.node(id).name);
+      continue;
+    }
     for (size_t i = 0; i < 2 && i < graph.node(id).inputs.size(); ++i) {
       const ir::ValueId v = graph.node(id).inputs[i];
       if (graph.value(v).dtype != DType::kFloat32) continue;
@@ -289,6 +354,12 @@ Int8Quantization InsertInt8QuantDequant(ir::Graph& graph, const CalibrationTable
       graph.node(id).inputs[i] = have->second;
     }
   }
+  for (const std::string& p : keep)
+    if (!used.count(p))
+      throw Error(ErrorCode::kInvalidArgument,
+                  fmt::format("INT8: keep_precision '{}' matches no quantizable layer (a convolution or matrix product: its node "
+                              "name, op type or an input tensor's name)",
+                              p));
   return done;
 }
 

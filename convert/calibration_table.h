@@ -35,6 +35,10 @@ struct TensorRange {
   double amax = 0;          // the symmetric range chosen: scale = amax / 127
   double min = 0, max = 0;  // what the calibration data held
   int64_t elements = 0;     // values seen
+  // The error quantizing with this range introduces on the calibration data, relative RMS:
+  // sqrt(sum (x - qdq(x))^2 / sum x^2), estimated from the |x| histogram (QuantizationError);
+  // negative when unknown (a table given by the user, or no data).
+  double error = -1;
 };
 
 struct CalibrationTable {
@@ -50,6 +54,10 @@ struct CalibrationTable {
   static CalibrationTable FromJson(const std::string& text, const std::string& source);
 };
 
+// Up to `n` lines "  TENSOR: 3.1e-02 (amax A, |x| up to M)" for the tensors with the largest
+// known error, largest first; "" when no tensor has one.
+std::string WorstQuantizationErrors(const CalibrationTable& table, size_t n);
+
 // The values INT8 kernels would read: float32 non-constant operands of MatMul, BatchMatMul,
 // Conv2D, DepthwiseConv2D and Conv3D (constant weights are quantized per output channel from
 // their own values instead).
@@ -58,13 +66,22 @@ std::vector<ir::ValueId> QuantizableActivations(const ir::Graph& graph);
 // The amax each calibrator picks from a histogram of |x| over [0, max_abs] (bins of equal width).
 double EntropyThreshold(const std::vector<int64_t>& histogram, double max_abs);
 double PercentileThreshold(const std::vector<int64_t>& histogram, double max_abs, double percentile);
+// The relative RMS error of symmetric int8 quantization with range `amax` over the values a
+// histogram of |x| over [0, max_abs] describes, taking each bin's values as uniform within it
+// (rounding to the nearest step amax / 127 below amax, clipping to amax above).
+double QuantizationError(const std::vector<int64_t>& histogram, double max_abs, double amax);
 
 struct Int8Quantization {
   int activations = 0;  // tensors quantized per tensor
   int weights = 0;      // constant weights quantized per output channel
+  std::vector<std::string> kept;  // layers left in floating point by `keep` (node names)
 };
-// Rewrites `graph` as described above. kInvalidArgument naming the tensor and its reader when
-// the table has no range for a quantizable activation.
-Int8Quantization InsertInt8QuantDequant(ir::Graph& graph, const CalibrationTable& table);
+// Rewrites `graph` as described above, except the layers `keep` names (ConversionParams::
+// keep_precision: node names, op types or source op types, or the name of a quantizable input
+// tensor; exact, or a prefix when ending in '*'). kInvalidArgument naming the tensor and its
+// reader when the table has no range for a quantizable activation, and naming the pattern when
+// one of `keep` matches no quantizable layer.
+Int8Quantization InsertInt8QuantDequant(ir::Graph& graph, const CalibrationTable& table,
+                                        const std::vector<std::string>& keep = {});
 
 }  // namespace kiln::convert

@@ -47,6 +47,11 @@ Problem CheckCalibration(const ConversionParams& p) {
   if (!p.calibration_table.empty() && !(int8 && p.use_calibration))
     return fmt::format("calibration_table '{}' is only used with precision_mode INT8 and use_calibration=true",
                        p.calibration_table);
+  if (!p.keep_precision.empty() && !(int8 && p.use_calibration))
+    return fmt::format("keep_precision ({}) is only used with precision_mode INT8 and use_calibration=true",
+                       fmt::join(p.keep_precision, ", "));
+  for (const std::string& k : p.keep_precision)
+    if (k.empty() || k == "*") return fmt::format("keep_precision '{}' would match every layer or none: name layers, op types or tensors", k);
   return std::nullopt;
 }
 

@@ -96,6 +96,7 @@ convert::CalibrationTable Calibrate(std::shared_ptr<const ir::Graph> graph,
         r.amax = s.histogram.empty() ? 0 : convert::EntropyThreshold(s.histogram, s.max_abs);
         break;
     }
+    r.error = s.histogram.empty() ? 0 : convert::QuantizationError(s.histogram, s.max_abs, r.amax);
     table.tensors[graph->value(values[i]).name] = r;
   }
   return table;

@@ -53,6 +53,7 @@ struct ConvertOptions {
   std::string calibration_table;       // INT8: a table file to use instead of calibrating
   std::string save_calibration_table;  // INT8: where to write the table used
   bool no_calibration = false;         // INT8: use_calibration=false
+  std::vector<std::string> keep_precision;  // INT8: layers kept in floating point
 };
 int Convert(const ConvertOptions& options);
 // Shared by convert and bench (convert_command.cc). "x:8x128,y:8x128;x:4x384" -> one map per ';'

@@ -190,6 +190,7 @@ int Convert(const ConvertOptions& options) {
   params.calibration_percentile = options.calibration_percentile;
   params.calibration_table = options.calibration_table;
   params.use_calibration = !options.no_calibration;
+  params.keep_precision = options.keep_precision;
   Converter converter(options.input_dir, options.tags, options.signature_key, params);
   if (!options.calibration_data.empty()) {
     std::vector<std::vector<Tensor>> batches = ReadBuildData(options.calibration_data, SourceInputs(options), "--calibration-data");

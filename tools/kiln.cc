@@ -64,6 +64,10 @@ int main(int argc, char** argv) {
   convert_cmd->add_option("--calibration-table", convert.calibration_table, "INT8: use this calibration table instead of calibrating");
   convert_cmd->add_option("--save-calibration-table", convert.save_calibration_table,
                           "INT8: write the calibration table used to this file (for --calibration-table)");
+  convert_cmd->add_option("--keep-precision", convert.keep_precision,
+                          "INT8: layers kept in floating point: node names, op types or quantized tensor names ('*' ends a "
+                          "prefix; comma-separated)")
+      ->delimiter(',');
   convert_cmd->add_flag("--no-calibration", convert.no_calibration,
                         "INT8: use the quantization the model carries (QuantizeLinear/DequantizeLinear, FakeQuant)");
 

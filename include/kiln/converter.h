@@ -50,6 +50,11 @@ struct ConversionParams {
   std::string calibrator = "entropy";
   double calibration_percentile = 99.99;
   std::string calibration_table;
+  // INT8: layers kept in floating point (the engine's precision otherwise: FP32): node names, op
+  // types (IR, TensorFlow or ONNX names) or quantized tensor names (as the calibration table
+  // names them: every reader of that tensor), each matched exactly or, ending in '*', as a
+  // prefix. A pattern that matches no quantizable layer is an error.
+  std::vector<std::string> keep_precision;
 
   // kInvalidArgument naming the field and why, for invalid values and combinations.
   void Validate() const;

@@ -103,6 +103,12 @@ def test_int8_accuracy_on_held_out_digits_stays_within_one_point_of_fp32(kiln_bi
     assert summary.returncode == 0, summary.stderr
     assert ("[*] INT8: 4 activation tensor(s) quantized per tensor, 4 weight(s) per output channel (%s calibration "
             "over 8 batch(es))" % calibrator) in summary.stdout, summary.stdout
+    # CPUs with int8 dot-product instructions run the 2 convolutions and 2 dense layers as int8
+    # primitives and list them; others run FP32 kernels and say why.
+    if "(INT8)" in summary.stdout:
+        assert "INT8 layers (4): " in summary.stdout, summary.stdout
+    else:
+        assert "has no int8 dot-product instructions (VNNI / AMX)" in summary.stdout, summary.stdout
     conversion = json.loads((int8 / "assets" / "kiln" / "conversion.json").read_text())
     assert conversion["precision_mode"] == "INT8" and conversion["int8"]["calibration_table"] == saved
 
@@ -144,3 +150,34 @@ def test_int8_parameter_errors(kiln_bin, digits_model, tmp_path):
     assert proc.returncode != 0 and "missing.json" in proc.stderr and "not a regular file" in proc.stderr, proc.stderr
     proc = run_kiln(kiln_bin, ["convert", model, tmp_path / "d", "--save-calibration-table", tmp_path / "t.json"])
     assert proc.returncode != 0 and "no calibration table was used" in proc.stderr, proc.stderr
+    proc = run_kiln(kiln_bin, ["convert", model, tmp_path / "e", "--keep-precision", "MatMul", "--calibration-data", data])
+    assert proc.returncode != 0 and "keep_precision (MatMul) is only used with precision_mode INT8" in proc.stderr, proc.stderr
+
+
+def test_keep_precision_and_the_quantization_error_report(kiln_bin, digits_model, tmp_path):
+    """--keep-precision leaves the named layers in floating point (here both dense layers, by op
+    type); the summary lists them and the calibration tensors with the largest quantization error,
+    and a pattern that names nothing is refused."""
+    model, calib, test_x, test_y, _ = digits_model
+    data = _calibration_dir(calib, tmp_path / "calib")
+    out = tmp_path / "kept"
+    proc = run_kiln(kiln_bin, ["convert", model, out, "--precision", "INT8", "--calibration-data", data,
+                               "--keep-precision", "MatMul", "--build-shapes", "x:50x8x8x1"])
+    if proc.returncode != 0:
+        fail("INT8 conversion with --keep-precision failed", proc)
+    assert "INT8: 2 activation tensor(s) quantized per tensor and 2 weight(s) per output channel" in proc.stderr, proc.stderr
+    assert "INT8: 2 layer(s) kept in floating point (keep_precision): " in proc.stderr, proc.stderr
+    assert "INT8 quantization error on the calibration data (relative RMS), worst first:" in proc.stderr, proc.stderr
+    summary = run_kiln(kiln_bin, ["summary", out])
+    assert summary.returncode == 0, summary.stderr
+    assert "[*] INT8: 2 layer(s) kept in floating point (keep_precision): " in summary.stdout, summary.stdout
+    report = summary.stdout.split("worst first:\n", 1)[1].splitlines()
+    errors = [float(line.split(": ", 1)[1].split(" ")[0]) for line in report if line.startswith("  ")]
+    assert len(errors) == 4 and errors == sorted(errors, reverse=True) and 0 < errors[-1] and errors[0] < 0.2, report
+    if "(INT8)" in summary.stdout:  # CPUs with int8 dot-product instructions: only the convolutions run int8
+        assert "INT8 layers (2): " in summary.stdout, summary.stdout
+    accuracy, _ = _accuracy(kiln_bin, out, test_x, test_y, tmp_path / "run")
+    assert accuracy > 0.95, accuracy
+    proc = run_kiln(kiln_bin, ["convert", model, tmp_path / "bad", "--precision", "INT8", "--calibration-data", data,
+                               "--keep-precision", "Conv2D,no_such_layer*"])
+    assert proc.returncode != 0 and "keep_precision 'no_such_layer*' matches no quantizable layer" in proc.stderr, proc.stderr

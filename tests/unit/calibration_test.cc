@@ -169,5 +169,82 @@ TEST(Calibration, AnActivationWithoutARangeIsAnErrorNamingIt) {
   }
 }
 
+TEST(Calibration, QuantizationErrorOfUniformDataIsHalfAStepOverTheRange) {
+  // |x| uniform over [0, M]: rounding to steps s = M / 127 leaves an RMS error of s / sqrt(12)
+  // against an RMS value of M / sqrt(3), so the relative error is 1 / 254.
+  const std::vector<int64_t> uniform(convert::kCalibrationBins, 100);
+  EXPECT_NEAR(convert::QuantizationError(uniform, 8.0, 8.0), 1.0 / 254, 1e-4);
+  // Clipping the top half away costs far more than the finer steps gain.
+  EXPECT_GT(convert::QuantizationError(uniform, 8.0, 4.0), 0.1);
+  // A rare tail: clipping it beats spending the int8 steps on it.
+  std::vector<int64_t> tail(convert::kCalibrationBins, 0);
+  for (int b = 0; b < 64; ++b) tail[static_cast<size_t>(b)] = 10000;
+  tail.back() = 1;
+  const double max_abs = 64.0, bulk = max_abs * 64 / convert::kCalibrationBins;
+  EXPECT_LT(convert::QuantizationError(tail, max_abs, bulk), convert::QuantizationError(tail, max_abs, max_abs));
+}
+
+TEST(Calibration, CalibratedTensorsCarryTheirErrorAndTheWorstAreListed) {
+  const Builder b = SmallGraph();
+  std::vector<std::vector<Tensor>> batches;
+  for (uint32_t s = 0; s < 3; ++s) batches.push_back({cputest::RandScaled({5, 4}, 20 + s, 3.0f)});
+  runtime::CalibrationOptions options;
+  options.calibrator = convert::Calibrator::kMinMax;
+  const CalibrationTable table = runtime::Calibrate(b.g, batches, options);
+  ASSERT_EQ(table.tensors.size(), 2u);
+  for (const auto& [name, r] : table.tensors) {
+    EXPECT_GT(r.error, 0) << name;
+    EXPECT_LT(r.error, 0.02) << name;  // minmax: rounding only, about 1/254 of a value spread over the range
+  }
+  const CalibrationTable again = CalibrationTable::FromJson(table.ToJson(), "test");
+  EXPECT_DOUBLE_EQ(again.tensors.at("x").error, table.tensors.at("x").error);
+  const std::string worst = convert::WorstQuantizationErrors(table, 1);
+  EXPECT_EQ(std::count(worst.begin(), worst.end(), '\n'), 1) << worst;
+  const std::string first = table.tensors.at("x").error >= table.tensors.at("relu").error ? "x" : "relu";
+  EXPECT_EQ(worst.rfind("  " + first + ": ", 0), 0u) << worst;
+}
+
+TEST(Calibration, KeptLayersStayFloatAndAnUnmatchedPatternIsAnError) {
+  const Builder b = SmallGraph();
+  CalibrationTable table;
+  table.tensors["x"] = {.amax = 1.0};
+  table.tensors["relu"] = {.amax = 2.0};
+  auto quantized_inputs = [](const ir::Graph& g, const std::string& node) {
+    int n = 0;
+    for (const ir::Node& nd : g.nodes())
+      if (!nd.removed && nd.name == node)
+        for (ir::ValueId v : nd.inputs) n += g.value(v).name.find("/int8") != std::string::npos;
+    return n;
+  };
+  {  // by node name
+    ir::Graph g = b.g->Clone();
+    const auto q = convert::InsertInt8QuantDequant(g, table, {"gram"});
+    EXPECT_EQ(q.kept, std::vector<std::string>{"gram"});
+    EXPECT_EQ(quantized_inputs(g, "gram"), 0);
+    EXPECT_EQ(quantized_inputs(g, "fc"), 2);
+    EXPECT_EQ(q.activations, 1);
+  }
+  {  // by op type: every MatMul
+    ir::Graph g = b.g->Clone();
+    const auto q = convert::InsertInt8QuantDequant(g, table, {"MatMul"});
+    EXPECT_EQ(q.kept.size(), 2u);
+    EXPECT_EQ(q.activations + q.weights, 0);
+  }
+  {  // by tensor name (its readers) and by prefix
+    ir::Graph g = b.g->Clone();
+    EXPECT_EQ(convert::InsertInt8QuantDequant(g, table, {"relu"}).kept, std::vector<std::string>{"gram"});
+    ir::Graph h = b.g->Clone();
+    EXPECT_EQ(convert::InsertInt8QuantDequant(h, table, {"gr*"}).kept, std::vector<std::string>{"gram"});
+  }
+  ir::Graph g = b.g->Clone();
+  try {
+    convert::InsertInt8QuantDequant(g, table, {"fc", "grma"});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+    EXPECT_NE(std::string(e.what()).find("keep_precision 'grma' matches no quantizable layer"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace kiln
