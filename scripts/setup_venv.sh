@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Creates (once) the Python venv with the pinned TensorFlow oracle and prints its path.
-# Safe to re-run: the venv is rebuilt only when scripts/requirements.txt changes.
+# Safe to re-run: the venv is rebuilt only when scripts/requirements*.txt change.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="${KILN_VENV:-$HOME/.cache/kiln/venv}"
 stamp="$venv/.kiln-requirements.sha256"
-want="$(sha256sum "$root/scripts/requirements.txt" | cut -d' ' -f1)"
+want="$(cat "$root/scripts/requirements.txt" "$root/scripts/requirements-nodeps.txt" | sha256sum | cut -d' ' -f1)"
 if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   echo "$venv"
   exit 0
@@ -15,5 +15,6 @@ rm -rf "$venv"
 mkdir -p "$(dirname "$venv")"
 /usr/bin/python3 -m venv "$venv"
 "$venv/bin/pip" install -q --disable-pip-version-check -r "$root/scripts/requirements.txt" >&2
+"$venv/bin/pip" install -q --disable-pip-version-check --no-deps -r "$root/scripts/requirements-nodeps.txt" >&2
 echo "$want" > "$stamp"
 echo "$venv"

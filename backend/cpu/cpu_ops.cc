@@ -70,6 +70,10 @@ std::vector<Shape> InferEltwiseChain(const ir::Node& node, const std::vector<Sha
 
 std::vector<Shape> InferSameShape(const ir::Node&, const std::vector<Shape>& in) { return {in.at(0)}; }
 
+std::vector<Shape> InferPool2D(const ir::Node& node, const std::vector<Shape>& in) {
+  return {ComputePoolGeometry(node, in.at(0)).OutputShape()};
+}
+
 const NameRegistry<CpuOpDef>& Table() {
   static const NameRegistry<CpuOpDef> table = [] {
     NameRegistry<CpuOpDef> t("CPU backend op");
@@ -82,6 +86,7 @@ const NameRegistry<CpuOpDef>& Table() {
     add({std::string(kFusedBatchMatMul), 2, -1, InferFusedBatchMatMul, false, DType::kFloat32});
     add({std::string(kEltwiseChain), 1, -1, InferEltwiseChain, /*keeps_input_shape=*/true});
     add({std::string(kQuantizeS8), 1, 1, InferSameShape, /*keeps_input_shape=*/true, DType::kInt8});
+    add({std::string(kPool2D), 1, 1, InferPool2D});
     return t;
   }();
   return table;
@@ -91,7 +96,8 @@ const NameRegistry<CpuOpDef>& Table() {
 // are static; otherwise input 0's shape for ops that keep it, else unknown shapes.
 void InferCpuOp(ir::InferContext& ctx) {
   const CpuOpDef& def = *FindCpuOp(ctx.node().op);
-  const DType dtype = def.output_dtype == DType::kInvalid ? ctx.input_dtype(0) : def.output_dtype;
+  DType dtype = def.output_dtype == DType::kInvalid ? ctx.input_dtype(0) : def.output_dtype;
+  if (ctx.node().attrs.GetOr<bool>("int8_output", false)) dtype = DType::kInt8;
   std::vector<Shape> shapes;
   for (int i = 0; i < ctx.num_inputs(); ++i) {
     std::optional<Shape> s = ctx.input_shape(i).ToStatic();
@@ -204,6 +210,10 @@ void RegisterCpuOps() { ir::RegisterBackendOps("cpu", &AddCpuOps); }
 
 Shape ConvGeometry::OutputShape() const { return channels_last ? Shape{n, oh, ow, oc} : Shape{n, oc, oh, ow}; }
 
+namespace {
+void SetWindow(const ir::Node& node, ConvGeometry* g);
+}  // namespace
+
 ConvGeometry ComputeConvGeometry(const ir::Node& node, const Shape& input, const Shape& filter) {
   ConvGeometry g;
   const std::string format = node.attrs.GetOr<std::string>("data_format", "NHWC");
@@ -224,6 +234,33 @@ ConvGeometry ComputeConvGeometry(const ir::Node& node, const Shape& input, const
   g.groups = g.c / g.ic;
   if (g.groups == 0 || g.oc % g.groups != 0)
     Fail(node, fmt::format("filter output channels ({}) must be a multiple of the group count ({})", g.oc, g.groups));
+  SetWindow(node, &g);
+  return g;
+}
+
+ConvGeometry ComputePoolGeometry(const ir::Node& node, const Shape& input) {
+  ConvGeometry g;
+  const std::string format = node.attrs.GetOr<std::string>("data_format", "NHWC");
+  if (format != "NHWC" && format != "NCHW") Fail(node, fmt::format("unsupported data_format '{}'", format));
+  g.channels_last = format == "NHWC";
+  if (input.size() != 4) Fail(node, fmt::format("expected a 4-D input, got {}", ShapeToString(input)));
+  g.n = input[0];
+  g.c = g.oc = g.ic = g.channels_last ? input[3] : input[1];
+  g.h = g.channels_last ? input[1] : input[2];
+  g.w = g.channels_last ? input[2] : input[3];
+  const auto ksize = node.attrs.GetOr<std::vector<int64_t>>("ksize", {});
+  if (ksize.size() != 2 || ksize[0] <= 0 || ksize[1] <= 0) Fail(node, "expected 2 positive ksize values");
+  g.kh = ksize[0];
+  g.kw = ksize[1];
+  SetWindow(node, &g);
+  return g;
+}
+
+namespace {
+
+// Output size and padding of a 2-D window op from its strides / dilations / padding / pads.
+void SetWindow(const ir::Node& node, ConvGeometry* out) {
+  ConvGeometry& g = *out;
   const auto strides = node.attrs.GetOr<std::vector<int64_t>>("strides", {1, 1});
   const auto dilations = node.attrs.GetOr<std::vector<int64_t>>("dilations", {1, 1});
   const auto pads = node.attrs.GetOr<std::vector<int64_t>>("pads", {});
@@ -246,7 +283,8 @@ ConvGeometry ComputeConvGeometry(const ir::Node& node, const Shape& input, const
   g.stride_w = strides[1];
   g.dil_h = dilations[0];
   g.dil_w = dilations[1];
-  return g;
 }
+
+}  // namespace
 
 }  // namespace kiln::backend::cpu

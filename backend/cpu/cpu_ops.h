@@ -9,6 +9,9 @@
 //   cpu.FusedMatMul     inputs (a, b, bias [N], add_0, ...); attrs transpose_a, transpose_b,
 //                       post-op attrs. `b` may be a constant (weights reordered once) or not.
 //   cpu.FusedBatchMatMul inputs (x, y, add_0, ...); attrs adj_x, adj_y, post-op attrs.
+//   cpu.Pool2D          input x (float32, rank 4); attrs kind ("max" or "avg": the mean of the
+//                       window's elements inside the input, padding excluded), ksize, strides
+//                       (2 each), padding, pads, data_format (as MaxPool / AvgPool).
 //   cpu.QuantizeS8      input x (float32); attrs inv_scale, qmin, qmax (doubles). Output int8 of x's
 //                       shape: round_half_even(clamp(x * inv_scale, qmin, qmax)) (backend/cpu/int8.h).
 //   cpu.EltwiseChain    inputs (x, operand_1, ...); attrs steps (op names), operands (input
@@ -19,7 +22,8 @@
 // `x` / `a` from a cpu.QuantizeS8 with attr int8_scale_a (double: one int8 step of the operand),
 // and `filter` / `b` as int8 (constant, with attr int8_scale_b: doubles, one per output channel
 // or one) or, for matrix products, from a cpu.QuantizeS8 (int8_scale_b of one element). Their
-// result is float32, exactly the float op on the dequantized operands with int32 accumulation.
+// result is float32, exactly the float op on the dequantized operands with int32 accumulation, or,
+// with attr int8_output, int8: the result after the post-ops rounded half to even and saturated.
 //
 // Post-ops (applied in order to the conv/matmul result, after the bias): attr post_ops (names:
 // relu, leaky_relu, relu6, sigmoid, tanh, elu, swish, linear, add), post_op_alpha and
@@ -43,6 +47,7 @@ inline constexpr std::string_view kFusedMatMul = "cpu.FusedMatMul";
 inline constexpr std::string_view kFusedBatchMatMul = "cpu.FusedBatchMatMul";
 inline constexpr std::string_view kEltwiseChain = "cpu.EltwiseChain";
 inline constexpr std::string_view kQuantizeS8 = "cpu.QuantizeS8";
+inline constexpr std::string_view kPool2D = "cpu.Pool2D";
 
 // Adds the ops above to the IR op registry (ir::RegisterBackendOps); idempotent and
 // thread-safe. Called before the backend creates or decodes graphs that hold them.
@@ -93,5 +98,7 @@ struct ConvGeometry {
   Shape OutputShape() const;
 };
 ConvGeometry ComputeConvGeometry(const ir::Node& node, const Shape& input, const Shape& filter);
+// cpu.Pool2D geometry (kh, kw from ksize; oc = c; no dilation, one group).
+ConvGeometry ComputePoolGeometry(const ir::Node& node, const Shape& input);
 
 }  // namespace kiln::backend::cpu

@@ -32,6 +32,13 @@ constexpr auto kS8 = memory::data_type::s8;
 
 void* Ptr(const Tensor& t) { return const_cast<void*>(t.raw_data()); }
 
+// `md` with f32 elements (same dims and layout): residual operands are f32 whatever the dst is.
+memory::desc AsF32(const memory::desc& md) {
+  dnnl_memory_desc_t d = md.data;
+  d.data_type = dnnl_f32;
+  return memory::desc(d);
+}
+
 Dims Contiguous(const Dims& dims) {
   Dims s(dims.size(), 1);
   for (size_t i = dims.size(); i-- > 1;) s[i - 1] = s[i] * dims[i];
@@ -90,6 +97,9 @@ class DnnlKernel : public Kernel {
     }
     first_add_ = FirstAddInput(node);
     int8_ = graph.value(node.inputs[0]).dtype == DType::kInt8;
+    int8_output_ = node.attrs.GetOr<bool>("int8_output", false);
+    if (int8_output_ && !int8_)
+      throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): an int8 result needs int8 operands", node.name, node.op));
     if (int8_) {
       scale_a_ = static_cast<float>(node.attrs.Get<double>("int8_scale_a"));
       for (double s : node.attrs.Get<std::vector<double>>("int8_scale_b")) scale_b_.push_back(static_cast<float>(s));
@@ -182,7 +192,7 @@ class DnnlKernel : public Kernel {
       if (a.shape() != out.shape())
         throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): add operand of shape {} for a result of shape {}", node_.name,
                                                       node_.op, ShapeToString(a.shape()), ShapeToString(out.shape())));
-      memory add(prim->user_dst_md, eng, Ptr(a));
+      memory add(prim->user_add_md, eng, Ptr(a));
       if (prim->reorder_add) {
         memory in_layout(prim->add_md, eng, scratch + prim->add_offsets.at(static_cast<size_t>(next_add - 1 - first_add_)));
         prim->add_reorder.execute(ctx.stream, add, in_layout);
@@ -209,7 +219,7 @@ class DnnlKernel : public Kernel {
     bool runtime_weights = false;
     // Residual operands of add post-ops in the primitive's dst layout (when it is not the plain
     // one): reordered into scratch, one buffer per add.
-    memory::desc add_md;
+    memory::desc add_md, user_add_md;  // user_add_md: the plain f32 operand
     bool reorder_add = false;
     dnnl::reorder add_reorder;
     std::vector<size_t> add_offsets;
@@ -330,9 +340,9 @@ class DnnlKernel : public Kernel {
       p.dst_offset = end;
       end += aligned(p.dst_md.get_size());
     }
-    p.reorder_add = p.add_md && p.add_md != p.user_dst_md;
+    p.reorder_add = p.add_md && p.add_md != p.user_add_md;
     if (p.reorder_add) {
-      p.add_reorder = dnnl::reorder(dnnl::reorder::primitive_desc(env_->engine, p.user_dst_md, env_->engine, p.add_md));
+      p.add_reorder = dnnl::reorder(dnnl::reorder::primitive_desc(env_->engine, p.user_add_md, env_->engine, p.add_md));
       for (const PostOp& op : post_ops_) {
         if (op.kind != PostOpKind::kAdd) continue;
         p.add_offsets.push_back(end);
@@ -402,6 +412,11 @@ class DnnlKernel : public Kernel {
     if (r.shape() != out.shape())
       throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): fallback produced shape {}, expected {}", node_.name, node_.op,
                                                     ShapeToString(r.shape()), ShapeToString(out.shape())));
+    if (int8_output_) {  // as oneDNN converts: round half to even, saturate
+      ApplyPostOpsReference(post_ops_, in.subspan(static_cast<size_t>(first_add_)), r);
+      QuantizeToS8(r.data<float>(), out.data<int8_t>(), r.num_elements(), 1.0f, -128, 127);
+      return;
+    }
     std::copy_n(r.data<float>(), r.num_elements(), out.data<float>());
     ApplyPostOpsReference(post_ops_, in.subspan(static_cast<size_t>(first_add_)), out);
   }
@@ -463,6 +478,7 @@ class DnnlKernel : public Kernel {
   std::vector<std::optional<Tensor>> constants_;
   int first_add_ = 0;
   bool int8_ = false;         // operands a and b are int8 (see cpu_ops.h)
+  bool int8_output_ = false;  // the result is written as int8 (attr int8_output)
   float scale_a_ = 0;         // int8: one step of a
   std::vector<float> scale_b_;  // int8: one step of b, per output channel or one
   mutable std::mutex int8_bias_mu_;
@@ -505,7 +521,9 @@ class ConvKernel final : public DnnlKernel {
     const memory::data_type dt = int8_ ? kS8 : bf16 ? kBF16 : kF32;
     const memory::data_type user_dt = int8_ ? kS8 : kF32;  // of the src and weights tensors
     const memory::desc src_md({g.n, g.c, g.h, g.w}, user_dt, tag);
-    const memory::desc dst_md({g.n, g.oc, g.oh, g.ow}, kF32, tag);
+    const memory::data_type out_dt = int8_output_ ? kS8 : kF32;
+    const memory::desc dst_md({g.n, g.oc, g.oh, g.ow}, out_dt, tag);
+    const memory::desc add_user({g.n, g.oc, g.oh, g.ow}, kF32, tag);
     // HWIO filter viewed as OIHW (or GOIHW) through strides.
     const int64_t og = g.oc / g.groups;
     Dims wdims, wstrides;
@@ -520,8 +538,8 @@ class ConvKernel final : public DnnlKernel {
     const memory::desc wei_any(wdims, dt, Tag::any);
     const memory::desc bias_md({g.oc}, kF32, Tag::a);
     const memory::desc src_req = blocked || bf16 || int8_ ? memory::desc({g.n, g.c, g.h, g.w}, dt, Tag::any) : src_md;
-    const memory::desc dst_req = blocked ? memory::desc({g.n, g.oc, g.oh, g.ow}, kF32, Tag::any) : dst_md;
-    memory::desc add_md = dst_md;  // the layout of residual operands (add post-ops)
+    const memory::desc dst_req = blocked ? memory::desc({g.n, g.oc, g.oh, g.ow}, out_dt, Tag::any) : dst_md;
+    memory::desc add_md = add_user;  // the layout of residual operands (add post-ops)
     auto make_pd = [&](const memory::desc& bias) {
       dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_req, wei_any, bias,
                                         dst_req, {g.stride_h, g.stride_w}, {g.dil_h - 1, g.dil_w - 1}, {g.pad_top, g.pad_left},
@@ -533,17 +551,18 @@ class ConvKernel final : public DnnlKernel {
     // A residual operand in another layout than the dst oneDNN picked leaves only its reference
     // kernel: ask again with the operands in the dst's layout (reordered in at run time).
     const bool has_add = std::any_of(post_ops_.begin(), post_ops_.end(), [](const PostOp& o) { return o.kind == PostOpKind::kAdd; });
-    if (has_add && pd.dst_desc() != dst_md && std::string_view(pd.impl_info_str()).starts_with("ref")) {
-      add_md = pd.dst_desc();
+    if (has_add && AsF32(pd.dst_desc()) != add_user && std::string_view(pd.impl_info_str()).starts_with("ref")) {
+      add_md = AsF32(pd.dst_desc());
       try {
         pd = MakeWithBias(bf16, bias_md, memory::desc({g.oc}, kBF16, Tag::a), &bias_req, make_pd);
       } catch (const dnnl::error&) {
-        add_md = dst_md;
+        add_md = add_user;
         pd = MakeWithBias(bf16, bias_md, memory::desc({g.oc}, kBF16, Tag::a), &bias_req, make_pd);
       }
     }
     auto p = std::make_shared<Prim>();
     if (has_add) p->add_md = add_md;
+    p->user_add_md = add_user;
     p->user_src_md = src_md;
     p->user_dst_md = dst_md;
     p->src_md = pd.src_desc();
@@ -594,14 +613,16 @@ class MatMulKernel final : public DnnlKernel {
     const memory::desc wei_req = const_b ? memory::desc({k, n}, bf16 ? kBF16 : user_dt, Tag::any)
                                          : (bf16 ? memory::desc({k, n}, kBF16, Tag::ab) : wei_user);
     const memory::desc bias_md({1, n}, kF32, Tag::ab);
-    const memory::desc dst_md({m, n}, kF32, Tag::ab);
+    const memory::desc dst_md({m, n}, int8_output_ ? kS8 : kF32, Tag::ab);
+    const memory::desc add_md({m, n}, kF32, Tag::ab);
     auto make_pd = [&](const memory::desc& bias) {
       dnnl::matmul::desc d(src_req, wei_req, bias, dst_md);
-      return dnnl::matmul::primitive_desc(d, MakeAttr(dst_md, n), env_->engine);
+      return dnnl::matmul::primitive_desc(d, MakeAttr(add_md, n), env_->engine);
     };
     memory::desc bias_req;
     const auto pd = MakeWithBias(bf16, bias_md, memory::desc({1, n}, kBF16, Tag::ab), &bias_req, make_pd);
     auto p = std::make_shared<Prim>();
+    p->user_add_md = add_md;
     p->user_src_md = src_md;
     p->user_dst_md = dst_md;
     p->src_md = pd.src_desc();
@@ -672,6 +693,7 @@ class BatchMatMulKernel final : public DnnlKernel {
     p->user_src_md = src_md;
     p->user_wei_md = wei_md;
     p->user_dst_md = dst_md;
+    p->user_add_md = dst_md;
     p->src_md = pd.src_desc();
     p->wei_md = pd.weights_desc();
     p->dst_md = pd.dst_desc();
@@ -698,6 +720,98 @@ class ChainKernel final : public Kernel {
   ChainSpec spec_;
 };
 
+// cpu.Pool2D: oneDNN pooling_forward (max, or avg excluding padding) on the plain tensors, one
+// primitive per input shape; the reference MaxPool / AvgPool where oneDNN has none.
+class Pool2DKernel final : public Kernel {
+ public:
+  Pool2DKernel(const ir::Node& node, std::shared_ptr<const KernelEnv> env)
+      : node_(node),
+        max_(node.attrs.GetOr<std::string>("kind", "max") == "max"),
+        original_(ReferenceNode(node, max_ ? "MaxPool" : "AvgPool", 1, {"ksize", "strides", "padding", "pads", "data_format"})),
+        env_(std::move(env)) {}
+
+  std::string Describe() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::string> parts;
+    for (const auto& [shape, prim] : cache_) {
+      const std::string d = prim ? "onednn:" + prim->impl : std::string("reference-fallback");
+      if (std::find(parts.begin(), parts.end(), d) == parts.end()) parts.push_back(d);
+    }
+    return parts.empty() ? std::string("onednn pooling (no primitive yet)") : fmt::format("{}", fmt::join(parts, ","));
+  }
+
+  void Prepare(const std::vector<Shape>& shapes) override {
+    if (NumElements(shapes.at(0)) > 0) Get(shapes[0]);
+  }
+
+  size_t scratchpad_bytes() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return max_scratch_;
+  }
+
+  void Run(std::span<const Tensor> in, Tensor& out, ExecContext& ctx) const override {
+    if (out.num_elements() == 0) return;
+    std::shared_ptr<const Prim> prim = in[0].num_elements() > 0 ? Get(in[0].shape()) : nullptr;
+    if (!prim) {
+      Tensor r = std::move(reference::RunReferenceKernel(original_, in.subspan(0, 1), nullptr)[0]);
+      std::copy_n(r.data<float>(), r.num_elements(), out.data<float>());
+      return;
+    }
+    const dnnl::engine& eng = env_->engine;
+    std::unordered_map<int, memory> args;
+    args.emplace(DNNL_ARG_SRC, memory(prim->src_md, eng, Ptr(in[0])));
+    args.emplace(DNNL_ARG_DST, memory(prim->dst_md, eng, out.raw_data()));
+    if (prim->scratch_bytes > 0) args.emplace(DNNL_ARG_SCRATCHPAD, memory(prim->scratch_md, eng, ctx.Scratch(prim->scratch_bytes)));
+    prim->prim.execute(ctx.stream, args);
+    ctx.stream.wait();
+  }
+
+ private:
+  struct Prim {
+    dnnl::pooling_forward prim;
+    memory::desc src_md, dst_md, scratch_md;
+    size_t scratch_bytes = 0;
+    std::string impl;
+  };
+
+  std::shared_ptr<const Prim> Get(const Shape& shape) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = cache_.find(shape); it != cache_.end()) return it->second;
+    std::shared_ptr<Prim> p;
+    try {
+      const ConvGeometry g = ComputePoolGeometry(node_, shape);
+      const Tag tag = g.channels_last ? Tag::nhwc : Tag::nchw;
+      p = std::make_shared<Prim>();
+      p->src_md = memory::desc({g.n, g.c, g.h, g.w}, kF32, tag);
+      p->dst_md = memory::desc({g.n, g.c, g.oh, g.ow}, kF32, tag);
+      dnnl::pooling_forward::desc d(dnnl::prop_kind::forward_inference,
+                                    max_ ? dnnl::algorithm::pooling_max : dnnl::algorithm::pooling_avg_exclude_padding,
+                                    p->src_md, p->dst_md, {g.stride_h, g.stride_w}, {g.kh, g.kw}, {g.pad_top, g.pad_left},
+                                    {g.pad_bottom, g.pad_right});
+      dnnl::primitive_attr attr;
+      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+      dnnl::pooling_forward::primitive_desc pd(d, attr, env_->engine);
+      p->scratch_md = pd.scratchpad_desc();
+      p->scratch_bytes = p->scratch_md.get_size();
+      p->impl = pd.impl_info_str();
+      p->prim = dnnl::pooling_forward(pd);
+      max_scratch_ = std::max(max_scratch_, p->scratch_bytes);
+    } catch (const dnnl::error&) {
+      p = nullptr;  // no oneDNN pooling for this shape: the reference kernel
+    }
+    cache_.emplace(shape, p);
+    return p;
+  }
+
+  ir::Node node_;
+  bool max_;
+  ir::Node original_;
+  std::shared_ptr<const KernelEnv> env_;
+  mutable std::mutex mu_;
+  mutable std::map<Shape, std::shared_ptr<Prim>> cache_;
+  mutable size_t max_scratch_ = 0;
+};
+
 // cpu.QuantizeS8: float32 to int8 (backend/cpu/int8.h).
 class QuantizeKernel final : public Kernel {
  public:
@@ -722,6 +836,7 @@ std::unique_ptr<Kernel> MakeKernel(const ir::Graph& graph, const ir::Node& node,
   if (node.op == kFusedBatchMatMul) return std::make_unique<BatchMatMulKernel>(graph, node, std::move(env));
   if (node.op == kEltwiseChain) return std::make_unique<ChainKernel>(node);
   if (node.op == kQuantizeS8) return std::make_unique<QuantizeKernel>(node);
+  if (node.op == kPool2D) return std::make_unique<Pool2DKernel>(node, std::move(env));
   throw Error(ErrorCode::kInternal, fmt::format("node '{}': no CPU kernel for op '{}'", node.name, node.op));
 }
 

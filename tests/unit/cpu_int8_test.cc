@@ -2,7 +2,8 @@
 // convolutions and matrix products, weights on per-channel int8 grids) run as int8 oneDNN
 // primitives and compute what the reference executor computes on the rewritten float graph, up
 // to float32 summation order (the int8 primitives accumulate exactly in int32). Plus the pieces:
-// the quantize kernel's rounding, grid recovery, and the chain matcher on ONNX's QDQ form.
+// the quantize kernel's rounding, grid recovery, and the chain matcher on ONNX's QDQ form. Int8
+// results written by producers (cpu-int8-output) are covered by the same comparison.
 #include <fmt/format.h>
 
 #include <cmath>
@@ -112,7 +113,14 @@ TEST(CpuInt8, QuantizedGraphRunsInt8PrimitivesAndMatchesTheReference) {
     if (s.op.starts_with("cpu.Fused"))
       EXPECT_NE(s.kernel.find("[int8]"), std::string::npos) << s.node << ": " << s.kernel;
   // No quantize-dequantize chain is left as float ops: the activations are quantized once each.
-  EXPECT_EQ(CountOps(*engine, "cpu.QuantizeS8"), 7);
+  // conv and fc1 (ReLU: never negative) write their results as int8 for dw and fc2; the other
+  // five quantized tensors get a cpu.QuantizeS8.
+  EXPECT_EQ(CountOps(*engine, "cpu.QuantizeS8"), 5);
+  std::vector<std::string> int8_output;
+  for (const ir::Node& n : e.graph().nodes())
+    if (!n.removed && n.attrs.GetOr<bool>("int8_output", false)) int8_output.push_back(n.name);
+  EXPECT_EQ(int8_output, (std::vector<std::string>{"conv", "fc1"}));
+  EXPECT_EQ(PassRewrites(*engine, "cpu-int8-output"), 2);
   EXPECT_EQ(CountOps(*engine, "Round"), 0);
   ExpectNoFallback(*engine);
 

@@ -6,6 +6,7 @@
 //   matmul(dq(q(a)), dq(q(b))) -> cpu.FusedMatMul / cpu.FusedBatchMatMul(QuantizeS8(a), QuantizeS8(b))
 // A node changes only when every one of its two operands qualifies; readers of one quantized
 // tensor share one cpu.QuantizeS8. The chains left without readers go to dead-code elimination.
+// cpu-int8-output (below) then lets int8 producers write int8 results themselves.
 #include <fmt/format.h>
 
 #include <map>
@@ -104,8 +105,75 @@ class Int8Pass final : public CountingPass {
   }
 };
 
+// cpu-int8-output: an int8 conv / matmul whose result only a cpu.QuantizeS8 reads writes the
+// int8 values itself (oneDNN converts its f32 result to s8, rounding half to even and saturating
+// to [-128, 127]), so the float tensor is never stored: when the quantization's lower bound is
+// -128, or the post-ops leave no value below zero (its -127 bound would then never act). Runs
+// after dead-code elimination, so the replaced quantize-dequantize chains no longer read results.
+class Int8OutputPass final : public CountingPass {
+ public:
+  std::string name() const override { return "cpu-int8-output"; }
+
+  bool Run(ir::Graph& g) override {
+    bool changed = false;
+    const auto consumers = g.Consumers();
+    const size_t num_nodes = g.nodes().size();
+    for (size_t i = 0; i < num_nodes; ++i) {
+      const ir::Node* qn = &g.node(static_cast<ir::NodeId>(i));
+      if (qn->removed || qn->op != kQuantizeS8) continue;
+      const ir::ValueId q_out = qn->outputs[0];
+      const ir::ValueId x = qn->inputs[0];
+      const ir::Node* p = g.Producer(x);
+      if (!p || p->removed || (p->op != kFusedConv2D && p->op != kFusedMatMul)) continue;
+      if (g.value(p->inputs[0]).dtype != DType::kInt8 || p->attrs.GetOr<bool>("int8_output", false)) continue;
+      if (consumers[static_cast<size_t>(x)].size() != 1 || ir::IsGraphOutput(g, x)) continue;
+      const double inv_scale = qn->attrs.Get<double>("inv_scale"), qmin = qn->attrs.Get<double>("qmin"),
+                   qmax = qn->attrs.Get<double>("qmax");
+      if (qmax != 127) continue;
+      std::vector<PostOp> ops = ReadPostOps(*p);
+      if (inv_scale != 1) ops.push_back({PostOpKind::kLinear, inv_scale, 0.0});
+      if (qmin != -128 && !NeverNegative(ops)) continue;
+      ir::Node& producer = g.node(p->id);
+      WritePostOps(producer.attrs, ops);
+      producer.attrs.Set("int8_output", true);
+      g.value(x).dtype = DType::kInt8;
+      const ir::NodeId quantize_node = qn->id;
+      g.ReplaceAllUses(q_out, x);
+      g.node(quantize_node).removed = true;
+      ++rewrites_;
+      changed = true;
+    }
+    return changed;
+  }
+
+ private:
+  // True when the post-ops' result is >= 0 whatever their input.
+  static bool NeverNegative(const std::vector<PostOp>& ops) {
+    bool non_negative = false;
+    for (const PostOp& op : ops) {
+      switch (op.kind) {
+        case PostOpKind::kRelu:
+        case PostOpKind::kRelu6:
+        case PostOpKind::kSigmoid:
+          non_negative = true;
+          break;
+        case PostOpKind::kClip:
+          non_negative = op.alpha >= 0;
+          break;
+        case PostOpKind::kLinear:
+          non_negative = non_negative && op.alpha >= 0 && op.beta >= 0;
+          break;
+        default:
+          non_negative = false;
+      }
+    }
+    return non_negative;
+  }
+};
+
 }  // namespace
 
 std::unique_ptr<CountingPass> MakeInt8Pass() { return std::make_unique<Int8Pass>(); }
+std::unique_ptr<CountingPass> MakeInt8OutputPass() { return std::make_unique<Int8OutputPass>(); }
 
 }  // namespace kiln::backend::cpu

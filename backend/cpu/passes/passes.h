@@ -32,10 +32,17 @@ std::unique_ptr<CountingPass> MakeFoldBatchNormPass();
 // Add of a same-shaped tensor (residual), and Mul / Add / Sub by a scalar constant.
 std::unique_ptr<CountingPass> MakeFuseConvMatMulPass();
 
+// cpu-pool: float32 2-D MaxPool / AvgPool (attribute form) become cpu.Pool2D (oneDNN pooling).
+std::unique_ptr<CountingPass> MakePoolPass();
+
 // cpu-int8: fused convolutions / matrix products whose operands are quantize-dequantize chains
 // or constants on a per-output-channel int8 grid read int8 operands instead (cpu.QuantizeS8 steps
 // and int8 constants) and run as int8 oneDNN primitives (see passes/int8_conv_matmul.cc).
 std::unique_ptr<CountingPass> MakeInt8Pass();
+// cpu-int8-output: an int8 conv / matmul whose result only a cpu.QuantizeS8 reads writes int8
+// itself (attr int8_output) when that quantization cannot differ from oneDNN's conversion; the
+// cpu.QuantizeS8 goes.
+std::unique_ptr<CountingPass> MakeInt8OutputPass();
 
 // cpu-fuse-eltwise-chain: maximal chains of float32 unary ops and binary ops whose other operand
 // broadcasts into the running value (constants, the chain's input, other tensors) become one

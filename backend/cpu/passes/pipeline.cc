@@ -35,9 +35,11 @@ std::vector<PassStat> OptimizeForCpu(ir::Graph& graph, bool int8_kernels) {
   passes.push_back(std::make_unique<Counted>(ir::MakeDeadCodeElimination()));
   passes.push_back(MakeFoldBatchNormPass());
   passes.push_back(MakeFuseConvMatMulPass());
+  passes.push_back(MakePoolPass());
   if (int8_kernels) {
     passes.push_back(MakeInt8Pass());
     passes.push_back(std::make_unique<Counted>(ir::MakeDeadCodeElimination()));
+    passes.push_back(MakeInt8OutputPass());
   }
   passes.push_back(MakeFuseEltwiseChainPass());
   passes.push_back(std::make_unique<Counted>(ir::MakeDeadCodeElimination()));
