@@ -8,6 +8,7 @@ namespace kiln::api {
 void OptimizeImportedGraph(ir::Graph& graph, bool verify) {
   ir::PassPipeline pipeline;
   pipeline.Add(ir::MakeIdentityElimination());
+  pipeline.Add(ir::MakeEinsumLowering());
   pipeline.Add(ir::MakeConstantFolding([](const ir::Node& node, std::span<const Tensor> inputs) {
     return reference::RunReferenceKernel(node, inputs, nullptr);
   }));

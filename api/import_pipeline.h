@@ -5,7 +5,8 @@
 
 namespace kiln::api {
 
-// Identity elimination, constant folding (with the reference kernels), dead-code elimination;
+// Identity elimination, Einsum lowering (to MatMul / BatchMatMul), constant folding (with the
+// reference kernels), reshape-target folding, dead-code elimination;
 // the verifier after each pass when `verify`.
 void OptimizeImportedGraph(ir::Graph& graph, bool verify);
 

@@ -63,6 +63,9 @@ std::unique_ptr<Pass> MakeLayerNormFusion();
 // Gelu nodes (gelu_fusion.cc).
 std::unique_ptr<Pass> MakeGeluFusion();
 
+// Two-operand Einsums become Transposes, Reshapes and one MatMul / BatchMatMul (einsum_lowering.cc).
+std::unique_ptr<Pass> MakeEinsumLowering();
+
 // Structural checks; throws kInternal describing the first problem found.
 void Verify(const Graph& graph);
 
