@@ -124,7 +124,8 @@ class EinsumLowering final : public Pass {
   static bool Lower(Graph& g, NameGen& names, NodeId id) {
     const Node& n = g.node(id);
     const ValueId a = n.inputs[0], b = n.inputs[1], out = n.outputs[0];
-    const SymShape &sa = g.value(a).shape, &sb = g.value(b).shape;
+    const SymShape sa = g.value(a).shape, sb = g.value(b).shape;  // copies: adding nodes moves values
+    const std::string node_name = n.name;  // `n` dangles once nodes are added
     if (!sa.rank_known || !sb.rank_known || g.value(a).dtype != g.value(b).dtype) return false;
     nn::EinsumSpec spec;
     if (!nn::ParseEinsum(n.attrs.Str("equation"), {sa.rank(), sb.rank()}, &spec).empty() || spec.num_bcast > 0)
@@ -141,7 +142,7 @@ class EinsumLowering final : public Pass {
     auto axis = [](const std::vector<int>& labels, int l) {
       return static_cast<int64_t>(std::find(labels.begin(), labels.end(), l) - labels.begin());
     };
-    Lowering low(g, names, n.name);
+    Lowering low(g, names, node_name);
     // Labels of one operand that the output drops: summed away first.
     std::vector<int> la = spec.inputs[0], lb = spec.inputs[1];
     ValueId x = a, y = b;
@@ -222,7 +223,7 @@ class EinsumLowering final : public Pass {
         const ValueId n_dims = low.GroupSizes(b_t, n_axes);
         target = low.Op(
             "Concat",
-            {a_dims, n_dims, g.AddConstant(names.Make(n.name + "/axis"), Tensor::Scalar(DType::kInt64, int64_t{0}))});
+            {a_dims, n_dims, g.AddConstant(names.Make(node_name + "/axis"), Tensor::Scalar(DType::kInt64, int64_t{0}))});
       }
       r = low.Op("Reshape", {c, target});
     }
