@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "backend/cpu/cpu_ops.h"
+
 namespace kiln::backend::cpu {
 namespace {
 
@@ -50,21 +52,21 @@ std::optional<QuantDequant> MatchQuantDequant(const ir::Graph& g, ir::ValueId va
   for (int steps = 0; steps < 8; ++steps) {
     n = Producer(g, cur);
     if (!n) break;
+    const std::optional<ScalarOperand> scalar = ScalarAndOther(g, *n);
     if (n->op == "Round" && n->inputs.size() == 1 && !rounded) {
       rounded = true;
     } else if (n->op == "Cast" && n->inputs.size() == 1 &&
                (g.value(n->inputs[0]).dtype == DType::kInt8 || g.value(n->outputs[0]).dtype == DType::kInt8)) {
       // float -> int8 -> float keeps integers within [-128, 127]; the clip is checked below.
-    } else if ((n->op == "Maximum" || n->op == "Minimum") && ScalarAndOther(g, *n)) {
-      const auto bound = ScalarAndOther(g, *n);
+    } else if ((n->op == "Maximum" || n->op == "Minimum") && scalar) {
       if (n->op == "Maximum") {
-        qmin = std::max(qmin, bound->value);
+        qmin = std::max(qmin, scalar->value);
         low = true;
       } else {
-        qmax = std::min(qmax, bound->value);
+        qmax = std::min(qmax, scalar->value);
         high = true;
       }
-      cur = bound->other;
+      cur = scalar->other;
       q.nodes.push_back(n->id);
       continue;
     } else if (n->op == "Clip" && n->inputs.size() == 3 && g.ConstantOf(n->inputs[1]) && g.ConstantOf(n->inputs[2]) &&
@@ -72,9 +74,9 @@ std::optional<QuantDequant> MatchQuantDequant(const ir::Graph& g, ir::ValueId va
       qmin = std::max(qmin, g.ConstantOf(n->inputs[1])->DoubleAt(0));
       qmax = std::min(qmax, g.ConstantOf(n->inputs[2])->DoubleAt(0));
       low = high = true;
-    } else if ((n->op == "Add" || n->op == "Sub") && ScalarAndOther(g, *n) && ScalarAndOther(g, *n)->value == 0 &&
-               !(n->op == "Sub" && ScalarAndOther(g, *n)->constant_first)) {
-      cur = ScalarAndOther(g, *n)->other;
+    } else if ((n->op == "Add" || n->op == "Sub") && scalar && scalar->value == 0 &&
+               !(n->op == "Sub" && scalar->constant_first)) {
+      cur = scalar->other;
       q.nodes.push_back(n->id);
       continue;
     } else {
@@ -100,6 +102,13 @@ std::optional<QuantDequant> MatchQuantDequant(const ir::Graph& g, ir::ValueId va
   }
   q.source = cur;
   return q;
+}
+
+std::pair<int64_t, int64_t> OutputChannelsOf(const ir::Node& fused, const Shape& b) {
+  if (fused.op == kFusedConv2D && b.size() == 4) return {b[3], 1};
+  if (fused.op != kFusedMatMul || b.size() != 2) return {0, 0};
+  if (fused.attrs.GetOr<bool>("transpose_b", false)) return {b[0], b[1]};
+  return {b[1], 1};
 }
 
 std::optional<GridWeights> RecoverInt8Grid(const Tensor& w, int64_t channels, int64_t inner) {
@@ -138,8 +147,9 @@ namespace {
 // Adding and subtracting 1.5 * 2^23 rounds a float of magnitude below 2^22 to an integer, half to
 // even (the default rounding mode), and vectorises where std::nearbyint does not; the clamp keeps
 // the magnitude small. Compiled for AVX-512 and AVX2 too, chosen at load time.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void QuantizeBlock(const float* src, int8_t* dst, int64_t n,
-                                                                               float inv_scale, float qmin, float qmax) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void QuantizeBlock(const float* src, int8_t* dst,
+                                                                                int64_t n, float inv_scale, float qmin,
+                                                                                float qmax) {
   constexpr float kMagic = 12582912.0f;
   for (int64_t i = 0; i < n; ++i) {
     float v = src[i] * inv_scale;

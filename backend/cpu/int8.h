@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "ir/graph.h"
@@ -40,6 +41,11 @@ struct GridWeights {
   std::vector<float> scales;  // per channel (0 for an all-zero channel)
 };
 std::optional<GridWeights> RecoverInt8Grid(const Tensor& weights, int64_t channels, int64_t inner);
+
+// The output channels of operand b of a fused conv / matmul, as RecoverInt8Grid takes them
+// (count, inner stride): the last dim of an HWIO filter (grouped filters too); column n of a
+// rank-2 matmul operand ([k, n], or [n, k] with transpose_b). {0, 0} for other nodes and shapes.
+std::pair<int64_t, int64_t> OutputChannelsOf(const ir::Node& fused, const Shape& b);
 
 // dst[i] = round_half_even(clamp(src[i] * inv_scale, qmin, qmax)) as int8, for n elements.
 void QuantizeToS8(const float* src, int8_t* dst, int64_t n, float inv_scale, float qmin, float qmax);

@@ -403,7 +403,7 @@ class DnnlKernel : public Kernel {
     if (int8_) {
       std::vector<Tensor> f(in.begin(), in.end());
       f[0] = Dequantized(in[0], true, 1, 1);
-      const auto [channels, inner] = WeightChannels(in[1].shape());
+      const auto [channels, inner] = OutputChannelsOf(node_, in[1].shape());
       f[1] = Dequantized(in[1], false, channels, inner);
       r = RunOriginal(f);
     } else {
@@ -440,9 +440,8 @@ class DnnlKernel : public Kernel {
   }
 
   // int8: oneDNN adds the bias to the int32 accumulator before the output scale, so the bias is
-  // given in accumulator units: bias[c] / OutputScales[c].
+  // given in accumulator units: bias[c] / OutputScales[c]. Called from Create, under mu_.
   memory Int8Bias(size_t input, int64_t channels, const memory::desc& md) const {
-    std::lock_guard<std::mutex> lock(int8_bias_mu_);
     if (!int8_bias_) {
       const Tensor& bias = Constant(input);
       if (bias.num_elements() != channels)
@@ -468,8 +467,6 @@ class DnnlKernel : public Kernel {
     }
     return f;
   }
-  // The output channels of the constant int8 operand b: (count, inner stride).
-  virtual std::pair<int64_t, int64_t> WeightChannels(const Shape& b) const { return {1, 1}; }
 
   ir::Node node_;
   ir::Node original_;
@@ -481,7 +478,6 @@ class DnnlKernel : public Kernel {
   bool int8_output_ = false;  // the result is written as int8 (attr int8_output)
   float scale_a_ = 0;         // int8: one step of a
   std::vector<float> scale_b_;  // int8: one step of b, per output channel or one
-  mutable std::mutex int8_bias_mu_;
   mutable std::optional<Tensor> int8_bias_;  // int8: the bias in accumulator units
   mutable std::mutex mu_;
   mutable std::map<std::vector<Shape>, std::shared_ptr<Prim>> cache_;
@@ -577,8 +573,6 @@ class ConvKernel final : public DnnlKernel {
     return p;
   }
 
-  std::pair<int64_t, int64_t> WeightChannels(const Shape& b) const override { return {b.at(3), 1}; }
-
   // "nchw" or "nChw8c" style names of 4-D activation layouts (for logs).
   static std::string FormatName(const memory::desc& md) {
     const auto& blk = md.data.format_desc.blocking;
@@ -639,10 +633,6 @@ class MatMulKernel final : public DnnlKernel {
     p->bias = int8_ ? Int8Bias(2, n, bias_md) : BiasAs(2, bias_req, bias_md);
     SetPrimitive<dnnl::matmul>(*p, pd);
     return p;
-  }
-
-  std::pair<int64_t, int64_t> WeightChannels(const Shape& b) const override {
-    return tb_ ? std::pair{b.at(0), b.at(1)} : std::pair{b.at(1), int64_t{1}};
   }
 
  private:

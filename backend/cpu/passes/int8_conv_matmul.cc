@@ -27,21 +27,13 @@ struct Int8Operand {
   std::optional<GridWeights> weights;      // a constant on an int8 grid
 };
 
-// The output channels of a constant operand: (count, inner) as RecoverInt8Grid takes them.
-std::pair<int64_t, int64_t> WeightChannels(const ir::Node& n, const Tensor& w) {
-  if (n.op == kFusedConv2D) return {w.dim(3), 1};  // HWIO (grouped filters too)
-  if (w.rank() != 2) return {0, 0};
-  if (n.attrs.GetOr<bool>("transpose_b", false)) return {w.dim(0), w.dim(1)};
-  return {w.dim(1), 1};
-}
-
 std::optional<Int8Operand> AsInt8(const ir::Graph& g, const ir::Node& n, size_t input) {
   const ir::ValueId v = n.inputs[input];
   if (g.value(v).dtype != DType::kFloat32) return std::nullopt;
   Int8Operand op;
   if (const Tensor* c = g.ConstantOf(v)) {
     if (input != 1 || n.op == kFusedBatchMatMul) return std::nullopt;
-    const auto [channels, inner] = WeightChannels(n, *c);
+    const auto [channels, inner] = OutputChannelsOf(n, c->shape());
     if (channels <= 0) return std::nullopt;
     op.weights = RecoverInt8Grid(*c, channels, inner);
     if (!op.weights) return std::nullopt;
