@@ -13,6 +13,7 @@ void OptimizeImportedGraph(ir::Graph& graph, bool verify) {
     return reference::RunReferenceKernel(node, inputs, nullptr);
   }));
   pipeline.Add(ir::MakeReshapeTargetFolding());
+  pipeline.Add(ir::MakePadFolding());
   pipeline.Add(ir::MakeDeadCodeElimination());
   ir::PipelineOptions options;
   options.verify_each = verify;

@@ -1,5 +1,6 @@
 // Per-layer timing of engine runs, as trtexec's --dumpProfile gives it. While a LayerProfiler is
-// active, engines that can time their steps (the CUDA engine: CUDA events around each kernel)
+// active, engines time their steps (the CUDA engine: CUDA events around each kernel; the CPU
+// engine: the wall clock around each step)
 // add one sample per step and run; runs are slower while profiling, so a profile says where the
 // time goes, not how fast the model is.
 #pragma once

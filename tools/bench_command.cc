@@ -160,7 +160,7 @@ LayerReport ReportLayers(const std::vector<backend::LayerProfiler::Entry>& entri
   for (const auto& [k, v] : by_kernel)
     r.json["by_kernel"][k] = {{"ms_per_run", v.first / runs}, {"calls_per_run", static_cast<double>(v.second) / runs}};
   if (entries.empty()) {
-    r.text = "layer profile:       no layer timings (only CUDA engines time their layers; CPU engines and native ops do not)\n";
+    r.text = "layer profile:       no layer timings (the run went through no engine: native ops are not timed)\n";
     return r;
   }
   r.text = fmt::format("layer profile:       {} runs; the engines' layers took {:.3f} ms per run (timed one by one)\n", runs,

@@ -120,7 +120,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"on", "off"}))
       ->capture_default_str();
   bench_cmd->add_option("--profile-layers", bench.profile_runs,
-                        "After measuring, N more runs timing each engine layer (CUDA events; slower), then the profile");
+                        "After measuring, N more runs timing each engine layer (CUDA events on the GPU, wall time on the CPU; slower), then the profile");
   bench_cmd->add_option("--profile-top", bench.profile_top, "Layers listed by --profile-layers")->capture_default_str();
 
   CLI::App* ops_cmd = app.add_subcommand("ops", "List the TensorFlow ops Kiln imports and its IR ops (Markdown)");

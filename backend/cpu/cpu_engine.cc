@@ -1,12 +1,16 @@
 #include "backend/cpu/cpu_engine.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <sstream>
 
 #include <fmt/format.h>
 
 #include "ir/graph_util.h"
 #include "backend/cpu/plan_serialization.h"
+#include "backend/layer_profiler.h"
 #include "backend/reference/kernel.h"
 #include "ir/op_schema.h"
 
@@ -106,6 +110,9 @@ CpuEngine::CpuEngine(std::shared_ptr<const ir::Graph> graph, Profile profile, co
   }
   if (precision_.bf16_math) SettleBf16(DeviceString(cpu));
   SettleInt8(options.precision, cpu);
+  // The plan (passes, steps and their kernels) on stderr, for looking into what an engine runs.
+  if (const char* env = std::getenv("KILN_CPU_PLAN"); env && *env && std::string_view(env) != "0")
+    std::fputs(Summary().c_str(), stderr);
   if (max_scratch_ > options.max_workspace_bytes)
     throw Error(ErrorCode::kInvalidArgument,
                 fmt::format("the CPU engine needs {} bytes of oneDNN workspace (scratchpad and layout buffers), more than "
@@ -321,7 +328,11 @@ void CpuEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> output
   for (const auto& [v, t] : constants_) vals[static_cast<size_t>(v)] = t;
   for (size_t i = 0; i < inputs.size(); ++i) vals[static_cast<size_t>(g.inputs()[i])] = inputs[i];
 
+  // Per-step wall time while a layer profiler is active (kiln bench --profile-layers).
+  LayerProfiler* profiler = ActiveLayerProfiler();
+  using Clock = std::chrono::steady_clock;
   for (const Step& s : steps_) {
+    const Clock::time_point step_start = profiler ? Clock::now() : Clock::time_point();
     ctx.args.clear();
     for (ir::ValueId in : s.node->inputs) ctx.args.push_back(vals[static_cast<size_t>(in)]);
     if (!s.kernel) {
@@ -341,6 +352,12 @@ void CpuEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> output
                        : OutputTensor(out_id, g.value(out_id).dtype, std::move(shape), ctx);
       s.kernel->Run(ctx.args, out, ctx);
       vals[static_cast<size_t>(out_id)] = std::move(out);
+    }
+    if (profiler) {
+      const Tensor& first = vals[static_cast<size_t>(s.node->outputs[0])];
+      profiler->Add(s.node->name, s.kernel ? s.node->op : fmt::format("reference {}", s.node->op),
+                    fmt::format("{} {}", DTypeName(first.dtype()), ShapeToString(first.shape())),
+                    std::chrono::duration<double, std::milli>(Clock::now() - step_start).count());
     }
     for (ir::ValueId v : s.release) vals[static_cast<size_t>(v)] = Tensor();
   }

@@ -70,6 +70,20 @@ std::vector<Shape> InferEltwiseChain(const ir::Node& node, const std::vector<Sha
 
 std::vector<Shape> InferSameShape(const ir::Node&, const std::vector<Shape>& in) { return {in.at(0)}; }
 
+std::vector<Shape> InferTranspose(const ir::Node& node, const std::vector<Shape>& in) {
+  const Shape& x = in.at(0);
+  const auto perm = node.attrs.Get<std::vector<int64_t>>("perm");
+  if (perm.size() != x.size()) Fail(node, fmt::format("perm has {} entries for an input of rank {}", perm.size(), x.size()));
+  Shape out;
+  std::vector<bool> seen(x.size(), false);
+  for (int64_t a : perm) {
+    if (a < 0 || a >= static_cast<int64_t>(x.size()) || seen[static_cast<size_t>(a)]) Fail(node, "perm is not a permutation");
+    seen[static_cast<size_t>(a)] = true;
+    out.push_back(x[static_cast<size_t>(a)]);
+  }
+  return {out};
+}
+
 std::vector<Shape> InferPool2D(const ir::Node& node, const std::vector<Shape>& in) {
   return {ComputePoolGeometry(node, in.at(0)).OutputShape()};
 }
@@ -87,6 +101,7 @@ const NameRegistry<CpuOpDef>& Table() {
     add({std::string(kEltwiseChain), 1, -1, InferEltwiseChain, /*keeps_input_shape=*/true});
     add({std::string(kQuantizeS8), 1, 1, InferSameShape, /*keeps_input_shape=*/true, DType::kInt8});
     add({std::string(kPool2D), 1, 1, InferPool2D});
+    add({std::string(kTranspose), 1, 1, InferTranspose});
     return t;
   }();
   return table;

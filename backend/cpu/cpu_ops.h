@@ -48,6 +48,8 @@ inline constexpr std::string_view kFusedBatchMatMul = "cpu.FusedBatchMatMul";
 inline constexpr std::string_view kEltwiseChain = "cpu.EltwiseChain";
 inline constexpr std::string_view kQuantizeS8 = "cpu.QuantizeS8";
 inline constexpr std::string_view kPool2D = "cpu.Pool2D";
+// Transpose with a constant permutation (attr perm), run as a oneDNN reorder.
+inline constexpr std::string_view kTranspose = "cpu.Transpose";
 
 // Adds the ops above to the IR op registry (ir::RegisterBackendOps); idempotent and
 // thread-safe. Called before the backend creates or decodes graphs that hold them.

@@ -20,14 +20,20 @@ void BinaryStep(float* b, const float* o, int64_t os, int64_t n, bool swapped, i
   auto f = [&st](float x, float y) { return Op::template Apply<float>(x, y, st); };
   if (os == 0) {
     const float v = *o;
-    if (swapped) for (int64_t i = 0; i < n; ++i) b[i] = f(v, b[i]);
-    else for (int64_t i = 0; i < n; ++i) b[i] = f(b[i], v);
+    if (swapped)
+      for (int64_t i = 0; i < n; ++i) b[i] = f(v, b[i]);
+    else
+      for (int64_t i = 0; i < n; ++i) b[i] = f(b[i], v);
   } else if (os == 1) {
-    if (swapped) for (int64_t i = 0; i < n; ++i) b[i] = f(o[i], b[i]);
-    else for (int64_t i = 0; i < n; ++i) b[i] = f(b[i], o[i]);
+    if (swapped)
+      for (int64_t i = 0; i < n; ++i) b[i] = f(o[i], b[i]);
+    else
+      for (int64_t i = 0; i < n; ++i) b[i] = f(b[i], o[i]);
   } else {
-    if (swapped) for (int64_t i = 0; i < n; ++i) b[i] = f(o[i * os], b[i]);
-    else for (int64_t i = 0; i < n; ++i) b[i] = f(b[i], o[i * os]);
+    if (swapped)
+      for (int64_t i = 0; i < n; ++i) b[i] = f(o[i * os], b[i]);
+    else
+      for (int64_t i = 0; i < n; ++i) b[i] = f(b[i], o[i * os]);
   }
 }
 
@@ -60,24 +66,73 @@ ChainSpec ReadChainSpec(const ir::Node& node) {
   const auto& operands = node.attrs.Ints("operands");
   const auto& swapped = node.attrs.Ints("swapped");
   const auto& alphas = node.attrs.Get<std::vector<double>>("alphas");
-  if (operands.size() != steps.size() || swapped.size() != steps.size() || alphas.size() != steps.size() || steps.empty())
-    throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): chain attributes have different lengths", node.name, node.op));
+  if (operands.size() != steps.size() || swapped.size() != steps.size() || alphas.size() != steps.size() ||
+      steps.empty())
+    throw Error(ErrorCode::kInternal,
+                fmt::format("node '{}' ({}): chain attributes have different lengths", node.name, node.op));
   ChainSpec spec;
   for (size_t i = 0; i < steps.size(); ++i) {
     const StepDef* def = Steps().Find(steps[i]);
     if (!def)
-      throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): unknown chain step '{}'", node.name, node.op, steps[i]));
+      throw Error(ErrorCode::kInternal,
+                  fmt::format("node '{}' ({}): unknown chain step '{}'", node.name, node.op, steps[i]));
     ChainStep s;
     s.apply = def->apply;
     s.operand = static_cast<int>(operands[i]);
     s.swapped = swapped[i] != 0;
     s.state.param = alphas[i];
     if (def->binary != (s.operand >= 0) || s.operand >= static_cast<int>(node.inputs.size()))
-      throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): step {} has a bad operand", node.name, node.op, i));
+      throw Error(ErrorCode::kInternal,
+                  fmt::format("node '{}' ({}): step {} has a bad operand", node.name, node.op, i));
     spec.steps.push_back(s);
   }
   return spec;
 }
+
+namespace {
+
+// The chain over n contiguous elements in rows of `inner`, every operand repeating each row:
+// tiles of whole rows, the operands expanded once into one tile's pattern. Large inputs split
+// their tiles over oneDNN's OpenMP team (idle between oneDNN calls) when the build has OpenMP.
+void RunPeriodic(const ChainSpec& spec, const std::vector<const float*>& base,
+                 const std::vector<std::vector<int64_t>>& cs, int64_t inner, int64_t n, float* out) {
+  constexpr int64_t kTileRows = 512;
+  const int64_t tile = std::max<int64_t>(1, kTileRows / inner) * inner;
+  std::vector<std::vector<float>> pattern(base.size());
+  for (size_t i = 1; i < base.size(); ++i) {
+    const int64_t os = cs[i].back();
+    if (os == 0) continue;  // a scalar: the steps read it as one
+    pattern[i].resize(static_cast<size_t>(tile));
+    for (int64_t j = 0; j < tile; ++j) pattern[i][static_cast<size_t>(j)] = base[i][(j % inner) * os];
+  }
+  const int64_t tiles = (n + tile - 1) / tile;
+#if defined(_OPENMP)
+#pragma omp parallel if (n >= (int64_t{1} << 16))
+#endif
+  {
+    std::vector<float> buf(static_cast<size_t>(tile));
+#if defined(_OPENMP)
+#pragma omp for schedule(static)
+#endif
+    for (int64_t t = 0; t < tiles; ++t) {
+      const int64_t begin = t * tile, len = std::min(tile, n - begin);
+      std::copy(base[0] + begin, base[0] + begin + len, buf.data());
+      for (const ChainStep& s : spec.steps) {
+        const float* o = nullptr;
+        int64_t os = 0;
+        if (s.operand >= 0) {
+          const size_t j = static_cast<size_t>(s.operand);
+          os = pattern[j].empty() ? 0 : 1;
+          o = pattern[j].empty() ? base[j] : pattern[j].data();
+        }
+        s.apply(buf.data(), o, os, len, s.swapped, s.state);
+      }
+      std::copy(buf.data(), buf.data() + len, out + begin);
+    }
+  }
+}
+
+}  // namespace
 
 void RunEltwiseChain(const ChainSpec& spec, std::span<const Tensor> in, float* out) {
   const Shape& shape = in[0].shape();
@@ -96,8 +151,9 @@ void RunEltwiseChain(const ChainSpec& spec, std::span<const Tensor> in, float* o
     for (size_t d = s.size(); d-- > 0;) {
       if (s[d] != 1) {
         if (s[d] != shape[off + d])
-          throw Error(ErrorCode::kInternal, fmt::format("eltwise chain: operand {} of shape {} does not broadcast into {}", i,
-                                                        ShapeToString(s), ShapeToString(shape)));
+          throw Error(ErrorCode::kInternal,
+                      fmt::format("eltwise chain: operand {} of shape {} does not broadcast into {}", i,
+                                  ShapeToString(s), ShapeToString(shape)));
         strides[i][off + d] = st;
       }
       st *= s[d];
@@ -128,8 +184,17 @@ void RunEltwiseChain(const ChainSpec& spec, std::span<const Tensor> in, float* o
 
   std::vector<const float*> base(k);
   for (size_t i = 0; i < k; ++i) base[i] = in[i].data<float>();
-  std::vector<int64_t> offset(k, 0), idx(outer, 0);
   constexpr int64_t kTile = 512;
+  // Short rows whose operands vary only along the row (per-channel vectors of a channels-last
+  // tensor): the operands repeat every row, so a tile spans many rows instead of a few elements.
+  bool periodic = inner < kTile / 2 && rows > 1;
+  for (size_t i = 1; periodic && i < k; ++i)
+    for (size_t d = 0; periodic && d < outer; ++d) periodic = cs[i][d] == 0;
+  if (periodic) {
+    RunPeriodic(spec, base, cs, inner, n, out);
+    return;
+  }
+  std::vector<int64_t> offset(k, 0), idx(outer, 0);
   alignas(64) float buf[kTile];
   const float* x = base[0];
   for (int64_t row = 0; row < rows; ++row) {

@@ -269,8 +269,9 @@ class DnnlKernel : public Kernel {
   }
 
   // `channels`: the output channels the int8 output scales run along (int8 kernels only);
-  // `dst_md`: also the layout of the add post-ops' operands.
-  dnnl::primitive_attr MakeAttr(const memory::desc& dst_md, int64_t channels = 0) const {
+  // `dst_md`: also the layout of the add post-ops' operands; `residuals` false leaves the add
+  // post-ops out (to learn the layout oneDNN prefers without them).
+  dnnl::primitive_attr MakeAttr(const memory::desc& dst_md, int64_t channels = 0, bool residuals = true) const {
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     if (int8_) {
@@ -290,7 +291,9 @@ class DnnlKernel : public Kernel {
         case PostOpKind::kElu: po.append_eltwise(1.f, dnnl::algorithm::eltwise_elu, 1.f, 0.f); break;
         case PostOpKind::kSwish: po.append_eltwise(1.f, dnnl::algorithm::eltwise_swish, a, 0.f); break;
         case PostOpKind::kLinear: po.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, a, b); break;
-        case PostOpKind::kAdd: po.append_binary(dnnl::algorithm::binary_add, dst_md); break;
+        case PostOpKind::kAdd:
+          if (residuals) po.append_binary(dnnl::algorithm::binary_add, dst_md);
+          break;
       }
     }
     attr.set_post_ops(po);
@@ -533,20 +536,47 @@ class ConvKernel final : public DnnlKernel {
     const memory::desc wei_user(wdims, user_dt, wstrides);
     const memory::desc wei_any(wdims, dt, Tag::any);
     const memory::desc bias_md({g.oc}, kF32, Tag::a);
-    const memory::desc src_req = blocked || bf16 || int8_ ? memory::desc({g.n, g.c, g.h, g.w}, dt, Tag::any) : src_md;
-    const memory::desc dst_req = blocked ? memory::desc({g.n, g.oc, g.oh, g.ow}, out_dt, Tag::any) : dst_md;
+    memory::desc src_req = blocked || bf16 || int8_ ? memory::desc({g.n, g.c, g.h, g.w}, dt, Tag::any) : src_md;
+    memory::desc dst_req = blocked ? memory::desc({g.n, g.oc, g.oh, g.ow}, out_dt, Tag::any) : dst_md;
     memory::desc add_md = add_user;  // the layout of residual operands (add post-ops)
+    bool residuals = true;
     auto make_pd = [&](const memory::desc& bias) {
       dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_req, wei_any, bias,
                                         dst_req, {g.stride_h, g.stride_w}, {g.dil_h - 1, g.dil_w - 1}, {g.pad_top, g.pad_left},
                                         {g.pad_bottom, g.pad_right});
-      return dnnl::convolution_forward::primitive_desc(d, MakeAttr(add_md, g.oc), env_->engine);
+      return dnnl::convolution_forward::primitive_desc(d, MakeAttr(add_md, g.oc, residuals), env_->engine);
     };
     memory::desc bias_req;
-    auto pd = MakeWithBias(bf16, bias_md, memory::desc({g.oc}, kBF16, Tag::a), &bias_req, make_pd);
+    const bool has_add = std::any_of(post_ops_.begin(), post_ops_.end(), [](const PostOp& o) { return o.kind == PostOpKind::kAdd; });
+    // A plain NCHW residual operand pins the dst to plain NCHW, where oneDNN has only im2col +
+    // GEMM with a slow element-wise post-op pass (40x slower than its blocked kernels on a
+    // ResNet-50 1x1 convolution): ask first for the layouts oneDNN picks without the residual,
+    // and give the src, dst and residual operand those layouts (reordered at run time); with
+    // the layouts left open oneDNN would again settle on GEMM.
+    const memory::desc open_src = src_req, open_dst = dst_req;
+    if (has_add && blocked && !g.channels_last) {
+      residuals = false;
+      try {
+        const auto probe = MakeWithBias(bf16, bias_md, memory::desc({g.oc}, kBF16, Tag::a), &bias_req, make_pd);
+        src_req = probe.src_desc();
+        dst_req = probe.dst_desc();
+        add_md = AsF32(probe.dst_desc());
+      } catch (const dnnl::error&) {
+      }
+      residuals = true;
+    }
+    decltype(MakeWithBias(bf16, bias_md, bias_md, &bias_req, make_pd)) pd;
+    try {
+      pd = MakeWithBias(bf16, bias_md, memory::desc({g.oc}, kBF16, Tag::a), &bias_req, make_pd);
+    } catch (const dnnl::error&) {
+      if (add_md == add_user) throw;
+      src_req = open_src;
+      dst_req = open_dst;
+      add_md = add_user;
+      pd = MakeWithBias(bf16, bias_md, memory::desc({g.oc}, kBF16, Tag::a), &bias_req, make_pd);
+    }
     // A residual operand in another layout than the dst oneDNN picked leaves only its reference
     // kernel: ask again with the operands in the dst's layout (reordered in at run time).
-    const bool has_add = std::any_of(post_ops_.begin(), post_ops_.end(), [](const PostOp& o) { return o.kind == PostOpKind::kAdd; });
     if (has_add && AsF32(pd.dst_desc()) != add_user && std::string_view(pd.impl_info_str()).starts_with("ref")) {
       add_md = AsF32(pd.dst_desc());
       try {
@@ -827,6 +857,7 @@ std::unique_ptr<Kernel> MakeKernel(const ir::Graph& graph, const ir::Node& node,
   if (node.op == kEltwiseChain) return std::make_unique<ChainKernel>(node);
   if (node.op == kQuantizeS8) return std::make_unique<QuantizeKernel>(node);
   if (node.op == kPool2D) return std::make_unique<Pool2DKernel>(node, std::move(env));
+  if (node.op == kTranspose) return MakeTransposeKernel(graph, node, std::move(env));
   throw Error(ErrorCode::kInternal, fmt::format("node '{}': no CPU kernel for op '{}'", node.name, node.op));
 }
 

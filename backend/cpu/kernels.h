@@ -69,5 +69,7 @@ class Kernel {
 // The kernel of a backend-internal node (CpuFusedConv2D / CpuFusedMatMul /
 // CpuFusedBatchMatMul / CpuEltwiseChain); kInternal for other ops.
 std::unique_ptr<Kernel> MakeKernel(const ir::Graph& graph, const ir::Node& node, std::shared_ptr<const KernelEnv> env);
+// cpu.Transpose (transpose_kernel.cc).
+std::unique_ptr<Kernel> MakeTransposeKernel(const ir::Graph& graph, const ir::Node& node, std::shared_ptr<const KernelEnv> env);
 
 }  // namespace kiln::backend::cpu

@@ -1,15 +1,16 @@
 // Layout passes for backends whose convolutions and pooling are fastest channels-last (NHWC),
-// as the GPU's tensor-core convolutions are:
+// as the GPU's tensor-core convolutions and oneDNN's CPU convolutions are:
 // - channels-last puts each NCHW Conv2D / DepthwiseConv2D / MaxPool / AvgPool between a Transpose
 //   to NHWC and one back, and runs it NHWC;
-// - transpose-sinking then moves Transposes down through elementwise ops and reductions, merges
-//   adjacent ones and drops those that cancel, and turns a Transpose that only moves size-1 dims
-//   into a Reshape. A chain of channels-first layers then changes layout only at its edges.
+// - transpose-sinking then moves Transposes down through elementwise ops (Clip, Cast and Select
+//   too), reductions, Pad, Concat and ops along one axis (BatchNorm, Softmax), merges adjacent ones and drops those that cancel, and turns a
+//   Transpose that only moves size-1 dims into a Reshape. A chain of channels-first layers then changes layout only at its edges.
 // Both are exact (they only move data), so outputs are bit-identical.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <optional>
 
 #include "ir/graph_util.h"
@@ -98,11 +99,16 @@ class ChannelsLast final : public Pass {
   bool Run(Graph& g) override {
     std::optional<NameGen> names;
     bool changed = false;
+    std::map<ValueId, ValueId> channels_last;  // one Transpose per input read by several layers
     for (NodeId id : g.TopologicalOrder()) {
       if (g.node(id).removed || !IsChannelsFirst2D(g, g.node(id))) continue;
       if (!names) names.emplace(g);
       const std::string base = g.node(id).name;
-      const ValueId x = AddTranspose(g, *names, g.node(id).inputs[0], kToChannelsLast, base + "/to_nhwc");
+      const ValueId input = g.node(id).inputs[0];
+      auto it = channels_last.find(input);
+      if (it == channels_last.end())
+        it = channels_last.emplace(input, AddTranspose(g, *names, input, kToChannelsLast, base + "/to_nhwc")).first;
+      const ValueId x = it->second;
       Node& n = g.node(id);
       n.inputs[0] = x;
       n.attrs.Set("data_format", std::string("NHWC"));
@@ -115,7 +121,7 @@ class ChannelsLast final : public Pass {
 
 bool SinksThrough(const Node& n) {
   if (n.outputs.size() != 1) return false;
-  return n.op == "Cast" || n.op == "Select" || elementwise::FindOp(n.op) != nullptr;
+  return n.op == "Cast" || n.op == "Select" || n.op == "Clip" || elementwise::FindOp(n.op) != nullptr;
 }
 
 class TransposeSinking final : public Pass {
@@ -130,7 +136,8 @@ class TransposeSinking final : public Pass {
       const auto consumers = g.Consumers();
       for (NodeId id : g.TopologicalOrder()) {
         if (g.node(id).removed) continue;
-        if (Merge(g, id) || Sink(g, id, consumers) || SinkReduction(g, id, consumers) || ToReshape(g, id)) {
+        if (Merge(g, id) || Sink(g, id, consumers) || SinkReduction(g, id, consumers) || SinkPad(g, id, consumers) ||
+            SinkAxisOp(g, id, consumers) || SinkConcat(g, id, consumers) || ToReshape(g, id)) {
           changed = true;
           break;  // the consumer lists are stale: start a new round
         }
@@ -171,6 +178,15 @@ class TransposeSinking final : public Pass {
     return true;
   }
 
+  // Every reader of `v` is an elementwise op (and v is no graph output): sinking the Transpose
+  // into one reader leaves it to the others, which sink it too (x * sigmoid(x) reads it twice).
+  static bool OnlyElementwiseReaders(const Graph& g, ValueId v, const std::vector<std::vector<NodeId>>& consumers) {
+    if (IsGraphOutput(g, v)) return false;
+    for (NodeId c : consumers[static_cast<size_t>(v)])
+      if (!SinksThrough(g.node(c))) return false;
+    return true;
+  }
+
   // An elementwise op whose inputs are Transposes by one perm (and constants or scalars) runs
   // before the Transpose instead.
   bool Sink(Graph& g, NodeId id, const std::vector<std::vector<NodeId>>& consumers) {
@@ -187,7 +203,8 @@ class TransposeSinking final : public Pass {
       if (!pp) continue;
       if (perm && *perm != *pp) return false;
       perm = pp;
-      frees_one = frees_one || (consumers[static_cast<size_t>(v)].size() == 1 && !IsGraphOutput(g, v));
+      frees_one = frees_one || (consumers[static_cast<size_t>(v)].size() == 1 && !IsGraphOutput(g, v)) ||
+                  OnlyElementwiseReaders(g, v, consumers);
     }
     if (!perm || !frees_one || static_cast<int>(perm->size()) != rank) return false;
     // Every other input must be a constant, a scalar, or a value that is also transposed by the
@@ -255,6 +272,89 @@ class TransposeSinking final : public Pass {
         g.AddConstant(Names(g).Make(n.name + "/axes"),
                       Tensor::FromVector(DType::kInt64, {static_cast<int64_t>(moved.size())}, moved));
     g.node(id).inputs = {x, new_axes};
+    TransposeOutputAfter(g, Names(g), id, *perm);
+    return true;
+  }
+
+  // Pad(Transpose(x, p), paddings) = Transpose(Pad(x, paddings'), p), where dim p[i] of x gets
+  // the paddings of dim i (constant paddings; every mode pads each dim on its own).
+  bool SinkPad(Graph& g, NodeId id, const std::vector<std::vector<NodeId>>& consumers) {
+    const Node& n = g.node(id);
+    if (n.op != "Pad" || n.inputs.size() < 2) return false;
+    const Node* p = g.Producer(n.inputs[0]);
+    const auto perm = p ? PermOf(g, *p) : std::nullopt;
+    const Tensor* paddings = g.ConstantOf(n.inputs[1]);
+    if (!perm || !paddings || consumers[static_cast<size_t>(n.inputs[0])].size() != 1 || IsGraphOutput(g, n.inputs[0]))
+      return false;
+    const std::vector<int64_t> before = paddings->ToInt64Vector();
+    if (before.size() != 2 * perm->size()) return false;
+    std::vector<int64_t> moved(before.size());
+    for (size_t i = 0; i < perm->size(); ++i) {
+      const size_t d = static_cast<size_t>((*perm)[i]);
+      moved[2 * d] = before[2 * i];
+      moved[2 * d + 1] = before[2 * i + 1];
+    }
+    const ValueId x = p->inputs[0];
+    const ValueId new_paddings = g.AddConstant(
+        Names(g).Make(g.node(id).name + "/paddings"),
+        Tensor::FromVector(DType::kInt64, {static_cast<int64_t>(perm->size()), 2}, moved));
+    Node& pad = g.node(id);
+    pad.inputs[0] = x;
+    pad.inputs[1] = new_paddings;
+    TransposeOutputAfter(g, Names(g), id, *perm);
+    return true;
+  }
+
+  // Op(Transpose(x, p), axis = a) = Transpose(Op(x, axis = p[a]), p) for ops that act along one
+  // axis given as an attribute: inference BatchNorm (its other inputs are per-channel vectors),
+  // Softmax and LogSoftmax.
+  bool SinkAxisOp(Graph& g, NodeId id, const std::vector<std::vector<NodeId>>& consumers) {
+    const Node& n = g.node(id);
+    const bool batch_norm = n.op == "BatchNorm" && !n.attrs.GetOr<bool>("training", false);
+    if ((!batch_norm && n.op != "Softmax" && n.op != "LogSoftmax") || n.outputs.size() != 1) return false;
+    const Node* p = g.Producer(n.inputs[0]);
+    const auto perm = p ? PermOf(g, *p) : std::nullopt;
+    if (!perm || consumers[static_cast<size_t>(n.inputs[0])].size() != 1 || IsGraphOutput(g, n.inputs[0])) return false;
+    const int64_t rank = static_cast<int64_t>(perm->size());
+    int64_t axis = n.attrs.GetOr<int64_t>("axis", -1);
+    if (axis < -rank || axis >= rank) return false;
+    if (axis < 0) axis += rank;
+    const ValueId x = p->inputs[0];
+    Node& op = g.node(id);
+    op.inputs[0] = x;
+    op.attrs.Set("axis", (*perm)[static_cast<size_t>(axis)]);
+    TransposeOutputAfter(g, Names(g), id, *perm);
+    return true;
+  }
+
+  // Concat(Transpose(a, p), Transpose(b, p), ..., axis) = Transpose(Concat(a, b, ..., p[axis]), p)
+  // when every operand is transposed by p and at least one Transpose has no other reader.
+  bool SinkConcat(Graph& g, NodeId id, const std::vector<std::vector<NodeId>>& consumers) {
+    const Node& n = g.node(id);
+    if (n.op != "Concat" || n.inputs.size() < 3) return false;
+    const Tensor* axis_t = g.ConstantOf(n.inputs.back());
+    if (!axis_t || axis_t->num_elements() != 1) return false;
+    std::optional<std::vector<int64_t>> perm;
+    std::vector<ValueId> sources;
+    bool frees_one = false;
+    for (size_t i = 0; i + 1 < n.inputs.size(); ++i) {
+      const ValueId v = n.inputs[i];
+      const Node* p = g.Producer(v);
+      const auto pp = p ? PermOf(g, *p) : std::nullopt;
+      if (!pp || (perm && *perm != *pp)) return false;
+      perm = pp;
+      sources.push_back(p->inputs[0]);
+      frees_one = frees_one || (consumers[static_cast<size_t>(v)].size() == 1 && !IsGraphOutput(g, v));
+    }
+    if (!frees_one) return false;
+    const int64_t rank = static_cast<int64_t>(perm->size());
+    int64_t axis = axis_t->ToInt64Vector()[0];
+    if (axis < -rank || axis >= rank) return false;
+    if (axis < 0) axis += rank;
+    const ValueId new_axis = g.AddConstant(Names(g).Make(n.name + "/axis"),
+                                           Tensor::FromVector(DType::kInt64, {}, std::vector<int64_t>{(*perm)[static_cast<size_t>(axis)]}));
+    sources.push_back(new_axis);
+    g.node(id).inputs = std::move(sources);
     TransposeOutputAfter(g, Names(g), id, *perm);
     return true;
   }

@@ -52,6 +52,10 @@ std::unique_ptr<Pass> MakeReshapeTargetFolding();
 std::unique_ptr<Pass> MakeChannelsLast();
 std::unique_ptr<Pass> MakeTransposeSinking();
 
+// A zero Pad of the spatial dims that only 2-D convolutions read becomes their EXPLICIT padding
+// (pad_folding.cc).
+std::unique_ptr<Pass> MakePadFolding();
+
 // Small equal constants, then equal nodes (same op, inputs and attributes), become one (cse.cc).
 std::unique_ptr<Pass> MakeCommonSubexpressionElimination();
 

@@ -114,14 +114,24 @@ def test_bench_bad_options(kiln_bin, zoo_dir, args, message):
     assert message in proc.stderr, proc.stderr
 
 
-def test_bench_layer_profile_without_gpu_engines_says_so(kiln_bin, zoo_dir):
-    # Only CUDA engines time their layers; on CPU engines the profile is empty and says why,
-    # in the text summary and in the JSON.
+def test_bench_layer_profile_times_cpu_engine_steps(kiln_bin, zoo_dir):
+    # CPU engines time each step by wall clock: every step of the MLP's engine is listed with its
+    # kernel (op) and output, the per-kernel times add up to the per-run total; a native run
+    # (no engine) says why it has no layers.
     proc = run_kiln(kiln_bin, ["bench", zoo_dir / "mlp_keras3", "--profile-layers", "2"] + BENCH_FAST)
     assert proc.returncode == 0, proc.stderr
-    assert "layer profile:       no layer timings (only CUDA engines" in proc.stdout, proc.stdout
+    assert "layer profile:       2 runs; the engines' layers took" in proc.stdout, proc.stdout
+    assert "cpu.FusedMatMul" in proc.stdout, proc.stdout
     r, _ = _bench_json(kiln_bin, zoo_dir / "mlp_keras3", "--profile-layers", "2")
-    assert r["layer_profile"] == {"runs": 2, "layer_ms_per_run": 0.0, "layers": [], "by_kernel": {}}
+    prof = r["layer_profile"]
+    assert prof["runs"] == 2 and prof["layer_ms_per_run"] > 0, prof
+    assert prof["layers"] and all(l["calls_per_run"] == 1 and l["ms_per_run"] >= 0 for l in prof["layers"]), prof
+    assert "cpu.FusedMatMul" in prof["by_kernel"], prof
+    total = sum(k["ms_per_run"] for k in prof["by_kernel"].values())
+    assert abs(total - prof["layer_ms_per_run"]) <= 1e-6 * max(1.0, total), prof
+    proc = run_kiln(kiln_bin, ["bench", zoo_dir / "mlp_keras3", "--native", "--profile-layers", "2"] + BENCH_FAST)
+    assert proc.returncode == 0, proc.stderr
+    assert "layer profile:       no layer timings (the run went through no engine" in proc.stdout, proc.stdout
     r, _ = _bench_json(kiln_bin, zoo_dir / "mlp_keras3")
     assert "layer_profile" not in r
 

@@ -3,6 +3,7 @@
 // serialization round trips and concurrent execution.
 #include <fmt/format.h>
 
+#include <cstring>
 #include <thread>
 
 #include "backend/cpu/cpu_ops.h"
@@ -75,9 +76,12 @@ TEST_P(CpuConv, FusedMatchesReference) {
     EXPECT_EQ(CountOps(*engine, cc.act), 0);
   }
   EXPECT_EQ(CountOps(*engine, "cpu.EltwiseChain"), 0);
+  // NCHW runs channels-last: a Transpose (oneDNN reorder) in and one out.
   const auto steps = dynamic_cast<const CpuEngine&>(*engine).steps();
-  ASSERT_EQ(steps.size(), 1u);
-  EXPECT_EQ(steps[0].kernel.rfind("onednn:", 0), 0u) << steps[0].kernel;
+  const bool nchw = cc.format == "NCHW";
+  ASSERT_EQ(steps.size(), nchw ? 3u : 1u);
+  for (const auto& s : steps) EXPECT_EQ(s.kernel.rfind(s.op == "cpu.Transpose" ? "onednn-reorder:" : "onednn:", 0), 0u) << s.kernel;
+  if (nchw) EXPECT_EQ(steps[1].op, "cpu.FusedConv2D");
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -187,7 +191,9 @@ TEST(CpuBackend, MulAddChainFoldsIntoConv) {
   auto engine = CheckAgainstReference(b, ExactProfile({shape}), {{RandF32(shape, 1)}});
   EXPECT_EQ(PassRewrites(*engine, "cpu-fold-batchnorm"), 3);
   EXPECT_EQ(CountOps(*engine, "cpu.FusedConv2D"), 1);
-  EXPECT_EQ(dynamic_cast<const CpuEngine&>(*engine).steps().size(), 1u);
+  // The conv runs channels-last between a Transpose in and one out, the folded ops inside it.
+  EXPECT_EQ(dynamic_cast<const CpuEngine&>(*engine).steps().size(), 3u);
+  EXPECT_EQ(CountOps(*engine, "cpu.Transpose"), 2);
 }
 
 TEST(CpuBackend, ResidualAddAndSwishFuse) {
@@ -205,7 +211,9 @@ TEST(CpuBackend, ResidualAddAndSwishFuse) {
     b.Output("y", c);
     auto engine = CheckAgainstReference(b, ExactProfile({shape}), {{RandF32(shape, 1)}});
     EXPECT_EQ(CountOps(*engine, "cpu.FusedConv2D"), 2) << format;
-    EXPECT_EQ(dynamic_cast<const CpuEngine&>(*engine).steps().size(), 2u) << format;
+    // NCHW: channels-last inside, one Transpose of x (read by both convs) and one of the result.
+    EXPECT_EQ(dynamic_cast<const CpuEngine&>(*engine).steps().size(), format == "NHWC" ? 2u : 4u) << format;
+    EXPECT_EQ(CountOps(*engine, "cpu.Transpose"), format == "NHWC" ? 0 : 2) << format;
   }
 }
 
@@ -586,6 +594,73 @@ TEST(CpuBackend, DoubleAndIntegerGraphsRunReferenceKernels) {
   }
   auto engine = CheckAgainstReference(b, ExactProfile({{3, 4}, {3, 4}}), {{xi, ii}}, 0);
   EXPECT_EQ(CountOps(*engine, "cpu.EltwiseChain"), 0);
+}
+
+TEST(CpuBackend, TransposesRunAsOneDnnReordersBitExact) {
+  // Rank 2 to 5 permutations of float32 and int32 (oneDNN reorders every 4-byte type alike).
+  struct Case {
+    Shape shape;
+    std::vector<int64_t> perm;
+    DType dtype;
+  };
+  const std::vector<Case> cases = {{{7, 5}, {1, 0}, DType::kFloat32},
+                                   {{2, 3, 5, 7}, {0, 2, 3, 1}, DType::kFloat32},
+                                   {{2, 3, 5, 7}, {0, 3, 1, 2}, DType::kInt32},
+                                   {{3, 1, 4, 2, 5}, {4, 2, 0, 3, 1}, DType::kFloat32},
+                                   {{2, 9, 4}, {-1, 0, 1}, DType::kFloat32}};
+  for (const Case& c : cases) {
+    Builder b;
+    const ir::ValueId x = b.Input("x", std::vector<ir::Dim>(c.shape.begin(), c.shape.end()), c.dtype);
+    const ir::ValueId p = b.Const("perm", Tensor::FromVector<int64_t>(DType::kInt64, {static_cast<int64_t>(c.perm.size())}, c.perm));
+    // transpose-sinking moves the Transpose below the Neg; either way the engine runs it.
+    b.Output("y", b.Op("Neg", "neg", {b.Op("Transpose", "t", {x, p})}));
+    Tensor in = RandF32(c.shape, 3);
+    if (c.dtype == DType::kInt32) {
+      Tensor ints(DType::kInt32, c.shape);
+      for (int64_t i = 0; i < ints.num_elements(); ++i) ints.data<int32_t>()[i] = static_cast<int32_t>(i * 7919 % 1000 - 500);
+      in = ints;
+    }
+    backend::cpu::CpuBackend cpu;
+    auto engine = cpu.Compile(*b.g, ExactProfile({c.shape}), {});
+    EXPECT_EQ(CountOps(*engine, "cpu.Transpose"), 1) << ShapeToString(c.shape);
+    for (const auto& st : dynamic_cast<const CpuEngine&>(*engine).steps())
+      if (st.op == "cpu.Transpose") EXPECT_EQ(st.kernel.rfind("onednn-reorder:", 0), 0u) << st.kernel;
+    const std::vector<Tensor> inputs = {in};
+    const auto want = runtime::ReferenceExecutor(b.g).Run(inputs);
+    const auto got = engine->Execute(inputs);
+    ASSERT_EQ(got[0].shape(), want[0].shape());
+    EXPECT_EQ(std::memcmp(got[0].raw_data(), want[0].raw_data(), want[0].byte_size()), 0) << ShapeToString(c.shape);
+  }
+}
+
+TEST(CpuBackend, KerasSwishWithBetaFusesIntoConv) {
+  // Keras 3 writes swish as y * sigmoid(beta * y); beta 1 and 1.5 both become a swish post-op.
+  for (float beta : {1.0f, 1.5f}) {
+    Builder b;
+    const Shape shape{1, 6, 6, 4};
+    const ir::ValueId x = b.Input("x", {1, 6, 6, 4});
+    const ir::ValueId y = b.Op("Conv2D", "conv", {x, b.Const("w", RandF32({3, 3, 4, 8}, 3))}, ConvAttrs("NHWC", "SAME"));
+    const ir::ValueId s = b.Op("Sigmoid", "sig", {b.Op("Mul", "beta", {b.Const("b", nntest::F32({}, {beta})), y})});
+    b.Output("z", b.Op("Mul", "swish", {y, s}));
+    auto engine = CheckAgainstReference(b, ExactProfile({shape}), {{RandF32(shape, 1)}});
+    EXPECT_EQ(dynamic_cast<const CpuEngine&>(*engine).steps().size(), 1u) << beta;
+  }
+}
+
+TEST(CpuBackend, ChainsWithPerChannelOperandsOnShortRows) {
+  // NHWC tensors times / plus per-channel vectors (3 and 40 channels: rows shorter than a tile),
+  // a [1,1,1,C] and a [C] operand, a scalar; large enough to split over threads.
+  for (int64_t c : {3, 40}) {
+    Builder b;
+    const Shape shape{2, 64, 64, c};
+    const ir::ValueId x = b.Input("x", {2, 64, 64, c});
+    ir::ValueId y = b.Op("Mul", "scale", {x, b.Const("s", RandF32({1, 1, 1, c}, 4))});
+    y = b.Op("Sub", "shift", {b.Const("t", RandF32({c}, 5)), y});
+    y = b.Op("Add", "offset", {y, b.Const("u", nntest::F32({}, {0.5f}))});
+    b.Output("y", b.Op("Tanh", "tanh", {y}));
+    auto engine = CheckAgainstReference(b, ExactProfile({shape}), {{RandF32(shape, 1)}}, 0.0);
+    EXPECT_EQ(CountOps(*engine, "cpu.EltwiseChain"), 1) << c;
+  }
 }
 
 }  // namespace

@@ -119,5 +119,116 @@ TEST(LayoutPasses, TransposesThatDoNotMeetStay) {
   EXPECT_EQ(std::memcmp(got[0].raw_data(), want[0].raw_data(), want[0].byte_size()), 0);
 }
 
+// A channels-first block with the ops between convolutions that exporters write: a zero Pad
+// before a VALID depthwise conv, Clip (ReLU6), x * sigmoid(x) (the Transpose read twice), a
+// BatchNorm along axis 1, a channel Concat of two branches and a Softmax over channels.
+ir::Graph BranchyBlock() {
+  ir::Graph g;
+  const ir::ValueId x = g.AddInput("x", DType::kFloat32, ir::SymShape::Of({2, 4, 6, 6}));
+  auto conv_attrs = [](const char* padding) {
+    return testutil::Attrs({{"data_format", std::string("NCHW")},
+                            {"strides", std::vector<int64_t>{1, 1}},
+                            {"dilations", std::vector<int64_t>{1, 1}},
+                            {"padding", std::string(padding)}});
+  };
+  ir::ValueId a = Emit(g, "Conv2D", "conv1", {x, g.AddConstant("w1", Random(DType::kFloat32, {1, 1, 4, 4}, 1))}, conv_attrs("VALID"));
+  a = Emit(g, "Clip", "relu6", {a, g.AddConstant("lo", Tensor::Scalar(DType::kFloat32, 0.0f)), g.AddConstant("hi", Tensor::Scalar(DType::kFloat32, 6.0f))});
+  a = Emit(g, "Pad", "pad",
+           {a, g.AddConstant("pads", Tensor::FromVector<int64_t>(DType::kInt64, {4, 2}, {0, 0, 0, 0, 1, 1, 1, 1}))});
+  a = Emit(g, "DepthwiseConv2D", "dw", {a, g.AddConstant("wd", Random(DType::kFloat32, {3, 3, 4, 1}, 2))}, conv_attrs("VALID"));
+  const ir::ValueId sig = Emit(g, "Sigmoid", "sig", {a});
+  a = Emit(g, "Mul", "swish", {a, sig});
+  ir::ValueId b = Emit(g, "Conv2D", "conv2", {x, g.AddConstant("w2", Random(DType::kFloat32, {3, 3, 4, 2}, 3))}, conv_attrs("SAME"));
+  ir::Node& bn = g.AddNode("BatchNorm", "bn",
+                           {b, g.AddConstant("gamma", Random(DType::kFloat32, {2}, 4)), g.AddConstant("beta", Random(DType::kFloat32, {2}, 5)),
+                            g.AddConstant("mean", Random(DType::kFloat32, {2}, 6)),
+                            g.AddConstant("var", Tensor::FromVector<float>(DType::kFloat32, {2}, {0.5f, 2.0f}))},
+                           1);
+  bn.attrs = testutil::Attrs({{"axis", int64_t{1}}, {"epsilon", 1e-3}});
+  const ir::NodeId bn_id = bn.id;
+  ir::InferNode(g, bn_id);
+  b = g.node(bn_id).outputs[0];
+  ir::ValueId y = Emit(g, "Concat", "concat", {a, b, g.AddConstant("axis", Tensor::FromVector<int64_t>(DType::kInt64, {}, {1}))});
+  y = Emit(g, "Softmax", "softmax", {y}, testutil::Attrs({{"axis", int64_t{1}}}));
+  g.AddOutput("y", y);
+  return g;
+}
+
+TEST(LayoutPasses, PadClipSwishBatchNormConcatSoftmaxKeepChannelsLast) {
+  ir::Graph g = BranchyBlock();
+  auto original = std::make_shared<const ir::Graph>(g.Clone());
+  ir::PassPipeline p;
+  p.Add(ir::MakeChannelsLast());
+  p.Add(ir::MakeTransposeSinking());
+  p.Add(ir::MakeDeadCodeElimination());
+  p.Run(g);
+  // One Transpose of x (read by both branches) and one of the result.
+  EXPECT_EQ(Count(g, "Transpose"), 2) << ir::GraphToText(g);
+  for (const ir::Node& node : g.nodes()) {
+    if (node.removed) continue;
+    if (node.op == "Pad") EXPECT_EQ(g.ConstantOf(node.inputs[1])->ToInt64Vector(), (std::vector<int64_t>{0, 0, 1, 1, 1, 1, 0, 0}));
+    if (node.op == "BatchNorm" || node.op == "Softmax") EXPECT_EQ(node.attrs.Get<int64_t>("axis"), 3) << node.name;
+    if (node.op == "Concat") EXPECT_EQ(g.ConstantOf(node.inputs.back())->ToInt64Vector(), (std::vector<int64_t>{3}));
+  }
+  const Tensor x = Random(DType::kFloat32, {2, 4, 6, 6}, 9);
+  const auto want = runtime::ReferenceExecutor(original).Run({x});
+  const auto got = runtime::ReferenceExecutor(std::make_shared<const ir::Graph>(g.Clone())).Run({x});
+  ASSERT_EQ(got[0].shape(), (Shape{2, 6, 6, 6}));
+  EXPECT_EQ(std::memcmp(got[0].raw_data(), want[0].raw_data(), want[0].byte_size()), 0);
+}
+
+TEST(PadFolding, ZeroSpatialPadsBecomeConvolutionPadding) {
+  // NHWC and NCHW; folded into VALID and EXPLICIT convolutions (pads add up); not folded: a
+  // nonzero pad value, a pad of the channel dim, a SAME convolution, a Pad also read by a Relu.
+  struct Case {
+    const char* name;
+    const char* format;
+    const char* padding;
+    std::vector<int64_t> pads;  // [4, 2]
+    float value;
+    bool extra_reader;
+    bool folds;
+  };
+  const std::vector<Case> cases = {
+      {"nhwc_valid", "NHWC", "VALID", {0, 0, 1, 2, 3, 0, 0, 0}, 0.0f, false, true},
+      {"nchw_explicit", "NCHW", "EXPLICIT", {0, 0, 0, 0, 1, 1, 2, 0}, 0.0f, false, true},
+      {"value_one", "NHWC", "VALID", {0, 0, 1, 1, 1, 1, 0, 0}, 1.0f, false, false},
+      {"channel_pad", "NHWC", "VALID", {0, 0, 1, 1, 1, 1, 0, 2}, 0.0f, false, false},
+      {"same", "NHWC", "SAME", {0, 0, 1, 1, 1, 1, 0, 0}, 0.0f, false, false},
+      {"two_readers", "NHWC", "VALID", {0, 0, 1, 1, 1, 1, 0, 0}, 0.0f, true, false},
+  };
+  for (const Case& c : cases) {
+    const bool nhwc = std::string(c.format) == "NHWC";
+    ir::Graph g;
+    const Shape xs = nhwc ? Shape{2, 5, 6, 3} : Shape{2, 3, 5, 6};
+    const ir::ValueId x = g.AddInput("x", DType::kFloat32, ir::SymShape::Of(std::vector<ir::Dim>(xs.begin(), xs.end())));
+    const ir::ValueId padded =
+        Emit(g, "Pad", "pad",
+             {x, g.AddConstant("pads", Tensor::FromVector<int64_t>(DType::kInt64, {4, 2}, c.pads)), g.AddConstant("v", Tensor::Scalar(DType::kFloat32, c.value))});
+    const int64_t out_c = std::string(c.name) == "channel_pad" ? 4 : 2;
+    const int64_t in_c = std::string(c.name) == "channel_pad" ? 5 : 3;
+    ir::AttrMap attrs = testutil::Attrs({{"data_format", std::string(c.format)},
+                                         {"strides", std::vector<int64_t>{1, 2}},
+                                         {"dilations", std::vector<int64_t>{1, 1}},
+                                         {"padding", std::string(c.padding)}});
+    if (std::string(c.padding) == "EXPLICIT") attrs.Set("pads", std::vector<int64_t>{0, 1, 1, 0});
+    const ir::ValueId y =
+        Emit(g, "Conv2D", "conv", {padded, g.AddConstant("w", Random(DType::kFloat32, {3, 2, in_c, out_c}, 4))}, std::move(attrs));
+    g.AddOutput("y", y);
+    if (c.extra_reader) g.AddOutput("r", Emit(g, "Relu", "relu", {padded}));
+    auto original = std::make_shared<const ir::Graph>(g.Clone());
+    ir::PassPipeline p;
+    p.Add(ir::MakePadFolding());
+    p.Add(ir::MakeDeadCodeElimination());
+    p.Run(g);
+    EXPECT_EQ(Count(g, "Pad"), c.folds ? 0 : 1) << c.name;
+    const Tensor in = Random(DType::kFloat32, xs, 7);
+    const auto want = runtime::ReferenceExecutor(original).Run({in});
+    const auto got = runtime::ReferenceExecutor(std::make_shared<const ir::Graph>(g.Clone())).Run({in});
+    ASSERT_EQ(got[0].shape(), want[0].shape()) << c.name;
+    EXPECT_EQ(std::memcmp(got[0].raw_data(), want[0].raw_data(), want[0].byte_size()), 0) << c.name;
+  }
+}
+
 }  // namespace
 }  // namespace kiln

@@ -3,7 +3,7 @@
 // the chain of ops that follows them as oneDNN post-ops:
 //   Relu, Relu6, Sigmoid, Tanh, Elu, LeakyRelu      -> eltwise post-op
 //   Clip with scalar constant bounds (lo <= hi)      -> clip
-//   y * Sigmoid(y) (either operand order)           -> swish
+//   y * Sigmoid(y), y * Sigmoid(beta * y) (either operand order) -> swish (alpha beta)
 //   Add(y, z) with z of exactly y's shape            -> binary add (z becomes an extra input)
 //   Add / Mul / Sub with a scalar constant           -> linear (alpha * y + beta)
 // A node is absorbed only when the running value has no other reader and is not a graph output.
@@ -49,6 +49,26 @@ std::string_view FusedOpFor(const ir::Graph& g, const ir::Node& n) {
   return {};
 }
 
+// The value of a one-element float constant operand of a binary node, when the other operand
+// is not a constant.
+std::optional<double> ScalarOperand(const ir::Graph& g, const ir::Node& n) {
+  if (n.inputs.size() != 2) return std::nullopt;
+  for (int side = 0; side < 2; ++side) {
+    const Tensor* c = g.ConstantOf(n.inputs[static_cast<size_t>(side)]);
+    if (c && c->num_elements() == 1 && IsFloating(c->dtype()) && !g.ConstantOf(n.inputs[static_cast<size_t>(1 - side)]))
+      return c->DoubleAt(0);
+  }
+  return std::nullopt;
+}
+
+// `n` is Mul(y, beta) (a scalar beta, either order) whose only reader is a Sigmoid.
+bool ScaledSigmoid(const ir::Graph& g, const std::vector<std::vector<ir::NodeId>>& consumers, const ir::Node& n,
+                   ir::ValueId y) {
+  if (n.op != "Mul" || n.inputs.size() != 2 || (n.inputs[0] != y && n.inputs[1] != y) || !ScalarOperand(g, n)) return false;
+  const auto& readers = consumers[static_cast<size_t>(n.outputs[0])];
+  return readers.size() == 1 && !ir::IsGraphOutput(g, n.outputs[0]) && g.node(readers[0]).op == "Sigmoid";
+}
+
 class FuseConvMatMulPass final : public CountingPass {
  public:
   std::string name() const override { return "cpu-fuse-conv-matmul"; }
@@ -71,17 +91,28 @@ class FuseConvMatMulPass final : public CountingPass {
       ir::ValueId cur = g.node(nid).outputs[0];
       while (!ir::IsGraphOutput(g, cur)) {
         const auto& users = consumers[static_cast<size_t>(cur)];
-        if (users.size() == 2) {  // y * sigmoid(y)
+        if (users.size() == 2) {  // y * sigmoid(y), or y * sigmoid(beta * y) (Keras 3's swish)
           const ir::Node* s = &g.node(users[0]);
           const ir::Node* m = &g.node(users[1]);
-          if (s->op == "Mul") std::swap(s, m);
-          if (s->op != "Sigmoid" || m->op != "Mul" || s->inputs.size() != 1 || m->inputs.size() != 2) break;
+          // The reader that leads to the Sigmoid: the Sigmoid itself or a Mul by a scalar beta.
+          auto leads_to_sigmoid = [&](const ir::Node* n) { return n->op == "Sigmoid" || ScaledSigmoid(g, consumers, *n, cur); };
+          if (!leads_to_sigmoid(s)) std::swap(s, m);
+          if (!leads_to_sigmoid(s) || m->op != "Mul" || m->inputs.size() != 2) break;
+          double beta = 1.0;
+          const ir::Node* scale = nullptr;
+          if (s->op != "Sigmoid") {
+            scale = s;
+            beta = *ScalarOperand(g, *scale);
+            s = &g.node(consumers[static_cast<size_t>(scale->outputs[0])][0]);
+          }
+          if (s->inputs.size() != 1) break;
           const ir::ValueId sv = s->outputs[0];
           const bool pair = (m->inputs[0] == cur && m->inputs[1] == sv) || (m->inputs[1] == cur && m->inputs[0] == sv);
           if (!pair || consumers[static_cast<size_t>(sv)].size() != 1 || ir::IsGraphOutput(g, sv) ||
               !IsF32(g, m->outputs[0]))
             break;
-          post_ops.push_back({PostOpKind::kSwish, 1.0, 0.0});
+          post_ops.push_back({PostOpKind::kSwish, beta, 0.0});
+          if (scale) absorbed.push_back(scale->id);
           absorbed.push_back(s->id);
           absorbed.push_back(m->id);
           cur = m->outputs[0];

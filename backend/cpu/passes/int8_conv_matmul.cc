@@ -5,7 +5,8 @@
 //   matmul(dq(q(a)), W)       -> cpu.FusedMatMul(cpu.QuantizeS8(a), W_int8)
 //   matmul(dq(q(a)), dq(q(b))) -> cpu.FusedMatMul / cpu.FusedBatchMatMul(QuantizeS8(a), QuantizeS8(b))
 // A node changes only when every one of its two operands qualifies; readers of one quantized
-// tensor share one cpu.QuantizeS8. The chains left without readers go to dead-code elimination.
+// tensor share one cpu.QuantizeS8. An activation read through a Transpose (a channels-first
+// convolution run channels-last) is quantized first and transposed as int8. The chains left without readers go to dead-code elimination.
 // cpu-int8-output (below) then lets int8 producers write int8 results themselves.
 #include <fmt/format.h>
 
@@ -25,6 +26,9 @@ namespace {
 struct Int8Operand {
   std::optional<QuantDequant> activation;  // quantized at run time
   std::optional<GridWeights> weights;      // a constant on an int8 grid
+  // The activation reaches the node through a Transpose (channels-last puts one before every
+  // channels-first convolution): its permutation input; the int8 values are transposed instead.
+  ir::ValueId transpose_perm = ir::kNoValue;
 };
 
 std::optional<Int8Operand> AsInt8(const ir::Graph& g, const ir::Node& n, size_t input) {
@@ -41,7 +45,13 @@ std::optional<Int8Operand> AsInt8(const ir::Graph& g, const ir::Node& n, size_t 
   }
   if (input == 1 && n.op == kFusedConv2D) return std::nullopt;
   op.activation = MatchQuantDequant(g, v);
-  if (!op.activation) return std::nullopt;
+  if (!op.activation) {
+    const ir::Node* t = g.Producer(v);
+    if (!t || t->removed || t->op != "Transpose" || t->inputs.size() != 2 || !g.ConstantOf(t->inputs[1])) return std::nullopt;
+    op.activation = MatchQuantDequant(g, t->inputs[0]);
+    if (!op.activation) return std::nullopt;
+    op.transpose_perm = t->inputs[1];
+  }
   return op;
 }
 
@@ -67,6 +77,17 @@ class Int8Pass final : public CountingPass {
       quantized.emplace(key, out);
       return out;
     };
+    // The int8 operand of `op`: its quantization, transposed when the float operand was.
+    std::map<std::pair<ir::ValueId, ir::ValueId>, ir::ValueId> transposed;
+    auto operand = [&](const Int8Operand& op) {
+      const ir::ValueId q = quantize(*op.activation);
+      if (op.transpose_perm == ir::kNoValue) return q;
+      const auto key = std::make_pair(q, op.transpose_perm);
+      if (auto it = transposed.find(key); it != transposed.end()) return it->second;
+      const ir::NodeId t = g.AddNode("Transpose", names.Make(g.value(q).name + "/transpose"), {q, op.transpose_perm}, 1).id;
+      ir::InferNode(g, t);
+      return transposed.emplace(key, g.node(t).outputs[0]).first->second;
+    };
     const size_t num_nodes = g.nodes().size();
     for (size_t i = 0; i < num_nodes; ++i) {
       const ir::NodeId id = static_cast<ir::NodeId>(i);
@@ -75,11 +96,11 @@ class Int8Pass final : public CountingPass {
       if (n.inputs.size() < 2) continue;
       const auto a = AsInt8(g, n, 0), b = AsInt8(g, n, 1);
       if (!a || !b || !a->activation) continue;
-      const ir::ValueId qa = quantize(*a->activation);
+      const ir::ValueId qa = operand(*a);
       ir::ValueId qb;
       std::vector<double> scale_b;
       if (b->activation) {
-        qb = quantize(*b->activation);
+        qb = operand(*b);
         scale_b.push_back(b->activation->scale);
       } else {
         qb = g.AddConstant(names.Make(g.node(id).name + "/weights_s8"), b->weights->values);

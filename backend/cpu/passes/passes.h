@@ -34,6 +34,8 @@ std::unique_ptr<CountingPass> MakeFuseConvMatMulPass();
 
 // cpu-pool: float32 2-D MaxPool / AvgPool (attribute form) become cpu.Pool2D (oneDNN pooling).
 std::unique_ptr<CountingPass> MakePoolPass();
+// Transposes with constant permutations of reorderable dtypes -> cpu.Transpose (transpose.cc).
+std::unique_ptr<CountingPass> MakeTransposePass();
 
 // cpu-int8: fused convolutions / matrix products whose operands are quantize-dequantize chains
 // or constants on a per-output-channel int8 grid read int8 operands instead (cpu.QuantizeS8 steps

@@ -33,6 +33,11 @@ std::vector<PassStat> OptimizeForCpu(ir::Graph& graph, bool int8_kernels) {
   passes.push_back(std::make_unique<Counted>(ir::MakeConstantFolding(
       [](const ir::Node& node, std::span<const Tensor> inputs) { return reference::RunReferenceKernel(node, inputs, nullptr); })));
   passes.push_back(std::make_unique<Counted>(ir::MakeDeadCodeElimination()));
+  // oneDNN's convolutions are fastest channels-last (the layout SavedModels use): channels-first
+  // (ONNX) models run NHWC, changing layout only where the segment does.
+  passes.push_back(std::make_unique<Counted>(ir::MakeChannelsLast()));
+  passes.push_back(std::make_unique<Counted>(ir::MakeTransposeSinking()));
+  passes.push_back(std::make_unique<Counted>(ir::MakeDeadCodeElimination()));
   passes.push_back(MakeFoldBatchNormPass());
   passes.push_back(MakeFuseConvMatMulPass());
   passes.push_back(MakePoolPass());
@@ -42,6 +47,7 @@ std::vector<PassStat> OptimizeForCpu(ir::Graph& graph, bool int8_kernels) {
     passes.push_back(MakeInt8OutputPass());
   }
   passes.push_back(MakeFuseEltwiseChainPass());
+  passes.push_back(MakeTransposePass());
   passes.push_back(std::make_unique<Counted>(ir::MakeDeadCodeElimination()));
   // The pipeline owns the passes; their counts are read back through these pointers.
   std::vector<const CountingPass*> counted;
