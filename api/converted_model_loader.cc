@@ -154,9 +154,15 @@ LoadedParts LoadParts(convert::ConvertedModel model, const std::string& dir, con
           continue;
         }
         backend::CompileOptions compile = settings.compile;
-        compile.precision = h.precision;
+        // The conversion's requested precision: the engine derives again what it runs at (the
+        // header's precision) and the note saying why that differs.
+        compile.precision = settings.compile.precision;
         compile.progress = [&](const std::string& step) { log(fmt::format("kiln: loading engine file {}: {}", what, step)); };
-        node->AddLoadedEngine(backend->Deserialize(node->segment(), h.profile, compile, file.payload));
+        auto engine = backend->Deserialize(node->segment(), h.profile, compile, file.payload);
+        if (engine->precision() != h.precision)
+          log(fmt::format("kiln: engine file {} was saved running {}; loaded here it runs {}", what, PrecisionName(h.precision),
+                          PrecisionName(engine->precision())));
+        node->AddLoadedEngine(std::move(engine));
       } catch (const Error& e) {
         // Errors from reading the file start with `what`, which the line already names.
         std::string_view reason = e.what();

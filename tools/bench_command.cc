@@ -207,6 +207,13 @@ int Bench(const BenchOptions& options) {
 
   // The model is converted first when it is not already (engines for the bench shapes).
   const bool convert = !options.native && kind.format == api::ModelFormat::kSource;
+  const Int8Options& int8 = options.int8;
+  const bool int8_given = !int8.calibration_data.empty() || !int8.calibration_table.empty() ||
+                          !int8.save_calibration_table.empty() || int8.no_calibration || !int8.keep_precision.empty();
+  if (int8_given && !convert)
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("the INT8 options apply to the in-memory conversion of an unconverted model; {} is {}", options.model,
+                            options.native ? "run natively (--native)" : "already converted"));
   nlohmann::json report;
   report["kiln_version"] = KILN_VERSION;
   report["model"] = options.model;
@@ -237,9 +244,10 @@ int Bench(const BenchOptions& options) {
     ConversionParams params;
     params.precision_mode = options.precision;
     params.device = options.device;
+    ApplyInt8Options(options.int8, params);
     auto t0 = Clock::now();
     Converter converter(options.model, load.tags, options.signature_key, params);
-    converter.convert();
+    ConvertWithCalibration(converter, options.int8, specs);
     convert_ms = MsSince(t0);
     t0 = Clock::now();
     bool given = false;

@@ -76,10 +76,17 @@ int Build(const BuildOptions& options) {
   params.use_dynamic_shape = !profiles.empty();  // explicit profiles are shape ranges
   params.denylist = options.denylist;
   params.device = options.device;
+  ApplyInt8Options(options.int8, params);
   Converter converter(options.input, options.tags, options.signature_key, params);
   fmt::print("kiln build: converting {}\n", options.input);
   std::fflush(stdout);
-  converter.convert();
+  std::vector<TensorSpec> inputs;
+  if (!options.int8.calibration_data.empty()) {
+    LoadOptions load;
+    load.tags = options.tags.empty() ? std::vector<std::string>{"serve"} : options.tags;
+    inputs = LoadModel(options.input, load)->signature(options.signature_key).inputs();
+  }
+  ConvertWithCalibration(converter, options.int8, inputs);
   if (profiles.empty()) {
     fmt::print("kiln build: no shapes given: converting only; engines are built at first run (give --shapes, or "
                "--min-shapes and --max-shapes, to build them now)\n");

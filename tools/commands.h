@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "kiln/converter.h"
 #include "kiln/model.h"
 #include "kiln/tensor.h"
 
@@ -31,6 +32,23 @@ struct RunOptions {
 };
 int Run(const RunOptions& options);
 
+// The INT8 options of convert, build and bench (calibration, explicit quantization, layers kept
+// in floating point).
+struct Int8Options {
+  std::string calibration_data;        // a directory of .npy batches (ReadBuildData's layout)
+  std::string calibrator = "entropy";
+  double calibration_percentile = 99.99;
+  std::string calibration_table;       // a table file to use instead of calibrating
+  std::string save_calibration_table;  // where to write the table used
+  bool no_calibration = false;         // use_calibration=false
+  std::vector<std::string> keep_precision;  // layers kept in floating point
+};
+// Sets the INT8 fields of `params` from `int8`.
+void ApplyInt8Options(const Int8Options& int8, ConversionParams& params);
+// converter.convert(), with the calibration batches of --calibration-data when given (read for
+// `inputs`, the source signature's), then --save-calibration-table.
+void ConvertWithCalibration(Converter& converter, const Int8Options& int8, const std::vector<TensorSpec>& inputs);
+
 struct ConvertOptions {
   std::string input_dir, output_dir;
   std::vector<std::string> tags;
@@ -47,13 +65,7 @@ struct ConvertOptions {
   std::vector<std::string> denylist;
   std::string device = "cpu";
   std::string report_csv;
-  std::string calibration_data;        // INT8: a directory of .npy batches (ReadBuildData's layout)
-  std::string calibrator = "entropy";  // INT8
-  double calibration_percentile = 99.99;
-  std::string calibration_table;       // INT8: a table file to use instead of calibrating
-  std::string save_calibration_table;  // INT8: where to write the table used
-  bool no_calibration = false;         // INT8: use_calibration=false
-  std::vector<std::string> keep_precision;  // INT8: layers kept in floating point
+  Int8Options int8;
 };
 int Convert(const ConvertOptions& options);
 // Shared by convert and bench (convert_command.cc). "x:8x128,y:8x128;x:4x384" -> one map per ';'
@@ -93,6 +105,7 @@ struct BenchOptions {
   std::string cuda_graph = "on";  // GPU engines replay CUDA graphs of repeated runs (on/off)
   int profile_runs = 0;         // > 0: that many more runs with per-layer timing, then the profile
   int profile_top = 25;         // layers listed in the profile
+  Int8Options int8;             // of the in-memory conversion
 };
 int Bench(const BenchOptions& options);
 
@@ -110,6 +123,7 @@ struct BuildOptions {
   bool no_build_at_runtime = false;
   std::vector<std::string> denylist;
   std::string device = "cpu";
+  Int8Options int8;
 };
 int Build(const BuildOptions& options);
 

@@ -174,6 +174,32 @@ InputFn Yield(std::vector<std::vector<Tensor>>& runs) {
 
 }  // namespace
 
+void ApplyInt8Options(const Int8Options& int8, ConversionParams& params) {
+  params.calibrator = int8.calibrator;
+  params.calibration_percentile = int8.calibration_percentile;
+  params.calibration_table = int8.calibration_table;
+  params.use_calibration = !int8.no_calibration;
+  params.keep_precision = int8.keep_precision;
+}
+
+void ConvertWithCalibration(Converter& converter, const Int8Options& int8, const std::vector<TensorSpec>& inputs) {
+  if (!int8.calibration_data.empty()) {
+    std::vector<std::vector<Tensor>> batches = ReadBuildData(int8.calibration_data, inputs, "--calibration-data");
+    converter.convert(Yield(batches));
+  } else {
+    converter.convert();
+  }
+  if (!int8.save_calibration_table.empty()) {
+    const std::string table = converter.calibration_table_json();
+    if (table.empty())
+      throw Error(ErrorCode::kInvalidArgument,
+                  "--save-calibration-table: no calibration table was used (it needs --precision INT8 with "
+                  "--calibration-data or --calibration-table)");
+    WriteFileAtomically(int8.save_calibration_table, {table});
+    fmt::print("wrote the calibration table to {}\n", int8.save_calibration_table);
+  }
+}
+
 int Convert(const ConvertOptions& options) {
   if (!options.build_shapes.empty() && !options.build_data.empty())
     throw Error(ErrorCode::kInvalidArgument, "--build-shapes and --build-data both give the build runs: use one");
@@ -186,27 +212,10 @@ int Convert(const ConvertOptions& options) {
   params.allow_build_at_runtime = !options.no_build_at_runtime;
   params.denylist = options.denylist;
   params.device = options.device;
-  params.calibrator = options.calibrator;
-  params.calibration_percentile = options.calibration_percentile;
-  params.calibration_table = options.calibration_table;
-  params.use_calibration = !options.no_calibration;
-  params.keep_precision = options.keep_precision;
+  ApplyInt8Options(options.int8, params);
   Converter converter(options.input_dir, options.tags, options.signature_key, params);
-  if (!options.calibration_data.empty()) {
-    std::vector<std::vector<Tensor>> batches = ReadBuildData(options.calibration_data, SourceInputs(options), "--calibration-data");
-    converter.convert(Yield(batches));
-  } else {
-    converter.convert();
-  }
-  if (!options.save_calibration_table.empty()) {
-    const std::string table = converter.calibration_table_json();
-    if (table.empty())
-      throw Error(ErrorCode::kInvalidArgument,
-                  "--save-calibration-table: no calibration table was used (it needs --precision INT8 with "
-                  "--calibration-data or --calibration-table)");
-    WriteFileAtomically(options.save_calibration_table, {table});
-    fmt::print("wrote the calibration table to {}\n", options.save_calibration_table);
-  }
+  ConvertWithCalibration(converter, options.int8,
+                         options.int8.calibration_data.empty() ? std::vector<TensorSpec>{} : SourceInputs(options));
 
   if (!options.build_data.empty()) {
     // Real inputs: the engines are built for their shapes, and the values are the user's.

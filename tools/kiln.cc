@@ -14,6 +14,28 @@
 #include "kiln/version.h"
 #include "tools/commands.h"
 
+namespace {
+
+// The INT8 options of convert, build and bench.
+void AddInt8Options(CLI::App* cmd, kiln::cli::Int8Options& int8) {
+  cmd->add_option("--calibration-data", int8.calibration_data,
+                          "INT8: calibration batches, DIR/NAME.npy (one batch) or DIR/BATCH/NAME.npy (one batch each)");
+  cmd->add_option("--calibrator", int8.calibrator, "INT8: entropy, minmax or percentile")->capture_default_str();
+  cmd->add_option("--calibration-percentile", int8.calibration_percentile, "INT8: the percentile calibrator's percentile")
+      ->capture_default_str();
+  cmd->add_option("--calibration-table", int8.calibration_table, "INT8: use this calibration table instead of calibrating");
+  cmd->add_option("--save-calibration-table", int8.save_calibration_table,
+                          "INT8: write the calibration table used to this file (for --calibration-table)");
+  cmd->add_option("--keep-precision", int8.keep_precision,
+                          "INT8: layers kept in floating point: node names, op types or quantized tensor names ('*' ends a "
+                          "prefix; comma-separated)")
+      ->delimiter(',');
+  cmd->add_flag("--no-calibration", int8.no_calibration,
+                        "INT8: use the quantization the model carries (QuantizeLinear/DequantizeLinear, FakeQuant)");
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"Kiln: compiles TensorFlow SavedModels into fast engines for NVIDIA GPUs and CPUs"};
   app.set_version_flag("--version", std::string("kiln ") + KILN_VERSION);
@@ -56,28 +78,15 @@ int main(int argc, char** argv) {
   convert_cmd->add_option("--denylist", convert.denylist, "Op types never converted (comma-separated)")->delimiter(',');
   convert_cmd->add_option("--device", convert.device, "Engine backend")->capture_default_str();
   convert_cmd->add_option("--report-csv", convert.report_csv, "Write the non-conversion report as CSV here");
-  convert_cmd->add_option("--calibration-data", convert.calibration_data,
-                          "INT8: calibration batches, DIR/NAME.npy (one batch) or DIR/BATCH/NAME.npy (one batch each)");
-  convert_cmd->add_option("--calibrator", convert.calibrator, "INT8: entropy, minmax or percentile")->capture_default_str();
-  convert_cmd->add_option("--calibration-percentile", convert.calibration_percentile, "INT8: the percentile calibrator's percentile")
-      ->capture_default_str();
-  convert_cmd->add_option("--calibration-table", convert.calibration_table, "INT8: use this calibration table instead of calibrating");
-  convert_cmd->add_option("--save-calibration-table", convert.save_calibration_table,
-                          "INT8: write the calibration table used to this file (for --calibration-table)");
-  convert_cmd->add_option("--keep-precision", convert.keep_precision,
-                          "INT8: layers kept in floating point: node names, op types or quantized tensor names ('*' ends a "
-                          "prefix; comma-separated)")
-      ->delimiter(',');
-  convert_cmd->add_flag("--no-calibration", convert.no_calibration,
-                        "INT8: use the quantization the model carries (QuantizeLinear/DequantizeLinear, FakeQuant)");
+  AddInt8Options(convert_cmd, convert.int8);
 
   kiln::cli::BuildOptions build;
   CLI::App* build_cmd = app.add_subcommand("build", "Convert a model and build its engines into one self-contained .kiln file");
-  build_cmd->add_option("input", build.input, "SavedModel directory")->required();
+  build_cmd->add_option("input", build.input, "SavedModel directory or .onnx file")->required();
   build_cmd->add_option("-o,--output", build.output, "The .kiln file to write")->required();
   build_cmd->add_option("--tag", build.tags, "MetaGraph tag set (repeatable; default: serve)");
   build_cmd->add_option("--signature,--signature-key", build.signature_key, "Signature to convert")->capture_default_str();
-  build_cmd->add_option("--precision", build.precision, "FP32, FP16, BF16 (INT8 not yet)")->capture_default_str();
+  build_cmd->add_option("--precision", build.precision, "FP32, FP16, BF16, INT8")->capture_default_str();
   build_cmd->add_option("--min-shapes", build.min_shapes, "Smallest input shapes of the profile: 'x:1x3x224x224,...'");
   build_cmd->add_option("--opt-shapes", build.opt_shapes, "Shapes to tune for (default: the max shapes)");
   build_cmd->add_option("--max-shapes", build.max_shapes, "Largest input shapes of the profile");
@@ -87,6 +96,7 @@ int main(int argc, char** argv) {
   build_cmd->add_flag("--no-build-at-runtime", build.no_build_at_runtime, "Shapes outside the built profiles run natively instead of building engines");
   build_cmd->add_option("--denylist", build.denylist, "Op types never converted (comma-separated)")->delimiter(',');
   build_cmd->add_option("--device", build.device, "Engine backend")->capture_default_str();
+  AddInt8Options(build_cmd, build.int8);
 
   kiln::cli::SummaryOptions summary;
   CLI::App* summary_cmd = app.add_subcommand("summary", "Show the engines and conversion report of a converted SavedModel or .kiln file");
@@ -122,6 +132,7 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--profile-layers", bench.profile_runs,
                         "After measuring, N more runs timing each engine layer (CUDA events on the GPU, wall time on the CPU; slower), then the profile");
   bench_cmd->add_option("--profile-top", bench.profile_top, "Layers listed by --profile-layers")->capture_default_str();
+  AddInt8Options(bench_cmd, bench.int8);
 
   CLI::App* ops_cmd = app.add_subcommand("ops", "List the TensorFlow ops Kiln imports and its IR ops (Markdown)");
 

@@ -50,6 +50,7 @@ class CpuEngine final : public Engine {
   const std::vector<PassStat>& pass_stats() const { return pass_stats_; }
   uint64_t segment_hash() const { return segment_hash_; }
   size_t arena_bytes() const { return arena_.arena_bytes; }     // per execution context
+  size_t workspace_bytes() const { return max_scratch_; }       // oneDNN scratchpad and layout buffers
   size_t unshared_bytes() const { return arena_.unshared_bytes; }  // the same buffers without reuse
   size_t planned_buffers() const { return arena_.offsets.size(); }
   size_t contexts_created() const { return contexts_created_.load(); }

@@ -102,6 +102,7 @@ const NameRegistry<CpuOpDef>& Table() {
     add({std::string(kQuantizeS8), 1, 1, InferSameShape, /*keeps_input_shape=*/true, DType::kInt8});
     add({std::string(kPool2D), 1, 1, InferPool2D});
     add({std::string(kTranspose), 1, 1, InferTranspose});
+    add({std::string(kQuantDequant), 1, 1, InferSameShape, /*keeps_input_shape=*/true});
     return t;
   }();
   return table;
@@ -112,7 +113,9 @@ const NameRegistry<CpuOpDef>& Table() {
 void InferCpuOp(ir::InferContext& ctx) {
   const CpuOpDef& def = *FindCpuOp(ctx.node().op);
   DType dtype = def.output_dtype == DType::kInvalid ? ctx.input_dtype(0) : def.output_dtype;
-  if (ctx.node().attrs.GetOr<bool>("int8_output", false)) dtype = DType::kInt8;
+  if (ctx.node().attrs.GetOr<bool>("int8_output", false))
+    dtype = ctx.node().attrs.GetOr<bool>("unsigned_output", false) ? DType::kUInt8 : DType::kInt8;
+  if (ctx.node().op == kQuantizeS8 && ctx.node().attrs.GetOr<bool>("unsigned", false)) dtype = DType::kUInt8;
   std::vector<Shape> shapes;
   for (int i = 0; i < ctx.num_inputs(); ++i) {
     std::optional<Shape> s = ctx.input_shape(i).ToStatic();

@@ -19,11 +19,14 @@
 //                       left-hand side), alphas (LeakyRelu's alpha per step). Output: x's shape.
 //
 // INT8 (the cpu-int8 pass): the conv / matmul ops may take int8 operands instead of float32 ones:
-// `x` / `a` from a cpu.QuantizeS8 with attr int8_scale_a (double: one int8 step of the operand),
+// `x` / `a` from a cpu.QuantizeS8 with attr int8_scale_a (double: one int8 step of the operand;
+// a uint8 `x` / `a` holds q + int8_zero_point_a, attr int64, default 0),
 // and `filter` / `b` as int8 (constant, with attr int8_scale_b: doubles, one per output channel
 // or one) or, for matrix products, from a cpu.QuantizeS8 (int8_scale_b of one element). Their
 // result is float32, exactly the float op on the dequantized operands with int32 accumulation, or,
-// with attr int8_output, int8: the result after the post-ops rounded half to even and saturated.
+// with attr int8_output, int8 (uint8 with attr unsigned_output): the result after the post-ops
+// rounded half to even and saturated. cpu.QuantizeS8 writes int8, or with attr unsigned uint8
+// q + zero_point (attr int64).
 //
 // Post-ops (applied in order to the conv/matmul result, after the bias): attr post_ops (names:
 // relu, leaky_relu, relu6, sigmoid, tanh, elu, swish, linear, add), post_op_alpha and
@@ -48,6 +51,9 @@ inline constexpr std::string_view kFusedBatchMatMul = "cpu.FusedBatchMatMul";
 inline constexpr std::string_view kEltwiseChain = "cpu.EltwiseChain";
 inline constexpr std::string_view kQuantizeS8 = "cpu.QuantizeS8";
 inline constexpr std::string_view kPool2D = "cpu.Pool2D";
+// A float32 quantize-dequantize chain in one step: round(clamp(x * inv_scale | x / divisor,
+// qmin, qmax)) * scale (attrs inv_scale, divisor (0: none), qmin, qmax, scale; backend/cpu/int8.h).
+inline constexpr std::string_view kQuantDequant = "cpu.QuantDequant";
 // Transpose with a constant permutation (attr perm), run as a oneDNN reorder.
 inline constexpr std::string_view kTranspose = "cpu.Transpose";
 

@@ -132,6 +132,33 @@ void RunPeriodic(const ChainSpec& spec, const std::vector<const float*>& base,
   }
 }
 
+// One long row (every operand contiguous along it, or a scalar): its tiles split over oneDNN's
+// OpenMP team when the build has OpenMP.
+void RunOneRow(const ChainSpec& spec, const std::vector<const float*>& base, const std::vector<std::vector<int64_t>>& cs,
+               int64_t n, float* out) {
+  constexpr int64_t kTile = 512;
+  const int64_t tiles = (n + kTile - 1) / kTile;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static)
+#endif
+  for (int64_t t = 0; t < tiles; ++t) {
+    alignas(64) float buf[kTile];
+    const int64_t begin = t * kTile, len = std::min(kTile, n - begin);
+    std::copy(base[0] + begin, base[0] + begin + len, buf);
+    for (const ChainStep& s : spec.steps) {
+      const float* o = nullptr;
+      int64_t os = 0;
+      if (s.operand >= 0) {
+        const size_t j = static_cast<size_t>(s.operand);
+        os = cs[j].back();
+        o = base[j] + begin * os;
+      }
+      s.apply(buf, o, os, len, s.swapped, s.state);
+    }
+    std::copy(buf, buf + len, out + begin);
+  }
+}
+
 }  // namespace
 
 void RunEltwiseChain(const ChainSpec& spec, std::span<const Tensor> in, float* out) {
@@ -192,6 +219,10 @@ void RunEltwiseChain(const ChainSpec& spec, std::span<const Tensor> in, float* o
     for (size_t d = 0; periodic && d < outer; ++d) periodic = cs[i][d] == 0;
   if (periodic) {
     RunPeriodic(spec, base, cs, inner, n, out);
+    return;
+  }
+  if (rows == 1 && inner >= (int64_t{1} << 16)) {
+    RunOneRow(spec, base, cs, inner, out);
     return;
   }
   std::vector<int64_t> offset(k, 0), idx(outer, 0);

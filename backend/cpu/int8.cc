@@ -46,24 +46,30 @@ std::optional<QuantDequant> MatchQuantDequant(const ir::Graph& g, ir::ValueId va
   q.scale = static_cast<float>(s->value);
   q.nodes.push_back(n->id);
   ir::ValueId cur = s->other;
-  // Backwards over rounding, clipping, lossless int8 round trips and zero offsets.
+  // Backwards over rounding, clipping, lossless 8-bit round trips and integer offsets. `offset` is
+  // what the ops after the current point add to its value (zero points), so bounds met there are
+  // bounds on q plus the offset.
   bool rounded = false, low = false, high = false;
-  double qmin = -1e30, qmax = 1e30;
-  for (int steps = 0; steps < 8; ++steps) {
+  double qmin = -1e30, qmax = 1e30, offset = 0;
+  std::vector<std::pair<DType, double>> casts;  // 8-bit types cast to, with the offset there
+  for (int steps = 0; steps < 10; ++steps) {
     n = Producer(g, cur);
     if (!n) break;
     const std::optional<ScalarOperand> scalar = ScalarAndOther(g, *n);
     if (n->op == "Round" && n->inputs.size() == 1 && !rounded) {
+      if (offset != 0) break;  // rounding half to even does not commute with an odd offset
       rounded = true;
-    } else if (n->op == "Cast" && n->inputs.size() == 1 &&
-               (g.value(n->inputs[0]).dtype == DType::kInt8 || g.value(n->outputs[0]).dtype == DType::kInt8)) {
-      // float -> int8 -> float keeps integers within [-128, 127]; the clip is checked below.
+    } else if (n->op == "Cast" && n->inputs.size() == 1) {
+      const DType in = g.value(n->inputs[0]).dtype, out = g.value(n->outputs[0]).dtype;
+      const DType narrow = in == DType::kInt8 || in == DType::kUInt8 ? in : out;
+      if (narrow != DType::kInt8 && narrow != DType::kUInt8) break;
+      casts.emplace_back(narrow, offset);  // lossless when the clipped values fit: checked below
     } else if ((n->op == "Maximum" || n->op == "Minimum") && scalar) {
       if (n->op == "Maximum") {
-        qmin = std::max(qmin, scalar->value);
+        qmin = std::max(qmin, scalar->value + offset);
         low = true;
       } else {
-        qmax = std::min(qmax, scalar->value);
+        qmax = std::min(qmax, scalar->value + offset);
         high = true;
       }
       cur = scalar->other;
@@ -71,11 +77,12 @@ std::optional<QuantDequant> MatchQuantDequant(const ir::Graph& g, ir::ValueId va
       continue;
     } else if (n->op == "Clip" && n->inputs.size() == 3 && g.ConstantOf(n->inputs[1]) && g.ConstantOf(n->inputs[2]) &&
                g.ConstantOf(n->inputs[1])->num_elements() == 1 && g.ConstantOf(n->inputs[2])->num_elements() == 1) {
-      qmin = std::max(qmin, g.ConstantOf(n->inputs[1])->DoubleAt(0));
-      qmax = std::min(qmax, g.ConstantOf(n->inputs[2])->DoubleAt(0));
+      qmin = std::max(qmin, g.ConstantOf(n->inputs[1])->DoubleAt(0) + offset);
+      qmax = std::min(qmax, g.ConstantOf(n->inputs[2])->DoubleAt(0) + offset);
       low = high = true;
-    } else if ((n->op == "Add" || n->op == "Sub") && scalar && scalar->value == 0 &&
-               !(n->op == "Sub" && scalar->constant_first)) {
+    } else if ((n->op == "Add" || n->op == "Sub") && scalar && !(n->op == "Sub" && scalar->constant_first) &&
+               (scalar->value == 0 || (!rounded && scalar->value == std::round(scalar->value) && std::fabs(scalar->value) <= 255))) {
+      offset += n->op == "Add" ? scalar->value : -scalar->value;
       cur = scalar->other;
       q.nodes.push_back(n->id);
       continue;
@@ -86,8 +93,12 @@ std::optional<QuantDequant> MatchQuantDequant(const ir::Graph& g, ir::ValueId va
     cur = n->inputs[0];
   }
   if (!rounded || !low || !high || !IsF32(g, cur)) return std::nullopt;
-  if (qmin != std::round(qmin) || qmax != std::round(qmax) || qmin < -128 || qmax > 127 || qmin >= 0 || qmax <= 0)
+  if (qmin != std::round(qmin) || qmax != std::round(qmax) || qmin > 0 || qmax < 0 || qmin >= qmax || qmax - qmin > 255)
     return std::nullopt;
+  for (const auto& [type, at] : casts) {
+    const double lo = type == DType::kInt8 ? -128 : 0, hi = type == DType::kInt8 ? 127 : 255;
+    if (qmin - at < lo || qmax - at > hi) return std::nullopt;
+  }
   q.qmin = static_cast<float>(qmin);
   q.qmax = static_cast<float>(qmax);
   // The scaling into int8 units: Mul by inv_scale or Div by scale (taken as Mul by 1 / scale).
@@ -96,6 +107,7 @@ std::optional<QuantDequant> MatchQuantDequant(const ir::Graph& g, ir::ValueId va
     const bool ok = f->value > 0 && std::isfinite(f->value) && !(m->op == "Div" && f->constant_first);
     if (ok) {
       q.inv_scale = static_cast<float>(m->op == "Mul" ? f->value : 1.0 / f->value);
+      if (m->op == "Div") q.divisor = static_cast<float>(f->value);
       q.nodes.push_back(m->id);
       cur = f->other;
     }
@@ -142,6 +154,12 @@ std::optional<GridWeights> RecoverInt8Grid(const Tensor& w, int64_t channels, in
   return out;
 }
 
+Int8Storage StorageFor(float qmin, float qmax) {
+  if (qmin >= -128 && qmax <= 127) return {};
+  if (qmin >= 0) return {true, 0};
+  return {true, static_cast<int>(-qmin)};
+}
+
 namespace {
 
 // Adding and subtracting 1.5 * 2^23 rounds a float of magnitude below 2^22 to an integer, half to
@@ -161,7 +179,60 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void QuantizeBlock(
   }
 }
 
+__attribute__((target_clones("avx512f", "avx2", "default"))) void QuantizeBlockU8(const float* src, uint8_t* dst,
+                                                                                  int64_t n, float inv_scale, float qmin,
+                                                                                  float qmax, float zero_point) {
+  constexpr float kMagic = 12582912.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    float v = src[i] * inv_scale;
+    v = v == v ? v : 0.0f;
+    v = v < qmin ? qmin : v;
+    v = v > qmax ? qmax : v;
+    v = (v + kMagic) - kMagic + zero_point;
+    dst[i] = static_cast<uint8_t>(static_cast<int32_t>(v));
+  }
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void QuantDequantBlock(const float* src, float* dst, int64_t n,
+                                                                                    float inv_scale, float divisor, float qmin,
+                                                                                    float qmax, float scale) {
+  constexpr float kMagic = 12582912.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    float v = divisor != 0 ? src[i] / divisor : src[i] * inv_scale;
+    v = v == v ? v : 0.0f;
+    v = v < qmin ? qmin : v;
+    v = v > qmax ? qmax : v;
+    dst[i] = ((v + kMagic) - kMagic) * scale;
+  }
+}
+
 }  // namespace
+
+void QuantDequantF32(const float* src, float* dst, int64_t n, float inv_scale, float divisor, float qmin, float qmax,
+                     float scale) {
+  constexpr int64_t kBlock = 16384;
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) if (blocks > 2)
+#endif
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t begin = b * kBlock;
+    QuantDequantBlock(src + begin, dst + begin, std::min(kBlock, n - begin), inv_scale, divisor, qmin, qmax, scale);
+  }
+}
+
+void QuantizeToU8(const float* src, uint8_t* dst, int64_t n, float inv_scale, float qmin, float qmax, int zero_point) {
+  constexpr int64_t kBlock = 16384;
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) if (blocks > 2)
+#endif
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t begin = b * kBlock;
+    QuantizeBlockU8(src + begin, dst + begin, std::min(kBlock, n - begin), inv_scale, qmin, qmax,
+                    static_cast<float>(zero_point));
+  }
+}
 
 // Blocks of 16 Ki elements on the OpenMP team oneDNN uses (its threads are idle between oneDNN
 // calls), when the build has OpenMP; small tensors stay on the calling thread.

@@ -96,8 +96,12 @@ class DnnlKernel : public Kernel {
       constants_.push_back(c ? std::optional<Tensor>(*c) : std::nullopt);
     }
     first_add_ = FirstAddInput(node);
-    int8_ = graph.value(node.inputs[0]).dtype == DType::kInt8;
+    const DType a_type = graph.value(node.inputs[0]).dtype;
+    int8_ = a_type == DType::kInt8 || a_type == DType::kUInt8;
+    unsigned_a_ = a_type == DType::kUInt8;
+    zero_point_a_ = static_cast<int32_t>(node.attrs.GetOr<int64_t>("int8_zero_point_a", 0));
     int8_output_ = node.attrs.GetOr<bool>("int8_output", false);
+    unsigned_output_ = node.attrs.GetOr<bool>("unsigned_output", false);
     if (int8_output_ && !int8_)
       throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): an int8 result needs int8 operands", node.name, node.op));
     if (int8_) {
@@ -277,6 +281,7 @@ class DnnlKernel : public Kernel {
     if (int8_) {
       const std::vector<float> scales = OutputScales(channels);
       attr.set_output_scales(scales.size() == 1 ? 0 : 1 << 1, scales);
+      if (zero_point_a_ != 0) attr.set_zero_points(DNNL_ARG_SRC, 0, {zero_point_a_});
     }
     dnnl::post_ops po;
     for (const PostOp& p : post_ops_) {
@@ -417,7 +422,8 @@ class DnnlKernel : public Kernel {
                                                     ShapeToString(r.shape()), ShapeToString(out.shape())));
     if (int8_output_) {  // as oneDNN converts: round half to even, saturate
       ApplyPostOpsReference(post_ops_, in.subspan(static_cast<size_t>(first_add_)), r);
-      QuantizeToS8(r.data<float>(), out.data<int8_t>(), r.num_elements(), 1.0f, -128, 127);
+      if (unsigned_output_) QuantizeToU8(r.data<float>(), out.data<uint8_t>(), r.num_elements(), 1.0f, 0, 255, 0);
+      else QuantizeToS8(r.data<float>(), out.data<int8_t>(), r.num_elements(), 1.0f, -128, 127);
       return;
     }
     std::copy_n(r.data<float>(), r.num_elements(), out.data<float>());
@@ -462,14 +468,19 @@ class DnnlKernel : public Kernel {
   // `channels` (inner stride `inner`) for per-channel scales.
   Tensor Dequantized(const Tensor& q, bool operand_a, int64_t channels, int64_t inner) const {
     Tensor f(DType::kFloat32, q.shape());
-    const int8_t* s = q.data<int8_t>();
     float* d = f.data<float>();
+    const float zero = operand_a ? static_cast<float>(zero_point_a_) : 0.0f;
     for (int64_t e = 0; e < q.num_elements(); ++e) {
       const float scale = operand_a ? scale_a_ : scale_b_.size() == 1 ? scale_b_[0] : scale_b_[static_cast<size_t>((e / inner) % channels)];
-      d[e] = static_cast<float>(s[e]) * scale;
+      const float v = q.dtype() == DType::kUInt8 ? static_cast<float>(q.data<uint8_t>()[e]) : static_cast<float>(q.data<int8_t>()[e]);
+      d[e] = (v - zero) * scale;
     }
     return f;
   }
+
+  // oneDNN's data types of int8 operand a and of the result.
+  memory::data_type SrcInt8Type() const { return unsigned_a_ ? memory::data_type::u8 : kS8; }
+  memory::data_type DstType() const { return !int8_output_ ? kF32 : unsigned_output_ ? memory::data_type::u8 : kS8; }
 
   ir::Node node_;
   ir::Node original_;
@@ -479,6 +490,9 @@ class DnnlKernel : public Kernel {
   int first_add_ = 0;
   bool int8_ = false;         // operands a and b are int8 (see cpu_ops.h)
   bool int8_output_ = false;  // the result is written as int8 (attr int8_output)
+  bool unsigned_a_ = false;       // int8: operand a is uint8 (q + zero_point_a_)
+  int32_t zero_point_a_ = 0;      // int8: attr int8_zero_point_a
+  bool unsigned_output_ = false;  // the 8-bit result is uint8 (attr unsigned_output)
   float scale_a_ = 0;         // int8: one step of a
   std::vector<float> scale_b_;  // int8: one step of b, per output channel or one
   mutable std::optional<Tensor> int8_bias_;  // int8: the bias in accumulator units
@@ -517,10 +531,10 @@ class ConvKernel final : public DnnlKernel {
   // oneDNN wants that), f32 dst (plain, or blocked and reordered back).
   std::shared_ptr<Prim> CreateConv(const ConvGeometry& g, bool blocked, bool bf16) const {
     const Tag tag = g.channels_last ? Tag::nhwc : Tag::nchw;
-    const memory::data_type dt = int8_ ? kS8 : bf16 ? kBF16 : kF32;
-    const memory::data_type user_dt = int8_ ? kS8 : kF32;  // of the src and weights tensors
-    const memory::desc src_md({g.n, g.c, g.h, g.w}, user_dt, tag);
-    const memory::data_type out_dt = int8_output_ ? kS8 : kF32;
+    const memory::data_type dt = int8_ ? SrcInt8Type() : bf16 ? kBF16 : kF32;
+    const memory::data_type user_dt = int8_ ? kS8 : kF32;  // of the weights tensor
+    const memory::desc src_md({g.n, g.c, g.h, g.w}, int8_ ? SrcInt8Type() : kF32, tag);
+    const memory::data_type out_dt = DstType();
     const memory::desc dst_md({g.n, g.oc, g.oh, g.ow}, out_dt, tag);
     const memory::desc add_user({g.n, g.oc, g.oh, g.ow}, kF32, tag);
     // HWIO filter viewed as OIHW (or GOIHW) through strides.
@@ -534,7 +548,7 @@ class ConvKernel final : public DnnlKernel {
       wstrides = {og, 1, g.oc, g.kw * g.ic * g.oc, g.ic * g.oc};
     }
     const memory::desc wei_user(wdims, user_dt, wstrides);
-    const memory::desc wei_any(wdims, dt, Tag::any);
+    const memory::desc wei_any(wdims, int8_ ? kS8 : dt, Tag::any);
     const memory::desc bias_md({g.oc}, kF32, Tag::a);
     memory::desc src_req = blocked || bf16 || int8_ ? memory::desc({g.n, g.c, g.h, g.w}, dt, Tag::any) : src_md;
     memory::desc dst_req = blocked ? memory::desc({g.n, g.oc, g.oh, g.ow}, out_dt, Tag::any) : dst_md;
@@ -629,15 +643,15 @@ class MatMulKernel final : public DnnlKernel {
   std::shared_ptr<Prim> Create(const Shape& a, const Shape& b, bool bf16) const override {
     const Shape out = FindCpuOp(node_.op)->infer(node_, {a, b})[0];
     const int64_t m = out[0], n = out[1], k = a[ta_ ? 0 : 1];
-    const memory::data_type user_dt = int8_ ? kS8 : kF32;  // of the a and b tensors
-    const memory::desc src_md({m, k}, user_dt, ta_ ? Dims{1, m} : Dims{k, 1});
+    const memory::data_type user_dt = int8_ ? kS8 : kF32;  // of the b tensor
+    const memory::desc src_md({m, k}, int8_ ? SrcInt8Type() : kF32, ta_ ? Dims{1, m} : Dims{k, 1});
     const memory::desc wei_user({k, n}, user_dt, tb_ ? Dims{1, k} : Dims{n, 1});
     const bool const_b = constants_[1].has_value();
     const memory::desc src_req = bf16 ? memory::desc({m, k}, kBF16, Tag::ab) : src_md;
     const memory::desc wei_req = const_b ? memory::desc({k, n}, bf16 ? kBF16 : user_dt, Tag::any)
                                          : (bf16 ? memory::desc({k, n}, kBF16, Tag::ab) : wei_user);
     const memory::desc bias_md({1, n}, kF32, Tag::ab);
-    const memory::desc dst_md({m, n}, int8_output_ ? kS8 : kF32, Tag::ab);
+    const memory::desc dst_md({m, n}, DstType(), Tag::ab);
     const memory::desc add_md({m, n}, kF32, Tag::ab);
     auto make_pd = [&](const memory::desc& bias) {
       dnnl::matmul::desc d(src_req, wei_req, bias, dst_md);
@@ -702,8 +716,8 @@ class BatchMatMulKernel final : public DnnlKernel {
     Operand(x, rank, ax_, &xd, &xs);
     Operand(y, rank, ay_, &yd, &ys);
     const Dims od(out.begin(), out.end());
-    const memory::data_type user_dt = int8_ ? kS8 : kF32;  // of the x and y tensors
-    const memory::desc src_md(xd, user_dt, xs), wei_md(yd, user_dt, ys), dst_md(od, kF32, Contiguous(od));
+    const memory::data_type user_dt = int8_ ? kS8 : kF32;  // of the y tensor
+    const memory::desc src_md(xd, int8_ ? SrcInt8Type() : kF32, xs), wei_md(yd, user_dt, ys), dst_md(od, kF32, Contiguous(od));
     const memory::desc src_req = bf16 ? memory::desc(xd, kBF16, Contiguous(xd)) : src_md;
     const memory::desc wei_req = bf16 ? memory::desc(yd, kBF16, Contiguous(yd)) : wei_md;
     dnnl::matmul::desc d(src_req, wei_req, dst_md);
@@ -838,14 +852,48 @@ class QuantizeKernel final : public Kernel {
   explicit QuantizeKernel(const ir::Node& node)
       : inv_scale_(static_cast<float>(node.attrs.Get<double>("inv_scale"))),
         qmin_(static_cast<float>(node.attrs.Get<double>("qmin"))),
-        qmax_(static_cast<float>(node.attrs.Get<double>("qmax"))) {}
-  std::string Describe() const override { return fmt::format("quantize-s8(x * {:g}, [{:g}, {:g}])", inv_scale_, qmin_, qmax_); }
+        qmax_(static_cast<float>(node.attrs.Get<double>("qmax"))),
+        unsigned_(node.attrs.GetOr<bool>("unsigned", false)),
+        zero_point_(static_cast<int>(node.attrs.GetOr<int64_t>("zero_point", 0))) {
+    if (unsigned_ ? (qmin_ + static_cast<float>(zero_point_) < 0 || qmax_ + static_cast<float>(zero_point_) > 255)
+                  : (qmin_ < -128 || qmax_ > 127 || zero_point_ != 0))
+      throw Error(ErrorCode::kInternal, fmt::format("node '{}': [{:g}, {:g}] + {} does not fit {}", node.name, qmin_, qmax_,
+                                                    zero_point_, unsigned_ ? "uint8" : "int8"));
+  }
+  std::string Describe() const override {
+    if (unsigned_) return fmt::format("quantize-u8(x * {:g}, [{:g}, {:g}] + {})", inv_scale_, qmin_, qmax_, zero_point_);
+    return fmt::format("quantize-s8(x * {:g}, [{:g}, {:g}])", inv_scale_, qmin_, qmax_);
+  }
   void Run(std::span<const Tensor> in, Tensor& out, ExecContext&) const override {
-    QuantizeToS8(in[0].data<float>(), out.data<int8_t>(), out.num_elements(), inv_scale_, qmin_, qmax_);
+    if (unsigned_) QuantizeToU8(in[0].data<float>(), out.data<uint8_t>(), out.num_elements(), inv_scale_, qmin_, qmax_, zero_point_);
+    else QuantizeToS8(in[0].data<float>(), out.data<int8_t>(), out.num_elements(), inv_scale_, qmin_, qmax_);
   }
 
  private:
   float inv_scale_, qmin_, qmax_;
+  bool unsigned_;
+  int zero_point_;
+};
+
+// cpu.QuantDequant: a float32 quantize-dequantize chain in one pass (backend/cpu/int8.h).
+class QuantDequantKernel final : public Kernel {
+ public:
+  explicit QuantDequantKernel(const ir::Node& node)
+      : inv_scale_(static_cast<float>(node.attrs.Get<double>("inv_scale"))),
+        divisor_(static_cast<float>(node.attrs.Get<double>("divisor"))),
+        qmin_(static_cast<float>(node.attrs.Get<double>("qmin"))),
+        qmax_(static_cast<float>(node.attrs.Get<double>("qmax"))),
+        scale_(static_cast<float>(node.attrs.Get<double>("scale"))) {}
+  std::string Describe() const override {
+    return fmt::format("quant-dequant(x {} {:g}, [{:g}, {:g}]) * {:g}", divisor_ != 0 ? "/" : "*", divisor_ != 0 ? divisor_ : inv_scale_,
+                       qmin_, qmax_, scale_);
+  }
+  void Run(std::span<const Tensor> in, Tensor& out, ExecContext&) const override {
+    QuantDequantF32(in[0].data<float>(), out.data<float>(), out.num_elements(), inv_scale_, divisor_, qmin_, qmax_, scale_);
+  }
+
+ private:
+  float inv_scale_, divisor_, qmin_, qmax_, scale_;
 };
 
 }  // namespace
@@ -858,6 +906,7 @@ std::unique_ptr<Kernel> MakeKernel(const ir::Graph& graph, const ir::Node& node,
   if (node.op == kQuantizeS8) return std::make_unique<QuantizeKernel>(node);
   if (node.op == kPool2D) return std::make_unique<Pool2DKernel>(node, std::move(env));
   if (node.op == kTranspose) return MakeTransposeKernel(graph, node, std::move(env));
+  if (node.op == kQuantDequant) return std::make_unique<QuantDequantKernel>(node);
   throw Error(ErrorCode::kInternal, fmt::format("node '{}': no CPU kernel for op '{}'", node.name, node.op));
 }
 

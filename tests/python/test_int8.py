@@ -137,6 +137,35 @@ def test_a_saved_calibration_table_reproduces_the_int8_model(kiln_bin, digits_mo
     assert proc.returncode != 0 and "no range for tensor '%s'" % missing in proc.stderr, proc.stderr
 
 
+def test_kiln_build_and_bench_take_the_int8_options(kiln_bin, digits_model, tmp_path):
+    # kiln build --precision INT8 with the same calibration data writes a .kiln file whose outputs
+    # equal kiln convert's INT8 model; kiln bench converts in memory with them; the INT8 options on
+    # an already converted model are refused, saying why.
+    model, calib, test_x, test_y, _ = digits_model
+    data = _calibration_dir(calib, tmp_path / "calib")
+    converted = tmp_path / "converted"
+    proc = run_kiln(kiln_bin, ["convert", model, converted, "--precision", "INT8", "--calibration-data", data,
+                               "--calibrator", "minmax"])
+    if proc.returncode != 0:
+        fail("INT8 conversion failed", proc)
+    built = tmp_path / "digits.kiln"
+    proc = run_kiln(kiln_bin, ["build", model, "-o", built, "--precision", "INT8", "--calibration-data", data,
+                               "--calibrator", "minmax", "--shapes", "x:50x8x8x1"])
+    if proc.returncode != 0:
+        fail("kiln build --precision INT8 failed", proc)
+    assert "INT8 layers (" in proc.stdout, proc.stdout
+    _, a = _accuracy(kiln_bin, converted, test_x[:50], test_y[:50], tmp_path / "a")
+    _, b = _accuracy(kiln_bin, built, test_x[:50], test_y[:50], tmp_path / "b")
+    assert np.array_equal(a, b)
+    proc = run_kiln(kiln_bin, ["bench", model, "--precision", "INT8", "--calibration-data", data, "--iterations", "3",
+                               "--warmup", "1", "--json"])
+    if proc.returncode != 0:
+        fail("kiln bench --precision INT8 failed", proc)
+    assert json.loads(proc.stdout)["precision"] == "INT8"
+    proc = run_kiln(kiln_bin, ["bench", converted, "--no-calibration", "--iterations", "1"])
+    assert proc.returncode != 0 and "the INT8 options apply to the in-memory conversion" in proc.stderr, proc.stderr
+
+
 def test_int8_parameter_errors(kiln_bin, digits_model, tmp_path):
     model, calib, _, _, _ = digits_model
     data = _calibration_dir(calib[:10], tmp_path / "calib")

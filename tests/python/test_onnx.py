@@ -547,6 +547,29 @@ def test_models_quantized_by_onnxruntime_match_it(kiln_bin, tmp_path, fmt, per_c
     print("%s per_channel=%s: %d of %d outputs one step off (step %.3g, |y| up to %.3g)" % (
         fmt, per_channel, int(np.sum(off > 1e-7)), off.size, step, float(np.abs(want).max())))
     assert np.mean(off > 1e-7) <= 0.02, (fmt, float(np.mean(off > 1e-7)))
+    if fmt != "QDQ":
+        return
+    # The QDQ model converted as INT8 with its own quantization (uint8 activations with zero
+    # points, int8 per-channel weights): on CPUs with int8 dot-product instructions the conv and
+    # the MatMul run as int8 primitives (uint8 src with oneDNN's zero point) and say so; the
+    # outputs stay within the same one-step bound.
+    converted = tmp_path / "int8"
+    proc = run_kiln(kiln_bin, ["convert", quantized, converted, "--precision", "INT8", "--no-calibration",
+                               "--build-shapes", "x:3x3x8x8"])
+    if proc.returncode != 0:
+        fail("INT8 conversion of the QDQ model failed", proc)
+    summary = run_kiln(kiln_bin, ["summary", converted])
+    assert summary.returncode == 0, summary.stderr
+    if "(INT8)" in summary.stdout:
+        assert "INT8 layers (2): " in summary.stdout, summary.stdout
+    else:
+        assert "has no int8 dot-product instructions (VNNI / AMX)" in summary.stdout, summary.stdout
+    proc = run_kiln(kiln_bin, ["run", converted] + write_inputs({"x": x}, tmp_path / "in8") +
+                    ["--output-dir", tmp_path / "out8"])
+    if proc.returncode != 0:
+        fail("kiln run failed on the INT8 conversion", proc)
+    off8 = np.abs(np.load(tmp_path / "out8" / "y.npy") - want)
+    assert np.all(off8 <= step * 1.01 + 1e-7) and np.mean(off8 > 1e-7) <= 0.02, (float(off8.max()), float(step))
 
 
 @pytest.mark.parametrize("case,why", [

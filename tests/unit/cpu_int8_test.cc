@@ -278,5 +278,100 @@ TEST(CpuInt8, MatcherReadsOnnxQuantizeDequantizeLinearChains) {
   EXPECT_FALSE(backend::cpu::MatchQuantDequant(*c.g, u).has_value());
 }
 
+// ONNX's uint8 QuantizeLinear -> DequantizeLinear of `x` with zero point `zp`, as the importer
+// writes it: Div, Round, Add zp, Clip [0, 255], Cast uint8, Cast float, Sub zp, Mul.
+ir::ValueId OnnxUint8Qdq(Builder& b, ir::ValueId x, float scale, float zp, const std::string& name) {
+  auto scalar = [&](const std::string& n, float value) { return b.Const(name + "/" + n, Tensor::Scalar(DType::kFloat32, value)); };
+  ir::ValueId t = b.Op("Div", name + "/scaled", {x, scalar("s", scale)});
+  t = b.Op("Round", name + "/rounded", {t});
+  t = b.Op("Add", name + "/offset", {t, scalar("zp", zp)});
+  t = b.Op("Clip", name + "/saturated", {t, scalar("lo", 0.f), scalar("hi", 255.f)});
+  ir::AttrMap to_u8, to_float;
+  to_u8.Set("to", DType::kUInt8);
+  to_float.Set("to", DType::kFloat32);
+  t = b.Op("Cast", name + "/q", {t}, to_u8);
+  t = b.Op("Cast", name + "/q_f32", {t}, to_float);
+  t = b.Op("Sub", name + "/centered", {t, scalar("zp_f", zp)});
+  return b.Op("Mul", name + "/dequantized", {t, scalar("s2", scale)});
+}
+
+TEST(CpuInt8, MatcherReadsUint8ZeroPointsAsShiftedBounds) {
+  for (float zp : {0.0f, 37.0f, 128.0f}) {
+    Builder b;
+    const ir::ValueId x = b.Input("x", {4, 8});
+    const auto m = backend::cpu::MatchQuantDequant(*b.g, OnnxUint8Qdq(b, x, 0.05f, zp, "qdq"));
+    ASSERT_TRUE(m.has_value()) << zp;
+    EXPECT_EQ(m->source, x);
+    EXPECT_EQ(m->qmin, -zp);
+    EXPECT_EQ(m->qmax, 255 - zp);
+    const backend::cpu::Int8Storage st = backend::cpu::StorageFor(m->qmin, m->qmax);
+    // zp 128 fits int8 as it is; zp 0 is plain uint8; others uint8 with the zero point.
+    EXPECT_EQ(st.is_unsigned, zp != 128) << zp;
+    EXPECT_EQ(st.zero_point, zp == 128 ? 0 : static_cast<int>(zp)) << zp;
+  }
+  // An offset added before the rounding is not a zero point (round half to even does not commute
+  // with it): no match.
+  Builder c;
+  const ir::ValueId y = c.Input("y", {4, 8});
+  ir::ValueId u = c.Op("Div", "scaled", {y, c.Const("s", Tensor::Scalar(DType::kFloat32, 0.05f))});
+  u = c.Op("Add", "early", {u, c.Const("zp", Tensor::Scalar(DType::kFloat32, 3.f))});
+  u = c.Op("Round", "rounded", {u});
+  u = c.Op("Clip", "saturated", {u, c.Const("lo", Tensor::Scalar(DType::kFloat32, 0.f)), c.Const("hi", Tensor::Scalar(DType::kFloat32, 255.f))});
+  u = c.Op("Sub", "centered", {u, c.Const("zp2", Tensor::Scalar(DType::kFloat32, 3.f))});
+  u = c.Op("Mul", "dq", {u, c.Const("s2", Tensor::Scalar(DType::kFloat32, 0.05f))});
+  EXPECT_FALSE(backend::cpu::MatchQuantDequant(*c.g, u).has_value());
+}
+
+TEST(CpuInt8, Uint8ActivationsWithZeroPointsRunInt8) {
+  REQUIRE_INT8_DOT_PRODUCT();
+  // ONNX Runtime's QDQ form: uint8 activations with zero points (37 before an NHWC conv, 0 after
+  // its Relu before the next, 200 before a MatMul; an NCHW conv reads one through a Transpose),
+  // int8 per-channel weights. Every conv / matmul runs int8 (u8 src, oneDNN's src zero point);
+  // the Relu'd conv writes uint8 itself. Matches the reference on the float graph.
+  // Random weights rounded to a symmetric per-output-channel int8 grid (max |w| / 127 per channel),
+  // as quantize_static's per-channel weights are.
+  auto grid = [](Shape shape, uint32_t seed, int64_t channels, int64_t inner) {
+    Tensor w = RandScaled(std::move(shape), seed, 0.3f);
+    std::vector<float> scale(static_cast<size_t>(channels), 0.0f);
+    float* v = w.data<float>();
+    for (int64_t e = 0; e < w.num_elements(); ++e) {
+      float& s = scale[static_cast<size_t>((e / inner) % channels)];
+      s = std::max(s, std::fabs(v[e]) / 127.0f);
+    }
+    for (int64_t e = 0; e < w.num_elements(); ++e) {
+      const float s = scale[static_cast<size_t>((e / inner) % channels)];
+      v[e] = std::nearbyint(v[e] / s) * s;
+    }
+    return w;
+  };
+  Builder b;
+  const Shape xs{2, 10, 10, 8}, zs{1, 8, 9, 9};
+  const ir::ValueId x = b.Input("x", {2, 10, 10, 8});
+  ir::ValueId c = b.Op("Conv2D", "conv1", {OnnxUint8Qdq(b, x, 0.03f, 37, "x_q"), b.Const("w1", grid({3, 3, 8, 8}, 3, 8, 1))},
+                       ConvAttrs("NHWC", "SAME"));
+  c = b.Op("Relu", "relu1", {c});
+  c = b.Op("Conv2D", "conv2", {OnnxUint8Qdq(b, c, 0.02f, 0, "r_q"), b.Const("w2", grid({1, 1, 8, 6}, 4, 6, 1))},
+           ConvAttrs("NHWC", "VALID"));
+  const ir::ValueId rows = b.Op("Reshape", "rows", {c, b.Const("rows_shape", nntest::I32({2}, {200, 6}))});
+  b.Output("fc", b.Op("MatMul", "fc", {OnnxUint8Qdq(b, rows, 0.05f, 200, "rows_q"), b.Const("k", grid({6, 5}, 5, 5, 1))}));
+  const ir::ValueId z = b.Input("z", {1, 8, 9, 9});
+  b.Output("nchw", b.Op("Conv2D", "conv_nchw", {OnnxUint8Qdq(b, z, 0.04f, 90, "z_q"), b.Const("wn", grid({3, 3, 8, 4}, 6, 4, 1))},
+                        ConvAttrs("NCHW", "SAME")));
+  auto engine = CheckAgainstReference(b, ExactProfile({xs, zs}), {{RandF32(xs, 1), RandF32(zs, 2)}, {RandF32(xs, 3), RandF32(zs, 4)}},
+                                      1e-4, Int8Options());
+  const auto& e = dynamic_cast<const CpuEngine&>(*engine);
+  EXPECT_EQ(engine->precision(), Precision::kINT8);
+  EXPECT_EQ(engine->precision_note(), "") << e.Summary();
+  EXPECT_EQ(e.int8_steps().size(), 4u) << e.Summary();
+  int unsigned_quantize = 0, unsigned_output = 0;
+  for (const auto& st : e.steps()) {
+    if (st.op == "cpu.QuantizeS8" && st.kernel.rfind("quantize-u8", 0) == 0) ++unsigned_quantize;
+    if (st.op == "cpu.FusedConv2D" && st.node == "conv1") ++unsigned_output;
+  }
+  EXPECT_EQ(unsigned_quantize, 3) << e.Summary();  // x, rows, z (conv1 writes r's uint8 itself)
+  EXPECT_EQ(PassRewrites(*engine, "cpu-int8-output"), 1) << e.Summary();
+  EXPECT_EQ(unsigned_output, 1);
+}
+
 }  // namespace
 }  // namespace kiln

@@ -1,5 +1,5 @@
 // cpu-int8: fused convolutions and matrix products whose float32 operands are quantize-dequantize
-// chains (activations) or constants on a per-output-channel int8 grid (weights) take the int8
+// chains (activations) or constants on a per-output-channel (or per-tensor) int8 grid (weights) take the int8
 // values instead, so oneDNN computes them with int8 primitives (see cpu_ops.h, backend/cpu/int8.h):
 //   conv(dq(q(x)), W)         -> cpu.FusedConv2D(cpu.QuantizeS8(x), W_int8)   int8_scale_a, int8_scale_b
 //   matmul(dq(q(a)), W)       -> cpu.FusedMatMul(cpu.QuantizeS8(a), W_int8)
@@ -40,6 +40,8 @@ std::optional<Int8Operand> AsInt8(const ir::Graph& g, const ir::Node& n, size_t 
     const auto [channels, inner] = OutputChannelsOf(n, c->shape());
     if (channels <= 0) return std::nullopt;
     op.weights = RecoverInt8Grid(*c, channels, inner);
+    // Weights quantized per tensor: one grid for all channels.
+    if (!op.weights) op.weights = RecoverInt8Grid(*c, 1, c->num_elements());
     if (!op.weights) return std::nullopt;
     return op;
   }
@@ -67,10 +69,16 @@ class Int8Pass final : public CountingPass {
     auto quantize = [&](const QuantDequant& q) {
       const auto key = std::make_tuple(q.source, q.inv_scale, q.qmin, q.qmax);
       if (auto it = quantized.find(key); it != quantized.end()) return it->second;
-      ir::Node& node = g.AddNode(std::string(kQuantizeS8), names.Make(g.value(q.source).name + "/s8"), {q.source}, 1);
+      const Int8Storage storage = StorageFor(q.qmin, q.qmax);
+      ir::Node& node = g.AddNode(std::string(kQuantizeS8), names.Make(g.value(q.source).name + (storage.is_unsigned ? "/u8" : "/s8")),
+                                 {q.source}, 1);
       node.attrs.Set("inv_scale", static_cast<double>(q.inv_scale));
       node.attrs.Set("qmin", static_cast<double>(q.qmin));
       node.attrs.Set("qmax", static_cast<double>(q.qmax));
+      if (storage.is_unsigned) {
+        node.attrs.Set("unsigned", true);
+        node.attrs.Set("zero_point", static_cast<int64_t>(storage.zero_point));
+      }
       const ir::NodeId id = node.id;
       ir::InferNode(g, id);
       const ir::ValueId out = g.node(id).outputs[0];
@@ -96,6 +104,8 @@ class Int8Pass final : public CountingPass {
       if (n.inputs.size() < 2) continue;
       const auto a = AsInt8(g, n, 0), b = AsInt8(g, n, 1);
       if (!a || !b || !a->activation) continue;
+      // oneDNN's int8 weights (operand b) are signed, without a zero point.
+      if (b->activation && StorageFor(b->activation->qmin, b->activation->qmax).is_unsigned) continue;
       const ir::ValueId qa = operand(*a);
       ir::ValueId qb;
       std::vector<double> scale_b;
@@ -110,6 +120,8 @@ class Int8Pass final : public CountingPass {
       fused.inputs[0] = qa;
       fused.inputs[1] = qb;
       fused.attrs.Set("int8_scale_a", static_cast<double>(a->activation->scale));
+      if (const int zp = StorageFor(a->activation->qmin, a->activation->qmax).zero_point; zp != 0)
+        fused.attrs.Set("int8_zero_point_a", static_cast<int64_t>(zp));
       fused.attrs.Set("int8_scale_b", scale_b);
       ++rewrites_;
       changed = true;
@@ -119,9 +131,10 @@ class Int8Pass final : public CountingPass {
 };
 
 // cpu-int8-output: an int8 conv / matmul whose result only a cpu.QuantizeS8 reads writes the
-// int8 values itself (oneDNN converts its f32 result to s8, rounding half to even and saturating
-// to [-128, 127]), so the float tensor is never stored: when the quantization's lower bound is
-// -128, or the post-ops leave no value below zero (its -127 bound would then never act). Runs
+// 8-bit values itself (oneDNN converts its f32 result to s8 / u8, rounding half to even and
+// saturating), so the float tensor is never stored: int8 when the quantization's lower bound is
+// -128, or the post-ops leave no value below zero (its -127 bound would then never act); uint8
+// when the quantization is [0, 255] without a zero point. Runs
 // after dead-code elimination, so the replaced quantize-dequantize chains no longer read results.
 class Int8OutputPass final : public CountingPass {
  public:
@@ -138,18 +151,22 @@ class Int8OutputPass final : public CountingPass {
       const ir::ValueId x = qn->inputs[0];
       const ir::Node* p = g.Producer(x);
       if (!p || p->removed || (p->op != kFusedConv2D && p->op != kFusedMatMul)) continue;
-      if (g.value(p->inputs[0]).dtype != DType::kInt8 || p->attrs.GetOr<bool>("int8_output", false)) continue;
+      const DType a_type = g.value(p->inputs[0]).dtype;
+      if ((a_type != DType::kInt8 && a_type != DType::kUInt8) || p->attrs.GetOr<bool>("int8_output", false)) continue;
       if (consumers[static_cast<size_t>(x)].size() != 1 || ir::IsGraphOutput(g, x)) continue;
       const double inv_scale = qn->attrs.Get<double>("inv_scale"), qmin = qn->attrs.Get<double>("qmin"),
                    qmax = qn->attrs.Get<double>("qmax");
-      if (qmax != 127) continue;
+      // int8 saturates to [-128, 127], uint8 (without a zero point) to [0, 255].
+      const bool is_unsigned = qn->attrs.GetOr<bool>("unsigned", false);
+      if (is_unsigned ? (qmin != 0 || qmax != 255 || qn->attrs.GetOr<int64_t>("zero_point", 0) != 0) : qmax != 127) continue;
       std::vector<PostOp> ops = ReadPostOps(*p);
       if (inv_scale != 1) ops.push_back({PostOpKind::kLinear, inv_scale, 0.0});
-      if (qmin != -128 && !NeverNegative(ops)) continue;
+      if (!is_unsigned && qmin != -128 && !NeverNegative(ops)) continue;
       ir::Node& producer = g.node(p->id);
       WritePostOps(producer.attrs, ops);
       producer.attrs.Set("int8_output", true);
-      g.value(x).dtype = DType::kInt8;
+      if (is_unsigned) producer.attrs.Set("unsigned_output", true);
+      g.value(x).dtype = is_unsigned ? DType::kUInt8 : DType::kInt8;
       const ir::NodeId quantize_node = qn->id;
       g.ReplaceAllUses(q_out, x);
       g.node(quantize_node).removed = true;

@@ -34,6 +34,8 @@ std::unique_ptr<CountingPass> MakeFuseConvMatMulPass();
 
 // cpu-pool: float32 2-D MaxPool / AvgPool (attribute form) become cpu.Pool2D (oneDNN pooling).
 std::unique_ptr<CountingPass> MakePoolPass();
+// Quantize-dequantize chains left in float -> one cpu.QuantDequant each (quant_dequant.cc).
+std::unique_ptr<CountingPass> MakeQuantDequantPass();
 // Transposes with constant permutations of reorderable dtypes -> cpu.Transpose (transpose.cc).
 std::unique_ptr<CountingPass> MakeTransposePass();
 

@@ -46,6 +46,7 @@ std::vector<PassStat> OptimizeForCpu(ir::Graph& graph, bool int8_kernels) {
     passes.push_back(std::make_unique<Counted>(ir::MakeDeadCodeElimination()));
     passes.push_back(MakeInt8OutputPass());
   }
+  passes.push_back(MakeQuantDequantPass());
   passes.push_back(MakeFuseEltwiseChainPass());
   passes.push_back(MakeTransposePass());
   passes.push_back(std::make_unique<Counted>(ir::MakeDeadCodeElimination()));
