@@ -345,10 +345,17 @@ def main(argv=None):
                         try:
                             q_path = ort_quantize(onnx_path, onnx_meta, cal, args, os.path.join(work, "ort_int8.onnx"))
                             int8["ort_int8"] = ort_prepare(q_path, onnx_meta, meta, inputs, args) + (None,)
+                            # Kiln running ORT's own QDQ model: its quantization as written.
+                            w = os.path.join(work, "kiln_ort_qdq")
+                            os.makedirs(w)
+                            int8["kiln_ort_qdq"] = kiln_convert(args.kiln, q_path, inputs, args, env, w,
+                                                                ["--precision", "INT8", "--no-calibration"])
                         except Exception as e:  # noqa: BLE001 - reported in the table
                             int8["ort_int8"] = (None, None, "quantize_static: %s" % str(e).splitlines()[0][:160])
+                            int8["kiln_ort_qdq"] = (None, None, "no QDQ model")
                     else:
                         int8["ort_int8"] = (None, None, "no ONNX export")
+                        int8["kiln_ort_qdq"] = (None, None, "no ONNX export")
                 tf_run, t_out = tf_prepare(model_dir, meta, inputs, args)
                 if onnx_path:
                     ort_run, o_out = ort_prepare(onnx_path, onnx_meta, meta, inputs, args)
@@ -358,7 +365,7 @@ def main(argv=None):
                     row["ort_error"] = onnx_meta.get("error") or "no ONNX export"
                 # Interleaved rounds (Kiln, TF, ORT, Kiln on .onnx); the best round of each counts.
                 rounds = {"kiln": [], "kiln_base": [], "tf": [], "ort": [], "kiln_onnx": [],
-                          "kiln_int8": [], "kiln_int8_onnx": [], "ort_int8": []}
+                          "kiln_int8": [], "kiln_int8_onnx": [], "kiln_ort_qdq": [], "ort_int8": []}
                 int8_err = {k: v[2] for k, v in int8.items()}
                 ko_err = "skipped" if args.no_kiln_onnx else None
                 for rnd in range(args.repeat):
@@ -374,7 +381,7 @@ def main(argv=None):
                             b_err = err
                         else:
                             rounds["kiln_base"].append(res)
-                    for key in ("kiln_int8", "kiln_int8_onnx"):
+                    for key in ("kiln_int8", "kiln_int8_onnx", "kiln_ort_qdq"):
                         if key in int8 and int8[key][0]:
                             res, err = kiln_bench(args.kiln, int8[key][0], inputs, args, env)
                             if res is None:
@@ -406,7 +413,7 @@ def main(argv=None):
                                            if k_out and b_out else None)
                 row["tf"] = max(rounds["tf"], key=lambda r: r["inferences_per_s"])
                 if args.int8:
-                    for key in ("kiln_int8", "kiln_int8_onnx"):
+                    for key in ("kiln_int8", "kiln_int8_onnx", "kiln_ort_qdq"):
                         best = max(rounds[key], key=lambda r: r["throughput"]["inferences_per_s"], default=None)
                         row[key], row[key + "_error"] = best, (None if best else int8_err.get(key))
                         outs = int8[key][1]
@@ -426,6 +433,7 @@ def main(argv=None):
                     "kiln_onnx": [r["throughput"]["inferences_per_s"] for r in rounds["kiln_onnx"]],
                     "kiln_int8": [r["throughput"]["inferences_per_s"] for r in rounds["kiln_int8"]],
                     "kiln_int8_onnx": [r["throughput"]["inferences_per_s"] for r in rounds["kiln_int8_onnx"]],
+                    "kiln_ort_qdq": [r["throughput"]["inferences_per_s"] for r in rounds["kiln_ort_qdq"]],
                     "ort_int8": [r["inferences_per_s"] for r in rounds["ort_int8"]]}
                 # Output agreement on the same input (max over outputs of rel L2 against TF).
                 row["rel_l2_kiln_tf"] = (max(rel_l2(k_out[o], t_out[o]) for o in meta["outputs"])
@@ -482,22 +490,25 @@ def main(argv=None):
         lines += ["", "INT8 (%s calibration, %d batches of %d; same rounds and load as above):"
                   % (args.int8_calibrator, args.int8_batches, args.int8_batch_size),
                   "| model | batch | Kiln FP32 samples/s | Kiln INT8 samples/s | Kiln INT8/FP32 | ORT INT8 samples/s "
-                  "| Kiln INT8/ORT INT8 | Kiln INT8 (.onnx) samples/s | (.onnx)/ORT INT8 | rel L2 vs TF FP32: Kiln INT8 / "
-                  "Kiln INT8 (.onnx) / ORT INT8 |", "|" + "---|" * 10]
+                  "| Kiln INT8/ORT INT8 | Kiln INT8 (.onnx) samples/s | (.onnx)/ORT INT8 | Kiln on ORT's QDQ model "
+                  "samples/s | (QDQ)/ORT INT8 | rel L2 vs TF FP32: Kiln INT8 / Kiln INT8 (.onnx) / Kiln on ORT's QDQ / "
+                  "ORT INT8 |", "|" + "---|" * 12]
         for r in rows:
             b = r["batch"]
             kf = r["kiln"]["throughput"]["samples_per_s"] if r["kiln"] else None
             k8 = r["kiln_int8"]["throughput"]["samples_per_s"] if r.get("kiln_int8") else None
             ko8 = r["kiln_int8_onnx"]["throughput"]["samples_per_s"] if r.get("kiln_int8_onnx") else None
             o8 = r["ort_int8"]["inferences_per_s"] * b if r.get("ort_int8") else None
-            lines.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s |" % (
+            kq = r["kiln_ort_qdq"]["throughput"]["samples_per_s"] if r.get("kiln_ort_qdq") else None
+            lines.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s / %s / %s / %s |" % (
                 r["model"], b, fmt_num(kf) if kf else na(r["kiln_error"]),
                 fmt_num(k8) if k8 else na(r.get("kiln_int8_error")), fmt_num(k8 / kf if k8 and kf else None, "%.2fx"),
                 fmt_num(o8) if o8 else na(r.get("ort_int8_error")), fmt_num(k8 / o8 if k8 and o8 else None, "%.2fx"),
                 fmt_num(ko8) if ko8 else na(r.get("kiln_int8_onnx_error")),
                 fmt_num(ko8 / o8 if ko8 and o8 else None, "%.2fx"),
+                fmt_num(kq) if kq else na(r.get("kiln_ort_qdq_error")), fmt_num(kq / o8 if kq and o8 else None, "%.2fx"),
                 fmt_num(r.get("rel_l2_kiln_int8_tf"), "%.1e"), fmt_num(r.get("rel_l2_kiln_int8_onnx_tf"), "%.1e"),
-                fmt_num(r.get("rel_l2_ort_int8_tf"), "%.1e")))
+                fmt_num(r.get("rel_l2_kiln_ort_qdq_tf"), "%.1e"), fmt_num(r.get("rel_l2_ort_int8_tf"), "%.1e")))
     lines += [""] + ["[%d] %s" % (i + 1, n) for i, n in enumerate(notes)]
     if args.repeat > 1:
         lines += ["", "rounds (inferences/s, in order; best used above):"]

@@ -84,6 +84,21 @@ std::vector<Shape> InferTranspose(const ir::Node& node, const std::vector<Shape>
   return {out};
 }
 
+std::vector<Shape> InferPad(const ir::Node& node, const std::vector<Shape>& in) {
+  const Shape& x = in.at(0);
+  const auto pads = node.attrs.Get<std::vector<int64_t>>("pads");
+  if (pads.size() != 2 * x.size()) Fail(node, fmt::format("{} pads for an input of rank {}", pads.size(), x.size()));
+  Shape out;
+  for (size_t d = 0; d < x.size(); ++d) {
+    int64_t m = 0;
+    if (pads[2 * d] < 0 || pads[2 * d + 1] < 0 || __builtin_add_overflow(x[d], pads[2 * d], &m) ||
+        __builtin_add_overflow(m, pads[2 * d + 1], &m))
+      Fail(node, fmt::format("pads [{}, {}] of dim {} are negative or too large", pads[2 * d], pads[2 * d + 1], d));
+    out.push_back(m);
+  }
+  return {out};
+}
+
 std::vector<Shape> InferPool2D(const ir::Node& node, const std::vector<Shape>& in) {
   return {ComputePoolGeometry(node, in.at(0)).OutputShape()};
 }
@@ -102,6 +117,8 @@ const NameRegistry<CpuOpDef>& Table() {
     add({std::string(kQuantizeS8), 1, 1, InferSameShape, /*keeps_input_shape=*/true, DType::kInt8});
     add({std::string(kPool2D), 1, 1, InferPool2D});
     add({std::string(kTranspose), 1, 1, InferTranspose});
+    add({std::string(kPad), 1, 2, InferPad});
+    add({std::string(kSoftmax), 1, 1, InferSameShape, /*keeps_input_shape=*/true});
     add({std::string(kQuantDequant), 1, 1, InferSameShape, /*keeps_input_shape=*/true});
     return t;
   }();

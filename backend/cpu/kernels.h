@@ -69,6 +69,10 @@ class Kernel {
 // The kernel of a backend-internal node (CpuFusedConv2D / CpuFusedMatMul /
 // CpuFusedBatchMatMul / CpuEltwiseChain); kInternal for other ops.
 std::unique_ptr<Kernel> MakeKernel(const ir::Graph& graph, const ir::Node& node, std::shared_ptr<const KernelEnv> env);
+// cpu.Softmax (softmax_kernel.cc).
+std::unique_ptr<Kernel> MakeSoftmaxKernel(const ir::Node& node, std::shared_ptr<const KernelEnv> env);
+// cpu.Pad (pad_kernel.cc).
+std::unique_ptr<Kernel> MakePadKernel(const ir::Graph& graph, const ir::Node& node);
 // cpu.Transpose (transpose_kernel.cc).
 std::unique_ptr<Kernel> MakeTransposeKernel(const ir::Graph& graph, const ir::Node& node, std::shared_ptr<const KernelEnv> env);
 

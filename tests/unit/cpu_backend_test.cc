@@ -669,5 +669,73 @@ TEST(CpuBackend, ChainsWithPerChannelOperandsOnShortRows) {
   }
 }
 
+TEST(CpuBackend, ConstantPadsRunRowByRowBitExact) {
+  // float32 with zeros and with -1.5, uint8 with 7, int32 rank 2, float32 rank 5 with pads on
+  // every dim (a pad on the last dim only and one on an outer dim only included).
+  struct Case {
+    Shape shape;
+    std::vector<int64_t> pads;
+    DType dtype;
+    double value;
+    bool has_value;
+  };
+  const std::vector<Case> cases = {{{1, 7, 9, 5}, {0, 0, 1, 2, 3, 0, 0, 0}, DType::kFloat32, 0.0, false},
+                                   {{2, 3, 4, 6}, {0, 0, 0, 0, 0, 0, 2, 1}, DType::kFloat32, -1.5, true},
+                                   {{2, 5, 5, 3}, {1, 0, 2, 2, 0, 1, 0, 0}, DType::kUInt8, 7.0, true},
+                                   {{4, 3}, {2, 1, 0, 3}, DType::kInt32, 0.0, false},
+                                   {{2, 1, 3, 2, 4}, {1, 1, 0, 2, 1, 0, 2, 2, 1, 3}, DType::kFloat32, 2.0, true}};
+  for (const Case& c : cases) {
+    Builder b;
+    const ir::ValueId x = b.Input("x", std::vector<ir::Dim>(c.shape.begin(), c.shape.end()), c.dtype);
+    std::vector<ir::ValueId> in = {
+        x, b.Const("pads", Tensor::FromVector<int64_t>(DType::kInt64, {static_cast<int64_t>(c.shape.size()), 2}, c.pads))};
+    if (c.has_value) {
+      Tensor v(c.dtype, {});
+      if (c.dtype == DType::kFloat32) v.data<float>()[0] = static_cast<float>(c.value);
+      else if (c.dtype == DType::kUInt8) v.data<uint8_t>()[0] = static_cast<uint8_t>(c.value);
+      else v.data<int32_t>()[0] = static_cast<int32_t>(c.value);
+      in.push_back(b.Const("value", v));
+    }
+    b.Output("y", b.Op("Pad", "pad", in));
+    Tensor t(c.dtype, c.shape);
+    for (int64_t i = 0; i < t.num_elements(); ++i) {
+      if (c.dtype == DType::kFloat32) t.data<float>()[i] = static_cast<float>(i) * 0.25f - 3.0f;
+      else if (c.dtype == DType::kUInt8) t.data<uint8_t>()[i] = static_cast<uint8_t>(i * 37 % 251);
+      else t.data<int32_t>()[i] = static_cast<int32_t>(i * 7 - 20);
+    }
+    backend::cpu::CpuBackend cpu;
+    auto engine = cpu.Compile(*b.g, ExactProfile({c.shape}), {});
+    EXPECT_EQ(CountOps(*engine, "cpu.Pad"), 1) << ShapeToString(c.shape);
+    const std::vector<Tensor> inputs = {t};
+    const auto want = runtime::ReferenceExecutor(b.g).Run(inputs);
+    const auto got = engine->Execute(inputs);
+    ASSERT_EQ(got[0].shape(), want[0].shape());
+    EXPECT_EQ(std::memcmp(got[0].raw_data(), want[0].raw_data(), want[0].byte_size()), 0) << ShapeToString(c.shape);
+  }
+}
+
+TEST(CpuBackend, SoftmaxAndLogSoftmaxRunOneDnnPrimitives) {
+  // Along the last, a middle and the first axis (negative and positive attrs), rows of 1 to 300;
+  // large logits (softmax must subtract the row max). FP32 bound: 1e-5 relative L2 against the
+  // reference, which sums in double.
+  struct Case {
+    Shape shape;
+    int64_t axis;
+    const char* op;
+  };
+  const std::vector<Case> cases = {{{2, 4, 16, 300}, -1, "Softmax"}, {{3, 7, 5}, 1, "Softmax"}, {{6, 9}, 0, "LogSoftmax"},
+                                   {{4, 1}, -1, "Softmax"},         {{2, 3, 40}, -1, "LogSoftmax"}};
+  for (const Case& c : cases) {
+    Builder b;
+    const ir::ValueId x = b.Input("x", std::vector<ir::Dim>(c.shape.begin(), c.shape.end()));
+    b.Output("y", b.Op(c.op, "softmax", {b.Op("Mul", "logits", {x, b.Const("k", nntest::F32({}, {40.0f}))})},
+                       testutil::Attrs({{"axis", c.axis}})));
+    auto engine = CheckAgainstReference(b, ExactProfile({c.shape}), {{RandF32(c.shape, 7)}});
+    EXPECT_EQ(CountOps(*engine, "cpu.Softmax"), 1) << c.op << " " << ShapeToString(c.shape);
+    for (const auto& st : dynamic_cast<const CpuEngine&>(*engine).steps())
+      if (st.op == "cpu.Softmax") EXPECT_EQ(st.kernel.rfind("onednn:", 0), 0u) << st.kernel;
+  }
+}
+
 }  // namespace
 }  // namespace kiln

@@ -36,6 +36,10 @@ std::unique_ptr<CountingPass> MakeFuseConvMatMulPass();
 std::unique_ptr<CountingPass> MakePoolPass();
 // Quantize-dequantize chains left in float -> one cpu.QuantDequant each (quant_dequant.cc).
 std::unique_ptr<CountingPass> MakeQuantDequantPass();
+// float32 Softmax / LogSoftmax -> cpu.Softmax (softmax.cc).
+std::unique_ptr<CountingPass> MakeSoftmaxPass();
+// Constant-mode Pads with constant paddings -> cpu.Pad (pad.cc).
+std::unique_ptr<CountingPass> MakePadPass();
 // Transposes with constant permutations of reorderable dtypes -> cpu.Transpose (transpose.cc).
 std::unique_ptr<CountingPass> MakeTransposePass();
 
