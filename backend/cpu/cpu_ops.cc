@@ -119,6 +119,7 @@ const NameRegistry<CpuOpDef>& Table() {
     add({std::string(kTranspose), 1, 1, InferTranspose});
     add({std::string(kPad), 1, 2, InferPad});
     add({std::string(kSoftmax), 1, 1, InferSameShape, /*keeps_input_shape=*/true});
+    add({std::string(kLayerNorm), 1, 3, InferSameShape, /*keeps_input_shape=*/true});
     add({std::string(kQuantDequant), 1, 1, InferSameShape, /*keeps_input_shape=*/true});
     return t;
   }();

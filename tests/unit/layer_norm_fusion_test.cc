@@ -216,5 +216,33 @@ TEST(LayerNormFusion, PatternsThatAreNotALayerNormStayAsTheyAre) {
   }
 }
 
+TEST(LayerNormFusion, CpuEnginesRunFusedLayerNormsAgainstTheDecomposedReference) {
+  // The three decomposed forms over the last dim (rows of 64 and 768, values offset by 40 so a
+  // one-pass variance would cancel), and over the last two dims with a [C] scale: the CPU engine
+  // fuses each into one cpu.LayerNorm step; relative L2 against the reference executor on the
+  // decomposed graph within FP32's 1e-5 (float accumulation against double).
+  struct Case {
+    Form form;
+    Shape shape;
+    std::vector<int64_t> axes;
+  };
+  const std::vector<Case> cases = {{Form::kOnnxFunction, {2, 16, 64}, {-1}},
+                                   {Form::kTorchOpset12, {1, 8, 768}, {-1}},
+                                   {Form::kSquaredDifference, {3, 5, 64}, {-1}},
+                                   {Form::kOnnxFunction, {2, 6, 10, 32}, {-2, -1}}};
+  for (const Case& c : cases) {
+    Builder b;
+    const ir::ValueId x = b.Input("x", std::vector<ir::Dim>(c.shape.begin(), c.shape.end()));
+    const Pattern p = Normalize(b, x, c.form, c.axes, DType::kFloat32);
+    const int64_t channels = c.shape.back();
+    ir::ValueId y = b.Op("Mul", "scale", {p.normalized, b.Const("gamma", cputest::RandF32({channels}, 3))});
+    y = b.Op("Add", "bias", {y, b.Const("beta", cputest::RandF32({channels}, 4))});
+    b.Output("y", y);
+    auto engine = cputest::CheckAgainstReference(b, cputest::ExactProfile({c.shape}), {{Values(DType::kFloat32, c.shape, 5, 40.0f)}});
+    EXPECT_EQ(cputest::CountOps(*engine, "cpu.LayerNorm"), 1) << ShapeToString(c.shape);
+    EXPECT_EQ(dynamic_cast<const backend::cpu::CpuEngine&>(*engine).steps().size(), 1u) << ShapeToString(c.shape);
+  }
+}
+
 }  // namespace
 }  // namespace kiln

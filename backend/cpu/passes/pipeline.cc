@@ -38,6 +38,8 @@ std::vector<PassStat> OptimizeForCpu(ir::Graph& graph, bool int8_kernels) {
   passes.push_back(std::make_unique<Counted>(ir::MakeChannelsLast()));
   passes.push_back(std::make_unique<Counted>(ir::MakeTransposeSinking()));
   passes.push_back(std::make_unique<Counted>(ir::MakeDeadCodeElimination()));
+  // Decomposed layer norms (importers write nine ops) become one LayerNorm node.
+  passes.push_back(std::make_unique<Counted>(ir::MakeLayerNormFusion()));
   passes.push_back(MakeFoldBatchNormPass());
   passes.push_back(MakeFuseConvMatMulPass());
   passes.push_back(MakePoolPass());
@@ -51,6 +53,7 @@ std::vector<PassStat> OptimizeForCpu(ir::Graph& graph, bool int8_kernels) {
   passes.push_back(MakeTransposePass());
   passes.push_back(MakePadPass());
   passes.push_back(MakeSoftmaxPass());
+  passes.push_back(MakeLayerNormPass());
   passes.push_back(std::make_unique<Counted>(ir::MakeDeadCodeElimination()));
   // The pipeline owns the passes; their counts are read back through these pointers.
   std::vector<const CountingPass*> counted;
