@@ -99,6 +99,23 @@ std::vector<Shape> InferPad(const ir::Node& node, const std::vector<Shape>& in) 
   return {out};
 }
 
+std::vector<Shape> InferReduce(const ir::Node& node, const std::vector<Shape>& in) {
+  const Shape& x = in.at(0);
+  const auto axes = node.attrs.Get<std::vector<int64_t>>("axes");
+  const bool keep = node.attrs.GetOr<bool>("keep_dims", false);
+  std::vector<bool> reduced(x.size(), false);
+  for (int64_t a : axes) {
+    if (a < 0 || a >= static_cast<int64_t>(x.size())) Fail(node, fmt::format("axis {} is out of range for rank {}", a, x.size()));
+    reduced[static_cast<size_t>(a)] = true;
+  }
+  Shape out;
+  for (size_t d = 0; d < x.size(); ++d) {
+    if (!reduced[d]) out.push_back(x[d]);
+    else if (keep) out.push_back(1);
+  }
+  return {out};
+}
+
 std::vector<Shape> InferPool2D(const ir::Node& node, const std::vector<Shape>& in) {
   return {ComputePoolGeometry(node, in.at(0)).OutputShape()};
 }
@@ -120,6 +137,7 @@ const NameRegistry<CpuOpDef>& Table() {
     add({std::string(kPad), 1, 2, InferPad});
     add({std::string(kSoftmax), 1, 1, InferSameShape, /*keeps_input_shape=*/true});
     add({std::string(kLayerNorm), 1, 3, InferSameShape, /*keeps_input_shape=*/true});
+    add({std::string(kReduce), 1, 1, InferReduce});
     add({std::string(kQuantDequant), 1, 1, InferSameShape, /*keeps_input_shape=*/true});
     return t;
   }();

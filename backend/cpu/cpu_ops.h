@@ -54,6 +54,9 @@ inline constexpr std::string_view kPool2D = "cpu.Pool2D";
 // A float32 quantize-dequantize chain in one step: round(clamp(x * inv_scale | x / divisor,
 // qmin, qmax)) * scale (attrs inv_scale, divisor (0: none), qmin, qmax, scale; backend/cpu/int8.h).
 inline constexpr std::string_view kQuantDequant = "cpu.QuantDequant";
+// float32 reduction (attr kind: sum, mean, max, min) over attr axes (normalized, sorted), attr
+// keep_dims; oneDNN's primitive.
+inline constexpr std::string_view kReduce = "cpu.Reduce";
 // Layer normalization over the dims from attr axis on (attr epsilon; constant scale and bias
 // inputs, both optional), float32.
 inline constexpr std::string_view kLayerNorm = "cpu.LayerNorm";

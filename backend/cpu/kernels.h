@@ -69,6 +69,8 @@ class Kernel {
 // The kernel of a backend-internal node (CpuFusedConv2D / CpuFusedMatMul /
 // CpuFusedBatchMatMul / CpuEltwiseChain); kInternal for other ops.
 std::unique_ptr<Kernel> MakeKernel(const ir::Graph& graph, const ir::Node& node, std::shared_ptr<const KernelEnv> env);
+// cpu.Reduce (reduce_kernel.cc).
+std::unique_ptr<Kernel> MakeReduceKernel(const ir::Node& node, std::shared_ptr<const KernelEnv> env);
 // cpu.LayerNorm (layer_norm_kernel.cc).
 std::unique_ptr<Kernel> MakeLayerNormKernel(const ir::Graph& graph, const ir::Node& node);
 // cpu.Softmax (softmax_kernel.cc).

@@ -178,12 +178,29 @@ class TransposeSinking final : public Pass {
     return true;
   }
 
-  // Every reader of `v` is an elementwise op (and v is no graph output): sinking the Transpose
-  // into one reader leaves it to the others, which sink it too (x * sigmoid(x) reads it twice).
-  static bool OnlyElementwiseReaders(const Graph& g, ValueId v, const std::vector<std::vector<NodeId>>& consumers) {
+  // `s` (of the perm's rank) keeps the order of its dims not of size 1 under `perm` (a dim not
+  // known statically counts as not 1).
+  static bool OnlyMovesUnitDims(const SymShape& s, const std::vector<int64_t>& perm) {
+    if (!s.rank_known || s.rank() != static_cast<int>(perm.size()) || s.rank() == 0) return false;
+    int64_t last = -1;
+    for (int64_t a : perm) {
+      const Dim d = s.dims[static_cast<size_t>(a)];
+      if (IsStatic(d) && d == 1) continue;
+      if (a < last) return false;
+      last = a;
+    }
+    return true;
+  }
+
+  // Every reader of `v` is an elementwise op or a reduction (and v is no graph output): sinking
+  // the Transpose into one reader leaves it to the others, which sink it too (x * sigmoid(x)
+  // reads it twice; a squeeze-excite block reads it in a mean and in the excite product).
+  static bool OnlySinkableReaders(const Graph& g, ValueId v, const std::vector<std::vector<NodeId>>& consumers) {
     if (IsGraphOutput(g, v)) return false;
-    for (NodeId c : consumers[static_cast<size_t>(v)])
-      if (!SinksThrough(g.node(c))) return false;
+    for (NodeId c : consumers[static_cast<size_t>(v)]) {
+      const Node& r = g.node(c);
+      if (!SinksThrough(r) && r.op.rfind("Reduce", 0) != 0) return false;
+    }
     return true;
   }
 
@@ -204,7 +221,7 @@ class TransposeSinking final : public Pass {
       if (perm && *perm != *pp) return false;
       perm = pp;
       frees_one = frees_one || (consumers[static_cast<size_t>(v)].size() == 1 && !IsGraphOutput(g, v)) ||
-                  OnlyElementwiseReaders(g, v, consumers);
+                  OnlySinkableReaders(g, v, consumers);
     }
     if (!perm || !frees_one || static_cast<int>(perm->size()) != rank) return false;
     // Every other input must be a constant, a scalar, or a value that is also transposed by the
@@ -221,7 +238,7 @@ class TransposeSinking final : public Pass {
       const Tensor* c = g.ConstantOf(v);
       const SymShape& s = g.value(v).shape;
       if (c ? (c->rank() > rank || c->dtype() == DType::kString)
-            : !(s.rank_known && s.rank() == 0) && !already_untransposed(v))
+            : !(s.rank_known && s.rank() == 0) && !already_untransposed(v) && !OnlyMovesUnitDims(s, inverse))
         return false;
     }
     std::vector<ValueId> new_inputs;
@@ -231,7 +248,10 @@ class TransposeSinking final : public Pass {
         new_inputs.push_back(p->inputs[0]);
       } else if (auto moved = g.ConstantOf(v) ? std::nullopt : already_untransposed(v)) {
         new_inputs.push_back(*moved);
-      } else if (const Tensor* c = g.ConstantOf(v)) {
+      } else if (const Tensor* c = g.ConstantOf(v); !c && OnlyMovesUnitDims(g.value(v).shape, inverse)) {
+        // A per-channel gate [N,C,1,1] and the like: its Transpose moves no data (a Reshape).
+        new_inputs.push_back(AddTranspose(g, Names(g), v, inverse, g.value(v).name + "/untransposed"));
+      } else if (c) {
         if (c->rank() == 0) {
           new_inputs.push_back(v);
           continue;
@@ -251,14 +271,17 @@ class TransposeSinking final : public Pass {
     return true;
   }
 
-  // Reduce<Kind>(Transpose(x, p), axes, keep_dims) = Transpose(Reduce(x, p[axes]), p).
+  // Reduce<Kind>(Transpose(x, p), axes, keep_dims) = Transpose(Reduce(x, p[axes]), p); without
+  // keep_dims the Transpose after it permutes the kept dims only (their order in p, renumbered).
   bool SinkReduction(Graph& g, NodeId id, const std::vector<std::vector<NodeId>>& consumers) {
     const Node& n = g.node(id);
-    if (n.op.rfind("Reduce", 0) != 0 || n.inputs.size() != 2 || !n.attrs.GetOr<bool>("keep_dims", false)) return false;
+    if (n.op.rfind("Reduce", 0) != 0 || n.inputs.size() != 2) return false;
+    const bool keep_dims = n.attrs.GetOr<bool>("keep_dims", false);
     const Node* p = g.Producer(n.inputs[0]);
     const auto perm = p ? PermOf(g, *p) : std::nullopt;
     const Tensor* axes = g.ConstantOf(n.inputs[1]);
-    if (!perm || !axes || consumers[static_cast<size_t>(n.inputs[0])].size() != 1 || IsGraphOutput(g, n.inputs[0]))
+    if (!perm || !axes || IsGraphOutput(g, n.inputs[0]) ||
+        (consumers[static_cast<size_t>(n.inputs[0])].size() != 1 && !OnlySinkableReaders(g, n.inputs[0], consumers)))
       return false;
     const int64_t rank = static_cast<int64_t>(perm->size());
     std::vector<int64_t> moved;
@@ -267,12 +290,32 @@ class TransposeSinking final : public Pass {
       moved.push_back((*perm)[static_cast<size_t>(a < 0 ? a + rank : a)]);
     }
     std::sort(moved.begin(), moved.end());
+    moved.erase(std::unique(moved.begin(), moved.end()), moved.end());
+    std::vector<int64_t> after = *perm;
+    if (!keep_dims) {
+      // The kept dims of x in ascending order are the reduction's output dims; output dim j of
+      // the original is x's dim perm[i_j] for the kept positions i_j.
+      std::vector<bool> reduced(static_cast<size_t>(rank), false);
+      for (int64_t a : moved) reduced[static_cast<size_t>(a)] = true;
+      std::vector<int64_t> rank_of(static_cast<size_t>(rank), -1);
+      int64_t next = 0;
+      for (int64_t d = 0; d < rank; ++d)
+        if (!reduced[static_cast<size_t>(d)]) rank_of[static_cast<size_t>(d)] = next++;
+      after.clear();
+      for (int64_t d : *perm)
+        if (!reduced[static_cast<size_t>(d)]) after.push_back(rank_of[static_cast<size_t>(d)]);
+      if (after.empty()) after.push_back(0);  // a scalar result: nothing to permute
+    }
     const ValueId x = p->inputs[0];
     const ValueId new_axes =
         g.AddConstant(Names(g).Make(n.name + "/axes"),
                       Tensor::FromVector(DType::kInt64, {static_cast<int64_t>(moved.size())}, moved));
     g.node(id).inputs = {x, new_axes};
-    TransposeOutputAfter(g, Names(g), id, *perm);
+    if (!keep_dims && (after.size() <= 1 || IsIdentity(after))) {
+      InferNode(g, id);  // the kept dims are already in order: no Transpose after it
+      return true;
+    }
+    TransposeOutputAfter(g, Names(g), id, after);
     return true;
   }
 

@@ -3,7 +3,9 @@
 // serialization round trips and concurrent execution.
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstring>
+#include <limits>
 #include <thread>
 
 #include "backend/cpu/cpu_ops.h"
@@ -734,6 +736,41 @@ TEST(CpuBackend, SoftmaxAndLogSoftmaxRunOneDnnPrimitives) {
     EXPECT_EQ(CountOps(*engine, "cpu.Softmax"), 1) << c.op << " " << ShapeToString(c.shape);
     for (const auto& st : dynamic_cast<const CpuEngine&>(*engine).steps())
       if (st.op == "cpu.Softmax") EXPECT_EQ(st.kernel.rfind("onednn:", 0), 0u) << st.kernel;
+  }
+}
+
+TEST(CpuBackend, ReductionsMatchTheReference) {
+  // Contiguous axes (NHWC's H and W, the last dim, all dims) on the row kernel, other axes on
+  // oneDNN's reduction; keep_dims both ways; a NaN in a max / min row propagates as in the
+  // reference. Sums are in double like the reference's: FP32 bound 1e-5.
+  struct Case {
+    const char* op;
+    Shape shape;
+    std::vector<int64_t> axes;
+    bool keep;
+  };
+  const std::vector<Case> cases = {{"ReduceMean", {2, 9, 7, 16}, {1, 2}, true}, {"ReduceSum", {3, 5, 40}, {-1}, false},
+                                   {"ReduceMax", {2, 9, 7, 16}, {1, 2}, false}, {"ReduceMin", {4, 6}, {0, 1}, false},
+                                   {"ReduceMean", {2, 3, 4, 5}, {0, 2}, true},  {"ReduceMax", {2, 3, 4, 5}, {1, 3}, false}};
+  for (const Case& c : cases) {
+    Builder b;
+    const ir::ValueId x = b.Input("x", std::vector<ir::Dim>(c.shape.begin(), c.shape.end()));
+    const ir::ValueId axes = b.Const("axes", Tensor::FromVector<int64_t>(DType::kInt64, {static_cast<int64_t>(c.axes.size())}, c.axes));
+    b.Output("y", b.Op(c.op, "reduce", {x, axes}, testutil::Attrs({{"keep_dims", c.keep}})));
+    Tensor in = RandF32(c.shape, 11);
+    if (std::string(c.op) == "ReduceMax" || std::string(c.op) == "ReduceMin") in.data<float>()[5] = std::numeric_limits<float>::quiet_NaN();
+    backend::cpu::CpuBackend cpu;
+    auto engine = cpu.Compile(*b.g, ExactProfile({c.shape}), {});
+    EXPECT_EQ(CountOps(*engine, "cpu.Reduce"), 1) << c.op;
+    const std::vector<Tensor> inputs = {in};
+    const auto want = runtime::ReferenceExecutor(b.g).Run(inputs);
+    const auto got = engine->Execute(inputs);
+    ASSERT_EQ(got[0].shape(), want[0].shape()) << c.op;
+    for (int64_t i = 0; i < want[0].num_elements(); ++i) {
+      const float g = got[0].data<float>()[i], w = want[0].data<float>()[i];
+      if (std::isnan(w)) EXPECT_TRUE(std::isnan(g)) << c.op << " element " << i;
+      else EXPECT_LE(std::fabs(g - w), 1e-5 * (1 + std::fabs(w))) << c.op << " element " << i;
+    }
   }
 }
 

@@ -177,6 +177,42 @@ TEST(LayoutPasses, PadClipSwishBatchNormConcatSoftmaxKeepChannelsLast) {
   EXPECT_EQ(std::memcmp(got[0].raw_data(), want[0].raw_data(), want[0].byte_size()), 0);
 }
 
+TEST(LayoutPasses, SqueezeExciteBlockKeepsChannelsLast) {
+  // NCHW conv -> swish -> squeeze (ReduceMean over H, W without keep_dims, and a Reshape back to
+  // [N, C, 1, 1]) -> 1x1 convs -> sigmoid gate -> excite Mul with the swish output. The swish
+  // output's Transpose has two readers (the mean and the excite product): both take it, and no
+  // data-moving Transpose is left but the input's and the output's.
+  ir::Graph g;
+  const ir::ValueId x = g.AddInput("x", DType::kFloat32, ir::SymShape::Of({2, 8, 6, 6}));
+  ir::ValueId a = Emit(g, "Conv2D", "conv", {x, g.AddConstant("w", Random(DType::kFloat32, {3, 3, 8, 8}, 1))}, ConvAttrs());
+  a = Emit(g, "Mul", "swish", {a, Emit(g, "Sigmoid", "sig", {a})});
+  ir::ValueId s = Emit(g, "ReduceMean", "squeeze", {a, g.AddConstant("hw", Tensor::FromVector<int64_t>(DType::kInt64, {2}, {2, 3}))});
+  s = Emit(g, "Reshape", "to_nc11", {s, g.AddConstant("nc11", Tensor::FromVector<int64_t>(DType::kInt64, {4}, {-1, 8, 1, 1}))});
+  s = Emit(g, "Conv2D", "reduce", {s, g.AddConstant("wr", Random(DType::kFloat32, {1, 1, 8, 4}, 2))}, ConvAttrs());
+  s = Emit(g, "Relu", "reduce_relu", {s});
+  s = Emit(g, "Conv2D", "expand", {s, g.AddConstant("we", Random(DType::kFloat32, {1, 1, 4, 8}, 3))}, ConvAttrs());
+  s = Emit(g, "Sigmoid", "gate", {s});
+  g.AddOutput("y", Emit(g, "Mul", "excite", {a, s}));
+  auto original = std::make_shared<const ir::Graph>(g.Clone());
+  ir::PassPipeline p;
+  p.Add(ir::MakeChannelsLast());
+  p.Add(ir::MakeTransposeSinking());
+  p.Add(ir::MakeDeadCodeElimination());
+  p.Run(g);
+  int moving = 0;
+  for (const ir::Node& node : g.nodes())
+    if (!node.removed && node.op == "Transpose" && g.value(node.inputs[0]).shape.dims.size() == 4) {
+      const auto& d = g.value(node.inputs[0]).shape.dims;
+      moving += (d[1] != 1 && d[2] != 1) || (d[2] != 1 && d[3] != 1) ? 1 : 0;
+    }
+  EXPECT_EQ(moving, 2) << ir::GraphToText(g);
+  const Tensor in = Random(DType::kFloat32, {2, 8, 6, 6}, 9);
+  const auto want = runtime::ReferenceExecutor(original).Run({in});
+  const auto got = runtime::ReferenceExecutor(std::make_shared<const ir::Graph>(g.Clone())).Run({in});
+  ASSERT_EQ(got[0].shape(), want[0].shape());
+  EXPECT_EQ(std::memcmp(got[0].raw_data(), want[0].raw_data(), want[0].byte_size()), 0);
+}
+
 TEST(PadFolding, ZeroSpatialPadsBecomeConvolutionPadding) {
   // NHWC and NCHW; folded into VALID and EXPLICIT convolutions (pads add up); not folded: a
   // nonzero pad value, a pad of the channel dim, a SAME convolution, a Pad also read by a Relu.

@@ -36,6 +36,8 @@ std::unique_ptr<CountingPass> MakeFuseConvMatMulPass();
 std::unique_ptr<CountingPass> MakePoolPass();
 // Quantize-dequantize chains left in float -> one cpu.QuantDequant each (quant_dequant.cc).
 std::unique_ptr<CountingPass> MakeQuantDequantPass();
+// float32 ReduceSum / Mean / Max / Min over constant axes -> cpu.Reduce (reduce.cc).
+std::unique_ptr<CountingPass> MakeReducePass();
 // float32 LayerNorm with constant scale / bias -> cpu.LayerNorm (layer_norm.cc).
 std::unique_ptr<CountingPass> MakeLayerNormPass();
 // float32 Softmax / LogSoftmax -> cpu.Softmax (softmax.cc).
