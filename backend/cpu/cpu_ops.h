@@ -71,7 +71,7 @@ inline constexpr std::string_view kTranspose = "cpu.Transpose";
 // thread-safe. Called before the backend creates or decodes graphs that hold them.
 void RegisterCpuOps();
 
-enum class PostOpKind { kRelu, kLeakyRelu, kRelu6, kSigmoid, kTanh, kElu, kSwish, kLinear, kAdd, kClip };
+enum class PostOpKind { kRelu, kLeakyRelu, kRelu6, kSigmoid, kTanh, kElu, kSwish, kLinear, kAdd, kClip, kGelu };
 
 struct PostOp {
   PostOpKind kind = PostOpKind::kRelu;

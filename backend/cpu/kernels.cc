@@ -296,6 +296,7 @@ class DnnlKernel : public Kernel {
         case PostOpKind::kElu: po.append_eltwise(1.f, dnnl::algorithm::eltwise_elu, 1.f, 0.f); break;
         case PostOpKind::kSwish: po.append_eltwise(1.f, dnnl::algorithm::eltwise_swish, a, 0.f); break;
         case PostOpKind::kLinear: po.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, a, b); break;
+        case PostOpKind::kGelu: po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f); break;
         case PostOpKind::kAdd:
           if (residuals) po.append_binary(dnnl::algorithm::binary_add, dst_md);
           break;

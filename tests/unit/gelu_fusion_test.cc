@@ -99,6 +99,27 @@ TEST(GeluFusion, EachDecomposedOrderBecomesOneGeluWithTheSameValues) {
   }
 }
 
+TEST(GeluFusion, TensorFlowsErfcFormBecomesOneGeluAndFusesIntoACpuMatMul) {
+  // tf.nn.gelu(approximate=False): Mul(0.5, x) * Erfc(Neg(x) * 1/sqrt(2)), and the variant with
+  // the sign in the constant. After a MatMul the CPU engine runs it as the product's GELU
+  // post-op (oneDNN's gelu_erf): one step, within FP32's bound of the decomposed reference.
+  for (bool neg_node : {true, false}) {
+    Builder b;
+    const ir::ValueId a = b.Input("a", {8, 32});
+    const ir::ValueId x = b.Op("MatMul", "mm", {a, b.Const("w", cputest::RandScaled({32, 24}, 3, 0.5f))});
+    const ir::ValueId s = neg_node ? b.Op("Mul", "scaled", {b.Op("Neg", "neg", {x}), Scalar(b, "rsqrt2", 1 / std::numbers::sqrt2)})
+                                   : b.Op("Mul", "scaled", {Scalar(b, "nrsqrt2", -1 / std::numbers::sqrt2), x});
+    const ir::ValueId e = b.Op("Erfc", "erfc", {s});
+    b.Output("y", b.Op("Mul", "gelu", {b.Op("Mul", "half_x", {Scalar(b, "half", 0.5), x}), e}));
+    const auto fused = Fused(*b.g);
+    ir::Verify(*fused);
+    EXPECT_EQ(CountOps(*fused, "Gelu"), 1u) << neg_node;
+    EXPECT_EQ(CountOps(*fused, "Erfc") + CountOps(*fused, "Neg"), 0u) << neg_node;
+    auto engine = cputest::CheckAgainstReference(b, cputest::ExactProfile({{8, 32}}), {{cputest::RandScaled({8, 32}, 5, 2.0f)}});
+    EXPECT_EQ(dynamic_cast<const backend::cpu::CpuEngine&>(*engine).steps().size(), 1u) << neg_node;
+  }
+}
+
 TEST(GeluFusion, TheOpMatchesTheDefinition) {
   Builder b;
   const ir::ValueId x = b.Input("x", {7}, DType::kFloat64);

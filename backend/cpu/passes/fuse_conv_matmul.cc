@@ -24,6 +24,7 @@ std::optional<PostOpKind> ActivationKind(const std::string& op) {
   if (op == "Tanh") return PostOpKind::kTanh;
   if (op == "Elu") return PostOpKind::kElu;
   if (op == "LeakyRelu") return PostOpKind::kLeakyRelu;
+  if (op == "Gelu") return PostOpKind::kGelu;
   return std::nullopt;
 }
 

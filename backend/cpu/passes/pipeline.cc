@@ -40,6 +40,8 @@ std::vector<PassStat> OptimizeForCpu(ir::Graph& graph, bool int8_kernels) {
   passes.push_back(std::make_unique<Counted>(ir::MakeDeadCodeElimination()));
   // Decomposed layer norms (importers write nine ops) become one LayerNorm node.
   passes.push_back(std::make_unique<Counted>(ir::MakeLayerNormFusion()));
+  // Decomposed exact GELUs become one Gelu (a matrix product's post-op below).
+  passes.push_back(std::make_unique<Counted>(ir::MakeGeluFusion()));
   passes.push_back(MakeFoldBatchNormPass());
   passes.push_back(MakeFuseConvMatMulPass());
   passes.push_back(MakePoolPass());
