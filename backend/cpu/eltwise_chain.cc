@@ -132,10 +132,29 @@ void RunPeriodic(const ChainSpec& spec, const std::vector<const float*>& base,
   }
 }
 
+// One tile of `len` elements: the chain input x copied into buf, every step applied there, the
+// result stored to y. Operand j of the tile starts at operand(j), stride cs[j].back().
+template <typename Operand>
+void RunTile(const ChainSpec& spec, const std::vector<std::vector<int64_t>>& cs, const float* x, float* y, int64_t len,
+             float* buf, const Operand& operand) {
+  std::copy(x, x + len, buf);
+  for (const ChainStep& s : spec.steps) {
+    const float* o = nullptr;
+    int64_t os = 0;
+    if (s.operand >= 0) {
+      const size_t j = static_cast<size_t>(s.operand);
+      os = cs[j].back();
+      o = operand(j);
+    }
+    s.apply(buf, o, os, len, s.swapped, s.state);
+  }
+  std::copy(buf, buf + len, y);
+}
+
 // One long row (every operand contiguous along it, or a scalar): its tiles split over oneDNN's
 // OpenMP team when the build has OpenMP.
-void RunOneRow(const ChainSpec& spec, const std::vector<const float*>& base, const std::vector<std::vector<int64_t>>& cs,
-               int64_t n, float* out) {
+void RunOneRow(const ChainSpec& spec, const std::vector<const float*>& base,
+               const std::vector<std::vector<int64_t>>& cs, int64_t n, float* out) {
   constexpr int64_t kTile = 512;
   const int64_t tiles = (n + kTile - 1) / kTile;
 #if defined(_OPENMP)
@@ -144,18 +163,7 @@ void RunOneRow(const ChainSpec& spec, const std::vector<const float*>& base, con
   for (int64_t t = 0; t < tiles; ++t) {
     alignas(64) float buf[kTile];
     const int64_t begin = t * kTile, len = std::min(kTile, n - begin);
-    std::copy(base[0] + begin, base[0] + begin + len, buf);
-    for (const ChainStep& s : spec.steps) {
-      const float* o = nullptr;
-      int64_t os = 0;
-      if (s.operand >= 0) {
-        const size_t j = static_cast<size_t>(s.operand);
-        os = cs[j].back();
-        o = base[j] + begin * os;
-      }
-      s.apply(buf, o, os, len, s.swapped, s.state);
-    }
-    std::copy(buf, buf + len, out + begin);
+    RunTile(spec, cs, base[0] + begin, out + begin, len, buf, [&](size_t j) { return base[j] + begin * cs[j].back(); });
   }
 }
 
@@ -233,18 +241,7 @@ void RunEltwiseChain(const ChainSpec& spec, std::span<const Tensor> in, float* o
     float* orow = out + row * inner;
     for (int64_t t = 0; t < inner; t += kTile) {
       const int64_t len = std::min(kTile, inner - t);
-      std::copy(xrow + t, xrow + t + len, buf);
-      for (const ChainStep& s : spec.steps) {
-        const float* o = nullptr;
-        int64_t os = 0;
-        if (s.operand >= 0) {
-          const size_t j = static_cast<size_t>(s.operand);
-          os = cs[j].back();
-          o = base[j] + offset[j] + t * os;
-        }
-        s.apply(buf, o, os, len, s.swapped, s.state);
-      }
-      std::copy(buf, buf + len, orow + t);
+      RunTile(spec, cs, xrow + t, orow + t, len, buf, [&](size_t j) { return base[j] + offset[j] + t * cs[j].back(); });
     }
     // Next row: advance the outer multi-index and every input's offset.
     for (size_t d = outer; d-- > 0;) {

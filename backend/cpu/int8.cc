@@ -206,46 +206,36 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void QuantDequantBl
   }
 }
 
+// Blocks of 16 Ki elements on the OpenMP team oneDNN uses (its threads are idle between oneDNN
+// calls), when the build has OpenMP; small tensors stay on the calling thread. `block(begin,
+// count)` handles one block.
+template <typename Block>
+void ForBlocks(int64_t n, const Block& block) {
+  constexpr int64_t kBlock = 16384;
+  const int64_t blocks = (n + kBlock - 1) / kBlock;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) if (blocks > 2)
+#endif
+  for (int64_t b = 0; b < blocks; ++b) block(b * kBlock, std::min(kBlock, n - b * kBlock));
+}
+
 }  // namespace
 
 void QuantDequantF32(const float* src, float* dst, int64_t n, float inv_scale, float divisor, float qmin, float qmax,
                      float scale) {
-  constexpr int64_t kBlock = 16384;
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(static) if (blocks > 2)
-#endif
-  for (int64_t b = 0; b < blocks; ++b) {
-    const int64_t begin = b * kBlock;
-    QuantDequantBlock(src + begin, dst + begin, std::min(kBlock, n - begin), inv_scale, divisor, qmin, qmax, scale);
-  }
+  ForBlocks(n, [&](int64_t begin, int64_t count) {
+    QuantDequantBlock(src + begin, dst + begin, count, inv_scale, divisor, qmin, qmax, scale);
+  });
 }
 
 void QuantizeToU8(const float* src, uint8_t* dst, int64_t n, float inv_scale, float qmin, float qmax, int zero_point) {
-  constexpr int64_t kBlock = 16384;
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(static) if (blocks > 2)
-#endif
-  for (int64_t b = 0; b < blocks; ++b) {
-    const int64_t begin = b * kBlock;
-    QuantizeBlockU8(src + begin, dst + begin, std::min(kBlock, n - begin), inv_scale, qmin, qmax,
-                    static_cast<float>(zero_point));
-  }
+  ForBlocks(n, [&](int64_t begin, int64_t count) {
+    QuantizeBlockU8(src + begin, dst + begin, count, inv_scale, qmin, qmax, static_cast<float>(zero_point));
+  });
 }
 
-// Blocks of 16 Ki elements on the OpenMP team oneDNN uses (its threads are idle between oneDNN
-// calls), when the build has OpenMP; small tensors stay on the calling thread.
 void QuantizeToS8(const float* src, int8_t* dst, int64_t n, float inv_scale, float qmin, float qmax) {
-  constexpr int64_t kBlock = 16384;
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(static) if (blocks > 2)
-#endif
-  for (int64_t b = 0; b < blocks; ++b) {
-    const int64_t begin = b * kBlock;
-    QuantizeBlock(src + begin, dst + begin, std::min(kBlock, n - begin), inv_scale, qmin, qmax);
-  }
+  ForBlocks(n, [&](int64_t begin, int64_t count) { QuantizeBlock(src + begin, dst + begin, count, inv_scale, qmin, qmax); });
 }
 
 }  // namespace kiln::backend::cpu

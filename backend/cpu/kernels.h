@@ -2,10 +2,12 @@
 // elementwise-chain kernel. Every other node runs its reference kernel (see cpu_engine.cc).
 #pragma once
 
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <dnnl.hpp>
@@ -65,6 +67,22 @@ class Kernel {
   // Computes the node's output into `out` (already shaped and allocated).
   virtual void Run(std::span<const Tensor> inputs, Tensor& out, ExecContext& ctx) const = 0;
 };
+
+// "what" per distinct primitive of a per-shape cache (name(prim); "reference-fallback" for shapes
+// without one), or `none` before the first: the Describe() of kernels that make a primitive per
+// input shape.
+template <typename Cache, typename Name>
+std::string DescribeShapeCache(const Cache& cache, const Name& name, std::string_view none) {
+  std::vector<std::string> parts;
+  for (const auto& [shape, prim] : cache) {
+    const std::string d = prim ? name(*prim) : std::string("reference-fallback");
+    if (std::find(parts.begin(), parts.end(), d) == parts.end()) parts.push_back(d);
+  }
+  if (parts.empty()) return std::string(none);
+  std::string out = parts[0];
+  for (size_t i = 1; i < parts.size(); ++i) out += "," + parts[i];
+  return out;
+}
 
 // The kernel of a backend-internal node (CpuFusedConv2D / CpuFusedMatMul /
 // CpuFusedBatchMatMul / CpuEltwiseChain); kInternal for other ops.

@@ -45,15 +45,9 @@ class ReduceKernel final : public Kernel {
 
   std::string Describe() const override {
     std::lock_guard<std::mutex> lock(mu_);
-    std::vector<std::string> parts;
-    for (const auto& [shape, prim] : cache_) {
-      const std::string d = !prim        ? std::string("reference-fallback")
-                            : prim->rows ? "reduce-rows"
-                                         : "onednn:" + prim->impl;
-      if (std::find(parts.begin(), parts.end(), d) == parts.end()) parts.push_back(d);
-    }
-    return parts.empty() ? std::string("onednn reduction (no primitive yet)")
-                         : fmt::format("{}", fmt::join(parts, ","));
+    return DescribeShapeCache(
+        cache_, [](const Prim& p) { return p.rows ? std::string("reduce-rows") : "onednn:" + p.impl; },
+        "onednn reduction (no primitive yet)");
   }
 
   void Prepare(const std::vector<Shape>& shapes) override {

@@ -42,12 +42,8 @@ class TransposeKernel final : public Kernel {
 
   std::string Describe() const override {
     std::lock_guard<std::mutex> lock(mu_);
-    std::vector<std::string> parts;
-    for (const auto& [shape, prim] : cache_) {
-      const std::string d = prim ? "onednn-reorder:" + prim->impl : std::string("reference-fallback");
-      if (std::find(parts.begin(), parts.end(), d) == parts.end()) parts.push_back(d);
-    }
-    return parts.empty() ? std::string("onednn reorder (no primitive yet)") : fmt::format("{}", fmt::join(parts, ","));
+    return DescribeShapeCache(
+        cache_, [](const Prim& p) { return "onednn-reorder:" + p.impl; }, "onednn reorder (no primitive yet)");
   }
 
   void Prepare(const std::vector<Shape>& shapes) override {

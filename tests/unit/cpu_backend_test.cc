@@ -83,7 +83,9 @@ TEST_P(CpuConv, FusedMatchesReference) {
   const bool nchw = cc.format == "NCHW";
   ASSERT_EQ(steps.size(), nchw ? 3u : 1u);
   for (const auto& s : steps) EXPECT_EQ(s.kernel.rfind(s.op == "cpu.Transpose" ? "onednn-reorder:" : "onednn:", 0), 0u) << s.kernel;
-  if (nchw) EXPECT_EQ(steps[1].op, "cpu.FusedConv2D");
+  if (nchw) {
+    EXPECT_EQ(steps[1].op, "cpu.FusedConv2D");
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -632,7 +634,9 @@ TEST(CpuBackend, TransposesRunAsOneDnnReordersBitExact) {
     auto engine = cpu.Compile(*b.g, ExactProfile({c.shape}), {});
     EXPECT_EQ(CountOps(*engine, "cpu.Transpose"), 1) << ShapeToString(c.shape);
     for (const auto& st : dynamic_cast<const CpuEngine&>(*engine).steps())
-      if (st.op == "cpu.Transpose") EXPECT_EQ(st.kernel.rfind("onednn-reorder:", 0), 0u) << st.kernel;
+      if (st.op == "cpu.Transpose") {
+        EXPECT_EQ(st.kernel.rfind("onednn-reorder:", 0), 0u) << st.kernel;
+      }
     const std::vector<Tensor> inputs = {in};
     const auto want = runtime::ReferenceExecutor(b.g).Run(inputs);
     const auto got = engine->Execute(inputs);
@@ -735,7 +739,9 @@ TEST(CpuBackend, SoftmaxAndLogSoftmaxRunOneDnnPrimitives) {
     auto engine = CheckAgainstReference(b, ExactProfile({c.shape}), {{RandF32(c.shape, 7)}});
     EXPECT_EQ(CountOps(*engine, "cpu.Softmax"), 1) << c.op << " " << ShapeToString(c.shape);
     for (const auto& st : dynamic_cast<const CpuEngine&>(*engine).steps())
-      if (st.op == "cpu.Softmax") EXPECT_EQ(st.kernel.rfind("onednn:", 0), 0u) << st.kernel;
+      if (st.op == "cpu.Softmax") {
+        EXPECT_EQ(st.kernel.rfind("onednn:", 0), 0u) << st.kernel;
+      }
   }
 }
 

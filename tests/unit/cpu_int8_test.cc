@@ -109,9 +109,11 @@ TEST(CpuInt8, QuantizedGraphRunsInt8PrimitivesAndMatchesTheReference) {
   std::sort(want_steps.begin(), want_steps.end());
   std::sort(got_steps.begin(), got_steps.end());
   EXPECT_EQ(got_steps, want_steps);
-  for (const auto& s : e.steps())
-    if (s.op.starts_with("cpu.Fused"))
+  for (const auto& s : e.steps()) {
+    if (s.op.starts_with("cpu.Fused")) {
       EXPECT_NE(s.kernel.find("[int8]"), std::string::npos) << s.node << ": " << s.kernel;
+    }
+  }
   // No quantize-dequantize chain is left as float ops: the activations are quantized once each.
   // conv and fc1 (ReLU: never negative) write their results as int8 for dw and fc2; the other
   // five quantized tensors get a cpu.QuantizeS8.

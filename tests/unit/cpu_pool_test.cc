@@ -35,7 +35,9 @@ TEST(CpuPool, MaxAndAvgPoolRunOneDnnAndMatchTheReference) {
   auto engine = backend::cpu::CpuBackend().Compile(*b.g, ExactProfile(shapes), {});
   EXPECT_EQ(CountOps(*engine, "cpu.Pool2D"), 5);
   for (const auto& s : dynamic_cast<const backend::cpu::CpuEngine&>(*engine).steps())
-    if (s.op == "cpu.Pool2D") EXPECT_EQ(s.kernel.rfind("onednn:", 0), 0u) << s.node << ": " << s.kernel;
+    if (s.op == "cpu.Pool2D") {
+      EXPECT_EQ(s.kernel.rfind("onednn:", 0), 0u) << s.node << ": " << s.kernel;
+    }
   runtime::ReferenceExecutor ref(b.g);
   const std::vector<Tensor> in = {RandF32(shapes[0], 3), RandF32(shapes[1], 4)};
   const auto want = ref.Run(in), got = engine->Execute(in);

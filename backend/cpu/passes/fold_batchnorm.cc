@@ -182,8 +182,10 @@ class FoldBatchNormPass final : public CountingPass {
         consumers.resize(g.num_values());
         ir::Node& node = g.node(static_cast<ir::NodeId>(id));  // AddConstant may have moved nodes
         node.inputs[1] = new_w;
-        if (node.inputs.size() > 2) node.inputs[2] = new_b;
-        else node.inputs.push_back(new_b);
+        if (node.inputs.size() > 2)
+          node.inputs[2] = new_b;
+        else
+          node.inputs.push_back(new_b);
         g.ReplaceAllUses(consumer_out, y);
         g.node(consumer_id).removed = true;
         consumers[static_cast<size_t>(y)] = consumers[static_cast<size_t>(consumer_out)];

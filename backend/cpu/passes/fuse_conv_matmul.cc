@@ -65,7 +65,8 @@ std::optional<double> ScalarOperand(const ir::Graph& g, const ir::Node& n) {
 // `n` is Mul(y, beta) (a scalar beta, either order) whose only reader is a Sigmoid.
 bool ScaledSigmoid(const ir::Graph& g, const std::vector<std::vector<ir::NodeId>>& consumers, const ir::Node& n,
                    ir::ValueId y) {
-  if (n.op != "Mul" || n.inputs.size() != 2 || (n.inputs[0] != y && n.inputs[1] != y) || !ScalarOperand(g, n)) return false;
+  if (n.op != "Mul" || n.inputs.size() != 2 || (n.inputs[0] != y && n.inputs[1] != y) || !ScalarOperand(g, n))
+    return false;
   const auto& readers = consumers[static_cast<size_t>(n.outputs[0])];
   return readers.size() == 1 && !ir::IsGraphOutput(g, n.outputs[0]) && g.node(readers[0]).op == "Sigmoid";
 }
@@ -96,7 +97,9 @@ class FuseConvMatMulPass final : public CountingPass {
           const ir::Node* s = &g.node(users[0]);
           const ir::Node* m = &g.node(users[1]);
           // The reader that leads to the Sigmoid: the Sigmoid itself or a Mul by a scalar beta.
-          auto leads_to_sigmoid = [&](const ir::Node* n) { return n->op == "Sigmoid" || ScaledSigmoid(g, consumers, *n, cur); };
+          auto leads_to_sigmoid = [&](const ir::Node* n) {
+            return n->op == "Sigmoid" || ScaledSigmoid(g, consumers, *n, cur);
+          };
           if (!leads_to_sigmoid(s)) std::swap(s, m);
           if (!leads_to_sigmoid(s) || m->op != "Mul" || m->inputs.size() != 2) break;
           double beta = 1.0;
@@ -122,7 +125,8 @@ class FuseConvMatMulPass final : public CountingPass {
         if (users.size() != 1) break;
         const ir::Node& u = g.node(users[0]);
         if (u.outputs.size() != 1 || !IsF32(g, u.outputs[0])) break;
-        const Tensor* lo = u.op == "Clip" && u.inputs.size() == 3 && u.inputs[0] == cur ? g.ConstantOf(u.inputs[1]) : nullptr;
+        const Tensor* lo =
+            u.op == "Clip" && u.inputs.size() == 3 && u.inputs[0] == cur ? g.ConstantOf(u.inputs[1]) : nullptr;
         const Tensor* hi = lo ? g.ConstantOf(u.inputs[2]) : nullptr;
         if (auto act = ActivationKind(u.op); act && u.inputs.size() == 1) {
           post_ops.push_back({*act, *act == PostOpKind::kLeakyRelu ? u.attrs.GetOr<double>("alpha", 0.2) : 0.0, 0.0});
@@ -135,11 +139,15 @@ class FuseConvMatMulPass final : public CountingPass {
           const ir::ValueId other = u.inputs[y_first ? 1 : 0];
           const Tensor* c = g.ConstantOf(other);
           const ir::SymShape& cur_shape = g.value(cur).shape;
-          if (c && c->num_elements() == 1 && IsFloating(c->dtype()) && cur_shape.rank_known && c->rank() <= cur_shape.rank()) {
+          if (c && c->num_elements() == 1 && IsFloating(c->dtype()) && cur_shape.rank_known &&
+              c->rank() <= cur_shape.rank()) {
             const double v = c->DoubleAt(0);
-            if (u.op == "Add") post_ops.push_back({PostOpKind::kLinear, 1.0, v});
-            else if (u.op == "Mul") post_ops.push_back({PostOpKind::kLinear, v, 0.0});
-            else post_ops.push_back(y_first ? PostOp{PostOpKind::kLinear, 1.0, -v} : PostOp{PostOpKind::kLinear, -1.0, v});
+            if (u.op == "Add")
+              post_ops.push_back({PostOpKind::kLinear, 1.0, v});
+            else if (u.op == "Mul")
+              post_ops.push_back({PostOpKind::kLinear, v, 0.0});
+            else
+              post_ops.push_back(y_first ? PostOp{PostOpKind::kLinear, 1.0, -v} : PostOp{PostOpKind::kLinear, -1.0, v});
           } else if (u.op == "Add" && IsF32(g, other) && ir::SameShape(g.value(other).shape, cur_shape)) {
             post_ops.push_back({PostOpKind::kAdd, 0.0, 0.0});
             adds.push_back(other);
@@ -160,13 +168,15 @@ class FuseConvMatMulPass final : public CountingPass {
       std::vector<ir::ValueId> inputs{n.inputs[0], n.inputs[1]};
       std::optional<ir::ValueId> bias = n.inputs.size() > 2 ? std::optional(n.inputs[2]) : std::nullopt;
       ir::AttrMap attrs;
-      for (const char* key : {"data_format", "strides", "dilations", "padding", "pads", "transpose_a", "transpose_b", "adj_x", "adj_y"})
+      for (const char* key :
+           {"data_format", "strides", "dilations", "padding", "pads", "transpose_a", "transpose_b", "adj_x", "adj_y"})
         if (auto it = n.attrs.all().find(key); it != n.attrs.all().end()) attrs.Set(key, it->second);
       if (fused_op == kFusedConv2D) {
         const Tensor w = *g.ConstantOf(n.inputs[1]);
         const int64_t channels = original_op == "Conv2D" ? w.dim(3) : w.dim(2) * w.dim(3);
         if (original_op == "DepthwiseConv2D")
-          inputs[1] = g.AddConstant(names.Make(node_name + "/grouped_filter"), w.Reshaped({w.dim(0), w.dim(1), 1, channels}));
+          inputs[1] =
+              g.AddConstant(names.Make(node_name + "/grouped_filter"), w.Reshaped({w.dim(0), w.dim(1), 1, channels}));
         if (!bias) bias = g.AddConstant(names.Make(node_name + "/zero_bias"), Tensor(DType::kFloat32, {channels}));
       } else if (fused_op == kFusedMatMul) {
         if (!bias) {
@@ -174,9 +184,12 @@ class FuseConvMatMulPass final : public CountingPass {
           const Tensor* b = g.ConstantOf(g.node(nid).inputs[1]);
           const bool tb = attrs.GetOr<bool>("transpose_b", false);
           int64_t channels = -1;
-          if (b) channels = b->dim(tb ? 0 : 1);
-          else if (out_shape.rank_known && ir::IsStatic(out_shape.dims[1])) channels = out_shape.dims[1];
-          if (channels >= 0) bias = g.AddConstant(names.Make(node_name + "/zero_bias"), Tensor(DType::kFloat32, {channels}));
+          if (b)
+            channels = b->dim(tb ? 0 : 1);
+          else if (out_shape.rank_known && ir::IsStatic(out_shape.dims[1]))
+            channels = out_shape.dims[1];
+          if (channels >= 0)
+            bias = g.AddConstant(names.Make(node_name + "/zero_bias"), Tensor(DType::kFloat32, {channels}));
         }
         if (!bias) continue;  // unknown output width: leave the MatMul to the reference kernel
       }

@@ -6,8 +6,8 @@
 //   matmul(dq(q(a)), dq(q(b))) -> cpu.FusedMatMul / cpu.FusedBatchMatMul(QuantizeS8(a), QuantizeS8(b))
 // A node changes only when every one of its two operands qualifies; readers of one quantized
 // tensor share one cpu.QuantizeS8. An activation read through a Transpose (a channels-first
-// convolution run channels-last) is quantized first and transposed as int8. The chains left without readers go to dead-code elimination.
-// cpu-int8-output (below) then lets int8 producers write int8 results themselves.
+// convolution run channels-last) is quantized first and transposed as int8. The chains left without readers go to
+// dead-code elimination. cpu-int8-output (below) then lets int8 producers write int8 results themselves.
 #include <fmt/format.h>
 
 #include <map>
@@ -49,7 +49,8 @@ std::optional<Int8Operand> AsInt8(const ir::Graph& g, const ir::Node& n, size_t 
   op.activation = MatchQuantDequant(g, v);
   if (!op.activation) {
     const ir::Node* t = g.Producer(v);
-    if (!t || t->removed || t->op != "Transpose" || t->inputs.size() != 2 || !g.ConstantOf(t->inputs[1])) return std::nullopt;
+    if (!t || t->removed || t->op != "Transpose" || t->inputs.size() != 2 || !g.ConstantOf(t->inputs[1]))
+      return std::nullopt;
     op.activation = MatchQuantDequant(g, t->inputs[0]);
     if (!op.activation) return std::nullopt;
     op.transpose_perm = t->inputs[1];
@@ -70,8 +71,9 @@ class Int8Pass final : public CountingPass {
       const auto key = std::make_tuple(q.source, q.inv_scale, q.qmin, q.qmax);
       if (auto it = quantized.find(key); it != quantized.end()) return it->second;
       const Int8Storage storage = StorageFor(q.qmin, q.qmax);
-      ir::Node& node = g.AddNode(std::string(kQuantizeS8), names.Make(g.value(q.source).name + (storage.is_unsigned ? "/u8" : "/s8")),
-                                 {q.source}, 1);
+      ir::Node& node =
+          g.AddNode(std::string(kQuantizeS8),
+                    names.Make(g.value(q.source).name + (storage.is_unsigned ? "/u8" : "/s8")), {q.source}, 1);
       node.attrs.Set("inv_scale", static_cast<double>(q.inv_scale));
       node.attrs.Set("qmin", static_cast<double>(q.qmin));
       node.attrs.Set("qmax", static_cast<double>(q.qmax));
@@ -92,7 +94,8 @@ class Int8Pass final : public CountingPass {
       if (op.transpose_perm == ir::kNoValue) return q;
       const auto key = std::make_pair(q, op.transpose_perm);
       if (auto it = transposed.find(key); it != transposed.end()) return it->second;
-      const ir::NodeId t = g.AddNode("Transpose", names.Make(g.value(q).name + "/transpose"), {q, op.transpose_perm}, 1).id;
+      const ir::NodeId t =
+          g.AddNode("Transpose", names.Make(g.value(q).name + "/transpose"), {q, op.transpose_perm}, 1).id;
       ir::InferNode(g, t);
       return transposed.emplace(key, g.node(t).outputs[0]).first->second;
     };
@@ -158,7 +161,8 @@ class Int8OutputPass final : public CountingPass {
                    qmax = qn->attrs.Get<double>("qmax");
       // int8 saturates to [-128, 127], uint8 (without a zero point) to [0, 255].
       const bool is_unsigned = qn->attrs.GetOr<bool>("unsigned", false);
-      if (is_unsigned ? (qmin != 0 || qmax != 255 || qn->attrs.GetOr<int64_t>("zero_point", 0) != 0) : qmax != 127) continue;
+      if (is_unsigned ? (qmin != 0 || qmax != 255 || qn->attrs.GetOr<int64_t>("zero_point", 0) != 0) : qmax != 127)
+        continue;
       std::vector<PostOp> ops = ReadPostOps(*p);
       if (inv_scale != 1) ops.push_back({PostOpKind::kLinear, inv_scale, 0.0});
       if (!is_unsigned && qmin != -128 && !NeverNegative(ops)) continue;
