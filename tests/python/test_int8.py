@@ -153,7 +153,8 @@ def test_kiln_build_and_bench_take_the_int8_options(kiln_bin, digits_model, tmp_
                                "--calibrator", "minmax", "--shapes", "x:50x8x8x1"])
     if proc.returncode != 0:
         fail("kiln build --precision INT8 failed", proc)
-    assert "INT8 layers (" in proc.stdout, proc.stdout
+    # CPUs with int8 dot-product instructions list the INT8 layers; others say why they run FP32.
+    assert "INT8 layers (" in proc.stdout or "has no int8 dot-product instructions" in proc.stdout, proc.stdout
     _, a = _accuracy(kiln_bin, converted, test_x[:50], test_y[:50], tmp_path / "a")
     _, b = _accuracy(kiln_bin, built, test_x[:50], test_y[:50], tmp_path / "b")
     assert np.array_equal(a, b)
