@@ -7,6 +7,9 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <map>
+#include <memory>
+#include <mutex>
 
 #include "backend/cpu/kernels.h"
 
@@ -42,7 +45,9 @@ class LayerNormKernel final : public Kernel {
     if (row == 0 || x.num_elements() == 0) return;
     const int64_t rows = x.num_elements() / row;
     const Shape normalized(x.shape().begin() + axis, x.shape().end());
-    const std::vector<float> scale = Expand(scale_, normalized, 1.0f), bias = Expand(bias_, normalized, 0.0f);
+    const std::shared_ptr<const Rows> expanded = RowsFor(normalized);
+    const std::vector<float>& scale = expanded->scale;
+    const std::vector<float>& bias = expanded->bias;
     const float* src = x.data<float>();
     float* dst = out.data<float>();
     const float eps = static_cast<float>(epsilon_);
@@ -97,10 +102,27 @@ class LayerNormKernel final : public Kernel {
     return out;
   }
 
+  // The scale and bias as rows of the normalized dims, made once per normalized shape.
+  struct Rows {
+    std::vector<float> scale, bias;
+  };
+  std::shared_ptr<const Rows> RowsFor(const Shape& normalized) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = rows_.find(normalized);
+    if (it == rows_.end())
+      it = rows_
+               .emplace(normalized, std::make_shared<const Rows>(
+                                        Rows{Expand(scale_, normalized, 1.0f), Expand(bias_, normalized, 0.0f)}))
+               .first;
+    return it->second;
+  }
+
   std::string name_;
   int64_t axis_;
   double epsilon_;
   std::optional<Tensor> scale_, bias_;
+  mutable std::mutex mu_;
+  mutable std::map<Shape, std::shared_ptr<const Rows>> rows_;
 };
 
 }  // namespace

@@ -8,36 +8,18 @@
 namespace kiln::backend::cpu {
 namespace {
 
-class LayerNormPass final : public CountingPass {
+class LayerNormPass final : public NodeRewritePass {
  public:
   std::string name() const override { return "cpu-layer-norm"; }
 
-  bool Run(ir::Graph& g) override {
-    bool changed = false;
-    const size_t num_nodes = g.nodes().size();
-    for (size_t i = 0; i < num_nodes; ++i) {
-      const ir::Node& n = g.node(static_cast<ir::NodeId>(i));
-      if (n.removed || n.op != "LayerNorm" || n.outputs.size() != 1) continue;
-      if (g.value(n.inputs[0]).dtype != DType::kFloat32) continue;
-      bool constants = true;
-      for (size_t k = 1; k < n.inputs.size(); ++k) {
-        const Tensor* c = g.ConstantOf(n.inputs[k]);
-        constants = constants && c && c->dtype() == DType::kFloat32;
-      }
-      if (!constants) continue;
-      const std::string name = n.name;
-      const std::vector<ir::ValueId> inputs = n.inputs;
-      const ir::ValueId output = n.outputs[0];
-      const ir::AttrMap attrs = n.attrs;
-      const ir::NodeId id = n.id;
-      ir::Node& ln = ir::AddReplacementNode(g, std::string(kLayerNorm), name, inputs, output);
-      ln.source_op = "LayerNorm";
-      ln.attrs = attrs;
-      g.node(id).removed = true;
-      ++rewrites_;
-      changed = true;
+ protected:
+  std::optional<NodeRewrite> Rewrite(const ir::Graph& g, const ir::Node& n) const override {
+    if (n.op != "LayerNorm" || g.value(n.inputs[0]).dtype != DType::kFloat32) return std::nullopt;
+    for (size_t k = 1; k < n.inputs.size(); ++k) {
+      const Tensor* c = g.ConstantOf(n.inputs[k]);
+      if (!c || c->dtype() != DType::kFloat32) return std::nullopt;
     }
-    return changed;
+    return NodeRewrite{std::string(kLayerNorm), n.inputs, n.attrs};
   }
 };
 

@@ -9,42 +9,30 @@
 namespace kiln::backend::cpu {
 namespace {
 
-class PadPass final : public CountingPass {
+class PadPass final : public NodeRewritePass {
  public:
   std::string name() const override { return "cpu-pad"; }
 
-  bool Run(ir::Graph& g) override {
-    bool changed = false;
-    const size_t num_nodes = g.nodes().size();
-    for (size_t i = 0; i < num_nodes; ++i) {
-      const ir::Node& n = g.node(static_cast<ir::NodeId>(i));
-      if (n.removed || n.op != "Pad" || n.inputs.size() < 2 || n.outputs.size() != 1) continue;
-      if (n.attrs.GetOr<std::string>("mode", "CONSTANT") != "CONSTANT") continue;
-      const ir::Value& x = g.value(n.inputs[0]);
-      const size_t size = DTypeSize(x.dtype);
-      if (x.dtype == DType::kString || (size != 1 && size != 2 && size != 4 && size != 8)) continue;
-      if (!x.shape.rank_known || x.shape.rank() > 8) continue;
-      const Tensor* paddings = g.ConstantOf(n.inputs[1]);
-      if (!paddings || paddings->num_elements() != 2 * static_cast<int64_t>(x.shape.rank())) continue;
-      const std::vector<int64_t> pads = paddings->ToInt64Vector();
-      if (std::any_of(pads.begin(), pads.end(), [](int64_t p) { return p < 0; })) continue;
-      std::vector<ir::ValueId> inputs = {n.inputs[0]};
-      if (n.inputs.size() == 3) {
-        const Tensor* value = g.ConstantOf(n.inputs[2]);
-        if (!value || value->num_elements() != 1 || value->dtype() != x.dtype) continue;
-        inputs.push_back(n.inputs[2]);
-      }
-      const std::string name = n.name;
-      const ir::ValueId output = n.outputs[0];
-      const ir::NodeId id = n.id;
-      ir::Node& pad = ir::AddReplacementNode(g, std::string(kPad), name, inputs, output);
-      pad.source_op = "Pad";
-      pad.attrs.Set("pads", pads);
-      g.node(id).removed = true;
-      ++rewrites_;
-      changed = true;
+ protected:
+  std::optional<NodeRewrite> Rewrite(const ir::Graph& g, const ir::Node& n) const override {
+    if (n.op != "Pad" || n.inputs.size() < 2 || n.attrs.GetOr<std::string>("mode", "CONSTANT") != "CONSTANT")
+      return std::nullopt;
+    const ir::Value& x = g.value(n.inputs[0]);
+    const size_t size = DTypeSize(x.dtype);
+    if (x.dtype == DType::kString || (size != 1 && size != 2 && size != 4 && size != 8)) return std::nullopt;
+    if (!x.shape.rank_known || x.shape.rank() > 8) return std::nullopt;
+    const Tensor* paddings = g.ConstantOf(n.inputs[1]);
+    if (!paddings || paddings->num_elements() != 2 * static_cast<int64_t>(x.shape.rank())) return std::nullopt;
+    const std::vector<int64_t> pads = paddings->ToInt64Vector();
+    if (std::any_of(pads.begin(), pads.end(), [](int64_t p) { return p < 0; })) return std::nullopt;
+    NodeRewrite r{std::string(kPad), {n.inputs[0]}, {}};
+    if (n.inputs.size() == 3) {
+      const Tensor* value = g.ConstantOf(n.inputs[2]);
+      if (!value || value->num_elements() != 1 || value->dtype() != x.dtype) return std::nullopt;
+      r.inputs.push_back(n.inputs[2]);
     }
-    return changed;
+    r.attrs.Set("pads", pads);
+    return r;
   }
 };
 

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,24 @@ class CountingPass : public ir::Pass {
 
  protected:
   int64_t rewrites_ = 0;
+};
+
+// What one node becomes in a NodeRewritePass: a node of `op` with these inputs and attributes,
+// writing the old node's output.
+struct NodeRewrite {
+  std::string op;
+  std::vector<ir::ValueId> inputs;
+  ir::AttrMap attrs;
+};
+
+// A pass that replaces single-output nodes one by one with a backend op (keeping their name and
+// output value, the old op as source_op): Rewrite says what a node becomes, or nullopt.
+class NodeRewritePass : public CountingPass {
+ public:
+  bool Run(ir::Graph& g) override;
+
+ protected:
+  virtual std::optional<NodeRewrite> Rewrite(const ir::Graph& g, const ir::Node& n) const = 0;
 };
 
 // cpu-fold-batchnorm: a BatchNorm (inference), or a Mul / Div / Add / Sub by a per-channel
@@ -70,10 +89,9 @@ struct PassStat {
 // The whole optimization pipeline on a segment clone: identity elimination, constant folding
 // (reference kernels), dead-code elimination, batch-norm folding, conv/matmul fusion, INT8 (then
 // dead-code elimination, so the quantize-dequantize chains it replaced do not become elementwise
-// chains), elementwise-chain fusion and a final dead-code elimination, as an ir::PassPipeline that verifies the graph after each pass.
-// Returns one entry per pass, in order.
-// `int8_kernels`: run cpu-int8 (CPUs with int8 dot-product instructions, CpuFeatures); without it
-// quantize-dequantize chains stay float ops.
+// chains), elementwise-chain fusion and a final dead-code elimination, as an ir::PassPipeline that verifies the graph
+// after each pass. Returns one entry per pass, in order. `int8_kernels`: run cpu-int8 (CPUs with int8 dot-product
+// instructions, CpuFeatures); without it quantize-dequantize chains stay float ops.
 std::vector<PassStat> OptimizeForCpu(ir::Graph& graph, bool int8_kernels = true);
 
 }  // namespace kiln::backend::cpu

@@ -3,6 +3,7 @@
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/passes/passes.h"
 #include "backend/reference/kernel.h"
+#include "ir/graph_util.h"
 
 namespace kiln::backend::cpu {
 namespace {
@@ -25,6 +26,27 @@ class Counted final : public CountingPass {
 };
 
 }  // namespace
+
+bool NodeRewritePass::Run(ir::Graph& g) {
+  bool changed = false;
+  const size_t num_nodes = g.nodes().size();
+  for (size_t i = 0; i < num_nodes; ++i) {
+    const ir::Node& n = g.node(static_cast<ir::NodeId>(i));
+    if (n.removed || n.outputs.size() != 1) continue;
+    std::optional<NodeRewrite> r = Rewrite(g, n);
+    if (!r) continue;
+    const std::string name = n.name, op = n.op;
+    const ir::ValueId output = n.outputs[0];
+    const ir::NodeId id = n.id;
+    ir::Node& added = ir::AddReplacementNode(g, r->op, name, std::move(r->inputs), output);
+    added.source_op = op;
+    added.attrs = std::move(r->attrs);
+    g.node(id).removed = true;
+    ++rewrites_;
+    changed = true;
+  }
+  return changed;
+}
 
 std::vector<PassStat> OptimizeForCpu(ir::Graph& graph, bool int8_kernels) {
   RegisterCpuOps();

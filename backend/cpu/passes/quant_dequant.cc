@@ -11,33 +11,22 @@
 namespace kiln::backend::cpu {
 namespace {
 
-class QuantDequantPass final : public CountingPass {
+class QuantDequantPass final : public NodeRewritePass {
  public:
   std::string name() const override { return "cpu-quant-dequant"; }
 
-  bool Run(ir::Graph& g) override {
-    bool changed = false;
-    const size_t num_nodes = g.nodes().size();
-    for (size_t i = 0; i < num_nodes; ++i) {
-      const ir::Node& n = g.node(static_cast<ir::NodeId>(i));
-      if (n.removed || n.op != "Mul" || n.outputs.size() != 1) continue;
-      const std::optional<QuantDequant> q = MatchQuantDequant(g, n.outputs[0]);
-      if (!q || q->nodes.size() < 3) continue;
-      const std::string name = n.name;
-      const ir::ValueId output = n.outputs[0];
-      const ir::NodeId id = n.id;
-      ir::Node& fused = ir::AddReplacementNode(g, std::string(kQuantDequant), name, {q->source}, output);
-      fused.source_op = "Mul";
-      fused.attrs.Set("inv_scale", static_cast<double>(q->inv_scale));
-      fused.attrs.Set("divisor", static_cast<double>(q->divisor));
-      fused.attrs.Set("qmin", static_cast<double>(q->qmin));
-      fused.attrs.Set("qmax", static_cast<double>(q->qmax));
-      fused.attrs.Set("scale", static_cast<double>(q->scale));
-      g.node(id).removed = true;
-      ++rewrites_;
-      changed = true;
-    }
-    return changed;
+ protected:
+  std::optional<NodeRewrite> Rewrite(const ir::Graph& g, const ir::Node& n) const override {
+    if (n.op != "Mul") return std::nullopt;
+    const std::optional<QuantDequant> q = MatchQuantDequant(g, n.outputs[0]);
+    if (!q || q->nodes.size() < 3) return std::nullopt;
+    NodeRewrite r{std::string(kQuantDequant), {q->source}, {}};
+    r.attrs.Set("inv_scale", static_cast<double>(q->inv_scale));
+    r.attrs.Set("divisor", static_cast<double>(q->divisor));
+    r.attrs.Set("qmin", static_cast<double>(q->qmin));
+    r.attrs.Set("qmax", static_cast<double>(q->qmax));
+    r.attrs.Set("scale", static_cast<double>(q->scale));
+    return r;
   }
 };
 

@@ -13,36 +13,26 @@ bool Reorderable(DType t) {
          t == DType::kUInt8 || t == DType::kInt32;
 }
 
-class TransposePass final : public CountingPass {
+class TransposePass final : public NodeRewritePass {
  public:
   std::string name() const override { return "cpu-transpose"; }
 
-  bool Run(ir::Graph& g) override {
-    bool changed = false;
-    const size_t num_nodes = g.nodes().size();
-    for (size_t i = 0; i < num_nodes; ++i) {
-      const ir::Node& n = g.node(static_cast<ir::NodeId>(i));
-      if (n.removed || n.op != "Transpose" || n.inputs.size() != 2 || n.outputs.size() != 1) continue;
-      const ir::Value& x = g.value(n.inputs[0]);
-      const Tensor* perm = g.ConstantOf(n.inputs[1]);
-      // oneDNN memory descriptors hold at most 12 dims; rank 0 and 1 have nothing to move.
-      if (!perm || !Reorderable(x.dtype) || !x.shape.rank_known || x.shape.rank() < 2 || x.shape.rank() > 12) continue;
-      std::vector<int64_t> p = perm->ToInt64Vector();
-      const int64_t rank = x.shape.rank();
-      if (static_cast<int64_t>(p.size()) != rank) continue;
-      for (int64_t& a : p)
-        if (a < 0) a += rank;
-      const std::string name = n.name;
-      const ir::ValueId input = n.inputs[0], output = n.outputs[0];
-      const ir::NodeId id = n.id;
-      ir::Node& t = ir::AddReplacementNode(g, std::string(kTranspose), name, {input}, output);
-      t.source_op = "Transpose";
-      t.attrs.Set("perm", p);
-      g.node(id).removed = true;
-      ++rewrites_;
-      changed = true;
-    }
-    return changed;
+ protected:
+  std::optional<NodeRewrite> Rewrite(const ir::Graph& g, const ir::Node& n) const override {
+    if (n.op != "Transpose" || n.inputs.size() != 2) return std::nullopt;
+    const ir::Value& x = g.value(n.inputs[0]);
+    const Tensor* perm = g.ConstantOf(n.inputs[1]);
+    // oneDNN memory descriptors hold at most 12 dims; rank 0 and 1 have nothing to move.
+    if (!perm || !Reorderable(x.dtype) || !x.shape.rank_known || x.shape.rank() < 2 || x.shape.rank() > 12)
+      return std::nullopt;
+    std::vector<int64_t> p = perm->ToInt64Vector();
+    const int64_t rank = x.shape.rank();
+    if (static_cast<int64_t>(p.size()) != rank) return std::nullopt;
+    for (int64_t& a : p)
+      if (a < 0) a += rank;
+    NodeRewrite r{std::string(kTranspose), {n.inputs[0]}, {}};
+    r.attrs.Set("perm", p);
+    return r;
   }
 };
 
