@@ -30,7 +30,7 @@ using runtime::EngineStats;
 
 class ConvertedSignature final : public Signature {
  public:
-  ConvertedSignature(std::string key, std::shared_ptr<ir::Graph> graph, std::unique_ptr<ConvertedGraph> runner)
+  ConvertedSignature(std::string key, std::shared_ptr<ir::Graph> graph, std::shared_ptr<ConvertedGraph> runner)
       : key_(std::move(key)), graph_(std::move(graph)), runner_(std::move(runner)) {
     inputs_ = SpecsOf(*graph_, graph_->inputs(), graph_->input_names());
     outputs_ = SpecsOf(*graph_, graph_->outputs(), graph_->output_names());
@@ -61,7 +61,7 @@ class ConvertedSignature final : public Signature {
  private:
   std::string key_;
   std::shared_ptr<ir::Graph> graph_;
-  std::unique_ptr<ConvertedGraph> runner_;
+  std::shared_ptr<ConvertedGraph> runner_;
   std::vector<TensorSpec> inputs_, outputs_;
 };
 
@@ -90,6 +90,11 @@ T JsonOr(const nlohmann::json& j, const char* key, T fallback) {
 }
 
 }  // namespace
+
+std::unique_ptr<Signature> MakeConvertedSignature(std::string key, std::shared_ptr<ir::Graph> graph,
+                                                  std::shared_ptr<runtime::ConvertedGraph> runner) {
+  return std::make_unique<ConvertedSignature>(std::move(key), std::move(graph), std::move(runner));
+}
 
 struct LoadedParts {
   std::string key;
@@ -184,13 +189,13 @@ convert::ConvertedModel ReadConvertedModelOrKilnFile(const std::string& path) {
 
 std::unique_ptr<Model> LoadConvertedModel(convert::ConvertedModel model, const std::string& source, const LoadOptions& options) {
   LoadedParts parts = LoadParts(std::move(model), source, options);
-  auto signature = std::make_unique<ConvertedSignature>(parts.key, parts.graph, std::move(parts.runner));
+  auto signature = MakeConvertedSignature(parts.key, parts.graph, std::move(parts.runner));
   return std::make_unique<ConvertedModelImpl>(source, parts.key, std::move(signature));
 }
 
 std::unique_ptr<Model> LoadConvertedModel(const std::string& dir, const LoadOptions& options) {
   LoadedParts parts = LoadParts(dir, options);
-  auto signature = std::make_unique<ConvertedSignature>(parts.key, parts.graph, std::move(parts.runner));
+  auto signature = MakeConvertedSignature(parts.key, parts.graph, std::move(parts.runner));
   return std::make_unique<ConvertedModelImpl>(dir, parts.key, std::move(signature));
 }
 

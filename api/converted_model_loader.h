@@ -5,9 +5,14 @@
 
 #include "convert/converted_model.h"
 #include "kiln/model.h"
+#include "runtime/converted_graph.h"
 
 namespace kiln::api {
 
+// A signature that runs a converted graph (`graph` is what `runner` runs; both stay shared with
+// whoever else holds them, such as the Converter that made them).
+std::unique_ptr<Signature> MakeConvertedSignature(std::string key, std::shared_ptr<ir::Graph> graph,
+                                                  std::shared_ptr<runtime::ConvertedGraph> runner);
 // A converted SavedModel directory (convert::ReadConvertedModel) or a .kiln file
 // (convert::ReadKilnFile, chosen when convert::IsKilnFile(path)), read into the same struct.
 convert::ConvertedModel ReadConvertedModelOrKilnFile(const std::string& path);

@@ -20,6 +20,7 @@
 #include "convert/report.h"
 #include "convert/segment_rewrite.h"
 #include "convert/segmenter.h"
+#include "api/converted_model_loader.h"
 #include "api/summary.h"
 #include "api/model_format.h"
 #include "ir/passes/pass.h"
@@ -69,7 +70,8 @@ struct Converter::Impl {
   std::shared_ptr<const backend::Backend> backend;
   std::shared_ptr<ir::Graph> graph;  // the converted graph
   std::vector<TensorSpec> input_specs, output_specs;
-  std::unique_ptr<runtime::ConvertedGraph> runner;
+  std::shared_ptr<runtime::ConvertedGraph> runner;
+  std::unique_ptr<Signature> converted_signature;  // runs `runner` (Converter::signature)
   std::vector<convert::Rejection> rejections;
   api::ConversionCounts counts;
   bool converted = false;
@@ -81,7 +83,12 @@ struct Converter::Impl {
   // batches `fn` yields) becomes quantize-dequantize steps in `graph`.
   void QuantizeInt8(ir::Graph& graph, const InputFn& fn);
 
-  static void Log(const std::string& message) { std::fprintf(stderr, "%s\n", message.c_str()); }
+  // Progress and engine messages: to params.log, or stderr when it is unset.
+  runtime::LogFn LogFunction() const {
+    if (params.log) return params.log;
+    return [](const std::string& message) { std::fprintf(stderr, "%s\n", message.c_str()); };
+  }
+  void Log(const std::string& message) const { LogFunction()(message); }
 
   runtime::EngineSettings Settings() const {
     runtime::EngineSettings s;
@@ -142,7 +149,7 @@ void Converter::Impl::QuantizeInt8(ir::Graph& graph, const InputFn& fn) {
     options.calibrator = convert::ParseCalibrator(params.calibrator);
     options.percentile = params.calibration_percentile;
     auto last = std::chrono::steady_clock::now() - std::chrono::seconds(10);
-    options.progress = [&last](const std::string& line) {
+    options.progress = [this, &last](const std::string& line) {
       const auto now = std::chrono::steady_clock::now();
       if (now - last < std::chrono::seconds(2)) return;  // a line every two seconds at most
       last = now;
@@ -162,6 +169,11 @@ void Converter::Impl::QuantizeInt8(ir::Graph& graph, const InputFn& fn) {
     Log(fmt::format("kiln: INT8: {} layer(s) kept in floating point (keep_precision): {}", int8.kept.size(), fmt::join(int8.kept, ", ")));
   if (const std::string worst = convert::WorstQuantizationErrors(*calibration, 5); !worst.empty())
     Log("kiln: INT8 quantization error on the calibration data (relative RMS), worst first:\n" + worst);
+}
+
+const Signature& Converter::signature() const {
+  if (!impl_->converted) throw Error(ErrorCode::kFailedPrecondition, "signature() needs convert() first");
+  return *impl_->converted_signature;
 }
 
 std::string Converter::calibration_table_json() const {
@@ -206,10 +218,11 @@ void Converter::convert(const InputFn& calibration_input_fn) {
   m.rejections = std::move(result.rejections);
   convert::ReplaceSegments(*m.graph, result.segments);
   ir::Verify(*m.graph);
-  m.runner = std::make_unique<runtime::ConvertedGraph>(m.graph, m.backend, m.Settings(), &Impl::Log);
+  m.runner = std::make_shared<runtime::ConvertedGraph>(m.graph, m.backend, m.Settings(), m.LogFunction());
+  m.converted_signature = api::MakeConvertedSignature(m.signature_key, m.graph, m.runner);
   m.converted = true;
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  Impl::Log(fmt::format("kiln: converted signature '{}' of {} in {:.2f} s: {} engine node(s), {:.2f}% of ops converted "
+  m.Log(fmt::format("kiln: converted signature '{}' of {} in {:.2f} s: {} engine node(s), {:.2f}% of ops converted "
                         "[{}/{}]",
                         m.signature_key, m.dir, seconds, m.runner->engine_nodes().size(), m.counts.Percent(),
                         m.counts.converted, m.counts.total));
@@ -247,7 +260,7 @@ void Converter::build(const InputFn& input_fn) {
                               it->second);
     node->Reserve(std::max<size_t>(static_cast<size_t>(m.params.maximum_cached_engines), profiles.size()));
     for (size_t i = 0; i < profiles.size(); ++i) {
-      Impl::Log(fmt::format("kiln: building engine {} ({} nodes), profile {}/{}: {}", node->name(),
+      m.Log(fmt::format("kiln: building engine {} ({} nodes), profile {}/{}: {}", node->name(),
                             node->segment().NumLiveNodes(), i + 1, profiles.size(), profiles[i].ToString()));
       node->Build(profiles[i]);
     }
@@ -395,7 +408,7 @@ void Converter::build_profiles(const std::vector<InputShapeProfile>& profiles) {
         for (const TensorSpec& spec : m.input_specs) equal = equal && shape_of(spec.name, j) == shape_of(spec.name, k);
         if (equal) which += fmt::format(" = {}", kWhich[j]);
       }
-      Impl::Log(fmt::format("kiln: profile {}/{}: {} at the {} shapes ({}) in {:.2f} s", p + 1, profiles.size(),
+      m.Log(fmt::format("kiln: profile {}/{}: {} at the {} shapes ({}) in {:.2f} s", p + 1, profiles.size(),
                             inferred ? "inferred the engines' shapes" : "ran the graph natively", which,
                             fmt::join(described, ", "),
                             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()));
@@ -415,13 +428,13 @@ void Converter::build_profiles(const std::vector<InputShapeProfile>& profiles) {
   for (const auto& node : m.runner->engine_nodes()) {
     auto it = engine_profiles.find(node->name());
     if (it == engine_profiles.end()) {
-      Impl::Log(fmt::format("kiln: engine {} was not reached by the profiles' runs; it is built at first use", node->name()));
+      m.Log(fmt::format("kiln: engine {} was not reached by the profiles' runs; it is built at first use", node->name()));
       continue;
     }
     const std::vector<backend::Profile>& list = it->second;
     node->Reserve(std::max<size_t>(static_cast<size_t>(m.params.maximum_cached_engines), list.size()));
     for (size_t i = 0; i < list.size(); ++i) {
-      Impl::Log(fmt::format("kiln: building engine {} ({} nodes), profile {}/{}: {}", node->name(),
+      m.Log(fmt::format("kiln: building engine {} ({} nodes), profile {}/{}: {}", node->name(),
                             node->segment().NumLiveNodes(), i + 1, list.size(), list[i].ToString()));
       node->Build(list[i]);
     }

@@ -26,6 +26,7 @@
 #include "common/model_budget.h"
 #include "convert/engine_file.h"
 #include "convert/ir_codec.h"
+#include "convert/tf_wrapper_graph.h"
 
 namespace kiln::convert {
 namespace {
@@ -33,8 +34,11 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr char kSavedModelFile[] = "saved_model.pb";
+// The converted graph's MetaGraphDef (layout kiln-converted-2; saved_model.pb holds TensorFlow's view).
+constexpr char kGraphFile[] = "graph.pb";
+constexpr char kGraphChecksum[] = "graph.pb.crc32c";
 constexpr char kConversionJson[] = "conversion.json";
-// The masked CRC32C of saved_model.pb (which holds the frozen weights), as 8 hex digits.
+// The masked CRC32C of saved_model.pb (in the older layout it holds the frozen weights), as 8 hex digits.
 constexpr char kSavedModelChecksum[] = "saved_model.pb.crc32c";
 constexpr char kConversionJsonChecksum[] = "conversion.json.crc32c";
 constexpr char kWriteLock[] = ".write-lock";  // held (flock) while a save writes the directory
@@ -161,7 +165,7 @@ std::string ReadFile(const fs::path& path, uintmax_t max_bytes, const fs::path& 
   return ReadRegularFile(path, max_bytes, "converted model file");
 }
 
-std::string Serialize(const tfproto::SavedModel& proto, const fs::path& path) {
+std::string Serialize(const google::protobuf::Message& proto, const fs::path& path) {
   const size_t size = proto.ByteSizeLong();
   if (size > static_cast<size_t>(INT_MAX))
     throw Error(ErrorCode::kUnimplemented,
@@ -210,10 +214,11 @@ void WriteConvertedModel(const std::string& dir, const ConvertedModel& model) {
   const fs::path root(dir);
   const fs::path pb_path = root / kSavedModelFile;
 
-  // Everything that can fail without touching the disk first.
-  tfproto::SavedModel saved;
-  saved.set_saved_model_schema_version(1);
-  tfproto::MetaGraphDef* meta = saved.add_meta_graphs();
+  // Everything that can fail without touching the disk first. Kiln's graph goes to
+  // assets/kiln/graph.pb; saved_model.pb gets the graph TensorFlow loads (tf_wrapper_graph.h).
+  const fs::path graph_path = KilnAssets(root) / kGraphFile;
+  tfproto::MetaGraphDef graph_meta;
+  tfproto::MetaGraphDef* meta = &graph_meta;
   tfproto::MetaInfoDef* info = meta->mutable_meta_info_def();
   info->set_meta_graph_version(kConvertedMetaGraphVersion);
   for (const std::string& tag : model.tags) info->add_tags(tag);
@@ -224,6 +229,11 @@ void WriteConvertedModel(const std::string& dir, const ConvertedModel& model) {
     RewriteNames(*sig.mutable_inputs(), model.graph.input_names(), convert::EncodedInputTensors(meta->graph_def()), "input");
     RewriteNames(*sig.mutable_outputs(), model.graph.output_names(), convert::EncodedOutputTensors(meta->graph_def()), "output");
   }
+  const std::string graph_bytes = Serialize(graph_meta, graph_path);
+  tfproto::SavedModel saved;
+  saved.set_saved_model_schema_version(1);
+  const std::string model_id = fmt::format("{:08x}{:08x}", crc32c::Value(graph_bytes), crc32c::Value(model.conversion_json));
+  *saved.add_meta_graphs() = MakeTfLoadableMetaGraph(model.tags, model.signature_key, model.signature, model.graph, model_id);
   const std::string pb_bytes = Serialize(saved, pb_path);
 
   std::vector<std::pair<std::string, const std::string*>> engines;  // file name, bytes
@@ -259,6 +269,8 @@ void WriteConvertedModel(const std::string& dir, const ConvertedModel& model) {
   if (ec) WriteFailed(engines_dir, ec.message());
   WriteFileAtomically(KilnAssets(root) / kConversionJson, {model.conversion_json});
   WriteFileAtomically(KilnAssets(root) / kConversionJsonChecksum, {ChecksumText(model.conversion_json)});
+  WriteFileAtomically(KilnAssets(root) / kGraphChecksum, {ChecksumText(graph_bytes)});
+  WriteFileAtomically(graph_path, {graph_bytes});
   WriteFileAtomically(KilnAssets(root) / kSavedModelChecksum, {ChecksumText(pb_bytes)});
   WriteFileAtomically(pb_path, {pb_bytes});
 }
@@ -267,8 +279,9 @@ bool IsConvertedModel(const std::string& dir) {
   try {
     tfproto::SavedModel saved;
     if (!ParseSavedModel(fs::path(dir) / kSavedModelFile, saved)) return false;
-    return saved.meta_graphs_size() == 1 &&
-           saved.meta_graphs(0).meta_info_def().meta_graph_version() == kConvertedMetaGraphVersion;
+    if (saved.meta_graphs_size() != 1) return false;
+    const std::string& version = saved.meta_graphs(0).meta_info_def().meta_graph_version();
+    return version == kConvertedMetaGraphVersion || version == kTfLoadableMetaGraphVersion;
   } catch (...) {
     return false;
   }
@@ -282,28 +295,49 @@ ConvertedModel ReadConvertedModel(const std::string& dir) {
   if (!fs::exists(pb_path, ec))
     throw Error(ErrorCode::kNotFound, fmt::format("{}: not found{}", pb_path.string(),
                                                   fs::is_directory(root, ec) ? "" : fmt::format(" ({} is not a directory)", dir)));
-  // The graph and its frozen weights are checked against the checksum written with them.
   const std::string pb_bytes = ReadFile(pb_path, MaxModelBytes(), root);
-  // The graph and its frozen weights must match the checksum written with them, checked before
-  // anything is parsed from them. Without a checksum file the marker decides the message: a
-  // SavedModel Kiln did not convert, or a converted one whose checksum is gone.
+  // saved_model.pb must match the checksum written with it, checked before anything is parsed
+  // from it. Without a checksum file the marker decides the message: a SavedModel Kiln did not
+  // convert, or a converted one whose checksum is gone.
   const fs::path pb_checksum = KilnAssets(root) / kSavedModelChecksum;
   const bool have_checksum = fs::exists(fs::symlink_status(pb_checksum, ec));
   if (have_checksum) VerifyChecksum(pb_path, pb_bytes, pb_checksum, root);
   tfproto::SavedModel saved;
   if (!saved.ParseFromString(pb_bytes))
     throw Error(ErrorCode::kDataLoss, fmt::format("{}: cannot parse as a SavedModel protobuf (corrupt or truncated)", pb_path.string()));
-  bool marked = false;
-  for (const auto& m : saved.meta_graphs()) marked = marked || m.meta_info_def().meta_graph_version() == kConvertedMetaGraphVersion;
-  if (!marked)
+  bool marked = false, tf_loadable = false;
+  for (const auto& m : saved.meta_graphs()) {
+    const std::string& version = m.meta_info_def().meta_graph_version();
+    marked = marked || version == kConvertedMetaGraphVersion;
+    tf_loadable = tf_loadable || version == kTfLoadableMetaGraphVersion;
+  }
+  if (!marked && !tf_loadable)
     throw Error(ErrorCode::kInvalidArgument,
-                fmt::format("{}: not a Kiln-converted model (no meta graph has meta_graph_version '{}')", pb_path.string(),
-                            kConvertedMetaGraphVersion));
+                fmt::format("{}: not a Kiln-converted model (no meta graph has meta_graph_version '{}' or '{}')",
+                            pb_path.string(), kTfLoadableMetaGraphVersion, kConvertedMetaGraphVersion));
   if (!have_checksum) VerifyChecksum(pb_path, pb_bytes, pb_checksum, root);  // reports the missing file
   if (saved.meta_graphs_size() != 1)
     throw Error(ErrorCode::kDataLoss,
                 fmt::format("{}: a converted model has one meta graph; this one has {}", pb_path.string(), saved.meta_graphs_size()));
-  const tfproto::MetaGraphDef& meta = saved.meta_graphs(0);
+  // The converted graph and its frozen weights: assets/kiln/graph.pb (saved_model.pb is
+  // TensorFlow's wrapper), checked against its own checksum before it is parsed; or saved_model.pb
+  // itself in the older layout.
+  tfproto::MetaGraphDef meta_storage;
+  fs::path graph_path = pb_path;
+  if (tf_loadable) {
+    graph_path = KilnAssets(root) / kGraphFile;
+    if (!fs::exists(fs::symlink_status(graph_path, ec)))
+      throw Error(ErrorCode::kNotFound, fmt::format("{}: not found (the converted graph of {})", graph_path.string(), dir));
+    const std::string graph_bytes = ReadFile(graph_path, MaxModelBytes(), root);
+    VerifyChecksum(graph_path, graph_bytes, KilnAssets(root) / kGraphChecksum, root);
+    if (!meta_storage.ParseFromString(graph_bytes) ||
+        meta_storage.meta_info_def().meta_graph_version() != kConvertedMetaGraphVersion)
+      throw Error(ErrorCode::kDataLoss, fmt::format("{}: cannot parse as Kiln's converted graph (corrupt or truncated)",
+                                                    graph_path.string()));
+  } else {
+    meta_storage = saved.meta_graphs(0);
+  }
+  const tfproto::MetaGraphDef& meta = meta_storage;
 
   ConvertedModel model;
   model.tags.assign(meta.meta_info_def().tags().begin(), meta.meta_info_def().tags().end());
@@ -317,7 +351,7 @@ ConvertedModel ReadConvertedModel(const std::string& dir) {
   try {
     model.graph = convert::DecodeIrGraph(meta.graph_def());
   } catch (const Error& e) {
-    throw Error(e.code(), fmt::format("{}: {}", pb_path.string(), e.what()));
+    throw Error(e.code(), fmt::format("{}: {}", graph_path.string(), e.what()));
   }
   model.conversion_json = ReadFile(KilnAssets(root) / kConversionJson, kMaxConversionJsonBytes, root);
   VerifyChecksum(KilnAssets(root) / kConversionJson, model.conversion_json, KilnAssets(root) / kConversionJsonChecksum, root);

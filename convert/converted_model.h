@@ -1,21 +1,30 @@
 // Writing and reading a converted SavedModel.
 //
-// Layout of DIR:
-//   saved_model.pb                      a SavedModel (schema version 1) with one MetaGraphDef:
-//                                       the original tags; meta_info_def.meta_graph_version
-//                                       "kiln-converted-1" (the marker); tensorflow_version empty;
+// Layout of DIR (kiln-converted-2):
+//   saved_model.pb                      a SavedModel (schema version 1) with one MetaGraphDef that
+//                                       TensorFlow loads with Kiln's op library: the original tags,
+//                                       meta_graph_version "kiln-converted-2" (the marker), a graph
+//                                       running the signature through one KilnSignatureOp
+//                                       (convert/tf_wrapper_graph.h), the signature, and the asset
+//                                       kiln/conversion.json through which the op finds DIR.
+//   assets/kiln/saved_model.pb.crc32c   its checksum
+//   assets/kiln/graph.pb                Kiln's converted graph: a MetaGraphDef with the original
+//                                       tags; meta_info_def.meta_graph_version "kiln-converted-1";
 //                                       graph_def = convert::EncodeIrGraph(graph); the signature under
 //                                       its key, each TensorInfo `name` rewritten to the encoded
 //                                       graph's tensor: inputs "<placeholder>:0", outputs the
 //                                       tensor the graph output reads ("<node>:<i>"), matched to
 //                                       graph inputs / outputs by name (= signature key).
+//   assets/kiln/graph.pb.crc32c         its checksum
 //   assets/kiln/conversion.json         ConvertedModel::conversion_json, verbatim
 //   assets/kiln/engines/<name>_<i>.kiln-engine
 //                                       engine_files[name][i], verbatim. <name> is the engine
 //                                       node name with every byte outside [A-Za-z0-9_.-] written
 //                                       as %XX (so names with '/' stay one file, and the name is
 //                                       recovered exactly on read).
-// No variables/ directory: weights are frozen into the graph.
+// No variables/ directory: weights are frozen into the graph. The older layout (kiln-converted-1,
+// models converted before 2026-12-05) had graph.pb's MetaGraphDef in saved_model.pb itself; it is
+// still read.
 // Every file is written to a temporary name in its directory and renamed into place, and
 // saved_model.pb is written last: a failed save never leaves a half-written saved_model.pb. Engine
 // files of an earlier save that this one does not write are removed.
@@ -47,7 +56,7 @@ struct ConvertedModel {
 void WriteConvertedModel(const std::string& dir, const ConvertedModel& model);
 
 // True when DIR/saved_model.pb parses and its (single) meta graph carries the
-// "kiln-converted-1" marker. Never throws.
+// "kiln-converted-2" (or the older "kiln-converted-1") marker. Never throws.
 bool IsConvertedModel(const std::string& dir);
 
 // kNotFound naming the path for a missing saved_model.pb or conversion.json; kDataLoss naming

@@ -33,7 +33,7 @@ void OpRegistry::Add(OpSchema schema) {
 
 const OpRegistry& BuiltinOps() {
   static const OpRegistry registry = BuildRegistry<OpRegistry>(
-      {RegisterCoreOps, RegisterElementwiseOps, RegisterNnOps, RegisterArrayOps, RegisterEngineOps});
+      {RegisterCoreOps, RegisterElementwiseOps, RegisterNnOps, RegisterArrayOps, RegisterEngineOps, RegisterCustomOps});
   return registry;
 }
 

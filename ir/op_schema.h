@@ -81,6 +81,7 @@ void RegisterElementwiseOps(OpRegistry& registry);  // unary, binary, comparison
 void RegisterNnOps(OpRegistry& registry);           // convolutions, pooling, matmul, norm, softmax, ...
 void RegisterArrayOps(OpRegistry& registry);        // shape manipulation, gather, slicing, reductions, ...
 void RegisterEngineOps(OpRegistry& registry);       // Engine (a converted segment)
+void RegisterCustomOps(OpRegistry& registry);       // CustomOp (a plugin's op, ir/ops/custom.h)
 
 // Broadcasting of two symbolic shapes (numpy rules); fails with the node's name on mismatch.
 SymShape BroadcastShapes(const InferContext& ctx, const SymShape& a, const SymShape& b);

@@ -12,6 +12,11 @@ if command -v nvcc > /dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
     echo "kiln: could not fetch the cuDNN frontend; CUDA convolutions will run natively" >&2
   fi
 fi
+# KILN_PYTHON (scripts/test.sh sets it to the test venv's python, which has nanobind): build the
+# Python extension for that interpreter, and fail if it cannot be.
+if [ -n "${KILN_PYTHON:-}" ]; then
+  extra+=("-DPython_EXECUTABLE=$KILN_PYTHON" "-DKILN_BUILD_PYTHON=ON")
+fi
 cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=Release "${extra[@]}" > "$root/build.cmake.log" 2>&1 || { cat "$root/build.cmake.log"; exit 1; }
 rm -f "$root/build.cmake.log"
 cmake --build "$root/build" -j "$(nproc)"

@@ -1774,7 +1774,7 @@ class Campaign:
         self.run_case(c, ["run", conv] + self.feats(), pol, "conv")
 
     def mut_converted_pb(self, rng):
-        which = rng.choice(["saved_model.pb", "saved_model.pb", "assets/kiln/conversion.json"])
+        which = rng.choice(["saved_model.pb", "assets/kiln/graph.pb", "assets/kiln/conversion.json"])
         m, d = mutate(read(self.p("conv", which)), rng)
         c = self.new_case("converted_pb", "mut", which + ": " + d)
         conv = self.copy_base("conv", c)

@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages Kiln builds with. Safe to re-run: does nothing when all are present.
 set -euo pipefail
 packages=(build-essential cmake pkg-config protobuf-compiler libprotobuf-dev libfmt-dev nlohmann-json3-dev libonnx-dev libonnx-testdata
-          libcli11-dev libgtest-dev libgmock-dev libdnnl-dev libzstd-dev python3 python3-venv)
+          libcli11-dev libgtest-dev libgmock-dev libdnnl-dev libzstd-dev python3 python3-venv python3-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -94,11 +94,18 @@ int InspectOnnx(const InspectOptions& options) {
   return 0;
 }
 
-// A .kiln file: what it holds (signature, conversion parameters, engines) and whether it loads.
-int InspectKilnFile(const InspectOptions& options, const std::vector<std::string>& tags) {
-  const convert::ConvertedModel model = convert::ReadKilnFile(options.dir);  // verifies every checksum
-  fmt::print(".kiln file: {} ({:.2f} MB, format version {}; checksums OK)\n", options.dir,
-             static_cast<double>(std::filesystem::file_size(options.dir)) / 1e6, convert::kKilnFileFormatVersion);
+// A .kiln file or converted SavedModel: what it holds (signature, conversion parameters,
+// engines) and whether it loads.
+int InspectConverted(const InspectOptions& options, const std::vector<std::string>& tags, bool kiln_file) {
+  // Both readers verify every checksum.
+  const convert::ConvertedModel model =
+      kiln_file ? convert::ReadKilnFile(options.dir) : convert::ReadConvertedModel(options.dir);
+  if (kiln_file)
+    fmt::print(".kiln file: {} ({:.2f} MB, format version {}; checksums OK)\n", options.dir,
+               static_cast<double>(std::filesystem::file_size(options.dir)) / 1e6, convert::kKilnFileFormatVersion);
+  else
+    fmt::print("Converted SavedModel: {} (checksums OK; TensorFlow loads it with Kiln's op library: import kiln.tf)\n",
+               options.dir);
   fmt::print("Tags: {{{}}}\n", fmt::join(model.tags, ","));
   fmt::print("\nSignature:\n  {}:\n", model.signature_key);
   PrintTensorInfos("input ", model.signature.inputs());
@@ -146,7 +153,8 @@ int Inspect(const InspectOptions& options) {
   const api::DetectedModel detected = api::DetectModel(options.dir);
   if (detected.frontend && detected.frontend->name() == "onnx") return InspectOnnx(options);
   const std::vector<std::string> tags = options.tags.empty() ? std::vector<std::string>{"serve"} : options.tags;
-  if (detected.format == api::ModelFormat::kKilnFile) return InspectKilnFile(options, tags);
+  if (detected.format == api::ModelFormat::kKilnFile) return InspectConverted(options, tags, /*kiln_file=*/true);
+  if (detected.format == api::ModelFormat::kConvertedSavedModel) return InspectConverted(options, tags, /*kiln_file=*/false);
   tf::SavedModelBundle bundle = tf::LoadSavedModel(options.dir, tags);
   const tfproto::MetaGraphDef& meta = *bundle.meta_graph;
   fmt::print("SavedModel: {}\n", options.dir);

@@ -11,6 +11,7 @@
 
 #include "kiln/error.h"
 #include "kiln/tensor.h"
+#include "kiln/custom_op.h"
 #include "kiln/version.h"
 #include "tools/commands.h"
 
@@ -40,6 +41,10 @@ int main(int argc, char** argv) {
   CLI::App app{"Kiln: compiles TensorFlow SavedModels into fast engines for NVIDIA GPUs and CPUs"};
   app.set_version_flag("--version", std::string("kiln ") + KILN_VERSION);
   app.require_subcommand(1);
+  std::vector<std::string> plugins;
+  app.add_option("--plugin", plugins,
+                 "Load custom ops from this shared library first (repeatable; include/kiln/custom_op.h)")
+      ->type_name("LIB.so");
 
   kiln::cli::InspectOptions inspect;
   CLI::App* inspect_cmd = app.add_subcommand("inspect", "Show a SavedModel's tags, signatures, ops and variables, or an ONNX model's inputs, outputs and ops");
@@ -153,6 +158,7 @@ int main(int argc, char** argv) {
     };
     if (const size_t bytes = byte_limit("KILN_MAX_TENSOR_BYTES")) kiln::SetMaxTensorBytes(bytes);
     if (const size_t bytes = byte_limit("KILN_MAX_MODEL_BYTES")) kiln::SetMaxModelBytes(bytes);
+    for (const std::string& plugin : plugins) kiln::LoadPlugin(plugin);
     if (*inspect_cmd) return kiln::cli::Inspect(inspect);
     if (*run_cmd) return kiln::cli::Run(run);
     if (*ops_cmd) return kiln::cli::Ops();

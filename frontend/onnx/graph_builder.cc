@@ -1,6 +1,9 @@
 // ONNX GraphProto -> IR graph (see graph_builder.h).
 #include "frontend/onnx/graph_builder.h"
 
+#include "common/custom_ops.h"
+#include "frontend/onnx/custom_op_import.h"
+
 #include <onnx/onnx_pb.h>
 
 #include <set>
@@ -149,9 +152,13 @@ void GraphBuilder::ImportNode(Scope& scope, const onnx::NodeProto& node, int ind
     for (const std::string& out : node.output())
       if (!out.empty()) scope.values[out] = ir::kNoValue;
   };
-  if (!IsDefaultDomain(node.domain()))
-    return poison(fmt::format("op domain '{}' is not supported (only the default ONNX domain)", node.domain()));
-  const ImporterFn import = OnnxImporters().Find(node.op_type());
+  // A plugin's op (include/kiln/custom_op.h) takes precedence, also over a built-in op of that name.
+  const std::shared_ptr<const CustomOp> custom = FindCustomOp(OnnxCustomOpKey(node.domain(), node.op_type()));
+  if (!custom && !IsDefaultDomain(node.domain()))
+    return poison(fmt::format("op domain '{}' is not supported (only the default ONNX domain; a plugin can add ops of "
+                              "other domains: kiln --plugin)",
+                              node.domain()));
+  const ImporterFn import = custom ? nullptr : OnnxImporters().Find(node.op_type());
 
   std::vector<ir::ValueId> inputs;
   bool any_poisoned = false;
@@ -163,6 +170,18 @@ void GraphBuilder::ImportNode(Scope& scope, const onnx::NodeProto& node, int ind
     const ir::ValueId v = Lookup(scope, in);
     if (v == ir::kNoValue) any_poisoned = true;
     inputs.push_back(v);
+  }
+  if (custom) {
+    try {
+      ImportContext ctx(*this, node, label, inputs, /*validate_only=*/any_poisoned);
+      ImportCustomOp(ctx, node, *custom);
+      if (any_poisoned) return poison("");
+      for (int i = 0; i < node.output_size(); ++i)
+        if (!node.output(i).empty()) scope.values[node.output(i)] = ctx.outputs().at(static_cast<size_t>(i));
+    } catch (const UnsupportedError& e) {
+      return poison(e.what());
+    }
+    return;
   }
   if (!import) return poison("no importer for this op");
   if (const int64_t oldest = OldestExactOpset(node.op_type()); model_.opset < oldest)

@@ -44,6 +44,12 @@ const std::map<std::string, int64_t, std::less<>>& Table() {
       {"MatMul", 1}, {"Gemm", 7}, {"Conv", 11}, {"ConvTranspose", 11}, {"MaxPool", 12}, {"AveragePool", 11},
       {"GlobalAveragePool", 1}, {"GlobalMaxPool", 1}, {"BatchNormalization", 9}, {"InstanceNormalization", 6},
       {"LRN", 1}, {"LpNormalization", 1},
+      // Detection: NonMaxSuppression-10 (11 only allowed boxes given as any diagonal pair of corners, which
+      // the kernel normalizes in both).
+      {"NonMaxSuppression", 10},
+      // Recurrent ops: 7 dropped `output_sequence` (which chose whether Y is produced); 14 added
+      // `layout` (batch-major tensors, default off), 22 bfloat16.
+      {"RNN", 7}, {"GRU", 7}, {"LSTM", 7},
       // Dropout in inference is the identity (and an all-true mask): the ratio attribute of 7-11
       // and the ratio / training_mode inputs of 12 only matter in training, which is refused.
       {"Dropout", 7},
@@ -57,7 +63,12 @@ const std::map<std::string, int64_t, std::less<>>& Table() {
       {"QuantizeLinear", 10}, {"DequantizeLinear", 10}, {"DynamicQuantizeLinear", 11}, {"MatMulInteger", 10},
       {"ConvInteger", 10}, {"QLinearConv", 10}, {"QLinearMatMul", 10},
       // Ops that first appear after opset 13.
-      {"HardSwish", 14}, {"Trilu", 14}, {"HannWindow", 17}, {"HammingWindow", 17}, {"BlackmanWindow", 17}, {"Mish", 18}, {"Gelu", 20}, {"If", 11}, {"Loop", 11}, {"Resize", 13},
+      {"HardSwish", 14}, {"Trilu", 14}, {"HannWindow", 17}, {"HammingWindow", 17}, {"BlackmanWindow", 17}, {"Mish", 18}, {"Gelu", 20}, {"If", 11}, {"Loop", 11},
+      // Resize-10 and Upsample (7, 9; deprecated in 10 without a change) have fixed coordinates;
+      // 11 added roi, sizes and the coordinate / nearest modes, 13 made roi and scales optional,
+      // 18 added antialias, axes and keep_aspect_ratio_policy, 19 half_pixel_symmetric: the
+      // importer reads the opset and the attributes of each.
+      {"Resize", 10}, {"Upsample", 7},
   };
   return table;
 }

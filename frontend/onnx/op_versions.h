@@ -3,9 +3,9 @@
 // model's opset is at least its entry here, since every version of the op from there to the newest
 // the importer knows has the semantics the importer implements (later versions only added types,
 // optional attributes with the old behaviour as default, or defined what was invalid before, such
-// as negative axes). Ops whose meaning changed (Resize before 13, attributes that became inputs
+// as negative axes). Ops whose meaning changed (attributes that became inputs
 // the importer does not read) keep the entry where the importer's semantics start, unless the
-// importer reads the opset and handles the older meaning itself (Softmax); a node older than its
+// importer reads the opset and handles the older meaning itself (Softmax, Resize); a node older than its
 // entry is reported unsupported with that opset.
 #pragma once
 

@@ -1,5 +1,8 @@
 #include "frontend/tf/graph_builder.h"
 
+#include "common/custom_ops.h"
+#include "frontend/tf/custom_op_import.h"
+
 #include <algorithm>
 #include <set>
 
@@ -294,6 +297,7 @@ void GraphBuilder::ImportNode(Scope& scope, const tfproto::NodeDef& node) {
   if (any_poisoned) {
     // Still report this node if its own op is unsupported, so one error lists every op type.
     if (!IsCallOp(op) && !functions_.count(op)) {
+      if (FindCustomOp(TfCustomOpKey(op))) return poison("");
       const TfOpSpec* spec = TfImporters().Find(op);
       if (!spec) return poison("no importer for this op");
       try {
@@ -325,8 +329,19 @@ void GraphBuilder::ImportNode(Scope& scope, const tfproto::NodeDef& node) {
     return;
   }
 
+  // A plugin's op (include/kiln/custom_op.h) takes precedence, also over a built-in op of that name.
+  if (const std::shared_ptr<const CustomOp> custom = FindCustomOp(TfCustomOpKey(op))) {
+    try {
+      ImportContext ctx(*this, node, std::move(inputs), /*validate_only=*/false);
+      ImportCustomOp(ctx, node, *custom);
+      scope.outputs[node.name()] = ctx.outputs();
+    } catch (const UnsupportedError& e) {
+      poison(e.what());
+    }
+    return;
+  }
   const TfOpSpec* spec = TfImporters().Find(op);
-  if (!spec) return poison("no importer for this op");
+  if (!spec) return poison("no importer for this op (a plugin can add it: kiln --plugin)");
   try {
     ImportContext check(*this, node, inputs, /*validate_only=*/true);
     spec->import(check);

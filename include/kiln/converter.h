@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "kiln/model.h"
 #include "kiln/precision.h"
 #include "kiln/tensor.h"
 
@@ -55,6 +56,9 @@ struct ConversionParams {
   // names them: every reader of that tensor), each matched exactly or, ending in '*', as a
   // prefix. A pattern that matches no quantizable layer is an error.
   std::vector<std::string> keep_precision;
+  // Where progress (calibration, engine builds, saving) and engine messages go, one line per
+  // call; stderr when unset. Called from the converting thread.
+  std::function<void(const std::string&)> log;
 
   // kInvalidArgument naming the field and why, for invalid values and combinations.
   void Validate() const;
@@ -85,6 +89,10 @@ class Converter {
   // in the graph (convert/calibration_table.h). INT8 without use_calibration runs the
   // quantization the model itself carries (ONNX QuantizeLinear/DequantizeLinear, TF FakeQuant).
   void convert(const InputFn& calibration_input_fn = nullptr);
+  // The converted signature, run in this process: engines come from build() or are built at first
+  // use (allow_build_at_runtime), as in a loaded converted model. Valid while the Converter lives;
+  // thread-safe like any Signature. kFailedPrecondition before convert().
+  const Signature& signature() const;
   // The INT8 calibration table convert() computed or read, as JSON (empty unless INT8 with
   // use_calibration): save it to reuse with params.calibration_table.
   std::string calibration_table_json() const;

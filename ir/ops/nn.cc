@@ -1,5 +1,6 @@
 // nn family IR ops: convolutions and pooling (this file), matmul/einsum/normalization/softmax/
-// resize/space-depth (nn_math.cc). See docs/ops/nn.md for each op's inputs, attrs and layouts.
+// resize/space-depth (nn_math.cc), RNN/GRU/LSTM (nn_recurrent.cc). See docs/ops/nn.md for each
+// op's inputs, attrs and layouts.
 #include <fmt/format.h>
 
 #include "ir/op_schema.h"
@@ -7,7 +8,8 @@
 
 namespace kiln::ir {
 
-void RegisterNnMathOps(OpRegistry& registry);  // nn_math.cc
+void RegisterNnMathOps(OpRegistry& registry);       // nn_math.cc
+void RegisterNnRecurrentOps(OpRegistry& registry);  // nn_recurrent.cc
 
 namespace {
 
@@ -217,6 +219,8 @@ void InferPool(InferContext& ctx) {
 
 }  // namespace
 
+void RegisterDetectionOps(OpRegistry& registry);  // nn_detection.cc
+
 void RegisterNnOps(OpRegistry& registry) {
   registry.Add({"Conv2D", 2, 3, InferConv<2, false>});
   registry.Add({"Conv3D", 2, 3, InferConv<3, false>});
@@ -226,6 +230,8 @@ void RegisterNnOps(OpRegistry& registry) {
   registry.Add({"MaxPool", 1, 3, InferPool<true>});
   registry.Add({"AvgPool", 1, 1, InferPool<false>});
   RegisterNnMathOps(registry);
+  RegisterDetectionOps(registry);
+  RegisterNnRecurrentOps(registry);
 }
 
 }  // namespace kiln::ir

@@ -1,10 +1,11 @@
 // nn family IR ops: MatMul, BatchMatMul, Einsum, BatchNorm, Softmax, LogSoftmax, LRN,
-// ResizeBilinear, ResizeNearestNeighbor, DepthToSpace, SpaceToDepth. See docs/ops/nn.md.
+// ResizeBilinear, ResizeNearestNeighbor, Resize, DepthToSpace, SpaceToDepth. See docs/ops/nn.md.
 #include <fmt/format.h>
 
 #include "ir/graph_util.h"
 #include "ir/op_schema.h"
 #include "ir/ops/nn_util.h"
+#include "ir/ops/resize_util.h"
 
 namespace kiln::ir {
 
@@ -228,6 +229,56 @@ void InferResize(InferContext& ctx) {
   ctx.SetOutput(0, kBilinear ? DType::kFloat32 : ctx.input_dtype(0), SymShape::Of(out));
 }
 
+// Resize (ONNX's Resize / Upsample): (x, scales (floating) or sizes (integer), one value per
+// resized axis[, roi]). Lengths the constant scales / sizes and the known input dims give are
+// computed (ir/ops/resize_util.h, as the kernel does); the others are unknown.
+void InferOnnxResize(InferContext& ctx) {
+  nn::ResizeSpec spec;
+  if (std::string e = nn::ParseResizeAttrs(ctx.attrs(), &spec); !e.empty()) ctx.Fail(e);
+  const DType dtype = ctx.input_dtype(0), target = ctx.input_dtype(1);
+  const bool sizes = IsInteger(target);
+  if (!sizes && !IsFloating(target))
+    ctx.Fail(fmt::format("input 1 must hold floating scales or integer sizes, got {}", DTypeName(target)));
+  if (const SymShape& t = ctx.input_shape(1); t.rank_known && t.rank() != 1)
+    ctx.Fail(fmt::format("scales / sizes must be a vector, got {}", S(ctx, t)));
+  if (ctx.num_inputs() > 2 && !IsFloating(ctx.input_dtype(2)))
+    ctx.Fail(fmt::format("roi must be floating, got {}", DTypeName(ctx.input_dtype(2))));
+  if (spec.coord == nn::ResizeCoord::kTfCropAndResize && ctx.num_inputs() < 3)
+    ctx.Fail("coordinate_transformation_mode tf_crop_and_resize needs roi (input 2)");
+  if (spec.mode != nn::ResizeMode::kNearest && !IsFloating(dtype) && !IsInteger(dtype))
+    ctx.Fail(fmt::format("linear and cubic resizes need a floating or integer input, got {}", DTypeName(dtype)));
+  const SymShape& x = ctx.input_shape(0);
+  if (!x.rank_known) return ctx.SetOutput(0, dtype, SymShape::Unknown());
+  std::vector<int64_t> axes;
+  if (std::string e = nn::NormalizeResizeAxes(spec.axes, x.rank(), &axes); !e.empty()) ctx.Fail(e);
+  std::vector<Dim> out = x.dims;  // axes not listed keep their length
+  for (int64_t d : axes) out[static_cast<size_t>(d)] = kUnknownDim;
+  if (const Tensor* t = ctx.constant_input(1)) {
+    std::vector<int64_t> in;
+    for (Dim d : x.dims) in.push_back(IsStatic(d) ? d : -1);
+    std::vector<double> scale_values;
+    std::vector<int64_t> size_values;
+    if (sizes) size_values = t->ToInt64Vector();
+    else
+      for (int64_t i = 0; i < t->num_elements(); ++i) scale_values.push_back(t->DoubleAt(i));
+    std::vector<nn::ResizeAxis> lengths;
+    if (std::string e = nn::ResizeOutputAxes(in, axes, sizes ? nullptr : &scale_values, sizes ? &size_values : nullptr,
+                                             spec.aspect, &lengths);
+        !e.empty())
+      ctx.Fail(e);
+    for (size_t i = 0; i < axes.size(); ++i) {
+      const size_t d = static_cast<size_t>(axes[i]);
+      if (lengths[d].out >= 0) out[d] = lengths[d].out;
+      else if (!sizes && scale_values[i] == 1) out[d] = x.dims[d];  // floor(n * 1) = n: keeps a symbol
+    }
+  }
+  if (ctx.num_inputs() > 2 && spec.coord == nn::ResizeCoord::kTfCropAndResize)
+    if (const Tensor* roi = ctx.constant_input(2); roi && roi->num_elements() != 2 * static_cast<int64_t>(axes.size()))
+      ctx.Fail(fmt::format("roi must hold {} values (starts, then ends, of the resized axes), got {}", 2 * axes.size(),
+                           roi->num_elements()));
+  ctx.SetOutput(0, dtype, SymShape::Of(out));
+}
+
 // DepthToSpace / SpaceToDepth: attrs block_size, data_format ("NHWC"/"NCHW").
 template <bool kDepthToSpace>
 void InferDepthSpace(InferContext& ctx) {
@@ -282,6 +333,7 @@ void RegisterNnMathOps(OpRegistry& registry) {
   registry.Add({"LRN", 1, 1, InferLRN});
   registry.Add({"ResizeBilinear", 2, 2, InferResize<true>});
   registry.Add({"ResizeNearestNeighbor", 2, 2, InferResize<false>});
+  registry.Add({"Resize", 2, 3, InferOnnxResize});
   registry.Add({"DepthToSpace", 1, 1, InferDepthSpace<true>});
   registry.Add({"SpaceToDepth", 1, 1, InferDepthSpace<false>});
 }

@@ -10,7 +10,7 @@ import re
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-SOURCE_DIRS = ["include", "common", "ir", "frontend", "backend", "convert", "runtime", "api", "tools"]
+SOURCE_DIRS = ["include", "common", "ir", "frontend", "backend", "convert", "runtime", "api", "tools", "python/src", "python/tf_op", "examples"]
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 

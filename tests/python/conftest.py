@@ -119,3 +119,21 @@ def write_inputs(inputs, directory):
         np.save(path, arr)
         args += ["--input", "%s=%s" % (name, path)]
     return args
+
+
+def kiln_python_dir():
+    """Where the kiln Python package was built (build/python; KILN_PYTHON_DIR overrides)."""
+    return Path(os.environ.get("KILN_PYTHON_DIR") or REPO_ROOT / "build" / "python")
+
+
+@pytest.fixture(scope="session")
+def kiln_py():
+    """The kiln Python package built by the CMake build (KILN_PYTHON_DIR)."""
+    d = kiln_python_dir()
+    if not list((d / "kiln").glob("_kiln*.so")):
+        pytest.skip("kiln Python extension not found in %s (build with nanobind installed, or set "
+                    "KILN_PYTHON_DIR)" % d)
+    if str(d) not in sys.path:
+        sys.path.insert(0, str(d))
+    import kiln
+    return kiln

@@ -1,6 +1,7 @@
 // Writing and reading a converted SavedModel: layout, signature rewriting, engine files,
 // atomicity and errors.
 #include "convert/converted_model.h"
+#include "convert/tf_wrapper_graph.h"
 
 #include <gtest/gtest.h>
 
@@ -78,7 +79,7 @@ TEST_F(ConvertedModelTest, WriteReadRoundTrip) {
   for (bool flag : {true, false}) ExpectSameResults(model.graph, back.graph, flag);
 }
 
-TEST_F(ConvertedModelTest, IsARealSavedModelWhoseSignatureNamesResolve) {
+TEST_F(ConvertedModelTest, SavedModelPbIsTensorFlowsViewThroughKilnSignatureOp) {
   const fs::path dir = tmp_ / "converted";
   const ConvertedModel model = SampleModel();
   WriteConvertedModel(dir.string(), model);
@@ -86,14 +87,63 @@ TEST_F(ConvertedModelTest, IsARealSavedModelWhoseSignatureNamesResolve) {
   const tf::SavedModelBundle bundle = tf::LoadSavedModel(dir.string(), {"gpu", "serve"});
   EXPECT_EQ(bundle.proto->saved_model_schema_version(), 1);
   ASSERT_EQ(bundle.proto->meta_graphs_size(), 1);
-  EXPECT_EQ(bundle.meta_graph->meta_info_def().meta_graph_version(), kConvertedMetaGraphVersion);
-  EXPECT_TRUE(bundle.meta_graph->meta_info_def().tensorflow_version().empty());
+  const tfproto::MetaGraphDef& meta = *bundle.meta_graph;
+  EXPECT_EQ(meta.meta_info_def().meta_graph_version(), kTfLoadableMetaGraphVersion);
   EXPECT_EQ(tf::SignatureKeys(bundle), (std::vector<std::string>{"serving_default"}));
   const tfproto::SignatureDef& sig = tf::FindSignature(bundle, "serving_default");
   EXPECT_EQ(sig.method_name(), "tensorflow/serving/predict");
+  std::map<std::string, const tfproto::NodeDef*> nodes;
+  for (const auto& n : meta.graph_def().node()) nodes[n.name()] = &n;
+  ASSERT_TRUE(nodes.count("kiln_signature"));
+  const tfproto::NodeDef& op = *nodes.at("kiln_signature");
+  EXPECT_EQ(op.op(), kTfSignatureOp);
+  EXPECT_EQ(op.attr().at("signature_key").s(), "serving_default");
+  // The main op registers the model under the op's model_id with the path TensorFlow's loader
+  // gives the asset kiln/conversion.json.
+  ASSERT_EQ(meta.asset_file_def_size(), 1);
+  EXPECT_EQ(meta.asset_file_def(0).filename(), "kiln/conversion.json");
+  ASSERT_EQ(meta.collection_def().at("saved_model_main_op").node_list().value_size(), 1);
+  const tfproto::NodeDef& init = *nodes.at(meta.collection_def().at("saved_model_main_op").node_list().value(0));
+  EXPECT_EQ(init.op(), kTfRegisterModelOp);
+  EXPECT_EQ(init.input(0) + ":0", meta.asset_file_def(0).tensor_info().name());
+  EXPECT_EQ(init.attr().at("model_id").s(), op.attr().at("model_id").s());
+  EXPECT_EQ(op.attr().at("model_id").s().size(), 16u);
+  const auto& input_names = op.attr().at("input_names").list().s();
+  ASSERT_EQ(input_names.size(), 2);
+  for (int i = 0; i < input_names.size(); ++i) {
+    const tfproto::TensorInfo& info = sig.inputs().at(input_names[i]);
+    EXPECT_EQ(info.name(), op.input(i) + ":0");
+    EXPECT_EQ(nodes.at(op.input(i))->op(), "Placeholder");
+    EXPECT_EQ(nodes.at(op.input(i))->attr().at("dtype").type(), info.dtype());
+    EXPECT_EQ(info.dtype(), model.signature.inputs().at(input_names[i]).dtype());
+    EXPECT_EQ(op.attr().at("Tin").list().type(i), info.dtype());
+  }
+  const auto& output_names = op.attr().at("output_names").list().s();
+  ASSERT_EQ(output_names.size(), 2);
+  for (int i = 0; i < output_names.size(); ++i) {
+    const tfproto::TensorInfo& info = sig.outputs().at(output_names[i]);
+    const tfproto::NodeDef& id = *nodes.at(info.name().substr(0, info.name().rfind(':')));
+    EXPECT_EQ(id.op(), "Identity");
+    EXPECT_EQ(id.input(0), fmt::format("kiln_signature:{}", i));
+    EXPECT_EQ(op.attr().at("Tout").list().type(i), info.dtype());
+    EXPECT_EQ(info.dtype(), model.signature.outputs().at(output_names[i]).dtype());
+  }
+}
+
+TEST_F(ConvertedModelTest, TheConvertedGraphIsAMetaGraphWhoseSignatureNamesResolve) {
+  const fs::path dir = tmp_ / "converted";
+  const ConvertedModel model = SampleModel();
+  WriteConvertedModel(dir.string(), model);
+  tfproto::MetaGraphDef meta;
+  ASSERT_TRUE(meta.ParseFromString(ReadFileBytes(dir / "assets" / "kiln" / "graph.pb")));
+  EXPECT_EQ(meta.meta_info_def().meta_graph_version(), kConvertedMetaGraphVersion);
+  EXPECT_TRUE(meta.meta_info_def().tensorflow_version().empty());
+  ASSERT_EQ(meta.signature_def_size(), 1);
+  const tfproto::SignatureDef& sig = meta.signature_def().at("serving_default");
+  EXPECT_EQ(sig.method_name(), "tensorflow/serving/predict");
 
   std::map<std::string, const tfproto::NodeDef*> nodes;
-  for (const auto& n : bundle.meta_graph->graph_def().node()) nodes[n.name()] = &n;
+  for (const auto& n : meta.graph_def().node()) nodes[n.name()] = &n;
   auto resolve = [&](const std::string& tensor) -> std::pair<const tfproto::NodeDef*, int> {
     const size_t colon = tensor.rfind(':');
     EXPECT_NE(colon, std::string::npos) << tensor;
@@ -304,18 +354,20 @@ TEST_F(ConvertedModelTest, RecognisesOnlyConvertedModels) {
   // A converted model whose graph was damaged: kDataLoss naming the file and the node.
   const fs::path dir = tmp_ / "damaged";
   WriteConvertedModel(dir.string(), SampleModel());
-  tfproto::SavedModel saved;
-  ASSERT_TRUE(saved.ParseFromString(ReadFileBytes(dir / "saved_model.pb")));
-  for (auto& n : *saved.mutable_meta_graphs(0)->mutable_graph_def()->mutable_node())
+  const fs::path graph_pb = dir / "assets" / "kiln" / "graph.pb";
+  tfproto::MetaGraphDef meta;
+  ASSERT_TRUE(meta.ParseFromString(ReadFileBytes(graph_pb)));
+  for (auto& n : *meta.mutable_graph_def()->mutable_node())
     if (n.name() == "model/cond") n.mutable_attr()->erase("_kiln_output_dtypes");
-  WriteFileBytes(dir / "saved_model.pb", saved.SerializeAsString());
+  WriteFileBytes(graph_pb, meta.SerializeAsString());
   EXPECT_TRUE(IsConvertedModel(dir.string()));
-  ExpectError([&] { ReadConvertedModel(dir.string()); }, ErrorCode::kDataLoss, {"saved_model.pb", "checksum"});
+  ExpectError([&] { ReadConvertedModel(dir.string()); }, ErrorCode::kDataLoss, {"graph.pb", "checksum"});
   // With a checksum that matches the damaged graph, the decoder still names the node.
-  const std::string damaged = ReadFileBytes(dir / "saved_model.pb");
-  WriteFileBytes(dir / "assets" / "kiln" / "saved_model.pb.crc32c",
-                 fmt::format("{:08x}\n", crc32c::Mask(crc32c::Value(damaged))));
-  ExpectError([&] { ReadConvertedModel(dir.string()); }, ErrorCode::kDataLoss, {"saved_model.pb", "model/cond"});
+  const std::string damaged = ReadFileBytes(graph_pb);
+  WriteFileBytes(dir / "assets" / "kiln" / "graph.pb.crc32c", fmt::format("{:08x}\n", crc32c::Mask(crc32c::Value(damaged))));
+  ExpectError([&] { ReadConvertedModel(dir.string()); }, ErrorCode::kDataLoss, {"graph.pb", "model/cond"});
+  fs::remove(graph_pb);
+  ExpectError([&] { ReadConvertedModel(dir.string()); }, ErrorCode::kNotFound, {"graph.pb"});
 
   const fs::path no_json = tmp_ / "no_json";
   WriteConvertedModel(no_json.string(), SampleModel());

@@ -1,6 +1,6 @@
 // ONNX importers of the nn family, part 2: Gemm, MatMul, MatMulInteger, BatchNormalization,
 // InstanceNormalization, LayerNormalization, LpNormalization, Softmax, LogSoftmax, Hardmax, LRN,
-// Resize, DepthToSpace, SpaceToDepth, Einsum. See docs/onnx/nn.md.
+// Resize, Upsample, DepthToSpace, SpaceToDepth, Einsum. See docs/onnx/nn.md.
 #include <onnx/onnx_pb.h>
 
 #include <fmt/format.h>
@@ -14,6 +14,7 @@
 
 #include "frontend/onnx/ops/nn_common.h"
 #include "ir/ops/nn_util.h"
+#include "ir/ops/resize_util.h"
 
 namespace kiln::onnxfe::nn {
 namespace {
@@ -306,9 +307,10 @@ void ImportLRN(ImportContext& ctx) {
 }
 KILN_ONNX_IMPORTER("LRN", ImportLRN);
 
-// ---- Resize ----
+// ---- Resize, Upsample ----
 
-// ONNX's source coordinate (ORT's formulas; `scale` = out / in or the given scale).
+// ONNX's source coordinate (`scale` = out / in or the given scale), in F: float is onnxruntime's
+// arithmetic, double the IR op Resize's (ir/ops/resize_util.h, ONNX's reference).
 template <typename F>
 F OnnxCoord(const std::string& mode, int64_t x, F scale, int64_t in, int64_t out) {
   const F fx = static_cast<F>(x);
@@ -327,6 +329,7 @@ std::vector<int64_t> OnnxNearest(const std::string& mode, const std::string& nea
     F r;
     if (nearest == "floor") r = std::floor(f);
     else if (nearest == "ceil") r = std::ceil(f);
+    else if (nearest == "simple") r = scale < F(1) ? std::ceil(f) : std::floor(f);  // Resize-10, Upsample
     else if (nearest == "round_prefer_ceil") r = std::round(f);
     else r = (f == std::floor(f) + F(0.5)) ? std::floor(f) : std::round(f);  // round_prefer_floor
     idx.push_back(std::clamp<int64_t>(static_cast<int64_t>(r), 0, in - 1));
@@ -348,93 +351,169 @@ std::vector<int64_t> IrNearest(int64_t in, int64_t out, bool align_corners, bool
   return idx;
 }
 
-void ImportResize(ImportContext& ctx) {
-  const std::string mode = ctx.attr_string("mode", "nearest");
-  const std::string ctm = ctx.attr_string("coordinate_transformation_mode", "half_pixel");
-  const std::string nearest = ctx.attr_string("nearest_mode", "round_prefer_floor");
-  if (mode != "nearest" && mode != "linear" && mode != "cubic") ctx.Invalid(fmt::format("unknown mode '{}'", mode));
-  if (mode == "cubic") ctx.Unsupported("mode 'cubic' is not supported (the IR has no bicubic resize)");
-  static const char* kModes[] = {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_half_pixel_for_nn",
-                                 "tf_crop_and_resize", "half_pixel_symmetric"};
-  if (std::find(std::begin(kModes), std::end(kModes), ctm) == std::end(kModes))
-    ctx.Invalid(fmt::format("unknown coordinate_transformation_mode '{}'", ctm));
-  if (ctm == "tf_crop_and_resize" || ctm == "half_pixel_symmetric")
-    ctx.Unsupported(fmt::format("coordinate_transformation_mode '{}' is not supported", ctm));
-  if (nearest != "round_prefer_floor" && nearest != "round_prefer_ceil" && nearest != "floor" && nearest != "ceil")
-    ctx.Invalid(fmt::format("unknown nearest_mode '{}'", nearest));
-  if (ctx.attr_int("antialias", 0) != 0) ctx.Unsupported("antialias = 1 is not supported");
-  if (ctx.has_attr("axes")) ctx.Unsupported("the 'axes' attribute is not supported");
-  if (ctx.attr_string("keep_aspect_ratio_policy", "stretch") != "stretch")
-    ctx.Unsupported("keep_aspect_ratio_policy other than 'stretch' is not supported");
-  if (ctx.validate_only()) return;
-  const DType t = ctx.input_dtype(0);
-  if (mode == "linear" && !IsFloating(t)) ctx.Unsupported(fmt::format("linear resize of {} is not supported", DTypeName(t)));
-  if (!IsFloating(t) && !IsInteger(t)) ctx.Unsupported(fmt::format("dtype {} is not supported", DTypeName(t)));
-  // Dims unknown at import (a dynamic batch or channel count) are allowed where the given scale is
-  // exactly 1 and that leaves the dim unchanged at every length (checked below); their entries in
-  // `in` and `out` are -1. Every other dim's output length is computed here.
-  const ir::SymShape shape = ctx.input_shape(0);
-  if (!shape.rank_known) ctx.Unsupported("the input's rank must be known");
-  std::vector<int64_t> in;
-  for (ir::Dim d : shape.dims) in.push_back(ir::IsStatic(d) ? d : -1);
-  const size_t rank = in.size();
-  std::vector<int64_t> out;
-  std::vector<float> scales;  // given scales (empty with sizes)
-  const Tensor* sizes_t = ctx.has_input(3) ? ctx.constant_input(3) : nullptr;
-  const Tensor* scales_t = ctx.has_input(2) ? ctx.constant_input(2) : nullptr;
-  if (ctx.has_input(3) && !sizes_t) ctx.Unsupported("sizes (input 3) must be a constant");
-  if (sizes_t && sizes_t->num_elements() > 0) {
-    out = ctx.constant_ints(3, "sizes");
-    if (out.size() != rank) ctx.Invalid(fmt::format("sizes {} must have {} values", Join(out), rank));
-    for (size_t i = 0; i < rank; ++i)
-      if (in[i] < 0)
-        ctx.Unsupported(fmt::format("dim {} of the input is unknown at import and `sizes` gives its length: give scales "
-                                    "(1 for that dim) instead",
-                                    i));
+// What a Resize / Upsample node asks for, in the terms of the IR op Resize (docs/ops/nn.md).
+struct ResizeRequest {
+  std::string mode, ctm, nearest, policy;
+  ir::nn::ResizeSpec spec;
+  int target = -1;  // the node input with the scales or sizes; -1: Upsample-7's `scales` attribute
+  bool sizes = false;
+  std::vector<float> attr_scales;  // Upsample-7
+  int roi = -1;                    // tf_crop_and_resize
+};
+
+// Reads and checks the attributes (no inputs: validate-only mode has none).
+ResizeRequest ReadResizeAttrs(ImportContext& ctx) {
+  ResizeRequest r;
+  const bool upsample = ctx.op() == "Upsample";
+  // Upsample and Resize-10 have no coordinate_transformation_mode or nearest_mode: their source
+  // coordinate is x / scale, and nearest takes its floor (ceil on axes that shrink): "simple".
+  const bool legacy = upsample || ctx.opset() < 11;
+  r.mode = ctx.attr_string("mode", "nearest");
+  r.ctm = legacy ? "asymmetric" : ctx.attr_string("coordinate_transformation_mode", "half_pixel");
+  r.nearest = legacy ? "simple" : ctx.attr_string("nearest_mode", "round_prefer_floor");
+  r.policy = ctx.attr_string("keep_aspect_ratio_policy", "stretch");
+  if (legacy && r.mode != "nearest" && r.mode != "linear")
+    ctx.Invalid(fmt::format("mode must be nearest or linear, got '{}'", r.mode));
+  if (!ir::nn::ParseResizeMode(r.mode, &r.spec.mode))
+    ctx.Invalid(fmt::format("unknown mode '{}' (expected nearest, linear or cubic)", r.mode));
+  if (!ir::nn::ParseResizeCoord(r.ctm, &r.spec.coord))
+    ctx.Invalid(fmt::format("unknown coordinate_transformation_mode '{}'", r.ctm));
+  if ((!legacy && r.nearest == "simple") || !ir::nn::ParseResizeNearest(r.nearest, &r.spec.nearest))
+    ctx.Invalid(fmt::format("unknown nearest_mode '{}'", r.nearest));
+  if (!ir::nn::ParseResizeAspect(r.policy, &r.spec.aspect))
+    ctx.Invalid(
+        fmt::format("unknown keep_aspect_ratio_policy '{}' (expected stretch, not_larger or not_smaller)", r.policy));
+  r.spec.cubic_coeff_a = ctx.attr_float("cubic_coeff_a", -0.75f);
+  if (!std::isfinite(r.spec.cubic_coeff_a))
+    ctx.Invalid(fmt::format("cubic_coeff_a must be finite, got {}", r.spec.cubic_coeff_a));
+  r.spec.exclude_outside = ctx.attr_int("exclude_outside", 0) != 0;
+  r.spec.extrapolation_value = ctx.attr_float("extrapolation_value", 0.0f);
+  // Antialiasing filters linear and cubic resizes only; nearest ignores the attribute.
+  r.spec.antialias = r.spec.mode != ir::nn::ResizeMode::kNearest && ctx.attr_int("antialias", 0) != 0;
+  r.spec.axes = ctx.attr_ints("axes");
+  if (upsample && ctx.opset() < 9) {
+    r.attr_scales = ctx.attr_floats("scales");
+    if (r.attr_scales.empty()) ctx.Invalid("Upsample before opset 9 needs the `scales` attribute");
+  }
+  return r;
+}
+
+// Picks the scales or sizes input (and roi) once the inputs are known.
+void ReadResizeInputs(ImportContext& ctx, ResizeRequest& r) {
+  auto known_empty = [&](int i) {
+    const Tensor* c = ctx.constant_input(i);
+    return c && c->num_elements() == 0;
+  };
+  if (!r.attr_scales.empty()) {
+  } else if (ctx.op() == "Upsample" || ctx.opset() < 11) {
+    if (!ctx.has_input(1)) ctx.Invalid("scales (input 1) must be given");
+    r.target = 1;
   } else {
-    if (ctx.has_input(2) && !scales_t) ctx.Unsupported("scales (input 2) must be a constant");
-    if (!scales_t || scales_t->num_elements() == 0) ctx.Invalid("one of scales and sizes must be given");
-    if (scales_t->dtype() != DType::kFloat32 || scales_t->num_elements() != static_cast<int64_t>(rank))
-      ctx.Invalid(fmt::format("scales must be {} float32 values", rank));
-    for (size_t i = 0; i < rank; ++i) {
-      const float sc = scales_t->data<float>()[i];
-      if (!(sc > 0)) ctx.Invalid(fmt::format("scales must be positive, got {}", sc));
-      scales.push_back(sc);
-      if (in[i] < 0) {
-        if (sc != 1.0f)
-          ctx.Unsupported(fmt::format("dim {} of the input is unknown at import, so its scale must be 1, got {}", i, sc));
-        out.push_back(-1);
-        continue;
-      }
-      const double length = std::floor(static_cast<double>(in[i]) * static_cast<double>(sc));
-      if (!(length < 9.2e18)) ctx.Invalid(fmt::format("scale {} makes dim {} of length {} impossibly long", sc, i, in[i]));
-      out.push_back(static_cast<int64_t>(length));
-      // align_corners divides by the resized length: ONNX's reference uses in * scale, onnxruntime
-      // the integer output size; they only agree when in * scale is an integer.
-      if (ctm == "align_corners" && static_cast<double>(out[i]) != static_cast<double>(in[i]) * static_cast<double>(sc))
-        ctx.Unsupported(fmt::format("align_corners with scale {} on a dim of {} (a fractional output length) is not supported",
-                                    sc, in[i]));
+    // Resize-11+: X, roi, scales, sizes. Exporters give an empty scales next to sizes (opset 11
+    // requires scales); a scales input whose emptiness is only known at run time yields to sizes.
+    const bool scales = ctx.has_input(2) && !known_empty(2), sizes = ctx.has_input(3) && !known_empty(3);
+    if (sizes && scales && ctx.constant_input(2))
+      ctx.Invalid("scales (input 2) and sizes (input 3) are both given; only one may be");
+    if (!sizes && !scales) ctx.Invalid("one of scales (input 2) and sizes (input 3) must be given, non-empty");
+    r.target = sizes ? 3 : 2;
+    r.sizes = sizes;
+    if (r.spec.coord == ir::nn::ResizeCoord::kTfCropAndResize) {
+      if (!ctx.has_input(1) || known_empty(1))
+        ctx.Invalid("coordinate_transformation_mode tf_crop_and_resize needs roi (input 1)");
+      if (!IsFloating(ctx.input_dtype(1)))
+        ctx.Invalid(fmt::format("roi must be floating, got {}", DTypeName(ctx.input_dtype(1))));
+      r.roi = 1;
     }
   }
-  for (size_t i = 0; i < rank; ++i)
-    if (in[i] >= 0 && out[i] <= 0) ctx.Unsupported(fmt::format("an empty output {} is not supported", Join(out)));
-  // The importer builds index tables as long as the output's dims: the output must be a tensor
-  // Kiln could hold before any of them is made.
-  uint64_t bytes = DTypeSize(ctx.input_dtype(0));
-  for (size_t i = 0; i < rank; ++i)
-    if (out[i] > 0 && __builtin_mul_overflow(bytes, static_cast<uint64_t>(out[i]), &bytes)) bytes = UINT64_MAX;
-  if (bytes > MaxTensorBytes())
+  if (r.target >= 0) {
+    const DType t = ctx.input_dtype(r.target);
+    if (r.sizes && !IsInteger(t)) ctx.Invalid(fmt::format("sizes must be int64, got {}", DTypeName(t)));
+    if (!r.sizes && !IsFloating(t)) ctx.Invalid(fmt::format("scales must be float, got {}", DTypeName(t)));
+  }
+}
+
+// Constant scales or sizes: the output lengths (-1 where they depend on an unknown input length),
+// checked before anything the size of the output is made; `scale_values` (optional) gets the
+// scales as float.
+std::vector<int64_t> ConstantResizeLengths(ImportContext& ctx, const ResizeRequest& r, const ir::SymShape& shape,
+                                           std::vector<float>* scale_values) {
+  std::vector<int64_t> in;
+  for (ir::Dim d : shape.dims) in.push_back(ir::IsStatic(d) ? d : -1);
+  std::vector<int64_t> axes;
+  if (std::string e = ir::nn::NormalizeResizeAxes(r.spec.axes, static_cast<int64_t>(in.size()), &axes); !e.empty())
+    ctx.Invalid(e);
+  std::vector<double> scales;
+  std::vector<int64_t> sizes;
+  if (r.sizes) {
+    sizes = ctx.constant_ints(r.target, "sizes");
+  } else if (!r.attr_scales.empty()) {
+    scales.assign(r.attr_scales.begin(), r.attr_scales.end());
+  } else {
+    const Tensor* t = ctx.constant_input(r.target);
+    for (int64_t i = 0; i < t->num_elements(); ++i) scales.push_back(t->DoubleAt(i));
+  }
+  if (scale_values) scale_values->assign(scales.begin(), scales.end());  // float32 (ONNX's) scales: exact
+  std::vector<ir::nn::ResizeAxis> lengths;
+  if (std::string e = ir::nn::ResizeOutputAxes(in, axes, r.sizes ? nullptr : &scales, r.sizes ? &sizes : nullptr,
+                                               r.spec.aspect, &lengths);
+      !e.empty())
+    ctx.Invalid(e);
+  std::vector<int64_t> out;
+  uint64_t bytes = std::max<size_t>(DTypeSize(ctx.input_dtype(0)), 1);
+  bool empty = false;
+  for (const ir::nn::ResizeAxis& a : lengths) {
+    out.push_back(a.out);
+    empty = empty || a.out == 0;
+    if (a.out > 0 && __builtin_mul_overflow(bytes, static_cast<uint64_t>(a.out), &bytes)) bytes = UINT64_MAX;
+  }
+  if (!empty && bytes > MaxTensorBytes())
     ctx.Invalid(fmt::format("the resized output [{}] would take {} bytes, more than one tensor may ({}; KILN_MAX_TENSOR_BYTES)",
                             Join(out), bytes == UINT64_MAX ? std::string("over 2^64") : std::to_string(bytes),
                             MaxTensorBytes()));
+  return out;
+}
+
+// The fast path for constant scales or sizes: the IR's NHWC ResizeNearestNeighbor /
+// ResizeBilinear (TF's rules) between Transposes, when only H and W change and the IR picks
+// exactly ONNX's pixels (nearest: index by index, in float and in double; linear: the same source
+// coordinates). These have a static output shape and fit the channels-last layout passes, where
+// the Transposes cancel against a convolution's. Returns false, emitting nothing, otherwise.
+bool ImportResizeAsNhwc(ImportContext& ctx, const ResizeRequest& r, const ir::SymShape& shape) {
+  const bool nearest_mode = r.mode == "nearest";
+  const DType t = ctx.input_dtype(0);
+  if (r.mode == "cubic" || !r.spec.axes.empty() || r.spec.antialias || !shape.rank_known || shape.rank() != 4)
+    return false;
+  if (r.ctm == "tf_crop_and_resize" || r.ctm == "half_pixel_symmetric") return false;
+  if (r.sizes && r.spec.aspect != ir::nn::ResizeAspect::kStretch) return false;  // the scale is not out / in
+  if (nearest_mode ? (t == DType::kString || DTypeSize(t) == 0)
+                   : (t != DType::kFloat32 && t != DType::kFloat16 && t != DType::kBFloat16))
+    return false;  // ResizeBilinear computes in float: float64 and integers take the IR op Resize
+  if (!r.sizes && r.attr_scales.empty() && ctx.input_dtype(r.target) != DType::kFloat32) return false;
+  std::vector<float> scales;
+  std::vector<int64_t> out = ConstantResizeLengths(ctx, r, shape, &scales);
+  // Dims unknown at import (a dynamic batch or channel count) are allowed where the given scale is
+  // exactly 1 and that leaves the dim unchanged at every length (checked below); their entries in
+  // `in` and `out` are -1.
+  std::vector<int64_t> in;
+  for (ir::Dim d : shape.dims) in.push_back(ir::IsStatic(d) ? d : -1);
+  for (size_t i = 0; i < 4; ++i) {
+    if (in[i] < 0 && (r.sizes || scales[i] != 1.0f)) return false;
+    if (in[i] < 0) out[i] = -1;
+    if (in[i] >= 0 && out[i] <= 0) return false;
+    // align_corners divides by the resized length: ONNX's reference uses in * scale, onnxruntime
+    // the integer output size; they only agree when in * scale is an integer.
+    if (r.ctm == "align_corners" && !r.sizes && in[i] >= 0 &&
+        static_cast<double>(out[i]) != static_cast<double>(in[i]) * static_cast<double>(scales[i]))
+      return false;
+  }
   // ONNX's (onnxruntime's) source coordinates per dim, in float; `scale` = the given one or out/in.
-  auto scale_f = [&](size_t d) { return scales.empty() ? static_cast<float>(out[d]) / static_cast<float>(in[d]) : scales[d]; };
+  auto scale_f = [&](size_t d) { return r.sizes ? static_cast<float>(out[d]) / static_cast<float>(in[d]) : scales[d]; };
   auto scale_d = [&](size_t d) {
-    return scales.empty() ? static_cast<double>(out[d]) / static_cast<double>(in[d]) : static_cast<double>(scales[d]);
+    return r.sizes ? static_cast<double>(out[d]) / static_cast<double>(in[d]) : static_cast<double>(scales[d]);
   };
   auto onnx_nearest = [&](size_t d, bool* agree) {
-    const std::vector<int64_t> f = OnnxNearest<float>(ctm, nearest, in[d], out[d], scale_f(d));
-    *agree = f == OnnxNearest<double>(ctm, nearest, in[d], out[d], scale_d(d));
+    const std::vector<int64_t> f = OnnxNearest<float>(r.ctm, r.nearest, in[d], out[d], scale_f(d));
+    *agree = f == OnnxNearest<double>(r.ctm, r.nearest, in[d], out[d], scale_d(d));
     return f;
   };
   std::function<bool(size_t)> identity_dim = [&](size_t d) {
@@ -450,7 +529,7 @@ void ImportResize(ImportContext& ctx) {
       return true;
     }
     if (in[d] != out[d]) return false;
-    if (mode == "nearest") {
+    if (nearest_mode) {
       bool agree = false;
       const std::vector<int64_t> idx = onnx_nearest(d, &agree);
       for (int64_t i = 0; i < out[d]; ++i)
@@ -458,30 +537,23 @@ void ImportResize(ImportContext& ctx) {
       return agree;
     }
     for (int64_t i = 0; i < out[d]; ++i)
-      if (OnnxCoord<float>(ctm, i, scale_f(d), in[d], out[d]) != static_cast<float>(i)) return false;
+      if (OnnxCoord<float>(r.ctm, i, scale_f(d), in[d], out[d]) != static_cast<float>(i)) return false;
     return true;
   };
-
-  // 1) The IR resizes (NHWC 2-D): when only H and W change and the IR picks the same pixels.
-  for (size_t d = 0; d < rank; ++d)
-    if (in[d] < 0 && !identity_dim(d))
-      ctx.Unsupported(fmt::format("dim {} of the input is unknown at import and this coordinate_transformation_mode and "
-                                  "nearest_mode would change it",
-                                  d));
-  bool use_ir = rank == 4 && in[2] >= 0 && in[3] >= 0 && identity_dim(0) && identity_dim(1);
+  if (in[2] < 0 || in[3] < 0 || !identity_dim(0) || !identity_dim(1)) return false;
   bool align_corners = false, half_pixel = false;
-  if (use_ir && mode == "linear") {
-    align_corners = ctm == "align_corners";
-    half_pixel = ctm == "half_pixel" || ctm == "pytorch_half_pixel";
-    if (ctm == "pytorch_half_pixel" && (out[2] == 1 || out[3] == 1)) use_ir = false;
-    if (ctm == "tf_half_pixel_for_nn") use_ir = false;
+  if (!nearest_mode) {
+    align_corners = r.ctm == "align_corners";
+    half_pixel = r.ctm == "half_pixel" || r.ctm == "pytorch_half_pixel";
+    if (r.ctm == "pytorch_half_pixel" && (out[2] == 1 || out[3] == 1)) return false;
+    if (r.ctm == "tf_half_pixel_for_nn") return false;
     // The IR scales by in/out; ONNX divides by the given scale: they must agree.
-    if (!scales.empty() && !align_corners)
+    if (!r.sizes && !align_corners)
       for (size_t d = 2; d < 4; ++d) {
         const double ratio = static_cast<double>(out[d]) / static_cast<double>(in[d]);
-        if (std::fabs(ratio - scales[d]) > 1e-7 * ratio) use_ir = false;
+        if (std::fabs(ratio - scales[d]) > 1e-7 * ratio) return false;
       }
-  } else if (use_ir) {
+  } else {
     bool found = false;
     const std::pair<bool, bool> configs[] = {{false, false}, {true, false}, {false, true}};
     for (const auto& [ac, hp] : configs) {
@@ -497,56 +569,56 @@ void ImportResize(ImportContext& ctx) {
         break;
       }
     }
-    use_ir = found;
+    if (!found) return false;
   }
-  if (use_ir) {
-    const ir::ValueId nhwc = TransposeOf(ctx, ctx.input(0), {0, 2, 3, 1}, "nhwc");
-    ir::ValueId y = ctx.Emit1(mode == "linear" ? "ResizeBilinear" : "ResizeNearestNeighbor",
-                              {nhwc, ctx.ConstInt32({static_cast<int32_t>(out[2]), static_cast<int32_t>(out[3])}, false, "size")},
-                              Attrs({{"align_corners", align_corners}, {"half_pixel_centers", half_pixel}}), "resize");
-    y = Cast(ctx, y, t, "cast");
-    return ctx.SetOutput(0, TransposeOf(ctx, y, {0, 3, 1, 2}, "nchw"));
-  }
-
-  // 2) Separable composition, one dim at a time: nearest = Gather of the source indices;
-  //    linear = lo + (hi - lo) * w with Gathers of the two neighbours (onnxruntime's clamping).
-  ir::ValueId y = ctx.input(0);
-  for (size_t d = 0; d < rank; ++d) {
-    if (identity_dim(d)) continue;
-    const std::string sfx = fmt::format("dim{}", d);
-    const ir::ValueId axis = ctx.ConstInt64({static_cast<int64_t>(d)}, true, sfx + "_axis");
-    if (mode == "nearest") {
-      bool agree = false;
-      const std::vector<int64_t> idx = onnx_nearest(d, &agree);
-      if (!agree)
-        ctx.Unsupported(fmt::format("nearest resize of dim {} ({} -> {}) rounds differently in float and double", d, in[d], out[d]));
-      y = ctx.Emit1("Gather", {y, ctx.ConstInt64(idx, false, sfx + "_idx"), axis}, {}, sfx + "_nearest");
-      continue;
-    }
-    std::vector<int64_t> lo, hi;
-    std::vector<double> w;
-    for (int64_t i = 0; i < out[d]; ++i) {
-      float f = OnnxCoord<float>(ctm, i, scale_f(d), in[d], out[d]);
-      f = std::clamp(f, 0.0f, static_cast<float>(in[d] - 1));
-      const int64_t l = std::min<int64_t>(static_cast<int64_t>(f), in[d] - 1);
-      lo.push_back(l);
-      hi.push_back(std::min<int64_t>(l + 1, in[d] - 1));
-      w.push_back(static_cast<double>(f) - static_cast<double>(l));
-    }
-    Shape wshape = {out[d]};
-    for (size_t k = d + 1; k < rank; ++k) wshape.push_back(1);
-    Tensor wt(DType::kFloat64, wshape);
-    std::copy(w.begin(), w.end(), wt.data<double>());
-    ir::ValueId wv = Cast(ctx, ctx.Constant(std::move(wt), sfx + "_w64"), t, sfx + "_w");
-    const ir::ValueId a = ctx.Emit1("Gather", {y, ctx.ConstInt64(lo, false, sfx + "_lo_idx"), axis}, {}, sfx + "_lo");
-    const ir::ValueId b = ctx.Emit1("Gather", {y, ctx.ConstInt64(hi, false, sfx + "_hi_idx"), axis}, {}, sfx + "_hi");
-    const ir::ValueId diff = ctx.Emit1("Sub", {b, a}, {}, sfx + "_diff");
-    y = ctx.Emit1("Add", {a, ctx.Emit1("Mul", {diff, wv}, {}, sfx + "_scaled")}, {}, sfx + "_lerp");
-  }
-  if (y == ctx.input(0)) y = ctx.Emit1("Identity", {y});
-  ctx.SetOutput(0, y);
+  const ir::ValueId nhwc = TransposeOf(ctx, ctx.input(0), {0, 2, 3, 1}, "nhwc");
+  const ir::ValueId size = ctx.ConstInt32({static_cast<int32_t>(out[2]), static_cast<int32_t>(out[3])}, false, "size");
+  ir::ValueId y = ctx.Emit1(nearest_mode ? "ResizeNearestNeighbor" : "ResizeBilinear", {nhwc, size},
+                            Attrs({{"align_corners", align_corners}, {"half_pixel_centers", half_pixel}}), "resize");
+  y = Cast(ctx, y, t, "cast");
+  ctx.SetOutput(0, TransposeOf(ctx, y, {0, 3, 1, 2}, "nchw"));
+  return true;
 }
-KILN_ONNX_IMPORTER("Resize", ImportResize);
+
+// Resize (every opset from 10) and Upsample (7, 9; deprecated from 10 with the same meaning).
+// Constant scales or sizes take the NHWC fast path where it is exact; everything else becomes
+// the IR op Resize, whose kernel reads the scales or sizes and computes the output's lengths at
+// run time.
+void ImportResize(ImportContext& ctx) {
+  ResizeRequest r = ReadResizeAttrs(ctx);
+  if (ctx.validate_only()) return;
+  ReadResizeInputs(ctx, r);
+  const DType t = ctx.input_dtype(0);
+  if (r.mode != "nearest" && !IsFloating(t) && !IsInteger(t))
+    ctx.Unsupported(fmt::format("{} resize of {} is not supported (it interpolates numbers)", r.mode, DTypeName(t)));
+  if (r.spec.coord == ir::nn::ResizeCoord::kTfCropAndResize && t == DType::kString)
+    ctx.Unsupported("tf_crop_and_resize of a string tensor is not supported (extrapolation_value is a number)");
+  const ir::SymShape shape = ctx.input_shape(0);
+  const bool constant_target = !r.attr_scales.empty() || ctx.constant_input(r.target);
+  if (constant_target && shape.rank_known) {
+    ConstantResizeLengths(ctx, r, shape, nullptr);  // fails early on impossible lengths
+    if (ImportResizeAsNhwc(ctx, r, shape)) return;
+  }
+  ir::ValueId target = r.target >= 0 ? ctx.input(r.target) : ir::kNoValue;
+  if (!r.attr_scales.empty()) {
+    Tensor s(DType::kFloat32, {static_cast<int64_t>(r.attr_scales.size())});
+    std::copy(r.attr_scales.begin(), r.attr_scales.end(), s.data<float>());
+    target = ctx.Constant(std::move(s), "scales");
+  }
+  std::vector<ir::ValueId> inputs = {ctx.input(0), target};
+  if (r.roi >= 0) inputs.push_back(ctx.input(r.roi));
+  ctx.SetOutput(0, ctx.Emit1("Resize", inputs,
+                             Attrs({{"mode", r.mode},
+                                    {"coordinate_transformation_mode", r.ctm},
+                                    {"nearest_mode", r.nearest},
+                                    {"cubic_coeff_a", r.spec.cubic_coeff_a},
+                                    {"exclude_outside", r.spec.exclude_outside},
+                                    {"extrapolation_value", r.spec.extrapolation_value},
+                                    {"antialias", r.spec.antialias},
+                                    {"axes", r.spec.axes},
+                                    {"keep_aspect_ratio_policy", r.policy}})));
+}
+KILN_ONNX_IMPORTERS(ImportResize, "Resize", "Upsample");
 
 // ---- depth / space ----
 

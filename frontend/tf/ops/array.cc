@@ -312,6 +312,115 @@ void ImportWhere(ImportContext& ctx) {
   ctx.SetOutput(0, ctx.Emit1("Where", {ctx.input(0)}));
 }
 
+// MatrixBandPart(input, num_lower, num_upper) (tf.linalg.band_part): keeps element [..., m, n]
+// where (num_lower < 0 || m - n <= num_lower) && (num_upper < 0 || n - m <= num_upper), zeros
+// elsewhere. Keras' causal attention mask is band_part(ones, -1, 0). The band limits may be run-time
+// scalars, so the mask is computed from coordinate grids rather than folded into attributes.
+void ImportMatrixBandPart(ImportContext& ctx) {
+  CheckInputs(ctx, 3);
+  CheckIndexType(ctx, "Tindex");
+  const ir::SymShape shape = ctx.input_shape(0);
+  if (shape.rank_known && shape.rank() < 2)
+    ctx.Invalid(fmt::format("input must have rank >= 2, got rank {}", shape.rank()));
+  if (ctx.validate_only()) return;
+  auto i64 = [&](std::vector<int64_t> v, bool scalar, const std::string& name) {
+    Tensor t(DType::kInt64, scalar ? Shape{} : Shape{static_cast<int64_t>(v.size())});
+    std::copy(v.begin(), v.end(), t.data<int64_t>());
+    return ctx.Constant(t, name);
+  };
+  auto dim = [&](ValueId dims, int64_t d, const std::string& name) {
+    return ctx.Emit1("StridedSlice", {dims, i64({d}, false, name + "_begin"), i64({d + 1}, false, name + "_end"),
+                                      i64({1}, false, name + "_stride")},
+                     Attrs({{"begin_mask", int64_t{0}}, {"end_mask", int64_t{0}}, {"ellipsis_mask", int64_t{0}},
+                            {"new_axis_mask", int64_t{0}}, {"shrink_axis_mask", int64_t{1}}}),
+                     name);
+  };
+  auto as_i64 = [&](ValueId v, const std::string& name) {
+    return ctx.Emit1("Cast", {v}, Attrs({{"to", DType::kInt64}, {"truncate", false}}), name);
+  };
+  const ValueId x = ctx.input(0);
+  const ValueId dims = ctx.Emit1("Shape", {x}, Attrs({{"out_type", DType::kInt64}}), "shape");
+  const ValueId zero = i64({0}, true, "zero"), one = i64({1}, true, "one");
+  const ValueId rows = ctx.Emit1("Range", {zero, dim(dims, -2, "rows_n"), one}, {}, "rows");
+  const ValueId cols = ctx.Emit1("Range", {zero, dim(dims, -1, "cols_n"), one}, {}, "cols");
+  const ValueId column = ctx.Emit1("Reshape", {rows, i64({-1, 1}, false, "column_shape")}, {}, "rows_column");
+  const ValueId diag = ctx.Emit1("Sub", {cols, column}, {}, "n_minus_m");
+  const ValueId lower = as_i64(ctx.input(1), "num_lower"), upper = as_i64(ctx.input(2), "num_upper");
+  const ValueId keep_lower =
+      ctx.Emit1("LogicalOr",
+                {ctx.Emit1("Less", {lower, zero}, {}, "all_lower"),
+                 ctx.Emit1("GreaterEqual", {diag, ctx.Emit1("Neg", {lower}, {}, "minus_lower")}, {}, "in_lower")},
+                {}, "keep_lower");
+  const ValueId keep_upper = ctx.Emit1(
+      "LogicalOr",
+      {ctx.Emit1("Less", {upper, zero}, {}, "all_upper"), ctx.Emit1("LessEqual", {diag, upper}, {}, "in_upper")}, {},
+      "keep_upper");
+  const ValueId keep = ctx.Emit1("LogicalAnd", {keep_lower, keep_upper}, {}, "keep");
+  const ValueId zeros = ctx.Emit1("ZerosLike", {x}, {}, "zeros");
+  ctx.SetOutput(0, ctx.Emit1("Select", {keep, x, zeros}));
+}
+
+// Bucketize(input) attr boundaries (sorted floats): the number of boundaries <= x, as int32 (TF's
+// upper_bound; Keras' Discretization layer). Imported as a comparison against the boundaries along a
+// new last axis, summed.
+void ImportBucketize(ImportContext& ctx) {
+  CheckInputs(ctx, 1);
+  const DType t = ctx.input_dtype(0);
+  if (t != DType::kInvalid && !IsFloating(t) && t != DType::kInt32 && t != DType::kInt64)
+    ctx.Unsupported(fmt::format("dtype {} is not supported", DTypeName(t)));
+  const std::vector<float> boundaries = ctx.attr_floats("boundaries");
+  for (size_t i = 1; i < boundaries.size(); ++i)
+    if (!(boundaries[i - 1] <= boundaries[i])) ctx.Invalid("boundaries must be sorted");
+  if (ctx.validate_only()) return;
+  const ValueId x = ctx.input(0);
+  if (boundaries.empty()) {
+    ctx.SetOutput(0, ctx.Emit1("ZerosLike", {ctx.Emit1("Cast", {x}, Attrs({{"to", DType::kInt32}, {"truncate", false}}), "as_int")},
+                               {}, ""));
+    return;
+  }
+  // Boundaries in double: float32 boundaries compare exactly as TF compares them with float inputs.
+  Tensor b(DType::kFloat64, {static_cast<int64_t>(boundaries.size())});
+  for (size_t i = 0; i < boundaries.size(); ++i) b.data<double>()[i] = boundaries[i];
+  const ValueId x64 = ctx.Emit1("Cast", {x}, Attrs({{"to", DType::kFloat64}, {"truncate", false}}), "as_double");
+  const ValueId last = ctx.Emit1("ExpandDims", {x64, IntConstant(ctx, -1, "last_axis")}, {}, "expanded");
+  const ValueId ge = ctx.Emit1("GreaterEqual", {last, ctx.Constant(b, "boundaries")}, {}, "at_or_above");
+  const ValueId ones = ctx.Emit1("Cast", {ge}, Attrs({{"to", DType::kInt32}, {"truncate", false}}), "counted");
+  ctx.SetOutput(0, ctx.Emit1("ReduceSum", {ones, IntConstant(ctx, -1, "sum_axis")}, Attrs({{"keep_dims", false}})));
+}
+
+// DenseBincount(input, size, weights) attr binary_output: per row of a 1-D or 2-D input, how often
+// (or, with weights, how much weight) each value in [0, size) occurs; values outside are ignored
+// (Keras' CategoryEncoding). Imported as a one-hot over `size`, weighted and summed over the row.
+void ImportDenseBincount(ImportContext& ctx) {
+  CheckInputs(ctx, 3);
+  const bool binary = ctx.attr_bool("binary_output", false);
+  const DType idx = ctx.input_dtype(0);
+  if (idx != DType::kInvalid && idx != DType::kInt32 && idx != DType::kInt64)
+    ctx.Unsupported(fmt::format("input dtype {} is not supported", DTypeName(idx)));
+  const ir::SymShape shape = ctx.input_shape(0);
+  if (shape.rank_known && shape.rank() != 1 && shape.rank() != 2)
+    ctx.Invalid(fmt::format("input must be 1-D or 2-D, got rank {}", shape.rank()));
+  const DType t = ctx.has_attr("T") ? ctx.attr_type("T") : ctx.input_dtype(2);
+  if (ctx.validate_only()) return;
+  if (!shape.rank_known) ctx.Unsupported("the input's rank must be known");
+  const ir::SymShape wshape = ctx.input_shape(2);
+  // TF passes an empty weights tensor for plain counts.
+  bool weighted = true;
+  if (wshape.rank_known)
+    for (ir::Dim d : wshape.dims) weighted = weighted && d != 0;
+  const ValueId one = ctx.Constant(Tensor::Scalar<float>(DType::kFloat32, 1.f), "on");
+  const ValueId zero = ctx.Constant(Tensor::Scalar<float>(DType::kFloat32, 0.f), "off");
+  const ValueId depth = ctx.Emit1("Cast", {ctx.input(1)}, Attrs({{"to", DType::kInt32}, {"truncate", false}}), "depth");
+  ValueId hot = ctx.Emit1("OneHot", {ctx.input(0), depth, one, zero}, Attrs({{"axis", int64_t{-1}}}), "one_hot");
+  if (weighted && !binary) {
+    const ValueId w = ctx.Emit1("Cast", {ctx.input(2)}, Attrs({{"to", DType::kFloat32}, {"truncate", false}}), "weights");
+    hot = ctx.Emit1("Mul", {hot, ctx.Emit1("ExpandDims", {w, IntConstant(ctx, -1, "w_axis")}, {}, "w_col")}, {}, "weighted");
+  }
+  ValueId counts = ctx.Emit1("ReduceSum", {hot, IntConstant(ctx, -2, "row_axis")}, Attrs({{"keep_dims", false}}), "sums");
+  if (binary) counts = ctx.Emit1("Minimum", {counts, one}, {}, "binary");
+  ctx.SetOutput(0, ctx.Emit1("Cast", {counts}, Attrs({{"to", t}, {"truncate", false}})));
+}
+
 using Outputs = std::vector<TfOutputArg>;
 using Defaults = std::vector<std::pair<std::string, TfAttrDefault>>;
 
@@ -324,6 +433,9 @@ void Add(ImporterTable& t, const char* op, ImporterFn fn, Outputs outputs = {}, 
 void RegisterArrayImporters(ImporterTable& t) {
   using V = std::vector<int64_t>;
   Add(t, "Reshape", ImportSimple<kReshape, 2, false>);
+  Add(t, "MatrixBandPart", ImportMatrixBandPart);
+  Add(t, "Bucketize", ImportBucketize);
+  Add(t, "DenseBincount", ImportDenseBincount, {}, {{"binary_output", false}});
   Add(t, "Transpose", ImportSimple<kTranspose, 2, false>);
   Add(t, "ConcatV2", ImportConcatV2);
   Add(t, "Concat", ImportConcat);

@@ -11,6 +11,7 @@
 namespace kiln::tf {
 
 void RegisterNnMathImporters(ImporterTable& table);  // nn_math.cc
+void RegisterDetectionImporters(ImporterTable& table);  // detection.cc
 
 namespace {
 
@@ -154,6 +155,7 @@ void ImportPool(ImportContext& ctx) {
 }  // namespace
 
 void RegisterNnImporters(ImporterTable& table) {
+  RegisterDetectionImporters(table);
   const std::vector<int64_t> ones4{1, 1, 1, 1}, ones5{1, 1, 1, 1, 1}, none;
   const TfAttrDefault nhwc = std::string("NHWC"), ndhwc = std::string("NDHWC");
   table.Add({"Conv2D", ImportConv<2>, {},
