@@ -11,6 +11,9 @@ For each model (torchvision ResNet-50; BERT-base from transformers, random init,
   3. PyTorch eager in the same precision (model.half() / bfloat16), and torch.compile(mode=...),
      each timed per inference with CUDA events around a synchronous call, median of --runs after
      --warmup.
+--precision INT8: Kiln calibrates on --calibration-batches batches of the model's random inputs
+(`--calibration-data`, entropy calibrator) and runs INT8 engines (what is not int8 runs FP16);
+PyTorch runs FP16, as it has no INT8 GPU inference of these models to compare with.
 Prints a table and writes --json. Needs torch, torchvision, transformers and onnx (the GPU
 machine has them). Example (the GPU machine, kiln from tests/device/make_gpu_bundle.py):
   python3 bench/gpu_compare.py --kiln BUNDLE/bin/kiln --json $OUT/gpu_compare.json
@@ -108,9 +111,30 @@ def time_torch(torch, fn, inputs, warmup, runs):
     return times
 
 
+CALIBRATION_DIRS = {}  # onnx path -> directory of calibration batches (INT8)
+
+
+def precision_args(onnx_path, precision):
+    args = ["--precision", precision]
+    if precision == "INT8":
+        args += ["--calibration-data", CALIBRATION_DIRS[onnx_path]]
+    return args
+
+
+def write_calibration_batches(torch, make_inputs, seq, count, directory):
+    """`count` batches of 8 random inputs as DIR/BATCH/NAME.npy."""
+    for b in range(count):
+        d = os.path.join(directory, "%03d" % b)
+        os.makedirs(d, exist_ok=True)
+        g_inputs = make_inputs(torch, 8 + b, seq)  # the batch size seeds the generator: distinct batches
+        for n, t in g_inputs.items():
+            np.save(os.path.join(d, n + ".npy"), t[:8].numpy())
+
+
 def kiln_bench(kiln, onnx_path, inputs, precision, warmup, runs, profile_runs=0, cuda_graph="on"):
     shapes = ",".join("%s:%s" % (n, "x".join(str(d) for d in t.shape)) for n, t in inputs.items())
-    cmd = [kiln, "bench", onnx_path, "--device", "cuda", "--precision", precision, "--io", "device", "--shapes", shapes,
+    cmd = [kiln, "bench", onnx_path, "--device", "cuda"] + precision_args(onnx_path, precision) + [
+           "--io", "device", "--shapes", shapes,
            "--warmup", str(warmup), "--iterations", str(runs), "--cuda-graph", cuda_graph, "--json"]
     if profile_runs > 0:
         cmd += ["--profile-layers", str(profile_runs)]
@@ -127,8 +151,10 @@ def kiln_bench(kiln, onnx_path, inputs, precision, warmup, runs, profile_runs=0,
 def kiln_accuracy(kiln, onnx_path, inputs, precision, reference, workdir):
     """Kiln's engines on `inputs` against PyTorch FP32's `reference`: relative L2."""
     conv = os.path.join(workdir, "converted_%s" % precision)
-    subprocess.run([kiln, "convert", onnx_path, conv, "--device", "cuda", "--precision", precision], check=True,
-                   capture_output=True, text=True, timeout=KILN_TIMEOUT_S)
+    p = subprocess.run([kiln, "convert", onnx_path, conv, "--device", "cuda"] + precision_args(onnx_path, precision),
+                       capture_output=True, text=True, timeout=KILN_TIMEOUT_S)
+    if p.returncode != 0:
+        raise RuntimeError("kiln convert failed:\n" + p.stderr[-3000:])
     args = [kiln, "run", conv, "--output-dir", os.path.join(workdir, "out")]
     for n, t in inputs.items():
         f = os.path.join(workdir, n + ".npy")
@@ -150,7 +176,8 @@ def main():
     ap.add_argument("--resnet50-batches", default="1,32,128")
     ap.add_argument("--bert_base-batches", dest="bert_base_batches", default="1,32")
     ap.add_argument("--seq", type=int, default=128)
-    ap.add_argument("--precision", default="FP16", choices=["FP16", "BF16", "FP32"])
+    ap.add_argument("--precision", default="FP16", choices=["FP16", "BF16", "FP32", "INT8"])
+    ap.add_argument("--calibration-batches", type=int, default=4, help="INT8: batches of 8 random inputs")
     ap.add_argument("--compile-mode", default="max-autotune",
                     help="torch.compile mode; 'none' skips torch.compile")
     ap.add_argument("--warmup", type=int, default=20)
@@ -175,7 +202,7 @@ def main():
         os.remove(timing_cache)
     os.environ["KILN_TIMING_CACHE"] = timing_cache
     have_gpu = torch.cuda.is_available()
-    dtype = {"FP16": torch.float16, "BF16": torch.bfloat16, "FP32": torch.float32}[args.precision]
+    dtype = {"FP16": torch.float16, "BF16": torch.bfloat16, "FP32": torch.float32, "INT8": torch.float16}[args.precision]
     results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                "command": " ".join(sys.argv), "torch": torch.__version__, "precision": args.precision,
                "compile_mode": args.compile_mode, "warmup": args.warmup, "runs": args.runs, "rows": []}
@@ -198,6 +225,9 @@ def main():
         log("%s: exported to %s in %.1f s" % (name, onnx_path, time.time() - t0))
         if args.export_only:
             continue
+        if args.precision == "INT8":
+            CALIBRATION_DIRS[onnx_path] = os.path.join(workdir, name + "_calibration")
+            write_calibration_batches(torch, make_inputs, args.seq, args.calibration_batches, CALIBRATION_DIRS[onnx_path])
         gpu_model = model.cuda()
         # Accuracy of Kiln's engines: one batch against PyTorch FP32 on the GPU.
         acc_inputs = make_inputs(torch, 2, args.seq)

@@ -11,6 +11,7 @@
 #include <cudnn.h>
 #include <cudnn_frontend.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -19,6 +20,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cudnn_util.h"
+#include "backend/cuda/int8_conv.h"
 
 namespace kiln::backend::cuda {
 namespace {
@@ -99,18 +101,30 @@ struct ConvKernel::Impl {
   Tensor filter;  // device, KRSC
   Tensor bias;    // device, [K], or undefined
   std::string name;
+  // Marked by cuda-int8-conv: the input's quantization, the int8 filter (device, KRSC), the
+  // float32 scale of each output channel's int32 sums (input scale x filter scale), and the
+  // kernels that quantize the input to int8 (int8 plans) or dequantize it (float plans).
+  std::optional<Int8Conv> int8;
+  Tensor filter_s8;
+  Tensor channel_scales;
+  std::unique_ptr<QuantizeKernel> quantize, fake_quantize;
 
   struct Plan {
     std::shared_ptr<fe::graph::Graph> graph;
-    std::shared_ptr<fe::graph::Tensor_attributes> x, w, b, z, y;
+    std::shared_ptr<fe::graph::Tensor_attributes> x, w, s, b, z, y;
     int64_t workspace = 0;
+    bool int8 = false;
   };
   mutable int plans_tuned = 0;
-  mutable std::mutex mu;  // plans and the handle (one stream at a time)
+  mutable std::string int8_refusal;  // why cuDNN ran a marked convolution's shape in float
+  mutable std::mutex mu;             // plans and the handle (one stream at a time)
   mutable std::map<Shape, std::unique_ptr<Plan>> plans;
   cudnnHandle_t handle = nullptr;
 
   Plan& PlanFor(const Shape& x_shape, const Shape& y_shape) const;
+  // int8: conv_out is the type of the int32 sums as the epilogue reads them.
+  std::unique_ptr<Plan> BuildPlan(const Shape& x_shape, const Shape& y_shape, bool use_int8,
+                                  fe::DataType_t conv_out) const;
 };
 
 ConvKernel::ConvKernel(const ir::Graph& graph, const ir::Node& node, int device, ConvEpilogue epilogue)
@@ -132,28 +146,45 @@ ConvKernel::ConvKernel(const ir::Graph& graph, const ir::Node& node, int device,
   k.out_c = depthwise ? C * M : M;
   k.in_c_per_group = depthwise ? 1 : C;
   // KRSC: filter[k][r][s][c].
-  const size_t elem = DTypeSize(k.dtype);
-  Tensor krsc(k.dtype, {k.out_c, R, S, k.in_c_per_group});
-  const auto* src = static_cast<const char*>(f.raw_data());
-  auto* dst = static_cast<char*>(krsc.raw_data());
-  for (int64_t r = 0; r < R; ++r)
-    for (int64_t s = 0; s < S; ++s)
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t m = 0; m < M; ++m) {
-          const int64_t out_k = depthwise ? c * M + m : m;
-          const int64_t in_c = depthwise ? 0 : c;
-          const int64_t from = ((r * S + s) * C + c) * M + m;
-          const int64_t to = ((out_k * R + r) * S + s) * k.in_c_per_group + in_c;
-          std::memcpy(dst + to * elem, src + from * elem, elem);
-        }
+  auto to_krsc = [&](const Tensor& hwio) {
+    const size_t elem = DTypeSize(hwio.dtype());
+    Tensor krsc(hwio.dtype(), {k.out_c, R, S, k.in_c_per_group});
+    const auto* src = static_cast<const char*>(hwio.raw_data());
+    auto* dst = static_cast<char*>(krsc.raw_data());
+    for (int64_t r = 0; r < R; ++r)
+      for (int64_t s = 0; s < S; ++s)
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t m = 0; m < M; ++m) {
+            const int64_t out_k = depthwise ? c * M + m : m;
+            const int64_t in_c = depthwise ? 0 : c;
+            const int64_t from = ((r * S + s) * C + c) * M + m;
+            const int64_t to = ((out_k * R + r) * S + s) * k.in_c_per_group + in_c;
+            std::memcpy(dst + to * elem, src + from * elem, elem);
+          }
+    return krsc;
+  };
   const DeviceServices& services = Services(device);
   auto upload = [&](const Tensor& host) {
     Tensor d = services.allocator().AllocateTensor(host.dtype(), host.shape());
     Check(cudaMemcpy(d.raw_data(), host.raw_data(), host.byte_size(), cudaMemcpyHostToDevice), "cudaMemcpy (filter)");
     return d;
   };
-  k.filter = upload(krsc);
+  k.filter = upload(to_krsc(f));
   if (node.inputs.size() > 2) k.bias = upload(*graph.ConstantOf(node.inputs[2]));
+  k.int8 = ReadInt8Conv(node);
+  if (k.int8) {
+    if (depthwise || k.int8->filter.shape() != f.shape() || k.int8->filter.dtype() != DType::kInt8 ||
+        static_cast<int64_t>(k.int8->filter_scales.size()) != k.out_c)
+      throw Error(ErrorCode::kInternal, fmt::format("node '{}': malformed int8 attributes", node.name));
+    k.filter_s8 = upload(to_krsc(k.int8->filter));
+    Tensor scales(DType::kFloat32, {k.out_c});
+    for (int64_t c = 0; c < k.out_c; ++c)
+      scales.data<float>()[c] = k.int8->input.scale * k.int8->filter_scales[static_cast<size_t>(c)];
+    k.channel_scales = upload(scales);
+    const GpuArch arch = ArchOf(device);
+    k.quantize = std::make_unique<QuantizeKernel>(k.dtype, /*dequantize=*/false, arch);
+    k.fake_quantize = std::make_unique<QuantizeKernel>(k.dtype, /*dequantize=*/true, arch);
+  }
   k.handle = NewCudnnHandle(device);
 }
 
@@ -164,6 +195,24 @@ ConvKernel::~ConvKernel() {
 ConvKernel::Impl::Plan& ConvKernel::Impl::PlanFor(const Shape& x_shape, const Shape& y_shape) const {
   auto& slot = plans[x_shape];
   if (slot) return *slot;
+  if (int8) {
+    // cuDNN may read the int32 sums into the float epilogue as either type, depending on version.
+    for (fe::DataType_t sums : {fe::DataType_t::INT32, fe::DataType_t::FLOAT}) {
+      try {
+        slot = BuildPlan(x_shape, y_shape, true, sums);
+        break;
+      } catch (const Error& e) {
+        int8_refusal = e.what();
+      }
+    }
+  }
+  if (!slot) slot = BuildPlan(x_shape, y_shape, false, fe::DataType_t::FLOAT);
+  ++plans_tuned;
+  return *slot;
+}
+
+std::unique_ptr<ConvKernel::Impl::Plan> ConvKernel::Impl::BuildPlan(const Shape& x_shape, const Shape& y_shape, bool use_int8,
+                                                                  fe::DataType_t conv_out) const {
   const bool cl = attrs.channels_last;
   const int64_t n = x_shape[0], c = x_shape[cl ? 3 : 1], h = x_shape[cl ? 1 : 2], w = x_shape[cl ? 2 : 3];
   const int64_t oh = y_shape[cl ? 1 : 2], ow = y_shape[cl ? 2 : 3];
@@ -186,6 +235,7 @@ ConvKernel::Impl::Plan& ConvKernel::Impl::PlanFor(const Shape& x_shape, const Sh
   g->set_io_data_type(io)
       .set_intermediate_data_type(fe::DataType_t::FLOAT)
       .set_compute_data_type(fe::DataType_t::FLOAT);
+  plan->int8 = use_int8;
   plan->x = g->tensor(
       fe::graph::Tensor_attributes().set_name("x").set_dim({n, c, h, w}).set_stride(Strides({n, c, h, w}, cl)));
   const std::vector<int64_t> wdims = {out_c, in_c_per_group, kh, kw};
@@ -195,7 +245,23 @@ ConvKernel::Impl::Plan& ConvKernel::Impl::PlanFor(const Shape& x_shape, const Sh
                   .set_post_padding(post)
                   .set_stride(attrs.strides)
                   .set_dilation(attrs.dilations);
+  if (use_int8) {
+    plan->x->set_data_type(fe::DataType_t::INT8);
+    plan->w->set_data_type(fe::DataType_t::INT8);
+    conv.set_compute_data_type(fe::DataType_t::INT32);
+  }
   auto y = g->conv_fprop(plan->x, plan->w, conv);
+  if (use_int8) {
+    // int32 sums times (input scale x the channel's filter scale), in float.
+    y->set_data_type(conv_out);
+    const std::vector<int64_t> sdims = {1, out_c, 1, 1};
+    plan->s = g->tensor(fe::graph::Tensor_attributes()
+                            .set_name("s")
+                            .set_dim(sdims)
+                            .set_stride({out_c, 1, out_c, out_c})
+                            .set_data_type(fe::DataType_t::FLOAT));
+    y = g->pointwise(y, plan->s, fe::graph::Pointwise_attributes().set_mode(fe::PointwiseMode_t::MUL));
+  }
   if (bias.defined()) {
     const std::vector<int64_t> bdims = {1, out_c, 1, 1};
     plan->b =
@@ -216,40 +282,55 @@ ConvKernel::Impl::Plan& ConvKernel::Impl::PlanFor(const Shape& x_shape, const Sh
   CheckFe(g->build_operation_graph(handle), fmt::format("build_operation_graph (node '{}')", name));
   CheckFe(g->create_execution_plans({fe::HeurMode_t::A, fe::HeurMode_t::FALLBACK}),
           fmt::format("create_execution_plans (node '{}')", name));
-  if (dtype == DType::kFloat32)
+  if (dtype == DType::kFloat32 && !use_int8)
     g->deselect_numeric_notes({fe::NumericalNote_t::TENSOR_CORE, fe::NumericalNote_t::DOWN_CONVERT_INPUTS,
                                fe::NumericalNote_t::REDUCED_PRECISION_REDUCTION, fe::NumericalNote_t::FFT,
                                fe::NumericalNote_t::WINOGRAD});
   CheckFe(g->check_support(handle), fmt::format("check_support (node '{}', input {})", name, ShapeToString(x_shape)));
   const std::string problem = fmt::format(
-      "conv {} {} x{} w[{},{},{},{}] stride{} dilation{} pad{}/{} bias{} residual{} relu{}", DTypeName(dtype),
+      "conv {}{} {} x{} w[{},{},{},{}] stride{} dilation{} pad{}/{} bias{} residual{} relu{}", DTypeName(dtype),
+      use_int8 ? fmt::format(" int8 sums {}", static_cast<int>(conv_out)) : "",
       cl ? "NHWC" : "NCHW", fmt::join(std::vector<int64_t>{n, c, h, w}, ","), out_c, in_c_per_group, kh, kw,
       fmt::join(attrs.strides, ","), fmt::join(attrs.dilations, ","), fmt::join(pre, ","), fmt::join(post, ","),
       bias.defined(), epilogue.residual, epilogue.relu);
   const size_t elem = DTypeSize(dtype);
-  const size_t x_bytes = static_cast<size_t>(n * c * h * w) * elem, y_bytes = static_cast<size_t>(n * out_c * oh * ow) * elem;
+  const size_t x_bytes = static_cast<size_t>(n * c * h * w) * (use_int8 ? 1 : elem),
+               y_bytes = static_cast<size_t>(n * out_c * oh * ow) * elem;
+  const void* filter_data = use_int8 ? filter_s8.raw_data() : filter.raw_data();
   BuildTunedPlan(
       *g, handle, problem, kTunedCandidates,
       [&](CudnnScratch& scratch) {
         // Scratch activations; the real weights.
         CudnnVariantPack pack = {{plan->x, scratch.Add(x_bytes)},
-                                 {plan->w, const_cast<void*>(filter.raw_data())},
+                                 {plan->w, const_cast<void*>(filter_data)},
                                  {plan->y, scratch.Add(y_bytes)}};
+        if (plan->s) pack[plan->s] = const_cast<void*>(channel_scales.raw_data());
         if (plan->b) pack[plan->b] = const_cast<void*>(bias.raw_data());
         if (plan->z) pack[plan->z] = scratch.Add(y_bytes);
         return pack;
       },
       fmt::format("node '{}'", name));
-  ++plans_tuned;
   CheckFe(g->get_workspace_size(plan->workspace), "get_workspace_size");
   plan->graph = g;
-  slot = std::move(plan);
-  return *slot;
+  return plan;
 }
 
 int ConvKernel::plans_tuned() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->plans_tuned;
+}
+
+bool ConvKernel::marked_int8() const { return impl_->int8.has_value(); }
+
+bool ConvKernel::runs_int8() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (!impl_->int8 || impl_->plans.empty()) return false;
+  return std::all_of(impl_->plans.begin(), impl_->plans.end(), [](const auto& p) { return p.second && p.second->int8; });
+}
+
+std::string ConvKernel::int8_refusal() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->int8_refusal;
 }
 
 void ConvKernel::Prepare(const Shape& x_shape, const Shape& y_shape) const {
@@ -265,8 +346,19 @@ void ConvKernel::Launch(const Tensor& x, const Tensor* residual, Tensor& out, cu
   if (out.num_elements() == 0) return;
   std::lock_guard<std::mutex> lock(k.mu);
   Impl::Plan& plan = k.PlanFor(x.shape(), out.shape());
-  CudnnVariantPack pack = {
-      {plan.x, const_cast<void*>(x.raw_data())}, {plan.w, k.filter.raw_data()}, {plan.y, out.raw_data()}};
+  // A marked convolution reads its input quantized: int8 for int8 plans, else dequantized.
+  const void* input = x.raw_data();
+  std::shared_ptr<Buffer> staged;
+  if (k.int8) {
+    const QuantizeKernel& q = plan.int8 ? *k.quantize : *k.fake_quantize;
+    staged = AllocateOnStream(k.device, static_cast<size_t>(x.num_elements()) * DTypeSize(q.output_dtype()), stream);
+    q.Launch(x.raw_data(), staged->data(), x.num_elements(), k.int8->input, stream);
+    input = staged->data();
+  }
+  CudnnVariantPack pack = {{plan.x, const_cast<void*>(input)},
+                           {plan.w, plan.int8 ? k.filter_s8.raw_data() : k.filter.raw_data()},
+                           {plan.y, out.raw_data()}};
+  if (plan.s) pack[plan.s] = k.channel_scales.raw_data();
   if (plan.b) pack[plan.b] = k.bias.raw_data();
   if (plan.z) {
     if (residual->shape() != out.shape())
@@ -296,6 +388,9 @@ ConvKernel::~ConvKernel() = default;
 void ConvKernel::Prepare(const Shape&, const Shape&) const {}
 void ConvKernel::Launch(const Tensor&, const Tensor*, Tensor&, cudaStream_t) const {}
 int ConvKernel::plans_tuned() const { return 0; }
+bool ConvKernel::marked_int8() const { return false; }
+bool ConvKernel::runs_int8() const { return false; }
+std::string ConvKernel::int8_refusal() const { return {}; }
 
 }  // namespace kiln::backend::cuda
 

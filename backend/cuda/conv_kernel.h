@@ -5,6 +5,10 @@
 // One cuDNN execution plan per input shape: cuDNN's heuristics propose candidates, and the first
 // kTunedCandidates that build are timed on the device (the fastest is kept, and remembered in the
 // timing cache, timing_cache.h); FP32 engines exclude TF32, Winograd and FFT (exact FP32 by default).
+// Convolutions marked by cuda-int8-conv (int8_conv.h) quantize their input to int8 first and run
+// cuDNN's int8 convolution (int32 accumulation) with the per-channel scale, bias, residual and
+// ReLU in its float epilogue; a shape cuDNN has no int8 kernel for runs the float plan on the
+// dequantized input instead (the same values, up to float summation).
 // Built only with cuDNN (KILN_WITH_CUDNN); without it convolutions run natively.
 #pragma once
 
@@ -48,6 +52,11 @@ class ConvKernel {
   void Launch(const Tensor& x, const Tensor* residual, Tensor& out, cudaStream_t stream) const;
   // Plans made so far (one per input shape; timed, or chosen by the timing cache).
   int plans_tuned() const;
+  // Marked int8 by cuda-int8-conv; whether every plan built so far runs cuDNN's int8 kernels,
+  // and if not, why cuDNN refused one.
+  bool marked_int8() const;
+  bool runs_int8() const;
+  std::string int8_refusal() const;
 
  private:
   struct Impl;

@@ -1,6 +1,7 @@
 #include "backend/cuda/cuda_engine.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <chrono>
@@ -9,6 +10,7 @@
 #include "backend/cuda/cubin_cache.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_device.h"
+#include "backend/cuda/int8_conv.h"
 #include "backend/cuda/timing_cache.h"
 #include "backend/cuda/matmul_siblings.h"
 #include "backend/cuda/precision_rewrite.h"
@@ -115,14 +117,20 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
   fusion.Add(ir::MakeCommonSubexpressionElimination());
   fusion.Add(ir::MakeLayerNormFusion());
   fusion.Add(ir::MakeGeluFusion());
+  // INT8: quantized convolutions are marked to run cuDNN's int8 kernels (while the graph is still
+  // float32, so their scales are exact).
+  if (options.precision == Precision::kINT8) fusion.Add(MakeInt8ConvPass());
   fusion.Add(ir::MakeDeadCodeElimination());
   fusion.Run(graph_);
   if (options.precision == Precision::kFP16 || options.precision == Precision::kBF16) {
     NarrowFloat32(graph_, options.precision == Precision::kFP16 ? DType::kFloat16 : DType::kBFloat16);
     precision_ = options.precision;
+  } else if (options.precision == Precision::kINT8) {
+    // As TensorRT's INT8 mode (which TF-TRT sets with FP16): what does not run int8 runs FP16.
+    NarrowFloat32(graph_, DType::kFloat16);
+    precision_ = Precision::kFP16;
   } else if (options.precision != Precision::kFP32) {
-    precision_note_ = fmt::format("{} was requested; the CUDA backend has no {} kernels yet, so the engine runs FP32 "
-                                  "(an INT8 graph's quantize-dequantize steps included)",
+    precision_note_ = fmt::format("{} was requested; the CUDA backend has no {} kernels yet, so the engine runs FP32",
                                   PrecisionName(options.precision), PrecisionName(options.precision));
   }
   // Convolutions and pooling run channels-last (tensor cores want NHWC); layout changes sink
@@ -182,12 +190,44 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
     }
     cubins_ = recorder.Take();
   }
+  if (options.precision == Precision::kINT8) SettleInt8();
   ProcessTimingCache().Flush();  // the tactics this build chose, for the next build of these shapes
   if (reported)
     options.progress(fmt::format("kernels chosen in {:.1f} s: {} tactic problems timed, {} from the timing cache {}",
                                  std::chrono::duration<double>(Clock::now() - start).count(),
                                  ProcessTimingCache().misses() - cache_misses, ProcessTimingCache().hits() - cache_hits,
                                  ProcessTimingCache().file().empty() ? "(in memory)" : ProcessTimingCache().file().string()));
+}
+
+void CudaEngine::SettleInt8() {
+  std::vector<std::string> refused;
+  std::string reason;
+  int marked = 0;
+  for (const Step& s : steps_) {
+    if (s.kind != Step::Kind::kConv || !s.conv->marked_int8()) continue;
+    ++marked;
+    if (s.conv->runs_int8()) {
+      int8_layers_.push_back(s.nodes.front());
+    } else {
+      refused.push_back(s.nodes.front());
+      if (reason.empty()) reason = s.conv->int8_refusal();
+    }
+  }
+  const std::string rest =
+      "the other steps run FP16 (quantize-dequantize steps included; matrix products have no int8 GPU kernels yet)";
+  if (!int8_layers_.empty()) {
+    precision_ = Precision::kINT8;
+    precision_note_ = refused.empty() ? fmt::format("{} convolution(s) run int8 cuDNN kernels; {}", int8_layers_.size(), rest)
+                                      : fmt::format("{} convolution(s) run int8 cuDNN kernels, {} FP16 on their dequantized "
+                                                    "input (cuDNN has no int8 kernel for their shapes: {}; first refusal: {}); {}",
+                                                    int8_layers_.size(), refused.size(), fmt::join(refused, ", "), reason, rest);
+  } else if (marked > 0) {
+    precision_note_ = fmt::format("INT8 requested; cuDNN has no int8 kernel for the engine's quantized convolutions ({}), "
+                                  "engine runs FP16 with the quantize-dequantize steps: {}", reason, fmt::join(refused, ", "));
+  } else {
+    precision_note_ = "INT8 requested; no convolution of the engine has a quantized input and int8-grid filter (the only "
+                      "int8 GPU kernels yet), engine runs FP16 with the graph's quantize-dequantize steps";
+  }
 }
 
 bool CudaEngine::UsesLibraryFusions(const std::vector<Step>& steps) {

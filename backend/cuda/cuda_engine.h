@@ -48,6 +48,7 @@ class CudaEngine final : public Engine {
   const Profile& profile() const override { return profile_; }
   Precision precision() const override { return precision_; }
   std::string precision_note() const override { return precision_note_; }
+  std::vector<std::string> int8_layers() const override { return int8_layers_; }
   Device device() const override { return {DeviceKind::kCuda, device_}; }
   std::vector<DType> output_dtypes() const override;
   std::vector<Shape> OutputShapes(std::span<const Shape> input_shapes) const override;
@@ -153,6 +154,8 @@ class CudaEngine final : public Engine {
                     cudaStream_t stream, StepTimer* timer = nullptr) const;
   // Captures EnqueueSteps into a graph and launches it; false (nothing queued) when the stream
   // cannot be captured, e.g. because another library synchronized during the capture.
+  // After the steps are built: INT8 when some convolution runs int8 kernels, and which do not.
+  void SettleInt8();
   bool CaptureAndLaunch(CapturedGraph& graph, const Specialized& specialized, std::span<const Tensor> inputs,
                         std::span<Tensor> outputs, cudaStream_t stream) const;
 
@@ -161,6 +164,7 @@ class CudaEngine final : public Engine {
   int device_ = 0;
   Precision precision_ = Precision::kFP32;
   std::string precision_note_;
+  std::vector<std::string> int8_layers_;  // convolutions that run cuDNN's int8 kernels
   std::vector<std::pair<ir::ValueId, Tensor>> constants_;  // on the device
   std::vector<Step> steps_;
   std::vector<CubinEntry> cubins_;        // every generated kernel's cubin (Serialize)

@@ -1,0 +1,93 @@
+#include "backend/cuda/quantize_kernel.h"
+
+#include <fmt/format.h>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/eltwise_codegen.h"
+#include "kiln/error.h"
+
+namespace kiln::backend::cuda {
+namespace {
+
+// One element per iteration, or V = 16 bytes of T per iteration (one load, one V-byte store of
+// int8) when the count and both pointers allow.
+constexpr const char* kQuantizeSource = R"(
+typedef __KILN_T__ T;
+constexpr bool kDequantize = __KILN_DEQUANTIZE__;
+typedef __KILN_OUT__ Out;
+struct QuantizeParams { float inv_scale, divisor, qmin, qmax, scale; };
+
+__device__ __forceinline__ Out QuantizeOne(T x, const QuantizeParams& p) {
+  float v = float(ew::Load<T>(x));
+  v = p.divisor != 0.0f ? v / p.divisor : v * p.inv_scale;
+  v = v == v ? v : 0.0f;  // NaN has no int8 value
+  v = rintf(fminf(fmaxf(v, p.qmin), p.qmax));  // round half to even
+  if constexpr (kDequantize) {
+    return ew::Store<T>(static_cast<ew::ComputeT<T>>(v * p.scale));
+  } else {
+    return static_cast<Out>(static_cast<int>(v));
+  }
+}
+
+constexpr int kV = 16 / sizeof(T);
+struct alignas(16) InVec { T v[kV]; };
+struct alignas(sizeof(Out) * kV) OutVec { Out v[kV]; };
+
+extern "C" __global__ void kiln_quantize(const QuantizeParams p, long long n, const T* __restrict__ x,
+                                         Out* __restrict__ y) {
+  const long long step = (long long)gridDim.x * blockDim.x;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) y[i] = QuantizeOne(x[i], p);
+}
+extern "C" __global__ void kiln_quantize_vec(const QuantizeParams p, long long vectors, const T* __restrict__ x,
+                                             Out* __restrict__ y) {
+  const long long step = (long long)gridDim.x * blockDim.x;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < vectors; i += step) {
+    const InVec in = reinterpret_cast<const InVec*>(x)[i];
+    OutVec out;
+#pragma unroll
+    for (int j = 0; j < kV; ++j) out.v[j] = QuantizeOne(in.v[j], p);
+    reinterpret_cast<OutVec*>(y)[i] = out;
+  }
+}
+)";
+
+}  // namespace
+
+QuantizeParams QuantizeParamsOf(const ir::QuantDequant& q) {
+  QuantizeParams p;
+  p.inv_scale = q.inv_scale;
+  p.divisor = q.divisor;
+  p.qmin = q.qmin;
+  p.qmax = q.qmax;
+  p.scale = q.scale;
+  return p;
+}
+
+QuantizeKernel::QuantizeKernel(DType in, bool dequantize, GpuArch arch) : in_(in), dequantize_(dequantize) {
+  if (in != DType::kFloat32 && in != DType::kFloat16 && in != DType::kBFloat16)
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("GPU quantization takes float32/float16/bfloat16, not {}", DTypeName(in)));
+  std::string body = ReplaceAll(kQuantizeSource, "__KILN_T__", CudaTypeName(in));
+  body = ReplaceAll(body, "__KILN_DEQUANTIZE__", dequantize ? "true" : "false");
+  body = ReplaceAll(body, "__KILN_OUT__", dequantize ? CudaTypeName(in) : "signed char");
+  module_ = CompiledModule(std::string(KernelPrologue()) + body, "kiln_quantize", arch);
+  scalar_ = module_->Kernel("kiln_quantize");
+  vector_ = module_->Kernel("kiln_quantize_vec");
+}
+
+void QuantizeKernel::Launch(const void* x, void* out, int64_t n, const QuantizeParams& params,
+                            cudaStream_t stream) const {
+  if (n <= 0) return;
+  const long long width = static_cast<long long>(16 / DTypeSize(in_));
+  const size_t out_align = dequantize_ ? 16 : static_cast<size_t>(width);
+  const bool vector =
+      n % width == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(out) % out_align == 0;
+  long long items = vector ? n / width : n;
+  QuantizeParams p = params;
+  void* args[] = {&p, &items, &x, &out};
+  Check(cudaLaunchKernel(reinterpret_cast<const void*>(vector ? vector_ : scalar_), dim3(GridFor(items, 256)),
+                         dim3(256), args, 0, stream),
+        "cudaLaunchKernel (quantize)");
+}
+
+}  // namespace kiln::backend::cuda

@@ -1,0 +1,41 @@
+// Quantizing activations on the GPU for int8 kernels: q = round_half_even(clamp(x * inv_scale,
+// qmin, qmax)) (x / divisor when the graph divides), NaN as 0, written as int8; or, for a float
+// kernel that reads a quantize-dequantize chain's value, q * scale in x's own dtype. The same
+// arithmetic as the CPU's int8 quantization (backend/cpu/int8.h) and the chain's reference ops.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <memory>
+
+#include "backend/cuda/nvrtc_compiler.h"
+#include "ir/quant_dequant.h"
+#include "kiln/dtype.h"
+
+namespace kiln::backend::cuda {
+
+// What the generated kernel reads (layout shared with its source).
+struct QuantizeParams {
+  float inv_scale = 1, divisor = 0, qmin = -127, qmax = 127, scale = 1;
+};
+QuantizeParams QuantizeParamsOf(const ir::QuantDequant& q);
+
+class QuantizeKernel {
+ public:
+  // `in`: float32, float16 or bfloat16. dequantize: write q * scale as `in`, else int8.
+  QuantizeKernel(DType in, bool dequantize, GpuArch arch);
+  DType input_dtype() const { return in_; }
+  DType output_dtype() const { return dequantize_ ? in_ : DType::kInt8; }
+  // n elements of x (device) into out (device).
+  void Launch(const void* x, void* out, int64_t n, const QuantizeParams& params, cudaStream_t stream) const;
+
+ private:
+  DType in_;
+  bool dequantize_;
+  std::shared_ptr<const CudaModule> module_;
+  cudaKernel_t scalar_ = nullptr;
+  cudaKernel_t vector_ = nullptr;
+};
+
+}  // namespace kiln::backend::cuda

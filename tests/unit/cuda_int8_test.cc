@@ -1,0 +1,212 @@
+// INT8 on the CUDA backend. Everywhere: cuda-int8-conv marks the convolutions of a calibrated
+// graph whose input is a quantize-dequantize chain and whose filter is on an int8 grid. With a
+// GPU: INT8 engines run those convolutions with cuDNN's int8 kernels and match the reference
+// executor on the quantized graph; a float graph requested as INT8 runs FP16 and says why.
+#ifdef KILN_WITH_CUDA
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <iostream>
+
+#include "backend/cuda/conv_kernel.h"
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_device.h"
+#include "backend/cuda/cuda_engine.h"
+#include "backend/cuda/int8_conv.h"
+#include "convert/calibration_table.h"
+#include "ir/graph_util.h"
+#include "ir/passes/pass.h"
+#include "kiln/precision.h"
+#include "runtime/calibration.h"
+#include "runtime/executor.h"
+#include "tests/unit/cpu_test_util.h"
+#include "tests/unit/cuda_test_util.h"
+#include "tests/unit/test_util.h"
+
+namespace kiln {
+namespace {
+
+using namespace cputest;
+
+// x (NHWC) -> conv1 3x3 (bias) -> Relu -> conv2 3x3 (bias) + conv1's activation -> Relu -> out "y";
+// x -> depthwise 3x3 -> out "dw" (stays float: no int8 depthwise kernels); z (NCHW, 16 channels)
+// -> conv 1x1 -> Relu -> out "nchw"; s (3 channels, an image stem) -> conv 3x3 -> out "stem".
+Builder BuildConvNetwork() {
+  Builder b;
+  const ir::ValueId x = b.Input("x", {2, 12, 12, 16});
+  ir::ValueId c1 =
+      b.Op("Conv2D", "conv1",
+           {x, b.Const("w1", RandScaled({3, 3, 16, 32}, 7, 0.3f)), b.Const("b1", RandScaled({32}, 8, 0.1f))},
+           ConvAttrs("NHWC", "SAME"));
+  c1 = b.Op("Relu", "relu1", {c1});
+  ir::ValueId c2 =
+      b.Op("Conv2D", "conv2",
+           {c1, b.Const("w2", RandScaled({3, 3, 32, 32}, 9, 0.2f)), b.Const("b2", RandScaled({32}, 10, 0.1f))},
+           ConvAttrs("NHWC", "SAME"));
+  c2 = b.Op("Add", "residual", {c2, c1});
+  b.Output("y", b.Op("Relu", "relu2", {c2}));
+  b.Output("dw", b.Op("DepthwiseConv2D", "dw", {x, b.Const("dww", RandScaled({3, 3, 16, 1}, 11, 0.4f))},
+                      ConvAttrs("NHWC", "SAME")));
+  const ir::ValueId z = b.Input("z", {1, 16, 10, 10});
+  const ir::ValueId n =
+      b.Op("Conv2D", "conv_nchw", {z, b.Const("wn", RandScaled({1, 1, 16, 32}, 12, 0.3f))}, ConvAttrs("NCHW", "VALID"));
+  b.Output("nchw", b.Op("Relu", "nchw_relu", {n}));
+  const ir::ValueId s = b.Input("s", {2, 9, 9, 3});
+  b.Output("stem",
+           b.Op("Conv2D", "stem", {s, b.Const("ws", RandScaled({3, 3, 3, 16}, 13, 0.5f))}, ConvAttrs("NHWC", "SAME")));
+  return b;
+}
+
+const Shape kX{2, 12, 12, 16}, kZ{1, 16, 10, 10}, kS{2, 9, 9, 3};
+std::vector<Tensor> Inputs(uint32_t seed) { return {RandF32(kX, seed), RandF32(kZ, seed + 1), RandF32(kS, seed + 2)}; }
+
+// The network as Kiln's INT8 conversion rewrites it (min-max calibration on 3 batches).
+std::shared_ptr<ir::Graph> QuantizedConvNetwork() {
+  const Builder b = BuildConvNetwork();
+  std::vector<std::vector<Tensor>> batches;
+  for (uint32_t s = 0; s < 3; ++s) batches.push_back(Inputs(100 + 3 * s));
+  runtime::CalibrationOptions options;
+  options.calibrator = convert::Calibrator::kMinMax;
+  const convert::CalibrationTable table = runtime::Calibrate(b.g, batches, options);
+  auto g = std::make_shared<ir::Graph>(ir::CloneGraph(*b.g));
+  const convert::Int8Quantization q = convert::InsertInt8QuantDequant(*g, table);
+  EXPECT_EQ(q.weights, 5);  // conv1, conv2, dw, conv_nchw, stem
+  return g;
+}
+
+std::vector<std::string> MarkedConvolutions(const ir::Graph& g) {
+  std::vector<std::string> marked;
+  for (const ir::Node& n : g.nodes())
+    if (!n.removed && backend::cuda::ReadInt8Conv(n)) marked.push_back(n.name);
+  std::sort(marked.begin(), marked.end());
+  return marked;
+}
+
+TEST(CudaInt8, PassMarksQuantizedConvolutionsWithTheirGridAndScales) {
+  const auto g = QuantizedConvNetwork();
+  ir::Graph work = ir::CloneGraph(*g);
+  ir::PassPipeline pipeline;
+  pipeline.Add(backend::cuda::MakeInt8ConvPass());
+  pipeline.Add(ir::MakeDeadCodeElimination());
+  pipeline.Run(work);
+  // Grouped (depthwise) convolutions stay float with their quantize-dequantize steps.
+  EXPECT_EQ(MarkedConvolutions(work), (std::vector<std::string>{"conv1", "conv2", "conv_nchw", "stem"}));
+  for (const ir::Node& n : work.nodes()) {
+    const auto int8 = backend::cuda::ReadInt8Conv(n);
+    if (n.removed || !int8) continue;
+    // The convolution reads the chain's float source; the chain is gone when it was the only reader.
+    EXPECT_EQ(work.Producer(n.inputs[0]) ? work.Producer(n.inputs[0])->op : "input",
+              n.name == "conv2" ? "Relu" : "input")
+        << n.name;
+    EXPECT_GT(int8->input.inv_scale, 0) << n.name;
+    EXPECT_FLOAT_EQ(int8->input.inv_scale * int8->input.scale, 1.0f) << n.name;
+    EXPECT_EQ(int8->input.qmin, -127);
+    EXPECT_EQ(int8->input.qmax, 127);
+    // The float filter is exactly the int8 grid times its channel's scale.
+    const Tensor& w = *work.ConstantOf(n.inputs[1]);
+    ASSERT_EQ(int8->filter.shape(), w.shape());
+    const int64_t channels = w.dim(3);
+    ASSERT_EQ(static_cast<int64_t>(int8->filter_scales.size()), channels);
+    for (int64_t e = 0; e < w.num_elements(); ++e)
+      ASSERT_FLOAT_EQ(w.data<float>()[e],
+                      int8->filter.data<int8_t>()[e] * int8->filter_scales[static_cast<size_t>(e % channels)])
+          << n.name << " element " << e;
+  }
+  const auto rounds = std::count_if(work.nodes().begin(), work.nodes().end(),
+                                    [](const ir::Node& n) { return !n.removed && n.op == "Round"; });
+  EXPECT_EQ(rounds, 1) << "only dw's chain is left";
+}
+
+TEST(CudaInt8, FiltersOffTheGridAndUnsignedQuantizationStayFloat) {
+  Builder b;
+  const ir::ValueId x = b.Input("x", {1, 4, 4, 8});
+  // A quantize-dequantize chain with a uint8 zero point of 100 (ONNX's asymmetric QDQ): q in
+  // [-100, 155] has no int8 form. (A zero point of 128 would: that is int8 without one.)
+  ir::ValueId q = b.Op("Mul", "q", {x, b.Const("inv", Tensor::Scalar(DType::kFloat32, 10.0f))});
+  q = b.Op("Round", "round", {q});
+  q = b.Op("Add", "zp", {q, b.Const("zpv", Tensor::Scalar(DType::kFloat32, 100.0f))});
+  q = b.Op("Maximum", "lo", {q, b.Const("lov", Tensor::Scalar(DType::kFloat32, 0.0f))});
+  q = b.Op("Minimum", "hi", {q, b.Const("hiv", Tensor::Scalar(DType::kFloat32, 255.0f))});
+  q = b.Op("Sub", "unzp", {q, b.Const("zpv2", Tensor::Scalar(DType::kFloat32, 100.0f))});
+  const ir::ValueId dq = b.Op("Mul", "dq", {q, b.Const("scale", Tensor::Scalar(DType::kFloat32, 0.1f))});
+  b.Output(
+      "a",
+      b.Op("Conv2D", "unsigned",
+           {dq, b.Const("wa", Tensor::FromVector<float>(DType::kFloat32, {1, 1, 8, 8}, std::vector<float>(64, 0.5f)))},
+           ConvAttrs("NHWC", "VALID")));
+  // A symmetric chain, but a filter that is no int8 grid (random floats).
+  ir::ValueId s = b.Op("Mul", "sq", {x, b.Const("sinv", Tensor::Scalar(DType::kFloat32, 10.0f))});
+  s = b.Op("Round", "sround", {s});
+  s = b.Op("Clip", "sclip",
+           {s, b.Const("smin", Tensor::Scalar(DType::kFloat32, -127.0f)),
+            b.Const("smax", Tensor::Scalar(DType::kFloat32, 127.0f))});
+  s = b.Op("Mul", "sdq", {s, b.Const("sscale", Tensor::Scalar(DType::kFloat32, 0.1f))});
+  b.Output("b", b.Op("Conv2D", "off_grid", {s, b.Const("wb", RandScaled({1, 1, 8, 8}, 5, 0.3f))},
+                     ConvAttrs("NHWC", "VALID")));
+  ir::Graph work = ir::CloneGraph(*b.g);
+  EXPECT_FALSE(backend::cuda::MakeInt8ConvPass()->Run(work));
+  EXPECT_TRUE(MarkedConvolutions(work).empty());
+}
+
+#define SKIP_WITHOUT_GPU()                                                                                       \
+  if (backend::cuda::DeviceCount() == 0) GTEST_SKIP() << "no CUDA GPU visible on this machine: CUDA INT8 tests " \
+                                                         "skipped"
+
+backend::CompileOptions Int8Options() {
+  backend::CompileOptions options;
+  options.precision = Precision::kINT8;
+  return options;
+}
+
+TEST(CudaInt8Gpu, QuantizedConvolutionsRunInt8CudnnKernelsAndMatchTheReference) {
+  SKIP_WITHOUT_GPU();
+  if (!backend::cuda::HaveCudnn()) GTEST_FAIL() << "this build has no cuDNN: the GPU suite needs a build with it";
+  const auto g = QuantizedConvNetwork();
+  auto engine = backend::cuda::CudaBackend().Compile(*g, ExactProfile({kX, kZ, kS}), Int8Options());
+  const auto& e = dynamic_cast<const backend::cuda::CudaEngine&>(*engine);
+  std::cout << "precision " << PrecisionName(engine->precision()) << "; note: " << engine->precision_note() << "\n";
+  for (const auto& s : e.steps()) std::cout << "  " << s.nodes << ": " << s.kernel << "\n";
+  EXPECT_EQ(engine->precision(), Precision::kINT8);
+  std::vector<std::string> int8 = engine->int8_layers();
+  std::sort(int8.begin(), int8.end());
+  // cuDNN's int8 convolutions take channel counts in multiples of 4 at least: the 3-channel stem
+  // may run FP16 on its dequantized input (the note says so); the others must run int8.
+  for (const char* name : {"conv1", "conv2", "conv_nchw"})
+    EXPECT_TRUE(std::count(int8.begin(), int8.end(), name))
+        << name << " does not run int8: " << engine->precision_note();
+  runtime::ReferenceExecutor ref(g);
+  for (uint32_t seed : {1u, 40u}) {
+    const auto in = Inputs(seed);
+    const auto want = ref.Run(in);
+    const auto got = cudatest::RunOnGpu(*engine, in);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      // The engine keeps what is not int8 in FP16 (as TensorRT's INT8 mode): inputs quantized
+      // from float16 values can land one int8 step from the reference's float32 ones, and results
+      // are rounded to float16 (docs/testing.md).
+      const double err = cudatest::RelativeL2(got[i], want[i]);
+      std::cout << "seed " << seed << " output " << i << ": rel L2 INT8 GPU engine vs reference " << err << "\n";
+      EXPECT_LT(err, 1e-2) << "output " << i;
+    }
+  }
+}
+
+TEST(CudaInt8Gpu, FloatGraphRequestedAsInt8RunsFp16AndSaysWhy) {
+  SKIP_WITHOUT_GPU();
+  const Builder b = BuildConvNetwork();
+  auto engine = backend::cuda::CudaBackend().Compile(*b.g, ExactProfile({kX, kZ, kS}), Int8Options());
+  EXPECT_EQ(engine->precision(), Precision::kFP16);
+  EXPECT_TRUE(engine->int8_layers().empty());
+  EXPECT_NE(engine->precision_note().find("no convolution of the engine has a quantized input"), std::string::npos)
+      << engine->precision_note();
+  const auto in = Inputs(2);
+  const auto want = runtime::ReferenceExecutor(b.g).Run(in);
+  const auto got = cudatest::RunOnGpu(*engine, in);
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_LT(cudatest::RelativeL2(got[i], want[i]), 5e-3) << "output " << i;
+}
+
+}  // namespace
+}  // namespace kiln
+
+#endif  // KILN_WITH_CUDA
