@@ -105,13 +105,15 @@ struct ConvKernel::Impl {
   // float32 scale of each output channel's int32 sums (input scale x filter scale), and the
   // kernels that quantize the input to int8 (int8 plans) or dequantize it (float plans).
   std::optional<Int8Conv> int8;
+  bool input_int8 = false;
   Tensor filter_s8;
   Tensor channel_scales;
+  Tensor output_inv_scales;  // device float32 [K], each the int8 output's inv_scale
   std::unique_ptr<QuantizeKernel> quantize, fake_quantize;
 
   struct Plan {
     std::shared_ptr<fe::graph::Graph> graph;
-    std::shared_ptr<fe::graph::Tensor_attributes> x, w, s, b, z, y;
+    std::shared_ptr<fe::graph::Tensor_attributes> x, w, s, b, z, q, y;
     int64_t workspace = 0;
     bool int8 = false;
   };
@@ -127,11 +129,13 @@ struct ConvKernel::Impl {
                                   fe::DataType_t conv_out) const;
 };
 
-ConvKernel::ConvKernel(const ir::Graph& graph, const ir::Node& node, int device, ConvEpilogue epilogue)
+ConvKernel::ConvKernel(const ir::Graph& graph, const ir::Node& node, int device, ConvEpilogue epilogue,
+                       bool input_int8)
     : impl_(std::make_unique<Impl>()) {
   Impl& k = *impl_;
   k.device = device;
   k.epilogue = epilogue;
+  k.input_int8 = input_int8;
   k.name = node.name;
   k.dtype = graph.value(node.inputs[0]).dtype;
   k.attrs = ReadAttrs(node);
@@ -185,6 +189,14 @@ ConvKernel::ConvKernel(const ir::Graph& graph, const ir::Node& node, int device,
     k.quantize = std::make_unique<QuantizeKernel>(k.dtype, /*dequantize=*/false, arch);
     k.fake_quantize = std::make_unique<QuantizeKernel>(k.dtype, /*dequantize=*/true, arch);
   }
+  if (input_int8 && !k.int8)
+    throw Error(ErrorCode::kInternal, fmt::format("node '{}': an int8 input for a convolution not marked int8", node.name));
+  if (epilogue.int8_output) {
+    if (epilogue.int8_output->divisor != 0)
+      throw Error(ErrorCode::kInternal, fmt::format("node '{}': an int8 output quantized by division", node.name));
+    k.output_inv_scales = upload(Tensor::FromVector<float>(
+        DType::kFloat32, {k.out_c}, std::vector<float>(static_cast<size_t>(k.out_c), epilogue.int8_output->inv_scale)));
+  }
   k.handle = NewCudnnHandle(device);
 }
 
@@ -206,6 +218,10 @@ ConvKernel::Impl::Plan& ConvKernel::Impl::PlanFor(const Shape& x_shape, const Sh
       }
     }
   }
+  if (!slot && input_int8)
+    throw Error(ErrorCode::kUnavailable,
+                fmt::format("node '{}': cuDNN has no int8 convolution for input {} ({}), and its producer writes int8",
+                            name, ShapeToString(x_shape), int8_refusal));
   if (!slot) slot = BuildPlan(x_shape, y_shape, false, fe::DataType_t::FLOAT);
   ++plans_tuned;
   return *slot;
@@ -276,7 +292,18 @@ std::unique_ptr<ConvKernel::Impl::Plan> ConvKernel::Impl::BuildPlan(const Shape&
     y = g->pointwise(y, plan->z, fe::graph::Pointwise_attributes().set_mode(fe::PointwiseMode_t::ADD));
   }
   if (epilogue.relu) y = g->pointwise(y, fe::graph::Pointwise_attributes().set_mode(fe::PointwiseMode_t::RELU_FWD));
-  y->set_output(true).set_data_type(io).set_dim({n, out_c, oh, ow}).set_stride(Strides({n, out_c, oh, ow}, cl));
+  if (epilogue.int8_output) {
+    plan->q = g->tensor(fe::graph::Tensor_attributes()
+                            .set_name("q")
+                            .set_dim({1, out_c, 1, 1})
+                            .set_stride({out_c, 1, out_c, out_c})
+                            .set_data_type(fe::DataType_t::FLOAT));
+    y = g->pointwise(y, plan->q, fe::graph::Pointwise_attributes().set_mode(fe::PointwiseMode_t::MUL));
+  }
+  y->set_output(true)
+      .set_data_type(epilogue.int8_output ? fe::DataType_t::INT8 : io)
+      .set_dim({n, out_c, oh, ow})
+      .set_stride(Strides({n, out_c, oh, ow}, cl));
   plan->y = y;
   CheckFe(g->validate(), fmt::format("validate (node '{}')", name));
   CheckFe(g->build_operation_graph(handle), fmt::format("build_operation_graph (node '{}')", name));
@@ -288,14 +315,15 @@ std::unique_ptr<ConvKernel::Impl::Plan> ConvKernel::Impl::BuildPlan(const Shape&
                                fe::NumericalNote_t::WINOGRAD});
   CheckFe(g->check_support(handle), fmt::format("check_support (node '{}', input {})", name, ShapeToString(x_shape)));
   const std::string problem = fmt::format(
-      "conv {}{} {} x{} w[{},{},{},{}] stride{} dilation{} pad{}/{} bias{} residual{} relu{}", DTypeName(dtype),
+      "conv {}{} {} x{} w[{},{},{},{}] stride{} dilation{} pad{}/{} bias{} residual{} relu{}{}", DTypeName(dtype),
       use_int8 ? fmt::format(" int8 sums {}", static_cast<int>(conv_out)) : "",
       cl ? "NHWC" : "NCHW", fmt::join(std::vector<int64_t>{n, c, h, w}, ","), out_c, in_c_per_group, kh, kw,
       fmt::join(attrs.strides, ","), fmt::join(attrs.dilations, ","), fmt::join(pre, ","), fmt::join(post, ","),
-      bias.defined(), epilogue.residual, epilogue.relu);
+      bias.defined(), epilogue.residual, epilogue.relu, epilogue.int8_output ? " int8 out" : "");
   const size_t elem = DTypeSize(dtype);
   const size_t x_bytes = static_cast<size_t>(n * c * h * w) * (use_int8 ? 1 : elem),
-               y_bytes = static_cast<size_t>(n * out_c * oh * ow) * elem;
+               y_bytes = static_cast<size_t>(n * out_c * oh * ow) * (epilogue.int8_output ? 1 : elem),
+               z_bytes = static_cast<size_t>(n * out_c * oh * ow) * elem;
   const void* filter_data = use_int8 ? filter_s8.raw_data() : filter.raw_data();
   BuildTunedPlan(
       *g, handle, problem, kTunedCandidates,
@@ -306,7 +334,8 @@ std::unique_ptr<ConvKernel::Impl::Plan> ConvKernel::Impl::BuildPlan(const Shape&
                                  {plan->y, scratch.Add(y_bytes)}};
         if (plan->s) pack[plan->s] = const_cast<void*>(channel_scales.raw_data());
         if (plan->b) pack[plan->b] = const_cast<void*>(bias.raw_data());
-        if (plan->z) pack[plan->z] = scratch.Add(y_bytes);
+        if (plan->z) pack[plan->z] = scratch.Add(z_bytes);
+        if (plan->q) pack[plan->q] = const_cast<void*>(output_inv_scales.raw_data());
         return pack;
       },
       fmt::format("node '{}'", name));
@@ -333,6 +362,8 @@ std::string ConvKernel::int8_refusal() const {
   return impl_->int8_refusal;
 }
 
+bool ConvKernel::writes_int8() const { return impl_->epilogue.int8_output.has_value(); }
+
 void ConvKernel::Prepare(const Shape& x_shape, const Shape& y_shape) const {
   DeviceScope scope(impl_->device);
   std::lock_guard<std::mutex> lock(impl_->mu);
@@ -349,7 +380,10 @@ void ConvKernel::Launch(const Tensor& x, const Tensor* residual, Tensor& out, cu
   // A marked convolution reads its input quantized: int8 for int8 plans, else dequantized.
   const void* input = x.raw_data();
   std::shared_ptr<Buffer> staged;
-  if (k.int8) {
+  if (k.input_int8) {
+    if (x.dtype() != DType::kInt8 || !plan.int8)
+      throw Error(ErrorCode::kInternal, fmt::format("node '{}': expected an int8 input for an int8 plan", k.name));
+  } else if (k.int8) {
     const QuantizeKernel& q = plan.int8 ? *k.quantize : *k.fake_quantize;
     staged = AllocateOnStream(k.device, static_cast<size_t>(x.num_elements()) * DTypeSize(q.output_dtype()), stream);
     q.Launch(x.raw_data(), staged->data(), x.num_elements(), k.int8->input, stream);
@@ -359,6 +393,7 @@ void ConvKernel::Launch(const Tensor& x, const Tensor* residual, Tensor& out, cu
                            {plan.w, plan.int8 ? k.filter_s8.raw_data() : k.filter.raw_data()},
                            {plan.y, out.raw_data()}};
   if (plan.s) pack[plan.s] = k.channel_scales.raw_data();
+  if (plan.q) pack[plan.q] = k.output_inv_scales.raw_data();
   if (plan.b) pack[plan.b] = k.bias.raw_data();
   if (plan.z) {
     if (residual->shape() != out.shape())
@@ -381,7 +416,7 @@ std::optional<std::string> ConvUnsupported(const ir::Graph&, const ir::Node&) {
   return "this build of Kiln has no cuDNN (scripts/fetch_cudnn_frontend.sh; see docs/cuda-backend.md)";
 }
 struct ConvKernel::Impl {};
-ConvKernel::ConvKernel(const ir::Graph&, const ir::Node& node, int, ConvEpilogue) {
+ConvKernel::ConvKernel(const ir::Graph&, const ir::Node& node, int, ConvEpilogue, bool) {
   throw Error(ErrorCode::kUnimplemented, fmt::format("node '{}': this build of Kiln has no cuDNN", node.name));
 }
 ConvKernel::~ConvKernel() = default;
@@ -391,6 +426,7 @@ int ConvKernel::plans_tuned() const { return 0; }
 bool ConvKernel::marked_int8() const { return false; }
 bool ConvKernel::runs_int8() const { return false; }
 std::string ConvKernel::int8_refusal() const { return {}; }
+bool ConvKernel::writes_int8() const { return false; }
 
 }  // namespace kiln::backend::cuda
 

@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 
+#include "backend/cuda/quantize_kernel.h"
 #include "ir/graph.h"
 #include "kiln/tensor.h"
 
@@ -31,10 +32,12 @@ std::optional<std::string> ConvUnsupported(const ir::Graph& graph, const ir::Nod
 std::string CudnnVersion();
 
 // What runs after the convolution and its bias, inside the same cuDNN graph:
-// y = relu?(conv(x) + bias + residual?).
+// y = relu?(conv(x) + bias + residual?), then, for int8 readers, int8(y * inv_scale) (cuDNN's
+// conversion rounds to nearest and saturates to [-128, 127]).
 struct ConvEpilogue {
   bool residual = false;  // add a tensor of the output's shape and layout
   bool relu = false;
+  std::optional<QuantizeParams> int8_output;  // the readers' quantization (divisor 0)
 };
 
 // Candidate plans timed per convolution and input shape.
@@ -42,7 +45,10 @@ inline constexpr int kTunedCandidates = 8;
 
 class ConvKernel {
  public:
-  ConvKernel(const ir::Graph& graph, const ir::Node& node, int device, ConvEpilogue epilogue = {});
+  // input_int8: the input arrives quantized (its producer wrote int8 for this marked
+  // convolution); then only int8 plans do, and a shape cuDNN refuses is kUnavailable.
+  ConvKernel(const ir::Graph& graph, const ir::Node& node, int device, ConvEpilogue epilogue = {},
+             bool input_int8 = false);
   ~ConvKernel();
   // Builds and tunes the plan for these shapes now (the engine does so at build time for its
   // profile); kUnavailable when cuDNN cannot run the fused graph.
@@ -57,6 +63,7 @@ class ConvKernel {
   bool marked_int8() const;
   bool runs_int8() const;
   std::string int8_refusal() const;
+  bool writes_int8() const;
 
  private:
   struct Impl;

@@ -105,6 +105,26 @@ bool IsViewOp(const std::string& op) {
 }
 bool IsLayoutOp(const std::string& op) { return op == "Transpose" || op == "Concat"; }
 
+// The quantization a convolution's result can be written in: when every reader is a convolution
+// marked int8 (int8_conv.h) reading it as its input, all quantizing it alike by a product, and
+// int8's saturation at -128 cannot differ from the readers' lower bound (-128, or a ReLU before).
+std::optional<QuantizeParams> Int8OutputFor(const ir::Graph& g, const std::vector<std::vector<ir::NodeId>>& consumers,
+                                            ir::ValueId v, bool relu) {
+  const auto& readers = consumers[static_cast<size_t>(v)];
+  if (readers.empty() || ir::IsGraphOutput(g, v)) return std::nullopt;
+  std::optional<QuantizeParams> common;
+  for (ir::NodeId r : readers) {
+    const ir::Node& reader = g.node(r);
+    const std::optional<Int8Conv> int8 = reader.op == "Conv2D" ? ReadInt8Conv(reader) : std::nullopt;
+    if (!int8 || reader.inputs[0] != v || std::count(reader.inputs.begin(), reader.inputs.end(), v) != 1) return std::nullopt;
+    const QuantizeParams& p = int8->input;
+    if (p.divisor != 0 || p.qmax != 127 || !(p.qmin == -128 || (relu && p.qmin <= 0))) return std::nullopt;
+    if (common && (common->inv_scale != p.inv_scale || common->qmin != p.qmin)) return std::nullopt;
+    common = p;
+  }
+  return common;
+}
+
 CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileOptions& options, int device)
     : graph_(ir::CloneGraph(segment)), profile_(std::move(profile)), device_(device), use_graphs_(options.cuda_graphs) {
   if (profile_.inputs.size() != graph_.inputs().size())
@@ -161,11 +181,9 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
     // cuDNN (or cuBLASLt, for sibling products) may refuse a fused graph for the profile's
     // shapes: then the steps are built again with fewer fusions (GELU epilogues first, then
     // sibling products, attention and residual Adds).
-    const LibraryFusions choices[] = {{true, true, true, true},
-                                      {true, true, true, false},
-                                      {true, true, false, false},
-                                      {true, false, false, false},
-                                      {false, false, false, false}};
+    const LibraryFusions choices[] = {{true, true, true, true, true},    {true, true, true, false, true},
+                                      {true, true, true, false, false},  {true, true, false, false, false},
+                                      {true, false, false, false, false}, {false, false, false, false, false}};
     for (size_t i = options.cuda_gelu_epilogue ? 0 : 1; i < std::size(choices); ++i) {
       steps_.clear();
       constants_.clear();
@@ -233,7 +251,7 @@ void CudaEngine::SettleInt8() {
 bool CudaEngine::UsesLibraryFusions(const std::vector<Step>& steps) {
   return std::any_of(steps.begin(), steps.end(), [](const Step& s) {
     return s.kind == Step::Kind::kAttention || s.kind == Step::Kind::kMatMulGelu ||
-           (s.kind == Step::Kind::kConv && s.inputs.size() > 1) || !s.group_outputs.empty();
+           (s.kind == Step::Kind::kConv && (s.inputs.size() > 1 || s.conv->writes_int8())) || !s.group_outputs.empty();
   });
 }
 
@@ -284,6 +302,7 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
   std::vector<int> step_group;                      // placed index -> group index or -1
 
   std::set<ir::NodeId> absorbed;  // nodes another step runs (a ReLU after a convolution)
+  std::set<ir::ValueId> int8_values;  // convolution results stored as int8 for their int8 readers
   host_nodes_ = HostNodes(g);
   std::vector<bool> host_value(g.num_values(), false);
   const std::vector<ir::NodeId> order = g.TopologicalOrder();
@@ -526,8 +545,13 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
         epilogue.relu = true;
         absorb(next);
       }
+      if (fusions.int8_output) epilogue.int8_output = Int8OutputFor(g, consumers, s.output, epilogue.relu);
+      if (epilogue.int8_output) {
+        s.output_dtype = DType::kInt8;
+        int8_values.insert(s.output);
+      }
       s.kind = Step::Kind::kConv;
-      s.conv = std::make_unique<ConvKernel>(g, n, device_, epilogue);
+      s.conv = std::make_unique<ConvKernel>(g, n, device_, epilogue, int8_values.count(n.inputs[0]) > 0);
       s.inputs.resize(1);
       if (epilogue.residual) s.inputs.push_back(residual);
     } else if (n.op == "MaxPool" || n.op == "AvgPool") {
@@ -776,7 +800,8 @@ void CudaEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> outpu
   for (size_t i = 0; i < steps_.size(); ++i)
     if (steps_[i].kind != Step::Kind::kView)
       profiler->Add(Join(steps_[i].nodes, "+"), KernelName(steps_[i]),
-                    fmt::format("{} {}", DTypeName(graph_.value(steps_[i].output).dtype),
+                    fmt::format("{} {}", DTypeName(steps_[i].output_dtype != DType::kInvalid ? steps_[i].output_dtype
+                                                                          : graph_.value(steps_[i].output).dtype),
                                 ShapeToString(*shapes[static_cast<size_t>(steps_[i].output)])),
                     ms[i]);
 }
@@ -841,7 +866,7 @@ void CudaEngine::EnqueueSteps(const Specialized& specialized, std::span<const Te
   for (size_t index = 0; index < steps_.size(); ++index) {
     const Step& step = steps_[index];
     const Shape& shape = *shapes[static_cast<size_t>(step.output)];
-    const DType dtype = graph_.value(step.output).dtype;
+    const DType dtype = step.output_dtype != DType::kInvalid ? step.output_dtype : graph_.value(step.output).dtype;
     std::vector<Tensor> in;
     for (ir::ValueId v : step.inputs) in.push_back(values[static_cast<size_t>(v)]);
     Tensor out;
@@ -957,7 +982,10 @@ std::string CudaEngine::KernelName(const Step& s) {
     case Step::Kind::kTranspose: return "nvrtc transpose";
     case Step::Kind::kSlice: return "nvrtc slice";
     case Step::Kind::kConcat: return "copies";
-    case Step::Kind::kConv: return "cudnn";
+    case Step::Kind::kConv:
+      if (!s.conv->marked_int8()) return s.conv->writes_int8() ? "cudnn (int8 out)" : "cudnn";
+      return fmt::format("cudnn {}{}", s.conv->runs_int8() ? "int8" : "float (int8 refused)",
+                         s.conv->writes_int8() ? ", int8 out" : "");
     case Step::Kind::kPool: return "nvrtc pool";
     case Step::Kind::kGather: return "nvrtc gather";
     case Step::Kind::kBroadcast: return "nvrtc broadcast";

@@ -70,6 +70,7 @@ class CudaEngine final : public Engine {
     Kind kind = Kind::kView;
     std::vector<ir::ValueId> inputs;
     ir::ValueId output = ir::kNoValue;
+    DType output_dtype = DType::kInvalid;  // the output's stored dtype when it is not the graph's (int8)
     std::vector<std::string> nodes;
     std::unique_ptr<EltwiseKernel> eltwise;
     std::unique_ptr<MatMulKernel> matmul;
@@ -132,6 +133,7 @@ class CudaEngine final : public Engine {
     bool attention = true;  // attention patterns run as one fused SDPA (attention_match.h)
     bool siblings = true;   // sibling products run as one batched product (matmul_siblings.h)
     bool gelu = true;       // a product followed by a Gelu runs as one cuDNN graph (matmul_act_kernel.h)
+    bool int8_output = true;  // a convolution read only by int8 convolutions writes int8 (conv_kernel.h)
   };
   void BuildSteps(GpuArch arch, LibraryFusions fusions);
   // Whether any step runs a fusion of LibraryFusions.

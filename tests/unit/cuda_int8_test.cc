@@ -31,7 +31,8 @@ using namespace cputest;
 
 // x (NHWC) -> conv1 3x3 (bias) -> Relu -> conv2 3x3 (bias) + conv1's activation -> Relu -> out "y";
 // x -> depthwise 3x3 -> out "dw" (stays float: no int8 depthwise kernels); z (NCHW, 16 channels)
-// -> conv 1x1 -> Relu -> out "nchw"; s (3 channels, an image stem) -> conv 3x3 -> out "stem".
+// -> conv 1x1 -> Relu -> conv 3x3 -> out "nchw" (the first writes int8 for the second); s (3
+// channels, an image stem) -> conv 3x3 -> out "stem".
 Builder BuildConvNetwork() {
   Builder b;
   const ir::ValueId x = b.Input("x", {2, 12, 12, 16});
@@ -51,7 +52,9 @@ Builder BuildConvNetwork() {
   const ir::ValueId z = b.Input("z", {1, 16, 10, 10});
   const ir::ValueId n =
       b.Op("Conv2D", "conv_nchw", {z, b.Const("wn", RandScaled({1, 1, 16, 32}, 12, 0.3f))}, ConvAttrs("NCHW", "VALID"));
-  b.Output("nchw", b.Op("Relu", "nchw_relu", {n}));
+  const ir::ValueId r = b.Op("Relu", "nchw_relu", {n});
+  b.Output("nchw", b.Op("Conv2D", "conv_nchw2", {r, b.Const("wn2", RandScaled({3, 3, 32, 16}, 14, 0.2f))},
+                        ConvAttrs("NCHW", "SAME")));
   const ir::ValueId s = b.Input("s", {2, 9, 9, 3});
   b.Output("stem",
            b.Op("Conv2D", "stem", {s, b.Const("ws", RandScaled({3, 3, 3, 16}, 13, 0.5f))}, ConvAttrs("NHWC", "SAME")));
@@ -71,7 +74,7 @@ std::shared_ptr<ir::Graph> QuantizedConvNetwork() {
   const convert::CalibrationTable table = runtime::Calibrate(b.g, batches, options);
   auto g = std::make_shared<ir::Graph>(ir::CloneGraph(*b.g));
   const convert::Int8Quantization q = convert::InsertInt8QuantDequant(*g, table);
-  EXPECT_EQ(q.weights, 5);  // conv1, conv2, dw, conv_nchw, stem
+  EXPECT_EQ(q.weights, 6);  // conv1, conv2, dw, conv_nchw, conv_nchw2, stem
   return g;
 }
 
@@ -91,13 +94,13 @@ TEST(CudaInt8, PassMarksQuantizedConvolutionsWithTheirGridAndScales) {
   pipeline.Add(ir::MakeDeadCodeElimination());
   pipeline.Run(work);
   // Grouped (depthwise) convolutions stay float with their quantize-dequantize steps.
-  EXPECT_EQ(MarkedConvolutions(work), (std::vector<std::string>{"conv1", "conv2", "conv_nchw", "stem"}));
+  EXPECT_EQ(MarkedConvolutions(work), (std::vector<std::string>{"conv1", "conv2", "conv_nchw", "conv_nchw2", "stem"}));
   for (const ir::Node& n : work.nodes()) {
     const auto int8 = backend::cuda::ReadInt8Conv(n);
     if (n.removed || !int8) continue;
     // The convolution reads the chain's float source; the chain is gone when it was the only reader.
     EXPECT_EQ(work.Producer(n.inputs[0]) ? work.Producer(n.inputs[0])->op : "input",
-              n.name == "conv2" ? "Relu" : "input")
+              n.name == "conv2" || n.name == "conv_nchw2" ? "Relu" : "input")
         << n.name;
     EXPECT_GT(int8->input.inv_scale, 0) << n.name;
     EXPECT_FLOAT_EQ(int8->input.inv_scale * int8->input.scale, 1.0f) << n.name;
@@ -149,9 +152,10 @@ TEST(CudaInt8, FiltersOffTheGridAndUnsignedQuantizationStayFloat) {
   EXPECT_TRUE(MarkedConvolutions(work).empty());
 }
 
-#define SKIP_WITHOUT_GPU()                                                                                       \
-  if (backend::cuda::DeviceCount() == 0) GTEST_SKIP() << "no CUDA GPU visible on this machine: CUDA INT8 tests " \
-                                                         "skipped"
+#define SKIP_WITHOUT_GPU()                                                \
+  if (backend::cuda::DeviceCount() == 0)                                  \
+  GTEST_SKIP() << "no CUDA GPU visible on this machine: CUDA INT8 tests " \
+                  "skipped"
 
 backend::CompileOptions Int8Options() {
   backend::CompileOptions options;
@@ -172,9 +176,15 @@ TEST(CudaInt8Gpu, QuantizedConvolutionsRunInt8CudnnKernelsAndMatchTheReference) 
   std::sort(int8.begin(), int8.end());
   // cuDNN's int8 convolutions take channel counts in multiples of 4 at least: the 3-channel stem
   // may run FP16 on its dequantized input (the note says so); the others must run int8.
-  for (const char* name : {"conv1", "conv2", "conv_nchw"})
+  for (const char* name : {"conv1", "conv2", "conv_nchw", "conv_nchw2"})
     EXPECT_TRUE(std::count(int8.begin(), int8.end(), name))
         << name << " does not run int8: " << engine->precision_note();
+  // conv_nchw's ReLU'd result is read only by conv_nchw2: it is written as int8 (no quantize step).
+  bool int8_out = false;
+  for (const auto& s : e.steps())
+    if (s.nodes.rfind("conv_nchw+", 0) == 0 || s.nodes == "conv_nchw")
+      int8_out = s.kernel.find("int8 out") != std::string::npos;
+  EXPECT_TRUE(int8_out) << "conv_nchw does not write int8";
   runtime::ReferenceExecutor ref(g);
   for (uint32_t seed : {1u, 40u}) {
     const auto in = Inputs(seed);
