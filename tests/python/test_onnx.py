@@ -659,3 +659,46 @@ def test_quantization_and_window_refusals_name_what_is_wrong(kiln_bin, tmp_path,
     proc = run_kiln(kiln_bin, ["inspect", tmp_path / "m.onnx"])
     out = proc.stdout + proc.stderr
     assert proc.returncode in (0, 1) and "internal error" not in out and why in out, out
+
+
+@pytest.mark.parametrize("trips,with_cond", [(4, False), (1, False), (6, True)])
+def test_loop_scan_outputs_match_onnxruntime(kiln_bin, tmp_path, trips, with_cond):
+    # Loop(M, cond, acc) whose body returns the carried sum and two scan outputs: a [2, 3] value
+    # per iteration and a scalar one. With a condition, the body stops once the sum passes 10.
+    ort = pytest.importorskip("onnxruntime")
+    body_nodes = [
+        helper.make_node("Cast", ["i"], ["fi"], to=TensorProto.FLOAT),
+        helper.make_node("Mul", ["x", "fi"], ["y"]),          # scan 0: x * i, [2, 3]
+        helper.make_node("ReduceSum", ["y"], ["s"], keepdims=0),  # scan 1: a scalar
+        helper.make_node("Add", ["acc", "s"], ["acc_out"]),
+        helper.make_node("Less", ["acc_out", "limit"], ["c_out"]) if with_cond else
+        helper.make_node("Identity", ["c"], ["c_out"]),
+    ]
+    body = helper.make_graph(
+        body_nodes, "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []), helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc", TensorProto.FLOAT, [])],
+        [helper.make_tensor_value_info("c_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("acc_out", TensorProto.FLOAT, []),
+         helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3]),
+         helper.make_tensor_value_info("s", TensorProto.FLOAT, [])],
+        [numpy_helper.from_array(np.array(10.0, np.float32), "limit")] if with_cond else [])
+    loop = helper.make_node("Loop", ["M", "cond", "acc0"], ["acc_final", "ys", "ss"], body=body)
+    graph = helper.make_graph(
+        [loop], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("acc_final", "ys", "ss")],
+        [numpy_helper.from_array(np.array(trips, np.int64), "M"), numpy_helper.from_array(np.array(True), "cond"),
+         numpy_helper.from_array(np.array(0.0, np.float32), "acc0")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    path = tmp_path / "loop_scan.onnx"
+    onnx.save(model, path)
+    x = (np.arange(6, dtype=np.float32).reshape(2, 3) - 2) / 4
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    proc = run_kiln(kiln_bin, ["run", path] + write_inputs({"x": x}, tmp_path / "in") + ["--output-dir", tmp_path / "out"])
+    if proc.returncode != 0:
+        fail("kiln run failed on a Loop with scan outputs", proc)
+    for name, w in zip(("acc_final", "ys", "ss"), want):
+        got = np.load(tmp_path / "out" / (name + ".npy"))
+        assert got.shape == w.shape and np.allclose(got, w, rtol=1e-6), (name, got, w)

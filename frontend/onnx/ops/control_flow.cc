@@ -6,7 +6,10 @@
 //   [i (int64), c (bool), v..., outer values the body reads..., M (int64)]
 // Its `cond` subgraph computes Less(i, M) && c; its `body` is the imported ONNX body with M
 // appended as an input and its outputs re-declared as [i + 1, c', v'..., captured..., M].
-// Scan outputs (body outputs after the loop-carried ones) are not supported yet.
+// Scan outputs (body outputs after the loop-carried ones, stacked along a new first axis) are two
+// more loop-carried values each, before M: the values so far flattened and concatenated (starting
+// empty), and the last value's shape; after the loop the flat values are reshaped to
+// [iterations, shape...]. (Element shapes may differ between iterations only in ways ONNX forbids.)
 #include <onnx/onnx_pb.h>
 
 #include <limits>
@@ -19,9 +22,11 @@
 namespace kiln::onnxfe {
 namespace {
 
-ir::ValueId AddInferred(ir::Graph& g, const std::string& op, const std::string& name, std::vector<ir::ValueId> inputs) {
+ir::ValueId AddInferred(ir::Graph& g, const std::string& op, const std::string& name, std::vector<ir::ValueId> inputs,
+                        ir::AttrMap attrs = {}) {
   ir::Node& n = g.AddNode(op, name, std::move(inputs));
   n.source_op = "Loop";
+  n.attrs = std::move(attrs);
   const ir::NodeId id = n.id;
   ir::InferNode(g, id);
   return g.node(id).outputs[0];
@@ -43,8 +48,7 @@ void ImportLoop(ImportContext& ctx) {
   if (body.output_size() < n + 1)
     ctx.Invalid(fmt::format("the body returns {} outputs; expected at least {} (condition, {} loop-carried)",
                             body.output_size(), n + 1, n));
-  if (body.output_size() > n + 1)
-    ctx.Unsupported(fmt::format("scan outputs ({} of them) are not supported yet", body.output_size() - n - 1));
+  const int scans = body.output_size() - n - 1;
   if (ctx.validate_only()) return;
 
   const bool has_m = ctx.has_input(0), has_cond = ctx.has_input(1);
@@ -66,6 +70,24 @@ void ImportLoop(ImportContext& ctx) {
                               DTypeName(explicit_inputs[static_cast<size_t>(2 + k)].dtype), DTypeName(out.dtype)));
   }
 
+  // Scan outputs: the flat values so far and the last value's shape, carried.
+  std::vector<ir::ValueId> scan_outputs;  // in the body: [flat values', shape'] per scan output
+  std::vector<DType> scan_dtypes;
+  for (int k = 0; k < scans; ++k) {
+    const ir::ValueId y = bg.outputs()[static_cast<size_t>(1 + n + k)];
+    const DType dtype = bg.value(y).dtype;
+    const ir::ValueId flat_in = bg.AddInput(fmt::format("loop/scan{}_values", k), dtype, ir::SymShape::Of({ir::kUnknownDim}));
+    bg.AddInput(fmt::format("loop/scan{}_shape", k), DType::kInt64, ir::SymShape::Of({ir::kUnknownDim}));
+    const ir::ValueId minus_one = bg.AddConstant(fmt::format("loop/scan{}_flat", k), Tensor::FromVector<int64_t>(DType::kInt64, {1}, {-1}));
+    const ir::ValueId axis0 = bg.AddConstant(fmt::format("loop/scan{}_axis", k), Tensor::Scalar<int64_t>(DType::kInt64, 0));
+    const ir::ValueId flat = AddInferred(bg, "Reshape", fmt::format("loop/scan{}_flatten", k), {y, minus_one});
+    scan_outputs.push_back(AddInferred(bg, "Concat", fmt::format("loop/scan{}_append", k), {flat_in, flat, axis0}));
+    ir::AttrMap shape_attrs;
+    shape_attrs.Set("out_type", DType::kInt64);
+    scan_outputs.push_back(AddInferred(bg, "Shape", fmt::format("loop/scan{}_shape_of", k), {y}, shape_attrs));
+    scan_dtypes.push_back(dtype);
+  }
+
   // The body: append M, re-declare the outputs.
   const ir::ValueId m_in = bg.AddInput("loop/M", DType::kInt64, ir::SymShape::Scalar());
   const ir::ValueId one = bg.AddConstant("loop/one", Tensor::Scalar<int64_t>(DType::kInt64, 1));
@@ -77,6 +99,10 @@ void ImportLoop(ImportContext& ctx) {
   bg.AddOutput("condition", next_c);
   for (int k = 0; k < n; ++k) bg.AddOutput(fmt::format("v{}", k), body_outputs[static_cast<size_t>(1 + k)]);
   for (int k = 0; k < captured; ++k) bg.AddOutput(fmt::format("captured{}", k), bg.inputs()[static_cast<size_t>(2 + n + k)]);
+  for (int k = 0; k < scans; ++k) {
+    bg.AddOutput(fmt::format("scan{}_values", k), scan_outputs[static_cast<size_t>(2 * k)]);
+    bg.AddOutput(fmt::format("scan{}_shape", k), scan_outputs[static_cast<size_t>(2 * k + 1)]);
+  }
   bg.AddOutput("M", m_in);
 
   // The condition: i < M && c, over the same variables.
@@ -94,6 +120,10 @@ void ImportLoop(ImportContext& ctx) {
                                      has_cond ? ctx.input(1) : ctx.Constant(Tensor::Scalar<bool>(DType::kBool, true), "true")};
   for (int k = 0; k < n; ++k) inputs.push_back(ctx.input(2 + k));
   inputs.insert(inputs.end(), sub.captured.begin(), sub.captured.end());
+  for (int k = 0; k < scans; ++k) {
+    inputs.push_back(ctx.Constant(Tensor(scan_dtypes[static_cast<size_t>(k)], {0}), fmt::format("scan{}_empty", k)));
+    inputs.push_back(ctx.ConstInt64({}, false, fmt::format("scan{}_no_shape", k)));
+  }
   inputs.push_back(has_m ? ctx.input(0)
                          : ctx.ConstInt64({std::numeric_limits<int64_t>::max()}, true, "no_trip_count"));
   ir::AttrMap attrs;
@@ -102,6 +132,14 @@ void ImportLoop(ImportContext& ctx) {
   const int vars = static_cast<int>(inputs.size());
   std::vector<ir::ValueId> outs = ctx.Emit("While", std::move(inputs), std::move(attrs), vars);
   for (int k = 0; k < n; ++k) ctx.SetOutput(k, outs[static_cast<size_t>(2 + k)]);
+  // Each scan output: its flat values as [iterations, last shape...].
+  const ir::ValueId iterations = ctx.Emit1("Reshape", {outs[0], ctx.ConstInt64({1}, false, "count_shape")});
+  for (int k = 0; k < scans; ++k) {
+    const size_t at = static_cast<size_t>(2 + n + captured + 2 * k);
+    const ir::ValueId shape =
+        ctx.Emit1("Concat", {iterations, outs[at + 1], ctx.ConstInt64({0}, true, fmt::format("scan{}_axis", k))});
+    ctx.SetOutput(n + k, ctx.Emit1("Reshape", {outs[at], shape}));
+  }
 }
 KILN_ONNX_IMPORTER("Loop", ImportLoop);
 
