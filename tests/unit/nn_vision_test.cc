@@ -352,7 +352,7 @@ TEST(MaxPoolWithArgmax, Errors) {
       {"expected 2 outputs (output, argmax)"});
   ExpectErrorMessage(
       [&] {
-        OneNode("MaxPoolWithArgmax", {x}, ArgmaxAttrs("NCHW", {5, 2}, {1, 1}, {1, 1}), 2);
+        OneNode("MaxPoolWithArgmax", {x}, ArgmaxAttrs("NCHW", {6, 2}, {1, 1}, {1, 1}), 2);
       },
       {"spatial dim 0", "negative"});
 }
