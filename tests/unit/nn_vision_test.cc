@@ -106,6 +106,21 @@ TEST(GridSample, NanCoordinatesGiveNan) {
   EXPECT_FLOAT_EQ(out[0].data<float>()[1], 1.5f);
 }
 
+TEST(GridSample, HugeAndInfiniteCoordinatesStayInBounds) {
+  // Far outside in every padding mode: zeros reads nothing, border the ends, reflection folds
+  // 1e30 back inside (the infinities have no reflection: NaN).
+  const Tensor x = F32({1, 1, 3}, {1, 2, 4});
+  const Tensor grid = F32({1, 3, 1}, {1e30f, -INFINITY, INFINITY});
+  for (const char* mode : {"linear", "nearest", "cubic"}) {
+    ExpectNear(RunOp("GridSample", {x, grid}, GridAttrs(mode, "zeros", false))[0], {0, 0, 0});
+    ExpectNear(RunOp("GridSample", {x, grid}, GridAttrs(mode, "border", false))[0], {4, 1, 4});
+    const auto r = RunOp("GridSample", {x, grid}, GridAttrs(mode, "reflection", true));
+    const float folded = r[0].data<float>()[0];
+    EXPECT_TRUE(folded >= 1 && folded <= 4) << mode << " " << folded;
+    EXPECT_TRUE(std::isnan(r[0].data<float>()[1])) << mode;
+  }
+}
+
 TEST(GridSample, ReflectionFollowsTheSpecExample) {
   // "x = -3.5 reflects by border -1 and becomes 1.5, then reflects by border 1 and becomes 0.5".
   EXPECT_DOUBLE_EQ(ir::vision::GridReflect(-3.5, -1, 1), 0.5);
