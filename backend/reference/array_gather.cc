@@ -191,8 +191,12 @@ void TensorScatter(KernelContext& ctx) {
   const Tensor& updates = ctx.input(2);
   const std::string name = ctx.attrs().GetOr<std::string>("reduction", "none");
   using R = ScatterReduction;
-  const R red = name == "none" ? R::kNone : name == "add" ? R::kAdd : name == "mul" ? R::kMul : name == "min" ? R::kMin : R::kMax;
-  if (red == R::kMax && name != "max") ctx.Fail(fmt::format("reduction '{}' is not one of none, add, mul, min, max", name));
+  R red = R::kNone;
+  if (name == "add") red = R::kAdd;
+  else if (name == "mul") red = R::kMul;
+  else if (name == "min") red = R::kMin;
+  else if (name == "max") red = R::kMax;
+  else if (name != "none") ctx.Fail(fmt::format("reduction '{}' is not one of none, add, mul, min, max", name));
   if (updates.dtype() != tensor.dtype())
     ctx.Fail(fmt::format("updates must have the tensor's dtype {}, got {}", DTypeName(tensor.dtype()), DTypeName(updates.dtype())));
   if (indices.rank() < 1) ctx.Fail("indices must be at least 1-D, got a scalar");
