@@ -57,7 +57,7 @@ std::string CpuBackend::device() const { return DeviceString(HostCpu()); }
 
 std::optional<std::string> CpuBackend::Unsupported(const ir::Graph& graph, const ir::Node& node) const {
   if (node.op == "If" || node.op == "While") return "control flow runs natively";
-  if (node.op == "Where" || node.op == "Unique") return "data-dependent output shape";
+  if (node.op == "Where" || node.op == "Unique" || node.op == "UniqueWithCounts") return "data-dependent output shape";
   if (node.op == "Engine") return "engine nodes are not nested in engines";
   for (const auto& [name, value] : node.attrs.all())
     if (std::holds_alternative<std::shared_ptr<ir::Graph>>(value)) return "nodes with subgraphs run natively";

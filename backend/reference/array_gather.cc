@@ -1,4 +1,4 @@
-// Reference kernels: Gather (axis, batch_dims), GatherNd, ScatterNd and OneHot.
+// Reference kernels: Gather (axis, batch_dims), GatherNd, ScatterNd, TensorScatter and OneHot.
 #include <algorithm>
 
 #include "backend/reference/array_common.h"
@@ -157,6 +157,78 @@ void ScatterNd(KernelContext& ctx) {
   });
 }
 KILN_REFERENCE_KERNEL("ScatterNd", ScatterNd);
+
+enum class ScatterReduction { kNone, kAdd, kMul, kMin, kMax };
+
+// One element of TensorScatter's reduction: dst combined with src (NaN propagates through min
+// and max; integers wrap; bool add/max are or, mul/min are and; half types compute in float).
+template <typename T>
+T Combine(ScatterReduction red, T dst, T src) {
+  using R = ScatterReduction;
+  if constexpr (std::is_same_v<T, bool>) {
+    return red == R::kAdd || red == R::kMax ? (dst || src) : (dst && src);
+  } else if constexpr (std::is_integral_v<T>) {
+    using U = std::make_unsigned_t<T>;
+    if (red == R::kAdd) return static_cast<T>(static_cast<U>(static_cast<U>(dst) + static_cast<U>(src)));
+    if (red == R::kMul)  // in uint64: uint16 products would overflow int after promotion
+      return static_cast<T>(static_cast<U>(static_cast<uint64_t>(static_cast<U>(dst)) * static_cast<U>(src)));
+    return red == R::kMin ? std::min(dst, src) : std::max(dst, src);
+  } else if constexpr (std::is_same_v<T, Half> || std::is_same_v<T, BFloat16>) {
+    return T(Combine<float>(red, static_cast<float>(dst), static_cast<float>(src)));
+  } else {
+    if (red == R::kAdd) return dst + src;
+    if (red == R::kMul) return dst * src;
+    if (dst != dst || src != src) return dst != dst ? dst : src;
+    return red == R::kMin ? std::min(dst, src) : std::max(dst, src);
+  }
+}
+
+// TensorScatter(tensor, indices, updates) attr reduction: a copy of tensor whose rows at
+// indices are combined with updates, one index row after the other.
+void TensorScatter(KernelContext& ctx) {
+  const Tensor& tensor = ctx.input(0);
+  const Tensor& indices = ctx.input(1);
+  const Tensor& updates = ctx.input(2);
+  const std::string name = ctx.attrs().GetOr<std::string>("reduction", "none");
+  using R = ScatterReduction;
+  R red = R::kNone;
+  if (name == "add") red = R::kAdd;
+  else if (name == "mul") red = R::kMul;
+  else if (name == "min") red = R::kMin;
+  else if (name == "max") red = R::kMax;
+  else if (name != "none") ctx.Fail(fmt::format("reduction '{}' is not one of none, add, mul, min, max", name));
+  if (updates.dtype() != tensor.dtype())
+    ctx.Fail(fmt::format("updates must have the tensor's dtype {}, got {}", DTypeName(tensor.dtype()), DTypeName(updates.dtype())));
+  if (indices.rank() < 1) ctx.Fail("indices must be at least 1-D, got a scalar");
+  const Shape& shape = tensor.shape();
+  const auto offsets = NdOffsets(ctx, 1, shape, "tensor");
+  const int64_t k = indices.dim(indices.rank() - 1);
+  Shape expected(indices.shape().begin(), indices.shape().end() - 1);
+  expected.insert(expected.end(), shape.begin() + k, shape.end());
+  if (updates.shape() != expected)
+    ctx.Fail(fmt::format("updates shape {} must be {} (indices.shape[:-1] + tensor.shape[{}:])", ShapeToString(updates.shape()),
+                         ShapeToString(expected), k));
+  const int64_t slice = Product(shape, static_cast<size_t>(k), shape.size());
+  Tensor out = tensor.Clone();
+  if (red == R::kNone) {
+    DispatchMove(tensor.dtype(), "TensorScatter", [&]<typename T>() {
+      for (size_t r = 0; r < offsets.size(); ++r)
+        std::copy_n(Elems<T>(updates) + static_cast<int64_t>(r) * slice, slice, Elems<T>(out) + offsets[r] * slice);
+    });
+  } else {
+    DispatchAll(tensor.dtype(), "TensorScatter", [&]<typename T>() {
+      const T* u = updates.data<T>();
+      T* o = out.data<T>();
+      for (size_t r = 0; r < offsets.size(); ++r)
+        for (int64_t j = 0; j < slice; ++j) {
+          T& dst = o[offsets[r] * slice + j];
+          dst = Combine<T>(red, dst, u[static_cast<int64_t>(r) * slice + j]);
+        }
+    });
+  }
+  ctx.SetOutput(0, std::move(out));
+}
+KILN_REFERENCE_KERNEL("TensorScatter", TensorScatter);
 
 void OneHot(KernelContext& ctx) {
   const Tensor& indices = ctx.input(0);

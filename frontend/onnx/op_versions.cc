@@ -39,11 +39,19 @@ const std::map<std::string, int64_t, std::less<>>& Table() {
       {"Constant", 1},
       // Reductions: attribute `axes` (read by the importer) until the input form; negative axes 11.
       {"ReduceSum", 11}, {"ReduceMean", 11}, {"ReduceMax", 11}, {"ReduceMin", 11}, {"ReduceProd", 11},
+      // These five are unchanged from version 1 (11 defined negative axes, 13 added bfloat16).
+      {"ReduceL1", 1}, {"ReduceL2", 1}, {"ReduceLogSum", 1}, {"ReduceLogSumExp", 1}, {"ReduceSumSquare", 1},
       {"ArgMax", 11}, {"ArgMin", 11},
       // Neural network ops.
-      {"MatMul", 1}, {"Gemm", 7}, {"Conv", 11}, {"ConvTranspose", 11}, {"MaxPool", 12}, {"AveragePool", 11},
+      {"MatMul", 1}, {"Gemm", 7}, {"Conv", 11}, {"MaxPool", 12}, {"AveragePool", 11},
       {"GlobalAveragePool", 1}, {"GlobalMaxPool", 1}, {"BatchNormalization", 9}, {"InstanceNormalization", 6},
-      {"LRN", 1}, {"LpNormalization", 1},
+      {"LRN", 1}, {"LpNormalization", 1}, {"MeanVarianceNormalization", 9}, {"MaxUnpool", 9},
+      // ConvTranspose-1 splits an odd padding derived from output_shape the other way round from
+      // 11 on: the importer reads the opset (and refuses version 1's ambiguous SAME cases).
+      {"ConvTranspose", 1},
+      // GridSample-20 renamed the modes and allowed N-D input; RoiAlign-16 added
+      // coordinate_transformation_mode (10 has no pixel shift): the importers read the opset.
+      {"GridSample", 16}, {"RoiAlign", 10},
       // Detection: NonMaxSuppression-10 (11 only allowed boxes given as any diagonal pair of corners, which
       // the kernel normalizes in both).
       {"NonMaxSuppression", 10},

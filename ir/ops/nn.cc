@@ -220,6 +220,7 @@ void InferPool(InferContext& ctx) {
 }  // namespace
 
 void RegisterDetectionOps(OpRegistry& registry);  // nn_detection.cc
+void RegisterVisionOps(OpRegistry& registry);     // nn_vision.cc
 
 void RegisterNnOps(OpRegistry& registry) {
   registry.Add({"Conv2D", 2, 3, InferConv<2, false>});
@@ -231,6 +232,7 @@ void RegisterNnOps(OpRegistry& registry) {
   registry.Add({"AvgPool", 1, 1, InferPool<false>});
   RegisterNnMathOps(registry);
   RegisterDetectionOps(registry);
+  RegisterVisionOps(registry);
   RegisterNnRecurrentOps(registry);
 }
 

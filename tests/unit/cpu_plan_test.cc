@@ -275,6 +275,8 @@ TEST(CpuBackendApi, UnsupportedReasons) {
   EXPECT_EQ(cpu.Unsupported(*b.g, fake_if), std::optional<std::string>("control flow runs natively"));
   fake_if.op = "Unique";
   EXPECT_EQ(cpu.Unsupported(*b.g, fake_if), std::optional<std::string>("data-dependent output shape"));
+  fake_if.op = "UniqueWithCounts";
+  EXPECT_EQ(cpu.Unsupported(*b.g, fake_if), std::optional<std::string>("data-dependent output shape"));
   // Compile refuses a segment with an unsupported node.
   b.Output("w", where);
   try {

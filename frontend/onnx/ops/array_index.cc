@@ -204,14 +204,22 @@ KILN_ONNX_IMPORTER("GatherND", ImportGatherND);
 
 std::string Reduction(ImportContext& ctx) {
   const std::string red = ctx.attr_string("reduction", "none");
-  if (red != "none" && red != "add")
-    ctx.Unsupported(fmt::format("reduction '{}' is not supported (none, add)", red));
+  if (red != "none" && red != "add" && red != "mul" && red != "min" && red != "max")
+    ctx.Invalid(fmt::format("reduction '{}' is not one of none, add, mul, min, max", red));
   return red;
 }
 
-// data with the rows at coords ([..., K], int64) replaced (none) or incremented (add) by updates.
+// data with the rows at coords ([..., K], int64) replaced (none) or incremented (add) by updates,
+// or multiplied, or their min or max taken (mul, min, max: the IR TensorScatter, one index row
+// after the other as ONNX's reference).
 void EmitScatter(ImportContext& ctx, ValueId data, ValueId coords, ValueId updates, const std::string& red) {
   const DType t = DtypeOf(ctx, data);
+  if (red == "mul" || red == "min" || red == "max") {
+    if (!IsFloating(t) && !IsInteger(t) && t != DType::kBool) ctx.Unsupported(fmt::format("dtype {} is not supported", DTypeName(t)));
+    AttrMap a;
+    a.Set("reduction", red);
+    return ctx.SetOutput(0, ctx.Emit1("TensorScatter", {data, coords, updates}, std::move(a)));
+  }
   if (!IsFloating(t) && !IsInteger(t) && !(t == DType::kBool && red == "none"))
     ctx.Unsupported(fmt::format("dtype {} is not supported", DTypeName(t)));
   const ValueId shape = ShapeOf(ctx, data, "data_shape");
@@ -353,10 +361,25 @@ void ImportReverseSequence(ImportContext& ctx) {
 }
 KILN_ONNX_IMPORTER("ReverseSequence", ImportReverseSequence);
 
-// Unique: expressible (IR Unique on the flattened input, TopK to sort, InvertPermutation,
-// ScatterNd for counts) but not written yet; axis != none would need row-wise uniqueness.
+// Unique(X) attrs sorted (1), axis (absent: X flattened) -> IR UniqueWithCounts, whose outputs
+// y, idx, count, first are ONNX's Y, inverse_indices, counts, indices.
 void ImportUnique(ImportContext& ctx) {
-  ctx.Unsupported("Unique is not imported yet (no IR op matches its sorted / axis / counts outputs directly)");
+  const int64_t sorted = ctx.attr_int("sorted", 1);
+  if (sorted != 0 && sorted != 1) ctx.Invalid(fmt::format("sorted must be 0 or 1, got {}", sorted));
+  const bool has_axis = ctx.has_attr("axis");
+  const int64_t axis = has_axis ? ctx.attr_int("axis") : 0;
+  if (ctx.validate_only()) return;
+  const int64_t r = RankOf(ctx, 0);
+  AttrMap a;
+  a.Set("sorted", sorted == 1);
+  a.Set("out_idx", DType::kInt64);
+  if (has_axis) {
+    if (r == 0) ctx.Invalid("axis needs an input of rank >= 1, got a scalar");
+    a.Set("axis", r > 0 ? NormAxis(ctx, axis, r) : axis);
+  }
+  const std::vector<ValueId> outs = ctx.Emit("UniqueWithCounts", {ctx.input(0)}, std::move(a), 4);
+  const ValueId onnx_outputs[4] = {outs[0], outs[3], outs[1], outs[2]};
+  for (int i = 0; i < ctx.num_outputs() && i < 4; ++i) ctx.SetOutput(i, onnx_outputs[i]);
 }
 KILN_ONNX_IMPORTER("Unique", ImportUnique);
 

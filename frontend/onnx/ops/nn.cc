@@ -1,5 +1,6 @@
 // ONNX importers of the nn family, part 1: Conv, ConvTranspose, MaxPool, AveragePool,
-// GlobalAveragePool, GlobalMaxPool (this file); the rest is in nn_math.cc. See docs/onnx/nn.md.
+// GlobalAveragePool, GlobalMaxPool, MaxUnpool (this file); the rest is in nn_math.cc and
+// nn_vision.cc. See docs/onnx/nn.md.
 //
 // ONNX is channels-first (NCHW / NCDHW) with OIHW weights; the IR convolutions take
 // data_format NCHW/NCDHW and HWIO / DHWIO filters, so constant weights are transposed at import
@@ -105,6 +106,11 @@ Window ReadWindow(ImportContext& ctx, bool has_dilations, bool kernel_required) 
     if (d <= 0) ctx.Invalid(fmt::format("dilations {} must be positive", Join(w.dilations)));
   for (int64_t p : w.pads)
     if (p < 0) ctx.Unsupported(fmt::format("negative pads {} are not supported", Join(w.pads)));
+  for (size_t i = 0; i < w.kernel.size() && i < w.dilations.size(); ++i) {
+    int64_t span = 0;
+    if (__builtin_mul_overflow(w.kernel[i] - 1, w.dilations[i], &span) || span > (int64_t{1} << 60))
+      ctx.Invalid(fmt::format("kernel_shape {} with dilations {} spans more than 2^60 elements", Join(w.kernel), Join(w.dilations)));
+  }
   if (w.spatial == 0 || w.spatial > 3)
     ctx.Unsupported(fmt::format("{} spatial dims are not supported (1 to 3)", w.spatial));
   return w;
@@ -406,9 +412,24 @@ void ImportConvTranspose(ImportContext& ctx) {
         begin[d] = end[d] = 0;
         grow[d] = -total;
         out[d] = full;
-      } else {
+      } else if (ctx.opset() >= 11) {
         // The ONNX spec: SAME_UPPER puts the odd pad at the end, otherwise at the beginning.
         begin[d] = w.auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+        end[d] = total - begin[d];
+        out[d] = target;
+      } else {
+        // ConvTranspose-1 (opsets 1-10) splits the other way round: the odd pad at the end,
+        // except for SAME_UPPER. Its SAME_* text contradicts itself (the output size matching
+        // the input, and SAME_UPPER's extra pad at the end), so only the unambiguous cases.
+        if (w.auto_pad == "SAME_UPPER" || w.auto_pad == "SAME_LOWER") {
+          if (total % 2 != 0 || std::any_of(w.strides.begin(), w.strides.end(), [](int64_t v) { return v != 1; }))
+            ctx.Unsupported(fmt::format("auto_pad {} at opset {}: ConvTranspose-1 defines SAME ambiguously (an output "
+                                        "as large as the input; where the odd pad goes), so only unit strides with "
+                                        "even padding are imported; got strides {} and a total padding of {} in "
+                                        "spatial dim {}",
+                                        w.auto_pad, ctx.opset(), Join(w.strides), total, d));
+        }
+        begin[d] = total / 2;
         end[d] = total - begin[d];
         out[d] = target;
       }
@@ -472,11 +493,9 @@ void ImportPool(ImportContext& ctx) {
   const int64_t count_include_pad = kMax ? 0 : ctx.attr_int("count_include_pad", 0);
   if (count_include_pad != 0 && count_include_pad != 1)
     ctx.Invalid(fmt::format("count_include_pad must be 0 or 1, got {}", count_include_pad));
-  if (kMax) {
-    if (ctx.has_output(1)) ctx.Unsupported("the Indices output is not supported");
-    if (std::any_of(w.dilations.begin(), w.dilations.end(), [](int64_t d) { return d != 1; }))
-      ctx.Unsupported(fmt::format("dilations {} are not supported (only 1: the IR MaxPool has no dilations)", Join(w.dilations)));
-  }
+  const int64_t storage_order = kMax ? ctx.attr_int("storage_order", 0) : 0;
+  if (storage_order != 0 && storage_order != 1)
+    ctx.Invalid(fmt::format("storage_order must be 0 (row-major) or 1 (column-major), got {}", storage_order));
   if (ctx.validate_only()) return;
   const DType dt = ctx.input_dtype(0);
   if (kMax ? !(IsFloating(dt) || dt == DType::kInt8 || dt == DType::kUInt8) : !IsFloating(dt))
@@ -499,7 +518,7 @@ void ImportPool(ImportContext& ctx) {
   if (padding.empty() && w.auto_pad == "NOTSET" && ceil_mode == 1) {
     const std::vector<int64_t> in = nn::StaticDims(ctx, 0, 2, "ceil_mode = 1");
     for (size_t d = 0; d < s; ++d) {
-      const int64_t ek = w.kernel[d];
+      const int64_t ek = (w.kernel[d] - 1) * w.dilations[d] + 1;
       const int64_t span = in[d] + begin[d] + end[d] - ek;
       if (span < 0) ctx.Invalid(fmt::format("the kernel {} is larger than the padded input", Join(w.kernel)));
       const int64_t out = (span + w.strides[d] - 1) / w.strides[d] + 1;
@@ -531,6 +550,19 @@ void ImportPool(ImportContext& ctx) {
                              {"strides", w.strides},
                              {"padding", padding}});
   if (padding == "EXPLICIT") attrs.Set("pads", IrPads(begin, end));
+  const bool dilated = std::any_of(w.dilations.begin(), w.dilations.end(), [](int64_t d) { return d != 1; });
+  if (kMax && (dilated || ctx.has_output(1))) {
+    // The IR MaxPool has neither dilations nor indices: MaxPoolWithArgmax has both (indices
+    // flat over the whole input, N and C included, as ONNX's Indices).
+    attrs.Set("dilations", w.dilations);
+    attrs.Set("storage_order", storage_order);
+    attrs.Set("include_batch_in_index", true);
+    attrs.Set("Targmax", DType::kInt64);
+    const std::vector<ir::ValueId> outs = ctx.Emit("MaxPoolWithArgmax", {x}, std::move(attrs), 2);
+    ctx.SetOutput(0, outs[0]);
+    if (ctx.num_outputs() > 1) ctx.SetOutput(1, outs[1]);
+    return;
+  }
   ctx.SetOutput(0, ctx.Emit1(kMax ? "MaxPool" : "AvgPool", {x}, std::move(attrs)));
 }
 KILN_ONNX_IMPORTER("MaxPool", ImportPool<true>);
@@ -550,6 +582,64 @@ void ImportGlobalPool(ImportContext& ctx) {
 }
 KILN_ONNX_IMPORTER("GlobalAveragePool", ImportGlobalPool<false>);
 KILN_ONNX_IMPORTER("GlobalMaxPool", ImportGlobalPool<true>);
+
+// ---- MaxUnpool ----
+
+// MaxUnpool(X, I[, output_shape]) attrs kernel_shape, strides, pads: zeros of the shape a
+// MaxPool with these attributes inverts, (d - 1) * stride + kernel - pads per spatial dim, with
+// X's elements written at the flat indices I (the last write wins), as an IR TensorScatter; an
+// output_shape appends zeros at the end of each dim up to it, as ONNX's reference and its test
+// data define it (onnxruntime indexes the output_shape tensor itself; both agree when
+// output_shape is the inferred shape).
+void ImportMaxUnpool(ImportContext& ctx) {
+  Window w = ReadWindow(ctx, false, true);
+  if (w.auto_pad != "NOTSET") ctx.Invalid("MaxUnpool has no auto_pad attribute");
+  // Real pooling windows are small; this keeps the shape arithmetic below far from overflow.
+  constexpr int64_t kMaxUnpoolWindow = int64_t{1} << 20;
+  for (const std::vector<int64_t>* v : {&w.kernel, &w.strides, &w.pads})
+    for (int64_t e : *v)
+      if (e > kMaxUnpoolWindow)
+        ctx.Unsupported(fmt::format("kernel_shape {}, strides {} and pads {} above 2^20 are not supported", Join(w.kernel),
+                                    Join(w.strides), Join(w.pads)));
+  if (ctx.num_inputs() < 2 || ctx.num_inputs() > 3) ctx.Invalid(fmt::format("expected 2 or 3 inputs, got {}", ctx.num_inputs()));
+  if (ctx.validate_only()) return;
+  CheckFloat(ctx, 0, "input X");
+  if (ctx.input_dtype(1) != DType::kInt64) ctx.Invalid(fmt::format("I must be int64, got {}", DTypeName(ctx.input_dtype(1))));
+  if (ctx.has_input(2) && ctx.input_dtype(2) != DType::kInt64)
+    ctx.Invalid(fmt::format("output_shape must be int64, got {}", DTypeName(ctx.input_dtype(2))));
+  const int rank = nn::RequireRank(ctx, 0, "X");
+  CompleteWindow(ctx, w, rank - 2);
+  const size_t sp = static_cast<size_t>(w.spatial);
+  // inferred = shape(X) * [1, 1, strides...] + [0, 0, kernel - stride - pad_begin - pad_end...]
+  std::vector<int64_t> mul = {1, 1}, add = {0, 0};
+  for (size_t d = 0; d < sp; ++d) {
+    mul.push_back(w.strides[d]);
+    add.push_back(w.kernel[d] - w.strides[d] - w.pads[d] - w.pads[sp + d]);
+  }
+  const ir::ValueId x_shape = ctx.Emit1("Shape", {ctx.input(0)}, Attrs({{"out_type", DType::kInt64}}), "x_shape");
+  const ir::ValueId inferred = ctx.Emit1(
+      "Add", {ctx.Emit1("Mul", {x_shape, ctx.ConstInt64(mul, false, "strides")}, {}, "scaled"), ctx.ConstInt64(add, false, "extent")},
+      {}, "inferred_shape");
+  const DType t = ctx.input_dtype(0);
+  const ir::ValueId zeros = ctx.Emit1("Fill", {inferred, nn::ScalarOf(ctx, t, 0, "zero")}, {}, "zeros");
+  const ir::ValueId flat = ctx.Emit1("Reshape", {zeros, ctx.ConstInt64({-1}, false, "flat_shape")}, {}, "flat");
+  const ir::ValueId idx = ctx.Emit1("Reshape", {ctx.input(1), ctx.ConstInt64({-1, 1}, false, "index_shape")}, {}, "indices");
+  const ir::ValueId values = ctx.Emit1("Reshape", {ctx.input(0), ctx.ConstInt64({-1}, false, "values_shape")}, {}, "values");
+  const ir::ValueId scattered =
+      ctx.Emit1("TensorScatter", {flat, idx, values}, Attrs({{"reduction", std::string("none")}}), "scattered");
+  ir::ValueId y = ctx.Emit1("Reshape", {scattered, inferred}, {}, ctx.has_input(2) ? "unpooled" : "");
+  if (ctx.has_input(2)) {
+    // Zeros after each dim up to output_shape (a smaller output_shape fails in Pad).
+    const ir::ValueId out_shape = ctx.Emit1("Reshape", {ctx.input(2), ctx.ConstInt64({rank}, false, "out_shape_shape")}, {},
+                                            "output_shape");
+    const ir::ValueId grow = ctx.Emit1("Sub", {out_shape, inferred}, {}, "grow");
+    const ir::ValueId none = ctx.ConstInt64(std::vector<int64_t>(static_cast<size_t>(rank), 0), false, "no_pad");
+    const ir::ValueId paddings = ctx.Emit1("Pack", {none, grow}, Attrs({{"axis", int64_t{1}}}), "paddings");
+    y = ctx.Emit1("Pad", {y, paddings});
+  }
+  ctx.SetOutput(0, y);
+}
+KILN_ONNX_IMPORTER("MaxUnpool", ImportMaxUnpool);
 
 }  // namespace
 

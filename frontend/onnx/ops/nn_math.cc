@@ -1,5 +1,5 @@
 // ONNX importers of the nn family, part 2: Gemm, MatMul, MatMulInteger, BatchNormalization,
-// InstanceNormalization, LayerNormalization, LpNormalization, Softmax, LogSoftmax, Hardmax, LRN,
+// InstanceNormalization, MeanVarianceNormalization, LayerNormalization, LpNormalization, Softmax, LogSoftmax, Hardmax, LRN,
 // Resize, Upsample, DepthToSpace, SpaceToDepth, Einsum. See docs/onnx/nn.md.
 #include <onnx/onnx_pb.h>
 
@@ -191,6 +191,26 @@ void ImportInstanceNorm(ImportContext& ctx) {
   ctx.SetOutput(0, Cast(ctx, y, t, "cast"));
 }
 KILN_ONNX_IMPORTER("InstanceNormalization", ImportInstanceNorm);
+
+// MeanVarianceNormalization (opsets 9, 13) attr axes ([0, 2, 3]): ONNX's function body in X's
+// type, (X - E[X]) / (sqrt(E[X^2] - E[X]^2) + 1e-9) with the means over `axes`.
+void ImportMeanVarianceNorm(ImportContext& ctx) {
+  const std::vector<int64_t> axes_attr = ctx.attr_ints_opt("axes").value_or(std::vector<int64_t>{0, 2, 3});
+  if (ctx.validate_only()) return;
+  CheckFloatInput(ctx, 0, "X");
+  const DType t = ctx.input_dtype(0);
+  std::vector<int64_t> axes = axes_attr;
+  if (const ir::SymShape s = ctx.input_shape(0); s.rank_known)
+    for (int64_t& a : axes) a = NormAxis(ctx, a, s.rank());
+  const ir::ValueId x = ctx.input(0);
+  const ir::ValueId mean = Reduce(ctx, "ReduceMean", x, axes, "mean");
+  const ir::ValueId mean_sq = ctx.Emit1("Mul", {mean, mean}, {}, "mean_squared");
+  const ir::ValueId sq_mean = Reduce(ctx, "ReduceMean", ctx.Emit1("Mul", {x, x}, {}, "x_squared"), axes, "squares_mean");
+  const ir::ValueId std_dev = ctx.Emit1("Sqrt", {ctx.Emit1("Sub", {sq_mean, mean_sq}, {}, "variance")}, {}, "std");
+  const ir::ValueId denom = ctx.Emit1("Add", {std_dev, ScalarOf(ctx, t, 1e-9, "epsilon")}, {}, "std_epsilon");
+  ctx.SetOutput(0, ctx.Emit1("Div", {ctx.Emit1("Sub", {x, mean}, {}, "centered"), denom}));
+}
+KILN_ONNX_IMPORTER("MeanVarianceNormalization", ImportMeanVarianceNorm);
 
 // LayerNormalization (opset 17): the ONNX function body, with a two-pass variance.
 void ImportLayerNorm(ImportContext& ctx) {
