@@ -8,11 +8,13 @@ namespace kiln::ir {
 void RegisterArrayShapeOps(OpRegistry& registry);   // array_shape.cc
 void RegisterArrayIndexOps(OpRegistry& registry);   // array_index.cc
 void RegisterArrayReduceOps(OpRegistry& registry);  // array_reduce.cc
+void RegisterTextOps(OpRegistry& registry);         // text.cc (string ops)
 
 void RegisterArrayOps(OpRegistry& registry) {
   RegisterArrayShapeOps(registry);
   RegisterArrayIndexOps(registry);
   RegisterArrayReduceOps(registry);
+  RegisterTextOps(registry);
 }
 
 }  // namespace kiln::ir

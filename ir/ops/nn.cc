@@ -220,6 +220,7 @@ void InferPool(InferContext& ctx) {
 }  // namespace
 
 void RegisterDetectionOps(OpRegistry& registry);  // nn_detection.cc
+void RegisterSignalOps(OpRegistry& registry);     // signal.cc
 
 void RegisterNnOps(OpRegistry& registry) {
   registry.Add({"Conv2D", 2, 3, InferConv<2, false>});
@@ -232,6 +233,7 @@ void RegisterNnOps(OpRegistry& registry) {
   RegisterNnMathOps(registry);
   RegisterDetectionOps(registry);
   RegisterNnRecurrentOps(registry);
+  RegisterSignalOps(registry);
 }
 
 }  // namespace kiln::ir

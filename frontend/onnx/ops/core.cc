@@ -71,13 +71,12 @@ KILN_ONNX_IMPORTER("ConstantOfShape", ImportConstantOfShape);
 
 DType CastTarget(ImportContext& ctx, int32_t onnx_type) {
   const DType to = DTypeFromOnnx(onnx_type);
-  if (to == DType::kInvalid || to == DType::kString)
-    ctx.Unsupported(fmt::format("casting to {} is not supported", OnnxTypeName(onnx_type)));
+  if (to == DType::kInvalid) ctx.Unsupported(fmt::format("casting to {} is not supported", OnnxTypeName(onnx_type)));
   return to;
 }
 
+// Strings cast both ways as ONNX's reference does (backend/reference/string_cast.h).
 void EmitCast(ImportContext& ctx, DType to) {
-  if (ctx.input_dtype(0) == DType::kString) ctx.Unsupported("casting from STRING is not supported");
   ir::AttrMap attrs;
   attrs.Set("to", to);
   attrs.Set("truncate", false);
@@ -94,9 +93,7 @@ KILN_ONNX_IMPORTER("Cast", ImportCast);
 
 void ImportCastLike(ImportContext& ctx) {
   if (ctx.validate_only()) return;
-  const DType to = ctx.input_dtype(1);
-  if (to == DType::kString) ctx.Unsupported("casting to STRING is not supported");
-  EmitCast(ctx, to);
+  EmitCast(ctx, ctx.input_dtype(1));
 }
 KILN_ONNX_IMPORTER("CastLike", ImportCastLike);
 
