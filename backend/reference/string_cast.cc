@@ -54,14 +54,15 @@ Digits ShortestHalfDigits(H v) {
   return SplitScientific(buf);
 }
 
-// numpy's str() of a float from its shortest digits.
-std::string NumpyFloatText(double value, const Digits& d) {
+// numpy's str() of a float from its shortest digits: positional for 1e-4 <= |value| <
+// `max_positional` (10^precision of the type: 1e3 for float16, 1e6 for float32; 1e16 for float64).
+std::string NumpyFloatText(double value, const Digits& d, double max_positional) {
   if (std::isnan(value)) return "nan";
   if (std::isinf(value)) return value < 0 ? "-inf" : "inf";
   std::string s = std::signbit(value) ? "-" : "";
   const double magnitude = std::fabs(value);
   const int k = static_cast<int>(d.digits.size());
-  if (magnitude != 0 && (magnitude < 1e-4 || magnitude >= 1e16)) {
+  if (magnitude != 0 && (magnitude < 1e-4 || magnitude >= max_positional)) {
     s += d.digits[0];
     if (k > 1) s += "." + d.digits.substr(1);
     return s + fmt::format("e{}{:02d}", d.exponent < 0 ? '-' : '+', std::abs(d.exponent));
@@ -152,19 +153,19 @@ std::string FormatElement(const Tensor& t, int64_t i) {
   switch (t.dtype()) {
     case DType::kFloat32: {
       const float v = t.data<float>()[i];
-      return NumpyFloatText(v, std::isfinite(v) ? ShortestDigits(v) : Digits{});
+      return NumpyFloatText(v, std::isfinite(v) ? ShortestDigits(v) : Digits{}, 1e6);
     }
     case DType::kFloat64: {
       const double v = t.data<double>()[i];
-      return NumpyFloatText(v, std::isfinite(v) ? ShortestDigits(v) : Digits{});
+      return NumpyFloatText(v, std::isfinite(v) ? ShortestDigits(v) : Digits{}, 1e16);
     }
     case DType::kFloat16: {
       const Half v = t.data<Half>()[i];
-      return NumpyFloatText(ToDouble(v), std::isfinite(ToDouble(v)) ? ShortestHalfDigits(v) : Digits{});
+      return NumpyFloatText(ToDouble(v), std::isfinite(ToDouble(v)) ? ShortestHalfDigits(v) : Digits{}, 1e3);
     }
     case DType::kBFloat16: {
       const BFloat16 v = t.data<BFloat16>()[i];
-      return NumpyFloatText(ToDouble(v), std::isfinite(ToDouble(v)) ? ShortestHalfDigits(v) : Digits{});
+      return NumpyFloatText(ToDouble(v), std::isfinite(ToDouble(v)) ? ShortestHalfDigits(v) : Digits{}, 1e2);
     }
     case DType::kBool:
       return t.data<bool>()[i] ? "True" : "False";

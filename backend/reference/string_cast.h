@@ -12,10 +12,11 @@
 namespace kiln::reference {
 
 // Element i of a numeric or bool host tensor as text, as ONNX's reference implementation writes
-// it (numpy's str): floats as the shortest decimal that reads back as the same value, positional
-// for 1e-4 <= |x| < 1e16 with at least one fractional digit ("0.5", "3.0", "123456790.0"), else
-// scientific ("1e-05", "1.5e+16"); "nan", "inf", "-inf"; integers in decimal; bools "True" /
-// "False".
+// it (numpy's str, numpy >= 2.3): floats as the shortest decimal that reads back as the same
+// value, positional for 1e-4 <= |x| < 10^p with at least one fractional digit ("0.5", "3.0",
+// "123456.7"), else scientific ("1e-05", "1.234567e+06"), where p is the type's decimal
+// precision (numpy's finfo: 2 for bfloat16, 3 for float16, 6 for float32; float64 keeps numpy's
+// older cutoff 1e16); "nan", "inf", "-inf"; integers in decimal; bools "True" / "False".
 std::string FormatElement(const Tensor& t, int64_t i);
 
 // Parses `text` into element i of host tensor `out` (numeric or bool). Floats: decimal or

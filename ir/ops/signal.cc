@@ -113,14 +113,14 @@ void InferDft(InferContext& ctx) {
                     "real and imaginary parts)",
                     *axis_value, rank, -rank, rank - 2));
   Dim& d = out.dims[static_cast<size_t>(*axis)];
-  if (!length && IsStatic(d)) {
+  if (ctx.num_inputs() <= 2 && IsStatic(d)) {
     length = signal::DefaultDftLength(d, mode);
     if (std::string e = signal::CheckDftLength(*length); !e.empty()) ctx.Fail(e);
   }
   if (length)
     d = signal::DftOutputLength(*length, mode);
-  else if (mode.onesided)
-    d = kUnknownDim;  // (a plain DFT keeps the axis dim, symbol included)
+  else if (mode.onesided || ctx.num_inputs() > 2)
+    d = kUnknownDim;  // (a plain DFT of the default length keeps the axis dim, symbol included)
   ctx.SetOutput(0, ctx.input_dtype(0), out);
 }
 
