@@ -50,8 +50,8 @@ const std::map<std::string, int64_t, std::less<>>& Table() {
       // Recurrent ops: 7 dropped `output_sequence` (which chose whether Y is produced); 14 added
       // `layout` (batch-major tensors, default off), 22 bfloat16.
       {"RNN", 7}, {"GRU", 7}, {"LSTM", 7},
-      // Dropout in inference is the identity (and an all-true mask): the ratio attribute of 7-11
-      // and the ratio / training_mode inputs of 12 only matter in training, which is refused.
+      // Dropout: 7-11 have no training mode (inference: the identity and an all-true mask); 12
+      // added the ratio / training_mode inputs and `seed`, which the importer reads.
       {"Dropout", 7},
       // Before 13 these coerce the input to 2-D at `axis`; the importers read the opset and take
       // the one case that is the same over one axis (the last), refusing the others themselves.
