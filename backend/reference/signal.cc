@@ -88,12 +88,22 @@ class Dft {
 
   static bool IsPowerOfTwo(int64_t n) { return n > 0 && (n & (n - 1)) == 0; }
 
-  // e^(sign 2 pi i m / n) for m < n, from cos / sin of the exact angle each.
+  // e^(sign 2 pi i m / n) for m < n, from cos / sin of the exact angle each; exact at quarter turns,
+  // and conjugate-symmetric (r[n - m] = conj(r[m])), so real input gives exactly real bins where
+  // the definition does.
   static std::vector<Complex> Roots(int64_t n, int sign) {
     std::vector<Complex> r(static_cast<size_t>(n));
-    for (int64_t m = 0; m < n; ++m)
-      r[static_cast<size_t>(m)] =
-          std::polar(1.0, sign * 2 * std::numbers::pi * static_cast<double>(m) / static_cast<double>(n));
+    for (int64_t m = 0; m <= n / 2; ++m) {
+      Complex v;
+      if ((4 * m) % n == 0) {
+        const int64_t quarter = 4 * m / n;  // 0, 1 or 2
+        v = quarter == 0 ? Complex(1, 0) : quarter == 1 ? Complex(0, sign) : Complex(-1, 0);
+      } else {
+        v = std::polar(1.0, sign * 2 * std::numbers::pi * static_cast<double>(m) / static_cast<double>(n));
+      }
+      r[static_cast<size_t>(m)] = v;
+      if (m > 0) r[static_cast<size_t>(n - m)] = std::conj(v);
+    }
     return r;
   }
 
