@@ -293,7 +293,7 @@ void MelWeightMatrixKernel(KernelContext& ctx) {
   std::vector<int64_t> points(static_cast<size_t>(num_mel_bins + 2));
   for (int64_t i = 0; i < num_mel_bins + 2; ++i) {
     const double hertz = 700 * std::expm1((static_cast<double>(i) * mel_step + low_mel) / 2595 * ln10);
-    const double bin = std::floor(static_cast<double>(dft_length + 1) * hertz / static_cast<double>(sample_rate));
+    const double bin = std::floor((static_cast<double>(dft_length) + 1) * hertz / static_cast<double>(sample_rate));
     if (!(bin >= 0 && bin < static_cast<double>(spectrogram_bins)))
       ctx.Fail(
           fmt::format("the mel band edge {} ({} Hz) falls on spectrogram bin {}, outside [0, {}): lower_edge_hertz "
