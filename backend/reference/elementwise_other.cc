@@ -1,8 +1,9 @@
-// Select (3-way broadcasting), Cast, Clip and AddN reference kernels.
+// Select (3-way broadcasting), Cast (strings included), Clip and AddN reference kernels.
 #include <cmath>
 #include <cstring>
 
 #include "backend/reference/elementwise_common.h"
+#include "backend/reference/string_cast.h"
 #include "ir/ops/elementwise_cast.h"
 
 namespace kiln::reference::elementwise {
@@ -41,9 +42,29 @@ KILN_REFERENCE_KERNEL("Select", SelectKernel);
 
 // ---- Cast ----
 
+// To and from strings (ONNX): the text of each number, the number each text holds
+// (backend/reference/string_cast.h).
+void CastStringKernel(KernelContext& ctx, const Tensor& x, DType to) {
+  const int64_t n = x.num_elements();
+  Tensor& out = ctx.AllocateOutput(0, to, x.shape());
+  if (x.dtype() == DType::kString && to == DType::kString) {
+    out.strings() = x.strings();
+  } else if (to == DType::kString) {
+    for (int64_t i = 0; i < n; ++i) out.strings()[static_cast<size_t>(i)] = FormatElement(x, i);
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      const std::string& text = x.strings()[static_cast<size_t>(i)];
+      if (std::string error = ParseElement(text, out, i); !error.empty())
+        ctx.Fail(fmt::format("cannot cast element {} to {}: '{}' {}", i, DTypeName(to),
+                             text.size() > 40 ? text.substr(0, 40) + "..." : text, error));
+    }
+  }
+}
+
 void CastKernel(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   const DType to = ctx.attrs().Type("to");
+  if (x.dtype() == DType::kString || to == DType::kString) return CastStringKernel(ctx, x, to);
   const bool truncate = ctx.attrs().GetOr<bool>("truncate", false);
   const int64_t n = x.num_elements();
   DispatchMask<kAll>(x.dtype(), ctx.node().op, [&]<typename S>() {

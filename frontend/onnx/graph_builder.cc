@@ -37,6 +37,14 @@ namespace {
 
 bool IsDefaultDomain(const std::string& domain) { return domain.empty() || domain == "ai.onnx"; }
 
+// Besides the default domain Kiln imports the ops of ai.onnx.preview.training that are formulas
+// (Adagrad, Adam, Momentum: frontend/onnx/ops/training.cc). Their importers are registered as
+// "<domain>.<op_type>"; default-domain ops under their op_type.
+constexpr const char* kTrainingDomain = "ai.onnx.preview.training";
+std::string ImporterKey(const onnx::NodeProto& node) {
+  return IsDefaultDomain(node.domain()) ? node.op_type() : node.domain() + "." + node.op_type();
+}
+
 std::string NodeLabel(const onnx::NodeProto& node, int index) {
   return node.name().empty() ? fmt::format("{}_{}", node.op_type(), index) : node.name();
 }
@@ -154,11 +162,12 @@ void GraphBuilder::ImportNode(Scope& scope, const onnx::NodeProto& node, int ind
   };
   // A plugin's op (include/kiln/custom_op.h) takes precedence, also over a built-in op of that name.
   const std::shared_ptr<const CustomOp> custom = FindCustomOp(OnnxCustomOpKey(node.domain(), node.op_type()));
-  if (!custom && !IsDefaultDomain(node.domain()))
-    return poison(fmt::format("op domain '{}' is not supported (only the default ONNX domain; a plugin can add ops of "
-                              "other domains: kiln --plugin)",
+  const ImporterFn import = custom ? nullptr : OnnxImporters().Find(ImporterKey(node));
+  if (!custom && !IsDefaultDomain(node.domain()) && !(node.domain() == kTrainingDomain && import))
+    return poison(fmt::format("op domain '{}' is not supported (only the default ONNX domain and Adagrad, Adam and "
+                              "Momentum of ai.onnx.preview.training; a plugin can add ops of other domains: kiln "
+                              "--plugin)",
                               node.domain()));
-  const ImporterFn import = custom ? nullptr : OnnxImporters().Find(node.op_type());
 
   std::vector<ir::ValueId> inputs;
   bool any_poisoned = false;
@@ -184,10 +193,17 @@ void GraphBuilder::ImportNode(Scope& scope, const onnx::NodeProto& node, int ind
     return;
   }
   if (!import) return poison("no importer for this op");
-  if (const int64_t oldest = OldestExactOpset(node.op_type()); model_.opset < oldest)
+  if (!IsDefaultDomain(node.domain())) {
+    const auto version = model_.opsets.find(node.domain());
+    if (version == model_.opsets.end() || version->second != 1)
+      return poison(fmt::format("{} needs the model to import version 1 of domain '{}' (opset_import), got {}",
+                                node.op_type(), node.domain(),
+                                version == model_.opsets.end() ? std::string("none") : std::to_string(version->second)));
+  } else if (const int64_t oldest = OldestExactOpset(node.op_type()); model_.opset < oldest) {
     return poison(fmt::format("{} at opset {}: Kiln imports this op from opset {} on (its meaning or inputs differ "
                               "before); upgrade the model with onnx.version_converter",
                               node.op_type(), model_.opset, oldest));
+  }
   if (any_poisoned) {
     // Still report this node if it is unsupported itself, so one error lists every op type.
     try {

@@ -58,8 +58,8 @@ const std::map<std::string, int64_t, std::less<>>& Table() {
       // Recurrent ops: 7 dropped `output_sequence` (which chose whether Y is produced); 14 added
       // `layout` (batch-major tensors, default off), 22 bfloat16.
       {"RNN", 7}, {"GRU", 7}, {"LSTM", 7},
-      // Dropout in inference is the identity (and an all-true mask): the ratio attribute of 7-11
-      // and the ratio / training_mode inputs of 12 only matter in training, which is refused.
+      // Dropout: 7-11 have no training mode (inference: the identity and an all-true mask); 12
+      // added the ratio / training_mode inputs and `seed`, which the importer reads.
       {"Dropout", 7},
       // Before 13 these coerce the input to 2-D at `axis`; the importers read the opset and take
       // the one case that is the same over one axis (the last), refusing the others themselves.
@@ -72,11 +72,17 @@ const std::map<std::string, int64_t, std::less<>>& Table() {
       {"ConvInteger", 10}, {"QLinearConv", 10}, {"QLinearMatMul", 10},
       // Ops that first appear after opset 13.
       {"HardSwish", 14}, {"Trilu", 14}, {"HannWindow", 17}, {"HammingWindow", 17}, {"BlackmanWindow", 17}, {"Mish", 18}, {"Gelu", 20}, {"If", 11}, {"Loop", 11},
+      {"DFT", 17}, {"STFT", 17}, {"MelWeightMatrix", 17},  // DFT 20 made axis an input (the importer reads the opset)
       // Resize-10 and Upsample (7, 9; deprecated in 10 without a change) have fixed coordinates;
       // 11 added roi, sizes and the coordinate / nearest modes, 13 made roi and scales optional,
       // 18 added antialias, axes and keep_aspect_ratio_policy, 19 half_pixel_symmetric: the
       // importer reads the opset and the attributes of each.
       {"Resize", 10}, {"Upsample", 7},
+      // Text ops: unchanged since they appeared.
+      {"StringNormalizer", 10}, {"TfIdfVectorizer", 9},
+      // ai.onnx.preview.training (only version 1 exists; the importer checks the domain's opset).
+      {"ai.onnx.preview.training.Adagrad", 1}, {"ai.onnx.preview.training.Adam", 1},
+      {"ai.onnx.preview.training.Momentum", 1},
   };
   return table;
 }

@@ -9,12 +9,14 @@ void RegisterArrayShapeOps(OpRegistry& registry);    // array_shape.cc
 void RegisterArrayIndexOps(OpRegistry& registry);    // array_index.cc
 void RegisterArrayReduceOps(OpRegistry& registry);   // array_reduce.cc
 void RegisterArrayScatterOps(OpRegistry& registry);  // array_scatter.cc
+void RegisterTextOps(OpRegistry& registry);          // text.cc (string ops)
 
 void RegisterArrayOps(OpRegistry& registry) {
   RegisterArrayShapeOps(registry);
   RegisterArrayIndexOps(registry);
   RegisterArrayReduceOps(registry);
   RegisterArrayScatterOps(registry);
+  RegisterTextOps(registry);
 }
 
 }  // namespace kiln::ir

@@ -90,9 +90,10 @@ void InferSelect(InferContext& ctx) {
 }
 
 void InferCast(InferContext& ctx) {
-  CheckDType(ctx, 0, kAll);
+  CheckDType(ctx, 0, kAll | kStringT);
   const DType to = ctx.attrs().Type("to");
-  if (!InClass(to, kAll)) ctx.Fail(fmt::format("cannot cast to {}: expected a numeric or bool dtype", DTypeName(to)));
+  if (!InClass(to, kAll | kStringT))
+    ctx.Fail(fmt::format("cannot cast to {}: expected a numeric, bool or string dtype", DTypeName(to)));
   ctx.SetOutput(0, to, ctx.input_shape(0));
 }
 

@@ -221,6 +221,8 @@ void InferPool(InferContext& ctx) {
 
 void RegisterDetectionOps(OpRegistry& registry);  // nn_detection.cc
 void RegisterVisionOps(OpRegistry& registry);     // nn_vision.cc
+void RegisterSignalOps(OpRegistry& registry);     // signal.cc
+void RegisterRandomOps(OpRegistry& registry);     // random.cc
 
 void RegisterNnOps(OpRegistry& registry) {
   registry.Add({"Conv2D", 2, 3, InferConv<2, false>});
@@ -234,6 +236,8 @@ void RegisterNnOps(OpRegistry& registry) {
   RegisterDetectionOps(registry);
   RegisterVisionOps(registry);
   RegisterNnRecurrentOps(registry);
+  RegisterSignalOps(registry);
+  RegisterRandomOps(registry);
 }
 
 }  // namespace kiln::ir

@@ -2,12 +2,14 @@
 // one, then nodes of the same op on the same inputs with equal attributes become one (in
 // topological order, so whole repeated chains fold). Exporters repeat work per layer: PyTorch's
 // BERT export builds its attention mask's Where once per layer from per-layer copies of the same
-// two constants. IR ops are deterministic; nodes carrying subgraphs (If, While) are left alone.
+// two constants. Nodes of ops that are not foldable (random ones such as Dropout, plugins' ops)
+// and nodes carrying subgraphs (If, While) are left alone.
 #include <cstring>
 #include <map>
 #include <string>
 #include <variant>
 
+#include "ir/op_schema.h"
 #include "ir/passes/pass.h"
 
 namespace kiln::ir {
@@ -90,6 +92,7 @@ class CommonSubexpressionElimination final : public Pass {
         continue;
       }
       if (HasSubgraph(n) || n.outputs.empty()) continue;
+      if (const OpSchema* schema = FindOp(n.op); !schema || !schema->foldable) continue;  // random, plugins
       auto& candidates = seen[{n.op, n.inputs}];
       const Node* same = nullptr;
       for (NodeId c : candidates) {

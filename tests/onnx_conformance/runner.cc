@@ -67,6 +67,9 @@ const std::map<std::string, std::string>& KnownDataProblems() {
         {"test_castlike_FLOAT_to_BFLOAT16_expanded", like_shape},
         {"test_castlike_BFLOAT16_to_FLOAT", like_shape},
         {"test_castlike_BFLOAT16_to_FLOAT_expanded", like_shape},
+        {"test_adam_multiple",
+         "the expected outputs were computed with epsilon = 1e-2, but the model's Adam node has no epsilon attribute, "
+         "so the spec's default 1e-6 applies (onnx/onnx#7749)"},
     };
   }();
   return cases;

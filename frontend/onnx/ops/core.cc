@@ -71,13 +71,12 @@ KILN_ONNX_IMPORTER("ConstantOfShape", ImportConstantOfShape);
 
 DType CastTarget(ImportContext& ctx, int32_t onnx_type) {
   const DType to = DTypeFromOnnx(onnx_type);
-  if (to == DType::kInvalid || to == DType::kString)
-    ctx.Unsupported(fmt::format("casting to {} is not supported", OnnxTypeName(onnx_type)));
+  if (to == DType::kInvalid) ctx.Unsupported(fmt::format("casting to {} is not supported", OnnxTypeName(onnx_type)));
   return to;
 }
 
+// Strings cast both ways as ONNX's reference does (backend/reference/string_cast.h).
 void EmitCast(ImportContext& ctx, DType to) {
-  if (ctx.input_dtype(0) == DType::kString) ctx.Unsupported("casting from STRING is not supported");
   ir::AttrMap attrs;
   attrs.Set("to", to);
   attrs.Set("truncate", false);
@@ -94,21 +93,32 @@ KILN_ONNX_IMPORTER("Cast", ImportCast);
 
 void ImportCastLike(ImportContext& ctx) {
   if (ctx.validate_only()) return;
-  const DType to = ctx.input_dtype(1);
-  if (to == DType::kString) ctx.Unsupported("casting to STRING is not supported");
-  EmitCast(ctx, to);
+  EmitCast(ctx, ctx.input_dtype(1));
 }
 KILN_ONNX_IMPORTER("CastLike", ImportCastLike);
 
-// Dropout in inference: the identity; the optional mask output is all true. A training_mode
-// input that is not a constant false is unsupported.
+// Dropout: in inference (opsets 7-11, which have no training mode, and from 12 when
+// training_mode is absent or a constant false) the identity, with an all-true mask; otherwise
+// the IR Dropout (random; the node's `seed` makes it reproducible; training_mode may be computed).
 void ImportDropout(ImportContext& ctx) {
-  if (ctx.has_input(2)) {
-    const Tensor* training = ctx.constant_input(2);
-    if (!ctx.validate_only() && (!training || training->data<bool>()[0]))
-      ctx.Unsupported("training_mode must be a constant false (inference only)");
-  }
   if (ctx.validate_only()) return;
+  const DType t = ctx.input_dtype(0);
+  if (!IsFloating(t)) ctx.Invalid(fmt::format("data has dtype {} (expected a floating type)", DTypeName(t)));
+  const Tensor* training = ctx.has_input(2) ? ctx.constant_input(2) : nullptr;
+  if (ctx.opset() >= 12 && ctx.has_input(2) && !(training && training->num_elements() == 1 && !training->data<bool>()[0])) {
+    if (ctx.input_dtype(2) != DType::kBool)
+      ctx.Invalid(fmt::format("training_mode has dtype {} (expected bool)", DTypeName(ctx.input_dtype(2))));
+    if (ctx.has_input(1) && !IsFloating(ctx.input_dtype(1)))
+      ctx.Invalid(fmt::format("ratio has dtype {} (expected a floating type)", DTypeName(ctx.input_dtype(1))));
+    const ir::ValueId ratio =
+        ctx.has_input(1) ? ctx.input(1) : ctx.Constant(Tensor::Scalar<float>(DType::kFloat32, 0.5f), "ratio");
+    ir::AttrMap attrs;
+    if (ctx.has_attr("seed")) attrs.Set("seed", ctx.attr_int("seed"));
+    const std::vector<ir::ValueId> outs = ctx.Emit("Dropout", {ctx.input(0), ratio, ctx.input(2)}, std::move(attrs), 2);
+    ctx.SetOutput(0, outs[0]);
+    if (ctx.has_output(1)) ctx.SetOutput(1, outs[1]);
+    return;
+  }
   ctx.SetOutput(0, ctx.Emit1("Identity", {ctx.input(0)}));
   if (ctx.has_output(1)) {
     const ir::ValueId shape = ctx.Emit1("Shape", {ctx.input(0)}, [] {

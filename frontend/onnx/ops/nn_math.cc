@@ -147,25 +147,70 @@ KILN_ONNX_IMPORTER("Gemm", ImportGemm);
 
 // ---- normalizations ----
 
+// The compute dtype for a normalization of `t`: float32 for 16-bit floats.
+DType ComputeType(DType t) { return (t == DType::kFloat16 || t == DType::kBFloat16) ? DType::kFloat32 : t; }
+
+// BatchNormalization-14/15 with training_mode = 1: Y normalizes with the batch's statistics over
+// every axis but 1 (the population variance), and the optional outputs are the updated running
+// statistics, input_mean * momentum + batch_mean * (1 - momentum) (the same for the variance).
+void ImportBatchNormTraining(ImportContext& ctx, float epsilon, float momentum, int rank) {
+  const DType t = ctx.input_dtype(0);
+  const DType ct = ComputeType(t);
+  std::vector<int64_t> axes = {0};
+  for (int i = 2; i < rank; ++i) axes.push_back(i);
+  const ir::ValueId x = Cast(ctx, ctx.input(0), ct, "x_compute");
+  const ir::ValueId mean = Reduce(ctx, "ReduceMean", x, axes, "batch_mean");
+  const ir::ValueId d = ctx.Emit1("Sub", {x, mean}, {}, "centered");
+  const ir::ValueId var = Reduce(ctx, "ReduceMean", ctx.Emit1("Mul", {d, d}, {}, "sq"), axes, "batch_var");
+  const ir::ValueId inv = ctx.Emit1("Rsqrt", {ctx.Emit1("Add", {var, ScalarOf(ctx, ct, epsilon, "eps")}, {}, "var_eps")}, {}, "inv_std");
+  const ir::ValueId scale = Cast(ctx, PerChannel(ctx, ctx.input(1), rank - 2, "scale_c"), ct, "scale_compute");
+  const ir::ValueId bias = Cast(ctx, PerChannel(ctx, ctx.input(2), rank - 2, "bias_c"), ct, "bias_compute");
+  ir::ValueId y = ctx.Emit1("Mul", {ctx.Emit1("Mul", {d, inv}, {}, "normalized"), scale}, {}, "scaled");
+  y = ctx.Emit1("Add", {y, bias}, {}, ct == t ? "" : "biased");
+  ctx.SetOutput(0, Cast(ctx, y, t, "cast"));
+  const ir::ValueId flat = ctx.ConstInt64({-1}, false, "flat");
+  for (int i = 1; i < 3; ++i) {
+    if (!ctx.has_output(i)) continue;
+    const std::string what = i == 1 ? "running_mean" : "running_var";
+    const DType pt = ctx.input_dtype(2 + i);  // input_mean / input_var
+    const DType pct = ComputeType(pt) == DType::kFloat64 || ct == DType::kFloat64 ? DType::kFloat64 : DType::kFloat32;
+    const ir::ValueId batch = Cast(ctx, ctx.Emit1("Reshape", {i == 1 ? mean : var, flat}, {}, what + "_batch"), pct,
+                                   what + "_batch_compute");
+    const ir::ValueId old = Cast(ctx, ctx.input(2 + i), pct, what + "_input");
+    const ir::ValueId updated = ctx.Emit1(
+        "Add",
+        {ctx.Emit1("Mul", {old, ScalarOf(ctx, pct, momentum, what + "_momentum")}, {}, what + "_kept"),
+         ctx.Emit1("Mul", {batch, ScalarOf(ctx, pct, 1.0 - static_cast<double>(momentum), what + "_rest")}, {}, what + "_new")},
+        {}, what);
+    ctx.SetOutput(i, Cast(ctx, updated, pt, what + "_cast"));
+  }
+}
+
 void ImportBatchNorm(ImportContext& ctx) {
   const float epsilon = ctx.attr_float("epsilon", 1e-5f);
-  if (ctx.attr_int("training_mode", 0) != 0) ctx.Unsupported("training_mode = 1 is not supported (inference only)");
-  if (ctx.num_outputs() > 1)
-    for (int i = 1; i < ctx.num_outputs(); ++i)
-      if (ctx.has_output(i)) ctx.Unsupported("the running_mean / running_var outputs (training) are not supported");
+  const float momentum = ctx.attr_float("momentum", 0.9f);
+  const int64_t training = ctx.opset() >= 14 ? ctx.attr_int("training_mode", 0) : 0;
+  if (training != 0 && training != 1) ctx.Invalid(fmt::format("training_mode must be 0 or 1, got {}", training));
+  for (int i = 1; i < ctx.num_outputs(); ++i) {
+    if (!ctx.has_output(i)) continue;
+    if (ctx.opset() < 14)
+      ctx.Unsupported(fmt::format("opset {} training outputs (mean, var, saved_mean, saved_var) are not supported; "
+                                  "from opset 14 training_mode = 1 gives running_mean and running_var",
+                                  ctx.opset()));
+    if (!training) ctx.Invalid("the running_mean / running_var outputs need training_mode = 1");
+    if (i > 2) ctx.Invalid(fmt::format("expected at most 3 outputs, got {}", ctx.num_outputs()));
+  }
   if (ctx.num_inputs() != 5) ctx.Invalid(fmt::format("expected 5 inputs, got {}", ctx.num_inputs()));
   if (ctx.validate_only()) return;
   CheckFloatInput(ctx, 0, "X");
   for (int i = 1; i < 5; ++i) CheckFloatInput(ctx, i, "a parameter");
   const int rank = RequireRank(ctx, 0, "X");
   if (rank < 2) ctx.Invalid(fmt::format("X must have rank >= 2, got {}", rank));
+  if (training) return ImportBatchNormTraining(ctx, epsilon, momentum, rank);
   ctx.SetOutput(0, ctx.Emit1("BatchNorm", {ctx.input(0), ctx.input(1), ctx.input(2), ctx.input(3), ctx.input(4)},
                              Attrs({{"epsilon", static_cast<double>(epsilon)}, {"axis", int64_t{1}}, {"training", false}})));
 }
 KILN_ONNX_IMPORTER("BatchNormalization", ImportBatchNorm);
-
-// The compute dtype for a normalization of `t`: float32 for 16-bit floats.
-DType ComputeType(DType t) { return (t == DType::kFloat16 || t == DType::kBFloat16) ? DType::kFloat32 : t; }
 
 void ImportInstanceNorm(ImportContext& ctx) {
   const float epsilon = ctx.attr_float("epsilon", 1e-5f);
