@@ -17,7 +17,9 @@ constexpr bool kDequantize = __KILN_DEQUANTIZE__;
 typedef __KILN_OUT__ Out;
 struct QuantizeParams { float inv_scale, divisor, qmin, qmax, scale; };
 
-__device__ __forceinline__ Out QuantizeOne(T x, const QuantizeParams& p) {
+// A template so that `if constexpr` discards the branch the output type cannot take.
+template <typename O>
+__device__ __forceinline__ O QuantizeOne(T x, const QuantizeParams& p) {
   float v = float(ew::Load<T>(x));
   v = p.divisor != 0.0f ? v / p.divisor : v * p.inv_scale;
   v = v == v ? v : 0.0f;  // NaN has no int8 value
@@ -25,7 +27,7 @@ __device__ __forceinline__ Out QuantizeOne(T x, const QuantizeParams& p) {
   if constexpr (kDequantize) {
     return ew::Store<T>(static_cast<ew::ComputeT<T>>(v * p.scale));
   } else {
-    return static_cast<Out>(static_cast<int>(v));
+    return static_cast<O>(static_cast<int>(v));
   }
 }
 
@@ -36,7 +38,7 @@ struct alignas(sizeof(Out) * kV) OutVec { Out v[kV]; };
 extern "C" __global__ void kiln_quantize(const QuantizeParams p, long long n, const T* __restrict__ x,
                                          Out* __restrict__ y) {
   const long long step = (long long)gridDim.x * blockDim.x;
-  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) y[i] = QuantizeOne(x[i], p);
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += step) y[i] = QuantizeOne<Out>(x[i], p);
 }
 extern "C" __global__ void kiln_quantize_vec(const QuantizeParams p, long long vectors, const T* __restrict__ x,
                                              Out* __restrict__ y) {
@@ -45,7 +47,7 @@ extern "C" __global__ void kiln_quantize_vec(const QuantizeParams p, long long v
     const InVec in = reinterpret_cast<const InVec*>(x)[i];
     OutVec out;
 #pragma unroll
-    for (int j = 0; j < kV; ++j) out.v[j] = QuantizeOne(in.v[j], p);
+    for (int j = 0; j < kV; ++j) out.v[j] = QuantizeOne<Out>(in.v[j], p);
     reinterpret_cast<OutVec*>(y)[i] = out;
   }
 }
@@ -63,14 +65,18 @@ QuantizeParams QuantizeParamsOf(const ir::QuantDequant& q) {
   return p;
 }
 
-QuantizeKernel::QuantizeKernel(DType in, bool dequantize, GpuArch arch) : in_(in), dequantize_(dequantize) {
+std::string QuantizeKernelSource(DType in, bool dequantize) {
   if (in != DType::kFloat32 && in != DType::kFloat16 && in != DType::kBFloat16)
     throw Error(ErrorCode::kInvalidArgument,
                 fmt::format("GPU quantization takes float32/float16/bfloat16, not {}", DTypeName(in)));
   std::string body = ReplaceAll(kQuantizeSource, "__KILN_T__", CudaTypeName(in));
   body = ReplaceAll(body, "__KILN_DEQUANTIZE__", dequantize ? "true" : "false");
   body = ReplaceAll(body, "__KILN_OUT__", dequantize ? CudaTypeName(in) : "signed char");
-  module_ = CompiledModule(std::string(KernelPrologue()) + body, "kiln_quantize", arch);
+  return std::string(KernelPrologue()) + body;
+}
+
+QuantizeKernel::QuantizeKernel(DType in, bool dequantize, GpuArch arch) : in_(in), dequantize_(dequantize) {
+  module_ = CompiledModule(QuantizeKernelSource(in, dequantize), "kiln_quantize", arch);
   scalar_ = module_->Kernel("kiln_quantize");
   vector_ = module_->Kernel("kiln_quantize_vec");
 }

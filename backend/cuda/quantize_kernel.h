@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "backend/cuda/nvrtc_compiler.h"
 #include "ir/quant_dequant.h"
@@ -20,6 +21,10 @@ struct QuantizeParams {
   float inv_scale = 1, divisor = 0, qmin = -127, qmax = 127, scale = 1;
 };
 QuantizeParams QuantizeParamsOf(const ir::QuantDequant& q);
+
+// The kernels' CUDA source for input dtype `in` (kInvalidArgument for other dtypes); compiling it
+// needs no GPU.
+std::string QuantizeKernelSource(DType in, bool dequantize);
 
 class QuantizeKernel {
  public:

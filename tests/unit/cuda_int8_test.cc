@@ -14,6 +14,8 @@
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cuda_engine.h"
 #include "backend/cuda/int8_conv.h"
+#include "backend/cuda/nvrtc_compiler.h"
+#include "backend/cuda/quantize_kernel.h"
 #include "convert/calibration_table.h"
 #include "ir/graph_util.h"
 #include "ir/passes/pass.h"
@@ -150,6 +152,23 @@ TEST(CudaInt8, FiltersOffTheGridAndUnsignedQuantizationStayFloat) {
   ir::Graph work = ir::CloneGraph(*b.g);
   EXPECT_FALSE(backend::cuda::MakeInt8ConvPass()->Run(work));
   EXPECT_TRUE(MarkedConvolutions(work).empty());
+}
+
+// The quantize kernels are NVRTC-compiled at engine build time: every variant must compile (no
+// GPU needed), or INT8 engines fail to build on the user's machine.
+TEST(CudaInt8, QuantizeKernelsCompileForEveryInputDTypeAndMode) {
+  for (DType in : {DType::kFloat32, DType::kFloat16, DType::kBFloat16})
+    for (bool dequantize : {false, true})
+      for (backend::cuda::GpuArch arch : {backend::cuda::GpuArch{8, 0}, backend::cuda::GpuArch{9, 0}}) {
+        try {
+          EXPECT_FALSE(
+              backend::cuda::CompileToCubin(backend::cuda::QuantizeKernelSource(in, dequantize), "quantize", arch)
+                  .empty());
+        } catch (const Error& e) {
+          ADD_FAILURE() << DTypeName(in) << (dequantize ? " dequantize " : " int8 ") << arch.Name() << ": " << e.what();
+        }
+      }
+  EXPECT_THROW(backend::cuda::QuantizeKernelSource(DType::kInt32, false), Error);
 }
 
 #define SKIP_WITHOUT_GPU()                                                \
