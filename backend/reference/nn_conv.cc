@@ -97,17 +97,24 @@ void ConvKernel(KernelContext& ctx) {
       for (size_t d = 0; d < static_cast<size_t>(kSpatial); ++d)
         pointwise = pointwise && g.stride[d] == 1 && g.pad_before[d] == 0;
       const int64_t RB = RowBlock(Kd);
-      std::vector<double> col(pointwise ? 0 : static_cast<size_t>(RB * Kd));
+      const int64_t blocks = (P + RB - 1) / RB;
       for (int64_t grp = 0; grp < groups; ++grp) {
         const PackedB<double> pb = PackB(ws.data() + grp * Og, Kd, Og, O, false);
+        // Blocks of output rows are independent (each written by one thread, in one order), so
+        // the result does not depend on the thread count. Calibration runs whole networks here.
+#if defined(_OPENMP)
+#pragma omp parallel for collapse(2) schedule(dynamic) if (N * blocks > 1 && N * P * Kd * Og > (int64_t{1} << 20))
+#endif
         for (int64_t n = 0; n < N; ++n) {
-          double* on = out.data() + n * P * O + grp * Og;
-          if (pointwise) {
-            Gemm(P, xs.data() + n * g.in_pixels * C, C, pb, on, O);
-            continue;
-          }
-          for (int64_t r0 = 0; r0 < P; r0 += RB) {
-            const int64_t rows = std::min(RB, P - r0);
+          for (int64_t b = 0; b < blocks; ++b) {
+            const int64_t r0 = b * RB, rows = std::min(RB, P - r0);
+            double* on = out.data() + n * P * O + grp * Og;
+            if (pointwise) {
+              Gemm(rows, xs.data() + (n * g.in_pixels + r0) * C, C, pb, on + r0 * O, O);
+              continue;
+            }
+            thread_local std::vector<double> col;
+            col.resize(static_cast<size_t>(RB * Kd));
             for (int64_t rr = 0; rr < rows; ++rr) {
               const int64_t* taps = g.taps.data() + (r0 + rr) * KP;
               double* dst = col.data() + rr * Kd;
