@@ -72,6 +72,8 @@ const std::map<std::string, int64_t, std::less<>>& Table() {
       {"ConvInteger", 10}, {"QLinearConv", 10}, {"QLinearMatMul", 10},
       // Ops that first appear after opset 13.
       {"HardSwish", 14}, {"Trilu", 14}, {"HannWindow", 17}, {"HammingWindow", 17}, {"BlackmanWindow", 17}, {"Mish", 18}, {"Gelu", 20}, {"If", 11}, {"Loop", 11},
+      // Scan-9 dropped version 8's batch axis and sequence_lens and added per-input axes.
+      {"Scan", 9},
       {"DFT", 17}, {"STFT", 17}, {"MelWeightMatrix", 17},  // DFT 20 made axis an input (the importer reads the opset)
       // Resize-10 and Upsample (7, 9; deprecated in 10 without a change) have fixed coordinates;
       // 11 added roi, sizes and the coordinate / nearest modes, 13 made roi and scales optional,

@@ -702,3 +702,49 @@ def test_loop_scan_outputs_match_onnxruntime(kiln_bin, tmp_path, trips, with_con
     for name, w in zip(("acc_final", "ys", "ss"), want):
         got = np.load(tmp_path / "out" / (name + ".npy"))
         assert got.shape == w.shape and np.allclose(got, w, rtol=1e-6), (name, got, w)
+
+
+@pytest.mark.parametrize("in_axes,in_dirs,out_axes,out_dirs", [
+    ([0, 0], [0, 0], [0, 0], [0, 0]),
+    ([1, 0], [0, 1], [1, 0], [0, 1]),
+    ([-1, 0], [1, 0], [-1, 2], [1, 0]),
+])
+def test_scan_matches_onnxruntime(kiln_bin, tmp_path, in_axes, in_dirs, out_axes, out_dirs):
+    # Scan-16: a running sum state; scan inputs a [T, 3] (or [3, T]) and b [T, 2]; scan outputs
+    # the running sum ([3] per step) and a [2, 3] outer product per step.
+    ort = pytest.importorskip("onnxruntime")
+    t_len = 5
+    body = helper.make_graph(
+        [helper.make_node("Add", ["s", "a_t"], ["s_out"]),
+         helper.make_node("Unsqueeze", ["b_t", "ax1"], ["b_col"]),
+         helper.make_node("Mul", ["b_col", "s_out"], ["outer"]),
+         helper.make_node("Identity", ["s_out"], ["sum_t"])],
+        "body",
+        [helper.make_tensor_value_info("s", TensorProto.FLOAT, [3]), helper.make_tensor_value_info("a_t", TensorProto.FLOAT, [3]),
+         helper.make_tensor_value_info("b_t", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("s_out", TensorProto.FLOAT, [3]), helper.make_tensor_value_info("sum_t", TensorProto.FLOAT, [3]),
+         helper.make_tensor_value_info("outer", TensorProto.FLOAT, [2, 3])],
+        [numpy_helper.from_array(np.array([1], np.int64), "ax1")])
+    scan = helper.make_node("Scan", ["s0", "a", "b"], ["s_final", "sums", "outers"], body=body, num_scan_inputs=2,
+                            scan_input_axes=in_axes, scan_input_directions=in_dirs,
+                            scan_output_axes=out_axes, scan_output_directions=out_dirs)
+    a_shape = [t_len, 3] if in_axes[0] == 0 else [3, t_len]
+    graph = helper.make_graph(
+        [scan], "g",
+        [helper.make_tensor_value_info("s0", TensorProto.FLOAT, [3]), helper.make_tensor_value_info("a", TensorProto.FLOAT, a_shape),
+         helper.make_tensor_value_info("b", TensorProto.FLOAT, [t_len, 2])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("s_final", "sums", "outers")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 16)])
+    model.ir_version = 8
+    path = tmp_path / "scan.onnx"
+    onnx.save(model, path)
+    rng = np.random.RandomState(3)
+    feeds = {"s0": rng.randn(3).astype(np.float32), "a": rng.randn(*a_shape).astype(np.float32),
+             "b": rng.randn(t_len, 2).astype(np.float32)}
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)
+    proc = run_kiln(kiln_bin, ["run", path] + write_inputs(feeds, tmp_path / "in") + ["--output-dir", tmp_path / "out"])
+    if proc.returncode != 0:
+        fail("kiln run failed on Scan", proc)
+    for name, w in zip(("s_final", "sums", "outers"), want):
+        got = np.load(tmp_path / "out" / (name + ".npy"))
+        assert got.shape == w.shape and np.allclose(got, w, rtol=1e-5, atol=1e-6), (name, got.shape, w.shape)
