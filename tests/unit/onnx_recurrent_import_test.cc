@@ -13,10 +13,16 @@
 #include "frontend/onnx/graph_builder.h"
 #include "kiln/error.h"
 #include "kiln/model.h"
+#include "tests/unit/onnx_test_util.h"
 #include "tests/unit/test_util.h"
 
 namespace kiln::onnxfe {
 namespace {
+
+using onnxtest::SetFloats;
+using onnxtest::SetInt;
+using onnxtest::SetString;
+using onnxtest::SetStrings;
 
 using testutil::ExpectErrorMessage;
 
@@ -64,31 +70,6 @@ class Model {
  private:
   onnx::ModelProto model_;
 };
-
-void SetInt(onnx::NodeProto& n, const std::string& name, int64_t v) {
-  onnx::AttributeProto* a = n.add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::INT);
-  a->set_i(v);
-}
-void SetString(onnx::NodeProto& n, const std::string& name, const std::string& v) {
-  onnx::AttributeProto* a = n.add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::STRING);
-  a->set_s(v);
-}
-void SetStrings(onnx::NodeProto& n, const std::string& name, const std::vector<std::string>& v) {
-  onnx::AttributeProto* a = n.add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::STRINGS);
-  for (const std::string& s : v) a->add_strings(s);
-}
-void SetFloats(onnx::NodeProto& n, const std::string& name, const std::vector<float>& v) {
-  onnx::AttributeProto* a = n.add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::FLOATS);
-  for (float f : v) a->add_floats(f);
-}
 
 const ir::Node& Only(const ir::Graph& g, const std::string& op) {
   const ir::Node* found = nullptr;

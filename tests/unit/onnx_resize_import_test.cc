@@ -15,10 +15,14 @@
 #include "frontend/onnx/graph_builder.h"
 #include "kiln/error.h"
 #include "runtime/executor.h"
+#include "tests/unit/onnx_test_util.h"
 #include "tests/unit/test_util.h"
 
 namespace kiln::onnxfe {
 namespace {
+
+using onnxtest::F32;
+using onnxtest::FindOp;
 
 using testutil::ExpectErrorMessage;
 
@@ -91,28 +95,13 @@ class ModelMaker {
 
 template <typename T>
 void SetAttr(onnx::NodeProto& n, const std::string& name, const T& value) {
-  onnx::AttributeProto* a = n.add_attribute();
-  a->set_name(name);
   if constexpr (std::is_same_v<T, std::string>) {
-    a->set_type(onnx::AttributeProto::STRING);
-    a->set_s(value);
+    onnxtest::SetString(n, name, value);
   } else if constexpr (std::is_same_v<T, std::vector<float>>) {
-    a->set_type(onnx::AttributeProto::FLOATS);
-    for (float f : value) a->add_floats(f);
+    onnxtest::SetFloats(n, name, value);
   } else {
-    a->set_type(onnx::AttributeProto::INT);
-    a->set_i(value);
+    onnxtest::SetInt(n, name, value);
   }
-}
-
-const ir::Node* FindOp(const ir::Graph& g, const std::string& op) {
-  for (const ir::Node& n : g.nodes())
-    if (!n.removed && n.op == op) return &n;
-  return nullptr;
-}
-
-Tensor F32(Shape shape, const std::vector<float>& v) {
-  return Tensor::FromVector<float>(DType::kFloat32, std::move(shape), v);
 }
 
 std::vector<float> Floats(const Tensor& t) {

@@ -20,10 +20,18 @@
 #include "ir/ops/text_util.h"
 #include "kiln/error.h"
 #include "runtime/executor.h"
+#include "tests/unit/onnx_test_util.h"
 #include "tests/unit/test_util.h"
 
 namespace kiln::onnxfe {
 namespace {
+
+using onnxtest::F32;
+using onnxtest::SetFloat;
+using onnxtest::SetInt;
+using onnxtest::SetInts;
+using onnxtest::SetString;
+using onnxtest::SetStrings;
 
 using testutil::Doubles;
 using testutil::ExpectError;
@@ -103,40 +111,6 @@ class ModelMaker {
   std::vector<std::string> outputs_;
 };
 
-void SetInt(onnx::NodeProto& n, const std::string& name, int64_t v) {
-  onnx::AttributeProto* a = n.add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::INT);
-  a->set_i(v);
-}
-void SetFloat(onnx::NodeProto& n, const std::string& name, float v) {
-  onnx::AttributeProto* a = n.add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::FLOAT);
-  a->set_f(v);
-}
-void SetString(onnx::NodeProto& n, const std::string& name, const std::string& v) {
-  onnx::AttributeProto* a = n.add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::STRING);
-  a->set_s(v);
-}
-void SetInts(onnx::NodeProto& n, const std::string& name, const std::vector<int64_t>& v) {
-  onnx::AttributeProto* a = n.add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::INTS);
-  for (int64_t x : v) a->add_ints(x);
-}
-void SetStrings(onnx::NodeProto& n, const std::string& name, const std::vector<std::string>& v) {
-  onnx::AttributeProto* a = n.add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::STRINGS);
-  for (const std::string& x : v) a->add_strings(x);
-}
-
-Tensor F32(Shape shape, const std::vector<float>& v) {
-  return Tensor::FromVector<float>(DType::kFloat32, std::move(shape), v);
-}
 Tensor I64(int64_t v) { return Tensor::Scalar<int64_t>(DType::kInt64, v); }
 Tensor Strings(Shape shape, std::vector<std::string> v) {
   Tensor t(DType::kString, std::move(shape));

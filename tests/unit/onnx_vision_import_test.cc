@@ -18,10 +18,14 @@
 #include "frontend/onnx/graph_builder.h"
 #include "kiln/error.h"
 #include "runtime/executor.h"
+#include "tests/unit/onnx_test_util.h"
 #include "tests/unit/test_util.h"
 
 namespace kiln::onnxfe {
 namespace {
+
+using onnxtest::F32;
+using onnxtest::FindOp;
 
 using testutil::ExpectErrorMessage;
 
@@ -75,40 +79,11 @@ class ModelMaker {
   onnx::ModelProto model_;
 };
 
-void Attr(onnx::NodeProto& n, const std::string& name, int64_t v) {
-  onnx::AttributeProto* a = n.add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::INT);
-  a->set_i(v);
-}
-void Attr(onnx::NodeProto& n, const std::string& name, const std::vector<int64_t>& v) {
-  onnx::AttributeProto* a = n.add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::INTS);
-  for (int64_t i : v) a->add_ints(i);
-}
-void Attr(onnx::NodeProto& n, const std::string& name, const std::string& v) {
-  onnx::AttributeProto* a = n.add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::STRING);
-  a->set_s(v);
-}
-void Attr(onnx::NodeProto& n, const std::string& name, float v) {
-  onnx::AttributeProto* a = n.add_attribute();
-  a->set_name(name);
-  a->set_type(onnx::AttributeProto::FLOAT);
-  a->set_f(v);
-}
+void Attr(onnx::NodeProto& n, const std::string& name, int64_t v) { onnxtest::SetInt(n, name, v); }
+void Attr(onnx::NodeProto& n, const std::string& name, const std::vector<int64_t>& v) { onnxtest::SetInts(n, name, v); }
+void Attr(onnx::NodeProto& n, const std::string& name, const std::string& v) { onnxtest::SetString(n, name, v); }
+void Attr(onnx::NodeProto& n, const std::string& name, float v) { onnxtest::SetFloat(n, name, v); }
 
-const ir::Node* FindOp(const ir::Graph& g, const std::string& op) {
-  for (const ir::Node& n : g.nodes())
-    if (!n.removed && n.op == op) return &n;
-  return nullptr;
-}
-
-Tensor F32(Shape shape, const std::vector<float>& v) {
-  return Tensor::FromVector<float>(DType::kFloat32, std::move(shape), v);
-}
 Tensor I64(Shape shape, const std::vector<int64_t>& v) {
   return Tensor::FromVector<int64_t>(DType::kInt64, std::move(shape), v);
 }
