@@ -20,6 +20,22 @@ std::vector<Acc> Materialize(const Acc* src, int64_t rows, int64_t cols, bool tr
   return m;
 }
 
+// Gemm over blocks of rows on OpenMP threads. Each output element is computed as Gemm computes
+// it however the rows are split (its sums run over the same k-blocks in the same order), so the
+// result does not depend on the thread count. INT8 calibration runs whole networks here.
+template <typename Acc>
+void RowParallelGemm(int64_t M, const Acc* a, int64_t lda, const PackedB<Acc>& b, Acc* c, int64_t ldc) {
+  constexpr int64_t kRows = 64;
+  const int64_t blocks = (M + kRows - 1) / kRows;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(dynamic) if (blocks > 1 && M * b.K * b.N > (int64_t{1} << 20))
+#endif
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const int64_t r0 = blk * kRows;
+    Gemm(std::min(kRows, M - r0), a + r0 * lda, lda, b, c + r0 * ldc, ldc);
+  }
+}
+
 template <typename Acc>
 void MatMulImpl(KernelContext& ctx, Tensor& out) {
   const Tensor& a = ctx.input(0);
@@ -34,7 +50,7 @@ void MatMulImpl(KernelContext& ctx, Tensor& out) {
   }
   const std::vector<Acc> am = ta ? Materialize(av.data(), M, K, true) : std::vector<Acc>();
   const PackedB<Acc> pb = PackB(bv.data(), K, N, tb ? K : N, tb);
-  Gemm(M, ta ? am.data() : av.data(), K, pb, cv.data(), N);
+  RowParallelGemm(M, ta ? am.data() : av.data(), K, pb, cv.data(), N);
   StoreFrom(cv.data(), out, "MatMul");
 }
 
@@ -92,7 +108,7 @@ void BatchMatMulImpl(KernelContext& ctx, const Shape& bx, const Shape& by, const
         iy = iy * dim + (dim == 1 ? 0 : idx[d]);
       }
     }
-    Gemm(M, xs + ix * M * K, K, packed[static_cast<size_t>(iy)], cv.data() + o * M * N, N);
+    RowParallelGemm(M, xs + ix * M * K, K, packed[static_cast<size_t>(iy)], cv.data() + o * M * N, N);
     for (size_t d = R; d-- > 0;) {
       if (++idx[d] < bout[d]) break;
       idx[d] = 0;
