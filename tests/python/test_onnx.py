@@ -161,7 +161,6 @@ def test_unsupported_op_names_node_and_op(kiln_bin, tmp_path):
     m.graph.node[1].op_type = "NoSuchOp"
     path = tmp_path / "m.onnx"
     onnx.save(m, path)
-    proc = run_kiln(kiln_bin, ["inspect", path])
     assert proc.returncode != 0
     assert "NoSuchOp x1" in proc.stdout and "'act'" in proc.stdout, proc.stdout
 
@@ -748,3 +747,27 @@ def test_scan_matches_onnxruntime(kiln_bin, tmp_path, in_axes, in_dirs, out_axes
     for name, w in zip(("s_final", "sums", "outers"), want):
         got = np.load(tmp_path / "out" / (name + ".npy"))
         assert got.shape == w.shape and np.allclose(got, w, rtol=1e-5, atol=1e-6), (name, got.shape, w.shape)
+
+
+@pytest.mark.parametrize("attrs,why", [
+    ({"scan_input_directions": [2]}, "scan_input_directions must be 0 or 1, got 2"),
+    ({"scan_input_axes": [3]}, "scan_input_axes[0] = 3 is out of range for rank 2"),
+    ({"scan_output_axes": [0, 1]}, "scan_output_axes has 2 values; expected 1"),
+])
+def test_scan_with_bad_attributes_is_a_clear_error(kiln_bin, tmp_path, attrs, why):
+    body = helper.make_graph(
+        [helper.make_node("Add", ["s", "x_t"], ["s_out"]), helper.make_node("Identity", ["s_out"], ["y_t"])], "body",
+        [helper.make_tensor_value_info("s", TensorProto.FLOAT, [2]), helper.make_tensor_value_info("x_t", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("s_out", TensorProto.FLOAT, [2]), helper.make_tensor_value_info("y_t", TensorProto.FLOAT, [2])])
+    scan = helper.make_node("Scan", ["s0", "x"], ["s_final", "ys"], body=body, num_scan_inputs=1, **attrs)
+    graph = helper.make_graph(
+        [scan], "g",
+        [helper.make_tensor_value_info("s0", TensorProto.FLOAT, [2]), helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 2])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("s_final", "ys")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 16)])
+    model.ir_version = 8
+    path = tmp_path / "scan_bad.onnx"
+    onnx.save(model, path)
+    proc = run_kiln(kiln_bin, ["run", path])
+    assert proc.returncode == 1, proc.stderr
+    assert "Scan" in proc.stderr and why in proc.stderr, proc.stderr

@@ -7,12 +7,12 @@
 // Its `cond` subgraph computes Less(i, M) && c; its `body` is the imported ONNX body with M
 // appended as an input and its outputs re-declared as [i + 1, c', v'..., captured..., M].
 // Scan outputs (body outputs after the loop-carried ones, stacked along a new first axis) are two
-// more loop-carried values each, before M: the values so far flattened and concatenated (starting
-// empty), and the last value's shape; after the loop the flat values are reshaped to
-// [iterations, shape...]. (Element shapes may differ between iterations only in ways ONNX forbids.)
+// more loop-carried values each, before M (AddStackInputs), reshaped to [iterations, shape...]
+// after the loop.
 #include <onnx/onnx_pb.h>
 
 #include <limits>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -36,6 +36,41 @@ ir::ValueId AddInferred(ir::Graph& g, const std::string& op, const std::string& 
 ir::SymShape LoopCarriedShape(const ir::SymShape& s) {
   if (!s.rank_known) return s;
   return ir::SymShape::Of(std::vector<ir::Dim>(s.dims.size(), ir::kUnknownDim));
+}
+
+// A stacked output of a While (Loop and Scan outputs): carried as the elements so far, flattened
+// and concatenated (starting empty), and the last element's shape; reshaped after the loop.
+// The two body inputs, in the body's input order at the point of the call.
+ir::ValueId AddStackInputs(ir::Graph& body, DType dtype, const std::string& prefix) {
+  const ir::ValueId values = body.AddInput(prefix + "_values", dtype, ir::SymShape::Of({ir::kUnknownDim}));
+  body.AddInput(prefix + "_shape", DType::kInt64, ir::SymShape::Of({ir::kUnknownDim}));
+  return values;
+}
+
+// The two carried values after element `y`: the values with y appended, and y's shape.
+std::pair<ir::ValueId, ir::ValueId> AppendToStack(ir::Graph& body, ir::ValueId values, ir::ValueId y,
+                                                  const std::string& prefix) {
+  const ir::ValueId flat_shape =
+      body.AddConstant(prefix + "_flat", Tensor::FromVector<int64_t>(DType::kInt64, {1}, {-1}));
+  const ir::ValueId axis0 = body.AddConstant(prefix + "_axis", Tensor::Scalar<int64_t>(DType::kInt64, 0));
+  const ir::ValueId flat = AddInferred(body, "Reshape", prefix + "_flatten", {y, flat_shape});
+  ir::AttrMap shape_attrs;
+  shape_attrs.Set("out_type", DType::kInt64);
+  return {AddInferred(body, "Concat", prefix + "_append", {values, flat, axis0}),
+          AddInferred(body, "Shape", prefix + "_shape_of", {y}, shape_attrs)};
+}
+
+// The While's initial values of a stack: no elements, no shape.
+void PushEmptyStack(ImportContext& ctx, std::vector<ir::ValueId>& inputs, DType dtype, const std::string& prefix) {
+  inputs.push_back(ctx.Constant(Tensor(dtype, {0}), prefix + "_empty"));
+  inputs.push_back(ctx.ConstInt64({}, false, prefix + "_no_shape"));
+}
+
+// The stacked elements as [count, shape...]; `count` is 1-D with one element.
+ir::ValueId Unstack(ImportContext& ctx, ir::ValueId values, ir::ValueId shape, ir::ValueId count,
+                    const std::string& prefix) {
+  const ir::ValueId full = ctx.Emit1("Concat", {count, shape, ctx.ConstInt64({0}, true, prefix + "_axis")});
+  return ctx.Emit1("Reshape", {values, full});
 }
 
 void ImportLoop(ImportContext& ctx) {
@@ -70,22 +105,15 @@ void ImportLoop(ImportContext& ctx) {
                               DTypeName(explicit_inputs[static_cast<size_t>(2 + k)].dtype), DTypeName(out.dtype)));
   }
 
-  // Scan outputs: the flat values so far and the last value's shape, carried.
-  std::vector<ir::ValueId> scan_outputs;  // in the body: [flat values', shape'] per scan output
+  // Scan outputs: stacked (AddStackInputs).
+  std::vector<std::pair<ir::ValueId, ir::ValueId>> scan_outputs;  // in the body: (values', shape')
   std::vector<DType> scan_dtypes;
   for (int k = 0; k < scans; ++k) {
     const ir::ValueId y = bg.outputs()[static_cast<size_t>(1 + n + k)];
-    const DType dtype = bg.value(y).dtype;
-    const ir::ValueId flat_in = bg.AddInput(fmt::format("loop/scan{}_values", k), dtype, ir::SymShape::Of({ir::kUnknownDim}));
-    bg.AddInput(fmt::format("loop/scan{}_shape", k), DType::kInt64, ir::SymShape::Of({ir::kUnknownDim}));
-    const ir::ValueId minus_one = bg.AddConstant(fmt::format("loop/scan{}_flat", k), Tensor::FromVector<int64_t>(DType::kInt64, {1}, {-1}));
-    const ir::ValueId axis0 = bg.AddConstant(fmt::format("loop/scan{}_axis", k), Tensor::Scalar<int64_t>(DType::kInt64, 0));
-    const ir::ValueId flat = AddInferred(bg, "Reshape", fmt::format("loop/scan{}_flatten", k), {y, minus_one});
-    scan_outputs.push_back(AddInferred(bg, "Concat", fmt::format("loop/scan{}_append", k), {flat_in, flat, axis0}));
-    ir::AttrMap shape_attrs;
-    shape_attrs.Set("out_type", DType::kInt64);
-    scan_outputs.push_back(AddInferred(bg, "Shape", fmt::format("loop/scan{}_shape_of", k), {y}, shape_attrs));
-    scan_dtypes.push_back(dtype);
+    const std::string prefix = fmt::format("loop/scan{}", k);
+    const ir::ValueId values = AddStackInputs(bg, bg.value(y).dtype, prefix);
+    scan_outputs.push_back(AppendToStack(bg, values, y, prefix));
+    scan_dtypes.push_back(bg.value(y).dtype);
   }
 
   // The body: append M, re-declare the outputs.
@@ -100,8 +128,8 @@ void ImportLoop(ImportContext& ctx) {
   for (int k = 0; k < n; ++k) bg.AddOutput(fmt::format("v{}", k), body_outputs[static_cast<size_t>(1 + k)]);
   for (int k = 0; k < captured; ++k) bg.AddOutput(fmt::format("captured{}", k), bg.inputs()[static_cast<size_t>(2 + n + k)]);
   for (int k = 0; k < scans; ++k) {
-    bg.AddOutput(fmt::format("scan{}_values", k), scan_outputs[static_cast<size_t>(2 * k)]);
-    bg.AddOutput(fmt::format("scan{}_shape", k), scan_outputs[static_cast<size_t>(2 * k + 1)]);
+    bg.AddOutput(fmt::format("scan{}_values", k), scan_outputs[static_cast<size_t>(k)].first);
+    bg.AddOutput(fmt::format("scan{}_shape", k), scan_outputs[static_cast<size_t>(k)].second);
   }
   bg.AddOutput("M", m_in);
 
@@ -120,10 +148,7 @@ void ImportLoop(ImportContext& ctx) {
                                      has_cond ? ctx.input(1) : ctx.Constant(Tensor::Scalar<bool>(DType::kBool, true), "true")};
   for (int k = 0; k < n; ++k) inputs.push_back(ctx.input(2 + k));
   inputs.insert(inputs.end(), sub.captured.begin(), sub.captured.end());
-  for (int k = 0; k < scans; ++k) {
-    inputs.push_back(ctx.Constant(Tensor(scan_dtypes[static_cast<size_t>(k)], {0}), fmt::format("scan{}_empty", k)));
-    inputs.push_back(ctx.ConstInt64({}, false, fmt::format("scan{}_no_shape", k)));
-  }
+  for (int k = 0; k < scans; ++k) PushEmptyStack(ctx, inputs, scan_dtypes[static_cast<size_t>(k)], fmt::format("scan{}", k));
   inputs.push_back(has_m ? ctx.input(0)
                          : ctx.ConstInt64({std::numeric_limits<int64_t>::max()}, true, "no_trip_count"));
   ir::AttrMap attrs;
@@ -136,9 +161,7 @@ void ImportLoop(ImportContext& ctx) {
   const ir::ValueId iterations = ctx.Emit1("Reshape", {outs[0], ctx.ConstInt64({1}, false, "count_shape")});
   for (int k = 0; k < scans; ++k) {
     const size_t at = static_cast<size_t>(2 + n + captured + 2 * k);
-    const ir::ValueId shape =
-        ctx.Emit1("Concat", {iterations, outs[at + 1], ctx.ConstInt64({0}, true, fmt::format("scan{}_axis", k))});
-    ctx.SetOutput(n + k, ctx.Emit1("Reshape", {outs[at], shape}));
+    ctx.SetOutput(n + k, Unstack(ctx, outs[at], outs[at + 1], iterations, fmt::format("scan{}", k)));
   }
 }
 KILN_ONNX_IMPORTER("Loop", ImportLoop);
@@ -214,7 +237,7 @@ void ImportScan(ImportContext& ctx) {
   auto w = std::make_shared<ir::Graph>();
   const ir::ValueId t = w->AddInput("scan/t", DType::kInt64, ir::SymShape::Scalar());
   const ir::ValueId c = w->AddInput("scan/c", DType::kBool, ir::SymShape::Scalar());
-  std::vector<ir::ValueId> states, full, caps, accs, shapes;
+  std::vector<ir::ValueId> states, full, caps, stacks;
   for (int s = 0; s < n; ++s)
     states.push_back(w->AddInput(fmt::format("scan/state{}", s), ctx.input_dtype(s), LoopCarriedShape(ctx.input_shape(s))));
   for (int j = 0; j < m; ++j)
@@ -223,11 +246,8 @@ void ImportScan(ImportContext& ctx) {
     const ir::Value& v = inner.value(inner.inputs()[static_cast<size_t>(n + m + q)]);
     caps.push_back(w->AddInput(fmt::format("scan/captured{}", q), v.dtype, v.shape));
   }
-  for (int k = 0; k < k_out; ++k) {
-    accs.push_back(w->AddInput(fmt::format("scan/out{}_values", k), out_dtypes[static_cast<size_t>(k)],
-                               ir::SymShape::Of({ir::kUnknownDim})));
-    shapes.push_back(w->AddInput(fmt::format("scan/out{}_shape", k), DType::kInt64, ir::SymShape::Of({ir::kUnknownDim})));
-  }
+  for (int k = 0; k < k_out; ++k)
+    stacks.push_back(AddStackInputs(*w, out_dtypes[static_cast<size_t>(k)], fmt::format("scan/out{}", k)));
   const ir::ValueId total = w->AddInput("scan/T", DType::kInt64, ir::SymShape::Scalar());
   const ir::ValueId one = w->AddConstant("scan/one", Tensor::Scalar<int64_t>(DType::kInt64, 1));
   const ir::ValueId last = AddInferred(*w, "Sub", "scan/last", {total, one});
@@ -254,15 +274,10 @@ void ImportScan(ImportContext& ctx) {
   for (int j = 0; j < m; ++j) w->AddOutput(fmt::format("input{}", j), full[static_cast<size_t>(j)]);
   for (int q = 0; q < captured; ++q) w->AddOutput(fmt::format("captured{}", q), caps[static_cast<size_t>(q)]);
   for (int k = 0; k < k_out; ++k) {
-    const ir::ValueId y = results[static_cast<size_t>(n + k)];
-    const ir::ValueId flat_shape = w->AddConstant(fmt::format("scan/out{}_flat", k), Tensor::FromVector<int64_t>(DType::kInt64, {1}, {-1}));
-    const ir::ValueId axis0 = w->AddConstant(fmt::format("scan/out{}_axis", k), Tensor::Scalar<int64_t>(DType::kInt64, 0));
-    const ir::ValueId flat = AddInferred(*w, "Reshape", fmt::format("scan/out{}_flatten", k), {y, flat_shape});
-    w->AddOutput(fmt::format("out{}_values", k),
-                 AddInferred(*w, "Concat", fmt::format("scan/out{}_append", k), {accs[static_cast<size_t>(k)], flat, axis0}));
-    ir::AttrMap shape_attrs;
-    shape_attrs.Set("out_type", DType::kInt64);
-    w->AddOutput(fmt::format("out{}_shape", k), AddInferred(*w, "Shape", fmt::format("scan/out{}_shape_of", k), {y}, shape_attrs));
+    const auto [values, shape] = AppendToStack(*w, stacks[static_cast<size_t>(k)], results[static_cast<size_t>(n + k)],
+                                               fmt::format("scan/out{}", k));
+    w->AddOutput(fmt::format("out{}_values", k), values);
+    w->AddOutput(fmt::format("out{}_shape", k), shape);
   }
   w->AddOutput("T", total);
 
@@ -284,10 +299,7 @@ void ImportScan(ImportContext& ctx) {
   std::vector<ir::ValueId> inputs = {ctx.ConstInt64({0}, true, "t0"), ctx.Constant(Tensor::Scalar<bool>(DType::kBool, true), "true")};
   for (int s = 0; s < n + m; ++s) inputs.push_back(ctx.input(s));
   inputs.insert(inputs.end(), sub.captured.begin(), sub.captured.end());
-  for (int k = 0; k < k_out; ++k) {
-    inputs.push_back(ctx.Constant(Tensor(out_dtypes[static_cast<size_t>(k)], {0}), fmt::format("out{}_empty", k)));
-    inputs.push_back(ctx.ConstInt64({}, false, fmt::format("out{}_no_shape", k)));
-  }
+  for (int k = 0; k < k_out; ++k) PushEmptyStack(ctx, inputs, out_dtypes[static_cast<size_t>(k)], fmt::format("out{}", k));
   inputs.push_back(length);
   ir::AttrMap attrs;
   attrs.Set("cond", cond);
@@ -298,8 +310,7 @@ void ImportScan(ImportContext& ctx) {
   const ir::ValueId count = ctx.Emit1("Reshape", {length, ctx.ConstInt64({1}, false, "count_shape")});
   for (int k = 0; k < k_out; ++k) {
     const size_t at = static_cast<size_t>(2 + n + m + captured + 2 * k);
-    const ir::ValueId shape = ctx.Emit1("Concat", {count, outs[at + 1], ctx.ConstInt64({0}, true, fmt::format("out{}_cat", k))});
-    ir::ValueId y = ctx.Emit1("Reshape", {outs[at], shape});
+    ir::ValueId y = Unstack(ctx, outs[at], outs[at + 1], count, fmt::format("out{}", k));
     if (out_dirs[static_cast<size_t>(k)] == 1) y = ctx.Emit1("Reverse", {y, ctx.ConstInt64({0}, false, fmt::format("out{}_rev", k))});
     int64_t axis = out_axes[static_cast<size_t>(k)];
     const int rank = out_ranks[static_cast<size_t>(k)];
