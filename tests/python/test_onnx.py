@@ -161,6 +161,7 @@ def test_unsupported_op_names_node_and_op(kiln_bin, tmp_path):
     m.graph.node[1].op_type = "NoSuchOp"
     path = tmp_path / "m.onnx"
     onnx.save(m, path)
+    proc = run_kiln(kiln_bin, ["inspect", path])
     assert proc.returncode != 0
     assert "NoSuchOp x1" in proc.stdout and "'act'" in proc.stdout, proc.stdout
 
