@@ -154,6 +154,14 @@ ir::ValueId ImportContext::ConstInt32(const std::vector<int32_t>& values, bool s
   return Constant(Tensor::FromVector(DType::kInt32, shape, values), suffix);
 }
 
+void ImportContext::SetConstantInput(int i, const Tensor& value, const std::string& suffix) {
+  if (i < 0) throw Error(ErrorCode::kInternal, "SetConstantInput: negative input index");
+  if (static_cast<size_t>(i) >= inputs_.size()) inputs_.resize(static_cast<size_t>(i) + 1, ir::kNoValue);
+  if (has_input(i))
+    Invalid(fmt::format("input {} is given both as an input and as an attribute of opset {}", i, opset()));
+  if (!validate_only()) inputs_[static_cast<size_t>(i)] = Constant(value, suffix);
+}
+
 void ImportContext::SetOutput(int i, ir::ValueId value) {
   if (i < 0 || i >= static_cast<int>(outputs_.size()))
     throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): output {} out of range", name(), op(), i));

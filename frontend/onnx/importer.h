@@ -87,6 +87,12 @@ class ImportContext : public frontend::ImportContextBase {
   Tensor attr_tensor(const std::string& name) const;
   const onnx::GraphProto& attr_graph(const std::string& name) const;
 
+  // Older versions of some ops carried operands as attributes that later versions take as inputs
+  // (Slice-1's starts/ends/axes, Pad-2's pads and value, Clip-6's min/max, TopK-1's k): their
+  // importers place the attribute's value here as constant input i and go on as for the newer
+  // version. In validate-only mode nothing is emitted; the input is only counted.
+  void SetConstantInput(int i, const Tensor& value, const std::string& suffix);
+
   // ---- emitting IR (Emit, Emit1, Constant: see frontend/import_context.h) ----
   // A scalar or 1-D int constant.
   ir::ValueId ConstInt64(const std::vector<int64_t>& values, bool scalar = false, const std::string& suffix = "const");

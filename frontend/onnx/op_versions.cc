@@ -32,19 +32,28 @@ const std::map<std::string, int64_t, std::less<>>& Table() {
       // indices (which were invalid before).
       {"Identity", 1}, {"Shape", 1}, {"Size", 1}, {"Transpose", 1}, {"Reshape", 5}, {"Concat", 4}, {"Gather", 1},
       {"Flatten", 1}, {"Tile", 6}, {"Expand", 8}, {"Where", 9}, {"ConstantOfShape", 9}, {"NonZero", 9},
-      {"Range", 11}, {"Cast", 6}, {"Squeeze", 1}, {"Unsqueeze", 1}, {"Split", 2}, {"Slice", 10},
+      {"Range", 11}, {"Cast", 6}, {"Squeeze", 1}, {"Unsqueeze", 1}, {"Split", 2},
       {"DepthToSpace", 1}, {"SpaceToDepth", 1}, {"OneHot", 9}, {"Compress", 9}, {"CumSum", 11},
       {"GatherElements", 11}, {"GatherND", 11}, {"ScatterND", 11}, {"ScatterElements", 11}, {"Scatter", 9}, {"Det", 11}, {"EyeLike", 9},
-      {"ReverseSequence", 10}, {"Unique", 11}, {"Einsum", 12}, {"TopK", 11}, {"Pad", 11}, {"Clip", 11},
-      {"Constant", 1},
-      // Reductions: attribute `axes` (read by the importer) until the input form; negative axes 11.
-      {"ReduceSum", 11}, {"ReduceMean", 11}, {"ReduceMax", 11}, {"ReduceMin", 11}, {"ReduceProd", 11},
+      {"ReverseSequence", 10}, {"Unique", 11}, {"Einsum", 12}, {"Constant", 1},
+      // Operands that older versions carried as attributes (Slice-1 starts/ends/axes, TopK-1 k,
+      // Pad-2 pads/value, Clip-6 min/max): the importers read the opset and take them as inputs.
+      // TopK-11 added largest / sorted (older: their defaults); Slice-10 added steps.
+      {"Slice", 1}, {"TopK", 1}, {"Pad", 2}, {"Clip", 6},
+      // Reductions: attribute `axes` (read by the importer) until the input form; 11 allowed
+      // negative axes (invalid before, so reading them does not change an older model's meaning).
+      {"ReduceSum", 1}, {"ReduceMean", 1}, {"ReduceMax", 1}, {"ReduceMin", 1}, {"ReduceProd", 1},
       // These five are unchanged from version 1 (11 defined negative axes, 13 added bfloat16).
       {"ReduceL1", 1}, {"ReduceL2", 1}, {"ReduceLogSum", 1}, {"ReduceLogSumExp", 1}, {"ReduceSumSquare", 1},
-      {"ArgMax", 11}, {"ArgMin", 11},
+      // ArgMax / ArgMin: 11 allowed negative axes, 12 added select_last_index (default: first).
+      {"ArgMax", 1}, {"ArgMin", 1},
       // Neural network ops.
-      {"MatMul", 1}, {"Gemm", 7}, {"Conv", 11}, {"MaxPool", 12}, {"AveragePool", 11},
-      {"GlobalAveragePool", 1}, {"GlobalMaxPool", 1}, {"BatchNormalization", 9}, {"InstanceNormalization", 6},
+      // Conv and the pools: 11 only reworded auto_pad / pads (the same SAME_UPPER / SAME_LOWER
+      // split), 12 added int8 MaxPool; 7, 8 and 10 added count_include_pad, Indices with
+      // storage_order, ceil_mode and dilations, whose defaults are the older versions' meaning.
+      // BatchNormalization-7 and -8 have `spatial` (1: per channel, as from 9 on; 0 is refused).
+      {"MatMul", 1}, {"Gemm", 7}, {"Conv", 1}, {"MaxPool", 1}, {"AveragePool", 1},
+      {"GlobalAveragePool", 1}, {"GlobalMaxPool", 1}, {"BatchNormalization", 7}, {"InstanceNormalization", 6},
       {"LRN", 1}, {"LpNormalization", 1}, {"MeanVarianceNormalization", 9}, {"MaxUnpool", 9},
       // ConvTranspose-1 splits an odd padding derived from output_shape the other way round from
       // 11 on: the importer reads the opset (and refuses version 1's ambiguous SAME cases).
@@ -71,7 +80,10 @@ const std::map<std::string, int64_t, std::less<>>& Table() {
       {"QuantizeLinear", 10}, {"DequantizeLinear", 10}, {"DynamicQuantizeLinear", 11}, {"MatMulInteger", 10},
       {"ConvInteger", 10}, {"QLinearConv", 10}, {"QLinearMatMul", 10},
       // Ops that first appear after opset 13.
-      {"HardSwish", 14}, {"Trilu", 14}, {"HannWindow", 17}, {"HammingWindow", 17}, {"BlackmanWindow", 17}, {"Mish", 18}, {"Gelu", 20}, {"If", 11}, {"Loop", 11},
+      {"HardSwish", 14}, {"Trilu", 14}, {"HannWindow", 17}, {"HammingWindow", 17}, {"BlackmanWindow", 17}, {"Mish", 18}, {"Gelu", 20},
+      // If-11 / Loop-11 let shapes differ between branches and iterations (the importers allow it
+      // at every version).
+      {"If", 1}, {"Loop", 1},
       // Scan-9 dropped version 8's batch axis and sequence_lens and added per-input axes.
       {"Scan", 9},
       {"DFT", 17}, {"STFT", 17}, {"MelWeightMatrix", 17},  // DFT 20 made axis an input (the importer reads the opset)

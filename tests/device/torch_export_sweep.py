@@ -42,6 +42,8 @@ def tv(name, family, size=224, **kw):
         torch.manual_seed(0)
         m = getattr(torchvision.models if family == "classification" else getattr(torchvision.models, family),
                     name)(weights=None, **kw).eval()
+        if hasattr(m, "heads"):  # ViT's head starts at zero: every output would be 0 and match trivially
+            torch.nn.init.normal_(m.heads.head.weight, std=0.02)
         return m, (torch.randn(1, 3, size, size),), ["image"]
     return family, build
 
@@ -89,8 +91,8 @@ def bert(torch):
     import transformers
     torch.manual_seed(0)
     cfg = transformers.BertConfig(hidden_size=128, num_hidden_layers=2, num_attention_heads=2, intermediate_size=256)
-    cfg.attn_implementation = "eager"
-    m = transformers.BertModel(cfg, add_pooling_layer=False).eval()
+    # Eager attention: the legacy exporter has no scaled_dot_product_attention below opset 14.
+    m = transformers.BertModel(cfg, add_pooling_layer=False, attn_implementation="eager").eval()
 
     class Enc(torch.nn.Module):
         def __init__(self):
@@ -109,8 +111,7 @@ def gpt2(torch):
     import transformers
     torch.manual_seed(0)
     cfg = transformers.GPT2Config(n_embd=128, n_layer=2, n_head=2, use_cache=False)
-    cfg.attn_implementation = "eager"
-    m = transformers.GPT2Model(cfg).eval()
+    m = transformers.GPT2Model(cfg, attn_implementation="eager").eval()
 
     class Dec(torch.nn.Module):
         def __init__(self):
@@ -249,6 +250,8 @@ def main():
     args = ap.parse_args()
     import torch
     import onnxruntime as ort
+    # nn.MultiheadAttention's inference fast path is one fused aten op that the legacy exporter cannot export.
+    torch.backends.mha.set_fastpath_enabled(False)
     torch.set_num_threads(min(8, os.cpu_count() or 1))
     results = {"torch": torch.__version__, "onnxruntime": ort.__version__, "command": " ".join(sys.argv), "rows": []}
     start = time.time()

@@ -376,13 +376,23 @@ KILN_ONNX_IMPORTER("Tile", ImportTile);
 
 // Pad(data, pads[, constant_value]) attr mode constant/reflect/edge. ONNX pads are
 // [b0, b1, ..., e0, e1, ...]; IR paddings are [[b0, e0], [b1, e1], ...]. edge becomes one
-// Gather per padded axis with clamped indices (the IR Pad has no EDGE mode).
+// Gather per padded axis with clamped indices (the IR Pad has no EDGE mode). Pad-2 (opsets 2-10)
+// has pads and the constant `value` (float) as attributes.
 void ImportPad(ImportContext& ctx) {
   const std::string mode = ctx.attr_string("mode", "constant");
   if (mode != "constant" && mode != "reflect" && mode != "edge")
     ctx.Unsupported(fmt::format("mode '{}' is not supported (constant, reflect, edge)", mode));
   if (ctx.has_input(3)) ctx.Unsupported("the axes input (opset 18) is not supported");
-  if (ctx.has_attr("pads")) ctx.Unsupported("pads as an attribute (opset < 11) is not supported");
+  if (ctx.opset() < 11) {
+    if (ctx.num_inputs() != 1) ctx.Invalid(fmt::format("Pad-2 has one input, got {}", ctx.num_inputs()));
+    if (!ctx.has_attr("pads")) ctx.Invalid("Pad-2 needs the attribute pads");
+    const std::vector<int64_t> pads = ctx.attr_ints("pads");
+    ctx.SetConstantInput(1, Tensor::FromVector(DType::kInt64, Shape{static_cast<int64_t>(pads.size())}, pads), "pads");
+    if (!ctx.validate_only() && mode == "constant")
+      ctx.SetConstantInput(2, ScalarTensor(ctx.input_dtype(0), ctx.attr_float("value", 0.0f)), "value");
+  } else if (ctx.has_attr("pads")) {
+    ctx.Invalid(fmt::format("pads is an input from opset 11 (this model's opset is {}), not an attribute", ctx.opset()));
+  }
   if (ctx.validate_only()) return;
   CheckIndexDtype(ctx, 1, "pads");
   const ValueId x = ctx.input(0);

@@ -41,8 +41,21 @@ void SliceRuntimeAxes(ImportContext& ctx) {
 // (begin/end masks on the dims not sliced). starts/ends/steps may be run-time tensors; they
 // are scattered into dense vectors with a Gather of constant positions. TF's StridedSlice
 // clamps exactly as ONNX specifies (negative indices + dim, then clamp to [0, dim] for
-// positive steps and [-1, dim - 1] for negative ones).
+// positive steps and [-1, dim - 1] for negative ones). Slice-1 (opsets 1-9) has starts, ends
+// and axes as attributes, and no steps.
 void ImportSlice(ImportContext& ctx) {
+  if (ctx.opset() < 10) {
+    if (ctx.num_inputs() != 1) ctx.Invalid(fmt::format("Slice-1 has one input, got {}", ctx.num_inputs()));
+    const char* names[] = {"starts", "ends", "axes"};
+    for (int i = 0; i < 3; ++i) {
+      if (!ctx.has_attr(names[i])) {
+        if (i < 2) ctx.Invalid(fmt::format("Slice-1 needs the attribute {}", names[i]));
+        continue;
+      }
+      const std::vector<int64_t> v = ctx.attr_ints(names[i]);
+      ctx.SetConstantInput(i + 1, Tensor::FromVector(DType::kInt64, Shape{static_cast<int64_t>(v.size())}, v), names[i]);
+    }
+  }
   if (ctx.num_inputs() < 3) ctx.Invalid("expected inputs data, starts, ends[, axes[, steps]]");
   if (ctx.validate_only()) return;
   for (int i = 1; i < 5; ++i) CheckIndexDtype(ctx, i, i == 1 ? "starts" : i == 2 ? "ends" : i == 3 ? "axes" : "steps");

@@ -129,8 +129,13 @@ KILN_ONNX_IMPORTERS(ImportArg, "ArgMax", "ArgMin");
 // TopK(X, K) attrs axis (-1), largest (1), sorted (1). The IR TopK works on the last dim and
 // finds the largest, lower index first on ties (as ONNX): other axes are transposed to the
 // end; largest=0 runs on Neg(x) (floats) or ~x (integers: order-reversing and exact), and the
-// values are mapped back the same way.
+// values are mapped back the same way. TopK-1 (opsets 1-9) has k as an attribute; TopK-1 and
+// TopK-10 have neither largest nor sorted (their meaning is the defaults').
 void ImportTopK(ImportContext& ctx) {
+  if (ctx.opset() < 10) {
+    if (ctx.num_inputs() != 1) ctx.Invalid(fmt::format("TopK-1 has one input, got {}", ctx.num_inputs()));
+    ctx.SetConstantInput(1, Tensor::FromVector(DType::kInt64, Shape{1}, std::vector<int64_t>{ctx.attr_int("k")}), "k");
+  }
   const int64_t axis_attr = ctx.attr_int("axis", -1);
   const bool largest = ctx.attr_int("largest", 1) != 0;
   (void)ctx.attr_int("sorted", 1);  // the IR always sorts, which sorted=0 permits

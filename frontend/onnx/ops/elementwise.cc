@@ -468,9 +468,18 @@ KILN_ONNX_IMPORTERS(ImportVariadic, "Sum", "Mean", "Max", "Min");
 // Clip(input, min?, max?) (opset 11+ form): min(max(x, min), max); an omitted bound is no
 // bound. Constant scalar bounds with min <= max are the IR Clip; otherwise Maximum/Minimum
 // (which also gives max when min > max, and propagates NaN bounds, like numpy's clip).
+// Clip-6 (opsets 6-10) has the bounds as float attributes min and max, and only float types.
 void ImportClip(ImportContext& ctx) {
+  const bool bound_attrs = ctx.opset() < 11;
+  if (bound_attrs && ctx.num_inputs() != 1) ctx.Invalid(fmt::format("Clip-6 has one input, got {}", ctx.num_inputs()));
   if (ctx.num_inputs() < 1 || ctx.num_inputs() > 3) ctx.Invalid(fmt::format("expected 1 to 3 inputs, got {}", ctx.num_inputs()));
   if (ctx.validate_only()) return;
+  if (bound_attrs) {
+    CheckInputType(ctx, 0, kFloat);
+    const DType t = ctx.input_dtype(0);
+    if (ctx.has_attr("min")) ctx.SetConstantInput(1, ScalarTensor(t, ctx.attr_float("min")), "min");
+    if (ctx.has_attr("max")) ctx.SetConstantInput(2, ScalarTensor(t, ctx.attr_float("max")), "max");
+  }
   CheckInputType(ctx, 0, kNumeric);
   CheckSameTypes(ctx, 0, 2);
   ir::ValueId x = ctx.input(0);

@@ -191,6 +191,10 @@ void ImportBatchNorm(ImportContext& ctx) {
   const float momentum = ctx.attr_float("momentum", 0.9f);
   const int64_t training = ctx.opset() >= 14 ? ctx.attr_int("training_mode", 0) : 0;
   if (training != 0 && training != 1) ctx.Invalid(fmt::format("training_mode must be 0 or 1, got {}", training));
+  if (ctx.opset() < 9 && ctx.attr_int("spatial", 1) != 1)
+    ctx.Unsupported(fmt::format("spatial = {} (statistics per element rather than per channel, opsets 7-8) is not "
+                                "supported",
+                                ctx.attr_int("spatial", 1)));
   for (int i = 1; i < ctx.num_outputs(); ++i) {
     if (!ctx.has_output(i)) continue;
     if (ctx.opset() < 14)

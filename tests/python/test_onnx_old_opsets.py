@@ -1,0 +1,183 @@
+"""Ops of older ONNX opsets (7-12) imported without ONNX's version converter, against
+onnxruntime (which implements every version): one-node models whose older form differs from
+the newest in how operands are given (Slice-1, Pad-2, Clip-6 and TopK-1 carry them as
+attributes) or in which attributes exist (pools and Conv before 11, BatchNormalization-7's
+`spatial`, ArgMax and the reductions before 11, If and Loop before 11).
+
+ONNX's backend node tests are generated at the newest opsets, so these are the tests of the
+older versions' importers."""
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+
+from conftest import run_kiln, write_inputs
+from kiln_checks import fail
+
+F = TensorProto.FLOAT
+
+
+def _vi(name, elem, dims):
+    return helper.make_tensor_value_info(name, elem, dims)
+
+
+def _one_node(op, inputs, outputs, attrs, opset, inits=(), out_elem=None):
+    """A one-node model: `inputs` and `outputs` are [(name, elem, dims)]; inits are initializers."""
+    node = helper.make_node(op, [n for n, _, _ in inputs] + [t.name for t in inits], [n for n, _, _ in outputs],
+                            name=op.lower(), **attrs)
+    graph = helper.make_graph([node], "g", [_vi(*i) for i in inputs], [_vi(n, e, None) for n, e, _ in outputs],
+                              list(inits))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 7
+    return model
+
+
+def _compare(kiln_bin, tmp_path, model, feeds, exact=False):
+    path = tmp_path / "model.onnx"
+    onnx.save(model, path)
+    names = [o.name for o in model.graph.output]
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(names, feeds)
+    proc = run_kiln(kiln_bin, ["run", path] + write_inputs(feeds, tmp_path / "in") + ["--output-dir", tmp_path / "out"])
+    if proc.returncode != 0:
+        fail("kiln run failed", proc)
+    for name, w in zip(names, want):
+        got = np.load(tmp_path / "out" / (name + ".npy"))
+        assert got.shape == w.shape and got.dtype == w.dtype, (name, got.shape, w.shape, got.dtype, w.dtype)
+        if exact or w.dtype.kind in "iub":
+            np.testing.assert_array_equal(got, w, err_msg=name)
+        else:
+            err = np.linalg.norm(got.astype(np.float64) - w) / max(np.linalg.norm(w.astype(np.float64)), 1e-30)
+            assert err <= 1e-5, (name, err)
+
+
+def _x(shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("opset", [1, 9])
+@pytest.mark.parametrize("attrs", [
+    {"starts": [1, 0], "ends": [3, 4]},
+    {"starts": [-3], "ends": [2**62], "axes": [1]},
+    {"starts": [0, 1], "ends": [-1, 1000], "axes": [2, 0]},
+])
+def test_slice_with_attributes(kiln_bin, tmp_path, opset, attrs):
+    model = _one_node("Slice", [("x", F, [4, 5, 6])], [("y", F, None)], attrs, opset)
+    _compare(kiln_bin, tmp_path, model, {"x": _x((4, 5, 6))}, exact=True)
+
+
+@pytest.mark.parametrize("opset", [2, 10])
+@pytest.mark.parametrize("attrs", [
+    {"pads": [0, 1, 2, 1, 0, 3]},
+    {"pads": [1, 0, 0, 0, 2, 1], "value": 1.5},
+    {"pads": [0, 2, 1, 0, 1, 2], "mode": "reflect"},
+    {"pads": [1, 1, 0, 2, 0, 3], "mode": "edge"},
+])
+def test_pad_with_attributes(kiln_bin, tmp_path, opset, attrs):
+    model = _one_node("Pad", [("x", F, [2, 3, 4])], [("y", F, None)], attrs, opset)
+    _compare(kiln_bin, tmp_path, model, {"x": _x((2, 3, 4))}, exact=True)
+
+
+@pytest.mark.parametrize("attrs", [{"min": -0.5, "max": 0.25}, {"max": 0.1}, {"min": 0.2}, {}])
+def test_clip_with_attributes(kiln_bin, tmp_path, attrs):
+    model = _one_node("Clip", [("x", F, [3, 7])], [("y", F, None)], attrs, 6)
+    _compare(kiln_bin, tmp_path, model, {"x": _x((3, 7))}, exact=True)
+
+
+@pytest.mark.parametrize("opset", [1, 9, 10])
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_topk_before_largest_and_sorted(kiln_bin, tmp_path, opset, axis):
+    attrs = {"axis": axis} if opset >= 10 else {"axis": axis, "k": 3}
+    inputs = [("x", F, [5, 6])]
+    inits = [helper.make_tensor("k", TensorProto.INT64, [1], [3])] if opset >= 10 else []
+    model = _one_node("TopK", inputs, [("values", F, None), ("indices", TensorProto.INT64, None)], attrs, opset, inits)
+    _compare(kiln_bin, tmp_path, model, {"x": _x((5, 6))}, exact=True)
+
+
+@pytest.mark.parametrize("op,opset,attrs", [
+    ("ArgMax", 7, {"axis": 1, "keepdims": 0}),
+    ("ArgMin", 9, {"axis": 0}),
+    ("ReduceMean", 7, {"axes": [0, 2]}),
+    ("ReduceSum", 9, {"axes": [1], "keepdims": 0}),
+    ("ReduceMax", 10, {}),
+    ("ReduceProd", 7, {"axes": [2]}),
+])
+def test_argmax_and_reductions_before_opset_11(kiln_bin, tmp_path, op, opset, attrs):
+    out_elem = TensorProto.INT64 if op.startswith("Arg") else F
+    model = _one_node(op, [("x", F, [3, 4, 5])], [("y", out_elem, None)], attrs, opset)
+    _compare(kiln_bin, tmp_path, model, {"x": _x((3, 4, 5))})
+
+
+@pytest.mark.parametrize("op,opset,attrs", [
+    ("MaxPool", 7, {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    ("MaxPool", 8, {"kernel_shape": [2, 3], "auto_pad": "SAME_UPPER"}),
+    ("MaxPool", 10, {"kernel_shape": [3, 3], "strides": [2, 2], "ceil_mode": 1}),
+    ("AveragePool", 7, {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1], "count_include_pad": 1}),
+    ("AveragePool", 9, {"kernel_shape": [2, 2], "strides": [2, 2], "pads": [0, 0, 1, 1]}),
+    ("AveragePool", 10, {"kernel_shape": [3, 2], "strides": [2, 2], "ceil_mode": 1}),
+])
+def test_pools_before_opset_11(kiln_bin, tmp_path, op, opset, attrs):
+    model = _one_node(op, [("x", F, [2, 3, 9, 8])], [("y", F, None)], attrs, opset)
+    _compare(kiln_bin, tmp_path, model, {"x": _x((2, 3, 9, 8))})
+
+
+def test_maxpool_8_indices(kiln_bin, tmp_path):
+    model = _one_node("MaxPool", [("x", F, [1, 2, 6, 7])], [("y", F, None), ("i", TensorProto.INT64, None)],
+                      {"kernel_shape": [2, 2], "strides": [2, 2]}, 8)
+    _compare(kiln_bin, tmp_path, model, {"x": _x((1, 2, 6, 7))})
+
+
+@pytest.mark.parametrize("opset,attrs", [
+    (7, {"pads": [1, 0, 1, 2], "strides": [1, 2]}),
+    (9, {"auto_pad": "SAME_UPPER", "strides": [2, 2]}),
+    (10, {"auto_pad": "SAME_LOWER", "group": 3}),
+    (10, {"pads": [2, 0, 1, 1], "group": 2, "dilations": [2, 1]}),
+])
+def test_conv_before_opset_11(kiln_bin, tmp_path, opset, attrs):
+    group = attrs.get("group", 1)
+    w = helper.make_tensor("w", F, [6, 6 // group, 3, 3], _x((6, 6 // group, 3, 3), 1).ravel())
+    b = helper.make_tensor("b", F, [6], _x((6,), 2))
+    model = _one_node("Conv", [("x", F, [2, 6, 10, 9])], [("y", F, None)], dict(attrs, kernel_shape=[3, 3]), opset,
+                      [w, b])
+    _compare(kiln_bin, tmp_path, model, {"x": _x((2, 6, 10, 9))})
+
+
+@pytest.mark.parametrize("opset", [7, 9])
+def test_batchnorm_7_and_9(kiln_bin, tmp_path, opset):
+    c = 4
+    inits = [helper.make_tensor(n, F, [c], v) for n, v in
+             (("s", _x((c,), 1)), ("b", _x((c,), 2)), ("m", _x((c,), 3)), ("v", np.abs(_x((c,), 4)) + 0.5))]
+    model = _one_node("BatchNormalization", [("x", F, [2, c, 5, 5])], [("y", F, None)], {"epsilon": 1e-3}, opset,
+                      inits)
+    _compare(kiln_bin, tmp_path, model, {"x": _x((2, c, 5, 5))})
+
+
+def test_batchnorm_7_per_element_statistics_are_refused(kiln_bin, tmp_path):
+    c = 4
+    inits = [helper.make_tensor(n, F, [c, 5, 5], np.ones(c * 25, np.float32)) for n in "sbmv"]
+    model = _one_node("BatchNormalization", [("x", F, [2, c, 5, 5])], [("y", F, None)], {"spatial": 0}, 7, inits)
+    path = tmp_path / "bn.onnx"
+    onnx.save(model, path)
+    proc = run_kiln(kiln_bin, ["inspect", path])
+    assert "spatial = 0 (statistics per element" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+def test_if_and_loop_at_opset_9(kiln_bin, tmp_path):
+    # If picks a branch on a run-time condition; Loop sums x into an accumulator `n` times.
+    then_g = helper.make_graph([helper.make_node("Mul", ["x", "two"], ["t"])], "then", [], [_vi("t", F, [3])],
+                               [helper.make_tensor("two", F, [], [2.0])])
+    else_g = helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [], [_vi("e", F, [3])])
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Add", ["acc_in", "x"], ["acc_out"])],
+        "body", [_vi("i", TensorProto.INT64, []), _vi("cond_in", TensorProto.BOOL, []), _vi("acc_in", F, [3])],
+        [_vi("cond_out", TensorProto.BOOL, []), _vi("acc_out", F, [3])])
+    nodes = [helper.make_node("If", ["c"], ["picked"], then_branch=then_g, else_branch=else_g),
+             helper.make_node("Loop", ["n", "", "picked"], ["summed"], body=body)]
+    graph = helper.make_graph(nodes, "g", [_vi("x", F, [3]), _vi("c", TensorProto.BOOL, []),
+                                           _vi("n", TensorProto.INT64, [])], [_vi("summed", F, [3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)])
+    model.ir_version = 7
+    for c in (True, False):
+        feeds = {"x": _x((3,)), "c": np.array(c), "n": np.array(4, np.int64)}
+        _compare(kiln_bin, tmp_path, model, feeds)
