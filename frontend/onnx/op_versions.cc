@@ -23,8 +23,9 @@ const std::map<std::string, int64_t, std::less<>>& Table() {
       {"Erf", 9}, {"Sign", 9}, {"IsNaN", 9}, {"IsInf", 10}, {"Round", 11}, {"Mod", 10}, {"BitShift", 11},
       {"Not", 1}, {"And", 7}, {"Or", 7}, {"Xor", 7}, {"Equal", 7}, {"Greater", 7}, {"Less", 7},
       {"GreaterOrEqual", 12}, {"LessOrEqual", 12},
-      // Variadic ops broadcast from 8 (before: same shapes only).
-      {"Max", 8}, {"Min", 8}, {"Sum", 8}, {"Mean", 8},
+      // Variadic ops broadcast from 8; 6 and 7 take inputs of one shape, which the broadcasting
+      // importer gives the same meaning.
+      {"Max", 6}, {"Min", 6}, {"Sum", 6}, {"Mean", 6},
       // Activations with attributes unchanged since version 6 (1 for Softsign / Softplus).
       {"Selu", 6}, {"Elu", 6}, {"LeakyRelu", 6}, {"HardSigmoid", 6}, {"Softsign", 1}, {"Softplus", 1},
       {"PRelu", 7}, {"ThresholdedRelu", 10}, {"Shrink", 9}, {"Celu", 12},

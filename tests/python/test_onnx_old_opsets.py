@@ -181,3 +181,9 @@ def test_if_and_loop_at_opset_9(kiln_bin, tmp_path):
     for c in (True, False):
         feeds = {"x": _x((3,)), "c": np.array(c), "n": np.array(4, np.int64)}
         _compare(kiln_bin, tmp_path, model, feeds)
+
+
+@pytest.mark.parametrize("op", ["Sum", "Mean", "Max", "Min"])
+def test_variadic_ops_of_opset_7_take_one_shape(kiln_bin, tmp_path, op):
+    model = _one_node(op, [("a", F, [2, 5]), ("b", F, [2, 5]), ("c", F, [2, 5])], [("y", F, None)], {}, 7)
+    _compare(kiln_bin, tmp_path, model, {"a": _x((2, 5), 1), "b": _x((2, 5), 2), "c": _x((2, 5), 3)})
