@@ -71,16 +71,37 @@ def segmentation(name):
     return "segmentation", build
 
 
+def normalize_batchnorms(torch, model, inputs):
+    """Sets every batch norm's running mean and variance to those of its input on `inputs`, layer
+    by layer in one forward pass, so each normalizes as a trained one would."""
+    def set_statistics(module, args):
+        x = args[0]
+        dims = [d for d in range(x.dim()) if d != 1]
+        module.running_mean.copy_(x.mean(dims))
+        module.running_var.copy_(x.var(dims))
+    hooks = [mod.register_forward_pre_hook(set_statistics) for mod in model.modules()
+             if type(mod).__name__ in ("BatchNorm2d", "FrozenBatchNorm2d")]
+    with torch.no_grad():
+        model(*inputs)
+    for h in hooks:
+        h.remove()
+
+
 def detection(name, size=320):
     def build(torch):
         import torchvision
         torch.manual_seed(0)
         m = getattr(torchvision.models.detection, name)(weights=None, weights_backbone=None).eval()
-        # Freshly initialised heads score every class alike (boxes pile up on the image edges), which
-        # any runtime matches trivially: noise on every weight gives distinct scores and boxes.
+        # Untrained detectors give degenerate outputs that any runtime matches trivially: with their
+        # batch norms' default statistics the activations of deep backbones grow until every score
+        # saturates at 1, and freshly initialised heads score every class alike. Statistics set from
+        # the example image (as training would) and noise on the heads give distinct scores and boxes.
+        image = torch.rand(1, 3, size, size)
+        normalize_batchnorms(torch, m, ([image[0]],))
         with torch.no_grad():
-            for p in m.parameters():
-                p.add_(0.05 * torch.randn_like(p))
+            for pname, p in m.named_parameters():
+                if "head" in pname:
+                    p.add_(0.02 * torch.randn_like(p))
 
         class Det(torch.nn.Module):
             def __init__(self):
@@ -90,7 +111,7 @@ def detection(name, size=320):
             def forward(self, x):
                 out = self.m([x[0]])[0]
                 return out["boxes"], out["scores"], out["labels"]
-        return Det().eval(), (torch.rand(1, 3, size, size),), ["image"]
+        return Det().eval(), (image,), ["image"]
     return "detection", build
 
 
