@@ -4,70 +4,20 @@
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
-#include <filesystem>
-#include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
-#include "frontend/onnx/graph_builder.h"
 #include "kiln/error.h"
+#include "tests/unit/onnx_test_util.h"
 #include "tests/unit/test_util.h"
 
 namespace kiln::onnxfe {
 namespace {
 
+using onnxtest::ModelMaker;
+
 using testutil::ExpectErrorMessage;
-
-struct In {
-  std::string name;
-  int32_t type;
-  std::vector<int64_t> dims;
-};
-
-class ModelMaker {
- public:
-  explicit ModelMaker(int64_t opset = 17) {
-    model_.set_ir_version(8);
-    onnx::OperatorSetIdProto* op = model_.add_opset_import();
-    op->set_domain("");
-    op->set_version(opset);
-    model_.mutable_graph()->set_name("g");
-  }
-  ModelMaker& Input(const In& in) {
-    onnx::ValueInfoProto* v = model_.mutable_graph()->add_input();
-    v->set_name(in.name);
-    onnx::TypeProto_Tensor* t = v->mutable_type()->mutable_tensor_type();
-    t->set_elem_type(in.type);
-    for (int64_t d : in.dims) t->mutable_shape()->add_dim()->set_dim_value(d);
-    return *this;
-  }
-  ModelMaker& ScalarInit(const std::string& name, float value) {
-    onnx::TensorProto* t = model_.mutable_graph()->add_initializer();
-    t->set_name(name);
-    t->set_data_type(onnx::TensorProto::FLOAT);
-    t->add_float_data(value);
-    return *this;
-  }
-  onnx::NodeProto& Node(const std::string& op, const std::vector<std::string>& inputs, const std::string& output = "y") {
-    onnx::NodeProto* n = model_.mutable_graph()->add_node();
-    n->set_op_type(op);
-    n->set_name(op + "_0");
-    for (const std::string& i : inputs) n->add_input(i);
-    n->add_output(output);
-    return *n;
-  }
-  ir::Graph Import(const std::string& output = "y") {
-    model_.mutable_graph()->add_output()->set_name(output);
-    const std::string path = (std::filesystem::path(testing::TempDir()) /
-                              (std::string(testing::UnitTest::GetInstance()->current_test_info()->name()) + ".onnx"))
-                                 .string();
-    std::ofstream(path, std::ios::binary) << model_.SerializeAsString();
-    return ImportOnnxFile(path);
-  }
-
- private:
-  onnx::ModelProto model_;
-};
 
 void SetAttr(onnx::NodeProto& n, const std::string& name, const std::string& s) {
   onnx::AttributeProto* a = n.add_attribute();
@@ -105,124 +55,124 @@ constexpr int32_t kI64 = onnx::TensorProto::INT64;
 constexpr int32_t kU8 = onnx::TensorProto::UINT8;
 
 TEST(OnnxElementwiseImport, MappedOp) {
-  ModelMaker m;
-  m.Input({"a", kF32, {2, 3}}).Input({"b", kF32, {3}});
+  ModelMaker m(17);
+  m.Input("a", kF32, {2, 3}).Input("b", kF32, {3});
   m.Node("GreaterOrEqual", {"a", "b"});
-  const ir::Graph g = m.Import();
-  EXPECT_EQ(Ops(g), std::vector<std::string>{"GreaterEqual"});
+  const std::shared_ptr<ir::Graph> g = m.Import();
+  EXPECT_EQ(Ops(*g), std::vector<std::string>{"GreaterEqual"});
 }
 
 TEST(OnnxElementwiseImport, DtypeMismatchIsInvalid) {
-  ModelMaker m;
-  m.Input({"a", kF32, {3}}).Input({"b", kI32, {3}});
+  ModelMaker m(17);
+  m.Input("a", kF32, {3}).Input("b", kI32, {3});
   m.Node("Add", {"a", "b"});
   ExpectErrorMessage([&] { m.Import(); }, {"node 'Add_0' (Add)", "same dtype"});
 }
 
 TEST(OnnxElementwiseImport, UnsupportedDtypeIsReported) {
-  ModelMaker m;
-  m.Input({"a", kU8, {3}});
+  ModelMaker m(17);
+  m.Input("a", kU8, {3});
   m.Node("Relu", {"a"});
   ExpectErrorMessage([&] { m.Import(); }, {"Relu is imported for floating-point, signed integer inputs only"});
 }
 
 TEST(OnnxElementwiseImport, BitShiftDirection) {
-  ModelMaker m;
-  m.Input({"a", kU8, {3}}).Input({"b", kU8, {3}});
+  ModelMaker m(17);
+  m.Input("a", kU8, {3}).Input("b", kU8, {3});
   SetAttr(m.Node("BitShift", {"a", "b"}), "direction", std::string("UP"));
   ExpectErrorMessage([&] { m.Import(); },
                      {"node 'BitShift_0' (BitShift): attribute 'direction' must be \"LEFT\" or \"RIGHT\""});
 }
 
 TEST(OnnxElementwiseImport, BitShiftMasksWideShifts) {
-  ModelMaker m;
-  m.Input({"a", kU8, {3}}).Input({"b", kU8, {3}});
+  ModelMaker m(17);
+  m.Input("a", kU8, {3}).Input("b", kU8, {3});
   SetAttr(m.Node("BitShift", {"a", "b"}), "direction", std::string("LEFT"));
-  const std::vector<std::string> ops = Ops(m.Import());
+  const std::vector<std::string> ops = Ops(*m.Import());
   EXPECT_TRUE(Has(ops, "LeftShift") && Has(ops, "Less") && Has(ops, "Select"));
 }
 
 TEST(OnnxElementwiseImport, FloatModNeedsFmod) {
-  ModelMaker m;
-  m.Input({"a", kF32, {3}}).Input({"b", kF32, {3}});
+  ModelMaker m(17);
+  m.Input("a", kF32, {3}).Input("b", kF32, {3});
   m.Node("Mod", {"a", "b"});
   ExpectErrorMessage([&] { m.Import(); }, {"fmod must be 1 for floating-point inputs"});
 }
 
 TEST(OnnxElementwiseImport, IntegerModFlavours) {
   for (int64_t fmod : {0, 1}) {
-    ModelMaker m;
-    m.Input({"a", kI32, {3}}).Input({"b", kI32, {3}});
+    ModelMaker m(17);
+    m.Input("a", kI32, {3}).Input("b", kI32, {3});
     SetAttr(m.Node("Mod", {"a", "b"}), "fmod", fmod);
-    EXPECT_EQ(Ops(m.Import()), std::vector<std::string>{fmod == 1 ? "TruncateMod" : "FloorMod"});
+    EXPECT_EQ(Ops(*m.Import()), std::vector<std::string>{fmod == 1 ? "TruncateMod" : "FloorMod"});
   }
 }
 
 TEST(OnnxElementwiseImport, GeluApproximate) {
   ModelMaker m(20);
-  m.Input({"a", kF32, {3}});
+  m.Input("a", kF32, {3});
   SetAttr(m.Node("Gelu", {"a"}), "approximate", std::string("fast"));
   ExpectErrorMessage([&] { m.Import(); }, {"attribute 'approximate' must be"});
 }
 
 TEST(OnnxElementwiseImport, WhereConditionMustBeBool) {
-  ModelMaker m;
-  m.Input({"c", kI32, {3}}).Input({"a", kF32, {3}}).Input({"b", kF32, {3}});
+  ModelMaker m(17);
+  m.Input("c", kI32, {3}).Input("a", kF32, {3}).Input("b", kF32, {3});
   m.Node("Where", {"c", "a", "b"});
   ExpectErrorMessage([&] { m.Import(); }, {"condition) must be bool"});
 }
 
 TEST(OnnxElementwiseImport, ClipConstantBoundsAreOneClip) {
-  ModelMaker m;
-  m.Input({"a", kF32, {3}}).ScalarInit("lo", -1.0f).ScalarInit("hi", 1.0f);
+  ModelMaker m(17);
+  m.Input("a", kF32, {3}).Float("lo", -1.0f).Float("hi", 1.0f);
   m.Node("Clip", {"a", "lo", "hi"});
-  EXPECT_EQ(Ops(m.Import()), std::vector<std::string>{"Clip"});
+  EXPECT_EQ(Ops(*m.Import()), std::vector<std::string>{"Clip"});
 }
 
 TEST(OnnxElementwiseImport, ClipInvertedOrDynamicBoundsCompose) {
   {
-    ModelMaker m;
-    m.Input({"a", kF32, {3}}).ScalarInit("lo", 2.0f).ScalarInit("hi", 1.0f);
+    ModelMaker m(17);
+    m.Input("a", kF32, {3}).Float("lo", 2.0f).Float("hi", 1.0f);
     m.Node("Clip", {"a", "lo", "hi"});
-    EXPECT_EQ(Ops(m.Import()), (std::vector<std::string>{"Maximum", "Minimum"}));
+    EXPECT_EQ(Ops(*m.Import()), (std::vector<std::string>{"Maximum", "Minimum"}));
   }
   {
-    ModelMaker m;
-    m.Input({"a", kF32, {3}}).Input({"hi", kF32, {}});
+    ModelMaker m(17);
+    m.Input("a", kF32, {3}).Input("hi", kF32, {});
     m.Node("Clip", {"a", "", "hi"});
-    EXPECT_EQ(Ops(m.Import()), std::vector<std::string>{"Minimum"});
+    EXPECT_EQ(Ops(*m.Import()), std::vector<std::string>{"Minimum"});
   }
 }
 
 TEST(OnnxElementwiseImport, PowMixedDtypesComputeWide) {
-  ModelMaker m;
-  m.Input({"a", kI32, {3}}).Input({"b", kI64, {3}});
+  ModelMaker m(17);
+  m.Input("a", kI32, {3}).Input("b", kI64, {3});
   m.Node("Pow", {"a", "b"});
-  const ir::Graph g = m.Import();
-  EXPECT_EQ(Ops(g), (std::vector<std::string>{"Cast", "Pow", "Cast"}));
-  EXPECT_EQ(g.value(g.outputs().at(0)).dtype, DType::kInt32);
+  const std::shared_ptr<ir::Graph> g = m.Import();
+  EXPECT_EQ(Ops(*g), (std::vector<std::string>{"Cast", "Pow", "Cast"}));
+  EXPECT_EQ(g->value(g->outputs().at(0)).dtype, DType::kInt32);
 }
 
 TEST(OnnxElementwiseImport, HalfLeakyReluWidensOnlyForInexactAlpha) {
   {
-    ModelMaker m;
-    m.Input({"a", kF16, {3}});
+    ModelMaker m(17);
+    m.Input("a", kF16, {3});
     SetAttr(m.Node("LeakyRelu", {"a"}), "alpha", 0.25f);
-    EXPECT_EQ(Ops(m.Import()), std::vector<std::string>{"LeakyRelu"});
+    EXPECT_EQ(Ops(*m.Import()), std::vector<std::string>{"LeakyRelu"});
   }
   {
-    ModelMaker m;
-    m.Input({"a", kF16, {3}});
+    ModelMaker m(17);
+    m.Input("a", kF16, {3});
     SetAttr(m.Node("LeakyRelu", {"a"}), "alpha", 0.01f);
-    EXPECT_EQ(Ops(m.Import()), (std::vector<std::string>{"Cast", "LeakyRelu", "Cast"}));
+    EXPECT_EQ(Ops(*m.Import()), (std::vector<std::string>{"Cast", "LeakyRelu", "Cast"}));
   }
 }
 
 TEST(OnnxElementwiseImport, VariadicFold) {
-  ModelMaker m;
-  m.Input({"a", kF32, {3}}).Input({"b", kF32, {3}}).Input({"c", kF32, {1}});
+  ModelMaker m(17);
+  m.Input("a", kF32, {3}).Input("b", kF32, {3}).Input("c", kF32, {1});
   m.Node("Mean", {"a", "b", "c"});
-  EXPECT_EQ(Ops(m.Import()), (std::vector<std::string>{"Add", "Add", "Div"}));
+  EXPECT_EQ(Ops(*m.Import()), (std::vector<std::string>{"Add", "Add", "Div"}));
 }
 
 }  // namespace

@@ -5,14 +5,10 @@
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
-#include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
-#include <variant>
 #include <vector>
 
-#include "frontend/onnx/graph_builder.h"
 #include "kiln/error.h"
 #include "runtime/executor.h"
 #include "tests/unit/onnx_test_util.h"
@@ -23,75 +19,11 @@ namespace {
 
 using onnxtest::F32;
 using onnxtest::FindOp;
+using onnxtest::ModelMaker;
 
 using testutil::ExpectErrorMessage;
 
 constexpr int32_t kF32 = onnx::TensorProto::FLOAT;
-constexpr int32_t kI64 = onnx::TensorProto::INT64;
-
-// A dim is a length or a symbolic name.
-using OnnxDim = std::variant<int64_t, std::string>;
-
-class ModelMaker {
- public:
-  explicit ModelMaker(int64_t opset) {
-    model_.set_ir_version(8);
-    onnx::OperatorSetIdProto* op = model_.add_opset_import();
-    op->set_domain("");
-    op->set_version(opset);
-    model_.mutable_graph()->set_name("g");
-  }
-  ModelMaker& Input(const std::string& name, int32_t type, const std::vector<OnnxDim>& dims) {
-    onnx::ValueInfoProto* v = model_.mutable_graph()->add_input();
-    v->set_name(name);
-    onnx::TypeProto_Tensor* t = v->mutable_type()->mutable_tensor_type();
-    t->set_elem_type(type);
-    for (const OnnxDim& d : dims) {
-      auto* dim = t->mutable_shape()->add_dim();
-      if (const int64_t* n = std::get_if<int64_t>(&d))
-        dim->set_dim_value(*n);
-      else
-        dim->set_dim_param(std::get<std::string>(d));
-    }
-    return *this;
-  }
-  ModelMaker& Floats(const std::string& name, const std::vector<float>& v) {
-    onnx::TensorProto* t = model_.mutable_graph()->add_initializer();
-    t->set_name(name);
-    t->set_data_type(kF32);
-    t->add_dims(static_cast<int64_t>(v.size()));
-    for (float f : v) t->add_float_data(f);
-    return *this;
-  }
-  ModelMaker& Int64s(const std::string& name, const std::vector<int64_t>& v) {
-    onnx::TensorProto* t = model_.mutable_graph()->add_initializer();
-    t->set_name(name);
-    t->set_data_type(kI64);
-    t->add_dims(static_cast<int64_t>(v.size()));
-    for (int64_t i : v) t->add_int64_data(i);
-    return *this;
-  }
-  onnx::NodeProto& Node(const std::string& op, const std::vector<std::string>& inputs,
-                        const std::string& output = "y") {
-    onnx::NodeProto* n = model_.mutable_graph()->add_node();
-    n->set_op_type(op);
-    n->set_name(op + "_" + output);
-    for (const std::string& i : inputs) n->add_input(i);
-    n->add_output(output);
-    return *n;
-  }
-  std::shared_ptr<ir::Graph> Import(const std::string& output = "y") {
-    model_.mutable_graph()->add_output()->set_name(output);
-    const std::string path = (std::filesystem::path(testing::TempDir()) /
-                              (std::string(testing::UnitTest::GetInstance()->current_test_info()->name()) + ".onnx"))
-                                 .string();
-    std::ofstream(path, std::ios::binary) << model_.SerializeAsString();
-    return std::make_shared<ir::Graph>(ImportOnnxFile(path));
-  }
-
- private:
-  onnx::ModelProto model_;
-};
 
 template <typename T>
 void SetAttr(onnx::NodeProto& n, const std::string& name, const T& value) {
@@ -128,9 +60,9 @@ TEST(OnnxResizeImport, SizesFromTheInputShapeWithADynamicBatch) {
     ModelMaker m(opset);
     m.Input("x", kF32, {std::string("n"), 2, 2, 3}).Int64s("starts", {0}).Int64s("ends", {2}).Int64s("hw", {4, 6});
     m.Floats("no_scales", {});
-    m.Node("Shape", {"x"}, "shape");
-    m.Node("Slice", {"shape", "starts", "ends"}, "nc");
-    SetAttr(m.Node("Concat", {"nc", "hw"}, "sizes"), "axis", int64_t{0});
+    m.Node("Shape", {"x"}, {"shape"});
+    m.Node("Slice", {"shape", "starts", "ends"}, {"nc"});
+    SetAttr(m.Node("Concat", {"nc", "hw"}, {"sizes"}), "axis", int64_t{0});
     onnx::NodeProto& r = m.Node("Resize", {"x", "", opset < 13 ? "no_scales" : "", "sizes"});
     SetAttr(r, "mode", std::string("nearest"));
     SetAttr(r, "coordinate_transformation_mode", std::string("asymmetric"));
@@ -247,7 +179,7 @@ TEST(OnnxResizeImport, Errors) {
       [&] {
         resize(13, {"x", "", "scales", "sizes"});
       },
-      {"node 'Resize_y' (Resize)", "scales (input 2) and sizes (input 3) are both given"});
+      {"node 'Resize_0' (Resize)", "scales (input 2) and sizes (input 3) are both given"});
   ExpectErrorMessage(
       [&] {
         resize(13, {"x", "", "empty"});

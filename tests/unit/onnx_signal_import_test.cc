@@ -10,13 +10,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "frontend/onnx/graph_builder.h"
 #include "ir/ops/text_util.h"
 #include "kiln/error.h"
 #include "runtime/executor.h"
@@ -27,6 +24,7 @@ namespace kiln::onnxfe {
 namespace {
 
 using onnxtest::F32;
+using onnxtest::ModelMaker;
 using onnxtest::SetFloat;
 using onnxtest::SetInt;
 using onnxtest::SetInts;
@@ -43,73 +41,6 @@ constexpr int32_t kI64 = onnx::TensorProto::INT64;
 constexpr int32_t kBool = onnx::TensorProto::BOOL;
 constexpr int32_t kString = onnx::TensorProto::STRING;
 constexpr const char* kTraining = "ai.onnx.preview.training";
-
-class ModelMaker {
- public:
-  // The default domain at `opset`; a training-domain version when `training` > 0.
-  explicit ModelMaker(int64_t opset, int64_t training = 0) {
-    model_.set_ir_version(8);
-    onnx::OperatorSetIdProto* op = model_.add_opset_import();
-    op->set_domain("");
-    op->set_version(opset);
-    if (training > 0) {
-      op = model_.add_opset_import();
-      op->set_domain(kTraining);
-      op->set_version(training);
-    }
-    model_.mutable_graph()->set_name("g");
-  }
-  ModelMaker& Input(const std::string& name, int32_t type, const std::vector<int64_t>& dims) {
-    onnx::ValueInfoProto* v = model_.mutable_graph()->add_input();
-    v->set_name(name);
-    onnx::TypeProto_Tensor* t = v->mutable_type()->mutable_tensor_type();
-    t->set_elem_type(type);
-    auto* shape = t->mutable_shape();
-    for (int64_t d : dims) shape->add_dim()->set_dim_value(d);
-    return *this;
-  }
-  ModelMaker& Int64(const std::string& name, int64_t v) {
-    onnx::TensorProto* t = model_.mutable_graph()->add_initializer();
-    t->set_name(name);
-    t->set_data_type(kI64);
-    t->add_int64_data(v);
-    return *this;
-  }
-  ModelMaker& Bool(const std::string& name, bool v) {
-    onnx::TensorProto* t = model_.mutable_graph()->add_initializer();
-    t->set_name(name);
-    t->set_data_type(kBool);
-    t->add_int32_data(v ? 1 : 0);
-    return *this;
-  }
-  onnx::NodeProto& Node(const std::string& op, const std::vector<std::string>& inputs,
-                        const std::vector<std::string>& outputs = {"y"}) {
-    onnx::NodeProto* n = model_.mutable_graph()->add_node();
-    n->set_op_type(op);
-    n->set_name(op + "_0");
-    for (const std::string& i : inputs) n->add_input(i);
-    for (const std::string& o : outputs) n->add_output(o);
-    outputs_ = outputs;
-    return *n;
-  }
-  std::shared_ptr<ir::Graph> Import() {
-    if (model_.graph().output_size() == 0)
-      for (const std::string& o : outputs_)
-        if (!o.empty()) model_.mutable_graph()->add_output()->set_name(o);
-    const std::string path = (std::filesystem::path(testing::TempDir()) /
-                              (std::string(testing::UnitTest::GetInstance()->current_test_info()->name()) + ".onnx"))
-                                 .string();
-    std::ofstream(path, std::ios::binary) << model_.SerializeAsString();
-    return std::make_shared<ir::Graph>(ImportOnnxFile(path));
-  }
-  std::vector<Tensor> Run(std::vector<Tensor> inputs) {
-    return runtime::ReferenceExecutor(Import()).Run(std::move(inputs));
-  }
-
- private:
-  onnx::ModelProto model_;
-  std::vector<std::string> outputs_;
-};
 
 Tensor I64(int64_t v) { return Tensor::Scalar<int64_t>(DType::kInt64, v); }
 Tensor Strings(Shape shape, std::vector<std::string> v) {
@@ -387,7 +318,7 @@ TEST(OnnxTrainingImport, Optimizers) {
   const Tensor r = F32({}, {0.1f}), t0 = I64(0), t1 = I64(1);
   {
     // Adagrad: r = R / (1 + T * decay), G' = norm * X + G, H' = H + G'^2, X' = X - r G' / (sqrt(H') + eps).
-    ModelMaker m(1, 1);
+    ModelMaker m(1, kTraining, 1);
     scalars(m);
     m.Input("X", kF32, {1}).Input("G", kF32, {1}).Input("H", kF32, {1});
     onnx::NodeProto& n = m.Node("Adagrad", {"R", "T", "X", "G", "H"}, {"X_new", "H_new"});
@@ -400,7 +331,7 @@ TEST(OnnxTrainingImport, Optimizers) {
   }
   {
     // Adam at T = 1: R * sqrt(1 - beta) / (1 - alpha) corrects the learning rate.
-    ModelMaker m(1, 1);
+    ModelMaker m(1, kTraining, 1);
     scalars(m);
     m.Input("X", kF32, {1}).Input("G", kF32, {1}).Input("V", kF32, {1}).Input("H", kF32, {1});
     onnx::NodeProto& n = m.Node("Adam", {"R", "T", "X", "G", "V", "H"}, {"X_new", "V_new", "H_new"});
@@ -417,7 +348,7 @@ TEST(OnnxTrainingImport, Optimizers) {
   }
   {
     // Nesterov momentum at T = 0 (beta taken as 1): V' = alpha V + G, X' = X - R (G + alpha V').
-    ModelMaker m(1, 1);
+    ModelMaker m(1, kTraining, 1);
     scalars(m);
     m.Input("X", kF32, {2}).Input("G", kF32, {2}).Input("V", kF32, {2});
     onnx::NodeProto& n = m.Node("Momentum", {"R", "T", "X", "G", "V"}, {"X_new", "V_new"});
@@ -436,7 +367,7 @@ TEST(OnnxTrainingImport, Optimizers) {
 
 TEST(OnnxTrainingImport, OptimizerErrors) {
   auto momentum = [](int64_t training_version, const std::string& mode, bool all_attrs, int tensors) {
-    auto m = std::make_unique<ModelMaker>(1, training_version);
+    auto m = std::make_unique<ModelMaker>(1, kTraining, training_version);
     m->Input("R", kF32, {}).Input("T", kI64, {});
     std::vector<std::string> ins = {"R", "T"};
     for (int i = 0; i < tensors; ++i) {
@@ -460,7 +391,7 @@ TEST(OnnxTrainingImport, OptimizerErrors) {
   ExpectError([&] { momentum(0, "standard", true, 3)->Import(); }, ErrorCode::kUnimplemented,
               {"Momentum needs the model to import version 1 of domain 'ai.onnx.preview.training'"});
   // Other ops of the training domain stay unsupported.
-  ModelMaker m(13, 1);
+  ModelMaker m(13, kTraining, 1);
   m.Input("x", kF32, {1});
   m.Node("Gradient", {"x"}).set_domain(kTraining);
   ExpectError([&] { m.Import(); }, ErrorCode::kUnimplemented,

@@ -8,14 +8,11 @@
 #include <onnx/onnx_pb.h>
 
 #include <cmath>
-#include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <tuple>
 #include <vector>
 
-#include "frontend/onnx/graph_builder.h"
 #include "kiln/error.h"
 #include "runtime/executor.h"
 #include "tests/unit/onnx_test_util.h"
@@ -26,58 +23,13 @@ namespace {
 
 using onnxtest::F32;
 using onnxtest::FindOp;
+using onnxtest::ModelMaker;
 
 using testutil::ExpectErrorMessage;
 
 constexpr int32_t kF32 = onnx::TensorProto::FLOAT;
 constexpr int32_t kI32 = onnx::TensorProto::INT32;
 constexpr int32_t kI64 = onnx::TensorProto::INT64;
-
-class ModelMaker {
- public:
-  explicit ModelMaker(int64_t opset) {
-    model_.set_ir_version(8);
-    onnx::OperatorSetIdProto* op = model_.add_opset_import();
-    op->set_domain("");
-    op->set_version(opset);
-    model_.mutable_graph()->set_name("g");
-  }
-  ModelMaker& Input(const std::string& name, int32_t type, const std::vector<int64_t>& dims) {
-    onnx::TypeProto_Tensor* t = model_.mutable_graph()->add_input()->mutable_type()->mutable_tensor_type();
-    model_.mutable_graph()->mutable_input(model_.graph().input_size() - 1)->set_name(name);
-    t->set_elem_type(type);
-    for (int64_t d : dims) t->mutable_shape()->add_dim()->set_dim_value(d);
-    return *this;
-  }
-  ModelMaker& Int64s(const std::string& name, const std::vector<int64_t>& dims, const std::vector<int64_t>& v) {
-    onnx::TensorProto* t = model_.mutable_graph()->add_initializer();
-    t->set_name(name);
-    t->set_data_type(kI64);
-    for (int64_t d : dims) t->add_dims(d);
-    for (int64_t i : v) t->add_int64_data(i);
-    return *this;
-  }
-  onnx::NodeProto& Node(const std::string& op, const std::vector<std::string>& inputs,
-                        const std::vector<std::string>& outputs = {"y"}) {
-    onnx::NodeProto* n = model_.mutable_graph()->add_node();
-    n->set_op_type(op);
-    n->set_name(op + "_0");
-    for (const std::string& i : inputs) n->add_input(i);
-    for (const std::string& o : outputs) n->add_output(o);
-    return *n;
-  }
-  std::shared_ptr<ir::Graph> Import(const std::vector<std::string>& outputs = {"y"}) {
-    for (const std::string& o : outputs) model_.mutable_graph()->add_output()->set_name(o);
-    const std::string path = (std::filesystem::path(testing::TempDir()) /
-                              (std::string(testing::UnitTest::GetInstance()->current_test_info()->name()) + ".onnx"))
-                                 .string();
-    std::ofstream(path, std::ios::binary) << model_.SerializeAsString();
-    return std::make_shared<ir::Graph>(ImportOnnxFile(path));
-  }
-
- private:
-  onnx::ModelProto model_;
-};
 
 void Attr(onnx::NodeProto& n, const std::string& name, int64_t v) { onnxtest::SetInt(n, name, v); }
 void Attr(onnx::NodeProto& n, const std::string& name, const std::vector<int64_t>& v) { onnxtest::SetInts(n, name, v); }
@@ -137,9 +89,9 @@ TEST(OnnxVisionImport, GridSampleVolumesFromOpset20) {
 
 TEST(OnnxVisionImport, GridSampleErrors) {
   auto import = [](int64_t opset, const std::string& attr, const std::string& value,
-                   std::vector<int64_t> xdims = {1, 1, 2, 2}) {
+                   std::vector<onnxtest::Dim> xdims = {1, 1, 2, 2}) {
     ModelMaker m(opset);
-    std::vector<int64_t> gdims = {1};
+    std::vector<onnxtest::Dim> gdims = {1};
     for (size_t i = 2; i < xdims.size(); ++i) gdims.push_back(1);
     gdims.push_back(static_cast<int64_t>(xdims.size()) - 2);
     m.Input("x", kF32, xdims).Input("grid", kF32, gdims);
