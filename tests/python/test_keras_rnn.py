@@ -130,3 +130,35 @@ def test_lists_with_elements_of_different_shapes_are_refused(kiln_bin, tmp_path)
     proc = run_kiln(kiln_bin, ["run", tmp_path / "r"] + write_inputs({"x": np.ones(4, np.float32)}, tmp_path / "in"))
     assert proc.returncode != 0, proc.stdout
     assert "TensorListSetItem" in proc.stderr and "one shape" in proc.stderr, proc.stderr
+
+
+def converted_ops_text(kiln_bin, model, tmp_path):
+    """`kiln convert` + `kiln summary` output: engine ops and the ops left native, by op name."""
+    out = tmp_path / "converted"
+    proc = run_kiln(kiln_bin, ["convert", model, out])
+    if proc.returncode != 0:
+        fail("kiln convert failed on %s" % model, proc)
+    proc = run_kiln(kiln_bin, ["summary", out])
+    if proc.returncode != 0:
+        fail("kiln summary failed on %s" % model, proc)
+    return proc.stdout
+
+
+@pytest.mark.parametrize("case,fused", [
+    ("lstm", True), ("lstm_sequences", True), ("lstm_state", True), ("lstm_dynamic_time", True),
+    ("lstm_go_backwards", True), ("bidirectional_lstm", True),
+    ("lstm_relu", False), ("simple_rnn", False),
+])
+def test_keras_lstm_loops_become_one_lstm_op(kiln_bin, tmp_path, case, fused):
+    """The import pipeline's keras-rnn-fusion pass replaces Keras' LSTM While loop by one LSTM op
+    (results checked against TensorFlow above and here); other loops stay While loops."""
+    make, shape = CASES.get(case) or (lambda: L.LSTM(5, activation="relu", return_sequences=True), (6, 4))
+    keras.utils.set_random_seed(0)
+    x = keras.Input(shape, name="x")
+    keras.Model(x, make()(x)).export(str(tmp_path / case), verbose=False)
+    text = converted_ops_text(kiln_bin, tmp_path / case, tmp_path)
+    assert ("LSTM" in text) == fused and ("While" in text) != fused, text
+    rng = np.random.default_rng(4)
+    concrete = tuple(7 if d is None else d for d in shape)
+    feeds = {b: {"x": rng.standard_normal((b,) + concrete).astype(np.float32)} for b in (1, 3)}
+    check_against_tf(kiln_bin, tmp_path / case, feeds, tmp_path)

@@ -13,12 +13,22 @@ using namespace array_test;
 ir::AttrMap Dtype(DType t) { return Attrs({{"element_dtype", t}}); }
 
 TEST(TensorList, ReserveLeavesUnknownDimsOpen) {
+  // (RunOp's first input is a graph input: a run-time element shape of length 2.)
   auto r = RunOp("TensorListReserve", {Vec({-1, 5}), Scalar(3)}, Dtype(DType::kFloat32));
-  EXPECT_EQ(ShapeOf(*r), "[3,?,5]");
+  EXPECT_EQ(ShapeOf(*r), "[3,?,?]");
   ExpectTensor(r->outputs[0], DType::kFloat32, {3, 0, 5}, {});
+  {
+    ir::Graph g;  // a constant element shape: its known dims are kept
+    ir::Node& n =
+        g.AddNode("TensorListReserve", "reserve", {g.AddConstant("es", Vec({-1, 5})), g.AddConstant("n", Scalar(3))});
+    n.attrs = Dtype(DType::kFloat32);
+    const ir::NodeId id = n.id;
+    ir::InferNode(g, id);
+    EXPECT_EQ(g.ShapeToString(g.value(g.node(id).outputs[0]).shape), "[3,?,5]");
+  }
   // A scalar -1 element shape: unknown rank.
   r = RunOp("TensorListReserve", {Scalar(-1), Scalar(2)}, Dtype(DType::kInt32));
-  EXPECT_EQ(ShapeOf(*r), "?");
+  EXPECT_EQ(ShapeOf(*r), "<unknown rank>");
   ExpectTensor(r->outputs[0], DType::kInt32, {2, 0}, {});
   r = RunOp("TensorListReserve", {Vec({2}), Scalar(2)}, Dtype(DType::kFloat32));
   ExpectTensor(r->outputs[0], DType::kFloat32, {2, 2}, {0, 0, 0, 0});

@@ -123,15 +123,15 @@ void ImportGather(ImportContext& ctx) {
 }  // namespace
 
 void RegisterTensorListImporters(ImporterTable& t) {
-  t.Add({"TensorListReserve", ImportReserve<false>});
-  t.Add({"EmptyTensorList", ImportReserve<true>});
-  t.Add({"TensorListFromTensor", ImportFromTensor});
-  t.Add({"TensorListGetItem", ImportGetItem});
+  t.Add({"TensorListReserve", ImportReserve<false>, {}, {}});
+  t.Add({"EmptyTensorList", ImportReserve<true>, {}, {}});
+  t.Add({"TensorListFromTensor", ImportFromTensor, {}, {}});
+  t.Add({"TensorListGetItem", ImportGetItem, {}, {}});
   t.Add({"TensorListSetItem", ImportSetItem, {}, {{"resize_if_index_out_of_bounds", false}}});
-  t.Add({"TensorListPushBack", ImportPushBack});
+  t.Add({"TensorListPushBack", ImportPushBack, {}, {}});
   t.Add({"TensorListStack", ImportStack, {}, {{"num_elements", int64_t{-1}}}});
-  t.Add({"TensorListLength", ImportLength});
-  t.Add({"TensorListGather", ImportGather});
+  t.Add({"TensorListLength", ImportLength, {}, {}});
+  t.Add({"TensorListGather", ImportGather, {}, {}});
 }
 
 }  // namespace kiln::tf
