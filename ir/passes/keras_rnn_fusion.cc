@@ -1,28 +1,28 @@
-// Keras recurrent-loop fusion: the While loop Keras 3 (TensorFlow backend) exports for an LSTM
-// layer becomes one LSTM node (ONNX semantics, ir/ops/nn_recurrent.cc), so backends run the
-// recurrence as one op instead of a loop of small native nodes.
+// Keras recurrent-loop fusion: the While loops Keras 3 (TensorFlow backend) exports for LSTM,
+// GRU (reset_after, the default) and SimpleRNN layers become one LSTM / GRU / RNN node (ONNX
+// semantics, ir/ops/nn_recurrent.cc), so backends run the recurrence as one op instead of a loop
+// of small native nodes.
 //
 // The loop (after import, identity elimination and constant folding), with xs = the input
 // transposed to time-major [T, B, I] and list = TensorListReserve([-1, U], n):
 //
-//   While(counter = 0, limits..., time = 0, list, h0, c0, xs)
+//   While(counter = 0, limits..., time = 0, list, h0 [, c0], xs)
 //     cond: LogicalAnd(Less(counter, L1), Less(time, L2))   (either order; L = constants or
 //           loop-invariant variables), both limits equal T
 //     body: x_t = TensorListGetItem(xs, time, _)
-//           z = Add(Add(MatMul(x_t, K), MatMul(h, R)), bias)       K [I, 4U], R [U, 4U], bias [4U]
-//           i, f, g, o = Split(z, axis 1 or -1, 4)
-//           c' = Add(Mul(Sigmoid(f), c), Mul(Sigmoid(i), Tanh(g)))
-//           h' = Mul(Sigmoid(o), Tanh(c'))
+//           h' [, c'] = the cell (MatchLstm, MatchGru, MatchSimpleRnn below: Keras' formulas with
+//                       its default activations, x_t K + h R + bias as MatMuls and Adds)
 //           list' = TensorListSetItem(list, time, h')   (n == T: return_sequences)
 //                 | TensorListSetItem(list, 0, h')      (n == 1: the last output only)
-//           time' = Add(time, 1), counter' = Add(counter, 1); xs and limits pass through
+//           time' = time + 1, counter' = counter + 1; xs and limits pass through
 //
-// becomes LSTM(xs, W, R, B, ExpandDims(h0), ExpandDims(c0)) with W = K^T and R = R^T with gate
-// blocks reordered from Keras' i, f, c, o to ONNX's i, o, f, c and B = [bias reordered, zeros].
-// The loop's list output becomes Squeeze(Y, 1) ([T, B, U]) or Y_h ([1, B, U]); h and c become
-// Squeeze(Y_h, 0) and Squeeze(Y_c, 0). Anything else in the body or the condition (other
-// activations, masks, extra loop variables, constants of other shapes), readers of the counter,
-// time or pass-through outputs, or dtypes other than float32 leave the loop as it is.
+// becomes OP(xs, W, R, B, ExpandDims(h0) [, ExpandDims(c0)]) with W = K^T and R = R^T, gate
+// blocks in ONNX's order (LSTM: Keras i, f, c, o -> ONNX i, o, f, c; GRU z, r, h in both), and
+// B = [input bias, recurrent bias or zeros]. The loop's list output becomes Squeeze(Y, 1)
+// ([T, B, U]) or Y_h ([1, B, U]); h and c become Squeeze(Y_h, 0) and Squeeze(Y_c, 0). Anything
+// else in the body or the condition (other activations, masks, extra loop variables, weights of
+// other shapes, GRU with reset_after=False), readers of the counter, time or pass-through
+// outputs, or dtypes other than float32 leave the loop as it is.
 #include <algorithm>
 #include <cstring>
 #include <optional>
@@ -84,121 +84,276 @@ const Node* Commutative(const View& v, ValueId out, const char* op, Pred first, 
   return nullptr;
 }
 
-struct LstmCell {
-  int h_in = -1, c_in = -1;  // body inputs of the states
+// One recurrent cell found in a loop body: the IR op it becomes, its state variables (body input
+// indices) and its weights in ONNX's layout.
+struct Cell {
+  const char* op = nullptr;  // "LSTM", "GRU", "RNN"
+  int h_in = -1, c_in = -1;  // c only for LSTM
   ValueId c_out = kNoValue;
-  const Tensor *kernel = nullptr, *recurrent = nullptr, *bias = nullptr;
+  int64_t units = 0, input_size = 0;
+  Tensor w, r, b;  // [1, G*U, I], [1, G*U, U], [1, 2*G*U]
+  bool linear_before_reset = false;
   std::set<NodeId> nodes;
 };
 
-// Matches h' (a body value) as the Keras LSTM cell above, with x_t the GetItem output.
-std::optional<LstmCell> MatchLstmCell(const View& v, ValueId h_out, ValueId x_t) {
-  LstmCell m;
-  auto producer_of = [&](ValueId val, const char* op, size_t n) {
-    const Node* node = v.Op(val, op, n);
-    if (node) m.nodes.insert(node->id);
-    return node;
-  };
+// W or R [1, G*U, cols] from a Keras matrix [cols, G*U]: transposed, gate blocks reordered so
+// that ONNX block k is Keras block gates[k].
+Tensor OnnxWeights(const Tensor& keras, int64_t units, const std::vector<int64_t>& gates) {
+  const int64_t cols = keras.dim(0), g_count = static_cast<int64_t>(gates.size());
+  Tensor w(DType::kFloat32, {1, g_count * units, cols});
+  const float* src = keras.data<float>();
+  float* dst = w.data<float>();
+  for (int64_t k = 0; k < g_count; ++k)
+    for (int64_t u = 0; u < units; ++u)
+      for (int64_t c = 0; c < cols; ++c)
+        dst[(k * units + u) * cols + c] = src[c * g_count * units + gates[static_cast<size_t>(k)] * units + u];
+  return w;
+}
+
+// B [1, 2*G*U]: the input bias (reordered) then the recurrent bias (zeros when there is none).
+Tensor OnnxBias(const Tensor& input_bias, const Tensor* recurrent_bias, int64_t units,
+                const std::vector<int64_t>& gates) {
+  const int64_t g_count = static_cast<int64_t>(gates.size());
+  Tensor b(DType::kFloat32, {1, 2 * g_count * units});
+  for (int64_t k = 0; k < g_count; ++k) {
+    const size_t bytes = static_cast<size_t>(units) * sizeof(float);
+    std::memcpy(b.data<float>() + k * units, input_bias.data<float>() + gates[static_cast<size_t>(k)] * units, bytes);
+    if (recurrent_bias)
+      std::memcpy(b.data<float>() + (g_count + k) * units,
+                  recurrent_bias->data<float>() + gates[static_cast<size_t>(k)] * units, bytes);
+  }
+  return b;
+}
+
+// A sum (Adds in any association) of MatMul(x_t, K), MatMul(h, R) where h is a body input, and a
+// bias constant, each at most once; `want` says which must be there.
+struct LinearSum {
+  const Tensor* kernel = nullptr;
+  const Tensor* recurrent = nullptr;
+  const Tensor* bias = nullptr;
+  int h_in = -1;
+};
+bool MatchLinearSum(const View& v, ValueId val, ValueId x_t, LinearSum& s, std::set<NodeId>& nodes) {
+  if (const Node* add = v.Op(val, "Add", 2)) {
+    nodes.insert(add->id);
+    return MatchLinearSum(v, add->inputs[0], x_t, s, nodes) && MatchLinearSum(v, add->inputs[1], x_t, s, nodes);
+  }
+  if (const Node* mm = v.Op(val, "MatMul", 2)) {
+    if (mm->attrs.GetOr<bool>("transpose_a", false) || mm->attrs.GetOr<bool>("transpose_b", false)) return false;
+    const Tensor* w = v.graph().ConstantOf(mm->inputs[1]);
+    if (!w || w->dtype() != DType::kFloat32 || w->rank() != 2) return false;
+    nodes.insert(mm->id);
+    if (mm->inputs[0] == x_t && !s.kernel) {
+      s.kernel = w;
+      return true;
+    }
+    const int h = v.InputIndex(mm->inputs[0]);
+    if (h < 0 || s.recurrent) return false;
+    s.recurrent = w;
+    s.h_in = h;
+    return true;
+  }
+  const Tensor* b = v.graph().ConstantOf(val);
+  if (!b || s.bias || b->dtype() != DType::kFloat32 || b->rank() != 1) return false;
+  s.bias = b;
+  return true;
+}
+
+// The gates' Split: outputs 0..n-1 of one Split on the last axis of a rank-2 value.
+const Node* GateSplit(const View& v, ValueId first_gate, size_t gates) {
+  const Node* split = v.graph().Producer(first_gate);
+  if (!split || split->removed || split->op != "Split" || split->inputs.size() != 2 || split->outputs.size() != gates ||
+      split->outputs[0] != first_gate)
+    return nullptr;
+  const auto axis = v.IntConst(split->inputs[1]);
+  return axis && (*axis == 1 || *axis == -1) ? split : nullptr;
+}
+
+bool SetWeights(Cell& c, const LinearSum& s, const Tensor* recurrent_bias, const std::vector<int64_t>& gates) {
+  const int64_t g_count = static_cast<int64_t>(gates.size());
+  if (!s.kernel || !s.recurrent || !s.bias || s.kernel->dim(1) % g_count != 0) return false;
+  c.units = s.kernel->dim(1) / g_count;
+  c.input_size = s.kernel->dim(0);
+  const Shape square{c.units, g_count * c.units}, bias{g_count * c.units};
+  if (c.units < 1 || s.recurrent->shape() != square || s.bias->shape() != bias) return false;
+  if (recurrent_bias && (recurrent_bias->dtype() != DType::kFloat32 || recurrent_bias->shape() != bias)) return false;
+  c.w = OnnxWeights(*s.kernel, c.units, gates);
+  c.r = OnnxWeights(*s.recurrent, c.units, gates);
+  c.b = OnnxBias(*s.bias, recurrent_bias, c.units, gates);
+  return true;
+}
+
+// LSTM: h' = Mul(Sigmoid(o), Tanh(c')), c' = Add(Mul(Sigmoid(f), c), Mul(Sigmoid(i), Tanh(g))),
+// i, f, g, o = Split(x_t K + h R + bias, 4). Keras' gate order i, f, c, o; ONNX's i, o, f, c.
+std::optional<Cell> MatchLstm(const View& v, ValueId h_out, ValueId x_t) {
+  Cell m;
+  m.op = "LSTM";
   auto unary = [&](ValueId val, const char* op) -> std::optional<ValueId> {
-    const Node* node = producer_of(val, op, 1);
+    const Node* node = v.Op(val, op, 1);
     if (!node) return std::nullopt;
+    m.nodes.insert(node->id);
     return node->inputs[0];
   };
-  auto is_op = [&](const char* op) { return [&v, op](ValueId val) { return v.Op(val, op, 1) != nullptr; }; };
-  // h' = Mul(Sigmoid(o), Tanh(c'))
+  auto is_op = [&v](const char* op) { return [&v, op](ValueId val) { return v.Op(val, op, 1) != nullptr; }; };
+  auto is_state = [&v](ValueId val) { return v.InputIndex(val) >= 0; };
   ValueId sig_o, tanh_c;
   const Node* mul = Commutative(v, h_out, "Mul", is_op("Sigmoid"), &sig_o, &tanh_c);
   if (!mul) return std::nullopt;
   m.nodes.insert(mul->id);
-  auto o = unary(sig_o, "Sigmoid");
-  auto c_new = unary(tanh_c, "Tanh");
+  const auto o = unary(sig_o, "Sigmoid");
+  const auto c_new = unary(tanh_c, "Tanh");
   if (!o || !c_new) return std::nullopt;
   m.c_out = *c_new;
-  // c' = Add(Mul(Sigmoid(f), c), Mul(Sigmoid(i), Tanh(g)))
-  const Node* add = producer_of(*c_new, "Add", 2);
+  const Node* add = v.Op(*c_new, "Add", 2);
   if (!add) return std::nullopt;
+  m.nodes.insert(add->id);
   std::optional<ValueId> i_gate, f_gate, g_gate;
-  for (int k = 0; k < 2 && !(i_gate && f_gate); ++k) {
-    const Node* fc = v.Op(add->inputs[static_cast<size_t>(k)], "Mul", 2);
-    const Node* ig = v.Op(add->inputs[static_cast<size_t>(1 - k)], "Mul", 2);
-    if (!fc || !ig) continue;
+  for (int k = 0; k < 2 && !i_gate; ++k) {
     ValueId sig_f, c_prev, sig_i, tanh_g;
-    auto state = [&v](ValueId val) { return v.InputIndex(val) >= 0; };
-    if (!Commutative(v, fc->outputs[0], "Mul", state, &c_prev, &sig_f)) continue;
-    if (!Commutative(v, ig->outputs[0], "Mul", is_op("Tanh"), &tanh_g, &sig_i)) continue;
-    m.nodes.insert(fc->id);
-    m.nodes.insert(ig->id);
+    const Node* fc = Commutative(v, add->inputs[static_cast<size_t>(k)], "Mul", is_state, &c_prev, &sig_f);
+    const Node* ig = Commutative(v, add->inputs[static_cast<size_t>(1 - k)], "Mul", is_op("Tanh"), &tanh_g, &sig_i);
+    if (!fc || !ig) continue;
+    m.nodes.insert({fc->id, ig->id});
     m.c_in = v.InputIndex(c_prev);
     f_gate = unary(sig_f, "Sigmoid");
-    i_gate = unary(sig_i, "Sigmoid");
     g_gate = unary(tanh_g, "Tanh");
+    i_gate = unary(sig_i, "Sigmoid");
   }
   if (!i_gate || !f_gate || !g_gate) return std::nullopt;
-  // The four gates are outputs 0..3 of one Split on the last axis.
-  const Node* split = v.graph().Producer(*i_gate);
-  if (!split || split->removed || split->op != "Split" || split->inputs.size() != 2 || split->outputs.size() != 4)
+  const Node* split = GateSplit(v, *i_gate, 4);
+  if (!split || split->outputs[1] != *f_gate || split->outputs[2] != *g_gate || split->outputs[3] != *o)
     return std::nullopt;
-  if (split->outputs[0] != *i_gate || split->outputs[1] != *f_gate || split->outputs[2] != *g_gate ||
-      split->outputs[3] != *o)
-    return std::nullopt;
-  const auto axis = v.IntConst(split->inputs[1]);
-  if (!axis || (*axis != 1 && *axis != -1)) return std::nullopt;
   m.nodes.insert(split->id);
-  // z = Add(Add(MatMul(x_t, K), MatMul(h, R)), bias)
-  ValueId sum, bias;
-  auto is_add = [&v](ValueId val) { return v.Op(val, "Add", 2) != nullptr; };
-  const Node* bias_add = Commutative(v, split->inputs[0], "Add", is_add, &sum, &bias);
-  if (!bias_add) return std::nullopt;
-  m.nodes.insert(bias_add->id);
-  const Node* mm_add = producer_of(sum, "Add", 2);
-  if (!mm_add) return std::nullopt;
-  const Node* mx = nullptr;
-  const Node* mh = nullptr;
-  for (int k = 0; k < 2; ++k) {
-    const Node* a = v.Op(mm_add->inputs[static_cast<size_t>(k)], "MatMul", 2);
-    const Node* b = v.Op(mm_add->inputs[static_cast<size_t>(1 - k)], "MatMul", 2);
-    if (a && b && a->inputs[0] == x_t && v.InputIndex(b->inputs[0]) >= 0) mx = a, mh = b;
-  }
-  if (!mx || !mh) return std::nullopt;
-  for (const Node* mm : {mx, mh}) {
-    if (mm->attrs.GetOr<bool>("transpose_a", false) || mm->attrs.GetOr<bool>("transpose_b", false)) return std::nullopt;
-    m.nodes.insert(mm->id);
-  }
-  m.h_in = v.InputIndex(mh->inputs[0]);
-  const Tensor* k = v.graph().ConstantOf(mx->inputs[1]);
-  const Tensor* r = v.graph().ConstantOf(mh->inputs[1]);
-  if (!k || !r || k->rank() != 2 || k->dtype() != DType::kFloat32) return std::nullopt;
-  const int64_t units = k->dim(1) / 4;
-  if (units < 1 || k->dim(1) != 4 * units) return std::nullopt;
-  m.kernel = k;
-  m.recurrent = v.F32Const(mh->inputs[1], {units, 4 * units});
-  m.bias = v.F32Const(bias, {4 * units});
-  if (!m.recurrent || !m.bias || m.h_in < 0 || m.c_in < 0 || m.h_in == m.c_in) return std::nullopt;
+  LinearSum s;
+  if (!MatchLinearSum(v, split->inputs[0], x_t, s, m.nodes) || !SetWeights(m, s, nullptr, {0, 3, 1, 2}))
+    return std::nullopt;
+  m.h_in = s.h_in;
+  if (m.c_in < 0 || m.h_in == m.c_in) return std::nullopt;
   return m;
 }
 
-// Keras' gate order i, f, c, o as ONNX's i, o, f, c: ONNX block b is Keras block kKerasGate[b].
-constexpr int64_t kKerasGate[4] = {0, 3, 1, 2};
-
-// W [1, 4U, cols] from a Keras matrix [cols, 4U]: transposed, gate blocks reordered.
-Tensor OnnxWeights(const Tensor& keras, int64_t units) {
-  const int64_t cols = keras.dim(0);
-  Tensor w(DType::kFloat32, {1, 4 * units, cols});
-  const float* src = keras.data<float>();
-  float* dst = w.data<float>();
-  for (int64_t b = 0; b < 4; ++b)
-    for (int64_t u = 0; u < units; ++u)
-      for (int64_t c = 0; c < cols; ++c)
-        dst[(b * units + u) * cols + c] = src[c * 4 * units + kKerasGate[b] * units + u];
-  return w;
+// Columns [gate * U, (gate + 1) * U) of a [?, 3U] value: StridedSlice(inner, [0, gU], [0, (g+1)U],
+// [1, 1]) with dim 0 taken whole (Keras' matrix_inner[:, gU:(g+1)U]).
+bool IsColumnBlock(const View& v, ValueId val, ValueId inner, int64_t gate, int64_t units, std::set<NodeId>& nodes) {
+  const Node* ss = v.Op(val, "StridedSlice", 4);
+  if (!ss || ss->inputs[0] != inner) return false;
+  const array::StridedSliceMasks masks = array::StridedSliceMasksOf(ss->attrs);
+  if (masks.ellipsis_mask || masks.new_axis_mask || masks.shrink_axis_mask || !(masks.begin_mask & 1) ||
+      !(masks.end_mask & 1))
+    return false;
+  std::vector<std::vector<int64_t>> spec;
+  for (size_t k = 1; k < 4; ++k) {
+    const Tensor* t = v.graph().ConstantOf(ss->inputs[k]);
+    if (!t || t->rank() != 1 || t->num_elements() != 2 || !IsInteger(t->dtype())) return false;
+    spec.push_back(t->ToInt64Vector());
+  }
+  array::StridedSliceResult r;
+  if (!array::ComputeStridedSlice({kUnknownDim, 3 * units}, 2, &spec[0], &spec[1], &spec[2], masks, &r).empty())
+    return false;
+  if (r.strides[0] != 1 || r.strides[1] != 1 || r.begin[1] != gate * units || r.end[1] != (gate + 1) * units)
+    return false;
+  nodes.insert(ss->id);
+  return true;
 }
 
-Tensor OnnxBias(const Tensor& keras, int64_t units) {
-  Tensor b(DType::kFloat32, {1, 8 * units});  // the recurrent half stays zero
-  for (int64_t g = 0; g < 4; ++g)
-    std::memcpy(b.data<float>() + g * units, keras.data<float>() + kKerasGate[g] * units,
-                static_cast<size_t>(units) * sizeof(float));
-  return b;
+// GRU with reset_after (Keras' default; ONNX linear_before_reset = 1):
+//   xz, xr, xh = Split(x_t K + b_in, 3), inner = h R + b_rec, rz, rr, rh = its column blocks
+//   z = Sigmoid(xz + rz), r = Sigmoid(xr + rr), hh = Tanh(xh + r * rh)
+//   h' = z * h + (1 - z) * hh
+std::optional<Cell> MatchGru(const View& v, ValueId h_out, ValueId x_t) {
+  Cell m;
+  m.op = "GRU";
+  m.linear_before_reset = true;
+  auto is_state = [&v](ValueId val) { return v.InputIndex(val) >= 0; };
+  const Node* add = v.Op(h_out, "Add", 2);
+  if (!add) return std::nullopt;
+  m.nodes.insert(add->id);
+  ValueId z, h_prev, one_minus_z, hh;
+  const Node* keep = nullptr;
+  const Node* take = nullptr;
+  for (int k = 0; k < 2 && !keep; ++k) {
+    keep = Commutative(v, add->inputs[static_cast<size_t>(k)], "Mul", is_state, &h_prev, &z);
+    take = keep ? Commutative(
+                      v, add->inputs[static_cast<size_t>(1 - k)], "Mul",
+                      [&v](ValueId val) { return v.Op(val, "Sub", 2) != nullptr; }, &one_minus_z, &hh)
+                : nullptr;
+    if (!take) keep = nullptr;
+  }
+  if (!keep || !take) return std::nullopt;
+  const Node* sub = v.Op(one_minus_z, "Sub", 2);
+  const Tensor* one = v.graph().ConstantOf(sub->inputs[0]);
+  if (!one || one->num_elements() != 1 || one->dtype() != DType::kFloat32 || one->DoubleAt(0) != 1.0 ||
+      sub->inputs[1] != z)
+    return std::nullopt;
+  const Node* sig_z = v.Op(z, "Sigmoid", 1);
+  const Node* tanh_h = v.Op(hh, "Tanh", 1);
+  if (!sig_z || !tanh_h) return std::nullopt;
+  m.nodes.insert({keep->id, take->id, sub->id, sig_z->id, tanh_h->id});
+  // The input side: the Split of x_t K + b_in.
+  const Node* z_add = v.Op(sig_z->inputs[0], "Add", 2);
+  const Node* h_add = v.Op(tanh_h->inputs[0], "Add", 2);
+  if (!z_add || !h_add) return std::nullopt;
+  const Node* split = nullptr;
+  for (ValueId in : z_add->inputs)
+    if (!split) split = GateSplit(v, in, 3);
+  if (!split) return std::nullopt;
+  LinearSum s_in, s_rec;
+  if (!MatchLinearSum(v, split->inputs[0], x_t, s_in, m.nodes) || s_in.recurrent) return std::nullopt;
+  const int64_t units = s_in.kernel ? s_in.kernel->dim(1) / 3 : 0;
+  if (units < 1) return std::nullopt;
+  // rz is the block of `inner` beside xz; inner = h R + b_rec.
+  const ValueId rz = z_add->inputs[0] == split->outputs[0] ? z_add->inputs[1] : z_add->inputs[0];
+  const Node* rz_node = v.Op(rz, "StridedSlice", 4);
+  if (!rz_node) return std::nullopt;
+  const ValueId inner = rz_node->inputs[0];
+  if (!MatchLinearSum(v, inner, x_t, s_rec, m.nodes) || s_rec.kernel || !s_rec.recurrent || !s_rec.bias)
+    return std::nullopt;
+  if (!IsColumnBlock(v, rz, inner, 0, units, m.nodes)) return std::nullopt;
+  // r = Sigmoid(xr + rr); hh's argument = xh + r * rh.
+  auto sum_of = [&](const Node* a, ValueId split_out, ValueId* other) {
+    for (int k = 0; k < 2; ++k)
+      if (a->inputs[static_cast<size_t>(k)] == split_out) {
+        *other = a->inputs[static_cast<size_t>(1 - k)];
+        return true;
+      }
+    return false;
+  };
+  ValueId r_times;
+  if (!sum_of(h_add, split->outputs[2], &r_times)) return std::nullopt;
+  ValueId sig_r, rh;
+  const Node* r_mul = Commutative(
+      v, r_times, "Mul", [&v](ValueId val) { return v.Op(val, "Sigmoid", 1) != nullptr; }, &sig_r, &rh);
+  if (!r_mul || !IsColumnBlock(v, rh, inner, 2, units, m.nodes)) return std::nullopt;
+  const Node* sig_r_node = v.Op(sig_r, "Sigmoid", 1);
+  const Node* r_add = v.Op(sig_r_node->inputs[0], "Add", 2);
+  ValueId rr;
+  if (!r_add || !sum_of(r_add, split->outputs[1], &rr) || !IsColumnBlock(v, rr, inner, 1, units, m.nodes))
+    return std::nullopt;
+  m.nodes.insert({z_add->id, h_add->id, split->id, r_mul->id, sig_r_node->id, r_add->id});
+  LinearSum s{s_in.kernel, s_rec.recurrent, s_in.bias, s_rec.h_in};
+  if (!SetWeights(m, s, s_rec.bias, {0, 1, 2})) return std::nullopt;
+  m.h_in = s_rec.h_in;
+  if (v.graph().inputs()[static_cast<size_t>(m.h_in)] != h_prev) return std::nullopt;
+  return m;
+}
+
+// SimpleRNN: h' = Tanh(x_t K + b + h R).
+std::optional<Cell> MatchSimpleRnn(const View& v, ValueId h_out, ValueId x_t) {
+  Cell m;
+  m.op = "RNN";
+  const Node* tanh = v.Op(h_out, "Tanh", 1);
+  if (!tanh) return std::nullopt;
+  m.nodes.insert(tanh->id);
+  LinearSum s;
+  if (!MatchLinearSum(v, tanh->inputs[0], x_t, s, m.nodes) || !SetWeights(m, s, nullptr, {0})) return std::nullopt;
+  m.h_in = s.h_in;
+  return m;
+}
+
+std::optional<Cell> MatchCell(const View& v, ValueId h_out, ValueId x_t) {
+  if (auto c = MatchLstm(v, h_out, x_t)) return c;
+  if (auto c = MatchGru(v, h_out, x_t)) return c;
+  return MatchSimpleRnn(v, h_out, x_t);
 }
 
 // Whether value `v` of graph g is known to equal the first dim of xs (symbolically or statically).
@@ -215,12 +370,12 @@ class KerasRnnFusion final : public Pass {
   bool Run(Graph& graph) override {
     bool changed = false;
     for (NodeId id : graph.TopologicalOrder())
-      if (graph.node(id).op == "While" && !graph.node(id).removed) changed |= FuseLstm(graph, id);
+      if (graph.node(id).op == "While" && !graph.node(id).removed) changed |= Fuse(graph, id);
     return changed;
   }
 
  private:
-  static bool FuseLstm(Graph& g, NodeId loop_id) {
+  static bool Fuse(Graph& g, NodeId loop_id) {
     const Node& loop = g.node(loop_id);
     const auto& cond_ptr = loop.attrs.Get<std::shared_ptr<Graph>>("cond");
     const auto& body_ptr = loop.attrs.Get<std::shared_ptr<Graph>>("body");
@@ -255,10 +410,10 @@ class KerasRnnFusion final : public Pass {
     const auto index = bv.IntConst(set->inputs[1]);
     const bool sequences = set->inputs[1] == body.inputs()[static_cast<size_t>(time)];
     if (!sequences && index != 0) return false;
-    auto cell = MatchLstmCell(bv, set->inputs[2], get->outputs[0]);
+    auto cell = MatchCell(bv, set->inputs[2], get->outputs[0]);
     if (!cell) return false;
     if (body.outputs()[static_cast<size_t>(cell->h_in)] != set->inputs[2] ||
-        body.outputs()[static_cast<size_t>(cell->c_in)] != cell->c_out)
+        (cell->c_in >= 0 && body.outputs()[static_cast<size_t>(cell->c_in)] != cell->c_out))
       return false;
     // time' = time + 1 and counter' = counter + 1.
     auto increments = [&](int i) {
@@ -312,11 +467,12 @@ class KerasRnnFusion final : public Pass {
     if (!reserve) return false;
     if (sequences ? !EqualsDim(g, reserve->inputs[1], steps) : View(g).IntConst(reserve->inputs[1]) != 1) return false;
     const SymShape& xs_shape = g.value(loop.inputs[static_cast<size_t>(xs)]).shape;
-    const int64_t units = cell->kernel->dim(1) / 4;
-    if (!xs_shape.rank_known || xs_shape.rank() != 3 || xs_shape.dims[2] != cell->kernel->dim(0) ||
+    const int64_t units = cell->units;
+    if (!xs_shape.rank_known || xs_shape.rank() != 3 || xs_shape.dims[2] != cell->input_size ||
         g.value(loop.inputs[static_cast<size_t>(xs)]).dtype != DType::kFloat32)
       return false;
     for (int s : {cell->h_in, cell->c_in}) {
+      if (s < 0) continue;
       const Value& v = g.value(loop.inputs[static_cast<size_t>(s)]);
       if (v.dtype != DType::kFloat32 || !v.shape.rank_known || v.shape.rank() != 2 || v.shape.dims[1] != units)
         return false;
@@ -328,12 +484,11 @@ class KerasRnnFusion final : public Pass {
       const ValueId out = loop.outputs[static_cast<size_t>(i)];
       if (!consumers[static_cast<size_t>(out)].empty() || IsGraphOutput(g, out)) return false;
     }
-    Emit(g, loop_id, xs, list, cell->h_in, cell->c_in, sequences, *cell, units);
+    Emit(g, loop_id, xs, list, sequences, *cell);
     return true;
   }
 
-  static void Emit(Graph& g, NodeId loop_id, int xs, int list, int h_in, int c_in, bool sequences, const LstmCell& cell,
-                   int64_t units) {
+  static void Emit(Graph& g, NodeId loop_id, int xs, int list, bool sequences, const Cell& cell) {
     // Copies: AddNode may move the loop node.
     const std::vector<ValueId> ins = g.node(loop_id).inputs, outs = g.node(loop_id).outputs;
     const std::string base = g.node(loop_id).name;
@@ -350,16 +505,23 @@ class KerasRnnFusion final : public Pass {
       return g.AddConstant(names.Make(base + "/" + suffix),
                            Tensor::Scalar<int32_t>(DType::kInt32, static_cast<int32_t>(a)));
     };
-    const ValueId w = g.AddConstant(names.Make(base + "/lstm_W"), OnnxWeights(*cell.kernel, units));
-    const ValueId r = g.AddConstant(names.Make(base + "/lstm_R"), OnnxWeights(*cell.recurrent, units));
-    const ValueId b = g.AddConstant(names.Make(base + "/lstm_B"), OnnxBias(*cell.bias, units));
-    const ValueId h0 = node("ExpandDims", "initial_h", {ins[static_cast<size_t>(h_in)], axis(0, "h_axis")}, {})[0];
-    const ValueId c0 = node("ExpandDims", "initial_c", {ins[static_cast<size_t>(c_in)], axis(0, "c_axis")}, {})[0];
-    AttrMap lstm_attrs;
-    lstm_attrs.Set("hidden_size", units);
-    lstm_attrs.Set("optional_inputs", std::vector<std::string>{"B", "initial_h", "initial_c"});
-    const std::vector<ValueId> y =
-        node("LSTM", "lstm", {ins[static_cast<size_t>(xs)], w, r, b, h0, c0}, std::move(lstm_attrs), 3);
+    const std::string kind = cell.op;
+    const ValueId w = g.AddConstant(names.Make(base + "/" + kind + "_W"), cell.w);
+    const ValueId r = g.AddConstant(names.Make(base + "/" + kind + "_R"), cell.r);
+    const ValueId b = g.AddConstant(names.Make(base + "/" + kind + "_B"), cell.b);
+    std::vector<ValueId> inputs{ins[static_cast<size_t>(xs)], w, r, b};
+    std::vector<std::string> optional{"B", "initial_h"};
+    inputs.push_back(node("ExpandDims", "initial_h", {ins[static_cast<size_t>(cell.h_in)], axis(0, "h_axis")}, {})[0]);
+    if (cell.c_in >= 0) {
+      inputs.push_back(
+          node("ExpandDims", "initial_c", {ins[static_cast<size_t>(cell.c_in)], axis(0, "c_axis")}, {})[0]);
+      optional.push_back("initial_c");
+    }
+    AttrMap attrs;
+    attrs.Set("hidden_size", cell.units);
+    attrs.Set("optional_inputs", std::move(optional));
+    if (cell.linear_before_reset) attrs.Set("linear_before_reset", true);
+    const std::vector<ValueId> y = node(cell.op, kind, std::move(inputs), std::move(attrs), cell.c_in >= 0 ? 3 : 2);
     auto squeeze = [&](ValueId v, int64_t a, const std::string& suffix) {
       AttrMap attrs;
       attrs.Set("axes", std::vector<int64_t>{a});
@@ -367,8 +529,8 @@ class KerasRnnFusion final : public Pass {
     };
     const ValueId list_value = sequences ? squeeze(y[0], 1, "sequence") : y[1];
     g.ReplaceAllUses(outs[static_cast<size_t>(list)], list_value);
-    g.ReplaceAllUses(outs[static_cast<size_t>(h_in)], squeeze(y[1], 0, "h"));
-    g.ReplaceAllUses(outs[static_cast<size_t>(c_in)], squeeze(y[2], 0, "c"));
+    g.ReplaceAllUses(outs[static_cast<size_t>(cell.h_in)], squeeze(y[1], 0, "h"));
+    if (cell.c_in >= 0) g.ReplaceAllUses(outs[static_cast<size_t>(cell.c_in)], squeeze(y[2], 0, "c"));
     g.node(loop_id).removed = true;
   }
 };
