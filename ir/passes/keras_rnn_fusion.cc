@@ -1,5 +1,5 @@
 // Keras recurrent-loop fusion: the While loops Keras 3 (TensorFlow backend) exports for LSTM,
-// GRU (reset_after, the default) and SimpleRNN layers become one LSTM / GRU / RNN node (ONNX
+// GRU (reset_after either way) and SimpleRNN layers become one LSTM / GRU / RNN node (ONNX
 // semantics, ir/ops/nn_recurrent.cc), so backends run the recurrence as one op instead of a loop
 // of small native nodes.
 //
@@ -21,7 +21,7 @@
 // B = [input bias, recurrent bias or zeros]. The loop's list output becomes Squeeze(Y, 1)
 // ([T, B, U]) or Y_h ([1, B, U]); h and c become Squeeze(Y_h, 0) and Squeeze(Y_c, 0). Anything
 // else in the body or the condition (other activations, masks, extra loop variables, weights of
-// other shapes, GRU with reset_after=False), readers of the counter, time or pass-through
+// other shapes), readers of the counter, time or pass-through
 // outputs, or dtypes other than float32 leave the loop as it is.
 #include <algorithm>
 #include <cstring>
@@ -232,9 +232,10 @@ std::optional<Cell> MatchLstm(const View& v, ValueId h_out, ValueId x_t) {
   return m;
 }
 
-// Columns [gate * U, (gate + 1) * U) of a [?, 3U] value: StridedSlice(inner, [0, gU], [0, (g+1)U],
+// Columns [gate * U, (gate + 1) * U) of a [?, width] value: StridedSlice(inner, [0, gU], [0, (g+1)U],
 // [1, 1]) with dim 0 taken whole (Keras' matrix_inner[:, gU:(g+1)U]).
-bool IsColumnBlock(const View& v, ValueId val, ValueId inner, int64_t gate, int64_t units, std::set<NodeId>& nodes) {
+bool IsColumnBlock(const View& v, ValueId val, ValueId inner, int64_t gate, int64_t units, int64_t width,
+                   std::set<NodeId>& nodes) {
   const Node* ss = v.Op(val, "StridedSlice", 4);
   if (!ss || ss->inputs[0] != inner) return false;
   const array::StridedSliceMasks masks = array::StridedSliceMasksOf(ss->attrs);
@@ -248,7 +249,7 @@ bool IsColumnBlock(const View& v, ValueId val, ValueId inner, int64_t gate, int6
     spec.push_back(t->ToInt64Vector());
   }
   array::StridedSliceResult r;
-  if (!array::ComputeStridedSlice({kUnknownDim, 3 * units}, 2, &spec[0], &spec[1], &spec[2], masks, &r).empty())
+  if (!array::ComputeStridedSlice({kUnknownDim, width}, 2, &spec[0], &spec[1], &spec[2], masks, &r).empty())
     return false;
   if (r.strides[0] != 1 || r.strides[1] != 1 || r.begin[1] != gate * units || r.end[1] != (gate + 1) * units)
     return false;
@@ -256,7 +257,8 @@ bool IsColumnBlock(const View& v, ValueId val, ValueId inner, int64_t gate, int6
   return true;
 }
 
-// GRU with reset_after (Keras' default; ONNX linear_before_reset = 1):
+// GRU with reset_after (Keras' default; ONNX linear_before_reset = 1), or without (the branch
+// below, linear_before_reset = 0):
 //   xz, xr, xh = Split(x_t K + b_in, 3), inner = h R + b_rec, rz, rr, rh = its column blocks
 //   z = Sigmoid(xz + rz), r = Sigmoid(xr + rr), hh = Tanh(xh + r * rh)
 //   h' = z * h + (1 - z) * hh
@@ -306,10 +308,6 @@ std::optional<Cell> MatchGru(const View& v, ValueId h_out, ValueId x_t) {
   const Node* rz_node = v.Op(rz, "StridedSlice", 4);
   if (!rz_node) return std::nullopt;
   const ValueId inner = rz_node->inputs[0];
-  if (!MatchLinearSum(v, inner, x_t, s_rec, m.nodes) || s_rec.kernel || !s_rec.recurrent || !s_rec.bias)
-    return std::nullopt;
-  if (!IsColumnBlock(v, rz, inner, 0, units, m.nodes)) return std::nullopt;
-  // r = Sigmoid(xr + rr); hh's argument = xh + r * rh.
   auto sum_of = [&](const Node* a, ValueId split_out, ValueId* other) {
     for (int k = 0; k < 2; ++k)
       if (a->inputs[static_cast<size_t>(k)] == split_out) {
@@ -320,14 +318,54 @@ std::optional<Cell> MatchGru(const View& v, ValueId h_out, ValueId x_t) {
   };
   ValueId r_times;
   if (!sum_of(h_add, split->outputs[2], &r_times)) return std::nullopt;
+  auto is_sigmoid = [&v](ValueId val) { return v.Op(val, "Sigmoid", 1) != nullptr; };
+  if (const Node* rh_mm = v.Op(r_times, "MatMul", 2)) {
+    // reset_after=False (ONNX linear_before_reset = 0): inner = h R[:, :2U] (rz, rr its column
+    // blocks), hh = Tanh(xh + (r * h) R[:, 2U:]); no recurrent bias.
+    m.linear_before_reset = false;
+    const Node* inner_mm = v.Op(inner, "MatMul", 2);
+    if (!inner_mm) return std::nullopt;
+    for (const Node* mm : {rh_mm, inner_mm})
+      if (mm->attrs.GetOr<bool>("transpose_a", false) || mm->attrs.GetOr<bool>("transpose_b", false))
+        return std::nullopt;
+    const Tensor* rh_w = v.F32Const(rh_mm->inputs[1], {units, units});
+    const Tensor* rzr_w = v.F32Const(inner_mm->inputs[1], {units, 2 * units});
+    const int h_in = v.InputIndex(inner_mm->inputs[0]);
+    if (!rh_w || !rzr_w || h_in < 0 || inner_mm->inputs[0] != h_prev) return std::nullopt;
+    ValueId sig_r, h_again, rr;
+    const Node* r_mul = Commutative(v, rh_mm->inputs[0], "Mul", is_sigmoid, &sig_r, &h_again);
+    if (!r_mul || h_again != h_prev) return std::nullopt;
+    const Node* sig_r_node = v.Op(sig_r, "Sigmoid", 1);
+    const Node* r_add = v.Op(sig_r_node->inputs[0], "Add", 2);
+    if (!r_add || !sum_of(r_add, split->outputs[1], &rr) ||
+        !IsColumnBlock(v, rz, inner, 0, units, 2 * units, m.nodes) ||
+        !IsColumnBlock(v, rr, inner, 1, units, 2 * units, m.nodes))
+      return std::nullopt;
+    m.nodes.insert({z_add->id, h_add->id, split->id, rh_mm->id, inner_mm->id, r_mul->id, sig_r_node->id, r_add->id});
+    // Keras' recurrent kernel [U, 3U] = [R[:, :2U] | R[:, 2U:]].
+    Tensor full(DType::kFloat32, {units, 3 * units});
+    for (int64_t row = 0; row < units; ++row) {
+      std::memcpy(full.data<float>() + row * 3 * units, rzr_w->data<float>() + row * 2 * units,
+                  static_cast<size_t>(2 * units) * sizeof(float));
+      std::memcpy(full.data<float>() + row * 3 * units + 2 * units, rh_w->data<float>() + row * units,
+                  static_cast<size_t>(units) * sizeof(float));
+    }
+    const LinearSum s{s_in.kernel, &full, s_in.bias, h_in};
+    if (!SetWeights(m, s, nullptr, {0, 1, 2})) return std::nullopt;
+    m.h_in = h_in;
+    return m;
+  }
+  if (!MatchLinearSum(v, inner, x_t, s_rec, m.nodes) || s_rec.kernel || !s_rec.recurrent || !s_rec.bias)
+    return std::nullopt;
+  if (!IsColumnBlock(v, rz, inner, 0, units, 3 * units, m.nodes)) return std::nullopt;
+  // r = Sigmoid(xr + rr); hh's argument = xh + r * rh.
   ValueId sig_r, rh;
-  const Node* r_mul = Commutative(
-      v, r_times, "Mul", [&v](ValueId val) { return v.Op(val, "Sigmoid", 1) != nullptr; }, &sig_r, &rh);
-  if (!r_mul || !IsColumnBlock(v, rh, inner, 2, units, m.nodes)) return std::nullopt;
+  const Node* r_mul = Commutative(v, r_times, "Mul", is_sigmoid, &sig_r, &rh);
+  if (!r_mul || !IsColumnBlock(v, rh, inner, 2, units, 3 * units, m.nodes)) return std::nullopt;
   const Node* sig_r_node = v.Op(sig_r, "Sigmoid", 1);
   const Node* r_add = v.Op(sig_r_node->inputs[0], "Add", 2);
   ValueId rr;
-  if (!r_add || !sum_of(r_add, split->outputs[1], &rr) || !IsColumnBlock(v, rr, inner, 1, units, m.nodes))
+  if (!r_add || !sum_of(r_add, split->outputs[1], &rr) || !IsColumnBlock(v, rr, inner, 1, units, 3 * units, m.nodes))
     return std::nullopt;
   m.nodes.insert({z_add->id, h_add->id, split->id, r_mul->id, sig_r_node->id, r_add->id});
   LinearSum s{s_in.kernel, s_rec.recurrent, s_in.bias, s_rec.h_in};
@@ -434,8 +472,18 @@ class KerasRnnFusion final : public Pass {
       counter = i;
       matched.insert(add->id);
     }
-    for (const Node& node : body.nodes())
-      if (!node.removed && node.op != "Constant" && !matched.count(node.id)) return false;
+    // Every node the body's results depend on is part of the pattern (nodes nothing reads are
+    // ignored: dead-code elimination runs after this pass).
+    std::vector<ValueId> stack(body.outputs().begin(), body.outputs().end());
+    std::set<NodeId> needed;
+    while (!stack.empty()) {
+      const Node* p = body.Producer(stack.back());
+      stack.pop_back();
+      if (!p || !needed.insert(p->id).second) continue;
+      stack.insert(stack.end(), p->inputs.begin(), p->inputs.end());
+    }
+    for (NodeId id : needed)
+      if (body.node(id).op != "Constant" && !matched.count(id)) return false;
     // cond: LogicalAnd(Less(counter, L1), Less(time, L2)), the limits constants or invariants.
     const Node* both = cv.Op(cond.outputs()[0], "LogicalAnd", 2);
     if (!both || cond.outputs().size() != 1) return false;

@@ -147,13 +147,13 @@ def converted_ops_text(kiln_bin, model, tmp_path):
 @pytest.mark.parametrize("case,op", [
     ("lstm", "LSTM"), ("lstm_sequences", "LSTM"), ("lstm_state", "LSTM"), ("lstm_dynamic_time", "LSTM"),
     ("lstm_go_backwards", "LSTM"), ("bidirectional_lstm", "LSTM"), ("gru", "GRU"), ("gru_go_backwards", "GRU"),
-    ("bidirectional_gru_sequences", "GRU"), ("simple_rnn", "RNN"), ("simple_rnn_seq_tanh_relu", None),
-    ("lstm_relu", None), ("gru_reset_before", None), ("conv_lstm_1d", None),
+    ("bidirectional_gru_sequences", "GRU"), ("gru_reset_before", "GRU"), ("simple_rnn", "RNN"),
+    ("simple_rnn_seq_tanh_relu", None), ("lstm_relu", None), ("conv_lstm_1d", None),
 ])
 def test_keras_recurrent_loops_become_one_op(kiln_bin, tmp_path, case, op):
-    """The import pipeline's keras-rnn-fusion pass replaces Keras' LSTM / GRU (reset_after) /
-    SimpleRNN While loop by one LSTM / GRU / RNN op; loops it does not recognise exactly (other
-    activations, GRU with reset_after=False, ConvLSTM) stay While loops. Results against TensorFlow."""
+    """The import pipeline's keras-rnn-fusion pass replaces Keras' LSTM / GRU (reset_after either
+    way) / SimpleRNN While loop by one LSTM / GRU / RNN op; loops it does not recognise exactly
+    (other activations, ConvLSTM) stay While loops. Results against TensorFlow."""
     make, shape = CASES.get(case) or (lambda: L.LSTM(5, activation="relu", return_sequences=True), (6, 4))
     keras.utils.set_random_seed(0)
     x = keras.Input(shape, name="x")
