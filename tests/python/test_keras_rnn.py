@@ -169,3 +169,23 @@ def test_keras_recurrent_loops_become_one_op(kiln_bin, tmp_path, case, op):
     concrete = tuple(7 if d is None else d for d in shape)
     feeds = {b: {"x": rng.standard_normal((b,) + concrete).astype(np.float32)} for b in (1, 3)}
     check_against_tf(kiln_bin, tmp_path / case, feeds, tmp_path)
+
+
+@pytest.mark.parametrize("layer", ["lstm", "gru"])
+def test_masked_recurrent_layers_keep_their_loop_and_match_tensorflow(kiln_bin, tmp_path, layer):
+    """Masking before an LSTM / GRU: the loop carries the mask (Select of the new and the old
+    state), which the fusion must not drop; padded steps (all-zero rows) are in the inputs."""
+    keras.utils.set_random_seed(0)
+    x = keras.Input((6, 4), name="x")
+    rnn = L.LSTM(5, return_sequences=True) if layer == "lstm" else L.GRU(5)
+    keras.Model(x, rnn(L.Masking(0.0)(x))).export(str(tmp_path / layer), verbose=False)
+    text = converted_ops_text(kiln_bin, tmp_path / layer, tmp_path)
+    assert "While" in text, text
+    rng = np.random.default_rng(5)
+    feeds = {}
+    for b in (1, 3):
+        v = rng.standard_normal((b, 6, 4)).astype(np.float32)
+        v[0, 4:] = 0  # trailing padding
+        v[-1, 1] = 0  # a masked step in the middle
+        feeds[b] = {"x": v}
+    check_against_tf(kiln_bin, tmp_path / layer, feeds, tmp_path)
