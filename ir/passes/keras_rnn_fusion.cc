@@ -196,7 +196,7 @@ std::optional<Cell> MatchLstm(const View& v, ValueId h_out, ValueId x_t) {
   };
   auto is_op = [&v](const char* op) { return [&v, op](ValueId val) { return v.Op(val, op, 1) != nullptr; }; };
   auto is_state = [&v](ValueId val) { return v.InputIndex(val) >= 0; };
-  ValueId sig_o, tanh_c;
+  ValueId sig_o = kNoValue, tanh_c = kNoValue;
   const Node* mul = Commutative(v, h_out, "Mul", is_op("Sigmoid"), &sig_o, &tanh_c);
   if (!mul) return std::nullopt;
   m.nodes.insert(mul->id);
@@ -209,7 +209,7 @@ std::optional<Cell> MatchLstm(const View& v, ValueId h_out, ValueId x_t) {
   m.nodes.insert(add->id);
   std::optional<ValueId> i_gate, f_gate, g_gate;
   for (int k = 0; k < 2 && !i_gate; ++k) {
-    ValueId sig_f, c_prev, sig_i, tanh_g;
+    ValueId sig_f = kNoValue, c_prev = kNoValue, sig_i = kNoValue, tanh_g = kNoValue;
     const Node* fc = Commutative(v, add->inputs[static_cast<size_t>(k)], "Mul", is_state, &c_prev, &sig_f);
     const Node* ig = Commutative(v, add->inputs[static_cast<size_t>(1 - k)], "Mul", is_op("Tanh"), &tanh_g, &sig_i);
     if (!fc || !ig) continue;
@@ -270,7 +270,7 @@ std::optional<Cell> MatchGru(const View& v, ValueId h_out, ValueId x_t) {
   const Node* add = v.Op(h_out, "Add", 2);
   if (!add) return std::nullopt;
   m.nodes.insert(add->id);
-  ValueId z, h_prev, one_minus_z, hh;
+  ValueId z = kNoValue, h_prev = kNoValue, one_minus_z = kNoValue, hh = kNoValue;
   const Node* keep = nullptr;
   const Node* take = nullptr;
   for (int k = 0; k < 2 && !keep; ++k) {
@@ -316,7 +316,7 @@ std::optional<Cell> MatchGru(const View& v, ValueId h_out, ValueId x_t) {
       }
     return false;
   };
-  ValueId r_times;
+  ValueId r_times = kNoValue;
   if (!sum_of(h_add, split->outputs[2], &r_times)) return std::nullopt;
   auto is_sigmoid = [&v](ValueId val) { return v.Op(val, "Sigmoid", 1) != nullptr; };
   if (const Node* rh_mm = v.Op(r_times, "MatMul", 2)) {
@@ -332,7 +332,7 @@ std::optional<Cell> MatchGru(const View& v, ValueId h_out, ValueId x_t) {
     const Tensor* rzr_w = v.F32Const(inner_mm->inputs[1], {units, 2 * units});
     const int h_in = v.InputIndex(inner_mm->inputs[0]);
     if (!rh_w || !rzr_w || h_in < 0 || inner_mm->inputs[0] != h_prev) return std::nullopt;
-    ValueId sig_r, h_again, rr;
+    ValueId sig_r = kNoValue, h_again = kNoValue, rr = kNoValue;
     const Node* r_mul = Commutative(v, rh_mm->inputs[0], "Mul", is_sigmoid, &sig_r, &h_again);
     if (!r_mul || h_again != h_prev) return std::nullopt;
     const Node* sig_r_node = v.Op(sig_r, "Sigmoid", 1);
@@ -359,12 +359,12 @@ std::optional<Cell> MatchGru(const View& v, ValueId h_out, ValueId x_t) {
     return std::nullopt;
   if (!IsColumnBlock(v, rz, inner, 0, units, 3 * units, m.nodes)) return std::nullopt;
   // r = Sigmoid(xr + rr); hh's argument = xh + r * rh.
-  ValueId sig_r, rh;
+  ValueId sig_r = kNoValue, rh = kNoValue;
   const Node* r_mul = Commutative(v, r_times, "Mul", is_sigmoid, &sig_r, &rh);
   if (!r_mul || !IsColumnBlock(v, rh, inner, 2, units, 3 * units, m.nodes)) return std::nullopt;
   const Node* sig_r_node = v.Op(sig_r, "Sigmoid", 1);
   const Node* r_add = v.Op(sig_r_node->inputs[0], "Add", 2);
-  ValueId rr;
+  ValueId rr = kNoValue;
   if (!r_add || !sum_of(r_add, split->outputs[1], &rr) || !IsColumnBlock(v, rr, inner, 1, units, 3 * units, m.nodes))
     return std::nullopt;
   m.nodes.insert({z_add->id, h_add->id, split->id, r_mul->id, sig_r_node->id, r_add->id});
@@ -455,7 +455,7 @@ class KerasRnnFusion final : public Pass {
       return false;
     // time' = time + 1 and counter' = counter + 1.
     auto increments = [&](int i) {
-      ValueId in, one;
+      ValueId in = kNoValue, one = kNoValue;
       auto is_var = [&](ValueId val) { return val == body.inputs()[static_cast<size_t>(i)]; };
       const Node* add = Commutative(bv, body.outputs()[static_cast<size_t>(i)], "Add", is_var, &in, &one);
       return add && bv.IntConst(one) == 1 ? add : nullptr;
@@ -485,8 +485,9 @@ class KerasRnnFusion final : public Pass {
     for (NodeId id : needed)
       if (body.node(id).op != "Constant" && !matched.count(id)) return false;
     // cond: LogicalAnd(Less(counter, L1), Less(time, L2)), the limits constants or invariants.
+    if (cond.outputs().size() != 1) return false;
     const Node* both = cv.Op(cond.outputs()[0], "LogicalAnd", 2);
-    if (!both || cond.outputs().size() != 1) return false;
+    if (!both) return false;
     const Dim steps = g.value(loop.inputs[static_cast<size_t>(xs)]).shape.rank_known
                           ? g.value(loop.inputs[static_cast<size_t>(xs)]).shape.dims[0]
                           : kUnknownDim;
