@@ -84,7 +84,7 @@ def test_keras_lstm_under_a_dense_head(kiln_bin, tmp_path):
 
 
 class TensorArrayLoops(tf.Module):
-    """Raw tf.while_loop over tf.TensorArrays: unstack/read, write, stack, size, a dynamic_size array."""
+    """Raw tf.while_loop over tf.TensorArrays: unstack/read, write, stack, concat, size, a dynamic_size array."""
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.float32, name="x")])
     def f(self, x):
@@ -99,7 +99,7 @@ class TensorArrayLoops(tf.Module):
 
         _, acc, out, grown = tf.while_loop(lambda i, *_: i < steps, body,
                                            (0, tf.zeros_like(x[0]), out, grown))
-        return {"seq": out.stack(), "last": acc, "sums": grown.stack(), "n": out.size()}
+        return {"seq": out.stack(), "last": acc, "sums": grown.stack(), "n": out.size(), "cat": out.concat()}
 
 
 def test_while_loop_with_tensor_arrays(kiln_bin, tmp_path):

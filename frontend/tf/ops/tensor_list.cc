@@ -120,6 +120,60 @@ void ImportGather(ImportContext& ctx) {
   ctx.SetOutput(0, ctx.Emit1("Gather", {ctx.input(0), ctx.input(1), axis}, Attrs({{"batch_dims", int64_t{0}}})));
 }
 
+ValueId IntAxis(ImportContext& ctx) { return ctx.Constant(Tensor::Scalar<int32_t>(DType::kInt32, 0), "axis"); }
+
+ValueId I32Vector(ImportContext& ctx, std::vector<int32_t> v, const std::string& suffix) {
+  const int64_t n = static_cast<int64_t>(v.size());
+  return ctx.Constant(Tensor::FromVector<int32_t>(DType::kInt32, {n}, v), suffix);
+}
+
+// Dims [begin, end) of Shape(list) (end 0: to the last), as a 1-D tensor of `dtype`.
+ValueId ListDims(ImportContext& ctx, ValueId shape, int32_t begin, int32_t end, const std::string& suffix) {
+  return ctx.Emit1("StridedSlice",
+                   {shape, I32Vector(ctx, {begin}, suffix + "_begin"), I32Vector(ctx, {end}, suffix + "_end"),
+                    I32Vector(ctx, {1}, suffix + "_stride")},
+                   Attrs({{"begin_mask", int64_t{0}},
+                          {"end_mask", int64_t{end == 0 ? 1 : 0}},
+                          {"ellipsis_mask", int64_t{0}},
+                          {"new_axis_mask", int64_t{0}},
+                          {"shrink_axis_mask", int64_t{0}}}),
+                   suffix);
+}
+
+// TensorListElementShape(list): the list's dims after the first. (A list whose element shape
+// TensorListReserve could not know yet reports 0 for its unknown dims where TensorFlow says -1.)
+void ImportElementShape(ImportContext& ctx) {
+  CheckInputs(ctx, 1);
+  CheckShapeType(ctx);
+  const DType t = ctx.attr_type("shape_type");
+  if (ctx.validate_only()) return;
+  const ValueId shape = ctx.Emit1("Shape", {ctx.input(0)}, Attrs({{"out_type", t}}), "shape");
+  ctx.SetOutput(0, ListDims(ctx, shape, 1, 0, "element_shape"));
+}
+
+// TensorListConcatV2(list, element_shape, leading_dims) (tf.TensorArray.concat): the elements
+// joined along their first dim, and each element's length. Elements share one shape here, so
+// this is a Reshape of [n, d0, *rest] to [n * d0, *rest]; lengths are n copies of d0.
+void ImportConcat(ImportContext& ctx) {
+  CheckInputs(ctx, 3);
+  CheckShapeType(ctx);
+  CheckElementDType(ctx, 0);
+  const ir::SymShape list = ctx.input_shape(0);
+  if (list.rank_known && list.rank() < 2)
+    ctx.Invalid(fmt::format("concatenation needs elements of rank >= 1, got a list of rank {}", list.rank()));
+  if (ctx.validate_only()) return;
+  const ValueId shape = ctx.Emit1("Shape", {ctx.input(0)}, Attrs({{"out_type", DType::kInt64}}), "shape");
+  const ValueId minus_one = ctx.Constant(Tensor::FromVector<int64_t>(DType::kInt64, {1}, {-1}), "minus_one");
+  const ValueId target =
+      ctx.Emit1("Concat", {minus_one, ListDims(ctx, shape, 2, 0, "rest"), IntAxis(ctx)}, {}, "target");
+  ctx.SetOutput(0, ctx.Emit1("Reshape", {ctx.input(0), target}, {}, "tensor"));
+  const ValueId length = ctx.Emit1(
+      "Reshape",
+      {ListDims(ctx, shape, 1, 2, "d0"), ctx.Constant(Tensor::FromVector<int64_t>(DType::kInt64, {0}, {}), "scalar")},
+      {}, "d0_scalar");
+  ctx.SetOutput(1, ctx.Emit1("Fill", {ListDims(ctx, shape, 0, 1, "n"), length}, {}, "lengths"));
+}
+
 }  // namespace
 
 void RegisterTensorListImporters(ImporterTable& t) {
@@ -132,6 +186,8 @@ void RegisterTensorListImporters(ImporterTable& t) {
   t.Add({"TensorListStack", ImportStack, {}, {{"num_elements", int64_t{-1}}}});
   t.Add({"TensorListLength", ImportLength, {}, {}});
   t.Add({"TensorListGather", ImportGather, {}, {}});
+  t.Add({"TensorListElementShape", ImportElementShape, {}, {}});
+  t.Add({"TensorListConcatV2", ImportConcat, {{"tensor", "", ""}, {"lengths", "", ""}}, {}});
 }
 
 }  // namespace kiln::tf
