@@ -12,6 +12,7 @@ void OptimizeImportedGraph(ir::Graph& graph, bool verify) {
   pipeline.Add(ir::MakeConstantFolding([](const ir::Node& node, std::span<const Tensor> inputs) {
     return reference::RunReferenceKernel(node, inputs, nullptr);
   }));
+  pipeline.Add(ir::MakeKerasRnnFusion());
   pipeline.Add(ir::MakeReshapeTargetFolding());
   pipeline.Add(ir::MakePadFolding());
   pipeline.Add(ir::MakeDeadCodeElimination());

@@ -6,7 +6,7 @@
 namespace kiln::api {
 
 // Identity elimination, Einsum lowering (to MatMul / BatchMatMul), constant folding (with the
-// reference kernels), reshape-target folding, dead-code elimination;
+// reference kernels), Keras LSTM/GRU/SimpleRNN loop fusion, reshape-target folding, dead-code elimination;
 // the verifier after each pass when `verify`.
 void OptimizeImportedGraph(ir::Graph& graph, bool verify);
 

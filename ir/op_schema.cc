@@ -33,7 +33,8 @@ void OpRegistry::Add(OpSchema schema) {
 
 const OpRegistry& BuiltinOps() {
   static const OpRegistry registry = BuildRegistry<OpRegistry>(
-      {RegisterCoreOps, RegisterElementwiseOps, RegisterNnOps, RegisterArrayOps, RegisterEngineOps, RegisterCustomOps});
+      {RegisterCoreOps, RegisterElementwiseOps, RegisterNnOps, RegisterArrayOps, RegisterEngineOps, RegisterCustomOps,
+       RegisterTensorListOps});
   return registry;
 }
 

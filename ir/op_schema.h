@@ -82,6 +82,7 @@ void RegisterNnOps(OpRegistry& registry);           // convolutions, pooling, ma
 void RegisterArrayOps(OpRegistry& registry);        // shape manipulation, gather, slicing, reductions, ...
 void RegisterEngineOps(OpRegistry& registry);       // Engine (a converted segment)
 void RegisterCustomOps(OpRegistry& registry);       // CustomOp (a plugin's op, ir/ops/custom.h)
+void RegisterTensorListOps(OpRegistry& registry);   // TensorList* (TF lists held as dense tensors)
 
 // Broadcasting of two symbolic shapes (numpy rules); fails with the node's name on mismatch.
 SymShape BroadcastShapes(const InferContext& ctx, const SymShape& a, const SymShape& b);

@@ -131,7 +131,8 @@ void ImporterTable::Add(TfOpSpec spec) {
 
 const ImporterTable& TfImporters() {
   static const ImporterTable table = BuildRegistry<ImporterTable>(
-      {RegisterCoreImporters, RegisterElementwiseImporters, RegisterNnImporters, RegisterArrayImporters});
+      {RegisterCoreImporters, RegisterElementwiseImporters, RegisterNnImporters, RegisterArrayImporters,
+       RegisterTensorListImporters});
   return table;
 }
 

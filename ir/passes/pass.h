@@ -70,6 +70,9 @@ std::unique_ptr<Pass> MakeGeluFusion();
 // Two-operand Einsums become Transposes, Reshapes and one MatMul / BatchMatMul (einsum_lowering.cc).
 std::unique_ptr<Pass> MakeEinsumLowering();
 
+// The While loops Keras 3 exports for LSTM, GRU and SimpleRNN layers (TensorList-based, default
+// activations, no mask) become one LSTM / GRU / RNN node (keras_rnn_fusion.cc).
+std::unique_ptr<Pass> MakeKerasRnnFusion();
 // Structural checks; throws kInternal describing the first problem found.
 void Verify(const Graph& graph);
 
