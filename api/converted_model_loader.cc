@@ -58,6 +58,9 @@ class ConvertedSignature final : public Signature {
   }
   Device input_device() const override { return runner_->backend().device_services().device(); }
 
+ public:
+  const ConvertedGraph& runner() const { return *runner_; }
+
  private:
   std::string key_;
   std::shared_ptr<ir::Graph> graph_;
@@ -94,6 +97,14 @@ T JsonOr(const nlohmann::json& j, const char* key, T fallback) {
 std::unique_ptr<Signature> MakeConvertedSignature(std::string key, std::shared_ptr<ir::Graph> graph,
                                                   std::shared_ptr<runtime::ConvertedGraph> runner) {
   return std::make_unique<ConvertedSignature>(std::move(key), std::move(graph), std::move(runner));
+}
+
+std::vector<Tensor> RunConvertedEngine(const Signature& signature, const std::string& engine, std::vector<Tensor> inputs) {
+  const auto* converted = dynamic_cast<const ConvertedSignature*>(&signature);
+  if (!converted)
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("signature '{}' is not a converted model's: it has no engine '{}' to run", signature.key(), engine));
+  return converted->runner().RunEngine(engine, std::move(inputs));
 }
 
 struct LoadedParts {

@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "common/model_budget.h"
+#include "common/proto/tf_source_graph.h"
 #include "frontend/frontend.h"
 #include "frontend/tf/graph_builder.h"
 #include "frontend/tf/saved_model.h"
@@ -27,6 +28,7 @@ class SavedModelSource final : public frontend::ModelSource {
     GraphBuilder builder(bundle_, variables_);
     frontend::ImportedSignature sig{key, builder.ImportSignature(key)};
     if (!def.method_name().empty()) sig.method_name = def.method_name();
+    sig.tf_source = builder.TakeSourceGraph();
     return sig;
   }
 
