@@ -112,6 +112,7 @@ struct LoadedParts {
   std::shared_ptr<ir::Graph> graph;
   std::unique_ptr<ConvertedGraph> runner;
   nlohmann::json conversion;
+  std::string tf_layout;  // how TensorFlow runs saved_model.pb (convert::TfLayoutLine)
 };
 
 // `dir` names the source in messages: a converted SavedModel directory or a .kiln file.
@@ -191,7 +192,11 @@ LoadedParts LoadParts(convert::ConvertedModel model, const std::string& dir, con
 }
 
 LoadedParts LoadParts(const std::string& dir, const LoadOptions& options) {
-  return LoadParts(ReadConvertedModelOrKilnFile(dir), dir, options);
+  convert::ConvertedModel model = ReadConvertedModelOrKilnFile(dir);
+  std::string tf_layout = model.tf_layout;
+  LoadedParts parts = LoadParts(std::move(model), dir, options);
+  parts.tf_layout = std::move(tf_layout);
+  return parts;
 }
 
 convert::ConvertedModel ReadConvertedModelOrKilnFile(const std::string& path) {
@@ -221,6 +226,7 @@ std::string ConvertedModelSummary(const std::string& dir, const LoadOptions& opt
       rejections.push_back({r.value("node", ""), r.value("op", ""), r.value("source_op", ""), r.value("reason", "")});
   const Precision requested = ParsePrecision(JsonOr<std::string>(parts.conversion, "precision_mode", "FP32"));
   std::string summary = api::FormatSummary(*parts.runner, counts, rejections, requested, line_length, detailed);
+  if (!parts.tf_layout.empty()) summary += fmt::format("[*] TensorFlow layout of saved_model.pb: {}\n", parts.tf_layout);
   // What INT8 did to the graph (conversion.json's "int8" section).
   if (auto it = parts.conversion.find("int8"); it != parts.conversion.end() && it->is_object()) {
     const nlohmann::json& int8 = *it;
