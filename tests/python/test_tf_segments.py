@@ -116,23 +116,28 @@ def test_fallback_runs_the_whole_signature_and_names_the_reason(kiln_py, kiln_bi
         proc.stdout
 
 
-def test_engine_op_builds_for_new_shapes_and_shares_the_engine_cache(kiln_py, zoo_dir, tmp_path):
-    """A batch larger than the one built for: the engine op's engine node builds for it (as the
-    signature op would), and the result still matches TensorFlow."""
+def test_engine_ops_use_the_saved_engines_and_build_for_new_shapes(kiln_py, zoo_dir, tmp_path, capfd):
+    """The engines build() made are saved and used by the engine ops (no build at the shapes built
+    for, as with kiln.load); a batch beyond them builds at run time (implicit batch), and every
+    result matches TensorFlow."""
     meta, inputs, ref = tf_case(zoo_dir, "mlp_keras3")
+    built_batch = next(iter(inputs.values())).shape[0]
     converted = tmp_path / "converted"
     convert(kiln_py, zoo_dir / "mlp_keras3", converted, inputs, denylist=["Relu"], minimum_segment_size=1)
+    assert len(list((converted / "assets" / "kiln" / "engines").iterdir())) == 2
     ops, fn = loaded_ops(converted)
     assert ops["KilnEngineOp"] == 2, ops
     original = tf.saved_model.load(str(zoo_dir / "mlp_keras3")).signatures["serving_default"]
-    for batch in (1, 7):
-        big = {k: np.concatenate([v] * 8)[:batch] if v.shape[0] else v for k, v in inputs.items()}
-        feed = {k: tf.constant(v) for k, v in big.items()}
+    capfd.readouterr()
+    for batch, builds in ((built_batch, 0), (1, 0), (built_batch + 5, 2)):
+        feed = {k: tf.constant(np.concatenate([v] * 8)[:batch]) for k, v in inputs.items()}
         want = {k: v.numpy() for k, v in original(**feed).items()}
         got = {k: v.numpy() for k, v in fn(**feed).items()}
         for name in want:
             assert got[name].shape == want[name].shape
             assert rel_l2(got[name], want[name]) <= RTOL, (batch, name, rel_l2(got[name], want[name]))
+        err = capfd.readouterr().err
+        assert err.count("kiln: built engine") == builds, (batch, err)
 
 
 def test_onnx_sources_keep_the_signature_op(kiln_py, tmp_path):
