@@ -80,7 +80,8 @@ kiln::Tensor Unaliased(const kiln::Tensor& tensor, const std::vector<kiln::Tenso
   const char* begin = static_cast<const char*>(tensor.raw_data());
   for (const kiln::Tensor& input : inputs) {
     const char* lo = static_cast<const char*>(input.raw_data());
-    if (tensor.byte_size() > 0 && begin < lo + input.byte_size() && lo < begin + tensor.byte_size()) return tensor.Clone();
+    if (tensor.byte_size() > 0 && begin < lo + input.byte_size() && lo < begin + tensor.byte_size())
+      return tensor.Clone();
   }
   return tensor;
 }

@@ -103,7 +103,8 @@ std::vector<Tensor> RunConvertedEngine(const Signature& signature, const std::st
   const auto* converted = dynamic_cast<const ConvertedSignature*>(&signature);
   if (!converted)
     throw Error(ErrorCode::kInvalidArgument,
-                fmt::format("signature '{}' is not a converted model's: it has no engine '{}' to run", signature.key(), engine));
+                fmt::format("signature '{}' is not a converted model's: it has no engine '{}' to run", signature.key(),
+                            engine));
   return converted->runner().RunEngine(engine, std::move(inputs));
 }
 

@@ -4,11 +4,11 @@
 // node, the native parts TensorFlow ops. Otherwise (ONNX sources, or a signature the per-engine
 // layout cannot express, for the reason the collection `kiln_tf_layout` records) one
 // `KilnSignatureOp` node runs the converted signature (engines and native segments, through Kiln)
-// on Placeholders for the signature's inputs. Identity nodes name the outputs in both. The op finds the converted model through the SavedModel's
-// main op, `KilnRegisterModel`, which TensorFlow's loaders (Python's and TF Serving's) run once at
-// load with the absolute path of the asset kiln/conversion.json (a string Const listed in
-// asset_file_def): it records DIR under `model_id`, which KilnSignatureOp looks up, so the model
-// keeps working wherever it is copied. Kiln itself reads the converted graph from
+// on Placeholders for the signature's inputs. Identity nodes name the outputs in both. The ops find
+// the converted model through the SavedModel's main op, `KilnRegisterModel`, which TensorFlow's
+// loaders (Python's and TF Serving's) run once at load with the absolute path of the asset
+// kiln/conversion.json (a string Const listed in asset_file_def): it records DIR under `model_id`,
+// which KilnEngineOp and KilnSignatureOp look up, so the model keeps working wherever it is copied. Kiln itself reads the converted graph from
 // assets/kiln/graph.pb (convert/converted_model.h).
 #pragma once
 
