@@ -90,6 +90,15 @@ tfproto::MetaGraphDef MakeTfLoadableMetaGraph(const std::vector<std::string>& ta
         segmented.reset();
         break;
       }
+    // The graph keeps the weights TensorFlow's own ops read (as Const nodes); a SavedModel
+    // protobuf must stay under 2 GiB, so the whole-signature op (weights in graph.pb) is left.
+    constexpr size_t kMaxGraphBytes = (size_t{1} << 31) - (size_t{64} << 20);
+    if (segmented && segmented->graph.ByteSizeLong() > kMaxGraphBytes) {
+      reason = fmt::format("the TensorFlow graph with its frozen weights would have {} bytes, more than a SavedModel "
+                           "protobuf holds (2 GiB)",
+                           segmented->graph.ByteSizeLong());
+      segmented.reset();
+    }
     if (segmented) {
       for (tfproto::NodeDef& n : *segmented->graph.mutable_node()) *g->add_node() = std::move(n);
       if (segmented->graph.versions().producer() > 0) *g->mutable_versions() = segmented->graph.versions();
