@@ -189,7 +189,7 @@ LoadedParts LoadParts(convert::ConvertedModel model, const std::string& dir, con
       }
     }
   }
-  return {model.signature_key, graph, std::move(runner), std::move(conversion)};
+  return {model.signature_key, graph, std::move(runner), std::move(conversion), {}};
 }
 
 LoadedParts LoadParts(const std::string& dir, const LoadOptions& options) {
