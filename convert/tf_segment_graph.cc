@@ -188,6 +188,11 @@ std::optional<TfSegmentedGraph> SegmentTfGraph(const TfSourceGraph& source, cons
     if (ordered != pending.size())
       throw Failure{"replacing the engines' nodes would make a cycle in the TensorFlow graph"};
 
+    for (size_t i = 0; i < nodes.size(); ++i)
+      if (keep[i])
+        if (auto it = nodes[i].attr().find(kUnexpressibleAttr); it != nodes[i].attr().end())
+          throw Failure{it->second.s()};
+
     *result.graph.mutable_versions() = source.graph.versions();
     for (size_t i = 0; i < nodes.size(); ++i) {
       if (!keep[i]) continue;

@@ -11,6 +11,11 @@
 
 namespace kiln {
 
+// The attr of a node in TfSourceGraph::graph that TensorFlow cannot run as it is (it reads a
+// variable other than by ReadVariableOp): its value is the reason. Such a node may be covered by
+// an engine; the per-engine layout is refused when TensorFlow would have to run it.
+inline constexpr char kUnexpressibleAttr[] = "_kiln_unexpressible";
+
 struct TfSourceGraph {
   // The signature's graph with every function call inlined (node names prefixed with the call's
   // scope, "call/inner"), variables read as Const nodes and control inputs dropped: only the

@@ -54,15 +54,26 @@ void FlatGraphRecorder::AddNode(const std::string& prefix, const tfproto::NodeDe
   flat.set_name(name);
   if (reads_resource) {
     // Variables are frozen: a read becomes the variable's value, as it did in the IR.
-    if (node.op() != "ReadVariableOp" || inputs.size() != 1 || outputs.size() != 1 || !inputs[0].resource)
-      return Unavailable(
-          fmt::format("node '{}' ({}) uses a variable other than by ReadVariableOp, which the TensorFlow graph of a "
-                      "converted model (variables frozen) cannot express",
+    if (node.op() != "ReadVariableOp" || inputs.size() != 1 || outputs.size() != 1 || !inputs[0].resource) {
+      // Fine inside an engine (the engine computes it from the frozen value); the node is marked,
+      // and the per-engine layout is refused only if TensorFlow would still have to run it.
+      flat.set_op(node.op());
+      (*flat.mutable_attr())[kUnexpressibleAttr].set_s(
+          fmt::format("node '{}' ({}) uses a variable other than by ReadVariableOp and is not inside an engine; "
+                      "TensorFlow's graph of a converted model (variables frozen) cannot express it",
                       name, node.op()));
-    flat.set_op("Const");
-    (*flat.mutable_attr())["dtype"].set_type(static_cast<int>(inputs[0].resource->dtype()));
-    *(*flat.mutable_attr())["value"].mutable_tensor() =
-        tfproto::EncodeTensorProto(*inputs[0].resource, fmt::format("variable '{}'", inputs[0].resource_name));
+      for (const TfValue& in : inputs) {
+        if (in.is_resource() || in.value == ir::kNoValue) continue;
+        const std::string tensor = TensorOf(graph, in.value, name);
+        if (tensor.empty()) return;
+        flat.add_input(tensor);
+      }
+    } else {
+      flat.set_op("Const");
+      (*flat.mutable_attr())["dtype"].set_type(static_cast<int>(inputs[0].resource->dtype()));
+      *(*flat.mutable_attr())["value"].mutable_tensor() =
+          tfproto::EncodeTensorProto(*inputs[0].resource, fmt::format("variable '{}'", inputs[0].resource_name));
+    }
   } else {
     flat.set_op(node.op());
     for (const auto& [key, value] : node.attr())

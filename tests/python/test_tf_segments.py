@@ -140,6 +140,52 @@ def test_engine_ops_use_the_saved_engines_and_build_for_new_shapes(kiln_py, zoo_
         assert err.count("kiln: built engine") == builds, (batch, err)
 
 
+@pytest.fixture(scope="module")
+def gather_module(tmp_path_factory):
+    """ids [N,5] int32 -> tf.gather of a variable (ResourceGather, as tf-keras Embedding), a sum,
+    Relu, a matmul with a variable and Tanh."""
+    rng = np.random.default_rng(3)
+
+    class GatherModule(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = tf.Variable(rng.normal(size=(20, 8)).astype(np.float32))
+            self.w = tf.Variable(rng.normal(size=(8, 4)).astype(np.float32))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 5], tf.int32, name="ids")])
+        def __call__(self, ids):
+            h = tf.nn.relu(tf.reduce_sum(tf.gather(self.table, ids), axis=1))
+            return {"y": tf.nn.tanh(tf.matmul(h, self.w))}
+
+    m = GatherModule()
+    path = tmp_path_factory.mktemp("gather") / "model"
+    tf.saved_model.save(m, str(path), signatures={"serving_default": m.__call__.get_concrete_function()})
+    ids = np.random.default_rng(4).integers(0, 20, size=(3, 5)).astype(np.int32)
+    ref = {k: v.numpy() for k, v in
+           tf.saved_model.load(str(path)).signatures["serving_default"](ids=tf.constant(ids)).items()}
+    return path, {"ids": ids}, ref
+
+
+def test_a_variable_read_by_an_engine_other_than_by_read_variable_op(kiln_py, gather_module, tmp_path):
+    """ResourceGather inside an engine: the engine holds the frozen table, TensorFlow never sees
+    the node; kept out of the engines, TensorFlow could not run it, so the whole signature runs in
+    one KilnSignatureOp and the reason names the node."""
+    path, inputs, ref = gather_module
+    assert b"ResourceGather" in (path / "saved_model.pb").read_bytes()
+    log = convert(kiln_py, path, tmp_path / "inside", inputs, denylist=["Tanh"], minimum_segment_size=1)
+    assert any("TensorFlow layout of saved_model.pb: per-engine" in line for line in log), log
+    ops, fn = loaded_ops(tmp_path / "inside")
+    assert ops["KilnEngineOp"] == 1 and ops["Tanh"] == 1 and "ResourceGather" not in ops, ops
+    check_outputs(kiln_py, tmp_path / "inside", fn, inputs, ref)
+
+    log = convert(kiln_py, path, tmp_path / "outside", inputs, denylist=["ResourceGather"], minimum_segment_size=1)
+    line = [l for l in log if "TensorFlow layout of saved_model.pb" in l]
+    assert line and "whole signature (KilnSignatureOp): " in line[0] and "(ResourceGather) uses a variable" in line[0], log
+    ops, fn = loaded_ops(tmp_path / "outside")
+    assert ops["KilnSignatureOp"] == 1 and ops["KilnEngineOp"] == 0, ops
+    check_outputs(kiln_py, tmp_path / "outside", fn, inputs, ref)
+
+
 def test_onnx_sources_keep_the_signature_op(kiln_py, tmp_path):
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
