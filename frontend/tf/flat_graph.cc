@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <set>
+
 #include "common/proto/tensor_proto.h"
 
 namespace kiln::tf {
@@ -19,8 +21,8 @@ bool FlatGraphRecorder::ClaimName(const std::string& name) {
 }
 
 std::string FlatGraphRecorder::TensorOf(const ir::Graph& graph, ir::ValueId value, const std::string& user) {
-  auto it = source_->tensor_of_value.find(graph.value(value).name);
-  if (it != source_->tensor_of_value.end()) return it->second;
+  auto it = wiring_.find(graph.value(value).name);
+  if (it != wiring_.end()) return it->second;
   Unavailable(fmt::format("the input '{}' of node '{}' is no TensorFlow tensor", graph.value(value).name, user));
   return "";
 }
@@ -39,6 +41,7 @@ void FlatGraphRecorder::AddInput(const tfproto::NodeDef* node, int index, const 
   }
   const std::string tensor = fmt::format("{}:{}", node->name(), index);
   source_->tensor_of_value.try_emplace(graph.value(value).name, tensor);
+  wiring_.try_emplace(graph.value(value).name, tensor);
   source_->input_tensors.push_back(tensor);
 }
 
@@ -88,9 +91,18 @@ void FlatGraphRecorder::AddNode(const std::string& prefix, const tfproto::NodeDe
   }
   if (!ClaimName(name)) return;
   *source_->graph.add_node() = std::move(flat);
-  for (size_t i = 0; i < outputs.size(); ++i)
-    if (!outputs[i].is_resource() && outputs[i].value != ir::kNoValue)
-      source_->tensor_of_value.try_emplace(graph.value(outputs[i].value).name, fmt::format("{}:{}", name, i));
+  // TensorList ops give DT_VARIANT lists (dense tensors in the IR), except these, which give tensors.
+  static const std::set<std::string> kListReaders = {"TensorListGetItem", "TensorListStack", "TensorListGather",
+                                                     "TensorListElementShape", "TensorListLength"};
+  const bool gives_lists = (node.op().rfind("TensorList", 0) == 0 || node.op().rfind("EmptyTensorList", 0) == 0) &&
+                           !kListReaders.count(node.op());
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    if (outputs[i].is_resource() || outputs[i].value == ir::kNoValue) continue;
+    const std::string& value = graph.value(outputs[i].value).name;
+    const std::string tensor = fmt::format("{}:{}", name, i);
+    if (!wiring_.try_emplace(value, tensor).second) continue;
+    if (!gives_lists) source_->tensor_of_value.try_emplace(value, tensor);
+  }
 }
 
 void FlatGraphRecorder::SetOutputs(const ir::Graph& graph, const std::vector<ir::ValueId>& outputs) {

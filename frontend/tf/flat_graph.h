@@ -6,6 +6,7 @@
 // ReadVariableOp, name clashes) makes it unavailable, with the first reason kept.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -42,6 +43,10 @@ class FlatGraphRecorder {
 
   std::shared_ptr<TfSourceGraph> source_;
   std::set<std::string> names_;
+  // Every recorded output, lists included (TF reads them); source_->tensor_of_value leaves out the
+  // TF tensors whose TensorFlow dtype is not their IR value's (TensorList variants are dense IR
+  // tensors), which no engine may take or give.
+  std::map<std::string, std::string> wiring_;
 };
 
 }  // namespace kiln::tf
