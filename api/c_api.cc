@@ -13,6 +13,7 @@
 #include "kiln/device.h"
 #include "kiln/model.h"
 #include "kiln/version.h"
+#include "api/converted_model_loader.h"
 
 struct KilnModel {
   std::unique_ptr<kiln::Model> model;
@@ -55,6 +56,36 @@ int Guard(F&& body) {
   }
 }
 
+// A view of the caller's input memory, checked.
+kiln::Tensor WrapInput(const char* call, const KilnInput& in, int i) {
+  const std::string what = in.name ? fmt::format("'{}'", in.name) : std::to_string(i);
+  if (in.rank < 0 || (in.rank > 0 && !in.dims))
+    throw kiln::Error(kiln::ErrorCode::kInvalidArgument, fmt::format("{}: input {} has no dims", call, what));
+  const kiln::DType dtype = kiln::DTypeFromTf(in.dtype);
+  if (dtype == kiln::DType::kInvalid || dtype == kiln::DType::kString || kiln::DTypeSize(dtype) == 0)
+    throw kiln::Error(kiln::ErrorCode::kInvalidArgument,
+                      fmt::format("{}: input {} has dtype {}, which the C API does not pass", call, what, in.dtype));
+  kiln::Shape shape(in.dims, in.dims + in.rank);
+  for (int64_t d : shape)
+    if (d < 0)
+      throw kiln::Error(kiln::ErrorCode::kInvalidArgument, fmt::format("{}: input {} has a negative dim", call, what));
+  const size_t bytes = static_cast<size_t>(kiln::NumElements(shape)) * kiln::DTypeSize(dtype);
+  if (bytes > 0 && !in.data)
+    throw kiln::Error(kiln::ErrorCode::kInvalidArgument, fmt::format("{}: input {} has no data", call, what));
+  return kiln::Tensor(dtype, std::move(shape), std::make_shared<CallerBuffer>(in.data, bytes));
+}
+
+// Outputs outlive the inputs: one that views an input's memory (an identity) is copied.
+kiln::Tensor Unaliased(const kiln::Tensor& tensor, const std::vector<kiln::Tensor>& inputs) {
+  const char* begin = static_cast<const char*>(tensor.raw_data());
+  for (const kiln::Tensor& input : inputs) {
+    const char* lo = static_cast<const char*>(input.raw_data());
+    if (tensor.byte_size() > 0 && begin < lo + input.byte_size() && lo < begin + tensor.byte_size())
+      return tensor.Clone();
+  }
+  return tensor;
+}
+
 bool Valid(const KilnOutputs* o, int i) { return o && i >= 0 && static_cast<size_t>(i) < o->tensors.size(); }
 
 }  // namespace
@@ -93,23 +124,9 @@ int kiln_run(const KilnModel* model, const char* key, const KilnInput* inputs, i
     const kiln::Signature& signature = model->model->signature(key ? key : "serving_default");
     std::map<std::string, kiln::Tensor> named;
     for (int i = 0; i < num_inputs; ++i) {
-      const KilnInput& in = inputs[i];
-      if (!in.name || in.rank < 0 || (in.rank > 0 && !in.dims))
-        throw kiln::Error(kiln::ErrorCode::kInvalidArgument, fmt::format("kiln_run: input {} has no name or dims", i));
-      const kiln::DType dtype = kiln::DTypeFromTf(in.dtype);
-      if (dtype == kiln::DType::kInvalid || dtype == kiln::DType::kString || kiln::DTypeSize(dtype) == 0)
-        throw kiln::Error(
-            kiln::ErrorCode::kInvalidArgument,
-            fmt::format("kiln_run: input '{}' has dtype {}, which the C API does not pass", in.name, in.dtype));
-      kiln::Shape shape(in.dims, in.dims + in.rank);
-      for (int64_t d : shape)
-        if (d < 0)
-          throw kiln::Error(kiln::ErrorCode::kInvalidArgument,
-                            fmt::format("kiln_run: input '{}' has a negative dim", in.name));
-      const size_t bytes = static_cast<size_t>(kiln::NumElements(shape)) * kiln::DTypeSize(dtype);
-      if (bytes > 0 && !in.data)
-        throw kiln::Error(kiln::ErrorCode::kInvalidArgument, fmt::format("kiln_run: input '{}' has no data", in.name));
-      named[in.name] = kiln::Tensor(dtype, std::move(shape), std::make_shared<CallerBuffer>(in.data, bytes));
+      if (!inputs[i].name)
+        throw kiln::Error(kiln::ErrorCode::kInvalidArgument, fmt::format("kiln_run: input {} has no name", i));
+      named[inputs[i].name] = WrapInput("kiln_run", inputs[i], i);
     }
     std::map<std::string, kiln::Tensor> results = signature.Run(named);
     auto out = std::make_unique<KilnOutputs>();
@@ -131,6 +148,25 @@ int kiln_run(const KilnModel* model, const char* key, const KilnInput* inputs, i
             aliased || (tensor.byte_size() > 0 && begin < lo + input.byte_size() && lo < begin + tensor.byte_size());
       }
       out->tensors.push_back(aliased ? tensor.Clone() : tensor);
+    }
+    *outputs = out.release();
+  });
+}
+
+int kiln_run_engine(const KilnModel* model, const char* key, const char* engine, const KilnInput* inputs,
+                    int num_inputs, KilnOutputs** outputs) {
+  return Guard([&] {
+    if (!model || !engine || !outputs || (num_inputs > 0 && !inputs) || num_inputs < 0)
+      throw kiln::Error(kiln::ErrorCode::kInvalidArgument,
+                        "kiln_run_engine: a NULL model, engine name, inputs or outputs pointer");
+    const kiln::Signature& signature = model->model->signature(key ? key : "serving_default");
+    std::vector<kiln::Tensor> wrapped;
+    for (int i = 0; i < num_inputs; ++i) wrapped.push_back(WrapInput("kiln_run_engine", inputs[i], i));
+    std::vector<kiln::Tensor> results = kiln::api::RunConvertedEngine(signature, engine, wrapped);
+    auto out = std::make_unique<KilnOutputs>();
+    for (size_t i = 0; i < results.size(); ++i) {
+      out->names.push_back(std::to_string(i));
+      out->tensors.push_back(Unaliased(results[i], wrapped));
     }
     *outputs = out.release();
   });

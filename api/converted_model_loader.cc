@@ -58,6 +58,9 @@ class ConvertedSignature final : public Signature {
   }
   Device input_device() const override { return runner_->backend().device_services().device(); }
 
+ public:
+  const ConvertedGraph& runner() const { return *runner_; }
+
  private:
   std::string key_;
   std::shared_ptr<ir::Graph> graph_;
@@ -96,11 +99,21 @@ std::unique_ptr<Signature> MakeConvertedSignature(std::string key, std::shared_p
   return std::make_unique<ConvertedSignature>(std::move(key), std::move(graph), std::move(runner));
 }
 
+std::vector<Tensor> RunConvertedEngine(const Signature& signature, const std::string& engine, std::vector<Tensor> inputs) {
+  const auto* converted = dynamic_cast<const ConvertedSignature*>(&signature);
+  if (!converted)
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("signature '{}' is not a converted model's: it has no engine '{}' to run", signature.key(),
+                            engine));
+  return converted->runner().RunEngine(engine, std::move(inputs));
+}
+
 struct LoadedParts {
   std::string key;
   std::shared_ptr<ir::Graph> graph;
   std::unique_ptr<ConvertedGraph> runner;
   nlohmann::json conversion;
+  std::string tf_layout;  // how TensorFlow runs saved_model.pb (convert::TfLayoutLine)
 };
 
 // `dir` names the source in messages: a converted SavedModel directory or a .kiln file.
@@ -176,11 +189,15 @@ LoadedParts LoadParts(convert::ConvertedModel model, const std::string& dir, con
       }
     }
   }
-  return {model.signature_key, graph, std::move(runner), std::move(conversion)};
+  return {model.signature_key, graph, std::move(runner), std::move(conversion), {}};
 }
 
 LoadedParts LoadParts(const std::string& dir, const LoadOptions& options) {
-  return LoadParts(ReadConvertedModelOrKilnFile(dir), dir, options);
+  convert::ConvertedModel model = ReadConvertedModelOrKilnFile(dir);
+  std::string tf_layout = model.tf_layout;
+  LoadedParts parts = LoadParts(std::move(model), dir, options);
+  parts.tf_layout = std::move(tf_layout);
+  return parts;
 }
 
 convert::ConvertedModel ReadConvertedModelOrKilnFile(const std::string& path) {
@@ -210,6 +227,7 @@ std::string ConvertedModelSummary(const std::string& dir, const LoadOptions& opt
       rejections.push_back({r.value("node", ""), r.value("op", ""), r.value("source_op", ""), r.value("reason", "")});
   const Precision requested = ParsePrecision(JsonOr<std::string>(parts.conversion, "precision_mode", "FP32"));
   std::string summary = api::FormatSummary(*parts.runner, counts, rejections, requested, line_length, detailed);
+  if (!parts.tf_layout.empty()) summary += fmt::format("[*] TensorFlow layout of saved_model.pb: {}\n", parts.tf_layout);
   // What INT8 did to the graph (conversion.json's "int8" section).
   if (auto it = parts.conversion.find("int8"); it != parts.conversion.end() && it->is_object()) {
     const nlohmann::json& int8 = *it;

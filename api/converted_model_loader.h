@@ -13,6 +13,10 @@ namespace kiln::api {
 // whoever else holds them, such as the Converter that made them).
 std::unique_ptr<Signature> MakeConvertedSignature(std::string key, std::shared_ptr<ir::Graph> graph,
                                                   std::shared_ptr<runtime::ConvertedGraph> runner);
+// Runs the engine node `engine` of a converted signature alone on host `inputs` (its segment's
+// inputs in order), through its engine cache (kiln_run_engine, TensorFlow's KilnEngineOp).
+// kInvalidArgument when `signature` is not a converted model's.
+std::vector<Tensor> RunConvertedEngine(const Signature& signature, const std::string& engine, std::vector<Tensor> inputs);
 // A converted SavedModel directory (convert::ReadConvertedModel) or a .kiln file
 // (convert::ReadKilnFile, chosen when convert::IsKilnFile(path)), read into the same struct.
 convert::ConvertedModel ReadConvertedModelOrKilnFile(const std::string& path);

@@ -105,7 +105,9 @@ struct Converter::Impl {
   // save() and save_kiln_file(): checks, assembles, writes with `write` and logs (`call` and
   // `unit` name the call and what it counts in messages).
   void Save(const char* call, const std::string& path, bool save_gpu_specific_engines, const char* unit,
-            const std::function<void(const std::string&, const convert::ConvertedModel&)>& write) const;
+            const std::function<std::string(const std::string&, const convert::ConvertedModel&)>& write) const;
+  // TensorFlow sources: the signature's TF graph as imported (the per-engine layout of saved_model.pb).
+  std::shared_ptr<const TfSourceGraph> tf_source;
 };
 
 Converter::Converter(std::string input_saved_model_dir, std::vector<std::string> input_saved_model_tags,
@@ -201,6 +203,7 @@ void Converter::convert(const InputFn& calibration_input_fn) {
   const auto start = std::chrono::steady_clock::now();
   frontend::ImportedSignature source = api::OpenSource(m.dir, m.tags)->Import(m.signature_key);
   ir::Graph imported = std::move(source.graph);
+  m.tf_source = std::move(source.tf_source);
   api::OptimizeImportedGraph(imported, /*verify=*/true);
   if (calibrate) m.QuantizeInt8(imported, calibration_input_fn);
   m.graph = std::make_shared<ir::Graph>(std::move(imported));
@@ -448,6 +451,7 @@ convert::ConvertedModel Converter::Impl::Assemble(bool save_gpu_specific_engines
   model.signature_key = m.signature_key;
   model.signature = m.signature;
   model.graph = m.graph->Clone();
+  model.tf_source = m.tf_source;
   nlohmann::json conversion = {
       {"kiln_version", KILN_VERSION},
       {"source_dir", m.dir},
@@ -529,13 +533,14 @@ void RefuseOverwritingTheInput(const std::string& input, const std::string& outp
 }  // namespace
 
 void Converter::Impl::Save(const char* call, const std::string& path, bool save_gpu_specific_engines, const char* unit,
-                           const std::function<void(const std::string&, const convert::ConvertedModel&)>& write) const {
+                           const std::function<std::string(const std::string&, const convert::ConvertedModel&)>& write) const {
   if (!converted) throw Error(ErrorCode::kFailedPrecondition, fmt::format("{}() needs convert() first", call));
   RefuseOverwritingTheInput(dir, path);
   size_t files = 0;
-  write(path, Assemble(save_gpu_specific_engines, files));
+  const std::string layout = write(path, Assemble(save_gpu_specific_engines, files));
   Log(fmt::format("kiln: saved the converted model to {} ({} {}{})", path, files, unit,
                   save_gpu_specific_engines ? "" : "; device-specific engines not saved"));
+  if (!layout.empty()) Log(fmt::format("kiln: TensorFlow layout of saved_model.pb: {}", layout));
 }
 
 void Converter::save(const std::string& output_saved_model_dir, bool save_gpu_specific_engines) {
@@ -543,7 +548,11 @@ void Converter::save(const std::string& output_saved_model_dir, bool save_gpu_sp
 }
 
 void Converter::save_kiln_file(const std::string& path, bool save_gpu_specific_engines) {
-  impl_->Save("save_kiln_file", path, save_gpu_specific_engines, "engine(s)", convert::WriteKilnFile);
+  impl_->Save("save_kiln_file", path, save_gpu_specific_engines, "engine(s)",
+              [](const std::string& file, const convert::ConvertedModel& model) {
+                convert::WriteKilnFile(file, model);
+                return std::string();
+              });
 }
 
 std::string Converter::summary(int line_length, bool detailed) const {

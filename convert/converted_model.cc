@@ -210,7 +210,7 @@ void RewriteNames(google::protobuf::Map<std::string, tfproto::TensorInfo>& infos
 
 }  // namespace
 
-void WriteConvertedModel(const std::string& dir, const ConvertedModel& model) {
+std::string WriteConvertedModel(const std::string& dir, const ConvertedModel& model) {
   const fs::path root(dir);
   const fs::path pb_path = root / kSavedModelFile;
 
@@ -233,7 +233,9 @@ void WriteConvertedModel(const std::string& dir, const ConvertedModel& model) {
   tfproto::SavedModel saved;
   saved.set_saved_model_schema_version(1);
   const std::string model_id = fmt::format("{:08x}{:08x}", crc32c::Value(graph_bytes), crc32c::Value(model.conversion_json));
-  *saved.add_meta_graphs() = MakeTfLoadableMetaGraph(model.tags, model.signature_key, model.signature, model.graph, model_id);
+  tfproto::MetaGraphDef* tf_meta = saved.add_meta_graphs();
+  *tf_meta = MakeTfLoadableMetaGraph(model.tags, model.signature_key, model.signature, model.graph, model_id,
+                                                        model.tf_source.get());
   const std::string pb_bytes = Serialize(saved, pb_path);
 
   std::vector<std::pair<std::string, const std::string*>> engines;  // file name, bytes
@@ -273,6 +275,7 @@ void WriteConvertedModel(const std::string& dir, const ConvertedModel& model) {
   WriteFileAtomically(graph_path, {graph_bytes});
   WriteFileAtomically(KilnAssets(root) / kSavedModelChecksum, {ChecksumText(pb_bytes)});
   WriteFileAtomically(pb_path, {pb_bytes});
+  return TfLayoutLine(*tf_meta);
 }
 
 bool IsConvertedModel(const std::string& dir) {
@@ -340,6 +343,7 @@ ConvertedModel ReadConvertedModel(const std::string& dir) {
   const tfproto::MetaGraphDef& meta = meta_storage;
 
   ConvertedModel model;
+  if (tf_loadable) model.tf_layout = TfLayoutLine(saved.meta_graphs(0));
   model.tags.assign(meta.meta_info_def().tags().begin(), meta.meta_info_def().tags().end());
   if (meta.signature_def_size() > 1)
     throw Error(ErrorCode::kDataLoss,

@@ -4,7 +4,8 @@
 //   saved_model.pb                      a SavedModel (schema version 1) with one MetaGraphDef that
 //                                       TensorFlow loads with Kiln's op library: the original tags,
 //                                       meta_graph_version "kiln-converted-2" (the marker), a graph
-//                                       running the signature through one KilnSignatureOp
+//                                       running the signature: the source's TF graph with one
+//                                       KilnEngineOp per engine, or one KilnSignatureOp
 //                                       (convert/tf_wrapper_graph.h), the signature, and the asset
 //                                       kiln/conversion.json through which the op finds DIR.
 //   assets/kiln/saved_model.pb.crc32c   its checksum
@@ -31,10 +32,12 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "common/proto/tf.pb.h"
+#include "common/proto/tf_source_graph.h"
 #include "ir/graph.h"
 
 namespace kiln::convert {
@@ -49,11 +52,17 @@ struct ConvertedModel {
   ir::Graph graph;                  // the converted graph (Engine nodes hold their native segments)
   std::string conversion_json;      // stored as assets/kiln/conversion.json
   std::map<std::string, std::vector<std::string>> engine_files;  // engine node name -> engine file bytes
+  // Written: the TF graph the signature was imported from (nullptr: none), from which
+  // saved_model.pb gets the per-engine layout (convert/tf_wrapper_graph.h). Not read back.
+  std::shared_ptr<const TfSourceGraph> tf_source;
+  // Read: how saved_model.pb runs the signature in TensorFlow (convert::TfLayoutLine; "" when unrecorded).
+  std::string tf_layout;
 };
 
 // kInvalidArgument when a signature input or output names no graph input / output, or the graph
-// cannot be encoded; errors of the file system name the path.
-void WriteConvertedModel(const std::string& dir, const ConvertedModel& model);
+// cannot be encoded; errors of the file system name the path. Returns how TensorFlow runs the
+// written saved_model.pb (convert::TfLayoutLine).
+std::string WriteConvertedModel(const std::string& dir, const ConvertedModel& model);
 
 // True when DIR/saved_model.pb parses and its (single) meta graph carries the
 // "kiln-converted-2" (or the older "kiln-converted-1") marker. Never throws.

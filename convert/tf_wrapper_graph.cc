@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "convert/tf_segment_graph.h"
+
 namespace kiln::convert {
 namespace {
 
@@ -44,7 +46,7 @@ tfproto::TensorInfo Info(const std::string& tensor, int type, const tfproto::Ten
 
 tfproto::MetaGraphDef MakeTfLoadableMetaGraph(const std::vector<std::string>& tags, const std::string& signature_key,
                                               const tfproto::SignatureDef& signature, const ir::Graph& graph,
-                                              const std::string& model_id) {
+                                              const std::string& model_id, const TfSourceGraph* source) {
   tfproto::MetaGraphDef meta;
   tfproto::MetaInfoDef* info = meta.mutable_meta_info_def();
   info->set_meta_graph_version(kTfLoadableMetaGraphVersion);
@@ -71,15 +73,66 @@ tfproto::MetaGraphDef MakeTfLoadableMetaGraph(const std::vector<std::string>& ta
   (*init->mutable_attr())["model_id"].set_s(model_id);
   (*meta.mutable_collection_def())["saved_model_main_op"].mutable_node_list()->add_value(kInitNode);
 
+  tfproto::SignatureDef scratch;  // a model without a signature still gets the op, unnamed
+  tfproto::SignatureDef& sig = signature_key.empty() ? scratch : (*meta.mutable_signature_def())[signature_key];
+  sig.set_method_name(signature.method_name().empty() ? "tensorflow/serving/predict" : signature.method_name());
+  auto record = [&](const std::string& line) {
+    (*meta.mutable_collection_def())[kTfLayoutCollection].mutable_bytes_list()->add_value(line);
+  };
+
+  // TF-TRT's layout first: the source's own graph with one engine op per engine.
+  std::string reason = "the model was not converted from a TensorFlow SavedModel";
+  if (source) {
+    std::optional<TfSegmentedGraph> segmented = SegmentTfGraph(*source, graph, model_id, signature_key, reason);
+    for (const tfproto::NodeDef& n : segmented ? segmented->graph.node() : g->node())
+      if (segmented && (n.name() == kAssetConst || n.name() == kInitNode || n.name().rfind("kiln_output_", 0) == 0)) {
+        reason = fmt::format("the TensorFlow graph has a node named '{}', which Kiln's layout uses", n.name());
+        segmented.reset();
+        break;
+      }
+    // The graph keeps the weights TensorFlow's own ops read (as Const nodes); a SavedModel
+    // protobuf must stay under 2 GiB, so the whole-signature op (weights in graph.pb) is left.
+    constexpr size_t kMaxGraphBytes = (size_t{1} << 31) - (size_t{64} << 20);
+    if (segmented && segmented->graph.ByteSizeLong() > kMaxGraphBytes) {
+      reason = fmt::format("the TensorFlow graph with its frozen weights would have {} bytes, more than a SavedModel "
+                           "protobuf holds (2 GiB)",
+                           segmented->graph.ByteSizeLong());
+      segmented.reset();
+    }
+    if (segmented) {
+      for (tfproto::NodeDef& n : *segmented->graph.mutable_node()) *g->add_node() = std::move(n);
+      if (segmented->graph.versions().producer() > 0) *g->mutable_versions() = segmented->graph.versions();
+      for (size_t i = 0; i < graph.inputs().size(); ++i) {
+        const std::string& name = graph.input_names()[i];
+        const ir::Value& v = graph.value(graph.inputs()[i]);
+        const int type = TfType(v, fmt::format("input '{}'", name));
+        (*sig.mutable_inputs())[name] = Info(segmented->inputs[i], type, ShapeProto(v));
+      }
+      for (size_t i = 0; i < graph.outputs().size(); ++i) {
+        const std::string& name = graph.output_names()[i];
+        const ir::Value& v = graph.value(graph.outputs()[i]);
+        const int type = TfType(v, fmt::format("output '{}'", name));
+        tfproto::NodeDef* id = g->add_node();
+        id->set_name(fmt::format("kiln_output_{}", i));
+        id->set_op("Identity");
+        id->add_input(segmented->outputs[i]);
+        SetType(*id, "T", type);
+        (*sig.mutable_outputs())[name] = Info(id->name() + ":0", type, ShapeProto(v));
+      }
+      record(fmt::format("per-engine: {} KilnEngineOp node(s) in the signature's own TensorFlow graph; TensorFlow "
+                         "runs the other nodes",
+                         segmented->engines));
+      return meta;
+    }
+  }
+  record(fmt::format("whole signature (KilnSignatureOp): {}", reason));
+
   tfproto::NodeDef* op = g->add_node();
   op->set_name(kOpNode);
   op->set_op(kTfSignatureOp);
   auto& attrs = *op->mutable_attr();
   attrs["signature_key"].set_s(signature_key);
   attrs["model_id"].set_s(model_id);
-  tfproto::SignatureDef scratch;  // a model without a signature still gets the op, unnamed
-  tfproto::SignatureDef& sig = signature_key.empty() ? scratch : (*meta.mutable_signature_def())[signature_key];
-  sig.set_method_name(signature.method_name().empty() ? "tensorflow/serving/predict" : signature.method_name());
 
   for (size_t i = 0; i < graph.inputs().size(); ++i) {
     const std::string& name = graph.input_names()[i];
@@ -112,6 +165,12 @@ tfproto::MetaGraphDef MakeTfLoadableMetaGraph(const std::vector<std::string>& ta
   // Lists that are empty must still be present for TensorFlow's attr checks.
   for (const char* list : {"Tin", "input_names", "Tout", "output_names", "output_shapes"}) attrs[list].mutable_list();
   return meta;
+}
+
+std::string TfLayoutLine(const tfproto::MetaGraphDef& meta) {
+  auto it = meta.collection_def().find(kTfLayoutCollection);
+  if (it == meta.collection_def().end() || it->second.bytes_list().value_size() == 0) return "";
+  return it->second.bytes_list().value(0);
 }
 
 }  // namespace kiln::convert

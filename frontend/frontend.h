@@ -9,6 +9,10 @@
 
 #include "ir/graph.h"
 
+namespace kiln {
+struct TfSourceGraph;  // common/proto/tf_source_graph.h
+}
+
 namespace kiln::frontend {
 
 // One signature of a model as an IR graph: graph inputs and outputs carry the signature's
@@ -17,6 +21,9 @@ struct ImportedSignature {
   std::string key;
   ir::Graph graph;
   std::string method_name = "tensorflow/serving/predict";  // written into converted SavedModels
+  // TensorFlow sources: the signature's TF graph and which TF tensor each IR value is, for the
+  // per-engine layout of converted SavedModels. nullptr for other formats.
+  std::shared_ptr<const TfSourceGraph> tf_source;
 };
 
 struct OpenOptions {

@@ -155,6 +155,42 @@ std::vector<Tensor> ConvertedGraph::Run(std::vector<Tensor> inputs, std::span<co
   return outputs;
 }
 
+std::vector<Tensor> ConvertedGraph::RunEngine(const std::string& name, std::vector<Tensor> inputs) const {
+  EngineNodeRuntime& engine = engine_node(name);
+  const ir::Graph& segment = engine.segment();
+  if (inputs.size() != segment.inputs().size())
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("engine '{}' takes {} inputs, got {}", name,
+                                                         segment.inputs().size(), inputs.size()));
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const ir::Value& v = segment.value(segment.inputs()[i]);
+    if (inputs[i].dtype() != v.dtype)
+      throw Error(ErrorCode::kInvalidArgument, fmt::format("engine '{}' input {} ('{}') must be {}, got {}", name, i,
+                                                           segment.input_names()[i], DTypeName(v.dtype),
+                                                           DTypeName(inputs[i].dtype())));
+  }
+  RunState run(backend_->device_services(), streams_mu_, idle_streams_);
+  const Device device = run.services.device();
+  for (Tensor& t : inputs) {
+    if (t.device() == device) continue;
+    Tensor on_device = run.services.allocator().AllocateTensor(t.dtype(), t.shape());
+    run.services.transfer().CopyTensor(t, on_device, *run.stream);
+    run.pending_sources.push_back(std::move(t));
+    t = std::move(on_device);
+  }
+  const OutputAllocator allocate = [&](size_t, DType dtype, const Shape& shape) {
+    return run.services.allocator().AllocateTensor(dtype, shape);
+  };
+  std::vector<Tensor> outputs = engine.Run(inputs, *run.stream, allocate);
+  for (Tensor& t : outputs) {
+    if (t.is_host()) continue;
+    Tensor host = backend::HostServices().allocator().AllocateTensor(t.dtype(), t.shape());
+    run.services.transfer().CopyTensor(t, host, *run.stream);
+    t = std::move(host);
+  }
+  run.Synchronize();
+  return outputs;
+}
+
 bool ConvertedGraph::InferEngineShapes(const std::vector<Tensor>& inputs,
                                        std::map<std::string, std::vector<std::vector<Shape>>>& shapes) const {
   std::vector<Shape> input_shapes;

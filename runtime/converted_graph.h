@@ -39,6 +39,10 @@ class ConvertedGraph {
                                          std::map<std::string, std::vector<std::vector<Shape>>>& shapes) const;
 
   EngineNodeRuntime& engine_node(const std::string& name) const;
+  // Runs one engine node on host `inputs` (its segment's inputs, in order) through its cache,
+  // as Run does, and returns host outputs (for TensorFlow's KilnEngineOp). kInvalidArgument for
+  // a wrong input count or dtype; kNotFound for an unknown engine.
+  std::vector<Tensor> RunEngine(const std::string& name, std::vector<Tensor> inputs) const;
   // In graph order.
   const std::vector<std::unique_ptr<EngineNodeRuntime>>& engine_nodes() const { return engine_nodes_; }
   const EngineStats& stats() const { return *stats_; }

@@ -151,4 +151,24 @@ Tensor DecodeTensorProto(const TensorProto& proto, const std::string& what) {
   return t;
 }
 
+TensorProto EncodeTensorProto(const Tensor& t, const std::string& what) {
+  if (t.dtype() == DType::kInvalid || t.dtype() == DType::kResource || t.dtype() == DType::kVariant)
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("{}: a {} tensor cannot be a TensorProto", what, DTypeName(t.dtype())));
+  TensorProto proto;
+  proto.set_dtype(static_cast<int>(t.dtype()));
+  TensorShapeProto* shape = proto.mutable_tensor_shape();
+  for (int64_t d : t.shape()) shape->add_dim()->set_size(d);
+  if (t.dtype() == DType::kString) {
+    for (const std::string& s : t.strings()) proto.add_string_val(s);
+    return proto;
+  }
+  if (t.byte_size() == 0) return proto;
+  if (!t.is_host())
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("{}: tensor is on {}, not on the host", what, t.device().ToString()));
+  proto.set_tensor_content(static_cast<const char*>(t.raw_data()), t.byte_size());
+  return proto;
+}
+
 }  // namespace kiln::tfproto

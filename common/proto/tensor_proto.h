@@ -13,4 +13,8 @@ namespace kiln::tfproto {
 // kInvalidArgument / kDataLoss naming `what` for a malformed proto.
 Tensor DecodeTensorProto(const TensorProto& proto, const std::string& what);
 
+// A host tensor as a TensorProto (tensor_content, or string_val for strings), for Const nodes
+// of graphs TensorFlow loads. kInvalidArgument naming `what` for a resource, variant or device tensor.
+TensorProto EncodeTensorProto(const Tensor& tensor, const std::string& what);
+
 }  // namespace kiln::tfproto

@@ -66,6 +66,8 @@ struct GraphBuilder::Scope {
   ir::Graph* graph = nullptr;
   const tfproto::FunctionDef* function = nullptr;  // nullptr: the outer GraphDef
   std::string label;                               // for messages
+  std::string prefix;  // names of this scope's nodes in the flat TF graph: "" outside, "call/" in a call
+  bool flat = true;    // false in control-flow bodies, which the flat TF graph does not hold
   std::map<std::string, const tfproto::NodeDef*> nodes;
   std::map<std::string, TfValue> args;                      // function arguments by name
   std::map<std::string, std::vector<TfValue>> outputs;      // imported nodes' flat outputs
@@ -332,9 +334,10 @@ void GraphBuilder::ImportNode(Scope& scope, const tfproto::NodeDef& node) {
   // A plugin's op (include/kiln/custom_op.h) takes precedence, also over a built-in op of that name.
   if (const std::shared_ptr<const CustomOp> custom = FindCustomOp(TfCustomOpKey(op))) {
     try {
-      ImportContext ctx(*this, node, std::move(inputs), /*validate_only=*/false);
+      ImportContext ctx(*this, node, inputs, /*validate_only=*/false);
       ImportCustomOp(ctx, node, *custom);
       scope.outputs[node.name()] = ctx.outputs();
+      RecordFlat(scope, node, inputs, ctx.outputs());
     } catch (const UnsupportedError& e) {
       poison(e.what());
     }
@@ -345,12 +348,18 @@ void GraphBuilder::ImportNode(Scope& scope, const tfproto::NodeDef& node) {
   try {
     ImportContext check(*this, node, inputs, /*validate_only=*/true);
     spec->import(check);
-    ImportContext ctx(*this, node, std::move(inputs), /*validate_only=*/false);
+    ImportContext ctx(*this, node, inputs, /*validate_only=*/false);
     spec->import(ctx);
     scope.outputs[node.name()] = ctx.outputs();
+    RecordFlat(scope, node, inputs, ctx.outputs());
   } catch (const UnsupportedError& e) {
     poison(e.what());
   }
+}
+
+void GraphBuilder::RecordFlat(const Scope& scope, const tfproto::NodeDef& node, const std::vector<TfValue>& inputs,
+                              const std::vector<TfValue>& outputs) {
+  if (scope.flat) flat_.AddNode(scope.prefix, node, *scope.graph, inputs, outputs);
 }
 
 std::vector<TfValue> GraphBuilder::ImportCall(Scope& caller, const tfproto::NodeDef& node, const std::string& function_name,
@@ -367,6 +376,8 @@ std::vector<TfValue> GraphBuilder::ImportCall(Scope& caller, const tfproto::Node
   scope.graph = caller.graph;
   scope.function = &fdef;
   scope.label = "function '" + function_name + "'";
+  scope.prefix = caller.prefix + node.name() + "/";
+  scope.flat = caller.flat;
   for (const tfproto::NodeDef& n : fdef.node_def()) scope.nodes[n.name()] = &n;
   for (int i = 0; i < sig.input_arg_size(); ++i) scope.args[sig.input_arg(i).name()] = inputs[static_cast<size_t>(i)];
   std::vector<std::string> wanted;
@@ -398,6 +409,9 @@ std::shared_ptr<ir::Graph> GraphBuilder::ImportFunction(const std::string& name,
   scope.graph = graph.get();
   scope.function = &fdef;
   scope.label = "function '" + name + "'";
+  scope.flat = false;
+  flat_.Unavailable(
+      fmt::format("function '{}' is a control-flow body (If / While), which Kiln imports as a subgraph", name));
   for (const tfproto::NodeDef& n : fdef.node_def()) scope.nodes[n.name()] = &n;
   for (int i = 0; i < sig.input_arg_size(); ++i) {
     const FunctionArg& a = args[static_cast<size_t>(i)];
@@ -439,6 +453,7 @@ ir::Graph GraphBuilder::ImportSignature(const std::string& key) {
   scope.graph = &graph;
   scope.label = "graph";
   for (const tfproto::NodeDef& n : bundle_.meta_graph->graph_def().node()) scope.nodes[n.name()] = &n;
+  flat_.SetVersions(bundle_.meta_graph->graph_def().versions());
 
   auto sorted_keys = [](const auto& map) {
     std::vector<std::string> keys;
@@ -464,6 +479,8 @@ ir::Graph GraphBuilder::ImportSignature(const std::string& key) {
     ir::ValueId v = graph.AddInput(name, dtype, shape);
     std::vector<std::string> parts = SplitRef(info.name());
     const int index = parts.size() > 1 ? ParseIndex(parts[1], info.name()) : 0;
+    auto placeholder = scope.nodes.find(parts[0]);
+    flat_.AddInput(placeholder == scope.nodes.end() ? nullptr : placeholder->second, index, graph, v);
     auto& outs = scope.outputs[parts[0]];
     if (static_cast<int>(outs.size()) <= index) outs.resize(static_cast<size_t>(index) + 1);
     outs[static_cast<size_t>(index)].value = v;
@@ -487,6 +504,7 @@ ir::Graph GraphBuilder::ImportSignature(const std::string& key) {
       throw Error(ErrorCode::kInternal, fmt::format("signature output '{}' was not imported", output_names[i]));
     graph.AddOutput(output_names[i], outs[i].value);
   }
+  flat_.SetOutputs(graph, graph.outputs());
   return graph;
 }
 

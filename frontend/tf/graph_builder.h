@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "frontend/import_context.h"
+#include "frontend/tf/flat_graph.h"
 #include "frontend/tf/importer.h"
 #include "frontend/tf/saved_model.h"
 #include "frontend/import_errors.h"
@@ -29,6 +30,8 @@ class GraphBuilder : public frontend::ImportTarget {
   // Imports signature `key` into a fresh IR graph whose inputs and outputs carry the
   // signature's user-facing names (sorted by name, as TensorFlow orders them).
   ir::Graph ImportSignature(const std::string& key);
+  // The TF graph ImportSignature imported, flat (frontend/tf/flat_graph.h); call after it.
+  std::shared_ptr<const TfSourceGraph> TakeSourceGraph() { return flat_.Take(); }
 
   // ---- used by ImportContext ----
   struct Scope;
@@ -46,6 +49,9 @@ class GraphBuilder : public frontend::ImportTarget {
   std::vector<TfValue> ImportCall(Scope& scope, const tfproto::NodeDef& node, const std::string& function_name,
                                   std::vector<TfValue> inputs);
   TfValue Resolve(Scope& scope, const std::string& ref);
+  // Adds an imported node to the flat TF graph (outside control-flow bodies).
+  void RecordFlat(const Scope& scope, const tfproto::NodeDef& node, const std::vector<TfValue>& inputs,
+                  const std::vector<TfValue>& outputs);
   std::string NodeOfRef(const std::string& ref) const;
   int FlatOutputIndex(const tfproto::NodeDef& node, const std::string& arg, int index);
   void MapCapturedVariables();
@@ -59,6 +65,7 @@ class GraphBuilder : public frontend::ImportTarget {
   std::vector<Scope*> scopes_;
   frontend::UniqueNames node_names_;
   std::vector<UnsupportedNode> unsupported_;
+  FlatGraphRecorder flat_;
 };
 
 }  // namespace kiln::tf

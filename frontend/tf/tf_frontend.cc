@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "common/model_budget.h"
+#include "common/proto/tf_source_graph.h"
 #include "frontend/frontend.h"
 #include "frontend/tf/graph_builder.h"
 #include "frontend/tf/saved_model.h"
@@ -25,8 +26,11 @@ class SavedModelSource final : public frontend::ModelSource {
     std::lock_guard<std::mutex> lock(mutex_);  // the variable reader caches what it read
     ModelReadScope budget(bundle_.dir);
     GraphBuilder builder(bundle_, variables_);
-    frontend::ImportedSignature sig{key, builder.ImportSignature(key)};
+    frontend::ImportedSignature sig;
+    sig.key = key;
+    sig.graph = builder.ImportSignature(key);
     if (!def.method_name().empty()) sig.method_name = def.method_name();
+    sig.tf_source = builder.TakeSourceGraph();
     return sig;
   }
 

@@ -51,6 +51,13 @@ void kiln_model_free(KilnModel* model);
 /* Runs signature `key` (NULL: serving_default) on `inputs`; on success *outputs holds every output. */
 int kiln_run(const KilnModel* model, const char* key, const KilnInput* inputs, int num_inputs, KilnOutputs** outputs);
 
+/* Runs engine node `engine` of signature `key` of a converted model alone (TensorFlow's
+ * KilnEngineOp): `inputs` are its segment's inputs in order (names are ignored and may be NULL),
+ * `*outputs` its outputs in order, named "0", "1", ... The engine cache, building for new shapes
+ * and the native fallback work as in kiln_run; a GPU model's outputs come back in host memory. */
+int kiln_run_engine(const KilnModel* model, const char* key, const char* engine, const KilnInput* inputs,
+                    int num_inputs, KilnOutputs** outputs);
+
 int kiln_outputs_count(const KilnOutputs* outputs);
 /* The index of the output named `name`, or -1. */
 int kiln_outputs_find(const KilnOutputs* outputs, const char* name);

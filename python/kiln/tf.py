@@ -1,8 +1,9 @@
 """TensorFlow interop: ``import kiln.tf`` registers Kiln's op library with TensorFlow, after which
-``tf.saved_model.load`` runs Kiln-converted SavedModels (their graph is one ``KilnSignatureOp``
-that runs the converted signature through Kiln).
+``tf.saved_model.load`` runs Kiln-converted SavedModels (for a TensorFlow source their graph is
+the original TensorFlow graph with one ``KilnEngineOp`` per engine; otherwise one
+``KilnSignatureOp`` runs the converted signature through Kiln).
 
-    import kiln.tf  # noqa: F401  (registers KilnSignatureOp)
+    import kiln.tf  # noqa: F401  (registers KilnEngineOp and KilnSignatureOp)
     model = tf.saved_model.load("/models/resnet50_kiln")
     out = model.signatures["serving_default"](input_1=images)
 

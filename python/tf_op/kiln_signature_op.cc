@@ -1,9 +1,12 @@
 // TensorFlow's view of a Kiln-converted SavedModel (convert/tf_wrapper_graph.h): its main op,
 // KilnRegisterModel, records where the model is (TensorFlow's loader feeds it the path of the
-// model's asset kiln/conversion.json), and KilnSignatureOp runs the converted signature. This op
-// library registers both (tf.load_op_library(kiln.tf_op_library()), or `import kiln.tf`).
+// model's asset kiln/conversion.json); KilnEngineOp runs one engine of the converted signature
+// inside the source's own TensorFlow graph (TF-TRT's layout), and KilnSignatureOp runs the whole
+// converted signature where that layout could not be made. This op library registers all three
+// (tf.load_op_library(kiln.tf_op_library()), or `import kiln.tf`).
 //
-// The op runs the whole converted signature through Kiln's C API (include/kiln/c_api.h). Kiln is
+// The ops run Kiln through its C API (include/kiln/c_api.h); the ops of one model share one
+// loaded model (and so its engine caches). Kiln is
 // not linked into this library: libkiln.so, next to it, is opened with RTLD_DEEPBIND, so that
 // Kiln's dependencies (its protobuf above all) bind to themselves and never to the copies inside
 // TensorFlow's own libraries.
@@ -33,7 +36,9 @@ struct KilnLibrary {
   decltype(&kiln_model_load) model_load = nullptr;
   decltype(&kiln_model_free) model_free = nullptr;
   decltype(&kiln_run) run = nullptr;
+  decltype(&kiln_run_engine) run_engine = nullptr;
   decltype(&kiln_outputs_find) outputs_find = nullptr;
+  decltype(&kiln_outputs_count) outputs_count = nullptr;
   decltype(&kiln_output_dtype) output_dtype = nullptr;
   decltype(&kiln_output_rank) output_rank = nullptr;
   decltype(&kiln_output_dims) output_dims = nullptr;
@@ -70,7 +75,9 @@ const KilnLibrary& Kiln() {
     Bind(handle, "kiln_model_load", lib.model_load, e);
     Bind(handle, "kiln_model_free", lib.model_free, e);
     Bind(handle, "kiln_run", lib.run, e);
+    Bind(handle, "kiln_run_engine", lib.run_engine, e);
     Bind(handle, "kiln_outputs_find", lib.outputs_find, e);
+    Bind(handle, "kiln_outputs_count", lib.outputs_count, e);
     Bind(handle, "kiln_output_dtype", lib.output_dtype, e);
     Bind(handle, "kiln_output_rank", lib.output_rank, e);
     Bind(handle, "kiln_output_dims", lib.output_dims, e);
@@ -82,12 +89,34 @@ const KilnLibrary& Kiln() {
   return library;
 }
 
-// model_id -> the converted model's directory, as the models' main ops registered them.
+// model_id -> the converted model's directory, as the models' main ops registered them, and the
+// model loaded from it (once, at the first run of any of its ops).
 class ModelRegistry {
  public:
+  // The loaded model registered under `id`; `op` names the asking op in messages.
+  tf::Status Load(const std::string& op, const std::string& id, std::shared_ptr<KilnModel>& model, std::string& dir) {
+    const KilnLibrary& kiln = Kiln();
+    if (!kiln.error.empty()) return tf::errors::Unavailable(op, ": ", kiln.error);
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = dirs_.find(id);
+    if (it == dirs_.end())
+      return tf::errors::FailedPrecondition(op, ": model ", id,
+                                            " was not registered: its SavedModel's main op (KilnRegisterModel) has not "
+                                            "run; load the model with tf.saved_model.load or TF Serving");
+    dir = it->second;
+    auto& loaded = loaded_[id];
+    if (loaded.first != dir || !loaded.second) {
+      KilnModel* raw = kiln.model_load(dir.c_str(), nullptr);
+      if (!raw) return tf::errors::FailedPrecondition("Kiln cannot load the converted model ", dir, ": ", kiln.last_error());
+      loaded = {dir, std::shared_ptr<KilnModel>(raw, kiln.model_free)};
+    }
+    model = loaded.second;
+    return tf::OkStatus();
+  }
   static ModelRegistry& Get() {
-    static ModelRegistry registry;
-    return registry;
+    // Never destroyed: freeing models at exit could run after libkiln.so's own statics are gone.
+    static ModelRegistry* registry = new ModelRegistry;
+    return *registry;
   }
   void Set(const std::string& id, const std::string& dir) {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -104,7 +133,25 @@ class ModelRegistry {
  private:
   std::mutex mutex_;
   std::map<std::string, std::string> dirs_;
+  std::map<std::string, std::pair<std::string, std::shared_ptr<KilnModel>>> loaded_;  // id -> (dir, model)
 };
+
+// Copies Kiln's output `k` into TensorFlow's output `j` (checking dtype and size).
+void SetOutput(tf::OpKernelContext* ctx, const KilnLibrary& kiln, KilnOutputs* outputs, int k, int j,
+               const std::string& what) {
+  OP_REQUIRES(ctx, kiln.output_dtype(outputs, k) == static_cast<int>(ctx->expected_output_dtype(j)),
+              tf::errors::Internal("Kiln ", what, " has dtype ", kiln.output_dtype(outputs, k), ", the graph expects ",
+                                   tf::DataTypeString(ctx->expected_output_dtype(j))));
+  tf::TensorShape shape;
+  const int64_t* d = kiln.output_dims(outputs, k);
+  for (int r = 0; r < kiln.output_rank(outputs, k); ++r) OP_REQUIRES_OK(ctx, shape.AddDimWithStatus(d[r]));
+  tf::Tensor* out = nullptr;
+  OP_REQUIRES_OK(ctx, ctx->allocate_output(j, shape, &out));
+  const size_t bytes = kiln.output_bytes(outputs, k);
+  OP_REQUIRES(ctx, bytes == out->tensor_data().size(),
+              tf::errors::Internal("Kiln ", what, " has ", bytes, " bytes, TensorFlow's tensor ", out->tensor_data().size()));
+  if (bytes > 0) std::memcpy(const_cast<char*>(out->tensor_data().data()), kiln.output_data(outputs, k), bytes);
+}
 
 class KilnRegisterModel : public tf::OpKernel {
  public:
@@ -140,14 +187,9 @@ class KilnSignatureOp : public tf::OpKernel {
     OP_REQUIRES_OK(ctx, ctx->GetAttr("input_names", &input_names_));
     OP_REQUIRES_OK(ctx, ctx->GetAttr("output_names", &output_names_));
   }
-  ~KilnSignatureOp() override {
-    if (model_) Kiln().model_free(model_);
-  }
-
   void Compute(tf::OpKernelContext* ctx) override {
     const KilnLibrary& kiln = Kiln();
-    OP_REQUIRES(ctx, kiln.error.empty(), tf::errors::Unavailable("KilnSignatureOp: ", kiln.error));
-    OP_REQUIRES_OK(ctx, LoadOnce(ctx, kiln));
+    OP_REQUIRES_OK(ctx, LoadOnce());
     const int n = static_cast<int>(input_names_.size());
     OP_REQUIRES(ctx, ctx->num_inputs() == n,
                 tf::errors::InvalidArgument("KilnSignatureOp: ", n, " input names for ", ctx->num_inputs(), " inputs"));
@@ -162,7 +204,7 @@ class KilnSignatureOp : public tf::OpKernel {
                             t.tensor_data().data()};
     }
     KilnOutputs* outputs = nullptr;
-    if (kiln.run(model_, signature_key_.c_str(), inputs.data(), n, &outputs) != 0) {
+    if (kiln.run(model_.get(), signature_key_.c_str(), inputs.data(), n, &outputs) != 0) {
       ctx->SetStatus(
           tf::errors::Internal("Kiln signature '", signature_key_, "' of ", model_dir_, ": ", kiln.last_error()));
       return;
@@ -171,42 +213,69 @@ class KilnSignatureOp : public tf::OpKernel {
     for (int j = 0; j < static_cast<int>(output_names_.size()); ++j) {
       const int k = kiln.outputs_find(outputs, output_names_[j].c_str());
       OP_REQUIRES(ctx, k >= 0, tf::errors::Internal("Kiln returned no output '", output_names_[j], "'"));
-      OP_REQUIRES(ctx, kiln.output_dtype(outputs, k) == static_cast<int>(ctx->expected_output_dtype(j)),
-                  tf::errors::Internal("Kiln output '", output_names_[j], "' has dtype ", kiln.output_dtype(outputs, k),
-                                       ", the graph expects ", tf::DataTypeString(ctx->expected_output_dtype(j))));
-      tf::TensorShape shape;
-      const int64_t* d = kiln.output_dims(outputs, k);
-      for (int r = 0; r < kiln.output_rank(outputs, k); ++r) OP_REQUIRES_OK(ctx, shape.AddDimWithStatus(d[r]));
-      tf::Tensor* out = nullptr;
-      OP_REQUIRES_OK(ctx, ctx->allocate_output(j, shape, &out));
-      const size_t bytes = kiln.output_bytes(outputs, k);
-      OP_REQUIRES(ctx, bytes == out->tensor_data().size(),
-                  tf::errors::Internal("Kiln output '", output_names_[j], "' has ", bytes,
-                                       " bytes, TensorFlow's tensor ", out->tensor_data().size()));
-      if (bytes > 0) std::memcpy(const_cast<char*>(out->tensor_data().data()), kiln.output_data(outputs, k), bytes);
+      SetOutput(ctx, kiln, outputs, k, j, "output '" + output_names_[j] + "'");
+      if (!ctx->status().ok()) return;
     }
   }
 
  private:
   // The model is the directory the main op registered under model_id; loaded at the first run.
-  tf::Status LoadOnce(tf::OpKernelContext* ctx, const KilnLibrary& kiln) {
+  tf::Status LoadOnce() {
     std::lock_guard<std::mutex> lock(mutex_);
     if (model_) return tf::OkStatus();
-    if (!ModelRegistry::Get().Find(model_id_, model_dir_))
-      return tf::errors::FailedPrecondition("KilnSignatureOp: model ", model_id_,
-                                            " was not registered: its SavedModel's main op (KilnRegisterModel) has not "
-                                            "run; load the model with tf.saved_model.load or TF Serving");
-    model_ = kiln.model_load(model_dir_.c_str(), nullptr);
-    if (!model_)
-      return tf::errors::FailedPrecondition("Kiln cannot load the converted model ", model_dir_, ": ",
-                                            kiln.last_error());
-    return tf::OkStatus();
+    return ModelRegistry::Get().Load("KilnSignatureOp", model_id_, model_, model_dir_);
   }
 
   std::string model_id_, signature_key_;
   std::vector<std::string> input_names_, output_names_;
   std::mutex mutex_;
-  KilnModel* model_ = nullptr;
+  std::shared_ptr<KilnModel> model_;
+  std::string model_dir_;
+};
+
+// One engine of the converted signature, in the source's TensorFlow graph: its inputs are the
+// tensors the engine's segment reads, its outputs the tensors it computes.
+class KilnEngineOp : public tf::OpKernel {
+ public:
+  explicit KilnEngineOp(tf::OpKernelConstruction* ctx) : tf::OpKernel(ctx) {
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("model_id", &model_id_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("signature_key", &signature_key_));
+    OP_REQUIRES_OK(ctx, ctx->GetAttr("engine_name", &engine_name_));
+  }
+
+  void Compute(tf::OpKernelContext* ctx) override {
+    const KilnLibrary& kiln = Kiln();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (!model_) OP_REQUIRES_OK(ctx, ModelRegistry::Get().Load("KilnEngineOp " + engine_name_, model_id_, model_, model_dir_));
+    }
+    const int n = ctx->num_inputs();
+    std::vector<KilnInput> inputs(n);
+    std::vector<std::vector<int64_t>> dims(n);
+    for (int i = 0; i < n; ++i) {
+      const tf::Tensor& t = ctx->input(i);
+      for (int d = 0; d < t.dims(); ++d) dims[i].push_back(t.dim_size(d));
+      inputs[i] = KilnInput{nullptr, static_cast<int>(t.dtype()), t.dims(), dims[i].data(), t.tensor_data().data()};
+    }
+    KilnOutputs* outputs = nullptr;
+    if (kiln.run_engine(model_.get(), signature_key_.c_str(), engine_name_.c_str(), inputs.data(), n, &outputs) != 0) {
+      ctx->SetStatus(tf::errors::Internal("Kiln engine '", engine_name_, "' of ", model_dir_, ": ", kiln.last_error()));
+      return;
+    }
+    std::unique_ptr<KilnOutputs, decltype(kiln.outputs_free)> owned(outputs, kiln.outputs_free);
+    OP_REQUIRES(ctx, kiln.outputs_count(outputs) == ctx->num_outputs(),
+                tf::errors::Internal("Kiln engine '", engine_name_, "' returned ", kiln.outputs_count(outputs),
+                                     " outputs; the graph expects ", ctx->num_outputs()));
+    for (int j = 0; j < ctx->num_outputs(); ++j) {
+      SetOutput(ctx, kiln, outputs, j, j, "engine '" + engine_name_ + "' output " + std::to_string(j));
+      if (!ctx->status().ok()) return;
+    }
+  }
+
+ private:
+  std::string model_id_, signature_key_, engine_name_;
+  std::mutex mutex_;
+  std::shared_ptr<KilnModel> model_;
   std::string model_dir_;
 };
 
@@ -243,3 +312,26 @@ REGISTER_OP("KilnSignatureOp")
     });
 
 REGISTER_KERNEL_BUILDER(Name("KilnSignatureOp").Device(tf::DEVICE_CPU), KilnSignatureOp);
+
+REGISTER_OP("KilnEngineOp")
+    .Input("inputs: Tin")
+    .Output("outputs: Tout")
+    .Attr("Tin: list(type) >= 0")
+    .Attr("Tout: list(type) >= 0")
+    .Attr("model_id: string")
+    .Attr("signature_key: string")
+    .Attr("engine_name: string")
+    .Attr("output_shapes: list(shape) >= 0")
+    .SetIsStateful()  // runs engines with their own state (caches); never constant-folded or deduplicated
+    .SetShapeFn([](tf::shape_inference::InferenceContext* c) {
+      std::vector<tf::PartialTensorShape> shapes;
+      TF_RETURN_IF_ERROR(c->GetAttr("output_shapes", &shapes));
+      for (size_t i = 0; i < shapes.size(); ++i) {
+        tf::shape_inference::ShapeHandle h;
+        TF_RETURN_IF_ERROR(c->MakeShapeFromPartialTensorShape(shapes[i], &h));
+        c->set_output(static_cast<int>(i), h);
+      }
+      return tf::OkStatus();
+    });
+
+REGISTER_KERNEL_BUILDER(Name("KilnEngineOp").Device(tf::DEVICE_CPU), KilnEngineOp);

@@ -6,6 +6,7 @@ converted model is then loaded with kiln.load and compared with TensorFlow.
 Not here: seed 003's samples use TensorRT's own builder API (trt.Builder, pycuda), not TF-TRT.
 """
 
+import collections
 import os
 
 import numpy as np
@@ -71,6 +72,56 @@ def test_seed_001_first_sample(kiln_py, two_image_model, tmp_path):
     converter.save(output_saved_model_dir)
     # ---
     check_against_tf(kiln_py, input_saved_model_dir, output_saved_model_dir, image_inputs())
+
+
+def test_seed_001_second_sample_with_native_ops_runs_engine_ops_in_tensorflow(kiln_py, two_image_model, tmp_path):
+    """Seed 001's second sample with one op type kept out of the engines (Kiln's `denylist`, a
+    keyword TrtGraphConverterV2 passes on): the converted graph TensorFlow loads is TF-TRT's
+    layout, KilnEngineOp nodes in the original graph and the kept-out ops as TensorFlow's own,
+    and the sample's frozen function matches TensorFlow's original outputs and kiln.load's."""
+    input_saved_model_dir, output_saved_model_dir, num_runs = two_image_model, str(tmp_path / "out"), 2
+    import tensorflow as tf  # noqa: F811
+    from kiln.tensorrt import trt_convert as trt
+
+    # --- seed 001, second sample (FP32; denylist and minimum_segment_size added) ---
+    conversion_params = trt.DEFAULT_TRT_CONVERSION_PARAMS
+    conversion_params = conversion_params._replace(
+        max_workspace_size_bytes=(1<<32))
+    conversion_params = conversion_params._replace(
+        maximum_cached_engines=100, minimum_segment_size=1)
+
+    converter = trt.TrtGraphConverterV2(
+        input_saved_model_dir=input_saved_model_dir,
+        conversion_params=conversion_params, denylist=["Mul"])
+    converter.convert()
+    def my_input_fn():
+      for _ in range(num_runs):
+        inp1 = np.random.normal(size=(8, 16, 16, 3)).astype(np.float32)
+        inp2 = np.random.normal(size=(8, 16, 16, 3)).astype(np.float32)
+        yield inp1, inp2
+    converter.build(input_fn=my_input_fn)
+    converter.save(output_saved_model_dir)
+
+    from tensorflow.python.saved_model import signature_constants, tag_constants
+    from tensorflow.python.framework import convert_to_constants
+    saved_model_loaded = tf.saved_model.load(
+        output_saved_model_dir, tags=[tag_constants.SERVING])
+    graph_func = saved_model_loaded.signatures[
+        signature_constants.DEFAULT_SERVING_SIGNATURE_DEF_KEY]
+    frozen_func = convert_to_constants.convert_variables_to_constants_v2(
+        graph_func)
+    inputs = image_inputs()
+    output = frozen_func(tf.constant(inputs["inp1"]), tf.constant(inputs["inp2"]))[0].numpy()
+    # ---
+    ops = collections.Counter(n.op for n in frozen_func.graph.as_graph_def().node)
+    assert ops["KilnEngineOp"] >= 2 and ops["Mul"] == 1 and ops["KilnSignatureOp"] == 0, ops
+    assert "Conv2D" not in ops and "Relu" not in ops, ops  # inside the engines
+    ref = tf.saved_model.load(input_saved_model_dir).signatures["serving_default"](
+        **{k: tf.constant(v) for k, v in inputs.items()})["out"].numpy()
+    problems = compare("out", output, ref, 1e-5)
+    problems += compare("out", output, kiln_py.load(output_saved_model_dir).signatures["serving_default"](**inputs)["out"],
+                        1e-5)
+    assert not problems, "\n".join(problems)
 
 
 def test_seed_001_second_sample(kiln_py, two_image_model, tmp_path):

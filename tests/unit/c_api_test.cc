@@ -4,9 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
+#include "kiln/converter.h"
 #include "kiln/error.h"
 #include "tests/unit/test_util.h"
 
@@ -51,6 +53,64 @@ TEST(CApi, LoadsAndRunsTheDemoModel) {
   EXPECT_EQ(kiln_run(model, "no_such_signature", &in, 1, &out), 1 + static_cast<int>(ErrorCode::kNotFound));
   EXPECT_EQ(kiln_run(model, nullptr, &in, 1, nullptr), 1 + static_cast<int>(ErrorCode::kInvalidArgument));
   kiln_model_free(model);
+}
+
+// kiln_run_engine (what TensorFlow's KilnEngineOp calls): one engine of a converted model alone.
+TEST(CApi, RunsOneEngineOfAConvertedModel) {
+  const std::filesystem::path dir = testutil::FreshTempDir("kiln_c_api_engine") / "converted";
+  std::vector<std::string> log;
+  ConversionParams params;
+  params.log = [&](const std::string& line) { log.push_back(line); };
+  Converter converter((testutil::SourceDir() / "models" / "demo").string(), {"serve"}, "serving_default", params);
+  converter.convert();
+  converter.save(dir.string());
+  bool per_engine = false;
+  for (const std::string& line : log)
+    per_engine = per_engine || line.find("TensorFlow layout of saved_model.pb: per-engine: 1 KilnEngineOp") != std::string::npos;
+  EXPECT_TRUE(per_engine) << "the demo model converts to one engine in its own TF graph";
+
+  KilnModel* model = kiln_model_load(dir.c_str(), nullptr);
+  ASSERT_NE(model, nullptr) << kiln_last_error();
+  std::vector<float> image(3 * 28 * 28);
+  for (size_t i = 0; i < image.size(); ++i) image[i] = static_cast<float>(i % 17) / 17.0f;
+  const int64_t dims[] = {3, 28, 28, 1};
+  const KilnInput in{"image", KILN_DT_FLOAT, 4, dims, image.data()};
+  KilnOutputs* whole = nullptr;
+  ASSERT_EQ(kiln_run(model, nullptr, &in, 1, &whole), 0) << kiln_last_error();
+  const KilnInput positional{nullptr, KILN_DT_FLOAT, 4, dims, image.data()};
+  KilnOutputs* engine = nullptr;
+  ASSERT_EQ(kiln_run_engine(model, nullptr, "KilnEngineOp_000", &positional, 1, &engine), 0) << kiln_last_error();
+  ASSERT_EQ(kiln_outputs_count(engine), 1);
+  EXPECT_STREQ(kiln_output_name(engine, 0), "0");
+  ASSERT_EQ(kiln_output_bytes(engine, 0), kiln_output_bytes(whole, 0));
+  const float* a = static_cast<const float*>(kiln_output_data(engine, 0));
+  const float* b = static_cast<const float*>(kiln_output_data(whole, 0));
+  for (size_t k = 0; k < 3 * 10; ++k) EXPECT_EQ(a[k], b[k]) << k;  // the signature is this one engine
+  kiln_outputs_free(engine);
+  kiln_outputs_free(whole);
+
+  // Errors name the engine and what it expects.
+  EXPECT_EQ(kiln_run_engine(model, nullptr, "nope", &positional, 1, &engine), 1 + static_cast<int>(ErrorCode::kNotFound));
+  EXPECT_NE(std::string(kiln_last_error()).find("nope"), std::string::npos) << kiln_last_error();
+  EXPECT_EQ(kiln_run_engine(model, nullptr, "KilnEngineOp_000", &positional, 0, &engine),
+            1 + static_cast<int>(ErrorCode::kInvalidArgument));
+  EXPECT_NE(std::string(kiln_last_error()).find("takes 1 inputs, got 0"), std::string::npos) << kiln_last_error();
+  const KilnInput ints{nullptr, KILN_DT_INT32, 4, dims, image.data()};
+  EXPECT_EQ(kiln_run_engine(model, nullptr, "KilnEngineOp_000", &ints, 1, &engine),
+            1 + static_cast<int>(ErrorCode::kInvalidArgument));
+  EXPECT_NE(std::string(kiln_last_error()).find("must be float32, got int32"), std::string::npos) << kiln_last_error();
+  EXPECT_EQ(kiln_run_engine(model, nullptr, nullptr, &positional, 1, &engine),
+            1 + static_cast<int>(ErrorCode::kInvalidArgument));
+  kiln_model_free(model);
+
+  // A model that is not converted has no engines to run.
+  KilnModel* source = kiln_model_load((testutil::SourceDir() / "models" / "demo").c_str(), nullptr);
+  ASSERT_NE(source, nullptr) << kiln_last_error();
+  EXPECT_EQ(kiln_run_engine(source, nullptr, "KilnEngineOp_000", &positional, 1, &engine),
+            1 + static_cast<int>(ErrorCode::kInvalidArgument));
+  EXPECT_NE(std::string(kiln_last_error()).find("not a converted model's"), std::string::npos) << kiln_last_error();
+  kiln_model_free(source);
+  std::filesystem::remove_all(dir.parent_path());
 }
 
 TEST(CApi, LoadErrors) {

@@ -1,0 +1,123 @@
+#include "frontend/tf/flat_graph.h"
+
+#include <fmt/format.h>
+
+#include <set>
+
+#include "common/proto/tensor_proto.h"
+
+namespace kiln::tf {
+
+FlatGraphRecorder::FlatGraphRecorder() : source_(std::make_shared<TfSourceGraph>()) {}
+
+void FlatGraphRecorder::Unavailable(const std::string& reason) {
+  if (source_->unavailable.empty()) source_->unavailable = reason;
+}
+
+bool FlatGraphRecorder::ClaimName(const std::string& name) {
+  if (names_.insert(name).second) return true;
+  Unavailable(fmt::format("two TensorFlow nodes become '{}' once function calls are inlined", name));
+  return false;
+}
+
+std::string FlatGraphRecorder::TensorOf(const ir::Graph& graph, ir::ValueId value, const std::string& user) {
+  auto it = wiring_.find(graph.value(value).name);
+  if (it != wiring_.end()) return it->second;
+  Unavailable(fmt::format("the input '{}' of node '{}' is no TensorFlow tensor", graph.value(value).name, user));
+  return "";
+}
+
+void FlatGraphRecorder::AddInput(const tfproto::NodeDef* node, int index, const ir::Graph& graph, ir::ValueId value) {
+  if (!available()) return;
+  if (!node || node->op() != "Placeholder")
+    return Unavailable(
+        fmt::format("signature input '{}' is not a Placeholder of the outer graph", graph.value(value).name));
+  if (names_.count(node->name()) == 0) {
+    if (!ClaimName(node->name())) return;
+    tfproto::NodeDef* copy = source_->graph.add_node();
+    *copy = *node;
+    copy->clear_device();
+    copy->clear_input();
+  }
+  const std::string tensor = fmt::format("{}:{}", node->name(), index);
+  source_->tensor_of_value.try_emplace(graph.value(value).name, tensor);
+  wiring_.try_emplace(graph.value(value).name, tensor);
+  source_->input_tensors.push_back(tensor);
+}
+
+void FlatGraphRecorder::AddNode(const std::string& prefix, const tfproto::NodeDef& node, const ir::Graph& graph,
+                                const std::vector<TfValue>& inputs, const std::vector<TfValue>& outputs) {
+  if (!available()) return;
+  const std::string name = prefix + node.name();
+  bool reads_resource = false, all_resources = !outputs.empty();
+  for (const TfValue& in : inputs) reads_resource = reads_resource || in.is_resource();
+  for (const TfValue& out : outputs) all_resources = all_resources && out.is_resource();
+  if (all_resources) return;  // passes a variable along (Identity of a handle): nothing to compute
+  tfproto::NodeDef flat;
+  flat.set_name(name);
+  if (reads_resource) {
+    // Variables are frozen: a read becomes the variable's value, as it did in the IR.
+    if (node.op() != "ReadVariableOp" || inputs.size() != 1 || outputs.size() != 1 || !inputs[0].resource) {
+      // Fine inside an engine (the engine computes it from the frozen value); the node is marked,
+      // and the per-engine layout is refused only if TensorFlow would still have to run it.
+      flat.set_op(node.op());
+      (*flat.mutable_attr())[kUnexpressibleAttr].set_s(
+          fmt::format("node '{}' ({}) uses a variable other than by ReadVariableOp and is not inside an engine; "
+                      "TensorFlow's graph of a converted model (variables frozen) cannot express it",
+                      name, node.op()));
+      for (const TfValue& in : inputs) {
+        if (in.is_resource() || in.value == ir::kNoValue) continue;
+        const std::string tensor = TensorOf(graph, in.value, name);
+        if (tensor.empty()) return;
+        flat.add_input(tensor);
+      }
+    } else {
+      flat.set_op("Const");
+      (*flat.mutable_attr())["dtype"].set_type(static_cast<int>(inputs[0].resource->dtype()));
+      *(*flat.mutable_attr())["value"].mutable_tensor() =
+          tfproto::EncodeTensorProto(*inputs[0].resource, fmt::format("variable '{}'", inputs[0].resource_name));
+    }
+  } else {
+    flat.set_op(node.op());
+    for (const auto& [key, value] : node.attr())
+      if (key.empty() || key[0] != '_') (*flat.mutable_attr())[key] = value;  // "_..." are runtime hints
+    for (const TfValue& in : inputs) {
+      if (in.value == ir::kNoValue)
+        return Unavailable(fmt::format("node '{}' ({}) has an input Kiln did not import", name, node.op()));
+      const std::string tensor = TensorOf(graph, in.value, name);
+      if (tensor.empty()) return;
+      flat.add_input(tensor);
+    }
+  }
+  if (!ClaimName(name)) return;
+  *source_->graph.add_node() = std::move(flat);
+  // TensorList ops give DT_VARIANT lists (dense tensors in the IR), except these, which give tensors.
+  static const std::set<std::string> kListReaders = {"TensorListGetItem", "TensorListStack", "TensorListGather",
+                                                     "TensorListElementShape", "TensorListLength"};
+  const bool gives_lists = (node.op().rfind("TensorList", 0) == 0 || node.op().rfind("EmptyTensorList", 0) == 0) &&
+                           !kListReaders.count(node.op());
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    if (outputs[i].is_resource() || outputs[i].value == ir::kNoValue) continue;
+    const std::string& value = graph.value(outputs[i].value).name;
+    const std::string tensor = fmt::format("{}:{}", name, i);
+    if (!wiring_.try_emplace(value, tensor).second) continue;
+    if (!gives_lists) source_->tensor_of_value.try_emplace(value, tensor);
+  }
+}
+
+void FlatGraphRecorder::SetOutputs(const ir::Graph& graph, const std::vector<ir::ValueId>& outputs) {
+  for (ir::ValueId v : outputs) {
+    if (!available()) return;
+    source_->output_tensors.push_back(TensorOf(graph, v, "the signature's outputs"));
+  }
+}
+
+std::shared_ptr<const TfSourceGraph> FlatGraphRecorder::Take() {
+  if (!available()) {
+    source_->graph.Clear();
+    source_->tensor_of_value.clear();
+  }
+  return source_;
+}
+
+}  // namespace kiln::tf
