@@ -2,7 +2,8 @@
 """Kiln (CPU engines: oneDNN's LSTM) vs ONNX Runtime on a stacked ONNX LSTM, in one run.
 
     python bench/rnn_compare.py [--layers 2] [--hidden 256] [--seq 64] [--batch 8]
-                                [--threads T] [--duration 10] [--repeat 3] [--native]
+                                [--threads T] [--duration 10] [--repeat 3] [--no-spin]
+                                [--native]
 
 The model: `--layers` forward LSTMs (ONNX LSTM, layout 0, random weights and biases as
 initializers, written with onnx.helper), each layer's Y squeezed to [seq, batch, hidden] for the
@@ -111,12 +112,17 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--duration", type=float, default=10)
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--no-spin", action="store_true",
+                    help="OMP_WAIT_POLICY=passive for Kiln, allow_spinning=0 for ORT (a loaded machine: spinning "
+                         "OpenMP workers oversubscribed by other processes stall for seconds)")
     ap.add_argument("--native", action="store_true", help="also time Kiln's reference executor (slow)")
     ap.add_argument("--kiln", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build", "tools", "kiln"))
     args = ap.parse_args(argv)
     import onnxruntime as ort
 
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    if args.no_spin:
+        env["OMP_WAIT_POLICY"] = "passive"
     work = tempfile.mkdtemp(prefix="rnn_compare_")
     model = os.path.join(work, "lstm.onnx")
     out_names = build_model(model, args.layers, args.hidden, args.seq, args.batch)
@@ -139,6 +145,8 @@ def main(argv=None):
     so.intra_op_num_threads = args.threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if args.no_spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     sess = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
     want = sess.run(out_names, {"X": x})
     errors = []
@@ -161,8 +169,8 @@ def main(argv=None):
             k = json.loads(proc.stdout)
             best["native"] = kiln_numbers(k)
 
-    print("machine: %s, %d threads; %d-layer LSTM, hidden %d, seq %d, batch %d; Kiln convert %.1f s" % (
-        cpu_model_name(), args.threads, args.layers, args.hidden, args.seq, args.batch, convert_s))
+    print("machine: %s, %d threads%s; %d-layer LSTM, hidden %d, seq %d, batch %d; Kiln convert %.1f s" % (
+        cpu_model_name(), args.threads, " (no spin)" if args.no_spin else "", args.layers, args.hidden, args.seq, args.batch, convert_s))
     print("Kiln cpu.LSTM kernels: %s" % ", ".join(sorted(set(steps))))
     print("| runtime | inferences/s | samples/s | median ms |")
     print("|---|---|---|---|")

@@ -6,6 +6,10 @@ compared with onnxruntime's CPU kernels: FP32 relative L2 error <= 1e-5 per outp
 kernels refuse layout 1: batch-major models are compared with onnxruntime running the same
 model in layout 0 on transposed tensors (ONNX's *_batchwise node tests check layout 1 itself).
 
+test_recurrent_in_cpu_engine_matches_onnxruntime: the same cases (and more) with the weights as
+initializers, converted into CPU engines; checks where each node runs (oneDNN inside the engine,
+or natively with the reason in `kiln summary`) and the same bound.
+
 Not compared here (covered by tests/unit/nn_recurrent_test.cc): sequence lengths of 0 with an
 initial state (Kiln keeps the initial state, onnxruntime gives zeros; ONNX leaves it open),
 float16/bfloat16 (onnxruntime has no CPU kernels for them), and a missing ThresholdedRelu alpha
