@@ -27,6 +27,7 @@
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/kernels.h"
 #include "backend/reference/kernel.h"
+#include "kiln/half.h"
 
 namespace kiln::backend::cpu {
 namespace {
@@ -34,6 +35,7 @@ namespace {
 using dnnl::memory;
 using Tag = memory::format_tag;
 constexpr auto kF32 = memory::data_type::f32;
+constexpr auto kBF16 = memory::data_type::bf16;
 
 enum class Cell { kRnn, kGru, kLbrGru, kLstm };
 
@@ -102,7 +104,14 @@ class RecurrentKernel final : public Kernel {
   std::string Describe() const override {
     std::lock_guard<std::mutex> lock(mu_);
     return DescribeShapeCache(
-        cache_, [](const Prim& p) { return "onednn:" + p.impl; }, "onednn rnn (no primitive yet)");
+        cache_,
+        [&](const Prim& p) {
+          if (p.bf16) return "onednn:" + p.impl + " [bf16]";
+          if (env_->bf16_math || !p.bf16_failure.empty())
+            return "onednn:" + p.impl + " [f32: " + (p.bf16_failure.empty() ? "no bf16 kernel" : p.bf16_failure) + "]";
+          return "onednn:" + p.impl;
+        },
+        "onednn rnn (no primitive yet)");
   }
 
   void Prepare(const std::vector<Shape>& shapes) override {
@@ -132,14 +141,19 @@ class RecurrentKernel final : public Kernel {
     const dnnl::engine& eng = env_->engine;
     char* scratch = static_cast<char*>(ctx.Scratch(prim->scratch_total));
     auto at = [&](size_t offset) -> void* { return scratch + offset; };
-    const int64_t T = prim->t, N = prim->n, H = hidden_, nd = nd_;
-    const size_t state_floats = static_cast<size_t>(nd * N * H);
-    const bool lstm = cell_ == Cell::kLstm;
+    const int64_t N = prim->n, nd = nd_;
+    const size_t state_elems = static_cast<size_t>(nd * N * hidden_);
+    const bool lstm = cell_ == Cell::kLstm, bf16 = prim->bf16;
     // States in layout 1 are [N, nd, H]: oneDNN's ldnc [1, nd, N, H] only when nd == 1.
     const bool state_copy = batch_major_ && nd == 2;
 
     std::unordered_map<int, memory> args;
-    args.emplace(DNNL_ARG_SRC_LAYER, memory(prim->src_layer_md, eng, const_cast<void*>(x.raw_data())));
+    void* src_layer = const_cast<void*>(x.raw_data());
+    if (bf16) {  // bf16 X, h states and Y (the cell states c and the bias stay f32)
+      src_layer = at(prim->x_offset);
+      ToBf16(x.data<float>(), static_cast<uint16_t*>(src_layer), x.num_elements());
+    }
+    args.emplace(DNNL_ARG_SRC_LAYER, memory(prim->src_layer_md, eng, src_layer));
     args.emplace(DNNL_ARG_WEIGHTS_LAYER, prim->weights_layer);
     args.emplace(DNNL_ARG_WEIGHTS_ITER, prim->weights_iter);
     if (prim->bias) args.emplace(DNNL_ARG_BIAS, *prim->bias);
@@ -147,51 +161,58 @@ class RecurrentKernel final : public Kernel {
     if (prim->scratch_bytes > 0)
       args.emplace(DNNL_ARG_SCRATCHPAD, memory(prim->scratch_md, eng, at(prim->scratch_offset)));
 
-    // Initial states: the input in place, or copied (layout 1, two directions) / zeros (the
-    // other LSTM state given alone) in scratch.
+    // Initial states: the input in place, or in scratch: transposed (layout 1, two directions),
+    // converted to bf16, or zeros (the other LSTM state given alone).
     const bool has_h0 = h0_input_ >= 0, has_c0 = lstm && c0_input_ >= 0;
     if (has_h0 || has_c0) {
-      auto state_in = [&](int input, size_t offset) -> void* {
+      auto state_in = [&](int input, size_t offset, bool to_bf16) -> void* {
         if (input < 0) {
-          std::memset(at(offset), 0, state_floats * sizeof(float));
+          std::memset(at(offset), 0, state_elems * (to_bf16 ? 2 : 4));
           return at(offset);
         }
-        if (!state_copy) return const_cast<void*>(in[static_cast<size_t>(input)].raw_data());
-        ToDirectionMajor(in[static_cast<size_t>(input)].data<float>(), static_cast<float*>(at(offset)), N);
+        const float* src = in[static_cast<size_t>(input)].data<float>();
+        if (!state_copy && !to_bf16) return const_cast<float*>(src);
+        if (to_bf16)
+          ToLdnc(src, static_cast<uint16_t*>(at(offset)), N, state_copy);
+        else
+          ToLdnc(src, static_cast<float*>(at(offset)), N, state_copy);
         return at(offset);
       };
-      args.emplace(DNNL_ARG_SRC_ITER, memory(prim->state_md, eng, state_in(h0_input_, prim->h0_offset)));
+      args.emplace(DNNL_ARG_SRC_ITER, memory(prim->state_md, eng, state_in(h0_input_, prim->h0_offset, bf16)));
       if (lstm)
         args.emplace(DNNL_ARG_SRC_ITER_C,
-                     memory(prim->state_md, eng, state_in(has_c0 ? c0_input_ : -1, prim->c0_offset)));
+                     memory(prim->state_c_md, eng, state_in(has_c0 ? c0_input_ : -1, prim->c0_offset, false)));
     }
     // Y: oneDNN's tnc / ntc with the directions concatenated along C is ONNX's Y except for two
     // directions in layout 0 ([T, nd, N, H]).
     const bool y_copy = !batch_major_ && nd == 2;
-    float* y_dnnl = y_copy ? static_cast<float*>(at(prim->y_offset)) : outs[0].data<float>();
+    void* y_dnnl = y_copy || bf16 ? at(prim->y_offset) : outs[0].raw_data();
     args.emplace(DNNL_ARG_DST_LAYER, memory(prim->dst_layer_md, eng, y_dnnl));
-    float* h_out = state_copy ? static_cast<float*>(at(prim->h_offset)) : outs[1].data<float>();
+    void* h_out = state_copy || bf16 ? at(prim->h_offset) : outs[1].raw_data();
     args.emplace(DNNL_ARG_DST_ITER, memory(prim->state_md, eng, h_out));
-    float* c_out = nullptr;
+    void* c_out = nullptr;
     if (lstm) {
-      c_out = state_copy ? static_cast<float*>(at(prim->c_offset)) : outs[2].data<float>();
-      args.emplace(DNNL_ARG_DST_ITER_C, memory(prim->state_md, eng, c_out));
+      c_out = state_copy ? at(prim->c_offset) : outs[2].raw_data();
+      args.emplace(DNNL_ARG_DST_ITER_C, memory(prim->state_c_md, eng, c_out));
     }
     prim->prim.execute(ctx.stream, args);
     ctx.stream.wait();
 
-    if (y_copy) {
-      float* y = outs[0].data<float>();
-      for (int64_t t = 0; t < T; ++t)
-        for (int64_t d = 0; d < nd; ++d)
-          for (int64_t b = 0; b < N; ++b)
-            std::memcpy(y + ((t * nd + d) * N + b) * H, y_dnnl + (t * N + b) * nd * H + d * H,
-                        static_cast<size_t>(H) * sizeof(float));
+    if (bf16) {
+      WriteY(static_cast<const uint16_t*>(y_dnnl), outs[0].data<float>(), prim->t, N, y_copy);
+      FromLdnc(static_cast<const uint16_t*>(h_out), outs[1].data<float>(), N, state_copy);
+    } else {
+      if (y_copy) WriteY(static_cast<const float*>(y_dnnl), outs[0].data<float>(), prim->t, N, true);
+      if (state_copy) FromLdnc(static_cast<const float*>(h_out), outs[1].data<float>(), N, true);
     }
-    if (state_copy) {
-      FromDirectionMajor(h_out, outs[1].data<float>(), N);
-      if (lstm) FromDirectionMajor(c_out, outs[2].data<float>(), N);
-    }
+    if (lstm && state_copy) FromLdnc(static_cast<const float*>(c_out), outs[2].data<float>(), N, true);
+  }
+
+  std::optional<PrimitivePrecision> primitive_precision() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    PrimitivePrecision p;
+    for (const auto& [shape, prim] : cache_) ++(prim && prim->bf16 ? p.bf16 : p.f32);
+    return p;
   }
 
  private:
@@ -199,11 +220,13 @@ class RecurrentKernel final : public Kernel {
     dnnl::primitive prim;
     std::string impl;
     int64_t t = 0, n = 0;
-    memory::desc src_layer_md, dst_layer_md, state_md, scratch_md;
+    bool bf16 = false;         // bf16 X, weights, h states and Y (BF16 engines)
+    std::string bf16_failure;  // why an f32 primitive in a BF16 engine (oneDNN's message)
+    memory::desc src_layer_md, dst_layer_md, state_md, state_c_md, scratch_md;
     memory weights_layer, weights_iter;
     std::optional<memory> bias, peephole;  // bias: always (zeros without B)
     size_t scratch_bytes = 0, scratch_offset = 0;
-    size_t y_offset = 0, h0_offset = 0, c0_offset = 0, h_offset = 0, c_offset = 0, scratch_total = 0;
+    size_t x_offset = 0, y_offset = 0, h0_offset = 0, c0_offset = 0, h_offset = 0, c_offset = 0, scratch_total = 0;
   };
 
   // ONNX gate g of oneDNN's gate `dnnl_gate`.
@@ -259,18 +282,43 @@ class RecurrentKernel final : public Kernel {
                     static_cast<size_t>(H) * sizeof(float));
   }
 
-  // [N, nd, H] <-> [nd, N, H] (states in layout 1).
-  void ToDirectionMajor(const float* src, float* dst, int64_t n) const {
-    for (int64_t b = 0; b < n; ++b)
-      for (int64_t d = 0; d < nd_; ++d)
-        std::memcpy(dst + (d * n + b) * hidden_, src + (b * nd_ + d) * hidden_,
-                    static_cast<size_t>(hidden_) * sizeof(float));
+  static float Load(float v) { return v; }
+  static float Load(uint16_t v) { return BFloat16::ToFloat(v); }
+  static void Store(float v, float* d) { *d = v; }
+  static void Store(float v, uint16_t* d) { *d = BFloat16::FromFloat(v); }
+  static void ToBf16(const float* src, uint16_t* dst, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = BFloat16::FromFloat(src[i]);
   }
-  void FromDirectionMajor(const float* src, float* dst, int64_t n) const {
+
+  // A state as oneDNN's ldnc [nd, N, H] from ONNX's (layout 1 with two directions: [N, nd, H]).
+  template <typename D>
+  void ToLdnc(const float* src, D* dst, int64_t n, bool transposed) const {
     for (int64_t b = 0; b < n; ++b)
       for (int64_t d = 0; d < nd_; ++d)
-        std::memcpy(dst + (b * nd_ + d) * hidden_, src + (d * n + b) * hidden_,
-                    static_cast<size_t>(hidden_) * sizeof(float));
+        for (int64_t h = 0; h < hidden_; ++h)
+          Store(src[((transposed ? b * nd_ + d : d * n + b)) * hidden_ + h], dst + (d * n + b) * hidden_ + h);
+  }
+  template <typename S>
+  void FromLdnc(const S* src, float* dst, int64_t n, bool transposed) const {
+    for (int64_t b = 0; b < n; ++b)
+      for (int64_t d = 0; d < nd_; ++d)
+        for (int64_t h = 0; h < hidden_; ++h)
+          dst[(transposed ? b * nd_ + d : d * n + b) * hidden_ + h] = Load(src[(d * n + b) * hidden_ + h]);
+  }
+  // Y from oneDNN's dst_layer ([T, N, nd*H] tnc, or ntc in layout 1); `scatter`: to layout 0's
+  // [T, nd, N, H] with two directions, else element for element.
+  template <typename S>
+  void WriteY(const S* src, float* y, int64_t t_len, int64_t n, bool scatter) const {
+    const int64_t H = hidden_, nd = nd_;
+    if (!scatter) {
+      for (int64_t i = 0; i < t_len * n * nd * H; ++i) y[i] = Load(src[i]);
+      return;
+    }
+    for (int64_t t = 0; t < t_len; ++t)
+      for (int64_t d = 0; d < nd; ++d)
+        for (int64_t b = 0; b < n; ++b)
+          for (int64_t h = 0; h < H; ++h)
+            y[((t * nd + d) * n + b) * H + h] = Load(src[(t * n + b) * nd * H + d * H + h]);
   }
 
   // sequence_lens (constant when the node was claimed) is the full length in every row.
@@ -320,7 +368,11 @@ class RecurrentKernel final : public Kernel {
     // Scratch: oneDNN's scratchpad, then the layout copies this shape needs.
     size_t off = Align(p->scratch_bytes);
     const size_t state = Align(static_cast<size_t>(nd_ * p->n * H) * sizeof(float));
-    if (!batch_major_ && nd_ == 2) {
+    if (p->bf16) {
+      p->x_offset = off;
+      off += Align(static_cast<size_t>(p->t * p->n * I) * sizeof(uint16_t));
+    }
+    if ((!batch_major_ && nd_ == 2) || p->bf16) {
       p->y_offset = off;
       off += Align(static_cast<size_t>(p->t * p->n * nd_ * H) * sizeof(float));
     }
@@ -331,70 +383,95 @@ class RecurrentKernel final : public Kernel {
     p->scratch_total = off;
   }
 
+  // A primitive for X of shape `x`: bf16 (BF16 engines) or f32; throws dnnl::error when oneDNN
+  // has none.
+  std::shared_ptr<Prim> Create(const Shape& x, bool bf16) const {
+    auto p = std::make_shared<Prim>();
+    p->bf16 = bf16;
+    const memory::data_type dt = bf16 ? kBF16 : kF32;
+    p->t = x[batch_major_ ? 1 : 0];
+    p->n = x[batch_major_ ? 0 : 1];
+    const int64_t T = p->t, N = p->n, H = hidden_, I = input_size_, G = gates_;
+    const Tag seq_tag = batch_major_ ? Tag::ntc : Tag::tnc;
+    p->src_layer_md = memory::desc({T, N, I}, dt, seq_tag);
+    p->dst_layer_md = memory::desc({T, N, nd_ * H}, dt, seq_tag);
+    p->state_md = memory::desc({1, nd_, N, H}, dt, Tag::ldnc);
+    p->state_c_md = memory::desc({1, nd_, N, H}, kF32, Tag::ldnc);
+    const memory::desc any_wl({1, nd_, I, G, H}, dt, Tag::any), any_wi({1, nd_, H, G, H}, dt, Tag::any);
+    const memory::desc bias_md({1, nd_, bias_gates_, H}, kF32, Tag::ldgo);
+    const bool has_state = h0_input_ >= 0 || (cell_ == Cell::kLstm && c0_input_ >= 0);
+    const memory::desc src_iter = has_state ? p->state_md : memory::desc();
+    const memory::desc src_iter_c = has_state ? p->state_c_md : memory::desc();
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    const auto prop = dnnl::prop_kind::forward_inference;
+    const dnnl::engine& eng = env_->engine;
+    switch (cell_) {
+      case Cell::kRnn: {
+        const dnnl::vanilla_rnn_forward::primitive_desc pd(
+            dnnl::vanilla_rnn_forward::desc(prop, activation_, direction_, p->src_layer_md, src_iter, any_wl, any_wi,
+                                            bias_md, p->dst_layer_md, p->state_md),
+            attr, eng);
+        Finish(pd, p.get());
+        p->prim = dnnl::vanilla_rnn_forward(pd);
+        break;
+      }
+      case Cell::kGru: {
+        const dnnl::gru_forward::primitive_desc pd(
+            dnnl::gru_forward::desc(prop, direction_, p->src_layer_md, src_iter, any_wl, any_wi, bias_md,
+                                    p->dst_layer_md, p->state_md),
+            attr, eng);
+        Finish(pd, p.get());
+        p->prim = dnnl::gru_forward(pd);
+        break;
+      }
+      case Cell::kLbrGru: {
+        const dnnl::lbr_gru_forward::primitive_desc pd(
+            dnnl::lbr_gru_forward::desc(prop, direction_, p->src_layer_md, src_iter, any_wl, any_wi, bias_md,
+                                        p->dst_layer_md, p->state_md),
+            attr, eng);
+        Finish(pd, p.get());
+        p->prim = dnnl::lbr_gru_forward(pd);
+        break;
+      }
+      case Cell::kLstm: {
+        const memory::desc peep = peephole_.empty() ? memory::desc() : memory::desc({1, nd_, 3, H}, kF32, Tag::ldgo);
+        const dnnl::lstm_forward::primitive_desc pd(
+            dnnl::lstm_forward::desc(prop, direction_, p->src_layer_md, src_iter, src_iter_c, any_wl, any_wi, peep,
+                                     bias_md, p->dst_layer_md, p->state_md, p->state_c_md),
+            attr, eng);
+        Finish(pd, p.get());
+        p->prim = dnnl::lstm_forward(pd);
+        break;
+      }
+    }
+    // As the conv / matmul kernels: bf16 only on a real (non-reference) implementation; oneDNN
+    // 2.6 names its GEMM-based RNN implementation "ref" (the only one for GRU here).
+    if (bf16 && p->impl.starts_with("ref"))
+      throw dnnl::error(dnnl_unimplemented, "oneDNN's only bf16 implementation for it is 'ref'");
+    return p;
+  }
+
   std::shared_ptr<const Prim> Get(const Shape& x) const {
     std::lock_guard<std::mutex> lock(mu_);
     if (auto it = cache_.find(x); it != cache_.end()) return it->second;
     std::shared_ptr<Prim> p;
     if (x.size() == 3 && x[2] == input_size_) {
-      try {
-        p = std::make_shared<Prim>();
-        p->t = x[batch_major_ ? 1 : 0];
-        p->n = x[batch_major_ ? 0 : 1];
-        const int64_t T = p->t, N = p->n, H = hidden_, I = input_size_, G = gates_;
-        const Tag seq_tag = batch_major_ ? Tag::ntc : Tag::tnc;
-        p->src_layer_md = memory::desc({T, N, I}, kF32, seq_tag);
-        p->dst_layer_md = memory::desc({T, N, nd_ * H}, kF32, seq_tag);
-        p->state_md = memory::desc({1, nd_, N, H}, kF32, Tag::ldnc);
-        const memory::desc any_wl({1, nd_, I, G, H}, kF32, Tag::any), any_wi({1, nd_, H, G, H}, kF32, Tag::any);
-        const memory::desc bias_md({1, nd_, bias_gates_, H}, kF32, Tag::ldgo);
-        const bool has_state = h0_input_ >= 0 || (cell_ == Cell::kLstm && c0_input_ >= 0);
-        const memory::desc src_iter = has_state ? p->state_md : memory::desc();
-        dnnl::primitive_attr attr;
-        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-        const auto prop = dnnl::prop_kind::forward_inference;
-        const dnnl::engine& eng = env_->engine;
-        switch (cell_) {
-          case Cell::kRnn: {
-            const dnnl::vanilla_rnn_forward::primitive_desc pd(
-                dnnl::vanilla_rnn_forward::desc(prop, activation_, direction_, p->src_layer_md, src_iter, any_wl,
-                                                any_wi, bias_md, p->dst_layer_md, p->state_md),
-                attr, eng);
-            Finish(pd, p.get());
-            p->prim = dnnl::vanilla_rnn_forward(pd);
-            break;
-          }
-          case Cell::kGru: {
-            const dnnl::gru_forward::primitive_desc pd(
-                dnnl::gru_forward::desc(prop, direction_, p->src_layer_md, src_iter, any_wl, any_wi, bias_md,
-                                        p->dst_layer_md, p->state_md),
-                attr, eng);
-            Finish(pd, p.get());
-            p->prim = dnnl::gru_forward(pd);
-            break;
-          }
-          case Cell::kLbrGru: {
-            const dnnl::lbr_gru_forward::primitive_desc pd(
-                dnnl::lbr_gru_forward::desc(prop, direction_, p->src_layer_md, src_iter, any_wl, any_wi, bias_md,
-                                            p->dst_layer_md, p->state_md),
-                attr, eng);
-            Finish(pd, p.get());
-            p->prim = dnnl::lbr_gru_forward(pd);
-            break;
-          }
-          case Cell::kLstm: {
-            const memory::desc peep =
-                peephole_.empty() ? memory::desc() : memory::desc({1, nd_, 3, H}, kF32, Tag::ldgo);
-            const dnnl::lstm_forward::primitive_desc pd(
-                dnnl::lstm_forward::desc(prop, direction_, p->src_layer_md, src_iter, src_iter, any_wl, any_wi, peep,
-                                         bias_md, p->dst_layer_md, p->state_md, p->state_md),
-                attr, eng);
-            Finish(pd, p.get());
-            p->prim = dnnl::lstm_forward(pd);
-            break;
-          }
+      std::string bf16_failure;
+      if (env_->bf16_math) {
+        try {
+          p = Create(x, /*bf16=*/true);
+        } catch (const dnnl::error& e) {
+          bf16_failure = e.what();
         }
-      } catch (const dnnl::error&) {
-        p = nullptr;  // no oneDNN implementation for this shape: the reference kernel
+      }
+      if (!p) {
+        try {
+          p = Create(x, /*bf16=*/false);
+          p->bf16_failure = bf16_failure;
+        } catch (const dnnl::error&) {
+          p = nullptr;  // no oneDNN implementation for this shape: the reference kernel
+        }
       }
     }
     cache_.emplace(x, p);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cpu/cpu_features.h"
 #include "backend/cpu/cpu_ops.h"
 #include "tests/unit/cpu_test_util.h"
 
@@ -227,6 +228,50 @@ TEST(CpuRecurrent, PayloadRoundTrip) {
   const auto in = Inputs(c, 5, c.batch);
   const auto a = built->Execute(in), l = loaded->Execute(in);
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(BitwiseEqual(a[i], l[i])) << "output " << i;
+}
+
+// BF16 engines (CPUs with native BF16): LSTM and RNN steps run bf16 primitives (bf16 X, weights,
+// h states and Y; f32 cell states and bias) and the engine reports BF16; a GRU step stays f32
+// where oneDNN's only bf16 GRU implementation is its "ref" one (the kernels' convention), and says
+// why. Every output stays within the BF16 bound (5e-2 relative L2) of the reference, and the
+// bf16 steps differ from FP32 (bf16 arithmetic happened).
+TEST(CpuRecurrent, Bf16Engines) {
+  if (!backend::cpu::HostCpu().native_bf16()) GTEST_SKIP() << "this CPU has no native BF16";
+  for (const char* op : {"LSTM", "RNN", "GRU"}) {
+    Case c{op, false, "bidirectional", 0};
+    c.bias = c.h0 = true;
+    c.c0 = c.peephole = c.op == "LSTM";
+    c.seq = 16;
+    c.batch = 4;
+    c.input = 32;
+    c.hidden = 32;
+    SCOPED_TRACE(c.Name());
+    const Builder b = Build(c, 11);
+    std::vector<Shape> shapes = {c.X()};
+    if (c.h0) shapes.push_back(c.State());
+    if (c.c0) shapes.push_back(c.State());
+    backend::cpu::CpuBackend cpu;
+    backend::CompileOptions options;
+    options.precision = Precision::kBF16;
+    const auto bf16 = cpu.Compile(*b.g, ExactProfile(shapes), options);
+    const auto fp32 = cpu.Compile(*b.g, ExactProfile(shapes), {});
+    std::string kernel;
+    for (const auto& s : dynamic_cast<const backend::cpu::CpuEngine&>(*bf16).steps())
+      if (s.op == "cpu." + c.op) kernel = s.kernel;
+    const bool ran_bf16 = kernel.find("[bf16]") != std::string::npos;
+    if (c.op != "GRU") EXPECT_TRUE(ran_bf16) << kernel;
+    if (!ran_bf16) EXPECT_NE(kernel.find("[f32: "), std::string::npos) << kernel;
+    EXPECT_EQ(bf16->precision(), ran_bf16 ? Precision::kBF16 : Precision::kFP32) << bf16->precision_note();
+    const auto in = Inputs(c, 11, c.batch);
+    const auto want = runtime::ReferenceExecutor(b.g).Run(in);
+    const auto got = bf16->Execute(in), got32 = fp32->Execute(in);
+    for (size_t i = 0; i < want.size(); ++i) {
+      const double err = RelL2(got[i], want[i]);
+      EXPECT_LE(err, 5e-2) << "output " << i;
+      if (ran_bf16) EXPECT_GT(RelL2(got[i], got32[i]), 1e-5) << "output " << i << ": no bf16 arithmetic";
+      std::cout << c.op << " output " << i << " (" << kernel << "): BF16 engine vs reference " << err << "\n";
+    }
+  }
 }
 
 // What oneDNN does not compute stays outside engines, with the reason.
