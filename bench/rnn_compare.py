@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Kiln (CPU engines: oneDNN's LSTM) vs ONNX Runtime on a stacked ONNX LSTM, in one run.
 
-    python bench/rnn_compare.py [--layers 2] [--hidden 256] [--seq 64] [--batch 8]
+    python bench/rnn_compare.py [--precision FP32|BF16] [--layers 2] [--hidden 256] [--seq 64] [--batch 8]
                                 [--threads T] [--duration 10] [--repeat 3] [--no-spin]
                                 [--native]
 
@@ -115,6 +115,7 @@ def main(argv=None):
     ap.add_argument("--no-spin", action="store_true",
                     help="OMP_WAIT_POLICY=passive for Kiln, allow_spinning=0 for ORT (a loaded machine: spinning "
                          "OpenMP workers oversubscribed by other processes stall for seconds)")
+    ap.add_argument("--precision", default="FP32", help="Kiln's conversion precision (FP32, BF16)")
     ap.add_argument("--native", action="store_true", help="also time Kiln's reference executor (slow)")
     ap.add_argument("--kiln", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "build", "tools", "kiln"))
     args = ap.parse_args(argv)
@@ -131,12 +132,12 @@ def main(argv=None):
 
     converted = os.path.join(work, "converted")
     t0 = time.time()
-    run([args.kiln, "convert", model, converted, "--build-shapes", shape], env)
+    run([args.kiln, "convert", model, converted, "--build-shapes", shape, "--precision", args.precision], env)
     convert_s = time.time() - t0
     np.save(os.path.join(work, "x.npy"), x)
     proc = run([args.kiln, "run", converted, "--input", "X=" + os.path.join(work, "x.npy"), "--output-dir",
                 os.path.join(work, "out")], dict(env, KILN_CPU_PLAN="1"))
-    steps = re.findall(r"step\s+\S+\s+cpu\.LSTM\s+(\S+)", proc.stderr)
+    steps = re.findall(r"step\s+\S+\s+cpu\.LSTM\s+(\S+(?: \[[^\]]*\])?)", proc.stderr)
     if len(steps) != args.layers or not all(s.startswith("onednn:") for s in steps):
         sys.exit("expected %d cpu.LSTM steps on oneDNN, got %s:\n%s" % (args.layers, steps, proc.stderr))
 
@@ -169,12 +170,12 @@ def main(argv=None):
             k = json.loads(proc.stdout)
             best["native"] = kiln_numbers(k)
 
-    print("machine: %s, %d threads%s; %d-layer LSTM, hidden %d, seq %d, batch %d; Kiln convert %.1f s" % (
-        cpu_model_name(), args.threads, " (no spin)" if args.no_spin else "", args.layers, args.hidden, args.seq, args.batch, convert_s))
+    print("machine: %s, %d threads%s; %d-layer LSTM, hidden %d, seq %d, batch %d; Kiln %s, convert %.1f s" % (
+        cpu_model_name(), args.threads, " (no spin)" if args.no_spin else "", args.layers, args.hidden, args.seq, args.batch, args.precision, convert_s))
     print("Kiln cpu.LSTM kernels: %s" % ", ".join(sorted(set(steps))))
     print("| runtime | inferences/s | samples/s | median ms |")
     print("|---|---|---|---|")
-    for key, label in (("kiln", "Kiln (CPU engine, oneDNN lstm_forward)"), ("ort", "ONNX Runtime (CPU EP)"),
+    for key, label in (("kiln", "Kiln %s (CPU engine, oneDNN lstm_forward)" % args.precision), ("ort", "ONNX Runtime (CPU EP)"),
                        ("native", "Kiln native (reference executor)")):
         if key in best:
             b = best[key]
