@@ -42,6 +42,7 @@ class CpuEngine::Lease {
   ~Lease() {
     ctx_->values.clear();
     ctx_->args.clear();
+    ctx_->outs.clear();
     std::lock_guard<std::mutex> lock(engine_.pool_mu_);
     engine_.pool_.push_back(std::move(ctx_));
   }
@@ -344,7 +345,8 @@ void CpuEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> output
       in_shapes.reserve(ctx.args.size());
       for (const Tensor& a : ctx.args) in_shapes.push_back(a.shape());
       std::vector<Shape> shapes = s.def->infer(*s.node, in_shapes);
-      std::vector<Tensor> outs;
+      std::vector<Tensor>& outs = ctx.outs;
+      outs.clear();
       for (size_t i = 0; i < s.node->outputs.size(); ++i) {
         const ir::ValueId out_id = s.node->outputs[i];
         // A graph output is written straight into the caller's tensor.

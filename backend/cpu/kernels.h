@@ -43,6 +43,7 @@ struct ExecContext {
   std::shared_ptr<Buffer> scratch;  // oneDNN scratchpad (user mode), grown on demand
   std::vector<Tensor> values;       // per IR value during a call
   std::vector<Tensor> args;         // the inputs of the step being run
+  std::vector<Tensor> outs;         // the outputs of the step being run
   void* Scratch(size_t bytes) {
     if (bytes == 0) return nullptr;
     if (!scratch || scratch->size() < bytes) scratch = AllocateHostBuffer(bytes);
