@@ -21,6 +21,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <tuple>
 #include <type_traits>
 #include <unordered_map>
 
@@ -337,15 +338,20 @@ class RecurrentKernel final : public Kernel {
       if (outs[i].byte_size() > 0) std::memcpy(outs[i].raw_data(), r[i].raw_data(), outs[i].byte_size());
   }
 
-  // Reorders a plain f32 constant into `want` once (or wraps it when the layouts agree).
+  // A plain f32 constant in the layout `want`: reordered once per layout and shared by every
+  // primitive that asks for it (a dynamic profile makes a primitive per X shape; most want the
+  // same weights layout), or the constant itself when the layouts agree. Called under mu_.
   memory Reordered(const memory::desc& user_md, const std::vector<float>& data, const memory::desc& want) const {
     // oneDNN only reads the user memory; the kernel owns `data` for as long as the primitive.
     memory user(user_md, env_->engine, const_cast<float*>(data.data()));
     if (want == user_md) return user;
+    for (const auto& [source, md, mem] : reordered_)
+      if (source == data.data() && md == want) return mem;
     memory out(want, env_->engine);
     dnnl::stream s(env_->engine);
     dnnl::reorder(user, out).execute(s, user, out);
     s.wait();
+    reordered_.emplace_back(data.data(), want, out);
     return out;
   }
 
@@ -489,6 +495,8 @@ class RecurrentKernel final : public Kernel {
   std::vector<float> weights_layer_, weights_iter_, bias_, peephole_;
   mutable std::mutex mu_;
   mutable std::map<Shape, std::shared_ptr<Prim>> cache_;
+  // Constants in the layouts primitives asked for: (repacked constant, layout, memory).
+  mutable std::vector<std::tuple<const float*, memory::desc, memory>> reordered_;
 };
 
 }  // namespace
