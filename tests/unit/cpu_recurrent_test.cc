@@ -230,6 +230,33 @@ TEST(CpuRecurrent, PayloadRoundTrip) {
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(BitwiseEqual(a[i], l[i])) << "output " << i;
 }
 
+// Outputs the engine plans in its arena (Y read by a Relu step), one unused (Y_h) and one a graph
+// output (Y_c): the multi-output step writes all three wherever the plan put them.
+TEST(CpuRecurrent, OutputsInTheArenaUnusedAndGraphOutputs) {
+  Case c{"LSTM", false, "bidirectional", 0};
+  c.bias = c.h0 = c.c0 = true;
+  Builder b;
+  const int64_t nd = c.Dirs(), G = c.Gates(), H = c.hidden;
+  const ir::ValueId x = b.Input("x", {c.seq, c.batch, c.input});
+  const ir::ValueId h0 = b.Input("h0", {nd, c.batch, H}), c0 = b.Input("c0", {nd, c.batch, H});
+  ir::Node& n = b.g->AddNode(
+      "LSTM", "rec",
+      {x, b.Const("w", RandScaled({nd, G * H, c.input}, 1, 0.6f)), b.Const("r", RandScaled({nd, G * H, H}, 2, 0.6f)),
+       b.Const("b", RandScaled({nd, 2 * G * H}, 3, 0.5f)), h0, c0},
+      3);
+  n.attrs.Set("direction", c.direction);
+  n.attrs.Set("hidden_size", H);
+  n.attrs.Set("optional_inputs", std::vector<std::string>{"B", "initial_h", "initial_c"});
+  const ir::NodeId id = n.id;
+  ir::InferNode(*b.g, id);
+  const std::vector<ir::ValueId> outs = b.g->node(id).outputs;
+  b.Output("relu", b.Op("Relu", "relu", {outs[0]}));
+  b.Output("y_c", outs[2]);
+  const auto engine = CheckAgainstReference(b, ExactProfile({c.X(), c.State(), c.State()}),
+                                            {Inputs(c, 4, c.batch), Inputs(c, 5, c.batch)}, 1e-5);
+  EXPECT_EQ(CountOps(*engine, "cpu.LSTM"), 1);
+}
+
 // BF16 engines (CPUs with native BF16): LSTM and RNN steps run bf16 primitives (bf16 X, weights,
 // h states and Y; f32 cell states and bias) and the engine reports BF16; a GRU step stays f32
 // where oneDNN's only bf16 GRU implementation is its "ref" one (the kernels' convention), and says
