@@ -193,16 +193,18 @@ def _why_not_in_engine(op, direction, attrs, lens, seq):
     return None
 
 
-@pytest.mark.parametrize("name", sorted(ALL_CASES))
-def test_recurrent_in_cpu_engine_matches_onnxruntime(kiln_bin, tmp_path, monkeypatch, name):
+@pytest.mark.parametrize("name,dynamic", [(n, False) for n in sorted(ALL_CASES)] +
+                         [(n, True) for n in sorted(ENGINE_CASES)])
+def test_recurrent_in_cpu_engine_matches_onnxruntime(kiln_bin, tmp_path, monkeypatch, name, dynamic):
     """The models above with W, R, B, P and sequence_lens as initializers, converted into CPU
     engines (`kiln convert --build-shapes`, smallest engine one node). Where oneDNN computes the
     node it runs inside the engine as cpu.<op> on a oneDNN primitive (`kiln summary`, the engine
     plan that KILN_CPU_PLAN prints); otherwise it runs natively and the summary names the reason.
-    Either way the outputs match onnxruntime within FP32 relative L2 1e-5."""
+    Either way the outputs match onnxruntime within FP32 relative L2 1e-5. `dynamic`: the batch
+    dim is symbolic (the engine's profile comes from the build shapes)."""
     op, direction, layout, given, outputs, attrs, opset = ALL_CASES[name]
     seq, batch, inp, hidden = 5, 3, 4, 6
-    dims = (seq, batch, inp, hidden, False, TensorProto.FLOAT)
+    dims = (seq, batch, inp, hidden, dynamic, TensorProto.FLOAT)
     model, shapes, inputs, read = _model(op, direction, layout, given, outputs, attrs, opset, *dims)
     rng = np.random.default_rng(zlib.crc32((name + "/engine").encode()))
     feeds = {}
