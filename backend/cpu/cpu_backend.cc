@@ -6,6 +6,7 @@
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/passes/passes.h"
 #include "backend/cpu/plan_serialization.h"
+#include "backend/cpu/recurrent.h"
 #include "backend/reference/kernel.h"
 #include "ir/graph_util.h"
 
@@ -66,7 +67,8 @@ std::optional<std::string> CpuBackend::Unsupported(const ir::Graph& graph, const
     for (ir::ValueId v : *ids)
       if (!SupportedDtype(graph.value(v).dtype))
         return fmt::format("dtype {} is not supported by the CPU backend", DTypeName(graph.value(v).dtype));
-  return std::nullopt;
+  // RNN / GRU / LSTM enter engines only where oneDNN computes them (backend/cpu/recurrent.h).
+  return RecurrentUnsupported(graph, node);
 }
 
 std::unique_ptr<Engine> CpuBackend::Compile(const ir::Graph& segment, const Profile& profile, const CompileOptions& options) const {

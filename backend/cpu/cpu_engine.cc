@@ -42,6 +42,7 @@ class CpuEngine::Lease {
   ~Lease() {
     ctx_->values.clear();
     ctx_->args.clear();
+    ctx_->outs.clear();
     std::lock_guard<std::mutex> lock(engine_.pool_mu_);
     engine_.pool_.push_back(std::move(ctx_));
   }
@@ -80,7 +81,8 @@ CpuEngine::CpuEngine(std::shared_ptr<const ir::Graph> graph, Profile profile, co
     s.node = &n;
     s.def = FindCpuOp(n.op);
     if (s.def) {
-      if (n.outputs.size() != 1) throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}) must have one output", n.name, n.op));
+      if (n.outputs.size() != 1 && !s.def->multi_output)
+        throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}) must have one output", n.name, n.op));
       s.kernel = MakeKernel(g, n, env_);
     } else if (!reference::ReferenceKernels().Find(n.op)) {
       throw Error(ErrorCode::kUnimplemented, fmt::format("node '{}': no CPU kernel for op '{}'", n.name, n.op));
@@ -342,16 +344,20 @@ void CpuEngine::Enqueue(std::span<const Tensor> inputs, std::span<Tensor> output
       std::vector<Shape> in_shapes;
       in_shapes.reserve(ctx.args.size());
       for (const Tensor& a : ctx.args) in_shapes.push_back(a.shape());
-      const ir::ValueId out_id = s.node->outputs[0];
-      Shape shape = s.def->infer(*s.node, in_shapes)[0];
-      // A graph output is written straight into the caller's tensor.
-      const int out_index = output_index_[static_cast<size_t>(out_id)];
-      Tensor out = out_index >= 0 && outputs[static_cast<size_t>(out_index)].defined() &&
-                           outputs[static_cast<size_t>(out_index)].shape() == shape
-                       ? outputs[static_cast<size_t>(out_index)]
-                       : OutputTensor(out_id, g.value(out_id).dtype, std::move(shape), ctx);
-      s.kernel->Run(ctx.args, out, ctx);
-      vals[static_cast<size_t>(out_id)] = std::move(out);
+      std::vector<Shape> shapes = s.def->infer(*s.node, in_shapes);
+      std::vector<Tensor>& outs = ctx.outs;
+      outs.clear();
+      for (size_t i = 0; i < s.node->outputs.size(); ++i) {
+        const ir::ValueId out_id = s.node->outputs[i];
+        // A graph output is written straight into the caller's tensor.
+        const int out_index = output_index_[static_cast<size_t>(out_id)];
+        outs.push_back(out_index >= 0 && outputs[static_cast<size_t>(out_index)].defined() &&
+                               outputs[static_cast<size_t>(out_index)].shape() == shapes.at(i)
+                           ? outputs[static_cast<size_t>(out_index)]
+                           : OutputTensor(out_id, g.value(out_id).dtype, std::move(shapes[i]), ctx));
+      }
+      s.kernel->RunOutputs(ctx.args, outs, ctx);
+      for (size_t i = 0; i < outs.size(); ++i) vals[static_cast<size_t>(s.node->outputs[i])] = std::move(outs[i]);
     }
     if (profiler) {
       const Tensor& first = vals[static_cast<size_t>(s.node->outputs[0])];

@@ -116,6 +116,53 @@ std::vector<Shape> InferReduce(const ir::Node& node, const std::vector<Shape>& i
   return {out};
 }
 
+// cpu.RNN / cpu.GRU / cpu.LSTM: the IR op's output layout (ir/ops/nn_recurrent.cc) for X
+// [seq, batch, input] (layout 0) or [batch, seq, input] (layout 1): Y, Y_h, and Y_c for LSTM.
+std::vector<ir::Dim> RecurrentY(const ir::Node& node, ir::Dim seq, ir::Dim batch) {
+  const int64_t nd = node.attrs.GetOr<std::string>("direction", "forward") == "bidirectional" ? 2 : 1;
+  const int64_t h = node.attrs.Get<int64_t>("hidden_size");
+  if (node.attrs.GetOr<int64_t>("layout", 0) == 1) return {batch, seq, nd, h};
+  return {seq, nd, batch, h};
+}
+
+std::vector<ir::Dim> RecurrentState(const ir::Node& node, ir::Dim batch) {
+  const int64_t nd = node.attrs.GetOr<std::string>("direction", "forward") == "bidirectional" ? 2 : 1;
+  const int64_t h = node.attrs.Get<int64_t>("hidden_size");
+  if (node.attrs.GetOr<int64_t>("layout", 0) == 1) return {batch, nd, h};
+  return {nd, batch, h};
+}
+
+size_t RecurrentOutputs(const ir::Node& node) { return node.op == kLstm ? 3 : 2; }
+
+std::vector<Shape> InferRecurrent(const ir::Node& node, const std::vector<Shape>& in) {
+  const Shape& x = in.at(0);
+  if (x.size() != 3) Fail(node, fmt::format("expected X of rank 3, got {}", ShapeToString(x)));
+  const bool batch_major = node.attrs.GetOr<int64_t>("layout", 0) == 1;
+  const int64_t seq = x[batch_major ? 1 : 0], batch = x[batch_major ? 0 : 1];
+  const std::vector<ir::Dim> y = RecurrentY(node, seq, batch), state = RecurrentState(node, batch);
+  std::vector<Shape> out = {Shape(y.begin(), y.end())};
+  for (size_t i = 1; i < RecurrentOutputs(node); ++i) out.push_back(Shape(state.begin(), state.end()));
+  return out;
+}
+
+// Keeps X's symbolic seq / batch dims (a dynamic batch stays a symbol downstream).
+void InferRecurrentSymbolic(ir::InferContext& ctx) {
+  const ir::Node& node = ctx.node();
+  const DType t = ctx.input_dtype(0);
+  const ir::SymShape& x = ctx.input_shape(0);
+  if (static_cast<size_t>(ctx.num_outputs()) != RecurrentOutputs(node))
+    ctx.Fail(fmt::format("expected {} outputs, got {}", RecurrentOutputs(node), ctx.num_outputs()));
+  if (!x.rank_known) {
+    for (int i = 0; i < ctx.num_outputs(); ++i) ctx.SetOutput(i, t, ir::SymShape::Unknown());
+    return;
+  }
+  if (x.rank() != 3) ctx.Fail(fmt::format("expected X of rank 3, got {}", ctx.graph().ShapeToString(x)));
+  const bool batch_major = node.attrs.GetOr<int64_t>("layout", 0) == 1;
+  const ir::Dim seq = x.dims[batch_major ? 1 : 0], batch = x.dims[batch_major ? 0 : 1];
+  ctx.SetOutput(0, t, ir::SymShape::Of(RecurrentY(node, seq, batch)));
+  for (int i = 1; i < ctx.num_outputs(); ++i) ctx.SetOutput(i, t, ir::SymShape::Of(RecurrentState(node, batch)));
+}
+
 std::vector<Shape> InferPool2D(const ir::Node& node, const std::vector<Shape>& in) {
   return {ComputePoolGeometry(node, in.at(0)).OutputShape()};
 }
@@ -139,6 +186,10 @@ const NameRegistry<CpuOpDef>& Table() {
     add({std::string(kLayerNorm), 1, 3, InferSameShape, /*keeps_input_shape=*/true});
     add({std::string(kReduce), 1, 1, InferReduce});
     add({std::string(kQuantDequant), 1, 1, InferSameShape, /*keeps_input_shape=*/true});
+    // Inputs as the IR ops: X, W, R and up to 3 (RNN, GRU) or 5 (LSTM) optional inputs.
+    for (std::string_view op : {kRnn, kGru, kLstm})
+      add({std::string(op), 3, op == kLstm ? 8 : 6, InferRecurrent, false, DType::kInvalid, /*multi_output=*/true,
+           InferRecurrentSymbolic});
     return t;
   }();
   return table;
@@ -148,6 +199,10 @@ const NameRegistry<CpuOpDef>& Table() {
 // are static; otherwise input 0's shape for ops that keep it, else unknown shapes.
 void InferCpuOp(ir::InferContext& ctx) {
   const CpuOpDef& def = *FindCpuOp(ctx.node().op);
+  if (def.infer_symbolic) {
+    def.infer_symbolic(ctx);
+    return;
+  }
   DType dtype = def.output_dtype == DType::kInvalid ? ctx.input_dtype(0) : def.output_dtype;
   if (ctx.node().attrs.GetOr<bool>("int8_output", false))
     dtype = ctx.node().attrs.GetOr<bool>("unsigned_output", false) ? DType::kUInt8 : DType::kInt8;

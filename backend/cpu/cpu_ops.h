@@ -43,6 +43,10 @@
 #include "ir/graph.h"
 #include "kiln/tensor.h"
 
+namespace kiln::ir {
+class InferContext;
+}  // namespace kiln::ir
+
 namespace kiln::backend::cpu {
 
 inline constexpr std::string_view kFusedConv2D = "cpu.FusedConv2D";
@@ -66,6 +70,11 @@ inline constexpr std::string_view kSoftmax = "cpu.Softmax";
 inline constexpr std::string_view kPad = "cpu.Pad";
 // Transpose with a constant permutation (attr perm), run as a oneDNN reorder.
 inline constexpr std::string_view kTranspose = "cpu.Transpose";
+// RNN / GRU / LSTM that oneDNN's RNN primitives compute exactly (backend/cpu/recurrent.h): the
+// IR op's inputs, outputs (Y, Y_h[, Y_c]) and attributes unchanged, only the op renamed.
+inline constexpr std::string_view kRnn = "cpu.RNN";
+inline constexpr std::string_view kGru = "cpu.GRU";
+inline constexpr std::string_view kLstm = "cpu.LSTM";
 
 // Adds the ops above to the IR op registry (ir::RegisterBackendOps); idempotent and
 // thread-safe. Called before the backend creates or decodes graphs that hold them.
@@ -99,6 +108,11 @@ struct CpuOpDef {
   bool keeps_input_shape = false;
   // The output dtype; kInvalid: input 0's.
   DType output_dtype = DType::kInvalid;
+  // The op writes several outputs (`infer` returns one shape each; the recurrent ops).
+  bool multi_output = false;
+  // Symbolic shape function, used instead of the above when set (keeps symbolic dims through
+  // ops whose outputs downstream shapes depend on).
+  void (*infer_symbolic)(ir::InferContext& ctx) = nullptr;
 };
 
 // The backend's own op table; nullptr for ops that are not internal.

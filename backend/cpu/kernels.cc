@@ -908,6 +908,7 @@ std::unique_ptr<Kernel> MakeKernel(const ir::Graph& graph, const ir::Node& node,
   if (node.op == kSoftmax) return MakeSoftmaxKernel(node, std::move(env));
   if (node.op == kLayerNorm) return MakeLayerNormKernel(graph, node);
   if (node.op == kReduce) return MakeReduceKernel(node, std::move(env));
+  if (node.op == kRnn || node.op == kGru || node.op == kLstm) return MakeRecurrentKernel(graph, node, std::move(env));
   throw Error(ErrorCode::kInternal, fmt::format("node '{}': no CPU kernel for op '{}'", node.name, node.op));
 }
 

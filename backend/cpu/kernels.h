@@ -43,6 +43,7 @@ struct ExecContext {
   std::shared_ptr<Buffer> scratch;  // oneDNN scratchpad (user mode), grown on demand
   std::vector<Tensor> values;       // per IR value during a call
   std::vector<Tensor> args;         // the inputs of the step being run
+  std::vector<Tensor> outs;         // the outputs of the step being run
   void* Scratch(size_t bytes) {
     if (bytes == 0) return nullptr;
     if (!scratch || scratch->size() < bytes) scratch = AllocateHostBuffer(bytes);
@@ -66,6 +67,11 @@ class Kernel {
   virtual std::optional<PrimitivePrecision> primitive_precision() const { return std::nullopt; }
   // Computes the node's output into `out` (already shaped and allocated).
   virtual void Run(std::span<const Tensor> inputs, Tensor& out, ExecContext& ctx) const = 0;
+  // Computes every output of the node (each already shaped and allocated); what the engine
+  // calls. Kernels of ops with several outputs (cpu.LSTM: Y, Y_h, Y_c) override it.
+  virtual void RunOutputs(std::span<const Tensor> inputs, std::span<Tensor> outs, ExecContext& ctx) const {
+    Run(inputs, outs[0], ctx);
+  }
 };
 
 // "what" per distinct primitive of a per-shape cache (name(prim); "reference-fallback" for shapes
@@ -95,6 +101,8 @@ std::unique_ptr<Kernel> MakeLayerNormKernel(const ir::Graph& graph, const ir::No
 std::unique_ptr<Kernel> MakeSoftmaxKernel(const ir::Node& node, std::shared_ptr<const KernelEnv> env);
 // cpu.Pad (pad_kernel.cc).
 std::unique_ptr<Kernel> MakePadKernel(const ir::Graph& graph, const ir::Node& node);
+// cpu.RNN / cpu.GRU / cpu.LSTM (rnn_kernel.cc).
+std::unique_ptr<Kernel> MakeRecurrentKernel(const ir::Graph& graph, const ir::Node& node, std::shared_ptr<const KernelEnv> env);
 // cpu.Transpose (transpose_kernel.cc).
 std::unique_ptr<Kernel> MakeTransposeKernel(const ir::Graph& graph, const ir::Node& node, std::shared_ptr<const KernelEnv> env);
 

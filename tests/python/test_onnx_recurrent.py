@@ -6,6 +6,10 @@ compared with onnxruntime's CPU kernels: FP32 relative L2 error <= 1e-5 per outp
 kernels refuse layout 1: batch-major models are compared with onnxruntime running the same
 model in layout 0 on transposed tensors (ONNX's *_batchwise node tests check layout 1 itself).
 
+test_recurrent_in_cpu_engine_matches_onnxruntime: the same cases (and more) with the weights as
+initializers, converted into CPU engines; checks where each node runs (oneDNN inside the engine,
+or natively with the reason in `kiln summary`) and the same bound.
+
 Not compared here (covered by tests/unit/nn_recurrent_test.cc): sequence lengths of 0 with an
 initial state (Kiln keeps the initial state, onnxruntime gives zeros; ONNX leaves it open),
 float16/bfloat16 (onnxruntime has no CPU kernels for them), and a missing ThresholdedRelu alpha
@@ -17,12 +21,14 @@ import zlib
 import numpy as np
 import pytest
 
+import re
+
 from conftest import run_kiln, write_inputs
-from kiln_checks import fail
+from kiln_checks import fail, shapes_arg
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
-from onnx import TensorProto, helper  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
 
@@ -145,4 +151,104 @@ def test_recurrent_matches_onnxruntime(kiln_bin, tmp_path, name, dynamic, dtype)
         got, w = got.astype(np.float64), w.astype(np.float64)
         err = np.linalg.norm(got - w) / max(np.linalg.norm(w), 1e-30)
         print("%s %s %s %s: relative L2 error %.2e" % (name, dtype, "dynamic" if dynamic else "static", out_name, err))
+        assert err <= 1e-5, (name, out_name, err)
+
+
+# ---- CPU engines (oneDNN's RNN primitives, backend/cpu/rnn_kernel.cc) ----
+
+# More cases the CPU engine claims (default activations, no clip, no sequence_lens): with CASES,
+# every cell, direction and layout, with and without B, initial states and peepholes.
+ENGINE_CASES = {
+    "engine_rnn_bidir_relu_batch_major": ("RNN", "bidirectional", 1, "B h0", "Y Y_h",
+                                          {"activations": ["Relu", "Relu"]}, 14),
+    "engine_rnn_reverse_sigmoid": ("RNN", "reverse", 0, "", "Y Y_h", {"activations": ["Sigmoid"]}, 14),
+    "engine_gru_bidir_h0": ("GRU", "bidirectional", 0, "B h0", "Y Y_h", {}, 14),
+    "engine_gru_lbr_bidir_batch_major": ("GRU", "bidirectional", 1, "B h0", "Y Y_h", {"linear_before_reset": 1}, 14),
+    "engine_gru_reverse_batch_major_no_bias": ("GRU", "reverse", 1, "", "Y Y_h", {}, 14),
+    "engine_lstm_bidir_batch_major_all": ("LSTM", "bidirectional", 1, "B h0 c0 P", "Y Y_h Y_c", {}, 14),
+    "engine_lstm_bidir_peepholes": ("LSTM", "bidirectional", 0, "B h0 c0 P", "Y Y_h Y_c", {}, 14),
+    "engine_lstm_reverse_c0_only": ("LSTM", "reverse", 0, "B c0", "Y Y_h Y_c", {}, 14),
+}
+ALL_CASES = dict(CASES, **ENGINE_CASES)
+DEFAULT_ACTIVATIONS = {"RNN": ["Tanh"], "GRU": ["Sigmoid", "Tanh"], "LSTM": ["Sigmoid", "Tanh", "Tanh"]}
+
+
+def _why_not_in_engine(op, direction, attrs, lens, seq):
+    """The part of the CPU backend's reason (backend/cpu/recurrent_support.cc) expected for a node
+    the engine does not claim, or None when oneDNN runs it."""
+    if "clip" in attrs:
+        return "no cell clip"
+    if attrs.get("input_forget"):
+        return "input_forget"
+    acts = attrs.get("activations")
+    if acts:
+        per_dir = len(DEFAULT_ACTIVATIONS[op])
+        first = acts[:per_dir]
+        same = direction != "bidirectional" or acts[per_dir:] == first
+        ok = first[0] in ("Tanh", "Relu", "Sigmoid") if op == "RNN" else first == DEFAULT_ACTIVATIONS[op]
+        if not same or not ok:
+            return "activations"
+    if lens is not None and not np.all(lens == seq):
+        return "sequence_lens"
+    return None
+
+
+@pytest.mark.parametrize("name,dynamic", [(n, False) for n in sorted(ALL_CASES)] +
+                         [(n, True) for n in sorted(ENGINE_CASES)])
+def test_recurrent_in_cpu_engine_matches_onnxruntime(kiln_bin, tmp_path, monkeypatch, name, dynamic):
+    """The models above with W, R, B, P and sequence_lens as initializers, converted into CPU
+    engines (`kiln convert --build-shapes`, smallest engine one node). Where oneDNN computes the
+    node it runs inside the engine as cpu.<op> on a oneDNN primitive (`kiln summary`, the engine
+    plan that KILN_CPU_PLAN prints); otherwise it runs natively and the summary names the reason.
+    Either way the outputs match onnxruntime within FP32 relative L2 1e-5. `dynamic`: the batch
+    dim is symbolic (the engine's profile comes from the build shapes)."""
+    op, direction, layout, given, outputs, attrs, opset = ALL_CASES[name]
+    seq, batch, inp, hidden = 5, 3, 4, 6
+    dims = (seq, batch, inp, hidden, dynamic, TensorProto.FLOAT)
+    model, shapes, inputs, read = _model(op, direction, layout, given, outputs, attrs, opset, *dims)
+    rng = np.random.default_rng(zlib.crc32((name + "/engine").encode()))
+    feeds = {}
+    for n in inputs:
+        if n == "lens":
+            feeds[n] = rng.integers(1, seq + 1, size=batch).astype(np.int32)
+            feeds[n][0] = seq
+        else:
+            feeds[n] = (rng.standard_normal(shapes[n]) * (0.5 if n in ("W", "R") else 1.0)).astype(np.float32)
+    want = _onnxruntime(model, op, direction, layout, given, outputs, attrs, opset, feeds, read, tmp_path, dims)
+
+    constant = [n for n in inputs if n in ("W", "R", "B", "P", "lens")]
+    graph = model.graph
+    runtime_inputs = [i for i in graph.input if i.name not in constant]
+    del graph.input[:]
+    graph.input.extend(runtime_inputs)
+    graph.initializer.extend(numpy_helper.from_array(feeds[n], n) for n in constant)
+    path = tmp_path / (name + ".onnx")
+    onnx.save(model, path)
+    runtime_feeds = {n: v for n, v in feeds.items() if n not in constant}
+
+    converted = tmp_path / "converted"
+    proc = run_kiln(kiln_bin, ["convert", path, converted, "--minimum-segment-size", "1",
+                               "--build-shapes", shapes_arg({n: v.shape for n, v in runtime_feeds.items()})])
+    if proc.returncode != 0:
+        fail("kiln convert failed on %s" % name, proc)
+    summary = run_kiln(kiln_bin, ["summary", converted])
+    assert summary.returncode == 0, summary.stderr
+    why = _why_not_in_engine(op, direction, attrs, feeds.get("lens"), seq)
+    monkeypatch.setenv("KILN_CPU_PLAN", "1")
+    proc = run_kiln(kiln_bin, ["run", converted] + write_inputs(runtime_feeds, tmp_path / "in") +
+                    ["--output-dir", tmp_path / "out"])
+    if proc.returncode != 0:
+        fail("kiln run failed on the converted %s" % name, proc)
+    step = re.search(r"step\s+\S+\s+cpu\.%s\s+(\S+)" % op, proc.stderr)
+    if why is None:
+        assert "% of OPs Converted: 100.00%" in summary.stdout, summary.stdout
+        assert step and step.group(1).startswith("onednn:"), "no oneDNN cpu.%s step:\n%s" % (op, proc.stderr)
+    else:
+        assert re.search(r"^\s*1\s+%s\s+.*%s" % (op, re.escape(why)), summary.stdout, re.M), summary.stdout
+        assert step is None, proc.stderr
+    for out_name, w in zip(read, want):
+        got = np.load(tmp_path / "out" / (out_name + ".npy")).astype(np.float64)
+        assert got.shape == w.shape, (out_name, got.shape, w.shape)
+        err = np.linalg.norm(got - w) / max(np.linalg.norm(w), 1e-30)
+        print("%s %s (%s): relative L2 error %.2e" % (name, out_name, why or "oneDNN", err))
         assert err <= 1e-5, (name, out_name, err)

@@ -65,6 +65,8 @@ std::unique_ptr<CountingPass> MakeSoftmaxPass();
 std::unique_ptr<CountingPass> MakePadPass();
 // Transposes with constant permutations of reorderable dtypes -> cpu.Transpose (transpose.cc).
 std::unique_ptr<CountingPass> MakeTransposePass();
+// RNN / GRU / LSTM that oneDNN computes exactly -> cpu.RNN / cpu.GRU / cpu.LSTM (recurrent.cc).
+std::unique_ptr<CountingPass> MakeRecurrentPass();
 
 // cpu-int8: fused convolutions / matrix products whose operands are quantize-dequantize chains
 // or constants on a per-output-channel int8 grid read int8 operands instead (cpu.QuantizeS8 steps

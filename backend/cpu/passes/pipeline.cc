@@ -81,6 +81,7 @@ std::vector<PassStat> OptimizeForCpu(ir::Graph& graph, bool int8_kernels) {
   passes.push_back(MakeSoftmaxPass());
   passes.push_back(MakeLayerNormPass());
   passes.push_back(MakeReducePass());
+  passes.push_back(MakeRecurrentPass());
   passes.push_back(std::make_unique<Counted>(ir::MakeDeadCodeElimination()));
   // The pipeline owns the passes; their counts are read back through these pointers.
   std::vector<const CountingPass*> counted;
