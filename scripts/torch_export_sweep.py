@@ -333,6 +333,20 @@ def run_case(torch, ort, kiln, name, export_key, work):
     return row
 
 
+def markdown_table(rows):
+    """The results as the lines of a markdown table (docs/pytorch-export.md)."""
+    table = ["| model | family | export | opset | result | rel L2 vs onnxruntime | ops in engines |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        table.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+            r["model"], r["family"], r["export"], r.get("opset", "-"), r["result"] + (
+                " (" + r["error"][:120].replace("|", "/") + ")" if r.get("error") else ""),
+            ("%.1e" % r["rel_l2"] if "rel_l2" in r else "-") + (
+                " (%d tied rows left out)" % r["tied_rows"] if r.get("tied_rows") else ""),
+            "%s%% (%s)" % (r["converted_pct"], r["converted"]) if "converted_pct" in r else r.get("convert_error", "-")[:80]))
+    return table
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kiln", required=True)
@@ -373,15 +387,7 @@ def main():
                 if args.json:
                     with open(args.json, "w") as f:
                         json.dump(results, f, indent=1)
-    table = ["| model | family | export | opset | result | rel L2 vs onnxruntime | ops in engines |",
-             "|---|---|---|---|---|---|---|"]
-    for r in results["rows"]:
-        table.append("| %s | %s | %s | %s | %s | %s | %s |" % (
-            r["model"], r["family"], r["export"], r.get("opset", "-"), r["result"] + (
-                " (" + r["error"][:120].replace("|", "/") + ")" if r.get("error") else ""),
-            ("%.1e" % r["rel_l2"] if "rel_l2" in r else "-") + (
-                " (%d tied rows left out)" % r["tied_rows"] if r.get("tied_rows") else ""),
-            "%s%% (%s)" % (r["converted_pct"], r["converted"]) if "converted_pct" in r else r.get("convert_error", "-")[:80]))
+    table = markdown_table(results["rows"])
     log("\n" + "\n".join(table))
     if args.markdown:
         with open(args.markdown, "w") as f:
