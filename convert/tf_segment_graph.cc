@@ -11,15 +11,6 @@
 namespace kiln::convert {
 namespace {
 
-tfproto::TensorShapeProto ShapeProto(const ir::Value& v) {
-  tfproto::TensorShapeProto shape;
-  if (!v.shape.rank_known) {
-    shape.set_unknown_rank(true);
-    return shape;
-  }
-  for (ir::Dim d : v.shape.dims) shape.add_dim()->set_size(ir::IsStatic(d) ? d : -1);
-  return shape;
-}
 
 // What an engine op can pass through Kiln's C API (host numbers; no strings).
 bool Carriable(DType dtype) {
@@ -34,6 +25,16 @@ struct Failure {
 };
 
 }  // namespace
+
+tfproto::TensorShapeProto TfShapeProto(const ir::Value& v) {
+  tfproto::TensorShapeProto shape;
+  if (!v.shape.rank_known) {
+    shape.set_unknown_rank(true);
+    return shape;
+  }
+  for (ir::Dim d : v.shape.dims) shape.add_dim()->set_size(ir::IsStatic(d) ? d : -1);
+  return shape;
+}
 
 std::optional<TfSegmentedGraph> SegmentTfGraph(const TfSourceGraph& source, const ir::Graph& converted,
                                                const std::string& model_id, const std::string& signature_key,
@@ -129,7 +130,7 @@ std::optional<TfSegmentedGraph> SegmentTfGraph(const TfSourceGraph& source, cons
         if (!replaced.emplace(it->second, fmt::format("{}:{}", engine->name, i)).second)
           throw Failure{fmt::format("two engine outputs are TensorFlow tensor '{}'", it->second)};
         attrs["Tout"].mutable_list()->add_type(static_cast<int>(v.dtype));
-        *attrs["output_shapes"].mutable_list()->add_shape() = ShapeProto(v);
+        *attrs["output_shapes"].mutable_list()->add_shape() = TfShapeProto(v);
       }
       added.push_back(std::move(op));
     }

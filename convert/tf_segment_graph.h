@@ -19,6 +19,9 @@ namespace kiln::convert {
 
 inline constexpr char kTfEngineOp[] = "KilnEngineOp";
 
+// A value's IR shape as TensorFlow's (unknown dims -1, unknown rank as such).
+tfproto::TensorShapeProto TfShapeProto(const ir::Value& v);
+
 struct TfSegmentedGraph {
   tfproto::GraphDef graph;           // without the model's registration (tf_wrapper_graph.cc adds it)
   std::vector<std::string> inputs;   // per graph input: its Placeholder's tensor

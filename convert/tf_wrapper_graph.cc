@@ -14,15 +14,6 @@ constexpr char kAssetFile[] = "kiln/conversion.json";
 constexpr char kOpNode[] = "kiln_signature";
 constexpr char kInitNode[] = "kiln_register_model";
 
-tfproto::TensorShapeProto ShapeProto(const ir::Value& v) {
-  tfproto::TensorShapeProto shape;
-  if (!v.shape.rank_known) {
-    shape.set_unknown_rank(true);
-    return shape;
-  }
-  for (ir::Dim d : v.shape.dims) shape.add_dim()->set_size(ir::IsStatic(d) ? d : -1);
-  return shape;
-}
 
 int TfType(const ir::Value& v, const std::string& what) {
   if (v.dtype == DType::kInvalid || v.dtype == DType::kResource || v.dtype == DType::kVariant)
@@ -106,7 +97,7 @@ tfproto::MetaGraphDef MakeTfLoadableMetaGraph(const std::vector<std::string>& ta
         const std::string& name = graph.input_names()[i];
         const ir::Value& v = graph.value(graph.inputs()[i]);
         const int type = TfType(v, fmt::format("input '{}'", name));
-        (*sig.mutable_inputs())[name] = Info(segmented->inputs[i], type, ShapeProto(v));
+        (*sig.mutable_inputs())[name] = Info(segmented->inputs[i], type, TfShapeProto(v));
       }
       for (size_t i = 0; i < graph.outputs().size(); ++i) {
         const std::string& name = graph.output_names()[i];
@@ -117,7 +108,7 @@ tfproto::MetaGraphDef MakeTfLoadableMetaGraph(const std::vector<std::string>& ta
         id->set_op("Identity");
         id->add_input(segmented->outputs[i]);
         SetType(*id, "T", type);
-        (*sig.mutable_outputs())[name] = Info(id->name() + ":0", type, ShapeProto(v));
+        (*sig.mutable_outputs())[name] = Info(id->name() + ":0", type, TfShapeProto(v));
       }
       record(fmt::format("per-engine: {} KilnEngineOp node(s) in the signature's own TensorFlow graph; TensorFlow "
                          "runs the other nodes",
@@ -142,11 +133,11 @@ tfproto::MetaGraphDef MakeTfLoadableMetaGraph(const std::vector<std::string>& ta
     ph->set_name(fmt::format("kiln_input_{}", i));
     ph->set_op("Placeholder");
     SetType(*ph, "dtype", type);
-    *(*ph->mutable_attr())["shape"].mutable_shape() = ShapeProto(v);
+    *(*ph->mutable_attr())["shape"].mutable_shape() = TfShapeProto(v);
     op->add_input(ph->name());
     attrs["Tin"].mutable_list()->add_type(type);
     attrs["input_names"].mutable_list()->add_s(name);
-    (*sig.mutable_inputs())[name] = Info(ph->name() + ":0", type, ShapeProto(v));
+    (*sig.mutable_inputs())[name] = Info(ph->name() + ":0", type, TfShapeProto(v));
   }
   for (size_t i = 0; i < graph.outputs().size(); ++i) {
     const std::string& name = graph.output_names()[i];
@@ -154,13 +145,13 @@ tfproto::MetaGraphDef MakeTfLoadableMetaGraph(const std::vector<std::string>& ta
     const int type = TfType(v, fmt::format("output '{}'", name));
     attrs["Tout"].mutable_list()->add_type(type);
     attrs["output_names"].mutable_list()->add_s(name);
-    *attrs["output_shapes"].mutable_list()->add_shape() = ShapeProto(v);
+    *attrs["output_shapes"].mutable_list()->add_shape() = TfShapeProto(v);
     tfproto::NodeDef* id = g->add_node();
     id->set_name(fmt::format("kiln_output_{}", i));
     id->set_op("Identity");
     id->add_input(fmt::format("{}:{}", kOpNode, i));
     SetType(*id, "T", type);
-    (*sig.mutable_outputs())[name] = Info(id->name() + ":0", type, ShapeProto(v));
+    (*sig.mutable_outputs())[name] = Info(id->name() + ":0", type, TfShapeProto(v));
   }
   // Lists that are empty must still be present for TensorFlow's attr checks.
   for (const char* list : {"Tin", "input_names", "Tout", "output_names", "output_shapes"}) attrs[list].mutable_list();

@@ -279,6 +279,18 @@ class KilnEngineOp : public tf::OpKernel {
   std::string model_dir_;
 };
 
+// Both ops declare their outputs' shapes (Kiln's inferred ones, -1 where unknown) in `output_shapes`.
+tf::Status OutputShapesFromAttr(tf::shape_inference::InferenceContext* c) {
+  std::vector<tf::PartialTensorShape> shapes;
+  TF_RETURN_IF_ERROR(c->GetAttr("output_shapes", &shapes));
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    tf::shape_inference::ShapeHandle h;
+    TF_RETURN_IF_ERROR(c->MakeShapeFromPartialTensorShape(shapes[i], &h));
+    c->set_output(static_cast<int>(i), h);
+  }
+  return tf::OkStatus();
+}
+
 }  // namespace
 
 REGISTER_OP("KilnRegisterModel")
@@ -300,16 +312,7 @@ REGISTER_OP("KilnSignatureOp")
     .Attr("output_names: list(string) >= 0")
     .Attr("output_shapes: list(shape) >= 0")
     .SetIsStateful()  // runs engines with their own state; never constant-folded or deduplicated
-    .SetShapeFn([](tf::shape_inference::InferenceContext* c) {
-      std::vector<tf::PartialTensorShape> shapes;
-      TF_RETURN_IF_ERROR(c->GetAttr("output_shapes", &shapes));
-      for (size_t i = 0; i < shapes.size(); ++i) {
-        tf::shape_inference::ShapeHandle h;
-        TF_RETURN_IF_ERROR(c->MakeShapeFromPartialTensorShape(shapes[i], &h));
-        c->set_output(static_cast<int>(i), h);
-      }
-      return tf::OkStatus();
-    });
+    .SetShapeFn(OutputShapesFromAttr);
 
 REGISTER_KERNEL_BUILDER(Name("KilnSignatureOp").Device(tf::DEVICE_CPU), KilnSignatureOp);
 
@@ -323,15 +326,6 @@ REGISTER_OP("KilnEngineOp")
     .Attr("engine_name: string")
     .Attr("output_shapes: list(shape) >= 0")
     .SetIsStateful()  // runs engines with their own state (caches); never constant-folded or deduplicated
-    .SetShapeFn([](tf::shape_inference::InferenceContext* c) {
-      std::vector<tf::PartialTensorShape> shapes;
-      TF_RETURN_IF_ERROR(c->GetAttr("output_shapes", &shapes));
-      for (size_t i = 0; i < shapes.size(); ++i) {
-        tf::shape_inference::ShapeHandle h;
-        TF_RETURN_IF_ERROR(c->MakeShapeFromPartialTensorShape(shapes[i], &h));
-        c->set_output(static_cast<int>(i), h);
-      }
-      return tf::OkStatus();
-    });
+    .SetShapeFn(OutputShapesFromAttr);
 
 REGISTER_KERNEL_BUILDER(Name("KilnEngineOp").Device(tf::DEVICE_CPU), KilnEngineOp);
