@@ -11,7 +11,6 @@
 namespace kiln::convert {
 namespace {
 
-
 // What an engine op can pass through Kiln's C API (host numbers; no strings).
 bool Carriable(DType dtype) {
   return dtype != DType::kInvalid && dtype != DType::kResource && dtype != DType::kVariant && dtype != DType::kString;
