@@ -49,12 +49,9 @@ std::optional<TfSegmentedGraph> SegmentTfGraph(const TfSourceGraph& source, cons
     std::vector<const ir::Node*> engines;
     for (const ir::Node& node : converted.nodes()) {
       if (node.removed) continue;
-      if (node.op != "Engine") {
-        for (const auto& [name, attr] : node.attrs.all())
-          if (std::holds_alternative<std::shared_ptr<ir::Graph>>(attr))
-            throw Failure{fmt::format("node '{}' ({}) holds a subgraph (control flow)", node.name, node.op)};
-        continue;
-      }
+      // Native control flow (If / While) stays TensorFlow's: its node keeps its bodies in the
+      // graph's library, which TensorFlow runs as it did before conversion.
+      if (node.op != "Engine") continue;
       const auto& segment = *node.attrs.Get<std::shared_ptr<ir::Graph>>("segment");
       for (size_t i = 0; i < node.outputs.size(); ++i)
         engine_value_origin[converted.value(node.outputs[i]).name] = segment.output_names().at(i);
@@ -194,6 +191,7 @@ std::optional<TfSegmentedGraph> SegmentTfGraph(const TfSourceGraph& source, cons
           throw Failure{it->second.s()};
 
     *result.graph.mutable_versions() = source.graph.versions();
+    *result.graph.mutable_library() = source.graph.library();  // bodies of control flow left to TensorFlow
     for (size_t i = 0; i < nodes.size(); ++i) {
       if (!keep[i]) continue;
       result.engines += nodes[i].op() == kTfEngineOp;

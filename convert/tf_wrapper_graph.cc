@@ -93,6 +93,7 @@ tfproto::MetaGraphDef MakeTfLoadableMetaGraph(const std::vector<std::string>& ta
     if (segmented) {
       for (tfproto::NodeDef& n : *segmented->graph.mutable_node()) *g->add_node() = std::move(n);
       if (segmented->graph.versions().producer() > 0) *g->mutable_versions() = segmented->graph.versions();
+      *g->mutable_library() = std::move(*segmented->graph.mutable_library());  // control-flow bodies
       for (size_t i = 0; i < graph.inputs().size(); ++i) {
         const std::string& name = graph.input_names()[i];
         const ir::Value& v = graph.value(graph.inputs()[i]);

@@ -96,12 +96,43 @@ void FlatGraphRecorder::AddNode(const std::string& prefix, const tfproto::NodeDe
                                                      "TensorListElementShape", "TensorListLength"};
   const bool gives_lists = (node.op().rfind("TensorList", 0) == 0 || node.op().rfind("EmptyTensorList", 0) == 0) &&
                            !kListReaders.count(node.op());
+  // Control-flow nodes pass lists along too: their output types say which outputs are variants.
+  const tfproto::AttrValue* types = nullptr;
+  for (const char* key : {"T", "Tout"}) {
+    auto it = node.attr().find(key);
+    if (it != node.attr().end() && it->second.has_list()) types = &it->second;
+  }
+  constexpr int kDtVariant = 21;  // TensorFlow's DT_VARIANT
   for (size_t i = 0; i < outputs.size(); ++i) {
     if (outputs[i].is_resource() || outputs[i].value == ir::kNoValue) continue;
     const std::string& value = graph.value(outputs[i].value).name;
     const std::string tensor = fmt::format("{}:{}", name, i);
     if (!wiring_.try_emplace(value, tensor).second) continue;
-    if (!gives_lists) source_->tensor_of_value.try_emplace(value, tensor);
+    const bool variant = types && static_cast<int>(i) < types->list().type_size() &&
+                         types->list().type(static_cast<int>(i)) == kDtVariant;
+    if (!gives_lists && !variant) source_->tensor_of_value.try_emplace(value, tensor);
+  }
+}
+
+void FlatGraphRecorder::AddFunction(const std::string& name,
+                                    const std::map<std::string, const tfproto::FunctionDef*>& functions) {
+  // Worklist over the functions `name` reaches: ops that are functions (calls by name) and func
+  // attributes (PartitionedCall's f, If's branches, While's cond and body), nested ones included.
+  std::vector<std::string> pending{name};
+  while (!pending.empty() && available()) {
+    const std::string next = pending.back();
+    pending.pop_back();
+    auto it = functions.find(next);
+    if (it == functions.end() || !functions_added_.insert(next).second) continue;
+    *source_->graph.mutable_library()->add_function() = *it->second;
+    for (const tfproto::NodeDef& n : it->second->node_def()) {
+      if (functions.count(n.op())) pending.push_back(n.op());
+      for (const auto& [key, value] : n.attr()) {
+        if (value.has_func()) pending.push_back(value.func().name());
+        if (value.has_list())
+          for (const tfproto::NameAttrList& f : value.list().func()) pending.push_back(f.name());
+      }
+    }
   }
 }
 

@@ -2,8 +2,9 @@
 // GraphDef (calls inlined under their call node's name, variables read as Const nodes) and which
 // TF tensor each IR value the importers set as a node output is (common/proto/tf_source_graph.h).
 // A converted SavedModel replaces the nodes each engine covers in this graph by one engine op.
-// Whatever the flat graph cannot express (control-flow bodies, variables used other than by
-// ReadVariableOp, name clashes) makes it unavailable, with the first reason kept.
+// Control-flow nodes are recorded with their bodies in the graph's library. Whatever the flat graph
+// cannot express (variables used other than by ReadVariableOp, name clashes) makes it
+// unavailable, with the first reason kept.
 #pragma once
 
 #include <map>
@@ -32,6 +33,10 @@ class FlatGraphRecorder {
   // `inputs` its data inputs as resolved, `outputs` the values its importer set.
   void AddNode(const std::string& prefix, const tfproto::NodeDef& node, const ir::Graph& graph,
                const std::vector<TfValue>& inputs, const std::vector<TfValue>& outputs);
+  // A control-flow body (If branch, While cond / body) Kiln imported as a subgraph: the node that
+  // runs it is recorded like any other, so TensorFlow needs the function (and every function it
+  // calls) in the flat graph's library; `functions` is the model's library by name.
+  void AddFunction(const std::string& name, const std::map<std::string, const tfproto::FunctionDef*>& functions);
   // The signature outputs, in graph order; call once, after the import.
   void SetOutputs(const ir::Graph& graph, const std::vector<ir::ValueId>& outputs);
   std::shared_ptr<const TfSourceGraph> Take();
@@ -43,6 +48,7 @@ class FlatGraphRecorder {
 
   std::shared_ptr<TfSourceGraph> source_;
   std::set<std::string> names_;
+  std::set<std::string> functions_added_;
   // Every recorded output, lists included (TF reads them); source_->tensor_of_value leaves out the
   // TF tensors whose TensorFlow dtype is not their IR value's (TensorList variants are dense IR
   // tensors), which no engine may take or give.

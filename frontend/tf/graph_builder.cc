@@ -410,8 +410,7 @@ std::shared_ptr<ir::Graph> GraphBuilder::ImportFunction(const std::string& name,
   scope.function = &fdef;
   scope.label = "function '" + name + "'";
   scope.flat = false;
-  flat_.Unavailable(
-      fmt::format("function '{}' is a control-flow body (If / While), which Kiln imports as a subgraph", name));
+  flat_.AddFunction(name, functions_);
   for (const tfproto::NodeDef& n : fdef.node_def()) scope.nodes[n.name()] = &n;
   for (int i = 0; i < sig.input_arg_size(); ++i) {
     const FunctionArg& a = args[static_cast<size_t>(i)];

@@ -95,8 +95,9 @@ def test_a_fully_converted_model_is_one_engine_op(kiln_py, zoo_dir, tmp_path):
 FALLBACK = [
     # Softmax kept out splits an Einsum's decomposition: an engine output is no TF tensor.
     ("bert_keras3", ["Softmax"], "is no TensorFlow tensor (internal to one TF node's decomposition"),
-    # tf.cond: its branches are functions Kiln imports as subgraphs.
-    ("raw_module", ["GatherV2"], "is a control-flow body (If / While)"),
+    # tf.cond whose branches read variables: TensorFlow would run the If itself, on variables the
+    # converted graph no longer has (they are frozen into constants).
+    ("raw_module", ["GatherV2"], "(If) uses a variable other than by ReadVariableOp"),
 ]
 
 
@@ -201,3 +202,56 @@ def test_onnx_sources_keep_the_signature_op(kiln_py, tmp_path):
     ops, fn = loaded_ops(tmp_path / "converted")
     assert ops["KilnSignatureOp"] == 1 and ops["KilnEngineOp"] == 0, ops
     np.testing.assert_array_equal(fn(x=tf.constant(x))["y"].numpy(), np.maximum(x, 0))
+
+
+def _compare_loaded(converted, original_dir, feeds):
+    ops, fn = loaded_ops(converted)
+    want = tf.saved_model.load(str(original_dir)).signatures["serving_default"](**feeds)
+    got = fn(**feeds)
+    for name in want:
+        assert rel_l2(got[name].numpy(), want[name].numpy()) <= RTOL, (name, rel_l2(got[name].numpy(), want[name].numpy()))
+    return ops
+
+
+def test_keras_recurrent_layers_fused_into_an_engine_are_engine_ops(kiln_py, tmp_path):
+    """Keras LSTM / GRU loops (While over TensorLists) that Kiln fuses into recurrent ops inside an
+    engine leave no loop in TensorFlow's graph: their bodies are in its library, unused."""
+    keras = pytest.importorskip("keras")
+    inp = keras.Input((12, 8), name="x")
+    y = keras.layers.GRU(8)(keras.layers.LSTM(16, return_sequences=True)(inp))
+    keras.Model(inp, keras.layers.Dense(3)(y)).export(str(tmp_path / "rnn"), verbose=False)
+    x = np.random.default_rng(7).standard_normal((3, 12, 8)).astype(np.float32)
+    converted = tmp_path / "converted"
+    log = convert(kiln_py, tmp_path / "rnn", converted, {"x": x})
+    assert any("TensorFlow layout of saved_model.pb: per-engine" in line for line in log), log
+    ops = _compare_loaded(converted, tmp_path / "rnn", {"x": tf.constant(x)})
+    assert ops["KilnEngineOp"] == 1 and ops["KilnSignatureOp"] == 0, ops
+    assert not {"While", "StatelessWhile"} & set(ops), ops
+
+
+def test_control_flow_kiln_leaves_native_stays_tensorflows(kiln_py, tmp_path):
+    """A tf.cond on a run-time predicate (no variables) is not in an engine: TensorFlow runs the If
+    node with its branches from the converted graph's library, and both branches give
+    TensorFlow's original results."""
+
+    class Module(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = tf.constant(np.random.default_rng(3).standard_normal((6, 4)).astype(np.float32))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 6], tf.float32, name="x")])
+        def __call__(self, x):
+            h = tf.matmul(x, self.w) + 0.5
+            h = tf.cond(tf.reduce_sum(x) > 0, lambda: tf.tanh(h) * 2.0, lambda: tf.nn.relu(h) - 1.0)
+            return {"y": tf.matmul(h, tf.transpose(self.w)) * 0.25}
+
+    tf.saved_model.save(Module(), str(tmp_path / "cond"))
+    x = np.random.default_rng(4).standard_normal((2, 6)).astype(np.float32)
+    converted = tmp_path / "converted"
+    log = convert(kiln_py, tmp_path / "cond", converted, {"x": x}, minimum_segment_size=1)
+    assert any("TensorFlow layout of saved_model.pb: per-engine" in line for line in log), log
+    for sign in (1.0, -1.0):
+        feed = np.abs(x) * sign
+        ops = _compare_loaded(converted, tmp_path / "cond", {"x": tf.constant(feed)})
+    assert ops["KilnEngineOp"] >= 2 and ops["KilnSignatureOp"] == 0, ops
+    assert {"If", "StatelessIf"} & set(ops), ops
