@@ -187,3 +187,27 @@ def test_if_and_loop_at_opset_9(kiln_bin, tmp_path):
 def test_variadic_ops_of_opset_7_take_one_shape(kiln_bin, tmp_path, op):
     model = _one_node(op, [("a", F, [2, 5]), ("b", F, [2, 5]), ("c", F, [2, 5])], [("y", F, None)], {}, 7)
     _compare(kiln_bin, tmp_path, model, {"a": _x((2, 5), 1), "b": _x((2, 5), 2), "c": _x((2, 5), 3)})
+
+
+@pytest.mark.parametrize("op,opset,inputs,attrs,message", [
+    ("Pad", 2, ["x"], {}, "Pad-2 needs the attribute pads"),
+    ("Pad", 11, ["x", "p"], {"pads": [0, 0, 0, 0]}, "pads is an input from opset 11 (this model's opset is 11)"),
+    ("Slice", 9, ["x"], {"starts": [0]}, "Slice-1 needs the attribute ends"),
+    ("Slice", 9, ["x", "p"], {"starts": [0], "ends": [1]}, "Slice-1 has one input, got 2"),
+    ("Clip", 6, ["x", "p"], {}, "Clip-6 has one input, got 2"),
+    ("TopK", 9, ["x", "p"], {"k": 1}, "TopK-1 has one input, got 2"),
+])
+def test_older_forms_with_wrong_operands_are_clear_errors(kiln_bin, tmp_path, op, opset, inputs, attrs, message):
+    x = _vi("x", F, [2, 2])
+    p = helper.make_tensor("p", TensorProto.INT64, [4], [0, 0, 0, 0]) if op == "Pad" else \
+        helper.make_tensor("p", TensorProto.FLOAT if op == "Clip" else TensorProto.INT64, [1], [1])
+    node = helper.make_node(op, inputs, ["y"], name="old", **attrs)
+    graph = helper.make_graph([node], "g", [x], [_vi("y", F, None)], [p] if "p" in inputs else [])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 7
+    path = tmp_path / "bad.onnx"
+    onnx.save(model, path)
+    proc = run_kiln(kiln_bin, ["inspect", path])
+    out = proc.stdout + proc.stderr
+    assert proc.returncode >= 0, out  # an error, not a crash
+    assert message in out and "old" in out, out
