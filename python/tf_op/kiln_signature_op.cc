@@ -179,6 +179,39 @@ class KilnRegisterModel : public tf::OpKernel {
   std::string model_id_;
 };
 
+// The converted model an op runs: the directory the main op registered under model_id, loaded at
+// the op's first run.
+class LazyModel {
+ public:
+  tf::Status Load(const std::string& op, const std::string& model_id) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (model_) return tf::OkStatus();
+    return ModelRegistry::Get().Load(op, model_id, model_, dir_);
+  }
+  KilnModel* get() const { return model_.get(); }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::mutex mutex_;
+  std::shared_ptr<KilnModel> model_;
+  std::string dir_;
+};
+
+// The op's inputs as Kiln inputs over TensorFlow's buffers (read in place); `names` may be empty
+// (an engine's inputs are positional); `dims` holds the shapes the inputs point to.
+void WrapInputs(tf::OpKernelContext* ctx, const std::vector<std::string>& names, std::vector<KilnInput>& inputs,
+                std::vector<std::vector<int64_t>>& dims) {
+  const int n = ctx->num_inputs();
+  inputs.resize(n);
+  dims.assign(n, {});
+  for (int i = 0; i < n; ++i) {
+    const tf::Tensor& t = ctx->input(i);
+    for (int d = 0; d < t.dims(); ++d) dims[i].push_back(t.dim_size(d));
+    inputs[i] = KilnInput{names.empty() ? nullptr : names[i].c_str(), static_cast<int>(t.dtype()), t.dims(),
+                          dims[i].data(), t.tensor_data().data()};
+  }
+}
+
 class KilnSignatureOp : public tf::OpKernel {
  public:
   explicit KilnSignatureOp(tf::OpKernelConstruction* ctx) : tf::OpKernel(ctx) {
@@ -189,24 +222,20 @@ class KilnSignatureOp : public tf::OpKernel {
   }
   void Compute(tf::OpKernelContext* ctx) override {
     const KilnLibrary& kiln = Kiln();
-    OP_REQUIRES_OK(ctx, LoadOnce());
+    OP_REQUIRES_OK(ctx, model_.Load("KilnSignatureOp", model_id_));
     const int n = static_cast<int>(input_names_.size());
     OP_REQUIRES(ctx, ctx->num_inputs() == n,
                 tf::errors::InvalidArgument("KilnSignatureOp: ", n, " input names for ", ctx->num_inputs(), " inputs"));
-    std::vector<KilnInput> inputs(n);
-    std::vector<std::vector<int64_t>> dims(n);
-    for (int i = 0; i < n; ++i) {
-      const tf::Tensor& t = ctx->input(i);
-      OP_REQUIRES(ctx, t.dtype() != tf::DT_STRING,
+    for (int i = 0; i < n; ++i)
+      OP_REQUIRES(ctx, ctx->input(i).dtype() != tf::DT_STRING,
                   tf::errors::Unimplemented("KilnSignatureOp: string input '", input_names_[i], "' is not supported"));
-      for (int d = 0; d < t.dims(); ++d) dims[i].push_back(t.dim_size(d));
-      inputs[i] = KilnInput{input_names_[i].c_str(), static_cast<int>(t.dtype()), t.dims(), dims[i].data(),
-                            t.tensor_data().data()};
-    }
+    std::vector<KilnInput> inputs;
+    std::vector<std::vector<int64_t>> dims;
+    WrapInputs(ctx, input_names_, inputs, dims);
     KilnOutputs* outputs = nullptr;
     if (kiln.run(model_.get(), signature_key_.c_str(), inputs.data(), n, &outputs) != 0) {
       ctx->SetStatus(
-          tf::errors::Internal("Kiln signature '", signature_key_, "' of ", model_dir_, ": ", kiln.last_error()));
+          tf::errors::Internal("Kiln signature '", signature_key_, "' of ", model_.dir(), ": ", kiln.last_error()));
       return;
     }
     std::unique_ptr<KilnOutputs, decltype(kiln.outputs_free)> owned(outputs, kiln.outputs_free);
@@ -219,18 +248,9 @@ class KilnSignatureOp : public tf::OpKernel {
   }
 
  private:
-  // The model is the directory the main op registered under model_id; loaded at the first run.
-  tf::Status LoadOnce() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (model_) return tf::OkStatus();
-    return ModelRegistry::Get().Load("KilnSignatureOp", model_id_, model_, model_dir_);
-  }
-
   std::string model_id_, signature_key_;
   std::vector<std::string> input_names_, output_names_;
-  std::mutex mutex_;
-  std::shared_ptr<KilnModel> model_;
-  std::string model_dir_;
+  LazyModel model_;
 };
 
 // One engine of the converted signature, in the source's TensorFlow graph: its inputs are the
@@ -245,21 +265,14 @@ class KilnEngineOp : public tf::OpKernel {
 
   void Compute(tf::OpKernelContext* ctx) override {
     const KilnLibrary& kiln = Kiln();
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (!model_) OP_REQUIRES_OK(ctx, ModelRegistry::Get().Load("KilnEngineOp " + engine_name_, model_id_, model_, model_dir_));
-    }
+    OP_REQUIRES_OK(ctx, model_.Load("KilnEngineOp " + engine_name_, model_id_));
     const int n = ctx->num_inputs();
-    std::vector<KilnInput> inputs(n);
-    std::vector<std::vector<int64_t>> dims(n);
-    for (int i = 0; i < n; ++i) {
-      const tf::Tensor& t = ctx->input(i);
-      for (int d = 0; d < t.dims(); ++d) dims[i].push_back(t.dim_size(d));
-      inputs[i] = KilnInput{nullptr, static_cast<int>(t.dtype()), t.dims(), dims[i].data(), t.tensor_data().data()};
-    }
+    std::vector<KilnInput> inputs;
+    std::vector<std::vector<int64_t>> dims;
+    WrapInputs(ctx, {}, inputs, dims);
     KilnOutputs* outputs = nullptr;
     if (kiln.run_engine(model_.get(), signature_key_.c_str(), engine_name_.c_str(), inputs.data(), n, &outputs) != 0) {
-      ctx->SetStatus(tf::errors::Internal("Kiln engine '", engine_name_, "' of ", model_dir_, ": ", kiln.last_error()));
+      ctx->SetStatus(tf::errors::Internal("Kiln engine '", engine_name_, "' of ", model_.dir(), ": ", kiln.last_error()));
       return;
     }
     std::unique_ptr<KilnOutputs, decltype(kiln.outputs_free)> owned(outputs, kiln.outputs_free);
@@ -274,9 +287,7 @@ class KilnEngineOp : public tf::OpKernel {
 
  private:
   std::string model_id_, signature_key_, engine_name_;
-  std::mutex mutex_;
-  std::shared_ptr<KilnModel> model_;
-  std::string model_dir_;
+  LazyModel model_;
 };
 
 // Both ops declare their outputs' shapes (Kiln's inferred ones, -1 where unknown) in `output_shapes`.
