@@ -194,6 +194,9 @@ std::optional<TfSegmentedGraph> SegmentTfGraph(const TfSourceGraph& source, cons
     *result.graph.mutable_library() = source.graph.library();  // bodies of control flow left to TensorFlow
     for (size_t i = 0; i < nodes.size(); ++i) {
       if (!keep[i]) continue;
+      if (auto frozen = source.frozen_variables.find(nodes[i].name()); frozen != source.frozen_variables.end())
+        *(*nodes[i].mutable_attr())["value"].mutable_tensor() =
+            tfproto::EncodeTensorProto(*frozen->second, fmt::format("variable read '{}'", nodes[i].name()));
       result.engines += nodes[i].op() == kTfEngineOp;
       *result.graph.add_node() = std::move(nodes[i]);
     }

@@ -4,8 +4,6 @@
 
 #include <set>
 
-#include "common/proto/tensor_proto.h"
-
 namespace kiln::tf {
 
 FlatGraphRecorder::FlatGraphRecorder() : source_(std::make_shared<TfSourceGraph>()) {}
@@ -74,8 +72,7 @@ void FlatGraphRecorder::AddNode(const std::string& prefix, const tfproto::NodeDe
     } else {
       flat.set_op("Const");
       (*flat.mutable_attr())["dtype"].set_type(static_cast<int>(inputs[0].resource->dtype()));
-      *(*flat.mutable_attr())["value"].mutable_tensor() =
-          tfproto::EncodeTensorProto(*inputs[0].resource, fmt::format("variable '{}'", inputs[0].resource_name));
+      source_->frozen_variables[name] = inputs[0].resource;
     }
   } else {
     flat.set_op(node.op());
@@ -147,6 +144,7 @@ std::shared_ptr<const TfSourceGraph> FlatGraphRecorder::Take() {
   if (!available()) {
     source_->graph.Clear();
     source_->tensor_of_value.clear();
+    source_->frozen_variables.clear();
   }
   return source_;
 }

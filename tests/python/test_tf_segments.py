@@ -255,3 +255,26 @@ def test_control_flow_kiln_leaves_native_stays_tensorflows(kiln_py, tmp_path):
         ops = _compare_loaded(converted, tmp_path / "cond", {"x": tf.constant(feed)})
     assert ops["KilnEngineOp"] >= 2 and ops["KilnSignatureOp"] == 0, ops
     assert {"If", "StatelessIf"} & set(ops), ops
+
+
+def test_a_variable_read_by_a_tensorflow_op_is_a_const_with_its_value(kiln_py, tmp_path):
+    """With MatMul kept out, TensorFlow's MatMul reads the frozen variable as a Const holding its
+    value (the engine reads the bias inside itself)."""
+
+    class Module(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = tf.Variable(np.random.default_rng(1).standard_normal((6, 4)).astype(np.float32))
+            self.b = tf.Variable(np.linspace(-1, 1, 4).astype(np.float32))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 6], tf.float32, name="x")])
+        def __call__(self, x):
+            return {"y": tf.tanh(tf.matmul(x, self.w) + self.b) * 3.0}
+
+    tf.saved_model.save(Module(), str(tmp_path / "var"))
+    x = np.random.default_rng(2).standard_normal((3, 6)).astype(np.float32)
+    converted = tmp_path / "converted"
+    log = convert(kiln_py, tmp_path / "var", converted, {"x": x}, denylist=["MatMul"], minimum_segment_size=1)
+    assert any("TensorFlow layout of saved_model.pb: per-engine" in line for line in log), log
+    ops = _compare_loaded(converted, tmp_path / "var", {"x": tf.constant(x)})
+    assert ops["MatMul"] == 1 and ops["KilnEngineOp"] == 1 and ops["Const"] >= 1, ops
