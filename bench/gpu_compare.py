@@ -190,6 +190,9 @@ def main():
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--export-only", action="store_true")
+    ap.add_argument("--skip-accuracy", action="store_true", help="no accuracy check against PyTorch FP32 (time only)")
+    ap.add_argument("--skip-warm-build", action="store_true",
+                    help="no second kiln bench per shape to measure the build with a warm timing cache")
     ap.add_argument("--skip-torch", action="store_true", help="time Kiln only")
     ap.add_argument("--json", default=None)
     ap.add_argument("--also-without-cuda-graphs", action="store_true",
@@ -242,11 +245,13 @@ def main():
         acc_dir = os.path.join(workdir, name + "_acc")
         os.makedirs(acc_dir, exist_ok=True)
         t0 = time.time()
+        rel = None
         try:
-            rel, summary = kiln_accuracy(args.kiln, onnx_path, acc_inputs, args.precision, ref, acc_dir)
-            log("%s: Kiln %s vs PyTorch FP32, relative L2 %.2e (convert and run %.1f s)" % (
-                name, args.precision, rel, time.time() - t0))
-            log("\n".join(l for l in summary.splitlines()[:40]))
+            if not args.skip_accuracy:
+                rel, summary = kiln_accuracy(args.kiln, onnx_path, acc_inputs, args.precision, ref, acc_dir)
+                log("%s: Kiln %s vs PyTorch FP32, relative L2 %.2e (convert and run %.1f s)" % (
+                    name, args.precision, rel, time.time() - t0))
+                log("\n".join(l for l in summary.splitlines()[:40]))
         except Exception as e:  # reported, and timing still runs
             rel = None
             log("%s: Kiln accuracy check FAILED: %s" % (name, e))
@@ -280,11 +285,12 @@ def main():
                 row["kiln_native_fallbacks"] = rep["runs"]["native_fallbacks"]
                 row["kiln_command"] = rep["command"]
                 row["kiln_h2d_ms"] = rep["host_device_copies"]["h2d_ms"]
-                warm = kiln_bench(args.kiln, onnx_path, inputs, args.precision, 1, 3)
-                row["kiln_build_warm_s"] = (warm.get("engine_build_ms") or 0) / 1000.0
-                row["kiln_convert_warm_s"] = (warm.get("convert_ms") or 0) / 1000.0
-                log("%s b%d: second kiln bench (warm timing cache): convert %.1f s, build %.1f s, %.1f s in all" % (
-                    name, batch, row["kiln_convert_warm_s"], row["kiln_build_warm_s"], warm["process_s"]))
+                if not args.skip_warm_build:
+                    warm = kiln_bench(args.kiln, onnx_path, inputs, args.precision, 1, 3)
+                    row["kiln_build_warm_s"] = (warm.get("engine_build_ms") or 0) / 1000.0
+                    row["kiln_convert_warm_s"] = (warm.get("convert_ms") or 0) / 1000.0
+                    log("%s b%d: second kiln bench (warm timing cache): convert %.1f s, build %.1f s, %.1f s in all" % (
+                        name, batch, row["kiln_convert_warm_s"], row["kiln_build_warm_s"], warm["process_s"]))
                 if args.also_without_cuda_graphs:
                     off = kiln_bench(args.kiln, onnx_path, inputs, args.precision, args.warmup, args.runs,
                                      cuda_graph="off")

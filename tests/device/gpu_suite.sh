@@ -7,6 +7,7 @@
 # the bundle's zoo cases (make_gpu_bundle.py --zoo-cases) run through tests/device/gpu_zoo_check.py
 # (KILN_GPU_ZOO_ARGS: more arguments for it; KILN_GPU_ZOO=0 skips them);
 # KILN_GPU_COMPARE_ARGS runs bench/gpu_compare.py with those arguments ("-" for its defaults).
+# KILN_GPU_PYTHON=0 skips the Python package check (gpu_python_check.py) of a bundle that has one.
 # KILN_GPU_KERNEL_PROFILE_ARGS runs bench/gpu_kernel_profile.py (Nsight Compute, Kiln against torch.compile).
 set -uo pipefail
 archive=${1:-.device/gpu.tar.gz}
@@ -46,6 +47,14 @@ if [ "${KILN_GPU_TEST_FILTER:-}" != none ]; then
   if grep -q "SKIPPED" "$out/gpu_unit_tests.log"; then
     echo "GPU unit tests were skipped on a GPU machine: failing"; status=1
   fi
+fi
+# The kiln Python package with CUDA engines and PyTorch's DLPack tensors, when the bundle has the
+# package (make_gpu_bundle.py --python-package; KILN_GPU_PYTHON=0 skips it).
+if [ -d "$bundle/python/kiln" ] && [ "${KILN_GPU_PYTHON:-1}" != 0 ]; then
+  echo "== tests/device/gpu_python_check.py"
+  python3 "$(dirname "$0")/gpu_python_check.py" --kiln "$bundle/bin/kiln" --package-dir "$bundle/python" \
+    --model "$bundle/src/models/demo" --workdir "$(mktemp -d)" 2>&1 | tee "$out/gpu_python_check.log"
+  [ "${PIPESTATUS[0]}" = 0 ] || status=1
 fi
 # Each model: random inputs (same seed) through the CPU and through a conversion for the GPU;
 # the outputs must agree to FP32 precision; then what ran where, and a short timing of each.

@@ -50,6 +50,9 @@ def main():
                          "run with --python) for tests/device/gpu_zoo_check.py; no names: every model")
     ap.add_argument("--python", default=str(Path.home() / ".cache" / "kiln" / "venv" / "bin" / "python"),
                     help="a Python with TensorFlow, for --zoo-cases")
+    ap.add_argument("--python-package", metavar="DIR",
+                    help="also pack this built kiln Python package (BUILD/python/kiln of a build for the GPU "
+                         "machine's Python, 3.12) for tests/device/gpu_python_check.py")
     args = ap.parse_args()
     build, out = Path(args.build), Path(args.out)
     binaries = [build / "tools" / "kiln", build / "kiln_unit_tests"]
@@ -64,6 +67,16 @@ def main():
             if not src.is_dir():
                 raise SystemExit("%s is missing: generate the test zoo first (tests/models/zoo.py)" % src)
             shutil.copytree(src, stage / "models" / name)
+        if args.python_package:
+            package = Path(args.python_package)
+            modules = list(package.glob("_kiln.cpython-*.so"))
+            if not modules:
+                raise SystemExit("%s has no built extension module (_kiln.cpython-*.so)" % package)
+            shutil.copytree(package, stage / "python" / "kiln", ignore=shutil.ignore_patterns("__pycache__", "libkiln_tf_ops.so"))
+            for name, path in needed_libs(modules[0]):
+                if not (stage / "lib" / name).exists():
+                    shutil.copy2(path, stage / "lib" / name)
+                    libs[name] = path
         if args.zoo_cases is not None:
             subprocess.run([args.python, str(ROOT / "tests" / "device" / "make_zoo_cases.py"), "--zoo", args.zoo,
                             "--out", str(stage / "zoo")] + (["--models"] + args.zoo_cases if args.zoo_cases else []),
