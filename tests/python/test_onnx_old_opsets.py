@@ -283,12 +283,26 @@ def test_scan_8_without_states(kiln_bin, tmp_path):
     _compare(kiln_bin, tmp_path, model, {"x": _x((2, 5, 2, 3)), "k_in": np.array(1.5, np.float32)})
 
 
-@pytest.mark.parametrize("lens,as_input,message", [
-    ([4, 2, 4], False, "sequence_lens holds 2, not the scan inputs' length 4"),
-    (None, True, "sequence_lens must be omitted or a constant equal to the scan inputs' length"),
+@pytest.mark.parametrize("directions", [[0, 0], [1, 0], [1, 1]])
+@pytest.mark.parametrize("as_input", [False, True])
+def test_scan_8_with_shorter_sequences(kiln_bin, tmp_path, directions, as_input):
+    # Each batch element runs for its own length (a reversed scan starts at its last step); the
+    # scan outputs' rows past it are zeros, as onnxruntime writes them.
+    lens = [4, 2, 1]
+    model = _scan8_model(directions, 3, 4, seq_lens=None if as_input else lens, seq_lens_input=as_input)
+    feeds = _scan8_feeds(3, 4)
+    if as_input:
+        feeds["lens"] = np.array(lens, np.int64)
+    _compare(kiln_bin, tmp_path, model, feeds)
+
+
+@pytest.mark.parametrize("lens,message", [
+    ([4, 0, 4], "sequence_lens[1] = 0 is not in [1, 4] (the scan inputs' length)"),
+    ([4, 4, 5], "sequence_lens[2] = 5 is not in [1, 4] (the scan inputs' length)"),
+    ([4, 4], "sequence_lens has shape [2]; expected one length per batch element (3)"),
 ])
-def test_scan_8_variable_sequence_lengths_are_refused(kiln_bin, tmp_path, lens, as_input, message):
-    model = _scan8_model(None, 3, 4, seq_lens=lens, seq_lens_input=as_input)
+def test_scan_8_bad_sequence_lens_are_clear_errors(kiln_bin, tmp_path, lens, message):
+    model = _scan8_model(None, 3, 4, seq_lens=lens)
     path = tmp_path / "scan8.onnx"
     onnx.save(model, path)
     proc = run_kiln(kiln_bin, ["inspect", path])

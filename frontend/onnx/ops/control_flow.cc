@@ -212,6 +212,14 @@ void ImportLoop(ImportContext& ctx) {
 }
 KILN_ONNX_IMPORTER("Loop", ImportLoop);
 
+// Dimension `axis` of `x`'s shape, as an int64 scalar.
+ir::ValueId DimOf(Emitter& e, ir::ValueId x, int64_t axis) {
+  ir::AttrMap shape_attrs;
+  shape_attrs.Set("out_type", DType::kInt64);
+  const ir::ValueId shape = e.Emit1("Shape", {x}, shape_attrs);
+  return e.Emit1("Gather", {shape, e.ConstInt64({axis}, true, "dim_index"), e.ConstInt64({0}, true, "dim_axis")});
+}
+
 // One Scan-9 loop: the form an ONNX Scan-9 node gives, or (Scan-8) the loop over one batch
 // element's sequence and the loop over the batch around it.
 struct ScanLoop {
@@ -220,10 +228,12 @@ struct ScanLoop {
   std::shared_ptr<ir::Graph> body;
   std::vector<ir::ValueId> states, inputs, captured;          // in the emitter's graph
   std::vector<int64_t> in_axes, in_dirs, out_axes, out_dirs;  // in_axes within range, not negative
+  // The number of steps (an int64 scalar), when not the first scan input's length along its axis.
+  ir::ValueId steps = ir::kNoValue;
 };
 
 // The loop of ONNX Scan (9 on) -> IR While over t in [0, T), T the first scan input's length
-// along its axis.
+// along its axis (or `loop.steps`).
 // The While carries [t, true, states..., scan inputs..., captured..., (values, shape) per scan
 // output, T]; its body takes each scan input's element t (T - 1 - t when reversed) with Gather,
 // runs `loop.body` through an If whose condition is true, and appends the scan output elements as
@@ -313,12 +323,8 @@ std::vector<ir::ValueId> EmitScanLoop(ImportContext& ctx, Emitter& e, const Scan
   }
   cond->AddOutput("continue", AddInferred(*cond, "Less", "scan/in_range", {cond_inputs.front(), cond_inputs.back()}));
 
-  // T: the first scan input's length along its axis.
-  ir::AttrMap shape_attrs;
-  shape_attrs.Set("out_type", DType::kInt64);
-  const ir::ValueId in0_shape = e.Emit1("Shape", {loop.inputs.at(0)}, shape_attrs);
-  const ir::ValueId length = e.Emit1(
-      "Gather", {in0_shape, e.ConstInt64({loop.in_axes[0]}, true, "axis0_index"), e.ConstInt64({0}, true, "dim_axis")});
+  // T: the first scan input's length along its axis, unless given.
+  const ir::ValueId length = loop.steps != ir::kNoValue ? loop.steps : DimOf(e, loop.inputs.at(0), loop.in_axes[0]);
   std::vector<ir::ValueId> inputs = {e.ConstInt64({0}, true, "t0"),
                                      e.Constant(Tensor::Scalar<bool>(DType::kBool, true), "true")};
   inputs.insert(inputs.end(), loop.states.begin(), loop.states.end());
@@ -374,38 +380,54 @@ std::vector<int64_t> DirectionFlags(ImportContext& ctx, const char* name, int co
   return v;
 }
 
-// Scan-8's sequence_lens: Kiln runs every sequence to the scan inputs' full length, so the input
-// must be absent or a constant whose every entry is that length (known from the first scan
-// input's shape).
-void CheckFullLengthSequences(ImportContext& ctx, int first_scan_input) {
+// Scan-8's sequence_lens, when it is a constant: one length per batch element, each in
+// [1, sequence length] (onnxruntime's rule; the spec gives none). A length computed at run time
+// above the sequence length fails when the scan reads past the sequence, one below 1 when its
+// scan outputs' first row is read (PadWithZeroRows); with no scan outputs it runs no step.
+void CheckSequenceLengths(ImportContext& ctx, int first_scan_input) {
   if (!ctx.has_input(0)) return;
   if (ctx.input_dtype(0) != DType::kInt64)
     ctx.Invalid(fmt::format("sequence_lens must be int64, got {}", DTypeName(ctx.input_dtype(0))));
-  const ir::SymShape x = ctx.input_shape(first_scan_input);
-  const ir::Dim length = x.rank_known && x.rank() >= 2 ? x.dims[1] : ir::kUnknownDim;
   const Tensor* lens = ctx.constant_input(0);
-  if (!lens || !ir::IsStatic(length))
-    ctx.Unsupported(
-        "sequence_lens must be omitted or a constant equal to the scan inputs' length (axis 1, known "
-        "from the model) for every batch element: variable-length sequences are not supported");
-  const ir::Dim batch = x.dims[0];
+  if (!lens) return;
+  const ir::SymShape x = ctx.input_shape(first_scan_input);
+  const ir::Dim batch = x.rank_known && x.rank() >= 1 ? x.dims[0] : ir::kUnknownDim;
+  const ir::Dim length = x.rank_known && x.rank() >= 2 ? x.dims[1] : ir::kUnknownDim;
   if (lens->rank() != 1 || (ir::IsStatic(batch) && lens->num_elements() != batch))
     ctx.Invalid(fmt::format("sequence_lens has shape {}; expected one length per batch element ({})",
                             ShapeToString(lens->shape()), ir::IsStatic(batch) ? std::to_string(batch) : "batch"));
-  for (int64_t len : ctx.constant_ints(0, "sequence_lens"))
-    if (len != length)
-      ctx.Unsupported(
-          fmt::format("sequence_lens holds {}, not the scan inputs' length {}: variable-length sequences "
-                      "are not supported (only every sequence at full length)",
-                      len, length));
+  const std::vector<int64_t> values = ctx.constant_ints(0, "sequence_lens");
+  for (size_t b = 0; b < values.size(); ++b)
+    if (values[b] < 1 || (ir::IsStatic(length) && values[b] > length))
+      ctx.Invalid(fmt::format("sequence_lens[{}] = {} is not in [1, {}] (the scan inputs' length)", b, values[b],
+                              ir::IsStatic(length) ? std::to_string(length) : "sequence length"));
+}
+
+// A scan output of `steps` rows followed by zero rows up to `rows` rows: Scan-8's outputs for a
+// sequence shorter than the scan inputs (the spec leaves those rows undefined; onnxruntime writes
+// zeros). The rows' shape is read from the first row, which exists as every length is at least 1.
+ir::ValueId PadWithZeroRows(Emitter& e, ir::ValueId y, ir::ValueId steps, ir::ValueId rows, DType dtype) {
+  const ir::ValueId axis0 = e.ConstInt64({0}, true, "axis0");
+  const ir::ValueId missing = e.Emit1("Reshape", {e.Emit1("Sub", {rows, steps}), e.ConstInt64({1}, false, "one_dim")});
+  ir::AttrMap shape_attrs;
+  shape_attrs.Set("out_type", DType::kInt64);
+  const ir::ValueId row_shape =
+      e.Emit1("Shape", {e.Emit1("Gather", {y, e.ConstInt64({0}, true, "row0"), axis0})}, shape_attrs);
+  const ir::ValueId zeros =
+      e.Emit1("Fill", {e.Emit1("Concat", {missing, row_shape, axis0}), e.Constant(ScalarTensor(dtype, 0), "zero")});
+  return e.Emit1("Concat", {y, zeros, axis0});
 }
 
 // ONNX Scan-8: sequence_lens, then states and scan inputs whose first axis is a batch, scanned
-// along axis 1, each batch element on its own (states start from that element's initial values).
-// -> the loop of Scan-9 over one batch element (scan axis 0 once the batch axis is gone), inside
-// the body of a Scan-9 loop over the batch that has no states and stacks that loop's final states
-// and scan outputs along a new axis 0. The body may read the sizes of what it is given, so the
-// batch elements are not merged into one run of it.
+// along axis 1, each batch element on its own (states start from that element's initial values)
+// for its sequence length (sequence_lens[b], the scan inputs' length when absent; a reversed scan
+// starts at that length's last step).
+// -> the loop of Scan-9 over one batch element (scan axis 0 once the batch axis is gone; with
+// sequence_lens, that element's length as the number of steps and its scan outputs padded with
+// zero rows), inside the body of a Scan-9 loop over the batch that has no states, scans
+// sequence_lens too and stacks the inner loop's final states and scan outputs along a new axis 0.
+// The body may read the sizes of what it is given, so the batch elements are not merged into one
+// run of it.
 void ImportScan8(ImportContext& ctx) {
   const onnx::GraphProto& body = ctx.attr_graph("body");
   const int m = static_cast<int>(ctx.attr_int("num_scan_inputs"));
@@ -423,7 +445,8 @@ void ImportScan8(ImportContext& ctx) {
     ctx.Invalid(fmt::format("{} outputs; the body returns {}", ctx.num_outputs(), body.output_size()));
   const std::vector<int64_t> directions = DirectionFlags(ctx, "directions", m);
   if (ctx.validate_only()) return;
-  CheckFullLengthSequences(ctx, 1 + n);
+  CheckSequenceLengths(ctx, 1 + n);
+  const bool has_lengths = ctx.has_input(0);
 
   for (int s = 0; s < n; ++s) {
     const ir::SymShape shape = ctx.input_shape(1 + s);
@@ -445,6 +468,12 @@ void ImportScan8(ImportContext& ctx) {
   for (int j = 0; j < m; ++j)
     explicit_inputs.push_back({ctx.input_dtype(1 + n + j), WithoutLeadingAxes(ctx.input_shape(1 + n + j), 2)});
   ImportedSubgraph sub = ctx.ImportSubgraph(body, explicit_inputs, ctx.FreeNames(body));
+  for (int k = 0; k < k_out && has_lengths; ++k)
+    if (sub.graph->value(sub.graph->outputs()[static_cast<size_t>(n + k)]).dtype == DType::kString)
+      ctx.Unsupported(
+          fmt::format("scan output {} is a string tensor; with sequence_lens its rows past a "
+                      "sequence's length would be padded, which is done for numbers only",
+                      k));
 
   // The batch loop's body: one batch element's initial states and scan inputs (from Gather, so
   // its inputs are those slices) -> its final states and scan outputs.
@@ -460,6 +489,7 @@ void ImportScan8(ImportContext& ctx) {
         element->AddInput(fmt::format("scan8/input{}", j), ctx.input_dtype(1 + n + j),
                           ir::SymShape::Of(std::vector<ir::Dim>(shape.dims.begin() + 1, shape.dims.end()))));
   }
+  if (has_lengths) sequence.steps = element->AddInput("scan8/length", DType::kInt64, ir::SymShape::Scalar());
   for (size_t q = 0; q < sub.captured.size(); ++q) {
     const ir::Value& v = sub.graph->value(sub.graph->inputs()[static_cast<size_t>(n + m) + q]);
     sequence.captured.push_back(element->AddInput(fmt::format("scan8/captured{}", q), v.dtype, v.shape));
@@ -468,17 +498,26 @@ void ImportScan8(ImportContext& ctx) {
   sequence.in_dirs = directions;
   sequence.out_axes.assign(static_cast<size_t>(k_out), 0);
   sequence.out_dirs.assign(static_cast<size_t>(k_out), 0);
-  Emitter in_element(*element, "scan8");
-  const std::vector<ir::ValueId> finals = EmitScanLoop(ctx, in_element, sequence);
+  Emitter in_element(*element, ctx.name());
+  std::vector<ir::ValueId> finals = EmitScanLoop(ctx, in_element, sequence);
+  if (has_lengths) {
+    const ir::ValueId rows = DimOf(in_element, sequence.inputs[0], 0);
+    for (int k = 0; k < k_out; ++k) {
+      ir::ValueId& y = finals[static_cast<size_t>(n + k)];
+      y = PadWithZeroRows(in_element, y, sequence.steps, rows, element->value(y).dtype);
+    }
+  }
   for (size_t i = 0; i < finals.size(); ++i) element->AddOutput(fmt::format("result{}", i), finals[i]);
 
-  // The loop over the batch: every state and scan input is scanned along axis 0.
+  // The loop over the batch: every state and scan input, then sequence_lens, is scanned along
+  // axis 0.
   ScanLoop batch;
   batch.body = element;
   batch.inputs = ctx.input_values(1);
+  if (has_lengths) batch.inputs.push_back(ctx.input(0));
   batch.captured = sub.captured;
-  batch.in_axes.assign(static_cast<size_t>(n + m), 0);
-  batch.in_dirs.assign(static_cast<size_t>(n + m), 0);
+  batch.in_axes.assign(batch.inputs.size(), 0);
+  batch.in_dirs.assign(batch.inputs.size(), 0);
   batch.out_axes.assign(static_cast<size_t>(n + k_out), 0);
   batch.out_dirs.assign(static_cast<size_t>(n + k_out), 0);
   Emitter here(ctx);
