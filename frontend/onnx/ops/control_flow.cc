@@ -380,20 +380,23 @@ std::vector<int64_t> DirectionFlags(ImportContext& ctx, const char* name, int co
   return v;
 }
 
-// Scan-8's sequence_lens, when it is a constant: one length per batch element, each in
-// [1, sequence length] (onnxruntime's rule; the spec gives none). A length computed at run time
+// Scan-8's sequence_lens: int64, 1-D, and when it is a constant one length per batch element,
+// each in [1, sequence length] (onnxruntime's rule; the spec gives none). A length computed at run time
 // above the sequence length fails when the scan reads past the sequence, one below 1 when its
 // scan outputs' first row is read (PadWithZeroRows); with no scan outputs it runs no step.
 void CheckSequenceLengths(ImportContext& ctx, int first_scan_input) {
   if (!ctx.has_input(0)) return;
   if (ctx.input_dtype(0) != DType::kInt64)
     ctx.Invalid(fmt::format("sequence_lens must be int64, got {}", DTypeName(ctx.input_dtype(0))));
+  const ir::SymShape shape = ctx.input_shape(0);
+  if (shape.rank_known && shape.rank() != 1)
+    ctx.Invalid(fmt::format("sequence_lens has rank {}; expected 1 (one length per batch element)", shape.rank()));
   const Tensor* lens = ctx.constant_input(0);
   if (!lens) return;
   const ir::SymShape x = ctx.input_shape(first_scan_input);
   const ir::Dim batch = x.rank_known && x.rank() >= 1 ? x.dims[0] : ir::kUnknownDim;
   const ir::Dim length = x.rank_known && x.rank() >= 2 ? x.dims[1] : ir::kUnknownDim;
-  if (lens->rank() != 1 || (ir::IsStatic(batch) && lens->num_elements() != batch))
+  if (ir::IsStatic(batch) && lens->num_elements() != batch)
     ctx.Invalid(fmt::format("sequence_lens has shape {}; expected one length per batch element ({})",
                             ShapeToString(lens->shape()), ir::IsStatic(batch) ? std::to_string(batch) : "batch"));
   const std::vector<int64_t> values = ctx.constant_ints(0, "sequence_lens");
@@ -475,8 +478,9 @@ void ImportScan8(ImportContext& ctx) {
                       "sequence's length would be padded, which is done for numbers only",
                       k));
 
-  // The batch loop's body: one batch element's initial states and scan inputs (from Gather, so
-  // its inputs are those slices) -> its final states and scan outputs.
+  // The batch loop's body: one batch element's initial states, scan inputs and (with
+  // sequence_lens) length, as the batch loop's Gathers give them -> its final states and scan
+  // outputs.
   auto element = std::make_shared<ir::Graph>();
   ScanLoop sequence;
   sequence.body = sub.graph;
