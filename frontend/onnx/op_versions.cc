@@ -85,8 +85,9 @@ const std::map<std::string, int64_t, std::less<>>& Table() {
       // If-11 / Loop-11 let shapes differ between branches and iterations (the importers allow it
       // at every version).
       {"If", 1}, {"Loop", 1},
-      // Scan-9 dropped version 8's batch axis and sequence_lens and added per-input axes.
-      {"Scan", 9},
+      // Scan-9 dropped version 8's batch axis and sequence_lens and added per-input axes (the
+      // importer reads the opset).
+      {"Scan", 8},
       {"DFT", 17}, {"STFT", 17}, {"MelWeightMatrix", 17},  // DFT 20 made axis an input (the importer reads the opset)
       // Resize-10 and Upsample (7, 9; deprecated in 10 without a change) have fixed coordinates;
       // 11 added roi, sizes and the coordinate / nearest modes, 13 made roi and scales optional,

@@ -2,10 +2,11 @@
 onnxruntime (which implements every version): one-node models whose older form differs from
 the newest in how operands are given (Slice-1, Pad-2, Clip-6 and TopK-1 carry them as
 attributes) or in which attributes exist (pools and Conv before 11, BatchNormalization-7's
-`spatial`, ArgMax and the reductions before 11, If and Loop before 11).
+`spatial`, ArgMax and the reductions before 11, If and Loop before 11), and Scan-8, whose
+states and scan inputs have a batch axis first and whose scan axis is 1.
 
-ONNX's backend node tests are generated at the newest opsets, so these are the tests of the
-older versions' importers."""
+ONNX's backend node tests are generated at the newest opsets (but for one Scan-8 case), so these
+are the tests of the older versions' importers."""
 
 import numpy as np
 import onnx
@@ -211,3 +212,100 @@ def test_older_forms_with_wrong_operands_are_clear_errors(kiln_bin, tmp_path, op
     out = proc.stdout + proc.stderr
     assert proc.returncode >= 0, out  # an error, not a crash
     assert message in out and "old" in out, out
+
+
+def _scan8_model(directions, batch, length, seq_lens=None, seq_lens_input=False):
+    """Scan-8 over states s1 [batch, 3] and s2 [batch] (a scalar per batch element) and scan
+    inputs a [batch, length, 3] and b [batch, length, 2]. The body reads both states and both
+    elements: s1' = s1 + a_t * s2, s2' = s2 + sum(b_t); scan outputs s1' ([3]) and b_t * s2 ([2])."""
+    body = helper.make_graph(
+        [helper.make_node("Mul", ["a_t", "s2"], ["a_s2"]), helper.make_node("Add", ["s1", "a_s2"], ["s1_out"]),
+         helper.make_node("ReduceSum", ["b_t"], ["b_sum"], keepdims=0),
+         helper.make_node("Add", ["s2", "b_sum"], ["s2_out"]), helper.make_node("Mul", ["b_t", "s2"], ["b_s2"]),
+         helper.make_node("Identity", ["s1_out"], ["y1"])],
+        "body", [_vi("s1", F, [3]), _vi("s2", F, []), _vi("a_t", F, [3]), _vi("b_t", F, [2])],
+        [_vi("s1_out", F, [3]), _vi("s2_out", F, []), _vi("y1", F, [3]), _vi("b_s2", F, [2])])
+    attrs = {"body": body, "num_scan_inputs": 2}
+    if directions is not None:
+        attrs["directions"] = directions
+    lens_name = "lens" if seq_lens is not None or seq_lens_input else ""
+    node = helper.make_node("Scan", [lens_name, "s1", "s2", "a", "b"], ["s1_final", "s2_final", "ys", "zs"],
+                            name="scan8", **attrs)
+    inputs = [_vi("s1", F, [batch, 3]), _vi("s2", F, [batch]), _vi("a", F, [batch, length, 3]),
+              _vi("b", F, [batch, length, 2])]
+    if seq_lens_input:
+        inputs.append(_vi("lens", TensorProto.INT64, [batch]))
+    inits = [helper.make_tensor("lens", TensorProto.INT64, [len(seq_lens)], seq_lens)] if seq_lens is not None else []
+    graph = helper.make_graph([node], "g", inputs, [_vi(n, F, None) for n in ("s1_final", "s2_final", "ys", "zs")],
+                              inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 8)])
+    model.ir_version = 7
+    return model
+
+
+def _scan8_feeds(batch, length):
+    return {"s1": _x((batch, 3), 1), "s2": _x((batch,), 2), "a": _x((batch, length, 3), 3),
+            "b": _x((batch, length, 2), 4)}
+
+
+@pytest.mark.parametrize("directions", [None, [0, 0], [1, 0], [0, 1], [1, 1]])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_scan_8_matches_onnxruntime(kiln_bin, tmp_path, directions, batch):
+    model = _scan8_model(directions, batch, 4)
+    _compare(kiln_bin, tmp_path, model, _scan8_feeds(batch, 4))
+
+
+@pytest.mark.parametrize("batch", [1, 2, 5])
+def test_scan_8_with_dynamic_batch_and_length(kiln_bin, tmp_path, batch):
+    # One model, several batch sizes and sequence lengths; the sequence_lens constant holds the
+    # full length, which needs a known length, so it is omitted here.
+    model = _scan8_model([1, 0], "batch", "time")
+    for length in (1, 3):
+        _compare(kiln_bin, tmp_path, model, _scan8_feeds(batch, length))
+
+
+def test_scan_8_with_full_length_sequence_lens(kiln_bin, tmp_path):
+    model = _scan8_model([0, 1], 3, 4, seq_lens=[4, 4, 4])
+    _compare(kiln_bin, tmp_path, model, _scan8_feeds(3, 4))
+
+
+def test_scan_8_without_states(kiln_bin, tmp_path):
+    # A map over [batch, length, 2, 3]: each element's transpose doubled, scanned backwards, and
+    # a value the body reads from the outer graph.
+    body = helper.make_graph([helper.make_node("Transpose", ["x_t"], ["xt_t"], perm=[1, 0]),
+                              helper.make_node("Mul", ["xt_t", "k"], ["y_t"])],
+                             "body", [_vi("x_t", F, [2, 3])], [_vi("y_t", F, [3, 2])])
+    node = helper.make_node("Scan", ["", "x"], ["ys"], name="scan8", body=body, num_scan_inputs=1, directions=[1])
+    graph = helper.make_graph([helper.make_node("Add", ["k_in", "k_in"], ["k"]), node], "g",
+                              [_vi("x", F, [2, 5, 2, 3]), _vi("k_in", F, [])], [_vi("ys", F, None)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 8)])
+    model.ir_version = 7
+    _compare(kiln_bin, tmp_path, model, {"x": _x((2, 5, 2, 3)), "k_in": np.array(1.5, np.float32)})
+
+
+@pytest.mark.parametrize("directions", [[0, 0], [1, 0], [1, 1]])
+@pytest.mark.parametrize("as_input", [False, True])
+def test_scan_8_with_shorter_sequences(kiln_bin, tmp_path, directions, as_input):
+    # Each batch element runs for its own length (a reversed scan starts at its last step); the
+    # scan outputs' rows past it are zeros, as onnxruntime writes them.
+    lens = [4, 2, 1]
+    model = _scan8_model(directions, 3, 4, seq_lens=None if as_input else lens, seq_lens_input=as_input)
+    feeds = _scan8_feeds(3, 4)
+    if as_input:
+        feeds["lens"] = np.array(lens, np.int64)
+    _compare(kiln_bin, tmp_path, model, feeds)
+
+
+@pytest.mark.parametrize("lens,message", [
+    ([4, 0, 4], "sequence_lens[1] = 0 is not in [1, 4] (the scan inputs' length)"),
+    ([4, 4, 5], "sequence_lens[2] = 5 is not in [1, 4] (the scan inputs' length)"),
+    ([4, 4], "sequence_lens has shape [2]; expected one length per batch element (3)"),
+])
+def test_scan_8_bad_sequence_lens_are_clear_errors(kiln_bin, tmp_path, lens, message):
+    model = _scan8_model(None, 3, 4, seq_lens=lens)
+    path = tmp_path / "scan8.onnx"
+    onnx.save(model, path)
+    proc = run_kiln(kiln_bin, ["inspect", path])
+    out = proc.stdout + proc.stderr
+    assert proc.returncode >= 0, out  # an error, not a crash
+    assert message in out and "scan8" in out and "Scan" in out, out
