@@ -157,6 +157,9 @@ void Converter::Impl::QuantizeInt8(ir::Graph& graph, const InputFn& fn) {
       last = now;
       Log("kiln: " + line);
     };
+    // The FP32 model runs on the CPU backend's engines: oneDNN is orders of magnitude faster
+    // than the reference kernels, and host outputs whatever device the INT8 engines are for.
+    options.engines = backend::MakeBackend("cpu");
     calibration = runtime::Calibrate(std::make_shared<const ir::Graph>(graph.Clone()), batches, options);
   }
   int8 = convert::InsertInt8QuantDequant(graph, *calibration, params.keep_precision);

@@ -196,7 +196,8 @@ void ConvertWithCalibration(Converter& converter, const Int8Options& int8, const
                   "--save-calibration-table: no calibration table was used (it needs --precision INT8 with "
                   "--calibration-data or --calibration-table)");
     WriteFileAtomically(int8.save_calibration_table, {table});
-    fmt::print("wrote the calibration table to {}\n", int8.save_calibration_table);
+    // On stderr with the other progress lines: `kiln bench --json` keeps stdout for its JSON.
+    fmt::print(stderr, "kiln: wrote the calibration table to {}\n", int8.save_calibration_table);
   }
 }
 

@@ -63,8 +63,8 @@ def main():
     out1 = gpu_fn(**{spec.name: x1})
     first = next(iter(out1.values()))
     on_device = hasattr(first, "__dlpack_device__") and first.__dlpack_device__()[0] == 2  # kDLCUDA
-    check(on_device, "GPU inputs give outputs on the GPU (DLPack device %s)" % (
-        first.__dlpack_device__() if hasattr(first, "__dlpack_device__") else type(first)))
+    where = first.__dlpack_device__() if hasattr(first, "__dlpack_device__") else type(first).__name__
+    check(on_device, "GPU inputs give outputs on the GPU (DLPack device %s)" % (where,))
     t1 = {k: torch.from_dlpack(v) for k, v in out1.items()}
     check(all(t.is_cuda for t in t1.values()), "torch.from_dlpack takes the outputs as CUDA tensors")
     saved1 = {k: t.cpu().numpy().copy() for k, t in t1.items()}

@@ -158,11 +158,13 @@ def test_kiln_build_and_bench_take_the_int8_options(kiln_bin, digits_model, tmp_
     _, a = _accuracy(kiln_bin, converted, test_x[:50], test_y[:50], tmp_path / "a")
     _, b = _accuracy(kiln_bin, built, test_x[:50], test_y[:50], tmp_path / "b")
     assert np.array_equal(a, b)
+    table = tmp_path / "bench_table.json"
     proc = run_kiln(kiln_bin, ["bench", model, "--precision", "INT8", "--calibration-data", data, "--iterations", "3",
-                               "--warmup", "1", "--json"])
+                               "--warmup", "1", "--json", "--save-calibration-table", table])
     if proc.returncode != 0:
         fail("kiln bench --precision INT8 failed", proc)
-    assert json.loads(proc.stdout)["precision"] == "INT8"
+    assert json.loads(proc.stdout)["precision"] == "INT8"  # stdout is the JSON alone, table message or not
+    assert table.is_file() and "wrote the calibration table" in proc.stderr, proc.stderr
     proc = run_kiln(kiln_bin, ["bench", converted, "--no-calibration", "--iterations", "1"])
     assert proc.returncode != 0 and "the INT8 options apply to the in-memory conversion" in proc.stderr, proc.stderr
 

@@ -5,10 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
 
+#include "backend/backend.h"
 #include "convert/calibration_table.h"
 #include "kiln/error.h"
 #include "runtime/executor.h"
@@ -182,6 +184,38 @@ TEST(Calibration, QuantizationErrorOfUniformDataIsHalfAStepOverTheRange) {
   tail.back() = 1;
   const double max_abs = 64.0, bulk = max_abs * 64 / convert::kCalibrationBins;
   EXPECT_LT(convert::QuantizationError(tail, max_abs, bulk), convert::QuantizationError(tail, max_abs, max_abs));
+}
+
+TEST(Calibration, CpuEnginesGiveTheReferenceKernelsRanges) {
+  const Builder b = SmallGraph();
+  std::vector<std::vector<Tensor>> batches;
+  for (uint32_t s = 0; s < 3; ++s) batches.push_back({cputest::RandScaled({5 + s, 4}, 40 + s, 3.0f)});
+  for (convert::Calibrator c :
+       {convert::Calibrator::kMinMax, convert::Calibrator::kEntropy, convert::Calibrator::kPercentile}) {
+    runtime::CalibrationOptions options;
+    options.calibrator = c;
+    const CalibrationTable reference = runtime::Calibrate(b.g, batches, options);
+    std::vector<std::string> progress;
+    options.progress = [&](const std::string& line) { progress.push_back(line); };
+    options.engines = backend::MakeBackend("cpu");
+    const CalibrationTable engines = runtime::Calibrate(b.g, batches, options);
+    // The engines ran (they log their build), and the calibration passes are reported as before.
+    EXPECT_TRUE(std::any_of(progress.begin(), progress.end(),
+                            [](const std::string& l) { return l.find("built engine") != std::string::npos; }))
+        << convert::CalibratorName(c);
+    ASSERT_EQ(engines.tensors.size(), reference.tensors.size());
+    for (const auto& [name, r] : reference.tensors) {
+      ASSERT_EQ(engines.tensors.count(name), 1u) << name;
+      const convert::TensorRange& e = engines.tensors.at(name);
+      EXPECT_EQ(e.elements, r.elements) << name;
+      // FP32 engines round differently from the reference kernels (1e-6 relative at most here);
+      // a histogram bin is 1/kCalibrationBins of the range, so a threshold moves by a bin at most.
+      const double tol = 1e-5 * r.amax + 2.0 * r.max / convert::kCalibrationBins;
+      EXPECT_NEAR(e.max, r.max, 1e-5 * std::fabs(r.max)) << name;
+      EXPECT_NEAR(e.min, r.min, 1e-5 * std::fabs(r.min) + 1e-12) << name;
+      EXPECT_NEAR(e.amax, r.amax, tol) << name << " " << convert::CalibratorName(c);
+    }
+  }
 }
 
 TEST(Calibration, CalibratedTensorsCarryTheirErrorAndTheWorstAreListed) {
