@@ -1,5 +1,6 @@
 // Reference kernel of TableLookup: each key is found by binary search in the table's sorted keys;
-// keys not in the table take the default value. docs/ops/array.md.
+// keys not in the table take the default value (its first element: TensorFlow's HashTable reads
+// only that one, also from a default of the keys' shape). docs/ops/array.md.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -45,8 +46,7 @@ void TableLookupKernel(KernelContext& ctx) {
   if (fallback.dtype() != table_values.dtype())
     ctx.Fail(fmt::format("the table's values are {} but default_value is {}", DTypeName(table_values.dtype()),
                          DTypeName(fallback.dtype())));
-  const bool scalar_default = fallback.rank() == 0;
-  if (!scalar_default && fallback.shape() != keys.shape())
+  if (fallback.rank() != 0 && fallback.shape() != keys.shape())
     ctx.Fail(fmt::format("default_value must be a scalar or have the keys' shape {}, got {}",
                          ShapeToString(keys.shape()), ShapeToString(fallback.shape())));
 
@@ -63,9 +63,8 @@ void TableLookupKernel(KernelContext& ctx) {
   if (out.dtype() == DType::kString) {
     for (int64_t i = 0; i < n; ++i) {
       const int64_t row = rows[static_cast<size_t>(i)];
-      out.strings()[static_cast<size_t>(i)] = row >= 0
-                                                  ? table_values.strings()[static_cast<size_t>(row)]
-                                                  : fallback.strings()[scalar_default ? 0 : static_cast<size_t>(i)];
+      out.strings()[static_cast<size_t>(i)] =
+          row >= 0 ? table_values.strings()[static_cast<size_t>(row)] : fallback.strings()[0];
     }
     return;
   }
@@ -75,8 +74,7 @@ void TableLookupKernel(KernelContext& ctx) {
   const char* defaults = static_cast<const char*>(fallback.raw_data());
   for (int64_t i = 0; i < n; ++i) {
     const int64_t row = rows[static_cast<size_t>(i)];
-    const char* from = row >= 0 ? values + static_cast<size_t>(row) * width
-                                : defaults + (scalar_default ? 0 : static_cast<size_t>(i) * width);
+    const char* from = row >= 0 ? values + static_cast<size_t>(row) * width : defaults;
     std::memcpy(dst + static_cast<size_t>(i) * width, from, width);
   }
 }

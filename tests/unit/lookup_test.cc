@@ -1,5 +1,6 @@
 // TableLookup (a static lookup table: sorted keys, their values, a default): hits and misses for
-// integer and string keys, values of every kind, a default per key, shape inference and the
+// integer and string keys, values of every kind, a default of the keys' shape (TensorFlow's
+// HashTable takes its first element for every miss), shape inference and the
 // errors for tables and defaults that do not fit.
 #include "tests/unit/array_test_util.h"
 
@@ -35,10 +36,10 @@ TEST(TableLookup, AnEmptyTableGivesTheDefaultEverywhere) {
   ExpectTensor(r->outputs[0], DType::kFloat64, {0, 3}, {});
 }
 
-TEST(TableLookup, ADefaultPerKey) {
+TEST(TableLookup, ADefaultOfTheKeysShapeGivesItsFirstElement) {
   auto r =
       RunOp("TableLookup", {I64({2, 2}, {1, 5, 6, 1}), I64({1}, {1}), I32({1}, {100}), I32({2, 2}, {-1, -2, -3, -4})});
-  ExpectTensor(r->outputs[0], DType::kInt32, {2, 2}, {100, -2, -3, 100});
+  ExpectTensor(r->outputs[0], DType::kInt32, {2, 2}, {100, -1, -1, 100});
 }
 
 TEST(TableLookup, StringKeysAndValues) {

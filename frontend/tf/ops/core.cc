@@ -13,7 +13,7 @@ void ImportConst(ImportContext& ctx) {
   if (ctx.has_attr("dtype") && DTypeFromTf(ctx.attr("dtype").type()) != value.dtype())
     ctx.Invalid(fmt::format("attribute dtype {} does not match its value's dtype {}",
                             DTypeName(DTypeFromTf(ctx.attr("dtype").type())), DTypeName(value.dtype())));
-  if (value.dtype() == DType::kString || value.dtype() == DType::kVariant || value.dtype() == DType::kResource)
+  if (value.dtype() == DType::kVariant || value.dtype() == DType::kResource)
     ctx.Unsupported(fmt::format("constants of dtype {} are not supported", DTypeName(value.dtype())));
   if (ctx.validate_only()) return;
   ctx.SetOutput(0, ctx.Constant(std::move(value), ""));

@@ -18,8 +18,8 @@ void CheckTableDTypes(ImportContext& ctx, const LookupTable& table) {
                             DTypeName(tout), table.name, DTypeName(table.key_dtype), DTypeName(table.value_dtype)));
 }
 
-// LookupTableFindV2(table_handle, keys, default_value): each key's value, default_value (a scalar,
-// or one per key) for keys not in the table.
+// LookupTableFindV2(table_handle, keys, default_value): each key's value; keys not in the table
+// take default_value (a scalar, or of the keys' shape, of which a static table reads element 0).
 void ImportFind(ImportContext& ctx) {
   if (ctx.num_inputs() != 3) ctx.Invalid(fmt::format("expected 3 inputs, got {}", ctx.num_inputs()));
   const LookupTable& table = ctx.table_input(0);
