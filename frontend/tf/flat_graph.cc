@@ -107,7 +107,8 @@ void FlatGraphRecorder::AddNode(const std::string& prefix, const tfproto::NodeDe
     if (!wiring_.try_emplace(value, tensor).second) continue;
     const bool variant = types && static_cast<int>(i) < types->list().type_size() &&
                          types->list().type(static_cast<int>(i)) == kDtVariant;
-    if (!gives_lists && !variant) source_->tensor_of_value.try_emplace(value, tensor);
+    const bool popped_item = node.op() == "TensorListPopBack" && i == 1;  // (list, tensor)
+    if ((!gives_lists || popped_item) && !variant) source_->tensor_of_value.try_emplace(value, tensor);
   }
 }
 
