@@ -1,6 +1,6 @@
 // Reference kernel of TableLookup: each key is found by binary search in the table's sorted keys;
 // keys not in the table take the default value (its first element: TensorFlow's HashTable reads
-// only that one, also from a default of the keys' shape). docs/ops/array.md.
+// only that one, also from a default of the keys' shape). docs/ops/lookup.md.
 #include <fmt/format.h>
 
 #include <algorithm>

@@ -1,6 +1,6 @@
 // The IR op of a static lookup table: TableLookup (TensorFlow's LookupTableFindV2 on a table whose
 // contents are constants when the model loads, held as sorted keys and their values). See
-// docs/ops/array.md.
+// docs/ops/lookup.md.
 #include <fmt/format.h>
 
 #include "ir/dtype_class.h"

@@ -133,3 +133,44 @@ def test_mutable_tables_are_refused_with_the_reason(kiln_bin, tmp_path):
     proc = run_kiln(kiln_bin, ["run", tmp_path / "t"] + write_inputs({"x": np.zeros(2, np.int64)}, tmp_path / "in"))
     assert proc.returncode != 0, proc.stdout
     assert "mutable lookup table (MutableHashTableV2" in proc.stderr, proc.stderr
+
+
+def test_converted_model_with_a_table(kiln_bin, tmp_path):
+    # The table lookup runs inside the engine (it holds the table as constants).
+    keras = pytest.importorskip("keras")
+    inp = keras.Input((5,), dtype="int32", name="x")
+    layer = keras.layers.IntegerLookup(vocabulary=[12, 3, 7, 9], output_mode="multi_hot")
+    keras.Model(inp, layer(inp)).export(str(tmp_path / "m"), verbose=False)
+    proc = run_kiln(kiln_bin, ["convert", tmp_path / "m", tmp_path / "c"])
+    if proc.returncode != 0:
+        fail("kiln convert failed", proc)
+    assert "% of OPs Converted: 100.00%" in proc.stdout, proc.stdout
+    x = np.array([[12, 3, 0, 9, 9], [4, 7, 7, 1, 100]], np.int32)
+    ref = tf.saved_model.load(str(tmp_path / "m")).signatures["serving_default"](x=tf.constant(x))
+    run(kiln_bin, tmp_path / "c", {"x": x}, tmp_path)
+    (name, value), = ref.items()
+    np.testing.assert_array_equal(output(tmp_path, name), value.numpy())
+
+
+def test_table_read_inside_a_branch_and_a_loop(kiln_bin, tmp_path):
+    # The table reaches If branches and While bodies as a resource argument.
+    class M(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(tf.constant([0, 1, 2, 3], tf.int64), tf.constant([2, 3, 0, 1],
+                                                                                                    tf.int64)), -1)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="x"), tf.TensorSpec([], tf.int32, name="n")])
+        def f(self, x, n):
+            y = tf.cond(n > 2, lambda: self.table.lookup(x), lambda: x)
+            for _ in tf.range(n):
+                y = self.table.lookup(y)
+            return {"y": y}
+
+    m = M()
+    tf.saved_model.save(m, str(tmp_path / "t"), signatures={"serving_default": m.f})
+    x = np.array([0, 1, 2, 3, 7], np.int64)
+    for n in (1, 3):
+        run(kiln_bin, tmp_path / "t", {"x": x, "n": np.int32(n)}, tmp_path)
+        np.testing.assert_array_equal(output(tmp_path, "y"), m.f(tf.constant(x), tf.constant(n))["y"].numpy())

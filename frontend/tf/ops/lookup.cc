@@ -1,7 +1,7 @@
 // Importers of TF's lookup-table ops on a static table (tf.lookup.StaticHashTable, Keras'
 // IntegerLookup / StringLookup): the SavedModel fills the table with constants when it loads
 // (frontend/tf/saved_table.cc), so a lookup becomes the IR's TableLookup over those constants and
-// the table's size a constant. docs/ops/array.md.
+// the table's size a constant. docs/ops/lookup.md.
 #include <fmt/format.h>
 
 #include "frontend/tf/importer.h"
