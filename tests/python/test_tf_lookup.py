@@ -174,3 +174,57 @@ def test_table_read_inside_a_branch_and_a_loop(kiln_bin, tmp_path):
     for n in (1, 3):
         run(kiln_bin, tmp_path / "t", {"x": x, "n": np.int32(n)}, tmp_path)
         np.testing.assert_array_equal(output(tmp_path, "y"), m.f(tf.constant(x), tf.constant(n))["y"].numpy())
+
+
+def test_tables_kiln_cannot_hold_as_constants_are_refused_with_the_reason(kiln_bin, tmp_path):
+    # A table filled from a vocabulary file (an asset).
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("a\nb\nc\n")
+
+    class Text(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = tf.lookup.StaticHashTable(tf.lookup.TextFileInitializer(
+                str(vocab), tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER, tf.int64,
+                tf.lookup.TextFileIndex.LINE_NUMBER), -1)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="x")])
+        def f(self, x):
+            return {"y": self.table.lookup(x)}
+
+    m = Text()
+    tf.saved_model.save(m, str(tmp_path / "text"), signatures={"serving_default": m.f})
+    proc = run_kiln(kiln_bin, ["run", tmp_path / "text"] + write_inputs({"x": np.zeros(2, np.int64)}, tmp_path / "in"))
+    assert proc.returncode != 0, proc.stdout
+    assert "the table is filled from a file or dataset (InitializeTableFromTextFileV2" in proc.stderr, proc.stderr
+
+
+def test_a_key_with_two_values_is_an_error(kiln_bin, tmp_path):
+    # TensorFlow cannot save such a table (it fails to initialise it), so the saved keys are edited.
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    class M(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+                tf.constant([1, 2], tf.int64), tf.constant([10, 20], tf.int64)), -1)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.int64, name="x")])
+        def f(self, x):
+            return {"y": self.table.lookup(x)}
+
+    m = M()
+    tf.saved_model.save(m, str(tmp_path / "t"), signatures={"serving_default": m.f})
+    pb = tmp_path / "t" / "saved_model.pb"
+    sm = saved_model_pb2.SavedModel()
+    sm.ParseFromString(pb.read_bytes())
+    edited = 0
+    for node in sm.meta_graphs[0].graph_def.node:
+        if node.op == "Const" and list(tf.make_ndarray(node.attr["value"].tensor).ravel()) == [1, 2]:
+            node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(np.array([2, 2], np.int64)))
+            edited += 1
+    assert edited == 1
+    pb.write_bytes(sm.SerializeToString())
+    proc = run_kiln(kiln_bin, ["run", tmp_path / "t"] + write_inputs({"x": np.zeros(2, np.int64)}, tmp_path / "in"))
+    assert proc.returncode != 0, proc.stdout
+    assert "key 2 has the values 10 and 20" in proc.stderr, proc.stderr
