@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 
@@ -187,6 +188,162 @@ void LengthKernel(KernelContext& ctx) {
   ctx.SetOutput(0, Tensor::Scalar<int32_t>(DType::kInt32, static_cast<int32_t>(ctx.input(0).dim(0))));
 }
 KILN_REFERENCE_KERNEL("TensorListLength", LengthKernel);
+
+// The rows of a tensor that becomes a list's elements: rank >= 1, and fitting a declared
+// element shape (TensorFlow's check).
+void RequireRows(const KernelContext& ctx, const Tensor& tensor, const std::optional<std::vector<int64_t>>& declared) {
+  if (tensor.rank() == 0)
+    ctx.Fail(fmt::format("expected a tensor of rank >= 1, got shape {}", ShapeText(tensor.shape())));
+  if (tensor.dtype() == DType::kString || DTypeSize(tensor.dtype()) == 0)
+    ctx.Fail(fmt::format("lists of {} elements are not supported", DTypeName(tensor.dtype())));
+  if (!Compatible(declared, ElementShape(tensor)))
+    ctx.Fail(fmt::format("element_shape {} does not fit the tensor's rows of shape {}",
+                         ShapeText(Shape(declared->begin(), declared->end())), ShapeText(ElementShape(tensor))));
+}
+
+// Writes row k of `tensor` to element indices[k] of `list`, whose elements have the rows' shape
+// (later rows win on repeated indices).
+void ScatterRows(const KernelContext& ctx, Tensor& list, const Tensor& tensor, const Tensor& indices) {
+  const size_t bytes = static_cast<size_t>(NumElements(ElementShape(tensor))) * DTypeSize(list.dtype());
+  for (int64_t k = 0; k < indices.num_elements(); ++k) {
+    const int64_t i = indices.IntAt(k);
+    if (i < 0 || i >= list.dim(0))
+      ctx.Fail(fmt::format("index {} is out of range for a list of {} elements", i, list.dim(0)));
+    if (bytes > 0)
+      std::memcpy(static_cast<char*>(list.raw_data()) + static_cast<size_t>(i) * bytes,
+                  static_cast<const char*>(tensor.raw_data()) + static_cast<size_t>(k) * bytes, bytes);
+  }
+}
+
+void RequireIndicesPerRow(const KernelContext& ctx, const Tensor& tensor, const Tensor& indices) {
+  if (indices.num_elements() != tensor.dim(0))
+    ctx.Fail(
+        fmt::format("{} indices for a tensor of {} rows (one index per row)", indices.num_elements(), tensor.dim(0)));
+  for (int64_t k = 0; k < indices.num_elements(); ++k)
+    if (indices.IntAt(k) < 0) ctx.Fail(fmt::format("indices must not be negative, got {}", indices.IntAt(k)));
+}
+
+int64_t HighestIndex(const Tensor& indices) {
+  int64_t highest = -1;
+  for (int64_t k = 0; k < indices.num_elements(); ++k) highest = std::max(highest, indices.IntAt(k));
+  return highest;
+}
+
+// TensorListSplit(tensor, element_shape, lengths): element i is the next lengths[i] rows of the
+// tensor; the lengths must add up to its rows. Held densely, so the lengths must be equal.
+void SplitKernel(KernelContext& ctx) {
+  const Tensor& tensor = ctx.input(0);
+  const auto declared = Declared(ctx, ctx.input(1));
+  const Tensor& lengths = ctx.input(2);
+  if (tensor.rank() == 0)
+    ctx.Fail(fmt::format("expected a tensor of rank >= 1, got shape {}", ShapeText(tensor.shape())));
+  if (lengths.rank() != 1) ctx.Fail(fmt::format("lengths must be a vector, got shape {}", ShapeText(lengths.shape())));
+  // TensorFlow checks the element shape's dims after the first only (the first is a run's length).
+  if (declared) {
+    bool fits = declared->size() == static_cast<size_t>(tensor.rank());
+    for (size_t d = 1; fits && d < declared->size(); ++d)
+      fits = (*declared)[d] == -1 || (*declared)[d] == tensor.dim(static_cast<int>(d));
+    if (!fits)
+      ctx.Fail(fmt::format("element_shape {} does not fit the tensor of shape {}",
+                           ShapeText(Shape(declared->begin(), declared->end())), ShapeText(tensor.shape())));
+  }
+  const int64_t n = lengths.num_elements();
+  int64_t used = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t l = lengths.IntAt(i);
+    if (l < 0) ctx.Fail(fmt::format("lengths[{}] is {}, expected >= 0", i, l));
+    if (l > tensor.dim(0) - used)
+      ctx.Fail(fmt::format("lengths[{}] = {} takes rows past the tensor's {}", i, l, tensor.dim(0)));
+    used += l;
+    if (l != lengths.IntAt(0))
+      ctx.Fail(
+          fmt::format("lengths[{}] is {} but lengths[0] is {}; Kiln holds a list as one dense tensor, so its "
+                      "elements must have one shape",
+                      i, l, lengths.IntAt(0)));
+  }
+  if (used != tensor.dim(0))
+    ctx.Fail(fmt::format("lengths add up to {} but the tensor has {} rows", used, tensor.dim(0)));
+  Shape shape{n, n > 0 ? lengths.IntAt(0) : 0};
+  shape.insert(shape.end(), tensor.shape().begin() + 1, tensor.shape().end());
+  ctx.SetOutput(0, tensor.Reshaped(std::move(shape)));
+}
+KILN_REFERENCE_KERNEL("TensorListSplit", SplitKernel);
+
+// TensorListScatter(tensor, indices, element_shape, num_elements): a new list of num_elements
+// elements (-1: the highest index + 1) whose element indices[k] is row k of the tensor; elements
+// no index names are unset (zeros).
+void ScatterKernel(KernelContext& ctx) {
+  const Tensor& tensor = ctx.input(0);
+  const Tensor& indices = ctx.input(1);
+  const auto declared = Declared(ctx, ctx.input(2));
+  if (ctx.input(3).num_elements() != 1) ctx.Fail("num_elements must be a scalar");
+  const int64_t num_elements = ctx.input(3).IntAt(0);
+  if (num_elements < -1) ctx.Fail(fmt::format("num_elements is {}, expected >= -1", num_elements));
+  RequireRows(ctx, tensor, declared);
+  RequireIndicesPerRow(ctx, tensor, indices);
+  const int64_t length = num_elements == -1 ? HighestIndex(indices) + 1 : num_elements;
+  Shape shape{length};
+  const Shape element = ElementShape(tensor);
+  shape.insert(shape.end(), element.begin(), element.end());
+  Tensor& out = ctx.AllocateOutput(0, tensor.dtype(), std::move(shape));
+  ScatterRows(ctx, out, tensor, indices);
+}
+KILN_REFERENCE_KERNEL("TensorListScatter", ScatterKernel);
+
+// TensorListScatterIntoExistingList(list, tensor, indices): the list with element indices[k] set
+// to row k of the tensor, grown when an index is past its end.
+void ScatterIntoKernel(KernelContext& ctx) {
+  const Tensor& list = ctx.input(0);
+  const Tensor& tensor = ctx.input(1);
+  const Tensor& indices = ctx.input(2);
+  RequireList(ctx, list);
+  if (indices.rank() != 1) ctx.Fail(fmt::format("indices must be a vector, got shape {}", ShapeText(indices.shape())));
+  RequireRows(ctx, tensor, std::nullopt);
+  RequireIndicesPerRow(ctx, tensor, indices);
+  if (indices.num_elements() == 0) return ctx.SetOutput(0, list);
+  Tensor out = Resized(ctx, list, std::max(list.dim(0), HighestIndex(indices) + 1), ElementShape(tensor));
+  ScatterRows(ctx, out, tensor, indices);
+  ctx.SetOutput(0, std::move(out));
+}
+KILN_REFERENCE_KERNEL("TensorListScatterIntoExistingList", ScatterIntoKernel);
+
+// TensorListResize(list, size): the first `size` elements, then unset ones (zeros).
+void ResizeKernel(KernelContext& ctx) {
+  const Tensor& list = ctx.input(0);
+  RequireList(ctx, list);
+  if (ctx.input(1).num_elements() != 1) ctx.Fail("size must be a scalar");
+  const int64_t size = ctx.input(1).IntAt(0);
+  if (size < 0) ctx.Fail(fmt::format("size is {}, expected >= 0", size));
+  ctx.SetOutput(0, Resized(ctx, list, size, ElementShape(list)));
+}
+KILN_REFERENCE_KERNEL("TensorListResize", ResizeKernel);
+
+// TensorListPopBack(list, element_shape): the list without its last element, and that element;
+// an element never written reads as zeros of element_shape, which must then be fully defined
+// (TensorFlow checks element_shape only then).
+void PopBackKernel(KernelContext& ctx) {
+  const Tensor& list = ctx.input(0);
+  RequireList(ctx, list);
+  const auto declared = Declared(ctx, ctx.input(1));
+  const int64_t n = list.dim(0);
+  if (n == 0) ctx.Fail("trying to pop from an empty list");
+  const Shape element = ElementShape(list);
+  ctx.SetOutput(0, Resized(ctx, list, n - 1, element));
+  if (Uninitialised(list)) {
+    if (!FullyDefined(declared))
+      ctx.Fail(
+          fmt::format("the last element was never written and element_shape {} is not fully defined, so its "
+                      "shape is unknown",
+                      declared ? ShapeText(Shape(declared->begin(), declared->end())) : std::string("(unknown rank)")));
+    ctx.AllocateOutput(1, list.dtype(), Shape(declared->begin(), declared->end()));
+    return;
+  }
+  Tensor& item = ctx.AllocateOutput(1, list.dtype(), element);
+  const size_t row = item.byte_size();
+  if (row > 0)
+    std::memcpy(item.raw_data(), static_cast<const char*>(list.raw_data()) + static_cast<size_t>(n - 1) * row, row);
+}
+KILN_REFERENCE_KERNEL("TensorListPopBack", PopBackKernel);
 
 }  // namespace
 

@@ -59,10 +59,16 @@ void FlatGraphRecorder::AddNode(const std::string& prefix, const tfproto::NodeDe
       // Fine inside an engine (the engine computes it from the frozen value); the node is marked,
       // and the per-engine layout is refused only if TensorFlow would still have to run it.
       flat.set_op(node.op());
+      bool reads_table = false;
+      for (const TfValue& in : inputs) reads_table = reads_table || in.table != nullptr;
       (*flat.mutable_attr())[kUnexpressibleAttr].set_s(
-          fmt::format("node '{}' ({}) uses a variable other than by ReadVariableOp and is not inside an engine; "
-                      "TensorFlow's graph of a converted model (variables frozen) cannot express it",
-                      name, node.op()));
+          reads_table ? fmt::format("node '{}' ({}) reads a lookup table and is not inside an engine; TensorFlow's "
+                                    "graph of a converted model (tables held as constants) cannot express it",
+                                    name, node.op())
+                      : fmt::format("node '{}' ({}) uses a variable other than by ReadVariableOp and is not inside "
+                                    "an engine; TensorFlow's graph of a converted model (variables frozen) cannot "
+                                    "express it",
+                                    name, node.op()));
       for (const TfValue& in : inputs) {
         if (in.is_resource() || in.value == ir::kNoValue) continue;
         const std::string tensor = TensorOf(graph, in.value, name);
@@ -107,7 +113,8 @@ void FlatGraphRecorder::AddNode(const std::string& prefix, const tfproto::NodeDe
     if (!wiring_.try_emplace(value, tensor).second) continue;
     const bool variant = types && static_cast<int>(i) < types->list().type_size() &&
                          types->list().type(static_cast<int>(i)) == kDtVariant;
-    if (!gives_lists && !variant) source_->tensor_of_value.try_emplace(value, tensor);
+    const bool popped_item = node.op() == "TensorListPopBack" && i == 1;  // (list, tensor)
+    if ((!gives_lists || popped_item) && !variant) source_->tensor_of_value.try_emplace(value, tensor);
   }
 }
 

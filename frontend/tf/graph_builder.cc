@@ -1,21 +1,25 @@
 #include "frontend/tf/graph_builder.h"
 
-#include "common/custom_ops.h"
-#include "frontend/tf/custom_op_import.h"
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <set>
 
-#include <fmt/format.h>
-
+#include "common/custom_ops.h"
 #include "common/proto/tf.pb.h"
+#include "frontend/tf/custom_op_import.h"
 #include "ir/op_schema.h"
 
 namespace kiln::tf {
 namespace {
 
-
 bool IsCallOp(const std::string& op) { return op == "StatefulPartitionedCall" || op == "PartitionedCall"; }
+
+// Ops that create a lookup table resource (a handle the LookupTable* ops take).
+bool IsTableHandleOp(const std::string& op) {
+  return op == "HashTableV2" || op == "MutableHashTableV2" || op == "MutableHashTableOfTensorsV2" ||
+         op == "MutableDenseHashTableV2";
+}
 
 // "a:b:c" -> {"a","b","c"}
 std::vector<std::string> SplitRef(const std::string& ref) {
@@ -48,11 +52,16 @@ tfproto::AttrValue ToAttrValue(const TfAttrDefault& value) {
   std::visit(
       [&](const auto& v) {
         using T = std::decay_t<decltype(v)>;
-        if constexpr (std::is_same_v<T, int64_t>) attr.set_i(v);
-        else if constexpr (std::is_same_v<T, float>) attr.set_f(v);
-        else if constexpr (std::is_same_v<T, bool>) attr.set_b(v);
-        else if constexpr (std::is_same_v<T, std::string>) attr.set_s(v);
-        else if constexpr (std::is_same_v<T, DType>) attr.set_type(static_cast<int>(v));
+        if constexpr (std::is_same_v<T, int64_t>)
+          attr.set_i(v);
+        else if constexpr (std::is_same_v<T, float>)
+          attr.set_f(v);
+        else if constexpr (std::is_same_v<T, bool>)
+          attr.set_b(v);
+        else if constexpr (std::is_same_v<T, std::string>)
+          attr.set_s(v);
+        else if constexpr (std::is_same_v<T, DType>)
+          attr.set_type(static_cast<int>(v));
         else
           for (int64_t i : v) attr.mutable_list()->add_i(i);
       },
@@ -69,9 +78,9 @@ struct GraphBuilder::Scope {
   std::string prefix;  // names of this scope's nodes in the flat TF graph: "" outside, "call/" in a call
   bool flat = true;    // false in control-flow bodies, which the flat TF graph does not hold
   std::map<std::string, const tfproto::NodeDef*> nodes;
-  std::map<std::string, TfValue> args;                      // function arguments by name
-  std::map<std::string, std::vector<TfValue>> outputs;      // imported nodes' flat outputs
-  std::set<std::string> poisoned;                           // nodes that could not be imported
+  std::map<std::string, TfValue> args;                  // function arguments by name
+  std::map<std::string, std::vector<TfValue>> outputs;  // imported nodes' flat outputs
+  std::set<std::string> poisoned;                       // nodes that could not be imported
 };
 
 GraphBuilder::GraphBuilder(const SavedModelBundle& bundle, VariableReader& variables)
@@ -106,9 +115,16 @@ void GraphBuilder::MapCapturedVariables() {
       std::string ref = node.input(input_index);
       const std::string producer = NodeOfRef(ref);
       const CapturedValue& c = captures[j];
-      if (c.kind != CapturedValue::Kind::kVariable) continue;  // constants import as Const nodes
+      if (c.kind == CapturedValue::Kind::kUnsupported) {
+        outer_unsupported_.try_emplace(producer, c.unsupported_reason);
+        continue;
+      }
+      if (c.kind == CapturedValue::Kind::kConstant) continue;  // constants import as Const nodes
       TfValue v;
-      v.resource = c.value;
+      if (c.kind == CapturedValue::Kind::kTable)
+        v.table = c.table;
+      else
+        v.resource = c.value;
       v.resource_name = c.name;
       outer_resources_[producer] = v;
     }
@@ -164,16 +180,19 @@ int GraphBuilder::FlatOutputIndex(const tfproto::NodeDef& node, const std::strin
                 fmt::format("node '{}' ({}) has no output named '{}'", node.name(), node.op(), arg));
   };
   if (auto it = op_defs_.find(node.op()); it != op_defs_.end() && it->second->output_arg_size() > 0) {
-    return walk(it->second->output_arg(), [](const auto& a) { return a.name(); },
-                [](const auto& a) { return a.number_attr(); }, [](const auto& a) { return a.type_list_attr(); });
+    return walk(
+        it->second->output_arg(), [](const auto& a) { return a.name(); }, [](const auto& a) { return a.number_attr(); },
+        [](const auto& a) { return a.type_list_attr(); });
   }
   if (auto it = functions_.find(node.op()); it != functions_.end()) {
-    return walk(it->second->signature().output_arg(), [](const auto& a) { return a.name(); },
-                [](const auto& a) { return a.number_attr(); }, [](const auto& a) { return a.type_list_attr(); });
+    return walk(
+        it->second->signature().output_arg(), [](const auto& a) { return a.name(); },
+        [](const auto& a) { return a.number_attr(); }, [](const auto& a) { return a.type_list_attr(); });
   }
   if (const TfOpSpec* spec = TfImporters().Find(node.op()); spec && !spec->outputs.empty()) {
-    return walk(spec->outputs, [](const TfOutputArg& a) { return a.name; },
-                [](const TfOutputArg& a) { return a.number_attr; }, [](const TfOutputArg& a) { return a.type_list_attr; });
+    return walk(
+        spec->outputs, [](const TfOutputArg& a) { return a.name; }, [](const TfOutputArg& a) { return a.number_attr; },
+        [](const TfOutputArg& a) { return a.type_list_attr; });
   }
   return index;  // a single output arg (possibly a list): the index is the flat index
 }
@@ -193,7 +212,8 @@ TfValue GraphBuilder::Resolve(Scope& scope, const std::string& ref) {
     node_name = parts[0];
     auto node = scope.nodes.find(node_name);
     if (node == scope.nodes.end())
-      throw Error(ErrorCode::kInvalidArgument, fmt::format("function '{}': reference '{}' names no node", scope.label, ref));
+      throw Error(ErrorCode::kInvalidArgument,
+                  fmt::format("function '{}': reference '{}' names no node", scope.label, ref));
     flat = FlatOutputIndex(*node->second, parts[1], parts.size() > 2 ? ParseIndex(parts[2], ref) : 0);
   } else {
     node_name = parts[0];
@@ -258,8 +278,9 @@ std::vector<TfValue> GraphBuilder::ImportScope(Scope& scope, const std::vector<s
         auto dst = state.find(dep);
         if (dst != state.end() && dst->second == State::kDone) continue;
         if (dst != state.end() && dst->second == State::kVisiting)
-          throw Error(ErrorCode::kInvalidArgument,
-                      fmt::format("{}: node '{}' is part of a cycle (TF1 control flow is not supported)", scope.label, dep));
+          throw Error(
+              ErrorCode::kInvalidArgument,
+              fmt::format("{}: node '{}' is part of a cycle (TF1 control flow is not supported)", scope.label, dep));
         stack.push_back({dep, false});
       }
     }
@@ -277,15 +298,23 @@ void GraphBuilder::ImportNode(Scope& scope, const tfproto::NodeDef& node) {
   };
 
   if (!scope.function) {
-    if (op == "VarHandleOp") {
+    // Resource handles of the outer graph: the signature functions' captures say what they are.
+    if (op == "VarHandleOp" || IsTableHandleOp(op)) {
       auto it = outer_resources_.find(node.name());
-      if (it == outer_resources_.end()) return poison("a variable handle that no signature function captures");
-      scope.outputs[node.name()] = {it->second};
-      return;
+      if (it != outer_resources_.end()) {
+        scope.outputs[node.name()] = {it->second};
+        return;
+      }
+      auto why = outer_unsupported_.find(node.name());
+      if (why != outer_unsupported_.end()) return poison(why->second);
+      return poison(op == "VarHandleOp" ? "a variable handle that no signature function captures"
+                                        : "a lookup table that no signature function captures (Kiln reads a table's "
+                                          "contents from the SavedModel's object graph, which TF1 SavedModels lack)");
     }
     if (op == "Placeholder")
-      throw Error(ErrorCode::kInvalidArgument,
-                  fmt::format("the signature depends on placeholder '{}', which is not one of its inputs", node.name()));
+      throw Error(
+          ErrorCode::kInvalidArgument,
+          fmt::format("the signature depends on placeholder '{}', which is not one of its inputs", node.name()));
   }
 
   std::vector<TfValue> inputs;
@@ -323,7 +352,8 @@ void GraphBuilder::ImportNode(Scope& scope, const tfproto::NodeDef& node) {
     function_name = op;
   }
   if (!function_name.empty()) {
-    if (!functions_.count(function_name)) return poison(fmt::format("calls function '{}', which is not in the library", function_name));
+    if (!functions_.count(function_name))
+      return poison(fmt::format("calls function '{}', which is not in the library", function_name));
     std::vector<TfValue> outs = ImportCall(scope, node, function_name, std::move(inputs));
     for (const TfValue& v : outs)
       if (v.value == ir::kNoValue && !v.is_resource()) return poison("");
@@ -362,8 +392,8 @@ void GraphBuilder::RecordFlat(const Scope& scope, const tfproto::NodeDef& node, 
   if (scope.flat) flat_.AddNode(scope.prefix, node, *scope.graph, inputs, outputs);
 }
 
-std::vector<TfValue> GraphBuilder::ImportCall(Scope& caller, const tfproto::NodeDef& node, const std::string& function_name,
-                                              std::vector<TfValue> inputs) {
+std::vector<TfValue> GraphBuilder::ImportCall(Scope& caller, const tfproto::NodeDef& node,
+                                              const std::string& function_name, std::vector<TfValue> inputs) {
   const tfproto::FunctionDef& fdef = *functions_.at(function_name);
   const auto& sig = fdef.signature();
   if (static_cast<int>(inputs.size()) != sig.input_arg_size())
@@ -371,7 +401,8 @@ std::vector<TfValue> GraphBuilder::ImportCall(Scope& caller, const tfproto::Node
                 fmt::format("node '{}' calls function '{}' with {} inputs; it takes {}", node.name(), function_name,
                             inputs.size(), sig.input_arg_size()));
   if (scopes_.size() > 64)
-    throw Error(ErrorCode::kInvalidArgument, fmt::format("functions (calls, branches, loop bodies) nest more than 64 deep at '{}'", function_name));
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("functions (calls, branches, loop bodies) nest more than 64 deep at '{}'", function_name));
   Scope scope;
   scope.graph = caller.graph;
   scope.function = &fdef;
@@ -384,7 +415,8 @@ std::vector<TfValue> GraphBuilder::ImportCall(Scope& caller, const tfproto::Node
   for (const auto& arg : sig.output_arg()) {
     auto ret = fdef.ret().find(arg.name());
     if (ret == fdef.ret().end())
-      throw Error(ErrorCode::kInvalidArgument, fmt::format("function '{}' has no return value for output '{}'", function_name, arg.name()));
+      throw Error(ErrorCode::kInvalidArgument,
+                  fmt::format("function '{}' has no return value for output '{}'", function_name, arg.name()));
     wanted.push_back(ret->second);
   }
   std::vector<TfValue> outs = ImportInScope(scope, wanted);
@@ -394,11 +426,13 @@ std::vector<TfValue> GraphBuilder::ImportCall(Scope& caller, const tfproto::Node
 std::shared_ptr<ir::Graph> GraphBuilder::ImportFunction(const std::string& name, const std::vector<FunctionArg>& args,
                                                         std::vector<TfValue>* resource_outputs) {
   auto it = functions_.find(name);
-  if (it == functions_.end()) throw Error(ErrorCode::kInvalidArgument, fmt::format("function '{}' is not in the library", name));
+  if (it == functions_.end())
+    throw Error(ErrorCode::kInvalidArgument, fmt::format("function '{}' is not in the library", name));
   const tfproto::FunctionDef& fdef = *it->second;
   const auto& sig = fdef.signature();
   if (static_cast<int>(args.size()) != sig.input_arg_size())
-    throw Error(ErrorCode::kInvalidArgument, fmt::format("function '{}' takes {} arguments, got {}", name, sig.input_arg_size(), args.size()));
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("function '{}' takes {} arguments, got {}", name, sig.input_arg_size(), args.size()));
   // Branch and loop bodies nest like calls (and share their limit): a hostile model nesting
   // them thousands deep must not exhaust the stack.
   if (scopes_.size() > 64)
@@ -415,8 +449,9 @@ std::shared_ptr<ir::Graph> GraphBuilder::ImportFunction(const std::string& name,
   for (int i = 0; i < sig.input_arg_size(); ++i) {
     const FunctionArg& a = args[static_cast<size_t>(i)];
     TfValue v;
-    if (a.resource) {
+    if (a.resource || a.table) {
       v.resource = a.resource;
+      v.table = a.table;
       v.resource_name = a.resource_name;
     } else {
       v.value = graph->AddInput(sig.input_arg(i).name(), a.dtype, a.shape);
@@ -463,10 +498,12 @@ ir::Graph GraphBuilder::ImportSignature(const std::string& key) {
   for (const std::string& name : sorted_keys(sig.inputs())) {
     const tfproto::TensorInfo& info = sig.inputs().at(name);
     if (info.name().empty())
-      throw Error(ErrorCode::kUnimplemented, fmt::format("signature '{}' input '{}' is a sparse or composite tensor", key, name));
+      throw Error(ErrorCode::kUnimplemented,
+                  fmt::format("signature '{}' input '{}' is a sparse or composite tensor", key, name));
     DType dtype = DTypeFromTf(info.dtype());
     if (dtype == DType::kInvalid)
-      throw Error(ErrorCode::kUnimplemented, fmt::format("signature '{}' input '{}' has unsupported dtype {}", key, name, info.dtype()));
+      throw Error(ErrorCode::kUnimplemented,
+                  fmt::format("signature '{}' input '{}' has unsupported dtype {}", key, name, info.dtype()));
     ir::SymShape shape;
     if (!info.tensor_shape().unknown_rank()) {
       shape.rank_known = true;
@@ -490,7 +527,8 @@ ir::Graph GraphBuilder::ImportSignature(const std::string& key) {
   for (const std::string& name : output_names) {
     const tfproto::TensorInfo& info = sig.outputs().at(name);
     if (info.name().empty())
-      throw Error(ErrorCode::kUnimplemented, fmt::format("signature '{}' output '{}' is a sparse or composite tensor", key, name));
+      throw Error(ErrorCode::kUnimplemented,
+                  fmt::format("signature '{}' output '{}' is a sparse or composite tensor", key, name));
     wanted.push_back(info.name());
   }
   unsupported_.clear();
@@ -498,7 +536,8 @@ ir::Graph GraphBuilder::ImportSignature(const std::string& key) {
   if (!unsupported_.empty()) throw UnsupportedOpsError(unsupported_);
   for (size_t i = 0; i < outs.size(); ++i) {
     if (outs[i].is_resource())
-      throw Error(ErrorCode::kUnimplemented, fmt::format("signature output '{}' is a resource handle", output_names[i]));
+      throw Error(ErrorCode::kUnimplemented,
+                  fmt::format("signature output '{}' is a resource handle", output_names[i]));
     if (outs[i].value == ir::kNoValue)
       throw Error(ErrorCode::kInternal, fmt::format("signature output '{}' was not imported", output_names[i]));
     graph.AddOutput(output_names[i], outs[i].value);

@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "frontend/import_context.h"
+#include "frontend/import_errors.h"
 #include "frontend/tf/flat_graph.h"
 #include "frontend/tf/importer.h"
 #include "frontend/tf/saved_model.h"
-#include "frontend/import_errors.h"
 #include "ir/graph.h"
 
 namespace kiln::tf {
@@ -60,7 +60,8 @@ class GraphBuilder : public frontend::ImportTarget {
   VariableReader& variables_;
   std::map<std::string, const tfproto::FunctionDef*> functions_;
   std::map<std::string, const tfproto::OpDef*> op_defs_;  // from stripped_op_list
-  std::map<std::string, TfValue> outer_resources_;         // outer VarHandleOp name -> variable
+  std::map<std::string, TfValue> outer_resources_;        // outer VarHandleOp / table name -> variable / table
+  std::map<std::string, std::string> outer_unsupported_;  // outer resource name -> why it cannot be bound
   std::map<std::string, std::map<std::string, tfproto::AttrValue>> default_attrs_;
   std::vector<Scope*> scopes_;
   frontend::UniqueNames node_names_;

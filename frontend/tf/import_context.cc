@@ -1,8 +1,8 @@
 #include <fmt/format.h>
 
+#include "common/proto/tf.pb.h"
 #include "frontend/tf/graph_builder.h"
 #include "frontend/tf/importer.h"
-#include "common/proto/tf.pb.h"
 
 namespace kiln::tf {
 
@@ -16,7 +16,9 @@ ImportContext::ImportContext(GraphBuilder& builder, const tfproto::NodeDef& node
 ir::ValueId ImportContext::input(int i) const {
   if (i < 0 || i >= num_inputs()) Invalid(fmt::format("expected at least {} inputs, got {}", i + 1, num_inputs()));
   const TfValue& v = inputs_[static_cast<size_t>(i)];
-  if (v.is_resource()) Unsupported(fmt::format("input {} is a resource (variable '{}'), not a tensor", i, v.resource_name));
+  if (v.is_resource())
+    Unsupported(fmt::format("input {} is a resource ({} '{}'), not a tensor", i, v.table ? "lookup table" : "variable",
+                            v.resource_name));
   return v.value;
 }
 
@@ -40,8 +42,19 @@ DType ImportContext::input_dtype(int i) const {
 const TfValue& ImportContext::resource_input(int i) const {
   if (i < 0 || i >= num_inputs()) Invalid(fmt::format("expected at least {} inputs, got {}", i + 1, num_inputs()));
   const TfValue& v = inputs_[static_cast<size_t>(i)];
-  if (!v.is_resource()) Unsupported(fmt::format("input {} is not a variable bound at import time", i));
+  if (!v.resource) Unsupported(fmt::format("input {} is not a variable bound at import time", i));
   return v;
+}
+
+const LookupTable& ImportContext::table_input(int i) const {
+  if (i < 0 || i >= num_inputs()) Invalid(fmt::format("expected at least {} inputs, got {}", i + 1, num_inputs()));
+  const TfValue& v = inputs_[static_cast<size_t>(i)];
+  if (!v.table)
+    Unsupported(
+        fmt::format("input {} is not a lookup table that the SavedModel creates and fills with constants at "
+                    "load time",
+                    i));
+  return *v.table;
 }
 
 bool ImportContext::has_attr(const std::string& name) const { return builder_.FindAttr(node_, name) != nullptr; }
@@ -60,7 +73,8 @@ std::string ImportContext::attr_string(const std::string& name) const { return a
 DType ImportContext::attr_type(const std::string& name) const {
   const int t = attr(name).type();
   DType d = DTypeFromTf(t);
-  if (d == DType::kInvalid) Unsupported(fmt::format("attribute '{}' has dtype {}, which Kiln does not support", name, t));
+  if (d == DType::kInvalid)
+    Unsupported(fmt::format("attribute '{}' has dtype {}, which Kiln does not support", name, t));
   return d;
 }
 
@@ -78,14 +92,16 @@ std::vector<DType> ImportContext::attr_types(const std::string& name) const {
   std::vector<DType> out;
   for (int t : attr(name).list().type()) {
     DType d = DTypeFromTf(t);
-    if (d == DType::kInvalid) Unsupported(fmt::format("attribute '{}' lists dtype {}, which Kiln does not support", name, t));
+    if (d == DType::kInvalid)
+      Unsupported(fmt::format("attribute '{}' lists dtype {}, which Kiln does not support", name, t));
     out.push_back(d);
   }
   return out;
 }
 
 Tensor ImportContext::attr_tensor(const std::string& name) const {
-  return DecodeTensorProto(attr(name).tensor(), fmt::format("node '{}' ({}) attribute '{}'", node_.name(), node_.op(), name));
+  return DecodeTensorProto(attr(name).tensor(),
+                           fmt::format("node '{}' ({}) attribute '{}'", node_.name(), node_.op(), name));
 }
 
 std::string ImportContext::attr_func(const std::string& name) const { return attr(name).func().name(); }
@@ -119,7 +135,8 @@ void ImportContext::SetOutputs(const std::vector<ir::ValueId>& values) {
   for (size_t i = 0; i < values.size(); ++i) SetOutput(static_cast<int>(i), values[i]);
 }
 
-std::shared_ptr<ir::Graph> ImportContext::ImportFunction(const std::string& function_name, const std::vector<FunctionArg>& args) {
+std::shared_ptr<ir::Graph> ImportContext::ImportFunction(const std::string& function_name,
+                                                         const std::vector<FunctionArg>& args) {
   return builder_.ImportFunction(function_name, args);
 }
 
@@ -130,9 +147,9 @@ void ImporterTable::Add(TfOpSpec spec) {
 }
 
 const ImporterTable& TfImporters() {
-  static const ImporterTable table = BuildRegistry<ImporterTable>(
-      {RegisterCoreImporters, RegisterElementwiseImporters, RegisterNnImporters, RegisterArrayImporters,
-       RegisterTensorListImporters});
+  static const ImporterTable table =
+      BuildRegistry<ImporterTable>({RegisterCoreImporters, RegisterElementwiseImporters, RegisterNnImporters,
+                                    RegisterArrayImporters, RegisterTensorListImporters, RegisterLookupImporters});
   return table;
 }
 

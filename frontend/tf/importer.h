@@ -16,6 +16,7 @@
 #include "common/proto/tensor_proto.h"
 #include "frontend/import_context.h"
 #include "frontend/import_errors.h"
+#include "frontend/tf/lookup_table.h"
 #include "ir/graph.h"
 #include "kiln/tensor.h"
 
@@ -30,12 +31,14 @@ namespace kiln::tf {
 using frontend::UnsupportedError;
 
 // The value a TF tensor reference resolves to during import: an IR value, or a resource
-// (a frozen variable's tensor) that only ReadVariableOp-like ops may consume.
+// (a frozen variable's tensor that only ReadVariableOp-like ops may consume, or a static lookup
+// table that the LookupTable* ops read).
 struct TfValue {
   ir::ValueId value = ir::kNoValue;
-  std::shared_ptr<const Tensor> resource;  // set for DT_RESOURCE inputs bound to a variable
-  std::string resource_name;               // the variable's name, for messages
-  bool is_resource() const { return resource != nullptr; }
+  std::shared_ptr<const Tensor> resource;    // set for DT_RESOURCE inputs bound to a variable
+  std::shared_ptr<const LookupTable> table;  // set for DT_RESOURCE inputs bound to a static table
+  std::string resource_name;                 // the variable's or table's name, for messages
+  bool is_resource() const { return resource != nullptr || table != nullptr; }
 };
 
 // A function argument binding for ImportFunction: either a fresh graph input of this
@@ -43,7 +46,8 @@ struct TfValue {
 struct FunctionArg {
   DType dtype = DType::kInvalid;
   ir::SymShape shape;
-  std::shared_ptr<const Tensor> resource;  // a variable: consumed by ReadVariableOp inside
+  std::shared_ptr<const Tensor> resource;    // a variable: consumed by ReadVariableOp inside
+  std::shared_ptr<const LookupTable> table;  // a static lookup table: read by LookupTable* ops inside
   std::string resource_name;
 };
 
@@ -63,8 +67,10 @@ class ImportContext : public frontend::ImportContextBase {
   DType input_dtype(int i) const;
   ir::SymShape input_shape(int i) const { return ValueShape(TensorInput(i)); }
   const Tensor* constant_input(int i) const { return ValueConstant(TensorInput(i)); }
-  // The variable tensor behind resource input i (fails if input i is not a bound resource).
+  // The variable tensor behind resource input i (fails if input i is not a bound variable).
   const TfValue& resource_input(int i) const;
+  // The static lookup table behind resource input i (fails if input i is not a bound table).
+  const LookupTable& table_input(int i) const;
   const TfValue& raw_input(int i) const { return inputs_.at(static_cast<size_t>(i)); }
 
   // ---- attributes, with defaults from OpDefs already applied ----
@@ -78,8 +84,8 @@ class ImportContext : public frontend::ImportContextBase {
   std::vector<int64_t> attr_ints(const std::string& name) const;
   std::vector<float> attr_floats(const std::string& name) const;
   std::vector<DType> attr_types(const std::string& name) const;
-  Tensor attr_tensor(const std::string& name) const;          // decoded TensorProto
-  std::string attr_func(const std::string& name) const;       // function name of a func attr
+  Tensor attr_tensor(const std::string& name) const;     // decoded TensorProto
+  std::string attr_func(const std::string& name) const;  // function name of a func attr
   // With an explicit fallback for attrs that may be absent.
   int64_t attr_int(const std::string& name, int64_t fallback) const;
   float attr_float(const std::string& name, float fallback) const;
@@ -139,11 +145,15 @@ class ImporterTable {
 // All TF importers; built once, immutable.
 const ImporterTable& TfImporters();
 
-void RegisterCoreImporters(ImporterTable& table);        // Const, Identity, Placeholder, ReadVariableOp, If, While, NoOp ...
-void RegisterElementwiseImporters(ImporterTable& table);  // unary, binary, comparisons, activations, Cast, Select, AddN, BiasAdd ...
-void RegisterNnImporters(ImporterTable& table);           // Conv*, pooling, MatMul, BatchMatMul, Einsum, FusedBatchNorm, Softmax ...
-void RegisterArrayImporters(ImporterTable& table);        // Reshape, Transpose, Concat, slicing, gather, reductions, Shape ...
-void RegisterTensorListImporters(ImporterTable& table);   // TensorList* (lists held as dense tensors)
+void RegisterCoreImporters(ImporterTable& table);  // Const, Identity, Placeholder, ReadVariableOp, If, While, NoOp ...
+void RegisterElementwiseImporters(
+    ImporterTable& table);  // unary, binary, comparisons, activations, Cast, Select, AddN, BiasAdd ...
+void RegisterNnImporters(
+    ImporterTable& table);  // Conv*, pooling, MatMul, BatchMatMul, Einsum, FusedBatchNorm, Softmax ...
+void RegisterArrayImporters(
+    ImporterTable& table);  // Reshape, Transpose, Concat, slicing, gather, reductions, Shape ...
+void RegisterTensorListImporters(ImporterTable& table);  // TensorList* (lists held as dense tensors)
+void RegisterLookupImporters(ImporterTable& table);      // LookupTableFindV2, LookupTableSizeV2 (static tables)
 
 using tfproto::DecodeTensorProto;
 

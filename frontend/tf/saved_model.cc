@@ -2,6 +2,12 @@
 // values bound to concrete functions' captured inputs (variables and constants).
 #include "frontend/tf/saved_model.h"
 
+#include <fmt/format.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/io/zero_copy_stream_impl.h>
+#include <google/protobuf/text_format.h>
+
 #include <algorithm>
 #include <cctype>
 #include <climits>
@@ -14,12 +20,6 @@
 #include <string_view>
 #include <unordered_map>
 
-#include <fmt/format.h>
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/tokenizer.h>
-#include <google/protobuf/io/zero_copy_stream_impl.h>
-#include <google/protobuf/text_format.h>
-
 #include "common/file_checks.h"
 #include "common/model_budget.h"
 #include "frontend/tf/importer.h"
@@ -29,9 +29,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string TagSetString(std::vector<std::string> tags) {
-  return fmt::format("{{{}}}", fmt::join(tags, ", "));
-}
+std::string TagSetString(std::vector<std::string> tags) { return fmt::format("{{{}}}", fmt::join(tags, ", ")); }
 
 std::set<std::string> TagSet(const std::vector<std::string>& tags) { return {tags.begin(), tags.end()}; }
 
@@ -43,18 +41,45 @@ void ParseBinary(const std::string& path, tfproto::SavedModel& proto) {
   google::protobuf::io::CodedInputStream coded(&zero_copy);
   coded.SetTotalBytesLimit(INT_MAX);  // saved_model.pb can exceed the 64 MB default
   if (!proto.ParseFromCodedStream(&coded) || !coded.ConsumedEntireMessage() || in.bad())
-    throw Error(ErrorCode::kDataLoss,
-                fmt::format("{}: cannot parse as a SavedModel protobuf (corrupt, truncated or not a SavedModel)", path));
+    throw Error(
+        ErrorCode::kDataLoss,
+        fmt::format("{}: cannot parse as a SavedModel protobuf (corrupt, truncated or not a SavedModel)", path));
 }
 
 // TensorFlow's DataType enum names, in enum order (value = index). Kiln's schema declares dtype
 // fields as int32, so text-format files (which spell them DT_FLOAT, ...) are rewritten first.
 constexpr const char* kDataTypeNames[] = {
-    "DT_INVALID", "DT_FLOAT", "DT_DOUBLE", "DT_INT32", "DT_UINT8", "DT_INT16", "DT_INT8", "DT_STRING",
-    "DT_COMPLEX64", "DT_INT64", "DT_BOOL", "DT_QINT8", "DT_QUINT8", "DT_QINT32", "DT_BFLOAT16", "DT_QINT16",
-    "DT_QUINT16", "DT_UINT16", "DT_COMPLEX128", "DT_HALF", "DT_RESOURCE", "DT_VARIANT", "DT_UINT32", "DT_UINT64",
-    "DT_FLOAT8_E5M2", "DT_FLOAT8_E4M3FN", "DT_FLOAT8_E4M3FNUZ", "DT_FLOAT8_E4M3B11FNUZ", "DT_FLOAT8_E5M2FNUZ",
-    "DT_INT4", "DT_UINT4",
+    "DT_INVALID",
+    "DT_FLOAT",
+    "DT_DOUBLE",
+    "DT_INT32",
+    "DT_UINT8",
+    "DT_INT16",
+    "DT_INT8",
+    "DT_STRING",
+    "DT_COMPLEX64",
+    "DT_INT64",
+    "DT_BOOL",
+    "DT_QINT8",
+    "DT_QUINT8",
+    "DT_QINT32",
+    "DT_BFLOAT16",
+    "DT_QINT16",
+    "DT_QUINT16",
+    "DT_UINT16",
+    "DT_COMPLEX128",
+    "DT_HALF",
+    "DT_RESOURCE",
+    "DT_VARIANT",
+    "DT_UINT32",
+    "DT_UINT64",
+    "DT_FLOAT8_E5M2",
+    "DT_FLOAT8_E4M3FN",
+    "DT_FLOAT8_E4M3FNUZ",
+    "DT_FLOAT8_E4M3B11FNUZ",
+    "DT_FLOAT8_E5M2FNUZ",
+    "DT_INT4",
+    "DT_UINT4",
 };
 
 std::optional<int> DataTypeNumber(std::string_view name) {
@@ -77,8 +102,8 @@ std::string NumberEnums(const std::string& text) {
   out.reserve(text.size());
   const size_t n = text.size();
   const auto is_ident = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
-  std::string_view last_ident;   // the identifier before the current position
-  bool after_colon = false;      // a ':' follows last_ident
+  std::string_view last_ident;  // the identifier before the current position
+  bool after_colon = false;     // a ':' follows last_ident
   size_t i = 0;
   while (i < n) {
     const char c = text[i];
@@ -98,16 +123,22 @@ std::string NumberEnums(const std::string& text) {
       while (i < n && is_ident(text[i])) ++i;
       const std::string_view word(text.data() + start, i - start);
       std::optional<int> number;
-      if (word.substr(0, 3) == "DT_") number = DataTypeNumber(word);
+      if (word.substr(0, 3) == "DT_")
+        number = DataTypeNumber(word);
       else if (after_colon && last_ident == "version")
-        number = word == "LEGACY" ? std::optional<int>(0) : word == "V1" ? std::optional<int>(1)
-                                                          : word == "V2" ? std::optional<int>(2) : std::nullopt;
-      if (number) out += std::to_string(*number);
-      else out.append(word);
+        number = word == "LEGACY" ? std::optional<int>(0)
+                 : word == "V1"   ? std::optional<int>(1)
+                 : word == "V2"   ? std::optional<int>(2)
+                                  : std::nullopt;
+      if (number)
+        out += std::to_string(*number);
+      else
+        out.append(word);
       last_ident = word;
       after_colon = false;
     } else {
-      if (c == ':') after_colon = true;
+      if (c == ':')
+        after_colon = true;
       else if (!std::isspace(static_cast<unsigned char>(c))) {
         last_ident = {};
         after_colon = false;
@@ -128,7 +159,8 @@ void ParseText(const std::string& path, tfproto::SavedModel& proto) {
   // Collect the parser's complaints for the message instead of letting it log them.
   struct Collector : google::protobuf::io::ErrorCollector {
     std::string first;
-    void AddError(int line, int column, const std::string& message) {  // no override: the signature varies across protobuf versions
+    void AddError(int line, int column,
+                  const std::string& message) {  // no override: the signature varies across protobuf versions
       if (first.empty()) first = fmt::format("line {}, column {}: {}", line + 1, column + 1, message);
     }
   } collector;
@@ -180,15 +212,24 @@ std::unordered_map<int, std::string> CheckpointKeys(const tfproto::SavedObjectGr
 
 const char* KindName(tfproto::SavedObject::KindCase kind) {
   switch (kind) {
-    case tfproto::SavedObject::kUserObject: return "user_object";
-    case tfproto::SavedObject::kAsset: return "asset";
-    case tfproto::SavedObject::kFunction: return "function";
-    case tfproto::SavedObject::kVariable: return "variable";
-    case tfproto::SavedObject::kBareConcreteFunction: return "bare_concrete_function";
-    case tfproto::SavedObject::kConstant: return "constant";
-    case tfproto::SavedObject::kResource: return "resource";
-    case tfproto::SavedObject::kCapturedTensor: return "captured_tensor";
-    case tfproto::SavedObject::KIND_NOT_SET: return "unknown (no kind set)";
+    case tfproto::SavedObject::kUserObject:
+      return "user_object";
+    case tfproto::SavedObject::kAsset:
+      return "asset";
+    case tfproto::SavedObject::kFunction:
+      return "function";
+    case tfproto::SavedObject::kVariable:
+      return "variable";
+    case tfproto::SavedObject::kBareConcreteFunction:
+      return "bare_concrete_function";
+    case tfproto::SavedObject::kConstant:
+      return "constant";
+    case tfproto::SavedObject::kResource:
+      return "resource";
+    case tfproto::SavedObject::kCapturedTensor:
+      return "captured_tensor";
+    case tfproto::SavedObject::KIND_NOT_SET:
+      return "unknown (no kind set)";
   }
   return "unknown";
 }
@@ -263,6 +304,35 @@ const tfproto::SignatureDef& FindSignature(const SavedModelBundle& bundle, const
                           keys.empty() ? std::string("(none)") : fmt::format("{}", fmt::join(keys, ", "))));
 }
 
+std::shared_ptr<const Tensor> CapturedConstant(const SavedModelBundle& bundle, int id,
+                                               const std::string& concrete_function_name) {
+  const tfproto::SavedObjectGraph& graph = bundle.meta_graph->object_graph_def();
+  if (id < 0 || id >= graph.nodes_size() || graph.nodes(id).kind_case() != tfproto::SavedObject::kConstant)
+    throw Error(ErrorCode::kDataLoss, fmt::format("SavedModel '{}': function '{}' captures object node {}, which is "
+                                                  "not a constant",
+                                                  bundle.dir, concrete_function_name, id));
+  const std::string& op = graph.nodes(id).constant().operation();
+  const tfproto::NodeDef* found = nullptr;
+  for (const auto& n : bundle.meta_graph->graph_def().node())
+    if (n.name() == op) {
+      found = &n;
+      break;
+    }
+  if (!found)
+    throw Error(ErrorCode::kNotFound,
+                fmt::format("SavedModel '{}': constant captured by '{}' (object node {}) names operation '{}', "
+                            "which is not in the graph",
+                            bundle.dir, concrete_function_name, id, op));
+  auto vit = found->attr().find("value");
+  if (found->op() != "Const" || vit == found->attr().end() || !vit->second.has_tensor())
+    throw Error(ErrorCode::kDataLoss,
+                fmt::format("SavedModel '{}': constant captured by '{}' names node '{}' (op {}), which is not a "
+                            "Const with a tensor 'value'",
+                            bundle.dir, concrete_function_name, op, found->op()));
+  return std::make_shared<const Tensor>(
+      DecodeTensorProto(vit->second.tensor(), fmt::format("SavedModel '{}': constant '{}'", bundle.dir, op)));
+}
+
 std::vector<CapturedValue> ResolveCaptures(const SavedModelBundle& bundle, VariableReader& variables,
                                            const std::string& concrete_function_name) {
   std::vector<CapturedValue> out;
@@ -305,16 +375,17 @@ std::vector<CapturedValue> ResolveCaptures(const SavedModelBundle& bundle, Varia
   for (int j = 0; j < fn.bound_inputs_size(); ++j) {
     const int id = fn.bound_inputs(j);
     if (id < 0 || id >= graph.nodes_size())
-      throw Error(ErrorCode::kDataLoss,
-                  fmt::format("SavedModel '{}': function '{}' captures object node {} but the object graph has {} nodes",
-                              bundle.dir, concrete_function_name, id, graph.nodes_size()));
+      throw Error(
+          ErrorCode::kDataLoss,
+          fmt::format("SavedModel '{}': function '{}' captures object node {} but the object graph has {} nodes",
+                      bundle.dir, concrete_function_name, id, graph.nodes_size()));
     const tfproto::SavedObject& node = graph.nodes(id);
     CapturedValue cv;
     switch (node.kind_case()) {
       case tfproto::SavedObject::kVariable: {
         const tfproto::SavedVariable& var = node.variable();
-        const std::string var_desc =
-            var.name().empty() ? fmt::format("object node {}", id) : fmt::format("'{}' (object node {})", var.name(), id);
+        const std::string var_desc = var.name().empty() ? fmt::format("object node {}", id)
+                                                        : fmt::format("'{}' (object node {})", var.name(), id);
         const auto& ck = checkpoint_keys();
         auto kit = ck.find(id);
         if (kit == ck.end())
@@ -334,9 +405,10 @@ std::vector<CapturedValue> ResolveCaptures(const SavedModelBundle& bundle, Varia
         }
         const DType want = DTypeFromTf(var.dtype());
         if (var.dtype() != 0 && want != value->dtype())
-          throw Error(ErrorCode::kDataLoss,
-                      fmt::format("SavedModel '{}': variable {} is {} in the object graph but checkpoint key '{}' holds {}",
-                                  bundle.dir, var_desc, DTypeName(want), key, DTypeName(value->dtype())));
+          throw Error(
+              ErrorCode::kDataLoss,
+              fmt::format("SavedModel '{}': variable {} is {} in the object graph but checkpoint key '{}' holds {}",
+                          bundle.dir, var_desc, DTypeName(want), key, DTypeName(value->dtype())));
         if (var.has_shape() && !var.shape().unknown_rank()) {
           bool mismatch = var.shape().dim_size() != value->rank();
           for (int d = 0; !mismatch && d < var.shape().dim_size(); ++d) {
@@ -358,28 +430,9 @@ std::vector<CapturedValue> ResolveCaptures(const SavedModelBundle& bundle, Varia
         break;
       }
       case tfproto::SavedObject::kConstant: {
-        const std::string& op = node.constant().operation();
-        const tfproto::NodeDef* found = nullptr;
-        for (const auto& n : bundle.meta_graph->graph_def().node())
-          if (n.name() == op) {
-            found = &n;
-            break;
-          }
-        if (!found)
-          throw Error(ErrorCode::kNotFound,
-                      fmt::format("SavedModel '{}': constant captured by '{}' (object node {}) names operation '{}', "
-                                  "which is not in the graph",
-                                  bundle.dir, concrete_function_name, id, op));
-        auto vit = found->attr().find("value");
-        if (found->op() != "Const" || vit == found->attr().end() || !vit->second.has_tensor())
-          throw Error(ErrorCode::kDataLoss,
-                      fmt::format("SavedModel '{}': constant captured by '{}' names node '{}' (op {}), which is not a "
-                                  "Const with a tensor 'value'",
-                                  bundle.dir, concrete_function_name, op, found->op()));
         cv.kind = CapturedValue::Kind::kConstant;
-        cv.name = op;
-        cv.value = std::make_shared<const Tensor>(
-            DecodeTensorProto(vit->second.tensor(), fmt::format("SavedModel '{}': constant '{}'", bundle.dir, op)));
+        cv.name = node.constant().operation();
+        cv.value = CapturedConstant(bundle, id, concrete_function_name);
         break;
       }
       case tfproto::SavedObject::kAsset:
@@ -387,9 +440,7 @@ std::vector<CapturedValue> ResolveCaptures(const SavedModelBundle& bundle, Varia
         cv.unsupported_reason = "captures an asset file (e.g. a vocabulary); assets are not supported";
         break;
       case tfproto::SavedObject::kResource:
-        cv.name = fmt::format("resource (object node {})", id);
-        cv.unsupported_reason =
-            "captures a non-variable resource (e.g. a lookup table or queue); such resources are not supported";
+        cv = ResolveTableCapture(bundle, id, concrete_function_name);
         break;
       case tfproto::SavedObject::kCapturedTensor:
         cv.name = node.captured_tensor().name();

@@ -6,8 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "frontend/tf/bundle_reader.h"
 #include "common/proto/tf.pb.h"
+#include "frontend/tf/bundle_reader.h"
+#include "frontend/tf/lookup_table.h"
 #include "kiln/tensor.h"
 
 namespace kiln::tf {
@@ -35,11 +36,12 @@ const tfproto::SignatureDef& FindSignature(const SavedModelBundle& bundle, const
 
 // One value captured by a concrete function (its bound inputs, in order).
 struct CapturedValue {
-  enum class Kind { kVariable, kConstant, kUnsupported };
+  enum class Kind { kVariable, kConstant, kTable, kUnsupported };
   Kind kind = Kind::kUnsupported;
-  std::string name;                     // variable name / checkpoint key / constant op, for messages
-  std::shared_ptr<const Tensor> value;  // the variable's or constant's value
-  std::string unsupported_reason;       // for kUnsupported (assets, resources such as tables)
+  std::string name;                          // variable name / checkpoint key / constant op, for messages
+  std::shared_ptr<const Tensor> value;       // the variable's or constant's value
+  std::shared_ptr<const LookupTable> table;  // for kTable: a static table's contents
+  std::string unsupported_reason;            // for kUnsupported (assets, mutable tables, other resources)
 };
 
 // Values of the bound inputs of `concrete_function_name`, in order; empty if the function has
@@ -47,5 +49,16 @@ struct CapturedValue {
 // A variable whose checkpoint entry is missing is kNotFound naming the variable.
 std::vector<CapturedValue> ResolveCaptures(const SavedModelBundle& bundle, VariableReader& variables,
                                            const std::string& concrete_function_name);
+
+// The value of the Const node behind object-graph node `id` (a SavedConstant) that
+// `concrete_function_name` captures.
+std::shared_ptr<const Tensor> CapturedConstant(const SavedModelBundle& bundle, int id,
+                                               const std::string& concrete_function_name);
+
+// A captured resource (object-graph node `id`, kind resource): a static lookup table whose
+// creator makes a HashTableV2 and whose initializer imports constant keys and values becomes
+// kTable with its contents; anything else (mutable tables, tables filled from files, queues) is
+// kUnsupported with the reason. Implemented in saved_table.cc.
+CapturedValue ResolveTableCapture(const SavedModelBundle& bundle, int id, const std::string& concrete_function_name);
 
 }  // namespace kiln::tf

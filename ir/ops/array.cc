@@ -10,6 +10,7 @@ void RegisterArrayIndexOps(OpRegistry& registry);    // array_index.cc
 void RegisterArrayReduceOps(OpRegistry& registry);   // array_reduce.cc
 void RegisterArrayScatterOps(OpRegistry& registry);  // array_scatter.cc
 void RegisterTextOps(OpRegistry& registry);          // text.cc (string ops)
+void RegisterLookupOps(OpRegistry& registry);        // lookup.cc (static lookup tables)
 
 void RegisterArrayOps(OpRegistry& registry) {
   RegisterArrayShapeOps(registry);
@@ -17,6 +18,7 @@ void RegisterArrayOps(OpRegistry& registry) {
   RegisterArrayReduceOps(registry);
   RegisterArrayScatterOps(registry);
   RegisterTextOps(registry);
+  RegisterLookupOps(registry);
 }
 
 }  // namespace kiln::ir

@@ -4,6 +4,9 @@
 // element shape is not known yet (TensorListReserve with -1 dims) is a tensor with no elements
 // until its first TensorListSetItem fixes the shape. Semantics: docs/ops/tensor_list.md.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <limits>
 
 #include "ir/ops/array_common.h"
 
@@ -134,6 +137,127 @@ void InferPushBack(InferContext& ctx) {
   ctx.SetOutput(0, ctx.input_dtype(0), item.rank_known ? ListShape(length, item.dims) : SymShape::Unknown());
 }
 
+// The element dims of a list `tensor` input's rows (its dims after the first), refined by a
+// declared element shape (input `es`) that must fit them.
+std::optional<std::vector<Dim>> RowDims(const InferContext& ctx, int tensor, int es) {
+  auto rows = ElementDims(ctx, tensor);
+  const auto declared = DeclaredElementShape(ctx, es);
+  if (!rows) return declared;
+  if (declared) {
+    if (declared->size() != rows->size())
+      ctx.Fail(
+          fmt::format("element_shape has rank {} but the tensor's rows have rank {}", declared->size(), rows->size()));
+    for (size_t d = 0; d < rows->size(); ++d) {
+      if (IsStatic((*declared)[d]) && IsStatic((*rows)[d]) && (*declared)[d] != (*rows)[d])
+        ctx.Fail(fmt::format("element_shape does not fit the tensor's rows (dim {}: {} vs {})", d, (*declared)[d],
+                             (*rows)[d]));
+      (*rows)[d] = Refine((*rows)[d], (*declared)[d]);
+    }
+  }
+  return rows;
+}
+
+// ---- TensorListSplit(tensor, element_shape, lengths) ----
+// Elements are runs of `lengths[i]` rows; held densely, so every length must be the same.
+void InferSplit(InferContext& ctx) {
+  RequireIndexInput(ctx, 1, "element_shape");
+  RequireIndexInput(ctx, 2, "lengths");
+  const SymShape& tensor = ctx.input_shape(0);
+  if (tensor.rank_known && tensor.rank() == 0) ctx.Fail("expected a tensor of rank >= 1, got a scalar");
+  Dim n = kUnknownDim, run = kUnknownDim;
+  if (auto lengths = ConstInts(ctx, 2)) {
+    n = static_cast<Dim>(lengths->size());
+    for (int64_t l : *lengths)
+      if (l < 0) ctx.Fail(fmt::format("lengths holds {}, expected lengths >= 0", l));
+    for (int64_t l : *lengths)
+      if (l != lengths->front())
+        ctx.Fail(
+            fmt::format("lengths [{}] differ; Kiln holds a list as one dense tensor, so its elements must have "
+                        "one shape",
+                        fmt::join(*lengths, ",")));
+    if (!lengths->empty()) run = lengths->front();
+    if (n > 0 && tensor.rank_known && IsStatic(tensor.dims[0]) && n * run != tensor.dims[0])
+      ctx.Fail(fmt::format("lengths sum to {} but the tensor has {} rows", n * run, tensor.dims[0]));
+  } else if (ctx.input_shape(2).rank_known && ctx.input_shape(2).rank() == 1) {
+    n = ctx.input_shape(2).dims[0];
+  }
+  // The declared element shape's first dim is a run's length, which TensorFlow does not check.
+  std::optional<std::vector<Dim>> element;
+  if (tensor.rank_known) {
+    element = std::vector<Dim>(tensor.dims.begin(), tensor.dims.end());
+    (*element)[0] = run;
+    if (const auto declared = DeclaredElementShape(ctx, 1)) {
+      if (declared->size() != element->size())
+        ctx.Fail(
+            fmt::format("element_shape has rank {} but the tensor has rank {}", declared->size(), element->size()));
+      for (size_t d = 1; d < element->size(); ++d)
+        if (IsStatic((*declared)[d]) && IsStatic((*element)[d]) && (*declared)[d] != (*element)[d])
+          ctx.Fail(fmt::format("element_shape does not fit the tensor (dim {}: {} vs {})", d, (*declared)[d],
+                               (*element)[d]));
+    }
+  }
+  ctx.SetOutput(0, ctx.input_dtype(0), ListShape(n, element));
+}
+
+// ---- TensorListScatter(tensor, indices, element_shape, num_elements) ----
+void InferScatter(InferContext& ctx) {
+  RequireIndexInput(ctx, 1, "indices", std::numeric_limits<int>::max());  // any shape: flattened
+  RequireIndexInput(ctx, 2, "element_shape");
+  RequireIndexInput(ctx, 3, "num_elements", 0);
+  const SymShape& tensor = ctx.input_shape(0);
+  if (tensor.rank_known && tensor.rank() == 0) ctx.Fail("expected a tensor of rank >= 1, got a scalar");
+  const std::optional<int64_t> n = ConstScalar(ctx, 3);
+  if (n && *n < -1) ctx.Fail(fmt::format("num_elements is {}, expected >= -1", *n));
+  ctx.SetOutput(0, ctx.input_dtype(0), ListShape(n && *n >= 0 ? *n : kUnknownDim, RowDims(ctx, 0, 2)));
+}
+
+// ---- TensorListScatterIntoExistingList(list, tensor, indices) ----
+void InferScatterInto(InferContext& ctx) {
+  RequireIndexInput(ctx, 2, "indices");
+  if (ctx.input_dtype(0) != ctx.input_dtype(1))
+    ctx.Fail(fmt::format("the list holds {} elements but the tensor is {}", DTypeName(ctx.input_dtype(0)),
+                         DTypeName(ctx.input_dtype(1))));
+  const SymShape& list = ctx.input_shape(0);
+  if (list.rank_known && list.rank() == 0) ctx.Fail("expected a list (a tensor of rank >= 1), got a scalar");
+  const SymShape& tensor = ctx.input_shape(1);
+  if (tensor.rank_known && tensor.rank() == 0) ctx.Fail("expected a tensor of rank >= 1, got a scalar");
+  // An index past the end grows the list. The elements take the rows' shape, except that
+  // scattering no rows leaves the list as it was: only the dims both agree on are known.
+  auto rows = ElementDims(ctx, 1);
+  const auto element = ElementDims(ctx, 0);
+  if (rows && element && rows->size() == element->size()) {
+    for (size_t d = 0; d < rows->size(); ++d)
+      if ((*rows)[d] != (*element)[d]) (*rows)[d] = kUnknownDim;
+  } else {
+    rows = std::nullopt;
+  }
+  ctx.SetOutput(0, ctx.input_dtype(0), ListShape(kUnknownDim, rows));
+}
+
+// ---- TensorListResize(list, size) ----
+void InferResize(InferContext& ctx) {
+  RequireIndexInput(ctx, 1, "size", 0);
+  const std::optional<int64_t> size = ConstScalar(ctx, 1);
+  if (size && *size < 0) ctx.Fail(fmt::format("size is {}, expected >= 0", *size));
+  ctx.SetOutput(0, ctx.input_dtype(0), ListShape(size.value_or(kUnknownDim), ElementDims(ctx, 0)));
+}
+
+// ---- TensorListPopBack(list, element_shape) -> (list, item) ----
+void InferPopBack(InferContext& ctx) {
+  RequireIndexInput(ctx, 1, "element_shape");
+  const SymShape& list = ctx.input_shape(0);
+  if (list.rank_known && IsStatic(list.dims[0]) && list.dims[0] == 0) ctx.Fail("trying to pop from an empty list");
+  const Dim length = list.rank_known && IsStatic(list.dims[0]) ? list.dims[0] - 1 : kUnknownDim;
+  auto element = ElementDims(ctx, 0);
+  ctx.SetOutput(0, ctx.input_dtype(0), ListShape(length, element));
+  // The item: the list's element shape; a list never written gives zeros of element_shape.
+  auto declared = DeclaredElementShape(ctx, 1);
+  if (element && declared && element->size() == declared->size())
+    for (size_t d = 0; d < element->size(); ++d) (*element)[d] = Refine((*declared)[d], (*element)[d]);
+  if (!element) element = declared;
+  ctx.SetOutput(1, ctx.input_dtype(0), element ? SymShape::Of(*element) : SymShape::Unknown());
+}
+
 }  // namespace
 
 void RegisterTensorListOps(OpRegistry& registry) {
@@ -145,6 +269,11 @@ void RegisterTensorListOps(OpRegistry& registry) {
   registry.Add({"TensorListStack", 2, 2, InferStack, true});
   registry.Add({"TensorListLength", 1, 1, InferLength, true});
   registry.Add({"TensorListPushBack", 2, 2, InferPushBack, true});
+  registry.Add({"TensorListSplit", 3, 3, InferSplit, true});
+  registry.Add({"TensorListScatter", 4, 4, InferScatter, true});
+  registry.Add({"TensorListScatterIntoExistingList", 3, 3, InferScatterInto, true});
+  registry.Add({"TensorListResize", 2, 2, InferResize, true});
+  registry.Add({"TensorListPopBack", 2, 2, InferPopBack, true});
 }
 
 }  // namespace kiln::ir

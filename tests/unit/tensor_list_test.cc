@@ -1,5 +1,6 @@
 // TensorList ops (lists held as dense tensors [num_elements, *element_shape]): Reserve with
-// unknown dims, SetItem fixing the element shape, GetItem / Stack / Length / PushBack, TF's
+// unknown dims, SetItem fixing the element shape, GetItem / Stack / Length / PushBack, Split,
+// Scatter / ScatterIntoExistingList, Resize, PopBack, TF's
 // checks, the refusal of elements of different shapes, and a While loop that fills a list whose
 // element shape is only known at run time (as Keras' recurrent layers do).
 #include "runtime/executor.h"
@@ -203,6 +204,135 @@ TEST(TensorList, WhileLoopFillsAListWhoseElementShapeIsKnownAtRunTime) {
       for (int64_t k = 0; k < b * 2; ++k)
         EXPECT_EQ(out[0].data<float>()[i * b * 2 + k], static_cast<float>((k + 1) * (i + 1))) << i << " " << k;
   }
+}
+
+TEST(TensorList, SplitMakesElementsOfEqualRuns) {
+  auto r = RunOp("TensorListSplit", {Iota({4, 2}), Vec({-1, 2}), I64({2}, {2, 2})});
+  ExpectTensor(r->outputs[0], DType::kFloat32, {2, 2, 2}, {0, 1, 2, 3, 4, 5, 6, 7});
+  EXPECT_EQ(ShapeOf(*r), "[2,2,2]");
+  // No lengths: a list of no elements.
+  r = RunOp("TensorListSplit", {Tensor(DType::kFloat32, {0, 2}), Scalar(-1), I64({0}, {})});
+  ExpectTensor(r->outputs[0], DType::kFloat32, {0, 0, 2}, {});
+  // Run-time lengths.
+  r = RunOp("TensorListSplit", {Iota({4, 2}), Vec({-1, 2}), I64({4}, {1, 1, 1, 1})}, {}, 1, Mode::kDynamic);
+  EXPECT_EQ(ShapeOf(*r), "[4,?,2]");
+  ExpectTensor(r->outputs[0], DType::kFloat32, {4, 1, 2}, {0, 1, 2, 3, 4, 5, 6, 7});
+}
+
+TEST(TensorList, SplitChecksTheLengths) {
+  auto split = [](std::vector<int64_t> lengths, Tensor es = Vec({-1, 2})) {
+    const int64_t n = static_cast<int64_t>(lengths.size());
+    RunOp("TensorListSplit", {Iota({4, 2}), es, I64({n}, lengths)}, {}, 1, Mode::kDynamic);
+  };
+  ExpectError([&] { split({1, 3}); }, "lengths[1] is 3 but lengths[0] is 1; Kiln holds a list as one dense tensor");
+  ExpectError([&] { split({1, 1}); }, "lengths add up to 2 but the tensor has 4 rows");
+  ExpectError([&] { split({3, 3}); }, "lengths[1] = 3 takes rows past the tensor's 4");
+  ExpectError([&] { split({5, -1}); }, "lengths[0] = 5 takes rows past the tensor's 4");
+  ExpectError([&] { split({-1, 5}); }, "lengths[0] is -1, expected >= 0");
+  ExpectError([&] { split({2, 2}, Vec({-1, 3})); }, "element_shape [-1,3] does not fit the tensor of shape [4,2]");
+  ExpectError([&] { split({2, 2}, Vec({-1})); }, "element_shape has rank 1 but the tensor has rank 2");
+  // The first dim of element_shape is not checked (TensorFlow's rule).
+  auto r = RunOp("TensorListSplit", {Iota({4, 2}), Vec({7, 2}), I64({2}, {2, 2})}, {}, 1, Mode::kDynamic);
+  ExpectTensor(r->outputs[0], DType::kFloat32, {2, 2, 2}, {0, 1, 2, 3, 4, 5, 6, 7});
+  // Constant lengths are checked at import.
+  ExpectError(
+      [] {
+        RunOp("TensorListSplit", {Iota({4, 2}), Vec({-1, 2}), I64({2}, {1, 3})}, {}, 1, Mode::kConst, false);
+      },
+      "lengths [1,3] differ");
+}
+
+TEST(TensorList, ScatterMakesANewList) {
+  // Rows to elements 3, 0, 3 (the later row wins); element 1 and 2 unset (zeros).
+  auto r = RunOp("TensorListScatter", {Iota({3, 2}), I32({3}, {3, 0, 3}), Vec({2}), Scalar(-1)});
+  ExpectTensor(r->outputs[0], DType::kFloat32, {4, 2}, {2, 3, 0, 0, 0, 0, 4, 5});
+  EXPECT_EQ(ShapeOf(*r), "[?,2]");
+  r = RunOp("TensorListScatter", {Iota({2, 2}), I32({2, 1}, {1, 0}), Scalar(-1), Scalar(5)});
+  ExpectTensor(r->outputs[0], DType::kFloat32, {5, 2}, {2, 3, 0, 1, 0, 0, 0, 0, 0, 0});
+  EXPECT_EQ(ShapeOf(*r), "[5,2]");
+  ExpectError(
+      [] {
+        RunOp("TensorListScatter", {Iota({2, 2}), I32({2}, {1, 5}), Vec({2}), Scalar(3)});
+      },
+      "index 5 is out of range for a list of 3 elements");
+  ExpectError(
+      [] {
+        RunOp("TensorListScatter", {Iota({2, 2}), I32({2}, {1, -1}), Vec({2}), Scalar(-1)});
+      },
+      "indices must not be negative, got -1");
+  ExpectError(
+      [] {
+        RunOp("TensorListScatter", {Iota({2, 2}), I32({3}, {1, 2, 3}), Vec({2}), Scalar(-1)});
+      },
+      "3 indices for a tensor of 2 rows");
+  ExpectError(
+      [] {
+        RunOp("TensorListScatter", {Iota({2, 2}), I32({2}, {1, 2}), Vec({3}), Scalar(-1)});
+      },
+      "element_shape does not fit the tensor's rows (dim 0: 3 vs 2)");
+  ExpectError(
+      [] {
+        RunOp("TensorListScatter", {Iota({2, 2}), I32({2}, {1, 2}), Vec({2}), Scalar(-2)});
+      },
+      "num_elements is -2, expected >= -1");
+}
+
+TEST(TensorList, ScatterIntoAnExistingList) {
+  Tensor list = F32({3, 2}, {1, 1, 2, 2, 3, 3});
+  auto r = RunOp("TensorListScatterIntoExistingList", {list, Iota({2, 2}), I32({2}, {2, 0})});
+  ExpectTensor(r->outputs[0], DType::kFloat32, {3, 2}, {2, 3, 2, 2, 0, 1});
+  // An index past the end grows the list.
+  r = RunOp("TensorListScatterIntoExistingList", {list, Iota({1, 2}), I32({1}, {4})});
+  ExpectTensor(r->outputs[0], DType::kFloat32, {5, 2}, {1, 1, 2, 2, 3, 3, 0, 0, 0, 1});
+  // A list never written takes the rows' shape; no rows leave it as it was.
+  r = RunOp("TensorListScatterIntoExistingList", {Tensor(DType::kFloat32, {2, 0}), Iota({1, 3}), I32({1}, {1})});
+  ExpectTensor(r->outputs[0], DType::kFloat32, {2, 3}, {0, 0, 0, 0, 1, 2});
+  r = RunOp("TensorListScatterIntoExistingList",
+            {Tensor(DType::kFloat32, {2, 0}), Tensor(DType::kFloat32, {0, 3}), I32({0}, {})});
+  ExpectTensor(r->outputs[0], DType::kFloat32, {2, 0}, {});
+  ExpectError(
+      [&] {
+        RunOp("TensorListScatterIntoExistingList", {list, Iota({1, 3}), I32({1}, {0})});
+      },
+      "the list holds elements of shape [2] and the item has shape [3]");
+  ExpectError(
+      [&] {
+        RunOp("TensorListScatterIntoExistingList", {list, Iota({2, 2}), I32({2, 1}, {0, 1})});
+      },
+      "indices (input 2) must have rank <= 1");
+}
+
+TEST(TensorList, ResizeKeepsOrAddsElements) {
+  Tensor list = F32({3, 2}, {1, 1, 2, 2, 3, 3});
+  auto r = RunOp("TensorListResize", {list, Scalar(4)});
+  ExpectTensor(r->outputs[0], DType::kFloat32, {4, 2}, {1, 1, 2, 2, 3, 3, 0, 0});
+  EXPECT_EQ(ShapeOf(*r), "[4,2]");
+  r = RunOp("TensorListResize", {list, Scalar(1)});
+  ExpectTensor(r->outputs[0], DType::kFloat32, {1, 2}, {1, 1});
+  r = RunOp("TensorListResize", {Tensor(DType::kFloat32, {2, 0}), Scalar(5)});
+  ExpectTensor(r->outputs[0], DType::kFloat32, {5, 0}, {});
+  ExpectError([&] { RunOp("TensorListResize", {list, Scalar(-1)}); }, "size is -1, expected >= 0");
+}
+
+TEST(TensorList, PopBack) {
+  auto r = RunOp("TensorListPopBack", {F32({3, 2}, {1, 1, 2, 2, 3, 3}), Vec({2})}, {}, 2);
+  ExpectTensor(r->outputs[0], DType::kFloat32, {2, 2}, {1, 1, 2, 2});
+  ExpectTensor(r->outputs[1], DType::kFloat32, {2}, {3, 3});
+  EXPECT_EQ(ShapeOf(*r, 0), "[2,2]");
+  // An element never written: zeros of a fully defined element_shape, else an error.
+  // (Reserve's unknown dims are 0 in the tensor, unknown to shape inference.)
+  r = RunOp("TensorListPopBack", {Tensor(DType::kInt32, {2, 0}), Vec({3})}, {}, 2, Mode::kUnknown);
+  ExpectTensor(r->outputs[1], DType::kInt32, {3}, {0, 0, 0});
+  ExpectError(
+      [] {
+        RunOp("TensorListPopBack", {Tensor(DType::kInt32, {2, 0}), Vec({-1})}, {}, 2, Mode::kUnknown);
+      },
+      "the last element was never written and element_shape [-1] is not fully defined");
+  ExpectError(
+      [] {
+        RunOp("TensorListPopBack", {Tensor(DType::kInt32, {0, 2}), Vec({2})}, {}, 2, Mode::kUnknown);
+      },
+      "trying to pop from an empty list");
 }
 
 }  // namespace

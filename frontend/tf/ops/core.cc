@@ -2,8 +2,8 @@
 // functional control flow (If/StatelessIf, While/StatelessWhile).
 #include <fmt/format.h>
 
-#include "frontend/tf/importer.h"
 #include "common/proto/tf.pb.h"
+#include "frontend/tf/importer.h"
 
 namespace kiln::tf {
 namespace {
@@ -13,7 +13,7 @@ void ImportConst(ImportContext& ctx) {
   if (ctx.has_attr("dtype") && DTypeFromTf(ctx.attr("dtype").type()) != value.dtype())
     ctx.Invalid(fmt::format("attribute dtype {} does not match its value's dtype {}",
                             DTypeName(DTypeFromTf(ctx.attr("dtype").type())), DTypeName(value.dtype())));
-  if (value.dtype() == DType::kString || value.dtype() == DType::kVariant || value.dtype() == DType::kResource)
+  if (value.dtype() == DType::kVariant || value.dtype() == DType::kResource)
     ctx.Unsupported(fmt::format("constants of dtype {} are not supported", DTypeName(value.dtype())));
   if (ctx.validate_only()) return;
   ctx.SetOutput(0, ctx.Constant(std::move(value), ""));
@@ -46,6 +46,7 @@ std::vector<FunctionArg> BranchArgs(ImportContext& ctx, int first) {
     const TfValue& v = ctx.raw_input(i);
     if (v.is_resource()) {
       a.resource = v.resource;
+      a.table = v.table;
       a.resource_name = v.resource_name;
     } else {
       a.dtype = ctx.input_dtype(i);
@@ -92,7 +93,8 @@ void ImportWhile(ImportContext& ctx) {
     inputs.push_back(ctx.input(i));
     tensor_positions.push_back(i);
   }
-  std::vector<ir::ValueId> outs = ctx.Emit("While", std::move(inputs), std::move(attrs), static_cast<int>(tensor_positions.size()));
+  std::vector<ir::ValueId> outs =
+      ctx.Emit("While", std::move(inputs), std::move(attrs), static_cast<int>(tensor_positions.size()));
   for (int i = 0; i < ctx.num_inputs(); ++i)
     if (ctx.raw_input(i).is_resource()) ctx.SetOutput(i, ctx.raw_input(i));
   for (size_t k = 0; k < tensor_positions.size(); ++k) ctx.SetOutput(tensor_positions[k], outs[k]);

@@ -174,6 +174,50 @@ void ImportConcat(ImportContext& ctx) {
   ctx.SetOutput(1, ctx.Emit1("Fill", {ListDims(ctx, shape, 0, 1, "n"), length}, {}, "lengths"));
 }
 
+// TensorListSplit(tensor, element_shape, lengths): element i is the next lengths[i] rows.
+void ImportSplit(ImportContext& ctx) {
+  CheckInputs(ctx, 3);
+  CheckShapeType(ctx);
+  CheckElementDType(ctx, 0);
+  if (ctx.validate_only()) return;
+  ctx.SetOutput(0, ctx.Emit1("TensorListSplit", ctx.input_values()));
+}
+
+// TensorListScatterV2(tensor, indices, element_shape, num_elements) and TensorListScatter
+// (without num_elements: the highest index + 1).
+template <bool kV2>
+void ImportScatter(ImportContext& ctx) {
+  CheckInputs(ctx, kV2 ? 4 : 3);
+  CheckShapeType(ctx);
+  CheckElementDType(ctx, 0);
+  if (ctx.validate_only()) return;
+  std::vector<ValueId> inputs = ctx.input_values();
+  if (!kV2) inputs.push_back(ctx.Constant(Tensor::Scalar<int32_t>(DType::kInt32, -1), "num_elements"));
+  ctx.SetOutput(0, ctx.Emit1("TensorListScatter", std::move(inputs)));
+}
+
+// TensorListScatterIntoExistingList(list, tensor, indices) (tf.TensorArray.scatter).
+void ImportScatterInto(ImportContext& ctx) {
+  CheckInputs(ctx, 3);
+  CheckElementDType(ctx, 1);
+  if (ctx.validate_only()) return;
+  ctx.SetOutput(0, ctx.Emit1("TensorListScatterIntoExistingList", ctx.input_values()));
+}
+
+void ImportResize(ImportContext& ctx) {
+  CheckInputs(ctx, 2);
+  if (ctx.validate_only()) return;
+  ctx.SetOutput(0, ctx.Emit1("TensorListResize", ctx.input_values()));
+}
+
+// TensorListPopBack(list, element_shape) -> (list, tensor).
+void ImportPopBack(ImportContext& ctx) {
+  CheckInputs(ctx, 2);
+  CheckElementDType(ctx, 0);
+  if (ctx.validate_only()) return;
+  ctx.SetOutputs(ctx.Emit("TensorListPopBack", ctx.input_values(), {}, 2));
+}
+
 }  // namespace
 
 void RegisterTensorListImporters(ImporterTable& t) {
@@ -188,6 +232,12 @@ void RegisterTensorListImporters(ImporterTable& t) {
   t.Add({"TensorListGather", ImportGather, {}, {}});
   t.Add({"TensorListElementShape", ImportElementShape, {}, {}});
   t.Add({"TensorListConcatV2", ImportConcat, {{"tensor", "", ""}, {"lengths", "", ""}}, {}});
+  t.Add({"TensorListSplit", ImportSplit, {}, {}});
+  t.Add({"TensorListScatterV2", ImportScatter<true>, {}, {}});
+  t.Add({"TensorListScatter", ImportScatter<false>, {}, {}});
+  t.Add({"TensorListScatterIntoExistingList", ImportScatterInto, {}, {}});
+  t.Add({"TensorListResize", ImportResize, {}, {}});
+  t.Add({"TensorListPopBack", ImportPopBack, {{"output_handle", "", ""}, {"tensor", "", ""}}, {}});
 }
 
 }  // namespace kiln::tf
