@@ -17,6 +17,13 @@ namespace {
 
 bool IsCallOp(const std::string& op) { return op == "StatefulPartitionedCall" || op == "PartitionedCall"; }
 
+// Ops that write a resource variable. TensorFlow orders the reads and writes of one variable in a
+// function by control edges (automatic control dependencies): a read after a write has a control
+// input on that write.
+bool IsVariableWrite(const std::string& op) {
+  return op == "AssignVariableOp" || op == "AssignAddVariableOp" || op == "AssignSubVariableOp";
+}
+
 // "a:b:c" -> {"a","b","c"}
 std::vector<std::string> SplitRef(const std::string& ref) {
   std::vector<std::string> parts;
@@ -72,6 +79,9 @@ struct GraphBuilder::Scope {
   std::map<std::string, TfValue> args;                      // function arguments by name
   std::map<std::string, std::vector<TfValue>> outputs;      // imported nodes' flat outputs
   std::set<std::string> poisoned;                           // nodes that could not be imported
+  // Variable writes imported so far, by node name: the variable and the value it holds after the
+  // write. Reads ordered after a write (by a control edge) see that value instead of the frozen one.
+  std::map<std::string, std::pair<const Tensor*, ir::ValueId>> writes;
 };
 
 GraphBuilder::GraphBuilder(const SavedModelBundle& bundle, VariableReader& variables)
@@ -251,8 +261,11 @@ std::vector<TfValue> GraphBuilder::ImportScope(Scope& scope, const std::vector<s
       const tfproto::NodeDef& def = *node->second;
       for (int i = def.input_size() - 1; i >= 0; --i) {
         const std::string& in = def.input(i);
-        if (in.empty() || in[0] == '^') continue;  // control inputs do not matter for inference
-        std::vector<std::string> parts = SplitRef(in);
+        if (in.empty()) continue;
+        // Control inputs do not matter for inference, except a variable write that a read or a
+        // later write of the variable is ordered after: it gives the value that one sees.
+        if (in[0] == '^' && !OrderedAfterWrite(scope, def, in.substr(1))) continue;
+        std::vector<std::string> parts = SplitRef(in[0] == '^' ? in.substr(1) : in);
         if (scope.function && parts.size() == 1 && scope.args.count(parts[0])) continue;
         const std::string dep = parts[0];
         auto dst = state.find(dep);
@@ -298,6 +311,7 @@ void GraphBuilder::ImportNode(Scope& scope, const tfproto::NodeDef& node) {
   }
   if (any_poisoned) {
     // Still report this node if its own op is unsupported, so one error lists every op type.
+    if (IsVariableWrite(op)) return poison("");
     if (!IsCallOp(op) && !functions_.count(op)) {
       if (FindCustomOp(TfCustomOpKey(op))) return poison("");
       const TfOpSpec* spec = TfImporters().Find(op);
@@ -312,6 +326,25 @@ void GraphBuilder::ImportNode(Scope& scope, const tfproto::NodeDef& node) {
       }
     }
     return poison("");
+  }
+
+  if (IsVariableWrite(op) || (op == "ReadVariableOp" && !inputs.empty() && inputs[0].is_resource())) {
+    std::string reason;
+    const ir::ValueId written = LastWrite(scope, node, inputs, &reason);
+    if (!reason.empty()) return poison(reason);
+    if (IsVariableWrite(op)) return ImportVariableWrite(scope, node, inputs, written);
+    if (written != ir::kNoValue) {
+      // A read after a write: the written value. The flat TF graph reads it as an Identity.
+      ImportContext ctx(*this, node, inputs, /*validate_only=*/false);
+      const ir::ValueId v = ctx.Emit1("Identity", {written});
+      scope.outputs[node.name()] = {TfValue{v, nullptr, ""}};
+      tfproto::NodeDef identity;
+      identity.set_name(node.name());
+      identity.set_op("Identity");
+      (*identity.mutable_attr())["T"].set_type(static_cast<int>(inputs[0].resource->dtype()));
+      RecordFlat(scope, identity, {TfValue{written, nullptr, ""}}, scope.outputs[node.name()]);
+      return;
+    }
   }
 
   std::string function_name;
@@ -355,6 +388,60 @@ void GraphBuilder::ImportNode(Scope& scope, const tfproto::NodeDef& node) {
   } catch (const UnsupportedError& e) {
     poison(e.what());
   }
+}
+
+bool GraphBuilder::OrderedAfterWrite(const Scope& scope, const tfproto::NodeDef& node,
+                                     const std::string& control) const {
+  if (node.op() != "ReadVariableOp" && !IsVariableWrite(node.op())) return false;
+  auto it = scope.nodes.find(control);
+  return it != scope.nodes.end() && IsVariableWrite(it->second->op());
+}
+
+ir::ValueId GraphBuilder::LastWrite(const Scope& scope, const tfproto::NodeDef& node,
+                                    const std::vector<TfValue>& inputs, std::string* reason) const {
+  if (inputs.empty() || !inputs[0].is_resource()) {
+    *reason = "uses a variable that Kiln does not hold (only variables the signature captures are frozen)";
+    return ir::kNoValue;
+  }
+  ir::ValueId last = ir::kNoValue;
+  for (const std::string& in : node.input()) {
+    if (in.empty() || in[0] != '^' || !OrderedAfterWrite(scope, node, in.substr(1))) continue;
+    const std::string write = in.substr(1);
+    if (scope.poisoned.count(write)) {
+      *reason = fmt::format("is ordered after the variable write '{}', which Kiln could not import", write);
+      return ir::kNoValue;
+    }
+    auto w = scope.writes.find(write);
+    if (w == scope.writes.end() || w->second.first != inputs[0].resource.get()) continue;  // another variable
+    if (last != ir::kNoValue) {
+      // Automatic control dependencies order a node after the one latest write of a variable.
+      *reason = fmt::format("is ordered after several writes of variable '{}' (expected the latest one only)",
+                            inputs[0].resource_name);
+      return ir::kNoValue;
+    }
+    last = w->second.second;
+  }
+  return last;
+}
+
+void GraphBuilder::ImportVariableWrite(Scope& scope, const tfproto::NodeDef& node, const std::vector<TfValue>& inputs,
+                                       ir::ValueId before) {
+  const Tensor& variable = *inputs[0].resource;
+  if (inputs.size() != 2 || inputs[1].value == ir::kNoValue)
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("node '{}' ({}): expected a variable and a value, got {} inputs", node.name(), node.op(),
+                            inputs.size()));
+  ImportContext ctx(*this, node, inputs, /*validate_only=*/false);
+  if (ctx.input_dtype(1) != variable.dtype())
+    ctx.Invalid(fmt::format("writes a {} value to variable '{}' of dtype {}", DTypeName(ctx.input_dtype(1)),
+                            inputs[0].resource_name, DTypeName(variable.dtype())));
+  ir::ValueId value = inputs[1].value;
+  if (node.op() != "AssignVariableOp") {
+    if (before == ir::kNoValue) before = ctx.Constant(variable, "before");
+    value = ctx.Emit1(node.op() == "AssignAddVariableOp" ? "Add" : "Sub", {before, value}, {}, "value");
+  }
+  scope.writes[node.name()] = {inputs[0].resource.get(), value};
+  scope.outputs[node.name()] = {};
 }
 
 void GraphBuilder::RecordFlat(const Scope& scope, const tfproto::NodeDef& node, const std::vector<TfValue>& inputs,

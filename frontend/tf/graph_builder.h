@@ -49,6 +49,18 @@ class GraphBuilder : public frontend::ImportTarget {
   std::vector<TfValue> ImportCall(Scope& scope, const tfproto::NodeDef& node, const std::string& function_name,
                                   std::vector<TfValue> inputs);
   TfValue Resolve(Scope& scope, const std::string& ref);
+  // Whether control input `control` of `node` is a variable write that `node` (a read or a write)
+  // is ordered after, so must be imported first.
+  bool OrderedAfterWrite(const Scope& scope, const tfproto::NodeDef& node, const std::string& control) const;
+  // The value the variable of `node` (a read or a write; inputs[0] the variable) holds after the
+  // write `node` is ordered after; kNoValue when none (the frozen value). Sets `reason` when the
+  // node cannot be imported.
+  ir::ValueId LastWrite(const Scope& scope, const tfproto::NodeDef& node, const std::vector<TfValue>& inputs,
+                        std::string* reason) const;
+  // AssignVariableOp / AssignAddVariableOp / AssignSubVariableOp: records the value the variable
+  // holds afterwards; `before` is the value it held (kNoValue: the frozen one).
+  void ImportVariableWrite(Scope& scope, const tfproto::NodeDef& node, const std::vector<TfValue>& inputs,
+                           ir::ValueId before);
   // Adds an imported node to the flat TF graph (outside control-flow bodies).
   void RecordFlat(const Scope& scope, const tfproto::NodeDef& node, const std::vector<TfValue>& inputs,
                   const std::vector<TfValue>& outputs);
