@@ -139,3 +139,60 @@ def test_image_projective_transform_matches_tensorflow(kiln_bin, tmp_path, dtype
     assert not differ, differ
     # Not vacuous: the fill value and input pixels both appear.
     assert np.any(got["NEAREST_CONSTANT_7x9"] != got["NEAREST_CONSTANT_7x9"].flat[0])
+
+
+def test_reads_after_variable_writes_see_the_written_value(kiln_bin, tmp_path):
+    """Within one call, a read ordered after AssignVariableOp / AssignAddVariableOp /
+    AssignSubVariableOp sees the new value (TensorFlow's first call from the saved state)."""
+
+    class M(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.v = tf.Variable([1.0, 2.0])
+            self.w = tf.Variable([10.0, 20.0])
+
+        @tf.function(input_signature=[tf.TensorSpec([2], tf.float32, name="x")])
+        def f(self, x):
+            a = self.v.read_value() * 2
+            self.v.assign(self.v + x)
+            b = self.v.read_value()
+            self.v.assign_add(x * 3)
+            self.w.assign_sub(x)  # another variable: its writes do not touch v
+            c = self.v.read_value() + self.w.read_value()
+            self.v.assign_sub([0.5, 0.5])
+            d = self.v.read_value()
+            return {"a": a, "b": b, "c": c, "d": d}
+
+    m = M()
+    tf.saved_model.save(m, str(tmp_path / "vars"), signatures={"serving_default": m.f})
+    x = np.array([0.25, -4.0], np.float32)
+    got = run(kiln_bin, tmp_path / "vars", {"x": x}, tmp_path)
+    ref = tf.saved_model.load(str(tmp_path / "vars")).signatures["serving_default"](x=tf.constant(x))
+    for name in "abcd":
+        np.testing.assert_array_equal(got[name], ref[name].numpy(), err_msg=name)
+    assert not np.array_equal(got["b"], got["a"] / 2)  # not vacuous: the writes changed what b reads
+
+
+def test_keras_random_layers_match_the_first_call(kiln_bin, tmp_path):
+    """Data augmentation kept in a model (Keras 3 layers train by default): each layer's seed state
+    is read, used and advanced in the serving call; Kiln gives TensorFlow's first call."""
+    keras = pytest.importorskip("keras")
+    keras.utils.set_random_seed(3)
+    L = keras.layers
+    inp = keras.Input((16, 12, 3), name="x")
+    y = L.RandomFlip()(inp)
+    y = L.RandomRotation(0.3, fill_mode="constant", fill_value=0.25)(y)
+    y = L.RandomZoom(0.3, 0.2, interpolation="nearest")(y)
+    y = L.RandomTranslation(0.2, 0.2, fill_mode="wrap")(y)
+    y = L.RandomContrast(0.4)(y)
+    keras.Model(inp, y).export(str(tmp_path / "aug"), verbose=False)
+    x = np.random.default_rng(4).uniform(0, 1, (4, 16, 12, 3)).astype(np.float32)
+    sig = tf.saved_model.load(str(tmp_path / "aug")).signatures["serving_default"]
+    (name, first), = sig(x=tf.constant(x)).items()
+    (_, second), = sig(x=tf.constant(x)).items()
+    assert not np.array_equal(first.numpy(), second.numpy())  # the seed state advances per call
+    got = run(kiln_bin, tmp_path / "aug", {"x": x}, tmp_path)[name]
+    ref = first.numpy()
+    err = np.linalg.norm(got.astype(np.float64) - ref) / np.linalg.norm(ref)
+    assert err <= 1e-5, err
+    assert not np.allclose(got, x)  # not vacuous: the layers changed the images
