@@ -137,13 +137,18 @@ void InferImageProjectiveTransform(InferContext& ctx) {
   if (os.rank_known && (os.rank() != 1 || (IsStatic(os.dims[0]) && os.dims[0] != 2)))
     ctx.Fail(fmt::format("output_shape must have shape [2], got {}", S(ctx, os)));
   if (fv.rank_known && fv.rank() != 0) ctx.Fail(fmt::format("fill_value must be a scalar, got {}", S(ctx, fv)));
-  Dim oh = kUnknownDim, ow = kUnknownDim;
-  if (const Tensor* o = ctx.constant_input(2); o && o->num_elements() == 2) {
-    oh = o->IntAt(0);
-    ow = o->IntAt(1);
-    if (oh <= 0 || ow <= 0) ctx.Fail(fmt::format("output dimensions must be positive, got {}x{}", oh, ow));
+  // The output size: constants, or symbols traced through Shape/StridedSlice/Pack (Keras computes
+  // it from the input's shape, keeping a dynamic size symbolic).
+  Dim out_hw[2] = {kUnknownDim, kUnknownDim};
+  if (auto hw = array::ShapeVectorInput(ctx, 2); hw && hw->size() == 2) {
+    for (size_t i = 0; i < 2; ++i) {
+      const array::SymElem& e = (*hw)[i];
+      if (e.is_const && e.value <= 0)
+        ctx.Fail(fmt::format("output dimensions must be positive, got {}", e.value));
+      out_hw[i] = e.is_const ? e.value : e.dim;
+    }
   }
-  ctx.SetOutput(0, t, SymShape::Of({DimOr(x, 0), oh, ow, DimOr(x, 3)}));
+  ctx.SetOutput(0, t, SymShape::Of({DimOr(x, 0), out_hw[0], out_hw[1], DimOr(x, 3)}));
 }
 
 }  // namespace
