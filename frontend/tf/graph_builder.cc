@@ -347,6 +347,16 @@ void GraphBuilder::ImportNode(Scope& scope, const tfproto::NodeDef& node) {
     }
   }
 
+  if (op != "ReadVariableOp") {
+    // Function bodies, loop bodies and ResourceGather read the saved value of a variable they are
+    // given; after a write of it in the same call that would be stale.
+    if (const std::string var = VariableWrittenBefore(scope, node, inputs); !var.empty())
+      return poison(
+          fmt::format("uses variable '{}' after a write of it in the same call; only ReadVariableOp "
+                      "reads see the written value",
+                      var));
+  }
+
   std::string function_name;
   if (IsCallOp(op)) {
     const tfproto::AttrValue* f = FindAttr(node, "f");
@@ -392,9 +402,20 @@ void GraphBuilder::ImportNode(Scope& scope, const tfproto::NodeDef& node) {
 
 bool GraphBuilder::OrderedAfterWrite(const Scope& scope, const tfproto::NodeDef& node,
                                      const std::string& control) const {
-  if (node.op() != "ReadVariableOp" && !IsVariableWrite(node.op())) return false;
+  if (!TakesVariables(node.op())) return false;
   auto it = scope.nodes.find(control);
-  return it != scope.nodes.end() && IsVariableWrite(it->second->op());
+  if (it == scope.nodes.end() || !IsVariableWrite(it->second->op()) || it->second->input_size() < 1) return false;
+  // Only a write of a variable `node` is given (the same reference): writes of other variables do
+  // not change what it reads, and need not be imported.
+  auto plain = [](const std::string& ref) {
+    return ref.size() > 2 && ref.compare(ref.size() - 2, 2, ":0") == 0 && SplitRef(ref).size() == 2
+               ? ref.substr(0, ref.size() - 2)
+               : ref;
+  };
+  const std::string variable = plain(it->second->input(0));
+  for (const std::string& in : node.input())
+    if (!in.empty() && in[0] != '^' && plain(in) == variable) return true;
+  return false;
 }
 
 ir::ValueId GraphBuilder::LastWrite(const Scope& scope, const tfproto::NodeDef& node,
@@ -422,6 +443,24 @@ ir::ValueId GraphBuilder::LastWrite(const Scope& scope, const tfproto::NodeDef& 
     last = w->second.second;
   }
   return last;
+}
+
+bool GraphBuilder::TakesVariables(const std::string& op) const {
+  static const std::set<std::string> kOps = {"ReadVariableOp", "ResourceGather", "If",
+                                             "StatelessIf",    "While",          "StatelessWhile"};
+  return IsVariableWrite(op) || kOps.count(op) || IsCallOp(op) || functions_.count(op);
+}
+
+std::string GraphBuilder::VariableWrittenBefore(const Scope& scope, const tfproto::NodeDef& node,
+                                                const std::vector<TfValue>& inputs) const {
+  for (const std::string& in : node.input()) {
+    if (in.empty() || in[0] != '^') continue;
+    auto w = scope.writes.find(in.substr(1));
+    if (w == scope.writes.end()) continue;
+    for (const TfValue& v : inputs)
+      if (v.is_resource() && v.resource.get() == w->second.first) return v.resource_name;
+  }
+  return "";
 }
 
 void GraphBuilder::ImportVariableWrite(Scope& scope, const tfproto::NodeDef& node, const std::vector<TfValue>& inputs,

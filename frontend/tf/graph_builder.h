@@ -49,8 +49,13 @@ class GraphBuilder : public frontend::ImportTarget {
   std::vector<TfValue> ImportCall(Scope& scope, const tfproto::NodeDef& node, const std::string& function_name,
                                   std::vector<TfValue> inputs);
   TfValue Resolve(Scope& scope, const std::string& ref);
-  // Whether control input `control` of `node` is a variable write that `node` (a read or a write)
-  // is ordered after, so must be imported first.
+  // Ops that may be given a variable: reads, writes, ResourceGather, calls, If and While.
+  bool TakesVariables(const std::string& op) const;
+  // The name of a variable among `inputs` that a write `node` is ordered after writes; "" if none.
+  std::string VariableWrittenBefore(const Scope& scope, const tfproto::NodeDef& node,
+                                    const std::vector<TfValue>& inputs) const;
+  // Whether control input `control` of `node` is a variable write that `node` (an op that may be
+  // given a variable) is ordered after, so must be imported first.
   bool OrderedAfterWrite(const Scope& scope, const tfproto::NodeDef& node, const std::string& control) const;
   // The value the variable of `node` (a read or a write; inputs[0] the variable) holds after the
   // write `node` is ordered after; kNoValue when none (the frozen value). Sets `reason` when the

@@ -197,3 +197,32 @@ def test_keras_random_layers_match_the_first_call(kiln_bin, tmp_path):
     print("relative L2 error %.3g" % err)
     assert err <= 1e-5, err
     assert not np.allclose(got, x)  # not vacuous: the layers changed the images
+
+
+def test_variables_given_to_other_ops_after_a_write_are_refused(kiln_bin, tmp_path):
+    """ResourceGather and a function call given a variable after a write of it would read the saved
+    value, not the written one: Kiln refuses them and says why."""
+
+    class M(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.e = tf.Variable(np.arange(12, dtype=np.float32).reshape(4, 3))
+            self.v = tf.Variable([1.0, 2.0])
+
+        @tf.function
+        def inner(self, x):
+            return self.v.read_value() + x
+
+        @tf.function(input_signature=[tf.TensorSpec([2], tf.int32, name="ids"), tf.TensorSpec([2], tf.float32, name="x")])
+        def f(self, ids, x):
+            self.e.assign(self.e * 2)
+            self.v.assign(self.v * 3)
+            return {"g": tf.gather(self.e, ids), "c": self.inner(x)}
+
+    m = M()
+    tf.saved_model.save(m, str(tmp_path / "stale"), signatures={"serving_default": m.f})
+    inputs = {"ids": np.array([1, 3], np.int32), "x": np.array([0.5, 0.5], np.float32)}
+    proc = run_kiln(kiln_bin, ["run", tmp_path / "stale"] + write_inputs(inputs, tmp_path / "in"))
+    assert proc.returncode == 1, proc.stderr
+    for op in ("ResourceGather", "StatefulPartitionedCall"):
+        assert any(op in line and "after a write of it in the same call" in line for line in proc.stderr.splitlines()), proc.stderr
