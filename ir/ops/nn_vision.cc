@@ -143,8 +143,7 @@ void InferImageProjectiveTransform(InferContext& ctx) {
   if (auto hw = array::ShapeVectorInput(ctx, 2); hw && hw->size() == 2) {
     for (size_t i = 0; i < 2; ++i) {
       const array::SymElem& e = (*hw)[i];
-      if (e.is_const && e.value <= 0)
-        ctx.Fail(fmt::format("output dimensions must be positive, got {}", e.value));
+      if (e.is_const && e.value <= 0) ctx.Fail(fmt::format("output dimensions must be positive, got {}", e.value));
       out_hw[i] = e.is_const ? e.value : e.dim;
     }
   }

@@ -55,8 +55,8 @@ TEST(ImageProjectiveTransform, PerImageTransformsAndTheProjectiveRow) {
   // Two images; the second's transform divides by k = 0.5 x + 1: x = 0 -> 0, x = 1 -> 2/1.5.
   const Tensor images = F32({2, 1, 3, 1}, {1, 2, 4, 10, 20, 40});
   const Tensor t = F32({2, 8}, {1, 0, 1, 0, 1, 0, 0, 0, /**/ 2, 0, 0, 0, 1, 0, 0.5f, 0});
-  const auto out =
-      Transform({images, t, I32({2}, {1, 2}), Tensor::Scalar<float>(DType::kFloat32, 0)}, Modes("BILINEAR", "CONSTANT"));
+  const auto out = Transform({images, t, I32({2}, {1, 2}), Tensor::Scalar<float>(DType::kFloat32, 0)},
+                             Modes("BILINEAR", "CONSTANT"));
   const double x = 2.0 / 1.5;
   ExpectNear(out[0], {2, 4, 10, 20 + (x - 1) * 20});
 }
@@ -64,8 +64,8 @@ TEST(ImageProjectiveTransform, PerImageTransformsAndTheProjectiveRow) {
 TEST(ImageProjectiveTransform, IntegerImagesTruncateTheBlend) {
   const Tensor images = Tensor::FromVector<uint8_t>(DType::kUInt8, {1, 1, 3, 1}, {1, 2, 255});
   const auto out = Transform({images, F32({1, 8}, {1, 0, 0.5f, 0, 1, 0, 0, 0}), I32({2}, {1, 3}),
-                        Tensor::Scalar<float>(DType::kFloat32, 7.9f)},
-                       Modes("BILINEAR", "CONSTANT"));
+                              Tensor::Scalar<float>(DType::kFloat32, 7.9f)},
+                             Modes("BILINEAR", "CONSTANT"));
   ASSERT_EQ(out[0].dtype(), DType::kUInt8);
   const uint8_t* o = out[0].data<uint8_t>();
   EXPECT_EQ(std::vector<int>(o, o + 3), (std::vector<int>{1, 128, 131}));  // 1.5, 128.5, (255 + 7) / 2
