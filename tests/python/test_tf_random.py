@@ -52,6 +52,7 @@ class Draws(tf.Module):
                                                                           maxval=tf.constant(hi, t))
         for t in (tf.int32, tf.int64, tf.uint32, tf.uint64):
             out["fullint_" + t.name] = tf.random.stateless_uniform([7], seed, minval=None, maxval=None, dtype=t)
+            out["v1_fullint_" + t.name] = tf.raw_ops.StatelessRandomUniformFullInt(shape=[5], seed=seed32, dtype=t)
         key, counter, alg = tf.raw_ops.StatelessRandomGetKeyCounterAlg(seed=seed32)
         out["key"], out["counter"], out["alg"] = key, counter, alg
         out["get_alg"] = tf.raw_ops.StatelessRandomGetAlg()
