@@ -3,8 +3,11 @@
 // seed, shape and dtype give TensorFlow's numbers. See docs/ops/nn.md, "Stateless random".
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
+#include <type_traits>
+#include <vector>
 
 #include "backend/reference/array_common.h"
 #include "backend/reference/dispatch.h"
