@@ -347,6 +347,16 @@ void GraphBuilder::ImportNode(Scope& scope, const tfproto::NodeDef& node) {
     }
   }
 
+  if (TakesVariables(op) && !IsVariableWrite(op)) {
+    // A function run before this node that is given the same variable and writes variables may
+    // have written it: Kiln does not follow writes out of a function, so this node would read the
+    // saved value.
+    if (const std::string before = WrittenInsideBefore(scope, node, inputs); !before.empty())
+      return poison(
+          fmt::format("is ordered after '{}', given the same variable, whose function writes variables; "
+                      "Kiln does not follow writes out of a function",
+                      before));
+  }
   if (op != "ReadVariableOp") {
     // Function bodies, loop bodies and ResourceGather read the saved value of a variable they are
     // given; after a write of it in the same call that would be stale.
@@ -405,17 +415,61 @@ bool GraphBuilder::OrderedAfterWrite(const Scope& scope, const tfproto::NodeDef&
   if (!TakesVariables(node.op())) return false;
   auto it = scope.nodes.find(control);
   if (it == scope.nodes.end() || !IsVariableWrite(it->second->op()) || it->second->input_size() < 1) return false;
-  // Only a write of a variable `node` is given (the same reference): writes of other variables do
-  // not change what it reads, and need not be imported.
-  auto plain = [](const std::string& ref) {
-    return ref.size() > 2 && ref.compare(ref.size() - 2, 2, ":0") == 0 && SplitRef(ref).size() == 2
-               ? ref.substr(0, ref.size() - 2)
-               : ref;
+  // Only a write of a variable `node` is given: writes of other variables do not change what it
+  // reads, and need not be imported.
+  return GivenRef(node, it->second->input(0));
+}
+
+bool GraphBuilder::GivenRef(const tfproto::NodeDef& node, const std::string& ref) {
+  // "node:0" and "node" name the same tensor in a GraphDef.
+  auto plain = [](const std::string& r) {
+    return r.size() > 2 && r.compare(r.size() - 2, 2, ":0") == 0 && SplitRef(r).size() == 2 ? r.substr(0, r.size() - 2)
+                                                                                            : r;
   };
-  const std::string variable = plain(it->second->input(0));
+  const std::string want = plain(ref);
   for (const std::string& in : node.input())
-    if (!in.empty() && in[0] != '^' && plain(in) == variable) return true;
+    if (!in.empty() && in[0] != '^' && plain(in) == want) return true;
   return false;
+}
+
+bool GraphBuilder::RunsVariableWrites(const tfproto::NodeDef& node, std::set<std::string>& seen) const {
+  std::vector<std::string> names;
+  if (functions_.count(node.op())) names.push_back(node.op());
+  for (const char* attr : {"f", "then_branch", "else_branch", "cond", "body"}) {
+    auto a = node.attr().find(attr);
+    if (a != node.attr().end() && a->second.has_func()) names.push_back(a->second.func().name());
+  }
+  for (const std::string& name : names) {
+    auto f = functions_.find(name);
+    if (f == functions_.end() || !seen.insert(name).second) continue;
+    for (const tfproto::NodeDef& inner : f->second->node_def())
+      if (IsVariableWrite(inner.op()) || RunsVariableWrites(inner, seen)) return true;
+  }
+  return false;
+}
+
+std::string GraphBuilder::WrittenInsideBefore(const Scope& scope, const tfproto::NodeDef& node,
+                                              const std::vector<TfValue>& inputs) const {
+  // The references of the variables `node` is given (its data inputs in order are `inputs`).
+  std::vector<std::string> variables;
+  size_t k = 0;
+  for (const std::string& in : node.input()) {
+    if (in.empty() || in[0] == '^') continue;
+    if (k < inputs.size() && inputs[k].is_resource()) variables.push_back(in);
+    ++k;
+  }
+  if (variables.empty()) return "";
+  for (const std::string& in : node.input()) {
+    if (in.empty() || in[0] != '^') continue;
+    auto it = scope.nodes.find(in.substr(1));
+    if (it == scope.nodes.end() || IsVariableWrite(it->second->op())) continue;
+    const tfproto::NodeDef& before = *it->second;
+    bool shares = false;
+    for (const std::string& ref : variables) shares = shares || GivenRef(before, ref);
+    std::set<std::string> seen;
+    if (shares && RunsVariableWrites(before, seen)) return before.name();
+  }
+  return "";
 }
 
 ir::ValueId GraphBuilder::LastWrite(const Scope& scope, const tfproto::NodeDef& node,

@@ -6,14 +6,15 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "frontend/import_context.h"
+#include "frontend/import_errors.h"
 #include "frontend/tf/flat_graph.h"
 #include "frontend/tf/importer.h"
 #include "frontend/tf/saved_model.h"
-#include "frontend/import_errors.h"
 #include "ir/graph.h"
 
 namespace kiln::tf {
@@ -49,6 +50,15 @@ class GraphBuilder : public frontend::ImportTarget {
   std::vector<TfValue> ImportCall(Scope& scope, const tfproto::NodeDef& node, const std::string& function_name,
                                   std::vector<TfValue> inputs);
   TfValue Resolve(Scope& scope, const std::string& ref);
+  // Whether `node` takes tensor `ref` as a data input.
+  static bool GivenRef(const tfproto::NodeDef& node, const std::string& ref);
+  // Whether the functions `node` runs (a call, If, While, a library function op), or functions they
+  // run, write a variable; `seen` holds the functions already looked at.
+  bool RunsVariableWrites(const tfproto::NodeDef& node, std::set<std::string>& seen) const;
+  // A node `node` (whose data inputs are `inputs`) is ordered after that is given one of the same
+  // variables and runs a function writing variables; "" if none.
+  std::string WrittenInsideBefore(const Scope& scope, const tfproto::NodeDef& node,
+                                  const std::vector<TfValue>& inputs) const;
   // Ops that may be given a variable: reads, writes, ResourceGather, calls, If and While.
   bool TakesVariables(const std::string& op) const;
   // The name of a variable among `inputs` that a write `node` is ordered after writes; "" if none.

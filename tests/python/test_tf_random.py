@@ -227,3 +227,37 @@ def test_variables_given_to_other_ops_after_a_write_are_refused(kiln_bin, tmp_pa
     assert proc.returncode == 1, proc.stderr
     for op in ("ResourceGather", "StatefulPartitionedCall"):
         assert any(op in line and "after a write of it in the same call" in line for line in proc.stderr.splitlines()), proc.stderr
+
+
+def test_a_read_after_a_function_that_writes_the_variable_is_refused(kiln_bin, tmp_path):
+    """Kiln does not follow writes out of a called function: a read of a variable after a call given
+    it, whose function writes variables, is refused; a read of another variable is not."""
+
+    class M(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.v = tf.Variable([1.0, 2.0])
+            self.w = tf.Variable([5.0, 6.0])
+
+        @tf.function
+        def bump(self, x):
+            self.v.assign(self.v + x)
+            return x * 2
+
+        @tf.function(input_signature=[tf.TensorSpec([2], tf.float32, name="x")])
+        def f(self, x):
+            return {"y": self.bump(x) + self.v.read_value()}
+
+        @tf.function(input_signature=[tf.TensorSpec([2], tf.float32, name="x")])
+        def g(self, x):
+            return {"y": self.bump(x) + self.w.read_value()}
+
+    m = M()
+    tf.saved_model.save(m, str(tmp_path / "m"), signatures={"serving_default": m.f, "g": m.g})
+    args = write_inputs({"x": np.array([0.5, 0.5], np.float32)}, tmp_path / "in")
+    proc = run_kiln(kiln_bin, ["run", tmp_path / "m"] + args)
+    assert proc.returncode == 1 and "ReadVariableOp" in proc.stderr and "Kiln does not follow writes out of a function" in proc.stderr, proc.stderr
+    proc = run_kiln(kiln_bin, ["run", tmp_path / "m", "--signature-key", "g", "--output-dir", tmp_path / "out"] + args)
+    assert proc.returncode == 0, proc.stderr
+    ref = tf.saved_model.load(str(tmp_path / "m")).signatures["g"](x=tf.constant([0.5, 0.5]))["y"].numpy()
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "y.npy"), ref)
