@@ -167,6 +167,74 @@ void FillUniformFullInt(const Philox& gen, T* out, int64_t n) {
   }
 }
 
+// Two doubles per generator block, handed out last first (TensorFlow's RandomSampleBuffer).
+class DoublePairs {
+ public:
+  // `make` turns a block into the pair.
+  explicit DoublePairs(void (*make)(const Block&, double*)) : make_(make) {}
+  double Next(Philox& gen) {
+    if (left_ == 0) {
+      make_(gen.Next(), pair_);
+      left_ = 2;
+    }
+    return pair_[--left_];
+  }
+
+ private:
+  void (*make_)(const Block&, double*);
+  double pair_[2] = {0, 0};
+  int left_ = 0;
+};
+
+void NormalPair(const Block& b, double* d) { philox::BoxMullerDouble(b[0], b[1], b[2], b[3], &d[0], &d[1]); }
+void UniformPair(const Block& b, double* d) {
+  d[0] = philox::UniformDouble(b[0], b[1]);
+  d[1] = philox::UniformDouble(b[2], b[3]);
+}
+
+// Gamma(alpha, 1), TensorFlow's StatelessRandomGammaFunctor: output i (alpha alpha[i / per_alpha],
+// stored at (i % per_alpha) * num_alphas + i / per_alpha) draws from the generator skipped by
+// 256 * i blocks, in double: alpha = 1 is -log1p(-u) of the second uniform of the first block;
+// otherwise Marsaglia and Tsang's transformation-rejection from normal and uniform pairs (each
+// handed out last first), with d = alpha - 1/3, or alpha + 2/3 and a factor u^(1/alpha) when
+// alpha < 1. An alpha with d <= 0 (alpha <= -2/3) or NaN never accepts (TensorFlow's kernel loops
+// forever on it): it fails instead.
+template <typename T>
+void FillGamma(const KernelContext& ctx, const Philox& base, T* out, int64_t num_samples, const T* alpha,
+               int64_t num_alphas) {
+  const int64_t per_alpha = num_samples / num_alphas;
+  for (int64_t i = 0; i < num_samples; ++i) {
+    const int64_t a = i / per_alpha;
+    const double alpha_d = ToDouble(alpha[a]);
+    Philox gen = base;
+    gen.Skip(uint64_t{256} * static_cast<uint64_t>(i));
+    double res = 0;
+    if (alpha_d == 1.0) {
+      const Block b = gen.Next();
+      res = -std::log1p(-philox::UniformDouble(b[2], b[3]));
+    } else {
+      const bool below_one = alpha_d < 1.0;
+      const double d = alpha_d + (below_one ? 2.0 / 3 : -1.0 / 3);
+      if (!(d > 0)) ctx.Fail(fmt::format("alpha {} has no gamma draw (alpha must be > -2/3)", alpha_d));
+      const double c = 1.0 / 3 / std::sqrt(d);
+      DoublePairs normals(NormalPair), uniforms(UniformPair);
+      while (true) {
+        const double x = normals.Next(gen);
+        double v = 1 + c * x;
+        if (v <= 0) continue;
+        v = v * v * v;
+        const double u = uniforms.Next(gen);
+        if ((u < 1 - 0.0331 * (x * x) * (x * x)) || (std::log(u) < 0.5 * x * x + d * (1 - v + std::log(v)))) {
+          res = d * v;
+          if (below_one) res *= std::pow(uniforms.Next(gen), 1 / alpha_d);
+          break;
+        }
+      }
+    }
+    out[(i % per_alpha) * num_alphas + a] = FromDouble<T>(res);
+  }
+}
+
 template <typename T>
 T ScalarOf(const KernelContext& ctx, int i, const char* what, DType dtype) {
   const Tensor& t = ctx.input(i);
@@ -175,7 +243,7 @@ T ScalarOf(const KernelContext& ctx, int i, const char* what, DType dtype) {
   return t.data<T>()[0];
 }
 
-// ---- StatelessRandom(shape, key [1] uint64, counter [>=2] uint64, alg int32 [, minval, maxval])
+// ---- StatelessRandom(shape, key [1] uint64, counter [>=2] uint64, alg int32 [, minval, maxval | alpha])
 //      attrs distribution, dtype -> [shape] of dtype ----
 void StatelessRandomKernel(KernelContext& ctx) {
   const std::string dist = ctx.attrs().Str("distribution");
@@ -219,6 +287,19 @@ void StatelessRandomKernel(KernelContext& ctx) {
         if (!(lo < hi)) ctx.Fail(fmt::format("Need minval < maxval, got {} >= {}", lo, hi));
         FillUniformInt<T>(gen, out.data<T>(), n, lo, hi);
       }
+    });
+  } else if (dist == "gamma") {
+    const Tensor& alpha = ctx.input(4);
+    // The draws' shape must end with alpha's: one group of draws per alpha.
+    const Shape& a = alpha.shape();
+    bool ends_with = a.size() <= shape.size();
+    for (size_t i = 0; ends_with && i < a.size(); ++i) ends_with = a[i] == shape[shape.size() - a.size() + i];
+    if (!ends_with || alpha.dtype() != dtype)
+      ctx.Fail(fmt::format("Shape passed in must end with broadcasted shape: shape {}, alpha {} {}",
+                           ShapeToString(shape), DTypeName(alpha.dtype()), ShapeToString(a)));
+    if (alpha.num_elements() <= 0) ctx.Fail("Input alpha should have non-zero element count, got: 0");
+    DispatchFloat(dtype, op, [&]<typename T>() {
+      FillGamma<T>(ctx, gen, out.data<T>(), n, alpha.data<T>(), alpha.num_elements());
     });
   } else if (dist == "uniform_full_int") {
     DispatchInteger(dtype, op, [&]<typename T>() {

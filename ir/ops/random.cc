@@ -66,22 +66,24 @@ void InferGetKeyCounter(InferContext& ctx) {
 // The element types each distribution draws (TensorFlow's kernel registrations).
 bool DistributionAllows(const std::string& dist, DType t) {
   if (dist == "uniform" || dist == "normal" || dist == "truncated_normal") return IsFloating(t);
+  if (dist == "gamma") return t == DType::kFloat16 || t == DType::kFloat32 || t == DType::kFloat64;
   if (dist == "uniform_int") return t == DType::kInt32 || t == DType::kInt64;
   if (dist == "uniform_full_int")
     return t == DType::kInt32 || t == DType::kInt64 || t == DType::kUInt32 || t == DType::kUInt64;
   return false;
 }
 
-// ---- StatelessRandom(shape, key, counter, alg [, minval, maxval]) attrs distribution, dtype ----
+// ---- StatelessRandom(shape, key, counter, alg [, minval, maxval | alpha]) attrs distribution, dtype ----
 void InferStatelessRandom(InferContext& ctx) {
   const std::string& dist = ctx.attrs().Str("distribution");
   const DType t = ctx.attrs().Type("dtype");
   if (dist != "uniform" && dist != "normal" && dist != "truncated_normal" && dist != "uniform_int" &&
-      dist != "uniform_full_int")
+      dist != "uniform_full_int" && dist != "gamma")
     ctx.Fail(fmt::format(
-        "distribution must be uniform, normal, truncated_normal, uniform_int or uniform_full_int, got '{}'", dist));
+        "distribution must be uniform, normal, truncated_normal, uniform_int, uniform_full_int or gamma, got '{}'",
+        dist));
   if (!DistributionAllows(dist, t)) ctx.Fail(fmt::format("distribution {} does not draw {}", dist, DTypeName(t)));
-  const int want_inputs = dist == "uniform_int" ? 6 : 4;
+  const int want_inputs = dist == "uniform_int" ? 6 : dist == "gamma" ? 5 : 4;
   if (ctx.num_inputs() != want_inputs)
     ctx.Fail(fmt::format("distribution {} takes {} inputs, got {}", dist, want_inputs, ctx.num_inputs()));
   array::RequireIndexInput(ctx, 0, "shape");
@@ -98,10 +100,10 @@ void InferStatelessRandom(InferContext& ctx) {
                       id, id == 2 ? "; ThreeFry (2) runs on XLA only" : ""));
   }
   for (int i = 4; i < ctx.num_inputs(); ++i) {
+    const char* what = dist == "gamma" ? "alpha" : i == 4 ? "minval" : "maxval";
     if (ctx.input_dtype(i) != t)
-      ctx.Fail(fmt::format("{} must be {}, got {}", i == 4 ? "minval" : "maxval", DTypeName(t),
-                           DTypeName(ctx.input_dtype(i))));
-    CheckScalar(ctx, i, i == 4 ? "minval" : "maxval");
+      ctx.Fail(fmt::format("{} must be {}, got {}", what, DTypeName(t), DTypeName(ctx.input_dtype(i))));
+    if (dist != "gamma") CheckScalar(ctx, i, what);
   }
   auto target = array::ShapeVectorInput(ctx, 0);
   if (!target) return ctx.SetOutput(0, t, SymShape::Unknown());

@@ -1,6 +1,6 @@
 """TensorFlow's stateless random ops (Philox) and ImageProjectiveTransformV2/V3 in generated
 SavedModels, run by `kiln run` and compared with TensorFlow: uniform and integer draws, the key and
-counter, and the image transforms bit for bit; normal and truncated normal draws within 1e-6
+counter, and the image transforms bit for bit; normal, truncated normal and gamma draws within 1e-6
 (docs/testing.md says why)."""
 
 import numpy as np
@@ -53,6 +53,12 @@ class Draws(tf.Module):
         for t in (tf.int32, tf.int64, tf.uint32, tf.uint64):
             out["fullint_" + t.name] = tf.random.stateless_uniform([7], seed, minval=None, maxval=None, dtype=t)
             out["v1_fullint_" + t.name] = tf.raw_ops.StatelessRandomUniformFullInt(shape=[5], seed=seed32, dtype=t)
+        for tname in ("half", "float", "double"):
+            t = FLOATS[tname]
+            # alpha 1 (the exponential), below 1 (the u^(1/alpha) factor), above 1; one per column.
+            alpha = tf.constant([1.0, 0.3, 2.5, 20.0, 0.05], t)
+            out["gamma_%s" % tname] = tf.random.stateless_gamma([3, 5], seed, alpha=alpha, dtype=t)
+            out["v1_gamma_%s" % tname] = tf.raw_ops.StatelessRandomGammaV2(shape=[2, 2, 5], seed=seed32, alpha=alpha)
         key, counter, alg = tf.raw_ops.StatelessRandomGetKeyCounterAlg(seed=seed32)
         out["key"], out["counter"], out["alg"] = key, counter, alg
         out["get_alg"] = tf.raw_ops.StatelessRandomGetAlg()
@@ -75,8 +81,8 @@ def test_stateless_random_matches_tensorflow(kiln_bin, tmp_path, seed):
         o = got[name]
         if o.shape != r.shape or o.dtype != r.dtype:
             problems.append("%s: %s %s, TensorFlow %s %s" % (name, o.dtype, o.shape, r.dtype, r.shape))
-        elif "normal" in name or "truncated" in name:
-            # Box-Muller's log, sqrt and sincos: see docs/testing.md.
+        elif "normal" in name or "truncated" in name or "gamma" in name:
+            # Box-Muller's log, sqrt and sincos (and gamma's log, log1p, pow): see docs/testing.md.
             err = float(np.max(np.abs(o.astype(np.float64) - r) / np.maximum(1.0, np.abs(r))))
             if err > 1e-6:
                 problems.append("%s: error %.3g" % (name, err))

@@ -1,6 +1,6 @@
 // TensorFlow's stateless RNG: Philox4x32-10 on Random123's known-answer vectors, counter skips,
 // and StatelessRandomGetKeyCounter / StatelessRandom against numbers TensorFlow 2.21 printed
-// (tf.raw_ops.StatelessRandomGetKeyCounter, tf.random.stateless_* with seed [1, 2]); shape
+// (tf.raw_ops.StatelessRandomGetKeyCounter, tf.random.stateless_* with seed [1, 2], gamma too); shape
 // functions and errors. tests/python/test_tf_random.py compares every dtype with TensorFlow itself.
 #include <gtest/gtest.h>
 
@@ -120,6 +120,19 @@ TEST(StatelessRandom, NormalsMatchTensorFlow) {
       {-0.1423118100189212, 0.7406072461585091, -0.552387756244845, -0.734450092480207, -0.39842023956588357}, 1e-6);
 }
 
+TEST(StatelessRandom, GammaMatchesTensorFlow) {
+  // One alpha per column: 1 (the exponential), 0.3 (the u^(1/alpha) factor), 2.5; output [2, 3].
+  const Tensor alpha = Tensor::FromVector<double>(DType::kFloat64, {3}, {1.0, 0.3, 2.5});
+  nntest::ExpectNear(Draw("gamma", DType::kFloat64, {2, 3}, {alpha})[0],
+                     {3.4994423583437104, 0.027091866091997333, 2.8368528938621314, 1.7193092981478832,
+                      0.00384715787980068, 1.9701487370173971},
+                     1e-9);
+  ExpectErrorMessage([&] { Draw("gamma", DType::kFloat64, {3, 2}, {alpha}); }, {"must end with", "[3,2]"});
+  // Below -2/3 no draw is ever accepted (TensorFlow loops forever): an error instead.
+  const Tensor bad = Tensor::FromVector<double>(DType::kFloat64, {1}, {-1.0});
+  ExpectErrorMessage([&] { Draw("gamma", DType::kFloat64, {2, 1}, {bad}); }, {"alpha -1", "> -2/3"});
+}
+
 TEST(StatelessRandom, TruncatedNormalStaysWithinTwo) {
   const std::vector<double> v = testutil::Doubles(Draw("truncated_normal", DType::kFloat32, {4001})[0]);
   double most = 0;
@@ -157,10 +170,10 @@ TEST(StatelessRandom, ErrorsNameWhatIsWrong) {
       {"normal does not draw int32"});
   ExpectErrorMessage(
       [&] {
-        OneNode("StatelessRandom", in, Attrs({{"distribution", std::string("gamma")}, {"dtype", DType::kFloat32}}), 1,
+        OneNode("StatelessRandom", in, Attrs({{"distribution", std::string("poisson")}, {"dtype", DType::kFloat32}}), 1,
                 {0});
       },
-      {"distribution must be", "gamma"});
+      {"distribution must be", "poisson"});
   ExpectErrorMessage(
       [&] {
         OneNode("StatelessRandom", in, Attrs({{"distribution", std::string("uniform_int")}, {"dtype", DType::kInt32}}),

@@ -1,6 +1,7 @@
 // TF importers of the stateless random ops: StatelessRandomGetKeyCounter(Alg), StatelessRandomGetAlg,
 // the V2 draws (StatelessRandomUniformV2, NormalV2, TruncatedNormalV2, UniformIntV2,
-// UniformFullIntV2) and the V1 forms that take a seed (StatelessRandomUniform, ...). All become
+// UniformFullIntV2, GammaV3) and the forms that take a seed (StatelessRandomUniform, ...,
+// StatelessRandomGammaV2). All become
 // StatelessRandomGetKeyCounter / StatelessRandom (docs/ops/nn.md, "Stateless random").
 #include <fmt/format.h>
 
@@ -18,7 +19,7 @@ namespace {
 // TensorFlow's algorithm ids: the CPU kernels draw with Philox, which auto-select picks there.
 constexpr int32_t kAlgPhilox = 1, kAlgAutoSelect = 3;
 
-enum class Dist { kUniform, kNormal, kTruncatedNormal, kUniformInt, kUniformFullInt };
+enum class Dist { kUniform, kNormal, kTruncatedNormal, kUniformInt, kUniformFullInt, kGamma };
 
 // The IR op's `distribution` attribute.
 const char* DistName(Dist d) {
@@ -33,6 +34,8 @@ const char* DistName(Dist d) {
       return "uniform_int";
     case Dist::kUniformFullInt:
       return "uniform_full_int";
+    case Dist::kGamma:
+      return "gamma";
   }
   return "";
 }
@@ -59,6 +62,8 @@ void CheckDrawType(ImportContext& ctx, const std::string& dist) {
   else if (dist == "uniform_full_int")
     CheckTypeIn(ctx, "dtype", {DType::kInt32, DType::kInt64, DType::kUInt32, DType::kUInt64},
                 "int32, int64, uint32, uint64");
+  else if (dist == "gamma")
+    CheckTypeIn(ctx, "dtype", {DType::kFloat16, DType::kFloat32, DType::kFloat64}, "half, float, double");
   else
     CheckTypeIn(ctx, "dtype", floats, "half, bfloat16, float, double");
 }
@@ -99,12 +104,14 @@ void ImportGetAlg(ImportContext& ctx) {
 template <Dist kDist, bool kV1>
 void ImportDraw(ImportContext& ctx) {
   const std::string dist = DistName(kDist);
-  const bool ranged = dist == "uniform_int";
-  // V1: shape, seed [, minval, maxval]; V2: shape, key, counter, alg [, minval, maxval].
+  // V1: shape, seed [, minval, maxval | alpha]; V2: shape, key, counter, alg [, minval, maxval | alpha].
   const int fixed = kV1 ? 2 : 4;
-  CheckInputs(ctx, fixed + (ranged ? 2 : 0));
+  const int extra = dist == "uniform_int" ? 2 : dist == "gamma" ? 1 : 0;
+  CheckInputs(ctx, fixed + extra);
   CheckDrawType(ctx, dist);
-  CheckTypeIn(ctx, kV1 ? "T" : "Tshape", {DType::kInt32, DType::kInt64}, "int32, int64");
+  // The shape's type attribute: T (V1), Tshape (V2), shape_dtype (StatelessRandomGammaV3).
+  for (const char* attr : {"T", "Tshape", "shape_dtype"})
+    CheckTypeIn(ctx, attr, {DType::kInt32, DType::kInt64}, "int32, int64");
   if (kV1)
     CheckSeedType(ctx);
   else
@@ -120,7 +127,7 @@ void ImportDraw(ImportContext& ctx) {
   } else {
     inputs.insert(inputs.end(), {ctx.input(1), ctx.input(2), ctx.input(3)});
   }
-  if (ranged) inputs.insert(inputs.end(), {ctx.input(fixed), ctx.input(fixed + 1)});
+  for (int i = 0; i < extra; ++i) inputs.push_back(ctx.input(fixed + i));
   ctx.SetOutput(0, ctx.Emit1("StatelessRandom", std::move(inputs), std::move(attrs)));
 }
 
@@ -138,6 +145,8 @@ void RegisterRandomImporters(ImporterTable& table) {
   table.Add(
       {"StatelessTruncatedNormalV2", ImportDraw<Dist::kTruncatedNormal, false>, {}, {{"dtype", f32}, {"Tshape", i32}}});
   table.Add({"StatelessRandomUniformIntV2", ImportDraw<Dist::kUniformInt, false>, {}, {{"Tshape", i32}}});
+  table.Add({"StatelessRandomGammaV3", ImportDraw<Dist::kGamma, false>, {}, {{"shape_dtype", i32}}});
+  table.Add({"StatelessRandomGammaV2", ImportDraw<Dist::kGamma, true>, {}, {{"Tseed", i64}}});
   table.Add({"StatelessRandomUniformFullIntV2",
              ImportDraw<Dist::kUniformFullInt, false>,
              {},
