@@ -358,6 +358,12 @@ void GraphBuilder::ImportNode(Scope& scope, const tfproto::NodeDef& node) {
                       before));
   }
   if (op != "ReadVariableOp") {
+    // Ordered after a write of a variable it is given that could not be imported: that write's
+    // reason stands for this node too.
+    for (const std::string& in : node.input())
+      if (!in.empty() && in[0] == '^' && scope.poisoned.count(in.substr(1)) &&
+          OrderedAfterWrite(scope, node, in.substr(1)))
+        return poison("");
     // Function bodies, loop bodies and ResourceGather read the saved value of a variable they are
     // given; after a write of it in the same call that would be stale.
     if (const std::string var = VariableWrittenBefore(scope, node, inputs); !var.empty())

@@ -267,3 +267,24 @@ def test_a_read_after_a_function_that_writes_the_variable_is_refused(kiln_bin, t
     assert proc.returncode == 0, proc.stderr
     ref = tf.saved_model.load(str(tmp_path / "m")).signatures["g"](x=tf.constant([0.5, 0.5]))["y"].numpy()
     np.testing.assert_array_equal(np.load(tmp_path / "out" / "y.npy"), ref)
+
+
+def test_a_read_after_a_write_kiln_cannot_import_names_the_op(kiln_bin, tmp_path):
+    class M(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.v = tf.Variable(tf.zeros([2, 3]))
+            self.e = tf.Variable(np.arange(12, dtype=np.float32).reshape(4, 3))
+
+        @tf.function(input_signature=[tf.TensorSpec([2, 3], tf.float32, name="x")])
+        def f(self, x):
+            self.v.assign(tf.image.hsv_to_rgb(x))  # an op Kiln has no importer for
+            self.e.assign(tf.image.hsv_to_rgb(self.e))
+            return {"y": self.v.read_value() * 2, "g": tf.gather(self.e, [0, 2])}
+
+    m = M()
+    tf.saved_model.save(m, str(tmp_path / "m"), signatures={"serving_default": m.f})
+    args = write_inputs({"x": np.full((2, 3), 0.5, np.float32)}, tmp_path / "in")
+    proc = run_kiln(kiln_bin, ["run", tmp_path / "m"] + args)
+    assert proc.returncode == 1 and "HSVToRGB x2" in proc.stderr and "ReadVariableOp" in proc.stderr, proc.stderr
+    assert "ResourceGather" not in proc.stderr, proc.stderr  # its reason is the write's: HSVToRGB
