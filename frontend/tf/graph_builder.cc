@@ -21,6 +21,13 @@ bool IsTableHandleOp(const std::string& op) {
          op == "MutableDenseHashTableV2";
 }
 
+// Ops that write a resource variable. TensorFlow orders the reads and writes of one variable in a
+// function by control edges (automatic control dependencies): a read after a write has a control
+// input on that write.
+bool IsVariableWrite(const std::string& op) {
+  return op == "AssignVariableOp" || op == "AssignAddVariableOp" || op == "AssignSubVariableOp";
+}
+
 // "a:b:c" -> {"a","b","c"}
 std::vector<std::string> SplitRef(const std::string& ref) {
   std::vector<std::string> parts;
@@ -78,9 +85,12 @@ struct GraphBuilder::Scope {
   std::string prefix;  // names of this scope's nodes in the flat TF graph: "" outside, "call/" in a call
   bool flat = true;    // false in control-flow bodies, which the flat TF graph does not hold
   std::map<std::string, const tfproto::NodeDef*> nodes;
-  std::map<std::string, TfValue> args;                  // function arguments by name
-  std::map<std::string, std::vector<TfValue>> outputs;  // imported nodes' flat outputs
-  std::set<std::string> poisoned;                       // nodes that could not be imported
+  std::map<std::string, TfValue> args;                      // function arguments by name
+  std::map<std::string, std::vector<TfValue>> outputs;      // imported nodes' flat outputs
+  std::set<std::string> poisoned;                           // nodes that could not be imported
+  // Variable writes imported so far, by node name: the variable and the value it holds after the
+  // write. Reads ordered after a write (by a control edge) see that value instead of the frozen one.
+  std::map<std::string, std::pair<const Tensor*, ir::ValueId>> writes;
 };
 
 GraphBuilder::GraphBuilder(const SavedModelBundle& bundle, VariableReader& variables)
@@ -271,8 +281,11 @@ std::vector<TfValue> GraphBuilder::ImportScope(Scope& scope, const std::vector<s
       const tfproto::NodeDef& def = *node->second;
       for (int i = def.input_size() - 1; i >= 0; --i) {
         const std::string& in = def.input(i);
-        if (in.empty() || in[0] == '^') continue;  // control inputs do not matter for inference
-        std::vector<std::string> parts = SplitRef(in);
+        if (in.empty()) continue;
+        // Control inputs do not matter for inference, except a variable write that a read or a
+        // later write of the variable is ordered after: it gives the value that one sees.
+        if (in[0] == '^' && !OrderedAfterWrite(scope, def, in.substr(1))) continue;
+        std::vector<std::string> parts = SplitRef(in[0] == '^' ? in.substr(1) : in);
         if (scope.function && parts.size() == 1 && scope.args.count(parts[0])) continue;
         const std::string dep = parts[0];
         auto dst = state.find(dep);
@@ -327,6 +340,7 @@ void GraphBuilder::ImportNode(Scope& scope, const tfproto::NodeDef& node) {
   }
   if (any_poisoned) {
     // Still report this node if its own op is unsupported, so one error lists every op type.
+    if (IsVariableWrite(op)) return poison("");
     if (!IsCallOp(op) && !functions_.count(op)) {
       if (FindCustomOp(TfCustomOpKey(op))) return poison("");
       const TfOpSpec* spec = TfImporters().Find(op);
@@ -341,6 +355,51 @@ void GraphBuilder::ImportNode(Scope& scope, const tfproto::NodeDef& node) {
       }
     }
     return poison("");
+  }
+
+  if (IsVariableWrite(op) || (op == "ReadVariableOp" && !inputs.empty() && inputs[0].is_resource())) {
+    std::string reason;
+    const ir::ValueId written = LastWrite(scope, node, inputs, &reason);
+    if (!reason.empty()) return poison(reason);
+    if (IsVariableWrite(op)) return ImportVariableWrite(scope, node, inputs, written);
+    if (written != ir::kNoValue) {
+      // A read after a write: the written value. The flat TF graph reads it as an Identity.
+      ImportContext ctx(*this, node, inputs, /*validate_only=*/false);
+      const ir::ValueId v = ctx.Emit1("Identity", {written});
+      scope.outputs[node.name()] = {TfValue{v, nullptr, ""}};
+      tfproto::NodeDef identity;
+      identity.set_name(node.name());
+      identity.set_op("Identity");
+      (*identity.mutable_attr())["T"].set_type(static_cast<int>(inputs[0].resource->dtype()));
+      RecordFlat(scope, identity, {TfValue{written, nullptr, ""}}, scope.outputs[node.name()]);
+      return;
+    }
+  }
+
+  if (TakesVariables(op) && !IsVariableWrite(op)) {
+    // A function run before this node that is given the same variable and writes variables may
+    // have written it: Kiln does not follow writes out of a function, so this node would read the
+    // saved value.
+    if (const std::string before = WrittenInsideBefore(scope, node, inputs); !before.empty())
+      return poison(
+          fmt::format("is ordered after '{}', given the same variable, whose function writes variables; "
+                      "Kiln does not follow writes out of a function",
+                      before));
+  }
+  if (op != "ReadVariableOp") {
+    // Ordered after a write of a variable it is given that could not be imported: that write's
+    // reason stands for this node too.
+    for (const std::string& in : node.input())
+      if (!in.empty() && in[0] == '^' && scope.poisoned.count(in.substr(1)) &&
+          OrderedAfterWrite(scope, node, in.substr(1)))
+        return poison("");
+    // Function bodies, loop bodies and ResourceGather read the saved value of a variable they are
+    // given; after a write of it in the same call that would be stale.
+    if (const std::string var = VariableWrittenBefore(scope, node, inputs); !var.empty())
+      return poison(
+          fmt::format("uses variable '{}' after a write of it in the same call; only ReadVariableOp "
+                      "reads see the written value",
+                      var));
   }
 
   std::string function_name;
@@ -385,6 +444,133 @@ void GraphBuilder::ImportNode(Scope& scope, const tfproto::NodeDef& node) {
   } catch (const UnsupportedError& e) {
     poison(e.what());
   }
+}
+
+bool GraphBuilder::OrderedAfterWrite(const Scope& scope, const tfproto::NodeDef& node,
+                                     const std::string& control) const {
+  if (!TakesVariables(node.op())) return false;
+  auto it = scope.nodes.find(control);
+  if (it == scope.nodes.end() || !IsVariableWrite(it->second->op()) || it->second->input_size() < 1) return false;
+  // Only a write of a variable `node` is given: writes of other variables do not change what it
+  // reads, and need not be imported.
+  return GivenRef(node, it->second->input(0));
+}
+
+bool GraphBuilder::GivenRef(const tfproto::NodeDef& node, const std::string& ref) {
+  // "node:0" and "node" name the same tensor in a GraphDef.
+  auto plain = [](const std::string& r) {
+    return r.size() > 2 && r.compare(r.size() - 2, 2, ":0") == 0 && SplitRef(r).size() == 2 ? r.substr(0, r.size() - 2)
+                                                                                            : r;
+  };
+  const std::string want = plain(ref);
+  for (const std::string& in : node.input())
+    if (!in.empty() && in[0] != '^' && plain(in) == want) return true;
+  return false;
+}
+
+bool GraphBuilder::RunsVariableWrites(const tfproto::NodeDef& node, std::set<std::string>& seen) const {
+  std::vector<std::string> names;
+  if (functions_.count(node.op())) names.push_back(node.op());
+  for (const char* attr : {"f", "then_branch", "else_branch", "cond", "body"}) {
+    auto a = node.attr().find(attr);
+    if (a != node.attr().end() && a->second.has_func()) names.push_back(a->second.func().name());
+  }
+  for (const std::string& name : names) {
+    auto f = functions_.find(name);
+    if (f == functions_.end() || !seen.insert(name).second) continue;
+    for (const tfproto::NodeDef& inner : f->second->node_def())
+      if (IsVariableWrite(inner.op()) || RunsVariableWrites(inner, seen)) return true;
+  }
+  return false;
+}
+
+std::string GraphBuilder::WrittenInsideBefore(const Scope& scope, const tfproto::NodeDef& node,
+                                              const std::vector<TfValue>& inputs) const {
+  // The references of the variables `node` is given (its data inputs in order are `inputs`).
+  std::vector<std::string> variables;
+  size_t k = 0;
+  for (const std::string& in : node.input()) {
+    if (in.empty() || in[0] == '^') continue;
+    if (k < inputs.size() && inputs[k].is_resource()) variables.push_back(in);
+    ++k;
+  }
+  if (variables.empty()) return "";
+  for (const std::string& in : node.input()) {
+    if (in.empty() || in[0] != '^') continue;
+    auto it = scope.nodes.find(in.substr(1));
+    if (it == scope.nodes.end() || IsVariableWrite(it->second->op())) continue;
+    const tfproto::NodeDef& before = *it->second;
+    bool shares = false;
+    for (const std::string& ref : variables) shares = shares || GivenRef(before, ref);
+    std::set<std::string> seen;
+    if (shares && RunsVariableWrites(before, seen)) return before.name();
+  }
+  return "";
+}
+
+ir::ValueId GraphBuilder::LastWrite(const Scope& scope, const tfproto::NodeDef& node,
+                                    const std::vector<TfValue>& inputs, std::string* reason) const {
+  if (inputs.empty() || !inputs[0].is_resource()) {
+    *reason = "uses a variable that Kiln does not hold (only variables the signature captures are frozen)";
+    return ir::kNoValue;
+  }
+  ir::ValueId last = ir::kNoValue;
+  for (const std::string& in : node.input()) {
+    if (in.empty() || in[0] != '^' || !OrderedAfterWrite(scope, node, in.substr(1))) continue;
+    const std::string write = in.substr(1);
+    if (scope.poisoned.count(write)) {
+      *reason = fmt::format("is ordered after the variable write '{}', which Kiln could not import", write);
+      return ir::kNoValue;
+    }
+    auto w = scope.writes.find(write);
+    if (w == scope.writes.end() || w->second.first != inputs[0].resource.get()) continue;  // another variable
+    if (last != ir::kNoValue) {
+      // Automatic control dependencies order a node after the one latest write of a variable.
+      *reason = fmt::format("is ordered after several writes of variable '{}' (expected the latest one only)",
+                            inputs[0].resource_name);
+      return ir::kNoValue;
+    }
+    last = w->second.second;
+  }
+  return last;
+}
+
+bool GraphBuilder::TakesVariables(const std::string& op) const {
+  static const std::set<std::string> kOps = {"ReadVariableOp", "ResourceGather", "If",
+                                             "StatelessIf",    "While",          "StatelessWhile"};
+  return IsVariableWrite(op) || kOps.count(op) || IsCallOp(op) || functions_.count(op);
+}
+
+std::string GraphBuilder::VariableWrittenBefore(const Scope& scope, const tfproto::NodeDef& node,
+                                                const std::vector<TfValue>& inputs) const {
+  for (const std::string& in : node.input()) {
+    if (in.empty() || in[0] != '^') continue;
+    auto w = scope.writes.find(in.substr(1));
+    if (w == scope.writes.end()) continue;
+    for (const TfValue& v : inputs)
+      if (v.is_resource() && v.resource.get() == w->second.first) return v.resource_name;
+  }
+  return "";
+}
+
+void GraphBuilder::ImportVariableWrite(Scope& scope, const tfproto::NodeDef& node, const std::vector<TfValue>& inputs,
+                                       ir::ValueId before) {
+  const Tensor& variable = *inputs[0].resource;
+  if (inputs.size() != 2 || inputs[1].value == ir::kNoValue)
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("node '{}' ({}): expected a variable and a value, got {} inputs", node.name(), node.op(),
+                            inputs.size()));
+  ImportContext ctx(*this, node, inputs, /*validate_only=*/false);
+  if (ctx.input_dtype(1) != variable.dtype())
+    ctx.Invalid(fmt::format("writes a {} value to variable '{}' of dtype {}", DTypeName(ctx.input_dtype(1)),
+                            inputs[0].resource_name, DTypeName(variable.dtype())));
+  ir::ValueId value = inputs[1].value;
+  if (node.op() != "AssignVariableOp") {
+    if (before == ir::kNoValue) before = ctx.Constant(variable, "before");
+    value = ctx.Emit1(node.op() == "AssignAddVariableOp" ? "Add" : "Sub", {before, value}, {}, "value");
+  }
+  scope.writes[node.name()] = {inputs[0].resource.get(), value};
+  scope.outputs[node.name()] = {};
 }
 
 void GraphBuilder::RecordFlat(const Scope& scope, const tfproto::NodeDef& node, const std::vector<TfValue>& inputs,

@@ -6,6 +6,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,32 @@ class GraphBuilder : public frontend::ImportTarget {
   std::vector<TfValue> ImportCall(Scope& scope, const tfproto::NodeDef& node, const std::string& function_name,
                                   std::vector<TfValue> inputs);
   TfValue Resolve(Scope& scope, const std::string& ref);
+  // Whether `node` takes tensor `ref` as a data input.
+  static bool GivenRef(const tfproto::NodeDef& node, const std::string& ref);
+  // Whether the functions `node` runs (a call, If, While, a library function op), or functions they
+  // run, write a variable; `seen` holds the functions already looked at.
+  bool RunsVariableWrites(const tfproto::NodeDef& node, std::set<std::string>& seen) const;
+  // A node `node` (whose data inputs are `inputs`) is ordered after that is given one of the same
+  // variables and runs a function writing variables; "" if none.
+  std::string WrittenInsideBefore(const Scope& scope, const tfproto::NodeDef& node,
+                                  const std::vector<TfValue>& inputs) const;
+  // Ops that may be given a variable: reads, writes, ResourceGather, calls, If and While.
+  bool TakesVariables(const std::string& op) const;
+  // The name of a variable among `inputs` that a write `node` is ordered after writes; "" if none.
+  std::string VariableWrittenBefore(const Scope& scope, const tfproto::NodeDef& node,
+                                    const std::vector<TfValue>& inputs) const;
+  // Whether control input `control` of `node` is a variable write that `node` (an op that may be
+  // given a variable) is ordered after, so must be imported first.
+  bool OrderedAfterWrite(const Scope& scope, const tfproto::NodeDef& node, const std::string& control) const;
+  // The value the variable of `node` (a read or a write; inputs[0] the variable) holds after the
+  // write `node` is ordered after; kNoValue when none (the frozen value). Sets `reason` when the
+  // node cannot be imported.
+  ir::ValueId LastWrite(const Scope& scope, const tfproto::NodeDef& node, const std::vector<TfValue>& inputs,
+                        std::string* reason) const;
+  // AssignVariableOp / AssignAddVariableOp / AssignSubVariableOp: records the value the variable
+  // holds afterwards; `before` is the value it held (kNoValue: the frozen one).
+  void ImportVariableWrite(Scope& scope, const tfproto::NodeDef& node, const std::vector<TfValue>& inputs,
+                           ir::ValueId before);
   // Adds an imported node to the flat TF graph (outside control-flow bodies).
   void RecordFlat(const Scope& scope, const tfproto::NodeDef& node, const std::vector<TfValue>& inputs,
                   const std::vector<TfValue>& outputs);

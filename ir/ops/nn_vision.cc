@@ -1,6 +1,10 @@
-// Vision ops of the nn family: GridSample, RoiAlign and MaxPoolWithArgmax (ONNX's GridSample,
-// RoiAlign, and MaxPool with dilations or its Indices output). See docs/ops/nn.md.
+// Vision ops of the nn family: GridSample, RoiAlign, MaxPoolWithArgmax (ONNX's GridSample,
+// RoiAlign, and MaxPool with dilations or its Indices output) and ImageProjectiveTransform
+// (TensorFlow's ImageProjectiveTransformV2/V3). See docs/ops/nn.md.
 #include <fmt/format.h>
+
+#include <string>
+#include <utility>
 
 #include "ir/op_schema.h"
 #include "ir/ops/array_common.h"
@@ -106,9 +110,50 @@ void InferMaxPoolWithArgmax(InferContext& ctx) {
   ctx.SetOutput(1, it, SymShape::Of(out));
 }
 
+// ---- ImageProjectiveTransform(images [N,H,W,C], transforms [1|N, 8] float32, output_shape [2] int32,
+//      fill_value float32 scalar) attrs interpolation, fill_mode -> [N, out_h, out_w, C] ----
+void InferImageProjectiveTransform(InferContext& ctx) {
+  const std::string& interp = ctx.attrs().Str("interpolation");
+  const std::string& mode = ctx.attrs().Str("fill_mode");
+  if (interp != "NEAREST" && interp != "BILINEAR")
+    ctx.Fail(fmt::format("interpolation must be NEAREST or BILINEAR, got '{}'", interp));
+  if (mode != "REFLECT" && mode != "WRAP" && mode != "CONSTANT" && mode != "NEAREST")
+    ctx.Fail(fmt::format("fill_mode must be REFLECT, WRAP, CONSTANT or NEAREST, got '{}'", mode));
+  const DType t = ctx.input_dtype(0);
+  if (t != DType::kUInt8 && t != DType::kInt32 && t != DType::kInt64 && !IsFloating(t))
+    ctx.Fail(fmt::format("images must be uint8, int32, int64 or a float type, got {}", DTypeName(t)));
+  for (const auto& [i, what] : {std::pair{1, "transforms"}, std::pair{3, "fill_value"}})
+    if (ctx.input_dtype(i) != DType::kFloat32)
+      ctx.Fail(fmt::format("{} must be float32, got {}", what, DTypeName(ctx.input_dtype(i))));
+  if (ctx.input_dtype(2) != DType::kInt32)
+    ctx.Fail(fmt::format("output_shape must be int32, got {}", DTypeName(ctx.input_dtype(2))));
+  const SymShape& x = ctx.input_shape(0);
+  const SymShape& tr = ctx.input_shape(1);
+  const SymShape& os = ctx.input_shape(2);
+  const SymShape& fv = ctx.input_shape(3);
+  if (x.rank_known && x.rank() != 4) ctx.Fail(fmt::format("images must have rank 4 (NHWC), got {}", S(ctx, x)));
+  if (tr.rank_known && (tr.rank() != 2 || (IsStatic(tr.dims[1]) && tr.dims[1] != 8)))
+    ctx.Fail(fmt::format("transforms must be [num_images or 1, 8], got {}", S(ctx, tr)));
+  if (os.rank_known && (os.rank() != 1 || (IsStatic(os.dims[0]) && os.dims[0] != 2)))
+    ctx.Fail(fmt::format("output_shape must have shape [2], got {}", S(ctx, os)));
+  if (fv.rank_known && fv.rank() != 0) ctx.Fail(fmt::format("fill_value must be a scalar, got {}", S(ctx, fv)));
+  // The output size: constants, or symbols traced through Shape/StridedSlice/Pack (Keras computes
+  // it from the input's shape, keeping a dynamic size symbolic).
+  Dim out_hw[2] = {kUnknownDim, kUnknownDim};
+  if (auto hw = array::ShapeVectorInput(ctx, 2); hw && hw->size() == 2) {
+    for (size_t i = 0; i < 2; ++i) {
+      const array::SymElem& e = (*hw)[i];
+      if (e.is_const && e.value <= 0) ctx.Fail(fmt::format("output dimensions must be positive, got {}", e.value));
+      out_hw[i] = e.is_const ? e.value : e.dim;
+    }
+  }
+  ctx.SetOutput(0, t, SymShape::Of({DimOr(x, 0), out_hw[0], out_hw[1], DimOr(x, 3)}));
+}
+
 }  // namespace
 
 void RegisterVisionOps(OpRegistry& registry) {
+  registry.Add({"ImageProjectiveTransform", 4, 4, InferImageProjectiveTransform});
   registry.Add({"GridSample", 2, 2, InferGridSample});
   registry.Add({"RoiAlign", 3, 3, InferRoiAlign});
   registry.Add({"MaxPoolWithArgmax", 1, 1, InferMaxPoolWithArgmax});

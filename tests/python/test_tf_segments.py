@@ -278,3 +278,36 @@ def test_a_variable_read_by_a_tensorflow_op_is_a_const_with_its_value(kiln_py, t
     assert any("TensorFlow layout of saved_model.pb: per-engine" in line for line in log), log
     ops = _compare_loaded(converted, tmp_path / "var", {"x": tf.constant(x)})
     assert ops["MatMul"] == 1 and ops["KilnEngineOp"] == 1 and ops["Const"] >= 1, ops
+
+
+def test_a_read_after_a_variable_write_is_an_identity_of_the_written_value(kiln_py, tmp_path):
+    """A read ordered after AssignVariableOp sees the written value (TensorFlow's first call): with
+    Relu kept out, TensorFlow reads it through an Identity of that value; an AssignAddVariableOp's
+    new value is no TensorFlow tensor, so that model falls back to the signature op and says why."""
+
+    class Module(tf.Module):
+        def __init__(self, add):
+            super().__init__()
+            self.add = add
+            self.v = tf.Variable([1.0, 2.0])
+
+        @tf.function(input_signature=[tf.TensorSpec([2], tf.float32, name="x")])
+        def __call__(self, x):
+            a = self.v.read_value() * 2
+            if self.add:
+                self.v.assign_add(x)
+            else:
+                self.v.assign(self.v * 3 + x)
+            return {"a": a, "b": tf.nn.relu(self.v.read_value())}
+
+    x = np.array([0.25, -40.0], np.float32)
+    for add, layout in [(False, "per-engine"), (True, "whole signature")]:
+        src, converted = tmp_path / ("src%d" % add), tmp_path / ("converted%d" % add)
+        tf.saved_model.save(Module(add), str(src))
+        log = convert(kiln_py, src, converted, {"x": x}, denylist=["Relu"], minimum_segment_size=1)
+        assert any("TensorFlow layout of saved_model.pb: " + layout in line for line in log), log
+        if add:
+            assert any("AssignAddVariableOp" in line and "is no TensorFlow tensor" in line for line in log), log
+        ops = _compare_loaded(converted, src, {"x": tf.constant(x)})
+        if not add:
+            assert ops["Relu"] == 1 and ops["KilnEngineOp"] >= 1, ops

@@ -1,5 +1,6 @@
 // TF importers of the nn family: convolutions and pooling (this file); MatMul, BatchMatMul,
-// Einsum, FusedBatchNorm*, Softmax, LogSoftmax, LRN, resizes and depth/space ops (nn_math.cc).
+// Einsum, FusedBatchNorm*, Softmax, LogSoftmax, LRN, resizes, depth/space ops, ImageProjectiveTransform
+// (nn_math.cc); the stateless random ops (random.cc).
 // See docs/ops/nn.md for the IR ops they produce.
 #include <fmt/format.h>
 
@@ -12,6 +13,7 @@ namespace kiln::tf {
 
 void RegisterNnMathImporters(ImporterTable& table);  // nn_math.cc
 void RegisterDetectionImporters(ImporterTable& table);  // detection.cc
+void RegisterRandomImporters(ImporterTable& table);     // random.cc
 
 namespace {
 
@@ -156,6 +158,7 @@ void ImportPool(ImportContext& ctx) {
 
 void RegisterNnImporters(ImporterTable& table) {
   RegisterDetectionImporters(table);
+  RegisterRandomImporters(table);
   const std::vector<int64_t> ones4{1, 1, 1, 1}, ones5{1, 1, 1, 1, 1}, none;
   const TfAttrDefault nhwc = std::string("NHWC"), ndhwc = std::string("NDHWC");
   table.Add({"Conv2D", ImportConv<2>, {},

@@ -1,5 +1,6 @@
 // TF importers of the nn family: MatMul, BatchMatMul(V2/V3), Einsum, FusedBatchNorm(V2/V3),
-// Softmax, LogSoftmax, LRN, ResizeBilinear, ResizeNearestNeighbor, DepthToSpace, SpaceToDepth.
+// Softmax, LogSoftmax, LRN, ResizeBilinear, ResizeNearestNeighbor, DepthToSpace, SpaceToDepth,
+// ImageProjectiveTransformV2/V3.
 #include <fmt/format.h>
 
 #include <string>
@@ -171,6 +172,30 @@ void ImportDepthSpace(ImportContext& ctx) {
   ctx.SetOutput(0, ctx.Emit1(kD2S ? "DepthToSpace" : "SpaceToDepth", {ctx.input(0)}, std::move(attrs)));
 }
 
+// ImageProjectiveTransformV2(images, transforms, output_shape) and V3 (+ fill_value): V2 fills
+// with 0. TF's kernels take uint8, int32, int64 and the float types.
+void ImportImageProjectiveTransform(ImportContext& ctx) {
+  const bool v3 = ctx.op() == "ImageProjectiveTransformV3";
+  CheckArity(ctx, v3 ? 4 : 3);
+  const DType t = ctx.attr_type("dtype");
+  if (t != DType::kUInt8 && t != DType::kInt32 && t != DType::kInt64 && !IsFloating(t))
+    ctx.Unsupported(
+        fmt::format("dtype = {} is not supported (uint8, int32, int64, half, bfloat16, float, double)", DTypeName(t)));
+  const std::string interp = ctx.attr_string("interpolation");
+  const std::string mode = ctx.attr_string("fill_mode", "CONSTANT");
+  if (interp != "NEAREST" && interp != "BILINEAR")
+    ctx.Invalid(fmt::format("interpolation must be NEAREST or BILINEAR, got '{}'", interp));
+  if (mode != "REFLECT" && mode != "WRAP" && mode != "CONSTANT" && mode != "NEAREST")
+    ctx.Invalid(fmt::format("fill_mode must be REFLECT, WRAP, CONSTANT or NEAREST, got '{}'", mode));
+  if (ctx.validate_only()) return;
+  ir::AttrMap attrs;
+  attrs.Set("interpolation", interp);
+  attrs.Set("fill_mode", mode);
+  const ir::ValueId fill = v3 ? ctx.input(3) : ctx.Constant(Tensor::Scalar<float>(DType::kFloat32, 0.0f), "fill_value");
+  ctx.SetOutput(
+      0, ctx.Emit1("ImageProjectiveTransform", {ctx.input(0), ctx.input(1), ctx.input(2), fill}, std::move(attrs)));
+}
+
 // MatrixDeterminant: float types (complex ones are not held by Kiln).
 void ImportMatrixDeterminant(ImportContext& ctx) {
   const DType t = ctx.attr_type("T");
@@ -183,6 +208,8 @@ void ImportMatrixDeterminant(ImportContext& ctx) {
 
 void RegisterNnMathImporters(ImporterTable& table) {
   table.Add({"MatrixDeterminant", ImportMatrixDeterminant, {}, {}});
+  for (const char* op : {"ImageProjectiveTransformV2", "ImageProjectiveTransformV3"})
+    table.Add({op, ImportImageProjectiveTransform, {}, {{"fill_mode", std::string("CONSTANT")}}});
   table.Add({"MatMul", ImportMatMul, {}, {{"transpose_a", false}, {"transpose_b", false}}});
   for (const char* op : {"BatchMatMul", "BatchMatMulV2", "BatchMatMulV3"})
     table.Add({op, ImportBatchMatMul, {}, {{"adj_x", false}, {"adj_y", false}}});
