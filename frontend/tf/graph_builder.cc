@@ -366,12 +366,12 @@ void GraphBuilder::ImportNode(Scope& scope, const tfproto::NodeDef& node) {
       // A read after a write: the written value. The flat TF graph reads it as an Identity.
       ImportContext ctx(*this, node, inputs, /*validate_only=*/false);
       const ir::ValueId v = ctx.Emit1("Identity", {written});
-      scope.outputs[node.name()] = {TfValue{v, nullptr, ""}};
+      scope.outputs[node.name()] = {TfValue{v, nullptr, nullptr, ""}};
       tfproto::NodeDef identity;
       identity.set_name(node.name());
       identity.set_op("Identity");
       (*identity.mutable_attr())["T"].set_type(static_cast<int>(inputs[0].resource->dtype()));
-      RecordFlat(scope, identity, {TfValue{written, nullptr, ""}}, scope.outputs[node.name()]);
+      RecordFlat(scope, identity, {TfValue{written, nullptr, nullptr, ""}}, scope.outputs[node.name()]);
       return;
     }
   }
