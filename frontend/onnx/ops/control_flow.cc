@@ -421,6 +421,20 @@ ir::ValueId PadWithZeroRows(Emitter& e, ir::ValueId y, ir::ValueId steps, ir::Va
   return e.Emit1("Concat", {y, zeros, axis0});
 }
 
+// A Scan body of n states and m scan elements returns the n states and k >= 0 scan outputs,
+// which are the node's outputs; returns k.
+int CheckScanBody(ImportContext& ctx, const onnx::GraphProto& body, int n, int m) {
+  const int k_out = body.output_size() - n;
+  if (body.input_size() != n + m || k_out < 0)
+    ctx.Invalid(
+        fmt::format("the body takes {} inputs and returns {} outputs; expected {} inputs ({} states, {} scan "
+                    "elements) and at least {} outputs",
+                    body.input_size(), body.output_size(), n + m, n, m, n));
+  if (ctx.num_outputs() != body.output_size())
+    ctx.Invalid(fmt::format("{} outputs; the body returns {}", ctx.num_outputs(), body.output_size()));
+  return k_out;
+}
+
 // ONNX Scan-8: sequence_lens, then states and scan inputs whose first axis is a batch, scanned
 // along axis 1, each batch element on its own (states start from that element's initial values)
 // for its sequence length (sequence_lens[b], the scan inputs' length when absent; a reversed scan
@@ -438,14 +452,7 @@ void ImportScan8(ImportContext& ctx) {
   if (m < 1 || n < 0)
     ctx.Invalid(fmt::format("num_scan_inputs {} with {} inputs (sequence_lens, then states and scan inputs)", m,
                             ctx.num_inputs()));
-  const int k_out = body.output_size() - n;  // scan outputs
-  if (body.input_size() != n + m || k_out < 0)
-    ctx.Invalid(
-        fmt::format("the body takes {} inputs and returns {} outputs; expected {} inputs ({} states, {} scan "
-                    "elements) and at least {} outputs",
-                    body.input_size(), body.output_size(), n + m, n, m, n));
-  if (ctx.num_outputs() != body.output_size())
-    ctx.Invalid(fmt::format("{} outputs; the body returns {}", ctx.num_outputs(), body.output_size()));
+  const int k_out = CheckScanBody(ctx, body, n, m);  // scan outputs
   const std::vector<int64_t> directions = DirectionFlags(ctx, "directions", m);
   if (ctx.validate_only()) return;
   CheckSequenceLengths(ctx, 1 + n);
@@ -537,14 +544,7 @@ void ImportScan(ImportContext& ctx) {
   const int m = static_cast<int>(ctx.attr_int("num_scan_inputs"));
   const int n = ctx.num_inputs() - m;  // state variables
   if (m < 1 || n < 0) ctx.Invalid(fmt::format("num_scan_inputs {} with {} inputs", m, ctx.num_inputs()));
-  const int k_out = body.output_size() - n;  // scan outputs
-  if (body.input_size() != n + m || k_out < 0)
-    ctx.Invalid(
-        fmt::format("the body takes {} inputs and returns {} outputs; expected {} inputs ({} states, {} scan "
-                    "elements) and at least {} outputs",
-                    body.input_size(), body.output_size(), n + m, n, m, n));
-  if (ctx.num_outputs() != body.output_size())
-    ctx.Invalid(fmt::format("{} outputs; the body returns {}", ctx.num_outputs(), body.output_size()));
+  const int k_out = CheckScanBody(ctx, body, n, m);  // scan outputs
   auto per = [&](const char* name, int count) {
     std::vector<int64_t> v =
         ctx.has_attr(name) ? ctx.attr_ints(name) : std::vector<int64_t>(static_cast<size_t>(count), 0);
