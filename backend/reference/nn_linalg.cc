@@ -214,7 +214,9 @@ KILN_REFERENCE_KERNEL("MatrixTriangularSolve", MatrixTriangularSolveKernel);
 
 // Cholesky(x [..., M, M]): the lower-triangular L with L * L^T = x, reading only x's lower
 // triangle (its upper one is ignored, as Eigen's LLT does); L's upper triangle is zero. A
-// pivot that is not positive means x is not positive definite: the node fails.
+// pivot that is not positive means x is not positive definite: as TensorFlow does, that
+// matrix's lower triangle is filled with NaN (no error), so the failure shows at run time
+// (TF leaves the upper triangle unset; here it stays zero).
 void CholeskyKernel(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   const int64_t m = SquareSize(ctx, x, "an input");
@@ -224,14 +226,14 @@ void CholeskyKernel(KernelContext& ctx) {
   for (int64_t b = 0; b < count; ++b) {
     const double* a = xs.data() + b * m * m;
     double* l = ls.data() + b * m * m;
-    for (int64_t j = 0; j < m; ++j) {
+    bool positive_definite = true;
+    for (int64_t j = 0; j < m && positive_definite; ++j) {
       double d = a[j * m + j];
       for (int64_t c = 0; c < j; ++c) d -= l[j * m + c] * l[j * m + c];
-      if (d <= 0)
-        ctx.Fail(
-            fmt::format("Cholesky decomposition of matrix {} was not successful: the input is not positive definite "
-                        "(pivot {} is {})",
-                        b, j, d));
+      if (!(d > 0) && !std::isnan(d)) {
+        positive_definite = false;
+        break;
+      }
       const double djj = std::sqrt(d);
       l[j * m + j] = djj;
       for (int64_t r = j + 1; r < m; ++r) {
@@ -240,6 +242,9 @@ void CholeskyKernel(KernelContext& ctx) {
         l[r * m + j] = s / djj;
       }
     }
+    if (!positive_definite)
+      for (int64_t r = 0; r < m; ++r)
+        for (int64_t c = 0; c <= r; ++c) l[r * m + c] = std::numeric_limits<double>::quiet_NaN();
   }
   StoreFrom(ls.data(), ctx.AllocateOutput(0, x.dtype(), x.shape()), "Cholesky");
 }
