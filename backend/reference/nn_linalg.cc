@@ -4,6 +4,7 @@
 // in double and stored back in the input's floating dtype.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -180,15 +181,21 @@ void MatrixTriangularSolveKernel(KernelContext& ctx) {
     out[i] = da == 1 ? db : da;
   }
   const int64_t k = rhs.dim(rhs.rank() - 1);
+  Shape out_shape = out;
+  out_shape.push_back(m);
+  out_shape.push_back(k);
+  // Allocated first: the tensor checks the broadcast size against the memory budget.
+  Tensor& y = ctx.AllocateOutput(0, a.dtype(), out_shape);
+  if (y.num_elements() == 0) return;
   const std::vector<int64_t> a_off = BroadcastMatrixOffsets(ba, out, m * m);
   const std::vector<int64_t> b_off = BroadcastMatrixOffsets(bb, out, m * k);
   const bool lower = ctx.attrs().GetOr<bool>("lower", true), adjoint = ctx.attrs().GetOr<bool>("adjoint", false);
-  // T's (r, c) entry; T = tri(A)^T when adjoint, which is lower exactly when A's triangle is upper.
+  // T = tri(A)^T when adjoint, which is lower exactly when A's triangle is upper.
   const bool forward = lower != adjoint;
   const std::vector<double> as = LoadAs<double>(a, "MatrixTriangularSolve");
   const std::vector<double> bs = LoadAs<double>(rhs, "MatrixTriangularSolve");
   const int64_t count = NumElements(out);
-  std::vector<double> xs(static_cast<size_t>(count * m * k));
+  std::vector<double> xs(static_cast<size_t>(y.num_elements()));
   for (int64_t i = 0; i < count; ++i) {
     const double* t = as.data() + a_off[static_cast<size_t>(i)];
     auto T = [&](int64_t r, int64_t c) { return adjoint ? t[c * m + r] : t[r * m + c]; };
@@ -206,9 +213,7 @@ void MatrixTriangularSolveKernel(KernelContext& ctx) {
       }
     }
   }
-  out.push_back(m);
-  out.push_back(k);
-  StoreFrom(xs.data(), ctx.AllocateOutput(0, a.dtype(), out), "MatrixTriangularSolve");
+  StoreFrom(xs.data(), y, "MatrixTriangularSolve");
 }
 KILN_REFERENCE_KERNEL("MatrixTriangularSolve", MatrixTriangularSolveKernel);
 
