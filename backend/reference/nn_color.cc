@@ -107,65 +107,49 @@ void ColorConversionKernel(KernelContext& ctx) {
 KILN_REFERENCE_KERNEL("RGBToHSV", ColorConversionKernel<true>);
 KILN_REFERENCE_KERNEL("HSVToRGB", ColorConversionKernel<false>);
 
-// AdjustHue's RGB -> (hue in [0, 6), min, max), TF's rgb_to_hv_range: two equal components
-// may fall on either side, as there.
-void RgbToHueRange(float r, float g, float b, float* h, float* v_min, float* v_max) {
-  float v_mid;
-  int category;
-  if (r < g) {
-    if (b < r)
-      *v_max = g, v_mid = r, *v_min = b, category = 1;
-    else if (b > g)
-      *v_max = b, v_mid = g, *v_min = r, category = 3;
-    else
-      *v_max = g, v_mid = b, *v_min = r, category = 2;
-  } else {
-    if (b < g)
-      *v_max = r, v_mid = g, *v_min = b, category = 0;
-    else if (b > r)
-      *v_max = b, v_mid = r, *v_min = g, category = 4;
-    else
-      *v_max = r, v_mid = b, *v_min = g, category = 5;
-  }
+// The channel (0 r, 1 g, 2 b) holding the largest, middle and smallest component in each of
+// the six hue sectors: red to yellow, yellow to green, ..., magenta to red.
+constexpr int kMaxChannel[6] = {0, 1, 1, 2, 2, 0};
+constexpr int kMidChannel[6] = {1, 0, 2, 1, 0, 2};
+constexpr int kMinChannel[6] = {2, 2, 0, 0, 1, 1};
+
+// AdjustHue's RGB -> (hue in [0, 6), min, max), TF's rgb_to_hv_range: the sector from the
+// order of the components (two equal ones may fall on either side, as there), then the
+// position within it.
+void RgbToHueRange(const float* rgb, float* h, float* v_min, float* v_max) {
+  const float r = rgb[0], g = rgb[1], b = rgb[2];
+  int sector;
+  if (r < g)
+    sector = b < r ? 1 : (b > g ? 3 : 2);
+  else
+    sector = b < g ? 0 : (b > r ? 4 : 5);
+  *v_max = rgb[kMaxChannel[sector]];
+  *v_min = rgb[kMinChannel[sector]];
+  const float v_mid = rgb[kMidChannel[sector]];
   if (*v_max == *v_min) {
     *h = 0;
     return;
   }
   const float ratio = (v_mid - *v_min) / (*v_max - *v_min);
-  const bool increase = (category & 1) == 0;
-  *h = static_cast<float>(category) + (increase ? ratio : 1 - ratio);
+  const bool increase = (sector & 1) == 0;
+  *h = static_cast<float>(sector) + (increase ? ratio : 1 - ratio);
 }
 
 // TF's hv_range_to_rgb; h is in [0, 6).
-void HueRangeToRgb(float h, float v_min, float v_max, float* r, float* g, float* b) {
-  const int category = static_cast<int>(h);
-  float ratio = h - static_cast<float>(category);
-  if ((category & 1) != 0) ratio = 1 - ratio;
-  const float v_mid = v_min + ratio * (v_max - v_min);
-  switch (category) {
-    case 0:
-      *r = v_max, *g = v_mid, *b = v_min;
-      break;
-    case 1:
-      *r = v_mid, *g = v_max, *b = v_min;
-      break;
-    case 2:
-      *r = v_min, *g = v_max, *b = v_mid;
-      break;
-    case 3:
-      *r = v_min, *g = v_mid, *b = v_max;
-      break;
-    case 4:
-      *r = v_mid, *g = v_min, *b = v_max;
-      break;
-    default:
-      *r = v_max, *g = v_min, *b = v_mid;
-  }
+void HueRangeToRgb(float h, float v_min, float v_max, float* rgb) {
+  const int sector = static_cast<int>(h);
+  float ratio = h - static_cast<float>(sector);
+  if ((sector & 1) != 0) ratio = 1 - ratio;
+  rgb[kMaxChannel[sector]] = v_max;
+  rgb[kMidChannel[sector]] = v_min + ratio * (v_max - v_min);
+  rgb[kMinChannel[sector]] = v_min;
 }
 
-// Brings a hue into [0, period) by whole periods as TF's loops do (one or two steps for the
-// deltas tf.image allows). Far outside, repeated steps would not move a float at all (TF never
-// returns there), so the remainder is taken first; NaN and infinities stay non-finite.
+// Brings a hue into [0, period) by whole periods as TF's loops do, step by step (one or two
+// steps for the deltas in [-1, 1] that tf.image allows), so the sums round as TF's do. More
+// than 64 periods away the remainder is taken first: TF's loop would take up to millions of
+// steps there (rounding differently) and never ends beyond about 2^27, where a step no longer
+// moves the float. NaN and infinities give NaN (TF's loop would not end either).
 float WrapHue(float h, float period) {
   if (!std::isfinite(h)) return std::numeric_limits<float>::quiet_NaN();
   if (std::fabs(h) > 64 * period) h = std::fmod(h, period);
@@ -176,13 +160,13 @@ float WrapHue(float h, float period) {
 
 void AdjustHuePixel(const float* p, float delta, float* q) {
   float h, v_min, v_max;
-  RgbToHueRange(p[0], p[1], p[2], &h, &v_min, &v_max);
+  RgbToHueRange(p, &h, &v_min, &v_max);
   h = WrapHue(h + delta * 6, 6);
   if (std::isnan(h)) {
     q[0] = q[1] = q[2] = h;
     return;
   }
-  HueRangeToRgb(h, v_min, v_max, q, q + 1, q + 2);
+  HueRangeToRgb(h, v_min, v_max, q);
 }
 
 // AdjustSaturation's rgb_to_hsv: float arithmetic except the hue offsets 2/6 and 4/6, which
@@ -216,37 +200,21 @@ void HsvToRgbForSaturation(float h, float s, float v, float* r, float* g, float*
     *r = *g = *b = std::numeric_limits<float>::quiet_NaN();
     return;
   }
-  const int category = static_cast<int>(dh);
+  const int sector = static_cast<int>(dh);
   float fmodu = dh;
   while (fmodu <= 0) fmodu += 2.0f;
   while (fmodu >= 2.0f) fmodu -= 2.0f;
   const float x = c * (1 - std::abs(fmodu - 1));
-  float rr = 0, gg = 0, bb = 0;
-  switch (category) {
-    case 0:
-      rr = c, gg = x, bb = 0;
-      break;
-    case 1:
-      rr = x, gg = c, bb = 0;
-      break;
-    case 2:
-      rr = 0, gg = c, bb = x;
-      break;
-    case 3:
-      rr = 0, gg = x, bb = c;
-      break;
-    case 4:
-      rr = x, gg = 0, bb = c;
-      break;
-    case 5:
-      rr = c, gg = 0, bb = x;
-      break;
-    default:
-      break;
+  // Chroma on the largest channel, x on the middle one; outside sectors 0..5 (6h = 6 exactly,
+  // which the float hue can reach) TF's switch leaves all three at m.
+  float rgb[3] = {0, 0, 0};
+  if (sector >= 0 && sector < 6) {
+    rgb[kMaxChannel[sector]] = c;
+    rgb[kMidChannel[sector]] = x;
   }
-  *r = rr + m;
-  *g = gg + m;
-  *b = bb + m;
+  *r = rgb[0] + m;
+  *g = rgb[1] + m;
+  *b = rgb[2] + m;
 }
 
 void AdjustSaturationPixel(const float* p, float scale, float* q) {
