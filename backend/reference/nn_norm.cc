@@ -222,46 +222,6 @@ void LRNKernel(KernelContext& ctx) {
 }
 KILN_REFERENCE_KERNEL("LRN", LRNKernel);
 
-// MatrixDeterminant: LU factorization with partial pivoting per matrix, in double.
-void MatrixDeterminantKernel(KernelContext& ctx) {
-  const Tensor& x = ctx.input(0);
-  if (x.rank() < 2 || x.dim(x.rank() - 1) != x.dim(x.rank() - 2))
-    ctx.Fail(fmt::format("expected square matrices [..., M, M], got {}", ShapeStr(x.shape())));
-  if (!IsFloating(x.dtype())) ctx.Fail(fmt::format("dtype {} is not supported (expected a floating type)", DTypeName(x.dtype())));
-  const int64_t m = x.dim(x.rank() - 1);
-  const Shape out_shape(x.shape().begin(), x.shape().end() - 2);
-  const int64_t count = NumElements(out_shape);
-  const std::vector<double> xs = LoadAs<double>(x, "MatrixDeterminant");
-  std::vector<double> dets(static_cast<size_t>(count));
-  std::vector<double> a(static_cast<size_t>(m * m));
-  for (int64_t b = 0; b < count; ++b) {
-    std::copy(xs.begin() + b * m * m, xs.begin() + (b + 1) * m * m, a.begin());
-    double det = 1;
-    for (int64_t c = 0; c < m && det != 0; ++c) {
-      int64_t pivot = c;
-      for (int64_t r = c + 1; r < m; ++r)
-        if (std::fabs(a[static_cast<size_t>(r * m + c)]) > std::fabs(a[static_cast<size_t>(pivot * m + c)])) pivot = r;
-      if (a[static_cast<size_t>(pivot * m + c)] == 0) {
-        det = 0;
-        break;
-      }
-      if (pivot != c) {
-        for (int64_t k = 0; k < m; ++k) std::swap(a[static_cast<size_t>(c * m + k)], a[static_cast<size_t>(pivot * m + k)]);
-        det = -det;
-      }
-      const double d = a[static_cast<size_t>(c * m + c)];
-      det *= d;
-      for (int64_t r = c + 1; r < m; ++r) {
-        const double f = a[static_cast<size_t>(r * m + c)] / d;
-        for (int64_t k = c; k < m; ++k) a[static_cast<size_t>(r * m + k)] -= f * a[static_cast<size_t>(c * m + k)];
-      }
-    }
-    dets[static_cast<size_t>(b)] = det;
-  }
-  StoreFrom(dets.data(), ctx.AllocateOutput(0, x.dtype(), out_shape), "MatrixDeterminant");
-}
-KILN_REFERENCE_KERNEL("MatrixDeterminant", MatrixDeterminantKernel);
-
 }  // namespace
 
 }  // namespace kiln::reference::nn

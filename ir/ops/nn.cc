@@ -1,5 +1,6 @@
 // nn family IR ops: convolutions and pooling (this file), matmul/einsum/normalization/softmax/
-// resize/space-depth (nn_math.cc), RNN/GRU/LSTM (nn_recurrent.cc). See docs/ops/nn.md for each
+// resize/space-depth (nn_math.cc), dense linear algebra (nn_linalg.cc), colour spaces
+// (nn_color.cc), RNN/GRU/LSTM (nn_recurrent.cc). See docs/ops/nn.md for each
 // op's inputs, attrs and layouts.
 #include <fmt/format.h>
 
@@ -223,6 +224,8 @@ void RegisterDetectionOps(OpRegistry& registry);  // nn_detection.cc
 void RegisterVisionOps(OpRegistry& registry);     // nn_vision.cc
 void RegisterSignalOps(OpRegistry& registry);     // signal.cc
 void RegisterRandomOps(OpRegistry& registry);     // random.cc
+void RegisterNnLinalgOps(OpRegistry& registry);   // nn_linalg.cc
+void RegisterNnColorOps(OpRegistry& registry);    // nn_color.cc
 
 void RegisterNnOps(OpRegistry& registry) {
   registry.Add({"Conv2D", 2, 3, InferConv<2, false>});
@@ -238,6 +241,8 @@ void RegisterNnOps(OpRegistry& registry) {
   RegisterNnRecurrentOps(registry);
   RegisterSignalOps(registry);
   RegisterRandomOps(registry);
+  RegisterNnLinalgOps(registry);
+  RegisterNnColorOps(registry);
 }
 
 }  // namespace kiln::ir

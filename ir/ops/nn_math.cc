@@ -149,22 +149,6 @@ void InferBatchNorm(InferContext& ctx) {
 }
 
 // Softmax / LogSoftmax: attr axis (default -1).
-// MatrixDeterminant(x [..., M, M]) -> [...]: the determinant of each innermost square matrix
-// (TF MatrixDeterminant, ONNX Det); float types.
-void InferMatrixDeterminant(InferContext& ctx) {
-  if (!IsFloating(ctx.input_dtype(0)))
-    ctx.Fail(fmt::format("expected a floating dtype, got {}", DTypeName(ctx.input_dtype(0))));
-  const SymShape& x = ctx.input_shape(0);
-  if (!x.rank_known) {
-    ctx.SetOutput(0, ctx.input_dtype(0), SymShape::Unknown());
-    return;
-  }
-  if (x.rank() < 2) ctx.Fail(fmt::format("expected an input of rank >= 2, got {}", S(ctx, x)));
-  const Dim m = x.dims[x.dims.size() - 2], n = x.dims.back();
-  if (IsStatic(m) && IsStatic(n) && m != n) ctx.Fail(fmt::format("expected square matrices, got {}", S(ctx, x)));
-  ctx.SetOutput(0, ctx.input_dtype(0), SymShape::Of(std::vector<Dim>(x.dims.begin(), x.dims.end() - 2)));
-}
-
 void InferSoftmax(InferContext& ctx) {
   const SymShape& x = ctx.input_shape(0);
   if (x.rank_known) {
@@ -327,7 +311,6 @@ void RegisterNnMathOps(OpRegistry& registry) {
   registry.Add({"Einsum", 1, 2, InferEinsum});
   registry.Add({"BatchNorm", 5, 5, InferBatchNorm});
   registry.Add({"Softmax", 1, 1, InferSoftmax});
-  registry.Add({"MatrixDeterminant", 1, 1, InferMatrixDeterminant});
   registry.Add({"LogSoftmax", 1, 1, InferSoftmax});
   registry.Add({"LayerNorm", 1, 3, InferLayerNorm});
   registry.Add({"LRN", 1, 1, InferLRN});

@@ -434,7 +434,7 @@ def build_keras3_module_save(out_dir, rng):
 
 def build_unsupported_ops(out_dir, rng):
     """A model that uses ops Kiln does not import (a negative test of the
-    unsupported-ops report): two MatrixInverse nodes and one Lgamma."""
+    unsupported-ops report): two Qr nodes and one Lgamma."""
     import numpy as np
     import tensorflow as tf
 
@@ -445,8 +445,8 @@ def build_unsupported_ops(out_dir, rng):
 
         @tf.function(input_signature=[tf.TensorSpec([None, 3, 3], tf.float32, name="x")])
         def __call__(self, x):
-            d1 = tf.reduce_sum(tf.linalg.inv(x), axis=[1, 2])
-            d2 = tf.reduce_sum(tf.linalg.inv(tf.matmul(x, self.w)), axis=[1, 2])
+            d1 = tf.reduce_sum(tf.linalg.qr(x).r, axis=[1, 2])
+            d2 = tf.reduce_sum(tf.linalg.qr(tf.matmul(x, self.w)).r, axis=[1, 2])
             return {"out": tf.math.lgamma(tf.abs(d1 + d2) + 1.0)}
 
     m = Unsupported()

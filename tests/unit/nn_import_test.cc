@@ -1,8 +1,10 @@
 // nn TF importers end to end on a hand-written SavedModel (text format): stripped attribute
 // defaults, padding/strides/format mapping, FusedBatchNormV3 outputs, MaxPoolV2 with constant
-// ksize, BatchMatMulV3 / Einsum, resizes; the IR graph is evaluated with the reference kernels.
+// ksize, BatchMatMulV3 / Einsum, resizes, linear algebra and colour ops; the IR graph is
+// evaluated with the reference kernels.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <map>
 #include <string>
 
@@ -164,6 +166,40 @@ TEST_F(NnImport, MatMulsEinsumAndResize) {
   ExpectNear(out.at("rb"), ToDoubles(RunOp("ResizeBilinear", {x, I32({2}, {7, 3})}, hp, 1, {1})[0]), 0);
   EXPECT_EQ(ShapeToString(out.at("rn").shape()), "[1,7,3,2]");
   EXPECT_EQ(ShapeToString(out.at("s2d").shape()), "[1,2,2,8]");
+}
+
+// The linear-algebra and colour importers: attributes (adjoint, lower) and LogMatrixDeterminant's
+// two outputs reach the IR; complex matrices are refused with the reason.
+TEST_F(NnImport, LinalgAndColourOps) {
+  const std::string nodes = ConstNode("m", {2, 2}, {2, 1, 1, 3}) + ConstNode("rhs", {2, 1}, {1, 2}) +
+                            ConstNode("rgb", {1, 1, 3}, {1, 0.5f, 0}) + ConstNode("delta", {}, {0.5f}) +
+                            std::string(R"pb(
+      node { name: "inv" op: "MatrixInverse" input: "m" )pb") + kT + R"pb( attr { key: "adjoint" value { b: true } } }
+      node { name: "sld" op: "LogMatrixDeterminant" input: "m" )pb" + kT + R"pb( }
+      node { name: "sol" op: "MatrixSolve" input: "m" input: "rhs" )pb" + kT + R"pb( }
+      node { name: "tri" op: "MatrixTriangularSolve" input: "m" input: "rhs" )pb" + kT + R"pb(
+             attr { key: "lower" value { b: false } } }
+      node { name: "hue" op: "AdjustHue" input: "rgb" input: "delta" )pb" + kT + R"pb( }
+      node { name: "hsv" op: "RGBToHSV" input: "rgb" }
+  )pb";
+  const ir::Graph g = Import(nodes, {"inv:0", "sld:0", "sld:1", "sol:0", "tri:0", "hue:0", "hsv:0"});
+  std::map<std::string, Tensor> out = Evaluate(g, RandF32({1, 4, 4, 2}, 1));
+  ExpectNear(out.at("inv"), {0.6, -0.2, -0.2, 0.4}, 1e-7);
+  ExpectNear(out.at("sld"), {1}, 0);
+  ExpectNear(out.at("sld1"), {std::log(5.0)}, 1e-7);
+  ExpectNear(out.at("sol"), {0.2, 0.6}, 1e-7);
+  ExpectNear(out.at("tri"), {1.0 / 6, 2.0 / 3}, 1e-7);  // [[2, 1], [0, 3]] x = [1, 2]
+  ExpectNear(out.at("hue"), {0, 0.5, 1}, 1e-7);
+  ExpectNear(out.at("hsv"), {1.0 / 12, 1, 1}, 1e-7);
+  const std::string complex = R"pb(
+      node { name: "c" op: "MatrixSolve" input: "x" input: "x" attr { key: "T" value { type: 8 } } }
+  )pb";
+  try {
+    Import(complex, {"c:0"});
+    ADD_FAILURE() << "expected an unsupported-op error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("complex"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -118,28 +118,3 @@ TEST(NnNorm, LRNHandComputed) {
 
 }  // namespace
 }  // namespace kiln
-
-namespace kiln {
-namespace {
-
-// Determinants of a batch: one needing a row exchange (the sign flips), a singular one, and
-// the identity; float64 keeps them exact.
-TEST(NnMath, MatrixDeterminantPivotsAndBatches) {
-  using nntest::RunOp;
-  Tensor x = Tensor::FromVector<double>(DType::kFloat64, {3, 3, 3},
-                                        {0, 1, 2, 1, 0, 3, 4, -3, 8,  // det -2 (column 0 needs a pivot)
-                                         1, 2, 3, 2, 4, 6, 1, 1, 1,   // rows 1 and 2 dependent: 0
-                                         1, 0, 0, 0, 1, 0, 0, 0, 1});
-  auto out = RunOp("MatrixDeterminant", {x}, {});
-  ASSERT_EQ(out[0].shape(), (Shape{3}));
-  EXPECT_DOUBLE_EQ(out[0].data<double>()[0], -2.0);
-  EXPECT_DOUBLE_EQ(out[0].data<double>()[1], 0.0);
-  EXPECT_DOUBLE_EQ(out[0].data<double>()[2], 1.0);
-  Tensor f = Tensor::FromVector<float>(DType::kFloat32, {2, 2}, {1, 2, 3, 4});
-  EXPECT_FLOAT_EQ(RunOp("MatrixDeterminant", {f}, {})[0].data<float>()[0], -2.0f);
-  EXPECT_THROW(RunOp("MatrixDeterminant", {Tensor::FromVector<float>(DType::kFloat32, {2, 3}, {1, 2, 3, 4, 5, 6})}, {}),
-               Error);
-}
-
-}  // namespace
-}  // namespace kiln

@@ -1,6 +1,7 @@
 // TF importers of the nn family: convolutions and pooling (this file); MatMul, BatchMatMul,
 // Einsum, FusedBatchNorm*, Softmax, LogSoftmax, LRN, resizes, depth/space ops, ImageProjectiveTransform
-// (nn_math.cc); the stateless random ops (random.cc).
+// (nn_math.cc); dense linear algebra (nn_linalg.cc); colour spaces (nn_color.cc); the stateless
+// random ops (random.cc).
 // See docs/ops/nn.md for the IR ops they produce.
 #include <fmt/format.h>
 
@@ -14,6 +15,8 @@ namespace kiln::tf {
 void RegisterNnMathImporters(ImporterTable& table);  // nn_math.cc
 void RegisterDetectionImporters(ImporterTable& table);  // detection.cc
 void RegisterRandomImporters(ImporterTable& table);     // random.cc
+void RegisterNnLinalgImporters(ImporterTable& table);   // nn_linalg.cc
+void RegisterNnColorImporters(ImporterTable& table);    // nn_color.cc
 
 namespace {
 
@@ -175,6 +178,8 @@ void RegisterNnImporters(ImporterTable& table) {
   table.Add({"MaxPool3D", ImportPool<true, 3>, {}, {{"data_format", ndhwc}}});
   table.Add({"AvgPool3D", ImportPool<false, 3>, {}, {{"data_format", ndhwc}}});
   RegisterNnMathImporters(table);
+  RegisterNnLinalgImporters(table);
+  RegisterNnColorImporters(table);
 }
 
 }  // namespace kiln::tf

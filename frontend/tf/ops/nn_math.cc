@@ -196,18 +196,9 @@ void ImportImageProjectiveTransform(ImportContext& ctx) {
       0, ctx.Emit1("ImageProjectiveTransform", {ctx.input(0), ctx.input(1), ctx.input(2), fill}, std::move(attrs)));
 }
 
-// MatrixDeterminant: float types (complex ones are not held by Kiln).
-void ImportMatrixDeterminant(ImportContext& ctx) {
-  const DType t = ctx.attr_type("T");
-  if (!IsFloating(t)) ctx.Unsupported(fmt::format("T = {} is not supported (float types)", DTypeName(t)));
-  if (ctx.validate_only()) return;
-  ctx.SetOutput(0, ctx.Emit1("MatrixDeterminant", {ctx.input(0)}));
-}
-
 }  // namespace
 
 void RegisterNnMathImporters(ImporterTable& table) {
-  table.Add({"MatrixDeterminant", ImportMatrixDeterminant, {}, {}});
   for (const char* op : {"ImageProjectiveTransformV2", "ImageProjectiveTransformV3"})
     table.Add({op, ImportImageProjectiveTransform, {}, {{"fill_mode", std::string("CONSTANT")}}});
   table.Add({"MatMul", ImportMatMul, {}, {{"transpose_a", false}, {"transpose_b", false}}});
