@@ -235,18 +235,25 @@ std::string ConvertedModelSummary(const std::string& dir, const LoadOptions& opt
     if (auto t = int8.find("calibration_table"); t != int8.end() && t->is_object())
       calibration = fmt::format("{} calibration over {} batch(es)", t->value("calibrator", std::string("?")),
                                 t->value("batches", int64_t{0}));
-    summary += fmt::format(
-        "[*] INT8: {} activation tensor(s) quantized per tensor, {} weight(s) per output channel ({}); engines "
-        "run the quantized convolutions and matrix products with int8 kernels where the device has them (each engine's "
-        "precision says; the detailed summary lists its INT8 layers)\n",
-        int8.value("activations_quantized", 0), int8.value("weights_quantized", 0), calibration);
+    if (requested == Precision::kFP8) {
+      summary += fmt::format(
+          "[*] FP8: {} activation tensor(s) and {} weight(s) quantized to E4M3 per tensor ({}); each engine's precision "
+          "says whether the device has FP8 kernels (else the quantize-dequantize steps run in its float kernels)\n",
+          int8.value("activations_quantized", 0), int8.value("weights_quantized", 0), calibration);
+    } else {
+      summary += fmt::format(
+          "[*] INT8: {} activation tensor(s) quantized per tensor, {} weight(s) per output channel ({}); engines "
+          "run the quantized convolutions and matrix products with int8 kernels where the device has them (each "
+          "engine's precision says; the detailed summary lists its INT8 layers)\n",
+          int8.value("activations_quantized", 0), int8.value("weights_quantized", 0), calibration);
+    }
     if (auto k = int8.find("kept_in_float"); k != int8.end() && k->is_array() && !k->empty()) {
       std::vector<std::string> kept;
       for (const auto& name : *k)
         if (name.is_string()) kept.push_back(name.get<std::string>());
       summary += fmt::format("[*] INT8: {} layer(s) kept in floating point (keep_precision): {}\n", kept.size(), fmt::join(kept, ", "));
     }
-    if (auto t = int8.find("calibration_table"); t != int8.end() && t->is_object()) {
+    if (auto t = int8.find("calibration_table"); t != int8.end() && t->is_object() && requested != Precision::kFP8) {
       try {
         const convert::CalibrationTable table = convert::CalibrationTable::FromJson(t->dump(), "conversion.json");
         if (const std::string worst = convert::WorstQuantizationErrors(table, 10); !worst.empty())

@@ -76,12 +76,12 @@ struct Converter::Impl {
   api::ConversionCounts counts;
   bool converted = false;
   bool built = false;
-  std::optional<convert::CalibrationTable> calibration;  // INT8 with use_calibration
-  convert::Int8Quantization int8;
+  std::optional<convert::CalibrationTable> calibration;  // INT8 / FP8 with use_calibration
+  convert::Quantization int8;                            // what INT8 / FP8 quantized
 
-  // INT8 with calibration: the table (read from params.calibration_table, or computed from the
-  // batches `fn` yields) becomes quantize-dequantize steps in `graph`.
-  void QuantizeInt8(ir::Graph& graph, const InputFn& fn);
+  // INT8 / FP8 with calibration: the table (read from params.calibration_table, or computed from
+  // the batches `fn` yields) becomes quantize-dequantize steps in `graph`.
+  void Quantize(ir::Graph& graph, const InputFn& fn);
 
   // Progress and engine messages: to params.log, or stderr when it is unset.
   runtime::LogFn LogFunction() const {
@@ -138,7 +138,7 @@ std::string ReadCalibrationTableFile(const std::string& path) {
 
 }  // namespace
 
-void Converter::Impl::QuantizeInt8(ir::Graph& graph, const InputFn& fn) {
+void Converter::Impl::Quantize(ir::Graph& graph, const InputFn& fn) {
   const auto start = std::chrono::steady_clock::now();
   if (!params.calibration_table.empty()) {
     calibration = convert::CalibrationTable::FromJson(ReadCalibrationTableFile(params.calibration_table),
@@ -148,7 +148,9 @@ void Converter::Impl::QuantizeInt8(ir::Graph& graph, const InputFn& fn) {
     while (std::optional<std::vector<Tensor>> batch = fn()) batches.push_back(std::move(*batch));
     if (batches.empty()) throw Error(ErrorCode::kInvalidArgument, "calibration_input_fn yielded no batches");
     runtime::CalibrationOptions options;
-    options.calibrator = convert::ParseCalibrator(params.calibrator);
+    options.calibrator = params.calibrator.empty()
+                             ? (precision == Precision::kFP8 ? convert::Calibrator::kMinMax : convert::Calibrator::kEntropy)
+                             : convert::ParseCalibrator(params.calibrator);
     options.percentile = params.calibration_percentile;
     auto last = std::chrono::steady_clock::now() - std::chrono::seconds(10);
     options.progress = [this, &last](const std::string& line) {
@@ -162,17 +164,22 @@ void Converter::Impl::QuantizeInt8(ir::Graph& graph, const InputFn& fn) {
     options.engines = backend::MakeBackend("cpu");
     calibration = runtime::Calibrate(std::make_shared<const ir::Graph>(graph.Clone()), batches, options);
   }
-  int8 = convert::InsertInt8QuantDequant(graph, *calibration, params.keep_precision);
+  const bool fp8 = precision == Precision::kFP8;
+  int8 = convert::InsertQuantDequant(graph, *calibration, params.keep_precision,
+                                     fp8 ? convert::QuantFormat::kFloat8E4M3 : convert::QuantFormat::kInt8);
   ir::Verify(graph);
-  Log(fmt::format("kiln: INT8: {} activation tensor(s) quantized per tensor and {} weight(s) per output channel "
+  Log(fmt::format("kiln: {}: {} activation tensor(s) quantized per tensor and {} weight(s) per {} "
                   "({} calibration{}, {:.2f} s)",
-                  int8.activations, int8.weights, calibration->calibrator.empty() ? "given" : calibration->calibrator,
+                  PrecisionName(precision), int8.activations, int8.weights, fp8 ? "tensor (E4M3)" : "output channel",
+                  calibration->calibrator.empty() ? "given" : calibration->calibrator,
                   params.calibration_table.empty() ? fmt::format(" over {} batch(es)", calibration->batches)
                                                    : fmt::format(" table {}", params.calibration_table),
                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()));
   if (!int8.kept.empty())
-    Log(fmt::format("kiln: INT8: {} layer(s) kept in floating point (keep_precision): {}", int8.kept.size(), fmt::join(int8.kept, ", ")));
-  if (const std::string worst = convert::WorstQuantizationErrors(*calibration, 5); !worst.empty())
+    Log(fmt::format("kiln: {}: {} layer(s) kept in floating point (keep_precision): {}", PrecisionName(precision),
+                    int8.kept.size(), fmt::join(int8.kept, ", ")));
+  // The table's error estimates are for int8 steps.
+  if (const std::string worst = convert::WorstQuantizationErrors(*calibration, 5); !worst.empty() && !fp8)
     Log("kiln: INT8 quantization error on the calibration data (relative RMS), worst first:\n" + worst);
 }
 
@@ -188,17 +195,26 @@ std::string Converter::calibration_table_json() const {
 void Converter::convert(const InputFn& calibration_input_fn) {
   Impl& m = *impl_;
   if (m.converted) throw Error(ErrorCode::kFailedPrecondition, "convert() was already called");
-  const bool calibrate = m.precision == Precision::kINT8 && m.params.use_calibration;
+  const bool quantized = m.precision == Precision::kINT8 || m.precision == Precision::kFP8;
+  const bool calibrate = quantized && m.params.use_calibration;
+  const std::string_view name = PrecisionName(m.precision);
+  if (m.precision == Precision::kFP8 && !m.params.use_calibration)
+    throw Error(ErrorCode::kInvalidArgument,
+                "precision_mode FP8 needs use_calibration=true: Kiln reads no FP8 quantization from models yet, so FP8 "
+                "ranges come from calibration (calibration_input_fn, CLI: --calibration-data DIR) or a calibration table");
   if (calibration_input_fn && !calibrate)
     throw Error(ErrorCode::kInvalidArgument,
                 fmt::format("calibration_input_fn was given, but precision_mode is {}{}: calibration is only used "
-                            "for INT8 with use_calibration=true",
-                            PrecisionName(m.precision), m.precision == Precision::kINT8 ? " with use_calibration=false" : ""));
+                            "for INT8 and FP8 with use_calibration=true",
+                            name, quantized ? " with use_calibration=false" : ""));
   if (calibrate && !calibration_input_fn && m.params.calibration_table.empty())
     throw Error(ErrorCode::kInvalidArgument,
-                "precision_mode INT8 with use_calibration=true needs calibration data: pass calibration_input_fn to "
-                "convert() (CLI: --calibration-data DIR) or a calibration table (calibration_table, CLI: "
-                "--calibration-table FILE); or set use_calibration=false for a model that carries its own quantization");
+                fmt::format("precision_mode {} with use_calibration=true needs calibration data: pass calibration_input_fn "
+                            "to convert() (CLI: --calibration-data DIR) or a calibration table (calibration_table, CLI: "
+                            "--calibration-table FILE){}",
+                            name, m.precision == Precision::kINT8 ? "; or set use_calibration=false for a model that carries "
+                                                                    "its own quantization"
+                                                                  : ""));
   if (calibrate && calibration_input_fn && !m.params.calibration_table.empty())
     throw Error(ErrorCode::kInvalidArgument,
                 fmt::format("both calibration_input_fn and calibration_table '{}' were given: use one",
@@ -208,7 +224,7 @@ void Converter::convert(const InputFn& calibration_input_fn) {
   ir::Graph imported = std::move(source.graph);
   m.tf_source = std::move(source.tf_source);
   api::OptimizeImportedGraph(imported, /*verify=*/true);
-  if (calibrate) m.QuantizeInt8(imported, calibration_input_fn);
+  if (calibrate) m.Quantize(imported, calibration_input_fn);
   m.graph = std::make_shared<ir::Graph>(std::move(imported));
   m.input_specs = api::SpecsOf(*m.graph, m.graph->inputs(), m.graph->input_names());
   m.output_specs = api::SpecsOf(*m.graph, m.graph->outputs(), m.graph->output_names());
@@ -472,8 +488,8 @@ convert::ConvertedModel Converter::Impl::Assemble(bool save_gpu_specific_engines
       {"ops_converted", m.counts.converted},
       {"ops_total", m.counts.total},
   };
-  if (m.precision == Precision::kINT8) {
-    // What INT8 did to the graph, and the table it used (the graph already holds the
+  if (m.precision == Precision::kINT8 || m.precision == Precision::kFP8) {
+    // What INT8 (or FP8) did to the graph, and the table it used (the graph already holds the
     // quantization, so the table is for reuse: --calibration-table).
     nlohmann::json int8 = {{"use_calibration", m.params.use_calibration},
                            {"activations_quantized", m.int8.activations},

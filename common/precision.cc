@@ -10,11 +10,12 @@
 namespace kiln {
 namespace {
 
-constexpr std::array<std::pair<Precision, std::string_view>, 4> kPrecisions{{
+constexpr std::array<std::pair<Precision, std::string_view>, 5> kPrecisions{{
     {Precision::kFP32, "FP32"},
     {Precision::kFP16, "FP16"},
     {Precision::kBF16, "BF16"},
     {Precision::kINT8, "INT8"},
+    {Precision::kFP8, "FP8"},
 }};
 
 constexpr std::array<std::pair<ProfileStrategy, std::string_view>, 4> kStrategies{{

@@ -11,6 +11,7 @@
 
 #include "ir/graph_util.h"
 #include "ir/op_schema.h"
+#include "ir/ops/elementwise_unary_ops.h"
 #include "kiln/error.h"
 
 namespace kiln::convert {
@@ -44,8 +45,9 @@ std::string CalibrationTable::ToJson() const {
   j["calibrator"] = calibrator;
   if (calibrator == "percentile") j["percentile"] = percentile;
   j["batches"] = batches;
-  j["note"] = "symmetric int8 per tensor: scale = amax / 127; min/max/elements describe the calibration data; error: "
-              "the relative RMS error quantization introduces on it (estimated from histograms)";
+  j["note"] =
+      "symmetric int8 per tensor: scale = amax / 127; min/max/elements describe the calibration data; error: "
+      "the relative RMS error quantization introduces on it (estimated from histograms)";
   nlohmann::ordered_json t = nlohmann::ordered_json::object();
   for (const auto& [name, r] : tensors) {
     t[name] = {{"amax", r.amax}, {"min", r.min}, {"max", r.max}, {"elements", r.elements}};
@@ -251,6 +253,24 @@ Channels ChannelsOf(const ir::Node& n, const Tensor& w) {
   return c;
 }
 
+// FP8: RoundFloat8E4M3(x / scale) * scale with one scale for the tensor (amax / 448).
+Tensor Float8QuantDequantWeights(const Tensor& w) {
+  const int64_t total = w.num_elements();
+  const float* src = w.data<float>();
+  float amax = 0;
+  for (int64_t k = 0; k < total; ++k)
+    if (std::isfinite(src[k])) amax = std::max(amax, std::fabs(src[k]));
+  Tensor out(DType::kFloat32, w.shape());
+  float* dst = out.data<float>();
+  ir::elementwise::State state;
+  const float scale = amax / 448.0f;
+  for (int64_t k = 0; k < total; ++k)
+    dst[k] = amax == 0 || !std::isfinite(src[k])
+                 ? (amax == 0 ? 0.0f : src[k])
+                 : ir::elementwise::RoundFloat8E4M3::Apply<float>(src[k] / scale, state) * scale;
+  return out;
+}
+
 // round(clip(x / scale, -127, 127)) * scale per output channel, in float32.
 Tensor QuantDequantWeights(const ir::Node& n, const Tensor& w) {
   const Channels ch = ChannelsOf(n, w);
@@ -281,7 +301,8 @@ Tensor QuantDequantWeights(const ir::Node& n, const Tensor& w) {
 namespace {
 
 bool Matches(const std::string& pattern, const std::string& name) {
-  if (!pattern.empty() && pattern.back() == '*') return name.compare(0, pattern.size() - 1, pattern, 0, pattern.size() - 1) == 0;
+  if (!pattern.empty() && pattern.back() == '*')
+    return name.compare(0, pattern.size() - 1, pattern, 0, pattern.size() - 1) == 0;
   return pattern == name;
 }
 
@@ -297,8 +318,12 @@ const std::string* KeptBy(const ir::Graph& graph, const ir::Node& n, const std::
 
 }  // namespace
 
-Int8Quantization InsertInt8QuantDequant(ir::Graph& graph, const CalibrationTable& table, const std::vector<std::string>& keep) {
-  Int8Quantization done;
+Quantization InsertQuantDequant(ir::Graph& graph, const CalibrationTable& table, const std::vector<std::string>& keep,
+                                QuantFormat format) {
+  const bool fp8 = format == QuantFormat::kFloat8E4M3;
+  const char* what = fp8 ? "FP8" : "INT8";
+  const std::string tag = fp8 ? "/fp8" : "/int8";
+  Quantization done;
   std::set<std::string> used;  // patterns of `keep` that matched a layer
   ir::NameGen names(graph);
   std::map<ir::ValueId, ir::ValueId> quantized;  // activation -> its quantize-dequantize
@@ -324,7 +349,8 @@ Int8Quantization InsertInt8QuantDequant(ir::Graph& graph, const CalibrationTable
       if (graph.value(v).dtype != DType::kFloat32) continue;
       if (const Tensor* w = graph.ConstantOf(v)) {
         const ir::Node& n = graph.node(id);
-        const ir::ValueId q = graph.AddConstant(names.Make(graph.value(v).name + "/int8"), QuantDequantWeights(n, *w));
+        const ir::ValueId q = graph.AddConstant(names.Make(graph.value(v).name + tag),
+                                                fp8 ? Float8QuantDequantWeights(*w) : QuantDequantWeights(n, *w));
         graph.node(id).inputs[i] = q;
         ++done.weights;
         continue;
@@ -334,13 +360,17 @@ Int8Quantization InsertInt8QuantDequant(ir::Graph& graph, const CalibrationTable
         const std::string name = graph.value(v).name;
         auto range = table.tensors.find(name);
         if (range == table.tensors.end())
-          throw Error(
-              ErrorCode::kInvalidArgument,
-              fmt::format("INT8: the calibration table has no range for tensor '{}' (input {} of node '{}', {})", name,
-                          i, graph.node(id).name, graph.node(id).op));
+          throw Error(ErrorCode::kInvalidArgument,
+                      fmt::format("{}: the calibration table has no range for tensor '{}' (input {} of node '{}', {})",
+                                  what, name, i, graph.node(id).name, graph.node(id).op));
         const double amax = range->second.amax;
         ir::ValueId q = v;
-        if (amax > 0) {
+        if (amax > 0 && fp8) {
+          const float scale = static_cast<float>(amax / 448.0);
+          ir::ValueId t = op("Mul", name + "/fp8/scaled", {v, scalar(name + "/fp8/inv_scale", 1.0f / scale)});
+          t = op("RoundFloat8E4M3", name + "/fp8/rounded", {t});
+          q = op("Mul", name + "/fp8/dequantized", {t, scalar(name + "/fp8/scale", scale)});
+        } else if (amax > 0) {
           const float scale = static_cast<float>(amax / 127.0);
           ir::ValueId t = op("Mul", name + "/int8/scaled", {v, scalar(name + "/int8/inv_scale", 1.0f / scale)});
           t = op("Maximum", name + "/int8/low", {t, scalar(name + "/int8/qmin", -127.0f)});
@@ -356,10 +386,11 @@ Int8Quantization InsertInt8QuantDequant(ir::Graph& graph, const CalibrationTable
   }
   for (const std::string& p : keep)
     if (!used.count(p))
-      throw Error(ErrorCode::kInvalidArgument,
-                  fmt::format("INT8: keep_precision '{}' matches no quantizable layer (a convolution or matrix product: its node "
-                              "name, op type or an input tensor's name)",
-                              p));
+      throw Error(
+          ErrorCode::kInvalidArgument,
+          fmt::format("{}: keep_precision '{}' matches no quantizable layer (a convolution or matrix product: its node "
+                      "name, op type or an input tensor's name)",
+                      what, p));
   return done;
 }
 

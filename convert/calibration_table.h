@@ -8,7 +8,7 @@
 //   percentile  amax = the given percentile of |x| (99.99 by default).
 // The table is saved with the converted model as human-readable JSON (assets/kiln/
 // calibration.json) and reused for other shapes and devices; users may supply or edit one.
-// InsertInt8QuantDequant applies a table to a graph: each quantized activation goes through
+// InsertQuantDequant applies a table to a graph: each quantized activation goes through
 // quantize-dequantize (round(clip(x / scale, -127, 127)) * scale) before its readers, and each
 // constant weight of those ops is quantized per output channel, so that float kernels compute
 // exactly what INT8 kernels with int32 accumulation compute (up to float32 summation order).
@@ -71,9 +71,9 @@ double PercentileThreshold(const std::vector<int64_t>& histogram, double max_abs
 // (rounding to the nearest step amax / 127 below amax, clipping to amax above).
 double QuantizationError(const std::vector<int64_t>& histogram, double max_abs, double amax);
 
-struct Int8Quantization {
+struct Quantization {
   int activations = 0;  // tensors quantized per tensor
-  int weights = 0;      // constant weights quantized per output channel
+  int weights = 0;      // constant weights quantized (int8: per output channel; FP8: per tensor)
   std::vector<std::string> kept;  // layers left in floating point by `keep` (node names)
 };
 // Rewrites `graph` as described above, except the layers `keep` names (ConversionParams::
@@ -81,7 +81,9 @@ struct Int8Quantization {
 // tensor; exact, or a prefix when ending in '*'). kInvalidArgument naming the tensor and its
 // reader when the table has no range for a quantizable activation, and naming the pattern when
 // one of `keep` matches no quantizable layer.
-Int8Quantization InsertInt8QuantDequant(ir::Graph& graph, const CalibrationTable& table,
-                                        const std::vector<std::string>& keep = {});
+// The number format quantized tensors take.
+enum class QuantFormat { kInt8, kFloat8E4M3 };
+Quantization InsertQuantDequant(ir::Graph& graph, const CalibrationTable& table, const std::vector<std::string>& keep = {},
+                                QuantFormat format = QuantFormat::kInt8);
 
 }  // namespace kiln::convert

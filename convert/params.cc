@@ -36,19 +36,21 @@ Problem CheckPrecision(const ConversionParams& p) {
 }
 
 Problem CheckCalibration(const ConversionParams& p) {
-  if (auto problem = ParseProblem([&] { convert::ParseCalibrator(p.calibrator); })) return problem;
+  if (!p.calibrator.empty())
+    if (auto problem = ParseProblem([&] { convert::ParseCalibrator(p.calibrator); })) return problem;
   if (!(p.calibration_percentile > 0 && p.calibration_percentile <= 100))
     return fmt::format("calibration_percentile must be in (0, 100], got {}", p.calibration_percentile);
-  bool int8 = false;
+  bool quantized = false;
   try {
-    int8 = ParsePrecision(p.precision_mode) == Precision::kINT8;
+    const Precision precision = ParsePrecision(p.precision_mode);
+    quantized = precision == Precision::kINT8 || precision == Precision::kFP8;
   } catch (const Error&) {  // CheckPrecision reports it
   }
-  if (!p.calibration_table.empty() && !(int8 && p.use_calibration))
-    return fmt::format("calibration_table '{}' is only used with precision_mode INT8 and use_calibration=true",
+  if (!p.calibration_table.empty() && !(quantized && p.use_calibration))
+    return fmt::format("calibration_table '{}' is only used with precision_mode INT8 or FP8 and use_calibration=true",
                        p.calibration_table);
-  if (!p.keep_precision.empty() && !(int8 && p.use_calibration))
-    return fmt::format("keep_precision ({}) is only used with precision_mode INT8 and use_calibration=true",
+  if (!p.keep_precision.empty() && !(quantized && p.use_calibration))
+    return fmt::format("keep_precision ({}) is only used with precision_mode INT8 or FP8 and use_calibration=true",
                        fmt::join(p.keep_precision, ", "));
   for (const std::string& k : p.keep_precision)
     if (k.empty() || k == "*") return fmt::format("keep_precision '{}' would match every layer or none: name layers, op types or tensors", k);

@@ -36,7 +36,7 @@ int Run(const RunOptions& options);
 // in floating point).
 struct Int8Options {
   std::string calibration_data;        // a directory of .npy batches (ReadBuildData's layout)
-  std::string calibrator = "entropy";
+  std::string calibrator;  // empty: the precision's default
   double calibration_percentile = 99.99;
   std::string calibration_table;       // a table file to use instead of calibrating
   std::string save_calibration_table;  // where to write the table used

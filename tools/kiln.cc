@@ -21,7 +21,8 @@ namespace {
 void AddInt8Options(CLI::App* cmd, kiln::cli::Int8Options& int8) {
   cmd->add_option("--calibration-data", int8.calibration_data,
                           "INT8: calibration batches, DIR/NAME.npy (one batch) or DIR/BATCH/NAME.npy (one batch each)");
-  cmd->add_option("--calibrator", int8.calibrator, "INT8: entropy, minmax or percentile")->capture_default_str();
+  cmd->add_option("--calibrator", int8.calibrator,
+                  "INT8 / FP8: entropy (INT8's default), minmax (FP8's default) or percentile");
   cmd->add_option("--calibration-percentile", int8.calibration_percentile, "INT8: the percentile calibrator's percentile")
       ->capture_default_str();
   cmd->add_option("--calibration-table", int8.calibration_table, "INT8: use this calibration table instead of calibrating");
@@ -70,7 +71,7 @@ int main(int argc, char** argv) {
   convert_cmd->add_option("output", convert.output_dir, "Where to write the converted SavedModel")->required();
   convert_cmd->add_option("--tag", convert.tags, "MetaGraph tag set (repeatable; default: serve)");
   convert_cmd->add_option("--signature-key", convert.signature_key, "Signature to convert")->capture_default_str();
-  convert_cmd->add_option("--precision", convert.precision, "FP32, FP16, BF16, INT8")->capture_default_str();
+  convert_cmd->add_option("--precision", convert.precision, "FP32, FP16, BF16, INT8, FP8 (E4M3)")->capture_default_str();
   convert_cmd->add_option("--minimum-segment-size", convert.minimum_segment_size, "Smallest engine, in effective nodes (-1: none)")->capture_default_str();
   convert_cmd->add_option("--maximum-cached-engines", convert.maximum_cached_engines, "Engines cached per engine node")->capture_default_str();
   convert_cmd->add_flag("--use-dynamic-shape", convert.use_dynamic_shape, "Build engines for shape ranges (profiles)");
@@ -91,7 +92,7 @@ int main(int argc, char** argv) {
   build_cmd->add_option("-o,--output", build.output, "The .kiln file to write")->required();
   build_cmd->add_option("--tag", build.tags, "MetaGraph tag set (repeatable; default: serve)");
   build_cmd->add_option("--signature,--signature-key", build.signature_key, "Signature to convert")->capture_default_str();
-  build_cmd->add_option("--precision", build.precision, "FP32, FP16, BF16, INT8")->capture_default_str();
+  build_cmd->add_option("--precision", build.precision, "FP32, FP16, BF16, INT8, FP8 (E4M3)")->capture_default_str();
   build_cmd->add_option("--min-shapes", build.min_shapes, "Smallest input shapes of the profile: 'x:1x3x224x224,...'");
   build_cmd->add_option("--opt-shapes", build.opt_shapes, "Shapes to tune for (default: the max shapes)");
   build_cmd->add_option("--max-shapes", build.max_shapes, "Largest input shapes of the profile");

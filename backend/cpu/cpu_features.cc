@@ -73,6 +73,11 @@ PrecisionChoice ChoosePrecision(Precision requested, const CpuFeatures& cpu) {
       break;
     case Precision::kINT8:
       break;  // the engine settles it: INT8 where its steps have quantized operands (CpuEngine::SettleInt8)
+    case Precision::kFP8:
+      c.note = fmt::format("FP8 requested; the CPU backend (oneDNN 2.6) has no FP8 kernels for this CPU ({}): the FP8 "
+                           "quantize-dequantize steps run in FP32 kernels (FP8 accuracy, FP32 speed)",
+                           device);
+      break;
   }
   return c;
 }

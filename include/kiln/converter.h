@@ -44,11 +44,12 @@ struct ConversionParams {
   int max_batch_size = 1;                           // implicit batch only
   std::vector<std::string> denylist;                // op types (TF or IR names) never converted
   std::string device = "cpu";                       // engine backend
-  // INT8 with use_calibration (Kiln's additions to TF-TRT's parameters): the calibrator
-  // (entropy, minmax, percentile), its percentile, and a calibration table file to use instead
-  // of calibrating (a table a previous conversion saved, or one a user wrote; see
-  // docs/converter.md, "INT8").
-  std::string calibrator = "entropy";
+  // INT8 / FP8 with use_calibration (Kiln's additions to TF-TRT's parameters): the calibrator
+  // (entropy, minmax, percentile; empty: entropy for INT8, as TensorRT, and minmax for FP8, whose
+  // exponent holds outliers that clipping would cost more than it saves), its percentile, and a
+  // calibration table file to use instead of calibrating (a table a previous conversion saved,
+  // or one a user wrote; see docs/converter.md, "INT8").
+  std::string calibrator;
   double calibration_percentile = 99.99;
   std::string calibration_table;
   // INT8: layers kept in floating point (the engine's precision otherwise: FP32): node names, op

@@ -6,9 +6,9 @@
 
 namespace kiln {
 
-enum class Precision { kFP32, kFP16, kBF16, kINT8 };
+enum class Precision { kFP32, kFP16, kBF16, kINT8, kFP8 };
 
-// Case-insensitive "FP32", "FP16", "BF16", "INT8"; kInvalidArgument naming the accepted values otherwise.
+// Case-insensitive "FP32", "FP16", "BF16", "INT8", "FP8" (E4M3); kInvalidArgument naming the accepted values otherwise.
 Precision ParsePrecision(std::string_view text);
 std::string_view PrecisionName(Precision precision);  // "FP32", ...
 

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include "ir/ops/elementwise_op_info.h"
@@ -505,6 +507,35 @@ struct Round {
   }
 };
 
+// The nearest float8 E4M3FN value (FP8 on Hopper's tensor cores: 4 exponent bits, 3 mantissa
+// bits, no infinities, largest finite 448), ties to even, saturating beyond ±448 as the hardware's
+// satfinite conversion does; NaN stays NaN. The result is a float of the input's type: FP8
+// precision's quantize-dequantize steps (convert/calibration_table.h) round through it.
+struct RoundFloat8E4M3 {
+  static constexpr OpInfo kInfo{
+      .name = "RoundFloat8E4M3", .pattern = Pattern::kUnary, .types = kFloat, .fusible = true};
+  template <typename T, typename C = ComputeT<T>>
+  static C Apply(C x, State&) {
+    if (std::isnan(x)) return x;
+    const C a = x < C(0) ? -x : x;
+    if (a >= C(448)) return x < C(0) ? C(-448) : C(448);
+    // E4M3 values near a are 2^(e - 3) apart (e = a's binary exponent), 2^-9 below the smallest
+    // normal 2^-6; dividing by that power of two is exact, so rounding the quotient rounds the
+    // mantissa. Should float's exponent of a be one too high (a just below a power of two), the
+    // quotient rounds to 8 steps, the same power of two.
+    const float af = static_cast<float>(a);
+    uint32_t bits = 0;
+    std::memcpy(&bits, &af, sizeof bits);
+    int exponent = static_cast<int>(bits >> 23) - 127;
+    if (exponent < -6) exponent = -6;
+    const uint32_t step_bits = static_cast<uint32_t>(exponent - 3 + 127) << 23;
+    float step = 0;
+    std::memcpy(&step, &step_bits, sizeof step);
+    const C r = std::nearbyint(a / static_cast<C>(step)) * static_cast<C>(step);
+    return x < C(0) ? -r : r;
+  }
+};
+
 // ---- integer and bool ----
 struct Invert {
   static constexpr OpInfo kInfo{.name = "Invert",
@@ -564,6 +595,7 @@ struct IsFinite {
 
 using UnaryOps = OpList<Exp, Expm1, Log, Log1p, Sqrt, Rsqrt, Sin, Cos, Tan, Asin, Acos, Atan, Sinh, Cosh, Tanh, Asinh,
                         Acosh, Atanh, Ceil, Floor, Erf, Erfc, Gelu, Sigmoid, Elu, Selu, Softplus, Softsign, LeakyRelu, Relu,
-                        Relu6, Abs, Neg, Reciprocal, Square, Sign, Round, Invert, LogicalNot, IsNan, IsInf, IsFinite>;
+                        Relu6, Abs, Neg, Reciprocal, Square, Sign, Round, RoundFloat8E4M3, Invert, LogicalNot, IsNan, IsInf,
+                        IsFinite>;
 
 }  // namespace kiln::ir::elementwise

@@ -17,11 +17,11 @@ class ConversionParams:
     Kiln's own (device, calibrator, ...). Immutable; ``params._replace(field=value)`` makes a copy
     with changes, as on TF-TRT's namedtuple."""
 
-    precision_mode: str = "FP32"  # FP32, FP16, BF16, INT8 (case-insensitive)
+    precision_mode: str = "FP32"  # FP32, FP16, BF16, INT8, FP8 (case-insensitive)
     max_workspace_size_bytes: int = 1 << 30
     minimum_segment_size: int = 3  # -1 disables conversion
     maximum_cached_engines: int = 1
-    use_calibration: bool = True  # INT8 only
+    use_calibration: bool = True  # INT8 and FP8 only
     allow_build_at_runtime: bool = True
     use_dynamic_shape: bool = False
     dynamic_shape_profile_strategy: str = "Range"  # Range, Optimal, Range+Optimal, ImplicitBatchModeCompatible
@@ -29,7 +29,7 @@ class ConversionParams:
     max_batch_size: int = 1  # implicit batch only
     denylist: tuple = ()  # op types never converted
     device: str = "cpu"  # engine backend: cpu, cuda
-    calibrator: str = "entropy"  # INT8: entropy, minmax, percentile
+    calibrator: str = ""  # INT8 / FP8: entropy, minmax, percentile ("": entropy for INT8, minmax for FP8)
     calibration_percentile: float = 99.99
     calibration_table: str = ""  # INT8: a calibration table file to use instead of calibrating
     keep_precision: tuple = ()  # INT8: layers kept in floating point (names, op types, prefix*)

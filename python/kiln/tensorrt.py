@@ -34,7 +34,8 @@ class TrtPrecisionMode:
     FP32 = "FP32"
     FP16 = "FP16"
     INT8 = "INT8"
-    BF16 = "BF16"  # Kiln's addition
+    BF16 = "BF16"  # Kiln's additions
+    FP8 = "FP8"  # E4M3, calibrated as INT8
 
     @staticmethod
     def supported_precision_modes():
@@ -103,9 +104,9 @@ class TrtGraphConverterV2:
         else:
             warnings.warn("conversion_params is deprecated in TF-TRT; pass its fields as arguments", DeprecationWarning,
                           stacklevel=2)
-        if str(conversion_params.precision_mode).upper() not in ("FP32", "FP16", "INT8", "BF16"):
+        if str(conversion_params.precision_mode).upper() not in ("FP32", "FP16", "INT8", "BF16", "FP8"):
             raise ValueError(f"precision_mode {conversion_params.precision_mode!r} is not one of "
-                             f"{TrtPrecisionMode.supported_precision_modes()} (or BF16)")
+                             f"{TrtPrecisionMode.supported_precision_modes()} (or BF16, FP8)")
         self._params = _kiln_params(conversion_params, use_dynamic_shape, dynamic_shape_profile_strategy, kiln_params)
         self._converter = _KilnConverter(input_saved_model_dir, input_saved_model_tags, input_saved_model_signature_key,
                                          conversion_params=self._params)

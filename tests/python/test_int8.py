@@ -113,6 +113,47 @@ def test_int8_accuracy_on_held_out_digits_stays_within_one_point_of_fp32(kiln_bi
     assert conversion["precision_mode"] == "INT8" and conversion["int8"]["calibration_table"] == saved
 
 
+@pytest.mark.parametrize("calibrator", ["minmax", "entropy"])
+def test_fp8_accuracy_on_held_out_digits_stays_within_one_point_of_fp32(kiln_bin, digits_model, tmp_path, calibrator):
+    # FP8 (E4M3) takes INT8's calibration and quantizes each tensor with one scale (amax / 448);
+    # the CPU has no FP8 kernels, so its float kernels run the quantize-dequantize steps, and the
+    # summary says so.
+    model, calib, test_x, test_y, tf_logits = digits_model
+    fp32 = tmp_path / "fp32"
+    proc = run_kiln(kiln_bin, ["convert", model, fp32, "--build-shapes", "x:597x8x8x1"])
+    if proc.returncode != 0:
+        fail("FP32 conversion failed", proc)
+    fp32_accuracy, fp32_logits = _accuracy(kiln_bin, fp32, test_x, test_y, tmp_path / "run32")
+    fp8 = tmp_path / "fp8"
+    proc = run_kiln(kiln_bin, ["convert", model, fp8, "--precision", "FP8", "--calibrator", calibrator,
+                               "--calibration-data", _calibration_dir(calib, tmp_path / "calib"),
+                               "--build-shapes", "x:597x8x8x1"])
+    if proc.returncode != 0:
+        fail("FP8 conversion failed", proc)
+    assert "FP8: 4 activation tensor(s) quantized per tensor and 4 weight(s) per tensor (E4M3)" in proc.stderr, proc.stderr
+    fp8_accuracy, fp8_logits = _accuracy(kiln_bin, fp8, test_x, test_y, tmp_path / "run8")
+    rel = np.linalg.norm(fp8_logits - fp32_logits) / np.linalg.norm(fp32_logits)
+    print("%s: FP32 top-1 %.4f, FP8 top-1 %.4f, logits relative L2 %.3g" % (calibrator, fp32_accuracy, fp8_accuracy, rel))
+    assert abs(fp8_accuracy - fp32_accuracy) <= 0.01, (fp32_accuracy, fp8_accuracy)
+    # 3 mantissa bits: about 2^-4 relative per rounding, averaging down over the sums.
+    assert 0 < rel < 0.1, rel
+    summary = run_kiln(kiln_bin, ["summary", fp8])
+    assert summary.returncode == 0, summary.stderr
+    assert "[*] FP8: 4 activation tensor(s) and 4 weight(s) quantized to E4M3 per tensor" in summary.stdout, summary.stdout
+    assert "has no FP8 kernels" in summary.stdout, summary.stdout
+    conversion = json.loads((fp8 / "assets" / "kiln" / "conversion.json").read_text())
+    assert conversion["precision_mode"] == "FP8" and conversion["int8"]["calibration_table"]["calibrator"] == calibrator
+
+
+def test_fp8_needs_calibration(kiln_bin, digits_model, tmp_path):
+    model = digits_model[0]
+    proc = run_kiln(kiln_bin, ["convert", model, tmp_path / "a", "--precision", "FP8"])
+    assert proc.returncode != 0 and "precision_mode FP8 with use_calibration=true needs calibration data" in proc.stderr, \
+        proc.stderr
+    proc = run_kiln(kiln_bin, ["convert", model, tmp_path / "b", "--precision", "FP8", "--no-calibration"])
+    assert proc.returncode != 0 and "precision_mode FP8 needs use_calibration=true" in proc.stderr, proc.stderr
+
+
 def test_a_saved_calibration_table_reproduces_the_int8_model(kiln_bin, digits_model, tmp_path):
     model, calib, test_x, test_y, _ = digits_model
     table = tmp_path / "table.json"

@@ -178,3 +178,39 @@ def test_minilm_int8_embeddings_keep_cosine_similarity_to_fp32(kiln_bin, minilm,
     cos_kept = np.sum(got_kept * got32, axis=1) / (np.linalg.norm(got_kept, axis=1) * np.linalg.norm(got32, axis=1))
     print("keeping %s in FP32: cosine similarity min %.5f, mean %.5f" % (worst, cos_kept.min(), cos_kept.mean()))
     assert cos_kept.mean() > cos.mean(), (cos_kept.mean(), cos.mean())
+
+
+def test_minilm_fp8_embeddings_keep_cosine_similarity_to_fp32(kiln_bin, minilm, tmp_path):
+    # FP8 (E4M3, one scale per tensor from the same calibration as INT8): the same bound as INT8.
+    model, vocab = minilm
+    ids, mask = _tokenize(EVAL, vocab)
+    shapes = "input_ids:%dx%d,attention_mask:%dx%d" % (len(EVAL), SEQ, len(EVAL), SEQ)
+    fp32 = tmp_path / "fp32"
+    proc = run_kiln(kiln_bin, ["convert", model, fp32, "--build-shapes", shapes])
+    if proc.returncode != 0:
+        fail("FP32 conversion of MiniLM failed", proc)
+    got32 = _embeddings(kiln_bin, fp32, ids, mask, tmp_path / "run32")
+    calib = tmp_path / "calib"
+    c_ids, c_mask = _tokenize(CALIBRATION, vocab)
+    for b in range(0, len(CALIBRATION), 8):
+        d = calib / ("b%d" % b)
+        d.mkdir(parents=True)
+        np.save(d / "input_ids.npy", c_ids[b:b + 8])
+        np.save(d / "attention_mask.npy", c_mask[b:b + 8])
+    cos = {}
+    for calibrator in ("", "entropy"):  # FP8's default calibrator (minmax), then INT8's
+        fp8 = tmp_path / ("fp8_" + (calibrator or "default"))
+        proc = run_kiln(kiln_bin, ["convert", model, fp8, "--precision", "FP8", "--calibration-data", calib,
+                                   "--build-shapes", shapes] + (["--calibrator", calibrator] if calibrator else []))
+        if proc.returncode != 0:
+            fail("FP8 conversion of MiniLM failed", proc)
+        assert "(%s calibration" % (calibrator or "minmax") in proc.stderr, proc.stderr
+        got8 = _embeddings(kiln_bin, fp8, ids, mask, tmp_path / ("run8_" + (calibrator or "default")))
+        c = np.sum(got8 * got32, axis=1) / (np.linalg.norm(got8, axis=1) * np.linalg.norm(got32, axis=1))
+        print("MiniLM FP8 (%s) vs FP32 cosine similarity: min %.5f, mean %.5f" % (calibrator or "minmax", c.min(), c.mean()))
+        cos[calibrator] = c
+    assert cos[""].min() >= 0.99, cos[""]
+    assert cos[""].min() < 1 - 1e-7, "FP8 embeddings equal FP32's: nothing was quantized"
+    # Why minmax is FP8's default: the entropy threshold, made for int8's 127 even steps, clips
+    # outliers that E4M3's exponent would have held.
+    assert cos["entropy"].mean() < cos[""].mean(), (cos["entropy"].mean(), cos[""].mean())

@@ -139,7 +139,7 @@ TEST(Calibration, QuantDequantRewriteComputesWhatInt8KernelsWould) {
   CalibrationTable table;
   table.tensors["x"] = {.amax = 1.0};
   ir::Graph g = b.g->Clone();
-  const convert::Int8Quantization q = convert::InsertInt8QuantDequant(g, table);
+  const convert::Quantization q = convert::InsertQuantDequant(g, table);
   EXPECT_EQ(q.activations, 1);
   EXPECT_EQ(q.weights, 1);
   const Tensor input = Tensor::FromVector<float>(DType::kFloat32, {2, 3}, {0.3f, -1.7f, 0.011f, 0.9f, 0.004f, -0.5f});
@@ -156,13 +156,53 @@ TEST(Calibration, QuantDequantRewriteComputesWhatInt8KernelsWould) {
     }
 }
 
+// FP8 E4M3 by hand: |v| / scale rounded to 3 mantissa bits (2^-9 steps below 2^-6), saturating at 448.
+float Float8QuantDequant(float v, float amax) {
+  const float scale = amax / 448.0f;
+  const float a = std::min(std::fabs(v) / scale, 448.0f);
+  const int exponent = std::max(static_cast<int>(std::floor(std::log2(a > 0 ? a : 1.0f))), -6);
+  const float step = std::ldexp(1.0f, exponent - 3);
+  return std::copysign(std::nearbyint(a / step) * step * scale, v);
+}
+
+TEST(Calibration, Float8QuantDequantRewriteComputesWhatFp8KernelsWouldOnEveryBackend) {
+  Builder b;
+  const ir::ValueId x = b.Input("x", {2, 3});
+  const Tensor w = Tensor::FromVector<float>(DType::kFloat32, {3, 2}, {0.5f, -2.0f, 0.25f, 1.0f, -0.013f, 0.3f});
+  b.Output("y", b.Op("MatMul", "fc", {x, b.Const("w", w)}));
+  CalibrationTable table;
+  table.tensors["x"] = {.amax = 1.0};
+  auto g = std::make_shared<ir::Graph>(b.g->Clone());
+  const convert::Quantization q = convert::InsertQuantDequant(*g, table, {}, convert::QuantFormat::kFloat8E4M3);
+  EXPECT_EQ(q.activations, 1);
+  EXPECT_EQ(q.weights, 1);
+  int rounds = 0;
+  for (const ir::Node& n : g->nodes()) rounds += !n.removed && n.op == "RoundFloat8E4M3";
+  EXPECT_EQ(rounds, 1);  // the activation; the weight is rounded at conversion
+  // 1.7 saturates (amax 1), 0.004 and 0.011 land among the subnormals.
+  const Tensor input = Tensor::FromVector<float>(DType::kFloat32, {2, 3}, {0.3f, -1.7f, 0.011f, 0.9f, 0.004f, -0.5f});
+  const Tensor got = runtime::ReferenceExecutor(g).Run({input})[0];
+  for (int r = 0; r < 2; ++r)
+    for (int c = 0; c < 2; ++c) {
+      double want = 0;
+      for (int k = 0; k < 3; ++k)  // one scale for the whole weight: amax 2.0
+        want += static_cast<double>(Float8QuantDequant(input.data<float>()[r * 3 + k], 1.0f)) *
+                Float8QuantDequant(w.data<float>()[k * 2 + c], 2.0f);
+      EXPECT_NEAR(got.data<float>()[r * 2 + c], want, 1e-6) << r << "," << c;
+    }
+  // The CPU engine (the rounding inside its fused elementwise chain) computes the same.
+  Builder quantized;
+  quantized.g = g;
+  cputest::CheckAgainstReference(quantized, cputest::ExactProfile({{2, 3}}), {{input}}, 1e-6);
+}
+
 TEST(Calibration, AnActivationWithoutARangeIsAnErrorNamingIt) {
   const Builder b = SmallGraph();
   CalibrationTable table;
   table.tensors["x"] = {.amax = 1.0};
   ir::Graph g = b.g->Clone();
   try {
-    convert::InsertInt8QuantDequant(g, table);
+    convert::InsertQuantDequant(g, table);
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
@@ -252,7 +292,7 @@ TEST(Calibration, KeptLayersStayFloatAndAnUnmatchedPatternIsAnError) {
   };
   {  // by node name
     ir::Graph g = b.g->Clone();
-    const auto q = convert::InsertInt8QuantDequant(g, table, {"gram"});
+    const auto q = convert::InsertQuantDequant(g, table, {"gram"});
     EXPECT_EQ(q.kept, std::vector<std::string>{"gram"});
     EXPECT_EQ(quantized_inputs(g, "gram"), 0);
     EXPECT_EQ(quantized_inputs(g, "fc"), 2);
@@ -260,19 +300,19 @@ TEST(Calibration, KeptLayersStayFloatAndAnUnmatchedPatternIsAnError) {
   }
   {  // by op type: every MatMul
     ir::Graph g = b.g->Clone();
-    const auto q = convert::InsertInt8QuantDequant(g, table, {"MatMul"});
+    const auto q = convert::InsertQuantDequant(g, table, {"MatMul"});
     EXPECT_EQ(q.kept.size(), 2u);
     EXPECT_EQ(q.activations + q.weights, 0);
   }
   {  // by tensor name (its readers) and by prefix
     ir::Graph g = b.g->Clone();
-    EXPECT_EQ(convert::InsertInt8QuantDequant(g, table, {"relu"}).kept, std::vector<std::string>{"gram"});
+    EXPECT_EQ(convert::InsertQuantDequant(g, table, {"relu"}).kept, std::vector<std::string>{"gram"});
     ir::Graph h = b.g->Clone();
-    EXPECT_EQ(convert::InsertInt8QuantDequant(h, table, {"gr*"}).kept, std::vector<std::string>{"gram"});
+    EXPECT_EQ(convert::InsertQuantDequant(h, table, {"gr*"}).kept, std::vector<std::string>{"gram"});
   }
   ir::Graph g = b.g->Clone();
   try {
-    convert::InsertInt8QuantDequant(g, table, {"fc", "grma"});
+    convert::InsertQuantDequant(g, table, {"fc", "grma"});
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);

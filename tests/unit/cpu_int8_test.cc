@@ -81,7 +81,7 @@ std::shared_ptr<ir::Graph> QuantizedNetwork() {
   options.percentile = 99.0;
   const convert::CalibrationTable table = runtime::Calibrate(b.g, batches, options);
   auto g = std::make_shared<ir::Graph>(ir::CloneGraph(*b.g));
-  const convert::Int8Quantization q = convert::InsertInt8QuantDequant(*g, table);
+  const convert::Quantization q = convert::InsertQuantDequant(*g, table);
   EXPECT_EQ(q.weights, 5);      // conv, dw, fc1, fc2, conv_nchw
   EXPECT_EQ(q.activations, 7);  // their inputs and both bmm operands
   return g;

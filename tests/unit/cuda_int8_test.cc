@@ -75,7 +75,7 @@ std::shared_ptr<ir::Graph> QuantizedConvNetwork() {
   options.calibrator = convert::Calibrator::kMinMax;
   const convert::CalibrationTable table = runtime::Calibrate(b.g, batches, options);
   auto g = std::make_shared<ir::Graph>(ir::CloneGraph(*b.g));
-  const convert::Int8Quantization q = convert::InsertInt8QuantDequant(*g, table);
+  const convert::Quantization q = convert::InsertQuantDequant(*g, table);
   EXPECT_EQ(q.weights, 6);  // conv1, conv2, dw, conv_nchw, conv_nchw2, stem
   return g;
 }

@@ -55,6 +55,57 @@ TEST(ElementwiseUnary, RoundIsHalfToEven) {
   ExpectNear(Doubles(RunOp("Floor", {F32({3}, {-1.5, 1.2, 2})})), {-2, 1, 2});
 }
 
+// Every finite float8 E4M3FN value from its fields: sign, 4 exponent bits (bias 7), 3 mantissa
+// bits; exponent field 0 holds the subnormals m * 2^-9; code 0x7f (and 0xff) is NaN.
+std::vector<double> Float8E4M3Values() {
+  std::vector<double> out;
+  for (int e = 0; e < 16; ++e)
+    for (int m = 0; m < 8; ++m) {
+      if (e == 15 && m == 7) continue;  // NaN
+      out.push_back(e == 0 ? std::ldexp(m, -9) : std::ldexp(8 + m, e - 10));
+    }
+  return out;  // ascending, 0 to 448
+}
+
+TEST(ElementwiseUnary, RoundFloat8E4M3RoundsToTheNearestValueTiesToEvenAndSaturates) {
+  const std::vector<double> values = Float8E4M3Values();
+  ASSERT_EQ(values.size(), 127u);
+  EXPECT_EQ(values.back(), 448.0);
+  std::vector<double> x, want;
+  for (size_t i = 0; i < values.size(); ++i) {
+    for (double sign : {1.0, -1.0}) {
+      x.push_back(sign * values[i]);
+      want.push_back(sign * values[i]);  // each value is its own rounding
+      if (i + 1 == values.size()) continue;
+      const double lo = values[i], hi = values[i + 1], mid = (lo + hi) / 2;
+      // A tie goes to the even code: codes count up with the values, so the even one is at an
+      // even index (index i is code i for the positive values).
+      x.push_back(sign * mid);
+      want.push_back(sign * (i % 2 == 0 ? lo : hi));
+      x.push_back(sign * (mid - (hi - lo) / 8));
+      want.push_back(sign * lo);
+      x.push_back(sign * (mid + (hi - lo) / 8));
+      want.push_back(sign * hi);
+    }
+  }
+  // Saturation (the hardware's satfinite conversion), tiny values, NaN.
+  for (double v : {460.0, 464.0, 1e6, kInf}) {
+    x.push_back(v);
+    want.push_back(448);
+    x.push_back(-v);
+    want.push_back(-448);
+  }
+  x.push_back(std::ldexp(1, -11));  // below half the smallest subnormal 2^-9
+  want.push_back(0);
+  x.push_back(kNaN);
+  want.push_back(kNaN);
+  // Exact in float32 and float64 (every value and midpoint is), and so through the float math of
+  // half inputs for the values half holds.
+  ExpectNear(Doubles(RunOp("RoundFloat8E4M3", {F32({static_cast<int64_t>(x.size())}, x)})), want, 0);
+  ExpectNear(Doubles(RunOp("RoundFloat8E4M3", {F64({static_cast<int64_t>(x.size())}, x)})), want, 0);
+  EXPECT_EQ(Doubles(RunOp("RoundFloat8E4M3", {F16({3}, {0.3, -100.0, 500.0})})), (std::vector<double>{0.3125, -96, 448}));
+}
+
 TEST(ElementwiseUnary, Activations) {
   ExpectNear(Doubles(RunOp("Relu", {F32({4}, {-1, 0, 2.5, kNaN})})), {0, 0, 2.5, kNaN});
   EXPECT_EQ(Ints(RunOp("Relu", {I8({3}, {-128, 0, 127})})), (std::vector<int64_t>{0, 0, 127}));
