@@ -220,7 +220,10 @@ TEST(InPlaceWrites, AGraphInputIsNeverWritten) {
   const std::vector<float> before = memory;
   {
     Tensor input(DType::kFloat32, {kSteps, kRow}, std::make_shared<TestOwnedBuffer>(memory));
-    const auto out = exec.Run({std::move(input), RowInput()});  // the caller keeps no reference
+    std::vector<Tensor> inputs;  // (not an initializer list: its elements would stay referenced)
+    inputs.push_back(std::move(input));
+    inputs.push_back(RowInput());
+    const auto out = exec.Run(std::move(inputs));  // the caller keeps no reference
     ExpectWrittenRows(out[0], kSteps, kSteps, RowInput());
   }
   EXPECT_EQ(memory, before);
