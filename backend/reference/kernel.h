@@ -136,7 +136,8 @@ const KernelTable& ReferenceKernels();
 // several arguments (ConvKernel<2, false>) need no parentheses.
 #define KILN_REFERENCE_KERNEL(op, ...) \
   KILN_STATIC_REGISTRATION(::kiln::reference::ReferenceKernelRegistry().Add(op, __VA_ARGS__))
-// The same for a kernel that may take over the inputs `reuse` (an InputReuse) names.
+// The same for a kernel that may take over the inputs `reuse` names: a named InputReuse constant
+// (a braced list's commas would split the macro's arguments).
 #define KILN_REFERENCE_KERNEL_REUSING(op, reuse, ...) \
   KILN_STATIC_REGISTRATION(::kiln::reference::ReferenceKernelRegistry().Add(op, __VA_ARGS__, reuse))
 
