@@ -33,6 +33,7 @@ class HostBuffer final : public Buffer {
   void* data() override { return data_; }
   size_t size() const override { return size_; }
   Device device() const override { return Device{}; }
+  bool owns_memory() const override { return true; }
 
  private:
   void* data_ = nullptr;
@@ -140,6 +141,28 @@ Tensor Tensor::Reshaped(Shape shape) const {
   Tensor t = *this;
   t.shape_ = std::move(shape);
   return t;
+}
+
+bool Tensor::HoldsBufferAlone() const {
+  // use_count() == 1 cannot race: the only way to a new reference is to copy this Tensor.
+  return buffer_ != nullptr && buffer_.use_count() == 1 && buffer_->owns_memory() && is_host();
+}
+
+size_t Tensor::buffer_room() const { return buffer_ && offset_ <= buffer_->size() ? buffer_->size() - offset_ : 0; }
+
+Tensor Tensor::InSameBuffer(Shape shape) const {
+  if (dtype_ == DType::kString) throw Error(ErrorCode::kInternal, "Tensor::InSameBuffer of a string tensor");
+  return Tensor(dtype_, std::move(shape), buffer_, offset_);  // the constructor checks the fit
+}
+
+Tensor Tensor::WithCapacity(DType dtype, Shape shape, size_t capacity_bytes) {
+  uint64_t bytes = 0;
+  const bool fits = dtype != DType::kString && DTypeSize(dtype) > 0 && capacity_bytes <= MaxTensorBytes() &&
+                    !__builtin_mul_overflow(static_cast<uint64_t>(NumElements(shape)), DTypeSize(dtype), &bytes) &&
+                    bytes < capacity_bytes;
+  // Without spare room (or beyond the bound) the plain constructor checks and allocates the shape.
+  if (!fits) return Tensor(dtype, std::move(shape));
+  return Tensor(dtype, std::move(shape), AllocateHostBuffer(capacity_bytes));
 }
 
 Tensor Tensor::Clone() const {

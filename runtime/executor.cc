@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "backend/reference/kernel.h"
 #include "common/cancellation.h"
 
@@ -26,6 +28,10 @@ void ReferenceExecutor::Prepare(const ir::Graph& graph) {
 }
 
 std::vector<Tensor> ReferenceExecutor::Run(std::vector<Tensor> inputs, const NodeHook* hook) const {
+  // The caller's inputs stay referenced here for the whole run, so no tensor sharing their buffers
+  // (an input, an Identity or Reshape of one) ever holds its buffer alone: kernels that write in
+  // place copy them instead, and outputs never touch inputs.
+  const std::vector<Tensor> pinned = inputs;
   return RunGraph(*graph_, std::move(inputs), hook);
 }
 
@@ -41,11 +47,20 @@ std::vector<Tensor> ReferenceExecutor::RunGraph(const ir::Graph& graph, std::vec
     return RunGraph(sub, std::move(args), nullptr);
   };
   std::vector<Tensor> node_inputs;
+  std::vector<bool> released;
   for (size_t pos = 0; pos < plan.order.size(); ++pos) {
     const ir::Node& node = graph.node(plan.order[pos]);
     if (CancellationRequested()) ThrowCancelled(fmt::format("node '{}' ({})", node.name, node.op));
     node_inputs.clear();
-    for (ir::ValueId in : node.inputs) node_inputs.push_back(values[static_cast<size_t>(in)]);
+    released.assign(node.inputs.size(), false);
+    for (size_t k = 0; k < node.inputs.size(); ++k) {
+      const auto in = static_cast<size_t>(node.inputs[k]);
+      // At its last use a value that is no graph output and that this node reads once is handed to
+      // the kernel (moved, not shared), so that a kernel that writes it may do so in place.
+      released[k] = plan.last_use[in] == static_cast<int>(pos) && !plan.is_output[in] &&
+                    std::count(node.inputs.begin(), node.inputs.end(), node.inputs[k]) == 1;
+      node_inputs.push_back(released[k] ? std::move(values[in]) : values[in]);
+    }
     std::vector<Tensor> outs;
     if (!hook || !(*hook)(node, node_inputs, outs)) {
       for (size_t i = 0; i < node_inputs.size(); ++i)
@@ -53,8 +68,9 @@ std::vector<Tensor> ReferenceExecutor::RunGraph(const ir::Graph& graph, std::vec
           throw Error(ErrorCode::kInternal,
                       fmt::format("node '{}' ({}) runs on the host but input {} is on {}: placement inserted no copy", node.name,
                                   node.op, i, node_inputs[i].device().ToString()));
-      outs = reference::RunReferenceKernel(node, node_inputs, &run_subgraph);
+      outs = reference::RunReferenceKernel(node, node_inputs, released, &run_subgraph);
     }
+    node_inputs.clear();  // (drops the references to released inputs the kernel did not take)
     if (outs.size() != node.outputs.size())
       throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}) produced {} outputs, expected {}", node.name, node.op,
                                                     outs.size(), node.outputs.size()));

@@ -35,34 +35,48 @@ const ir::Graph& Subgraph(const KernelContext& ctx, const char* name) {
   return *ctx.attrs().Get<std::shared_ptr<ir::Graph>>(name);
 }
 
+// If and While pass their inputs on to their subgraphs (ForwardInput), so that a value the
+// executor released reaches the subgraph held once and a kernel there may write it in place.
+const InputReuse kForwardsAllInputs{{}, true};
+
 void IfKernel(KernelContext& ctx) {
   const bool take_then = Truth(ctx, ctx.input(0));
-  std::vector<Tensor> args(ctx.inputs().begin() + 1, ctx.inputs().end());
+  std::vector<Tensor> args;
+  for (int i = 1; i < ctx.num_inputs(); ++i) args.push_back(ctx.ForwardInput(i));
   std::vector<Tensor> outs = ctx.RunSubgraph(Subgraph(ctx, take_then ? "then_branch" : "else_branch"), std::move(args));
   for (int i = 0; i < ctx.num_outputs(); ++i) ctx.SetOutput(i, std::move(outs.at(static_cast<size_t>(i))));
 }
-KILN_REFERENCE_KERNEL("If", IfKernel);
+KILN_REFERENCE_KERNEL_REUSING("If", kForwardsAllInputs, IfKernel);
 
+// The loop variables move from one iteration's body into the next (nothing else keeps them), so
+// a list the body writes at its last use there is written in place: a loop of T steps that sets
+// one element each copies T elements, not T lists.
 void WhileKernel(KernelContext& ctx) {
   const ir::Graph& cond = Subgraph(ctx, "cond");
   const ir::Graph& body = Subgraph(ctx, "body");
-  std::vector<Tensor> vars(ctx.inputs().begin(), ctx.inputs().end());
+  std::vector<Tensor> vars;
+  for (int i = 0; i < ctx.num_inputs(); ++i) vars.push_back(ctx.ForwardInput(i));
   // A loop that never ends (a hostile or broken model) stops with an error instead of hanging.
   const int64_t max_iterations = MaxLoopIterations();
   for (int64_t iteration = 0;; ++iteration) {
     if (iteration == max_iterations)
       ctx.Fail(fmt::format("the loop ran {} iterations without its condition becoming false; Kiln stops loops there",
                            max_iterations));
-    std::vector<Tensor> c = ctx.RunSubgraph(cond, vars);
-    if (c.size() != 1) ctx.Fail(fmt::format("loop condition returned {} values, expected 1", c.size()));
-    if (!Truth(ctx, c[0])) break;
+    // (The condition's result is dropped before the body runs: it may be a loop variable itself.)
+    bool go = false;
+    {
+      std::vector<Tensor> c = ctx.RunSubgraph(cond, vars);
+      if (c.size() != 1) ctx.Fail(fmt::format("loop condition returned {} values, expected 1", c.size()));
+      go = Truth(ctx, c[0]);
+    }
+    if (!go) break;
     vars = ctx.RunSubgraph(body, std::move(vars));
     if (static_cast<int>(vars.size()) != ctx.num_outputs())
       ctx.Fail(fmt::format("loop body returned {} values, expected {}", vars.size(), ctx.num_outputs()));
   }
   for (int i = 0; i < ctx.num_outputs(); ++i) ctx.SetOutput(i, std::move(vars[static_cast<size_t>(i)]));
 }
-KILN_REFERENCE_KERNEL("While", WhileKernel);
+KILN_REFERENCE_KERNEL_REUSING("While", kForwardsAllInputs, WhileKernel);
 
 }  // namespace
 

@@ -61,21 +61,66 @@ int64_t Index(const KernelContext& ctx, const Tensor& index) {
   return index.IntAt(0);
 }
 
-// The list with room for `length` elements of shape `element` (a copy: list ops are functional).
-// Rows it had keep their values when the element shape is unchanged; new rows are zeros.
-Tensor Resized(const KernelContext& ctx, const Tensor& list, int64_t length, const Shape& element) {
-  const Shape old = ElementShape(list);
-  if (old != element && list.num_elements() > 0)
-    ctx.Fail(
-        fmt::format("the list holds elements of shape {} and the item has shape {}; Kiln holds a list as one "
-                    "dense tensor, so all its elements must have one shape",
-                    ShapeText(old), ShapeText(element)));
+// The kernels that write a list (SetItem, PushBack, ScatterIntoExistingList, Resize, PopBack)
+// may take over their list input: when the executor no longer needs it and no other tensor shares
+// its buffer they write it in place, so a loop that sets one element per step copies one element
+// per step, not the whole list.
+const InputReuse kReusesList{{0}};
+
+void FailOnOtherElementShape(const KernelContext& ctx, const Shape& held, const Shape& element) {
+  ctx.Fail(
+      fmt::format("the list holds elements of shape {} and the item has shape {}; Kiln holds a list as one "
+                  "dense tensor, so all its elements must have one shape",
+                  ShapeText(held), ShapeText(element)));
+}
+
+// A new list of `length` elements of shape `element` holding the rows `source` has (when its
+// element shape is the same); rows past them are zeros. A list that grows gets room for twice its
+// length, so that a list grown one element at a time is copied O(log n) times.
+Tensor Rebuilt(const Tensor& source, int64_t length, const Shape& element) {
   Shape shape{length};
   shape.insert(shape.end(), element.begin(), element.end());
-  Tensor out(list.dtype(), shape);
-  if (old == element) {
-    const size_t bytes = std::min(list.byte_size(), out.byte_size());
-    if (bytes > 0) std::memcpy(out.raw_data(), list.raw_data(), bytes);
+  const int64_t row_elements = NumElements(element);  // checked
+  uint64_t capacity = 0;
+  if (length > source.dim(0) &&
+      (__builtin_mul_overflow(static_cast<uint64_t>(row_elements), DTypeSize(source.dtype()), &capacity) ||
+       __builtin_mul_overflow(capacity, 2 * static_cast<uint64_t>(length), &capacity)))
+    capacity = 0;  // (no spare room; the shape itself is checked by the tensor)
+  Tensor out = Tensor::WithCapacity(source.dtype(), std::move(shape), static_cast<size_t>(capacity));
+  if (ElementShape(source) == element) {
+    const size_t bytes = std::min(source.byte_size(), out.byte_size());
+    if (bytes > 0) std::memcpy(out.raw_data(), source.raw_data(), bytes);
+    CountCopiedBytes(bytes);
+  }
+  return out;
+}
+
+// List input 0 as a list of `length` elements of shape `element` for the kernel to write: the
+// input itself when the kernel can take it (shrunk in place, or grown into its buffer's spare
+// room), else a copy (Rebuilt). Rows it had keep their values when the element shape is
+// unchanged; new rows are zeros. input(0) must not be read afterwards.
+Tensor WritableList(KernelContext& ctx, int64_t length, const Shape& element) {
+  const Shape held = ElementShape(ctx.input(0));
+  if (held != element && ctx.input(0).num_elements() > 0) FailOnOtherElementShape(ctx, held, element);
+  if (held != element) return Rebuilt(ctx.input(0), length, element);  // (no elements to copy)
+  if (!ctx.CanTakeInput(0)) {
+    CountCopiedInput();
+    return Rebuilt(ctx.input(0), length, element);
+  }
+  Tensor list = ctx.TakeInput(0);
+  const int64_t had = list.dim(0);
+  Shape shape{length};
+  shape.insert(shape.end(), element.begin(), element.end());
+  uint64_t bytes = 0;
+  if (__builtin_mul_overflow(static_cast<uint64_t>(NumElements(shape)), DTypeSize(list.dtype()), &bytes) ||
+      bytes > list.buffer_room())
+    return Rebuilt(list, length, element);
+  Tensor out = list.InSameBuffer(std::move(shape));
+  // Spare room may hold rows an earlier shrink left behind: rows new to the list read as zeros.
+  if (length > had) {
+    const size_t row = out.byte_size() / static_cast<size_t>(length);
+    std::memset(static_cast<char*>(out.raw_data()) + static_cast<size_t>(had) * row, 0,
+                static_cast<size_t>(length - had) * row);
   }
   return out;
 }
@@ -83,6 +128,7 @@ Tensor Resized(const KernelContext& ctx, const Tensor& list, int64_t length, con
 void WriteRow(Tensor& list, int64_t i, const Tensor& item) {
   const size_t row = item.byte_size();
   if (row > 0) std::memcpy(static_cast<char*>(list.raw_data()) + static_cast<size_t>(i) * row, item.raw_data(), row);
+  CountCopiedBytes(row);
 }
 
 // TensorListReserve(element_shape, num_elements): num_elements rows of zeros; unknown dims are 0
@@ -141,22 +187,23 @@ void SetItemKernel(KernelContext& ctx) {
   if (i < 0 || (i >= length && !resize))
     ctx.Fail(fmt::format("index {} is out of range for a list of {} elements", i, length));
   if (i >= length) length = i + 1;
-  Tensor out = Resized(ctx, list, length, item.shape());
+  Tensor out = WritableList(ctx, length, item.shape());
   WriteRow(out, i, item);
   ctx.SetOutput(0, std::move(out));
 }
-KILN_REFERENCE_KERNEL("TensorListSetItem", SetItemKernel);
+KILN_REFERENCE_KERNEL_REUSING("TensorListSetItem", kReusesList, SetItemKernel);
 
-// TensorListPushBack(list, item): the list with the item appended.
+// TensorListPushBack(list, item): the list with the item appended (in the list's spare room when
+// it is written in place: appends are amortised O(1) elements copied).
 void PushBackKernel(KernelContext& ctx) {
-  const Tensor& list = ctx.input(0);
   const Tensor& item = ctx.input(1);
-  RequireList(ctx, list);
-  Tensor out = Resized(ctx, list, list.dim(0) + 1, item.shape());
-  WriteRow(out, list.dim(0), item);
+  RequireList(ctx, ctx.input(0));
+  const int64_t n = ctx.input(0).dim(0);
+  Tensor out = WritableList(ctx, n + 1, item.shape());
+  WriteRow(out, n, item);
   ctx.SetOutput(0, std::move(out));
 }
-KILN_REFERENCE_KERNEL("TensorListPushBack", PushBackKernel);
+KILN_REFERENCE_KERNEL_REUSING("TensorListPushBack", kReusesList, PushBackKernel);
 
 // TensorListStack(list, element_shape) {num_elements}: the list's tensor, after TensorFlow's
 // checks; a list never written reads as zeros of a fully defined element_shape.
@@ -212,6 +259,7 @@ void ScatterRows(const KernelContext& ctx, Tensor& list, const Tensor& tensor, c
     if (bytes > 0)
       std::memcpy(static_cast<char*>(list.raw_data()) + static_cast<size_t>(i) * bytes,
                   static_cast<const char*>(tensor.raw_data()) + static_cast<size_t>(k) * bytes, bytes);
+    CountCopiedBytes(bytes);
   }
 }
 
@@ -301,11 +349,11 @@ void ScatterIntoKernel(KernelContext& ctx) {
   RequireRows(ctx, tensor, std::nullopt);
   RequireIndicesPerRow(ctx, tensor, indices);
   if (indices.num_elements() == 0) return ctx.SetOutput(0, list);
-  Tensor out = Resized(ctx, list, std::max(list.dim(0), HighestIndex(indices) + 1), ElementShape(tensor));
+  Tensor out = WritableList(ctx, std::max(list.dim(0), HighestIndex(indices) + 1), ElementShape(tensor));
   ScatterRows(ctx, out, tensor, indices);
   ctx.SetOutput(0, std::move(out));
 }
-KILN_REFERENCE_KERNEL("TensorListScatterIntoExistingList", ScatterIntoKernel);
+KILN_REFERENCE_KERNEL_REUSING("TensorListScatterIntoExistingList", kReusesList, ScatterIntoKernel);
 
 // TensorListResize(list, size): the first `size` elements, then unset ones (zeros).
 void ResizeKernel(KernelContext& ctx) {
@@ -314,9 +362,9 @@ void ResizeKernel(KernelContext& ctx) {
   if (ctx.input(1).num_elements() != 1) ctx.Fail("size must be a scalar");
   const int64_t size = ctx.input(1).IntAt(0);
   if (size < 0) ctx.Fail(fmt::format("size is {}, expected >= 0", size));
-  ctx.SetOutput(0, Resized(ctx, list, size, ElementShape(list)));
+  ctx.SetOutput(0, WritableList(ctx, size, ElementShape(list)));
 }
-KILN_REFERENCE_KERNEL("TensorListResize", ResizeKernel);
+KILN_REFERENCE_KERNEL_REUSING("TensorListResize", kReusesList, ResizeKernel);
 
 // TensorListPopBack(list, element_shape): the list without its last element, and that element;
 // an element never written reads as zeros of element_shape, which must then be fully defined
@@ -328,7 +376,7 @@ void PopBackKernel(KernelContext& ctx) {
   const int64_t n = list.dim(0);
   if (n == 0) ctx.Fail("trying to pop from an empty list");
   const Shape element = ElementShape(list);
-  ctx.SetOutput(0, Resized(ctx, list, n - 1, element));
+  // The element first: the list may then be shrunk in place.
   if (Uninitialised(list)) {
     if (!FullyDefined(declared))
       ctx.Fail(
@@ -336,14 +384,15 @@ void PopBackKernel(KernelContext& ctx) {
                       "shape is unknown",
                       declared ? ShapeText(Shape(declared->begin(), declared->end())) : std::string("(unknown rank)")));
     ctx.AllocateOutput(1, list.dtype(), Shape(declared->begin(), declared->end()));
-    return;
+  } else {
+    Tensor& item = ctx.AllocateOutput(1, list.dtype(), element);
+    const size_t row = item.byte_size();
+    if (row > 0)
+      std::memcpy(item.raw_data(), static_cast<const char*>(list.raw_data()) + static_cast<size_t>(n - 1) * row, row);
   }
-  Tensor& item = ctx.AllocateOutput(1, list.dtype(), element);
-  const size_t row = item.byte_size();
-  if (row > 0)
-    std::memcpy(item.raw_data(), static_cast<const char*>(list.raw_data()) + static_cast<size_t>(n - 1) * row, row);
+  ctx.SetOutput(0, WritableList(ctx, n - 1, element));
 }
-KILN_REFERENCE_KERNEL("TensorListPopBack", PopBackKernel);
+KILN_REFERENCE_KERNEL_REUSING("TensorListPopBack", kReusesList, PopBackKernel);
 
 }  // namespace
 

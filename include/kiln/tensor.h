@@ -30,6 +30,9 @@ class Buffer {
   virtual void* data() = 0;
   virtual size_t size() const = 0;
   virtual Device device() const = 0;
+  // True when the memory was allocated for this buffer alone; false when it borrows memory that
+  // someone else also sees (a caller's array). Only memory a buffer owns may be written in place.
+  virtual bool owns_memory() const { return false; }
 };
 
 // 64-byte aligned host memory, zero-initialised.
@@ -101,6 +104,17 @@ class Tensor {
 
   // Same buffer, new shape with the same element count.
   Tensor Reshaped(Shape shape) const;
+  // True when this Tensor is the only one holding its buffer and the buffer owns its host memory:
+  // no other tensor (a view, a reshape, a constant's attribute, a caller's input) can see a write.
+  bool HoldsBufferAlone() const;
+  // Bytes of the buffer from this tensor's first byte to the buffer's end (>= byte_size()).
+  size_t buffer_room() const;
+  // The same buffer seen with a shape of any element count that fits in buffer_room(): a tensor
+  // grown into spare capacity or shrunk in place. Throws kInternal when it does not fit.
+  Tensor InSameBuffer(Shape shape) const;
+  // A zero-filled host tensor whose buffer has room for `capacity_bytes` (at least its own size)
+  // so that it can grow in place; the capacity is bounded like the tensor (MaxTensorBytes).
+  static Tensor WithCapacity(DType dtype, Shape shape, size_t capacity_bytes);
   // Deep copy into fresh host memory.
   Tensor Clone() const;
   // Reads element i of a numeric host tensor as int64 / double (for shape arithmetic and tests).

@@ -189,3 +189,20 @@ def test_masked_recurrent_layers_keep_their_loop_and_match_tensorflow(kiln_bin, 
         v[-1, 1] = 0  # a masked step in the middle
         feeds[b] = {"x": v}
     check_against_tf(kiln_bin, tmp_path / layer, feeds, tmp_path)
+
+
+def test_long_masked_lstm_matches_tensorflow(kiln_bin, tmp_path):
+    """A masked LSTM over 300 steps with its sequence: the loop stays a While loop that writes one
+    element of its output list per step (written in place by the reference executor, so the run
+    is linear in the steps); padded steps at the end and in the middle."""
+    keras.utils.set_random_seed(0)
+    x = keras.Input((300, 4), name="x")
+    keras.Model(x, L.LSTM(16, return_sequences=True)(L.Masking(0.0)(x))).export(str(tmp_path / "m"), verbose=False)
+    rng = np.random.default_rng(6)
+    feeds = {}
+    for b in (1, 3):
+        v = rng.standard_normal((b, 300, 4)).astype(np.float32)
+        v[0, 280:] = 0
+        v[-1, 100:110] = 0
+        feeds[b] = {"x": v}
+    check_against_tf(kiln_bin, tmp_path / "m", feeds, tmp_path)
