@@ -222,6 +222,7 @@ void InferPool(InferContext& ctx) {
 void RegisterDetectionOps(OpRegistry& registry);  // nn_detection.cc
 void RegisterVisionOps(OpRegistry& registry);     // nn_vision.cc
 void RegisterSignalOps(OpRegistry& registry);     // signal.cc
+void RegisterFftOps(OpRegistry& registry);        // signal_fft.cc
 void RegisterRandomOps(OpRegistry& registry);     // random.cc
 
 void RegisterNnOps(OpRegistry& registry) {
@@ -237,6 +238,7 @@ void RegisterNnOps(OpRegistry& registry) {
   RegisterVisionOps(registry);
   RegisterNnRecurrentOps(registry);
   RegisterSignalOps(registry);
+  RegisterFftOps(registry);
   RegisterRandomOps(registry);
 }
 
