@@ -13,9 +13,9 @@
 #include "backend/cuda/gather_kernel.h"
 #include "backend/cuda/host_values.h"
 #include "backend/cuda/matmul_kernel.h"
-#include "backend/cuda/norm_kernel.h"
 #include "backend/cuda/nvrtc_compiler.h"
 #include "backend/cuda/pool_kernel.h"
+#include "backend/cuda/norm_kernel.h"
 #include "backend/cuda/row_kernel.h"
 #include "ir/ops/elementwise_ops.h"
 

@@ -89,11 +89,17 @@ void InferSelect(InferContext& ctx) {
   ctx.SetOutput(0, ctx.input_dtype(1), BroadcastShapes(ctx, ctx.input_shape(0), s));
 }
 
+// Complex types cast to and from every numeric and bool dtype (not strings).
+bool IsComplexCast(DType t) { return t == DType::kComplex64 || t == DType::kComplex128; }
+
 void InferCast(InferContext& ctx) {
-  CheckDType(ctx, 0, kAll | kStringT);
+  const DType from = ctx.input_dtype(0);
   const DType to = ctx.attrs().Type("to");
-  if (!InClass(to, kAll | kStringT))
-    ctx.Fail(fmt::format("cannot cast to {}: expected a numeric, bool or string dtype", DTypeName(to)));
+  if (!IsComplexCast(from)) CheckDType(ctx, 0, kAll | kStringT);
+  if (!InClass(to, kAll | kStringT) && !IsComplexCast(to))
+    ctx.Fail(fmt::format("cannot cast to {}: expected a numeric, complex, bool or string dtype", DTypeName(to)));
+  if ((IsComplexCast(from) && to == DType::kString) || (IsComplexCast(to) && from == DType::kString))
+    ctx.Fail(fmt::format("cannot cast {} to {}: complex values have no string form", DTypeName(from), DTypeName(to)));
   ctx.SetOutput(0, to, ctx.input_shape(0));
 }
 

@@ -89,6 +89,12 @@ def test_fft_family_matches_tensorflow(kiln_bin, tmp_path, dtype):
                 out["irfft2d_" + key] = tf.signal.irfft2d(cube, fft_length=lengths)
             out["rfft3d"] = parts(tf.signal.rfft3d(cube_re, fft_length=[2, 4, 7]))
             out["irfft3d"] = tf.signal.irfft3d(cube, fft_length=[3, 5, 10])
+            # Casts into and out of complex types.
+            ctype = tf.complex64 if dtype == tf.float32 else tf.complex128
+            out["fft_of_cast"] = parts(tf.signal.fft(tf.cast(cube_re, ctype)))
+            out["cast_to_real"] = tf.cast(tf.signal.fft2d(cube), dtype)
+            other = tf.complex128 if dtype == tf.float32 else tf.complex64
+            out["cast_complex"] = parts(tf.cast(tf.cast(cube, other), ctype))
             # Complex broadcasts its arguments.
             out["complex_broadcast"] = parts(tf.complex(cube_re[:, :1, :], cube_im[0]))
             return out

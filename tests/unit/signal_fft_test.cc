@@ -148,5 +148,20 @@ TEST(SignalFft, ComplexElementwiseOps) {
   ExpectComplexNear(ComplexValues<C64>(c), {{1, 5}, {1, 6}, {1, 7}, {2, 5}, {2, 6}, {2, 7}}, 0);
 }
 
+TEST(SignalFft, CastToAndFromComplex) {
+  // Real -> complex: (v, 0); complex -> real: the real part; complex64 <-> complex128: both parts.
+  const Tensor c = RunOp("Cast", {I32({2}, {-3, 16777217})}, Attrs({{"to", DType::kComplex64}}));
+  EXPECT_EQ(c.dtype(), DType::kComplex64);
+  // int32 -> float rounds once (16777217 -> 16777216), as TensorFlow's static_cast.
+  ExpectComplexNear(ComplexValues<C64>(c), {{-3, 0}, {16777216, 0}}, 0);
+  const Tensor z = MakeComplex<C128>({2}, {{1.5, -2}, {-7.25, 3}});
+  ExpectNear(Doubles(RunOp("Cast", {z}, Attrs({{"to", DType::kFloat32}}))), {1.5, -7.25});
+  ExpectNear(Doubles(RunOp("Cast", {z}, Attrs({{"to", DType::kInt32}}))), {1, -7});
+  ExpectComplexNear(ComplexValues<C64>(RunOp("Cast", {z}, Attrs({{"to", DType::kComplex64}}))), {{1.5, -2}, {-7.25, 3}},
+                    0);
+  EXPECT_NE(InferError("Cast", {{DType::kComplex64, S({2})}}, Attrs({{"to", DType::kString}})).find("no string form"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace kiln::ew_test

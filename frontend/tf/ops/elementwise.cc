@@ -106,9 +106,11 @@ void ImportAddN(ImportContext& ctx) {
   ctx.SetOutput(0, ctx.Emit1("AddN", ctx.input_values()));
 }
 
+// Cast: numeric, bool and complex types (ir "Cast" in docs/ops/elementwise.md).
 void ImportCast(ImportContext& ctx) {
-  CheckType(ctx, "SrcT", kAll);
-  CheckType(ctx, "DstT", kAll);
+  for (const char* attr : {"SrcT", "DstT"})
+    if (!ctx.has_attr(attr) || (ctx.attr_type(attr) != DType::kComplex64 && ctx.attr_type(attr) != DType::kComplex128))
+      CheckType(ctx, attr, kAll);
   CheckArity(ctx, 1);
   const DType dst = ctx.attr_type("DstT");
   const bool truncate = ctx.attr_bool("Truncate", false);
