@@ -26,5 +26,8 @@ double Igammac(double a, double x);
 double Zeta(double x, double q);
 // The n-th derivative of digamma: NaN unless n is a non-negative integer.
 double Polygamma(double n, double x);
+// The regularized incomplete beta function I_x(a, b): NaN for a <= 0, b <= 0 or x outside
+// [0, 1]; otherwise 0 at x = 0 and 1 at x = 1 (even for a NaN a or b).
+double Betainc(double a, double b, double x);
 
 }  // namespace kiln::ir::special

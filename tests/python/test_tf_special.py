@@ -1,5 +1,5 @@
 """TensorFlow's special functions (tf.math lgamma, digamma, erfinv, ndtri, bessel_i0e/i1e, igamma,
-igammac, zeta, polygamma) in generated SavedModels, run by `kiln run` and compared with TensorFlow
+igammac, zeta, polygamma, betainc) in generated SavedModels, run by `kiln run` and compared with TensorFlow
 over grids of values that include the poles, the domain ends and points outside the domain, in every
 dtype TensorFlow registers each op for. Non-finite results must be the same (NaN where TensorFlow
 gives NaN, infinities with their sign); finite ones within the dtype's bound (docs/testing.md)."""
@@ -42,9 +42,14 @@ BINARY = {
     "zeta": (tf.math.zeta, [0.5, 1, 1.5, 2, 3, 4, 4.5, 10, NAN], [-2, -1.5, -0.5, 0, 0.5, 1, 2.5, 10, 100]),
     "polygamma": (tf.math.polygamma, [-1, 0, 1, 1.5, 2, 3, 4], [-2.5, -1, 0, 0.3, 1, 2.5, 10, 50]),
 }
+# Betainc(a, b, x) over the outer product of three grids (TensorFlow's Betainc does not broadcast:
+# the grids are broadcast to one shape in the graph).
+BETAINC = ([-1, 0, 0.5, 1, 2.5, 10, 100, NAN], [-1, 0, 0.3, 1, 4, 50, NAN],
+           [-0.5, 0, 1e-6, 0.1, 0.3, 0.5, 0.7, 0.9, 0.999, 1, 1.5, NAN])
 
-# The model's inputs, one grid per unary op and two per binary op.
-GRIDS = list(UNARY) + ["%s_%s" % (op, arg) for op in BINARY for arg in ("a", "x")]
+# The model's inputs, one grid per unary op, two per binary op, three for Betainc.
+GRIDS = list(UNARY) + ["%s_%s" % (op, arg) for op in BINARY for arg in ("a", "x")] + ["betainc_a", "betainc_b",
+                                                                                       "betainc_x"]
 
 
 def registered(fn, dtype, arity):
@@ -91,6 +96,7 @@ class Special(tf.Module):
             self.cases += [("%s_%s" % (op, t), op, t) for t, d in FLOATS.items() if registered(fn, d, 1)]
         for op, (fn, _, _) in BINARY.items():
             self.cases += [("%s_%s" % (op, t), op, t) for t, d in FLOATS.items() if registered(fn, d, 2)]
+        self.cases += [("betainc_%s" % t, "betainc", t) for t, d in FLOATS.items() if registered(tf.math.betainc, d, 3)]
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.float64, name=name) for name in GRIDS])
     def f(self, *grids):
@@ -98,7 +104,12 @@ class Special(tf.Module):
         out = {}
         for name, op, t in self.cases:
             d = FLOATS[t]
-            if op in UNARY:
+            if op == "betainc":
+                a, b, x = (tf.cast(grid["betainc_" + arg], d) for arg in "abx")
+                shape = tf.stack([tf.size(a), tf.size(b), tf.size(x)])
+                y = tf.math.betainc(tf.broadcast_to(a[:, None, None], shape), tf.broadcast_to(b[None, :, None], shape),
+                                    tf.broadcast_to(x[None, None, :], shape))
+            elif op in UNARY:
                 y = UNARY[op][0](tf.cast(grid[op], d))
             else:
                 y = BINARY[op][0](tf.cast(grid[op + "_a"], d)[:, None], tf.cast(grid[op + "_x"], d))
@@ -112,11 +123,14 @@ def test_special_functions_match_tensorflow(kiln_bin, tmp_path):
     inputs = {op: np.array(values, np.float64) for op, (_, values) in UNARY.items()}
     for op, (_, a, x) in BINARY.items():
         inputs[op + "_a"], inputs[op + "_x"] = np.array(a, np.float64), np.array(x, np.float64)
+    for arg, values in zip("abx", BETAINC):
+        inputs["betainc_" + arg] = np.array(values, np.float64)
     got = run(kiln_bin, tmp_path / "special", inputs, tmp_path)
     ref = {k: v.numpy() for k, v in m.f(*[tf.constant(inputs[name]) for name in GRIDS]).items()}
     assert set(got) == set(ref)
     # Each op in float32 and float64 at least (TensorFlow registers every one of them for those).
-    assert {(op, t) for _, op, t in m.cases} >= {(op, t) for op in list(UNARY) + list(BINARY) for t in ("float", "double")}
+    assert {(op, t) for _, op, t in m.cases} >= {(op, t) for op in list(UNARY) + list(BINARY) + ["betainc"]
+                                                 for t in ("float", "double")}
     problems = []
     for name, op, t in m.cases:
         problems += problems_of(name, got[name], ref[name], BOUNDS[t])

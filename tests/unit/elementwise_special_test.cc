@@ -96,6 +96,25 @@ TEST(ElementwiseSpecial, ZetaAndPolygammaKnownValuesAndEdges) {
              {-0.5772156649015323, 4.93480220054468, -0.4041138063191886, 194.59427621918758, kNaN, kNaN}, kDoubleTol);
 }
 
+TEST(ElementwiseSpecial, BetaincClosedFormsEdgesAndShapeRule) {
+  // I_x(a, 1) = x^a, I_x(1, b) = 1 - (1 - x)^b, I_0.5(a, a) = 1/2, on both sides of the mean.
+  const Tensor got = RunOp(
+      "Betainc", {F64({5}, {2.5, 1, 7, 0.3, 40}), F64({5}, {1, 3, 7, 1, 1}), F64({5}, {0.3, 0.8, 0.5, 0.999, 0.99})});
+  ExpectNear(Doubles(got), {std::pow(0.3, 2.5), 1 - std::pow(0.2, 3), 0.5, std::pow(0.999, 0.3), std::pow(0.99, 40)},
+             1e-13);
+  // Edges as TensorFlow (Eigen): NaN for a <= 0, b <= 0 or x outside [0, 1]; 0 at x = 0 and 1 at
+  // x = 1 even for a NaN a; scalars repeat against the shaped inputs.
+  ExpectNear(
+      Doubles(RunOp("Betainc", {F64({}, {2}), F64({6}, {0, 1, 1, 1, 1, 1}), F64({6}, {0.5, -0.1, 1.5, 0, 1, kNaN})})),
+      {kNaN, kNaN, kNaN, 0, 1, kNaN});
+  ExpectNear(Doubles(RunOp("Betainc", {F64({2}, {kNaN, kNaN}), F64({}, {2}), F64({2}, {0, 1})})), {0, 1});
+  EXPECT_NE(InferError("Betainc", {{DType::kFloat32, S({2})}, {DType::kFloat32, S({3})}, {DType::kFloat32, S({})}})
+                .find("must have the same shape or be scalars"),
+            std::string::npos);
+  EXPECT_NE(KernelError("Betainc", {F32({2}, {1, 1}), F32({3}, {1, 1, 1}), F32({}, {0.5})}).find("same shape"),
+            std::string::npos);
+}
+
 // Every float dtype: the double result rounded once to the dtype.
 TEST(ElementwiseSpecial, EveryFloatDType) {
   const std::vector<double> x = {0.25, 0.5, 0.75};

@@ -47,6 +47,7 @@ const std::vector<ElementwiseMapping>& Mappings() {
         if (tf.name) all.push_back({tf.name, op.name, tf.types, ir::elementwise::Arity(op.pattern)});
     all.push_back({"ClipByValue", "Clip", kNumeric, 3});
     all.push_back({"SelectV2", "Select", kAll | kStringT, 3});
+    all.push_back({"Betainc", "Betainc", kFloat, 3});
     return all;
   }();
   return mappings;
