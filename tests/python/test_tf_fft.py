@@ -2,7 +2,8 @@
 shorter and longer than the input) and the complex ops (tf.complex, tf.math.real / imag / angle /
 conj, tf.abs of a complex tensor) in generated SavedModels, run by `kiln run` and compared with
 TensorFlow, plus a log-mel spectrogram front end (tf.signal.stft -> abs -> tensordot with
-linear_to_mel_weight_matrix -> log). Complex results leave the model as [..., 2] (real, imag).
+linear_to_mel_weight_matrix -> log). Complex results leave the model as [..., 2] (real, imag), and one
+as a complex tensor.
 Bounds: docs/testing.md (FFT error grows like log n * eps)."""
 
 import numpy as np
@@ -19,8 +20,9 @@ BOUNDS = {tf.float32: 1e-5, tf.float64: 1e-12}
 
 
 def rel_l2(actual, expected):
-    expected = np.asarray(expected, dtype=np.float64)
-    diff = np.linalg.norm(np.asarray(actual, dtype=np.float64) - expected)
+    wide = np.complex128 if np.iscomplexobj(expected) else np.float64
+    expected = np.asarray(expected, dtype=wide)
+    diff = np.linalg.norm(np.asarray(actual, dtype=wide) - expected)
     return diff / max(np.linalg.norm(expected), 1e-30)
 
 
@@ -95,6 +97,8 @@ def test_fft_family_matches_tensorflow(kiln_bin, tmp_path, dtype):
             out["cast_to_real"] = tf.cast(tf.signal.fft2d(cube), dtype)
             other = tf.complex128 if dtype == tf.float32 else tf.complex64
             out["cast_complex"] = parts(tf.cast(tf.cast(cube, other), ctype))
+            # A complex model output, written as a complex .npy.
+            out["fft2d_complex"] = tf.signal.fft2d(cube)
             # Complex broadcasts its arguments.
             out["complex_broadcast"] = parts(tf.complex(cube_re[:, :1, :], cube_im[0]))
             return out
