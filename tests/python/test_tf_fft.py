@@ -97,6 +97,9 @@ def test_fft_family_matches_tensorflow(kiln_bin, tmp_path, dtype):
             out["cast_to_real"] = tf.cast(tf.signal.fft2d(cube), dtype)
             other = tf.complex128 if dtype == tf.float32 else tf.complex64
             out["cast_complex"] = parts(tf.cast(tf.cast(cube, other), ctype))
+            # A complex constant (its TensorProto's scomplex_val / dcomplex_val) joined to a run-time value.
+            const = tf.constant(np.array([[1 + 2j, -3.5j, 0.25]] * 2), ctype)
+            out["fft_with_const"] = parts(tf.signal.fft(tf.concat([tf.complex(res[1], ims[1]), const], axis=1)))
             # A complex model output, written as a complex .npy.
             out["fft2d_complex"] = tf.signal.fft2d(cube)
             # Complex broadcasts its arguments.
