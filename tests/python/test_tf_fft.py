@@ -1,6 +1,6 @@
 """TensorFlow's FFT family (tf.signal fft/ifft, rfft/irfft in 1, 2 and 3 dims, with fft_length
 shorter and longer than the input) and the complex ops (tf.complex, tf.math.real / imag / angle /
-conj, tf.abs of a complex tensor) in generated SavedModels, run by `kiln run` and compared with
+conj, tf.abs of a complex tensor, complex add / sub / mul / div, tf.cast) in generated SavedModels, run by `kiln run` and compared with
 TensorFlow, plus a log-mel spectrogram front end (tf.signal.stft -> abs -> tensordot with
 linear_to_mel_weight_matrix -> log). Complex results leave the model as [..., 2] (real, imag), and one
 as a complex tensor.
@@ -100,6 +100,14 @@ def test_fft_family_matches_tensorflow(kiln_bin, tmp_path, dtype):
             # A complex constant (its TensorProto's scomplex_val / dcomplex_val) joined to a run-time value.
             const = tf.constant(np.array([[1 + 2j, -3.5j, 0.25]] * 2), ctype)
             out["fft_with_const"] = parts(tf.signal.fft(tf.concat([tf.complex(res[1], ims[1]), const], axis=1)))
+            # Complex arithmetic (broadcasting a row against the block) and frequency-domain filtering.
+            row = cube[:, :1, :]
+            out["complex_add"] = parts(cube + row)
+            out["complex_sub"] = parts(tf.math.subtract(cube, row))
+            out["complex_mul"] = parts(cube * row)
+            out["complex_div"] = parts(cube / (row + tf.complex(tf.constant(3.0, dtype), tf.constant(0.0, dtype))))
+            spectrum = tf.signal.rfft(cube_re)
+            out["filtered"] = tf.signal.irfft(spectrum * tf.cast(tf.range(4) < 2, ctype), fft_length=[6])
             # A complex model output, written as a complex .npy.
             out["fft2d_complex"] = tf.signal.fft2d(cube)
             # Complex broadcasts its arguments.

@@ -163,5 +163,17 @@ TEST(SignalFft, CastToAndFromComplex) {
             std::string::npos);
 }
 
+TEST(SignalFft, ComplexArithmetic) {
+  const Tensor a = MakeComplex<C64>({2, 2}, {{1, 2}, {0, 1}, {-3, 0.5}, {2, -2}});
+  const Tensor b = MakeComplex<C64>({2}, {{3, -1}, {0, 2}});  // broadcasts along dim 0
+  ExpectComplexNear(ComplexValues<C64>(RunOp("Mul", {a, b})), {{5, 5}, {-2, 0}, {-8.5, 4.5}, {4, 4}}, 1e-6);
+  ExpectComplexNear(ComplexValues<C64>(RunOp("Add", {a, b})), {{4, 1}, {0, 3}, {0, -0.5}, {2, 0}}, 0);
+  ExpectComplexNear(ComplexValues<C64>(RunOp("Sub", {a, b})), {{-2, 3}, {0, -1}, {-6, 1.5}, {2, -4}}, 0);
+  ExpectComplexNear(ComplexValues<C64>(RunOp("Div", {a, b})), {{0.1, 0.7}, {0.5, 0}, {-0.95, -0.15}, {-1, -1}}, 1e-6);
+  // Ops without a complex form name the dtype classes they take.
+  EXPECT_NE(InferError("Maximum", {{DType::kComplex64, S({2})}, {DType::kComplex64, S({2})}}).find("complex64"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace kiln::ew_test
