@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <complex>
+#include <limits>
 #include <vector>
 
 #include "backend/reference/elementwise_common.h"
@@ -38,7 +39,7 @@ class BlockTransform {
     for (int64_t d : dims_) {
       CheckScratch(ctx, d, sizeof(Complex));
       if (d != 0 && size_ > static_cast<int64_t>(MaxTensorBytes() / sizeof(Complex)) / d)
-        CheckScratch(ctx, -1, sizeof(Complex));  // the product alone is past the limit
+        CheckScratch(ctx, std::numeric_limits<int64_t>::max(), sizeof(Complex));  // the product is past the limit
       size_ *= d;
     }
     CheckScratch(ctx, size_, sizeof(Complex));

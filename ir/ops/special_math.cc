@@ -14,6 +14,8 @@ constexpr double kSqrt2 = 1.41421356237309504880;
 constexpr double kTwoOverSqrtPi = 1.12837916709551257390;
 // The convergence test of the series and continued fractions (Cephes' MACHEP, 2^-53).
 constexpr double kMachEp = 1.11022302462515654042e-16;
+// Zeta sums a negative q's terms one by one up to this magnitude, in closed form beyond.
+constexpr double kZetaDirectLimit = 1e6;
 // log(DBL_MAX): below -kMaxLog a prefactor exp(.) underflows.
 constexpr double kMaxLog = 7.09782712893383996843e2;
 
@@ -274,6 +276,16 @@ double Zeta(double x, double q) {
   if (q <= 0) {
     if (q == std::floor(q)) return (x == std::floor(x) && std::fmod(x, 2.0) == 0) ? kInf : kNaN;
     if (x != std::floor(x)) return kNaN;
+    // The direct summation below takes -q steps to pass the negative terms. Far from 0 (where
+    // float inputs are integers anyway) the negative terms are summed in closed form instead, so a
+    // hostile q cannot stall the kernel: with q = -(m + f), m an integer and 0 < f < 1, the terms
+    // (q + k)^-x for k <= m are (-1)^x (j + f)^-x for j = 0 .. m, and the rest start at 1 - f.
+    if (q < -kZetaDirectLimit) {
+      const double f = -(q - std::ceil(q));  // exact: q and ceil(q) share q's ulp grid
+      const double m = -std::ceil(q);
+      const double sign = std::fmod(x, 2.0) == 0 ? 1.0 : -1.0;
+      return sign * (Zeta(x, f) - Zeta(x, f + m + 1)) + Zeta(x, 1 - f);
+    }
   }
   double s = std::pow(q, -x);
   double a = q, b = 0;

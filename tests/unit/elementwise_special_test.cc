@@ -96,6 +96,14 @@ TEST(ElementwiseSpecial, ZetaAndPolygammaKnownValuesAndEdges) {
              {-0.5772156649015323, 4.93480220054468, -0.4041138063191886, 194.59427621918758, kNaN, kNaN}, kDoubleTol);
 }
 
+TEST(ElementwiseSpecial, ZetaOfAFarNegativeQIsQuickAndAgreesWithTheSum) {
+  // Just past the direct-summation limit the closed form agrees with the sum just before it (the
+  // function is smooth there: the pole is at integers), and a hostile q returns at once.
+  const double near = ir::special::Zeta(4, -1e6 + 0.25), far = ir::special::Zeta(4, -1e6 - 0.75);
+  EXPECT_NEAR(far, near, 1e-12 * std::abs(near));
+  EXPECT_TRUE(std::isfinite(ir::special::Zeta(3, -4.0e15 - 0.5)));
+}
+
 TEST(ElementwiseSpecial, BetaincClosedFormsEdgesAndShapeRule) {
   // I_x(a, 1) = x^a, I_x(1, b) = 1 - (1 - x)^b, I_0.5(a, a) = 1/2, on both sides of the mean.
   const Tensor got = RunOp(
