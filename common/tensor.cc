@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <complex>
 #include <limits>
 
 #include <cstdlib>
@@ -226,6 +227,8 @@ std::string Tensor::DebugString(int max_elements) const {
   for (int64_t i = 0; i < n; ++i) {
     if (i) os << ", ";
     if (dtype_ == DType::kString) os << '"' << (*strings_)[static_cast<size_t>(i)] << '"';
+    else if (dtype_ == DType::kComplex64) os << data<std::complex<float>>()[i];  // (re,im)
+    else if (dtype_ == DType::kComplex128) os << data<std::complex<double>>()[i];
     else if (IsFloating(dtype_)) os << DoubleAt(i);
     else os << IntAt(i);
   }

@@ -12,6 +12,7 @@ bool InClass(DType dtype, unsigned mask) {
   if (IsInteger(dtype)) return mask & kUnsigned;
   if (dtype == DType::kBool) return mask & kBoolT;
   if (dtype == DType::kString) return mask & kStringT;
+  if (dtype == DType::kComplex64 || dtype == DType::kComplex128) return mask & kComplexT;
   return false;
 }
 
@@ -38,6 +39,7 @@ std::string DTypeClassList(unsigned mask) {
   }
   if ((mask & kBoolT) != 0) parts.push_back("bool");
   if ((mask & kStringT) != 0) parts.push_back("string");
+  if ((mask & kComplexT) != 0) parts.push_back("complex");
   return fmt::format("{}", fmt::join(parts, ", "));
 }
 

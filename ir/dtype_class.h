@@ -14,6 +14,7 @@ enum DTypeClass : unsigned {
   kUnsigned = 4,  // uint8..uint64
   kBoolT = 8,
   kStringT = 16,
+  kComplexT = 32,  // complex64, complex128: outside kAll, only for the ops that list it
   kInt = kSigned | kUnsigned,
   kNumeric = kFloat | kInt,
   kAll = kNumeric | kBoolT,

@@ -79,6 +79,7 @@ std::optional<std::string> CudaBackend::Unsupported(const ir::Graph& graph, cons
   if (HostComputable(graph, node)) return std::nullopt;
   if (node.op == "Cast" || node.op == "Select") return std::nullopt;  // every dtype above
   if (const ir::elementwise::OpInfo* info = ir::elementwise::FindOp(node.op)) {
+    if (info->host_only) return fmt::format("{} has no GPU formula; it runs natively", node.op);
     // The GPU kernels cannot report a failing element; only integer inputs can fail (division by
     // zero, negative powers), floating-point ones give inf / NaN as IEEE says.
     if (info->error && !IsFloating(graph.value(node.inputs[0]).dtype))

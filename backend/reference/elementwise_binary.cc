@@ -1,6 +1,6 @@
 // Binary elementwise reference kernels with numpy broadcasting: one kernel per op of the
-// elementwise table (ir/ops/elementwise_binary_ops.h), each evaluating the op's formula for every
-// dtype it accepts, and Equal / NotEqual (every dtype, optional incompatible-shape result).
+// elementwise table (ir/ops/elementwise_binary_ops.h, the binary ones of elementwise_special_ops.h), each evaluating
+// the op's formula for every dtype it accepts, and Equal / NotEqual (every dtype, optional incompatible-shape result).
 #include "backend/reference/elementwise_common.h"
 #include "ir/ops/elementwise_ops.h"
 
@@ -106,6 +106,9 @@ KILN_REFERENCE_KERNEL("NotEqual", EqualityKernel<true>);
 
 // One kernel per binary op description (ir/ops/elementwise_binary_ops.h).
 KILN_STATIC_REGISTRATION(ir::elementwise::BinaryOps::ForEach([]<typename Op>() {
+  ReferenceKernelRegistry().Add(Op::kInfo.name, &BinaryKernel<Op>);
+}));
+KILN_STATIC_REGISTRATION(ir::elementwise::SpecialBinaryOps::ForEach([]<typename Op>() {
   ReferenceKernelRegistry().Add(Op::kInfo.name, &BinaryKernel<Op>);
 }));
 

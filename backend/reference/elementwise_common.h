@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <complex>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -20,6 +21,7 @@ namespace kiln::reference::elementwise {
 
 using ir::kAll;
 using ir::kBoolT;
+using ir::kComplexT;
 using ir::kFloat;
 using ir::kInt;
 using ir::kNumeric;
@@ -57,6 +59,8 @@ void DispatchMask(DType dtype, const std::string& what, Fn&& fn) {
     KILN_EW_CASE(kUInt32, uint32_t, kUnsigned)
     KILN_EW_CASE(kUInt64, uint64_t, kUnsigned)
     KILN_EW_CASE(kBool, bool, kBoolT)
+    KILN_EW_CASE(kComplex64, std::complex<float>, kComplexT)
+    KILN_EW_CASE(kComplex128, std::complex<double>, kComplexT)
 #undef KILN_EW_CASE
     default:
       break;

@@ -1,5 +1,6 @@
-// Select (3-way broadcasting), Cast (strings included), Clip and AddN reference kernels.
+// Select (3-way broadcasting), Cast (strings and complex included), Clip and AddN reference kernels.
 #include <cmath>
+#include <complex>
 #include <cstring>
 
 #include "backend/reference/elementwise_common.h"
@@ -61,10 +62,58 @@ void CastStringKernel(KernelContext& ctx, const Tensor& x, DType to) {
   }
 }
 
+bool IsComplexDType(DType t) { return t == DType::kComplex64 || t == DType::kComplex128; }
+
+// Calls fn.template operator()<C>() with the std::complex type of a complex dtype.
+template <typename Fn>
+void DispatchComplexDType(DType t, Fn&& fn) {
+  if (t == DType::kComplex64)
+    fn.template operator()<std::complex<float>>();
+  else
+    fn.template operator()<std::complex<double>>();
+}
+
+// To or from complex64 / complex128, as TensorFlow casts: a real value becomes (v, 0), converted
+// once to the destination's part type; a complex value keeps its real part when cast to a real
+// type (the imaginary part is dropped), both parts when cast to the other complex type.
+void CastComplexKernel(KernelContext& ctx, const Tensor& x, DType to) {
+  const bool truncate = ctx.attrs().GetOr<bool>("truncate", false);
+  const int64_t n = x.num_elements();
+  Tensor& out = ctx.AllocateOutput(0, to, x.shape());
+  if (!IsComplexDType(x.dtype())) {
+    DispatchMask<kAll>(x.dtype(), ctx.node().op, [&]<typename S>() {
+      const S* in = x.data<S>();
+      DispatchComplexDType(to, [&]<typename D>() {
+        using R = typename D::value_type;
+        D* o = out.data<D>();
+        for (int64_t i = 0; i < n; ++i) o[i] = D(ir::elementwise::CastValue<R, S>(in[i], truncate), R(0));
+      });
+    });
+    return;
+  }
+  DispatchComplexDType(x.dtype(), [&]<typename S>() {
+    using SR = typename S::value_type;
+    const S* in = x.data<S>();
+    if (IsComplexDType(to)) {
+      DispatchComplexDType(to, [&]<typename D>() {
+        using R = typename D::value_type;
+        D* o = out.data<D>();
+        for (int64_t i = 0; i < n; ++i) o[i] = D(static_cast<R>(in[i].real()), static_cast<R>(in[i].imag()));
+      });
+      return;
+    }
+    DispatchMask<kAll>(to, ctx.node().op, [&]<typename D>() {
+      D* o = out.template data<D>();
+      for (int64_t i = 0; i < n; ++i) o[i] = ir::elementwise::CastValue<D, SR>(in[i].real(), truncate);
+    });
+  });
+}
+
 void CastKernel(KernelContext& ctx) {
   const Tensor& x = ctx.input(0);
   const DType to = ctx.attrs().Type("to");
   if (x.dtype() == DType::kString || to == DType::kString) return CastStringKernel(ctx, x, to);
+  if (IsComplexDType(x.dtype()) || IsComplexDType(to)) return CastComplexKernel(ctx, x, to);
   const bool truncate = ctx.attrs().GetOr<bool>("truncate", false);
   const int64_t n = x.num_elements();
   DispatchMask<kAll>(x.dtype(), ctx.node().op, [&]<typename S>() {

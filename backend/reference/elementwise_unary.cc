@@ -1,5 +1,6 @@
 // Unary elementwise reference kernels: one kernel per op of the elementwise table
-// (ir/ops/elementwise_unary_ops.h), each evaluating the op's formula for every dtype it accepts.
+// (ir/ops/elementwise_unary_ops.h, the unary ones of elementwise_special_ops.h), each evaluating the op's formula for
+// every dtype it accepts.
 #include "backend/reference/elementwise_common.h"
 #include "ir/ops/elementwise_ops.h"
 
@@ -33,6 +34,9 @@ void UnaryKernel(KernelContext& ctx) {
 
 // One kernel per unary op description (ir/ops/elementwise_unary_ops.h).
 KILN_STATIC_REGISTRATION(ir::elementwise::UnaryOps::ForEach([]<typename Op>() {
+  ReferenceKernelRegistry().Add(Op::kInfo.name, &UnaryKernel<Op>);
+}));
+KILN_STATIC_REGISTRATION(ir::elementwise::SpecialUnaryOps::ForEach([]<typename Op>() {
   ReferenceKernelRegistry().Add(Op::kInfo.name, &UnaryKernel<Op>);
 }));
 

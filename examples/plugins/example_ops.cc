@@ -1,5 +1,6 @@
 // An example Kiln plugin (include/kiln/custom_op.h): two ops Kiln does not have built in.
-//   - TensorFlow's Lgamma (log |Gamma(x)|, elementwise, float32 / float64);
+//   - TensorFlow's BesselJ0 (the Bessel function of the first kind of order 0, elementwise,
+//     float32 / float64; J0 is even, and std::cyl_bessel_j takes x >= 0);
 //   - ONNX com.example::ScaledSwish(x) = x * sigmoid(alpha * x) * scale, attrs alpha (float,
 //     default 1) and scale (float, default 1), float32.
 // Build: g++ -std=c++20 -O2 -shared -fPIC -I<kiln>/include example_ops.cc -o libkiln_example_ops.so
@@ -45,18 +46,19 @@ void Map(const CustomTensorView& in, CustomTensorView& out, F f) {
   for (size_t i = 0, n = Count(in); i < n; ++i) y[i] = f(x[i]);
 }
 
-CustomOp Lgamma() {
+CustomOp BesselJ0() {
   CustomOp op;
   op.framework = CustomOp::Framework::kTensorFlow;
-  op.op_type = "Lgamma";
+  op.op_type = "BesselJ0";
   op.infer = [](const std::vector<CustomTensorInfo>& in, const CustomAttrs&) {
     return SameAsInput(in, DType::kFloat32, DType::kFloat64);
   };
   op.compute = [](const std::vector<CustomTensorView>& in, std::vector<CustomTensorView>& out, const CustomAttrs&) {
     if (in[0].dtype == DType::kFloat32)
-      Map<float>(in[0], out[0], [](float v) { return std::lgamma(v); });
+      Map<float>(in[0], out[0],
+                 [](float v) { return static_cast<float>(std::cyl_bessel_j(0.0, std::abs(static_cast<double>(v)))); });
     else
-      Map<double>(in[0], out[0], [](double v) { return std::lgamma(v); });
+      Map<double>(in[0], out[0], [](double v) { return std::cyl_bessel_j(0.0, std::abs(v)); });
   };
   return op;
 }
@@ -81,7 +83,7 @@ CustomOp ScaledSwish() {
 
 extern "C" int kiln_plugin_init(int api_version, kiln::RegisterCustomOpFn register_op) {
   if (api_version != kiln::kCustomOpApiVersion) return 1;
-  register_op(Lgamma());
+  register_op(BesselJ0());
   register_op(ScaledSwish());
   return 0;
 }

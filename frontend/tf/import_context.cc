@@ -149,7 +149,8 @@ void ImporterTable::Add(TfOpSpec spec) {
 const ImporterTable& TfImporters() {
   static const ImporterTable table =
       BuildRegistry<ImporterTable>({RegisterCoreImporters, RegisterElementwiseImporters, RegisterNnImporters,
-                                    RegisterArrayImporters, RegisterTensorListImporters, RegisterLookupImporters});
+                                    RegisterArrayImporters, RegisterTensorListImporters, RegisterLookupImporters,
+                                    RegisterSignalImporters});
   return table;
 }
 

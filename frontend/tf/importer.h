@@ -154,6 +154,7 @@ void RegisterArrayImporters(
     ImporterTable& table);  // Reshape, Transpose, Concat, slicing, gather, reductions, Shape ...
 void RegisterTensorListImporters(ImporterTable& table);  // TensorList* (lists held as dense tensors)
 void RegisterLookupImporters(ImporterTable& table);      // LookupTableFindV2, LookupTableSizeV2 (static tables)
+void RegisterSignalImporters(ImporterTable& table);      // FFT/RFFT/IRFFT (1-3D), ComplexAbs, Real, Imag, Complex ...
 
 using tfproto::DecodeTensorProto;
 

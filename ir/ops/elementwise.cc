@@ -89,12 +89,47 @@ void InferSelect(InferContext& ctx) {
   ctx.SetOutput(0, ctx.input_dtype(1), BroadcastShapes(ctx, ctx.input_shape(0), s));
 }
 
+// Complex types cast to and from every numeric and bool dtype (not strings).
+bool IsComplexCast(DType t) { return t == DType::kComplex64 || t == DType::kComplex128; }
+
 void InferCast(InferContext& ctx) {
-  CheckDType(ctx, 0, kAll | kStringT);
+  const DType from = ctx.input_dtype(0);
   const DType to = ctx.attrs().Type("to");
-  if (!InClass(to, kAll | kStringT))
-    ctx.Fail(fmt::format("cannot cast to {}: expected a numeric, bool or string dtype", DTypeName(to)));
+  if (!IsComplexCast(from)) CheckDType(ctx, 0, kAll | kStringT);
+  if (!InClass(to, kAll | kStringT) && !IsComplexCast(to))
+    ctx.Fail(fmt::format("cannot cast to {}: expected a numeric, complex, bool or string dtype", DTypeName(to)));
+  if ((IsComplexCast(from) && to == DType::kString) || (IsComplexCast(to) && from == DType::kString))
+    ctx.Fail(fmt::format("cannot cast {} to {}: complex values have no string form", DTypeName(from), DTypeName(to)));
   ctx.SetOutput(0, to, ctx.input_shape(0));
+}
+
+// Whether two known-rank shapes can be equal (static dims equal, symbolic dims left to run time).
+bool MaySameShape(const SymShape& a, const SymShape& b) {
+  if (a.rank() != b.rank()) return false;
+  for (int i = 0; i < a.rank(); ++i) {
+    const Dim x = a.dims[static_cast<size_t>(i)], y = b.dims[static_cast<size_t>(i)];
+    if (IsStatic(x) && IsStatic(y) && x != y) return false;
+  }
+  return true;
+}
+
+// Betainc(a, b, x): TensorFlow's rule: the non-scalar inputs have one shape, scalars repeat.
+void InferBetainc(InferContext& ctx) {
+  CheckSameDType(ctx, 0, 1);
+  CheckSameDType(ctx, 0, 2);
+  CheckDType(ctx, 0, kFloat);
+  SymShape out = SymShape::Scalar();
+  int from = -1;
+  for (int i = 0; i < 3; ++i) {
+    const SymShape& s = ctx.input_shape(i);
+    if (s.rank_known && s.rank() == 0) continue;
+    if (from >= 0 && s.rank_known && out.rank_known && !MaySameShape(s, out))
+      ctx.Fail(fmt::format("inputs {} and {} must have the same shape or be scalars, got {} and {}", from, i,
+                           ctx.graph().ShapeToString(out), ctx.graph().ShapeToString(s)));
+    if (from < 0 || !out.rank_known) out = s;
+    from = from < 0 ? i : from;
+  }
+  ctx.SetOutput(0, ctx.input_dtype(0), out);
 }
 
 void InferClip(InferContext& ctx) {
@@ -182,6 +217,7 @@ void RegisterElementwiseOps(OpRegistry& registry) {
   AddOp(registry, "Select", 3, 3, &InferSelect);
   AddOp(registry, "Cast", 1, 1, &InferCast);
   AddOp(registry, "Clip", 3, 3, &InferClip);
+  AddOp(registry, "Betainc", 3, 3, &InferBetainc);
   AddOp(registry, "AddN", 1, -1, &InferAddN);
   AddOp(registry, "QuantizeAndDequantize", 3, 3, &InferQuantizeAndDequantize);
   AddOp(registry, "FakeQuant", 3, 3, &InferFakeQuant);

@@ -1,7 +1,8 @@
 // The binary elementwise IR ops (numpy broadcasting): one struct per op holding its description
 // (kInfo) and its formula (Apply), which the reference kernels and fused loops evaluate.
 // Integer arithmetic wraps (two's complement); integer division or modulo by zero sets the
-// error flag (the kernel then fails like TensorFlow does). Adding an op: write its struct here
+// error flag (the kernel then fails like TensorFlow does). Add, Sub, Mul and Div also take
+// complex64 / complex128 (std::complex arithmetic; TensorFlow's complex forms). Adding an op: write its struct here
 // and list it in BinaryOps at the end (docs/adding-ops.md).
 #pragma once
 
@@ -21,9 +22,9 @@ inline constexpr const char* kDivByZero = "integer division by zero";
 struct Add {
   static constexpr OpInfo kInfo{.name = "Add",
                                 .pattern = Pattern::kBinary,
-                                .types = kNumeric | kStringT,
+                                .types = kNumeric | kStringT | kComplexT,
                                 .fusible = true,
-                                .tf = {ForeignOp{"Add", kNumeric | kStringT}, ForeignOp{"AddV2", kNumeric}},
+                                .tf = {ForeignOp{"Add", kNumeric | kStringT | kComplexT}, ForeignOp{"AddV2", kNumeric | kComplexT}},
                                 .onnx = {ForeignOp{"Add", kNumeric}}};
   template <typename T, typename C = ComputeT<T>>
   static C Apply(C a, C b, State&) {
@@ -39,9 +40,9 @@ struct Add {
 struct Sub {
   static constexpr OpInfo kInfo{.name = "Sub",
                                 .pattern = Pattern::kBinary,
-                                .types = kNumeric,
+                                .types = kNumeric | kComplexT,
                                 .fusible = true,
-                                .tf = {ForeignOp{"Sub", kNumeric}},
+                                .tf = {ForeignOp{"Sub", kNumeric | kComplexT}},
                                 .onnx = {ForeignOp{"Sub", kNumeric}}};
   template <typename T, typename C = ComputeT<T>>
   static C Apply(C a, C b, State&) {
@@ -52,9 +53,9 @@ struct Sub {
 struct Mul {
   static constexpr OpInfo kInfo{.name = "Mul",
                                 .pattern = Pattern::kBinary,
-                                .types = kNumeric,
+                                .types = kNumeric | kComplexT,
                                 .fusible = true,
-                                .tf = {ForeignOp{"Mul", kNumeric}},
+                                .tf = {ForeignOp{"Mul", kNumeric | kComplexT}},
                                 .onnx = {ForeignOp{"Mul", kNumeric}}};
   template <typename T, typename C = ComputeT<T>>
   static C Apply(C a, C b, State&) {
@@ -75,10 +76,10 @@ bool IsMinByMinusOne(C a, C b) {
 struct Div {
   static constexpr OpInfo kInfo{.name = "Div",
                                 .pattern = Pattern::kBinary,
-                                .types = kNumeric,
+                                .types = kNumeric | kComplexT,
                                 .fusible = true,
                                 .error = kDivByZero,
-                                .tf = {ForeignOp{"Div", kNumeric}, ForeignOp{"RealDiv", kFloat}},
+                                .tf = {ForeignOp{"Div", kNumeric | kComplexT}, ForeignOp{"RealDiv", kFloat | kComplexT}},
                                 .onnx = {ForeignOp{"Div", kNumeric}}};
   template <typename T, typename C = ComputeT<T>>
   static C Apply(C a, C b, State& s) {

@@ -41,6 +41,9 @@ struct OpInfo {
   // The double attribute Apply reads as state.param (and its default), or nullptr.
   const char* param = nullptr;
   double param_default = 0;
+  // The formula calls host-only math (ir/ops/elementwise_special_ops.h is not compiled for the
+  // GPU), so GPU backends leave the op to the native fallback.
+  bool host_only = false;
   std::array<ForeignOp, 2> tf{};
   std::array<ForeignOp, 2> onnx{};
 };

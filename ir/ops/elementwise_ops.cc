@@ -11,6 +11,8 @@ const std::vector<OpInfo>& Infos() {
   static const std::vector<OpInfo> infos = [] {
     std::vector<OpInfo> all(UnaryOps::kInfos.begin(), UnaryOps::kInfos.end());
     all.insert(all.end(), BinaryOps::kInfos.begin(), BinaryOps::kInfos.end());
+    all.insert(all.end(), SpecialUnaryOps::kInfos.begin(), SpecialUnaryOps::kInfos.end());
+    all.insert(all.end(), SpecialBinaryOps::kInfos.begin(), SpecialBinaryOps::kInfos.end());
     return all;
   }();
   return infos;

@@ -10,6 +10,7 @@
 
 #include "ir/attr.h"
 #include "ir/ops/elementwise_binary_ops.h"
+#include "ir/ops/elementwise_special_ops.h"
 #include "ir/ops/elementwise_unary_ops.h"
 
 namespace kiln::ir::elementwise {
@@ -19,9 +20,12 @@ template <typename Fn>
 void ForEachOp(Fn&& fn) {
   UnaryOps::ForEach(fn);
   BinaryOps::ForEach(fn);
+  SpecialUnaryOps::ForEach(fn);
+  SpecialBinaryOps::ForEach(fn);
 }
 
-// Every op's description, unary ops first, each group in list order.
+// Every op's description: unary ops, binary ops, then the special functions, each group in list
+// order.
 std::span<const OpInfo> AllOps();
 
 // The description of an IR op, or nullptr when it is not in the table.

@@ -223,6 +223,7 @@ void InferPool(InferContext& ctx) {
 void RegisterDetectionOps(OpRegistry& registry);  // nn_detection.cc
 void RegisterVisionOps(OpRegistry& registry);     // nn_vision.cc
 void RegisterSignalOps(OpRegistry& registry);     // signal.cc
+void RegisterFftOps(OpRegistry& registry);        // signal_fft.cc
 void RegisterRandomOps(OpRegistry& registry);     // random.cc
 void RegisterNnLinalgOps(OpRegistry& registry);   // nn_linalg.cc
 void RegisterNnColorOps(OpRegistry& registry);    // nn_color.cc
@@ -240,6 +241,7 @@ void RegisterNnOps(OpRegistry& registry) {
   RegisterVisionOps(registry);
   RegisterNnRecurrentOps(registry);
   RegisterSignalOps(registry);
+  RegisterFftOps(registry);
   RegisterRandomOps(registry);
   RegisterNnLinalgOps(registry);
   RegisterNnColorOps(registry);

@@ -73,7 +73,7 @@ backend::cuda::EltwiseProgram AllOpsProgram(DType dtype) {
   backend::cuda::EltwiseProgram p;
   p.inputs = {dtype, dtype};
   for (const ew::OpInfo& op : ew::AllOps()) {
-    if (!ir::InClass(dtype, op.types) || op.error) continue;
+    if (!ir::InClass(dtype, op.types) || op.error || op.host_only) continue;
     backend::cuda::EltwiseStep s;
     s.op = &op;
     s.args = ew::Arity(op.pattern) == 1 ? std::vector<int>{0} : std::vector<int>{0, 1};
@@ -613,6 +613,7 @@ TEST(CudaBackendGpu, EveryElementwiseOpMatchesTheReference) {
   SKIP_WITHOUT_GPU();
   int checked = 0;
   for (const ew::OpInfo& op : ew::AllOps()) {
+    if (op.host_only) continue;  // runs natively
     for (DType dtype : kGpuDTypes) {
       if (!ir::InClass(dtype, op.types)) continue;
       if (op.error && !IsFloating(dtype)) continue;  // integer failures run natively

@@ -47,6 +47,7 @@ const std::vector<ElementwiseMapping>& Mappings() {
         if (tf.name) all.push_back({tf.name, op.name, tf.types, ir::elementwise::Arity(op.pattern)});
     all.push_back({"ClipByValue", "Clip", kNumeric, 3});
     all.push_back({"SelectV2", "Select", kAll | kStringT, 3});
+    all.push_back({"Betainc", "Betainc", kFloat, 3});
     return all;
   }();
   return mappings;
@@ -106,9 +107,11 @@ void ImportAddN(ImportContext& ctx) {
   ctx.SetOutput(0, ctx.Emit1("AddN", ctx.input_values()));
 }
 
+// Cast: numeric, bool and complex types (ir "Cast" in docs/ops/elementwise.md).
 void ImportCast(ImportContext& ctx) {
-  CheckType(ctx, "SrcT", kAll);
-  CheckType(ctx, "DstT", kAll);
+  for (const char* attr : {"SrcT", "DstT"})
+    if (!ctx.has_attr(attr) || (ctx.attr_type(attr) != DType::kComplex64 && ctx.attr_type(attr) != DType::kComplex128))
+      CheckType(ctx, attr, kAll);
   CheckArity(ctx, 1);
   const DType dst = ctx.attr_type("DstT");
   const bool truncate = ctx.attr_bool("Truncate", false);
