@@ -224,7 +224,7 @@ def test_int8_parameter_errors(kiln_bin, digits_model, tmp_path):
     proc = run_kiln(kiln_bin, ["convert", model, tmp_path / "d", "--save-calibration-table", tmp_path / "t.json"])
     assert proc.returncode != 0 and "no calibration table was used" in proc.stderr, proc.stderr
     proc = run_kiln(kiln_bin, ["convert", model, tmp_path / "e", "--keep-precision", "MatMul", "--calibration-data", data])
-    assert proc.returncode != 0 and "keep_precision (MatMul) is only used with precision_mode INT8" in proc.stderr, proc.stderr
+    assert proc.returncode != 0 and "keep_precision (MatMul) is only used with precision_mode INT8 or FP8" in proc.stderr, proc.stderr
     proc = run_kiln(kiln_bin, ["convert", model, tmp_path / "f", "--precision", "INT8", "--calibration-data", data,
                                "--keep-precision", "*"])
     assert proc.returncode != 0 and "keep_precision '*' would match every layer or none" in proc.stderr, proc.stderr

@@ -41,7 +41,7 @@ TEST(Precision, ErrorNamesAcceptedValues) {
     FAIL();
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
-    EXPECT_EQ(std::string(e.what()), "precision_mode 'fp64' is not one of FP32, FP16, BF16, INT8");
+    EXPECT_EQ(std::string(e.what()), "precision_mode 'fp64' is not one of FP32, FP16, BF16, INT8, FP8");
   }
   EXPECT_THROW(ParsePrecision(""), Error);
   EXPECT_THROW(ParsePrecision("FP32 "), Error);
@@ -100,13 +100,13 @@ struct Case {
 TEST(ConversionParams, EachInvalidValueNamesTheField) {
   const std::vector<Case> cases = {
       {"unknown precision", [](auto& p) { p.precision_mode = "fp64"; },
-       {"precision_mode", "'fp64' is not one of FP32, FP16, BF16, INT8"}},
+       {"precision_mode", "'fp64' is not one of FP32, FP16, BF16, INT8, FP8"}},
       {"unknown calibrator", [](auto& p) { p.calibrator = "kl"; },
        {"calibrator", "'kl' is not one of entropy, minmax, percentile"}},
       {"percentile 0", [](auto& p) { p.precision_mode = "INT8"; p.calibration_percentile = 0; },
        {"calibration_percentile", "(0, 100], got 0"}},
       {"table without INT8", [](auto& p) { p.calibration_table = "t.json"; },
-       {"calibration_table", "only used with precision_mode INT8 and use_calibration=true"}},
+       {"calibration_table", "only used with precision_mode INT8 or FP8 and use_calibration=true"}},
       {"table without calibration", [](auto& p) { p.precision_mode = "INT8"; p.use_calibration = false; p.calibration_table = "t.json"; },
        {"calibration_table", "use_calibration=true"}},
       {"zero workspace", [](auto& p) { p.max_workspace_size_bytes = 0; }, {"max_workspace_size_bytes", "> 0"}},
