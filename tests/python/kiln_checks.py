@@ -104,3 +104,11 @@ def run_and_compare(kiln_bin, model, inputs, ref, meta, tmp_path, rtol=None, fil
         fail("%s does not match TensorFlow (inputs: %s):\n  %s"
              % (what, {k: (v.dtype.name, v.shape) for k, v in inputs.items()}, "\n  ".join(problems)), proc)
     return proc
+
+
+def run_outputs(kiln_bin, model, inputs, tmp_path):
+    """`kiln run` of `model` on `inputs` (name -> array): its outputs as {output file stem: array}."""
+    proc = run_kiln(kiln_bin, ["run", model] + write_inputs(inputs, tmp_path / "in") + ["--output-dir", tmp_path / "out"])
+    if proc.returncode != 0:
+        fail("kiln run failed on %s" % model, proc)
+    return {p.stem: np.load(p) for p in (tmp_path / "out").glob("*.npy")}

@@ -118,6 +118,17 @@ def _tokenize(sentences, vocab):
     return ids, mask
 
 
+def _calibration_dir(vocab, path):
+    """The calibration sentences as --calibration-data batches of 8: DIR/bN/{input_ids,attention_mask}.npy."""
+    ids, mask = _tokenize(CALIBRATION, vocab)
+    for b in range(0, len(CALIBRATION), 8):
+        d = path / ("b%d" % b)
+        d.mkdir(parents=True)
+        np.save(d / "input_ids.npy", ids[b:b + 8])
+        np.save(d / "attention_mask.npy", mask[b:b + 8])
+    return path
+
+
 def _embeddings(kiln_bin, model, ids, mask, tmp_path):
     proc = run_kiln(kiln_bin, ["run", model] + write_inputs({"input_ids": ids, "attention_mask": mask}, tmp_path / "in") +
                     ["--output-dir", tmp_path / "out"])
@@ -142,13 +153,7 @@ def test_minilm_int8_embeddings_keep_cosine_similarity_to_fp32(kiln_bin, minilm,
     rel = np.linalg.norm(got32 - reference) / np.linalg.norm(reference)
     assert rel <= 1e-5, "FP32 embeddings differ from onnxruntime's: relative L2 %.3g" % rel
 
-    calib = tmp_path / "calib"
-    c_ids, c_mask = _tokenize(CALIBRATION, vocab)
-    for b in range(0, len(CALIBRATION), 8):
-        d = calib / ("b%d" % b)
-        d.mkdir(parents=True)
-        np.save(d / "input_ids.npy", c_ids[b:b + 8])
-        np.save(d / "attention_mask.npy", c_mask[b:b + 8])
+    calib = _calibration_dir(vocab, tmp_path / "calib")
     int8 = tmp_path / "int8"
     proc = run_kiln(kiln_bin, ["convert", model, int8, "--precision", "INT8", "--calibration-data", calib,
                                "--build-shapes", shapes])
@@ -190,13 +195,7 @@ def test_minilm_fp8_embeddings_keep_cosine_similarity_to_fp32(kiln_bin, minilm, 
     if proc.returncode != 0:
         fail("FP32 conversion of MiniLM failed", proc)
     got32 = _embeddings(kiln_bin, fp32, ids, mask, tmp_path / "run32")
-    calib = tmp_path / "calib"
-    c_ids, c_mask = _tokenize(CALIBRATION, vocab)
-    for b in range(0, len(CALIBRATION), 8):
-        d = calib / ("b%d" % b)
-        d.mkdir(parents=True)
-        np.save(d / "input_ids.npy", c_ids[b:b + 8])
-        np.save(d / "attention_mask.npy", c_mask[b:b + 8])
+    calib = _calibration_dir(vocab, tmp_path / "calib")
     cos = {}
     for calibrator in ("", "entropy"):  # FP8's default calibrator (minmax), then INT8's
         fp8 = tmp_path / ("fp8_" + (calibrator or "default"))

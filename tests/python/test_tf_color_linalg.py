@@ -8,18 +8,11 @@ import numpy as np
 import pytest
 
 from conftest import run_kiln, write_inputs
-from kiln_checks import fail
+from kiln_checks import run_outputs
 
 tf = pytest.importorskip("tensorflow")
 
 FLOATS = {"half": tf.float16, "bfloat16": tf.bfloat16, "float": tf.float32, "double": tf.float64}
-
-
-def run(kiln_bin, model, inputs, tmp_path):
-    proc = run_kiln(kiln_bin, ["run", model] + write_inputs(inputs, tmp_path / "in") + ["--output-dir", tmp_path / "out"])
-    if proc.returncode != 0:
-        fail("kiln run failed on %s" % model, proc)
-    return {p.stem: np.load(p) for p in (tmp_path / "out").glob("*.npy")}
 
 
 def save(module, path):
@@ -68,7 +61,7 @@ class Colours(tf.Module):
 def test_colour_ops_match_tensorflow_bit_for_bit(kiln_bin, tmp_path):
     m = Colours()
     rgb = edge_colours()
-    got = run(kiln_bin, save(m, tmp_path / "colours"), {"rgb": rgb}, tmp_path)
+    got = run_outputs(kiln_bin, save(m, tmp_path / "colours"), {"rgb": rgb}, tmp_path)
     ref = {k: v.numpy() for k, v in m.f(tf.constant(rgb)).items()}
     assert set(got) == set(ref)
     problems = []
@@ -146,7 +139,7 @@ def test_linalg_matches_tensorflow_within_condition_bound(kiln_bin, tmp_path, dt
     c = rng.uniform(-1, 1, (2, 3, 5, 5))
     spd = c @ np.swapaxes(c, -1, -2) + 5 * np.eye(5)
     m = Linalg(dtype)
-    got = run(kiln_bin, save(m, tmp_path / "linalg"), {"a": a, "b": b, "tri": tri, "spd": spd}, tmp_path)
+    got = run_outputs(kiln_bin, save(m, tmp_path / "linalg"), {"a": a, "b": b, "tri": tri, "spd": spd}, tmp_path)
     ref = {k: v.numpy() for k, v in m.f(tf.constant(a), tf.constant(b), tf.constant(tri), tf.constant(spd)).items()}
     assert set(got) == set(ref)
     eps = np.finfo(dtype.as_numpy_dtype).eps
@@ -194,7 +187,7 @@ def test_singular_matrix_fails_as_in_tensorflow(kiln_bin, tmp_path):
     assert proc.returncode != 0 and "not invertible" in proc.stderr, proc.stderr
     assert "MatrixSolve" in proc.stderr or "MatrixInverse" in proc.stderr, proc.stderr
     # An invertible matrix runs.
-    got = run(kiln_bin, tmp_path / "solve", {"a": np.array([[2, 1], [1, 3]], np.float32)}, tmp_path)
+    got = run_outputs(kiln_bin, tmp_path / "solve", {"a": np.array([[2, 1], [1, 3]], np.float32)}, tmp_path)
     np.testing.assert_allclose(got["x"].ravel(), [0.4, 0.2], rtol=1e-6)
 
 
@@ -208,7 +201,7 @@ def test_not_positive_definite_gives_nan_as_in_tensorflow(kiln_bin, tmp_path):
     # The first matrix is not positive definite, the second is.
     x = np.array([[[1, 2], [2, 1]], [[4, 2], [2, 3]]], np.float32)
     ref = m.f(tf.constant(x))["l"].numpy()
-    got = run(kiln_bin, save(m, tmp_path / "chol"), {"a": x}, tmp_path)["l"]
+    got = run_outputs(kiln_bin, save(m, tmp_path / "chol"), {"a": x}, tmp_path)["l"]
     lower = np.tril(np.ones((2, 2), bool))
     # TF fills the failed matrix's lower triangle with NaN and leaves its upper one unset.
     assert np.isnan(ref[0][lower]).all() and np.isnan(got[0][lower]).all(), (ref, got)

@@ -9,8 +9,7 @@ Bounds: docs/testing.md (FFT error grows like log n * eps)."""
 import numpy as np
 import pytest
 
-from conftest import run_kiln, write_inputs
-from kiln_checks import fail
+from kiln_checks import run_outputs
 
 tf = pytest.importorskip("tensorflow")
 
@@ -26,20 +25,13 @@ def rel_l2(actual, expected):
     return diff / max(np.linalg.norm(expected), 1e-30)
 
 
-def run(kiln_bin, model, inputs, tmp_path):
-    proc = run_kiln(kiln_bin, ["run", model] + write_inputs(inputs, tmp_path / "in") + ["--output-dir", tmp_path / "out"])
-    if proc.returncode != 0:
-        fail("kiln run failed on %s" % model, proc)
-    return {p.stem: np.load(p) for p in (tmp_path / "out").glob("*.npy")}
-
-
 def parts(z):
     return tf.stack([tf.math.real(z), tf.math.imag(z)], -1)
 
 
 def check(kiln_bin, tmp_path, module, inputs, dtype_of=lambda name: tf.float32):
     tf.saved_model.save(module, str(tmp_path / "model"), signatures={"serving_default": module.f})
-    got = run(kiln_bin, tmp_path / "model", inputs, tmp_path)
+    got = run_outputs(kiln_bin, tmp_path / "model", inputs, tmp_path)
     ref = {k: v.numpy() for k, v in module.f(*[tf.constant(v) for v in inputs.values()]).items()}
     assert set(got) == set(ref)
     problems = []
@@ -151,7 +143,7 @@ def test_log_mel_spectrogram_matches_tensorflow(kiln_bin, tmp_path):
     tone = tone[None].astype(np.float32)
     m = log_mel_module(tf.float32)
     tf.saved_model.save(m, str(tmp_path / "model"), signatures={"serving_default": m.f})
-    got = run(kiln_bin, tmp_path / "model", {"audio": audio, "tone": tone}, tmp_path)
+    got = run_outputs(kiln_bin, tmp_path / "model", {"audio": audio, "tone": tone}, tmp_path)
     ref = {k: v.numpy() for k, v in m.f(tf.constant(audio), tf.constant(tone)).items()}
     assert got["log_mel"].shape == ref["log_mel"].shape == (2, 98, 80)
     assert rel_l2(got["log_mel"], ref["log_mel"]) <= 1e-5, rel_l2(got["log_mel"], ref["log_mel"])

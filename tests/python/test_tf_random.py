@@ -7,20 +7,13 @@ import numpy as np
 import pytest
 
 from conftest import run_kiln, write_inputs
-from kiln_checks import fail
+from kiln_checks import run_outputs
 
 tf = pytest.importorskip("tensorflow")
 
 FLOATS = {"half": tf.float16, "bfloat16": tf.bfloat16, "float": tf.float32, "double": tf.float64}
 # Odd sizes leave the last Philox block part-used; 2x3x5 = 30 is not a multiple of 4 either.
 SHAPES = {"s7": [7], "s1": [1], "s2x3x5": [2, 3, 5], "s64": [64]}
-
-
-def run(kiln_bin, model, inputs, tmp_path):
-    proc = run_kiln(kiln_bin, ["run", model] + write_inputs(inputs, tmp_path / "in") + ["--output-dir", tmp_path / "out"])
-    if proc.returncode != 0:
-        fail("kiln run failed on %s" % model, proc)
-    return {p.stem: np.load(p) for p in (tmp_path / "out").glob("*.npy")}
 
 
 def as_float32(x):
@@ -73,7 +66,7 @@ def test_stateless_random_matches_tensorflow(kiln_bin, tmp_path, seed):
     m = Draws()
     tf.saved_model.save(m, str(tmp_path / "draws"), signatures={"serving_default": m.f})
     seed = np.array(seed, np.int64)
-    got = run(kiln_bin, tmp_path / "draws", {"seed": seed}, tmp_path)
+    got = run_outputs(kiln_bin, tmp_path / "draws", {"seed": seed}, tmp_path)
     ref = {k: v.numpy() for k, v in m.f(tf.constant(seed)).items()}
     assert set(got) == set(ref)
     problems = []
@@ -140,7 +133,7 @@ def test_image_projective_transform_matches_tensorflow(kiln_bin, tmp_path, dtype
     # Rotations, shears, zooms, translations far outside the image, and a perspective row.
     t = np.array([[1.3, 0.4, -3.5, -0.3, 0.9, 2.5, 0.01, -0.02],
                   [0.5, -0.8, 30.2, 0.7, 1.1, -27.3, 0.0, 0.0]], np.float32)
-    got = run(kiln_bin, tmp_path / "ipt", {"x": x, "t": t}, tmp_path)
+    got = run_outputs(kiln_bin, tmp_path / "ipt", {"x": x, "t": t}, tmp_path)
     ref = m.f(tf.constant(x), tf.constant(t))
     differ = [k for k, v in ref.items() if not np.array_equal(got[k], v.numpy())]
     assert not differ, differ
@@ -173,7 +166,7 @@ def test_reads_after_variable_writes_see_the_written_value(kiln_bin, tmp_path):
     m = M()
     tf.saved_model.save(m, str(tmp_path / "vars"), signatures={"serving_default": m.f})
     x = np.array([0.25, -4.0], np.float32)
-    got = run(kiln_bin, tmp_path / "vars", {"x": x}, tmp_path)
+    got = run_outputs(kiln_bin, tmp_path / "vars", {"x": x}, tmp_path)
     ref = tf.saved_model.load(str(tmp_path / "vars")).signatures["serving_default"](x=tf.constant(x))
     for name in "abcd":
         np.testing.assert_array_equal(got[name], ref[name].numpy(), err_msg=name)
@@ -198,7 +191,7 @@ def test_keras_random_layers_match_the_first_call(kiln_bin, tmp_path):
     (name, first), = sig(x=tf.constant(x)).items()
     (_, second), = sig(x=tf.constant(x)).items()
     assert not np.array_equal(first.numpy(), second.numpy())  # the seed state advances per call
-    got = run(kiln_bin, tmp_path / "aug", {"x": x}, tmp_path)[name]
+    got = run_outputs(kiln_bin, tmp_path / "aug", {"x": x}, tmp_path)[name]
     ref = first.numpy()
     err = np.linalg.norm(got.astype(np.float64) - ref) / np.linalg.norm(ref)
     print("relative L2 error %.3g" % err)

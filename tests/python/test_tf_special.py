@@ -7,8 +7,7 @@ gives NaN, infinities with their sign); finite ones within the dtype's bound (do
 import numpy as np
 import pytest
 
-from conftest import run_kiln, write_inputs
-from kiln_checks import fail
+from kiln_checks import run_outputs
 
 tf = pytest.importorskip("tensorflow")
 
@@ -59,13 +58,6 @@ def registered(fn, dtype, arity):
         return True
     except (tf.errors.NotFoundError, tf.errors.InvalidArgumentError, TypeError):
         return False
-
-
-def run(kiln_bin, model, inputs, tmp_path):
-    proc = run_kiln(kiln_bin, ["run", model] + write_inputs(inputs, tmp_path / "in") + ["--output-dir", tmp_path / "out"])
-    if proc.returncode != 0:
-        fail("kiln run failed on %s" % model, proc)
-    return {p.stem: np.load(p) for p in (tmp_path / "out").glob("*.npy")}
 
 
 def problems_of(name, got, ref, bound):
@@ -125,7 +117,7 @@ def test_special_functions_match_tensorflow(kiln_bin, tmp_path):
         inputs[op + "_a"], inputs[op + "_x"] = np.array(a, np.float64), np.array(x, np.float64)
     for arg, values in zip("abx", BETAINC):
         inputs["betainc_" + arg] = np.array(values, np.float64)
-    got = run(kiln_bin, tmp_path / "special", inputs, tmp_path)
+    got = run_outputs(kiln_bin, tmp_path / "special", inputs, tmp_path)
     ref = {k: v.numpy() for k, v in m.f(*[tf.constant(inputs[name]) for name in GRIDS]).items()}
     assert set(got) == set(ref)
     # Each op in float32 and float64 at least (TensorFlow registers every one of them for those).
