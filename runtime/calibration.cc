@@ -9,7 +9,6 @@
 
 #include "convert/segment_rewrite.h"
 #include "convert/segmenter.h"
-#include "ir/passes/pass.h"
 #include "kiln/error.h"
 #include "runtime/converted_graph.h"
 #include "runtime/executor.h"
@@ -55,7 +54,6 @@ ActivationSource EngineActivations(const ir::Graph& graph, const std::vector<ir:
   convert::SegmenterOptions segmenter;
   segmenter.unsupported = [&backend](const ir::Graph& sg, const ir::Node& n) { return backend->Unsupported(sg, n); };
   convert::ReplaceSegments(*g, convert::FindSegments(*g, segmenter).segments);
-  ir::Verify(*g);
   EngineSettings settings;
   settings.compile.precision = Precision::kFP32;
   LogFn log = [progress = options.progress](const std::string& line) {
