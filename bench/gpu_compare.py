@@ -11,7 +11,7 @@ For each model (torchvision ResNet-50; BERT-base from transformers, random init,
   3. PyTorch eager in the same precision (model.half() / bfloat16), and torch.compile(mode=...),
      each timed per inference with CUDA events around a synchronous call, median of --runs after
      --warmup.
---precision INT8: Kiln calibrates on --calibration-batches batches of the model's random inputs
+--precision INT8 (or FP8): Kiln calibrates on --calibration-batches batches of the model's random inputs
 (`--calibration-data`, entropy calibrator) and runs INT8 engines (what is not int8 runs FP16);
 PyTorch runs FP16, as it has no INT8 GPU inference of these models to compare with.
 Prints a table and writes --json. Needs torch, torchvision, transformers and onnx (the GPU
@@ -118,7 +118,7 @@ def precision_args(onnx_path, precision):
     """INT8: the first conversion calibrates and saves the table; later ones reuse it (calibration
     runs the FP32 model on the reference kernels: a minute for ResNet-50)."""
     args = ["--precision", precision]
-    if precision == "INT8":
+    if precision in ("INT8", "FP8"):
         table = CALIBRATION_DIRS[onnx_path] + ".table.json"
         if os.path.exists(table):
             args += ["--calibration-table", table]
@@ -182,7 +182,7 @@ def main():
     ap.add_argument("--resnet50-batches", default="1,32,128")
     ap.add_argument("--bert_base-batches", dest="bert_base_batches", default="1,32")
     ap.add_argument("--seq", type=int, default=128)
-    ap.add_argument("--precision", default="FP16", choices=["FP16", "BF16", "FP32", "INT8"])
+    ap.add_argument("--precision", default="FP16", choices=["FP16", "BF16", "FP32", "INT8", "FP8"])
     ap.add_argument("--calibration-batches", type=int, default=4, help="INT8: batches of 8 random inputs")
     ap.add_argument("--compile-mode", default="max-autotune",
                     help="torch.compile mode; 'none' skips torch.compile")
@@ -211,7 +211,7 @@ def main():
         os.remove(timing_cache)
     os.environ["KILN_TIMING_CACHE"] = timing_cache
     have_gpu = torch.cuda.is_available()
-    dtype = {"FP16": torch.float16, "BF16": torch.bfloat16, "FP32": torch.float32, "INT8": torch.float16}[args.precision]
+    dtype = {"FP16": torch.float16, "BF16": torch.bfloat16, "FP32": torch.float32, "INT8": torch.float16, "FP8": torch.float16}[args.precision]
     results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                "command": " ".join(sys.argv), "torch": torch.__version__, "precision": args.precision,
                "compile_mode": args.compile_mode, "warmup": args.warmup, "runs": args.runs, "rows": []}
@@ -234,7 +234,7 @@ def main():
         log("%s: exported to %s in %.1f s" % (name, onnx_path, time.time() - t0))
         if args.export_only:
             continue
-        if args.precision == "INT8":
+        if args.precision in ("INT8", "FP8"):
             CALIBRATION_DIRS[onnx_path] = os.path.join(workdir, name + "_calibration")
             write_calibration_batches(torch, make_inputs, args.seq, args.calibration_batches, CALIBRATION_DIRS[onnx_path])
         gpu_model = model.cuda()
