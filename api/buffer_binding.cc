@@ -107,7 +107,12 @@ void CheckNoOverlap(const std::string& key, std::span<const BufferBinding> input
 std::map<std::string, Tensor> Signature::Run(const std::map<std::string, Tensor>& inputs,
                                              const RunOptions& options) const {
   CancellationScope scope(options.cancel);
-  return Run(inputs);
+  const Device device = input_device();
+  if (!options.outputs_on_device || device.kind == DeviceKind::kCpu) return Run(inputs);
+  // Empty buffers on the device: each output is placed there, in memory of its own.
+  std::map<std::string, std::shared_ptr<Buffer>> on_device;
+  for (const TensorSpec& spec : outputs()) on_device[spec.name] = std::make_shared<BorrowedBuffer>(nullptr, 0, device);
+  return RunInto(inputs, on_device);
 }
 
 void Signature::RunWithBuffers(std::span<const BufferBinding> inputs, std::span<BufferBinding> outputs,

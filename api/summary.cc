@@ -105,8 +105,9 @@ std::string FormatSummary(const runtime::ConvertedGraph& graph, const Conversion
         out += fmt::format("  engine for profile {} ({}{})\n", engine->profile().ToString(),
                            PrecisionName(engine->precision()),
                            engine->precision() != requested || !engine->precision_note().empty() ? ", " + engine->precision_note() : "");
-        if (const auto layers = engine->int8_layers(); !layers.empty())
-          out += fmt::format("    INT8 layers ({}): {}\n", layers.size(), fmt::join(layers, ", "));
+        if (const auto layers = engine->quantized_layers(); !layers.empty())
+          out += fmt::format("    {} layers ({}): {}\n", PrecisionName(engine->precision()), layers.size(),
+                             fmt::join(layers, ", "));
       }
     }
     for (const auto& engine : node_runtime->Engines()) {

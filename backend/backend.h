@@ -46,6 +46,10 @@ struct CompileOptions {
   // Off by default: on an H200 it measured slower than cuBLASLt plus the elementwise GELU kernel
   // for BERT-base at batch 32 (docs/benchmarks.md).
   bool cuda_gelu_epilogue = false;
+  // INT8/FP8 GPU engines time each quantized convolution's 8-bit plan against its float plan
+  // (same dequantized values) and keep the faster, as TensorRT's INT8 mode picks per layer; false:
+  // 8-bit wherever the library has a kernel (TensorRT's OBEY_PRECISION_CONSTRAINTS).
+  bool quantized_by_timing = true;
   // Where a long build says what it is doing (a line at a time, a few seconds apart); empty:
   // silent. Backends report only builds that take more than a second or so.
   std::function<void(const std::string&)> progress;
@@ -60,8 +64,9 @@ class Engine {
   virtual Precision precision() const = 0;
   // Why the requested precision was not honoured; empty when it was.
   virtual std::string precision_note() const = 0;
-  // The layers (node names) that compute with int8 operands; empty when none do.
-  virtual std::vector<std::string> int8_layers() const { return {}; }
+  // The layers (node names) that compute with 8-bit operands (int8, or float8 in FP8 engines);
+  // empty when none do.
+  virtual std::vector<std::string> quantized_layers() const { return {}; }
   // The device whose memory the engine reads its inputs from and writes its outputs to.
   virtual Device device() const { return {}; }
   // One dtype per segment output.

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "ir/graph.h"
+#include "ir/quant_dequant.h"
 
 namespace kiln::convert {
 
@@ -80,9 +81,8 @@ struct Quantization {
 // keep_precision: node names, op types or source op types, or the name of a quantizable input
 // tensor; exact, or a prefix when ending in '*'). kInvalidArgument naming the tensor and its
 // reader when the table has no range for a quantizable activation, and naming the pattern when
-// one of `keep` matches no quantizable layer.
-// The number format quantized tensors take.
-enum class QuantFormat { kInt8, kFloat8E4M3 };
+// one of `keep` matches no quantizable layer. `format`: the 8-bit format quantized tensors take.
+using ir::QuantFormat;
 Quantization InsertQuantDequant(ir::Graph& graph, const CalibrationTable& table, const std::vector<std::string>& keep = {},
                                 QuantFormat format = QuantFormat::kInt8);
 

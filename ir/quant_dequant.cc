@@ -4,6 +4,8 @@
 #include <cmath>
 #include <utility>
 
+#include "ir/ops/elementwise_unary_ops.h"
+
 namespace kiln::ir {
 namespace {
 
@@ -32,6 +34,19 @@ std::optional<ScalarOperand> ScalarAndOther(const Graph& g, const Node& n) {
 }
 
 bool IsF32(const Graph& g, ValueId v) { return g.value(v).dtype == DType::kFloat32; }
+
+// The scaling into quantized units before the rounding, when `cur` is one: Mul by inv_scale or
+// Div by scale (taken as Mul by 1 / scale), recorded in q. Returns the value scaled.
+ValueId TakeScaling(const Graph& g, ValueId cur, QuantDequant& q) {
+  const Node* m = Producer(g, cur);
+  if (!m || (m->op != "Mul" && m->op != "Div")) return cur;
+  const auto f = ScalarAndOther(g, *m);
+  if (!f || !(f->value > 0) || !std::isfinite(f->value) || (m->op == "Div" && f->constant_first)) return cur;
+  q.inv_scale = static_cast<float>(m->op == "Mul" ? f->value : 1.0 / f->value);
+  if (m->op == "Div") q.divisor = static_cast<float>(f->value);
+  q.nodes.push_back(m->id);
+  return f->other;
+}
 
 }  // namespace
 
@@ -101,18 +116,26 @@ std::optional<QuantDequant> MatchQuantDequant(const Graph& g, ValueId value) {
   }
   q.qmin = static_cast<float>(qmin);
   q.qmax = static_cast<float>(qmax);
-  // The scaling into int8 units: Mul by inv_scale or Div by scale (taken as Mul by 1 / scale).
-  if (const Node* m = Producer(g, cur); m && (m->op == "Mul" || m->op == "Div") && ScalarAndOther(g, *m)) {
-    const auto f = ScalarAndOther(g, *m);
-    const bool ok = f->value > 0 && std::isfinite(f->value) && !(m->op == "Div" && f->constant_first);
-    if (ok) {
-      q.inv_scale = static_cast<float>(m->op == "Mul" ? f->value : 1.0 / f->value);
-      if (m->op == "Div") q.divisor = static_cast<float>(f->value);
-      q.nodes.push_back(m->id);
-      cur = f->other;
-    }
-  }
-  q.source = cur;
+  q.source = TakeScaling(g, cur, q);
+  return q;
+}
+
+std::optional<QuantDequant> MatchFloat8QuantDequant(const Graph& g, ValueId value) {
+  QuantDequant q;
+  q.format = QuantFormat::kFloat8E4M3;
+  q.qmin = -448;
+  q.qmax = 448;
+  const Node* n = Producer(g, value);
+  if (!n || n->op != "Mul" || !IsF32(g, value)) return std::nullopt;
+  auto s = ScalarAndOther(g, *n);
+  if (!s || !(s->value > 0) || !std::isfinite(s->value)) return std::nullopt;
+  q.scale = static_cast<float>(s->value);
+  q.nodes.push_back(n->id);
+  const Node* round = Producer(g, s->other);
+  if (!round || round->op != "RoundFloat8E4M3" || round->inputs.size() != 1 || !IsF32(g, round->inputs[0]))
+    return std::nullopt;
+  q.nodes.push_back(round->id);
+  q.source = TakeScaling(g, round->inputs[0], q);
   return q;
 }
 
@@ -143,6 +166,35 @@ std::optional<GridWeights> RecoverInt8Grid(const Tensor& w, int64_t channels, in
     // Off the grid by more than float rounding of k * s (and of a folded per-channel factor).
     if (std::fabs(k - r) > 1e-3f * std::max(1.0f, std::fabs(r)) || r < -127 || r > 127) return std::nullopt;
     dst[e] = static_cast<int8_t>(r);
+  }
+  return out;
+}
+
+std::optional<GridWeights> RecoverFloat8Grid(const Tensor& w) {
+  if (w.dtype() != DType::kFloat32) return std::nullopt;
+  const int64_t total = w.num_elements();
+  const float* src = w.data<float>();
+  float amax = 0;
+  for (int64_t e = 0; e < total; ++e) {
+    if (!std::isfinite(src[e])) return std::nullopt;
+    amax = std::max(amax, std::fabs(src[e]));
+  }
+  GridWeights out;
+  const float scale = amax / 448.0f;
+  out.scales.assign(1, scale);
+  out.values = Tensor(DType::kUInt8, w.shape());
+  uint8_t* dst = out.values.data<uint8_t>();
+  elementwise::State state;
+  for (int64_t e = 0; e < total; ++e) {
+    if (scale == 0) {
+      dst[e] = 0;
+      continue;
+    }
+    const float k = src[e] / scale;
+    const float r = elementwise::RoundFloat8E4M3::Apply<float>(k, state);
+    // Off the grid by more than float rounding of k * scale.
+    if (std::fabs(k - r) > 1e-5f * std::max(1.0f, std::fabs(r))) return std::nullopt;
+    dst[e] = elementwise::RoundFloat8E4M3::Bits(r);
   }
   return out;
 }

@@ -1,8 +1,8 @@
-// Integer quantization as float graphs write it: quantize-dequantize chains before the operands
-// of convolutions and matrix products (Kiln's INT8 conversion, ONNX QDQ models, TensorFlow's
-// FakeQuant), and constant weights whose values lie on a per-output-channel int8 grid. Backends
-// with int8 kernels (the CPU's oneDNN primitives, the GPU's cuDNN convolutions) recognise these
-// and compute the same values with integer arithmetic.
+// 8-bit quantization as float graphs write it: quantize-dequantize chains before the operands of
+// convolutions and matrix products (Kiln's INT8 and FP8 conversions, ONNX QDQ models,
+// TensorFlow's FakeQuant), and constant weights whose values lie on a per-output-channel int8 grid
+// or a scaled float8 E4M3 grid. Backends with 8-bit kernels (the CPU's oneDNN primitives, the
+// GPU's cuDNN convolutions) recognise these and compute the same values with 8-bit operands.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +13,9 @@
 #include "kiln/tensor.h"
 
 namespace kiln::ir {
+
+// The 8-bit number format a quantized tensor is stored in.
+enum class QuantFormat { kInt8, kFloat8E4M3 };
 
 // A quantize-dequantize chain ending at a value: source -> [Mul by inv_scale | Div by scale] ->
 // Round -> clip (Maximum/Minimum/Clip, either order, before or after the Round) -> Mul by scale,
@@ -29,8 +32,15 @@ struct QuantDequant {
   float scale = 0;                // one step, in source * inv_scale's units times scale
   float qmin = -127, qmax = 127;  // integers, qmin <= 0 <= qmax, at most 256 values
   std::vector<NodeId> nodes;      // the chain's nodes, last (the dequantizing Mul) first
+  QuantFormat format = QuantFormat::kInt8;
 };
 std::optional<QuantDequant> MatchQuantDequant(const Graph& graph, ValueId value);
+
+// A float8 quantize-dequantize chain ending at a value, as FP8 precision writes it:
+// source -> [Mul by inv_scale | Div by scale] -> RoundFloat8E4M3 -> Mul by scale. The
+// dequantized value is e4m3(source * inv_scale) * scale (saturating at +-448); qmin/qmax are
+// -448/448.
+std::optional<QuantDequant> MatchFloat8QuantDequant(const Graph& graph, ValueId value);
 
 // A constant float32 weight whose every output channel is an integer grid in [-127, 127]: the
 // int8 values (same shape and layout) and one scale per channel. The channel of element e is
@@ -41,6 +51,12 @@ struct GridWeights {
   std::vector<float> scales;  // per channel (0 for an all-zero channel)
 };
 std::optional<GridWeights> RecoverInt8Grid(const Tensor& weights, int64_t channels, int64_t inner);
+
+// A constant float32 weight that is one scale times float8 E4M3 values (the largest magnitude
+// 448 steps of the scale, as FP8 precision quantizes weights): the E4M3 bytes (uint8, same shape
+// and layout; RoundFloat8E4M3::Bits) and that one scale. nullopt when some value is off the grid
+// (by more than a rounding error) or not finite.
+std::optional<GridWeights> RecoverFloat8Grid(const Tensor& weights);
 
 // How 8-bit tensors hold a QuantDequant's q: int8 as it is when [qmin, qmax] fits, else uint8 as
 // q + zero_point (zero_point = -qmin when qmin < 0; oneDNN subtracts it again).

@@ -37,7 +37,7 @@ class CpuEngine final : public Engine {
   const Profile& profile() const override { return profile_; }
   Precision precision() const override { return precision_.precision; }
   std::string precision_note() const override { return precision_.note; }
-  std::vector<std::string> int8_layers() const override { return int8_steps_; }
+  std::vector<std::string> quantized_layers() const override { return int8_steps_; }
   std::vector<DType> output_dtypes() const override;
   std::vector<Shape> OutputShapes(std::span<const Shape> input_shapes) const override;
   // An undefined output tensor is allocated by the step that produces it: OutputShapes answers

@@ -20,7 +20,8 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cudnn_util.h"
-#include "backend/cuda/int8_conv.h"
+#include "backend/cuda/quantized_conv.h"
+#include "backend/cuda/timing_cache.h"
 
 namespace kiln::backend::cuda {
 namespace {
@@ -101,41 +102,54 @@ struct ConvKernel::Impl {
   Tensor filter;  // device, KRSC
   Tensor bias;    // device, [K], or undefined
   std::string name;
-  // Marked by cuda-int8-conv: the input's quantization, the int8 filter (device, KRSC), the
-  // float32 scale of each output channel's int32 sums (input scale x filter scale), and the
-  // kernels that quantize the input to int8 (int8 plans) or dequantize it (float plans).
-  std::optional<Int8Conv> int8;
-  bool input_int8 = false;
-  Tensor filter_s8;
+  // Marked by cuda-quantized-conv: the input's quantization, the 8-bit filter (device, KRSC), the
+  // float32 scale of each output channel's sums (input scale x filter scale), and the kernels
+  // that quantize the input to 8 bits (quantized plans) or dequantize it (float plans).
+  std::optional<QuantizedConv> quant;
+  bool input_quantized = false;
+  Tensor filter_q;
   Tensor channel_scales;
-  Tensor output_inv_scales;  // device float32 [K], each the int8 output's inv_scale
+  Tensor output_inv_scales;  // device float32 [K], each the 8-bit output's inv_scale
   std::unique_ptr<QuantizeKernel> quantize, fake_quantize;
+
+  bool choose_by_timing = false;  // a float plan replaces a slower 8-bit one
 
   struct Plan {
     std::shared_ptr<fe::graph::Graph> graph;
     std::shared_ptr<fe::graph::Tensor_attributes> x, w, s, b, z, q, y;
     int64_t workspace = 0;
-    bool int8 = false;
+    bool quantized = false;
+    std::string problem;  // the timing cache's description of it
+    size_t x_bytes = 0, y_bytes = 0, z_bytes = 0;
   };
   mutable int plans_tuned = 0;
-  mutable std::string int8_refusal;  // why cuDNN ran a marked convolution's shape in float
+  mutable std::string quantized_refusal;  // why cuDNN ran a marked convolution's shape in float
   mutable std::mutex mu;             // plans and the handle (one stream at a time)
   mutable std::map<Shape, std::unique_ptr<Plan>> plans;
   cudnnHandle_t handle = nullptr;
 
   Plan& PlanFor(const Shape& x_shape, const Shape& y_shape) const;
-  // int8: conv_out is the type of the int32 sums as the epilogue reads them.
-  std::unique_ptr<Plan> BuildPlan(const Shape& x_shape, const Shape& y_shape, bool use_int8,
+  // Scratch activations and the real weights, for timing `plan`.
+  CudnnVariantPack ScratchPack(const Plan& plan, CudnnScratch& scratch) const;
+  // Of a marked convolution's 8-bit plan and its float plan, the faster (the timing cache
+  // remembers which); `quantized_plan` is kept or replaced.
+  void KeepFaster(std::unique_ptr<Plan>& quantized_plan, const Shape& x_shape, const Shape& y_shape) const;
+  // quantized: conv_out is the type of the sums as the epilogue reads them.
+  std::unique_ptr<Plan> BuildPlan(const Shape& x_shape, const Shape& y_shape, bool quantized,
                                   fe::DataType_t conv_out) const;
+  static fe::DataType_t StorageType(ir::QuantFormat format) {
+    return format == ir::QuantFormat::kFloat8E4M3 ? fe::DataType_t::FP8_E4M3 : fe::DataType_t::INT8;
+  }
 };
 
 ConvKernel::ConvKernel(const ir::Graph& graph, const ir::Node& node, int device, ConvEpilogue epilogue,
-                       bool input_int8)
+                       bool input_quantized, bool choose_by_timing)
     : impl_(std::make_unique<Impl>()) {
   Impl& k = *impl_;
   k.device = device;
   k.epilogue = epilogue;
-  k.input_int8 = input_int8;
+  k.input_quantized = input_quantized;
+  k.choose_by_timing = choose_by_timing;
   k.name = node.name;
   k.dtype = graph.value(node.inputs[0]).dtype;
   k.attrs = ReadAttrs(node);
@@ -175,27 +189,31 @@ ConvKernel::ConvKernel(const ir::Graph& graph, const ir::Node& node, int device,
   };
   k.filter = upload(to_krsc(f));
   if (node.inputs.size() > 2) k.bias = upload(*graph.ConstantOf(node.inputs[2]));
-  k.int8 = ReadInt8Conv(node);
-  if (k.int8) {
-    if (depthwise || k.int8->filter.shape() != f.shape() || k.int8->filter.dtype() != DType::kInt8 ||
-        static_cast<int64_t>(k.int8->filter_scales.size()) != k.out_c)
-      throw Error(ErrorCode::kInternal, fmt::format("node '{}': malformed int8 attributes", node.name));
-    k.filter_s8 = upload(to_krsc(k.int8->filter));
+  k.quant = ReadQuantizedConv(node);
+  if (k.quant) {
+    const DType stored = k.quant->format == ir::QuantFormat::kInt8 ? DType::kInt8 : DType::kUInt8;
+    if (depthwise || k.quant->filter.shape() != f.shape() || k.quant->filter.dtype() != stored ||
+        static_cast<int64_t>(k.quant->filter_scales.size()) != k.out_c)
+      throw Error(ErrorCode::kInternal, fmt::format("node '{}': malformed {} attributes", node.name,
+                                                    QuantFormatName(k.quant->format)));
+    k.filter_q = upload(to_krsc(k.quant->filter));
     Tensor scales(DType::kFloat32, {k.out_c});
     for (int64_t c = 0; c < k.out_c; ++c)
-      scales.data<float>()[c] = k.int8->input.scale * k.int8->filter_scales[static_cast<size_t>(c)];
+      scales.data<float>()[c] = k.quant->input.scale * k.quant->filter_scales[static_cast<size_t>(c)];
     k.channel_scales = upload(scales);
     const GpuArch arch = ArchOf(device);
-    k.quantize = std::make_unique<QuantizeKernel>(k.dtype, /*dequantize=*/false, arch);
-    k.fake_quantize = std::make_unique<QuantizeKernel>(k.dtype, /*dequantize=*/true, arch);
+    k.quantize = std::make_unique<QuantizeKernel>(k.dtype, k.quant->format, /*dequantize=*/false, arch);
+    k.fake_quantize = std::make_unique<QuantizeKernel>(k.dtype, k.quant->format, /*dequantize=*/true, arch);
   }
-  if (input_int8 && !k.int8)
-    throw Error(ErrorCode::kInternal, fmt::format("node '{}': an int8 input for a convolution not marked int8", node.name));
-  if (epilogue.int8_output) {
-    if (epilogue.int8_output->divisor != 0)
-      throw Error(ErrorCode::kInternal, fmt::format("node '{}': an int8 output quantized by division", node.name));
+  if (input_quantized && !k.quant)
+    throw Error(ErrorCode::kInternal,
+                fmt::format("node '{}': an 8-bit input for a convolution not marked quantized", node.name));
+  if (epilogue.quantized_output) {
+    if (epilogue.quantized_output->divisor != 0)
+      throw Error(ErrorCode::kInternal, fmt::format("node '{}': an 8-bit output quantized by division", node.name));
     k.output_inv_scales = upload(Tensor::FromVector<float>(
-        DType::kFloat32, {k.out_c}, std::vector<float>(static_cast<size_t>(k.out_c), epilogue.int8_output->inv_scale)));
+        DType::kFloat32, {k.out_c},
+        std::vector<float>(static_cast<size_t>(k.out_c), epilogue.quantized_output->inv_scale)));
   }
   k.handle = NewCudnnHandle(device);
 }
@@ -207,27 +225,33 @@ ConvKernel::~ConvKernel() {
 ConvKernel::Impl::Plan& ConvKernel::Impl::PlanFor(const Shape& x_shape, const Shape& y_shape) const {
   auto& slot = plans[x_shape];
   if (slot) return *slot;
-  if (int8) {
-    // cuDNN may read the int32 sums into the float epilogue as either type, depending on version.
-    for (fe::DataType_t sums : {fe::DataType_t::INT32, fe::DataType_t::FLOAT}) {
+  if (quant) {
+    // cuDNN may read int8's int32 sums into the float epilogue as either type, depending on
+    // version; float8 products are summed in float.
+    const bool fp8 = quant->format == ir::QuantFormat::kFloat8E4M3;
+    for (fe::DataType_t sums : {fp8 ? fe::DataType_t::FLOAT : fe::DataType_t::INT32, fe::DataType_t::FLOAT}) {
       try {
         slot = BuildPlan(x_shape, y_shape, true, sums);
         break;
       } catch (const Error& e) {
-        int8_refusal = e.what();
+        quantized_refusal = fmt::format("cuDNN has no {} kernel for input {}: {}", QuantFormatName(quant->format),
+                                        ShapeToString(x_shape), e.what());
       }
+      if (fp8) break;
     }
   }
-  if (!slot && input_int8)
+  if (slot && !input_quantized && choose_by_timing) KeepFaster(slot, x_shape, y_shape);
+  if (!slot && input_quantized)
     throw Error(ErrorCode::kUnavailable,
-                fmt::format("node '{}': cuDNN has no int8 convolution for input {} ({}), and its producer writes int8",
-                            name, ShapeToString(x_shape), int8_refusal));
+                fmt::format("node '{}': cuDNN has no {} convolution for input {} ({}), and its producer writes {}", name,
+                            QuantFormatName(quant->format), ShapeToString(x_shape), quantized_refusal,
+                            QuantFormatName(quant->format)));
   if (!slot) slot = BuildPlan(x_shape, y_shape, false, fe::DataType_t::FLOAT);
   ++plans_tuned;
   return *slot;
 }
 
-std::unique_ptr<ConvKernel::Impl::Plan> ConvKernel::Impl::BuildPlan(const Shape& x_shape, const Shape& y_shape, bool use_int8,
+std::unique_ptr<ConvKernel::Impl::Plan> ConvKernel::Impl::BuildPlan(const Shape& x_shape, const Shape& y_shape, bool quantized,
                                                                   fe::DataType_t conv_out) const {
   const bool cl = attrs.channels_last;
   const int64_t n = x_shape[0], c = x_shape[cl ? 3 : 1], h = x_shape[cl ? 1 : 2], w = x_shape[cl ? 2 : 3];
@@ -251,7 +275,7 @@ std::unique_ptr<ConvKernel::Impl::Plan> ConvKernel::Impl::BuildPlan(const Shape&
   g->set_io_data_type(io)
       .set_intermediate_data_type(fe::DataType_t::FLOAT)
       .set_compute_data_type(fe::DataType_t::FLOAT);
-  plan->int8 = use_int8;
+  plan->quantized = quantized;
   plan->x = g->tensor(
       fe::graph::Tensor_attributes().set_name("x").set_dim({n, c, h, w}).set_stride(Strides({n, c, h, w}, cl)));
   const std::vector<int64_t> wdims = {out_c, in_c_per_group, kh, kw};
@@ -261,14 +285,15 @@ std::unique_ptr<ConvKernel::Impl::Plan> ConvKernel::Impl::BuildPlan(const Shape&
                   .set_post_padding(post)
                   .set_stride(attrs.strides)
                   .set_dilation(attrs.dilations);
-  if (use_int8) {
-    plan->x->set_data_type(fe::DataType_t::INT8);
-    plan->w->set_data_type(fe::DataType_t::INT8);
-    conv.set_compute_data_type(fe::DataType_t::INT32);
+  if (quantized) {
+    const fe::DataType_t storage = StorageType(quant->format);
+    plan->x->set_data_type(storage);
+    plan->w->set_data_type(storage);
+    conv.set_compute_data_type(storage == fe::DataType_t::INT8 ? fe::DataType_t::INT32 : fe::DataType_t::FLOAT);
   }
   auto y = g->conv_fprop(plan->x, plan->w, conv);
-  if (use_int8) {
-    // int32 sums times (input scale x the channel's filter scale), in float.
+  if (quantized) {
+    // The sums times (input scale x the channel's filter scale), in float.
     y->set_data_type(conv_out);
     const std::vector<int64_t> sdims = {1, out_c, 1, 1};
     plan->s = g->tensor(fe::graph::Tensor_attributes()
@@ -292,16 +317,24 @@ std::unique_ptr<ConvKernel::Impl::Plan> ConvKernel::Impl::BuildPlan(const Shape&
     y = g->pointwise(y, plan->z, fe::graph::Pointwise_attributes().set_mode(fe::PointwiseMode_t::ADD));
   }
   if (epilogue.relu) y = g->pointwise(y, fe::graph::Pointwise_attributes().set_mode(fe::PointwiseMode_t::RELU_FWD));
-  if (epilogue.int8_output) {
+  if (epilogue.quantized_output) {
     plan->q = g->tensor(fe::graph::Tensor_attributes()
                             .set_name("q")
                             .set_dim({1, out_c, 1, 1})
                             .set_stride({out_c, 1, out_c, out_c})
                             .set_data_type(fe::DataType_t::FLOAT));
     y = g->pointwise(y, plan->q, fe::graph::Pointwise_attributes().set_mode(fe::PointwiseMode_t::MUL));
+    if (epilogue.output_format == ir::QuantFormat::kFloat8E4M3) {
+      // Saturate as RoundFloat8E4M3 does: E4M3 has no infinities, so a plain conversion of a
+      // value beyond 448 would be NaN.
+      y = g->pointwise(y, g->tensor(fe::graph::Tensor_attributes(448.0f)),
+                       fe::graph::Pointwise_attributes().set_mode(fe::PointwiseMode_t::MIN));
+      y = g->pointwise(y, g->tensor(fe::graph::Tensor_attributes(-448.0f)),
+                       fe::graph::Pointwise_attributes().set_mode(fe::PointwiseMode_t::MAX));
+    }
   }
   y->set_output(true)
-      .set_data_type(epilogue.int8_output ? fe::DataType_t::INT8 : io)
+      .set_data_type(epilogue.quantized_output ? StorageType(epilogue.output_format) : io)
       .set_dim({n, out_c, oh, ow})
       .set_stride(Strides({n, out_c, oh, ow}, cl));
   plan->y = y;
@@ -309,39 +342,74 @@ std::unique_ptr<ConvKernel::Impl::Plan> ConvKernel::Impl::BuildPlan(const Shape&
   CheckFe(g->build_operation_graph(handle), fmt::format("build_operation_graph (node '{}')", name));
   CheckFe(g->create_execution_plans({fe::HeurMode_t::A, fe::HeurMode_t::FALLBACK}),
           fmt::format("create_execution_plans (node '{}')", name));
-  if (dtype == DType::kFloat32 && !use_int8)
+  if (dtype == DType::kFloat32 && !quantized)
     g->deselect_numeric_notes({fe::NumericalNote_t::TENSOR_CORE, fe::NumericalNote_t::DOWN_CONVERT_INPUTS,
                                fe::NumericalNote_t::REDUCED_PRECISION_REDUCTION, fe::NumericalNote_t::FFT,
                                fe::NumericalNote_t::WINOGRAD});
   CheckFe(g->check_support(handle), fmt::format("check_support (node '{}', input {})", name, ShapeToString(x_shape)));
   const std::string problem = fmt::format(
       "conv {}{} {} x{} w[{},{},{},{}] stride{} dilation{} pad{}/{} bias{} residual{} relu{}{}", DTypeName(dtype),
-      use_int8 ? fmt::format(" int8 sums {}", static_cast<int>(conv_out)) : "",
+      quantized ? fmt::format(" {} sums {}", QuantFormatName(quant->format), static_cast<int>(conv_out)) : "",
       cl ? "NHWC" : "NCHW", fmt::join(std::vector<int64_t>{n, c, h, w}, ","), out_c, in_c_per_group, kh, kw,
       fmt::join(attrs.strides, ","), fmt::join(attrs.dilations, ","), fmt::join(pre, ","), fmt::join(post, ","),
-      bias.defined(), epilogue.residual, epilogue.relu, epilogue.int8_output ? " int8 out" : "");
+      bias.defined(), epilogue.residual, epilogue.relu, epilogue.quantized_output ? " 8-bit out" : "");
   const size_t elem = DTypeSize(dtype);
-  const size_t x_bytes = static_cast<size_t>(n * c * h * w) * (use_int8 ? 1 : elem),
-               y_bytes = static_cast<size_t>(n * out_c * oh * ow) * (epilogue.int8_output ? 1 : elem),
-               z_bytes = static_cast<size_t>(n * out_c * oh * ow) * elem;
-  const void* filter_data = use_int8 ? filter_s8.raw_data() : filter.raw_data();
+  plan->x_bytes = static_cast<size_t>(n * c * h * w) * (quantized ? 1 : elem);
+  plan->y_bytes = static_cast<size_t>(n * out_c * oh * ow) * (epilogue.quantized_output ? 1 : elem);
+  plan->z_bytes = static_cast<size_t>(n * out_c * oh * ow) * elem;
+  plan->problem = problem;
   BuildTunedPlan(
-      *g, handle, problem, kTunedCandidates,
-      [&](CudnnScratch& scratch) {
-        // Scratch activations; the real weights.
-        CudnnVariantPack pack = {{plan->x, scratch.Add(x_bytes)},
-                                 {plan->w, const_cast<void*>(filter_data)},
-                                 {plan->y, scratch.Add(y_bytes)}};
-        if (plan->s) pack[plan->s] = const_cast<void*>(channel_scales.raw_data());
-        if (plan->b) pack[plan->b] = const_cast<void*>(bias.raw_data());
-        if (plan->z) pack[plan->z] = scratch.Add(z_bytes);
-        if (plan->q) pack[plan->q] = const_cast<void*>(output_inv_scales.raw_data());
-        return pack;
-      },
+      *g, handle, problem, kTunedCandidates, [&](CudnnScratch& scratch) { return ScratchPack(*plan, scratch); },
       fmt::format("node '{}'", name));
   CheckFe(g->get_workspace_size(plan->workspace), "get_workspace_size");
   plan->graph = g;
   return plan;
+}
+
+CudnnVariantPack ConvKernel::Impl::ScratchPack(const Plan& plan, CudnnScratch& scratch) const {
+  CudnnVariantPack pack = {{plan.x, scratch.Add(plan.x_bytes)},
+                           {plan.w, const_cast<void*>(plan.quantized ? filter_q.raw_data() : filter.raw_data())},
+                           {plan.y, scratch.Add(plan.y_bytes)}};
+  if (plan.s) pack[plan.s] = const_cast<void*>(channel_scales.raw_data());
+  if (plan.b) pack[plan.b] = const_cast<void*>(bias.raw_data());
+  if (plan.z) pack[plan.z] = scratch.Add(plan.z_bytes);
+  if (plan.q) pack[plan.q] = const_cast<void*>(output_inv_scales.raw_data());
+  return pack;
+}
+
+void ConvKernel::Impl::KeepFaster(std::unique_ptr<Plan>& quantized_plan, const Shape& x_shape,
+                                  const Shape& y_shape) const {
+  // Both read a quantize kernel's output (8-bit, or the dequantized values): the convolutions
+  // alone decide. cuDNN's 8-bit kernels are not always the faster: an image stem of 3 channels,
+  // or 1x1 convolutions on Hopper, can run several times slower than float16 ones.
+  TimingCache& cache = ProcessTimingCache();
+  const std::string key =
+      fmt::format("cudnn {} | {} | 8-bit or float: {}", cudnnGetVersion(), TacticDeviceKey(), quantized_plan->problem);
+  const std::optional<std::string> known = cache.Find(key);
+  if (known == "8-bit") return;
+  std::unique_ptr<Plan> float_plan;
+  try {
+    float_plan = BuildPlan(x_shape, y_shape, false, fe::DataType_t::FLOAT);
+  } catch (const Error&) {
+    return;  // no float plan: the 8-bit one stays
+  }
+  if (known == "float") {
+    quantized_refusal = "its float plan was faster when timed (timing cache)";
+    quantized_plan = std::move(float_plan);
+    return;
+  }
+  const auto time = [&](const Plan& plan) {
+    CudnnScratch scratch;
+    CudnnVariantPack pack = ScratchPack(plan, scratch);
+    return TimeCudnnGraph(*plan.graph, handle, pack, plan.workspace);
+  };
+  const double q_us = time(*quantized_plan), f_us = time(*float_plan);
+  const bool use_float = f_us < q_us;
+  LogTacticTimings(key, {{"8-bit", q_us}, {"float", f_us}}, use_float ? 1 : 0);
+  cache.Record(key, use_float ? "float" : "8-bit");
+  if (!use_float) return;
+  quantized_refusal = fmt::format("its float plan is faster ({:.1f} us against {:.1f} us)", f_us, q_us);
+  quantized_plan = std::move(float_plan);
 }
 
 int ConvKernel::plans_tuned() const {
@@ -349,20 +417,24 @@ int ConvKernel::plans_tuned() const {
   return impl_->plans_tuned;
 }
 
-bool ConvKernel::marked_int8() const { return impl_->int8.has_value(); }
-
-bool ConvKernel::runs_int8() const {
-  std::lock_guard<std::mutex> lock(impl_->mu);
-  if (!impl_->int8 || impl_->plans.empty()) return false;
-  return std::all_of(impl_->plans.begin(), impl_->plans.end(), [](const auto& p) { return p.second && p.second->int8; });
+std::optional<ir::QuantFormat> ConvKernel::quantized_format() const {
+  if (!impl_->quant) return std::nullopt;
+  return impl_->quant->format;
 }
 
-std::string ConvKernel::int8_refusal() const {
+bool ConvKernel::runs_quantized() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return impl_->int8_refusal;
+  if (!impl_->quant || impl_->plans.empty()) return false;
+  return std::all_of(impl_->plans.begin(), impl_->plans.end(),
+                     [](const auto& p) { return p.second && p.second->quantized; });
 }
 
-bool ConvKernel::writes_int8() const { return impl_->epilogue.int8_output.has_value(); }
+std::string ConvKernel::quantized_refusal() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->quantized_refusal;
+}
+
+bool ConvKernel::writes_quantized() const { return impl_->epilogue.quantized_output.has_value(); }
 
 void ConvKernel::Prepare(const Shape& x_shape, const Shape& y_shape) const {
   DeviceScope scope(impl_->device);
@@ -377,20 +449,20 @@ void ConvKernel::Launch(const Tensor& x, const Tensor* residual, Tensor& out, cu
   if (out.num_elements() == 0) return;
   std::lock_guard<std::mutex> lock(k.mu);
   Impl::Plan& plan = k.PlanFor(x.shape(), out.shape());
-  // A marked convolution reads its input quantized: int8 for int8 plans, else dequantized.
+  // A marked convolution reads its input quantized: 8-bit for quantized plans, else dequantized.
   const void* input = x.raw_data();
   std::shared_ptr<Buffer> staged;
-  if (k.input_int8) {
-    if (x.dtype() != DType::kInt8 || !plan.int8)
-      throw Error(ErrorCode::kInternal, fmt::format("node '{}': expected an int8 input for an int8 plan", k.name));
-  } else if (k.int8) {
-    const QuantizeKernel& q = plan.int8 ? *k.quantize : *k.fake_quantize;
+  if (k.input_quantized) {
+    if (x.dtype() != k.quantize->output_dtype() || !plan.quantized)
+      throw Error(ErrorCode::kInternal, fmt::format("node '{}': expected an 8-bit input for a quantized plan", k.name));
+  } else if (k.quant) {
+    const QuantizeKernel& q = plan.quantized ? *k.quantize : *k.fake_quantize;
     staged = AllocateOnStream(k.device, static_cast<size_t>(x.num_elements()) * DTypeSize(q.output_dtype()), stream);
-    q.Launch(x.raw_data(), staged->data(), x.num_elements(), k.int8->input, stream);
+    q.Launch(x.raw_data(), staged->data(), x.num_elements(), k.quant->input, stream);
     input = staged->data();
   }
   CudnnVariantPack pack = {{plan.x, const_cast<void*>(input)},
-                           {plan.w, plan.int8 ? k.filter_s8.raw_data() : k.filter.raw_data()},
+                           {plan.w, plan.quantized ? k.filter_q.raw_data() : k.filter.raw_data()},
                            {plan.y, out.raw_data()}};
   if (plan.s) pack[plan.s] = k.channel_scales.raw_data();
   if (plan.q) pack[plan.q] = k.output_inv_scales.raw_data();
@@ -416,17 +488,17 @@ std::optional<std::string> ConvUnsupported(const ir::Graph&, const ir::Node&) {
   return "this build of Kiln has no cuDNN (scripts/fetch_cudnn_frontend.sh; see docs/cuda-backend.md)";
 }
 struct ConvKernel::Impl {};
-ConvKernel::ConvKernel(const ir::Graph&, const ir::Node& node, int, ConvEpilogue, bool) {
+ConvKernel::ConvKernel(const ir::Graph&, const ir::Node& node, int, ConvEpilogue, bool, bool) {
   throw Error(ErrorCode::kUnimplemented, fmt::format("node '{}': this build of Kiln has no cuDNN", node.name));
 }
 ConvKernel::~ConvKernel() = default;
 void ConvKernel::Prepare(const Shape&, const Shape&) const {}
 void ConvKernel::Launch(const Tensor&, const Tensor*, Tensor&, cudaStream_t) const {}
 int ConvKernel::plans_tuned() const { return 0; }
-bool ConvKernel::marked_int8() const { return false; }
-bool ConvKernel::runs_int8() const { return false; }
-std::string ConvKernel::int8_refusal() const { return {}; }
-bool ConvKernel::writes_int8() const { return false; }
+std::optional<ir::QuantFormat> ConvKernel::quantized_format() const { return std::nullopt; }
+bool ConvKernel::runs_quantized() const { return false; }
+std::string ConvKernel::quantized_refusal() const { return {}; }
+bool ConvKernel::writes_quantized() const { return false; }
 
 }  // namespace kiln::backend::cuda
 

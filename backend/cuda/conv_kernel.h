@@ -5,10 +5,11 @@
 // One cuDNN execution plan per input shape: cuDNN's heuristics propose candidates, and the first
 // kTunedCandidates that build are timed on the device (the fastest is kept, and remembered in the
 // timing cache, timing_cache.h); FP32 engines exclude TF32, Winograd and FFT (exact FP32 by default).
-// Convolutions marked by cuda-int8-conv (int8_conv.h) quantize their input to int8 first and run
-// cuDNN's int8 convolution (int32 accumulation) with the per-channel scale, bias, residual and
-// ReLU in its float epilogue; a shape cuDNN has no int8 kernel for runs the float plan on the
-// dequantized input instead (the same values, up to float summation).
+// Convolutions marked by cuda-quantized-conv (quantized_conv.h) quantize their input to 8 bits
+// first and run cuDNN's int8 convolution (int32 accumulation) or float8 E4M3 convolution (float
+// accumulation) with the per-channel scale, bias, residual and ReLU in its float epilogue; a shape
+// cuDNN has no 8-bit kernel for runs the float plan on the dequantized input instead (the same
+// values, up to float summation).
 // Built only with cuDNN (KILN_WITH_CUDNN); without it convolutions run natively.
 #pragma once
 
@@ -32,12 +33,14 @@ std::optional<std::string> ConvUnsupported(const ir::Graph& graph, const ir::Nod
 std::string CudnnVersion();
 
 // What runs after the convolution and its bias, inside the same cuDNN graph:
-// y = relu?(conv(x) + bias + residual?), then, for int8 readers, int8(y * inv_scale) (cuDNN's
-// conversion rounds to nearest and saturates to [-128, 127]).
+// y = relu?(conv(x) + bias + residual?), then, for 8-bit readers of a quantized convolution, y *
+// inv_scale in its 8-bit format (cuDNN's conversion rounds to nearest; int8 saturates to [-128,
+// 127], float8 is clamped to [-448, 448] first).
 struct ConvEpilogue {
   bool residual = false;  // add a tensor of the output's shape and layout
   bool relu = false;
-  std::optional<QuantizeParams> int8_output;  // the readers' quantization (divisor 0)
+  std::optional<QuantizeParams> quantized_output;  // the readers' quantization (divisor 0)
+  ir::QuantFormat output_format = ir::QuantFormat::kInt8;  // and their format
 };
 
 // Candidate plans timed per convolution and input shape.
@@ -45,10 +48,12 @@ inline constexpr int kTunedCandidates = 8;
 
 class ConvKernel {
  public:
-  // input_int8: the input arrives quantized (its producer wrote int8 for this marked
-  // convolution); then only int8 plans do, and a shape cuDNN refuses is kUnavailable.
+  // input_quantized: the input arrives quantized (its producer wrote 8 bits for this marked
+  // convolution); then only quantized plans do, and a shape cuDNN refuses is kUnavailable.
+  // choose_by_timing: a marked convolution reading float input times its 8-bit plan against its
+  // float plan per shape and keeps the faster (CompileOptions::quantized_by_timing).
   ConvKernel(const ir::Graph& graph, const ir::Node& node, int device, ConvEpilogue epilogue = {},
-             bool input_int8 = false);
+             bool input_quantized = false, bool choose_by_timing = false);
   ~ConvKernel();
   // Builds and tunes the plan for these shapes now (the engine does so at build time for its
   // profile); kUnavailable when cuDNN cannot run the fused graph.
@@ -58,12 +63,13 @@ class ConvKernel {
   void Launch(const Tensor& x, const Tensor* residual, Tensor& out, cudaStream_t stream) const;
   // Plans made so far (one per input shape; timed, or chosen by the timing cache).
   int plans_tuned() const;
-  // Marked int8 by cuda-int8-conv; whether every plan built so far runs cuDNN's int8 kernels,
-  // and if not, why cuDNN refused one.
-  bool marked_int8() const;
-  bool runs_int8() const;
-  std::string int8_refusal() const;
-  bool writes_int8() const;
+  // The format cuda-quantized-conv marked it with (nullopt: unmarked); whether every plan built
+  // so far runs cuDNN's 8-bit kernels, and if not, why one does not (cuDNN's refusal, or a
+  // faster float plan).
+  std::optional<ir::QuantFormat> quantized_format() const;
+  bool runs_quantized() const;
+  std::string quantized_refusal() const;
+  bool writes_quantized() const;
 
  private:
   struct Impl;

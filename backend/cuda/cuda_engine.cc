@@ -10,7 +10,7 @@
 #include "backend/cuda/cubin_cache.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_device.h"
-#include "backend/cuda/int8_conv.h"
+#include "backend/cuda/quantized_conv.h"
 #include "backend/cuda/timing_cache.h"
 #include "backend/cuda/matmul_siblings.h"
 #include "backend/cuda/precision_rewrite.h"
@@ -106,27 +106,36 @@ bool IsViewOp(const std::string& op) {
 bool IsLayoutOp(const std::string& op) { return op == "Transpose" || op == "Concat"; }
 
 // The quantization a convolution's result can be written in: when every reader is a convolution
-// marked int8 (int8_conv.h) reading it as its input, all quantizing it alike by a product, and
-// int8's saturation at -128 cannot differ from the readers' lower bound (-128, or a ReLU before).
-std::optional<QuantizeParams> Int8OutputFor(const ir::Graph& g, const std::vector<std::vector<ir::NodeId>>& consumers,
-                                            ir::ValueId v, bool relu) {
+// marked quantized (quantized_conv.h) reading it as its input, all in one format and quantizing it
+// alike by a product, and (int8) the saturation at -128 cannot differ from the readers' lower
+// bound (-128, or a ReLU before). Float8 saturates at +-448 as the readers' rounding does.
+std::optional<std::pair<QuantizeParams, ir::QuantFormat>> QuantizedOutputFor(
+    const ir::Graph& g, const std::vector<std::vector<ir::NodeId>>& consumers, ir::ValueId v, bool relu) {
   const auto& readers = consumers[static_cast<size_t>(v)];
   if (readers.empty() || ir::IsGraphOutput(g, v)) return std::nullopt;
-  std::optional<QuantizeParams> common;
+  std::optional<std::pair<QuantizeParams, ir::QuantFormat>> common;
   for (ir::NodeId r : readers) {
     const ir::Node& reader = g.node(r);
-    const std::optional<Int8Conv> int8 = reader.op == "Conv2D" ? ReadInt8Conv(reader) : std::nullopt;
-    if (!int8 || reader.inputs[0] != v || std::count(reader.inputs.begin(), reader.inputs.end(), v) != 1) return std::nullopt;
-    const QuantizeParams& p = int8->input;
-    if (p.divisor != 0 || p.qmax != 127 || !(p.qmin == -128 || (relu && p.qmin <= 0))) return std::nullopt;
-    if (common && (common->inv_scale != p.inv_scale || common->qmin != p.qmin)) return std::nullopt;
-    common = p;
+    const std::optional<QuantizedConv> quant = reader.op == "Conv2D" ? ReadQuantizedConv(reader) : std::nullopt;
+    if (!quant || reader.inputs[0] != v || std::count(reader.inputs.begin(), reader.inputs.end(), v) != 1) return std::nullopt;
+    const QuantizeParams& p = quant->input;
+    if (p.divisor != 0) return std::nullopt;
+    if (quant->format == ir::QuantFormat::kInt8 && (p.qmax != 127 || !(p.qmin == -128 || (relu && p.qmin <= 0))))
+      return std::nullopt;
+    if (common && (common->second != quant->format || common->first.inv_scale != p.inv_scale ||
+                   common->first.qmin != p.qmin))
+      return std::nullopt;
+    common = {p, quant->format};
   }
   return common;
 }
 
 CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileOptions& options, int device)
-    : graph_(ir::CloneGraph(segment)), profile_(std::move(profile)), device_(device), use_graphs_(options.cuda_graphs) {
+    : graph_(ir::CloneGraph(segment)),
+      profile_(std::move(profile)),
+      device_(device),
+      use_graphs_(options.cuda_graphs),
+      quantized_by_timing_(options.quantized_by_timing) {
   if (profile_.inputs.size() != graph_.inputs().size())
     throw Error(ErrorCode::kInvalidArgument, fmt::format("the profile has {} inputs, the segment {}",
                                                          profile_.inputs.size(), graph_.inputs().size()));
@@ -137,24 +146,20 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
   fusion.Add(ir::MakeCommonSubexpressionElimination());
   fusion.Add(ir::MakeLayerNormFusion());
   fusion.Add(ir::MakeGeluFusion());
-  // INT8: quantized convolutions are marked to run cuDNN's int8 kernels (while the graph is still
-  // float32, so their scales are exact).
-  if (options.precision == Precision::kINT8) fusion.Add(MakeInt8ConvPass());
+  // INT8 and FP8: quantized convolutions are marked to run cuDNN's 8-bit kernels (while the graph
+  // is still float32, so their scales are exact).
+  if (options.precision == Precision::kINT8) fusion.Add(MakeQuantizedConvPass(ir::QuantFormat::kInt8));
+  if (options.precision == Precision::kFP8) fusion.Add(MakeQuantizedConvPass(ir::QuantFormat::kFloat8E4M3));
   fusion.Add(ir::MakeDeadCodeElimination());
   fusion.Run(graph_);
   if (options.precision == Precision::kFP16 || options.precision == Precision::kBF16) {
     NarrowFloat32(graph_, options.precision == Precision::kFP16 ? DType::kFloat16 : DType::kBFloat16);
     precision_ = options.precision;
-  } else if (options.precision == Precision::kINT8) {
-    // As TensorRT's INT8 mode (which TF-TRT sets with FP16): what does not run int8 runs FP16.
+  } else if (options.precision == Precision::kINT8 || options.precision == Precision::kFP8) {
+    // As TensorRT's INT8 and FP8 modes (which TF-TRT sets with FP16): what does not run 8-bit
+    // kernels runs FP16 (the FP8 quantize-dequantize steps too: E4M3 values are exact in FP16).
     NarrowFloat32(graph_, DType::kFloat16);
     precision_ = Precision::kFP16;
-  } else if (options.precision == Precision::kFP8) {
-    // The graph's FP8 quantize-dequantize steps give FP8's values; E4M3 values are exact in FP16.
-    NarrowFloat32(graph_, DType::kFloat16);
-    precision_ = Precision::kFP16;
-    precision_note_ = "FP8 requested; the CUDA backend has no FP8 kernels yet: the FP8 quantize-dequantize steps run in FP16 "
-                      "kernels (FP8 accuracy, FP16 speed)";
   } else if (options.precision != Precision::kFP32) {
     precision_note_ = fmt::format("{} was requested; the CUDA backend has no {} kernels yet, so the engine runs FP32",
                                   PrecisionName(options.precision), PrecisionName(options.precision));
@@ -214,7 +219,7 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
     }
     cubins_ = recorder.Take();
   }
-  if (options.precision == Precision::kINT8) SettleInt8();
+  if (options.precision == Precision::kINT8 || options.precision == Precision::kFP8) SettleQuantized(options.precision);
   ProcessTimingCache().Flush();  // the tactics this build chose, for the next build of these shapes
   if (reported)
     options.progress(fmt::format("kernels chosen in {:.1f} s: {} tactic problems timed, {} from the timing cache {}",
@@ -223,41 +228,48 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
                                  ProcessTimingCache().file().empty() ? "(in memory)" : ProcessTimingCache().file().string()));
 }
 
-void CudaEngine::SettleInt8() {
+void CudaEngine::SettleQuantized(Precision requested) {
+  const char* kind = requested == Precision::kINT8 ? "int8" : "fp8";
+  const std::string name(PrecisionName(requested));
   std::vector<std::string> refused;
   std::string reason;
   int marked = 0;
   for (const Step& s : steps_) {
-    if (s.kind != Step::Kind::kConv || !s.conv->marked_int8()) continue;
+    if (s.kind != Step::Kind::kConv || !s.conv->quantized_format()) continue;
     ++marked;
-    if (s.conv->runs_int8()) {
-      int8_layers_.push_back(s.nodes.front());
+    if (s.conv->runs_quantized()) {
+      quantized_layers_.push_back(s.nodes.front());
     } else {
       refused.push_back(s.nodes.front());
-      if (reason.empty()) reason = s.conv->int8_refusal();
+      if (reason.empty()) reason = s.conv->quantized_refusal();
     }
   }
-  const std::string rest =
-      "the other steps run FP16 (quantize-dequantize steps included; matrix products have no int8 GPU kernels yet)";
-  if (!int8_layers_.empty()) {
-    precision_ = Precision::kINT8;
-    precision_note_ = refused.empty() ? fmt::format("{} convolution(s) run int8 cuDNN kernels; {}", int8_layers_.size(), rest)
-                                      : fmt::format("{} convolution(s) run int8 cuDNN kernels, {} FP16 on their dequantized "
-                                                    "input (cuDNN has no int8 kernel for their shapes: {}; first refusal: {}); {}",
-                                                    int8_layers_.size(), refused.size(), fmt::join(refused, ", "), reason, rest);
+  const std::string rest = fmt::format(
+      "the other steps run FP16 (quantize-dequantize steps included; matrix products have no {} GPU kernels yet)", kind);
+  if (!quantized_layers_.empty()) {
+    precision_ = requested;
+    precision_note_ =
+        refused.empty()
+            ? fmt::format("{} convolution(s) run {} cuDNN kernels; {}", quantized_layers_.size(), kind, rest)
+            : fmt::format("{} convolution(s) run {} cuDNN kernels, {} FP16 on their dequantized input ({}; the "
+                          "first: {}); {}",
+                          quantized_layers_.size(), kind, refused.size(), fmt::join(refused, ", "), reason, rest);
   } else if (marked > 0) {
-    precision_note_ = fmt::format("INT8 requested; cuDNN has no int8 kernel for the engine's quantized convolutions ({}), "
-                                  "engine runs FP16 with the quantize-dequantize steps: {}", reason, fmt::join(refused, ", "));
+    precision_note_ = fmt::format("{} requested; none of the engine's quantized convolutions runs {} kernels (the "
+                                  "first: {}), engine runs FP16 with the quantize-dequantize steps: {}",
+                                  name, kind, reason, fmt::join(refused, ", "));
   } else {
-    precision_note_ = "INT8 requested; no convolution of the engine has a quantized input and int8-grid filter (the only "
-                      "int8 GPU kernels yet), engine runs FP16 with the graph's quantize-dequantize steps";
+    precision_note_ = fmt::format("{} requested; no convolution of the engine has a quantized input and {}-grid filter "
+                                  "(the only {} GPU kernels yet), engine runs FP16 with the graph's quantize-dequantize "
+                                  "steps",
+                                  name, kind, kind);
   }
 }
 
 bool CudaEngine::UsesLibraryFusions(const std::vector<Step>& steps) {
   return std::any_of(steps.begin(), steps.end(), [](const Step& s) {
     return s.kind == Step::Kind::kAttention || s.kind == Step::Kind::kMatMulGelu ||
-           (s.kind == Step::Kind::kConv && (s.inputs.size() > 1 || s.conv->writes_int8())) || !s.group_outputs.empty();
+           (s.kind == Step::Kind::kConv && (s.inputs.size() > 1 || s.conv->writes_quantized())) || !s.group_outputs.empty();
   });
 }
 
@@ -308,7 +320,7 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
   std::vector<int> step_group;                      // placed index -> group index or -1
 
   std::set<ir::NodeId> absorbed;  // nodes another step runs (a ReLU after a convolution)
-  std::set<ir::ValueId> int8_values;  // convolution results stored as int8 for their int8 readers
+  std::set<ir::ValueId> quantized_values;  // convolution results stored in 8 bits for their 8-bit readers
   host_nodes_ = HostNodes(g);
   std::vector<bool> host_value(g.num_values(), false);
   const std::vector<ir::NodeId> order = g.TopologicalOrder();
@@ -551,13 +563,17 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
         epilogue.relu = true;
         absorb(next);
       }
-      if (fusions.int8_output) epilogue.int8_output = Int8OutputFor(g, consumers, s.output, epilogue.relu);
-      if (epilogue.int8_output) {
-        s.output_dtype = DType::kInt8;
-        int8_values.insert(s.output);
+      if (fusions.quantized_output) {
+        if (const auto out = QuantizedOutputFor(g, consumers, s.output, epilogue.relu)) {
+          epilogue.quantized_output = out->first;
+          epilogue.output_format = out->second;
+          s.output_dtype = out->second == ir::QuantFormat::kInt8 ? DType::kInt8 : DType::kUInt8;  // E4M3 bytes
+          quantized_values.insert(s.output);
+        }
       }
       s.kind = Step::Kind::kConv;
-      s.conv = std::make_unique<ConvKernel>(g, n, device_, epilogue, int8_values.count(n.inputs[0]) > 0);
+      s.conv = std::make_unique<ConvKernel>(g, n, device_, epilogue, quantized_values.count(n.inputs[0]) > 0,
+                                            quantized_by_timing_);
       s.inputs.resize(1);
       if (epilogue.residual) s.inputs.push_back(residual);
     } else if (n.op == "MaxPool" || n.op == "AvgPool") {
@@ -989,9 +1005,11 @@ std::string CudaEngine::KernelName(const Step& s) {
     case Step::Kind::kSlice: return "nvrtc slice";
     case Step::Kind::kConcat: return "copies";
     case Step::Kind::kConv:
-      if (!s.conv->marked_int8()) return s.conv->writes_int8() ? "cudnn (int8 out)" : "cudnn";
-      return fmt::format("cudnn {}{}", s.conv->runs_int8() ? "int8" : "float (int8 refused)",
-                         s.conv->writes_int8() ? ", int8 out" : "");
+      if (!s.conv->quantized_format()) return s.conv->writes_quantized() ? "cudnn (8-bit out)" : "cudnn";
+      return fmt::format("cudnn {}{}",
+                         s.conv->runs_quantized() ? QuantFormatName(*s.conv->quantized_format())
+                                                  : fmt::format("float ({} refused)", QuantFormatName(*s.conv->quantized_format())),
+                         s.conv->writes_quantized() ? ", 8-bit out" : "");
     case Step::Kind::kPool: return "nvrtc pool";
     case Step::Kind::kGather: return "nvrtc gather";
     case Step::Kind::kBroadcast: return "nvrtc broadcast";

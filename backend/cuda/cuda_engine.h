@@ -48,7 +48,7 @@ class CudaEngine final : public Engine {
   const Profile& profile() const override { return profile_; }
   Precision precision() const override { return precision_; }
   std::string precision_note() const override { return precision_note_; }
-  std::vector<std::string> int8_layers() const override { return int8_layers_; }
+  std::vector<std::string> quantized_layers() const override { return quantized_layers_; }
   Device device() const override { return {DeviceKind::kCuda, device_}; }
   std::vector<DType> output_dtypes() const override;
   std::vector<Shape> OutputShapes(std::span<const Shape> input_shapes) const override;
@@ -70,7 +70,7 @@ class CudaEngine final : public Engine {
     Kind kind = Kind::kView;
     std::vector<ir::ValueId> inputs;
     ir::ValueId output = ir::kNoValue;
-    DType output_dtype = DType::kInvalid;  // the output's stored dtype when it is not the graph's (int8)
+    DType output_dtype = DType::kInvalid;  // the output's stored dtype when it is not the graph's (int8, E4M3 bytes)
     std::vector<std::string> nodes;
     std::unique_ptr<EltwiseKernel> eltwise;
     std::unique_ptr<MatMulKernel> matmul;
@@ -133,7 +133,7 @@ class CudaEngine final : public Engine {
     bool attention = true;  // attention patterns run as one fused SDPA (attention_match.h)
     bool siblings = true;   // sibling products run as one batched product (matmul_siblings.h)
     bool gelu = true;       // a product followed by a Gelu runs as one cuDNN graph (matmul_act_kernel.h)
-    bool int8_output = true;  // a convolution read only by int8 convolutions writes int8 (conv_kernel.h)
+    bool quantized_output = true;  // a convolution read only by 8-bit convolutions writes 8 bits (conv_kernel.h)
   };
   void BuildSteps(GpuArch arch, LibraryFusions fusions);
   // Whether any step runs a fusion of LibraryFusions.
@@ -156,8 +156,9 @@ class CudaEngine final : public Engine {
                     cudaStream_t stream, StepTimer* timer = nullptr) const;
   // Captures EnqueueSteps into a graph and launches it; false (nothing queued) when the stream
   // cannot be captured, e.g. because another library synchronized during the capture.
-  // After the steps are built: INT8 when some convolution runs int8 kernels, and which do not.
-  void SettleInt8();
+  // After the steps are built: INT8 (FP8) when some convolution runs int8 (fp8) kernels, and
+  // which do not.
+  void SettleQuantized(Precision requested);
   bool CaptureAndLaunch(CapturedGraph& graph, const Specialized& specialized, std::span<const Tensor> inputs,
                         std::span<Tensor> outputs, cudaStream_t stream) const;
 
@@ -166,7 +167,7 @@ class CudaEngine final : public Engine {
   int device_ = 0;
   Precision precision_ = Precision::kFP32;
   std::string precision_note_;
-  std::vector<std::string> int8_layers_;  // convolutions that run cuDNN's int8 kernels
+  std::vector<std::string> quantized_layers_;  // convolutions that run cuDNN's 8-bit kernels
   std::vector<std::pair<ir::ValueId, Tensor>> constants_;  // on the device
   std::vector<Step> steps_;
   std::vector<CubinEntry> cubins_;        // every generated kernel's cubin (Serialize)
@@ -174,6 +175,7 @@ class CudaEngine final : public Engine {
   std::vector<ir::ValueId> uploaded_;     // host values that kernels or the outputs read
 
   bool use_graphs_ = true;
+  bool quantized_by_timing_ = true;  // CompileOptions::quantized_by_timing
   mutable std::mutex graphs_mu_;
   mutable std::map<GraphKey, std::shared_ptr<CapturedGraph>> graphs_;
 

@@ -42,6 +42,31 @@ void* CudnnScratch::Add(size_t bytes) {
 
 namespace {
 
+// A stream of its own with two events, bound to the handle while it lives: timed runs neither
+// wait for nor delay the caller's work.
+struct TimingStream {
+  explicit TimingStream(cudnnHandle_t h) {
+    Check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate (cuDNN timing)");
+    Check(cudaEventCreate(&start), "cudaEventCreate (cuDNN timing)");
+    Check(cudaEventCreate(&stop), "cudaEventCreate (cuDNN timing)");
+    const cudnnStatus_t st = cudnnSetStream(h, stream);
+    if (st != CUDNN_STATUS_SUCCESS)
+      throw Error(ErrorCode::kUnavailable, fmt::format("cuDNN cudnnSetStream: {}", cudnnGetErrorString(st)));
+    handle = h;
+  }
+  ~TimingStream() {
+    if (handle) cudnnSetStream(handle, nullptr);
+    if (start) cudaEventDestroy(start);
+    if (stop) cudaEventDestroy(stop);
+    if (stream) cudaStreamDestroy(stream);
+  }
+  TimingStream(const TimingStream&) = delete;
+  TimingStream& operator=(const TimingStream&) = delete;
+  cudaStream_t stream = nullptr;
+  cudaEvent_t start = nullptr, stop = nullptr;
+  cudnnHandle_t handle = nullptr;
+};
+
 // Times each built plan on zeroed scratch operands: one warm-up run, then kTimedRuns back to back
 // between two events (one run of a small kernel is too short for events to rank plans a few
 // percent apart), on a stream of its own. Returns the fastest plan's index.
@@ -58,24 +83,7 @@ int64_t FastestPlan(cudnn_frontend::graph::Graph& g, cudnnHandle_t handle, const
     if (g.get_workspace_size_plan_at_index(i, bytes).is_good()) most = std::max(most, bytes);
   }
   void* workspace = buffers.Add(static_cast<size_t>(most));
-  struct Resources {
-    cudaStream_t stream = nullptr;
-    cudaEvent_t start = nullptr, stop = nullptr;
-    cudnnHandle_t handle = nullptr;
-    ~Resources() {
-      if (handle) cudnnSetStream(handle, nullptr);
-      if (start) cudaEventDestroy(start);
-      if (stop) cudaEventDestroy(stop);
-      if (stream) cudaStreamDestroy(stream);
-    }
-  } r;
-  Check(cudaStreamCreateWithFlags(&r.stream, cudaStreamNonBlocking), "cudaStreamCreate (cuDNN tuning)");
-  Check(cudaEventCreate(&r.start), "cudaEventCreate (cuDNN tuning)");
-  Check(cudaEventCreate(&r.stop), "cudaEventCreate (cuDNN tuning)");
-  const cudnnStatus_t st = cudnnSetStream(handle, r.stream);
-  if (st != CUDNN_STATUS_SUCCESS)
-    throw Error(ErrorCode::kUnavailable, fmt::format("cuDNN cudnnSetStream: {}", cudnnGetErrorString(st)));
-  r.handle = handle;
+  TimingStream r(handle);
   std::vector<TacticTiming> timings;
   size_t best = 0;
   for (int64_t i : built) {
@@ -127,6 +135,22 @@ void BuildTunedPlan(cudnn_frontend::graph::Graph& g, cudnnHandle_t handle, const
     CheckFe(g.build_plan_at_index(fastest), fmt::format("build_plan_at_index ({})", what));  // makes it execute
   }
   if (std::string chosen; g.get_plan_name(chosen).is_good()) cache.Record(key, chosen);
+}
+
+double TimeCudnnGraph(cudnn_frontend::graph::Graph& g, cudnnHandle_t handle, CudnnVariantPack& pack,
+                      int64_t workspace_bytes) {
+  constexpr int kTimedRuns = 10;
+  CudnnScratch buffers;
+  void* workspace = buffers.Add(static_cast<size_t>(std::max<int64_t>(workspace_bytes, 0)));
+  TimingStream r(handle);
+  CheckFe(g.execute(handle, pack, workspace), "execute (timing)");
+  Check(cudaEventRecord(r.start, r.stream), "cudaEventRecord (cuDNN timing)");
+  for (int run = 0; run < kTimedRuns; ++run) CheckFe(g.execute(handle, pack, workspace), "execute (timing)");
+  Check(cudaEventRecord(r.stop, r.stream), "cudaEventRecord (cuDNN timing)");
+  Check(cudaEventSynchronize(r.stop), "cudaEventSynchronize (cuDNN timing)");
+  float ms = 0;
+  Check(cudaEventElapsedTime(&ms, r.start, r.stop), "cudaEventElapsedTime (cuDNN timing)");
+  return 1000.0 * ms / kTimedRuns;
 }
 
 void ExecuteOnStream(cudnnHandle_t handle, const cudnn_frontend::graph::Graph& graph, CudnnVariantPack& pack,

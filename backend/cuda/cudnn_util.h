@@ -46,6 +46,11 @@ void BuildTunedPlan(cudnn_frontend::graph::Graph& graph, cudnnHandle_t handle, c
                     int64_t max_candidates, const std::function<CudnnVariantPack(CudnnScratch&)>& scratch,
                     const std::string& what);
 
+// Microseconds per run of the plan `graph` executes now, on `pack` (scratch operands): one warm-up
+// run, then 10 back to back between two events, on a stream of its own.
+double TimeCudnnGraph(cudnn_frontend::graph::Graph& graph, cudnnHandle_t handle, CudnnVariantPack& pack,
+                      int64_t workspace_bytes);
+
 // Runs a built cuDNN graph on `stream` (the handle is bound to it), with `workspace_bytes` of
 // stream-ordered scratch; `what` names the node in errors.
 void ExecuteOnStream(cudnnHandle_t handle, const cudnn_frontend::graph::Graph& graph, CudnnVariantPack& pack,

@@ -14,18 +14,26 @@ namespace {
 constexpr const char* kQuantizeSource = R"(
 typedef __KILN_T__ T;
 constexpr bool kDequantize = __KILN_DEQUANTIZE__;
+constexpr bool kFloat8 = __KILN_FLOAT8__;
 typedef __KILN_OUT__ Out;
 struct QuantizeParams { float inv_scale, divisor, qmin, qmax, scale; };
 
-// A template so that `if constexpr` discards the branch the output type cannot take.
+// A template so that `if constexpr` discards the branches the output type cannot take.
 template <typename O>
 __device__ __forceinline__ O QuantizeOne(T x, const QuantizeParams& p) {
   float v = float(ew::Load<T>(x));
   v = p.divisor != 0.0f ? v / p.divisor : v * p.inv_scale;
-  v = v == v ? v : 0.0f;  // NaN has no int8 value
-  v = rintf(fminf(fmaxf(v, p.qmin), p.qmax));  // round half to even
+  if constexpr (kFloat8) {
+    ew::State state;
+    v = ew::RoundFloat8E4M3::Apply<float>(v, state);
+  } else {
+    v = v == v ? v : 0.0f;  // NaN has no int8 value
+    v = rintf(fminf(fmaxf(v, p.qmin), p.qmax));  // round half to even
+  }
   if constexpr (kDequantize) {
     return ew::Store<T>(static_cast<ew::ComputeT<T>>(v * p.scale));
+  } else if constexpr (kFloat8) {
+    return static_cast<O>(ew::RoundFloat8E4M3::Bits(v));
   } else {
     return static_cast<O>(static_cast<int>(v));
   }
@@ -65,18 +73,21 @@ QuantizeParams QuantizeParamsOf(const ir::QuantDequant& q) {
   return p;
 }
 
-std::string QuantizeKernelSource(DType in, bool dequantize) {
+std::string QuantizeKernelSource(DType in, ir::QuantFormat format, bool dequantize) {
   if (in != DType::kFloat32 && in != DType::kFloat16 && in != DType::kBFloat16)
     throw Error(ErrorCode::kInvalidArgument,
                 fmt::format("GPU quantization takes float32/float16/bfloat16, not {}", DTypeName(in)));
   std::string body = ReplaceAll(kQuantizeSource, "__KILN_T__", CudaTypeName(in));
   body = ReplaceAll(body, "__KILN_DEQUANTIZE__", dequantize ? "true" : "false");
-  body = ReplaceAll(body, "__KILN_OUT__", dequantize ? CudaTypeName(in) : "signed char");
+  const bool fp8 = format == ir::QuantFormat::kFloat8E4M3;
+  body = ReplaceAll(body, "__KILN_FLOAT8__", fp8 ? "true" : "false");
+  body = ReplaceAll(body, "__KILN_OUT__", dequantize ? CudaTypeName(in) : fp8 ? "unsigned char" : "signed char");
   return std::string(KernelPrologue()) + body;
 }
 
-QuantizeKernel::QuantizeKernel(DType in, bool dequantize, GpuArch arch) : in_(in), dequantize_(dequantize) {
-  module_ = CompiledModule(QuantizeKernelSource(in, dequantize), "kiln_quantize", arch);
+QuantizeKernel::QuantizeKernel(DType in, ir::QuantFormat format, bool dequantize, GpuArch arch)
+    : in_(in), format_(format), dequantize_(dequantize) {
+  module_ = CompiledModule(QuantizeKernelSource(in, format, dequantize), "kiln_quantize", arch);
   scalar_ = module_->Kernel("kiln_quantize");
   vector_ = module_->Kernel("kiln_quantize_vec");
 }

@@ -1,7 +1,9 @@
-// Quantizing activations on the GPU for int8 kernels: q = round_half_even(clamp(x * inv_scale,
-// qmin, qmax)) (x / divisor when the graph divides), NaN as 0, written as int8; or, for a float
-// kernel that reads a quantize-dequantize chain's value, q * scale in x's own dtype. The same
-// arithmetic as the CPU's int8 quantization (backend/cpu/int8.h) and the chain's reference ops.
+// Quantizing activations on the GPU for 8-bit kernels. Int8: q = round_half_even(clamp(x *
+// inv_scale, qmin, qmax)) (x / divisor when the graph divides), NaN as 0, written as int8 (the same
+// arithmetic as the CPU's int8 quantization, backend/cpu/int8.h, and the chain's reference ops).
+// Float8: q = RoundFloat8E4M3(x * inv_scale) (saturating at +-448, NaN kept), written as E4M3
+// bytes. Or, for a float kernel that reads a quantize-dequantize chain's value, q * scale in x's
+// own dtype.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -24,19 +26,23 @@ QuantizeParams QuantizeParamsOf(const ir::QuantDequant& q);
 
 // The kernels' CUDA source for input dtype `in` (kInvalidArgument for other dtypes); compiling it
 // needs no GPU.
-std::string QuantizeKernelSource(DType in, bool dequantize);
+std::string QuantizeKernelSource(DType in, ir::QuantFormat format, bool dequantize);
 
 class QuantizeKernel {
  public:
-  // `in`: float32, float16 or bfloat16. dequantize: write q * scale as `in`, else int8.
-  QuantizeKernel(DType in, bool dequantize, GpuArch arch);
+  // `in`: float32, float16 or bfloat16. dequantize: write q * scale as `in`, else q as int8 or
+  // as E4M3 bytes (uint8).
+  QuantizeKernel(DType in, ir::QuantFormat format, bool dequantize, GpuArch arch);
   DType input_dtype() const { return in_; }
-  DType output_dtype() const { return dequantize_ ? in_ : DType::kInt8; }
+  DType output_dtype() const {
+    return dequantize_ ? in_ : format_ == ir::QuantFormat::kInt8 ? DType::kInt8 : DType::kUInt8;
+  }
   // n elements of x (device) into out (device).
   void Launch(const void* x, void* out, int64_t n, const QuantizeParams& params, cudaStream_t stream) const;
 
  private:
   DType in_;
+  ir::QuantFormat format_;
   bool dequantize_;
   std::shared_ptr<const CudaModule> module_;
   cudaKernel_t scalar_ = nullptr;

@@ -74,6 +74,10 @@ struct RunOptions {
   // Set to true (from any thread) to stop the run: it ends with kCancelled at the next node it
   // starts (a loop checks before each iteration; an engine already running finishes first).
   const std::atomic<bool>* cancel = nullptr;
+  // Run only: outputs the signature's engines compute on its device (input_device(): a GPU, for a
+  // model converted for one) are returned in that device's memory instead of being copied to the
+  // host (each output in memory of its own). On a host signature this changes nothing.
+  bool outputs_on_device = false;
 };
 
 class Signature {

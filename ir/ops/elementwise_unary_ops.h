@@ -534,6 +534,21 @@ struct RoundFloat8E4M3 {
     const C r = std::nearbyint(a / static_cast<C>(step)) * static_cast<C>(step);
     return x < C(0) ? -r : r;
   }
+  // The E4M3FN byte of a value Apply returned (sign, 4 exponent bits biased by 7, 3 mantissa bits;
+  // subnormals below 2^-6; NaN as 0x7F): what FP8 kernels read and write.
+  static uint8_t Bits(float r) {
+    if (std::isnan(r)) return 0x7F;
+    uint32_t bits = 0;
+    std::memcpy(&bits, &r, sizeof bits);
+    const uint8_t sign = (bits >> 31) != 0 ? 0x80 : 0x00;
+    const float a = r < 0.0f ? -r : r;
+    if (a == 0.0f) return sign;
+    bits &= 0x7FFFFFFFu;
+    const int exponent = static_cast<int>(bits >> 23) - 127;
+    if (exponent < -6) return static_cast<uint8_t>(sign | static_cast<uint8_t>(a * 512.0f));  // multiples of 2^-9
+    const uint32_t mantissa = (bits >> 20) & 0x7;
+    return static_cast<uint8_t>(sign | static_cast<uint32_t>(exponent + 7) << 3 | mantissa);
+  }
 };
 
 // ---- integer and bool ----

@@ -81,10 +81,15 @@ nb::dict RunSignature(const Signature& signature, nb::dict inputs) {
     }
     tensors.emplace(std::move(name), std::move(t));
   }
+  // Inputs on the signature's GPU give outputs there (DLPack tensors), as a framework's GPU call
+  // does; host inputs give host outputs.
+  RunOptions options;
+  const Device device = signature.input_device();
+  for (const auto& [name, t] : tensors) options.outputs_on_device = options.outputs_on_device || (device.kind != DeviceKind::kCpu && t.device() == device);
   std::map<std::string, Tensor> outputs;
   {
     nb::gil_scoped_release release;
-    outputs = signature.Run(tensors);
+    outputs = signature.Run(tensors, options);
     tensors.clear();
   }
   // An output that is an input (an identity signature) or another output's memory is copied, so

@@ -84,7 +84,7 @@ def main():
         v = host_out[k]
         arr = v if isinstance(v, np.ndarray) else torch.from_dlpack(v).cpu().numpy()
         check(rel_l2(arr, ref1[k]) <= 1e-5, "numpy input to GPU engines: output %s (%s) matches" % (k, type(v).__name__))
-    stats = gpu_model.stats()
+    stats = gpu_fn.stats()
     print("  stats: %s" % stats)
     check(stats.get("native_runs", 0) == 0, "no native fallback runs")
 

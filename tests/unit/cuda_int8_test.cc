@@ -1,7 +1,8 @@
-// INT8 on the CUDA backend. Everywhere: cuda-int8-conv marks the convolutions of a calibrated
-// graph whose input is a quantize-dequantize chain and whose filter is on an int8 grid. With a
-// GPU: INT8 engines run those convolutions with cuDNN's int8 kernels and match the reference
-// executor on the quantized graph; a float graph requested as INT8 runs FP16 and says why.
+// INT8 and FP8 on the CUDA backend. Everywhere: cuda-quantized-conv marks the convolutions of a
+// calibrated graph whose input is a quantize-dequantize chain and whose filter is on an int8 (or
+// scaled E4M3) grid. With a GPU: INT8 and FP8 engines run those convolutions with cuDNN's int8 and
+// fp8 kernels and match the reference executor on the quantized graph; a float graph requested as
+// INT8 runs FP16 and says why.
 #ifdef KILN_WITH_CUDA
 
 #include <gtest/gtest.h>
@@ -13,9 +14,9 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cuda_engine.h"
-#include "backend/cuda/int8_conv.h"
 #include "backend/cuda/nvrtc_compiler.h"
 #include "backend/cuda/quantize_kernel.h"
+#include "backend/cuda/quantized_conv.h"
 #include "convert/calibration_table.h"
 #include "ir/graph_util.h"
 #include "ir/passes/pass.h"
@@ -66,8 +67,8 @@ Builder BuildConvNetwork() {
 const Shape kX{2, 12, 12, 16}, kZ{1, 16, 10, 10}, kS{2, 9, 9, 3};
 std::vector<Tensor> Inputs(uint32_t seed) { return {RandF32(kX, seed), RandF32(kZ, seed + 1), RandF32(kS, seed + 2)}; }
 
-// The network as Kiln's INT8 conversion rewrites it (min-max calibration on 3 batches).
-std::shared_ptr<ir::Graph> QuantizedConvNetwork() {
+// The network as Kiln's INT8 (or FP8) conversion rewrites it (min-max calibration on 3 batches).
+std::shared_ptr<ir::Graph> QuantizedConvNetwork(ir::QuantFormat format = ir::QuantFormat::kInt8) {
   const Builder b = BuildConvNetwork();
   std::vector<std::vector<Tensor>> batches;
   for (uint32_t s = 0; s < 3; ++s) batches.push_back(Inputs(100 + 3 * s));
@@ -75,7 +76,7 @@ std::shared_ptr<ir::Graph> QuantizedConvNetwork() {
   options.calibrator = convert::Calibrator::kMinMax;
   const convert::CalibrationTable table = runtime::Calibrate(b.g, batches, options);
   auto g = std::make_shared<ir::Graph>(ir::CloneGraph(*b.g));
-  const convert::Quantization q = convert::InsertQuantDequant(*g, table);
+  const convert::Quantization q = convert::InsertQuantDequant(*g, table, {}, format);
   EXPECT_EQ(q.weights, 6);  // conv1, conv2, dw, conv_nchw, conv_nchw2, stem
   return g;
 }
@@ -83,7 +84,7 @@ std::shared_ptr<ir::Graph> QuantizedConvNetwork() {
 std::vector<std::string> MarkedConvolutions(const ir::Graph& g) {
   std::vector<std::string> marked;
   for (const ir::Node& n : g.nodes())
-    if (!n.removed && backend::cuda::ReadInt8Conv(n)) marked.push_back(n.name);
+    if (!n.removed && backend::cuda::ReadQuantizedConv(n)) marked.push_back(n.name);
   std::sort(marked.begin(), marked.end());
   return marked;
 }
@@ -92,14 +93,15 @@ TEST(CudaInt8, PassMarksQuantizedConvolutionsWithTheirGridAndScales) {
   const auto g = QuantizedConvNetwork();
   ir::Graph work = ir::CloneGraph(*g);
   ir::PassPipeline pipeline;
-  pipeline.Add(backend::cuda::MakeInt8ConvPass());
+  pipeline.Add(backend::cuda::MakeQuantizedConvPass(ir::QuantFormat::kInt8));
   pipeline.Add(ir::MakeDeadCodeElimination());
   pipeline.Run(work);
   // Grouped (depthwise) convolutions stay float with their quantize-dequantize steps.
   EXPECT_EQ(MarkedConvolutions(work), (std::vector<std::string>{"conv1", "conv2", "conv_nchw", "conv_nchw2", "stem"}));
   for (const ir::Node& n : work.nodes()) {
-    const auto int8 = backend::cuda::ReadInt8Conv(n);
+    const auto int8 = backend::cuda::ReadQuantizedConv(n);
     if (n.removed || !int8) continue;
+    EXPECT_EQ(int8->format, ir::QuantFormat::kInt8);
     // The convolution reads the chain's float source; the chain is gone when it was the only reader.
     EXPECT_EQ(work.Producer(n.inputs[0]) ? work.Producer(n.inputs[0])->op : "input",
               n.name == "conv2" || n.name == "conv_nchw2" ? "Relu" : "input")
@@ -150,25 +152,74 @@ TEST(CudaInt8, FiltersOffTheGridAndUnsignedQuantizationStayFloat) {
   b.Output("b", b.Op("Conv2D", "off_grid", {s, b.Const("wb", RandScaled({1, 1, 8, 8}, 5, 0.3f))},
                      ConvAttrs("NHWC", "VALID")));
   ir::Graph work = ir::CloneGraph(*b.g);
-  EXPECT_FALSE(backend::cuda::MakeInt8ConvPass()->Run(work));
+  EXPECT_FALSE(backend::cuda::MakeQuantizedConvPass(ir::QuantFormat::kInt8)->Run(work));
   EXPECT_TRUE(MarkedConvolutions(work).empty());
+  // Neither chain is a float8 one.
+  EXPECT_FALSE(backend::cuda::MakeQuantizedConvPass(ir::QuantFormat::kFloat8E4M3)->Run(work));
+}
+
+// An E4M3FN byte's value, decoded independently of RoundFloat8E4M3::Bits.
+float DecodeE4M3(uint8_t b) {
+  const int exponent = (b >> 3) & 0xF, mantissa = b & 0x7;
+  const float magnitude = exponent == 0 ? std::ldexp(static_cast<float>(mantissa), -9)
+                                        : std::ldexp(1.0f + static_cast<float>(mantissa) / 8.0f, exponent - 7);
+  return (b & 0x80) ? -magnitude : magnitude;
+}
+
+TEST(CudaFp8, PassMarksFloat8ConvolutionsWithTheirBytesAndScale) {
+  const auto g = QuantizedConvNetwork(ir::QuantFormat::kFloat8E4M3);
+  ir::Graph work = ir::CloneGraph(*g);
+  // An INT8 engine's pass finds no int8 chains in an FP8 graph.
+  EXPECT_FALSE(backend::cuda::MakeQuantizedConvPass(ir::QuantFormat::kInt8)->Run(work));
+  ir::PassPipeline pipeline;
+  pipeline.Add(backend::cuda::MakeQuantizedConvPass(ir::QuantFormat::kFloat8E4M3));
+  pipeline.Add(ir::MakeDeadCodeElimination());
+  pipeline.Run(work);
+  EXPECT_EQ(MarkedConvolutions(work), (std::vector<std::string>{"conv1", "conv2", "conv_nchw", "conv_nchw2", "stem"}));
+  for (const ir::Node& n : work.nodes()) {
+    const auto fp8 = backend::cuda::ReadQuantizedConv(n);
+    if (n.removed || !fp8) continue;
+    EXPECT_EQ(fp8->format, ir::QuantFormat::kFloat8E4M3) << n.name;
+    EXPECT_EQ(fp8->input.qmin, -448);
+    EXPECT_EQ(fp8->input.qmax, 448);
+    EXPECT_NEAR(fp8->input.inv_scale * fp8->input.scale, 1.0f, 1e-6f) << n.name;
+    // The float filter is the E4M3 bytes' values times one scale; the largest magnitude is 448.
+    const Tensor& w = *work.ConstantOf(n.inputs[1]);
+    ASSERT_EQ(fp8->filter.dtype(), DType::kUInt8);
+    ASSERT_EQ(fp8->filter.shape(), w.shape());
+    ASSERT_EQ(static_cast<int64_t>(fp8->filter_scales.size()), w.dim(3));
+    float largest = 0;
+    for (int64_t e = 0; e < w.num_elements(); ++e) {
+      const float v = DecodeE4M3(fp8->filter.data<uint8_t>()[e]);
+      largest = std::max(largest, std::fabs(v));
+      ASSERT_NEAR(w.data<float>()[e], v * fp8->filter_scales[static_cast<size_t>(e % w.dim(3))],
+                  1e-6f * std::fabs(w.data<float>()[e]) + 1e-30f)
+          << n.name << " element " << e;
+    }
+    EXPECT_EQ(largest, 448.0f) << n.name;
+  }
+  const auto rounds = std::count_if(work.nodes().begin(), work.nodes().end(),
+                                    [](const ir::Node& n) { return !n.removed && n.op == "RoundFloat8E4M3"; });
+  EXPECT_EQ(rounds, 1) << "only dw's chain is left";
 }
 
 // The quantize kernels are NVRTC-compiled at engine build time: every variant must compile (no
 // GPU needed), or INT8 engines fail to build on the user's machine.
 TEST(CudaInt8, QuantizeKernelsCompileForEveryInputDTypeAndMode) {
-  for (DType in : {DType::kFloat32, DType::kFloat16, DType::kBFloat16})
-    for (bool dequantize : {false, true})
-      for (backend::cuda::GpuArch arch : {backend::cuda::GpuArch{8, 0}, backend::cuda::GpuArch{9, 0}}) {
-        try {
-          EXPECT_FALSE(
-              backend::cuda::CompileToCubin(backend::cuda::QuantizeKernelSource(in, dequantize), "quantize", arch)
-                  .empty());
-        } catch (const Error& e) {
-          ADD_FAILURE() << DTypeName(in) << (dequantize ? " dequantize " : " int8 ") << arch.Name() << ": " << e.what();
+  for (ir::QuantFormat format : {ir::QuantFormat::kInt8, ir::QuantFormat::kFloat8E4M3})
+    for (DType in : {DType::kFloat32, DType::kFloat16, DType::kBFloat16})
+      for (bool dequantize : {false, true})
+        for (backend::cuda::GpuArch arch : {backend::cuda::GpuArch{8, 0}, backend::cuda::GpuArch{9, 0}}) {
+          try {
+            EXPECT_FALSE(backend::cuda::CompileToCubin(backend::cuda::QuantizeKernelSource(in, format, dequantize),
+                                                       "quantize", arch)
+                             .empty());
+          } catch (const Error& e) {
+            ADD_FAILURE() << DTypeName(in) << " " << backend::cuda::QuantFormatName(format)
+                          << (dequantize ? " dequantize " : " ") << arch.Name() << ": " << e.what();
+          }
         }
-      }
-  EXPECT_THROW(backend::cuda::QuantizeKernelSource(DType::kInt32, false), Error);
+  EXPECT_THROW(backend::cuda::QuantizeKernelSource(DType::kInt32, ir::QuantFormat::kInt8, false), Error);
 }
 
 #define SKIP_WITHOUT_GPU()                                                \
@@ -176,9 +227,12 @@ TEST(CudaInt8, QuantizeKernelsCompileForEveryInputDTypeAndMode) {
   GTEST_SKIP() << "no CUDA GPU visible on this machine: CUDA INT8 tests " \
                   "skipped"
 
-backend::CompileOptions Int8Options() {
+// by_timing false: every quantized convolution runs 8-bit kernels where cuDNN has them, even
+// where its float plan would be faster (what these tests check).
+backend::CompileOptions Int8Options(Precision precision = Precision::kINT8, bool by_timing = false) {
   backend::CompileOptions options;
-  options.precision = Precision::kINT8;
+  options.precision = precision;
+  options.quantized_by_timing = by_timing;
   return options;
 }
 
@@ -191,7 +245,7 @@ TEST(CudaInt8Gpu, QuantizedConvolutionsRunInt8CudnnKernelsAndMatchTheReference) 
   std::cout << "precision " << PrecisionName(engine->precision()) << "; note: " << engine->precision_note() << "\n";
   for (const auto& s : e.steps()) std::cout << "  " << s.nodes << ": " << s.kernel << "\n";
   EXPECT_EQ(engine->precision(), Precision::kINT8);
-  std::vector<std::string> int8 = engine->int8_layers();
+  std::vector<std::string> int8 = engine->quantized_layers();
   std::sort(int8.begin(), int8.end());
   // cuDNN's int8 convolutions take channel counts in multiples of 4 at least: the 3-channel stem
   // may run FP16 on its dequantized input (the note says so); the others must run int8.
@@ -202,7 +256,7 @@ TEST(CudaInt8Gpu, QuantizedConvolutionsRunInt8CudnnKernelsAndMatchTheReference) 
   bool int8_out = false;
   for (const auto& s : e.steps())
     if (s.nodes.rfind("conv_nchw+", 0) == 0 || s.nodes == "conv_nchw")
-      int8_out = s.kernel.find("int8 out") != std::string::npos;
+      int8_out = s.kernel.find("8-bit out") != std::string::npos;
   EXPECT_TRUE(int8_out) << "conv_nchw does not write int8";
   runtime::ReferenceExecutor ref(g);
   for (uint32_t seed : {1u, 40u}) {
@@ -221,12 +275,79 @@ TEST(CudaInt8Gpu, QuantizedConvolutionsRunInt8CudnnKernelsAndMatchTheReference) 
   }
 }
 
+TEST(CudaFp8Gpu, QuantizedConvolutionsRunFp8CudnnKernelsAndMatchTheReference) {
+  SKIP_WITHOUT_GPU();
+  if (!backend::cuda::HaveCudnn()) GTEST_FAIL() << "this build has no cuDNN: the GPU suite needs a build with it";
+  const auto g = QuantizedConvNetwork(ir::QuantFormat::kFloat8E4M3);
+  auto engine = backend::cuda::CudaBackend().Compile(*g, ExactProfile({kX, kZ, kS}), Int8Options(Precision::kFP8));
+  const auto& e = dynamic_cast<const backend::cuda::CudaEngine&>(*engine);
+  std::cout << "precision " << PrecisionName(engine->precision()) << "; note: " << engine->precision_note() << "\n";
+  for (const auto& s : e.steps()) std::cout << "  " << s.nodes << ": " << s.kernel << "\n";
+  const backend::cuda::GpuArch arch = backend::cuda::ArchOf(0);
+  if (arch.major < 9 && !(arch.major == 8 && arch.minor >= 9)) {
+    // cuDNN's float8 convolutions need Ada or Hopper: elsewhere FP16 on the dequantized inputs.
+    EXPECT_EQ(engine->precision(), Precision::kFP16) << engine->precision_note();
+  } else {
+    EXPECT_EQ(engine->precision(), Precision::kFP8);
+    std::vector<std::string> fp8 = engine->quantized_layers();
+    for (const char* name : {"conv1", "conv2", "conv_nchw", "conv_nchw2"})
+      EXPECT_TRUE(std::count(fp8.begin(), fp8.end(), name)) << name << " does not run fp8: " << engine->precision_note();
+  }
+  runtime::ReferenceExecutor ref(g);
+  for (uint32_t seed : {1u, 40u}) {
+    const auto in = Inputs(seed);
+    const auto want = ref.Run(in);
+    const auto got = cudatest::RunOnGpu(*engine, in);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      // As INT8's bound: inputs quantized from float16 values can land one E4M3 step from the
+      // reference's float32 ones (a relative 2^-4 for the few that do), results rounded to float16.
+      const double err = cudatest::RelativeL2(got[i], want[i]);
+      std::cout << "seed " << seed << " output " << i << ": rel L2 FP8 GPU engine vs reference " << err << "\n";
+      EXPECT_LT(err, 1e-2) << "output " << i;
+    }
+  }
+}
+
+// By default each quantized convolution keeps the faster of its 8-bit and float plans: whichever
+// it is, the values are the same dequantized ones, and a convolution left float says it was
+// faster.
+TEST(CudaInt8Gpu, QuantizedConvolutionsKeepTheFasterOfTheir8BitAndFloatPlans) {
+  SKIP_WITHOUT_GPU();
+  if (!backend::cuda::HaveCudnn()) GTEST_FAIL() << "this build has no cuDNN: the GPU suite needs a build with it";
+  for (Precision precision : {Precision::kINT8, Precision::kFP8}) {
+    const auto g =
+        QuantizedConvNetwork(precision == Precision::kINT8 ? ir::QuantFormat::kInt8 : ir::QuantFormat::kFloat8E4M3);
+    auto engine = backend::cuda::CudaBackend().Compile(*g, ExactProfile({kX, kZ, kS}), Int8Options(precision, true));
+    const auto& e = dynamic_cast<const backend::cuda::CudaEngine&>(*engine);
+    std::cout << PrecisionName(precision) << " by timing: precision " << PrecisionName(engine->precision())
+              << "; note: " << engine->precision_note() << "\n";
+    bool some_float = false;
+    for (const auto& s : e.steps())
+      if (s.kernel.rfind("cudnn", 0) == 0) {
+        std::cout << "  " << s.nodes << ": " << s.kernel << "\n";
+        some_float = some_float || s.kernel.find("refused") != std::string::npos;
+      }
+    // A marked convolution left float is named in the note with the first one's reason.
+    if (some_float)
+      EXPECT_TRUE(engine->precision_note().find("float plan") != std::string::npos ||
+                  engine->precision_note().find("cuDNN has no") != std::string::npos)
+          << engine->precision_note();
+    runtime::ReferenceExecutor ref(g);
+    const auto in = Inputs(3);
+    const auto want = ref.Run(in);
+    const auto got = cudatest::RunOnGpu(*engine, in);
+    for (size_t i = 0; i < got.size(); ++i)
+      EXPECT_LT(cudatest::RelativeL2(got[i], want[i]), 1e-2) << PrecisionName(precision) << " output " << i;
+  }
+}
+
 TEST(CudaInt8Gpu, FloatGraphRequestedAsInt8RunsFp16AndSaysWhy) {
   SKIP_WITHOUT_GPU();
   const Builder b = BuildConvNetwork();
   auto engine = backend::cuda::CudaBackend().Compile(*b.g, ExactProfile({kX, kZ, kS}), Int8Options());
   EXPECT_EQ(engine->precision(), Precision::kFP16);
-  EXPECT_TRUE(engine->int8_layers().empty());
+  EXPECT_TRUE(engine->quantized_layers().empty());
   EXPECT_NE(engine->precision_note().find("no convolution of the engine has a quantized input"), std::string::npos)
       << engine->precision_note();
   const auto in = Inputs(2);

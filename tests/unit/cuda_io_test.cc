@@ -47,9 +47,19 @@ TEST(CudaIo, DeviceBindingsGiveTheHostResultsInPlace) {
   const Tensor want = sig.Run({{"image", image}}).at("output_0");
   ASSERT_EQ(want.shape(), (Shape{3, 10}));
 
-  // Run with the input already on the GPU: the output comes back to the host.
+  // Run with the input already on the GPU: the output comes back to the host, or with
+  // outputs_on_device stays on the GPU (two runs: two outputs of their own).
   Tensor gpu_image = CopyTensorTo(image, kGpu);
   EXPECT_EQ(testutil::RelativeL2Error(sig.Run({{"image", gpu_image}}).at("output_0"), want), 0.0);
+  RunOptions on_device;
+  on_device.outputs_on_device = true;
+  const Tensor first = sig.Run({{"image", gpu_image}}, on_device).at("output_0");
+  const Tensor second = sig.Run({{"image", CopyTensorTo(Image(3, 12), kGpu)}}, on_device).at("output_0");
+  EXPECT_EQ(first.device(), kGpu);
+  EXPECT_EQ(second.device(), kGpu);
+  EXPECT_NE(first.raw_data(), second.raw_data());
+  EXPECT_EQ(testutil::RelativeL2Error(CopyTensorTo(first, Device{}), want), 0.0);
+  EXPECT_GT(testutil::RelativeL2Error(CopyTensorTo(second, Device{}), want), 0.0);
 
   // Both bindings on the GPU, then each one on the host in turn.
   Tensor gpu_out = AllocateTensorOn(kGpu, DType::kFloat32, {3, 10});

@@ -2,6 +2,7 @@
 #include <cmath>
 #include <limits>
 
+#include "ir/ops/elementwise_unary_ops.h"
 #include "tests/unit/elementwise_test_util.h"
 
 namespace kiln::ew_test {
@@ -104,6 +105,19 @@ TEST(ElementwiseUnary, RoundFloat8E4M3RoundsToTheNearestValueTiesToEvenAndSatura
   ExpectNear(Doubles(RunOp("RoundFloat8E4M3", {F32({static_cast<int64_t>(x.size())}, x)})), want, 0);
   ExpectNear(Doubles(RunOp("RoundFloat8E4M3", {F64({static_cast<int64_t>(x.size())}, x)})), want, 0);
   EXPECT_EQ(Doubles(RunOp("RoundFloat8E4M3", {F16({3}, {0.3, -100.0, 500.0})})), (std::vector<double>{0.3125, -96, 448}));
+}
+
+// Float8E4M3Values() lists the values in code order (index i is code i), so the bytes FP8
+// kernels read are each value's index, with the sign bit for negatives.
+TEST(ElementwiseUnary, RoundFloat8E4M3BitsAreTheE4M3FNCodes) {
+  const std::vector<double> values = Float8E4M3Values();
+  using ir::elementwise::RoundFloat8E4M3;
+  for (size_t i = 0; i < values.size(); ++i) {
+    EXPECT_EQ(RoundFloat8E4M3::Bits(static_cast<float>(values[i])), i) << values[i];
+    if (i > 0) EXPECT_EQ(RoundFloat8E4M3::Bits(static_cast<float>(-values[i])), 0x80 + i) << -values[i];
+  }
+  EXPECT_EQ(RoundFloat8E4M3::Bits(-0.0f), 0x80);
+  EXPECT_EQ(RoundFloat8E4M3::Bits(std::numeric_limits<float>::quiet_NaN()), 0x7F);
 }
 
 TEST(ElementwiseUnary, Activations) {
