@@ -119,7 +119,7 @@ def precision_args(onnx_path, precision):
     runs the FP32 model on the reference kernels: a minute for ResNet-50)."""
     args = ["--precision", precision]
     if precision in ("INT8", "FP8"):
-        table = CALIBRATION_DIRS[onnx_path] + ".table.json"
+        table = CALIBRATION_DIRS[onnx_path] + ".%s.table.json" % precision.lower()
         if os.path.exists(table):
             args += ["--calibration-table", table]
         else:

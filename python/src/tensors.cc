@@ -156,8 +156,10 @@ nb::object ObjectFromTensor(const Tensor& tensor) {
   if (device.kind != DeviceKind::kCuda)
     throw Error(ErrorCode::kUnimplemented,
                 fmt::format("a tensor on {} cannot be returned to Python", device.ToString()));
-  return nb::cast(nb::ndarray<>(data, shape.size(), shape.data(), owner, nullptr, DLPackOf(tensor.dtype()),
-                                nb::device::cuda::value, device.index));
+  // An array-API object (nanobind.nb_ndarray: __dlpack__ and __dlpack_device__), which any
+  // framework can import, and more than once; a bare DLPack capsule could be consumed only once.
+  return nb::cast(nb::ndarray<nb::array_api>(data, shape.size(), shape.data(), owner, nullptr, DLPackOf(tensor.dtype()),
+                                             nb::device::cuda::value, device.index));
 }
 
 uintptr_t DataAddress(const InputArray& array) { return reinterpret_cast<uintptr_t>(array.data()); }
