@@ -24,11 +24,17 @@ std::vector<Shape> InferFusedConv(const ir::Node& node, const std::vector<Shape>
 std::vector<Shape> InferFusedMatMul(const ir::Node& node, const std::vector<Shape>& in) {
   const Shape& a = in.at(0);
   const Shape& b = in.at(1);
-  if (a.size() != 2 || b.size() != 2) Fail(node, fmt::format("expected rank-2 operands, got {} and {}", ShapeToString(a), ShapeToString(b)));
   const bool ta = node.attrs.GetOr<bool>("transpose_a", false), tb = node.attrs.GetOr<bool>("transpose_b", false);
-  const int64_t m = a[ta ? 1 : 0], ka = a[ta ? 0 : 1], kb = b[tb ? 1 : 0], n = b[tb ? 0 : 1];
+  // a: [m, k] (or [k, m] transposed), or rows [..., k] of any rank (not transposed).
+  if (a.size() < 2 || b.size() != 2 || (ta && a.size() != 2))
+    Fail(node, fmt::format("expected operands [m, k] or [..., k] and [k, n], got {} and {}", ShapeToString(a),
+                           ShapeToString(b)));
+  const int64_t ka = a[ta ? 0 : a.size() - 1], kb = b[tb ? 1 : 0], n = b[tb ? 0 : 1];
   if (ka != kb) Fail(node, fmt::format("inner dimensions of {} and {} do not match", ShapeToString(a), ShapeToString(b)));
-  return {{m, n}};
+  if (ta) return {{a[1], n}};
+  Shape out(a.begin(), a.end() - 1);
+  out.push_back(n);
+  return {out};
 }
 
 std::vector<Shape> InferFusedBatchMatMul(const ir::Node& node, const std::vector<Shape>& in) {

@@ -8,6 +8,8 @@
 //                       filter viewed as [KH,KW,1,C*M] (groups = C).
 //   cpu.FusedMatMul     inputs (a, b, bias [N], add_0, ...); attrs transpose_a, transpose_b,
 //                       post-op attrs. `b` may be a constant (weights reordered once) or not.
+//                       `a` is [m, k], or (not transposed) rows [..., k] of any rank: one GEMM
+//                       over all of them, the result [..., n].
 //   cpu.FusedBatchMatMul inputs (x, y, add_0, ...); attrs adj_x, adj_y, post-op attrs.
 //   cpu.Pool2D          input x (float32, rank 4); attrs kind ("max" or "avg": the mean of the
 //                       window's elements inside the input, padding excluded), ksize, strides

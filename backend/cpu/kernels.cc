@@ -241,6 +241,16 @@ class DnnlKernel : public Kernel {
   virtual std::shared_ptr<Prim> Create(const Shape& a, const Shape& b, bool bf16) const = 0;
   // The original op on the reference kernels (without post-ops).
   Tensor RunOriginal(std::span<const Tensor> in) const {
+    if (original_.op == "MatMul" && in[0].rank() > 2) {
+      // A product of [..., m, k] rows (cpu.FusedMatMul flattens them): the 2-D MatMul, reshaped.
+      const Shape& a = in[0].shape();
+      std::vector<Tensor> flat(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(original_.inputs.size()));
+      flat[0] = in[0].Reshaped({NumElements(a) / a.back(), a.back()});
+      Tensor out = std::move(reference::RunReferenceKernel(original_, flat, nullptr)[0]);
+      Shape shape(a.begin(), a.end() - 1);
+      shape.push_back(out.dim(1));
+      return out.Reshaped(shape);
+    }
     return std::move(reference::RunReferenceKernel(original_, in.subspan(0, original_.inputs.size()), nullptr)[0]);
   }
 
@@ -643,7 +653,8 @@ class MatMulKernel final : public DnnlKernel {
   // f32 bias (bf16 when oneDNN wants that) and dst.
   std::shared_ptr<Prim> Create(const Shape& a, const Shape& b, bool bf16) const override {
     const Shape out = FindCpuOp(node_.op)->infer(node_, {a, b})[0];
-    const int64_t m = out[0], n = out[1], k = a[ta_ ? 0 : 1];
+    // a of rank > 2 (not transposed): its rows [..., k] are the product's m rows.
+    const int64_t n = out.back(), k = a[ta_ ? 0 : a.size() - 1], m = NumElements(out) / std::max<int64_t>(n, 1);
     const memory::data_type user_dt = int8_ ? kS8 : kF32;  // of the b tensor
     const memory::desc src_md({m, k}, int8_ ? SrcInt8Type() : kF32, ta_ ? Dims{1, m} : Dims{k, 1});
     const memory::desc wei_user({k, n}, user_dt, tb_ ? Dims{1, k} : Dims{n, 1});

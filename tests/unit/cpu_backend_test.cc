@@ -290,6 +290,43 @@ TEST(CpuBackend, BatchMatMul) {
   }
 }
 
+// A BatchMatMul of rows [..., m, k] by a constant matrix (a transformer's dense layer as PyTorch
+// exports it) runs as one cpu.FusedMatMul over all the rows, absorbing the bias Add ([n] or
+// [1, 1, n]) and the activation; adj_y is its transpose_b. A bias that is not the first op after
+// it, or a BatchMatMul with a constant left operand, stays as it was.
+TEST(CpuBackend, DenseLayersOnRowsOfAnyRankRunAsOneMatMulWithBias) {
+  for (bool adj_y : {false, true})
+    for (int rank : {2, 3, 4}) {
+      Builder b;
+      std::vector<ir::Dim> dims = rank == 2 ? std::vector<ir::Dim>{9, 16}
+                                  : rank == 3 ? std::vector<ir::Dim>{2, 9, 16}
+                                              : std::vector<ir::Dim>{2, 3, 5, 16};
+      const ir::ValueId x = b.Input("x", dims);
+      ir::AttrMap attrs;
+      attrs.Set("adj_y", adj_y);
+      ir::ValueId y = b.Op("BatchMatMul", "dense", {x, b.Const("w", RandF32(adj_y ? Shape{12, 16} : Shape{16, 12}, 2))},
+                           attrs);
+      y = b.Op("Add", "bias", {y, b.Const("b", RandF32(rank == 2 ? Shape{12} : Shape{1, 1, 12}, 3))});
+      y = b.Op("Relu", "relu", {y});
+      b.Output("y", y);
+      const Shape xs(dims.begin(), dims.end());
+      auto engine = CheckAgainstReference(b, ExactProfile({xs}), {{RandF32(xs, 1)}});
+      EXPECT_EQ(CountOps(*engine, "cpu.FusedMatMul"), 1) << adj_y << " rank " << rank;
+      EXPECT_EQ(CountOps(*engine, "cpu.FusedBatchMatMul"), 0);
+      EXPECT_EQ(CountOps(*engine, "Add"), 0);
+      EXPECT_EQ(CountOps(*engine, "Relu"), 0);
+    }
+  // The bias after another post-op is an ordinary Add (a chain), and the values still match.
+  Builder b;
+  const ir::ValueId x = b.Input("x", {2, 9, 16});
+  ir::ValueId y = b.Op("BatchMatMul", "dense", {x, b.Const("w", RandF32({16, 12}, 2))});
+  y = b.Op("Relu", "relu", {y});
+  y = b.Op("Add", "late_bias", {y, b.Const("b", RandF32({12}, 3))});
+  b.Output("y", y);
+  auto engine = CheckAgainstReference(b, ExactProfile({{2, 9, 16}}), {{RandF32({2, 9, 16}, 1)}});
+  EXPECT_EQ(CountOps(*engine, "cpu.FusedMatMul"), 1);
+}
+
 TEST(CpuBackend, ElementwiseChain) {
   // x -> Mul(scalar) -> Add([C]) -> Relu -> Sub(x) -> Sigmoid -> Maximum(const [H,1,C]) -> Square.
   Builder b;

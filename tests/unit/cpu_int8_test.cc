@@ -151,6 +151,35 @@ TEST(CpuInt8, QuantizedGraphRunsInt8PrimitivesAndMatchesTheReference) {
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(BitwiseEqual(a[i], b[i])) << "output " << i;
 }
 
+// A transformer's dense layer as PyTorch exports it, BatchMatMul of [batch, seq, k] rows by a
+// constant matrix then an Add of the bias, quantized by Kiln's conversion, runs as one int8
+// cpu.FusedMatMul with the bias.
+TEST(CpuInt8, DenseLayersOnRowsRunInt8) {
+  REQUIRE_INT8_DOT_PRODUCT();
+  Builder b;
+  const ir::ValueId x = b.Input("x", {2, 9, 16});
+  ir::ValueId y = b.Op("BatchMatMul", "dense", {x, b.Const("w", RandScaled({16, 24}, 9, 0.3f))});
+  y = b.Op("Add", "dense_bias", {y, b.Const("wb", RandScaled({24}, 10, 0.1f))});
+  b.Output("y", y);
+  const Shape xs{2, 9, 16};
+  std::vector<std::vector<Tensor>> batches;
+  for (uint32_t s = 0; s < 3; ++s) batches.push_back({RandF32(xs, 30 + s)});
+  runtime::CalibrationOptions calibration;
+  calibration.calibrator = convert::Calibrator::kMinMax;
+  const convert::CalibrationTable table = runtime::Calibrate(b.g, batches, calibration);
+  auto g = std::make_shared<ir::Graph>(ir::CloneGraph(*b.g));
+  EXPECT_EQ(convert::InsertQuantDequant(*g, table).weights, 1);
+  auto engine = CpuBackend().Compile(*g, ExactProfile({xs}), Int8Options());
+  const auto& e = dynamic_cast<const CpuEngine&>(*engine);
+  EXPECT_EQ(e.int8_steps(), std::vector<std::string>{"dense"});
+  EXPECT_EQ(CountOps(*engine, "cpu.FusedMatMul"), 1);
+  EXPECT_EQ(CountOps(*engine, "Add"), 0);
+  ExpectNoFallback(*engine);
+  const auto in = std::vector<Tensor>{RandF32(xs, 5)};
+  const double err = testutil::RelativeL2Error(engine->Execute(in)[0], runtime::ReferenceExecutor(g).Run(in)[0]);
+  EXPECT_LT(err, 1e-4);  // the bound of QuantizedGraphRunsInt8PrimitivesAndMatchesTheReference
+}
+
 TEST(CpuInt8, FloatGraphRequestedAsInt8RunsFp32AndSaysWhy) {
   const Builder b = BuildNetwork();
   auto engine = CpuBackend().Compile(*b.g, ProfileOf(), Int8Options());

@@ -6,6 +6,10 @@
 //   y * Sigmoid(y), y * Sigmoid(beta * y) (either operand order) -> swish (alpha beta)
 //   Add(y, z) with z of exactly y's shape            -> binary add (z becomes an extra input)
 //   Add / Mul / Sub with a scalar constant           -> linear (alpha * y + beta)
+// A BatchMatMul of rows [..., m, k] by a constant [k, n] matrix (every transformer's dense layer,
+// as PyTorch exports it) becomes cpu.FusedMatMul over all the rows, one GEMM with prepacked
+// weights, and then also absorbs
+//   Add(y, c) with c a constant [n] (or [1, ..., n])  -> the bias
 // A node is absorbed only when the running value has no other reader and is not a graph output.
 // Per-channel Add / Mul right after the conv were already folded by cpu-fold-batchnorm.
 #include <optional>
@@ -30,6 +34,14 @@ std::optional<PostOpKind> ActivationKind(const std::string& op) {
 
 bool IsF32(const ir::Graph& g, ir::ValueId v) { return g.value(v).dtype == DType::kFloat32; }
 
+// A BatchMatMul of rows [..., m, k] (not adjoint) by a constant rank-2 matrix: a dense layer.
+bool DenseRows(const ir::Graph& g, const ir::Node& n) {
+  if (n.op != "BatchMatMul" || n.inputs.size() != 2 || n.attrs.GetOr<bool>("adj_x", false)) return false;
+  const Tensor* w = g.ConstantOf(n.inputs[1]);
+  const ir::SymShape& a = g.value(n.inputs[0]).shape;
+  return w && w->rank() == 2 && !g.ConstantOf(n.inputs[0]) && a.rank_known && a.rank() >= 2;
+}
+
 // The fused op a node becomes, or empty when it does not qualify.
 std::string_view FusedOpFor(const ir::Graph& g, const ir::Node& n) {
   if (n.outputs.size() != 1 || !IsF32(g, n.outputs[0])) return {};
@@ -46,7 +58,7 @@ std::string_view FusedOpFor(const ir::Graph& g, const ir::Node& n) {
     if (n.inputs.size() > 2 && !g.ConstantOf(n.inputs[2])) return {};
     return kFusedMatMul;
   }
-  if (n.op == "BatchMatMul") return kFusedBatchMatMul;
+  if (n.op == "BatchMatMul") return DenseRows(g, n) ? kFusedMatMul : kFusedBatchMatMul;
   return {};
 }
 
@@ -86,6 +98,14 @@ class FuseConvMatMulPass final : public CountingPass {
       const std::string_view fused_op = FusedOpFor(g, g.node(nid));
       if (fused_op.empty()) continue;
 
+      // A dense layer (DenseRows) takes a following Add of its bias vector as its bias.
+      const bool dense = DenseRows(g, g.node(nid));
+      const int64_t dense_width = dense ? g.ConstantOf(g.node(nid).inputs[1])->dim(
+                                              g.node(nid).attrs.GetOr<bool>("adj_y", false) ? 0 : 1)
+                                        : -1;
+      std::optional<ir::ValueId> bias =
+          g.node(nid).inputs.size() > 2 ? std::optional(g.node(nid).inputs[2]) : std::nullopt;
+      std::optional<ir::ValueId> dense_bias;  // its bias, a constant of any shape holding [n] values
       // Absorb what follows.
       std::vector<PostOp> post_ops;
       std::vector<ir::ValueId> adds;
@@ -148,6 +168,10 @@ class FuseConvMatMulPass final : public CountingPass {
               post_ops.push_back({PostOpKind::kLinear, v, 0.0});
             else
               post_ops.push_back(y_first ? PostOp{PostOpKind::kLinear, 1.0, -v} : PostOp{PostOpKind::kLinear, -1.0, v});
+          } else if (dense && !bias && !dense_bias && post_ops.empty() && u.op == "Add" && c && c->dtype() == DType::kFloat32 &&
+                     c->num_elements() == c->dim(c->rank() - 1) && c->dim(c->rank() - 1) == dense_width &&
+                     cur_shape.rank_known && c->rank() <= cur_shape.rank()) {
+            dense_bias = other;  // a [n] constant made after the loop (adding nodes moves them)
           } else if (u.op == "Add" && IsF32(g, other) && ir::SameShape(g.value(other).shape, cur_shape)) {
             post_ops.push_back({PostOpKind::kAdd, 0.0, 0.0});
             adds.push_back(other);
@@ -161,16 +185,25 @@ class FuseConvMatMulPass final : public CountingPass {
         cur = u.outputs[0];
       }
 
+      if (dense_bias) {
+        const Tensor& c = *g.ConstantOf(*dense_bias);
+        bias = c.rank() == 1 ? *dense_bias
+                             : g.AddConstant(names.Make(g.node(nid).name + "/bias"), c.Reshaped({dense_width}));
+      }
       // Build the fused node.
       const ir::Node& n = g.node(nid);
       const std::string node_name = n.name;
       const std::string original_op = n.op;
       std::vector<ir::ValueId> inputs{n.inputs[0], n.inputs[1]};
-      std::optional<ir::ValueId> bias = n.inputs.size() > 2 ? std::optional(n.inputs[2]) : std::nullopt;
       ir::AttrMap attrs;
       for (const char* key :
            {"data_format", "strides", "dilations", "padding", "pads", "transpose_a", "transpose_b", "adj_x", "adj_y"})
         if (auto it = n.attrs.all().find(key); it != n.attrs.all().end()) attrs.Set(key, it->second);
+      if (dense) {  // the BatchMatMul's adjoint of its weights is the product's transpose_b
+        ir::AttrMap dense_attrs;
+        dense_attrs.Set("transpose_b", n.attrs.GetOr<bool>("adj_y", false));
+        attrs = std::move(dense_attrs);
+      }
       if (fused_op == kFusedConv2D) {
         const Tensor w = *g.ConstantOf(n.inputs[1]);
         const int64_t channels = original_op == "Conv2D" ? w.dim(3) : w.dim(2) * w.dim(3);
