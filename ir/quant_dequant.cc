@@ -35,6 +35,18 @@ std::optional<ScalarOperand> ScalarAndOther(const Graph& g, const Node& n) {
 
 bool IsF32(const Graph& g, ValueId v) { return g.value(v).dtype == DType::kFloat32; }
 
+// The dequantizing Mul by a positive scale that produces `value`, recorded in q. Returns its
+// other operand (the quantized values), or nullopt.
+std::optional<ValueId> TakeDequantizing(const Graph& g, ValueId value, QuantDequant& q) {
+  const Node* n = Producer(g, value);
+  if (!n || n->op != "Mul" || !IsF32(g, value)) return std::nullopt;
+  const auto s = ScalarAndOther(g, *n);
+  if (!s || !(s->value > 0) || !std::isfinite(s->value)) return std::nullopt;
+  q.scale = static_cast<float>(s->value);
+  q.nodes.push_back(n->id);
+  return s->other;
+}
+
 // The scaling into quantized units before the rounding, when `cur` is one: Mul by inv_scale or
 // Div by scale (taken as Mul by 1 / scale), recorded in q. Returns the value scaled.
 ValueId TakeScaling(const Graph& g, ValueId cur, QuantDequant& q) {
@@ -52,14 +64,10 @@ ValueId TakeScaling(const Graph& g, ValueId cur, QuantDequant& q) {
 
 std::optional<QuantDequant> MatchQuantDequant(const Graph& g, ValueId value) {
   QuantDequant q;
-  // The dequantizing Mul by a positive scale.
-  const Node* n = Producer(g, value);
-  if (!n || n->op != "Mul" || !IsF32(g, value)) return std::nullopt;
-  auto s = ScalarAndOther(g, *n);
-  if (!s || !(s->value > 0) || !std::isfinite(s->value)) return std::nullopt;
-  q.scale = static_cast<float>(s->value);
-  q.nodes.push_back(n->id);
-  ValueId cur = s->other;
+  const std::optional<ValueId> dequantized = TakeDequantizing(g, value, q);
+  if (!dequantized) return std::nullopt;
+  ValueId cur = *dequantized;
+  const Node* n = nullptr;
   // Backwards over rounding, clipping, lossless 8-bit round trips and integer offsets. `offset` is
   // what the ops after the current point add to its value (zero points), so bounds met there are
   // bounds on q plus the offset.
@@ -125,13 +133,9 @@ std::optional<QuantDequant> MatchFloat8QuantDequant(const Graph& g, ValueId valu
   q.format = QuantFormat::kFloat8E4M3;
   q.qmin = -448;
   q.qmax = 448;
-  const Node* n = Producer(g, value);
-  if (!n || n->op != "Mul" || !IsF32(g, value)) return std::nullopt;
-  auto s = ScalarAndOther(g, *n);
-  if (!s || !(s->value > 0) || !std::isfinite(s->value)) return std::nullopt;
-  q.scale = static_cast<float>(s->value);
-  q.nodes.push_back(n->id);
-  const Node* round = Producer(g, s->other);
+  const std::optional<ValueId> dequantized = TakeDequantizing(g, value, q);
+  if (!dequantized) return std::nullopt;
+  const Node* round = Producer(g, *dequantized);
   if (!round || round->op != "RoundFloat8E4M3" || round->inputs.size() != 1 || !IsF32(g, round->inputs[0]))
     return std::nullopt;
   q.nodes.push_back(round->id);

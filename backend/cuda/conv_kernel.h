@@ -39,7 +39,7 @@ std::string CudnnVersion();
 struct ConvEpilogue {
   bool residual = false;  // add a tensor of the output's shape and layout
   bool relu = false;
-  std::optional<QuantizeParams> quantized_output;  // the readers' quantization (divisor 0)
+  std::optional<QuantizeParams> quantized_output;          // the readers' quantization (divisor 0)
   ir::QuantFormat output_format = ir::QuantFormat::kInt8;  // and their format
 };
 

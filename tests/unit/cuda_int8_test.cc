@@ -236,6 +236,26 @@ backend::CompileOptions Int8Options(Precision precision = Precision::kINT8, bool
   return options;
 }
 
+// The engine on two input seeds against the reference run of the quantized graph `g`. The engine
+// keeps what is not 8-bit in FP16 (as TensorRT's INT8 mode): an input quantized from its float16
+// value can land one int8 (E4M3) step from the reference's float32 one, and results are rounded
+// to float16 (docs/testing.md).
+void ExpectMatchesTheReference(const backend::Engine& engine, const std::shared_ptr<ir::Graph>& g, const char* what) {
+  runtime::ReferenceExecutor ref(g);
+  for (uint32_t seed : {1u, 40u}) {
+    const auto in = Inputs(seed);
+    const auto want = ref.Run(in);
+    const auto got = cudatest::RunOnGpu(engine, in);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      const double err = cudatest::RelativeL2(got[i], want[i]);
+      std::cout << "seed " << seed << " output " << i << ": rel L2 " << what << " GPU engine vs reference " << err
+                << "\n";
+      EXPECT_LT(err, 1e-2) << what << " output " << i;
+    }
+  }
+}
+
 TEST(CudaInt8Gpu, QuantizedConvolutionsRunInt8CudnnKernelsAndMatchTheReference) {
   SKIP_WITHOUT_GPU();
   if (!backend::cuda::HaveCudnn()) GTEST_FAIL() << "this build has no cuDNN: the GPU suite needs a build with it";
@@ -258,21 +278,7 @@ TEST(CudaInt8Gpu, QuantizedConvolutionsRunInt8CudnnKernelsAndMatchTheReference) 
     if (s.nodes.rfind("conv_nchw+", 0) == 0 || s.nodes == "conv_nchw")
       int8_out = s.kernel.find("8-bit out") != std::string::npos;
   EXPECT_TRUE(int8_out) << "conv_nchw does not write int8";
-  runtime::ReferenceExecutor ref(g);
-  for (uint32_t seed : {1u, 40u}) {
-    const auto in = Inputs(seed);
-    const auto want = ref.Run(in);
-    const auto got = cudatest::RunOnGpu(*engine, in);
-    ASSERT_EQ(got.size(), want.size());
-    for (size_t i = 0; i < got.size(); ++i) {
-      // The engine keeps what is not int8 in FP16 (as TensorRT's INT8 mode): inputs quantized
-      // from float16 values can land one int8 step from the reference's float32 ones, and results
-      // are rounded to float16 (docs/testing.md).
-      const double err = cudatest::RelativeL2(got[i], want[i]);
-      std::cout << "seed " << seed << " output " << i << ": rel L2 INT8 GPU engine vs reference " << err << "\n";
-      EXPECT_LT(err, 1e-2) << "output " << i;
-    }
-  }
+  ExpectMatchesTheReference(*engine, g, "INT8");
 }
 
 TEST(CudaFp8Gpu, QuantizedConvolutionsRunFp8CudnnKernelsAndMatchTheReference) {
@@ -291,22 +297,10 @@ TEST(CudaFp8Gpu, QuantizedConvolutionsRunFp8CudnnKernelsAndMatchTheReference) {
     EXPECT_EQ(engine->precision(), Precision::kFP8);
     std::vector<std::string> fp8 = engine->quantized_layers();
     for (const char* name : {"conv1", "conv2", "conv_nchw", "conv_nchw2"})
-      EXPECT_TRUE(std::count(fp8.begin(), fp8.end(), name)) << name << " does not run fp8: " << engine->precision_note();
+      EXPECT_TRUE(std::count(fp8.begin(), fp8.end(), name))
+          << name << " does not run fp8: " << engine->precision_note();
   }
-  runtime::ReferenceExecutor ref(g);
-  for (uint32_t seed : {1u, 40u}) {
-    const auto in = Inputs(seed);
-    const auto want = ref.Run(in);
-    const auto got = cudatest::RunOnGpu(*engine, in);
-    ASSERT_EQ(got.size(), want.size());
-    for (size_t i = 0; i < got.size(); ++i) {
-      // As INT8's bound: inputs quantized from float16 values can land one E4M3 step from the
-      // reference's float32 ones (a relative 2^-4 for the few that do), results rounded to float16.
-      const double err = cudatest::RelativeL2(got[i], want[i]);
-      std::cout << "seed " << seed << " output " << i << ": rel L2 FP8 GPU engine vs reference " << err << "\n";
-      EXPECT_LT(err, 1e-2) << "output " << i;
-    }
-  }
+  ExpectMatchesTheReference(*engine, g, "FP8");
 }
 
 // By default each quantized convolution keeps the faster of its 8-bit and float plans: whichever

@@ -100,9 +100,8 @@ class FuseConvMatMulPass final : public CountingPass {
 
       // A dense layer (DenseRows) takes a following Add of its bias vector as its bias.
       const bool dense = DenseRows(g, g.node(nid));
-      const int64_t dense_width = dense ? g.ConstantOf(g.node(nid).inputs[1])->dim(
-                                              g.node(nid).attrs.GetOr<bool>("adj_y", false) ? 0 : 1)
-                                        : -1;
+      const int64_t dense_width =
+          dense ? g.ConstantOf(g.node(nid).inputs[1])->dim(g.node(nid).attrs.GetOr<bool>("adj_y", false) ? 0 : 1) : -1;
       std::optional<ir::ValueId> bias =
           g.node(nid).inputs.size() > 2 ? std::optional(g.node(nid).inputs[2]) : std::nullopt;
       std::optional<ir::ValueId> dense_bias;  // its bias, a constant of any shape holding [n] values
@@ -168,9 +167,9 @@ class FuseConvMatMulPass final : public CountingPass {
               post_ops.push_back({PostOpKind::kLinear, v, 0.0});
             else
               post_ops.push_back(y_first ? PostOp{PostOpKind::kLinear, 1.0, -v} : PostOp{PostOpKind::kLinear, -1.0, v});
-          } else if (dense && !bias && !dense_bias && post_ops.empty() && u.op == "Add" && c && c->dtype() == DType::kFloat32 &&
-                     c->num_elements() == c->dim(c->rank() - 1) && c->dim(c->rank() - 1) == dense_width &&
-                     cur_shape.rank_known && c->rank() <= cur_shape.rank()) {
+          } else if (dense && !bias && !dense_bias && post_ops.empty() && u.op == "Add" && c &&
+                     c->dtype() == DType::kFloat32 && c->num_elements() == c->dim(c->rank() - 1) &&
+                     c->dim(c->rank() - 1) == dense_width && cur_shape.rank_known && c->rank() <= cur_shape.rank()) {
             dense_bias = other;  // a [n] constant made after the loop (adding nodes moves them)
           } else if (u.op == "Add" && IsF32(g, other) && ir::SameShape(g.value(other).shape, cur_shape)) {
             post_ops.push_back({PostOpKind::kAdd, 0.0, 0.0});
