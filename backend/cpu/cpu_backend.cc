@@ -9,6 +9,7 @@
 #include "backend/cpu/recurrent.h"
 #include "backend/reference/kernel.h"
 #include "ir/graph_util.h"
+#include "ir/passes/pass.h"
 
 namespace kiln::backend::cpu {
 namespace {
@@ -52,6 +53,35 @@ void CheckProfile(const ir::Graph& segment, const Profile& profile) {
   }
 }
 
+// Dims the profile fixes (min == max: a sequence length of 128, say) become static in the
+// engine's graph, and the shape computations on them fold: every Reshape and Slice of a
+// transformer then has a known shape, which the fusion passes need (an attention mask that is
+// provably [batch, 1, 1, 128] fuses into the scores' elementwise chain). The profile guarantees
+// those dims at run time. Symbols of unfixed dims (a batch range) stay.
+void SpecializeFixedDims(ir::Graph& g, const Profile& profile) {
+  bool changed = false;
+  for (size_t i = 0; i < g.inputs().size() && i < profile.inputs.size(); ++i) {
+    ir::SymShape& s = g.value(g.inputs()[i]).shape;
+    const InputRange& r = profile.inputs[i];
+    if (!s.rank_known || s.dims.size() != r.min.size()) continue;
+    for (size_t d = 0; d < s.dims.size(); ++d)
+      if (!ir::IsStatic(s.dims[d]) && r.min[d] == r.max[d]) {
+        s.dims[d] = r.min[d];
+        changed = true;
+      }
+  }
+  if (!changed) return;
+  ir::PassPipeline fold;
+  fold.Add(ir::MakeShapeInference());
+  fold.Add(ir::MakeConstantFolding([](const ir::Node& node, std::span<const Tensor> inputs) {
+    return reference::RunReferenceKernel(node, inputs, nullptr);
+  }));
+  fold.Add(ir::MakeReshapeTargetFolding());
+  fold.Add(ir::MakeShapeInference());
+  fold.Add(ir::MakeDeadCodeElimination());
+  fold.Run(g);
+}
+
 }  // namespace
 
 std::string CpuBackend::device() const { return DeviceString(HostCpu()); }
@@ -80,6 +110,7 @@ std::unique_ptr<Engine> CpuBackend::Compile(const ir::Graph& segment, const Prof
   }
   const uint64_t hash = HashSegment(segment);
   ir::Graph work = ir::CloneGraph(segment);
+  SpecializeFixedDims(work, profile);
   std::vector<PassStat> stats = OptimizeForCpu(work, HostCpu().int8_dot_product);
   auto plan = std::make_shared<const ir::Graph>(ir::CloneGraph(work));  // compact: removed nodes dropped
   auto engine = std::make_unique<CpuEngine>(std::move(plan), profile, options, std::move(stats), hash);

@@ -358,9 +358,15 @@ std::optional<SymVector> EvalNode(const Graph& g, const Value& v, const Node& n,
       scalar = r.final_shape.empty();
       for (int64_t k = 0; k < r.processing_shape[0]; ++k) idx.push_back(r.begin[0] + k * r.strides[0]);
     } else {
-      const Tensor *b = ConstOf(g, n, 1), *s = ConstOf(g, n, 2);
-      if (!b || !s || b->num_elements() != 1 || s->num_elements() != 1) return std::nullopt;
-      const int64_t start = b->IntAt(0), len = s->IntAt(0), size = dims[0];
+      // begin and size: constants, or computed ones symbolic evaluation finds constant.
+      auto one = [&](size_t i) -> std::optional<int64_t> {
+        auto e = in(i);
+        if (!e || e->elems.size() != 1 || !e->elems[0].is_const) return std::nullopt;
+        return e->elems[0].value;
+      };
+      const std::optional<int64_t> b = one(1), s = one(2);
+      if (!b || !s) return std::nullopt;
+      const int64_t start = *b, len = *s, size = dims[0];
       const int64_t stop = len == -1 ? size : start + len;
       if (start < 0 || stop < start || stop > size) return std::nullopt;
       for (int64_t k = start; k < stop; ++k) idx.push_back(k);
@@ -400,6 +406,67 @@ std::optional<SymVector> EvalNode(const Graph& g, const Value& v, const Node& n,
     if (rest.empty()) return SymVector{true, {SymElem::Const(acc)}};
     if (rest.size() == 1 && acc == (prod ? 1 : 0)) return SymVector{true, {rest[0]}};
     return SymVector{true, {SymElem::Unknown()}};
+  }
+  if (op == "ZerosLike") {
+    auto x = in(0);
+    if (!x) return std::nullopt;
+    for (SymElem& e : x->elems) e = SymElem::Const(0);
+    return x;
+  }
+  if (op == "BroadcastArgs") {
+    // Right-aligned: a 1 takes the other side; a constant other than 1 is the result whatever
+    // the symbol against it (which can only be 1 or equal to it).
+    auto a = in(0), b = in(1);
+    if (!a || !b || a->scalar || b->scalar) return std::nullopt;
+    const size_t rank = std::max(a->elems.size(), b->elems.size());
+    auto at = [&](const SymVector& x, size_t i) {
+      const size_t pad = rank - x.elems.size();
+      return i < pad ? SymElem::Const(1) : x.elems[i - pad];
+    };
+    SymVector r;
+    for (size_t i = 0; i < rank; ++i) {
+      const SymElem x = at(*a, i), y = at(*b, i);
+      if (x.is_const && x.value == 1) r.elems.push_back(y);
+      else if (y.is_const && y.value == 1) r.elems.push_back(x);
+      else if (x == y || (x.is_const && !y.is_const)) r.elems.push_back(x);
+      else if (y.is_const && !x.is_const) r.elems.push_back(y);
+      else r.elems.push_back(SymElem::Unknown());
+    }
+    return r;
+  }
+  if (op == "Select" && n.inputs.size() == 3) {
+    // Where(Equal(s, c), x, y) with a provable answer per element: shape dims are never negative,
+    // so a symbol never equals a negative constant (ONNX Expand's -1 handling writes this).
+    const Node* eq = g.Producer(n.inputs[0]);
+    if (!eq || eq->removed || eq->op != "Equal" || eq->inputs.size() != 2) return std::nullopt;
+    auto p = EvalImpl(g, eq->inputs[0], depth + 1, budget), q = EvalImpl(g, eq->inputs[1], depth + 1, budget);
+    auto x = in(1), y = in(2);
+    if (!p || !q || !x || !y) return std::nullopt;
+    const size_t len = std::max({p->elems.size(), q->elems.size(), x->elems.size(), y->elems.size()});
+    auto at = [&](const SymVector& v, size_t i) -> std::optional<SymElem> {
+      if (v.elems.size() == 1) return v.elems[0];
+      if (v.elems.size() == len) return v.elems[i];
+      return std::nullopt;
+    };
+    SymVector r;
+    r.scalar = x->scalar && y->scalar && p->scalar && q->scalar;
+    for (size_t i = 0; i < len; ++i) {
+      const auto pi = at(*p, i), qi = at(*q, i), xi = at(*x, i), yi = at(*y, i);
+      if (!pi || !qi || !xi || !yi) return std::nullopt;
+      if (*xi == *yi || (xi->is_const && yi->is_const && xi->value == yi->value)) {  // either way the same
+        r.elems.push_back(*xi);
+        continue;
+      }
+      std::optional<bool> equal;
+      if (pi->is_const && qi->is_const) equal = pi->value == qi->value;
+      else if (*pi == *qi) equal = true;
+      else if ((pi->is_const && pi->value < 0 && qi->dim != kUnknownDim) ||
+               (qi->is_const && qi->value < 0 && pi->dim != kUnknownDim))
+        equal = false;
+      if (!equal) return std::nullopt;
+      r.elems.push_back(*equal ? *xi : *yi);
+    }
+    return r;
   }
   if (op == "Mul" || op == "Add" || op == "AddV2" || op == "Sub" || op == "FloorDiv") {
     auto a = in(0), b = in(1);
