@@ -99,6 +99,41 @@ TEST(ArrayShapeInference, UnfoldedConstantsAndSymbolicRange) {
   EXPECT_EQ(g.value(g.node(rank.id).outputs[0]).constant->IntAt(0), 3);
 }
 
+// What the ONNX importer writes for Expand (BroadcastTo to BroadcastArgs(Shape(x), target), the
+// target's -1s replaced by Select(Equal(t, -1), 1, t)) and for Reshape's zeros (Select(Equal(t,
+// 0), (Shape(x) ++ zeros)[:len(t)], t)) keeps the symbols: a dim is never negative, and a Select
+// whose two branches agree needs no condition.
+TEST(ArrayShapeInference, OnnxExpandAndReshapeWithZerosKeepSymbols) {
+  ir::Graph g;
+  const ir::Dim b = g.NewSymbol("b"), s = g.NewSymbol("s");
+  const ir::ValueId ids = g.AddInput("ids", DType::kInt64, SymShape::Of({b, s}));
+  const ir::ValueId row = g.AddInput("row", DType::kFloat32, SymShape::Of({1, s}));
+  auto add = [&](const char* op, const char* name, std::vector<ir::ValueId> inputs) {
+    ir::Node& n = g.AddNode(op, name, std::move(inputs));
+    ir::InferNode(g, n.id);
+    return g.node(n.id).outputs[0];
+  };
+  // Expand(row, Shape(ids)).
+  const ir::ValueId target = add("Shape", "target", {ids});
+  const ir::ValueId is_minus_one = add("Equal", "is_minus_one", {target, g.AddConstant("m1", Vec({-1}))});
+  const ir::ValueId fixed = add("Select", "fixed", {is_minus_one, g.AddConstant("ones", Vec({1, 1})), target});
+  const ir::ValueId args = add("BroadcastArgs", "args", {add("Shape", "row_shape", {row}), fixed});
+  const ir::ValueId expanded = add("BroadcastTo", "expand", {row, args});
+  EXPECT_EQ(g.value(expanded).shape.dims, (std::vector<ir::Dim>{b, s}));
+  // Reshape(x [b, s, 384], [b, s, 12, 32] with 0 for "copy").
+  const ir::ValueId x = g.AddInput("x", DType::kFloat32, SymShape::Of({b, s, 384}));
+  const ir::ValueId xs = add("Shape", "xs", {x});
+  const ir::ValueId want = add("Concat", "want",
+                               {add("Slice", "b_dim", {xs, g.AddConstant("z", Vec({0})), g.AddConstant("one", Vec({1}))}),
+                                g.AddConstant("zero_rest", Vec({0, 12, 32})), g.AddConstant("ax", Scalar(0))});
+  const ir::ValueId padded = add("Concat", "padded", {xs, add("ZerosLike", "pad", {want}), g.AddConstant("ax2", Scalar(0))});
+  const ir::ValueId dims =
+      add("Slice", "dims", {padded, g.AddConstant("z2", Vec({0})), add("Shape", "target_len", {want})});
+  const ir::ValueId is_zero = add("Equal", "is_zero", {want, g.AddConstant("zero", Vec({0}))});
+  const ir::ValueId resolved = add("Select", "resolved", {is_zero, dims, want});
+  EXPECT_EQ(g.value(add("Reshape", "reshape", {x, resolved})).shape.dims, (std::vector<ir::Dim>{b, s, 12, 32}));
+}
+
 // ---- Transpose ----
 
 TEST(ArrayTranspose, Values) {

@@ -327,6 +327,32 @@ TEST(CpuBackend, DenseLayersOnRowsOfAnyRankRunAsOneMatMulWithBias) {
   EXPECT_EQ(CountOps(*engine, "cpu.FusedMatMul"), 1);
 }
 
+// A dim the profile fixes (here the second, 6) is static in the engine: the shape computation on
+// it folds away, and an Add of a bias of the reshaped width (6 x 4 = 24) provably broadcasts, so
+// it joins the ReLU's elementwise chain. The batch, a range, stays symbolic (batches 2 and 3 run).
+TEST(CpuBackend, DimsTheProfileFixesAreStaticInTheEngine) {
+  Builder b;
+  const ir::Dim batch = b.Symbol("batch"), seq = b.Symbol("seq");
+  const ir::ValueId x = b.Input("x", {batch, seq, 4});
+  const ir::ValueId shape = b.Op("Shape", "shape", {x});
+  auto dim = [&](int64_t i, const char* name) {
+    return b.Op("Gather", name, {shape, b.Const(std::string(name) + "_i", Tensor::Scalar(DType::kInt32, static_cast<int32_t>(i))),
+                                b.Const(std::string(name) + "_axis", Tensor::Scalar(DType::kInt32, 0))});
+  };
+  const ir::ValueId width = b.Op("Mul", "width", {dim(1, "seq_len"), b.Const("four", Tensor::Scalar(DType::kInt32, 4))});
+  const ir::ValueId target = b.Op("Pack", "target", {dim(0, "batch_size"), width});
+  ir::ValueId y = b.Op("Reshape", "rows", {x, target});
+  y = b.Op("Relu", "relu", {y});
+  y = b.Op("Add", "add_bias", {y, b.Const("bias", RandF32({24}, 3))});
+  b.Output("y", y);
+  backend::Profile fixed;
+  fixed.inputs.push_back({{1, 6, 4}, {2, 6, 4}, {3, 6, 4}});
+  auto engine = CheckAgainstReference(b, fixed, {{RandF32({2, 6, 4}, 1)}, {RandF32({3, 6, 4}, 2)}});
+  EXPECT_EQ(CountOps(*engine, "Shape"), 0);
+  EXPECT_EQ(CountOps(*engine, "cpu.EltwiseChain"), 1);
+  EXPECT_EQ(CountOps(*engine, "Add"), 0);
+}
+
 TEST(CpuBackend, ElementwiseChain) {
   // x -> Mul(scalar) -> Add([C]) -> Relu -> Sub(x) -> Sigmoid -> Maximum(const [H,1,C]) -> Square.
   Builder b;
