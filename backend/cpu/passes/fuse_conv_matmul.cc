@@ -168,7 +168,7 @@ class FuseConvMatMulPass final : public CountingPass {
             else
               post_ops.push_back(y_first ? PostOp{PostOpKind::kLinear, 1.0, -v} : PostOp{PostOpKind::kLinear, -1.0, v});
           } else if (dense && !bias && !dense_bias && post_ops.empty() && u.op == "Add" && c &&
-                     c->dtype() == DType::kFloat32 && c->num_elements() == c->dim(c->rank() - 1) &&
+                     c->dtype() == DType::kFloat32 && c->rank() >= 1 && c->num_elements() == c->dim(c->rank() - 1) &&
                      c->dim(c->rank() - 1) == dense_width && cur_shape.rank_known && c->rank() <= cur_shape.rank()) {
             dense_bias = other;  // a [n] constant made after the loop (adding nodes moves them)
           } else if (u.op == "Add" && IsF32(g, other) && ir::SameShape(g.value(other).shape, cur_shape)) {
