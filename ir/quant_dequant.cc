@@ -4,8 +4,6 @@
 #include <cmath>
 #include <utility>
 
-#include "ir/ops/elementwise_unary_ops.h"
-
 namespace kiln::ir {
 namespace {
 
@@ -170,35 +168,6 @@ std::optional<GridWeights> RecoverInt8Grid(const Tensor& w, int64_t channels, in
     // Off the grid by more than float rounding of k * s (and of a folded per-channel factor).
     if (std::fabs(k - r) > 1e-3f * std::max(1.0f, std::fabs(r)) || r < -127 || r > 127) return std::nullopt;
     dst[e] = static_cast<int8_t>(r);
-  }
-  return out;
-}
-
-std::optional<GridWeights> RecoverFloat8Grid(const Tensor& w) {
-  if (w.dtype() != DType::kFloat32) return std::nullopt;
-  const int64_t total = w.num_elements();
-  const float* src = w.data<float>();
-  float amax = 0;
-  for (int64_t e = 0; e < total; ++e) {
-    if (!std::isfinite(src[e])) return std::nullopt;
-    amax = std::max(amax, std::fabs(src[e]));
-  }
-  GridWeights out;
-  const float scale = amax / 448.0f;
-  out.scales.assign(1, scale);
-  out.values = Tensor(DType::kUInt8, w.shape());
-  uint8_t* dst = out.values.data<uint8_t>();
-  elementwise::State state;
-  for (int64_t e = 0; e < total; ++e) {
-    if (scale == 0) {
-      dst[e] = 0;
-      continue;
-    }
-    const float k = src[e] / scale;
-    const float r = elementwise::RoundFloat8E4M3::Apply<float>(k, state);
-    // Off the grid by more than float rounding of k * scale.
-    if (std::fabs(k - r) > 1e-5f * std::max(1.0f, std::fabs(r))) return std::nullopt;
-    dst[e] = elementwise::RoundFloat8E4M3::Bits(r);
   }
   return out;
 }

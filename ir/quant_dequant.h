@@ -52,12 +52,6 @@ struct GridWeights {
 };
 std::optional<GridWeights> RecoverInt8Grid(const Tensor& weights, int64_t channels, int64_t inner);
 
-// A constant float32 weight that is one scale times float8 E4M3 values (the largest magnitude
-// 448 steps of the scale, as FP8 precision quantizes weights): the E4M3 bytes (uint8, same shape
-// and layout; RoundFloat8E4M3::Bits) and that one scale. nullopt when some value is off the grid
-// (by more than a rounding error) or not finite.
-std::optional<GridWeights> RecoverFloat8Grid(const Tensor& weights);
-
 // How 8-bit tensors hold a QuantDequant's q: int8 as it is when [qmin, qmax] fits, else uint8 as
 // q + zero_point (zero_point = -qmin when qmin < 0; oneDNN subtracts it again).
 struct Int8Storage {

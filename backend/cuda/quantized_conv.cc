@@ -1,5 +1,10 @@
 #include "backend/cuda/quantized_conv.h"
 
+#include <algorithm>
+#include <cmath>
+
+#include "ir/ops/elementwise_unary_ops.h"
+
 namespace kiln::backend::cuda {
 namespace {
 
@@ -7,6 +12,39 @@ constexpr const char* kQuantFormat = "quant_format";  // "int8" or "fp8"
 constexpr const char* kQuantInput = "quant_input";    // inv_scale, divisor, qmin, qmax, scale
 constexpr const char* kQuantFilter = "quant_filter";
 constexpr const char* kQuantFilterScales = "quant_filter_scales";
+
+// A constant float32 weight that is one scale times float8 E4M3 values (the largest magnitude 448
+// steps of the scale, as FP8 precision quantizes weights): the E4M3 bytes (uint8, same shape and
+// layout; RoundFloat8E4M3::Bits) and that one scale. nullopt when some value is off the grid (by
+// more than a rounding error) or not finite.
+std::optional<ir::GridWeights> RecoverFloat8Grid(const Tensor& w) {
+  if (w.dtype() != DType::kFloat32) return std::nullopt;
+  const int64_t total = w.num_elements();
+  const float* src = w.data<float>();
+  float amax = 0;
+  for (int64_t e = 0; e < total; ++e) {
+    if (!std::isfinite(src[e])) return std::nullopt;
+    amax = std::max(amax, std::fabs(src[e]));
+  }
+  ir::GridWeights out;
+  const float scale = amax / 448.0f;
+  out.scales.assign(1, scale);
+  out.values = Tensor(DType::kUInt8, w.shape());
+  uint8_t* dst = out.values.data<uint8_t>();
+  ir::elementwise::State state;
+  for (int64_t e = 0; e < total; ++e) {
+    if (scale == 0) {
+      dst[e] = 0;
+      continue;
+    }
+    const float k = src[e] / scale;
+    const float r = ir::elementwise::RoundFloat8E4M3::Apply<float>(k, state);
+    // Off the grid by more than float rounding of k * scale.
+    if (std::fabs(k - r) > 1e-5f * std::max(1.0f, std::fabs(r))) return std::nullopt;
+    dst[e] = ir::elementwise::RoundFloat8E4M3::Bits(r);
+  }
+  return out;
+}
 
 class QuantizedConvPass final : public ir::Pass {
  public:
@@ -35,7 +73,7 @@ class QuantizedConvPass final : public ir::Pass {
       if (fp8) {
         q = ir::MatchFloat8QuantDequant(g, n.inputs[0]);
         if (!q) continue;
-        grid = ir::RecoverFloat8Grid(*f);
+        grid = RecoverFloat8Grid(*f);
       } else {
         q = ir::MatchQuantDequant(g, n.inputs[0]);
         if (!q || ir::StorageFor(q->qmin, q->qmax).is_unsigned) continue;
