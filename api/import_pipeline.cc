@@ -9,9 +9,7 @@ void OptimizeImportedGraph(ir::Graph& graph, bool verify) {
   ir::PassPipeline pipeline;
   pipeline.Add(ir::MakeIdentityElimination());
   pipeline.Add(ir::MakeEinsumLowering());
-  pipeline.Add(ir::MakeConstantFolding([](const ir::Node& node, std::span<const Tensor> inputs) {
-    return reference::RunReferenceKernel(node, inputs, nullptr);
-  }));
+  pipeline.Add(ir::MakeConstantFolding(reference::EvaluateNode));
   pipeline.Add(ir::MakeKerasRnnFusion());
   pipeline.Add(ir::MakeReshapeTargetFolding());
   pipeline.Add(ir::MakePadFolding());

@@ -32,7 +32,8 @@ bool SupportedDtype(DType d) {
 // and contain every static dim of the segment's inputs.
 void CheckProfile(const ir::Graph& segment, const Profile& profile) {
   auto fail = [&](const std::string& what) {
-    throw Error(ErrorCode::kInvalidArgument, fmt::format("profile {} does not fit the segment: {}", profile.ToString(), what));
+    throw Error(ErrorCode::kInvalidArgument,
+                fmt::format("profile {} does not fit the segment: {}", profile.ToString(), what));
   };
   if (profile.inputs.size() != segment.inputs().size())
     fail(fmt::format("{} input ranges for {} segment inputs", profile.inputs.size(), segment.inputs().size()));
@@ -73,9 +74,7 @@ void SpecializeFixedDims(ir::Graph& g, const Profile& profile) {
   if (!changed) return;
   ir::PassPipeline fold;
   fold.Add(ir::MakeShapeInference());
-  fold.Add(ir::MakeConstantFolding([](const ir::Node& node, std::span<const Tensor> inputs) {
-    return reference::RunReferenceKernel(node, inputs, nullptr);
-  }));
+  fold.Add(ir::MakeConstantFolding(reference::EvaluateNode));
   fold.Add(ir::MakeReshapeTargetFolding());
   fold.Add(ir::MakeShapeInference());
   fold.Add(ir::MakeDeadCodeElimination());
@@ -92,7 +91,8 @@ std::optional<std::string> CpuBackend::Unsupported(const ir::Graph& graph, const
   if (node.op == "Engine") return "engine nodes are not nested in engines";
   for (const auto& [name, value] : node.attrs.all())
     if (std::holds_alternative<std::shared_ptr<ir::Graph>>(value)) return "nodes with subgraphs run natively";
-  if (!reference::ReferenceKernels().Find(node.op)) return fmt::format("the CPU backend has no kernel for op {}", node.op);
+  if (!reference::ReferenceKernels().Find(node.op))
+    return fmt::format("the CPU backend has no kernel for op {}", node.op);
   for (const auto* ids : {&node.inputs, &node.outputs})
     for (ir::ValueId v : *ids)
       if (!SupportedDtype(graph.value(v).dtype))
@@ -101,12 +101,14 @@ std::optional<std::string> CpuBackend::Unsupported(const ir::Graph& graph, const
   return RecurrentUnsupported(graph, node);
 }
 
-std::unique_ptr<Engine> CpuBackend::Compile(const ir::Graph& segment, const Profile& profile, const CompileOptions& options) const {
+std::unique_ptr<Engine> CpuBackend::Compile(const ir::Graph& segment, const Profile& profile,
+                                            const CompileOptions& options) const {
   CheckProfile(segment, profile);
   for (const ir::Node& node : segment.nodes()) {
     if (node.removed) continue;
     if (auto why = Unsupported(segment, node))
-      throw Error(ErrorCode::kInvalidArgument, fmt::format("node '{}' ({}) cannot run in a CPU engine: {}", node.name, node.op, *why));
+      throw Error(ErrorCode::kInvalidArgument,
+                  fmt::format("node '{}' ({}) cannot run in a CPU engine: {}", node.name, node.op, *why));
   }
   const uint64_t hash = HashSegment(segment);
   ir::Graph work = ir::CloneGraph(segment);
@@ -118,14 +120,15 @@ std::unique_ptr<Engine> CpuBackend::Compile(const ir::Graph& segment, const Prof
   return engine;
 }
 
-std::unique_ptr<Engine> CpuBackend::Deserialize(const ir::Graph& segment, const Profile& profile, const CompileOptions& options,
-                                                std::string_view payload) const {
+std::unique_ptr<Engine> CpuBackend::Deserialize(const ir::Graph& segment, const Profile& profile,
+                                                const CompileOptions& options, std::string_view payload) const {
   DecodedPlan plan = DecodePlan(payload);
   const uint64_t hash = HashSegment(segment);
   if (plan.segment_hash != hash)
-    throw Error(ErrorCode::kInvalidArgument,
-                fmt::format("the CPU engine payload was built for a different segment (segment hash {:016x}, payload {:016x})", hash,
-                            plan.segment_hash));
+    throw Error(
+        ErrorCode::kInvalidArgument,
+        fmt::format("the CPU engine payload was built for a different segment (segment hash {:016x}, payload {:016x})",
+                    hash, plan.segment_hash));
   CheckProfile(segment, profile);
   const ir::Graph& g = plan.graph;
   bool same_io = g.inputs().size() == segment.inputs().size() && g.outputs().size() == segment.outputs().size();
@@ -133,7 +136,8 @@ std::unique_ptr<Engine> CpuBackend::Deserialize(const ir::Graph& segment, const 
     same_io = g.value(g.inputs()[i]).dtype == segment.value(segment.inputs()[i]).dtype;
   for (size_t i = 0; same_io && i < g.outputs().size(); ++i)
     same_io = g.value(g.outputs()[i]).dtype == segment.value(segment.outputs()[i]).dtype;
-  if (!same_io) throw Error(ErrorCode::kDataLoss, "CPU engine payload is corrupted: its inputs/outputs do not match the segment");
+  if (!same_io)
+    throw Error(ErrorCode::kDataLoss, "CPU engine payload is corrupted: its inputs/outputs do not match the segment");
   std::unique_ptr<CpuEngine> engine;
   try {
     engine = std::make_unique<CpuEngine>(std::make_shared<const ir::Graph>(std::move(plan.graph)), profile, options,

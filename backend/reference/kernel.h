@@ -149,6 +149,11 @@ void SetMaxLoopIterations(int64_t n);
 // Runs the reference kernel of one node (throws kUnimplemented if there is none).
 std::vector<Tensor> RunReferenceKernel(const ir::Node& node, std::span<const Tensor> inputs,
                                        const SubgraphRunner* run_subgraph);
+// The reference kernel of a node outside any executor (no subgraphs): how constant folding
+// evaluates nodes (ir::MakeConstantFolding).
+inline std::vector<Tensor> EvaluateNode(const ir::Node& node, std::span<const Tensor> inputs) {
+  return RunReferenceKernel(node, inputs, nullptr);
+}
 // The same with the executor's offer of the inputs it released (KernelContext).
 std::vector<Tensor> RunReferenceKernel(const ir::Node& node, std::span<Tensor> inputs,
                                        const std::vector<bool>& released, const SubgraphRunner* run_subgraph);

@@ -18,12 +18,6 @@ ir::ValueId Add1(ir::Graph& g, const std::string& op, const std::string& name, s
   return g.node(id).outputs[0];
 }
 
-ir::NodeEvaluator ReferenceEvaluator() {
-  return [](const ir::Node& node, std::span<const Tensor> inputs) {
-    return reference::RunReferenceKernel(node, inputs, nullptr);
-  };
-}
-
 TEST(IrGraph, TopologicalOrderIsDeterministicAndDetectsCycles) {
   ir::Graph g;
   ir::ValueId x = g.AddInput("x", DType::kFloat32, ir::SymShape::Of({2}));
@@ -83,7 +77,7 @@ TEST(IrPasses, ConstantFoldingReplacesConstantSubgraphs) {
   ir::ValueId id = Add1(g, "Identity", "id", {c});
   g.AddOutput("y", id);
   ir::PassPipeline p;
-  p.Add(ir::MakeConstantFolding(ReferenceEvaluator()));
+  p.Add(ir::MakeConstantFolding(reference::EvaluateNode));
   p.Add(ir::MakeDeadCodeElimination());
   p.Run(g);
   ASSERT_EQ(g.NumLiveNodes(), 1u);

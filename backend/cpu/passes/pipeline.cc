@@ -52,10 +52,7 @@ std::vector<PassStat> OptimizeForCpu(ir::Graph& graph, bool int8_kernels) {
   RegisterCpuOps();
   std::vector<std::unique_ptr<CountingPass>> passes;
   passes.push_back(std::make_unique<Counted>(ir::MakeIdentityElimination()));
-  passes.push_back(
-      std::make_unique<Counted>(ir::MakeConstantFolding([](const ir::Node& node, std::span<const Tensor> inputs) {
-        return reference::RunReferenceKernel(node, inputs, nullptr);
-      })));
+  passes.push_back(std::make_unique<Counted>(ir::MakeConstantFolding(reference::EvaluateNode)));
   passes.push_back(std::make_unique<Counted>(ir::MakeDeadCodeElimination()));
   // oneDNN's convolutions are fastest channels-last (the layout SavedModels use): channels-first
   // (ONNX) models run NHWC, changing layout only where the segment does.
