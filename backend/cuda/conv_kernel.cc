@@ -110,13 +110,14 @@ struct ConvKernel::Impl {
   Tensor filter_q;
   Tensor channel_scales;
   Tensor output_inv_scales;  // device float32 [K], each the 8-bit output's inv_scale
+  Tensor residual_scales;    // device float32 [K], each the 8-bit residual's scale
   std::unique_ptr<QuantizeKernel> quantize, fake_quantize;
 
   bool choose_by_timing = false;  // a float plan replaces a slower 8-bit one
 
   struct Plan {
     std::shared_ptr<fe::graph::Graph> graph;
-    std::shared_ptr<fe::graph::Tensor_attributes> x, w, s, b, z, q, y;
+    std::shared_ptr<fe::graph::Tensor_attributes> x, w, s, b, z, zs, q, y;
     int64_t workspace = 0;
     bool quantized = false;
     std::string problem;  // the timing cache's description of it
@@ -214,6 +215,12 @@ ConvKernel::ConvKernel(const ir::Graph& graph, const ir::Node& node, int device,
     k.output_inv_scales = upload(Tensor::FromVector<float>(
         DType::kFloat32, {k.out_c},
         std::vector<float>(static_cast<size_t>(k.out_c), epilogue.quantized_output->inv_scale)));
+  }
+  if (epilogue.residual_scale) {
+    if (!epilogue.residual)
+      throw Error(ErrorCode::kInternal, fmt::format("node '{}': a residual scale without a residual", node.name));
+    k.residual_scales = upload(Tensor::FromVector<float>(
+        DType::kFloat32, {k.out_c}, std::vector<float>(static_cast<size_t>(k.out_c), *epilogue.residual_scale)));
   }
   k.handle = NewCudnnHandle(device);
 }
@@ -314,7 +321,17 @@ std::unique_ptr<ConvKernel::Impl::Plan> ConvKernel::Impl::BuildPlan(const Shape&
                             .set_name("z")
                             .set_dim({n, out_c, oh, ow})
                             .set_stride(Strides({n, out_c, oh, ow}, cl)));
-    y = g->pointwise(y, plan->z, fe::graph::Pointwise_attributes().set_mode(fe::PointwiseMode_t::ADD));
+    std::shared_ptr<fe::graph::Tensor_attributes> z = plan->z;
+    if (epilogue.residual_scale) {
+      plan->z->set_data_type(StorageType(epilogue.residual_format));
+      plan->zs = g->tensor(fe::graph::Tensor_attributes()
+                               .set_name("zs")
+                               .set_dim({1, out_c, 1, 1})
+                               .set_stride({out_c, 1, out_c, out_c})
+                               .set_data_type(fe::DataType_t::FLOAT));
+      z = g->pointwise(plan->z, plan->zs, fe::graph::Pointwise_attributes().set_mode(fe::PointwiseMode_t::MUL));
+    }
+    y = g->pointwise(y, z, fe::graph::Pointwise_attributes().set_mode(fe::PointwiseMode_t::ADD));
   }
   if (epilogue.relu) y = g->pointwise(y, fe::graph::Pointwise_attributes().set_mode(fe::PointwiseMode_t::RELU_FWD));
   if (epilogue.quantized_output) {
@@ -348,15 +365,17 @@ std::unique_ptr<ConvKernel::Impl::Plan> ConvKernel::Impl::BuildPlan(const Shape&
                                fe::NumericalNote_t::WINOGRAD});
   CheckFe(g->check_support(handle), fmt::format("check_support (node '{}', input {})", name, ShapeToString(x_shape)));
   const std::string problem = fmt::format(
-      "conv {}{} {} x{} w[{},{},{},{}] stride{} dilation{} pad{}/{} bias{} residual{} relu{}{}", DTypeName(dtype),
+      "conv {}{} {} x{} w[{},{},{},{}] stride{} dilation{} pad{}/{} bias{} residual{}{} relu{}{}", DTypeName(dtype),
       quantized ? fmt::format(" {} sums {}", QuantFormatName(quant->format), static_cast<int>(conv_out)) : "",
       cl ? "NHWC" : "NCHW", fmt::join(std::vector<int64_t>{n, c, h, w}, ","), out_c, in_c_per_group, kh, kw,
       fmt::join(attrs.strides, ","), fmt::join(attrs.dilations, ","), fmt::join(pre, ","), fmt::join(post, ","),
-      bias.defined(), epilogue.residual, epilogue.relu, epilogue.quantized_output ? " 8-bit out" : "");
+      bias.defined(), epilogue.residual,
+      epilogue.residual_scale ? fmt::format(" {}", QuantFormatName(epilogue.residual_format)) : "", epilogue.relu,
+      epilogue.quantized_output ? fmt::format(" {} out", QuantFormatName(epilogue.output_format)) : "");
   const size_t elem = DTypeSize(dtype);
   plan->x_bytes = static_cast<size_t>(n * c * h * w) * (quantized ? 1 : elem);
   plan->y_bytes = static_cast<size_t>(n * out_c * oh * ow) * (epilogue.quantized_output ? 1 : elem);
-  plan->z_bytes = static_cast<size_t>(n * out_c * oh * ow) * elem;
+  plan->z_bytes = static_cast<size_t>(n * out_c * oh * ow) * (epilogue.residual_scale ? 1 : elem);
   plan->problem = problem;
   BuildTunedPlan(
       *g, handle, problem, kTunedCandidates, [&](CudnnScratch& scratch) { return ScratchPack(*plan, scratch); },
@@ -373,6 +392,7 @@ CudnnVariantPack ConvKernel::Impl::ScratchPack(const Plan& plan, CudnnScratch& s
   if (plan.s) pack[plan.s] = const_cast<void*>(channel_scales.raw_data());
   if (plan.b) pack[plan.b] = const_cast<void*>(bias.raw_data());
   if (plan.z) pack[plan.z] = scratch.Add(plan.z_bytes);
+  if (plan.zs) pack[plan.zs] = const_cast<void*>(residual_scales.raw_data());
   if (plan.q) pack[plan.q] = const_cast<void*>(output_inv_scales.raw_data());
   return pack;
 }
@@ -435,6 +455,7 @@ std::string ConvKernel::quantized_refusal() const {
 }
 
 bool ConvKernel::writes_quantized() const { return impl_->epilogue.quantized_output.has_value(); }
+bool ConvKernel::reads_quantized_residual() const { return impl_->epilogue.residual_scale.has_value(); }
 
 void ConvKernel::Prepare(const Shape& x_shape, const Shape& y_shape) const {
   DeviceScope scope(impl_->device);
@@ -473,6 +494,7 @@ void ConvKernel::Launch(const Tensor& x, const Tensor* residual, Tensor& out, cu
                                                     ShapeToString(residual->shape()), ShapeToString(out.shape())));
     pack[plan.z] = const_cast<void*>(residual->raw_data());
   }
+  if (plan.zs) pack[plan.zs] = k.residual_scales.raw_data();
   ExecuteOnStream(k.handle, *plan.graph, pack, plan.workspace, stream, fmt::format("node '{}'", k.name));
 }
 
@@ -499,6 +521,7 @@ std::optional<ir::QuantFormat> ConvKernel::quantized_format() const { return std
 bool ConvKernel::runs_quantized() const { return false; }
 std::string ConvKernel::quantized_refusal() const { return {}; }
 bool ConvKernel::writes_quantized() const { return false; }
+bool ConvKernel::reads_quantized_residual() const { return false; }
 
 }  // namespace kiln::backend::cuda
 

@@ -35,9 +35,12 @@ std::string CudnnVersion();
 // What runs after the convolution and its bias, inside the same cuDNN graph:
 // y = relu?(conv(x) + bias + residual?), then, for 8-bit readers of a quantized convolution, y *
 // inv_scale in its 8-bit format (cuDNN's conversion rounds to nearest; int8 saturates to [-128,
-// 127], float8 is clamped to [-448, 448] first).
+// 127], float8 is clamped to [-448, 448] first). A residual stored in 8 bits (its producer wrote
+// it so for its 8-bit readers) is added as residual * its scale.
 struct ConvEpilogue {
   bool residual = false;  // add a tensor of the output's shape and layout
+  std::optional<float> residual_scale;                       // the residual is stored 8-bit: its scale
+  ir::QuantFormat residual_format = ir::QuantFormat::kInt8;  // and format
   bool relu = false;
   std::optional<QuantizeParams> quantized_output;          // the readers' quantization (divisor 0)
   ir::QuantFormat output_format = ir::QuantFormat::kInt8;  // and their format
@@ -70,6 +73,7 @@ class ConvKernel {
   bool runs_quantized() const;
   std::string quantized_refusal() const;
   bool writes_quantized() const;
+  bool reads_quantized_residual() const;  // ConvEpilogue::residual_scale
 
  private:
   struct Impl;

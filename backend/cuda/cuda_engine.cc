@@ -4,7 +4,9 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <thread>
 #include <set>
 
 #include "backend/cuda/cubin_cache.h"
@@ -70,21 +72,30 @@ std::string Join(const std::vector<std::string>& parts, const char* sep) {
 }  // namespace
 
 // CUDA events around every step of one run, for the active LayerProfiler.
+// The stream is held (a host function waits) until every step is queued: otherwise a step's time
+// would include the host's work before its launch whenever the GPU is not ahead (the first
+// steps, memory pool growth), where a run from a CUDA graph has none.
 class StepTimer {
  public:
   StepTimer(size_t steps, cudaStream_t stream) : stream_(stream), marks_(steps + 1, nullptr) {
     for (cudaEvent_t& e : marks_) Check(cudaEventCreate(&e), "cudaEventCreate (profile)");
+    Check(cudaLaunchHostFunc(stream_, &StepTimer::Hold, &queued_), "cudaLaunchHostFunc (profile)");
     Check(cudaEventRecord(marks_[0], stream_), "cudaEventRecord (profile)");
   }
   ~StepTimer() {
+    Release();
+    cudaStreamSynchronize(stream_);  // the host function reads queued_
     for (cudaEvent_t e : marks_)
       if (e) cudaEventDestroy(e);
   }
+  // Lets the held stream run.
+  void Release() { queued_.store(true); }
   StepTimer(const StepTimer&) = delete;
   StepTimer& operator=(const StepTimer&) = delete;
   void Done(size_t step) { Check(cudaEventRecord(marks_[step + 1], stream_), "cudaEventRecord (profile)"); }
   // Waits for the run and gives step i's milliseconds.
   std::vector<double> Milliseconds() {
+    Release();
     Check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize (profile)");
     std::vector<double> ms;
     for (size_t i = 0; i + 1 < marks_.size(); ++i) {
@@ -96,8 +107,17 @@ class StepTimer {
   }
 
  private:
+  // Runs on CUDA's host thread; never calls CUDA. A launch path that synchronizes with the stream
+  // would wait for it, so the hold ends by itself after two seconds.
+  static void CUDART_CB Hold(void* queued) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (!static_cast<std::atomic<bool>*>(queued)->load() && std::chrono::steady_clock::now() < until)
+      std::this_thread::yield();
+  }
+
   cudaStream_t stream_;
   std::vector<cudaEvent_t> marks_;
+  std::atomic<bool> queued_{false};
 };
 
 bool IsViewOp(const std::string& op) {
@@ -105,17 +125,38 @@ bool IsViewOp(const std::string& op) {
 }
 bool IsLayoutOp(const std::string& op) { return op == "Transpose" || op == "Concat"; }
 
+// Whether `add` is an Add of `v` and the result of a convolution that nothing else reads: the
+// convolution's step absorbs it (BuildSteps), reading `v` as its residual, unless another step
+// already runs it (`absorbed`).
+bool IsResidualAddOfConv(const ir::Graph& g, const std::vector<std::vector<ir::NodeId>>& consumers,
+                         const std::set<ir::NodeId>& absorbed, const ir::Node& add, ir::ValueId v) {
+  if (add.op != "Add" || add.inputs.size() != 2 || add.inputs[0] == add.inputs[1] || absorbed.count(add.id))
+    return false;
+  const ir::ValueId other = add.inputs[0] == v ? add.inputs[1] : add.inputs[0];
+  const ir::NodeId producer = g.value(other).producer;
+  if (producer == ir::kNoNode || ir::IsGraphOutput(g, other)) return false;
+  const ir::Node& conv = g.node(producer);
+  return (conv.op == "Conv2D" || conv.op == "DepthwiseConv2D") && conv.outputs[0] == other &&
+         consumers[static_cast<size_t>(other)].size() == 1 && ir::SameShape(g.value(other).shape, g.value(v).shape) &&
+         g.value(other).dtype == g.value(v).dtype;
+}
+
 // The quantization a convolution's result can be written in: when every reader is a convolution
 // marked quantized (quantized_conv.h) reading it as its input, all in one format and quantizing it
 // alike by a product, and (int8) the saturation at -128 cannot differ from the readers' lower
 // bound (-128, or a ReLU before). Float8 saturates at +-448 as the readers' rounding does.
+// With `residual_readers`, readers may also be residual Adds of other convolutions (at least one
+// reader must be quantized): those add the 8-bit value times its scale, as TensorRT's INT8
+// residual connections do (the sum then sees the quantized value, not the float one).
 std::optional<std::pair<QuantizeParams, ir::QuantFormat>> QuantizedOutputFor(
-    const ir::Graph& g, const std::vector<std::vector<ir::NodeId>>& consumers, ir::ValueId v, bool relu) {
+    const ir::Graph& g, const std::vector<std::vector<ir::NodeId>>& consumers, const std::set<ir::NodeId>& absorbed,
+    ir::ValueId v, bool relu, bool residual_readers) {
   const auto& readers = consumers[static_cast<size_t>(v)];
   if (readers.empty() || ir::IsGraphOutput(g, v)) return std::nullopt;
   std::optional<std::pair<QuantizeParams, ir::QuantFormat>> common;
   for (ir::NodeId r : readers) {
     const ir::Node& reader = g.node(r);
+    if (residual_readers && IsResidualAddOfConv(g, consumers, absorbed, reader, v)) continue;
     const std::optional<QuantizedConv> quant = reader.op == "Conv2D" ? ReadQuantizedConv(reader) : std::nullopt;
     if (!quant || reader.inputs[0] != v || std::count(reader.inputs.begin(), reader.inputs.end(), v) != 1) return std::nullopt;
     const QuantizeParams& p = quant->input;
@@ -192,9 +233,12 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
     // cuDNN (or cuBLASLt, for sibling products) may refuse a fused graph for the profile's
     // shapes: then the steps are built again with fewer fusions (GELU epilogues first, then
     // sibling products, attention and residual Adds).
-    const LibraryFusions choices[] = {{true, true, true, true, true},    {true, true, true, false, true},
-                                      {true, true, true, false, false},  {true, true, false, false, false},
-                                      {true, false, false, false, false}, {false, false, false, false, false}};
+    // 8-bit residuals go first of all: a quantized engine keeps its 8-bit outputs without them.
+    const LibraryFusions choices[] = {
+        {true, true, true, true, true, true},    {true, true, true, false, true, true},
+        {true, true, true, false, true, false},  {true, true, true, false, false, false},
+        {true, true, false, false, false, false}, {true, false, false, false, false, false},
+        {false, false, false, false, false, false}};
     for (size_t i = options.cuda_gelu_epilogue ? 0 : 1; i < std::size(choices); ++i) {
       steps_.clear();
       constants_.clear();
@@ -313,6 +357,7 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
     std::map<ir::ValueId, int> local;  // graph value -> program value
     ir::ValueId output = ir::kNoValue;
     std::vector<std::string> nodes;
+    std::vector<int64_t> perm;  // a Transpose of the result runs in the same kernel
   };
   std::vector<std::pair<size_t, Step>> placed;  // (topological position, step)
   std::vector<Group> groups;
@@ -320,7 +365,8 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
   std::vector<int> step_group;                      // placed index -> group index or -1
 
   std::set<ir::NodeId> absorbed;  // nodes another step runs (a ReLU after a convolution)
-  std::set<ir::ValueId> quantized_values;  // convolution results stored in 8 bits for their 8-bit readers
+  // Convolution results stored in 8 bits for their 8-bit readers, with their quantization.
+  std::map<ir::ValueId, std::pair<QuantizeParams, ir::QuantFormat>> quantized_values;
   host_nodes_ = HostNodes(g);
   std::vector<bool> host_value(g.num_values(), false);
   const std::vector<ir::NodeId> order = g.TopologicalOrder();
@@ -563,12 +609,19 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
         epilogue.relu = true;
         absorb(next);
       }
+      if (epilogue.residual) {
+        if (auto stored = quantized_values.find(residual); stored != quantized_values.end()) {
+          epilogue.residual_scale = stored->second.first.scale;
+          epilogue.residual_format = stored->second.second;
+        }
+      }
       if (fusions.quantized_output) {
-        if (const auto out = QuantizedOutputFor(g, consumers, s.output, epilogue.relu)) {
+        if (const auto out = QuantizedOutputFor(g, consumers, absorbed, s.output, epilogue.relu,
+                                                fusions.quantized_residual && fusions.residual)) {
           epilogue.quantized_output = out->first;
           epilogue.output_format = out->second;
           s.output_dtype = out->second == ir::QuantFormat::kInt8 ? DType::kInt8 : DType::kUInt8;  // E4M3 bytes
-          quantized_values.insert(s.output);
+          quantized_values.emplace(s.output, *out);
         }
       }
       s.kind = Step::Kind::kConv;
@@ -597,6 +650,22 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
       s.perm = g.ConstantOf(n.inputs[1])->ToInt64Vector();
       const int64_t rank = static_cast<int64_t>(s.perm.size());
       for (int64_t& p : s.perm) p = p < 0 ? p + rank : p;
+      // A chain of elementwise ops on one tensor (a model input's conversion to float16) that
+      // only this Transpose reads writes its result transposed: one pass over the tensor.
+      const ir::ValueId x = n.inputs[0];
+      if (const int at = group_step[static_cast<size_t>(x)];
+          at >= 0 && consumers[static_cast<size_t>(x)].size() == 1 && !ir::IsGraphOutput(g, x)) {
+        Group& grp = groups[static_cast<size_t>(step_group[static_cast<size_t>(at)])];
+        if (grp.output == x && grp.perm.empty() && grp.inputs.size() == 1 &&
+            ir::SameShape(g.value(grp.inputs[0]).shape, g.value(x).shape) &&
+            g.value(x).shape.rank_known && static_cast<size_t>(g.value(x).shape.rank()) == s.perm.size()) {
+          grp.perm = s.perm;
+          grp.output = s.output;
+          grp.nodes.push_back(n.name);
+          placed[static_cast<size_t>(at)].first = pos;
+          continue;
+        }
+      }
       s.eltwise = CopyKernel(g.value(n.inputs[0]).dtype, arch);
       s.inputs.resize(1);
     } else if (n.op == "Slice" || n.op == "StridedSlice" || n.op == "Reverse") {
@@ -633,7 +702,8 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
     if (step_group[i] < 0) continue;
     Group& grp = groups[static_cast<size_t>(step_group[i])];
     Step& s = placed[i].second;
-    s.kind = Step::Kind::kEltwise;
+    s.kind = grp.perm.empty() ? Step::Kind::kEltwise : Step::Kind::kTranspose;
+    s.perm = grp.perm;
     s.inputs = grp.inputs;
     s.output = grp.output;
     s.nodes = grp.nodes;
@@ -641,6 +711,18 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
   }
   std::stable_sort(placed.begin(), placed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   for (auto& p : placed) steps_.push_back(std::move(p.second));
+  // An 8-bit value is read only where it was decided to be: as a quantized convolution's input
+  // or as a residual added times its scale.
+  for (const Step& step : steps_)
+    for (size_t i = 0; i < step.inputs.size(); ++i) {
+      if (!quantized_values.count(step.inputs[i])) continue;
+      const bool expected = step.kind == Step::Kind::kConv && ((i == 0 && step.conv->quantized_format()) ||
+                                                               (i == 1 && step.conv->reads_quantized_residual()));
+      if (!expected)
+        throw Error(ErrorCode::kInternal,
+                    fmt::format("step '{}' reads the 8-bit value '{}' as a float", Join(step.nodes, "+"),
+                                g.value(step.inputs[i]).name));
+    }
 
   // Host values that kernels read, or that are outputs, get device copies per input shapes.
   std::set<ir::ValueId> uploaded;
@@ -1001,15 +1083,20 @@ std::string CudaEngine::KernelName(const Step& s) {
       return s.group_outputs.empty() ? std::string("cublasLt") : fmt::format("cublasLt ({} products)", s.group_outputs.size());
     case Step::Kind::kView: return "view";
     case Step::Kind::kRow: return "nvrtc row";
-    case Step::Kind::kTranspose: return "nvrtc transpose";
+    case Step::Kind::kTranspose:
+      return s.eltwise->program().steps.empty() ? std::string("nvrtc transpose")
+                                                 : fmt::format("nvrtc transpose ({} ops)", s.eltwise->program().steps.size());
     case Step::Kind::kSlice: return "nvrtc slice";
     case Step::Kind::kConcat: return "copies";
-    case Step::Kind::kConv:
-      if (!s.conv->quantized_format()) return s.conv->writes_quantized() ? "cudnn (8-bit out)" : "cudnn";
+    case Step::Kind::kConv: {
+      const std::string eight_bit_io = fmt::format("{}{}", s.conv->reads_quantized_residual() ? ", 8-bit residual" : "",
+                                                   s.conv->writes_quantized() ? ", 8-bit out" : "");
+      if (!s.conv->quantized_format()) return eight_bit_io.empty() ? "cudnn" : fmt::format("cudnn ({})", eight_bit_io.substr(2));
       return fmt::format("cudnn {}{}",
                          s.conv->runs_quantized() ? QuantFormatName(*s.conv->quantized_format())
                                                   : fmt::format("float ({} refused)", QuantFormatName(*s.conv->quantized_format())),
-                         s.conv->writes_quantized() ? ", 8-bit out" : "");
+                         eight_bit_io);
+    }
     case Step::Kind::kPool: return "nvrtc pool";
     case Step::Kind::kGather: return "nvrtc gather";
     case Step::Kind::kBroadcast: return "nvrtc broadcast";

@@ -256,6 +256,18 @@ void ExpectMatchesTheReference(const backend::Engine& engine, const std::shared_
   }
 }
 
+// conv1's activation is read by conv2 (quantized) and by the residual Add conv2's step runs: it
+// is written in 8 bits, and conv2 adds it times its scale (TensorRT's INT8 residuals).
+void ExpectEightBitResidual(const backend::cuda::CudaEngine& e) {
+  bool conv1_out = false, conv2_residual = false;
+  for (const auto& s : e.steps()) {
+    if (s.nodes.rfind("conv1+", 0) == 0) conv1_out = s.kernel.find("8-bit out") != std::string::npos;
+    if (s.nodes.rfind("conv2+", 0) == 0) conv2_residual = s.kernel.find("8-bit residual") != std::string::npos;
+  }
+  EXPECT_TRUE(conv1_out) << "conv1 does not write 8 bits for conv2 and the residual Add";
+  EXPECT_TRUE(conv2_residual) << "conv2 does not read its residual in 8 bits";
+}
+
 TEST(CudaInt8Gpu, QuantizedConvolutionsRunInt8CudnnKernelsAndMatchTheReference) {
   SKIP_WITHOUT_GPU();
   if (!backend::cuda::HaveCudnn()) GTEST_FAIL() << "this build has no cuDNN: the GPU suite needs a build with it";
@@ -278,6 +290,7 @@ TEST(CudaInt8Gpu, QuantizedConvolutionsRunInt8CudnnKernelsAndMatchTheReference) 
     if (s.nodes.rfind("conv_nchw+", 0) == 0 || s.nodes == "conv_nchw")
       int8_out = s.kernel.find("8-bit out") != std::string::npos;
   EXPECT_TRUE(int8_out) << "conv_nchw does not write int8";
+  ExpectEightBitResidual(e);
   ExpectMatchesTheReference(*engine, g, "INT8");
 }
 
@@ -299,6 +312,7 @@ TEST(CudaFp8Gpu, QuantizedConvolutionsRunFp8CudnnKernelsAndMatchTheReference) {
     for (const char* name : {"conv1", "conv2", "conv_nchw", "conv_nchw2"})
       EXPECT_TRUE(std::count(fp8.begin(), fp8.end(), name))
           << name << " does not run fp8: " << engine->precision_note();
+    ExpectEightBitResidual(e);
   }
   ExpectMatchesTheReference(*engine, g, "FP8");
 }
@@ -344,6 +358,15 @@ TEST(CudaInt8Gpu, FloatGraphRequestedAsInt8RunsFp16AndSaysWhy) {
   EXPECT_TRUE(engine->quantized_layers().empty());
   EXPECT_NE(engine->precision_note().find("no convolution of the engine has a quantized input"), std::string::npos)
       << engine->precision_note();
+  // The NCHW input z is converted to float16 and transposed to NHWC in one kernel.
+  const auto& e = dynamic_cast<const backend::cuda::CudaEngine&>(*engine);
+  bool converted_transposed = false;
+  for (const auto& s : e.steps()) {
+    std::cout << "  " << s.nodes << ": " << s.kernel << "\n";
+    converted_transposed = converted_transposed || (s.kernel == "nvrtc transpose (1 ops)" &&
+                                                    s.nodes.find("to_low") != std::string::npos);
+  }
+  EXPECT_TRUE(converted_transposed) << "z's conversion and transpose run as two kernels";
   const auto in = Inputs(2);
   const auto want = runtime::ReferenceExecutor(b.g).Run(in);
   const auto got = cudatest::RunOnGpu(*engine, in);
