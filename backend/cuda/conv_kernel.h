@@ -39,7 +39,7 @@ std::string CudnnVersion();
 // it so for its 8-bit readers) is added as residual * its scale.
 struct ConvEpilogue {
   bool residual = false;  // add a tensor of the output's shape and layout
-  std::optional<float> residual_scale;                       // the residual is stored 8-bit: its scale
+  std::optional<float> residual_scale;                       // the residual is stored in 8 bits: its scale
   ir::QuantFormat residual_format = ir::QuantFormat::kInt8;  // and format
   bool relu = false;
   std::optional<QuantizeParams> quantized_output;          // the readers' quantization (divisor 0)

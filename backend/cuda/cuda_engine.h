@@ -134,7 +134,7 @@ class CudaEngine final : public Engine {
     bool siblings = true;   // sibling products run as one batched product (matmul_siblings.h)
     bool gelu = true;       // a product followed by a Gelu runs as one cuDNN graph (matmul_act_kernel.h)
     bool quantized_output = true;  // a convolution read only by 8-bit convolutions writes 8 bits (conv_kernel.h)
-    // ... and one also read as the residual of other convolutions (TensorRT's INT8 residuals)
+    // ... and (int8) one also read as the residual of other convolutions (TensorRT's INT8 residuals)
     bool quantized_residual = true;
   };
   void BuildSteps(GpuArch arch, LibraryFusions fusions);
