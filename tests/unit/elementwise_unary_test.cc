@@ -1,6 +1,9 @@
 // Unary elementwise ops: shape inference and reference kernels vs hand-computed values.
+#include <algorithm>
 #include <cmath>
+#include <iostream>
 #include <limits>
+#include <vector>
 
 #include "ir/ops/elementwise_unary_ops.h"
 #include "tests/unit/elementwise_test_util.h"
@@ -40,6 +43,34 @@ TEST(ElementwiseUnary, MathFunctionsFloat32) {
   ExpectNear(Doubles(RunOp("Atanh", {F32({2}, {0, 0.5})})), {0, 0.5493061443340549}, 2e-7);
   ExpectNear(Doubles(RunOp("Sqrt", {F32({1}, {-1})})), {kNaN});
   ExpectNear(Doubles(RunOp("Log", {F32({1}, {0})})), {-kInf});
+}
+
+// Float32 erf (Erf, Gelu) is a polynomial, so that loops over it vectorize: within 3 ulp of the
+// exact value over [-6, 6] (every 2^-12, and powers of two down to 2^-126), special values kept.
+TEST(ElementwiseUnary, Float32ErfPolynomialIsWithinThreeUlp) {
+  double worst_ulp = 0;
+  std::vector<float> xs;
+  for (int i = -6 * 4096; i <= 6 * 4096; ++i) xs.push_back(static_cast<float>(i) / 4096.0f);
+  for (int e = -126; e <= 2; ++e) {
+    xs.push_back(std::ldexp(1.0f, e));
+    xs.push_back(std::nextafter(std::ldexp(1.0f, e), 0.0f));
+    xs.push_back(-std::ldexp(1.0f, e));
+  }
+  for (float x : {0.999999f, 1.0f, 1.0000001f, 3.9999998f, 4.0f, 4.0000005f}) xs.push_back(x);
+  for (float x : xs) {
+    const float want = static_cast<float>(std::erf(static_cast<double>(x)));
+    const float got = ir::elementwise::ErfFloat32(x);
+    const double ulp = std::abs(static_cast<double>(got) - want) /
+                       std::max(std::nextafter(std::abs(want), 2.0f) - std::abs(want), 1e-45f);
+    worst_ulp = std::max(worst_ulp, ulp);
+    ASSERT_LE(ulp, 3.0) << "erf(" << x << "): " << got << " against " << want;
+  }
+  std::cout << "float32 erf: at most " << worst_ulp << " ulp over " << xs.size() << " values\n";
+  EXPECT_TRUE(std::isnan(ir::elementwise::ErfFloat32(std::nanf(""))));
+  EXPECT_EQ(ir::elementwise::ErfFloat32(std::numeric_limits<float>::infinity()), 1.0f);
+  EXPECT_EQ(ir::elementwise::ErfFloat32(-std::numeric_limits<float>::infinity()), -1.0f);
+  EXPECT_TRUE(std::signbit(ir::elementwise::ErfFloat32(-0.0f)));
+  EXPECT_EQ(ir::elementwise::ErfFloat32(0.0f), 0.0f);
 }
 
 TEST(ElementwiseUnary, Float64UsesDoublePrecision) {
