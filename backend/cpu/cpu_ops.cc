@@ -76,6 +76,28 @@ std::vector<Shape> InferEltwiseChain(const ir::Node& node, const std::vector<Sha
 
 std::vector<Shape> InferSameShape(const ir::Node&, const std::vector<Shape>& in) { return {in.at(0)}; }
 
+// Numpy broadcasting of x, y and cond.
+std::vector<Shape> InferSelect(const ir::Node& node, const std::vector<Shape>& in) {
+  size_t rank = 0;
+  for (const Shape& s : in) rank = std::max(rank, s.size());
+  Shape out(rank, 1);
+  for (const Shape& s : in)
+    for (size_t d = 0; d < s.size(); ++d) {
+      int64_t& o = out[rank - s.size() + d];
+      if (s[d] == o || s[d] == 1) continue;
+      if (o != 1)
+        Fail(node, fmt::format("shapes {}, {} and {} do not broadcast", ShapeToString(in.at(0)), ShapeToString(in.at(1)),
+                               ShapeToString(in.at(2))));
+      o = s[d];
+    }
+  return {out};
+}
+
+void InferSelectSymbolic(ir::InferContext& ctx) {
+  ctx.SetOutput(0, ctx.input_dtype(0),
+                ir::BroadcastShapes(ctx, ctx.input_shape(2), ir::BroadcastShapes(ctx, ctx.input_shape(0), ctx.input_shape(1))));
+}
+
 std::vector<Shape> InferTranspose(const ir::Node& node, const std::vector<Shape>& in) {
   const Shape& x = in.at(0);
   const auto perm = node.attrs.Get<std::vector<int64_t>>("perm");
@@ -187,6 +209,7 @@ const NameRegistry<CpuOpDef>& Table() {
     add({std::string(kQuantizeS8), 1, 1, InferSameShape, /*keeps_input_shape=*/true, DType::kInt8});
     add({std::string(kPool2D), 1, 1, InferPool2D});
     add({std::string(kTranspose), 1, 1, InferTranspose});
+    add({std::string(kSelect), 3, 3, InferSelect, false, DType::kInvalid, false, InferSelectSymbolic});
     add({std::string(kPad), 1, 2, InferPad});
     add({std::string(kSoftmax), 1, 1, InferSameShape, /*keeps_input_shape=*/true});
     add({std::string(kLayerNorm), 1, 3, InferSameShape, /*keeps_input_shape=*/true});

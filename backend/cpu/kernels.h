@@ -103,6 +103,8 @@ std::unique_ptr<Kernel> MakeSoftmaxKernel(const ir::Node& node, std::shared_ptr<
 std::unique_ptr<Kernel> MakePadKernel(const ir::Graph& graph, const ir::Node& node);
 // cpu.RNN / cpu.GRU / cpu.LSTM (rnn_kernel.cc).
 std::unique_ptr<Kernel> MakeRecurrentKernel(const ir::Graph& graph, const ir::Node& node, std::shared_ptr<const KernelEnv> env);
+// cpu.Select (select_kernel.cc).
+std::unique_ptr<Kernel> MakeSelectKernel(const ir::Graph& graph, const ir::Node& node);
 // cpu.Transpose (transpose_kernel.cc).
 std::unique_ptr<Kernel> MakeTransposeKernel(const ir::Graph& graph, const ir::Node& node, std::shared_ptr<const KernelEnv> env);
 

@@ -783,6 +783,48 @@ TEST(CpuBackend, ConstantPadsRunRowByRowBitExact) {
   }
 }
 
+TEST(CpuBackend, SelectsRunAsRowKernelsBitExact) {
+  // cond ? x : y with every broadcasting the row kernel merges or walks: an attention mask over
+  // scores and a scalar (one long merged row, split into chunks), a per-head mask, a condition
+  // broadcast along the last dim (stride 0 inside rows), a rank-1 x against a rank-3 condition,
+  // size-1 dims; dtypes of 4 (float32, int32), 1 (uint8), 2 (float16) and 8 (int64) bytes.
+  struct Case {
+    Shape c, x, y;
+    DType dtype;
+  };
+  const std::vector<Case> cases = {{{4, 4, 64, 64}, {4, 4, 64, 64}, {}, DType::kFloat32},
+                                   {{4, 1, 64, 64}, {4, 3, 64, 64}, {1}, DType::kFloat32},
+                                   {{5, 7, 1}, {5, 7, 9}, {5, 7, 9}, DType::kInt32},
+                                   {{3, 1, 6}, {6}, {3, 4, 1}, DType::kUInt8},
+                                   {{2, 3, 1, 5}, {2, 1, 4, 5}, {1, 3, 4, 1}, DType::kFloat16},
+                                   {{1}, {2, 3}, {2, 1}, DType::kInt64},
+                                   {{0, 3}, {0, 3}, {3}, DType::kFloat32}};
+  auto fill = [](DType dtype, const Shape& shape, uint32_t seed) {
+    Tensor t(dtype, shape);
+    auto* bytes = static_cast<uint8_t*>(t.raw_data());
+    for (size_t i = 0; i < t.byte_size(); ++i) bytes[i] = static_cast<uint8_t>((i * 131 + seed * 17) % 251);
+    return t;
+  };
+  for (const Case& c : cases) {
+    Builder b;
+    const ir::ValueId cond = b.Input("c", std::vector<ir::Dim>(c.c.begin(), c.c.end()), DType::kBool);
+    const ir::ValueId x = b.Input("x", std::vector<ir::Dim>(c.x.begin(), c.x.end()), c.dtype);
+    const ir::ValueId y = b.Input("y", std::vector<ir::Dim>(c.y.begin(), c.y.end()), c.dtype);
+    b.Output("out", b.Op("Select", "select", {cond, x, y}));
+    backend::cpu::CpuBackend cpu;
+    auto engine = cpu.Compile(*b.g, ExactProfile({c.c, c.x, c.y}), {});
+    EXPECT_EQ(CountOps(*engine, "cpu.Select"), 1) << ShapeToString(c.x);
+    Tensor mask(DType::kBool, c.c);
+    for (int64_t i = 0; i < mask.num_elements(); ++i) mask.data<bool>()[i] = (i * 7 + i / 5) % 3 != 0;
+    const std::vector<Tensor> inputs = {mask, fill(c.dtype, c.x, 1), fill(c.dtype, c.y, 2)};
+    const auto want = runtime::ReferenceExecutor(b.g).Run(inputs);
+    const auto got = engine->Execute(inputs);
+    ASSERT_EQ(got[0].shape(), want[0].shape()) << ShapeToString(c.x);
+    ASSERT_EQ(got[0].dtype(), c.dtype);
+    EXPECT_EQ(std::memcmp(got[0].raw_data(), want[0].raw_data(), want[0].byte_size()), 0) << ShapeToString(c.x);
+  }
+}
+
 TEST(CpuBackend, SoftmaxAndLogSoftmaxRunOneDnnPrimitives) {
   // Along the last, a middle and the first axis (negative and positive attrs), rows of 1 to 300;
   // large logits (softmax must subtract the row max). FP32 bound: 1e-5 relative L2 against the
