@@ -63,7 +63,7 @@ std::unique_ptr<CountingPass> MakeLayerNormPass();
 std::unique_ptr<CountingPass> MakeSoftmaxPass();
 // Constant-mode Pads with constant paddings -> cpu.Pad (pad.cc).
 std::unique_ptr<CountingPass> MakePadPass();
-// Select of a bool condition (dtypes of 1, 2, 4, 8 bytes, known ranks) -> cpu.Select (select.cc).
+// Select of a bool condition between floating-point tensors (known ranks) -> cpu.Select (select.cc).
 std::unique_ptr<CountingPass> MakeSelectPass();
 // Transposes with constant permutations of reorderable dtypes -> cpu.Transpose (transpose.cc).
 std::unique_ptr<CountingPass> MakeTransposePass();
