@@ -109,10 +109,18 @@ class SelectKernel final : public Kernel {
                     static_cast<T*>(out.raw_data()));
     };
     switch (elem_) {
-      case 1: run.operator()<uint8_t>(); break;
-      case 2: run.operator()<uint16_t>(); break;
-      case 4: run.operator()<uint32_t>(); break;
-      default: run.operator()<uint64_t>(); break;
+      case 1:
+        run.operator()<uint8_t>();
+        break;
+      case 2:
+        run.operator()<uint16_t>();
+        break;
+      case 4:
+        run.operator()<uint32_t>();
+        break;
+      default:
+        run.operator()<uint64_t>();
+        break;
     }
   }
 

@@ -38,7 +38,7 @@ std::string CudnnVersion();
 // 127], float8 is clamped to [-448, 448] first). A residual stored in 8 bits (its producer wrote
 // it so for its 8-bit readers) is added as residual * its scale.
 struct ConvEpilogue {
-  bool residual = false;  // add a tensor of the output's shape and layout
+  bool residual = false;                                     // add a tensor of the output's shape and layout
   std::optional<float> residual_scale;                       // the residual is stored in 8 bits: its scale
   ir::QuantFormat residual_format = ir::QuantFormat::kInt8;  // and format
   bool relu = false;

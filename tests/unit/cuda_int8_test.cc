@@ -365,8 +365,8 @@ TEST(CudaInt8Gpu, FloatGraphRequestedAsInt8RunsFp16AndSaysWhy) {
   bool converted_transposed = false;
   for (const auto& s : e.steps()) {
     std::cout << "  " << s.nodes << ": " << s.kernel << "\n";
-    converted_transposed = converted_transposed || (s.kernel == "nvrtc transpose (1 ops)" &&
-                                                    s.nodes.find("to_low") != std::string::npos);
+    converted_transposed =
+        converted_transposed || (s.kernel == "nvrtc transpose (1 ops)" && s.nodes.find("to_low") != std::string::npos);
   }
   EXPECT_TRUE(converted_transposed) << "z's conversion and transpose run as two kernels";
   const auto in = Inputs(2);
