@@ -239,9 +239,9 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
   {
     CubinRecorder recorder;  // the kernels this engine uses, for Serialize
     // cuDNN (or cuBLASLt, for sibling products) may refuse a fused graph for the profile's
-    // shapes: then the steps are built again with fewer fusions (GELU epilogues first, then
-    // sibling products, attention and residual Adds).
-    // 8-bit residuals go first of all: a quantized engine keeps its 8-bit outputs without them.
+    // shapes: then the steps are built again with fewer fusions (GELU epilogues first, then int8
+    // residuals, 8-bit outputs, sibling products, attention and residual Adds): a quantized
+    // engine keeps its 8-bit outputs where only its int8 residuals are refused.
     const LibraryFusions choices[] = {
         {true, true, true, true, true, true},    {true, true, true, false, true, true},
         {true, true, true, false, true, false},  {true, true, true, false, false, false},
