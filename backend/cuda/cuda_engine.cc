@@ -127,15 +127,21 @@ bool IsLayoutOp(const std::string& op) { return op == "Transpose" || op == "Conc
 
 // Whether `add` is an Add of `v` and the result of a convolution that nothing else reads: the
 // convolution's step absorbs it (BuildSteps), reading `v` as its residual, unless another step
-// already runs it (`absorbed`).
+// already runs it (`absorbed`). That convolution must come after v's producer in `position`
+// (node id -> topological index), so that v's storage is decided when its step is built.
 bool IsResidualAddOfConv(const ir::Graph& g, const std::vector<std::vector<ir::NodeId>>& consumers,
-                         const std::set<ir::NodeId>& absorbed, const ir::Node& add, ir::ValueId v) {
+                         const std::set<ir::NodeId>& absorbed, const std::vector<size_t>& position,
+                         const ir::Node& add, ir::ValueId v) {
   if (add.op != "Add" || add.inputs.size() != 2 || add.inputs[0] == add.inputs[1] || absorbed.count(add.id))
     return false;
   const ir::ValueId other = add.inputs[0] == v ? add.inputs[1] : add.inputs[0];
   const ir::NodeId producer = g.value(other).producer;
   if (producer == ir::kNoNode || ir::IsGraphOutput(g, other)) return false;
   const ir::Node& conv = g.node(producer);
+  const ir::NodeId v_producer = g.value(v).producer;
+  if (v_producer == ir::kNoNode ||
+      position[static_cast<size_t>(producer)] <= position[static_cast<size_t>(v_producer)])
+    return false;
   return (conv.op == "Conv2D" || conv.op == "DepthwiseConv2D") && conv.outputs[0] == other &&
          consumers[static_cast<size_t>(other)].size() == 1 && ir::SameShape(g.value(other).shape, g.value(v).shape) &&
          g.value(other).dtype == g.value(v).dtype;
@@ -151,14 +157,14 @@ bool IsResidualAddOfConv(const ir::Graph& g, const std::vector<std::vector<ir::N
 // one).
 std::optional<std::pair<QuantizeParams, ir::QuantFormat>> QuantizedOutputFor(
     const ir::Graph& g, const std::vector<std::vector<ir::NodeId>>& consumers, const std::set<ir::NodeId>& absorbed,
-    ir::ValueId v, bool relu, bool residual_readers) {
+    const std::vector<size_t>& position, ir::ValueId v, bool relu, bool residual_readers) {
   const auto& readers = consumers[static_cast<size_t>(v)];
   if (readers.empty() || ir::IsGraphOutput(g, v)) return std::nullopt;
   std::optional<std::pair<QuantizeParams, ir::QuantFormat>> common;
   bool residual_seen = false;
   for (ir::NodeId r : readers) {
     const ir::Node& reader = g.node(r);
-    if (residual_readers && IsResidualAddOfConv(g, consumers, absorbed, reader, v)) {
+    if (residual_readers && IsResidualAddOfConv(g, consumers, absorbed, position, reader, v)) {
       residual_seen = true;
       continue;
     }
@@ -250,7 +256,13 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
     for (size_t i = options.cuda_gelu_epilogue ? 0 : 1; i < std::size(choices); ++i) {
       steps_.clear();
       constants_.clear();
-      BuildSteps(ArchOf(device_), choices[i]);
+      try {
+        BuildSteps(ArchOf(device_), choices[i]);
+      } catch (const Error& e) {
+        if (e.code() != ErrorCode::kUnavailable || i + 1 == std::size(choices)) throw;
+        if (options.progress) options.progress(fmt::format("{}; building with fewer fusions", e.what()));
+        continue;
+      }
       const bool last = i + 1 == std::size(choices) || !UsesLibraryFusions(steps_);
       // The profile's largest shapes must fit the segment (and give every value a shape).
       const auto specialized = SpecializedFor(ProfileShapes(profile_));
@@ -624,7 +636,7 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
         }
       }
       if (fusions.quantized_output) {
-        if (const auto out = QuantizedOutputFor(g, consumers, absorbed, s.output, epilogue.relu,
+        if (const auto out = QuantizedOutputFor(g, consumers, absorbed, position, s.output, epilogue.relu,
                                                 fusions.quantized_residual && fusions.residual)) {
           epilogue.quantized_output = out->first;
           epilogue.output_format = out->second;
@@ -726,9 +738,9 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
       if (!quantized_values.count(step.inputs[i])) continue;
       const bool expected = step.kind == Step::Kind::kConv && ((i == 0 && step.conv->quantized_format()) ||
                                                                (i == 1 && step.conv->reads_quantized_residual()));
-      if (!expected)
-        throw Error(ErrorCode::kInternal,
-                    fmt::format("step '{}' reads the 8-bit value '{}' as a float", Join(step.nodes, "+"),
+      if (!expected)  // the engine is built again with fewer fusions (CudaEngine's constructor)
+        throw Error(ErrorCode::kUnavailable,
+                    fmt::format("step '{}' would read the 8-bit value '{}' as a float", Join(step.nodes, "+"),
                                 g.value(step.inputs[i]).name));
     }
 
