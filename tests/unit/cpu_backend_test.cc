@@ -822,7 +822,8 @@ TEST(CpuBackend, SelectsRunAsRowKernelsBitExact) {
     const auto got = engine->Execute(inputs);
     ASSERT_EQ(got[0].shape(), want[0].shape()) << ShapeToString(c.x);
     ASSERT_EQ(got[0].dtype(), c.dtype);
-    EXPECT_EQ(std::memcmp(got[0].raw_data(), want[0].raw_data(), want[0].byte_size()), 0) << ShapeToString(c.x);
+    if (want[0].byte_size() > 0)  // an empty tensor may have no buffer
+      EXPECT_EQ(std::memcmp(got[0].raw_data(), want[0].raw_data(), want[0].byte_size()), 0) << ShapeToString(c.x);
   }
 }
 
