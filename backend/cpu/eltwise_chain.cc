@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "backend/cpu/broadcast_walk.h"
 #include "common/name_registry.h"
 #include "ir/ops/elementwise_ops.h"
 
@@ -179,45 +180,10 @@ void RunEltwiseChain(const ChainSpec& spec, std::span<const Tensor> in, float* o
   const int64_t n = in[0].num_elements();
   if (n == 0) return;
   const size_t k = in.size();
-  const size_t r = shape.size();
-
-  // Per input, the element stride along each output dim (0 where it broadcasts).
-  std::vector<std::vector<int64_t>> strides(k, std::vector<int64_t>(r, 0));
-  for (size_t i = 0; i < k; ++i) {
-    const Shape& s = in[i].shape();
-    if (s.size() > r) throw Error(ErrorCode::kInternal, "eltwise chain: operand of higher rank than the input");
-    const size_t off = r - s.size();
-    int64_t st = 1;
-    for (size_t d = s.size(); d-- > 0;) {
-      if (s[d] != 1) {
-        if (s[d] != shape[off + d])
-          throw Error(ErrorCode::kInternal,
-                      fmt::format("eltwise chain: operand {} of shape {} does not broadcast into {}", i,
-                                  ShapeToString(s), ShapeToString(shape)));
-        strides[i][off + d] = st;
-      }
-      st *= s[d];
-    }
-  }
-  // Collapse dims that every input walks the same way (contiguous together or broadcast together).
-  std::vector<int64_t> dims;
-  std::vector<std::vector<int64_t>> cs(k);
-  for (size_t d = 0; d < r; ++d) {
-    if (shape[d] == 1) continue;
-    bool merge = !dims.empty();
-    for (size_t i = 0; merge && i < k; ++i) merge = cs[i].back() == strides[i][d] * shape[d];
-    if (merge) {
-      dims.back() *= shape[d];
-      for (size_t i = 0; i < k; ++i) cs[i].back() = strides[i][d];
-    } else {
-      dims.push_back(shape[d]);
-      for (size_t i = 0; i < k; ++i) cs[i].push_back(strides[i][d]);
-    }
-  }
-  if (dims.empty()) {
-    dims.push_back(1);
-    for (size_t i = 0; i < k; ++i) cs[i].push_back(0);
-  }
+  // Dims that every input walks the same way (contiguous together or broadcast together) collapse.
+  const BroadcastWalk walk = CollapsedBroadcastWalk(shape, in, "eltwise chain");
+  const std::vector<int64_t>& dims = walk.dims;
+  const std::vector<std::vector<int64_t>>& cs = walk.strides;
   const int64_t inner = dims.back();
   const int64_t rows = n / inner;
   const size_t outer = dims.size() - 1;

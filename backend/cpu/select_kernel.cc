@@ -8,51 +8,14 @@
 #include <algorithm>
 #include <vector>
 
+#include "backend/cpu/broadcast_walk.h"
 #include "backend/cpu/kernels.h"
 
 namespace kiln::backend::cpu {
 namespace {
 
-// The output's dims after merging and each input's element stride along them (0: broadcast).
-struct SelectWalk {
-  std::vector<int64_t> dims;
-  std::vector<int64_t> strides[3];
-};
-
-SelectWalk WalkOf(const Shape& out, const Shape* inputs[3]) {
-  const size_t r = out.size();
-  std::vector<int64_t> full[3];
-  for (size_t k = 0; k < 3; ++k) {
-    const Shape& s = *inputs[k];
-    full[k].assign(r, 0);
-    int64_t stride = 1;
-    for (size_t d = s.size(); d-- > 0;) {
-      if (s[d] != 1) full[k][r - s.size() + d] = stride;
-      stride *= s[d];
-    }
-  }
-  SelectWalk w;
-  for (size_t d = 0; d < r; ++d) {
-    if (out[d] == 1) continue;
-    bool merge = !w.dims.empty();
-    for (size_t k = 0; merge && k < 3; ++k) merge = w.strides[k].back() == full[k][d] * out[d];
-    if (merge) {
-      w.dims.back() *= out[d];
-      for (size_t k = 0; k < 3; ++k) w.strides[k].back() = full[k][d];
-    } else {
-      w.dims.push_back(out[d]);
-      for (size_t k = 0; k < 3; ++k) w.strides[k].push_back(full[k][d]);
-    }
-  }
-  if (w.dims.empty()) {
-    w.dims.push_back(1);
-    for (auto& s : w.strides) s.push_back(0);
-  }
-  return w;
-}
-
 template <typename T>
-void SelectRows(const SelectWalk& w, const T* x, const T* y, const bool* c, T* out) {
+void SelectRows(const BroadcastWalk& w, const T* x, const T* y, const bool* c, T* out) {
   const size_t outer = w.dims.size() - 1;
   const int64_t inner = w.dims.back();
   const int64_t sx = w.strides[0].back(), sy = w.strides[1].back(), sc = w.strides[2].back();
@@ -101,8 +64,7 @@ class SelectKernel final : public Kernel {
 
   void Run(std::span<const Tensor> in, Tensor& out, ExecContext&) const override {
     if (out.num_elements() == 0) return;
-    const Shape* shapes[3] = {&in[0].shape(), &in[1].shape(), &in[2].shape()};
-    const SelectWalk w = WalkOf(out.shape(), shapes);
+    const BroadcastWalk w = CollapsedBroadcastWalk(out.shape(), in.first(3), "select");
     const bool* c = in[2].data<bool>();
     auto run = [&]<typename T>() {
       SelectRows<T>(w, static_cast<const T*>(in[0].raw_data()), static_cast<const T*>(in[1].raw_data()), c,
