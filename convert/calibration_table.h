@@ -63,6 +63,13 @@ std::string WorstQuantizationErrors(const CalibrationTable& table, size_t n);
 // Conv2D, DepthwiseConv2D and Conv3D (constant weights are quantized per output channel from
 // their own values instead).
 std::vector<ir::ValueId> QuantizableActivations(const ir::Graph& graph);
+// The float32 results of convolutions that only one Add reads (the branches of a residual join):
+// their ranges are calibrated too, and InsertQuantDequant (int8) gives each such convolution its
+// output's range as ir::kCalibratedOutputAmax, so that a backend may store the result in int8
+// for the Add; the graph's values stay float. A table without them (older, or a user's) is valid.
+std::vector<ir::ValueId> ResidualActivations(const ir::Graph& graph);
+// What calibration records: QuantizableActivations, then ResidualActivations.
+std::vector<ir::ValueId> CalibratedActivations(const ir::Graph& graph);
 
 // The amax each calibrator picks from a histogram of |x| over [0, max_abs] (bins of equal width).
 double EntropyThreshold(const std::vector<int64_t>& histogram, double max_abs);
@@ -74,6 +81,7 @@ double QuantizationError(const std::vector<int64_t>& histogram, double max_abs, 
 
 struct Quantization {
   int activations = 0;  // tensors quantized per tensor
+  int residual_ranges = 0;  // convolutions given their output's range (ResidualActivations)
   int weights = 0;      // constant weights quantized (int8: per output channel; FP8: per tensor)
   std::vector<std::string> kept;  // layers left in floating point by `keep` (node names)
 };

@@ -17,6 +17,12 @@ namespace kiln::ir {
 // The 8-bit number format a quantized tensor is stored in.
 enum class QuantFormat { kInt8, kFloat8E4M3 };
 
+// A node attribute (double): the calibrated symmetric range of the node's output, which the graph
+// does not quantize. Kiln's INT8 conversion sets it on convolutions whose result only a residual
+// Add reads; a backend may store that result in int8 with scale amax / 127 (as TensorRT's
+// implicit INT8 quantization stores any tensor with a range), and otherwise ignores it.
+inline constexpr const char* kCalibratedOutputAmax = "calibrated_output_amax";
+
 // A quantize-dequantize chain ending at a value: source -> [Mul by inv_scale | Div by scale] ->
 // Round -> clip (Maximum/Minimum/Clip, either order, before or after the Round) -> Mul by scale,
 // with integer offsets after the Round (a zero point added before the clip and subtracted after

@@ -79,7 +79,7 @@ convert::CalibrationTable Calibrate(std::shared_ptr<const ir::Graph> graph,
     if (batches[b].size() != graph->inputs().size())
       throw Error(ErrorCode::kInvalidArgument, fmt::format("calibration batch {} has {} inputs; the graph takes {}",
                                                            b + 1, batches[b].size(), graph->inputs().size()));
-  const std::vector<ir::ValueId> values = convert::QuantizableActivations(*graph);
+  const std::vector<ir::ValueId> values = convert::CalibratedActivations(*graph);
   std::vector<Stats> stats(values.size());
   const ActivationSource run = options.engines ? EngineActivations(*graph, values, options.engines, options)
                                                : ReferenceActivations(graph, values);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <thread>
 #include <set>
 
@@ -154,7 +155,7 @@ bool IsResidualAddOfConv(const ir::Graph& g, const std::vector<std::vector<ir::N
 // With `residual_readers`, int8 results may also be read by residual Adds of other convolutions
 // (at least one reader must be quantized): those add the int8 value times its scale, as
 // TensorRT's INT8 residual connections do (the sum then sees the quantized value, not the float
-// one).
+// one). `relu`: the writer's values are non-negative, or it clamps to the readers' bounds itself.
 std::optional<std::pair<QuantizeParams, ir::QuantFormat>> QuantizedOutputFor(
     const ir::Graph& g, const std::vector<std::vector<ir::NodeId>>& consumers, const std::set<ir::NodeId>& absorbed,
     const std::vector<size_t>& position, ir::ValueId v, bool relu, bool residual_readers) {
@@ -162,6 +163,10 @@ std::optional<std::pair<QuantizeParams, ir::QuantFormat>> QuantizedOutputFor(
   if (readers.empty() || ir::IsGraphOutput(g, v)) return std::nullopt;
   std::optional<std::pair<QuantizeParams, ir::QuantFormat>> common;
   bool residual_seen = false;
+  const auto agree = [&](const std::pair<QuantizeParams, ir::QuantFormat>& q) {
+    return !common || (common->second == q.second && common->first.inv_scale == q.first.inv_scale &&
+                       common->first.qmin == q.first.qmin);
+  };
   for (ir::NodeId r : readers) {
     const ir::Node& reader = g.node(r);
     if (residual_readers && IsResidualAddOfConv(g, consumers, absorbed, position, reader, v)) {
@@ -174,14 +179,25 @@ std::optional<std::pair<QuantizeParams, ir::QuantFormat>> QuantizedOutputFor(
     if (p.divisor != 0) return std::nullopt;
     if (quant->format == ir::QuantFormat::kInt8 && (p.qmax != 127 || !(p.qmin == -128 || (relu && p.qmin <= 0))))
       return std::nullopt;
-    if (common && (common->second != quant->format || common->first.inv_scale != p.inv_scale ||
-                   common->first.qmin != p.qmin))
-      return std::nullopt;
+    if (!agree({p, quant->format})) return std::nullopt;
     common = {p, quant->format};
   }
   // Int8 only: E4M3's 3-bit mantissa would pass a relative error of up to 1/16 of each residual
   // value straight into the sum (1.4% of a small residual network's output, against 0.7% int8).
   if (residual_seen && common && common->second != ir::QuantFormat::kInt8) return std::nullopt;
+  // Read only as residuals: stored in int8 when calibration gave the convolution's result a range.
+  if (residual_seen && !common) {
+    const ir::Node* producer = g.Producer(v);
+    const double amax = producer ? producer->attrs.GetOr<double>(ir::kCalibratedOutputAmax, 0.0) : 0.0;
+    if (!(amax > 0) || !std::isfinite(amax)) return std::nullopt;
+    QuantizeParams p;
+    p.scale = static_cast<float>(amax / 127.0);
+    p.inv_scale = 1.0f / p.scale;
+    p.divisor = 0;
+    p.qmin = -128;
+    p.qmax = 127;
+    common = {p, ir::QuantFormat::kInt8};
+  }
   return common;
 }
 
@@ -246,13 +262,13 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
     CubinRecorder recorder;  // the kernels this engine uses, for Serialize
     // cuDNN (or cuBLASLt, for sibling products) may refuse a fused graph for the profile's
     // shapes: then the steps are built again with fewer fusions (GELU epilogues first, then int8
-    // residuals, 8-bit outputs, sibling products, attention and residual Adds): a quantized
-    // engine keeps its 8-bit outputs where only its int8 residuals are refused.
+    // pooling, int8 residuals, 8-bit outputs, sibling products, attention and residual Adds): a
+    // quantized engine keeps its 8-bit outputs where only its int8 residuals are refused.
     const LibraryFusions choices[] = {
-        {true, true, true, true, true, true},    {true, true, true, false, true, true},
-        {true, true, true, false, true, false},  {true, true, true, false, false, false},
-        {true, true, false, false, false, false}, {true, false, false, false, false, false},
-        {false, false, false, false, false, false}};
+        {true, true, true, true, true, true, true},       {true, true, true, false, true, true, true},
+        {true, true, true, false, true, true, false},     {true, true, true, false, true, false, false},
+        {true, true, true, false, false, false, false},   {true, true, false, false, false, false, false},
+        {true, false, false, false, false, false, false}, {false, false, false, false, false, false, false}};
     for (size_t i = options.cuda_gelu_epilogue ? 0 : 1; i < std::size(choices); ++i) {
       steps_.clear();
       constants_.clear();
@@ -615,6 +631,19 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
           epilogue.residual = true;
         }
       }
+      // A result with a calibrated int8 range leaves the Add to the other convolution when that
+      // one comes later and could absorb it: this result's int8 storage is then decided before
+      // that step is built, and read there as its 8-bit residual.
+      if (epilogue.residual && fusions.quantized_output && fusions.quantized_residual &&
+          n.attrs.Has(ir::kCalibratedOutputAmax)) {
+        const ir::Node* later = g.Producer(residual);
+        if (later && (later->op == "Conv2D" || later->op == "DepthwiseConv2D") &&
+            position[static_cast<size_t>(later->id)] > pos && consumers[static_cast<size_t>(residual)].size() == 1 &&
+            !ir::IsGraphOutput(g, residual) && !host_nodes_[static_cast<size_t>(later->id)]) {
+          epilogue.residual = false;
+          residual = ir::kNoValue;
+        }
+      }
       const auto absorb = [&](const ir::Node* reader) {
         s.output = reader->outputs[0];
         s.nodes.push_back(reader->name);
@@ -651,7 +680,19 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
       if (epilogue.residual) s.inputs.push_back(residual);
     } else if (n.op == "MaxPool" || n.op == "AvgPool") {
       s.kind = Step::Kind::kPool;
-      s.pool = std::make_unique<PoolKernel>(g, n, arch);
+      // A MaxPool read only by int8 convolutions quantizes its result for them (it clamps to
+      // their bounds itself): they then run no quantize kernel of their own.
+      std::optional<QuantizeParams> quantized;
+      if (fusions.quantized_pool && n.op == "MaxPool") {
+        const auto out = QuantizedOutputFor(g, consumers, absorbed, position, s.output, /*relu=*/true,
+                                            fusions.quantized_residual && fusions.residual);
+        if (out && out->second == ir::QuantFormat::kInt8) {
+          quantized = out->first;
+          s.output_dtype = DType::kInt8;
+          quantized_values.emplace(s.output, *out);
+        }
+      }
+      s.pool = std::make_unique<PoolKernel>(g, n, arch, quantized);
     } else if (IsRowOp(n.op)) {
       s.kind = Step::Kind::kRow;
       s.row = std::make_unique<RowKernel>(g, n, arch);
@@ -1117,7 +1158,7 @@ std::string CudaEngine::KernelName(const Step& s) {
                                                   : fmt::format("float ({} refused)", QuantFormatName(*s.conv->quantized_format())),
                          eight_bit_io);
     }
-    case Step::Kind::kPool: return "nvrtc pool";
+    case Step::Kind::kPool: return s.pool->quantized() ? "nvrtc pool, 8-bit out" : "nvrtc pool";
     case Step::Kind::kGather: return "nvrtc gather";
     case Step::Kind::kBroadcast: return "nvrtc broadcast";
     case Step::Kind::kAttention: return "cudnn attention";

@@ -136,6 +136,7 @@ class CudaEngine final : public Engine {
     bool quantized_output = true;  // a convolution read only by 8-bit convolutions writes 8 bits (conv_kernel.h)
     // ... and (int8) one also read as the residual of other convolutions (TensorRT's INT8 residuals)
     bool quantized_residual = true;
+    bool quantized_pool = true;  // a MaxPool read only by int8 convolutions writes int8 (pool_kernel.h)
   };
   void BuildSteps(GpuArch arch, LibraryFusions fusions);
   // Whether any step runs a fusion of LibraryFusions.

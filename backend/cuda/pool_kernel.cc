@@ -21,20 +21,37 @@ struct PoolGeometry {
 constexpr const char* kPoolSource = R"(
 typedef __KILN_T__ T;
 typedef __KILN_A__ A;
+typedef __KILN_O__ O;
 constexpr bool kMax = __KILN_MAX__;
+constexpr bool kQuantized = __KILN_QUANTIZED__;
+struct PoolQuant { float inv_scale, qmin, qmax; };
 
 struct PoolGeometry {
   long long n, c, h, w, oh, ow, kh, kw, sh, sw, pad_top, pad_left;
   int channels_last;
 };
 
-template <int V>
-struct alignas(sizeof(T) * V) PoolVec {
-  T v[V];
+template <typename E, int V>
+struct alignas(sizeof(E) * V) PoolVec {
+  E v[V];
 };
 
+// The result as the output stores it: T, or int8 as quantize_kernel.h quantizes (NaN as 0). A
+// template so that `if constexpr` discards the branch the output type cannot take.
+template <typename Out>
+__device__ __forceinline__ Out StoreResult(A r, const PoolQuant& q) {
+  if constexpr (kQuantized) {
+    float v = float(r) * q.inv_scale;
+    v = v == v ? v : 0.0f;
+    return static_cast<Out>(static_cast<int>(rintf(fminf(fmaxf(v, q.qmin), q.qmax))));
+  } else {
+    return ew::Store<T>(static_cast<ew::ComputeT<T>>(r));
+  }
+}
+
 template <typename Index, int V>
-__device__ __forceinline__ void Pool(const PoolGeometry& g, const T* __restrict__ x, T* __restrict__ y) {
+__device__ __forceinline__ void Pool(const PoolGeometry& g, const PoolQuant& q, const T* __restrict__ x,
+                                     O* __restrict__ y) {
   const Index c = Index(g.c) / V, h = Index(g.h), w = Index(g.w), oh = Index(g.oh), ow = Index(g.ow);
   const Index total = Index(g.n) * oh * ow * c;
   const Index step = Index(gridDim.x) * Index(blockDim.x);
@@ -58,7 +75,7 @@ __device__ __forceinline__ void Pool(const PoolGeometry& g, const T* __restrict_
         if (ix < 0 || ix >= g.w) continue;
         const Index at = g.channels_last ? ((n * h + Index(iy)) * w + Index(ix)) * (c * V) + cv * V
                                          : ((n * c + cv) * h + Index(iy)) * w + Index(ix);
-        const PoolVec<V> in = *reinterpret_cast<const PoolVec<V>*>(x + at);
+        const PoolVec<T, V> in = *reinterpret_cast<const PoolVec<T, V>*>(x + at);
         ++count;
 #pragma unroll
         for (int j = 0; j < V; ++j) {
@@ -71,24 +88,24 @@ __device__ __forceinline__ void Pool(const PoolGeometry& g, const T* __restrict_
         }
       }
     }
-    PoolVec<V> out;
+    PoolVec<O, V> out;
 #pragma unroll
-    for (int j = 0; j < V; ++j) {
-      const A r = kMax ? acc[j] : count > 0 ? acc[j] / A(count) : A(0);
-      out.v[j] = ew::Store<T>(static_cast<ew::ComputeT<T>>(r));
-    }
-    *reinterpret_cast<PoolVec<V>*>(y + (g.channels_last ? i * V : i)) = out;
+    for (int j = 0; j < V; ++j) out.v[j] = StoreResult<O>(kMax ? acc[j] : count > 0 ? acc[j] / A(count) : A(0), q);
+    *reinterpret_cast<PoolVec<O, V>*>(y + (g.channels_last ? i * V : i)) = out;
   }
 }
 
-extern "C" __global__ void kiln_pool_i64(const PoolGeometry g, const T* __restrict__ x, T* __restrict__ y) {
-  Pool<long long, 1>(g, x, y);
+extern "C" __global__ void kiln_pool_i64(const PoolGeometry g, const PoolQuant q, const T* __restrict__ x,
+                                         O* __restrict__ y) {
+  Pool<long long, 1>(g, q, x, y);
 }
-extern "C" __global__ void kiln_pool_i32(const PoolGeometry g, const T* __restrict__ x, T* __restrict__ y) {
-  Pool<unsigned int, 1>(g, x, y);
+extern "C" __global__ void kiln_pool_i32(const PoolGeometry g, const PoolQuant q, const T* __restrict__ x,
+                                         O* __restrict__ y) {
+  Pool<unsigned int, 1>(g, q, x, y);
 }
-extern "C" __global__ void kiln_pool_i32_vec(const PoolGeometry g, const T* __restrict__ x, T* __restrict__ y) {
-  Pool<unsigned int, 16 / sizeof(T)>(g, x, y);
+extern "C" __global__ void kiln_pool_i32_vec(const PoolGeometry g, const PoolQuant q, const T* __restrict__ x,
+                                             O* __restrict__ y) {
+  Pool<unsigned int, 16 / sizeof(T)>(g, q, x, y);
 }
 )";
 
@@ -110,14 +127,22 @@ std::optional<std::string> PoolUnsupported(const ir::Graph& graph, const ir::Nod
   return std::nullopt;
 }
 
-std::string PoolKernelSource(const std::string& op, DType dtype) {
+std::string PoolKernelSource(const std::string& op, DType dtype, bool quantized_output) {
   std::string body = ReplaceAll(kPoolSource, "__KILN_T__", CudaTypeName(dtype));
   body = ReplaceAll(body, "__KILN_A__", dtype == DType::kFloat64 ? "double" : "float");
+  body = ReplaceAll(body, "__KILN_O__", quantized_output ? "int8_t" : "T");
   body = ReplaceAll(body, "__KILN_MAX__", op == "MaxPool" ? "true" : "false");
+  body = ReplaceAll(body, "__KILN_QUANTIZED__", quantized_output ? "true" : "false");
   return std::string(KernelPrologue()) + body;
 }
 
-PoolKernel::PoolKernel(const ir::Graph& graph, const ir::Node& node, GpuArch arch) : name_(node.name) {
+PoolKernel::PoolKernel(const ir::Graph& graph, const ir::Node& node, GpuArch arch,
+                       std::optional<QuantizeParams> quantized_output)
+    : name_(node.name), quantized_(quantized_output) {
+  if (quantized_ && (node.op != "MaxPool" || quantized_->divisor != 0))
+    throw Error(ErrorCode::kInternal,
+                fmt::format("node '{}' ({}): an int8 output for a pool other than a MaxPool, or quantized by division",
+                            node.name, node.op));
   const std::string format = node.attrs.GetOr<std::string>("data_format", "NHWC");
   ir::nn::ChannelsLast(format, &channels_last_);
   ksize_ = node.attrs.Ints("ksize");
@@ -127,7 +152,8 @@ PoolKernel::PoolKernel(const ir::Graph& graph, const ir::Node& node, GpuArch arc
   if (strides_.size() != 2 || pads_.size() != 4)
     throw Error(ErrorCode::kInvalidArgument,
                 fmt::format("node '{}' ({}): expected 2 strides and 4 pads", node.name, node.op));
-  module_ = CompiledModule(PoolKernelSource(node.op, graph.value(node.inputs[0]).dtype), "kiln_" + node.op, arch);
+  module_ = CompiledModule(PoolKernelSource(node.op, graph.value(node.inputs[0]).dtype, quantized_.has_value()),
+                           quantized_ ? "kiln_" + node.op + "_int8_out" : "kiln_" + node.op, arch);
   kernel64_ = module_->Kernel("kiln_pool_i64");
   kernel32_ = module_->Kernel("kiln_pool_i32");
   kernel_vector_ = module_->Kernel("kiln_pool_i32_vec");
@@ -158,9 +184,16 @@ void PoolKernel::Launch(const Tensor& x, Tensor& out, cudaStream_t stream) const
       throw Error(ErrorCode::kInvalidArgument, fmt::format("node '{}': {}", name_, error));
     *pad[i] = wd.pad_before;
   }
+  if (out.dtype() != (quantized_ ? DType::kInt8 : x.dtype()))
+    throw Error(ErrorCode::kInternal, fmt::format("node '{}': pooling {} into {}", name_, DTypeName(x.dtype()),
+                                                  DTypeName(out.dtype())));
+  struct PoolQuant {
+    float inv_scale, qmin, qmax;
+  } q{1, -128, 127};
+  if (quantized_) q = {quantized_->inv_scale, quantized_->qmin, quantized_->qmax};
   const void* xp = x.raw_data();
   void* yp = out.raw_data();
-  void* args[] = {&g, &xp, &yp};
+  void* args[] = {&g, &q, &xp, &yp};
   cudaKernel_t kernel = nullptr;
   long long items = total;
   if (UsesVectorLoop(x, out)) {
@@ -178,6 +211,7 @@ void PoolKernel::Launch(const Tensor& x, Tensor& out, cudaStream_t stream) const
 }
 
 bool PoolKernel::UsesVectorLoop(const Tensor& x, const Tensor& out) const {
+  // The output vector holds as many elements (int8: 16 / sizeof(T) bytes, aligned with them).
   const size_t bytes = DTypeSize(x.dtype());
   if (!channels_last_ || x.rank() != 4 || (static_cast<size_t>(x.dim(3)) * bytes) % 16 != 0) return false;
   auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };

@@ -1,7 +1,9 @@
 // 2-D MaxPool and AvgPool on the GPU (generated kernel, one thread per output element, or per
 // 16 bytes of an output pixel's channels when channels are last) with
 // TensorFlow's padding rules: padding never wins a max, and an average counts only the window's
-// taps inside the input. NHWC or NCHW; float32/float16/bfloat16/float64.
+// taps inside the input. NHWC or NCHW; float32/float16/bfloat16/float64. A MaxPool whose readers
+// are int8 convolutions may write its result quantized for them (int8, the arithmetic of
+// quantize_kernel.h), so that they read it as it is.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "backend/cuda/nvrtc_compiler.h"
+#include "backend/cuda/quantize_kernel.h"
 #include "ir/graph.h"
 #include "ir/ops/nn_util.h"
 #include "kiln/tensor.h"
@@ -20,12 +23,16 @@ namespace kiln::backend::cuda {
 
 std::optional<std::string> PoolUnsupported(const ir::Graph& graph, const ir::Node& node);
 // The generated source for `op` ("MaxPool", "AvgPool") on `dtype` (kernels kiln_pool_i64,
-// kiln_pool_i32 and kiln_pool_i32_vec).
-std::string PoolKernelSource(const std::string& op, DType dtype);
+// kiln_pool_i32 and kiln_pool_i32_vec), writing `dtype` or, with `quantized_output`, int8.
+std::string PoolKernelSource(const std::string& op, DType dtype, bool quantized_output = false);
 
 class PoolKernel {
  public:
-  PoolKernel(const ir::Graph& graph, const ir::Node& node, GpuArch arch);
+  // quantized_output: the output is int8, q = round_half_even(clamp(y * inv_scale, qmin, qmax))
+  // (MaxPool only; divisor 0).
+  PoolKernel(const ir::Graph& graph, const ir::Node& node, GpuArch arch,
+             std::optional<QuantizeParams> quantized_output = std::nullopt);
+  bool quantized() const { return quantized_.has_value(); }
   void Launch(const Tensor& x, Tensor& out, cudaStream_t stream) const;
   // Whether Launch runs the vector loop: channels last, a pixel's channels a whole number of
   // 16-byte vectors, aligned tensors (then each thread pools 16 bytes of channels).
@@ -33,6 +40,7 @@ class PoolKernel {
 
  private:
   std::string name_;
+  std::optional<QuantizeParams> quantized_;
   bool channels_last_ = true;
   std::vector<int64_t> ksize_, strides_, pads_;
   ir::nn::Padding padding_ = ir::nn::Padding::kValid;

@@ -320,5 +320,61 @@ TEST(Calibration, KeptLayersStayFloatAndAnUnmatchedPatternIsAnError) {
   }
 }
 
+// x -> conv a (1x1) -> Relu -> conv b (3x3) and x -> conv ds (1x1), joined by an Add (a ResNet
+// block with a projection shortcut): b's and ds's results, read only by the Add, are calibrated
+// and their convolutions carry the range (int8 only); their readers see the same float values.
+TEST(Calibration, ResidualConvolutionResultsCarryTheirCalibratedRange) {
+  Builder b;
+  const ir::ValueId x = b.Input("x", {1, 6, 6, 8});
+  const ir::ValueId a = b.Op("Relu", "a_relu",
+                             {b.Op("Conv2D", "a", {x, b.Const("wa", cputest::RandScaled({1, 1, 8, 8}, 3, 0.5f))},
+                                   cputest::ConvAttrs("NHWC", "VALID"))});
+  const ir::ValueId conv_b =
+      b.Op("Conv2D", "b", {a, b.Const("wb", cputest::RandScaled({3, 3, 8, 8}, 4, 0.3f))}, cputest::ConvAttrs("NHWC", "SAME"));
+  const ir::ValueId ds =
+      b.Op("Conv2D", "ds", {x, b.Const("wd", cputest::RandScaled({1, 1, 8, 8}, 5, 0.5f))}, cputest::ConvAttrs("NHWC", "VALID"));
+  b.Output("y", b.Op("Relu", "out", {b.Op("Add", "join", {conv_b, ds})}));
+  const std::vector<ir::ValueId> residuals = convert::ResidualActivations(*b.g);
+  EXPECT_EQ(residuals, (std::vector<ir::ValueId>{conv_b, ds}));
+  std::vector<std::vector<Tensor>> batches;
+  for (uint32_t s = 0; s < 2; ++s) batches.push_back({cputest::RandScaled({1, 6, 6, 8}, 30 + s, 2.0f)});
+  runtime::CalibrationOptions options;
+  options.calibrator = convert::Calibrator::kMinMax;
+  const CalibrationTable table = runtime::Calibrate(b.g, batches, options);
+  ASSERT_EQ(table.tensors.size(), 4u);  // x, a_relu (conv inputs), b, ds (residual branches)
+  const auto amax_attr = [](const ir::Graph& g, const std::string& node) {
+    for (const ir::Node& n : g.nodes())
+      if (!n.removed && n.name == node) return n.attrs.GetOr<double>(ir::kCalibratedOutputAmax, -1.0);
+    return -2.0;
+  };
+  {
+    ir::Graph g = b.g->Clone();
+    const auto q = convert::InsertQuantDequant(g, table);
+    EXPECT_EQ(q.residual_ranges, 2);
+    EXPECT_EQ(amax_attr(g, "b"), table.tensors.at(b.g->value(conv_b).name).amax);
+    EXPECT_EQ(amax_attr(g, "ds"), table.tensors.at(b.g->value(ds).name).amax);
+    EXPECT_EQ(amax_attr(g, "a"), -1.0);  // read by a Relu
+    // The Add still reads the convolutions' float results.
+    for (const ir::Node& n : g.nodes())
+      if (!n.removed && n.name == "join") EXPECT_EQ(n.inputs, (std::vector<ir::ValueId>{conv_b, ds}));
+  }
+  {  // a kept convolution gets no range; FP8 conversions give none
+    ir::Graph g = b.g->Clone();
+    const auto q = convert::InsertQuantDequant(g, table, {"ds"});
+    EXPECT_EQ(q.residual_ranges, 1);
+    EXPECT_EQ(amax_attr(g, "ds"), -1.0);
+    ir::Graph f = b.g->Clone();
+    EXPECT_EQ(convert::InsertQuantDequant(f, table, {}, convert::QuantFormat::kFloat8E4M3).residual_ranges, 0);
+    EXPECT_EQ(amax_attr(f, "b"), -1.0);
+  }
+  {  // a table without the branches' ranges (older, or a user's) is still valid
+    CalibrationTable older = table;
+    older.tensors.erase(b.g->value(conv_b).name);
+    older.tensors.erase(b.g->value(ds).name);
+    ir::Graph g = b.g->Clone();
+    EXPECT_EQ(convert::InsertQuantDequant(g, older).residual_ranges, 0);
+  }
+}
+
 }  // namespace
 }  // namespace kiln

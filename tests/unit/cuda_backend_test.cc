@@ -192,6 +192,11 @@ TEST(CudaCodegen, PoolKernelsCompile) {
         ADD_FAILURE() << op << " " << DTypeName(dtype) << ": " << e.what();
       }
     }
+  // Max pooling that writes int8 for int8 convolutions (a quantized engine).
+  for (DType dtype : {DType::kFloat32, DType::kFloat16, DType::kBFloat16})
+    EXPECT_FALSE(
+        backend::cuda::CompileToCubin(backend::cuda::PoolKernelSource("MaxPool", dtype, true), "MaxPool", {9, 0}).empty())
+        << DTypeName(dtype);
 }
 
 TEST(CudaCodegen, RefusesMalformedPrograms) {

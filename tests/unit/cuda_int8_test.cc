@@ -352,6 +352,127 @@ TEST(CudaInt8Gpu, QuantizedConvolutionsKeepTheFasterOfTheir8BitAndFloatPlans) {
   }
 }
 
+// An image stem as ResNet's: s (3 channels) -> conv 3x3 (bias) -> Relu -> MaxPool 3x3/2 -> two
+// convolutions (1x1 and 3x3) reading the pooled tensor: the pool quantizes its result for them.
+TEST(CudaInt8Gpu, MaxPoolReadByInt8ConvolutionsWritesInt8) {
+  SKIP_WITHOUT_GPU();
+  if (!backend::cuda::HaveCudnn()) GTEST_FAIL() << "this build has no cuDNN: the GPU suite needs a build with it";
+  Builder b;
+  const Shape shape{2, 20, 20, 3};
+  const ir::ValueId s = b.Input("s", shape);
+  ir::ValueId c = b.Op("Conv2D", "stem",
+                       {s, b.Const("ws", RandScaled({3, 3, 3, 16}, 21, 0.5f)), b.Const("bs", RandScaled({16}, 22, 0.1f))},
+                       ConvAttrs("NHWC", "SAME"));
+  c = b.Op("Relu", "stem_relu", {c});
+  ir::AttrMap pool;
+  pool.Set("data_format", std::string("NHWC"));
+  pool.Set("padding", std::string("SAME"));
+  pool.Set("ksize", std::vector<int64_t>{3, 3});
+  pool.Set("strides", std::vector<int64_t>{2, 2});
+  const ir::ValueId p = b.Op("MaxPool", "pool", {c}, pool);
+  b.Output("a", b.Op("Conv2D", "after_a", {p, b.Const("wa", RandScaled({1, 1, 16, 32}, 23, 0.3f))},
+                     ConvAttrs("NHWC", "VALID")));
+  b.Output("b", b.Op("Conv2D", "after_b", {p, b.Const("wb", RandScaled({3, 3, 16, 16}, 24, 0.2f))},
+                     ConvAttrs("NHWC", "SAME")));
+  std::vector<std::vector<Tensor>> batches;
+  for (uint32_t seed = 0; seed < 3; ++seed) batches.push_back({RandF32(shape, 200 + seed)});
+  runtime::CalibrationOptions calibration;
+  calibration.calibrator = convert::Calibrator::kMinMax;
+  const convert::CalibrationTable table = runtime::Calibrate(b.g, batches, calibration);
+  auto g = std::make_shared<ir::Graph>(ir::CloneGraph(*b.g));
+  EXPECT_EQ(convert::InsertQuantDequant(*g, table, {}, ir::QuantFormat::kInt8).weights, 3);
+  for (bool by_timing : {false, true}) {
+    auto engine = backend::cuda::CudaBackend().Compile(*g, ExactProfile({shape}), Int8Options(Precision::kINT8, by_timing));
+    const auto& e = dynamic_cast<const backend::cuda::CudaEngine&>(*engine);
+    std::cout << "by timing " << by_timing << "; note: " << engine->precision_note() << "\n";
+    bool pool_int8 = false, readers_int8 = true;
+    for (const auto& step : e.steps()) {
+      std::cout << "  " << step.nodes << ": " << step.kernel << "\n";
+      if (step.nodes == "pool") pool_int8 = step.kernel == "nvrtc pool, 8-bit out";
+      if (step.nodes.rfind("after_", 0) == 0) readers_int8 = readers_int8 && step.kernel.rfind("cudnn int8", 0) == 0;
+    }
+    EXPECT_TRUE(pool_int8) << "the pool does not write int8";
+    EXPECT_TRUE(readers_int8) << "a reader of the pool's int8 result does not run int8";
+    runtime::ReferenceExecutor ref(g);
+    for (uint32_t seed : {5u, 6u}) {
+      const std::vector<Tensor> in = {RandF32(shape, seed)};
+      const auto want = ref.Run(in);
+      const auto got = cudatest::RunOnGpu(*engine, in);
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t i = 0; i < got.size(); ++i) {
+        const double err = cudatest::RelativeL2(got[i], want[i]);
+        std::cout << "  seed " << seed << " output " << i << ": rel L2 " << err << "\n";
+        EXPECT_LT(err, 1e-2) << "output " << i;
+      }
+    }
+  }
+}
+
+// A ResNet block with a projection shortcut: x -> conv a (1x1) -> Relu -> conv b (1x1), x -> conv
+// ds (1x1), Add -> Relu -> conv after (3x3). Neither b's nor ds's result has a quantized reader,
+// but calibration gave both a range: whichever comes first writes int8, and the other reads it
+// as its 8-bit residual (both topological orders).
+TEST(CudaInt8Gpu, ProjectionShortcutIsAnInt8ResidualFromItsCalibratedRange) {
+  SKIP_WITHOUT_GPU();
+  if (!backend::cuda::HaveCudnn()) GTEST_FAIL() << "this build has no cuDNN: the GPU suite needs a build with it";
+  const Shape shape{2, 10, 10, 16};
+  for (bool shortcut_first : {true, false}) {
+    Builder b;
+    const ir::ValueId x = b.Input("x", shape);
+    auto shortcut = [&] {
+      return b.Op("Conv2D", "ds", {x, b.Const("wd", RandScaled({1, 1, 16, 32}, 31, 0.3f)), b.Const("bd", RandScaled({32}, 32, 0.1f))},
+                  ConvAttrs("NHWC", "VALID"));
+    };
+    const ir::ValueId ds_first = shortcut_first ? shortcut() : ir::kNoValue;
+    ir::ValueId a = b.Op("Conv2D", "a", {x, b.Const("wa", RandScaled({1, 1, 16, 16}, 33, 0.3f))}, ConvAttrs("NHWC", "VALID"));
+    a = b.Op("Relu", "a_relu", {a});
+    const ir::ValueId conv_b =
+        b.Op("Conv2D", "b", {a, b.Const("wb", RandScaled({1, 1, 16, 32}, 34, 0.3f))}, ConvAttrs("NHWC", "VALID"));
+    const ir::ValueId ds = shortcut_first ? ds_first : shortcut();
+    const ir::ValueId sum = b.Op("Relu", "join_relu", {b.Op("Add", "join", {conv_b, ds})});
+    b.Output("y", b.Op("Conv2D", "after", {sum, b.Const("wf", RandScaled({3, 3, 32, 16}, 35, 0.2f))},
+                       ConvAttrs("NHWC", "SAME")));
+    std::vector<std::vector<Tensor>> batches;
+    for (uint32_t seed = 0; seed < 3; ++seed) batches.push_back({RandF32(shape, 300 + seed)});
+    runtime::CalibrationOptions calibration;
+    calibration.calibrator = convert::Calibrator::kMinMax;
+    const convert::CalibrationTable table = runtime::Calibrate(b.g, batches, calibration);
+    auto g = std::make_shared<ir::Graph>(ir::CloneGraph(*b.g));
+    EXPECT_EQ(convert::InsertQuantDequant(*g, table, {}, ir::QuantFormat::kInt8).residual_ranges, 2);
+    auto engine = backend::cuda::CudaBackend().Compile(*g, ExactProfile({shape}), Int8Options());
+    const auto& e = dynamic_cast<const backend::cuda::CudaEngine&>(*engine);
+    std::cout << "shortcut first " << shortcut_first << "; note: " << engine->precision_note() << "\n";
+    const std::string first = shortcut_first ? "ds" : "b", second = shortcut_first ? "b" : "ds";
+    bool first_int8_out = false, second_int8_residual = false;
+    for (const auto& step : e.steps()) {
+      std::cout << "  " << step.nodes << ": " << step.kernel << "\n";
+      if (step.nodes == first) first_int8_out = step.kernel.find("8-bit out") != std::string::npos;
+      if (step.nodes.rfind(second + "+join", 0) == 0)
+        second_int8_residual = step.kernel.find("8-bit residual") != std::string::npos;
+    }
+    EXPECT_TRUE(first_int8_out) << first << " does not write int8 for the residual Add";
+    EXPECT_TRUE(second_int8_residual) << second << " does not absorb the Add reading an 8-bit residual";
+    // The reference runs the quantized graph, where the branch stays float: the int8 residual
+    // adds its rounding to the sum, at most its relative RMS quantization error on the
+    // calibration data (the table's estimate) relative to the output, on top of the 1e-2 of the
+    // other tests.
+    const double stored_error = table.tensors.at(b.g->value(shortcut_first ? ds : conv_b).name).error;
+    ASSERT_GE(stored_error, 0);
+    const double bound = 1e-2 + stored_error;
+    std::cout << "  bound " << bound << " (the int8 residual's quantization error " << stored_error << ")\n";
+    runtime::ReferenceExecutor ref(g);
+    for (uint32_t seed : {7u, 8u}) {
+      const std::vector<Tensor> in = {RandF32(shape, seed)};
+      const auto want = ref.Run(in);
+      const auto got = cudatest::RunOnGpu(*engine, in);
+      ASSERT_EQ(got.size(), want.size());
+      const double err = cudatest::RelativeL2(got[0], want[0]);
+      std::cout << "  seed " << seed << ": rel L2 " << err << "\n";
+      EXPECT_LT(err, bound);
+    }
+  }
+}
+
 TEST(CudaInt8Gpu, FloatGraphRequestedAsInt8RunsFp16AndSaysWhy) {
   SKIP_WITHOUT_GPU();
   const Builder b = BuildConvNetwork();
