@@ -20,6 +20,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cudnn_util.h"
+#include "backend/cuda/int8_gemm.h"
 #include "backend/cuda/quantized_conv.h"
 #include "backend/cuda/timing_cache.h"
 
@@ -114,6 +115,12 @@ struct ConvKernel::Impl {
   std::unique_ptr<QuantizeKernel> quantize, fake_quantize;
 
   bool choose_by_timing = false;  // a float plan replaces a slower 8-bit one
+  // A 1x1 int8 convolution writing int8 may run as cuBLASLt's int8 product (int8_gemm.h) where
+  // that is faster than cuDNN's plan: its per-channel scale and bias over the output's scale,
+  // and the residual's scale over it.
+  bool gemm_eligible = false;
+  Tensor gemm_alpha, gemm_bias;  // device float32 [K]
+  float gemm_beta = 0;
 
   struct Plan {
     std::shared_ptr<fe::graph::Graph> graph;
@@ -122,6 +129,7 @@ struct ConvKernel::Impl {
     bool quantized = false;
     std::string problem;  // the timing cache's description of it
     size_t x_bytes = 0, y_bytes = 0, z_bytes = 0;
+    std::unique_ptr<Int8Gemm> gemm;  // runs instead of the cuDNN graph (a quantized plan's faster form)
   };
   mutable int plans_tuned = 0;
   mutable std::string quantized_refusal;  // why cuDNN ran a marked convolution's shape in float
@@ -135,6 +143,11 @@ struct ConvKernel::Impl {
   // Of a marked convolution's 8-bit plan and its float plan, the faster (the timing cache
   // remembers which); `quantized_plan` is kept or replaced.
   void KeepFaster(std::unique_ptr<Plan>& quantized_plan, const Shape& x_shape, const Shape& y_shape) const;
+  // Gives an int8 plan cuBLASLt's int8 product when the convolution is one (gemm_eligible, no
+  // padding) and the product is faster than the cuDNN graph (the timing cache remembers which).
+  void ChooseInt8Gemm(Plan& plan, const Shape& x_shape, const Shape& y_shape) const;
+  // Microseconds per run of a plan on scratch operands.
+  double TimePlan(const Plan& plan) const;
   // quantized: conv_out is the type of the sums as the epilogue reads them.
   std::unique_ptr<Plan> BuildPlan(const Shape& x_shape, const Shape& y_shape, bool quantized,
                                   fe::DataType_t conv_out) const;
@@ -222,6 +235,24 @@ ConvKernel::ConvKernel(const ir::Graph& graph, const ir::Node& node, int device,
     k.residual_scales = upload(Tensor::FromVector<float>(
         DType::kFloat32, {k.out_c}, std::vector<float>(static_cast<size_t>(k.out_c), *epilogue.residual_scale)));
   }
+  const bool one_by_one = !depthwise && R == 1 && S == 1 && k.attrs.strides == std::vector<int64_t>{1, 1} &&
+                          k.attrs.dilations == std::vector<int64_t>{1, 1};
+  if (k.quant && k.quant->format == ir::QuantFormat::kInt8 && one_by_one && k.attrs.channels_last &&
+      epilogue.quantized_output && epilogue.output_format == ir::QuantFormat::kInt8 &&
+      (!epilogue.residual || (epilogue.residual_scale && epilogue.residual_format == ir::QuantFormat::kInt8)) &&
+      k.in_c_per_group % 4 == 0 && k.out_c % 4 == 0) {
+    const float inv_out = epilogue.quantized_output->inv_scale;
+    std::vector<float> alpha(static_cast<size_t>(k.out_c)), bias(static_cast<size_t>(k.out_c), 0.0f);
+    for (int64_t c = 0; c < k.out_c; ++c) {
+      alpha[static_cast<size_t>(c)] = k.quant->input.scale * k.quant->filter_scales[static_cast<size_t>(c)] * inv_out;
+      if (node.inputs.size() > 2)
+        bias[static_cast<size_t>(c)] = static_cast<float>(graph.ConstantOf(node.inputs[2])->DoubleAt(c)) * inv_out;
+    }
+    k.gemm_alpha = upload(Tensor::FromVector<float>(DType::kFloat32, {k.out_c}, alpha));
+    k.gemm_bias = upload(Tensor::FromVector<float>(DType::kFloat32, {k.out_c}, bias));
+    k.gemm_beta = epilogue.residual_scale ? *epilogue.residual_scale * inv_out : 0.0f;
+    k.gemm_eligible = true;
+  }
   k.handle = NewCudnnHandle(device);
 }
 
@@ -247,6 +278,7 @@ ConvKernel::Impl::Plan& ConvKernel::Impl::PlanFor(const Shape& x_shape, const Sh
       if (fp8) break;
     }
   }
+  if (slot && slot->quantized) ChooseInt8Gemm(*slot, x_shape, y_shape);
   if (slot && !input_quantized && choose_by_timing) KeepFaster(slot, x_shape, y_shape);
   if (!slot && input_quantized)
     throw Error(ErrorCode::kUnavailable,
@@ -397,6 +429,48 @@ CudnnVariantPack ConvKernel::Impl::ScratchPack(const Plan& plan, CudnnScratch& s
   return pack;
 }
 
+double ConvKernel::Impl::TimePlan(const Plan& plan) const {
+  if (plan.gemm) return plan.gemm->microseconds();
+  CudnnScratch scratch;
+  CudnnVariantPack pack = ScratchPack(plan, scratch);
+  return TimeCudnnGraph(*plan.graph, handle, pack, plan.workspace);
+}
+
+void ConvKernel::Impl::ChooseInt8Gemm(Plan& plan, const Shape& x_shape, const Shape& y_shape) const {
+  const bool cl = attrs.channels_last;
+  if (!gemm_eligible || x_shape.size() != 4 || y_shape.size() != 4 || x_shape[1] != y_shape[1] ||
+      x_shape[2] != y_shape[2] || !cl)
+    return;  // padded: not a plain product
+  TimingCache& cache = ProcessTimingCache();
+  const std::string key =
+      fmt::format("cudnn {} | {} | int8 product or cudnn: {}", cudnnGetVersion(), TacticDeviceKey(), plan.problem);
+  const std::optional<std::string> known = cache.Find(key);
+  if (known == "cudnn") return;
+  Int8GemmShape shape;
+  shape.m = out_c;
+  shape.n = x_shape[0] * x_shape[1] * x_shape[2];
+  shape.k = in_c_per_group;
+  shape.residual = epilogue.residual;
+  shape.relu = epilogue.relu;
+  shape.bias = bias.defined();
+  std::unique_ptr<Int8Gemm> gemm;
+  try {
+    gemm = std::make_unique<Int8Gemm>(shape);
+  } catch (const Error& e) {
+    LogTacticTimings(key + " (" + e.what() + ")", {{"cudnn", -1}}, 0);
+    cache.Record(key, "cudnn");
+    return;
+  }
+  if (known != "gemm") {
+    const double cudnn_us = TimePlan(plan), gemm_us = gemm->microseconds();
+    const bool use_gemm = gemm_us < cudnn_us;
+    LogTacticTimings(key, {{"cudnn", cudnn_us}, {"cublasLt int8", gemm_us}}, use_gemm ? 1 : 0);
+    cache.Record(key, use_gemm ? "gemm" : "cudnn");
+    if (!use_gemm) return;
+  }
+  plan.gemm = std::move(gemm);
+}
+
 void ConvKernel::Impl::KeepFaster(std::unique_ptr<Plan>& quantized_plan, const Shape& x_shape,
                                   const Shape& y_shape) const {
   // Both read a quantize kernel's output (8-bit, or the dequantized values): the convolutions
@@ -418,12 +492,7 @@ void ConvKernel::Impl::KeepFaster(std::unique_ptr<Plan>& quantized_plan, const S
     quantized_plan = std::move(float_plan);
     return;
   }
-  const auto time = [&](const Plan& plan) {
-    CudnnScratch scratch;
-    CudnnVariantPack pack = ScratchPack(plan, scratch);
-    return TimeCudnnGraph(*plan.graph, handle, pack, plan.workspace);
-  };
-  const double q_us = time(*quantized_plan), f_us = time(*float_plan);
+  const double q_us = TimePlan(*quantized_plan), f_us = TimePlan(*float_plan);
   const bool use_float = f_us < q_us;
   LogTacticTimings(key, {{"8-bit", q_us}, {"float", f_us}}, use_float ? 1 : 0);
   cache.Record(key, use_float ? "float" : "8-bit");
@@ -454,6 +523,12 @@ std::string ConvKernel::quantized_refusal() const {
   return impl_->quantized_refusal;
 }
 
+bool ConvKernel::runs_int8_gemm() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return !impl_->plans.empty() && std::all_of(impl_->plans.begin(), impl_->plans.end(),
+                                               [](const auto& p) { return p.second && p.second->gemm; });
+}
+
 bool ConvKernel::writes_quantized() const { return impl_->epilogue.quantized_output.has_value(); }
 bool ConvKernel::reads_quantized_residual() const { return impl_->epilogue.residual_scale.has_value(); }
 
@@ -481,6 +556,15 @@ void ConvKernel::Launch(const Tensor& x, const Tensor* residual, Tensor& out, cu
     staged = AllocateOnStream(k.device, static_cast<size_t>(x.num_elements()) * DTypeSize(q.output_dtype()), stream);
     q.Launch(x.raw_data(), staged->data(), x.num_elements(), k.quant->input, stream);
     input = staged->data();
+  }
+  if (plan.gemm) {
+    if (residual && residual->shape() != out.shape())
+      throw Error(ErrorCode::kInternal, fmt::format("node '{}': the residual {} does not match the output {}", k.name,
+                                                    ShapeToString(residual->shape()), ShapeToString(out.shape())));
+    plan.gemm->Launch(k.filter_q.raw_data(), input, k.gemm_alpha.data<float>(),
+                      k.bias.defined() ? k.gemm_bias.data<float>() : nullptr, residual ? residual->raw_data() : nullptr,
+                      k.gemm_beta, out.raw_data(), stream);
+    return;
   }
   CudnnVariantPack pack = {{plan.x, const_cast<void*>(input)},
                            {plan.w, plan.quantized ? k.filter_q.raw_data() : k.filter.raw_data()},
@@ -521,6 +605,7 @@ std::optional<ir::QuantFormat> ConvKernel::quantized_format() const { return std
 bool ConvKernel::runs_quantized() const { return false; }
 std::string ConvKernel::quantized_refusal() const { return {}; }
 bool ConvKernel::writes_quantized() const { return false; }
+bool ConvKernel::runs_int8_gemm() const { return false; }
 bool ConvKernel::reads_quantized_residual() const { return false; }
 
 }  // namespace kiln::backend::cuda

@@ -324,16 +324,21 @@ void CudaEngine::SettleQuantized(Precision requested) {
       if (reason.empty()) reason = s.conv->quantized_refusal();
     }
   }
+  int products = 0;  // of them, run as cuBLASLt's int8 products
+  for (const Step& s : steps_)
+    if (s.kind == Step::Kind::kConv && s.conv->runs_int8_gemm()) ++products;
+  const std::string libraries = products > 0 ? fmt::format("cuDNN kernels ({} as cuBLASLt int8 products)", products)
+                                             : std::string("cuDNN kernels");
   const std::string rest = fmt::format(
       "the other steps run FP16 (quantize-dequantize steps included; matrix products have no {} GPU kernels yet)", kind);
   if (!quantized_layers_.empty()) {
     precision_ = requested;
     precision_note_ =
         refused.empty()
-            ? fmt::format("{} convolution(s) run {} cuDNN kernels; {}", quantized_layers_.size(), kind, rest)
-            : fmt::format("{} convolution(s) run {} cuDNN kernels, {} FP16 on their dequantized input ({}; the "
-                          "first: {}); {}",
-                          quantized_layers_.size(), kind, refused.size(), fmt::join(refused, ", "), reason, rest);
+            ? fmt::format("{} convolution(s) run {} {}; {}", quantized_layers_.size(), kind, libraries, rest)
+            : fmt::format("{} convolution(s) run {} {}, {} FP16 on their dequantized input ({}; the first: {}); {}",
+                          quantized_layers_.size(), kind, libraries, refused.size(), fmt::join(refused, ", "), reason,
+                          rest);
   } else if (marked > 0) {
     precision_note_ = fmt::format("{} requested; none of the engine's quantized convolutions runs {} kernels (the "
                                   "first: {}), engine runs FP16 with the quantize-dequantize steps: {}",
@@ -1153,7 +1158,7 @@ std::string CudaEngine::KernelName(const Step& s) {
       const std::string eight_bit_io = fmt::format("{}{}", s.conv->reads_quantized_residual() ? ", 8-bit residual" : "",
                                                    s.conv->writes_quantized() ? ", 8-bit out" : "");
       if (!s.conv->quantized_format()) return eight_bit_io.empty() ? "cudnn" : fmt::format("cudnn ({})", eight_bit_io.substr(2));
-      return fmt::format("cudnn {}{}",
+      return fmt::format("{} {}{}", s.conv->runs_int8_gemm() ? "cublasLt" : "cudnn",
                          s.conv->runs_quantized() ? QuantFormatName(*s.conv->quantized_format())
                                                   : fmt::format("float ({} refused)", QuantFormatName(*s.conv->quantized_format())),
                          eight_bit_io);

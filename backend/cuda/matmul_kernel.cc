@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "backend/cuda/cublaslt_util.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/timing_cache.h"
 
@@ -33,62 +34,9 @@ cudaDataType_t DataType(DType d) {
   }
 }
 
-// The largest power of two (up to 256) dividing the address: what cuBLASLt may assume.
-uint32_t Alignment(const void* p) {
-  const auto a = reinterpret_cast<uintptr_t>(p);
-  uint32_t align = 256;
-  while (align > 1 && a % align != 0) align /= 2;
-  return align;
-}
-
-template <typename T, typename Destroy>
-struct LtObject {
-  T object = nullptr;
-  Destroy destroy;
-  explicit LtObject(Destroy d) : destroy(d) {}
-  ~LtObject() {
-    if (object) destroy(object);
-  }
-  LtObject(const LtObject&) = delete;
-  LtObject& operator=(const LtObject&) = delete;
-};
-using Layout = LtObject<cublasLtMatrixLayout_t, decltype(&cublasLtMatrixLayoutDestroy)>;
-using OpDesc = LtObject<cublasLtMatmulDesc_t, decltype(&cublasLtMatmulDescDestroy)>;
-using Preference = LtObject<cublasLtMatmulPreference_t, decltype(&cublasLtMatmulPreferenceDestroy)>;
-
-// One cuBLASLt handle per device for the process (handles are thread-safe; creating one per
-// node would cost each engine build a handle per matrix product).
-cublasLtHandle_t LtHandle() {
-  static std::mutex mutex;
-  static std::map<int, cublasLtHandle_t> handles;
-  int device = 0;
-  Check(cudaGetDevice(&device), "cudaGetDevice");
-  std::lock_guard<std::mutex> lock(mutex);
-  cublasLtHandle_t& handle = handles[device];
-  if (!handle) Check(cublasLtCreate(&handle), "cublasLtCreate");
-  return handle;
-}
-
-// An algorithm's opaque bytes, as the timing cache records them.
-std::string AlgoHex(const cublasLtMatmulAlgo_t& algo) {
-  std::string hex;
-  for (uint64_t word : algo.data) hex += fmt::format("{:016x}", word);
-  return hex;
-}
-
-// An algorithm as the tactic log names it: cuBLASLt's algorithm id, tile, stages and split.
-std::string AlgoName(const cublasLtMatmulAlgo_t& algo) {
-  auto attr = [&](cublasLtMatmulAlgoConfigAttributes_t which) {
-    uint32_t value = 0;  // every attribute read here is a 32-bit integer (or an enum of that size)
-    size_t written = 0;
-    if (cublasLtMatmulAlgoConfigGetAttribute(&algo, which, &value, sizeof(value), &written) != CUBLAS_STATUS_SUCCESS)
-      return int64_t{-1};
-    return static_cast<int64_t>(value);
-  };
-  return fmt::format("algo {} tile {} stages {} split-k {} swizzle {}", attr(CUBLASLT_ALGO_CONFIG_ID),
-                     attr(CUBLASLT_ALGO_CONFIG_TILE_ID), attr(CUBLASLT_ALGO_CONFIG_STAGES_ID),
-                     attr(CUBLASLT_ALGO_CONFIG_SPLITK_NUM), attr(CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING));
-}
+using Layout = LtLayout;
+using OpDesc = LtOpDesc;
+using Preference = LtPreference;
 
 }  // namespace
 
