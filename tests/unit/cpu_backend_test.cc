@@ -516,6 +516,33 @@ TEST(CpuBackend, DynamicProfile) {
               {"expected dtype float32, got float64"});
 }
 
+// A shape computed through ops symbolic inference cannot follow (an exporter's Casts of a Shape)
+// is folded for the profile's max shapes: the values after it get slots in the memory plan
+// instead of a fresh allocation per call.
+TEST(CpuBackend, ShapeComputationsAreFoldedForTheMemoryPlan) {
+  Builder b;
+  const ir::Dim n = b.Symbol("batch");
+  const ir::ValueId x = b.Input("x", {n, 4, 6});
+  const ir::ValueId t = b.Op("Tanh", "tanh", {x});
+  ir::AttrMap to_float, to_int;
+  to_float.Set("to", DType::kFloat32);
+  to_int.Set("to", DType::kInt64);
+  const ir::ValueId dims = b.Op("Cast", "dims", {b.Op("Cast", "dims_f", {b.Op("Shape", "shape", {t})}, to_float)}, to_int);
+  const ir::ValueId reshaped = b.Op("Reshape", "reshaped", {t, dims});
+  const ir::ValueId u = b.Op("Tanh", "tanh2", {reshaped});
+  b.Output("y", b.Op("Softmax", "softmax", {u}));
+  b.Output("z", b.Op("Sigmoid", "sigmoid", {u}));
+  backend::Profile profile;
+  profile.inputs.push_back({{1, 4, 6}, {2, 4, 6}, {4, 4, 6}});
+  auto engine =
+      CheckAgainstReference(b, profile, {{RandF32({1, 4, 6}, 1)}, {RandF32({4, 4, 6}, 2)}, {RandF32({3, 4, 6}, 3)}});
+  const auto& e = dynamic_cast<const CpuEngine&>(*engine);
+  // tanh's and tanh2's results (the kernels' own outputs that are not graph outputs); without
+  // folding, tanh2's shape is unknown until it runs.
+  EXPECT_EQ(e.planned_buffers(), 2u) << e.Summary();
+  EXPECT_EQ(e.spilled_allocations(), 0);
+}
+
 TEST(CpuBackend, ArenaReusesMemory) {
   // A chain of 6 convs: intermediates die one after another, so the arena holds two.
   // (Weights scaled by ~1/sqrt(fan-in) so activations stay O(1) through the stack.)
