@@ -288,8 +288,15 @@ std::optional<SymElem> Binary(const std::string& op, const SymElem& a, const Sym
       if ((a.value % b.value != 0) && ((a.value < 0) != (b.value < 0))) --q;
       return SymElem::Const(q);
     }
+    if (op == "Maximum") return SymElem::Const(std::max(a.value, b.value));
+    if (op == "Minimum") return SymElem::Const(std::min(a.value, b.value));
     return SymElem::Unknown();
   }
+  // The elementwise maximum or minimum of a dim with itself (an exporter's broadcast of two
+  // batch dims it cannot prove equal), or a maximum with a constant no dim is below.
+  if ((op == "Maximum" || op == "Minimum") && a == b) return a;
+  if (op == "Maximum" && a.is_const && a.value <= 0 && !b.is_const && b.dim != kUnknownDim) return b;
+  if (op == "Maximum" && b.is_const && b.value <= 0 && !a.is_const && a.dim != kUnknownDim) return a;
   if (op == "Mul" && a.is_const && a.value == 1) return b;
   if ((op == "Mul" || op == "FloorDiv") && b.is_const && b.value == 1) return a;
   if ((op == "Add" || op == "AddV2") && a.is_const && a.value == 0) return b;
@@ -468,7 +475,8 @@ std::optional<SymVector> EvalNode(const Graph& g, const Value& v, const Node& n,
     }
     return r;
   }
-  if (op == "Mul" || op == "Add" || op == "AddV2" || op == "Sub" || op == "FloorDiv") {
+  if (op == "Mul" || op == "Add" || op == "AddV2" || op == "Sub" || op == "FloorDiv" || op == "Maximum" ||
+      op == "Minimum") {
     auto a = in(0), b = in(1);
     if (!a || !b) return std::nullopt;
     const size_t na = a->elems.size(), nb = b->elems.size();

@@ -134,6 +134,36 @@ TEST(ArrayShapeInference, OnnxExpandAndReshapeWithZerosKeepSymbols) {
   EXPECT_EQ(g.value(add("Reshape", "reshape", {x, resolved})).shape.dims, (std::vector<ir::Dim>{b, s, 12, 32}));
 }
 
+// tf2onnx's einsum lowering: the batch dims of two operands' shapes joined by an elementwise Max
+// (it cannot prove them equal) before the product is reshaped back: Max of a dim with itself is
+// that dim, so the reshape keeps [b, 4, 128, 128] (and with it the attention scores' shape).
+TEST(ArrayShapeInference, MaxOfEqualDimsKeepsTheSymbol) {
+  ir::Graph g;
+  const ir::Dim b = g.NewSymbol("b");
+  auto add = [&](const char* op, const char* name, std::vector<ir::ValueId> inputs) {
+    ir::Node& n = g.AddNode(op, name, std::move(inputs));
+    ir::InferNode(g, n.id);
+    return g.node(n.id).outputs[0];
+  };
+  const ir::ValueId q = g.AddInput("q", DType::kFloat32, SymShape::Of({b, 4, 128, 16}));
+  const ir::ValueId k = g.AddInput("k", DType::kFloat32, SymShape::Of({b, 4, 128, 16}));
+  const ir::ValueId product = g.AddInput("product", DType::kFloat32, SymShape::Of({ir::kUnknownDim, 128, 128}));
+  const ir::ValueId batch_axes = g.AddConstant("batch_axes", Vec({0, 1}));
+  const ir::ValueId qb = add("Gather", "qb", {add("Shape", "qs", {q}), batch_axes, g.AddConstant("a0", Scalar(0))});
+  const ir::ValueId kb = add("Gather", "kb", {add("Shape", "ks", {k}), batch_axes, g.AddConstant("a1", Scalar(0))});
+  const ir::ValueId batch = add("Maximum", "batch", {qb, kb});
+  const ir::ValueId target = add("Concat", "target", {batch, g.AddConstant("rest", Vec({128, 128})), g.AddConstant("ax", Scalar(0))});
+  EXPECT_EQ(g.value(add("Reshape", "scores", {product, target})).shape.dims, (std::vector<ir::Dim>{b, 4, 128, 128}));
+  // A maximum with a constant no dim is below is the dim; other maxima stay unknown.
+  const ir::ValueId floor0 = add("Maximum", "floor0", {qb, g.AddConstant("zeros", Vec({0, 0}))});
+  const ir::ValueId floor1 = add("Maximum", "floor1", {qb, g.AddConstant("ones", Vec({1, 1}))});
+  const ir::ValueId t0 = add("Concat", "t0", {floor0, g.AddConstant("rest0", Vec({128, 128})), g.AddConstant("ax0", Scalar(0))});
+  const ir::ValueId t1 = add("Concat", "t1", {floor1, g.AddConstant("rest1", Vec({128, 128})), g.AddConstant("ax1", Scalar(0))});
+  EXPECT_EQ(g.value(add("Reshape", "r0", {product, t0})).shape.dims, (std::vector<ir::Dim>{b, 4, 128, 128}));
+  EXPECT_EQ(g.value(add("Reshape", "r1", {product, t1})).shape.dims,
+            (std::vector<ir::Dim>{ir::kUnknownDim, 4, 128, 128}));
+}
+
 // ---- Transpose ----
 
 TEST(ArrayTranspose, Values) {
