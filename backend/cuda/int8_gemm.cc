@@ -37,9 +37,9 @@ void MakeDesc(LtOpDesc& desc, const Int8GemmShape& s) {
         "set EPILOGUE");
   if (s.bias) {
     const cudaDataType_t bias_type = CUDA_R_32F;  // IMMA with int8 C: the scale type
-    Check(cublasLtMatmulDescSetAttribute(desc.object, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
-                                         sizeof(bias_type)),
-          "set BIAS_DATA_TYPE");
+    Check(
+        cublasLtMatmulDescSetAttribute(desc.object, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof(bias_type)),
+        "set BIAS_DATA_TYPE");
   }
 }
 
@@ -100,9 +100,9 @@ Int8Gemm::Int8Gemm(const Int8GemmShape& shape) : shape_(shape), impl_(std::make_
           "set BIAS_POINTER");
   std::vector<cublasLtMatmulHeuristicResult_t> results(kCandidates);
   int found = 0;
-  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(k.handle, k.desc.object, k.a.object, k.b.object,
-                                                               k.d.object, k.d.object, pref.object, kCandidates,
-                                                               results.data(), &found);
+  const cublasStatus_t status =
+      cublasLtMatmulAlgoGetHeuristic(k.handle, k.desc.object, k.a.object, k.b.object, k.d.object, k.d.object,
+                                     pref.object, kCandidates, results.data(), &found);
   if (status != CUBLAS_STATUS_SUCCESS || found == 0)
     throw Error(ErrorCode::kUnavailable,
                 fmt::format("cuBLASLt has no int8 algorithm for [{}x{}]x[{}x{}] (residual {}, relu {}, bias {}): {}", m,
@@ -155,8 +155,8 @@ Int8Gemm::Int8Gemm(const Int8GemmShape& shape) : shape_(shape), impl_(std::make_
   cudaEventDestroy(stop);
   cudaStreamDestroy(stream);
   if (!best)
-    throw Error(ErrorCode::kUnavailable,
-                fmt::format("none of cuBLASLt's {} int8 algorithms for [{}x{}]x[{}x{}] ran", results.size(), m, kk, kk, n));
+    throw Error(ErrorCode::kUnavailable, fmt::format("none of cuBLASLt's {} int8 algorithms for [{}x{}]x[{}x{}] ran",
+                                                     results.size(), m, kk, kk, n));
   if (!cached) {
     LogTacticTimings(key, timings, *best);
     ProcessTimingCache().Record(key, AlgoHex(results[*best].algo));
@@ -173,7 +173,8 @@ void Int8Gemm::Launch(const void* a, const void* b, const float* alpha, const fl
   Impl& k = *impl_;
   if (shape_.residual != (c != nullptr) || shape_.bias != (bias != nullptr))
     throw Error(ErrorCode::kInternal, "int8 product: operands do not match the plan");
-  for (const void* p : {a, b, static_cast<const void*>(alpha), c, static_cast<const void*>(d), static_cast<const void*>(bias)})
+  for (const void* p :
+       {a, b, static_cast<const void*>(alpha), c, static_cast<const void*>(d), static_cast<const void*>(bias)})
     if (p && Alignment(p) < 16) throw Error(ErrorCode::kInternal, "int8 product: operands must be 16-byte aligned");
   std::lock_guard<std::mutex> lock(k.mu);
   if (bias)

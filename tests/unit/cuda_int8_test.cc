@@ -362,9 +362,10 @@ TEST(CudaInt8Gpu, MaxPoolReadByInt8ConvolutionsWritesInt8) {
   Builder b;
   const Shape shape{2, 20, 20, 3};
   const ir::ValueId s = b.Input("s", shape);
-  ir::ValueId c = b.Op("Conv2D", "stem",
-                       {s, b.Const("ws", RandScaled({3, 3, 3, 16}, 21, 0.5f)), b.Const("bs", RandScaled({16}, 22, 0.1f))},
-                       ConvAttrs("NHWC", "SAME"));
+  ir::ValueId c =
+      b.Op("Conv2D", "stem",
+           {s, b.Const("ws", RandScaled({3, 3, 3, 16}, 21, 0.5f)), b.Const("bs", RandScaled({16}, 22, 0.1f))},
+           ConvAttrs("NHWC", "SAME"));
   c = b.Op("Relu", "stem_relu", {c});
   ir::AttrMap pool;
   pool.Set("data_format", std::string("NHWC"));
@@ -384,7 +385,8 @@ TEST(CudaInt8Gpu, MaxPoolReadByInt8ConvolutionsWritesInt8) {
   auto g = std::make_shared<ir::Graph>(ir::CloneGraph(*b.g));
   EXPECT_EQ(convert::InsertQuantDequant(*g, table, {}, ir::QuantFormat::kInt8).weights, 3);
   for (bool by_timing : {false, true}) {
-    auto engine = backend::cuda::CudaBackend().Compile(*g, ExactProfile({shape}), Int8Options(Precision::kINT8, by_timing));
+    auto engine =
+        backend::cuda::CudaBackend().Compile(*g, ExactProfile({shape}), Int8Options(Precision::kINT8, by_timing));
     const auto& e = dynamic_cast<const backend::cuda::CudaEngine&>(*engine);
     std::cout << "by timing " << by_timing << "; note: " << engine->precision_note() << "\n";
     bool pool_int8 = false, readers_int8 = true;
@@ -424,11 +426,13 @@ TEST(CudaInt8Gpu, ProjectionShortcutIsAnInt8ResidualFromItsCalibratedRange) {
     Builder b;
     const ir::ValueId x = b.Input("x", shape);
     auto shortcut = [&] {
-      return b.Op("Conv2D", "ds", {x, b.Const("wd", RandScaled({1, 1, 16, 32}, 31, 0.3f)), b.Const("bd", RandScaled({32}, 32, 0.1f))},
+      return b.Op("Conv2D", "ds",
+                  {x, b.Const("wd", RandScaled({1, 1, 16, 32}, 31, 0.3f)), b.Const("bd", RandScaled({32}, 32, 0.1f))},
                   ConvAttrs("NHWC", "VALID"));
     };
     const ir::ValueId ds_first = shortcut_first ? shortcut() : ir::kNoValue;
-    ir::ValueId a = b.Op("Conv2D", "a", {x, b.Const("wa", RandScaled({1, 1, 16, 16}, 33, 0.3f))}, ConvAttrs("NHWC", "VALID"));
+    ir::ValueId a =
+        b.Op("Conv2D", "a", {x, b.Const("wa", RandScaled({1, 1, 16, 16}, 33, 0.3f))}, ConvAttrs("NHWC", "VALID"));
     a = b.Op("Relu", "a_relu", {a});
     const ir::ValueId conv_b =
         b.Op("Conv2D", "b", {a, b.Const("wb", RandScaled({1, 1, 16, 32}, 34, 0.3f))}, ConvAttrs("NHWC", "VALID"));
@@ -534,9 +538,12 @@ TEST(CudaInt8Gpu, Int8GemmMatchesTheIntegerArithmetic) {
         const double want = std::clamp(std::nearbyint(v), -128.0, 127.0);
         clipped += want == -128 || want == 127;
         const double got = d.data<int8_t>()[j * shape.m + i];
-        if (got == want) ++exact;
-        else if (std::fabs(got - want) == 1 && std::fabs(std::fabs(v - std::trunc(v)) - 0.5) < 1e-3) ++off_by_one;
-        else ADD_FAILURE() << "D[" << j << "][" << i << "] = " << got << ", want " << want << " (" << v << ")";
+        if (got == want)
+          ++exact;
+        else if (std::fabs(got - want) == 1 && std::fabs(std::fabs(v - std::trunc(v)) - 0.5) < 1e-3)
+          ++off_by_one;
+        else
+          ADD_FAILURE() << "D[" << j << "][" << i << "] = " << got << ", want " << want << " (" << v << ")";
       }
     std::cout << "  " << exact << " exact, " << off_by_one << " one step off at a tie, " << clipped << " saturated\n";
     EXPECT_LT(clipped, shape.m * shape.n / 4) << "the test's values saturate too often to say much";
