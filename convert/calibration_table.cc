@@ -158,8 +158,11 @@ std::vector<ir::ValueId> ResidualActivations(const ir::Graph& graph) {
     const ir::ValueId v = n.outputs[0];
     const auto& readers = consumers[static_cast<size_t>(v)];
     if (graph.value(v).dtype != DType::kFloat32 || readers.size() != 1 || ir::IsGraphOutput(graph, v)) continue;
+    // A join of two tensors of one shape (not a bias Add of a constant, not a broadcast).
     const ir::Node& add = graph.node(readers[0]);
-    if (add.op == "Add" && add.inputs.size() == 2 && add.inputs[0] != add.inputs[1]) out.push_back(v);
+    if (add.op != "Add" || add.inputs.size() != 2 || add.inputs[0] == add.inputs[1]) continue;
+    const ir::ValueId other = add.inputs[0] == v ? add.inputs[1] : add.inputs[0];
+    if (!graph.ConstantOf(other) && ir::SameShape(graph.value(other).shape, graph.value(v).shape)) out.push_back(v);
   }
   return out;
 }

@@ -334,6 +334,10 @@ TEST(Calibration, ResidualConvolutionResultsCarryTheirCalibratedRange) {
   const ir::ValueId ds =
       b.Op("Conv2D", "ds", {x, b.Const("wd", cputest::RandScaled({1, 1, 8, 8}, 5, 0.5f))}, cputest::ConvAttrs("NHWC", "VALID"));
   b.Output("y", b.Op("Relu", "out", {b.Op("Add", "join", {conv_b, ds})}));
+  // A bias Add of a constant is no residual join.
+  const ir::ValueId conv_c =
+      b.Op("Conv2D", "c", {x, b.Const("wc", cputest::RandScaled({1, 1, 8, 8}, 6, 0.5f))}, cputest::ConvAttrs("NHWC", "VALID"));
+  b.Output("biased", b.Op("Add", "bias", {conv_c, b.Const("bc", cputest::RandScaled({8}, 7, 0.1f))}));
   const std::vector<ir::ValueId> residuals = convert::ResidualActivations(*b.g);
   EXPECT_EQ(residuals, (std::vector<ir::ValueId>{conv_b, ds}));
   std::vector<std::vector<Tensor>> batches;
@@ -354,6 +358,7 @@ TEST(Calibration, ResidualConvolutionResultsCarryTheirCalibratedRange) {
     EXPECT_EQ(amax_attr(g, "b"), table.tensors.at(b.g->value(conv_b).name).amax);
     EXPECT_EQ(amax_attr(g, "ds"), table.tensors.at(b.g->value(ds).name).amax);
     EXPECT_EQ(amax_attr(g, "a"), -1.0);  // read by a Relu
+    EXPECT_EQ(amax_attr(g, "c"), -1.0);  // read by a bias Add
     // The Add still reads the convolutions' float results.
     for (const ir::Node& n : g.nodes())
       if (!n.removed && n.name == "join") EXPECT_EQ(n.inputs, (std::vector<ir::ValueId>{conv_b, ds}));
