@@ -20,6 +20,16 @@ cublasLtHandle_t LtHandle() {
   return handle;
 }
 
+void MakePreference(LtPreference& pref, size_t workspace_bytes, uint32_t alignment) {
+  Check(cublasLtMatmulPreferenceCreate(&pref.object), "cublasLtMatmulPreferenceCreate");
+  Check(cublasLtMatmulPreferenceSetAttribute(pref.object, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes,
+                                             sizeof(workspace_bytes)),
+        "set MAX_WORKSPACE_BYTES");
+  for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                    CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
+    Check(cublasLtMatmulPreferenceSetAttribute(pref.object, attr, &alignment, sizeof(alignment)), "set MIN_ALIGNMENT");
+}
+
 uint32_t Alignment(const void* p) {
   const auto a = reinterpret_cast<uintptr_t>(p);
   uint32_t align = 256;

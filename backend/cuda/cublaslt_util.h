@@ -5,6 +5,7 @@
 
 #include <cublasLt.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -28,6 +29,10 @@ using LtPreference = LtObject<cublasLtMatmulPreference_t, decltype(&cublasLtMatm
 // One cuBLASLt handle per device for the process, for the current device (handles are
 // thread-safe; creating one per node would cost each engine build a handle per product).
 cublasLtHandle_t LtHandle();
+
+// A heuristic preference: at most `workspace_bytes` of workspace, operands A, B, C and D aligned
+// to `alignment` bytes (what the caller's launches check).
+void MakePreference(LtPreference& pref, size_t workspace_bytes, uint32_t alignment);
 
 // The largest power of two (up to 256) dividing the address: what cuBLASLt may assume.
 uint32_t Alignment(const void* p);

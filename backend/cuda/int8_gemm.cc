@@ -85,14 +85,7 @@ Int8Gemm::Int8Gemm(const Int8GemmShape& shape) : shape_(shape), impl_(std::make_
   MakeLayout(k.b, kk, n);
   MakeLayout(k.d, m, n);
   LtPreference pref(&cublasLtMatmulPreferenceDestroy);
-  Check(cublasLtMatmulPreferenceCreate(&pref.object), "cublasLtMatmulPreferenceCreate");
-  Check(cublasLtMatmulPreferenceSetAttribute(pref.object, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &kWorkspaceBytes,
-                                             sizeof(kWorkspaceBytes)),
-        "set MAX_WORKSPACE_BYTES");
-  const uint32_t align = 16;  // Launch checks the operands' alignment
-  for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-                    CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
-    Check(cublasLtMatmulPreferenceSetAttribute(pref.object, attr, &align, sizeof(align)), "set MIN_ALIGNMENT");
+  MakePreference(pref, kWorkspaceBytes, 16);  // Launch checks the operands' alignment
   // The heuristic may depend on the bias pointer's alignment: a scratch one of the real size.
   DeviceBuffer bias(static_cast<size_t>(m) * sizeof(float)), alpha(static_cast<size_t>(m) * sizeof(float));
   if (shape.bias)

@@ -139,14 +139,7 @@ const MatMulKernel::Plan& MatMulKernel::PlanFor(const Problem& p) const {
   OpDesc desc(&cublasLtMatmulDescDestroy);
   MakeOpDesc(desc, dtype_, transpose_a_, transpose_b_, has_bias_, BiasBatchStride(p));
   Preference pref(&cublasLtMatmulPreferenceDestroy);
-  Check(cublasLtMatmulPreferenceCreate(&pref.object), "cublasLtMatmulPreferenceCreate");
-  Check(cublasLtMatmulPreferenceSetAttribute(pref.object, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &kWorkspaceBytes,
-                                             sizeof(kWorkspaceBytes)),
-        "set MAX_WORKSPACE_BYTES");
-  const uint32_t align = 16;  // Launch checks the operands' alignment
-  for (auto attr : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-                    CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES})
-    Check(cublasLtMatmulPreferenceSetAttribute(pref.object, attr, &align, sizeof(align)), "set MIN_ALIGNMENT");
+  MakePreference(pref, kWorkspaceBytes, 16);  // Launch checks the operands' alignment
   std::vector<cublasLtMatmulHeuristicResult_t> results(kTunedMatMulCandidates);
   int found = 0;
   Check(cublasLtMatmulAlgoGetHeuristic(handle_, desc.object, plan->b.object, plan->a.object, plan->d.object,

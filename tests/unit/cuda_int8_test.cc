@@ -354,6 +354,21 @@ TEST(CudaInt8Gpu, QuantizedConvolutionsKeepTheFasterOfTheir8BitAndFloatPlans) {
   }
 }
 
+// `b`'s one-input graph as Kiln's INT8 conversion rewrites it: min-max calibration on 3 batches of
+// random inputs of `shape` (seeds from `seed`); the table and what the rewrite did are returned
+// through `table` and `quantization`.
+std::shared_ptr<ir::Graph> CalibratedInt8(const Builder& b, const Shape& shape, uint32_t seed,
+                                          convert::CalibrationTable* table, convert::Quantization* quantization) {
+  std::vector<std::vector<Tensor>> batches;
+  for (uint32_t k = 0; k < 3; ++k) batches.push_back({RandF32(shape, seed + k)});
+  runtime::CalibrationOptions calibration;
+  calibration.calibrator = convert::Calibrator::kMinMax;
+  *table = runtime::Calibrate(b.g, batches, calibration);
+  auto g = std::make_shared<ir::Graph>(ir::CloneGraph(*b.g));
+  *quantization = convert::InsertQuantDequant(*g, *table, {}, ir::QuantFormat::kInt8);
+  return g;
+}
+
 // An image stem as ResNet's: s (3 channels) -> conv 3x3 (bias) -> Relu -> MaxPool 3x3/2 -> two
 // convolutions (1x1 and 3x3) reading the pooled tensor: the pool quantizes its result for them.
 TEST(CudaInt8Gpu, MaxPoolReadByInt8ConvolutionsWritesInt8) {
@@ -377,13 +392,10 @@ TEST(CudaInt8Gpu, MaxPoolReadByInt8ConvolutionsWritesInt8) {
                      ConvAttrs("NHWC", "VALID")));
   b.Output("b", b.Op("Conv2D", "after_b", {p, b.Const("wb", RandScaled({3, 3, 16, 16}, 24, 0.2f))},
                      ConvAttrs("NHWC", "SAME")));
-  std::vector<std::vector<Tensor>> batches;
-  for (uint32_t seed = 0; seed < 3; ++seed) batches.push_back({RandF32(shape, 200 + seed)});
-  runtime::CalibrationOptions calibration;
-  calibration.calibrator = convert::Calibrator::kMinMax;
-  const convert::CalibrationTable table = runtime::Calibrate(b.g, batches, calibration);
-  auto g = std::make_shared<ir::Graph>(ir::CloneGraph(*b.g));
-  EXPECT_EQ(convert::InsertQuantDequant(*g, table, {}, ir::QuantFormat::kInt8).weights, 3);
+  convert::CalibrationTable table;
+  convert::Quantization quantization;
+  const auto g = CalibratedInt8(b, shape, 200, &table, &quantization);
+  EXPECT_EQ(quantization.weights, 3);
   for (bool by_timing : {false, true}) {
     auto engine =
         backend::cuda::CudaBackend().Compile(*g, ExactProfile({shape}), Int8Options(Precision::kINT8, by_timing));
@@ -440,13 +452,10 @@ TEST(CudaInt8Gpu, ProjectionShortcutIsAnInt8ResidualFromItsCalibratedRange) {
     const ir::ValueId sum = b.Op("Relu", "join_relu", {b.Op("Add", "join", {conv_b, ds})});
     b.Output("y", b.Op("Conv2D", "after", {sum, b.Const("wf", RandScaled({3, 3, 32, 16}, 35, 0.2f))},
                        ConvAttrs("NHWC", "SAME")));
-    std::vector<std::vector<Tensor>> batches;
-    for (uint32_t seed = 0; seed < 3; ++seed) batches.push_back({RandF32(shape, 300 + seed)});
-    runtime::CalibrationOptions calibration;
-    calibration.calibrator = convert::Calibrator::kMinMax;
-    const convert::CalibrationTable table = runtime::Calibrate(b.g, batches, calibration);
-    auto g = std::make_shared<ir::Graph>(ir::CloneGraph(*b.g));
-    EXPECT_EQ(convert::InsertQuantDequant(*g, table, {}, ir::QuantFormat::kInt8).residual_ranges, 2);
+    convert::CalibrationTable table;
+    convert::Quantization quantization;
+    const auto g = CalibratedInt8(b, shape, 300, &table, &quantization);
+    EXPECT_EQ(quantization.residual_ranges, 2);
     auto engine = backend::cuda::CudaBackend().Compile(*g, ExactProfile({shape}), Int8Options());
     const auto& e = dynamic_cast<const backend::cuda::CudaEngine&>(*engine);
     std::cout << "shortcut first " << shortcut_first << "; note: " << engine->precision_note() << "\n";
