@@ -210,6 +210,7 @@ const NameRegistry<CpuOpDef>& Table() {
     add({std::string(kPool2D), 1, 1, InferPool2D});
     add({std::string(kTranspose), 1, 1, InferTranspose});
     add({std::string(kSelect), 3, 3, InferSelect, false, DType::kInvalid, false, InferSelectSymbolic});
+    add({std::string(kCast), 1, 1, InferSameShape, /*keeps_input_shape=*/true, DType::kFloat32});
     add({std::string(kPad), 1, 2, InferPad});
     add({std::string(kSoftmax), 1, 1, InferSameShape, /*keeps_input_shape=*/true});
     add({std::string(kLayerNorm), 1, 3, InferSameShape, /*keeps_input_shape=*/true});

@@ -105,6 +105,7 @@ std::unique_ptr<Kernel> MakePadKernel(const ir::Graph& graph, const ir::Node& no
 std::unique_ptr<Kernel> MakeRecurrentKernel(const ir::Graph& graph, const ir::Node& node, std::shared_ptr<const KernelEnv> env);
 // cpu.Select (select_kernel.cc).
 std::unique_ptr<Kernel> MakeSelectKernel(const ir::Graph& graph, const ir::Node& node);
+std::unique_ptr<Kernel> MakeCastKernel(const ir::Graph& graph, const ir::Node& node);
 // cpu.Transpose (transpose_kernel.cc).
 std::unique_ptr<Kernel> MakeTransposeKernel(const ir::Graph& graph, const ir::Node& node, std::shared_ptr<const KernelEnv> env);
 

@@ -360,8 +360,11 @@ TEST(Calibration, ResidualConvolutionResultsCarryTheirCalibratedRange) {
     EXPECT_EQ(amax_attr(g, "a"), -1.0);  // read by a Relu
     EXPECT_EQ(amax_attr(g, "c"), -1.0);  // read by a bias Add
     // The Add still reads the convolutions' float results.
-    for (const ir::Node& n : g.nodes())
-      if (!n.removed && n.name == "join") EXPECT_EQ(n.inputs, (std::vector<ir::ValueId>{conv_b, ds}));
+    for (const ir::Node& n : g.nodes()) {
+      if (!n.removed && n.name == "join") {
+        EXPECT_EQ(n.inputs, (std::vector<ir::ValueId>{conv_b, ds}));
+      }
+    }
   }
   {  // a kept convolution gets no range; FP8 conversions give none
     ir::Graph g = b.g->Clone();

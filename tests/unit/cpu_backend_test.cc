@@ -854,6 +854,44 @@ TEST(CpuBackend, SelectsRunAsRowKernelsBitExact) {
   }
 }
 
+TEST(CpuBackend, CastsToFloatRunAsCpuKernelsBitExact) {
+  // Every source dtype cpu.Cast takes, into float32, bit-equal to the reference Cast (both use
+  // the elementwise table's CastValue); a large mask splits into blocks over the OpenMP team.
+  // Rank-0/1 Casts (shape computations) stay IR ops.
+  struct Case {
+    Shape shape;
+    DType dtype;
+  };
+  const std::vector<Case> cases = {{{8, 64, 128}, DType::kBool},    {{3, 5}, DType::kInt64},
+                                   {{4, 7, 3}, DType::kInt32},      {{2, 9}, DType::kUInt8},
+                                   {{5, 6}, DType::kInt8},          {{3, 4, 5}, DType::kFloat16},
+                                   {{6, 7}, DType::kBFloat16},      {{4, 4}, DType::kFloat64},
+                                   {{2, 3}, DType::kUInt64},        {{3, 3}, DType::kInt16},
+                                   {{0, 3}, DType::kInt32},         {{6}, DType::kInt64}};
+  for (const Case& c : cases) {
+    Builder b;
+    const ir::ValueId x = b.Input("x", std::vector<ir::Dim>(c.shape.begin(), c.shape.end()), c.dtype);
+    ir::AttrMap to;
+    to.Set("to", DType::kFloat32);
+    b.Output("out", b.Op("Cast", "cast", {x}, to));
+    backend::cpu::CpuBackend cpu;
+    auto engine = cpu.Compile(*b.g, ExactProfile({c.shape}), {});
+    EXPECT_EQ(CountOps(*engine, "cpu.Cast"), c.shape.size() >= 2 ? 1 : 0) << DTypeName(c.dtype);
+    Tensor in(c.dtype, c.shape);
+    auto* bytes = static_cast<uint8_t*>(in.raw_data());
+    for (size_t i = 0; i < in.byte_size(); ++i)
+      bytes[i] = c.dtype == DType::kBool ? static_cast<uint8_t>((i * 7 + i / 5) % 3 == 0)
+                                         : static_cast<uint8_t>((i * 131 + 17) % 251);
+    const auto want = runtime::ReferenceExecutor(b.g).Run({in});
+    const auto got = engine->Execute(std::vector<Tensor>{in});
+    ASSERT_EQ(got[0].shape(), want[0].shape()) << DTypeName(c.dtype);
+    ASSERT_EQ(got[0].dtype(), DType::kFloat32);
+    if (want[0].byte_size() > 0) {  // an empty tensor may have no buffer
+      EXPECT_EQ(std::memcmp(got[0].raw_data(), want[0].raw_data(), want[0].byte_size()), 0) << DTypeName(c.dtype);
+    }
+  }
+}
+
 TEST(CpuBackend, SoftmaxAndLogSoftmaxRunOneDnnPrimitives) {
   // Along the last, a middle and the first axis (negative and positive attrs), rows of 1 to 300;
   // large logits (softmax must subtract the row max). FP32 bound: 1e-5 relative L2 against the

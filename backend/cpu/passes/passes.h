@@ -65,6 +65,8 @@ std::unique_ptr<CountingPass> MakeSoftmaxPass();
 std::unique_ptr<CountingPass> MakePadPass();
 // Select of a bool condition between floating-point tensors (known ranks) -> cpu.Select (select.cc).
 std::unique_ptr<CountingPass> MakeSelectPass();
+// Cast to float32 of a tensor of rank >= 2 (not a shape computation) -> cpu.Cast (cast.cc).
+std::unique_ptr<CountingPass> MakeCastPass();
 // Transposes with constant permutations of reorderable dtypes -> cpu.Transpose (transpose.cc).
 std::unique_ptr<CountingPass> MakeTransposePass();
 // RNN / GRU / LSTM that oneDNN computes exactly -> cpu.RNN / cpu.GRU / cpu.LSTM (recurrent.cc).

@@ -76,6 +76,7 @@ std::vector<PassStat> OptimizeForCpu(ir::Graph& graph, bool int8_kernels) {
   passes.push_back(MakeTransposePass());
   passes.push_back(MakePadPass());
   passes.push_back(MakeSelectPass());
+  passes.push_back(MakeCastPass());
   passes.push_back(MakeSoftmaxPass());
   passes.push_back(MakeLayerNormPass());
   passes.push_back(MakeReducePass());
