@@ -93,6 +93,26 @@ std::vector<Shape> InferSelect(const ir::Node& node, const std::vector<Shape>& i
   return {out};
 }
 
+// Numpy broadcasting of two inputs.
+std::vector<Shape> InferBroadcast2(const ir::Node& node, const std::vector<Shape>& in) {
+  const Shape& a = in.at(0);
+  const Shape& b = in.at(1);
+  const size_t rank = std::max(a.size(), b.size());
+  Shape out(rank, 1);
+  for (size_t d = 0; d < rank; ++d) {
+    const int64_t da = d < rank - a.size() ? 1 : a[d - (rank - a.size())];
+    const int64_t db = d < rank - b.size() ? 1 : b[d - (rank - b.size())];
+    if (da != db && da != 1 && db != 1)
+      Fail(node, fmt::format("shapes {} and {} do not broadcast", ShapeToString(a), ShapeToString(b)));
+    out[d] = da == 1 ? db : da;
+  }
+  return {out};
+}
+
+void InferBroadcast2Symbolic(ir::InferContext& ctx) {
+  ctx.SetOutput(0, ctx.input_dtype(0), ir::BroadcastShapes(ctx, ctx.input_shape(0), ctx.input_shape(1)));
+}
+
 void InferSelectSymbolic(ir::InferContext& ctx) {
   ctx.SetOutput(0, ctx.input_dtype(0),
                 ir::BroadcastShapes(ctx, ctx.input_shape(2), ir::BroadcastShapes(ctx, ctx.input_shape(0), ctx.input_shape(1))));
@@ -211,6 +231,7 @@ const NameRegistry<CpuOpDef>& Table() {
     add({std::string(kTranspose), 1, 1, InferTranspose});
     add({std::string(kSelect), 3, 3, InferSelect, false, DType::kInvalid, false, InferSelectSymbolic});
     add({std::string(kCast), 1, 1, InferSameShape, /*keeps_input_shape=*/true, DType::kFloat32});
+    add({std::string(kBinary), 2, 2, InferBroadcast2, false, DType::kInvalid, false, InferBroadcast2Symbolic});
     add({std::string(kPad), 1, 2, InferPad});
     add({std::string(kSoftmax), 1, 1, InferSameShape, /*keeps_input_shape=*/true});
     add({std::string(kLayerNorm), 1, 3, InferSameShape, /*keeps_input_shape=*/true});

@@ -73,6 +73,7 @@ inline constexpr std::string_view kPad = "cpu.Pad";
 // cond ? x : y with numpy broadcasting; inputs x, y, cond (bool); dtypes of 1, 2, 4 or 8 bytes.
 inline constexpr std::string_view kSelect = "cpu.Select";
 inline constexpr std::string_view kCast = "cpu.Cast";  // to float32
+inline constexpr std::string_view kBinary = "cpu.Binary";  // attr "op": the elementwise op
 // Transpose with a constant permutation (attr perm), run as a oneDNN reorder.
 inline constexpr std::string_view kTranspose = "cpu.Transpose";
 // RNN / GRU / LSTM that oneDNN's RNN primitives compute exactly (backend/cpu/recurrent.h): the

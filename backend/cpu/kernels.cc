@@ -918,6 +918,7 @@ std::unique_ptr<Kernel> MakeKernel(const ir::Graph& graph, const ir::Node& node,
   if (node.op == kPad) return MakePadKernel(graph, node);
   if (node.op == kSelect) return MakeSelectKernel(graph, node);
   if (node.op == kCast) return MakeCastKernel(graph, node);
+  if (node.op == kBinary) return MakeBinaryKernel(node);
   if (node.op == kSoftmax) return MakeSoftmaxKernel(node, std::move(env));
   if (node.op == kLayerNorm) return MakeLayerNormKernel(graph, node);
   if (node.op == kReduce) return MakeReduceKernel(node, std::move(env));

@@ -429,6 +429,38 @@ TEST(CpuBackend, EveryFusibleOpChainsExactly) {
   }
 }
 
+TEST(CpuBackend, EveryFusibleBinaryOpRunsAsBinaryKernelExactly) {
+  // Operands that broadcast both ways ([3,1,5] and [4,1] into [3,4,5]): no elementwise chain can
+  // take the op, cpu.Binary does, bit-equal to the reference kernel (the same functor).
+  Tensor x = RandF32({3, 1, 5}, 1);
+  for (int64_t i = 0; i < x.num_elements(); ++i) x.data<float>()[i] = std::abs(x.data<float>()[i]) * 2.f + 0.125f;
+  const Tensor signed_x = RandF32({3, 1, 5}, 2), y = RandF32({4, 1}, 3);
+  int ops = 0;
+  for (const ir::elementwise::OpInfo& op : ir::elementwise::AllOps()) {
+    if (!op.fusible || ir::elementwise::Arity(op.pattern) != 2) continue;
+    SCOPED_TRACE(op.name);
+    ++ops;
+    Builder b;
+    ir::AttrMap attrs;
+    if (op.param) attrs.Set(op.param, 0.3);
+    b.Output("z", b.Op(op.name, "op", {b.Input("x", {3, 1, 5}), b.Input("y", {4, 1})}, attrs));
+    CpuBackend cpu;
+    auto engine = cpu.Compile(*b.g, ExactProfile({{3, 1, 5}, {4, 1}}), {});
+    EXPECT_EQ(CountOps(*engine, "cpu.Binary"), 1);
+    runtime::ReferenceExecutor ref(b.g);
+    for (const Tensor& input : {x, signed_x}) {
+      const std::vector<Tensor> inputs{input, y};
+      EXPECT_TRUE(BitwiseEqual(engine->Execute(inputs).at(0), ref.Run(inputs).at(0)));
+    }
+  }
+  EXPECT_GE(ops, 5);
+  // Float arithmetic on rank-0/1 values (exporters compute shapes in float) stays IR ops.
+  Builder b;
+  b.Output("z", b.Op("Mul", "scale", {b.Input("x", {4}), b.Input("y", {1})}));
+  auto engine = CpuBackend().Compile(*b.g, ExactProfile({{4}, {1}}), {});
+  EXPECT_EQ(CountOps(*engine, "cpu.Binary"), 0);
+}
+
 TEST(CpuBackend, RandomBatchMatMulSweep) {
   uint32_t state = 777;
   auto next = [&](int n) {

@@ -67,6 +67,8 @@ std::unique_ptr<CountingPass> MakePadPass();
 std::unique_ptr<CountingPass> MakeSelectPass();
 // Cast to float32 of a tensor of rank >= 2 (not a shape computation) -> cpu.Cast (cast.cc).
 std::unique_ptr<CountingPass> MakeCastPass();
+// Float32 binary table ops no chain took, one input of rank >= 2 -> cpu.Binary (binary.cc).
+std::unique_ptr<CountingPass> MakeBinaryPass();
 // Transposes with constant permutations of reorderable dtypes -> cpu.Transpose (transpose.cc).
 std::unique_ptr<CountingPass> MakeTransposePass();
 // RNN / GRU / LSTM that oneDNN computes exactly -> cpu.RNN / cpu.GRU / cpu.LSTM (recurrent.cc).

@@ -81,6 +81,8 @@ std::vector<PassStat> OptimizeForCpu(ir::Graph& graph, bool int8_kernels) {
   passes.push_back(MakeLayerNormPass());
   passes.push_back(MakeReducePass());
   passes.push_back(MakeRecurrentPass());
+  // Last: the binary ops no chain or other pass took.
+  passes.push_back(MakeBinaryPass());
   passes.push_back(std::make_unique<Counted>(ir::MakeDeadCodeElimination()));
   // The pipeline owns the passes; their counts are read back through these pointers.
   std::vector<const CountingPass*> counted;
