@@ -58,7 +58,8 @@ class BinaryKernel final : public Kernel {
     const BinaryRowFn* fn = BinaryRows().Find(op_);
     const ir::elementwise::OpInfo* info = ir::elementwise::FindOp(op_);
     if (!fn || !info)
-      throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): no CPU binary kernel for op '{}'", node.name, node.op, op_));
+      throw Error(ErrorCode::kInternal,
+                  fmt::format("node '{}' ({}): no CPU binary kernel for op '{}'", node.name, node.op, op_));
     row_ = *fn;
     state_.param = ir::elementwise::ParamOf(*info, node.attrs);
   }
@@ -68,33 +69,13 @@ class BinaryKernel final : public Kernel {
   void Run(std::span<const Tensor> in, Tensor& out, ExecContext&) const override {
     if (out.num_elements() == 0) return;
     const BroadcastWalk w = CollapsedBroadcastWalk(out.shape(), in.first(2), "binary");
-    const size_t outer = w.dims.size() - 1;
-    const int64_t inner = w.dims.back();
     const int64_t sa = w.strides[0].back(), sb = w.strides[1].back();
-    int64_t rows = 1;
-    for (size_t d = 0; d < outer; ++d) rows *= w.dims[d];
     const float* a = in[0].data<float>();
     const float* b = in[1].data<float>();
     float* o = out.data<float>();
-    // Tasks of at most kChunk elements of one row, so that one long merged row splits too.
-    constexpr int64_t kChunk = 16384;
-    const int64_t chunks = (inner + kChunk - 1) / kChunk;
-    const int64_t tasks = rows * chunks;
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(static) if (tasks > 1 && rows * inner >= (int64_t{1} << 15))
-#endif
-    for (int64_t task = 0; task < tasks; ++task) {
-      const int64_t row = task / chunks;
-      const int64_t begin = (task % chunks) * kChunk, len = std::min(inner, begin + kChunk) - begin;
-      int64_t oa = 0, ob = 0, rest = row;
-      for (size_t d = outer; d-- > 0;) {
-        const int64_t i = rest % w.dims[d];
-        rest /= w.dims[d];
-        oa += i * w.strides[0][d];
-        ob += i * w.strides[1][d];
-      }
-      row_(a + oa + begin * sa, sa, b + ob + begin * sb, sb, o + row * inner + begin, len, state_);
-    }
+    ForEachRowChunk<2>(w, [&](int64_t at, int64_t len, const std::array<int64_t, 2>& off) {
+      row_(a + off[0], sa, b + off[1], sb, o + at, len, state_);
+    });
   }
 
  private:

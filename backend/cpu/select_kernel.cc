@@ -16,40 +16,19 @@ namespace {
 
 template <typename T>
 void SelectRows(const BroadcastWalk& w, const T* x, const T* y, const bool* c, T* out) {
-  const size_t outer = w.dims.size() - 1;
-  const int64_t inner = w.dims.back();
   const int64_t sx = w.strides[0].back(), sy = w.strides[1].back(), sc = w.strides[2].back();
-  int64_t rows = 1;
-  for (size_t d = 0; d < outer; ++d) rows *= w.dims[d];
-  // Tasks of at most kChunk elements of one row, so that one long merged row splits too.
-  constexpr int64_t kChunk = 16384;
-  const int64_t chunks = (inner + kChunk - 1) / kChunk;
-  const int64_t tasks = rows * chunks;
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(static) if (tasks > 1 && rows * inner >= (int64_t{1} << 15))
-#endif
-  for (int64_t task = 0; task < tasks; ++task) {
-    const int64_t row = task / chunks;
-    const int64_t begin = (task % chunks) * kChunk, end = std::min(inner, begin + kChunk);
-    int64_t ox = 0, oy = 0, oc = 0, rest = row;
-    for (size_t d = outer; d-- > 0;) {
-      const int64_t i = rest % w.dims[d];
-      rest /= w.dims[d];
-      ox += i * w.strides[0][d];
-      oy += i * w.strides[1][d];
-      oc += i * w.strides[2][d];
-    }
-    T* o = out + row * inner;
-    const T* px = x + ox;
-    const T* py = y + oy;
-    const bool* pc = c + oc;
+  ForEachRowChunk<3>(w, [&](int64_t at, int64_t len, const std::array<int64_t, 3>& off) {
+    T* o = out + at;
+    const T* px = x + off[0];
+    const T* py = y + off[1];
+    const bool* pc = c + off[2];
     if (sx == 1 && sy == 0 && sc == 1) {  // a tensor or a scalar, by a full mask (attention)
       const T v = *py;
-      for (int64_t j = begin; j < end; ++j) o[j] = pc[j] ? px[j] : v;
+      for (int64_t j = 0; j < len; ++j) o[j] = pc[j] ? px[j] : v;
     } else {
-      for (int64_t j = begin; j < end; ++j) o[j] = pc[j * sc] ? px[j * sx] : py[j * sy];
+      for (int64_t j = 0; j < len; ++j) o[j] = pc[j * sc] ? px[j * sx] : py[j * sy];
     }
-  }
+  });
 }
 
 class SelectKernel final : public Kernel {
