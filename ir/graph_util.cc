@@ -108,19 +108,28 @@ std::string NameGen::Make(const std::string& base) {
   return name;
 }
 
-std::vector<std::optional<kiln::Shape>> SpecializeShapes(const Graph& graph, const std::vector<kiln::Shape>& inputs) {
-  std::vector<ValueId> map;
-  Graph g = CloneGraph(graph, &map);
+Graph SpecializedClone(const Graph& graph, const std::vector<kiln::Shape>& inputs, std::vector<ValueId>* map) {
+  Graph g = CloneGraph(graph, map);
   if (inputs.size() != g.inputs().size())
     throw Error(ErrorCode::kInvalidArgument, fmt::format("{} input shapes for a graph of {} inputs", inputs.size(), g.inputs().size()));
   for (size_t i = 0; i < inputs.size(); ++i)
     g.value(g.inputs()[i]).shape = SymShape::Of(std::vector<Dim>(inputs[i].begin(), inputs[i].end()));
   for (NodeId id : g.TopologicalOrder())
     if (g.node(id).op != "Constant") InferNode(g, id);
-  std::vector<std::optional<kiln::Shape>> result(graph.num_values());
+  return g;
+}
+
+std::vector<std::optional<kiln::Shape>> StaticShapesOf(const Graph& clone, const std::vector<ValueId>& map) {
+  std::vector<std::optional<kiln::Shape>> result(map.size());
   for (size_t v = 0; v < map.size(); ++v)
-    if (map[v] != kNoValue) result[v] = g.value(map[v]).shape.ToStatic();
+    if (map[v] != kNoValue) result[v] = clone.value(map[v]).shape.ToStatic();
   return result;
+}
+
+std::vector<std::optional<kiln::Shape>> SpecializeShapes(const Graph& graph, const std::vector<kiln::Shape>& inputs) {
+  std::vector<ValueId> map;
+  const Graph g = SpecializedClone(graph, inputs, &map);
+  return StaticShapesOf(g, map);
 }
 
 Tensor HostTranspose(const Tensor& t, const std::vector<int64_t>& perm) {

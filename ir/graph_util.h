@@ -19,6 +19,11 @@ Graph CloneGraph(const Graph& graph, std::vector<ValueId>* value_map = nullptr);
 // function (nullopt where shape inference cannot tell). kInvalidArgument when the shapes do not
 // fit the graph. Engines use it to size buffers for the shapes of one run.
 std::vector<std::optional<kiln::Shape>> SpecializeShapes(const Graph& graph, const std::vector<kiln::Shape>& inputs);
+// SpecializeShapes in two halves, for callers that rewrite the clone in between: a clone of
+// `graph` with `inputs` as its input shapes and every op's shape function run (`map`: old value
+// id -> the clone's), then the static shape of each of `graph`'s values in it.
+Graph SpecializedClone(const Graph& graph, const std::vector<kiln::Shape>& inputs, std::vector<ValueId>* map);
+std::vector<std::optional<kiln::Shape>> StaticShapesOf(const Graph& clone, const std::vector<ValueId>& map);
 
 // The graph's symbol names in symbol order.
 std::vector<std::string> SymbolNames(const Graph& graph);

@@ -1,11 +1,11 @@
 // cpu.Cast: converts a tensor to float32 with the elementwise table's conversion
 // (ir::elementwise::CastValue, as the reference Cast), in blocks split over oneDNN's OpenMP team
-// when the build has OpenMP; each block's loop is a plain conversion the compiler vectorizes.
+// (parallel_blocks.h); each block's loop is a plain conversion the compiler vectorizes.
 #include <fmt/format.h>
 
-#include <algorithm>
 
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/parallel_blocks.h"
 #include "ir/ops/elementwise_cast.h"
 #include "kiln/half.h"
 
@@ -14,15 +14,9 @@ namespace {
 
 template <typename S>
 void CastToFloat(const S* in, float* out, int64_t n) {
-  constexpr int64_t kBlock = 16384;
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(static) if (blocks > 2)
-#endif
-  for (int64_t b = 0; b < blocks; ++b) {
-    const int64_t begin = b * kBlock, end = std::min(n, begin + kBlock);
-    for (int64_t i = begin; i < end; ++i) out[i] = ir::elementwise::CastValue<float, S>(in[i], false);
-  }
+  ForBlocks(n, [&](int64_t begin, int64_t count) {
+    for (int64_t i = begin; i < begin + count; ++i) out[i] = ir::elementwise::CastValue<float, S>(in[i], false);
+  });
 }
 
 class CastKernel final : public Kernel {

@@ -27,39 +27,6 @@ std::vector<Shape> ProfileShapes(const Profile& p, bool max) {
 
 }  // namespace
 
-namespace {
-
-// The static shape of every value for these input shapes, with the graph's shape computations
-// (Shape, Gather, Concat, ... of a batch dim the profile leaves open) folded first: an exporter's
-// Reshape to a computed target then gets a static shape too, and its result a slot in the memory
-// plan (ir::SpecializeShapes alone infers node by node and leaves those unknown).
-std::vector<std::optional<Shape>> FoldedShapes(const ir::Graph& graph, const std::vector<Shape>& inputs) {
-  std::vector<ir::ValueId> map;
-  ir::Graph g = ir::CloneGraph(graph, &map);
-  if (inputs.size() != g.inputs().size())
-    throw Error(ErrorCode::kInvalidArgument, fmt::format("{} input shapes for a graph of {} inputs", inputs.size(), g.inputs().size()));
-  for (size_t i = 0; i < inputs.size(); ++i)
-    g.value(g.inputs()[i]).shape = ir::SymShape::Of(std::vector<ir::Dim>(inputs[i].begin(), inputs[i].end()));
-  // Until nothing folds (a Reshape whose target folds makes the next Shape of its result
-  // foldable); shape-sized values only.
-  const auto infer = ir::MakeShapeInference();
-  const auto fold = ir::MakeConstantFolding(reference::EvaluateNode, size_t{1} << 20);
-  const auto targets = ir::MakeReshapeTargetFolding();
-  infer->Run(g);
-  for (int round = 0; round < 16; ++round) {
-    const bool folded = fold->Run(g);
-    const bool retargeted = targets->Run(g);
-    if (!folded && !retargeted) break;
-    infer->Run(g);
-  }
-  std::vector<std::optional<Shape>> result(graph.num_values());
-  for (size_t v = 0; v < map.size(); ++v)
-    if (map[v] != ir::kNoValue) result[v] = g.value(map[v]).shape.ToStatic();
-  return result;
-}
-
-}  // namespace
-
 // Takes an execution context from the pool (or makes one) and gives it back afterwards.
 class CpuEngine::Lease {
  public:
@@ -128,9 +95,10 @@ CpuEngine::CpuEngine(std::shared_ptr<const ir::Graph> graph, Profile profile, co
   // Shapes at the profile's max (the plan) and opt (primitives created ahead too).
   std::vector<std::optional<Shape>> max_shapes, opt_shapes;
   try {
-    max_shapes = FoldedShapes(g, ProfileShapes(profile_, true));
+    // Shape computations folded: Reshapes to computed targets get arena slots too.
+    max_shapes = ir::SpecializeShapesFolding(g, ProfileShapes(profile_, true), reference::EvaluateNode);
     opt_shapes = ProfileShapes(profile_, false) == ProfileShapes(profile_, true) ? max_shapes
-                                                                               : FoldedShapes(g, ProfileShapes(profile_, false));
+                                                                               : ir::SpecializeShapesFolding(g, ProfileShapes(profile_, false), reference::EvaluateNode);
   } catch (const Error& e) {
     throw Error(ErrorCode::kInvalidArgument, fmt::format("the profile {} does not fit the segment: {}", profile_.ToString(), e.what()));
   }
@@ -327,7 +295,7 @@ std::vector<Shape> CpuEngine::OutputShapes(std::span<const Shape> input_shapes) 
     }
     // Specialising clones the graph (and folds its shape computations): the answer, known or
     // not, is kept per input shapes.
-    const std::vector<std::optional<Shape>> all = FoldedShapes(*graph_, key);
+    const std::vector<std::optional<Shape>> all = ir::SpecializeShapesFolding(*graph_, key, reference::EvaluateNode);
     shapes.emplace();
     for (ir::ValueId out : graph_->outputs()) {
       if (!all[static_cast<size_t>(out)]) {

@@ -1,6 +1,7 @@
 #include "backend/cpu/cpu_ops.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
@@ -76,8 +77,8 @@ std::vector<Shape> InferEltwiseChain(const ir::Node& node, const std::vector<Sha
 
 std::vector<Shape> InferSameShape(const ir::Node&, const std::vector<Shape>& in) { return {in.at(0)}; }
 
-// Numpy broadcasting of x, y and cond.
-std::vector<Shape> InferSelect(const ir::Node& node, const std::vector<Shape>& in) {
+// Numpy broadcasting of every input (cpu.Select's x, y and cond; cpu.Binary's a and b).
+std::vector<Shape> InferBroadcast(const ir::Node& node, const std::vector<Shape>& in) {
   size_t rank = 0;
   for (const Shape& s : in) rank = std::max(rank, s.size());
   Shape out(rank, 1);
@@ -85,37 +86,24 @@ std::vector<Shape> InferSelect(const ir::Node& node, const std::vector<Shape>& i
     for (size_t d = 0; d < s.size(); ++d) {
       int64_t& o = out[rank - s.size() + d];
       if (s[d] == o || s[d] == 1) continue;
-      if (o != 1)
-        Fail(node, fmt::format("shapes {}, {} and {} do not broadcast", ShapeToString(in.at(0)), ShapeToString(in.at(1)),
-                               ShapeToString(in.at(2))));
+      if (o != 1) {
+        std::vector<std::string> shapes;
+        for (const Shape& t : in) shapes.push_back(ShapeToString(t));
+        const std::string last = shapes.back();
+        shapes.pop_back();
+        Fail(node, fmt::format("shapes {} and {} do not broadcast", fmt::join(shapes, ", "), last));
+      }
       o = s[d];
     }
   return {out};
 }
 
-// Numpy broadcasting of two inputs.
-std::vector<Shape> InferBroadcast2(const ir::Node& node, const std::vector<Shape>& in) {
-  const Shape& a = in.at(0);
-  const Shape& b = in.at(1);
-  const size_t rank = std::max(a.size(), b.size());
-  Shape out(rank, 1);
-  for (size_t d = 0; d < rank; ++d) {
-    const int64_t da = d < rank - a.size() ? 1 : a[d - (rank - a.size())];
-    const int64_t db = d < rank - b.size() ? 1 : b[d - (rank - b.size())];
-    if (da != db && da != 1 && db != 1)
-      Fail(node, fmt::format("shapes {} and {} do not broadcast", ShapeToString(a), ShapeToString(b)));
-    out[d] = da == 1 ? db : da;
-  }
-  return {out};
-}
-
-void InferBroadcast2Symbolic(ir::InferContext& ctx) {
-  ctx.SetOutput(0, ctx.input_dtype(0), ir::BroadcastShapes(ctx, ctx.input_shape(0), ctx.input_shape(1)));
-}
-
-void InferSelectSymbolic(ir::InferContext& ctx) {
-  ctx.SetOutput(0, ctx.input_dtype(0),
-                ir::BroadcastShapes(ctx, ctx.input_shape(2), ir::BroadcastShapes(ctx, ctx.input_shape(0), ctx.input_shape(1))));
+// The same on symbolic shapes: the last input's broadcast with that of the ones before it.
+void InferBroadcastSymbolic(ir::InferContext& ctx) {
+  ir::SymShape out = ctx.input_shape(0);
+  for (int i = 1; i < ctx.num_inputs(); ++i)
+    out = i == 1 ? ir::BroadcastShapes(ctx, out, ctx.input_shape(1)) : ir::BroadcastShapes(ctx, ctx.input_shape(i), out);
+  ctx.SetOutput(0, ctx.input_dtype(0), out);
 }
 
 std::vector<Shape> InferTranspose(const ir::Node& node, const std::vector<Shape>& in) {
@@ -229,9 +217,9 @@ const NameRegistry<CpuOpDef>& Table() {
     add({std::string(kQuantizeS8), 1, 1, InferSameShape, /*keeps_input_shape=*/true, DType::kInt8});
     add({std::string(kPool2D), 1, 1, InferPool2D});
     add({std::string(kTranspose), 1, 1, InferTranspose});
-    add({std::string(kSelect), 3, 3, InferSelect, false, DType::kInvalid, false, InferSelectSymbolic});
+    add({std::string(kSelect), 3, 3, InferBroadcast, false, DType::kInvalid, false, InferBroadcastSymbolic});
     add({std::string(kCast), 1, 1, InferSameShape, /*keeps_input_shape=*/true, DType::kFloat32});
-    add({std::string(kBinary), 2, 2, InferBroadcast2, false, DType::kInvalid, false, InferBroadcast2Symbolic});
+    add({std::string(kBinary), 2, 2, InferBroadcast, false, DType::kInvalid, false, InferBroadcastSymbolic});
     add({std::string(kPad), 1, 2, InferPad});
     add({std::string(kSoftmax), 1, 1, InferSameShape, /*keeps_input_shape=*/true});
     add({std::string(kLayerNorm), 1, 3, InferSameShape, /*keeps_input_shape=*/true});

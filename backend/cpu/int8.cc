@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/parallel_blocks.h"
 
 namespace kiln::backend::cpu {
 std::pair<int64_t, int64_t> OutputChannelsOf(const ir::Node& fused, const Shape& b) {
@@ -57,19 +58,6 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void QuantDequantBl
     v = v > qmax ? qmax : v;
     dst[i] = ((v + kMagic) - kMagic) * scale;
   }
-}
-
-// Blocks of 16 Ki elements on the OpenMP team oneDNN uses (its threads are idle between oneDNN
-// calls), when the build has OpenMP; small tensors stay on the calling thread. `block(begin,
-// count)` handles one block.
-template <typename Block>
-void ForBlocks(int64_t n, const Block& block) {
-  constexpr int64_t kBlock = 16384;
-  const int64_t blocks = (n + kBlock - 1) / kBlock;
-#if defined(_OPENMP)
-#pragma omp parallel for schedule(static) if (blocks > 2)
-#endif
-  for (int64_t b = 0; b < blocks; ++b) block(b * kBlock, std::min(kBlock, n - b * kBlock));
 }
 
 }  // namespace

@@ -437,9 +437,9 @@ double ConvKernel::Impl::TimePlan(const Plan& plan) const {
 }
 
 void ConvKernel::Impl::ChooseInt8Gemm(Plan& plan, const Shape& x_shape, const Shape& y_shape) const {
-  const bool cl = attrs.channels_last;
+  // NHWC (gemm_eligible): a 1x1 convolution whose output keeps the input's H and W has no padding.
   if (!gemm_eligible || x_shape.size() != 4 || y_shape.size() != 4 || x_shape[1] != y_shape[1] ||
-      x_shape[2] != y_shape[2] || !cl)
+      x_shape[2] != y_shape[2])
     return;  // padded: not a plain product
   TimingCache& cache = ProcessTimingCache();
   const std::string key =

@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -45,6 +46,13 @@ std::unique_ptr<Pass> MakeDeadCodeElimination();
 std::unique_ptr<Pass> MakeShapeInference();
 // Constant targets for Reshapes computed from the input's own shape (see simplify.cc).
 std::unique_ptr<Pass> MakeReshapeTargetFolding();
+// SpecializeShapes (graph_util.h) with the graph's shape computations (Shape, Gather, Concat, ...
+// of dims the inputs fix) folded as well, shape-sized values only, until nothing folds: an
+// exporter's Reshape to a target computed through ops symbolic inference cannot follow then gets
+// a static shape too (CPU engines plan their arena with it).
+std::vector<std::optional<kiln::Shape>> SpecializeShapesFolding(const Graph& graph,
+                                                                const std::vector<kiln::Shape>& inputs,
+                                                                const NodeEvaluator& evaluate);
 
 // Layout passes (layout.cc) for backends that prefer channels-last: NCHW Conv2D,
 // DepthwiseConv2D, MaxPool and AvgPool run NHWC between Transposes; then Transposes sink through
