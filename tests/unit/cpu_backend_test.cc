@@ -454,6 +454,22 @@ TEST(CpuBackend, EveryFusibleBinaryOpRunsAsBinaryKernelExactly) {
     }
   }
   EXPECT_GE(ops, 5);
+  // Shapes that turn out not to broadcast at run time: an error naming the node, no crash.
+  {
+    Builder b;
+    const ir::Dim n = b.Symbol("n"), m = b.Symbol("m");
+    b.Output("z", b.Op("Mul", "product", {b.Input("x", {n, 4}), b.Input("y", {m, 4})}));
+    backend::Profile profile;
+    profile.inputs.push_back({{1, 4}, {2, 4}, {3, 4}});
+    profile.inputs.push_back({{1, 4}, {2, 4}, {3, 4}});
+    auto engine = CpuBackend().Compile(*b.g, profile, {});
+    EXPECT_EQ(CountOps(*engine, "cpu.Binary"), 1);
+    const std::vector<Tensor> mismatched = {RandF32({2, 4}, 5), RandF32({3, 4}, 6)};
+    ExpectError([&] { engine->Execute(mismatched); }, ErrorCode::kInvalidArgument,
+                {"node 'product'", "shapes [2,4] and [3,4] cannot be broadcast"});
+    const std::vector<Tensor> fine = {RandF32({3, 4}, 5), RandF32({1, 4}, 6)};
+    EXPECT_TRUE(BitwiseEqual(engine->Execute(fine).at(0), runtime::ReferenceExecutor(b.g).Run(fine).at(0)));
+  }
   // Float arithmetic on rank-0/1 values (exporters compute shapes in float) stays IR ops.
   Builder b;
   b.Output("z", b.Op("Mul", "scale", {b.Input("x", {4}), b.Input("y", {1})}));
