@@ -115,7 +115,7 @@ struct ConvKernel::Impl {
   std::unique_ptr<QuantizeKernel> quantize, fake_quantize;
 
   bool choose_by_timing = false;  // a float plan replaces a slower 8-bit one
-  // A 1x1 int8 convolution writing int8 may run as cuBLASLt's int8 product (int8_gemm.h) where
+  // A 1x1 int8 convolution writing int8 may run as an int8 matrix product (int8_gemm.h) where
   // that is faster than cuDNN's plan: its per-channel scale and bias over the output's scale,
   // and the residual's scale over it.
   bool gemm_eligible = false;
@@ -143,7 +143,7 @@ struct ConvKernel::Impl {
   // Of a marked convolution's 8-bit plan and its float plan, the faster (the timing cache
   // remembers which); `quantized_plan` is kept or replaced.
   void KeepFaster(std::unique_ptr<Plan>& quantized_plan, const Shape& x_shape, const Shape& y_shape) const;
-  // Gives an int8 plan cuBLASLt's int8 product when the convolution is one (gemm_eligible, no
+  // Gives an int8 plan an int8 matrix product when the convolution is one (gemm_eligible, no
   // padding) and the product is faster than the cuDNN graph (the timing cache remembers which).
   void ChooseInt8Gemm(Plan& plan, const Shape& x_shape, const Shape& y_shape) const;
   // Microseconds per run of a plan on scratch operands.
@@ -443,7 +443,8 @@ void ConvKernel::Impl::ChooseInt8Gemm(Plan& plan, const Shape& x_shape, const Sh
     return;  // padded: not a plain product
   TimingCache& cache = ProcessTimingCache();
   const std::string key =
-      fmt::format("cudnn {} | {} | int8 product or cudnn: {}", cudnnGetVersion(), TacticDeviceKey(), plan.problem);
+      fmt::format("cudnn {} | {} | {} | int8 product or cudnn: {}", cudnnGetVersion(), Int8Gemm::LibrariesKey(),
+                  TacticDeviceKey(), plan.problem);
   const std::optional<std::string> known = cache.Find(key);
   if (known == "cudnn") return;
   Int8GemmShape shape;
@@ -464,7 +465,7 @@ void ConvKernel::Impl::ChooseInt8Gemm(Plan& plan, const Shape& x_shape, const Sh
   if (known != "gemm") {
     const double cudnn_us = TimePlan(plan), gemm_us = gemm->microseconds();
     const bool use_gemm = gemm_us < cudnn_us;
-    LogTacticTimings(key, {{"cudnn", cudnn_us}, {"cublasLt int8", gemm_us}}, use_gemm ? 1 : 0);
+    LogTacticTimings(key, {{"cudnn", cudnn_us}, {gemm->kernel(), gemm_us}}, use_gemm ? 1 : 0);
     cache.Record(key, use_gemm ? "gemm" : "cudnn");
     if (!use_gemm) return;
   }
@@ -523,10 +524,12 @@ std::string ConvKernel::quantized_refusal() const {
   return impl_->quantized_refusal;
 }
 
-bool ConvKernel::runs_int8_gemm() const {
+std::string ConvKernel::int8_product_library() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  return !impl_->plans.empty() && std::all_of(impl_->plans.begin(), impl_->plans.end(),
-                                               [](const auto& p) { return p.second && p.second->gemm; });
+  if (impl_->plans.empty() || !std::all_of(impl_->plans.begin(), impl_->plans.end(),
+                                           [](const auto& p) { return p.second && p.second->gemm; }))
+    return "";
+  return impl_->plans.begin()->second->gemm->library();
 }
 
 bool ConvKernel::writes_quantized() const { return impl_->epilogue.quantized_output.has_value(); }
@@ -605,7 +608,7 @@ std::optional<ir::QuantFormat> ConvKernel::quantized_format() const { return std
 bool ConvKernel::runs_quantized() const { return false; }
 std::string ConvKernel::quantized_refusal() const { return {}; }
 bool ConvKernel::writes_quantized() const { return false; }
-bool ConvKernel::runs_int8_gemm() const { return false; }
+std::string ConvKernel::int8_product_library() const { return ""; }
 bool ConvKernel::reads_quantized_residual() const { return false; }
 
 }  // namespace kiln::backend::cuda

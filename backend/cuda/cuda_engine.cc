@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <map>
 #include <thread>
 #include <set>
 
@@ -324,11 +325,16 @@ void CudaEngine::SettleQuantized(Precision requested) {
       if (reason.empty()) reason = s.conv->quantized_refusal();
     }
   }
-  int products = 0;  // of them, run as cuBLASLt's int8 products
+  std::map<std::string, int> products;  // of them, run as int8 matrix products, by library
   for (const Step& s : steps_)
-    if (s.kind == Step::Kind::kConv && s.conv->runs_int8_gemm()) ++products;
-  const std::string libraries = products > 0 ? fmt::format("cuDNN kernels ({} as cuBLASLt int8 products)", products)
-                                             : std::string("cuDNN kernels");
+    if (s.kind == Step::Kind::kConv)
+      if (const std::string library = s.conv->int8_product_library(); !library.empty()) ++products[library];
+  std::string libraries = "cuDNN kernels";
+  if (!products.empty()) {
+    std::vector<std::string> parts;
+    for (const auto& [library, count] : products) parts.push_back(fmt::format("{} as {} int8 products", count, library));
+    libraries += fmt::format(" ({})", fmt::join(parts, ", "));
+  }
   const std::string rest = fmt::format(
       "the other steps run FP16 (quantize-dequantize steps included; matrix products have no {} GPU kernels yet)", kind);
   if (!quantized_layers_.empty()) {
@@ -1158,7 +1164,8 @@ std::string CudaEngine::KernelName(const Step& s) {
       const std::string eight_bit_io = fmt::format("{}{}", s.conv->reads_quantized_residual() ? ", 8-bit residual" : "",
                                                    s.conv->writes_quantized() ? ", 8-bit out" : "");
       if (!s.conv->quantized_format()) return eight_bit_io.empty() ? "cudnn" : fmt::format("cudnn ({})", eight_bit_io.substr(2));
-      return fmt::format("{} {}{}", s.conv->runs_int8_gemm() ? "cublasLt" : "cudnn",
+      const std::string library = s.conv->int8_product_library();
+      return fmt::format("{} {}{}", library.empty() ? "cudnn" : library,
                          s.conv->runs_quantized() ? QuantFormatName(*s.conv->quantized_format())
                                                   : fmt::format("float ({} refused)", QuantFormatName(*s.conv->quantized_format())),
                          eight_bit_io);

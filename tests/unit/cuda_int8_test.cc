@@ -5,9 +5,12 @@
 // INT8 runs FP16 and says why.
 #ifdef KILN_WITH_CUDA
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <functional>
 #include <iostream>
 #include <random>
 
@@ -15,6 +18,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cuda_engine.h"
+#include "backend/cuda/cutlass_int8_gemm.h"
 #include "backend/cuda/int8_gemm.h"
 #include "backend/cuda/nvrtc_compiler.h"
 #include "backend/cuda/quantize_kernel.h"
@@ -490,10 +494,65 @@ TEST(CudaInt8Gpu, ProjectionShortcutIsAnInt8ResidualFromItsCalibratedRange) {
   }
 }
 
-// cuBLASLt's int8 product with a quantized convolution's epilogue against the same arithmetic on
-// the host: int32 sums are exact, so each result is the host's up to float rounding of the
-// scaled sum (one int8 step where it lands on a rounding tie). cuBLASLt 13 on an H100 refuses the
-// form without a residual (its alpha-vector mode with beta zero) and runs the one with it.
+// An int8 product with a quantized convolution's epilogue against the same arithmetic on the
+// host: int32 sums are exact, so each result is the host's up to float rounding of the scaled sum
+// (one int8 step where it lands on a rounding tie). `launch` gets device operands in int8_gemm.h's
+// naming (a the filter [m][k], b the input [n][k], c and d [n][m]).
+using Int8ProductLaunch = std::function<void(const void* a, const void* b, const float* alpha, const float* bias,
+                                             const void* c, float beta, void* d)>;
+void ExpectInt8ProductMatchesTheIntegerArithmetic(const backend::cuda::Int8GemmShape& shape,
+                                                  const Int8ProductLaunch& launch, const std::string& what) {
+  const auto full_range = [](const Shape& dims, uint32_t seed) {  // int8 values over [-128, 127]
+    std::mt19937 rng(seed);
+    std::uniform_int_distribution<int> value(-128, 127);
+    Tensor t(DType::kInt8, dims);
+    for (int64_t e = 0; e < t.num_elements(); ++e) t.data<int8_t>()[e] = static_cast<int8_t>(value(rng));
+    return t;
+  };
+  const Tensor a = full_range({shape.m, shape.k}, 41), b = full_range({shape.n, shape.k}, 42);
+  const Tensor c = full_range({shape.n, shape.m}, 43);
+  // Sums spread about 74 * 74 * sqrt(k) (int8 values' deviation squared): scales of up to
+  // 8e-3 / sqrt(k) put most results inside int8.
+  const float scale = 8e-3f / std::sqrt(static_cast<float>(shape.k));
+  const Tensor alpha = RandScaled({shape.m}, 44, scale), bias = RandScaled({shape.m}, 45, 20.0f);
+  const float beta = 0.7f;
+  const Tensor da = cudatest::ToDevice(a), db = cudatest::ToDevice(b), dc = cudatest::ToDevice(c);
+  const Tensor dalpha = cudatest::ToDevice(alpha), dbias = cudatest::ToDevice(bias);
+  Tensor dd = backend::cuda::Services(0).allocator().AllocateTensor(DType::kInt8, {shape.n, shape.m});
+  ASSERT_EQ(cudaMemset(dd.raw_data(), 0x55, static_cast<size_t>(shape.n * shape.m)), cudaSuccess);
+  launch(da.raw_data(), db.raw_data(), dalpha.data<float>(), shape.bias ? dbias.data<float>() : nullptr,
+         shape.residual ? dc.raw_data() : nullptr, beta, dd.raw_data());
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << what;
+  const Tensor d = cudatest::ToHost(dd);
+  int64_t exact = 0, off_by_one = 0, clipped = 0, wrong = 0;
+  for (int64_t j = 0; j < shape.n; ++j)
+    for (int64_t i = 0; i < shape.m; ++i) {
+      int64_t acc = 0;
+      for (int64_t q = 0; q < shape.k; ++q)
+        acc += int64_t{a.data<int8_t>()[i * shape.k + q]} * b.data<int8_t>()[j * shape.k + q];
+      double v = alpha.data<float>()[i] * static_cast<double>(acc);
+      if (shape.bias) v += bias.data<float>()[i];
+      if (shape.residual) v += beta * c.data<int8_t>()[j * shape.m + i];
+      if (shape.relu) v = std::max(v, 0.0);
+      const double want = std::clamp(std::nearbyint(v), -128.0, 127.0);
+      clipped += want == -128 || want == 127;
+      const double got = d.data<int8_t>()[j * shape.m + i];
+      if (got == want) {
+        ++exact;
+      } else if (std::fabs(got - want) == 1 && std::fabs(std::fabs(v - std::trunc(v)) - 0.5) < 1e-3) {
+        ++off_by_one;
+      } else if (++wrong <= 5) {
+        ADD_FAILURE() << what << ": D[" << j << "][" << i << "] = " << got << ", want " << want << " (" << v << ")";
+      }
+    }
+  std::cout << "  " << what << ": " << exact << " exact, " << off_by_one << " one step off at a tie, " << clipped
+            << " saturated\n";
+  EXPECT_EQ(wrong, 0) << what;
+  EXPECT_LT(clipped, shape.m * shape.n / 4) << what << ": the test's values saturate too often to say much";
+}
+
+// The product the timing chose for each form. With CUTLASS's kernels on Hopper every form runs;
+// cuBLASLt 13 alone refuses the one without a residual (its alpha-vector mode with beta zero).
 TEST(CudaInt8Gpu, Int8GemmMatchesTheIntegerArithmetic) {
   SKIP_WITHOUT_GPU();
   int ran = 0;
@@ -515,50 +574,74 @@ TEST(CudaInt8Gpu, Int8GemmMatchesTheIntegerArithmetic) {
       continue;
     }
     ++ran;
-    std::cout << "int8 product, residual " << residual << ": " << gemm->microseconds() << " us\n";
-    const auto full_range = [](const Shape& dims, uint32_t seed) {  // int8 values over [-128, 127]
-      std::mt19937 rng(seed);
-      std::uniform_int_distribution<int> value(-128, 127);
-      Tensor t(DType::kInt8, dims);
-      for (int64_t e = 0; e < t.num_elements(); ++e) t.data<int8_t>()[e] = static_cast<int8_t>(value(rng));
-      return t;
-    };
-    const Tensor a = full_range({shape.m, shape.k}, 41), b = full_range({shape.n, shape.k}, 42);
-    const Tensor c = full_range({shape.n, shape.m}, 43);
-    // Sums reach about 8 * 128 * 128 = 131072: scales of 1e-3 put most results inside int8.
-    const Tensor alpha = RandScaled({shape.m}, 44, 1e-3f), bias = RandScaled({shape.m}, 45, 20.0f);
-    const float beta = 0.7f;
-    const Tensor da = cudatest::ToDevice(a), db = cudatest::ToDevice(b), dc = cudatest::ToDevice(c);
-    const Tensor dalpha = cudatest::ToDevice(alpha), dbias = cudatest::ToDevice(bias);
-    Tensor dd = backend::cuda::Services(0).allocator().AllocateTensor(DType::kInt8, {shape.n, shape.m});
-    gemm->Launch(da.raw_data(), db.raw_data(), dalpha.data<float>(), dbias.data<float>(),
-                 residual ? dc.raw_data() : nullptr, beta, dd.raw_data(), nullptr);
-    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    const Tensor d = cudatest::ToHost(dd);
-    int64_t exact = 0, off_by_one = 0, clipped = 0;
-    for (int64_t j = 0; j < shape.n; ++j)
-      for (int64_t i = 0; i < shape.m; ++i) {
-        int64_t acc = 0;
-        for (int64_t q = 0; q < shape.k; ++q)
-          acc += int64_t{a.data<int8_t>()[i * shape.k + q]} * b.data<int8_t>()[j * shape.k + q];
-        double v = alpha.data<float>()[i] * static_cast<double>(acc) + bias.data<float>()[i];
-        if (residual) v += beta * c.data<int8_t>()[j * shape.m + i];
-        if (shape.relu) v = std::max(v, 0.0);
-        const double want = std::clamp(std::nearbyint(v), -128.0, 127.0);
-        clipped += want == -128 || want == 127;
-        const double got = d.data<int8_t>()[j * shape.m + i];
-        if (got == want)
-          ++exact;
-        else if (std::fabs(got - want) == 1 && std::fabs(std::fabs(v - std::trunc(v)) - 0.5) < 1e-3)
-          ++off_by_one;
-        else
-          ADD_FAILURE() << "D[" << j << "][" << i << "] = " << got << ", want " << want << " (" << v << ")";
-      }
-    std::cout << "  " << exact << " exact, " << off_by_one << " one step off at a tie, " << clipped << " saturated\n";
-    EXPECT_LT(clipped, shape.m * shape.n / 4) << "the test's values saturate too often to say much";
+    std::cout << "int8 product, residual " << residual << ": " << gemm->kernel() << ", " << gemm->microseconds()
+              << " us\n";
+    ExpectInt8ProductMatchesTheIntegerArithmetic(
+        shape,
+        [&](const void* a, const void* b, const float* alpha, const float* bias, const void* c, float beta, void* d) {
+          gemm->Launch(a, b, alpha, bias, c, beta, d, nullptr);
+        },
+        gemm->kernel());
   }
   const backend::cuda::GpuArch arch = backend::cuda::ArchOf(0);
-  if (arch.major >= 9) EXPECT_GT(ran, 0) << "cuBLASLt ran no int8 product on this Hopper GPU";
+  if (arch.major >= 9) {
+    EXPECT_GT(ran, 0) << "no int8 product ran on this Hopper GPU";
+  }
+  if (arch.major == 9 && arch.minor == 0 && backend::cuda::CutlassInt8GemmConfigs() > 0) {
+    EXPECT_EQ(ran, 2) << "CUTLASS's sm90 kernels take both forms";
+  }
+}
+
+// Every CUTLASS sm90 configuration in every epilogue form (residual, ReLU, bias, each on or off),
+// on sizes that leave partial tiles in all three dimensions.
+TEST(CudaInt8Gpu, CutlassInt8KernelsMatchTheIntegerArithmetic) {
+  SKIP_WITHOUT_GPU();
+  const int configs = backend::cuda::CutlassInt8GemmConfigs();
+  if (configs == 0) GTEST_SKIP() << "this build has no CUTLASS kernels (no CUTLASS headers or nvcc when configured)";
+  const backend::cuda::GpuArch arch = backend::cuda::ArchOf(0);
+  if (!(arch.major == 9 && arch.minor == 0))
+    GTEST_SKIP() << "CUTLASS's sm90 int8 kernels need compute capability 9.0; this GPU is " << arch.major << "."
+                 << arch.minor;
+  for (int config = 0; config < configs; ++config)
+    for (int form = 0; form < 8; ++form) {
+      backend::cuda::Int8GemmShape shape;
+      shape.m = 80;
+      shape.n = 1000;
+      shape.k = form % 2 ? 64 : 208;
+      shape.residual = form & 1;
+      shape.relu = form & 2;
+      shape.bias = form & 4;
+      const std::string what = fmt::format("{} (residual {}, relu {}, bias {}, k {})",
+                                           backend::cuda::CutlassInt8GemmConfigName(config), shape.residual,
+                                           shape.relu, shape.bias, shape.k);
+      ExpectInt8ProductMatchesTheIntegerArithmetic(
+          shape,
+          [&](const void* a, const void* b, const float* alpha, const float* bias, const void* c, float beta, void* d) {
+            backend::cuda::CutlassInt8GemmArgs args;
+            args.pixels = shape.n;
+            args.channels = shape.m;
+            args.k = shape.k;
+            args.x = b;
+            args.w = a;
+            args.alpha = alpha;
+            args.bias = bias;
+            args.c = c;
+            args.beta = c ? beta : 0.0f;
+            args.d = d;
+            args.relu = shape.relu;
+            ASSERT_TRUE(backend::cuda::CutlassInt8GemmCanRun(config, args, 0)) << what;
+            const size_t bytes = backend::cuda::CutlassInt8GemmWorkspaceBytes(config, args, 0);
+            void* workspace = nullptr;
+            if (bytes > 0) {
+              ASSERT_EQ(cudaMalloc(&workspace, bytes), cudaSuccess);
+            }
+            const char* error = backend::cuda::CutlassInt8GemmRun(config, args, workspace, 0, nullptr);
+            EXPECT_EQ(error, nullptr) << what << ": " << error;
+            ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << what;
+            if (workspace) cudaFree(workspace);
+          },
+          what);
+    }
 }
 
 TEST(CudaInt8Gpu, FloatGraphRequestedAsInt8RunsFp16AndSaysWhy) {

@@ -1,0 +1,155 @@
+// CUTLASS sm90 int8 products for quantized 1x1 convolutions (cutlass_int8_gemm.h). One kernel
+// per tile configuration covers every epilogue form: the residual is skipped at run time when
+// beta is zero and no C is given, ReLU is a clamp with a run-time lower bound, and a null bias
+// reads as zeros.
+#include "backend/cuda/cutlass_int8_gemm.h"
+
+#include <cute/tensor.hpp>
+#include <cutlass/cutlass.h>
+#include <cutlass/epilogue/collective/collective_builder.hpp>
+#include <cutlass/epilogue/thread/activation.h>
+#include <cutlass/gemm/collective/collective_builder.hpp>
+#include <cutlass/gemm/device/gemm_universal_adapter.h>
+#include <cutlass/gemm/kernel/gemm_universal.hpp>
+#include <cutlass/kernel_hardware_info.h>
+#include <cutlass/util/packed_stride.hpp>
+
+#include <cstdint>
+#include <limits>
+
+namespace kiln::backend::cuda {
+namespace {
+
+using namespace cute;
+
+// CUTLASS's GEMM: A = X (pixels x k, k contiguous), B = W (k x channels stored channels-major: k
+// contiguous, the only operand order int8 warpgroup MMAs take), C and D pixels x channels.
+template <class TileShape, class ClusterShape, class MainloopSchedule, class EpilogueSchedule>
+struct Int8GemmKernel {
+  using Fusion = cutlass::epilogue::fusion::PerColLinCombPerColBiasEltAct<
+      cutlass::epilogue::thread::Clamp, int8_t, float, float, int8_t, float>;
+  using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
+      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, TileShape, ClusterShape,
+      cutlass::epilogue::collective::EpilogueTileAuto, int32_t, float, int8_t, cutlass::layout::RowMajor, 16, int8_t,
+      cutlass::layout::RowMajor, 16, EpilogueSchedule, Fusion>::CollectiveOp;
+  using Mainloop = typename cutlass::gemm::collective::CollectiveBuilder<
+      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, int8_t, cutlass::layout::RowMajor, 16, int8_t,
+      cutlass::layout::ColumnMajor, 16, int32_t, TileShape, ClusterShape,
+      cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename Epilogue::SharedStorage))>,
+      MainloopSchedule>::CollectiveOp;
+  using Kernel = cutlass::gemm::kernel::GemmUniversal<Shape<int, int, int, int>, Mainloop, Epilogue>;
+  using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
+
+  static typename Gemm::Arguments Arguments(const CutlassInt8GemmArgs& a, int device) {
+    const int m = static_cast<int>(a.pixels), n = static_cast<int>(a.channels), k = static_cast<int>(a.k);
+    using StrideA = typename Gemm::GemmKernel::StrideA;
+    using StrideB = typename Gemm::GemmKernel::StrideB;
+    using StrideC = typename Gemm::GemmKernel::StrideC;
+    using StrideD = typename Gemm::GemmKernel::StrideD;
+    typename Gemm::Arguments args{
+        cutlass::gemm::GemmUniversalMode::kGemm,
+        {m, n, k, 1},
+        {static_cast<const int8_t*>(a.x), cutlass::make_cute_packed_stride(StrideA{}, cute::make_shape(m, k, 1)),
+         static_cast<const int8_t*>(a.w), cutlass::make_cute_packed_stride(StrideB{}, cute::make_shape(n, k, 1))},
+        {{},
+         static_cast<const int8_t*>(a.c ? a.c : a.d),
+         cutlass::make_cute_packed_stride(StrideC{}, cute::make_shape(m, n, 1)),
+         static_cast<int8_t*>(a.d),
+         cutlass::make_cute_packed_stride(StrideD{}, cute::make_shape(m, n, 1))}};
+    auto& fusion = args.epilogue.thread;
+    fusion.alpha_ptr = a.alpha;
+    fusion.bias_ptr = a.bias;
+    fusion.beta = a.c ? a.beta : 0.0f;
+    fusion.activation.lower_bound = a.relu ? 0.0f : -std::numeric_limits<float>::infinity();
+    fusion.activation.upper_bound = std::numeric_limits<float>::infinity();
+    args.hw_info.device_id = device;
+    args.hw_info.sm_count = cutlass::KernelHardwareInfo::query_device_multiprocessor_count(device);
+    return args;
+  }
+  static bool CanRun(const CutlassInt8GemmArgs& a, int device) {
+    return Gemm::can_implement(Arguments(a, device)) == cutlass::Status::kSuccess;
+  }
+  static size_t Workspace(const CutlassInt8GemmArgs& a, int device) {
+    return Gemm::get_workspace_size(Arguments(a, device));
+  }
+  static const char* Run(const CutlassInt8GemmArgs& a, void* workspace, int device, cudaStream_t stream,
+                         int repeats) {
+    Gemm gemm;
+    const typename Gemm::Arguments args = Arguments(a, device);
+    cutlass::Status status = gemm.initialize(args, workspace, stream);
+    if (status != cutlass::Status::kSuccess) return cutlass::cutlassGetStatusString(status);
+    for (int r = 0; r < repeats; ++r) {
+      status = gemm.run(stream);
+      if (status != cutlass::Status::kSuccess) return cutlass::cutlassGetStatusString(status);
+    }
+    return nullptr;
+  }
+};
+
+using Cooperative = cutlass::gemm::KernelTmaWarpSpecializedCooperative;
+using Pingpong = cutlass::gemm::KernelTmaWarpSpecializedPingpong;
+using CooperativeEpilogue = cutlass::epilogue::TmaWarpSpecializedCooperative;
+using PingpongEpilogue = cutlass::epilogue::TmaWarpSpecialized;
+
+using Config0 = Int8GemmKernel<Shape<_128, _128, _128>, Shape<_1, _1, _1>, Cooperative, CooperativeEpilogue>;
+using Config1 = Int8GemmKernel<Shape<_256, _128, _64>, Shape<_1, _1, _1>, Cooperative, CooperativeEpilogue>;
+using Config2 = Int8GemmKernel<Shape<_128, _256, _64>, Shape<_1, _1, _1>, Cooperative, CooperativeEpilogue>;
+using Config3 = Int8GemmKernel<Shape<_64, _128, _128>, Shape<_1, _1, _1>, Pingpong, PingpongEpilogue>;
+
+constexpr const char* kNames[] = {
+    "cutlass sm90 int8 cooperative 128x128x128",
+    "cutlass sm90 int8 cooperative 256x128x64",
+    "cutlass sm90 int8 cooperative 128x256x64",
+    "cutlass sm90 int8 pingpong 64x128x128",
+};
+constexpr int kConfigs = sizeof(kNames) / sizeof(kNames[0]);
+
+bool DeviceIsSm90(int device) {
+  int major = 0, minor = 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) return false;
+  if (cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) return false;
+  return major == 9 && minor == 0;
+}
+
+bool Aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+template <class F>
+auto Dispatch(int config, F&& f) {
+  switch (config) {
+    case 0: return f(Config0{});
+    case 1: return f(Config1{});
+    case 2: return f(Config2{});
+    default: return f(Config3{});
+  }
+}
+
+}  // namespace
+
+int CutlassInt8GemmConfigs() { return kConfigs; }
+
+const char* CutlassInt8GemmConfigName(int config) {
+  return config >= 0 && config < kConfigs ? kNames[config] : "cutlass sm90 int8 (unknown configuration)";
+}
+
+bool CutlassInt8GemmCanRun(int config, const CutlassInt8GemmArgs& args, int device) {
+  if (config < 0 || config >= kConfigs || !DeviceIsSm90(device)) return false;
+  if (args.pixels <= 0 || args.channels <= 0 || args.k <= 0 || args.pixels > INT32_MAX || args.channels > INT32_MAX ||
+      args.k > INT32_MAX || args.channels % 16 != 0 || args.k % 16 != 0)
+    return false;
+  for (const void* p : {args.x, args.w, static_cast<const void*>(args.alpha), static_cast<const void*>(args.bias),
+                        args.c, static_cast<const void*>(args.d)})
+    if (p && !Aligned(p)) return false;
+  return Dispatch(config, [&](auto kernel) { return decltype(kernel)::CanRun(args, device); });
+}
+
+size_t CutlassInt8GemmWorkspaceBytes(int config, const CutlassInt8GemmArgs& args, int device) {
+  return Dispatch(config, [&](auto kernel) { return decltype(kernel)::Workspace(args, device); });
+}
+
+const char* CutlassInt8GemmRun(int config, const CutlassInt8GemmArgs& args, void* workspace, int device,
+                               cudaStream_t stream, int repeats) {
+  if (config < 0 || config >= kConfigs) return "no such configuration";
+  return Dispatch(config, [&](auto kernel) { return decltype(kernel)::Run(args, workspace, device, stream, repeats); });
+}
+
+}  // namespace kiln::backend::cuda
