@@ -20,7 +20,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cudnn_util.h"
-#include "backend/cuda/int8_gemm.h"
+#include "backend/cuda/int8_library_conv.h"
 #include "backend/cuda/quantized_conv.h"
 #include "backend/cuda/timing_cache.h"
 
@@ -115,12 +115,12 @@ struct ConvKernel::Impl {
   std::unique_ptr<QuantizeKernel> quantize, fake_quantize;
 
   bool choose_by_timing = false;  // a float plan replaces a slower 8-bit one
-  // A 1x1 int8 convolution writing int8 may run as an int8 matrix product (int8_gemm.h) where
-  // that is faster than cuDNN's plan: its per-channel scale and bias over the output's scale,
-  // and the residual's scale over it.
-  bool gemm_eligible = false;
-  Tensor gemm_alpha, gemm_bias;  // device float32 [K]
-  float gemm_beta = 0;
+  // An int8 convolution writing int8 may run a library kernel other than cuDNN's
+  // (int8_library_conv.h: cuBLASLt or CUTLASS) where that is faster than cuDNN's plan: its
+  // per-channel scale and bias over the output's scale, and the residual's scale over it.
+  bool library_eligible = false;
+  Tensor library_alpha, library_bias;  // device float32 [K]
+  float library_beta = 0;
 
   struct Plan {
     std::shared_ptr<fe::graph::Graph> graph;
@@ -129,7 +129,7 @@ struct ConvKernel::Impl {
     bool quantized = false;
     std::string problem;  // the timing cache's description of it
     size_t x_bytes = 0, y_bytes = 0, z_bytes = 0;
-    std::unique_ptr<Int8Gemm> gemm;  // runs instead of the cuDNN graph (a quantized plan's faster form)
+    std::unique_ptr<Int8LibraryConv> library;  // runs instead of the cuDNN graph (a quantized plan's faster form)
   };
   mutable int plans_tuned = 0;
   mutable std::string quantized_refusal;  // why cuDNN ran a marked convolution's shape in float
@@ -143,9 +143,11 @@ struct ConvKernel::Impl {
   // Of a marked convolution's 8-bit plan and its float plan, the faster (the timing cache
   // remembers which); `quantized_plan` is kept or replaced.
   void KeepFaster(std::unique_ptr<Plan>& quantized_plan, const Shape& x_shape, const Shape& y_shape) const;
-  // Gives an int8 plan an int8 matrix product when the convolution is one (gemm_eligible, no
-  // padding) and the product is faster than the cuDNN graph (the timing cache remembers which).
-  void ChooseInt8Gemm(Plan& plan, const Shape& x_shape, const Shape& y_shape) const;
+  // Gives an int8 plan a library kernel (library_eligible) when one is faster than the cuDNN
+  // graph (the timing cache remembers which).
+  void ChooseLibraryKernel(Plan& plan, const Shape& x_shape, const Shape& y_shape) const;
+  // The padding before and after of each spatial dimension, as the plans apply it.
+  void Padding(const Shape& x_shape, std::vector<int64_t>& pre, std::vector<int64_t>& post) const;
   // Microseconds per run of a plan on scratch operands.
   double TimePlan(const Plan& plan) const;
   // quantized: conv_out is the type of the sums as the epilogue reads them.
@@ -235,12 +237,10 @@ ConvKernel::ConvKernel(const ir::Graph& graph, const ir::Node& node, int device,
     k.residual_scales = upload(Tensor::FromVector<float>(
         DType::kFloat32, {k.out_c}, std::vector<float>(static_cast<size_t>(k.out_c), *epilogue.residual_scale)));
   }
-  const bool one_by_one = !depthwise && R == 1 && S == 1 && k.attrs.strides == std::vector<int64_t>{1, 1} &&
-                          k.attrs.dilations == std::vector<int64_t>{1, 1};
-  if (k.quant && k.quant->format == ir::QuantFormat::kInt8 && one_by_one && k.attrs.channels_last &&
+  const bool one_group = !depthwise;  // and the input's channels equal the filter's (checked per shape)
+  if (k.quant && k.quant->format == ir::QuantFormat::kInt8 && one_group && k.attrs.channels_last &&
       epilogue.quantized_output && epilogue.output_format == ir::QuantFormat::kInt8 &&
-      (!epilogue.residual || (epilogue.residual_scale && epilogue.residual_format == ir::QuantFormat::kInt8)) &&
-      k.in_c_per_group % 4 == 0 && k.out_c % 4 == 0) {
+      (!epilogue.residual || (epilogue.residual_scale && epilogue.residual_format == ir::QuantFormat::kInt8))) {
     const float inv_out = epilogue.quantized_output->inv_scale;
     std::vector<float> alpha(static_cast<size_t>(k.out_c)), bias(static_cast<size_t>(k.out_c), 0.0f);
     for (int64_t c = 0; c < k.out_c; ++c) {
@@ -248,10 +248,10 @@ ConvKernel::ConvKernel(const ir::Graph& graph, const ir::Node& node, int device,
       if (node.inputs.size() > 2)
         bias[static_cast<size_t>(c)] = static_cast<float>(graph.ConstantOf(node.inputs[2])->DoubleAt(c)) * inv_out;
     }
-    k.gemm_alpha = upload(Tensor::FromVector<float>(DType::kFloat32, {k.out_c}, alpha));
-    k.gemm_bias = upload(Tensor::FromVector<float>(DType::kFloat32, {k.out_c}, bias));
-    k.gemm_beta = epilogue.residual_scale ? *epilogue.residual_scale * inv_out : 0.0f;
-    k.gemm_eligible = true;
+    k.library_alpha = upload(Tensor::FromVector<float>(DType::kFloat32, {k.out_c}, alpha));
+    k.library_bias = upload(Tensor::FromVector<float>(DType::kFloat32, {k.out_c}, bias));
+    k.library_beta = epilogue.residual_scale ? *epilogue.residual_scale * inv_out : 0.0f;
+    k.library_eligible = true;
   }
   k.handle = NewCudnnHandle(device);
 }
@@ -278,7 +278,7 @@ ConvKernel::Impl::Plan& ConvKernel::Impl::PlanFor(const Shape& x_shape, const Sh
       if (fp8) break;
     }
   }
-  if (slot && slot->quantized) ChooseInt8Gemm(*slot, x_shape, y_shape);
+  if (slot && slot->quantized) ChooseLibraryKernel(*slot, x_shape, y_shape);
   if (slot && !input_quantized && choose_by_timing) KeepFaster(slot, x_shape, y_shape);
   if (!slot && input_quantized)
     throw Error(ErrorCode::kUnavailable,
@@ -290,13 +290,11 @@ ConvKernel::Impl::Plan& ConvKernel::Impl::PlanFor(const Shape& x_shape, const Sh
   return *slot;
 }
 
-std::unique_ptr<ConvKernel::Impl::Plan> ConvKernel::Impl::BuildPlan(const Shape& x_shape, const Shape& y_shape, bool quantized,
-                                                                  fe::DataType_t conv_out) const {
+void ConvKernel::Impl::Padding(const Shape& x_shape, std::vector<int64_t>& pre, std::vector<int64_t>& post) const {
   const bool cl = attrs.channels_last;
-  const int64_t n = x_shape[0], c = x_shape[cl ? 3 : 1], h = x_shape[cl ? 1 : 2], w = x_shape[cl ? 2 : 3];
-  const int64_t oh = y_shape[cl ? 1 : 2], ow = y_shape[cl ? 2 : 3];
-  std::vector<int64_t> pre(2), post(2);
-  const int64_t in[2] = {h, w}, kernel[2] = {kh, kw};
+  const int64_t in[2] = {x_shape[cl ? 1 : 2], x_shape[cl ? 2 : 3]}, kernel[2] = {kh, kw};
+  pre.assign(2, 0);
+  post.assign(2, 0);
   for (int i = 0; i < 2; ++i) {
     ir::nn::WindowDim wd;
     std::string error;
@@ -308,6 +306,15 @@ std::unique_ptr<ConvKernel::Impl::Plan> ConvKernel::Impl::BuildPlan(const Shape&
     pre[static_cast<size_t>(i)] = wd.pad_before;
     post[static_cast<size_t>(i)] = wd.pad_after;
   }
+}
+
+std::unique_ptr<ConvKernel::Impl::Plan> ConvKernel::Impl::BuildPlan(const Shape& x_shape, const Shape& y_shape, bool quantized,
+                                                                  fe::DataType_t conv_out) const {
+  const bool cl = attrs.channels_last;
+  const int64_t n = x_shape[0], c = x_shape[cl ? 3 : 1], h = x_shape[cl ? 1 : 2], w = x_shape[cl ? 2 : 3];
+  const int64_t oh = y_shape[cl ? 1 : 2], ow = y_shape[cl ? 2 : 3];
+  std::vector<int64_t> pre, post;
+  Padding(x_shape, pre, post);
   auto plan = std::make_unique<Plan>();
   auto g = std::make_shared<fe::graph::Graph>();
   const fe::DataType_t io = *FeType(dtype);
@@ -430,46 +437,59 @@ CudnnVariantPack ConvKernel::Impl::ScratchPack(const Plan& plan, CudnnScratch& s
 }
 
 double ConvKernel::Impl::TimePlan(const Plan& plan) const {
-  if (plan.gemm) return plan.gemm->microseconds();
+  if (plan.library) return plan.library->microseconds();
   CudnnScratch scratch;
   CudnnVariantPack pack = ScratchPack(plan, scratch);
   return TimeCudnnGraph(*plan.graph, handle, pack, plan.workspace);
 }
 
-void ConvKernel::Impl::ChooseInt8Gemm(Plan& plan, const Shape& x_shape, const Shape& y_shape) const {
-  // NHWC (gemm_eligible): a 1x1 convolution whose output keeps the input's H and W has no padding.
-  if (!gemm_eligible || x_shape.size() != 4 || y_shape.size() != 4 || x_shape[1] != y_shape[1] ||
-      x_shape[2] != y_shape[2])
-    return;  // padded: not a plain product
+void ConvKernel::Impl::ChooseLibraryKernel(Plan& plan, const Shape& x_shape, const Shape& y_shape) const {
+  // NHWC (library_eligible), one group.
+  if (!library_eligible || x_shape.size() != 4 || y_shape.size() != 4 || x_shape[3] != in_c_per_group) return;
   TimingCache& cache = ProcessTimingCache();
-  const std::string key =
-      fmt::format("cudnn {} | {} | {} | int8 product or cudnn: {}", cudnnGetVersion(), Int8Gemm::LibrariesKey(),
-                  TacticDeviceKey(), plan.problem);
+  const std::string key = fmt::format("cudnn {} | {} | {} | int8 library kernel or cudnn: {}", cudnnGetVersion(),
+                                      Int8LibraryConv::LibrariesKey(), TacticDeviceKey(), plan.problem);
   const std::optional<std::string> known = cache.Find(key);
   if (known == "cudnn") return;
-  Int8GemmShape shape;
-  shape.m = out_c;
-  shape.n = x_shape[0] * x_shape[1] * x_shape[2];
-  shape.k = in_c_per_group;
+  Int8ConvShape shape;
+  shape.n = x_shape[0];
+  shape.h = x_shape[1];
+  shape.w = x_shape[2];
+  shape.c = x_shape[3];
+  shape.k = out_c;
+  shape.r = kh;
+  shape.s = kw;
+  shape.p = y_shape[1];
+  shape.q = y_shape[2];
+  std::vector<int64_t> pre, post;
+  Padding(x_shape, pre, post);
+  shape.pad_top = pre[0];
+  shape.pad_left = pre[1];
+  shape.pad_bottom = post[0];
+  shape.pad_right = post[1];
+  shape.stride_h = attrs.strides[0];
+  shape.stride_w = attrs.strides[1];
+  shape.dilation_h = attrs.dilations[0];
+  shape.dilation_w = attrs.dilations[1];
   shape.residual = epilogue.residual;
   shape.relu = epilogue.relu;
   shape.bias = bias.defined();
-  std::unique_ptr<Int8Gemm> gemm;
+  std::unique_ptr<Int8LibraryConv> library;
   try {
-    gemm = std::make_unique<Int8Gemm>(shape);
+    library = std::make_unique<Int8LibraryConv>(shape);
   } catch (const Error& e) {
     LogTacticTimings(key + " (" + e.what() + ")", {{"cudnn", -1}}, 0);
     cache.Record(key, "cudnn");
     return;
   }
-  if (known != "gemm") {
-    const double cudnn_us = TimePlan(plan), gemm_us = gemm->microseconds();
-    const bool use_gemm = gemm_us < cudnn_us;
-    LogTacticTimings(key, {{"cudnn", cudnn_us}, {gemm->kernel(), gemm_us}}, use_gemm ? 1 : 0);
-    cache.Record(key, use_gemm ? "gemm" : "cudnn");
-    if (!use_gemm) return;
+  if (known != "library") {
+    const double cudnn_us = TimePlan(plan), library_us = library->microseconds();
+    const bool use_library = library_us < cudnn_us;
+    LogTacticTimings(key, {{"cudnn", cudnn_us}, {library->kernel(), library_us}}, use_library ? 1 : 0);
+    cache.Record(key, use_library ? "library" : "cudnn");
+    if (!use_library) return;
   }
-  plan.gemm = std::move(gemm);
+  plan.library = std::move(library);
 }
 
 void ConvKernel::Impl::KeepFaster(std::unique_ptr<Plan>& quantized_plan, const Shape& x_shape,
@@ -524,12 +544,12 @@ std::string ConvKernel::quantized_refusal() const {
   return impl_->quantized_refusal;
 }
 
-std::string ConvKernel::int8_product_library() const {
+std::string ConvKernel::int8_library() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   if (impl_->plans.empty() || !std::all_of(impl_->plans.begin(), impl_->plans.end(),
-                                           [](const auto& p) { return p.second && p.second->gemm; }))
+                                           [](const auto& p) { return p.second && p.second->library; }))
     return "";
-  return impl_->plans.begin()->second->gemm->library();
+  return impl_->plans.begin()->second->library->library();
 }
 
 bool ConvKernel::writes_quantized() const { return impl_->epilogue.quantized_output.has_value(); }
@@ -560,13 +580,13 @@ void ConvKernel::Launch(const Tensor& x, const Tensor* residual, Tensor& out, cu
     q.Launch(x.raw_data(), staged->data(), x.num_elements(), k.quant->input, stream);
     input = staged->data();
   }
-  if (plan.gemm) {
+  if (plan.library) {
     if (residual && residual->shape() != out.shape())
       throw Error(ErrorCode::kInternal, fmt::format("node '{}': the residual {} does not match the output {}", k.name,
                                                     ShapeToString(residual->shape()), ShapeToString(out.shape())));
-    plan.gemm->Launch(k.filter_q.raw_data(), input, k.gemm_alpha.data<float>(),
-                      k.bias.defined() ? k.gemm_bias.data<float>() : nullptr, residual ? residual->raw_data() : nullptr,
-                      k.gemm_beta, out.raw_data(), stream);
+    plan.library->Launch(input, k.filter_q.raw_data(), k.library_alpha.data<float>(),
+                         k.bias.defined() ? k.library_bias.data<float>() : nullptr,
+                         residual ? residual->raw_data() : nullptr, k.library_beta, out.raw_data(), stream);
     return;
   }
   CudnnVariantPack pack = {{plan.x, const_cast<void*>(input)},
@@ -608,7 +628,7 @@ std::optional<ir::QuantFormat> ConvKernel::quantized_format() const { return std
 bool ConvKernel::runs_quantized() const { return false; }
 std::string ConvKernel::quantized_refusal() const { return {}; }
 bool ConvKernel::writes_quantized() const { return false; }
-std::string ConvKernel::int8_product_library() const { return ""; }
+std::string ConvKernel::int8_library() const { return ""; }
 bool ConvKernel::reads_quantized_residual() const { return false; }
 
 }  // namespace kiln::backend::cuda

@@ -325,14 +325,14 @@ void CudaEngine::SettleQuantized(Precision requested) {
       if (reason.empty()) reason = s.conv->quantized_refusal();
     }
   }
-  std::map<std::string, int> products;  // of them, run as int8 matrix products, by library
+  std::map<std::string, int> products;  // of them, run by cuBLASLt's or CUTLASS's kernels
   for (const Step& s : steps_)
     if (s.kind == Step::Kind::kConv)
-      if (const std::string library = s.conv->int8_product_library(); !library.empty()) ++products[library];
+      if (std::string library = s.conv->int8_library(); !library.empty()) ++products[library];
   std::string libraries = "cuDNN kernels";
   if (!products.empty()) {
     std::vector<std::string> parts;
-    for (const auto& [library, count] : products) parts.push_back(fmt::format("{} as {} int8 products", count, library));
+    for (const auto& [library, count] : products) parts.push_back(fmt::format("{} by {}", count, library));
     libraries += fmt::format(" ({})", fmt::join(parts, ", "));
   }
   const std::string rest = fmt::format(
@@ -1164,7 +1164,7 @@ std::string CudaEngine::KernelName(const Step& s) {
       const std::string eight_bit_io = fmt::format("{}{}", s.conv->reads_quantized_residual() ? ", 8-bit residual" : "",
                                                    s.conv->writes_quantized() ? ", 8-bit out" : "");
       if (!s.conv->quantized_format()) return eight_bit_io.empty() ? "cudnn" : fmt::format("cudnn ({})", eight_bit_io.substr(2));
-      const std::string library = s.conv->int8_product_library();
+      const std::string library = s.conv->int8_library();
       return fmt::format("{} {}{}", library.empty() ? "cudnn" : library,
                          s.conv->runs_quantized() ? QuantFormatName(*s.conv->quantized_format())
                                                   : fmt::format("float ({} refused)", QuantFormatName(*s.conv->quantized_format())),

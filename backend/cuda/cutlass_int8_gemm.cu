@@ -4,10 +4,11 @@
 // reads as zeros.
 #include "backend/cuda/cutlass_int8_gemm.h"
 
+#include "backend/cuda/cutlass_int8_common.cuh"
+
 #include <cute/tensor.hpp>
 #include <cutlass/cutlass.h>
 #include <cutlass/epilogue/collective/collective_builder.hpp>
-#include <cutlass/epilogue/thread/activation.h>
 #include <cutlass/gemm/collective/collective_builder.hpp>
 #include <cutlass/gemm/device/gemm_universal_adapter.h>
 #include <cutlass/gemm/kernel/gemm_universal.hpp>
@@ -15,19 +16,19 @@
 #include <cutlass/util/packed_stride.hpp>
 
 #include <cstdint>
-#include <limits>
 
 namespace kiln::backend::cuda {
 namespace {
 
 using namespace cute;
+using cutlass_int8::Aligned16;
+using cutlass_int8::DeviceIsSm90;
+using cutlass_int8::Fusion;
 
 // CUTLASS's GEMM: A = X (pixels x k, k contiguous), B = W (k x channels stored channels-major: k
 // contiguous, the only operand order int8 warpgroup MMAs take), C and D pixels x channels.
 template <class TileShape, class ClusterShape, class MainloopSchedule, class EpilogueSchedule>
 struct Int8GemmKernel {
-  using Fusion = cutlass::epilogue::fusion::PerColLinCombPerColBiasEltAct<
-      cutlass::epilogue::thread::Clamp, int8_t, float, float, int8_t, float>;
   using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
       cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, TileShape, ClusterShape,
       cutlass::epilogue::collective::EpilogueTileAuto, int32_t, float, int8_t, cutlass::layout::RowMajor, 16, int8_t,
@@ -56,12 +57,7 @@ struct Int8GemmKernel {
          cutlass::make_cute_packed_stride(StrideC{}, cute::make_shape(m, n, 1)),
          static_cast<int8_t*>(a.d),
          cutlass::make_cute_packed_stride(StrideD{}, cute::make_shape(m, n, 1))}};
-    auto& fusion = args.epilogue.thread;
-    fusion.alpha_ptr = a.alpha;
-    fusion.bias_ptr = a.bias;
-    fusion.beta = a.c ? a.beta : 0.0f;
-    fusion.activation.lower_bound = a.relu ? 0.0f : -std::numeric_limits<float>::infinity();
-    fusion.activation.upper_bound = std::numeric_limits<float>::infinity();
+    cutlass_int8::SetEpilogue(args.epilogue.thread, a.alpha, a.bias, a.c != nullptr, a.beta, a.relu);
     args.hw_info.device_id = device;
     args.hw_info.sm_count = cutlass::KernelHardwareInfo::query_device_multiprocessor_count(device);
     return args;
@@ -104,15 +100,6 @@ constexpr const char* kNames[] = {
 };
 constexpr int kConfigs = sizeof(kNames) / sizeof(kNames[0]);
 
-bool DeviceIsSm90(int device) {
-  int major = 0, minor = 0;
-  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) return false;
-  if (cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) return false;
-  return major == 9 && minor == 0;
-}
-
-bool Aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 template <class F>
 auto Dispatch(int config, F&& f) {
   switch (config) {
@@ -138,7 +125,7 @@ bool CutlassInt8GemmCanRun(int config, const CutlassInt8GemmArgs& args, int devi
     return false;
   for (const void* p : {args.x, args.w, static_cast<const void*>(args.alpha), static_cast<const void*>(args.bias),
                         args.c, static_cast<const void*>(args.d)})
-    if (p && !Aligned(p)) return false;
+    if (p && !Aligned16(p)) return false;
   return Dispatch(config, [&](auto kernel) { return decltype(kernel)::CanRun(args, device); });
 }
 

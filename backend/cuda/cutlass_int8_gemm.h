@@ -7,7 +7,7 @@
 // C: the residual is not read), lower 0 for a ReLU and -inf otherwise. int8 conversion rounds to
 // nearest even and saturates. The kernels are compiled ahead of time for sm_90a only; builds without
 // CUTLASS (KILN_WITH_CUTLASS unset) have none
-// (cutlass_int8_gemm_absent.cc).
+// (cutlass_int8_absent.cc).
 #pragma once
 
 #include <cuda_runtime.h>

@@ -18,8 +18,9 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cuda_engine.h"
+#include "backend/cuda/cutlass_int8_conv.h"
 #include "backend/cuda/cutlass_int8_gemm.h"
-#include "backend/cuda/int8_gemm.h"
+#include "backend/cuda/int8_library_conv.h"
 #include "backend/cuda/nvrtc_compiler.h"
 #include "backend/cuda/quantize_kernel.h"
 #include "backend/cuda/quantized_conv.h"
@@ -494,14 +495,14 @@ TEST(CudaInt8Gpu, ProjectionShortcutIsAnInt8ResidualFromItsCalibratedRange) {
   }
 }
 
-// An int8 product with a quantized convolution's epilogue against the same arithmetic on the
+// An int8 convolution with a quantized convolution's epilogue against the same arithmetic on the
 // host: int32 sums are exact, so each result is the host's up to float rounding of the scaled sum
-// (one int8 step where it lands on a rounding tie). `launch` gets device operands in int8_gemm.h's
-// naming (a the filter [m][k], b the input [n][k], c and d [n][m]).
-using Int8ProductLaunch = std::function<void(const void* a, const void* b, const float* alpha, const float* bias,
-                                             const void* c, float beta, void* d)>;
-void ExpectInt8ProductMatchesTheIntegerArithmetic(const backend::cuda::Int8GemmShape& shape,
-                                                  const Int8ProductLaunch& launch, const std::string& what) {
+// (one int8 step where it lands on a rounding tie). `launch` gets device operands: x NHWC, the
+// filter KRSC, residual and y NHWC.
+using Int8ConvLaunch = std::function<void(const void* x, const void* filter, const float* alpha, const float* bias,
+                                          const void* residual, float beta, void* y)>;
+void ExpectInt8ConvMatchesTheIntegerArithmetic(const backend::cuda::Int8ConvShape& s, const Int8ConvLaunch& launch,
+                                               const std::string& what) {
   const auto full_range = [](const Shape& dims, uint32_t seed) {  // int8 values over [-128, 127]
     std::mt19937 rng(seed);
     std::uniform_int_distribution<int> value(-128, 127);
@@ -509,139 +510,250 @@ void ExpectInt8ProductMatchesTheIntegerArithmetic(const backend::cuda::Int8GemmS
     for (int64_t e = 0; e < t.num_elements(); ++e) t.data<int8_t>()[e] = static_cast<int8_t>(value(rng));
     return t;
   };
-  const Tensor a = full_range({shape.m, shape.k}, 41), b = full_range({shape.n, shape.k}, 42);
-  const Tensor c = full_range({shape.n, shape.m}, 43);
-  // Sums spread about 74 * 74 * sqrt(k) (int8 values' deviation squared): scales of up to
-  // 8e-3 / sqrt(k) put most results inside int8.
-  const float scale = 8e-3f / std::sqrt(static_cast<float>(shape.k));
-  const Tensor alpha = RandScaled({shape.m}, 44, scale), bias = RandScaled({shape.m}, 45, 20.0f);
+  const Tensor x = full_range({s.n, s.h, s.w, s.c}, 41), filter = full_range({s.k, s.r, s.s, s.c}, 42);
+  const Tensor residual = full_range({s.n, s.p, s.q, s.k}, 43);
+  // Sums spread about 74 * 74 * sqrt(r*s*c) (int8 values' deviation squared): scales of up to
+  // 8e-3 / sqrt(r*s*c) put most results inside int8.
+  const float scale = 8e-3f / std::sqrt(static_cast<float>(s.r * s.s * s.c));
+  const Tensor alpha = RandScaled({s.k}, 44, scale), bias = RandScaled({s.k}, 45, 20.0f);
   const float beta = 0.7f;
-  const Tensor da = cudatest::ToDevice(a), db = cudatest::ToDevice(b), dc = cudatest::ToDevice(c);
+  const Tensor dx = cudatest::ToDevice(x), dfilter = cudatest::ToDevice(filter), dres = cudatest::ToDevice(residual);
   const Tensor dalpha = cudatest::ToDevice(alpha), dbias = cudatest::ToDevice(bias);
-  Tensor dd = backend::cuda::Services(0).allocator().AllocateTensor(DType::kInt8, {shape.n, shape.m});
-  ASSERT_EQ(cudaMemset(dd.raw_data(), 0x55, static_cast<size_t>(shape.n * shape.m)), cudaSuccess);
-  launch(da.raw_data(), db.raw_data(), dalpha.data<float>(), shape.bias ? dbias.data<float>() : nullptr,
-         shape.residual ? dc.raw_data() : nullptr, beta, dd.raw_data());
+  Tensor dy = backend::cuda::Services(0).allocator().AllocateTensor(DType::kInt8, {s.n, s.p, s.q, s.k});
+  ASSERT_EQ(cudaMemset(dy.raw_data(), 0x55, static_cast<size_t>(dy.num_elements())), cudaSuccess);
+  launch(dx.raw_data(), dfilter.raw_data(), dalpha.data<float>(), s.bias ? dbias.data<float>() : nullptr,
+         s.residual ? dres.raw_data() : nullptr, beta, dy.raw_data());
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << what;
-  const Tensor d = cudatest::ToHost(dd);
+  const Tensor y = cudatest::ToHost(dy);
+  const int8_t* xv = x.data<int8_t>();
+  const int8_t* fv = filter.data<int8_t>();
   int64_t exact = 0, off_by_one = 0, clipped = 0, wrong = 0;
-  for (int64_t j = 0; j < shape.n; ++j)
-    for (int64_t i = 0; i < shape.m; ++i) {
-      int64_t acc = 0;
-      for (int64_t q = 0; q < shape.k; ++q)
-        acc += int64_t{a.data<int8_t>()[i * shape.k + q]} * b.data<int8_t>()[j * shape.k + q];
-      double v = alpha.data<float>()[i] * static_cast<double>(acc);
-      if (shape.bias) v += bias.data<float>()[i];
-      if (shape.residual) v += beta * c.data<int8_t>()[j * shape.m + i];
-      if (shape.relu) v = std::max(v, 0.0);
-      const double want = std::clamp(std::nearbyint(v), -128.0, 127.0);
-      clipped += want == -128 || want == 127;
-      const double got = d.data<int8_t>()[j * shape.m + i];
-      if (got == want) {
-        ++exact;
-      } else if (std::fabs(got - want) == 1 && std::fabs(std::fabs(v - std::trunc(v)) - 0.5) < 1e-3) {
-        ++off_by_one;
-      } else if (++wrong <= 5) {
-        ADD_FAILURE() << what << ": D[" << j << "][" << i << "] = " << got << ", want " << want << " (" << v << ")";
-      }
-    }
+  for (int64_t n = 0; n < s.n; ++n)
+    for (int64_t p = 0; p < s.p; ++p)
+      for (int64_t q = 0; q < s.q; ++q)
+        for (int64_t k = 0; k < s.k; ++k) {
+          int64_t acc = 0;
+          for (int64_t r = 0; r < s.r; ++r)
+            for (int64_t t = 0; t < s.s; ++t) {
+              const int64_t ih = p * s.stride_h - s.pad_top + r * s.dilation_h;
+              const int64_t iw = q * s.stride_w - s.pad_left + t * s.dilation_w;
+              if (ih < 0 || ih >= s.h || iw < 0 || iw >= s.w) continue;  // zero padding
+              for (int64_t c = 0; c < s.c; ++c)
+                acc += int64_t{xv[((n * s.h + ih) * s.w + iw) * s.c + c]} * fv[((k * s.r + r) * s.s + t) * s.c + c];
+            }
+          const int64_t at = ((n * s.p + p) * s.q + q) * s.k + k;
+          double v = alpha.data<float>()[k] * static_cast<double>(acc);
+          if (s.bias) v += bias.data<float>()[k];
+          if (s.residual) v += beta * residual.data<int8_t>()[at];
+          if (s.relu) v = std::max(v, 0.0);
+          const double want = std::clamp(std::nearbyint(v), -128.0, 127.0);
+          clipped += want == -128 || want == 127;
+          const double got = y.data<int8_t>()[at];
+          if (got == want) {
+            ++exact;
+          } else if (std::fabs(got - want) == 1 && std::fabs(std::fabs(v - std::trunc(v)) - 0.5) < 1e-3) {
+            ++off_by_one;
+          } else if (++wrong <= 5) {
+            ADD_FAILURE() << what << ": y[" << n << "][" << p << "][" << q << "][" << k << "] = " << got << ", want "
+                          << want << " (" << v << ")";
+          }
+        }
   std::cout << "  " << what << ": " << exact << " exact, " << off_by_one << " one step off at a tie, " << clipped
             << " saturated\n";
   EXPECT_EQ(wrong, 0) << what;
-  EXPECT_LT(clipped, shape.m * shape.n / 4) << what << ": the test's values saturate too often to say much";
+  EXPECT_LT(clipped, y.num_elements() / 4) << what << ": the test's values saturate too often to say much";
 }
 
-// The product the timing chose for each form. With CUTLASS's kernels on Hopper every form runs;
-// cuBLASLt 13 alone refuses the one without a residual (its alpha-vector mode with beta zero).
-TEST(CudaInt8Gpu, Int8GemmMatchesTheIntegerArithmetic) {
+// A 1x1 stride-1 convolution over [2, 20, 25] pixels (1000) from 64 to 48 channels.
+backend::cuda::Int8ConvShape ProductShape(bool residual, bool relu, bool bias, int64_t c = 64, int64_t k = 48) {
+  backend::cuda::Int8ConvShape s;
+  s.n = 2;
+  s.h = s.p = 20;
+  s.w = s.q = 25;
+  s.c = c;
+  s.k = k;
+  s.residual = residual;
+  s.relu = relu;
+  s.bias = bias;
+  return s;
+}
+
+// The library kernel the timing chose for each form (a 1x1 convolution, then a 3x3 one). With
+// CUTLASS's kernels on Hopper every form runs; cuBLASLt 13 alone refuses the product without a
+// residual (its alpha-vector mode with beta zero).
+TEST(CudaInt8Gpu, Int8LibraryConvolutionsMatchTheIntegerArithmetic) {
   SKIP_WITHOUT_GPU();
+  backend::cuda::Int8ConvShape three_by_three = ProductShape(true, true, true, 32, 64);
+  three_by_three.r = three_by_three.s = 3;
+  three_by_three.pad_top = three_by_three.pad_left = three_by_three.pad_bottom = three_by_three.pad_right = 1;
   int ran = 0;
-  for (bool residual : {false, true}) {
-    backend::cuda::Int8GemmShape shape;
-    shape.m = 48;
-    shape.n = 1000;
-    shape.k = 64;
-    shape.residual = residual;
-    shape.relu = residual;
-    shape.bias = true;
-    std::optional<backend::cuda::Int8Gemm> gemm;
+  for (const backend::cuda::Int8ConvShape& shape :
+       {ProductShape(false, false, true), ProductShape(true, true, true), three_by_three}) {
+    std::optional<backend::cuda::Int8LibraryConv> conv;
     try {
-      gemm.emplace(shape);
+      conv.emplace(shape);
     } catch (const Error& e) {
       // Refused forms (and GPUs before Turing) leave convolutions on cuDNN's plans.
-      std::cout << "no int8 product of this form on this GPU: " << e.what() << "\n";
+      std::cout << "no library int8 kernel of this form on this GPU: " << e.what() << "\n";
       EXPECT_EQ(e.code(), ErrorCode::kUnavailable);
       continue;
     }
     ++ran;
-    std::cout << "int8 product, residual " << residual << ": " << gemm->kernel() << ", " << gemm->microseconds()
-              << " us\n";
-    ExpectInt8ProductMatchesTheIntegerArithmetic(
+    std::cout << shape.ToString() << ": " << conv->kernel() << ", " << conv->microseconds() << " us\n";
+    ExpectInt8ConvMatchesTheIntegerArithmetic(
         shape,
-        [&](const void* a, const void* b, const float* alpha, const float* bias, const void* c, float beta, void* d) {
-          gemm->Launch(a, b, alpha, bias, c, beta, d, nullptr);
-        },
-        gemm->kernel());
+        [&](const void* x, const void* filter, const float* alpha, const float* bias, const void* residual, float beta,
+            void* y) { conv->Launch(x, filter, alpha, bias, residual, beta, y, nullptr); },
+        conv->kernel());
   }
   const backend::cuda::GpuArch arch = backend::cuda::ArchOf(0);
   if (arch.major >= 9) {
-    EXPECT_GT(ran, 0) << "no int8 product ran on this Hopper GPU";
+    EXPECT_GT(ran, 0) << "no library int8 kernel ran on this Hopper GPU";
   }
-  if (arch.major == 9 && arch.minor == 0 && backend::cuda::CutlassInt8GemmConfigs() > 0) {
-    EXPECT_EQ(ran, 2) << "CUTLASS's sm90 kernels take both forms";
+  if (arch.major == 9 && arch.minor == 0 && backend::cuda::CutlassInt8ConvConfigs() > 0) {
+    EXPECT_EQ(ran, 3) << "CUTLASS's sm90 kernels take every form";
   }
 }
 
-// Every CUTLASS sm90 configuration in every epilogue form (residual, ReLU, bias, each on or off),
-// on sizes that leave partial tiles in all three dimensions.
-TEST(CudaInt8Gpu, CutlassInt8KernelsMatchTheIntegerArithmetic) {
+// CUTLASS's sm90 kernels run on compute capability 9.0 only, in builds that have them.
+bool SkipWithoutCutlass(int configs) {
+  if (configs == 0) {
+    std::cout << "this build has no CUTLASS kernels (no CUTLASS headers or nvcc when configured)\n";
+    return true;
+  }
+  const backend::cuda::GpuArch arch = backend::cuda::ArchOf(0);
+  if (!(arch.major == 9 && arch.minor == 0)) {
+    std::cout << "CUTLASS's sm90 int8 kernels need compute capability 9.0; this GPU is " << arch.major << "."
+              << arch.minor << "\n";
+    return true;
+  }
+  return false;
+}
+
+// Runs a CUTLASS kernel once with a workspace of the size it asks for.
+template <typename Args, typename WorkspaceFn, typename RunFn>
+void RunCutlassKernel(const Args& args, WorkspaceFn workspace_bytes, RunFn run, const std::string& what) {
+  const size_t bytes = workspace_bytes(args);
+  void* workspace = nullptr;
+  if (bytes > 0) {
+    ASSERT_EQ(cudaMalloc(&workspace, bytes), cudaSuccess);
+  }
+  const char* error = run(args, workspace);
+  EXPECT_EQ(error, nullptr) << what << ": " << error;
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << what;
+  if (workspace) cudaFree(workspace);
+}
+
+// Every CUTLASS sm90 product configuration in every epilogue form (residual, ReLU, bias, each on
+// or off), on sizes that leave partial tiles in all three dimensions.
+TEST(CudaInt8Gpu, CutlassInt8ProductsMatchTheIntegerArithmetic) {
   SKIP_WITHOUT_GPU();
   const int configs = backend::cuda::CutlassInt8GemmConfigs();
-  if (configs == 0) GTEST_SKIP() << "this build has no CUTLASS kernels (no CUTLASS headers or nvcc when configured)";
-  const backend::cuda::GpuArch arch = backend::cuda::ArchOf(0);
-  if (!(arch.major == 9 && arch.minor == 0))
-    GTEST_SKIP() << "CUTLASS's sm90 int8 kernels need compute capability 9.0; this GPU is " << arch.major << "."
-                 << arch.minor;
+  if (SkipWithoutCutlass(configs)) GTEST_SKIP() << "no CUTLASS sm90 kernels here (above)";
   for (int config = 0; config < configs; ++config)
     for (int form = 0; form < 8; ++form) {
-      backend::cuda::Int8GemmShape shape;
-      shape.m = 80;
-      shape.n = 1000;
-      shape.k = form % 2 ? 64 : 208;
-      shape.residual = form & 1;
-      shape.relu = form & 2;
-      shape.bias = form & 4;
-      const std::string what = fmt::format("{} (residual {}, relu {}, bias {}, k {})",
-                                           backend::cuda::CutlassInt8GemmConfigName(config), shape.residual,
-                                           shape.relu, shape.bias, shape.k);
-      ExpectInt8ProductMatchesTheIntegerArithmetic(
+      const backend::cuda::Int8ConvShape shape = ProductShape(form & 1, form & 2, form & 4, form % 2 ? 64 : 208, 80);
+      const std::string what =
+          fmt::format("{} ({})", backend::cuda::CutlassInt8GemmConfigName(config), shape.ToString());
+      ExpectInt8ConvMatchesTheIntegerArithmetic(
           shape,
-          [&](const void* a, const void* b, const float* alpha, const float* bias, const void* c, float beta, void* d) {
+          [&](const void* x, const void* filter, const float* alpha, const float* bias, const void* residual,
+              float beta, void* y) {
             backend::cuda::CutlassInt8GemmArgs args;
-            args.pixels = shape.n;
-            args.channels = shape.m;
-            args.k = shape.k;
-            args.x = b;
-            args.w = a;
+            args.pixels = shape.n * shape.h * shape.w;
+            args.channels = shape.k;
+            args.k = shape.c;
+            args.x = x;
+            args.w = filter;
             args.alpha = alpha;
             args.bias = bias;
-            args.c = c;
-            args.beta = c ? beta : 0.0f;
-            args.d = d;
+            args.c = residual;
+            args.beta = beta;
+            args.d = y;
             args.relu = shape.relu;
             ASSERT_TRUE(backend::cuda::CutlassInt8GemmCanRun(config, args, 0)) << what;
-            const size_t bytes = backend::cuda::CutlassInt8GemmWorkspaceBytes(config, args, 0);
-            void* workspace = nullptr;
-            if (bytes > 0) {
-              ASSERT_EQ(cudaMalloc(&workspace, bytes), cudaSuccess);
-            }
-            const char* error = backend::cuda::CutlassInt8GemmRun(config, args, workspace, 0, nullptr);
-            EXPECT_EQ(error, nullptr) << what << ": " << error;
-            ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << what;
-            if (workspace) cudaFree(workspace);
+            RunCutlassKernel(
+                args, [&](const auto& a) { return backend::cuda::CutlassInt8GemmWorkspaceBytes(config, a, 0); },
+                [&](const auto& a, void* ws) { return backend::cuda::CutlassInt8GemmRun(config, a, ws, 0, nullptr); },
+                what);
           },
           what);
     }
+}
+
+// Every CUTLASS sm90 convolution configuration on padded, strided and dilated windows in each
+// epilogue form; a configuration may refuse input channels its K step does not divide, but each
+// window runs on some configuration.
+TEST(CudaInt8Gpu, CutlassInt8ConvolutionsMatchTheIntegerArithmetic) {
+  SKIP_WITHOUT_GPU();
+  const int configs = backend::cuda::CutlassInt8ConvConfigs();
+  if (SkipWithoutCutlass(configs)) GTEST_SKIP() << "no CUTLASS sm90 kernels here (above)";
+  struct Window {
+    int64_t r, s, stride, dilation, pad_before, pad_after, channels;
+  };
+  const Window windows[] = {{3, 3, 1, 1, 1, 1, 144}, {3, 3, 2, 1, 0, 1, 64}, {1, 1, 2, 1, 0, 0, 256},
+                            {3, 1, 1, 2, 2, 2, 64}, {1, 1, 1, 1, 0, 0, 256}};
+  for (size_t wi = 0; wi < std::size(windows); ++wi) {
+    const Window& win = windows[wi];
+    int ran = 0;
+    for (int config = 0; config < configs; ++config) {
+      const int form = static_cast<int>(wi) + config;
+      backend::cuda::Int8ConvShape shape = ProductShape(form & 1, form & 2, form & 4, win.channels, 80);
+      shape.h = 13;
+      shape.w = 17;
+      shape.r = win.r;
+      shape.s = win.s;
+      shape.stride_h = shape.stride_w = win.stride;
+      shape.dilation_h = shape.dilation_w = win.dilation;
+      shape.pad_top = shape.pad_left = win.pad_before;
+      shape.pad_bottom = shape.pad_right = win.pad_after;
+      shape.p = (shape.h + win.pad_before + win.pad_after - win.dilation * (win.r - 1) - 1) / win.stride + 1;
+      shape.q = (shape.w + win.pad_before + win.pad_after - win.dilation * (win.s - 1) - 1) / win.stride + 1;
+      backend::cuda::CutlassInt8ConvArgs args;
+      args.n = shape.n;
+      args.h = shape.h;
+      args.w = shape.w;
+      args.c = shape.c;
+      args.k = shape.k;
+      args.r = shape.r;
+      args.s = shape.s;
+      args.p = shape.p;
+      args.q = shape.q;
+      args.pad_top = shape.pad_top;
+      args.pad_left = shape.pad_left;
+      args.pad_bottom = shape.pad_bottom;
+      args.pad_right = shape.pad_right;
+      args.stride_h = shape.stride_h;
+      args.stride_w = shape.stride_w;
+      args.dilation_h = shape.dilation_h;
+      args.dilation_w = shape.dilation_w;
+      args.relu = shape.relu;
+      const std::string what = fmt::format("{} ({})", backend::cuda::CutlassInt8ConvConfigName(config), shape.ToString());
+      if (!backend::cuda::CutlassInt8ConvCanRun(config, args, 0)) {
+        std::cout << "  " << what << ": refused by CUTLASS\n";
+        continue;
+      }
+      ++ran;
+      ExpectInt8ConvMatchesTheIntegerArithmetic(
+          shape,
+          [&](const void* x, const void* filter, const float* alpha, const float* bias, const void* residual,
+              float beta, void* y) {
+            args.x = x;
+            args.filter = filter;
+            args.alpha = alpha;
+            args.bias = bias;
+            args.residual = residual;
+            args.beta = beta;
+            args.y = y;
+            RunCutlassKernel(
+                args, [&](const auto& a) { return backend::cuda::CutlassInt8ConvWorkspaceBytes(config, a, 0); },
+                [&](const auto& a, void* ws) { return backend::cuda::CutlassInt8ConvRun(config, a, ws, 0, nullptr); },
+                what);
+          },
+          what);
+    }
+    EXPECT_GT(ran, 0) << "no CUTLASS configuration took window " << wi;
+  }
 }
 
 TEST(CudaInt8Gpu, FloatGraphRequestedAsInt8RunsFp16AndSaysWhy) {

@@ -1,0 +1,155 @@
+// CUTLASS sm90 implicit-GEMM int8 convolutions (cutlass_int8_conv.h): one kernel per tile
+// configuration covers every epilogue form (cutlass_int8_common.cuh). CUTLASS's sm90
+// convolutions are not persistent: one CTA per output tile.
+#include "backend/cuda/cutlass_int8_conv.h"
+
+#include "backend/cuda/cutlass_int8_common.cuh"
+
+#include <cute/tensor.hpp>
+#include <cutlass/conv/collective/collective_builder.hpp>
+#include <cutlass/conv/convnd_problem_shape.hpp>
+#include <cutlass/conv/device/conv_universal_adapter.hpp>
+#include <cutlass/conv/kernel/conv_universal.hpp>
+#include <cutlass/cutlass.h>
+#include <cutlass/epilogue/collective/collective_builder.hpp>
+#include <cutlass/kernel_hardware_info.h>
+
+#include <cstdint>
+
+namespace kiln::backend::cuda {
+namespace {
+
+using namespace cute;
+using cutlass_int8::Aligned16;
+using cutlass_int8::DeviceIsSm90;
+using cutlass_int8::Fusion;
+
+// The implicit GEMM: M = output pixels (n, p, q), N = output channels, K = (c, s, r).
+template <class TileShape>
+struct Int8ConvKernel {
+  using ClusterShape = Shape<_1, _1, _1>;
+  using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
+      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, TileShape, ClusterShape,
+      cutlass::epilogue::collective::EpilogueTileAuto, int32_t, float, int8_t, cutlass::layout::TensorNHWC, 16,
+      int8_t, cutlass::layout::TensorNHWC, 16, cutlass::epilogue::TmaWarpSpecialized, Fusion>::CollectiveOp;
+  using Mainloop = typename cutlass::conv::collective::CollectiveBuilder<
+      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, cutlass::conv::Operator::kFprop, int8_t,
+      cutlass::layout::TensorNHWC, 16, int8_t, cutlass::layout::TensorNHWC, 16, int32_t, TileShape, ClusterShape,
+      cutlass::conv::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename Epilogue::SharedStorage))>,
+      cutlass::conv::KernelImplicitTmaWarpSpecializedSm90>::CollectiveOp;
+  using ProblemShape = cutlass::conv::ConvProblemShape<cutlass::conv::Operator::kFprop, Mainloop::NumSpatialDimensions>;
+  using Kernel = cutlass::conv::kernel::ConvUniversal<ProblemShape, Mainloop, Epilogue>;
+  using Conv = cutlass::conv::device::ConvUniversalAdapter<Kernel>;
+
+  static typename Conv::Arguments Arguments(const CutlassInt8ConvArgs& a, int device) {
+    const auto i = [](int64_t v) { return static_cast<int>(v); };
+    ProblemShape problem(cutlass::conv::Mode::kCrossCorrelation, {i(a.n), i(a.h), i(a.w), i(a.c)},
+                         {i(a.k), i(a.r), i(a.s), i(a.c)}, {i(a.pad_top), i(a.pad_left)},
+                         {i(a.pad_bottom), i(a.pad_right)}, {i(a.stride_h), i(a.stride_w)},
+                         {i(a.dilation_h), i(a.dilation_w)}, 1);
+    // C and D are the GEMM's M x N view of the NHWC output: each M mode's stride is the output's.
+    typename Kernel::StrideC stride_c{};
+    typename Kernel::StrideD stride_d{};
+    cute::for_each(cute::make_seq<cute::rank<0>(typename Kernel::StrideC{})>{}, [&](auto m) {
+      cute::get<0, m>(stride_c) = problem.stride_C[ProblemShape::RankT - 2 - m];
+      cute::get<0, m>(stride_d) = problem.stride_C[ProblemShape::RankT - 2 - m];
+    });
+    typename Conv::Arguments args{};
+    args.problem_shape = problem;
+    args.mainloop.ptr_A = static_cast<const int8_t*>(a.x);
+    args.mainloop.ptr_B = static_cast<const int8_t*>(a.filter);
+    args.epilogue.ptr_C = static_cast<const int8_t*>(a.residual ? a.residual : a.y);
+    args.epilogue.dC = stride_c;
+    args.epilogue.ptr_D = static_cast<int8_t*>(a.y);
+    args.epilogue.dD = stride_d;
+    cutlass_int8::SetEpilogue(args.epilogue.thread, a.alpha, a.bias, a.residual != nullptr, a.beta, a.relu);
+    args.hw_info.device_id = device;
+    args.hw_info.sm_count = cutlass::KernelHardwareInfo::query_device_multiprocessor_count(device);
+    return args;
+  }
+  static bool CanRun(const CutlassInt8ConvArgs& a, int device) {
+    return Conv::can_implement(Arguments(a, device)) == cutlass::Status::kSuccess;
+  }
+  static size_t Workspace(const CutlassInt8ConvArgs& a, int device) {
+    return Conv::get_workspace_size(Arguments(a, device));
+  }
+  static const char* Run(const CutlassInt8ConvArgs& a, void* workspace, int device, cudaStream_t stream,
+                         int repeats) {
+    Conv conv;
+    cutlass::Status status = conv.initialize(Arguments(a, device), workspace, stream);
+    if (status != cutlass::Status::kSuccess) return cutlass::cutlassGetStatusString(status);
+    for (int r = 0; r < repeats; ++r) {
+      status = conv.run(stream);
+      if (status != cutlass::Status::kSuccess) return cutlass::cutlassGetStatusString(status);
+    }
+    return nullptr;
+  }
+};
+
+using Config0 = Int8ConvKernel<Shape<_128, _64, Shape<_64>>>;
+using Config1 = Int8ConvKernel<Shape<_128, _128, Shape<_64>>>;
+using Config2 = Int8ConvKernel<Shape<_128, _128, Shape<_128>>>;
+using Config3 = Int8ConvKernel<Shape<_128, _256, Shape<_128>>>;
+
+constexpr const char* kNames[] = {
+    "cutlass sm90 int8 conv 128x64x64",
+    "cutlass sm90 int8 conv 128x128x64",
+    "cutlass sm90 int8 conv 128x128x128",
+    "cutlass sm90 int8 conv 128x256x128",
+};
+constexpr int kConfigs = sizeof(kNames) / sizeof(kNames[0]);
+
+template <class F>
+auto Dispatch(int config, F&& f) {
+  switch (config) {
+    case 0: return f(Config0{});
+    case 1: return f(Config1{});
+    case 2: return f(Config2{});
+    default: return f(Config3{});
+  }
+}
+
+// The output size a convolution of these sizes, padding, stride and dilation has.
+int64_t OutputSize(int64_t in, int64_t window, int64_t pad_before, int64_t pad_after, int64_t stride,
+                   int64_t dilation) {
+  return (in + pad_before + pad_after - dilation * (window - 1) - 1) / stride + 1;
+}
+
+}  // namespace
+
+int CutlassInt8ConvConfigs() { return kConfigs; }
+
+const char* CutlassInt8ConvConfigName(int config) {
+  return config >= 0 && config < kConfigs ? kNames[config] : "cutlass sm90 int8 conv (unknown configuration)";
+}
+
+bool CutlassInt8ConvCanRun(int config, const CutlassInt8ConvArgs& a, int device) {
+  if (config < 0 || config >= kConfigs || !DeviceIsSm90(device)) return false;
+  for (int64_t v : {a.n, a.h, a.w, a.c, a.k, a.r, a.s, a.p, a.q, a.stride_h, a.stride_w, a.dilation_h, a.dilation_w})
+    if (v <= 0 || v > INT32_MAX) return false;
+  for (int64_t v : {a.pad_top, a.pad_left, a.pad_bottom, a.pad_right})
+    if (v < 0 || v > INT32_MAX) return false;
+  // Element counts the kernels index with 32-bit ints somewhere stay below 2^31.
+  if (a.n * a.h * a.w * a.c > INT32_MAX || a.n * a.p * a.q * a.k > INT32_MAX || a.k * a.r * a.s * a.c > INT32_MAX)
+    return false;
+  if (a.c % 16 != 0 || a.k % 16 != 0) return false;
+  if (a.p != OutputSize(a.h, a.r, a.pad_top, a.pad_bottom, a.stride_h, a.dilation_h) ||
+      a.q != OutputSize(a.w, a.s, a.pad_left, a.pad_right, a.stride_w, a.dilation_w))
+    return false;
+  for (const void* p : {a.x, a.filter, static_cast<const void*>(a.alpha), static_cast<const void*>(a.bias), a.residual,
+                        static_cast<const void*>(a.y)})
+    if (p && !Aligned16(p)) return false;
+  return Dispatch(config, [&](auto kernel) { return decltype(kernel)::CanRun(a, device); });
+}
+
+size_t CutlassInt8ConvWorkspaceBytes(int config, const CutlassInt8ConvArgs& args, int device) {
+  return Dispatch(config, [&](auto kernel) { return decltype(kernel)::Workspace(args, device); });
+}
+
+const char* CutlassInt8ConvRun(int config, const CutlassInt8ConvArgs& args, void* workspace, int device,
+                               cudaStream_t stream, int repeats) {
+  if (config < 0 || config >= kConfigs) return "no such configuration";
+  return Dispatch(config, [&](auto kernel) { return decltype(kernel)::Run(args, workspace, device, stream, repeats); });
+}
+
+}  // namespace kiln::backend::cuda
