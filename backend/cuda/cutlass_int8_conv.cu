@@ -89,13 +89,13 @@ struct Int8ConvKernel {
 using Config0 = Int8ConvKernel<Shape<_128, _64, Shape<_64>>>;
 using Config1 = Int8ConvKernel<Shape<_128, _128, Shape<_64>>>;
 using Config2 = Int8ConvKernel<Shape<_128, _128, Shape<_128>>>;
-using Config3 = Int8ConvKernel<Shape<_128, _256, Shape<_128>>>;
+using Config3 = Int8ConvKernel<Shape<_64, _256, Shape<_64>>>;
 
 constexpr const char* kNames[] = {
     "cutlass sm90 int8 conv 128x64x64",
     "cutlass sm90 int8 conv 128x128x64",
     "cutlass sm90 int8 conv 128x128x128",
-    "cutlass sm90 int8 conv 128x256x128",
+    "cutlass sm90 int8 conv 64x256x64",
 };
 constexpr int kConfigs = sizeof(kNames) / sizeof(kNames[0]);
 
