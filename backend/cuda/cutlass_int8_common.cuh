@@ -7,8 +7,10 @@
 #include <cutlass/kernel_hardware_info.hpp>
 #include <cutlass/epilogue/thread/activation.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <tuple>
 
 namespace kiln::backend::cuda::cutlass_int8 {
 
@@ -34,5 +36,55 @@ inline bool DeviceIsSm90(int device) {
 }
 
 inline bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// A family of kernels, one per tile configuration: each Config has `Adapter` (CUTLASS's
+// GemmUniversalAdapter or ConvUniversalAdapter) and `static Adapter::Arguments Arguments(const
+// Args&, int device)`. Calls reach the configuration numbered `config` (checked by the caller).
+template <class... Configs>
+struct KernelFamily {
+  static constexpr int kCount = sizeof...(Configs);
+
+  template <int I = 0, class F>
+  static auto Dispatch(int config, F&& f) {
+    using Config = std::tuple_element_t<I, std::tuple<Configs...>>;
+    if constexpr (I + 1 == kCount) {
+      return f(Config{});
+    } else {
+      if (config == I) return f(Config{});
+      return Dispatch<I + 1>(config, f);
+    }
+  }
+  template <class Args>
+  static bool CanImplement(int config, const Args& args, int device) {
+    return Dispatch(config, [&](auto c) {
+      using C = decltype(c);
+      return C::Adapter::can_implement(C::Arguments(args, device)) == cutlass::Status::kSuccess;
+    });
+  }
+  template <class Args>
+  static size_t Workspace(int config, const Args& args, int device) {
+    return Dispatch(config, [&](auto c) {
+      using C = decltype(c);
+      return static_cast<size_t>(C::Adapter::get_workspace_size(C::Arguments(args, device)));
+    });
+  }
+  // Null when launched `repeats` times, otherwise CUTLASS's reason.
+  template <class Args>
+  static const char* Run(int config, const Args& args, void* workspace, int device, cudaStream_t stream,
+                         int repeats) {
+    if (config < 0 || config >= kCount) return "no such configuration";
+    return Dispatch(config, [&](auto c) -> const char* {
+      using C = decltype(c);
+      typename C::Adapter op;
+      cutlass::Status status = op.initialize(C::Arguments(args, device), workspace, stream);
+      if (status != cutlass::Status::kSuccess) return cutlass::cutlassGetStatusString(status);
+      for (int r = 0; r < repeats; ++r) {
+        status = op.run(stream);
+        if (status != cutlass::Status::kSuccess) return cutlass::cutlassGetStatusString(status);
+      }
+      return nullptr;
+    });
+  }
+};
 
 }  // namespace kiln::backend::cuda::cutlass_int8

@@ -39,9 +39,10 @@ struct Int8ConvKernel {
       cutlass::conv::KernelImplicitTmaWarpSpecializedSm90>::CollectiveOp;
   using ProblemShape = cutlass::conv::ConvProblemShape<cutlass::conv::Operator::kFprop, Mainloop::NumSpatialDimensions>;
   using Kernel = cutlass::conv::kernel::ConvUniversal<ProblemShape, Mainloop, Epilogue>;
-  using Conv = cutlass::conv::device::ConvUniversalAdapter<Kernel>;
+  using Adapter = cutlass::conv::device::ConvUniversalAdapter<Kernel>;
 
-  static typename Conv::Arguments Arguments(const CutlassInt8ConvArgs& a, int device) {
+  static typename Adapter::Arguments Arguments(const CutlassInt8ConvArgs& args, int device) {
+    const ConvGeometry& a = args.geometry;
     const auto i = [](int64_t v) { return static_cast<int>(v); };
     ProblemShape problem(cutlass::conv::Mode::kCrossCorrelation, {i(a.n), i(a.h), i(a.w), i(a.c)},
                          {i(a.k), i(a.r), i(a.s), i(a.c)}, {i(a.pad_top), i(a.pad_left)},
@@ -54,35 +55,19 @@ struct Int8ConvKernel {
       cute::get<0, m>(stride_c) = problem.stride_C[ProblemShape::RankT - 2 - m];
       cute::get<0, m>(stride_d) = problem.stride_C[ProblemShape::RankT - 2 - m];
     });
-    typename Conv::Arguments args{};
-    args.problem_shape = problem;
-    args.mainloop.ptr_A = static_cast<const int8_t*>(a.x);
-    args.mainloop.ptr_B = static_cast<const int8_t*>(a.filter);
-    args.epilogue.ptr_C = static_cast<const int8_t*>(a.residual ? a.residual : a.y);
-    args.epilogue.dC = stride_c;
-    args.epilogue.ptr_D = static_cast<int8_t*>(a.y);
-    args.epilogue.dD = stride_d;
-    cutlass_int8::SetEpilogue(args.epilogue.thread, a.alpha, a.bias, a.residual != nullptr, a.beta, a.relu);
-    args.hw_info.device_id = device;
-    args.hw_info.sm_count = cutlass::KernelHardwareInfo::query_device_multiprocessor_count(device);
-    return args;
-  }
-  static bool CanRun(const CutlassInt8ConvArgs& a, int device) {
-    return Conv::can_implement(Arguments(a, device)) == cutlass::Status::kSuccess;
-  }
-  static size_t Workspace(const CutlassInt8ConvArgs& a, int device) {
-    return Conv::get_workspace_size(Arguments(a, device));
-  }
-  static const char* Run(const CutlassInt8ConvArgs& a, void* workspace, int device, cudaStream_t stream,
-                         int repeats) {
-    Conv conv;
-    cutlass::Status status = conv.initialize(Arguments(a, device), workspace, stream);
-    if (status != cutlass::Status::kSuccess) return cutlass::cutlassGetStatusString(status);
-    for (int r = 0; r < repeats; ++r) {
-      status = conv.run(stream);
-      if (status != cutlass::Status::kSuccess) return cutlass::cutlassGetStatusString(status);
-    }
-    return nullptr;
+    typename Adapter::Arguments out{};
+    out.problem_shape = problem;
+    out.mainloop.ptr_A = static_cast<const int8_t*>(args.x);
+    out.mainloop.ptr_B = static_cast<const int8_t*>(args.filter);
+    out.epilogue.ptr_C = static_cast<const int8_t*>(args.residual ? args.residual : args.y);
+    out.epilogue.dC = stride_c;
+    out.epilogue.ptr_D = static_cast<int8_t*>(args.y);
+    out.epilogue.dD = stride_d;
+    cutlass_int8::SetEpilogue(out.epilogue.thread, args.alpha, args.bias, args.residual != nullptr, args.beta,
+                              args.relu);
+    out.hw_info.device_id = device;
+    out.hw_info.sm_count = cutlass::KernelHardwareInfo::query_device_multiprocessor_count(device);
+    return out;
   }
 };
 
@@ -97,23 +82,9 @@ constexpr const char* kNames[] = {
     "cutlass sm90 int8 conv 128x128x128",
     "cutlass sm90 int8 conv 64x256x64",
 };
-constexpr int kConfigs = sizeof(kNames) / sizeof(kNames[0]);
-
-template <class F>
-auto Dispatch(int config, F&& f) {
-  switch (config) {
-    case 0: return f(Config0{});
-    case 1: return f(Config1{});
-    case 2: return f(Config2{});
-    default: return f(Config3{});
-  }
-}
-
-// The output size a convolution of these sizes, padding, stride and dilation has.
-int64_t OutputSize(int64_t in, int64_t window, int64_t pad_before, int64_t pad_after, int64_t stride,
-                   int64_t dilation) {
-  return (in + pad_before + pad_after - dilation * (window - 1) - 1) / stride + 1;
-}
+using Family = cutlass_int8::KernelFamily<Config0, Config1, Config2, Config3>;
+constexpr int kConfigs = Family::kCount;
+static_assert(sizeof(kNames) / sizeof(kNames[0]) == kConfigs);
 
 }  // namespace
 
@@ -123,8 +94,9 @@ const char* CutlassInt8ConvConfigName(int config) {
   return config >= 0 && config < kConfigs ? kNames[config] : "cutlass sm90 int8 conv (unknown configuration)";
 }
 
-bool CutlassInt8ConvCanRun(int config, const CutlassInt8ConvArgs& a, int device) {
+bool CutlassInt8ConvCanRun(int config, const CutlassInt8ConvArgs& args, int device) {
   if (config < 0 || config >= kConfigs || !DeviceIsSm90(device)) return false;
+  const ConvGeometry& a = args.geometry;
   for (int64_t v : {a.n, a.h, a.w, a.c, a.k, a.r, a.s, a.p, a.q, a.stride_h, a.stride_w, a.dilation_h, a.dilation_w})
     if (v <= 0 || v > INT32_MAX) return false;
   for (int64_t v : {a.pad_top, a.pad_left, a.pad_bottom, a.pad_right})
@@ -133,23 +105,20 @@ bool CutlassInt8ConvCanRun(int config, const CutlassInt8ConvArgs& a, int device)
   if (a.n * a.h * a.w * a.c > INT32_MAX || a.n * a.p * a.q * a.k > INT32_MAX || a.k * a.r * a.s * a.c > INT32_MAX)
     return false;
   if (a.c % 16 != 0 || a.k % 16 != 0) return false;
-  if (a.p != OutputSize(a.h, a.r, a.pad_top, a.pad_bottom, a.stride_h, a.dilation_h) ||
-      a.q != OutputSize(a.w, a.s, a.pad_left, a.pad_right, a.stride_w, a.dilation_w))
-    return false;
-  for (const void* p : {a.x, a.filter, static_cast<const void*>(a.alpha), static_cast<const void*>(a.bias), a.residual,
-                        static_cast<const void*>(a.y)})
+  if (!a.OutputAgrees()) return false;
+  for (const void* p : {args.x, args.filter, static_cast<const void*>(args.alpha), static_cast<const void*>(args.bias),
+                        args.residual, static_cast<const void*>(args.y)})
     if (p && !Aligned16(p)) return false;
-  return Dispatch(config, [&](auto kernel) { return decltype(kernel)::CanRun(a, device); });
+  return Family::CanImplement(config, args, device);
 }
 
 size_t CutlassInt8ConvWorkspaceBytes(int config, const CutlassInt8ConvArgs& args, int device) {
-  return Dispatch(config, [&](auto kernel) { return decltype(kernel)::Workspace(args, device); });
+  return Family::Workspace(config, args, device);
 }
 
 const char* CutlassInt8ConvRun(int config, const CutlassInt8ConvArgs& args, void* workspace, int device,
                                cudaStream_t stream, int repeats) {
-  if (config < 0 || config >= kConfigs) return "no such configuration";
-  return Dispatch(config, [&](auto kernel) { return decltype(kernel)::Run(args, workspace, device, stream, repeats); });
+  return Family::Run(config, args, workspace, device, stream, repeats);
 }
 
 }  // namespace kiln::backend::cuda

@@ -14,14 +14,12 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "backend/cuda/conv_geometry.h"
+
 namespace kiln::backend::cuda {
 
 struct CutlassInt8ConvArgs {
-  int64_t n = 0, h = 0, w = 0, c = 0;  // input
-  int64_t k = 0, r = 0, s = 0;         // filter
-  int64_t p = 0, q = 0;                // output height and width
-  int64_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
-  int64_t stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
+  ConvGeometry geometry;
   const void* x = nullptr;
   const void* filter = nullptr;
   const float* alpha = nullptr;

@@ -39,15 +39,15 @@ struct Int8GemmKernel {
       cutlass::gemm::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename Epilogue::SharedStorage))>,
       MainloopSchedule>::CollectiveOp;
   using Kernel = cutlass::gemm::kernel::GemmUniversal<Shape<int, int, int, int>, Mainloop, Epilogue>;
-  using Gemm = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
+  using Adapter = cutlass::gemm::device::GemmUniversalAdapter<Kernel>;
 
-  static typename Gemm::Arguments Arguments(const CutlassInt8GemmArgs& a, int device) {
+  static typename Adapter::Arguments Arguments(const CutlassInt8GemmArgs& a, int device) {
     const int m = static_cast<int>(a.pixels), n = static_cast<int>(a.channels), k = static_cast<int>(a.k);
-    using StrideA = typename Gemm::GemmKernel::StrideA;
-    using StrideB = typename Gemm::GemmKernel::StrideB;
-    using StrideC = typename Gemm::GemmKernel::StrideC;
-    using StrideD = typename Gemm::GemmKernel::StrideD;
-    typename Gemm::Arguments args{
+    using StrideA = typename Kernel::StrideA;
+    using StrideB = typename Kernel::StrideB;
+    using StrideC = typename Kernel::StrideC;
+    using StrideD = typename Kernel::StrideD;
+    typename Adapter::Arguments args{
         cutlass::gemm::GemmUniversalMode::kGemm,
         {m, n, k, 1},
         {static_cast<const int8_t*>(a.x), cutlass::make_cute_packed_stride(StrideA{}, cute::make_shape(m, k, 1)),
@@ -61,24 +61,6 @@ struct Int8GemmKernel {
     args.hw_info.device_id = device;
     args.hw_info.sm_count = cutlass::KernelHardwareInfo::query_device_multiprocessor_count(device);
     return args;
-  }
-  static bool CanRun(const CutlassInt8GemmArgs& a, int device) {
-    return Gemm::can_implement(Arguments(a, device)) == cutlass::Status::kSuccess;
-  }
-  static size_t Workspace(const CutlassInt8GemmArgs& a, int device) {
-    return Gemm::get_workspace_size(Arguments(a, device));
-  }
-  static const char* Run(const CutlassInt8GemmArgs& a, void* workspace, int device, cudaStream_t stream,
-                         int repeats) {
-    Gemm gemm;
-    const typename Gemm::Arguments args = Arguments(a, device);
-    cutlass::Status status = gemm.initialize(args, workspace, stream);
-    if (status != cutlass::Status::kSuccess) return cutlass::cutlassGetStatusString(status);
-    for (int r = 0; r < repeats; ++r) {
-      status = gemm.run(stream);
-      if (status != cutlass::Status::kSuccess) return cutlass::cutlassGetStatusString(status);
-    }
-    return nullptr;
   }
 };
 
@@ -98,17 +80,9 @@ constexpr const char* kNames[] = {
     "cutlass sm90 int8 cooperative 128x256x64",
     "cutlass sm90 int8 pingpong 64x128x128",
 };
-constexpr int kConfigs = sizeof(kNames) / sizeof(kNames[0]);
-
-template <class F>
-auto Dispatch(int config, F&& f) {
-  switch (config) {
-    case 0: return f(Config0{});
-    case 1: return f(Config1{});
-    case 2: return f(Config2{});
-    default: return f(Config3{});
-  }
-}
+using Family = cutlass_int8::KernelFamily<Config0, Config1, Config2, Config3>;
+constexpr int kConfigs = Family::kCount;
+static_assert(sizeof(kNames) / sizeof(kNames[0]) == kConfigs);
 
 }  // namespace
 
@@ -126,17 +100,16 @@ bool CutlassInt8GemmCanRun(int config, const CutlassInt8GemmArgs& args, int devi
   for (const void* p : {args.x, args.w, static_cast<const void*>(args.alpha), static_cast<const void*>(args.bias),
                         args.c, static_cast<const void*>(args.d)})
     if (p && !Aligned16(p)) return false;
-  return Dispatch(config, [&](auto kernel) { return decltype(kernel)::CanRun(args, device); });
+  return Family::CanImplement(config, args, device);
 }
 
 size_t CutlassInt8GemmWorkspaceBytes(int config, const CutlassInt8GemmArgs& args, int device) {
-  return Dispatch(config, [&](auto kernel) { return decltype(kernel)::Workspace(args, device); });
+  return Family::Workspace(config, args, device);
 }
 
 const char* CutlassInt8GemmRun(int config, const CutlassInt8GemmArgs& args, void* workspace, int device,
                                cudaStream_t stream, int repeats) {
-  if (config < 0 || config >= kConfigs) return "no such configuration";
-  return Dispatch(config, [&](auto kernel) { return decltype(kernel)::Run(args, workspace, device, stream, repeats); });
+  return Family::Run(config, args, workspace, device, stream, repeats);
 }
 
 }  // namespace kiln::backend::cuda

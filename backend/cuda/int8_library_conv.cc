@@ -108,23 +108,7 @@ CutlassInt8GemmArgs ProductArgs(const Int8ConvShape& s, const Operands& o) {
 
 CutlassInt8ConvArgs ConvArgs(const Int8ConvShape& s, const Operands& o) {
   CutlassInt8ConvArgs a;
-  a.n = s.n;
-  a.h = s.h;
-  a.w = s.w;
-  a.c = s.c;
-  a.k = s.k;
-  a.r = s.r;
-  a.s = s.s;
-  a.p = s.p;
-  a.q = s.q;
-  a.pad_top = s.pad_top;
-  a.pad_left = s.pad_left;
-  a.pad_bottom = s.pad_bottom;
-  a.pad_right = s.pad_right;
-  a.stride_h = s.stride_h;
-  a.stride_w = s.stride_w;
-  a.dilation_h = s.dilation_h;
-  a.dilation_w = s.dilation_w;
+  a.geometry = s;
   a.x = o.x;
   a.filter = o.filter;
   a.alpha = o.alpha;
@@ -136,12 +120,22 @@ CutlassInt8ConvArgs ConvArgs(const Int8ConvShape& s, const Operands& o) {
   return a;
 }
 
-}  // namespace
-
-bool Int8ConvShape::IsProduct() const {
-  return r == 1 && s == 1 && stride_h == 1 && stride_w == 1 && pad_top == 0 && pad_left == 0 && pad_bottom == 0 &&
-         pad_right == 0 && p == h && q == w;
+// The configurations of one CUTLASS kernel family that take the problem.
+template <typename Args, typename NameFn, typename CanRunFn, typename WorkspaceFn>
+void AddCutlassCandidates(std::vector<Candidate>& candidates, Candidate::Kind kind, const Args& args, int device,
+                          int configs, NameFn name, CanRunFn can_run, WorkspaceFn workspace_bytes) {
+  for (int config = 0; config < configs; ++config) {
+    if (!can_run(config, args, device)) continue;
+    Candidate c;
+    c.kind = kind;
+    c.name = c.id = name(config);
+    c.workspace = workspace_bytes(config, args, device);
+    c.config = config;
+    candidates.push_back(std::move(c));
+  }
 }
+
+}  // namespace
 
 std::string Int8ConvShape::ToString() const {
   return fmt::format("x[{},{},{},{}] w[{},{},{},{}] y[{},{},{},{}] pad[{},{},{},{}] stride[{},{}] dilation[{},{}] "
@@ -255,25 +249,13 @@ Int8LibraryConv::Int8LibraryConv(const Int8ConvShape& shape) : shape_(shape), im
   std::string cublaslt_refusal = "not a 1x1 stride-1 unpadded convolution";
   if (s.IsProduct()) {
     candidates = k.CublasLtCandidates(s, bias.p, cublaslt_refusal);
-    for (int config = 0; config < CutlassInt8GemmConfigs(); ++config) {
-      if (!CutlassInt8GemmCanRun(config, ProductArgs(s, scratch), k.device)) continue;
-      Candidate c;
-      c.kind = Candidate::Kind::kCutlassProduct;
-      c.name = c.id = CutlassInt8GemmConfigName(config);
-      c.workspace = CutlassInt8GemmWorkspaceBytes(config, ProductArgs(s, scratch), k.device);
-      c.config = config;
-      candidates.push_back(std::move(c));
-    }
+    AddCutlassCandidates(candidates, Candidate::Kind::kCutlassProduct, ProductArgs(s, scratch), k.device,
+                         CutlassInt8GemmConfigs(), CutlassInt8GemmConfigName, CutlassInt8GemmCanRun,
+                         CutlassInt8GemmWorkspaceBytes);
   }
-  for (int config = 0; config < CutlassInt8ConvConfigs(); ++config) {
-    if (!CutlassInt8ConvCanRun(config, ConvArgs(s, scratch), k.device)) continue;
-    Candidate c;
-    c.kind = Candidate::Kind::kCutlassConv;
-    c.name = c.id = CutlassInt8ConvConfigName(config);
-    c.workspace = CutlassInt8ConvWorkspaceBytes(config, ConvArgs(s, scratch), k.device);
-    c.config = config;
-    candidates.push_back(std::move(c));
-  }
+  AddCutlassCandidates(candidates, Candidate::Kind::kCutlassConv, ConvArgs(s, scratch), k.device,
+                       CutlassInt8ConvConfigs(), CutlassInt8ConvConfigName, CutlassInt8ConvCanRun,
+                       CutlassInt8ConvWorkspaceBytes);
   if (candidates.empty())
     throw Error(ErrorCode::kUnavailable,
                 fmt::format("no library int8 kernel for {}: {}; {}", s.ToString(), cublaslt_refusal,

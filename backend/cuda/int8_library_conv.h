@@ -16,19 +16,14 @@
 #include <memory>
 #include <string>
 
+#include "backend/cuda/conv_geometry.h"
+
 namespace kiln::backend::cuda {
 
-struct Int8ConvShape {
-  int64_t n = 0, h = 0, w = 0, c = 0;  // input
-  int64_t k = 0, r = 1, s = 1;         // filter
-  int64_t p = 0, q = 0;                // output height and width
-  int64_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
-  int64_t stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
+struct Int8ConvShape : ConvGeometry {
   bool residual = false;  // beta * residual is added
   bool relu = false;
   bool bias = false;
-  // A 1x1 stride-1 convolution without padding: a matrix product [n*h*w, c] x [c, k].
-  bool IsProduct() const;
   std::string ToString() const;
 };
 

@@ -707,26 +707,12 @@ TEST(CudaInt8Gpu, CutlassInt8ConvolutionsMatchTheIntegerArithmetic) {
       shape.dilation_h = shape.dilation_w = win.dilation;
       shape.pad_top = shape.pad_left = win.pad_before;
       shape.pad_bottom = shape.pad_right = win.pad_after;
-      shape.p = (shape.h + win.pad_before + win.pad_after - win.dilation * (win.r - 1) - 1) / win.stride + 1;
-      shape.q = (shape.w + win.pad_before + win.pad_after - win.dilation * (win.s - 1) - 1) / win.stride + 1;
+      shape.p = backend::cuda::ConvGeometry::OutputSize(shape.h, win.r, win.pad_before, win.pad_after, win.stride,
+                                                        win.dilation);
+      shape.q = backend::cuda::ConvGeometry::OutputSize(shape.w, win.s, win.pad_before, win.pad_after, win.stride,
+                                                        win.dilation);
       backend::cuda::CutlassInt8ConvArgs args;
-      args.n = shape.n;
-      args.h = shape.h;
-      args.w = shape.w;
-      args.c = shape.c;
-      args.k = shape.k;
-      args.r = shape.r;
-      args.s = shape.s;
-      args.p = shape.p;
-      args.q = shape.q;
-      args.pad_top = shape.pad_top;
-      args.pad_left = shape.pad_left;
-      args.pad_bottom = shape.pad_bottom;
-      args.pad_right = shape.pad_right;
-      args.stride_h = shape.stride_h;
-      args.stride_w = shape.stride_w;
-      args.dilation_h = shape.dilation_h;
-      args.dilation_w = shape.dilation_w;
+      args.geometry = shape;
       args.relu = shape.relu;
       const std::string what = fmt::format("{} ({})", backend::cuda::CutlassInt8ConvConfigName(config), shape.ToString());
       if (!backend::cuda::CutlassInt8ConvCanRun(config, args, 0)) {
