@@ -1,6 +1,8 @@
 // Helpers shared by the array-family reference kernels (backend/reference/array*.cc).
 #pragma once
 
+#include <algorithm>
+
 #include <cstdint>
 #include <string>
 #include <type_traits>
@@ -65,6 +67,14 @@ void MapCopy(const T* in, T* out, const Shape& out_shape, const std::vector<std:
   std::vector<int64_t> idx(r, 0);
   const std::vector<int64_t>& last = maps[r - 1];
   const int64_t inner = out_shape[r - 1];
+  // The innermost map's form, decided once: a contiguous run of the input (a block copy: slices,
+  // tiles, broadcasts of a row) or one element repeated (a fill: broadcasts along the last dim),
+  // else a gather element by element.
+  bool contiguous = last[0] >= 0, repeated = last[0] >= 0;
+  for (int64_t j = 1; j < inner && (contiguous || repeated); ++j) {
+    contiguous = contiguous && last[static_cast<size_t>(j)] == last[0] + j;
+    repeated = repeated && last[static_cast<size_t>(j)] == last[0];
+  }
   int64_t o = 0;
   while (o < n) {
     int64_t base = 0;
@@ -74,9 +84,20 @@ void MapCopy(const T* in, T* out, const Shape& out_shape, const std::vector<std:
       if (m < 0) valid = false;
       base += m;
     }
-    for (int64_t j = 0; j < inner; ++j, ++o) {
-      const int64_t m = last[static_cast<size_t>(j)];
-      out[o] = (valid && m >= 0) ? in[base + m] : *fill;
+    if (!valid) {
+      std::fill(out + o, out + o + inner, *fill);
+      o += inner;
+    } else if (contiguous) {
+      std::copy(in + base + last[0], in + base + last[0] + inner, out + o);
+      o += inner;
+    } else if (repeated) {
+      std::fill(out + o, out + o + inner, in[base + last[0]]);
+      o += inner;
+    } else {
+      for (int64_t j = 0; j < inner; ++j, ++o) {
+        const int64_t m = last[static_cast<size_t>(j)];
+        out[o] = m >= 0 ? in[base + m] : *fill;
+      }
     }
     for (size_t d = r - 1; d-- > 0;) {
       if (++idx[d] < out_shape[d]) break;
