@@ -329,11 +329,16 @@ void CudaEngine::SettleQuantized(Precision requested) {
   for (const Step& s : steps_)
     if (s.kind == Step::Kind::kConv)
       if (std::string library = s.conv->int8_library(); !library.empty()) ++products[library];
+  // "cuDNN kernels", or "kernels (N cuDNN, M cutlass)" when other libraries run some.
   std::string libraries = "cuDNN kernels";
   if (!products.empty()) {
+    int others = 0;
+    for (const auto& [library, count] : products) others += count;
     std::vector<std::string> parts;
-    for (const auto& [library, count] : products) parts.push_back(fmt::format("{} by {}", count, library));
-    libraries += fmt::format(" ({})", fmt::join(parts, ", "));
+    if (static_cast<int>(quantized_layers_.size()) > others)
+      parts.push_back(fmt::format("{} cuDNN", static_cast<int>(quantized_layers_.size()) - others));
+    for (const auto& [library, count] : products) parts.push_back(fmt::format("{} {}", count, library));
+    libraries = fmt::format("kernels ({})", fmt::join(parts, ", "));
   }
   const std::string rest = fmt::format(
       "the other steps run FP16 (quantize-dequantize steps included; matrix products have no {} GPU kernels yet)", kind);
