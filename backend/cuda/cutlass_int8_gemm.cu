@@ -73,19 +73,14 @@ using Config0 = Int8GemmKernel<Shape<_128, _128, _128>, Shape<_1, _1, _1>, Coope
 using Config1 = Int8GemmKernel<Shape<_256, _128, _64>, Shape<_1, _1, _1>, Cooperative, CooperativeEpilogue>;
 using Config2 = Int8GemmKernel<Shape<_128, _256, _64>, Shape<_1, _1, _1>, Cooperative, CooperativeEpilogue>;
 using Config3 = Int8GemmKernel<Shape<_64, _128, _128>, Shape<_1, _1, _1>, Pingpong, PingpongEpilogue>;
-// Ping-pong: one warpgroup's epilogue overlaps the other's mainloop (small K, residual reads).
-using Config4 = Int8GemmKernel<Shape<_128, _128, _64>, Shape<_1, _1, _1>, Pingpong, PingpongEpilogue>;
-using Config5 = Int8GemmKernel<Shape<_128, _64, _128>, Shape<_1, _1, _1>, Pingpong, PingpongEpilogue>;
 
 constexpr const char* kNames[] = {
     "cutlass sm90 int8 cooperative 128x128x128",
     "cutlass sm90 int8 cooperative 256x128x64",
     "cutlass sm90 int8 cooperative 128x256x64",
     "cutlass sm90 int8 pingpong 64x128x128",
-    "cutlass sm90 int8 pingpong 128x128x64",
-    "cutlass sm90 int8 pingpong 128x64x128",
 };
-using Family = cutlass_int8::KernelFamily<Config0, Config1, Config2, Config3, Config4, Config5>;
+using Family = cutlass_int8::KernelFamily<Config0, Config1, Config2, Config3>;
 constexpr int kConfigs = Family::kCount;
 static_assert(sizeof(kNames) / sizeof(kNames[0]) == kConfigs);
 
