@@ -3,12 +3,12 @@
 #pragma once
 
 #include <cuda_runtime.h>
-#include <cutlass/epilogue/fusion/operations.hpp>
-#include <cutlass/kernel_hardware_info.hpp>
 #include <cutlass/epilogue/thread/activation.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <cutlass/epilogue/fusion/operations.hpp>
+#include <cutlass/kernel_hardware_info.hpp>
 #include <limits>
 #include <tuple>
 
@@ -16,8 +16,8 @@ namespace kiln::backend::cuda::cutlass_int8 {
 
 // int8(round(clamp(alpha[col] * acc + beta * C + bias[col], lower, upper))): one kernel covers
 // every form (no residual: beta 0 and C not read; ReLU: lower 0; no bias: a null vector reads 0).
-using Fusion = cutlass::epilogue::fusion::PerColLinCombPerColBiasEltAct<cutlass::epilogue::thread::Clamp, int8_t,
-                                                                        float, float, int8_t, float>;
+using Fusion = cutlass::epilogue::fusion::PerColLinCombPerColBiasEltAct<cutlass::epilogue::thread::Clamp, int8_t, float,
+                                                                        float, int8_t, float>;
 
 template <class FusionArguments>
 void SetEpilogue(FusionArguments& fusion, const float* alpha, const float* bias, bool residual, float beta, bool relu) {
@@ -70,8 +70,7 @@ struct KernelFamily {
   }
   // Null when launched `repeats` times, otherwise CUTLASS's reason.
   template <class Args>
-  static const char* Run(int config, const Args& args, void* workspace, int device, cudaStream_t stream,
-                         int repeats) {
+  static const char* Run(int config, const Args& args, void* workspace, int device, cudaStream_t stream, int repeats) {
     if (config < 0 || config >= kCount) return "no such configuration";
     return Dispatch(config, [&](auto c) -> const char* {
       using C = decltype(c);

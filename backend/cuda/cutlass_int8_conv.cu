@@ -1,20 +1,19 @@
 // CUTLASS sm90 implicit-GEMM int8 convolutions (cutlass_int8_conv.h): one kernel per tile
 // configuration covers every epilogue form (cutlass_int8_common.cuh). CUTLASS's sm90
 // convolutions are not persistent: one CTA per output tile.
-#include "backend/cuda/cutlass_int8_conv.h"
+#include <cutlass/cutlass.h>
+#include <cutlass/kernel_hardware_info.h>
 
-#include "backend/cuda/cutlass_int8_common.cuh"
-
+#include <cstdint>
 #include <cute/tensor.hpp>
 #include <cutlass/conv/collective/collective_builder.hpp>
 #include <cutlass/conv/convnd_problem_shape.hpp>
 #include <cutlass/conv/device/conv_universal_adapter.hpp>
 #include <cutlass/conv/kernel/conv_universal.hpp>
-#include <cutlass/cutlass.h>
 #include <cutlass/epilogue/collective/collective_builder.hpp>
-#include <cutlass/kernel_hardware_info.h>
 
-#include <cstdint>
+#include "backend/cuda/cutlass_int8_common.cuh"
+#include "backend/cuda/cutlass_int8_conv.h"
 
 namespace kiln::backend::cuda {
 namespace {
@@ -30,8 +29,8 @@ struct Int8ConvKernel {
   using ClusterShape = Shape<_1, _1, _1>;
   using Epilogue = typename cutlass::epilogue::collective::CollectiveBuilder<
       cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, TileShape, ClusterShape,
-      cutlass::epilogue::collective::EpilogueTileAuto, int32_t, float, int8_t, cutlass::layout::TensorNHWC, 16,
-      int8_t, cutlass::layout::TensorNHWC, 16, cutlass::epilogue::TmaWarpSpecialized, Fusion>::CollectiveOp;
+      cutlass::epilogue::collective::EpilogueTileAuto, int32_t, float, int8_t, cutlass::layout::TensorNHWC, 16, int8_t,
+      cutlass::layout::TensorNHWC, 16, cutlass::epilogue::TmaWarpSpecialized, Fusion>::CollectiveOp;
   using Mainloop = typename cutlass::conv::collective::CollectiveBuilder<
       cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, cutlass::conv::Operator::kFprop, int8_t,
       cutlass::layout::TensorNHWC, 16, int8_t, cutlass::layout::TensorNHWC, 16, int32_t, TileShape, ClusterShape,

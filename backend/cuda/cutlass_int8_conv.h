@@ -23,7 +23,7 @@ struct CutlassInt8ConvArgs {
   const void* x = nullptr;
   const void* filter = nullptr;
   const float* alpha = nullptr;
-  const float* bias = nullptr;    // may be null: no bias
+  const float* bias = nullptr;     // may be null: no bias
   const void* residual = nullptr;  // may be null: no residual
   float beta = 0;
   void* y = nullptr;

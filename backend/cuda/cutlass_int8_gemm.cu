@@ -2,20 +2,19 @@
 // per tile configuration covers every epilogue form: the residual is skipped at run time when
 // beta is zero and no C is given, ReLU is a clamp with a run-time lower bound, and a null bias
 // reads as zeros.
-#include "backend/cuda/cutlass_int8_gemm.h"
-
-#include "backend/cuda/cutlass_int8_common.cuh"
-
-#include <cute/tensor.hpp>
 #include <cutlass/cutlass.h>
-#include <cutlass/epilogue/collective/collective_builder.hpp>
-#include <cutlass/gemm/collective/collective_builder.hpp>
 #include <cutlass/gemm/device/gemm_universal_adapter.h>
-#include <cutlass/gemm/kernel/gemm_universal.hpp>
 #include <cutlass/kernel_hardware_info.h>
-#include <cutlass/util/packed_stride.hpp>
 
 #include <cstdint>
+#include <cute/tensor.hpp>
+#include <cutlass/epilogue/collective/collective_builder.hpp>
+#include <cutlass/gemm/collective/collective_builder.hpp>
+#include <cutlass/gemm/kernel/gemm_universal.hpp>
+#include <cutlass/util/packed_stride.hpp>
+
+#include "backend/cuda/cutlass_int8_common.cuh"
+#include "backend/cuda/cutlass_int8_gemm.h"
 
 namespace kiln::backend::cuda {
 namespace {

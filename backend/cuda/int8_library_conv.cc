@@ -138,10 +138,11 @@ void AddCutlassCandidates(std::vector<Candidate>& candidates, Candidate::Kind ki
 }  // namespace
 
 std::string Int8ConvShape::ToString() const {
-  return fmt::format("x[{},{},{},{}] w[{},{},{},{}] y[{},{},{},{}] pad[{},{},{},{}] stride[{},{}] dilation[{},{}] "
-                     "residual{} relu{} bias{}",
-                     n, h, w, c, k, r, s, c, n, p, q, k, pad_top, pad_left, pad_bottom, pad_right, stride_h, stride_w,
-                     dilation_h, dilation_w, residual, relu, bias);
+  return fmt::format(
+      "x[{},{},{},{}] w[{},{},{},{}] y[{},{},{},{}] pad[{},{},{},{}] stride[{},{}] dilation[{},{}] "
+      "residual{} relu{} bias{}",
+      n, h, w, c, k, r, s, c, n, p, q, k, pad_top, pad_left, pad_bottom, pad_right, stride_h, stride_w, dilation_h,
+      dilation_w, residual, relu, bias);
 }
 
 struct Int8LibraryConv::Impl {
@@ -173,9 +174,8 @@ struct Int8LibraryConv::Impl {
     MakePreference(pref, kWorkspaceBytes, 16);  // Launch checks the operands' alignment
     std::vector<cublasLtMatmulHeuristicResult_t> results(kCandidates);
     int found = 0;
-    const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(handle, desc.object, a.object, b.object, d.object,
-                                                                 d.object, pref.object, kCandidates, results.data(),
-                                                                 &found);
+    const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(
+        handle, desc.object, a.object, b.object, d.object, d.object, pref.object, kCandidates, results.data(), &found);
     if (status != CUBLAS_STATUS_SUCCESS || found == 0) {
       refusal = fmt::format("cuBLASLt has no int8 algorithm: {}",
                             status == CUBLAS_STATUS_SUCCESS ? "none found" : cublasLtGetStatusString(status));
@@ -206,15 +206,16 @@ struct Int8LibraryConv::Impl {
         if (const char* error = CutlassInt8ConvRun(c.config, ConvArgs(s, o), workspace, device, stream, repeats))
           return std::string(error);
         return std::nullopt;
-      case Candidate::Kind::kCublasLt: break;
+      case Candidate::Kind::kCublasLt:
+        break;
     }
     if (o.bias)
       Check(cublasLtMatmulDescSetAttribute(desc.object, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &o.bias, sizeof(o.bias)),
             "set BIAS_POINTER");
     for (int r = 0; r < repeats; ++r) {
-      const cublasStatus_t status =
-          cublasLtMatmul(handle, desc.object, o.alpha, o.filter, a.object, o.x, b.object, &o.beta,
-                         o.residual ? o.residual : o.y, d.object, o.y, d.object, &c.algo, workspace, c.workspace, stream);
+      const cublasStatus_t status = cublasLtMatmul(handle, desc.object, o.alpha, o.filter, a.object, o.x, b.object,
+                                                   &o.beta, o.residual ? o.residual : o.y, d.object, o.y, d.object,
+                                                   &c.algo, workspace, c.workspace, stream);
       if (status != CUBLAS_STATUS_SUCCESS) return std::string(cublasLtGetStatusString(status));
     }
     return std::nullopt;
@@ -333,8 +334,7 @@ void Int8LibraryConv::Launch(const void* x, const void* filter, const float* alp
     throw Error(ErrorCode::kInternal, "int8 convolution: operands do not match the plan");
   for (const void* p : {x, filter, static_cast<const void*>(alpha), residual, static_cast<const void*>(y),
                         static_cast<const void*>(bias)})
-    if (p && Alignment(p) < 16)
-      throw Error(ErrorCode::kInternal, "int8 convolution: operands must be 16-byte aligned");
+    if (p && Alignment(p) < 16) throw Error(ErrorCode::kInternal, "int8 convolution: operands must be 16-byte aligned");
   Operands o;
   o.x = x;
   o.filter = filter;

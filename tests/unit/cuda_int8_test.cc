@@ -691,8 +691,11 @@ TEST(CudaInt8Gpu, CutlassInt8ConvolutionsMatchTheIntegerArithmetic) {
   struct Window {
     int64_t r, s, stride, dilation, pad_before, pad_after, channels;
   };
-  const Window windows[] = {{3, 3, 1, 1, 1, 1, 144}, {3, 3, 2, 1, 0, 1, 64}, {1, 1, 2, 1, 0, 0, 256},
-                            {3, 1, 1, 2, 2, 2, 64}, {1, 1, 1, 1, 0, 0, 256}};
+  const Window windows[] = {{3, 3, 1, 1, 1, 1, 144},
+                            {3, 3, 2, 1, 0, 1, 64},
+                            {1, 1, 2, 1, 0, 0, 256},
+                            {3, 1, 1, 2, 2, 2, 64},
+                            {1, 1, 1, 1, 0, 0, 256}};
   for (size_t wi = 0; wi < std::size(windows); ++wi) {
     const Window& win = windows[wi];
     int ran = 0;
@@ -714,7 +717,8 @@ TEST(CudaInt8Gpu, CutlassInt8ConvolutionsMatchTheIntegerArithmetic) {
       backend::cuda::CutlassInt8ConvArgs args;
       args.geometry = shape;
       args.relu = shape.relu;
-      const std::string what = fmt::format("{} ({})", backend::cuda::CutlassInt8ConvConfigName(config), shape.ToString());
+      const std::string what =
+          fmt::format("{} ({})", backend::cuda::CutlassInt8ConvConfigName(config), shape.ToString());
       if (!backend::cuda::CutlassInt8ConvCanRun(config, args, 0)) {
         std::cout << "  " << what << ": refused by CUTLASS\n";
         continue;
