@@ -107,8 +107,9 @@ std::unique_ptr<Kernel> MakeRecurrentKernel(const ir::Graph& graph, const ir::No
 std::unique_ptr<Kernel> MakeSelectKernel(const ir::Graph& graph, const ir::Node& node);
 std::unique_ptr<Kernel> MakeCastKernel(const ir::Graph& graph, const ir::Node& node);
 std::unique_ptr<Kernel> MakeBinaryKernel(const ir::Node& node);
-// Whether cpu.Binary runs this IR op (the fusible binary ops of the elementwise table).
-bool HasCpuBinaryKernel(const std::string& op);
+// Whether cpu.Binary runs this IR op on operands of this dtype (float32: the fusible binary ops of
+// the elementwise table; bool: its logical ops).
+bool HasCpuBinaryKernel(const std::string& op, DType dtype);
 // cpu.Transpose (transpose_kernel.cc).
 std::unique_ptr<Kernel> MakeTransposeKernel(const ir::Graph& graph, const ir::Node& node, std::shared_ptr<const KernelEnv> env);
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <random>
 #include <thread>
 
 #include "backend/cpu/cpu_ops.h"
@@ -475,6 +476,28 @@ TEST(CpuBackend, EveryFusibleBinaryOpRunsAsBinaryKernelExactly) {
   b.Output("z", b.Op("Mul", "scale", {b.Input("x", {4}), b.Input("y", {1})}));
   auto engine = CpuBackend().Compile(*b.g, ExactProfile({{4}, {1}}), {});
   EXPECT_EQ(CountOps(*engine, "cpu.Binary"), 0);
+}
+
+TEST(CpuBackend, LogicalOpsOnBoolTensorsRunAsBinaryKernelExactly) {
+  // An attention mask's logic: [2,1,1,6] against [2,1,5,1] bool operands into [2,1,5,6].
+  const auto bools = [](const Shape& shape, uint32_t seed) {
+    std::mt19937 rng(seed);
+    Tensor t(DType::kBool, shape);
+    for (int64_t i = 0; i < t.num_elements(); ++i) t.data<bool>()[i] = (rng() & 1) != 0;
+    return t;
+  };
+  const Tensor x = bools({2, 1, 1, 6}, 1), y = bools({2, 1, 5, 1}, 2);
+  for (const char* op : {"LogicalAnd", "LogicalOr"}) {
+    SCOPED_TRACE(op);
+    Builder b;
+    b.Output("z", b.Op(op, "op", {b.Input("x", {2, 1, 1, 6}, DType::kBool), b.Input("y", {2, 1, 5, 1}, DType::kBool)}));
+    auto engine = CpuBackend().Compile(*b.g, ExactProfile({{2, 1, 1, 6}, {2, 1, 5, 1}}), {});
+    EXPECT_EQ(CountOps(*engine, "cpu.Binary"), 1);
+    const std::vector<Tensor> inputs{x, y};
+    const Tensor got = engine->Execute(inputs).at(0);
+    EXPECT_EQ(got.dtype(), DType::kBool);
+    EXPECT_TRUE(BitwiseEqual(got, runtime::ReferenceExecutor(b.g).Run(inputs).at(0)));
+  }
 }
 
 TEST(CpuBackend, RandomBatchMatMulSweep) {
