@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "backend/cpu/broadcast_walk.h"
@@ -42,26 +43,22 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void BinaryRow(cons
   }
 }
 
-// The fusible binary ops of the elementwise table (float32), by IR op name.
-const NameRegistry<BinaryRowFn<float>>& FloatRows() {
-  static const NameRegistry<BinaryRowFn<float>> rows = [] {
-    NameRegistry<BinaryRowFn<float>> r("CPU binary op");
-    ir::elementwise::ForEachOp([&]<typename Op>() {
-      if constexpr (Op::kInfo.fusible && Op::kInfo.pattern != ir::elementwise::Pattern::kUnary)
-        r.Add(Op::kInfo.name, &BinaryRow<Op, float>);
-    });
-    return r;
-  }();
-  return rows;
+// Whether cpu.Binary runs Op on operands of type T: on float32 the fusible binary ops of the
+// elementwise table, on bool the binary ops defined on bool only (LogicalAnd, LogicalOr).
+template <typename T, typename Op>
+constexpr bool RunsOn() {
+  using ir::elementwise::Pattern;
+  if constexpr (std::is_same_v<T, float>) return Op::kInfo.fusible && Op::kInfo.pattern != Pattern::kUnary;
+  return Op::kInfo.pattern == Pattern::kBinary && Op::kInfo.types == ir::kBoolT;
 }
 
-// The binary ops of the table defined on bool only (LogicalAnd, LogicalOr), by IR op name.
-const NameRegistry<BinaryRowFn<bool>>& BoolRows() {
-  static const NameRegistry<BinaryRowFn<bool>> rows = [] {
-    NameRegistry<BinaryRowFn<bool>> r("CPU logical binary op");
+// The rows cpu.Binary runs on operands of type T, by IR op name.
+template <typename T>
+const NameRegistry<BinaryRowFn<T>>& Rows() {
+  static const NameRegistry<BinaryRowFn<T>> rows = [] {
+    NameRegistry<BinaryRowFn<T>> r("CPU binary op");
     ir::elementwise::ForEachOp([&]<typename Op>() {
-      if constexpr (Op::kInfo.pattern == ir::elementwise::Pattern::kBinary && Op::kInfo.types == ir::kBoolT)
-        r.Add(Op::kInfo.name, &BinaryRow<Op, bool>);
+      if constexpr (RunsOn<T, Op>()) r.Add(Op::kInfo.name, &BinaryRow<Op, T>);
     });
     return r;
   }();
@@ -72,8 +69,8 @@ class BinaryKernel final : public Kernel {
  public:
   explicit BinaryKernel(const ir::Node& node) : op_(node.attrs.Get<std::string>("op")) {
     const ir::elementwise::OpInfo* info = ir::elementwise::FindOp(op_);
-    if (const auto* fn = FloatRows().Find(op_)) float_row_ = *fn;
-    if (const auto* fn = BoolRows().Find(op_)) bool_row_ = *fn;
+    if (const auto* fn = Rows<float>().Find(op_)) float_row_ = *fn;
+    if (const auto* fn = Rows<bool>().Find(op_)) bool_row_ = *fn;
     if ((!float_row_ && !bool_row_) || !info)
       throw Error(ErrorCode::kInternal,
                   fmt::format("node '{}' ({}): no CPU binary kernel for op '{}'", node.name, node.op, op_));
@@ -112,8 +109,8 @@ class BinaryKernel final : public Kernel {
 }  // namespace
 
 bool HasCpuBinaryKernel(const std::string& op, DType dtype) {
-  if (dtype == DType::kFloat32) return FloatRows().Find(op) != nullptr;
-  if (dtype == DType::kBool) return BoolRows().Find(op) != nullptr;
+  if (dtype == DType::kFloat32) return Rows<float>().Find(op) != nullptr;
+  if (dtype == DType::kBool) return Rows<bool>().Find(op) != nullptr;
   return false;
 }
 
