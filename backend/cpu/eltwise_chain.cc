@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "backend/cpu/broadcast_walk.h"
+#include "backend/cpu/cpu_ops.h"
 #include "common/name_registry.h"
 #include "ir/ops/elementwise_ops.h"
 
@@ -15,32 +16,39 @@ namespace {
 // is SSE2, and polynomial functions (ErfFloat32) spend their time in these loops.
 template <typename Op>
 __attribute__((target_clones("avx512f", "avx2", "default"))) void UnaryStep(float* b, const float*, int64_t, int64_t n,
-                                                                            bool, ir::elementwise::State st) {
+                                                                            const ChainStep& step) {
+  ir::elementwise::State st = step.state;
   for (int64_t i = 0; i < n; ++i) b[i] = Op::template Apply<float>(b[i], st);
 }
 
 template <typename Op>
 __attribute__((target_clones("avx512f", "avx2", "default"))) void BinaryStep(float* b, const float* o, int64_t os,
-                                                                             int64_t n, bool swapped,
-                                                                             ir::elementwise::State st) {
+                                                                             int64_t n, const ChainStep& step) {
+  ir::elementwise::State st = step.state;
   auto f = [&st](float x, float y) { return Op::template Apply<float>(x, y, st); };
   if (os == 0) {
     const float v = *o;
-    if (swapped)
+    if (step.swapped)
       for (int64_t i = 0; i < n; ++i) b[i] = f(v, b[i]);
     else
       for (int64_t i = 0; i < n; ++i) b[i] = f(b[i], v);
   } else if (os == 1) {
-    if (swapped)
+    if (step.swapped)
       for (int64_t i = 0; i < n; ++i) b[i] = f(o[i], b[i]);
     else
       for (int64_t i = 0; i < n; ++i) b[i] = f(b[i], o[i]);
   } else {
-    if (swapped)
+    if (step.swapped)
       for (int64_t i = 0; i < n; ++i) b[i] = f(o[i * os], b[i]);
     else
       for (int64_t i = 0; i < n; ++i) b[i] = f(b[i], o[i * os]);
   }
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void QuantDequantStep(float* b, const float*, int64_t,
+                                                                                   int64_t n, const ChainStep& step) {
+  const QuantDequantParams p = step.quant;
+  for (int64_t i = 0; i < n; ++i) b[i] = QuantDequantValue(b[i], p);
 }
 
 struct StepDef {
@@ -72,12 +80,28 @@ ChainSpec ReadChainSpec(const ir::Node& node) {
   const auto& operands = node.attrs.Ints("operands");
   const auto& swapped = node.attrs.Ints("swapped");
   const auto& alphas = node.attrs.Get<std::vector<double>>("alphas");
+  const std::vector<double> no_quant;
+  const auto& quant = node.attrs.Has("quant_dequant") ? node.attrs.Get<std::vector<double>>("quant_dequant") : no_quant;
+  size_t quant_used = 0;
   if (operands.size() != steps.size() || swapped.size() != steps.size() || alphas.size() != steps.size() ||
       steps.empty())
     throw Error(ErrorCode::kInternal,
                 fmt::format("node '{}' ({}): chain attributes have different lengths", node.name, node.op));
   ChainSpec spec;
   for (size_t i = 0; i < steps.size(); ++i) {
+    if (steps[i] == kQuantDequant) {
+      if (operands[i] != -1 || quant_used + 5 > quant.size())
+        throw Error(ErrorCode::kInternal,
+                    fmt::format("node '{}' ({}): quantize-dequantize step {} has bad attributes", node.name, node.op, i));
+      ChainStep s;
+      s.apply = &QuantDequantStep;
+      const double* v = quant.data() + quant_used;
+      s.quant = {static_cast<float>(v[0]), static_cast<float>(v[1]), static_cast<float>(v[2]), static_cast<float>(v[3]),
+                 static_cast<float>(v[4])};
+      quant_used += 5;
+      spec.steps.push_back(s);
+      continue;
+    }
     const StepDef* def = Steps().Find(steps[i]);
     if (!def)
       throw Error(ErrorCode::kInternal,
@@ -92,6 +116,9 @@ ChainSpec ReadChainSpec(const ir::Node& node) {
                   fmt::format("node '{}' ({}): step {} has a bad operand", node.name, node.op, i));
     spec.steps.push_back(s);
   }
+  if (quant_used != quant.size())
+    throw Error(ErrorCode::kInternal,
+                fmt::format("node '{}' ({}): quantize-dequantize attributes do not match the steps", node.name, node.op));
   return spec;
 }
 
@@ -131,7 +158,7 @@ void RunPeriodic(const ChainSpec& spec, const std::vector<const float*>& base,
           os = pattern[j].empty() ? 0 : 1;
           o = pattern[j].empty() ? base[j] : pattern[j].data();
         }
-        s.apply(buf.data(), o, os, len, s.swapped, s.state);
+        s.apply(buf.data(), o, os, len, s);
       }
       std::copy(buf.data(), buf.data() + len, out + begin);
     }
@@ -152,7 +179,7 @@ void RunTile(const ChainSpec& spec, const std::vector<std::vector<int64_t>>& cs,
       os = cs[j].back();
       o = operand(j);
     }
-    s.apply(buf, o, os, len, s.swapped, s.state);
+    s.apply(buf, o, os, len, s);
   }
   std::copy(buf, buf + len, y);
 }
@@ -204,22 +231,37 @@ void RunEltwiseChain(const ChainSpec& spec, std::span<const Tensor> in, float* o
     RunOneRow(spec, base, cs, inner, out);
     return;
   }
-  std::vector<int64_t> offset(k, 0), idx(outer, 0);
-  alignas(64) float buf[kTile];
-  const float* x = base[0];
-  for (int64_t row = 0; row < rows; ++row) {
-    const float* xrow = x + row * inner;
-    float* orow = out + row * inner;
-    for (int64_t t = 0; t < inner; t += kTile) {
-      const int64_t len = std::min(kTile, inner - t);
-      RunTile(spec, cs, xrow + t, orow + t, len, buf, [&](size_t j) { return base[j] + offset[j] + t * cs[j].back(); });
+  // Rows in blocks of about 16 Ki elements, split over oneDNN's OpenMP team when the build has
+  // OpenMP; each block finds its rows' offsets from its first row's multi-index.
+  const int64_t rows_per_block = std::max<int64_t>(1, (int64_t{1} << 14) / inner);
+  const int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) if (blocks > 2)
+#endif
+  for (int64_t block = 0; block < blocks; ++block) {
+    const int64_t first = block * rows_per_block, last = std::min(rows, first + rows_per_block);
+    std::vector<int64_t> offset(k, 0), idx(outer, 0);
+    for (int64_t rest = first, d = static_cast<int64_t>(outer) - 1; d >= 0; --d) {
+      idx[static_cast<size_t>(d)] = rest % dims[static_cast<size_t>(d)];
+      rest /= dims[static_cast<size_t>(d)];
+      for (size_t i = 0; i < k; ++i) offset[i] += idx[static_cast<size_t>(d)] * cs[i][static_cast<size_t>(d)];
     }
-    // Next row: advance the outer multi-index and every input's offset.
-    for (size_t d = outer; d-- > 0;) {
-      for (size_t i = 0; i < k; ++i) offset[i] += cs[i][d];
-      if (++idx[d] < dims[d]) break;
-      for (size_t i = 0; i < k; ++i) offset[i] -= cs[i][d] * dims[d];
-      idx[d] = 0;
+    alignas(64) float buf[kTile];
+    for (int64_t row = first; row < last; ++row) {
+      const float* xrow = base[0] + row * inner;
+      float* orow = out + row * inner;
+      for (int64_t t = 0; t < inner; t += kTile) {
+        const int64_t len = std::min(kTile, inner - t);
+        RunTile(spec, cs, xrow + t, orow + t, len, buf,
+                [&](size_t j) { return base[j] + offset[j] + t * cs[j].back(); });
+      }
+      // Next row: advance the outer multi-index and every input's offset.
+      for (size_t d = outer; d-- > 0;) {
+        for (size_t i = 0; i < k; ++i) offset[i] += cs[i][d];
+        if (++idx[d] < dims[d]) break;
+        for (size_t i = 0; i < k; ++i) offset[i] -= cs[i][d] * dims[d];
+        idx[d] = 0;
+      }
     }
   }
 }

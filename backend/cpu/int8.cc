@@ -47,26 +47,33 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void QuantizeBlockU
   }
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void QuantDequantBlock(const float* src, float* dst, int64_t n,
-                                                                                    float inv_scale, float divisor, float qmin,
-                                                                                    float qmax, float scale) {
-  constexpr float kMagic = 12582912.0f;
-  for (int64_t i = 0; i < n; ++i) {
-    float v = divisor != 0 ? src[i] / divisor : src[i] * inv_scale;
-    v = v == v ? v : 0.0f;
-    v = v < qmin ? qmin : v;
-    v = v > qmax ? qmax : v;
-    dst[i] = ((v + kMagic) - kMagic) * scale;
-  }
+// Compiled for AVX-512 and AVX2 too, chosen at load time.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void QuantDequantBlock(const float* src, float* dst,
+                                                                                    int64_t n,
+                                                                                    const QuantDequantParams& p) {
+  const QuantDequantParams q = p;  // a local copy: the loop reads no memory the stores may alias
+  for (int64_t i = 0; i < n; ++i) dst[i] = QuantDequantValue(src[i], q);
 }
 
 }  // namespace
 
-void QuantDequantF32(const float* src, float* dst, int64_t n, float inv_scale, float divisor, float qmin, float qmax,
-                     float scale) {
-  ForBlocks(n, [&](int64_t begin, int64_t count) {
-    QuantDequantBlock(src + begin, dst + begin, count, inv_scale, divisor, qmin, qmax, scale);
-  });
+QuantDequantParams QuantDequantParamsOf(const ir::Node& node) {
+  QuantDequantParams p;
+  p.inv_scale = static_cast<float>(node.attrs.Get<double>("inv_scale"));
+  p.divisor = static_cast<float>(node.attrs.Get<double>("divisor"));
+  p.qmin = static_cast<float>(node.attrs.Get<double>("qmin"));
+  p.qmax = static_cast<float>(node.attrs.Get<double>("qmax"));
+  p.scale = static_cast<float>(node.attrs.Get<double>("scale"));
+  return p;
+}
+
+std::vector<double> QuantDequantAttrValues(const ir::Node& node) {
+  const QuantDequantParams p = QuantDequantParamsOf(node);
+  return {p.inv_scale, p.divisor, p.qmin, p.qmax, p.scale};
+}
+
+void QuantDequantF32(const float* src, float* dst, int64_t n, const QuantDequantParams& p) {
+  ForBlocks(n, [&](int64_t begin, int64_t count) { QuantDequantBlock(src + begin, dst + begin, count, p); });
 }
 
 void QuantizeToU8(const float* src, uint8_t* dst, int64_t n, float inv_scale, float qmin, float qmax, int zero_point) {

@@ -38,10 +38,29 @@ void QuantizeToS8(const float* src, int8_t* dst, int64_t n, float inv_scale, flo
 // dst[i] = round_half_even(clamp(src[i] * inv_scale, qmin, qmax)) + zero_point as uint8 (the
 // sum within [0, 255]).
 void QuantizeToU8(const float* src, uint8_t* dst, int64_t n, float inv_scale, float qmin, float qmax, int zero_point);
-// A whole quantize-dequantize chain in float32: dst[i] = round_half_even(clamp(src[i] / divisor,
-// qmin, qmax)) * scale (src[i] * inv_scale when divisor is 0), exactly the chain's value; NaN
-// gives 0, as in the int8 kernels.
-void QuantDequantF32(const float* src, float* dst, int64_t n, float inv_scale, float divisor, float qmin, float qmax,
-                     float scale);
+// A whole quantize-dequantize chain in float32 (a cpu.QuantDequant node's attributes):
+// round_half_even(clamp(x / divisor, qmin, qmax)) * scale (x * inv_scale when divisor is 0),
+// exactly the chain's value; NaN gives 0, as in the int8 kernels.
+struct QuantDequantParams {
+  float inv_scale = 1, divisor = 0, qmin = -127, qmax = 127, scale = 1;
+};
+QuantDequantParams QuantDequantParamsOf(const ir::Node& quant_dequant);
+// The attribute values in QuantDequantParams' order (how a fused chain stores a step's).
+std::vector<double> QuantDequantAttrValues(const ir::Node& quant_dequant);
+
+// One value. Adding and subtracting 1.5 * 2^23 rounds a float of magnitude below 2^22 to an
+// integer, half to even (the default rounding mode), and vectorises where std::nearbyint does
+// not; the clamp keeps the magnitude small.
+inline float QuantDequantValue(float x, const QuantDequantParams& p) {
+  constexpr float kMagic = 12582912.0f;
+  float v = p.divisor != 0 ? x / p.divisor : x * p.inv_scale;
+  v = v == v ? v : 0.0f;
+  v = v < p.qmin ? p.qmin : v;
+  v = v > p.qmax ? p.qmax : v;
+  return ((v + kMagic) - kMagic) * p.scale;
+}
+
+// dst[i] = QuantDequantValue(src[i], p) for n elements, on oneDNN's OpenMP team when large.
+void QuantDequantF32(const float* src, float* dst, int64_t n, const QuantDequantParams& p);
 
 }  // namespace kiln::backend::cpu

@@ -886,22 +886,17 @@ class QuantizeKernel final : public Kernel {
 // cpu.QuantDequant: a float32 quantize-dequantize chain in one pass (backend/cpu/int8.h).
 class QuantDequantKernel final : public Kernel {
  public:
-  explicit QuantDequantKernel(const ir::Node& node)
-      : inv_scale_(static_cast<float>(node.attrs.Get<double>("inv_scale"))),
-        divisor_(static_cast<float>(node.attrs.Get<double>("divisor"))),
-        qmin_(static_cast<float>(node.attrs.Get<double>("qmin"))),
-        qmax_(static_cast<float>(node.attrs.Get<double>("qmax"))),
-        scale_(static_cast<float>(node.attrs.Get<double>("scale"))) {}
+  explicit QuantDequantKernel(const ir::Node& node) : p_(QuantDequantParamsOf(node)) {}
   std::string Describe() const override {
-    return fmt::format("quant-dequant(x {} {:g}, [{:g}, {:g}]) * {:g}", divisor_ != 0 ? "/" : "*", divisor_ != 0 ? divisor_ : inv_scale_,
-                       qmin_, qmax_, scale_);
+    return fmt::format("quant-dequant(x {} {:g}, [{:g}, {:g}]) * {:g}", p_.divisor != 0 ? "/" : "*",
+                       p_.divisor != 0 ? p_.divisor : p_.inv_scale, p_.qmin, p_.qmax, p_.scale);
   }
   void Run(std::span<const Tensor> in, Tensor& out, ExecContext&) const override {
-    QuantDequantF32(in[0].data<float>(), out.data<float>(), out.num_elements(), inv_scale_, divisor_, qmin_, qmax_, scale_);
+    QuantDequantF32(in[0].data<float>(), out.data<float>(), out.num_elements(), p_);
   }
 
  private:
-  float inv_scale_, divisor_, qmin_, qmax_, scale_;
+  QuantDequantParams p_;
 };
 
 }  // namespace

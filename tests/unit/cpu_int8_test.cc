@@ -353,6 +353,34 @@ TEST(CpuInt8, MatcherReadsUint8ZeroPointsAsShiftedBounds) {
   EXPECT_FALSE(backend::cpu::MatchQuantDequant(*c.g, u).has_value());
 }
 
+// ONNX Runtime's QDQ models put a quantize-dequantize pair after most ops (here an exact GELU of
+// a biased product, as quantize_static writes it): the pairs become chain steps, so the whole
+// GELU is one cpu.EltwiseChain pass over the data, bit-identical to the reference on the float
+// graph. Large enough that the chain's rows split over threads, with a bias along the rows.
+TEST(CpuInt8, QuantizeDequantizePairsJoinElementwiseChainsExactly) {
+  Builder b;
+  const Shape xs{8, 64, 384};
+  const ir::ValueId x = b.Input("x", {8, 64, 384});
+  auto scalar = [&](const std::string& n, float value) { return b.Const(n, Tensor::Scalar(DType::kFloat32, value)); };
+  ir::ValueId h = b.Op("Add", "bias", {OnnxUint8Qdq(b, x, 0.04f, 128, "x_q"), b.Const("bias_v", RandF32({384}, 5))});
+  h = OnnxUint8Qdq(b, h, 0.05f, 120, "h_q");
+  ir::ValueId g = OnnxUint8Qdq(b, b.Op("Div", "div", {h, scalar("sqrt2", 1.4142135f)}), 0.03f, 125, "div_q");
+  g = OnnxUint8Qdq(b, b.Op("Erf", "erf", {g}), 0.008f, 127, "erf_q");
+  g = OnnxUint8Qdq(b, b.Op("Add", "one", {g, scalar("one_v", 1.0f)}), 0.008f, 0, "one_q");
+  g = OnnxUint8Qdq(b, b.Op("Mul", "times_x", {h, g}), 0.06f, 60, "mul_q");
+  b.Output("y", b.Op("Mul", "half", {g, scalar("half_v", 0.5f)}));
+  CpuBackend cpu;
+  auto engine = cpu.Compile(*b.g, ExactProfile({xs}), {});
+  const auto& e = dynamic_cast<const CpuEngine&>(*engine);
+  EXPECT_EQ(CountOps(e, "cpu.QuantDequant"), 0) << e.Summary();
+  EXPECT_EQ(CountOps(e, "cpu.EltwiseChain"), 2) << e.Summary();  // x -> h (h has two readers), h -> y
+  runtime::ReferenceExecutor ref(b.g);
+  for (uint32_t seed : {1u, 2u}) {
+    const std::vector<Tensor> in{RandF32(xs, seed)};
+    EXPECT_TRUE(BitwiseEqual(engine->Execute(in).at(0), ref.Run(in).at(0))) << seed;
+  }
+}
+
 TEST(CpuInt8, Uint8ActivationsWithZeroPointsRunInt8) {
   REQUIRE_INT8_DOT_PRODUCT();
   // ONNX Runtime's QDQ form: uint8 activations with zero points (37 before an NHWC conv, 0 after

@@ -1,5 +1,6 @@
 // cpu-fuse-eltwise-chain: maximal chains of float32 elementwise ops (the fusible ops of the
-// elementwise table, ir/ops/elementwise_ops.h) become one cpu.EltwiseChain node. A chain starts
+// elementwise table, ir/ops/elementwise_ops.h, and the cpu.QuantDequant steps of quantized
+// models) become one cpu.EltwiseChain node. A chain starts
 // at an elementwise node and follows the running value while it has exactly one reader (and is
 // not a graph output) that is again a chain op. Binary steps take their other operand from
 // outside the chain (a constant, the chain's input, or another tensor) provided it broadcasts
@@ -9,6 +10,7 @@
 #include <algorithm>
 
 #include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/int8.h"
 #include "backend/cpu/passes/passes.h"
 #include "ir/graph_util.h"
 #include "ir/ops/elementwise_ops.h"
@@ -36,6 +38,7 @@ bool AsStep(const ir::Graph& g, const ir::Node& n, ir::ValueId main, Step* step)
   for (ir::ValueId in : n.inputs)
     if (!IsFloat32Value(g, in)) return false;
   step->node = n.id;
+  if (n.op == kQuantDequant) return n.inputs.size() == 1 && n.inputs[0] == main;
   const ir::elementwise::OpInfo* op = FusibleOp(n);
   if (!op) return false;
   if (op->pattern == ir::elementwise::Pattern::kUnary) return n.inputs.size() == 1 && n.inputs[0] == main;
@@ -87,11 +90,17 @@ class FuseEltwiseChainPass final : public CountingPass {
       std::vector<ir::ValueId> inputs{input};
       std::vector<std::string> ops;
       std::vector<int64_t> operands, swapped;
-      std::vector<double> alphas;
+      std::vector<double> alphas, quant;
       for (const Step& s : steps) {
         const ir::Node& n = g.node(s.node);
         ops.push_back(n.op);
-        alphas.push_back(ir::elementwise::ParamOf(*FusibleOp(n), n.attrs));
+        if (n.op == kQuantDequant) {
+          alphas.push_back(0);
+          const std::vector<double> values = QuantDequantAttrValues(n);
+          quant.insert(quant.end(), values.begin(), values.end());
+        } else {
+          alphas.push_back(ir::elementwise::ParamOf(*FusibleOp(n), n.attrs));
+        }
         swapped.push_back(s.swapped ? 1 : 0);
         if (s.operand == ir::kNoValue) {
           operands.push_back(-1);
@@ -108,6 +117,7 @@ class FuseEltwiseChainPass final : public CountingPass {
       chain.attrs.Set("operands", operands);
       chain.attrs.Set("swapped", swapped);
       chain.attrs.Set("alphas", alphas);
+      if (!quant.empty()) chain.attrs.Set("quant_dequant", quant);
       for (const Step& s : steps) g.node(s.node).removed = true;
       consumers = g.Consumers();
       ++rewrites_;

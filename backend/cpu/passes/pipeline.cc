@@ -72,6 +72,8 @@ std::vector<PassStat> OptimizeForCpu(ir::Graph& graph, bool int8_kernels) {
     passes.push_back(MakeInt8OutputPass());
   }
   passes.push_back(MakeQuantDequantPass());
+  // The replaced chains' inner nodes still read their sources: gone before chains are fused.
+  passes.push_back(std::make_unique<Counted>(ir::MakeDeadCodeElimination()));
   passes.push_back(MakeFuseEltwiseChainPass());
   passes.push_back(MakeTransposePass());
   passes.push_back(MakePadPass());
