@@ -91,8 +91,8 @@ ChainSpec ReadChainSpec(const ir::Node& node) {
   for (size_t i = 0; i < steps.size(); ++i) {
     if (steps[i] == kQuantDequant) {
       if (operands[i] != -1 || quant_used + 5 > quant.size())
-        throw Error(ErrorCode::kInternal,
-                    fmt::format("node '{}' ({}): quantize-dequantize step {} has bad attributes", node.name, node.op, i));
+        throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): quantize-dequantize step {} has bad attributes",
+                                                      node.name, node.op, i));
       ChainStep s;
       s.apply = &QuantDequantStep;
       const double* v = quant.data() + quant_used;
@@ -117,8 +117,9 @@ ChainSpec ReadChainSpec(const ir::Node& node) {
     spec.steps.push_back(s);
   }
   if (quant_used != quant.size())
-    throw Error(ErrorCode::kInternal,
-                fmt::format("node '{}' ({}): quantize-dequantize attributes do not match the steps", node.name, node.op));
+    throw Error(
+        ErrorCode::kInternal,
+        fmt::format("node '{}' ({}): quantize-dequantize attributes do not match the steps", node.name, node.op));
   return spec;
 }
 

@@ -407,8 +407,8 @@ TEST(CpuBackend, ElementwiseChainsOverManyRowsMatchExactly) {
   struct Case {
     Shape x, operand;
   };
-  for (const Case& c : {Case{{4, 6, 64, 100}, {4, 1, 1, 100}}, Case{{64, 4, 600}, {64, 1, 600}},
-                        Case{{3, 7, 50, 130}, {3, 7, 1, 1}}}) {
+  for (const Case& c :
+       {Case{{4, 6, 64, 100}, {4, 1, 1, 100}}, Case{{64, 4, 600}, {64, 1, 600}}, Case{{3, 7, 50, 130}, {3, 7, 1, 1}}}) {
     SCOPED_TRACE(ShapeToString(c.x) + " with " + ShapeToString(c.operand));
     Builder b;
     const ir::ValueId x = b.Input("x", std::vector<ir::Dim>(c.x.begin(), c.x.end()));
