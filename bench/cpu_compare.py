@@ -277,6 +277,9 @@ def main(argv=None):
     ap.add_argument("--no-kiln-onnx", action="store_true", help="skip the Kiln-on-.onnx hook")
     ap.add_argument("--kiln-baseline", help="another kiln binary (an older build) timed in the same rounds; "
                                             "adds the ratio Kiln/baseline")
+    ap.add_argument("--keep-work", metavar="DIR",
+                    help="write the converted models, calibration data and ORT's QDQ models under DIR and keep them "
+                         "(for profiling a row with kiln bench --profile-layers); default: a temporary folder, removed")
     ap.add_argument("--int8", action="store_true", help="add INT8 rows: Kiln INT8 vs Kiln FP32 vs ORT quantize_static")
     ap.add_argument("--int8-batches", type=int, default=4, help="calibration batches (default %(default)s)")
     ap.add_argument("--int8-batch-size", type=int, default=4, help="inputs per calibration batch (default %(default)s)")
@@ -306,7 +309,11 @@ def main(argv=None):
     load_before = os.getloadavg()
     started = datetime.datetime.now()
     rows = []
-    work_root = tempfile.mkdtemp(prefix="kiln-cpu-compare-")
+    if args.keep_work:
+        os.makedirs(args.keep_work, exist_ok=True)
+        work_root = tempfile.mkdtemp(prefix="kiln-cpu-compare-", dir=args.keep_work)
+    else:
+        work_root = tempfile.mkdtemp(prefix="kiln-cpu-compare-")
     try:
         for name in args.models:
             meta = reference.load_meta(args.models_dir, name)
@@ -442,7 +449,10 @@ def main(argv=None):
                                         if o_out else None)
                 rows.append(row)
     finally:
-        shutil.rmtree(work_root, ignore_errors=True)
+        if args.keep_work:
+            log("kept the work folder: %s" % work_root)
+        else:
+            shutil.rmtree(work_root, ignore_errors=True)
     load_after = os.getloadavg()
 
     import onnxruntime

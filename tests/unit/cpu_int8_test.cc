@@ -381,6 +381,31 @@ TEST(CpuInt8, QuantizeDequantizePairsJoinElementwiseChainsExactly) {
   }
 }
 
+// A quantize-dequantize after a Reshape and a Transpose of a tensor quantize-dequantized with the
+// same parameters is the identity (the values are on that grid): removed, bit-identical to the
+// reference. One with another scale stays.
+TEST(CpuInt8, RequantizingMovedElementsWithTheSameParametersIsRemoved) {
+  for (float second_scale : {0.05f, 0.07f}) {
+    SCOPED_TRACE(second_scale);
+    Builder b;
+    const Shape xs{4, 32, 48};
+    const ir::ValueId x = b.Input("x", {4, 32, 48});
+    ir::ValueId y = OnnxUint8Qdq(b, b.Op("Relu", "relu", {x}), 0.05f, 3, "first");
+    y = b.Op("Reshape", "split", {y, b.Const("heads", nntest::I32({4}, {4, 32, 4, 12}))});
+    y = b.Op("Transpose", "perm", {y, b.Const("order", nntest::I32({4}, {0, 2, 1, 3}))});
+    y = OnnxUint8Qdq(b, y, second_scale, 3, "second");
+    b.Output("y", b.Op("Mul", "twice", {y, b.Const("two", Tensor::Scalar(DType::kFloat32, 2.0f))}));
+    CpuBackend cpu;
+    auto engine = cpu.Compile(*b.g, ExactProfile({xs}), {});
+    EXPECT_EQ(PassRewrites(*engine, "cpu-redundant-quant-dequant"), second_scale == 0.05f ? 1 : 0);
+    runtime::ReferenceExecutor ref(b.g);
+    for (uint32_t seed : {1u, 2u}) {
+      const std::vector<Tensor> in{RandF32(xs, seed)};
+      EXPECT_TRUE(BitwiseEqual(engine->Execute(in).at(0), ref.Run(in).at(0))) << seed;
+    }
+  }
+}
+
 TEST(CpuInt8, Uint8ActivationsWithZeroPointsRunInt8) {
   REQUIRE_INT8_DOT_PRODUCT();
   // ONNX Runtime's QDQ form: uint8 activations with zero points (37 before an NHWC conv, 0 after

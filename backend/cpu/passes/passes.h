@@ -55,6 +55,9 @@ std::unique_ptr<CountingPass> MakeFuseConvMatMulPass();
 std::unique_ptr<CountingPass> MakePoolPass();
 // Quantize-dequantize chains left in float -> one cpu.QuantDequant each (quant_dequant.cc).
 std::unique_ptr<CountingPass> MakeQuantDequantPass();
+// A cpu.QuantDequant of a Reshape / Transpose / Gather / ... of a cpu.QuantDequant with the same
+// parameters is the identity: removed (quant_dequant.cc).
+std::unique_ptr<CountingPass> MakeRedundantQuantDequantPass();
 // float32 ReduceSum / Mean / Max / Min over constant axes -> cpu.Reduce (reduce.cc).
 std::unique_ptr<CountingPass> MakeReducePass();
 // float32 LayerNorm with constant scale / bias -> cpu.LayerNorm (layer_norm.cc).

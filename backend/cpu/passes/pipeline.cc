@@ -72,6 +72,7 @@ std::vector<PassStat> OptimizeForCpu(ir::Graph& graph, bool int8_kernels) {
     passes.push_back(MakeInt8OutputPass());
   }
   passes.push_back(MakeQuantDequantPass());
+  passes.push_back(MakeRedundantQuantDequantPass());
   // The replaced chains' inner nodes still read their sources: gone before chains are fused.
   passes.push_back(std::make_unique<Counted>(ir::MakeDeadCodeElimination()));
   passes.push_back(MakeFuseEltwiseChainPass());
