@@ -36,9 +36,9 @@ class QuantDequantPass final : public NodeRewritePass {
 // Ops whose output elements are elements of their first input (or the input itself): a tensor on a
 // quantization grid stays on it.
 bool MovesElementsOnly(std::string_view op) {
-  static constexpr std::array<std::string_view, 10> kOps = {
-      "Identity", "Reshape", "Transpose", "Squeeze", "ExpandDims", "Slice", "StridedSlice", "Gather", "BroadcastTo",
-      "Tile"};
+  static constexpr std::array<std::string_view, 10> kOps = {"Identity",    "Reshape", "Transpose",    "Squeeze",
+                                                            "ExpandDims",  "Slice",   "StridedSlice", "Gather",
+                                                            "BroadcastTo", "Tile"};
   for (std::string_view o : kOps)
     if (o == op) return true;
   return false;
