@@ -178,6 +178,10 @@ struct Pow {
       }
       return result;
     } else {
+      // Squares and cubes (a GELU's x^3, a variance's d^2) as products: one rounding for the
+      // square, as pow's; loops with a constant exponent vectorize instead of calling pow.
+      if (b == C(2)) return a * a;
+      if (b == C(3)) return a * a * a;
       return std::pow(a, b);
     }
   }
