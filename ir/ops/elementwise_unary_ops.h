@@ -15,9 +15,9 @@
 namespace kiln::ir::elementwise {
 
 // ---- float math ----
-// exp and tanh in float32 without a library call, so that loops over them vectorize (libm's
-// expf and tanhf are scalar calls; tanhf costs ~40 cycles an element). Selects, arithmetic and
-// integer bit operations only. NVRTC keeps the GPU's own functions.
+// exp, tanh, log and log1p in float32 without a library call, so that loops over them vectorize
+// (libm's expf, tanhf, logf, log1pf are scalar calls; tanhf costs ~40 cycles an element).
+// Selects, arithmetic and integer bit operations only. NVRTC keeps the GPU's own functions.
 //
 // exp: Cephes' expf. n = round(x / ln 2), r = x - n ln 2 (ln 2 in two parts, the first exact in
 // n * C1), a degree-7 polynomial for exp(r) on [-ln2/2, ln2/2], times 2^n written into the
@@ -67,8 +67,60 @@ inline float TanhFloat32(float x) {
   return x == x && x != 0.0f ? value : x;  // NaN and -0 as they are
 }
 
-// exp and tanh for the compute type: the functions above in float32 on the CPU, the library's
-// otherwise (float64, and the GPU's own float32 functions).
+// log: Cephes' logf. x = m * 2^e with m in [sqrt(1/2), sqrt(2)) read from the bits (subnormals
+// scaled by 2^23 first), log(m) = f - f^2/2 + f^3 P(f) with f = m - 1, plus e * ln 2 in two parts.
+// Within 1 ulp over all floats (exhaustive check: 0.83 ulp); log(0) = -inf, log(x < 0) = NaN,
+// log(inf) = inf.
+inline float LogFloat32(float x) {
+  const bool subnormal = x < 1.17549435e-38f;
+  const float scaled = subnormal ? x * 8388608.0f : x;  // 2^23
+  uint32_t bits;
+  std::memcpy(&bits, &scaled, sizeof bits);
+  const int32_t exponent = static_cast<int32_t>((bits >> 23) & 0xffu) - 126 - (subnormal ? 23 : 0);
+  const uint32_t mantissa_bits = (bits & 0x007fffffu) | 0x3f000000u;  // m in [0.5, 1)
+  float m;
+  std::memcpy(&m, &mantissa_bits, sizeof m);
+  const bool low = m < 0.707106781186547524f;
+  const float e = static_cast<float>(low ? exponent - 1 : exponent);
+  const float f = low ? m + m - 1.0f : m - 1.0f;
+  const float z = f * f;
+  float p = 7.0376836292e-2f;
+  p = p * f + -1.1514610310e-1f;
+  p = p * f + 1.1676998740e-1f;
+  p = p * f + -1.2420140846e-1f;
+  p = p * f + 1.4249322787e-1f;
+  p = p * f + -1.6668057665e-1f;
+  p = p * f + 2.0000714765e-1f;
+  p = p * f + -2.4999993993e-1f;
+  p = p * f + 3.3333331174e-1f;
+  float y = p * f * z;
+  y = y + e * -2.12194440e-4f;
+  y = y + z * -0.5f;
+  const float value = (f + y) + e * 0.693359375f;
+  const float inf = 1.0f / 0.0f;
+  // A NaN from its bits: inf - inf would be +NaN where the compiler folds it and -NaN where the
+  // CPU computes it, and chains must match the reference kernel bit for bit.
+  const uint32_t nan_bits = 0x7fc00000u;
+  float nan;
+  std::memcpy(&nan, &nan_bits, sizeof nan);
+  const float special = x == 0.0f ? -inf : (x < 0.0f ? nan : x);  // -inf, NaN; inf and NaN as they are
+  return x > 0.0f && x < inf ? value : special;
+}
+
+// log1p: u * log(w) / (w - 1) with w = 1 + u rounded (the quotient corrects log(w) for the
+// rounding of w); u itself where w rounds to 1. Within 2.5 ulp over all floats (exhaustive check:
+// 2.47 ulp); log1p(-1) = -inf, below -1 NaN, log1p(inf) = inf, log1p(-0) = -0.
+inline float Log1pFloat32(float u) {
+  const float w = 1.0f + u;
+  const float d = w - 1.0f;
+  const float corrected = LogFloat32(w) * (u / (d == 0.0f ? 1.0f : d));
+  const float inf = 1.0f / 0.0f;
+  const float value = d == 0.0f ? u : corrected;
+  return u == inf ? u : (u == -1.0f ? -inf : value);
+}
+
+// exp, tanh, log and log1p for the compute type: the functions above in float32 on the CPU, the
+// library's otherwise (float64, and the GPU's own float32 functions).
 template <typename C>
 C ExpOf(C x) {
 #if !defined(__CUDACC_RTC__)
@@ -83,6 +135,22 @@ C TanhOf(C x) {
   if constexpr (std::is_same_v<C, float>) return TanhFloat32(x);
 #endif
   return std::tanh(x);
+}
+
+template <typename C>
+C LogOf(C x) {
+#if !defined(__CUDACC_RTC__)
+  if constexpr (std::is_same_v<C, float>) return LogFloat32(x);
+#endif
+  return std::log(x);
+}
+
+template <typename C>
+C Log1pOf(C x) {
+#if !defined(__CUDACC_RTC__)
+  if constexpr (std::is_same_v<C, float>) return Log1pFloat32(x);
+#endif
+  return std::log1p(x);
 }
 
 struct Exp {
@@ -119,7 +187,7 @@ struct Log {
                                 .onnx = {ForeignOp{"Log", kFloat}}};
   template <typename T, typename C = ComputeT<T>>
   static C Apply(C x, State&) {
-    return std::log(x);
+    return LogOf(x);
   }
 };
 
@@ -131,7 +199,7 @@ struct Log1p {
                                 .tf = {ForeignOp{"Log1p", kFloat}}};
   template <typename T, typename C = ComputeT<T>>
   static C Apply(C x, State&) {
-    return std::log1p(x);
+    return Log1pOf(x);
   }
 };
 
@@ -464,9 +532,10 @@ struct Softplus {
   template <typename T, typename C = ComputeT<T>>
   static C Apply(C x, State&) {
     const C threshold = static_cast<C>(std::log(Epsilon<T>()) + 2.0);
-    if (x > -threshold) return x;
-    if (x < threshold) return std::exp(x);
-    return std::log1p(std::exp(x));
+    // Every branch's value computed, one selected: the loops over it vectorize.
+    const C e = ExpOf(x);
+    const C middle = Log1pOf(e);
+    return x > -threshold ? x : (x < threshold ? e : middle);
   }
 };
 

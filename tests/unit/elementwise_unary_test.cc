@@ -75,11 +75,13 @@ TEST(ElementwiseUnary, Float32ErfPolynomialIsWithinThreeUlp) {
   EXPECT_EQ(ir::elementwise::ErfFloat32(0.0f), 0.0f);
 }
 
-// Float32 exp and tanh (Exp, Tanh, Sigmoid, Elu, Selu) are polynomials too. An exhaustive check
-// over all floats found at most 0.99 ulp (exp), 1.33 ulp (tanh) and 2.40 ulp (sigmoid); here every
-// 509th bit pattern (8.4 million values), the bounds 1, 1.5 and 2.5 ulp, and the special values.
-TEST(ElementwiseUnary, Float32ExpTanhAndSigmoidAreWithinTheirUlpBounds) {
+// Float32 exp, tanh, log and log1p (Exp, Tanh, Sigmoid, Elu, Selu, Log, Log1p, Softplus) are
+// polynomials too. An exhaustive check over all floats found at most 0.99 ulp (exp), 1.33 (tanh),
+// 2.40 (sigmoid), 0.83 (log), 2.47 (log1p); softplus 2.75 on every 8th float; here every 509th bit pattern (8.4
+// million values), the bounds 1, 1.5, 2.5, 1, 2.5 and 3 ulp, and the special values.
+TEST(ElementwiseUnary, Float32ExpTanhLogAndTheirCompositesAreWithinTheirUlpBounds) {
   auto ulp_error = [](float got, double exact) {
+    if (std::isnan(exact)) return std::isnan(got) ? 0.0 : std::numeric_limits<double>::infinity();
     const float want = static_cast<float>(exact);  // inf beyond the float range
     if (got == want) return 0.0;
     const float up = std::nextafter(std::abs(want), std::numeric_limits<float>::infinity());
@@ -88,7 +90,8 @@ TEST(ElementwiseUnary, Float32ExpTanhAndSigmoidAreWithinTheirUlpBounds) {
     return std::abs(static_cast<double>(got) - exact) / ulp;
   };
   ir::elementwise::State state;
-  double worst_exp = 0, worst_tanh = 0, worst_sigmoid = 0;
+  double worst_exp = 0, worst_tanh = 0, worst_sigmoid = 0, worst_log = 0, worst_log1p = 0, worst_softplus = 0;
+  const double softplus_threshold = std::log(static_cast<double>(std::numeric_limits<float>::epsilon())) + 2.0;
   for (uint64_t bits = 0; bits < (uint64_t{1} << 32); bits += 509) {
     const uint32_t b = static_cast<uint32_t>(bits);
     float x;
@@ -98,6 +101,17 @@ TEST(ElementwiseUnary, Float32ExpTanhAndSigmoidAreWithinTheirUlpBounds) {
     const double e = ulp_error(ir::elementwise::ExpFloat32(x), std::exp(xd));
     const double t = ulp_error(ir::elementwise::TanhFloat32(x), std::tanh(xd));
     const double s = ulp_error(ir::elementwise::Sigmoid::Apply<float>(x, state), 1.0 / (1.0 + std::exp(-xd)));
+    const double l = ulp_error(ir::elementwise::LogFloat32(x), std::log(xd));
+    const double l1 = ulp_error(ir::elementwise::Log1pFloat32(x), std::log1p(xd));
+    const float threshold = static_cast<float>(softplus_threshold);
+    const double sp = ulp_error(ir::elementwise::Softplus::Apply<float>(x, state),
+                                x > -threshold ? xd : (x < threshold ? std::exp(xd) : std::log1p(std::exp(xd))));
+    ASSERT_LE(l, 1.0) << "log(" << x << ")";
+    ASSERT_LE(l1, 2.5) << "log1p(" << x << ")";
+    ASSERT_LE(sp, 3.0) << "softplus(" << x << ")";
+    worst_log = std::max(worst_log, l);
+    worst_log1p = std::max(worst_log1p, l1);
+    worst_softplus = std::max(worst_softplus, sp);
     ASSERT_LE(e, 1.0) << "exp(" << x << ")";
     ASSERT_LE(t, 1.5) << "tanh(" << x << ")";
     ASSERT_LE(s, 2.5) << "sigmoid(" << x << ")";
@@ -106,6 +120,7 @@ TEST(ElementwiseUnary, Float32ExpTanhAndSigmoidAreWithinTheirUlpBounds) {
     worst_sigmoid = std::max(worst_sigmoid, s);
   }
   std::cout << "float32 exp / tanh / sigmoid: at most " << worst_exp << " / " << worst_tanh << " / " << worst_sigmoid
+            << " ulp; log / log1p / softplus: " << worst_log << " / " << worst_log1p << " / " << worst_softplus
             << " ulp\n";
   const float inf = std::numeric_limits<float>::infinity();
   EXPECT_TRUE(std::isnan(ir::elementwise::ExpFloat32(std::nanf(""))));
@@ -121,6 +136,18 @@ TEST(ElementwiseUnary, Float32ExpTanhAndSigmoidAreWithinTheirUlpBounds) {
   EXPECT_TRUE(std::signbit(ir::elementwise::TanhFloat32(-0.0f)));
   EXPECT_EQ(ir::elementwise::Sigmoid::Apply<float>(-inf, state), 0.0f);
   EXPECT_EQ(ir::elementwise::Sigmoid::Apply<float>(inf, state), 1.0f);
+  EXPECT_EQ(ir::elementwise::LogFloat32(0.0f), -inf);
+  EXPECT_TRUE(std::isnan(ir::elementwise::LogFloat32(-1.0f)));
+  EXPECT_EQ(ir::elementwise::LogFloat32(inf), inf);
+  EXPECT_EQ(ir::elementwise::LogFloat32(1.0f), 0.0f);
+  EXPECT_FLOAT_EQ(ir::elementwise::LogFloat32(1e-40f), static_cast<float>(std::log(1e-40)));  // a subnormal
+  EXPECT_EQ(ir::elementwise::Log1pFloat32(-1.0f), -inf);
+  EXPECT_TRUE(std::isnan(ir::elementwise::Log1pFloat32(-2.0f)));
+  EXPECT_EQ(ir::elementwise::Log1pFloat32(inf), inf);
+  EXPECT_TRUE(std::signbit(ir::elementwise::Log1pFloat32(-0.0f)));
+  EXPECT_EQ(ir::elementwise::Log1pFloat32(1e-30f), 1e-30f);
+  EXPECT_EQ(ir::elementwise::Softplus::Apply<float>(inf, state), inf);
+  EXPECT_EQ(ir::elementwise::Softplus::Apply<float>(-inf, state), 0.0f);
 }
 
 TEST(ElementwiseUnary, Float64UsesDoublePrecision) {
