@@ -228,16 +228,17 @@ void RunEltwiseChain(const ChainSpec& spec, std::span<const Tensor> in, float* o
     RunPeriodic(spec, base, cs, inner, n, out);
     return;
   }
-  if (rows == 1 && inner >= (int64_t{1} << 16)) {
+  if (rows == 1 && inner >= (int64_t{1} << 15)) {  // from two tiles of 16 Ki a thread
     RunOneRow(spec, base, cs, inner, out);
     return;
   }
   // Rows in blocks of about 16 Ki elements, split over oneDNN's OpenMP team when the build has
-  // OpenMP; each block finds its rows' offsets from its first row's multi-index.
+  // OpenMP and there are two blocks or more (a small BERT's [1,4,128,128] scores: 4 blocks); each
+  // block finds its rows' offsets from its first row's multi-index.
   const int64_t rows_per_block = std::max<int64_t>(1, (int64_t{1} << 14) / inner);
   const int64_t blocks = (rows + rows_per_block - 1) / rows_per_block;
 #if defined(_OPENMP)
-#pragma omp parallel for schedule(static) if (blocks > 2)
+#pragma omp parallel for schedule(static) if (blocks >= 2)
 #endif
   for (int64_t block = 0; block < blocks; ++block) {
     const int64_t first = block * rows_per_block, last = std::min(rows, first + rows_per_block);
