@@ -228,7 +228,7 @@ void RunEltwiseChain(const ChainSpec& spec, std::span<const Tensor> in, float* o
     RunPeriodic(spec, base, cs, inner, n, out);
     return;
   }
-  if (rows == 1 && inner >= (int64_t{1} << 15)) {  // from two tiles of 16 Ki a thread
+  if (rows == 1 && inner >= (int64_t{1} << 15)) {  // 16 Ki elements or more for each of two threads
     RunOneRow(spec, base, cs, inner, out);
     return;
   }
