@@ -115,12 +115,36 @@ class ReduceKernel final : public Kernel {
           }
           continue;
         }
+        if (inner == 1) continue;  // below, several rows at a time
         std::fill(acc.begin(), acc.end(), 0.0);
         for (int64_t r = 0; r < reduced; ++r) {
           const float* xr = xo + r * inner;
           for (int64_t i = 0; i < inner; ++i) acc[static_cast<size_t>(i)] += xr[i];
         }
         for (int64_t i = 0; i < inner; ++i) yo[i] = static_cast<float>(acc[static_cast<size_t>(i)] * mean_scale);
+      }
+      // Sums over the last dim (a decomposed layer norm's mean and variance, [rows, 64]): one
+      // sequential double sum per row is latency-bound, so kRows rows are summed side by side,
+      // each still in its own order (the reference's values, bit for bit).
+      if (inner == 1 && !is_max && !is_min) {
+        constexpr int64_t kRows = 8;
+        const int64_t groups = (outer + kRows - 1) / kRows;
+#if defined(_OPENMP)
+#pragma omp for schedule(static)
+#endif
+        for (int64_t g = 0; g < groups; ++g) {
+          const int64_t first = g * kRows, count = std::min(kRows, outer - first);
+          double sums[kRows] = {};
+          const float* xg = x + first * reduced;
+          if (count == kRows) {
+            for (int64_t r = 0; r < reduced; ++r)
+              for (int64_t j = 0; j < kRows; ++j) sums[j] += xg[j * reduced + r];
+          } else {
+            for (int64_t j = 0; j < count; ++j)
+              for (int64_t r = 0; r < reduced; ++r) sums[j] += xg[j * reduced + r];
+          }
+          for (int64_t j = 0; j < count; ++j) y[first + j] = static_cast<float>(sums[j] * mean_scale);
+        }
       }
     }
   }

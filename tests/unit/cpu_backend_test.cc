@@ -1014,6 +1014,25 @@ TEST(CpuBackend, SoftmaxAndLogSoftmaxRunOneDnnPrimitives) {
   }
 }
 
+// Sums and means over the last dim (a decomposed layer norm's moments) run several rows side by
+// side, each in its own order: bit-identical to the reference's double sums, with a remainder
+// group and on several threads.
+TEST(CpuBackend, RowSumsOverTheLastDimMatchTheReferenceBitForBit) {
+  for (const char* op : {"ReduceMean", "ReduceSum"})
+    for (const Shape& shape : {Shape{3, 43, 64}, Shape{4, 130, 70}, Shape{5, 3}}) {
+      SCOPED_TRACE(std::string(op) + " " + ShapeToString(shape));
+      Builder b;
+      const ir::ValueId x = b.Input("x", std::vector<ir::Dim>(shape.begin(), shape.end()));
+      const ir::ValueId axes = b.Const("axes", Tensor::FromVector<int64_t>(DType::kInt64, {1}, {-1}));
+      b.Output("y", b.Op(op, "reduce", {x, axes}, testutil::Attrs({{"keep_dims", true}})));
+      backend::cpu::CpuBackend cpu;
+      auto engine = cpu.Compile(*b.g, ExactProfile({shape}), {});
+      EXPECT_EQ(CountOps(*engine, "cpu.Reduce"), 1);
+      const std::vector<Tensor> inputs = {RandF32(shape, 5)};
+      EXPECT_TRUE(BitwiseEqual(engine->Execute(inputs).at(0), runtime::ReferenceExecutor(b.g).Run(inputs).at(0)));
+    }
+}
+
 TEST(CpuBackend, ReductionsMatchTheReference) {
   // Contiguous axes (NHWC's H and W, the last dim, all dims) on the row kernel, other axes on
   // oneDNN's reduction; keep_dims both ways; a NaN in a max / min row propagates as in the
