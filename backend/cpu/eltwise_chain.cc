@@ -90,15 +90,13 @@ ChainSpec ReadChainSpec(const ir::Node& node) {
   ChainSpec spec;
   for (size_t i = 0; i < steps.size(); ++i) {
     if (steps[i] == kQuantDequant) {
-      if (operands[i] != -1 || quant_used + 5 > quant.size())
+      if (operands[i] != -1 || quant_used + kQuantDequantValues > quant.size())
         throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): quantize-dequantize step {} has bad attributes",
                                                       node.name, node.op, i));
       ChainStep s;
       s.apply = &QuantDequantStep;
-      const double* v = quant.data() + quant_used;
-      s.quant = {static_cast<float>(v[0]), static_cast<float>(v[1]), static_cast<float>(v[2]), static_cast<float>(v[3]),
-                 static_cast<float>(v[4])};
-      quant_used += 5;
+      s.quant = QuantDequantParamsFromValues(quant.data() + quant_used);
+      quant_used += kQuantDequantValues;
       spec.steps.push_back(s);
       continue;
     }

@@ -72,6 +72,11 @@ std::vector<double> QuantDequantAttrValues(const ir::Node& node) {
   return {p.inv_scale, p.divisor, p.qmin, p.qmax, p.scale};
 }
 
+QuantDequantParams QuantDequantParamsFromValues(const double* v) {
+  return {static_cast<float>(v[0]), static_cast<float>(v[1]), static_cast<float>(v[2]), static_cast<float>(v[3]),
+          static_cast<float>(v[4])};
+}
+
 void QuantDequantF32(const float* src, float* dst, int64_t n, const QuantDequantParams& p) {
   ForBlocks(n, [&](int64_t begin, int64_t count) { QuantDequantBlock(src + begin, dst + begin, count, p); });
 }

@@ -45,8 +45,10 @@ struct QuantDequantParams {
   float inv_scale = 1, divisor = 0, qmin = -127, qmax = 127, scale = 1;
 };
 QuantDequantParams QuantDequantParamsOf(const ir::Node& quant_dequant);
-// The attribute values in QuantDequantParams' order (how a fused chain stores a step's).
+// The attribute values in QuantDequantParams' order (how a fused chain stores a step's), and back.
+inline constexpr size_t kQuantDequantValues = 5;
 std::vector<double> QuantDequantAttrValues(const ir::Node& quant_dequant);
+QuantDequantParams QuantDequantParamsFromValues(const double* values);
 
 // One value. Adding and subtracting 1.5 * 2^23 rounds a float of magnitude below 2^22 to an
 // integer, half to even (the default rounding mode), and vectorises where std::nearbyint does

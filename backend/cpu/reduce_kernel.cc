@@ -87,11 +87,39 @@ class ReduceKernel final : public Kernel {
     int64_t outer = 1, reduced = 1, inner = 1;
   };
 
+  // Sums over the last dim alone (a decomposed layer norm's mean and variance, [rows, 64]): one
+  // sequential double sum per row is latency-bound, so kRows rows are summed side by side, each
+  // still in its own order (the reference's values, bit for bit).
+  static void SumLastDim(const float* x, float* y, int64_t rows, int64_t reduced, double scale) {
+    constexpr int64_t kRows = 8;
+    const int64_t groups = (rows + kRows - 1) / kRows;
+#if defined(_OPENMP)
+#pragma omp parallel for schedule(static) if (rows * reduced >= (int64_t{1} << 15))
+#endif
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t first = g * kRows, count = std::min(kRows, rows - first);
+      double sums[kRows] = {};
+      const float* xg = x + first * reduced;
+      if (count == kRows) {
+        for (int64_t r = 0; r < reduced; ++r)
+          for (int64_t j = 0; j < kRows; ++j) sums[j] += xg[j * reduced + r];
+      } else {
+        for (int64_t j = 0; j < count; ++j)
+          for (int64_t r = 0; r < reduced; ++r) sums[j] += xg[j * reduced + r];
+      }
+      for (int64_t j = 0; j < count; ++j) y[first + j] = static_cast<float>(sums[j] * scale);
+    }
+  }
+
   // As the reference kernel: sums in double; max / min start from -inf / +inf and a NaN wins.
   void RunRows(const Prim& p, const float* x, float* y) const {
     const bool is_max = kind_ == "max", is_min = kind_ == "min";
     const int64_t outer = p.outer, reduced = p.reduced, inner = p.inner;
     const double mean_scale = kind_ == "mean" ? 1.0 / static_cast<double>(reduced) : 1.0;
+    if (inner == 1 && !is_max && !is_min) {
+      SumLastDim(x, y, outer, reduced, mean_scale);
+      return;
+    }
 #if defined(_OPENMP)
 #pragma omp parallel if (outer * reduced * inner >= (int64_t{1} << 15))
 #endif
@@ -115,36 +143,12 @@ class ReduceKernel final : public Kernel {
           }
           continue;
         }
-        if (inner == 1) continue;  // below, several rows at a time
         std::fill(acc.begin(), acc.end(), 0.0);
         for (int64_t r = 0; r < reduced; ++r) {
           const float* xr = xo + r * inner;
           for (int64_t i = 0; i < inner; ++i) acc[static_cast<size_t>(i)] += xr[i];
         }
         for (int64_t i = 0; i < inner; ++i) yo[i] = static_cast<float>(acc[static_cast<size_t>(i)] * mean_scale);
-      }
-      // Sums over the last dim (a decomposed layer norm's mean and variance, [rows, 64]): one
-      // sequential double sum per row is latency-bound, so kRows rows are summed side by side,
-      // each still in its own order (the reference's values, bit for bit).
-      if (inner == 1 && !is_max && !is_min) {
-        constexpr int64_t kRows = 8;
-        const int64_t groups = (outer + kRows - 1) / kRows;
-#if defined(_OPENMP)
-#pragma omp for schedule(static)
-#endif
-        for (int64_t g = 0; g < groups; ++g) {
-          const int64_t first = g * kRows, count = std::min(kRows, outer - first);
-          double sums[kRows] = {};
-          const float* xg = x + first * reduced;
-          if (count == kRows) {
-            for (int64_t r = 0; r < reduced; ++r)
-              for (int64_t j = 0; j < kRows; ++j) sums[j] += xg[j * reduced + r];
-          } else {
-            for (int64_t j = 0; j < count; ++j)
-              for (int64_t r = 0; r < reduced; ++r) sums[j] += xg[j * reduced + r];
-          }
-          for (int64_t j = 0; j < count; ++j) y[first + j] = static_cast<float>(sums[j] * mean_scale);
-        }
       }
     }
   }

@@ -44,12 +44,6 @@ bool MovesElementsOnly(std::string_view op) {
   return false;
 }
 
-bool SameQuantDequant(const ir::Node& a, const ir::Node& b) {
-  for (const char* name : {"inv_scale", "divisor", "qmin", "qmax", "scale"})
-    if (a.attrs.Get<double>(name) != b.attrs.Get<double>(name)) return false;
-  return true;
-}
-
 // cpu-redundant-quant-dequant: quantized models (ONNX Runtime's QDQ form) quantize-dequantize
 // again after Reshapes / Transposes / ... of a tensor quantize-dequantized with the same
 // parameters. Those values are already on that grid (q * scale for integers q in [qmin, qmax]:
@@ -67,7 +61,9 @@ class RedundantQuantDequantPass final : public CountingPass {
       int moves = 0;
       for (; first && !first->inputs.empty() && MovesElementsOnly(first->op); ++moves)
         first = g.Producer(first->inputs[0]);
-      if (moves == 0 || !first || first->op != kQuantDequant || !SameQuantDequant(*first, n)) continue;
+      if (moves == 0 || !first || first->op != kQuantDequant ||
+          QuantDequantAttrValues(*first) != QuantDequantAttrValues(n))
+        continue;
       g.ReplaceAllUses(n.outputs[0], n.inputs[0]);
       n.removed = true;
       ++rewrites_;
