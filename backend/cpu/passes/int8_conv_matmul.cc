@@ -10,6 +10,7 @@
 // dead-code elimination. cpu-int8-output (below) then lets int8 producers write int8 results themselves.
 #include <fmt/format.h>
 
+#include <cmath>
 #include <map>
 #include <tuple>
 
@@ -135,10 +136,12 @@ class Int8Pass final : public CountingPass {
 
 // cpu-int8-output: an int8 conv / matmul whose result only a cpu.QuantizeS8 reads writes the
 // 8-bit values itself (oneDNN converts its f32 result to s8 / u8, rounding half to even and
-// saturating), so the float tensor is never stored: int8 when the quantization's lower bound is
-// -128, or the post-ops leave no value below zero (its -127 bound would then never act); uint8
-// when the quantization is [0, 255] without a zero point. Runs
-// after dead-code elimination, so the replaced quantize-dequantize chains no longer read results.
+// saturating), so the float tensor is never stored: int8 when the quantization has no zero
+// point, uint8 when it is unsigned without one. Bounds narrower than the storage's saturation
+// ([-127, 127], Kiln's symmetric grid) become a clip post-op after the scaling: clipping to
+// integer bounds before rounding equals clamping after it. The clip is left out where the
+// post-ops leave no value below zero and the upper bound is the storage's. Runs after dead-code
+// elimination, so the replaced quantize-dequantize chains no longer read results.
 class Int8OutputPass final : public CountingPass {
  public:
   std::string name() const override { return "cpu-int8-output"; }
@@ -161,11 +164,14 @@ class Int8OutputPass final : public CountingPass {
                    qmax = qn->attrs.Get<double>("qmax");
       // int8 saturates to [-128, 127], uint8 (without a zero point) to [0, 255].
       const bool is_unsigned = qn->attrs.GetOr<bool>("unsigned", false);
-      if (is_unsigned ? (qmin != 0 || qmax != 255 || qn->attrs.GetOr<int64_t>("zero_point", 0) != 0) : qmax != 127)
+      const double lowest = is_unsigned ? 0 : -128, highest = is_unsigned ? 255 : 127;
+      if (qn->attrs.GetOr<int64_t>("zero_point", 0) != 0 || qmin < lowest || qmax > highest ||
+          qmin != std::round(qmin) || qmax != std::round(qmax))
         continue;
       std::vector<PostOp> ops = ReadPostOps(*p);
       if (inv_scale != 1) ops.push_back({PostOpKind::kLinear, inv_scale, 0.0});
-      if (!is_unsigned && qmin != -128 && !NeverNegative(ops)) continue;
+      const bool lower_acts = qmin != lowest && !(qmin <= 0 && NeverNegative(ops));
+      if (lower_acts || qmax != highest) ops.push_back({PostOpKind::kClip, qmin, qmax});
       ir::Node& producer = g.node(p->id);
       WritePostOps(producer.attrs, ops);
       producer.attrs.Set("int8_output", true);
