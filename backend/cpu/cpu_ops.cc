@@ -246,6 +246,10 @@ void InferCpuOp(ir::InferContext& ctx) {
   if (ctx.node().attrs.GetOr<bool>("int8_output", false))
     dtype = ctx.node().attrs.GetOr<bool>("unsigned_output", false) ? DType::kUInt8 : DType::kInt8;
   if (ctx.node().op == kQuantizeS8 && ctx.node().attrs.GetOr<bool>("unsigned", false)) dtype = DType::kUInt8;
+  if (ctx.node().op == kEltwiseChain && ctx.node().attrs.Has("quantize_output")) {
+    const auto& q = ctx.node().attrs.Get<std::vector<double>>("quantize_output");
+    dtype = q.size() > 3 && q[3] != 0 ? DType::kUInt8 : DType::kInt8;  // QuantizeAttrValues' is_unsigned
+  }
   std::vector<Shape> shapes;
   for (int i = 0; i < ctx.num_inputs(); ++i) {
     std::optional<Shape> s = ctx.input_shape(i).ToStatic();

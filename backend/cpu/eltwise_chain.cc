@@ -114,6 +114,8 @@ ChainSpec ReadChainSpec(const ir::Node& node) {
                   fmt::format("node '{}' ({}): step {} has a bad operand", node.name, node.op, i));
     spec.steps.push_back(s);
   }
+  if (node.attrs.Has("quantize_output"))
+    spec.quantize_output = QuantizeParamsFromValues(node.attrs.Get<std::vector<double>>("quantize_output"), node);
   if (quant_used != quant.size())
     throw Error(
         ErrorCode::kInternal,
@@ -123,11 +125,24 @@ ChainSpec ReadChainSpec(const ir::Node& node) {
 
 namespace {
 
+// Where the chain's tiles go: float32 as computed, or quantized to int8 / uint8 (one byte an element).
+struct ChainOutput {
+  void* data;
+  const std::optional<QuantizeParams>& quantize;
+
+  void Store(const float* tile, int64_t begin, int64_t len) const {
+    if (quantize)
+      QuantizeRange(tile, static_cast<char*>(data) + begin, len, *quantize);
+    else
+      std::copy(tile, tile + len, static_cast<float*>(data) + begin);
+  }
+};
+
 // The chain over n contiguous elements in rows of `inner`, every operand repeating each row:
 // tiles of whole rows, the operands expanded once into one tile's pattern. Large inputs split
 // their tiles over oneDNN's OpenMP team (idle between oneDNN calls) when the build has OpenMP.
 void RunPeriodic(const ChainSpec& spec, const std::vector<const float*>& base,
-                 const std::vector<std::vector<int64_t>>& cs, int64_t inner, int64_t n, float* out) {
+                 const std::vector<std::vector<int64_t>>& cs, int64_t inner, int64_t n, const ChainOutput& out) {
   constexpr int64_t kTileRows = 512;
   const int64_t tile = std::max<int64_t>(1, kTileRows / inner) * inner;
   std::vector<std::vector<float>> pattern(base.size());
@@ -159,16 +174,16 @@ void RunPeriodic(const ChainSpec& spec, const std::vector<const float*>& base,
         }
         s.apply(buf.data(), o, os, len, s);
       }
-      std::copy(buf.data(), buf.data() + len, out + begin);
+      out.Store(buf.data(), begin, len);
     }
   }
 }
 
 // One tile of `len` elements: the chain input x copied into buf, every step applied there, the
-// result stored to y. Operand j of the tile starts at operand(j), stride cs[j].back().
+// result stored at element `begin` of out. Operand j of the tile starts at operand(j), stride cs[j].back().
 template <typename Operand>
-void RunTile(const ChainSpec& spec, const std::vector<std::vector<int64_t>>& cs, const float* x, float* y, int64_t len,
-             float* buf, const Operand& operand) {
+void RunTile(const ChainSpec& spec, const std::vector<std::vector<int64_t>>& cs, const float* x, const ChainOutput& out,
+             int64_t begin, int64_t len, float* buf, const Operand& operand) {
   std::copy(x, x + len, buf);
   for (const ChainStep& s : spec.steps) {
     const float* o = nullptr;
@@ -180,13 +195,13 @@ void RunTile(const ChainSpec& spec, const std::vector<std::vector<int64_t>>& cs,
     }
     s.apply(buf, o, os, len, s);
   }
-  std::copy(buf, buf + len, y);
+  out.Store(buf, begin, len);
 }
 
 // One long row (every operand contiguous along it, or a scalar): its tiles split over oneDNN's
 // OpenMP team when the build has OpenMP.
 void RunOneRow(const ChainSpec& spec, const std::vector<const float*>& base,
-               const std::vector<std::vector<int64_t>>& cs, int64_t n, float* out) {
+               const std::vector<std::vector<int64_t>>& cs, int64_t n, const ChainOutput& out) {
   constexpr int64_t kTile = 512;
   const int64_t tiles = (n + kTile - 1) / kTile;
 #if defined(_OPENMP)
@@ -195,13 +210,14 @@ void RunOneRow(const ChainSpec& spec, const std::vector<const float*>& base,
   for (int64_t t = 0; t < tiles; ++t) {
     alignas(64) float buf[kTile];
     const int64_t begin = t * kTile, len = std::min(kTile, n - begin);
-    RunTile(spec, cs, base[0] + begin, out + begin, len, buf, [&](size_t j) { return base[j] + begin * cs[j].back(); });
+    RunTile(spec, cs, base[0] + begin, out, begin, len, buf, [&](size_t j) { return base[j] + begin * cs[j].back(); });
   }
 }
 
 }  // namespace
 
-void RunEltwiseChain(const ChainSpec& spec, std::span<const Tensor> in, float* out) {
+void RunEltwiseChain(const ChainSpec& spec, std::span<const Tensor> in, void* out_data) {
+  const ChainOutput out{out_data, spec.quantize_output};
   const Shape& shape = in[0].shape();
   const int64_t n = in[0].num_elements();
   if (n == 0) return;
@@ -249,10 +265,9 @@ void RunEltwiseChain(const ChainSpec& spec, std::span<const Tensor> in, float* o
     alignas(64) float buf[kTile];
     for (int64_t row = first; row < last; ++row) {
       const float* xrow = base[0] + row * inner;
-      float* orow = out + row * inner;
       for (int64_t t = 0; t < inner; t += kTile) {
         const int64_t len = std::min(kTile, inner - t);
-        RunTile(spec, cs, xrow + t, orow + t, len, buf,
+        RunTile(spec, cs, xrow + t, out, row * inner + t, len, buf,
                 [&](size_t j) { return base[j] + offset[j] + t * cs[j].back(); });
       }
       // Next row: advance the outer multi-index and every input's offset.

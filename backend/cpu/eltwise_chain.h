@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -33,16 +34,20 @@ struct ChainStep {
 
 struct ChainSpec {
   std::vector<ChainStep> steps;
+  // The result quantized as it is stored (a cpu.QuantizeS8 that read the chain's float result joined it).
+  std::optional<QuantizeParams> quantize_output;
 };
 
 // Reads the steps of a cpu.EltwiseChain node (kInternal for unknown ops or bad attributes):
 // "steps" (op names), "operands" (input index or -1), "swapped", "alphas" (the scalar attribute),
-// and "quant_dequant": QuantDequantAttrValues' five values for each cpu.QuantDequant step, in order.
+// "quant_dequant": QuantDequantAttrValues' five values for each cpu.QuantDequant step, in order,
+// and "quantize_output" (optional): QuantizeAttrValues' five values.
 ChainSpec ReadChainSpec(const ir::Node& node);
 
 // Runs the chain: inputs[0] is the chain input (its shape is the output's), the others the
-// operands (each broadcasts into inputs[0]). `out` holds inputs[0].num_elements() floats and may
-// not overlap any operand other than inputs[0] (running in place on the chain input is fine).
-void RunEltwiseChain(const ChainSpec& spec, std::span<const Tensor> inputs, float* out);
+// operands (each broadcasts into inputs[0]). `out` holds inputs[0].num_elements() floats (int8 or
+// uint8 values with quantize_output) and may not overlap any operand other than inputs[0]
+// (running in place on the chain input is fine when the output is float).
+void RunEltwiseChain(const ChainSpec& spec, std::span<const Tensor> inputs, void* out);
 
 }  // namespace kiln::backend::cpu

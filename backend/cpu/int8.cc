@@ -1,5 +1,7 @@
 #include "backend/cpu/int8.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -89,6 +91,61 @@ void QuantizeToU8(const float* src, uint8_t* dst, int64_t n, float inv_scale, fl
 
 void QuantizeToS8(const float* src, int8_t* dst, int64_t n, float inv_scale, float qmin, float qmax) {
   ForBlocks(n, [&](int64_t begin, int64_t count) { QuantizeBlock(src + begin, dst + begin, count, inv_scale, qmin, qmax); });
+}
+
+namespace {
+
+QuantizeParams CheckedQuantizeParams(const QuantizeParams& p, const ir::Node& node) {
+  const float zero_point = static_cast<float>(p.zero_point);
+  const bool fits = p.is_unsigned ? p.qmin + zero_point >= 0 && p.qmax + zero_point <= 255
+                                  : p.qmin >= -128 && p.qmax <= 127 && p.zero_point == 0;
+  if (!fits || !(p.qmin <= p.qmax) || !std::isfinite(p.inv_scale))
+    throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): quantization x * {:g} to [{:g}, {:g}] + {} does not "
+                                                  "fit {}",
+                                                  node.name, node.op, p.inv_scale, p.qmin, p.qmax, p.zero_point,
+                                                  p.is_unsigned ? "uint8" : "int8"));
+  return p;
+}
+
+}  // namespace
+
+QuantizeParams QuantizeParamsOf(const ir::Node& node) {
+  QuantizeParams p;
+  p.inv_scale = static_cast<float>(node.attrs.Get<double>("inv_scale"));
+  p.qmin = static_cast<float>(node.attrs.Get<double>("qmin"));
+  p.qmax = static_cast<float>(node.attrs.Get<double>("qmax"));
+  p.is_unsigned = node.attrs.GetOr<bool>("unsigned", false);
+  p.zero_point = static_cast<int>(std::clamp<int64_t>(node.attrs.GetOr<int64_t>("zero_point", 0), -1024, 1024));
+  return CheckedQuantizeParams(p, node);
+}
+
+std::vector<double> QuantizeAttrValues(const QuantizeParams& p) {
+  return {p.inv_scale, p.qmin, p.qmax, p.is_unsigned ? 1.0 : 0.0, static_cast<double>(p.zero_point)};
+}
+
+QuantizeParams QuantizeParamsFromValues(const std::vector<double>& v, const ir::Node& node) {
+  if (v.size() != kQuantizeValues || !(std::abs(v[4]) <= 1024))
+    throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): bad quantization values", node.name, node.op));
+  QuantizeParams p;
+  p.inv_scale = static_cast<float>(v[0]);
+  p.qmin = static_cast<float>(v[1]);
+  p.qmax = static_cast<float>(v[2]);
+  p.is_unsigned = v[3] != 0;
+  p.zero_point = static_cast<int>(v[4]);
+  return CheckedQuantizeParams(p, node);
+}
+
+void QuantizeRange(const float* src, void* dst, int64_t n, const QuantizeParams& p) {
+  if (p.is_unsigned)
+    QuantizeBlockU8(src, static_cast<uint8_t*>(dst), n, p.inv_scale, p.qmin, p.qmax, static_cast<float>(p.zero_point));
+  else
+    QuantizeBlock(src, static_cast<int8_t*>(dst), n, p.inv_scale, p.qmin, p.qmax);
+}
+
+void Quantize(const float* src, void* dst, int64_t n, const QuantizeParams& p) {
+  ForBlocks(n, [&](int64_t begin, int64_t count) {
+    QuantizeRange(src + begin, static_cast<char*>(dst) + begin, count, p);  // one byte an element
+  });
 }
 
 }  // namespace kiln::backend::cpu

@@ -38,6 +38,25 @@ void QuantizeToS8(const float* src, int8_t* dst, int64_t n, float inv_scale, flo
 // dst[i] = round_half_even(clamp(src[i] * inv_scale, qmin, qmax)) + zero_point as uint8 (the
 // sum within [0, 255]).
 void QuantizeToU8(const float* src, uint8_t* dst, int64_t n, float inv_scale, float qmin, float qmax, int zero_point);
+// A cpu.QuantizeS8 node's parameters (attributes inv_scale, qmin, qmax, unsigned, zero_point):
+// round_half_even(clamp(x * inv_scale, qmin, qmax)) (+ zero_point) stored as int8, or as uint8
+// when is_unsigned.
+struct QuantizeParams {
+  float inv_scale = 1, qmin = -127, qmax = 127;
+  bool is_unsigned = false;
+  int zero_point = 0;
+};
+// Both throw kInternal naming `node` when the bounds plus the zero point leave the storage's range.
+QuantizeParams QuantizeParamsOf(const ir::Node& quantize);
+// The values in QuantizeParams' order (how a fused chain that quantizes its result stores them), and back.
+inline constexpr size_t kQuantizeValues = 5;
+std::vector<double> QuantizeAttrValues(const QuantizeParams& p);
+QuantizeParams QuantizeParamsFromValues(const std::vector<double>& values, const ir::Node& node);
+// n elements into dst (int8_t or uint8_t as p says), on the calling thread.
+void QuantizeRange(const float* src, void* dst, int64_t n, const QuantizeParams& p);
+// The same, on oneDNN's OpenMP team when large.
+void Quantize(const float* src, void* dst, int64_t n, const QuantizeParams& p);
+
 // A whole quantize-dequantize chain in float32 (a cpu.QuantDequant node's attributes):
 // round_half_even(clamp(x / divisor, qmin, qmax)) * scale (x * inv_scale when divisor is 0),
 // exactly the chain's value; NaN gives 0, as in the int8 kernels.

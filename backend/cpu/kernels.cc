@@ -757,9 +757,15 @@ class BatchMatMulKernel final : public DnnlKernel {
 class ChainKernel final : public Kernel {
  public:
   explicit ChainKernel(const ir::Node& node) : spec_(ReadChainSpec(node)) {}
-  std::string Describe() const override { return fmt::format("eltwise-chain({} steps)", spec_.steps.size()); }
+  std::string Describe() const override {
+    if (const auto& q = spec_.quantize_output)
+      return fmt::format("eltwise-chain({} steps, then quantize-{}(x * {:g}, [{:g}, {:g}]{}))", spec_.steps.size(),
+                         q->is_unsigned ? "u8" : "s8", q->inv_scale, q->qmin, q->qmax,
+                         q->zero_point != 0 ? fmt::format(" + {}", q->zero_point) : "");
+    return fmt::format("eltwise-chain({} steps)", spec_.steps.size());
+  }
   void Run(std::span<const Tensor> in, Tensor& out, ExecContext&) const override {
-    RunEltwiseChain(spec_, in, out.data<float>());
+    RunEltwiseChain(spec_, in, out.raw_data());
   }
 
  private:
@@ -857,30 +863,18 @@ class Pool2DKernel final : public Kernel {
 // cpu.QuantizeS8: float32 to int8 (backend/cpu/int8.h).
 class QuantizeKernel final : public Kernel {
  public:
-  explicit QuantizeKernel(const ir::Node& node)
-      : inv_scale_(static_cast<float>(node.attrs.Get<double>("inv_scale"))),
-        qmin_(static_cast<float>(node.attrs.Get<double>("qmin"))),
-        qmax_(static_cast<float>(node.attrs.Get<double>("qmax"))),
-        unsigned_(node.attrs.GetOr<bool>("unsigned", false)),
-        zero_point_(static_cast<int>(node.attrs.GetOr<int64_t>("zero_point", 0))) {
-    if (unsigned_ ? (qmin_ + static_cast<float>(zero_point_) < 0 || qmax_ + static_cast<float>(zero_point_) > 255)
-                  : (qmin_ < -128 || qmax_ > 127 || zero_point_ != 0))
-      throw Error(ErrorCode::kInternal, fmt::format("node '{}': [{:g}, {:g}] + {} does not fit {}", node.name, qmin_, qmax_,
-                                                    zero_point_, unsigned_ ? "uint8" : "int8"));
-  }
+  explicit QuantizeKernel(const ir::Node& node) : p_(QuantizeParamsOf(node)) {}
   std::string Describe() const override {
-    if (unsigned_) return fmt::format("quantize-u8(x * {:g}, [{:g}, {:g}] + {})", inv_scale_, qmin_, qmax_, zero_point_);
-    return fmt::format("quantize-s8(x * {:g}, [{:g}, {:g}])", inv_scale_, qmin_, qmax_);
+    if (p_.is_unsigned)
+      return fmt::format("quantize-u8(x * {:g}, [{:g}, {:g}] + {})", p_.inv_scale, p_.qmin, p_.qmax, p_.zero_point);
+    return fmt::format("quantize-s8(x * {:g}, [{:g}, {:g}])", p_.inv_scale, p_.qmin, p_.qmax);
   }
   void Run(std::span<const Tensor> in, Tensor& out, ExecContext&) const override {
-    if (unsigned_) QuantizeToU8(in[0].data<float>(), out.data<uint8_t>(), out.num_elements(), inv_scale_, qmin_, qmax_, zero_point_);
-    else QuantizeToS8(in[0].data<float>(), out.data<int8_t>(), out.num_elements(), inv_scale_, qmin_, qmax_);
+    Quantize(in[0].data<float>(), out.raw_data(), out.num_elements(), p_);
   }
 
  private:
-  float inv_scale_, qmin_, qmax_;
-  bool unsigned_;
-  int zero_point_;
+  QuantizeParams p_;
 };
 
 // cpu.QuantDequant: a float32 quantize-dequantize chain in one pass (backend/cpu/int8.h).

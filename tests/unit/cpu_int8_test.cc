@@ -115,9 +115,10 @@ TEST(CpuInt8, QuantizedGraphRunsInt8PrimitivesAndMatchesTheReference) {
     }
   }
   // No quantize-dequantize chain is left as float ops: the activations are quantized once each.
-  // conv and fc1 (ReLU: never negative) write their results as int8 for dw and fc2; the other
-  // five quantized tensors get a cpu.QuantizeS8.
-  EXPECT_EQ(CountOps(*engine, "cpu.QuantizeS8"), 5);
+  // conv and fc1 (ReLU: never negative) write their results as int8 for dw and fc2, the chain
+  // computing h * 0.5 stores bmm's second operand as int8; the other four quantized tensors get
+  // a cpu.QuantizeS8.
+  EXPECT_EQ(CountOps(*engine, "cpu.QuantizeS8"), 4);
   std::vector<std::string> int8_output;
   for (const ir::Node& n : e.graph().nodes())
     if (!n.removed && n.attrs.GetOr<bool>("int8_output", false)) int8_output.push_back(n.name);
@@ -502,6 +503,46 @@ TEST(CpuInt8, Uint8ActivationsWithZeroPointsRunInt8) {
   EXPECT_EQ(unsigned_quantize, 3) << e.Summary();  // x, rows, z (conv1 writes r's uint8 itself)
   EXPECT_EQ(PassRewrites(*engine, "cpu-int8-output"), 1) << e.Summary();
   EXPECT_EQ(unsigned_output, 1);
+}
+
+// An elementwise chain whose result only an int8 product's quantization reads stores the 8-bit
+// values itself: int8 (zero point 128) or uint8 with a zero point (37), through each of the
+// chain kernel's three walks (one long row with a scalar operand, per-channel operands repeating
+// every row, rows with an operand that varies across them). Matches the reference on the float graph.
+TEST(CpuInt8, ChainsStoreTheQuantizedValuesTheirOnlyReaderNeeds) {
+  REQUIRE_INT8_DOT_PRODUCT();
+  struct Walk {
+    const char* name;
+    Shape x, operand;
+  };
+  for (const Walk& walk :
+       {Walk{"one row", {512, 96}, {}}, Walk{"periodic", {40, 96}, {96}}, Walk{"rows", {40, 96}, {40, 1}}}) {
+    for (float zp : {128.0f, 37.0f}) {
+      SCOPED_TRACE(fmt::format("{}, zero point {}", walk.name, zp));
+      Builder b;
+      const ir::ValueId x = b.Input("x", walk.x);
+      const Tensor operand = walk.operand.empty() ? Tensor::Scalar(DType::kFloat32, 0.7f) : RandF32(walk.operand, 9);
+      ir::ValueId h = b.Op("Mul", "scale", {x, b.Const("operand", operand)});
+      h = b.Op("Tanh", "squash", {h});
+      Tensor w = RandScaled({96, 8}, 10, 0.3f);  // rounded to a per-tensor int8 grid
+      float step = 0;
+      for (int64_t e = 0; e < w.num_elements(); ++e) step = std::max(step, std::fabs(w.data<float>()[e]) / 127.0f);
+      for (int64_t e = 0; e < w.num_elements(); ++e)
+        w.data<float>()[e] = std::nearbyint(w.data<float>()[e] / step) * step;
+      b.Output("y", b.Op("MatMul", "fc", {OnnxUint8Qdq(b, h, 0.004f, zp, "h_q"), b.Const("w", w)}));
+      auto engine = CheckAgainstReference(b, ExactProfile({walk.x}), {{RandF32(walk.x, 1)}, {RandF32(walk.x, 2)}}, 1e-4,
+                                          Int8Options());
+      const auto& e = dynamic_cast<const CpuEngine&>(*engine);
+      EXPECT_EQ(e.int8_steps(), std::vector<std::string>{"fc"}) << e.Summary();
+      EXPECT_EQ(CountOps(*engine, "cpu.QuantizeS8"), 0) << e.Summary();
+      int quantizing_chains = 0;
+      for (const auto& st : e.steps())
+        if (st.op == "cpu.EltwiseChain" &&
+            st.kernel.find(zp == 128 ? "quantize-s8" : "quantize-u8") != std::string::npos)
+          ++quantizing_chains;
+      EXPECT_EQ(quantizing_chains, 1) << e.Summary();
+    }
+  }
 }
 
 }  // namespace

@@ -6,7 +6,8 @@
 // outside the chain (a constant, the chain's input, or another tensor) provided it broadcasts
 // into the running value without enlarging it; the chain's output has the shape of its input.
 // The kernel (backend/cpu/eltwise_chain.cc) applies every step to a cache-sized tile before
-// moving on, so the data is read and written once.
+// moving on, so the data is read and written once. A cpu.QuantizeS8 that is the only reader of a
+// chain's result joins it: the chain stores the int8 values, and the float result is never written.
 #include <algorithm>
 
 #include "backend/cpu/cpu_ops.h"
@@ -119,6 +120,17 @@ class FuseEltwiseChainPass final : public CountingPass {
       chain.attrs.Set("alphas", alphas);
       if (!quant.empty()) chain.attrs.Set("quant_dequant", quant);
       for (const Step& s : steps) g.node(s.node).removed = true;
+      if (!ir::IsGraphOutput(g, cur) && consumers[static_cast<size_t>(cur)].size() == 1) {
+        ir::Node& q = g.node(consumers[static_cast<size_t>(cur)][0]);
+        if (q.op == kQuantizeS8 && !ir::IsGraphOutput(g, q.outputs[0])) {
+          const QuantizeParams params = QuantizeParamsOf(q);
+          chain.attrs.Set("quantize_output", QuantizeAttrValues(params));
+          const ir::ValueId result = chain.outputs[0];
+          g.value(result).dtype = params.is_unsigned ? DType::kUInt8 : DType::kInt8;
+          g.ReplaceAllUses(q.outputs[0], result);
+          q.removed = true;
+        }
+      }
       consumers = g.Consumers();
       ++rewrites_;
       changed = true;
