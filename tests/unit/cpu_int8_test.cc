@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 
+#include "backend/cpu/eltwise_chain.h"
 #include "backend/cpu/int8.h"
 #include "backend/cpu/passes/passes.h"
 #include "backend/cpu/plan_serialization.h"
@@ -543,6 +544,29 @@ TEST(CpuInt8, ChainsStoreTheQuantizedValuesTheirOnlyReaderNeeds) {
       EXPECT_EQ(quantizing_chains, 1) << e.Summary();
     }
   }
+}
+
+// A chain's stored quantization read from a corrupted plan: refused with the node's name, never run.
+TEST(CpuInt8, ChainQuantizationsThatDoNotFitAreRefused) {
+  ir::Node chain;
+  chain.name = "gelu";
+  chain.op = "cpu.EltwiseChain";
+  chain.inputs = {0};
+  chain.attrs.Set("steps", std::vector<std::string>{"Relu"});
+  chain.attrs.Set("operands", std::vector<int64_t>{-1});
+  chain.attrs.Set("swapped", std::vector<int64_t>{0});
+  chain.attrs.Set("alphas", std::vector<double>{0.0});
+  chain.attrs.Set("quantize_output", std::vector<double>{0.5, -127, 127, 0, 0});
+  EXPECT_TRUE(backend::cpu::ReadChainSpec(chain).quantize_output.has_value());
+  chain.attrs.Set("quantize_output", std::vector<double>{0.5, -127, 127, 0});
+  testutil::ExpectError([&] { backend::cpu::ReadChainSpec(chain); }, ErrorCode::kInternal,
+                        {"gelu", "bad quantization values"});
+  chain.attrs.Set("quantize_output", std::vector<double>{0.5, -200, 127, 0, 0});
+  testutil::ExpectError([&] { backend::cpu::ReadChainSpec(chain); }, ErrorCode::kInternal,
+                        {"gelu", "does not fit int8"});
+  chain.attrs.Set("quantize_output", std::vector<double>{0.5, 0, 255, 1, 40});
+  testutil::ExpectError([&] { backend::cpu::ReadChainSpec(chain); }, ErrorCode::kInternal,
+                        {"gelu", "does not fit uint8"});
 }
 
 }  // namespace
