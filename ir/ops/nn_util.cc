@@ -21,15 +21,33 @@ bool ComputeWindow(int64_t in, int64_t kernel, int64_t stride, int64_t dilation,
     *error = fmt::format("invalid window: input size {}, kernel {}, stride {}, dilation {}", in, kernel, stride, dilation);
     return false;
   }
-  const int64_t eff = (kernel - 1) * dilation + 1;
+  // Every value may come from a file: each step is checked, so a corrupted dilation or stride is
+  // an error here rather than a wrapped size further on.
+  bool overflow = false;
+  auto mul = [&](int64_t a, int64_t b) {
+    int64_t r = 0;
+    overflow |= __builtin_mul_overflow(a, b, &r);
+    return r;
+  };
+  auto add = [&](int64_t a, int64_t b) {
+    int64_t r = 0;
+    overflow |= __builtin_add_overflow(a, b, &r);
+    return r;
+  };
+  auto sub = [&](int64_t a, int64_t b) {
+    int64_t r = 0;
+    overflow |= __builtin_sub_overflow(a, b, &r);
+    return r;
+  };
+  const int64_t eff = add(mul(kernel - 1, dilation), 1);
   WindowDim w;
   switch (padding) {
     case Padding::kValid:
-      w.out = (in - eff + stride) / stride;
+      w.out = add(sub(in, eff), stride) / stride;
       break;
     case Padding::kSame: {
-      w.out = (in + stride - 1) / stride;
-      const int64_t total = std::max<int64_t>((w.out - 1) * stride + eff - in, 0);
+      w.out = add(in, stride - 1) / stride;
+      const int64_t total = std::max<int64_t>(sub(add(mul(w.out - 1, stride), eff), in), 0);
       w.pad_before = total / 2;
       w.pad_after = total - w.pad_before;
       break;
@@ -39,10 +57,16 @@ bool ComputeWindow(int64_t in, int64_t kernel, int64_t stride, int64_t dilation,
         *error = fmt::format("explicit paddings must be non-negative, got {} and {}", explicit_before, explicit_after);
         return false;
       }
-      w.out = (in + explicit_before + explicit_after - eff + stride) / stride;
+      w.out = add(sub(add(add(in, explicit_before), explicit_after), eff), stride) / stride;
       w.pad_before = explicit_before;
       w.pad_after = explicit_after;
       break;
+  }
+  if (overflow) {
+    *error =
+        fmt::format("window size overflows 64 bits: input size {}, kernel {}, stride {}, dilation {}, padding {}+{}",
+                    in, kernel, stride, dilation, explicit_before, explicit_after);
+    return false;
   }
   if (w.out < 0) {
     *error = fmt::format("computed output size would be negative: input size {}, effective kernel size {}, stride {}, "

@@ -1,5 +1,6 @@
 // Convolution kernels and shape functions vs straightforward loops.
 #include <algorithm>
+#include <limits>
 
 #include "tests/unit/nn_test_util.h"
 #include "tests/unit/test_util.h"
@@ -112,6 +113,27 @@ TEST(NnConv, HugePaddingFailsFastBeforeAllocating) {
   // One dim 2^41 + 2 rows of 4 pixels: the tap table alone would exceed the tensor size limit.
   testutil::ExpectError([&] { RunOp("Conv2D", {x, w}, ConvAttrs({1, 1}, {1, 1}, "EXPLICIT", "NHWC", {big, big, 0, 0})); },
                         ErrorCode::kResourceExhausted, {"Conv2D", "kernel taps", "tensor size limit"});
+}
+
+TEST(NnConv, WindowArithmeticThatOverflowsIsRefused) {
+  // Values a corrupted file can carry: (3 - 1) * dilation, and SAME's in + stride - 1, wrap int64.
+  const Tensor x = RandF32({1, 4, 4, 1}, 1), w = RandF32({3, 3, 1, 1}, 2);
+  const int64_t huge = std::numeric_limits<int64_t>::max() / 2 + 1;
+  testutil::ExpectError(
+      [&] {
+        RunOp("Conv2D", {x, w}, ConvAttrs({1, 1}, {huge, 1}, "VALID"));
+      },
+      ErrorCode::kInvalidArgument, {"Conv2D", "overflows 64 bits", "dilation"});
+  testutil::ExpectError(
+      [&] {
+        RunOp("Conv2D", {x, w}, ConvAttrs({std::numeric_limits<int64_t>::max(), 1}, {1, 1}, "SAME"));
+      },
+      ErrorCode::kInvalidArgument, {"Conv2D", "overflows 64 bits"});
+  testutil::ExpectError(
+      [&] {
+        RunOp("Conv2D", {x, w}, ConvAttrs({1, 1}, {1, 1}, "EXPLICIT", "NHWC", {huge, huge, 0, 0}));
+      },
+      ErrorCode::kInvalidArgument, {"Conv2D", "overflows 64 bits"});
 }
 
 TEST(NnConv, NchwAgreesWithNhwc) {
