@@ -569,5 +569,44 @@ TEST(CpuInt8, ChainQuantizationsThatDoNotFitAreRefused) {
                         {"gelu", "does not fit uint8"});
 }
 
+// A zero padding between an elementwise chain and a quantization read by a strided convolution
+// (ONNX Runtime's QDQ MobileNetV2): the quantization moves before the Pad, the chain stores the
+// 8-bit values and the Pad pads them with the quantized pad value (the zero point for 0; -10 for
+// -0.3 at scale 0.03). Matches the reference on the float graph.
+TEST(CpuInt8, QuantizationsMoveBeforeConstantPads) {
+  REQUIRE_INT8_DOT_PRODUCT();
+  for (float zp : {37.0f, 128.0f}) {
+    SCOPED_TRACE(zp);
+    Builder b;
+    const Shape xs{2, 12, 12, 8};
+    const ir::ValueId x = b.Input("x", xs);
+    ir::ValueId h = b.Op("Mul", "scale", {x, b.Const("s", RandF32({8}, 4))});
+    h = b.Op("Relu", "relu", {h});
+    std::vector<ir::ValueId> pad_inputs{h, b.Const("pads", nntest::I32({4, 2}, {0, 0, 0, 1, 0, 1, 0, 0}))};
+    if (zp == 128.0f) pad_inputs.push_back(b.Const("pad_value", Tensor::Scalar(DType::kFloat32, -0.3f)));
+    h = b.Op("Pad", "pad", pad_inputs);
+    Tensor w = RandScaled({3, 3, 8, 6}, 10, 0.3f);  // rounded to a per-tensor int8 grid
+    float step = 0;
+    for (int64_t e = 0; e < w.num_elements(); ++e) step = std::max(step, std::fabs(w.data<float>()[e]) / 127.0f);
+    for (int64_t e = 0; e < w.num_elements(); ++e)
+      w.data<float>()[e] = std::nearbyint(w.data<float>()[e] / step) * step;
+    b.Output("y", b.Op("Conv2D", "conv", {OnnxUint8Qdq(b, h, 0.03f, zp, "h_q"), b.Const("w", w)},
+                       ConvAttrs("NHWC", "VALID", {2, 2})));
+    auto engine =
+        CheckAgainstReference(b, ExactProfile({xs}), {{RandF32(xs, 1)}, {RandF32(xs, 2)}}, 1e-4, Int8Options());
+    const auto& e = dynamic_cast<const CpuEngine&>(*engine);
+    EXPECT_EQ(e.int8_steps(), std::vector<std::string>{"conv"}) << e.Summary();
+    EXPECT_EQ(PassRewrites(*engine, "cpu-quantize-before-pad"), 1) << e.Summary();
+    EXPECT_EQ(CountOps(*engine, "cpu.QuantizeS8"), 0) << e.Summary();
+    int pads = 0;
+    for (const ir::Node& n : e.graph().nodes())
+      if (!n.removed && n.op == "cpu.Pad") {
+        ++pads;
+        EXPECT_EQ(e.graph().value(n.outputs[0]).dtype, zp == 128.0f ? DType::kInt8 : DType::kUInt8);
+      }
+    EXPECT_EQ(pads, 1) << e.Summary();
+  }
+}
+
 }  // namespace
 }  // namespace kiln

@@ -85,6 +85,9 @@ std::unique_ptr<CountingPass> MakeInt8Pass();
 // itself (attr int8_output) when that quantization cannot differ from oneDNN's conversion; the
 // cpu.QuantizeS8 goes.
 std::unique_ptr<CountingPass> MakeInt8OutputPass();
+// cpu-quantize-before-pad: a cpu.QuantizeS8 of a constant Pad's result quantizes the Pad's input,
+// and the Pad pads 8-bit values with the quantized pad value.
+std::unique_ptr<CountingPass> MakeQuantizeBeforePadPass();
 
 // cpu-fuse-eltwise-chain: maximal chains of float32 unary ops and binary ops whose other operand
 // broadcasts into the running value (constants, the chain's input, other tensors) become one

@@ -70,6 +70,7 @@ std::vector<PassStat> OptimizeForCpu(ir::Graph& graph, bool int8_kernels) {
     passes.push_back(MakeInt8Pass());
     passes.push_back(std::make_unique<Counted>(ir::MakeDeadCodeElimination()));
     passes.push_back(MakeInt8OutputPass());
+    passes.push_back(MakeQuantizeBeforePadPass());
   }
   passes.push_back(MakeQuantDequantPass());
   passes.push_back(MakeRedundantQuantDequantPass());
