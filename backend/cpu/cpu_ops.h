@@ -33,8 +33,9 @@
 // Post-ops (applied in order to the conv/matmul result, after the bias): attr post_ops (names:
 // relu, leaky_relu, relu6, sigmoid, tanh, elu, swish, linear, add), post_op_alpha and
 // post_op_beta (doubles, one per post-op). `linear` is alpha*x + beta; `leaky_relu` uses alpha;
-// `add` adds the next extra input (same shape as the result); `clip` is min(max(x, alpha), beta)
-// (Clip with constant bounds, alpha <= beta).
+// `add` adds the next extra input (same shape as the result): its values when float32; when int8
+// or uint8 (an 8-bit residual, cpu-int8-residual) alpha * (q - beta), its scale and zero point;
+// `clip` is min(max(x, alpha), beta) (Clip with constant bounds, alpha <= beta).
 #pragma once
 
 #include <optional>

@@ -5,19 +5,21 @@
 // data type: bf16 in BF16 engines) the primitives ask for. Primitives use a user-managed scratchpad (the per-call ExecContext owns
 // it), so concurrent calls never share one. When oneDNN has no implementation for a shape (or
 // a dim is 0) the kernel falls back to the reference kernel of the original op plus the post-ops.
+#include "backend/cpu/kernels.h"
+
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <mutex>
 #include <string_view>
 #include <tuple>
 #include <unordered_map>
 
-#include <fmt/format.h>
-
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cpu/eltwise_chain.h"
 #include "backend/cpu/int8.h"
-#include "backend/cpu/kernels.h"
 #include "backend/reference/kernel.h"
 
 namespace kiln::backend::cpu {
@@ -32,12 +34,19 @@ constexpr auto kS8 = memory::data_type::s8;
 
 void* Ptr(const Tensor& t) { return const_cast<void*>(t.raw_data()); }
 
-// `md` with f32 elements (same dims and layout): residual operands are f32 whatever the dst is.
-memory::desc AsF32(const memory::desc& md) {
+// `md` with elements of type `type` (same dims and layout).
+memory::desc WithType(const memory::desc& md, memory::data_type type) {
   dnnl_memory_desc_t d = md.data;
-  d.data_type = dnnl_f32;
+  d.data_type = static_cast<dnnl_data_type_t>(type);
   return memory::desc(d);
 }
+
+// `md` with f32 elements: float residual operands are f32 whatever the dst is.
+memory::desc AsF32(const memory::desc& md) { return WithType(md, kF32); }
+
+// An 8-bit residual operand (the add post-op's operand is int8 / uint8) adds alpha * (q - beta):
+// its scale and zero point (cpu_ops.h).
+bool EightBit(DType t) { return t == DType::kInt8 || t == DType::kUInt8; }
 
 Dims Contiguous(const Dims& dims) {
   Dims s(dims.size(), 1);
@@ -55,8 +64,15 @@ void ApplyPostOpsReference(const std::vector<PostOp>& post_ops, std::span<const 
       if (a.shape() != out.shape())
         throw Error(ErrorCode::kInternal, fmt::format("fused add: operand shape {} differs from the result's {}",
                                                       ShapeToString(a.shape()), ShapeToString(out.shape())));
-      const float* s = a.data<float>();
-      for (int64_t i = 0; i < n; ++i) d[i] += s[i];
+      const float scale = static_cast<float>(p.alpha), zero = static_cast<float>(p.beta);
+      if (a.dtype() == DType::kInt8) {
+        for (int64_t i = 0; i < n; ++i) d[i] += scale * (static_cast<float>(a.data<int8_t>()[i]) - zero);
+      } else if (a.dtype() == DType::kUInt8) {
+        for (int64_t i = 0; i < n; ++i) d[i] += scale * (static_cast<float>(a.data<uint8_t>()[i]) - zero);
+      } else {
+        const float* s = a.data<float>();
+        for (int64_t i = 0; i < n; ++i) d[i] += s[i];
+      }
     } else {
       for (int64_t i = 0; i < n; ++i) d[i] = ApplyPostOp(p, d[i]);
     }
@@ -113,6 +129,24 @@ class DnnlKernel : public Kernel {
     const size_t num_adds = static_cast<size_t>(std::count_if(post_ops_.begin(), post_ops_.end(), [](const PostOp& p) { return p.kind == PostOpKind::kAdd; }));
     if (node.inputs.size() != static_cast<size_t>(first_add_) + num_adds)
       throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): {} inputs for {} add post-ops", node.name, node.op, node.inputs.size(), num_adds));
+    size_t add = 0;
+    for (const PostOp& p : post_ops_) {
+      if (p.kind != PostOpKind::kAdd) continue;
+      const DType t = graph.value(node.inputs[static_cast<size_t>(first_add_) + add++]).dtype;
+      const bool eight_bit = EightBit(t);
+      if (!eight_bit && t != DType::kFloat32)
+        throw Error(ErrorCode::kInternal,
+                    fmt::format("node '{}' ({}): an add operand of dtype {}", node.name, node.op, DTypeName(t)));
+      if (eight_bit && (!int8_ || !(p.alpha > 0 && std::isfinite(p.alpha) && std::isfinite(p.beta))))
+        throw Error(
+            ErrorCode::kInternal,
+            fmt::format(
+                "node '{}' ({}): an 8-bit add operand needs int8 operands and a positive finite scale, got scale {} "
+                "(zero point {})",
+                node.name, node.op, p.alpha, p.beta));
+      add_types_.push_back(t == DType::kInt8 ? kS8 : t == DType::kUInt8 ? memory::data_type::u8 : kF32);
+    }
+    PlanPostOps();
   }
 
   // "onednn:<impl>" per distinct implementation of the primitives created so far, and
@@ -189,20 +223,18 @@ class DnnlKernel : public Kernel {
     args.emplace(DNNL_ARG_WEIGHTS, wei);
     if (prim->bias) args.emplace(DNNL_ARG_BIAS, prim->bias);
     args.emplace(DNNL_ARG_DST, dst);
-    int next_add = first_add_;
-    for (size_t i = 0; i < post_ops_.size(); ++i) {
-      if (post_ops_[i].kind != PostOpKind::kAdd) continue;
-      const Tensor& a = in[static_cast<size_t>(next_add++)];
+    for (size_t k = 0; k < add_types_.size(); ++k) {
+      const Tensor& a = in[static_cast<size_t>(first_add_) + k];
       if (a.shape() != out.shape())
         throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): add operand of shape {} for a result of shape {}", node_.name,
                                                       node_.op, ShapeToString(a.shape()), ShapeToString(out.shape())));
-      memory add(prim->user_add_md, eng, Ptr(a));
-      if (prim->reorder_add) {
-        memory in_layout(prim->add_md, eng, scratch + prim->add_offsets.at(static_cast<size_t>(next_add - 1 - first_add_)));
+      memory add(WithType(prim->user_add_md, add_types_[k]), eng, Ptr(a));
+      if (prim->reorder_add) {  // f32 operands only (AddReorders)
+        memory in_layout(prim->add_md, eng, scratch + prim->add_offsets.at(k));
         prim->add_reorder.execute(ctx.stream, add, in_layout);
         add = in_layout;
       }
-      args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(static_cast<int>(i)) | DNNL_ARG_SRC_1, add);
+      args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(add_dnnl_index_[k]) | DNNL_ARG_SRC_1, add);
     }
     if (prim->scratch_bytes > 0) args.emplace(DNNL_ARG_SCRATCHPAD, memory(prim->scratch_md, eng, scratch));
     prim->prim.execute(ctx.stream, args);
@@ -282,34 +314,164 @@ class DnnlKernel : public Kernel {
     p.impl = pd.impl_info_str();
   }
 
+  // One entry of oneDNN's post-op chain for post_ops_ (PlanPostOps).
+  struct DnnlPostOp {
+    bool binary = false;  // a binary add of add operand `add`; otherwise an eltwise step
+    dnnl::algorithm alg = dnnl::algorithm::eltwise_linear;
+    float alpha = 0, beta = 0;
+    size_t add = 0;
+  };
+
+  // The eltwise algorithms that compute `alg`'s forward values, in order of preference.
+  static std::vector<DnnlPostOp> EquivalentSteps(const DnnlPostOp& op) {
+    using A = dnnl::algorithm;
+    std::vector<DnnlPostOp> steps{op};
+    auto with = [&](A alg, float alpha, float beta) { steps.push_back({false, alg, alpha, beta, 0}); };
+    switch (op.alg) {
+      case A::eltwise_relu:
+        if (op.alpha >= 0) with(A::eltwise_relu_use_dst_for_bwd, op.alpha, op.beta);
+        break;
+      case A::eltwise_clip:
+        with(A::eltwise_clip_v2, op.alpha, op.beta);
+        with(A::eltwise_clip_v2_use_dst_for_bwd, op.alpha, op.beta);
+        break;
+      case A::eltwise_linear:
+        if (op.beta == 0) with(A::eltwise_pow, op.alpha, 1.f);  // alpha * x^1
+        break;
+      case A::eltwise_logistic:
+        with(A::eltwise_logistic_use_dst_for_bwd, 0.f, 0.f);
+        break;
+      case A::eltwise_tanh:
+        with(A::eltwise_tanh_use_dst_for_bwd, 0.f, 0.f);
+        break;
+      case A::eltwise_elu:
+        if (op.alpha >= 0) with(A::eltwise_elu_use_dst_for_bwd, op.alpha, op.beta);
+        break;
+      default:
+        break;
+    }
+    return steps;
+  }
+
+  // post_ops_ as oneDNN's chain. oneDNN's binary post-op adds an 8-bit operand's integer values
+  // unscaled, so its add alpha * (q - beta) divides the value by alpha first (the add then
+  // leaves it alpha times too small) and multiplies by alpha after: for a first post-op the
+  // division and the -beta go into the int8 output scales and the bias (FoldsFirstAdd); the
+  // multiplication waits across ReLUs (positively homogeneous) and joins the next linear step.
+  // oneDNN 2.x's JIT kernels (Debian 12 ships 2.6) keep one eltwise injector per algorithm, so a
+  // second eltwise step of an algorithm already in the chain would silently run with the first
+  // one's parameters: such steps take an unused algorithm with the same forward values, and with
+  // none left the chain is refused (post_op_refusal_; the node then runs its reference kernel).
+  void PlanPostOps() {
+    std::vector<DnnlPostOp> plan;
+    float owed = 1;  // the chain's value is `owed` times too small
+    auto eltwise = [&](dnnl::algorithm alg, float alpha, float beta) { plan.push_back({false, alg, alpha, beta, 0}); };
+    auto settle = [&] {
+      if (owed != 1) eltwise(dnnl::algorithm::eltwise_linear, owed, 0.f);
+      owed = 1;
+    };
+    size_t add = 0;
+    for (size_t i = 0; i < post_ops_.size(); ++i) {
+      const PostOp& p = post_ops_[i];
+      const float a = static_cast<float>(p.alpha), b = static_cast<float>(p.beta);
+      switch (p.kind) {
+        case PostOpKind::kRelu:
+          eltwise(dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+          break;
+        case PostOpKind::kLeakyRelu:
+          if (a < 0) settle();
+          eltwise(dnnl::algorithm::eltwise_relu, a, 0.f);
+          break;
+        case PostOpKind::kLinear:
+          eltwise(dnnl::algorithm::eltwise_linear, a * owed, b);
+          owed = 1;
+          break;
+        case PostOpKind::kRelu6:
+          settle();
+          eltwise(dnnl::algorithm::eltwise_clip, 0.f, 6.f);
+          break;
+        case PostOpKind::kClip:
+          settle();
+          eltwise(dnnl::algorithm::eltwise_clip, a, b);
+          break;
+        case PostOpKind::kSigmoid:
+          settle();
+          eltwise(dnnl::algorithm::eltwise_logistic, 0.f, 0.f);
+          break;
+        case PostOpKind::kTanh:
+          settle();
+          eltwise(dnnl::algorithm::eltwise_tanh, 0.f, 0.f);
+          break;
+        case PostOpKind::kElu:
+          settle();
+          eltwise(dnnl::algorithm::eltwise_elu, 1.f, 0.f);
+          break;
+        case PostOpKind::kSwish:
+          settle();
+          eltwise(dnnl::algorithm::eltwise_swish, a, 0.f);
+          break;
+        case PostOpKind::kGelu:
+          settle();
+          eltwise(dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f);
+          break;
+        case PostOpKind::kAdd: {
+          const size_t k = add++;
+          settle();
+          if (add_types_[k] != kF32) {
+            if (!(i == 0 && FoldsFirstAdd())) eltwise(dnnl::algorithm::eltwise_linear, 1.f / a, -b);
+            owed = a;
+          }
+          plan.push_back({true, dnnl::algorithm::binary_add, 0.f, 0.f, k});
+          break;
+        }
+      }
+    }
+    settle();
+    std::vector<dnnl::algorithm> used;
+    for (size_t i = 0; i < plan.size(); ++i) {
+      if (plan[i].binary) {
+        add_dnnl_index_.push_back(static_cast<int>(i));
+        continue;
+      }
+      bool placed = false;
+      for (const DnnlPostOp& step : EquivalentSteps(plan[i])) {
+        if (std::find(used.begin(), used.end(), step.alg) != used.end()) continue;
+        plan[i] = step;
+        used.push_back(step.alg);
+        placed = true;
+        break;
+      }
+      if (!placed) post_op_refusal_ = "more eltwise post-ops of one kind than oneDNN 2.x's JIT kernels keep apart";
+    }
+    dnnl_post_ops_ = std::move(plan);
+  }
+
+  // An int8 node whose first post-op adds an 8-bit operand divides by its scale in the output
+  // scales and subtracts its zero point in the bias (see PlanPostOps).
+  bool FoldsFirstAdd() const {
+    return int8_ && !add_types_.empty() && add_types_[0] != kF32 && post_ops_[0].kind == PostOpKind::kAdd;
+  }
+
   // `channels`: the output channels the int8 output scales run along (int8 kernels only);
   // `dst_md`: also the layout of the add post-ops' operands; `residuals` false leaves the add
   // post-ops out (to learn the layout oneDNN prefers without them).
   dnnl::primitive_attr MakeAttr(const memory::desc& dst_md, int64_t channels = 0, bool residuals = true) const {
+    if (!post_op_refusal_.empty()) throw dnnl::error(dnnl_unimplemented, post_op_refusal_.c_str());
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     if (int8_) {
-      const std::vector<float> scales = OutputScales(channels);
+      std::vector<float> scales = OutputScales(channels);
+      if (FoldsFirstAdd())
+        for (float& s : scales) s /= static_cast<float>(post_ops_[0].alpha);
       attr.set_output_scales(scales.size() == 1 ? 0 : 1 << 1, scales);
       if (zero_point_a_ != 0) attr.set_zero_points(DNNL_ARG_SRC, 0, {zero_point_a_});
     }
     dnnl::post_ops po;
-    for (const PostOp& p : post_ops_) {
-      const float a = static_cast<float>(p.alpha), b = static_cast<float>(p.beta);
-      switch (p.kind) {
-        case PostOpKind::kRelu: po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f); break;
-        case PostOpKind::kLeakyRelu: po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, a, 0.f); break;
-        case PostOpKind::kRelu6: po.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, 0.f, 6.f); break;
-        case PostOpKind::kClip: po.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, a, b); break;
-        case PostOpKind::kSigmoid: po.append_eltwise(1.f, dnnl::algorithm::eltwise_logistic, 0.f, 0.f); break;
-        case PostOpKind::kTanh: po.append_eltwise(1.f, dnnl::algorithm::eltwise_tanh, 0.f, 0.f); break;
-        case PostOpKind::kElu: po.append_eltwise(1.f, dnnl::algorithm::eltwise_elu, 1.f, 0.f); break;
-        case PostOpKind::kSwish: po.append_eltwise(1.f, dnnl::algorithm::eltwise_swish, a, 0.f); break;
-        case PostOpKind::kLinear: po.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, a, b); break;
-        case PostOpKind::kGelu: po.append_eltwise(1.f, dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f); break;
-        case PostOpKind::kAdd:
-          if (residuals) po.append_binary(dnnl::algorithm::binary_add, dst_md);
-          break;
+    for (const DnnlPostOp& op : dnnl_post_ops_) {
+      if (!op.binary) {
+        po.append_eltwise(1.f, op.alg, op.alpha, op.beta);
+      } else if (residuals) {
+        po.append_binary(op.alg, add_types_[op.add] == kF32 ? dst_md : WithType(dst_md, add_types_[op.add]));
       }
     }
     attr.set_post_ops(po);
@@ -360,6 +522,9 @@ class DnnlKernel : public Kernel {
       end += aligned(p.dst_md.get_size());
     }
     p.reorder_add = p.add_md && p.add_md != p.user_add_md;
+    if (p.reorder_add &&
+        std::any_of(add_types_.begin(), add_types_.end(), [](memory::data_type t) { return t != kF32; }))
+      throw dnnl::error(dnnl_unimplemented, "8-bit residual operands are read in the result's plain layout only");
     if (p.reorder_add) {
       p.add_reorder = dnnl::reorder(dnnl::reorder::primitive_desc(env_->engine, p.user_add_md, env_->engine, p.add_md));
       for (const PostOp& op : post_ops_) {
@@ -468,9 +633,12 @@ class DnnlKernel : public Kernel {
         throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): bias of {} elements for {} output channels", node_.name, node_.op,
                                                       bias.num_elements(), channels));
       const std::vector<float> scales = OutputScales(channels);
+      // A folded first 8-bit add (PlanPostOps): the bias also carries -scale * zero point.
+      const float shift = FoldsFirstAdd() ? static_cast<float>(post_ops_[0].alpha * post_ops_[0].beta) : 0.0f;
       int8_bias_ = Tensor(DType::kFloat32, {channels});
       for (int64_t c = 0; c < channels; ++c)
-        int8_bias_->data<float>()[c] = bias.data<float>()[c] / scales[scales.size() == 1 ? 0 : static_cast<size_t>(c)];
+        int8_bias_->data<float>()[c] =
+            (bias.data<float>()[c] - shift) / scales[scales.size() == 1 ? 0 : static_cast<size_t>(c)];
     }
     return memory(md, env_->engine, Ptr(*int8_bias_));
   }
@@ -499,6 +667,10 @@ class DnnlKernel : public Kernel {
   std::vector<PostOp> post_ops_;
   std::vector<std::optional<Tensor>> constants_;
   int first_add_ = 0;
+  std::vector<memory::data_type> add_types_;  // per add post-op: its operand's type
+  std::vector<int> add_dnnl_index_;           // per add post-op: its index in oneDNN's chain
+  std::vector<DnnlPostOp> dnnl_post_ops_;     // oneDNN's chain (PlanPostOps)
+  std::string post_op_refusal_;               // why oneDNN's kernels cannot run the chain (empty: they can)
   bool int8_ = false;         // operands a and b are int8 (see cpu_ops.h)
   bool int8_output_ = false;  // the result is written as int8 (attr int8_output)
   bool unsigned_a_ = false;       // int8: operand a is uint8 (q + zero_point_a_)

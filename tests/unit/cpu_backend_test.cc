@@ -222,6 +222,45 @@ TEST(CpuBackend, ResidualAddAndSwishFuse) {
   }
 }
 
+// oneDNN 2.x's JIT kernels keep one eltwise injector per algorithm: a second post-op of an
+// algorithm already in the chain ran with the first one's parameters (here Mul 3 ran as Mul 0.5).
+// Repeated kinds take equivalent algorithms; a third scaling has none left, so that convolution
+// runs its reference kernel, still exact.
+TEST(CpuBackend, PostOpsOfOneKindKeepTheirOwnParameters) {
+  const Shape shape{2, 7, 7, 8};
+  auto scalar = [](Builder& b, const std::string& name, float v) {
+    return b.Const(name, Tensor::Scalar(DType::kFloat32, v));
+  };
+  for (const bool third_scaling : {false, true}) {
+    Builder b;
+    const ir::ValueId x = b.Input("x", {2, 7, 7, 8});
+    ir::ValueId y = b.Op("Conv2D", "conv", {x, b.Const("w", RandF32({3, 3, 8, 8}, 3))}, ConvAttrs("NHWC", "SAME"));
+    ir::AttrMap leaky;
+    leaky.Set("alpha", 0.2);
+    y = b.Op("LeakyRelu", "leaky", {y}, leaky);                   // relu, alpha 0.2
+    y = b.Op("Mul", "half", {y, scalar(b, "c_half", 0.5f)});      // linear
+    y = b.Op("Relu6", "relu6", {y});                              // clip
+    y = b.Op("Mul", "triple", {y, scalar(b, "c_triple", 3.0f)});  // a second linear
+    y = b.Op("Tanh", "tanh1", {y});
+    y = b.Op("Clip", "clip", {y, scalar(b, "lo", 0.1f), scalar(b, "hi", 0.9f)});  // a second clip
+    y = b.Op("Tanh", "tanh2", {y});                                               // a second tanh
+    if (third_scaling) y = b.Op("Mul", "quarter", {y, scalar(b, "c_quarter", 0.25f)});
+    y = b.Op("Relu", "relu", {y});  // a second relu, alpha 0
+    b.Output("y", y);
+    backend::cpu::CpuBackend cpu;
+    auto engine = cpu.Compile(*b.g, ExactProfile({shape}), {});
+    runtime::ReferenceExecutor ref(b.g);
+    for (uint32_t seed : {1u, 2u}) {
+      const std::vector<Tensor> in{RandF32(shape, seed)};
+      ExpectClose(engine->Execute(in)[0], ref.Run(in)[0], 1e-5, "seed " + std::to_string(seed));
+    }
+    const auto& e = dynamic_cast<const CpuEngine&>(*engine);
+    ASSERT_EQ(e.steps().size(), 1u) << e.Summary();
+    const std::string kernel = e.steps()[0].kernel;
+    EXPECT_EQ(kernel.find("reference-fallback") != std::string::npos, third_scaling) << kernel;
+  }
+}
+
 TEST(CpuBackend, MatMulBiasTanh) {
   for (bool ta : {false, true})
     for (bool tb : {false, true}) {

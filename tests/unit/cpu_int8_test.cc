@@ -455,28 +455,30 @@ TEST(CpuInt8, RequantizingMovedElementsWithTheSameParametersIsRemoved) {
   }
 }
 
+// Random weights rounded to a symmetric per-output-channel int8 grid (max |w| / 127 per channel),
+// as quantize_static's per-channel weights are.
+Tensor GridWeights(Shape shape, uint32_t seed, int64_t channels, int64_t inner) {
+  Tensor w = RandScaled(std::move(shape), seed, 0.3f);
+  std::vector<float> scale(static_cast<size_t>(channels), 0.0f);
+  float* v = w.data<float>();
+  for (int64_t e = 0; e < w.num_elements(); ++e) {
+    float& s = scale[static_cast<size_t>((e / inner) % channels)];
+    s = std::max(s, std::fabs(v[e]) / 127.0f);
+  }
+  for (int64_t e = 0; e < w.num_elements(); ++e) {
+    const float s = scale[static_cast<size_t>((e / inner) % channels)];
+    v[e] = std::nearbyint(v[e] / s) * s;
+  }
+  return w;
+}
+
 TEST(CpuInt8, Uint8ActivationsWithZeroPointsRunInt8) {
   REQUIRE_INT8_DOT_PRODUCT();
   // ONNX Runtime's QDQ form: uint8 activations with zero points (37 before an NHWC conv, 0 after
   // its Relu before the next, 200 before a MatMul; an NCHW conv reads one through a Transpose),
   // int8 per-channel weights. Every conv / matmul runs int8 (u8 src, oneDNN's src zero point);
   // the Relu'd conv writes uint8 itself. Matches the reference on the float graph.
-  // Random weights rounded to a symmetric per-output-channel int8 grid (max |w| / 127 per channel),
-  // as quantize_static's per-channel weights are.
-  auto grid = [](Shape shape, uint32_t seed, int64_t channels, int64_t inner) {
-    Tensor w = RandScaled(std::move(shape), seed, 0.3f);
-    std::vector<float> scale(static_cast<size_t>(channels), 0.0f);
-    float* v = w.data<float>();
-    for (int64_t e = 0; e < w.num_elements(); ++e) {
-      float& s = scale[static_cast<size_t>((e / inner) % channels)];
-      s = std::max(s, std::fabs(v[e]) / 127.0f);
-    }
-    for (int64_t e = 0; e < w.num_elements(); ++e) {
-      const float s = scale[static_cast<size_t>((e / inner) % channels)];
-      v[e] = std::nearbyint(v[e] / s) * s;
-    }
-    return w;
-  };
+  const auto grid = GridWeights;
   Builder b;
   const Shape xs{2, 10, 10, 8}, zs{1, 8, 9, 9};
   const ir::ValueId x = b.Input("x", {2, 10, 10, 8});
@@ -605,6 +607,112 @@ TEST(CpuInt8, QuantizationsMoveBeforeConstantPads) {
         EXPECT_EQ(e.graph().value(n.outputs[0]).dtype, zp == 128.0f ? DType::kInt8 : DType::kUInt8);
       }
     EXPECT_EQ(pads, 1) << e.Summary();
+  }
+}
+
+}  // namespace
+}  // namespace kiln
+
+namespace kiln {
+namespace {
+
+ir::AttrMap LeakyAlpha(double alpha) {
+  ir::AttrMap a;
+  a.Set("alpha", alpha);
+  return a;
+}
+
+// A ResNet identity block: its input y (a ReLU'd convolution) is quantized for the block's first
+// convolution and added after its last. The add reads the 8-bit tensor (cpu-int8-residual), so
+// y is stored only in 8 bits: int8 written by the stem convolution itself under Kiln's INT8
+// conversion, and uint8 with zero point 37 (a cpu.QuantizeS8 step) under ONNX's QDQ form. The
+// engine then computes the graph whose Add reads y's dequantized value, up to float32 summation
+// order (the bound of QuantizedGraphRunsInt8PrimitivesAndMatchesTheReference); against the graph
+// as written the difference is y's quantization error, which the comparison would show.
+TEST(CpuInt8, ResidualsAreAddedFromTheirQuantizedTensor) {
+  REQUIRE_INT8_DOT_PRODUCT();
+  const Shape xs{2, 9, 9, 8};
+  for (const bool onnx_qdq : {false, true}) {
+    SCOPED_TRACE(onnx_qdq ? "ONNX uint8 QDQ" : "Kiln INT8 conversion");
+    Builder b;
+    const ir::ValueId x = b.Input("x", xs);
+    auto q = [&](ir::ValueId v, float scale, float zp, const std::string& name) {
+      return onnx_qdq ? OnnxUint8Qdq(b, v, scale, zp, name) : v;
+    };
+    auto weights = [&](const std::string& name, Shape shape, uint32_t seed) {
+      const int64_t out = shape.back();
+      return b.Const(name,
+                     onnx_qdq ? GridWeights(std::move(shape), seed, out, 1) : RandScaled(std::move(shape), seed, 0.3f));
+    };
+    ir::ValueId y =
+        b.Op("Conv2D", "stem", {q(x, 0.03f, 128, "x_q"), weights("w0", {3, 3, 8, 16}, 31)}, ConvAttrs("NHWC", "SAME"));
+    y = b.Op("Relu", "stem_relu", {b.Op("Add", "stem_bias", {y, b.Const("b0", RandScaled({16}, 32, 0.2f))})});
+    ir::ValueId c =
+        b.Op("Conv2D", "c1", {q(y, 0.02f, 37, "y_q"), weights("w1", {1, 1, 16, 8}, 33)}, ConvAttrs("NHWC", "SAME"));
+    c = b.Op("Relu", "c1_relu", {c});
+    c = b.Op("Conv2D", "c2", {q(c, 0.02f, 0, "c_q"), weights("w2", {3, 3, 8, 16}, 34)}, ConvAttrs("NHWC", "SAME"));
+    c = b.Op("Add", "c2_bias", {c, b.Const("b2", RandScaled({16}, 35, 0.2f))});
+    // A post-op before the residual (the add's scaling then runs as post-ops around it; a first
+    // add folds it into the int8 output scales and the bias).
+    if (onnx_qdq) c = b.Op("LeakyRelu", "c2_leaky", {c}, LeakyAlpha(0.1));
+    b.Output("out", b.Op("Relu", "out", {b.Op("Add", "residual", {c, y})}));
+    auto g = std::make_shared<ir::Graph>(ir::CloneGraph(*b.g));
+    if (!onnx_qdq) {
+      std::vector<std::vector<Tensor>> batches;
+      for (uint32_t s = 0; s < 3; ++s) batches.push_back({RandF32(xs, 70 + s)});
+      runtime::CalibrationOptions calibration;
+      calibration.calibrator = convert::Calibrator::kPercentile;
+      calibration.percentile = 99.0;
+      EXPECT_EQ(convert::InsertQuantDequant(*g, runtime::Calibrate(b.g, batches, calibration)).weights, 3);
+    }
+    // The graph the engine computes: the residual Add reads what c1 reads, y's dequantized value.
+    auto quantized_residual = std::make_shared<ir::Graph>(ir::CloneGraph(*g));
+    {
+      ir::ValueId y_dq = ir::kNoValue;
+      ir::NodeId add = -1;
+      for (const ir::Node& n : quantized_residual->nodes()) {
+        if (n.removed) continue;
+        if (n.name == "c1") y_dq = n.inputs[0];
+        if (n.name == "residual") add = n.id;
+      }
+      ASSERT_NE(y_dq, ir::kNoValue);
+      ASSERT_GE(add, 0);
+      ir::Node& a = quantized_residual->node(add);
+      ASSERT_EQ(quantized_residual->value(a.inputs[1]).name, b.g->value(y).name);
+      a.inputs[1] = y_dq;
+    }
+    auto engine = CpuBackend().Compile(*g, ExactProfile({xs}), Int8Options());
+    const auto& e = dynamic_cast<const CpuEngine&>(*engine);
+    EXPECT_EQ(e.int8_steps(), (std::vector<std::string>{"stem", "c1", "c2"})) << e.Summary();
+    EXPECT_EQ(PassRewrites(*engine, "cpu-int8-residual"), 1) << e.Summary();
+    ExpectNoFallback(*engine);
+    for (const ir::Node& n : e.graph().nodes()) {
+      if (n.removed || n.name != "c2") continue;
+      ASSERT_EQ(n.inputs.size(), 4u);
+      EXPECT_EQ(e.graph().value(n.inputs[3]).dtype, onnx_qdq ? DType::kUInt8 : DType::kInt8);
+      const auto ops = backend::cpu::ReadPostOps(n);
+      const size_t add = onnx_qdq ? 1 : 0;
+      ASSERT_GT(ops.size(), add);
+      EXPECT_EQ(ops[add].kind, backend::cpu::PostOpKind::kAdd);
+      EXPECT_EQ(ops[add].beta, onnx_qdq ? 37.0 : 0.0);
+    }
+    // Kiln's symmetric int8 grid lets the stem write y itself; a zero point keeps a quantize step.
+    EXPECT_EQ(CountOps(*engine, "cpu.QuantizeS8"), onnx_qdq ? 2 : 1) << e.Summary();
+    runtime::ReferenceExecutor ref(quantized_residual), as_written(g);
+    for (uint32_t seed : {5u, 80u}) {
+      const std::vector<Tensor> in{RandF32(xs, seed)};
+      const Tensor got = engine->Execute(in)[0];
+      const double err = testutil::RelativeL2Error(got, ref.Run(in)[0]);
+      const double quantization = testutil::RelativeL2Error(got, as_written.Run(in)[0]);
+      std::cout << fmt::format(
+          "seed {}: rel L2 INT8 engine vs quantized-residual reference {:.3e} (vs the graph as written {:.3e})\n", seed,
+          err, quantization);
+      EXPECT_LT(err, 1e-4);
+      EXPECT_GT(quantization, 10 * err);
+    }
+    auto loaded = CpuBackend().Deserialize(*g, ExactProfile({xs}), Int8Options(), engine->Serialize());
+    const std::vector<Tensor> in{RandF32(xs, 9)};
+    EXPECT_TRUE(BitwiseEqual(engine->Execute(in)[0], loaded->Execute(in)[0]));
   }
 }
 

@@ -81,6 +81,9 @@ std::unique_ptr<CountingPass> MakeRecurrentPass();
 // or constants on a per-output-channel int8 grid read int8 operands instead (cpu.QuantizeS8 steps
 // and int8 constants) and run as int8 oneDNN primitives (see passes/int8_conv_matmul.cc).
 std::unique_ptr<CountingPass> MakeInt8Pass();
+// cpu-int8-residual: a tensor quantized for int8 layers that int8 channels-last convolutions also
+// add as a residual is added in its 8-bit form (passes/int8_residual.cc).
+std::unique_ptr<CountingPass> MakeInt8ResidualPass();
 // cpu-int8-output: an int8 conv / matmul whose result only a cpu.QuantizeS8 reads writes int8
 // itself (attr int8_output) when that quantization cannot differ from oneDNN's conversion; the
 // cpu.QuantizeS8 goes.
