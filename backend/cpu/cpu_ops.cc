@@ -276,10 +276,12 @@ void AddCpuOps(ir::OpRegistry& registry) {
 }
 
 constexpr std::pair<PostOpKind, std::string_view> kPostOpNames[] = {
-    {PostOpKind::kRelu, "relu"},       {PostOpKind::kLeakyRelu, "leaky_relu"}, {PostOpKind::kRelu6, "relu6"},
-    {PostOpKind::kSigmoid, "sigmoid"}, {PostOpKind::kTanh, "tanh"},            {PostOpKind::kElu, "elu"},
-    {PostOpKind::kSwish, "swish"},     {PostOpKind::kLinear, "linear"},        {PostOpKind::kAdd, "add"},
-    {PostOpKind::kClip, "clip"},       {PostOpKind::kGelu, "gelu"},
+    {PostOpKind::kRelu, "relu"},   {PostOpKind::kLeakyRelu, "leaky_relu"},
+    {PostOpKind::kRelu6, "relu6"}, {PostOpKind::kSigmoid, "sigmoid"},
+    {PostOpKind::kTanh, "tanh"},   {PostOpKind::kElu, "elu"},
+    {PostOpKind::kSwish, "swish"}, {PostOpKind::kLinear, "linear"},
+    {PostOpKind::kAdd, "add"},     {PostOpKind::kClip, "clip"},
+    {PostOpKind::kGelu, "gelu"},   {PostOpKind::kRound, "round"},
 };
 
 }  // namespace
@@ -345,6 +347,8 @@ float ApplyPostOp(const PostOp& op, float x) {
       return x * ew::Sigmoid::Apply<float>(static_cast<float>(op.alpha) * x, st);
     case PostOpKind::kGelu:
       return ew::Gelu::Apply<float>(x, st);
+    case PostOpKind::kRound:
+      return ew::Round::Apply<float>(x, st);
     case PostOpKind::kLinear: return static_cast<float>(op.alpha) * x + static_cast<float>(op.beta);
     case PostOpKind::kClip: {  // as the Clip reference kernel: min with the upper bound first
       const float lo = static_cast<float>(op.alpha), hi = static_cast<float>(op.beta);

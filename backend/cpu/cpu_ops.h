@@ -31,11 +31,12 @@
 // q + zero_point (attr int64).
 //
 // Post-ops (applied in order to the conv/matmul result, after the bias): attr post_ops (names:
-// relu, leaky_relu, relu6, sigmoid, tanh, elu, swish, linear, add), post_op_alpha and
+// relu, leaky_relu, relu6, sigmoid, tanh, elu, swish, linear, add, clip, gelu, round), post_op_alpha and
 // post_op_beta (doubles, one per post-op). `linear` is alpha*x + beta; `leaky_relu` uses alpha;
 // `add` adds the next extra input (same shape as the result): its values when float32; when int8
 // or uint8 (an 8-bit residual, cpu-int8-residual) alpha * (q - beta), its scale and zero point;
-// `clip` is min(max(x, alpha), beta) (Clip with constant bounds, alpha <= beta).
+// `clip` is min(max(x, alpha), beta) (Clip with constant bounds, alpha <= beta); `round` rounds
+// half to even.
 #pragma once
 
 #include <optional>
@@ -87,7 +88,7 @@ inline constexpr std::string_view kLstm = "cpu.LSTM";
 // thread-safe. Called before the backend creates or decodes graphs that hold them.
 void RegisterCpuOps();
 
-enum class PostOpKind { kRelu, kLeakyRelu, kRelu6, kSigmoid, kTanh, kElu, kSwish, kLinear, kAdd, kClip, kGelu };
+enum class PostOpKind { kRelu, kLeakyRelu, kRelu6, kSigmoid, kTanh, kElu, kSwish, kLinear, kAdd, kClip, kGelu, kRound };
 
 struct PostOp {
   PostOpKind kind = PostOpKind::kRelu;

@@ -354,10 +354,11 @@ class DnnlKernel : public Kernel {
   }
 
   // post_ops_ as oneDNN's chain. oneDNN's binary post-op adds an 8-bit operand's integer values
-  // unscaled, so its add alpha * (q - beta) divides the value by alpha first (the add then
-  // leaves it alpha times too small) and multiplies by alpha after: for a first post-op the
-  // division and the -beta go into the int8 output scales and the bias (FoldsFirstAdd); the
-  // multiplication waits across ReLUs (positively homogeneous) and joins the next linear step.
+  // unscaled, so its add alpha * (q - beta) first divides the value by alpha and subtracts beta
+  // (a linear step; the add then leaves it alpha times too small) and multiplies by alpha after:
+  // that multiplication waits across ReLUs (positively homogeneous) and joins the next linear
+  // step. Adjacent linear steps become one, and in int8 nodes a leading linear step goes into
+  // the output scales and the bias (leading_scale_, leading_shift_).
   // oneDNN 2.x's JIT kernels (Debian 12 ships 2.6) keep one eltwise injector per algorithm, so a
   // second eltwise step of an algorithm already in the chain would silently run with the first
   // one's parameters: such steps take an unused algorithm with the same forward values, and with
@@ -365,14 +366,21 @@ class DnnlKernel : public Kernel {
   void PlanPostOps() {
     std::vector<DnnlPostOp> plan;
     float owed = 1;  // the chain's value is `owed` times too small
-    auto eltwise = [&](dnnl::algorithm alg, float alpha, float beta) { plan.push_back({false, alg, alpha, beta, 0}); };
+    auto eltwise = [&](dnnl::algorithm alg, float alpha, float beta) {
+      if (alg == dnnl::algorithm::eltwise_linear && !plan.empty() && !plan.back().binary &&
+          plan.back().alg == dnnl::algorithm::eltwise_linear) {
+        plan.back().beta = alpha * plan.back().beta + beta;
+        plan.back().alpha *= alpha;
+        return;
+      }
+      plan.push_back({false, alg, alpha, beta, 0});
+    };
     auto settle = [&] {
       if (owed != 1) eltwise(dnnl::algorithm::eltwise_linear, owed, 0.f);
       owed = 1;
     };
     size_t add = 0;
-    for (size_t i = 0; i < post_ops_.size(); ++i) {
-      const PostOp& p = post_ops_[i];
+    for (const PostOp& p : post_ops_) {
       const float a = static_cast<float>(p.alpha), b = static_cast<float>(p.beta);
       switch (p.kind) {
         case PostOpKind::kRelu:
@@ -414,11 +422,15 @@ class DnnlKernel : public Kernel {
           settle();
           eltwise(dnnl::algorithm::eltwise_gelu_erf, 0.f, 0.f);
           break;
+        case PostOpKind::kRound:
+          settle();
+          eltwise(dnnl::algorithm::eltwise_round, 0.f, 0.f);
+          break;
         case PostOpKind::kAdd: {
           const size_t k = add++;
           settle();
           if (add_types_[k] != kF32) {
-            if (!(i == 0 && FoldsFirstAdd())) eltwise(dnnl::algorithm::eltwise_linear, 1.f / a, -b);
+            eltwise(dnnl::algorithm::eltwise_linear, 1.f / a, -b);
             owed = a;
           }
           plan.push_back({true, dnnl::algorithm::binary_add, 0.f, 0.f, k});
@@ -427,6 +439,14 @@ class DnnlKernel : public Kernel {
       }
     }
     settle();
+    if (int8_ && !plan.empty() && !plan[0].binary && plan[0].alg == dnnl::algorithm::eltwise_linear &&
+        plan[0].alpha > 0 && std::isfinite(plan[0].alpha) && std::isfinite(plan[0].beta) &&
+        (plan[0].beta == 0 || node_.op != kFusedBatchMatMul)) {  // batch products have no bias to shift
+      // alpha * (acc * scale + bias) + beta = acc * (scale * alpha) + (bias + beta / alpha) * alpha.
+      leading_scale_ = plan[0].alpha;
+      leading_shift_ = plan[0].beta / plan[0].alpha;
+      plan.erase(plan.begin());
+    }
     std::vector<dnnl::algorithm> used;
     for (size_t i = 0; i < plan.size(); ++i) {
       if (plan[i].binary) {
@@ -446,12 +466,6 @@ class DnnlKernel : public Kernel {
     dnnl_post_ops_ = std::move(plan);
   }
 
-  // An int8 node whose first post-op adds an 8-bit operand divides by its scale in the output
-  // scales and subtracts its zero point in the bias (see PlanPostOps).
-  bool FoldsFirstAdd() const {
-    return int8_ && !add_types_.empty() && add_types_[0] != kF32 && post_ops_[0].kind == PostOpKind::kAdd;
-  }
-
   // `channels`: the output channels the int8 output scales run along (int8 kernels only);
   // `dst_md`: also the layout of the add post-ops' operands; `residuals` false leaves the add
   // post-ops out (to learn the layout oneDNN prefers without them).
@@ -461,8 +475,7 @@ class DnnlKernel : public Kernel {
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     if (int8_) {
       std::vector<float> scales = OutputScales(channels);
-      if (FoldsFirstAdd())
-        for (float& s : scales) s /= static_cast<float>(post_ops_[0].alpha);
+      for (float& s : scales) s *= leading_scale_;
       attr.set_output_scales(scales.size() == 1 ? 0 : 1 << 1, scales);
       if (zero_point_a_ != 0) attr.set_zero_points(DNNL_ARG_SRC, 0, {zero_point_a_});
     }
@@ -633,12 +646,11 @@ class DnnlKernel : public Kernel {
         throw Error(ErrorCode::kInternal, fmt::format("node '{}' ({}): bias of {} elements for {} output channels", node_.name, node_.op,
                                                       bias.num_elements(), channels));
       const std::vector<float> scales = OutputScales(channels);
-      // A folded first 8-bit add (PlanPostOps): the bias also carries -scale * zero point.
-      const float shift = FoldsFirstAdd() ? static_cast<float>(post_ops_[0].alpha * post_ops_[0].beta) : 0.0f;
+      // A leading linear step folded into the output scales (PlanPostOps) shifts the bias.
       int8_bias_ = Tensor(DType::kFloat32, {channels});
       for (int64_t c = 0; c < channels; ++c)
         int8_bias_->data<float>()[c] =
-            (bias.data<float>()[c] - shift) / scales[scales.size() == 1 ? 0 : static_cast<size_t>(c)];
+            (bias.data<float>()[c] + leading_shift_) / scales[scales.size() == 1 ? 0 : static_cast<size_t>(c)];
     }
     return memory(md, env_->engine, Ptr(*int8_bias_));
   }
@@ -671,6 +683,7 @@ class DnnlKernel : public Kernel {
   std::vector<int> add_dnnl_index_;           // per add post-op: its index in oneDNN's chain
   std::vector<DnnlPostOp> dnnl_post_ops_;     // oneDNN's chain (PlanPostOps)
   std::string post_op_refusal_;               // why oneDNN's kernels cannot run the chain (empty: they can)
+  float leading_scale_ = 1, leading_shift_ = 0;  // int8: a leading linear step in the output scales and bias
   bool int8_ = false;         // operands a and b are int8 (see cpu_ops.h)
   bool int8_output_ = false;  // the result is written as int8 (attr int8_output)
   bool unsigned_a_ = false;       // int8: operand a is uint8 (q + zero_point_a_)

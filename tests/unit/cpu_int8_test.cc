@@ -718,3 +718,60 @@ TEST(CpuInt8, ResidualsAreAddedFromTheirQuantizedTensor) {
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// ONNX Runtime's QDQ form of a ResNet block's end: Add(dq(q(c2)), dq(q(shortcut))) -> Relu ->
+// q/dq -> the next convolution, the shortcut being the block's input (its dq shared with the
+// block's first convolution) or a projection convolution's quantized result. The last
+// convolution takes the quantize-dequantize of its own result, the 8-bit shortcut and the ReLU as
+// post-ops (cpu-int8-quantized-add): no Add, no chain left, and the result written as uint8 for
+// the next convolution. Matches the reference on the float graph within the int8 bound.
+TEST(CpuInt8, QuantizedResidualAddsBecomeConvolutionPostOps) {
+  REQUIRE_INT8_DOT_PRODUCT();
+  const Shape xs{2, 9, 9, 8};
+  for (const bool projection : {false, true}) {
+    SCOPED_TRACE(projection ? "projection shortcut" : "identity shortcut");
+    Builder b;
+    const ir::ValueId x = b.Input("x", xs);
+    auto conv = [&](const std::string& name, ir::ValueId in, Shape w, uint32_t seed) {
+      const int64_t out = w.back();
+      ir::ValueId c = b.Op("Conv2D", name, {in, b.Const(name + "_w", GridWeights(std::move(w), seed, out, 1))},
+                           ConvAttrs("NHWC", "SAME"));
+      return b.Op("Add", name + "_bias", {c, b.Const(name + "_b", RandScaled({out}, seed + 100, 0.2f))});
+    };
+    const ir::ValueId y =
+        b.Op("Relu", "stem_relu", {conv("stem", OnnxUint8Qdq(b, x, 0.03f, 128, "x_q"), {3, 3, 8, 16}, 41)});
+    const ir::ValueId y_dq = OnnxUint8Qdq(b, y, 0.02f, 0, "y_q");
+    ir::ValueId c = b.Op("Relu", "c1_relu", {conv("c1", y_dq, {1, 1, 16, 8}, 42)});
+    c = conv("c2", OnnxUint8Qdq(b, c, 0.02f, 0, "c1_q"), {3, 3, 8, 16}, 43);
+    const ir::ValueId shortcut =
+        projection ? OnnxUint8Qdq(b, conv("proj", y_dq, {1, 1, 16, 16}, 44), 0.04f, 110, "proj_q") : y_dq;
+    ir::ValueId s = b.Op("Add", "residual", {OnnxUint8Qdq(b, c, 0.05f, 120, "c2_q"), shortcut});
+    s = b.Op("Relu", "out_relu", {s});
+    b.Output("out", conv("next", OnnxUint8Qdq(b, s, 0.03f, 0, "out_q"), {1, 1, 16, 4}, 45));
+    auto engine =
+        CheckAgainstReference(b, ExactProfile({xs}), {{RandF32(xs, 1)}, {RandF32(xs, 2)}}, 1e-4, Int8Options());
+    const auto& e = dynamic_cast<const CpuEngine&>(*engine);
+    EXPECT_EQ(PassRewrites(*engine, "cpu-int8-quantized-add"), 1) << e.Summary();
+    EXPECT_EQ(CountOps(*engine, "Add"), 0) << e.Summary();
+    EXPECT_EQ(CountOps(*engine, "cpu.EltwiseChain"), 0) << e.Summary();
+    int found = 0;
+    for (const ir::Node& n : e.graph().nodes()) {
+      if (n.removed || n.name != "c2") continue;
+      ++found;
+      const auto ops = backend::cpu::ReadPostOps(n);
+      ASSERT_GE(ops.size(), 6u);
+      EXPECT_EQ(ops[2].kind, backend::cpu::PostOpKind::kRound);
+      EXPECT_EQ(ops[4].kind, backend::cpu::PostOpKind::kAdd);
+      EXPECT_EQ(ops[4].beta, projection ? 110.0 : 0.0);
+      EXPECT_EQ(ops[5].kind, backend::cpu::PostOpKind::kRelu);
+      EXPECT_TRUE(n.attrs.GetOr<bool>("int8_output", false));  // uint8 for "next"
+    }
+    EXPECT_EQ(found, 1);
+  }
+}
+
+}  // namespace
+}  // namespace kiln

@@ -71,20 +71,7 @@ class Int8Pass final : public CountingPass {
     auto quantize = [&](const QuantDequant& q) {
       const auto key = std::make_tuple(q.source, q.inv_scale, q.qmin, q.qmax);
       if (auto it = quantized.find(key); it != quantized.end()) return it->second;
-      const Int8Storage storage = StorageFor(q.qmin, q.qmax);
-      ir::Node& node =
-          g.AddNode(std::string(kQuantizeS8),
-                    names.Make(g.value(q.source).name + (storage.is_unsigned ? "/u8" : "/s8")), {q.source}, 1);
-      node.attrs.Set("inv_scale", static_cast<double>(q.inv_scale));
-      node.attrs.Set("qmin", static_cast<double>(q.qmin));
-      node.attrs.Set("qmax", static_cast<double>(q.qmax));
-      if (storage.is_unsigned) {
-        node.attrs.Set("unsigned", true);
-        node.attrs.Set("zero_point", static_cast<int64_t>(storage.zero_point));
-      }
-      const ir::NodeId id = node.id;
-      ir::InferNode(g, id);
-      const ir::ValueId out = g.node(id).outputs[0];
+      const ir::ValueId out = AddQuantizeS8(g, names, q);
       quantized.emplace(key, out);
       return out;
     };
@@ -212,6 +199,33 @@ class Int8OutputPass final : public CountingPass {
 };
 
 }  // namespace
+
+ir::ValueId AddQuantizeS8(ir::Graph& g, ir::NameGen& names, const QuantDequant& q) {
+  const Int8Storage storage = StorageFor(q.qmin, q.qmax);
+  ir::Node& node = g.AddNode(std::string(kQuantizeS8),
+                             names.Make(g.value(q.source).name + (storage.is_unsigned ? "/u8" : "/s8")), {q.source}, 1);
+  node.attrs.Set("inv_scale", static_cast<double>(q.inv_scale));
+  node.attrs.Set("qmin", static_cast<double>(q.qmin));
+  node.attrs.Set("qmax", static_cast<double>(q.qmax));
+  if (storage.is_unsigned) {
+    node.attrs.Set("unsigned", true);
+    node.attrs.Set("zero_point", static_cast<int64_t>(storage.zero_point));
+  }
+  const ir::NodeId id = node.id;
+  ir::InferNode(g, id);
+  return g.node(id).outputs[0];
+}
+
+ir::ValueId FindQuantizeS8(const ir::Graph& g, const QuantDequant& q) {
+  for (const ir::Node& n : g.nodes()) {
+    if (n.removed || n.op != kQuantizeS8 || n.inputs[0] != q.source) continue;
+    if (n.attrs.Get<double>("inv_scale") == static_cast<double>(q.inv_scale) &&
+        n.attrs.Get<double>("qmin") == static_cast<double>(q.qmin) &&
+        n.attrs.Get<double>("qmax") == static_cast<double>(q.qmax))
+      return n.outputs[0];
+  }
+  return ir::kNoValue;
+}
 
 std::unique_ptr<CountingPass> MakeInt8Pass() { return std::make_unique<Int8Pass>(); }
 std::unique_ptr<CountingPass> MakeInt8OutputPass() { return std::make_unique<Int8OutputPass>(); }

@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "ir/graph_util.h"
 #include "ir/passes/pass.h"
+#include "ir/quant_dequant.h"
 
 namespace kiln::backend::cpu {
 
@@ -81,6 +83,14 @@ std::unique_ptr<CountingPass> MakeRecurrentPass();
 // or constants on a per-output-channel int8 grid read int8 operands instead (cpu.QuantizeS8 steps
 // and int8 constants) and run as int8 oneDNN primitives (see passes/int8_conv_matmul.cc).
 std::unique_ptr<CountingPass> MakeInt8Pass();
+// A new cpu.QuantizeS8 of `q`'s source with its scale and bounds (int8, or uint8 with a zero
+// point: ir::StorageFor); FindQuantizeS8: a live one with the same scale and bounds, or kNoValue.
+ir::ValueId AddQuantizeS8(ir::Graph& g, ir::NameGen& names, const ir::QuantDequant& q);
+ir::ValueId FindQuantizeS8(const ir::Graph& g, const ir::QuantDequant& q);
+// cpu-int8-quantized-add: an Add of two dequantized 8-bit tensors, one of them an int8
+// convolution's own quantized result, becomes that convolution's post-ops (and a ReLU after the
+// Add too), reading the other tensor's 8-bit form (passes/int8_residual.cc).
+std::unique_ptr<CountingPass> MakeInt8QuantizedAddPass();
 // cpu-int8-residual: a tensor quantized for int8 layers that int8 channels-last convolutions also
 // add as a residual is added in its 8-bit form (passes/int8_residual.cc).
 std::unique_ptr<CountingPass> MakeInt8ResidualPass();

@@ -69,6 +69,9 @@ std::vector<PassStat> OptimizeForCpu(ir::Graph& graph, bool int8_kernels) {
   if (int8_kernels) {
     passes.push_back(MakeInt8Pass());
     passes.push_back(std::make_unique<Counted>(ir::MakeDeadCodeElimination()));
+    passes.push_back(MakeInt8QuantizedAddPass());
+    // The quantize-dequantize chains the Adds read no longer read the convolutions' results.
+    passes.push_back(std::make_unique<Counted>(ir::MakeDeadCodeElimination()));
     passes.push_back(MakeInt8ResidualPass());
     passes.push_back(MakeInt8OutputPass());
     passes.push_back(MakeQuantizeBeforePadPass());
