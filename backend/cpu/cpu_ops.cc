@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "backend/cpu/int8.h"
 #include "common/name_registry.h"
 #include "ir/op_schema.h"
 #include "ir/ops/elementwise_unary_ops.h"
@@ -247,8 +248,9 @@ void InferCpuOp(ir::InferContext& ctx) {
     dtype = ctx.node().attrs.GetOr<bool>("unsigned_output", false) ? DType::kUInt8 : DType::kInt8;
   if (ctx.node().op == kQuantizeS8 && ctx.node().attrs.GetOr<bool>("unsigned", false)) dtype = DType::kUInt8;
   if (ctx.node().op == kEltwiseChain && ctx.node().attrs.Has("quantize_output")) {
-    const auto& q = ctx.node().attrs.Get<std::vector<double>>("quantize_output");
-    dtype = q.size() > 3 && q[3] != 0 ? DType::kUInt8 : DType::kInt8;  // QuantizeAttrValues' is_unsigned
+    const QuantizeParams q =
+        QuantizeParamsFromValues(ctx.node().attrs.Get<std::vector<double>>("quantize_output"), ctx.node());
+    dtype = q.is_unsigned ? DType::kUInt8 : DType::kInt8;
   }
   std::vector<Shape> shapes;
   for (int i = 0; i < ctx.num_inputs(); ++i) {

@@ -83,16 +83,6 @@ void QuantDequantF32(const float* src, float* dst, int64_t n, const QuantDequant
   ForBlocks(n, [&](int64_t begin, int64_t count) { QuantDequantBlock(src + begin, dst + begin, count, p); });
 }
 
-void QuantizeToU8(const float* src, uint8_t* dst, int64_t n, float inv_scale, float qmin, float qmax, int zero_point) {
-  ForBlocks(n, [&](int64_t begin, int64_t count) {
-    QuantizeBlockU8(src + begin, dst + begin, count, inv_scale, qmin, qmax, static_cast<float>(zero_point));
-  });
-}
-
-void QuantizeToS8(const float* src, int8_t* dst, int64_t n, float inv_scale, float qmin, float qmax) {
-  ForBlocks(n, [&](int64_t begin, int64_t count) { QuantizeBlock(src + begin, dst + begin, count, inv_scale, qmin, qmax); });
-}
-
 namespace {
 
 QuantizeParams CheckedQuantizeParams(const QuantizeParams& p, const ir::Node& node) {

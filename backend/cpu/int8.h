@@ -33,11 +33,6 @@ using ir::StorageFor;
 // rank-2 matmul operand ([k, n], or [n, k] with transpose_b). {0, 0} for other nodes and shapes.
 std::pair<int64_t, int64_t> OutputChannelsOf(const ir::Node& fused, const Shape& b);
 
-// dst[i] = round_half_even(clamp(src[i] * inv_scale, qmin, qmax)) as int8, for n elements.
-void QuantizeToS8(const float* src, int8_t* dst, int64_t n, float inv_scale, float qmin, float qmax);
-// dst[i] = round_half_even(clamp(src[i] * inv_scale, qmin, qmax)) + zero_point as uint8 (the
-// sum within [0, 255]).
-void QuantizeToU8(const float* src, uint8_t* dst, int64_t n, float inv_scale, float qmin, float qmax, int zero_point);
 // A cpu.QuantizeS8 node's parameters (attributes inv_scale, qmin, qmax, unsigned, zero_point):
 // round_half_even(clamp(x * inv_scale, qmin, qmax)) (+ zero_point) stored as int8, or as uint8
 // when is_unsigned.

@@ -611,8 +611,11 @@ class DnnlKernel : public Kernel {
                                                     ShapeToString(r.shape()), ShapeToString(out.shape())));
     if (int8_output_) {  // as oneDNN converts: round half to even, saturate
       ApplyPostOpsReference(post_ops_, in.subspan(static_cast<size_t>(first_add_)), r);
-      if (unsigned_output_) QuantizeToU8(r.data<float>(), out.data<uint8_t>(), r.num_elements(), 1.0f, 0, 255, 0);
-      else QuantizeToS8(r.data<float>(), out.data<int8_t>(), r.num_elements(), 1.0f, -128, 127);
+      QuantizeParams saturate;
+      saturate.is_unsigned = unsigned_output_;
+      saturate.qmin = unsigned_output_ ? 0.0f : -128.0f;
+      saturate.qmax = unsigned_output_ ? 255.0f : 127.0f;
+      Quantize(r.data<float>(), out.raw_data(), r.num_elements(), saturate);
       return;
     }
     std::copy_n(r.data<float>(), r.num_elements(), out.data<float>());

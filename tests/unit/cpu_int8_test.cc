@@ -290,16 +290,28 @@ TEST(CpuInt8, WithoutDotProductInstructionsQuantizeDequantizeRunsInFloat) {
 TEST(CpuInt8, QuantizeRoundsHalfToEvenClampsAndMapsNanToZero) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const std::vector<float> src = {0.5f, 1.5f, 2.5f, -0.5f, -2.5f, 0.49f, 300.f, -300.f, nan, 126.6f, -127.4f, 3.0f};
+  auto params = [](float inv_scale, float qmin, float qmax, bool is_unsigned = false, int zero_point = 0) {
+    backend::cpu::QuantizeParams p;
+    p.inv_scale = inv_scale;
+    p.qmin = qmin;
+    p.qmax = qmax;
+    p.is_unsigned = is_unsigned;
+    p.zero_point = zero_point;
+    return p;
+  };
   std::vector<int8_t> dst(src.size());
-  backend::cpu::QuantizeToS8(src.data(), dst.data(), static_cast<int64_t>(src.size()), 1.0f, -127, 127);
+  backend::cpu::Quantize(src.data(), dst.data(), static_cast<int64_t>(src.size()), params(1.0f, -127, 127));
   EXPECT_EQ(dst, (std::vector<int8_t>{0, 2, 2, 0, -2, 0, 127, -127, 0, 127, -127, 3}));
-  backend::cpu::QuantizeToS8(src.data(), dst.data(), static_cast<int64_t>(src.size()), 2.0f, -128, 127);
+  backend::cpu::Quantize(src.data(), dst.data(), static_cast<int64_t>(src.size()), params(2.0f, -128, 127));
   EXPECT_EQ(dst, (std::vector<int8_t>{1, 3, 5, -1, -5, 1, 127, -128, 0, 127, -128, 6}));
+  std::vector<uint8_t> u(src.size());
+  backend::cpu::Quantize(src.data(), u.data(), static_cast<int64_t>(src.size()), params(1.0f, -37, 218, true, 37));
+  EXPECT_EQ(u, (std::vector<uint8_t>{37, 39, 39, 37, 35, 37, 255, 0, 37, 164, 0, 40}));
   // Long enough for the vectorised loop, with a tail.
   std::vector<float> many(1000);
   for (size_t i = 0; i < many.size(); ++i) many[i] = (static_cast<float>(i) - 500.f) * 0.25f;
   std::vector<int8_t> q(many.size());
-  backend::cpu::QuantizeToS8(many.data(), q.data(), static_cast<int64_t>(many.size()), 1.0f, -127, 127);
+  backend::cpu::Quantize(many.data(), q.data(), static_cast<int64_t>(many.size()), params(1.0f, -127, 127));
   for (size_t i = 0; i < many.size(); ++i)
     ASSERT_EQ(q[i], static_cast<int8_t>(std::clamp(std::nearbyint(many[i]), -127.f, 127.f))) << many[i];
 }
