@@ -787,3 +787,48 @@ TEST(CpuInt8, QuantizedResidualAddsBecomeConvolutionPostOps) {
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// ONNX Runtime's QDQ ResNet stem: ReLU -> q/dq -> zero Pad -> q/dq -> MaxPool -> q/dq, all with
+// the same parameters. A zero pad and a max pooling keep values on the grid, so the second and
+// third quantize-dequantize steps are the identity (cpu-redundant-quant-dequant) and only the
+// first runs; a pad value off the grid keeps its step. Matches the reference within the int8
+// bound.
+TEST(CpuInt8, ZeroPadsAndMaxPoolingsKeepTheGridAndNeedNoSecondQuantization) {
+  REQUIRE_INT8_DOT_PRODUCT();
+  const Shape xs{2, 10, 10, 8};
+  struct Case {
+    float pad_value;
+    bool relu;  // without it, the stem's division by the first scale moves into the convolution
+                // (cpu-fold-batchnorm): the two steps are written differently but share the grid
+    float zero_point;
+  };
+  for (const Case c : {Case{0.0f, true, 0.0f}, Case{0.013f, true, 0.0f}, Case{0.0f, false, 128.0f}}) {
+    SCOPED_TRACE(fmt::format("pad value {}, relu {}", c.pad_value, c.relu));
+    Builder b;
+    const ir::ValueId x = b.Input("x", xs);
+    ir::ValueId h = b.Op("Conv2D", "stem",
+                         {OnnxUint8Qdq(b, x, 0.03f, 128, "x_q"), b.Const("w1", GridWeights({3, 3, 8, 16}, 51, 16, 1))},
+                         ConvAttrs("NHWC", "SAME"));
+    if (c.relu) h = b.Op("Relu", "stem_relu", {h});
+    h = OnnxUint8Qdq(b, h, 0.02f, c.zero_point, "stem_q");
+    std::vector<ir::ValueId> pad_inputs{h, b.Const("pads", nntest::I32({4, 2}, {0, 0, 1, 1, 1, 1, 0, 0}))};
+    if (c.pad_value != 0) pad_inputs.push_back(b.Const("pad_value", Tensor::Scalar(DType::kFloat32, c.pad_value)));
+    h = OnnxUint8Qdq(b, b.Op("Pad", "pad", pad_inputs), 0.02f, c.zero_point, "pad_q");
+    h = b.Op("MaxPool", "pool", {h}, PoolAttrs("NHWC", "VALID", {3, 3}, {2, 2}));
+    h = OnnxUint8Qdq(b, h, 0.02f, c.zero_point, "pool_q");
+    b.Output("y", b.Op("Conv2D", "next", {h, b.Const("w2", GridWeights({1, 1, 16, 4}, 52, 4, 1))},
+                       ConvAttrs("NHWC", "SAME")));
+    auto engine =
+        CheckAgainstReference(b, ExactProfile({xs}), {{RandF32(xs, 1)}, {RandF32(xs, 2)}}, 1e-4, Int8Options());
+    const auto& e = dynamic_cast<const CpuEngine&>(*engine);
+    // The pad's step goes with a zero pad; the pooling's quantization is the next convolution's
+    // int8 operand either way.
+    EXPECT_EQ(PassRewrites(*engine, "cpu-redundant-quant-dequant"), c.pad_value == 0 ? 1 : 0) << e.Summary();
+  }
+}
+
+}  // namespace
+}  // namespace kiln

@@ -11,17 +11,6 @@ namespace {
 
 using namespace cputest;
 
-ir::AttrMap PoolAttrs(const std::string& format, const std::string& padding, std::vector<int64_t> ksize,
-                      std::vector<int64_t> strides, std::vector<int64_t> pads = {}) {
-  ir::AttrMap a;
-  a.Set("data_format", format);
-  a.Set("padding", padding);
-  a.Set("ksize", std::move(ksize));
-  a.Set("strides", std::move(strides));
-  if (!pads.empty()) a.Set("pads", std::move(pads));
-  return a;
-}
-
 TEST(CpuPool, MaxAndAvgPoolRunOneDnnAndMatchTheReference) {
   Builder b;
   const ir::ValueId x = b.Input("x", {2, 13, 11, 8});

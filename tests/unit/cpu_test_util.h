@@ -90,6 +90,18 @@ inline int64_t PassRewrites(const backend::Engine& engine, const std::string& pa
   return -1;
 }
 
+// MaxPool / AvgPool attributes.
+inline ir::AttrMap PoolAttrs(const std::string& format, const std::string& padding, std::vector<int64_t> ksize,
+                             std::vector<int64_t> strides, std::vector<int64_t> pads = {}) {
+  ir::AttrMap a;
+  a.Set("data_format", format);
+  a.Set("padding", padding);
+  a.Set("ksize", std::move(ksize));
+  a.Set("strides", std::move(strides));
+  if (!pads.empty()) a.Set("pads", std::move(pads));
+  return a;
+}
+
 // Every oneDNN-backed step ran on a oneDNN primitive (no reference fallback).
 inline void ExpectNoFallback(const backend::Engine& engine) {
   const auto& e = dynamic_cast<const backend::cpu::CpuEngine&>(engine);
