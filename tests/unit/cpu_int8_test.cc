@@ -11,6 +11,7 @@
 
 #include "backend/cpu/eltwise_chain.h"
 #include "backend/cpu/int8.h"
+#include "backend/cpu/kernels.h"
 #include "backend/cpu/passes/passes.h"
 #include "backend/cpu/plan_serialization.h"
 #include "convert/calibration_table.h"
@@ -827,6 +828,54 @@ TEST(CpuInt8, ZeroPadsAndMaxPoolingsKeepTheGridAndNeedNoSecondQuantization) {
     // The pad's step goes with a zero pad; the pooling's quantization is the next convolution's
     // int8 operand either way.
     EXPECT_EQ(PassRewrites(*engine, "cpu-redundant-quant-dequant"), c.pad_value == 0 ? 1 : 0) << e.Summary();
+  }
+}
+
+}  // namespace
+}  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// An 8-bit residual's scale and zero point come from the plan: a corrupted one (scale 0, NaN,
+// negative; a zero point that is not finite) is refused naming the node when its kernel is made.
+TEST(CpuInt8, EightBitResidualsWithBadParametersAreRefused) {
+  REQUIRE_INT8_DOT_PRODUCT();
+  const Shape xs{1, 6, 6, 8};
+  Builder b;
+  const ir::ValueId x = b.Input("x", xs);
+  const ir::ValueId y =
+      b.Op("Relu", "stem_relu",
+           {b.Op("Conv2D", "stem", {x, b.Const("w0", RandScaled({3, 3, 8, 8}, 81, 0.3f))}, ConvAttrs("NHWC", "SAME"))});
+  ir::ValueId c =
+      b.Op("Conv2D", "c1", {y, b.Const("w1", RandScaled({1, 1, 8, 8}, 82, 0.3f))}, ConvAttrs("NHWC", "SAME"));
+  b.Output("out", b.Op("Relu", "out", {b.Op("Add", "residual", {c, y})}));
+  std::vector<std::vector<Tensor>> batches{{RandF32(xs, 83)}, {RandF32(xs, 84)}};
+  runtime::CalibrationOptions calibration;
+  calibration.calibrator = convert::Calibrator::kMinMax;
+  auto g = std::make_shared<ir::Graph>(ir::CloneGraph(*b.g));
+  convert::InsertQuantDequant(*g, runtime::Calibrate(b.g, batches, calibration));
+  auto engine = CpuBackend().Compile(*g, ExactProfile({xs}), Int8Options());
+  ASSERT_EQ(PassRewrites(*engine, "cpu-int8-residual"), 1);
+  const ir::Graph& planned = dynamic_cast<const CpuEngine&>(*engine).graph();
+  ir::NodeId c1 = -1;
+  for (const ir::Node& n : planned.nodes())
+    if (!n.removed && n.name == "c1") c1 = n.id;
+  ASSERT_GE(c1, 0);
+  auto env = std::make_shared<backend::cpu::KernelEnv>();
+  EXPECT_NE(backend::cpu::MakeKernel(planned, planned.node(c1), env), nullptr);
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  for (const auto& [scale, zero_point] :
+       std::vector<std::pair<double, double>>{{0.0, 0.0}, {nan, 0.0}, {-0.1, 0.0}, {0.1, inf}}) {
+    ir::Graph corrupted = ir::CloneGraph(planned);
+    ir::Node& node = corrupted.node(c1);
+    std::vector<backend::cpu::PostOp> ops = backend::cpu::ReadPostOps(node);
+    ASSERT_EQ(ops[0].kind, backend::cpu::PostOpKind::kAdd);
+    ops[0].alpha = scale;
+    ops[0].beta = zero_point;
+    backend::cpu::WritePostOps(node.attrs, ops);
+    testutil::ExpectError([&] { backend::cpu::MakeKernel(corrupted, corrupted.node(c1), env); }, ErrorCode::kInternal,
+                          {"c1", "8-bit add operand"});
   }
 }
 
