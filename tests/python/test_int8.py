@@ -92,6 +92,17 @@ def _accuracy(kiln_bin, model, images, labels, tmp_path):
     return float(np.mean(np.argmax(logits, axis=1) == labels)), logits
 
 
+def _fp32_accuracy(kiln_bin, model, images, labels, tf_logits, tmp_path):
+    """Kiln FP32's (top-1, logits) on the held-out images; its logits match TensorFlow's (1e-5)."""
+    fp32 = tmp_path / "fp32"
+    proc = run_kiln(kiln_bin, ["convert", model, fp32, "--build-shapes", "x:597x8x8x1"])
+    if proc.returncode != 0:
+        fail("FP32 conversion failed", proc)
+    accuracy, logits = _accuracy(kiln_bin, fp32, images, labels, tmp_path / "run32")
+    assert np.linalg.norm(logits - tf_logits) / np.linalg.norm(tf_logits) <= 1e-5
+    return accuracy, logits
+
+
 def _calibration_dir(images, path, batch=25):
     """DIR/BATCH/x.npy, one directory per batch (the --calibration-data layout)."""
     for i in range(0, len(images), batch):
@@ -106,12 +117,7 @@ def test_int8_accuracy_on_held_out_digits_stays_within_one_point_of_fp32(kiln_bi
     model, calib, test_x, test_y, tf_logits = digits_model
     tf_accuracy = float(np.mean(np.argmax(tf_logits, axis=1) == test_y))
     assert tf_accuracy > 0.9, "the digits CNN did not train (%.3f)" % tf_accuracy
-    fp32 = tmp_path / "fp32"
-    proc = run_kiln(kiln_bin, ["convert", model, fp32, "--build-shapes", "x:597x8x8x1"])
-    if proc.returncode != 0:
-        fail("FP32 conversion failed", proc)
-    fp32_accuracy, fp32_logits = _accuracy(kiln_bin, fp32, test_x, test_y, tmp_path / "run32")
-    assert np.linalg.norm(fp32_logits - tf_logits) / np.linalg.norm(tf_logits) <= 1e-5
+    fp32_accuracy, fp32_logits = _fp32_accuracy(kiln_bin, model, test_x, test_y, tf_logits, tmp_path)
     int8 = tmp_path / "int8"
     table = tmp_path / "table.json"
     proc = run_kiln(kiln_bin, ["convert", model, int8, "--precision", "INT8", "--calibrator", calibrator,
@@ -150,12 +156,7 @@ def test_int8_residual_connections_on_held_out_digits_stay_within_one_point_of_f
     model, calib, test_x, test_y, tf_logits = residual_digits_model
     tf_accuracy = float(np.mean(np.argmax(tf_logits, axis=1) == test_y))
     assert tf_accuracy > 0.9, "the residual digits CNN did not train (%.3f)" % tf_accuracy
-    fp32 = tmp_path / "fp32"
-    proc = run_kiln(kiln_bin, ["convert", model, fp32, "--build-shapes", "x:597x8x8x1"])
-    if proc.returncode != 0:
-        fail("FP32 conversion failed", proc)
-    fp32_accuracy, fp32_logits = _accuracy(kiln_bin, fp32, test_x, test_y, tmp_path / "run32")
-    assert np.linalg.norm(fp32_logits - tf_logits) / np.linalg.norm(tf_logits) <= 1e-5
+    fp32_accuracy, fp32_logits = _fp32_accuracy(kiln_bin, model, test_x, test_y, tf_logits, tmp_path)
     int8 = tmp_path / "int8"
     proc = run_kiln(kiln_bin, ["convert", model, int8, "--precision", "INT8", "--calibration-data",
                                _calibration_dir(calib, tmp_path / "calib"), "--build-shapes", "x:597x8x8x1"])

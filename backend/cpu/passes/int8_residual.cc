@@ -29,7 +29,7 @@
 namespace kiln::backend::cpu {
 namespace {
 
-// Index of the add post-op that reads input `input` of fused node `n` (input >= FirstAddInput).
+// Index in `ops` of the add post-op that reads input `input` of its fused node (input >= first_add).
 size_t AddPostOpIndex(const std::vector<PostOp>& ops, size_t input, size_t first_add) {
   size_t add = first_add;
   for (size_t i = 0; i < ops.size(); ++i) {
