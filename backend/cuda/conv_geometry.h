@@ -1,5 +1,5 @@
 // The sizes of a 2-D convolution over NHWC data with a KRSC filter: what the library int8 kernels
-// (int8_library_conv.h, cutlass_int8_conv.h) are told about a convolution. Plain C++17: nvcc
+// (quantized_library_conv.h, cutlass_quantized_conv.h) are told about a convolution. Plain C++17: nvcc
 // compiles it into the CUTLASS kernels too.
 #pragma once
 

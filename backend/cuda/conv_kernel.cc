@@ -20,8 +20,8 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cudnn_util.h"
-#include "backend/cuda/int8_library_conv.h"
 #include "backend/cuda/quantized_conv.h"
+#include "backend/cuda/quantized_library_conv.h"
 #include "backend/cuda/timing_cache.h"
 
 namespace kiln::backend::cuda {
@@ -72,6 +72,30 @@ std::vector<int64_t> Strides(const std::vector<int64_t>& nchw, bool channels_las
   return {c * h * w, h * w, w, 1};
 }
 
+KernelStorage StorageOf(ir::QuantFormat format) {
+  return format == ir::QuantFormat::kInt8 ? KernelStorage::kInt8 : KernelStorage::kFloat8E4M3;
+}
+
+// The operand storage library kernels would run a marked convolution with, or nullopt where they
+// have no form for its epilogue (kLibraryOperands).
+std::optional<QuantizedOperands> LibraryOperands(const QuantizedConv& quant, const ConvEpilogue& epilogue,
+                                                 DType dtype) {
+  const KernelStorage input = StorageOf(quant.format);
+  const KernelStorage output = epilogue.quantized_output
+                                   ? StorageOf(epilogue.output_format)
+                                   : (dtype == DType::kFloat16 ? KernelStorage::kFloat16 : KernelStorage::kInt8);
+  const KernelStorage residual = !epilogue.residual ? output
+                                 : epilogue.residual_scale
+                                     ? StorageOf(epilogue.residual_format)
+                                     : (dtype == DType::kFloat16 ? KernelStorage::kFloat16 : KernelStorage::kInt8);
+  if (!epilogue.quantized_output && output != KernelStorage::kFloat16) return std::nullopt;  // float32, bfloat16
+  if (epilogue.residual && !epilogue.residual_scale && residual != KernelStorage::kFloat16) return std::nullopt;
+  const QuantizedOperands operands{input, output, residual};
+  for (const QuantizedOperands& offered : kLibraryOperands)
+    if (operands == offered) return operands;
+  return std::nullopt;
+}
+
 }  // namespace
 
 bool HaveCudnn() { return true; }
@@ -115,11 +139,12 @@ struct ConvKernel::Impl {
   std::unique_ptr<QuantizeKernel> quantize, fake_quantize;
 
   bool choose_by_timing = false;  // a float plan replaces a slower 8-bit one
-  // An int8 convolution writing int8 may run a library kernel other than cuDNN's
-  // (int8_library_conv.h: cuBLASLt or CUTLASS) where that is faster than cuDNN's plan: its
-  // per-channel scale and bias over the output's scale, and the residual's scale over it.
-  bool library_eligible = false;
-  Tensor library_alpha, library_bias;  // device float32 [K]
+  // A quantized convolution may run a library kernel other than cuDNN's (quantized_library_conv.h:
+  // cuBLASLt or CUTLASS) where that is faster than cuDNN's plan: int8 writing int8, E4M3 writing
+  // E4M3 or float16. Its per-channel scale and bias over an 8-bit output's scale, and an 8-bit
+  // residual's scale over it.
+  std::optional<QuantizedOperands> library_operands;  // set where library kernels may run it
+  Tensor library_alpha, library_bias;                 // device float32 [K]
   float library_beta = 0;
 
   struct Plan {
@@ -129,7 +154,7 @@ struct ConvKernel::Impl {
     bool quantized = false;
     std::string problem;  // the timing cache's description of it
     size_t x_bytes = 0, y_bytes = 0, z_bytes = 0;
-    std::unique_ptr<Int8LibraryConv> library;  // runs instead of the cuDNN graph (a quantized plan's faster form)
+    std::unique_ptr<QuantizedLibraryConv> library;  // runs instead of the cuDNN graph (a quantized plan's faster form)
   };
   mutable int plans_tuned = 0;
   mutable std::string quantized_refusal;  // why cuDNN ran a marked convolution's shape in float
@@ -143,7 +168,7 @@ struct ConvKernel::Impl {
   // Of a marked convolution's 8-bit plan and its float plan, the faster (the timing cache
   // remembers which); `quantized_plan` is kept or replaced.
   void KeepFaster(std::unique_ptr<Plan>& quantized_plan, const Shape& x_shape, const Shape& y_shape) const;
-  // Gives an int8 plan a library kernel (library_eligible) when one is faster than the cuDNN
+  // Gives a quantized plan a library kernel (library_operands) when one is faster than the cuDNN
   // graph (the timing cache remembers which).
   void ChooseLibraryKernel(Plan& plan, const Shape& x_shape, const Shape& y_shape) const;
   // The padding before and after of each spatial dimension, as the plans apply it.
@@ -238,20 +263,21 @@ ConvKernel::ConvKernel(const ir::Graph& graph, const ir::Node& node, int device,
         DType::kFloat32, {k.out_c}, std::vector<float>(static_cast<size_t>(k.out_c), *epilogue.residual_scale)));
   }
   const bool one_group = !depthwise;  // and the input's channels equal the filter's (checked per shape)
-  if (k.quant && k.quant->format == ir::QuantFormat::kInt8 && one_group && k.attrs.channels_last &&
-      epilogue.quantized_output && epilogue.output_format == ir::QuantFormat::kInt8 &&
-      (!epilogue.residual || (epilogue.residual_scale && epilogue.residual_format == ir::QuantFormat::kInt8))) {
-    const float inv_out = epilogue.quantized_output->inv_scale;
-    std::vector<float> alpha(static_cast<size_t>(k.out_c)), bias(static_cast<size_t>(k.out_c), 0.0f);
-    for (int64_t c = 0; c < k.out_c; ++c) {
-      alpha[static_cast<size_t>(c)] = k.quant->input.scale * k.quant->filter_scales[static_cast<size_t>(c)] * inv_out;
-      if (node.inputs.size() > 2)
-        bias[static_cast<size_t>(c)] = static_cast<float>(graph.ConstantOf(node.inputs[2])->DoubleAt(c)) * inv_out;
+  if (k.quant && one_group && k.attrs.channels_last) {
+    if (const auto operands = LibraryOperands(*k.quant, epilogue, k.dtype)) {
+      // Over an 8-bit output's scale (a float16 output as it is); a float16 residual unscaled.
+      const float inv_out = epilogue.quantized_output ? epilogue.quantized_output->inv_scale : 1.0f;
+      std::vector<float> alpha(static_cast<size_t>(k.out_c)), bias(static_cast<size_t>(k.out_c), 0.0f);
+      for (int64_t c = 0; c < k.out_c; ++c) {
+        alpha[static_cast<size_t>(c)] = k.quant->input.scale * k.quant->filter_scales[static_cast<size_t>(c)] * inv_out;
+        if (node.inputs.size() > 2)
+          bias[static_cast<size_t>(c)] = static_cast<float>(graph.ConstantOf(node.inputs[2])->DoubleAt(c)) * inv_out;
+      }
+      k.library_alpha = upload(Tensor::FromVector<float>(DType::kFloat32, {k.out_c}, alpha));
+      k.library_bias = upload(Tensor::FromVector<float>(DType::kFloat32, {k.out_c}, bias));
+      k.library_beta = (epilogue.residual_scale ? *epilogue.residual_scale : 1.0f) * inv_out;
+      k.library_operands = *operands;
     }
-    k.library_alpha = upload(Tensor::FromVector<float>(DType::kFloat32, {k.out_c}, alpha));
-    k.library_bias = upload(Tensor::FromVector<float>(DType::kFloat32, {k.out_c}, bias));
-    k.library_beta = epilogue.residual_scale ? *epilogue.residual_scale * inv_out : 0.0f;
-    k.library_eligible = true;
   }
   k.handle = NewCudnnHandle(device);
 }
@@ -444,14 +470,15 @@ double ConvKernel::Impl::TimePlan(const Plan& plan) const {
 }
 
 void ConvKernel::Impl::ChooseLibraryKernel(Plan& plan, const Shape& x_shape, const Shape& y_shape) const {
-  // NHWC (library_eligible), one group.
-  if (!library_eligible || x_shape.size() != 4 || y_shape.size() != 4 || x_shape[3] != in_c_per_group) return;
+  // NHWC (library_operands), one group.
+  if (!library_operands || x_shape.size() != 4 || y_shape.size() != 4 || x_shape[3] != in_c_per_group) return;
   TimingCache& cache = ProcessTimingCache();
-  const std::string key = fmt::format("cudnn {} | {} | {} | int8 library kernel or cudnn: {}", cudnnGetVersion(),
-                                      Int8LibraryConv::LibrariesKey(), TacticDeviceKey(), plan.problem);
+  const std::string key = fmt::format("cudnn {} | {} | {} | library kernel or cudnn: {}", cudnnGetVersion(),
+                                      QuantizedLibraryConv::LibrariesKey(), TacticDeviceKey(), plan.problem);
   const std::optional<std::string> known = cache.Find(key);
   if (known == "cudnn") return;
-  Int8ConvShape shape;
+  QuantizedConvShape shape;
+  shape.operands = *library_operands;
   shape.n = x_shape[0];
   shape.h = x_shape[1];
   shape.w = x_shape[2];
@@ -474,9 +501,9 @@ void ConvKernel::Impl::ChooseLibraryKernel(Plan& plan, const Shape& x_shape, con
   shape.residual = epilogue.residual;
   shape.relu = epilogue.relu;
   shape.bias = bias.defined();
-  std::unique_ptr<Int8LibraryConv> library;
+  std::unique_ptr<QuantizedLibraryConv> library;
   try {
-    library = std::make_unique<Int8LibraryConv>(shape);
+    library = std::make_unique<QuantizedLibraryConv>(shape);
   } catch (const Error& e) {
     LogTacticTimings(key + " (" + e.what() + ")", {{"cudnn", -1}}, 0);
     cache.Record(key, "cudnn");
@@ -544,7 +571,7 @@ std::string ConvKernel::quantized_refusal() const {
   return impl_->quantized_refusal;
 }
 
-std::string ConvKernel::int8_library() const {
+std::string ConvKernel::quantized_library() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   if (impl_->plans.empty() || !std::all_of(impl_->plans.begin(), impl_->plans.end(),
                                            [](const auto& p) { return p.second && p.second->library; }))
@@ -628,7 +655,7 @@ std::optional<ir::QuantFormat> ConvKernel::quantized_format() const { return std
 bool ConvKernel::runs_quantized() const { return false; }
 std::string ConvKernel::quantized_refusal() const { return {}; }
 bool ConvKernel::writes_quantized() const { return false; }
-std::string ConvKernel::int8_library() const { return ""; }
+std::string ConvKernel::quantized_library() const { return ""; }
 bool ConvKernel::reads_quantized_residual() const { return false; }
 
 }  // namespace kiln::backend::cuda

@@ -9,9 +9,9 @@
 // first and run cuDNN's int8 convolution (int32 accumulation) or float8 E4M3 convolution (float
 // accumulation) with the per-channel scale, bias, residual and ReLU in its float epilogue; a shape
 // cuDNN has no 8-bit kernel for runs the float plan on the dequantized input instead (the same
-// values, up to float summation). An int8 convolution writing int8 runs a library kernel instead
-// (int8_library_conv.h: cuBLASLt's or CUTLASS's products for 1x1s, CUTLASS's sm90 convolutions)
-// where that was faster when timed.
+// values, up to float summation). A quantized convolution runs a library kernel instead
+// (quantized_library_conv.h: cuBLASLt's int8 or CUTLASS's int8 / E4M3 products for 1x1s, CUTLASS's
+// sm90 convolutions) where that was faster when timed.
 // Built only with cuDNN (KILN_WITH_CUDNN); without it convolutions run natively.
 #pragma once
 
@@ -75,10 +75,9 @@ class ConvKernel {
   bool runs_quantized() const;
   std::string quantized_refusal() const;
   bool writes_quantized() const;
-  // The library ("cublasLt" or "cutlass") whose int8 kernel every plan built so far runs instead
-  // of a cuDNN graph (int8 convolutions writing int8, where that was faster when timed); empty
-  // when a plan runs cuDNN's.
-  std::string int8_library() const;
+  // The library ("cublasLt" or "cutlass") whose quantized kernel every plan built so far runs
+  // instead of a cuDNN graph (where that was faster when timed); empty when a plan runs cuDNN's.
+  std::string quantized_library() const;
   bool reads_quantized_residual() const;  // ConvEpilogue::residual_scale
 
  private:

@@ -328,7 +328,7 @@ void CudaEngine::SettleQuantized(Precision requested) {
   std::map<std::string, int> products;  // of them, run by cuBLASLt's or CUTLASS's kernels
   for (const Step& s : steps_)
     if (s.kind == Step::Kind::kConv)
-      if (std::string library = s.conv->int8_library(); !library.empty()) ++products[library];
+      if (std::string library = s.conv->quantized_library(); !library.empty()) ++products[library];
   // "cuDNN kernels", or "kernels (N cuDNN, M cutlass)" when other libraries run some.
   std::string libraries = "cuDNN kernels";
   if (!products.empty()) {
@@ -1169,7 +1169,7 @@ std::string CudaEngine::KernelName(const Step& s) {
       const std::string eight_bit_io = fmt::format("{}{}", s.conv->reads_quantized_residual() ? ", 8-bit residual" : "",
                                                    s.conv->writes_quantized() ? ", 8-bit out" : "");
       if (!s.conv->quantized_format()) return eight_bit_io.empty() ? "cudnn" : fmt::format("cudnn ({})", eight_bit_io.substr(2));
-      const std::string library = s.conv->int8_library();
+      const std::string library = s.conv->quantized_library();
       return fmt::format("{} {}{}", library.empty() ? "cudnn" : library,
                          s.conv->runs_quantized() ? QuantFormatName(*s.conv->quantized_format())
                                                   : fmt::format("float ({} refused)", QuantFormatName(*s.conv->quantized_format())),

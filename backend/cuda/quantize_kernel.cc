@@ -23,19 +23,30 @@ template <typename O>
 __device__ __forceinline__ O QuantizeOne(T x, const QuantizeParams& p) {
   float v = float(ew::Load<T>(x));
   v = p.divisor != 0.0f ? v / p.divisor : v * p.inv_scale;
-  if constexpr (kFloat8) {
+  if constexpr (kFloat8 && !kDequantize) {
+#if __CUDA_ARCH__ >= 890
+    // Ada and Hopper convert in one instruction: round to nearest even, saturating at +-448, NaN
+    // to NaN, as RoundFloat8E4M3 and its Bits do (the formula is ~30 instructions an element,
+    // which made this kernel compute-bound).
+    unsigned short pair;
+    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(pair) : "f"(0.0f), "f"(v));
+    return static_cast<O>(pair & 0xFF);
+#else
+    ew::State state;
+    return static_cast<O>(ew::RoundFloat8E4M3::Bits(ew::RoundFloat8E4M3::Apply<float>(v, state)));
+#endif
+  } else if constexpr (kFloat8) {
     ew::State state;
     v = ew::RoundFloat8E4M3::Apply<float>(v, state);
+    return ew::Store<T>(static_cast<ew::ComputeT<T>>(v * p.scale));
   } else {
     v = v == v ? v : 0.0f;  // NaN has no int8 value
     v = rintf(fminf(fmaxf(v, p.qmin), p.qmax));  // round half to even
-  }
-  if constexpr (kDequantize) {
-    return ew::Store<T>(static_cast<ew::ComputeT<T>>(v * p.scale));
-  } else if constexpr (kFloat8) {
-    return static_cast<O>(ew::RoundFloat8E4M3::Bits(v));
-  } else {
-    return static_cast<O>(static_cast<int>(v));
+    if constexpr (kDequantize) {
+      return ew::Store<T>(static_cast<ew::ComputeT<T>>(v * p.scale));
+    } else {
+      return static_cast<O>(static_cast<int>(v));
+    }
   }
 }
 

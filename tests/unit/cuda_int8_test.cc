@@ -18,15 +18,17 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cuda_engine.h"
-#include "backend/cuda/cutlass_int8_conv.h"
-#include "backend/cuda/cutlass_int8_gemm.h"
-#include "backend/cuda/int8_library_conv.h"
+#include "backend/cuda/cutlass_quantized_conv.h"
+#include "backend/cuda/cutlass_quantized_gemm.h"
 #include "backend/cuda/nvrtc_compiler.h"
 #include "backend/cuda/quantize_kernel.h"
 #include "backend/cuda/quantized_conv.h"
+#include "backend/cuda/quantized_library_conv.h"
 #include "convert/calibration_table.h"
 #include "ir/graph_util.h"
+#include "ir/ops/elementwise_unary_ops.h"
 #include "ir/passes/pass.h"
+#include "kiln/half.h"
 #include "kiln/precision.h"
 #include "runtime/calibration.h"
 #include "runtime/executor.h"
@@ -495,13 +497,15 @@ TEST(CudaInt8Gpu, ProjectionShortcutIsAnInt8ResidualFromItsCalibratedRange) {
   }
 }
 
+constexpr backend::cuda::QuantizedOperands kInt8Operands = backend::cuda::kLibraryOperands[0];
+
 // An int8 convolution with a quantized convolution's epilogue against the same arithmetic on the
 // host: int32 sums are exact, so each result is the host's up to float rounding of the scaled sum
 // (one int8 step where it lands on a rounding tie). `launch` gets device operands: x NHWC, the
 // filter KRSC, residual and y NHWC.
 using Int8ConvLaunch = std::function<void(const void* x, const void* filter, const float* alpha, const float* bias,
                                           const void* residual, float beta, void* y)>;
-void ExpectInt8ConvMatchesTheIntegerArithmetic(const backend::cuda::Int8ConvShape& s, const Int8ConvLaunch& launch,
+void ExpectInt8ConvMatchesTheIntegerArithmetic(const backend::cuda::QuantizedConvShape& s, const Int8ConvLaunch& launch,
                                                const std::string& what) {
   const auto full_range = [](const Shape& dims, uint32_t seed) {  // int8 values over [-128, 127]
     std::mt19937 rng(seed);
@@ -565,8 +569,8 @@ void ExpectInt8ConvMatchesTheIntegerArithmetic(const backend::cuda::Int8ConvShap
 }
 
 // A 1x1 stride-1 convolution over [2, 20, 25] pixels (1000) from 64 to 48 channels.
-backend::cuda::Int8ConvShape ProductShape(bool residual, bool relu, bool bias, int64_t c = 64, int64_t k = 48) {
-  backend::cuda::Int8ConvShape s;
+backend::cuda::QuantizedConvShape ProductShape(bool residual, bool relu, bool bias, int64_t c = 64, int64_t k = 48) {
+  backend::cuda::QuantizedConvShape s;
   s.n = 2;
   s.h = s.p = 20;
   s.w = s.q = 25;
@@ -583,13 +587,13 @@ backend::cuda::Int8ConvShape ProductShape(bool residual, bool relu, bool bias, i
 // residual (its alpha-vector mode with beta zero).
 TEST(CudaInt8Gpu, Int8LibraryConvolutionsMatchTheIntegerArithmetic) {
   SKIP_WITHOUT_GPU();
-  backend::cuda::Int8ConvShape three_by_three = ProductShape(true, true, true, 32, 64);
+  backend::cuda::QuantizedConvShape three_by_three = ProductShape(true, true, true, 32, 64);
   three_by_three.r = three_by_three.s = 3;
   three_by_three.pad_top = three_by_three.pad_left = three_by_three.pad_bottom = three_by_three.pad_right = 1;
   int ran = 0;
-  for (const backend::cuda::Int8ConvShape& shape :
+  for (const backend::cuda::QuantizedConvShape& shape :
        {ProductShape(false, false, true), ProductShape(true, true, true), three_by_three}) {
-    std::optional<backend::cuda::Int8LibraryConv> conv;
+    std::optional<backend::cuda::QuantizedLibraryConv> conv;
     try {
       conv.emplace(shape);
     } catch (const Error& e) {
@@ -610,7 +614,7 @@ TEST(CudaInt8Gpu, Int8LibraryConvolutionsMatchTheIntegerArithmetic) {
   if (arch.major >= 9) {
     EXPECT_GT(ran, 0) << "no library int8 kernel ran on this Hopper GPU";
   }
-  if (arch.major == 9 && arch.minor == 0 && backend::cuda::CutlassInt8ConvConfigs() > 0) {
+  if (arch.major == 9 && arch.minor == 0 && backend::cuda::CutlassQuantizedConvConfigs(kInt8Operands) > 0) {
     EXPECT_EQ(ran, 3) << "CUTLASS's sm90 kernels take every form";
   }
 }
@@ -648,18 +652,19 @@ void RunCutlassKernel(const Args& args, WorkspaceFn workspace_bytes, RunFn run, 
 // or off), on sizes that leave partial tiles in all three dimensions.
 TEST(CudaInt8Gpu, CutlassInt8ProductsMatchTheIntegerArithmetic) {
   SKIP_WITHOUT_GPU();
-  const int configs = backend::cuda::CutlassInt8GemmConfigs();
+  const int configs = backend::cuda::CutlassQuantizedGemmConfigs(kInt8Operands);
   if (SkipWithoutCutlass(configs)) GTEST_SKIP() << "no CUTLASS sm90 kernels here (above)";
   for (int config = 0; config < configs; ++config)
     for (int form = 0; form < 8; ++form) {
-      const backend::cuda::Int8ConvShape shape = ProductShape(form & 1, form & 2, form & 4, form % 2 ? 64 : 208, 80);
-      const std::string what =
-          fmt::format("{} ({})", backend::cuda::CutlassInt8GemmConfigName(config), shape.ToString());
+      const backend::cuda::QuantizedConvShape shape =
+          ProductShape(form & 1, form & 2, form & 4, form % 2 ? 64 : 208, 80);
+      const std::string what = fmt::format(
+          "{} ({})", backend::cuda::CutlassQuantizedGemmConfigName(kInt8Operands, config), shape.ToString());
       ExpectInt8ConvMatchesTheIntegerArithmetic(
           shape,
           [&](const void* x, const void* filter, const float* alpha, const float* bias, const void* residual,
               float beta, void* y) {
-            backend::cuda::CutlassInt8GemmArgs args;
+            backend::cuda::CutlassQuantizedGemmArgs args;
             args.pixels = shape.n * shape.h * shape.w;
             args.channels = shape.k;
             args.k = shape.c;
@@ -671,14 +676,45 @@ TEST(CudaInt8Gpu, CutlassInt8ProductsMatchTheIntegerArithmetic) {
             args.beta = beta;
             args.d = y;
             args.relu = shape.relu;
-            ASSERT_TRUE(backend::cuda::CutlassInt8GemmCanRun(config, args, 0)) << what;
+            ASSERT_TRUE(backend::cuda::CutlassQuantizedGemmCanRun(config, args, 0)) << what;
             RunCutlassKernel(
-                args, [&](const auto& a) { return backend::cuda::CutlassInt8GemmWorkspaceBytes(config, a, 0); },
-                [&](const auto& a, void* ws) { return backend::cuda::CutlassInt8GemmRun(config, a, ws, 0, nullptr); },
+                args, [&](const auto& a) { return backend::cuda::CutlassQuantizedGemmWorkspaceBytes(config, a, 0); },
+                [&](const auto& a, void* ws) {
+                  return backend::cuda::CutlassQuantizedGemmRun(config, a, ws, 0, nullptr);
+                },
                 what);
           },
           what);
     }
+}
+
+// Convolution windows for the CUTLASS kernel tests: padded, strided and dilated, over [2, 13, 17]
+// inputs.
+struct Window {
+  int64_t r, s, stride, dilation, pad_before, pad_after, channels;
+};
+constexpr Window kWindows[] = {{3, 3, 1, 1, 1, 1, 144},
+                               {3, 3, 2, 1, 0, 1, 64},
+                               {1, 1, 2, 1, 0, 0, 256},
+                               {3, 1, 1, 2, 2, 2, 64},
+                               {1, 1, 1, 1, 0, 0, 256}};
+
+// A window's shape in epilogue form `form` (residual, ReLU, bias: bits 0, 1, 2), 80 output channels.
+backend::cuda::QuantizedConvShape WindowShape(const Window& win, int form) {
+  backend::cuda::QuantizedConvShape shape = ProductShape(form & 1, form & 2, form & 4, win.channels, 80);
+  shape.h = 13;
+  shape.w = 17;
+  shape.r = win.r;
+  shape.s = win.s;
+  shape.stride_h = shape.stride_w = win.stride;
+  shape.dilation_h = shape.dilation_w = win.dilation;
+  shape.pad_top = shape.pad_left = win.pad_before;
+  shape.pad_bottom = shape.pad_right = win.pad_after;
+  shape.p =
+      backend::cuda::ConvGeometry::OutputSize(shape.h, win.r, win.pad_before, win.pad_after, win.stride, win.dilation);
+  shape.q =
+      backend::cuda::ConvGeometry::OutputSize(shape.w, win.s, win.pad_before, win.pad_after, win.stride, win.dilation);
+  return shape;
 }
 
 // Every CUTLASS sm90 convolution configuration on padded, strided and dilated windows in each
@@ -686,40 +722,18 @@ TEST(CudaInt8Gpu, CutlassInt8ProductsMatchTheIntegerArithmetic) {
 // window runs on some configuration.
 TEST(CudaInt8Gpu, CutlassInt8ConvolutionsMatchTheIntegerArithmetic) {
   SKIP_WITHOUT_GPU();
-  const int configs = backend::cuda::CutlassInt8ConvConfigs();
+  const int configs = backend::cuda::CutlassQuantizedConvConfigs(kInt8Operands);
   if (SkipWithoutCutlass(configs)) GTEST_SKIP() << "no CUTLASS sm90 kernels here (above)";
-  struct Window {
-    int64_t r, s, stride, dilation, pad_before, pad_after, channels;
-  };
-  const Window windows[] = {{3, 3, 1, 1, 1, 1, 144},
-                            {3, 3, 2, 1, 0, 1, 64},
-                            {1, 1, 2, 1, 0, 0, 256},
-                            {3, 1, 1, 2, 2, 2, 64},
-                            {1, 1, 1, 1, 0, 0, 256}};
-  for (size_t wi = 0; wi < std::size(windows); ++wi) {
-    const Window& win = windows[wi];
+  for (size_t wi = 0; wi < std::size(kWindows); ++wi) {
     int ran = 0;
     for (int config = 0; config < configs; ++config) {
-      const int form = static_cast<int>(wi) + config;
-      backend::cuda::Int8ConvShape shape = ProductShape(form & 1, form & 2, form & 4, win.channels, 80);
-      shape.h = 13;
-      shape.w = 17;
-      shape.r = win.r;
-      shape.s = win.s;
-      shape.stride_h = shape.stride_w = win.stride;
-      shape.dilation_h = shape.dilation_w = win.dilation;
-      shape.pad_top = shape.pad_left = win.pad_before;
-      shape.pad_bottom = shape.pad_right = win.pad_after;
-      shape.p = backend::cuda::ConvGeometry::OutputSize(shape.h, win.r, win.pad_before, win.pad_after, win.stride,
-                                                        win.dilation);
-      shape.q = backend::cuda::ConvGeometry::OutputSize(shape.w, win.s, win.pad_before, win.pad_after, win.stride,
-                                                        win.dilation);
-      backend::cuda::CutlassInt8ConvArgs args;
+      const backend::cuda::QuantizedConvShape shape = WindowShape(kWindows[wi], static_cast<int>(wi) + config);
+      backend::cuda::CutlassQuantizedConvArgs args;
       args.geometry = shape;
       args.relu = shape.relu;
-      const std::string what =
-          fmt::format("{} ({})", backend::cuda::CutlassInt8ConvConfigName(config), shape.ToString());
-      if (!backend::cuda::CutlassInt8ConvCanRun(config, args, 0)) {
+      const std::string what = fmt::format(
+          "{} ({})", backend::cuda::CutlassQuantizedConvConfigName(kInt8Operands, config), shape.ToString());
+      if (!backend::cuda::CutlassQuantizedConvCanRun(config, args, 0)) {
         std::cout << "  " << what << ": refused by CUTLASS\n";
         continue;
       }
@@ -736,14 +750,268 @@ TEST(CudaInt8Gpu, CutlassInt8ConvolutionsMatchTheIntegerArithmetic) {
             args.beta = beta;
             args.y = y;
             RunCutlassKernel(
-                args, [&](const auto& a) { return backend::cuda::CutlassInt8ConvWorkspaceBytes(config, a, 0); },
-                [&](const auto& a, void* ws) { return backend::cuda::CutlassInt8ConvRun(config, a, ws, 0, nullptr); },
+                args, [&](const auto& a) { return backend::cuda::CutlassQuantizedConvWorkspaceBytes(config, a, 0); },
+                [&](const auto& a, void* ws) {
+                  return backend::cuda::CutlassQuantizedConvRun(config, a, ws, 0, nullptr);
+                },
                 what);
           },
           what);
     }
     EXPECT_GT(ran, 0) << "no CUTLASS configuration took window " << wi;
   }
+}
+
+// An E4M3 convolution with a quantized convolution's epilogue (shape.operands: E4M3 or float16
+// output, E4M3 or float16 residual) against the same arithmetic on the host. Products of E4M3 values are exact
+// in float; the kernels' float sums differ from the host's double ones by their rounding, and the
+// tensor cores keep fewer bits while they accumulate (CUTLASS's convolutions do not promote the
+// sums to float registers between k blocks). So each result must be what the epilogue makes of
+// some sum within 4e-3 of the sum of the terms' magnitudes (times alpha) of the exact one: the
+// epilogue is monotone, so it lies between its values at the two ends. With E4M3 output nearly all
+// are the exact sum's rounding (ties aside).
+void ExpectFp8ConvMatchesTheFloatArithmetic(const backend::cuda::QuantizedConvShape& s, const Int8ConvLaunch& launch,
+                                            const std::string& what) {
+  using backend::cuda::KernelStorage;
+  ASSERT_EQ(s.operands.input, KernelStorage::kFloat8E4M3);
+  const bool half_out = s.operands.output == KernelStorage::kFloat16;
+  const bool half_residual = s.operands.residual == KernelStorage::kFloat16;
+  const auto e4m3 = [](const Shape& dims, uint32_t seed, float spread) {  // E4M3 bytes of N(0, spread) values
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> value(0.0f, spread);
+    Tensor t(DType::kUInt8, dims);
+    ir::elementwise::State state;
+    for (int64_t e = 0; e < t.num_elements(); ++e)
+      t.data<uint8_t>()[e] =
+          ir::elementwise::RoundFloat8E4M3::Bits(ir::elementwise::RoundFloat8E4M3::Apply<float>(value(rng), state));
+    return t;
+  };
+  const Tensor x = e4m3({s.n, s.h, s.w, s.c}, 51, 2.0f), filter = e4m3({s.k, s.r, s.s, s.c}, 52, 1.5f);
+  Tensor residual;
+  if (half_residual) {
+    const Tensor r = RandScaled({s.n, s.p, s.q, s.k}, 53, 60.0f);
+    residual = Tensor(DType::kFloat16, r.shape());
+    for (int64_t e = 0; e < r.num_elements(); ++e) residual.data<Half>()[e] = Half(r.data<float>()[e]);
+  } else {
+    residual = e4m3({s.n, s.p, s.q, s.k}, 53, 40.0f);
+  }
+  const auto residual_at = [&](int64_t at) {
+    return half_residual ? static_cast<float>(residual.data<Half>()[at]) : DecodeE4M3(residual.data<uint8_t>()[at]);
+  };
+  // Sums spread about 2 * 1.5 * sqrt(r*s*c): alpha puts most results near +-60, inside E4M3's 448.
+  const float scale = 20.0f / std::sqrt(static_cast<float>(s.r * s.s * s.c));
+  Tensor alpha = RandScaled({s.k}, 54, scale);
+  for (int64_t k = 0; k < s.k; ++k) alpha.data<float>()[k] = std::fabs(alpha.data<float>()[k]) + scale / 4;
+  const Tensor bias = RandScaled({s.k}, 55, 20.0f);
+  const float beta = half_residual ? 1.0f : 0.7f;
+  const size_t out_elem = half_out ? 2 : 1;
+  const Tensor dx = cudatest::ToDevice(x), dfilter = cudatest::ToDevice(filter), dres = cudatest::ToDevice(residual);
+  const Tensor dalpha = cudatest::ToDevice(alpha), dbias = cudatest::ToDevice(bias);
+  Tensor dy = backend::cuda::Services(0).allocator().AllocateTensor(half_out ? DType::kFloat16 : DType::kUInt8,
+                                                                    {s.n, s.p, s.q, s.k});
+  ASSERT_EQ(cudaMemset(dy.raw_data(), 0x55, static_cast<size_t>(dy.num_elements()) * out_elem), cudaSuccess);
+  launch(dx.raw_data(), dfilter.raw_data(), dalpha.data<float>(), s.bias ? dbias.data<float>() : nullptr,
+         s.residual ? dres.raw_data() : nullptr, beta, dy.raw_data());
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess) << what;
+  const Tensor y = cudatest::ToHost(dy);
+  std::vector<float> xv(static_cast<size_t>(x.num_elements())), fv(static_cast<size_t>(filter.num_elements()));
+  for (size_t e = 0; e < xv.size(); ++e) xv[e] = DecodeE4M3(x.data<uint8_t>()[e]);
+  for (size_t e = 0; e < fv.size(); ++e) fv[e] = DecodeE4M3(filter.data<uint8_t>()[e]);
+  // What the epilogue stores for a sum v (before the conversion's own rounding for E4M3).
+  ir::elementwise::State state;
+  const auto store = [&](double v) -> double {
+    if (s.relu) v = std::max(v, 0.0);
+    if (half_out) return static_cast<float>(Half(static_cast<float>(v)));
+    return ir::elementwise::RoundFloat8E4M3::Apply<float>(static_cast<float>(std::clamp(v, -448.0, 448.0)), state);
+  };
+  int64_t exact = 0, within = 0, wrong = 0, saturated = 0;
+  double worst = 0;  // the largest |got - exact sum's value| over the tolerance
+  for (int64_t n = 0; n < s.n; ++n)
+    for (int64_t p = 0; p < s.p; ++p)
+      for (int64_t q = 0; q < s.q; ++q)
+        for (int64_t k = 0; k < s.k; ++k) {
+          double acc = 0, magnitude = 0;
+          for (int64_t r = 0; r < s.r; ++r)
+            for (int64_t t = 0; t < s.s; ++t) {
+              const int64_t ih = p * s.stride_h - s.pad_top + r * s.dilation_h;
+              const int64_t iw = q * s.stride_w - s.pad_left + t * s.dilation_w;
+              if (ih < 0 || ih >= s.h || iw < 0 || iw >= s.w) continue;  // zero padding
+              for (int64_t c = 0; c < s.c; ++c) {
+                const double term =
+                    static_cast<double>(xv[static_cast<size_t>(((n * s.h + ih) * s.w + iw) * s.c + c)]) *
+                    fv[static_cast<size_t>(((k * s.r + r) * s.s + t) * s.c + c)];
+                acc += term;
+                magnitude += std::fabs(term);
+              }
+            }
+          const int64_t at = ((n * s.p + p) * s.q + q) * s.k + k;
+          const double a = alpha.data<float>()[k];
+          double v = a * acc;
+          if (s.bias) v += bias.data<float>()[k];
+          if (s.residual) v += beta * residual_at(at);
+          const double tolerance = 4e-3 * a * magnitude;
+          const double got = half_out ? static_cast<double>(static_cast<float>(y.data<Half>()[at]))
+                                      : DecodeE4M3(y.data<uint8_t>()[at]);
+          const double want = store(v);
+          saturated += !half_out && std::fabs(want) == 448;
+          if (got == want) {
+            ++exact;
+          } else if (got >= store(v - tolerance) && got <= store(v + tolerance)) {
+            ++within;
+            worst = std::max(worst, std::fabs(got - want) / std::max(tolerance, 1e-30));
+          } else if (++wrong <= 5) {
+            ADD_FAILURE() << what << ": y[" << n << "][" << p << "][" << q << "][" << k << "] = " << got << ", want "
+                          << want << " (sum " << v << ", tolerance " << tolerance << ")";
+          }
+        }
+  std::cout << "  " << what << ": " << exact << " exact, " << within << " within the accumulation tolerance, "
+            << saturated << " saturated\n";
+  EXPECT_EQ(wrong, 0) << what;
+  if (!half_out)
+    EXPECT_LT(within, (exact + within) / 20) << what << ": E4M3 results should be the exact sums' roundings";
+  EXPECT_LT(saturated, y.num_elements() / 4) << what << ": the test's values saturate too often to say much";
+}
+
+// Every CUTLASS sm90 E4M3 product and convolution configuration, for each float8 operand
+// combination (E4M3 out with an E4M3 or float16 residual; float16 out and residual), in every
+// epilogue form, on the int8 tests' sizes; then the library convolution (the kernel its timing
+// chose) on a 1x1 and a 3x3.
+TEST(CudaFp8Gpu, CutlassFp8KernelsMatchTheFloatArithmetic) {
+  SKIP_WITHOUT_GPU();
+  if (SkipWithoutCutlass(backend::cuda::CutlassQuantizedGemmConfigs(backend::cuda::kLibraryOperands[1])))
+    GTEST_SKIP() << "no CUTLASS sm90 kernels here (above)";
+  for (const backend::cuda::QuantizedOperands& operands : backend::cuda::kLibraryOperands) {
+    if (operands.input != backend::cuda::KernelStorage::kFloat8E4M3) continue;
+    const int products = backend::cuda::CutlassQuantizedGemmConfigs(operands);
+    ASSERT_GT(products, 0) << backend::cuda::KernelStorageName(operands.output);
+    for (int config = 0; config < products; ++config)
+      for (int form = 0; form < 8; ++form) {
+        backend::cuda::QuantizedConvShape shape = ProductShape(form & 1, form & 2, form & 4, form % 2 ? 64 : 208, 80);
+        shape.operands = operands;
+        const std::string what =
+            fmt::format("{} ({})", backend::cuda::CutlassQuantizedGemmConfigName(operands, config), shape.ToString());
+        ExpectFp8ConvMatchesTheFloatArithmetic(
+            shape,
+            [&](const void* x, const void* filter, const float* alpha, const float* bias, const void* residual,
+                float beta, void* y) {
+              backend::cuda::CutlassQuantizedGemmArgs args;
+              args.operands = operands;
+              args.pixels = shape.n * shape.h * shape.w;
+              args.channels = shape.k;
+              args.k = shape.c;
+              args.x = x;
+              args.w = filter;
+              args.alpha = alpha;
+              args.bias = bias;
+              args.c = residual;
+              args.beta = beta;
+              args.d = y;
+              args.relu = shape.relu;
+              ASSERT_TRUE(backend::cuda::CutlassQuantizedGemmCanRun(config, args, 0)) << what;
+              RunCutlassKernel(
+                  args, [&](const auto& a) { return backend::cuda::CutlassQuantizedGemmWorkspaceBytes(config, a, 0); },
+                  [&](const auto& a, void* ws) {
+                    return backend::cuda::CutlassQuantizedGemmRun(config, a, ws, 0, nullptr);
+                  },
+                  what);
+            },
+            what);
+      }
+    const int convs = backend::cuda::CutlassQuantizedConvConfigs(operands);
+    for (size_t wi = 0; wi < std::size(kWindows); ++wi) {
+      int ran = 0;
+      for (int config = 0; config < convs; ++config) {
+        backend::cuda::QuantizedConvShape shape = WindowShape(kWindows[wi], static_cast<int>(wi) + config);
+        shape.operands = operands;
+        backend::cuda::CutlassQuantizedConvArgs args;
+        args.operands = operands;
+        args.geometry = shape;
+        args.relu = shape.relu;
+        const std::string what =
+            fmt::format("{} ({})", backend::cuda::CutlassQuantizedConvConfigName(operands, config), shape.ToString());
+        if (!backend::cuda::CutlassQuantizedConvCanRun(config, args, 0)) {
+          std::cout << "  " << what << ": refused by CUTLASS\n";
+          continue;
+        }
+        ++ran;
+        ExpectFp8ConvMatchesTheFloatArithmetic(
+            shape,
+            [&](const void* x, const void* filter, const float* alpha, const float* bias, const void* residual,
+                float beta, void* y) {
+              args.x = x;
+              args.filter = filter;
+              args.alpha = alpha;
+              args.bias = bias;
+              args.residual = residual;
+              args.beta = beta;
+              args.y = y;
+              RunCutlassKernel(
+                  args, [&](const auto& a) { return backend::cuda::CutlassQuantizedConvWorkspaceBytes(config, a, 0); },
+                  [&](const auto& a, void* ws) {
+                    return backend::cuda::CutlassQuantizedConvRun(config, a, ws, 0, nullptr);
+                  },
+                  what);
+            },
+            what);
+      }
+      EXPECT_GT(ran, 0) << "no CUTLASS configuration took window " << wi;
+    }
+    backend::cuda::QuantizedConvShape three_by_three = ProductShape(true, true, true, 32, 64);
+    three_by_three.r = three_by_three.s = 3;
+    three_by_three.pad_top = three_by_three.pad_left = three_by_three.pad_bottom = three_by_three.pad_right = 1;
+    for (backend::cuda::QuantizedConvShape shape : {ProductShape(false, false, true), three_by_three}) {
+      shape.operands = operands;
+      const backend::cuda::QuantizedLibraryConv conv(shape);
+      EXPECT_EQ(conv.library(), "cutlass");
+      std::cout << shape.ToString() << ": " << conv.kernel() << ", " << conv.microseconds() << " us\n";
+      ExpectFp8ConvMatchesTheFloatArithmetic(
+          shape,
+          [&](const void* x, const void* filter, const float* alpha, const float* bias, const void* residual,
+              float beta, void* y) { conv.Launch(x, filter, alpha, bias, residual, beta, y, nullptr); },
+          conv.kernel());
+    }
+  }
+}
+
+// The quantize kernel's E4M3 bytes (one conversion instruction on Ada and Hopper, the formula
+// before them) are RoundFloat8E4M3's on every float16 value, at a scale that lands them on rounding
+// ties, subnormals and saturation; float32 inputs of the same values alike.
+TEST(CudaFp8Gpu, QuantizeKernelWritesRoundFloat8E4M3BytesForEveryFloat16) {
+  SKIP_WITHOUT_GPU();
+  Tensor halves(DType::kFloat16, {65536});
+  Tensor floats(DType::kFloat32, {65536});
+  for (int64_t i = 0; i < 65536; ++i) {
+    halves.data<Half>()[i].bits = static_cast<uint16_t>(i);
+    floats.data<float>()[i] = static_cast<float>(halves.data<Half>()[i]);
+  }
+  for (DType dtype : {DType::kFloat16, DType::kFloat32})
+    for (float inv_scale : {1.0f, 0.375f, 1024.0f}) {
+      const backend::cuda::QuantizeKernel kernel(dtype, ir::QuantFormat::kFloat8E4M3, /*dequantize=*/false,
+                                                 backend::cuda::ArchOf(0));
+      const Tensor& in = dtype == DType::kFloat16 ? halves : floats;
+      const Tensor din = cudatest::ToDevice(in);
+      Tensor dout = backend::cuda::Services(0).allocator().AllocateTensor(DType::kUInt8, {65536});
+      backend::cuda::QuantizeParams p;
+      p.inv_scale = inv_scale;
+      p.qmin = -448;
+      p.qmax = 448;
+      kernel.Launch(din.raw_data(), dout.raw_data(), 65536, p, nullptr);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      const Tensor out = cudatest::ToHost(dout);
+      ir::elementwise::State state;
+      int wrong = 0;
+      for (int64_t i = 0; i < 65536; ++i) {
+        const float v = floats.data<float>()[i] * inv_scale;
+        const uint8_t want =
+            ir::elementwise::RoundFloat8E4M3::Bits(ir::elementwise::RoundFloat8E4M3::Apply<float>(v, state));
+        const uint8_t got = out.data<uint8_t>()[i];
+        const bool both_nan = std::isnan(v) && (got & 0x7F) == 0x7F;
+        if (got != want && !both_nan && ++wrong <= 5)
+          ADD_FAILURE() << DTypeName(dtype) << " x " << inv_scale << ": " << v << " -> byte " << int{got} << ", want "
+                        << int{want};
+      }
+      EXPECT_EQ(wrong, 0) << DTypeName(dtype) << " x " << inv_scale;
+    }
 }
 
 TEST(CudaInt8Gpu, FloatGraphRequestedAsInt8RunsFp16AndSaysWhy) {

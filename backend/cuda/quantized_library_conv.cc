@@ -1,4 +1,4 @@
-#include "backend/cuda/int8_library_conv.h"
+#include "backend/cuda/quantized_library_conv.h"
 
 #include <cublasLt.h>
 #include <fmt/format.h>
@@ -11,8 +11,8 @@
 
 #include "backend/cuda/cublaslt_util.h"
 #include "backend/cuda/cuda_check.h"
-#include "backend/cuda/cutlass_int8_conv.h"
-#include "backend/cuda/cutlass_int8_gemm.h"
+#include "backend/cuda/cutlass_quantized_conv.h"
+#include "backend/cuda/cutlass_quantized_gemm.h"
 #include "backend/cuda/timing_cache.h"
 #include "kiln/error.h"
 
@@ -29,7 +29,7 @@ struct ProductDims {
   int64_t m = 0, n = 0, k = 0;
 };
 
-void MakeDesc(LtOpDesc& desc, const Int8ConvShape& s) {
+void MakeDesc(LtOpDesc& desc, const QuantizedConvShape& s) {
   Check(cublasLtMatmulDescCreate(&desc.object, CUBLAS_COMPUTE_32I, CUDA_R_32F), "cublasLtMatmulDescCreate (int8)");
   const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
   Check(cublasLtMatmulDescSetAttribute(desc.object, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)), "set TRANSA");
@@ -59,8 +59,8 @@ void MakeLayout(LtLayout& layout, int64_t rows, int64_t cols) {
 struct DeviceBuffer {
   void* p = nullptr;
   explicit DeviceBuffer(size_t bytes) {
-    Check(cudaMalloc(&p, std::max<size_t>(bytes, 16)), "cudaMalloc (int8 kernel tuning)");
-    Check(cudaMemset(p, 0, std::max<size_t>(bytes, 16)), "cudaMemset (int8 kernel tuning)");
+    Check(cudaMalloc(&p, std::max<size_t>(bytes, 16)), "cudaMalloc (quantized kernel tuning)");
+    Check(cudaMemset(p, 0, std::max<size_t>(bytes, 16)), "cudaMemset (quantized kernel tuning)");
   }
   ~DeviceBuffer() {
     if (p) cudaFree(p);
@@ -90,8 +90,9 @@ struct Operands {
   void* y = nullptr;
 };
 
-CutlassInt8GemmArgs ProductArgs(const Int8ConvShape& s, const Operands& o) {
-  CutlassInt8GemmArgs a;
+CutlassQuantizedGemmArgs ProductArgs(const QuantizedConvShape& s, const Operands& o) {
+  CutlassQuantizedGemmArgs a;
+  a.operands = s.operands;
   a.pixels = s.n * s.h * s.w;
   a.channels = s.k;
   a.k = s.c;
@@ -106,8 +107,9 @@ CutlassInt8GemmArgs ProductArgs(const Int8ConvShape& s, const Operands& o) {
   return a;
 }
 
-CutlassInt8ConvArgs ConvArgs(const Int8ConvShape& s, const Operands& o) {
-  CutlassInt8ConvArgs a;
+CutlassQuantizedConvArgs ConvArgs(const QuantizedConvShape& s, const Operands& o) {
+  CutlassQuantizedConvArgs a;
+  a.operands = s.operands;
   a.geometry = s;
   a.x = o.x;
   a.filter = o.filter;
@@ -128,7 +130,7 @@ void AddCutlassCandidates(std::vector<Candidate>& candidates, Candidate::Kind ki
     if (!can_run(config, args, device)) continue;
     Candidate c;
     c.kind = kind;
-    c.name = c.id = name(config);
+    c.name = c.id = name(args.operands, config);
     c.workspace = workspace_bytes(config, args, device);
     c.config = config;
     candidates.push_back(std::move(c));
@@ -137,15 +139,16 @@ void AddCutlassCandidates(std::vector<Candidate>& candidates, Candidate::Kind ki
 
 }  // namespace
 
-std::string Int8ConvShape::ToString() const {
+std::string QuantizedConvShape::ToString() const {
   return fmt::format(
       "x[{},{},{},{}] w[{},{},{},{}] y[{},{},{},{}] pad[{},{},{},{}] stride[{},{}] dilation[{},{}] "
-      "residual{} relu{} bias{}",
+      "residual{} relu{} bias{} {}->{}+{}",
       n, h, w, c, k, r, s, c, n, p, q, k, pad_top, pad_left, pad_bottom, pad_right, stride_h, stride_w, dilation_h,
-      dilation_w, residual, relu, bias);
+      dilation_w, residual, relu, bias, KernelStorageName(operands.input), KernelStorageName(operands.output),
+      KernelStorageName(operands.residual));
 }
 
-struct Int8LibraryConv::Impl {
+struct QuantizedLibraryConv::Impl {
   int device = 0;
   ProductDims dims;
   cublasLtHandle_t handle = nullptr;
@@ -156,7 +159,8 @@ struct Int8LibraryConv::Impl {
 
   // cuBLASLt's candidates; none when it has no algorithm (its int8 kernels take multiples of 4,
   // and cuBLASLt 13 offers nothing for the per-channel scale without a residual).
-  std::vector<Candidate> CublasLtCandidates(const Int8ConvShape& s, const void* scratch_bias, std::string& refusal) {
+  std::vector<Candidate> CublasLtCandidates(const QuantizedConvShape& s, const void* scratch_bias,
+                                            std::string& refusal) {
     if (dims.m % 4 != 0 || dims.k % 4 != 0) {
       refusal = "cuBLASLt's int8 kernels take multiples of 4";
       return {};
@@ -195,15 +199,16 @@ struct Int8LibraryConv::Impl {
   }
 
   // `repeats` runs of a candidate. Null on success, otherwise why it did not run.
-  std::optional<std::string> Run(const Candidate& c, const Int8ConvShape& s, const Operands& o, void* workspace,
+  std::optional<std::string> Run(const Candidate& c, const QuantizedConvShape& s, const Operands& o, void* workspace,
                                  cudaStream_t stream, int repeats = 1) {
     switch (c.kind) {
       case Candidate::Kind::kCutlassProduct:
-        if (const char* error = CutlassInt8GemmRun(c.config, ProductArgs(s, o), workspace, device, stream, repeats))
+        if (const char* error =
+                CutlassQuantizedGemmRun(c.config, ProductArgs(s, o), workspace, device, stream, repeats))
           return std::string(error);
         return std::nullopt;
       case Candidate::Kind::kCutlassConv:
-        if (const char* error = CutlassInt8ConvRun(c.config, ConvArgs(s, o), workspace, device, stream, repeats))
+        if (const char* error = CutlassQuantizedConvRun(c.config, ConvArgs(s, o), workspace, device, stream, repeats))
           return std::string(error);
         return std::nullopt;
       case Candidate::Kind::kCublasLt:
@@ -222,21 +227,25 @@ struct Int8LibraryConv::Impl {
   }
 };
 
-Int8LibraryConv::Int8LibraryConv(const Int8ConvShape& shape) : shape_(shape), impl_(std::make_unique<Impl>()) {
+QuantizedLibraryConv::QuantizedLibraryConv(const QuantizedConvShape& shape)
+    : shape_(shape), impl_(std::make_unique<Impl>()) {
   Impl& k = *impl_;
-  const Int8ConvShape& s = shape;
+  const QuantizedConvShape& s = shape;
   for (int64_t v : {s.n, s.h, s.w, s.c, s.k, s.r, s.s, s.p, s.q})
     if (v <= 0 || v > INT32_MAX)
-      throw Error(ErrorCode::kUnavailable, fmt::format("int8 convolution {}: unsupported sizes", s.ToString()));
+      throw Error(ErrorCode::kUnavailable, fmt::format("quantized convolution {}: unsupported sizes", s.ToString()));
   const int64_t x_elems = s.n * s.h * s.w * s.c, y_elems = s.n * s.p * s.q * s.k, w_elems = s.k * s.r * s.s * s.c;
   if (x_elems > INT32_MAX || y_elems > INT32_MAX || w_elems > INT32_MAX)
-    throw Error(ErrorCode::kUnavailable, fmt::format("int8 convolution {}: tensors too large", s.ToString()));
+    throw Error(ErrorCode::kUnavailable, fmt::format("quantized convolution {}: tensors too large", s.ToString()));
   Check(cudaGetDevice(&k.device), "cudaGetDevice");
   k.dims = {s.k, s.n * s.h * s.w, s.c};
   // Scratch operands of the real sizes.
   DeviceBuffer bias(static_cast<size_t>(s.k) * sizeof(float)), alpha(static_cast<size_t>(s.k) * sizeof(float));
-  DeviceBuffer x(static_cast<size_t>(x_elems)), filter(static_cast<size_t>(w_elems)), y(static_cast<size_t>(y_elems)),
-      residual(s.residual ? static_cast<size_t>(y_elems) : 0);
+  const auto bytes = [&](KernelStorage storage) {
+    return static_cast<size_t>(y_elems) * (storage == KernelStorage::kFloat16 ? 2 : 1);
+  };
+  DeviceBuffer x(static_cast<size_t>(x_elems)), filter(static_cast<size_t>(w_elems)), y(bytes(s.operands.output)),
+      residual(s.residual ? bytes(s.operands.residual) : 0);
   Operands scratch;
   scratch.x = x.p;
   scratch.filter = filter.p;
@@ -247,31 +256,33 @@ Int8LibraryConv::Int8LibraryConv(const Int8ConvShape& shape) : shape_(shape), im
   scratch.y = y.p;
 
   std::vector<Candidate> candidates;
-  std::string cublaslt_refusal = "not a 1x1 stride-1 unpadded convolution";
+  const bool int8 = s.operands == QuantizedOperands{KernelStorage::kInt8, KernelStorage::kInt8, KernelStorage::kInt8};
+  std::string cublaslt_refusal = int8 ? "not a 1x1 stride-1 unpadded convolution" : "cuBLASLt's are int8 only here";
   if (s.IsProduct()) {
-    candidates = k.CublasLtCandidates(s, bias.p, cublaslt_refusal);
+    if (int8) candidates = k.CublasLtCandidates(s, bias.p, cublaslt_refusal);
     AddCutlassCandidates(candidates, Candidate::Kind::kCutlassProduct, ProductArgs(s, scratch), k.device,
-                         CutlassInt8GemmConfigs(), CutlassInt8GemmConfigName, CutlassInt8GemmCanRun,
-                         CutlassInt8GemmWorkspaceBytes);
+                         CutlassQuantizedGemmConfigs(s.operands), CutlassQuantizedGemmConfigName,
+                         CutlassQuantizedGemmCanRun, CutlassQuantizedGemmWorkspaceBytes);
   }
   AddCutlassCandidates(candidates, Candidate::Kind::kCutlassConv, ConvArgs(s, scratch), k.device,
-                       CutlassInt8ConvConfigs(), CutlassInt8ConvConfigName, CutlassInt8ConvCanRun,
-                       CutlassInt8ConvWorkspaceBytes);
+                       CutlassQuantizedConvConfigs(s.operands), CutlassQuantizedConvConfigName,
+                       CutlassQuantizedConvCanRun, CutlassQuantizedConvWorkspaceBytes);
   if (candidates.empty())
-    throw Error(ErrorCode::kUnavailable,
-                fmt::format("no library int8 kernel for {}: {}; {}", s.ToString(), cublaslt_refusal,
-                            CutlassInt8ConvConfigs() > 0 ? "CUTLASS's sm90 kernels do not take it on this device"
-                                                         : "this build has no CUTLASS kernels"));
+    throw Error(
+        ErrorCode::kUnavailable,
+        fmt::format("no library quantized kernel for {}: {}; {}", s.ToString(), cublaslt_refusal,
+                    CutlassQuantizedConvConfigs(s.operands) > 0 ? "CUTLASS's sm90 kernels do not take it on this device"
+                                                                : "this build has no CUTLASS kernels"));
   // Every candidate is timed here (its time is what the convolution compares with cuDNN's plan);
   // the timing cache keeps the one chosen, taken again if it is still offered.
-  const std::string key = fmt::format("int8 library conv | {} | {} | {} | ws{} align16", LibrariesKey(),
+  const std::string key = fmt::format("quantized library conv | {} | {} | {} | ws{} align16", LibrariesKey(),
                                       TacticDeviceKey(), s.ToString(), kWorkspaceBytes);
   size_t most = 0;
   for (const Candidate& c : candidates) most = std::max(most, c.workspace);
   std::optional<DeviceBuffer> workspace;
   if (most > 0) workspace.emplace(most);
   cudaStream_t stream = nullptr;
-  Check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate (int8 kernel tuning)");
+  Check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate (quantized kernel tuning)");
   cudaEvent_t start = nullptr, stop = nullptr;
   Check(cudaEventCreate(&start), "cudaEventCreate");
   Check(cudaEventCreate(&stop), "cudaEventCreate");
@@ -305,7 +316,7 @@ Int8LibraryConv::Int8LibraryConv(const Int8ConvShape& shape) : shape_(shape), im
   cudaStreamDestroy(stream);
   if (!best)
     throw Error(ErrorCode::kUnavailable,
-                fmt::format("none of the {} library int8 kernels for {} ran", candidates.size(), s.ToString()));
+                fmt::format("none of the {} library quantized kernels for {} ran", candidates.size(), s.ToString()));
   if (!cached) {
     LogTacticTimings(key, timings, *best);
     ProcessTimingCache().Record(key, candidates[*best].id);
@@ -314,27 +325,32 @@ Int8LibraryConv::Int8LibraryConv(const Int8ConvShape& shape) : shape_(shape), im
   microseconds_ = timings[*best].microseconds;
 }
 
-Int8LibraryConv::~Int8LibraryConv() = default;
+QuantizedLibraryConv::~QuantizedLibraryConv() = default;
 
-std::string Int8LibraryConv::LibrariesKey() {
-  return fmt::format("cublasLt {} cutlass products {} convs {}", cublasLtGetVersion(), CutlassInt8GemmConfigs(),
-                     CutlassInt8ConvConfigs());
+std::string QuantizedLibraryConv::LibrariesKey() {
+  std::string cutlass;
+  for (const QuantizedOperands& o : kLibraryOperands)
+    cutlass +=
+        fmt::format(" {}->{}+{} products {} convs {}", KernelStorageName(o.input), KernelStorageName(o.output),
+                    KernelStorageName(o.residual), CutlassQuantizedGemmConfigs(o), CutlassQuantizedConvConfigs(o));
+  return fmt::format("cublasLt {} cutlass{}", cublasLtGetVersion(), cutlass);
 }
 
-std::string Int8LibraryConv::library() const {
+std::string QuantizedLibraryConv::library() const {
   return impl_->chosen.kind == Candidate::Kind::kCublasLt ? "cublasLt" : "cutlass";
 }
 
-std::string Int8LibraryConv::kernel() const { return impl_->chosen.name; }
+std::string QuantizedLibraryConv::kernel() const { return impl_->chosen.name; }
 
-void Int8LibraryConv::Launch(const void* x, const void* filter, const float* alpha, const float* bias,
-                             const void* residual, float beta, void* y, cudaStream_t stream) const {
+void QuantizedLibraryConv::Launch(const void* x, const void* filter, const float* alpha, const float* bias,
+                                  const void* residual, float beta, void* y, cudaStream_t stream) const {
   Impl& k = *impl_;
   if (shape_.residual != (residual != nullptr) || shape_.bias != (bias != nullptr))
-    throw Error(ErrorCode::kInternal, "int8 convolution: operands do not match the plan");
+    throw Error(ErrorCode::kInternal, "quantized convolution: operands do not match the plan");
   for (const void* p : {x, filter, static_cast<const void*>(alpha), residual, static_cast<const void*>(y),
                         static_cast<const void*>(bias)})
-    if (p && Alignment(p) < 16) throw Error(ErrorCode::kInternal, "int8 convolution: operands must be 16-byte aligned");
+    if (p && Alignment(p) < 16)
+      throw Error(ErrorCode::kInternal, "quantized convolution: operands must be 16-byte aligned");
   Operands o;
   o.x = x;
   o.filter = filter;
@@ -346,10 +362,10 @@ void Int8LibraryConv::Launch(const void* x, const void* filter, const float* alp
   std::lock_guard<std::mutex> lock(k.mu);
   void* workspace = nullptr;
   if (k.chosen.workspace > 0)
-    Check(cudaMallocAsync(&workspace, k.chosen.workspace, stream), "cudaMallocAsync (int8 kernel workspace)");
+    Check(cudaMallocAsync(&workspace, k.chosen.workspace, stream), "cudaMallocAsync (quantized kernel workspace)");
   const std::optional<std::string> error = k.Run(k.chosen, shape_, o, workspace, stream);
   if (workspace) cudaFreeAsync(workspace, stream);
-  if (error) throw Error(ErrorCode::kInternal, fmt::format("int8 convolution ({}): {}", k.chosen.name, *error));
+  if (error) throw Error(ErrorCode::kInternal, fmt::format("quantized convolution ({}): {}", k.chosen.name, *error));
 }
 
 }  // namespace kiln::backend::cuda

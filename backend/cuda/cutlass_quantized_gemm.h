@@ -7,17 +7,21 @@
 // C: the residual is not read), lower 0 for a ReLU and -inf otherwise. int8 conversion rounds to
 // nearest even and saturates. The kernels are compiled ahead of time for sm_90a only; builds without
 // CUTLASS (KILN_WITH_CUTLASS unset) have none
-// (cutlass_int8_absent.cc).
+// (cutlass_absent.cc).
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+
+#include "backend/cuda/quantized_operands.h"
 
 namespace kiln::backend::cuda {
 
-struct CutlassInt8GemmArgs {
+struct CutlassQuantizedGemmArgs {
+  QuantizedOperands operands;
   int64_t pixels = 0, channels = 0, k = 0;
   const void* x = nullptr;
   const void* w = nullptr;
@@ -29,18 +33,19 @@ struct CutlassInt8GemmArgs {
   bool relu = false;
 };
 
-// Number of tile configurations compiled in (0 without CUTLASS).
-int CutlassInt8GemmConfigs();
-// "cutlass sm90 int8 <schedule> <tile>".
-const char* CutlassInt8GemmConfigName(int config);
-// Whether the device runs these kernels (compute capability 9.0) and `config` takes the problem
-// (alignment: k and channels multiples of 16, 16-byte aligned pointers).
-bool CutlassInt8GemmCanRun(int config, const CutlassInt8GemmArgs& args, int device);
-size_t CutlassInt8GemmWorkspaceBytes(int config, const CutlassInt8GemmArgs& args, int device);
+// Number of tile configurations compiled in for the operand combination (0 without CUTLASS, or
+// for a combination it has no kernels for).
+int CutlassQuantizedGemmConfigs(QuantizedOperands operands);
+// "cutlass sm90 <input>-><output> <schedule> <tile>".
+std::string CutlassQuantizedGemmConfigName(QuantizedOperands operands, int config);
+// Whether the device runs these kernels (compute capability 9.0) and `config` of args.operands
+// takes the problem (alignment: k and channels multiples of 16, 16-byte aligned pointers).
+bool CutlassQuantizedGemmCanRun(int config, const CutlassQuantizedGemmArgs& args, int device);
+size_t CutlassQuantizedGemmWorkspaceBytes(int config, const CutlassQuantizedGemmArgs& args, int device);
 // Launches the kernel `repeats` times (timing runs) on `stream`. Null when launched; otherwise why
 // CUTLASS refused it or the launch failed (this file is compiled by nvcc apart from the rest of
 // Kiln: callers turn the message into an error).
-const char* CutlassInt8GemmRun(int config, const CutlassInt8GemmArgs& args, void* workspace, int device,
-                               cudaStream_t stream, int repeats = 1);
+const char* CutlassQuantizedGemmRun(int config, const CutlassQuantizedGemmArgs& args, void* workspace, int device,
+                                    cudaStream_t stream, int repeats = 1);
 
 }  // namespace kiln::backend::cuda

@@ -1,11 +1,14 @@
-// A quantized int8 convolution writing int8, run by a library kernel other than cuDNN's and
-// chosen by timing: cuBLASLt's IMMA products and CUTLASS's sm90 products (cutlass_int8_gemm.h) for
+// A quantized convolution run by a library kernel other than cuDNN's and chosen by timing:
+// cuBLASLt's IMMA products (int8 only) and CUTLASS's sm90 products (cutlass_quantized_gemm.h) for
 // 1x1 stride-1 unpadded convolutions, CUTLASS's sm90 implicit-GEMM convolutions
-// (cutlass_int8_conv.h) for any with one group. All share the epilogue of a quantized convolution:
-//   y[n][p][q][k] = int8(round(relu?(alpha[k] * sum x * w + beta * residual[n][p][q][k] + bias[k])))
-// x, residual and y int8 NHWC, the filter int8 KRSC; alpha and bias float32 [K] on the device (the
-// per-channel scale and the bias, both over the output's scale), beta a float on the host (the
-// residual's scale over the output's). int8 conversion rounds to nearest even and saturates.
+// (cutlass_quantized_conv.h) for any with one group. All share the epilogue of a quantized
+// convolution:
+//   y[n][p][q][k] = out(relu?(alpha[k] * sum x * w + beta * residual[n][p][q][k] + bias[k]))
+// x NHWC and the filter KRSC in int8 or E4M3; residual and y NHWC in the output's storage (int8
+// with int8 input; E4M3, or float16 with a float16 residual, with E4M3 input: QuantizedOperands).
+// alpha and bias float32 [K] on the device (the per-channel scale and the bias, both over an 8-bit
+// output's scale), beta a float on the host (an 8-bit residual's scale over the output's; 1 for a
+// float16 one). The conversion to 8 bits rounds to nearest even and saturates (E4M3 at 448).
 // Candidates are timed on scratch operands (and the choice remembered in the timing cache,
 // timing_cache.h); the convolution compares the winner's time with cuDNN's plan.
 #pragma once
@@ -17,26 +20,28 @@
 #include <string>
 
 #include "backend/cuda/conv_geometry.h"
+#include "backend/cuda/quantized_operands.h"
 
 namespace kiln::backend::cuda {
 
-struct Int8ConvShape : ConvGeometry {
+struct QuantizedConvShape : ConvGeometry {
+  QuantizedOperands operands;
   bool residual = false;  // beta * residual is added
   bool relu = false;
   bool bias = false;
   std::string ToString() const;
 };
 
-class Int8LibraryConv {
+class QuantizedLibraryConv {
  public:
   // kUnavailable when no library has a kernel for the shape on this device.
-  explicit Int8LibraryConv(const Int8ConvShape& shape);
-  ~Int8LibraryConv();
-  Int8LibraryConv(const Int8LibraryConv&) = delete;
-  Int8LibraryConv& operator=(const Int8LibraryConv&) = delete;
+  explicit QuantizedLibraryConv(const QuantizedConvShape& shape);
+  ~QuantizedLibraryConv();
+  QuantizedLibraryConv(const QuantizedLibraryConv&) = delete;
+  QuantizedLibraryConv& operator=(const QuantizedLibraryConv&) = delete;
   // Microseconds per run of the chosen kernel on scratch operands (as cuDNN plans are timed).
   double microseconds() const { return microseconds_; }
-  const Int8ConvShape& shape() const { return shape_; }
+  const QuantizedConvShape& shape() const { return shape_; }
   // The libraries' versions and kernels, for timing cache keys of choices between them and others.
   static std::string LibrariesKey();
   // The chosen kernel's library ("cublasLt" or "cutlass") and its name in the tactic log.
@@ -49,7 +54,7 @@ class Int8LibraryConv {
 
  private:
   struct Impl;
-  Int8ConvShape shape_;
+  QuantizedConvShape shape_;
   double microseconds_ = 0;
   std::unique_ptr<Impl> impl_;
 };
