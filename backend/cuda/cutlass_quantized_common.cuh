@@ -145,11 +145,38 @@ R WithFamily(QuantizedOperands operands, R none, F&& f) {
   return none;
 }
 
-// "cutlass sm90 <input>-><output>[ (<residual> residual)] ": the start of a kernel's name.
-inline std::string NamePrefix(QuantizedOperands o) {
+// What the public functions of each kernel file do with its Family (a template over the operand
+// combination): the number of configurations, a configuration's name ("cutlass sm90
+// <input>-><output>[ (<residual> residual)] <tile>"), and CUTLASS's checks, workspace and launch.
+template <template <class> class Family>
+int Configs(QuantizedOperands operands) {
+  return WithFamily<Family>(operands, 0, [](auto f) { return decltype(f)::kCount; });
+}
+
+template <template <class> class Family>
+std::string ConfigName(QuantizedOperands o, int config) {
   std::string name = std::string("cutlass sm90 ") + KernelStorageName(o.input) + "->" + KernelStorageName(o.output);
   if (o.residual != o.output) name += std::string(" (") + KernelStorageName(o.residual) + " residual)";
-  return name + " ";
+  if (config < 0 || config >= Configs<Family>(o)) return name + " (unknown configuration)";
+  return name + " " + WithFamily<Family>(o, std::string(), [&](auto f) { return decltype(f)::Name(config); });
+}
+
+template <template <class> class Family, class Args>
+bool CanImplement(int config, const Args& args, int device) {
+  return WithFamily<Family>(args.operands, false,
+                            [&](auto f) { return decltype(f)::CanImplement(config, args, device); });
+}
+
+template <template <class> class Family, class Args>
+size_t Workspace(int config, const Args& args, int device) {
+  return WithFamily<Family>(args.operands, size_t{0},
+                            [&](auto f) { return decltype(f)::Workspace(config, args, device); });
+}
+
+template <template <class> class Family, class Args>
+const char* Run(int config, const Args& args, void* workspace, int device, cudaStream_t stream, int repeats) {
+  return WithFamily<Family>(args.operands, static_cast<const char*>("no kernels for these operand types"),
+                            [&](auto f) { return decltype(f)::Run(config, args, workspace, device, stream, repeats); });
 }
 
 }  // namespace kiln::backend::cuda::cutlass_quantized

@@ -94,21 +94,12 @@ struct Config3 : ConvKernel<Ops, Shape<_64, _256, Shape<_64>>> {
 template <class Ops>
 using Family = cutlass_quantized::KernelFamily<Config0<Ops>, Config1<Ops>, Config2<Ops>, Config3<Ops>>;
 
-template <class R, class F>
-R WithFamily(QuantizedOperands operands, R none, F&& f) {
-  return cutlass_quantized::WithFamily<Family>(operands, none, f);
-}
-
 }  // namespace
 
-int CutlassQuantizedConvConfigs(QuantizedOperands operands) {
-  return WithFamily(operands, 0, [](auto f) { return decltype(f)::kCount; });
-}
+int CutlassQuantizedConvConfigs(QuantizedOperands operands) { return cutlass_quantized::Configs<Family>(operands); }
 
 std::string CutlassQuantizedConvConfigName(QuantizedOperands operands, int config) {
-  const std::string prefix = cutlass_quantized::NamePrefix(operands);
-  if (config < 0 || config >= CutlassQuantizedConvConfigs(operands)) return prefix + "conv (unknown configuration)";
-  return prefix + WithFamily(operands, std::string(), [&](auto f) { return decltype(f)::Name(config); });
+  return cutlass_quantized::ConfigName<Family>(operands, config);
 }
 
 bool CutlassQuantizedConvCanRun(int config, const CutlassQuantizedConvArgs& args, int device) {
@@ -126,17 +117,16 @@ bool CutlassQuantizedConvCanRun(int config, const CutlassQuantizedConvArgs& args
   for (const void* p : {args.x, args.filter, static_cast<const void*>(args.alpha), static_cast<const void*>(args.bias),
                         args.residual, static_cast<const void*>(args.y)})
     if (p && !Aligned16(p)) return false;
-  return WithFamily(args.operands, false, [&](auto f) { return decltype(f)::CanImplement(config, args, device); });
+  return cutlass_quantized::CanImplement<Family>(config, args, device);
 }
 
 size_t CutlassQuantizedConvWorkspaceBytes(int config, const CutlassQuantizedConvArgs& args, int device) {
-  return WithFamily(args.operands, size_t{0}, [&](auto f) { return decltype(f)::Workspace(config, args, device); });
+  return cutlass_quantized::Workspace<Family>(config, args, device);
 }
 
 const char* CutlassQuantizedConvRun(int config, const CutlassQuantizedConvArgs& args, void* workspace, int device,
                                     cudaStream_t stream, int repeats) {
-  return WithFamily(args.operands, static_cast<const char*>("no kernels for these operand types"),
-                    [&](auto f) { return decltype(f)::Run(config, args, workspace, device, stream, repeats); });
+  return cutlass_quantized::Run<Family>(config, args, workspace, device, stream, repeats);
 }
 
 }  // namespace kiln::backend::cuda

@@ -94,21 +94,12 @@ struct Config3 : GemmKernel<Ops, Shape<_64, _128, _128>, Pingpong, PingpongEpilo
 template <class Ops>
 using Family = cutlass_quantized::KernelFamily<Config0<Ops>, Config1<Ops>, Config2<Ops>, Config3<Ops>>;
 
-template <class R, class F>
-R WithFamily(QuantizedOperands operands, R none, F&& f) {
-  return cutlass_quantized::WithFamily<Family>(operands, none, f);
-}
-
 }  // namespace
 
-int CutlassQuantizedGemmConfigs(QuantizedOperands operands) {
-  return WithFamily(operands, 0, [](auto f) { return decltype(f)::kCount; });
-}
+int CutlassQuantizedGemmConfigs(QuantizedOperands operands) { return cutlass_quantized::Configs<Family>(operands); }
 
 std::string CutlassQuantizedGemmConfigName(QuantizedOperands operands, int config) {
-  const std::string prefix = cutlass_quantized::NamePrefix(operands);
-  if (config < 0 || config >= CutlassQuantizedGemmConfigs(operands)) return prefix + "(unknown configuration)";
-  return prefix + WithFamily(operands, std::string(), [&](auto f) { return decltype(f)::Name(config); });
+  return cutlass_quantized::ConfigName<Family>(operands, config);
 }
 
 bool CutlassQuantizedGemmCanRun(int config, const CutlassQuantizedGemmArgs& args, int device) {
@@ -119,17 +110,16 @@ bool CutlassQuantizedGemmCanRun(int config, const CutlassQuantizedGemmArgs& args
   for (const void* p : {args.x, args.w, static_cast<const void*>(args.alpha), static_cast<const void*>(args.bias),
                         args.c, static_cast<const void*>(args.d)})
     if (p && !Aligned16(p)) return false;
-  return WithFamily(args.operands, false, [&](auto f) { return decltype(f)::CanImplement(config, args, device); });
+  return cutlass_quantized::CanImplement<Family>(config, args, device);
 }
 
 size_t CutlassQuantizedGemmWorkspaceBytes(int config, const CutlassQuantizedGemmArgs& args, int device) {
-  return WithFamily(args.operands, size_t{0}, [&](auto f) { return decltype(f)::Workspace(config, args, device); });
+  return cutlass_quantized::Workspace<Family>(config, args, device);
 }
 
 const char* CutlassQuantizedGemmRun(int config, const CutlassQuantizedGemmArgs& args, void* workspace, int device,
                                     cudaStream_t stream, int repeats) {
-  return WithFamily(args.operands, static_cast<const char*>("no kernels for these operand types"),
-                    [&](auto f) { return decltype(f)::Run(config, args, workspace, device, stream, repeats); });
+  return cutlass_quantized::Run<Family>(config, args, workspace, device, stream, repeats);
 }
 
 }  // namespace kiln::backend::cuda

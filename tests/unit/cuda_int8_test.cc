@@ -12,6 +12,7 @@
 #include <cmath>
 #include <functional>
 #include <iostream>
+#include <optional>
 #include <random>
 
 #include "backend/cuda/conv_kernel.h"
@@ -648,6 +649,60 @@ void RunCutlassKernel(const Args& args, WorkspaceFn workspace_bytes, RunFn run, 
   if (workspace) cudaFree(workspace);
 }
 
+// CUTLASS product configuration `config` run on a 1x1 shape's device operands (shape.operands).
+Int8ConvLaunch CutlassProductLaunch(int config, const backend::cuda::QuantizedConvShape& shape,
+                                    const std::string& what) {
+  return [=](const void* x, const void* filter, const float* alpha, const float* bias, const void* residual, float beta,
+             void* y) {
+    backend::cuda::CutlassQuantizedGemmArgs args;
+    args.operands = shape.operands;
+    args.pixels = shape.n * shape.h * shape.w;
+    args.channels = shape.k;
+    args.k = shape.c;
+    args.x = x;
+    args.w = filter;
+    args.alpha = alpha;
+    args.bias = bias;
+    args.c = residual;
+    args.beta = beta;
+    args.d = y;
+    args.relu = shape.relu;
+    ASSERT_TRUE(backend::cuda::CutlassQuantizedGemmCanRun(config, args, 0)) << what;
+    RunCutlassKernel(
+        args, [&](const auto& a) { return backend::cuda::CutlassQuantizedGemmWorkspaceBytes(config, a, 0); },
+        [&](const auto& a, void* ws) { return backend::cuda::CutlassQuantizedGemmRun(config, a, ws, 0, nullptr); },
+        what);
+  };
+}
+
+// CUTLASS convolution configuration `config` run on a shape's device operands, or nullopt (said)
+// when the configuration refuses the shape.
+std::optional<Int8ConvLaunch> CutlassConvLaunch(int config, const backend::cuda::QuantizedConvShape& shape,
+                                                const std::string& what) {
+  backend::cuda::CutlassQuantizedConvArgs args;
+  args.operands = shape.operands;
+  args.geometry = shape;
+  args.relu = shape.relu;
+  if (!backend::cuda::CutlassQuantizedConvCanRun(config, args, 0)) {
+    std::cout << "  " << what << ": refused by CUTLASS\n";
+    return std::nullopt;
+  }
+  return [=](const void* x, const void* filter, const float* alpha, const float* bias, const void* residual, float beta,
+             void* y) mutable {
+    args.x = x;
+    args.filter = filter;
+    args.alpha = alpha;
+    args.bias = bias;
+    args.residual = residual;
+    args.beta = beta;
+    args.y = y;
+    RunCutlassKernel(
+        args, [&](const auto& a) { return backend::cuda::CutlassQuantizedConvWorkspaceBytes(config, a, 0); },
+        [&](const auto& a, void* ws) { return backend::cuda::CutlassQuantizedConvRun(config, a, ws, 0, nullptr); },
+        what);
+  };
+}
+
 // Every CUTLASS sm90 product configuration in every epilogue form (residual, ReLU, bias, each on
 // or off), on sizes that leave partial tiles in all three dimensions.
 TEST(CudaInt8Gpu, CutlassInt8ProductsMatchTheIntegerArithmetic) {
@@ -660,31 +715,7 @@ TEST(CudaInt8Gpu, CutlassInt8ProductsMatchTheIntegerArithmetic) {
           ProductShape(form & 1, form & 2, form & 4, form % 2 ? 64 : 208, 80);
       const std::string what = fmt::format(
           "{} ({})", backend::cuda::CutlassQuantizedGemmConfigName(kInt8Operands, config), shape.ToString());
-      ExpectInt8ConvMatchesTheIntegerArithmetic(
-          shape,
-          [&](const void* x, const void* filter, const float* alpha, const float* bias, const void* residual,
-              float beta, void* y) {
-            backend::cuda::CutlassQuantizedGemmArgs args;
-            args.pixels = shape.n * shape.h * shape.w;
-            args.channels = shape.k;
-            args.k = shape.c;
-            args.x = x;
-            args.w = filter;
-            args.alpha = alpha;
-            args.bias = bias;
-            args.c = residual;
-            args.beta = beta;
-            args.d = y;
-            args.relu = shape.relu;
-            ASSERT_TRUE(backend::cuda::CutlassQuantizedGemmCanRun(config, args, 0)) << what;
-            RunCutlassKernel(
-                args, [&](const auto& a) { return backend::cuda::CutlassQuantizedGemmWorkspaceBytes(config, a, 0); },
-                [&](const auto& a, void* ws) {
-                  return backend::cuda::CutlassQuantizedGemmRun(config, a, ws, 0, nullptr);
-                },
-                what);
-          },
-          what);
+      ExpectInt8ConvMatchesTheIntegerArithmetic(shape, CutlassProductLaunch(config, shape, what), what);
     }
 }
 
@@ -728,35 +759,12 @@ TEST(CudaInt8Gpu, CutlassInt8ConvolutionsMatchTheIntegerArithmetic) {
     int ran = 0;
     for (int config = 0; config < configs; ++config) {
       const backend::cuda::QuantizedConvShape shape = WindowShape(kWindows[wi], static_cast<int>(wi) + config);
-      backend::cuda::CutlassQuantizedConvArgs args;
-      args.geometry = shape;
-      args.relu = shape.relu;
       const std::string what = fmt::format(
           "{} ({})", backend::cuda::CutlassQuantizedConvConfigName(kInt8Operands, config), shape.ToString());
-      if (!backend::cuda::CutlassQuantizedConvCanRun(config, args, 0)) {
-        std::cout << "  " << what << ": refused by CUTLASS\n";
-        continue;
-      }
+      const std::optional<Int8ConvLaunch> launch = CutlassConvLaunch(config, shape, what);
+      if (!launch) continue;
       ++ran;
-      ExpectInt8ConvMatchesTheIntegerArithmetic(
-          shape,
-          [&](const void* x, const void* filter, const float* alpha, const float* bias, const void* residual,
-              float beta, void* y) {
-            args.x = x;
-            args.filter = filter;
-            args.alpha = alpha;
-            args.bias = bias;
-            args.residual = residual;
-            args.beta = beta;
-            args.y = y;
-            RunCutlassKernel(
-                args, [&](const auto& a) { return backend::cuda::CutlassQuantizedConvWorkspaceBytes(config, a, 0); },
-                [&](const auto& a, void* ws) {
-                  return backend::cuda::CutlassQuantizedConvRun(config, a, ws, 0, nullptr);
-                },
-                what);
-          },
-          what);
+      ExpectInt8ConvMatchesTheIntegerArithmetic(shape, *launch, what);
     }
     EXPECT_GT(ran, 0) << "no CUTLASS configuration took window " << wi;
   }
@@ -890,32 +898,7 @@ TEST(CudaFp8Gpu, CutlassFp8KernelsMatchTheFloatArithmetic) {
         shape.operands = operands;
         const std::string what =
             fmt::format("{} ({})", backend::cuda::CutlassQuantizedGemmConfigName(operands, config), shape.ToString());
-        ExpectFp8ConvMatchesTheFloatArithmetic(
-            shape,
-            [&](const void* x, const void* filter, const float* alpha, const float* bias, const void* residual,
-                float beta, void* y) {
-              backend::cuda::CutlassQuantizedGemmArgs args;
-              args.operands = operands;
-              args.pixels = shape.n * shape.h * shape.w;
-              args.channels = shape.k;
-              args.k = shape.c;
-              args.x = x;
-              args.w = filter;
-              args.alpha = alpha;
-              args.bias = bias;
-              args.c = residual;
-              args.beta = beta;
-              args.d = y;
-              args.relu = shape.relu;
-              ASSERT_TRUE(backend::cuda::CutlassQuantizedGemmCanRun(config, args, 0)) << what;
-              RunCutlassKernel(
-                  args, [&](const auto& a) { return backend::cuda::CutlassQuantizedGemmWorkspaceBytes(config, a, 0); },
-                  [&](const auto& a, void* ws) {
-                    return backend::cuda::CutlassQuantizedGemmRun(config, a, ws, 0, nullptr);
-                  },
-                  what);
-            },
-            what);
+        ExpectFp8ConvMatchesTheFloatArithmetic(shape, CutlassProductLaunch(config, shape, what), what);
       }
     const int convs = backend::cuda::CutlassQuantizedConvConfigs(operands);
     for (size_t wi = 0; wi < std::size(kWindows); ++wi) {
@@ -923,36 +906,12 @@ TEST(CudaFp8Gpu, CutlassFp8KernelsMatchTheFloatArithmetic) {
       for (int config = 0; config < convs; ++config) {
         backend::cuda::QuantizedConvShape shape = WindowShape(kWindows[wi], static_cast<int>(wi) + config);
         shape.operands = operands;
-        backend::cuda::CutlassQuantizedConvArgs args;
-        args.operands = operands;
-        args.geometry = shape;
-        args.relu = shape.relu;
         const std::string what =
             fmt::format("{} ({})", backend::cuda::CutlassQuantizedConvConfigName(operands, config), shape.ToString());
-        if (!backend::cuda::CutlassQuantizedConvCanRun(config, args, 0)) {
-          std::cout << "  " << what << ": refused by CUTLASS\n";
-          continue;
-        }
+        const std::optional<Int8ConvLaunch> launch = CutlassConvLaunch(config, shape, what);
+        if (!launch) continue;
         ++ran;
-        ExpectFp8ConvMatchesTheFloatArithmetic(
-            shape,
-            [&](const void* x, const void* filter, const float* alpha, const float* bias, const void* residual,
-                float beta, void* y) {
-              args.x = x;
-              args.filter = filter;
-              args.alpha = alpha;
-              args.bias = bias;
-              args.residual = residual;
-              args.beta = beta;
-              args.y = y;
-              RunCutlassKernel(
-                  args, [&](const auto& a) { return backend::cuda::CutlassQuantizedConvWorkspaceBytes(config, a, 0); },
-                  [&](const auto& a, void* ws) {
-                    return backend::cuda::CutlassQuantizedConvRun(config, a, ws, 0, nullptr);
-                  },
-                  what);
-            },
-            what);
+        ExpectFp8ConvMatchesTheFloatArithmetic(shape, *launch, what);
       }
       EXPECT_GT(ran, 0) << "no CUTLASS configuration took window " << wi;
     }
