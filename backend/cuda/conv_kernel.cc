@@ -80,16 +80,15 @@ KernelStorage StorageOf(ir::QuantFormat format) {
 // have no form for its epilogue (kLibraryOperands).
 std::optional<QuantizedOperands> LibraryOperands(const QuantizedConv& quant, const ConvEpilogue& epilogue,
                                                  DType dtype) {
+  // An output or a residual not stored in 8 bits is float16 for the library kernels.
+  if (!epilogue.quantized_output && dtype != DType::kFloat16) return std::nullopt;
+  if (epilogue.residual && !epilogue.residual_scale && dtype != DType::kFloat16) return std::nullopt;
   const KernelStorage input = StorageOf(quant.format);
-  const KernelStorage output = epilogue.quantized_output
-                                   ? StorageOf(epilogue.output_format)
-                                   : (dtype == DType::kFloat16 ? KernelStorage::kFloat16 : KernelStorage::kInt8);
-  const KernelStorage residual = !epilogue.residual ? output
-                                 : epilogue.residual_scale
-                                     ? StorageOf(epilogue.residual_format)
-                                     : (dtype == DType::kFloat16 ? KernelStorage::kFloat16 : KernelStorage::kInt8);
-  if (!epilogue.quantized_output && output != KernelStorage::kFloat16) return std::nullopt;  // float32, bfloat16
-  if (epilogue.residual && !epilogue.residual_scale && residual != KernelStorage::kFloat16) return std::nullopt;
+  const KernelStorage output =
+      epilogue.quantized_output ? StorageOf(epilogue.output_format) : KernelStorage::kFloat16;
+  const KernelStorage residual = !epilogue.residual         ? output
+                                 : epilogue.residual_scale ? StorageOf(epilogue.residual_format)
+                                                           : KernelStorage::kFloat16;
   const QuantizedOperands operands{input, output, residual};
   for (const QuantizedOperands& offered : kLibraryOperands)
     if (operands == offered) return operands;
