@@ -10,7 +10,7 @@ as its producer wrote it) or read from the same 8-bit tensor as the block's firs
 GPU engines do when the block input is written once in 8 bits). Top-1 and the logits' relative L2
 from FP32 for each.
 
-  python bench/residual_quantization_sim.py [--epochs 15] [--seed 0]
+  python bench/residual_quantization_sim.py [--epochs 20] [--seed 0]
 """
 
 import argparse
