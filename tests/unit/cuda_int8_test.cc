@@ -250,7 +250,10 @@ backend::CompileOptions Int8Options(Precision precision = Precision::kINT8, bool
 // keeps what is not 8-bit in FP16 (as TensorRT's INT8 mode): an input quantized from its float16
 // value can land one int8 (E4M3) step from the reference's float32 one, and results are rounded
 // to float16 (docs/testing.md).
-void ExpectMatchesTheReference(const backend::Engine& engine, const std::shared_ptr<ir::Graph>& g, const char* what) {
+// `residual_error`: output 0 (y) also carries the rounding of conv2's 8-bit residual, which the
+// reference's graph keeps float (at most that rounding's relative RMS size).
+void ExpectMatchesTheReference(const backend::Engine& engine, const std::shared_ptr<ir::Graph>& g, const char* what,
+                               double residual_error = 0) {
   runtime::ReferenceExecutor ref(g);
   for (uint32_t seed : {1u, 40u}) {
     const auto in = Inputs(seed);
@@ -261,7 +264,7 @@ void ExpectMatchesTheReference(const backend::Engine& engine, const std::shared_
       const double err = cudatest::RelativeL2(got[i], want[i]);
       std::cout << "seed " << seed << " output " << i << ": rel L2 " << what << " GPU engine vs reference " << err
                 << "\n";
-      EXPECT_LT(err, 1e-2) << what << " output " << i;
+      EXPECT_LT(err, 1e-2 + (i == 0 ? residual_error : 0.0)) << what << " output " << i;
     }
   }
 }
@@ -322,11 +325,11 @@ TEST(CudaFp8Gpu, QuantizedConvolutionsRunFp8CudnnKernelsAndMatchTheReference) {
     for (const char* name : {"conv1", "conv2", "conv_nchw", "conv_nchw2"})
       EXPECT_TRUE(std::count(fp8.begin(), fp8.end(), name))
           << name << " does not run fp8: " << engine->precision_note();
-    // Float8 residuals stay float16: conv1 writes float16 for conv2's residual Add.
-    for (const auto& s : e.steps())
-      if (s.nodes.rfind("conv2+", 0) == 0) EXPECT_EQ(s.kernel.find("8-bit residual"), std::string::npos) << s.kernel;
+    ExpectEightBitResidual(e);
   }
-  ExpectMatchesTheReference(*engine, g, "FP8");
+  // conv1's E4M3 residual: a rounding to 3 mantissa bits, at most 2^-4 of each value, whose
+  // relative RMS over values spread across binades is at most 2^-4 / sqrt(3).
+  ExpectMatchesTheReference(*engine, g, "FP8", 0.0625 / std::sqrt(3.0));
 }
 
 // By default each quantized convolution keeps the faster of its 8-bit and float plans: whichever
