@@ -405,6 +405,7 @@ Quantization InsertQuantDequant(ir::Graph& graph, const CalibrationTable& table,
           t = op("Round", name + "/int8/rounded", {t});
           q = op("Mul", name + "/int8/dequantized", {t, scalar(name + "/int8/scale", scale)});
         }
+        if (q != v) graph.node(graph.value(q).producer).attrs.Set(ir::kImplicitQuantization, true);
         have = quantized.emplace(v, q).first;
         ++done.activations;
       }

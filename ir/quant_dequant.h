@@ -23,6 +23,14 @@ enum class QuantFormat { kInt8, kFloat8E4M3 };
 // implicit INT8 quantization stores any tensor with a range), and otherwise ignores it.
 inline constexpr const char* kCalibratedOutputAmax = "calibrated_output_amax";
 
+// A node attribute (bool) on the dequantizing node of each quantize-dequantize chain that Kiln's
+// INT8 / FP8 conversion inserted from calibrated ranges (implicit quantization, as TensorRT's
+// calibrated INT8 mode). The chain only says what an 8-bit kernel would compute: a backend whose
+// kernel for a reader is not 8-bit may let that reader take the chain's float source instead, as
+// TensorRT runs such layers in higher precision. Chains a model brings (ONNX QuantizeLinear /
+// DequantizeLinear, TensorFlow's FakeQuant: explicit quantization) carry no such attribute.
+inline constexpr const char* kImplicitQuantization = "implicit_quantization";
+
 // A quantize-dequantize chain ending at a value: source -> [Mul by inv_scale | Div by scale] ->
 // Round -> clip (Maximum/Minimum/Clip, either order, before or after the Round) -> Mul by scale,
 // with integer offsets after the Round (a zero point added before the clip and subtracted after

@@ -223,6 +223,8 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
   // is still float32, so their scales are exact).
   if (options.precision == Precision::kINT8) fusion.Add(MakeQuantizedConvPass(ir::QuantFormat::kInt8));
   if (options.precision == Precision::kFP8) fusion.Add(MakeQuantizedConvPass(ir::QuantFormat::kFloat8E4M3));
+  if (options.precision == Precision::kINT8 || options.precision == Precision::kFP8)
+    fusion.Add(MakeImplicitQuantizationForFloatReadersPass());
   fusion.Add(ir::MakeDeadCodeElimination());
   fusion.Run(graph_);
   if (options.precision == Precision::kFP16 || options.precision == Precision::kBF16) {

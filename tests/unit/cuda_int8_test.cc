@@ -135,6 +135,35 @@ TEST(CudaInt8, PassMarksQuantizedConvolutionsWithTheirGridAndScales) {
   EXPECT_EQ(rounds, 1) << "only dw's chain is left";
 }
 
+// After the marking, the depthwise convolution (a float16 kernel) reads x itself: the chain
+// Kiln's conversion inserted is implicit quantization. The same chain without the attribute (a
+// model's own quantize-dequantize, explicit quantization) stays.
+TEST(CudaInt8, FloatReadersOfImplicitQuantizationReadItsSource) {
+  for (ir::QuantFormat format : {ir::QuantFormat::kInt8, ir::QuantFormat::kFloat8E4M3}) {
+    const char* round = format == ir::QuantFormat::kInt8 ? "Round" : "RoundFloat8E4M3";
+    for (bool implicit : {true, false}) {
+      ir::Graph work = ir::CloneGraph(*QuantizedConvNetwork(format));
+      if (!implicit)
+        for (ir::Node& n : work.nodes())
+          if (n.attrs.Has(ir::kImplicitQuantization)) n.attrs.Set(ir::kImplicitQuantization, false);
+      ir::PassPipeline pipeline;
+      pipeline.Add(backend::cuda::MakeQuantizedConvPass(format));
+      pipeline.Add(backend::cuda::MakeImplicitQuantizationForFloatReadersPass());
+      pipeline.Add(ir::MakeDeadCodeElimination());
+      pipeline.Run(work);
+      const ir::Node* dw = nullptr;
+      for (const ir::Node& n : work.nodes())
+        if (!n.removed && n.name == "dw") dw = &n;
+      ASSERT_NE(dw, nullptr);
+      EXPECT_EQ(work.Producer(dw->inputs[0]) == nullptr, implicit) << round << ": dw reads x itself when implicit";
+      const auto rounds = std::count_if(work.nodes().begin(), work.nodes().end(),
+                                        [&](const ir::Node& n) { return !n.removed && n.op == round; });
+      EXPECT_EQ(rounds, implicit ? 0 : 1) << round;
+      EXPECT_EQ(MarkedConvolutions(work).size(), 5u) << "the marked convolutions are unchanged";
+    }
+  }
+}
+
 TEST(CudaInt8, FiltersOffTheGridAndUnsignedQuantizationStayFloat) {
   Builder b;
   const ir::ValueId x = b.Input("x", {1, 4, 4, 8});
@@ -252,9 +281,19 @@ backend::CompileOptions Int8Options(Precision precision = Precision::kINT8, bool
 // to float16 (docs/testing.md).
 // `residual_error`: output 0 (y) also carries the rounding of conv2's 8-bit residual, which the
 // reference's graph keeps float (at most that rounding's relative RMS size).
+// The depthwise convolution runs a float16 kernel, so it reads x itself, not x's implicit
+// quantize-dequantize (cuda-implicit-quantization-float-readers): the reference graph does too.
 void ExpectMatchesTheReference(const backend::Engine& engine, const std::shared_ptr<ir::Graph>& g, const char* what,
                                double residual_error = 0) {
-  runtime::ReferenceExecutor ref(g);
+  auto reference = std::make_shared<ir::Graph>(ir::CloneGraph(*g));
+  for (ir::Node& n : reference->nodes()) {
+    if (n.removed || n.name != "dw") continue;
+    std::optional<ir::QuantDequant> q = ir::MatchQuantDequant(*reference, n.inputs[0]);
+    if (!q) q = ir::MatchFloat8QuantDequant(*reference, n.inputs[0]);
+    ASSERT_TRUE(q) << "dw does not read a quantize-dequantize chain";
+    n.inputs[0] = q->source;
+  }
+  runtime::ReferenceExecutor ref(reference);
   for (uint32_t seed : {1u, 40u}) {
     const auto in = Inputs(seed);
     const auto want = ref.Run(in);
