@@ -153,10 +153,10 @@ bool IsResidualAddOfConv(const ir::Graph& g, const std::vector<std::vector<ir::N
 // marked quantized (quantized_conv.h) reading it as its input, all in one format and quantizing it
 // alike by a product, and (int8) the saturation at -128 cannot differ from the readers' lower
 // bound (-128, or a ReLU before). Float8 saturates at +-448 as the readers' rounding does.
-// With `residual_readers`, int8 results may also be read by residual Adds of other convolutions
-// (at least one reader must be quantized): those add the int8 value times its scale, as
-// TensorRT's INT8 residual connections do (the sum then sees the quantized value, not the float
-// one). `relu`: the writer's values are non-negative, or it clamps to the readers' bounds itself.
+// With `residual_readers`, 8-bit results may also be read by residual Adds of other convolutions
+// (at least one reader must be quantized): those add the 8-bit value times its scale, as
+// TensorRT's INT8 and FP8 residual connections do (the sum then sees the quantized value, not
+// the float one). `relu`: the writer's values are non-negative, or it clamps to the readers' bounds itself.
 std::optional<std::pair<QuantizeParams, ir::QuantFormat>> QuantizedOutputFor(
     const ir::Graph& g, const std::vector<std::vector<ir::NodeId>>& consumers, const std::set<ir::NodeId>& absorbed,
     const std::vector<size_t>& position, ir::ValueId v, bool relu, bool residual_readers) {
@@ -187,18 +187,21 @@ std::optional<std::pair<QuantizeParams, ir::QuantFormat>> QuantizedOutputFor(
   // rounded to 3 mantissa bits (up to 1/16 relative), which trained networks absorb (the FP8
   // engines' top-1 on held-out data, docs/testing.md), and the block input is written once in
   // one byte instead of in float16 plus a quantized copy.
-  // Read only as residuals: stored in int8 when calibration gave the convolution's result a range.
+  // Read only as residuals: stored in 8 bits when calibration gave the convolution's result a
+  // range, in the convolution's own format (E4M3 in FP8 engines; int8 otherwise).
   if (residual_seen && !common) {
     const ir::Node* producer = g.Producer(v);
     const double amax = producer ? producer->attrs.GetOr<double>(ir::kCalibratedOutputAmax, 0.0) : 0.0;
     if (!(amax > 0) || !std::isfinite(amax)) return std::nullopt;
+    const std::optional<QuantizedConv> own = ReadQuantizedConv(*producer);
+    const bool fp8 = own && own->format == ir::QuantFormat::kFloat8E4M3;
     QuantizeParams p;
-    p.scale = static_cast<float>(amax / 127.0);
+    p.scale = static_cast<float>(amax / (fp8 ? 448.0 : 127.0));
     p.inv_scale = 1.0f / p.scale;
     p.divisor = 0;
-    p.qmin = -128;
-    p.qmax = 127;
-    common = {p, ir::QuantFormat::kInt8};
+    p.qmin = fp8 ? -448 : -128;
+    p.qmax = fp8 ? 448 : 127;
+    common = {p, fp8 ? ir::QuantFormat::kFloat8E4M3 : ir::QuantFormat::kInt8};
   }
   return common;
 }
@@ -650,8 +653,8 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
           epilogue.residual = true;
         }
       }
-      // A result with a calibrated int8 range leaves the Add to the other convolution when that
-      // one comes later and could absorb it: this result's int8 storage is then decided before
+      // A result with a calibrated range leaves the Add to the other convolution when that
+      // one comes later and could absorb it: this result's 8-bit storage is then decided before
       // that step is built, and read there as its 8-bit residual.
       if (epilogue.residual && fusions.quantized_output && fusions.quantized_residual &&
           n.attrs.Has(ir::kCalibratedOutputAmax)) {
@@ -699,19 +702,21 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
       if (epilogue.residual) s.inputs.push_back(residual);
     } else if (n.op == "MaxPool" || n.op == "AvgPool") {
       s.kind = Step::Kind::kPool;
-      // A MaxPool read only by int8 convolutions quantizes its result for them (it clamps to
-      // their bounds itself): they then run no quantize kernel of their own.
+      // A MaxPool read only by 8-bit convolutions quantizes its result for them (it clamps to
+      // their int8 bounds itself; E4M3 saturates as their rounding does): they then run no
+      // quantize kernel of their own.
       std::optional<QuantizeParams> quantized;
+      ir::QuantFormat format = ir::QuantFormat::kInt8;
       if (fusions.quantized_pool && n.op == "MaxPool") {
-        const auto out = QuantizedOutputFor(g, consumers, absorbed, position, s.output, /*relu=*/true,
-                                            fusions.quantized_residual && fusions.residual);
-        if (out && out->second == ir::QuantFormat::kInt8) {
+        if (const auto out = QuantizedOutputFor(g, consumers, absorbed, position, s.output, /*relu=*/true,
+                                                fusions.quantized_residual && fusions.residual)) {
           quantized = out->first;
-          s.output_dtype = DType::kInt8;
+          format = out->second;
+          s.output_dtype = format == ir::QuantFormat::kInt8 ? DType::kInt8 : DType::kUInt8;  // E4M3 bytes
           quantized_values.emplace(s.output, *out);
         }
       }
-      s.pool = std::make_unique<PoolKernel>(g, n, arch, quantized);
+      s.pool = std::make_unique<PoolKernel>(g, n, arch, quantized, format);
     } else if (IsRowOp(n.op)) {
       s.kind = Step::Kind::kRow;
       s.row = std::make_unique<RowKernel>(g, n, arch);

@@ -21,16 +21,17 @@
 #include "backend/cuda/cubin_cache.h"
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cuda_engine.h"
+#include "backend/cuda/eltwise_codegen.h"
 #include "backend/cuda/gather_kernel.h"
 #include "backend/cuda/host_values.h"
-#include "backend/cuda/eltwise_codegen.h"
 #include "backend/cuda/matmul_act_kernel.h"
 #include "backend/cuda/matmul_kernel.h"
-#include "backend/cuda/norm_kernel.h"
 #include "backend/cuda/matmul_siblings.h"
+#include "backend/cuda/norm_kernel.h"
 #include "backend/cuda/nvrtc_compiler.h"
 #include "backend/cuda/pool_kernel.h"
 #include "backend/cuda/precision_rewrite.h"
+#include "backend/cuda/quantized_conv.h"
 #include "backend/cuda/row_kernel.h"
 #include "backend/cuda/timing_cache.h"
 #include "backend/layer_profiler.h"
@@ -192,11 +193,15 @@ TEST(CudaCodegen, PoolKernelsCompile) {
         ADD_FAILURE() << op << " " << DTypeName(dtype) << ": " << e.what();
       }
     }
-  // Max pooling that writes int8 for int8 convolutions (a quantized engine).
-  for (DType dtype : {DType::kFloat32, DType::kFloat16, DType::kBFloat16})
-    EXPECT_FALSE(
-        backend::cuda::CompileToCubin(backend::cuda::PoolKernelSource("MaxPool", dtype, true), "MaxPool", {9, 0}).empty())
-        << DTypeName(dtype);
+  // Max pooling that writes int8 or E4M3 for 8-bit convolutions (a quantized engine); E4M3 with
+  // Hopper's conversion instruction and with the formula before Ada.
+  for (ir::QuantFormat format : {ir::QuantFormat::kInt8, ir::QuantFormat::kFloat8E4M3})
+    for (backend::cuda::GpuArch arch : {backend::cuda::GpuArch{8, 0}, backend::cuda::GpuArch{9, 0}})
+      for (DType dtype : {DType::kFloat32, DType::kFloat16, DType::kBFloat16})
+        EXPECT_FALSE(backend::cuda::CompileToCubin(backend::cuda::PoolKernelSource("MaxPool", dtype, true, format),
+                                                   "MaxPool", arch)
+                         .empty())
+            << DTypeName(dtype) << " " << backend::cuda::QuantFormatName(format) << " " << arch.Name();
 }
 
 TEST(CudaCodegen, RefusesMalformedPrograms) {

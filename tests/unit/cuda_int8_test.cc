@@ -413,24 +413,25 @@ TEST(CudaInt8Gpu, QuantizedConvolutionsKeepTheFasterOfTheir8BitAndFloatPlans) {
   }
 }
 
-// `b`'s one-input graph as Kiln's INT8 conversion rewrites it: min-max calibration on 3 batches of
-// random inputs of `shape` (seeds from `seed`); the table and what the rewrite did are returned
-// through `table` and `quantization`.
+// `b`'s one-input graph as Kiln's INT8 (or FP8) conversion rewrites it: min-max calibration on 3
+// batches of random inputs of `shape` (seeds from `seed`); the table and what the rewrite did are
+// returned through `table` and `quantization`.
 std::shared_ptr<ir::Graph> CalibratedInt8(const Builder& b, const Shape& shape, uint32_t seed,
-                                          convert::CalibrationTable* table, convert::Quantization* quantization) {
+                                          convert::CalibrationTable* table, convert::Quantization* quantization,
+                                          ir::QuantFormat format = ir::QuantFormat::kInt8) {
   std::vector<std::vector<Tensor>> batches;
   for (uint32_t k = 0; k < 3; ++k) batches.push_back({RandF32(shape, seed + k)});
   runtime::CalibrationOptions calibration;
   calibration.calibrator = convert::Calibrator::kMinMax;
   *table = runtime::Calibrate(b.g, batches, calibration);
   auto g = std::make_shared<ir::Graph>(ir::CloneGraph(*b.g));
-  *quantization = convert::InsertQuantDequant(*g, *table, {}, ir::QuantFormat::kInt8);
+  *quantization = convert::InsertQuantDequant(*g, *table, {}, format);
   return g;
 }
 
 // An image stem as ResNet's: s (3 channels) -> conv 3x3 (bias) -> Relu -> MaxPool 3x3/2 -> two
 // convolutions (1x1 and 3x3) reading the pooled tensor: the pool quantizes its result for them.
-TEST(CudaInt8Gpu, MaxPoolReadByInt8ConvolutionsWritesInt8) {
+TEST(CudaInt8Gpu, MaxPoolReadBy8BitConvolutionsWrites8Bits) {
   SKIP_WITHOUT_GPU();
   if (!backend::cuda::HaveCudnn()) GTEST_FAIL() << "this build has no cuDNN: the GPU suite needs a build with it";
   Builder b;
@@ -451,25 +452,35 @@ TEST(CudaInt8Gpu, MaxPoolReadByInt8ConvolutionsWritesInt8) {
                      ConvAttrs("NHWC", "VALID")));
   b.Output("b", b.Op("Conv2D", "after_b", {p, b.Const("wb", RandScaled({3, 3, 16, 16}, 24, 0.2f))},
                      ConvAttrs("NHWC", "SAME")));
-  convert::CalibrationTable table;
-  convert::Quantization quantization;
-  const auto g = CalibratedInt8(b, shape, 200, &table, &quantization);
-  EXPECT_EQ(quantization.weights, 3);
-  for (bool by_timing : {false, true}) {
-    auto engine =
-        backend::cuda::CudaBackend().Compile(*g, ExactProfile({shape}), Int8Options(Precision::kINT8, by_timing));
+  const backend::cuda::GpuArch arch = backend::cuda::ArchOf(0);
+  const bool fp8_kernels = arch.major >= 9 || (arch.major == 8 && arch.minor >= 9);
+  for (const auto& [precision, by_timing] :
+       {std::pair{Precision::kINT8, false}, std::pair{Precision::kINT8, true}, std::pair{Precision::kFP8, false}}) {
+    const bool fp8 = precision == Precision::kFP8;
+    if (fp8 && !fp8_kernels) {
+      std::cout << "FP8 skipped: no float8 convolutions before compute capability 8.9\n";
+      continue;
+    }
+    convert::CalibrationTable table;
+    convert::Quantization quantization;
+    const auto g = CalibratedInt8(b, shape, 200, &table, &quantization,
+                                  fp8 ? ir::QuantFormat::kFloat8E4M3 : ir::QuantFormat::kInt8);
+    EXPECT_EQ(quantization.weights, 3);
+    auto engine = backend::cuda::CudaBackend().Compile(*g, ExactProfile({shape}), Int8Options(precision, by_timing));
     const auto& e = dynamic_cast<const backend::cuda::CudaEngine&>(*engine);
-    std::cout << "by timing " << by_timing << "; note: " << engine->precision_note() << "\n";
-    bool pool_int8 = false, readers_int8 = true;
+    std::cout << PrecisionName(precision) << ", by timing " << by_timing << "; note: " << engine->precision_note()
+              << "\n";
+    const std::string kind = fp8 ? " fp8" : " int8";
+    bool pool_8bit = false, readers_8bit = true;
     for (const auto& step : e.steps()) {
       std::cout << "  " << step.nodes << ": " << step.kernel << "\n";
-      if (step.nodes == "pool") pool_int8 = step.kernel == "nvrtc pool, 8-bit out";
+      if (step.nodes == "pool") pool_8bit = step.kernel == "nvrtc pool, 8-bit out";
       if (step.nodes == "after_a" || step.nodes == "after_b")
-        readers_int8 = readers_int8 && step.kernel.find(" int8") != std::string::npos &&
+        readers_8bit = readers_8bit && step.kernel.find(kind) != std::string::npos &&
                        step.kernel.find("refused") == std::string::npos;
     }
-    EXPECT_TRUE(pool_int8) << "the pool does not write int8";
-    EXPECT_TRUE(readers_int8) << "a reader of the pool's int8 result does not run int8";
+    EXPECT_TRUE(pool_8bit) << "the pool does not write 8 bits";
+    EXPECT_TRUE(readers_8bit) << "a reader of the pool's 8-bit result does not run" << kind;
     runtime::ReferenceExecutor ref(g);
     for (uint32_t seed : {5u, 6u}) {
       const std::vector<Tensor> in = {RandF32(shape, seed)};
@@ -487,13 +498,22 @@ TEST(CudaInt8Gpu, MaxPoolReadByInt8ConvolutionsWritesInt8) {
 
 // A ResNet block with a projection shortcut: x -> conv a (1x1) -> Relu -> conv b (1x1), x -> conv
 // ds (1x1), Add -> Relu -> conv after (3x3). Neither b's nor ds's result has a quantized reader,
-// but calibration gave both a range: whichever comes first writes int8, and the other reads it
-// as its 8-bit residual (both topological orders).
+// but calibration gave both a range: whichever comes first writes int8 (E4M3 in FP8 engines), and
+// the other reads it as its 8-bit residual (both topological orders).
 TEST(CudaInt8Gpu, ProjectionShortcutIsAnInt8ResidualFromItsCalibratedRange) {
   SKIP_WITHOUT_GPU();
   if (!backend::cuda::HaveCudnn()) GTEST_FAIL() << "this build has no cuDNN: the GPU suite needs a build with it";
   const Shape shape{2, 10, 10, 16};
-  for (bool shortcut_first : {true, false}) {
+  const backend::cuda::GpuArch arch = backend::cuda::ArchOf(0);
+  const bool fp8_kernels = arch.major >= 9 || (arch.major == 8 && arch.minor >= 9);
+  for (const auto& [precision, shortcut_first] :
+       {std::pair{Precision::kINT8, true}, std::pair{Precision::kINT8, false}, std::pair{Precision::kFP8, true},
+        std::pair{Precision::kFP8, false}}) {
+    const bool fp8 = precision == Precision::kFP8;
+    if (fp8 && !fp8_kernels) {
+      std::cout << "FP8 skipped: no float8 convolutions before compute capability 8.9\n";
+      continue;
+    }
     Builder b;
     const ir::ValueId x = b.Input("x", shape);
     auto shortcut = [&] {
@@ -513,11 +533,13 @@ TEST(CudaInt8Gpu, ProjectionShortcutIsAnInt8ResidualFromItsCalibratedRange) {
                        ConvAttrs("NHWC", "SAME")));
     convert::CalibrationTable table;
     convert::Quantization quantization;
-    const auto g = CalibratedInt8(b, shape, 300, &table, &quantization);
+    const auto g = CalibratedInt8(b, shape, 300, &table, &quantization,
+                                  fp8 ? ir::QuantFormat::kFloat8E4M3 : ir::QuantFormat::kInt8);
     EXPECT_EQ(quantization.residual_ranges, 2);
-    auto engine = backend::cuda::CudaBackend().Compile(*g, ExactProfile({shape}), Int8Options());
+    auto engine = backend::cuda::CudaBackend().Compile(*g, ExactProfile({shape}), Int8Options(precision));
     const auto& e = dynamic_cast<const backend::cuda::CudaEngine&>(*engine);
-    std::cout << "shortcut first " << shortcut_first << "; note: " << engine->precision_note() << "\n";
+    std::cout << PrecisionName(precision) << ", shortcut first " << shortcut_first
+              << "; note: " << engine->precision_note() << "\n";
     const std::string first = shortcut_first ? "ds" : "b", second = shortcut_first ? "b" : "ds";
     bool first_int8_out = false, second_int8_residual = false;
     for (const auto& step : e.steps()) {
@@ -528,14 +550,15 @@ TEST(CudaInt8Gpu, ProjectionShortcutIsAnInt8ResidualFromItsCalibratedRange) {
     }
     EXPECT_TRUE(first_int8_out) << first << " does not write int8 for the residual Add";
     EXPECT_TRUE(second_int8_residual) << second << " does not absorb the Add reading an 8-bit residual";
-    // The reference runs the quantized graph, where the branch stays float: the int8 residual
+    // The reference runs the quantized graph, where the branch stays float: the 8-bit residual
     // adds its rounding to the sum, at most its relative RMS quantization error on the
-    // calibration data (the table's estimate) relative to the output, on top of the 1e-2 of the
-    // other tests.
-    const double stored_error = table.tensors.at(b.g->value(shortcut_first ? ds : conv_b).name).error;
+    // calibration data relative to the output (int8: the table's estimate; E4M3: 2^-4 / sqrt(3),
+    // kE4M3ResidualError), on top of the 1e-2 of the other tests.
+    const double stored_error =
+        fp8 ? kE4M3ResidualError : table.tensors.at(b.g->value(shortcut_first ? ds : conv_b).name).error;
     ASSERT_GE(stored_error, 0);
     const double bound = 1e-2 + stored_error;
-    std::cout << "  bound " << bound << " (the int8 residual's quantization error " << stored_error << ")\n";
+    std::cout << "  bound " << bound << " (the 8-bit residual's quantization error " << stored_error << ")\n";
     runtime::ReferenceExecutor ref(g);
     for (uint32_t seed : {7u, 8u}) {
       const std::vector<Tensor> in = {RandF32(shape, seed)};
