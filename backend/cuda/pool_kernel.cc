@@ -140,7 +140,7 @@ std::string PoolKernelSource(const std::string& op, DType dtype, bool quantized_
   body = ReplaceAll(body, "__KILN_MAX__", op == "MaxPool" ? "true" : "false");
   body = ReplaceAll(body, "__KILN_QUANTIZED__", quantized_output ? "true" : "false");
   body = ReplaceAll(body, "__KILN_FLOAT8__", fp8 ? "true" : "false");
-  return std::string(KernelPrologue()) + (fp8 ? Float8ByteSource() : "") + body;
+  return std::string(KernelPrologue()) + Float8ByteSource() + body;
 }
 
 PoolKernel::PoolKernel(const ir::Graph& graph, const ir::Node& node, GpuArch arch,
