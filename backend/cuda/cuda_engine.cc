@@ -159,7 +159,8 @@ bool IsResidualAddOfConv(const ir::Graph& g, const std::vector<std::vector<ir::N
 // the float one). `relu`: the writer's values are non-negative, or it clamps to the readers' bounds itself.
 std::optional<std::pair<QuantizeParams, ir::QuantFormat>> QuantizedOutputFor(
     const ir::Graph& g, const std::vector<std::vector<ir::NodeId>>& consumers, const std::set<ir::NodeId>& absorbed,
-    const std::vector<size_t>& position, ir::ValueId v, bool relu, bool residual_readers) {
+    const std::vector<size_t>& position, ir::ValueId v, bool relu, bool residual_readers,
+    std::optional<ir::QuantFormat> engine_format) {
   const auto& readers = consumers[static_cast<size_t>(v)];
   if (readers.empty() || ir::IsGraphOutput(g, v)) return std::nullopt;
   std::optional<std::pair<QuantizeParams, ir::QuantFormat>> common;
@@ -187,14 +188,16 @@ std::optional<std::pair<QuantizeParams, ir::QuantFormat>> QuantizedOutputFor(
   // rounded to 3 mantissa bits (up to 1/16 relative), which trained networks absorb (the FP8
   // engines' top-1 on held-out data, docs/testing.md), and the block input is written once in
   // one byte instead of in float16 plus a quantized copy.
-  // Read only as residuals: stored in 8 bits when calibration gave the convolution's result a
-  // range, in the convolution's own format (E4M3 in FP8 engines; int8 otherwise).
+  // Read only as residuals: stored in the engine's 8-bit format when calibration gave the
+  // convolution's result a range. E4M3 only from an fp8 convolution (a float convolution writing
+  // E4M3 is a combination no library kernel here was checked for); int8 from any.
   if (residual_seen && !common) {
     const ir::Node* producer = g.Producer(v);
     const double amax = producer ? producer->attrs.GetOr<double>(ir::kCalibratedOutputAmax, 0.0) : 0.0;
-    if (!(amax > 0) || !std::isfinite(amax)) return std::nullopt;
+    if (!(amax > 0) || !std::isfinite(amax) || !engine_format) return std::nullopt;
     const std::optional<QuantizedConv> own = ReadQuantizedConv(*producer);
-    const bool fp8 = own && own->format == ir::QuantFormat::kFloat8E4M3;
+    const bool fp8 = *engine_format == ir::QuantFormat::kFloat8E4M3;
+    if (own ? own->format != *engine_format : fp8) return std::nullopt;
     QuantizeParams p;
     p.scale = static_cast<float>(amax / (fp8 ? 448.0 : 127.0));
     p.inv_scale = 1.0f / p.scale;
@@ -211,7 +214,10 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
       profile_(std::move(profile)),
       device_(device),
       use_graphs_(options.cuda_graphs),
-      quantized_by_timing_(options.quantized_by_timing) {
+      quantized_by_timing_(options.quantized_by_timing),
+      quantized_format_(options.precision == Precision::kINT8  ? std::optional{ir::QuantFormat::kInt8}
+                        : options.precision == Precision::kFP8 ? std::optional{ir::QuantFormat::kFloat8E4M3}
+                                                               : std::nullopt) {
   if (profile_.inputs.size() != graph_.inputs().size())
     throw Error(ErrorCode::kInvalidArgument, fmt::format("the profile has {} inputs, the segment {}",
                                                          profile_.inputs.size(), graph_.inputs().size()));
@@ -688,7 +694,7 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
       }
       if (fusions.quantized_output) {
         if (const auto out = QuantizedOutputFor(g, consumers, absorbed, position, s.output, epilogue.relu,
-                                                fusions.quantized_residual && fusions.residual)) {
+                                                fusions.quantized_residual && fusions.residual, quantized_format_)) {
           epilogue.quantized_output = out->first;
           epilogue.output_format = out->second;
           s.output_dtype = out->second == ir::QuantFormat::kInt8 ? DType::kInt8 : DType::kUInt8;  // E4M3 bytes
@@ -709,7 +715,7 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
       ir::QuantFormat format = ir::QuantFormat::kInt8;
       if (fusions.quantized_pool && n.op == "MaxPool") {
         if (const auto out = QuantizedOutputFor(g, consumers, absorbed, position, s.output, /*relu=*/true,
-                                                fusions.quantized_residual && fusions.residual)) {
+                                                fusions.quantized_residual && fusions.residual, quantized_format_)) {
           quantized = out->first;
           format = out->second;
           s.output_dtype = format == ir::QuantFormat::kInt8 ? DType::kInt8 : DType::kUInt8;  // E4M3 bytes

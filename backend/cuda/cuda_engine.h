@@ -179,6 +179,7 @@ class CudaEngine final : public Engine {
 
   bool use_graphs_ = true;
   bool quantized_by_timing_ = true;  // CompileOptions::quantized_by_timing
+  std::optional<ir::QuantFormat> quantized_format_;  // INT8 / FP8 engines: their 8-bit format
   mutable std::mutex graphs_mu_;
   mutable std::map<GraphKey, std::shared_ptr<CapturedGraph>> graphs_;
 
