@@ -300,6 +300,13 @@ std::shared_ptr<ir::Graph> EngineReference(const std::shared_ptr<ir::Graph>& g) 
 // whose relative RMS over values spread across binades is at most 2^-4 / sqrt(3).
 const double kE4M3ResidualError = 0.0625 / std::sqrt(3.0);
 
+// Two E4M3 quantizations in a row (an input, then a result of the float16 convolution reading it):
+// the engine rounds the second from a float16 value that differs from the reference's float32 one,
+// and where the two straddle an E4M3 rounding boundary the value lands one step (2^-3 of it) away,
+// eight times an int8 step's relative size for mid-range values. Twice the single-quantization
+// bound.
+const double kE4M3StackedError = 2e-2;
+
 void ExpectMatchesTheReference(const backend::Engine& engine, const std::shared_ptr<ir::Graph>& g, const char* what,
                                double residual_error = 0) {
   runtime::ReferenceExecutor ref(EngineReference(g));
@@ -490,7 +497,7 @@ TEST(CudaInt8Gpu, MaxPoolReadBy8BitConvolutionsWrites8Bits) {
       for (size_t i = 0; i < got.size(); ++i) {
         const double err = cudatest::RelativeL2(got[i], want[i]);
         std::cout << "  seed " << seed << " output " << i << ": rel L2 " << err << "\n";
-        EXPECT_LT(err, 1e-2) << "output " << i;
+        EXPECT_LT(err, fp8 ? kE4M3StackedError : 1e-2) << "output " << i;
       }
     }
   }
