@@ -44,8 +44,8 @@ def main():
     x = np.repeat(np.repeat(x, 4, axis=1), 4, axis=2)[..., None]  # [n, 32, 32, 1]
     train_x, train_y, test_x, test_y = x[:1200], y[:1200], x[1200:], y[1200:]
 
-    # The network as a function of a quantizer applied at each convolution input ("point") and to
-    # each identity shortcut; the layers are shared, so every variant has the trained weights.
+    # The network as a function of a quantizer applied at each convolution input; the layers are
+    # shared, so every variant has the trained weights.
     tf.keras.utils.set_random_seed(args.seed)
     L = tf.keras.layers
     convs = []
@@ -54,22 +54,23 @@ def main():
         convs.append(L.Conv2D(c, k, strides=s, padding="same"))
         return len(convs) - 1
 
-    plan = [("stem", conv(32, 3, 1))]
+    stem = conv(32, 3, 1)
+    blocks = []  # (first convolution, second, projection shortcut or None)
     channels = 32
     for stage, c in enumerate([32, 64, 128]):
         for block in range(2):
             stride = 2 if stage > 0 and block == 0 else 1
             proj = conv(c, 1, stride) if (stride != 1 or c != channels) else None
-            plan.append(("block", conv(c, 3, stride), conv(c, 3, 1), proj))
+            blocks.append((conv(c, 3, stride), conv(c, 3, 1), proj))
             channels = c
     head = L.Dense(10)
 
     def forward(h, q=None, residual_q=False):
-        """q(name, tensor) -> quantized tensor, or None for FP32."""
-        qi = (lambda n, t: q(n, t)) if q else (lambda n, t: t)
-        i = plan[0][1]
-        h = tf.nn.relu(convs[i](qi("c%d" % i, h)))
-        for _, a, b, proj in plan[1:]:
+        """q(name, tensor) -> quantized tensor, or None for FP32; residual_q: identity shortcuts
+        read the block input as its first convolution does."""
+        qi = q or (lambda n, t: t)
+        h = tf.nn.relu(convs[stem](qi("c%d" % stem, h)))
+        for a, b, proj in blocks:
             inp = qi("c%d" % a, h)  # the block input as its first convolution reads it
             r = tf.nn.relu(convs[a](inp))
             r = convs[b](qi("c%d" % b, r))

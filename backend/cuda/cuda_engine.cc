@@ -282,16 +282,26 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
         {true, true, true, false, true, true, false},     {true, true, true, false, true, false, false},
         {true, true, true, false, false, false, false},   {true, true, false, false, false, false, false},
         {true, false, false, false, false, false, false}, {false, false, false, false, false, false, false}};
+    // Retries are logged with the tactics: each one builds and times the engine's kernels again.
+    auto retry = [&](const std::string& why) {
+      const std::string line = fmt::format("{}; building with fewer fusions", why);
+      LogTacticNote(fmt::format("engine build: {} ({:.1f} s into the build)\n", line,
+                                std::chrono::duration<double>(Clock::now() - start).count()));
+      if (options.progress) options.progress(line);
+    };
     for (size_t i = options.cuda_gelu_epilogue ? 0 : 1; i < std::size(choices); ++i) {
       steps_.clear();
       constants_.clear();
+      const Clock::time_point steps_start = Clock::now();
       try {
         BuildSteps(ArchOf(device_), choices[i]);
       } catch (const Error& e) {
         if (e.code() != ErrorCode::kUnavailable || i + 1 == std::size(choices)) throw;
-        if (options.progress) options.progress(fmt::format("{}; building with fewer fusions", e.what()));
+        retry(e.what());
         continue;
       }
+      LogTacticNote(fmt::format("engine build: {} steps (kernels compiled or loaded) in {:.2f} s\n", steps_.size(),
+                                std::chrono::duration<double>(Clock::now() - steps_start).count()));
       const bool last = i + 1 == std::size(choices) || !UsesLibraryFusions(steps_);
       // The profile's largest shapes must fit the segment (and give every value a shape).
       const auto specialized = SpecializedFor(ProfileShapes(profile_));
@@ -307,7 +317,7 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
         break;
       } catch (const Error& e) {
         if (last) throw;
-        if (options.progress) options.progress(fmt::format("a library refused a fused step ({}); building with fewer fusions", e.what()));
+        retry(fmt::format("a library refused a fused step ({})", e.what()));
       }
     }
     cubins_ = recorder.Take();
@@ -383,30 +393,47 @@ bool CudaEngine::UsesLibraryFusions(const std::vector<Step>& steps) {
 
 void CudaEngine::PrepareLibraryPlans(const std::vector<std::optional<Shape>>& shapes,
                                      const std::function<void(const std::string&)>& report) const {
-  auto shape = [&](ir::ValueId v) -> const Shape& { return *shapes[static_cast<size_t>(v)]; };
   auto library = [](const Step& s) {
     return s.kind == Step::Kind::kConv || s.kind == Step::Kind::kMatMul || s.kind == Step::Kind::kAttention ||
            s.kind == Step::Kind::kMatMulGelu;
   };
   const auto library_steps = std::count_if(steps_.begin(), steps_.end(), library);
   int64_t prepared = 0;
+  // How long each step's plan choice took (building and timing candidates), for the tactic log.
+  using Clock = std::chrono::steady_clock;
+  std::vector<std::pair<double, const Step*>> seconds;
+  const Clock::time_point all_start = Clock::now();
   for (const Step& s : steps_) {
     if (library(s))
       report(fmt::format("choosing library kernels: step {}/{} ({}, '{}')", ++prepared, library_steps, KernelName(s),
                          s.nodes.back()));
-    if (s.kind == Step::Kind::kConv) s.conv->Prepare(shape(s.inputs[0]), shape(s.output));
-    if (s.kind == Step::Kind::kMatMul && !s.group_outputs.empty()) {
-      const auto [a, out] = SiblingShapes(s, shape(s.inputs[0]), shape(s.output));
-      s.matmul->Prepare(a, s.group_weights.shape(), out);
-    } else if (s.kind == Step::Kind::kMatMul) {
-      s.matmul->Prepare(shape(s.inputs[0]), shape(s.inputs[1]), shape(s.output));
-    }
-    if (s.kind == Step::Kind::kMatMulGelu) s.matmul_gelu->Prepare(shape(s.inputs[0]));
-    if (s.kind == Step::Kind::kAttention) {
-      s.attention->CheckShapes(shapes);
-      s.attention->Prepare(shape(s.inputs[0]), shape(s.inputs[1]), shape(s.inputs[2]),
-                           s.inputs.size() > 3 ? &shape(s.inputs[3]) : nullptr, shape(s.output));
-    }
+    const Clock::time_point step_start = Clock::now();
+    PrepareLibraryPlan(s, shapes);
+    if (library(s)) seconds.emplace_back(std::chrono::duration<double>(Clock::now() - step_start).count(), &s);
+  }
+  std::sort(seconds.begin(), seconds.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::string text = fmt::format("engine build: kernels of {} library steps chosen in {:.2f} s; the slowest:\n",
+                                 library_steps, std::chrono::duration<double>(Clock::now() - all_start).count());
+  for (size_t i = 0; i < seconds.size() && i < 10; ++i)
+    text += fmt::format("  {:8.3f} s  {}  {}\n", seconds[i].first, KernelName(*seconds[i].second),
+                        Join(seconds[i].second->nodes, "+"));
+  LogTacticNote(text);
+}
+
+void CudaEngine::PrepareLibraryPlan(const Step& s, const std::vector<std::optional<Shape>>& shapes) const {
+  auto shape = [&](ir::ValueId v) -> const Shape& { return *shapes[static_cast<size_t>(v)]; };
+  if (s.kind == Step::Kind::kConv) s.conv->Prepare(shape(s.inputs[0]), shape(s.output));
+  if (s.kind == Step::Kind::kMatMul && !s.group_outputs.empty()) {
+    const auto [a, out] = SiblingShapes(s, shape(s.inputs[0]), shape(s.output));
+    s.matmul->Prepare(a, s.group_weights.shape(), out);
+  } else if (s.kind == Step::Kind::kMatMul) {
+    s.matmul->Prepare(shape(s.inputs[0]), shape(s.inputs[1]), shape(s.output));
+  }
+  if (s.kind == Step::Kind::kMatMulGelu) s.matmul_gelu->Prepare(shape(s.inputs[0]));
+  if (s.kind == Step::Kind::kAttention) {
+    s.attention->CheckShapes(shapes);
+    s.attention->Prepare(shape(s.inputs[0]), shape(s.inputs[1]), shape(s.inputs[2]),
+                         s.inputs.size() > 3 ? &shape(s.inputs[3]) : nullptr, shape(s.output));
   }
 }
 

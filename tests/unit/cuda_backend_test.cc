@@ -1223,7 +1223,8 @@ TEST(CudaBackendGpu, SecondBuildTakesEveryTacticFromTheTimingCache) {
 
 // With KILN_TACTIC_LOG set, a build that times tactics writes each choice's candidates and times
 // to the log, the chosen one marked: for the convolution's cuDNN plans and the product's cuBLASLt
-// algorithms (shapes no other test builds, so nothing comes from the timing cache).
+// algorithms (shapes no other test builds, so nothing comes from the timing cache), and where the
+// build's time went.
 TEST(CudaBackendGpu, TacticLogListsTheTimedCandidatesAndTheChoice) {
   SKIP_WITHOUT_GPU();
   if (!backend::cuda::HaveCudnn()) GTEST_FAIL() << "this build has no cuDNN: the GPU suite needs a build with it";
@@ -1241,6 +1242,10 @@ TEST(CudaBackendGpu, TacticLogListsTheTimedCandidatesAndTheChoice) {
   EXPECT_NE(s.find("tactic cublasLt"), std::string::npos) << s;
   EXPECT_NE(s.find("  * "), std::string::npos) << "no candidate marked as chosen:\n" << s;
   EXPECT_NE(s.find(" us  "), std::string::npos) << "no timed candidate:\n" << s;
+  // Where the build spent its time: cuDNN's plan building, the steps, each library step's choice.
+  EXPECT_NE(s.find(" plans built in "), std::string::npos) << s;
+  EXPECT_NE(s.find(" steps (kernels compiled or loaded) in "), std::string::npos) << s;
+  EXPECT_NE(s.find("engine build: kernels of 2 library steps chosen in "), std::string::npos) << s;
   std::filesystem::remove(log);
 }
 
