@@ -404,12 +404,12 @@ void CudaEngine::PrepareLibraryPlans(const std::vector<std::optional<Shape>>& sh
   std::vector<std::pair<double, const Step*>> seconds;
   const Clock::time_point all_start = Clock::now();
   for (const Step& s : steps_) {
-    if (library(s))
-      report(fmt::format("choosing library kernels: step {}/{} ({}, '{}')", ++prepared, library_steps, KernelName(s),
-                         s.nodes.back()));
+    if (!library(s)) continue;  // nothing to prepare
+    report(fmt::format("choosing library kernels: step {}/{} ({}, '{}')", ++prepared, library_steps, KernelName(s),
+                       s.nodes.back()));
     const Clock::time_point step_start = Clock::now();
     PrepareLibraryPlan(s, shapes);
-    if (library(s)) seconds.emplace_back(std::chrono::duration<double>(Clock::now() - step_start).count(), &s);
+    seconds.emplace_back(std::chrono::duration<double>(Clock::now() - step_start).count(), &s);
   }
   std::sort(seconds.begin(), seconds.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
   std::string text = fmt::format("engine build: kernels of {} library steps chosen in {:.2f} s; the slowest:\n",
