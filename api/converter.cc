@@ -176,9 +176,10 @@ void Converter::Impl::Quantize(ir::Graph& graph, const InputFn& fn) {
                                                    : fmt::format(" table {}", params.calibration_table),
                   std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()));
   if (int8.residual_ranges > 0)
-    Log(fmt::format("kiln: {}: {} convolution result(s) read only by a residual Add carry their calibrated range "
-                    "(a GPU engine may store them in int8)",
-                    PrecisionName(precision), int8.residual_ranges));
+    Log(
+        fmt::format("kiln: {}: {} convolution result(s) read only by a residual Add carry their calibrated range "
+                    "(a GPU engine may store them in {})",
+                    PrecisionName(precision), int8.residual_ranges, fp8 ? "E4M3" : "int8"));
   if (!int8.kept.empty())
     Log(fmt::format("kiln: {}: {} layer(s) kept in floating point (keep_precision): {}", PrecisionName(precision),
                     int8.kept.size(), fmt::join(int8.kept, ", ")));

@@ -405,14 +405,14 @@ Quantization InsertQuantDequant(ir::Graph& graph, const CalibrationTable& table,
           t = op("Round", name + "/int8/rounded", {t});
           q = op("Mul", name + "/int8/dequantized", {t, scalar(name + "/int8/scale", scale)});
         }
+        if (q != v) graph.node(graph.value(q).producer).attrs.Set(ir::kImplicitQuantization, true);
         have = quantized.emplace(v, q).first;
         ++done.activations;
       }
       graph.node(id).inputs[i] = have->second;
     }
   }
-  // Int8 only: an E4M3 residual passes too much of its rounding into the sum.
-  for (ir::ValueId v : fp8 ? std::vector<ir::ValueId>{} : residuals) {
+  for (ir::ValueId v : residuals) {
     const auto range = table.tensors.find(graph.value(v).name);
     ir::Node& producer = graph.node(graph.value(v).producer);
     if (range == table.tensors.end() || !(range->second.amax > 0) || !std::isfinite(range->second.amax)) continue;

@@ -65,9 +65,10 @@ std::string WorstQuantizationErrors(const CalibrationTable& table, size_t n);
 std::vector<ir::ValueId> QuantizableActivations(const ir::Graph& graph);
 // The float32 results of convolutions that only one Add reads, whose other operand is a tensor of
 // the same shape (the branches of a residual join; not a bias Add of a constant):
-// their ranges are calibrated too, and InsertQuantDequant (int8) gives each such convolution its
-// output's range as ir::kCalibratedOutputAmax, so that a backend may store the result in int8
-// for the Add; the graph's values stay float. A table without them (older, or a user's) is valid.
+// their ranges are calibrated too, and InsertQuantDequant gives each such convolution its
+// output's range as ir::kCalibratedOutputAmax, so that a backend may store the result in the
+// conversion's 8-bit format for the Add; the graph's values stay float. A table without them
+// (older, or a user's) is valid.
 std::vector<ir::ValueId> ResidualActivations(const ir::Graph& graph);
 // What calibration records: QuantizableActivations, then ResidualActivations.
 std::vector<ir::ValueId> CalibratedActivations(const ir::Graph& graph);

@@ -18,10 +18,19 @@ namespace kiln::ir {
 enum class QuantFormat { kInt8, kFloat8E4M3 };
 
 // A node attribute (double): the calibrated symmetric range of the node's output, which the graph
-// does not quantize. Kiln's INT8 conversion sets it on convolutions whose result only a residual
-// Add reads; a backend may store that result in int8 with scale amax / 127 (as TensorRT's
-// implicit INT8 quantization stores any tensor with a range), and otherwise ignores it.
+// does not quantize. Kiln's INT8 and FP8 conversions set it on convolutions whose result only a
+// residual Add reads; a backend may store that result in the conversion's 8-bit format (int8 with
+// scale amax / 127, E4M3 with scale amax / 448), as TensorRT's implicit quantization stores any
+// tensor with a range, and otherwise ignores it.
 inline constexpr const char* kCalibratedOutputAmax = "calibrated_output_amax";
+
+// A node attribute (bool) on the dequantizing node of each quantize-dequantize chain that Kiln's
+// INT8 / FP8 conversion inserted from calibrated ranges (implicit quantization, as TensorRT's
+// calibrated INT8 mode). The chain only says what an 8-bit kernel would compute: a backend whose
+// kernel for a reader is not 8-bit may let that reader take the chain's float source instead, as
+// TensorRT runs such layers in higher precision. Chains a model brings (ONNX QuantizeLinear /
+// DequantizeLinear, TensorFlow's FakeQuant: explicit quantization) carry no such attribute.
+inline constexpr const char* kImplicitQuantization = "implicit_quantization";
 
 // A quantize-dequantize chain ending at a value: source -> [Mul by inv_scale | Div by scale] ->
 // Round -> clip (Maximum/Minimum/Clip, either order, before or after the Round) -> Mul by scale,

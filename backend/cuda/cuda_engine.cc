@@ -153,13 +153,14 @@ bool IsResidualAddOfConv(const ir::Graph& g, const std::vector<std::vector<ir::N
 // marked quantized (quantized_conv.h) reading it as its input, all in one format and quantizing it
 // alike by a product, and (int8) the saturation at -128 cannot differ from the readers' lower
 // bound (-128, or a ReLU before). Float8 saturates at +-448 as the readers' rounding does.
-// With `residual_readers`, int8 results may also be read by residual Adds of other convolutions
-// (at least one reader must be quantized): those add the int8 value times its scale, as
-// TensorRT's INT8 residual connections do (the sum then sees the quantized value, not the float
-// one). `relu`: the writer's values are non-negative, or it clamps to the readers' bounds itself.
+// With `residual_readers`, 8-bit results may also be read by residual Adds of other convolutions
+// (at least one reader must be quantized): those add the 8-bit value times its scale, as
+// TensorRT's INT8 and FP8 residual connections do (the sum then sees the quantized value, not
+// the float one). `relu`: the writer's values are non-negative, or it clamps to the readers' bounds itself.
 std::optional<std::pair<QuantizeParams, ir::QuantFormat>> QuantizedOutputFor(
     const ir::Graph& g, const std::vector<std::vector<ir::NodeId>>& consumers, const std::set<ir::NodeId>& absorbed,
-    const std::vector<size_t>& position, ir::ValueId v, bool relu, bool residual_readers) {
+    const std::vector<size_t>& position, ir::ValueId v, bool relu, bool residual_readers,
+    std::optional<ir::QuantFormat> engine_format) {
   const auto& readers = consumers[static_cast<size_t>(v)];
   if (readers.empty() || ir::IsGraphOutput(g, v)) return std::nullopt;
   std::optional<std::pair<QuantizeParams, ir::QuantFormat>> common;
@@ -183,21 +184,27 @@ std::optional<std::pair<QuantizeParams, ir::QuantFormat>> QuantizedOutputFor(
     if (!agree({p, quant->format})) return std::nullopt;
     common = {p, quant->format};
   }
-  // Int8 only: E4M3's 3-bit mantissa would pass a relative error of up to 1/16 of each residual
-  // value straight into the sum (1.4% of a small residual network's output, against 0.7% int8).
-  if (residual_seen && common && common->second != ir::QuantFormat::kInt8) return std::nullopt;
-  // Read only as residuals: stored in int8 when calibration gave the convolution's result a range.
+  // E4M3 residuals too, as TensorRT's FP8 residual connections: the sum sees each block input
+  // rounded to 3 mantissa bits (up to 1/16 relative), which trained networks absorb (the FP8
+  // engines' top-1 on held-out data, docs/testing.md), and the block input is written once in
+  // one byte instead of in float16 plus a quantized copy.
+  // Read only as residuals: stored in the engine's 8-bit format when calibration gave the
+  // convolution's result a range. E4M3 only from an fp8 convolution (a float convolution writing
+  // E4M3 is a combination no library kernel here was checked for); int8 from any.
   if (residual_seen && !common) {
     const ir::Node* producer = g.Producer(v);
     const double amax = producer ? producer->attrs.GetOr<double>(ir::kCalibratedOutputAmax, 0.0) : 0.0;
-    if (!(amax > 0) || !std::isfinite(amax)) return std::nullopt;
+    if (!(amax > 0) || !std::isfinite(amax) || !engine_format) return std::nullopt;
+    const std::optional<QuantizedConv> own = ReadQuantizedConv(*producer);
+    const bool fp8 = *engine_format == ir::QuantFormat::kFloat8E4M3;
+    if (own ? own->format != *engine_format : fp8) return std::nullopt;
     QuantizeParams p;
-    p.scale = static_cast<float>(amax / 127.0);
+    p.scale = static_cast<float>(amax / (fp8 ? 448.0 : 127.0));
     p.inv_scale = 1.0f / p.scale;
     p.divisor = 0;
-    p.qmin = -128;
-    p.qmax = 127;
-    common = {p, ir::QuantFormat::kInt8};
+    p.qmin = fp8 ? -448 : -128;
+    p.qmax = fp8 ? 448 : 127;
+    common = {p, fp8 ? ir::QuantFormat::kFloat8E4M3 : ir::QuantFormat::kInt8};
   }
   return common;
 }
@@ -207,7 +214,10 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
       profile_(std::move(profile)),
       device_(device),
       use_graphs_(options.cuda_graphs),
-      quantized_by_timing_(options.quantized_by_timing) {
+      quantized_by_timing_(options.quantized_by_timing),
+      quantized_format_(options.precision == Precision::kINT8  ? std::optional{ir::QuantFormat::kInt8}
+                        : options.precision == Precision::kFP8 ? std::optional{ir::QuantFormat::kFloat8E4M3}
+                                                               : std::nullopt) {
   if (profile_.inputs.size() != graph_.inputs().size())
     throw Error(ErrorCode::kInvalidArgument, fmt::format("the profile has {} inputs, the segment {}",
                                                          profile_.inputs.size(), graph_.inputs().size()));
@@ -222,6 +232,8 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
   // is still float32, so their scales are exact).
   if (options.precision == Precision::kINT8) fusion.Add(MakeQuantizedConvPass(ir::QuantFormat::kInt8));
   if (options.precision == Precision::kFP8) fusion.Add(MakeQuantizedConvPass(ir::QuantFormat::kFloat8E4M3));
+  if (options.precision == Precision::kINT8 || options.precision == Precision::kFP8)
+    fusion.Add(MakeImplicitQuantizationForFloatReadersPass());
   fusion.Add(ir::MakeDeadCodeElimination());
   fusion.Run(graph_);
   if (options.precision == Precision::kFP16 || options.precision == Precision::kBF16) {
@@ -270,16 +282,26 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
         {true, true, true, false, true, true, false},     {true, true, true, false, true, false, false},
         {true, true, true, false, false, false, false},   {true, true, false, false, false, false, false},
         {true, false, false, false, false, false, false}, {false, false, false, false, false, false, false}};
+    // Retries are logged with the tactics: each one builds and times the engine's kernels again.
+    auto retry = [&](const std::string& why) {
+      const std::string line = fmt::format("{}; building with fewer fusions", why);
+      LogTacticNote(fmt::format("engine build: {} ({:.1f} s into the build)\n", line,
+                                std::chrono::duration<double>(Clock::now() - start).count()));
+      if (options.progress) options.progress(line);
+    };
     for (size_t i = options.cuda_gelu_epilogue ? 0 : 1; i < std::size(choices); ++i) {
       steps_.clear();
       constants_.clear();
+      const Clock::time_point steps_start = Clock::now();
       try {
         BuildSteps(ArchOf(device_), choices[i]);
       } catch (const Error& e) {
         if (e.code() != ErrorCode::kUnavailable || i + 1 == std::size(choices)) throw;
-        if (options.progress) options.progress(fmt::format("{}; building with fewer fusions", e.what()));
+        retry(e.what());
         continue;
       }
+      LogTacticNote(fmt::format("engine build: {} steps (kernels compiled or loaded) in {:.2f} s\n", steps_.size(),
+                                std::chrono::duration<double>(Clock::now() - steps_start).count()));
       const bool last = i + 1 == std::size(choices) || !UsesLibraryFusions(steps_);
       // The profile's largest shapes must fit the segment (and give every value a shape).
       const auto specialized = SpecializedFor(ProfileShapes(profile_));
@@ -295,7 +317,7 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
         break;
       } catch (const Error& e) {
         if (last) throw;
-        if (options.progress) options.progress(fmt::format("a library refused a fused step ({}); building with fewer fusions", e.what()));
+        retry(fmt::format("a library refused a fused step ({})", e.what()));
       }
     }
     cubins_ = recorder.Take();
@@ -371,30 +393,47 @@ bool CudaEngine::UsesLibraryFusions(const std::vector<Step>& steps) {
 
 void CudaEngine::PrepareLibraryPlans(const std::vector<std::optional<Shape>>& shapes,
                                      const std::function<void(const std::string&)>& report) const {
-  auto shape = [&](ir::ValueId v) -> const Shape& { return *shapes[static_cast<size_t>(v)]; };
   auto library = [](const Step& s) {
     return s.kind == Step::Kind::kConv || s.kind == Step::Kind::kMatMul || s.kind == Step::Kind::kAttention ||
            s.kind == Step::Kind::kMatMulGelu;
   };
   const auto library_steps = std::count_if(steps_.begin(), steps_.end(), library);
   int64_t prepared = 0;
+  // How long each step's plan choice took (building and timing candidates), for the tactic log.
+  using Clock = std::chrono::steady_clock;
+  std::vector<std::pair<double, const Step*>> seconds;
+  const Clock::time_point all_start = Clock::now();
   for (const Step& s : steps_) {
-    if (library(s))
-      report(fmt::format("choosing library kernels: step {}/{} ({}, '{}')", ++prepared, library_steps, KernelName(s),
-                         s.nodes.back()));
-    if (s.kind == Step::Kind::kConv) s.conv->Prepare(shape(s.inputs[0]), shape(s.output));
-    if (s.kind == Step::Kind::kMatMul && !s.group_outputs.empty()) {
-      const auto [a, out] = SiblingShapes(s, shape(s.inputs[0]), shape(s.output));
-      s.matmul->Prepare(a, s.group_weights.shape(), out);
-    } else if (s.kind == Step::Kind::kMatMul) {
-      s.matmul->Prepare(shape(s.inputs[0]), shape(s.inputs[1]), shape(s.output));
-    }
-    if (s.kind == Step::Kind::kMatMulGelu) s.matmul_gelu->Prepare(shape(s.inputs[0]));
-    if (s.kind == Step::Kind::kAttention) {
-      s.attention->CheckShapes(shapes);
-      s.attention->Prepare(shape(s.inputs[0]), shape(s.inputs[1]), shape(s.inputs[2]),
-                           s.inputs.size() > 3 ? &shape(s.inputs[3]) : nullptr, shape(s.output));
-    }
+    if (!library(s)) continue;  // nothing to prepare
+    report(fmt::format("choosing library kernels: step {}/{} ({}, '{}')", ++prepared, library_steps, KernelName(s),
+                       s.nodes.back()));
+    const Clock::time_point step_start = Clock::now();
+    PrepareLibraryPlan(s, shapes);
+    seconds.emplace_back(std::chrono::duration<double>(Clock::now() - step_start).count(), &s);
+  }
+  std::sort(seconds.begin(), seconds.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::string text = fmt::format("engine build: kernels of {} library steps chosen in {:.2f} s; the slowest:\n",
+                                 library_steps, std::chrono::duration<double>(Clock::now() - all_start).count());
+  for (size_t i = 0; i < seconds.size() && i < 10; ++i)
+    text += fmt::format("  {:8.3f} s  {}  {}\n", seconds[i].first, KernelName(*seconds[i].second),
+                        Join(seconds[i].second->nodes, "+"));
+  LogTacticNote(text);
+}
+
+void CudaEngine::PrepareLibraryPlan(const Step& s, const std::vector<std::optional<Shape>>& shapes) const {
+  auto shape = [&](ir::ValueId v) -> const Shape& { return *shapes[static_cast<size_t>(v)]; };
+  if (s.kind == Step::Kind::kConv) s.conv->Prepare(shape(s.inputs[0]), shape(s.output));
+  if (s.kind == Step::Kind::kMatMul && !s.group_outputs.empty()) {
+    const auto [a, out] = SiblingShapes(s, shape(s.inputs[0]), shape(s.output));
+    s.matmul->Prepare(a, s.group_weights.shape(), out);
+  } else if (s.kind == Step::Kind::kMatMul) {
+    s.matmul->Prepare(shape(s.inputs[0]), shape(s.inputs[1]), shape(s.output));
+  }
+  if (s.kind == Step::Kind::kMatMulGelu) s.matmul_gelu->Prepare(shape(s.inputs[0]));
+  if (s.kind == Step::Kind::kAttention) {
+    s.attention->CheckShapes(shapes);
+    s.attention->Prepare(shape(s.inputs[0]), shape(s.inputs[1]), shape(s.inputs[2]),
+                         s.inputs.size() > 3 ? &shape(s.inputs[3]) : nullptr, shape(s.output));
   }
 }
 
@@ -647,8 +686,8 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
           epilogue.residual = true;
         }
       }
-      // A result with a calibrated int8 range leaves the Add to the other convolution when that
-      // one comes later and could absorb it: this result's int8 storage is then decided before
+      // A result with a calibrated range leaves the Add to the other convolution when that
+      // one comes later and could absorb it: this result's 8-bit storage is then decided before
       // that step is built, and read there as its 8-bit residual.
       if (epilogue.residual && fusions.quantized_output && fusions.quantized_residual &&
           n.attrs.Has(ir::kCalibratedOutputAmax)) {
@@ -682,7 +721,7 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
       }
       if (fusions.quantized_output) {
         if (const auto out = QuantizedOutputFor(g, consumers, absorbed, position, s.output, epilogue.relu,
-                                                fusions.quantized_residual && fusions.residual)) {
+                                                fusions.quantized_residual && fusions.residual, quantized_format_)) {
           epilogue.quantized_output = out->first;
           epilogue.output_format = out->second;
           s.output_dtype = out->second == ir::QuantFormat::kInt8 ? DType::kInt8 : DType::kUInt8;  // E4M3 bytes
@@ -696,19 +735,21 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
       if (epilogue.residual) s.inputs.push_back(residual);
     } else if (n.op == "MaxPool" || n.op == "AvgPool") {
       s.kind = Step::Kind::kPool;
-      // A MaxPool read only by int8 convolutions quantizes its result for them (it clamps to
-      // their bounds itself): they then run no quantize kernel of their own.
+      // A MaxPool read only by 8-bit convolutions quantizes its result for them (it clamps to
+      // their int8 bounds itself; E4M3 saturates as their rounding does): they then run no
+      // quantize kernel of their own.
       std::optional<QuantizeParams> quantized;
+      ir::QuantFormat format = ir::QuantFormat::kInt8;
       if (fusions.quantized_pool && n.op == "MaxPool") {
-        const auto out = QuantizedOutputFor(g, consumers, absorbed, position, s.output, /*relu=*/true,
-                                            fusions.quantized_residual && fusions.residual);
-        if (out && out->second == ir::QuantFormat::kInt8) {
+        if (const auto out = QuantizedOutputFor(g, consumers, absorbed, position, s.output, /*relu=*/true,
+                                                fusions.quantized_residual && fusions.residual, quantized_format_)) {
           quantized = out->first;
-          s.output_dtype = DType::kInt8;
+          format = out->second;
+          s.output_dtype = format == ir::QuantFormat::kInt8 ? DType::kInt8 : DType::kUInt8;  // E4M3 bytes
           quantized_values.emplace(s.output, *out);
         }
       }
-      s.pool = std::make_unique<PoolKernel>(g, n, arch, quantized);
+      s.pool = std::make_unique<PoolKernel>(g, n, arch, quantized, format);
     } else if (IsRowOp(n.op)) {
       s.kind = Step::Kind::kRow;
       s.row = std::make_unique<RowKernel>(g, n, arch);

@@ -145,6 +145,8 @@ class CudaEngine final : public Engine {
   // these shapes; `report` hears which step is being prepared.
   void PrepareLibraryPlans(const std::vector<std::optional<Shape>>& shapes,
                            const std::function<void(const std::string&)>& report) const;
+  // The same for one step.
+  void PrepareLibraryPlan(const Step& s, const std::vector<std::optional<Shape>>& shapes) const;
   // The specialization for these input shapes (cached for the first kMaxSpecializations sets of
   // shapes; later ones are computed per call, their device copies made on `stream`).
   std::shared_ptr<const Specialized> SpecializedFor(const std::vector<Shape>& input_shapes,
@@ -179,6 +181,7 @@ class CudaEngine final : public Engine {
 
   bool use_graphs_ = true;
   bool quantized_by_timing_ = true;  // CompileOptions::quantized_by_timing
+  std::optional<ir::QuantFormat> quantized_format_;  // INT8 / FP8 engines: their 8-bit format
   mutable std::mutex graphs_mu_;
   mutable std::map<GraphKey, std::shared_ptr<CapturedGraph>> graphs_;
 

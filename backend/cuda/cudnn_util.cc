@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <unordered_map>
 #include <vector>
 
@@ -126,13 +127,20 @@ void BuildTunedPlan(cudnn_frontend::graph::Graph& g, cudnnHandle_t handle, const
   // cuDNN's first heuristic choice is often not its fastest plan for the shape at hand.
   const int64_t candidates = std::min<int64_t>(g.get_execution_plan_count(), max_candidates);
   std::vector<int64_t> built;
+  // Building a plan can compile a kernel (cuDNN's runtime-fusion engines): the log says how long.
+  const auto build_start = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < candidates; ++i)
     if (g.build_plan_at_index(i).is_good()) built.push_back(i);
   // Selects the heuristics' first plan that builds (the choice when there is nothing to time).
   CheckFe(g.build_plans(cudnn_frontend::BuildPlanPolicy_t::HEURISTICS_CHOICE), fmt::format("build_plans ({})", what));
+  const std::string logged =
+      fmt::format("{} | {} of {} plans built in {:.0f} ms", key, built.size(), candidates,
+                  std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - build_start).count());
   if (built.size() > 1) {
-    const int64_t fastest = FastestPlan(g, handle, key, built, scratch, what);
+    const int64_t fastest = FastestPlan(g, handle, logged, built, scratch, what);
     CheckFe(g.build_plan_at_index(fastest), fmt::format("build_plan_at_index ({})", what));  // makes it execute
+  } else {
+    LogTacticNote(fmt::format("tactic {} (nothing to time)\n", logged));
   }
   if (std::string chosen; g.get_plan_name(chosen).is_good()) cache.Record(key, chosen);
 }

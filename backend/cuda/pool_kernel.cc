@@ -6,6 +6,8 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/eltwise_codegen.h"
+#include "backend/cuda/quantize_kernel.h"
+#include "backend/cuda/quantized_conv.h"
 
 namespace kiln::backend::cuda {
 namespace {
@@ -24,6 +26,7 @@ typedef __KILN_A__ A;
 typedef __KILN_O__ O;
 constexpr bool kMax = __KILN_MAX__;
 constexpr bool kQuantized = __KILN_QUANTIZED__;
+constexpr bool kFloat8 = __KILN_FLOAT8__;
 struct PoolQuant { float inv_scale, qmin, qmax; };
 
 struct PoolGeometry {
@@ -40,7 +43,9 @@ struct alignas(sizeof(E) * V) PoolVec {
 // template so that `if constexpr` discards the branch the output type cannot take.
 template <typename Out>
 __device__ __forceinline__ Out StoreResult(A r, const PoolQuant& q) {
-  if constexpr (kQuantized) {
+  if constexpr (kQuantized && kFloat8) {
+    return static_cast<Out>(KilnE4M3Byte(float(r) * q.inv_scale));
+  } else if constexpr (kQuantized) {
     float v = float(r) * q.inv_scale;
     v = v == v ? v : 0.0f;
     return static_cast<Out>(static_cast<int>(rintf(fminf(fmaxf(v, q.qmin), q.qmax))));
@@ -127,21 +132,23 @@ std::optional<std::string> PoolUnsupported(const ir::Graph& graph, const ir::Nod
   return std::nullopt;
 }
 
-std::string PoolKernelSource(const std::string& op, DType dtype, bool quantized_output) {
+std::string PoolKernelSource(const std::string& op, DType dtype, bool quantized_output, ir::QuantFormat format) {
+  const bool fp8 = quantized_output && format == ir::QuantFormat::kFloat8E4M3;
   std::string body = ReplaceAll(kPoolSource, "__KILN_T__", CudaTypeName(dtype));
   body = ReplaceAll(body, "__KILN_A__", dtype == DType::kFloat64 ? "double" : "float");
-  body = ReplaceAll(body, "__KILN_O__", quantized_output ? "int8_t" : "T");
+  body = ReplaceAll(body, "__KILN_O__", fp8 ? "uint8_t" : quantized_output ? "int8_t" : "T");
   body = ReplaceAll(body, "__KILN_MAX__", op == "MaxPool" ? "true" : "false");
   body = ReplaceAll(body, "__KILN_QUANTIZED__", quantized_output ? "true" : "false");
-  return std::string(KernelPrologue()) + body;
+  body = ReplaceAll(body, "__KILN_FLOAT8__", fp8 ? "true" : "false");
+  return std::string(KernelPrologue()) + Float8ByteSource() + body;
 }
 
 PoolKernel::PoolKernel(const ir::Graph& graph, const ir::Node& node, GpuArch arch,
-                       std::optional<QuantizeParams> quantized_output)
-    : name_(node.name), quantized_(quantized_output) {
+                       std::optional<QuantizeParams> quantized_output, ir::QuantFormat quantized_format)
+    : name_(node.name), quantized_(quantized_output), format_(quantized_format) {
   if (quantized_ && (node.op != "MaxPool" || quantized_->divisor != 0))
     throw Error(ErrorCode::kInternal,
-                fmt::format("node '{}' ({}): an int8 output for a pool other than a MaxPool, or quantized by division",
+                fmt::format("node '{}' ({}): an 8-bit output for a pool other than a MaxPool, or quantized by division",
                             node.name, node.op));
   const std::string format = node.attrs.GetOr<std::string>("data_format", "NHWC");
   ir::nn::ChannelsLast(format, &channels_last_);
@@ -152,8 +159,9 @@ PoolKernel::PoolKernel(const ir::Graph& graph, const ir::Node& node, GpuArch arc
   if (strides_.size() != 2 || pads_.size() != 4)
     throw Error(ErrorCode::kInvalidArgument,
                 fmt::format("node '{}' ({}): expected 2 strides and 4 pads", node.name, node.op));
-  module_ = CompiledModule(PoolKernelSource(node.op, graph.value(node.inputs[0]).dtype, quantized_.has_value()),
-                           quantized_ ? "kiln_" + node.op + "_int8_out" : "kiln_" + node.op, arch);
+  module_ = CompiledModule(
+      PoolKernelSource(node.op, graph.value(node.inputs[0]).dtype, quantized_.has_value(), format_),
+      quantized_ ? fmt::format("kiln_{}_{}_out", node.op, QuantFormatName(format_)) : "kiln_" + node.op, arch);
   kernel64_ = module_->Kernel("kiln_pool_i64");
   kernel32_ = module_->Kernel("kiln_pool_i32");
   kernel_vector_ = module_->Kernel("kiln_pool_i32_vec");
@@ -184,7 +192,7 @@ void PoolKernel::Launch(const Tensor& x, Tensor& out, cudaStream_t stream) const
       throw Error(ErrorCode::kInvalidArgument, fmt::format("node '{}': {}", name_, error));
     *pad[i] = wd.pad_before;
   }
-  if (out.dtype() != (quantized_ ? DType::kInt8 : x.dtype()))
+  if (out.dtype() != (quantized_ ? (format_ == ir::QuantFormat::kInt8 ? DType::kInt8 : DType::kUInt8) : x.dtype()))
     throw Error(ErrorCode::kInternal, fmt::format("node '{}': pooling {} into {}", name_, DTypeName(x.dtype()),
                                                   DTypeName(out.dtype())));
   struct PoolQuant {

@@ -9,6 +9,22 @@
 namespace kiln::backend::cuda {
 namespace {
 
+constexpr const char* kFloat8ByteSource = R"(
+__device__ __forceinline__ unsigned char KilnE4M3Byte(float v) {
+#if __CUDA_ARCH__ >= 890
+  // Ada and Hopper convert in one instruction: round to nearest even, saturating at +-448, NaN to
+  // NaN, as RoundFloat8E4M3 and its Bits do (the formula is ~30 instructions an element, which
+  // made the quantize kernel compute-bound).
+  unsigned short pair;
+  asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(pair) : "f"(0.0f), "f"(v));
+  return static_cast<unsigned char>(pair & 0xFF);
+#else
+  ew::State state;
+  return static_cast<unsigned char>(ew::RoundFloat8E4M3::Bits(ew::RoundFloat8E4M3::Apply<float>(v, state)));
+#endif
+}
+)";
+
 // One element per iteration, or V = 16 bytes of T per iteration (one load, one V-byte store of
 // int8) when the count and both pointers allow.
 constexpr const char* kQuantizeSource = R"(
@@ -24,17 +40,7 @@ __device__ __forceinline__ O QuantizeOne(T x, const QuantizeParams& p) {
   float v = float(ew::Load<T>(x));
   v = p.divisor != 0.0f ? v / p.divisor : v * p.inv_scale;
   if constexpr (kFloat8 && !kDequantize) {
-#if __CUDA_ARCH__ >= 890
-    // Ada and Hopper convert in one instruction: round to nearest even, saturating at +-448, NaN
-    // to NaN, as RoundFloat8E4M3 and its Bits do (the formula is ~30 instructions an element,
-    // which made this kernel compute-bound).
-    unsigned short pair;
-    asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(pair) : "f"(0.0f), "f"(v));
-    return static_cast<O>(pair & 0xFF);
-#else
-    ew::State state;
-    return static_cast<O>(ew::RoundFloat8E4M3::Bits(ew::RoundFloat8E4M3::Apply<float>(v, state)));
-#endif
+    return static_cast<O>(KilnE4M3Byte(v));
   } else if constexpr (kFloat8) {
     ew::State state;
     v = ew::RoundFloat8E4M3::Apply<float>(v, state);
@@ -93,8 +99,10 @@ std::string QuantizeKernelSource(DType in, ir::QuantFormat format, bool dequanti
   const bool fp8 = format == ir::QuantFormat::kFloat8E4M3;
   body = ReplaceAll(body, "__KILN_FLOAT8__", fp8 ? "true" : "false");
   body = ReplaceAll(body, "__KILN_OUT__", dequantize ? CudaTypeName(in) : fp8 ? "unsigned char" : "signed char");
-  return std::string(KernelPrologue()) + body;
+  return std::string(KernelPrologue()) + kFloat8ByteSource + body;
 }
+
+const char* Float8ByteSource() { return kFloat8ByteSource; }
 
 QuantizeKernel::QuantizeKernel(DType in, ir::QuantFormat format, bool dequantize, GpuArch arch)
     : in_(in), format_(format), dequantize_(dequantize) {

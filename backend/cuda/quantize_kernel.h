@@ -24,6 +24,11 @@ struct QuantizeParams {
 };
 QuantizeParams QuantizeParamsOf(const ir::QuantDequant& q);
 
+// CUDA source (after KernelPrologue) defining `unsigned char KilnE4M3Byte(float v)`: the E4M3FN
+// byte of RoundFloat8E4M3(v) (nearest, ties to even, saturating at +-448, NaN to NaN), for every
+// kernel that writes E4M3.
+const char* Float8ByteSource();
+
 // The kernels' CUDA source for input dtype `in` (kInvalidArgument for other dtypes); compiling it
 // needs no GPU.
 std::string QuantizeKernelSource(DType in, ir::QuantFormat format, bool dequantize);

@@ -98,12 +98,39 @@ class QuantizedConvPass final : public ir::Pass {
   ir::QuantFormat format_;
 };
 
+class ImplicitQuantizationForFloatReadersPass final : public ir::Pass {
+ public:
+  std::string name() const override { return "cuda-implicit-quantization-float-readers"; }
+
+  bool Run(ir::Graph& g) override {
+    bool changed = false;
+    for (size_t i = 0; i < g.nodes().size(); ++i) {
+      ir::Node& n = g.node(static_cast<ir::NodeId>(i));
+      if (n.removed) continue;
+      for (ir::ValueId& input : n.inputs) {
+        const ir::Node* producer = g.Producer(input);
+        if (!producer || !producer->attrs.GetOr<bool>(ir::kImplicitQuantization, false)) continue;
+        std::optional<ir::QuantDequant> q = ir::MatchQuantDequant(g, input);
+        if (!q) q = ir::MatchFloat8QuantDequant(g, input);
+        if (!q) continue;
+        input = q->source;
+        changed = true;
+      }
+    }
+    return changed;
+  }
+};
+
 }  // namespace
 
 const char* QuantFormatName(ir::QuantFormat format) { return format == ir::QuantFormat::kInt8 ? "int8" : "fp8"; }
 
 std::unique_ptr<ir::Pass> MakeQuantizedConvPass(ir::QuantFormat format) {
   return std::make_unique<QuantizedConvPass>(format);
+}
+
+std::unique_ptr<ir::Pass> MakeImplicitQuantizationForFloatReadersPass() {
+  return std::make_unique<ImplicitQuantizationForFloatReadersPass>();
 }
 
 std::optional<QuantizedConv> ReadQuantizedConv(const ir::Node& node) {

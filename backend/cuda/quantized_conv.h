@@ -25,6 +25,11 @@ namespace kiln::backend::cuda {
 
 // Marks the convolutions quantized in `format` (the engine's precision: INT8 or FP8).
 std::unique_ptr<ir::Pass> MakeQuantizedConvPass(ir::QuantFormat format);
+// After it: every other reader of an implicit quantize-dequantize chain (ir::kImplicitQuantization)
+// reads the chain's source instead. Those readers run float16 kernels, and as TensorRT's
+// calibrated INT8 mode they compute on the unquantized value: the chain would cost a pass over
+// the tensor and stop fusions across it (attention), and buys no speed.
+std::unique_ptr<ir::Pass> MakeImplicitQuantizationForFloatReadersPass();
 
 // The 8-bit form of a marked Conv2D.
 struct QuantizedConv {

@@ -155,6 +155,12 @@ void LogTacticTimings(const std::string& key, const std::vector<TacticTiming>& t
                 ? fmt::format("  {}   (did not run) {}\n", i == chosen ? '*' : ' ', t.candidate)
                 : fmt::format("  {} {:10.2f} us  {}\n", i == chosen ? '*' : ' ', t.microseconds, t.candidate);
   }
+  LogTacticNote(text);
+}
+
+void LogTacticNote(const std::string& text) {
+  const char* env = std::getenv("KILN_TACTIC_LOG");
+  if (!env || !*env) return;
   static std::mutex mu;  // whole entries, even from engines built on several threads
   std::lock_guard<std::mutex> lock(mu);
   if (std::string_view(env) == "-") {

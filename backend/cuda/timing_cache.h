@@ -78,4 +78,8 @@ struct TacticTiming {
 // is how a user (or a benchmark) sees why a kernel was picked and how close the others were.
 void LogTacticTimings(const std::string& key, const std::vector<TacticTiming>& timings, size_t chosen);
 
+// Appends `text` (whole lines) to the same log: where an engine build spent its time, and why it
+// was built again with fewer fusions.
+void LogTacticNote(const std::string& text);
+
 }  // namespace kiln::backend::cuda

@@ -101,6 +101,12 @@ PY
 }
 
 kiln="$bundle/bin/kiln"
+if [ -f "$bundle/data/digits.npz" ] && [ "${KILN_GPU_DIGITS:-1}" != 0 ]; then
+  echo "== tests/device/gpu_digits_accuracy.py"
+  python3 "$(dirname "$0")/gpu_digits_accuracy.py" --kiln "$kiln" --digits "$bundle/data/digits.npz" \
+    ${KILN_GPU_DIGITS_ARGS:-} 2>&1 | tee "$out/gpu_digits_accuracy.log"
+  [ "${PIPESTATUS[0]}" = 0 ] || status=1
+fi
 # The test zoo against TensorFlow's outputs, FP32/FP16/BF16, SavedModels and ONNX exports.
 if [ -d "$bundle/zoo" ] && [ "${KILN_GPU_ZOO:-1}" != 0 ]; then
   echo "== tests/device/gpu_zoo_check.py"

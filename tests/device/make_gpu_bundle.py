@@ -49,7 +49,7 @@ def main():
                     help="also pack these zoo models with TensorFlow's outputs (tests/device/make_zoo_cases.py, "
                          "run with --python) for tests/device/gpu_zoo_check.py; no names: every model")
     ap.add_argument("--python", default=str(Path.home() / ".cache" / "kiln" / "venv" / "bin" / "python"),
-                    help="a Python with TensorFlow, for --zoo-cases")
+                    help="a Python with TensorFlow (for --zoo-cases) and scikit-learn (the digits)")
     ap.add_argument("--python-package", metavar="DIR",
                     help="also pack this built kiln Python package (BUILD/python/kiln of a build for the GPU "
                          "machine's Python, 3.12) for tests/device/gpu_python_check.py")
@@ -77,6 +77,12 @@ def main():
                 if not (stage / "lib" / name).exists():
                     shutil.copy2(path, stage / "lib" / name)
                     libs[name] = path
+        # scikit-learn's digits for tests/device/gpu_digits_accuracy.py (the GPU machine may lack it).
+        digits = stage / "data" / "digits.npz"
+        digits.parent.mkdir()
+        subprocess.run([args.python, "-c", "import sys, numpy as np, sklearn.datasets as d; x = d.load_digits(); "
+                        "np.savez_compressed(sys.argv[1], images=x.images.astype(np.uint8), target=x.target)",
+                        str(digits)], check=True)
         if args.zoo_cases is not None:
             subprocess.run([args.python, str(ROOT / "tests" / "device" / "make_zoo_cases.py"), "--zoo", args.zoo,
                             "--out", str(stage / "zoo")] + (["--models"] + args.zoo_cases if args.zoo_cases else []),

@@ -21,16 +21,17 @@
 #include "backend/cuda/cubin_cache.h"
 #include "backend/cuda/cuda_device.h"
 #include "backend/cuda/cuda_engine.h"
+#include "backend/cuda/eltwise_codegen.h"
 #include "backend/cuda/gather_kernel.h"
 #include "backend/cuda/host_values.h"
-#include "backend/cuda/eltwise_codegen.h"
 #include "backend/cuda/matmul_act_kernel.h"
 #include "backend/cuda/matmul_kernel.h"
-#include "backend/cuda/norm_kernel.h"
 #include "backend/cuda/matmul_siblings.h"
+#include "backend/cuda/norm_kernel.h"
 #include "backend/cuda/nvrtc_compiler.h"
 #include "backend/cuda/pool_kernel.h"
 #include "backend/cuda/precision_rewrite.h"
+#include "backend/cuda/quantized_conv.h"
 #include "backend/cuda/row_kernel.h"
 #include "backend/cuda/timing_cache.h"
 #include "backend/layer_profiler.h"
@@ -192,11 +193,15 @@ TEST(CudaCodegen, PoolKernelsCompile) {
         ADD_FAILURE() << op << " " << DTypeName(dtype) << ": " << e.what();
       }
     }
-  // Max pooling that writes int8 for int8 convolutions (a quantized engine).
-  for (DType dtype : {DType::kFloat32, DType::kFloat16, DType::kBFloat16})
-    EXPECT_FALSE(
-        backend::cuda::CompileToCubin(backend::cuda::PoolKernelSource("MaxPool", dtype, true), "MaxPool", {9, 0}).empty())
-        << DTypeName(dtype);
+  // Max pooling that writes int8 or E4M3 for 8-bit convolutions (a quantized engine); E4M3 with
+  // Hopper's conversion instruction and with the formula before Ada.
+  for (ir::QuantFormat format : {ir::QuantFormat::kInt8, ir::QuantFormat::kFloat8E4M3})
+    for (backend::cuda::GpuArch arch : {backend::cuda::GpuArch{8, 0}, backend::cuda::GpuArch{9, 0}})
+      for (DType dtype : {DType::kFloat32, DType::kFloat16, DType::kBFloat16})
+        EXPECT_FALSE(backend::cuda::CompileToCubin(backend::cuda::PoolKernelSource("MaxPool", dtype, true, format),
+                                                   "MaxPool", arch)
+                         .empty())
+            << DTypeName(dtype) << " " << backend::cuda::QuantFormatName(format) << " " << arch.Name();
 }
 
 TEST(CudaCodegen, RefusesMalformedPrograms) {
@@ -1218,7 +1223,8 @@ TEST(CudaBackendGpu, SecondBuildTakesEveryTacticFromTheTimingCache) {
 
 // With KILN_TACTIC_LOG set, a build that times tactics writes each choice's candidates and times
 // to the log, the chosen one marked: for the convolution's cuDNN plans and the product's cuBLASLt
-// algorithms (shapes no other test builds, so nothing comes from the timing cache).
+// algorithms (shapes no other test builds, so nothing comes from the timing cache), and where the
+// build's time went.
 TEST(CudaBackendGpu, TacticLogListsTheTimedCandidatesAndTheChoice) {
   SKIP_WITHOUT_GPU();
   if (!backend::cuda::HaveCudnn()) GTEST_FAIL() << "this build has no cuDNN: the GPU suite needs a build with it";
@@ -1236,6 +1242,10 @@ TEST(CudaBackendGpu, TacticLogListsTheTimedCandidatesAndTheChoice) {
   EXPECT_NE(s.find("tactic cublasLt"), std::string::npos) << s;
   EXPECT_NE(s.find("  * "), std::string::npos) << "no candidate marked as chosen:\n" << s;
   EXPECT_NE(s.find(" us  "), std::string::npos) << "no timed candidate:\n" << s;
+  // Where the build spent its time: cuDNN's plan building, the steps, each library step's choice.
+  EXPECT_NE(s.find(" plans built in "), std::string::npos) << s;
+  EXPECT_NE(s.find(" steps (kernels compiled or loaded) in "), std::string::npos) << s;
+  EXPECT_NE(s.find("engine build: kernels of 2 library steps chosen in "), std::string::npos) << s;
   std::filesystem::remove(log);
 }
 
