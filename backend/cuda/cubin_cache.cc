@@ -99,7 +99,20 @@ int64_t NvrtcCompileCount() { return compile_count.load(); }
 CubinRecorder::CubinRecorder() : previous_(active_recorder) { active_recorder = this; }
 CubinRecorder::~CubinRecorder() { active_recorder = previous_; }
 
+CubinRecorder* CubinRecorder::Active() { return active_recorder; }
+
+std::vector<CubinEntry> CubinRecorder::Take() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return std::move(entries_);
+}
+
+CubinRecorderBinding::CubinRecorderBinding(CubinRecorder* recorder) : previous_(active_recorder) {
+  active_recorder = recorder;
+}
+CubinRecorderBinding::~CubinRecorderBinding() { active_recorder = previous_; }
+
 void CubinRecorder::Record(const std::string& source, GpuArch arch, const std::string& cubin) {
+  std::lock_guard<std::mutex> lock(mutex_);
   for (const CubinEntry& e : entries_)
     if (e.arch.major == arch.major && e.arch.minor == arch.minor && e.source == source) return;
   entries_.push_back({arch, source, cubin});

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,7 +28,8 @@ void AddCubin(const CubinEntry& entry);
 // NVRTC compilations in this process so far.
 int64_t NvrtcCompileCount();
 
-// Records, on this thread while it lives, every cubin CubinFor hands out (each once).
+// Records, on this thread while it lives, every cubin CubinFor hands out (each once); threads
+// working for this one record into it too through a CubinRecorderBinding.
 class CubinRecorder {
  public:
   CubinRecorder();
@@ -35,11 +37,27 @@ class CubinRecorder {
   CubinRecorder(const CubinRecorder&) = delete;
   CubinRecorder& operator=(const CubinRecorder&) = delete;
   void Record(const std::string& source, GpuArch arch, const std::string& cubin);
-  std::vector<CubinEntry> Take() { return std::move(entries_); }
+  std::vector<CubinEntry> Take();
+  // This thread's recorder (null: none).
+  static CubinRecorder* Active();
 
  private:
   CubinRecorder* previous_;
+  std::mutex mutex_;  // worker threads record concurrently
   std::vector<CubinEntry> entries_;
+};
+
+// Makes `recorder` (may be null) this thread's recorder while it lives: a worker thread of an
+// engine build records into the builder's.
+class CubinRecorderBinding {
+ public:
+  explicit CubinRecorderBinding(CubinRecorder* recorder);
+  ~CubinRecorderBinding();
+  CubinRecorderBinding(const CubinRecorderBinding&) = delete;
+  CubinRecorderBinding& operator=(const CubinRecorderBinding&) = delete;
+
+ private:
+  CubinRecorder* previous_;
 };
 
 // A self-delimiting encoding of cubin entries (little-endian lengths). DecodeCubins throws

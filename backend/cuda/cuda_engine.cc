@@ -7,17 +7,21 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
+#include <exception>
 #include <map>
-#include <thread>
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include "backend/cuda/cubin_cache.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_device.h"
-#include "backend/cuda/quantized_conv.h"
-#include "backend/cuda/timing_cache.h"
 #include "backend/cuda/matmul_siblings.h"
 #include "backend/cuda/precision_rewrite.h"
+#include "backend/cuda/preparation_lock.h"
+#include "backend/cuda/quantized_conv.h"
+#include "backend/cuda/timing_cache.h"
 #include "backend/layer_profiler.h"
 #include "ir/graph_util.h"
 #include "ir/ops/elementwise_ops.h"
@@ -282,6 +286,12 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
         {true, true, true, false, true, true, false},     {true, true, true, false, true, false, false},
         {true, true, true, false, false, false, false},   {true, true, false, false, false, false, false},
         {true, false, false, false, false, false, false}, {false, false, false, false, false, false, false}};
+    // Steps whose cuDNN plans compile kernels are prepared side by side (preparation_lock.h), on
+    // up to 8 of the threads the options allow: each compiles one plan at a time, and a step has
+    // up to 8 candidate plans.
+    const int build_threads =
+        std::min(8, options.num_threads > 0 ? options.num_threads
+                                            : std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
     // Retries are logged with the tactics: each one builds and times the engine's kernels again.
     auto retry = [&](const std::string& why) {
       const std::string line = fmt::format("{}; building with fewer fusions", why);
@@ -313,7 +323,7 @@ CudaEngine::CudaEngine(const ir::Graph& segment, Profile profile, const CompileO
                                   profile_.ToString()));
       // Convolution and attention plans are built and timed now, for the profile's largest shapes.
       try {
-        PrepareLibraryPlans(shapes, report);
+        PrepareLibraryPlans(shapes, build_threads, report);
         break;
       } catch (const Error& e) {
         if (last) throw;
@@ -391,32 +401,89 @@ bool CudaEngine::UsesLibraryFusions(const std::vector<Step>& steps) {
   });
 }
 
-void CudaEngine::PrepareLibraryPlans(const std::vector<std::optional<Shape>>& shapes,
+void CudaEngine::PrepareLibraryPlans(const std::vector<std::optional<Shape>>& shapes, int threads,
                                      const std::function<void(const std::string&)>& report) const {
-  auto library = [](const Step& s) {
-    return s.kind == Step::Kind::kConv || s.kind == Step::Kind::kMatMul || s.kind == Step::Kind::kAttention ||
-           s.kind == Step::Kind::kMatMulGelu;
-  };
-  const auto library_steps = std::count_if(steps_.begin(), steps_.end(), library);
-  int64_t prepared = 0;
-  // How long each step's plan choice took (building and timing candidates), for the tactic log.
+  std::vector<const Step*> library_steps;
+  for (const Step& s : steps_)
+    if (s.kind == Step::Kind::kConv || s.kind == Step::Kind::kMatMul || s.kind == Step::Kind::kAttention ||
+        s.kind == Step::Kind::kMatMulGelu)
+      library_steps.push_back(&s);
+  const size_t count = library_steps.size();
+  const size_t workers = std::min(count, static_cast<size_t>(std::max(threads, 1)));
   using Clock = std::chrono::steady_clock;
-  std::vector<std::pair<double, const Step*>> seconds;
   const Clock::time_point all_start = Clock::now();
-  for (const Step& s : steps_) {
-    if (!library(s)) continue;  // nothing to prepare
-    report(fmt::format("choosing library kernels: step {}/{} ({}, '{}')", ++prepared, library_steps, KernelName(s),
-                       s.nodes.back()));
-    const Clock::time_point step_start = Clock::now();
-    PrepareLibraryPlan(s, shapes);
-    seconds.emplace_back(std::chrono::duration<double>(Clock::now() - step_start).count(), &s);
+  // Shared with the workers under `mutex`: how far they got, and each step's time and failure.
+  std::mutex mutex;
+  std::condition_variable changed;
+  size_t started = 0, finished = 0;
+  bool failed = false;
+  std::vector<double> seconds(count, 0.0);
+  std::vector<std::exception_ptr> failures(count);
+  CubinRecorder* recorder = CubinRecorder::Active();
+  auto work = [&] {
+    CubinRecorderBinding binding(recorder);
+    DeviceScope scope(device_);
+    for (;;) {
+      size_t k = 0;
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        // Steps are taken in order, so every step before a failed one has been taken.
+        if (failed || started == count) return;
+        k = started++;
+      }
+      changed.notify_all();
+      const Clock::time_point step_start = Clock::now();
+      std::exception_ptr failure;
+      try {
+        PreparationLock preparing;
+        PrepareLibraryPlan(*library_steps[k], shapes);
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      {
+        std::lock_guard<std::mutex> lock(mutex);
+        seconds[k] = std::chrono::duration<double>(Clock::now() - step_start).count();
+        failures[k] = failure;
+        failed = failed || failure;
+        ++finished;
+      }
+      changed.notify_all();
+    }
+  };
+  std::vector<std::thread> pool;
+  pool.reserve(workers);
+  for (size_t i = 0; i < workers; ++i) pool.emplace_back(work);
+  {
+    // The progress callback runs on this thread only (it may be a host language's).
+    std::unique_lock<std::mutex> lock(mutex);
+    size_t reported = 0;
+    while (finished < started || (!failed && started < count)) {
+      if (started > reported) {
+        reported = started;
+        const Step& s = *library_steps[started - 1];
+        const std::string line = fmt::format("choosing library kernels: step {}/{} ({}, '{}')", started, count,
+                                             KernelName(s), s.nodes.back());
+        lock.unlock();
+        report(line);
+        lock.lock();
+      }
+      changed.wait_for(lock, std::chrono::milliseconds(500));
+    }
   }
-  std::sort(seconds.begin(), seconds.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-  std::string text = fmt::format("engine build: kernels of {} library steps chosen in {:.2f} s; the slowest:\n",
-                                 library_steps, std::chrono::duration<double>(Clock::now() - all_start).count());
-  for (size_t i = 0; i < seconds.size() && i < 10; ++i)
-    text += fmt::format("  {:8.3f} s  {}  {}\n", seconds[i].first, KernelName(*seconds[i].second),
-                        Join(seconds[i].second->nodes, "+"));
+  for (std::thread& t : pool) t.join();
+  for (const std::exception_ptr& failure : failures)
+    if (failure) std::rethrow_exception(failure);
+  // How long each step's plan choice took (building and timing candidates, and waiting for the
+  // lock while other steps timed theirs), for the tactic log.
+  std::vector<size_t> slowest(count);
+  for (size_t i = 0; i < count; ++i) slowest[i] = i;
+  std::sort(slowest.begin(), slowest.end(), [&](size_t a, size_t b) { return seconds[a] > seconds[b]; });
+  std::string text =
+      fmt::format("engine build: kernels of {} library steps chosen in {:.2f} s ({} at a time); the slowest:\n", count,
+                  std::chrono::duration<double>(Clock::now() - all_start).count(), workers);
+  for (size_t i = 0; i < slowest.size() && i < 10; ++i)
+    text += fmt::format("  {:8.3f} s  {}  {}\n", seconds[slowest[i]], KernelName(*library_steps[slowest[i]]),
+                        Join(library_steps[slowest[i]]->nodes, "+"));
   LogTacticNote(text);
 }
 

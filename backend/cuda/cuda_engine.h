@@ -142,8 +142,10 @@ class CudaEngine final : public Engine {
   // Whether any step runs a fusion of LibraryFusions.
   static bool UsesLibraryFusions(const std::vector<Step>& steps);
   // Builds (and times) the plans of the convolution, attention and matrix product steps for
-  // these shapes; `report` hears which step is being prepared.
-  void PrepareLibraryPlans(const std::vector<std::optional<Shape>>& shapes,
+  // these shapes, `threads` steps at a time (preparation_lock.h: only cuDNN's plan compilation
+  // overlaps); `report` hears, on this thread, which step is being prepared. A failure is the
+  // one of the first failing step in step order, as if the steps had been prepared one by one.
+  void PrepareLibraryPlans(const std::vector<std::optional<Shape>>& shapes, int threads,
                            const std::function<void(const std::string&)>& report) const;
   // The same for one step.
   void PrepareLibraryPlan(const Step& s, const std::vector<std::optional<Shape>>& shapes) const;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/preparation_lock.h"
 #include "backend/cuda/timing_cache.h"
 #include "kiln/error.h"
 
@@ -121,16 +122,24 @@ void BuildTunedPlan(cudnn_frontend::graph::Graph& g, cudnnHandle_t handle, const
   if (const auto choice = cache.Find(key))
     for (int64_t i = 0; i < g.get_execution_plan_count(); ++i) {
       std::string name;
-      if (g.get_plan_name_at_index(i, name).is_good() && name == *choice && g.build_plan_at_index(i).is_good())
-        return;  // building it made it the plan that executes
+      if (!g.get_plan_name_at_index(i, name).is_good() || name != *choice) continue;
+      bool built = false;
+      {
+        const OutsidePreparationLock compiling;  // other steps' preparations go on meanwhile
+        built = g.build_plan_at_index(i).is_good();
+      }
+      if (built) return;  // building it made it the plan that executes
     }
   // cuDNN's first heuristic choice is often not its fastest plan for the shape at hand.
   const int64_t candidates = std::min<int64_t>(g.get_execution_plan_count(), max_candidates);
   std::vector<int64_t> built;
   // Building a plan can compile a kernel (cuDNN's runtime-fusion engines): the log says how long.
   const auto build_start = std::chrono::steady_clock::now();
-  for (int64_t i = 0; i < candidates; ++i)
-    if (g.build_plan_at_index(i).is_good()) built.push_back(i);
+  {
+    const OutsidePreparationLock compiling;  // other steps' preparations go on meanwhile
+    for (int64_t i = 0; i < candidates; ++i)
+      if (g.build_plan_at_index(i).is_good()) built.push_back(i);
+  }
   // Selects the heuristics' first plan that builds (the choice when there is nothing to time).
   CheckFe(g.build_plans(cudnn_frontend::BuildPlanPolicy_t::HEURISTICS_CHOICE), fmt::format("build_plans ({})", what));
   const std::string logged =
