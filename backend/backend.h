@@ -38,7 +38,9 @@ struct Profile {
 struct CompileOptions {
   Precision precision = Precision::kFP32;
   size_t max_workspace_bytes = size_t{1} << 30;
-  int num_threads = 0;  // 0: all hardware threads
+  // CPU threads: the CPU backend's kernels; the CUDA backend's engine builds (up to 8, compiling
+  // cuDNN plans side by side). 0: all hardware threads.
+  int num_threads = 0;
   // GPU engines capture a run into a CUDA graph once they have seen the same input and output
   // buffers and shapes twice, and replay it from then on (one launch instead of one per kernel).
   bool cuda_graphs = true;
