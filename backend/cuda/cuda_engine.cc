@@ -7,8 +7,6 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
-#include <condition_variable>
-#include <exception>
 #include <map>
 #include <mutex>
 #include <set>
@@ -23,6 +21,7 @@
 #include "backend/cuda/quantized_conv.h"
 #include "backend/cuda/timing_cache.h"
 #include "backend/layer_profiler.h"
+#include "common/ordered_work.h"
 #include "ir/graph_util.h"
 #include "ir/ops/elementwise_ops.h"
 #include "ir/passes/pass.h"
@@ -409,70 +408,24 @@ void CudaEngine::PrepareLibraryPlans(const std::vector<std::optional<Shape>>& sh
         s.kind == Step::Kind::kMatMulGelu)
       library_steps.push_back(&s);
   const size_t count = library_steps.size();
-  const size_t workers = std::min(count, static_cast<size_t>(std::max(threads, 1)));
   using Clock = std::chrono::steady_clock;
   const Clock::time_point all_start = Clock::now();
-  // Shared with the workers under `mutex`: how far they got, and each step's time and failure.
-  std::mutex mutex;
-  std::condition_variable changed;
-  size_t started = 0, finished = 0;
-  bool failed = false;
-  std::vector<double> seconds(count, 0.0);
-  std::vector<std::exception_ptr> failures(count);
+  std::vector<double> seconds(count, 0.0);  // each written by the one thread preparing its step
   CubinRecorder* recorder = CubinRecorder::Active();
-  auto work = [&] {
-    CubinRecorderBinding binding(recorder);
-    DeviceScope scope(device_);
-    for (;;) {
-      size_t k = 0;
-      {
-        std::lock_guard<std::mutex> lock(mutex);
-        // Steps are taken in order, so every step before a failed one has been taken.
-        if (failed || started == count) return;
-        k = started++;
-      }
-      changed.notify_all();
-      const Clock::time_point step_start = Clock::now();
-      std::exception_ptr failure;
-      try {
+  RunInOrderOnThreads(
+      count, threads,
+      [&](size_t k) {
+        CubinRecorderBinding binding(recorder);
+        DeviceScope scope(device_);
+        const Clock::time_point step_start = Clock::now();
         PreparationLock preparing;
         PrepareLibraryPlan(*library_steps[k], shapes);
-      } catch (...) {
-        failure = std::current_exception();
-      }
-      {
-        std::lock_guard<std::mutex> lock(mutex);
         seconds[k] = std::chrono::duration<double>(Clock::now() - step_start).count();
-        failures[k] = failure;
-        failed = failed || failure;
-        ++finished;
-      }
-      changed.notify_all();
-    }
-  };
-  std::vector<std::thread> pool;
-  pool.reserve(workers);
-  for (size_t i = 0; i < workers; ++i) pool.emplace_back(work);
-  {
-    // The progress callback runs on this thread only (it may be a host language's).
-    std::unique_lock<std::mutex> lock(mutex);
-    size_t reported = 0;
-    while (finished < started || (!failed && started < count)) {
-      if (started > reported) {
-        reported = started;
-        const Step& s = *library_steps[started - 1];
-        const std::string line = fmt::format("choosing library kernels: step {}/{} ({}, '{}')", started, count,
-                                             KernelName(s), s.nodes.back());
-        lock.unlock();
-        report(line);
-        lock.lock();
-      }
-      changed.wait_for(lock, std::chrono::milliseconds(500));
-    }
-  }
-  for (std::thread& t : pool) t.join();
-  for (const std::exception_ptr& failure : failures)
-    if (failure) std::rethrow_exception(failure);
+      },
+      [&](size_t k) {
+        report(fmt::format("choosing library kernels: step {}/{} ({}, '{}')", k + 1, count,
+                           KernelName(*library_steps[k]), library_steps[k]->nodes.back()));
+      });
   // How long each step's plan choice took (building and timing candidates, and waiting for the
   // lock while other steps timed theirs), for the tactic log.
   std::vector<size_t> slowest(count);
@@ -480,7 +433,8 @@ void CudaEngine::PrepareLibraryPlans(const std::vector<std::optional<Shape>>& sh
   std::sort(slowest.begin(), slowest.end(), [&](size_t a, size_t b) { return seconds[a] > seconds[b]; });
   std::string text =
       fmt::format("engine build: kernels of {} library steps chosen in {:.2f} s ({} at a time); the slowest:\n", count,
-                  std::chrono::duration<double>(Clock::now() - all_start).count(), workers);
+                  std::chrono::duration<double>(Clock::now() - all_start).count(),
+                  std::min(count, static_cast<size_t>(std::max(threads, 1))));
   for (size_t i = 0; i < slowest.size() && i < 10; ++i)
     text += fmt::format("  {:8.3f} s  {}  {}\n", seconds[slowest[i]], KernelName(*library_steps[slowest[i]]),
                         Join(library_steps[slowest[i]]->nodes, "+"));
