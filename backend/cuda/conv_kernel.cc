@@ -231,7 +231,7 @@ ConvKernel::ConvKernel(const ir::Graph& graph, const ir::Node& node, int device,
   if (node.inputs.size() > 2) k.bias = upload(*graph.ConstantOf(node.inputs[2]));
   k.quant = ReadQuantizedConv(node);
   if (k.quant) {
-    const DType stored = k.quant->format == ir::QuantFormat::kInt8 ? DType::kInt8 : DType::kUInt8;
+    const DType stored = StoredDType(k.quant->format);
     if (depthwise || k.quant->filter.shape() != f.shape() || k.quant->filter.dtype() != stored ||
         static_cast<int64_t>(k.quant->filter_scales.size()) != k.out_c)
       throw Error(ErrorCode::kInternal, fmt::format("node '{}': malformed {} attributes", node.name,

@@ -745,7 +745,7 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
                                                 fusions.quantized_residual && fusions.residual, quantized_format_)) {
           epilogue.quantized_output = out->first;
           epilogue.output_format = out->second;
-          s.output_dtype = out->second == ir::QuantFormat::kInt8 ? DType::kInt8 : DType::kUInt8;  // E4M3 bytes
+          s.output_dtype = StoredDType(out->second);
           quantized_values.emplace(s.output, *out);
         }
       }
@@ -766,7 +766,7 @@ void CudaEngine::BuildSteps(GpuArch arch, LibraryFusions fusions) {
                                                 fusions.quantized_residual && fusions.residual, quantized_format_)) {
           quantized = out->first;
           format = out->second;
-          s.output_dtype = format == ir::QuantFormat::kInt8 ? DType::kInt8 : DType::kUInt8;  // E4M3 bytes
+          s.output_dtype = StoredDType(format);
           quantized_values.emplace(s.output, *out);
         }
       }

@@ -192,7 +192,7 @@ void PoolKernel::Launch(const Tensor& x, Tensor& out, cudaStream_t stream) const
       throw Error(ErrorCode::kInvalidArgument, fmt::format("node '{}': {}", name_, error));
     *pad[i] = wd.pad_before;
   }
-  if (out.dtype() != (quantized_ ? (format_ == ir::QuantFormat::kInt8 ? DType::kInt8 : DType::kUInt8) : x.dtype()))
+  if (out.dtype() != (quantized_ ? StoredDType(format_) : x.dtype()))
     throw Error(ErrorCode::kInternal, fmt::format("node '{}': pooling {} into {}", name_, DTypeName(x.dtype()),
                                                   DTypeName(out.dtype())));
   struct PoolQuant {

@@ -24,6 +24,11 @@ struct QuantizeParams {
 };
 QuantizeParams QuantizeParamsOf(const ir::QuantDequant& q);
 
+// The dtype 8-bit values of `format` are stored as: int8, or E4M3 bytes as uint8.
+inline DType StoredDType(ir::QuantFormat format) {
+  return format == ir::QuantFormat::kInt8 ? DType::kInt8 : DType::kUInt8;
+}
+
 // CUDA source (after KernelPrologue) defining `unsigned char KilnE4M3Byte(float v)`: the E4M3FN
 // byte of RoundFloat8E4M3(v) (nearest, ties to even, saturating at +-448, NaN to NaN), for every
 // kernel that writes E4M3.
@@ -39,9 +44,7 @@ class QuantizeKernel {
   // as E4M3 bytes (uint8).
   QuantizeKernel(DType in, ir::QuantFormat format, bool dequantize, GpuArch arch);
   DType input_dtype() const { return in_; }
-  DType output_dtype() const {
-    return dequantize_ ? in_ : format_ == ir::QuantFormat::kInt8 ? DType::kInt8 : DType::kUInt8;
-  }
+  DType output_dtype() const { return dequantize_ ? in_ : StoredDType(format_); }
   // n elements of x (device) into out (device).
   void Launch(const void* x, void* out, int64_t n, const QuantizeParams& params, cudaStream_t stream) const;
 
